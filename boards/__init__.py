@@ -1,0 +1,1 @@
+"""Board top-levels, synthesis / place-and-route, build and flash."""

@@ -1,0 +1,1 @@
+"""The edgelearn command-line interface."""

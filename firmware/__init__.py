@@ -1,0 +1,1 @@
+"""Host driver and the UART protocol shared with the gateware controller."""

@@ -1,0 +1,99 @@
+"""The block registry: what ``edgelearn list/generate/synth/sim/demo`` know about.
+
+A block subpackage ``hw/<pkg>/__init__.py`` declares ``BLOCKS = [BlockSpec(...), ...]``.
+:func:`all_blocks` imports every subpackage of :mod:`hw` and collects them, so adding a block
+never touches the CLI.
+"""
+
+import importlib
+import pkgutil
+from dataclasses import dataclass, field
+
+__all__ = ["Param", "BlockSpec", "all_blocks", "get_block"]
+
+
+@dataclass(frozen=True)
+class Param:
+    """One elaboration parameter of a block.
+
+    ``kind`` is ``int``, ``str`` or ``bool``; the CLI parses ``-p name=value`` with it. ``choices``
+    (optional) lists allowed values for the CLI's help; the component itself still checks.
+    """
+    default: object
+    help: str
+    kind: type = int
+    choices: tuple = ()
+
+    def parse(self, name, text):
+        if self.kind is bool:
+            if text.lower() in ("1", "true", "yes", "on"):
+                return True
+            if text.lower() in ("0", "false", "no", "off"):
+                return False
+            raise ValueError(f"{name} must be true or false, not {text!r}")
+        if self.kind is int:
+            try:
+                return int(text, 0)
+            except ValueError:
+                raise ValueError(f"{name} must be an integer, not {text!r}") from None
+        return text
+
+
+@dataclass(frozen=True)
+class BlockSpec:
+    """A generatable block.
+
+    Parameters
+    ----------
+    name : str
+        CLI name, e.g. ``"lfsr"``.
+    summary : str
+        One line for ``edgelearn list``.
+    factory : callable
+        ``factory(**params) -> wiring.Component``; raises ``ValueError`` on bad parameters.
+    params : dict of str to Param
+    smoke_test : str or None
+        Dotted module path of a cocotb testbench (in ``sim/``) that ``edgelearn sim`` and
+        ``edgelearn demo`` run against the golden model with the default parameters.
+    smoke_params : dict
+        Parameter overrides for the smoke test and the demo's synthesis row (e.g. a smaller array).
+    """
+    name: str
+    summary: str
+    factory: object
+    params: dict = field(default_factory=dict)
+    smoke_test: str = None
+    smoke_params: dict = field(default_factory=dict)
+
+    def defaults(self):
+        return {k: p.default for k, p in self.params.items()}
+
+    def build(self, **overrides):
+        unknown = sorted(set(overrides) - set(self.params))
+        if unknown:
+            allowed = ", ".join(self.params) or "(none)"
+            raise ValueError(f"block {self.name!r} has no parameter {unknown[0]!r}; "
+                             f"its parameters are: {allowed}")
+        params = {**self.defaults(), **overrides}
+        return self.factory(**params)
+
+
+def all_blocks():
+    """Every registered block, by name, in discovery order."""
+    import hw
+    blocks = {}
+    for info in pkgutil.iter_modules(hw.__path__):
+        if not info.ispkg:
+            continue
+        module = importlib.import_module(f"hw.{info.name}")
+        for spec in getattr(module, "BLOCKS", []):
+            blocks[spec.name] = spec
+    return blocks
+
+
+def get_block(name):
+    blocks = all_blocks()
+    if name not in blocks:
+        allowed = ", ".join(sorted(blocks))
+        raise ValueError(f"unknown block {name!r}; the blocks are: {allowed}")
+    return blocks[name]

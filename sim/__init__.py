@@ -1,0 +1,1 @@
+"""Golden models (numpy), cocotb testbenches and the simulation runner."""
