@@ -121,7 +121,8 @@ def _build(text, toplevel, sim_name, waves):
                              log_file=log, **kwargs)
             except (SystemExit, Exception) as e:
                 tail = log.read_text()[-3000:] if log.exists() else ""
-                raise SimulationError(f"{sim_name} build of {toplevel} failed ({e}); log {log}:\n{tail}") from None
+                raise SimulationError(f"{sim_name} build of {toplevel} failed ({e}); log {log}:\n{tail}") \
+                    from None
             done.write_text("ok\n")
     return build_dir
 
@@ -223,7 +224,8 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
     build_dir = _build(text, toplevel, sim_name, waves)
     run_dir, n, failed = _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves)
     if n == 0:
-        raise AssertionError(f"no cocotb test ran in {test_module}" + (f" matching {testcase!r}" if testcase else ""))
+        matching = f" matching {testcase!r}" if testcase else ""
+        raise AssertionError(f"no cocotb test ran in {test_module}{matching}")
     wave_file = _find_waves(run_dir) if waves else None
     if failed:
         if not waves:

@@ -5,8 +5,7 @@ import random
 import pytest
 from amaranth.sim import Simulator
 
-from hw.lfsr import GaloisLFSR
-from hw.lfsr import spec
+from hw.lfsr import GaloisLFSR, spec
 from sim.lfsr.golden import ref_lfsr_words, ref_period
 from sim.runner import cocotb_testcases, run_cocotb
 from sim.streams import stream_get

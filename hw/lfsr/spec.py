@@ -1,4 +1,5 @@
-"""The Galois LFSR spec, shared by the RTL (:mod:`hw.lfsr.lfsr`) and the golden model (:mod:`sim.lfsr.golden`).
+"""The Galois LFSR spec, shared by the RTL (:mod:`hw.lfsr.lfsr`) and the golden model
+(:mod:`sim.lfsr.golden`).
 
 Form: a right-shifting Galois LFSR. One *step* is::
 
