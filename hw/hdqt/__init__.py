@@ -1,0 +1,3 @@
+"""HDQT: Hadamard-domain integer training datapath (FWHT, shift quantizers, layer controller)."""
+
+BLOCKS = []

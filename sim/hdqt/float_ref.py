@@ -1,0 +1,75 @@
+"""Float-scale reference of the authors' HDQT algorithm (QuantizedCIL, as described in issue 5).
+
+Same structure as :func:`sim.hdqt.golden.ref_layer_step` but the way the authors simulate it in
+PyTorch: float master weights and float SGD, per-tensor float scales ``max|x| / qmax`` (not powers of
+two), round-half-to-even (``torch.round``) for round-to-nearest, ``floor(|x|/s + U[0,1))`` with a numpy
+generator for stochastic rounding, and the same integer tile-saturating matmul. Comparing it with the
+integer golden model shows what the hardware simplifications (power-of-two scales, LFSR, integer
+master weights, shift learning rate) cost.
+"""
+
+import numpy as np
+
+from hw.hdqt import spec
+from sim.hdqt.golden import ref_tiled_matmul
+
+__all__ = ["float_quantize", "float_layer_forward", "float_layer_step"]
+
+
+def float_quantize(x, bits, unsigned=False, rng=None):
+    """``(q, scale)`` with ``x ~ q * scale``; ``rng`` selects stochastic rounding."""
+    x = np.asarray(x, dtype=np.float64)
+    if unsigned:
+        x = np.maximum(x, 0.0)
+    qm = spec.qmax(bits, unsigned)
+    m = float(np.abs(x).max()) if x.size else 0.0
+    if m == 0.0:
+        return np.zeros(x.shape, dtype=np.int64), 1.0
+    scale = m / qm
+    r = np.abs(x) / scale
+    q = np.floor(r + rng.random(x.shape)) if rng is not None else np.round(r)
+    q = np.minimum(q, qm).astype(np.int64)
+    return np.where(x < 0, -q, q), scale
+
+
+def _mm(cfg, a, b):
+    return ref_tiled_matmul(a, b, tile_k=cfg.tile_k, tile_bits=cfg.tile_bits, acc_bits=cfg.acc_bits)
+
+
+def float_layer_forward(cfg, w, x, *, x_unsigned=True):
+    xq, sx = float_quantize(x, cfg.bits, unsigned=x_unsigned)
+    wq, sw = float_quantize(w, cfg.bits)
+    return _mm(cfg, xq, wq.T) * (sx * sw)
+
+
+def float_layer_step(cfg, w, x, dy, rng, *, lr, need_dx=True):
+    """One step on float tensors: returns ``(y, dx, w_new)``; ``lr`` is the float learning rate."""
+    b = x.shape[0]
+    o = w.shape[0]
+    y = float_layer_forward(cfg, w, x)
+    dx = None
+    if need_dx:
+        n_o = spec.hadamard_block(o, cfg.had_cap)
+        whq, s1 = float_quantize(ref_fwht_f(w, n_o, 0), cfg.bits)
+        dyq, s2 = float_quantize(ref_fwht_f(dy, n_o, 1), cfg.bits, rng=rng)
+        dx = _mm(cfg, dyq, whq) * (s1 * s2 / n_o)
+    n_b = spec.hadamard_block(b, cfg.had_cap)
+    dyq, s3 = float_quantize(ref_fwht_f(dy, n_b, 0), cfg.bits, rng=rng)
+    xq, s4 = float_quantize(ref_fwht_f(x, n_b, 0), cfg.bits, rng=rng)
+    dw = _mm(cfg, dyq.T, xq) * (s3 * s4 / n_b)
+    return y, dx, w - lr * dw
+
+
+def ref_fwht_f(x, n, axis):
+    """Float FWHT (the integer one applied to float data through the Hadamard matrix's linearity)."""
+    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
+    d = x.shape[-1]
+    y = x.reshape(*x.shape[:-1], d // n, n).copy()
+    h = 1
+    while h < n:
+        y = y.reshape(*y.shape[:-1], n // (2 * h), 2, h)
+        a, c = y[..., 0, :].copy(), y[..., 1, :].copy()
+        y[..., 0, :], y[..., 1, :] = a + c, a - c
+        y = y.reshape(*y.shape[:-3], n)
+        h *= 2
+    return np.moveaxis(y.reshape(*x.shape), -1, axis)
