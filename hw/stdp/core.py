@@ -1,0 +1,438 @@
+"""The STDP core: synapse memory, neuron-state memory, LIF sweep and pipelined STDP row walks."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from . import spec
+
+__all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
+           "PHASE_WALK", "PHASE_EOS"]
+
+#: AER event: a neuron index and the end-of-step marker flag.
+AER_LAYOUT = data.StructLayout({"neuron": spec.AER_BITS, "eos": 1})
+#: Sticky error flags.
+ERROR_LAYOUT = data.StructLayout({"bad_event": 1, "bad_cfg": 1})
+
+PHASE_INPUT, PHASE_SWEEP, PHASE_WALK, PHASE_EOS = range(4)
+
+
+def cfg_layout(data_bits):
+    """Configuration command: write (1) or read (0) ``data`` at ``addr`` of memory ``mem``."""
+    return data.StructLayout({"write": 1, "mem": 2, "addr": spec.CFG_ADDR_BITS, "data": data_bits})
+
+
+class STDPCore(wiring.Component):
+    """Forward-table, presynaptic-event-triggered STDP on a network of LIF neurons.
+
+    The arithmetic, the order of events in a time step and the memory layouts are those of
+    :mod:`hw.stdp.spec`; :class:`sim.stdp.golden.ForwardSTDPNetwork` is the bit-exact model.
+
+    A time step runs in four phases (``o_phase``):
+
+    * ``PHASE_INPUT``: AER input events are accepted, one per cycle (each sets the neuron's input
+      bit; an index ``>= n_neurons`` sets ``o_err.bad_event`` and is dropped), until the
+      end-of-step marker (``eos = 1``). Configuration commands are served in this phase only (they
+      take priority over events; a read holds off further commands until ``o_rdata`` is taken).
+    * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 2`` cycles): LIF update, timer, and the
+      neurons that spike or owe a causal walk are queued.
+    * ``PHASE_WALK``: the queued rows are walked; a 4-stage pipeline does one synapse
+      read-modify-write per cycle (read weight; read post state and input accumulator; read kernel
+      tables; write weight and accumulator), and consecutive rows follow without a bubble (the next
+      row's pointers are read while the last synapse of the current row issues). A spiking
+      neuron's output event is offered on ``o_aer`` when its row starts; the walk waits while
+      ``o_aer`` is not ready.
+    * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
+
+    Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
+    consecutive cycles (row ends / starts); its read port is transparent to the write port and the
+    value being written in stage 3 is forwarded into stage 2, so back-to-back updates of the same
+    post never lose one. The weight memory needs no forwarding: a synapse is walked at most once per
+    step, and steps are separated by the ``n_neurons``-cycle sweep.
+
+    Parameters
+    ----------
+    See :class:`hw.stdp.spec.STDPConfig` (same names and ranges).
+
+    Members
+    -------
+    i_aer : In(stream.Signature(AER_LAYOUT))
+        Presynaptic (input) events of the current step, then the end-of-step marker.
+    o_aer : Out(stream.Signature(AER_LAYOUT))
+        Spikes of each step in ascending neuron order, then its end-of-step marker.
+    i_cfg : In(stream.Signature(cfg_layout(cfg_data_bits)))
+        Memory load / read-back commands (:mod:`hw.stdp.spec`, "Streams").
+    o_rdata : Out(stream.Signature(cfg_data_bits))
+        One word per read command (0 for an invalid address).
+    o_err : Out(ERROR_LAYOUT)
+        Sticky error flags; ``i_err_clear`` clears them. The core keeps running.
+    i_err_clear : In(1)
+    o_phase : Out(2)
+        Current phase (for status and cycle accounting).
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range (see :class:`hw.stdp.spec.STDPConfig`).
+    """
+
+    def __init__(self, **params):
+        self.cfg = spec.STDPConfig(**params)
+        c = self.cfg
+        super().__init__({
+            "i_aer": In(stream.Signature(AER_LAYOUT)),
+            "o_aer": Out(stream.Signature(AER_LAYOUT)),
+            "i_cfg": In(stream.Signature(cfg_layout(c.cfg_data_bits))),
+            "o_rdata": Out(stream.Signature(c.cfg_data_bits)),
+            "o_err": Out(ERROR_LAYOUT),
+            "i_err_clear": In(1),
+            "o_phase": Out(2),
+        })
+
+    def elaborate(self, platform):
+        c = self.cfg
+        m = Module()
+        N, T = c.n_neurons, c.window
+        nb, tb, vb, wb, rb, pb = c.neuron_bits, c.tau_bits, c.v_bits, c.w_bits, c.refr_bits, c.ptr_bits
+        csr, bitmap, crossbar = c.encoding == "csr", c.encoding == "bitmap", c.encoding == "crossbar"
+
+        state_layout = data.StructLayout({"v": vb, "r": rb, "tau": tb, "pend": 1, "spk": 1})
+        entry_layout = data.StructLayout({"n": nb, "spike": 1, "ltp": 1, "tau": tb})
+
+        # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly).
+        m.submodules.state = state = Memory(shape=c.state_bits, depth=N,
+                                            init=[spec.pack_state(c, spec.reset_state(c))] * N)
+        m.submodules.acc = acc = Memory(shape=vb, depth=N, init=[])
+        m.submodules.ext = ext = Memory(shape=1, depth=N, init=[])
+        m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[])
+        m.submodules.kp = kp = Memory(shape=wb, depth=T, init=c.kp)
+        m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
+        st_rd, st_wr = state.read_port(), state.write_port()
+        acc_wr = acc.write_port()
+        acc_rd = acc.read_port(transparent_for=(acc_wr,))
+        ext_rd, ext_wr = ext.read_port(), ext.write_port()
+        syn_rd, syn_wr = syn.read_port(), syn.write_port()
+        kp_rd, km_rd = kp.read_port(), km.read_port()
+        if not crossbar:
+            m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[])
+            row_rd, row_wr = row.read_port(), row.write_port()
+        if bitmap:
+            m.submodules.bmp = bmp = Memory(shape=c.bitmap_word, depth=c.bmp_depth, init=[])
+            bmp_rd, bmp_wr = bmp.read_port(), bmp.write_port()
+
+        # The walk queue: neurons whose row must be walked this step.
+        m.submodules.queue = queue = SyncFIFOBuffered(width=entry_layout.size, depth=N)
+        head = entry_layout(queue.r_data)
+
+        phase = Signal(2)
+        m.d.comb += self.o_phase.eq(phase)
+        in_input, in_sweep = phase == PHASE_INPUT, phase == PHASE_SWEEP
+        in_walk, in_eos = phase == PHASE_WALK, phase == PHASE_EOS
+
+        err = Signal(ERROR_LAYOUT)
+        m.d.comb += self.o_err.eq(err)
+        with m.If(self.i_err_clear):
+            m.d.sync += err.eq(0)
+
+        # ---------------------------------------------------------------- input phase + config
+        cmd = self.i_cfg.payload
+        rd_pending = Signal()
+        rd_ok = Signal()
+        rd_mem = Signal(2)
+        cfg_busy = Signal()
+        m.d.comb += cfg_busy.eq(rd_pending | self.o_rdata.valid)
+        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy)
+        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~self.i_cfg.valid)
+
+        depth = Signal(spec.CFG_ADDR_BITS + 1)
+        with m.Switch(cmd.mem):
+            for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP, spec.MEM_STATE):
+                with m.Case(mem):
+                    m.d.comb += depth.eq(c.mem_depth(mem))
+        addr_ok = Signal()
+        m.d.comb += addr_ok.eq(cmd.addr < depth)
+        if csr:
+            # A row word whose end lies beyond the synapse memory, or before its start, is refused.
+            start, end = cmd.data[:pb], cmd.data[pb:2 * pb]
+            with m.If(cmd.mem == spec.MEM_ROW):
+                m.d.comb += addr_ok.eq((cmd.addr < depth) & (start <= end) & (end <= c.syn_depth))
+        cfg_fire = self.i_cfg.valid & self.i_cfg.ready
+        with m.If(cfg_fire):
+            with m.If(~addr_ok):
+                m.d.sync += err.bad_cfg.eq(1)
+            with m.If(~cmd.write):
+                m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(addr_ok)]
+        cfg_wr = cfg_fire & cmd.write & addr_ok
+
+        with m.If(rd_pending):
+            m.d.sync += rd_pending.eq(0)
+            word = Signal(c.cfg_data_bits)
+            with m.Switch(rd_mem):
+                with m.Case(spec.MEM_SYN):
+                    m.d.comb += word.eq(syn_rd.data)
+                if not crossbar:
+                    with m.Case(spec.MEM_ROW):
+                        m.d.comb += word.eq(row_rd.data)
+                if bitmap:
+                    with m.Case(spec.MEM_BMP):
+                        m.d.comb += word.eq(bmp_rd.data)
+                with m.Case(spec.MEM_STATE):
+                    m.d.comb += word.eq(st_rd.data)
+            m.d.sync += [self.o_rdata.payload.eq(Mux(rd_ok, word, 0)), self.o_rdata.valid.eq(1)]
+        with m.If(self.o_rdata.valid & self.o_rdata.ready):
+            m.d.sync += self.o_rdata.valid.eq(0)
+
+        ev = self.i_aer.payload
+        with m.If(self.i_aer.valid & self.i_aer.ready):
+            with m.If(ev.eos):
+                m.d.sync += phase.eq(PHASE_SWEEP)
+            with m.Elif(ev.neuron >= N):
+                m.d.sync += err.bad_event.eq(1)
+            with m.Else():
+                m.d.comb += [ext_wr.addr.eq(ev.neuron), ext_wr.data.eq(1), ext_wr.en.eq(1)]
+
+        # ---------------------------------------------------------------- neuron sweep
+        sw_n = Signal(range(N + 1))
+        sw1_valid = Signal()
+        sw1_n = Signal(nb)
+        with m.If(in_sweep):
+            m.d.comb += [st_rd.addr.eq(sw_n), acc_rd.addr.eq(sw_n), ext_rd.addr.eq(sw_n)]
+            with m.If(sw_n < N):
+                m.d.sync += [sw_n.eq(sw_n + 1), sw1_valid.eq(1), sw1_n.eq(sw_n)]
+            with m.Else():
+                m.d.sync += sw1_valid.eq(0)
+                with m.If(~sw1_valid):
+                    # The last queue write was a cycle ago, so the queue's level is settled.
+                    m.d.sync += [phase.eq(PHASE_WALK), sw_n.eq(0)]
+
+        s = state_layout(st_rd.data)
+        tau_new = Signal(tb)
+        m.d.comb += tau_new.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1)))
+        v_leak = Signal(vb)
+        v_sum = Signal(vb + 1)
+        v_sat = Signal(vb)
+        m.d.comb += [
+            v_leak.eq(s.v - (s.v >> c.leak_shift)),
+            v_sum.eq(v_leak + acc_rd.data),
+            v_sat.eq(Mux(v_sum > c.v_max, c.v_max, v_sum)),
+        ]
+        refr = s.r != 0
+        spike = Signal()
+        m.d.comb += spike.eq(~refr & ((v_sat >= c.threshold) | ext_rd.data[0]))
+        ltp_due = Signal()
+        m.d.comb += ltp_due.eq(s.pend & (spike | (tau_new == T)))
+        new_state = Signal(state_layout)
+        m.d.comb += [
+            new_state.v.eq(Mux(refr, s.v, Mux(spike, c.v_reset, v_sat))),
+            new_state.r.eq(Mux(refr, s.r - 1, Mux(spike, c.refractory, 0))),
+            new_state.tau.eq(tau_new),
+            new_state.pend.eq(spike | (s.pend & ~ltp_due)),
+            new_state.spk.eq(spike),
+        ]
+        entry_in = Signal(entry_layout)
+        m.d.comb += [entry_in.n.eq(sw1_n), entry_in.spike.eq(spike), entry_in.ltp.eq(ltp_due),
+                     entry_in.tau.eq(tau_new), queue.w_data.eq(entry_in)]
+        with m.If(in_sweep & sw1_valid):
+            m.d.comb += [
+                st_wr.addr.eq(sw1_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
+                acc_wr.addr.eq(sw1_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                ext_wr.addr.eq(sw1_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
+                queue.w_en.eq(spike | ltp_due),
+            ]
+
+        # ---------------------------------------------------------------- row walk: address generator
+        # "f": a row fetched last cycle (its pointers are on the read ports now);
+        # "g": the row being issued, continued from register.
+        f_valid = Signal()
+        f_entry = Signal(entry_layout)
+        g_active = Signal()
+        g_entry = Signal(entry_layout)
+        cur_entry = Signal(entry_layout)
+        issue = Signal()
+        row_done = Signal()
+        iss_addr = Signal(pb)
+        iss_q = Signal(nb)
+
+        if csr or crossbar:
+            g_addr, g_end = Signal(pb), Signal(pb)
+            g_q = Signal(nb)
+            cur_addr, cur_end, cur_q = Signal(pb), Signal(pb), Signal(nb)
+            cur_active = Signal()
+            if csr:
+                f_start, f_end = row_rd.data[:pb], row_rd.data[pb:2 * pb]
+            else:
+                f_start, f_end = Signal(pb), Signal(pb)
+                with m.If(queue.r_en):
+                    m.d.sync += [f_start.eq(head.n * N), f_end.eq(head.n * N + N)]
+            with m.If(f_valid):
+                m.d.comb += [cur_addr.eq(f_start), cur_end.eq(f_end), cur_q.eq(0),
+                             cur_entry.eq(f_entry), cur_active.eq(1)]
+            with m.Else():
+                m.d.comb += [cur_addr.eq(g_addr), cur_end.eq(g_end), cur_q.eq(g_q),
+                             cur_entry.eq(g_entry), cur_active.eq(g_active)]
+            last = cur_addr + 1 == cur_end
+            m.d.comb += [
+                issue.eq(in_walk & cur_active & (cur_addr < cur_end)),
+                row_done.eq(~issue | last),
+                iss_addr.eq(cur_addr),
+                iss_q.eq(cur_q),
+            ]
+            m.d.sync += [
+                g_active.eq(issue & ~last),
+                g_addr.eq(cur_addr + 1),
+                g_end.eq(cur_end),
+                g_q.eq(cur_q + 1),
+                g_entry.eq(cur_entry),
+            ]
+            if csr:
+                with m.If(in_walk):
+                    m.d.comb += row_rd.addr.eq(head.n)
+        else:
+            B, wpr = c.bitmap_word, c.words_per_row
+            kb = max(1, (wpr - 1).bit_length())
+            g_k = Signal(kb)
+            g_base = Signal(range(c.bmp_depth + 1))
+            g_waddr = Signal(pb)
+            g_word = Signal(B)
+            g_fresh = Signal()
+            f_base = Signal(range(c.bmp_depth + 1))
+            cur_active = Signal()
+            cur_k = Signal(kb)
+            cur_base = Signal(range(c.bmp_depth + 1))
+            cur_waddr = Signal(pb)
+            cur_word = Signal(B)
+            with m.If(f_valid):
+                m.d.comb += [cur_active.eq(1), cur_k.eq(0), cur_base.eq(f_base), cur_waddr.eq(row_rd.data),
+                             cur_entry.eq(f_entry), cur_word.eq(bmp_rd.data)]
+            with m.Else():
+                m.d.comb += [cur_active.eq(g_active), cur_k.eq(g_k), cur_base.eq(g_base),
+                             cur_waddr.eq(g_waddr), cur_entry.eq(g_entry),
+                             cur_word.eq(Mux(g_fresh, bmp_rd.data, g_word))]
+            # Lowest set bit of the word: that synapse issues this cycle.
+            j = Signal(range(B))
+            for bit in reversed(range(B)):
+                with m.If(cur_word[bit]):
+                    m.d.comb += j.eq(bit)
+            rem = Signal(B)
+            m.d.comb += rem.eq(cur_word & (cur_word - 1))
+            word_done = rem == 0
+            last_word = cur_k == wpr - 1
+            q_full = Signal(kb + (B - 1).bit_length() + 1)
+            m.d.comb += q_full.eq(cur_k * B + j)
+            m.d.comb += [
+                issue.eq(in_walk & cur_active & (cur_word != 0) & (q_full < N)),
+                row_done.eq(~(in_walk & cur_active) | (word_done & last_word)),
+                iss_addr.eq(cur_waddr),
+                iss_q.eq(q_full),
+            ]
+            m.d.sync += [
+                g_active.eq(in_walk & cur_active & ~(word_done & last_word)),
+                g_base.eq(cur_base),
+                g_entry.eq(cur_entry),
+                g_waddr.eq(cur_waddr + issue),
+                g_word.eq(rem),
+                g_fresh.eq(word_done),
+                g_k.eq(Mux(word_done, cur_k + 1, cur_k)),
+            ]
+            with m.If(in_walk):
+                m.d.comb += [row_rd.addr.eq(head.n), bmp_rd.addr.eq(cur_base + cur_k + 1)]
+                with m.If(queue.r_en):
+                    m.d.comb += bmp_rd.addr.eq(head.n * wpr)
+                    m.d.sync += f_base.eq(head.n * wpr)
+
+        # Pop the next queued row when the current one issues its last synapse (or there is none).
+        want_pop = Signal()
+        m.d.comb += want_pop.eq(in_walk & queue.r_rdy & row_done)
+        m.d.comb += queue.r_en.eq(want_pop & (~head.spike | self.o_aer.ready))
+        m.d.sync += [f_valid.eq(queue.r_en), f_entry.eq(head)]
+        with m.If(in_walk):
+            m.d.comb += [self.o_aer.valid.eq(want_pop & head.spike), self.o_aer.payload.neuron.eq(head.n)]
+        with m.If(in_eos):
+            m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
+            with m.If(self.o_aer.ready):
+                m.d.sync += phase.eq(PHASE_INPUT)
+
+        # ---------------------------------------------------------------- row walk: RMW pipeline
+        # S0: read weight.  S1: read post state and accumulator.  S2: read kernels.  S3: write.
+        with m.If(in_walk):
+            m.d.comb += syn_rd.addr.eq(iss_addr)
+        s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
+        s1_entry = Signal(entry_layout)
+        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(cur_entry)]
+
+        q1, w1 = Signal(nb), Signal(wb)
+        if csr:
+            m.d.comb += [q1.eq(syn_rd.data[:nb]), w1.eq(syn_rd.data[nb:nb + wb])]
+        else:
+            m.d.comb += [q1.eq(s1_q), w1.eq(syn_rd.data)]
+        with m.If(in_walk):
+            m.d.comb += [st_rd.addr.eq(q1), acc_rd.addr.eq(q1)]
+        s2_valid, s2_addr, s2_q, s2_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s2_entry = Signal(entry_layout)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_q.eq(q1), s2_w.eq(w1),
+                     s2_entry.eq(s1_entry)]
+
+        post = state_layout(st_rd.data)
+        age = Mux(post.spk, 0, post.tau)
+        dt = Signal(tb + 1)
+        m.d.comb += dt.eq(s2_entry.tau - age)
+        ltp_ok = Signal()
+        ltd_ok = Signal()
+        m.d.comb += [
+            ltp_ok.eq(s2_entry.ltp & (s2_entry.tau > age) & (dt <= T - 1)),
+            ltd_ok.eq(s2_entry.spike & (post.tau < T)),
+            kp_rd.addr.eq(Mux(ltp_ok, dt, 0)),
+            km_rd.addr.eq(Mux(ltd_ok, post.tau, 0)),
+        ]
+        s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s3_acc, s3_ltp, s3_ltd, s3_deliver = Signal(vb), Signal(), Signal(), Signal()
+        acc_new = Signal(vb)
+        acc_sum = Signal(vb + 1)
+        # Forwarding: the row ahead may be writing this post's accumulator right now.
+        acc_in = Mux(s3_valid & s3_deliver & (s3_q == s2_q), acc_new, acc_rd.data)
+        m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
+                     s3_acc.eq(acc_in), s3_ltp.eq(ltp_ok), s3_ltd.eq(ltd_ok), s3_deliver.eq(s2_entry.spike)]
+
+        w_plus = Signal(wb + 1)
+        w_ltp = Signal(wb)
+        w_out = Signal(wb)
+        m.d.comb += [
+            w_plus.eq(s3_w + kp_rd.data),
+            w_ltp.eq(Mux(s3_ltp, Mux(w_plus > c.w_max, c.w_max, w_plus), s3_w)),
+            w_out.eq(Mux(s3_ltd, Mux(w_ltp > km_rd.data, w_ltp - km_rd.data, 0), w_ltp)),
+            acc_sum.eq(s3_acc + s3_w),
+            acc_new.eq(Mux(acc_sum > c.v_max, c.v_max, acc_sum)),
+        ]
+        with m.If(s3_valid):
+            m.d.comb += [syn_wr.addr.eq(s3_addr), syn_wr.en.eq(1),
+                         syn_wr.data.eq(Cat(s3_q, w_out) if csr else w_out)]
+            with m.If(s3_deliver):
+                m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
+
+        walk_idle = ~(queue.level.any() | f_valid | g_active | s1_valid | s2_valid | s3_valid)
+        with m.If(in_walk & walk_idle):
+            m.d.sync += phase.eq(PHASE_EOS)
+
+        # ---------------------------------------------------------------- config port muxing
+        with m.If(in_input):
+            a = cmd.addr
+            m.d.comb += [syn_rd.addr.eq(a), st_rd.addr.eq(a)]
+            if not crossbar:
+                m.d.comb += row_rd.addr.eq(a)
+            if bitmap:
+                m.d.comb += bmp_rd.addr.eq(a)
+            with m.If(cfg_wr):
+                with m.Switch(cmd.mem):
+                    with m.Case(spec.MEM_SYN):
+                        m.d.comb += [syn_wr.addr.eq(a), syn_wr.data.eq(cmd.data), syn_wr.en.eq(1)]
+                    if not crossbar:
+                        with m.Case(spec.MEM_ROW):
+                            m.d.comb += [row_wr.addr.eq(a), row_wr.data.eq(cmd.data), row_wr.en.eq(1)]
+                    if bitmap:
+                        with m.Case(spec.MEM_BMP):
+                            m.d.comb += [bmp_wr.addr.eq(a), bmp_wr.data.eq(cmd.data), bmp_wr.en.eq(1)]
+                    with m.Case(spec.MEM_STATE):
+                        m.d.comb += [st_wr.addr.eq(a), st_wr.data.eq(cmd.data), st_wr.en.eq(1)]
+        return m
