@@ -1,0 +1,380 @@
+"""Golden model of the Huffman weight decoder: code construction, encoder, and a reference decoder that
+defines the hardware's output bit-exactly, including what it does with corrupt input.
+
+The format itself (tables, headers, modes, errors) is :mod:`hw.huffman.spec`; this module builds on it:
+
+* :func:`package_merge_lengths` - optimal length-limited code lengths (package-merge);
+* :func:`build_table` - the canonical table of a data set;
+* :func:`encode_stream` - values -> table word lists + data beats (blocks of ``n`` symbols per lane,
+  per-block raw/bypass fallback when coding does not pay off);
+* :func:`ref_decode` - data beats + table word lists -> output beats, per-block error bits and the
+  sticky error mask, exactly as the RTL produces them (:mod:`hw.huffman.decoder`).
+
+Decisions where the issue is silent: the last block of a stream is padded up to ``N * n`` symbols
+with the table's shortest-code symbol (the caller knows its true length and drops the padding); a
+block goes raw when its coded payload would not be smaller than the raw one (only possible when the
+raw width fits the decoder's ``raw_bits``).
+"""
+
+import math
+from collections import Counter
+
+from hw.huffman import spec
+
+__all__ = ["package_merge_lengths", "build_table", "entropy_bits", "encode_lane", "encode_block",
+           "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks"]
+
+
+def package_merge_lengths(freqs, max_len):
+    """Optimal code lengths under the limit ``max_len`` (package-merge, Larmore & Hirschberg).
+
+    Parameters
+    ----------
+    freqs : dict
+        symbol -> positive count. Symbols with count 0 are ignored.
+    max_len : int
+        Length limit; needs ``2**max_len >= number of symbols``.
+
+    Returns
+    -------
+    dict
+        symbol -> code length. A single symbol gets length 1.
+    """
+    items = sorted((w, s) for s, w in freqs.items() if w > 0)
+    if not items:
+        raise ValueError("cannot build a code for an empty data set")
+    if len(items) > 1 << max_len:
+        raise ValueError(f"{len(items)} symbols do not fit codes of at most {max_len} bits")
+    if len(items) == 1:
+        return {items[0][1]: 1}
+    # Each item is (weight, tiebreak, leaves) where leaves is a tuple-tree; counting how often each
+    # symbol appears among the 2n-2 cheapest items of the last level gives its code length.
+    leaves = [(w, i, ("leaf", s)) for i, (w, s) in enumerate(items)]
+    current = list(leaves)
+    tick = len(leaves)
+    for _ in range(max_len - 1):
+        packages = []
+        for a, b in zip(current[0::2], current[1::2], strict=False):  # an odd last item is dropped
+            packages.append((a[0] + b[0], tick, ("pkg", a[2], b[2])))
+            tick += 1
+        current = sorted(leaves + packages, key=lambda t: (t[0], t[1]))
+    lengths = Counter()
+    stack = [t[2] for t in current[:2 * len(items) - 2]]
+    while stack:
+        node = stack.pop()
+        if node[0] == "leaf":
+            lengths[node[1]] += 1
+        else:
+            stack.extend(node[1:])
+    return dict(lengths)
+
+
+def build_table(values, max_len):
+    """Canonical table ``(counts, symbols)`` of the 8-bit symbols in ``values``."""
+    freqs = Counter(int(v) for v in values)
+    if any(not 0 <= s < spec.MAX_SYMBOLS for s in freqs):
+        raise ValueError("symbols must be integers from 0 to 255")
+    return spec.table_from_lengths(package_merge_lengths(freqs, max_len), max_len)
+
+
+def entropy_bits(values):
+    """Shannon entropy of the empirical distribution of ``values``, in bits per symbol."""
+    counts = Counter(int(v) for v in values)
+    total = sum(counts.values())
+    return -sum(c / total * math.log2(c / total) for c in counts.values())
+
+
+class Beat(tuple):
+    """One data-stream beat: ``(words, first)`` with ``words`` a tuple of N 16-bit lane words."""
+
+    def __new__(cls, words, first):
+        return super().__new__(cls, (tuple(words), bool(first)))
+
+    @property
+    def words(self):
+        return self[0]
+
+    @property
+    def first(self):
+        return self[1]
+
+
+def _pack(bits):
+    """MSB-first 16-bit words of a bit string (list of 0/1), zero-padded."""
+    words = []
+    for i in range(0, len(bits), spec.WORD):
+        chunk = bits[i:i + spec.WORD]
+        chunk = chunk + [0] * (spec.WORD - len(chunk))
+        w = 0
+        for b in chunk:
+            w = w << 1 | b
+        words.append(w)
+    return words
+
+
+def _bits(value, width):
+    return [(value >> i) & 1 for i in range(width - 1, -1, -1)]
+
+
+def split_value(mode, value, r, ebits):
+    """``(symbol, raw)`` of one input value: inverse of :func:`hw.huffman.spec.compose_value`."""
+    if mode == spec.MODE_RAW:
+        return 0, value & ((1 << r) - 1)
+    if mode == spec.MODE_INT:
+        return value >> r, value & ((1 << r) - 1)
+    sign = (value >> (ebits + r - 1)) & 1
+    return (value >> (r - 1)) & ((1 << ebits) - 1), sign << (r - 1) | (value & ((1 << (r - 1)) - 1))
+
+
+def encode_lane(values, codes, *, mode, r, ebits):
+    """Bit list of one lane's symbols (code then ``r`` raw bits each)."""
+    bits = []
+    for v in values:
+        sym, raw = split_value(mode, int(v), r, ebits)
+        if mode != spec.MODE_RAW:
+            code, length = codes[sym]
+            bits += _bits(code, length)
+        bits += _bits(raw, r)
+    return bits
+
+
+def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None):
+    """Header + payload beats of one block of exactly ``N * n`` values.
+
+    ``table`` is ``(counts, symbols)`` (not needed for :data:`~hw.huffman.spec.MODE_RAW`).
+    Returns ``(beats, info)`` with info = dict(bitlens, words_per_lane, header_words).
+    """
+    if len(values) % n_lanes or not values:
+        raise ValueError(f"a block needs a positive multiple of {n_lanes} values, not {len(values)}")
+    n = len(values) // n_lanes
+    codes = spec.canonical_codes(*table) if table is not None else {}
+    lanes = []
+    for k in range(n_lanes):
+        bits = encode_lane(values[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)
+        lanes.append((len(bits), _pack(bits)))
+    m = max(len(w) for _, w in lanes)
+    payload = [w + [0] * (m - len(w)) for _, w in lanes]
+    bitlens = [b for b, _ in lanes]
+    hdr = spec.header_words(mode=mode, r=r, ebits=ebits, parity=parity, n=n, words_per_lane=m,
+                            bitlens=bitlens, crcs=[spec.crc16(p) for p in payload])
+    beats = [Beat(hdr[i:i + n_lanes], i == 0) for i in range(0, len(hdr), n_lanes)]
+    beats += [Beat([payload[k][j] for k in range(n_lanes)], False) for j in range(m)]
+    return beats, {"bitlens": bitlens, "words_per_lane": m, "header_words": len(hdr)}
+
+
+def split_blocks(values, block_values, pad):
+    """``values`` cut into blocks of ``block_values``, the last one padded with ``pad``."""
+    blocks = []
+    for i in range(0, len(values), block_values):
+        b = [int(v) for v in values[i:i + block_values]]
+        blocks.append(b + [pad] * (block_values - len(b)))
+    return blocks
+
+
+def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
+                  raw_bits=8, allow_raw=True):
+    """Encode a whole value sequence with one table.
+
+    Parameters
+    ----------
+    values : sequence of int
+        Unsigned values (INT: ``8 + r`` bits at most; EXP: ``1 + ebits + r - 1`` bits).
+    n_lanes, block_n : int
+        Lanes and symbols per lane per block.
+    max_len : int
+        Code length limit L.
+    mode, r, ebits :
+        Symbol mode (see :mod:`hw.huffman.spec`).
+    raw_bits : int
+        The decoder's maximum raw width (a block can only go raw if its value width fits).
+    allow_raw : bool
+        Allow the per-block raw fallback.
+
+    Returns
+    -------
+    (list of table word lists, list of Beat, dict)
+        One table; the data beats; stats: coded payload bits, header bits, padding bits, raw blocks.
+    """
+    spec.check_max_len(max_len)
+    syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
+    table = build_table(syms, max_len)
+    codes = spec.canonical_codes(*table)
+    shortest = table[1][0]
+    pad = spec.compose_value(mode, shortest, 0, r, ebits)
+    vbits = 8 + r if mode == spec.MODE_INT else ebits + r
+    beats = []
+    stats = {"code_bits": 0, "header_bits": 0, "pad_bits": 0, "raw_blocks": 0, "blocks": 0,
+             "table_bits": 0}
+    for block in split_blocks(values, n_lanes * block_n, pad):
+        coded = sum(len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits))
+                    for k in range(n_lanes))
+        if allow_raw and vbits <= raw_bits and coded >= vbits * len(block):
+            b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=vbits)
+            stats["raw_blocks"] += 1
+        else:
+            b, info = encode_block(block, n_lanes=n_lanes, mode=mode, r=r, ebits=ebits, parity=0,
+                                   table=table)
+        beats += b
+        stats["blocks"] += 1
+        stats["code_bits"] += sum(info["bitlens"])
+        stats["header_bits"] += info["header_words"] * spec.WORD
+        stats["pad_bits"] += info["words_per_lane"] * spec.WORD * n_lanes - sum(info["bitlens"])
+    words = spec.serialize_table(*table, max_len)
+    stats["table_bits"] = len(words) * spec.WORD
+    return [words], beats, stats
+
+
+def table_stream(tables):
+    """``(word, first)`` pairs of a sequence of table word lists."""
+    return [(w, i == 0) for t in tables for i, w in enumerate(t)]
+
+
+def _split_frames(items):
+    """Frames of a ``(payload, first)`` sequence: each starts at a ``first`` item (leading junk dropped)."""
+    frames = []
+    for payload, first in items:
+        if first:
+            frames.append([])
+        if frames:
+            frames[-1].append(payload)
+    return frames
+
+
+def _decode_lane(words, bitlen, n, hdr, table, max_len):
+    """Values and error mask of one lane of one block (not skipped)."""
+    mode, r, ebits = hdr["mode"], hdr["r"], hdr["ebits"]
+    own = -(-bitlen // spec.WORD)
+    bits = []
+    for w in words[:own]:
+        bits += _bits(w, spec.WORD)
+    if mode != spec.MODE_RAW:
+        counts, symbols = table
+        limit, offset = spec.decode_tables(counts, max_len)
+        symmem = symbols + [0] * (512 - len(symbols))
+    pos, out, err = 0, [], 0
+    for _ in range(n):
+        if err:
+            out.append(0)
+            continue
+        window = bits[pos:pos + max_len + r]
+        window += [0] * (max_len + r - len(window))
+        w = int("".join(map(str, window[:max_len])), 2)
+        if mode == spec.MODE_RAW:
+            length, sym = 0, 0
+        else:
+            length = next((ln for ln in range(1, max_len + 1) if w < limit[ln]), None)
+            if length is None:
+                err |= spec.ERR_INVALID
+                out.append(0)
+                continue
+            sym = symmem[((w >> (max_len - length)) + offset[length]) % 512]
+        if length + r > bitlen - pos:
+            err |= spec.ERR_TRUNC
+            out.append(0)
+            continue
+        raw = 0
+        for b in window[length:length + r]:
+            raw = raw << 1 | b
+        out.append(spec.compose_value(mode, sym, raw, r, ebits))
+        pos += length + r
+    if not err and pos != bitlen:
+        err |= spec.ERR_MISMATCH
+    return out, err
+
+
+def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
+    """Reference decode of a data stream, defining the RTL's output.
+
+    Parameters
+    ----------
+    beats : list of Beat (or ``(words, first)`` pairs)
+    tables : list of word lists, or list of ``(word, first)`` pairs
+        The ``i_table`` stream, in load order (framed by its ``first`` marks when given as pairs).
+    n_lanes, max_len, raw_bits : int
+        Decoder parameters N, L, R.
+
+    Returns
+    -------
+    (out, errors)
+        ``out``: list of blocks, each a dict(values=list of N-tuples (one per output beat), err=bool);
+        ``errors``: the sticky error mask.
+    """
+    if tables and isinstance(tables[0], tuple):
+        frames = _split_frames(tables)
+    else:
+        frames = [list(t) for t in tables]
+    loaded = []
+    errors = 0
+    for f in frames:
+        t = spec.check_table_words(f, max_len)
+        if t is None:
+            errors |= spec.ERR_TABLE
+        loaded.append(t)
+    hb = spec.header_beats(n_lanes)
+    lane_tab = [-1] * n_lanes
+    out = []
+    i = 0
+    beats = [(tuple(b[0]), bool(b[1])) for b in beats]
+    while i < len(beats):
+        if not beats[i][1]:
+            i += 1                                    # hunting for a block start
+            continue
+        hdr_words = []
+        j = i
+        cut = False
+        while j < len(beats) and len(hdr_words) < hb * n_lanes:
+            if j > i and beats[j][1]:
+                cut = True
+                break
+            hdr_words += beats[j][0]
+            j += 1
+        if cut or len(hdr_words) < hb * n_lanes:
+            if cut:
+                errors |= spec.ERR_HEADER
+            i = j
+            continue
+        hdr = spec.parse_header(hdr_words, n_lanes, raw_bits)
+        if hdr is None:
+            errors |= spec.ERR_HEADER
+            i = j
+            continue
+        m = hdr["words_per_lane"]
+        payload = []
+        while j < len(beats) and len(payload) < m and not beats[j][1]:
+            payload.append(beats[j][0])
+            j += 1
+        if len(payload) < m:
+            if j >= len(beats):
+                break                                 # stream ends mid-block: the RTL waits
+            errors |= spec.ERR_TRUNC
+            payload += [(0,) * n_lanes] * (m - len(payload))
+        lanes = []
+        block_err = 0
+        for k in range(n_lanes):
+            words = [p[k] for p in payload]
+            bitlen = hdr["bitlens"][k]
+            if bitlen > spec.WORD * m:
+                errors |= spec.ERR_OVERRUN
+                block_err = 1
+                lanes.append([0] * hdr["n"])
+                continue
+            table = None
+            if hdr["mode"] != spec.MODE_RAW:
+                if lane_tab[k] < 0 or hdr["parity"] != lane_tab[k] & 1:
+                    lane_tab[k] += 1
+                table = loaded[lane_tab[k]] if lane_tab[k] < len(loaded) else "missing"
+                if table == "missing":
+                    raise ValueError("the data stream uses more tables than were loaded (the RTL would wait)")
+                if table is None:
+                    block_err = 1
+                    lanes.append([0] * hdr["n"])
+                    continue
+            vals, err = _decode_lane(words, bitlen, hdr["n"], hdr, table, max_len)
+            if spec.crc16(words) != hdr["crcs"][k]:
+                err |= spec.ERR_CRC
+            errors |= err
+            block_err |= bool(err)
+            lanes.append(vals)
+        out.append({"values": list(zip(*lanes, strict=True)), "err": bool(block_err)})
+        i = j
+    return out, errors
