@@ -1,0 +1,167 @@
+"""Accumulator stages of the MAC array: tile-group sums (S3) and the saturating accumulators (S4).
+
+Implements the accumulator semantics of :mod:`hw.mac.spec` for every PE of the grid:
+
+* S3 forms the *contribution*: in a plain tile each beat sum passes through unchanged; in a
+  tile-saturating tile (HDQT) the beat sums of one group of ``tile_k`` products are added exactly
+  and the group sum, clamped to ``±(2**(tile_bits-1) - 1)``, is the contribution at the group's end.
+* S4 adds each contribution into the ``acc_width``-bit accumulator and clamps (``sat``), recording
+  per PE whether any clamp happened in this tile.
+
+The group bookkeeping (start/end of a group, first/last of a tile) arrives as tags computed once by
+the array's input control, so the per-PE logic is two adders, two clamps and the registers.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from . import spec
+from .products import BEAT_WIDTH
+
+__all__ = ["AccumulatorGrid", "group_width", "check_tile_k"]
+
+# Largest beat-sum magnitude: 255 * 128 (uint8 activation times -128).
+_MAX_BEAT = 255 * 128
+
+
+def group_width(tile_k):
+    """Signed width that holds the exact sum of a group of ``tile_k`` products (0: plain only)."""
+    if tile_k == 0:
+        return BEAT_WIDTH
+    return max(BEAT_WIDTH, (tile_k * _MAX_BEAT).bit_length() + 1)
+
+
+class AccumulatorGrid(wiring.Component):
+    """S3 and S4 of every PE: tile-group clamping and saturating accumulation.
+
+    Cycle behaviour: a beat presented with ``in_valid`` while ``en`` is high is absorbed into S3;
+    its contribution (if it ends a group) reaches the accumulator on the next ``en`` cycle. When the
+    contribution of a tile's last beat is applied, ``load`` is high for that cycle and ``acc_next`` /
+    ``ovf_next`` carry the tile's final results, to be captured by the caller. ``pending_last`` is
+    high while that final contribution is waiting in S3 (the caller holds ``en`` low while it has
+    nowhere to put the results).
+
+    Parameters
+    ----------
+    rows, cols : int
+        1..16.
+    acc_width : int
+        Accumulator width, 17..48.
+    tile_k : int
+        Group size of tile-saturating tiles in products, a power of two 4..1024, or 0 for no
+        tile-saturating option (``in_tsat`` is then ignored).
+    tile_bits : int
+        Group sums clamp to ``±(2**(tile_bits-1) - 1)``; 2..16.
+
+    Members
+    -------
+    en : In(1)
+    beat : In(ArrayLayout(ArrayLayout(signed(17), cols), rows))
+    in_valid, in_first, in_last, in_tsat, in_gstart, in_gend : In(1)
+        Tags of ``beat``: a beat of a tile; the tile's first / last beat; tile-saturating tile; the
+        beat starts / ends a group (plain tiles: both always 1).
+    load : Out(1)
+    pending_last : Out(1)
+    acc_next : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
+    ovf_next : Out(ArrayLayout(rows, ...))  -- ``ovf_next[r]`` 1 if any PE of row ``r`` saturated in the tile.
+
+    Raises
+    ------
+    ValueError
+        On a parameter out of range.
+    """
+
+    def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
+                 tile_bits=spec.DEFAULT_TILE_BITS):
+        self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
+        self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
+        self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
+        self._tile_k = check_tile_k(tile_k)
+        self._tile_bits = check_int("tile_bits", tile_bits, 2, 16)
+        super().__init__({
+            "en": In(1),
+            "beat": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
+            "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_tsat": In(1),
+            "in_gstart": In(1), "in_gend": In(1),
+            "load": Out(1),
+            "pending_last": Out(1),
+            "acc_next": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
+            "ovf_next": Out(rows),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, W = self._rows, self._cols, self._acc_width
+        gw = group_width(self._tile_k)
+        en = self.en
+        lo_t, hi_t = spec.tile_range(self._tile_bits)
+        lo_a, hi_a = spec.sat_range(W)
+        tsat = self.in_tsat if self._tile_k else 0
+
+        # S3 tags: a contribution is ready; it is the tile's first / last.
+        c_valid, c_first, c_last = Signal(), Signal(), Signal()
+        g_first = Signal()  # the open group started at the tile's first beat
+        with m.If(en):
+            m.d.sync += [
+                c_valid.eq(self.in_valid & self.in_gend),
+                c_first.eq(Mux(self.in_gstart, self.in_first, g_first)),
+                c_last.eq(self.in_last),
+            ]
+            with m.If(self.in_valid & self.in_gstart):
+                m.d.sync += g_first.eq(self.in_first)
+        m.d.comb += [
+            self.pending_last.eq(c_valid & c_last),
+            self.load.eq(en & c_valid & c_last),
+        ]
+
+        for r in range(R):
+            row_ovf = []
+            for c in range(C):
+                # S3: exact group sum; the contribution is clamped in tile-saturating tiles.
+                g = Signal(signed(gw), name=f"g{r}_{c}")
+                g_new = Signal(signed(gw), name=f"g_new{r}_{c}")
+                contrib = Signal(signed(gw), name=f"contrib{r}_{c}")
+                m.d.comb += g_new.eq(Mux(self.in_gstart, 0, g) + self.beat[r][c])
+                with m.If(en & self.in_valid):
+                    m.d.sync += g.eq(g_new)
+                    with m.If(self.in_gend):
+                        with m.If(tsat & (g_new > hi_t)):
+                            m.d.sync += contrib.eq(hi_t)
+                        with m.Elif(tsat & (g_new < lo_t)):
+                            m.d.sync += contrib.eq(lo_t)
+                        with m.Else():
+                            m.d.sync += contrib.eq(g_new)
+
+                # S4: saturating accumulate.
+                acc = Signal(signed(W), name=f"acc{r}_{c}")
+                ovf = Signal(name=f"ovf{r}_{c}")
+                total = Signal(signed(max(W, gw) + 1), name=f"total{r}_{c}")
+                m.d.comb += total.eq(Mux(c_first, 0, acc) + contrib)
+                high, low = total > hi_a, total < lo_a
+                m.d.comb += self.acc_next[r][c].eq(Mux(high, hi_a, Mux(low, lo_a, total)))
+                ovf_n = Signal(name=f"ovf_next{r}_{c}")
+                m.d.comb += ovf_n.eq((ovf & ~c_first) | high | low)
+                with m.If(en & c_valid):
+                    m.d.sync += [acc.eq(self.acc_next[r][c]), ovf.eq(ovf_n)]
+                row_ovf.append(ovf_n)
+            m.d.comb += self.ovf_next[r].eq(_any(row_ovf))
+        return m
+
+
+def _any(bits):
+    out = bits[0]
+    for b in bits[1:]:
+        out = out | b
+    return out
+
+
+def check_tile_k(tile_k):
+    """``tile_k`` is 0 (no tile-saturating option) or a power of two from 4 to 1024."""
+    ok = isinstance(tile_k, int) and not isinstance(tile_k, bool) and (
+        tile_k == 0 or (4 <= tile_k <= 1024 and tile_k & (tile_k - 1) == 0))
+    if not ok:
+        raise ValueError(f"tile_k must be 0 (no tile saturation) or a power of two from 4 to 1024, "
+                         f"not {tile_k!r}")
+    return tile_k

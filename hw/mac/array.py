@@ -1,0 +1,247 @@
+"""The mixed-precision MAC array: an output-stationary R x C grid fed by broadcast streams.
+
+Organisation and why
+--------------------
+*Output-stationary*: PE (r, c) owns the accumulator of ``Y[m0 + r, n0 + c]`` for a whole tile, so
+the reduction never leaves the PE (no partial sums travel between PEs, no skew buffers) and the
+accumulator and its saturation logic exist once per PE. *Broadcast* rather than systolic
+forwarding: every cycle the activation beat of row ``r`` goes to the ``cols`` PEs of that row and
+the packed weight byte of column ``c`` to the ``rows`` PEs of that column. For the array sizes that
+fit these FPGAs (up to 8x8) the fan-out is at most 8 loads behind a register (S0), which costs less
+than the ``rows + cols`` skew registers per operand a systolic wavefront needs, and it keeps the
+first and last cycles of a tile aligned across PEs, so a tile's mode and tile-saturation tags are a
+single pipeline of flags rather than one per PE diagonal. Weight-stationary would need the weights
+loaded before each tile (a bubble per reload) and partial sums leaving every cycle.
+
+Precision per tile, no bubbles
+------------------------------
+The mode travels down the pipeline with each beat (S0 operands and S1 mode flags, tags after), so
+beats of consecutive tiles in different modes follow each other cycle by cycle; the command of the
+next tile is accepted in the same cycle as the previous tile's last beat. A tile's results are
+moved from the accumulators into a result buffer when its last contribution is applied, and the
+buffer drains one row per transfer while the next tile computes. The only stall: a tile finishing
+while the previous tile's results have not all been taken (the consumer is slow or tiles are
+shorter than ``rows`` beats).
+
+Pipeline (all stages advance together on the internal enable)::
+
+    input control -> S0 operands -> S1 products -> S2 beat sums -> S3 group sums -> S4 accumulators
+    -> result buffer -> o_res
+
+Latency: a tile's first result row is valid 5 cycles after its last beat is taken (no stalls).
+
+Undefined modes: the command is accepted, the sticky ``mode_error`` flag set, the tile's beats are
+consumed (so the streams stay aligned with the tile boundaries the producer intended) and no results
+are produced for it; the next tile runs normally.
+"""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_bool, check_choice, check_int
+from . import spec
+from .accumulate import AccumulatorGrid, check_tile_k
+from .products import BACKENDS, ProductGrid
+
+__all__ = ["MacArray", "cmd_layout", "res_layout"]
+
+
+def cmd_layout(count_bits):
+    """The ``i_cmd`` payload layout (field order and widths from :func:`hw.mac.spec.cmd_layout_fields`)."""
+    return data.StructLayout(dict(spec.cmd_layout_fields(count_bits)))
+
+
+def res_layout(rows, cols, acc_width):
+    """The ``o_res`` payload layout (see :func:`hw.mac.spec.res_layout_fields`)."""
+    fields = dict(spec.res_layout_fields(rows, cols, acc_width))
+    fields["data"] = data.ArrayLayout(signed(acc_width), cols)
+    return data.StructLayout(fields)
+
+
+class MacArray(wiring.Component):
+    """Mixed-precision output-stationary MAC array with stream interfaces.
+
+    Computes tiles of ``Y = X · Wᵀ`` as specified in :mod:`hw.mac.spec`: per tile one command on
+    ``i_cmd``, then ``beats`` beats taken together from ``i_act`` and ``i_wgt`` (at most one per
+    cycle), then ``rows`` result rows on ``o_res``. Peak rate: one beat per cycle, i.e. ``rows * cols
+    * lanes(mode)`` MACs per cycle (1, 2, 4, 4 per PE for int8, int4, int2, ternary).
+
+    Parameters
+    ----------
+    rows, cols : int
+        Array size, 1..16 each.
+    acc_width : int
+        Accumulator width, 17..48 (17 is the narrowest that holds a single product, 255 * -128).
+    tile_k : int
+        Group size in products of the tile-saturating (HDQT) option, a power of two 4..1024, or 0 to
+        leave the option out (``tile_sat`` commands then run as plain tiles).
+    tile_bits : int
+        Tile-saturating group sums clamp to ``±(2**(tile_bits-1) - 1)``; 2..16, less than ``acc_width``.
+    count_bits : int
+        Width of the command's beat count: a tile has 1..``2**count_bits`` beats; 1..20.
+    backend : str
+        ``"lut"``, ``"ice40"`` or ``"ecp5"``; see :mod:`hw.mac.products`.
+    primitives : bool
+        With a DSP backend: instantiate the vendor primitive (synthesis, True) or its behavioural
+        model (simulation, False).
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(cmd_layout(count_bits)))
+    i_act : In(stream.Signature(rows * 32))
+    i_wgt : In(stream.Signature(cols * 8))
+        ``i_act`` and ``i_wgt`` are taken in the same cycle; their ``ready`` is high only when both are
+        valid and a tile is running.
+    o_res : Out(stream.Signature(res_layout(rows, cols, acc_width)))
+    i_clear : In(1)
+        Clears the sticky flags (wins over a flag being set in the same cycle).
+    o_overflow : Out(1)
+        Sticky: an accumulator saturated.
+    o_mode_error : Out(1)
+        Sticky: a command had an undefined mode (its tile was dropped).
+    o_idle : Out(1)
+        No tile running, nothing in the pipeline, no results waiting.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range (the message names it and the allowed values).
+    """
+
+    def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
+                 tile_bits=spec.DEFAULT_TILE_BITS, count_bits=12, backend="lut", primitives=True):
+        self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
+        self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
+        self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
+        self._tile_k = check_tile_k(tile_k)
+        self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
+        self._count_bits = check_int("count_bits", count_bits, 1, 20)
+        self._backend = check_choice("backend", backend, BACKENDS)
+        self._primitives = check_bool("primitives", primitives)
+        # Checks cols against the backend (ecp5 packs column pairs).
+        self._grid = ProductGrid(rows, cols, backend, primitives)
+        super().__init__({
+            "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
+            "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
+            "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
+            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
+            "i_clear": In(1),
+            "o_overflow": Out(1),
+            "o_mode_error": Out(1),
+            "o_idle": Out(1),
+        })
+
+    rows = property(lambda self: self._rows)
+    cols = property(lambda self: self._cols)
+    acc_width = property(lambda self: self._acc_width)
+    tile_k = property(lambda self: self._tile_k)
+    tile_bits = property(lambda self: self._tile_bits)
+    count_bits = property(lambda self: self._count_bits)
+    backend = property(lambda self: self._backend)
+
+    def elaborate(self, platform):
+        m = Module()
+        R = self._rows
+        m.submodules.grid = grid = self._grid
+        m.submodules.accs = accs = AccumulatorGrid(R, self._cols, self._acc_width, self._tile_k,
+                                                   self._tile_bits)
+
+        en = Signal()              # the pipeline advances
+        full = Signal()            # the result buffer holds a tile
+        m.d.comb += en.eq(~(accs.pending_last & full))
+
+        # --- input control -----------------------------------------------------------------------
+        active, drop = Signal(), Signal()
+        mode, unsigned_, tsat = Signal(2), Signal(), Signal()
+        beats_m1 = Signal(self._count_bits)
+        cnt = Signal(self._count_bits)
+        kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
+        kpos = Signal(kbits)       # products of the current group so far (mod tile_k)
+
+        cmd = self.i_cmd.payload
+        take = Signal()
+        last_beat = cnt == beats_m1
+        m.d.comb += [
+            take.eq(active & self.i_act.valid & self.i_wgt.valid & (drop | en)),
+            self.i_act.ready.eq(take),
+            self.i_wgt.ready.eq(take),
+            self.i_cmd.ready.eq(~active | (take & last_beat)),
+        ]
+        lanes = Signal(3)
+        m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
+
+        with m.If(take):
+            m.d.sync += [cnt.eq(cnt + 1), kpos.eq(kpos + lanes)]
+            with m.If(last_beat):
+                m.d.sync += active.eq(0)
+        mode_error, overflow = Signal(), Signal()
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            undefined = cmd.mode >= len(spec.LANES)
+            m.d.sync += [
+                active.eq(1), drop.eq(undefined), mode.eq(cmd.mode[:2]), unsigned_.eq(cmd.act_unsigned),
+                tsat.eq(cmd.tile_sat if self._tile_k else 0), beats_m1.eq(cmd.beats_m1),
+                cnt.eq(0), kpos.eq(0),
+            ]
+            with m.If(undefined):
+                m.d.sync += mode_error.eq(1)
+
+        # Tags of the beat entering S0: its place in the tile and in its group.
+        if self._tile_k:
+            gstart = ~tsat | (kpos == 0)
+            gend = ~tsat | last_beat | ((kpos + lanes)[:kbits] == 0)
+        else:
+            gstart = gend = 1
+        tags = [take & ~drop, cnt == 0, last_beat, tsat, gstart, gend]
+        m.d.comb += [
+            grid.act.eq(self.i_act.payload), grid.wgt.eq(self.i_wgt.payload),
+            grid.mode.eq(mode), grid.act_unsigned.eq(unsigned_), grid.en.eq(en),
+        ]
+        # Three stages of tags alongside the grid's S0, S1, S2.
+        for stage in range(3):
+            regs = [Signal(name=f"s{stage}_tag{i}") for i in range(len(tags))]
+            with m.If(en):
+                m.d.sync += [r.eq(t) for r, t in zip(regs, tags)]
+            tags = regs
+        v2, first2, last2, tsat2, gstart2, gend2 = tags
+        m.d.comb += [
+            accs.en.eq(en), accs.beat.eq(grid.beat),
+            accs.in_valid.eq(v2), accs.in_first.eq(first2), accs.in_last.eq(last2),
+            accs.in_tsat.eq(tsat2), accs.in_gstart.eq(gstart2), accs.in_gend.eq(gend2),
+        ]
+
+        # --- result buffer: loaded whole, drained one row per transfer (row 0 first) ------------
+        buf = [Signal(data.ArrayLayout(signed(self._acc_width), self._cols), name=f"buf{r}") for r in range(R)]
+        buf_ovf = Signal(R)
+        rd = Signal(spec.row_bits(R))
+        res = self.o_res.payload
+        m.d.comb += [
+            self.o_res.valid.eq(full),
+            res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd), res.last.eq(rd == R - 1),
+        ]
+        with m.If(accs.load):
+            m.d.sync += [full.eq(1), rd.eq(0), buf_ovf.eq(accs.ovf_next)]
+            m.d.sync += [buf[r].eq(accs.acc_next[r]) for r in range(R)]
+            with m.If(accs.ovf_next.any()):
+                m.d.sync += overflow.eq(1)
+        with m.Elif(self.o_res.valid & self.o_res.ready):
+            m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
+            m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1)]
+            with m.If(rd == R - 1):
+                m.d.sync += full.eq(0)
+
+        # --- status ------------------------------------------------------------------------------
+        with m.If(self.i_clear):
+            m.d.sync += [overflow.eq(0), mode_error.eq(0)]
+        m.d.comb += [self.o_overflow.eq(overflow), self.o_mode_error.eq(mode_error)]
+
+        # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 5
+        # pipeline advances (S0..S4), so a down-counter re-armed by every taken beat and counting
+        # advances tells whether one may still be in flight.
+        quiet = Signal(range(8))
+        with m.If(take):
+            m.d.sync += quiet.eq(6)
+        with m.Elif(en & (quiet != 0)):
+            m.d.sync += quiet.eq(quiet - 1)
+        m.d.comb += self.o_idle.eq(~active & ~full & (quiet == 0))
+        return m

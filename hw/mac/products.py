@@ -1,0 +1,293 @@
+"""The product grid of the MAC array: every PE's beat sum, with three arithmetic backends.
+
+One *beat sum* is the exact sum of the ``lanes(mode)`` products a PE retires in one beat (see
+:mod:`hw.mac.spec`). All backends have the same three register stages, all advancing on ``en``:
+
+* S0 — operands: per row the activation each Booth digit multiplies (9-bit signed, so int8 and
+  uint8 share the datapath), per column the packed byte and its Booth digits, and the mode flags;
+* S1 — products: fabric partial-product pair sums and/or the DSP multiplier output registers;
+* S2 — the beat sum of each PE (17-bit signed: the extreme beat, 255 * -128, fits 16 bits).
+
+So ``beat`` is valid three ``en`` cycles after the inputs, whatever the backend.
+
+Backends
+--------
+``"lut"``
+    Everything in fabric: per PE the fused radix-4 Booth datapath of :mod:`hw.mac.booth` — four
+    partial products, shifts chosen by the mode — retires 1 int8, 2 int4 or 4 int2/ternary products
+    per cycle with one adder tree. No multiplier cells are inferred (Yosys would otherwise map
+    ``*`` to DSPs, which the UP5K has only 8 of).
+``"ice40"``
+    int8 products in iCE40UP5K ``SB_MAC16`` blocks in dual 8x8 mode: one block multiplies the row's
+    activation by the weights of two neighbouring columns (signed x signed, input regs bypassed,
+    8x8 product registers used as S1). Unsigned activations are corrected in fabric:
+    ``a_u * w = a_s * w + 256 * a[7] * w``. int4/int2/ternary use a fabric Booth datapath without
+    the int8 shifts (14 bits wide instead of 17).
+``"ecp5"``
+    One ECP5 ``MULT18X18D`` per PE (output register = S1). int8: ``a * w``. int4 *lane packing*:
+    the multipliers of columns ``c`` (even) and ``c + 1`` compute ``a0 * (w0[c] + w0[c+1] * 2**12)``
+    and ``a1 * (w1[c] + w1[c+1] * 2**12)``; each product ``a * w`` of a 9-bit activation and a 4-bit
+    weight fits 12 signed bits, so the fabric recovers ``lo = sext(P[11:0])`` and
+    ``hi = (P >> 12) + P[11]`` (the borrow the negative low product took from the high one) — two
+    MACs per multiplier. int2/ternary products use a fabric Booth datapath. ``cols`` must be even.
+
+With ``primitives=False`` the DSP backends use a behavioural model of the primitive (the same
+multiplication, the same registers, the same fabric correction), which is what simulation uses:
+Amaranth's simulator and the project's Verilator runs cannot simulate vendor primitives. The
+model is the arithmetic the primitive is configured for, so the lane packing and the corrections are
+verified bit-exactly in simulation; only the primitive's own multiplier is trusted.
+"""
+
+from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_bool, check_choice, check_int
+from . import spec
+from .booth import booth_digits, booth_pair_sum
+
+__all__ = ["ProductGrid", "BACKENDS", "BEAT_WIDTH"]
+
+BACKENDS = ("lut", "ice40", "ecp5")
+BEAT_WIDTH = 17
+ACT9 = signed(9)
+
+
+class ProductGrid(wiring.Component):
+    """Beat sums of an ``rows x cols`` grid of PEs, three register stages after the inputs.
+
+    Parameters
+    ----------
+    rows, cols : int
+        Grid size, 1..16 each (``cols`` even for ``backend="ecp5"``).
+    backend : str
+        ``"lut"``, ``"ice40"`` or ``"ecp5"`` (see the module docstring).
+    primitives : bool
+        Instantiate the vendor DSP primitive (synthesis) or its behavioural model (simulation).
+        Ignored by ``"lut"``.
+
+    Members
+    -------
+    act : In(rows * 32)
+        Activation beat as in :mod:`hw.mac.spec` (row ``r`` lane ``l`` at byte ``4r + l``).
+    wgt : In(cols * 8)
+        Packed weight beat (column ``c`` at byte ``c``).
+    mode : In(2)
+        A defined mode code (0..3); the grid never sees undefined codes.
+    act_unsigned : In(1)
+    en : In(1)
+        Advance all three stages.
+    beat : Out(ArrayLayout(ArrayLayout(signed(17), cols), rows))
+        ``beat[r][c]``: the beat sum of PE (r, c) for the inputs three ``en`` cycles earlier.
+
+    Raises
+    ------
+    ValueError
+        On a bad ``rows``, ``cols``, ``backend`` or ``primitives``, or odd ``cols`` with ``"ecp5"``.
+    """
+
+    def __init__(self, rows=4, cols=4, backend="lut", primitives=False):
+        self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
+        self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
+        self._backend = check_choice("backend", backend, BACKENDS)
+        self._primitives = check_bool("primitives", primitives)
+        if backend == "ecp5" and cols % 2:
+            raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} with backend 'ecp5' "
+                             f"(int4 lanes are packed across column pairs), not {cols!r}")
+        super().__init__({
+            "act": In(rows * spec.MAX_LANES * spec.ACT_BITS),
+            "wgt": In(cols * spec.WORD_BITS),
+            "mode": In(2),
+            "act_unsigned": In(1),
+            "en": In(1),
+            "beat": Out(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C = self._rows, self._cols
+        en = self.en
+
+        # --- S0: operands ----------------------------------------------------------------------
+        mode = self.mode
+        is8_in, is4_in = mode == spec.MODE_INT8, mode == spec.MODE_INT4
+        tern_in = mode == spec.MODE_TERNARY
+        is8, is4 = Signal(name="s0_is8"), Signal(name="s0_is4")
+        with m.If(en):
+            m.d.sync += [is8.eq(is8_in), is4.eq(is4_in)]
+
+        # Activation of Booth digit j: int8 lane 0; int4 lane j // 2; int2/ternary lane j.
+        acts = []
+        for r in range(R):
+            lane = [self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
+            row = []
+            for j in range(4):
+                raw = Mux(is8_in, lane[0], Mux(is4_in, lane[j // 2], lane[j]))
+                a = Signal(ACT9, name=f"s0_a{r}_{j}")
+                with m.If(en):
+                    # 9-bit value: uint8 zero-extends, int8 sign-extends.
+                    m.d.sync += a.eq(Mux(self.act_unsigned, raw.as_unsigned(), raw.as_signed()))
+                row.append(a)
+            acts.append(row)
+
+        wbytes, digits = [], []
+        for c in range(C):
+            b_in = self.wgt[8 * c: 8 * (c + 1)]
+            b = Signal(8, name=f"s0_w{c}")
+            ds = []
+            for j, (one, two, neg) in enumerate(booth_digits(b_in, is8_in, is4_in, tern_in)):
+                d = [Signal(name=f"s0_d{c}_{j}_{t}") for t in ("one", "two", "neg")]
+                with m.If(en):
+                    m.d.sync += [d[0].eq(one), d[1].eq(two), d[2].eq(neg)]
+                ds.append(tuple(d))
+            with m.If(en):
+                m.d.sync += b.eq(b_in)
+            wbytes.append(b)
+            digits.append(ds)
+
+        # --- S1, S2: per backend ---------------------------------------------------------------
+        is8_1, is4_1 = Signal(name="s1_is8"), Signal(name="s1_is4")
+        with m.If(en):
+            m.d.sync += [is8_1.eq(is8), is4_1.eq(is4)]
+        getattr(self, f"_grid_{self._backend}")(m, acts, wbytes, digits, is8, is4, is8_1, is4_1)
+        return m
+
+    # Fabric Booth datapath: S1 = two pair sums, S2 = their sum (upper pair shifted by 4 in int8).
+    def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width):
+        a, d = acts[r], digits[c]
+        pairs = []
+        for p in range(2):
+            s = booth_pair_sum(m, f"pe{r}_{c}_p{p}", a[2 * p], a[2 * p + 1], d[2 * p], d[2 * p + 1],
+                               is8 | is4, width)
+            q = Signal(signed(width), name=f"s1_q{r}_{c}_{p}")
+            with m.If(self.en):
+                m.d.sync += q.eq(s)
+            pairs.append(q)
+        total = Signal(signed(width), name=f"fab{r}_{c}")
+        m.d.comb += total.eq(pairs[0] + Mux(is8_1, pairs[1] << 4, pairs[1]))
+        return total
+
+    def _store(self, m, r, c, value):
+        with m.If(self.en):
+            m.d.sync += self.beat[r][c].eq(value)
+
+    def _grid_lut(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
+        for r in range(self._rows):
+            for c in range(self._cols):
+                self._store(m, r, c, self._fabric(m, r, c, acts, digits, is8, is4, is8_1, BEAT_WIDTH))
+
+    def _grid_ice40(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
+        # Fabric covers int4/int2/ternary only: |beat| <= 2 * 255 * 8, 14 bits.
+        no8 = Const(0, 1)
+        for r in range(self._rows):
+            a = acts[r][0]
+            # a_u = a_s + 256 when an unsigned activation has bit 7 set (bit 8 is then 0).
+            fix = Signal(name=f"s0_fix{r}")
+            m.d.comb += fix.eq(a[7] & ~a[8])
+            for c0 in range(0, self._cols, 2):
+                c1 = c0 + 1 if c0 + 1 < self._cols else None
+                w_lo = wbytes[c0]
+                w_hi = wbytes[c1] if c1 is not None else Const(0, 8)
+                p_lo, p_hi = self._sb_mac16(m, f"dsp{r}_{c0}", a[:8], w_lo, w_hi)
+                for c, p, w in ((c0, p_lo, w_lo), (c1, p_hi, w_hi)):
+                    if c is None:
+                        continue
+                    corr = Signal(signed(BEAT_WIDTH), name=f"s1_corr{r}_{c}")
+                    with m.If(self.en):
+                        m.d.sync += corr.eq(Mux(fix, w.as_signed() << 8, 0))
+                    fab = self._fabric(m, r, c, acts, digits, no8, is4, no8, 14)
+                    self._store(m, r, c, Mux(is8_1, p + corr, fab))
+
+    def _sb_mac16(self, m, name, a8, w_lo, w_hi):
+        """``(a*w_lo, a*w_hi)`` signed 8x8 products, registered on ``en`` (SB_MAC16 dual 8x8)."""
+        p_lo = Signal(signed(16), name=f"{name}_lo")
+        p_hi = Signal(signed(16), name=f"{name}_hi")
+        if self._primitives:
+            o = Signal(32, name=f"{name}_o")
+            m.submodules[name] = Instance(
+                "SB_MAC16",
+                p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
+                p_A_REG=0, p_B_REG=0, p_C_REG=0, p_D_REG=0,
+                p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
+                p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
+                p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,  # 8x8 products (registered by *_MULT_REG)
+                p_TOPADDSUB_LOWERINPUT=0, p_TOPADDSUB_UPPERINPUT=0, p_TOPADDSUB_CARRYSELECT=0,
+                p_BOTADDSUB_LOWERINPUT=0, p_BOTADDSUB_UPPERINPUT=0, p_BOTADDSUB_CARRYSELECT=0,
+                p_NEG_TRIGGER=0,
+                i_CLK=ClockSignal(), i_CE=self.en,
+                i_A=a8.as_unsigned().replicate(2), i_B=w_lo | (w_hi << 8),
+                i_C=Const(0, 16), i_D=Const(0, 16),
+                i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
+                i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
+                i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
+                i_OHOLDTOP=0, i_OHOLDBOT=0, i_CI=0, i_ACCUMCI=0, i_SIGNEXTIN=0,
+                o_O=o,
+            )
+            m.d.comb += [p_lo.eq(o[:16]), p_hi.eq(o[16:])]
+        else:
+            with m.If(self.en):
+                m.d.sync += [p_lo.eq(a8.as_signed() * w_lo.as_signed()),
+                             p_hi.eq(a8.as_signed() * w_hi.as_signed())]
+        return p_lo, p_hi
+
+    def _grid_ecp5(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
+        no = Const(0, 1)
+        for r in range(self._rows):
+            a = acts[r]
+            for c0 in range(0, self._cols, 2):
+                c1 = c0 + 1
+                w0, w1 = wbytes[c0], wbytes[c1]
+                # int8: B = the column's weight; int4: B = lane weight of c0 + (lane weight of c1) << 12.
+                b_even = Signal(signed(18), name=f"b{r}_{c0}")
+                b_odd = Signal(signed(18), name=f"b{r}_{c1}")
+                m.d.comb += [
+                    b_even.eq(Mux(is8, w0.as_signed(), w0[0:4].as_signed() + (w1[0:4].as_signed() << 12))),
+                    b_odd.eq(Mux(is8, w1.as_signed(), w0[4:8].as_signed() + (w1[4:8].as_signed() << 12))),
+                ]
+                # In int4 the activation of digits 2, 3 is lane 1.
+                a_odd = Signal(ACT9, name=f"a{r}_{c1}")
+                m.d.comb += a_odd.eq(Mux(is8, a[0], a[2]))
+                p_even = self._mult18(m, f"dsp{r}_{c0}", a[0], b_even)
+                p_odd = self._mult18(m, f"dsp{r}_{c1}", a_odd, b_odd)
+                lo_e, hi_e = _unpack12(m, f"x{r}_{c0}", p_even)
+                lo_o, hi_o = _unpack12(m, f"x{r}_{c1}", p_odd)
+                # Fabric covers int2/ternary only: 4 * 2 * 255, 13 bits (two unshifted pairs).
+                fab0 = self._fabric(m, r, c0, acts, digits, no, no, no, 14)
+                fab1 = self._fabric(m, r, c1, acts, digits, no, no, no, 14)
+                self._store(m, r, c0, Mux(is8_1, p_even, Mux(is4_1, lo_e + lo_o, fab0)))
+                self._store(m, r, c1, Mux(is8_1, p_odd, Mux(is4_1, hi_e + hi_o, fab1)))
+
+    def _mult18(self, m, name, a, b):
+        """``a * b`` (18x18 signed), registered on ``en`` (MULT18X18D output register)."""
+        p = Signal(signed(36), name=f"{name}_p")
+        if self._primitives:
+            a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
+            m.d.comb += [a18.eq(a), b18.eq(b)]
+            ports = {f"i_A{i}": a18[i] for i in range(18)}
+            ports.update({f"i_B{i}": b18[i] for i in range(18)})
+            ports.update({f"i_C{i}": 0 for i in range(18)})
+            ports.update({f"o_P{i}": p[i] for i in range(36)})
+            m.submodules[name] = Instance(
+                "MULT18X18D",
+                p_REG_INPUTA_CLK="NONE", p_REG_INPUTB_CLK="NONE", p_REG_INPUTC_CLK="NONE",
+                p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0",
+                p_REG_OUTPUT_RST="RST0", p_GSR="DISABLED", p_RESETMODE="SYNC",
+                p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
+                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
+                i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
+                i_CE0=self.en, i_CE1=0, i_CE2=0, i_CE3=0,
+                i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+                **ports,
+            )
+        else:
+            with m.If(self.en):
+                m.d.sync += p.eq(a * b)
+        return p
+
+
+def _unpack12(m, name, p):
+    """Split a packed product ``lo + hi * 2**12`` (``lo`` a 12-bit signed value) into ``(lo, hi)``."""
+    lo = Signal(signed(12), name=f"{name}_lo")
+    hi = Signal(signed(14), name=f"{name}_hi")
+    m.d.comb += [lo.eq(p[:12].as_signed()), hi.eq(p[12:26].as_signed() + p[11])]
+    return lo, hi

@@ -1,0 +1,88 @@
+"""Run tiles through :class:`hw.mac.MacArray` in Amaranth's simulator, with random stalls on every stream.
+
+Used by the unit tests and by the digits demo. One producer testbench per input stream (command,
+activations, weights) and one consumer of results, each with its own seeded stalls, as
+:mod:`sim.streams` prescribes.
+"""
+
+import random
+
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from hw.mac import spec
+from sim.streams import stream_get, stream_put
+
+__all__ = ["run_tiles", "payload_int"]
+
+
+def payload_int(value):
+    """A sampled payload (``data.Const`` or int) as a plain int of its bits."""
+    if isinstance(value, data.Const):
+        return value.as_value().value
+    return int(value)
+
+
+def run_tiles(dut, tiles, *, stall=0.0, seed=0, extra_rows=0, max_cycles=None, probe=None):
+    """Feed ``tiles`` (dicts with ``cmd``, ``act``, ``wgt`` words, as from
+    :func:`sim.mac.golden.gemm_tiles`) and collect result rows.
+
+    ``extra_rows``: result rows expected beyond ``rows`` per defined-mode tile (normally 0);
+    the number of result rows expected is ``rows`` for each tile whose mode is defined.
+    Returns ``{"rows": [unpacked result dicts], "cycles": n, "status": {...}}`` where ``cycles``
+    counts clock cycles from the first command to the last result.
+    """
+    R, C, W = dut.rows, dut.cols, dut.acc_width
+    n_rows = sum(R for t in tiles if spec.is_defined_mode(spec.unpack_cmd(t["cmd"], dut.count_bits)["mode"]))
+    n_rows += extra_rows
+    out = []
+    cycles = [0, 0]
+    status = {}
+
+    async def cmd_producer(ctx):
+        rng = random.Random(seed * 7 + 1)
+        layout = dut.i_cmd.payload.shape()
+        for t in tiles:
+            await stream_put(ctx, dut.i_cmd, data.Const(layout, t["cmd"]), rng=rng, stall=stall)
+
+    def beat_producer(stream_name, key, offset):
+        async def producer(ctx):
+            rng = random.Random(seed * 7 + offset)
+            stream = getattr(dut, stream_name)
+            for t in tiles:
+                for word in t[key]:
+                    await stream_put(ctx, stream, word, rng=rng, stall=stall)
+        return producer
+
+    async def consumer(ctx):
+        rng = random.Random(seed * 7 + 4)
+        for _ in range(n_rows):
+            word = payload_int(await stream_get(ctx, dut.o_res, rng=rng, stall=stall))
+            out.append(spec.unpack_res(word, rows=R, cols=C, acc_width=W))
+        # Let the pipeline settle, then read the status.
+        for _ in range(8):
+            await ctx.tick()
+        status["overflow"] = ctx.get(dut.o_overflow)
+        status["mode_error"] = ctx.get(dut.o_mode_error)
+        status["idle"] = ctx.get(dut.o_idle)
+
+    async def counter(ctx):
+        n = 0
+        async for _ in ctx.tick():
+            n += 1
+            if len(out) == n_rows and cycles[1] == 0:
+                cycles[1] = n
+            if max_cycles is not None and n > max_cycles:
+                raise TimeoutError(f"MAC array: {len(out)} of {n_rows} result rows after {n} cycles")
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(cmd_producer)
+    sim.add_testbench(beat_producer("i_act", "act", 2))
+    sim.add_testbench(beat_producer("i_wgt", "wgt", 3))
+    sim.add_testbench(consumer)
+    sim.add_testbench(counter, background=True)
+    if probe is not None:
+        sim.add_testbench(probe(dut), background=True)
+    sim.run()
+    return {"rows": out, "cycles": cycles[1], "status": status}
