@@ -1,1 +1,1 @@
-"""Host driver and the UART protocol shared with the gateware controller."""
+"""Host side: the driver, its transports (serial port, simulated board), the high-level API and jobs."""

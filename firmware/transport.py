@@ -1,0 +1,82 @@
+"""Byte transports behind one interface: a serial port (pyserial) and the simulated board.
+
+A transport has ``write(data)``, ``read(n, timeout) -> bytes`` (fewer than ``n`` bytes on timeout),
+``close()`` and a ``name``. The driver (:mod:`firmware.driver`) only talks to this interface, so a job
+runs unchanged on a board and in simulation.
+"""
+
+__all__ = ["SerialTransport", "SimTransport", "open_transport"]
+
+
+class SerialTransport:
+    """A board's FTDI UART through pyserial.
+
+    Parameters
+    ----------
+    port : str
+        Device, e.g. ``/dev/ttyUSB1`` (the iCEBreaker's second FTDI channel) or ``/dev/ttyUSB0``.
+    baud : int
+        Must equal the board design's UART rate (see :mod:`boards.config`).
+    """
+
+    def __init__(self, port, baud):
+        import serial
+        self.name = f"serial {port} @ {baud} baud"
+        try:
+            self._port = serial.Serial(port, baudrate=baud, timeout=0.1)
+        except serial.SerialException as e:
+            raise ConnectionError(f"cannot open {port}: {e}") from None
+        self._port.reset_input_buffer()
+
+    def write(self, data):
+        self._port.write(bytes(data))
+
+    def read(self, n, timeout=1.0):
+        import time
+        out = bytearray()
+        deadline = time.monotonic() + timeout
+        while len(out) < n and time.monotonic() < deadline:
+            out += self._port.read(n - len(out))
+        return bytes(out)
+
+    def close(self):
+        self._port.close()
+
+
+class SimTransport:
+    """The simulated board (:class:`sim.board.amaranth_board.SimBoard`) as a transport.
+
+    ``timeout`` in :meth:`read` is in seconds of *board* time (simulated), not host time.
+
+    Parameters
+    ----------
+    board : str
+        Which board's core to simulate (its blocks and sizes), default ``"icebreaker"``.
+    sim_board : SimBoard, optional
+        Use this simulated board instead of making one.
+    """
+
+    def __init__(self, board="icebreaker", *, sim_board=None, **core_overrides):
+        from sim.board.amaranth_board import SimBoard, make_sim_core
+        self.board = sim_board if sim_board is not None else SimBoard(make_sim_core(board, **core_overrides))
+        self.name = f"simulated {board} (Amaranth simulator, {self.board.divisor} cycles/bit)"
+
+    def write(self, data):
+        self.board.write(data)
+
+    def read(self, n, timeout=1.0):
+        return self.board.read(n, timeout_cycles=max(1, int(timeout * self.board.clk_hz)))
+
+    def close(self):
+        self.board.close()
+
+
+def open_transport(board=None, port=None):
+    """``SimTransport(board or "icebreaker")`` without ``port``, else the port at the board's rate."""
+    from boards.config import BOARD_CONFIGS
+    name = board or "icebreaker"
+    if name not in BOARD_CONFIGS:
+        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
+    if port is None:
+        return SimTransport(name)
+    return SerialTransport(port, BOARD_CONFIGS[name].baud)

@@ -1,0 +1,397 @@
+from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from . import protocol
+from .crc import crc16_next
+from .handler import HandlerSignature
+from .protocol import FLAG_BITS, MAX_PAYLOAD, MAX_REPLY, SYNC_CMD, SYNC_REPLY, Status
+
+__all__ = ["Controller"]
+
+
+class Controller(wiring.Component):
+    """The framed, CRC-checked command controller between a UART and the command-group handlers.
+
+    Frames and error rules are those of :mod:`hw.control.protocol`. Cycle behaviour:
+
+    * Receive: payload bytes are written into a ``MAX_PAYLOAD``-byte buffer while the CRC is
+      computed on the fly (one byte per cycle). Nothing is executed before the CRC checked out.
+    * Execute: the selected handler (high nibble of ``cmd``) is started; the buffered payload is
+      streamed to it at up to one byte per cycle, and its reply bytes are written into a
+      ``MAX_REPLY``-byte transmit buffer at one byte per cycle.
+    * Reply: the header, buffered reply payload and CRC go to ``o_tx``; only then does the
+      receiver look for the next sync byte (the host waits for the reply; see the protocol).
+      The one exception is ``ERR_OVERSIZE``, answered right after the header while the receiver
+      discards the ``len + 2`` bytes that follow.
+
+    A frame whose bytes stop for ``timeout`` cycles is answered ``ERR_TRUNCATED``; a handler that
+    does not finish within ``watchdog`` cycles is reset (``o_handler_reset``) and the command
+    answered ``ERR_TIMEOUT``. Either way the controller is back to idle and the board keeps working.
+
+    Parameters
+    ----------
+    groups : tuple of int
+        Command groups present (0..15); a handler port ``h<g>`` is created for each.
+    timeout : int
+        Idle cycles inside a frame before it counts as truncated (>= 16).
+    watchdog : int
+        Cycles a handler may take for one command (>= 16).
+
+    Members
+    -------
+    i_rx : In(stream.Signature(8))
+        Bytes from the UART receiver (``ready`` is low only while a command executes or its reply
+        is sent, when a well-behaved host sends nothing).
+    i_rx_busy : In(1)
+        The UART receiver is inside a byte (keeps the idle timeout from firing mid-byte).
+    o_tx : Out(stream.Signature(8))
+        Bytes to the UART transmitter.
+    h<g> : In(HandlerSignature())
+        One per group: the controller side of :class:`hw.control.handler.HandlerSignature`.
+    o_handler_reset : Out(16)
+        Bit ``g``: reset pulse for group ``g``'s handler (watchdog expiry).
+    i_line_errors : In(2)
+        One-cycle pulses from the UART: bit 0 framing error, bit 1 overrun; made sticky in
+        ``o_flags``.
+    i_block_errors : In(16)
+        Level: bit ``g`` is group ``g``'s handler ``error`` (sets the ``block`` flag).
+    i_clear : In(1)
+        Clear ``o_flags`` and the counters.
+    o_flags : Out(8)
+        Sticky error flags, bit positions in :data:`hw.control.protocol.FLAG_BITS`.
+    o_frames, o_errors : Out(16)
+        Frames executed with status OK / error replies sent, since the last clear (wrapping).
+    o_busy : Out(1)
+        A frame is being received, executed or answered.
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, groups=(0,), timeout=1 << 16, watchdog=1 << 20):
+        groups = tuple(groups)
+        if not groups or len(set(groups)) != len(groups):
+            raise ValueError(f"groups must be distinct integers from 0 to 15, not {groups!r}")
+        for g in groups:
+            check_int("groups", g, 0, 15)
+        self._groups = groups
+        self._timeout = check_int("timeout", timeout, 16, 1 << 30)
+        self._watchdog = check_int("watchdog", watchdog, 16, 1 << 30)
+        members = {
+            "i_rx": In(stream.Signature(8)),
+            "i_rx_busy": In(1),
+            "o_tx": Out(stream.Signature(8)),
+            "o_handler_reset": Out(16),
+            "i_line_errors": In(2),
+            "i_block_errors": In(16),
+            "i_clear": In(1),
+            "o_flags": Out(8),
+            "o_frames": Out(16),
+            "o_errors": Out(16),
+            "o_busy": Out(1),
+        }
+        for g in groups:
+            members[f"h{g}"] = In(HandlerSignature())
+        super().__init__(members)
+
+    @property
+    def groups(self):
+        return self._groups
+
+    def handler(self, group):
+        return getattr(self, f"h{group}")
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.rx_buf = rx_buf = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
+        m.submodules.tx_buf = tx_buf = Memory(shape=8, depth=MAX_REPLY, init=[])
+        rx_wr = rx_buf.write_port()
+        rx_rd = rx_buf.read_port(transparent_for=())
+        tx_wr = tx_buf.write_port()
+        tx_rd = tx_buf.read_port()
+
+        cmd = Signal(8)
+        length = Signal(16)
+        count = Signal(16)            # payload bytes received / bytes left to drain
+        crc = Signal(16)              # running CRC of the incoming frame
+        crc_rx = Signal(16)
+        idle = Signal(range(self._timeout + 1))
+        watch = Signal(range(self._watchdog + 1))
+
+        # Reply request from the receive side to the transmit side.
+        reply_go = Signal()
+        reply_status = Signal(8)
+        reply_len = Signal(16)
+        tx_idle = Signal()
+
+        group = cmd[4:8]
+        present = Signal()
+        m.d.comb += present.eq(0)
+        for g in self._groups:
+            with m.If(group == g):
+                m.d.comb += present.eq(1)
+
+        byte = self.i_rx.payload
+        take = self.i_rx.valid & self.i_rx.ready
+        crc_next = crc16_next(m, crc, byte, name="crc_rx")
+
+        # Idle timer: counts cycles without a received byte inside a frame.
+        timed_out = Signal()
+        with m.If(take | self.i_rx_busy):
+            m.d.sync += idle.eq(0)
+        with m.Elif(idle != self._timeout):
+            m.d.sync += idle.eq(idle + 1)
+        m.d.comb += timed_out.eq(idle == self._timeout)
+
+        def post(status, n=0):
+            m.d.comb += reply_go.eq(1)
+            m.d.sync += [reply_status.eq(status), reply_len.eq(n)]
+
+        error_event = Signal(8)       # one-hot flag bits raised this cycle
+
+        def truncation_check():
+            # A frame that stops in the middle is answered once the line has been idle long enough.
+            with m.If(timed_out & ~take):
+                post(Status.ERR_TRUNCATED)
+                m.d.comb += error_event[FLAG_BITS["truncated"]].eq(1)
+                m.next = "WAIT_TX"
+        ok_event = Signal()
+
+        # Execute-phase plumbing: payload from rx_buf to the handler, reply into tx_buf.
+        rd_addr = Signal(16)
+        feed_valid = Signal()
+        start = Signal()
+        sel_ready = Signal()
+        sel_done = Signal()
+        sel_status = Signal(8)
+        sel_o_valid = Signal()
+        sel_o_payload = Signal(8)
+        reply_count = Signal(16)
+        reply_over = Signal()
+        executing = Signal()
+
+        for g in self._groups:
+            h = self.handler(g)
+            sel = group == g
+            m.d.comb += [
+                h.start.eq(start & sel),
+                h.cmd.eq(cmd),
+                h.length.eq(length),
+                h.i_data.payload.eq(rx_rd.data),
+                h.i_data.valid.eq(feed_valid & sel & executing),
+                h.o_data.ready.eq(sel & executing),
+            ]
+            with m.If(sel):
+                m.d.comb += [
+                    sel_ready.eq(h.i_data.ready),
+                    sel_done.eq(h.done & executing),
+                    sel_status.eq(h.status),
+                    sel_o_valid.eq(h.o_data.valid & executing),
+                    sel_o_payload.eq(h.o_data.payload),
+                ]
+
+        m.d.comb += rx_rd.addr.eq(rd_addr)
+        with m.FSM(name="rx_fsm"):
+            with m.State("IDLE"):
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(take & (byte == SYNC_CMD)):
+                    m.d.sync += crc.eq(protocol.CRC_INIT)
+                    m.next = "CMD"
+            with m.State("CMD"):
+                truncation_check()
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN0"
+            with m.State("LEN0"):
+                truncation_check()
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
+                    m.next = "LEN1"
+            with m.State("LEN1"):
+                truncation_check()
+                m.d.comb += self.i_rx.ready.eq(1)
+                full = Cat(length[:8], byte)
+                with m.If(take):
+                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0)]
+                    with m.If(full > MAX_PAYLOAD):
+                        post(Status.ERR_OVERSIZE)
+                        m.d.comb += error_event[FLAG_BITS["oversize"]].eq(1)
+                        m.d.sync += count.eq(full + 2)
+                        m.next = "DRAIN"
+                    with m.Elif(full == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                truncation_check()
+                m.d.comb += [
+                    self.i_rx.ready.eq(1),
+                    rx_wr.addr.eq(count),
+                    rx_wr.data.eq(byte),
+                    rx_wr.en.eq(take),
+                ]
+                with m.If(take):
+                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count + 1 == length):
+                        m.next = "CRC0"
+            with m.State("CRC0"):
+                truncation_check()
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += crc_rx[:8].eq(byte)
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                truncation_check()
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += crc_rx[8:].eq(byte)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                with m.If(crc_rx != crc):
+                    post(Status.ERR_CRC)
+                    m.d.comb += error_event[FLAG_BITS["crc"]].eq(1)
+                    m.next = "WAIT_TX"
+                with m.Elif(~present):
+                    post(Status.ERR_UNKNOWN_CMD)
+                    m.d.comb += error_event[FLAG_BITS["unknown"]].eq(1)
+                    m.next = "WAIT_TX"
+                with m.Else():
+                    m.d.comb += start.eq(1)
+                    m.d.sync += [rd_addr.eq(0), feed_valid.eq(0), reply_count.eq(0), reply_over.eq(0),
+                                 watch.eq(0)]
+                    m.next = "EXEC"
+            with m.State("EXEC"):
+                m.d.comb += executing.eq(1)
+                # Payload feed: a one-deep pipeline behind the buffer's read port.
+                advance = (~feed_valid | sel_ready) & (rd_addr != length)
+                m.d.comb += rx_rd.en.eq(advance)
+                with m.If(advance):
+                    m.d.sync += [rd_addr.eq(rd_addr + 1), feed_valid.eq(1)]
+                with m.Elif(sel_ready):
+                    m.d.sync += feed_valid.eq(0)
+                # Reply bytes into the transmit buffer; too many of them spoil the reply.
+                m.d.comb += [tx_wr.addr.eq(reply_count), tx_wr.data.eq(sel_o_payload),
+                             tx_wr.en.eq(sel_o_valid & (reply_count < MAX_REPLY))]
+                with m.If(sel_o_valid):
+                    with m.If(reply_count == MAX_REPLY):
+                        m.d.sync += reply_over.eq(1)
+                    with m.Else():
+                        m.d.sync += reply_count.eq(reply_count + 1)
+                m.d.sync += watch.eq(watch + 1)
+                with m.If(sel_done):
+                    with m.If(reply_over):
+                        post(Status.ERR_REPLY_OVERSIZE)
+                    with m.Elif(sel_status == Status.OK):
+                        post(Status.OK, reply_count)
+                        m.d.comb += ok_event.eq(1)
+                    with m.Else():
+                        post(sel_status)
+                        with m.If(sel_status == Status.ERR_UNKNOWN_CMD):
+                            m.d.comb += error_event[FLAG_BITS["unknown"]].eq(1)
+                        with m.Elif(sel_status == Status.ERR_BLOCK):
+                            m.d.comb += error_event[FLAG_BITS["block"]].eq(1)
+                    m.next = "WAIT_TX"
+                with m.Elif(watch == self._watchdog):
+                    post(Status.ERR_TIMEOUT)
+                    m.d.comb += error_event[FLAG_BITS["timeout"]].eq(1)
+                    for g in self._groups:
+                        with m.If(group == g):
+                            m.d.comb += self.o_handler_reset[g].eq(1)
+                    m.next = "WAIT_TX"
+            with m.State("DRAIN"):
+                m.d.comb += self.i_rx.ready.eq(1)
+                with m.If(count == 0):
+                    m.next = "WAIT_TX"
+                with m.Elif(take):
+                    m.d.sync += count.eq(count - 1)
+                with m.Elif(timed_out):
+                    m.next = "WAIT_TX"
+            with m.State("WAIT_TX"):
+                with m.If(tx_idle & ~reply_go):
+                    m.next = "IDLE"
+
+
+        # Transmit side: header, buffered payload, CRC.
+        tx_cmd = Signal(8)
+        tx_status = Signal(8)
+        tx_len = Signal(16)
+        tx_ptr = Signal(16)
+        tx_crc = Signal(16)
+        tx_byte = Signal(8)
+        tx_crc_next = crc16_next(m, tx_crc, tx_byte, name="crc_tx")
+        sent = self.o_tx.valid & self.o_tx.ready
+        m.d.comb += [self.o_tx.payload.eq(tx_byte), tx_rd.addr.eq(tx_ptr)]
+
+        with m.FSM(name="tx_fsm"):
+            with m.State("IDLE"):
+                m.d.comb += tx_idle.eq(1)
+                with m.If(reply_go):
+                    m.next = "SYNC"
+            with m.State("SYNC"):
+                # reply_status / reply_len were registered in the cycle of reply_go.
+                m.d.sync += [tx_cmd.eq(cmd), tx_status.eq(reply_status), tx_len.eq(reply_len),
+                             tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
+                m.d.comb += [tx_byte.eq(SYNC_REPLY), self.o_tx.valid.eq(1)]
+                with m.If(sent):
+                    m.next = "CMD"
+            for state, value, nxt in (("CMD", tx_cmd, "STATUS"), ("STATUS", tx_status, "LEN0"),
+                                      ("LEN0", tx_len[:8], "LEN1")):
+                with m.State(state):
+                    m.d.comb += [tx_byte.eq(value), self.o_tx.valid.eq(1)]
+                    with m.If(sent):
+                        m.d.sync += tx_crc.eq(tx_crc_next)
+                        m.next = nxt
+            with m.State("LEN1"):
+                m.d.comb += [tx_byte.eq(tx_len[8:]), self.o_tx.valid.eq(1)]
+                with m.If(sent):
+                    m.d.sync += tx_crc.eq(tx_crc_next)
+                    with m.If(tx_len == 0):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("FETCH"):
+                # tx_rd.data shows tx_buf[tx_ptr] from the next cycle on.
+                m.next = "DATA"
+            with m.State("DATA"):
+                m.d.comb += [tx_byte.eq(tx_rd.data), self.o_tx.valid.eq(1)]
+                with m.If(sent):
+                    m.d.sync += [tx_crc.eq(tx_crc_next), tx_ptr.eq(tx_ptr + 1)]
+                    with m.If(tx_ptr + 1 == tx_len):
+                        m.next = "CRC0"
+                    with m.Else():
+                        m.next = "FETCH"
+            with m.State("CRC0"):
+                m.d.comb += [tx_byte.eq(tx_crc[:8]), self.o_tx.valid.eq(1)]
+                with m.If(sent):
+                    m.next = "CRC1"
+            with m.State("CRC1"):
+                m.d.comb += [tx_byte.eq(tx_crc[8:]), self.o_tx.valid.eq(1)]
+                with m.If(sent):
+                    m.next = "IDLE"
+
+        # Sticky flags and counters.
+        line = Const(0, 8) | (self.i_line_errors[0] << FLAG_BITS["framing"]) \
+            | (self.i_line_errors[1] << FLAG_BITS["overrun"])
+        block_level = Signal()
+        for g in self._groups:
+            with m.If(self.i_block_errors[g]):
+                m.d.comb += block_level.eq(1)
+        with m.If(self.i_clear):
+            m.d.sync += [self.o_flags.eq(0), self.o_frames.eq(0), self.o_errors.eq(0)]
+        with m.Else():
+            m.d.sync += self.o_flags.eq(self.o_flags | error_event | line
+                                        | (block_level << FLAG_BITS["block"]))
+            with m.If(ok_event):
+                m.d.sync += self.o_frames.eq(self.o_frames + 1)
+            with m.Elif(reply_go):
+                m.d.sync += self.o_errors.eq(self.o_errors + 1)
+
+        m.d.comb += self.o_busy.eq(~tx_idle | (executing))
+        return m

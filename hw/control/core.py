@@ -1,0 +1,141 @@
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from ..uart import UARTRx, UARTTx
+from ..uart.baud import divisor_for
+from .controller import Controller
+from .protocol import GROUP_SYSTEM, MAX_PAYLOAD
+from .system import SystemHandler
+
+__all__ = ["EdgeLearnCore"]
+
+
+class EdgeLearnCore(wiring.Component):
+    """Everything of a board design except the pins: UART, command controller, command groups.
+
+    The same component is the board top's content (:mod:`boards.top`) and the simulated board
+    (:mod:`sim.board`), so a job that passes in simulation exercises the gateware that is flashed.
+
+    ``o_leds`` (active high; a board maps as many as it has):
+
+    ====  =====================================================================
+    bit   meaning
+    ====  =====================================================================
+    0     heartbeat, about 1 Hz (the clock runs and the design is configured)
+    1     any sticky error flag (link or block; cleared by ``RESET``/``CLEAR_ERRORS``)
+    2     receiving (a frame is being received, executed or answered)
+    3     a block handler reports a run-time error
+    4-7   per command group 0..3: a command of that group is executing
+    ====  =====================================================================
+
+    Parameters
+    ----------
+    clk_hz : int
+        System clock frequency.
+    baud : int
+        UART line rate; ``clk_hz / baud`` must be an integer within 2 % (see
+        :func:`hw.uart.baud.divisor_for`).
+    timeout : int or None
+        Idle cycles inside a frame before it is truncated. Default: 10 ms worth of cycles, far above
+        the gaps a USB-serial bridge leaves between its packets.
+    watchdog : int or None
+        Cycles a command may take. Default: 200 ms worth of cycles.
+    handlers : dict of int to callable, optional
+        ``group -> factory()`` of extra command-group handlers (components with a ``bus`` port of
+        :class:`hw.control.handler.HandlerSignature` and no other ports). Group 0 (system) is
+        always present.
+
+    Members
+    -------
+    i_rx : In(1)
+        UART line from the host (idle high).
+    o_tx : Out(1)
+        UART line to the host (idle high).
+    o_leds : Out(8)
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    i_rx: In(1, init=1)
+    o_tx: Out(1, init=1)
+    o_leds: Out(8)
+
+    def __init__(self, *, clk_hz=12_000_000, baud=1_000_000, timeout=None, watchdog=None, handlers=None):
+        self._clk_hz = check_int("clk_hz", clk_hz, 1_000_000, 1_000_000_000)
+        self._divisor = divisor_for(clk_hz, baud)
+        self._baud = baud
+        self._timeout = check_int("timeout", clk_hz // 100 if timeout is None else timeout, 16, 1 << 30)
+        self._watchdog = check_int("watchdog", clk_hz // 5 if watchdog is None else watchdog, 16, 1 << 30)
+        handlers = dict(handlers or {})
+        for g in handlers:
+            if g == GROUP_SYSTEM:
+                raise ValueError("handlers must not contain group 0 (the system group is built in)")
+            check_int("handler group", g, 1, 7)
+        self._handlers = handlers
+        super().__init__()
+
+    @property
+    def divisor(self):
+        return self._divisor
+
+    @property
+    def clk_hz(self):
+        return self._clk_hz
+
+    @property
+    def groups(self):
+        return (GROUP_SYSTEM, *sorted(self._handlers))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.uart_rx = rx = UARTRx(self._divisor)
+        m.submodules.uart_tx = tx = UARTTx(self._divisor)
+        m.submodules.controller = ctrl = Controller(self.groups, timeout=self._timeout,
+                                                    watchdog=self._watchdog)
+        mask = sum(1 << g for g in self.groups)
+        m.submodules.system = system = SystemHandler(groups_mask=mask, clk_hz=self._clk_hz,
+                                                     divisor=self._divisor, max_payload=MAX_PAYLOAD)
+
+        m.d.comb += [rx.i_rx.eq(self.i_rx), self.o_tx.eq(tx.o_tx)]
+        wiring.connect(m, rx.o_data, ctrl.i_rx)
+        wiring.connect(m, ctrl.o_tx, tx.i_data)
+        m.d.comb += [ctrl.i_rx_busy.eq(rx.o_busy),
+                     ctrl.i_line_errors.eq(rx.o_frame_error | (rx.o_overrun << 1))]
+
+        wiring.connect(m, ctrl.h0, system.bus)
+        block_errors = Signal(8)
+        m.d.comb += [
+            system.i_flags.eq(ctrl.o_flags),
+            system.i_block_flags.eq(block_errors),
+            system.i_frames.eq(ctrl.o_frames),
+            system.i_errors.eq(ctrl.o_errors),
+            ctrl.i_clear.eq(system.o_clear),
+            ctrl.i_block_errors.eq(block_errors),
+        ]
+        for g, factory in sorted(self._handlers.items()):
+            handler = factory()
+            # A block is reset by the RESET command or when the watchdog gives up on it.
+            reset = system.o_reset_blocks | ctrl.o_handler_reset[g]
+            m.submodules[f"group{g}"] = ResetInserter({"sync": reset})(handler)
+            wiring.connect(m, getattr(ctrl, f"h{g}"), handler.bus)
+            m.d.comb += block_errors[g].eq(handler.bus.error)
+
+        # Status LEDs.
+        beat = Signal(range(self._clk_hz // 2 + 1))
+        led_beat = Signal()
+        with m.If(beat == self._clk_hz // 2):
+            m.d.sync += [beat.eq(0), led_beat.eq(~led_beat)]
+        with m.Else():
+            m.d.sync += beat.eq(beat + 1)
+        executing = Signal(4)
+        for g in self.groups:
+            if g < 4:
+                m.d.comb += executing[g].eq(ctrl.o_busy & (ctrl.handler(g).cmd[4:8] == g))
+        m.d.comb += self.o_leds.eq(led_beat | (ctrl.o_flags.any() << 1) | (ctrl.o_busy << 2)
+                                   | (block_errors.any() << 3) | (executing << 4))
+        return m

@@ -1,0 +1,220 @@
+"""The board command protocol: the one definition shared by the gateware and the host driver.
+
+Pure Python (no Amaranth, no numpy): :mod:`hw.control.controller` builds its parser and CRC from
+these constants, and :mod:`firmware` encodes and decodes frames with the functions below.
+
+Frames
+------
+A command (host to board)::
+
+    SYNC_CMD  cmd  len_lo len_hi  payload[len]  crc_lo crc_hi
+
+A reply (board to host), exactly one per command frame the board saw::
+
+    SYNC_REPLY  cmd  status  len_lo len_hi  payload[len]  crc_lo crc_hi
+
+``crc`` is CRC-16/CCITT-FALSE (polynomial 0x1021, initial value 0xFFFF, no reflection, no final
+XOR) over every byte after the sync byte and before the CRC. Lengths and CRC are little-endian.
+A command payload is at most :data:`MAX_PAYLOAD` bytes and a reply payload at most
+:data:`MAX_REPLY` bytes; bulk data is split into several frames.
+
+Link rules (decisions the issue left open):
+
+* The host waits for each reply before sending the next command (stop-and-wait). With
+  :data:`MAX_PAYLOAD`-byte frames the framing costs 13 bytes per 512, so bulk loads can reach about
+  97 % of the line rate.
+* A frame is executed only after its CRC checked out, so a corrupted frame has no effect.
+* Errors get a reply with a non-zero ``status`` and an empty payload, and the board returns to
+  waiting for a sync byte: ``ERR_CRC`` (bad CRC), ``ERR_UNKNOWN_CMD``, ``ERR_OVERSIZE`` (``len``
+  above :data:`MAX_PAYLOAD`; sent right after the header, then the board discards ``len + 2``
+  bytes), ``ERR_TRUNCATED`` (the line went idle for the board's timeout in the middle of a frame).
+  Bytes outside a frame that are not ``SYNC_CMD`` are ignored.
+* ``ERR_LENGTH``: the payload length does not fit the command; ``ERR_TIMEOUT``: a block did not
+  finish within the board's watchdog time (it is then reset); ``ERR_REPLY_OVERSIZE``: a command
+  would produce more than :data:`MAX_REPLY` bytes (the reply is dropped); ``ERR_BLOCK``: the
+  block flagged bad run-time data (details in ``STATUS``).
+
+Command groups
+--------------
+The high nibble of ``cmd`` selects a command group, each served by one handler in the
+controller (see :mod:`hw.control.handler`): ``0x0_`` system, ``0x1_`` Huffman-compressed GEMM
+(MAC array), ``0x2_`` HDQT training, ``0x3_`` STDP synapses. A board built without a group answers
+its commands with ``ERR_UNKNOWN_CMD``.
+"""
+
+__all__ = [
+    "SYNC_CMD", "SYNC_REPLY", "MAX_PAYLOAD", "MAX_REPLY", "CRC_POLY", "CRC_INIT", "PROTOCOL_VERSION",
+    "Status", "Cmd", "GROUP_SYSTEM", "GROUP_GEMM", "GROUP_HDQT", "GROUP_STDP", "GROUP_NAMES",
+    "crc16", "crc16_update", "encode_command", "encode_reply", "ReplyParser", "ProtocolError",
+    "status_name", "STATUS_FIELDS", "pack_status", "unpack_status",
+]
+
+SYNC_CMD = 0xA5
+SYNC_REPLY = 0x5A
+#: Largest command payload (the controller's receive buffer, one iCE40 block RAM).
+MAX_PAYLOAD = 512
+#: Largest reply payload (the controller's transmit buffer).
+MAX_REPLY = 512
+CRC_POLY = 0x1021
+CRC_INIT = 0xFFFF
+PROTOCOL_VERSION = 1
+
+GROUP_SYSTEM = 0x0
+GROUP_GEMM = 0x1
+GROUP_HDQT = 0x2
+GROUP_STDP = 0x3
+GROUP_NAMES = {GROUP_SYSTEM: "system", GROUP_GEMM: "gemm", GROUP_HDQT: "hdqt", GROUP_STDP: "stdp"}
+
+
+class Status:
+    """Reply status codes."""
+    OK = 0x00
+    ERR_CRC = 0x01
+    ERR_UNKNOWN_CMD = 0x02
+    ERR_TRUNCATED = 0x03
+    ERR_OVERSIZE = 0x04
+    ERR_LENGTH = 0x05
+    ERR_TIMEOUT = 0x06
+    ERR_REPLY_OVERSIZE = 0x07
+    ERR_BLOCK = 0x08
+
+
+_STATUS_NAMES = {v: k for k, v in vars(Status).items() if not k.startswith("_")}
+
+
+def status_name(code):
+    return _STATUS_NAMES.get(code, f"0x{code:02x}")
+
+
+class Cmd:
+    """Command codes (high nibble: group)."""
+    # System group.
+    PING = 0x00           # reply: the payload, unchanged
+    STATUS = 0x01         # reply: the status record (see STATUS_FIELDS)
+    RESET = 0x02          # reset every block and clear all error flags and counters
+    CLEAR_ERRORS = 0x03   # clear the sticky error flags and counters only
+    SINK = 0x04           # consume the payload; reply: byte count (u16) and byte sum (u16)
+    # GEMM group (Huffman decoder + MAC array).
+    LOAD_HUFFMAN = 0x10   # payload: code table (see the group's handler)
+    LOAD_WEIGHTS = 0x11   # payload: Huffman-compressed weight bits, appended
+    GEMM = 0x12           # payload: activations; reply: results
+    # HDQT group.
+    HDQT_STEP = 0x20
+    # STDP group.
+    LOAD_SYNAPSES = 0x30
+    INJECT_SPIKES = 0x31
+    READ_SPIKES = 0x32
+    READ_WEIGHTS = 0x33
+
+
+#: The STATUS reply: (name, bytes) fields, little-endian, in order.
+STATUS_FIELDS = (
+    ("version", 1),        # PROTOCOL_VERSION
+    ("groups", 1),         # bit g set: command group g is present
+    ("max_payload", 2),
+    ("clk_khz", 4),        # system clock
+    ("divisor", 2),        # UART clock cycles per bit
+    ("flags", 1),          # sticky link errors: bit0 CRC, bit1 unknown, bit2 truncated,
+                           # bit3 oversize, bit4 timeout, bit5 framing, bit6 overrun, bit7 block
+    ("block_flags", 1),    # bit g: command group g's block raised its error flag
+    ("frames", 2),         # frames executed OK since the last reset (wraps)
+    ("errors", 2),         # error replies since the last reset (wraps)
+)
+
+FLAG_BITS = {"crc": 0, "unknown": 1, "truncated": 2, "oversize": 3, "timeout": 4, "framing": 5,
+             "overrun": 6, "block": 7}
+
+
+def pack_status(**values):
+    out = bytearray()
+    for name, size in STATUS_FIELDS:
+        out += int(values.get(name, 0)).to_bytes(size, "little")
+    return bytes(out)
+
+
+def unpack_status(payload):
+    expect = sum(size for _, size in STATUS_FIELDS)
+    if len(payload) != expect:
+        raise ProtocolError(f"STATUS reply has {len(payload)} bytes, expected {expect}")
+    values, pos = {}, 0
+    for name, size in STATUS_FIELDS:
+        values[name] = int.from_bytes(payload[pos:pos + size], "little")
+        pos += size
+    return values
+
+
+class ProtocolError(Exception):
+    """A malformed frame or an error reply."""
+
+
+def crc16_update(crc, byte):
+    """CRC-16/CCITT-FALSE after one more byte (MSB first, as the gateware computes it)."""
+    crc ^= byte << 8
+    for _ in range(8):
+        crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
+        crc &= 0xFFFF
+    return crc
+
+
+def crc16(data, crc=CRC_INIT):
+    for b in data:
+        crc = crc16_update(crc, b)
+    return crc
+
+
+def encode_command(cmd, payload=b""):
+    """The bytes of a command frame."""
+    payload = bytes(payload)
+    if not 0 <= cmd <= 0xFF:
+        raise ValueError(f"cmd must be an integer from 0 to 255, not {cmd!r}")
+    if len(payload) > 0xFFFF:
+        raise ValueError(f"payload must be at most 65535 bytes, not {len(payload)}")
+    body = bytes([cmd]) + len(payload).to_bytes(2, "little") + payload
+    return bytes([SYNC_CMD]) + body + crc16(body).to_bytes(2, "little")
+
+
+def encode_reply(cmd, status, payload=b""):
+    """The bytes of a reply frame (the golden model of what the controller sends)."""
+    payload = bytes(payload)
+    body = bytes([cmd, status]) + len(payload).to_bytes(2, "little") + payload
+    return bytes([SYNC_REPLY]) + body + crc16(body).to_bytes(2, "little")
+
+
+class ReplyParser:
+    """Incremental reply-frame parser: feed bytes, collect ``(cmd, status, payload)`` tuples.
+
+    Bytes before a sync byte are counted in :attr:`skipped`. A reply whose CRC does not match raises
+    :class:`ProtocolError` from :meth:`feed`.
+    """
+
+    def __init__(self):
+        self._buf = bytearray()
+        self.skipped = 0
+        self.frames = []
+
+    def feed(self, data):
+        self._buf += data
+        while True:
+            while self._buf and self._buf[0] != SYNC_REPLY:
+                del self._buf[0]
+                self.skipped += 1
+            if len(self._buf) < 5:
+                return self.frames
+            length = int.from_bytes(self._buf[3:5], "little")
+            total = 5 + length + 2
+            if len(self._buf) < total:
+                return self.frames
+            frame = bytes(self._buf[:total])
+            del self._buf[:total]
+            body = frame[1:5 + length]
+            crc = int.from_bytes(frame[-2:], "little")
+            if crc16(body) != crc:
+                raise ProtocolError(f"reply CRC mismatch (got 0x{crc:04x}, computed 0x{crc16(body):04x})")
+            self.frames.append((frame[1], frame[2], frame[5:5 + length]))
+
+    def needed(self):
+        """A lower bound on the bytes still missing for the next frame."""
+        if len(self._buf) < 5:
+            return 7 - len(self._buf)
+        length = int.from_bytes(self._buf[3:5], "little")
+        return max(1, 7 + length - len(self._buf))

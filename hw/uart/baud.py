@@ -1,0 +1,36 @@
+"""Baud-rate arithmetic shared by the UART gateware, the board tops and the host driver.
+
+The UART runs from the system clock with an integer ``divisor`` (clock cycles per bit). A
+divisor is only accepted if the resulting baud rate is within :data:`MAX_BAUD_ERROR` of the
+requested one: the receiver samples mid-bit, so over ten bits the accumulated error must stay far
+below half a bit on both ends of the link.
+"""
+
+__all__ = ["MIN_DIVISOR", "MAX_BAUD_ERROR", "divisor_for"]
+
+#: The receiver needs a few cycles per bit: a two-flop synchronizer plus a mid-bit sample.
+MIN_DIVISOR = 4
+#: Largest relative baud-rate error accepted (2 %: 20 % of a bit over ten bits).
+MAX_BAUD_ERROR = 0.02
+
+
+def divisor_for(clk_hz, baud):
+    """Clock cycles per bit for ``baud`` at ``clk_hz``.
+
+    Raises
+    ------
+    ValueError
+        If the rounded divisor is below :data:`MIN_DIVISOR` or misses ``baud`` by more than
+        :data:`MAX_BAUD_ERROR`.
+    """
+    if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
+        raise ValueError(f"baud must be a positive integer, not {baud!r}")
+    divisor = round(clk_hz / baud)
+    if divisor < MIN_DIVISOR:
+        raise ValueError(f"baud must be at most {int(clk_hz // MIN_DIVISOR)} at {clk_hz / 1e6:g} MHz, "
+                         f"not {baud!r}")
+    error = abs(clk_hz / divisor - baud) / baud
+    if error > MAX_BAUD_ERROR:
+        raise ValueError(f"baud must be within {MAX_BAUD_ERROR:.0%} of {clk_hz / 1e6:g} MHz / n "
+                         f"(e.g. {int(clk_hz / divisor)}), not {baud!r} ({error:.1%} off)")
+    return divisor

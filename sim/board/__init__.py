@@ -1,0 +1,1 @@
+"""The simulated board: board cores run in a simulator and driven at the UART pins."""
