@@ -1,6 +1,32 @@
 """STDP synapse memory: forward-table presynaptic-event-triggered STDP with LIF neurons."""
 
+from ..blocks import BlockSpec, Param
 from . import spec
 from .core import STDPCore
 
-__all__ = ["STDPCore", "spec"]
+__all__ = ["STDPCore", "spec", "BLOCKS"]
+
+BLOCKS = [
+    BlockSpec(
+        name="stdp_core",
+        summary="forward-table STDP synapse memory with LIF neurons, AER in/out, 1 synapse RMW/cycle",
+        factory=STDPCore,
+        params={
+            "n_neurons": Param(256, "neurons N, 2..4096"),
+            "max_synapses": Param(4096, "synapse memory depth (csr/bitmap), 1..65536"),
+            "encoding": Param("csr", "synapse encoding", kind=str, choices=spec.ENCODINGS),
+            "w_bits": Param(4, "weight bits, 1..16"),
+            "v_bits": Param(12, "membrane / accumulator bits, 4..24"),
+            "window": Param(16, "STDP window T (timer saturation), 2..128"),
+            "threshold": Param(64, "spike threshold, 1..2**v_bits-1"),
+            "leak_shift": Param(4, "leak v >> leak_shift per step, 0..v_bits"),
+            "v_reset": Param(0, "membrane after a spike, 0..threshold-1"),
+            "refractory": Param(2, "refractory steps, 0..255"),
+            "bitmap_word": Param(16, "bitmap word bits (bitmap encoding): 8, 16, 32"),
+        },
+        smoke_test="sim.stdp.tb_stdp",
+        smoke_params={"n_neurons": 32, "max_synapses": 256, "w_bits": 6, "threshold": 40, "window": 8,
+                      "refractory": 1},
+        demo="sim.stdp.demo:run",
+    ),
+]
