@@ -211,7 +211,8 @@ class MacArray(wiring.Component):
         ]
 
         # --- result buffer: loaded whole, drained one row per transfer (row 0 first) ------------
-        buf = [Signal(data.ArrayLayout(signed(self._acc_width), self._cols), name=f"buf{r}") for r in range(R)]
+        row_layout = data.ArrayLayout(signed(self._acc_width), self._cols)
+        buf = [Signal(row_layout, name=f"buf{r}") for r in range(R)]
         buf_ovf = Signal(R)
         rd = Signal(spec.row_bits(R))
         res = self.o_res.payload

@@ -7,8 +7,8 @@ the expected result rows (:func:`gemm_tiles`).
 Quantizers (symmetric, round half to even as numpy's ``rint``)
 ---------------------------------------------------------------
 * weights int8 / int4: ``s = max|w| / qmax`` with ``qmax`` 127 / 7, ``q = clip(rint(w / s), -qmax, qmax)``;
-* weights int2 (levels -2..1): ``s = max|w| / 2``, ``q = clip(rint(w / s), -2, 1)`` (the asymmetric
-  grid of 2-bit two's complement; the positive rail is 1);
+* weights int2 (levels -2..1): ``s = mean|w|``, ``q = clip(rint(w / s), -2, 1)`` (the asymmetric
+  grid of 2-bit two's complement; a max-based scale would round most weights to 0);
 * weights ternary: threshold ``t = 0.7 * mean|w|`` (Li & Liu's TWN rule), ``q = sign(w) * (|w| > t)``,
   ``s = mean(|w| where |w| > t)`` (1 if none);
 * activations: signed ``s = max|x| / 127``, ``q`` in -127..127; unsigned (post-ReLU)
@@ -48,11 +48,13 @@ def quantize_weights(w, mode, *, per_channel=False):
         cnt = mask.sum(**keep)
         s = np.where(cnt > 0, (a * mask).sum(**keep) / np.maximum(cnt, 1), 1.0)
         q = (np.sign(w) * mask).astype(np.int64)
+    elif code == spec.MODE_INT2:
+        s = _scale(np.abs(w).mean(**keep), 1)
+        q = np.clip(np.rint(w / s), -2, 1).astype(np.int64)
     else:
-        lo, hi = {spec.MODE_INT8: (-127, 127), spec.MODE_INT4: (-7, 7), spec.MODE_INT2: (-2, 1)}[code]
-        qmax = {spec.MODE_INT8: 127, spec.MODE_INT4: 7, spec.MODE_INT2: 2}[code]
+        qmax = {spec.MODE_INT8: 127, spec.MODE_INT4: 7}[code]
         s = _scale(np.abs(w).max(**keep), qmax)
-        q = np.clip(np.rint(w / s), lo, hi).astype(np.int64)
+        q = np.clip(np.rint(w / s), -qmax, qmax).astype(np.int64)
     scale = s.reshape(-1) if per_channel else float(s)
     return q, scale
 
