@@ -78,8 +78,8 @@ __all__ = [
     "ERR_INVALID", "ERR_TRUNC", "ERR_MISMATCH", "ERR_OVERRUN", "ERR_HEADER", "ERR_TABLE", "ERR_CRC",
     "ERROR_NAMES", "crc16", "crc16_update",
     "check_max_len", "canonical_codes", "table_from_lengths", "validate_table", "decode_tables",
-    "serialize_table", "parse_table", "check_table_words", "header_words", "parse_header", "header_beats", "compose_value",
-    "value_width",
+    "serialize_table", "parse_table", "check_table_words", "header_words", "parse_header", "header_beats",
+    "compose_value", "value_width",
 ]
 
 MIN_MAX_LEN = 8

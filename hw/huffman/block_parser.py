@@ -1,0 +1,178 @@
+"""Block framing: header check, per-lane descriptors, payload distribution, resynchronisation."""
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from . import spec
+from .crc import crc16_next
+
+__all__ = ["BlockParser", "beat_layout", "descriptor_layout"]
+
+
+def beat_layout(lanes):
+    """Payload of the data stream: one 16-bit word per lane, plus the block-start mark."""
+    return data.StructLayout({"data": data.ArrayLayout(spec.WORD, lanes), "first": 1})
+
+
+descriptor_layout = data.StructLayout({
+    "n": 16,          # symbols per lane
+    "m": 16,          # words per lane
+    "bitlen": 20,     # this lane's bit length
+    "crc": 16,        # this lane's payload CRC
+    "mode": 2,
+    "r": 4,
+    "ebits": 4,
+    "parity": 1,
+    "skip": 1,        # lane overrun: output n zeros, discard the region
+})
+
+
+class BlockParser(wiring.Component):
+    """Splits the block stream (:mod:`hw.huffman.spec`) into per-lane descriptors and payload words.
+
+    Header beats are checked (CRC, marker, field ranges); a good header yields one descriptor per
+    lane on ``o_desc`` (all lanes in one transfer) and then the block's ``M`` payload beats are
+    forwarded on ``o_words``. A bad header pulses ``o_err_header`` and the parser drops beats until the
+    next ``first`` beat. A ``first`` beat inside a payload ends the block early: the missing beats are
+    sent as zeros (``o_err_trunc`` pulses), so every lane still gets exactly ``M`` words and nothing
+    waits for data that will never come. Lanes whose bit length exceeds ``16 M`` get ``skip`` set
+    (``o_err_overrun``). One beat per cycle in every state.
+
+    Parameters
+    ----------
+    lanes : int
+        N, 1 to 8.
+    raw_bits : int
+        The decoder's maximum raw bits per symbol (headers with a larger ``r`` are rejected).
+
+    Members
+    -------
+    i_data : In(stream.Signature(beat_layout(lanes)))
+    o_words : Out(stream.Signature(ArrayLayout(16, lanes)))
+    o_desc : Out(stream.Signature(ArrayLayout(descriptor_layout, lanes)))
+    o_err_header, o_err_trunc, o_err_overrun : Out(1)
+        One-cycle error pulses.
+    """
+
+    def __init__(self, lanes=1, raw_bits=8):
+        self._N = check_int("lanes", lanes, 1, 8)
+        self._R = check_int("raw_bits", raw_bits, 0, 8)
+        super().__init__({
+            "i_data": In(stream.Signature(beat_layout(lanes))),
+            "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD, lanes))),
+            "o_desc": Out(stream.Signature(data.ArrayLayout(descriptor_layout, lanes))),
+            "o_err_header": Out(1),
+            "o_err_trunc": Out(1),
+            "o_err_overrun": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        N, R = self._N, self._R
+        hbeats = spec.header_beats(N)
+        words = self.i_data.payload.data
+        first = self.i_data.payload.first
+
+        beat = Signal(range(hbeats + 1))
+        crc = Signal(16)
+        lo = Signal(data.ArrayLayout(16, N))
+        hi = Signal(data.ArrayLayout(16, N))
+        crcs = Signal(data.ArrayLayout(16, N))
+        common = Signal(data.ArrayLayout(16, 3))          # flags, n, M
+        count = Signal(16)
+        desc = Signal(data.ArrayLayout(descriptor_layout, N))
+        overrun = Signal()
+
+        m.d.sync += [self.o_err_header.eq(0), self.o_err_trunc.eq(0), self.o_err_overrun.eq(0)]
+        m.d.comb += self.o_desc.payload.eq(desc)
+
+        def header_beat(index_is_zero):
+            """Absorb one header beat (the current one); on the last, check and build descriptors."""
+            crc_in = Const(spec.CRC_INIT, 16) if index_is_zero else crc
+            crc_after = crc16_next(crc_in, [words[k] for k in range(N)])
+            idx = Const(0) if index_is_zero else beat
+            m.d.sync += [crc.eq(crc_after), beat.eq(idx + 1)]
+            with m.If(idx == 0):
+                m.d.sync += lo.eq(words)
+            with m.If(idx == 1):
+                m.d.sync += hi.eq(words)
+            with m.If(idx == 2):
+                m.d.sync += crcs.eq(words)
+            for i in range(3):
+                with m.If(idx == 3 + i // N):
+                    m.d.sync += common[i].eq(words[i % N])
+            if index_is_zero:
+                m.next = "HEADER"
+                return
+            with m.If(idx == hbeats - 1):
+                # The common words are all in registers except those of this beat.
+                cw = [common[i] if 3 + i // N < hbeats - 1 else words[i % N] for i in range(3)]
+                flags, n, mw = cw
+                mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
+                ok = ((crc_after == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
+                      & (r <= R) & (n != 0)
+                      & ((mode != spec.MODE_RAW) | (r != 0))
+                      & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
+                for k in range(N):
+                    ok &= hi[k] <= 15
+                over = Const(0)
+                for k in range(N):
+                    bitlen = lo[k] | (hi[k][:4] << 16)
+                    skip = bitlen > (mw << 4)
+                    over |= skip
+                    m.d.sync += [
+                        desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlen), desc[k].crc.eq(crcs[k]),
+                        desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
+                        desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
+                    ]
+                m.d.sync += [count.eq(mw), overrun.eq(over)]
+                with m.If(ok):
+                    m.next = "DESC"
+                with m.Else():
+                    m.d.sync += self.o_err_header.eq(1)
+                    m.next = "HUNT"
+
+        with m.FSM():
+            with m.State("HUNT"):
+                m.d.comb += self.i_data.ready.eq(1)
+                with m.If(self.i_data.valid & first):
+                    header_beat(True)
+            with m.State("HEADER"):
+                m.d.comb += self.i_data.ready.eq(1)
+                with m.If(self.i_data.valid):
+                    with m.If(first):
+                        m.d.sync += self.o_err_header.eq(1)     # header cut short: restart on this beat
+                        header_beat(True)
+                    with m.Else():
+                        header_beat(False)
+            with m.State("DESC"):
+                m.d.comb += self.o_desc.valid.eq(1)
+                with m.If(self.o_desc.ready):
+                    m.d.sync += self.o_err_overrun.eq(overrun)
+                    with m.If(count == 0):
+                        m.next = "HUNT"
+                    with m.Else():
+                        m.next = "PAYLOAD"
+            with m.State("PAYLOAD"):
+                with m.If(self.i_data.valid & first):
+                    m.d.sync += self.o_err_trunc.eq(1)
+                    m.next = "PAD"
+                with m.Else():
+                    m.d.comb += [
+                        self.o_words.valid.eq(self.i_data.valid),
+                        self.o_words.payload.eq(words),
+                        self.i_data.ready.eq(self.o_words.ready),
+                    ]
+                    with m.If(self.o_words.valid & self.o_words.ready):
+                        m.d.sync += count.eq(count - 1)
+                        with m.If(count == 1):
+                            m.next = "HUNT"
+            with m.State("PAD"):
+                m.d.comb += [self.o_words.valid.eq(1), self.o_words.payload.eq(0)]
+                with m.If(self.o_words.ready):
+                    m.d.sync += count.eq(count - 1)
+                    with m.If(count == 1):
+                        m.next = "HUNT"
+        return m

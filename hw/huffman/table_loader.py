@@ -1,0 +1,182 @@
+"""Run-time loading of canonical code tables into two banks (double buffering)."""
+
+from amaranth.hdl import Const, Module, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from . import spec
+from .crc import crc16_next
+
+__all__ = ["TableLoader", "table_word_layout"]
+
+table_word_layout = data.StructLayout({"data": spec.WORD, "first": 1})
+
+
+class TableLoader(wiring.Component):
+    """Loads serialized tables (:func:`hw.huffman.spec.serialize_table`) from a stream.
+
+    Table number ``t`` (counted from reset) goes to bank ``t % 2``. The loader only starts table ``t``
+    when ``i_permit`` is high (the decoder raises it when no lane still uses table ``t - 2``), so the
+    next layer's table loads while the current one decodes. While loading, it derives the decode
+    registers ``limit`` and ``offset`` (:func:`hw.huffman.spec.decode_tables`) one length per cycle
+    and writes the symbols through ``o_sym_*`` (to every lane's symbol memory, at
+    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 1`` cycles at full input rate.
+
+    Checks are the ones of :func:`hw.huffman.spec.check_table_words`; a table failing any of them, or
+    cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
+    bank is marked bad (``o_ok``) and ``o_err`` pulses. Words before a ``first`` word are dropped.
+
+    Parameters
+    ----------
+    max_len : int
+        L, 8 to 16.
+
+    Members
+    -------
+    i_table : In(stream.Signature(table_word_layout))
+    i_permit : In(1)
+        May start the next table (``o_count``).
+    o_count : Out(8)
+        Tables completed since reset, modulo 256 (the number of the next table).
+    o_two : Out(1)
+        At least two tables completed (banks 0 and 1 both hold a table).
+    o_ok : Out(2)
+        Per bank: the table in it passed every check.
+    o_limit, o_offset : Out(ArrayLayout) per bank and length
+        ``o_limit[b][l]`` (L+1 bits) and ``o_offset[b][l]`` (9 bits) for ``l = 0..L`` (0 unused).
+    o_sym_en, o_sym_addr, o_sym_data : Out
+        Symbol-memory write port (address ``bank << 8 | index``).
+    o_err : Out(1)
+        One-cycle pulse: a table failed its checks.
+
+    Raises
+    ------
+    ValueError
+        If ``max_len`` is outside 8..16.
+    """
+
+    def __init__(self, max_len=16):
+        self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
+        L = self._L
+        super().__init__({
+            "i_table": In(stream.Signature(table_word_layout)),
+            "i_permit": In(1),
+            "o_count": Out(8),
+            "o_two": Out(1),
+            "o_ok": Out(2),
+            "o_limit": Out(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
+            "o_offset": Out(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
+            "o_sym_en": Out(1),
+            "o_sym_addr": Out(9),
+            "o_sym_data": Out(8),
+            "o_err": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L = self._L
+        word = self.i_table.payload.data
+        first = self.i_table.payload.first
+        bank = self.o_count[0]
+
+        maxlen = Signal(5)
+        nsyms = Signal(9)
+        length = Signal(range(L + 2))
+        code = Signal(L + 2)
+        base = Signal(17)
+        index = Signal(9)
+        bad = Signal()
+        crc = Signal(16)
+        crc_after = crc16_next(crc, [word])
+        take = self.i_table.valid & self.i_table.ready
+
+        def finish(ok):
+            m.d.sync += [
+                self.o_count.eq(self.o_count + 1),
+                self.o_ok.bit_select(bank, 1).eq(ok),
+                self.o_err.eq(~ok),
+            ]
+            with m.If(self.o_count[0]):
+                m.d.sync += self.o_two.eq(1)
+
+        m.d.sync += self.o_err.eq(0)
+        m.d.comb += [
+            self.o_sym_addr.eq(Const(0, 9) | (bank << 8) | index[:8]),
+            self.o_sym_data.eq(word[:8]),
+        ]
+
+        with m.FSM():
+            with m.State("IDLE"):
+                # A table starts with a ``first`` word; anything else is dropped. The first word is
+                # only taken once the bank it will overwrite is free.
+                m.d.comb += self.i_table.ready.eq(~first | self.i_permit)
+                with m.If(take & first):
+                    m.d.sync += [
+                        maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1),
+                        length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
+                        crc.eq(crc16_next(Const(spec.CRC_INIT, 16), [word])),
+                        self.o_ok.bit_select(bank, 1).eq(0),
+                    ]
+                    head_ok = (word[13:16] == spec.TABLE_MARK) & (word[8:13] >= 1) & (word[8:13] <= L)
+                    with m.If(head_ok):
+                        m.next = "COUNTS"
+                    with m.Else():
+                        finish(0)
+                        m.next = "IDLE"
+            with m.State("COUNTS"):
+                # One length per cycle; lengths past the table's maxlen take no word (count 0), so
+                # limit[] stays non-decreasing up to L.
+                need = length <= maxlen
+                cnt = Signal(17)
+                m.d.comb += [
+                    self.i_table.ready.eq(need & ~first),
+                    cnt.eq(need * word),
+                ]
+                step = Signal()
+                m.d.comb += step.eq(~need | take)
+                with m.If(need & self.i_table.valid & first):
+                    finish(0)                                     # cut short: the new table waits in IDLE
+                    m.next = "IDLE"
+                with m.Elif(step):
+                    end = code + cnt
+                    with m.If(take):
+                        m.d.sync += crc.eq(crc_after)
+                    with m.If(end > (Const(1, L + 2) << length)):
+                        m.d.sync += bad.eq(1)
+                    for ln in range(1, L + 1):
+                        with m.If(length == ln):
+                            m.d.sync += [
+                                self.o_limit[bank][ln].eq(end << (L - ln)),
+                                self.o_offset[bank][ln].eq(base - code),
+                            ]
+                    m.d.sync += [
+                        base.eq(base + cnt),
+                        code.eq(end << 1),
+                        length.eq(length + 1),
+                    ]
+                    with m.If(length == L):
+                        m.next = "SYMS"
+            with m.State("SYMS"):
+                m.d.comb += [
+                    self.i_table.ready.eq(~first),
+                    self.o_sym_en.eq(take),
+                ]
+                with m.If(self.i_table.valid & first):
+                    finish(0)
+                    m.next = "IDLE"
+                with m.Elif(take):
+                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1)]
+                    with m.If(word[8:].any()):
+                        m.d.sync += bad.eq(1)
+                    with m.If(index + 1 == nsyms):
+                        m.next = "CRC"
+            with m.State("CRC"):
+                m.d.comb += self.i_table.ready.eq(~first)
+                with m.If(self.i_table.valid & first):
+                    finish(0)
+                    m.next = "IDLE"
+                with m.Elif(take):
+                    finish(~bad & (crc_after == 0) & (base == nsyms))
+                    m.next = "IDLE"
+        return m
