@@ -22,7 +22,7 @@ class BoardConfig:
     clk_hz: int
     baud: int
     leds: tuple           # (resource name, number) per core LED bit, in order
-    handlers: dict = field(default_factory=dict)  # group -> handler parameters
+    stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
 
     def make_platform(self):
         import importlib
@@ -40,6 +40,8 @@ BOARD_CONFIGS = {
         baud=1_000_000,
         # Green: heartbeat; red: any error flag.
         leds=(("led_g", 0), ("led_r", 0)),
+        # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
+        stdp={"n_neurons": 64, "max_synapses": 1024},
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",
@@ -49,5 +51,6 @@ BOARD_CONFIGS = {
         clk_hz=25_000_000,
         baud=1_000_000,
         leds=tuple(("led", i) for i in range(8)),
+        stdp={"n_neurons": 256, "max_synapses": 8192},
     ),
 }

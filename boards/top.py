@@ -10,11 +10,14 @@ from .config import BOARD_CONFIGS
 __all__ = ["BoardTop", "make_core"]
 
 
-def make_core(board, **overrides):
-    """The core a board carries (also what the simulated board runs, with ``overrides``)."""
-    cfg = BOARD_CONFIGS[board]
+def make_core(board, *, config=None, **overrides):
+    """The core a board carries (also what the simulated board runs, with ``overrides``).
+
+    ``config`` replaces the board's :class:`boards.config.BoardConfig` (block sizes).
+    """
+    cfg = config if config is not None else BOARD_CONFIGS[board]
     from .groups import board_handlers
-    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud, "handlers": board_handlers(board)}
+    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud, "handlers": board_handlers(board, cfg)}
     kwargs.update(overrides)
     return EdgeLearnCore(**kwargs)
 

@@ -38,7 +38,8 @@ Command groups
 --------------
 The high nibble of ``cmd`` selects a command group, each served by one handler in the
 controller (see :mod:`hw.control.handler`): ``0x0_`` system, ``0x1_`` Huffman-compressed GEMM
-(MAC array), ``0x2_`` HDQT training, ``0x3_`` STDP synapses. A board built without a group answers
+(MAC array), ``0x2_`` HDQT training, ``0x3_`` STDP synapses. Each group's payload formats are in
+its handler's module (e.g. :mod:`hw.control.stdp_handler`). A board built without a group answers
 its commands with ``ERR_UNKNOWN_CMD``.
 """
 
@@ -101,10 +102,9 @@ class Cmd:
     # HDQT group.
     HDQT_STEP = 0x20
     # STDP group.
-    LOAD_SYNAPSES = 0x30
-    INJECT_SPIKES = 0x31
-    READ_SPIKES = 0x32
-    READ_WEIGHTS = 0x33
+    LOAD_SYNAPSES = 0x30  # write synapse / row / bitmap / neuron-state memory words
+    INJECT_SPIKES = 0x31  # one time step: input events in, the step's output spikes out
+    READ_WEIGHTS = 0x33   # read memory words back (learned weights, neuron states)
 
 
 #: The STATUS reply: (name, bytes) fields, little-endian, in order.

@@ -1,0 +1,136 @@
+"""High-level API: run an SNN, a quantized model, a training step — on a board or the simulated board.
+
+:class:`Accelerator` wraps a :class:`firmware.driver.Driver` and knows the block sizes of the
+board it talks to (:mod:`boards.config`), so it can encode payloads exactly as the gateware's
+command handlers expect them (each handler's module documents its formats).
+"""
+
+from hw.control.protocol import GROUP_NAMES, MAX_PAYLOAD, MAX_REPLY, Cmd
+
+from .driver import Driver
+from .transport import open_transport
+
+__all__ = ["Accelerator", "open_accelerator", "BlockMissing"]
+
+
+class BlockMissing(RuntimeError):
+    """The board was built without the command group a call needs."""
+
+
+def open_accelerator(board=None, port=None):
+    """An :class:`Accelerator` on ``board`` (default iCEBreaker): simulated when ``port`` is None."""
+    board = board or "icebreaker"
+    return Accelerator(Driver(open_transport(board, port)), board)
+
+
+class Accelerator:
+    """A board (real or simulated) with its blocks.
+
+    Parameters
+    ----------
+    driver : firmware.driver.Driver
+    board : str
+        Board name (a key of :data:`boards.config.BOARD_CONFIGS`): fixes the block sizes.
+    config : boards.config.BoardConfig, optional
+        Block sizes when the design was built with a config other than the board's own.
+    """
+
+    def __init__(self, driver, board, config=None):
+        from boards.config import BOARD_CONFIGS
+        self.driver = driver
+        self.board = board
+        self.config = config if config is not None else BOARD_CONFIGS[board]
+        self._groups = None
+
+    def close(self):
+        self.driver.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.close()
+
+    # System ------------------------------------------------------------------------------------
+    def status(self):
+        return self.driver.status()
+
+    def reset(self):
+        self.driver.reset()
+
+    def groups(self):
+        if self._groups is None:
+            mask = self.status()["groups"]
+            self._groups = {name for g, name in GROUP_NAMES.items() if mask >> g & 1}
+        return self._groups
+
+    def _need(self, group):
+        if group not in self.groups():
+            raise BlockMissing(f"the {self.board} design has no {group} block")
+
+    # STDP ----------------------------------------------------------------------------------------
+    def stdp_config(self):
+        """The :class:`hw.stdp.spec.STDPConfig` of this board's STDP core."""
+        from hw.stdp.spec import STDPConfig
+        return STDPConfig(**self.config.stdp)
+
+    def _stdp_word_bytes(self):
+        from hw.control.stdp_handler import word_bytes
+        return word_bytes(self.stdp_config())
+
+    def stdp_write(self, mem, words, addr=0):
+        """Write memory ``mem`` words from ``addr`` on (``LOAD_SYNAPSES`` frames)."""
+        self._need("stdp")
+        W = self._stdp_word_bytes()
+        per = (MAX_PAYLOAD - 4) // W
+        for i in range(0, len(words), per):
+            chunk = words[i:i + per]
+            payload = bytes([mem]) + (addr + i).to_bytes(3, "little") + \
+                b"".join(int(w).to_bytes(W, "little") for w in chunk)
+            self.driver.command(Cmd.LOAD_SYNAPSES, payload)
+
+    def stdp_read(self, mem, count, addr=0):
+        """Read ``count`` words of memory ``mem`` from ``addr`` on (``READ_WEIGHTS`` frames)."""
+        self._need("stdp")
+        W = self._stdp_word_bytes()
+        per = MAX_REPLY // W
+        words = []
+        for i in range(0, count, per):
+            n = min(per, count - i)
+            reply = self.driver.command(Cmd.READ_WEIGHTS, bytes([mem]) + (addr + i).to_bytes(3, "little")
+                                        + n.to_bytes(2, "little"))
+            words += [int.from_bytes(reply[j * W:(j + 1) * W], "little") for j in range(n)]
+        return words
+
+    def load_network(self, rows):
+        """Load an SNN (``rows[p] = [(post, weight), ...]``) and reset every neuron's state."""
+        from hw.stdp import spec
+        cfg = self.stdp_config()
+        image = spec.build_image(cfg, rows)
+        for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP):
+            if image[mem]:
+                self.stdp_write(mem, image[mem])
+        self.stdp_write(spec.MEM_STATE, [spec.pack_state(cfg, spec.reset_state(cfg))] * cfg.n_neurons)
+
+    def snn_step(self, events=()):
+        """One time step with input events ``events``; returns the ascending list of output spikes."""
+        self._need("stdp")
+        payload = b"".join(int(e).to_bytes(2, "little") for e in events)
+        if len(payload) > MAX_PAYLOAD:
+            raise ValueError(f"events must be at most {MAX_PAYLOAD // 2} per step, not {len(events)}")
+        reply = self.driver.command(Cmd.INJECT_SPIKES, payload)
+        return [int.from_bytes(reply[i:i + 2], "little") for i in range(0, len(reply), 2)]
+
+    def read_network(self, template):
+        """Learned weights, shaped like ``template`` (the effective rows that were loaded)."""
+        from hw.stdp import spec
+        cfg = self.stdp_config()
+        n = sum(len(r) for r in spec.effective_rows(cfg, template))
+        return spec.image_rows(cfg, {spec.MEM_SYN: self.stdp_read(spec.MEM_SYN, n)},
+                               spec.effective_rows(cfg, template))
+
+    def run_snn(self, rows, steps):
+        """Load ``rows``, run ``steps`` (per-step event lists); return (spikes per step, learned rows)."""
+        self.load_network(rows)
+        spikes = [self.snn_step(ev) for ev in steps]
+        return spikes, self.read_network(rows)
