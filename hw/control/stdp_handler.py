@@ -101,13 +101,13 @@ class STDPHandler(wiring.Component):
 
             # mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi.
             with m.State("HEADER"):
-                m.d.comb += bus.i_data.ready.eq(1)
                 header_len = 4
                 with m.If(~more | ((bus.cmd == Cmd.READ_WEIGHTS) & (bus.length != 6))):
                     m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.d.comb += bus.i_data.ready.eq(0)
                     m.next = "DONE"
-                with m.Elif(take):
+                with m.Else():
+                    m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
                     m.d.sync += count.eq(count + 1)
                     with m.Switch(count):
                         with m.Case(0):
