@@ -35,10 +35,12 @@ class BlockParser(wiring.Component):
     Header beats are checked (CRC, marker, field ranges); a good header yields one descriptor per
     lane on ``o_desc`` (all lanes in one transfer) and then the block's ``M`` payload beats are
     forwarded on ``o_words``. A bad header pulses ``o_err_header`` and the parser drops beats until the
-    next ``first`` beat. A ``first`` beat inside a payload ends the block early: the missing beats are
-    sent as zeros (``o_err_trunc`` pulses), so every lane still gets exactly ``M`` words and nothing
-    waits for data that will never come. Lanes whose bit length exceeds ``16 M`` get ``skip`` set
-    (``o_err_overrun``). One beat per cycle in every state.
+    next ``first`` beat; beats outside a block (not ``first``, while hunting) also pulse
+    ``o_err_header``, since a well-formed stream has none (a lost ``first`` mark is thus flagged). A
+    ``first`` beat inside a payload ends the block early: the missing beats are sent as zero words
+    marked ``pad`` (``o_err_trunc`` pulses, and the lanes flag the block), so every lane still gets
+    exactly ``M`` words and nothing waits for data that will never come. Lanes whose bit length
+    exceeds ``16 M`` get ``skip`` set (``o_err_overrun``). One beat per cycle in every state.
 
     Parameters
     ----------
@@ -50,7 +52,8 @@ class BlockParser(wiring.Component):
     Members
     -------
     i_data : In(stream.Signature(beat_layout(lanes)))
-    o_words : Out(stream.Signature(ArrayLayout(16, lanes)))
+    o_words : Out(stream.Signature(ArrayLayout(17, lanes)))
+        Payload words; bit 16 marks a zero word standing in for one cut off by a ``first`` beat.
     o_desc : Out(stream.Signature(ArrayLayout(descriptor_layout, lanes)))
     o_err_header, o_err_trunc, o_err_overrun : Out(1)
         One-cycle error pulses.
@@ -61,7 +64,7 @@ class BlockParser(wiring.Component):
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
-            "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD, lanes))),
+            "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),
             "o_desc": Out(stream.Signature(data.ArrayLayout(descriptor_layout, lanes))),
             "o_err_header": Out(1),
             "o_err_trunc": Out(1),
@@ -139,6 +142,8 @@ class BlockParser(wiring.Component):
                 m.d.comb += self.i_data.ready.eq(1)
                 with m.If(self.i_data.valid & first):
                     header_beat(True)
+                with m.Elif(self.i_data.valid):
+                    m.d.sync += self.o_err_header.eq(1)
             with m.State("HEADER"):
                 m.d.comb += self.i_data.ready.eq(1)
                 with m.If(self.i_data.valid):
@@ -162,7 +167,7 @@ class BlockParser(wiring.Component):
                 with m.Else():
                     m.d.comb += [
                         self.o_words.valid.eq(self.i_data.valid),
-                        self.o_words.payload.eq(words),
+                        *(self.o_words.payload[k].eq(words[k]) for k in range(N)),
                         self.i_data.ready.eq(self.o_words.ready),
                     ]
                     with m.If(self.o_words.valid & self.o_words.ready):
@@ -170,7 +175,8 @@ class BlockParser(wiring.Component):
                         with m.If(count == 1):
                             m.next = "HUNT"
             with m.State("PAD"):
-                m.d.comb += [self.o_words.valid.eq(1), self.o_words.payload.eq(0)]
+                m.d.comb += [self.o_words.valid.eq(1),
+                             *(self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N))]
                 with m.If(self.o_words.ready):
                     m.d.sync += count.eq(count - 1)
                     with m.If(count == 1):

@@ -117,7 +117,7 @@ class HuffmanDecoder(wiring.Component):
         lanes = []
         for k in range(N):
             lane = LaneDecoder(max_len=self._L, raw_bits=self._R)
-            wfifo = SyncFIFOBuffered(width=spec.WORD, depth=self._depth)
+            wfifo = SyncFIFOBuffered(width=spec.WORD + 1, depth=self._depth)
             dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=2)
             core.submodules[f"lane{k}"] = lane
             core.submodules[f"wfifo{k}"] = wfifo

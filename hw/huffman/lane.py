@@ -62,7 +62,8 @@ class LaneDecoder(wiring.Component):
     Members
     -------
     i_desc : In(stream.Signature(descriptor_layout))
-    i_words : In(stream.Signature(16))
+    i_words : In(stream.Signature(17))
+        Region words; bit 16 set marks a stand-in for a word lost to a cut-short block (flags the block).
     i_limit, i_offset : In, both banks (see :class:`~hw.huffman.table_loader.TableLoader`)
     i_count : In(8)
         Tables completed by the loader.
@@ -90,7 +91,7 @@ class LaneDecoder(wiring.Component):
         L = self._L
         super().__init__({
             "i_desc": In(stream.Signature(descriptor_layout)),
-            "i_words": In(stream.Signature(spec.WORD)),
+            "i_words": In(stream.Signature(spec.WORD + 1)),
             "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
             "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
             "i_count": In(8),
@@ -172,7 +173,7 @@ class LaneDecoder(wiring.Component):
             self.i_words.ready.eq(pop),
         ]
         placed = Signal(B)
-        m.d.comb += placed.eq(Mux(pop_buf, (self.i_words.payload << (B - W)) >> fill, 0))
+        m.d.comb += placed.eq(Mux(pop_buf, (self.i_words.payload[:W] << (B - W)) >> fill, 0))
         buf_m = buf | placed
 
         # ---- decode (the loop)
@@ -234,7 +235,9 @@ class LaneDecoder(wiring.Component):
         with m.Else():
             m.d.sync += [buf.eq(buf_m), fill.eq(fill + Mux(pop_buf, W, 0))]
         with m.If(pop):
-            m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload])), words_left.eq(words_left - 1)]
+            m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1)]
+            with m.If(self.i_words.payload[W]):
+                m.d.sync += blk_err.eq(1)
             with m.If(own_left != 0):
                 m.d.sync += own_left.eq(own_left - 1)
         with m.If(ev_invalid | ev_trunc):

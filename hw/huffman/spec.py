@@ -56,13 +56,14 @@ Errors (bit masks of the hardware's sticky ``errors`` register; the golden model
 * :data:`ERR_INVALID` a lane window matches no codeword;
 * :data:`ERR_TRUNC` a code (+ raw bits) runs past the lane's declared bit length, or the input
   framing ends a block early (a ``first`` beat in the middle of a block's payload: the missing payload
-  words are replaced by zeros);
+  words are replaced by zeros and the block is flagged);
 * :data:`ERR_MISMATCH` all ``n`` symbols decoded but the lane's declared bit length is not used up;
 * :data:`ERR_OVERRUN` a lane's declared bit length does not fit its region: ``bitlen > 16 M``
   (the lane is skipped). A lane's own words are the first ``ceil(bitlen / 16)`` of its region; the
   rest is padding that the decoder discards (it reads zeros past its own words);
 * :data:`ERR_HEADER` header CRC, marker or field check failed, or the header was cut short by a
   ``first`` beat: the block is dropped (no output) and the decoder skips to the next ``first`` beat;
+  also raised by beats outside any block (a lost ``first`` mark), which are dropped;
 * :data:`ERR_TABLE` a loaded table is not a valid prefix code (Kraft sum > 1, counts not summing to
   nsyms, maxlen outside 1..L, bad CRC or cut short); blocks that use it are skipped;
 * :data:`ERR_CRC` a lane's payload CRC does not match (checked for every lane that is not skipped).

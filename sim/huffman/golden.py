@@ -317,7 +317,8 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
     beats = [(tuple(b[0]), bool(b[1])) for b in beats]
     while i < len(beats):
         if not beats[i][1]:
-            i += 1                                    # hunting for a block start
+            errors |= spec.ERR_HEADER                 # a beat outside any block
+            i += 1
             continue
         hdr_words = []
         j = i
@@ -347,9 +348,12 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
             if j >= len(beats):
                 break                                 # stream ends mid-block: the RTL waits
             errors |= spec.ERR_TRUNC
+            cut_short = True
             payload += [(0,) * n_lanes] * (m - len(payload))
+        else:
+            cut_short = False
         lanes = []
-        block_err = 0
+        block_err = int(cut_short)
         for k in range(n_lanes):
             words = [p[k] for p in payload]
             bitlen = hdr["bitlens"][k]
