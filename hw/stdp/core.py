@@ -36,7 +36,7 @@ class STDPCore(wiring.Component):
       bit; an index ``>= n_neurons`` sets ``o_err.bad_event`` and is dropped), until the
       end-of-step marker (``eos = 1``). Configuration commands are served in this phase only (they
       take priority over events; a read holds off further commands until ``o_rdata`` is taken).
-    * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 2`` cycles): LIF update, timer, and the
+    * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 4`` cycles): LIF update, timer, and the
       neurons that spike or owe a causal walk are queued.
     * ``PHASE_WALK``: the queued rows are walked; a 4-stage pipeline does one synapse
       read-modify-write per cycle (read weight; read post state and input accumulator; read kernel
@@ -194,52 +194,60 @@ class STDPCore(wiring.Component):
                 m.d.comb += [ext_wr.addr.eq(ev.neuron), ext_wr.data.eq(1), ext_wr.en.eq(1)]
 
         # ---------------------------------------------------------------- neuron sweep
+        # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
+        # threshold, write back), sw3 (queue push). Each neuron is read and written once, so the
+        # stages need no forwarding.
         sw_n = Signal(range(N + 1))
-        sw1_valid = Signal()
-        sw1_n = Signal(nb)
+        sw1_valid, sw2_valid, sw3_valid = Signal(), Signal(), Signal()
+        sw1_n, sw2_n = Signal(nb), Signal(nb)
         with m.If(in_sweep):
             m.d.comb += [st_rd.addr.eq(sw_n), acc_rd.addr.eq(sw_n), ext_rd.addr.eq(sw_n)]
             with m.If(sw_n < N):
                 m.d.sync += [sw_n.eq(sw_n + 1), sw1_valid.eq(1), sw1_n.eq(sw_n)]
             with m.Else():
                 m.d.sync += sw1_valid.eq(0)
-                with m.If(~sw1_valid):
+                with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
                     # The last queue write was a cycle ago, so the queue's level is settled.
                     m.d.sync += [phase.eq(PHASE_WALK), sw_n.eq(0)]
 
         s = state_layout(st_rd.data)
-        tau_new = Signal(tb)
-        m.d.comb += tau_new.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1)))
-        v_leak = Signal(vb)
-        v_sum = Signal(vb + 1)
-        v_sat = Signal(vb)
-        m.d.comb += [
-            v_leak.eq(s.v - (s.v >> c.leak_shift)),
-            v_sum.eq(v_leak + acc_rd.data),
-            v_sat.eq(Mux(v_sum > c.v_max, c.v_max, v_sum)),
+        sw2_s = Signal(state_layout)
+        sw2_tau = Signal(tb)
+        sw2_sum = Signal(vb + 1)
+        sw2_ext = Signal()
+        m.d.sync += [
+            sw2_valid.eq(in_sweep & sw1_valid), sw2_n.eq(sw1_n), sw2_s.eq(s), sw2_ext.eq(ext_rd.data[0]),
+            sw2_tau.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1))),
+            sw2_sum.eq(s.v - (s.v >> c.leak_shift) + acc_rd.data),
         ]
-        refr = s.r != 0
+        v_sat = Signal(vb)
+        m.d.comb += v_sat.eq(Mux(sw2_sum > c.v_max, c.v_max, sw2_sum))
+        refr = sw2_s.r != 0
         spike = Signal()
-        m.d.comb += spike.eq(~refr & ((v_sat >= c.threshold) | ext_rd.data[0]))
+        # v_sat >= threshold  <=>  sw2_sum >= threshold, since threshold <= v_max.
+        m.d.comb += spike.eq(~refr & ((sw2_sum >= c.threshold) | sw2_ext))
         ltp_due = Signal()
-        m.d.comb += ltp_due.eq(s.pend & (spike | (tau_new == T)))
+        m.d.comb += ltp_due.eq(sw2_s.pend & (spike | (sw2_tau == T)))
         new_state = Signal(state_layout)
         m.d.comb += [
-            new_state.v.eq(Mux(refr, s.v, Mux(spike, c.v_reset, v_sat))),
-            new_state.r.eq(Mux(refr, s.r - 1, Mux(spike, c.refractory, 0))),
-            new_state.tau.eq(tau_new),
-            new_state.pend.eq(spike | (s.pend & ~ltp_due)),
+            new_state.v.eq(Mux(refr, sw2_s.v, Mux(spike, c.v_reset, v_sat))),
+            new_state.r.eq(Mux(refr, sw2_s.r - 1, Mux(spike, c.refractory, 0))),
+            new_state.tau.eq(sw2_tau),
+            new_state.pend.eq(spike | (sw2_s.pend & ~ltp_due)),
             new_state.spk.eq(spike),
         ]
-        entry_in = Signal(entry_layout)
-        m.d.comb += [entry_in.n.eq(sw1_n), entry_in.spike.eq(spike), entry_in.ltp.eq(ltp_due),
-                     entry_in.tau.eq(tau_new), queue.w_data.eq(entry_in)]
-        with m.If(in_sweep & sw1_valid):
+        sw3_entry = Signal(entry_layout)
+        m.d.sync += [
+            sw3_valid.eq(sw2_valid & (spike | ltp_due)),
+            sw3_entry.n.eq(sw2_n), sw3_entry.spike.eq(spike), sw3_entry.ltp.eq(ltp_due),
+            sw3_entry.tau.eq(sw2_tau),
+        ]
+        m.d.comb += [queue.w_data.eq(sw3_entry), queue.w_en.eq(sw3_valid)]
+        with m.If(sw2_valid):
             m.d.comb += [
-                st_wr.addr.eq(sw1_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
-                acc_wr.addr.eq(sw1_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
-                ext_wr.addr.eq(sw1_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
-                queue.w_en.eq(spike | ltp_due),
+                st_wr.addr.eq(sw2_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
+                acc_wr.addr.eq(sw2_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                ext_wr.addr.eq(sw2_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
 
         # ---------------------------------------------------------------- row walk: address generator
