@@ -58,14 +58,16 @@ def _mutate_header(rng, beats, n_lanes):
     return hb + beats[len(hb):]
 
 
-def fuzz_stream(seed, count, *, n_lanes, max_len, table, modes=(spec.MODE_INT, spec.MODE_EXP, spec.MODE_RAW)):
+def fuzz_stream(seed, count, *, n_lanes, max_len, table, modes=(spec.MODE_INT, spec.MODE_EXP, spec.MODE_RAW),
+                cases=False):
     """``count`` (corrupt block, good block) pairs, back to back.
 
     Returns ``(beats, kinds, good_values)``: the data beats, the kind of each corruption, and the values
-    of each good block (as :func:`sim.huffman.golden.encode_block` was given them).
+    of each good block (as :func:`sim.huffman.golden.encode_block` was given them); with ``cases``
+    also the list of each pair's beats.
     """
     rng = random.Random(seed)
-    beats, kinds, goods = [], [], []
+    beats, kinds, goods, pairs = [], [], [], []
     for _ in range(count):
         bad = list(_good_block(rng, table, n_lanes, modes))
         kind = rng.choice(KINDS)
@@ -87,4 +89,5 @@ def fuzz_stream(seed, count, *, n_lanes, max_len, table, modes=(spec.MODE_INT, s
         good, values = _good_block(rng, table, n_lanes, modes, with_values=True)
         goods.append(values)
         beats += bad + list(good)
-    return beats, kinds, goods
+        pairs.append(bad + list(good))
+    return (beats, kinds, goods, pairs) if cases else (beats, kinds, goods)

@@ -107,5 +107,6 @@ def run_decoder(dut, beats, tables, *, expect_beats, stall_in=0.0, stall_out=0.0
     oc = state["out_cycles"]
     result.update(beats=out, total_cycles=state["cycle"],
                   cycles=(oc[-1] - oc[0] + 1) if oc else 0, n_lanes=n_lanes, extra=state["extra"],
+                  out_cycles=oc,
                   finished="errors" in result)
     return result

@@ -1,0 +1,201 @@
+"""HuffmanDecoder RTL in the Amaranth simulator, against the golden reference decoder."""
+
+import random
+
+import pytest
+
+from hw.huffman import spec
+from hw.huffman.decoder import HuffmanDecoder
+from sim.huffman import golden as g
+from sim.huffman.fuzz import fuzz_stream
+from sim.huffman.harness import group_blocks, run_decoder
+
+
+def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None):
+    """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden."""
+    ref, errors = g.ref_decode(beats, tables, n_lanes=dut.lanes, max_len=dut.max_len, raw_bits=dut.raw_bits)
+    n_beats = sum(len(b["values"]) for b in ref)
+    res = run_decoder(dut, beats, tables, expect_beats=n_beats, stall_in=stall, stall_out=stall, seed=seed,
+                      clear_at=clear_at)
+    assert res["finished"], "decoder hung"
+    assert res["extra"] == 0, "decoder produced more beats than the golden model"
+    got = group_blocks(res["beats"])
+    assert len(got) == len(ref)
+    for i, (a, b) in enumerate(zip(got, ref, strict=True)):
+        assert a == b, f"block {i}"
+    assert res["errors"] == errors
+    assert res["symbols"] == n_beats * dut.lanes
+    assert res["blocks"] == len(ref)
+    assert res["err_blocks"] == sum(b["err"] for b in ref)
+    return res, ref
+
+
+def gauss_int8(rng, n, sigma):
+    return [max(-128, min(127, round(rng.gauss(0, sigma)))) & 0xFF for _ in range(n)]
+
+
+def fib_values(count):
+    """Skewed Fibonacci-like frequencies over 20 symbols: the optimal code needs the length limit."""
+    fib = [1, 1]
+    while len(fib) < 20:
+        fib.append(fib[-1] + fib[-2])
+    pool = [s for s, f in enumerate(fib) for _ in range(f)]
+    rng = random.Random(count)
+    return list(range(20)) + [rng.choice(pool) for _ in range(count - 20)]
+
+
+@pytest.mark.parametrize("lanes,max_len,raw_bits,data", [
+    (1, 12, 8, "gauss"),
+    (2, 8, 8, "fibonacci"),
+    (4, 8, 0, "gauss"),
+])
+def test_round_trip_with_stalls(lanes, max_len, raw_bits, data):
+    rng = random.Random(lanes)
+    values = gauss_int8(rng, 96 * lanes, 5) if data == "gauss" else fib_values(96 * lanes)
+    tables, beats, stats = g.encode_stream(values, n_lanes=lanes, block_n=24, max_len=max_len,
+                                           raw_bits=raw_bits)
+    if data == "fibonacci":
+        assert (tables[0][0] >> 8) & 0x1F == max_len          # the code hits the length limit
+    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8)
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=lanes)
+    decoded = [v for b in ref for t in b["values"] for v in t]
+    assert decoded[:len(values)] == values
+    assert res["errors"] == 0
+
+
+def test_table_switches_modes_and_bypass():
+    """Three tables (double-buffered: table 2 overwrites table 0's bank), INT/EXP/RAW blocks, 2 lanes."""
+    rng = random.Random(7)
+    n_lanes, max_len = 2, 12
+    beats, tables, expected = [], [], []
+    # table 0: int8 weights
+    v0 = gauss_int8(rng, 64, 3)
+    t0 = g.build_table(v0, max_len)
+    # table 1: BF16-like exponents (EXP mode, 8 exponent bits, sign + 7 mantissa bits raw)
+    v1 = [rng.randrange(2) << 15 | (120 + min(7, int(rng.expovariate(1.0)))) << 7 | rng.randrange(128)
+          for _ in range(48)]
+    t1 = g.build_table([(v >> 7) & 0xFF for v in v1], max_len)
+    # table 2: a skewed int4 set
+    v2 = [rng.choice([0, 0, 0, 1, 15, 2, 14]) for _ in range(40)]
+    t2 = g.build_table(v2, max_len)
+    tables = [spec.serialize_table(*t, max_len) for t in (t0, t1, t2)]
+    plan = [(v0[:32], spec.MODE_INT, 0, 0, 0, t0), (v0[32:], spec.MODE_INT, 0, 0, 0, t0),
+            (v1[:24], spec.MODE_EXP, 8, 8, 1, t1),
+            ([rng.randrange(256) for _ in range(10)], spec.MODE_RAW, 8, 0, 0, None),   # bypass keeps table 1
+            (v1[24:], spec.MODE_EXP, 8, 8, 1, t1),
+            (v2, spec.MODE_INT, 0, 0, 0, t2)]
+    for values, mode, r, ebits, parity, table in plan:
+        b, _ = g.encode_block(values, n_lanes=n_lanes, mode=mode, r=r, ebits=ebits, parity=parity,
+                              table=table)
+        beats += b
+        expected.append(values)
+    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes, raw_bits=8, fifo_depth=8)
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=3)
+    assert [[v for t in b["values"] for v in t] for b in ref] == expected
+    assert res["errors"] == 0
+
+
+def test_bad_table_is_flagged_and_next_table_decodes():
+    rng = random.Random(2)
+    max_len = 8
+    values = [rng.randrange(6) for _ in range(24)]
+    good = g.build_table(values, max_len)
+    words = spec.serialize_table(*good, max_len)
+    bad = [spec.TABLE_MARK << 13 | 1 << 8 | 2, 3, 0, 1, 2]   # three 1-bit codes: Kraft sum 3/2
+    bad.append(spec.crc16(bad))
+    assert spec.check_table_words(bad, max_len) is None
+    with pytest.raises(ValueError, match="not a prefix code"):
+        spec.parse_table(bad, max_len)
+    blocks = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=0, table=good)[0]
+    blocks += g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=1, table=good)[0]
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4)
+    res, ref = check_against_golden(dut, blocks, g.table_stream([bad, words]))
+    assert [b["err"] for b in ref] == [True, False]
+    assert ref[0]["values"] == [(0,)] * len(values)
+    assert [v for t in ref[1]["values"] for v in t] == values
+    assert res["errors"] == spec.ERR_TABLE
+
+
+def fuzz_check(count, n_lanes, seed):
+    rng = random.Random(seed)
+    max_len = 8
+    table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
+    tables = g.table_stream([spec.serialize_table(*table, max_len)])
+    beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
+    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes, raw_bits=8, fifo_depth=4)
+    res, ref = check_against_golden(dut, beats, tables, seed=seed)
+    # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
+    # after it decodes exactly
+    assert [[v for t in b["values"] for v in t] for b in ref if not b["err"]] == goods
+    assert res["errors"] & spec.ERR_HEADER and res["errors"] & spec.ERR_CRC and res["errors"] & spec.ERR_TRUNC
+    # bounded: no gap between output beats longer than a corrupt block plus a good block's input
+    out_gap = max(b - a for a, b in zip(res["out_cycles"], res["out_cycles"][1:], strict=False))
+    print(f"longest gap between output beats: {out_gap} cycles")
+    assert out_gap <= 80
+    return kinds
+
+
+def test_fuzzed_corrupt_streams():
+    kinds = fuzz_check(400, 1, seed=1)
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("n_lanes,count", [(1, 10_000), (2, 2_000)])
+def test_fuzzed_corrupt_streams_10k(n_lanes, count):
+    fuzz_check(count, n_lanes, seed=100 + n_lanes)
+
+
+def test_fuzz_reference_flags_every_case():
+    """The golden model flags each corrupt block on its own, and the good block after it survives."""
+    rng = random.Random(5)
+    table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), 8)
+    tables = g.table_stream([spec.serialize_table(*table, 8)])
+    beats, kinds, goods, cases = fuzz_stream(9, 3000, n_lanes=2, max_len=8, table=table, cases=True)
+    for case, good in zip(cases, goods, strict=True):
+        ref, errors = g.ref_decode(case, tables, n_lanes=2, max_len=8, raw_bits=8)
+        assert errors
+        assert [[v for t in b["values"] for v in t] for b in ref if not b["err"]] == [good]
+
+
+def test_clear_command_recovers():
+    rng = random.Random(4)
+    values = [rng.randrange(8) for _ in range(40)]
+    tables, beats, _ = g.encode_stream(values, n_lanes=1, block_n=40, max_len=8)
+    dut = HuffmanDecoder(max_len=8, lanes=1, raw_bits=0, fifo_depth=4)
+    garbage = [g.Beat([rng.randrange(1 << 16)], rng.random() < 0.3) for _ in range(10)]
+    # garbage raises flags; a clear pulse in the middle of the quiet gap resets flags and counters
+    res = run_decoder(dut, garbage, [], expect_beats=0, idle_cycles=40, clear_at=30)
+    assert res["errors"] == 0 and res["beats_in"] == 0
+    res = run_decoder(dut, garbage, [], expect_beats=0, idle_cycles=40)
+    assert res["errors"] & spec.ERR_HEADER
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"max_len": 7}, "max_len must be an integer from 8 to 16, not 7"),
+    ({"max_len": 17}, "max_len must be an integer from 8 to 16, not 17"),
+    ({"lanes": 0}, "lanes must be an integer from 1 to 8, not 0"),
+    ({"raw_bits": 9}, "raw_bits must be an integer from 0 to 8, not 9"),
+    ({"fifo_depth": 6}, "fifo_depth must be a power of two from 4 to 512, not 6"),
+    ({"lanes": "2"}, "lanes must be an integer from 1 to 8, not '2'"),
+])
+def test_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HuffmanDecoder(**kwargs)
+
+
+def test_one_symbol_per_cycle_at_the_length_limit():
+    """Every code 12 bits long (uniform over 4096 > 256 symbols is impossible, so: 256 symbols with
+    lengths 8 and a Kraft-filling tail at 12): the lane still fires every cycle of a long block."""
+    max_len = 12
+    lengths = {s: 8 for s in range(255)}
+    lengths[255] = 12
+    counts, symbols = spec.table_from_lengths(lengths, max_len)
+    rng = random.Random(6)
+    values = [255 if rng.random() < 0.5 else rng.randrange(255) for _ in range(1200)]
+    beats, _ = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, table=(counts, symbols))
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16)
+    tables = g.table_stream([spec.serialize_table(counts, symbols, max_len)])
+    res, _ = check_against_golden(dut, beats, tables)
+    assert res["fires"] == 1200
+    assert res["cycles"] <= 1200 + 2          # first to last output beat: no bubble
