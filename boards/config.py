@@ -23,6 +23,7 @@ class BoardConfig:
     baud: int
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
+    gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
 
     def make_platform(self):
         import importlib
@@ -42,6 +43,7 @@ BOARD_CONFIGS = {
         leds=(("led_g", 0), ("led_r", 0)),
         # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
         stdp={"n_neurons": 64, "max_synapses": 1024},
+        gemm={"max_weights": 4096, "max_k": 256, "cols": 4},
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",
@@ -52,5 +54,6 @@ BOARD_CONFIGS = {
         baud=1_000_000,
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
+        gemm={"max_weights": 16384, "max_k": 1024, "cols": 8},
     ),
 }

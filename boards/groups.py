@@ -2,7 +2,7 @@
 
 from functools import partial
 
-from hw.control.protocol import GROUP_STDP
+from hw.control.protocol import GROUP_GEMM, GROUP_STDP
 
 from .config import BOARD_CONFIGS
 
@@ -17,6 +17,9 @@ def board_handlers(board, config=None):
     """
     cfg = config if config is not None else BOARD_CONFIGS[board]
     handlers = {}
+    if cfg.gemm:
+        from hw.control.gemm_handler import GEMMHandler
+        handlers[GROUP_GEMM] = partial(GEMMHandler, **cfg.gemm)
     if cfg.stdp:
         from hw.control.stdp_handler import STDPHandler
         handlers[GROUP_STDP] = partial(STDPHandler, **cfg.stdp)

@@ -134,3 +134,45 @@ class Accelerator:
         self.load_network(rows)
         spikes = [self.snn_step(ev) for ev in steps]
         return spikes, self.read_network(rows)
+
+    # GEMM (Huffman-compressed weights) ------------------------------------------------------------
+    def load_compressed_weights(self, weights, *, block_n=256, max_len=None):
+        """Huffman-compress int8 ``weights`` (flat, row-major) and load them from weight address 0.
+
+        Returns the encoder's stats (compressed bits etc.). One block per ``LOAD_WEIGHTS`` frame.
+        """
+        self._need("gemm")
+        from sim.huffman.golden import encode_stream
+        max_len = max_len or self.config.gemm.get("max_len", 12)
+        values = [int(w) & 0xFF for w in weights]
+        tables, beats, stats = encode_stream(values, n_lanes=1, block_n=block_n, max_len=max_len,
+                                             raw_bits=0, allow_raw=False)
+        self.driver.command(Cmd.LOAD_HUFFMAN, b"".join(w.to_bytes(2, "little") for w in tables[0]))
+        blocks, cur = [], []
+        for beat in beats:
+            if beat.first and cur:
+                blocks.append(cur)
+                cur = []
+            cur.append(beat.words[0])
+        blocks.append(cur)
+        sent = 0
+        for words in blocks:
+            payload = b"".join(w.to_bytes(2, "little") for w in words)
+            self.driver.command(Cmd.LOAD_WEIGHTS, payload)
+            sent += len(payload)
+        stats["sent_bytes"] = sent
+        return stats
+
+    def gemv(self, x, n_out, *, wbase=0):
+        """``y[n] = sum_k x[k] * W[wbase + n*len(x) + k]`` for ``n < n_out`` on the MAC array (int8 x)."""
+        self._need("gemm")
+        from hw.control.gemm_handler import MAX_N_OUT
+        out = []
+        k = len(x)
+        for n0 in range(0, n_out, MAX_N_OUT):
+            n = min(MAX_N_OUT, n_out - n0)
+            payload = n.to_bytes(2, "little") + k.to_bytes(2, "little") + \
+                (wbase + n0 * k).to_bytes(2, "little") + bytes(int(v) & 0xFF for v in x)
+            reply = self.driver.command(Cmd.GEMM, payload)
+            out += [int.from_bytes(reply[i:i + 4], "little", signed=True) for i in range(0, len(reply), 4)]
+        return out
