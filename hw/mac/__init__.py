@@ -33,5 +33,6 @@ BLOCKS = [
         },
         smoke_test="sim.mac.tb_mac_array",
         smoke_params={},
+        demo="sim.mac.demo:run",
     ),
 ]

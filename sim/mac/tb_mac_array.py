@@ -76,7 +76,8 @@ class TB:
 
     async def run(self, tiles, *, stall=0.0, seed=0):
         """Stream ``tiles`` through the array; return the result rows and the cycles taken."""
-        n = len(self.expected(tiles))
+        n = self.rows * sum(spec.is_defined_mode(spec.unpack_cmd(t["cmd"], self.count_bits)["mode"])
+                            for t in tiles)
         start = cocotb.utils.get_sim_time("ns")
         producers = [
             cocotb.start_soon(self.put("i_cmd", [t["cmd"] for t in tiles], random.Random(seed + 1), stall)),
