@@ -219,16 +219,20 @@ def test_rtl_saturation_edges(encoding):
     assert 0 in ws and 3 in ws
 
 
-def test_rtl_accumulator_forwarding_back_to_back():
-    """Every row holds only post 0; all pres spike in one step, so post 0's accumulator is
-    read-modify-written on consecutive cycles; its input must be the full sum next step."""
-    n = 8
+@pytest.mark.parametrize("pattern", ["same", "alternating"])
+def test_rtl_accumulator_forwarding_back_to_back(pattern):
+    """Rows of one synapse each; all pres spike in one step, so the posts' accumulators are
+    read-modify-written on consecutive cycles: the same post every cycle, or posts 0, 1, 0, 1 (a
+    post written two cycles apart). The next step's membranes must hold the full sums."""
+    n = 10
     cfg = spec.STDPConfig(n_neurons=n, max_synapses=n, w_bits=8, v_bits=12, window=4, threshold=1000,
                           leak_shift=12, refractory=0)
-    rows = [[(0, 10 * p + 1)] for p in range(n)]
-    steps = [list(range(1, n)), [], []]
+    post = (lambda p: 0) if pattern == "same" else (lambda p: p % 2)
+    rows = [[(post(p), 10 * p + 1)] for p in range(n)]
+    steps = [list(range(2, n)), [], []]
     net, got = check_against_golden(cfg, rows, steps)
-    assert got.states[0].v == sum(10 * p + 1 for p in range(1, n))
+    for q in (0, 1):
+        assert got.states[q].v == sum(10 * p + 1 for p in range(2, n) if post(p) == q)
 
 
 def test_rtl_bad_events_flag_and_keep_running():

@@ -40,16 +40,17 @@ class STDPCore(wiring.Component):
       neurons that spike or owe a causal walk are queued.
     * ``PHASE_WALK``: the queued rows are walked; a 4-stage pipeline does one synapse
       read-modify-write per cycle (read weight; read post state and input accumulator; read kernel
-      tables; write weight and accumulator), and consecutive rows follow without a bubble (the next
-      row's pointers are read while the last synapse of the current row issues). A spiking
+      tables; write weight and accumulator). Rows are prefetched two deep (pointer read, then a
+      ready slot), so with the CSR and crossbar encodings consecutive rows follow without a bubble;
+      the bitmap encoding spends a cycle per bitmap word without a synapse and one per row. A spiking
       neuron's output event is offered on ``o_aer`` when its row starts; the walk waits while
       ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
-    consecutive cycles (row ends / starts); its read port is transparent to the write port and the
-    value being written in stage 3 is forwarded into stage 2, so back-to-back updates of the same
-    post never lose one. The weight memory needs no forwarding: a synapse is walked at most once per
+    consecutive cycles (row ends / starts); the values being written by stage 3 in this cycle and
+    in the previous one are forwarded into stage 2, so back-to-back updates of the same post never
+    lose one. The weight memory needs no forwarding: a synapse is walked at most once per
     step, and steps are separated by the ``n_neurons``-cycle sweep.
 
     Parameters
@@ -111,7 +112,9 @@ class STDPCore(wiring.Component):
         m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
         st_rd, st_wr = state.read_port(), state.write_port()
         acc_wr = acc.write_port()
-        acc_rd = acc.read_port(transparent_for=(acc_wr,))
+        # Not transparent: a transparent port would put an address compare behind the weight
+        # memory's output (the post index); stage 2 forwards the last two writes instead.
+        acc_rd = acc.read_port()
         ext_rd, ext_wr = ext.read_port(), ext.write_port()
         syn_rd, syn_wr = syn.read_port(), syn.write_port()
         kp_rd, km_rd = kp.read_port(), km.read_port()
@@ -251,110 +254,108 @@ class STDPCore(wiring.Component):
             ]
 
         # ---------------------------------------------------------------- row walk: address generator
-        # "f": a row fetched last cycle (its pointers are on the read ports now);
-        # "g": the row being issued, continued from register.
-        f_valid = Signal()
-        f_entry = Signal(entry_layout)
-        g_active = Signal()
-        g_entry = Signal(entry_layout)
-        cur_entry = Signal(entry_layout)
+        # Rows flow queue head -> f (row pointers being read) -> s (slot: row ready) -> g (issuer).
+        # Every hand-over is decided from registers only (no memory output in the pop/advance logic),
+        # which keeps the memories' clock-to-out off the control paths. CSR / crossbar: the slot holds
+        # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
+        # issuer reads the row's bitmap words and issues their set bits, one per cycle (a word with
+        # no bit costs a cycle, and a row one more).
+        f_valid, s_valid, g_active = Signal(), Signal(), Signal()
+        f_entry, s_entry, g_entry = Signal(entry_layout), Signal(entry_layout), Signal(entry_layout)
+        g_free = Signal()
         issue = Signal()
-        row_done = Signal()
         iss_addr = Signal(pb)
         iss_q = Signal(nb)
+        s_adv = s_valid & g_free
+        s_free = ~s_valid | s_adv
+        f_adv = f_valid & s_free
+        f_free = ~f_valid | f_adv
+        want_pop = Signal()
+        m.d.comb += want_pop.eq(in_walk & queue.r_rdy & f_free)
+        m.d.comb += queue.r_en.eq(want_pop & (~head.spike | self.o_aer.ready))
+        with m.If(queue.r_en):
+            m.d.sync += [f_valid.eq(1), f_entry.eq(head)]
+        with m.Elif(f_adv):
+            m.d.sync += f_valid.eq(0)
+        with m.If(f_adv):
+            m.d.sync += [s_valid.eq(1), s_entry.eq(f_entry)]
+        with m.Elif(s_adv):
+            m.d.sync += s_valid.eq(0)
+        if not crossbar:
+            # The pointer read happens at the pop; the port holds its data until the next pop.
+            m.d.comb += row_rd.en.eq(Mux(in_walk, queue.r_en, 1))
+            with m.If(in_walk):
+                m.d.comb += row_rd.addr.eq(head.n)
 
         if csr or crossbar:
-            g_addr, g_end = Signal(pb), Signal(pb)
-            g_q = Signal(nb)
-            cur_addr, cur_end, cur_q = Signal(pb), Signal(pb), Signal(nb)
-            cur_active = Signal()
+            bits_for_len = c.syn_depth.bit_length()
+            s_start, s_len, s_nonempty = Signal(pb), Signal(bits_for_len), Signal()
             if csr:
-                f_start, f_end = row_rd.data[:pb], row_rd.data[pb:2 * pb]
+                r_start, r_end = row_rd.data[:pb], row_rd.data[pb:2 * pb]
+                with m.If(f_adv):
+                    m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
+                                 s_nonempty.eq(r_end != r_start)]
             else:
-                f_start, f_end = Signal(pb), Signal(pb)
+                f_start = Signal(pb)
                 with m.If(queue.r_en):
-                    m.d.sync += [f_start.eq(head.n * N), f_end.eq(head.n * N + N)]
-            with m.If(f_valid):
-                m.d.comb += [cur_addr.eq(f_start), cur_end.eq(f_end), cur_q.eq(0),
-                             cur_entry.eq(f_entry), cur_active.eq(1)]
-            with m.Else():
-                m.d.comb += [cur_addr.eq(g_addr), cur_end.eq(g_end), cur_q.eq(g_q),
-                             cur_entry.eq(g_entry), cur_active.eq(g_active)]
-            last = cur_addr + 1 == cur_end
-            m.d.comb += [
-                issue.eq(in_walk & cur_active & (cur_addr < cur_end)),
-                row_done.eq(~issue | last),
-                iss_addr.eq(cur_addr),
-                iss_q.eq(cur_q),
-            ]
-            m.d.sync += [
-                g_active.eq(issue & ~last),
-                g_addr.eq(cur_addr + 1),
-                g_end.eq(cur_end),
-                g_q.eq(cur_q + 1),
-                g_entry.eq(cur_entry),
-            ]
-            if csr:
-                with m.If(in_walk):
-                    m.d.comb += row_rd.addr.eq(head.n)
+                    m.d.sync += f_start.eq(head.n * N)
+                with m.If(f_adv):
+                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1)]
+            g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
+            g_last = g_rem == 1
+            m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active), iss_addr.eq(g_addr),
+                         iss_q.eq(g_q)]
+            with m.If(s_adv):
+                m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
+                             g_entry.eq(s_entry)]
+            with m.Elif(g_active):
+                m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
+                             g_q.eq(g_q + 1)]
         else:
             B, wpr = c.bitmap_word, c.words_per_row
             kb = max(1, (wpr - 1).bit_length())
+            bb = (B - 1).bit_length()
+            f_base, s_base = Signal(range(c.bmp_depth)), Signal(range(c.bmp_depth))
+            s_start = Signal(pb)
+            with m.If(queue.r_en):
+                m.d.sync += f_base.eq(head.n * wpr)
+            with m.If(f_adv):
+                m.d.sync += [s_base.eq(f_base), s_start.eq(row_rd.data)]
             g_k = Signal(kb)
-            g_base = Signal(range(c.bmp_depth + 1))
+            g_next = Signal(range(c.bmp_depth + 1))
             g_waddr = Signal(pb)
             g_word = Signal(B)
             g_fresh = Signal()
-            f_base = Signal(range(c.bmp_depth + 1))
-            cur_active = Signal()
-            cur_k = Signal(kb)
-            cur_base = Signal(range(c.bmp_depth + 1))
-            cur_waddr = Signal(pb)
-            cur_word = Signal(B)
-            with m.If(f_valid):
-                m.d.comb += [cur_active.eq(1), cur_k.eq(0), cur_base.eq(f_base), cur_waddr.eq(row_rd.data),
-                             cur_entry.eq(f_entry), cur_word.eq(bmp_rd.data)]
-            with m.Else():
-                m.d.comb += [cur_active.eq(g_active), cur_k.eq(g_k), cur_base.eq(g_base),
-                             cur_waddr.eq(g_waddr), cur_entry.eq(g_entry),
-                             cur_word.eq(Mux(g_fresh, bmp_rd.data, g_word))]
-            # Lowest set bit of the word: that synapse issues this cycle.
-            j = Signal(range(B))
+            word = Signal(B)
+            m.d.comb += word.eq(Mux(g_fresh, bmp_rd.data, g_word))
+            j = Signal(bb)
             for bit in reversed(range(B)):
-                with m.If(cur_word[bit]):
+                with m.If(word[bit]):
                     m.d.comb += j.eq(bit)
+            q_full = Cat(j, g_k)
             rem = Signal(B)
-            m.d.comb += rem.eq(cur_word & (cur_word - 1))
+            m.d.comb += rem.eq(word & (word - 1))
             word_done = rem == 0
-            last_word = cur_k == wpr - 1
-            q_full = Signal(kb + (B - 1).bit_length() + 1)
-            m.d.comb += q_full.eq(cur_k * B + j)
             m.d.comb += [
-                issue.eq(in_walk & cur_active & (cur_word != 0) & (q_full < N)),
-                row_done.eq(~(in_walk & cur_active) | (word_done & last_word)),
-                iss_addr.eq(cur_waddr),
+                g_free.eq(~g_active),
+                issue.eq(g_active & (word != 0) & (q_full < N)),
+                iss_addr.eq(g_waddr),
                 iss_q.eq(q_full),
             ]
-            m.d.sync += [
-                g_active.eq(in_walk & cur_active & ~(word_done & last_word)),
-                g_base.eq(cur_base),
-                g_entry.eq(cur_entry),
-                g_waddr.eq(cur_waddr + issue),
-                g_word.eq(rem),
-                g_fresh.eq(word_done),
-                g_k.eq(Mux(word_done, cur_k + 1, cur_k)),
-            ]
             with m.If(in_walk):
-                m.d.comb += [row_rd.addr.eq(head.n), bmp_rd.addr.eq(cur_base + cur_k + 1)]
-                with m.If(queue.r_en):
-                    m.d.comb += bmp_rd.addr.eq(head.n * wpr)
-                    m.d.sync += f_base.eq(head.n * wpr)
+                m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_next))
+            with m.If(s_adv):
+                m.d.sync += [g_active.eq(1), g_k.eq(0), g_next.eq(s_base + 1), g_waddr.eq(s_start),
+                             g_fresh.eq(1), g_entry.eq(s_entry)]
+            with m.Elif(g_active):
+                m.d.sync += g_waddr.eq(g_waddr + issue)
+                with m.If(~word_done):
+                    m.d.sync += [g_word.eq(rem), g_fresh.eq(0)]
+                with m.Elif(g_k == wpr - 1):
+                    m.d.sync += g_active.eq(0)
+                with m.Else():
+                    m.d.sync += [g_k.eq(g_k + 1), g_next.eq(g_next + 1), g_fresh.eq(1)]
 
-        # Pop the next queued row when the current one issues its last synapse (or there is none).
-        want_pop = Signal()
-        m.d.comb += want_pop.eq(in_walk & queue.r_rdy & row_done)
-        m.d.comb += queue.r_en.eq(want_pop & (~head.spike | self.o_aer.ready))
-        m.d.sync += [f_valid.eq(queue.r_en), f_entry.eq(head)]
         with m.If(in_walk):
             m.d.comb += [self.o_aer.valid.eq(want_pop & head.spike), self.o_aer.payload.neuron.eq(head.n)]
         with m.If(in_eos):
@@ -368,7 +369,7 @@ class STDPCore(wiring.Component):
             m.d.comb += syn_rd.addr.eq(iss_addr)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
         s1_entry = Signal(entry_layout)
-        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(cur_entry)]
+        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(g_entry)]
 
         q1, w1 = Signal(nb), Signal(wb)
         if csr:
@@ -398,8 +399,12 @@ class STDPCore(wiring.Component):
         s3_acc, s3_ltp, s3_ltd, s3_deliver = Signal(vb), Signal(), Signal(), Signal()
         acc_new = Signal(vb)
         acc_sum = Signal(vb + 1)
-        # Forwarding: the row ahead may be writing this post's accumulator right now.
-        acc_in = Mux(s3_valid & s3_deliver & (s3_q == s2_q), acc_new, acc_rd.data)
+        # Forwarding: the synapse one ahead (in S3) may be writing this post's accumulator right now,
+        # and the one two ahead wrote it in the cycle this synapse's read was issued.
+        s4_valid, s4_q, s4_acc = Signal(), Signal(nb), Signal(vb)
+        m.d.sync += [s4_valid.eq(s3_valid & s3_deliver), s4_q.eq(s3_q), s4_acc.eq(acc_new)]
+        acc_in = Mux(s3_valid & s3_deliver & (s3_q == s2_q), acc_new,
+                     Mux(s4_valid & (s4_q == s2_q), s4_acc, acc_rd.data))
         m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
                      s3_acc.eq(acc_in), s3_ltp.eq(ltp_ok), s3_ltd.eq(ltd_ok), s3_deliver.eq(s2_entry.spike)]
 
@@ -419,7 +424,7 @@ class STDPCore(wiring.Component):
             with m.If(s3_deliver):
                 m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
 
-        walk_idle = ~(queue.level.any() | f_valid | g_active | s1_valid | s2_valid | s3_valid)
+        walk_idle = ~(queue.level.any() | f_valid | s_valid | g_active | s1_valid | s2_valid | s3_valid)
         with m.If(in_walk & walk_idle):
             m.d.sync += phase.eq(PHASE_EOS)
 
