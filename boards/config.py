@@ -43,7 +43,8 @@ BOARD_CONFIGS = {
         leds=(("led_g", 0), ("led_r", 0)),
         # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
         stdp={"n_neurons": 64, "max_synapses": 1024},
-        gemm={"max_weights": 4096, "max_k": 256, "cols": 4},
+        # No GEMM group: the Huffman decoder + MAC array (LUT multipliers) took 8767 of 5280 LCs
+        # (166 %) with it; the GEMM group runs on the ULX3S until a smaller variant exists.
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",

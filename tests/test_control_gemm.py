@@ -11,13 +11,14 @@ from firmware.driver import CommandError, Driver
 from firmware.transport import SimTransport
 from hw.control.protocol import Cmd
 
-# The iCEBreaker design without its STDP group: the same GEMM gateware, fewer simulated cycles.
-GEMM_ONLY = dataclasses.replace(BOARD_CONFIGS["icebreaker"], stdp={})
+# The ULX3S design (the board with the GEMM group) without its STDP group: the same GEMM gateware,
+# fewer simulated cycles.
+GEMM_ONLY = dataclasses.replace(BOARD_CONFIGS["ulx3s"], stdp={})
 
 
 @pytest.fixture(scope="module")
 def acc():
-    return Accelerator(Driver(SimTransport("icebreaker", config=GEMM_ONLY)), "icebreaker", GEMM_ONLY)
+    return Accelerator(Driver(SimTransport("ulx3s", config=GEMM_ONLY)), "ulx3s", GEMM_ONLY)
 
 
 def _ref(x, W, n_out, k, wbase=0):
@@ -26,17 +27,17 @@ def _ref(x, W, n_out, k, wbase=0):
 
 def test_gemv_with_compressed_weights_matches_golden(acc):
     rng = random.Random(11)
-    n_out, k = 7, 24                      # n_out not a multiple of the 4 columns: a partial tile
+    n_out, k = 11, 24                     # n_out not a multiple of the 8 columns: a partial tile
     W = [max(-128, min(127, round(rng.gauss(0, 20)))) for _ in range(n_out * k)]
     W[:4] = [-128, 127, 0, -1]            # corners of the int8 range
     stats = acc.load_compressed_weights(W, block_n=64)
-    assert stats["blocks"] == 3 and stats["code_bits"] < 8 * len(W), "weights must be compressed"
+    assert stats["blocks"] == 5 and stats["code_bits"] < 8 * len(W), "weights must be compressed"
     x = [rng.randrange(-128, 128) for _ in range(k)]
     x[:2] = [-128, 127]
     assert acc.gemv(x, n_out) == _ref(x, W, n_out, k)
     # Same weights as a 3 x 56 matrix at an offset: wbase addressing.
-    x2 = [rng.randrange(-128, 128) for _ in range(56)]
-    assert acc.gemv(x2, 3, wbase=0) == _ref(x2, W, 3, 56)
+    x2 = [rng.randrange(-128, 128) for _ in range(66)]
+    assert acc.gemv(x2, 4, wbase=0) == _ref(x2, W, 4, 66)
 
 
 def test_corrupted_block_and_bad_sizes_get_errors_then_work(acc):
