@@ -217,6 +217,21 @@ def test_array_gemm_every_mode_no_stalls_full_rate():
     assert res["cycles"] <= beats + 8, (res["cycles"], beats)
 
 
+def test_array_tiles_of_rows_beats_run_back_to_back():
+    """Tiles exactly `rows` beats long: the result buffer hands over without a bubble."""
+    dut = make_dut(rows=2, cols=2)
+    rng = np.random.default_rng(8)
+    tiles = []
+    for i in range(12):
+        mode = MODES[i % 4]
+        k = 2 * spec.lanes(mode)
+        tiles += gemm_tiles(random_acts(rng, (2, k)), random_weights(rng, (2, k), mode), mode, rows=2, cols=2,
+                            acc_width=20, tile_k=8)
+    res = run_tiles(dut, tiles, max_cycles=500)
+    assert res["rows"] == expected_rows(tiles, 2)
+    assert res["cycles"] <= 2 * len(tiles) + 8, res["cycles"]
+
+
 def test_array_saturation_flags_and_clear():
     dut = make_dut(rows=1, cols=2, acc_width=17)
     x = np.full((1, 12), -128)

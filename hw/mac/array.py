@@ -19,9 +19,10 @@ The mode travels down the pipeline with each beat (S0 operands and S1 mode flags
 beats of consecutive tiles in different modes follow each other cycle by cycle; the command of the
 next tile is accepted in the same cycle as the previous tile's last beat. A tile's results are
 moved from the accumulators into a result buffer when its last contribution is applied, and the
-buffer drains one row per transfer while the next tile computes. The only stall: a tile finishing
-while the previous tile's results have not all been taken (the consumer is slow or tiles are
-shorter than ``rows`` beats).
+buffer drains one row per transfer while the next tile computes; it takes the next tile's results
+in the same cycle as its last row leaves. The only stall: a tile finishing while the previous tile's
+results have not all been taken (the consumer is slow or tiles are shorter than ``rows`` beats).
+This makes ``i_*.ready`` depend combinationally on ``o_res.ready`` (one gate, through the enable).
 
 Pipeline (all stages advance together on the internal enable)::
 
@@ -149,7 +150,14 @@ class MacArray(wiring.Component):
 
         en = Signal()              # the pipeline advances
         full = Signal()            # the result buffer holds a tile
-        m.d.comb += en.eq(~(accs.pending_last & full))
+        rd = Signal(spec.row_bits(R))
+        # A finished tile waits only while the buffer is busy: the buffer is free again in the cycle
+        # its last row is taken, so tiles as short as `rows` beats run back to back.
+        freeing = Signal()
+        m.d.comb += [
+            freeing.eq(self.o_res.ready & (rd == R - 1)),
+            en.eq(~(accs.pending_last & full & ~freeing)),
+        ]
 
         # --- input control -----------------------------------------------------------------------
         active, drop = Signal(), Signal()
@@ -214,7 +222,6 @@ class MacArray(wiring.Component):
         row_layout = data.ArrayLayout(signed(self._acc_width), self._cols)
         buf = [Signal(row_layout, name=f"buf{r}") for r in range(R)]
         buf_ovf = Signal(R)
-        rd = Signal(spec.row_bits(R))
         res = self.o_res.payload
         m.d.comb += [
             self.o_res.valid.eq(full),

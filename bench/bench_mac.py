@@ -1,0 +1,211 @@
+"""Benchmark of the mixed-precision MAC array (issue 3): throughput per mode, resources, Fmax, baseline.
+
+Run: ``python -m bench.bench_mac`` (``--no-synth`` for the throughput part only, ``--quick`` for the
+small synthesis set).
+
+1. Throughput, measured in Verilator (cocotb, streams always full): MAC/cycle of GEMMs per mode
+   (64x64x64 and 16x16x16, i.e. 16x and 4x the 4x4 array) against the array's peak
+   ``rows * cols * lanes``; the ratio 2-bit : 4-bit : 8-bit.
+2. Synthesis + place-and-route via :func:`boards.synth.synthesize` (out of context, I/O registered):
+   LUT4, FF, DSP, BRAM and Fmax of the array per backend on iCE40UP5K and ECP5-85F, and of a naive
+   int8 array built from plain ``a * b`` MACs (:class:`NaiveInt8Array`, below).
+3. Ratios: MAC/cycle per LUT4 and MAC/s (MAC/cycle x Fmax) of the array per mode vs the naive array.
+
+The naive baseline has the same broadcast organisation and register stages but nothing else: one
+``acc += a * w`` per PE per cycle with int8 operands, a wrapping accumulator, no streams, no
+saturation, no result buffer. It is therefore a lower bound on a real int8 array's cost, which
+makes the per-LUT4 ratios conservative. Yosys maps its ``a * b`` to DSP blocks where it can
+(``synth_ice40 -dsp``, ``synth_ecp5``), which is what "plain a*b" gets you; the UP5K has 8 DSPs, so
+the naive array is synthesized there at 2x4 (8 multipliers) as well.
+"""
+
+import argparse
+import sys
+
+from amaranth.hdl import Module, Shape, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from hw.mac import MacArray, spec
+
+MODES = list(spec.MODES)
+
+
+class NaiveInt8Array(wiring.Component):
+    """Baseline: ``rows x cols`` PEs, each ``acc += a * w`` (int8 x int8, ``acc_width`` bits, wrapping)."""
+
+    def __init__(self, rows=4, cols=4, acc_width=24):
+        self.rows, self.cols, self.acc_width = rows, cols, acc_width
+        super().__init__({
+            "act": In(data.ArrayLayout(signed(8), rows)),
+            "wgt": In(data.ArrayLayout(signed(8), cols)),
+            "first": In(1),
+            "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a = [Signal(signed(8), name=f"a{r}") for r in range(self.rows)]
+        w = [Signal(signed(8), name=f"w{c}") for c in range(self.cols)]
+        first0, first1 = Signal(), Signal()
+        m.d.sync += [x.eq(self.act[r]) for r, x in enumerate(a)]
+        m.d.sync += [x.eq(self.wgt[c]) for c, x in enumerate(w)]
+        m.d.sync += [first0.eq(self.first), first1.eq(first0)]
+        for r in range(self.rows):
+            for c in range(self.cols):
+                p = Signal(signed(16), name=f"p{r}_{c}")
+                m.d.sync += p.eq(a[r] * w[c])
+                acc = self.acc[r][c]
+                with m.If(first1):
+                    m.d.sync += acc.eq(p)
+                with m.Else():
+                    m.d.sync += acc.eq(acc + p)
+        return m
+
+
+class FlatMac(wiring.Component):
+    """:class:`MacArray` with plain-vector stream payloads (boards.synth's wrapper takes only those)."""
+
+    def __init__(self, **params):
+        self._mac = MacArray(**params)
+        sig = self._mac.signature.members
+        super().__init__({
+            name: (In if name.startswith("i_") else Out)(
+                stream.Signature(Shape.cast(sig[name].signature.members["payload"].shape).width))
+            for name in ("i_cmd", "i_act", "i_wgt", "o_res")
+        } | {"i_clear": In(1), "o_overflow": Out(1), "o_mode_error": Out(1), "o_idle": Out(1)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mac = mac = self._mac
+        for name in ("i_cmd", "i_act", "i_wgt"):
+            outer, inner = getattr(self, name), getattr(mac, name)
+            m.d.comb += [inner.valid.eq(outer.valid), inner.payload.eq(outer.payload),
+                         outer.ready.eq(inner.ready)]
+        m.d.comb += [self.o_res.valid.eq(mac.o_res.valid), self.o_res.payload.eq(mac.o_res.payload),
+                     mac.o_res.ready.eq(self.o_res.ready), mac.i_clear.eq(self.i_clear),
+                     self.o_overflow.eq(mac.o_overflow), self.o_mode_error.eq(mac.o_mode_error),
+                     self.o_idle.eq(mac.o_idle)]
+        return m
+
+
+def measure_throughput(rows=4, cols=4):
+    """``{(mode, M, N, K): (macs, cycles)}`` of GEMMs through the array in Verilator, plus a mixed run."""
+    import numpy as np
+
+    from sim.mac.golden import gemm_tiles, random_acts, random_weights
+    from sim.mac.verilator_run import run_tiles_verilator
+
+    rng = np.random.default_rng(0)
+    jobs, results = [], {}
+    for size in (64, 16):
+        for mode in MODES:
+            x = random_acts(rng, (size, size), unsigned=True)
+            w = random_weights(rng, (size, size), mode)
+            tiles = gemm_tiles(x, w, mode, rows=rows, cols=cols, act_unsigned=True)
+            jobs.append(((mode, size), tiles, size ** 3))
+    for key, tiles, macs in jobs:
+        res = run_tiles_verilator(tiles, rows=rows, cols=cols)
+        expect = [[int(v) for v in t["y"][r]] for t in tiles for r in range(rows)]
+        if [r["values"] for r in res["rows"]] != expect:
+            raise AssertionError(f"GEMM {key} differs from the golden model")
+        results[key] = (macs, res["cycles"])
+    return results
+
+
+def print_throughput(results, rows=4, cols=4):
+    print(f"\n## Throughput, {rows}x{cols} array, Verilator, streams always full (results == golden)\n")
+    print(f"{'GEMM':<22}{'mode':<9}{'cycles':>8}{'MAC/cycle':>11}{'peak':>6}{'util':>8}")
+    for (mode, size), (macs, cycles) in results.items():
+        peak = rows * cols * spec.lanes(mode)
+        print(f"{size}x{size}x{size:<14}{mode:<9}{cycles:>8}{macs / cycles:>11.2f}{peak:>6}"
+              f"{100 * macs / cycles / peak:>7.1f}%")
+    r = {m: results[(m, 64)][0] / results[(m, 64)][1] for m in MODES}
+    print(f"\nthroughput int2 : int4 : int8 (64^3) = {r['int2'] / r['int8']:.2f} : "
+          f"{r['int4'] / r['int8']:.2f} : 1   (target 4 : 2 : 1)")
+    return r
+
+
+def synth_rows(quick=False):
+    """Synthesis configurations: (label, device, factory, MAC/cycle per mode or None for the naive)."""
+    from boards.synth import synthesize
+
+    configs = [
+        ("mac 4x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
+        ("mac 4x4 ice40 dsp tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
+        ("mac 4x4 ice40 dsp tile_k=32", "up5k", lambda: FlatMac(rows=4, cols=4, backend="ice40")),
+        ("naive int8 2x4 (a*b)", "up5k", lambda: NaiveInt8Array(2, 4)),
+        ("mac 4x4 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
+        ("mac 4x4 ecp5 dsp tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ecp5")),
+        ("naive int8 4x4 (a*b)", "ecp5-85f", lambda: NaiveInt8Array(4, 4)),
+    ]
+    if not quick:
+        configs += [
+            ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+            ("naive int8 4x4 (a*b)", "up5k", lambda: NaiveInt8Array(4, 4)),
+            ("mac 8x8 lut tile_k=32", "ecp5-85f", lambda: FlatMac(rows=8, cols=8)),
+        ]
+    rows = []
+    for label, device, factory in configs:
+        print(f"  synthesizing {label} for {device} ...", file=sys.stderr, flush=True)
+        try:
+            r = synthesize(factory(), device=device, name=label.replace(" ", "_").replace("*", "x")
+                           .replace("(", "").replace(")", "").replace("=", ""))
+            rows.append((label, device, r, None))
+        except Exception as e:  # a design that does not fit / route is a result too
+            rows.append((label, device, None, str(e).splitlines()[0][:100]))
+    return rows
+
+
+def _macs(label):
+    """MAC/cycle per mode of a synthesized configuration."""
+    dims = label.split()[2] if label.startswith("naive") else label.split()[1]
+    r, c = (int(v) for v in dims.split("x"))
+    if label.startswith("naive"):
+        return {"int8": r * c}
+    return {m: r * c * spec.lanes(m) for m in MODES}
+
+
+def print_synth(rows):
+    print("\n## Synthesis + PnR (boards.synth, out of context)\n")
+    print(f"{'design':<30}{'device':<10}{'LUT4':>6}{'FF':>6}{'DSP':>5}{'BRAM':>5}{'Fmax MHz':>10}"
+          f"{'target':>8}")
+    for label, device, r, err in rows:
+        if r is None:
+            print(f"{label:<30}{device:<10}  FAILED: {err}")
+            continue
+        fmax = r["fmax_mhz"] if r["fmax_mhz"] is not None else float("nan")
+        print(f"{label:<30}{device:<10}{r['lut4']:>6}{r['ff']:>6}{r['dsp']:>5}{r['bram']:>5}{fmax:>10.1f}"
+              f"{r['target_mhz']:>8}")
+    print("\n## Ratios vs the naive int8 a*b array on the same device (peak MAC/cycle)\n")
+    print(f"{'design':<30}{'device':<10}{'mode':<9}{'MAC/cyc':>8}{'MAC/cyc/kLUT4':>15}{'x naive':>9}"
+          f"{'GMAC/s':>8}{'x naive':>9}")
+    naive = {}
+    for label, device, r, _ in rows:
+        if r is not None and label.startswith("naive") and device not in naive:
+            naive[device] = (_macs(label)["int8"], r)
+    for label, device, r, _ in rows:
+        if r is None or device not in naive:
+            continue
+        n_macs, nr = naive[device]
+        n_per_lut = n_macs / max(nr["lut4"], 1) * 1000
+        n_rate = n_macs * (nr["fmax_mhz"] or 0) / 1000
+        for mode, macs in _macs(label).items():
+            per_lut = macs / max(r["lut4"], 1) * 1000
+            rate = macs * (r["fmax_mhz"] or 0) / 1000
+            print(f"{label:<30}{device:<10}{mode:<9}{macs:>8}{per_lut:>15.2f}{per_lut / n_per_lut:>9.2f}"
+                  f"{rate:>8.2f}{(rate / n_rate if n_rate else float('nan')):>9.2f}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
+    ap.add_argument("--quick", action="store_true", help="the small synthesis set only")
+    args = ap.parse_args(argv)
+    print_throughput(measure_throughput())
+    if not args.no_synth:
+        print_synth(synth_rows(quick=args.quick))
+
+
+if __name__ == "__main__":
+    main()
