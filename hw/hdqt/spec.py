@@ -33,8 +33,9 @@ Tiled saturating matmul (a mode of the MAC array, issue 3)
     ``C = A @ B`` with the reduction dimension split into tiles of ``tile_k`` products. Each tile's
     partial sum is computed exactly and then saturated to ``±(2**(tile_bits-1)-1)`` (``[-127, 127]`` at 8
     bits: the paper's "8-bit accumulator"); the saturated tile sums are added into a wide accumulator
-    of ``acc_bits`` bits that saturates on every addition to ``±(2**(acc_bits-1)-1)``. A last partial
-    tile (K not a multiple of ``tile_k``) is saturated the same way.
+    of ``acc_bits`` bits that saturates (two's complement range) on every addition. A last partial
+    tile (K not a multiple of ``tile_k``) is saturated the same way. This is exactly the MAC array's
+    ``tile_sat`` mode (:mod:`hw.mac.spec`); the golden model calls the MAC array's golden model.
 
 Hadamard transform
     Sylvester order, unnormalised: ``H_1 = [1]``, ``H_2n = [[H_n, H_n], [H_n, -H_n]]``; the FWHT is
@@ -109,8 +110,9 @@ def tile_limit(tile_bits):
     return (1 << (tile_bits - 1)) - 1
 
 
-def acc_limit(acc_bits):
-    return (1 << (acc_bits - 1)) - 1
+def acc_limit(bits):
+    """Symmetric limit ``2**(bits-1)-1`` (master weights)."""
+    return (1 << (bits - 1)) - 1
 
 
 def log2(n):

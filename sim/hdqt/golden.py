@@ -26,6 +26,7 @@ import numpy as np
 
 from hw.hdqt import spec
 from hw.lfsr import spec as lfsr_spec
+from sim.mac.golden import ref_gemm
 
 __all__ = ["HdqtConfig", "LfsrStream", "ref_fwht", "ref_quantize", "ref_tiled_matmul", "ref_rshift_rtn",
            "ref_layer_forward", "ref_layer_step", "hadamard_matrix"]
@@ -128,16 +129,16 @@ def ref_quantize(x, bits, unsigned=False, lfsr=None):
 
 
 def ref_tiled_matmul(a, b, tile_k=32, tile_bits=8, acc_bits=24):
-    """``a @ b`` with tile-saturated partial sums (see :mod:`hw.hdqt.spec`). ``a``: M x K, ``b``: K x N."""
-    a = np.asarray(a, dtype=np.int64)
+    """``a @ b`` on the MAC array's tile-saturating mode (see :mod:`hw.hdqt.spec`).
+
+    ``a``: M x K activations (int8/uint8 values), ``b``: K x N weights. This *is* the MAC array's golden
+    model (:func:`sim.mac.golden.ref_gemm` with ``tile_sat=True``), in int4 weight mode when the weights
+    fit in 4 bits and int8 mode otherwise (the two modes give the same sums).
+    """
     b = np.asarray(b, dtype=np.int64)
-    m, k = a.shape
-    tl, al = spec.tile_limit(tile_bits), spec.acc_limit(acc_bits)
-    acc = np.zeros((m, b.shape[1]), dtype=np.int64)
-    for t0 in range(0, k, tile_k):
-        part = np.clip(a[:, t0:t0 + tile_k] @ b[t0:t0 + tile_k, :], -tl, tl)
-        acc = np.clip(acc + part, -al, al)
-    return acc
+    mode = "int4" if b.size == 0 or (b.min() >= -8 and b.max() <= 7) else "int8"
+    y, _ = ref_gemm(a, b.T, mode, acc_width=acc_bits, tile_sat=True, tile_k=tile_k, tile_bits=tile_bits)
+    return y
 
 
 def ref_rshift_rtn(x, s):

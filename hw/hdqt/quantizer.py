@@ -1,0 +1,176 @@
+"""Max-reduction + shift quantizer: round-to-nearest or LFSR stochastic rounding to ``bits`` bits."""
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..lfsr import GaloisLFSR
+from ..params import check_int
+from . import spec
+
+__all__ = ["ShiftQuantizer", "in_layout", "out_layout", "bit_length", "quantize_element"]
+
+
+def in_layout(width):
+    return data.StructLayout({"value": signed(width), "last": 1})
+
+
+def out_layout(bits, width):
+    return data.StructLayout({"q": signed(bits + 1), "shift": range(width + 1), "last": 1})
+
+
+def bit_length(m, value, name="bitlen"):
+    """A signal holding ``value.bit_length()`` of the unsigned ``value`` (a priority encoder)."""
+    n = Signal(range(len(value) + 1), name=name)
+    for i in range(len(value)):  # later (higher) bits take priority
+        with m.If(value[i]):
+            m.d.comb += n.eq(i + 1)
+    return n
+
+
+def quantize_element(m, value, shift, rnd, stochastic, unsigned, bits, name="qe"):
+    """Combinational :func:`hw.hdqt.spec.quantize` of one signed ``value``; returns a ``signed(bits+1)``.
+
+    ``shift`` is the tensor's shift, ``rnd`` a ``RND_BITS``-bit LFSR word, ``stochastic`` and
+    ``unsigned`` one-bit selects.
+    """
+    w = len(value)
+    neg = Signal(name=f"{name}_neg")
+    mag = Signal(w, name=f"{name}_mag")
+    add = Signal(w, name=f"{name}_add")
+    tot = Signal(w + 1, name=f"{name}_tot")
+    q = Signal(w + 1, name=f"{name}_q")
+    out = Signal(signed(bits + 1), name=f"{name}_out")
+    qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
+    m.d.comb += [
+        neg.eq(value[-1] & ~unsigned),
+        # unsigned: negative values clip to 0
+        mag.eq(Mux(value[-1], Mux(unsigned, 0, -value), value)),
+        add.eq(Mux(stochastic, (rnd << shift) >> spec.RND_BITS, (1 << shift) >> 1)),
+        tot.eq(mag + add),
+        q.eq(tot >> shift),
+        out.eq(Mux(q > qmax_s, qmax_s, q)),
+    ]
+    res = Signal(signed(bits + 1), name=f"{name}_res")
+    m.d.comb += res.eq(Mux(neg, -out, out))
+    return res
+
+
+class ShiftQuantizer(wiring.Component):
+    """Per-tensor max-reduction + power-of-two shift quantizer (the arithmetic of :mod:`hw.hdqt.spec`).
+
+    A tensor arrives on ``i_data`` (one element per transfer, ``last`` on its final element) and is
+    stored in an internal buffer while ``max|x|`` is tracked (negatives count as 0 when ``i_unsigned``).
+    After ``last`` the shift is taken from the leading one of the maximum, and the tensor leaves on
+    ``o_data`` in the same order, quantized to ``bits`` bits, each element with the shift and ``last``.
+    With ``i_stochastic`` each element consumes one word of an internal :class:`~hw.lfsr.GaloisLFSR`
+    (width 16, 16 steps per word, seed :data:`~hw.hdqt.spec.LFSR_SEED`); its state carries over from
+    tensor to tensor. ``i_stochastic`` and ``i_unsigned`` must be stable while a tensor is inside.
+
+    Cycle behaviour: one element per cycle in, then one per cycle out (the two phases alternate; the
+    next tensor is taken after the previous one has left). An all-zero tensor has shift 0 and
+    quantizes to zeros.
+
+    Bad run-time data: a tensor longer than ``depth`` keeps its first ``depth`` elements, drops the
+    rest and sets the sticky ``o_overflow`` flag (cleared by ``i_clear``); the block keeps running.
+
+    Parameters
+    ----------
+    width : int
+        Input element width (signed), 2 to 32.
+    bits : int
+        Quantized bits, 2 to 8.
+    depth : int
+        Largest tensor, 2 to 65536 elements.
+
+    Members
+    -------
+    i_data : In(stream.Signature(in_layout(width)))
+    o_data : Out(stream.Signature(out_layout(bits, width)))
+        ``q`` is ``signed(bits + 1)`` so the unsigned range ``0..2**bits-1`` fits too.
+    i_stochastic, i_unsigned : In(1)
+    i_clear : In(1)
+    o_overflow : Out(1)
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range.
+    """
+
+    def __init__(self, width=24, bits=4, depth=2048):
+        self._width = check_int("width", width, 2, 32)
+        self._bits = check_int("bits", bits, spec.MIN_BITS, spec.MAX_BITS)
+        self._depth = check_int("depth", depth, 2, 65536)
+        super().__init__({
+            "i_data": In(stream.Signature(in_layout(width))),
+            "o_data": Out(stream.Signature(out_layout(bits, width))),
+            "i_stochastic": In(1),
+            "i_unsigned": In(1),
+            "i_clear": In(1),
+            "o_overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        w, depth = self._width, self._depth
+        m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
+        m.submodules.buf = buf = Memory(shape=signed(w), depth=depth, init=[])
+        wr = buf.write_port()
+        rd = buf.read_port(domain="sync")
+
+        loading = Signal(init=1)
+        count = Signal(range(depth + 1))      # elements stored
+        idx = Signal(range(depth + 1))        # next element to read
+        maxabs = Signal(w)
+        shift = Signal(range(w + 1))
+        ov = Signal()                         # output register (rd.data) holds an element
+        ov_last = Signal()
+
+        v = self.i_data.payload.value
+        mag = Signal(w)
+        m.d.comb += mag.eq(Mux(v[-1], Mux(self.i_unsigned, 0, -v), v))
+
+        # Load phase: store and track the maximum magnitude.
+        m.d.comb += self.i_data.ready.eq(loading)
+        with m.If(self.i_data.valid & loading):
+            with m.If(count < depth):
+                m.d.comb += [wr.en.eq(1), wr.addr.eq(count), wr.data.eq(v)]
+                m.d.sync += count.eq(count + 1)
+                with m.If(mag > maxabs):
+                    m.d.sync += maxabs.eq(mag)
+            with m.Else():
+                m.d.sync += self.o_overflow.eq(1)
+            with m.If(self.i_data.payload.last):
+                m.d.sync += [loading.eq(0), idx.eq(0)]
+
+        # The shift of the finished tensor; registered before the output phase starts.
+        blen = bit_length(m, maxabs, "max_bitlen")
+        qb = Mux(self.i_unsigned, spec.qbits(self._bits, True), spec.qbits(self._bits, False))
+        with m.If(~loading & (idx == 0) & ~ov):
+            m.d.sync += shift.eq(Mux(blen > qb, blen - qb, 0))
+
+        # Output phase: a one-entry pipeline on the memory's synchronous read port.
+        adv = Signal()
+        m.d.comb += adv.eq(~loading & (~ov | self.o_data.ready))
+        m.d.comb += [rd.addr.eq(idx), rd.en.eq(adv)]
+        with m.If(adv):
+            with m.If(idx < count):
+                m.d.sync += [ov.eq(1), ov_last.eq(idx + 1 == count), idx.eq(idx + 1)]
+            with m.Else():
+                # The last element has left (or the tensor was empty): back to loading.
+                m.d.sync += [ov.eq(0), loading.eq(1), count.eq(0), maxabs.eq(0)]
+
+        q = quantize_element(m, rd.data, shift, lfsr.o_random.payload, self.i_stochastic, self.i_unsigned,
+                             self._bits)
+        m.d.comb += [
+            self.o_data.valid.eq(ov),
+            self.o_data.payload.q.eq(q),
+            self.o_data.payload.shift.eq(shift),
+            self.o_data.payload.last.eq(ov_last),
+            lfsr.o_random.ready.eq(ov & self.o_data.ready & self.i_stochastic),
+        ]
+        with m.If(self.i_clear):
+            m.d.sync += self.o_overflow.eq(0)
+        return m
