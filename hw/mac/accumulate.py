@@ -119,20 +119,25 @@ class AccumulatorGrid(wiring.Component):
         for r in range(R):
             row_ovf = []
             for c in range(C):
-                # S3: exact group sum; the contribution is clamped in tile-saturating tiles.
-                g = Signal(signed(gw), name=f"g{r}_{c}")
-                g_new = Signal(signed(gw), name=f"g_new{r}_{c}")
+                # S3: the contribution: the beat sum, or (groups) the exact group sum, clamped in
+                # tile-saturating tiles.
                 contrib = Signal(signed(gw), name=f"contrib{r}_{c}")
-                m.d.comb += g_new.eq(Mux(self.in_gstart, 0, g) + self.beat[r][c])
-                with m.If(en & self.in_valid):
-                    m.d.sync += g.eq(g_new)
-                    with m.If(self.in_gend):
-                        with m.If(tsat & (g_new > hi_t)):
-                            m.d.sync += contrib.eq(hi_t)
-                        with m.Elif(tsat & (g_new < lo_t)):
-                            m.d.sync += contrib.eq(lo_t)
-                        with m.Else():
-                            m.d.sync += contrib.eq(g_new)
+                if not self._tile_k:
+                    with m.If(en & self.in_valid):
+                        m.d.sync += contrib.eq(self.beat[r][c])
+                else:
+                    g = Signal(signed(gw), name=f"g{r}_{c}")
+                    g_new = Signal(signed(gw), name=f"g_new{r}_{c}")
+                    m.d.comb += g_new.eq(Mux(self.in_gstart, 0, g) + self.beat[r][c])
+                    with m.If(en & self.in_valid):
+                        m.d.sync += g.eq(g_new)
+                        with m.If(self.in_gend):
+                            with m.If(tsat & (g_new > hi_t)):
+                                m.d.sync += contrib.eq(hi_t)
+                            with m.Elif(tsat & (g_new < lo_t)):
+                                m.d.sync += contrib.eq(lo_t)
+                            with m.Else():
+                                m.d.sync += contrib.eq(g_new)
 
                 # S4: saturating accumulate.
                 acc = Signal(signed(W), name=f"acc{r}_{c}")
