@@ -65,7 +65,8 @@ class AccumulatorGrid(wiring.Component):
     load : Out(1)
     pending_last : Out(1)
     acc_next : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
-    ovf_next : Out(ArrayLayout(rows, ...))  -- ``ovf_next[r]`` 1 if any PE of row ``r`` saturated in the tile.
+    ovf_next : Out(rows)
+        Bit ``r``: some PE of row ``r`` saturated in the tile (valid with ``load``).
 
     Raises
     ------
