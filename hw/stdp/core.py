@@ -34,15 +34,16 @@ class STDPCore(wiring.Component):
 
     * ``PHASE_INPUT``: AER input events are accepted, one per cycle (each sets the neuron's input
       bit; an index ``>= n_neurons`` sets ``o_err.bad_event`` and is dropped), until the
-      end-of-step marker (``eos = 1``). Configuration commands are served in this phase only (they
-      take priority over events; a read holds off further commands until ``o_rdata`` is taken).
+      end-of-step marker (``eos = 1``). Configuration commands are served in this phase only, one
+      every 3 cycles (a read: until ``o_rdata`` is taken); they take priority over events.
     * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 4`` cycles): LIF update, timer, and the
       neurons that spike or owe a causal walk are queued.
-    * ``PHASE_WALK``: the queued rows are walked; a 4-stage pipeline does one synapse
-      read-modify-write per cycle (read weight; read post state and input accumulator; read kernel
-      tables; write weight and accumulator). Rows are prefetched two deep (pointer read, then a
-      ready slot), so with the CSR and crossbar encodings consecutive rows follow without a bubble;
-      the bitmap encoding spends a cycle per bitmap word without a synapse and one per row. A spiking
+    * ``PHASE_WALK``: the queued rows are walked; a 5-stage pipeline does one synapse
+      read-modify-write per cycle (read weight; register it; read post state and input accumulator;
+      read kernel tables; write weight and accumulator). Rows are prefetched two deep (pointer read, then a
+      ready slot), so with the CSR and crossbar encodings consecutive rows of two or more synapses
+      follow without a bubble (a row of one costs two cycles); the bitmap encoding spends a cycle
+      per bitmap word without a synapse and one per row. A spiking
       neuron's output event is offered on ``o_aer`` when its row starts; the walk waits while
       ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
@@ -140,34 +141,43 @@ class STDPCore(wiring.Component):
             m.d.sync += err.eq(0)
 
         # ---------------------------------------------------------------- input phase + config
-        cmd = self.i_cfg.payload
+        # One command at a time, in three registered steps (accept; check the address; access the
+        # memory), so that no check sits between the input port and a memory's write enable.
+        layout = cfg_layout(c.cfg_data_bits)
+        cmd_valid, chk_valid = Signal(), Signal()
+        cmd_in, cmd = Signal(layout), Signal(layout)
+        chk_ok = Signal()
         rd_pending = Signal()
         rd_ok = Signal()
         rd_mem = Signal(2)
         cfg_busy = Signal()
-        m.d.comb += cfg_busy.eq(rd_pending | self.o_rdata.valid)
+        m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | self.o_rdata.valid)
         m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy)
         m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~self.i_cfg.valid)
+        with m.If(self.i_cfg.valid & self.i_cfg.ready):
+            m.d.sync += [cmd_in.eq(self.i_cfg.payload), cmd_valid.eq(1)]
 
         depth = Signal(spec.CFG_ADDR_BITS + 1)
-        with m.Switch(cmd.mem):
+        with m.Switch(cmd_in.mem):
             for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP, spec.MEM_STATE):
                 with m.Case(mem):
                     m.d.comb += depth.eq(c.mem_depth(mem))
         addr_ok = Signal()
-        m.d.comb += addr_ok.eq(cmd.addr < depth)
+        m.d.comb += addr_ok.eq(cmd_in.addr < depth)
         if csr:
             # A row word whose end lies beyond the synapse memory, or before its start, is refused.
-            start, end = cmd.data[:pb], cmd.data[pb:2 * pb]
-            with m.If(cmd.mem == spec.MEM_ROW):
-                m.d.comb += addr_ok.eq((cmd.addr < depth) & (start <= end) & (end <= c.syn_depth))
-        cfg_fire = self.i_cfg.valid & self.i_cfg.ready
-        with m.If(cfg_fire):
-            with m.If(~addr_ok):
+            start, end = cmd_in.data[:pb], cmd_in.data[pb:2 * pb]
+            with m.If(cmd_in.mem == spec.MEM_ROW):
+                m.d.comb += addr_ok.eq((cmd_in.addr < depth) & (start <= end) & (end <= c.syn_depth))
+        with m.If(cmd_valid):
+            m.d.sync += [cmd.eq(cmd_in), chk_ok.eq(addr_ok), chk_valid.eq(1), cmd_valid.eq(0)]
+        with m.If(chk_valid):
+            m.d.sync += chk_valid.eq(0)
+            with m.If(~chk_ok):
                 m.d.sync += err.bad_cfg.eq(1)
             with m.If(~cmd.write):
-                m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(addr_ok)]
-        cfg_wr = cfg_fire & cmd.write & addr_ok
+                m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(chk_ok)]
+        cfg_wr = chk_valid & cmd.write & chk_ok
 
         with m.If(rd_pending):
             m.d.sync += rd_pending.eq(0)
@@ -266,10 +276,11 @@ class STDPCore(wiring.Component):
         issue = Signal()
         iss_addr = Signal(pb)
         iss_q = Signal(nb)
+        # The slot is refilled only once it is empty (not in the cycle it empties), so the pop does
+        # not depend on the issuer: rows of one synapse then cost two cycles, longer rows none extra.
         s_adv = s_valid & g_free
-        s_free = ~s_valid | s_adv
-        f_adv = f_valid & s_free
-        f_free = ~f_valid | f_adv
+        f_adv = f_valid & ~s_valid
+        f_free = ~f_valid | ~s_valid
         want_pop = Signal()
         m.d.comb += want_pop.eq(in_walk & queue.r_rdy & f_free)
         m.d.comb += queue.r_en.eq(want_pop & (~head.spike | self.o_aer.ready))
@@ -289,28 +300,28 @@ class STDPCore(wiring.Component):
 
         if csr or crossbar:
             bits_for_len = c.syn_depth.bit_length()
-            s_start, s_len, s_nonempty = Signal(pb), Signal(bits_for_len), Signal()
+            s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
             if csr:
                 r_start, r_end = row_rd.data[:pb], row_rd.data[pb:2 * pb]
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
-                                 s_nonempty.eq(r_end != r_start)]
+                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
             else:
                 f_start = Signal(pb)
                 with m.If(queue.r_en):
                     m.d.sync += f_start.eq(head.n * N)
                 with m.If(f_adv):
-                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1)]
+                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
             g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
-            g_last = g_rem == 1
+            g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
             m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active), iss_addr.eq(g_addr),
                          iss_q.eq(g_q)]
             with m.If(s_adv):
                 m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
-                             g_entry.eq(s_entry)]
+                             g_entry.eq(s_entry), g_last.eq(s_one)]
             with m.Elif(g_active):
                 m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
-                             g_q.eq(g_q + 1)]
+                             g_q.eq(g_q + 1), g_last.eq(g_rem == 2)]
         else:
             B, wpr = c.bitmap_word, c.words_per_row
             kb = max(1, (wpr - 1).bit_length())
@@ -364,7 +375,10 @@ class STDPCore(wiring.Component):
                 m.d.sync += phase.eq(PHASE_INPUT)
 
         # ---------------------------------------------------------------- row walk: RMW pipeline
-        # S0: read weight.  S1: read post state and accumulator.  S2: read kernels.  S3: write.
+        # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
+        # (address from a register: block RAMs' read-during-write emulation compares it with the
+        # write address, so it must not come straight from another memory's output).  S2: read
+        # kernels.  S3: write weight and accumulator.
         with m.If(in_walk):
             m.d.comb += syn_rd.addr.eq(iss_addr)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
@@ -376,12 +390,15 @@ class STDPCore(wiring.Component):
             m.d.comb += [q1.eq(syn_rd.data[:nb]), w1.eq(syn_rd.data[nb:nb + wb])]
         else:
             m.d.comb += [q1.eq(s1_q), w1.eq(syn_rd.data)]
+        r_valid, r_addr, r_q, r_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        r_entry = Signal(entry_layout)
+        m.d.sync += [r_valid.eq(s1_valid), r_addr.eq(s1_addr), r_q.eq(q1), r_w.eq(w1), r_entry.eq(s1_entry)]
         with m.If(in_walk):
-            m.d.comb += [st_rd.addr.eq(q1), acc_rd.addr.eq(q1)]
+            m.d.comb += [st_rd.addr.eq(r_q), acc_rd.addr.eq(r_q)]
         s2_valid, s2_addr, s2_q, s2_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
         s2_entry = Signal(entry_layout)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr), s2_q.eq(q1), s2_w.eq(w1),
-                     s2_entry.eq(s1_entry)]
+        m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
+                     s2_entry.eq(r_entry)]
 
         post = state_layout(st_rd.data)
         age = Mux(post.spk, 0, post.tau)
@@ -399,8 +416,9 @@ class STDPCore(wiring.Component):
         s3_acc, s3_ltp, s3_ltd, s3_deliver = Signal(vb), Signal(), Signal(), Signal()
         acc_new = Signal(vb)
         acc_sum = Signal(vb + 1)
-        # Forwarding: the synapse one ahead (in S3) may be writing this post's accumulator right now,
-        # and the one two ahead wrote it in the cycle this synapse's read was issued.
+        # Forwarding: the synapse one ahead (in S3) is writing this post's accumulator right now, and
+        # the one two ahead wrote it in the cycle this synapse's read was issued (the port returns
+        # the value from before that write).
         s4_valid, s4_q, s4_acc = Signal(), Signal(nb), Signal(vb)
         m.d.sync += [s4_valid.eq(s3_valid & s3_deliver), s4_q.eq(s3_q), s4_acc.eq(acc_new)]
         acc_in = Mux(s3_valid & s3_deliver & (s3_q == s2_q), acc_new,
@@ -424,7 +442,8 @@ class STDPCore(wiring.Component):
             with m.If(s3_deliver):
                 m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
 
-        walk_idle = ~(queue.level.any() | f_valid | s_valid | g_active | s1_valid | s2_valid | s3_valid)
+        walk_idle = ~(queue.level.any() | f_valid | s_valid | g_active | s1_valid | r_valid | s2_valid
+                       | s3_valid)
         with m.If(in_walk & walk_idle):
             m.d.sync += phase.eq(PHASE_EOS)
 
