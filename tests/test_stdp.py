@@ -219,20 +219,23 @@ def test_rtl_saturation_edges(encoding):
     assert 0 in ws and 3 in ws
 
 
-@pytest.mark.parametrize("pattern", ["same", "alternating"])
+@pytest.mark.parametrize("pattern", ["row_boundary", "single"])
 def test_rtl_accumulator_forwarding_back_to_back(pattern):
-    """Rows of one synapse each; all pres spike in one step, so the posts' accumulators are
-    read-modify-written on consecutive cycles: the same post every cycle, or posts 0, 1, 0, 1 (a
-    post written two cycles apart). The next step's membranes must hold the full sums."""
-    n = 10
-    cfg = spec.STDPConfig(n_neurons=n, max_synapses=n, w_bits=8, v_bits=12, window=4, threshold=1000,
+    """All pres spike in one step. "row_boundary": rows alternate [0, 1] and [1, 2], so post 1 ends
+    one row and starts the next: its accumulator is read-modify-written on consecutive cycles.
+    "single": rows of one synapse, all to post 0. The next step's membranes must hold the full sums."""
+    n = 12
+    cfg = spec.STDPConfig(n_neurons=n, max_synapses=2 * n, w_bits=8, v_bits=12, window=4, threshold=4000,
                           leak_shift=12, refractory=0)
-    post = (lambda p: 0) if pattern == "same" else (lambda p: p % 2)
-    rows = [[(post(p), 10 * p + 1)] for p in range(n)]
-    steps = [list(range(2, n)), [], []]
+    if pattern == "row_boundary":
+        posts = [(0, 1) if p % 2 else (1, 2) for p in range(n)]
+    else:
+        posts = [(0,)] * n
+    rows = [[(q, 10 * p + q + 1) for q in posts[p]] for p in range(n)]
+    steps = [list(range(3, n)), [], []]
     net, got = check_against_golden(cfg, rows, steps)
-    for q in (0, 1):
-        assert got.states[q].v == sum(10 * p + 1 for p in range(2, n) if post(p) == q)
+    for q in (0, 1, 2):
+        assert got.states[q].v == sum(w for p in range(3, n) for qq, w in rows[p] if qq == q)
 
 
 def test_rtl_bad_events_flag_and_keep_running():

@@ -38,9 +38,9 @@ class STDPCore(wiring.Component):
       every 3 cycles (a read: until ``o_rdata`` is taken); they take priority over events.
     * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 4`` cycles): LIF update, timer, and the
       neurons that spike or owe a causal walk are queued.
-    * ``PHASE_WALK``: the queued rows are walked; a 5-stage pipeline does one synapse
+    * ``PHASE_WALK``: the queued rows are walked; a 6-stage pipeline does one synapse
       read-modify-write per cycle (read weight; register it; read post state and input accumulator;
-      read kernel tables; write weight and accumulator). Rows are prefetched two deep (pointer read, then a
+      write accumulator; read kernel tables; write weight). Rows are prefetched two deep (pointer read, then a
       ready slot), so with the CSR and crossbar encodings consecutive rows of two or more synapses
       follow without a bubble (a row of one costs two cycles); the bitmap encoding spends a cycle
       per bitmap word without a synapse and one per row. A spiking
@@ -49,9 +49,9 @@ class STDPCore(wiring.Component):
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
-    consecutive cycles (row ends / starts); the values being written by stage 3 in this cycle and
-    in the previous one are forwarded into stage 2, so back-to-back updates of the same post never
-    lose one. The weight memory needs no forwarding: a synapse is walked at most once per
+    consecutive cycles (row ends / starts); it is read one stage before it is written, and the
+    write of the previous cycle is forwarded from a register, so back-to-back updates of the same
+    post never lose one. The weight memory needs no forwarding: a synapse is walked at most once per
     step, and steps are separated by the ``n_neurons``-cycle sweep.
 
     Parameters
@@ -377,8 +377,8 @@ class STDPCore(wiring.Component):
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
-        # write address, so it must not come straight from another memory's output).  S2: read
-        # kernels.  S3: write weight and accumulator.
+        # write address, so it must not come straight from another memory's output).  S2: update
+        # and write the accumulator.  S3: read kernels.  S4: write the weight.
         with m.If(in_walk):
             m.d.comb += syn_rd.addr.eq(iss_addr)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
@@ -400,50 +400,63 @@ class STDPCore(wiring.Component):
         m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
                      s2_entry.eq(r_entry)]
 
+        # S2: post state and accumulator arrive. The accumulator is updated and written here
+        # (delivery needs only the weight as read); the synapse one ahead wrote the same post's
+        # accumulator in the cycle this synapse's read was issued, and the port returned the value
+        # from before that write, so that write is forwarded from a register (a2_*).
         post = state_layout(st_rd.data)
-        age = Mux(post.spk, 0, post.tau)
+        a2_valid, a2_q, a2_acc = Signal(), Signal(nb), Signal(vb)
+        acc_in = Signal(vb)
+        acc_sum = Signal(vb + 1)
+        acc_new = Signal(vb)
+        m.d.comb += [
+            acc_in.eq(Mux(a2_valid & (a2_q == s2_q), a2_acc, acc_rd.data)),
+            acc_sum.eq(acc_in + s2_w),
+            acc_new.eq(Mux(acc_sum > c.v_max, c.v_max, acc_sum)),
+        ]
+        deliver = s2_valid & s2_entry.spike
+        m.d.sync += [a2_valid.eq(deliver), a2_q.eq(s2_q), a2_acc.eq(acc_new)]
+        with m.If(deliver):
+            m.d.comb += [acc_wr.addr.eq(s2_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
+        s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s3_entry = Signal(entry_layout)
+        s3_tau, s3_spk = Signal(tb), Signal()
+        m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
+                     s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
+
+        # S3: which updates apply, and the kernel table reads.
+        age = Mux(s3_spk, 0, s3_tau)
         dt = Signal(tb + 1)
-        m.d.comb += dt.eq(s2_entry.tau - age)
+        m.d.comb += dt.eq(s3_entry.tau - age)
         ltp_ok = Signal()
         ltd_ok = Signal()
         m.d.comb += [
-            ltp_ok.eq(s2_entry.ltp & (s2_entry.tau > age) & (dt <= T - 1)),
-            ltd_ok.eq(s2_entry.spike & (post.tau < T)),
+            ltp_ok.eq(s3_entry.ltp & (s3_entry.tau > age) & (dt <= T - 1)),
+            ltd_ok.eq(s3_entry.spike & (s3_tau < T)),
             kp_rd.addr.eq(Mux(ltp_ok, dt, 0)),
-            km_rd.addr.eq(Mux(ltd_ok, post.tau, 0)),
+            km_rd.addr.eq(Mux(ltd_ok, s3_tau, 0)),
         ]
-        s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s3_acc, s3_ltp, s3_ltd, s3_deliver = Signal(vb), Signal(), Signal(), Signal()
-        acc_new = Signal(vb)
-        acc_sum = Signal(vb + 1)
-        # Forwarding: the synapse one ahead (in S3) is writing this post's accumulator right now, and
-        # the one two ahead wrote it in the cycle this synapse's read was issued (the port returns
-        # the value from before that write).
-        s4_valid, s4_q, s4_acc = Signal(), Signal(nb), Signal(vb)
-        m.d.sync += [s4_valid.eq(s3_valid & s3_deliver), s4_q.eq(s3_q), s4_acc.eq(acc_new)]
-        acc_in = Mux(s3_valid & s3_deliver & (s3_q == s2_q), acc_new,
-                     Mux(s4_valid & (s4_q == s2_q), s4_acc, acc_rd.data))
-        m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
-                     s3_acc.eq(acc_in), s3_ltp.eq(ltp_ok), s3_ltd.eq(ltd_ok), s3_deliver.eq(s2_entry.spike)]
+        s4_valid, s4_addr, s4_q, s4_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s4_ltp, s4_ltd = Signal(), Signal()
+        m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
+                     s4_ltp.eq(ltp_ok), s4_ltd.eq(ltd_ok)]
 
+        # S4: LTP then LTD, each saturating; write the weight back. (A synapse is walked at most
+        # once per step, so no later read in flight can need this value.)
         w_plus = Signal(wb + 1)
         w_ltp = Signal(wb)
         w_out = Signal(wb)
         m.d.comb += [
-            w_plus.eq(s3_w + kp_rd.data),
-            w_ltp.eq(Mux(s3_ltp, Mux(w_plus > c.w_max, c.w_max, w_plus), s3_w)),
-            w_out.eq(Mux(s3_ltd, Mux(w_ltp > km_rd.data, w_ltp - km_rd.data, 0), w_ltp)),
-            acc_sum.eq(s3_acc + s3_w),
-            acc_new.eq(Mux(acc_sum > c.v_max, c.v_max, acc_sum)),
+            w_plus.eq(s4_w + kp_rd.data),
+            w_ltp.eq(Mux(s4_ltp, Mux(w_plus > c.w_max, c.w_max, w_plus), s4_w)),
+            w_out.eq(Mux(s4_ltd, Mux(w_ltp > km_rd.data, w_ltp - km_rd.data, 0), w_ltp)),
         ]
-        with m.If(s3_valid):
-            m.d.comb += [syn_wr.addr.eq(s3_addr), syn_wr.en.eq(1),
-                         syn_wr.data.eq(Cat(s3_q, w_out) if csr else w_out)]
-            with m.If(s3_deliver):
-                m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
+        with m.If(s4_valid):
+            m.d.comb += [syn_wr.addr.eq(s4_addr), syn_wr.en.eq(1),
+                         syn_wr.data.eq(Cat(s4_q, w_out) if csr else w_out)]
 
         walk_idle = ~(queue.level.any() | f_valid | s_valid | g_active | s1_valid | r_valid | s2_valid
-                       | s3_valid)
+                      | s3_valid | s4_valid)
         with m.If(in_walk & walk_idle):
             m.d.sync += phase.eq(PHASE_EOS)
 
