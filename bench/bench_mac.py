@@ -4,7 +4,7 @@ Run: ``python -m bench.bench_mac`` (``--no-synth`` for the throughput part only,
 small synthesis set).
 
 1. Throughput, measured in Verilator (cocotb, streams always full): MAC/cycle of GEMMs per mode
-   (64x64x64 and 16x16x16, i.e. 16x and 4x the 4x4 array) against the array's peak
+   (64^3, 32^3 and 16^3, i.e. 16x, 8x and 4x the 4x4 array) against the array's peak
    ``rows * cols * lanes``; the ratio 2-bit : 4-bit : 8-bit.
 2. Synthesis + place-and-route via :func:`boards.synth.synthesize` (out of context, I/O registered):
    LUT4, FF, DSP, BRAM and Fmax of the array per backend on iCE40UP5K and ECP5-85F, and of a naive
@@ -98,7 +98,7 @@ def measure_throughput(rows=4, cols=4):
 
     rng = np.random.default_rng(0)
     jobs, results = [], {}
-    for size in (64, 16):
+    for size in (64, 32, 16):
         for mode in MODES:
             x = random_acts(rng, (size, size), unsigned=True)
             w = random_weights(rng, (size, size), mode)
@@ -131,19 +131,19 @@ def synth_rows(quick=False):
     from boards.synth import synthesize
 
     configs = [
-        ("mac 4x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
-        ("mac 4x4 ice40 dsp tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
-        ("mac 4x4 ice40 dsp tile_k=32", "up5k", lambda: FlatMac(rows=4, cols=4, backend="ice40")),
+        ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+        ("mac 2x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0, backend="ice40")),
         ("naive int8 2x4 (a*b)", "up5k", lambda: NaiveInt8Array(2, 4)),
         ("mac 4x4 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
-        ("mac 4x4 ecp5 dsp tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ecp5")),
+        ("mac 4x4 ecp5 tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ecp5")),
         ("naive int8 4x4 (a*b)", "ecp5-85f", lambda: NaiveInt8Array(4, 4)),
     ]
     if not quick:
         configs += [
-            ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
-            ("naive int8 4x4 (a*b)", "up5k", lambda: NaiveInt8Array(4, 4)),
-            ("mac 8x8 lut tile_k=32", "ecp5-85f", lambda: FlatMac(rows=8, cols=8)),
+            ("mac 2x4 ice40 tile_k=32", "up5k", lambda: FlatMac(rows=2, cols=4, backend="ice40")),
+            ("mac 4x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
+            ("mac 4x4 lut tile_k=32", "ecp5-85f", lambda: FlatMac(rows=4, cols=4)),
+            ("mac 8x8 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=8, cols=8, tile_k=0)),
         ]
     rows = []
     for label, device, factory in configs:

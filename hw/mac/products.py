@@ -20,8 +20,9 @@ Backends
 ``"ice40"``
     int8 products in iCE40UP5K ``SB_MAC16`` blocks in dual 8x8 mode: one block multiplies the row's
     activation by the weights of two neighbouring columns (signed x signed, input regs bypassed,
-    8x8 product registers used as S1). Unsigned activations are corrected in fabric:
-    ``a_u * w = a_s * w + 256 * a[7] * w``. int4/int2/ternary use a fabric Booth datapath without
+    8x8 product registers used as S1). Unsigned activations are corrected inside the block:
+    ``a_u * w = a_s * w + 256 * a[7] * w``, the ``256 * w`` term entering through the C/D registers
+    and the block's adders. int4/int2/ternary use a fabric Booth datapath without
     the int8 shifts (14 bits wide instead of 17).
 ``"ecp5"``
     One ECP5 ``MULT18X18D`` per PE (output register = S1). int8: ``a * w``. int4 *lane packing*:
@@ -181,42 +182,48 @@ class ProductGrid(wiring.Component):
         no8 = Const(0, 1)
         for r in range(self._rows):
             a = acts[r][0]
-            # a_u = a_s + 256 when an unsigned activation has bit 7 set (bit 8 is then 0).
+            # a_u = a_s + 256 when an unsigned activation has bit 7 set (bit 8 is then 0): the DSP
+            # multiplies a_s and adds the correction w * 256 in its own adder.
             fix = Signal(name=f"s0_fix{r}")
             m.d.comb += fix.eq(a[7] & ~a[8])
             for c0 in range(0, self._cols, 2):
                 c1 = c0 + 1 if c0 + 1 < self._cols else None
                 w_lo = wbytes[c0]
                 w_hi = wbytes[c1] if c1 is not None else Const(0, 8)
-                p_lo, p_hi = self._sb_mac16(m, f"dsp{r}_{c0}", a[:8], w_lo, w_hi)
-                for c, p, w in ((c0, p_lo, w_lo), (c1, p_hi, w_hi)):
+                p_lo, p_hi = self._sb_mac16(m, f"dsp{r}_{c0}", a[:8], w_lo, w_hi, fix)
+                for c, p in ((c0, p_lo), (c1, p_hi)):
                     if c is None:
                         continue
-                    corr = Signal(signed(BEAT_WIDTH), name=f"s1_corr{r}_{c}")
-                    with m.If(self.en):
-                        m.d.sync += corr.eq(Mux(fix, w.as_signed() << 8, 0))
                     fab = self._fabric(m, r, c, acts, digits, no8, is4, no8, 14)
-                    self._store(m, r, c, Mux(is8_1, p + corr, fab))
+                    self._store(m, r, c, Mux(is8_1, p, fab))
 
-    def _sb_mac16(self, m, name, a8, w_lo, w_hi):
-        """``(a*w_lo, a*w_hi)`` signed 8x8 products, registered on ``en`` (SB_MAC16 dual 8x8)."""
+    def _sb_mac16(self, m, name, a8, w_lo, w_hi, fix):
+        """``a*w + (fix ? w*256 : 0)`` for ``w`` in ``(w_lo, w_hi)``: signed 8x8 products (SB_MAC16
+        dual 8x8 mode, product registers on ``en``) plus the correction, registered alongside in the
+        C/D input registers and added by the block's 16-bit adders (output select 0: adder output).
+        Every true result fits 16 signed bits, so the adders' wrap-around is exact."""
         p_lo = Signal(signed(16), name=f"{name}_lo")
         p_hi = Signal(signed(16), name=f"{name}_hi")
+        corr_lo = Signal(16, name=f"{name}_corr_lo")
+        corr_hi = Signal(16, name=f"{name}_corr_hi")
+        m.d.comb += [corr_lo.eq(Mux(fix, w_lo << 8, 0)), corr_hi.eq(Mux(fix, w_hi << 8, 0))]
         if self._primitives:
             o = Signal(32, name=f"{name}_o")
             m.submodules[name] = Instance(
                 "SB_MAC16",
                 p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
-                p_A_REG=0, p_B_REG=0, p_C_REG=0, p_D_REG=0,
+                p_A_REG=0, p_B_REG=0, p_C_REG=1, p_D_REG=1,
                 p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
                 p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
-                p_TOPOUTPUT_SELECT=2, p_BOTOUTPUT_SELECT=2,  # 8x8 products (registered by *_MULT_REG)
-                p_TOPADDSUB_LOWERINPUT=0, p_TOPADDSUB_UPPERINPUT=0, p_TOPADDSUB_CARRYSELECT=0,
-                p_BOTADDSUB_LOWERINPUT=0, p_BOTADDSUB_UPPERINPUT=0, p_BOTADDSUB_CARRYSELECT=0,
+                # Adder: lower input = registered 8x8 product, upper input = C (top) / D (bottom),
+                # output = the adder, unregistered; no carry between the halves.
+                p_TOPOUTPUT_SELECT=0, p_BOTOUTPUT_SELECT=0,
+                p_TOPADDSUB_LOWERINPUT=1, p_TOPADDSUB_UPPERINPUT=1, p_TOPADDSUB_CARRYSELECT=0,
+                p_BOTADDSUB_LOWERINPUT=1, p_BOTADDSUB_UPPERINPUT=1, p_BOTADDSUB_CARRYSELECT=0,
                 p_NEG_TRIGGER=0,
                 i_CLK=ClockSignal(), i_CE=self.en,
                 i_A=a8.as_unsigned().replicate(2), i_B=w_lo | (w_hi << 8),
-                i_C=Const(0, 16), i_D=Const(0, 16),
+                i_C=corr_hi, i_D=corr_lo,
                 i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
                 i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
                 i_OLOADTOP=0, i_OLOADBOT=0, i_ADDSUBTOP=0, i_ADDSUBBOT=0,
@@ -225,9 +232,13 @@ class ProductGrid(wiring.Component):
             )
             m.d.comb += [p_lo.eq(o[:16]), p_hi.eq(o[16:])]
         else:
+            prod_lo, prod_hi = Signal(signed(16), name=f"{name}_f"), Signal(signed(16), name=f"{name}_g")
+            reg_lo, reg_hi = Signal(16, name=f"{name}_rd"), Signal(16, name=f"{name}_rc")
             with m.If(self.en):
-                m.d.sync += [p_lo.eq(a8.as_signed() * w_lo.as_signed()),
-                             p_hi.eq(a8.as_signed() * w_hi.as_signed())]
+                m.d.sync += [prod_lo.eq(a8.as_signed() * w_lo.as_signed()),
+                             prod_hi.eq(a8.as_signed() * w_hi.as_signed()),
+                             reg_lo.eq(corr_lo), reg_hi.eq(corr_hi)]
+            m.d.comb += [p_lo.eq(prod_lo + reg_lo), p_hi.eq(prod_hi + reg_hi)]
         return p_lo, p_hi
 
     def _grid_ecp5(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
