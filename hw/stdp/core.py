@@ -103,12 +103,15 @@ class STDPCore(wiring.Component):
         state_layout = data.StructLayout({"v": vb, "r": rb, "tau": tb, "pend": 1, "spk": 1})
         entry_layout = data.StructLayout({"n": nb, "spike": 1, "ltp": 1, "tau": tb})
 
-        # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly).
+        # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly). No read ever
+        # uses the data of a same-cycle write to its address (the accumulator forwards that case
+        # from a register), so the synthesizer is told not to emulate read-during-write behaviour.
+        rw = {"no_rw_check": 1}
         m.submodules.state = state = Memory(shape=c.state_bits, depth=N,
-                                            init=[spec.pack_state(c, spec.reset_state(c))] * N)
-        m.submodules.acc = acc = Memory(shape=vb, depth=N, init=[])
-        m.submodules.ext = ext = Memory(shape=1, depth=N, init=[])
-        m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[])
+                                            init=[spec.pack_state(c, spec.reset_state(c))] * N, attrs=rw)
+        m.submodules.acc = acc = Memory(shape=vb, depth=N, init=[], attrs=rw)
+        m.submodules.ext = ext = Memory(shape=1, depth=N, init=[], attrs=rw)
+        m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
         m.submodules.kp = kp = Memory(shape=wb, depth=T, init=c.kp)
         m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
         st_rd, st_wr = state.read_port(), state.write_port()
@@ -120,10 +123,10 @@ class STDPCore(wiring.Component):
         syn_rd, syn_wr = syn.read_port(), syn.write_port()
         kp_rd, km_rd = kp.read_port(), km.read_port()
         if not crossbar:
-            m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[])
+            m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[], attrs=rw)
             row_rd, row_wr = row.read_port(), row.write_port()
         if bitmap:
-            m.submodules.bmp = bmp = Memory(shape=c.bitmap_word, depth=c.bmp_depth, init=[])
+            m.submodules.bmp = bmp = Memory(shape=c.bitmap_word, depth=c.bmp_depth, init=[], attrs=rw)
             bmp_rd, bmp_wr = bmp.read_port(), bmp.write_port()
 
         # The walk queue: neurons whose row must be walked this step.
@@ -234,7 +237,7 @@ class STDPCore(wiring.Component):
             sw2_sum.eq(s.v - (s.v >> c.leak_shift) + acc_rd.data),
         ]
         v_sat = Signal(vb)
-        m.d.comb += v_sat.eq(Mux(sw2_sum > c.v_max, c.v_max, sw2_sum))
+        m.d.comb += v_sat.eq(Mux(sw2_sum[vb], c.v_max, sw2_sum[:vb]))
         refr = sw2_s.r != 0
         spike = Signal()
         # v_sat >= threshold  <=>  sw2_sum >= threshold, since threshold <= v_max.
@@ -405,17 +408,18 @@ class STDPCore(wiring.Component):
         # accumulator in the cycle this synapse's read was issued, and the port returned the value
         # from before that write, so that write is forwarded from a register (a2_*).
         post = state_layout(st_rd.data)
-        a2_valid, a2_q, a2_acc = Signal(), Signal(nb), Signal(vb)
+        # The forward select is decided a cycle early, while the synapse is in R (from registers).
+        a2_fwd, a2_acc = Signal(), Signal(vb)
         acc_in = Signal(vb)
         acc_sum = Signal(vb + 1)
         acc_new = Signal(vb)
-        m.d.comb += [
-            acc_in.eq(Mux(a2_valid & (a2_q == s2_q), a2_acc, acc_rd.data)),
-            acc_sum.eq(acc_in + s2_w),
-            acc_new.eq(Mux(acc_sum > c.v_max, c.v_max, acc_sum)),
-        ]
         deliver = s2_valid & s2_entry.spike
-        m.d.sync += [a2_valid.eq(deliver), a2_q.eq(s2_q), a2_acc.eq(acc_new)]
+        m.d.comb += [
+            acc_in.eq(Mux(a2_fwd, a2_acc, acc_rd.data)),
+            acc_sum.eq(acc_in + s2_w),
+            acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
+        ]
+        m.d.sync += [a2_fwd.eq(deliver & (s2_q == r_q)), a2_acc.eq(acc_new)]
         with m.If(deliver):
             m.d.comb += [acc_wr.addr.eq(s2_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
         s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
@@ -445,11 +449,13 @@ class STDPCore(wiring.Component):
         # once per step, so no later read in flight can need this value.)
         w_plus = Signal(wb + 1)
         w_ltp = Signal(wb)
+        w_minus = Signal(wb + 1)
         w_out = Signal(wb)
         m.d.comb += [
             w_plus.eq(s4_w + kp_rd.data),
-            w_ltp.eq(Mux(s4_ltp, Mux(w_plus > c.w_max, c.w_max, w_plus), s4_w)),
-            w_out.eq(Mux(s4_ltd, Mux(w_ltp > km_rd.data, w_ltp - km_rd.data, 0), w_ltp)),
+            w_ltp.eq(Mux(s4_ltp, Mux(w_plus[wb], c.w_max, w_plus[:wb]), s4_w)),  # carry: saturate
+            w_minus.eq(w_ltp - km_rd.data),
+            w_out.eq(Mux(s4_ltd, Mux(w_minus[wb], 0, w_minus[:wb]), w_ltp)),      # borrow: saturate
         ]
         with m.If(s4_valid):
             m.d.comb += [syn_wr.addr.eq(s4_addr), syn_wr.en.eq(1),
