@@ -39,20 +39,22 @@ class STDPCore(wiring.Component):
     * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 4`` cycles): LIF update, timer, and the
       neurons that spike or owe a causal walk are queued.
     * ``PHASE_WALK``: the queued rows are walked; a 6-stage pipeline does one synapse
-      read-modify-write per cycle (read weight; register it; read post state and input accumulator;
-      write accumulator; read kernel tables; write weight). Rows are prefetched two deep (pointer read, then a
-      ready slot), so with the CSR and crossbar encodings consecutive rows of two or more synapses
-      follow without a bubble (a row of one costs two cycles); the bitmap encoding spends a cycle
-      per bitmap word without a synapse and one per row. A spiking
-      neuron's output event is offered on ``o_aer`` when its row starts; the walk waits while
-      ``o_aer`` is not ready.
+      read-modify-write per cycle (read weight; register it; read post state and input
+      accumulator; register them; add into the accumulator, write it, read kernel tables; write
+      the weight). Rows are prefetched two deep (pointer read, then a ready slot), so with the CSR
+      and crossbar encodings consecutive rows of two or more synapses follow without a bubble (a
+      row of one costs two cycles); the bitmap encoding spends a cycle per bitmap word without a
+      synapse and one per row. A spiking neuron's output event is offered on ``o_aer`` when its
+      row starts; the walk waits while ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
-    consecutive cycles (row ends / starts); it is read one stage before it is written, and the
-    write of the previous cycle is forwarded from a register, so back-to-back updates of the same
-    post never lose one. The weight memory needs no forwarding: a synapse is walked at most once per
-    step, and steps are separated by the ``n_neurons``-cycle sweep.
+    consecutive cycles (row ends / starts); it is read two stages before it is written, and the
+    two writes that can be in flight are forwarded (from the adder and from a register), so
+    back-to-back updates of the same post never lose one. The weight memory needs no forwarding:
+    a synapse is walked at most once per step, and steps are separated by the ``n_neurons``-cycle
+    sweep. No read uses the data of a same-cycle write to its address, so the memories carry the
+    ``no_rw_check`` attribute (no read-during-write emulation logic).
 
     Parameters
     ----------
@@ -380,8 +382,8 @@ class STDPCore(wiring.Component):
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
-        # write address, so it must not come straight from another memory's output).  S2: update
-        # and write the accumulator.  S3: read kernels.  S4: write the weight.
+        # write address, so it must not come straight from another memory's output).  S2: register
+        # state and accumulator.  S3: add into the accumulator, read kernels.  S4: write the weight.
         with m.If(in_walk):
             m.d.comb += syn_rd.addr.eq(iss_addr)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
@@ -403,28 +405,33 @@ class STDPCore(wiring.Component):
         m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
                      s2_entry.eq(r_entry)]
 
-        # S2: post state and accumulator arrive. The accumulator is updated and written here
-        # (delivery needs only the weight as read); the synapse one ahead wrote the same post's
-        # accumulator in the cycle this synapse's read was issued, and the port returned the value
-        # from before that write, so that write is forwarded from a register (a2_*).
+        # S2: post state and accumulator arrive; S3 adds the weight and writes the accumulator
+        # (delivery needs only the weight as read). Two synapses ahead may hold the same post: the
+        # one in S3 is writing it right now (forwarded from its adder), the one that was in S3 wrote
+        # it in the cycle this synapse's read was issued, when the port's data is not defined
+        # (forwarded from a register). Both selects are decided a cycle early, in R, from registers.
         post = state_layout(st_rd.data)
-        # The forward select is decided a cycle early, while the synapse is in R (from registers).
-        a2_fwd, a2_acc = Signal(), Signal(vb)
-        acc_in = Signal(vb)
-        acc_sum = Signal(vb + 1)
-        acc_new = Signal(vb)
-        deliver = s2_valid & s2_entry.spike
-        m.d.comb += [
-            acc_in.eq(Mux(a2_fwd, a2_acc, acc_rd.data)),
-            acc_sum.eq(acc_in + s2_w),
-            acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
-        ]
-        m.d.sync += [a2_fwd.eq(deliver & (s2_q == r_q)), a2_acc.eq(acc_new)]
-        with m.If(deliver):
-            m.d.comb += [acc_wr.addr.eq(s2_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
         s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
         s3_entry = Signal(entry_layout)
         s3_tau, s3_spk = Signal(tb), Signal()
+        fwd_s3, fwd_s4 = Signal(), Signal()
+        s3_acc, s3_deliver = Signal(vb), Signal()
+        s4_acc = Signal(vb)
+        acc_sum = Signal(vb + 1)
+        acc_new = Signal(vb)
+        m.d.sync += [
+            fwd_s3.eq(s2_valid & s2_entry.spike & (s2_q == r_q)),
+            fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q)),
+            s3_acc.eq(Mux(fwd_s3, acc_new, Mux(fwd_s4, s4_acc, acc_rd.data))),
+            s3_deliver.eq(s2_valid & s2_entry.spike),
+            s4_acc.eq(acc_new),
+        ]
+        m.d.comb += [
+            acc_sum.eq(s3_acc + s3_w),
+            acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
+        ]
+        with m.If(s3_valid & s3_deliver):
+            m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
         m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
                      s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
 
