@@ -24,9 +24,9 @@ from amaranth.lib.wiring import In, Out
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
+from sim.huffman import golden as g
 
-__all__ = ["FlatHuffman", "digits_weights", "compression_rows", "throughput_rows", "tree_walk_cycles",
-           "synth_rows", "main"]
+__all__ = ["FlatHuffman", "compression_rows", "throughput_rows", "worst_case_row", "synth_rows", "main"]
 
 
 class FlatHuffman(wiring.Component):
@@ -59,12 +59,153 @@ class FlatHuffman(wiring.Component):
         return m
 
 
+
+BLOCK_N = 1024           # symbols per lane per block in the throughput and size runs
+
+
+def _stream_stats(values, *, n_lanes, max_len, mode=spec.MODE_INT, r=0, ebits=0):
+    return g.encode_stream(values, n_lanes=n_lanes, block_n=BLOCK_N, max_len=max_len, mode=mode, r=r,
+                           ebits=ebits)
+
+
+def compression_rows(max_len=16):
+    """Coded size vs entropy vs raw for the digits MLP weights and their BF16 exponents."""
+    from sim.huffman.weights import bf16_values, digits_mlp, int_symbols
+    w1, w2, _ = digits_mlp()
+    rows = []
+    for mode, bits in (("int8", 8), ("int4", 4)):
+        syms, _ = int_symbols([w1, w2], mode)
+        rows.append(_size_row(f"digits MLP {mode}", syms, bits, 0, max_len, spec.MODE_INT, 0))
+    bf = bf16_values([w1, w2])
+    exps = [(v >> 7) & 0xFF for v in bf]
+    rows.append(_size_row("digits MLP BF16 (exp coded + 8 raw)", bf, 16, 8, max_len, spec.MODE_EXP, 8,
+                          entropy_symbols=exps))
+    # a larger synthetic layer with the same statistics: overheads amortised
+    import numpy as np
+    rng = np.random.default_rng(0)
+    big = np.clip(np.rint(rng.laplace(0, 12, 200_000)), -127, 127).astype(np.int64) & 0xFF
+    rows.append(_size_row("Laplace int8, 200k weights", [int(v) for v in big], 8, 0, max_len,
+                          spec.MODE_INT, 0))
+    return rows
+
+
+def _size_row(label, values, raw_width, r, max_len, mode, ebits, entropy_symbols=None):
+    """Sizes of one stream; the entropy is of the coded part (``entropy_symbols``) plus ``r`` raw bits."""
+    n = len(values)
+    h = g.entropy_bits(entropy_symbols if entropy_symbols is not None else values)
+    _, _, st = _stream_stats(values, n_lanes=1, max_len=max_len, mode=mode, r=r, ebits=ebits)
+    payload = st["code_bits"] / n                                 # code + raw bits per value
+    h_total = h + r
+    over = st["header_bits"] + st["pad_bits"] + st["table_bits"]
+    return {"stream": label, "values": n, "raw_bits": raw_width, "entropy": h_total, "coded": payload,
+            "vs_entropy_pct": 100 * (payload / h_total - 1), "overhead_bits_per_value": over / n,
+            "total_vs_raw": (st["code_bits"] + over) / (raw_width * n), "raw_blocks": st["raw_blocks"]}
+
+
+def throughput_rows(lanes=(1, 2, 4), max_len=12):
+    """Symbols per cycle per lane of the RTL in the Amaranth simulator, with block and table switches:
+    two blocks of int8 weights (table 0), then two of int4 weights (table 1), back to back."""
+    from sim.huffman.harness import group_blocks, run_decoder
+    from sim.huffman.weights import digits_mlp, int_symbols
+    w1, w2, _ = digits_mlp()
+    s8, _ = int_symbols([w1, w2], "int8")
+    s4, _ = int_symbols([w1, w2], "int4")
+    t8, t4 = g.build_table(s8, max_len), g.build_table(s4, max_len)
+    tables = g.table_stream([spec.serialize_table(*t, max_len) for t in (t8, t4)])
+    rows = []
+    for n in lanes:
+        per = n * BLOCK_N // 2                   # two blocks per table within the 2368 weights
+        beats, tree_walk = [], 0
+        for syms, table, parity in ((s8, t8, 0), (s4, t4, 1)):
+            codes = spec.canonical_codes(*table)
+            for i in (0, per):
+                block = syms[i:i + per]
+                beats += g.encode_block(block, n_lanes=n, mode=spec.MODE_INT, parity=parity, table=table)[0]
+                tree_walk += sum(codes[v][1] for v in block)
+        ref, _ = g.ref_decode(beats, tables, n_lanes=n, max_len=max_len, raw_bits=8)
+        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64)
+        res = run_decoder(dut, beats, tables, expect_beats=sum(len(b["values"]) for b in ref))
+        rows.append({"lanes": n, "blocks": len(ref), "symbols": res["symbols"], "cycles": res["cycles"],
+                     "per_lane": res["symbols"] / (res["cycles"] * n), "tree_walk_cycles": tree_walk,
+                     "speedup": tree_walk / res["cycles"], "exact": group_blocks(res["beats"]) == ref})
+    return rows
+
+
+def worst_case_row(max_len=16):
+    """Every code at the length limit: 1 symbol/cycle needs a full 16-bit word per cycle per lane."""
+    lengths = {s: 8 for s in range(255)}
+    lengths[255] = max_len
+    table = spec.table_from_lengths(lengths, max_len)
+    values = [255] * (4 * BLOCK_N)
+    beats = []
+    for i in range(0, len(values), BLOCK_N):
+        beats += g.encode_block(values[i:i + BLOCK_N], n_lanes=1, mode=spec.MODE_INT, table=table)[0]
+    from sim.huffman.harness import run_decoder
+    tables = g.table_stream([spec.serialize_table(*table, max_len)])
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64)
+    res = run_decoder(dut, beats, tables, expect_beats=len(values))
+    return {"lanes": 1, "blocks": 4, "symbols": res["symbols"], "cycles": res["cycles"],
+            "per_lane": res["symbols"] / res["cycles"], "tree_walk_cycles": max_len * len(values),
+            "speedup": max_len * len(values) / res["cycles"]}
+
+
+SYNTH_GRID = [(L, n) for L in (8, 12, 16) for n in (1, 2, 4)]
+
+
+def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None):
+    from boards.synth import ToolError, synthesize
+    rows = []
+    for device in devices:
+        for L, n in grid:
+            name = f"huffman_L{L}_N{n}"
+            try:
+                r = synthesize(FlatHuffman(max_len=L, lanes=n, raw_bits=8, fifo_depth=64), device=device,
+                               name=name, progress=progress)
+                rows.append({"device": device, "L": L, "N": n, **{k: r.get(k) for k in
+                             ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
+            except ToolError as e:
+                rows.append({"device": device, "L": L, "N": n, "error": str(e).split(";")[0]})
+    return rows
+
+
+def _table(rows, cols):
+    out = ["  ".join(f"{c:>12}" for c in cols)]
+    for r in rows:
+        cells = []
+        for c in cols:
+            v = r.get(c, "")
+            cells.append(f"{v:>12.3f}" if isinstance(v, float) else f"{v!s:>12}")
+        out.append("  ".join(cells))
+    return "\n".join(out)
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--quick", action="store_true", help="only N=1 synthesis rows")
+    ap.add_argument("--quick", action="store_true", help="synthesis rows only for N=1")
     ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
     args = ap.parse_args(argv)
-    del args
+
+    print("== coded size vs entropy vs raw (L=16, blocks of 1024, 1 lane) ==")
+    print("  entropy, coded: payload bits per value (code + raw bits);"
+          " overhead: headers + lane padding + table")
+    print(_table(compression_rows(), ["stream", "values", "raw_bits", "entropy", "coded", "vs_entropy_pct",
+                                      "overhead_bits_per_value", "total_vs_raw", "raw_blocks"]))
+    print()
+    print("== RTL throughput, Amaranth simulator (L=12, digits int8 then int4 blocks: 2 tables) ==")
+    print("  baseline: bit-serial tree walk, 1 payload bit per cycle (headers free)")
+    rows = throughput_rows()
+    rows.append({**worst_case_row(), "lanes": "1 (L=16 codes)"})
+    print(_table(rows, ["lanes", "blocks", "symbols", "cycles", "per_lane", "tree_walk_cycles", "speedup"]))
+    if not all(r.get("exact", True) for r in rows):
+        print("ERROR: RTL output differs from the golden model")
+        return 1
+    if not args.no_synth:
+        print()
+        print("== resources / Fmax (boards.synth, out of context, raw_bits=8, fifo_depth=64) ==")
+        grid = [(L, 1) for L in (8, 12, 16)] if args.quick else SYNTH_GRID
+        print(_table(synth_rows(grid=grid, progress=lambda m: print("  ..", m, file=sys.stderr)),
+                     ["device", "L", "N", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
+                      "timing_met", "error"]))
     return 0
 
 

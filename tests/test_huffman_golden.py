@@ -139,8 +139,8 @@ def test_exponent_plus_raw_round_trip(mode, r, ebits, width):
     else:
         values = [rng.randrange(1 << width) & ~0xF00 | rng.choice([0, 1, 1, 2]) << 8 for _ in range(4000)]
     tables, beats, stats = g.encode_stream(values, n_lanes=2, block_n=500, max_len=12, mode=mode, r=r,
-                                           ebits=ebits)
-    out, errors = g.ref_decode(beats, tables, n_lanes=2, max_len=12, raw_bits=8)
+                                           ebits=ebits, raw_bits=r)
+    out, errors = g.ref_decode(beats, tables, n_lanes=2, max_len=12, raw_bits=r)
     assert errors == 0
     decoded = [v for b in out for beat in b["values"] for v in beat][:len(values)]
     assert decoded == values

@@ -202,7 +202,7 @@ def test_one_symbol_per_cycle_at_the_length_limit():
     assert res["cycles"] <= 1200 + 2          # first to last output beat: no bubble
 
 
-COCOTB_PARAMS = {"max_len": 12, "lanes": 2, "raw_bits": 8, "fifo_depth": 16}
+COCOTB_PARAMS = {"max_len": 12, "lanes": 2, "raw_bits": 8, "fifo_depth": 64}   # the block defaults
 
 
 @pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))

@@ -1,1 +1,32 @@
-"""Huffman weight decoder: canonical length-limited Huffman codes decoded at one symbol per cycle per lane."""
+"""Huffman weight decoder: length-limited canonical Huffman codes decoded at one symbol per cycle per
+lane, with run-time double-buffered tables, sticky error flags and a repacker into the MAC array's
+packed-weight stream.
+
+See :mod:`hw.huffman.spec` for the format (the one definition shared with the golden model),
+:mod:`hw.huffman.decoder` for the N-lane decoder, :mod:`hw.huffman.lane` for the decode loop,
+:mod:`hw.huffman.table_loader`, :mod:`hw.huffman.block_parser` and :mod:`hw.huffman.repack`.
+"""
+
+from ..blocks import BlockSpec, Param
+from . import spec
+from .decoder import HuffmanDecoder
+from .repack import WeightRepacker
+
+__all__ = ["spec", "HuffmanDecoder", "WeightRepacker", "BLOCKS"]
+
+BLOCKS = [
+    BlockSpec(
+        name="huffman_decoder",
+        summary="canonical Huffman weight decoder: N lanes x 1 symbol/cycle, code length <= L, "
+                "double-buffered run-time tables, error flags",
+        factory=HuffmanDecoder,
+        params={
+            "max_len": Param(12, "maximum code length L, 8..16"),
+            "lanes": Param(2, "lanes N (symbols per cycle), 1..8"),
+            "raw_bits": Param(8, "raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8"),
+            "fifo_depth": Param(64, "words per lane FIFO, power of two 4..512"),
+        },
+        smoke_test="sim.huffman.tb_huffman",
+        demo="sim.huffman.demo:run",
+    ),
+]

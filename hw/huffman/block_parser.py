@@ -47,7 +47,7 @@ class BlockParser(wiring.Component):
     lanes : int
         N, 1 to 8.
     raw_bits : int
-        The decoder's maximum raw bits per symbol (headers with a larger ``r`` are rejected).
+        The decoder's raw bits per symbol R (headers with ``r`` other than 0 or R are rejected).
 
     Members
     -------
@@ -115,7 +115,7 @@ class BlockParser(wiring.Component):
                 flags, n, mw = cw
                 mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
                 ok = ((crc_after == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
-                      & (r <= R) & (n != 0)
+                      & ((r == 0) | (r == R)) & (n != 0)
                       & ((mode != spec.MODE_RAW) | (r != 0))
                       & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
                 for k in range(N):

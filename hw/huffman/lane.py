@@ -3,6 +3,7 @@ symbol per cycle for every code length up to L."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -19,10 +20,11 @@ def lane_output_layout(raw_bits):
 
 
 def buffer_bits(max_len, raw_bits):
-    """Bit-buffer width: one word of room above the longest code + raw field, plus 8 bits of slack,
-    so a refill (taken whenever a whole word fits) nearly always lands before the window runs dry
-    (measured by the bench; a full second word of slack costs 8 more buffer bits for no gain there)."""
-    return max_len + raw_bits + spec.WORD + 8
+    """Bit-buffer width: a word is taken whenever it fits (``fill <= B - 16``) and a symbol needs
+    ``L + r`` bits in the buffer; ``L + R + 32`` keeps the buffer from running dry whenever codes plus
+    raw bits average at most 16 bits (the input rate), without the ``2 (L + R) + 16`` a hard
+    guarantee for 24-bit symbols would cost."""
+    return max_len + raw_bits + 2 * spec.WORD
 
 
 class LaneDecoder(wiring.Component):
@@ -114,6 +116,7 @@ class LaneDecoder(wiring.Component):
         L, R, W = self._L, self._R, spec.WORD
         B = buffer_bits(L, R)
         VW = spec.value_width(R)
+        QDEPTH = 4
 
         symmem = Memory(shape=8, depth=512, init=[])
         m.submodules.symmem = symmem
@@ -122,11 +125,14 @@ class LaneDecoder(wiring.Component):
         m.d.comb += [wport.en.eq(self.i_sym_en), wport.addr.eq(self.i_sym_addr),
                      wport.data.eq(self.i_sym_data)]
 
-        # ---- block state
+        # ---- block state (the *_nz flags are registered copies of "counter != 0", kept off the loop)
         d = Signal(descriptor_layout)
         n_left = Signal(16)
         words_left = Signal(16)        # words of the region still to take
         own_left = Signal(16)          # of which hold this lane's bits (the rest is padding)
+        nleft_nz = Signal()
+        words_nz = Signal()
+        own_nz = Signal()
         bits_left = Signal(21)
         crc = Signal(16)
         check_crc = Signal()
@@ -137,11 +143,23 @@ class LaneDecoder(wiring.Component):
         has_tab = Signal()
         final_err = Signal()
         released = Signal()
+        rsel = Signal()                # this block has R raw bits per symbol (r is 0 or R)
+        raw_mode = Signal()
 
         buf = Signal(B)
         fill = Signal(range(B + 1))
 
-        # ---- pipeline registers (advance together)
+        # The bank's limits, registered per lane: the compare reads flip-flops, not a bank mux.
+        lim = [None] + [Signal(L + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
+        for ln in range(1, L + 1):
+            m.d.sync += lim[ln].eq(Mux(bank, self.i_limit[1][ln], self.i_limit[0][ln]))
+
+        # ---- output side: two pipeline stages that never stall, then a small queue. A symbol is
+        # only decoded when the queue has room for it and everything in flight (credits), so the
+        # consumer's ready never reaches the decode loop.
+        item_layout = lane_output_layout(R)
+        queue = SyncFIFO(width=item_layout.size, depth=QDEPTH)
+        m.submodules.queue = queue
         s1_valid = Signal()
         s1 = Signal(data.StructLayout({
             "win": L + R, "onehot": L + 1, "mode": 2, "r": 4, "ebits": 4, "bank": 1, "zero": 1,
@@ -149,18 +167,17 @@ class LaneDecoder(wiring.Component):
         s2_valid = Signal()
         s2 = Signal(data.StructLayout({
             "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1}))
-        o_valid = Signal()
-        o_item = Signal(lane_output_layout(R))
-
-        out_hold = o_item.last & ~released
+        head = item_layout(queue.r_data)
+        out_hold = head.last & ~released
         m.d.comb += [
-            self.o_sym.valid.eq(o_valid & ~out_hold),
-            self.o_sym.payload.eq(o_item),
-            self.o_sym.payload.err.eq(o_item.last & final_err),
+            self.o_sym.valid.eq(queue.r_rdy & ~out_hold),
+            self.o_sym.payload.eq(head),
+            self.o_sym.payload.err.eq(head.last & final_err),
+            queue.r_en.eq(self.o_sym.ready & ~out_hold),
         ]
         out_take = self.o_sym.valid & self.o_sym.ready
-        adv = Signal()
-        m.d.comb += adv.eq(~o_valid | out_take)
+        space = Signal()
+        m.d.comb += space.eq(queue.level + s1_valid + s2_valid < QDEPTH)
 
         # ---- word intake
         running = Signal()
@@ -168,101 +185,92 @@ class LaneDecoder(wiring.Component):
         pop = Signal()
         pop_buf = Signal()
         m.d.comb += [
-            pop.eq(running & self.i_words.valid & (words_left != 0)
-                   & (zeroing | (own_left == 0) | room)),
-            pop_buf.eq(pop & ~zeroing & (own_left != 0)),
+            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | room)),
+            pop_buf.eq(pop & ~zeroing & own_nz),
             self.i_words.ready.eq(pop),
         ]
         placed = Signal(B)
         m.d.comb += placed.eq(Mux(pop_buf, (self.i_words.payload[:W] << (B - W)) >> fill, 0))
-        buf_m = buf | placed
+        buf_m = Signal(B)
+        m.d.comb += buf_m.eq(buf | placed)
 
-        # ---- decode (the loop)
+        # ---- decode (the loop): compare, one-hot length, one-hot shift
         win = buf[B - L:]
-        lim = [None] + [Mux(bank, self.i_limit[1][ln], self.i_limit[0][ln]) for ln in range(1, L + 1)]
         lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
             m.d.comb += lt[ln].eq(win < lim[ln])
-        raw_mode = d.mode == spec.MODE_RAW
         onehot = Signal(L + 1)
         m.d.comb += onehot[0].eq(raw_mode)
         for ln in range(1, L + 1):
             m.d.comb += onehot[ln].eq(~raw_mode & lt[ln] & ~lt[ln - 1])
         invalid = ~raw_mode & ~lt[L]
-
         length = Signal(range(L + 1))
         for ln in range(L + 1):
             with m.If(onehot[ln]):
                 m.d.comb += length.eq(ln)
-        r = d.r
-        fill_r = Signal(range(-16, B + 1))          # fill - r: room for the code part
-        bits_r = Signal(range(-16, 1 << 21))        # bits_left - r
-        m.d.comb += [fill_r.eq(fill - r), bits_r.eq(bits_left - r)]
-        fits = Signal()        # code + raw bits are in the buffer
-        within = Signal()      # ... and inside the lane's declared bit length
-        exact = Signal()       # ... and end exactly at it
-        m.d.comb += [
-            fits.eq(Cat(*(onehot[ln] & (fill_r >= ln) for ln in range(L + 1))).any()),
-        ]
-        # One subtraction instead of per-length comparators: these only feed the error checks and
-        # the counters, not the buffer update (after an error the buffer's content is don't-care).
+
+        # A symbol is decoded only when the window holds L + r valid bits (or the lane's bits are all
+        # in): a condition on registers alone, so it runs beside the compare, not after it.
+        r = Mux(rsel, R, 0)
+        ready = Signal()
+        m.d.comb += ready.eq(Mux(rsel, fill >= L + R, fill >= L) | ~own_nz)
+        can = running & ~zeroing & nleft_nz & space
+        step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
+        m.d.comb += step.eq(can & ready)
+
         bits_after = Signal(range(-(1 << 21), 1 << 21))
+        within = Signal()              # code + raw bits end inside the lane's declared bit length
+        exact = Signal()               # ... exactly at it
         m.d.comb += [
-            bits_after.eq(bits_r - length),
+            bits_after.eq(bits_left - r - length),
             within.eq(bits_after >= 0),
             exact.eq(bits_after == 0),
         ]
-
-        can = running & ~zeroing & (n_left != 0) & adv
-        ev_invalid = can & invalid
-        ev_trunc = can & ~invalid & ((fits & ~within) | (~fits & (own_left == 0)))
+        ev_invalid = step & invalid
+        ev_trunc = step & ~invalid & ~within
         fire = Signal()
-        m.d.comb += [fire.eq(can & ~invalid & fits & within), self.o_fire.eq(fire)]
-        emit_zero = running & zeroing & (n_left != 0) & adv
+        m.d.comb += [fire.eq(step & ~invalid & within), self.o_fire.eq(fire)]
+        emit_zero = running & zeroing & nleft_nz & space
 
-        # shift by r (off the loop: r is a block constant), then by l (one-hot)
-        buf_r = Signal(B)
-        m.d.comb += buf_r.eq(buf_m << r)
-        shifted = Signal(B)
-        terms = [Mux(onehot[ln], (buf_r << ln)[:B], 0) for ln in range(L + 1)]
+        # next buffer: one AND-OR over (length, r) pairs plus "hold"; the selects are one LUT each
+        terms = [Mux(~step, buf_m, 0)]
+        for ln in range(L + 1):
+            for rb, shift in ((0, ln), (1, ln + R)) if R else ((0, ln),):
+                sel = step & onehot[ln] & (rsel if rb else ~rsel)
+                terms.append(Mux(sel, (buf_m << shift)[:B], 0))
         acc = terms[0]
         for t in terms[1:]:
             acc = acc | t
-        m.d.comb += shifted.eq(acc)
+        m.d.sync += buf.eq(acc)
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
-
-        step = can & fits              # the buffer shifts (fire, or an error that ends decoding anyway)
-        with m.If(step):
-            m.d.sync += [buf.eq(shifted), fill.eq(fill + Mux(pop_buf, W, 0) - r - length)]
-        with m.Else():
-            m.d.sync += [buf.eq(buf_m), fill.eq(fill + Mux(pop_buf, W, 0))]
+        m.d.sync += fill.eq(fill + Mux(pop_buf, W, 0) - Mux(step, r + length, 0))
         with m.If(fire):
             m.d.sync += bits_left.eq(bits_after)
         with m.If(pop):
-            m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1)]
+            m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
+                         words_nz.eq(words_left != 1)]
             with m.If(self.i_words.payload[W]):
                 m.d.sync += blk_err.eq(1)
-            with m.If(own_left != 0):
-                m.d.sync += own_left.eq(own_left - 1)
+            with m.If(own_nz):
+                m.d.sync += [own_left.eq(own_left - 1), own_nz.eq(own_left != 1)]
         with m.If(ev_invalid | ev_trunc):
             m.d.sync += [zeroing.eq(1), blk_err.eq(1),
                          self.o_err_invalid.eq(ev_invalid), self.o_err_trunc.eq(ev_trunc)]
         with m.If(fire & (n_left == 1) & ~exact):
             m.d.sync += [blk_err.eq(1), self.o_err_mismatch.eq(1)]
         with m.If(fire | emit_zero):
-            m.d.sync += [n_left.eq(n_left - 1), is_first.eq(0)]
+            m.d.sync += [n_left.eq(n_left - 1), nleft_nz.eq(n_left != 1), is_first.eq(0)]
 
         # ---- stage 1: registered window and length
-        with m.If(adv):
-            m.d.sync += [
-                s1_valid.eq(fire | emit_zero),
-                s1.win.eq(buf[B - L - R:]),
-                s1.onehot.eq(onehot),
-                s1.mode.eq(d.mode), s1.r.eq(d.r), s1.ebits.eq(d.ebits), s1.bank.eq(bank),
-                s1.zero.eq(emit_zero), s1.first.eq(is_first), s1.last.eq(n_left == 1),
-            ]
+        m.d.sync += [
+            s1_valid.eq(fire | emit_zero),
+            s1.win.eq(buf[B - L - R:]),
+            s1.onehot.eq(onehot),
+            s1.mode.eq(d.mode), s1.r.eq(r), s1.ebits.eq(d.ebits), s1.bank.eq(bank),
+            s1.zero.eq(emit_zero), s1.first.eq(is_first), s1.last.eq(n_left == 1),
+        ]
         # symbol index and raw field
         index = Signal(9)
         code = Signal(L)
@@ -278,31 +286,30 @@ class LaneDecoder(wiring.Component):
                 if R:
                     m.d.comb += rawtop.eq((s1.win << ln)[L:L + R])
         m.d.comb += index.eq(code + offset)
-        m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(adv)]
-        with m.If(adv):
-            m.d.sync += [
-                s2_valid.eq(s1_valid),
-                s2.raw.eq(rawtop >> (R - s1.r)[:4] if R else 0),
-                s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(s1.zero),
-                s2.first.eq(s1.first), s2.last.eq(s1.last),
-            ]
-        # ---- stage 2 -> output register: compose the value
+        m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
+        m.d.sync += [
+            s2_valid.eq(s1_valid),
+            s2.raw.eq(rawtop if R else 0),
+            s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(s1.zero),
+            s2.first.eq(s1.first), s2.last.eq(s1.last),
+        ]
+        # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
         sym = Mux(s2.mode == spec.MODE_RAW, 0, rport.data)
         value = Signal(VW)
-        with m.Switch(s2.mode):
-            with m.Case(spec.MODE_EXP):
-                rm1 = (s2.r - 1)[:4]
-                sign = (s2.raw >> rm1)[0]
-                man = s2.raw & ((Const(1, 9) << rm1) - 1)[:9]
-                m.d.comb += value.eq((sign << (s2.ebits + rm1)[:5]) | (sym << rm1) | man)
-            with m.Default():
-                m.d.comb += value.eq((sym << s2.r) | s2.raw)
-        with m.If(adv):
-            m.d.sync += [
-                o_valid.eq(s2_valid),
-                o_item.value.eq(Mux(s2.zero, 0, value)),
-                o_item.first.eq(s2.first), o_item.last.eq(s2.last),
-            ]
+        with m.If(s2.r == 0):
+            m.d.comb += value.eq(sym)
+        if R:
+            with m.Elif(s2.mode == spec.MODE_EXP):
+                sign = s2.raw[R - 1]
+                man = s2.raw[:R - 1] if R > 1 else Const(0, 1)
+                m.d.comb += value.eq((sign << (s2.ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
+            with m.Else():
+                m.d.comb += value.eq((sym << R) | s2.raw)
+        item = Signal(item_layout)
+        m.d.comb += [
+            item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last),
+            queue.w_data.eq(item), queue.w_en.eq(s2_valid),
+        ]
 
         # ---- block control
         next_tab = self.o_tab + 1
@@ -314,12 +321,16 @@ class LaneDecoder(wiring.Component):
                 m.d.comb += self.i_desc.ready.eq(1)
                 with m.If(self.i_desc.valid):
                     desc = self.i_desc.payload
+                    own = (desc.bitlen + W - 1) >> 4
                     m.d.sync += [
                         d.eq(desc), n_left.eq(desc.n), words_left.eq(desc.m),
-                        own_left.eq((desc.bitlen + W - 1) >> 4), bits_left.eq(desc.bitlen),
+                        nleft_nz.eq(desc.n != 0), words_nz.eq(desc.m != 0),
+                        own_left.eq(own), own_nz.eq(own != 0), bits_left.eq(desc.bitlen),
+                        rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
                         crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip),
-                        check_crc.eq(~desc.skip), is_first.eq(1), buf.eq(0), fill.eq(0), released.eq(0),
+                        check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), released.eq(0),
                     ]
+                    m.d.sync += buf.eq(0)
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
                         m.next = "RUN"
                     with m.Elif(has_tab & (desc.parity == self.o_tab[0])):
@@ -331,14 +342,16 @@ class LaneDecoder(wiring.Component):
                     m.d.sync += [self.o_tab.eq(next_tab), has_tab.eq(1), bank.eq(next_tab[0])]
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
                         m.d.sync += [zeroing.eq(1), blk_err.eq(1), check_crc.eq(0)]
-                    m.next = "RUN"
+                    m.next = "LIMITS"
+            with m.State("LIMITS"):
+                m.next = "RUN"                     # one cycle for the registered limits to follow
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
-                with m.If((n_left == 0) & (words_left == 0)):
+                with m.If(~nleft_nz & ~words_nz):
                     bad_crc = check_crc & (crc != d.crc)
                     m.d.sync += [final_err.eq(blk_err | bad_crc), released.eq(1), self.o_err_crc.eq(bad_crc)]
                     m.next = "FINISH"
             with m.State("FINISH"):
-                with m.If(out_take & o_item.last):
+                with m.If(out_take & head.last):
                     m.next = "IDLE"
         return m

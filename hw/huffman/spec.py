@@ -46,7 +46,10 @@ Header words (in this order, then cut into beats of ``N`` words)::
 :data:`MODE_EXP` (coded exponent + raw sign/mantissa: the ``r`` raw bits are ``sign, mantissa[r-2:0]``
 and value = ``sign << (ebits + r - 1) | symbol << (r - 1) | mantissa``, e.g. BF16 with ``ebits=8``,
 ``r=8``; E4M3 with ``ebits=4, r=4``), :data:`MODE_RAW` (bypass: no code, value = the ``r`` raw bits).
-Each symbol's ``r`` raw bits follow its code in the lane bit stream. ``parity`` selects the table: a
+Each symbol's ``r`` raw bits follow its code in the lane bit stream. A decoder is built for one raw
+width R (its ``raw_bits``): a block's ``r`` must be 0 or R (EXP and RAW blocks: R), so that the raw
+field shifts the bit buffer by a constant, not through a barrel shifter in the one-cycle decode loop
+(BF16: R = 8; FP8 E4M3: R = 4; E5M2: R = 3; int8 bypass: R = 8). ``parity`` selects the table: a
 lane keeps its current table if ``parity`` equals the parity of the table's number (tables are
 numbered 0, 1, 2, ... in load order), else it moves on to the next table; a lane without a table
 moves to table 0. RAW blocks neither use nor change the table state.
@@ -312,8 +315,8 @@ def header_words(*, mode, r, ebits, parity, n, words_per_lane, bitlens, crcs):
 def parse_header(words, n_lanes, raw_bits):
     """Fields of a header word list, or ``None`` if the decoder rejects it (``ERR_HEADER``).
 
-    ``raw_bits`` is the decoder's maximum ``r``. Returns a dict with mode, r, ebits, parity, n,
-    words_per_lane, bitlens, crcs.
+    ``raw_bits`` is the decoder's R: a block's ``r`` must be 0 or R. Returns a dict with mode, r,
+    ebits, parity, n, words_per_lane, bitlens, crcs.
     """
     if len(words) != header_beats(n_lanes) * n_lanes or crc16(words) != 0:
         return None
@@ -321,7 +324,8 @@ def parse_header(words, n_lanes, raw_bits):
     flags, n, m = words[3 * k:3 * k + 3]
     mode, parity = flags & 3, (flags >> 2) & 1
     r, ebits = (flags >> 4) & 0xF, (flags >> 8) & 0xF
-    if flags >> 12 != HEADER_MARK or (flags >> 3) & 1 or mode not in MODES or r > raw_bits or n == 0:
+    if (flags >> 12 != HEADER_MARK or (flags >> 3) & 1 or mode not in MODES or r not in (0, raw_bits)
+            or n == 0):
         return None
     if mode == MODE_RAW and r == 0:
         return None

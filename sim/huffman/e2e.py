@@ -64,8 +64,8 @@ def compress_tiles(tiles, *, cols, mode, n_lanes, max_len):
     beats, coded, raw_blocks = [], 0, 0
     for q in seqs:
         cost = sum(codes[s][1] for s in q)
-        if cost >= bits * len(q):
-            b, info = g.encode_block(q, n_lanes=n_lanes, mode=spec.MODE_RAW, r=bits)
+        if cost >= 8 * len(q):                        # raw blocks hold R = 8 bits per symbol
+            b, info = g.encode_block(q, n_lanes=n_lanes, mode=spec.MODE_RAW, r=8)
             raw_blocks += 1
         else:
             b, info = g.encode_block(q, n_lanes=n_lanes, mode=spec.MODE_INT, table=table)

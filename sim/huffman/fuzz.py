@@ -22,11 +22,11 @@ def _good_block(rng, table, n_lanes, modes, with_values=False):
     counts, symbols = table
     mode = rng.choice(modes)
     if mode == spec.MODE_RAW:
-        r = rng.randrange(1, 9)
+        r = 8
         values = [rng.randrange(1 << r) for _ in range(n * n_lanes)]
         beats = g.encode_block(values, n_lanes=n_lanes, mode=mode, r=r)[0]
         return (beats, values) if with_values else beats
-    r = rng.choice((0, 0, 2)) if mode == spec.MODE_INT else 4
+    r = rng.choice((0, 0, 8)) if mode == spec.MODE_INT else 8      # the decoder's R is 8
     values = []
     for _ in range(n * n_lanes):
         sym = rng.choice(symbols)
@@ -52,7 +52,7 @@ def _mutate_header(rng, beats, n_lanes):
     else:
         flags = words[3 * k]
         r = (flags >> 4) & 0xF
-        words[3 * k] = flags & ~0xF0 | ((r + rng.choice((1, 2))) & 7) << 4
+        words[3 * k] = flags & ~0xF0 | (8 - r if rng.random() < 0.5 else (r + rng.choice((1, 2))) & 15) << 4
     words[-1] = spec.crc16(words[:-1])
     hb = [g.Beat(words[i:i + k], i == 0) for i in range(0, len(words), k)]
     return hb + beats[len(hb):]

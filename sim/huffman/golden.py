@@ -10,10 +10,11 @@ The format itself (tables, headers, modes, errors) is :mod:`hw.huffman.spec`; th
 * :func:`ref_decode` - data beats + table word lists -> output beats, per-block error bits and the
   sticky error mask, exactly as the RTL produces them (:mod:`hw.huffman.decoder`).
 
-Decisions where the issue is silent: the last block of a stream is padded up to ``N * n`` symbols
-with the table's shortest-code symbol (the caller knows its true length and drops the padding); a
-block goes raw when its coded payload would not be smaller than the raw one (only possible when the
-raw width fits the decoder's ``raw_bits``).
+Decisions where the issue is silent: a stream is cut into equal blocks of at most ``block_n`` symbols
+per lane; the last block is padded up to ``N * n`` symbols (fewer than ``N * blocks``) with the
+table's shortest-code symbol (the caller knows its true length and drops the padding); a
+block goes raw (R bits per value) when its coded payload would not be smaller (only possible when
+the value width fits the decoder's R).
 """
 
 import math
@@ -180,13 +181,16 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     values : sequence of int
         Unsigned values (INT: ``8 + r`` bits at most; EXP: ``1 + ebits + r - 1`` bits).
     n_lanes, block_n : int
-        Lanes and symbols per lane per block.
+        Lanes and the most symbols per lane per block (blocks are made equal, so the last one needs
+        little padding).
     max_len : int
         Code length limit L.
     mode, r, ebits :
         Symbol mode (see :mod:`hw.huffman.spec`).
     raw_bits : int
-        The decoder's maximum raw width (a block can only go raw if its value width fits).
+        The decoder's raw width R: a raw block stores R bits per value (so it is only chosen when
+        the value width fits in R and coding would not be smaller). Coded blocks with ``r > 0``
+        need ``r == R``.
     allow_raw : bool
         Allow the per-block raw fallback.
 
@@ -205,11 +209,14 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     beats = []
     stats = {"code_bits": 0, "header_bits": 0, "pad_bits": 0, "raw_blocks": 0, "blocks": 0,
              "table_bits": 0}
-    for block in split_blocks(values, n_lanes * block_n, pad):
+    # As many blocks as ``block_n`` requires, each as equal as possible: padding < N * blocks values.
+    n_blocks = max(1, -(-len(values) // (n_lanes * block_n)))
+    per_lane = max(1, -(-len(values) // (n_lanes * n_blocks)))
+    for block in split_blocks(values, n_lanes * per_lane, pad):
         coded = sum(len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits))
                     for k in range(n_lanes))
-        if allow_raw and vbits <= raw_bits and coded >= vbits * len(block):
-            b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=vbits)
+        if allow_raw and vbits <= raw_bits and coded >= raw_bits * len(block):
+            b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=raw_bits)
             stats["raw_blocks"] += 1
         else:
             b, info = encode_block(block, n_lanes=n_lanes, mode=mode, r=r, ebits=ebits, parity=0,
