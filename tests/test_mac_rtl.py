@@ -94,22 +94,22 @@ def test_product_grid_holds_on_enable_low():
 
 
 def run_accumulator(beats, tags, **params):
-    """Drive an AccumulatorGrid(1, 1) with one beat per cycle; return the (acc, ovf) of each load."""
+    """Drive an AccumulatorGrid(1, 1) with one beat per cycle; return the (acc, ovf) of each tile."""
     dut = AccumulatorGrid(1, 1, **params)
     loads = []
 
     async def tb(ctx):
         ctx.set(dut.en, 1)
-        for i in range(len(beats) + 3):
+        for i in range(len(beats) + 4):
             if i < len(beats):
                 ctx.set(dut.beat[0][0], beats[i])
                 for name, v in tags[i].items():
                     ctx.set(getattr(dut, "in_" + name), v)
             else:
                 ctx.set(dut.in_valid, 0)
-            if ctx.get(dut.load):
-                loads.append((ctx.get(dut.acc_next[0][0]), ctx.get(dut.ovf_next[0])))
             await ctx.tick()
+            if ctx.get(dut.done):
+                loads.append((ctx.get(dut.acc[0][0]), ctx.get(dut.ovf[0])))
 
     sim = Simulator(dut)
     sim.add_clock(1e-8)

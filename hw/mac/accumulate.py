@@ -37,11 +37,11 @@ class AccumulatorGrid(wiring.Component):
     """S3 and S4 of every PE: tile-group clamping and saturating accumulation.
 
     Cycle behaviour: a beat presented with ``in_valid`` while ``en`` is high is absorbed into S3;
-    its contribution (if it ends a group) reaches the accumulator on the next ``en`` cycle. When the
-    contribution of a tile's last beat is applied, ``load`` is high for that cycle and ``acc_next`` /
-    ``ovf_next`` carry the tile's final results, to be captured by the caller. ``pending_last`` is
-    high while that final contribution is waiting in S3 (the caller holds ``en`` low while it has
-    nowhere to put the results).
+    its contribution (if it ends a group) is added into the accumulator on the next ``en`` cycle.
+    After the contribution of a tile's last beat has been applied, ``done`` is high and ``acc`` /
+    ``ovf`` hold the tile's final results (all registers); they stay there until the next ``en``
+    cycle, in which the caller must capture them (it holds ``en`` low while it cannot). Keeping the
+    results in registers for a cycle keeps the saturation logic off the capture path.
 
     Parameters
     ----------
@@ -62,11 +62,10 @@ class AccumulatorGrid(wiring.Component):
     in_valid, in_first, in_last, in_tsat, in_gstart, in_gend : In(1)
         Tags of ``beat``: a beat of a tile; the tile's first / last beat; tile-saturating tile; the
         beat starts / ends a group (plain tiles: both always 1).
-    load : Out(1)
-    pending_last : Out(1)
-    acc_next : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
-    ovf_next : Out(rows)
-        Bit ``r``: some PE of row ``r`` saturated in the tile (valid with ``load``).
+    done : Out(1)
+    acc : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
+    ovf : Out(rows)
+        Bit ``r``: some PE of row ``r`` saturated in the tile (valid with ``done``).
 
     Raises
     ------
@@ -86,10 +85,9 @@ class AccumulatorGrid(wiring.Component):
             "beat": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
             "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_tsat": In(1),
             "in_gstart": In(1), "in_gend": In(1),
-            "load": Out(1),
-            "pending_last": Out(1),
-            "acc_next": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
-            "ovf_next": Out(rows),
+            "done": Out(1),
+            "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
+            "ovf": Out(rows),
         })
 
     def elaborate(self, platform):
@@ -112,10 +110,7 @@ class AccumulatorGrid(wiring.Component):
             ]
             with m.If(self.in_valid & self.in_gstart):
                 m.d.sync += g_first.eq(self.in_first)
-        m.d.comb += [
-            self.pending_last.eq(c_valid & c_last),
-            self.load.eq(en & c_valid & c_last),
-        ]
+            m.d.sync += self.done.eq(c_valid & c_last)
 
         for r in range(R):
             row_ovf = []
@@ -140,19 +135,23 @@ class AccumulatorGrid(wiring.Component):
                             with m.Else():
                                 m.d.sync += contrib.eq(g_new)
 
-                # S4: saturating accumulate.
-                acc = Signal(signed(W), name=f"acc{r}_{c}")
+                # S4: saturating accumulate. Overflow is read off the bits above the accumulator's
+                # sign (not all equal), which costs a few LUTs instead of two comparators.
+                acc = self.acc[r][c]
                 ovf = Signal(name=f"ovf{r}_{c}")
-                total = Signal(signed(max(W, gw) + 1), name=f"total{r}_{c}")
+                tw = max(W, gw) + 1
+                total = Signal(signed(tw), name=f"total{r}_{c}")
                 m.d.comb += total.eq(Mux(c_first, 0, acc) + contrib)
-                high, low = total > hi_a, total < lo_a
-                m.d.comb += self.acc_next[r][c].eq(Mux(high, hi_a, Mux(low, lo_a, total)))
-                ovf_n = Signal(name=f"ovf_next{r}_{c}")
-                m.d.comb += ovf_n.eq((ovf & ~c_first) | high | low)
+                top = total[W - 1:]
+                high = ~total[-1] & top.any()
+                low = total[-1] & ~top.all()
                 with m.If(en & c_valid):
-                    m.d.sync += [acc.eq(self.acc_next[r][c]), ovf.eq(ovf_n)]
-                row_ovf.append(ovf_n)
-            m.d.comb += self.ovf_next[r].eq(_any(row_ovf))
+                    m.d.sync += [
+                        acc.eq(Mux(high, hi_a, Mux(low, lo_a, total))),
+                        ovf.eq((ovf & ~c_first) | high | low),
+                    ]
+                row_ovf.append(ovf)
+            m.d.comb += self.ovf[r].eq(_any(row_ovf))
         return m
 
 

@@ -27,9 +27,9 @@ This makes ``i_*.ready`` depend combinationally on ``o_res.ready`` (one gate, th
 Pipeline (all stages advance together on the internal enable)::
 
     input control -> S0 operands -> S1 products -> S2 beat sums -> S3 group sums -> S4 accumulators
-    -> result buffer -> o_res
+    -> S5 result buffer -> o_res
 
-Latency: a tile's first result row is valid 5 cycles after its last beat is taken (no stalls).
+Latency: a tile's first result row is valid 6 cycles after its last beat is taken (no stalls).
 
 Undefined modes: the command is accepted, the sticky ``mode_error`` flag set, the tile's beats are
 consumed (so the streams stay aligned with the tile boundaries the producer intended) and no results
@@ -151,12 +151,14 @@ class MacArray(wiring.Component):
         en = Signal()              # the pipeline advances
         full = Signal()            # the result buffer holds a tile
         rd = Signal(spec.row_bits(R))
-        # A finished tile waits only while the buffer is busy: the buffer is free again in the cycle
-        # its last row is taken, so tiles as short as `rows` beats run back to back.
-        freeing = Signal()
+        # A finished tile waits in the accumulators only while the buffer is busy: the buffer is
+        # free again in the cycle its last row is taken, so tiles as short as `rows` beats run back
+        # to back. While it waits, the whole pipeline holds.
+        freeing, load = Signal(), Signal()
         m.d.comb += [
             freeing.eq(self.o_res.ready & (rd == R - 1)),
-            en.eq(~(accs.pending_last & full & ~freeing)),
+            load.eq(accs.done & (~full | freeing)),
+            en.eq(~accs.done | load),
         ]
 
         # --- input control -----------------------------------------------------------------------
@@ -227,10 +229,10 @@ class MacArray(wiring.Component):
             self.o_res.valid.eq(full),
             res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd), res.last.eq(rd == R - 1),
         ]
-        with m.If(accs.load):
-            m.d.sync += [full.eq(1), rd.eq(0), buf_ovf.eq(accs.ovf_next)]
-            m.d.sync += [buf[r].eq(accs.acc_next[r]) for r in range(R)]
-            with m.If(accs.ovf_next.any()):
+        with m.If(load):
+            m.d.sync += [full.eq(1), rd.eq(0), buf_ovf.eq(accs.ovf)]
+            m.d.sync += [buf[r].eq(accs.acc[r]) for r in range(R)]
+            with m.If(accs.ovf.any()):
                 m.d.sync += overflow.eq(1)
         with m.Elif(self.o_res.valid & self.o_res.ready):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
@@ -243,12 +245,12 @@ class MacArray(wiring.Component):
             m.d.sync += [overflow.eq(0), mode_error.eq(0)]
         m.d.comb += [self.o_overflow.eq(overflow), self.o_mode_error.eq(mode_error)]
 
-        # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 5
-        # pipeline advances (S0..S4), so a down-counter re-armed by every taken beat and counting
+        # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 6
+        # pipeline advances (S0..S5), so a down-counter re-armed by every taken beat and counting
         # advances tells whether one may still be in flight.
         quiet = Signal(range(8))
         with m.If(take):
-            m.d.sync += quiet.eq(6)
+            m.d.sync += quiet.eq(7)
         with m.Elif(en & (quiet != 0)):
             m.d.sync += quiet.eq(quiet - 1)
         m.d.comb += self.o_idle.eq(~active & ~full & (quiet == 0))
