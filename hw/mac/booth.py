@@ -10,16 +10,18 @@ LUT backend uses (and the DSP backends use for the modes their multipliers do no
 Digit ``j`` (``j = 0..3``) of the byte ``b`` is ``d = -2*x2 + x1 + x0`` with ``x2 = b[2j+1]``,
 ``x1 = b[2j]`` and ``x0 = b[2j-1]`` inside a weight (``j > 0`` in int8; ``j = 1, 3`` in int4) and
 ``x0 = 0`` at a lane boundary. In ternary mode the code 0b10 reads as 0 (``x2 = b[2j+1] & b[2j]``).
-Partial product ``j`` is ``d * a`` for the activation of its lane, formed as ``one ? a : two ? 2a : 0``
-XOR-ed with ``neg`` (``-v = ~v + 1``, the ``+1`` being added separately as the ``neg`` bit).
+Partial product ``j`` is ``d * a`` for the activation of its lane: one of ``a, -a, 2a, -2a, 0``,
+where ``a`` and ``-a`` are formed once per array row (with the 2-bit shift of the odd digits of int8
+and int4 already applied), so each PE only selects and adds.
 """
 
-from amaranth.hdl import Cat, Const, Mux, Signal, signed
+from amaranth.hdl import Const, Mux, Signal, signed
 
-__all__ = ["booth_digits", "booth_pair_sum", "PAIR_SHIFT"]
+__all__ = ["booth_digits", "booth_pp", "PAIR_SHIFT"]
 
-# Shift between the two partial products of a pair, and of the upper pair, per mode: int8 uses
-# shifts 0, 2, 4, 6; int4 0, 2 | 0, 2 (two weights); int2 and ternary 0 | 0 | 0 | 0.
+# Shift of the odd digit of a pair relative to the even one in int8 and int4 (digit shifts: int8
+# 0, 2, 4, 6; int4 0, 2 | 0, 2 for its two weights; int2 and ternary 0 | 0 | 0 | 0). The upper pair of
+# int8 is shifted by 4 more when the two pair sums are added.
 PAIR_SHIFT = 2
 
 
@@ -41,26 +43,14 @@ def booth_digits(byte, is8, is4, is_tern):
     return digits
 
 
-def booth_pair_sum(m, name, a_lo, a_hi, d_lo, d_hi, shifted, width):
-    """``d_lo*a_lo + (d_hi*a_hi << (shifted ? 2 : 0))`` modulo ``2**width``, as a new comb signal.
+def booth_pp(m, name, pos, neg, digit, width):
+    """Partial product ``d * a`` of Booth digit ``digit = (one, two, neg)`` as a new comb signal.
 
-    ``a_lo``, ``a_hi`` are signed activations; ``d_lo``, ``d_hi`` Booth digits ``(one, two, neg)``.
-    The result is exact whenever the true value fits ``width`` signed bits.
+    ``pos`` and ``neg`` are ``a`` and ``-a`` (registered per array row, so no PE negates): the
+    partial product is a 5-way selection among ``a, -a, 2a, -2a, 0`` and the pair of partial products
+    of a PE is a plain two-operand sum.
     """
-    def pp(a, d, tag):
-        one, two, neg = d
-        mag = Signal(signed(width), name=f"{name}_{tag}_mag")
-        m.d.comb += mag.eq(Mux(one, a, Mux(two, a << 1, 0)))
-        out = Signal(signed(width), name=f"{name}_{tag}_pp")
-        m.d.comb += out.eq(Mux(neg, ~mag, mag))
-        return out, neg
-
-    p_lo, n_lo = pp(a_lo, d_lo, "lo")
-    p_hi, n_hi = pp(a_hi, d_hi, "hi")
-    hi = Signal(signed(width), name=f"{name}_hi")
-    m.d.comb += hi.eq(Mux(shifted, p_hi << PAIR_SHIFT, p_hi))
-    negs = Signal(3, name=f"{name}_negs")  # the "+1" of each negated partial product, at its shift
-    m.d.comb += negs.eq(Mux(shifted, Cat(n_lo, Const(0, 1), n_hi), n_lo + n_hi))
-    total = Signal(signed(width), name=f"{name}_sum")
-    m.d.comb += total.eq(p_lo + hi + negs)
-    return total
+    one, two, is_neg = digit
+    pp = Signal(signed(width), name=f"{name}_pp")
+    m.d.comb += pp.eq(Mux(one, Mux(is_neg, neg, pos), Mux(two, Mux(is_neg, neg, pos) << 1, 0)))
+    return pp

@@ -45,13 +45,14 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_choice, check_int
 from . import spec
-from .booth import booth_digits, booth_pair_sum
+from .booth import PAIR_SHIFT, booth_digits, booth_pp
 
 __all__ = ["ProductGrid", "BACKENDS", "BEAT_WIDTH"]
 
 BACKENDS = ("lut", "ice40", "ecp5")
 BEAT_WIDTH = 17
 ACT9 = signed(9)
+OP = signed(11)    # a << 2 for a in -128..255
 
 
 class ProductGrid(wiring.Component):
@@ -118,18 +119,31 @@ class ProductGrid(wiring.Component):
             m.d.sync += [is8.eq(is8_in), is4.eq(is4_in)]
 
         # Activation of Booth digit j: int8 lane 0; int4 lane j // 2; int2/ternary lane j.
-        acts = []
+        # Per row and digit: the 9-bit activation (the DSPs' operand) and, for the fabric Booth
+        # datapath, +a and -a with the odd digits' shift of int8/int4 applied.
+        acts, ops = [], []
         for r in range(R):
             lane = [self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
-            row = []
+            row, row_ops = [], []
             for j in range(4):
                 raw = Mux(is8_in, lane[0], Mux(is4_in, lane[j // 2], lane[j]))
+                a_in = Signal(ACT9, name=f"a{r}_{j}")
+                # 9-bit value: uint8 zero-extends, int8 sign-extends.
+                m.d.comb += a_in.eq(Mux(self.act_unsigned, raw.as_unsigned(), raw.as_signed()))
+                v_in = Signal(OP, name=f"v{r}_{j}")
+                if j % 2:
+                    m.d.comb += v_in.eq(Mux(is8_in | is4_in, a_in << PAIR_SHIFT, a_in))
+                else:
+                    m.d.comb += v_in.eq(a_in)
                 a = Signal(ACT9, name=f"s0_a{r}_{j}")
+                pos, neg = Signal(OP, name=f"s0_pos{r}_{j}"), Signal(OP, name=f"s0_neg{r}_{j}")
                 with m.If(en):
-                    # 9-bit value: uint8 zero-extends, int8 sign-extends.
-                    m.d.sync += a.eq(Mux(self.act_unsigned, raw.as_unsigned(), raw.as_signed()))
+                    m.d.sync += [a.eq(a_in), pos.eq(v_in), neg.eq(-v_in)]
                 row.append(a)
+                row_ops.append((pos, neg))
             acts.append(row)
+            ops.append(row_ops)
+        self._ops = ops
 
         wbytes, digits = [], []
         for c in range(C):
@@ -155,14 +169,14 @@ class ProductGrid(wiring.Component):
 
     # Fabric Booth datapath: S1 = two pair sums, S2 = their sum (upper pair shifted by 4 in int8).
     def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width):
-        a, d = acts[r], digits[c]
+        ops, d = self._ops[r], digits[c]
         pairs = []
         for p in range(2):
-            s = booth_pair_sum(m, f"pe{r}_{c}_p{p}", a[2 * p], a[2 * p + 1], d[2 * p], d[2 * p + 1],
-                               is8 | is4, width)
+            lo = booth_pp(m, f"pe{r}_{c}_{2 * p}", *ops[2 * p], d[2 * p], width)
+            hi = booth_pp(m, f"pe{r}_{c}_{2 * p + 1}", *ops[2 * p + 1], d[2 * p + 1], width)
             q = Signal(signed(width), name=f"s1_q{r}_{c}_{p}")
             with m.If(self.en):
-                m.d.sync += q.eq(s)
+                m.d.sync += q.eq(lo + hi)
             pairs.append(q)
         total = Signal(signed(width), name=f"fab{r}_{c}")
         m.d.comb += total.eq(pairs[0] + Mux(is8_1, pairs[1] << 4, pairs[1]))
