@@ -214,7 +214,7 @@ def test_array_gemm_every_mode_no_stalls_full_rate():
     res = run_tiles(dut, tiles, max_cycles=5000)
     assert res["rows"] == expected_rows(tiles, 2)
     beats = sum(len(t["act"]) for t in tiles)
-    assert res["cycles"] <= beats + 8, (res["cycles"], beats)
+    assert res["cycles"] <= beats + 10, (res["cycles"], beats)  # + fill and drain latency
 
 
 def test_array_tiles_of_rows_beats_run_back_to_back():
@@ -229,7 +229,7 @@ def test_array_tiles_of_rows_beats_run_back_to_back():
                             acc_width=20, tile_k=8)
     res = run_tiles(dut, tiles, max_cycles=500)
     assert res["rows"] == expected_rows(tiles, 2)
-    assert res["cycles"] <= 2 * len(tiles) + 8, res["cycles"]
+    assert res["cycles"] <= 2 * len(tiles) + 10, res["cycles"]  # one bubble per tile would be + 12
 
 
 def test_array_saturation_flags_and_clear():

@@ -16,8 +16,9 @@ loaded before each tile (a bubble per reload) and partial sums leaving every cyc
 Precision per tile, no bubbles
 ------------------------------
 The mode travels down the pipeline with each beat (S0 operands and S1 mode flags, tags after), so
-beats of consecutive tiles in different modes follow each other cycle by cycle; the command of the
-next tile is accepted in the same cycle as the previous tile's last beat. A tile's results are
+beats of consecutive tiles in different modes follow each other cycle by cycle; the next tile's
+command waits in a one-entry register and takes over in the cycle after the previous tile's last
+beat, so its first beat is taken in the very next cycle. A tile's results are
 moved from the accumulators into a result buffer when its last contribution is applied, and the
 buffer drains one row per transfer while the next tile computes; it takes the next tile's results
 in the same cycle as its last row leaves. The only stall: a tile finishing while the previous tile's
@@ -169,14 +170,21 @@ class MacArray(wiring.Component):
         kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
         kpos = Signal(kbits)       # products of the current group so far (mod tile_k)
 
+        # The next command waits in a register, so i_cmd.ready is a flip-flop (no combinational
+        # path from the beat handshakes) and a tile can start in the cycle after the previous one's
+        # last beat is taken.
         cmd = self.i_cmd.payload
+        nxt_valid = Signal()
+        nxt = Signal.like(cmd, name="nxt")
         take = Signal()
         last_beat = cnt == beats_m1
+        start = Signal()
         m.d.comb += [
             take.eq(active & self.i_act.valid & self.i_wgt.valid & (drop | en)),
             self.i_act.ready.eq(take),
             self.i_wgt.ready.eq(take),
-            self.i_cmd.ready.eq(~active | (take & last_beat)),
+            self.i_cmd.ready.eq(~nxt_valid),
+            start.eq(nxt_valid & (~active | (take & last_beat))),
         ]
         lanes = Signal(3)
         m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
@@ -187,14 +195,16 @@ class MacArray(wiring.Component):
                 m.d.sync += active.eq(0)
         mode_error, overflow = Signal(), Signal()
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            undefined = cmd.mode >= len(spec.LANES)
-            m.d.sync += [
-                active.eq(1), drop.eq(undefined), mode.eq(cmd.mode[:2]), unsigned_.eq(cmd.act_unsigned),
-                tsat.eq(cmd.tile_sat if self._tile_k else 0), beats_m1.eq(cmd.beats_m1),
-                cnt.eq(0), kpos.eq(0),
-            ]
-            with m.If(undefined):
+            m.d.sync += [nxt.eq(cmd), nxt_valid.eq(1)]
+            with m.If(cmd.mode >= len(spec.LANES)):
                 m.d.sync += mode_error.eq(1)
+        with m.If(start):
+            m.d.sync += [
+                nxt_valid.eq(0),
+                active.eq(1), drop.eq(nxt.mode >= len(spec.LANES)), mode.eq(nxt.mode[:2]),
+                unsigned_.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
+                beats_m1.eq(nxt.beats_m1), cnt.eq(0), kpos.eq(0),
+            ]
 
         # Tags of the beat entering S0: its place in the tile and in its group.
         if self._tile_k:
@@ -253,5 +263,5 @@ class MacArray(wiring.Component):
             m.d.sync += quiet.eq(7)
         with m.Elif(en & (quiet != 0)):
             m.d.sync += quiet.eq(quiet - 1)
-        m.d.comb += self.o_idle.eq(~active & ~full & (quiet == 0))
+        m.d.comb += self.o_idle.eq(~active & ~nxt_valid & ~full & (quiet == 0))
         return m
