@@ -87,11 +87,14 @@ def run_compressed_gemm(x, w, mode, *, n_lanes=2, max_len=12, rows=4, cols=4, st
     state = {"cycles": 0}
     cmd_layout = dut.i_cmd.payload.shape()
 
+    done = set()
+
     def producer(name, payloads, offset):
         async def run(ctx):
             rng = random.Random(seed * 11 + offset)
             for p in payloads:
                 await stream_put(ctx, getattr(dut, name), p, rng=rng, stall=stall)
+            done.add(name)
         return run
 
     async def consumer(ctx):
@@ -101,6 +104,8 @@ def run_compressed_gemm(x, w, mode, *, n_lanes=2, max_len=12, rows=4, cols=4, st
             payload = await stream_get(ctx, dut.o_res, rng=rng, stall=stall)
             results.append(payload.as_value().value if hasattr(payload, "as_value") else int(payload))
         state["errors"] = ctx.get(dut.o_errors)
+        while len(done) < 4:              # every input taken (and no producer left mid-handshake)
+            await ctx.tick()
 
     async def clock(ctx):
         while True:

@@ -32,8 +32,9 @@ def run_decoder(dut, beats, tables, *, expect_beats, stall_in=0.0, stall_out=0.0
     """Feed ``beats`` (Beat list) and ``tables`` (``(word, first)`` pairs); collect the output.
 
     The consumer takes ``expect_beats`` output beats, then checks for ``idle_cycles`` cycles that no
-    further beat is offered (``extra`` counts cycles with one). The simulation stops at
-    ``max_cycles`` (default: generous), so a decoder that hangs fails instead of blocking the test.
+    further beat is offered (``extra`` counts cycles with one) and waits until all input was taken.
+    The simulation stops at ``max_cycles`` (default: generous), so a decoder that hangs fails instead
+    of blocking the test.
 
     Returns
     -------
@@ -44,18 +45,20 @@ def run_decoder(dut, beats, tables, *, expect_beats, stall_in=0.0, stall_out=0.0
     """
     n_lanes = dut.lanes
     out = []
-    state = {"cycle": 0, "out_cycles": [], "extra": 0}
+    state = {"cycle": 0, "out_cycles": [], "extra": 0, "inputs_done": 0}
 
     async def data_producer(ctx):
         rng = random.Random(seed)
         for b in beats:
             await stream_put(ctx, dut.i_data, {"data": list(b[0]), "first": int(b[1])}, rng=rng,
                              stall=stall_in)
+        state["inputs_done"] += 1
 
     async def table_producer(ctx):
         rng = random.Random(seed + 1)
         for w, first in tables:
             await stream_put(ctx, dut.i_table, {"data": w, "first": int(first)}, rng=rng, stall=stall_in)
+        state["inputs_done"] += 1
 
     async def clock(ctx):
         while True:
@@ -75,6 +78,9 @@ def run_decoder(dut, beats, tables, *, expect_beats, stall_in=0.0, stall_out=0.0
             await ctx.tick()
             if ctx.get(dut.o_data.valid):
                 state["extra"] += 1
+        # and every input was taken (no producer is left in the middle of a handshake)
+        while state["inputs_done"] < 2:
+            await ctx.tick()
 
     async def clearer(ctx):
         await ctx.tick().repeat(clear_at)
