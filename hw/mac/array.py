@@ -165,8 +165,8 @@ class MacArray(wiring.Component):
         # --- input control -----------------------------------------------------------------------
         active, drop = Signal(), Signal()
         mode, unsigned_, tsat = Signal(2), Signal(), Signal()
-        beats_m1 = Signal(self._count_bits)
-        cnt = Signal(self._count_bits)
+        left = Signal(self._count_bits)    # beats of the tile after the next one
+        last_beat, first_beat = Signal(), Signal()   # registered: the next beat is the last / first
         kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
         kpos = Signal(kbits)       # products of the current group so far (mod tile_k)
 
@@ -177,7 +177,6 @@ class MacArray(wiring.Component):
         nxt_valid = Signal()
         nxt = Signal.like(cmd, name="nxt")
         take = Signal()
-        last_beat = cnt == beats_m1
         start = Signal()
         m.d.comb += [
             take.eq(active & self.i_act.valid & self.i_wgt.valid & (drop | en)),
@@ -190,7 +189,7 @@ class MacArray(wiring.Component):
         m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
 
         with m.If(take):
-            m.d.sync += [cnt.eq(cnt + 1), kpos.eq(kpos + lanes)]
+            m.d.sync += [left.eq(left - 1), last_beat.eq(left == 1), first_beat.eq(0), kpos.eq(kpos + lanes)]
             with m.If(last_beat):
                 m.d.sync += active.eq(0)
         mode_error, overflow = Signal(), Signal()
@@ -203,7 +202,7 @@ class MacArray(wiring.Component):
                 nxt_valid.eq(0),
                 active.eq(1), drop.eq(nxt.mode >= len(spec.LANES)), mode.eq(nxt.mode[:2]),
                 unsigned_.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
-                beats_m1.eq(nxt.beats_m1), cnt.eq(0), kpos.eq(0),
+                left.eq(nxt.beats_m1), last_beat.eq(nxt.beats_m1 == 0), first_beat.eq(1), kpos.eq(0),
             ]
 
         # Tags of the beat entering S0: its place in the tile and in its group.
@@ -212,7 +211,7 @@ class MacArray(wiring.Component):
             gend = ~tsat | last_beat | ((kpos + lanes)[:kbits] == 0)
         else:
             gstart = gend = 1
-        tags = [take & ~drop, cnt == 0, last_beat, tsat, gstart, gend]
+        tags = [take & ~drop, first_beat, last_beat, tsat, gstart, gend]
         m.d.comb += [
             grid.act.eq(self.i_act.payload), grid.wgt.eq(self.i_wgt.payload),
             grid.mode.eq(mode), grid.act_unsigned.eq(unsigned_), grid.en.eq(en),
