@@ -2,7 +2,6 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -41,11 +40,11 @@ class STDPCore(wiring.Component):
     * ``PHASE_WALK``: the queued rows are walked; a 6-stage pipeline does one synapse
       read-modify-write per cycle (read weight; register it; read post state and input
       accumulator; register them; add into the accumulator, write it, read kernel tables; write
-      the weight). Rows are prefetched two deep (pointer read, then a ready slot), so with the CSR
-      and crossbar encodings consecutive rows of two or more synapses follow without a bubble (a
-      row of one costs two cycles); the bitmap encoding spends a cycle per bitmap word without a
-      synapse and one per row. A spiking neuron's output event is offered on ``o_aer`` when its
-      row starts; the walk waits while ``o_aer`` is not ready.
+      the weight). Rows are prefetched two deep (pointer read and register, then a ready slot), so
+      with the CSR and crossbar encodings consecutive rows of three or more synapses follow without
+      a bubble (shorter rows cost up to three cycles); the bitmap encoding spends a cycle per
+      bitmap word without a synapse and one per row. A spiking neuron's output event is offered on
+      ``o_aer`` when its row is taken from the queue; the walk waits while ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
@@ -131,9 +130,23 @@ class STDPCore(wiring.Component):
             m.submodules.bmp = bmp = Memory(shape=c.bitmap_word, depth=c.bmp_depth, init=[], attrs=rw)
             bmp_rd, bmp_wr = bmp.read_port(), bmp.write_port()
 
-        # The walk queue: neurons whose row must be walked this step.
-        m.submodules.queue = queue = SyncFIFOBuffered(width=entry_layout.size, depth=N)
-        head = entry_layout(queue.r_data)
+        # The walk queue: neurons whose row must be walked this step. The sweep only writes it and
+        # the walk only reads it, so it is a memory with two pointers (reset at each sweep) rather
+        # than a general FIFO, and its state is kept in flags that need no compare after a pop.
+        m.submodules.qmem = qmem = Memory(shape=entry_layout.size, depth=N, init=[], attrs=rw)
+        q_rd, q_wr = qmem.read_port(), qmem.write_port()
+        q_wp, q_rp = Signal(range(N)), Signal(range(N))
+        q_count = Signal(range(N + 1))
+        q_nonempty, q_one = Signal(), Signal()
+        q_push, q_pop = Signal(), Signal()
+        head = entry_layout(q_rd.data)
+        m.d.comb += q_rd.addr.eq(Mux(q_pop, q_rp + 1, q_rp))
+        with m.If(q_push):
+            m.d.sync += [q_wp.eq(q_wp + 1), q_count.eq(q_count + 1), q_nonempty.eq(1),
+                         q_one.eq(q_count == 0)]
+        with m.If(q_pop):
+            m.d.sync += [q_rp.eq(q_rp + 1), q_count.eq(q_count - 1), q_nonempty.eq(~q_one),
+                         q_one.eq(q_count == 2)]
 
         phase = Signal(2)
         m.d.comb += self.o_phase.eq(phase)
@@ -205,7 +218,7 @@ class STDPCore(wiring.Component):
         ev = self.i_aer.payload
         with m.If(self.i_aer.valid & self.i_aer.ready):
             with m.If(ev.eos):
-                m.d.sync += phase.eq(PHASE_SWEEP)
+                m.d.sync += [phase.eq(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0)]
             with m.Elif(ev.neuron >= N):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
@@ -225,7 +238,7 @@ class STDPCore(wiring.Component):
             with m.Else():
                 m.d.sync += sw1_valid.eq(0)
                 with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
-                    # The last queue write was a cycle ago, so the queue's level is settled.
+                    # The last queue write was a cycle ago, so the queue head is readable.
                     m.d.sync += [phase.eq(PHASE_WALK), sw_n.eq(0)]
 
         s = state_layout(st_rd.data)
@@ -260,7 +273,8 @@ class STDPCore(wiring.Component):
             sw3_entry.n.eq(sw2_n), sw3_entry.spike.eq(spike), sw3_entry.ltp.eq(ltp_due),
             sw3_entry.tau.eq(sw2_tau),
         ]
-        m.d.comb += [queue.w_data.eq(sw3_entry), queue.w_en.eq(sw3_valid)]
+        m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(sw3_entry), q_wr.en.eq(sw3_valid),
+                     q_push.eq(sw3_valid)]
         with m.If(sw2_valid):
             m.d.comb += [
                 st_wr.addr.eq(sw2_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
@@ -269,28 +283,33 @@ class STDPCore(wiring.Component):
             ]
 
         # ---------------------------------------------------------------- row walk: address generator
-        # Rows flow queue head -> f (row pointers being read) -> s (slot: row ready) -> g (issuer).
+        # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
+        # -> s (slot: row ready) -> g (issuer).
         # Every hand-over is decided from registers only (no memory output in the pop/advance logic),
         # which keeps the memories' clock-to-out off the control paths. CSR / crossbar: the slot holds
         # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
         # issuer reads the row's bitmap words and issues their set bits, one per cycle (a word with
         # no bit costs a cycle, and a row one more).
-        f_valid, s_valid, g_active = Signal(), Signal(), Signal()
-        f_entry, s_entry, g_entry = Signal(entry_layout), Signal(entry_layout), Signal(entry_layout)
+        p_valid, f_valid, s_valid, g_active = Signal(), Signal(), Signal(), Signal()
+        p_entry, f_entry = Signal(entry_layout), Signal(entry_layout)
+        s_entry, g_entry = Signal(entry_layout), Signal(entry_layout)
         g_free = Signal()
         issue = Signal()
         iss_addr = Signal(pb)
         iss_q = Signal(nb)
-        # The slot is refilled only once it is empty (not in the cycle it empties), so the pop does
-        # not depend on the issuer: rows of one synapse then cost two cycles, longer rows none extra.
+        # Each stage is refilled only once it is empty (not in the cycle it empties), so the pop
+        # does not depend on the issuer; rows of three or more synapses still follow back to back.
         s_adv = s_valid & g_free
         f_adv = f_valid & ~s_valid
-        f_free = ~f_valid | ~s_valid
         want_pop = Signal()
-        m.d.comb += want_pop.eq(in_walk & queue.r_rdy & f_free)
-        m.d.comb += queue.r_en.eq(want_pop & (~head.spike | self.o_aer.ready))
-        with m.If(queue.r_en):
-            m.d.sync += [f_valid.eq(1), f_entry.eq(head)]
+        m.d.comb += want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)
+        m.d.comb += q_pop.eq(want_pop & (~head.spike | self.o_aer.ready))
+        m.d.sync += [p_valid.eq(q_pop), p_entry.eq(head)]
+        f_row = Signal(c.row_bits)
+        with m.If(p_valid):
+            m.d.sync += [f_valid.eq(1), f_entry.eq(p_entry)]
+            if not crossbar:
+                m.d.sync += f_row.eq(row_rd.data)
         with m.Elif(f_adv):
             m.d.sync += f_valid.eq(0)
         with m.If(f_adv):
@@ -298,8 +317,6 @@ class STDPCore(wiring.Component):
         with m.Elif(s_adv):
             m.d.sync += s_valid.eq(0)
         if not crossbar:
-            # The pointer read happens at the pop; the port holds its data until the next pop.
-            m.d.comb += row_rd.en.eq(Mux(in_walk, queue.r_en, 1))
             with m.If(in_walk):
                 m.d.comb += row_rd.addr.eq(head.n)
 
@@ -307,14 +324,14 @@ class STDPCore(wiring.Component):
             bits_for_len = c.syn_depth.bit_length()
             s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
             if csr:
-                r_start, r_end = row_rd.data[:pb], row_rd.data[pb:2 * pb]
+                r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
                                  s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
             else:
                 f_start = Signal(pb)
-                with m.If(queue.r_en):
-                    m.d.sync += f_start.eq(head.n * N)
+                with m.If(p_valid):
+                    m.d.sync += f_start.eq(p_entry.n * N)
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
             g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
@@ -333,10 +350,10 @@ class STDPCore(wiring.Component):
             bb = (B - 1).bit_length()
             f_base, s_base = Signal(range(c.bmp_depth)), Signal(range(c.bmp_depth))
             s_start = Signal(pb)
-            with m.If(queue.r_en):
-                m.d.sync += f_base.eq(head.n * wpr)
+            with m.If(p_valid):
+                m.d.sync += f_base.eq(p_entry.n * wpr)
             with m.If(f_adv):
-                m.d.sync += [s_base.eq(f_base), s_start.eq(row_rd.data)]
+                m.d.sync += [s_base.eq(f_base), s_start.eq(f_row)]
             g_k = Signal(kb)
             g_next = Signal(range(c.bmp_depth + 1))
             g_waddr = Signal(pb)
@@ -468,8 +485,8 @@ class STDPCore(wiring.Component):
             m.d.comb += [syn_wr.addr.eq(s4_addr), syn_wr.en.eq(1),
                          syn_wr.data.eq(Cat(s4_q, w_out) if csr else w_out)]
 
-        walk_idle = ~(queue.level.any() | f_valid | s_valid | g_active | s1_valid | r_valid | s2_valid
-                      | s3_valid | s4_valid)
+        walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
+                      | s2_valid | s3_valid | s4_valid)
         with m.If(in_walk & walk_idle):
             m.d.sync += phase.eq(PHASE_EOS)
 
