@@ -24,6 +24,7 @@ class BoardConfig:
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
     gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
+    hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
 
     def make_platform(self):
         import importlib
@@ -56,5 +57,7 @@ BOARD_CONFIGS = {
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
         gemm={"max_weights": 16384, "max_k": 1024, "cols": 8},
+        hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
+              "backend": "ecp5"},
     ),
 }

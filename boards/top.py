@@ -10,14 +10,16 @@ from .config import BOARD_CONFIGS
 __all__ = ["BoardTop", "make_core"]
 
 
-def make_core(board, *, config=None, **overrides):
+def make_core(board, *, config=None, primitives=True, **overrides):
     """The core a board carries (also what the simulated board runs, with ``overrides``).
 
-    ``config`` replaces the board's :class:`boards.config.BoardConfig` (block sizes).
+    ``config`` replaces the board's :class:`boards.config.BoardConfig` (block sizes);
+    ``primitives=False`` replaces DSP primitives by their behavioural models (for simulators).
     """
     cfg = config if config is not None else BOARD_CONFIGS[board]
     from .groups import board_handlers
-    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud, "handlers": board_handlers(board, cfg)}
+    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud,
+              "handlers": board_handlers(board, cfg, primitives=primitives)}
     kwargs.update(overrides)
     return EdgeLearnCore(**kwargs)
 

@@ -176,3 +176,71 @@ class Accelerator:
             reply = self.driver.command(Cmd.GEMM, payload)
             out += [int.from_bytes(reply[i:i + 4], "little", signed=True) for i in range(0, len(reply), 4)]
         return out
+
+    # HDQT (one layer's training step) ------------------------------------------------------------
+    def hdqt_layer(self):
+        """Sizes of this board's HDQT layer: dict ``batch, k_dim, o_dim, rows, cols, acc_width, had_cap,
+        tile_bits``."""
+        from hw.control.hdqt_handler import HDQTHandler
+        h = HDQTHandler(**self.config.hdqt)
+        p = {"had_cap": 64, "tile_bits": 8, **self.config.hdqt}
+        return {"batch": h.batch, "k_dim": h.k_dim, "o_dim": h.o_dim, "rows": h.rows, "cols": h.cols,
+                "acc_width": h.acc_width, "had_cap": p["had_cap"], "tile_bits": p["tile_bits"]}
+
+    def hdqt_load(self, tensor, values, *, x_unsigned=True):
+        """Load ``values`` (int16, row-major, the whole tensor) into ``tensor`` ("x", "w" or "dy")."""
+        self._need("hdqt")
+        sel = {"x": 0, "w": 1, "dy": 2}[tensor] | (0x80 if x_unsigned else 0)
+        vals = [int(v) for v in values]
+        per = (MAX_PAYLOAD - 3) // 2
+        for i in range(0, len(vals), per):
+            chunk = vals[i:i + per]
+            payload = bytes([sel]) + i.to_bytes(2, "little") + \
+                b"".join(v.to_bytes(2, "little", signed=True) for v in chunk)
+            self.driver.command(Cmd.HDQT_LOAD, payload)
+
+    def hdqt_read(self, what, count):
+        """Read ``count`` results (``what`` = "results", int32) or master weights ("w", int16)."""
+        from hw.control.hdqt_handler import MAX_READ_RESULTS, MAX_READ_WEIGHTS
+        self._need("hdqt")
+        w = what == "w"
+        per, size = (MAX_READ_WEIGHTS, 2) if w else (MAX_READ_RESULTS, 4)
+        out = []
+        for i in range(0, count, per):
+            n = min(per, count - i)
+            reply = self.driver.command(Cmd.HDQT_READ, bytes([int(w)]) + i.to_bytes(2, "little")
+                                        + n.to_bytes(2, "little"))
+            out += [int.from_bytes(reply[j:j + size], "little", signed=True)
+                    for j in range(0, len(reply), size)]
+        return out
+
+    def hdqt_step(self, x, dy, exp_base, *, w=None, x_unsigned=True):
+        """One training step of the board's layer: load ``x`` (B x K), ``dy`` (B x O) and, if given,
+        master weights ``w`` (O x K; else the weights the previous step left), run the step and read
+        everything back.
+
+        Returns
+        -------
+        dict
+            ``y`` (B x O) and ``dx`` (B x K) accumulators as nested lists, ``w`` (updated, O x K),
+            ``shifts`` (six quantizer shifts), ``w_saturated``, ``mac_overflow``, ``cycles``.
+        """
+        from hw.control.hdqt_handler import result_order
+        L = self.hdqt_layer()
+        B, K, O = L["batch"], L["k_dim"], L["o_dim"]
+        flat = lambda a: [int(v) for row in a for v in row]  # noqa: E731
+        if w is not None:
+            self.hdqt_load("w", flat(w), x_unsigned=x_unsigned)
+        self.hdqt_load("x", flat(x), x_unsigned=x_unsigned)
+        self.hdqt_load("dy", flat(dy), x_unsigned=x_unsigned)
+        reply = self.driver.command(Cmd.HDQT_STEP, int(exp_base).to_bytes(2, "little", signed=True))
+        order = result_order(B, K, O, L["rows"], L["cols"])
+        res = self.hdqt_read("results", len(order))
+        y = [[0] * O for _ in range(B)]
+        dx = [[0] * K for _ in range(B)]
+        for (t, r, c), v in zip(order, res):
+            (y if t == 0 else dx)[r][c] = v
+        wv = self.hdqt_read("w", O * K)
+        return {"y": y, "dx": dx, "w": [wv[o * K:(o + 1) * K] for o in range(O)],
+                "shifts": tuple(reply[:6]), "w_saturated": bool(reply[6] & 1),
+                "mac_overflow": bool(reply[6] & 2), "cycles": int.from_bytes(reply[7:11], "little")}

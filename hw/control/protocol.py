@@ -99,8 +99,10 @@ class Cmd:
     LOAD_HUFFMAN = 0x10   # payload: code table (see the group's handler)
     LOAD_WEIGHTS = 0x11   # payload: Huffman-compressed weight bits, appended
     GEMM = 0x12           # payload: activations; reply: results
-    # HDQT group.
-    HDQT_STEP = 0x20
+    # HDQT group (one layer's training step).
+    HDQT_LOAD = 0x20      # payload: tensor select, address, int16 elements
+    HDQT_STEP = 0x21      # payload: exponent base; reply: shifts, flags, cycles
+    HDQT_READ = 0x22      # payload: what, address, count; reply: results or weights
     # STDP group.
     LOAD_SYNAPSES = 0x30  # write synapse / row / bitmap / neuron-state memory words
     INJECT_SPIKES = 0x31  # one time step: input events in, the step's output spikes out

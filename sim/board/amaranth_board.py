@@ -28,7 +28,8 @@ def make_sim_core(board="icebreaker", *, divisor=SIM_DIVISOR, timeout=SIM_TIMEOU
     from boards.config import BOARD_CONFIGS
     from boards.top import make_core
     clk_hz = BOARD_CONFIGS[board].clk_hz
-    return make_core(board, baud=clk_hz // divisor, timeout=timeout, watchdog=watchdog, **overrides)
+    return make_core(board, baud=clk_hz // divisor, timeout=timeout, watchdog=watchdog, primitives=False,
+                     **overrides)
 
 
 class SimBoard:

@@ -1,0 +1,76 @@
+"""HDQT group at the UART pins: driver <-> simulated board, training steps bit-exact vs the golden model."""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+from boards.config import BOARD_CONFIGS
+from firmware.api import Accelerator
+from firmware.driver import CommandError, Driver
+from firmware.transport import SimTransport
+from hw.control.hdqt_handler import HDQTHandler, result_order
+from hw.control.protocol import Cmd
+from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
+
+# The ULX3S design with only a small HDQT layer: the same gateware, fewer simulated cycles.
+LAYER = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
+SMALL = dataclasses.replace(BOARD_CONFIGS["ulx3s"], stdp={}, gemm={}, hdqt=LAYER)
+
+
+@pytest.fixture(scope="module")
+def acc():
+    return Accelerator(Driver(SimTransport("ulx3s", config=SMALL)), "ulx3s", SMALL)
+
+
+def test_result_order_covers_every_output_once():
+    order = result_order(8, 16, 4, 2, 2)
+    assert len(order) == len(set(order)) == 8 * 4 + 8 * 16
+    assert order[:5] == [(0, 0, 0), (0, 0, 1), (0, 1, 0), (0, 1, 1), (0, 0, 2)]
+
+
+def test_bad_layer_parameters():
+    with pytest.raises(ValueError, match="batch must be a power of two"):
+        HDQTHandler(batch=12)
+
+
+def test_two_training_steps_match_golden(acc):
+    rng = np.random.default_rng(5)
+    B, K, O = LAYER["batch"], LAYER["k_dim"], LAYER["o_dim"]
+    cfg = HdqtConfig(had_cap=8, lr_shift=3)
+    w = rng.integers(-4000, 4000, (O, K))
+    lfsr = LfsrStream()
+    for step in range(2):
+        x = rng.integers(0, 200, (B, K))
+        dy = rng.integers(-20000, 20000, (B, O))
+        base = ref_exp_base(cfg, -6, -22, B)
+        got = acc.hdqt_step(x, dy, base, w=w if step == 0 else None)
+        ref = ref_layer_step(cfg, w, x, -6, dy, -22, lfsr)
+        assert got["shifts"] == tuple(ref["shifts"])
+        assert (np.array(got["y"]) == ref["y"]).all()
+        assert (np.array(got["dx"]) == ref["dx"]).all()
+        assert (np.array(got["w"]) == ref["w"]).all()
+        assert got["w_saturated"] == ref["w_saturated"]
+        assert not got["mac_overflow"] and got["cycles"] > 0
+        w = ref["w"]
+
+
+def test_bad_sizes_get_errors_and_board_keeps_working(acc):
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # elements beyond dY (8 x 8)
+        acc.driver.command(Cmd.HDQT_LOAD, bytes([2]) + (60).to_bytes(2, "little") + bytes(2 * 5))
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # tensor 3 does not exist
+        acc.driver.command(Cmd.HDQT_LOAD, bytes([3, 0, 0, 1, 0]))
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # half an element
+        acc.driver.command(Cmd.HDQT_LOAD, bytes([0, 0, 0, 1]))
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # step needs exactly 2 bytes
+        acc.driver.command(Cmd.HDQT_STEP, b"\x00")
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # more than 128 results per read
+        acc.driver.command(Cmd.HDQT_READ, bytes([0, 0, 0]) + (129).to_bytes(2, "little"))
+    with pytest.raises(CommandError, match="ERR_LENGTH"):        # beyond W (8 x 16)
+        acc.driver.command(Cmd.HDQT_READ, bytes([1, 120, 0, 9, 0]))
+    with pytest.raises(CommandError, match="ERR_UNKNOWN_CMD"):
+        acc.driver.command(0x2F)
+    w = list(range(-64, 64))
+    acc.hdqt_load("w", w)
+    assert acc.hdqt_read("w", 128) == w
+    assert acc.status()["flags"] & 0x02   # the unknown command is remembered; nothing else broke
