@@ -6,9 +6,10 @@ See :mod:`hw.hdqt.spec` for the arithmetic shared with the golden model (:mod:`s
 from ..blocks import BlockSpec, Param
 from . import spec
 from .fwht import FWHT
+from .layer import HdqtLayer
 from .quantizer import ShiftQuantizer
 
-__all__ = ["spec", "FWHT", "ShiftQuantizer", "BLOCKS"]
+__all__ = ["spec", "FWHT", "ShiftQuantizer", "HdqtLayer", "BLOCKS"]
 
 BLOCKS = [
     BlockSpec(
@@ -33,5 +34,27 @@ BLOCKS = [
             "bits": Param(4, "quantized bits, 2..8"),
             "depth": Param(2048, "largest tensor in elements, 2..65536"),
         },
+    ),
+    BlockSpec(
+        name="hdqt_layer",
+        summary="HDQT training step of a linear layer (forward, dX, dW, SGD update) out of on-chip "
+                "buffers on the MAC array's int4 tile-saturating mode",
+        factory=HdqtLayer,
+        params={
+            "batch": Param(32, "B, a power of two 2*max(rows, cols)..256"),
+            "k_dim": Param(64, "K (layer inputs), a power of two"),
+            "o_dim": Param(64, "O (layer outputs), a power of two"),
+            "had_cap": Param(64, "largest Hadamard block, a power of two 2..128"),
+            "rows": Param(4, "MAC array rows, a power of two 1..16"),
+            "cols": Param(4, "MAC array columns, a power of two 1..16"),
+            "acc_width": Param(24, "MAC array wide accumulator, 17..48"),
+            "tile_bits": Param(8, "tile accumulator bits (the paper's accumulator), 2..16"),
+            "backend": Param("lut", "MAC arithmetic: lut, ice40, ecp5", kind=str,
+                             choices=("lut", "ice40", "ecp5")),
+            "primitives": Param(True, "DSP backends: vendor primitives (false: behavioural models)",
+                                kind=bool),
+        },
+        smoke_test="sim.hdqt.tb_layer",
+        smoke_params={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
     ),
 ]

@@ -29,7 +29,7 @@ from hw.lfsr import spec as lfsr_spec
 from sim.mac.golden import ref_gemm
 
 __all__ = ["HdqtConfig", "LfsrStream", "ref_fwht", "ref_quantize", "ref_tiled_matmul", "ref_rshift_rtn",
-           "ref_layer_forward", "ref_layer_step", "hadamard_matrix"]
+           "ref_layer_forward", "ref_layer_step", "ref_exp_base", "hadamard_matrix"]
 
 
 @dataclass(frozen=True)
@@ -148,6 +148,11 @@ def ref_rshift_rtn(x, s):
         return x << -s
     q = (np.abs(x) + (1 << (s - 1))) >> s
     return np.where(x < 0, -q, q)
+
+
+def ref_exp_base(cfg, x_exp, dy_exp, batch):
+    """The layer controller's ``i_exp_base``: ``dy_exp + x_exp - lr_shift + w_frac - log2 n_B``."""
+    return dy_exp + x_exp - cfg.lr_shift + cfg.w_frac - spec.log2(spec.hadamard_block(batch, cfg.had_cap))
 
 
 def ref_layer_forward(cfg, w, x, x_exp, *, x_unsigned=True):

