@@ -148,10 +148,15 @@ class STDPCore(wiring.Component):
             m.d.sync += [q_rp.eq(q_rp + 1), q_count.eq(q_count - 1), q_nonempty.eq(~q_one),
                          q_one.eq(q_count == 2)]
 
+        # The phase is also kept one-hot: its decode drives every memory port's multiplexers.
         phase = Signal(2)
+        one_hot = Signal(4, init=1 << PHASE_INPUT)
         m.d.comb += self.o_phase.eq(phase)
-        in_input, in_sweep = phase == PHASE_INPUT, phase == PHASE_SWEEP
-        in_walk, in_eos = phase == PHASE_WALK, phase == PHASE_EOS
+        in_input, in_sweep = one_hot[PHASE_INPUT], one_hot[PHASE_SWEEP]
+        in_walk, in_eos = one_hot[PHASE_WALK], one_hot[PHASE_EOS]
+
+        def goto(p):
+            return [phase.eq(p), one_hot.eq(1 << p)]
 
         err = Signal(ERROR_LAYOUT)
         m.d.comb += self.o_err.eq(err)
@@ -218,7 +223,7 @@ class STDPCore(wiring.Component):
         ev = self.i_aer.payload
         with m.If(self.i_aer.valid & self.i_aer.ready):
             with m.If(ev.eos):
-                m.d.sync += [phase.eq(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0)]
+                m.d.sync += [*goto(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0)]
             with m.Elif(ev.neuron >= N):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
@@ -239,7 +244,7 @@ class STDPCore(wiring.Component):
                 m.d.sync += sw1_valid.eq(0)
                 with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
                     # The last queue write was a cycle ago, so the queue head is readable.
-                    m.d.sync += [phase.eq(PHASE_WALK), sw_n.eq(0)]
+                    m.d.sync += [*goto(PHASE_WALK), sw_n.eq(0)]
 
         s = state_layout(st_rd.data)
         sw2_s = Signal(state_layout)
@@ -394,7 +399,7 @@ class STDPCore(wiring.Component):
         with m.If(in_eos):
             m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
             with m.If(self.o_aer.ready):
-                m.d.sync += phase.eq(PHASE_INPUT)
+                m.d.sync += goto(PHASE_INPUT)
 
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
@@ -488,7 +493,7 @@ class STDPCore(wiring.Component):
         walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
                       | s2_valid | s3_valid | s4_valid)
         with m.If(in_walk & walk_idle):
-            m.d.sync += phase.eq(PHASE_EOS)
+            m.d.sync += goto(PHASE_EOS)
 
         # ---------------------------------------------------------------- config port muxing
         with m.If(in_input):
