@@ -3,8 +3,9 @@
 One *beat sum* is the exact sum of the ``lanes(mode)`` products a PE retires in one beat (see
 :mod:`hw.mac.spec`). All backends have the same three register stages, all advancing on ``en``:
 
-* S0 — operands: per row the activation each Booth digit multiplies (9-bit signed, so int8 and
-  uint8 share the datapath), per column the packed byte and its Booth digits, and the mode flags;
+* S0 — operands: per row and Booth digit the activation it multiplies (9-bit signed, so int8 and
+  uint8 share the datapath) and, for the fabric, ``+a`` and ``-a`` with the digit's shift applied;
+  per column the packed byte and its Booth digits; the mode flags;
 * S1 — products: fabric partial-product pair sums and/or the DSP multiplier output registers;
 * S2 — the beat sum of each PE (17-bit signed: the extreme beat, 255 * -128, fits 16 bits).
 
