@@ -111,9 +111,10 @@ class FlatPorts(wiring.Component):
 
 
 SYNTH_POINTS = [
-    # (label, device, params)
+    # (label, device, params). UP5K: 30 block RAMs of 4 kbit; 7168 CSR synapses (N=256, 4-bit
+    # weights) is the largest forward table that fits next to the neuron state (8192 needs 31).
     ("csr N=256 S=4096 w=4", "up5k", {"n_neurons": 256, "max_synapses": 4096, "w_bits": 4}),
-    ("csr N=256 S=6144 w=4", "up5k", {"n_neurons": 256, "max_synapses": 6144, "w_bits": 4}),
+    ("csr N=256 S=7168 w=4", "up5k", {"n_neurons": 256, "max_synapses": 7168, "w_bits": 4}),
     ("bitmap N=256 S=4096 w=4", "up5k", {"n_neurons": 256, "max_synapses": 4096, "w_bits": 4,
                                          "encoding": "bitmap"}),
     ("crossbar N=64 w=4", "up5k", {"n_neurons": 64, "w_bits": 4, "encoding": "crossbar"}),

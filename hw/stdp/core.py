@@ -55,6 +55,11 @@ class STDPCore(wiring.Component):
     sweep. No read uses the data of a same-cycle write to its address, so the memories carry the
     ``no_rw_check`` attribute (no read-during-write emulation logic).
 
+    Memories: every memory has one read and one write port (the read-modify-write pipeline reads
+    one synapse and writes another in the same cycle), which maps to iCE40 / ECP5 block RAM. The
+    UP5K's single-port SPRAMs are therefore not used: on the UP5K the largest network is 256 neurons
+    with 7168 synapses (4-bit weights) in block RAM.
+
     Parameters
     ----------
     See :class:`hw.stdp.spec.STDPConfig` (same names and ranges).

@@ -74,6 +74,12 @@ Synapse encodings (memory layouts; words are little-endian bit fields)
 * ``"crossbar"`` (dense): weight memory ``syn[N*N]`` of ``w_bits``, ``syn[p*N + q]``; every pair is a
   synapse (absent synapses are weight 0 and stay plastic, as in ODIN). Bits: ``N*N*w_bits``.
 
+Parameters fixed at elaboration
+-------------------------------
+Network size, memory depths, widths, the kernel tables, threshold, leak, reset and refractory period
+are elaboration parameters (constants in the generated RTL), not run-time registers; the synapses and
+the neuron states are loaded and read back at run time.
+
 Streams
 -------
 * AER input and output: ``{neuron: 16 bits, eos: 1 bit}``. ``eos = 1`` is the end-of-step marker
