@@ -22,7 +22,6 @@ BLOCKS = [
         },
         smoke_test="sim.hdqt.tb_fwht",
         smoke_params={"n": 16},
-        demo="sim.hdqt.demo:run",
     ),
     BlockSpec(
         name="hdqt_quantizer",
@@ -56,5 +55,6 @@ BLOCKS = [
         },
         smoke_test="sim.hdqt.tb_layer",
         smoke_params={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
+        demo="sim.hdqt.demo:run",
     ),
 ]

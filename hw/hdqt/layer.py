@@ -71,6 +71,10 @@ class HdqtLayer(wiring.Component):
     shift is ``clamp(i_exp_base + shift_dy'' + shift_x'', -acc_width, 16)`` with
     ``i_exp_base = dy_exp + x_exp - lr_shift + w_frac - log2 n_B``.
 
+    The stochastic-rounding LFSR starts from :data:`~hw.hdqt.spec.LFSR_SEED` at reset and carries its state
+    from step to step; ``i_lfsr_load`` (while idle) loads ``i_lfsr_seed`` into it (0 loads 1), e.g. to
+    replay a recorded step.
+
     Sticky flags (cleared by ``i_clear``): ``o_w_saturated`` (an update saturated a master weight),
     ``o_mac_overflow`` (the array's wide accumulator saturated).
 
@@ -121,6 +125,8 @@ class HdqtLayer(wiring.Component):
             "o_busy": Out(1),
             "o_phase": Out(Phase),
             "o_shifts": Out(data.ArrayLayout(6, 6)),
+            "i_lfsr_seed": In(spec.RND_BITS),
+            "i_lfsr_load": In(1),
             "i_clear": In(1),
             "o_w_saturated": Out(1),
             "o_mac_overflow": Out(1),
@@ -172,6 +178,8 @@ class HdqtLayer(wiring.Component):
         m.d.comb += [p.en.eq(0) for p in (x_rd, w_rd, dy_rd, t_rd, a_rd, b_rd)]
 
         phase = Signal(Phase)
+        m.d.comb += [lfsr.i_seed.eq(self.i_lfsr_seed),
+                     lfsr.i_load.eq(self.i_lfsr_load & (phase == Phase.IDLE))]
         m.d.comb += [self.o_phase.eq(phase), self.o_busy.eq(phase != Phase.IDLE)]
         shifts = Signal(data.ArrayLayout(6, 6))
         m.d.comb += self.o_shifts.eq(shifts)

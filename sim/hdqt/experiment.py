@@ -118,6 +118,7 @@ class IntHdqtMLP:
         to_q = lambda w: np.clip(np.round(w * 2 ** cfg.w_frac), -lim, lim).astype(np.int64)  # noqa: E731
         self.w1, self.w2 = to_q(_init(rng, 64, 64)), to_q(_init(rng, 10, 64))
         self.cfg, self.lfsr, self.saturated = cfg, LfsrStream(int(rng.integers(65535))), False
+        self.steps, self.record, self.records = 0, (), []
 
     def logits(self, x):
         y1, e1, _ = ref_layer_forward(self.cfg, self.w1, x, X_EXP)
@@ -135,13 +136,22 @@ class IntHdqtMLP:
         dh = r2["dx"] * (y1 > 0)
         s = spec.shift_for(int(np.abs(dh).max()), spec.W_BITS, False)
         dh = ref_rshift_rtn(dh, s)
+        if self.steps in self.record:  # the hidden layer's inputs, for replay on the RTL (64 x 64, B = 32)
+            self.records.append({"step": self.steps, "w": self.w1.copy(), "x": x.copy(), "x_exp": X_EXP,
+                                 "dy": dh.copy(), "dy_exp": r2["dx_exp"] + s, "lfsr_index": self.lfsr.index})
+        self.steps += 1
         r1 = ref_layer_step(cfg, self.w1, x, X_EXP, dh, r2["dx_exp"] + s, self.lfsr, need_dx=False)
         self.w1, self.w2 = r1["w"], r2["w"]
         self.saturated |= r1["w_saturated"] or r2["w_saturated"]
 
 
-def run_cil(method, *, seed=0, epochs=8, lr_shift=3, replay=20, batch=32, bits=4, tile_bits=8):
-    """Train one model through the 5 tasks; returns ``(final accuracy, average incremental accuracy)``."""
+def run_cil(method, *, seed=0, epochs=8, lr_shift=2, replay=20, batch=32, bits=4, tile_bits=8, record=(),
+            model_out=None):
+    """Train one model through the 5 tasks; returns ``(final accuracy, average incremental accuracy)``.
+
+    ``record`` (``hdqt`` only): step numbers whose hidden-layer inputs are recorded in
+    ``model.records``; ``model_out`` (a list) receives the trained model.
+    """
     xtr, xte, ytr, yte = load_tasks(seed)
     if method != "hdqt":
         xtr, xte = xtr * 2.0 ** X_EXP, xte * 2.0 ** X_EXP
@@ -154,6 +164,7 @@ def run_cil(method, *, seed=0, epochs=8, lr_shift=3, replay=20, batch=32, bits=4
         model = FloatHdqtMLP(rng, lr, cfg)
     elif method == "hdqt":
         model = IntHdqtMLP(rng, cfg)
+        model.record = set(record)
     else:
         raise ValueError(f"method must be 'float', 'float-hdqt' or 'hdqt', not {method!r}")
     memory_x, memory_y, accs = [], [], []
@@ -174,6 +185,8 @@ def run_cil(method, *, seed=0, epochs=8, lr_shift=3, replay=20, batch=32, bits=4
         seen.extend(task)
         sel = np.isin(yte, seen)
         accs.append(float((model.logits(xte[sel]).argmax(1) == yte[sel]).mean()))
+    if model_out is not None:
+        model_out.append(model)
     return 100 * accs[-1], 100 * float(np.mean(accs))
 
 

@@ -76,6 +76,11 @@ class LfsrStream:
     def __init__(self, index=0):
         self.index = index
 
+    @property
+    def state(self):
+        """The LFSR state that emits the next word (load it into the RTL's LFSR to continue from here)."""
+        return int(_word_table()[self.index])
+
     def take(self, n):
         t = _word_table()
         idx = (self.index + np.arange(n)) % len(t)

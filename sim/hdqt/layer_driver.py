@@ -10,7 +10,8 @@ __all__ = ["amaranth_layer_step"]
 
 def amaranth_layer_step(dut, steps, *, x_unsigned=True, res_stall=0.0, seed=0, max_cycles=200_000):
     """Run ``steps`` (a list of dicts with ``w`` (first step only, else ``None``), ``x``, ``dy``,
-    ``exp_base``) on ``dut``; returns per step ``{"y", "dx", "w", "shifts", "cycles", "w_saturated"}``."""
+    ``exp_base`` and optionally ``lfsr_state``) on ``dut``; returns per step
+    ``{"y", "dx", "w", "shifts", "cycles", "w_saturated"}``."""
     import random
 
     B, K, O, R, C = dut._b, dut._k, dut._o, dut._r, dut._c
@@ -25,6 +26,11 @@ def amaranth_layer_step(dut, steps, *, x_unsigned=True, res_stall=0.0, seed=0, m
             loads += [(BUF_X, a, int(v)) for a, v in enumerate(np.ravel(st["x"]))]
             loads += [(BUF_DY, a, int(v)) for a, v in enumerate(np.ravel(st["dy"]))]
             ctx.set(dut.i_x_unsigned, x_unsigned)
+            if st.get("lfsr_state") is not None:  # replay: start the LFSR from a recorded state
+                ctx.set(dut.i_lfsr_seed, int(st["lfsr_state"]))
+                ctx.set(dut.i_lfsr_load, 1)
+                await ctx.tick()
+                ctx.set(dut.i_lfsr_load, 0)
             for buf, a, v in loads:
                 ctx.set(dut.i_load.payload, {"buf": buf, "addr": a, "data": v})
                 ctx.set(dut.i_load.valid, 1)

@@ -34,7 +34,8 @@ class TB:
         d = self.dut
         d.rst.value = 1
         for s in (d.i_load__valid, d.i_load__payload, d.i_rd__valid, d.i_rd__payload, d.o_rd__ready,
-                  d.i_start, d.i_x_unsigned, d.i_exp_base, d.o_res__ready, d.i_clear):
+                  d.i_start, d.i_x_unsigned, d.i_exp_base, d.o_res__ready, d.i_clear, d.i_lfsr_seed,
+                  d.i_lfsr_load):
             s.value = 0
         for _ in range(2):
             await RisingEdge(d.clk)
@@ -71,12 +72,15 @@ class TB:
         dx = np.zeros((self.b, self.k), dtype=np.int64)
         counts = [0, 0]
         cycles = 0
+        phase_cycles = {}
         while True:
             ready = rng.random() >= stall
             d.o_res__ready.value = int(ready)
             await ReadOnly()
-            if int(d.o_phase.value) == Phase.IDLE.value:
+            ph = int(d.o_phase.value)
+            if ph == Phase.IDLE.value:
                 break
+            phase_cycles[Phase(ph).name] = phase_cycles.get(Phase(ph).name, 0) + 1
             if ready and int(d.o_res__valid.value):
                 word = int(d.o_res__payload.value)
                 kind = (word >> (self.c * self.acc)) & 1
@@ -95,7 +99,8 @@ class TB:
         await RisingEdge(d.clk)
         d.o_res__ready.value = 0
         w_out = await self.read_w(rng, stall)
-        return {"y": y, "dx": dx, "w": w_out, "shifts": shifts, "w_saturated": sat, "cycles": cycles}
+        return {"y": y, "dx": dx, "w": w_out, "shifts": shifts, "w_saturated": sat, "cycles": cycles,
+                "phase_cycles": phase_cycles}
 
     async def read_w(self, rng, stall):
         d = self.dut
