@@ -1,7 +1,7 @@
 """One decode lane: a bit buffer fed by 16-bit words and a table-driven canonical decoder giving one
 symbol per cycle for every code length up to L."""
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, Value
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
@@ -25,6 +25,15 @@ def buffer_bits(max_len, raw_bits):
     raw bits average at most 16 bits (the input rate), without the ``2 (L + R) + 16`` a hard
     guarantee for 24-bit symbols would cost."""
     return max_len + raw_bits + 2 * spec.WORD
+
+
+def _onehot_mux(onehot, values):
+    """``values[i]`` for the set bit ``i`` of ``onehot`` (0 if none), as an AND-OR tree."""
+    width = max(len(Value.cast(v)) for v in values)
+    acc = Const(0, width)
+    for i, v in enumerate(values):
+        acc = acc | Mux(onehot[i], v, 0)
+    return acc
 
 
 class LaneDecoder(wiring.Component):
@@ -204,10 +213,6 @@ class LaneDecoder(wiring.Component):
         for ln in range(1, L + 1):
             m.d.comb += onehot[ln].eq(~raw_mode & lt[ln] & ~lt[ln - 1])
         invalid = ~raw_mode & ~lt[L]
-        length = Signal(range(L + 1))
-        for ln in range(L + 1):
-            with m.If(onehot[ln]):
-                m.d.comb += length.eq(ln)
 
         # A symbol is decoded only when the window holds L + r valid bits (or the lane's bits are all
         # in): a condition on registers alone, so it runs beside the compare, not after it.
@@ -218,11 +223,15 @@ class LaneDecoder(wiring.Component):
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
 
+        # bits this symbol takes (code + raw), straight from the one-hot: per length a constant
+        # (l or l + R, by the block's rsel), OR-ed, so no adder sits between compare and fill update
+        cons = Signal(range(L + R + 1))
+        m.d.comb += cons.eq(_onehot_mux(onehot, [Mux(rsel, ln + R, ln) for ln in range(L + 1)]))
         bits_after = Signal(range(-(1 << 21), 1 << 21))
         within = Signal()              # code + raw bits end inside the lane's declared bit length
         exact = Signal()               # ... exactly at it
         m.d.comb += [
-            bits_after.eq(bits_left - r - length),
+            bits_after.eq(bits_left - cons),
             within.eq(bits_after >= 0),
             exact.eq(bits_after == 0),
         ]
@@ -232,12 +241,13 @@ class LaneDecoder(wiring.Component):
         m.d.comb += [fire.eq(step & ~invalid & within), self.o_fire.eq(fire)]
         emit_zero = running & zeroing & nleft_nz & space
 
-        # next buffer: one AND-OR over (length, r) pairs plus "hold"; the selects are one LUT each
+        # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then one
+        # AND-OR over the lengths plus "hold"; each select is one LUT of compare results and step
+        buf_x = Signal(B)
+        m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
         terms = [Mux(~step, buf_m, 0)]
         for ln in range(L + 1):
-            for rb, shift in ((0, ln), (1, ln + R)) if R else ((0, ln),):
-                sel = step & onehot[ln] & (rsel if rb else ~rsel)
-                terms.append(Mux(sel, (buf_m << shift)[:B], 0))
+            terms.append(Mux(step & onehot[ln], (buf_x << ln)[:B], 0))
         acc = terms[0]
         for t in terms[1:]:
             acc = acc | t
@@ -245,7 +255,9 @@ class LaneDecoder(wiring.Component):
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
-        m.d.sync += fill.eq(fill + Mux(pop_buf, W, 0) - Mux(step, r + length, 0))
+        fill_p = Signal(range(B + W + 1))
+        m.d.comb += fill_p.eq(fill + Mux(pop_buf, W, 0))
+        m.d.sync += fill.eq(fill_p - Mux(step, cons, 0))
         with m.If(fire):
             m.d.sync += bits_left.eq(bits_after)
         with m.If(pop):
@@ -276,15 +288,14 @@ class LaneDecoder(wiring.Component):
         code = Signal(L)
         offset = Signal(9)
         rawtop = Signal(max(R, 1))
-        for ln in range(L + 1):
-            with m.If(s1.onehot[ln]):
-                if ln:
-                    m.d.comb += [
-                        code.eq(s1.win[R:][L - ln:]),
-                        offset.eq(Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln])),
-                    ]
-                if R:
-                    m.d.comb += rawtop.eq((s1.win << ln)[L:L + R])
+        oh = s1.onehot
+        m.d.comb += [
+            code.eq(_onehot_mux(oh, [Const(0, L)] + [s1.win[R:][L - ln:] for ln in range(1, L + 1)])),
+            offset.eq(_onehot_mux(oh, [Const(0, 9)] + [
+                Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
+        ]
+        if R:
+            m.d.comb += rawtop.eq(_onehot_mux(oh, [(s1.win << ln)[L:L + R] for ln in range(L + 1)]))
         m.d.comb += index.eq(code + offset)
         m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
         m.d.sync += [
