@@ -179,9 +179,13 @@ class STDPCore(wiring.Component):
         rd_ok = Signal()
         rd_mem = Signal(2)
         cfg_busy = Signal()
+        # Input events are registered before they act (ev_*); after an end-of-step marker nothing
+        # more is accepted until the step has been processed.
+        ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
+        hold = ev_valid & ev_eos
         m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | self.o_rdata.valid)
-        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy)
-        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~self.i_cfg.valid)
+        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold)
+        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid)
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
             m.d.sync += [cmd_in.eq(self.i_cfg.payload), cmd_valid.eq(1)]
 
@@ -226,13 +230,15 @@ class STDPCore(wiring.Component):
             m.d.sync += self.o_rdata.valid.eq(0)
 
         ev = self.i_aer.payload
-        with m.If(self.i_aer.valid & self.i_aer.ready):
-            with m.If(ev.eos):
+        m.d.sync += [ev_valid.eq(self.i_aer.valid & self.i_aer.ready), ev_eos.eq(ev.eos),
+                     ev_ok.eq(ev.neuron < N), ev_n.eq(ev.neuron)]
+        with m.If(ev_valid):
+            with m.If(ev_eos):
                 m.d.sync += [*goto(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0)]
-            with m.Elif(ev.neuron >= N):
+            with m.Elif(~ev_ok):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
-                m.d.comb += [ext_wr.addr.eq(ev.neuron), ext_wr.data.eq(1), ext_wr.en.eq(1)]
+                m.d.comb += [ext_wr.addr.eq(ev_n), ext_wr.data.eq(1), ext_wr.en.eq(1)]
 
         # ---------------------------------------------------------------- neuron sweep
         # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
