@@ -102,3 +102,16 @@ def test_layer_cocotb(testcase):
         run_cocotb(HdqtLayer(**LAYER_TB), toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
                    testcase=testcase, params={**LAYER_TB, "lr_shift": 3})
 
+
+
+@pytest.mark.slow
+def test_rtl_replays_digits_training_steps():
+    """Steps of the class-incremental digits run (hidden layer, 64 x 64, batch 32) replayed on the RTL in
+    Verilator: Y, dX, the updated W and the shifts match the golden model bit for bit."""
+    from sim.hdqt.demo import replay_on_rtl
+    from sim.hdqt.experiment import run_cil
+    models = []
+    run_cil("hdqt", epochs=2, record=(5, 40, 80), model_out=models)
+    assert len(models[0].records) == 3
+    res = replay_on_rtl(models[0].records)
+    assert len(res["cycles"]) == 3

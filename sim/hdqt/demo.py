@@ -54,7 +54,7 @@ def run():
     rows = []
     f, _ = run_cil("float", epochs=4)
     models = []
-    h8, _ = run_cil("hdqt", epochs=4, record=(100, 300), model_out=models)
+    h8, _ = run_cil("hdqt", epochs=4, record=(40, 160), model_out=models)
     h4, _ = run_cil("hdqt", epochs=4, tile_bits=4)
     rows += [("digits CIL (5 tasks x 2 classes), MLP 64-64-10, final accuracy", ""),
              ("  float", f"{f:.1f} %"),
