@@ -9,9 +9,9 @@ Setup
     batch 32 (so the batch Hadamard is a real 32-point transform and the hidden-dimension one a
     64-point transform), learning rate ``2**-lr_shift`` (0.25), 16 epochs per task; class-incremental
     with a small replay memory (``replay`` random exemplars per class already seen are mixed into every
-    later task; without replay, any method forgets everything but the last task). Reported: accuracy over all 10 classes after the
-    last task ("final"), and the mean over tasks of the accuracy on the classes seen so far
-    ("average incremental"), each the mean over seeds.
+    later task; without replay, any method forgets everything but the last task). Reported: accuracy
+    over all 10 classes after the last task ("final"), and the mean over tasks of the accuracy on the
+    classes seen so far ("average incremental"), each the mean over seeds.
 
 Methods
     ``float``: float64 backprop. ``float-hdqt``: the authors' algorithm with float scales
