@@ -37,11 +37,11 @@ class STDPCore(wiring.Component):
       every 3 cycles (a read: until ``o_rdata`` is taken); they take priority over events.
     * ``PHASE_SWEEP``: one neuron per cycle (``n_neurons + 4`` cycles): LIF update, timer, and the
       neurons that spike or owe a causal walk are queued.
-    * ``PHASE_WALK``: the queued rows are walked; a 6-stage pipeline does one synapse
+    * ``PHASE_WALK``: the queued rows are walked; a 7-stage pipeline does one synapse
       read-modify-write per cycle (read weight; register it; read post state and input
-      accumulator; register them; add into the accumulator, write it, read kernel tables; write
-      the weight). Rows are prefetched two deep (pointer read and register, then a ready slot), so
-      with the CSR and crossbar encodings consecutive rows of three or more synapses follow without
+      accumulator; register them; add into the accumulator, write it, read kernel tables; LTP;
+      LTD and write the weight). Rows are prefetched (pointer read and register, then a ready
+      slot), so with the CSR and crossbar encodings consecutive rows of three or more synapses follow without
       a bubble (shorter rows cost up to three cycles); the bitmap encoding spends a cycle per
       bitmap word without a synapse and one per row. A spiking neuron's output event is offered on
       ``o_aer`` when its row is taken from the queue; the walk waits while ``o_aer`` is not ready.
@@ -416,7 +416,8 @@ class STDPCore(wiring.Component):
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
         # write address, so it must not come straight from another memory's output).  S2: register
-        # state and accumulator.  S3: add into the accumulator, read kernels.  S4: write the weight.
+        # state and accumulator.  S3: add into the accumulator, read kernels.  S4: LTP.  S5: LTD,
+        # write the weight.
         with m.If(in_walk):
             m.d.comb += syn_rd.addr.eq(iss_addr)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
@@ -485,24 +486,30 @@ class STDPCore(wiring.Component):
         m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
                      s4_ltp.eq(ltp_ok), s4_ltd.eq(ltd_ok)]
 
-        # S4: LTP then LTD, each saturating; write the weight back. (A synapse is walked at most
-        # once per step, so no later read in flight can need this value.)
+        # S4: LTP (saturating add).  S5: LTD (saturating subtract), write the weight back. (A synapse
+        # is walked at most once per step, so no later read in flight can need this value.)
         w_plus = Signal(wb + 1)
         w_ltp = Signal(wb)
-        w_minus = Signal(wb + 1)
-        w_out = Signal(wb)
         m.d.comb += [
             w_plus.eq(s4_w + kp_rd.data),
             w_ltp.eq(Mux(s4_ltp, Mux(w_plus[wb], c.w_max, w_plus[:wb]), s4_w)),  # carry: saturate
-            w_minus.eq(w_ltp - km_rd.data),
-            w_out.eq(Mux(s4_ltd, Mux(w_minus[wb], 0, w_minus[:wb]), w_ltp)),      # borrow: saturate
         ]
-        with m.If(s4_valid):
-            m.d.comb += [syn_wr.addr.eq(s4_addr), syn_wr.en.eq(1),
-                         syn_wr.data.eq(Cat(s4_q, w_out) if csr else w_out)]
+        s5_valid, s5_addr, s5_q, s5_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s5_ltd, s5_km = Signal(), Signal(wb)
+        m.d.sync += [s5_valid.eq(s4_valid), s5_addr.eq(s4_addr), s5_q.eq(s4_q), s5_w.eq(w_ltp),
+                     s5_ltd.eq(s4_ltd), s5_km.eq(km_rd.data)]
+        w_minus = Signal(wb + 1)
+        w_out = Signal(wb)
+        m.d.comb += [
+            w_minus.eq(s5_w - s5_km),
+            w_out.eq(Mux(s5_ltd, Mux(w_minus[wb], 0, w_minus[:wb]), s5_w)),       # borrow: saturate
+        ]
+        with m.If(s5_valid):
+            m.d.comb += [syn_wr.addr.eq(s5_addr), syn_wr.en.eq(1),
+                         syn_wr.data.eq(Cat(s5_q, w_out) if csr else w_out)]
 
         walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
-                      | s2_valid | s3_valid | s4_valid)
+                      | s2_valid | s3_valid | s4_valid | s5_valid)
         with m.If(in_walk & walk_idle):
             m.d.sync += goto(PHASE_EOS)
 
