@@ -20,10 +20,11 @@ the naive array is synthesized there at 2x4 (8 multipliers) as well.
 """
 
 import argparse
+import re
 import sys
 
 from amaranth.hdl import Module, Shape, Signal, signed
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.mac import MacArray, spec
@@ -32,34 +33,36 @@ MODES = list(spec.MODES)
 
 
 class NaiveInt8Array(wiring.Component):
-    """Baseline: ``rows x cols`` PEs, each ``acc += a * w`` (int8 x int8, ``acc_width`` bits, wrapping)."""
+    """Baseline: ``rows x cols`` PEs, each ``acc += a * w`` (int8 x int8, ``acc_width`` bits, wrapping).
+
+    Ports are plain vectors: ``act`` (row ``r`` at byte ``r``), ``wgt`` (column ``c`` at byte ``c``),
+    ``first`` (the beat starts a tile), ``acc`` (PE (r, c) at ``acc_width * (r * cols + c)``).
+    """
 
     def __init__(self, rows=4, cols=4, acc_width=24):
         self.rows, self.cols, self.acc_width = rows, cols, acc_width
-        super().__init__({
-            "act": In(data.ArrayLayout(signed(8), rows)),
-            "wgt": In(data.ArrayLayout(signed(8), cols)),
-            "first": In(1),
-            "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
-        })
+        super().__init__({"act": In(8 * rows), "wgt": In(8 * cols), "first": In(1),
+                          "acc": Out(acc_width * rows * cols)})
 
     def elaborate(self, platform):
         m = Module()
-        a = [Signal(signed(8), name=f"a{r}") for r in range(self.rows)]
-        w = [Signal(signed(8), name=f"w{c}") for c in range(self.cols)]
+        R, C, W = self.rows, self.cols, self.acc_width
+        a = [Signal(signed(8), name=f"a{r}") for r in range(R)]
+        w = [Signal(signed(8), name=f"w{c}") for c in range(C)]
         first0, first1 = Signal(), Signal()
-        m.d.sync += [x.eq(self.act[r]) for r, x in enumerate(a)]
-        m.d.sync += [x.eq(self.wgt[c]) for c, x in enumerate(w)]
+        m.d.sync += [x.eq(self.act[8 * r:8 * r + 8]) for r, x in enumerate(a)]
+        m.d.sync += [x.eq(self.wgt[8 * c:8 * c + 8]) for c, x in enumerate(w)]
         m.d.sync += [first0.eq(self.first), first1.eq(first0)]
-        for r in range(self.rows):
-            for c in range(self.cols):
+        for r in range(R):
+            for c in range(C):
                 p = Signal(signed(16), name=f"p{r}_{c}")
                 m.d.sync += p.eq(a[r] * w[c])
-                acc = self.acc[r][c]
+                acc = Signal(signed(W), name=f"acc{r}_{c}")
                 with m.If(first1):
                     m.d.sync += acc.eq(p)
                 with m.Else():
                     m.d.sync += acc.eq(acc + p)
+                m.d.comb += self.acc[W * (r * C + c):W * (r * C + c + 1)].eq(acc)
         return m
 
 
@@ -128,7 +131,7 @@ def print_throughput(results, rows=4, cols=4):
 
 def synth_rows(quick=False):
     """Synthesis configurations: (label, device, factory, MAC/cycle per mode or None for the naive)."""
-    from boards.synth import synthesize
+    from boards.synth import ToolError, synthesize
 
     configs = [
         ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
@@ -148,13 +151,87 @@ def synth_rows(quick=False):
     rows = []
     for label, device, factory in configs:
         print(f"  synthesizing {label} for {device} ...", file=sys.stderr, flush=True)
+        name = re.sub(r"[^A-Za-z0-9_]", "", label.replace(" ", "_"))
         try:
-            r = synthesize(factory(), device=device, name=label.replace(" ", "_").replace("*", "x")
-                           .replace("(", "").replace(")", "").replace("=", ""))
-            rows.append((label, device, r, None))
-        except Exception as e:  # a design that does not fit / route is a result too
-            rows.append((label, device, None, str(e).splitlines()[0][:100]))
+            rows.append((label, device, synthesize(factory(), device=device, name=name), None))
+        except ToolError as e:
+            # nextpnr fails when the design misses the clock or does not fit; keep what it measured.
+            r = _salvage(name, device)
+            rows.append((label, device, r, None if r and r.get("fmax_mhz") else str(e).splitlines()[0][:90]))
     return rows
+
+
+def _salvage(name, device):
+    """Resources and Fmax of the newest failed run of ``name`` (timing miss: nextpnr exits non-zero)."""
+    import json
+    from pathlib import Path
+
+    from boards import synth
+    from sim.runner import build_root
+
+    dirs = sorted(Path(build_root(), "synth").glob(f"{name}-{device}-*"), key=lambda p: p.stat().st_mtime)
+    if not dirs or not (dirs[-1] / "stat.json").exists():
+        return None
+    work, fam = dirs[-1], synth.DEVICES[device]["family"]
+    r = synth._count(synth._module_cells(json.loads((work / "stat.json").read_text()), "top.dut"), fam)
+    r["fmax_mhz"] = None
+    log = (work / "pnr.log").read_text() if (work / "pnr.log").exists() else ""
+    found = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", log)
+    if found:
+        r["fmax_mhz"] = min(float(f) for f in found)
+    r["target_mhz"] = synth.DEVICES[device]["target_mhz"]
+    util = re.search(r"(ICESTORM_LC|TRELLIS_COMB):\s+(\d+)/\s*(\d+)", log)
+    r["util"] = f"{util.group(2)}/{util.group(3)}" if util else "?"
+    return r
+
+
+def lut_only_counts(quick=False):
+    """Yosys-only cell counts with DSP inference off (``synth_ice40`` without ``-dsp``): the naive
+    array's ``a * b`` then costs LUTs, the like-for-like comparison with the LUT backend.
+    (boards.synth always lets Yosys use DSPs; no place-and-route here, so no Fmax.)"""
+    import json
+    from pathlib import Path
+
+    from amaranth.back import rtlil
+
+    from boards import synth
+    from boards.toolchain import run_yosys
+    from sim.runner import build_root
+
+    configs = [("mac 2x4 lut tile_k=0", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+               ("naive int8 2x4 (a*b)", lambda: NaiveInt8Array(2, 4))]
+    if not quick:
+        configs += [("mac 4x4 lut tile_k=0", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
+                    ("naive int8 4x4 (a*b)", lambda: NaiveInt8Array(4, 4))]
+    out = []
+    for label, factory in configs:
+        print(f"  yosys (no DSP) {label} ...", file=sys.stderr, flush=True)
+        name = re.sub(r"[^A-Za-z0-9_]", "", label.replace(" ", "_"))
+        work = Path(build_root(), "synth", f"nodsp_{name}")
+        work.mkdir(parents=True, exist_ok=True)
+        (work / "design.il").write_text(rtlil.convert(synth.RegisterWrapper(factory()), name="top"))
+        run_yosys("read_rtlil design.il\nsetattr -mod -set keep_hierarchy 1 top.dut\n"
+                  "synth_ice40 -top top\ntee -q -o stat.json stat -json\n", log=work / "yosys.log", cwd=work)
+        stat = json.loads((work / "stat.json").read_text())
+        out.append((label, synth._count(synth._module_cells(stat, "top.dut"), "ice40")))
+    return out
+
+
+def print_lut_only(rows):
+    print("\n## iCE40 LUT-only (Yosys synth_ice40 without -dsp; cells of the block, no PnR)\n")
+    naive = {}
+    for label, r in rows:
+        if label.startswith("naive"):
+            naive[label.split()[2]] = _macs(label)["int8"] / max(r["lut4"], 1)
+    print(f"{'design':<26}{'LUT4':>6}{'FF':>6}{'carry':>7}   "
+          "MAC/cycle/kLUT4 per mode (x naive of the same size)")
+    for label, r in rows:
+        per = {m: v / max(r["lut4"], 1) for m, v in _macs(label).items()}
+        dims = label.split()[2] if label.startswith("naive") else label.split()[1]
+        ref = naive.get(dims)
+        cells = "  ".join(f"{m} {1000 * v:.2f}" + (f" ({v / ref:.2f}x)" if ref else "")
+                          for m, v in per.items())
+        print(f"{label:<26}{r['lut4']:>6}{r['ff']:>6}{r['carry']:>7}   {cells}")
 
 
 def _macs(label):
@@ -175,8 +252,11 @@ def print_synth(rows):
             print(f"{label:<30}{device:<10}  FAILED: {err}")
             continue
         fmax = r["fmax_mhz"] if r["fmax_mhz"] is not None else float("nan")
+        note = f"  ({err})" if err else ""
+        if "util" in r:
+            note += f"  PnR failed, cells {r['util']}"
         print(f"{label:<30}{device:<10}{r['lut4']:>6}{r['ff']:>6}{r['dsp']:>5}{r['bram']:>5}{fmax:>10.1f}"
-              f"{r['target_mhz']:>8}")
+              f"{r['target_mhz']:>8}{note}")
     print("\n## Ratios vs the naive int8 a*b array on the same device (peak MAC/cycle)\n")
     print(f"{'design':<30}{'device':<10}{'mode':<9}{'MAC/cyc':>8}{'MAC/cyc/kLUT4':>15}{'x naive':>9}"
           f"{'GMAC/s':>8}{'x naive':>9}")
@@ -204,6 +284,7 @@ def main(argv=None):
     args = ap.parse_args(argv)
     print_throughput(measure_throughput())
     if not args.no_synth:
+        print_lut_only(lut_only_counts(quick=args.quick))
         print_synth(synth_rows(quick=args.quick))
 
 
