@@ -5,9 +5,6 @@ elaboration time by feeding unit vectors through :func:`hw.huffman.spec.crc16_up
 gateware cannot drift from the spec.
 """
 
-from functools import reduce
-from operator import xor
-
 from amaranth.hdl import Cat, Const
 
 from . import spec
@@ -37,5 +34,8 @@ def crc16_next(crc, words):
     out = []
     for j in range(16):
         terms = [b for b, c in zip(bits, cols, strict=True) if (c >> j) & 1]
-        out.append(reduce(xor, terms) if terms else Const(0, 1))
+        while len(terms) > 1:         # a balanced XOR tree, not a chain
+            terms = [terms[i] ^ terms[i + 1] if i + 1 < len(terms) else terms[i]
+                     for i in range(0, len(terms), 2)]
+        out.append(terms[0] if terms else Const(0, 1))
     return Cat(*out)
