@@ -10,6 +10,9 @@ from . import spec
 
 __all__ = ["FWHT"]
 
+#: Delay lines up to this length are shift registers; longer ones are memories (block RAM).
+SHIFT_MAX = 8
+
 
 class FWHT(wiring.Component):
     """Streaming unnormalised Walsh-Hadamard transform ``y = H_n x`` (Sylvester order, :mod:`hw.hdqt.spec`).
@@ -18,17 +21,19 @@ class FWHT(wiring.Component):
     the transformed vectors, in natural order, ``log2 n`` bits wider. Throughput is one element per
     cycle sustained (no bubbles between vectors while input is valid and output is ready).
 
-    Architecture: ``log2 n`` radix-2 single-path delay-feedback (SDF) stages of span ``n/2, n/4, ..., 1``.
-    A stage of span ``h`` keeps a delay line of ``h`` entries (a memory with a prefetching synchronous
-    read port, so it maps to block RAM): the first ``h`` elements of each ``2h`` block are stored, the
-    second ``h`` leave as ``a + b`` while ``a - b`` is stored and leaves during the next block's first
-    half. The Walsh-Hadamard butterflies of different index bits commute and act in place, so the
-    result comes out in natural order. Every stage output is registered (one adder per clock path).
+    Architecture: ``log2 n`` radix-2 single-path delay-feedback (SDF) stages of span
+    ``n/2, n/4, ..., 1``. A stage of span ``h`` keeps a delay line of ``h`` entries (a memory with a
+    prefetching synchronous read port, so it maps to block RAM; a shift register for ``h <= 8``): the
+    first ``h`` elements of each ``2h`` block are stored, the second ``h`` leave as ``a + b`` while
+    ``a - b`` is stored and leaves during the next block's first half. The Walsh-Hadamard butterflies
+    of different index bits commute and act in place, so the result comes out in natural order. Every
+    stage output is registered (one adder per clock path).
 
     Flow control: the whole pipeline advances in lock step (one global enable). Every pipeline slot
     carries a "real" bit. When the input runs dry at a vector boundary while real data is still inside,
-    the pipeline inserts a whole vector of zero "bubbles" to push it out (a partial bubble vector would
-    mix with real data in the butterflies); input offered during a bubble vector waits for its end.
+    the pipeline inserts a whole vector of "bubbles" (data don't-care) to push it out (a partial bubble
+    vector would mix with real data in the butterflies); input offered during a bubble vector waits
+    for its end.
     Latency from the last element of a vector in to its first element out: about ``n/2 + log2 n``
     cycles of advance; a flushed tail costs at most two bubble vectors.
 
@@ -84,6 +89,8 @@ class FWHT(wiring.Component):
         bubbling = Signal()
         p0 = Signal(range(n))
         inflight = Signal(range(self.latency + 2))
+        busy = Signal()                       # registered inflight != 0 (off the enable's path)
+        at_start = Signal(init=1)             # registered p0 == 0, for the same reason
 
         out_valid = Signal()
         m.d.comb += can_adv.eq(~out_valid | self.o_data.ready)
@@ -93,23 +100,25 @@ class FWHT(wiring.Component):
         xr = Signal()
         m.d.comb += [
             # A bubble vector starts only at a vector boundary and then runs to its end.
-            bubble_now.eq(Mux(p0 == 0, ~self.i_data.valid & (inflight != 0), bubbling)),
+            bubble_now.eq(Mux(at_start, ~self.i_data.valid & busy, bubbling)),
             x.eq(self.i_data.payload),
             xr.eq(~bubble_now & self.i_data.valid),
             self.i_data.ready.eq(~bubble_now & can_adv),
             adv.eq(can_adv & (bubble_now | self.i_data.valid)),
         ]
-        with m.If(bubble_now):
-            m.d.comb += x.eq(0)
+        # A bubble's data is never zeroed (its real bit is 0 and it never meets real data in a
+        # butterfly): keeping bubble_now out of the data path keeps the adders off the control path.
         with m.If(adv):
-            m.d.sync += p0.eq(p0 + 1)
-            with m.If(p0 == 0):
+            m.d.sync += [p0.eq(p0 + 1), at_start.eq(p0 == n - 1)]
+            with m.If(at_start):
                 m.d.sync += bubbling.eq(bubble_now)
         o_xfer = Signal()
         m.d.comb += o_xfer.eq(out_valid & self.o_data.ready)
         real_in = Signal()
         m.d.comb += real_in.eq(adv & xr)
-        m.d.sync += inflight.eq(inflight + real_in - o_xfer)
+        inflight_next = Signal.like(inflight)
+        m.d.comb += inflight_next.eq(inflight + real_in - o_xfer)
+        m.d.sync += [inflight.eq(inflight_next), busy.eq(inflight_next != 0)]
 
         delay = 0  # advances between stage 0's input and this stage's input
         cur, cur_r, cur_w = x, xr, w
@@ -137,9 +146,11 @@ class FWHT(wiring.Component):
         p_next = Signal(range(period), name=f"p{h}_nx")
         m.d.comb += p_next.eq(p + 1)  # wraps: the period is a power of two
         layout = data.StructLayout({"d": signed(w + 1), "r": 1})
-        if h == 1:
-            line = Signal(layout, name="line1")
-            a, ar = line.d, line.r
+        if h <= SHIFT_MAX:
+            # Short delay lines are shift registers: the oldest entry is a flip-flop output, so the
+            # butterfly adders start right at a register (no read multiplexer in front of them).
+            line = [Signal(layout, name=f"line{h}_{i}") for i in range(h)]
+            a, ar = line[-1].d, line[-1].r
         else:
             mem = Memory(shape=layout, depth=h, init=[])
             m.submodules[f"line{h}"] = mem
@@ -162,9 +173,9 @@ class FWHT(wiring.Component):
             m.d.comb += [out.eq(a + x), out_r.eq(xr), store.d.eq(a - x), store.r.eq(xr)]
         with m.Else():
             m.d.comb += [out.eq(a), out_r.eq(ar), store.d.eq(x), store.r.eq(xr)]
-        if h == 1:
+        if h <= SHIFT_MAX:
             with m.If(adv):
-                m.d.sync += line.eq(store)
+                m.d.sync += [line[0].eq(store)] + [line[i].eq(line[i - 1]) for i in range(1, h)]
         else:
             m.d.comb += wr.data.eq(store)
 
