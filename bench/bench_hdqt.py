@@ -17,7 +17,10 @@ FWHT and quantizer).
 """
 
 import argparse
+import json
 import random
+import re
+from pathlib import Path
 
 import numpy as np
 from amaranth.sim import Simulator
@@ -99,15 +102,16 @@ def main(argv=None):
 
     if args.no_synth:
         return
-    from boards.synth import format_table, synthesize
+    from boards.synth import DEVICES, ToolError, format_table, synthesize
     designs = [("fwht_n64", lambda: FWHT(n=64, width=16), ("up5k", "ecp5-85f")),
                ("fwht_n128", lambda: FWHT(n=128, width=16), ("up5k", "ecp5-85f")),
                ("hdqt_quantizer", lambda: ShiftQuantizer(width=24, bits=4, depth=2048), ("up5k", "ecp5-85f"))]
     if not args.quick:
         designs += [
             ("hdqt_layer_16x32x32_2x2", lambda: HdqtLayer(batch=16, k_dim=32, o_dim=32, had_cap=32, rows=2,
-                                                          cols=2), ("up5k",)),
-            ("hdqt_layer_32x64x64_4x4", lambda: HdqtLayer(batch=32, k_dim=64, o_dim=64, rows=4, cols=4),
+                                                          cols=2, backend="ice40"), ("up5k",)),
+            ("hdqt_layer_32x64x64_4x4", lambda: HdqtLayer(batch=32, k_dim=64, o_dim=64, rows=4, cols=4,
+                                                          backend="ecp5"),
              ("ecp5-85f",)),
         ]
     rows = []
@@ -116,10 +120,42 @@ def main(argv=None):
             try:
                 rows.append(synthesize(make(), device=dev, name=name,
                                        progress=lambda msg: print("  ..", msg, flush=True)))
-            except Exception as e:  # report and go on: one failing design must not hide the others
-                print(f"  {name} on {dev}: {type(e).__name__}: {str(e)[:300]}")
+            except ToolError as e:
+                # nextpnr exits non-zero when the target clock is missed; its log still has the Fmax.
+                fmax = _failed_fmax(str(e))
+                print(f"  {name} on {dev}: " + (f"placed and routed, timing missed: Fmax {fmax} MHz"
+                                                if fmax else f"{str(e)[:300]}"))
+                if fmax:
+                    rows.append({"name": name, "device": dev, "fmax_mhz": fmax,
+                                 "target_mhz": DEVICES[dev]["target_mhz"], **_cells(str(e))})
     print("\n== Synthesis (out of context, I/O registered) ==")
     print(format_table(rows))
+
+
+def _pnr_log(message):
+    m = re.search(r"see (\S+pnr\.log)", message)
+    return Path(m.group(1)) if m else None
+
+
+def _failed_fmax(message):
+    log = _pnr_log(message)
+    if log is None or not log.exists():
+        return None
+    found = re.findall(r"Max frequency for clock '[^']*': ([0-9.]+) MHz", log.read_text())
+    return float(found[-1]) if found else None
+
+
+def _cells(message):
+    """The block's cells from the Yosys statistics next to a failed place-and-route."""
+    log = _pnr_log(message)
+    stat = json.loads((log.parent / "stat.json").read_text())
+    mods = stat["modules"]
+    cells = next((v["num_cells_by_type"] for k, v in mods.items() if k.endswith("top.dut")), {})
+    lut = sum(n for t, n in cells.items() if t in ("SB_LUT4", "LUT4"))
+    ff = sum(n for t, n in cells.items() if "DFF" in t or t in ("TRELLIS_FF",))
+    bram = sum(n for t, n in cells.items() if t in ("SB_RAM40_4K", "DP16KD"))
+    dsp = sum(n for t, n in cells.items() if t in ("SB_MAC16", "MULT18X18D"))
+    return {"lut4": lut, "ff": ff, "bram": bram, "dsp": dsp}
 
 
 if __name__ == "__main__":
