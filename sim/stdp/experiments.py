@@ -64,15 +64,17 @@ def dw_sweep(refractories, *, T=16, n=12, steps=300, rate=0.12, seed=1):
     return out
 
 
-def sma_config(n_in=31, T=24):
+def sma_config(n_in=31, T=24, amplitudes=(20, 21)):
+    """8-bit weights, exponential kernels (time constant 6 steps) with LTD 5 % stronger than LTP."""
+    a_plus, a_minus = amplitudes
     return spec.STDPConfig(n_neurons=n_in + 1, max_synapses=n_in, w_bits=8, v_bits=16, window=T,
-                           kp=spec.exp_kernel(T, 20, 6), km=spec.exp_kernel(T, 21, 6), threshold=3000,
-                           leak_shift=3, refractory=2)
+                           kp=spec.exp_kernel(T, a_plus, 6), km=spec.exp_kernel(T, a_minus, 6),
+                           threshold=3000, leak_shift=3, refractory=2)
 
 
-def sma_run(*, n_in=31, steps=20000, rate=0.1, seed=2, engine="verilator"):
+def sma_run(*, n_in=31, steps=20000, rate=0.1, seed=2, amplitudes=(20, 21), engine="verilator"):
     """Song-Miller-Abbott style run; returns a dict with initial / final weights and checks."""
-    cfg = sma_config(n_in)
+    cfg = sma_config(n_in, amplitudes=amplitudes)
     rng = random.Random(seed)
     rows = [[(n_in, rng.randrange(96, 160))] for _ in range(n_in)] + [[]]
     events = [[i for i in range(n_in) if rng.random() < rate] for _ in range(steps)]
