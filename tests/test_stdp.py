@@ -299,3 +299,18 @@ def test_rtl_error_clear_and_crossbar_has_no_row_table():
     sim.run()
     assert cfg.mem_depth(spec.MEM_ROW) == 0
     assert flags == [(1, 1), (0, 0), 9, (0, 0)]
+
+
+@pytest.mark.parametrize("encoding", ["bitmap", "crossbar"])
+def test_rtl_memory_read_back_other_encodings(encoding):
+    n = 12
+    cfg = spec.STDPConfig(n_neurons=n, max_synapses=40, w_bits=5, window=4, bitmap_word=8, encoding=encoding)
+    rows = random_rows(random.Random(8), n, 0.25, 5, max_synapses=40)
+    image = spec.build_image(cfg, rows)
+    reads = [(mem, a) for mem in (spec.MEM_ROW, spec.MEM_BMP) for a in range(len(image[mem]))]
+    extra = [{"write": 0, "mem": mem, "addr": a, "data": 0} for mem, a in reads]
+    got = run_core(cfg, rows, [], extra_cfg=extra)
+    assert got.image["extra"] == [image[mem][a] for mem, a in reads]
+    assert got.image[spec.MEM_SYN] == image[spec.MEM_SYN]
+    assert got.rows == spec.effective_rows(cfg, rows)
+    assert got.err == {"bad_event": 0, "bad_cfg": 0}
