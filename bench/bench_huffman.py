@@ -164,8 +164,30 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None):
                 rows.append({"device": device, "L": L, "N": n, **{k: r.get(k) for k in
                              ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
             except ToolError as e:
-                rows.append({"device": device, "L": L, "N": n, "error": str(e).split(";")[0]})
+                rows.append({"device": device, "L": L, "N": n, **_failed_run(str(e))})
     return rows
+
+
+def _failed_run(message):
+    """What a failed place-and-route still tells: nextpnr stops with an error when timing fails (or
+    the design does not fit), so read the achieved Fmax and the utilisation from its log."""
+    import re
+    from pathlib import Path
+    found = re.search(r"see (\S+pnr\.log)", message)
+    out = {"timing_met": False, "error": message.split(";")[0][:60]}
+    if not found or not Path(found.group(1)).exists():
+        return out
+    log = Path(found.group(1)).read_text()
+    fmax = re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", log)
+    if fmax:
+        out["fmax_mhz"] = float(fmax[-1])
+        out["error"] = "timing not met"
+    lc = re.search(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log) or re.search(r"TRELLIS_COMB:\s+(\d+)/\s*(\d+)", log)
+    if lc:
+        out["lc"] = f"{lc.group(1)}/{lc.group(2)}"
+        if int(lc.group(1)) > int(lc.group(2)):
+            out["error"] = "does not fit"
+    return out
 
 
 def _table(rows, cols):

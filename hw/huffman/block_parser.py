@@ -92,7 +92,7 @@ class BlockParser(wiring.Component):
         m.d.comb += self.o_desc.payload.eq(desc)
 
         def header_beat(index_is_zero):
-            """Absorb one header beat (the current one); on the last, check and build descriptors."""
+            """Absorb one header beat (the current one); after the last, CHECK."""
             crc_in = Const(spec.CRC_INIT, 16) if index_is_zero else crc
             crc_after = crc16_next(crc_in, [words[k] for k in range(N)])
             idx = Const(0) if index_is_zero else beat
@@ -110,32 +110,35 @@ class BlockParser(wiring.Component):
                 m.next = "HEADER"
                 return
             with m.If(idx == hbeats - 1):
-                # The common words are all in registers except those of this beat.
-                cw = [common[i] if 3 + i // N < hbeats - 1 else words[i % N] for i in range(3)]
-                flags, n, mw = cw
-                mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
-                ok = ((crc_after == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
-                      & ((r == 0) | (r == R)) & (n != 0)
-                      & ((mode != spec.MODE_RAW) | (r != 0))
-                      & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
-                for k in range(N):
-                    ok &= hi[k] <= 15
-                over = Const(0)
-                for k in range(N):
-                    bitlen = lo[k] | (hi[k][:4] << 16)
-                    skip = bitlen > (mw << 4)
-                    over |= skip
-                    m.d.sync += [
-                        desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlen), desc[k].crc.eq(crcs[k]),
-                        desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
-                        desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
-                    ]
-                m.d.sync += [count.eq(mw), overrun.eq(over)]
-                with m.If(ok):
-                    m.next = "DESC"
-                with m.Else():
-                    m.d.sync += self.o_err_header.eq(1)
-                    m.next = "HUNT"
+                m.next = "CHECK"
+
+        def check():
+            """The header is all in registers: check it and build the descriptors (a cycle of its
+            own, so the CRC tree and the field checks do not share one with the input handshake)."""
+            flags, n, mw = common[0], common[1], common[2]
+            mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
+            ok = ((crc == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
+                  & ((r == 0) | (r == R)) & (n != 0)
+                  & ((mode != spec.MODE_RAW) | (r != 0))
+                  & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
+            for k in range(N):
+                ok &= hi[k] <= 15
+            over = Const(0)
+            for k in range(N):
+                bitlen = lo[k] | (hi[k][:4] << 16)
+                skip = bitlen > (mw << 4)
+                over |= skip
+                m.d.sync += [
+                    desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlen), desc[k].crc.eq(crcs[k]),
+                    desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
+                    desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
+                ]
+            m.d.sync += [count.eq(mw), overrun.eq(over)]
+            with m.If(ok):
+                m.next = "DESC"
+            with m.Else():
+                m.d.sync += self.o_err_header.eq(1)
+                m.next = "HUNT"
 
         with m.FSM():
             with m.State("HUNT"):
@@ -152,6 +155,8 @@ class BlockParser(wiring.Component):
                         header_beat(True)
                     with m.Else():
                         header_beat(False)
+            with m.State("CHECK"):
+                check()
             with m.State("DESC"):
                 m.d.comb += self.o_desc.valid.eq(1)
                 with m.If(self.o_desc.ready):

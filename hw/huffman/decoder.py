@@ -152,10 +152,14 @@ class HuffmanDecoder(wiring.Component):
             ]
 
         # loader permission: table t overwrites table t-2; wait until every lane is past it
+        # (registered, with the table number it was computed for: a one-cycle-late permit only delays
+        # a table load, and keeps this compare off the loader's input handshake)
         t = loader.o_count
-        permit = ~loader.o_two
         beyond = Cat(*(((t - lane.o_tab)[:8] <= 1) for lane, _, _ in lanes)).all()
-        core.d.comb += loader.i_permit.eq(permit | beyond)
+        permit_q = Signal()
+        permit_for = Signal(8)
+        core.d.sync += [permit_q.eq(~loader.o_two | beyond), permit_for.eq(t)]
+        core.d.comb += loader.i_permit.eq(permit_q & (permit_for == t))
 
         # output join: a beat when every lane has a value
         all_valid = Cat(*(lane.o_sym.valid for lane, _, _ in lanes)).all()
