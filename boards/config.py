@@ -10,7 +10,7 @@ Decisions (the issue leaves them open):
 
 from dataclasses import dataclass, field
 
-__all__ = ["BoardConfig", "BOARD_CONFIGS"]
+__all__ = ["BoardConfig", "BOARD_CONFIGS", "SIM_CONFIG"]
 
 
 @dataclass(frozen=True)
@@ -44,8 +44,11 @@ BOARD_CONFIGS = {
         leds=(("led_g", 0), ("led_r", 0)),
         # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
         stdp={"n_neurons": 64, "max_synapses": 1024},
-        # No GEMM group: the Huffman decoder + MAC array (LUT multipliers) took 8767 of 5280 LCs
-        # (166 %) with it; the GEMM group runs on the ULX3S until a smaller variant exists.
+        # GEMM group with the MAC array on SB_MAC16 (4 columns: 2 DSPs) and a lighter Huffman
+        # decoder (codes up to 10 bits, 16-word FIFO); with fabric multipliers and 12-bit codes the
+        # decoder + array alone took 166 % of the UP5K's LCs. 4096 weights: 8 of the 30 block RAMs.
+        gemm={"max_weights": 4096, "max_k": 256, "cols": 4, "max_len": 10, "fifo_depth": 16,
+              "backend": "ice40"},
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",
@@ -61,3 +64,21 @@ BOARD_CONFIGS = {
               "backend": "ecp5"},
     ),
 }
+
+
+#: The simulated board (``edgelearn run JOB --sim``, ``edgelearn demo``, the UART-level tests): every
+#: command group, each small enough that a job runs in seconds in Verilator, on one design so that
+#: it is built once (Verilator builds are cached by the design's hash). Its UART runs at 4 cycles
+#: per bit; everything else is the gateware of the boards at other sizes.
+SIM_CONFIG = BoardConfig(
+    name="sim",
+    description="simulated board (all command groups at small sizes, Verilator)",
+    platform="",
+    device="simulation",
+    clk_hz=25_000_000,
+    baud=25_000_000 // 4,
+    leds=(),
+    stdp={"n_neurons": 32, "max_synapses": 512, "refractory": 1, "threshold": 200},
+    gemm={"max_weights": 4096, "max_k": 256, "cols": 4},
+    hdqt={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
+)

@@ -18,8 +18,10 @@ class BlockMissing(RuntimeError):
 
 
 def open_accelerator(board=None, port=None):
-    """An :class:`Accelerator` on ``board`` (default iCEBreaker): simulated when ``port`` is None."""
-    board = board or "icebreaker"
+    """An :class:`Accelerator` on ``board``'s serial ``port``, or the simulated board without ``port``."""
+    if port is None:
+        from boards.config import SIM_CONFIG
+        return Accelerator(Driver(open_transport(board, None)), "sim", SIM_CONFIG)
     return Accelerator(Driver(open_transport(board, port)), board)
 
 
@@ -30,7 +32,8 @@ class Accelerator:
     ----------
     driver : firmware.driver.Driver
     board : str
-        Board name (a key of :data:`boards.config.BOARD_CONFIGS`): fixes the block sizes.
+        Board name (a key of :data:`boards.config.BOARD_CONFIGS`, or ``"sim"`` with ``config``
+        :data:`boards.config.SIM_CONFIG`): fixes the block sizes.
     config : boards.config.BoardConfig, optional
         Block sizes when the design was built with a config other than the board's own.
     """

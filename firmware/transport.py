@@ -44,22 +44,26 @@ class SerialTransport:
 
 
 class SimTransport:
-    """The simulated board (:class:`sim.board.amaranth_board.SimBoard`) as a transport.
+    """The simulated board as a transport.
 
     ``timeout`` in :meth:`read` is in seconds of *board* time (simulated), not host time.
 
     Parameters
     ----------
-    board : str
-        Which board's core to simulate (its blocks and sizes), default ``"icebreaker"``.
-    sim_board : SimBoard, optional
-        Use this simulated board instead of making one.
+    sim_board : SimBoard or VerilatorBoard, optional
+        Talk to this simulated board; default: the process's shared simulated board
+        (:func:`sim.board.shared_board`, every command group, Verilator). The shared board stays
+        up when the transport is closed.
     """
 
-    def __init__(self, board="icebreaker", *, sim_board=None, **core_overrides):
-        from sim.board.amaranth_board import SimBoard, make_sim_core
-        self.board = sim_board if sim_board is not None else SimBoard(make_sim_core(board, **core_overrides))
-        self.name = f"simulated {board} (Amaranth simulator, {self.board.divisor} cycles/bit)"
+    def __init__(self, sim_board=None):
+        self._own = sim_board is not None
+        if sim_board is None:
+            from sim.board import shared_board
+            sim_board = shared_board()
+        self.board = sim_board
+        kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
+        self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"
 
     def write(self, data):
         self.board.write(data)
@@ -68,15 +72,15 @@ class SimTransport:
         return self.board.read(n, timeout_cycles=max(1, int(timeout * self.board.clk_hz)))
 
     def close(self):
-        self.board.close()
+        if self._own:
+            self.board.close()
 
 
 def open_transport(board=None, port=None):
-    """``SimTransport(board or "icebreaker")`` without ``port``, else the port at the board's rate."""
+    """The simulated board without ``port``, else ``board``'s serial port at its UART rate."""
     from boards.config import BOARD_CONFIGS
-    name = board or "icebreaker"
-    if name not in BOARD_CONFIGS:
-        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
+    if board is not None and board not in BOARD_CONFIGS:
+        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {board!r}")
     if port is None:
-        return SimTransport(name)
-    return SerialTransport(port, BOARD_CONFIGS[name].baud)
+        return SimTransport()
+    return SerialTransport(port, BOARD_CONFIGS[board or "icebreaker"].baud)

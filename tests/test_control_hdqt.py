@@ -1,11 +1,9 @@
 """HDQT group at the UART pins: driver <-> simulated board, training steps bit-exact vs the golden model."""
 
-import dataclasses
-
 import numpy as np
 import pytest
 
-from boards.config import BOARD_CONFIGS
+from boards.config import SIM_CONFIG
 from firmware.api import Accelerator
 from firmware.driver import CommandError, Driver
 from firmware.transport import SimTransport
@@ -13,14 +11,15 @@ from hw.control.hdqt_handler import HDQTHandler, result_order
 from hw.control.protocol import Cmd
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
 
-# The ULX3S design with only a small HDQT layer: the same gateware, fewer simulated cycles.
-LAYER = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
-SMALL = dataclasses.replace(BOARD_CONFIGS["ulx3s"], stdp={}, gemm={}, hdqt=LAYER)
+LAYER = SIM_CONFIG.hdqt
 
 
 @pytest.fixture(scope="module")
 def acc():
-    return Accelerator(Driver(SimTransport("ulx3s", config=SMALL)), "ulx3s", SMALL)
+    # The shared simulated board (every command group, Verilator); RESET gives each module a clean one.
+    a = Accelerator(Driver(SimTransport()), "sim", SIM_CONFIG)
+    a.reset()
+    return a
 
 
 def test_result_order_covers_every_output_once():

@@ -1,11 +1,10 @@
 """STDP group at the UART pins: driver <-> simulated board, bit-exact against the golden network."""
 
-import dataclasses
 import random
 
 import pytest
 
-from boards.config import BOARD_CONFIGS
+from boards.config import SIM_CONFIG
 from firmware.api import Accelerator
 from firmware.driver import CommandError, Driver
 from firmware.transport import SimTransport
@@ -13,14 +12,13 @@ from hw.control.protocol import Cmd
 from hw.stdp import spec
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
-# The iCEBreaker design with a smaller network: the same gateware, fewer simulated cycles.
-SMALL = dataclasses.replace(BOARD_CONFIGS["icebreaker"], stdp={"n_neurons": 16, "max_synapses": 128,
-                                                               "refractory": 1, "threshold": 200})
-
 
 @pytest.fixture(scope="module")
 def acc():
-    return Accelerator(Driver(SimTransport("icebreaker", config=SMALL)), "icebreaker", SMALL)
+    # The shared simulated board (every command group, Verilator); RESET gives each module a clean one.
+    a = Accelerator(Driver(SimTransport()), "sim", SIM_CONFIG)
+    a.reset()
+    return a
 
 
 def test_stdp_run_matches_golden(acc):

@@ -34,7 +34,7 @@ from amaranth.lib.wiring import Out
 from ..huffman.decoder import HuffmanDecoder
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
-from ..params import check_int, check_pow2
+from ..params import check_bool, check_choice, check_int, check_pow2
 from .handler import HandlerSignature
 from .protocol import Cmd, Status
 
@@ -58,6 +58,13 @@ class GEMMHandler(wiring.Component):
         Accumulator width, 17..32.
     max_len : int
         Huffman code length limit of the decoder, 8..16.
+    fifo_depth : int
+        Decoder lane FIFO depth (words), a power of two 4..512 (one LOAD_WEIGHTS block streams
+        through it; depth only smooths the decoder's pace).
+    backend : str
+        MAC array arithmetic: ``"lut"`` (fabric), ``"ice40"`` (SB_MAC16), ``"ecp5"`` (MULT18X18D).
+    primitives : bool
+        DSP backends: vendor primitives (synthesis) or behavioural models (simulation).
 
     Members
     -------
@@ -71,20 +78,26 @@ class GEMMHandler(wiring.Component):
 
     bus: Out(HandlerSignature())
 
-    def __init__(self, *, max_weights=4096, max_k=256, cols=4, acc_width=24, max_len=12):
+    def __init__(self, *, max_weights=4096, max_k=256, cols=4, acc_width=24, max_len=12, fifo_depth=16,
+                 backend="lut", primitives=True):
         self.max_weights = check_pow2("max_weights", max_weights, 256, 65536)
         self.max_k = check_pow2("max_k", max_k, 16, 4096)
         self.cols = check_pow2("cols", cols, 1, 8)
         self.acc_width = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, 32)
         self.max_len = check_int("max_len", max_len, 8, 16)
+        self.fifo_depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
+        self.backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
+        self.primitives = check_bool("primitives", primitives)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         C = self.cols
-        m.submodules.decoder = dec = HuffmanDecoder(max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=16)
+        m.submodules.decoder = dec = HuffmanDecoder(max_len=self.max_len, lanes=1, raw_bits=0,
+                                                    fifo_depth=self.fifo_depth)
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
-                                            count_bits=max(1, (self.max_k - 1).bit_length()))
+                                            count_bits=max(1, (self.max_k - 1).bit_length()),
+                                            backend=self.backend, primitives=self.primitives)
         m.submodules.wmem = wmem = Memory(shape=8, depth=self.max_weights, init=[])
         m.submodules.amem = amem = Memory(shape=8, depth=self.max_k, init=[])
         w_wr, w_rd = wmem.write_port(), wmem.read_port()

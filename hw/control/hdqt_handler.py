@@ -91,6 +91,7 @@ class HDQTHandler(wiring.Component):
         self._params = dict(params)
         # Construct once now so that bad parameters raise here, with the layer's message.
         probe = HdqtLayer(**params)
+        probe._MustUse__silence = True     # only asked for its checked sizes
         self.batch, self.k_dim, self.o_dim = probe._b, probe._k, probe._o
         self.rows, self.cols, self.acc_width = probe._r, probe._c, probe._acc
         self.sizes = (self.batch * self.k_dim, self.o_dim * self.k_dim, self.batch * self.o_dim)
