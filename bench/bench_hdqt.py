@@ -23,9 +23,34 @@ import re
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import Module, Value
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hw.hdqt import FWHT, HdqtLayer, ShiftQuantizer
+
+
+class FlatPorts(wiring.Component):
+    """``dut`` with every port as a plain bit vector (boards.synth's register wrapper takes ``len()`` of
+    each port, which struct-layout ports do not support; see /work/notes/requests-hdqt.md)."""
+
+    def __init__(self, dut):
+        self._dut = dut
+        members = {}
+        for path, member, value in dut.signature.flatten(dut):
+            name = "__".join(str(p) for p in path)
+            members[name] = (In if member.flow == In else Out)(len(Value.cast(value)))
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = self._dut
+        for path, member, value in self._dut.signature.flatten(self._dut):
+            mine = getattr(self, "__".join(str(p) for p in path))
+            v = Value.cast(value)
+            m.d.comb += (v.eq(mine) if member.flow == In else mine.eq(v))
+        return m
 
 
 def fwht_rate(n, vectors=16, stall=0.0, seed=0):
@@ -118,7 +143,10 @@ def main(argv=None):
     for name, make, devices in designs:
         for dev in devices:
             try:
-                rows.append(synthesize(make(), device=dev, name=name,
+                dut = make()
+                if name.startswith("hdqt"):   # struct-layout ports
+                    dut = FlatPorts(dut)
+                rows.append(synthesize(dut, device=dev, name=name,
                                        progress=lambda msg: print("  ..", msg, flush=True)))
             except ToolError as e:
                 # nextpnr exits non-zero when the target clock is missed; its log still has the Fmax.
