@@ -23,7 +23,7 @@ import re
 import time
 from pathlib import Path
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -101,17 +101,18 @@ class RegisterWrapper(wiring.Component):
         self.in_bits = 0
         self.out_bits = 0
         for _path, member, value in dut.signature.flatten(dut):
+            # Value.cast: a port with a struct layout (a stream payload) is a View over its bits.
             if member.flow == In:
-                self.in_bits += len(value)
+                self.in_bits += len(Value.cast(value))
             else:
-                self.out_bits += len(value)
+                self.out_bits += len(Value.cast(value))
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.dut = dut = self._dut
         ins, outs = [], []
         for _path, member, value in dut.signature.flatten(dut):
-            (ins if member.flow == In else outs).append(value)
+            (ins if member.flow == In else outs).append(Value.cast(value))
 
         if ins:
             chain = Signal(self.in_bits)

@@ -3,8 +3,9 @@
 import json
 
 import pytest
-from amaranth.hdl import Module
-from amaranth.lib import wiring
+from amaranth.back import rtlil
+from amaranth.hdl import Module, signed
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards.synth import DEVICES, RegisterWrapper, synthesize
@@ -27,6 +28,24 @@ class Adder(wiring.Component):
 def test_wrapper_counts_every_port_bit():
     w = RegisterWrapper(Adder())
     assert (w.in_bits, w.out_bits) == (16, 9)
+
+
+class StructStream(wiring.Component):
+    i: In(stream.Signature(data.StructLayout({"a": 3, "b": signed(5)})))
+    o: Out(stream.Signature(8))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.d.comb += [self.o.payload.eq(self.i.payload.a + self.i.payload.b), self.o.valid.eq(self.i.valid),
+                     self.i.ready.eq(self.o.ready)]
+        return m
+
+
+def test_wrapper_takes_struct_payloads():
+    w = RegisterWrapper(StructStream())
+    # in: payload 8 + valid 1 + o.ready 1; out: i.ready 1 + payload 8 + valid 1
+    assert (w.in_bits, w.out_bits) == (10, 10)
+    assert "module \\top" in rtlil.convert(w, name="top")
 
 
 def test_up5k_smoke_build(tmp_path):
