@@ -26,8 +26,7 @@ Backends
     and the block's adders. int4/int2/ternary use a fabric Booth datapath without
     the int8 shifts (14 bits wide instead of 17).
 ``"ecp5"``
-    One ECP5 ``MULT18X18D`` per PE (input registers = S0, output register = S1). int8: ``a * w``.
-    int4 *lane packing*:
+    One ECP5 ``MULT18X18D`` per PE (output register = S1). int8: ``a * w``. int4 *lane packing*:
     the multipliers of columns ``c`` (even) and ``c + 1`` compute ``a0 * (w0[c] + w0[c+1] * 2**12)``
     and ``a1 * (w1[c] + w1[c+1] * 2**12)``; each product ``a * w`` of a 9-bit activation and a 4-bit
     weight fits 12 signed bits, so the fabric recovers ``lo = sext(P[11:0])`` and
@@ -123,10 +122,10 @@ class ProductGrid(wiring.Component):
         # Activation of Booth digit j: int8 lane 0; int4 lane j // 2; int2/ternary lane j.
         # Per row and digit: the 9-bit activation (the DSPs' operand) and, for the fabric Booth
         # datapath, +a and -a with the odd digits' shift of int8/int4 applied.
-        acts, ops, a_ins = [], [], []
+        acts, ops = [], []
         for r in range(R):
             lane = [self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
-            row, row_ops, row_in = [], [], []
+            row, row_ops = [], []
             for j in range(4):
                 raw = Mux(is8_in, lane[0], Mux(is4_in, lane[j // 2], lane[j]))
                 a_in = Signal(ACT9, name=f"a{r}_{j}")
@@ -142,13 +141,10 @@ class ProductGrid(wiring.Component):
                 with m.If(en):
                     m.d.sync += [a.eq(a_in), pos.eq(v_in), neg.eq(-v_in)]
                 row.append(a)
-                row_in.append(a_in)
                 row_ops.append((pos, neg))
             acts.append(row)
             ops.append(row_ops)
-            a_ins.append(row_in)
         self._ops = ops
-        self._a_in, self._is8_in = a_ins, is8_in
 
         wbytes, digits = [], []
         for c in range(C):
@@ -262,25 +258,23 @@ class ProductGrid(wiring.Component):
 
     def _grid_ecp5(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
         no = Const(0, 1)
-        is8_in = self._is8_in
         for r in range(self._rows):
-            # The multipliers' operands are formed from the stream payload and registered in the
-            # MULT18X18D input registers (= S0), so the packing adder is not in front of the
-            # multiplier's setup time.
-            a = self._a_in[r]
+            a = acts[r]
             for c0 in range(0, self._cols, 2):
                 c1 = c0 + 1
-                w0, w1 = self.wgt[8 * c0:8 * c0 + 8], self.wgt[8 * c1:8 * c1 + 8]
+                w0, w1 = wbytes[c0], wbytes[c1]
                 # int8: B = the column's weight; int4: B = lane weight of c0 + (lane weight of c1) << 12.
                 b_even = Signal(signed(18), name=f"b{r}_{c0}")
                 b_odd = Signal(signed(18), name=f"b{r}_{c1}")
                 m.d.comb += [
-                    b_even.eq(Mux(is8_in, w0.as_signed(), w0[0:4].as_signed() + (w1[0:4].as_signed() << 12))),
-                    b_odd.eq(Mux(is8_in, w1.as_signed(), w0[4:8].as_signed() + (w1[4:8].as_signed() << 12))),
+                    b_even.eq(Mux(is8, w0.as_signed(), w0[0:4].as_signed() + (w1[0:4].as_signed() << 12))),
+                    b_odd.eq(Mux(is8, w1.as_signed(), w0[4:8].as_signed() + (w1[4:8].as_signed() << 12))),
                 ]
-                # In int4 the activation of digits 2, 3 is lane 1 (a[2] selects it in int4 and int8).
+                # In int4 the activation of digits 2, 3 is lane 1.
+                a_odd = Signal(ACT9, name=f"a{r}_{c1}")
+                m.d.comb += a_odd.eq(Mux(is8, a[0], a[2]))
                 p_even = self._mult18(m, f"dsp{r}_{c0}", a[0], b_even)
-                p_odd = self._mult18(m, f"dsp{r}_{c1}", a[2], b_odd)
+                p_odd = self._mult18(m, f"dsp{r}_{c1}", a_odd, b_odd)
                 lo_e, hi_e = _unpack12(m, f"x{r}_{c0}", p_even)
                 lo_o, hi_o = _unpack12(m, f"x{r}_{c1}", p_odd)
                 # Fabric covers int2/ternary only: 4 * 2 * 255, 13 bits (two unshifted pairs).
@@ -290,8 +284,7 @@ class ProductGrid(wiring.Component):
                 self._store(m, r, c1, Mux(is8_1, p_odd, Mux(is4_1, hi_e + hi_o, fab1)))
 
     def _mult18(self, m, name, a, b):
-        """``a * b`` (18x18 signed) with operands registered (S0, MULT18X18D input registers) and
-        product registered (S1, output register), both on ``en``."""
+        """``a * b`` (18x18 signed), registered on ``en`` (MULT18X18D output register)."""
         p = Signal(signed(36), name=f"{name}_p")
         if self._primitives:
             a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
@@ -302,9 +295,7 @@ class ProductGrid(wiring.Component):
             ports.update({f"o_P{i}": p[i] for i in range(36)})
             m.submodules[name] = Instance(
                 "MULT18X18D",
-                p_REG_INPUTA_CLK="CLK0", p_REG_INPUTA_CE="CE0", p_REG_INPUTA_RST="RST0",
-                p_REG_INPUTB_CLK="CLK0", p_REG_INPUTB_CE="CE0", p_REG_INPUTB_RST="RST0",
-                p_REG_INPUTC_CLK="NONE",
+                p_REG_INPUTA_CLK="NONE", p_REG_INPUTB_CLK="NONE", p_REG_INPUTC_CLK="NONE",
                 p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0",
                 p_REG_OUTPUT_RST="RST0", p_GSR="DISABLED", p_RESETMODE="SYNC",
                 p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
@@ -315,9 +306,8 @@ class ProductGrid(wiring.Component):
                 **ports,
             )
         else:
-            a_r, b_r = Signal(signed(18), name=f"{name}_ra"), Signal(signed(18), name=f"{name}_rb")
             with m.If(self.en):
-                m.d.sync += [a_r.eq(a), b_r.eq(b), p.eq(a_r * b_r)]
+                m.d.sync += p.eq(a * b)
         return p
 
 
