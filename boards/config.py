@@ -44,11 +44,12 @@ BOARD_CONFIGS = {
         leds=(("led_g", 0), ("led_r", 0)),
         # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
         stdp={"n_neurons": 64, "max_synapses": 1024},
-        # GEMM group with the MAC array on SB_MAC16 (4 columns: 2 DSPs) and a lighter Huffman
-        # decoder (codes up to 10 bits, 16-word FIFO); with fabric multipliers and 12-bit codes the
-        # decoder + array alone took 166 % of the UP5K's LCs. 4096 weights: 8 of the 30 block RAMs.
-        gemm={"max_weights": 4096, "max_k": 256, "cols": 4, "max_len": 10, "fifo_depth": 16,
-              "backend": "ice40"},
+        # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
+        # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
+        # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
+        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs), see
+        # /work/notes/requests-boards.md. STDP fits with margin, so the iCEBreaker carries STDP and
+        # the ULX3S carries every group (gemm/mlp/hdqt jobs there and on the simulated board).
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",

@@ -27,7 +27,7 @@ JOBS = {
     "snn": "STDP run: load a random SNN, inject Poisson spikes, read spikes and learned weights vs golden",
 }
 
-MLP_IMAGES = 40
+MLP_IMAGES = 16
 GEMM_VECTORS = 8
 
 
@@ -109,6 +109,7 @@ def _job_snn(acc, where):
         ("spikes == golden", str(spikes == ref)),
         ("weights changed by STDP", str(changed)),
         ("learned weights == golden", str(learned == net.weights())),
+        ("board == golden", _match(spikes == ref and learned == net.weights())),
         ("time", f"{time.monotonic() - t0:.1f} s"),
     ]
 

@@ -9,7 +9,7 @@ from hw.control import protocol as P
 
 
 def test_unknown_job_and_board():
-    with pytest.raises(ValueError, match="job must be one of status, snn"):
+    with pytest.raises(ValueError, match="job must be one of status, gemm, mlp, hdqt, snn"):
         run_job("nosuchjob")
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s, not 'de10'"):
         open_transport("de10")
@@ -47,3 +47,10 @@ def test_command_larger_than_max_payload_is_refused_by_board():
     status, payload = drv.command(P.Cmd.SINK, bytes(P.MAX_PAYLOAD + 1), check=False)
     assert (status, payload) == (P.Status.ERR_OVERSIZE, b"")
     assert drv.sink(b"abc") == (3, sum(b"abc"))
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("job", ["gemm", "mlp", "hdqt", "snn"])
+def test_job_matches_golden_on_simulated_board(job):
+    rows = dict(run_job(job))
+    assert rows["board == golden"] == "yes", rows
