@@ -370,40 +370,63 @@ class STDPCore(wiring.Component):
                 m.d.sync += f_base.eq(p_entry.n * wpr)
             with m.If(f_adv):
                 m.d.sync += [s_base.eq(f_base), s_start.eq(f_row)]
-            g_k = Signal(kb)
-            g_next = Signal(range(c.bmp_depth + 1))
+            # Words are read ahead into n_* (one in flight), taken into g_* when the current word's
+            # last set bit issues; g_single / n_single ("at most one bit left") are registers, so
+            # the word hand-over is decided without a carry chain in front of it.
+            def single(x):
+                return (x & (x - 1)) == 0
+
+            g_k, n_k, rd_k = Signal(kb), Signal(kb), Signal(kb)
+            g_lastw, n_last, rd_last_p = Signal(), Signal(), Signal()
+            g_word, n_word = Signal(B), Signal(B)
+            g_single, n_single = Signal(), Signal()
+            g_wvalid, n_valid, rd_pending, rd_more = Signal(), Signal(), Signal(), Signal()
+            g_base = Signal(range(c.bmp_depth))
             g_waddr = Signal(pb)
-            g_word = Signal(B)
-            g_fresh = Signal()
-            word = Signal(B)
-            m.d.comb += word.eq(Mux(g_fresh, bmp_rd.data, g_word))
+            rd_kp = Signal(kb)
             j = Signal(bb)
             for bit in reversed(range(B)):
-                with m.If(word[bit]):
+                with m.If(g_word[bit]):
                     m.d.comb += j.eq(bit)
             q_full = Cat(j, g_k)
             rem = Signal(B)
-            m.d.comb += rem.eq(word & (word - 1))
-            word_done = rem == 0
+            m.d.comb += rem.eq(g_word & (g_word - 1))
+            word_end = g_wvalid & g_single
             m.d.comb += [
                 g_free.eq(~g_active),
-                issue.eq(g_active & (word != 0) & (q_full < N)),
+                issue.eq(g_active & g_wvalid & (g_word != 0) & (q_full < N)),
                 iss_addr.eq(g_waddr),
                 iss_q.eq(q_full),
             ]
+            load = g_active & (~g_wvalid | word_end) & n_valid
+            rd_go = g_active & rd_more & ~rd_pending & (~n_valid | load)
             with m.If(in_walk):
-                m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_next))
+                m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_base + rd_k))
+            m.d.sync += rd_pending.eq(rd_go | s_adv)
+            with m.If(s_adv):  # a new row: read its first word right away
+                m.d.sync += [rd_k.eq(1), rd_more.eq(wpr > 1), rd_kp.eq(0), rd_last_p.eq(wpr == 1)]
+            with m.Elif(rd_go):
+                m.d.sync += [rd_k.eq(rd_k + 1), rd_more.eq(rd_k != wpr - 1), rd_kp.eq(rd_k),
+                             rd_last_p.eq(rd_k == wpr - 1)]
+            with m.If(rd_pending):
+                m.d.sync += [n_valid.eq(1), n_word.eq(bmp_rd.data), n_single.eq(single(bmp_rd.data)),
+                             n_k.eq(rd_kp), n_last.eq(rd_last_p)]
+            with m.Elif(load):
+                m.d.sync += n_valid.eq(0)
             with m.If(s_adv):
-                m.d.sync += [g_active.eq(1), g_k.eq(0), g_next.eq(s_base + 1), g_waddr.eq(s_start),
-                             g_fresh.eq(1), g_entry.eq(s_entry)]
+                m.d.sync += [g_active.eq(1), g_wvalid.eq(0), g_base.eq(s_base), g_waddr.eq(s_start),
+                             g_entry.eq(s_entry)]
             with m.Elif(g_active):
                 m.d.sync += g_waddr.eq(g_waddr + issue)
-                with m.If(~word_done):
-                    m.d.sync += [g_word.eq(rem), g_fresh.eq(0)]
-                with m.Elif(g_k == wpr - 1):
-                    m.d.sync += g_active.eq(0)
-                with m.Else():
-                    m.d.sync += [g_k.eq(g_k + 1), g_next.eq(g_next + 1), g_fresh.eq(1)]
+                with m.If(word_end & g_lastw):
+                    m.d.sync += [g_active.eq(0), g_wvalid.eq(0)]
+                with m.Elif(load):
+                    m.d.sync += [g_word.eq(n_word), g_single.eq(n_single), g_k.eq(n_k), g_lastw.eq(n_last),
+                                 g_wvalid.eq(1)]
+                with m.Elif(word_end):
+                    m.d.sync += g_wvalid.eq(0)
+                with m.Elif(g_wvalid):
+                    m.d.sync += [g_word.eq(rem), g_single.eq(single(rem))]
 
         with m.If(in_walk):
             m.d.comb += [self.o_aer.valid.eq(want_pop & head.spike), self.o_aer.payload.neuron.eq(head.n)]
