@@ -41,10 +41,11 @@ class STDPCore(wiring.Component):
       read-modify-write per cycle (read weight; register it; read post state and input
       accumulator; register them; add into the accumulator, write it, read kernel tables; LTP;
       LTD and write the weight). Rows are prefetched (pointer read and register, then a ready
-      slot), so with the CSR and crossbar encodings consecutive rows of three or more synapses follow without
-      a bubble (shorter rows cost up to three cycles); the bitmap encoding spends a cycle per
-      bitmap word without a synapse and one per row. A spiking neuron's output event is offered on
-      ``o_aer`` when its row is taken from the queue; the walk waits while ``o_aer`` is not ready.
+      slot), so with the CSR and crossbar encodings consecutive rows of three or more synapses
+      follow without a bubble (shorter rows cost up to three cycles); the bitmap encoding reads its
+      bitmap words one ahead of the issuer: a word costs max(set bits, 2) cycles, a row start
+      about 3. A spiking neuron's output event is offered on ``o_aer`` when its row is taken from
+      the queue; the walk waits while ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
@@ -304,8 +305,7 @@ class STDPCore(wiring.Component):
         # Every hand-over is decided from registers only (no memory output in the pop/advance logic),
         # which keeps the memories' clock-to-out off the control paths. CSR / crossbar: the slot holds
         # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
-        # issuer reads the row's bitmap words and issues their set bits, one per cycle (a word with
-        # no bit costs a cycle, and a row one more).
+        # issuer reads the row's bitmap words and issues their set bits, one per cycle.
         p_valid, f_valid, s_valid, g_active = Signal(), Signal(), Signal(), Signal()
         p_entry, f_entry = Signal(entry_layout), Signal(entry_layout)
         s_entry, g_entry = Signal(entry_layout), Signal(entry_layout)
