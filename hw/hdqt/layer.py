@@ -10,7 +10,7 @@ from ..mac.array import MacArray, cmd_layout
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
-from .quantizer import bit_length, quantize_element
+from .quantizer import QUANT_LATENCY, bit_length, quantize_pipeline
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
            "KIND_Y", "KIND_DX"]
@@ -347,8 +347,15 @@ class HdqtLayer(wiring.Component):
         qb = Mux(unsigned, spec.qbits(4, True), spec.qbits(4, False))
         q_shift = Signal(6)
         m.d.comb += q_shift.eq(Mux(blen > qb, blen - qb, 0))
-        q = quantize_element(m, q_src, q_shift, lfsr.o_random.payload, stochastic, unsigned, 4)
+        # The quantizer's register stages run freely (a pass never stalls); the element's coordinates
+        # and valid bit travel alongside. The LFSR word is taken as the element enters the first stage.
+        q = quantize_pipeline(m, 1, q_src, q_shift, lfsr.o_random.payload, stochastic, unsigned, 4)
         m.d.comb += lfsr.o_random.ready.eq(q_phase & q_v & stochastic)
+        q_wv = q_v
+        for _ in range(QUANT_LATENCY):
+            nv, ni, nj = Signal(), Signal(9), Signal(9)
+            m.d.sync += [nv.eq(q_wv & q_phase), ni.eq(qi), nj.eq(qj)]
+            q_wv, qi, qj = nv, ni, nj
 
         # destination: (m_idx, kr) of the operand matrix, transposed for the Hadamard-along-batch passes
         transpose = Signal()
@@ -374,7 +381,7 @@ class HdqtLayer(wiring.Component):
         a_lane = Signal(range(2 * R))
         b_lane = Signal(range(2 * C))
         m.d.comb += [a_lane.eq(Cat(kr[0], m_idx[:log_r])), b_lane.eq(Cat(kr[0], m_idx[:log_c]))]
-        with m.If(q_phase & q_v):
+        with m.If(q_phase & q_wv):
             m.d.sync += done_cnt.eq(done_cnt + 1)
             with m.If(to_b):
                 m.d.comb += [b_wr.addr.eq(b_word), b_wr.data.eq(Cat(*[byte[:4]] * (2 * C))),

@@ -9,7 +9,8 @@ from ..lfsr import GaloisLFSR
 from ..params import check_int
 from . import spec
 
-__all__ = ["ShiftQuantizer", "in_layout", "out_layout", "bit_length", "quantize_element"]
+__all__ = ["ShiftQuantizer", "in_layout", "out_layout", "bit_length", "quantize_element",
+           "quantize_pipeline", "QUANT_LATENCY"]
 
 
 def in_layout(width):
@@ -57,6 +58,40 @@ def quantize_element(m, value, shift, rnd, stochastic, unsigned, bits, name="qe"
     return res
 
 
+#: Register stages of :func:`quantize_pipeline`.
+QUANT_LATENCY = 4
+
+
+def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name="qp"):
+    """:func:`quantize_element` in :data:`QUANT_LATENCY` register stages, all advancing on ``en``.
+
+    Stage 1: magnitude (carry chain) and dither (barrel shift of the LFSR word) in parallel; stage 2:
+    the addition; stage 3: the right shift; stage 4: clip and sign. ``shift``, ``stochastic`` and
+    ``unsigned`` must hold while an element is inside; ``value`` and ``rnd`` are taken in stage 1.
+    Returns the registered ``signed(bits + 1)`` output.
+    """
+    w = len(value)
+    neg1, mag1 = Signal(name=f"{name}_neg1"), Signal(w, name=f"{name}_mag1")
+    add1 = Signal(w, name=f"{name}_add1")
+    neg2, tot2 = Signal(name=f"{name}_neg2"), Signal(w + 1, name=f"{name}_tot2")
+    neg3, q3 = Signal(name=f"{name}_neg3"), Signal(w + 1, name=f"{name}_q3")
+    out = Signal(signed(bits + 1), name=f"{name}_out")
+    qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
+    clipped = Mux(q3 > qmax_s, qmax_s, q3)
+    with m.If(en):
+        m.d.sync += [
+            neg1.eq(value[-1] & ~unsigned),
+            mag1.eq(Mux(value[-1], Mux(unsigned, 0, -value), value)),
+            add1.eq(Mux(stochastic, (rnd << shift) >> spec.RND_BITS, (1 << shift) >> 1)),
+            neg2.eq(neg1),
+            tot2.eq(mag1 + add1),
+            neg3.eq(neg2),
+            q3.eq(tot2 >> shift),
+            out.eq(Mux(neg3, -clipped, clipped)),
+        ]
+    return out
+
+
 class ShiftQuantizer(wiring.Component):
     """Per-tensor max-reduction + power-of-two shift quantizer (the arithmetic of :mod:`hw.hdqt.spec`).
 
@@ -68,8 +103,9 @@ class ShiftQuantizer(wiring.Component):
     (width 16, 16 steps per word, seed :data:`~hw.hdqt.spec.LFSR_SEED`); its state carries over from
     tensor to tensor. ``i_stochastic`` and ``i_unsigned`` must be stable while a tensor is inside.
 
-    Cycle behaviour: one element per cycle in, then one per cycle out (the two phases alternate; the
-    next tensor is taken after the previous one has left). An all-zero tensor has shift 0 and
+    Cycle behaviour: one element per cycle in, then one per cycle out after a latency of
+    ``1 + QUANT_LATENCY`` cycles (the two phases alternate; the next tensor is taken after the previous
+    one has left). An all-zero tensor has shift 0 and
     quantizes to zeros.
 
     Bad run-time data: a tensor longer than ``depth`` keeps its first ``depth`` elements, drops the
@@ -125,8 +161,6 @@ class ShiftQuantizer(wiring.Component):
         idx = Signal(range(depth + 1))        # next element to read
         maxabs = Signal(w)
         shift = Signal(range(w + 1))
-        ov = Signal()                         # output register (rd.data) holds an element
-        ov_last = Signal()
 
         v = self.i_data.payload.value
         mag = Signal(w)
@@ -148,28 +182,39 @@ class ShiftQuantizer(wiring.Component):
         # The shift of the finished tensor; registered before the output phase starts.
         blen = bit_length(m, maxabs, "max_bitlen")
         qb = Mux(self.i_unsigned, spec.qbits(self._bits, True), spec.qbits(self._bits, False))
-        with m.If(~loading & (idx == 0) & ~ov):
+        with m.If(~loading & (idx == 0)):
             m.d.sync += shift.eq(Mux(blen > qb, blen - qb, 0))
 
-        # Output phase: a one-entry pipeline on the memory's synchronous read port.
-        adv = Signal()
-        m.d.comb += adv.eq(~loading & (~ov | self.o_data.ready))
-        m.d.comb += [rd.addr.eq(idx), rd.en.eq(adv)]
-        with m.If(adv):
-            with m.If(idx < count):
-                m.d.sync += [ov.eq(1), ov_last.eq(idx + 1 == count), idx.eq(idx + 1)]
+        # Output phase: the memory's synchronous read port, then the quantizer's register stages;
+        # the whole pipe advances together when its last stage is empty or being taken.
+        L = QUANT_LATENCY
+        valid = [Signal(name=f"v{i}") for i in range(L + 1)]   # valid[0]: rd.data holds an element
+        last = [Signal(name=f"last{i}") for i in range(L + 1)]
+        en = Signal()
+        m.d.comb += en.eq(~valid[L] | self.o_data.ready)
+        m.d.comb += [rd.addr.eq(idx), rd.en.eq(en & ~loading)]
+        with m.If(en):
+            m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, L + 1)]
+            m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, L + 1)]
+            with m.If(~loading & (idx < count)):
+                m.d.sync += [valid[0].eq(1), last[0].eq(idx + 1 == count), idx.eq(idx + 1)]
             with m.Else():
-                # The last element has left (or the tensor was empty): back to loading.
-                m.d.sync += [ov.eq(0), loading.eq(1), count.eq(0), maxabs.eq(0)]
+                m.d.sync += valid[0].eq(0)
+        with m.If(~loading & (count == 0)):
+            m.d.sync += loading.eq(1)                 # an empty tensor (only dropped elements)
+        with m.If(valid[L] & self.o_data.ready & last[L]):
+            # The last element leaves: back to loading.
+            m.d.sync += [loading.eq(1), count.eq(0), maxabs.eq(0)]
 
-        q = quantize_element(m, rd.data, shift, lfsr.o_random.payload, self.i_stochastic, self.i_unsigned,
-                             self._bits)
+        q = quantize_pipeline(m, en, rd.data, shift, lfsr.o_random.payload, self.i_stochastic,
+                              self.i_unsigned, self._bits)
         m.d.comb += [
-            self.o_data.valid.eq(ov),
+            self.o_data.valid.eq(valid[L]),
             self.o_data.payload.q.eq(q),
             self.o_data.payload.shift.eq(shift),
-            self.o_data.payload.last.eq(ov_last),
-            lfsr.o_random.ready.eq(ov & self.o_data.ready & self.i_stochastic),
+            self.o_data.payload.last.eq(last[L]),
+            # one LFSR word per element, taken as the element enters the quantizer's first stage
+            lfsr.o_random.ready.eq(en & valid[0] & self.i_stochastic),
         ]
         with m.If(self.i_clear):
             m.d.sync += self.o_overflow.eq(0)
