@@ -165,24 +165,33 @@ class ShiftQuantizer(wiring.Component):
         v = self.i_data.payload.value
         mag = Signal(w)
         m.d.comb += mag.eq(Mux(v[-1], Mux(self.i_unsigned, 0, -v), v))
+        # The magnitude is registered before the comparison with the running maximum (two carry chains
+        # in a row would set the clock); the output phase therefore waits two cycles (``hold``) so the
+        # last element's magnitude has reached the maximum before the shift is taken from it.
+        mag_r = Signal(w)
+        mag_v = Signal()
+        hold = Signal(2)
+        m.d.sync += mag_v.eq(0)
+        with m.If(mag_v & (mag_r > maxabs)):
+            m.d.sync += maxabs.eq(mag_r)
 
         # Load phase: store and track the maximum magnitude.
         m.d.comb += self.i_data.ready.eq(loading)
         with m.If(self.i_data.valid & loading):
             with m.If(count < depth):
                 m.d.comb += [wr.en.eq(1), wr.addr.eq(count), wr.data.eq(v)]
-                m.d.sync += count.eq(count + 1)
-                with m.If(mag > maxabs):
-                    m.d.sync += maxabs.eq(mag)
+                m.d.sync += [count.eq(count + 1), mag_r.eq(mag), mag_v.eq(1)]
             with m.Else():
                 m.d.sync += self.o_overflow.eq(1)
             with m.If(self.i_data.payload.last):
-                m.d.sync += [loading.eq(0), idx.eq(0)]
+                m.d.sync += [loading.eq(0), idx.eq(0), hold.eq(2)]
+        with m.If(hold != 0):
+            m.d.sync += hold.eq(hold - 1)
 
         # The shift of the finished tensor; registered before the output phase starts.
         blen = bit_length(m, maxabs, "max_bitlen")
         qb = Mux(self.i_unsigned, spec.qbits(self._bits, True), spec.qbits(self._bits, False))
-        with m.If(~loading & (idx == 0)):
+        with m.If(hold == 1):
             m.d.sync += shift.eq(Mux(blen > qb, blen - qb, 0))
 
         # Output phase: the memory's synchronous read port, then the quantizer's register stages;
@@ -192,15 +201,17 @@ class ShiftQuantizer(wiring.Component):
         last = [Signal(name=f"last{i}") for i in range(L + 1)]
         en = Signal()
         m.d.comb += en.eq(~valid[L] | self.o_data.ready)
-        m.d.comb += [rd.addr.eq(idx), rd.en.eq(en & ~loading)]
+        reading = Signal()
+        m.d.comb += reading.eq(~loading & (hold == 0))
+        m.d.comb += [rd.addr.eq(idx), rd.en.eq(en & reading)]
         with m.If(en):
             m.d.sync += [valid[i].eq(valid[i - 1]) for i in range(1, L + 1)]
             m.d.sync += [last[i].eq(last[i - 1]) for i in range(1, L + 1)]
-            with m.If(~loading & (idx < count)):
+            with m.If(reading & (idx < count)):
                 m.d.sync += [valid[0].eq(1), last[0].eq(idx + 1 == count), idx.eq(idx + 1)]
             with m.Else():
                 m.d.sync += valid[0].eq(0)
-        with m.If(~loading & (count == 0)):
+        with m.If(reading & (count == 0)):
             m.d.sync += loading.eq(1)                 # an empty tensor (only dropped elements)
         with m.If(valid[L] & self.o_data.ready & last[L]):
             # The last element leaves: back to loading.
