@@ -81,6 +81,10 @@ class TableLoader(wiring.Component):
         bank = self.o_count[0]
 
         maxlen = Signal(5)
+        # registered per-length facts, so the input handshake and the Kraft check do not wait for
+        # a compare and a variable shift: "this length takes a word", and 2**length
+        need = Signal()
+        space = Signal(L + 2)
         nsyms = Signal(9)
         length = Signal(range(L + 2))
         code = Signal(L + 2)
@@ -115,6 +119,7 @@ class TableLoader(wiring.Component):
                     m.d.sync += [
                         maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1),
                         length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
+                        need.eq(word[8:13] >= 1), space.eq(2),
                         crc.eq(crc16_next(Const(spec.CRC_INIT, 16), [word])),
                         self.o_ok.bit_select(bank, 1).eq(0),
                     ]
@@ -127,7 +132,6 @@ class TableLoader(wiring.Component):
             with m.State("COUNTS"):
                 # One length per cycle; lengths past the table's maxlen take no word (count 0), so
                 # limit[] stays non-decreasing up to L.
-                need = length <= maxlen
                 cnt = Signal(17)
                 m.d.comb += [
                     self.i_table.ready.eq(need & ~first),
@@ -142,7 +146,7 @@ class TableLoader(wiring.Component):
                     end = code + cnt
                     with m.If(take):
                         m.d.sync += crc.eq(crc_after)
-                    with m.If(end > (Const(1, L + 2) << length)):
+                    with m.If(end > space):
                         m.d.sync += bad.eq(1)
                     for ln in range(1, L + 1):
                         with m.If(length == ln):
@@ -154,6 +158,8 @@ class TableLoader(wiring.Component):
                         base.eq(base + cnt),
                         code.eq(end << 1),
                         length.eq(length + 1),
+                        need.eq(length + 1 <= maxlen),
+                        space.eq(space << 1),
                     ]
                     with m.If(length == L):
                         m.next = "SYMS"
