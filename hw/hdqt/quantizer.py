@@ -22,11 +22,20 @@ def out_layout(bits, width):
 
 
 def bit_length(m, value, name="bitlen"):
-    """A signal holding ``value.bit_length()`` of the unsigned ``value`` (a priority encoder)."""
-    n = Signal(range(len(value) + 1), name=name)
-    for i in range(len(value)):  # later (higher) bits take priority
-        with m.If(value[i]):
-            m.d.comb += n.eq(i + 1)
+    """A signal holding ``value.bit_length()`` of the unsigned ``value``.
+
+    A balanced tree (upper half non-zero ? width(lower) + bitlen(upper) : bitlen(lower)), so the depth is
+    logarithmic in the width instead of a chain of one multiplexer per bit.
+    """
+    w = len(value)
+    n = Signal(range(w + 1), name=name)
+    if w == 1:
+        m.d.comb += n.eq(value[0])
+        return n
+    lo_w = w // 2
+    lo = bit_length(m, value[:lo_w], f"{name}_l")
+    hi = bit_length(m, value[lo_w:], f"{name}_h")
+    m.d.comb += n.eq(Mux(value[lo_w:].any(), hi + lo_w, lo))
     return n
 
 
