@@ -113,7 +113,7 @@ class ShiftQuantizer(wiring.Component):
     tensor to tensor. ``i_stochastic`` and ``i_unsigned`` must be stable while a tensor is inside.
 
     Cycle behaviour: one element per cycle in, then one per cycle out after a latency of
-    ``1 + QUANT_LATENCY`` cycles (the two phases alternate; the next tensor is taken after the previous
+    ``4 + QUANT_LATENCY`` cycles (the two phases alternate; the next tensor is taken after the previous
     one has left). An all-zero tensor has shift 0 and
     quantizes to zeros.
 
@@ -175,8 +175,8 @@ class ShiftQuantizer(wiring.Component):
         mag = Signal(w)
         m.d.comb += mag.eq(Mux(v[-1], Mux(self.i_unsigned, 0, -v), v))
         # The magnitude is registered before the comparison with the running maximum (two carry chains
-        # in a row would set the clock); the output phase therefore waits two cycles (``hold``) so the
-        # last element's magnitude has reached the maximum before the shift is taken from it.
+        # in a row would set the clock); the output phase therefore waits three cycles (``hold``): the
+        # last magnitude reaches the maximum, its bit length is registered, then the shift.
         mag_r = Signal(w)
         mag_v = Signal()
         hold = Signal(2)
@@ -193,15 +193,18 @@ class ShiftQuantizer(wiring.Component):
             with m.Else():
                 m.d.sync += self.o_overflow.eq(1)
             with m.If(self.i_data.payload.last):
-                m.d.sync += [loading.eq(0), idx.eq(0), hold.eq(2)]
+                m.d.sync += [loading.eq(0), idx.eq(0), hold.eq(3)]
         with m.If(hold != 0):
             m.d.sync += hold.eq(hold - 1)
 
         # The shift of the finished tensor; registered before the output phase starts.
         blen = bit_length(m, maxabs, "max_bitlen")
         qb = Mux(self.i_unsigned, spec.qbits(self._bits, True), spec.qbits(self._bits, False))
+        blen_r = Signal.like(blen)
+        with m.If(hold == 2):
+            m.d.sync += blen_r.eq(blen)
         with m.If(hold == 1):
-            m.d.sync += shift.eq(Mux(blen > qb, blen - qb, 0))
+            m.d.sync += shift.eq(Mux(blen_r > qb, blen_r - qb, 0))
 
         # Output phase: the memory's synchronous read port, then the quantizer's register stages;
         # the whole pipe advances together when its last stage is empty or being taken.
