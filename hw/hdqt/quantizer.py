@@ -86,7 +86,11 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
     neg3, q3 = Signal(name=f"{name}_neg3"), Signal(w + 1, name=f"{name}_q3")
     out = Signal(signed(bits + 1), name=f"{name}_out")
     qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
-    clipped = Mux(q3 > qmax_s, qmax_s, q3)
+    # q3 > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
+    over = Mux(unsigned, q3[spec.qbits(bits, True):].any(), q3[spec.qbits(bits, False):].any())
+    small = Signal(bits + 1, name=f"{name}_small")
+    m.d.comb += small.eq(Mux(over, qmax_s, q3[:bits + 1]))
+    clipped = small
     with m.If(en):
         m.d.sync += [
             neg1.eq(value[-1] & ~unsigned),
