@@ -1,6 +1,6 @@
 """Max-reduction + shift quantizer: round-to-nearest or LFSR stochastic rounding to ``bits`` bits."""
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -21,21 +21,28 @@ def out_layout(bits, width):
     return data.StructLayout({"q": signed(bits + 1), "shift": range(width + 1), "last": 1})
 
 
-def bit_length(m, value, name="bitlen"):
-    """A signal holding ``value.bit_length()`` of the unsigned ``value``.
+def _leading_one(m, value, name):
+    """(index of the leading one, any bit set) of a power-of-two-wide ``value``: a multiplexer tree
+    whose index bits are concatenated level by level (no adders)."""
+    if len(value) == 1:
+        return None, value[0]
+    half = len(value) // 2
+    i_lo, a_lo = _leading_one(m, value[:half], f"{name}l")
+    i_hi, a_hi = _leading_one(m, value[half:], f"{name}h")
+    idx = Signal(spec.log2(len(value)), name=f"{name}_i")
+    any_ = Signal(name=f"{name}_a")
+    low = Mux(a_hi, i_hi, i_lo) if i_lo is not None else Cat()
+    m.d.comb += [idx.eq(Cat(low, a_hi)), any_.eq(a_hi | a_lo)]
+    return idx, any_
 
-    A balanced tree (upper half non-zero ? width(lower) + bitlen(upper) : bitlen(lower)), so the depth is
-    logarithmic in the width instead of a chain of one multiplexer per bit.
-    """
+
+def bit_length(m, value, name="bitlen"):
+    """A signal holding ``value.bit_length()`` of the unsigned ``value`` (a logarithmic-depth tree)."""
     w = len(value)
+    padded = 1 << max(1, (w - 1).bit_length())
+    idx, any_ = _leading_one(m, value if padded == w else Cat(value, Const(0, padded - w)), name)
     n = Signal(range(w + 1), name=name)
-    if w == 1:
-        m.d.comb += n.eq(value[0])
-        return n
-    lo_w = w // 2
-    lo = bit_length(m, value[:lo_w], f"{name}_l")
-    hi = bit_length(m, value[lo_w:], f"{name}_h")
-    m.d.comb += n.eq(Mux(value[lo_w:].any(), hi + lo_w, lo))
+    m.d.comb += n.eq(Mux(any_, idx + 1, 0))
     return n
 
 
