@@ -9,7 +9,7 @@ from ..lfsr import GaloisLFSR
 from ..params import check_int
 from . import spec
 
-__all__ = ["ShiftQuantizer", "in_layout", "out_layout", "bit_length", "quantize_element",
+__all__ = ["ShiftQuantizer", "in_layout", "out_layout", "bit_length", "leading_one", "quantize_element",
            "quantize_pipeline", "QUANT_LATENCY"]
 
 
@@ -36,12 +36,17 @@ def _leading_one(m, value, name):
     return idx, any_
 
 
-def bit_length(m, value, name="bitlen"):
-    """A signal holding ``value.bit_length()`` of the unsigned ``value`` (a logarithmic-depth tree)."""
+def leading_one(m, value, name="lead"):
+    """``(index of the leading one, any bit set)`` of the unsigned ``value`` (a logarithmic-depth tree)."""
     w = len(value)
     padded = 1 << max(1, (w - 1).bit_length())
-    idx, any_ = _leading_one(m, value if padded == w else Cat(value, Const(0, padded - w)), name)
-    n = Signal(range(w + 1), name=name)
+    return _leading_one(m, value if padded == w else Cat(value, Const(0, padded - w)), name)
+
+
+def bit_length(m, value, name="bitlen"):
+    """A signal holding ``value.bit_length()`` of the unsigned ``value`` (a logarithmic-depth tree)."""
+    idx, any_ = leading_one(m, value, name)
+    n = Signal(range(len(value) + 1), name=name)
     m.d.comb += n.eq(Mux(any_, idx + 1, 0))
     return n
 
@@ -209,11 +214,14 @@ class ShiftQuantizer(wiring.Component):
             m.d.sync += hold.eq(hold - 1)
 
         # The shift of the finished tensor; registered before the output phase starts.
-        blen = bit_length(m, maxabs, "max_bitlen")
+        lead_i, lead_a = leading_one(m, maxabs, "max_lead")
         qb = Mux(self.i_unsigned, spec.qbits(self._bits, True), spec.qbits(self._bits, False))
-        blen_r = Signal.like(blen)
+        lead_ir = Signal.like(lead_i)
+        lead_ar = Signal()
+        blen_r = Signal(range(w + 1))
+        m.d.comb += blen_r.eq(Mux(lead_ar, lead_ir + 1, 0))
         with m.If(hold == 2):
-            m.d.sync += blen_r.eq(blen)
+            m.d.sync += [lead_ir.eq(lead_i), lead_ar.eq(lead_a)]
         with m.If(hold == 1):
             m.d.sync += shift.eq(Mux(blen_r > qb, blen_r - qb, 0))
 
