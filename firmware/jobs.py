@@ -62,6 +62,7 @@ def _open(board, port):
 
 
 def _job_status(acc, where):
+    acc.reset()                       # a clean board: flags below are this job's
     st = acc.status()
     rows = [("target", where), ("protocol version", str(st["version"])),
             ("command groups", ", ".join(sorted(acc.groups()))),
