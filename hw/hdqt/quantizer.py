@@ -80,39 +80,48 @@ def quantize_element(m, value, shift, rnd, stochastic, unsigned, bits, name="qe"
 
 
 #: Register stages of :func:`quantize_pipeline`.
-QUANT_LATENCY = 4
+QUANT_LATENCY = 6
 
 
 def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name="qp"):
     """:func:`quantize_element` in :data:`QUANT_LATENCY` register stages, all advancing on ``en``.
 
-    Stage 1: magnitude (carry chain) and dither (barrel shift of the LFSR word) in parallel; stage 2:
-    the addition; stage 3: the right shift; stage 4: clip and sign. ``shift``, ``stochastic`` and
-    ``unsigned`` must hold while an element is inside; ``value`` and ``rnd`` are taken in stage 1.
+    Stage 1: magnitude (carry chain) and the coarse part of the dither shift (the LFSR word shifted
+    by ``shift`` rounded down to a multiple of 4); stage 2: the fine part of the dither shift;
+    stage 3: the addition; stage 4: the right shift; stage 5: the clip; stage 6: the sign (each stage
+    fits a 48 MHz iCE40UP5K clock). ``shift``, ``stochastic`` and ``unsigned`` must hold while an element is inside; ``value`` and ``rnd`` are taken in stage 1.
     Returns the registered ``signed(bits + 1)`` output.
     """
     w = len(value)
+    sw = len(shift)
+    coarse = Signal(len(rnd) + (1 << sw), name=f"{name}_coarse1")
     neg1, mag1 = Signal(name=f"{name}_neg1"), Signal(w, name=f"{name}_mag1")
-    add1 = Signal(w, name=f"{name}_add1")
-    neg2, tot2 = Signal(name=f"{name}_neg2"), Signal(w + 1, name=f"{name}_tot2")
-    neg3, q3 = Signal(name=f"{name}_neg3"), Signal(w + 1, name=f"{name}_q3")
+    neg2, mag2 = Signal(name=f"{name}_neg2"), Signal(w, name=f"{name}_mag2")
+    add2 = Signal(w, name=f"{name}_add2")
+    neg3, tot3 = Signal(name=f"{name}_neg3"), Signal(w + 1, name=f"{name}_tot3")
+    neg4, q4 = Signal(name=f"{name}_neg4"), Signal(w + 1, name=f"{name}_q4")
+    neg5, clip5 = Signal(name=f"{name}_neg5"), Signal(bits + 1, name=f"{name}_clip5")
     out = Signal(signed(bits + 1), name=f"{name}_out")
     qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
-    # q3 > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
-    over = Mux(unsigned, q3[spec.qbits(bits, True):].any(), q3[spec.qbits(bits, False):].any())
-    small = Signal(bits + 1, name=f"{name}_small")
-    m.d.comb += small.eq(Mux(over, qmax_s, q3[:bits + 1]))
-    clipped = small
+    # q4 > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
+    over = Mux(unsigned, q4[spec.qbits(bits, True):].any(), q4[spec.qbits(bits, False):].any())
+    clipped = Signal(bits + 1, name=f"{name}_clip")
+    m.d.comb += clipped.eq(Mux(over, qmax_s, q4[:bits + 1]))
+    s_hi = Cat(Const(0, 2), shift[2:])
     with m.If(en):
         m.d.sync += [
             neg1.eq(value[-1] & ~unsigned),
             mag1.eq(Mux(value[-1], Mux(unsigned, 0, -value), value)),
-            add1.eq(Mux(stochastic, (rnd << shift) >> spec.RND_BITS, (1 << shift) >> 1)),
-            neg2.eq(neg1),
-            tot2.eq(mag1 + add1),
+            coarse.eq(rnd << s_hi),
+            neg2.eq(neg1), mag2.eq(mag1),
+            add2.eq(Mux(stochastic, (coarse << shift[:2]) >> spec.RND_BITS, (1 << shift) >> 1)),
             neg3.eq(neg2),
-            q3.eq(tot2 >> shift),
-            out.eq(Mux(neg3, -clipped, clipped)),
+            tot3.eq(mag2 + add2),
+            neg4.eq(neg3),
+            q4.eq(tot3 >> shift),
+            neg5.eq(neg4),
+            clip5.eq(clipped),
+            out.eq(Mux(neg5, -clip5, clip5)),
         ]
     return out
 
