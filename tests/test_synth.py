@@ -82,3 +82,9 @@ def test_yosys_failure_is_reported_with_its_log(tmp_path):
 def test_unknown_device():
     with pytest.raises(ValueError, match="device must be one of 'up5k', 'ecp5-85f', not 'xc7'"):
         synthesize(GaloisLFSR(), device="xc7")
+
+
+def test_missed_clock_target_is_reported_not_raised(tmp_path):
+    r = synthesize(GaloisLFSR(width=8), device="up5k", name="lfsr", freq_mhz=2000, build_dir=tmp_path)
+    assert r["timing_met"] is False
+    assert 0 < r["fmax_mhz"] < 2000
