@@ -89,7 +89,8 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
     Stage 1: magnitude (carry chain) and the coarse part of the dither shift (the LFSR word shifted
     by ``shift`` rounded down to a multiple of 4); stage 2: the fine part of the dither shift;
     stage 3: the addition; stage 4: the right shift; stage 5: the clip; stage 6: the sign (each stage
-    fits a 48 MHz iCE40UP5K clock). ``shift``, ``stochastic`` and ``unsigned`` must hold while an element is inside; ``value`` and ``rnd`` are taken in stage 1.
+    fits a 48 MHz iCE40UP5K clock). ``shift``, ``stochastic`` and ``unsigned`` must hold while an
+    element is inside; ``value`` and ``rnd`` are taken in stage 1.
     Returns the registered ``signed(bits + 1)`` output.
     """
     w = len(value)
