@@ -50,26 +50,30 @@ class LaneDecoder(wiring.Component):
     emits exactly ``n`` values on ``o_sym`` (the first with ``first``, the last with ``last`` and
     ``err`` = any error in this lane's block).
 
-    Decode loop (one cycle, the only feedback path): the top L bits of the bit buffer ``buf``
-    (left-aligned, MSB = next stream bit) are compared with the L per-length limits in parallel; the
-    thermometer of results gives the code length ``l`` one-hot; the buffer shifts left by ``l + r``
-    through a one-hot AND-OR multiplexer. The refill word is placed behind the valid bits using the
-    registered fill level, so it is off the loop. Symbol lookup (index arithmetic, the symbol memory
-    read) and value composition run in the following pipeline stages. A word is taken whenever it fits
-    (``fill <= B - 16``); a symbol fires when its code and raw bits are in the buffer (``l + r <=
-    fill``: a window with missing bits read as zero still gives the right length whenever that length
-    fits).
+    Decode loop (one cycle): the top L bits of the bit buffer ``buf`` (left-aligned, MSB = next
+    stream bit) are compared with the L per-length limits (registered per lane from the lane's table
+    bank) in parallel; the thermometer of results gives the code length ``l`` one-hot; the buffer
+    shifts left by ``l + r`` through a balanced one-hot AND-OR multiplexer (``r`` is 0 or R per block,
+    a 2:1 pre-shift). The refill word is placed behind the valid bits using the registered fill level
+    and a registered refill decision (a word is taken when it fits before this cycle's consumption).
+    A symbol is decoded when the buffer holds ``L + r`` bits, or all the lane's bits are in (a window
+    with missing bits read as zero still gives the right length whenever that length fits).
+    Symbol lookup (index arithmetic, the symbol memory read) and value composition run in two
+    following pipeline stages that never stall; a 4-entry output queue with credits (a symbol is
+    decoded only if the queue has room for it and everything in flight) keeps the consumer's ``ready``
+    out of the loop.
 
     Table selection follows the spec: the lane keeps its table or moves to the next one (waiting until
     the loader has completed it, ``i_count``); ``o_tab`` tells the loader which table the lane uses.
 
     Errors (``o_err_*`` pulses; the block's last value carries ``err``): invalid code, code past the
-    lane's bit length (truncated), bit length not used up (mismatch), payload CRC. After an invalid or
-    truncated code the lane outputs zeros for the rest of the block at one per cycle and discards the
-    rest of its words, so it never waits on anything but its own ``M`` words and the consumer.
+    lane's bit length (truncated: that symbol leaves as 0), bit length not used up (mismatch), payload
+    CRC. After an invalid or truncated code the lane outputs zeros for the rest of the block at one
+    per cycle and discards the rest of its words, so it never waits on anything but its own ``M``
+    words and the consumer.
 
-    Latency: 3 cycles from a fire to ``o_sym``. Block switch: about 6 idle cycles (the last value is
-    held until the lane's words are all in and its CRC is checked).
+    Latency: 3 cycles from decode to ``o_sym``. Block switch: about 6 idle cycles (the last value is
+    held until the lane's words are all in and its CRC is checked, then the next descriptor loads).
 
     Parameters
     ----------
