@@ -57,8 +57,8 @@ class HuffmanDecoder(wiring.Component):
     lanes : int
         N, 1 to 8.
     raw_bits : int
-        R, maximum raw bits per symbol (bypass width, BF16 sign+mantissa = 8), 0 to 8; values are
-        ``8 + R`` bits.
+        R, raw bits per symbol of EXP/RAW blocks (a block's ``r`` is 0 or R; BF16 sign+mantissa = 8,
+        bypass of int8 = 8), 0 to 8; values are ``8 + R`` bits.
     fifo_depth : int
         Words per lane FIFO, a power of two from 4 to 512.
 

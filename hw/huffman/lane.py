@@ -80,7 +80,8 @@ class LaneDecoder(wiring.Component):
     max_len : int
         L, 8 to 16.
     raw_bits : int
-        R, the largest raw field per symbol, 0 to 8 (output values are ``8 + R`` bits wide).
+        R, the raw field width per symbol (a block's ``r`` is 0 or R), 0 to 8; output values are
+        ``8 + R`` bits wide.
 
     Members
     -------
