@@ -176,7 +176,9 @@ def _salvage(name, device):
     r = synth._count(synth._module_cells(json.loads((work / "stat.json").read_text()), "top.dut"), fam)
     r["fmax_mhz"] = None
     log = (work / "pnr.log").read_text() if (work / "pnr.log").exists() else ""
-    found = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", log)
+    # Only the final timing report counts (placement prints estimates too): nextpnr's closing
+    # "ERROR: Max frequency ... (FAIL at ...)" line.
+    found = re.findall(r"ERROR: Max frequency for clock .*?: ([0-9.]+) MHz \(FAIL", log)
     if found:
         r["fmax_mhz"] = min(float(f) for f in found)
     r["target_mhz"] = synth.DEVICES[device]["target_mhz"]
