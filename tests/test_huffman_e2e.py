@@ -19,7 +19,7 @@ def digits_layer1(mode):
     return xte[:4], q[:16]
 
 
-@pytest.mark.parametrize("mode,lanes", [("int4", 2), ("ternary", 4)])
+@pytest.mark.parametrize("mode,lanes", [("int4", 2), pytest.param("ternary", 4, marks=pytest.mark.slow)])
 def test_compressed_digits_weights_drive_gemm(mode, lanes):
     x, w = digits_layer1(mode)
     y, stats = run_compressed_gemm(x, w, mode, n_lanes=lanes, max_len=12, stall=0.2, seed=lanes)
