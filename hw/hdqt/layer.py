@@ -237,10 +237,12 @@ class HdqtLayer(wiring.Component):
         pass_rows = Signal(9)
         pass_cols = Signal(9)
         colwise = Signal()
-        total = Signal.like(cnt)
-        m.d.comb += total.eq(pass_rows * pass_cols)
+        # All dimensions are powers of two: addresses are shifts by a registered log2, never products
+        # (generic multipliers would not fit the iCE40).
+        cols_log = Signal(4)
+        total = Signal.like(cnt)                             # set per pass (a constant of the phase)
         src_addr = Signal(16)
-        m.d.comb += src_addr.eq(i * pass_cols + j)
+        m.d.comb += src_addr.eq((i << cols_log) + j)
 
         def step_ij():
             """Advance (i, j) in row-major (or, for colwise, column-major) order."""
@@ -259,7 +261,7 @@ class HdqtLayer(wiring.Component):
         wi = Signal(9)
         wj = Signal(9)
         w_addr = Signal(16)
-        m.d.comb += w_addr.eq(wi * pass_cols + wj)
+        m.d.comb += w_addr.eq((wi << cols_log) + wj)
 
         def step_wij():
             with m.If(colwise):
@@ -364,20 +366,20 @@ class HdqtLayer(wiring.Component):
         m.d.comb += to_b.eq(phase.as_value().matches(Phase.Q_W, Phase.Q_WH, Phase.Q_XH))
         m_idx = Mux(transpose, qj, qi)
         kr = Mux(transpose, qi, qj)
-        red = Signal(9)   # reduction length of the destination matmul
+        red_log = Signal(4)   # log2 of the reduction length of the destination matmul, minus 1 (beats)
         with m.Switch(phase):
             with m.Case(Phase.Q_X, Phase.Q_W):
-                m.d.comb += red.eq(K)
+                m.d.comb += red_log.eq(spec.log2(K) - 1)
             with m.Case(Phase.Q_WH, Phase.Q_DY1):
-                m.d.comb += red.eq(O)
+                m.d.comb += red_log.eq(spec.log2(O) - 1)
             with m.Default():
-                m.d.comb += red.eq(B)
+                m.d.comb += red_log.eq(spec.log2(B) - 1)
         byte = Signal(8)
         m.d.comb += byte.eq(q.as_signed())
         a_word = Signal(16)
         b_word = Signal(16)
-        m.d.comb += [a_word.eq((m_idx >> log_r) * (red >> 1) + (kr >> 1)),
-                     b_word.eq((m_idx >> log_c) * (red >> 1) + (kr >> 1))]
+        m.d.comb += [a_word.eq(((m_idx >> log_r) << red_log) + (kr >> 1)),
+                     b_word.eq(((m_idx >> log_c) << red_log) + (kr >> 1))]
         a_lane = Signal(range(2 * R))
         b_lane = Signal(range(2 * C))
         m.d.comb += [a_lane.eq(Cat(kr[0], m_idx[:log_r])), b_lane.eq(Cat(kr[0], m_idx[:log_c]))]
@@ -393,21 +395,17 @@ class HdqtLayer(wiring.Component):
         # ---- matmuls on the MAC array --------------------------------------------------------------
         mm_phase = Signal()
         m.d.comb += mm_phase.eq(phase.as_value().matches(Phase.MM_Y, Phase.MM_DX, Phase.MM_DW))
-        mm_m = Signal(9)
-        mm_n = Signal(9)
-        mm_k = Signal(9)
-        with m.Switch(phase):
-            with m.Case(Phase.MM_Y):
-                m.d.comb += [mm_m.eq(B), mm_n.eq(O), mm_k.eq(K)]
-            with m.Case(Phase.MM_DX):
-                m.d.comb += [mm_m.eq(B), mm_n.eq(K), mm_k.eq(O)]
-            with m.Default():
-                m.d.comb += [mm_m.eq(O), mm_n.eq(K), mm_k.eq(B)]
-        n_mb = mm_m >> log_r
-        n_nb = mm_n >> log_c
-        beats = mm_k >> 1
-        tiles = Signal(16)
-        m.d.comb += tiles.eq(n_mb * n_nb)
+        # per matmul: (M, N, K) -> tile counts and beats, all constants of the phase
+        n_mb = Signal(9)
+        n_nb = Signal(9)
+        beats = Signal(9)
+        beats_log = Signal(4)
+        tiles = Signal(17)
+        for ph, (mm_m, mm_n, mm_k) in ((Phase.MM_Y, (B, O, K)), (Phase.MM_DX, (B, K, O)),
+                                       (Phase.MM_DW, (O, K, B))):
+            with m.If(phase == ph):
+                m.d.comb += [n_mb.eq(mm_m // R), n_nb.eq(mm_n // C), beats.eq(mm_k // 2),
+                             beats_log.eq(spec.log2(mm_k) - 1), tiles.eq((mm_m // R) * (mm_n // C))]
 
         cmd_sent = Signal(16)
         cmd = Signal(cmd_layout(8))
@@ -428,7 +426,7 @@ class HdqtLayer(wiring.Component):
         b_adv = Signal()
         m.d.comb += b_adv.eq(mm_phase & (~beat_v | take))
         with m.If(b_adv):
-            m.d.comb += [a_rd.addr.eq(tb_m * beats + bj), b_rd.addr.eq(tb_n * beats + bj),
+            m.d.comb += [a_rd.addr.eq((tb_m << beats_log) + bj), b_rd.addr.eq((tb_n << beats_log) + bj),
                          a_rd.en.eq(1), b_rd.en.eq(1)]
             m.d.sync += beat_v.eq(beats_left)
             with m.If(beats_left):
@@ -460,7 +458,7 @@ class HdqtLayer(wiring.Component):
         m.d.comb += [self.o_res.valid.eq(out_phase & mac.o_res.valid),
                      self.o_res.payload.data.eq(res.data),
                      self.o_res.payload.kind.eq(phase == Phase.MM_DX),
-                     self.o_res.payload.last.eq(rows_got == tiles * R - 1)]
+                     self.o_res.payload.last.eq(rows_got == (tiles << log_r) - 1)]
         with m.If(out_phase):
             m.d.comb += mac.o_res.ready.eq(self.o_res.ready)
         with m.Elif(phase == Phase.MM_DW):
@@ -530,7 +528,8 @@ class HdqtLayer(wiring.Component):
         # ---- phase sequencing ----------------------------------------------------------------------
         def start(ph, rows_, cols_, col=False):
             m.d.sync += [phase.eq(ph), i.eq(0), j.eq(0), wi.eq(0), wj.eq(0), cnt.eq(0), done_cnt.eq(0),
-                         pass_rows.eq(rows_), pass_cols.eq(cols_), colwise.eq(col), q_v.eq(0), fv.eq(0)]
+                         pass_rows.eq(rows_), pass_cols.eq(cols_), colwise.eq(col), q_v.eq(0), fv.eq(0),
+                         cols_log.eq(spec.log2(cols_)), total.eq(rows_ * cols_)]
             if ph in (Phase.H_W, Phase.H_DY1, Phase.H_DY2, Phase.H_X):
                 m.d.sync += max_t.eq(0)
 
@@ -539,7 +538,7 @@ class HdqtLayer(wiring.Component):
                          rm.eq(0), rn.eq(0), rows_got.eq(0)]
 
         pass_done = done_cnt == total
-        mm_done = (rows_got == tiles * R) & ~upd & ~wr_v
+        mm_done = (rows_got == (tiles << log_r)) & ~upd & ~wr_v
         with m.Switch(phase):
             with m.Case(Phase.IDLE):
                 with m.If(self.i_start):
