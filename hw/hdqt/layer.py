@@ -59,7 +59,7 @@ class HdqtLayer(wiring.Component):
     cycle, each matmul streams one beat per cycle into the array.
 
     Cost (measured, ``bench/bench_hdqt.py``): a 64 x 64 step at batch 32 on a 4 x 4 array takes about
-    41.2k cycles: 14.4k in the three matmuls (1.17 x their MAC-count bound of 12.3k) and 26.9k in the ten
+    41.3k cycles: 14.4k in the three matmuls (1.17 x their MAC-count bound of 12.3k) and 26.9k in the ten
     element-per-cycle passes (quantize X and W once each; FWHT + quantize of W, dY twice and X). The
     phases run one after the other; overlapping the passes with the matmuls (double-buffered operand
     buffers, a second scratch buffer) is what it would take to approach the MAC bound on arrays this
