@@ -38,6 +38,12 @@ def _tree(terms, op):
     return terms[0]
 
 
+def _at_least(value, k):
+    """``value >= k`` for a constant ``k``; for ``k == 0`` the constant 1 (an unsigned compare
+    against 0 is always true, which Verilator's lint rightly calls a constant comparison)."""
+    return value >= k if k > 0 else Const(1, 1)
+
+
 def _onehot_mux(onehot, values):
     """``values[i]`` for the set bit ``i`` of ``onehot`` (0 if none), as a balanced AND-OR tree."""
     return _tree([Mux(onehot[i], v, 0) for i, v in enumerate(values)], lambda a, b: a | b)
@@ -250,7 +256,7 @@ class LaneDecoder(wiring.Component):
         within = Signal()
         exact = Signal()
         m.d.comb += [
-            within.eq(_onehot_mux(onehot, [hi_nz | Mux(rsel, lo >= ln + R, lo >= ln)
+            within.eq(_onehot_mux(onehot, [hi_nz | Mux(rsel, _at_least(lo, ln + R), _at_least(lo, ln))
                                            for ln in range(L + 1)])),
             exact.eq(_onehot_mux(onehot, [~hi_nz & Mux(rsel, lo == ln + R, lo == ln)
                                           for ln in range(L + 1)])),
