@@ -17,6 +17,8 @@ bytes dominate (about 1 ms per byte of Python callbacks): ``mlp`` classifies the
 import random
 import time
 
+from hw.control.protocol import FLAG_BITS
+
 __all__ = ["JOBS", "run_job", "find_port"]
 
 JOBS = {
@@ -84,7 +86,12 @@ def _job_status(acc, where):
         line = acc.config.baud / 10
     eff = len(data) / seconds / line
     rows.append(("SINK 512 B", f"{'ok' if ok_sink else 'MISMATCH'}, {eff:.1%} of line rate"))
-    rows.append(("link errors", f"flags=0x{acc.status()['flags']:02x}"))
+    # UART-link health (CRC, truncated or oversize frames, framing, overrun) apart from command-level
+    # flags (unknown command, watchdog, block error), which other clients of a shared board may raise.
+    flags = acc.status()["flags"]
+    link = sum(1 << FLAG_BITS[k] for k in ("crc", "truncated", "oversize", "framing", "overrun"))
+    rows.append(("link errors", f"flags=0x{flags & link:02x}"))
+    rows.append(("command errors", f"flags=0x{flags & ~link & 0xFF:02x}"))
     return rows
 
 

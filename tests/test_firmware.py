@@ -23,6 +23,7 @@ def test_status_job_on_simulated_board():
     assert rows["SINK 512 B"].startswith("ok")
     assert "stdp" in rows["command groups"]
     assert rows["link errors"] == "flags=0x00"
+    assert rows["command errors"].startswith("flags=0x")
 
 
 def test_reply_timeout_when_nothing_answers():
