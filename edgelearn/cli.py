@@ -104,10 +104,16 @@ def cmd_generate(args):
 
 
 def _run_smoke(spec, params, waves=False):
-    from sim.runner import run_cocotb
+    """Each cocotb test in a simulation of its own, from reset, as the test suite runs them."""
+    from sim.runner import cocotb_testcases, run_cocotb
     params = {**spec.smoke_params, **params}
-    return run_cocotb(lambda: spec.build(**params), toplevel=spec.name, test_module=spec.smoke_test,
-                      params={**spec.defaults(), **params}, waves=waves)
+    total, wave_file = 0, None
+    for testcase in cocotb_testcases(spec.smoke_test):
+        res = run_cocotb(lambda: spec.build(**params), toplevel=spec.name, test_module=spec.smoke_test,
+                         testcase=testcase, params={**spec.defaults(), **params}, waves=waves)
+        total += res["tests"]
+        wave_file = wave_file or res["waves"]
+    return {"tests": total, "waves": wave_file}
 
 
 def cmd_sim(args):
