@@ -27,47 +27,58 @@ def res_layout(cols, acc_width):
     return data.StructLayout({"data": data.ArrayLayout(signed(acc_width), cols), "kind": 1, "last": 1})
 
 
-class Phase(enum.Enum, shape=4):
-    """Controller phases, in step order (the order fixes the LFSR words, see :mod:`sim.hdqt.golden`)."""
+class Phase(enum.Enum, shape=3):
+    """What the MAC array is doing (``o_phase``). The transform and quantize passes run alongside, see
+    :class:`HdqtLayer`; a ``WAIT_*`` phase is time the array waits for its operands."""
     IDLE = 0
-    Q_X = 1       # X -> Xq (round to nearest; unsigned when i_x_unsigned) into operand buffer A
-    Q_W = 2       # W -> Wq (round to nearest) into operand buffer B
-    MM_Y = 3      # Y = Xq Wq^T on the MAC array, results out on o_res (kind Y)
-    H_W = 4       # T = H_O W (per column of W), max|T| tracked
-    Q_WH = 5      # T -> W'q^T (round to nearest) into B
-    H_DY1 = 6     # T = dY H_O (per row of dY)
-    Q_DY1 = 7     # T -> dY'q (stochastic) into A
-    MM_DX = 8     # dX = dY'q W'q, out on o_res (kind dX)
-    H_DY2 = 9     # T = H_B dY (per column)
-    Q_DY2 = 10    # T -> dY''q^T (stochastic) into A
-    H_X = 11      # T = H_B X (per column)
-    Q_XH = 12     # T -> X''q^T (stochastic) into B
-    MM_DW = 13    # dW = dY''q^T X''q, each result updates W in place
+    WAIT_Y = 1    # waiting for Xq (A bank 0) and Wq (B bank 0)
+    MM_Y = 2      # Y = Xq Wq^T, results out on o_res (kind Y)
+    WAIT_DX = 3   # waiting for dY'q (A bank 1) and W'q^T (B bank 1)
+    MM_DX = 4     # dX = dY'q W'q, out on o_res (kind dX)
+    WAIT_DW = 5   # waiting for dY''q^T (A bank 0) and X''q^T (B bank 0)
+    MM_DW = 6     # dW = dY''q^T X''q, each result row updates W in place
+
+
+# Completion flags of the engines' jobs (bits of `done`).
+F_HW, F_HDY1, F_HDY2, F_HX = 0, 1, 2, 3
+QA_X, QA_DY1, QA_DY2 = 4, 5, 6
+QB_W, QB_WH, QB_XH = 7, 8, 9
+M_Y, M_DX, M_DW = 10, 11, 12
+N_FLAGS = 13
+SETUP_CYCLES = 3
 
 
 class HdqtLayer(wiring.Component):
     """One HDQT training step of ``Y = X W^T`` (X: B x K, W: O x K), bit-exact with
     :func:`sim.hdqt.golden.ref_layer_step` (4-bit operands, the MAC array's tile-saturating int4 mode).
 
-    Organisation: three tensor buffers (``X`` B x K, master weights ``W`` O x K in Q2.13 by default,
-    ``dY`` B x O; 16-bit, row-major), a Hadamard scratch buffer ``T`` (the widest transformed tensor),
-    two 4-bit operand buffers laid out as the MAC array's beats (``A``: ``rows`` activation rows x 2
-    lanes per word; ``B``: ``cols`` packed int4 bytes per word, so one word of each is one beat), one
-    or two :class:`~hw.hdqt.FWHT` (block sizes ``n_O`` and ``n_B``), the quantizer arithmetic
-    (:func:`~hw.hdqt.quantizer.quantize_element`) with its LFSR, and a :class:`~hw.mac.MacArray`.
-    The step runs the phases of :class:`Phase` one after the other; each pass streams one element per
-    cycle, each matmul streams one beat per cycle into the array.
+    Organisation: three tensor buffers (``X`` B x K and ``dY`` B x O, 16-bit, row-major; master weights
+    ``W`` O x K in Q2.13 by default, ``cols`` weights per word so the update writes a result row per
+    cycle), three Hadamard scratch buffers (``TW``: H_O W then H_B X; ``TD1``: dY H_O; ``TD2``: H_B dY),
+    two double-banked 4-bit operand buffers laid out as the MAC array's beats (``A``: ``rows`` activation
+    rows x 2 lanes per word; ``B``: ``cols`` packed int4 bytes per word), one or two :class:`~hw.hdqt.FWHT`
+    (block sizes ``n_O`` and ``n_B``), two quantizer pipelines with one LFSR, and a
+    :class:`~hw.mac.MacArray`.
 
-    Cost (measured, ``bench/bench_hdqt.py``): a 64 x 64 step at batch 32 on a 4 x 4 array takes about
-    41.3k cycles: 14.4k in the three matmuls (1.17 x their MAC-count bound of 12.3k) and 26.9k in the ten
-    element-per-cycle passes (quantize X and W once each; FWHT + quantize of W, dY twice and X). The
-    phases run one after the other; overlapping the passes with the matmuls (double-buffered operand
-    buffers, a second scratch buffer) is what it would take to approach the MAC bound on arrays this
-    large.
+    Four engines run concurrently, each through its own job list, a job starting as soon as the jobs
+    it depends on are done (flags, no fixed schedule, no dependence on any pipeline latency):
 
-    Maxima: ``max|X|`` and ``max|W|`` are tracked while the tensors are loaded and (for W) while the
-    update writes it, so the forward quantizations need one pass; ``max|T|`` is tracked while an FWHT
-    pass writes ``T``.
+    * F (FWHT, one element per cycle): ``H_O W`` -> TW, ``dY H_O`` -> TD1, ``H_B dY`` -> TD2,
+      ``H_B X`` -> TW (after QB has read TW); ``max|T|`` tracked as each is written.
+    * QA (quantizer into A): ``X`` -> Xq (bank 0), TD1 -> dY'q (bank 1, stochastic),
+      TD2 -> dY''q^T (bank 0, stochastic, after MM_Y).
+    * QB (quantizer into B): ``W`` -> Wq (bank 0), TW -> W'q^T (bank 1), TW -> X''q^T (bank 0,
+      stochastic, after QA's dY''q so the LFSR words keep the golden model's order, and after MM_Y).
+    * M (the array, one beat per cycle): MM_Y on bank 0, MM_DX on bank 1, MM_DW on bank 0 with the
+      update of W (one result row of ``cols`` weights per cycle, pipelined, never stalling the array).
+
+    So the quantize and transform passes stream while the array computes; the array waits only for
+    the first operands (Xq and Wq, quantized in parallel) and wherever a pass chain is longer than
+    the matmul it hides behind. ``o_phase`` tells what the array does (:class:`Phase`).
+
+    Maxima: only the leading one of ``max|x|`` matters (the shift), and it is the leading one of the
+    OR of all ``|x|``; the controller ORs magnitudes (no comparators): X and W while loaded (and W
+    while the update writes it), T while an FWHT pass writes it.
 
     Host protocol: load tensors on ``i_load`` while idle (a load of element 0 of X or W restarts that
     tensor's maximum: load whole tensors, element 0 first); set ``i_x_unsigned`` and ``i_exp_base``;
@@ -143,13 +154,16 @@ class HdqtLayer(wiring.Component):
         """MACs of one step (three B x K x O matmuls) and the array's peak MACs per cycle (int4)."""
         return 3 * self._b * self._k * self._o, self._r * self._c * 2
 
-    def elaborate(self, platform):  # noqa: C901 - one state machine, kept in one place on purpose
+    def elaborate(self, platform):  # noqa: C901 - the engines share buffers; kept in one place on purpose
         m = Module()
         B, K, O, R, C = self._b, self._k, self._o, self._r, self._c
-        log_r, log_c = spec.log2(R), spec.log2(C)
-        tw = spec.W_BITS + spec.log2(max(self.n_o, self.n_b))  # T element width
+        lg = spec.log2
+        log_r, log_c = lg(R), lg(C)
+        lB, lK, lO = lg(B), lg(K), lg(O)
+        tw = spec.W_BITS + lg(max(self.n_o, self.n_b))  # T element width
+        acc = self._acc
 
-        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=self._acc, tile_k=32,
+        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=acc, tile_k=32,
                                           tile_bits=self._tile_bits, count_bits=8, backend=self._backend,
                                           primitives=self._primitives)
         fw_o = FWHT(n=self.n_o, width=spec.W_BITS)
@@ -168,43 +182,94 @@ class HdqtLayer(wiring.Component):
             return mm
 
         mx = mem("buf_x", signed(16), B * K)
-        mw = mem("buf_w", signed(16), O * K)
+        mw = mem("buf_w", data.ArrayLayout(signed(16), C), O * K // C)
         mdy = mem("buf_dy", signed(16), B * O)
-        mt = mem("buf_t", signed(tw), max(B * K, O * K, B * O))
+        mtw = mem("buf_tw", signed(tw), max(O, B) * K)
+        mtd1 = mem("buf_td1", signed(tw), B * O)
+        mtd2 = mem("buf_td2", signed(tw), B * O)
+        # per bank; all dimensions are powers of two, so these are too
         depth_a = max(B // R * K // 2, B // R * O // 2, O // R * B // 2)
         depth_b = max(O // C * K // 2, K // C * O // 2, K // C * B // 2)
-        ma = mem("op_a", R * 16, depth_a)
-        mb = mem("op_b", C * 8, depth_b)
+        la, lb = lg(depth_a), lg(depth_b)
+        ma = mem("op_a", R * 16, 2 * depth_a)
+        mb = mem("op_b", C * 8, 2 * depth_b)
         x_rd, x_wr = mx.read_port(), mx.write_port()
-        w_rd, w_wr = mw.read_port(), mw.write_port()
+        w_rd, w_rd2, w_wr = mw.read_port(), mw.read_port(), mw.write_port(granularity=1)
         dy_rd, dy_wr = mdy.read_port(), mdy.write_port()
-        t_rd, t_wr = mt.read_port(), mt.write_port()
+        tw_rd, tw_wr = mtw.read_port(), mtw.write_port()
+        td1_rd, td1_wr = mtd1.read_port(), mtd1.write_port()
+        td2_rd, td2_wr = mtd2.read_port(), mtd2.write_port()
         a_rd, a_wr = ma.read_port(), ma.write_port(granularity=8)
         b_rd, b_wr = mb.read_port(), mb.write_port(granularity=4)
-        # A read port's enable defaults to 1: hold every read register unless a phase reads.
-        m.d.comb += [p.en.eq(0) for p in (x_rd, w_rd, dy_rd, t_rd, a_rd, b_rd)]
+        # A read port's enable defaults to 1: hold every read register unless an engine reads.
+        m.d.comb += [p.en.eq(0) for p in (x_rd, w_rd, w_rd2, dy_rd, tw_rd, td1_rd, td2_rd, a_rd, b_rd)]
 
-        phase = Signal(Phase)
-        m.d.comb += [lfsr.i_seed.eq(self.i_lfsr_seed),
-                     lfsr.i_load.eq(self.i_lfsr_load & (phase == Phase.IDLE))]
-        m.d.comb += [self.o_phase.eq(phase), self.o_busy.eq(phase != Phase.IDLE)]
+        running = Signal()
+        done = Signal(N_FLAGS)
+        m.d.comb += [lfsr.i_seed.eq(self.i_lfsr_seed), lfsr.i_load.eq(self.i_lfsr_load & ~running)]
+        m.d.comb += self.o_busy.eq(running)
         shifts = Signal(data.ArrayLayout(6, 6))
         m.d.comb += self.o_shifts.eq(shifts)
         x_uns = Signal()
         exp_base = Signal(signed(16))
 
+        # "max" registers: OR of magnitudes (same leading one as the maximum)
         max_x = Signal(16)
         max_w = Signal(16)
         max_w_next = Signal(16)
-        max_t = Signal(tw)
+        max_tw = Signal(tw)
+        max_td1 = Signal(tw)
+        max_td2 = Signal(tw)
 
         def absval(v, width, name):
             a = Signal(width, name=name)
             m.d.comb += a.eq(Mux(v[-1], -v, v))
             return a
 
+        def lane(view, idx):
+            return view[idx] if C > 1 else view[0]
+
+        def all_done(flags):
+            return Cat(*[done[f] for f in flags]).all() if flags else 1
+
+        class Engine:
+            """Job sequencing of one engine: WAIT (for its prerequisites) -> SETUP -> RUN -> next job."""
+
+            def __init__(self, name, prereqs, flags):
+                self.njobs = len(prereqs)
+                self.job = Signal(range(self.njobs + 1), name=f"{name}_job")
+                self.act = Signal(name=f"{name}_act")
+                self.setup = Signal(range(SETUP_CYCLES + 1), name=f"{name}_setup")
+                self.run = Signal(name=f"{name}_run")
+                self.start = Signal(name=f"{name}_start")
+                self.finish = Signal(name=f"{name}_finish")    # driven by the engine: its job is done
+                self.flags = flags
+                can = Signal(name=f"{name}_can")
+                with m.Switch(self.job):
+                    for jj, pre in enumerate(prereqs):
+                        with m.Case(jj):
+                            m.d.comb += can.eq(all_done(pre))
+                m.d.comb += [self.start.eq(running & ~self.act & can),
+                             self.run.eq(self.act & (self.setup == 0))]
+                with m.If(self.start):
+                    m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
+                with m.If(self.act & (self.setup != 0)):
+                    m.d.sync += self.setup.eq(self.setup - 1)
+                with m.If(self.run & self.finish):
+                    m.d.sync += [self.act.eq(0), self.job.eq(self.job + 1)]
+                    with m.Switch(self.job):
+                        for jj, f in enumerate(flags):
+                            with m.Case(jj):
+                                m.d.sync += done[f].eq(1)
+
+            def is_job(self, jj):
+                return self.job == jj
+
+            def reset(self):
+                m.d.sync += [self.job.eq(0), self.act.eq(0), self.setup.eq(0)]
+
         # ---- loads and read-back (idle only) -------------------------------------------------------
-        idle = phase == Phase.IDLE
+        idle = ~running
         ld = self.i_load.payload
         m.d.comb += self.i_load.ready.eq(idle)
         ld_abs = absval(ld.data, 16, "ld_abs")
@@ -214,310 +279,353 @@ class HdqtLayer(wiring.Component):
             with m.Switch(ld.buf):
                 with m.Case(BUF_X):
                     m.d.comb += [x_wr.en.eq(1), x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data)]
-                    m.d.sync += max_x.eq(Mux((ld.addr == 0) | (ld_abs_x > max_x), ld_abs_x, max_x))
+                    m.d.sync += max_x.eq(Mux(ld.addr == 0, ld_abs_x, max_x | ld_abs_x))
                 with m.Case(BUF_W):
-                    m.d.comb += [w_wr.en.eq(1), w_wr.addr.eq(ld.addr), w_wr.data.eq(ld.data)]
-                    m.d.sync += max_w.eq(Mux((ld.addr == 0) | (ld_abs > max_w), ld_abs, max_w))
+                    m.d.comb += [w_wr.en.eq(1 << ld.addr[:log_c]), w_wr.addr.eq(ld.addr >> log_c),
+                                 w_wr.data.eq(Cat(*[ld.data] * C))]
+                    m.d.sync += max_w.eq(Mux(ld.addr == 0, ld_abs, max_w | ld_abs))
                 with m.Case(BUF_DY):
                     m.d.comb += [dy_wr.en.eq(1), dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
 
         rd_v = Signal()
+        rd_lane = Signal(range(C))
         m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
-                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(w_rd.data)]
-        with m.If(idle):
-            m.d.comb += [w_rd.addr.eq(self.i_rd.payload), w_rd.en.eq(~rd_v | self.o_rd.ready)]
-            with m.If(~rd_v | self.o_rd.ready):
-                m.d.sync += rd_v.eq(self.i_rd.valid)
+                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane))]
+        with m.If(idle & (~rd_v | self.o_rd.ready)):
+            m.d.comb += [w_rd.addr.eq(self.i_rd.payload >> log_c), w_rd.en.eq(1)]
+            m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_c])]
 
-        # ---- pass counters: element (i, j) of a rows x cols source, e-th element --------------------
-        i = Signal(9)
-        j = Signal(9)
-        cnt = Signal(range(max(B * K, O * K, B * O) + 1))   # elements issued
-        done_cnt = Signal.like(cnt)                          # elements written
-        pass_rows = Signal(9)
-        pass_cols = Signal(9)
-        colwise = Signal()
-        # All dimensions are powers of two: addresses are shifts by a registered log2, never products
-        # (generic multipliers would not fit the iCE40).
-        cols_log = Signal(4)
-        total = Signal.like(cnt)                             # set per pass (a constant of the phase)
-        src_addr = Signal(16)
-        m.d.comb += src_addr.eq((i << cols_log) + j)
-
-        def step_ij():
-            """Advance (i, j) in row-major (or, for colwise, column-major) order."""
-            with m.If(colwise):
-                with m.If(i == pass_rows - 1):
+        def step_ij(i, j, rows_m1, cols_m1, colwise):
+            """Advance (i, j) in row-major (or column-major) order of a rows x cols tensor."""
+            if colwise:
+                with m.If(i == rows_m1):
                     m.d.sync += [i.eq(0), j.eq(j + 1)]
                 with m.Else():
                     m.d.sync += i.eq(i + 1)
-            with m.Else():
-                with m.If(j == pass_cols - 1):
+            else:
+                with m.If(j == cols_m1):
                     m.d.sync += [j.eq(0), i.eq(i + 1)]
                 with m.Else():
                     m.d.sync += j.eq(j + 1)
 
-        # second (i, j) for the write side of FWHT passes (same traversal, advanced per output)
-        wi = Signal(9)
-        wj = Signal(9)
-        w_addr = Signal(16)
-        m.d.comb += w_addr.eq((wi << cols_log) + wj)
-
-        def step_wij():
-            with m.If(colwise):
-                with m.If(wi == pass_rows - 1):
-                    m.d.sync += [wi.eq(0), wj.eq(wj + 1)]
-                with m.Else():
-                    m.d.sync += wi.eq(wi + 1)
-            with m.Else():
-                with m.If(wj == pass_cols - 1):
-                    m.d.sync += [wj.eq(0), wi.eq(wi + 1)]
-                with m.Else():
-                    m.d.sync += wj.eq(wj + 1)
-
-        # ---- FWHT passes: source -> FWHT -> T, max|T| ---------------------------------------------
-        h_phase = Signal()
-        m.d.comb += h_phase.eq(phase.as_value().matches(Phase.H_W, Phase.H_DY1, Phase.H_DY2, Phase.H_X))
-        use_b = Signal()
-        m.d.comb += use_b.eq(phase.as_value().matches(Phase.H_DY2, Phase.H_X))
+        # ---- F engine: source -> FWHT -> T, OR of |T| ---------------------------------------------
+        # job: (source, rows, cols, column-wise, FWHT n_B (else n_O), destination)
+        f_jobs = [("w", O, K, True, False, "tw"), ("dy", B, O, False, False, "td1"),
+                  ("dy", B, O, True, True, "td2"), ("x", B, K, True, True, "tw")]
+        fe = Engine("f", [[], [], [], [QB_WH, QA_X]], [F_HW, F_HDY1, F_HDY2, F_HX])
+        fi, fj, fwi, fwj = (Signal(9, name=n) for n in ("fi", "fj", "fwi", "fwj"))
+        f_rem = Signal(range(max(B, O) * K + 1))
+        f_wrem = Signal.like(f_rem)
         fv = Signal()                   # the read register holds an element for the FWHT
+        f_lane = Signal(range(C))
+        use_b = Signal()
+        m.d.comb += use_b.eq(fe.job >= 2)
         f_in_ready = Mux(use_b, fw_b.i_data.ready, fw_o.i_data.ready)
         f_adv = Signal()
-        m.d.comb += f_adv.eq(h_phase & (~fv | f_in_ready))
-        src_data = Signal(signed(16))
-        with m.Switch(phase):
-            with m.Case(Phase.H_W, Phase.Q_W):
-                m.d.comb += src_data.eq(w_rd.data)
-            with m.Case(Phase.H_DY1, Phase.H_DY2):
-                m.d.comb += src_data.eq(dy_rd.data)
-            with m.Default():
-                m.d.comb += src_data.eq(x_rd.data)
+        m.d.comb += f_adv.eq(fe.run & (~fv | f_in_ready))
+        f_src = Signal(signed(16))
+        with m.If(fe.run), m.Switch(fe.job):
+            for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
+                with m.Case(jj):
+                    if src == "w":
+                        m.d.comb += [w_rd.addr.eq(Cat(fj[log_c:lK], fi[:lO])),
+                                     f_src.eq(lane(w_rd.data, f_lane))]
+                    elif src == "dy":
+                        m.d.comb += [dy_rd.addr.eq(Cat(fj[:lO], fi[:lB])), f_src.eq(dy_rd.data)]
+                    else:
+                        m.d.comb += [x_rd.addr.eq(Cat(fj[:lK], fi[:lB])), f_src.eq(x_rd.data)]
+                    with m.If(f_adv):
+                        m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[src].en.eq(1)
+                        with m.If(f_rem != 0):
+                            step_ij(fi, fj, rows_ - 1, cols_ - 1, colwise)
+        with m.If(f_adv):
+            with m.If(f_rem != 0):
+                m.d.sync += [fv.eq(1), f_rem.eq(f_rem - 1), f_lane.eq(fj[:log_c])]
+            with m.Else():
+                m.d.sync += fv.eq(0)
         fw_list = [fw_o] if fw_b is fw_o else [fw_o, fw_b]
         for fw in fw_list:
             sel = 1 if fw_b is fw_o else (use_b if fw is fw_b else ~use_b)
-            m.d.comb += [fw.i_data.valid.eq(h_phase & fv & sel), fw.i_data.payload.eq(src_data)]
+            m.d.comb += [fw.i_data.valid.eq(fe.run & fv & sel), fw.i_data.payload.eq(f_src),
+                         fw.o_data.ready.eq(fe.run & sel)]
         f_out = Signal(signed(tw))
         f_out_v = Signal()
         if fw_b is fw_o:
-            m.d.comb += [f_out.eq(fw_o.o_data.payload), f_out_v.eq(fw_o.o_data.valid),
-                         fw_o.o_data.ready.eq(h_phase)]
+            m.d.comb += [f_out.eq(fw_o.o_data.payload), f_out_v.eq(fw_o.o_data.valid)]
         else:
             m.d.comb += [f_out.eq(Mux(use_b, fw_b.o_data.payload, fw_o.o_data.payload)),
-                         f_out_v.eq(Mux(use_b, fw_b.o_data.valid, fw_o.o_data.valid)),
-                         fw_o.o_data.ready.eq(h_phase & ~use_b), fw_b.o_data.ready.eq(h_phase & use_b)]
-        with m.If(f_adv):
-            m.d.comb += [x_rd.addr.eq(src_addr), w_rd.addr.eq(src_addr), dy_rd.addr.eq(src_addr),
-                         x_rd.en.eq(1), w_rd.en.eq(1), dy_rd.en.eq(1)]
-            with m.If(cnt < total):
-                m.d.sync += [fv.eq(1), cnt.eq(cnt + 1)]
-                step_ij()
-            with m.Else():
-                m.d.sync += fv.eq(0)
-        f_abs = absval(f_out, tw, "f_abs")
-        with m.If(h_phase & f_out_v):
-            m.d.comb += [t_wr.en.eq(1), t_wr.addr.eq(w_addr), t_wr.data.eq(f_out)]
-            m.d.sync += [done_cnt.eq(done_cnt + 1), max_t.eq(Mux(f_abs > max_t, f_abs, max_t))]
-            step_wij()
+                         f_out_v.eq(Mux(use_b, fw_b.o_data.valid, fw_o.o_data.valid))]
+        # registered write stage: T[(wi, wj)] <- out, OR |out| into the destination's max
+        fo_v = Signal()
+        fo_d = Signal(signed(tw))
+        fo_a = Signal(16)
+        m.d.sync += [fo_v.eq(fe.run & f_out_v), fo_d.eq(f_out)]
+        with m.Switch(fe.job):
+            for jj, (_, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
+                with m.Case(jj):
+                    m.d.sync += fo_a.eq(Cat(fwj[:lg(cols_)], fwi[:lg(rows_)]))
+                    with m.If(fe.run & f_out_v):
+                        step_ij(fwi, fwj, rows_ - 1, cols_ - 1, colwise)
+        fo_abs = absval(fo_d, tw, "fo_abs")
+        with m.Switch(fe.job):
+            for jj, (*_, dst) in enumerate(f_jobs):
+                with m.Case(jj):
+                    port, mreg = {"tw": (tw_wr, max_tw), "td1": (td1_wr, max_td1),
+                                  "td2": (td2_wr, max_td2)}[dst]
+                    m.d.comb += [port.addr.eq(fo_a), port.data.eq(fo_d), port.en.eq(fo_v)]
+                    with m.If(fo_v):
+                        m.d.sync += mreg.eq(mreg | fo_abs)
+                    with m.If(fe.start):
+                        m.d.sync += mreg.eq(0)
+        with m.If(fo_v):
+            m.d.sync += f_wrem.eq(f_wrem - 1)
+        m.d.comb += fe.finish.eq((f_wrem == 0) & ~fo_v)
+        with m.If(fe.start):
+            m.d.sync += [fi.eq(0), fj.eq(0), fwi.eq(0), fwj.eq(0), fv.eq(0)]
+            with m.Switch(fe.job):
+                for jj, (_, rows_, cols_, *_r) in enumerate(f_jobs):
+                    with m.Case(jj):
+                        m.d.sync += [f_rem.eq(rows_ * cols_), f_wrem.eq(rows_ * cols_)]
 
-        # ---- quantize passes: source (X, W or T) -> 4-bit operand buffer ---------------------------
-        q_phase = Signal()
-        m.d.comb += q_phase.eq(phase.as_value().matches(Phase.Q_X, Phase.Q_W, Phase.Q_WH, Phase.Q_DY1,
-                                                        Phase.Q_DY2, Phase.Q_XH))
-        q_v = Signal()
-        qi = Signal(9)
-        qj = Signal(9)
-        with m.If(q_phase):
-            m.d.comb += [x_rd.addr.eq(src_addr), w_rd.addr.eq(src_addr), t_rd.addr.eq(src_addr),
-                         x_rd.en.eq(1), w_rd.en.eq(1), t_rd.en.eq(1)]
-            m.d.sync += [q_v.eq(cnt < total), qi.eq(i), qj.eq(j)]
-            with m.If(cnt < total):
-                m.d.sync += cnt.eq(cnt + 1)
-                step_ij()
-        q_src = Signal(signed(tw))
-        q_max = Signal(tw)
-        stochastic = Signal()
-        unsigned = Signal()
-        with m.Switch(phase):
-            with m.Case(Phase.Q_X):
-                m.d.comb += [q_src.eq(x_rd.data), q_max.eq(max_x), unsigned.eq(x_uns)]
-            with m.Case(Phase.Q_W):
-                m.d.comb += [q_src.eq(w_rd.data), q_max.eq(max_w)]
-            with m.Default():
-                m.d.comb += [q_src.eq(t_rd.data), q_max.eq(max_t),
-                             stochastic.eq(phase.as_value().matches(Phase.Q_DY1, Phase.Q_DY2, Phase.Q_XH))]
-        blen = bit_length(m, q_max, "q_bitlen")
-        qb = Mux(unsigned, spec.qbits(4, True), spec.qbits(4, False))
-        q_shift = Signal(6)
-        m.d.comb += q_shift.eq(Mux(blen > qb, blen - qb, 0))
-        # The quantizer's register stages run freely (a pass never stalls); the element's coordinates
-        # and valid bit travel alongside. The LFSR word is taken as the element enters the first stage.
-        q = quantize_pipeline(m, 1, q_src, q_shift, lfsr.o_random.payload, stochastic, unsigned, 4)
-        m.d.comb += lfsr.o_random.ready.eq(q_phase & q_v & stochastic)
-        q_wv = q_v
-        for _ in range(QUANT_LATENCY):
-            nv, ni, nj = Signal(), Signal(9), Signal(9)
-            m.d.sync += [nv.eq(q_wv & q_phase), ni.eq(qi), nj.eq(qj)]
-            q_wv, qi, qj = nv, ni, nj
+        # ---- QA / QB engines: source (X, W or T) -> quantizer -> operand buffer bank -----------------
+        # job: (source, rows, cols, max, stochastic, unsigned (x), transpose, reduction length, bank,
+        #       shift index)
+        qa_jobs = [("x", B, K, max_x, False, True, False, K, 0, 0),
+                   ("td1", B, O, max_td1, True, False, False, O, 1, 3),
+                   ("td2", B, O, max_td2, True, False, True, B, 0, 4)]
+        qb_jobs = [("w", O, K, max_w, False, False, False, K, 0, 1),
+                   ("tw", O, K, max_tw, False, False, True, O, 1, 2),
+                   ("tw", B, K, max_tw, True, False, True, B, 0, 5)]
+        qa = Engine("qa", [[], [F_HDY1], [F_HDY2, M_Y]], [QA_X, QA_DY1, QA_DY2])
+        qb = Engine("qb", [[], [F_HW], [F_HX, QA_DY2, M_Y]], [QB_W, QB_WH, QB_XH])
+        ports = {"x": x_rd, "w": w_rd2, "tw": tw_rd, "td1": td1_rd, "td2": td2_rd}
+        rnd_take = []
+        for name, eng, jobs, wr, log_lanes, lbank in (("qa", qa, qa_jobs, a_wr, log_r, la),
+                                                      ("qb", qb, qb_jobs, b_wr, log_c, lb)):
+            qi, qj = Signal(9, name=f"{name}_i"), Signal(9, name=f"{name}_j")
+            rem = Signal(range(max(B, O) * K + 1), name=f"{name}_rem")
+            wrem = Signal.like(rem, name=f"{name}_wrem")
+            issue = Signal(name=f"{name}_issue")
+            m.d.comb += issue.eq(eng.run & (rem != 0))
+            src = Signal(signed(tw), name=f"{name}_src")
+            qmax = Signal(tw, name=f"{name}_max")
+            stoch = Signal(name=f"{name}_stoch")
+            uns = Signal(name=f"{name}_uns")
+            dst_addr = Signal(lbank + 1, name=f"{name}_dst")
+            dst_lane = Signal(log_lanes + 1, name=f"{name}_lane")
+            lane_src = Signal(range(C), name=f"{name}_wlane")
+            with m.If(issue):
+                m.d.sync += lane_src.eq(qj[:log_c])
+            dst_word = Signal(lbank, name=f"{name}_word")
+            with m.Switch(eng.job):
+                for jj, (s, rows_, cols_, mx_, st, un, tr, red, bank, _) in enumerate(jobs):
+                    with m.Case(jj):
+                        port = ports[s]
+                        with m.If(eng.run):
+                            if s == "w":
+                                m.d.comb += [port.addr.eq(Cat(qj[log_c:lK], qi[:lO])),
+                                             src.eq(lane(port.data, lane_src))]
+                            else:
+                                m.d.comb += [port.addr.eq(Cat(qj[:lg(cols_)], qi[:lg(rows_)])),
+                                             src.eq(port.data)]
+                            m.d.comb += port.en.eq(issue)
+                        m.d.sync += [qmax.eq(mx_), stoch.eq(st), uns.eq(x_uns if un else 0)]
+                        # destination: (m_idx, kr) of the operand matrix
+                        m_idx, kr = (qj, qi) if tr else (qi, qj)
+                        m_bits = lg(cols_ if tr else rows_)
+                        m.d.comb += [dst_word.eq(Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])),
+                                     dst_addr.eq(Cat(dst_word, bank)),
+                                     dst_lane.eq(Cat(kr[0], m_idx[:log_lanes]))]
+                        with m.If(issue):
+                            step_ij(qi, qj, rows_ - 1, cols_ - 1, False)
+            blen = bit_length(m, qmax, f"{name}_bitlen")
+            qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
+            shift = Signal(6, name=f"{name}_shift")
+            m.d.sync += shift.eq(Mux(blen > qbits, blen - qbits, 0))
+            # element valid entering the quantizer's first stage (the cycle after the read)
+            v1 = Signal(name=f"{name}_v1")
+            m.d.sync += v1.eq(issue)
+            q = quantize_pipeline(m, 1, src, shift, lfsr.o_random.payload, stoch, uns, 4, name=f"{name}_qp")
+            rnd_take.append(v1 & stoch)
+            v, a, ln = issue, dst_addr, dst_lane
+            for k in range(QUANT_LATENCY + 1):
+                nv = Signal(name=f"{name}_v_{k}")
+                na = Signal.like(a, name=f"{name}_a_{k}")
+                nl = Signal.like(ln, name=f"{name}_l_{k}")
+                m.d.sync += [nv.eq(v), na.eq(a), nl.eq(ln)]
+                v, a, ln = nv, na, nl
+            byte = Signal(8, name=f"{name}_byte")
+            m.d.comb += byte.eq(q.as_signed())
+            lanes = 2 * (R if name == "qa" else C)
+            pack = byte if name == "qa" else byte[:4]
+            m.d.comb += [wr.addr.eq(a), wr.data.eq(Cat(*[pack] * lanes)), wr.en.eq(Mux(v, 1 << ln, 0))]
+            with m.If(v):
+                m.d.sync += wrem.eq(wrem - 1)
+            with m.If(issue):
+                m.d.sync += rem.eq(rem - 1)
+            m.d.comb += eng.finish.eq(wrem == 0)
+            with m.If(eng.start):
+                m.d.sync += [qi.eq(0), qj.eq(0)]
+                with m.Switch(eng.job):
+                    for jj, (_, rows_, cols_, *_r) in enumerate(jobs):
+                        with m.Case(jj):
+                            m.d.sync += [rem.eq(rows_ * cols_), wrem.eq(rows_ * cols_)]
+            # the shift is final at the end of the setup cycles
+            with m.If(eng.act & (eng.setup == 1)):
+                with m.Switch(eng.job):
+                    for jj, job in enumerate(jobs):
+                        with m.Case(jj):
+                            m.d.sync += shifts[job[-1]].eq(shift)
+        m.d.comb += lfsr.o_random.ready.eq(rnd_take[0] | rnd_take[1])
 
-        # destination: (m_idx, kr) of the operand matrix, transposed for the Hadamard-along-batch passes
-        transpose = Signal()
-        m.d.comb += transpose.eq(phase.as_value().matches(Phase.Q_WH, Phase.Q_DY2, Phase.Q_XH))
-        to_b = Signal()
-        m.d.comb += to_b.eq(phase.as_value().matches(Phase.Q_W, Phase.Q_WH, Phase.Q_XH))
-        m_idx = Mux(transpose, qj, qi)
-        kr = Mux(transpose, qi, qj)
-        red_log = Signal(4)   # log2 of the reduction length of the destination matmul, minus 1 (beats)
-        with m.Switch(phase):
-            with m.Case(Phase.Q_X, Phase.Q_W):
-                m.d.comb += red_log.eq(spec.log2(K) - 1)
-            with m.Case(Phase.Q_WH, Phase.Q_DY1):
-                m.d.comb += red_log.eq(spec.log2(O) - 1)
-            with m.Default():
-                m.d.comb += red_log.eq(spec.log2(B) - 1)
-        byte = Signal(8)
-        m.d.comb += byte.eq(q.as_signed())
-        a_word = Signal(16)
-        b_word = Signal(16)
-        m.d.comb += [a_word.eq(((m_idx >> log_r) << red_log) + (kr >> 1)),
-                     b_word.eq(((m_idx >> log_c) << red_log) + (kr >> 1))]
-        a_lane = Signal(range(2 * R))
-        b_lane = Signal(range(2 * C))
-        m.d.comb += [a_lane.eq(Cat(kr[0], m_idx[:log_r])), b_lane.eq(Cat(kr[0], m_idx[:log_c]))]
-        with m.If(q_phase & q_wv):
-            m.d.sync += done_cnt.eq(done_cnt + 1)
-            with m.If(to_b):
-                m.d.comb += [b_wr.addr.eq(b_word), b_wr.data.eq(Cat(*[byte[:4]] * (2 * C))),
-                             b_wr.en.eq(1 << b_lane)]
-            with m.Else():
-                m.d.comb += [a_wr.addr.eq(a_word), a_wr.data.eq(Cat(*[byte] * (2 * R))),
-                             a_wr.en.eq(1 << a_lane)]
-
-        # ---- matmuls on the MAC array --------------------------------------------------------------
-        mm_phase = Signal()
-        m.d.comb += mm_phase.eq(phase.as_value().matches(Phase.MM_Y, Phase.MM_DX, Phase.MM_DW))
-        # per matmul: (M, N, K) -> tile counts and beats, all constants of the phase
-        n_mb = Signal(9)
-        n_nb = Signal(9)
-        beats = Signal(9)
-        beats_log = Signal(4)
-        tiles = Signal(17)
-        for ph, (mm_m, mm_n, mm_k) in ((Phase.MM_Y, (B, O, K)), (Phase.MM_DX, (B, K, O)),
-                                       (Phase.MM_DW, (O, K, B))):
-            with m.If(phase == ph):
-                m.d.comb += [n_mb.eq(mm_m // R), n_nb.eq(mm_n // C), beats.eq(mm_k // 2),
-                             beats_log.eq(spec.log2(mm_k) - 1), tiles.eq((mm_m // R) * (mm_n // C))]
-
-        cmd_sent = Signal(16)
-        cmd = Signal(cmd_layout(8))
-        m.d.comb += [cmd.mode.eq(mac_spec.MODE_INT4), cmd.act_unsigned.eq((phase == Phase.MM_Y) & x_uns),
-                     cmd.tile_sat.eq(1), cmd.beats_m1.eq(beats - 1),
-                     mac.i_cmd.valid.eq(mm_phase & (cmd_sent < tiles)), mac.i_cmd.payload.eq(cmd)]
-        with m.If(mac.i_cmd.valid & mac.i_cmd.ready):
-            m.d.sync += cmd_sent.eq(cmd_sent + 1)
-
-        # beats: tile (tb_m, tb_n), beat bj; operand words read one cycle ahead into the beat register
-        tb_m = Signal(9)
+        # ---- M engine: matmuls on the MAC array ----------------------------------------------------
+        # job: (M, N, reduction, bank)
+        mm_jobs = [(B, O, K, 0), (B, K, O, 1), (O, K, B, 0)]
+        me = Engine("m", [[QA_X, QB_W], [QA_DY1, QB_WH], [QA_DY2, QB_XH]],
+                    [M_Y, M_DX, M_DW])
+        m.d.comb += self.o_phase.eq(Mux(running, Phase.MM_DW, Phase.IDLE))
+        with m.Switch(me.job):
+            for jj, ph in enumerate(((Phase.WAIT_Y, Phase.MM_Y), (Phase.WAIT_DX, Phase.MM_DX),
+                                     (Phase.WAIT_DW, Phase.MM_DW))):
+                with m.Case(jj):
+                    m.d.comb += self.o_phase.eq(Mux(me.act, ph[1], ph[0]))
+        m_bank = Signal()
+        n_nb_m1 = Signal(9)
+        beats_m1 = Signal(8)
+        cmd_left = Signal(17)
+        rows_left = Signal(17)
         tb_n = Signal(9)
-        bj = Signal(9)
+        bj = Signal(8)
+        a_ptr = Signal(la)
+        a_row = Signal(la)
+        b_ptr = Signal(lb)
+        beats_left = Signal(24)
+        dw_job = Signal()
+        out_job = Signal()
+        with m.If(me.start):
+            m.d.sync += [tb_n.eq(0), bj.eq(0), a_ptr.eq(0), a_row.eq(0), b_ptr.eq(0)]
+            with m.Switch(me.job):
+                for jj, (mm_m, mm_n, mm_k, bank) in enumerate(mm_jobs):
+                    with m.Case(jj):
+                        tiles = (mm_m // R) * (mm_n // C)
+                        m.d.sync += [m_bank.eq(bank), n_nb_m1.eq(mm_n // C - 1), beats_m1.eq(mm_k // 2 - 1),
+                                     cmd_left.eq(tiles), rows_left.eq(tiles * R),
+                                     beats_left.eq(tiles * (mm_k // 2)),
+                                     dw_job.eq(jj == 2), out_job.eq(jj != 2)]
+        cmd = Signal(cmd_layout(8))
+        m.d.comb += [cmd.mode.eq(mac_spec.MODE_INT4), cmd.act_unsigned.eq(me.is_job(0) & x_uns),
+                     cmd.tile_sat.eq(1), cmd.beats_m1.eq(beats_m1),
+                     mac.i_cmd.valid.eq(me.run & (cmd_left != 0)), mac.i_cmd.payload.eq(cmd)]
+        with m.If(mac.i_cmd.valid & mac.i_cmd.ready):
+            m.d.sync += cmd_left.eq(cmd_left - 1)
+
+        # beats: operand words read one cycle ahead into the read registers (the beat register)
         beat_v = Signal()
-        beats_left = Signal()
-        m.d.comb += beats_left.eq(tb_m < n_mb)
         take = mac.i_act.valid & mac.i_act.ready
         b_adv = Signal()
-        m.d.comb += b_adv.eq(mm_phase & (~beat_v | take))
+        m.d.comb += b_adv.eq(me.run & (~beat_v | take))
         with m.If(b_adv):
-            m.d.comb += [a_rd.addr.eq((tb_m << beats_log) + bj), b_rd.addr.eq((tb_n << beats_log) + bj),
+            m.d.comb += [a_rd.addr.eq(Cat(a_ptr, m_bank)), b_rd.addr.eq(Cat(b_ptr, m_bank)),
                          a_rd.en.eq(1), b_rd.en.eq(1)]
-            m.d.sync += beat_v.eq(beats_left)
-            with m.If(beats_left):
-                with m.If(bj == beats - 1):
+            m.d.sync += beat_v.eq(beats_left != 0)
+            with m.If(beats_left != 0):
+                m.d.sync += beats_left.eq(beats_left - 1)
+                with m.If(bj == beats_m1):
                     m.d.sync += bj.eq(0)
-                    with m.If(tb_n == n_nb - 1):
-                        m.d.sync += [tb_n.eq(0), tb_m.eq(tb_m + 1)]
+                    with m.If(tb_n == n_nb_m1):
+                        m.d.sync += [tb_n.eq(0), a_ptr.eq(a_ptr + 1), a_row.eq(a_ptr + 1), b_ptr.eq(0)]
                     with m.Else():
-                        m.d.sync += tb_n.eq(tb_n + 1)
+                        m.d.sync += [tb_n.eq(tb_n + 1), a_ptr.eq(a_row), b_ptr.eq(b_ptr + 1)]
                 with m.Else():
-                    m.d.sync += bj.eq(bj + 1)
+                    m.d.sync += [bj.eq(bj + 1), a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
         act = Signal(R * 32)
         for r in range(R):
             m.d.comb += act[32 * r:32 * r + 16].eq(a_rd.data[16 * r:16 * r + 16])
-        m.d.comb += [mac.i_act.valid.eq(mm_phase & beat_v), mac.i_wgt.valid.eq(mm_phase & beat_v),
+        m.d.comb += [mac.i_act.valid.eq(me.run & beat_v), mac.i_wgt.valid.eq(me.run & beat_v),
                      mac.i_act.payload.eq(act), mac.i_wgt.payload.eq(b_rd.data)]
 
-        # results: tile (rm, rn), row rr; Y and dX go out, dW updates W
+        # results: Y and dX go out, each dW row updates C weights of W
+        res = mac.o_res.payload
+        m.d.comb += [self.o_res.valid.eq(me.run & out_job & mac.o_res.valid),
+                     self.o_res.payload.data.eq(res.data),
+                     self.o_res.payload.kind.eq(me.is_job(1)),
+                     self.o_res.payload.last.eq(rows_left == 1)]
+        m.d.comb += mac.o_res.ready.eq(me.run & Mux(dw_job, 1, self.o_res.ready))
+        res_take = Signal()
+        m.d.comb += res_take.eq(mac.o_res.valid & mac.o_res.ready)
         rm = Signal(9)
         rn = Signal(9)
-        rows_got = Signal(16)
-        res = mac.o_res.payload
-        upd = Signal()                          # a dW row is being applied
-        upd_c = Signal(range(C + 1))
-        upd_row = Signal(data.ArrayLayout(signed(self._acc), C))
-        upd_o = Signal(9)
-        upd_k = Signal(9)
-        out_phase = phase.as_value().matches(Phase.MM_Y, Phase.MM_DX)
-        m.d.comb += [self.o_res.valid.eq(out_phase & mac.o_res.valid),
-                     self.o_res.payload.data.eq(res.data),
-                     self.o_res.payload.kind.eq(phase == Phase.MM_DX),
-                     self.o_res.payload.last.eq(rows_got == (tiles << log_r) - 1)]
-        with m.If(out_phase):
-            m.d.comb += mac.o_res.ready.eq(self.o_res.ready)
-        with m.Elif(phase == Phase.MM_DW):
-            m.d.comb += mac.o_res.ready.eq(~upd)
-        res_take = mac.o_res.valid & mac.o_res.ready
+        with m.If(me.start):
+            m.d.sync += [rm.eq(0), rn.eq(0)]
         with m.If(res_take):
-            m.d.sync += rows_got.eq(rows_got + 1)
+            m.d.sync += rows_left.eq(rows_left - 1)
             with m.If(res.last):
-                with m.If(rn == n_nb - 1):
+                with m.If(rn == n_nb_m1):
                     m.d.sync += [rn.eq(0), rm.eq(rm + 1)]
                 with m.Else():
                     m.d.sync += rn.eq(rn + 1)
-            with m.If(phase == Phase.MM_DW):
-                m.d.sync += [upd.eq(1), upd_c.eq(0), upd_row.eq(res.data),
-                             upd_o.eq((rm << log_r) | res.row),
-                             upd_k.eq(rn << log_c)]
 
-        # the update: read W[o, k + c] (cycle 1), write it back updated (cycle 2), pipelined over c
-        u_shift = Signal(signed(8))
+        # ---- the update: W[o, k..k+C-1] -= round(dW row << u), a 6-stage pipeline, one row per cycle --
+        # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
+        # shifts are final long before MM_DW starts)
         u_raw = Signal(signed(8))
-        m.d.comb += u_raw.eq(exp_base + shifts[4] + shifts[5])
-        m.d.comb += u_shift.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS,
-                                   Mux(u_raw < -self._acc, -self._acc, u_raw)))
-        wr_v = Signal()
-        wr_c = Signal(range(C))
-        with m.If(phase == Phase.MM_DW):
-            m.d.comb += [w_rd.addr.eq(upd_o * K + upd_k + upd_c), w_rd.en.eq(1)]
-            m.d.sync += [wr_v.eq(upd & (upd_c < C)), wr_c.eq(upd_c)]
-            with m.If(upd):
-                with m.If(upd_c < C):
-                    m.d.sync += upd_c.eq(upd_c + 1)
-                with m.Else():
-                    m.d.sync += upd.eq(0)
-        dw = Signal(signed(self._acc))
-        m.d.comb += dw.eq(upd_row[wr_c])
-        dw_abs = Signal(self._acc)
-        m.d.comb += dw_abs.eq(Mux(dw < 0, -dw, dw))
-        r_sh = Signal(6)
-        m.d.comb += r_sh.eq(-u_shift)
-        dmag = Signal(self._acc + spec.W_BITS + 1)
-        with m.If(u_shift >= 0):
-            m.d.comb += dmag.eq(dw_abs << u_shift[:5])
-        with m.Else():
-            m.d.comb += dmag.eq((dw_abs + ((1 << r_sh) >> 1)) >> r_sh)
-        delta = Signal(signed(self._acc + spec.W_BITS + 2))
-        m.d.comb += delta.eq(Mux(dw < 0, -dmag, dmag))
-        new_w = Signal(signed(self._acc + spec.W_BITS + 3))
-        m.d.comb += new_w.eq(w_rd.data - delta)
+        u_sh = Signal(signed(8))
+        u_left = Signal()
+        u_amt = Signal(6)
+        u_half = Signal(acc)
+        m.d.sync += [u_raw.eq(exp_base + shifts[4] + shifts[5]),
+                     u_sh.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS, Mux(u_raw < -acc, -acc, u_raw))),
+                     u_left.eq(u_sh >= 0), u_amt.eq(Mux(u_sh >= 0, u_sh, -u_sh)),
+                     u_half.eq(Mux(u_sh >= 0, 0, (1 << (-u_sh)[:6]) >> 1))]
+        wbits = lg(O * K // C)
+        upd_v = [Signal(name=f"upd_v{s}") for s in range(6)]
+        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(6)]
+        m.d.sync += [upd_v[0].eq(res_take & dw_job & me.run),
+                     upd_a[0].eq(Cat(rn[:lK - log_c], res.row[:log_r], rm))]
+        for s in range(1, 6):
+            m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
+        row0 = Signal(data.ArrayLayout(signed(acc), C))
+        m.d.sync += row0.eq(res.data)
         lim = spec.acc_limit(spec.W_BITS)
-        sat_w = Signal(signed(16))
-        clipped = Signal()
-        m.d.comb += [clipped.eq((new_w > lim) | (new_w < -lim)),
-                     sat_w.eq(Mux(new_w > lim, lim, Mux(new_w < -lim, -lim, new_w)))]
-        sat_abs = absval(sat_w, 16, "sat_abs")
-        with m.If((phase == Phase.MM_DW) & wr_v):
-            m.d.comb += [w_wr.en.eq(1), w_wr.addr.eq(upd_o * K + upd_k + wr_c), w_wr.data.eq(sat_w)]
-            m.d.sync += max_w_next.eq(Mux(sat_abs > max_w_next, sat_abs, max_w_next))
-            with m.If(clipped):
+        # the W word is read in stage 1 so its data is there for stage 3's subtraction
+        with m.If(upd_v[1]):
+            m.d.comb += [w_rd.addr.eq(upd_a[1]), w_rd.en.eq(1)]
+        clipped_any = []
+        sat_row = []
+        for c in range(C):
+            dw = row0[c]
+            # stage 1: the rounded magnitude before the shift: |dw| + half (one adder: ~dw + half + 1
+            # for a negative dw)
+            neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
+            m.d.sync += [neg1.eq(dw[-1]),
+                         mag1.eq(Mux(dw[-1], (~dw.as_unsigned()) + u_half + 1, dw.as_unsigned() + u_half))]
+            # stage 2: the shift
+            neg2, mag2 = Signal(name=f"u_neg2_{c}"), Signal(acc + spec.W_BITS + 1, name=f"u_mag2_{c}")
+            m.d.sync += [neg2.eq(neg1), mag2.eq(Mux(u_left, mag1 << u_amt[:5], mag1 >> u_amt))]
+            # stage 3: W - delta (W read in stage 2)
+            neww = Signal(signed(acc + spec.W_BITS + 3), name=f"u_new_{c}")
+            m.d.sync += neww.eq(Mux(neg2, w_rd.data[c] + mag2, w_rd.data[c] - mag2))
+            # stage 4: saturate
+            sat4 = Signal(signed(16), name=f"u_sat_{c}")
+            clip4 = Signal(name=f"u_clip_{c}")
+            m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
+                         sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
+            clipped_any.append(clip4)
+            sat_row.append(sat4)
+        # stage 5 (upd_v[4]): write back; stage 6: OR of |W| for the next step's quantization
+        with m.If(upd_v[4]):
+            m.d.comb += [w_wr.addr.eq(upd_a[4]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << C) - 1)]
+            with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
+        sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(C)]
+        m.d.sync += [s5.eq(s4) for s5, s4 in zip(sat5, sat_row)]
+        or5 = 0
+        for c in range(C):
+            or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
+        with m.If(upd_v[5]):
+            m.d.sync += max_w_next.eq(max_w_next | or5)
+        upd_busy = Cat(*upd_v).any()
+        m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
 
         with m.If(mac.o_overflow):
             m.d.sync += self.o_mac_overflow.eq(1)
@@ -525,69 +633,12 @@ class HdqtLayer(wiring.Component):
             m.d.sync += [self.o_w_saturated.eq(0), self.o_mac_overflow.eq(0)]
         m.d.comb += mac.i_clear.eq(self.i_clear)
 
-        # ---- phase sequencing ----------------------------------------------------------------------
-        def start(ph, rows_, cols_, col=False):
-            m.d.sync += [phase.eq(ph), i.eq(0), j.eq(0), wi.eq(0), wj.eq(0), cnt.eq(0), done_cnt.eq(0),
-                         pass_rows.eq(rows_), pass_cols.eq(cols_), colwise.eq(col), q_v.eq(0), fv.eq(0),
-                         cols_log.eq(spec.log2(cols_)), total.eq(rows_ * cols_)]
-            if ph in (Phase.H_W, Phase.H_DY1, Phase.H_DY2, Phase.H_X):
-                m.d.sync += max_t.eq(0)
-
-        def start_mm(ph):
-            m.d.sync += [phase.eq(ph), cmd_sent.eq(0), tb_m.eq(0), tb_n.eq(0), bj.eq(0), beat_v.eq(0),
-                         rm.eq(0), rn.eq(0), rows_got.eq(0)]
-
-        pass_done = done_cnt == total
-        mm_done = (rows_got == (tiles << log_r)) & ~upd & ~wr_v
-        with m.Switch(phase):
-            with m.Case(Phase.IDLE):
-                with m.If(self.i_start):
-                    m.d.sync += [x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base)]
-                    start(Phase.Q_X, B, K)
-            with m.Case(Phase.Q_X):
-                with m.If(pass_done):
-                    m.d.sync += shifts[0].eq(q_shift)
-                    start(Phase.Q_W, O, K)
-            with m.Case(Phase.Q_W):
-                with m.If(pass_done):
-                    m.d.sync += shifts[1].eq(q_shift)
-                    start_mm(Phase.MM_Y)
-            with m.Case(Phase.MM_Y):
-                with m.If(mm_done):
-                    start(Phase.H_W, O, K, col=True)
-            with m.Case(Phase.H_W):
-                with m.If(pass_done):
-                    start(Phase.Q_WH, O, K)
-            with m.Case(Phase.Q_WH):
-                with m.If(pass_done):
-                    m.d.sync += shifts[2].eq(q_shift)
-                    start(Phase.H_DY1, B, O)
-            with m.Case(Phase.H_DY1):
-                with m.If(pass_done):
-                    start(Phase.Q_DY1, B, O)
-            with m.Case(Phase.Q_DY1):
-                with m.If(pass_done):
-                    m.d.sync += shifts[3].eq(q_shift)
-                    start_mm(Phase.MM_DX)
-            with m.Case(Phase.MM_DX):
-                with m.If(mm_done):
-                    start(Phase.H_DY2, B, O, col=True)
-            with m.Case(Phase.H_DY2):
-                with m.If(pass_done):
-                    start(Phase.Q_DY2, B, O)
-            with m.Case(Phase.Q_DY2):
-                with m.If(pass_done):
-                    m.d.sync += shifts[4].eq(q_shift)
-                    start(Phase.H_X, B, K, col=True)
-            with m.Case(Phase.H_X):
-                with m.If(pass_done):
-                    start(Phase.Q_XH, B, K)
-            with m.Case(Phase.Q_XH):
-                with m.If(pass_done):
-                    m.d.sync += shifts[5].eq(q_shift)
-                    start_mm(Phase.MM_DW)
-                    m.d.sync += max_w_next.eq(0)
-            with m.Case(Phase.MM_DW):
-                with m.If(mm_done):
-                    m.d.sync += [phase.eq(Phase.IDLE), max_w.eq(max_w_next)]
+        # ---- step sequencing -----------------------------------------------------------------------
+        with m.If(~running & self.i_start):
+            m.d.sync += [running.eq(1), done.eq(0), x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base),
+                         max_w_next.eq(0)]
+            for e in (fe, qa, qb, me):
+                e.reset()
+        with m.If(running & done[M_DW]):
+            m.d.sync += [running.eq(0), max_w.eq(max_w_next)]
         return m
