@@ -12,7 +12,7 @@ The group bookkeeping (start/end of a group, first/last of a tile) arrives as ta
 the array's input control, so the per-PE logic is two adders, two clamps and the registers.
 """
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -96,7 +96,6 @@ class AccumulatorGrid(wiring.Component):
         gw = group_width(self._tile_k)
         en = self.en
         lo_t, hi_t = spec.tile_range(self._tile_bits)
-        lo_a, hi_a = spec.sat_range(W)
         tsat = self.in_tsat if self._tile_k else 0
 
         # S3 tags: a contribution is ready; it is the tile's first / last.
@@ -135,21 +134,33 @@ class AccumulatorGrid(wiring.Component):
                             with m.Else():
                                 m.d.sync += contrib.eq(g_new)
 
-                # S4: saturating accumulate. Overflow is read off the bits above the accumulator's
-                # sign (not all equal), which costs a few LUTs instead of two comparators.
-                acc = self.acc[r][c]
-                ovf = Signal(name=f"ovf{r}_{c}")
-                tw = max(W, gw) + 1
-                total = Signal(signed(tw), name=f"total{r}_{c}")
-                m.d.comb += total.eq(Mux(c_first, 0, acc) + contrib)
-                top = total[W - 1:]
-                high = ~total[-1] & top.any()
-                low = total[-1] & ~top.all()
+                # S4: saturating accumulate, with only an adder in the loop. The register keeps
+                # the *unsaturated* sum of the last update, one bit wider than the accumulator
+                # (|sat(acc)| <= 2**(W-1) and |contrib| < 2**(W-1), so it cannot wrap); its two top
+                # bits differ exactly when that update overflowed. The adder's input is the
+                # saturated view of the register, or 0 at a tile's first contribution: per bit a
+                # function of (first, raw[W], raw[W-1], raw[i]), one LUT4 in front of the carry
+                # chain, instead of the clamp (overflow detect + a mux fanning out to every bit)
+                # after it.
+                raw = Signal(signed(W + 1), name=f"raw{r}_{c}")
+                hist = Signal(name=f"hist{r}_{c}")      # an earlier update of this tile overflowed
+                cur = Signal(name=f"cur{r}_{c}")        # the last update overflowed
+                view = Signal(signed(W), name=f"sat{r}_{c}")
+                m.d.comb += [
+                    cur.eq(raw[W] ^ raw[W - 1]),
+                    # Positive overflow: raw[W] = 0 -> 0b0111...; negative: 0b1000...
+                    view.eq(Mux(cur, Cat((~raw[W]).replicate(W - 1), raw[W]), raw[:W])),
+                    self.acc[r][c].eq(view),
+                ]
+                addend = Signal(signed(W + 1), name=f"addend{r}_{c}")
+                m.d.comb += addend.eq(Mux(c_first, 0, view))
                 with m.If(en & c_valid):
                     m.d.sync += [
-                        acc.eq(Mux(high, hi_a, Mux(low, lo_a, total))),
-                        ovf.eq((ovf & ~c_first) | high | low),
+                        raw.eq(addend + contrib),
+                        hist.eq(~c_first & (hist | cur)),
                     ]
+                ovf = Signal(name=f"ovf{r}_{c}")
+                m.d.comb += ovf.eq(hist | cur)
                 row_ovf.append(ovf)
             m.d.comb += self.ovf[r].eq(_any(row_ovf))
         return m

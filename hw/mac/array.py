@@ -155,11 +155,14 @@ class MacArray(wiring.Component):
         # A finished tile waits in the accumulators only while the buffer is busy: the buffer is
         # free again in the cycle its last row is taken, so tiles as short as `rows` beats run back
         # to back. While it waits, the whole pipeline holds.
+        # `rd_last` is `rd == rows - 1` kept in a register, so the enable is one LUT4 of four
+        # registered/port bits (it fans out to every pipeline register).
         freeing, load = Signal(), Signal()
+        rd_last = Signal(init=int(R == 1))
         m.d.comb += [
-            freeing.eq(self.o_res.ready & (rd == R - 1)),
-            load.eq(accs.done & (~full | freeing)),
-            en.eq(~accs.done | load),
+            freeing.eq(self.o_res.ready & rd_last),
+            en.eq(~accs.done | ~full | freeing),
+            load.eq(accs.done & en),
         ]
 
         # --- input control -----------------------------------------------------------------------
@@ -239,13 +242,13 @@ class MacArray(wiring.Component):
             res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd), res.last.eq(rd == R - 1),
         ]
         with m.If(load):
-            m.d.sync += [full.eq(1), rd.eq(0), buf_ovf.eq(accs.ovf)]
+            m.d.sync += [full.eq(1), rd.eq(0), rd_last.eq(R == 1), buf_ovf.eq(accs.ovf)]
             m.d.sync += [buf[r].eq(accs.acc[r]) for r in range(R)]
             with m.If(accs.ovf.any()):
                 m.d.sync += overflow.eq(1)
         with m.Elif(self.o_res.valid & self.o_res.ready):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
-            m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1)]
+            m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1), rd_last.eq((rd == R - 2) | (R == 1))]
             with m.If(rd == R - 1):
                 m.d.sync += full.eq(0)
 

@@ -40,7 +40,7 @@ model is the arithmetic the primitive is configured for, so the lane packing and
 verified bit-exactly in simulation; only the primitive's own multiplier is trusted.
 """
 
-from amaranth.hdl import ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -121,30 +121,37 @@ class ProductGrid(wiring.Component):
 
         # Activation of Booth digit j: int8 lane 0; int4 lane j // 2; int2/ternary lane j.
         # Per row and digit: the 9-bit activation (the DSPs' operand) and, for the fabric Booth
-        # datapath, +a and -a with the odd digits' shift of int8/int4 applied.
-        acts, ops = [], []
+        # datapath, +a and -a with the odd digits' shift of int8/int4 applied. The DSP backends
+        # use the fabric only for some modes and digits (see ``_fabric_lanes``), which makes their
+        # operand selection (in front of the negation, the S0 path) one mux level or none.
+        acts, ops, acts_in = [], [], []
         for r in range(R):
             lane = [self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
-            row, row_ops = [], []
+            row, row_ops, row_in = [], [], []
             for j in range(4):
                 raw = Mux(is8_in, lane[0], Mux(is4_in, lane[j // 2], lane[j]))
                 a_in = Signal(ACT9, name=f"a{r}_{j}")
                 # 9-bit value: uint8 zero-extends, int8 sign-extends.
                 m.d.comb += a_in.eq(Mux(self.act_unsigned, raw.as_unsigned(), raw.as_signed()))
-                v_in = Signal(OP, name=f"v{r}_{j}")
-                if j % 2:
-                    m.d.comb += v_in.eq(Mux(is8_in | is4_in, a_in << PAIR_SHIFT, a_in))
-                else:
-                    m.d.comb += v_in.eq(a_in)
+                v_in = self._fabric_operand(m, r, j, lane, a_in, is8_in, is4_in)
                 a = Signal(ACT9, name=f"s0_a{r}_{j}")
-                pos, neg = Signal(OP, name=f"s0_pos{r}_{j}"), Signal(OP, name=f"s0_neg{r}_{j}")
                 with m.If(en):
-                    m.d.sync += [a.eq(a_in), pos.eq(v_in), neg.eq(-v_in)]
+                    m.d.sync += a.eq(a_in)
+                if v_in is not None:
+                    pos, neg = Signal(OP, name=f"s0_pos{r}_{j}"), Signal(OP, name=f"s0_neg{r}_{j}")
+                    with m.If(en):
+                        m.d.sync += [pos.eq(v_in), neg.eq(-v_in)]
+                    row_ops.append((pos, neg))
+                else:
+                    row_ops.append(None)
                 row.append(a)
-                row_ops.append((pos, neg))
+                row_in.append(a_in)
+            acts_in.append(row_in)
             acts.append(row)
             ops.append(row_ops)
         self._ops = ops
+        self._acts_in = acts_in
+        self._is8_in, self._is4_in = is8_in, is4_in
 
         wbytes, digits = [], []
         for c in range(C):
@@ -152,6 +159,12 @@ class ProductGrid(wiring.Component):
             b = Signal(8, name=f"s0_w{c}")
             ds = []
             for j, (one, two, neg) in enumerate(booth_digits(b_in, is8_in, is4_in, tern_in)):
+                if self._backend == "ice40":
+                    # The DSP takes lane 0 in every mode: the fabric's digit 1 works in int2 and
+                    # ternary only, digits 2 and 3 in all modes but int8 (zero otherwise, so the
+                    # fabric sum needs no mux).
+                    live = ~is8_in & ~is4_in if j == 1 else ~is8_in
+                    one, two = one & live, two & live
                 d = [Signal(name=f"s0_d{c}_{j}_{t}") for t in ("one", "two", "neg")]
                 with m.If(en):
                     m.d.sync += [d[0].eq(one), d[1].eq(two), d[2].eq(neg)]
@@ -167,6 +180,34 @@ class ProductGrid(wiring.Component):
             m.d.sync += [is8_1.eq(is8), is4_1.eq(is4)]
         getattr(self, f"_grid_{self._backend}")(m, acts, wbytes, digits, is8, is4, is8_1, is4_1)
         return m
+
+    def _fabric_operand(self, m, r, j, lane, a_in, is8_in, is4_in):
+        """The fabric operand of digit ``j`` of row ``r`` before its S0 register (None: no fabric
+        partial product for that digit)."""
+        def ext(byte):
+            return Mux(self.act_unsigned, byte.as_unsigned(), byte.as_signed())
+        v_in = Signal(OP, name=f"v{r}_{j}")
+        if self._backend == "lut":
+            # Every mode: int8 lane 0, int4 lane j // 2 (odd digits shifted), int2/ternary lane j.
+            if j % 2:
+                m.d.comb += v_in.eq(Mux(is8_in | is4_in, a_in << PAIR_SHIFT, a_in))
+            else:
+                m.d.comb += v_in.eq(a_in)
+        elif self._backend == "ecp5":
+            # int2/ternary only: lane j, unshifted, whatever the mode.
+            m.d.comb += v_in.eq(ext(lane[j]))
+        else:
+            # ice40: lane 0 is the DSP's in every mode. Digit 1: int2/ternary lane 1; digit 2:
+            # int4 lane 1 (low digit) or lane 2; digit 3: int4 lane 1 (high digit, shifted) or lane 3.
+            if j == 0:
+                return None
+            if j == 1:
+                m.d.comb += v_in.eq(ext(lane[1]))
+            elif j == 2:
+                m.d.comb += v_in.eq(ext(Mux(is4_in, lane[1], lane[2])))
+            else:
+                m.d.comb += v_in.eq(Mux(is4_in, ext(lane[1]) << PAIR_SHIFT, ext(lane[3])))
+        return v_in
 
     # Fabric Booth datapath: S1 = two pair sums, S2 = their sum (upper pair shifted by 4 in int8).
     def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width):
@@ -193,8 +234,22 @@ class ProductGrid(wiring.Component):
                 self._store(m, r, c, self._fabric(m, r, c, acts, digits, is8, is4, is8_1, BEAT_WIDTH))
 
     def _grid_ice40(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
-        # Fabric covers int4/int2/ternary only: |beat| <= 2 * 255 * 8, 14 bits.
-        no8 = Const(0, 1)
+        # The SB_MAC16 halves multiply lane 0 in every mode (int8: the weight; int4/int2/ternary:
+        # the lane-0 weight, sign-extended), so the fabric covers lanes 1..3 of int4/int2/ternary
+        # only: three partial products (int4 lane 1: two digits; int2/ternary: one per lane) of at
+        # most 12 bits, |sum| <= 2040 (13 bits), and they are zero in int8.
+        mode = self.mode
+        dsp_w = []
+        for c in range(self._cols):
+            b = self.wgt[8 * c: 8 * (c + 1)]
+            tern0 = Cat(b[0], b[1] & b[0]).as_signed()   # 0b01 -> 1, 0b11 -> -1, else 0
+            w_in = Mux(mode == spec.MODE_INT8, b.as_signed(),
+                       Mux(mode == spec.MODE_INT4, b[0:4].as_signed(),
+                           Mux(mode == spec.MODE_TERNARY, tern0, b[0:2].as_signed())))
+            w = Signal(signed(8), name=f"s0_wd{c}")
+            with m.If(self.en):
+                m.d.sync += w.eq(w_in)
+            dsp_w.append(w)
         for r in range(self._rows):
             a = acts[r][0]
             # a_u = a_s + 256 when an unsigned activation has bit 7 set (bit 8 is then 0): the DSP
@@ -203,14 +258,26 @@ class ProductGrid(wiring.Component):
             m.d.comb += fix.eq(a[7] & ~a[8])
             for c0 in range(0, self._cols, 2):
                 c1 = c0 + 1 if c0 + 1 < self._cols else None
-                w_lo = wbytes[c0]
-                w_hi = wbytes[c1] if c1 is not None else Const(0, 8)
+                w_lo = dsp_w[c0]
+                w_hi = dsp_w[c1] if c1 is not None else Const(0, 8)
                 p_lo, p_hi = self._sb_mac16(m, f"dsp{r}_{c0}", a[:8], w_lo, w_hi, fix)
                 for c, p in ((c0, p_lo), (c1, p_hi)):
                     if c is None:
                         continue
-                    fab = self._fabric(m, r, c, acts, digits, no8, is4, no8, 14)
-                    self._store(m, r, c, Mux(is8_1, p, fab))
+                    self._store(m, r, c, p + self._fabric_ice40(m, r, c, digits))
+
+    def _fabric_ice40(self, m, r, c, digits):
+        """Digits 1..3 of PE (r, c): S1 = (pp1 + pp2, pp3), returned summed (comb, 13 bits); the
+        sum runs while the DSP's output goes through its adder, and S2 adds the two."""
+        ops, d = self._ops[r], digits[c]
+        pp = [booth_pp(m, f"pe{r}_{c}_{j}", *ops[j], d[j], 12) for j in (1, 2, 3)]
+        q0 = Signal(signed(12), name=f"s1_q{r}_{c}_0")
+        q1 = Signal(signed(12), name=f"s1_q{r}_{c}_1")
+        with m.If(self.en):
+            m.d.sync += [q0.eq(pp[0] + pp[1]), q1.eq(pp[2])]
+        total = Signal(signed(13), name=f"fab{r}_{c}")
+        m.d.comb += total.eq(q0 + q1)
+        return total
 
     def _sb_mac16(self, m, name, a8, w_lo, w_hi, fix):
         """``a*w + (fix ? w*256 : 0)`` for ``w`` in ``(w_lo, w_hi)``: signed 8x8 products (SB_MAC16
@@ -237,7 +304,7 @@ class ProductGrid(wiring.Component):
                 p_BOTADDSUB_LOWERINPUT=1, p_BOTADDSUB_UPPERINPUT=1, p_BOTADDSUB_CARRYSELECT=0,
                 p_NEG_TRIGGER=0,
                 i_CLK=ClockSignal(), i_CE=self.en,
-                i_A=a8.as_unsigned().replicate(2), i_B=w_lo | (w_hi << 8),
+                i_A=a8.as_unsigned().replicate(2), i_B=Cat(w_lo, w_hi),
                 i_C=corr_hi, i_D=corr_lo,
                 i_AHOLD=0, i_BHOLD=0, i_CHOLD=0, i_DHOLD=0,
                 i_IRSTTOP=0, i_IRSTBOT=0, i_ORSTTOP=0, i_ORSTBOT=0,
@@ -258,21 +325,37 @@ class ProductGrid(wiring.Component):
 
     def _grid_ecp5(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
         no = Const(0, 1)
+        is8_in = self._is8_in
+        bs = []
+        for c0 in range(0, self._cols, 2):
+            w0, w1 = self.wgt[8 * c0: 8 * c0 + 8], self.wgt[8 * c0 + 8: 8 * c0 + 16]
+            b_even = Signal(signed(18), name=f"s0_b{c0}")
+            b_odd = Signal(signed(18), name=f"s0_b{c0 + 1}")
+            with m.If(self.en):
+                m.d.sync += [
+                    b_even.eq(Mux(is8_in, w0.as_signed(),
+                                  w0[0:4].as_signed() + (w1[0:4].as_signed() << 12))),
+                    b_odd.eq(Mux(is8_in, w1.as_signed(),
+                                 w0[4:8].as_signed() + (w1[4:8].as_signed() << 12))),
+                ]
+            bs.append((b_even, b_odd))
+        a_odds = []
+        for r in range(self._rows):
+            a_odd = Signal(ACT9, name=f"s0_a_odd{r}")
+            with m.If(self.en):
+                m.d.sync += a_odd.eq(Mux(is8_in, self._acts_in[r][0], self._acts_in[r][2]))
+            a_odds.append(a_odd)
         for r in range(self._rows):
             a = acts[r]
             for c0 in range(0, self._cols, 2):
                 c1 = c0 + 1
-                w0, w1 = wbytes[c0], wbytes[c1]
                 # int8: B = the column's weight; int4: B = lane weight of c0 + (lane weight of c1) << 12.
-                b_even = Signal(signed(18), name=f"b{r}_{c0}")
-                b_odd = Signal(signed(18), name=f"b{r}_{c1}")
-                m.d.comb += [
-                    b_even.eq(Mux(is8, w0.as_signed(), w0[0:4].as_signed() + (w1[0:4].as_signed() << 12))),
-                    b_odd.eq(Mux(is8, w1.as_signed(), w0[4:8].as_signed() + (w1[4:8].as_signed() << 12))),
-                ]
-                # In int4 the activation of digits 2, 3 is lane 1.
-                a_odd = Signal(ACT9, name=f"a{r}_{c1}")
-                m.d.comb += a_odd.eq(Mux(is8, a[0], a[2]))
+                # Formed from the inputs and registered in S0 (fabric flip-flops, shared by the
+                # column pair's multipliers in every row), so the multipliers' B inputs come
+                # straight from registers: the operand adder is off the DSP's input setup path.
+                b_even, b_odd = bs[c0 // 2]
+                # In int4 the activation of digits 2, 3 is lane 1 (registered in S0 as well).
+                a_odd = a_odds[r]
                 p_even = self._mult18(m, f"dsp{r}_{c0}", a[0], b_even)
                 p_odd = self._mult18(m, f"dsp{r}_{c1}", a_odd, b_odd)
                 lo_e, hi_e = _unpack12(m, f"x{r}_{c0}", p_even)
