@@ -248,16 +248,28 @@ def cmd_demo(args):
                     failures += 1
                     print(f"{name}: cocotb failed:\n{e}", file=sys.stderr)
             if not args.no_synth:
-                from boards.synth import synthesize
-                r = synthesize(spec.build(**params), device="up5k", name=name, progress=_progress)
-                row.update({"LUT4": r["lut4"], "FF": r["ff"], "DSP": r["dsp"], "BRAM": r["bram"],
-                            "SPRAM": r["spram"], "Fmax": f"{r['fmax_mhz']} MHz"})
+                from boards.synth import DoesNotFit, synthesize
+                synth_params = spec.synth_overrides()
+                if synth_params != params:
+                    row["synth at"] = " ".join(f"{k}={v}" for k, v in synth_params.items())
+                try:
+                    r = synthesize(spec.build(**synth_params), device="up5k", name=name,
+                                   progress=_progress)
+                except DoesNotFit as e:
+                    # Reported in the table like any other figure; the other blocks go on.
+                    failures += 1
+                    row["error"] = "does not fit: " + ", ".join(
+                        f"{k} {e.utilisation[k][0]}/{e.utilisation[k][1]}" for k in e.over)
+                else:
+                    row.update({"LUT4": r["lut4"], "FF": r["ff"], "DSP": r["dsp"], "BRAM": r["bram"],
+                                "SPRAM": r["spram"], "Fmax": f"{r['fmax_mhz']} MHz"})
         except Exception as e:  # one block's failure must not hide the others' results
             failures += 1
             row["error"] = f"{type(e).__name__}: {str(e).splitlines()[0][:120]}"
         rows.append(row)
 
-    cols = ["block", "verilog", "lint", "cocotb", "LUT4", "FF", "DSP", "BRAM", "SPRAM", "Fmax", "error"]
+    cols = ["block", "verilog", "lint", "cocotb", "synth at", "LUT4", "FF", "DSP", "BRAM", "SPRAM", "Fmax",
+            "error"]
     cols = [c for c in cols if any(c in r for r in rows)]
     table = [cols] + [[str(r.get(c, "-")) for c in cols] for r in rows]
     widths = [max(len(t[i]) for t in table) for i in range(len(cols))]

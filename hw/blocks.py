@@ -56,7 +56,10 @@ class BlockSpec:
         Dotted module path of a cocotb testbench (in ``sim/``) that ``edgelearn sim`` and
         ``edgelearn demo`` run against the golden model with the default parameters.
     smoke_params : dict
-        Parameter overrides for the smoke test and the demo's synthesis row (e.g. a smaller array).
+        Parameter overrides for the smoke test (e.g. a smaller array).
+    synth_params : dict or None
+        Parameter overrides for the demo's iCE40UP5K synthesis row: the size (and backend) the block
+        has on the iCEBreaker. ``None``: the same as ``smoke_params``.
     demo : str or None
         ``"module:function"`` of the block's real-data demo; the function takes no arguments and
         returns a list of ``(label, value)`` string rows that ``edgelearn demo`` prints.
@@ -67,7 +70,11 @@ class BlockSpec:
     params: dict = field(default_factory=dict)
     smoke_test: str = None
     smoke_params: dict = field(default_factory=dict)
+    synth_params: dict = None
     demo: str = None
+
+    def synth_overrides(self):
+        return dict(self.smoke_params if self.synth_params is None else self.synth_params)
 
     def defaults(self):
         return {k: p.default for k, p in self.params.items()}

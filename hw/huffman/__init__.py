@@ -27,6 +27,8 @@ BLOCKS = [
             "fifo_depth": Param(64, "words per lane FIFO, power of two 4..512"),
         },
         smoke_test="sim.huffman.tb_huffman",
+        # The UP5K row of `edgelearn demo`: one lane (two lanes do not place on the UP5K).
+        synth_params={"lanes": 1},
         demo="sim.huffman.demo:run",
     ),
 ]

@@ -33,6 +33,8 @@ BLOCKS = [
         },
         smoke_test="sim.mac.tb_mac_array",
         smoke_params={},
+        # The UP5K row of `edgelearn demo`: the SB_MAC16 backend at the largest size that places.
+        synth_params={"backend": "ice40", "rows": 2, "cols": 4},
         demo="sim.mac.demo:run",
     ),
 ]
