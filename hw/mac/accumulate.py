@@ -1,10 +1,12 @@
-"""Accumulator stages of the MAC array: tile-group sums (S3) and the saturating accumulators (S4).
+"""Accumulator stages of the MAC array: tile-group sums (S3, S3b) and the saturating accumulators (S4).
 
 Implements the accumulator semantics of :mod:`hw.mac.spec` for every PE of the grid:
 
-* S3 forms the *contribution*: in a plain tile each beat sum passes through unchanged; in a
-  tile-saturating tile (HDQT) the beat sums of one group of ``tile_k`` products are added exactly
-  and the group sum, clamped to ``±(2**(tile_bits-1) - 1)``, is the contribution at the group's end.
+* With the tile-saturating option (``tile_k > 0``) S3 and S3b form the *contribution*: in a plain
+  tile each beat sum passes through unchanged; in a tile-saturating tile (HDQT) the beat sums of one
+  group of ``tile_k`` products are added exactly (S3) and the group sum, clamped to
+  ``±(2**(tile_bits-1) - 1)`` (S3b), is the contribution at the group's end. Without the option
+  (``tile_k = 0``) the beat sum goes straight into S4: two register stages less.
 * S4 adds each contribution into the ``acc_width``-bit accumulator and clamps (``sat``), recording
   per PE whether any clamp happened in this tile.
 
@@ -36,12 +38,12 @@ def group_width(tile_k):
 class AccumulatorGrid(wiring.Component):
     """S3 and S4 of every PE: tile-group clamping and saturating accumulation.
 
-    Cycle behaviour: a beat presented with ``in_valid`` while ``en`` is high is absorbed into S3;
-    its contribution (if it ends a group) is added into the accumulator on the next ``en`` cycle.
-    After the contribution of a tile's last beat has been applied, ``done`` is high and ``acc`` /
-    ``ovf`` hold the tile's final results (all registers); they stay there until the next ``en``
-    cycle, in which the caller must capture them (it holds ``en`` low while it cannot). Keeping the
-    results in registers for a cycle keeps the saturation logic off the capture path.
+    Cycle behaviour: a beat presented with ``in_valid`` while ``en`` is high is added into the
+    accumulator in that cycle (``tile_k = 0``) or, when it ends a group, two ``en`` cycles later
+    (S3, S3b). After the contribution of a tile's last beat has been applied, ``done`` is high and
+    ``acc`` / ``ovf`` hold the tile's final results (``acc``: the saturated view of a register, one
+    LUT level); they stay there until the next ``en`` cycle, in which the caller must capture them
+    (it holds ``en`` low while it cannot).
 
     Parameters
     ----------
@@ -54,15 +56,20 @@ class AccumulatorGrid(wiring.Component):
         tile-saturating option (``in_tsat`` is then ignored).
     tile_bits : int
         Group sums clamp to ``±(2**(tile_bits-1) - 1)``; 2..16.
+    terms : int
+        1 or 2: how many terms of the beat sum the product grid hands over (:data:`TERMS`).
 
     Members
     -------
     en : In(1)
-    beat : In(ArrayLayout(ArrayLayout(signed(17), cols), rows))
+    beat, beat2 : In(ArrayLayout(ArrayLayout(signed(17), cols), rows))
+        The beat sum is ``beat`` (``terms = 1``; ``beat2`` ignored) or ``beat + beat2`` (``terms = 2``).
     in_valid, in_first, in_last, in_tsat, in_gstart, in_gend : In(1)
         Tags of ``beat``: a beat of a tile; the tile's first / last beat; tile-saturating tile; the
         beat starts / ends a group (plain tiles: both always 1).
     done : Out(1)
+    done_next : Out(1)
+        The value ``done`` takes at the next clock edge (combinational, from registers and ``en``).
     acc : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
     ovf : Out(rows)
         Bit ``r``: some PE of row ``r`` saturated in the tile (valid with ``done``).
@@ -74,18 +81,21 @@ class AccumulatorGrid(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
-                 tile_bits=spec.DEFAULT_TILE_BITS):
+                 tile_bits=spec.DEFAULT_TILE_BITS, terms=1):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
         self._tile_k = check_tile_k(tile_k)
         self._tile_bits = check_int("tile_bits", tile_bits, 2, 16)
+        self._terms = check_int("terms", terms, 1, 2)
         super().__init__({
             "en": In(1),
             "beat": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
+            "beat2": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
             "in_valid": In(1), "in_first": In(1), "in_last": In(1), "in_tsat": In(1),
             "in_gstart": In(1), "in_gend": In(1),
             "done": Out(1),
+            "done_next": Out(1),
             "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
             "ovf": Out(rows),
         })
@@ -98,41 +108,62 @@ class AccumulatorGrid(wiring.Component):
         lo_t, hi_t = spec.tile_range(self._tile_bits)
         tsat = self.in_tsat if self._tile_k else 0
 
-        # S3 tags: a contribution is ready; it is the tile's first / last.
-        c_valid, c_first, c_last = Signal(), Signal(), Signal()
-        g_first = Signal()  # the open group started at the tile's first beat
+        # Tags of the contribution entering S4: it is valid; it is the tile's first / last.
+        if not self._tile_k:
+            # No groups: the beat sum is the contribution, straight from the product grid.
+            c_valid, c_first, c_last = self.in_valid, self.in_first, self.in_last
+        else:
+            # S3 (group sums) and S3b (clamp): two register stages of tags.
+            v3, f3, l3 = Signal(), Signal(), Signal()
+            c_valid, c_first, c_last = Signal(), Signal(), Signal()
+            g_first = Signal()  # the open group started at the tile's first beat
+            with m.If(en):
+                m.d.sync += [
+                    v3.eq(self.in_valid & self.in_gend),
+                    f3.eq(Mux(self.in_gstart, self.in_first, g_first)),
+                    l3.eq(self.in_last),
+                    c_valid.eq(v3), c_first.eq(f3), c_last.eq(l3),
+                ]
+                with m.If(self.in_valid & self.in_gstart):
+                    m.d.sync += g_first.eq(self.in_first)
+            tsat3 = Signal()
+            with m.If(en):
+                m.d.sync += tsat3.eq(tsat)
         with m.If(en):
-            m.d.sync += [
-                c_valid.eq(self.in_valid & self.in_gend),
-                c_first.eq(Mux(self.in_gstart, self.in_first, g_first)),
-                c_last.eq(self.in_last),
-            ]
-            with m.If(self.in_valid & self.in_gstart):
-                m.d.sync += g_first.eq(self.in_first)
             m.d.sync += self.done.eq(c_valid & c_last)
+        m.d.comb += self.done_next.eq(Mux(en, c_valid & c_last, self.done))
 
         for r in range(R):
             row_ovf = []
             for c in range(C):
-                # S3: the contribution: the beat sum, or (groups) the exact group sum, clamped in
+                # The contribution: the beat sum, or (groups) the exact group sum, clamped in
                 # tile-saturating tiles.
-                contrib = Signal(signed(gw), name=f"contrib{r}_{c}")
+                beat = self.beat[r][c]
+                if self._terms == 2:
+                    beat = Signal(signed(BEAT_WIDTH), name=f"beat{r}_{c}")
+                    m.d.comb += beat.eq(self.beat[r][c] + self.beat2[r][c])
                 if not self._tile_k:
-                    with m.If(en & self.in_valid):
-                        m.d.sync += contrib.eq(self.beat[r][c])
+                    contrib = beat
                 else:
+                    # S3: the group's exact sum (only an adder in the group loop); S3b: its clamp
+                    # in a stage of its own (compare + mux after a wide carry chain would not fit
+                    # in one cycle with the group adder).
                     g = Signal(signed(gw), name=f"g{r}_{c}")
+                    gsum = Signal(signed(gw), name=f"gsum{r}_{c}")
                     g_new = Signal(signed(gw), name=f"g_new{r}_{c}")
-                    m.d.comb += g_new.eq(Mux(self.in_gstart, 0, g) + self.beat[r][c])
+                    m.d.comb += g_new.eq(Mux(self.in_gstart, 0, g) + beat)
                     with m.If(en & self.in_valid):
                         m.d.sync += g.eq(g_new)
                         with m.If(self.in_gend):
-                            with m.If(tsat & (g_new > hi_t)):
-                                m.d.sync += contrib.eq(hi_t)
-                            with m.Elif(tsat & (g_new < lo_t)):
-                                m.d.sync += contrib.eq(lo_t)
-                            with m.Else():
-                                m.d.sync += contrib.eq(g_new)
+                            m.d.sync += gsum.eq(g_new)
+                    contrib = Signal(signed(gw), name=f"contrib{r}_{c}")
+                    with m.If(en & v3):
+                        with m.If(tsat3 & (gsum > hi_t)):
+                            m.d.sync += contrib.eq(hi_t)
+                        with m.Elif(tsat3 & (gsum < lo_t)):
+                            m.d.sync += contrib.eq(lo_t)
+                        with m.Else():
+                            m.d.sync += contrib.eq(gsum)
 
                 # S4: saturating accumulate, with only an adder in the loop. The register keeps
                 # the *unsaturated* sum of the last update, one bit wider than the accumulator

@@ -20,17 +20,21 @@ beats of consecutive tiles in different modes follow each other cycle by cycle; 
 command waits in a one-entry register and takes over in the cycle after the previous tile's last
 beat, so its first beat is taken in the very next cycle. A tile's results are
 moved from the accumulators into a result buffer when its last contribution is applied, and the
-buffer drains one row per transfer while the next tile computes; it takes the next tile's results
-in the same cycle as its last row leaves. The only stall: a tile finishing while the previous tile's
-results have not all been taken (the consumer is slow or tiles are shorter than ``rows`` beats).
-This makes ``i_*.ready`` depend combinationally on ``o_res.ready`` (one gate, through the enable).
+buffer drains one row per transfer while the next tile computes. The only stall: a tile finishing
+while the buffer still holds the previous tile's results (the consumer is slow, or tiles are at most
+``rows`` beats long). The pipeline enable is a register, decided a cycle ahead, so no combinational
+path runs from ``o_res.ready`` to the input handshakes or the pipeline's clock enables; the price
+is that the buffer counts as busy in the cycle its last row leaves, so tiles of exactly ``rows``
+beats wait one cycle each, while tiles of ``rows + 1`` beats or more run back to back.
 
 Pipeline (all stages advance together on the internal enable)::
 
-    input control -> S0 operands -> S1 products -> S2 beat sums -> S3 group sums -> S4 accumulators
-    -> S5 result buffer -> o_res
+    input control -> S0 operands -> S1 products -> S2 beat sums -> [S3 group sums -> S3b clamp]
+    -> S4 accumulators -> S5 result buffer -> o_res
 
-Latency: a tile's first result row is valid 6 cycles after its last beat is taken (no stalls).
+S3 and S3b exist only with the tile-saturating option (``tile_k > 0``). Latency: a tile's first
+result row is valid 5 cycles (``tile_k = 0``) or 7 cycles (``tile_k > 0``) after its last beat is
+taken (no stalls); the same for every backend.
 
 Undefined modes: the command is accepted, the sticky ``mode_error`` flag set, the tile's beats are
 consumed (so the streams stay aligned with the tile boundaries the producer intended) and no results
@@ -44,7 +48,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import check_bool, check_choice, check_int
 from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k
-from .products import BACKENDS, ProductGrid
+from .products import BACKENDS, TERMS, ProductGrid
 
 __all__ = ["MacArray", "cmd_layout", "res_layout"]
 
@@ -147,23 +151,25 @@ class MacArray(wiring.Component):
         R = self._rows
         m.submodules.grid = grid = self._grid
         m.submodules.accs = accs = AccumulatorGrid(R, self._cols, self._acc_width, self._tile_k,
-                                                   self._tile_bits)
+                                                   self._tile_bits, TERMS[self._backend])
 
-        en = Signal()              # the pipeline advances
+        # The pipeline advances (`en`) unless a finished tile waits in the accumulators for the
+        # result buffer. `en` is a register, decided a cycle ahead from registers and o_res.ready:
+        # it fans out to every pipeline register and gates the input handshakes, so it must not
+        # sit at the end of a combinational path from the consumer. Cost: a tile finishing in
+        # the very cycle the buffer's last row leaves waits one cycle (the buffer counts as busy
+        # in that cycle), so back to back tiles need at least `rows + 1` beats to run without a
+        # bubble (the buffer drains one row per cycle).
+        en = Signal(init=1)
         full = Signal()            # the result buffer holds a tile
         rd = Signal(spec.row_bits(R))
-        # A finished tile waits in the accumulators only while the buffer is busy: the buffer is
-        # free again in the cycle its last row is taken, so tiles as short as `rows` beats run back
-        # to back. While it waits, the whole pipeline holds.
-        # `rd_last` is `rd == rows - 1` kept in a register, so the enable is one LUT4 of four
-        # registered/port bits (it fans out to every pipeline register).
-        freeing, load = Signal(), Signal()
-        rd_last = Signal(init=int(R == 1))
+        rd_last = Signal(init=int(R == 1))   # rd == rows - 1, registered
+        load, full_next = Signal(), Signal()
         m.d.comb += [
-            freeing.eq(self.o_res.ready & rd_last),
-            en.eq(~accs.done | ~full | freeing),
-            load.eq(accs.done & en),
+            load.eq(accs.done & en),         # en with done implies the buffer is empty
+            full_next.eq(load | (full & ~(self.o_res.ready & rd_last))),
         ]
+        m.d.sync += en.eq(~(accs.done_next & full_next))
 
         # --- input control -----------------------------------------------------------------------
         active, drop = Signal(), Signal()
@@ -227,7 +233,7 @@ class MacArray(wiring.Component):
             tags = regs
         v2, first2, last2, tsat2, gstart2, gend2 = tags
         m.d.comb += [
-            accs.en.eq(en), accs.beat.eq(grid.beat),
+            accs.en.eq(en), accs.beat.eq(grid.beat), accs.beat2.eq(grid.beat2),
             accs.in_valid.eq(v2), accs.in_first.eq(first2), accs.in_last.eq(last2),
             accs.in_tsat.eq(tsat2), accs.in_gstart.eq(gstart2), accs.in_gend.eq(gend2),
         ]
@@ -249,7 +255,7 @@ class MacArray(wiring.Component):
         with m.Elif(self.o_res.valid & self.o_res.ready):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
             m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1), rd_last.eq((rd == R - 2) | (R == 1))]
-            with m.If(rd == R - 1):
+            with m.If(rd_last):
                 m.d.sync += full.eq(0)
 
         # --- status ------------------------------------------------------------------------------
@@ -257,12 +263,12 @@ class MacArray(wiring.Component):
             m.d.sync += [overflow.eq(0), mode_error.eq(0)]
         m.d.comb += [self.o_overflow.eq(overflow), self.o_mode_error.eq(mode_error)]
 
-        # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 6
-        # pipeline advances (S0..S5), so a down-counter re-armed by every taken beat and counting
-        # advances tells whether one may still be in flight.
-        quiet = Signal(range(8))
+        # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 7
+        # pipeline advances (S0..S5 with S3b), so a down-counter re-armed by every taken beat and
+        # counting advances tells whether one may still be in flight.
+        quiet = Signal(range(9))
         with m.If(take):
-            m.d.sync += quiet.eq(7)
+            m.d.sync += quiet.eq(8)
         with m.Elif(en & (quiet != 0)):
             m.d.sync += quiet.eq(quiet - 1)
         m.d.comb += self.o_idle.eq(~active & ~nxt_valid & ~full & (quiet == 0))

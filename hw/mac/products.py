@@ -48,9 +48,11 @@ from ..params import check_bool, check_choice, check_int
 from . import spec
 from .booth import PAIR_SHIFT, booth_digits, booth_pp
 
-__all__ = ["ProductGrid", "BACKENDS", "BEAT_WIDTH"]
+__all__ = ["ProductGrid", "BACKENDS", "BEAT_WIDTH", "TERMS"]
 
 BACKENDS = ("lut", "ice40", "ecp5")
+#: Terms of the beat sum each backend hands over (``beat`` alone, or ``beat + beat2``).
+TERMS = {"lut": 1, "ice40": 1, "ecp5": 2}
 BEAT_WIDTH = 17
 ACT9 = signed(9)
 OP = signed(11)    # a << 2 for a in -128..255
@@ -80,8 +82,10 @@ class ProductGrid(wiring.Component):
     act_unsigned : In(1)
     en : In(1)
         Advance all three stages.
-    beat : Out(ArrayLayout(ArrayLayout(signed(17), cols), rows))
-        ``beat[r][c]``: the beat sum of PE (r, c) for the inputs three ``en`` cycles earlier.
+    beat, beat2 : Out(ArrayLayout(ArrayLayout(signed(17), cols), rows))
+        ``beat[r][c] + beat2[r][c]``: the beat sum of PE (r, c) for the inputs three ``en`` cycles
+        earlier. ``beat2`` is always 0 except with backend ``"ecp5"`` (see :attr:`TERMS`), which
+        leaves the last addition to the accumulator stage.
 
     Raises
     ------
@@ -104,6 +108,7 @@ class ProductGrid(wiring.Component):
             "act_unsigned": In(1),
             "en": In(1),
             "beat": Out(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
+            "beat2": Out(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
         })
 
     def elaborate(self, platform):
@@ -210,7 +215,7 @@ class ProductGrid(wiring.Component):
         return v_in
 
     # Fabric Booth datapath: S1 = two pair sums, S2 = their sum (upper pair shifted by 4 in int8).
-    def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width):
+    def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width, pairs_only=False):
         ops, d = self._ops[r], digits[c]
         pairs = []
         for p in range(2):
@@ -220,13 +225,17 @@ class ProductGrid(wiring.Component):
             with m.If(self.en):
                 m.d.sync += q.eq(lo + hi)
             pairs.append(q)
+        if pairs_only:
+            return pairs
         total = Signal(signed(width), name=f"fab{r}_{c}")
         m.d.comb += total.eq(pairs[0] + Mux(is8_1, pairs[1] << 4, pairs[1]))
         return total
 
-    def _store(self, m, r, c, value):
+    def _store(self, m, r, c, value, value2=None):
         with m.If(self.en):
             m.d.sync += self.beat[r][c].eq(value)
+            if value2 is not None:
+                m.d.sync += self.beat2[r][c].eq(value2)
 
     def _grid_lut(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
         for r in range(self._rows):
@@ -360,11 +369,16 @@ class ProductGrid(wiring.Component):
                 p_odd = self._mult18(m, f"dsp{r}_{c1}", a_odd, b_odd)
                 lo_e, hi_e = _unpack12(m, f"x{r}_{c0}", p_even)
                 lo_o, hi_o = _unpack12(m, f"x{r}_{c1}", p_odd)
-                # Fabric covers int2/ternary only: 4 * 2 * 255, 13 bits (two unshifted pairs).
-                fab0 = self._fabric(m, r, c0, acts, digits, no, no, no, 14)
-                fab1 = self._fabric(m, r, c1, acts, digits, no, no, no, 14)
-                self._store(m, r, c0, Mux(is8_1, p_even, Mux(is4_1, lo_e + lo_o, fab0)))
-                self._store(m, r, c1, Mux(is8_1, p_odd, Mux(is4_1, hi_e + hi_o, fab1)))
+                # Fabric covers int2/ternary only: two unshifted pairs of 2 * 2 * 255, 12 bits.
+                f0 = self._fabric(m, r, c0, acts, digits, no, no, no, 12, pairs_only=True)
+                f1 = self._fabric(m, r, c1, acts, digits, no, no, no, 12, pairs_only=True)
+                # The beat leaves as two terms (``beat`` + ``beat2``), added by the accumulator
+                # stage: S2 is then the DSP output, one borrow correction and a mux (no adder
+                # of two unpacked products behind the DSP's long route into the fabric).
+                self._store(m, r, c0, Mux(is8_1, p_even, Mux(is4_1, lo_e, f0[0])),
+                            Mux(is4_1, lo_o, Mux(is8_1, 0, f0[1])))
+                self._store(m, r, c1, Mux(is8_1, p_odd, Mux(is4_1, hi_e, f1[0])),
+                            Mux(is4_1, hi_o, Mux(is8_1, 0, f1[1])))
 
     def _mult18(self, m, name, a, b):
         """``a * b`` (18x18 signed), registered on ``en`` (MULT18X18D output register)."""
