@@ -172,6 +172,7 @@ class LaneDecoder(wiring.Component):
         released = Signal()
         rsel = Signal()                # this block has R raw bits per symbol (r is 0 or R)
         raw_mode = Signal()
+        late = Signal()                # a symbol of this block ran past the lane's bit length
 
         buf = Signal(B)
         fill = Signal(range(B + 1))
@@ -190,7 +191,7 @@ class LaneDecoder(wiring.Component):
         s1_valid = Signal()
         s1 = Signal(data.StructLayout({
             "win": L + R, "onehot": L + 1, "mode": 2, "r": 4, "ebits": 4, "bank": 1, "zero": 1,
-            "first": 1, "last": 1}))
+            "dec": 1, "first": 1, "last": 1}))
         s2_valid = Signal()
         s2 = Signal(data.StructLayout({
             "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1}))
@@ -203,8 +204,11 @@ class LaneDecoder(wiring.Component):
             queue.r_en.eq(self.o_sym.ready & ~out_hold),
         ]
         out_take = self.o_sym.valid & self.o_sym.ready
+        # credits: values in the queue or in flight in the two stages, as a register (so "room for
+        # one more" is a flip-flop where the loop reads it)
+        inflight = Signal(range(QDEPTH + 1))
         space = Signal()
-        m.d.comb += space.eq(queue.level + s1_valid + s2_valid < QDEPTH)
+        m.d.comb += space.eq(inflight < QDEPTH)
 
         # ---- word intake
         # A word is taken when it will fit whatever this cycle's symbol consumes: ``room_q`` is
@@ -224,7 +228,10 @@ class LaneDecoder(wiring.Component):
         buf_m = Signal(B)
         m.d.comb += buf_m.eq(buf | placed)
 
-        # ---- decode (the loop): compare, one-hot length, one-hot shift
+        # ---- decode (the loop): compare, then one XOR-telescoped shift
+        # The only loop-carried path is window -> L parallel compares -> the buffer and fill
+        # multiplexers. Everything else about the symbol (bit-length checks, counts) happens a cycle
+        # later in stage 1, from the registered one-hot length.
         win = buf[B - L:]
         lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
@@ -243,50 +250,44 @@ class LaneDecoder(wiring.Component):
         can = running & ~zeroing & nleft_nz & space
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
-
-        # bits this symbol takes (code + raw), straight from the one-hot: per length a constant
-        # (l or l + R, by the block's rsel), OR-ed, so no adder sits between compare and fill update
-        cons = Signal(range(L + R + 1))
-        m.d.comb += cons.eq(_onehot_mux(onehot, [Mux(rsel, ln + R, ln) for ln in range(L + 1)]))
-        # Does the symbol end inside the lane's declared bit length (within), exactly at it (exact)?
-        # Per length from the registered count (its low 6 bits and "64 or more"), then one AND-OR:
-        # no 21-bit subtraction between the compare and the error flags.
-        hi_nz = bits_left[6:].any()
-        lo = bits_left[:6]
-        within = Signal()
-        exact = Signal()
-        m.d.comb += [
-            within.eq(_onehot_mux(onehot, [hi_nz | Mux(rsel, _at_least(lo, ln + R), _at_least(lo, ln))
-                                           for ln in range(L + 1)])),
-            exact.eq(_onehot_mux(onehot, [~hi_nz & Mux(rsel, lo == ln + R, lo == ln)
-                                          for ln in range(L + 1)])),
-        ]
-        # A symbol leaves for the pipeline whenever the code is valid; if it runs past the bit
-        # length it leaves as a zero (and the lane turns to zeroing), which is what the golden model
-        # outputs for it. So the compare reaches the pipeline registers through one gate.
         emit = Signal()
         m.d.comb += emit.eq(step & ~invalid)
-        ev_invalid = step & invalid
-        ev_trunc = emit & ~within
-        m.d.comb += self.o_fire.eq(emit & within)
         emit_zero = running & zeroing & nleft_nz & space
 
-        # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then one
-        # AND-OR over the lengths plus "hold"; each select is one LUT of compare results and step
+        def shift_select(hold, cands):
+            """``cands[l]`` for the decoded length ``l`` (``hold`` if no step, ``cands[0]`` in raw
+            mode, 0 for an invalid code), without a one-hot: with the thermometer ``lt`` monotone,
+            ``cands[l*] = XOR_k lt[k] & (cands[k] ^ cands[k+1])`` (``cands[L+1] = 0``). The XOR terms
+            are computed from registers while the compare runs, so the compare outputs feed the
+            first level of a balanced XOR tree directly."""
+            width = len(hold)
+            cands = list(cands) + [Const(0, width)]
+            base = Signal(width)
+            m.d.comb += base.eq(Mux(step, Mux(raw_mode, cands[0], 0), hold))
+            live = Signal()
+            m.d.comb += live.eq(step & ~raw_mode)
+            terms = [base]
+            for k in range(1, L + 1):
+                diff = Signal(width, name=f"{hold.name}_d{k}")
+                m.d.comb += diff.eq(Mux(live, cands[k] ^ cands[k + 1], 0))
+                terms.append(Mux(lt[k], diff, 0))
+            return _tree(terms, lambda a, b: a ^ b)
+
+        # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then the
+        # decoded length's shift
         buf_x = Signal(B)
         m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
-        terms = [Mux(~step, buf_m, 0)]
-        for ln in range(L + 1):
-            terms.append(Mux(step & onehot[ln], (buf_x << ln)[:B], 0))
-        m.d.sync += buf.eq(_tree(terms, lambda a, b: a | b))
+        m.d.sync += buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
         fill_p = Signal(range(B + W + 1))
         m.d.comb += fill_p.eq(fill + Mux(pop_buf, W, 0))
-        m.d.sync += [fill.eq(fill_p - Mux(step, cons, 0)), room_q.eq(fill_p <= B - W)]
-        with m.If(emit):
-            m.d.sync += bits_left.eq(bits_left - cons)      # meaningless after an error: unused then
+        fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
+        for ln in range(L + 1):
+            m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
+        fill_n = shift_select(fill_p, fill_c)
+        m.d.sync += [fill.eq(fill_n[:len(fill)]), room_q.eq(fill_p <= B - W)]
         with m.If(pop):
             m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
                          words_nz.eq(words_left != 1)]
@@ -294,22 +295,49 @@ class LaneDecoder(wiring.Component):
                 m.d.sync += blk_err.eq(1)
             with m.If(own_nz):
                 m.d.sync += [own_left.eq(own_left - 1), own_nz.eq(own_left != 1)]
-        with m.If(ev_invalid | ev_trunc):
-            m.d.sync += [zeroing.eq(1), blk_err.eq(1),
-                         self.o_err_invalid.eq(ev_invalid), self.o_err_trunc.eq(ev_trunc)]
-        with m.If(emit & within & (n_left == 1) & ~exact):
-            m.d.sync += [blk_err.eq(1), self.o_err_mismatch.eq(1)]
         with m.If(emit | emit_zero):
             m.d.sync += [n_left.eq(n_left - 1), nleft_nz.eq(n_left != 1), is_first.eq(0)]
 
-        # ---- stage 1: registered window and length
+        # ---- stage 1: registered window and length; the bit-length checks of the symbol
         m.d.sync += [
             s1_valid.eq(emit | emit_zero),
             s1.win.eq(buf[B - L - R:]),
             s1.onehot.eq(onehot),
             s1.mode.eq(d.mode), s1.r.eq(r), s1.ebits.eq(d.ebits), s1.bank.eq(bank),
-            s1.zero.eq(emit_zero | ~within), s1.first.eq(is_first), s1.last.eq(n_left == 1),
+            s1.zero.eq(emit_zero), s1.dec.eq(emit), s1.first.eq(is_first), s1.last.eq(n_left == 1),
         ]
+        # Does the symbol end inside the lane's declared bit length (within), exactly at it (exact)?
+        # Per length from the registered count (its low 6 bits and "64 or more"), then one AND-OR.
+        # ``late``: a symbol of this block ran past the bit length; the loop may have decoded one
+        # more symbol meanwhile: it leaves as 0 and raises no error (as in the golden model).
+        oh = s1.onehot
+        s1_rsel = s1.r != 0
+        hi_nz = bits_left[6:].any()
+        lo = bits_left[:6]
+        within = Signal()
+        exact = Signal()
+        cons = Signal(range(L + R + 1))
+        m.d.comb += [
+            within.eq(_onehot_mux(oh, [hi_nz | Mux(s1_rsel, _at_least(lo, ln + R), _at_least(lo, ln))
+                                       for ln in range(L + 1)])),
+            exact.eq(_onehot_mux(oh, [~hi_nz & Mux(s1_rsel, lo == ln + R, lo == ln)
+                                      for ln in range(L + 1)])),
+            cons.eq(_onehot_mux(oh, [Mux(s1_rsel, ln + R, ln) for ln in range(L + 1)])),
+        ]
+        checked = s1_valid & s1.dec & ~late
+        trunc = Signal()
+        fire = Signal()
+        m.d.comb += [trunc.eq(checked & ~within), fire.eq(checked & within), self.o_fire.eq(fire)]
+        with m.If(fire):
+            m.d.sync += bits_left.eq(bits_left - cons)
+        with m.If(trunc):
+            m.d.sync += [late.eq(1), zeroing.eq(1), blk_err.eq(1), self.o_err_trunc.eq(1)]
+        with m.If(fire & s1.last & ~exact):
+            m.d.sync += [blk_err.eq(1), self.o_err_mismatch.eq(1)]
+        with m.If(step & invalid):
+            m.d.sync += [zeroing.eq(1), blk_err.eq(1), self.o_err_invalid.eq(~trunc)]
+        s1_zero = s1.zero | late | ~within
+        m.d.sync += inflight.eq(inflight + (emit | emit_zero) - out_take)
         # symbol index and raw field
         index = Signal(9)
         code = Signal(L)
@@ -328,7 +356,7 @@ class LaneDecoder(wiring.Component):
         m.d.sync += [
             s2_valid.eq(s1_valid),
             s2.raw.eq(rawtop if R else 0),
-            s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(s1.zero),
+            s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(s1_zero),
             s2.first.eq(s1.first), s2.last.eq(s1.last),
         ]
         # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
@@ -365,7 +393,7 @@ class LaneDecoder(wiring.Component):
                         nleft_nz.eq(desc.n != 0), words_nz.eq(desc.m != 0),
                         own_left.eq(own), own_nz.eq(own != 0), bits_left.eq(desc.bitlen),
                         rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
-                        crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip),
+                        crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip), late.eq(0),
                         check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), room_q.eq(1), released.eq(0),
                     ]
                     m.d.sync += buf.eq(0)
@@ -385,7 +413,7 @@ class LaneDecoder(wiring.Component):
                 m.next = "RUN"                     # one cycle for the registered limits to follow
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
-                with m.If(~nleft_nz & ~words_nz):
+                with m.If(~nleft_nz & ~words_nz & ~s1_valid):     # stage 1's checks are in
                     bad_crc = check_crc & (crc != d.crc)
                     m.d.sync += [final_err.eq(blk_err | bad_crc), released.eq(1), self.o_err_crc.eq(bad_crc)]
                     m.next = "FINISH"

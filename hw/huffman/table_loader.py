@@ -21,7 +21,7 @@ class TableLoader(wiring.Component):
     next layer's table loads while the current one decodes. While loading, it derives the decode
     registers ``limit`` and ``offset`` (:func:`hw.huffman.spec.decode_tables`) one length per cycle
     and writes the symbols through ``o_sym_*`` (to every lane's symbol memory, at
-    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 1`` cycles at full input rate.
+    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 2`` cycles at full input rate.
 
     Checks are the ones of :func:`hw.huffman.spec.check_table_words`; a table failing any of them, or
     cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
@@ -92,6 +92,10 @@ class TableLoader(wiring.Component):
         index = Signal(9)
         bad = Signal()
         crc = Signal(16)
+        end_q = Signal(L + 2)          # last length's code end and 2**length, Kraft-checked a cycle later
+        space_q = Signal(L + 2)
+        chk = Signal()
+        last = Signal()                # the next symbol word is the table's last
         crc_after = crc16_next(crc, [word])
         take = self.i_table.valid & self.i_table.ready
 
@@ -104,7 +108,9 @@ class TableLoader(wiring.Component):
             with m.If(self.o_count[0]):
                 m.d.sync += self.o_two.eq(1)
 
-        m.d.sync += self.o_err.eq(0)
+        m.d.sync += [self.o_err.eq(0), chk.eq(0)]
+        with m.If(chk & (end_q > space_q)):
+            m.d.sync += bad.eq(1)
         m.d.comb += [
             self.o_sym_addr.eq(Const(0, 9) | (bank << 8) | index[:8]),
             self.o_sym_data.eq(word[:8]),
@@ -131,7 +137,8 @@ class TableLoader(wiring.Component):
                         m.next = "IDLE"
             with m.State("COUNTS"):
                 # One length per cycle; lengths past the table's maxlen take no word (count 0), so
-                # limit[] stays non-decreasing up to L.
+                # limit[] stays non-decreasing up to L. The Kraft check of a length (``end > space``)
+                # runs a cycle later from registers (``chk``), off the input handshake.
                 cnt = Signal(17)
                 m.d.comb += [
                     self.i_table.ready.eq(need & ~first),
@@ -146,8 +153,7 @@ class TableLoader(wiring.Component):
                     end = code + cnt
                     with m.If(take):
                         m.d.sync += crc.eq(crc_after)
-                    with m.If(end > space):
-                        m.d.sync += bad.eq(1)
+                    m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1)]
                     for ln in range(1, L + 1):
                         with m.If(length == ln):
                             m.d.sync += [
@@ -160,6 +166,7 @@ class TableLoader(wiring.Component):
                         length.eq(length + 1),
                         need.eq(length + 1 <= maxlen),
                         space.eq(space << 1),
+                        last.eq(nsyms == 1),
                     ]
                     with m.If(length == L):
                         m.next = "SYMS"
@@ -172,10 +179,10 @@ class TableLoader(wiring.Component):
                     finish(0)
                     m.next = "IDLE"
                 with m.Elif(take):
-                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1)]
+                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1), last.eq(index + 2 == nsyms)]
                     with m.If(word[8:].any()):
                         m.d.sync += bad.eq(1)
-                    with m.If(index + 1 == nsyms):
+                    with m.If(last):
                         m.next = "CRC"
             with m.State("CRC"):
                 m.d.comb += self.i_table.ready.eq(~first)
@@ -183,6 +190,10 @@ class TableLoader(wiring.Component):
                     finish(0)
                     m.next = "IDLE"
                 with m.Elif(take):
-                    finish(~bad & (crc_after == 0) & (base == nsyms))
-                    m.next = "IDLE"
+                    m.d.sync += crc.eq(crc_after)
+                    m.next = "CHECK"
+            with m.State("CHECK"):
+                # the CRC register and the symbol count are checked in a cycle of their own
+                finish(~bad & (crc == 0) & (base == nsyms))
+                m.next = "IDLE"
         return m
