@@ -38,6 +38,29 @@ def test_stdp_run_matches_golden(acc):
     assert states == net.state
 
 
+def test_reset_restarts_the_network_from_a_fresh_state(acc):
+    # A run leaves input current delivered ahead to the next step in the core's accumulators (and
+    # membrane potentials in its state memory); after RESET the same run must again equal a fresh
+    # golden network, with no trace of the first.
+    cfg = acc.stdp_config()
+    rng = random.Random(11)
+    rows = random_rows(rng, cfg.n_neurons, 0.4, cfg.w_bits)
+    steps = poisson_events(rng, 6, range(cfg.n_neurons), 0.5)
+    acc.reset()
+    first, _ = acc.run_snn(rows, steps)
+    net = ForwardSTDPNetwork(cfg, rows)
+    ref = [net.step(ev)[0] for ev in steps]
+    assert first == ref
+    assert any(net.acc), "the first run must leave input current for a next step"
+    acc.reset()
+    again, learned = acc.run_snn(rows, steps)
+    fresh = ForwardSTDPNetwork(cfg, rows)
+    assert again == [fresh.step(ev)[0] for ev in steps]
+    assert learned == fresh.weights()
+    states = [spec.unpack_state(cfg, w) for w in acc.stdp_read(spec.MEM_STATE, cfg.n_neurons)]
+    assert states == fresh.state
+
+
 def test_bad_event_flags_block_error_and_board_keeps_working(acc):
     cfg = acc.stdp_config()
     rows = random_rows(random.Random(8), cfg.n_neurons, 0.2, cfg.w_bits)

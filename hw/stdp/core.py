@@ -48,6 +48,12 @@ class STDPCore(wiring.Component):
       the queue; the walk waits while ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
+    Reset: for ``n_neurons`` cycles after reset (power-up, or the controller's ``RESET`` command,
+    which resets the core's registers) the core writes every neuron's reset state and clears its
+    input accumulator and input bit, and accepts nothing meanwhile; so after a ``RESET`` the network
+    continues from the state of a freshly configured board, including the weights delivered ahead
+    to the next step. Synapse, row and bitmap memories (the host's configuration) are kept.
+
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
     consecutive cycles (row ends / starts); it is read two stages before it is written, and the
     two writes that can be in flight are forwarded (from the adder and from a register), so
@@ -185,8 +191,11 @@ class STDPCore(wiring.Component):
         ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
         hold = ev_valid & ev_eos
         m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | self.o_rdata.valid)
-        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold)
-        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid)
+        # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
+        clearing = Signal(init=1)
+        clr_n = Signal(range(N))
+        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold & ~clearing)
+        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid & ~clearing)
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
             m.d.sync += [cmd_in.eq(self.i_cfg.payload), cmd_valid.eq(1)]
 
@@ -556,4 +565,16 @@ class STDPCore(wiring.Component):
                             m.d.comb += [bmp_wr.addr.eq(a), bmp_wr.data.eq(cmd.data), bmp_wr.en.eq(1)]
                     with m.Case(spec.MEM_STATE):
                         m.d.comb += [st_wr.addr.eq(a), st_wr.data.eq(cmd.data), st_wr.en.eq(1)]
+
+        # ---------------------------------------------------------------- reset sweep
+        # Last, so that its writes take precedence (nothing else writes these memories while the
+        # core is clearing: no event or command is accepted, and the pipelines are reset).
+        with m.If(clearing):
+            m.d.comb += [st_wr.addr.eq(clr_n), st_wr.data.eq(spec.pack_state(c, spec.reset_state(c))),
+                         st_wr.en.eq(1),
+                         acc_wr.addr.eq(clr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                         ext_wr.addr.eq(clr_n), ext_wr.data.eq(0), ext_wr.en.eq(1)]
+            m.d.sync += clr_n.eq(clr_n + 1)
+            with m.If(clr_n == N - 1):
+                m.d.sync += clearing.eq(0)
         return m
