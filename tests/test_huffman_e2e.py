@@ -28,6 +28,16 @@ def test_compressed_digits_weights_drive_gemm(mode, lanes):
     assert stats["coded_bits"] < stats["raw_bits"]          # the weights really went compressed
 
 
+def test_pair_coded_int4_weights_drive_gemm():
+    """int4 weights coded two at a time (one 8-bit symbol = the packed byte) reach the array intact."""
+    x, w = digits_layer1("int4")
+    y, stats = run_compressed_gemm(x, w, "int4", n_lanes=2, max_len=12, stall=0.2, seed=5, packed=True)
+    assert stats["errors"] == 0
+    np.testing.assert_array_equal(y, x @ w.T)
+    assert stats["symbols"] * 2 == 16 * 64                   # one symbol per pair of weights
+    assert stats["coded_bits"] < stats["raw_bits"]
+
+
 def test_int8_weights_with_raw_blocks():
     rng = np.random.default_rng(3)
     x = rng.integers(-128, 128, (4, 64))
@@ -44,6 +54,7 @@ def test_symbol_order_matches_packing():
         cols = [list(rng.integers(lo, hi + 1, 9)) for _ in range(4)]
         _, _, wgts = mac_spec.tile_streams([[1] * 9], cols, mode)
         syms = weight_symbol_order(wgts, 4, mode)
+        packed = weight_symbol_order(wgts, 4, mode, packed=True)
         n = mac_spec.lanes(mode)
         bits = mac_spec.WEIGHT_BITS[mac_spec.MODES[mode]]
         # beat j, column c, lane l holds weight cols[c][j*n + l] (0 past K)
@@ -54,6 +65,9 @@ def test_symbol_order_matches_packing():
                     want = cols[c][k] if k < 9 else 0
                     assert mac_spec.decode_lane(syms[(j * 4 + c) * n + lane], mode) == want
                     assert syms[(j * 4 + c) * n + lane] < 1 << bits
+                    # packed: the byte of beat j, column c holds lane l's field at bits * l
+                    field = (packed[j * 4 + c] >> (bits * lane)) & ((1 << bits) - 1)
+                    assert field == syms[(j * 4 + c) * n + lane]
 
 
 def test_repacker_bad_parameters():

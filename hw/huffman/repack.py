@@ -11,11 +11,17 @@ from .decoder import output_layout
 __all__ = ["WeightRepacker", "weight_symbol_order"]
 
 
-def weight_symbol_order(wgt_words, cols, mode):
+def weight_symbol_order(wgt_words, cols, mode, packed=False):
     """The symbol sequence a compressed weight stream must hold so that the repacker rebuilds
     ``wgt_words`` (packed-weight beats, :func:`hw.mac.spec.pack_wgt_beat`): per beat, per column, per
-    lane (lane 0 first), the lane field's raw bits (int4 ``-3`` -> ``0xD``, ternary ``-1`` -> ``0b11``)."""
+    lane (lane 0 first), the lane field's raw bits (int4 ``-3`` -> ``0xD``, ternary ``-1`` -> ``0b11``).
+
+    ``packed``: one symbol per column byte instead, i.e. the packed byte itself (int4: two weights per
+    symbol, the first in the low nibble); the repacker then runs with ``i_mode`` = int8 (bytes pass
+    whole) while the MAC array runs the weights' own mode."""
     mode = mac_spec.mode_code(mode)
+    if packed:
+        return [byte for word in wgt_words for byte in mac_spec.unpack_wgt_beat(word, cols)]
     bits, n = mac_spec.WEIGHT_BITS[mode], mac_spec.LANES[mode]
     out = []
     for word in wgt_words:

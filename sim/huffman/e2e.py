@@ -55,12 +55,13 @@ class CompressedGemm(wiring.Component):
         return m
 
 
-def compress_tiles(tiles, *, cols, mode, n_lanes, max_len):
-    """Table words, data beats and stats for the weight beats of ``tiles`` (one block per tile)."""
-    seqs = [weight_symbol_order(t["wgt"], cols, mode) for t in tiles]
+def compress_tiles(tiles, *, cols, mode, n_lanes, max_len, packed=False):
+    """Table words, data beats and stats for the weight beats of ``tiles`` (one block per tile).
+    ``packed``: one symbol per packed weight byte (int4: a pair of weights)."""
+    seqs = [weight_symbol_order(t["wgt"], cols, mode, packed=packed) for t in tiles]
     table = g.build_table([s for q in seqs for s in q], max_len)
     codes = spec.canonical_codes(*table)
-    bits = mac_spec.WEIGHT_BITS[mac_spec.mode_code(mode)]
+    bits = 8 if packed else mac_spec.WEIGHT_BITS[mac_spec.mode_code(mode)]
     beats, coded, raw_blocks = [], 0, 0
     for q in seqs:
         cost = sum(codes[s][1] for s in q)
@@ -76,12 +77,15 @@ def compress_tiles(tiles, *, cols, mode, n_lanes, max_len):
     return spec.serialize_table(*table, max_len), beats, stats
 
 
-def run_compressed_gemm(x, w, mode, *, n_lanes=2, max_len=12, rows=4, cols=4, stall=0.2, seed=0):
-    """``Y = X · Wᵀ`` with W streamed compressed; returns ``(Y, stats)`` (``Y`` M x N int64)."""
+def run_compressed_gemm(x, w, mode, *, n_lanes=2, max_len=12, rows=4, cols=4, stall=0.2, seed=0,
+                        packed=False):
+    """``Y = X · Wᵀ`` with W streamed compressed; returns ``(Y, stats)`` (``Y`` M x N int64).
+    ``packed``: code whole packed weight bytes (int4 pairs); the repacker passes bytes (int8 mode)."""
     x = np.asarray(x, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
     tiles = gemm_tiles(x, w, mode, rows=rows, cols=cols, act_unsigned=bool((x >= 0).all()))
-    table, beats, stats = compress_tiles(tiles, cols=cols, mode=mode, n_lanes=n_lanes, max_len=max_len)
+    table, beats, stats = compress_tiles(tiles, cols=cols, mode=mode, n_lanes=n_lanes, max_len=max_len,
+                                         packed=packed)
     dut = CompressedGemm(lanes=n_lanes, max_len=max_len, rows=rows, cols=cols)
     results = []
     state = {"cycles": 0}
@@ -99,7 +103,7 @@ def run_compressed_gemm(x, w, mode, *, n_lanes=2, max_len=12, rows=4, cols=4, st
 
     async def consumer(ctx):
         rng = random.Random(seed * 11 + 9)
-        ctx.set(dut.i_mode, mac_spec.mode_code(mode))
+        ctx.set(dut.i_mode, mac_spec.MODE_INT8 if packed else mac_spec.mode_code(mode))
         for _ in range(rows * len(tiles)):
             payload = await stream_get(ctx, dut.o_res, rng=rng, stall=stall)
             results.append(payload.as_value().value if hasattr(payload, "as_value") else int(payload))
