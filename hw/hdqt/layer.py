@@ -53,8 +53,8 @@ class HdqtLayer(wiring.Component):
     :func:`sim.hdqt.golden.ref_layer_step` (4-bit operands, the MAC array's tile-saturating int4 mode).
 
     Organisation: three tensor buffers (``X`` B x K and ``dY`` B x O, 16-bit, row-major; master weights
-    ``W`` O x K in Q2.13 by default, ``cols`` weights per word so the update writes a result row per
-    cycle), three Hadamard scratch buffers (``TW``: H_O W then H_B X; ``TD1``: dY H_O; ``TD2``: H_B dY),
+    ``W`` O x K in Q2.13 by default, ``U`` weights per word, see the update below), three Hadamard scratch
+    buffers (``TW``: H_O W then H_B X; ``TD1``: dY H_O; ``TD2``: H_B dY),
     two double-banked 4-bit operand buffers laid out as the MAC array's beats (``A``: ``rows`` activation
     rows x 2 lanes per word; ``B``: ``cols`` packed int4 bytes per word), one or two :class:`~hw.hdqt.FWHT`
     (block sizes ``n_O`` and ``n_B``), two quantizer pipelines with one LFSR, and a
@@ -70,7 +70,13 @@ class HdqtLayer(wiring.Component):
     * QB (quantizer into B): ``W`` -> Wq (bank 0), TW -> W'q^T (bank 1), TW -> X''q^T (bank 0,
       stochastic, after QA's dY''q so the LFSR words keep the golden model's order, and after MM_Y).
     * M (the array, one beat per cycle): MM_Y on bank 0, MM_DX on bank 1, MM_DW on bank 0 with the
-      update of W (one result row of ``cols`` weights per cycle, pipelined, never stalling the array).
+      update of W.
+
+    The update is a 6-stage pipeline applying ``U`` results per cycle (``U`` the smallest power of
+    two, at most ``cols``, such that a dW tile's ``rows*cols`` results take at most half of its ``B/2``
+    beats: ``U = 2`` for 4 x 4 at B = 32, 1 for small arrays), so it never holds up the array. One right
+    shifter serves both shift directions, and the shifted update is clamped to 17 bits (any larger
+    update saturates a 16-bit weight whatever its value, so no result changes).
 
     So the quantize and transform passes stream while the array computes; the array waits only for
     the first operands (Xq and Wq, quantized in parallel) and wherever a pass chain is longer than
@@ -130,6 +136,10 @@ class HdqtLayer(wiring.Component):
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
         self._primitives = check_bool("primitives", primitives)
+        # update lanes: W words of U weights, U weights updated per cycle; enough that a dW tile's
+        # rows*cols results take at most half its B/2 beats
+        need = -(-4 * rows * cols // batch)
+        self._u = min(cols, 1 << max(0, (need - 1).bit_length()))
         self.n_o = spec.hadamard_block(o_dim, had_cap)
         self.n_b = spec.hadamard_block(batch, had_cap)
         super().__init__({
@@ -159,6 +169,8 @@ class HdqtLayer(wiring.Component):
         B, K, O, R, C = self._b, self._k, self._o, self._r, self._c
         lg = spec.log2
         log_r, log_c = lg(R), lg(C)
+        U = self._u
+        log_u = lg(U)
         lB, lK, lO = lg(B), lg(K), lg(O)
         tw = spec.W_BITS + lg(max(self.n_o, self.n_b))  # T element width
         acc = self._acc
@@ -182,7 +194,7 @@ class HdqtLayer(wiring.Component):
             return mm
 
         mx = mem("buf_x", signed(16), B * K)
-        mw = mem("buf_w", data.ArrayLayout(signed(16), C), O * K // C)
+        mw = mem("buf_w", data.ArrayLayout(signed(16), U), O * K // U)
         mdy = mem("buf_dy", signed(16), B * O)
         mtw = mem("buf_tw", signed(tw), max(O, B) * K)
         mtd1 = mem("buf_td1", signed(tw), B * O)
@@ -227,7 +239,7 @@ class HdqtLayer(wiring.Component):
             return a
 
         def lane(view, idx):
-            return view[idx] if C > 1 else view[0]
+            return view[idx] if U > 1 else view[0]
 
         def all_done(flags):
             return Cat(*[done[f] for f in flags]).all() if flags else 1
@@ -281,19 +293,19 @@ class HdqtLayer(wiring.Component):
                     m.d.comb += [x_wr.en.eq(1), x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data)]
                     m.d.sync += max_x.eq(Mux(ld.addr == 0, ld_abs_x, max_x | ld_abs_x))
                 with m.Case(BUF_W):
-                    m.d.comb += [w_wr.en.eq(1 << ld.addr[:log_c]), w_wr.addr.eq(ld.addr >> log_c),
-                                 w_wr.data.eq(Cat(*[ld.data] * C))]
+                    m.d.comb += [w_wr.en.eq(1 << ld.addr[:log_u]), w_wr.addr.eq(ld.addr >> log_u),
+                                 w_wr.data.eq(Cat(*[ld.data] * U))]
                     m.d.sync += max_w.eq(Mux(ld.addr == 0, ld_abs, max_w | ld_abs))
                 with m.Case(BUF_DY):
                     m.d.comb += [dy_wr.en.eq(1), dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
 
         rd_v = Signal()
-        rd_lane = Signal(range(C))
+        rd_lane = Signal(range(U))
         m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
                      self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane))]
         with m.If(idle & (~rd_v | self.o_rd.ready)):
-            m.d.comb += [w_rd.addr.eq(self.i_rd.payload >> log_c), w_rd.en.eq(1)]
-            m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_c])]
+            m.d.comb += [w_rd.addr.eq(self.i_rd.payload >> log_u), w_rd.en.eq(1)]
+            m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
 
         def step_ij(i, j, rows_m1, cols_m1, colwise):
             """Advance (i, j) in row-major (or column-major) order of a rows x cols tensor."""
@@ -317,7 +329,7 @@ class HdqtLayer(wiring.Component):
         f_rem = Signal(range(max(B, O) * K + 1))
         f_wrem = Signal.like(f_rem)
         fv = Signal()                   # the read register holds an element for the FWHT
-        f_lane = Signal(range(C))
+        f_lane = Signal(range(U))
         use_b = Signal()
         m.d.comb += use_b.eq(fe.job >= 2)
         f_in_ready = Mux(use_b, fw_b.i_data.ready, fw_o.i_data.ready)
@@ -328,7 +340,7 @@ class HdqtLayer(wiring.Component):
             for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
                 with m.Case(jj):
                     if src == "w":
-                        m.d.comb += [w_rd.addr.eq(Cat(fj[log_c:lK], fi[:lO])),
+                        m.d.comb += [w_rd.addr.eq(Cat(fj[log_u:lK], fi[:lO])),
                                      f_src.eq(lane(w_rd.data, f_lane))]
                     elif src == "dy":
                         m.d.comb += [dy_rd.addr.eq(Cat(fj[:lO], fi[:lB])), f_src.eq(dy_rd.data)]
@@ -340,7 +352,7 @@ class HdqtLayer(wiring.Component):
                             step_ij(fi, fj, rows_ - 1, cols_ - 1, colwise)
         with m.If(f_adv):
             with m.If(f_rem != 0):
-                m.d.sync += [fv.eq(1), f_rem.eq(f_rem - 1), f_lane.eq(fj[:log_c])]
+                m.d.sync += [fv.eq(1), f_rem.eq(f_rem - 1), f_lane.eq(fj[:log_u])]
             with m.Else():
                 m.d.sync += fv.eq(0)
         fw_list = [fw_o] if fw_b is fw_o else [fw_o, fw_b]
@@ -413,9 +425,9 @@ class HdqtLayer(wiring.Component):
             uns = Signal(name=f"{name}_uns")
             dst_addr = Signal(lbank + 1, name=f"{name}_dst")
             dst_lane = Signal(log_lanes + 1, name=f"{name}_lane")
-            lane_src = Signal(range(C), name=f"{name}_wlane")
+            lane_src = Signal(range(U), name=f"{name}_wlane")
             with m.If(issue):
-                m.d.sync += lane_src.eq(qj[:log_c])
+                m.d.sync += lane_src.eq(qj[:log_u])
             dst_word = Signal(lbank, name=f"{name}_word")
             with m.Switch(eng.job):
                 for jj, (s, rows_, cols_, mx_, st, un, tr, red, bank, _) in enumerate(jobs):
@@ -423,7 +435,7 @@ class HdqtLayer(wiring.Component):
                         port = ports[s]
                         with m.If(eng.run):
                             if s == "w":
-                                m.d.comb += [port.addr.eq(Cat(qj[log_c:lK], qi[:lO])),
+                                m.d.comb += [port.addr.eq(Cat(qj[log_u:lK], qi[:lO])),
                                              src.eq(lane(port.data, lane_src))]
                             else:
                                 m.d.comb += [port.addr.eq(Cat(qj[:lg(cols_)], qi[:lg(rows_)])),
@@ -440,7 +452,7 @@ class HdqtLayer(wiring.Component):
                             step_ij(qi, qj, rows_ - 1, cols_ - 1, False)
             blen = bit_length(m, qmax, f"{name}_bitlen")
             qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
-            shift = Signal(6, name=f"{name}_shift")
+            shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
             m.d.sync += shift.eq(Mux(blen > qbits, blen - qbits, 0))
             # element valid entering the quantizer's first stage (the cycle after the read)
             v1 = Signal(name=f"{name}_v1")
@@ -492,14 +504,15 @@ class HdqtLayer(wiring.Component):
         m_bank = Signal()
         n_nb_m1 = Signal(9)
         beats_m1 = Signal(8)
-        cmd_left = Signal(17)
-        rows_left = Signal(17)
+        cmd_left = Signal(range(max(mm_m // R * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
+        rows_left = Signal(range(max(mm_m * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
         tb_n = Signal(9)
         bj = Signal(8)
         a_ptr = Signal(la)
         a_row = Signal(la)
         b_ptr = Signal(lb)
-        beats_left = Signal(24)
+        beats_left = Signal(range(max(mm_m * mm_n * mm_k // (2 * R * C)
+                                      for mm_m, mm_n, mm_k, _ in mm_jobs) + 1))
         dw_job = Signal()
         out_job = Signal()
         with m.If(me.start):
@@ -550,7 +563,6 @@ class HdqtLayer(wiring.Component):
                      self.o_res.payload.data.eq(res.data),
                      self.o_res.payload.kind.eq(me.is_job(1)),
                      self.o_res.payload.last.eq(rows_left == 1)]
-        m.d.comb += mac.o_res.ready.eq(me.run & Mux(dw_job, 1, self.o_res.ready))
         res_take = Signal()
         m.d.comb += res_take.eq(mac.o_res.valid & mac.o_res.ready)
         rm = Signal(9)
@@ -565,45 +577,67 @@ class HdqtLayer(wiring.Component):
                 with m.Else():
                     m.d.sync += rn.eq(rn + 1)
 
-        # ---- the update: W[o, k..k+C-1] -= round(dW row << u), a 6-stage pipeline, one row per cycle --
+        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 6 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
-        # shifts are final long before MM_DW starts)
+        # shifts are final long before MM_DW starts). One right shifter for both directions:
+        # |dW| << u == (|dW| << 16) >> (16 - u), and (|dW| + half) >> r == ((|dW| + half) << 16) >> (16 + r).
         u_raw = Signal(signed(8))
         u_sh = Signal(signed(8))
-        u_left = Signal()
-        u_amt = Signal(6)
+        u_amt = Signal(7)
         u_half = Signal(acc)
         m.d.sync += [u_raw.eq(exp_base + shifts[4] + shifts[5]),
                      u_sh.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS, Mux(u_raw < -acc, -acc, u_raw))),
-                     u_left.eq(u_sh >= 0), u_amt.eq(Mux(u_sh >= 0, u_sh, -u_sh)),
+                     u_amt.eq(spec.W_BITS - u_sh),
                      u_half.eq(Mux(u_sh >= 0, 0, (1 << (-u_sh)[:6]) >> 1))]
-        wbits = lg(O * K // C)
+        n_sub = C // U
+        wbits = lg(O * K // U)
+        # a dW row (C results) waits in `urow` and leaves in n_sub chunks of U lanes
+        urow = Signal(data.ArrayLayout(signed(acc), C))
+        ubusy = Signal()
+        usub = Signal(range(n_sub))
+        ubase = Signal(wbits)
+        accept = Signal()
+        m.d.comb += accept.eq(~ubusy | (usub == n_sub - 1))
+        m.d.comb += mac.o_res.ready.eq(me.run & Mux(dw_job, accept, self.o_res.ready))
         upd_v = [Signal(name=f"upd_v{s}") for s in range(6)]
         upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(6)]
-        m.d.sync += [upd_v[0].eq(res_take & dw_job & me.run),
-                     upd_a[0].eq(Cat(rn[:lK - log_c], res.row[:log_r], rm))]
+        chunk = Signal(data.ArrayLayout(signed(acc), U))
+        with m.Switch(usub):
+            for sub in range(n_sub):
+                with m.Case(sub):
+                    m.d.sync += [chunk[lu].eq(urow[sub * U + lu]) for lu in range(U)]
+        m.d.sync += [upd_v[0].eq(ubusy), upd_a[0].eq(ubase | usub)]
+        with m.If(ubusy):
+            m.d.sync += usub.eq(usub + 1)
+            with m.If(usub == n_sub - 1):
+                m.d.sync += [ubusy.eq(0), usub.eq(0)]
+        with m.If(res_take & dw_job):
+            # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C
+            m.d.sync += [urow.eq(res.data), ubusy.eq(1), usub.eq(0),
+                         ubase.eq(Cat(Signal(lg(n_sub)), rn[:lK - log_c], res.row[:log_r], rm))]
         for s in range(1, 6):
             m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
-        row0 = Signal(data.ArrayLayout(signed(acc), C))
-        m.d.sync += row0.eq(res.data)
         lim = spec.acc_limit(spec.W_BITS)
+        dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
         # the W word is read in stage 1 so its data is there for stage 3's subtraction
         with m.If(upd_v[1]):
             m.d.comb += [w_rd.addr.eq(upd_a[1]), w_rd.en.eq(1)]
         clipped_any = []
         sat_row = []
-        for c in range(C):
-            dw = row0[c]
+        for c in range(U):
+            dw = chunk[c]
             # stage 1: the rounded magnitude before the shift: |dw| + half (one adder: ~dw + half + 1
             # for a negative dw)
             neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
             m.d.sync += [neg1.eq(dw[-1]),
                          mag1.eq(Mux(dw[-1], (~dw.as_unsigned()) + u_half + 1, dw.as_unsigned() + u_half))]
-            # stage 2: the shift
-            neg2, mag2 = Signal(name=f"u_neg2_{c}"), Signal(acc + spec.W_BITS + 1, name=f"u_mag2_{c}")
-            m.d.sync += [neg2.eq(neg1), mag2.eq(Mux(u_left, mag1 << u_amt[:5], mag1 >> u_amt))]
-            # stage 3: W - delta (W read in stage 2)
-            neww = Signal(signed(acc + spec.W_BITS + 3), name=f"u_new_{c}")
+            # stage 2: the shift, clamped to 17 bits (an update that large saturates W either way)
+            sh = Signal(acc + 1 + spec.W_BITS, name=f"u_sh_{c}")
+            m.d.comb += sh.eq(Cat(Signal(spec.W_BITS), mag1) >> u_amt)
+            neg2, mag2 = Signal(name=f"u_neg2_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag2_{c}")
+            m.d.sync += [neg2.eq(neg1), mag2.eq(Mux(sh[spec.W_BITS + 1:].any(), dmax, sh[:spec.W_BITS + 1]))]
+            # stage 3: W - delta (W read in stage 1)
+            neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
             m.d.sync += neww.eq(Mux(neg2, w_rd.data[c] + mag2, w_rd.data[c] - mag2))
             # stage 4: saturate
             sat4 = Signal(signed(16), name=f"u_sat_{c}")
@@ -614,17 +648,17 @@ class HdqtLayer(wiring.Component):
             sat_row.append(sat4)
         # stage 5 (upd_v[4]): write back; stage 6: OR of |W| for the next step's quantization
         with m.If(upd_v[4]):
-            m.d.comb += [w_wr.addr.eq(upd_a[4]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << C) - 1)]
+            m.d.comb += [w_wr.addr.eq(upd_a[4]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
-        sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(C)]
+        sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(U)]
         m.d.sync += [s5.eq(s4) for s5, s4 in zip(sat5, sat_row)]
         or5 = 0
-        for c in range(C):
+        for c in range(U):
             or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
         with m.If(upd_v[5]):
             m.d.sync += max_w_next.eq(max_w_next | or5)
-        upd_busy = Cat(*upd_v).any()
+        upd_busy = Cat(ubusy, *upd_v).any()
         m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
 
         with m.If(mac.o_overflow):
