@@ -7,9 +7,10 @@ One *beat sum* is the exact sum of the ``lanes(mode)`` products a PE retires in 
   uint8 share the datapath) and, for the fabric, ``+a`` and ``-a`` with the digit's shift applied;
   per column the packed byte and its Booth digits; the mode flags;
 * S1 — products: fabric partial-product pair sums and/or the DSP multiplier output registers;
-* S2 — the beat sum of each PE (17-bit signed: the extreme beat, 255 * -128, fits 16 bits).
+* S2 — the beat sum of each PE (17-bit signed: the extreme beat, 255 * -128, fits 16 bits), as
+  one term or (ecp5) two terms the accumulator stage adds.
 
-So ``beat`` is valid three ``en`` cycles after the inputs, whatever the backend.
+So ``beat`` (+ ``beat2``) is valid three ``en`` cycles after the inputs, whatever the backend.
 
 Backends
 --------
@@ -19,19 +20,28 @@ Backends
     per cycle with one adder tree. No multiplier cells are inferred (Yosys would otherwise map
     ``*`` to DSPs, which the UP5K has only 8 of).
 ``"ice40"``
-    int8 products in iCE40UP5K ``SB_MAC16`` blocks in dual 8x8 mode: one block multiplies the row's
-    activation by the weights of two neighbouring columns (signed x signed, input regs bypassed,
-    8x8 product registers used as S1). Unsigned activations are corrected inside the block:
-    ``a_u * w = a_s * w + 256 * a[7] * w``, the ``256 * w`` term entering through the C/D registers
-    and the block's adders. int4/int2/ternary use a fabric Booth datapath without
-    the int8 shifts (14 bits wide instead of 17).
+    iCE40UP5K ``SB_MAC16`` blocks in dual 8x8 mode: one block multiplies the row's lane-0
+    activation by the lane-0 weights of two neighbouring columns (signed x signed, input regs
+    bypassed, 8x8 product registers used as S1) in *every* mode: the int8 weight, or the int4/int2/
+    ternary lane-0 weight sign-extended to 8 bits (registered per column in S0). Unsigned
+    activations are corrected inside the block: ``a_u * w = a_s * w + 256 * a[7] * w``, the
+    ``256 * w`` term entering through the C/D registers and the block's adders. The fabric covers
+    lanes 1..3 only (int4 lane 1: two Booth digits; int2/ternary lanes 1..3: one digit each): three
+    partial products of at most 12 bits per PE instead of four of 14, zero in int8, and their sum
+    (13 bits) is added to the DSP output in S2. Digit operands need at most one mode mux before
+    their S0 negation.
 ``"ecp5"``
     One ECP5 ``MULT18X18D`` per PE (output register = S1). int8: ``a * w``. int4 *lane packing*:
     the multipliers of columns ``c`` (even) and ``c + 1`` compute ``a0 * (w0[c] + w0[c+1] * 2**12)``
     and ``a1 * (w1[c] + w1[c+1] * 2**12)``; each product ``a * w`` of a 9-bit activation and a 4-bit
     weight fits 12 signed bits, so the fabric recovers ``lo = sext(P[11:0])`` and
     ``hi = (P >> 12) + P[11]`` (the borrow the negative low product took from the high one) — two
-    MACs per multiplier. int2/ternary products use a fabric Booth datapath. ``cols`` must be even.
+    MACs per multiplier. The packed B operands are formed from the inputs and registered in S0, so
+    the multipliers' inputs come straight from flip-flops. int2/ternary products use a fabric Booth
+    datapath (digit j = lane j, no mode mux). ``cols`` must be even. The beat leaves S2 as two
+    terms (``beat + beat2``: the two unpacked products, or the two fabric pair sums) which the
+    accumulator stage adds, so S2 holds only the DSP's route into the fabric, the borrow
+    correction and a mux.
 
 With ``primitives=False`` the DSP backends use a behavioural model of the primitive (the same
 multiplication, the same registers, the same fabric correction), which is what simulation uses:
@@ -133,19 +143,30 @@ class ProductGrid(wiring.Component):
         for r in range(R):
             lane = [self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
             row, row_ops, row_in = [], [], []
+            # Each lane's value and its negation, formed straight from the input bytes (only the
+            # top bit depends on the unsigned flag); the digits' mode muxes come after the
+            # negation, so the carry chain starts at the payload, not behind the mode decode.
+            lane_pos, lane_neg = [], []
+            for l in range(4):
+                p_l = Signal(ACT9, name=f"p{r}_{l}")
+                n_l = Signal(signed(10), name=f"n{r}_{l}")
+                m.d.comb += [p_l.eq(Mux(self.act_unsigned, lane[l].as_unsigned(), lane[l].as_signed())),
+                             n_l.eq(-p_l)]
+                lane_pos.append(p_l)
+                lane_neg.append(n_l)
             for j in range(4):
                 raw = Mux(is8_in, lane[0], Mux(is4_in, lane[j // 2], lane[j]))
                 a_in = Signal(ACT9, name=f"a{r}_{j}")
                 # 9-bit value: uint8 zero-extends, int8 sign-extends.
                 m.d.comb += a_in.eq(Mux(self.act_unsigned, raw.as_unsigned(), raw.as_signed()))
-                v_in = self._fabric_operand(m, r, j, lane, a_in, is8_in, is4_in)
+                sel = self._fabric_operand(j, is8_in, is4_in)
                 a = Signal(ACT9, name=f"s0_a{r}_{j}")
                 with m.If(en):
                     m.d.sync += a.eq(a_in)
-                if v_in is not None:
+                if sel is not None:
                     pos, neg = Signal(OP, name=f"s0_pos{r}_{j}"), Signal(OP, name=f"s0_neg{r}_{j}")
                     with m.If(en):
-                        m.d.sync += [pos.eq(v_in), neg.eq(-v_in)]
+                        m.d.sync += [pos.eq(sel(lane_pos)), neg.eq(sel(lane_neg))]
                     row_ops.append((pos, neg))
                 else:
                     row_ops.append(None)
@@ -186,33 +207,32 @@ class ProductGrid(wiring.Component):
         getattr(self, f"_grid_{self._backend}")(m, acts, wbytes, digits, is8, is4, is8_1, is4_1)
         return m
 
-    def _fabric_operand(self, m, r, j, lane, a_in, is8_in, is4_in):
-        """The fabric operand of digit ``j`` of row ``r`` before its S0 register (None: no fabric
-        partial product for that digit)."""
-        def ext(byte):
-            return Mux(self.act_unsigned, byte.as_unsigned(), byte.as_signed())
-        v_in = Signal(OP, name=f"v{r}_{j}")
+    def _fabric_operand(self, j, is8_in, is4_in):
+        """How digit ``j`` picks its fabric operand from a row's four lane values (a function of
+        the list of lane values, applied to both ``+a`` and ``-a``), or None: no fabric partial
+        product for that digit."""
         if self._backend == "lut":
             # Every mode: int8 lane 0, int4 lane j // 2 (odd digits shifted), int2/ternary lane j.
-            if j % 2:
-                m.d.comb += v_in.eq(Mux(is8_in | is4_in, a_in << PAIR_SHIFT, a_in))
-            else:
-                m.d.comb += v_in.eq(a_in)
+            def sel(lanes):
+                base = Mux(is8_in, lanes[0], Mux(is4_in, lanes[j // 2], lanes[j]))
+                return Mux(is8_in | is4_in, base << PAIR_SHIFT, base) if j % 2 else base
         elif self._backend == "ecp5":
             # int2/ternary only: lane j, unshifted, whatever the mode.
-            m.d.comb += v_in.eq(ext(lane[j]))
+            def sel(lanes):
+                return lanes[j]
         else:
             # ice40: lane 0 is the DSP's in every mode. Digit 1: int2/ternary lane 1; digit 2:
             # int4 lane 1 (low digit) or lane 2; digit 3: int4 lane 1 (high digit, shifted) or lane 3.
             if j == 0:
                 return None
-            if j == 1:
-                m.d.comb += v_in.eq(ext(lane[1]))
-            elif j == 2:
-                m.d.comb += v_in.eq(ext(Mux(is4_in, lane[1], lane[2])))
-            else:
-                m.d.comb += v_in.eq(Mux(is4_in, ext(lane[1]) << PAIR_SHIFT, ext(lane[3])))
-        return v_in
+
+            def sel(lanes):
+                if j == 1:
+                    return lanes[1]
+                if j == 2:
+                    return Mux(is4_in, lanes[1], lanes[2])
+                return Mux(is4_in, lanes[1] << PAIR_SHIFT, lanes[3])
+        return sel
 
     # Fabric Booth datapath: S1 = two pair sums, S2 = their sum (upper pair shifted by 4 in int8).
     def _fabric(self, m, r, c, acts, digits, is8, is4, is8_1, width, pairs_only=False):
