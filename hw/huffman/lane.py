@@ -177,10 +177,11 @@ class LaneDecoder(wiring.Component):
         buf = Signal(B)
         fill = Signal(range(B + 1))
 
-        # The bank's limits, registered per lane: the compare reads flip-flops, not a bank mux.
-        lim = [None] + [Signal(L + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
+        # The bank's limits (code ends, unshifted: see the table loader), straight from the loader's
+        # registers through a 2:1 bank mux (the compare is not the longest path; no per-lane copy)
+        lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
-            m.d.sync += lim[ln].eq(Mux(bank, self.i_limit[1][ln], self.i_limit[0][ln]))
+            m.d.comb += lim[ln].eq(Mux(bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
 
         # ---- output side: two pipeline stages that never stall, then a small queue. A symbol is
         # only decoded when the queue has room for it and everything in flight (credits), so the
@@ -235,7 +236,7 @@ class LaneDecoder(wiring.Component):
         win = buf[B - L:]
         lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
-            m.d.comb += lt[ln].eq(win < lim[ln])
+            m.d.comb += lt[ln].eq(win[L - ln:] < lim[ln])     # == (win < lim << (L - ln))
         onehot = Signal(L + 1)
         m.d.comb += onehot[0].eq(raw_mode)
         for ln in range(1, L + 1):
@@ -246,7 +247,8 @@ class LaneDecoder(wiring.Component):
         # in): a condition on registers alone, so it runs beside the compare, not after it.
         r = Mux(rsel, R, 0)
         ready = Signal()
-        m.d.comb += ready.eq(Mux(rsel, fill >= L + R, fill >= L) | ~own_nz)
+        ready_q = Signal()             # fill >= L + r, registered (carried through the loop mux)
+        m.d.comb += ready.eq(ready_q | ~own_nz)
         can = running & ~zeroing & nleft_nz & space
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
@@ -254,7 +256,7 @@ class LaneDecoder(wiring.Component):
         m.d.comb += emit.eq(step & ~invalid)
         emit_zero = running & zeroing & nleft_nz & space
 
-        def shift_select(hold, cands):
+        def shift_select(name, hold, cands):
             """``cands[l]`` for the decoded length ``l`` (``hold`` if no step, ``cands[0]`` in raw
             mode, 0 for an invalid code), without a one-hot: with the thermometer ``lt`` monotone,
             ``cands[l*] = XOR_k lt[k] & (cands[k] ^ cands[k+1])`` (``cands[L+1] = 0``). The XOR terms
@@ -262,13 +264,13 @@ class LaneDecoder(wiring.Component):
             first level of a balanced XOR tree directly."""
             width = len(hold)
             cands = list(cands) + [Const(0, width)]
-            base = Signal(width)
+            base = Signal(width, name=f"{name}_base")
             m.d.comb += base.eq(Mux(step, Mux(raw_mode, cands[0], 0), hold))
             live = Signal()
             m.d.comb += live.eq(step & ~raw_mode)
             terms = [base]
             for k in range(1, L + 1):
-                diff = Signal(width, name=f"{hold.name}_d{k}")
+                diff = Signal(width, name=f"{name}_d{k}")
                 m.d.comb += diff.eq(Mux(live, cands[k] ^ cands[k + 1], 0))
                 terms.append(Mux(lt[k], diff, 0))
             return _tree(terms, lambda a, b: a ^ b)
@@ -277,7 +279,7 @@ class LaneDecoder(wiring.Component):
         # decoded length's shift
         buf_x = Signal(B)
         m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
-        m.d.sync += buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
+        m.d.sync += buf.eq(shift_select("buf", buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
@@ -286,8 +288,10 @@ class LaneDecoder(wiring.Component):
         fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
         for ln in range(L + 1):
             m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
-        fill_n = shift_select(fill_p, fill_c)
+        fill_n = shift_select("fill", fill_p, fill_c)
         m.d.sync += [fill.eq(fill_n[:len(fill)]), room_q.eq(fill_p <= B - W)]
+        need = Mux(rsel, L + R, L)
+        m.d.sync += ready_q.eq(shift_select("ready", fill_p >= need, [fc >= need for fc in fill_c]))
         with m.If(pop):
             m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
                          words_nz.eq(words_left != 1)]
@@ -394,6 +398,7 @@ class LaneDecoder(wiring.Component):
                         own_left.eq(own), own_nz.eq(own != 0), bits_left.eq(desc.bitlen),
                         rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
                         crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip), late.eq(0),
+                        ready_q.eq(0),
                         check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), room_q.eq(1), released.eq(0),
                     ]
                     m.d.sync += buf.eq(0)
@@ -410,7 +415,7 @@ class LaneDecoder(wiring.Component):
                         m.d.sync += [zeroing.eq(1), blk_err.eq(1), check_crc.eq(0)]
                     m.next = "LIMITS"
             with m.State("LIMITS"):
-                m.next = "RUN"                     # one cycle for the registered limits to follow
+                m.next = "RUN"                     # (kept: one cycle for the bank bit to settle)
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
                 with m.If(~nleft_nz & ~words_nz & ~s1_valid):     # stage 1's checks are in

@@ -44,7 +44,10 @@ class TableLoader(wiring.Component):
     o_ok : Out(2)
         Per bank: the table in it passed every check.
     o_limit, o_offset : Out(ArrayLayout) per bank and length
-        ``o_limit[b][l]`` (L+1 bits) and ``o_offset[b][l]`` (9 bits) for ``l = 0..L`` (0 unused).
+        ``o_limit[b][l]`` and ``o_offset[b][l]`` (9 bits) for ``l = 0..L`` (0 unused). The limit is
+        stored unshifted, as the code end ``first[l] + count[l]`` (``l + 1`` bits; the field's upper
+        bits are 0): :func:`hw.huffman.spec.decode_tables`' ``limit[l]`` is it shifted left by
+        ``L - l``, so the lane compares only the window's top ``l`` bits with it.
     o_sym_en, o_sym_addr, o_sym_data : Out
         Symbol-memory write port (address ``bank << 8 | index``).
     o_err : Out(1)
@@ -157,7 +160,7 @@ class TableLoader(wiring.Component):
                     for ln in range(1, L + 1):
                         with m.If(length == ln):
                             m.d.sync += [
-                                self.o_limit[bank][ln].eq(end << (L - ln)),
+                                self.o_limit[bank][ln].eq(end[:ln + 1]),
                                 self.o_offset[bank][ln].eq(base - code),
                             ]
                     m.d.sync += [
