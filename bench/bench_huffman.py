@@ -69,13 +69,17 @@ def _stream_stats(values, *, n_lanes, max_len, mode=spec.MODE_INT, r=0, ebits=0)
 
 
 def compression_rows(max_len=16):
-    """Coded size vs entropy vs raw for the digits MLP weights and their BF16 exponents."""
-    from sim.huffman.weights import bf16_values, digits_mlp, int_symbols
+    """Coded size vs entropy vs raw for the digits MLP weights and their BF16 exponents; int4 also
+    coded in pairs (one 8-bit symbol = two weights), measured against the per-weight entropy."""
+    from sim.huffman.weights import bf16_values, digits_mlp, int4_pair_symbols, int_symbols
     w1, w2, _ = digits_mlp()
     rows = []
     for mode, bits in (("int8", 8), ("int4", 4)):
         syms, _ = int_symbols([w1, w2], mode)
         rows.append(_size_row(f"digits MLP {mode}", syms, bits, 0, max_len, spec.MODE_INT, 0))
+    s4, _ = int_symbols([w1, w2], "int4")
+    rows.append(_size_row("digits MLP int4 pairs", int4_pair_symbols(s4), 4, 0, max_len, spec.MODE_INT, 0,
+                          entropy_symbols=s4, weights_per_symbol=2))
     bf = bf16_values([w1, w2])
     exps = [(v >> 7) & 0xFF for v in bf]
     rows.append(_size_row("digits MLP BF16 (exp coded + 8 raw)", bf, 16, 8, max_len, spec.MODE_EXP, 8,
@@ -86,15 +90,21 @@ def compression_rows(max_len=16):
     big = np.clip(np.rint(rng.laplace(0, 12, 200_000)), -127, 127).astype(np.int64) & 0xFF
     rows.append(_size_row("Laplace int8, 200k weights", [int(v) for v in big], 8, 0, max_len,
                           spec.MODE_INT, 0))
+    # int4 with the digits MLP's statistics (per-channel int4 of Gaussian-like weights), 200k weights
+    g4 = [int(v) for v in np.clip(np.rint(rng.normal(0, 2.6, 200_000)), -8, 7).astype(np.int64) & 0xF]
+    rows.append(_size_row("Gauss int4, 200k weights", g4, 4, 0, max_len, spec.MODE_INT, 0))
+    rows.append(_size_row("Gauss int4 pairs, 200k", int4_pair_symbols(g4), 4, 0, max_len, spec.MODE_INT, 0,
+                          entropy_symbols=g4, weights_per_symbol=2))
     return rows
 
 
-def _size_row(label, values, raw_width, r, max_len, mode, ebits, entropy_symbols=None):
-    """Sizes of one stream; the entropy is of the coded part (``entropy_symbols``) plus ``r`` raw bits."""
-    n = len(values)
+def _size_row(label, values, raw_width, r, max_len, mode, ebits, entropy_symbols=None, weights_per_symbol=1):
+    """Sizes of one stream, per weight; the entropy is of the coded part (``entropy_symbols``, per weight:
+    for pair-coded int4 the per-weight Shannon entropy, not the pair entropy) plus ``r`` raw bits."""
+    n = len(values) * weights_per_symbol
     h = g.entropy_bits(entropy_symbols if entropy_symbols is not None else values)
     _, _, st = _stream_stats(values, n_lanes=1, max_len=max_len, mode=mode, r=r, ebits=ebits)
-    payload = st["code_bits"] / n                                 # code + raw bits per value
+    payload = st["code_bits"] / n                                 # code + raw bits per weight
     h_total = h + r
     over = st["header_bits"] + st["pad_bits"] + st["table_bits"]
     return {"stream": label, "values": n, "raw_bits": raw_width, "entropy": h_total, "coded": payload,
@@ -126,9 +136,31 @@ def throughput_rows(lanes=(1, 2, 4), max_len=12):
         dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64)
         res = run_decoder(dut, beats, tables, expect_beats=sum(len(b["values"]) for b in ref))
         rows.append({"lanes": n, "blocks": len(ref), "symbols": res["symbols"], "cycles": res["cycles"],
-                     "per_lane": res["symbols"] / (res["cycles"] * n), "tree_walk_cycles": tree_walk,
+                     "per_lane": res["symbols"] / (res["cycles"] * n),
+                     "weights_per_cycle": res["symbols"] / res["cycles"], "tree_walk_cycles": tree_walk,
                      "speedup": tree_walk / res["cycles"], "exact": group_blocks(res["beats"]) == ref})
     return rows
+
+
+def pairs_row(max_len=12):
+    """The digits int4 weights coded in pairs (one symbol = a packed byte = 2 weights), 1 lane:
+    the same symbols per cycle, twice the weights per cycle."""
+    from sim.huffman.harness import group_blocks, run_decoder
+    from sim.huffman.weights import digits_mlp, int4_pair_symbols, int_symbols
+    w1, w2, _ = digits_mlp()
+    pairs = int4_pair_symbols(int_symbols([w1, w2], "int4")[0])
+    tables, beats, _ = g.encode_stream(pairs, n_lanes=1, block_n=BLOCK_N // 2, max_len=max_len)
+    tw = g.table_stream(tables)
+    ref, _ = g.ref_decode(beats, tw, n_lanes=1, max_len=max_len, raw_bits=8)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=64)
+    res = run_decoder(dut, beats, tw, expect_beats=sum(len(b["values"]) for b in ref))
+    codes = spec.canonical_codes(*g.build_table(pairs, max_len))
+    tree_walk = sum(codes[v][1] for v in pairs)
+    return {"lanes": "1 (int4 pairs)", "blocks": len(ref), "symbols": res["symbols"], "cycles": res["cycles"],
+            "per_lane": res["symbols"] / res["cycles"],
+            "weights_per_cycle": 2 * res["symbols"] / res["cycles"], "tree_walk_cycles": tree_walk,
+            "speedup": tree_walk / res["cycles"],
+            "exact": group_blocks(res["beats"]) == ref}
 
 
 def worst_case_row(max_len=16):
@@ -145,7 +177,8 @@ def worst_case_row(max_len=16):
     dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64)
     res = run_decoder(dut, beats, tables, expect_beats=len(values))
     return {"lanes": 1, "blocks": 4, "symbols": res["symbols"], "cycles": res["cycles"],
-            "per_lane": res["symbols"] / res["cycles"], "tree_walk_cycles": max_len * len(values),
+            "per_lane": res["symbols"] / res["cycles"], "weights_per_cycle": res["symbols"] / res["cycles"],
+            "tree_walk_cycles": max_len * len(values),
             "speedup": max_len * len(values) / res["cycles"]}
 
 
@@ -207,17 +240,21 @@ def main(argv=None):
     ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
     args = ap.parse_args(argv)
 
-    print("== coded size vs entropy vs raw (L=16, blocks of 1024, 1 lane) ==")
-    print("  entropy, coded: payload bits per value (code + raw bits);"
-          " overhead: headers + lane padding + table")
+    print("== coded size vs entropy vs raw (L=16, blocks of 1024 symbols, 1 lane) ==")
+    print("  values: weights; entropy, coded: payload bits per weight (code + raw bits);"
+          " overhead: headers + lane padding + table, per weight")
+    print("  'pairs': int4 coded two weights per 8-bit symbol (the packed byte); entropy = per-weight"
+          " Shannon entropy of the int4 weights (not of the pairs)")
     print(_table(compression_rows(), ["stream", "values", "raw_bits", "entropy", "coded", "vs_entropy_pct",
                                       "overhead_bits_per_value", "total_vs_raw", "raw_blocks"]))
     print()
     print("== RTL throughput, Amaranth simulator (L=12, digits int8 then int4 blocks: 2 tables) ==")
     print("  baseline: bit-serial tree walk, 1 payload bit per cycle (headers free)")
     rows = throughput_rows()
+    rows.append(pairs_row())
     rows.append({**worst_case_row(), "lanes": "1 (L=16 codes)"})
-    print(_table(rows, ["lanes", "blocks", "symbols", "cycles", "per_lane", "tree_walk_cycles", "speedup"]))
+    print(_table(rows, ["lanes", "blocks", "symbols", "cycles", "per_lane", "weights_per_cycle",
+                        "tree_walk_cycles", "speedup"]))
     if not all(r.get("exact", True) for r in rows):
         print("ERROR: RTL output differs from the golden model")
         return 1
