@@ -247,11 +247,15 @@ class MacArray(wiring.Component):
             self.o_res.valid.eq(full),
             res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd), res.last.eq(rd == R - 1),
         ]
+        # The sticky flag is set from the buffer's row flags in the cycle after the load (an OR
+        # over all PEs straight off the accumulators would be a long path into one flip-flop).
+        loaded = Signal()
+        m.d.sync += loaded.eq(load)
+        with m.If(loaded & buf_ovf.any()):
+            m.d.sync += overflow.eq(1)
         with m.If(load):
             m.d.sync += [full.eq(1), rd.eq(0), rd_last.eq(R == 1), buf_ovf.eq(accs.ovf)]
             m.d.sync += [buf[r].eq(accs.acc[r]) for r in range(R)]
-            with m.If(accs.ovf.any()):
-                m.d.sync += overflow.eq(1)
         with m.Elif(self.o_res.valid & self.o_res.ready):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
             m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1), rd_last.eq((rd == R - 2) | (R == 1))]
