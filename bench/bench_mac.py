@@ -30,6 +30,7 @@ from amaranth.lib.wiring import In, Out
 from hw.mac import MacArray, spec
 
 MODES = list(spec.MODES)
+UP5K_LC = 5280   # iCE40UP5K logic cells
 
 
 class NaiveInt8Array(wiring.Component):
@@ -134,8 +135,9 @@ def synth_rows(quick=False):
     from boards.synth import ToolError, synthesize
 
     configs = [
-        ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+        ("mac 4x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
         ("mac 2x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0, backend="ice40")),
+        ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
         ("naive int8 2x4 (a*b)", "up5k", lambda: NaiveInt8Array(2, 4)),
         ("mac 4x4 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
         ("mac 4x4 ecp5 tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ecp5")),
@@ -144,7 +146,8 @@ def synth_rows(quick=False):
     if not quick:
         configs += [
             ("mac 2x4 ice40 tile_k=32", "up5k", lambda: FlatMac(rows=2, cols=4, backend="ice40")),
-            ("mac 4x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
+            ("mac 4x4 ice40 tile_k=32", "up5k", lambda: FlatMac(rows=4, cols=4, backend="ice40")),
+            ("mac 4x4 ecp5 tile_k=32", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, backend="ecp5")),
             ("mac 4x4 lut tile_k=32", "ecp5-85f", lambda: FlatMac(rows=4, cols=4)),
             ("mac 8x8 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=8, cols=8, tile_k=0)),
         ]
@@ -248,7 +251,7 @@ def _macs(label):
 def print_synth(rows):
     print("\n## Synthesis + PnR (boards.synth, out of context)\n")
     print(f"{'design':<30}{'device':<10}{'LUT4':>6}{'FF':>6}{'DSP':>5}{'BRAM':>5}{'Fmax MHz':>10}"
-          f"{'target':>8}")
+          f"{'target':>8}   placed (whole wrapped design)")
     for label, device, r, err in rows:
         if r is None:
             print(f"{label:<30}{device:<10}  FAILED: {err}")
@@ -257,6 +260,10 @@ def print_synth(rows):
         note = f"  ({err})" if err else ""
         if "util" in r:
             note += f"  PnR failed, cells {r['util']}"
+        elif r.get("lc"):
+            note += f"   {r['lc']}/{UP5K_LC} LC, {UP5K_LC - r['lc']} free"
+        elif r.get("slices"):
+            note += f"   {r['slices']} slices"
         print(f"{label:<30}{device:<10}{r['lut4']:>6}{r['ff']:>6}{r['dsp']:>5}{r['bram']:>5}{fmax:>10.1f}"
               f"{r['target_mhz']:>8}{note}")
     print("\n## Ratios vs the naive int8 a*b array on the same device (peak MAC/cycle)\n")
