@@ -212,20 +212,26 @@ class LaneDecoder(wiring.Component):
         m.d.comb += space.eq(inflight < QDEPTH)
 
         # ---- word intake
-        # A word is taken when it will fit whatever this cycle's symbol consumes: ``room_q`` is
-        # registered from last cycle's fill plus its refill (consumption only lowers the fill), so the
-        # refill decision does not wait for the compare.
+        # A taken word waits one cycle in a staging register (``stage``) and enters the buffer's
+        # multiplexer from there: the input handshake (FIFO valid, counters, room) stays off the
+        # loop, whose data side starts at registers (staged word, fill). The word goes in behind
+        # the valid bits (``fill``); a word is taken only when it will fit even if the symbol of
+        # this cycle consumes nothing.
         running = Signal()
-        room_q = Signal(init=1)
         pop = Signal()
         pop_buf = Signal()
+        stage = Signal(W)
+        staged = Signal()
+        room = Signal()
         m.d.comb += [
-            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | room_q)),
+            room.eq(Mux(staged, fill <= B - 2 * W, fill <= B - W)),
+            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | room)),
             pop_buf.eq(pop & ~zeroing & own_nz),
             self.i_words.ready.eq(pop),
         ]
+        m.d.sync += [stage.eq(self.i_words.payload[:W]), staged.eq(pop_buf)]
         placed = Signal(B)
-        m.d.comb += placed.eq(Mux(pop_buf, (self.i_words.payload[:W] << (B - W)) >> fill, 0))
+        m.d.comb += placed.eq(Mux(staged, (stage << (B - W)) >> fill, 0))
         buf_m = Signal(B)
         m.d.comb += buf_m.eq(buf | placed)
 
@@ -248,7 +254,7 @@ class LaneDecoder(wiring.Component):
         r = Mux(rsel, R, 0)
         ready = Signal()
         ready_q = Signal()             # fill >= L + r, registered (carried through the loop mux)
-        m.d.comb += ready.eq(ready_q | ~own_nz)
+        m.d.comb += ready.eq(ready_q | (~own_nz & ~staged))      # all the lane's bits are in the buffer
         can = running & ~zeroing & nleft_nz & space
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
@@ -279,17 +285,22 @@ class LaneDecoder(wiring.Component):
         # decoded length's shift
         buf_x = Signal(B)
         m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
-        m.d.sync += buf.eq(shift_select("buf", buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
+        # (a one-hot AND-OR here: the staged word's placement, not the compare, is the longer
+        # input, and the one-hot takes it one level later and in half the LUTs of the XOR form)
+        terms = [Mux(~step, buf_m, 0)]
+        for ln in range(L + 1):
+            terms.append(Mux(step & onehot[ln], (buf_x << ln)[:B], 0))
+        m.d.sync += buf.eq(_tree(terms, lambda a, b: a | b))
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
         fill_p = Signal(range(B + W + 1))
-        m.d.comb += fill_p.eq(fill + Mux(pop_buf, W, 0))
+        m.d.comb += fill_p.eq(fill + Mux(staged, W, 0))
         fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
         for ln in range(L + 1):
             m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
         fill_n = shift_select("fill", fill_p, fill_c)
-        m.d.sync += [fill.eq(fill_n[:len(fill)]), room_q.eq(fill_p <= B - W)]
+        m.d.sync += fill.eq(fill_n[:len(fill)])
         need = Mux(rsel, L + R, L)
         m.d.sync += ready_q.eq(shift_select("ready", fill_p >= need, [fc >= need for fc in fill_c]))
         with m.If(pop):
@@ -399,7 +410,7 @@ class LaneDecoder(wiring.Component):
                         rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
                         crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip), late.eq(0),
                         ready_q.eq(0),
-                        check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), room_q.eq(1), released.eq(0),
+                        check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), staged.eq(0), released.eq(0),
                     ]
                     m.d.sync += buf.eq(0)
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
