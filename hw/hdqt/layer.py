@@ -72,7 +72,7 @@ class HdqtLayer(wiring.Component):
     * M (the array, one beat per cycle): MM_Y on bank 0, MM_DX on bank 1, MM_DW on bank 0 with the
       update of W.
 
-    The update is a 6-stage pipeline applying ``U`` results per cycle (``U`` the smallest power of
+    The update is a 7-stage pipeline applying ``U`` results per cycle (``U`` the smallest power of
     two, at most ``cols``, such that a dW tile's ``rows*cols`` results take at most half of its ``B/2``
     beats: ``U = 2`` for 4 x 4 at B = 32, 1 for small arrays), so it never holds up the array. One right
     shifter serves both shift directions, and the shifted update is clamped to 17 bits (any larger
@@ -450,10 +450,14 @@ class HdqtLayer(wiring.Component):
                                      dst_lane.eq(Cat(kr[0], m_idx[:log_lanes]))]
                         with m.If(issue):
                             step_ij(qi, qj, rows_ - 1, cols_ - 1, False)
+            # the shift, from free-running registers: job's max -> bit length -> shift (final after the
+            # SETUP_CYCLES of a job, before its first element)
             blen = bit_length(m, qmax, f"{name}_bitlen")
+            blen_r = Signal.like(blen, name=f"{name}_blen_r")
+            m.d.sync += blen_r.eq(blen)
             qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
             shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
-            m.d.sync += shift.eq(Mux(blen > qbits, blen - qbits, 0))
+            m.d.sync += shift.eq(Mux(blen_r > qbits, blen_r - qbits, 0))
             # element valid entering the quantizer's first stage (the cycle after the read)
             v1 = Signal(name=f"{name}_v1")
             m.d.sync += v1.eq(issue)
@@ -577,7 +581,7 @@ class HdqtLayer(wiring.Component):
                 with m.Else():
                     m.d.sync += rn.eq(rn + 1)
 
-        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 6 stages -----------
+        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 7 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
         # shifts are final long before MM_DW starts). One right shifter for both directions:
         # |dW| << u == (|dW| << 16) >> (16 - u), and (|dW| + half) >> r == ((|dW| + half) << 16) >> (16 + r).
@@ -599,8 +603,8 @@ class HdqtLayer(wiring.Component):
         accept = Signal()
         m.d.comb += accept.eq(~ubusy | (usub == n_sub - 1))
         m.d.comb += mac.o_res.ready.eq(me.run & Mux(dw_job, accept, self.o_res.ready))
-        upd_v = [Signal(name=f"upd_v{s}") for s in range(6)]
-        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(6)]
+        upd_v = [Signal(name=f"upd_v{s}") for s in range(7)]
+        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(7)]
         chunk = Signal(data.ArrayLayout(signed(acc), U))
         with m.Switch(usub):
             for sub in range(n_sub):
@@ -615,13 +619,13 @@ class HdqtLayer(wiring.Component):
             # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C
             m.d.sync += [urow.eq(res.data), ubusy.eq(1), usub.eq(0),
                          ubase.eq(Cat(Signal(lg(n_sub)), rn[:lK - log_c], res.row[:log_r], rm))]
-        for s in range(1, 6):
+        for s in range(1, 7):
             m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
         lim = spec.acc_limit(spec.W_BITS)
         dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
-        # the W word is read in stage 1 so its data is there for stage 3's subtraction
-        with m.If(upd_v[1]):
-            m.d.comb += [w_rd.addr.eq(upd_a[1]), w_rd.en.eq(1)]
+        # the W word is read in stage 2 so its data is there for stage 4's subtraction
+        with m.If(upd_v[2]):
+            m.d.comb += [w_rd.addr.eq(upd_a[2]), w_rd.en.eq(1)]
         clipped_any = []
         sat_row = []
         for c in range(U):
@@ -631,24 +635,34 @@ class HdqtLayer(wiring.Component):
             neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
             m.d.sync += [neg1.eq(dw[-1]),
                          mag1.eq(Mux(dw[-1], (~dw.as_unsigned()) + u_half + 1, dw.as_unsigned() + u_half))]
-            # stage 2: the shift, clamped to 17 bits (an update that large saturates W either way)
-            sh = Signal(acc + 1 + spec.W_BITS, name=f"u_sh_{c}")
-            m.d.comb += sh.eq(Cat(Signal(spec.W_BITS), mag1) >> u_amt)
-            neg2, mag2 = Signal(name=f"u_neg2_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag2_{c}")
-            m.d.sync += [neg2.eq(neg1), mag2.eq(Mux(sh[spec.W_BITS + 1:].any(), dmax, sh[:spec.W_BITS + 1]))]
-            # stage 3: W - delta (W read in stage 1)
+            # stages 2 and 3: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
+            # that large saturates W either way)
+            sw = acc + 1 + spec.W_BITS
+            neg2, big2 = Signal(name=f"u_neg2_{c}"), Signal(name=f"u_big2_{c}")
+            sh2 = Signal(spec.W_BITS + 8, name=f"u_sh2_{c}")
+            coarse = Signal(sw, name=f"u_coarse_{c}")
+            m.d.comb += coarse.eq(Cat(Signal(spec.W_BITS), mag1) >> Cat(Signal(3), u_amt[3:]))
+            # bits at 24 and above stay at 17 and above after a shift by at most 7
+            m.d.sync += [neg2.eq(neg1), sh2.eq(coarse[:spec.W_BITS + 8]),
+                         big2.eq(coarse[spec.W_BITS + 8:].any())]
+            fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}")
+            m.d.comb += fine.eq(sh2 >> u_amt[:3])
+            neg3, mag3 = Signal(name=f"u_neg3_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag3_{c}")
+            m.d.sync += [neg3.eq(neg2),
+                         mag3.eq(Mux(big2 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
+            # stage 4: W - delta (W read in stage 2)
             neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
-            m.d.sync += neww.eq(Mux(neg2, w_rd.data[c] + mag2, w_rd.data[c] - mag2))
-            # stage 4: saturate
+            m.d.sync += neww.eq(Mux(neg3, w_rd.data[c] + mag3, w_rd.data[c] - mag3))
+            # stage 5: saturate
             sat4 = Signal(signed(16), name=f"u_sat_{c}")
             clip4 = Signal(name=f"u_clip_{c}")
             m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
                          sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
             clipped_any.append(clip4)
             sat_row.append(sat4)
-        # stage 5 (upd_v[4]): write back; stage 6: OR of |W| for the next step's quantization
-        with m.If(upd_v[4]):
-            m.d.comb += [w_wr.addr.eq(upd_a[4]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
+        # stage 6 (upd_v[5]): write back; stage 7: OR of |W| for the next step's quantization
+        with m.If(upd_v[5]):
+            m.d.comb += [w_wr.addr.eq(upd_a[5]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
         sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(U)]
@@ -656,7 +670,7 @@ class HdqtLayer(wiring.Component):
         or5 = 0
         for c in range(U):
             or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
-        with m.If(upd_v[5]):
+        with m.If(upd_v[6]):
             m.d.sync += max_w_next.eq(max_w_next | or5)
         upd_busy = Cat(ubusy, *upd_v).any()
         m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
