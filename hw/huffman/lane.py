@@ -235,7 +235,7 @@ class LaneDecoder(wiring.Component):
         buf_m = Signal(B)
         m.d.comb += buf_m.eq(buf | placed)
 
-        # ---- decode (the loop): compare, then one XOR-telescoped shift
+        # ---- decode (the loop): compare, one-hot length, one-hot shift
         # The only loop-carried path is window -> L parallel compares -> the buffer and fill
         # multiplexers. Everything else about the symbol (bit-length checks, counts) happens a cycle
         # later in stage 1, from the registered one-hot length.
@@ -262,35 +262,19 @@ class LaneDecoder(wiring.Component):
         m.d.comb += emit.eq(step & ~invalid)
         emit_zero = running & zeroing & nleft_nz & space
 
-        def shift_select(name, hold, cands):
-            """``cands[l]`` for the decoded length ``l`` (``hold`` if no step, ``cands[0]`` in raw
-            mode, 0 for an invalid code), without a one-hot: with the thermometer ``lt`` monotone,
-            ``cands[l*] = XOR_k lt[k] & (cands[k] ^ cands[k+1])`` (``cands[L+1] = 0``). The XOR terms
-            are computed from registers while the compare runs, so the compare outputs feed the
-            first level of a balanced XOR tree directly."""
-            width = len(hold)
-            cands = list(cands) + [Const(0, width)]
-            base = Signal(width, name=f"{name}_base")
-            m.d.comb += base.eq(Mux(step, Mux(raw_mode, cands[0], 0), hold))
-            live = Signal()
-            m.d.comb += live.eq(step & ~raw_mode)
-            terms = [base]
-            for k in range(1, L + 1):
-                diff = Signal(width, name=f"{name}_d{k}")
-                m.d.comb += diff.eq(Mux(live, cands[k] ^ cands[k + 1], 0))
-                terms.append(Mux(lt[k], diff, 0))
-            return _tree(terms, lambda a, b: a ^ b)
+        def shift_select(hold, cands):
+            """``cands[l]`` for the decoded length ``l`` when the buffer steps (``cands[0]`` in raw
+            mode, 0 for an invalid code), else ``hold``: a balanced one-hot AND-OR."""
+            terms = [Mux(~step, hold, 0)]
+            for ln in range(L + 1):
+                terms.append(Mux(step & onehot[ln], cands[ln], 0))
+            return _tree(terms, lambda a, b: a | b)
 
         # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then the
         # decoded length's shift
         buf_x = Signal(B)
         m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
-        # (a one-hot AND-OR here: the staged word's placement, not the compare, is the longer
-        # input, and the one-hot takes it one level later and in half the LUTs of the XOR form)
-        terms = [Mux(~step, buf_m, 0)]
-        for ln in range(L + 1):
-            terms.append(Mux(step & onehot[ln], (buf_x << ln)[:B], 0))
-        m.d.sync += buf.eq(_tree(terms, lambda a, b: a | b))
+        m.d.sync += buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
@@ -299,10 +283,10 @@ class LaneDecoder(wiring.Component):
         fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
         for ln in range(L + 1):
             m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
-        fill_n = shift_select("fill", fill_p, fill_c)
+        fill_n = shift_select(fill_p, fill_c)
         m.d.sync += fill.eq(fill_n[:len(fill)])
         need = Mux(rsel, L + R, L)
-        m.d.sync += ready_q.eq(shift_select("ready", fill_p >= need, [fc >= need for fc in fill_c]))
+        m.d.sync += ready_q.eq(shift_select(fill_p >= need, [fc >= need for fc in fill_c]))
         with m.If(pop):
             m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
                          words_nz.eq(words_left != 1)]
