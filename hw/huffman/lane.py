@@ -57,17 +57,30 @@ class LaneDecoder(wiring.Component):
     ``err`` = any error in this lane's block).
 
     Decode loop (one cycle): the top L bits of the bit buffer ``buf`` (left-aligned, MSB = next
-    stream bit) are compared with the L per-length limits (registered per lane from the lane's table
-    bank) in parallel; the thermometer of results gives the code length ``l`` one-hot; the buffer
-    shifts left by ``l + r`` through a balanced one-hot AND-OR multiplexer (``r`` is 0 or R per block,
-    a 2:1 pre-shift). The refill word is placed behind the valid bits using the registered fill level
-    and a registered refill decision (a word is taken when it fits before this cycle's consumption).
-    A symbol is decoded when the buffer holds ``L + r`` bits, or all the lane's bits are in (a window
-    with missing bits read as zero still gives the right length whenever that length fits).
+    stream bit) are compared in parallel with the L code ends of the lane's table bank (straight from
+    the loader's registers through a 2:1 bank mux; code end ``l`` is compared with the window's top
+    ``l`` bits, so no comparator is wider than it must be); the thermometer of results gives the code
+    length ``l`` one-hot; the buffer and its fill count move through one balanced one-hot AND-OR
+    multiplexer over the lengths (shift by ``l + r``; ``r`` is 0 or R per block, a 2:1 pre-shift).
+    Nothing else is in the loop: the symbol's bit-length checks
+    (truncated / count mismatch), the bit counter and the fire counter run a cycle later in stage 1
+    from the registered one-hot (a symbol decoded in the cycle after a truncated one leaves as 0 and
+    raises nothing, as in the golden model); credits for the output queue are a register. A taken
+    word waits a cycle in a staging register and is then placed behind the valid bits (at ``fill``),
+    so the input handshake is off the loop too; a word is taken only when it fits even if that
+    cycle's symbol consumes nothing. A symbol is decoded when the buffer holds ``L + r`` bits, or all
+    the lane's bits are in (a window with missing bits read as zero still gives the right length
+    whenever that length fits).
     Symbol lookup (index arithmetic, the symbol memory read) and value composition run in two
     following pipeline stages that never stall; a 4-entry output queue with credits (a symbol is
     decoded only if the queue has room for it and everything in flight) keeps the consumer's ``ready``
     out of the loop.
+
+    What bounds the clock: on the iCE40UP5K the loop is still the longest path (place-and-route
+    log): the L-bit compare's carry chain, then the one-hot and three LUT levels of multiplexer, in
+    parallel with the staged word's placement (a 16:1 selection by ``fill``) feeding the same
+    multiplexer. Both sides are about as long; going further needs a loop of two cycles, e.g. one
+    lane decoder serving two format lanes alternately (see the README).
 
     Table selection follows the spec: the lane keeps its table or moves to the next one (waiting until
     the loader has completed it, ``i_count``); ``o_tab`` tells the loader which table the lane uses.
@@ -253,8 +266,7 @@ class LaneDecoder(wiring.Component):
         # in): a condition on registers alone, so it runs beside the compare, not after it.
         r = Mux(rsel, R, 0)
         ready = Signal()
-        ready_q = Signal()             # fill >= L + r, registered (carried through the loop mux)
-        m.d.comb += ready.eq(ready_q | (~own_nz & ~staged))      # all the lane's bits are in the buffer
+        m.d.comb += ready.eq(Mux(rsel, fill >= L + R, fill >= L) | (~own_nz & ~staged))   # or all bits in
         can = running & ~zeroing & nleft_nz & space
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
@@ -285,8 +297,6 @@ class LaneDecoder(wiring.Component):
             m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
         fill_n = shift_select(fill_p, fill_c)
         m.d.sync += fill.eq(fill_n[:len(fill)])
-        need = Mux(rsel, L + R, L)
-        m.d.sync += ready_q.eq(shift_select(fill_p >= need, [fc >= need for fc in fill_c]))
         with m.If(pop):
             m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
                          words_nz.eq(words_left != 1)]
@@ -393,7 +403,6 @@ class LaneDecoder(wiring.Component):
                         own_left.eq(own), own_nz.eq(own != 0), bits_left.eq(desc.bitlen),
                         rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
                         crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip), late.eq(0),
-                        ready_q.eq(0),
                         check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), staged.eq(0), released.eq(0),
                     ]
                     m.d.sync += buf.eq(0)
