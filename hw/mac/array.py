@@ -20,12 +20,13 @@ beats of consecutive tiles in different modes follow each other cycle by cycle; 
 command waits in a one-entry register and takes over in the cycle after the previous tile's last
 beat, so its first beat is taken in the very next cycle. A tile's results are
 moved from the accumulators into a result buffer when its last contribution is applied, and the
-buffer drains one row per transfer while the next tile computes. The only stall: a tile finishing
-while the buffer still holds the previous tile's results (the consumer is slow, or tiles are at most
-``rows`` beats long). The pipeline enable is a register, decided a cycle ahead, so no combinational
-path runs from ``o_res.ready`` to the input handshakes or the pipeline's clock enables; the price
-is that the buffer counts as busy in the cycle its last row leaves, so tiles of exactly ``rows``
-beats wait one cycle each, while tiles of ``rows + 1`` beats or more run back to back.
+buffer drains one row per transfer while the next tile computes; it takes the next tile's results
+when at most the previous tile's last row is left in it (that row moves to a one-row spill
+register if the consumer does not take it in that cycle, and leaves first). The only stall: a tile
+finishing while the buffer still holds more than that (the consumer is slow or tiles are shorter
+than ``rows`` beats). The pipeline enable is a register, decided a cycle ahead, so no
+combinational path runs from ``o_res.ready`` to the input handshakes or the pipeline's clock
+enables.
 
 Pipeline (all stages advance together on the internal enable)::
 
@@ -156,20 +157,29 @@ class MacArray(wiring.Component):
         # The pipeline advances (`en`) unless a finished tile waits in the accumulators for the
         # result buffer. `en` is a register, decided a cycle ahead from registers and o_res.ready:
         # it fans out to every pipeline register and gates the input handshakes, so it must not
-        # sit at the end of a combinational path from the consumer. Cost: a tile finishing in
-        # the very cycle the buffer's last row leaves waits one cycle (the buffer counts as busy
-        # in that cycle), so back to back tiles need at least `rows + 1` beats to run without a
-        # bubble (the buffer drains one row per cycle).
+        # sit at the end of a combinational path from the consumer. So that a tile may still be
+        # loaded in the cycle the previous tile's last row is presented (tiles of `rows` beats
+        # back to back) without knowing whether that row is taken in this cycle, the buffer has
+        # one spill row: if the consumer does not take the old last row in the load cycle, it
+        # moves to the spill register and is presented first.
         en = Signal(init=1)
-        full = Signal()            # the result buffer holds a tile
+        full = Signal()            # the result buffer holds (the rest of) a tile
         rd = Signal(spec.row_bits(R))
         rd_last = Signal(init=int(R == 1))   # rd == rows - 1, registered
-        load, full_next = Signal(), Signal()
+        spill_v = Signal()         # the spill row holds the previous tile's last row
+        ready = self.o_res.ready
+        load, b_take = Signal(), Signal()
+        full_n, rd_last_n, spill_n, can_load_n = Signal(), Signal(), Signal(), Signal()
         m.d.comb += [
-            load.eq(accs.done & en),         # en with done implies the buffer is empty
-            full_next.eq(load | (full & ~(self.o_res.ready & rd_last))),
+            load.eq(accs.done & en),                 # en with done implies the buffer can load
+            b_take.eq(full & ~spill_v & ready),      # the buffer's head row leaves
+            # The state after this cycle, for the enable of the next one.
+            full_n.eq(load | (full & ~(b_take & rd_last))),
+            rd_last_n.eq(Mux(load, R == 1, Mux(b_take, (rd == R - 2) | (R == 1), rd_last))),
+            spill_n.eq((load & full & ~ready) | (spill_v & ~ready)),
+            can_load_n.eq(~full_n | (rd_last_n & ~spill_n)),
         ]
-        m.d.sync += en.eq(~(accs.done_next & full_next))
+        m.d.sync += en.eq(~(accs.done_next & ~can_load_n))
 
         # --- input control -----------------------------------------------------------------------
         active, drop = Signal(), Signal()
@@ -242,10 +252,15 @@ class MacArray(wiring.Component):
         row_layout = data.ArrayLayout(signed(self._acc_width), self._cols)
         buf = [Signal(row_layout, name=f"buf{r}") for r in range(R)]
         buf_ovf = Signal(R)
+        spill = Signal(row_layout, name="spill")
+        spill_ovf = Signal()
         res = self.o_res.payload
         m.d.comb += [
-            self.o_res.valid.eq(full),
-            res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd), res.last.eq(rd == R - 1),
+            self.o_res.valid.eq(full | spill_v),
+            res.data.eq(Mux(spill_v, spill, buf[0])),
+            res.overflow.eq(Mux(spill_v, spill_ovf, buf_ovf[0])),
+            res.row.eq(Mux(spill_v, R - 1, rd)),
+            res.last.eq(spill_v | rd_last),
         ]
         # The sticky flag is set from the buffer's row flags in the cycle after the load (an OR
         # over all PEs straight off the accumulators would be a long path into one flip-flop).
@@ -253,10 +268,15 @@ class MacArray(wiring.Component):
         m.d.sync += loaded.eq(load)
         with m.If(loaded & buf_ovf.any()):
             m.d.sync += overflow.eq(1)
+        with m.If(spill_v & ready):
+            m.d.sync += spill_v.eq(0)
         with m.If(load):
             m.d.sync += [full.eq(1), rd.eq(0), rd_last.eq(R == 1), buf_ovf.eq(accs.ovf)]
             m.d.sync += [buf[r].eq(accs.acc[r]) for r in range(R)]
-        with m.Elif(self.o_res.valid & self.o_res.ready):
+            with m.If(full & ~ready):
+                # Load while the previous tile's last row waits: it moves to the spill row.
+                m.d.sync += [spill.eq(buf[0]), spill_ovf.eq(buf_ovf[0]), spill_v.eq(1)]
+        with m.Elif(b_take):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
             m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1), rd_last.eq((rd == R - 2) | (R == 1))]
             with m.If(rd_last):
@@ -275,5 +295,5 @@ class MacArray(wiring.Component):
             m.d.sync += quiet.eq(8)
         with m.Elif(en & (quiet != 0)):
             m.d.sync += quiet.eq(quiet - 1)
-        m.d.comb += self.o_idle.eq(~active & ~nxt_valid & ~full & (quiet == 0))
+        m.d.comb += self.o_idle.eq(~active & ~nxt_valid & ~full & ~spill_v & (quiet == 0))
         return m
