@@ -7,6 +7,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray, cmd_layout
+from ..mac.array import res_layout as mac_res_layout
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
@@ -241,6 +242,21 @@ class HdqtLayer(wiring.Component):
         def lane(view, idx):
             return view[idx] if U > 1 else view[0]
 
+        def skid(name, shape, in_valid, in_data, out_ready):
+            """Two-entry skid buffer; returns (in_ready, a flip-flop; out_valid; out_data)."""
+            d0, d1 = Signal(shape, name=f"{name}_d0"), Signal(shape, name=f"{name}_d1")
+            v0, v1 = Signal(name=f"{name}_v0"), Signal(name=f"{name}_v1")
+            in_take = Signal(name=f"{name}_in_take")
+            m.d.comb += in_take.eq(in_valid & ~v1)
+            with m.If(~v0 | out_ready):
+                with m.If(v1):
+                    m.d.sync += [d0.eq(d1), v0.eq(1), v1.eq(0)]
+                with m.Else():
+                    m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
+            with m.Elif(in_take):
+                m.d.sync += [d1.eq(in_data), v1.eq(1)]
+            return ~v1, v0, d0
+
         def all_done(flags):
             return Cat(*[done[f] for f in flags]).all() if flags else 1
 
@@ -333,9 +349,13 @@ class HdqtLayer(wiring.Component):
         use_b = Signal()
         m.d.comb += use_b.eq(fe.job >= 2)
         f_in_ready = Mux(use_b, fw_b.i_data.ready, fw_o.i_data.ready)
-        f_adv = Signal()
-        m.d.comb += f_adv.eq(fe.run & (~fv | f_in_ready))
+        # the element read goes through a two-entry skid buffer before the FWHT: the memory's output
+        # does not feed the FWHT's first adder in the same cycle, and the FWHT's ready does not reach
+        # the address counters
         f_src = Signal(signed(16))
+        fs_ready, fs_valid, fs_data = skid("fsk", signed(16), fe.run & fv, f_src, f_in_ready)
+        f_adv = Signal()
+        m.d.comb += f_adv.eq(fe.run & (~fv | fs_ready))
         with m.If(fe.run), m.Switch(fe.job):
             for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
                 with m.Case(jj):
@@ -358,7 +378,7 @@ class HdqtLayer(wiring.Component):
         fw_list = [fw_o] if fw_b is fw_o else [fw_o, fw_b]
         for fw in fw_list:
             sel = 1 if fw_b is fw_o else (use_b if fw is fw_b else ~use_b)
-            m.d.comb += [fw.i_data.valid.eq(fe.run & fv & sel), fw.i_data.payload.eq(f_src),
+            m.d.comb += [fw.i_data.valid.eq(fe.run & fs_valid & sel), fw.i_data.payload.eq(fs_data),
                          fw.o_data.ready.eq(fe.run & sel)]
         f_out = Signal(signed(tw))
         f_out_v = Signal()
@@ -458,13 +478,16 @@ class HdqtLayer(wiring.Component):
             qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
             shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
             m.d.sync += shift.eq(Mux(blen_r > qbits, blen_r - qbits, 0))
-            # element valid entering the quantizer's first stage (the cycle after the read)
+            # the element read is registered (src_r, the cycle after the read data) before it enters
+            # the quantizer's first stage, where it takes its LFSR word
             v1 = Signal(name=f"{name}_v1")
-            m.d.sync += v1.eq(issue)
-            q = quantize_pipeline(m, 1, src, shift, lfsr.o_random.payload, stoch, uns, 4, name=f"{name}_qp")
-            rnd_take.append(v1 & stoch)
+            v2 = Signal(name=f"{name}_v2")
+            src_r = Signal.like(src, name=f"{name}_src_r")
+            m.d.sync += [v1.eq(issue), v2.eq(v1), src_r.eq(src)]
+            q = quantize_pipeline(m, 1, src_r, shift, lfsr.o_random.payload, stoch, uns, 4, name=f"{name}_qp")
+            rnd_take.append(v2 & stoch)
             v, a, ln = issue, dst_addr, dst_lane
-            for k in range(QUANT_LATENCY + 1):
+            for k in range(QUANT_LATENCY + 2):
                 nv = Signal(name=f"{name}_v_{k}")
                 na = Signal.like(a, name=f"{name}_a_{k}")
                 nl = Signal.like(ln, name=f"{name}_l_{k}")
@@ -536,11 +559,17 @@ class HdqtLayer(wiring.Component):
         with m.If(mac.i_cmd.valid & mac.i_cmd.ready):
             m.d.sync += cmd_left.eq(cmd_left - 1)
 
-        # beats: operand words read one cycle ahead into the read registers (the beat register)
+        # beats: operand words read one cycle ahead into the read registers (the beat register), then
+        # through a two-entry skid buffer into the array, so that no path runs from the array's
+        # pipeline enable (its i_act.ready) into the address counters
         beat_v = Signal()
-        take = mac.i_act.valid & mac.i_act.ready
+        act = Signal(R * 32)
+        for r in range(R):
+            m.d.comb += act[32 * r:32 * r + 16].eq(a_rd.data[16 * r:16 * r + 16])
+        bs_ready, bs_valid, bs_data = skid("beat", R * 32 + C * 8, me.run & beat_v, Cat(act, b_rd.data),
+                                           mac.i_act.ready)
         b_adv = Signal()
-        m.d.comb += b_adv.eq(me.run & (~beat_v | take))
+        m.d.comb += b_adv.eq(me.run & (~beat_v | bs_ready))
         with m.If(b_adv):
             m.d.comb += [a_rd.addr.eq(Cat(a_ptr, m_bank)), b_rd.addr.eq(Cat(b_ptr, m_bank)),
                          a_rd.en.eq(1), b_rd.en.eq(1)]
@@ -555,20 +584,31 @@ class HdqtLayer(wiring.Component):
                         m.d.sync += [tb_n.eq(tb_n + 1), a_ptr.eq(a_row), b_ptr.eq(b_ptr + 1)]
                 with m.Else():
                     m.d.sync += [bj.eq(bj + 1), a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
-        act = Signal(R * 32)
-        for r in range(R):
-            m.d.comb += act[32 * r:32 * r + 16].eq(a_rd.data[16 * r:16 * r + 16])
-        m.d.comb += [mac.i_act.valid.eq(me.run & beat_v), mac.i_wgt.valid.eq(me.run & beat_v),
-                     mac.i_act.payload.eq(act), mac.i_wgt.payload.eq(b_rd.data)]
+        m.d.comb += [mac.i_act.valid.eq(bs_valid), mac.i_wgt.valid.eq(bs_valid),
+                     mac.i_act.payload.eq(bs_data[:R * 32]), mac.i_wgt.payload.eq(bs_data[R * 32:])]
 
         # results: Y and dX go out, each dW row updates C weights of W
-        res = mac.o_res.payload
-        m.d.comb += [self.o_res.valid.eq(me.run & out_job & mac.o_res.valid),
+        # The array's result rows pass a two-entry skid buffer (rv0/res, rv1/res1): the array's
+        # o_res.ready is a flip-flop, so no path runs from the consumers (host, update) into the
+        # array's pipeline enable.
+        res = Signal(mac_res_layout(R, C, acc))
+        res1 = Signal(mac_res_layout(R, C, acc))
+        rv0, rv1 = Signal(), Signal()
+        m.d.comb += mac.o_res.ready.eq(me.run & ~rv1)
+        in_take = Signal()
+        m.d.comb += in_take.eq(mac.o_res.valid & mac.o_res.ready)
+        res_take = Signal()    # a consumer takes `res`
+        with m.If(~rv0 | res_take):
+            with m.If(rv1):
+                m.d.sync += [res.eq(res1), rv0.eq(1), rv1.eq(0)]
+            with m.Else():
+                m.d.sync += [res.eq(mac.o_res.payload), rv0.eq(in_take)]
+        with m.Elif(in_take):
+            m.d.sync += [res1.eq(mac.o_res.payload), rv1.eq(1)]
+        m.d.comb += [self.o_res.valid.eq(me.run & out_job & rv0),
                      self.o_res.payload.data.eq(res.data),
                      self.o_res.payload.kind.eq(me.is_job(1)),
                      self.o_res.payload.last.eq(rows_left == 1)]
-        res_take = Signal()
-        m.d.comb += res_take.eq(mac.o_res.valid & mac.o_res.ready)
         rm = Signal(9)
         rn = Signal(9)
         with m.If(me.start):
@@ -602,7 +642,7 @@ class HdqtLayer(wiring.Component):
         ubase = Signal(wbits)
         accept = Signal()
         m.d.comb += accept.eq(~ubusy | (usub == n_sub - 1))
-        m.d.comb += mac.o_res.ready.eq(me.run & Mux(dw_job, accept, self.o_res.ready))
+        m.d.comb += res_take.eq(me.run & rv0 & Mux(dw_job, accept, self.o_res.ready))
         upd_v = [Signal(name=f"upd_v{s}") for s in range(7)]
         upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(7)]
         chunk = Signal(data.ArrayLayout(signed(acc), U))
