@@ -169,10 +169,12 @@ class AccumulatorGrid(wiring.Component):
                 # the *unsaturated* sum of the last update, one bit wider than the accumulator
                 # (|sat(acc)| <= 2**(W-1) and |contrib| < 2**(W-1), so it cannot wrap); its two top
                 # bits differ exactly when that update overflowed. The adder's input is the
-                # saturated view of the register, or 0 at a tile's first contribution: per bit a
-                # function of (first, raw[W], raw[W-1], raw[i]), one LUT4 in front of the carry
-                # chain, instead of the clamp (overflow detect + a mux fanning out to every bit)
-                # after it.
+                # saturated view of the register: per bit a function of (raw[W], raw[W-1], raw[i]),
+                # one LUT4 in front of the carry chain, instead of the clamp (overflow detect + a
+                # mux fanning out to every bit) after it. A tile's first contribution replaces the
+                # sum after the adder (iCE40: in the adder's own sum LUT, whose fourth input is
+                # free), so the tile-start flag, which fans out to every accumulator bit, is not
+                # in front of the carry chain.
                 raw = Signal(signed(W + 1), name=f"raw{r}_{c}")
                 hist = Signal(name=f"hist{r}_{c}")      # an earlier update of this tile overflowed
                 cur = Signal(name=f"cur{r}_{c}")        # the last update overflowed
@@ -183,11 +185,11 @@ class AccumulatorGrid(wiring.Component):
                     view.eq(Mux(cur, Cat((~raw[W]).replicate(W - 1), raw[W]), raw[:W])),
                     self.acc[r][c].eq(view),
                 ]
-                addend = Signal(signed(W + 1), name=f"addend{r}_{c}")
-                m.d.comb += addend.eq(Mux(c_first, 0, view))
+                total = Signal(signed(W + 1), name=f"total{r}_{c}")
+                m.d.comb += total.eq(view + contrib)
                 with m.If(en & c_valid):
                     m.d.sync += [
-                        raw.eq(addend + contrib),
+                        raw.eq(Mux(c_first, contrib, total)),
                         hist.eq(~c_first & (hist | cur)),
                     ]
                 ovf = Signal(name=f"ovf{r}_{c}")
