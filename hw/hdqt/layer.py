@@ -435,6 +435,10 @@ class HdqtLayer(wiring.Component):
         for name, eng, jobs, wr, log_lanes, lbank in (("qa", qa, qa_jobs, a_wr, log_r, la),
                                                       ("qb", qb, qb_jobs, b_wr, log_c, lb)):
             qi, qj = Signal(9, name=f"{name}_i"), Signal(9, name=f"{name}_j")
+            # the write side has its own (i, j) (same order), advanced per quantized element, so only
+            # the valid bit travels along the quantizer's pipeline
+            wi, wj = Signal(9, name=f"{name}_wi"), Signal(9, name=f"{name}_wj")
+            v = Signal(name=f"{name}_wv")
             rem = Signal(range(max(B, O) * K + 1), name=f"{name}_rem")
             wrem = Signal.like(rem, name=f"{name}_wrem")
             issue = Signal(name=f"{name}_issue")
@@ -463,13 +467,15 @@ class HdqtLayer(wiring.Component):
                             m.d.comb += port.en.eq(issue)
                         m.d.sync += [qmax.eq(mx_), stoch.eq(st), uns.eq(x_uns if un else 0)]
                         # destination: (m_idx, kr) of the operand matrix
-                        m_idx, kr = (qj, qi) if tr else (qi, qj)
+                        m_idx, kr = (wj, wi) if tr else (wi, wj)
                         m_bits = lg(cols_ if tr else rows_)
                         m.d.comb += [dst_word.eq(Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])),
                                      dst_addr.eq(Cat(dst_word, bank)),
                                      dst_lane.eq(Cat(kr[0], m_idx[:log_lanes]))]
                         with m.If(issue):
                             step_ij(qi, qj, rows_ - 1, cols_ - 1, False)
+                        with m.If(v):
+                            step_ij(wi, wj, rows_ - 1, cols_ - 1, False)
             # the shift, from free-running registers: job's max -> bit length -> shift (final after the
             # SETUP_CYCLES of a job, before its first element)
             blen = bit_length(m, qmax, f"{name}_bitlen")
@@ -486,25 +492,25 @@ class HdqtLayer(wiring.Component):
             m.d.sync += [v1.eq(issue), v2.eq(v1), src_r.eq(src)]
             q = quantize_pipeline(m, 1, src_r, shift, lfsr.o_random.payload, stoch, uns, 4, name=f"{name}_qp")
             rnd_take.append(v2 & stoch)
-            v, a, ln = issue, dst_addr, dst_lane
-            for k in range(QUANT_LATENCY + 2):
+            vk = issue
+            for k in range(QUANT_LATENCY + 1):
                 nv = Signal(name=f"{name}_v_{k}")
-                na = Signal.like(a, name=f"{name}_a_{k}")
-                nl = Signal.like(ln, name=f"{name}_l_{k}")
-                m.d.sync += [nv.eq(v), na.eq(a), nl.eq(ln)]
-                v, a, ln = nv, na, nl
+                m.d.sync += nv.eq(vk)
+                vk = nv
+            m.d.sync += v.eq(vk)
             byte = Signal(8, name=f"{name}_byte")
             m.d.comb += byte.eq(q.as_signed())
             lanes = 2 * (R if name == "qa" else C)
             pack = byte if name == "qa" else byte[:4]
-            m.d.comb += [wr.addr.eq(a), wr.data.eq(Cat(*[pack] * lanes)), wr.en.eq(Mux(v, 1 << ln, 0))]
+            m.d.comb += [wr.addr.eq(dst_addr), wr.data.eq(Cat(*[pack] * lanes)),
+                         wr.en.eq(Mux(v, 1 << dst_lane, 0))]
             with m.If(v):
                 m.d.sync += wrem.eq(wrem - 1)
             with m.If(issue):
                 m.d.sync += rem.eq(rem - 1)
             m.d.comb += eng.finish.eq(wrem == 0)
             with m.If(eng.start):
-                m.d.sync += [qi.eq(0), qj.eq(0)]
+                m.d.sync += [qi.eq(0), qj.eq(0), wi.eq(0), wj.eq(0)]
                 with m.Switch(eng.job):
                     for jj, (_, rows_, cols_, *_r) in enumerate(jobs):
                         with m.Case(jj):
@@ -635,30 +641,23 @@ class HdqtLayer(wiring.Component):
                      u_half.eq(Mux(u_sh >= 0, 0, (1 << (-u_sh)[:6]) >> 1))]
         n_sub = C // U
         wbits = lg(O * K // U)
-        # a dW row (C results) waits in `urow` and leaves in n_sub chunks of U lanes
-        urow = Signal(data.ArrayLayout(signed(acc), C))
-        ubusy = Signal()
+        # a dW row (C results) stays at the result skid buffer's output while it leaves in n_sub chunks
+        # of U lanes (taken with the last chunk)
         usub = Signal(range(n_sub))
-        ubase = Signal(wbits)
-        accept = Signal()
-        m.d.comb += accept.eq(~ubusy | (usub == n_sub - 1))
-        m.d.comb += res_take.eq(me.run & rv0 & Mux(dw_job, accept, self.o_res.ready))
+        dw_go = Signal()
+        m.d.comb += [dw_go.eq(me.run & dw_job & rv0),
+                     res_take.eq(me.run & rv0 & Mux(dw_job, usub == n_sub - 1, self.o_res.ready))]
         upd_v = [Signal(name=f"upd_v{s}") for s in range(7)]
         upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(7)]
         chunk = Signal(data.ArrayLayout(signed(acc), U))
         with m.Switch(usub):
             for sub in range(n_sub):
                 with m.Case(sub):
-                    m.d.sync += [chunk[lu].eq(urow[sub * U + lu]) for lu in range(U)]
-        m.d.sync += [upd_v[0].eq(ubusy), upd_a[0].eq(ubase | usub)]
-        with m.If(ubusy):
-            m.d.sync += usub.eq(usub + 1)
-            with m.If(usub == n_sub - 1):
-                m.d.sync += [ubusy.eq(0), usub.eq(0)]
-        with m.If(res_take & dw_job):
-            # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C
-            m.d.sync += [urow.eq(res.data), ubusy.eq(1), usub.eq(0),
-                         ubase.eq(Cat(Signal(lg(n_sub)), rn[:lK - log_c], res.row[:log_r], rm))]
+                    m.d.sync += [chunk[lu].eq(res.data[sub * U + lu]) for lu in range(U)]
+        # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C + usub * U
+        m.d.sync += [upd_v[0].eq(dw_go), upd_a[0].eq(Cat(usub, rn[:lK - log_c], res.row[:log_r], rm))]
+        with m.If(dw_go):
+            m.d.sync += usub.eq(Mux(usub == n_sub - 1, 0, usub + 1))
         for s in range(1, 7):
             m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
         lim = spec.acc_limit(spec.W_BITS)
@@ -712,7 +711,7 @@ class HdqtLayer(wiring.Component):
             or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
         with m.If(upd_v[6]):
             m.d.sync += max_w_next.eq(max_w_next | or5)
-        upd_busy = Cat(ubusy, *upd_v).any()
+        upd_busy = Cat(*upd_v).any()
         m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
 
         with m.If(mac.o_overflow):
