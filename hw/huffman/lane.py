@@ -21,10 +21,11 @@ def lane_output_layout(raw_bits):
 
 def buffer_bits(max_len, raw_bits):
     """Bit-buffer width ``L + R + 40``. A symbol needs ``L + r`` bits in the buffer; a word is taken
-    when it fits even if the symbol decoded in the same cycle consumes nothing (the refill decision is
-    registered, off the loop), which costs about one symbol's worth of slack over ``L + R + 32``;
-    with it, a lane whose codes plus raw bits average at most 16 bits (the input rate) does not run
-    dry (checked at the length limit by the tests, measured by the bench)."""
+    when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
+    nothing, and a taken word reaches the buffer a cycle later. That costs slack: with 40 bits a
+    lane whose codes plus raw bits average at most 16 bits (the input rate) does not run dry
+    (checked at the length limit by the tests, measured by the bench); ``L + R + 32`` already
+    leaves bubbles with 8- and 12-bit codes at L = 12 (1273 cycles for 1200 symbols)."""
     return max_len + raw_bits + 40
 
 
