@@ -128,7 +128,7 @@ def build_board(name, *, build_dir=None, progress=None):
     toolchain.use_yowasp()
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
-    top_name = f"edgelearn_{name}"
+    top_name = cfg.top_name
     platform = cfg.make_platform()
     family = "ice40" if "iCE40" in cfg.device else "ecp5"
     t0 = time.monotonic()

@@ -25,6 +25,18 @@ class BoardConfig:
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
     gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
     hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
+    label: str = ""       # the board's name for people ("iCEBreaker")
+    loader_board: str = ""  # openFPGALoader's -b name
+    usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
+
+    @property
+    def top_name(self):
+        """Name of the top-level module and of the bitstream file (an identifier)."""
+        return "edgelearn_" + self.name.replace("-", "_")
+
+    @property
+    def bitstream_ext(self):
+        return "bin" if self.device.startswith("iCE40") else "bit"
 
     def make_platform(self):
         import importlib
@@ -38,6 +50,10 @@ BOARD_CONFIGS = {
         description="iCEBreaker (iCE40UP5K, 12 MHz, FTDI UART at 1 Mbaud)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         device="iCE40UP5K",
+        label="iCEBreaker",
+        # openFPGALoader's generic FT2232H iCE40 board, which writes the SPI flash.
+        loader_board="ice40_generic",
+        usb_pid=0x6010,
         clk_hz=12_000_000,
         baud=1_000_000,
         # Green: heartbeat; red: any error flag.
@@ -56,6 +72,9 @@ BOARD_CONFIGS = {
         description="ULX3S (ECP5 LFE5U-85F, 25 MHz, FTDI UART at 1 Mbaud)",
         platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         device="LFE5U-85F",
+        label="ULX3S",
+        loader_board="ulx3s",
+        usb_pid=0x6015,
         clk_hz=25_000_000,
         baud=1_000_000,
         leds=tuple(("led", i) for i in range(8)),

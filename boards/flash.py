@@ -15,10 +15,6 @@ from .config import BOARD_CONFIGS
 
 __all__ = ["FlashError", "flash_board", "openfpgaloader_path"]
 
-# openFPGALoader's board names (`openFPGALoader --list-boards`): the iCEBreaker is its generic
-# FT2232H iCE40 board, which writes the SPI flash.
-_LOADER_BOARD = {"icebreaker": "ice40_generic", "ulx3s": "ulx3s"}
-_BOARD_LABEL = {"icebreaker": "iCEBreaker", "ulx3s": "ULX3S"}
 
 
 class FlashError(RuntimeError):
@@ -64,11 +60,11 @@ def flash_board(name, bitstream=None):
     """
     if name not in BOARD_CONFIGS:
         raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
-    label = _BOARD_LABEL[name]
+    cfg = BOARD_CONFIGS[name]
+    label = cfg.label
     if bitstream is None:
         from .build import _default_build_dir
-        ext = "bin" if name == "icebreaker" else "bit"
-        bitstream = _default_build_dir(name) / f"edgelearn_{name}.{ext}"
+        bitstream = _default_build_dir(name) / f"{cfg.top_name}.{cfg.bitstream_ext}"
         if not bitstream.exists():
             from .build import build_board
             bitstream = build_board(name)["bitstream"]
@@ -76,7 +72,7 @@ def flash_board(name, bitstream=None):
     if not bitstream.exists():
         raise FlashError(f"bitstream {bitstream} does not exist; run: edgelearn build --board {name}")
     exe = openfpgaloader_path()
-    cmd = [exe, "-b", _LOADER_BOARD[name]]
+    cmd = [exe, "-b", cfg.loader_board]
     cmd.append(str(bitstream))
     try:
         proc = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -36,12 +36,12 @@ GEMM_VECTORS = 8
 def find_port(board):
     """The FTDI serial port of ``board`` (iCEBreaker: the FT2232H's second channel; ULX3S: FT231X)."""
     from serial.tools import list_ports
-    ports = [p for p in list_ports.comports() if p.vid == 0x0403]
-    if board == "icebreaker":
-        ports = [p for p in ports if p.pid == 0x6010 and (p.location or "").endswith(".1")] or \
-            [p for p in ports if p.pid == 0x6010][1:2]
-    else:
-        ports = [p for p in ports if p.pid == 0x6015]
+
+    from boards.config import BOARD_CONFIGS
+    pid = BOARD_CONFIGS[board].usb_pid
+    ports = [p for p in list_ports.comports() if p.vid == 0x0403 and p.pid == pid]
+    if pid == 0x6010:  # FT2232H: channel A is the FPGA's SPI flash, channel B the UART
+        ports = [p for p in ports if (p.location or "").endswith(".1")] or ports[1:2]
     if not ports:
         raise ConnectionError(f"no {board} serial port found (FTDI USB UART); pass port=")
     return ports[0].device
