@@ -277,14 +277,16 @@ class HdqtLayer(wiring.Component):
                     for jj, pre in enumerate(prereqs):
                         with m.Case(jj):
                             m.d.comb += can.eq(all_done(pre))
-                m.d.comb += [self.start.eq(running & ~self.act & can),
-                             self.run.eq(self.act & (self.setup == 0))]
+                # run (a flip-flop) == act & (setup == 0)
+                m.d.comb += self.start.eq(running & ~self.act & can)
                 with m.If(self.start):
                     m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
                 with m.If(self.act & (self.setup != 0)):
                     m.d.sync += self.setup.eq(self.setup - 1)
+                    with m.If(self.setup == 1):
+                        m.d.sync += self.run.eq(1)
                 with m.If(self.run & self.finish):
-                    m.d.sync += [self.act.eq(0), self.job.eq(self.job + 1)]
+                    m.d.sync += [self.act.eq(0), self.run.eq(0), self.job.eq(self.job + 1)]
                     with m.Switch(self.job):
                         for jj, f in enumerate(flags):
                             with m.Case(jj):
@@ -294,7 +296,7 @@ class HdqtLayer(wiring.Component):
                 return self.job == jj
 
             def reset(self):
-                m.d.sync += [self.job.eq(0), self.act.eq(0), self.setup.eq(0)]
+                m.d.sync += [self.job.eq(0), self.act.eq(0), self.setup.eq(0), self.run.eq(0)]
 
         # ---- loads and read-back (idle only) -------------------------------------------------------
         idle = ~running
@@ -617,15 +619,20 @@ class HdqtLayer(wiring.Component):
                      self.o_res.payload.last.eq(rows_left == 1)]
         rm = Signal(9)
         rn = Signal(9)
+        rn_last = Signal()     # registered rn == n_nb_m1
         with m.If(me.start):
             m.d.sync += [rm.eq(0), rn.eq(0)]
+            with m.Switch(me.job):
+                for jj, (_, mm_n, _, _) in enumerate(mm_jobs):
+                    with m.Case(jj):
+                        m.d.sync += rn_last.eq(mm_n // C == 1)
         with m.If(res_take):
             m.d.sync += rows_left.eq(rows_left - 1)
             with m.If(res.last):
-                with m.If(rn == n_nb_m1):
-                    m.d.sync += [rn.eq(0), rm.eq(rm + 1)]
+                with m.If(rn_last):
+                    m.d.sync += [rn.eq(0), rm.eq(rm + 1), rn_last.eq(n_nb_m1 == 0)]
                 with m.Else():
-                    m.d.sync += rn.eq(rn + 1)
+                    m.d.sync += [rn.eq(rn + 1), rn_last.eq(rn + 1 == n_nb_m1)]
 
         # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 7 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
