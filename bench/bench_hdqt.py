@@ -137,8 +137,8 @@ def main(argv=None):
                ("hdqt_quantizer", lambda: ShiftQuantizer(width=24, bits=4, depth=2048), ("up5k", "ecp5-85f"))]
     if not args.quick:
         designs += [
-            # the largest layer found to fit the UP5K (a 2 x 2 array needs 108 % of its logic cells,
-            # 32 x 32 x 32 more than its 30 block RAMs)
+            # the largest layer found to fit the UP5K (a 2 x 2 array needs 108 % of its logic cells;
+            # 32 x 32 x 32 needs about 37 block RAMs by its buffer sizes, the UP5K has 30)
             ("hdqt_layer_16x32x32_1x2_h16", lambda: HdqtLayer(batch=16, k_dim=32, o_dim=32, had_cap=16,
                                                               rows=1, cols=2, backend="ice40"), ("up5k",)),
             ("hdqt_layer_32x64x64_4x4", lambda: HdqtLayer(batch=32, k_dim=64, o_dim=64, rows=4, cols=4,
