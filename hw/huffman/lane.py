@@ -239,8 +239,10 @@ class LaneDecoder(wiring.Component):
         room = Signal()
         m.d.comb += [
             room.eq(Mux(staged, fill <= B - 2 * W, fill <= B - W)),
-            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | room)),
-            pop_buf.eq(pop & ~zeroing & own_nz),
+            # once the block's n symbols are decoded, the rest of the region (a bit length longer
+            # than the code: count mismatch) only goes through the CRC, never into the full buffer
+            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | ~nleft_nz | room)),
+            pop_buf.eq(pop & ~zeroing & own_nz & nleft_nz),
             self.i_words.ready.eq(pop),
         ]
         m.d.sync += [stage.eq(self.i_words.payload[:W]), staged.eq(pop_buf)]
