@@ -55,6 +55,9 @@ BLOCKS = [
         },
         smoke_test="sim.hdqt.tb_layer",
         smoke_params={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
+        # The UP5K row of `edgelearn demo`: the largest layer found to place on the UP5K.
+        synth_params={"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2,
+                      "backend": "ice40"},
         demo="sim.hdqt.demo:run",
     ),
 ]
