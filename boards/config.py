@@ -63,10 +63,10 @@ BOARD_CONFIGS = {
         # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
         # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
         # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
-        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs), see
-        # /work/notes/requests-boards.md. Re-measured 2026-11-23 after the decoder's area work:
-        # GEMM alone (no STDP) with 2 SB_MAC16 columns, L = 8 codes, 4-word FIFO places in 4859 of
-        # 5280 LCs (92 %, 24.4 MHz) — no 10 % margin, and L = 8 costs int8 weights compression.
+        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs). Re-measured 2026-11-23 after
+        # the decoder's area work: GEMM alone (no STDP) with 2 SB_MAC16 columns, L = 8 codes,
+        # 4-word FIFO places in 4859 of 5280 LCs (92 %, 24.4 MHz): no 10 % margin, and L = 8 costs
+        # the int8 weights compression.
         # STDP fits with margin, so the iCEBreaker carries STDP and the ULX3S carries every group
         # (gemm/mlp/hdqt jobs there and on the simulated board).
     ),
