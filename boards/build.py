@@ -130,7 +130,7 @@ def build_board(name, *, build_dir=None, progress=None):
     build_dir.mkdir(parents=True, exist_ok=True)
     top_name = cfg.top_name
     platform = cfg.make_platform()
-    family = "ice40" if "iCE40" in cfg.device else "ecp5"
+    family = cfg.family
     t0 = time.monotonic()
     say(f"elaborating the {name} design ({cfg.clk_hz / 1e6:g} MHz, UART {cfg.baud} baud)")
     plan = platform.build(BoardTop(name), name=top_name, build_dir=str(build_dir), do_build=False,

@@ -35,8 +35,13 @@ class BoardConfig:
         return "edgelearn_" + self.name.replace("-", "_")
 
     @property
+    def family(self):
+        """``"ice40"`` or ``"ecp5"``, from ``device``."""
+        return "ice40" if self.device.startswith("iCE40") else "ecp5"
+
+    @property
     def bitstream_ext(self):
-        return "bin" if self.device.startswith("iCE40") else "bit"
+        return "bin" if self.family == "ice40" else "bit"
 
     def make_platform(self):
         import importlib

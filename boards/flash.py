@@ -16,7 +16,6 @@ from .config import BOARD_CONFIGS
 __all__ = ["FlashError", "flash_board", "openfpgaloader_path"]
 
 
-
 class FlashError(RuntimeError):
     """Flashing failed; the message is one line."""
 

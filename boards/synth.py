@@ -242,17 +242,16 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
     # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
     # (-noabc9). ``abc9`` in the result says which ran.
-    abc9 = "abc9"
-    fallbacks = list(dev["abc9_fallbacks"])
-    while True:
+    options = ("", *dev["abc9_fallbacks"])
+    for i, option in enumerate(options):
         try:
-            _run_synth(dev["synth"] if abc9 == "abc9" else f"{dev['synth']} {abc9}", dut_module, work)
+            _run_synth(f"{dev['synth']} {option}".rstrip(), dut_module, work)
             break
         except ToolError:
-            if not fallbacks:
+            if i + 1 == len(options):
                 raise
-            abc9 = fallbacks.pop(0)
-            say(f"yosys: synthesis failed for {name}; retrying with {abc9}")
+            say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
+    abc9 = option or "abc9"
     stat = json.loads((work / "stat.json").read_text())
     block = _count(_module_cells(stat, dut_module), dev["family"])
     total = _count(_module_cells(stat, "top"), dev["family"])
