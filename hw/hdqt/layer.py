@@ -2,7 +2,6 @@
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
-from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
@@ -12,12 +11,17 @@ from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
 from .quantizer import QUANT_LATENCY, bit_length, quantize_pipeline
+from .ram import Ram
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
            "KIND_Y", "KIND_DX"]
 
 BUF_X, BUF_W, BUF_DY = 0, 1, 2
 KIND_Y, KIND_DX = 0, 1
+
+
+def bit_length_of(n):
+    return max(1, int(n).bit_length())
 
 
 def load_layout():
@@ -189,13 +193,15 @@ class HdqtLayer(wiring.Component):
         from ..lfsr import GaloisLFSR
         m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
 
-        def mem(name, shape, depth):
-            mm = Memory(shape=shape, depth=depth, init=[])
+        ice40 = self._backend == "ice40" and self._primitives
+
+        def mem(name, shape, depth, granularity=None, read_ports=1):
+            mm = Ram(shape, depth, granularity=granularity, read_ports=read_ports, ice40=ice40, name=name)
             m.submodules[name] = mm
             return mm
 
         mx = mem("buf_x", signed(16), B * K)
-        mw = mem("buf_w", data.ArrayLayout(signed(16), U), O * K // U)
+        mw = mem("buf_w", data.ArrayLayout(signed(16), U), O * K // U, granularity=16, read_ports=2)
         mdy = mem("buf_dy", signed(16), B * O)
         mtw = mem("buf_tw", signed(tw), max(O, B) * K)
         mtd1 = mem("buf_td1", signed(tw), B * O)
@@ -204,17 +210,17 @@ class HdqtLayer(wiring.Component):
         depth_a = max(B // R * K // 2, B // R * O // 2, O // R * B // 2)
         depth_b = max(O // C * K // 2, K // C * O // 2, K // C * B // 2)
         la, lb = lg(depth_a), lg(depth_b)
-        ma = mem("op_a", R * 16, 2 * depth_a)
-        mb = mem("op_b", C * 8, 2 * depth_b)
-        x_rd, x_wr = mx.read_port(), mx.write_port()
-        w_rd, w_rd2, w_wr = mw.read_port(), mw.read_port(), mw.write_port(granularity=1)
-        dy_rd, dy_wr = mdy.read_port(), mdy.write_port()
-        tw_rd, tw_wr = mtw.read_port(), mtw.write_port()
-        td1_rd, td1_wr = mtd1.read_port(), mtd1.write_port()
-        td2_rd, td2_wr = mtd2.read_port(), mtd2.write_port()
-        a_rd, a_wr = ma.read_port(), ma.write_port(granularity=8)
-        b_rd, b_wr = mb.read_port(), mb.write_port(granularity=4)
-        # A read port's enable defaults to 1: hold every read register unless an engine reads.
+        ma = mem("op_a", R * 16, 2 * depth_a, granularity=8)
+        mb = mem("op_b", C * 8, 2 * depth_b, granularity=4)
+        x_rd, x_wr = mx.rd[0], mx.wr
+        w_rd, w_rd2, w_wr = mw.rd[0], mw.rd[1], mw.wr
+        dy_rd, dy_wr = mdy.rd[0], mdy.wr
+        tw_rd, tw_wr = mtw.rd[0], mtw.wr
+        td1_rd, td1_wr = mtd1.rd[0], mtd1.wr
+        td2_rd, td2_wr = mtd2.rd[0], mtd2.wr
+        a_rd, a_wr = ma.rd[0], ma.wr
+        b_rd, b_wr = mb.rd[0], mb.wr
+        # hold every read register unless an engine reads
         m.d.comb += [p.en.eq(0) for p in (x_rd, w_rd, w_rd2, dy_rd, tw_rd, td1_rd, td2_rd, a_rd, b_rd)]
 
         running = Signal()
@@ -537,28 +543,36 @@ class HdqtLayer(wiring.Component):
                 with m.Case(jj):
                     m.d.comb += self.o_phase.eq(Mux(me.act, ph[1], ph[0]))
         m_bank = Signal()
-        n_nb_m1 = Signal(9)
+        rn_c = Signal(signed(10))        # result tile columns left in the tile row - 1
         beats_m1 = Signal(8)
         cmd_left = Signal(range(max(mm_m // R * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
         rows_left = Signal(range(max(mm_m * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
-        tb_n = Signal(9)
-        bj = Signal(8)
+        # tile-column and beat counters count down through zero: their sign bit (a flip-flop) is the
+        # "last" flag, no comparator on the counters' enables
+        tb_c = Signal(signed(10))
+        bj_c = Signal(signed(9))
+        n_nb_m2 = Signal(signed(10))     # tile columns - 2
+        beats_m2 = Signal(signed(9))     # beats per tile - 2
         a_ptr = Signal(la)
         a_row = Signal(la)
         b_ptr = Signal(lb)
-        beats_left = Signal(range(max(mm_m * mm_n * mm_k // (2 * R * C)
-                                      for mm_m, mm_n, mm_k, _ in mm_jobs) + 1))
+        # beats still to read - 1 (negative: none left)
+        beats_c = Signal(signed(bit_length_of(max(mm_m * mm_n * mm_k // (2 * R * C)
+                                                  for mm_m, mm_n, mm_k, _ in mm_jobs)) + 1))
         dw_job = Signal()
         out_job = Signal()
         with m.If(me.start):
-            m.d.sync += [tb_n.eq(0), bj.eq(0), a_ptr.eq(0), a_row.eq(0), b_ptr.eq(0)]
+            m.d.sync += [a_ptr.eq(0), a_row.eq(0), b_ptr.eq(0)]
             with m.Switch(me.job):
                 for jj, (mm_m, mm_n, mm_k, bank) in enumerate(mm_jobs):
                     with m.Case(jj):
                         tiles = (mm_m // R) * (mm_n // C)
-                        m.d.sync += [m_bank.eq(bank), n_nb_m1.eq(mm_n // C - 1), beats_m1.eq(mm_k // 2 - 1),
+                        m.d.sync += [m_bank.eq(bank), beats_m1.eq(mm_k // 2 - 1),
+                                     n_nb_m2.eq(mm_n // C - 2), beats_m2.eq(mm_k // 2 - 2),
+                                     tb_c.eq(mm_n // C - 2), bj_c.eq(mm_k // 2 - 2),
+                                     rn_c.eq(mm_n // C - 2),
                                      cmd_left.eq(tiles), rows_left.eq(tiles * R),
-                                     beats_left.eq(tiles * (mm_k // 2)),
+                                     beats_c.eq(tiles * (mm_k // 2) - 1),
                                      dw_job.eq(jj == 2), out_job.eq(jj != 2)]
         cmd = Signal(cmd_layout(8))
         m.d.comb += [cmd.mode.eq(mac_spec.MODE_INT4), cmd.act_unsigned.eq(me.is_job(0) & x_uns),
@@ -581,17 +595,17 @@ class HdqtLayer(wiring.Component):
         with m.If(b_adv):
             m.d.comb += [a_rd.addr.eq(Cat(a_ptr, m_bank)), b_rd.addr.eq(Cat(b_ptr, m_bank)),
                          a_rd.en.eq(1), b_rd.en.eq(1)]
-            m.d.sync += beat_v.eq(beats_left != 0)
-            with m.If(beats_left != 0):
-                m.d.sync += beats_left.eq(beats_left - 1)
-                with m.If(bj == beats_m1):
-                    m.d.sync += bj.eq(0)
-                    with m.If(tb_n == n_nb_m1):
-                        m.d.sync += [tb_n.eq(0), a_ptr.eq(a_ptr + 1), a_row.eq(a_ptr + 1), b_ptr.eq(0)]
+            m.d.sync += beat_v.eq(~beats_c[-1])
+            with m.If(~beats_c[-1]):
+                m.d.sync += beats_c.eq(beats_c - 1)
+                with m.If(bj_c[-1]):
+                    m.d.sync += bj_c.eq(beats_m2)
+                    with m.If(tb_c[-1]):
+                        m.d.sync += [tb_c.eq(n_nb_m2), a_ptr.eq(a_ptr + 1), a_row.eq(a_ptr + 1), b_ptr.eq(0)]
                     with m.Else():
-                        m.d.sync += [tb_n.eq(tb_n + 1), a_ptr.eq(a_row), b_ptr.eq(b_ptr + 1)]
+                        m.d.sync += [tb_c.eq(tb_c - 1), a_ptr.eq(a_row), b_ptr.eq(b_ptr + 1)]
                 with m.Else():
-                    m.d.sync += [bj.eq(bj + 1), a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
+                    m.d.sync += [bj_c.eq(bj_c - 1), a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
         m.d.comb += [mac.i_act.valid.eq(bs_valid), mac.i_wgt.valid.eq(bs_valid),
                      mac.i_act.payload.eq(bs_data[:R * 32]), mac.i_wgt.payload.eq(bs_data[R * 32:])]
 
@@ -619,20 +633,15 @@ class HdqtLayer(wiring.Component):
                      self.o_res.payload.last.eq(rows_left == 1)]
         rm = Signal(9)
         rn = Signal(9)
-        rn_last = Signal()     # registered rn == n_nb_m1
         with m.If(me.start):
             m.d.sync += [rm.eq(0), rn.eq(0)]
-            with m.Switch(me.job):
-                for jj, (_, mm_n, _, _) in enumerate(mm_jobs):
-                    with m.Case(jj):
-                        m.d.sync += rn_last.eq(mm_n // C == 1)
         with m.If(res_take):
             m.d.sync += rows_left.eq(rows_left - 1)
             with m.If(res.last):
-                with m.If(rn_last):
-                    m.d.sync += [rn.eq(0), rm.eq(rm + 1), rn_last.eq(n_nb_m1 == 0)]
+                with m.If(rn_c[-1]):     # the tile row's last column
+                    m.d.sync += [rn.eq(0), rm.eq(rm + 1), rn_c.eq(n_nb_m2)]
                 with m.Else():
-                    m.d.sync += [rn.eq(rn + 1), rn_last.eq(rn + 1 == n_nb_m1)]
+                    m.d.sync += [rn.eq(rn + 1), rn_c.eq(rn_c - 1)]
 
         # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 7 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the

