@@ -63,6 +63,12 @@ class FlatHuffman(wiring.Component):
 BLOCK_N = 1024           # symbols per lane per block in the throughput and size runs
 
 
+def _split_beats(ref, n):
+    """Golden blocks (beats of all format lanes) as beats of ``n`` values, the decoder's output."""
+    return [dict(b, values=[tuple(t[i:i + n]) for t in b["values"] for i in range(0, len(t), n)])
+            for b in ref]
+
+
 def _stream_stats(values, *, n_lanes, max_len, mode=spec.MODE_INT, r=0, ebits=0):
     return g.encode_stream(values, n_lanes=n_lanes, block_n=BLOCK_N, max_len=max_len, mode=mode, r=r,
                            ebits=ebits)
@@ -112,9 +118,10 @@ def _size_row(label, values, raw_width, r, max_len, mode, ebits, entropy_symbols
             "total_vs_raw": (st["code_bits"] + over) / (raw_width * n), "raw_blocks": st["raw_blocks"]}
 
 
-def throughput_rows(lanes=(1, 2, 4), max_len=12):
-    """Symbols per cycle per lane of the RTL in the Amaranth simulator, with block and table switches:
-    two blocks of int8 weights (table 0), then two of int4 weights (table 1), back to back."""
+def throughput_rows(lanes=(1, 2, 4), max_len=12, contexts=1):
+    """Symbols per cycle per (hardware) lane of the RTL in the Amaranth simulator, with block and
+    table switches: two blocks of int8 weights (table 0), then two of int4 weights (table 1), back to
+    back. With ``contexts=2`` each hardware lane serves two format lanes (blocks of 2N lanes)."""
     from sim.huffman.harness import group_blocks, run_decoder
     from sim.huffman.weights import digits_mlp, int_symbols
     w1, w2, _ = digits_mlp()
@@ -124,18 +131,21 @@ def throughput_rows(lanes=(1, 2, 4), max_len=12):
     tables = g.table_stream([spec.serialize_table(*t, max_len) for t in (t8, t4)])
     rows = []
     for n in lanes:
-        per = n * BLOCK_N // 2                   # two blocks per table within the 2368 weights
+        f = n * contexts                         # format lanes
+        per = f * BLOCK_N // 2                   # two blocks per table within the 2368 weights
         beats, tree_walk = [], 0
         for syms, table, parity in ((s8, t8, 0), (s4, t4, 1)):
             codes = spec.canonical_codes(*table)
             for i in (0, per):
                 block = syms[i:i + per]
-                beats += g.encode_block(block, n_lanes=n, mode=spec.MODE_INT, parity=parity, table=table)[0]
+                beats += g.encode_block(block, n_lanes=f, mode=spec.MODE_INT, parity=parity, table=table)[0]
                 tree_walk += sum(codes[v][1] for v in block)
-        ref, _ = g.ref_decode(beats, tables, n_lanes=n, max_len=max_len, raw_bits=8)
-        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64)
+        ref, _ = g.ref_decode(beats, tables, n_lanes=f, max_len=max_len, raw_bits=8)
+        ref = _split_beats(ref, n)
+        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, contexts=contexts)
         res = run_decoder(dut, beats, tables, expect_beats=sum(len(b["values"]) for b in ref))
-        rows.append({"lanes": n, "blocks": len(ref), "symbols": res["symbols"], "cycles": res["cycles"],
+        rows.append({"lanes": n if contexts == 1 else f"{n} (C=2)", "blocks": len(ref),
+                     "symbols": res["symbols"], "cycles": res["cycles"],
                      "per_lane": res["symbols"] / (res["cycles"] * n),
                      "weights_per_cycle": res["symbols"] / res["cycles"], "tree_walk_cycles": tree_walk,
                      "speedup": tree_walk / res["cycles"], "exact": group_blocks(res["beats"]) == ref})
@@ -163,7 +173,7 @@ def pairs_row(max_len=12):
             "exact": group_blocks(res["beats"]) == ref}
 
 
-def worst_case_row(max_len=16):
+def worst_case_row(max_len=16, contexts=1):
     """Every code at the length limit: 1 symbol/cycle needs a full 16-bit word per cycle per lane."""
     lengths = {s: 8 for s in range(255)}
     lengths[255] = max_len
@@ -171,12 +181,12 @@ def worst_case_row(max_len=16):
     values = [255] * (4 * BLOCK_N)
     beats = []
     for i in range(0, len(values), BLOCK_N):
-        beats += g.encode_block(values[i:i + BLOCK_N], n_lanes=1, mode=spec.MODE_INT, table=table)[0]
+        beats += g.encode_block(values[i:i + BLOCK_N], n_lanes=contexts, mode=spec.MODE_INT, table=table)[0]
     from sim.huffman.harness import run_decoder
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64, contexts=contexts)
     res = run_decoder(dut, beats, tables, expect_beats=len(values))
-    return {"lanes": 1, "blocks": 4, "symbols": res["symbols"], "cycles": res["cycles"],
+    return {"lanes": 1, "blocks": 4 // contexts, "symbols": res["symbols"], "cycles": res["cycles"],
             "per_lane": res["symbols"] / res["cycles"], "weights_per_cycle": res["symbols"] / res["cycles"],
             "tree_walk_cycles": max_len * len(values),
             "speedup": max_len * len(values) / res["cycles"]}

@@ -14,7 +14,9 @@ from sim.runner import cocotb_testcases, run_cocotb
 
 def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None):
     """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden."""
-    ref, errors = g.ref_decode(beats, tables, n_lanes=dut.lanes, max_len=dut.max_len, raw_bits=dut.raw_bits)
+    ref, errors = g.ref_decode(beats, tables, n_lanes=dut.format_lanes, max_len=dut.max_len,
+                               raw_bits=dut.raw_bits)
+    ref = split_beats(ref, dut.lanes)
     n_beats = sum(len(b["values"]) for b in ref)
     res = run_decoder(dut, beats, tables, expect_beats=n_beats, stall_in=stall, stall_out=stall, seed=seed,
                       clear_at=clear_at)
@@ -29,6 +31,13 @@ def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None
     assert res["blocks"] == len(ref)
     assert res["err_blocks"] == sum(b["err"] for b in ref)
     return res, ref
+
+
+def split_beats(ref, n):
+    """Golden blocks (beats of ``format_lanes`` values) as the decoder outputs them: beats of ``n``
+    values (hardware lanes), in block order (with two contexts: format lanes 0..n-1, then n..2n-1)."""
+    return [dict(b, values=[tuple(t[i:i + n]) for t in b["values"] for i in range(0, len(t), n)])
+            for b in ref]
 
 
 def gauss_int8(rng, n, sigma):

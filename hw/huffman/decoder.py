@@ -1,7 +1,9 @@
 """The N-lane Huffman weight decoder: block parser, table loader, N lanes, output join, counters and
 sticky error flags."""
 
-from amaranth.hdl import Cat, Module, ResetInserter, Signal
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
@@ -10,6 +12,7 @@ from ..params import check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
 from .lane import LaneDecoder
+from .lane_cslow import CSlowLaneDecoder
 from .table_loader import TableLoader, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS"]
@@ -77,13 +80,14 @@ class HuffmanDecoder(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64):
+    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
-        self._N = check_int("lanes", lanes, 1, 8)
+        self._C = check_int("contexts", contexts, 1, 2)
+        self._N = check_int("lanes", lanes, 1, 8 // contexts)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         super().__init__({
-            "i_data": In(stream.Signature(beat_layout(lanes))),
+            "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
             "o_data": Out(stream.Signature(output_layout(lanes, raw_bits))),
             "o_errors": Out(ERROR_BITS),
@@ -104,34 +108,57 @@ class HuffmanDecoder(wiring.Component):
         return self._N
 
     @property
+    def contexts(self):
+        return self._C
+
+    @property
+    def format_lanes(self):
+        """Lanes of the block format: ``lanes * contexts`` (the width of an ``i_data`` beat)."""
+        return self._N * self._C
+
+    @property
     def raw_bits(self):
         return self._R
 
     def elaborate(self, platform):
         m = Module()
         core = Module()
-        N = self._N
+        N, C = self._N, self._C
+        F = N * C
 
-        core.submodules.parser = parser = BlockParser(lanes=N, raw_bits=self._R)
+        core.submodules.parser = parser = BlockParser(lanes=F, raw_bits=self._R)
         core.submodules.loader = loader = TableLoader(max_len=self._L)
         lanes = []
+        ports = []          # per format lane f = c * N + i: (words, desc, sym, tab) of lane i, context c
         for k in range(N):
-            lane = LaneDecoder(max_len=self._L, raw_bits=self._R)
-            wfifo = SyncFIFOBuffered(width=spec.WORD + 1, depth=self._depth)
-            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=2)
+            if C == 1:
+                lane = LaneDecoder(max_len=self._L, raw_bits=self._R)
+            else:
+                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R)
             core.submodules[f"lane{k}"] = lane
-            core.submodules[f"wfifo{k}"] = wfifo
-            core.submodules[f"dfifo{k}"] = dfifo
-            lanes.append((lane, wfifo, dfifo))
+            lanes.append(lane)
             core.d.comb += [
-                lane.i_words.valid.eq(wfifo.r_rdy), lane.i_words.payload.eq(wfifo.r_data),
-                wfifo.r_en.eq(lane.i_words.ready),
-                lane.i_desc.valid.eq(dfifo.r_rdy), lane.i_desc.payload.eq(dfifo.r_data),
-                dfifo.r_en.eq(lane.i_desc.ready),
                 lane.i_limit.eq(loader.o_limit), lane.i_offset.eq(loader.o_offset),
                 lane.i_count.eq(loader.o_count), lane.i_ok.eq(loader.o_ok),
                 lane.i_sym_en.eq(loader.o_sym_en), lane.i_sym_addr.eq(loader.o_sym_addr),
                 lane.i_sym_data.eq(loader.o_sym_data),
+            ]
+        for c in range(C):
+            for lane in lanes:
+                if C == 1:
+                    ports.append((lane.i_words, lane.i_desc, lane.o_sym, lane.o_tab))
+                else:
+                    ports.append((lane.i_words[c], lane.i_desc[c], lane.o_sym[c], lane.o_tab[c]))
+        fifos = []
+        for f, (words, desc, _, _) in enumerate(ports):
+            wfifo = SyncFIFOBuffered(width=spec.WORD + 1, depth=self._depth)
+            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=2)
+            core.submodules[f"wfifo{f}"] = wfifo
+            core.submodules[f"dfifo{f}"] = dfifo
+            fifos.append((wfifo, dfifo))
+            core.d.comb += [
+                words.valid.eq(wfifo.r_rdy), words.payload.eq(wfifo.r_data), wfifo.r_en.eq(words.ready),
+                desc.valid.eq(dfifo.r_rdy), desc.payload.eq(dfifo.r_data), dfifo.r_en.eq(desc.ready),
             ]
 
         # inputs: the data stream goes to the parser, tables to the loader
@@ -141,60 +168,85 @@ class HuffmanDecoder(wiring.Component):
             loader.i_table.valid.eq(self.i_table.valid), loader.i_table.payload.eq(self.i_table.payload),
             self.i_table.ready.eq(loader.i_table.ready),
         ]
-        # parser -> lane FIFOs: a beat (or descriptor) goes to every lane at once
-        words_room = Cat(*(w.w_rdy for _, w, _ in lanes)).all()
-        desc_room = Cat(*(d.w_rdy for _, _, d in lanes)).all()
+        # parser -> lane FIFOs: a beat (or descriptor) goes to every format lane at once
+        words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
+        desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
-        for k, (_, wfifo, dfifo) in enumerate(lanes):
+        for f, (wfifo, dfifo) in enumerate(fifos):
             core.d.comb += [
-                wfifo.w_en.eq(parser.o_words.valid & words_room), wfifo.w_data.eq(parser.o_words.payload[k]),
-                dfifo.w_en.eq(parser.o_desc.valid & desc_room), dfifo.w_data.eq(parser.o_desc.payload[k]),
+                wfifo.w_en.eq(parser.o_words.valid & words_room), wfifo.w_data.eq(parser.o_words.payload[f]),
+                dfifo.w_en.eq(parser.o_desc.valid & desc_room), dfifo.w_data.eq(parser.o_desc.payload[f]),
             ]
 
         # loader permission: table t overwrites table t-2; wait until every lane is past it
         # (registered, with the table number it was computed for: a one-cycle-late permit only delays
         # a table load, and keeps this compare off the loader's input handshake)
         t = loader.o_count
-        beyond = Cat(*(((t - lane.o_tab)[:8] <= 1) for lane, _, _ in lanes)).all()
+        beyond = Cat(*(((t - tab)[:8] <= 1) for _, _, _, tab in ports)).all()
         permit_q = Signal()
         permit_for = Signal(8)
         core.d.sync += [permit_q.eq(~loader.o_two | beyond), permit_for.eq(t)]
         core.d.comb += loader.i_permit.eq(permit_q & (permit_for == t))
 
-        # output join: a beat when every lane has a value
-        all_valid = Cat(*(lane.o_sym.valid for lane, _, _ in lanes)).all()
+        # output join: a beat when every lane has a value. With two contexts the beats alternate
+        # between context 0 (format lanes 0..N-1) and context 1 (format lanes N..2N-1) of every lane:
+        # block order. A block's first beat is context 0's first, its last beat context 1's last;
+        # ``err`` on it also covers context 0's lanes (remembered from context 0's last beat).
+        syms = [p[2] for p in ports]
+        bph = Signal()                      # context of the next output beat
+        if C == 1:
+            cur = syms
+        else:
+            cur = [SimpleNamespace(valid=Signal(name=f"cur{i}_valid"),
+                                   payload=Signal(syms[i].payload.shape(), name=f"cur{i}_payload"))
+                   for i in range(N)]
+            for i in range(N):
+                core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
+                                cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
+        all_valid = Cat(*(s.valid for s in cur)).all()
+        out_take = self.o_data.valid & self.o_data.ready
         core.d.comb += self.o_data.valid.eq(all_valid)
-        for k, (lane, _, _) in enumerate(lanes):
+        for f, sym in enumerate(syms):
+            take_ctx = 1 if C == 1 else (bph == f // N)
+            core.d.comb += sym.ready.eq(self.o_data.ready & all_valid & take_ctx)
+        for i in range(N):
+            core.d.comb += self.o_data.payload.data[i].eq(cur[i].payload.value)
+        err = Cat(*(s.payload.err for s in cur)).any()
+        if C == 1:
             core.d.comb += [
-                self.o_data.payload.data[k].eq(lane.o_sym.payload.value),
-                lane.o_sym.ready.eq(self.o_data.ready & all_valid),
+                self.o_data.payload.first.eq(cur[0].payload.first),
+                self.o_data.payload.last.eq(cur[0].payload.last),
+                self.o_data.payload.err.eq(err),
             ]
-        lane0 = lanes[0][0]
-        err = Cat(*(lane.o_sym.payload.err for lane, _, _ in lanes)).any()
-        core.d.comb += [
-            self.o_data.payload.first.eq(lane0.o_sym.payload.first),
-            self.o_data.payload.last.eq(lane0.o_sym.payload.last),
-            self.o_data.payload.err.eq(err),
-        ]
+        else:
+            err0 = Signal()
+            with core.If(out_take):
+                core.d.sync += bph.eq(~bph)
+                with core.If(~bph & cur[0].payload.last):
+                    core.d.sync += err0.eq(err)
+            core.d.comb += [
+                self.o_data.payload.first.eq(cur[0].payload.first & ~bph),
+                self.o_data.payload.last.eq(cur[0].payload.last & bph),
+                self.o_data.payload.err.eq(bph & cur[0].payload.last & (err | err0)),
+            ]
 
         # sticky errors and counters
         errs = Signal(ERROR_BITS)
         pulses = {
-            spec.ERR_INVALID: [lane.o_err_invalid for lane, _, _ in lanes],
-            spec.ERR_TRUNC: [lane.o_err_trunc for lane, _, _ in lanes] + [parser.o_err_trunc],
-            spec.ERR_MISMATCH: [lane.o_err_mismatch for lane, _, _ in lanes],
+            spec.ERR_INVALID: [lane.o_err_invalid for lane in lanes],
+            spec.ERR_TRUNC: [lane.o_err_trunc for lane in lanes] + [parser.o_err_trunc],
+            spec.ERR_MISMATCH: [lane.o_err_mismatch for lane in lanes],
             spec.ERR_OVERRUN: [parser.o_err_overrun],
             spec.ERR_HEADER: [parser.o_err_header],
             spec.ERR_TABLE: [loader.o_err],
-            spec.ERR_CRC: [lane.o_err_crc for lane, _, _ in lanes],
+            spec.ERR_CRC: [lane.o_err_crc for lane in lanes],
         }
         for mask, sources in pulses.items():
             core.d.comb += errs[mask.bit_length() - 1].eq(Cat(*sources).any())
         core.d.sync += self.o_errors.eq(self.o_errors | errs)
 
-        out_take = self.o_data.valid & self.o_data.ready
         fires = Signal(range(N + 1))
-        core.d.comb += fires.eq(sum(lane.o_fire for lane, _, _ in lanes))
+        core.d.comb += fires.eq(sum(lane.o_fire for lane in lanes))
         core.d.sync += self.o_fires.eq(self.o_fires + fires)
         with core.If(self.i_data.valid & self.i_data.ready):
             core.d.sync += self.o_beats_in.eq(self.o_beats_in + 1)

@@ -1,0 +1,403 @@
+"""A two-context (C-slow) lane decoder: one hardware decode loop serving two format lanes alternately,
+with the loop cut into two register stages, so it delivers one symbol per cycle at about twice the
+clock of :class:`~hw.huffman.lane.LaneDecoder`."""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_int
+from . import spec
+from .block_parser import descriptor_layout
+from .crc import crc16_next
+from .lane import _at_least, _onehot_mux, _tree, buffer_bits, lane_output_layout
+
+__all__ = ["CSlowLaneDecoder"]
+
+# block-control states (an explicit register: it rotates with the other per-context registers)
+_IDLE, _TABLE, _LIMITS, _RUN, _FINISH = range(5)
+
+
+class CSlowLaneDecoder(wiring.Component):
+    """Decodes two format lanes (contexts 0 and 1) of each block, one symbol per cycle in total.
+
+    The decode of one context is the algorithm of :class:`~hw.huffman.lane.LaneDecoder` (same
+    checks, errors, outputs and per-block behaviour; read its docstring), C-slowed: every
+    per-context register exists twice as a rotating pair (``x``, the current context's value, read
+    by the logic; ``x_n``, the other context's value, written by the logic and copied into ``x``
+    every cycle), so the contexts alternate cycle by cycle (context ``ph`` is current in a cycle)
+    and share all the logic. The second register of each pair is then moved into the middle of the
+    decode loop (retiming by hand):
+
+    * stage A (reads ``x_n``, i.e. the context that is current in the *next* cycle): the window
+      compare against the L code ends, the one-hot length, the "may decode" condition, and the
+      staged word's placement behind the valid bits (a shift by ``fill``), all registered
+      (``sel_q``: one-hot shift amount ``l + r``, ``placed_q``, ``fill_p_q``);
+    * stage B (reads ``x``): the bit buffer and its fill count shift through one balanced one-hot
+      multiplexer over the shift amounts 0 .. L + R (the raw field is part of the amount, so there
+      is no separate pre-shift) and are written to ``buf_n`` / ``fill_n``.
+
+    A context therefore decodes a symbol every second cycle, and the lane one per cycle. Things
+    that are not one context's state stay single: the symbol memory (shared; its read data is
+    delayed a cycle to meet the context's next turn), the 4-entry output queues and their credit
+    counters, ``released`` / ``final_err`` (the consumer takes values at any cycle), and the phase
+    bit ``ph``. A context's credit check looks at its counter one cycle early (a value taken in
+    that cycle is not counted yet): conservative, never overfills.
+
+    Members: as :class:`~hw.huffman.lane.LaneDecoder`, with ``i_desc``, ``i_words``, ``o_sym`` and
+    ``o_tab`` arrays of two (index = context); ``o_fire`` and the error pulses are shared (one
+    context is current per cycle).
+
+    Parameters
+    ----------
+    max_len : int
+        L, 8 to 16.
+    raw_bits : int
+        R, 0 to 8.
+
+    Raises
+    ------
+    ValueError
+        If ``max_len`` or ``raw_bits`` is out of range.
+    """
+
+    def __init__(self, max_len=16, raw_bits=8):
+        self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
+        self._R = check_int("raw_bits", raw_bits, 0, 8)
+        L = self._L
+        super().__init__({
+            "i_desc": In(stream.Signature(descriptor_layout)).array(2),
+            "i_words": In(stream.Signature(spec.WORD + 1)).array(2),
+            "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
+            "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
+            "i_count": In(8),
+            "i_ok": In(2),
+            "i_sym_en": In(1),
+            "i_sym_addr": In(9),
+            "i_sym_data": In(8),
+            "o_tab": Out(8, init=0xFF).array(2),
+            "o_sym": Out(stream.Signature(lane_output_layout(raw_bits))).array(2),
+            "o_fire": Out(1),
+            "o_err_invalid": Out(1),
+            "o_err_trunc": Out(1),
+            "o_err_mismatch": Out(1),
+            "o_err_crc": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        L, R, W = self._L, self._R, spec.WORD
+        B = buffer_bits(L, R)
+        VW = spec.value_width(R)
+        QDEPTH = 4
+        S = L + R                     # largest shift amount
+
+        def creg(shape, init=None, name=None):
+            """A per-context register pair ``(x, x_n)``: logic reads ``x`` and writes ``x_n``
+            (default: hold, ``x_n <= x``); ``x <= x_n`` every cycle."""
+            cur = Signal(shape, init=init, name=name)
+            nxt = Signal(shape, init=init, name=f"{name}_n")
+            m.d.sync += [cur.eq(nxt), nxt.eq(cur)]
+            return cur, nxt
+
+        ph = Signal()                  # the current context
+        m.d.sync += ph.eq(~ph)
+
+        symmem = Memory(shape=8, depth=512, init=[])
+        m.submodules.symmem = symmem
+        wport = symmem.write_port()
+        rport = symmem.read_port()
+        m.d.comb += [wport.en.eq(self.i_sym_en), wport.addr.eq(self.i_sym_addr),
+                     wport.data.eq(self.i_sym_data)]
+
+        # ---- per-context state
+        state, state_n = creg(range(5), _IDLE, "state")
+        d, d_n = creg(descriptor_layout, name="d")
+        n_left, n_left_n = creg(16, name="n_left")
+        words_left, words_left_n = creg(16, name="words_left")
+        own_left, own_left_n = creg(16, name="own_left")
+        nleft_nz, nleft_nz_n = creg(1, name="nleft_nz")
+        words_nz, words_nz_n = creg(1, name="words_nz")
+        own_nz, own_nz_n = creg(1, name="own_nz")
+        bits_left, bits_left_n = creg(21, name="bits_left")
+        crc, crc_n = creg(16, name="crc")
+        check_crc, check_crc_n = creg(1, name="check_crc")
+        blk_err, blk_err_n = creg(1, name="blk_err")
+        zeroing, zeroing_n = creg(1, name="zeroing")
+        is_first, is_first_n = creg(1, name="is_first")
+        bank, bank_n = creg(1, name="bank")
+        has_tab, has_tab_n = creg(1, name="has_tab")
+        tab, tab_n = creg(8, 0xFF, "tab")
+        rsel, rsel_n = creg(1, name="rsel")
+        raw_mode, raw_mode_n = creg(1, name="raw_mode")
+        late, late_n = creg(1, name="late")
+        buf, buf_n = creg(B, name="buf")
+        fill, fill_n = creg(range(B + 1), name="fill")
+        stage, stage_n = creg(W, name="stage")
+        staged, staged_n = creg(1, name="staged")
+        s1_layout = data.StructLayout({
+            "valid": 1, "win": L + R, "onehot": S + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
+            "zero": 1, "dec": 1, "first": 1, "last": 1})
+        s2_layout = data.StructLayout({
+            "valid": 1, "raw": 8 if R == 0 else R, "mode": 2, "rsel": 1, "ebits": 4, "zero": 1,
+            "first": 1, "last": 1})
+        s1, s1_n = creg(s1_layout, name="s1")
+        s2, s2_n = creg(s2_layout, name="s2")
+
+        for k in range(2):
+            m.d.comb += self.o_tab[k].eq(Mux(ph == k, tab, tab_n))
+
+        # ---- output side (not rotated: the consumer takes values at any cycle)
+        item_layout = lane_output_layout(R)
+        queues, inflight, released, final_err, take = [], [], [], [], []
+        for k in range(2):
+            q = SyncFIFO(width=item_layout.size, depth=QDEPTH)
+            m.submodules[f"queue{k}"] = q
+            head = item_layout(q.r_data)
+            rel = Signal(name=f"released{k}")
+            ferr = Signal(name=f"final_err{k}")
+            hold = head.last & ~rel
+            o = self.o_sym[k]
+            m.d.comb += [o.valid.eq(q.r_rdy & ~hold), o.payload.eq(head),
+                         o.payload.err.eq(head.last & ferr), q.r_en.eq(o.ready & ~hold)]
+            tk = Signal(name=f"take{k}")
+            m.d.comb += tk.eq(o.valid & o.ready)
+            with m.If(tk & head.last):
+                m.d.sync += rel.eq(0)
+            queues.append(q)
+            inflight.append(Signal(range(QDEPTH + 1), name=f"inflight{k}"))
+            released.append(rel)
+            final_err.append(ferr)
+            take.append(tk)
+
+        # lim for stage A: the code ends of the next context's bank
+        lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
+        for ln in range(1, L + 1):
+            m.d.comb += lim[ln].eq(Mux(bank_n, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
+
+        # ---- stage A: from the next context's registers (``*_n``), registered
+        running_a = state_n == _RUN
+        space_a = Mux(ph, inflight[0], inflight[1]) < QDEPTH
+        win = buf_n[B - L:]
+        lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
+        for ln in range(1, L + 1):
+            m.d.comb += lt[ln].eq(win[L - ln:] < lim[ln])
+        onehot = Signal(L + 1)
+        m.d.comb += onehot[0].eq(raw_mode_n)
+        for ln in range(1, L + 1):
+            m.d.comb += onehot[ln].eq(~raw_mode_n & lt[ln] & ~lt[ln - 1])
+        invalid_a = ~raw_mode_n & ~lt[L]
+        ready_a = Signal()
+        m.d.comb += ready_a.eq(Mux(rsel_n, fill_n >= L + R, fill_n >= L) | (~own_nz_n & ~staged_n))
+        can_a = running_a & ~zeroing_n & nleft_nz_n & space_a
+        step_a = Signal()
+        m.d.comb += step_a.eq(can_a & ready_a)
+        sel_a = Signal(S + 1)          # one-hot shift amount l + r (amount 0 also when not stepping)
+        for s in range(S + 1):
+            terms = []
+            if s <= L:
+                terms.append(~rsel_n & onehot[s])
+            if R and s >= R:
+                terms.append(rsel_n & onehot[s - R])
+            t = _tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
+            m.d.comb += sel_a[s].eq((step_a & t) | (~step_a if s == 0 else 0))
+        placed_a = Signal(B)
+        m.d.comb += placed_a.eq(Mux(staged_n, (stage_n << (B - W)) >> fill_n, 0))
+        sel_q = Signal(S + 1, init=1)
+        placed_q = Signal(B)
+        fill_p_q = Signal(range(B + W + 1))
+        step_q = Signal()
+        invalid_q = Signal()
+        emit_zero_q = Signal()
+        m.d.sync += [
+            sel_q.eq(sel_a), placed_q.eq(placed_a),
+            fill_p_q.eq(fill_n + Mux(staged_n, W, 0)),
+            step_q.eq(step_a), invalid_q.eq(invalid_a),
+            emit_zero_q.eq(running_a & zeroing_n & nleft_nz_n & space_a),
+        ]
+
+        # ---- stage B (the current context): shift buffer and fill by the registered amount
+        step = step_q
+        emit = Signal()
+        m.d.comb += emit.eq(step & ~invalid_q)
+        emit_zero = emit_zero_q
+        buf_m = Signal(B)
+        m.d.comb += buf_m.eq(buf | placed_q)
+        m.d.sync += buf_n.eq(_tree([Mux(sel_q[s], (buf_m << s)[:B], 0) for s in range(S + 1)],
+                                   lambda a, b: a | b))
+        fill_c = [Signal(range(B + W + 1), name=f"fill_c{s}") for s in range(S + 1)]
+        for s in range(S + 1):
+            m.d.comb += fill_c[s].eq(fill_p_q - s)
+        fill_next = _tree([Mux(sel_q[s], fill_c[s], 0) for s in range(S + 1)], lambda a, b: a | b)
+        m.d.sync += fill_n.eq(fill_next[:len(fill)])
+
+        # ---- word intake (the current context's FIFO)
+        words = Signal(W + 1)
+        words_valid = Signal()
+        m.d.comb += [words.eq(Mux(ph, self.i_words[1].payload, self.i_words[0].payload)),
+                     words_valid.eq(Mux(ph, self.i_words[1].valid, self.i_words[0].valid))]
+        running = Signal()
+        m.d.comb += running.eq(state == _RUN)
+        pop = Signal()
+        pop_buf = Signal()
+        room = Signal()
+        m.d.comb += [
+            room.eq(Mux(staged, fill <= B - 2 * W, fill <= B - W)),
+            pop.eq(running & words_valid & words_nz & (zeroing | ~own_nz | ~nleft_nz | room)),
+            pop_buf.eq(pop & ~zeroing & own_nz & nleft_nz),
+            self.i_words[0].ready.eq(pop & ~ph),
+            self.i_words[1].ready.eq(pop & ph),
+        ]
+        m.d.sync += [stage_n.eq(words[:W]), staged_n.eq(pop_buf)]
+
+        m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
+                     self.o_err_crc.eq(0)]
+        with m.If(pop):
+            m.d.sync += [crc_n.eq(crc16_next(crc, [words[:W]])), words_left_n.eq(words_left - 1),
+                         words_nz_n.eq(words_left != 1)]
+            with m.If(words[W]):
+                m.d.sync += blk_err_n.eq(1)
+            with m.If(own_nz):
+                m.d.sync += [own_left_n.eq(own_left - 1), own_nz_n.eq(own_left != 1)]
+        with m.If(emit | emit_zero):
+            m.d.sync += [n_left_n.eq(n_left - 1), nleft_nz_n.eq(n_left != 1), is_first_n.eq(0)]
+
+        # ---- stage 1 (rotating): registered window and length; the bit-length checks
+        m.d.sync += [
+            s1_n.valid.eq(emit | emit_zero),
+            s1_n.win.eq(buf[B - L - R:]),
+            s1_n.onehot.eq(sel_q),
+            s1_n.mode.eq(d.mode), s1_n.rsel.eq(rsel), s1_n.ebits.eq(d.ebits), s1_n.bank.eq(bank),
+            s1_n.zero.eq(emit_zero), s1_n.dec.eq(emit), s1_n.first.eq(is_first), s1_n.last.eq(n_left == 1),
+        ]
+        # the one-hot is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the
+        # consumed count per amount are the same checks as the one-cycle lane's
+        oh = s1.onehot
+        hi_nz = bits_left[6:].any()
+        lo = bits_left[:6]
+        within = Signal()
+        exact = Signal()
+        cons = Signal(range(S + 1))
+        m.d.comb += [
+            within.eq(_onehot_mux(oh, [hi_nz | _at_least(lo, s) for s in range(S + 1)])),
+            exact.eq(_onehot_mux(oh, [~hi_nz & (lo == s) for s in range(S + 1)])),
+            cons.eq(_onehot_mux(oh, [Const(s, range(S + 1)) for s in range(S + 1)])),
+        ]
+        checked = s1.valid & s1.dec & ~late
+        trunc = Signal()
+        fire = Signal()
+        m.d.comb += [trunc.eq(checked & ~within), fire.eq(checked & within), self.o_fire.eq(fire)]
+        with m.If(fire):
+            m.d.sync += bits_left_n.eq(bits_left - cons)
+        with m.If(trunc):
+            m.d.sync += [late_n.eq(1), zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_trunc.eq(1)]
+        with m.If(fire & s1.last & ~exact):
+            m.d.sync += [blk_err_n.eq(1), self.o_err_mismatch.eq(1)]
+        with m.If(step & invalid_q):
+            m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_invalid.eq(~trunc)]
+        s1_zero = s1.zero | late | ~within
+        for k in range(2):
+            m.d.sync += inflight[k].eq(inflight[k] + ((emit | emit_zero) & (ph == k)) - take[k])
+        # symbol index (code = the window's top l bits, l = s - r) and raw field
+        index = Signal(9)
+        code = Signal(L)
+        offset = Signal(9)
+        rawtop = Signal(max(R, 1))
+        win1 = s1.win[R:]
+
+        def by_length(f, zero):
+            """``f(l)`` for the decoded code length ``l`` (amount ``s = l + r``), ``zero`` for l = 0."""
+            vals = []
+            for s in range(S + 1):
+                a = f(s) if 1 <= s <= L else zero
+                b = (f(s - R) if 1 <= s - R <= L else zero) if R and s >= R else zero
+                vals.append(Mux(s1.rsel, b, a) if R else a)
+            return _onehot_mux(oh, vals)
+
+        m.d.comb += [
+            code.eq(by_length(lambda ln: win1[L - ln:], Const(0, L))),
+            offset.eq(by_length(lambda ln: Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]),
+                                Const(0, 9))),
+        ]
+        if R:
+            # the raw field follows the code: window bits below the top l (= s - R) bits
+            m.d.comb += rawtop.eq(_onehot_mux(oh, [(s1.win << (s - R))[L:L + R] if s >= R else 0
+                                                   for s in range(S + 1)]))
+        m.d.comb += index.eq(code + offset)
+        m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
+        sym_d = Signal(8)              # the read data, a cycle later: the context's next turn
+        m.d.sync += sym_d.eq(rport.data)
+        m.d.sync += [
+            s2_n.valid.eq(s1.valid),
+            s2_n.raw.eq(rawtop if R else 0),
+            s2_n.mode.eq(s1.mode), s2_n.rsel.eq(s1.rsel), s2_n.ebits.eq(s1.ebits), s2_n.zero.eq(s1_zero),
+            s2_n.first.eq(s1.first), s2_n.last.eq(s1.last),
+        ]
+        # ---- stage 2 -> the current context's queue
+        sym = Mux(s2.mode == spec.MODE_RAW, 0, sym_d)
+        value = Signal(VW)
+        with m.If(~s2.rsel):
+            m.d.comb += value.eq(sym)
+        if R:
+            with m.Elif(s2.mode == spec.MODE_EXP):
+                sign = s2.raw[R - 1]
+                man = s2.raw[:R - 1] if R > 1 else Const(0, 1)
+                m.d.comb += value.eq((sign << (s2.ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
+            with m.Else():
+                m.d.comb += value.eq((sym << R) | s2.raw)
+        item = Signal(item_layout)
+        m.d.comb += [item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last)]
+        for k in range(2):
+            m.d.comb += [queues[k].w_data.eq(item), queues[k].w_en.eq(s2.valid & (ph == k))]
+
+        # ---- block control (rotating state register)
+        next_tab = tab + 1
+        loaded = Signal()
+        diff = Signal(8)
+        m.d.comb += [diff.eq(self.i_count - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+        desc = Signal(descriptor_layout)
+        desc_valid = Signal()
+        m.d.comb += [desc.eq(Mux(ph, self.i_desc[1].payload, self.i_desc[0].payload)),
+                     desc_valid.eq(Mux(ph, self.i_desc[1].valid, self.i_desc[0].valid))]
+        with m.Switch(state):
+            with m.Case(_IDLE):
+                m.d.comb += [self.i_desc[0].ready.eq(~ph), self.i_desc[1].ready.eq(ph)]
+                with m.If(desc_valid):
+                    own = (desc.bitlen + W - 1) >> 4
+                    m.d.sync += [
+                        d_n.eq(desc), n_left_n.eq(desc.n), words_left_n.eq(desc.m),
+                        nleft_nz_n.eq(desc.n != 0), words_nz_n.eq(desc.m != 0),
+                        own_left_n.eq(own), own_nz_n.eq(own != 0), bits_left_n.eq(desc.bitlen),
+                        rsel_n.eq(desc.r != 0), raw_mode_n.eq(desc.mode == spec.MODE_RAW),
+                        crc_n.eq(spec.CRC_INIT), blk_err_n.eq(desc.skip), zeroing_n.eq(desc.skip),
+                        late_n.eq(0), check_crc_n.eq(~desc.skip), is_first_n.eq(1), fill_n.eq(0),
+                        staged_n.eq(0), buf_n.eq(0),
+                    ]
+                    with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
+                        m.d.sync += state_n.eq(_RUN)
+                    with m.Elif(has_tab & (desc.parity == tab[0])):
+                        m.d.sync += state_n.eq(_RUN)
+                    with m.Else():
+                        m.d.sync += state_n.eq(_TABLE)
+            with m.Case(_TABLE):
+                with m.If(loaded):
+                    m.d.sync += [tab_n.eq(next_tab), has_tab_n.eq(1), bank_n.eq(next_tab[0]),
+                                 state_n.eq(_LIMITS)]
+                    with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
+                        m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), check_crc_n.eq(0)]
+            with m.Case(_LIMITS):
+                m.d.sync += state_n.eq(_RUN)
+            with m.Case(_RUN):
+                with m.If(~nleft_nz & ~words_nz & ~s1.valid):     # stage 1's checks are in
+                    bad_crc = check_crc & (crc != d.crc)
+                    m.d.sync += [self.o_err_crc.eq(bad_crc), state_n.eq(_FINISH)]
+                    for k in range(2):
+                        with m.If(ph == k):
+                            m.d.sync += [final_err[k].eq(blk_err | bad_crc), released[k].eq(1)]
+            with m.Case(_FINISH):
+                # the block's last value has been taken (``released`` clears on that take)
+                with m.If(~Mux(ph, released[1], released[0])):
+                    m.d.sync += state_n.eq(_IDLE)
+        return m
