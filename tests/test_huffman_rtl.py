@@ -54,27 +54,33 @@ def fib_values(count):
     return list(range(20)) + [rng.choice(pool) for _ in range(count - 20)]
 
 
-@pytest.mark.parametrize("lanes,max_len,raw_bits,data", [
-    (1, 12, 8, "gauss"),
-    (2, 8, 8, "fibonacci"),
-    (4, 8, 0, "gauss"),
+@pytest.mark.parametrize("lanes,max_len,raw_bits,data,contexts", [
+    (1, 12, 8, "gauss", 1),
+    (2, 8, 8, "fibonacci", 1),
+    (4, 8, 0, "gauss", 1),
+    (1, 16, 8, "gauss", 2),
+    (1, 8, 8, "fibonacci", 2),
+    (2, 12, 0, "gauss", 2),
 ])
-def test_round_trip_with_stalls(lanes, max_len, raw_bits, data):
+def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts):
     rng = random.Random(lanes)
-    values = gauss_int8(rng, 96 * lanes, 5) if data == "gauss" else fib_values(96 * lanes)
-    tables, beats, stats = g.encode_stream(values, n_lanes=lanes, block_n=24, max_len=max_len,
+    f = lanes * contexts                                   # format lanes
+    values = gauss_int8(rng, 96 * f, 5) if data == "gauss" else fib_values(96 * f)
+    tables, beats, stats = g.encode_stream(values, n_lanes=f, block_n=24, max_len=max_len,
                                            raw_bits=raw_bits)
     if data == "fibonacci":
         assert (tables[0][0] >> 8) & 0x1F == max_len          # the code hits the length limit
-    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8)
+    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, contexts=contexts)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=lanes)
     decoded = [v for b in ref for t in b["values"] for v in t]
     assert decoded[:len(values)] == values
     assert res["errors"] == 0
 
 
-def test_table_switches_modes_and_bypass():
-    """Three tables (double-buffered: table 2 overwrites table 0's bank), INT/EXP/RAW blocks, 2 lanes."""
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_table_switches_modes_and_bypass(contexts):
+    """Three tables (double-buffered: table 2 overwrites table 0's bank), INT/EXP/RAW blocks, 2 format
+    lanes (2 hardware lanes, or 1 serving both)."""
     rng = random.Random(7)
     n_lanes, max_len = 2, 12
     beats, tables, expected = [], [], []
@@ -99,7 +105,8 @@ def test_table_switches_modes_and_bypass():
                               table=table)
         beats += b
         expected.append(values)
-    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes, raw_bits=8, fifo_depth=8)
+    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=8,
+                         contexts=contexts)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=3)
     assert [[v for t in b["values"] for v in t] for b in ref] == expected
     assert res["errors"] == 0
@@ -126,13 +133,14 @@ def test_bad_table_is_flagged_and_next_table_decodes():
     assert res["errors"] == spec.ERR_TABLE
 
 
-def fuzz_check(count, n_lanes, seed):
+def fuzz_check(count, n_lanes, seed, contexts=1):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
-    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes, raw_bits=8, fifo_depth=4)
+    dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
+                         contexts=contexts)
     res, ref = check_against_golden(dut, beats, tables, seed=seed)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -150,10 +158,40 @@ def test_fuzzed_corrupt_streams():
     assert set(kinds) == {"flip", "cut", "field"}
 
 
+def test_fuzzed_corrupt_streams_two_contexts():
+    """Corruptions hit either context's format lane (or both): the block is flagged, the next good
+    block decodes, no hang."""
+    kinds = fuzz_check(200, 2, seed=2, contexts=2)
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+@pytest.mark.parametrize("bad_lane", [0, 1])
+def test_corrupt_context_flags_its_block(bad_lane):
+    """One format lane's payload corrupted (runs past its bit length, and a CRC mismatch): with two contexts
+    on one hardware lane the block is flagged whichever context held it, and the next block decodes."""
+    max_len = 8
+    rng = random.Random(11 + bad_lane)
+    values = [rng.randrange(5) for _ in range(60)]
+    table = g.build_table(values, max_len)
+    tables = g.table_stream([spec.serialize_table(*table, max_len)])
+    first, _ = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=table)
+    second, _ = g.encode_block(values[::-1], n_lanes=2, mode=spec.MODE_INT, table=table)
+    h = spec.header_beats(2)
+    words = list(first[h].words)
+    words[bad_lane] = 0xFFFF                 # all-ones: the longest code, 16 bits of it
+    first = first[:h] + [g.Beat(words, first[h].first)] + first[h + 1:]
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=4, contexts=2)
+    res, ref = check_against_golden(dut, first + second, tables, stall=0.3, seed=bad_lane)
+    assert [b["err"] for b in ref] == [True, False]
+    assert [v for t in ref[1]["values"] for v in t] == values[::-1]
+    assert res["errors"] & spec.ERR_CRC and res["errors"] & (spec.ERR_TRUNC | spec.ERR_INVALID)
+    assert res["err_blocks"] == 1
+
+
 @pytest.mark.slow
-@pytest.mark.parametrize("n_lanes,count", [(1, 10_000), (2, 2_000)])
-def test_fuzzed_corrupt_streams_10k(n_lanes, count):
-    fuzz_check(count, n_lanes, seed=100 + n_lanes)
+@pytest.mark.parametrize("n_lanes,count,contexts", [(1, 10_000, 1), (2, 2_000, 1), (2, 10_000, 2)])
+def test_fuzzed_corrupt_streams_10k(n_lanes, count, contexts):
+    fuzz_check(count, n_lanes, seed=100 + n_lanes, contexts=contexts)
 
 
 def test_fuzz_reference_flags_every_case():
@@ -188,6 +226,8 @@ def test_clear_command_recovers():
     ({"raw_bits": 9}, "raw_bits must be an integer from 0 to 8, not 9"),
     ({"fifo_depth": 6}, "fifo_depth must be a power of two from 4 to 512, not 6"),
     ({"lanes": "2"}, "lanes must be an integer from 1 to 8, not '2'"),
+    ({"contexts": 3}, "contexts must be an integer from 1 to 2, not 3"),
+    ({"contexts": 2, "lanes": 5}, "lanes must be an integer from 1 to 4, not 5"),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
