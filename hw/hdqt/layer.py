@@ -283,8 +283,11 @@ class HdqtLayer(wiring.Component):
                     for jj, pre in enumerate(prereqs):
                         with m.Case(jj):
                             m.d.comb += can.eq(all_done(pre))
-                # run (a flip-flop) == act & (setup == 0)
-                m.d.comb += self.start.eq(running & ~self.act & can)
+                # run (a flip-flop) == act & (setup == 0). start is a flip-flop too, set a cycle after
+                # the job's prerequisites are done (act is high until the job counter has moved on, so
+                # `can` always looks at the current job), so no path runs from the done flags into the
+                # engine's counters
+                m.d.sync += self.start.eq(running & ~self.act & ~self.start & can)
                 with m.If(self.start):
                     m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
                 with m.If(self.act & (self.setup != 0)):
@@ -350,7 +353,8 @@ class HdqtLayer(wiring.Component):
                   ("dy", B, O, True, True, "td2"), ("x", B, K, True, True, "tw")]
         fe = Engine("f", [[], [], [], [QB_WH, QA_X]], [F_HW, F_HDY1, F_HDY2, F_HX])
         fi, fj, fwi, fwj = (Signal(9, name=n) for n in ("fi", "fj", "fwi", "fwj"))
-        f_rem = Signal(range(max(B, O) * K + 1))
+        # elements left to read / to write, minus one: the sign bit says "none left" (no comparator)
+        f_rem = Signal(signed(bit_length_of(max(B, O) * K) + 1))
         f_wrem = Signal.like(f_rem)
         fv = Signal()                   # the read register holds an element for the FWHT
         f_lane = Signal(range(U))
@@ -376,10 +380,10 @@ class HdqtLayer(wiring.Component):
                         m.d.comb += [x_rd.addr.eq(Cat(fj[:lK], fi[:lB])), f_src.eq(x_rd.data)]
                     with m.If(f_adv):
                         m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[src].en.eq(1)
-                        with m.If(f_rem != 0):
+                        with m.If(~f_rem[-1]):
                             step_ij(fi, fj, rows_ - 1, cols_ - 1, colwise)
         with m.If(f_adv):
-            with m.If(f_rem != 0):
+            with m.If(~f_rem[-1]):
                 m.d.sync += [fv.eq(1), f_rem.eq(f_rem - 1), f_lane.eq(fj[:log_u])]
             with m.Else():
                 m.d.sync += fv.eq(0)
@@ -419,13 +423,13 @@ class HdqtLayer(wiring.Component):
                         m.d.sync += mreg.eq(0)
         with m.If(fo_v):
             m.d.sync += f_wrem.eq(f_wrem - 1)
-        m.d.comb += fe.finish.eq((f_wrem == 0) & ~fo_v)
+        m.d.comb += fe.finish.eq(f_wrem[-1] & ~fo_v)
         with m.If(fe.start):
             m.d.sync += [fi.eq(0), fj.eq(0), fwi.eq(0), fwj.eq(0), fv.eq(0)]
             with m.Switch(fe.job):
                 for jj, (_, rows_, cols_, *_r) in enumerate(f_jobs):
                     with m.Case(jj):
-                        m.d.sync += [f_rem.eq(rows_ * cols_), f_wrem.eq(rows_ * cols_)]
+                        m.d.sync += [f_rem.eq(rows_ * cols_ - 1), f_wrem.eq(rows_ * cols_ - 1)]
 
         # ---- QA / QB engines: source (X, W or T) -> quantizer -> operand buffer bank -----------------
         # job: (source, rows, cols, max, stochastic, unsigned (x), transpose, reduction length, bank,
@@ -447,10 +451,11 @@ class HdqtLayer(wiring.Component):
             # the valid bit travels along the quantizer's pipeline
             wi, wj = Signal(9, name=f"{name}_wi"), Signal(9, name=f"{name}_wj")
             v = Signal(name=f"{name}_wv")
-            rem = Signal(range(max(B, O) * K + 1), name=f"{name}_rem")
+            # elements left to issue / to write, minus one (sign bit: none left)
+            rem = Signal(signed(bit_length_of(max(B, O) * K) + 1), name=f"{name}_rem")
             wrem = Signal.like(rem, name=f"{name}_wrem")
             issue = Signal(name=f"{name}_issue")
-            m.d.comb += issue.eq(eng.run & (rem != 0))
+            m.d.comb += issue.eq(eng.run & ~rem[-1])
             src = Signal(signed(tw), name=f"{name}_src")
             qmax = Signal(tw, name=f"{name}_max")
             stoch = Signal(name=f"{name}_stoch")
@@ -516,13 +521,13 @@ class HdqtLayer(wiring.Component):
                 m.d.sync += wrem.eq(wrem - 1)
             with m.If(issue):
                 m.d.sync += rem.eq(rem - 1)
-            m.d.comb += eng.finish.eq(wrem == 0)
+            m.d.comb += eng.finish.eq(wrem[-1])
             with m.If(eng.start):
                 m.d.sync += [qi.eq(0), qj.eq(0), wi.eq(0), wj.eq(0)]
                 with m.Switch(eng.job):
                     for jj, (_, rows_, cols_, *_r) in enumerate(jobs):
                         with m.Case(jj):
-                            m.d.sync += [rem.eq(rows_ * cols_), wrem.eq(rows_ * cols_)]
+                            m.d.sync += [rem.eq(rows_ * cols_ - 1), wrem.eq(rows_ * cols_ - 1)]
             # the shift is final at the end of the setup cycles
             with m.If(eng.act & (eng.setup == 1)):
                 with m.Switch(eng.job):
