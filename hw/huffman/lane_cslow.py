@@ -274,38 +274,41 @@ class CSlowLaneDecoder(wiring.Component):
         ]
         # the one-hot is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the
         # consumed count per amount are the same checks as the one-cycle lane's
-        oh = s1.onehot
-        hi_nz = bits_left[6:].any()
-        lo = bits_left[:6]
-        within = Signal()
-        exact = Signal()
-        cons = Signal(range(S + 1))
-        m.d.comb += [
-            within.eq(_onehot_mux(oh, [hi_nz | _at_least(lo, s) for s in range(S + 1)])),
-            exact.eq(_onehot_mux(oh, [~hi_nz & (lo == s) for s in range(S + 1)])),
-            cons.eq(_onehot_mux(oh, [Const(s, range(S + 1)) for s in range(S + 1)])),
+        # Stage A1: what stage 1 needs from the one-hot amount (bit-length checks, the code, its
+        # offset, the raw field) is computed from the next context's registers (``s1_n``,
+        # ``bits_left_n``) and registered, so stage 1 starts from flip-flops.
+        oh = s1_n.onehot
+        hi_nz = bits_left_n[6:].any()
+        lo = bits_left_n[:6]
+        within_q = Signal()
+        exact_q = Signal()
+        cons_q = Signal(range(S + 1))
+        code_q = Signal(L)
+        offset_q = Signal(9)
+        rawtop_q = Signal(max(R, 1))
+        m.d.sync += [
+            within_q.eq(_onehot_mux(oh, [hi_nz | _at_least(lo, s) for s in range(S + 1)])),
+            exact_q.eq(_onehot_mux(oh, [~hi_nz & (lo == s) for s in range(S + 1)])),
+            cons_q.eq(_onehot_mux(oh, [Const(s, range(S + 1)) for s in range(S + 1)])),
         ]
         checked = s1.valid & s1.dec & ~late
         trunc = Signal()
         fire = Signal()
-        m.d.comb += [trunc.eq(checked & ~within), fire.eq(checked & within), self.o_fire.eq(fire)]
+        m.d.comb += [trunc.eq(checked & ~within_q), fire.eq(checked & within_q)]
+        m.d.sync += self.o_fire.eq(fire)          # for the counters: a cycle late
         with m.If(fire):
-            m.d.sync += bits_left_n.eq(bits_left - cons)
+            m.d.sync += bits_left_n.eq(bits_left - cons_q)
         with m.If(trunc):
             m.d.sync += [late_n.eq(1), zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_trunc.eq(1)]
-        with m.If(fire & s1.last & ~exact):
+        with m.If(fire & s1.last & ~exact_q):
             m.d.sync += [blk_err_n.eq(1), self.o_err_mismatch.eq(1)]
         with m.If(step & invalid_q):
             m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_invalid.eq(~trunc)]
-        s1_zero = s1.zero | late | ~within
+        s1_zero = s1.zero | late | ~within_q
         for k in range(2):
             m.d.sync += inflight[k].eq(inflight[k] + ((emit | emit_zero) & (ph == k)) - take[k])
         # symbol index (code = the window's top l bits, l = s - r) and raw field
-        index = Signal(9)
-        code = Signal(L)
-        offset = Signal(9)
-        rawtop = Signal(max(R, 1))
-        win1 = s1.win[R:]
+        win1 = s1_n.win[R:]
 
         def by_length(f, zero):
             """``f(l)`` for the decoded code length ``l`` (amount ``s = l + r``), ``zero`` for l = 0."""
@@ -313,25 +316,26 @@ class CSlowLaneDecoder(wiring.Component):
             for s in range(S + 1):
                 a = f(s) if 1 <= s <= L else zero
                 b = (f(s - R) if 1 <= s - R <= L else zero) if R and s >= R else zero
-                vals.append(Mux(s1.rsel, b, a) if R else a)
+                vals.append(Mux(s1_n.rsel, b, a) if R else a)
             return _onehot_mux(oh, vals)
 
-        m.d.comb += [
-            code.eq(by_length(lambda ln: win1[L - ln:], Const(0, L))),
-            offset.eq(by_length(lambda ln: Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]),
-                                Const(0, 9))),
+        m.d.sync += [
+            code_q.eq(by_length(lambda ln: win1[L - ln:], Const(0, L))),
+            offset_q.eq(by_length(lambda ln: Mux(s1_n.bank, self.i_offset[1][ln], self.i_offset[0][ln]),
+                                  Const(0, 9))),
         ]
         if R:
             # the raw field follows the code: window bits below the top l (= s - R) bits
-            m.d.comb += rawtop.eq(_onehot_mux(oh, [(s1.win << (s - R))[L:L + R] if s >= R else 0
-                                                   for s in range(S + 1)]))
-        m.d.comb += index.eq(code + offset)
+            m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << (s - R))[L:L + R] if s >= R else 0
+                                                     for s in range(S + 1)]))
+        index = Signal(9)
+        m.d.comb += index.eq(code_q + offset_q)
         m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
         sym_d = Signal(8)              # the read data, a cycle later: the context's next turn
         m.d.sync += sym_d.eq(rport.data)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),
-            s2_n.raw.eq(rawtop if R else 0),
+            s2_n.raw.eq(rawtop_q if R else 0),
             s2_n.mode.eq(s1.mode), s2_n.rsel.eq(s1.rsel), s2_n.ebits.eq(s1.ebits), s2_n.zero.eq(s1_zero),
             s2_n.first.eq(s1.first), s2_n.last.eq(s1.last),
         ]
