@@ -152,7 +152,9 @@ class HuffmanDecoder(wiring.Component):
         fifos = []
         for f, (words, desc, _, _) in enumerate(ports):
             wfifo = SyncFIFOBuffered(width=spec.WORD + 1, depth=self._depth)
-            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=2)
+            # one descriptor register per format lane with two contexts (area: the parser's output
+            # register holds the next one), a 2-entry FIFO otherwise
+            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=1 if C == 2 else 2)
             core.submodules[f"wfifo{f}"] = wfifo
             core.submodules[f"dfifo{f}"] = dfifo
             fifos.append((wfifo, dfifo))

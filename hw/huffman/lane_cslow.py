@@ -138,7 +138,7 @@ class CSlowLaneDecoder(wiring.Component):
         stage, stage_n = creg(W, name="stage")
         staged, staged_n = creg(1, name="staged")
         s1_layout = data.StructLayout({
-            "valid": 1, "win": L + R, "onehot": S + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
+            "valid": 1, "win": L + R, "onehot": L + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
             "zero": 1, "dec": 1, "first": 1, "last": 1})
         s2_layout = data.StructLayout({
             "valid": 1, "raw": 8 if R == 0 else R, "mode": 2, "rsel": 1, "ebits": 4, "zero": 1,
@@ -206,13 +206,14 @@ class CSlowLaneDecoder(wiring.Component):
         placed_a = Signal(B)
         m.d.comb += placed_a.eq(Mux(staged_n, (stage_n << (B - W)) >> fill_n, 0))
         sel_q = Signal(S + 1, init=1)
+        oh_q = Signal(L + 1)          # the one-hot code length of a step (0 if none)
         placed_q = Signal(B)
         fill_p_q = Signal(range(B + W + 1))
         step_q = Signal()
         invalid_q = Signal()
         emit_zero_q = Signal()
         m.d.sync += [
-            sel_q.eq(sel_a), placed_q.eq(placed_a),
+            sel_q.eq(sel_a), oh_q.eq(Mux(step_a, onehot, 0)), placed_q.eq(placed_a),
             fill_p_q.eq(fill_n + Mux(staged_n, W, 0)),
             step_q.eq(step_a), invalid_q.eq(invalid_a),
             emit_zero_q.eq(running_a & zeroing_n & nleft_nz_n & space_a),
@@ -227,10 +228,12 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.comb += buf_m.eq(buf | placed_q)
         m.d.sync += buf_n.eq(_tree([Mux(sel_q[s], (buf_m << s)[:B], 0) for s in range(S + 1)],
                                    lambda a, b: a | b))
-        fill_c = [Signal(range(B + W + 1), name=f"fill_c{s}") for s in range(S + 1)]
-        for s in range(S + 1):
-            m.d.comb += fill_c[s].eq(fill_p_q - s)
-        fill_next = _tree([Mux(sel_q[s], fill_c[s], 0) for s in range(S + 1)], lambda a, b: a | b)
+        # fill: one subtraction of the amount (binary, OR-encoded from the one-hot); no amount (an
+        # invalid code) empties the buffer, as the one-cycle lane does
+        amount = Signal(range(S + 1))
+        m.d.comb += amount.eq(_onehot_mux(sel_q, [Const(s, range(S + 1)) for s in range(S + 1)]))
+        fill_next = Signal(range(B + W + 1))
+        m.d.comb += fill_next.eq(Mux(sel_q.any(), fill_p_q - amount, 0))
         m.d.sync += fill_n.eq(fill_next[:len(fill)])
 
         # ---- word intake (the current context's FIFO)
@@ -268,7 +271,7 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.sync += [
             s1_n.valid.eq(emit | emit_zero),
             s1_n.win.eq(buf[B - L - R:]),
-            s1_n.onehot.eq(sel_q),
+            s1_n.onehot.eq(oh_q),
             s1_n.mode.eq(d.mode), s1_n.rsel.eq(rsel), s1_n.ebits.eq(d.ebits), s1_n.bank.eq(bank),
             s1_n.zero.eq(emit_zero), s1_n.dec.eq(emit), s1_n.first.eq(is_first), s1_n.last.eq(n_left == 1),
         ]
@@ -286,10 +289,12 @@ class CSlowLaneDecoder(wiring.Component):
         code_q = Signal(L)
         offset_q = Signal(9)
         rawtop_q = Signal(max(R, 1))
+        rs = s1_n.rsel
         m.d.sync += [
-            within_q.eq(_onehot_mux(oh, [hi_nz | _at_least(lo, s) for s in range(S + 1)])),
-            exact_q.eq(_onehot_mux(oh, [~hi_nz & (lo == s) for s in range(S + 1)])),
-            cons_q.eq(_onehot_mux(oh, [Const(s, range(S + 1)) for s in range(S + 1)])),
+            within_q.eq(_onehot_mux(oh, [hi_nz | Mux(rs, _at_least(lo, ln + R), _at_least(lo, ln))
+                                         for ln in range(L + 1)])),
+            exact_q.eq(_onehot_mux(oh, [~hi_nz & Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)])),
+            cons_q.eq(_onehot_mux(oh, [Mux(rs, ln + R, ln) for ln in range(L + 1)])),
         ]
         checked = s1.valid & s1.dec & ~late
         trunc = Signal()
@@ -310,24 +315,14 @@ class CSlowLaneDecoder(wiring.Component):
         # symbol index (code = the window's top l bits, l = s - r) and raw field
         win1 = s1_n.win[R:]
 
-        def by_length(f, zero):
-            """``f(l)`` for the decoded code length ``l`` (amount ``s = l + r``), ``zero`` for l = 0."""
-            vals = []
-            for s in range(S + 1):
-                a = f(s) if 1 <= s <= L else zero
-                b = (f(s - R) if 1 <= s - R <= L else zero) if R and s >= R else zero
-                vals.append(Mux(s1_n.rsel, b, a) if R else a)
-            return _onehot_mux(oh, vals)
-
         m.d.sync += [
-            code_q.eq(by_length(lambda ln: win1[L - ln:], Const(0, L))),
-            offset_q.eq(by_length(lambda ln: Mux(s1_n.bank, self.i_offset[1][ln], self.i_offset[0][ln]),
-                                  Const(0, 9))),
+            code_q.eq(_onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)])),
+            offset_q.eq(_onehot_mux(oh, [Const(0, 9)] + [
+                Mux(s1_n.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
         ]
         if R:
-            # the raw field follows the code: window bits below the top l (= s - R) bits
-            m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << (s - R))[L:L + R] if s >= R else 0
-                                                     for s in range(S + 1)]))
+            # the raw field follows the code: window bits below the top l bits
+            m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << ln)[L:L + R] for ln in range(L + 1)]))
         index = Signal(9)
         m.d.comb += index.eq(code_q + offset_q)
         m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
