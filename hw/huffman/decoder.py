@@ -49,6 +49,18 @@ class HuffmanDecoder(wiring.Component):
     ``i_clear`` (one cycle) resets the whole decoder - flags, counters, FIFOs, loaded tables (reload
     them) - without touching the configuration.
 
+    Two contexts (``contexts=2``, C-slow): each hardware lane is a
+    :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder`, whose decode loop takes two cycles and serves
+    two *format* lanes alternately: hardware lane ``i`` decodes format lanes ``i`` (context 0) and
+    ``i + N`` (context 1) of blocks of ``2N`` format lanes. ``i_data`` beats then carry ``2N``
+    words (the block format of :mod:`hw.huffman.spec` with ``2N`` lanes: an encoder makes such
+    streams with ``n_lanes=2N``); ``o_data`` beats still carry N values, alternately format lanes
+    ``0..N-1`` and ``N..2N-1``, i.e. block symbols in order (a format beat of 2N symbols leaves as
+    two beats). A block's first beat has ``first``, its last beat ``last`` and ``err`` for all its
+    format lanes. Throughput per hardware lane is still about one symbol per cycle; the clock is
+    what it buys (the loop is cut in two). ``contexts=1`` is the one-cycle
+    :class:`~hw.huffman.lane.LaneDecoder` with blocks of N format lanes.
+
     Counters (32-bit, wrap): ``o_beats_in`` data beats accepted, ``o_symbols`` values output
     (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks output with ``err``,
     ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` = lane utilisation).
@@ -58,16 +70,18 @@ class HuffmanDecoder(wiring.Component):
     max_len : int
         L, maximum code length, 8 to 16.
     lanes : int
-        N, 1 to 8.
+        N, hardware lanes (values per output beat), 1 to 8 (1 to 4 with two contexts).
     raw_bits : int
         R, raw bits per symbol of EXP/RAW blocks (a block's ``r`` is 0 or R; BF16 sign+mantissa = 8,
         bypass of int8 = 8), 0 to 8; values are ``8 + R`` bits.
     fifo_depth : int
         Words per lane FIFO, a power of two from 4 to 512.
+    contexts : int
+        1 (one-cycle lanes, blocks of N format lanes) or 2 (C-slow lanes, blocks of 2N format lanes).
 
     Members
     -------
-    i_data : In(stream.Signature(beat_layout(lanes)))
+    i_data : In(stream.Signature(beat_layout(lanes * contexts)))
     i_table : In(stream.Signature(table_word_layout))
     o_data : Out(stream.Signature(output_layout(lanes, raw_bits)))
     o_errors : Out(7)
