@@ -241,15 +241,19 @@ class CSlowLaneDecoder(wiring.Component):
         words_valid = Signal()
         m.d.comb += [words.eq(Mux(ph, self.i_words[1].payload, self.i_words[0].payload)),
                      words_valid.eq(Mux(ph, self.i_words[1].valid, self.i_words[0].valid))]
-        running = Signal()
-        m.d.comb += running.eq(state == _RUN)
+        # whether a word may be taken, from the next context's registers (stage A), registered
+        pop_ok_q = Signal()
+        buf_ok_q = Signal()
+        room_a = Mux(staged_n, fill_n <= B - 2 * W, fill_n <= B - W)
+        m.d.sync += [
+            pop_ok_q.eq(running_a & words_nz_n & (zeroing_n | ~own_nz_n | ~nleft_nz_n | room_a)),
+            buf_ok_q.eq(~zeroing_n & own_nz_n & nleft_nz_n),
+        ]
         pop = Signal()
         pop_buf = Signal()
-        room = Signal()
         m.d.comb += [
-            room.eq(Mux(staged, fill <= B - 2 * W, fill <= B - W)),
-            pop.eq(running & words_valid & words_nz & (zeroing | ~own_nz | ~nleft_nz | room)),
-            pop_buf.eq(pop & ~zeroing & own_nz & nleft_nz),
+            pop.eq(pop_ok_q & words_valid),
+            pop_buf.eq(pop & buf_ok_q),
             self.i_words[0].ready.eq(pop & ~ph),
             self.i_words[1].ready.eq(pop & ph),
         ]
@@ -352,23 +356,37 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.comb += [queues[k].w_data.eq(item), queues[k].w_en.eq(s2.valid & (ph == k))]
 
         # ---- block control (rotating state register)
+        # "the next table is loaded" and the next descriptor with its derived fields: registered
+        # from the next context's registers and its descriptor FIFO (stage A). The count may have
+        # moved on meanwhile (a one-cycle-late "loaded" only waits a turn longer); a descriptor
+        # seen valid a cycle early is still there (only this context reads its FIFO, and a full
+        # FIFO is not written).
         next_tab = tab + 1
-        loaded = Signal()
+        loaded_q = Signal()
         diff = Signal(8)
-        m.d.comb += [diff.eq(self.i_count - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+        m.d.comb += diff.eq(self.i_count - (tab_n + 1))
+        m.d.sync += loaded_q.eq((diff != 0) & ~diff[7])
         desc = Signal(descriptor_layout)
         desc_valid = Signal()
-        m.d.comb += [desc.eq(Mux(ph, self.i_desc[1].payload, self.i_desc[0].payload)),
-                     desc_valid.eq(Mux(ph, self.i_desc[1].valid, self.i_desc[0].valid))]
+        own_q = Signal(16)
+        desc_nz_q = Signal(3)          # n != 0, m != 0, own != 0
+        desc_a = Signal(descriptor_layout)
+        m.d.comb += desc_a.eq(Mux(ph, self.i_desc[0].payload, self.i_desc[1].payload))
+        own_a = Signal(16)
+        m.d.comb += own_a.eq((desc_a.bitlen + W - 1) >> 4)
+        m.d.sync += [
+            desc.eq(desc_a), desc_valid.eq(Mux(ph, self.i_desc[0].valid, self.i_desc[1].valid)),
+            own_q.eq(own_a), desc_nz_q.eq(Cat(desc_a.n != 0, desc_a.m != 0, own_a != 0)),
+        ]
         with m.Switch(state):
             with m.Case(_IDLE):
-                m.d.comb += [self.i_desc[0].ready.eq(~ph), self.i_desc[1].ready.eq(ph)]
+                m.d.comb += [self.i_desc[0].ready.eq(desc_valid & ~ph),
+                             self.i_desc[1].ready.eq(desc_valid & ph)]
                 with m.If(desc_valid):
-                    own = (desc.bitlen + W - 1) >> 4
                     m.d.sync += [
                         d_n.eq(desc), n_left_n.eq(desc.n), words_left_n.eq(desc.m),
-                        nleft_nz_n.eq(desc.n != 0), words_nz_n.eq(desc.m != 0),
-                        own_left_n.eq(own), own_nz_n.eq(own != 0), bits_left_n.eq(desc.bitlen),
+                        nleft_nz_n.eq(desc_nz_q[0]), words_nz_n.eq(desc_nz_q[1]),
+                        own_left_n.eq(own_q), own_nz_n.eq(desc_nz_q[2]), bits_left_n.eq(desc.bitlen),
                         rsel_n.eq(desc.r != 0), raw_mode_n.eq(desc.mode == spec.MODE_RAW),
                         crc_n.eq(spec.CRC_INIT), blk_err_n.eq(desc.skip), zeroing_n.eq(desc.skip),
                         late_n.eq(0), check_crc_n.eq(~desc.skip), is_first_n.eq(1), fill_n.eq(0),
@@ -381,7 +399,7 @@ class CSlowLaneDecoder(wiring.Component):
                     with m.Else():
                         m.d.sync += state_n.eq(_TABLE)
             with m.Case(_TABLE):
-                with m.If(loaded):
+                with m.If(loaded_q):
                     m.d.sync += [tab_n.eq(next_tab), has_tab_n.eq(1), bank_n.eq(next_tab[0]),
                                  state_n.eq(_LIMITS)]
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
