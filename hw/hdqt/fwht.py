@@ -103,7 +103,9 @@ class FWHT(wiring.Component):
             bubble_now.eq(Mux(at_start, ~self.i_data.valid & busy, bubbling)),
             x.eq(self.i_data.payload),
             xr.eq(~bubble_now & self.i_data.valid),
-            self.i_data.ready.eq(~bubble_now & can_adv),
+            # ready does not look at valid: at a vector boundary a valid element is always taken (a
+            # bubble vector starts only without one), so the transfers are those of ~bubble_now
+            self.i_data.ready.eq(Mux(at_start, 1, ~bubbling) & can_adv),
             adv.eq(can_adv & (bubble_now | self.i_data.valid)),
         ]
         # A bubble's data is never zeroed (its real bit is 0 and it never meets real data in a

@@ -359,7 +359,7 @@ class HdqtLayer(wiring.Component):
         fv = Signal()                   # the read register holds an element for the FWHT
         f_lane = Signal(range(U))
         use_b = Signal()
-        m.d.comb += use_b.eq(fe.job >= 2)
+        m.d.sync += use_b.eq(fe.job >= 2)     # final long before the job runs (start, setup cycles)
         f_in_ready = Mux(use_b, fw_b.i_data.ready, fw_o.i_data.ready)
         # the element read goes through a two-entry skid buffer before the FWHT: the memory's output
         # does not feed the FWHT's first adder in the same cycle, and the FWHT's ready does not reach
