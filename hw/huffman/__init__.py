@@ -25,6 +25,8 @@ BLOCKS = [
             "lanes": Param(2, "lanes N (symbols per cycle), 1..8"),
             "raw_bits": Param(8, "raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8"),
             "fifo_depth": Param(64, "words per lane FIFO, power of two 4..512"),
+            "contexts": Param(1, "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
+                                 "(blocks of 2N lanes; about twice the clock)"),
         },
         smoke_test="sim.huffman.tb_huffman",
         # The UP5K row of `edgelearn demo`: one lane (two lanes do not place on the UP5K).

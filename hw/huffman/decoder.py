@@ -195,14 +195,13 @@ class HuffmanDecoder(wiring.Component):
             ]
 
         # loader permission: table t overwrites table t-2; wait until every lane is past it
-        # (registered, with the table number it was computed for: a one-cycle-late permit only delays
-        # a table load, and keeps this compare off the loader's input handshake)
+        # (a register: the loader reads it only two cycles after its count last changed, and a
+        # lane's table number only grows, so a one-cycle-old permit is never too permissive)
         t = loader.o_count
         beyond = Cat(*(((t - tab)[:8] <= 1) for _, _, _, tab in ports)).all()
         permit_q = Signal()
-        permit_for = Signal(8)
-        core.d.sync += [permit_q.eq(~loader.o_two | beyond), permit_for.eq(t)]
-        core.d.comb += loader.i_permit.eq(permit_q & (permit_for == t))
+        core.d.sync += permit_q.eq(~loader.o_two | beyond)
+        core.d.comb += loader.i_permit.eq(permit_q)
 
         # output join: a beat when every lane has a value. With two contexts the beats alternate
         # between context 0 (format lanes 0..N-1) and context 1 (format lanes N..2N-1) of every lane:

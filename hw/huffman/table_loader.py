@@ -21,7 +21,10 @@ class TableLoader(wiring.Component):
     next layer's table loads while the current one decodes. While loading, it derives the decode
     registers ``limit`` and ``offset`` (:func:`hw.huffman.spec.decode_tables`) one length per cycle
     and writes the symbols through ``o_sym_*`` (to every lane's symbol memory, at
-    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 2`` cycles at full input rate.
+    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 3`` cycles at full input rate: after a
+    table (or a failed one) the loader waits a cycle (``SETTLE``) before it looks at ``i_permit``
+    again, so the decoder can give ``i_permit`` as a plain register computed from ``o_count`` /
+    ``o_two`` (no compare with the count on the input handshake).
 
     Checks are the ones of :func:`hw.huffman.spec.check_table_words`; a table failing any of them, or
     cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
@@ -36,7 +39,8 @@ class TableLoader(wiring.Component):
     -------
     i_table : In(stream.Signature(table_word_layout))
     i_permit : In(1)
-        May start the next table (``o_count``).
+        May start the next table (``o_count``); read in ``IDLE`` only, at least two cycles after
+        ``o_count`` / ``o_two`` last changed.
     o_count : Out(8)
         Tables completed since reset, modulo 256 (the number of the next table).
     o_two : Out(1)
@@ -137,7 +141,7 @@ class TableLoader(wiring.Component):
                         m.next = "COUNTS"
                     with m.Else():
                         finish(0)
-                        m.next = "IDLE"
+                        m.next = "SETTLE"
             with m.State("COUNTS"):
                 # One length per cycle; lengths past the table's maxlen take no word (count 0), so
                 # limit[] stays non-decreasing up to L. The Kraft check of a length (``end > space``)
@@ -151,7 +155,7 @@ class TableLoader(wiring.Component):
                 m.d.comb += step.eq(~need | take)
                 with m.If(need & self.i_table.valid & first):
                     finish(0)                                     # cut short: the new table waits in IDLE
-                    m.next = "IDLE"
+                    m.next = "SETTLE"
                 with m.Elif(step):
                     end = code + cnt
                     with m.If(take):
@@ -180,7 +184,7 @@ class TableLoader(wiring.Component):
                 ]
                 with m.If(self.i_table.valid & first):
                     finish(0)
-                    m.next = "IDLE"
+                    m.next = "SETTLE"
                 with m.Elif(take):
                     m.d.sync += [crc.eq(crc_after), index.eq(index + 1), last.eq(index + 2 == nsyms)]
                     with m.If(word[8:].any()):
@@ -191,12 +195,14 @@ class TableLoader(wiring.Component):
                 m.d.comb += self.i_table.ready.eq(~first)
                 with m.If(self.i_table.valid & first):
                     finish(0)
-                    m.next = "IDLE"
+                    m.next = "SETTLE"
                 with m.Elif(take):
                     m.d.sync += crc.eq(crc_after)
                     m.next = "CHECK"
             with m.State("CHECK"):
                 # the CRC register and the symbol count are checked in a cycle of their own
                 finish(~bad & (crc == 0) & (base == nsyms))
+                m.next = "SETTLE"
+            with m.State("SETTLE"):
                 m.next = "IDLE"
         return m
