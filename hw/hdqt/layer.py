@@ -10,7 +10,7 @@ from ..mac.array import res_layout as mac_res_layout
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
-from .quantizer import QUANT_LATENCY, bit_length, quantize_pipeline
+from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
 from .ram import Ram
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
@@ -50,7 +50,7 @@ QA_X, QA_DY1, QA_DY2 = 4, 5, 6
 QB_W, QB_WH, QB_XH = 7, 8, 9
 M_Y, M_DX, M_DW = 10, 11, 12
 N_FLAGS = 13
-SETUP_CYCLES = 3
+SETUP_CYCLES = 4
 
 
 class HdqtLayer(wiring.Component):
@@ -491,12 +491,21 @@ class HdqtLayer(wiring.Component):
                             step_ij(wi, wj, rows_ - 1, cols_ - 1, False)
             # the shift, from free-running registers: job's max -> bit length -> shift (final after the
             # SETUP_CYCLES of a job, before its first element)
-            blen = bit_length(m, qmax, f"{name}_bitlen")
-            blen_r = Signal.like(blen, name=f"{name}_blen_r")
-            m.d.sync += blen_r.eq(blen)
+            # (the leading one of each half registered, then the index, then the shift: with the
+            # registered qmax four registers, within the start flip-flop and the setup cycles)
+            half = 1 << (tw - 1).bit_length() - 1
+            lo_i, lo_a = leading_one(m, qmax[:half], f"{name}_lol")
+            hi_i, hi_a = leading_one(m, qmax[half:], f"{name}_loh")
+            lo_ir, hi_ir = Signal.like(lo_i, name=f"{name}_lo_ir"), Signal(len(lo_i), name=f"{name}_hi_ir")
+            lo_ar, hi_ar = Signal(name=f"{name}_lo_ar"), Signal(name=f"{name}_hi_ar")
+            m.d.sync += [lo_ir.eq(lo_i), lo_ar.eq(lo_a), hi_ir.eq(hi_i), hi_ar.eq(hi_a)]
+            lead = Signal(len(lo_i) + 1, name=f"{name}_lead")   # index of the leading one of qmax
+            lead_any = Signal(name=f"{name}_lead_any")
+            m.d.sync += [lead.eq(Cat(Mux(hi_ar, hi_ir, lo_ir), hi_ar)), lead_any.eq(lo_ar | hi_ar)]
+            # shift = max(bit_length(qmax) - qbits, 0) = max(lead + 1 - qbits, 0)
             qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
             shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
-            m.d.sync += shift.eq(Mux(blen_r > qbits, blen_r - qbits, 0))
+            m.d.sync += shift.eq(Mux(lead_any & (lead >= qbits), lead + 1 - qbits, 0))
             # the element read is registered (src_r, the cycle after the read data) before it enters
             # the quantizer's first stage, where it takes its LFSR word
             v1 = Signal(name=f"{name}_v1")
