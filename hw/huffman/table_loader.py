@@ -1,6 +1,6 @@
 """Run-time loading of canonical code tables into two banks (double buffering)."""
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -116,6 +116,18 @@ class TableLoader(wiring.Component):
                 m.d.sync += self.o_two.eq(1)
 
         m.d.sync += [self.o_err.eq(0), chk.eq(0)]
+        # A length's limit and offset are written a cycle after the step that computes them (from
+        # registers: the write enables are not behind the input handshake)
+        wr = Signal()
+        wr_len = Signal(range(L + 2))
+        wr_end = Signal(L + 2)
+        wr_off = Signal(9)
+        m.d.sync += [wr.eq(0), wr_len.eq(length), wr_end.eq(code + Mux(need, word, 0)),
+                     wr_off.eq(base - code)]
+        for b in range(2):
+            for ln in range(1, L + 1):
+                with m.If(wr & (wr_len == ln) & (bank == b)):
+                    m.d.sync += [self.o_limit[b][ln].eq(wr_end[:ln + 1]), self.o_offset[b][ln].eq(wr_off)]
         with m.If(chk & (end_q > space_q)):
             m.d.sync += bad.eq(1)
         m.d.comb += [
@@ -160,13 +172,7 @@ class TableLoader(wiring.Component):
                     end = code + cnt
                     with m.If(take):
                         m.d.sync += crc.eq(crc_after)
-                    m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1)]
-                    for ln in range(1, L + 1):
-                        with m.If(length == ln):
-                            m.d.sync += [
-                                self.o_limit[bank][ln].eq(end[:ln + 1]),
-                                self.o_offset[bank][ln].eq(base - code),
-                            ]
+                    m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1), wr.eq(1)]
                     m.d.sync += [
                         base.eq(base + cnt),
                         code.eq(end << 1),
