@@ -77,7 +77,7 @@ class HdqtLayer(wiring.Component):
     * M (the array, one beat per cycle): MM_Y on bank 0, MM_DX on bank 1, MM_DW on bank 0 with the
       update of W.
 
-    The update is a 7-stage pipeline applying ``U`` results per cycle (``U`` the smallest power of
+    The update is an 8-stage pipeline applying ``U`` results per cycle (``U`` the smallest power of
     two, at most ``cols``, such that a dW tile's ``rows*cols`` results take at most half of its ``B/2``
     beats: ``U = 2`` for 4 x 4 at B = 32, 1 for small arrays), so it never holds up the array. One right
     shifter serves both shift directions, and the shifted update is clamped to 17 bits (any larger
@@ -657,7 +657,7 @@ class HdqtLayer(wiring.Component):
                 with m.Else():
                     m.d.sync += [rn.eq(rn + 1), rn_c.eq(rn_c - 1)]
 
-        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 7 stages -----------
+        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 8 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
         # shifts are final long before MM_DW starts). One right shifter for both directions:
         # |dW| << u == (|dW| << 16) >> (16 - u), and (|dW| + half) >> r == ((|dW| + half) << 16) >> (16 + r).
@@ -677,8 +677,8 @@ class HdqtLayer(wiring.Component):
         dw_go = Signal()
         m.d.comb += [dw_go.eq(me.run & dw_job & rv0),
                      res_take.eq(me.run & rv0 & Mux(dw_job, usub == n_sub - 1, self.o_res.ready))]
-        upd_v = [Signal(name=f"upd_v{s}") for s in range(7)]
-        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(7)]
+        upd_v = [Signal(name=f"upd_v{s}") for s in range(8)]
+        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(8)]
         chunk = Signal(data.ArrayLayout(signed(acc), U))
         with m.Switch(usub):
             for sub in range(n_sub):
@@ -688,13 +688,13 @@ class HdqtLayer(wiring.Component):
         m.d.sync += [upd_v[0].eq(dw_go), upd_a[0].eq(Cat(usub, rn[:lK - log_c], res.row[:log_r], rm))]
         with m.If(dw_go):
             m.d.sync += usub.eq(Mux(usub == n_sub - 1, 0, usub + 1))
-        for s in range(1, 7):
+        for s in range(1, 8):
             m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
         lim = spec.acc_limit(spec.W_BITS)
         dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
-        # the W word is read in stage 2 so its data is there for stage 4's subtraction
-        with m.If(upd_v[2]):
-            m.d.comb += [w_rd.addr.eq(upd_a[2]), w_rd.en.eq(1)]
+        # the W word is read in stage 3 so its data is there for stage 5's subtraction
+        with m.If(upd_v[3]):
+            m.d.comb += [w_rd.addr.eq(upd_a[3]), w_rd.en.eq(1)]
         clipped_any = []
         sat_row = []
         for c in range(U):
@@ -704,7 +704,7 @@ class HdqtLayer(wiring.Component):
             neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
             m.d.sync += [neg1.eq(dw[-1]),
                          mag1.eq(Mux(dw[-1], (~dw.as_unsigned()) + u_half + 1, dw.as_unsigned() + u_half))]
-            # stages 2 and 3: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
+            # stages 2 to 4: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
             # that large saturates W either way)
             sw = acc + 1 + spec.W_BITS
             neg2, big2 = Signal(name=f"u_neg2_{c}"), Signal(name=f"u_big2_{c}")
@@ -715,23 +715,24 @@ class HdqtLayer(wiring.Component):
             m.d.sync += [neg2.eq(neg1), sh2.eq(coarse[:spec.W_BITS + 8]),
                          big2.eq(coarse[spec.W_BITS + 8:].any())]
             fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}")
-            m.d.comb += fine.eq(sh2 >> u_amt[:3])
-            neg3, mag3 = Signal(name=f"u_neg3_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag3_{c}")
-            m.d.sync += [neg3.eq(neg2),
-                         mag3.eq(Mux(big2 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
-            # stage 4: W - delta (W read in stage 2)
+            neg3, big3 = Signal(name=f"u_neg3_{c}"), Signal(name=f"u_big3_{c}")
+            m.d.sync += [fine.eq(sh2 >> u_amt[:3]), neg3.eq(neg2), big3.eq(big2)]
+            neg4, mag4 = Signal(name=f"u_neg4_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag4_{c}")
+            m.d.sync += [neg4.eq(neg3),
+                         mag4.eq(Mux(big3 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
+            # stage 5: W - delta (W read in stage 3)
             neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
-            m.d.sync += neww.eq(Mux(neg3, w_rd.data[c] + mag3, w_rd.data[c] - mag3))
-            # stage 5: saturate
+            m.d.sync += neww.eq(Mux(neg4, w_rd.data[c] + mag4, w_rd.data[c] - mag4))
+            # stage 6: saturate
             sat4 = Signal(signed(16), name=f"u_sat_{c}")
             clip4 = Signal(name=f"u_clip_{c}")
             m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
                          sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
             clipped_any.append(clip4)
             sat_row.append(sat4)
-        # stage 6 (upd_v[5]): write back; stage 7: OR of |W| for the next step's quantization
-        with m.If(upd_v[5]):
-            m.d.comb += [w_wr.addr.eq(upd_a[5]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
+        # stage 7 (upd_v[6]): write back; stage 8: OR of |W| for the next step's quantization
+        with m.If(upd_v[6]):
+            m.d.comb += [w_wr.addr.eq(upd_a[6]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
         sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(U)]
@@ -739,7 +740,7 @@ class HdqtLayer(wiring.Component):
         or5 = 0
         for c in range(U):
             or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
-        with m.If(upd_v[6]):
+        with m.If(upd_v[7]):
             m.d.sync += max_w_next.eq(max_w_next | or5)
         upd_busy = Cat(*upd_v).any()
         m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
