@@ -218,32 +218,45 @@ class HuffmanDecoder(wiring.Component):
             for i in range(N):
                 core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
                                 cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
+        # the joined beat (``jv``/``jr``/``jp``): straight out with one context; with two, through a
+        # 4-entry output FIFO so that the consumer's ready does not reach the lanes' queues
+        jv = Signal()
+        jr = Signal()
+        jp = Signal(output_layout(N, self._R))
         all_valid = Cat(*(s.valid for s in cur)).all()
-        out_take = self.o_data.valid & self.o_data.ready
-        core.d.comb += self.o_data.valid.eq(all_valid)
+        join_take = jv & jr
+        core.d.comb += jv.eq(all_valid)
         for f, sym in enumerate(syms):
             take_ctx = 1 if C == 1 else (bph == f // N)
-            core.d.comb += sym.ready.eq(self.o_data.ready & all_valid & take_ctx)
+            core.d.comb += sym.ready.eq(jr & all_valid & take_ctx)
         for i in range(N):
-            core.d.comb += self.o_data.payload.data[i].eq(cur[i].payload.value)
+            core.d.comb += jp.data[i].eq(cur[i].payload.value)
         err = Cat(*(s.payload.err for s in cur)).any()
         if C == 1:
             core.d.comb += [
-                self.o_data.payload.first.eq(cur[0].payload.first),
-                self.o_data.payload.last.eq(cur[0].payload.last),
-                self.o_data.payload.err.eq(err),
+                jp.first.eq(cur[0].payload.first),
+                jp.last.eq(cur[0].payload.last),
+                jp.err.eq(err),
+                self.o_data.valid.eq(jv), self.o_data.payload.eq(jp), jr.eq(self.o_data.ready),
             ]
         else:
             err0 = Signal()
-            with core.If(out_take):
+            with core.If(join_take):
                 core.d.sync += bph.eq(~bph)
                 with core.If(~bph & cur[0].payload.last):
                     core.d.sync += err0.eq(err)
             core.d.comb += [
-                self.o_data.payload.first.eq(cur[0].payload.first & ~bph),
-                self.o_data.payload.last.eq(cur[0].payload.last & bph),
-                self.o_data.payload.err.eq(bph & cur[0].payload.last & (err | err0)),
+                jp.first.eq(cur[0].payload.first & ~bph),
+                jp.last.eq(cur[0].payload.last & bph),
+                jp.err.eq(bph & cur[0].payload.last & (err | err0)),
             ]
+            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=4)
+            core.d.comb += [
+                ofifo.w_en.eq(jv), ofifo.w_data.eq(jp), jr.eq(ofifo.w_rdy),
+                self.o_data.valid.eq(ofifo.r_rdy), self.o_data.payload.eq(ofifo.r_data),
+                ofifo.r_en.eq(self.o_data.ready),
+            ]
+        out_take = self.o_data.valid & self.o_data.ready
 
         # sticky errors and counters
         errs = Signal(ERROR_BITS)

@@ -4,7 +4,7 @@ clock of :class:`~hw.huffman.lane.LaneDecoder`."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFO
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
@@ -153,7 +153,7 @@ class CSlowLaneDecoder(wiring.Component):
         item_layout = lane_output_layout(R)
         queues, inflight, released, final_err, take = [], [], [], [], []
         for k in range(2):
-            q = SyncFIFO(width=item_layout.size, depth=QDEPTH)
+            q = SyncFIFOBuffered(width=item_layout.size, depth=QDEPTH)     # head: a register
             m.submodules[f"queue{k}"] = q
             head = item_layout(q.r_data)
             rel = Signal(name=f"released{k}")
