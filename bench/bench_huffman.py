@@ -1,6 +1,7 @@
 """Huffman weight decoder benchmark: compression, throughput, resources/Fmax, and a tree-walk baseline.
 
-Run ``python -m bench.bench_huffman`` (``--quick`` skips place-and-route, ``--no-synth`` too).
+Run ``python -m bench.bench_huffman`` (``--quick``: synthesis rows for N = 1 only, ``--no-synth``: none;
+``--synth-only L:N:C [--device up5k]``: just those synthesis rows, e.g. ``--synth-only 8:1:2``).
 
 Prints:
 
@@ -8,11 +9,12 @@ Prints:
    trained here on scikit-learn's ``load_digits``, weights quantized per tensor) and for the BF16
    exponent stream of the same float weights (coded exponent + 8 raw sign/mantissa bits);
 2. measured symbols per cycle per lane of the RTL in the Amaranth simulator, for N = 1, 2, 4, over
-   several blocks and a table switch (cycles counted from the first output beat to the last);
+   several blocks and a table switch (cycles counted from the first output beat to the last); and
+   for the two-context (C-slow) decoder, N = 1, 2 hardware lanes (blocks of 2N format lanes);
 3. the same stream through a naive bit-serial tree-walk decoder (1 bit per cycle, the classic
    open-RTL design), modelled cycle-exactly, as the baseline ratio;
 4. resources and Fmax (``boards.synth``) on iCE40UP5K and ECP5-85F for L in {8, 12, 16} and
-   N in {1, 2, 4}.
+   N in {1, 2, 4}, and the two-context decoder (C = 2) with one hardware lane.
 """
 
 import argparse
@@ -192,22 +194,28 @@ def worst_case_row(max_len=16, contexts=1):
             "speedup": max_len * len(values) / res["cycles"]}
 
 
-SYNTH_GRID = [(L, n) for L in (8, 12, 16) for n in (1, 2, 4)]
+#: (L, N hardware lanes, contexts) of the synthesis table
+SYNTH_GRID = ([(L, n, 1) for L in (8, 12, 16) for n in (1, 2, 4)]
+              + [(L, 1, 2) for L in (8, 12, 16)])
+
+
+def _synth_name(L, n, c):
+    return f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}")
 
 
 def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None):
     from boards.synth import ToolError, synthesize
     rows = []
     for device in devices:
-        for L, n in grid:
-            name = f"huffman_L{L}_N{n}"
+        for L, n, c in grid:
+            head = {"device": device, "L": L, "N": n, "C": c}
             try:
-                r = synthesize(FlatHuffman(max_len=L, lanes=n, raw_bits=8, fifo_depth=64), device=device,
-                               name=name, progress=progress)
-                rows.append({"device": device, "L": L, "N": n, **{k: r.get(k) for k in
+                r = synthesize(FlatHuffman(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c),
+                               device=device, name=_synth_name(L, n, c), progress=progress)
+                rows.append({**head, **{k: r.get(k) for k in
                              ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
             except ToolError as e:
-                rows.append({"device": device, "L": L, "N": n, **_failed_run(str(e))})
+                rows.append({**head, **_failed_run(str(e))})
     return rows
 
 
@@ -233,6 +241,10 @@ def _failed_run(message):
     return out
 
 
+SYNTH_COLS = ["device", "L", "N", "C", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
+              "timing_met", "error"]
+
+
 def _table(rows, cols):
     out = ["  ".join(f"{c:>12}" for c in cols)]
     for r in rows:
@@ -248,7 +260,23 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="synthesis rows only for N=1")
     ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
+    ap.add_argument("--synth-only", metavar="L:N:C", action="append", default=None,
+                    help="only these synthesis rows (e.g. 8:1:2 = L 8, 1 hardware lane, 2 contexts), "
+                         "skipping the simulator sections; repeatable")
+    ap.add_argument("--device", choices=("up5k", "ecp5-85f"), action="append", default=None,
+                    help="only this device (repeatable; default both)")
     args = ap.parse_args(argv)
+    devices = tuple(args.device or ("up5k", "ecp5-85f"))
+    if args.synth_only:
+        try:
+            grid = [tuple(int(x) for x in item.split(":")) for item in args.synth_only]
+            for L, n, c in grid:
+                HuffmanDecoder(max_len=L, lanes=n, contexts=c)          # checks the values
+        except ValueError as e:
+            ap.error(f"--synth-only takes L:N:C with valid decoder parameters ({e})")
+        print(_table(synth_rows(devices=devices, grid=grid,
+                                progress=lambda m: print("  ..", m, file=sys.stderr)), SYNTH_COLS))
+        return 0
 
     print("== coded size vs entropy vs raw (L=16, blocks of 1024 symbols, 1 lane) ==")
     print("  values: weights; entropy, coded: payload bits per weight (code + raw bits);"
@@ -261,8 +289,10 @@ def main(argv=None):
     print("== RTL throughput, Amaranth simulator (L=12, digits int8 then int4 blocks: 2 tables) ==")
     print("  baseline: bit-serial tree walk, 1 payload bit per cycle (headers free)")
     rows = throughput_rows()
+    rows += throughput_rows(lanes=(1, 2), contexts=2)
     rows.append(pairs_row())
     rows.append({**worst_case_row(), "lanes": "1 (L=16 codes)"})
+    rows.append({**worst_case_row(contexts=2), "lanes": "1 (C=2, L=16 codes)"})
     print(_table(rows, ["lanes", "blocks", "symbols", "cycles", "per_lane", "weights_per_cycle",
                         "tree_walk_cycles", "speedup"]))
     if not all(r.get("exact", True) for r in rows):
@@ -271,10 +301,9 @@ def main(argv=None):
     if not args.no_synth:
         print()
         print("== resources / Fmax (boards.synth, out of context, raw_bits=8, fifo_depth=64) ==")
-        grid = [(L, 1) for L in (8, 12, 16)] if args.quick else SYNTH_GRID
-        print(_table(synth_rows(grid=grid, progress=lambda m: print("  ..", m, file=sys.stderr)),
-                     ["device", "L", "N", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
-                      "timing_met", "error"]))
+        grid = [(L, 1, c) for c in (1, 2) for L in (8, 12, 16)] if args.quick else SYNTH_GRID
+        print(_table(synth_rows(devices=devices, grid=grid,
+                                progress=lambda m: print("  ..", m, file=sys.stderr)), SYNTH_COLS))
     return 0
 
 

@@ -21,10 +21,10 @@ class TableLoader(wiring.Component):
     next layer's table loads while the current one decodes. While loading, it derives the decode
     registers ``limit`` and ``offset`` (:func:`hw.huffman.spec.decode_tables`) one length per cycle
     and writes the symbols through ``o_sym_*`` (to every lane's symbol memory, at
-    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 3`` cycles at full input rate: after a
-    table (or a failed one) the loader waits a cycle (``SETTLE``) before it looks at ``i_permit``
-    again, so the decoder can give ``i_permit`` as a plain register computed from ``o_count`` /
-    ``o_two`` (no compare with the count on the input handshake).
+    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 4`` cycles at full input rate: after a
+    table (or a failed one) is counted (a cycle after its last word) the loader waits a cycle before
+    it looks at ``i_permit`` again, so the decoder can give ``i_permit`` as a plain register
+    computed from ``o_count`` / ``o_two`` (no compare with the count on the input handshake).
 
     Checks are the ones of :func:`hw.huffman.spec.check_table_words`; a table failing any of them, or
     cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
@@ -107,15 +107,23 @@ class TableLoader(wiring.Component):
         take = self.i_table.valid & self.i_table.ready
 
         def finish(ok):
+            m.d.sync += [fin.eq(1), fin_ok.eq(ok)]
+
+        m.d.sync += [self.o_err.eq(0), chk.eq(0)]
+        # A finished table is counted a cycle later, from registers (``fin``, ``fin_ok``): the count,
+        # ``o_ok``, ``o_two`` and ``o_err`` are not behind the input handshake's conditions.
+        fin = Signal()
+        fin_ok = Signal()
+        m.d.sync += fin.eq(0)
+        with m.If(fin):
             m.d.sync += [
                 self.o_count.eq(self.o_count + 1),
-                self.o_ok.bit_select(bank, 1).eq(ok),
-                self.o_err.eq(~ok),
+                self.o_ok.bit_select(bank, 1).eq(fin_ok),
+                self.o_err.eq(~fin_ok),
             ]
             with m.If(self.o_count[0]):
                 m.d.sync += self.o_two.eq(1)
 
-        m.d.sync += [self.o_err.eq(0), chk.eq(0)]
         # A length's limit and offset are written a cycle after the step that computes them (from
         # registers: the write enables are not behind the input handshake)
         wr = Signal()
@@ -210,5 +218,7 @@ class TableLoader(wiring.Component):
                 finish(~bad & (crc == 0) & (base == nsyms))
                 m.next = "SETTLE"
             with m.State("SETTLE"):
-                m.next = "IDLE"
+                m.next = "SETTLE2"          # the count moves at the end of this cycle
+            with m.State("SETTLE2"):
+                m.next = "IDLE"             # permit computed from the new count: read from the next
         return m
