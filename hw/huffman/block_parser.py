@@ -85,6 +85,7 @@ class BlockParser(wiring.Component):
         crcs = Signal(data.ArrayLayout(16, N))
         common = Signal(data.ArrayLayout(16, 3))          # flags, n, M
         count = Signal(16)
+        count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
         desc = Signal(data.ArrayLayout(descriptor_layout, N))
         overrun = Signal()
 
@@ -133,7 +134,7 @@ class BlockParser(wiring.Component):
                     desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
                     desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
                 ]
-            m.d.sync += [count.eq(mw), overrun.eq(over)]
+            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), overrun.eq(over)]
             with m.If(ok):
                 m.next = "DESC"
             with m.Else():
@@ -176,14 +177,14 @@ class BlockParser(wiring.Component):
                         self.i_data.ready.eq(self.o_words.ready),
                     ]
                     with m.If(self.o_words.valid & self.o_words.ready):
-                        m.d.sync += count.eq(count - 1)
-                        with m.If(count == 1):
+                        m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
+                        with m.If(count_is_1):
                             m.next = "HUNT"
             with m.State("PAD"):
                 m.d.comb += [self.o_words.valid.eq(1),
                              *(self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N))]
                 with m.If(self.o_words.ready):
-                    m.d.sync += count.eq(count - 1)
-                    with m.If(count == 1):
+                    m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
+                    with m.If(count_is_1):
                         m.next = "HUNT"
         return m

@@ -185,7 +185,12 @@ class HuffmanDecoder(wiring.Component):
             self.i_table.ready.eq(loader.i_table.ready),
         ]
         # parser -> lane FIFOs: a beat (or descriptor) goes to every format lane at once
-        words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
+        if C == 1:
+            words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
+        else:
+            # a register: every word FIFO had two free entries a cycle ago (so one now)
+            words_room = Signal()
+            core.d.sync += words_room.eq(Cat(*(w.w_level <= self._depth - 2 for w, _ in fifos)).all())
         desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
         for f, (wfifo, dfifo) in enumerate(fifos):
