@@ -224,6 +224,7 @@ class HdqtLayer(wiring.Component):
         m.d.comb += [p.en.eq(0) for p in (x_rd, w_rd, w_rd2, dy_rd, tw_rd, td1_rd, td2_rd, a_rd, b_rd)]
 
         running = Signal()
+        load_busy = Signal()     # a host load is still in the load pipeline
         done = Signal(N_FLAGS)
         m.d.comb += [lfsr.i_seed.eq(self.i_lfsr_seed), lfsr.i_load.eq(self.i_lfsr_load & ~running)]
         m.d.comb += self.o_busy.eq(running)
@@ -287,7 +288,7 @@ class HdqtLayer(wiring.Component):
                 # the job's prerequisites are done (act is high until the job counter has moved on, so
                 # `can` always looks at the current job), so no path runs from the done flags into the
                 # engine's counters
-                m.d.sync += self.start.eq(running & ~self.act & ~self.start & can)
+                m.d.sync += self.start.eq(running & ~load_busy & ~self.act & ~self.start & can)
                 with m.If(self.start):
                     m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
                 with m.If(self.act & (self.setup != 0)):
@@ -309,22 +310,37 @@ class HdqtLayer(wiring.Component):
 
         # ---- loads and read-back (idle only) -------------------------------------------------------
         idle = ~running
-        ld = self.i_load.payload
         m.d.comb += self.i_load.ready.eq(idle)
-        ld_abs = absval(ld.data, 16, "ld_abs")
-        ld_abs_x = Signal(16)
-        m.d.comb += ld_abs_x.eq(Mux(ld.data[-1] & self.i_x_unsigned, 0, ld_abs))
+        # a load passes two register stages: 1 writes the buffer, 2 holds |x| for the maximum (the
+        # engines wait until both are empty, see Engine)
+        ld = Signal(load_layout())
+        lv1, lz1, lu1 = Signal(), Signal(), Signal()
+        m.d.sync += lv1.eq(self.i_load.valid & idle)
         with m.If(self.i_load.valid & idle):
+            m.d.sync += [ld.eq(self.i_load.payload), lz1.eq(self.i_load.payload.addr == 0),
+                         lu1.eq(self.i_x_unsigned)]
+        lv2, lb2, lz2, lclip2 = Signal(), Signal(2), Signal(), Signal()
+        ld_abs = Signal(16)
+        m.d.sync += [lv2.eq(lv1), lb2.eq(ld.buf), lz2.eq(lz1), lclip2.eq(ld.data[-1] & lu1),
+                     ld_abs.eq(absval(ld.data, 16, "ld_abs_c"))]
+        m.d.comb += load_busy.eq(lv1 | lv2)
+        with m.If(lv1):
             with m.Switch(ld.buf):
                 with m.Case(BUF_X):
                     m.d.comb += [x_wr.en.eq(1), x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data)]
-                    m.d.sync += max_x.eq(Mux(ld.addr == 0, ld_abs_x, max_x | ld_abs_x))
                 with m.Case(BUF_W):
                     m.d.comb += [w_wr.en.eq(1 << ld.addr[:log_u]), w_wr.addr.eq(ld.addr >> log_u),
                                  w_wr.data.eq(Cat(*[ld.data] * U))]
-                    m.d.sync += max_w.eq(Mux(ld.addr == 0, ld_abs, max_w | ld_abs))
                 with m.Case(BUF_DY):
                     m.d.comb += [dy_wr.en.eq(1), dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
+        # X: a negative element of an unsigned tensor quantizes to 0, so it does not count
+        ld_abs_x = Mux(lclip2, 0, ld_abs)
+        with m.If(lv2):
+            with m.Switch(lb2):
+                with m.Case(BUF_X):
+                    m.d.sync += max_x.eq(Mux(lz2, ld_abs_x, max_x | ld_abs_x))
+                with m.Case(BUF_W):
+                    m.d.sync += max_w.eq(Mux(lz2, ld_abs, max_w | ld_abs))
 
         rd_v = Signal()
         rd_lane = Signal(range(U))
