@@ -23,8 +23,8 @@ import argparse
 import re
 import sys
 
-from amaranth.hdl import Module, Shape, Signal, signed
-from amaranth.lib import stream, wiring
+from amaranth.hdl import Module, Signal, signed
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.mac import MacArray, spec
@@ -64,32 +64,6 @@ class NaiveInt8Array(wiring.Component):
                 with m.Else():
                     m.d.sync += acc.eq(acc + p)
                 m.d.comb += self.acc[W * (r * C + c):W * (r * C + c + 1)].eq(acc)
-        return m
-
-
-class FlatMac(wiring.Component):
-    """:class:`MacArray` with plain-vector stream payloads (boards.synth's wrapper takes only those)."""
-
-    def __init__(self, **params):
-        self._mac = MacArray(**params)
-        sig = self._mac.signature.members
-        super().__init__({
-            name: (In if name.startswith("i_") else Out)(
-                stream.Signature(Shape.cast(sig[name].signature.members["payload"].shape).width))
-            for name in ("i_cmd", "i_act", "i_wgt", "o_res")
-        } | {"i_clear": In(1), "o_overflow": Out(1), "o_mode_error": Out(1), "o_idle": Out(1)})
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.mac = mac = self._mac
-        for name in ("i_cmd", "i_act", "i_wgt"):
-            outer, inner = getattr(self, name), getattr(mac, name)
-            m.d.comb += [inner.valid.eq(outer.valid), inner.payload.eq(outer.payload),
-                         outer.ready.eq(inner.ready)]
-        m.d.comb += [self.o_res.valid.eq(mac.o_res.valid), self.o_res.payload.eq(mac.o_res.payload),
-                     mac.o_res.ready.eq(self.o_res.ready), mac.i_clear.eq(self.i_clear),
-                     self.o_overflow.eq(mac.o_overflow), self.o_mode_error.eq(mac.o_mode_error),
-                     self.o_idle.eq(mac.o_idle)]
         return m
 
 
@@ -135,21 +109,21 @@ def synth_rows(quick=False):
     from boards.synth import ToolError, synthesize
 
     configs = [
-        ("mac 4x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ice40")),
-        ("mac 2x4 ice40 tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0, backend="ice40")),
-        ("mac 2x4 lut tile_k=0", "up5k", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+        ("mac 4x4 ice40 tile_k=0", "up5k", lambda: MacArray(rows=4, cols=4, tile_k=0, backend="ice40")),
+        ("mac 2x4 ice40 tile_k=0", "up5k", lambda: MacArray(rows=2, cols=4, tile_k=0, backend="ice40")),
+        ("mac 2x4 lut tile_k=0", "up5k", lambda: MacArray(rows=2, cols=4, tile_k=0)),
         ("naive int8 2x4 (a*b)", "up5k", lambda: NaiveInt8Array(2, 4)),
-        ("mac 4x4 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
-        ("mac 4x4 ecp5 tile_k=0", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, tile_k=0, backend="ecp5")),
+        ("mac 4x4 lut tile_k=0", "ecp5-85f", lambda: MacArray(rows=4, cols=4, tile_k=0)),
+        ("mac 4x4 ecp5 tile_k=0", "ecp5-85f", lambda: MacArray(rows=4, cols=4, tile_k=0, backend="ecp5")),
         ("naive int8 4x4 (a*b)", "ecp5-85f", lambda: NaiveInt8Array(4, 4)),
     ]
     if not quick:
         configs += [
-            ("mac 2x4 ice40 tile_k=32", "up5k", lambda: FlatMac(rows=2, cols=4, backend="ice40")),
-            ("mac 4x4 ice40 tile_k=32", "up5k", lambda: FlatMac(rows=4, cols=4, backend="ice40")),
-            ("mac 4x4 ecp5 tile_k=32", "ecp5-85f", lambda: FlatMac(rows=4, cols=4, backend="ecp5")),
-            ("mac 4x4 lut tile_k=32", "ecp5-85f", lambda: FlatMac(rows=4, cols=4)),
-            ("mac 8x8 lut tile_k=0", "ecp5-85f", lambda: FlatMac(rows=8, cols=8, tile_k=0)),
+            ("mac 2x4 ice40 tile_k=32", "up5k", lambda: MacArray(rows=2, cols=4, backend="ice40")),
+            ("mac 4x4 ice40 tile_k=32", "up5k", lambda: MacArray(rows=4, cols=4, backend="ice40")),
+            ("mac 4x4 ecp5 tile_k=32", "ecp5-85f", lambda: MacArray(rows=4, cols=4, backend="ecp5")),
+            ("mac 4x4 lut tile_k=32", "ecp5-85f", lambda: MacArray(rows=4, cols=4)),
+            ("mac 8x8 lut tile_k=0", "ecp5-85f", lambda: MacArray(rows=8, cols=8, tile_k=0)),
         ]
     rows = []
     for label, device, factory in configs:
@@ -203,10 +177,10 @@ def lut_only_counts(quick=False):
     from boards.toolchain import run_yosys
     from sim.runner import build_root
 
-    configs = [("mac 2x4 lut tile_k=0", lambda: FlatMac(rows=2, cols=4, tile_k=0)),
+    configs = [("mac 2x4 lut tile_k=0", lambda: MacArray(rows=2, cols=4, tile_k=0)),
                ("naive int8 2x4 (a*b)", lambda: NaiveInt8Array(2, 4))]
     if not quick:
-        configs += [("mac 4x4 lut tile_k=0", lambda: FlatMac(rows=4, cols=4, tile_k=0)),
+        configs += [("mac 4x4 lut tile_k=0", lambda: MacArray(rows=4, cols=4, tile_k=0)),
                     ("naive int8 4x4 (a*b)", lambda: NaiveInt8Array(4, 4))]
     out = []
     for label, factory in configs:
