@@ -146,8 +146,8 @@ class CSlowLaneDecoder(wiring.Component):
         s1, s1_n = creg(s1_layout, name="s1")
         s2, s2_n = creg(s2_layout, name="s2")
 
-        for k in range(2):
-            m.d.comb += self.o_tab[k].eq(Mux(ph == k, tab, tab_n))
+        for k in range(2):             # a cycle late (a table number only grows: the loader's
+            m.d.sync += self.o_tab[k].eq(Mux(ph == k, tab, tab_n))     # permit stays safe)
 
         # ---- output side (not rotated: the consumer takes values at any cycle)
         item_layout = lane_output_layout(R)
