@@ -426,20 +426,23 @@ class HdqtLayer(wiring.Component):
                     m.d.sync += fo_a.eq(Cat(fwj[:lg(cols_)], fwi[:lg(rows_)]))
                     with m.If(fe.run & f_out_v):
                         step_ij(fwi, fwj, rows_ - 1, cols_ - 1, colwise)
-        fo_abs = absval(fo_d, tw, "fo_abs")
+        # |out| registered before it is ORed into the maximum (the finish waits for it)
+        fo_abs = Signal(tw)
+        fo_v2 = Signal()
+        m.d.sync += [fo_abs.eq(absval(fo_d, tw, "fo_abs_c")), fo_v2.eq(fo_v)]
         with m.Switch(fe.job):
             for jj, (*_, dst) in enumerate(f_jobs):
                 with m.Case(jj):
                     port, mreg = {"tw": (tw_wr, max_tw), "td1": (td1_wr, max_td1),
                                   "td2": (td2_wr, max_td2)}[dst]
                     m.d.comb += [port.addr.eq(fo_a), port.data.eq(fo_d), port.en.eq(fo_v)]
-                    with m.If(fo_v):
+                    with m.If(fo_v2):
                         m.d.sync += mreg.eq(mreg | fo_abs)
                     with m.If(fe.start):
                         m.d.sync += mreg.eq(0)
         with m.If(fo_v):
             m.d.sync += f_wrem.eq(f_wrem - 1)
-        m.d.comb += fe.finish.eq(f_wrem[-1] & ~fo_v)
+        m.d.comb += fe.finish.eq(f_wrem[-1] & ~fo_v & ~fo_v2)
         with m.If(fe.start):
             m.d.sync += [fi.eq(0), fj.eq(0), fwi.eq(0), fwj.eq(0), fv.eq(0)]
             with m.Switch(fe.job):
@@ -751,11 +754,11 @@ class HdqtLayer(wiring.Component):
             m.d.comb += [w_wr.addr.eq(upd_a[6]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
-        sat5 = [Signal(signed(16), name=f"u_sat5_{c}") for c in range(U)]
-        m.d.sync += [s5.eq(s4) for s5, s4 in zip(sat5, sat_row)]
+        abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
+        m.d.sync += [a5.eq(absval(s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
         or5 = 0
         for c in range(U):
-            or5 = or5 | absval(sat5[c], 16, f"u_abs_{c}")
+            or5 = or5 | abs5[c]
         with m.If(upd_v[7]):
             m.d.sync += max_w_next.eq(max_w_next | or5)
         upd_busy = Cat(*upd_v).any()
