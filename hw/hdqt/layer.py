@@ -684,10 +684,12 @@ class HdqtLayer(wiring.Component):
         u_sh = Signal(signed(8))
         u_amt = Signal(7)
         u_half = Signal(acc)
+        u_rsh = Signal(6)        # -u when u < 0 (the right shift), else 0
         m.d.sync += [u_raw.eq(exp_base + shifts[4] + shifts[5]),
                      u_sh.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS, Mux(u_raw < -acc, -acc, u_raw))),
                      u_amt.eq(spec.W_BITS - u_sh),
-                     u_half.eq(Mux(u_sh >= 0, 0, (1 << (-u_sh)[:6]) >> 1))]
+                     u_rsh.eq(Mux(u_sh[-1], (-u_sh)[:6], 0)),
+                     u_half.eq((1 << u_rsh) >> 1)]
         n_sub = C // U
         wbits = lg(O * K // U)
         # a dW row (C results) stays at the result skid buffer's output while it leaves in n_sub chunks
