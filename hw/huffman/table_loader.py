@@ -93,6 +93,7 @@ class TableLoader(wiring.Component):
         need = Signal()
         space = Signal(L + 2)
         nsyms = Signal(9)
+        left = Signal(9)               # symbol words still to come (nsyms - index): "last" from a register
         length = Signal(range(L + 2))
         code = Signal(L + 2)
         base = Signal(17)
@@ -150,7 +151,7 @@ class TableLoader(wiring.Component):
                 m.d.comb += self.i_table.ready.eq(~first | self.i_permit)
                 with m.If(take & first):
                     m.d.sync += [
-                        maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1),
+                        maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1), left.eq(word[:8] + 1),
                         length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
                         need.eq(word[8:13] >= 1), space.eq(2),
                         crc.eq(crc16_next(Const(spec.CRC_INIT, 16), [word])),
@@ -200,7 +201,8 @@ class TableLoader(wiring.Component):
                     finish(0)
                     m.next = "SETTLE"
                 with m.Elif(take):
-                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1), last.eq(index + 2 == nsyms)]
+                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1), left.eq(left - 1),
+                                 last.eq(left == 2)]
                     with m.If(word[8:].any()):
                         m.d.sync += bad.eq(1)
                     with m.If(last):
