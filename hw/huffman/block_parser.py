@@ -88,6 +88,7 @@ class BlockParser(wiring.Component):
         count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
         desc = Signal(data.ArrayLayout(descriptor_layout, N))
         overrun = Signal()
+        ok_q = Signal()
 
         m.d.sync += [self.o_err_header.eq(0), self.o_err_trunc.eq(0), self.o_err_overrun.eq(0)]
         m.d.comb += self.o_desc.payload.eq(desc)
@@ -134,12 +135,8 @@ class BlockParser(wiring.Component):
                     desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
                     desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
                 ]
-            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), overrun.eq(over)]
-            with m.If(ok):
-                m.next = "DESC"
-            with m.Else():
-                m.d.sync += self.o_err_header.eq(1)
-                m.next = "HUNT"
+            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), overrun.eq(over), ok_q.eq(ok)]
+            m.next = "DECIDE"
 
         with m.FSM():
             with m.State("HUNT"):
@@ -158,6 +155,14 @@ class BlockParser(wiring.Component):
                         header_beat(False)
             with m.State("CHECK"):
                 check()
+            with m.State("DECIDE"):
+                # the checks' result, from a register (a cycle of its own: the AND of all field
+                # checks does not share one with the state update)
+                with m.If(ok_q):
+                    m.next = "DESC"
+                with m.Else():
+                    m.d.sync += self.o_err_header.eq(1)
+                    m.next = "HUNT"
             with m.State("DESC"):
                 m.d.comb += self.o_desc.valid.eq(1)
                 with m.If(self.o_desc.ready):

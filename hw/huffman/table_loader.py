@@ -186,7 +186,7 @@ class TableLoader(wiring.Component):
                         base.eq(base + cnt),
                         code.eq(end << 1),
                         length.eq(length + 1),
-                        need.eq(length + 1 <= maxlen),
+                        need.eq(length < maxlen),            # length + 1 <= maxlen
                         space.eq(space << 1),
                         last.eq(nsyms == 1),
                     ]
