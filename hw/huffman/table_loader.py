@@ -105,7 +105,7 @@ class TableLoader(wiring.Component):
         chk = Signal()
         last = Signal()                # the next symbol word is the table's last
         crc_after = crc16_next(crc, [word])
-        take = self.i_table.valid & self.i_table.ready
+        valid = self.i_table.valid     # each state spells out its own take (no mux of the readies)
 
         def finish(ok):
             m.d.sync += [fin.eq(1), fin_ok.eq(ok)]
@@ -149,7 +149,7 @@ class TableLoader(wiring.Component):
                 # A table starts with a ``first`` word; anything else is dropped. The first word is
                 # only taken once the bank it will overwrite is free.
                 m.d.comb += self.i_table.ready.eq(~first | self.i_permit)
-                with m.If(take & first):
+                with m.If(valid & first & self.i_permit):
                     m.d.sync += [
                         maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1), left.eq(word[:8] + 1),
                         length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
@@ -173,13 +173,13 @@ class TableLoader(wiring.Component):
                     cnt.eq(need * word),
                 ]
                 step = Signal()
-                m.d.comb += step.eq(~need | take)
+                m.d.comb += step.eq(~need | (valid & ~first))
                 with m.If(need & self.i_table.valid & first):
                     finish(0)                                     # cut short: the new table waits in IDLE
                     m.next = "SETTLE"
                 with m.Elif(step):
                     end = code + cnt
-                    with m.If(take):
+                    with m.If(need):                        # a word was taken
                         m.d.sync += crc.eq(crc_after)
                     m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1), wr.eq(1)]
                     m.d.sync += [
@@ -195,12 +195,12 @@ class TableLoader(wiring.Component):
             with m.State("SYMS"):
                 m.d.comb += [
                     self.i_table.ready.eq(~first),
-                    self.o_sym_en.eq(take),
+                    self.o_sym_en.eq(valid & ~first),
                 ]
                 with m.If(self.i_table.valid & first):
                     finish(0)
                     m.next = "SETTLE"
-                with m.Elif(take):
+                with m.Elif(valid):
                     m.d.sync += [crc.eq(crc_after), index.eq(index + 1), left.eq(left - 1),
                                  last.eq(left == 2)]
                     with m.If(word[8:].any()):
@@ -212,7 +212,7 @@ class TableLoader(wiring.Component):
                 with m.If(self.i_table.valid & first):
                     finish(0)
                     m.next = "SETTLE"
-                with m.Elif(take):
+                with m.Elif(valid):
                     m.d.sync += crc.eq(crc_after)
                     m.next = "CHECK"
             with m.State("CHECK"):
