@@ -157,10 +157,20 @@ class AccumulatorGrid(wiring.Component):
                         with m.If(self.in_gend):
                             m.d.sync += gsum.eq(g_new)
                     contrib = Signal(signed(gw), name=f"contrib{r}_{c}")
+                    # the range is +-(2**(b-1) - 1): the compares as bit tests (no carry chain):
+                    # gsum > hi  <=>  gsum >= 2**(b-1): non-negative, a bit at b-1 or above set;
+                    # gsum < lo  <=>  gsum <= -2**(b-1): negative and not all ones from bit b-1 up,
+                    # or exactly -2**(b-1) (all ones from b-1 up, zeros below)
+                    tb = self._tile_bits
+                    top, low, neg = gsum[tb - 1:], gsum[:tb - 1], gsum[-1]
+                    over = Signal(name=f"tover{r}_{c}")
+                    under = Signal(name=f"tunder{r}_{c}")
+                    m.d.comb += [over.eq(tsat3 & ~neg & top.any()),
+                                 under.eq(tsat3 & neg & (~top.all() | ~low.any()))]
                     with m.If(en & v3):
-                        with m.If(tsat3 & (gsum > hi_t)):
+                        with m.If(over):
                             m.d.sync += contrib.eq(hi_t)
-                        with m.Elif(tsat3 & (gsum < lo_t)):
+                        with m.Elif(under):
                             m.d.sync += contrib.eq(lo_t)
                         with m.Else():
                             m.d.sync += contrib.eq(gsum)
