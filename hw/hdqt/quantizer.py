@@ -88,7 +88,8 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
 
     Stage 1: magnitude (carry chain) and the coarse part of the dither shift (the LFSR word shifted
     by ``shift`` rounded down to a multiple of 4); stage 2: the fine part of the dither shift;
-    stage 3: the addition; stage 4: the right shift; stage 5: the clip; stage 6: the sign (each stage
+    stage 3: the addition; stage 4: the right shift; stage 5: the overflow test of the clip (an OR
+    tree); stage 6: the clip and the sign (each stage
     fits a 48 MHz iCE40UP5K clock). ``shift``, ``stochastic`` and ``unsigned`` must hold while an
     element is inside; ``value`` and ``rnd`` are taken in stage 1.
     Returns the registered ``signed(bits + 1)`` output.
@@ -101,13 +102,14 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
     add2 = Signal(w, name=f"{name}_add2")
     neg3, tot3 = Signal(name=f"{name}_neg3"), Signal(w + 1, name=f"{name}_tot3")
     neg4, q4 = Signal(name=f"{name}_neg4"), Signal(w + 1, name=f"{name}_q4")
-    neg5, clip5 = Signal(name=f"{name}_neg5"), Signal(bits + 1, name=f"{name}_clip5")
+    neg5, over5 = Signal(name=f"{name}_neg5"), Signal(name=f"{name}_over5")
+    q5 = Signal(bits + 1, name=f"{name}_q5")
     out = Signal(signed(bits + 1), name=f"{name}_out")
     qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
     # q4 > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
     over = Mux(unsigned, q4[spec.qbits(bits, True):].any(), q4[spec.qbits(bits, False):].any())
     clipped = Signal(bits + 1, name=f"{name}_clip")
-    m.d.comb += clipped.eq(Mux(over, qmax_s, q4[:bits + 1]))
+    m.d.comb += clipped.eq(Mux(over5, qmax_s, q5))
     s_hi = Cat(Const(0, 2), shift[2:])
     with m.If(en):
         m.d.sync += [
@@ -120,9 +122,8 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
             tot3.eq(mag2 + add2),
             neg4.eq(neg3),
             q4.eq(tot3 >> shift),
-            neg5.eq(neg4),
-            clip5.eq(clipped),
-            out.eq(Mux(neg5, -clip5, clip5)),
+            neg5.eq(neg4), q5.eq(q4[:bits + 1]), over5.eq(over),
+            out.eq(Mux(neg5, -clipped, clipped)),
         ]
     return out
 
