@@ -181,7 +181,7 @@ class BlockParser(wiring.Component):
                         *(self.o_words.payload[k].eq(words[k]) for k in range(N)),
                         self.i_data.ready.eq(self.o_words.ready),
                     ]
-                    with m.If(self.o_words.valid & self.o_words.ready):
+                    with m.If(self.i_data.valid & self.o_words.ready):     # (not the muxed o_words.valid)
                         m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
                         with m.If(count_is_1):
                             m.next = "HUNT"

@@ -224,7 +224,7 @@ class HuffmanDecoder(wiring.Component):
                 core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
                                 cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
         # the joined beat (``jv``/``jr``/``jp``): straight out with one context; with two, through a
-        # 4-entry output FIFO so that the consumer's ready does not reach the lanes' queues
+        # 8-entry output FIFO so that the consumer's ready does not reach the lanes' queues
         jv = Signal()
         jr = Signal()
         jp = Signal(output_layout(N, self._R))
@@ -232,8 +232,13 @@ class HuffmanDecoder(wiring.Component):
         join_take = jv & jr
         core.d.comb += jv.eq(all_valid)
         for f, sym in enumerate(syms):
-            take_ctx = 1 if C == 1 else (bph == f // N)
-            core.d.comb += sym.ready.eq(jr & all_valid & take_ctx)
+            if C == 1:
+                core.d.comb += sym.ready.eq(jr & all_valid)
+            else:
+                # flat: this context's turn, and all lanes' values of this context are there
+                c = f // N
+                ctx_valid = Cat(*(syms[c * N + i].valid for i in range(N))).all()
+                core.d.comb += sym.ready.eq(jr & (bph == c) & ctx_valid)
         for i in range(N):
             core.d.comb += jp.data[i].eq(cur[i].payload.value)
         err = Cat(*(s.payload.err for s in cur)).any()
@@ -255,9 +260,10 @@ class HuffmanDecoder(wiring.Component):
                 jp.last.eq(cur[0].payload.last & bph),
                 jp.err.eq(bph & cur[0].payload.last & (err | err0)),
             ]
-            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=4)
+            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=8)
+            core.d.sync += jr.eq(ofifo.w_level <= 5)   # a cycle later at most 6: the inner 7 have room
             core.d.comb += [
-                ofifo.w_en.eq(jv), ofifo.w_data.eq(jp), jr.eq(ofifo.w_rdy),
+                ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),
                 self.o_data.valid.eq(ofifo.r_rdy), self.o_data.payload.eq(ofifo.r_data),
                 ofifo.r_en.eq(self.o_data.ready),
             ]
