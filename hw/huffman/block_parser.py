@@ -86,6 +86,7 @@ class BlockParser(wiring.Component):
         common = Signal(data.ArrayLayout(16, 3))          # flags, n, M
         count = Signal(16)
         count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
+        count_is_0 = Signal()
         desc = Signal(data.ArrayLayout(descriptor_layout, N))
         overrun = Signal()
         ok_q = Signal()
@@ -135,7 +136,8 @@ class BlockParser(wiring.Component):
                     desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
                     desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
                 ]
-            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), overrun.eq(over), ok_q.eq(ok)]
+            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), count_is_0.eq(mw == 0),
+                         overrun.eq(over), ok_q.eq(ok)]
             m.next = "DECIDE"
 
         with m.FSM():
@@ -167,7 +169,7 @@ class BlockParser(wiring.Component):
                 m.d.comb += self.o_desc.valid.eq(1)
                 with m.If(self.o_desc.ready):
                     m.d.sync += self.o_err_overrun.eq(overrun)
-                    with m.If(count == 0):
+                    with m.If(count_is_0):
                         m.next = "HUNT"
                     with m.Else():
                         m.next = "PAYLOAD"

@@ -192,6 +192,12 @@ class HuffmanDecoder(wiring.Component):
             words_room = Signal()
             core.d.sync += words_room.eq(Cat(*(w.w_level <= self._depth - 2 for w, _ in fifos)).all())
         desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
+        if C == 2:
+            # a register: only the parser writes these, and never in the cycle before it offers a
+            # descriptor (a lane's read only makes room: a cycle-old "room" is safe)
+            desc_room_q = Signal()
+            core.d.sync += desc_room_q.eq(desc_room)
+            desc_room = desc_room_q
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
         for f, (wfifo, dfifo) in enumerate(fifos):
             core.d.comb += [
