@@ -181,9 +181,23 @@ class HuffmanDecoder(wiring.Component):
         core.d.comb += [
             parser.i_data.valid.eq(self.i_data.valid), parser.i_data.payload.eq(self.i_data.payload),
             self.i_data.ready.eq(parser.i_data.ready),
-            loader.i_table.valid.eq(self.i_table.valid), loader.i_table.payload.eq(self.i_table.payload),
-            self.i_table.ready.eq(loader.i_table.ready),
         ]
+        if C == 1:
+            core.d.comb += [
+                loader.i_table.valid.eq(self.i_table.valid), loader.i_table.payload.eq(self.i_table.payload),
+                self.i_table.ready.eq(loader.i_table.ready),
+            ]
+        else:
+            # a small FIFO in front of the loader: its input word comes from a local register
+            # (the count adders start there), and its ready is not the loader's state logic
+            core.submodules.tfifo = tfifo = SyncFIFOBuffered(width=len(self.i_table.payload.as_value()),
+                                                             depth=4)
+            core.d.comb += [
+                tfifo.w_en.eq(self.i_table.valid), tfifo.w_data.eq(self.i_table.payload),
+                self.i_table.ready.eq(tfifo.w_rdy),
+                loader.i_table.valid.eq(tfifo.r_rdy), loader.i_table.payload.eq(tfifo.r_data),
+                tfifo.r_en.eq(loader.i_table.ready),
+            ]
         # parser -> lane FIFOs: a beat (or descriptor) goes to every format lane at once
         if C == 1:
             words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
