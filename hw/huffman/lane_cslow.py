@@ -294,10 +294,12 @@ class CSlowLaneDecoder(wiring.Component):
         offset_q = Signal(9)
         rawtop_q = Signal(max(R, 1))
         rs = s1_n.rsel
+        # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
         m.d.sync += [
-            within_q.eq(_onehot_mux(oh, [hi_nz | Mux(rs, _at_least(lo, ln + R), _at_least(lo, ln))
-                                         for ln in range(L + 1)])),
-            exact_q.eq(_onehot_mux(oh, [~hi_nz & Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)])),
+            within_q.eq((hi_nz & oh.any())
+                        | _onehot_mux(oh, [Mux(rs, _at_least(lo, ln + R), _at_least(lo, ln))
+                                           for ln in range(L + 1)])),
+            exact_q.eq(~hi_nz & _onehot_mux(oh, [Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)])),
             cons_q.eq(_onehot_mux(oh, [Mux(rs, ln + R, ln) for ln in range(L + 1)])),
         ]
         checked = s1.valid & s1.dec & ~late
