@@ -202,9 +202,10 @@ class HuffmanDecoder(wiring.Component):
         if C == 1:
             words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
         else:
-            # a register: every word FIFO had two free entries a cycle ago (so one now)
+            # a register: every word FIFO had three free entries a cycle ago (taken beats reach the
+            # FIFOs a cycle later, through a register: so one is free when it arrives)
             words_room = Signal()
-            core.d.sync += words_room.eq(Cat(*(w.w_level <= self._depth - 2 for w, _ in fifos)).all())
+            core.d.sync += words_room.eq(Cat(*(w.w_level <= self._depth - 3 for w, _ in fifos)).all())
         desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
         if C == 2:
             # a register: only the parser writes these, and never in the cycle before it offers a
@@ -213,9 +214,15 @@ class HuffmanDecoder(wiring.Component):
             core.d.sync += desc_room_q.eq(desc_room)
             desc_room = desc_room_q
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
+        words_v = Signal()
+        words_d = Signal.like(parser.o_words.payload)
+        if C == 1:
+            core.d.comb += [words_v.eq(parser.o_words.valid & words_room), words_d.eq(parser.o_words.payload)]
+        else:
+            core.d.sync += [words_v.eq(parser.o_words.valid & words_room), words_d.eq(parser.o_words.payload)]
         for f, (wfifo, dfifo) in enumerate(fifos):
             core.d.comb += [
-                wfifo.w_en.eq(parser.o_words.valid & words_room), wfifo.w_data.eq(parser.o_words.payload[f]),
+                wfifo.w_en.eq(words_v), wfifo.w_data.eq(words_d[f]),
                 dfifo.w_en.eq(parser.o_desc.valid & desc_room), dfifo.w_data.eq(parser.o_desc.payload[f]),
             ]
 
