@@ -1,6 +1,6 @@
 """Block framing: header check, per-lane descriptors, payload distribution, resynchronisation."""
 
-from amaranth.hdl import Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -90,6 +90,9 @@ class BlockParser(wiring.Component):
         desc = Signal(data.ArrayLayout(descriptor_layout, N))
         overrun = Signal()
         ok_q = Signal()
+        over_gt = Signal(N)
+        over_eq = Signal(N)
+        over_lo = Signal(N)
 
         m.d.sync += [self.o_err_header.eq(0), self.o_err_trunc.eq(0), self.o_err_overrun.eq(0)]
         m.d.comb += self.o_desc.payload.eq(desc)
@@ -126,18 +129,17 @@ class BlockParser(wiring.Component):
                   & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
             for k in range(N):
                 ok &= hi[k] <= 15
-            over = Const(0)
             for k in range(N):
                 bitlen = lo[k] | (hi[k][:4] << 16)
-                skip = bitlen > (mw << 4)
-                over |= skip
+                # bitlen > 16 M, in two halves (the verdict in DECIDE, from registers)
                 m.d.sync += [
                     desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlen), desc[k].crc.eq(crcs[k]),
                     desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
-                    desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip),
+                    desc[k].parity.eq(flags[2]),
+                    over_gt[k].eq(bitlen[4:] > mw), over_eq[k].eq(bitlen[4:] == mw),
+                    over_lo[k].eq(bitlen[:4] != 0),
                 ]
-            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), count_is_0.eq(mw == 0),
-                         overrun.eq(over), ok_q.eq(ok)]
+            m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), count_is_0.eq(mw == 0), ok_q.eq(ok)]
             m.next = "DECIDE"
 
         with m.FSM():
@@ -158,6 +160,8 @@ class BlockParser(wiring.Component):
             with m.State("CHECK"):
                 check()
             with m.State("DECIDE"):
+                skips = [over_gt[k] | (over_eq[k] & over_lo[k]) for k in range(N)]
+                m.d.sync += [*(desc[k].skip.eq(skips[k]) for k in range(N)), overrun.eq(Cat(*skips).any())]
                 # the checks' result, from a register (a cycle of its own: the AND of all field
                 # checks does not share one with the state update)
                 with m.If(ok_q):
