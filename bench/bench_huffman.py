@@ -270,12 +270,13 @@ def main(argv=None):
     if args.synth_only:
         try:
             grid = [tuple(int(x) for x in item.split(":")) for item in args.synth_only]
-            for L, n, c in grid:
-                HuffmanDecoder(max_len=L, lanes=n, contexts=c)          # checks the values
-        except ValueError as e:
+            if any(len(g3) != 3 for g3 in grid):
+                raise ValueError("three numbers each")
+            rows = synth_rows(devices=devices, grid=grid,
+                              progress=lambda m: print("  ..", m, file=sys.stderr))
+        except ValueError as e:                 # (the decoder checks L, N and C first)
             ap.error(f"--synth-only takes L:N:C with valid decoder parameters ({e})")
-        print(_table(synth_rows(devices=devices, grid=grid,
-                                progress=lambda m: print("  ..", m, file=sys.stderr)), SYNTH_COLS))
+        print(_table(rows, SYNTH_COLS))
         return 0
 
     print("== coded size vs entropy vs raw (L=16, blocks of 1024 symbols, 1 lane) ==")
