@@ -127,3 +127,30 @@ def test_layer_with_ice40_primitives_bit_exact(monkeypatch):
                 log_file=build / "sim.log")
     text = results.read_text()
     assert "<testcase" in text and "<failure" not in text and "<error" not in text, text[-2000:]
+
+
+def test_model_without_check_is_a_plain_memory():
+    """check=False (ECP5 synthesis): a read during a write of the same word returns the old word."""
+    dut = Ram(8, 4, check=False)
+    seen = {}
+
+    async def tb(ctx):
+        rd, wr = dut.rd[0], dut.wr
+        ctx.set(wr.addr, 2)
+        ctx.set(wr.data, 0x3C)
+        ctx.set(wr.en, 1)
+        await ctx.tick()
+        ctx.set(wr.data, 0x55)
+        ctx.set(rd.addr, 2)
+        ctx.set(rd.en, 1)
+        await ctx.tick()
+        ctx.set(wr.en, 0)
+        seen["collision"] = ctx.get(rd.data)
+        await ctx.tick()
+        seen["after"] = ctx.get(rd.data)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == {"collision": 0x3C, "after": 0x55}

@@ -193,10 +193,15 @@ class HdqtLayer(wiring.Component):
         from ..lfsr import GaloisLFSR
         m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
 
+        # RAMs (hw/hdqt/ram.py): SB_RAM40_4K instances on the ice40 backend with primitives; a plain
+        # Memory on the ecp5 backend with primitives (synthesis); otherwise (lut backend, behavioural
+        # models: the simulations) the model that garbles a read during a write of the same word
         ice40 = self._backend == "ice40" and self._primitives
+        check = not (self._primitives and self._backend in ("ice40", "ecp5"))
 
         def mem(name, shape, depth, granularity=None, read_ports=1):
-            mm = Ram(shape, depth, granularity=granularity, read_ports=read_ports, ice40=ice40, name=name)
+            mm = Ram(shape, depth, granularity=granularity, read_ports=read_ports, ice40=ice40, check=check,
+                     name=name)
             m.submodules[name] = mm
             return mm
 

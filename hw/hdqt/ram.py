@@ -58,9 +58,13 @@ class Ram(Elaboratable):
         Read ports (each a copy of the RAM on the iCE40).
     ice40 : bool
         Instantiate ``SB_RAM40_4K`` (synthesis for the iCE40) instead of the behavioural model.
+    check : bool
+        Behavioural model: return the complement on a read during a write of the same address (for
+        simulation; False gives a plain ``Memory``, e.g. for ECP5 synthesis, where the check's
+        multiplexer would sit behind the block RAM's output).
     """
 
-    def __init__(self, shape, depth, *, granularity=None, read_ports=1, ice40=False, name="ram"):
+    def __init__(self, shape, depth, *, granularity=None, read_ports=1, ice40=False, check=True, name="ram"):
         self._shape = shape
         self._width = Shape.cast(shape).width
         self._depth = check_int("depth", depth, 1)
@@ -70,6 +74,7 @@ class Ram(Elaboratable):
             raise ValueError(f"granularity must divide the word width {self._width}, not {gran!r}")
         self._nrd = check_int("read_ports", read_ports, 1, 4)
         self._ice40 = check_bool("ice40", ice40)
+        self._check = check_bool("check", check)
         self._name = name
         abits = max(1, (depth - 1).bit_length())
         lanes = self._width // self._gran
@@ -94,8 +99,11 @@ class Ram(Elaboratable):
         m.d.comb += [wp.addr.eq(w.addr), wp.data.eq(w.data), wp.en.eq(w.en)]
         for rd in self.rd:
             rp = mem.read_port()
-            coll = Signal()
             m.d.comb += [rp.addr.eq(rd.addr), rp.en.eq(rd.en)]
+            if not self._check:
+                m.d.comb += rd.data.eq(rp.data)
+                continue
+            coll = Signal()
             with m.If(rd.en):
                 m.d.sync += coll.eq(w.en.any() & (w.addr == rd.addr))
             m.d.comb += rd.data.eq(Mux(coll, ~rp.data, rp.data))
