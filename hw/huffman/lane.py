@@ -80,8 +80,9 @@ class LaneDecoder(wiring.Component):
     What bounds the clock: on the iCE40UP5K the loop is still the longest path (place-and-route
     log): the L-bit compare's carry chain, then the one-hot and three LUT levels of multiplexer, in
     parallel with the staged word's placement (a 16:1 selection by ``fill``) feeding the same
-    multiplexer. Both sides are about as long; going further needs a loop of two cycles, e.g. one
-    lane decoder serving two format lanes alternately (see the README).
+    multiplexer. Both sides are about as long; going further needs a loop of two cycles: that is
+    :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` (``HuffmanDecoder(contexts=2)``), one lane
+    decoder serving two format lanes alternately.
 
     Table selection follows the spec: the lane keeps its table or moves to the next one (waiting until
     the loader has completed it, ``i_count``); ``o_tab`` tells the loader which table the lane uses.
