@@ -173,9 +173,21 @@ class HuffmanDecoder(wiring.Component):
             core.submodules[f"dfifo{f}"] = dfifo
             fifos.append((wfifo, dfifo))
             core.d.comb += [
-                words.valid.eq(wfifo.r_rdy), words.payload.eq(wfifo.r_data), wfifo.r_en.eq(words.ready),
                 desc.valid.eq(dfifo.r_rdy), desc.payload.eq(dfifo.r_data), dfifo.r_en.eq(desc.ready),
             ]
+            if C == 1:
+                core.d.comb += [
+                    words.valid.eq(wfifo.r_rdy), words.payload.eq(wfifo.r_data), wfifo.r_en.eq(words.ready),
+                ]
+            else:
+                # a 3-entry register FIFO between the (block RAM) word FIFO and the lane: the lane's
+                # word-take drives only local flip-flops, the RAM FIFO's read a register-derived ready
+                near = SyncFIFOBuffered(width=spec.WORD + 1, depth=3)
+                core.submodules[f"wnear{f}"] = near
+                core.d.comb += [
+                    near.w_en.eq(wfifo.r_rdy), near.w_data.eq(wfifo.r_data), wfifo.r_en.eq(near.w_rdy),
+                    words.valid.eq(near.r_rdy), words.payload.eq(near.r_data), near.r_en.eq(words.ready),
+                ]
 
         # inputs: the data stream goes to the parser, tables to the loader
         core.d.comb += [
