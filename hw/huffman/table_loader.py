@@ -108,15 +108,14 @@ class TableLoader(wiring.Component):
         valid = self.i_table.valid     # each state spells out its own take (no mux of the readies)
 
         def finish(ok):
-            # ``ok`` is 0 except in CHECK, which sets ``fin_ok`` itself (no enable on ``fin_ok``)
-            m.d.sync += fin.eq(1)
+            m.d.sync += [fin.eq(1), fin_ok.eq(ok)]
 
         m.d.sync += [self.o_err.eq(0), chk.eq(0)]
         # A finished table is counted a cycle later, from registers (``fin``, ``fin_ok``): the count,
         # ``o_ok``, ``o_two`` and ``o_err`` are not behind the input handshake's conditions.
         fin = Signal()
         fin_ok = Signal()
-        m.d.sync += [fin.eq(0), fin_ok.eq(0)]
+        m.d.sync += fin.eq(0)
         with m.If(fin):
             m.d.sync += [
                 self.o_count.eq(self.o_count + 1),
@@ -218,8 +217,7 @@ class TableLoader(wiring.Component):
                     m.next = "CHECK"
             with m.State("CHECK"):
                 # the CRC register and the symbol count are checked in a cycle of their own
-                finish(1)
-                m.d.sync += fin_ok.eq(~bad & (crc == 0) & (base == nsyms))
+                finish(~bad & (crc == 0) & (base == nsyms))
                 m.next = "SETTLE"
             with m.State("SETTLE"):
                 m.next = "SETTLE2"          # the count moves at the end of this cycle
