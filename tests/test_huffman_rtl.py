@@ -261,3 +261,14 @@ def test_huffman_cocotb(testcase, monkeypatch):
     monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS), toplevel="huffman_decoder",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS)
+
+
+# The two-context (C-slow) decoder as the UP5K row synthesizes it: one hardware lane, two format lanes.
+COCOTB_PARAMS_C2 = {"max_len": 8, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "contexts": 2}
+
+
+@pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))
+def test_huffman_cocotb_two_contexts(testcase, monkeypatch):
+    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_C2), toplevel="huffman_decoder_c2",
+               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)

@@ -1,7 +1,9 @@
 """cocotb testbench of :class:`hw.huffman.HuffmanDecoder` against :mod:`sim.huffman.golden`.
 
 Random stalls on all three streams (``i_data``, ``i_table`` and ``o_data``); every output beat, each
-block's error bit and the sticky error flags are compared with the reference decoder.
+block's error bit and the sticky error flags are compared with the reference decoder. With
+``contexts=2`` the blocks have ``2 * lanes`` format lanes and the decoder's beats carry ``lanes``
+values: format lanes ``0..lanes-1``, then ``lanes..2*lanes-1`` (block order).
 """
 
 import random
@@ -20,7 +22,8 @@ class TB:
     def __init__(self, dut):
         self.dut = dut
         p = tb_params()
-        self.lanes = p.get("lanes", 2)
+        self.out_lanes = p.get("lanes", 2)                      # values per output beat
+        self.lanes = self.out_lanes * p.get("contexts", 1)      # format lanes (words per input beat)
         self.max_len = p.get("max_len", 12)
         self.raw_bits = p.get("raw_bits", 8)
         self.vw = spec.value_width(self.raw_bits)
@@ -58,7 +61,7 @@ class TB:
         """Take ``n`` output beats with random ready, then watch ``idle`` cycles for extra beats."""
         d = self.dut
         mask = (1 << self.vw) - 1
-        base = self.lanes * self.vw
+        base = self.out_lanes * self.vw
         extra = 0
         cycles = 0
         while len(out) < n or idle > 0:
@@ -67,7 +70,7 @@ class TB:
             await ReadOnly()
             if int(d.o_data__valid.value) and int(d.o_data__ready.value):
                 word = int(d.o_data__payload.value)
-                beat = ([(word >> (self.vw * k)) & mask for k in range(self.lanes)],
+                beat = ([(word >> (self.vw * k)) & mask for k in range(self.out_lanes)],
                         (word >> base) & 1, (word >> (base + 1)) & 1, (word >> (base + 2)) & 1)
                 if taking:
                     out.append(beat)
@@ -93,7 +96,11 @@ class TB:
     async def run_and_check(self, beats, tables, *, seed, stall=0.3):
         ref, errors = g.ref_decode(beats, tables, n_lanes=self.lanes, max_len=self.max_len,
                                    raw_bits=self.raw_bits)
-        n = sum(len(b["values"]) for b in ref)
+        n_out = self.out_lanes
+        # The decoder's view of each golden beat of `lanes` format-lane values: beats of `out_lanes`.
+        expect = [{"values": [tuple(t[i:i + n_out]) for t in b["values"] for i in range(0, len(t), n_out)],
+                   "err": b["err"]} for b in ref]
+        n = sum(len(b["values"]) for b in expect)
         rng = random.Random(seed)
         cocotb.start_soon(self.drive("i_data", self.data_words(beats), random.Random(seed + 1), stall))
         cocotb.start_soon(self.drive("i_table", [w | int(f) << spec.WORD for w, f in tables],
@@ -110,8 +117,8 @@ class TB:
                 got[-1]["err"] = bool(err)
                 got[-1]["closed"] = True
         got = [{"values": b["values"], "err": b["err"]} for b in got]
-        assert len(got) == len(ref)
-        for i, (a, b) in enumerate(zip(got, ref, strict=True)):
+        assert len(got) == len(expect)
+        for i, (a, b) in enumerate(zip(got, expect, strict=True)):
             assert a == b, f"block {i}: got {a}, expected {b}"
         assert int(self.dut.o_errors.value) == errors
         assert int(self.dut.o_blocks.value) == len(ref)
