@@ -29,8 +29,9 @@ BLOCKS = [
                                  "(blocks of 2N lanes; about twice the clock)"),
         },
         smoke_test="sim.huffman.tb_huffman",
-        # The UP5K row of `edgelearn demo`: one lane (two lanes do not place on the UP5K).
-        synth_params={"lanes": 1},
+        # The UP5K row of `edgelearn demo`: one hardware lane serving two format lanes (C-slow, the
+        # fastest decoder on the UP5K); L = 8 (with two contexts L = 12 and 16 do not fit the UP5K).
+        synth_params={"lanes": 1, "contexts": 2, "max_len": 8},
         demo="sim.huffman.demo:run",
     ),
 ]
