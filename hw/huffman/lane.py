@@ -50,6 +50,64 @@ def _onehot_mux(onehot, values):
     return _tree([Mux(onehot[i], v, 0) for i, v in enumerate(values)], lambda a, b: a | b)
 
 
+def lane_members(max_len, raw_bits, contexts=1):
+    """The ports of a lane decoder (:class:`LaneDecoder`; with ``contexts=2`` the per-format-lane
+    ports of :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` are pairs)."""
+    L = max_len
+
+    def per_lane(member):
+        return member.array(2) if contexts == 2 else member
+
+    return {
+        "i_desc": per_lane(In(stream.Signature(descriptor_layout))),
+        "i_words": per_lane(In(stream.Signature(spec.WORD + 1))),
+        "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
+        "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
+        "i_count": In(8),
+        "i_ok": In(2),
+        "i_sym_en": In(1),
+        "i_sym_addr": In(9),
+        "i_sym_data": In(8),
+        "o_tab": per_lane(Out(8, init=0xFF)),
+        "o_sym": per_lane(Out(stream.Signature(lane_output_layout(raw_bits)))),
+        "o_fire": Out(1),
+        "o_err_invalid": Out(1),
+        "o_err_trunc": Out(1),
+        "o_err_mismatch": Out(1),
+        "o_err_crc": Out(1),
+    }
+
+
+def symbol_memory(m, lane):
+    """The lane's symbol memory (512 x 8: two table banks), written through ``lane.i_sym_*``;
+    returns its read port."""
+    symmem = Memory(shape=8, depth=512, init=[])
+    m.submodules.symmem = symmem
+    wport = symmem.write_port()
+    m.d.comb += [wport.en.eq(lane.i_sym_en), wport.addr.eq(lane.i_sym_addr),
+                 wport.data.eq(lane.i_sym_data)]
+    rport = symmem.read_port()    # named for the netlist (Amaranth names it after the variable)
+    return rport
+
+
+def compose_value(m, sym, plain, mode, raw, ebits, raw_bits):
+    """The output value of a decoded symbol ``sym`` (see :mod:`hw.huffman.spec`): ``sym`` alone when
+    the block has no raw field (``plain``); for EXP blocks the exponent between the raw sign and
+    mantissa (the sign above the ``ebits``-bit exponent); otherwise ``sym`` above the raw bits."""
+    R = raw_bits
+    value = Signal(spec.value_width(R))
+    with m.If(plain):
+        m.d.comb += value.eq(sym)
+    if R:
+        with m.Elif(mode == spec.MODE_EXP):
+            sign = raw[R - 1]
+            man = raw[:R - 1] if R > 1 else Const(0, 1)
+            m.d.comb += value.eq((sign << (ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
+        with m.Else():
+            m.d.comb += value.eq((sym << R) | raw)
+    return value
+
+
 class LaneDecoder(wiring.Component):
     """Decodes one lane of each block (see :mod:`hw.huffman.spec`) at up to one symbol per cycle.
 
@@ -133,39 +191,15 @@ class LaneDecoder(wiring.Component):
     def __init__(self, max_len=16, raw_bits=8):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
-        L = self._L
-        super().__init__({
-            "i_desc": In(stream.Signature(descriptor_layout)),
-            "i_words": In(stream.Signature(spec.WORD + 1)),
-            "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
-            "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
-            "i_count": In(8),
-            "i_ok": In(2),
-            "i_sym_en": In(1),
-            "i_sym_addr": In(9),
-            "i_sym_data": In(8),
-            "o_tab": Out(8, init=0xFF),
-            "o_sym": Out(stream.Signature(lane_output_layout(raw_bits))),
-            "o_fire": Out(1),
-            "o_err_invalid": Out(1),
-            "o_err_trunc": Out(1),
-            "o_err_mismatch": Out(1),
-            "o_err_crc": Out(1),
-        })
+        super().__init__(lane_members(self._L, self._R))
 
     def elaborate(self, platform):
         m = Module()
         L, R, W = self._L, self._R, spec.WORD
         B = buffer_bits(L, R)
-        VW = spec.value_width(R)
         QDEPTH = 4
 
-        symmem = Memory(shape=8, depth=512, init=[])
-        m.submodules.symmem = symmem
-        wport = symmem.write_port()
-        rport = symmem.read_port()
-        m.d.comb += [wport.en.eq(self.i_sym_en), wport.addr.eq(self.i_sym_addr),
-                     wport.data.eq(self.i_sym_data)]
+        rport = symbol_memory(m, self)
 
         # ---- block state (the *_nz flags are registered copies of "counter != 0", kept off the loop)
         d = Signal(descriptor_layout)
@@ -374,16 +408,7 @@ class LaneDecoder(wiring.Component):
         ]
         # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
         sym = Mux(s2.mode == spec.MODE_RAW, 0, rport.data)
-        value = Signal(VW)
-        with m.If(s2.r == 0):
-            m.d.comb += value.eq(sym)
-        if R:
-            with m.Elif(s2.mode == spec.MODE_EXP):
-                sign = s2.raw[R - 1]
-                man = s2.raw[:R - 1] if R > 1 else Const(0, 1)
-                m.d.comb += value.eq((sign << (s2.ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
-            with m.Else():
-                m.d.comb += value.eq((sym << R) | s2.raw)
+        value = compose_value(m, sym, s2.r == 0, s2.mode, s2.raw, s2.ebits, R)
         item = Signal(item_layout)
         m.d.comb += [
             item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last),

@@ -3,16 +3,23 @@ with the loop cut into two register stages, so it delivers one symbol per cycle 
 clock of :class:`~hw.huffman.lane.LaneDecoder`."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
-from amaranth.lib import data, stream, wiring
+from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
-from .lane import _at_least, _onehot_mux, _tree, buffer_bits, lane_output_layout
+from .lane import (
+    _at_least,
+    _onehot_mux,
+    _tree,
+    buffer_bits,
+    compose_value,
+    lane_members,
+    lane_output_layout,
+    symbol_memory,
+)
 
 __all__ = ["CSlowLaneDecoder"]
 
@@ -66,31 +73,12 @@ class CSlowLaneDecoder(wiring.Component):
     def __init__(self, max_len=16, raw_bits=8):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
-        L = self._L
-        super().__init__({
-            "i_desc": In(stream.Signature(descriptor_layout)).array(2),
-            "i_words": In(stream.Signature(spec.WORD + 1)).array(2),
-            "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
-            "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
-            "i_count": In(8),
-            "i_ok": In(2),
-            "i_sym_en": In(1),
-            "i_sym_addr": In(9),
-            "i_sym_data": In(8),
-            "o_tab": Out(8, init=0xFF).array(2),
-            "o_sym": Out(stream.Signature(lane_output_layout(raw_bits))).array(2),
-            "o_fire": Out(1),
-            "o_err_invalid": Out(1),
-            "o_err_trunc": Out(1),
-            "o_err_mismatch": Out(1),
-            "o_err_crc": Out(1),
-        })
+        super().__init__(lane_members(self._L, self._R, contexts=2))
 
     def elaborate(self, platform):
         m = Module()
         L, R, W = self._L, self._R, spec.WORD
         B = buffer_bits(L, R)
-        VW = spec.value_width(R)
         QDEPTH = 4
         S = L + R                     # largest shift amount
 
@@ -105,12 +93,7 @@ class CSlowLaneDecoder(wiring.Component):
         ph = Signal()                  # the current context
         m.d.sync += ph.eq(~ph)
 
-        symmem = Memory(shape=8, depth=512, init=[])
-        m.submodules.symmem = symmem
-        wport = symmem.write_port()
-        rport = symmem.read_port()
-        m.d.comb += [wport.en.eq(self.i_sym_en), wport.addr.eq(self.i_sym_addr),
-                     wport.data.eq(self.i_sym_data)]
+        rport = symbol_memory(m, self)
 
         # ---- per-context state
         state, state_n = creg(range(5), _IDLE, "state")
@@ -342,16 +325,7 @@ class CSlowLaneDecoder(wiring.Component):
         ]
         # ---- stage 2 -> the current context's queue
         sym = Mux(s2.mode == spec.MODE_RAW, 0, sym_d)
-        value = Signal(VW)
-        with m.If(~s2.rsel):
-            m.d.comb += value.eq(sym)
-        if R:
-            with m.Elif(s2.mode == spec.MODE_EXP):
-                sign = s2.raw[R - 1]
-                man = s2.raw[:R - 1] if R > 1 else Const(0, 1)
-                m.d.comb += value.eq((sign << (s2.ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
-            with m.Else():
-                m.d.comb += value.eq((sym << R) | s2.raw)
+        value = compose_value(m, sym, ~s2.rsel, s2.mode, s2.raw, s2.ebits, R)
         item = Signal(item_layout)
         m.d.comb += [item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last)]
         for k in range(2):
