@@ -1,7 +1,8 @@
 """Benchmark of the HDQT datapath (issue 5): FWHT throughput, training-step cycles, resources and Fmax.
 
 Run: ``python -m bench.bench_hdqt`` (``--no-synth`` skips synthesis; ``--quick`` synthesizes only the
-FWHT and quantizer).
+FWHT and quantizer; ``--seeds 1,2,3`` places the UP5K layer with each nextpnr seed; ``--only-layer``
+synthesizes only the layers).
 
 1. FWHT throughput, measured in the Amaranth simulator: elements per cycle of 16 back-to-back vectors
    (always-valid input, always-ready output) for n = 16..128, sustained (first to last output) and
@@ -14,7 +15,8 @@ FWHT and quantizer).
    ``o_phase`` splits the step into the array's matmuls (``MM_*``) and the time it waits for operands
    (``WAIT_*``); the transform and quantize passes run alongside. Baseline in the same script: the
    sum of the passes' element counts, i.e. the step if they ran one after the other (as before).
-3. Synthesis + place-and-route via :func:`boards.synth.synthesize` on iCE40UP5K and ECP5-85F.
+3. Synthesis + place-and-route via :func:`boards.synth.synthesize` on iCE40UP5K and ECP5-85F: the
+   blocks themselves in its register wrapper, the same path (and figure) as ``edgelearn synth``.
 """
 
 import argparse
@@ -24,34 +26,9 @@ import re
 from pathlib import Path
 
 import numpy as np
-from amaranth.hdl import Module, Value
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from hw.hdqt import FWHT, HdqtLayer, ShiftQuantizer
-
-
-class FlatPorts(wiring.Component):
-    """``dut`` with every port as a plain bit vector (boards.synth's register wrapper takes ``len()`` of
-    each port, which struct-layout ports do not support; see /work/notes/requests-hdqt.md)."""
-
-    def __init__(self, dut):
-        self._dut = dut
-        members = {}
-        for path, member, value in dut.signature.flatten(dut):
-            name = "__".join(str(p) for p in path)
-            members[name] = (In if member.flow == In else Out)(len(Value.cast(value)))
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dut = self._dut
-        for path, member, value in self._dut.signature.flatten(self._dut):
-            mine = getattr(self, "__".join(str(p) for p in path))
-            v = Value.cast(value)
-            m.d.comb += (v.eq(mine) if member.flow == In else mine.eq(v))
-        return m
 
 
 def fwht_rate(n, vectors=16, stall=0.0, seed=0):
@@ -97,8 +74,11 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--no-synth", action="store_true")
     ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--only-layer", action="store_true", help="skip the FWHT and quantizer syntheses")
+    ap.add_argument("--seeds", default="1", help="nextpnr seeds for the UP5K layer, e.g. 1,2,3")
     args = ap.parse_args(argv)
 
+    seeds = [int(x) for x in args.seeds.split(",")]
     print("== FWHT throughput (Amaranth sim, 16 vectors, width 16) ==")
     print(f"{'n':>4s} {'sustained el/cyc':>17s} {'incl. fill':>11s} {'30% stalls':>11s} "
           f"{'add/cyc':>8s} {'dense MACs / FWHT adds':>23s}")
@@ -132,36 +112,47 @@ def main(argv=None):
     if args.no_synth:
         return
     from boards.synth import DEVICES, ToolError, format_table, synthesize
-    designs = [("fwht_n64", lambda: FWHT(n=64, width=16), ("up5k", "ecp5-85f")),
-               ("fwht_n128", lambda: FWHT(n=128, width=16), ("up5k", "ecp5-85f")),
-               ("hdqt_quantizer", lambda: ShiftQuantizer(width=24, bits=4, depth=2048), ("up5k", "ecp5-85f"))]
+    # (row label, synthesize's name (its cache directory), factory, devices, nextpnr seeds)
+    designs = []
+    if not args.only_layer:
+        designs += [("fwht_n64", "fwht_n64", lambda: FWHT(n=64, width=16), ("up5k", "ecp5-85f"), [1]),
+                    ("fwht_n128", "fwht_n128", lambda: FWHT(n=128, width=16), ("up5k", "ecp5-85f"), [1]),
+                    ("hdqt_quantizer", "hdqt_quantizer", lambda: ShiftQuantizer(width=24, bits=4, depth=2048),
+                     ("up5k", "ecp5-85f"), [1])]
     if not args.quick:
         designs += [
             # the largest layer found to fit the UP5K (a 2 x 2 array needs 108 % of its logic cells;
-            # 32 x 32 x 32 needs about 37 block RAMs by its buffer sizes, the UP5K has 30)
-            ("hdqt_layer_16x32x32_1x2_h16", lambda: HdqtLayer(batch=16, k_dim=32, o_dim=32, had_cap=16,
-                                                              rows=1, cols=2, backend="ice40"), ("up5k",)),
-            ("hdqt_layer_32x64x64_4x4", lambda: HdqtLayer(batch=32, k_dim=64, o_dim=64, rows=4, cols=4,
-                                                          backend="ecp5"),
-             ("ecp5-85f",)),
+            # 32 x 32 x 32 needs about 37 block RAMs by its buffer sizes, the UP5K has 30); synthesized
+            # under the CLI's name, so `edgelearn synth hdqt_layer` with the demo's parameters
+            # (hw/hdqt/__init__.py synth_params) finds the same build
+            ("hdqt_layer_16x32x32_1x2_h16", "hdqt_layer",
+             lambda: HdqtLayer(batch=16, k_dim=32, o_dim=32, had_cap=16, rows=1, cols=2, backend="ice40"),
+             ("up5k",), seeds),
+            ("hdqt_layer_32x64x64_4x4", "hdqt_layer_32x64x64_4x4",
+             lambda: HdqtLayer(batch=32, k_dim=64, o_dim=64, rows=4, cols=4, backend="ecp5"),
+             ("ecp5-85f",), [1]),
         ]
     rows = []
-    for name, make, devices in designs:
+    for label, name, make, devices, dseeds in designs:
         for dev in devices:
-            try:
-                dut = make()
-                if name.startswith("hdqt"):   # struct-layout ports
-                    dut = FlatPorts(dut)
-                rows.append(synthesize(dut, device=dev, name=name,
-                                       progress=lambda msg: print("  ..", msg, flush=True)))
-            except ToolError as e:
-                # nextpnr exits non-zero when the target clock is missed; its log still has the Fmax.
-                fmax = _failed_fmax(str(e))
-                print(f"  {name} on {dev}: " + (f"placed and routed, timing missed: Fmax {fmax} MHz"
-                                                if fmax else f"{str(e)[:300]}"))
-                if fmax:
-                    rows.append({"name": name, "device": dev, "fmax_mhz": fmax,
-                                 "target_mhz": DEVICES[dev]["target_mhz"], **_cells(str(e))})
+            for seed in dseeds:
+                row_name = label if dseeds == [1] else f"{label} seed {seed}"
+                try:
+                    # the block itself under boards.synth's RegisterWrapper: the path of `edgelearn synth`
+                    r = synthesize(make(), device=dev, name=name, seed=seed,
+                                   progress=lambda msg: print("  ..", msg, flush=True))
+                    rows.append({**r, "name": row_name})
+                    cells = f"{r['lc']} LCs" if "lc" in r else f"{r.get('slices')} slices"
+                    print(f"  {row_name} on {dev}: Fmax {r['fmax_mhz']} MHz, {cells}, "
+                          f"Yosys mapping {r['abc9']}", flush=True)
+                except ToolError as e:
+                    # nextpnr exits non-zero when the target clock is missed; its log still has the Fmax.
+                    fmax = _failed_fmax(str(e))
+                    print(f"  {row_name} on {dev}: " + (f"placed and routed, timing missed: Fmax {fmax} MHz"
+                                                        if fmax else f"{str(e)[:300]}"))
+                    if fmax:
+                        rows.append({"name": row_name, "device": dev, "fmax_mhz": fmax,
+                                     "target_mhz": DEVICES[dev]["target_mhz"], **_cells(str(e))})
     print("\n== Synthesis (out of context, I/O registered) ==")
     print(format_table(rows))
 

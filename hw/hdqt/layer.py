@@ -355,28 +355,26 @@ class HdqtLayer(wiring.Component):
             m.d.comb += [w_rd.addr.eq(self.i_rd.payload >> log_u), w_rd.en.eq(1)]
             m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
 
-        def step_ij(i, j, rows_m1, cols_m1, colwise):
-            """Advance (i, j) in row-major (or column-major) order of a rows x cols tensor."""
+        def ij(c, rows_, cols_, colwise):
+            """(i, j) of element number ``c[:log2(rows*cols)]`` in row-major (or column-major) order of a
+            rows x cols tensor: bit fields, as both are powers of two.
+
+            The passes count elements on one counter per side, started at ``-rows*cols`` and counted up:
+            its low bits are the element number (rows*cols is a power of two), its sign bit (a flip-flop)
+            says "elements left". No end-of-row comparators, no (i, j) pair to step."""
+            lr, lc = lg(rows_), lg(cols_)
             if colwise:
-                with m.If(i == rows_m1):
-                    m.d.sync += [i.eq(0), j.eq(j + 1)]
-                with m.Else():
-                    m.d.sync += i.eq(i + 1)
-            else:
-                with m.If(j == cols_m1):
-                    m.d.sync += [j.eq(0), i.eq(i + 1)]
-                with m.Else():
-                    m.d.sync += j.eq(j + 1)
+                return c[:lr], c[lr:lr + lc]
+            return c[lc:lc + lr], c[:lc]
 
         # ---- F engine: source -> FWHT -> T, OR of |T| ---------------------------------------------
         # job: (source, rows, cols, column-wise, FWHT n_B (else n_O), destination)
         f_jobs = [("w", O, K, True, False, "tw"), ("dy", B, O, False, False, "td1"),
                   ("dy", B, O, True, True, "td2"), ("x", B, K, True, True, "tw")]
         fe = Engine("f", [[], [], [], [QB_WH, QA_X]], [F_HW, F_HDY1, F_HDY2, F_HX])
-        fi, fj, fwi, fwj = (Signal(9, name=n) for n in ("fi", "fj", "fwi", "fwj"))
-        # elements left to read / to write, minus one: the sign bit says "none left" (no comparator)
-        f_rem = Signal(signed(bit_length_of(max(B, O) * K) + 1))
-        f_wrem = Signal.like(f_rem)
+        # element counters of the read and the write side (see ij): negative while elements are left
+        f_rc = Signal(signed(bit_length_of(max(B, O) * K) + 1))
+        f_wc = Signal.like(f_rc)
         fv = Signal()                   # the read register holds an element for the FWHT
         f_lane = Signal(range(U))
         use_b = Signal()
@@ -392,6 +390,7 @@ class HdqtLayer(wiring.Component):
         with m.If(fe.run), m.Switch(fe.job):
             for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
                 with m.Case(jj):
+                    fi, fj = ij(f_rc, rows_, cols_, colwise)
                     if src == "w":
                         m.d.comb += [w_rd.addr.eq(Cat(fj[log_u:lK], fi[:lO])),
                                      f_src.eq(lane(w_rd.data, f_lane))]
@@ -401,11 +400,11 @@ class HdqtLayer(wiring.Component):
                         m.d.comb += [x_rd.addr.eq(Cat(fj[:lK], fi[:lB])), f_src.eq(x_rd.data)]
                     with m.If(f_adv):
                         m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[src].en.eq(1)
-                        with m.If(~f_rem[-1]):
-                            step_ij(fi, fj, rows_ - 1, cols_ - 1, colwise)
+                        if src == "w":
+                            m.d.sync += f_lane.eq(fj[:log_u])
         with m.If(f_adv):
-            with m.If(~f_rem[-1]):
-                m.d.sync += [fv.eq(1), f_rem.eq(f_rem - 1), f_lane.eq(fj[:log_u])]
+            with m.If(f_rc[-1]):
+                m.d.sync += [fv.eq(1), f_rc.eq(f_rc + 1)]
             with m.Else():
                 m.d.sync += fv.eq(0)
         fw_list = [fw_o] if fw_b is fw_o else [fw_o, fw_b]
@@ -420,7 +419,7 @@ class HdqtLayer(wiring.Component):
         else:
             m.d.comb += [f_out.eq(Mux(use_b, fw_b.o_data.payload, fw_o.o_data.payload)),
                          f_out_v.eq(Mux(use_b, fw_b.o_data.valid, fw_o.o_data.valid))]
-        # registered write stage: T[(wi, wj)] <- out, OR |out| into the destination's max
+        # registered write stage: T[(i, j)] <- out, OR |out| into the destination's max
         fo_v = Signal()
         fo_d = Signal(signed(tw))
         fo_a = Signal(16)
@@ -428,9 +427,10 @@ class HdqtLayer(wiring.Component):
         with m.Switch(fe.job):
             for jj, (_, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
                 with m.Case(jj):
-                    m.d.sync += fo_a.eq(Cat(fwj[:lg(cols_)], fwi[:lg(rows_)]))
-                    with m.If(fe.run & f_out_v):
-                        step_ij(fwi, fwj, rows_ - 1, cols_ - 1, colwise)
+                    fwi, fwj = ij(f_wc, rows_, cols_, colwise)
+                    m.d.sync += fo_a.eq(Cat(fwj, fwi))
+        with m.If(fe.run & f_out_v):
+            m.d.sync += f_wc.eq(f_wc + 1)
         # |out| registered before it is ORed into the maximum (the finish waits for it)
         fo_abs = Signal(tw)
         fo_v2 = Signal()
@@ -445,15 +445,13 @@ class HdqtLayer(wiring.Component):
                         m.d.sync += mreg.eq(mreg | fo_abs)
                     with m.If(fe.start):
                         m.d.sync += mreg.eq(0)
-        with m.If(fo_v):
-            m.d.sync += f_wrem.eq(f_wrem - 1)
-        m.d.comb += fe.finish.eq(f_wrem[-1] & ~fo_v & ~fo_v2)
+        m.d.comb += fe.finish.eq(~f_wc[-1] & ~fo_v & ~fo_v2)
         with m.If(fe.start):
-            m.d.sync += [fi.eq(0), fj.eq(0), fwi.eq(0), fwj.eq(0), fv.eq(0)]
+            m.d.sync += fv.eq(0)
             with m.Switch(fe.job):
                 for jj, (_, rows_, cols_, *_r) in enumerate(f_jobs):
                     with m.Case(jj):
-                        m.d.sync += [f_rem.eq(rows_ * cols_ - 1), f_wrem.eq(rows_ * cols_ - 1)]
+                        m.d.sync += [f_rc.eq(-rows_ * cols_), f_wc.eq(-rows_ * cols_)]
 
         # ---- QA / QB engines: source (X, W or T) -> quantizer -> operand buffer bank -----------------
         # job: (source, rows, cols, max, stochastic, unsigned (x), transpose, reduction length, bank,
@@ -470,16 +468,13 @@ class HdqtLayer(wiring.Component):
         rnd_take = []
         for name, eng, jobs, wr, log_lanes, lbank in (("qa", qa, qa_jobs, a_wr, log_r, la),
                                                       ("qb", qb, qb_jobs, b_wr, log_c, lb)):
-            qi, qj = Signal(9, name=f"{name}_i"), Signal(9, name=f"{name}_j")
-            # the write side has its own (i, j) (same order), advanced per quantized element, so only
-            # the valid bit travels along the quantizer's pipeline
-            wi, wj = Signal(9, name=f"{name}_wi"), Signal(9, name=f"{name}_wj")
+            # element counters (see ij) of the issue side and of the write side (same order, advanced
+            # per quantized element, so only the valid bit travels along the quantizer's pipeline)
+            rc = Signal(signed(bit_length_of(max(B, O) * K) + 1), name=f"{name}_rc")
+            wc = Signal.like(rc, name=f"{name}_wc")
             v = Signal(name=f"{name}_wv")
-            # elements left to issue / to write, minus one (sign bit: none left)
-            rem = Signal(signed(bit_length_of(max(B, O) * K) + 1), name=f"{name}_rem")
-            wrem = Signal.like(rem, name=f"{name}_wrem")
             issue = Signal(name=f"{name}_issue")
-            m.d.comb += issue.eq(eng.run & ~rem[-1])
+            m.d.comb += issue.eq(eng.run & rc[-1])
             src = Signal(signed(tw), name=f"{name}_src")
             qmax = Signal(tw, name=f"{name}_max")
             stoch = Signal(name=f"{name}_stoch")
@@ -487,13 +482,16 @@ class HdqtLayer(wiring.Component):
             dst_addr = Signal(lbank + 1, name=f"{name}_dst")
             dst_lane = Signal(log_lanes + 1, name=f"{name}_lane")
             lane_src = Signal(range(U), name=f"{name}_wlane")
-            with m.If(issue):
-                m.d.sync += lane_src.eq(qj[:log_u])
             dst_word = Signal(lbank, name=f"{name}_word")
             with m.Switch(eng.job):
                 for jj, (s, rows_, cols_, mx_, st, un, tr, red, bank, _) in enumerate(jobs):
                     with m.Case(jj):
                         port = ports[s]
+                        qi, qj = ij(rc, rows_, cols_, False)
+                        wi, wj = ij(wc, rows_, cols_, False)
+                        if s == "w":
+                            with m.If(issue):
+                                m.d.sync += lane_src.eq(qj[:log_u])
                         with m.If(eng.run):
                             if s == "w":
                                 m.d.comb += [port.addr.eq(Cat(qj[log_u:lK], qi[:lO])),
@@ -509,10 +507,6 @@ class HdqtLayer(wiring.Component):
                         m.d.comb += [dst_word.eq(Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])),
                                      dst_addr.eq(Cat(dst_word, bank)),
                                      dst_lane.eq(Cat(kr[0], m_idx[:log_lanes]))]
-                        with m.If(issue):
-                            step_ij(qi, qj, rows_ - 1, cols_ - 1, False)
-                        with m.If(v):
-                            step_ij(wi, wj, rows_ - 1, cols_ - 1, False)
             # the shift, from free-running registers: job's max -> bit length -> shift (final after the
             # SETUP_CYCLES of a job, before its first element)
             # (the leading one of each half registered, then the index, then the shift: with the
@@ -551,16 +545,15 @@ class HdqtLayer(wiring.Component):
             m.d.comb += [wr.addr.eq(dst_addr), wr.data.eq(Cat(*[pack] * lanes)),
                          wr.en.eq(Mux(v, 1 << dst_lane, 0))]
             with m.If(v):
-                m.d.sync += wrem.eq(wrem - 1)
+                m.d.sync += wc.eq(wc + 1)
             with m.If(issue):
-                m.d.sync += rem.eq(rem - 1)
-            m.d.comb += eng.finish.eq(wrem[-1])
+                m.d.sync += rc.eq(rc + 1)
+            m.d.comb += eng.finish.eq(~wc[-1])
             with m.If(eng.start):
-                m.d.sync += [qi.eq(0), qj.eq(0), wi.eq(0), wj.eq(0)]
                 with m.Switch(eng.job):
                     for jj, (_, rows_, cols_, *_r) in enumerate(jobs):
                         with m.Case(jj):
-                            m.d.sync += [rem.eq(rows_ * cols_ - 1), wrem.eq(rows_ * cols_ - 1)]
+                            m.d.sync += [rc.eq(-rows_ * cols_), wc.eq(-rows_ * cols_)]
             # the shift is final at the end of the setup cycles
             with m.If(eng.act & (eng.setup == 1)):
                 with m.Switch(eng.job):
