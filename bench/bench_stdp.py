@@ -18,16 +18,9 @@ Run: ``python -m bench.bench_stdp`` (``--no-synth`` skips 2's measurement and 3;
 cached under ``build/synth``).
 """
 
-import json
 import random
-import re
 import sys
 import time
-from pathlib import Path
-
-from amaranth.hdl import Module, Value
-from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
 
 from hw.stdp import STDPCore, spec
 from sim.stdp.driver import run_core
@@ -90,29 +83,6 @@ def memory_table(n=256, w=4):
           f"{cross_bmp / n / n:.3f}")
 
 
-class FlatPorts(wiring.Component):
-    """The core with every port as a plain bit vector (boards.synth's wrapper cannot size struct ports
-    yet; see /work/notes/requests-stdp.md). Pure wiring: no logic added."""
-
-    def __init__(self, core):
-        self._core = core
-        members = {}
-        for path, member, value in core.signature.flatten(core):
-            members["__".join(map(str, path))] = (In if member.flow == In else Out)(len(Value.cast(value)))
-        super().__init__(members)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.core = core = self._core
-        for path, member, value in core.signature.flatten(core):
-            mine = getattr(self, "__".join(map(str, path)))
-            if member.flow == In:
-                m.d.comb += Value.cast(value).eq(mine)
-            else:
-                m.d.comb += mine.eq(Value.cast(value))
-        return m
-
-
 SYNTH_POINTS = [
     # (label, device, params). UP5K: 30 block RAMs of 4 kbit; 7168 CSR synapses (N=256, 4-bit
     # weights) is the largest forward table that fits next to the neuron state (8192 needs 31).
@@ -124,31 +94,6 @@ SYNTH_POINTS = [
     ("csr N=256 S=16384 w=4", "ecp5-85f", {"n_neurons": 256, "max_synapses": 16384, "w_bits": 4}),
     ("crossbar N=256 w=4", "ecp5-85f", {"n_neurons": 256, "w_bits": 4, "encoding": "crossbar"}),
 ]
-
-
-_CELL_NAMES = {  # what boards.synth counts, for reading a run whose timing failed
-    "up5k": {"lut4": ("SB_LUT4",), "bram": ("SB_RAM40_4K",), "spram": ("SB_SPRAM256KA",), "ff": "SB_DFF"},
-    "ecp5-85f": {"lut4": ("LUT4",), "bram": ("DP16KD", "PDPW16KD"), "spram": (), "ff": "TRELLIS_FF"},
-}
-
-
-def _failed_run(device, error):
-    """Resources and achieved Fmax of a run that missed its clock target (boards.synth raises then;
-    the logs are in the directory its message names)."""
-    m = re.search(r"see (\S+)/pnr\.log", str(error))
-    if not m:
-        return None
-    work = Path(m.group(1))
-    fmax = re.findall(r"Max frequency for clock .*?: ([0-9.]+) MHz", (work / "pnr.log").read_text())
-    stat = json.loads((work / "stat.json").read_text())
-    module = stat["modules"].get("\\top.dut") or next(iter(stat["modules"].values()))
-    cells = {k.lstrip("\\$"): v for k, v in module.get("num_cells_by_type", {}).items()}
-    names = _CELL_NAMES[device]
-    out = {k: sum(cells.get(c, 0) for c in names[k]) for k in ("lut4", "bram", "spram")}
-    out["ff"] = sum(n for c, n in cells.items() if c.startswith(names["ff"]))
-    out["fmax_mhz"] = float(fmax[-1]) if fmax else None
-    out["timing_met"] = False
-    return out
 
 
 def synth_table(points=SYNTH_POINTS):
@@ -164,12 +109,12 @@ def synth_table(points=SYNTH_POINTS):
             + (c.bmp_depth * c.bitmap_word if c.encoding == "bitmap" else 0)
         name = "stdp_" + label.replace(" ", "_").replace("=", "")
         try:
-            r = synthesize(FlatPorts(core), device=device, name=name)
+            # The core itself, in boards.synth's register wrapper: the same netlist as
+            # `edgelearn synth stdp_core` with these parameters.
+            r = synthesize(core, device=device, name=name)
         except ToolError as e:
-            r = _failed_run(device, e)
-            if r is None:
-                print(f"{label:<26} {device:<9} {bits:>9}  failed: {str(e).splitlines()[0][:80]}")
-                continue
+            print(f"{label:<26} {device:<9} {bits:>9}  {str(e).splitlines()[0][:100]}")
+            continue
         fmax = r.get("fmax_mhz")
         met = "" if r.get("timing_met", True) else " (missed)"
         print(f"{label:<26} {device:<9} {bits:>9} {r.get('lut4', 0):>6} {r.get('ff', 0):>6} "
