@@ -1,6 +1,6 @@
 """HDQT layer controller: one training step of a linear layer out of on-chip buffers, on the MAC array."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -272,6 +272,23 @@ class HdqtLayer(wiring.Component):
         def all_done(flags):
             return Cat(*[done[f] for f in flags]).all() if flags else 1
 
+        def by_job(job, table):
+            """``table[jj]`` while ``job == jj``, a multiplexer tree on the job counter's bits (flip-flops);
+            any value for a job number not in ``table``.
+
+            RAM addresses, write data and operand sources are assigned this way, unconditionally: only
+            the enables look at `run` and the job, so no address or data bit is gated to zero (an AND
+            per bit in front of every block RAM port) when its port is idle."""
+            def tree(keys, bit):
+                if len(keys) == 1:
+                    return table[keys[0]]
+                ones = [k for k in keys if (k >> bit) & 1]
+                zeros = [k for k in keys if not (k >> bit) & 1]
+                if not ones or not zeros:
+                    return tree(keys, bit - 1)
+                return Mux(job[bit], tree(ones, bit - 1), tree(zeros, bit - 1))
+            return tree(sorted(table), len(job) - 1)
+
         class Engine:
             """Job sequencing of one engine: WAIT (for its prerequisites) -> SETUP -> RUN -> next job."""
 
@@ -329,15 +346,17 @@ class HdqtLayer(wiring.Component):
         m.d.sync += [lv2.eq(lv1), lb2.eq(ld.buf), lz2.eq(lz1), lclip2.eq(ld.data[-1] & lu1),
                      ld_abs.eq(absval(ld.data, 16, "ld_abs_c"))]
         m.d.comb += load_busy.eq(lv1 | lv2)
+        # (W's write address and data: see the update, which shares the port)
+        m.d.comb += [x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data),
+                     dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
         with m.If(lv1):
             with m.Switch(ld.buf):
                 with m.Case(BUF_X):
-                    m.d.comb += [x_wr.en.eq(1), x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data)]
+                    m.d.comb += x_wr.en.eq(1)
                 with m.Case(BUF_W):
-                    m.d.comb += [w_wr.en.eq(1 << ld.addr[:log_u]), w_wr.addr.eq(ld.addr >> log_u),
-                                 w_wr.data.eq(Cat(*[ld.data] * U))]
+                    m.d.comb += w_wr.en.eq(1 << ld.addr[:log_u])
                 with m.Case(BUF_DY):
-                    m.d.comb += [dy_wr.en.eq(1), dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
+                    m.d.comb += dy_wr.en.eq(1)
         # X: a negative element of an unsigned tensor quantizes to 0, so it does not count
         ld_abs_x = Mux(lclip2, 0, ld_abs)
         with m.If(lv2):
@@ -352,7 +371,7 @@ class HdqtLayer(wiring.Component):
         m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
                      self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane))]
         with m.If(idle & (~rd_v | self.o_rd.ready)):
-            m.d.comb += [w_rd.addr.eq(self.i_rd.payload >> log_u), w_rd.en.eq(1)]
+            m.d.comb += w_rd.en.eq(1)
             m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
 
         def ij(c, rows_, cols_, colwise):
@@ -384,24 +403,33 @@ class HdqtLayer(wiring.Component):
         # does not feed the FWHT's first adder in the same cycle, and the FWHT's ready does not reach
         # the address counters
         f_src = Signal(signed(16))
-        fs_ready, fs_valid, fs_data = skid("fsk", signed(16), fe.run & fv, f_src, f_in_ready)
+        # (fv, the skid buffer and the FWHTs hold no element outside a job's run: a job finishes only
+        # when all its elements are written, so `run` is not on these handshakes (its fan-out was on
+        # the critical path); the FWHTs' outputs are always taken, the write stage never stalls)
+        fs_ready, fs_valid, fs_data = skid("fsk", signed(16), fv, f_src, f_in_ready)
         f_adv = Signal()
         m.d.comb += f_adv.eq(fe.run & (~fv | fs_ready))
+        # read addresses per source (the job's order), the source by the job (see by_job); W's and X's
+        # read ports are shared with the update / read-back and with QA (w_rd.addr, x_rd.addr below)
+        f_addr = {"w": {}, "dy": {}, "x": {}}
+        for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
+            fi, fj = ij(f_rc, rows_, cols_, colwise)
+            f_addr[src][jj] = {"w": Cat(fj[log_u:lK], fi[:lO]), "dy": Cat(fj[:lO], fi[:lB]),
+                               "x": Cat(fj[:lK], fi[:lB])}[src]
+        f_w_addr = Signal(len(w_rd.addr), name="f_w_addr")
+        f_x_addr = Signal(len(x_rd.addr), name="f_x_addr")
+        m.d.comb += [f_w_addr.eq(by_job(fe.job, f_addr["w"])), f_x_addr.eq(by_job(fe.job, f_addr["x"])),
+                     dy_rd.addr.eq(by_job(fe.job, f_addr["dy"])),
+                     f_src.eq(by_job(fe.job, {jj: {"w": lane(w_rd.data, f_lane), "dy": dy_rd.data,
+                                                   "x": x_rd.data}[job[0]]
+                                              for jj, job in enumerate(f_jobs)}))]
         with m.If(fe.run), m.Switch(fe.job):
             for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
                 with m.Case(jj):
-                    fi, fj = ij(f_rc, rows_, cols_, colwise)
-                    if src == "w":
-                        m.d.comb += [w_rd.addr.eq(Cat(fj[log_u:lK], fi[:lO])),
-                                     f_src.eq(lane(w_rd.data, f_lane))]
-                    elif src == "dy":
-                        m.d.comb += [dy_rd.addr.eq(Cat(fj[:lO], fi[:lB])), f_src.eq(dy_rd.data)]
-                    else:
-                        m.d.comb += [x_rd.addr.eq(Cat(fj[:lK], fi[:lB])), f_src.eq(x_rd.data)]
                     with m.If(f_adv):
                         m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[src].en.eq(1)
                         if src == "w":
-                            m.d.sync += f_lane.eq(fj[:log_u])
+                            m.d.sync += f_lane.eq(ij(f_rc, rows_, cols_, colwise)[1][:log_u])
         with m.If(f_adv):
             with m.If(f_rc[-1]):
                 m.d.sync += [fv.eq(1), f_rc.eq(f_rc + 1)]
@@ -410,8 +438,8 @@ class HdqtLayer(wiring.Component):
         fw_list = [fw_o] if fw_b is fw_o else [fw_o, fw_b]
         for fw in fw_list:
             sel = 1 if fw_b is fw_o else (use_b if fw is fw_b else ~use_b)
-            m.d.comb += [fw.i_data.valid.eq(fe.run & fs_valid & sel), fw.i_data.payload.eq(fs_data),
-                         fw.o_data.ready.eq(fe.run & sel)]
+            m.d.comb += [fw.i_data.valid.eq(fs_valid & sel), fw.i_data.payload.eq(fs_data),
+                         fw.o_data.ready.eq(1)]
         f_out = Signal(signed(tw))
         f_out_v = Signal()
         if fw_b is fw_o:
@@ -423,13 +451,10 @@ class HdqtLayer(wiring.Component):
         fo_v = Signal()
         fo_d = Signal(signed(tw))
         fo_a = Signal(16)
-        m.d.sync += [fo_v.eq(fe.run & f_out_v), fo_d.eq(f_out)]
-        with m.Switch(fe.job):
-            for jj, (_, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
-                with m.Case(jj):
-                    fwi, fwj = ij(f_wc, rows_, cols_, colwise)
-                    m.d.sync += fo_a.eq(Cat(fwj, fwi))
-        with m.If(fe.run & f_out_v):
+        m.d.sync += [fo_v.eq(f_out_v), fo_d.eq(f_out)]
+        m.d.sync += fo_a.eq(by_job(fe.job, {jj: Cat(*reversed(ij(f_wc, rows_, cols_, colwise)))
+                                            for jj, (_, rows_, cols_, colwise, _, _) in enumerate(f_jobs)}))
+        with m.If(f_out_v):
             m.d.sync += f_wc.eq(f_wc + 1)
         # |out| registered before it is ORed into the maximum (the finish waits for it)
         fo_abs = Signal(tw)
@@ -440,11 +465,13 @@ class HdqtLayer(wiring.Component):
                 with m.Case(jj):
                     port, mreg = {"tw": (tw_wr, max_tw), "td1": (td1_wr, max_td1),
                                   "td2": (td2_wr, max_td2)}[dst]
-                    m.d.comb += [port.addr.eq(fo_a), port.data.eq(fo_d), port.en.eq(fo_v)]
+                    m.d.comb += port.en.eq(fo_v)
                     with m.If(fo_v2):
                         m.d.sync += mreg.eq(mreg | fo_abs)
                     with m.If(fe.start):
                         m.d.sync += mreg.eq(0)
+        m.d.comb += [p.addr.eq(fo_a) for p in (tw_wr, td1_wr, td2_wr)]
+        m.d.comb += [p.data.eq(fo_d) for p in (tw_wr, td1_wr, td2_wr)]
         m.d.comb += fe.finish.eq(~f_wc[-1] & ~fo_v & ~fo_v2)
         with m.If(fe.start):
             m.d.sync += fv.eq(0)
@@ -483,30 +510,44 @@ class HdqtLayer(wiring.Component):
             dst_lane = Signal(log_lanes + 1, name=f"{name}_lane")
             lane_src = Signal(range(U), name=f"{name}_wlane")
             dst_word = Signal(lbank, name=f"{name}_word")
+            # per job: source port, its read address and data, the destination (see by_job)
+            p_addr, p_data, d_word, d_bank, d_lane = {}, {}, {}, {}, {}
+            for jj, (s, rows_, cols_, _mx, _st, _un, tr, red, bank, _) in enumerate(jobs):
+                port = ports[s]
+                qi, qj = ij(rc, rows_, cols_, False)
+                wi, wj = ij(wc, rows_, cols_, False)
+                if s == "w":
+                    p_addr.setdefault(s, {})[jj] = Cat(qj[log_u:lK], qi[:lO])
+                    p_data[jj] = lane(port.data, lane_src)
+                else:
+                    p_addr.setdefault(s, {})[jj] = Cat(qj[:lg(cols_)], qi[:lg(rows_)])
+                    p_data[jj] = port.data
+                # destination: (m_idx, kr) of the operand matrix
+                m_idx, kr = (wj, wi) if tr else (wi, wj)
+                m_bits = lg(cols_ if tr else rows_)
+                d_word[jj] = Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])
+                d_bank[jj] = Const(bank, 1)
+                d_lane[jj] = Cat(kr[0], m_idx[:log_lanes])
+            for s, table in p_addr.items():
+                if s == "x":     # shared with the F engine's last job (H_B X), which runs after QA's job 0
+                    qa_x = Signal(name="qa_x")
+                    m.d.sync += qa_x.eq(eng.job == 0)
+                    m.d.comb += x_rd.addr.eq(Mux(qa_x, by_job(eng.job, table), f_x_addr))
+                else:
+                    m.d.comb += ports[s].addr.eq(by_job(eng.job, table))
+            m.d.comb += [src.eq(by_job(eng.job, p_data)), dst_word.eq(by_job(eng.job, d_word)),
+                         dst_addr.eq(Cat(dst_word, by_job(eng.job, d_bank))),
+                         dst_lane.eq(by_job(eng.job, d_lane))]
             with m.Switch(eng.job):
-                for jj, (s, rows_, cols_, mx_, st, un, tr, red, bank, _) in enumerate(jobs):
+                for jj, (s, rows_, cols_, mx_, st, un, *_r) in enumerate(jobs):
                     with m.Case(jj):
                         port = ports[s]
-                        qi, qj = ij(rc, rows_, cols_, False)
-                        wi, wj = ij(wc, rows_, cols_, False)
                         if s == "w":
                             with m.If(issue):
-                                m.d.sync += lane_src.eq(qj[:log_u])
+                                m.d.sync += lane_src.eq(ij(rc, rows_, cols_, False)[1][:log_u])
                         with m.If(eng.run):
-                            if s == "w":
-                                m.d.comb += [port.addr.eq(Cat(qj[log_u:lK], qi[:lO])),
-                                             src.eq(lane(port.data, lane_src))]
-                            else:
-                                m.d.comb += [port.addr.eq(Cat(qj[:lg(cols_)], qi[:lg(rows_)])),
-                                             src.eq(port.data)]
                             m.d.comb += port.en.eq(issue)
                         m.d.sync += [qmax.eq(mx_), stoch.eq(st), uns.eq(x_uns if un else 0)]
-                        # destination: (m_idx, kr) of the operand matrix
-                        m_idx, kr = (wj, wi) if tr else (wi, wj)
-                        m_bits = lg(cols_ if tr else rows_)
-                        m.d.comb += [dst_word.eq(Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])),
-                                     dst_addr.eq(Cat(dst_word, bank)),
-                                     dst_lane.eq(Cat(kr[0], m_idx[:log_lanes]))]
             # the shift, from free-running registers: job's max -> bit length -> shift (final after the
             # SETUP_CYCLES of a job, before its first element)
             # (the leading one of each half registered, then the index, then the shift: with the
@@ -619,13 +660,14 @@ class HdqtLayer(wiring.Component):
         act = Signal(R * 32)
         for r in range(R):
             m.d.comb += act[32 * r:32 * r + 16].eq(a_rd.data[16 * r:16 * r + 16])
-        bs_ready, bs_valid, bs_data = skid("beat", R * 32 + C * 8, me.run & beat_v, Cat(act, b_rd.data),
+        # (beat_v and the skid buffer are empty outside a matmul's run, see the F engine's skid buffer)
+        bs_ready, bs_valid, bs_data = skid("beat", R * 32 + C * 8, beat_v, Cat(act, b_rd.data),
                                            mac.i_act.ready)
         b_adv = Signal()
         m.d.comb += b_adv.eq(me.run & (~beat_v | bs_ready))
+        m.d.comb += [a_rd.addr.eq(Cat(a_ptr, m_bank)), b_rd.addr.eq(Cat(b_ptr, m_bank))]
         with m.If(b_adv):
-            m.d.comb += [a_rd.addr.eq(Cat(a_ptr, m_bank)), b_rd.addr.eq(Cat(b_ptr, m_bank)),
-                         a_rd.en.eq(1), b_rd.en.eq(1)]
+            m.d.comb += [a_rd.en.eq(1), b_rd.en.eq(1)]
             m.d.sync += beat_v.eq(~beats_c[-1])
             with m.If(~beats_c[-1]):
                 m.d.sync += beats_c.eq(beats_c - 1)
@@ -712,8 +754,10 @@ class HdqtLayer(wiring.Component):
         lim = spec.acc_limit(spec.W_BITS)
         dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
         # the W word is read in stage 3 so its data is there for stage 5's subtraction
+        # W's read port: the update (stage 3), else the F engine while running, else the host's read-back
+        m.d.comb += w_rd.addr.eq(Mux(upd_v[3], upd_a[3], Mux(running, f_w_addr, self.i_rd.payload >> log_u)))
         with m.If(upd_v[3]):
-            m.d.comb += [w_rd.addr.eq(upd_a[3]), w_rd.en.eq(1)]
+            m.d.comb += w_rd.en.eq(1)
         clipped_any = []
         sat_row = []
         for c in range(U):
@@ -750,8 +794,11 @@ class HdqtLayer(wiring.Component):
             clipped_any.append(clip4)
             sat_row.append(sat4)
         # stage 7 (upd_v[6]): write back; stage 8: OR of |W| for the next step's quantization
+        # W's write port: the update (stage 7), else a host load
+        m.d.comb += [w_wr.addr.eq(Mux(upd_v[6], upd_a[6], ld.addr >> log_u)),
+                     w_wr.data.eq(Mux(upd_v[6], Cat(*sat_row), Cat(*[ld.data] * U)))]
         with m.If(upd_v[6]):
-            m.d.comb += [w_wr.addr.eq(upd_a[6]), w_wr.data.eq(Cat(*sat_row)), w_wr.en.eq((1 << U) - 1)]
+            m.d.comb += w_wr.en.eq((1 << U) - 1)
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
         abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
