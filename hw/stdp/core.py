@@ -152,12 +152,15 @@ class STDPCore(wiring.Component):
         q_nonempty, q_one = Signal(), Signal()
         q_push, q_pop = Signal(), Signal()
         head = entry_layout(q_rd.data)
-        m.d.comb += q_rd.addr.eq(Mux(q_pop, q_rp + 1, q_rp))
+        # q_rp1 = q_rp + 1, kept in a register so that no carry chain sits between the pop decision
+        # and the read address.
+        q_rp1 = Signal(len(q_rp) + 1, init=1)
+        m.d.comb += q_rd.addr.eq(Mux(q_pop, q_rp1, q_rp))
         with m.If(q_push):
             m.d.sync += [q_wp.eq(q_wp + 1), q_count.eq(q_count + 1), q_nonempty.eq(1),
                          q_one.eq(q_count == 0)]
         with m.If(q_pop):
-            m.d.sync += [q_rp.eq(q_rp + 1), q_count.eq(q_count - 1), q_nonempty.eq(~q_one),
+            m.d.sync += [q_rp.eq(q_rp1), q_rp1.eq(q_rp1 + 1), q_count.eq(q_count - 1), q_nonempty.eq(~q_one),
                          q_one.eq(q_count == 2)]
 
         # The phase is also kept one-hot: its decode drives every memory port's multiplexers.
@@ -190,14 +193,19 @@ class STDPCore(wiring.Component):
         # more is accepted until the step has been processed.
         ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
         hold = ev_valid & ev_eos
-        m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | self.o_rdata.valid)
+        rd_word_valid, rd_word = Signal(), Signal(c.cfg_data_bits)
+        m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | rd_word_valid | self.o_rdata.valid)
         # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
         clearing = Signal(init=1)
         clr_n = Signal(range(N))
         m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold & ~clearing)
         m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid & ~clearing)
+        # The payload is registered every cycle, so the command register needs no enable (a wide
+        # enable from the handshake went through a global buffer and was the critical path): in the
+        # cycle after a transfer, `cmd_in` holds the accepted command, and only then is it read.
+        m.d.sync += cmd_in.eq(self.i_cfg.payload)
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
-            m.d.sync += [cmd_in.eq(self.i_cfg.payload), cmd_valid.eq(1)]
+            m.d.sync += cmd_valid.eq(1)
 
         depth = Signal(spec.CFG_ADDR_BITS + 1)
         with m.Switch(cmd_in.mem):
@@ -235,7 +243,11 @@ class STDPCore(wiring.Component):
                         m.d.comb += word.eq(bmp_rd.data)
                 with m.Case(spec.MEM_STATE):
                     m.d.comb += word.eq(st_rd.data)
-            m.d.sync += [self.o_rdata.payload.eq(Mux(rd_ok, word, 0)), self.o_rdata.valid.eq(1)]
+            # One more register before the port: the word comes through the memories' read-data
+            # multiplexers (a deep synapse memory spans tens of block RAMs).
+            m.d.sync += [rd_word.eq(Mux(rd_ok, word, 0)), rd_word_valid.eq(1)]
+        with m.If(rd_word_valid):
+            m.d.sync += [self.o_rdata.payload.eq(rd_word), self.o_rdata.valid.eq(1), rd_word_valid.eq(0)]
         with m.If(self.o_rdata.valid & self.o_rdata.ready):
             m.d.sync += self.o_rdata.valid.eq(0)
 
@@ -244,7 +256,7 @@ class STDPCore(wiring.Component):
                      ev_ok.eq(ev.neuron < N), ev_n.eq(ev.neuron)]
         with m.If(ev_valid):
             with m.If(ev_eos):
-                m.d.sync += [*goto(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0)]
+                m.d.sync += [*goto(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0), q_rp1.eq(1)]
             with m.Elif(~ev_ok):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
@@ -389,7 +401,7 @@ class STDPCore(wiring.Component):
             g_lastw, n_last, rd_last_p = Signal(), Signal(), Signal()
             g_word, n_word = Signal(B), Signal(B)
             g_single, n_single = Signal(), Signal()
-            g_wvalid, n_valid, rd_pending, rd_more = Signal(), Signal(), Signal(), Signal()
+            g_wvalid, n_valid, bmp_rd_pending, rd_more = Signal(), Signal(), Signal(), Signal()
             g_base = Signal(range(c.bmp_depth))
             g_waddr = Signal(pb)
             rd_kp = Signal(kb)
@@ -408,16 +420,16 @@ class STDPCore(wiring.Component):
                 iss_q.eq(q_full),
             ]
             load = g_active & (~g_wvalid | word_end) & n_valid
-            rd_go = g_active & rd_more & ~rd_pending & (~n_valid | load)
+            rd_go = g_active & rd_more & ~bmp_rd_pending & (~n_valid | load)
             with m.If(in_walk):
                 m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_base + rd_k))
-            m.d.sync += rd_pending.eq(rd_go | s_adv)
+            m.d.sync += bmp_rd_pending.eq(rd_go | s_adv)
             with m.If(s_adv):  # a new row: read its first word right away
                 m.d.sync += [rd_k.eq(1), rd_more.eq(wpr > 1), rd_kp.eq(0), rd_last_p.eq(wpr == 1)]
             with m.Elif(rd_go):
                 m.d.sync += [rd_k.eq(rd_k + 1), rd_more.eq(rd_k != wpr - 1), rd_kp.eq(rd_k),
                              rd_last_p.eq(rd_k == wpr - 1)]
-            with m.If(rd_pending):
+            with m.If(bmp_rd_pending):
                 m.d.sync += [n_valid.eq(1), n_word.eq(bmp_rd.data), n_single.eq(single(bmp_rd.data)),
                              n_k.eq(rd_kp), n_last.eq(rd_last_p)]
             with m.Elif(load):
