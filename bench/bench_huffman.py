@@ -1,7 +1,8 @@
 """Huffman weight decoder benchmark: compression, throughput, resources/Fmax, and a tree-walk baseline.
 
 Run ``python -m bench.bench_huffman`` (``--quick``: synthesis rows for N = 1 only, ``--no-synth``: none;
-``--synth-only L:N:C [--device up5k]``: just those synthesis rows, e.g. ``--synth-only 8:1:2``).
+``--synth-only L:N:C [--device up5k] [--seed S ...]``: just those synthesis rows, e.g.
+``--synth-only 8:1:2 --device up5k --seed 1 --seed 2 --seed 3``).
 
 Prints:
 
@@ -20,46 +21,11 @@ Prints:
 import argparse
 import sys
 
-from amaranth.hdl import Module, Shape
-from amaranth.lib import stream, wiring
-from amaranth.lib.wiring import In, Out
-
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
 from sim.huffman import golden as g
 
-__all__ = ["FlatHuffman", "compression_rows", "throughput_rows", "worst_case_row", "synth_rows", "main"]
-
-
-class FlatHuffman(wiring.Component):
-    """:class:`HuffmanDecoder` with plain-vector stream payloads (``boards.synth``'s register wrapper
-    takes only those)."""
-
-    def __init__(self, **params):
-        self._dec = HuffmanDecoder(**params)
-        members = self._dec.signature.members
-        ports = {}
-        for name, member in members.items():
-            if name in ("i_data", "i_table", "o_data"):
-                width = Shape.cast(member.signature.members["payload"].shape).width
-                ports[name] = (In if name.startswith("i_") else Out)(stream.Signature(width))
-            else:
-                ports[name] = member
-        super().__init__(ports)
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.dec = dec = self._dec
-        for name in ("i_data", "i_table"):
-            outer, inner = getattr(self, name), getattr(dec, name)
-            m.d.comb += [inner.valid.eq(outer.valid), inner.payload.eq(outer.payload),
-                         outer.ready.eq(inner.ready)]
-        m.d.comb += [self.o_data.valid.eq(dec.o_data.valid), self.o_data.payload.eq(dec.o_data.payload),
-                     dec.o_data.ready.eq(self.o_data.ready), dec.i_clear.eq(self.i_clear)]
-        for name in ("o_errors", "o_beats_in", "o_symbols", "o_blocks", "o_err_blocks", "o_fires"):
-            m.d.comb += getattr(self, name).eq(getattr(dec, name))
-        return m
-
+__all__ = ["compression_rows", "throughput_rows", "worst_case_row", "synth_rows", "main"]
 
 
 BLOCK_N = 1024           # symbols per lane per block in the throughput and size runs
@@ -203,19 +169,24 @@ def _synth_name(L, n, c):
     return f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}")
 
 
-def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None):
+def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,)):
+    """Synthesis rows: :class:`HuffmanDecoder` itself through ``boards.synth`` (its register wrapper
+    takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
+    with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
+    netlist, device and seed)."""
     from boards.synth import ToolError, synthesize
     rows = []
     for device in devices:
         for L, n, c in grid:
-            head = {"device": device, "L": L, "N": n, "C": c}
-            try:
-                r = synthesize(FlatHuffman(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c),
-                               device=device, name=_synth_name(L, n, c), progress=progress)
-                rows.append({**head, **{k: r.get(k) for k in
-                             ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
-            except ToolError as e:
-                rows.append({**head, **_failed_run(str(e))})
+            for seed in seeds:
+                head = {"device": device, "L": L, "N": n, "C": c, "seed": seed}
+                try:
+                    r = synthesize(HuffmanDecoder(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c),
+                                   device=device, name=_synth_name(L, n, c), seed=seed, progress=progress)
+                    rows.append({**head, **{k: r.get(k) for k in
+                                 ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
+                except ToolError as e:
+                    rows.append({**head, **_failed_run(str(e))})
     return rows
 
 
@@ -241,7 +212,7 @@ def _failed_run(message):
     return out
 
 
-SYNTH_COLS = ["device", "L", "N", "C", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
+SYNTH_COLS = ["device", "L", "N", "C", "seed", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
               "timing_met", "error"]
 
 
@@ -265,14 +236,17 @@ def main(argv=None):
                          "skipping the simulator sections; repeatable")
     ap.add_argument("--device", choices=("up5k", "ecp5-85f"), action="append", default=None,
                     help="only this device (repeatable; default both)")
+    ap.add_argument("--seed", type=int, action="append", default=None,
+                    help="nextpnr placer seed (repeatable: a row per seed; default 1)")
     args = ap.parse_args(argv)
+    seeds = tuple(args.seed or (1,))
     devices = tuple(args.device or ("up5k", "ecp5-85f"))
     if args.synth_only:
         try:
             grid = [tuple(int(x) for x in item.split(":")) for item in args.synth_only]
             if any(len(g3) != 3 for g3 in grid):
                 raise ValueError("three numbers each")
-            rows = synth_rows(devices=devices, grid=grid,
+            rows = synth_rows(devices=devices, grid=grid, seeds=seeds,
                               progress=lambda m: print("  ..", m, file=sys.stderr))
         except ValueError as e:                 # (the decoder checks L, N and C first)
             ap.error(f"--synth-only takes L:N:C with valid decoder parameters ({e})")
@@ -303,7 +277,7 @@ def main(argv=None):
         print()
         print("== resources / Fmax (boards.synth, out of context, raw_bits=8, fifo_depth=64) ==")
         grid = [(L, 1, c) for c in (1, 2) for L in (8, 12, 16)] if args.quick else SYNTH_GRID
-        print(_table(synth_rows(devices=devices, grid=grid,
+        print(_table(synth_rows(devices=devices, grid=grid, seeds=seeds,
                                 progress=lambda m: print("  ..", m, file=sys.stderr)), SYNTH_COLS))
     return 0
 

@@ -87,7 +87,8 @@ class BlockParser(wiring.Component):
         count = Signal(16)
         count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
         count_is_0 = Signal()
-        desc = Signal(data.ArrayLayout(descriptor_layout, N))
+        desc = Signal(data.ArrayLayout(descriptor_layout, N))     # wires from the header registers
+        skip = Signal(N)
         overrun = Signal()
         ok_q = Signal()
         over_gt = Signal(N)
@@ -118,11 +119,21 @@ class BlockParser(wiring.Component):
             with m.If(idx == hbeats - 1):
                 m.next = "CHECK"
 
+        # The descriptors are wires from the header registers (no copy: they hold still from CHECK
+        # until the descriptor is taken, since only HUNT / HEADER write them); only ``skip`` is a
+        # register of its own.
+        flags, n, mw = common[0], common[1], common[2]
+        mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
+        for k in range(N):
+            m.d.comb += [
+                desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(lo[k] | (hi[k][:4] << 16)),
+                desc[k].crc.eq(crcs[k]), desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
+                desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip[k]),
+            ]
+
         def check():
-            """The header is all in registers: check it and build the descriptors (a cycle of its
-            own, so the CRC tree and the field checks do not share one with the input handshake)."""
-            flags, n, mw = common[0], common[1], common[2]
-            mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
+            """The header is all in registers: check it (a cycle of its own, so the CRC tree and the
+            field checks do not share one with the input handshake)."""
             ok = ((crc == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
                   & ((r == 0) | (r == R)) & (n != 0)
                   & ((mode != spec.MODE_RAW) | (r != 0))
@@ -133,9 +144,6 @@ class BlockParser(wiring.Component):
                 bitlen = lo[k] | (hi[k][:4] << 16)
                 # bitlen > 16 M, in two halves (the verdict in DECIDE, from registers)
                 m.d.sync += [
-                    desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlen), desc[k].crc.eq(crcs[k]),
-                    desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
-                    desc[k].parity.eq(flags[2]),
                     over_gt[k].eq(bitlen[4:] > mw), over_eq[k].eq(bitlen[4:] == mw),
                     over_lo[k].eq(bitlen[:4] != 0),
                 ]
@@ -161,7 +169,7 @@ class BlockParser(wiring.Component):
                 check()
             with m.State("DECIDE"):
                 skips = [over_gt[k] | (over_eq[k] & over_lo[k]) for k in range(N)]
-                m.d.sync += [*(desc[k].skip.eq(skips[k]) for k in range(N)), overrun.eq(Cat(*skips).any())]
+                m.d.sync += [skip.eq(Cat(*skips)), overrun.eq(Cat(*skips).any())]
                 # the checks' result, from a register (a cycle of its own: the AND of all field
                 # checks does not share one with the state update)
                 with m.If(ok_q):

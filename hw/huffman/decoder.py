@@ -157,6 +157,9 @@ class HuffmanDecoder(wiring.Component):
                 lane.i_sym_en.eq(loader.o_sym_en), lane.i_sym_addr.eq(loader.o_sym_addr),
                 lane.i_sym_data.eq(loader.o_sym_data),
             ]
+            if C == 2:
+                core.d.comb += [lane.i_off_en.eq(loader.o_off_en), lane.i_off_addr.eq(loader.o_off_addr),
+                                lane.i_off_data.eq(loader.o_off_data)]
         for c in range(C):
             for lane in lanes:
                 if C == 1:
@@ -263,7 +266,7 @@ class HuffmanDecoder(wiring.Component):
                 core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
                                 cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
         # the joined beat (``jv``/``jr``/``jp``): straight out with one context; with two, through a
-        # 8-entry output FIFO so that the consumer's ready does not reach the lanes' queues
+        # 5-entry output FIFO so that the consumer's ready does not reach the lanes' queues
         jv = Signal()
         jr = Signal()
         jp = Signal(output_layout(N, self._R))
@@ -299,8 +302,12 @@ class HuffmanDecoder(wiring.Component):
                 jp.last.eq(cur[0].payload.last & bph),
                 jp.err.eq(bph & cur[0].payload.last & (err | err0)),
             ]
-            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=8)
-            core.d.sync += jr.eq(ofifo.w_level <= 5)   # a cycle later at most 6: the inner 7 have room
+            # 5 entries (4 inner + the output register): with ``jr`` a cycle old, a level of at most
+            # 2 leaves at most 3 a cycle later, so the inner 4 have room; a consumer that is always
+            # ready keeps the level at 2 (a beat reaches the output register two cycles after its
+            # write), so the join never waits for it
+            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=5)
+            core.d.sync += jr.eq(ofifo.w_level <= 2)
             core.d.comb += [
                 ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),
                 self.o_data.valid.eq(ofifo.r_rdy), self.o_data.payload.eq(ofifo.r_data),

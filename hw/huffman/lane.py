@@ -58,7 +58,7 @@ def lane_members(max_len, raw_bits, contexts=1):
     def per_lane(member):
         return member.array(2) if contexts == 2 else member
 
-    return {
+    members = {
         "i_desc": per_lane(In(stream.Signature(descriptor_layout))),
         "i_words": per_lane(In(stream.Signature(spec.WORD + 1))),
         "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
@@ -76,6 +76,10 @@ def lane_members(max_len, raw_bits, contexts=1):
         "o_err_mismatch": Out(1),
         "o_err_crc": Out(1),
     }
+    if contexts == 2:
+        # the two-context lane keeps the offsets in a block RAM of its own (``bank << 4 | length``)
+        members.update({"i_off_en": In(1), "i_off_addr": In(5), "i_off_data": In(9)})
+    return members
 
 
 def symbol_memory(m, lane):

@@ -5,6 +5,7 @@ clock of :class:`~hw.huffman.lane.LaneDecoder`."""
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 
 from ..params import check_int
 from . import spec
@@ -46,7 +47,11 @@ class CSlowLaneDecoder(wiring.Component):
       multiplexer over the shift amounts 0 .. L + R (the raw field is part of the amount, so there
       is no separate pre-shift) and are written to ``buf_n`` / ``fill_n``.
 
-    A context therefore decodes a symbol every second cycle, and the lane one per cycle. Things
+    A context therefore decodes a symbol every second cycle, and the lane one per cycle. The
+    per-length symbol offsets are not registers here: the lane keeps them in a block RAM of its own
+    (written by the table loader at ``bank << 4 | l``, read with the registered one-hot length), whose
+    read register stands where the offset multiplexer's register stood (area: the UP5K row is nearly
+    full). Things
     that are not one context's state stay single: the symbol memory (shared; its read data is
     delayed a cycle to meet the context's next turn), the 4-entry output queues and their credit
     counters, ``released`` / ``final_err`` (the consumer takes values at any cycle), and the phase
@@ -204,8 +209,13 @@ class CSlowLaneDecoder(wiring.Component):
 
         # ---- stage B (the current context): shift buffer and fill by the registered amount
         step = step_q
+        # ``emit`` (= step & ~invalid) and "a value goes out" (emit | emit_zero) as registers of
+        # their own, computed in stage A: the output credit counters and the rotating counters
+        # start at a flip-flop
         emit = Signal()
-        m.d.comb += emit.eq(step & ~invalid_q)
+        out_q = Signal()
+        m.d.sync += [emit.eq(step_a & ~invalid_a),
+                     out_q.eq((step_a & ~invalid_a) | (running_a & zeroing_n & nleft_nz_n & space_a))]
         emit_zero = emit_zero_q
         buf_m = Signal(B)
         m.d.comb += buf_m.eq(buf | placed_q)
@@ -251,12 +261,12 @@ class CSlowLaneDecoder(wiring.Component):
                 m.d.sync += blk_err_n.eq(1)
             with m.If(own_nz):
                 m.d.sync += [own_left_n.eq(own_left - 1), own_nz_n.eq(own_left != 1)]
-        with m.If(emit | emit_zero):
+        with m.If(out_q):
             m.d.sync += [n_left_n.eq(n_left - 1), nleft_nz_n.eq(n_left != 1), is_first_n.eq(0)]
 
         # ---- stage 1 (rotating): registered window and length; the bit-length checks
         m.d.sync += [
-            s1_n.valid.eq(emit | emit_zero),
+            s1_n.valid.eq(out_q),
             s1_n.win.eq(buf[B - L - R:]),
             s1_n.onehot.eq(oh_q),
             s1_n.mode.eq(d.mode), s1_n.rsel.eq(rsel), s1_n.ebits.eq(d.ebits), s1_n.bank.eq(bank),
@@ -300,14 +310,23 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_invalid.eq(~trunc)]
         s1_zero = s1.zero | late | ~within_q
         for k in range(2):
-            m.d.sync += inflight[k].eq(inflight[k] + ((emit | emit_zero) & (ph == k)) - take[k])
+            m.d.sync += inflight[k].eq(inflight[k] + (out_q & (ph == k)) - take[k])
         # symbol index (code = the window's top l bits, l = s - r) and raw field
         win1 = s1_n.win[R:]
 
-        m.d.sync += [
-            code_q.eq(_onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)])),
-            offset_q.eq(_onehot_mux(oh, [Const(0, 9)] + [
-                Mux(s1_n.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
+        m.d.sync += code_q.eq(_onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)]))
+        # the offset of the length: a block RAM read (``bank << 4 | l``; l = 0 and lengths never
+        # written read 0), its read register standing where a register of the one-hot multiplexer
+        # over 2 (L + 1) offset registers stood
+        offmem = Memory(shape=9, depth=256, init=[])   # 256 deep: a block RAM, not flip-flops
+        m.submodules.offmem = offmem
+        owport = offmem.write_port()
+        m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
+                     owport.data.eq(self.i_off_data)]
+        orport = offmem.read_port()
+        m.d.comb += [
+            orport.addr.eq(Cat(_onehot_mux(oh, [Const(ln, 4) for ln in range(L + 1)]), s1_n.bank)),
+            offset_q.eq(orport.data),
         ]
         if R:
             # the raw field follows the code: window bits below the top l bits
@@ -332,11 +351,11 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.comb += [queues[k].w_data.eq(item), queues[k].w_en.eq(s2.valid & (ph == k))]
 
         # ---- block control (rotating state register)
-        # "the next table is loaded" and the next descriptor with its derived fields: registered
+        # "the next table is loaded", the next descriptor's valid and its derived fields: registered
         # from the next context's registers and its descriptor FIFO (stage A). The count may have
         # moved on meanwhile (a one-cycle-late "loaded" only waits a turn longer); a descriptor
         # seen valid a cycle early is still there (only this context reads its FIFO, and a full
-        # FIFO is not written).
+        # FIFO is not written), so its fields are read from the FIFO in the cycle that takes it.
         next_tab = tab + 1
         loaded_q = Signal()
         diff = Signal(8)
@@ -351,9 +370,14 @@ class CSlowLaneDecoder(wiring.Component):
         own_a = Signal(16)
         m.d.comb += own_a.eq((desc_a.bitlen + W - 1) >> 4)
         m.d.sync += [
-            desc.eq(desc_a), desc_valid.eq(Mux(ph, self.i_desc[0].valid, self.i_desc[1].valid)),
-            own_q.eq(own_a), desc_nz_q.eq(Cat(desc_a.n != 0, desc_a.m != 0, own_a != 0)),
+            desc_valid.eq(Mux(ph, self.i_desc[0].valid, self.i_desc[1].valid)),
+            own_q.eq(own_a), desc_nz_q.eq(Cat(desc_a.n != 0, desc_a.m != 0, desc_a.bitlen != 0)),
         ]
+        # (own != 0 as bitlen != 0, not behind the adder: they differ only where the 16-bit word
+        # count wraps, bitlen > 16 * 65535, an overrun lane, which decodes nothing: ``skip``)
+        # the descriptor itself is read where it stands (the descriptor register of the current
+        # context's FIFO; no copy: area)
+        m.d.comb += desc.eq(Mux(ph, self.i_desc[1].payload, self.i_desc[0].payload))
         with m.Switch(state):
             with m.Case(_IDLE):
                 m.d.comb += [self.i_desc[0].ready.eq(desc_valid & ~ph),

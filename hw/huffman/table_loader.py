@@ -1,6 +1,6 @@
 """Run-time loading of canonical code tables into two banks (double buffering)."""
 
-from amaranth.hdl import Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -21,10 +21,14 @@ class TableLoader(wiring.Component):
     next layer's table loads while the current one decodes. While loading, it derives the decode
     registers ``limit`` and ``offset`` (:func:`hw.huffman.spec.decode_tables`) one length per cycle
     and writes the symbols through ``o_sym_*`` (to every lane's symbol memory, at
-    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 4`` cycles at full input rate: after a
-    table (or a failed one) is counted (a cycle after its last word) the loader waits a cycle before
-    it looks at ``i_permit`` again, so the decoder can give ``i_permit`` as a plain register
+    ``bank << 8 | index``). A table takes ``1 + L + nsyms + 5`` cycles at full input rate: the CRC
+    register is complete a cycle after the last word, the verdict (a register computed every cycle)
+    a cycle later; a table (or a failed one) is counted a cycle after that, and the loader waits a
+    cycle more before it looks at ``i_permit`` again, so the decoder can give ``i_permit`` as a plain register
     computed from ``o_count`` / ``o_two`` (no compare with the count on the input handshake).
+
+    The control is a one-hot state machine (a flip-flop per state), so every next-state and
+    "table finished" condition is a few registers and the input handshake.
 
     Checks are the ones of :func:`hw.huffman.spec.check_table_words`; a table failing any of them, or
     cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
@@ -54,6 +58,9 @@ class TableLoader(wiring.Component):
         ``L - l``, so the lane compares only the window's top ``l`` bits with it.
     o_sym_en, o_sym_addr, o_sym_data : Out
         Symbol-memory write port (address ``bank << 8 | index``).
+    o_off_en, o_off_addr, o_off_data : Out
+        The same offsets as ``o_offset`` as a memory write port (address ``bank << 4 | l``), for
+        lanes that keep them in a block RAM.
     o_err : Out(1)
         One-cycle pulse: a table failed its checks.
 
@@ -78,6 +85,9 @@ class TableLoader(wiring.Component):
             "o_sym_addr": Out(9),
             "o_sym_data": Out(8),
             "o_err": Out(1),
+            "o_off_en": Out(1),
+            "o_off_addr": Out(5),
+            "o_off_data": Out(9),
         })
 
     def elaborate(self, platform):
@@ -107,15 +117,16 @@ class TableLoader(wiring.Component):
         crc_after = crc16_next(crc, [word])
         valid = self.i_table.valid     # each state spells out its own take (no mux of the readies)
 
-        def finish(ok):
-            m.d.sync += [fin.eq(1), fin_ok.eq(ok)]
+        # One-hot states (a flip-flop each: every next-state and "finished" condition is a small
+        # AND-OR of a few registers and the input handshake, not a decode of a binary state).
+        names = ("IDLE", "COUNTS", "SYMS", "CRC", "CHECK", "VERDICT", "SETTLE", "SETTLE2")
+        st = {n: Signal(name=f"st_{n.lower()}", init=(n == "IDLE")) for n in names}
 
         m.d.sync += [self.o_err.eq(0), chk.eq(0)]
         # A finished table is counted a cycle later, from registers (``fin``, ``fin_ok``): the count,
         # ``o_ok``, ``o_two`` and ``o_err`` are not behind the input handshake's conditions.
         fin = Signal()
         fin_ok = Signal()
-        m.d.sync += fin.eq(0)
         with m.If(fin):
             m.d.sync += [
                 self.o_count.eq(self.o_count + 1),
@@ -133,6 +144,8 @@ class TableLoader(wiring.Component):
         wr_off = Signal(9)
         m.d.sync += [wr.eq(0), wr_len.eq(length), wr_end.eq(code + Mux(need, word, 0)),
                      wr_off.eq(base - code)]
+        m.d.comb += [self.o_off_en.eq(wr), self.o_off_addr.eq(Cat(wr_len[:4], bank)),
+                     self.o_off_data.eq(wr_off)]
         for b in range(2):
             for ln in range(1, L + 1):
                 with m.If(wr & (wr_len == ln) & (bank == b)):
@@ -143,84 +156,69 @@ class TableLoader(wiring.Component):
             self.o_sym_addr.eq(Const(0, 9) | (bank << 8) | index[:8]),
             self.o_sym_data.eq(word[:8]),
         ]
+        # the table's verdict, a register computed every cycle (read in VERDICT, a cycle after the
+        # CRC word reached ``crc``)
+        ok_q = Signal()
+        m.d.sync += ok_q.eq(~bad & (crc == 0) & (base == nsyms))
 
-        with m.FSM():
-            with m.State("IDLE"):
-                # A table starts with a ``first`` word; anything else is dropped. The first word is
-                # only taken once the bank it will overwrite is free.
-                m.d.comb += self.i_table.ready.eq(~first | self.i_permit)
-                with m.If(valid & first & self.i_permit):
-                    m.d.sync += [
-                        maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1), left.eq(word[:8] + 1),
-                        length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
-                        need.eq(word[8:13] >= 1), space.eq(2),
-                        crc.eq(crc16_next(Const(spec.CRC_INIT, 16), [word])),
-                        self.o_ok.bit_select(bank, 1).eq(0),
-                    ]
-                    head_ok = (word[13:16] == spec.TABLE_MARK) & (word[8:13] >= 1) & (word[8:13] <= L)
-                    with m.If(head_ok):
-                        m.next = "COUNTS"
-                    with m.Else():
-                        finish(0)
-                        m.next = "SETTLE"
-            with m.State("COUNTS"):
-                # One length per cycle; lengths past the table's maxlen take no word (count 0), so
-                # limit[] stays non-decreasing up to L. The Kraft check of a length (``end > space``)
-                # runs a cycle later from registers (``chk``), off the input handshake.
-                cnt = Signal(17)
-                m.d.comb += [
-                    self.i_table.ready.eq(need & ~first),
-                    cnt.eq(need * word),
-                ]
-                step = Signal()
-                m.d.comb += step.eq(~need | (valid & ~first))
-                with m.If(need & self.i_table.valid & first):
-                    finish(0)                                     # cut short: the new table waits in IDLE
-                    m.next = "SETTLE"
-                with m.Elif(step):
-                    end = code + cnt
-                    with m.If(need):                        # a word was taken
-                        m.d.sync += crc.eq(crc_after)
-                    m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1), wr.eq(1)]
-                    m.d.sync += [
-                        base.eq(base + cnt),
-                        code.eq(end << 1),
-                        length.eq(length + 1),
-                        need.eq(length < maxlen),            # length + 1 <= maxlen
-                        space.eq(space << 1),
-                        last.eq(nsyms == 1),
-                    ]
-                    with m.If(length == L):
-                        m.next = "SYMS"
-            with m.State("SYMS"):
-                m.d.comb += [
-                    self.i_table.ready.eq(~first),
-                    self.o_sym_en.eq(valid & ~first),
-                ]
-                with m.If(self.i_table.valid & first):
-                    finish(0)
-                    m.next = "SETTLE"
-                with m.Elif(valid):
-                    m.d.sync += [crc.eq(crc_after), index.eq(index + 1), left.eq(left - 1),
-                                 last.eq(left == 2)]
-                    with m.If(word[8:].any()):
-                        m.d.sync += bad.eq(1)
-                    with m.If(last):
-                        m.next = "CRC"
-            with m.State("CRC"):
-                m.d.comb += self.i_table.ready.eq(~first)
-                with m.If(self.i_table.valid & first):
-                    finish(0)
-                    m.next = "SETTLE"
-                with m.Elif(valid):
-                    m.d.sync += crc.eq(crc_after)
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                # the CRC register and the symbol count are checked in a cycle of their own
-                finish(~bad & (crc == 0) & (base == nsyms))
-                m.next = "SETTLE"
-            with m.State("SETTLE"):
-                m.next = "SETTLE2"          # the count moves at the end of this cycle
-            with m.State("SETTLE2"):
-                m.next = "IDLE"             # permit computed from the new count: read from the next
+        # IDLE: a table starts with a ``first`` word; anything else is dropped. The first word is
+        # only taken once the bank it will overwrite is free.
+        start = valid & first & self.i_permit
+        head_ok = (word[13:16] == spec.TABLE_MARK) & (word[8:13] >= 1) & (word[8:13] <= L)
+        # COUNTS: one length per cycle; lengths past the table's maxlen take no word (count 0), so
+        # limit[] stays non-decreasing up to L. The Kraft check of a length (``end > space``) runs a
+        # cycle later from registers (``chk``), off the input handshake.
+        step = ~need | (valid & ~first)
+        counts_last = length == L
+        # SYMS / CRC: a word is taken unless it is a ``first`` one (which cuts the table short)
+        take = valid & ~first
+        cut = valid & first
+        # a table fails early: bad head, or cut short by a ``first`` word (the new table waits in IDLE)
+        fail = ((st["IDLE"] & start & ~head_ok) | (st["COUNTS"] & need & cut)
+                | ((st["SYMS"] | st["CRC"]) & cut))
+        m.d.sync += [fin.eq(fail | st["VERDICT"]), fin_ok.eq(st["VERDICT"] & ok_q)]
+        m.d.comb += [
+            self.i_table.ready.eq((st["IDLE"] & (~first | self.i_permit)) | (st["COUNTS"] & need & ~first)
+                                  | ((st["SYMS"] | st["CRC"]) & ~first)),
+            self.o_sym_en.eq(st["SYMS"] & take),
+        ]
+        m.d.sync += [
+            st["IDLE"].eq((st["IDLE"] & ~start) | st["SETTLE2"]),
+            st["COUNTS"].eq((st["IDLE"] & start & head_ok)
+                            | (st["COUNTS"] & ~(need & cut) & ~(step & counts_last))),
+            st["SYMS"].eq((st["COUNTS"] & step & counts_last)
+                          | (st["SYMS"] & ~cut & ~(take & last))),
+            st["CRC"].eq((st["SYMS"] & take & last) | (st["CRC"] & ~valid)),
+            st["CHECK"].eq(st["CRC"] & take),      # the CRC register is complete in CHECK
+            st["VERDICT"].eq(st["CHECK"]),         # ``ok_q`` (from it) is complete in VERDICT
+            st["SETTLE"].eq(fail | st["VERDICT"]),  # the count moves at the end of this cycle
+            st["SETTLE2"].eq(st["SETTLE"]),        # permit computed from the new count: read from IDLE
+        ]
+        # the CRC register: one enable, two sources
+        with m.If((st["IDLE"] & start) | (st["COUNTS"] & need & take) | ((st["SYMS"] | st["CRC"]) & take)):
+            m.d.sync += crc.eq(Mux(st["IDLE"], crc16_next(Const(spec.CRC_INIT, 16), [word]), crc_after))
+        with m.If(st["IDLE"] & start):
+            m.d.sync += [
+                maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1), left.eq(word[:8] + 1),
+                length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
+                need.eq(word[8:13] >= 1), space.eq(2),
+                self.o_ok.bit_select(bank, 1).eq(0),
+            ]
+        with m.If(st["COUNTS"] & step):        # (a step is never a cut: need & cut is no step)
+            cnt = Signal(17)
+            m.d.comb += cnt.eq(need * word)
+            end = code + cnt
+            m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1), wr.eq(1)]
+            m.d.sync += [
+                base.eq(base + cnt),
+                code.eq(end << 1),
+                length.eq(length + 1),
+                need.eq(length < maxlen),            # length + 1 <= maxlen
+                space.eq(space << 1),
+                last.eq(nsyms == 1),
+            ]
+        with m.If(st["SYMS"] & take):
+            m.d.sync += [index.eq(index + 1), left.eq(left - 1), last.eq(left == 2)]
+            with m.If(word[8:].any()):
+                m.d.sync += bad.eq(1)
         return m
