@@ -193,7 +193,7 @@ class STDPCore(wiring.Component):
         # more is accepted until the step has been processed.
         ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
         hold = ev_valid & ev_eos
-        rd_word_valid, rd_word = Signal(), Signal(c.cfg_data_bits)
+        rd_word_valid = Signal()
         m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | rd_word_valid | self.o_rdata.valid)
         # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
         clearing = Signal(init=1)
@@ -229,25 +229,27 @@ class STDPCore(wiring.Component):
                 m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(chk_ok)]
         cfg_wr = chk_valid & cmd.write & chk_ok
 
+        # Read-back in two registered steps after the memory access: the synapse memory's word (it
+        # comes through the read-data multiplexers of tens of block RAMs) and the other memories'
+        # word are registered every cycle, without an enable; the next cycle picks one of them.
+        rd_syn, rd_other = Signal(c.cfg_data_bits), Signal(c.cfg_data_bits)
+        other = Signal(c.cfg_data_bits)
+        with m.Switch(rd_mem):
+            if not crossbar:
+                with m.Case(spec.MEM_ROW):
+                    m.d.comb += other.eq(row_rd.data)
+            if bitmap:
+                with m.Case(spec.MEM_BMP):
+                    m.d.comb += other.eq(bmp_rd.data)
+            with m.Case(spec.MEM_STATE):
+                m.d.comb += other.eq(st_rd.data)
+        m.d.sync += [rd_syn.eq(syn_rd.data), rd_other.eq(other)]
         with m.If(rd_pending):
-            m.d.sync += rd_pending.eq(0)
-            word = Signal(c.cfg_data_bits)
-            with m.Switch(rd_mem):
-                with m.Case(spec.MEM_SYN):
-                    m.d.comb += word.eq(syn_rd.data)
-                if not crossbar:
-                    with m.Case(spec.MEM_ROW):
-                        m.d.comb += word.eq(row_rd.data)
-                if bitmap:
-                    with m.Case(spec.MEM_BMP):
-                        m.d.comb += word.eq(bmp_rd.data)
-                with m.Case(spec.MEM_STATE):
-                    m.d.comb += word.eq(st_rd.data)
-            # One more register before the port: the word comes through the memories' read-data
-            # multiplexers (a deep synapse memory spans tens of block RAMs).
-            m.d.sync += [rd_word.eq(Mux(rd_ok, word, 0)), rd_word_valid.eq(1)]
+            m.d.sync += [rd_pending.eq(0), rd_word_valid.eq(1)]
         with m.If(rd_word_valid):
-            m.d.sync += [self.o_rdata.payload.eq(rd_word), self.o_rdata.valid.eq(1), rd_word_valid.eq(0)]
+            word = Mux(rd_mem == spec.MEM_SYN, rd_syn, rd_other)
+            m.d.sync += [self.o_rdata.payload.eq(Mux(rd_ok, word, 0)), self.o_rdata.valid.eq(1),
+                         rd_word_valid.eq(0)]
         with m.If(self.o_rdata.valid & self.o_rdata.ready):
             m.d.sync += self.o_rdata.valid.eq(0)
 
