@@ -80,10 +80,13 @@ class BlockParser(wiring.Component):
 
         beat = Signal(range(hbeats + 1))
         crc = Signal(16)
-        lo = Signal(data.ArrayLayout(16, N))
-        hi = Signal(data.ArrayLayout(16, N))
-        crcs = Signal(data.ArrayLayout(16, N))
-        common = Signal(data.ArrayLayout(16, 3))          # flags, n, M
+        # the header beats go through a shift register (beat b ends at position b): every beat in
+        # HUNT / HEADER shifts it, so its enable is two state bits and ``valid`` (beats that are not
+        # a header's are overwritten before CHECK reads it: a header is ``hbeats`` beats from a
+        # ``first`` one)
+        hdr = Signal(data.ArrayLayout(data.ArrayLayout(16, N), hbeats))
+        lo, hi, crcs = hdr[0], hdr[1], hdr[2]
+        common = [hdr[3 + i // N][i % N] for i in range(3)]          # flags, n, M
         count = Signal(16)
         count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
         count_is_0 = Signal()
@@ -98,21 +101,16 @@ class BlockParser(wiring.Component):
         m.d.sync += [self.o_err_header.eq(0), self.o_err_trunc.eq(0), self.o_err_overrun.eq(0)]
         m.d.comb += self.o_desc.payload.eq(desc)
 
+        hdr_shift = Signal()            # a beat in HUNT / HEADER (set in those states)
+        with m.If(hdr_shift):
+            m.d.sync += [*(hdr[j].eq(hdr[j + 1]) for j in range(hbeats - 1)), hdr[hbeats - 1].eq(words)]
+
         def header_beat(index_is_zero):
             """Absorb one header beat (the current one); after the last, CHECK."""
             crc_in = Const(spec.CRC_INIT, 16) if index_is_zero else crc
             crc_after = crc16_next(crc_in, [words[k] for k in range(N)])
             idx = Const(0) if index_is_zero else beat
             m.d.sync += [crc.eq(crc_after), beat.eq(idx + 1)]
-            with m.If(idx == 0):
-                m.d.sync += lo.eq(words)
-            with m.If(idx == 1):
-                m.d.sync += hi.eq(words)
-            with m.If(idx == 2):
-                m.d.sync += crcs.eq(words)
-            for i in range(3):
-                with m.If(idx == 3 + i // N):
-                    m.d.sync += common[i].eq(words[i % N])
             if index_is_zero:
                 m.next = "HEADER"
                 return
@@ -152,13 +150,13 @@ class BlockParser(wiring.Component):
 
         with m.FSM():
             with m.State("HUNT"):
-                m.d.comb += self.i_data.ready.eq(1)
+                m.d.comb += [self.i_data.ready.eq(1), hdr_shift.eq(self.i_data.valid)]
                 with m.If(self.i_data.valid & first):
                     header_beat(True)
                 with m.Elif(self.i_data.valid):
                     m.d.sync += self.o_err_header.eq(1)
             with m.State("HEADER"):
-                m.d.comb += self.i_data.ready.eq(1)
+                m.d.comb += [self.i_data.ready.eq(1), hdr_shift.eq(self.i_data.valid)]
                 with m.If(self.i_data.valid):
                     with m.If(first):
                         m.d.sync += self.o_err_header.eq(1)     # header cut short: restart on this beat

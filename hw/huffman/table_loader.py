@@ -122,7 +122,7 @@ class TableLoader(wiring.Component):
         names = ("IDLE", "COUNTS", "SYMS", "CRC", "CHECK", "VERDICT", "SETTLE", "SETTLE2")
         st = {n: Signal(name=f"st_{n.lower()}", init=(n == "IDLE")) for n in names}
 
-        m.d.sync += [self.o_err.eq(0), chk.eq(0)]
+        m.d.sync += self.o_err.eq(0)
         # A finished table is counted a cycle later, from registers (``fin``, ``fin_ok``): the count,
         # ``o_ok``, ``o_two`` and ``o_err`` are not behind the input handshake's conditions.
         fin = Signal()
@@ -142,8 +142,18 @@ class TableLoader(wiring.Component):
         wr_len = Signal(range(L + 2))
         wr_end = Signal(L + 2)
         wr_off = Signal(9)
-        m.d.sync += [wr.eq(0), wr_len.eq(length), wr_end.eq(code + Mux(need, word, 0)),
-                     wr_off.eq(base - code)]
+        # COUNTS: a step registers the length's count and 2**length (``cnt_q``, ``spc_q``); the code
+        # and base arithmetic runs a cycle later from those registers (``stp_q``), not behind the
+        # input handshake, and the limit/offset write and the Kraft check a cycle after that
+        stp_q = Signal()
+        cnt_q = Signal(spec.WORD)
+        len_q = Signal(range(L + 2))
+        spc_q = Signal(L + 2)
+        end = code + cnt_q
+        m.d.sync += [wr.eq(stp_q), chk.eq(stp_q), wr_len.eq(len_q), wr_end.eq(end), wr_off.eq(base - code),
+                     end_q.eq(end), space_q.eq(spc_q)]
+        with m.If(stp_q):
+            m.d.sync += [base.eq(base + cnt_q), code.eq(end << 1)]
         m.d.comb += [self.o_off_en.eq(wr), self.o_off_addr.eq(Cat(wr_len[:4], bank)),
                      self.o_off_data.eq(wr_off)]
         for b in range(2):
@@ -204,14 +214,12 @@ class TableLoader(wiring.Component):
                 need.eq(word[8:13] >= 1), space.eq(2),
                 self.o_ok.bit_select(bank, 1).eq(0),
             ]
-        with m.If(st["COUNTS"] & step):        # (a step is never a cut: need & cut is no step)
-            cnt = Signal(17)
-            m.d.comb += cnt.eq(need * word)
-            end = code + cnt
-            m.d.sync += [end_q.eq(end), space_q.eq(space), chk.eq(1), wr.eq(1)]
+        m.d.sync += stp_q.eq(st["COUNTS"] & step)   # (a step is never a cut: need & cut is no step)
+        with m.If(st["COUNTS"] & step):
             m.d.sync += [
-                base.eq(base + cnt),
-                code.eq(end << 1),
+                cnt_q.eq(Mux(need, word, 0)),
+                len_q.eq(length),
+                spc_q.eq(space),
                 length.eq(length + 1),
                 need.eq(length < maxlen),            # length + 1 <= maxlen
                 space.eq(space << 1),
