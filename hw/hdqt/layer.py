@@ -740,11 +740,17 @@ class HdqtLayer(wiring.Component):
                      res_take.eq(me.run & rv0 & Mux(dw_job, usub == n_sub - 1, self.o_res.ready))]
         upd_v = [Signal(name=f"upd_v{s}") for s in range(8)]
         upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(8)]
-        chunk = Signal(data.ArrayLayout(signed(acc), U))
+        # the chunk's results as sign and one's-complement magnitude (dw ^ sign): stage 1 then needs one
+        # adder, |dw| + half = (dw ^ sign) + half + sign, the sign entering as the carry
+        chunk_n = [Signal(name=f"u_chunk_n{lu}") for lu in range(U)]
+        chunk_x = [Signal(acc, name=f"u_chunk_x{lu}") for lu in range(U)]
         with m.Switch(usub):
             for sub in range(n_sub):
                 with m.Case(sub):
-                    m.d.sync += [chunk[lu].eq(res.data[sub * U + lu]) for lu in range(U)]
+                    for lu in range(U):
+                        dw = res.data[sub * U + lu]
+                        m.d.sync += [chunk_n[lu].eq(dw[-1]),
+                                     chunk_x[lu].eq(dw.as_unsigned() ^ dw[-1].replicate(acc))]
         # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C + usub * U
         m.d.sync += [upd_v[0].eq(dw_go), upd_a[0].eq(Cat(usub, rn[:lK - log_c], res.row[:log_r], rm))]
         with m.If(dw_go):
@@ -753,20 +759,24 @@ class HdqtLayer(wiring.Component):
             m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
         lim = spec.acc_limit(spec.W_BITS)
         dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
-        # the W word is read in stage 3 so its data is there for stage 5's subtraction
-        # W's read port: the update (stage 3), else the F engine while running, else the host's read-back
-        m.d.comb += w_rd.addr.eq(Mux(upd_v[3], upd_a[3], Mux(running, f_w_addr, self.i_rd.payload >> log_u)))
-        with m.If(upd_v[3]):
+        # the W word is read in stage 2 and its data registered (w_q) in stage 3, so the block RAM's
+        # clock-to-out is not in front of stage 5's subtraction (each W word is updated once per step,
+        # so reading it earlier reads the same value)
+        # W's read port: the update (stage 2), else the F engine while running, else the host's read-back
+        m.d.comb += w_rd.addr.eq(Mux(upd_v[2], upd_a[2], Mux(running, f_w_addr, self.i_rd.payload >> log_u)))
+        w_q = Signal.like(w_rd.data, name="u_w_q")
+        m.d.sync += w_q.eq(w_rd.data)
+        with m.If(upd_v[2]):
             m.d.comb += w_rd.en.eq(1)
         clipped_any = []
         sat_row = []
         for c in range(U):
-            dw = chunk[c]
-            # stage 1: the rounded magnitude before the shift: |dw| + half (one adder: ~dw + half + 1
-            # for a negative dw)
+            # stage 1: the rounded magnitude before the shift: |dw| + half, one carry chain: the sign is
+            # the carry into bit 0, entered as a bit below both operands (s + s carries s)
             neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
-            m.d.sync += [neg1.eq(dw[-1]),
-                         mag1.eq(Mux(dw[-1], (~dw.as_unsigned()) + u_half + 1, dw.as_unsigned() + u_half))]
+            mag_sum = Signal(acc + 2, name=f"u_magsum_{c}")
+            m.d.comb += mag_sum.eq(Cat(chunk_n[c], chunk_x[c]) + Cat(chunk_n[c], u_half))
+            m.d.sync += [neg1.eq(chunk_n[c]), mag1.eq(mag_sum[1:])]
             # stages 2 to 4: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
             # that large saturates W either way)
             sw = acc + 1 + spec.W_BITS
@@ -783,9 +793,9 @@ class HdqtLayer(wiring.Component):
             neg4, mag4 = Signal(name=f"u_neg4_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag4_{c}")
             m.d.sync += [neg4.eq(neg3),
                          mag4.eq(Mux(big3 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
-            # stage 5: W - delta (W read in stage 3)
+            # stage 5: W - delta (W read in stage 2, registered in stage 3)
             neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
-            m.d.sync += neww.eq(Mux(neg4, w_rd.data[c] + mag4, w_rd.data[c] - mag4))
+            m.d.sync += neww.eq(Mux(neg4, w_q[c] + mag4, w_q[c] - mag4))
             # stage 6: saturate
             sat4 = Signal(signed(16), name=f"u_sat_{c}")
             clip4 = Signal(name=f"u_clip_{c}")
