@@ -669,16 +669,20 @@ class HdqtLayer(wiring.Component):
         with m.If(b_adv):
             m.d.comb += [a_rd.en.eq(1), b_rd.en.eq(1)]
             m.d.sync += beat_v.eq(~beats_c[-1])
-            with m.If(~beats_c[-1]):
-                m.d.sync += beats_c.eq(beats_c - 1)
-                with m.If(bj_c[-1]):
-                    m.d.sync += bj_c.eq(beats_m2)
-                    with m.If(tb_c[-1]):
-                        m.d.sync += [tb_c.eq(n_nb_m2), a_ptr.eq(a_ptr + 1), a_row.eq(a_ptr + 1), b_ptr.eq(0)]
-                    with m.Else():
-                        m.d.sync += [tb_c.eq(tb_c - 1), a_ptr.eq(a_row), b_ptr.eq(b_ptr + 1)]
-                with m.Else():
-                    m.d.sync += [bj_c.eq(bj_c - 1), a_ptr.eq(a_ptr + 1), b_ptr.eq(b_ptr + 1)]
+        # the counters' next values from flip-flops only (the loop flags are sign bits), the advance only
+        # as their common enable (nested conditions had put it in front of the data inputs)
+        beat_adv = Signal()
+        a_next = Signal.like(a_ptr)
+        m.d.comb += [beat_adv.eq(b_adv & ~beats_c[-1]), a_next.eq(a_ptr + 1)]
+        with m.If(beat_adv):
+            m.d.sync += [beats_c.eq(beats_c - 1),
+                         bj_c.eq(Mux(bj_c[-1], beats_m2, bj_c - 1)),
+                         a_ptr.eq(Mux(bj_c[-1] & ~tb_c[-1], a_row, a_next)),
+                         b_ptr.eq(Mux(bj_c[-1] & tb_c[-1], 0, b_ptr + 1))]
+            with m.If(bj_c[-1]):
+                m.d.sync += tb_c.eq(Mux(tb_c[-1], n_nb_m2, tb_c - 1))
+                with m.If(tb_c[-1]):
+                    m.d.sync += a_row.eq(a_next)
         m.d.comb += [mac.i_act.valid.eq(bs_valid), mac.i_wgt.valid.eq(bs_valid),
                      mac.i_act.payload.eq(bs_data[:R * 32]), mac.i_wgt.payload.eq(bs_data[R * 32:])]
 
