@@ -14,12 +14,16 @@ and ``fmax_mhz`` come from nextpnr for the whole wrapped design (the wrapper add
 register-to-register paths, so Fmax is the block's).
 
 Results are cached in ``build/synth/<name>-<hash>/result.json`` by the design's RTLIL text and the
-device, so a repeated run of an unchanged block costs nothing.
+device, so a repeated run of an unchanged block costs nothing; Yosys' netlist is also kept by the
+design and device alone (``build/synth/yosys/``), so another nextpnr seed or clock constraint
+re-runs only nextpnr.
 """
 
 import hashlib
 import json
+import os
 import re
+import shutil
 import time
 from pathlib import Path
 
@@ -236,22 +240,41 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     started = time.monotonic()
 
     dut_module = "top.dut"
-    say(f"yosys: synthesizing {name} for {dev['label']}")
-    # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
-    # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
-    # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
-    # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
-    # (-noabc9). ``abc9`` in the result says which ran.
-    options = ("", *dev["abc9_fallbacks"])
-    for i, option in enumerate(options):
+    # Yosys' result depends only on the design and the device, not on nextpnr's seed or clock
+    # constraint: it is kept once in ``yosys/`` so that a seed sweep runs Yosys once.
+    ydigest = hashlib.sha256(f"{device}\n{dev['synth']}\n{text}".encode()).hexdigest()[:16]
+    ycache = Path(build_dir) / "yosys" / f"{device}-{ydigest}"
+    if use_cache and (ycache / "abc9.txt").exists():
+        for f in _YOSYS_OUTPUTS:
+            shutil.copyfile(ycache / f, work / f)
+        abc9 = (ycache / "abc9.txt").read_text().strip()
+    else:
+        say(f"yosys: synthesizing {name} for {dev['label']}")
+        # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
+        # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
+        # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
+        # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
+        # (-noabc9). ``abc9`` in the result says which ran.
+        options = ("", *dev["abc9_fallbacks"])
+        for i, option in enumerate(options):
+            try:
+                _run_synth(f"{dev['synth']} {option}".rstrip(), dut_module, work)
+                break
+            except ToolError:
+                if i + 1 == len(options):
+                    raise
+                say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
+        abc9 = option or "abc9"
+        # Filled under a temporary name and renamed: parallel runs never see half an entry.
+        tmp = ycache.with_name(f"{ycache.name}.tmp{os.getpid()}")
+        tmp.mkdir(parents=True, exist_ok=True)
+        for f in _YOSYS_OUTPUTS:
+            shutil.copyfile(work / f, tmp / f)
+        (tmp / "abc9.txt").write_text(abc9 + "\n")
         try:
-            _run_synth(f"{dev['synth']} {option}".rstrip(), dut_module, work)
-            break
-        except ToolError:
-            if i + 1 == len(options):
-                raise
-            say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
-    abc9 = option or "abc9"
+            os.replace(tmp, ycache)
+        except OSError:  # another run stored the same entry first
+            shutil.rmtree(tmp, ignore_errors=True)
     stat = json.loads((work / "stat.json").read_text())
     block = _count(_module_cells(stat, dut_module), dev["family"])
     total = _count(_module_cells(stat, "top"), dev["family"])
@@ -293,6 +316,9 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         result["slices"] = util.get("TRELLIS_COMB", {}).get("used")
     result_file.write_text(json.dumps(result, indent=1))
     return result
+
+
+_YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
 
 
 def _run_synth(command, dut_module, work):

@@ -1,6 +1,7 @@
 """Out-of-context synthesis and place-and-route through YoWASP: a real smoke build runs in CI."""
 
 import json
+from pathlib import Path
 
 import pytest
 from amaranth.back import rtlil
@@ -8,6 +9,7 @@ from amaranth.hdl import Module, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from boards import synth
 from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize
 from boards.toolchain import ToolError, run_yosys
 from edgelearn.cli import main
@@ -48,7 +50,7 @@ def test_wrapper_takes_struct_payloads():
     assert "module \\top" in rtlil.convert(w, name="top")
 
 
-def test_up5k_smoke_build(tmp_path):
+def test_up5k_smoke_build(tmp_path, monkeypatch):
     r = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, use_cache=False)
     # A 16-bit LFSR has 16 state flip-flops of its own; the wrapper's 35 are counted apart.
     assert r["ff"] == 16
@@ -59,7 +61,15 @@ def test_up5k_smoke_build(tmp_path):
     assert r["lc"] >= r["lut4"]
     assert r["fmax_mhz"] > 0
     assert r["timing_met"] == (r["fmax_mhz"] >= DEVICES["up5k"]["target_mhz"])
-    assert json.loads((tmp_path / next(p.name for p in tmp_path.iterdir()) / "result.json").read_text()) == r
+    assert json.loads((Path(r["dir"]) / "result.json").read_text()) == r
+
+    # Another seed re-runs nextpnr only: Yosys' netlist comes from the design's entry in yosys/.
+    def no_yosys(*args):
+        raise AssertionError("Yosys ran again for an unchanged design")
+    monkeypatch.setattr(synth, "_run_synth", no_yosys)
+    r2 = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, seed=2)
+    assert r2["dir"] != r["dir"]
+    assert (r2["lut4"], r2["ff"], r2["abc9"]) == (r["lut4"], r["ff"], r["abc9"])
 
 
 def test_synth_command_prints_table(capsys):
