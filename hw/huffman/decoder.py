@@ -244,8 +244,10 @@ class HuffmanDecoder(wiring.Component):
         # loader permission: table t overwrites table t-2; wait until every lane is past it
         # (a register: the loader reads it only two cycles after its count last changed, and a
         # lane's table number only grows, so a one-cycle-old permit is never too permissive)
+        # (``t - tab <= 1`` modulo 256 as two equalities, with ``t - 1`` a loader register: no
+        # subtraction before the compare)
         t = loader.o_count
-        beyond = Cat(*(((t - tab)[:8] <= 1) for _, _, _, tab in ports)).all()
+        beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ports)).all()
         permit_q = Signal()
         core.d.sync += permit_q.eq(~loader.o_two | beyond)
         core.d.comb += loader.i_permit.eq(permit_q)

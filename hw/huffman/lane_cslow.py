@@ -281,7 +281,8 @@ class CSlowLaneDecoder(wiring.Component):
         hi_nz = bits_left_n[6:].any()
         lo = bits_left_n[:6]
         within_q = Signal()
-        exact_q = Signal()
+        exact_terms_q = Signal(L + 1)      # per amount: selected and equal to the bits left
+        short_q = Signal()                 # fewer than 64 bits left
         cons_q = Signal(range(S + 1))
         code_q = Signal(L)
         offset_q = Signal(9)
@@ -292,7 +293,8 @@ class CSlowLaneDecoder(wiring.Component):
             within_q.eq((hi_nz & oh.any())
                         | _onehot_mux(oh, [Mux(rs, _at_least(lo, ln + R), _at_least(lo, ln))
                                            for ln in range(L + 1)])),
-            exact_q.eq(~hi_nz & _onehot_mux(oh, [Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)])),
+            exact_terms_q.eq(Cat(*(oh[ln] & Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)))),
+            short_q.eq(~hi_nz),
             cons_q.eq(_onehot_mux(oh, [Mux(rs, ln + R, ln) for ln in range(L + 1)])),
         ]
         checked = s1.valid & s1.dec & ~late
@@ -304,6 +306,10 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.sync += bits_left_n.eq(bits_left - cons_q)
         with m.If(trunc):
             m.d.sync += [late_n.eq(1), zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_trunc.eq(1)]
+        # "the code ends exactly at the lane's last bit": the one-hot's OR in stage 1, from the
+        # registered per-amount terms (the compares and the OR tree are not one path)
+        exact_q = Signal()
+        m.d.comb += exact_q.eq(short_q & exact_terms_q.any())
         with m.If(fire & s1.last & ~exact_q):
             m.d.sync += [blk_err_n.eq(1), self.o_err_mismatch.eq(1)]
         with m.If(step & invalid_q):
@@ -356,6 +362,10 @@ class CSlowLaneDecoder(wiring.Component):
         # moved on meanwhile (a one-cycle-late "loaded" only waits a turn longer); a descriptor
         # seen valid a cycle early is still there (only this context reads its FIFO, and a full
         # FIFO is not written), so its fields are read from the FIFO in the cycle that takes it.
+        # the CRC compare, from the next context's registers (stage A), registered: ``crc == d.crc``
+        # of the current context, exactly (its registers are the ``*_n`` ones a cycle ago)
+        crc_eq_q = Signal()
+        m.d.sync += crc_eq_q.eq(crc_n == d_n.crc)
         next_tab = tab + 1
         loaded_q = Signal()
         diff = Signal(8)
@@ -408,7 +418,7 @@ class CSlowLaneDecoder(wiring.Component):
                 m.d.sync += state_n.eq(_RUN)
             with m.Case(_RUN):
                 with m.If(~nleft_nz & ~words_nz & ~s1.valid):     # stage 1's checks are in
-                    bad_crc = check_crc & (crc != d.crc)
+                    bad_crc = check_crc & ~crc_eq_q
                     m.d.sync += [self.o_err_crc.eq(bad_crc), state_n.eq(_FINISH)]
                     for k in range(2):
                         with m.If(ph == k):

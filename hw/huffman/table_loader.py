@@ -47,6 +47,8 @@ class TableLoader(wiring.Component):
         ``o_count`` / ``o_two`` last changed.
     o_count : Out(8)
         Tables completed since reset, modulo 256 (the number of the next table).
+    o_count_m1 : Out(8)
+        ``o_count - 1`` modulo 256, a register of its own (moves with ``o_count``).
     o_two : Out(1)
         At least two tables completed (banks 0 and 1 both hold a table).
     o_ok : Out(2)
@@ -77,6 +79,7 @@ class TableLoader(wiring.Component):
             "i_table": In(stream.Signature(table_word_layout)),
             "i_permit": In(1),
             "o_count": Out(8),
+            "o_count_m1": Out(8, init=0xFF),
             "o_two": Out(1),
             "o_ok": Out(2),
             "o_limit": Out(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
@@ -130,6 +133,7 @@ class TableLoader(wiring.Component):
         with m.If(fin):
             m.d.sync += [
                 self.o_count.eq(self.o_count + 1),
+                self.o_count_m1.eq(self.o_count),
                 self.o_ok.bit_select(bank, 1).eq(fin_ok),
                 self.o_err.eq(~fin_ok),
             ]
