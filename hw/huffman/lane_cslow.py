@@ -42,7 +42,9 @@ class CSlowLaneDecoder(wiring.Component):
     * stage A (reads ``x_n``, i.e. the context that is current in the *next* cycle): the window
       compare against the L code ends, the one-hot length, the "may decode" condition, and the
       staged word's placement behind the valid bits (a shift by ``fill``), all registered
-      (``sel_q``: one-hot shift amount ``l + r``, ``placed_q``, ``fill_p_q``);
+      (``sel_q``: one-hot shift amount ``l + r``; ``bufm_q``: the buffer with the staged word
+      already OR'd in behind the valid bits; ``fill_p_q``; ``ge_q``: per amount, whether the fill
+      after the step still holds a symbol, from which stage B registers ``ready``);
     * stage B (reads ``x``): the bit buffer and its fill count shift through one balanced one-hot
       multiplexer over the shift amounts 0 .. L + R (the raw field is part of the amount, so there
       is no separate pre-shift) and are written to ``buf_n`` / ``fill_n``.
@@ -123,6 +125,7 @@ class CSlowLaneDecoder(wiring.Component):
         late, late_n = creg(1, name="late")
         buf, buf_n = creg(B, name="buf")
         fill, fill_n = creg(range(B + 1), name="fill")
+        _, ready_n = creg(1, name="ready")      # fill >= L + r (r = R if rsel, else 0)
         stage, stage_n = creg(W, name="stage")
         staged, staged_n = creg(1, name="staged")
         s1_layout = data.StructLayout({
@@ -177,8 +180,11 @@ class CSlowLaneDecoder(wiring.Component):
         for ln in range(1, L + 1):
             m.d.comb += onehot[ln].eq(~raw_mode_n & lt[ln] & ~lt[ln - 1])
         invalid_a = ~raw_mode_n & ~lt[L]
+        # "enough bits for a symbol": ``fill >= L + r`` is a register of its own (``ready_n``), computed
+        # in stage B from per-amount compares registered in stage A (``ge_q``), so the step decision
+        # starts from flip-flops
         ready_a = Signal()
-        m.d.comb += ready_a.eq(Mux(rsel_n, fill_n >= L + R, fill_n >= L) | (~own_nz_n & ~staged_n))
+        m.d.comb += ready_a.eq(ready_n | (~own_nz_n & ~staged_n))
         can_a = running_a & ~zeroing_n & nleft_nz_n & space_a
         step_a = Signal()
         m.d.comb += step_a.eq(can_a & ready_a)
@@ -191,18 +197,28 @@ class CSlowLaneDecoder(wiring.Component):
                 terms.append(rsel_n & onehot[s - R])
             t = _tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
             m.d.comb += sel_a[s].eq((step_a & t) | (~step_a if s == 0 else 0))
-        placed_a = Signal(B)
-        m.d.comb += placed_a.eq(Mux(staged_n, (stage_n << (B - W)) >> fill_n, 0))
+        # the staged word (zero if none: ``stage_n`` is written 0 then) placed behind the valid bits
+        # and OR'd into the buffer here, so stage B's shift starts from one register
+        bufm_a = Signal(B)
+        m.d.comb += bufm_a.eq(buf_n | ((stage_n << (B - W)) >> fill_n)[:B])
+        # per shift amount s: the fill after this step (fill + W if staged, - s) is >= L + r
+        ge_a = Signal(S + 1)
+        fill_pa = Signal(range(B + W + 1))
+        m.d.comb += fill_pa.eq(fill_n + Mux(staged_n, W, 0))
+        for s in range(S + 1):
+            m.d.comb += ge_a[s].eq(Mux(rsel_n, fill_pa >= L + R + s, fill_pa >= L + s))
+        ge_q = Signal(S + 1)
+        m.d.sync += ge_q.eq(ge_a)
         sel_q = Signal(S + 1, init=1)
         oh_q = Signal(L + 1)          # the one-hot code length of a step (0 if none)
-        placed_q = Signal(B)
+        bufm_q = Signal(B)
         fill_p_q = Signal(range(B + W + 1))
         step_q = Signal()
         invalid_q = Signal()
         emit_zero_q = Signal()
         m.d.sync += [
-            sel_q.eq(sel_a), oh_q.eq(Mux(step_a, onehot, 0)), placed_q.eq(placed_a),
-            fill_p_q.eq(fill_n + Mux(staged_n, W, 0)),
+            sel_q.eq(sel_a), oh_q.eq(Mux(step_a, onehot, 0)), bufm_q.eq(bufm_a),
+            fill_p_q.eq(fill_pa),
             step_q.eq(step_a), invalid_q.eq(invalid_a),
             emit_zero_q.eq(running_a & zeroing_n & nleft_nz_n & space_a),
         ]
@@ -217,10 +233,9 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.sync += [emit.eq(step_a & ~invalid_a),
                      out_q.eq((step_a & ~invalid_a) | (running_a & zeroing_n & nleft_nz_n & space_a))]
         emit_zero = emit_zero_q
-        buf_m = Signal(B)
-        m.d.comb += buf_m.eq(buf | placed_q)
-        m.d.sync += buf_n.eq(_tree([Mux(sel_q[s], (buf_m << s)[:B], 0) for s in range(S + 1)],
+        m.d.sync += buf_n.eq(_tree([Mux(sel_q[s], (bufm_q << s)[:B], 0) for s in range(S + 1)],
                                    lambda a, b: a | b))
+        m.d.sync += ready_n.eq(_onehot_mux(sel_q, [ge_q[s] for s in range(S + 1)]))
         # fill: one subtraction of the amount (binary, OR-encoded from the one-hot); no amount (an
         # invalid code) empties the buffer, as the one-cycle lane does
         amount = Signal(range(S + 1))
@@ -250,7 +265,7 @@ class CSlowLaneDecoder(wiring.Component):
             self.i_words[0].ready.eq(pop & ~ph),
             self.i_words[1].ready.eq(pop & ph),
         ]
-        m.d.sync += [stage_n.eq(words[:W]), staged_n.eq(pop_buf)]
+        m.d.sync += [stage_n.eq(Mux(pop_buf, words[:W], 0)), staged_n.eq(pop_buf)]
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
@@ -400,7 +415,7 @@ class CSlowLaneDecoder(wiring.Component):
                         rsel_n.eq(desc.r != 0), raw_mode_n.eq(desc.mode == spec.MODE_RAW),
                         crc_n.eq(spec.CRC_INIT), blk_err_n.eq(desc.skip), zeroing_n.eq(desc.skip),
                         late_n.eq(0), check_crc_n.eq(~desc.skip), is_first_n.eq(1), fill_n.eq(0),
-                        staged_n.eq(0), buf_n.eq(0),
+                        ready_n.eq(0), staged_n.eq(0), stage_n.eq(0), buf_n.eq(0),
                     ]
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
                         m.d.sync += state_n.eq(_RUN)
