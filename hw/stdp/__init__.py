@@ -27,6 +27,9 @@ BLOCKS = [
         smoke_test="sim.stdp.tb_stdp",
         smoke_params={"n_neurons": 32, "max_synapses": 256, "w_bits": 6, "threshold": 40, "window": 8,
                       "refractory": 1},
+        # The UP5K row of `edgelearn demo`: the largest forward table that fits the iCE40UP5K's 30
+        # block RAMs next to the neuron state (N = 256, 7168 synapses of 4-bit weights; 8192 need 31).
+        synth_params={"n_neurons": 256, "max_synapses": 7168, "w_bits": 4},
         demo="sim.stdp.demo:run",
     ),
 ]
