@@ -56,6 +56,7 @@ def test_list_names_every_block(capsys):
     (["generate", "lfsr", "-p", "width"], "-p takes name=value, not 'width'"),
     (["generate", "lfsr", "-p", "width=abc"], "width must be an integer, not 'abc'"),
     (["synth", "lfsr", "--device", "virtex"], "invalid choice: 'virtex'"),
+    (["synth", "lfsr", "--seed", "x"], "argument --seed: invalid int value: 'x'"),
     (["build", "--board", "nosuchboard"], "--board must be one of"),
     (["run", "nosuchjob"], "unknown job 'nosuchjob'"),
     (["frobnicate"], "invalid choice: 'frobnicate'"),
@@ -69,6 +70,21 @@ def test_bad_argument_is_one_line(args, needle):
     assert len(lines) == 1, err
     assert lines[0].startswith("edgelearn: error: ")
     assert needle in lines[0]
+
+
+def test_synth_passes_seed_and_clock_to_the_flow(monkeypatch, capsys):
+    import boards.synth
+    seen = {}
+
+    def fake_synthesize(dut, **kw):
+        seen.update(kw)
+        return {"name": "lfsr", "device": kw["device"], "fmax_mhz": 50.0, "target_mhz": 48,
+                "timing_met": True, "dir": "d"}
+    monkeypatch.setattr(boards.synth, "synthesize", fake_synthesize)
+    assert main(["synth", "lfsr", "--seed", "3", "--freq", "60", "--json"]) == 0
+    assert (seen["seed"], seen["freq_mhz"], seen["device"]) == (3, 60.0, "up5k")
+    assert main(["synth", "lfsr", "--json"]) == 0
+    assert seen["seed"] == 1
 
 
 def test_sim_runs_cocotb_smoke_test(capsys):
