@@ -13,7 +13,7 @@ from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
-from .table_loader import TableLoader, table_word_layout
+from .table_loader import TableLoader, table_bus, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS"]
 
@@ -151,15 +151,8 @@ class HuffmanDecoder(wiring.Component):
                 lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
-            core.d.comb += [
-                lane.i_limit.eq(loader.o_limit), lane.i_offset.eq(loader.o_offset),
-                lane.i_count.eq(loader.o_count), lane.i_ok.eq(loader.o_ok),
-                lane.i_sym_en.eq(loader.o_sym_en), lane.i_sym_addr.eq(loader.o_sym_addr),
-                lane.i_sym_data.eq(loader.o_sym_data),
-            ]
-            if C == 2:
-                core.d.comb += [lane.i_off_en.eq(loader.o_off_en), lane.i_off_addr.eq(loader.o_off_addr),
-                                lane.i_off_data.eq(loader.o_off_data)]
+            core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
+                            for name in table_bus(self._L, offset_port=C == 2)]
         for c in range(C):
             for lane in lanes:
                 if C == 1:

@@ -11,6 +11,7 @@ from ..params import check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
+from .table_loader import table_bus
 
 __all__ = ["LaneDecoder", "lane_output_layout", "buffer_bits"]
 
@@ -61,13 +62,9 @@ def lane_members(max_len, raw_bits, contexts=1):
     members = {
         "i_desc": per_lane(In(stream.Signature(descriptor_layout))),
         "i_words": per_lane(In(stream.Signature(spec.WORD + 1))),
-        "i_limit": In(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
-        "i_offset": In(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
-        "i_count": In(8),
-        "i_ok": In(2),
-        "i_sym_en": In(1),
-        "i_sym_addr": In(9),
-        "i_sym_data": In(8),
+        # the loader's table (the two-context lane keeps the offsets in a block RAM of its own,
+        # written through ``i_off_*`` at ``bank << 4 | length``)
+        **{f"i_{name}": In(shape) for name, shape in table_bus(L, offset_port=contexts == 2).items()},
         "o_tab": per_lane(Out(8, init=0xFF)),
         "o_sym": per_lane(Out(stream.Signature(lane_output_layout(raw_bits)))),
         "o_fire": Out(1),
@@ -76,9 +73,6 @@ def lane_members(max_len, raw_bits, contexts=1):
         "o_err_mismatch": Out(1),
         "o_err_crc": Out(1),
     }
-    if contexts == 2:
-        # the two-context lane keeps the offsets in a block RAM of its own (``bank << 4 | length``)
-        members.update({"i_off_en": In(1), "i_off_addr": In(5), "i_off_data": In(9)})
     return members
 
 

@@ -13,6 +13,26 @@ __all__ = ["TableLoader", "table_word_layout"]
 table_word_layout = data.StructLayout({"data": spec.WORD, "first": 1})
 
 
+def table_bus(max_len, *, offset_port):
+    """The table the loader gives every lane, as ``{name: shape}``: the loader drives ``o_<name>``,
+    a lane reads ``i_<name>`` (:func:`hw.huffman.lane.lane_members`) and the decoder connects them by
+    name. ``offset_port``: include the offsets' memory write port (``off_*``, for lanes that keep the
+    offsets in a block RAM)."""
+    L = max_len
+    bus = {
+        "limit": data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2),
+        "offset": data.ArrayLayout(data.ArrayLayout(9, L + 1), 2),
+        "count": 8,
+        "ok": 2,
+        "sym_en": 1,
+        "sym_addr": 9,
+        "sym_data": 8,
+    }
+    if offset_port:
+        bus.update({"off_en": 1, "off_addr": 5, "off_data": 9})
+    return bus
+
+
 class TableLoader(wiring.Component):
     """Loads serialized tables (:func:`hw.huffman.spec.serialize_table`) from a stream.
 
@@ -78,19 +98,10 @@ class TableLoader(wiring.Component):
         super().__init__({
             "i_table": In(stream.Signature(table_word_layout)),
             "i_permit": In(1),
-            "o_count": Out(8),
+            **{f"o_{name}": Out(shape) for name, shape in table_bus(L, offset_port=True).items()},
             "o_count_m1": Out(8, init=0xFF),
             "o_two": Out(1),
-            "o_ok": Out(2),
-            "o_limit": Out(data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2)),
-            "o_offset": Out(data.ArrayLayout(data.ArrayLayout(9, L + 1), 2)),
-            "o_sym_en": Out(1),
-            "o_sym_addr": Out(9),
-            "o_sym_data": Out(8),
             "o_err": Out(1),
-            "o_off_en": Out(1),
-            "o_off_addr": Out(5),
-            "o_off_data": Out(9),
         })
 
     def elaborate(self, platform):
