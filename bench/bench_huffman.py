@@ -174,7 +174,7 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
     with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
     netlist, device and seed)."""
-    from boards.synth import ToolError, synthesize
+    from boards.synth import DoesNotFit, ToolError, synthesize
     rows = []
     for device in devices:
         for L, n, c in grid:
@@ -185,31 +185,13 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
                                    device=device, name=_synth_name(L, n, c), seed=seed, progress=progress)
                     rows.append({**head, **{k: r.get(k) for k in
                                  ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
+                except DoesNotFit as e:
+                    usage = {k: f"{used}/{avail}" for k, (used, avail) in e.utilisation.items()}
+                    rows.append({**head, "timing_met": False, "error": "does not fit",
+                                 "lc": usage.get("ICESTORM_LC") or usage.get("TRELLIS_COMB")})
                 except ToolError as e:
-                    rows.append({**head, **_failed_run(str(e))})
+                    rows.append({**head, "timing_met": False, "error": str(e).split(";")[0][:60]})
     return rows
-
-
-def _failed_run(message):
-    """What a failed place-and-route still tells: nextpnr stops with an error when timing fails (or
-    the design does not fit), so read the achieved Fmax and the utilisation from its log."""
-    import re
-    from pathlib import Path
-    found = re.search(r"see (\S+pnr\.log)", message)
-    out = {"timing_met": False, "error": message.split(";")[0][:60]}
-    if not found or not Path(found.group(1)).exists():
-        return out
-    log = Path(found.group(1)).read_text()
-    fmax = re.findall(r"Max frequency for clock .*?: ([\d.]+) MHz", log)
-    if fmax:
-        out["fmax_mhz"] = float(fmax[-1])
-        out["error"] = "timing not met"
-    lc = re.search(r"ICESTORM_LC:\s+(\d+)/\s*(\d+)", log) or re.search(r"TRELLIS_COMB:\s+(\d+)/\s*(\d+)", log)
-    if lc:
-        out["lc"] = f"{lc.group(1)}/{lc.group(2)}"
-        if int(lc.group(1)) > int(lc.group(2)):
-            out["error"] = "does not fit"
-    return out
 
 
 SYNTH_COLS = ["device", "L", "N", "C", "seed", "lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz",
