@@ -186,6 +186,7 @@ class CSlowLaneDecoder(wiring.Component):
         ready_a = Signal()
         m.d.comb += ready_a.eq(ready_n | (~own_nz_n & ~staged_n))
         can_a = running_a & ~zeroing_n & nleft_nz_n & space_a
+        emit_zero_a = running_a & zeroing_n & nleft_nz_n & space_a    # a zero value goes out
         step_a = Signal()
         m.d.comb += step_a.eq(can_a & ready_a)
         sel_a = Signal(S + 1)          # one-hot shift amount l + r (amount 0 also when not stepping)
@@ -220,7 +221,7 @@ class CSlowLaneDecoder(wiring.Component):
             sel_q.eq(sel_a), oh_q.eq(Mux(step_a, onehot, 0)), bufm_q.eq(bufm_a),
             fill_p_q.eq(fill_pa),
             step_q.eq(step_a), invalid_q.eq(invalid_a),
-            emit_zero_q.eq(running_a & zeroing_n & nleft_nz_n & space_a),
+            emit_zero_q.eq(emit_zero_a),
         ]
 
         # ---- stage B (the current context): shift buffer and fill by the registered amount
@@ -231,7 +232,7 @@ class CSlowLaneDecoder(wiring.Component):
         emit = Signal()
         out_q = Signal()
         m.d.sync += [emit.eq(step_a & ~invalid_a),
-                     out_q.eq((step_a & ~invalid_a) | (running_a & zeroing_n & nleft_nz_n & space_a))]
+                     out_q.eq((step_a & ~invalid_a) | emit_zero_a)]
         emit_zero = emit_zero_q
         m.d.sync += buf_n.eq(_tree([Mux(sel_q[s], (bufm_q << s)[:B], 0) for s in range(S + 1)],
                                    lambda a, b: a | b))
