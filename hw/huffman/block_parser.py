@@ -122,9 +122,10 @@ class BlockParser(wiring.Component):
         # register of its own.
         flags, n, mw = common[0], common[1], common[2]
         mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
+        bitlens = [lo[k] | (hi[k][:4] << 16) for k in range(N)]     # 20-bit lane lengths
         for k in range(N):
             m.d.comb += [
-                desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(lo[k] | (hi[k][:4] << 16)),
+                desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlens[k]),
                 desc[k].crc.eq(crcs[k]), desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
                 desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip[k]),
             ]
@@ -138,8 +139,7 @@ class BlockParser(wiring.Component):
                   & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
             for k in range(N):
                 ok &= hi[k] <= 15
-            for k in range(N):
-                bitlen = lo[k] | (hi[k][:4] << 16)
+            for k, bitlen in enumerate(bitlens):
                 # bitlen > 16 M, in two halves (the verdict in DECIDE, from registers)
                 m.d.sync += [
                     over_gt[k].eq(bitlen[4:] > mw), over_eq[k].eq(bitlen[4:] == mw),
