@@ -61,7 +61,8 @@ class HuffmanDecoder(wiring.Component):
     what it buys (the loop is cut in two). ``contexts=1`` is the one-cycle
     :class:`~hw.huffman.lane.LaneDecoder` with blocks of N format lanes.
 
-    Counters (32-bit, wrap): ``o_beats_in`` data beats accepted, ``o_symbols`` values output
+    Counters (32-bit, wrap; the output counters count a cycle after the take): ``o_beats_in`` data
+    beats accepted, ``o_symbols`` values output
     (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks output with ``err``,
     ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` = lane utilisation).
 
@@ -178,10 +179,16 @@ class HuffmanDecoder(wiring.Component):
             else:
                 # a 3-entry register FIFO between the (block RAM) word FIFO and the lane: the lane's
                 # word-take drives only local flip-flops, the RAM FIFO's read a register-derived ready
+                # (the RAM FIFO's read enable is a register too: "two entries free a cycle ago", so
+                # one is free for a word moved in this cycle; the lane takes at most one word every
+                # second cycle per context, which this rate sustains)
                 near = SyncFIFOBuffered(width=spec.WORD + 1, depth=3)
                 core.submodules[f"wnear{f}"] = near
+                near_room = Signal(name=f"wnear{f}_room")
+                core.d.sync += near_room.eq(near.w_level <= 1)
                 core.d.comb += [
-                    near.w_en.eq(wfifo.r_rdy), near.w_data.eq(wfifo.r_data), wfifo.r_en.eq(near.w_rdy),
+                    near.w_en.eq(wfifo.r_rdy & near_room), near.w_data.eq(wfifo.r_data),
+                    wfifo.r_en.eq(near_room),
                     words.valid.eq(near.r_rdy), words.payload.eq(near.r_data), near.r_en.eq(words.ready),
                 ]
 
@@ -330,12 +337,17 @@ class HuffmanDecoder(wiring.Component):
         core.d.sync += self.o_fires.eq(self.o_fires + fires)
         with core.If(self.i_data.valid & self.i_data.ready):
             core.d.sync += self.o_beats_in.eq(self.o_beats_in + 1)
-        with core.If(out_take):
+        # the output counters count a cycle after the take (registered pulses: the consumer's
+        # ready does not reach the counters' enables)
+        took, took_last, took_err = Signal(), Signal(), Signal()
+        core.d.sync += [took.eq(out_take), took_last.eq(out_take & self.o_data.payload.last),
+                        took_err.eq(out_take & self.o_data.payload.last & self.o_data.payload.err)]
+        with core.If(took):
             core.d.sync += self.o_symbols.eq(self.o_symbols + N)
-            with core.If(self.o_data.payload.last):
-                core.d.sync += self.o_blocks.eq(self.o_blocks + 1)
-                with core.If(self.o_data.payload.err):
-                    core.d.sync += self.o_err_blocks.eq(self.o_err_blocks + 1)
+        with core.If(took_last):
+            core.d.sync += self.o_blocks.eq(self.o_blocks + 1)
+        with core.If(took_err):
+            core.d.sync += self.o_err_blocks.eq(self.o_err_blocks + 1)
 
         m.submodules.core = ResetInserter({"sync": self.i_clear})(core)
         return m

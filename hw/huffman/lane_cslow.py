@@ -163,14 +163,28 @@ class CSlowLaneDecoder(wiring.Component):
             final_err.append(ferr)
             take.append(tk)
 
+        emit = Signal()                # registered in stage A, below
+        out_q = Signal()
+
         # lim for stage A: the code ends of the next context's bank
         lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
             m.d.comb += lim[ln].eq(Mux(bank_n, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
 
         # ---- stage A: from the next context's registers (``*_n``), registered
-        running_a = state_n == _RUN
-        space_a = Mux(ph, inflight[0], inflight[1]) < QDEPTH
+        # "running" and "the queue has room" reach stage A as single flip-flops:
+        # * ``run_q`` is ``state == RUN`` of the context a turn ago (registered in its stage B). Late
+        #   only where it turns on (a block starts one turn later); where it turns off (RUN -> FINISH)
+        #   ``n_left`` and ``words_left`` are already zero, and they gate every use, so a late 1 does
+        #   nothing.
+        # * ``space_q`` is the context's queue count after its own stage-B emission, registered; a
+        #   value the consumer took in that cycle is counted a cycle later (conservative).
+        run_q = Signal()
+        space_q = Signal()
+        m.d.sync += [run_q.eq(state == _RUN),
+                     space_q.eq(Mux(ph, inflight[1], inflight[0]) + out_q < QDEPTH)]
+        running_a = run_q
+        space_a = space_q
         win = buf_n[B - L:]
         lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
@@ -229,8 +243,6 @@ class CSlowLaneDecoder(wiring.Component):
         # ``emit`` (= step & ~invalid) and "a value goes out" (emit | emit_zero) as registers of
         # their own, computed in stage A: the output credit counters and the rotating counters
         # start at a flip-flop
-        emit = Signal()
-        out_q = Signal()
         m.d.sync += [emit.eq(step_a & ~invalid_a),
                      out_q.eq((step_a & ~invalid_a) | emit_zero_a)]
         emit_zero = emit_zero_q
@@ -246,10 +258,14 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.sync += fill_n.eq(fill_next[:len(fill)])
 
         # ---- word intake (the current context's FIFO)
+        # The next context's FIFO head, registered in stage A (the phase multiplexer is then not in
+        # front of the CRC and the staged word). It is still the head in stage B: only this context's
+        # turn pops its FIFO, and a stream's payload holds while it is valid and not taken (a word
+        # that arrives meanwhile waits a turn).
         words = Signal(W + 1)
         words_valid = Signal()
-        m.d.comb += [words.eq(Mux(ph, self.i_words[1].payload, self.i_words[0].payload)),
-                     words_valid.eq(Mux(ph, self.i_words[1].valid, self.i_words[0].valid))]
+        m.d.sync += [words.eq(Mux(ph, self.i_words[0].payload, self.i_words[1].payload)),
+                     words_valid.eq(Mux(ph, self.i_words[0].valid, self.i_words[1].valid))]
         # whether a word may be taken, from the next context's registers (stage A), registered
         pop_ok_q = Signal()
         buf_ok_q = Signal()
