@@ -112,20 +112,30 @@ def test_table_switches_modes_and_bypass(contexts):
     assert res["errors"] == 0
 
 
-def test_bad_table_is_flagged_and_next_table_decodes():
+# tables that are not prefix codes (the CRC is right): three 1-bit codes (Kraft sum 3/2, over at
+# the first length), and one 1-bit code plus 129 codes of length 8 (over only at the last length)
+BAD_TABLES = {
+    "first_length": [spec.TABLE_MARK << 13 | 1 << 8 | 2, 3, 0, 1, 2],
+    "last_length": [spec.TABLE_MARK << 13 | 8 << 8 | 129, 1, 0, 0, 0, 0, 0, 0, 129, *range(130)],
+}
+
+
+@pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.parametrize("which", sorted(BAD_TABLES))
+def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
     rng = random.Random(2)
     max_len = 8
     values = [rng.randrange(6) for _ in range(24)]
     good = g.build_table(values, max_len)
     words = spec.serialize_table(*good, max_len)
-    bad = [spec.TABLE_MARK << 13 | 1 << 8 | 2, 3, 0, 1, 2]   # three 1-bit codes: Kraft sum 3/2
+    bad = list(BAD_TABLES[which])
     bad.append(spec.crc16(bad))
     assert spec.check_table_words(bad, max_len) is None
     with pytest.raises(ValueError, match="not a prefix code"):
         spec.parse_table(bad, max_len)
-    blocks = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=0, table=good)[0]
-    blocks += g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=1, table=good)[0]
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4)
+    blocks = g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=0, table=good)[0]
+    blocks += g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=1, table=good)[0]
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4, contexts=contexts)
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad, words]))
     assert [b["err"] for b in ref] == [True, False]
     assert ref[0]["values"] == [(0,)] * len(values)

@@ -79,6 +79,7 @@ class BlockParser(wiring.Component):
         first = self.i_data.payload.first
 
         beat = Signal(range(hbeats + 1))
+        beat_last = Signal()            # beat == hbeats - 1, a register of its own
         crc = Signal(16)
         # the header beats go through a shift register (beat b ends at position b): every beat in
         # HUNT / HEADER shifts it, so its enable is two state bits and ``valid`` (beats that are not
@@ -93,7 +94,7 @@ class BlockParser(wiring.Component):
         desc = Signal(data.ArrayLayout(descriptor_layout, N))     # wires from the header registers
         skip = Signal(N)
         overrun = Signal()
-        ok_q = Signal()
+        ok_q = Signal(4)                # the header checks in four groups
         over_gt = Signal(N)
         over_eq = Signal(N)
         over_lo = Signal(N)
@@ -106,16 +107,11 @@ class BlockParser(wiring.Component):
             m.d.sync += [*(hdr[j].eq(hdr[j + 1]) for j in range(hbeats - 1)), hdr[hbeats - 1].eq(words)]
 
         def header_beat(index_is_zero):
-            """Absorb one header beat (the current one); after the last, CHECK."""
+            """Absorb one header beat (the current one): the CRC and the beat index."""
             crc_in = Const(spec.CRC_INIT, 16) if index_is_zero else crc
             crc_after = crc16_next(crc_in, [words[k] for k in range(N)])
             idx = Const(0) if index_is_zero else beat
-            m.d.sync += [crc.eq(crc_after), beat.eq(idx + 1)]
-            if index_is_zero:
-                m.next = "HEADER"
-                return
-            with m.If(idx == hbeats - 1):
-                m.next = "CHECK"
+            m.d.sync += [crc.eq(crc_after), beat.eq(idx + 1), beat_last.eq(idx + 1 == hbeats - 1)]
 
         # The descriptors are wires from the header registers (no copy: they hold still from CHECK
         # until the descriptor is taken, since only HUNT / HEADER write them); only ``skip`` is a
@@ -133,12 +129,13 @@ class BlockParser(wiring.Component):
         def check():
             """The header is all in registers: check it (a cycle of its own, so the CRC tree and the
             field checks do not share one with the input handshake)."""
-            ok = ((crc == 0) & (flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
-                  & ((r == 0) | (r == R)) & (n != 0)
-                  & ((mode != spec.MODE_RAW) | (r != 0))
-                  & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
-            for k in range(N):
-                ok &= hi[k] <= 15
+            # four groups, each registered (DECIDE ANDs them: the AND of every field check is not
+            # one path)
+            fields_ok = ((flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
+                         & ((r == 0) | (r == R))
+                         & ((mode != spec.MODE_RAW) | (r != 0))
+                         & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
+            ok = Cat(crc == 0, fields_ok, n != 0, Cat(*(hi[k][4:] == 0 for k in range(N))).all())
             for k, bitlen in enumerate(bitlens):
                 # bitlen > 16 M, in two halves (the verdict in DECIDE, from registers)
                 m.d.sync += [
@@ -146,62 +143,64 @@ class BlockParser(wiring.Component):
                     over_lo[k].eq(bitlen[:4] != 0),
                 ]
             m.d.sync += [count.eq(mw), count_is_1.eq(mw == 1), count_is_0.eq(mw == 0), ok_q.eq(ok)]
-            m.next = "DECIDE"
 
-        with m.FSM():
-            with m.State("HUNT"):
-                m.d.comb += [self.i_data.ready.eq(1), hdr_shift.eq(self.i_data.valid)]
-                with m.If(self.i_data.valid & first):
-                    header_beat(True)
-                with m.Elif(self.i_data.valid):
-                    m.d.sync += self.o_err_header.eq(1)
-            with m.State("HEADER"):
-                m.d.comb += [self.i_data.ready.eq(1), hdr_shift.eq(self.i_data.valid)]
-                with m.If(self.i_data.valid):
-                    with m.If(first):
-                        m.d.sync += self.o_err_header.eq(1)     # header cut short: restart on this beat
-                        header_beat(True)
-                    with m.Else():
-                        header_beat(False)
-            with m.State("CHECK"):
-                check()
-            with m.State("DECIDE"):
-                skips = [over_gt[k] | (over_eq[k] & over_lo[k]) for k in range(N)]
-                m.d.sync += [skip.eq(Cat(*skips)), overrun.eq(Cat(*skips).any())]
-                # the checks' result, from a register (a cycle of its own: the AND of all field
-                # checks does not share one with the state update)
-                with m.If(ok_q):
-                    m.next = "DESC"
-                with m.Else():
-                    m.d.sync += self.o_err_header.eq(1)
-                    m.next = "HUNT"
-            with m.State("DESC"):
-                m.d.comb += self.o_desc.valid.eq(1)
-                with m.If(self.o_desc.ready):
-                    m.d.sync += self.o_err_overrun.eq(overrun)
-                    with m.If(count_is_0):
-                        m.next = "HUNT"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                with m.If(self.i_data.valid & first):
-                    m.d.sync += self.o_err_trunc.eq(1)
-                    m.next = "PAD"
-                with m.Else():
-                    m.d.comb += [
-                        self.o_words.valid.eq(self.i_data.valid),
-                        *(self.o_words.payload[k].eq(words[k]) for k in range(N)),
-                        self.i_data.ready.eq(self.o_words.ready),
-                    ]
-                    with m.If(self.i_data.valid & self.o_words.ready):     # (not the muxed o_words.valid)
-                        m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
-                        with m.If(count_is_1):
-                            m.next = "HUNT"
-            with m.State("PAD"):
-                m.d.comb += [self.o_words.valid.eq(1),
-                             *(self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N))]
-                with m.If(self.o_words.ready):
-                    m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
-                    with m.If(count_is_1):
-                        m.next = "HUNT"
+        # One-hot states (a flip-flop each): every next-state equation is a small AND-OR of a few
+        # registers and the input handshake, not a decode of a binary state behind the handshake.
+        names = ("HUNT", "HEADER", "CHECK", "DECIDE", "DESC", "PAYLOAD", "PAD")
+        st = {name: Signal(name=f"st_{name.lower()}", init=(name == "HUNT")) for name in names}
+        valid = self.i_data.valid
+        words_ready = self.o_words.ready
+        desc_ready = self.o_desc.ready
+        ok = ok_q.all()
+        # HUNT / HEADER: every beat is taken; a ``first`` one starts a header (in HEADER: a header cut
+        # short, restarted on this beat), a beat outside a header while hunting is an error
+        head_start = valid & first
+        head_next = valid & ~first
+        # PAYLOAD: a ``first`` beat cuts the block short (it is left for HUNT; the rest of the block
+        # is padded); PAD sends zero words
+        cut = valid & first
+        pay_take = valid & ~first & words_ready
+        pad_take = words_ready
+        m.d.comb += [
+            hdr_shift.eq((st["HUNT"] | st["HEADER"]) & valid),
+            self.o_desc.valid.eq(st["DESC"]),
+            self.o_words.valid.eq((st["PAYLOAD"] & valid & ~first) | st["PAD"]),
+            self.i_data.ready.eq(st["HUNT"] | st["HEADER"] | (st["PAYLOAD"] & ~first & words_ready)),
+        ]
+        with m.If(st["PAD"]):
+            m.d.comb += [self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N)]
+        with m.Else():
+            m.d.comb += [self.o_words.payload[k].eq(words[k]) for k in range(N)]
+        m.d.sync += [
+            st["HUNT"].eq((st["HUNT"] & ~head_start) | (st["DECIDE"] & ~ok)
+                          | (st["DESC"] & desc_ready & count_is_0)
+                          | (st["PAYLOAD"] & pay_take & count_is_1) | (st["PAD"] & pad_take & count_is_1)),
+            st["HEADER"].eq((st["HUNT"] & head_start) | (st["HEADER"] & ~(head_next & beat_last))),
+            st["CHECK"].eq(st["HEADER"] & head_next & beat_last),
+            st["DECIDE"].eq(st["CHECK"]),
+            st["DESC"].eq((st["DECIDE"] & ok) | (st["DESC"] & ~desc_ready)),
+            st["PAYLOAD"].eq((st["DESC"] & desc_ready & ~count_is_0)
+                             | (st["PAYLOAD"] & ~cut & ~(pay_take & count_is_1))),
+            st["PAD"].eq((st["PAYLOAD"] & cut) | (st["PAD"] & ~(pad_take & count_is_1))),
+        ]
+        with m.If((st["HUNT"] | st["HEADER"]) & head_start):
+            header_beat(True)
+        with m.If(st["HEADER"] & head_next):
+            header_beat(False)
+        with m.If((st["HUNT"] & head_next) | (st["HEADER"] & head_start) | (st["DECIDE"] & ~ok)):
+            m.d.sync += self.o_err_header.eq(1)
+        with m.If(st["CHECK"]):
+            check()
+        with m.If(st["DECIDE"]):
+            skips = [over_gt[k] | (over_eq[k] & over_lo[k]) for k in range(N)]
+            # (the checks' result ``ok`` is from registers: the AND of all field checks does not
+            # share a cycle with the state update)
+            m.d.sync += [skip.eq(Cat(*skips)), overrun.eq(Cat(*skips).any())]
+        with m.If(st["DESC"] & desc_ready):
+            m.d.sync += self.o_err_overrun.eq(overrun)
+        with m.If(st["PAYLOAD"] & cut):
+            m.d.sync += self.o_err_trunc.eq(1)
+        # (a payload word is counted on ``valid & ready`` of the input, not the muxed ``o_words.valid``)
+        with m.If((st["PAYLOAD"] & pay_take) | (st["PAD"] & pad_take)):
+            m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
         return m

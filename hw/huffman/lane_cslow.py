@@ -166,10 +166,13 @@ class CSlowLaneDecoder(wiring.Component):
         emit = Signal()                # registered in stage A, below
         out_q = Signal()
 
-        # lim for stage A: the code ends of the next context's bank
+        # lim for stage A: the code ends of the next context's bank, registered in the context's
+        # turn before (from ``bank``, not ``bank_n``: the compares' carry chains start at flip-flops).
+        # A turn late only after a table switch, and that turn is the LIMITS state, which decodes
+        # nothing; the loader writes a bank's limits long before it counts the table.
         lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
-            m.d.comb += lim[ln].eq(Mux(bank_n, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
+            m.d.sync += lim[ln].eq(Mux(bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
 
         # ---- stage A: from the next context's registers (``*_n``), registered
         # "running" and "the queue has room" reach stage A as single flip-flops:

@@ -175,7 +175,12 @@ class TableLoader(wiring.Component):
             for ln in range(1, L + 1):
                 with m.If(wr & (wr_len == ln) & (bank == b)):
                     m.d.sync += [self.o_limit[b][ln].eq(wr_end[:ln + 1]), self.o_offset[b][ln].eq(wr_off)]
-        with m.If(chk & (end_q > space_q)):
+        # the Kraft verdict of a length is registered before it sets ``bad`` (the compare's carry
+        # chain and ``bad``'s other conditions are not one path); the verdict below reads it too, so
+        # a failure seen a cycle before CHECK still counts
+        kraft_bad = Signal()
+        m.d.sync += kraft_bad.eq(chk & (end_q > space_q))
+        with m.If(kraft_bad):
             m.d.sync += bad.eq(1)
         m.d.comb += [
             self.o_sym_addr.eq(Const(0, 9) | (bank << 8) | index[:8]),
@@ -184,7 +189,7 @@ class TableLoader(wiring.Component):
         # the table's verdict, a register computed every cycle (read in VERDICT, a cycle after the
         # CRC word reached ``crc``)
         ok_q = Signal()
-        m.d.sync += ok_q.eq(~bad & (crc == 0) & (base == nsyms))
+        m.d.sync += ok_q.eq(~bad & ~kraft_bad & (crc == 0) & (base == nsyms))
 
         # IDLE: a table starts with a ``first`` word; anything else is dropped. The first word is
         # only taken once the bank it will overwrite is free.
