@@ -279,10 +279,12 @@ class HuffmanDecoder(wiring.Component):
             if C == 1:
                 core.d.comb += sym.ready.eq(jr & all_valid)
             else:
-                # flat: this context's turn, and all lanes' values of this context are there
+                # flat: this context's turn, and the other lanes' values of this context are there
+                # (not its own ``valid``: a transfer needs it anyway, and without it the queue's
+                # read enable is one AND of registers)
                 c = f // N
-                ctx_valid = Cat(*(syms[c * N + i].valid for i in range(N))).all()
-                core.d.comb += sym.ready.eq(jr & (bph == c) & ctx_valid)
+                others = [syms[c * N + i].valid for i in range(N) if c * N + i != f]
+                core.d.comb += sym.ready.eq(jr & (bph == c) & Cat(*others).all())
         for i in range(N):
             core.d.comb += jp.data[i].eq(cur[i].payload.value)
         err = Cat(*(s.payload.err for s in cur)).any()
