@@ -11,6 +11,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
+from .fifo import RegisteredFlagFIFO
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
@@ -162,7 +163,7 @@ class HuffmanDecoder(wiring.Component):
                     ports.append((lane.i_words[c], lane.i_desc[c], lane.o_sym[c], lane.o_tab[c]))
         fifos = []
         for f, (words, desc, _, _) in enumerate(ports):
-            wfifo = SyncFIFOBuffered(width=spec.WORD + 1, depth=self._depth)
+            wfifo = RegisteredFlagFIFO(width=spec.WORD + 1, depth=self._depth)
             # one descriptor register per format lane with two contexts (area: the parser's output
             # register holds the next one), a 2-entry FIFO otherwise
             dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=1 if C == 2 else 2)
@@ -182,7 +183,7 @@ class HuffmanDecoder(wiring.Component):
                 # (the RAM FIFO's read enable is a register too: "two entries free a cycle ago", so
                 # one is free for a word moved in this cycle; the lane takes at most one word every
                 # second cycle per context, which this rate sustains)
-                near = SyncFIFOBuffered(width=spec.WORD + 1, depth=3)
+                near = RegisteredFlagFIFO(width=spec.WORD + 1, depth=3)
                 core.submodules[f"wnear{f}"] = near
                 near_room = Signal(name=f"wnear{f}_room")
                 core.d.sync += near_room.eq(near.w_level <= 1)
@@ -205,7 +206,7 @@ class HuffmanDecoder(wiring.Component):
         else:
             # a small FIFO in front of the loader: its input word comes from a local register
             # (the count adders start there), and its ready is not the loader's state logic
-            core.submodules.tfifo = tfifo = SyncFIFOBuffered(width=len(self.i_table.payload.as_value()),
+            core.submodules.tfifo = tfifo = RegisteredFlagFIFO(width=len(self.i_table.payload.as_value()),
                                                              depth=4)
             core.d.comb += [
                 tfifo.w_en.eq(self.i_table.valid), tfifo.w_data.eq(self.i_table.payload),
@@ -310,7 +311,7 @@ class HuffmanDecoder(wiring.Component):
             # 2 leaves at most 3 a cycle later, so the inner 4 have room; a consumer that is always
             # ready keeps the level at 2 (a beat reaches the output register two cycles after its
             # write), so the join never waits for it
-            core.submodules.ofifo = ofifo = SyncFIFOBuffered(width=jp.shape().size, depth=5)
+            core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5)
             core.d.sync += jr.eq(ofifo.w_level <= 2)
             core.d.comb += [
                 ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),

@@ -88,22 +88,36 @@ def symbol_memory(m, lane):
     return rport
 
 
-def compose_value(m, sym, plain, mode, raw, ebits, raw_bits):
-    """The output value of a decoded symbol ``sym`` (see :mod:`hw.huffman.spec`): ``sym`` alone when
-    the block has no raw field (``plain``); for EXP blocks the exponent between the raw sign and
-    mantissa (the sign above the ``ebits``-bit exponent); otherwise ``sym`` above the raw bits."""
+def compose_parts(m, plain, mode, raw, ebits, raw_bits):
+    """The parts of a symbol's output value (see :mod:`hw.huffman.spec`) that do not depend on the
+    decoded symbol: ``low``, the raw bits in place (for EXP blocks the sign above the ``ebits``-bit
+    exponent and the mantissa below it; nothing when the block has no raw field, ``plain``), and
+    ``place``, one-hot, where the symbol goes: alone (``plain``), above ``R - 1`` bits (EXP), above
+    ``R`` bits (INT); nowhere for RAW blocks, whose value is the raw field. :func:`place_symbol`
+    completes the value; a lane may register the parts a cycle before the symbol is read."""
     R = raw_bits
-    value = Signal(spec.value_width(R))
-    with m.If(plain):
-        m.d.comb += value.eq(sym)
+    low = Signal(spec.value_width(R))
+    place = Signal(3)
+    if not R:
+        m.d.comb += place.eq(Cat(plain, 0, 0))
+        return low, place
+    is_exp = mode == spec.MODE_EXP
+    sign = raw[R - 1]
+    man = raw[:R - 1] if R > 1 else Const(0, 1)
+    with m.If(~plain):
+        m.d.comb += low.eq(Mux(is_exp, (sign << (ebits + (R - 1))[:5]) | man, raw))
+    m.d.comb += place.eq(Cat(plain, ~plain & is_exp, ~plain & ~is_exp & (mode != spec.MODE_RAW)))
+    return low, place
+
+
+def place_symbol(sym, low, place, raw_bits):
+    """The output value: symbol ``sym`` placed as ``place`` says, OR'd with ``low`` (see
+    :func:`compose_parts`)."""
+    R = raw_bits
+    terms = [Mux(place[0], sym, 0)]
     if R:
-        with m.Elif(mode == spec.MODE_EXP):
-            sign = raw[R - 1]
-            man = raw[:R - 1] if R > 1 else Const(0, 1)
-            m.d.comb += value.eq((sign << (ebits + (R - 1))[:5]) | (sym << (R - 1)) | man)
-        with m.Else():
-            m.d.comb += value.eq((sym << R) | raw)
-    return value
+        terms += [Mux(place[1], sym << (R - 1), 0), Mux(place[2], sym << R, 0)]
+    return _tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
 
 
 class LaneDecoder(wiring.Component):
@@ -405,8 +419,7 @@ class LaneDecoder(wiring.Component):
             s2.first.eq(s1.first), s2.last.eq(s1.last),
         ]
         # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
-        sym = Mux(s2.mode == spec.MODE_RAW, 0, rport.data)
-        value = compose_value(m, sym, s2.r == 0, s2.mode, s2.raw, s2.ebits, R)
+        value = place_symbol(rport.data, *compose_parts(m, s2.r == 0, s2.mode, s2.raw, s2.ebits, R), R)
         item = Signal(item_layout)
         m.d.comb += [
             item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last),

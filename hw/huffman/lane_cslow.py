@@ -4,21 +4,22 @@ clock of :class:`~hw.huffman.lane.LaneDecoder`."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.memory import Memory
 
 from ..params import check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
+from .fifo import RegisteredFlagFIFO
 from .lane import (
     _at_least,
     _onehot_mux,
     _tree,
     buffer_bits,
-    compose_value,
+    compose_parts,
     lane_members,
     lane_output_layout,
+    place_symbol,
     symbol_memory,
 )
 
@@ -54,7 +55,7 @@ class CSlowLaneDecoder(wiring.Component):
     (written by the table loader at ``bank << 4 | l``, read with the registered one-hot length), whose
     read register stands where the offset multiplexer's register stood (area: the UP5K row is nearly
     full). Things
-    that are not one context's state stay single: the symbol memory (shared; its read data is
+    that are not one context's state stay single: the symbol memory (shared; its address is
     delayed a cycle to meet the context's next turn), the 4-entry output queues and their credit
     counters, ``released`` / ``final_err`` (the consumer takes values at any cycle), and the phase
     bit ``ph``. A context's credit check looks at its counter one cycle early (a value taken in
@@ -131,9 +132,11 @@ class CSlowLaneDecoder(wiring.Component):
         s1_layout = data.StructLayout({
             "valid": 1, "win": L + R, "onehot": L + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
             "zero": 1, "dec": 1, "first": 1, "last": 1})
+        # stage 2 holds the value's parts that do not depend on the symbol (``low``, ``place``: see
+        # ``compose_parts``; zero for a value that goes out as 0), so the symbol's read data reaches
+        # the queue through one level of AND-OR
         s2_layout = data.StructLayout({
-            "valid": 1, "raw": 8 if R == 0 else R, "mode": 2, "rsel": 1, "ebits": 4, "zero": 1,
-            "first": 1, "last": 1})
+            "valid": 1, "low": spec.value_width(R), "place": 3, "first": 1, "last": 1})
         s1, s1_n = creg(s1_layout, name="s1")
         s2, s2_n = creg(s2_layout, name="s2")
 
@@ -144,7 +147,7 @@ class CSlowLaneDecoder(wiring.Component):
         item_layout = lane_output_layout(R)
         queues, inflight, released, final_err, take = [], [], [], [], []
         for k in range(2):
-            q = SyncFIFOBuffered(width=item_layout.size, depth=QDEPTH)     # head: a register
+            q = RegisteredFlagFIFO(width=item_layout.size, depth=QDEPTH)     # head: a register
             m.submodules[f"queue{k}"] = q
             head = item_layout(q.r_data)
             rel = Signal(name=f"released{k}")
@@ -372,22 +375,22 @@ class CSlowLaneDecoder(wiring.Component):
         if R:
             # the raw field follows the code: window bits below the top l bits
             m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << ln)[L:L + R] for ln in range(L + 1)]))
-        index = Signal(9)
-        m.d.comb += index.eq(code_q + offset_q)
-        m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
-        sym_d = Signal(8)              # the read data, a cycle later: the context's next turn
-        m.d.sync += sym_d.eq(rport.data)
+        # the symbol memory's address is registered (the add and Yosys' read/write collision check
+        # on the address are not one path), so its read data arrives in the context's next turn
+        index_q = Signal(9)
+        m.d.sync += index_q.eq(Cat((code_q + offset_q)[:8], s1.bank))
+        m.d.comb += [rport.addr.eq(index_q), rport.en.eq(1)]
+        sym_d = rport.data
+        low, place = compose_parts(m, ~s1.rsel, s1.mode, rawtop_q if R else Const(0, 8), s1.ebits, R)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),
-            s2_n.raw.eq(rawtop_q if R else 0),
-            s2_n.mode.eq(s1.mode), s2_n.rsel.eq(s1.rsel), s2_n.ebits.eq(s1.ebits), s2_n.zero.eq(s1_zero),
+            s2_n.low.eq(Mux(s1_zero, 0, low)), s2_n.place.eq(Mux(s1_zero, 0, place)),
             s2_n.first.eq(s1.first), s2_n.last.eq(s1.last),
         ]
         # ---- stage 2 -> the current context's queue
-        sym = Mux(s2.mode == spec.MODE_RAW, 0, sym_d)
-        value = compose_value(m, sym, ~s2.rsel, s2.mode, s2.raw, s2.ebits, R)
         item = Signal(item_layout)
-        m.d.comb += [item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last)]
+        m.d.comb += [item.value.eq(place_symbol(sym_d, s2.low, s2.place, R)), item.first.eq(s2.first),
+                     item.last.eq(s2.last)]
         for k in range(2):
             m.d.comb += [queues[k].w_data.eq(item), queues[k].w_en.eq(s2.valid & (ph == k))]
 
