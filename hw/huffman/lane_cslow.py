@@ -168,6 +168,10 @@ class CSlowLaneDecoder(wiring.Component):
 
         emit = Signal()                # registered in stage A, below
         out_q = Signal()
+        # a queue's count of values in flight after this cycle (emitted, not yet taken)
+        inflight_next = [Signal(range(QDEPTH + 1), name=f"inflight{k}_next") for k in range(2)]
+        for k in range(2):
+            m.d.comb += inflight_next[k].eq(inflight[k] + (out_q & (ph == k)) - take[k])
 
         # lim for stage A: the code ends of the next context's bank, registered in the context's
         # turn before (from ``bank``, not ``bank_n``: the compares' carry chains start at flip-flops).
@@ -183,12 +187,12 @@ class CSlowLaneDecoder(wiring.Component):
         #   only where it turns on (a block starts one turn later); where it turns off (RUN -> FINISH)
         #   ``n_left`` and ``words_left`` are already zero, and they gate every use, so a late 1 does
         #   nothing.
-        # * ``space_q`` is the context's queue count after its own stage-B emission, registered; a
-        #   value the consumer took in that cycle is counted a cycle later (conservative).
+        # * ``space_q`` is "the context's queue has room" after its own stage-B cycle (its emission
+        #   and the consumer's take in that cycle counted), registered.
         run_q = Signal()
         space_q = Signal()
         m.d.sync += [run_q.eq(state == _RUN),
-                     space_q.eq(Mux(ph, inflight[1], inflight[0]) + out_q < QDEPTH)]
+                     space_q.eq(Mux(ph, inflight_next[1], inflight_next[0]) < QDEPTH)]
         running_a = run_q
         space_a = space_q
         win = buf_n[B - L:]
@@ -354,7 +358,7 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), self.o_err_invalid.eq(~trunc)]
         s1_zero = s1.zero | late | ~within_q
         for k in range(2):
-            m.d.sync += inflight[k].eq(inflight[k] + (out_q & (ph == k)) - take[k])
+            m.d.sync += inflight[k].eq(inflight_next[k])
         # symbol index (code = the window's top l bits, l = s - r) and raw field
         win1 = s1_n.win[R:]
 
