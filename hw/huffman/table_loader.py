@@ -207,41 +207,51 @@ class TableLoader(wiring.Component):
         fail = ((st["IDLE"] & start & ~head_ok) | (st["COUNTS"] & need & cut)
                 | ((st["SYMS"] | st["CRC"]) & cut))
         m.d.sync += [fin.eq(fail | st["VERDICT"]), fin_ok.eq(st["VERDICT"] & ok_q)]
+        # "a word that is not ``first`` is taken" in COUNTS (with ``need``), SYMS or CRC: a register of
+        # its own (``acc``, from the next state), so the input's ready and the CRC enable are one
+        # AND-OR of registers and the head word's ``first``
+        acc = Signal()
+        nxt = {name: Signal(name=f"st_{name.lower()}_next") for name in names}
+        need_next = Signal()
         m.d.comb += [
-            self.i_table.ready.eq((st["IDLE"] & (~first | self.i_permit)) | (st["COUNTS"] & need & ~first)
-                                  | ((st["SYMS"] | st["CRC"]) & ~first)),
+            self.i_table.ready.eq((~first & (acc | st["IDLE"])) | (first & st["IDLE"] & self.i_permit)),
             self.o_sym_en.eq(st["SYMS"] & take),
         ]
-        m.d.sync += [
-            st["IDLE"].eq((st["IDLE"] & ~start) | st["SETTLE2"]),
-            st["COUNTS"].eq((st["IDLE"] & start & head_ok)
-                            | (st["COUNTS"] & ~(need & cut) & ~(step & counts_last))),
-            st["SYMS"].eq((st["COUNTS"] & step & counts_last)
-                          | (st["SYMS"] & ~cut & ~(take & last))),
-            st["CRC"].eq((st["SYMS"] & take & last) | (st["CRC"] & ~valid)),
-            st["CHECK"].eq(st["CRC"] & take),      # the CRC register is complete in CHECK
-            st["VERDICT"].eq(st["CHECK"]),         # ``ok_q`` (from it) is complete in VERDICT
-            st["SETTLE"].eq(fail | st["VERDICT"]),  # the count moves at the end of this cycle
-            st["SETTLE2"].eq(st["SETTLE"]),        # permit computed from the new count: read from IDLE
+        m.d.comb += [
+            nxt["IDLE"].eq((st["IDLE"] & ~start) | st["SETTLE2"]),
+            nxt["COUNTS"].eq((st["IDLE"] & start & head_ok)
+                             | (st["COUNTS"] & ~(need & cut) & ~(step & counts_last))),
+            nxt["SYMS"].eq((st["COUNTS"] & step & counts_last)
+                           | (st["SYMS"] & ~cut & ~(take & last))),
+            nxt["CRC"].eq((st["SYMS"] & take & last) | (st["CRC"] & ~valid)),
+            nxt["CHECK"].eq(st["CRC"] & take),      # the CRC register is complete in CHECK
+            nxt["VERDICT"].eq(st["CHECK"]),         # ``ok_q`` (from it) is complete in VERDICT
+            nxt["SETTLE"].eq(fail | st["VERDICT"]),  # the count moves at the end of this cycle
+            nxt["SETTLE2"].eq(st["SETTLE"]),        # permit computed from the new count: read from IDLE
+            # ``need`` after this cycle (see its assignments below)
+            need_next.eq(Mux(st["IDLE"] & start, word[8:13] >= 1,
+                             Mux(st["COUNTS"] & step, length < maxlen, need))),
         ]
+        m.d.sync += [st[name].eq(nxt[name]) for name in names]
+        m.d.sync += acc.eq((nxt["COUNTS"] & need_next) | nxt["SYMS"] | nxt["CRC"])
         # the CRC register: one enable, two sources
-        with m.If((st["IDLE"] & start) | (st["COUNTS"] & need & take) | ((st["SYMS"] | st["CRC"]) & take)):
+        with m.If(valid & ((~first & acc) | (first & st["IDLE"] & self.i_permit))):
             m.d.sync += crc.eq(Mux(st["IDLE"], crc16_next(Const(spec.CRC_INIT, 16), [word]), crc_after))
         with m.If(st["IDLE"] & start):
             m.d.sync += [
                 maxlen.eq(word[8:13]), nsyms.eq(word[:8] + 1), left.eq(word[:8] + 1),
                 length.eq(1), code.eq(0), base.eq(0), index.eq(0), bad.eq(0),
-                need.eq(word[8:13] >= 1), space.eq(2),
+                space.eq(2),
                 self.o_ok.bit_select(bank, 1).eq(0),
             ]
+        m.d.sync += need.eq(need_next)
         m.d.sync += stp_q.eq(st["COUNTS"] & step)   # (a step is never a cut: need & cut is no step)
         with m.If(st["COUNTS"] & step):
             m.d.sync += [
                 cnt_q.eq(Mux(need, word, 0)),
                 len_q.eq(length),
                 spc_q.eq(space),
-                length.eq(length + 1),
-                need.eq(length < maxlen),            # length + 1 <= maxlen
+                length.eq(length + 1),              # (need: length + 1 <= maxlen)
                 space.eq(space << 1),
                 last.eq(nsyms == 1),
             ]
