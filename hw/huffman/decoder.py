@@ -180,16 +180,11 @@ class HuffmanDecoder(wiring.Component):
             else:
                 # a 3-entry register FIFO between the (block RAM) word FIFO and the lane: the lane's
                 # word-take drives only local flip-flops, the RAM FIFO's read a register-derived ready
-                # (the RAM FIFO's read enable is a register too: "two entries free a cycle ago", so
-                # one is free for a word moved in this cycle; the lane takes at most one word every
-                # second cycle per context, which this rate sustains)
+                # (the RAM FIFO's read enable is ``near.w_rdy``, a register in RegisteredFlagFIFO)
                 near = RegisteredFlagFIFO(width=spec.WORD + 1, depth=3)
                 core.submodules[f"wnear{f}"] = near
-                near_room = Signal(name=f"wnear{f}_room")
-                core.d.sync += near_room.eq(near.w_level <= 1)
                 core.d.comb += [
-                    near.w_en.eq(wfifo.r_rdy & near_room), near.w_data.eq(wfifo.r_data),
-                    wfifo.r_en.eq(near_room),
+                    near.w_en.eq(wfifo.r_rdy), near.w_data.eq(wfifo.r_data), wfifo.r_en.eq(near.w_rdy),
                     words.valid.eq(near.r_rdy), words.payload.eq(near.r_data), near.r_en.eq(words.ready),
                 ]
 

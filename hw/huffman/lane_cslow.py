@@ -183,15 +183,14 @@ class CSlowLaneDecoder(wiring.Component):
 
         # ---- stage A: from the next context's registers (``*_n``), registered
         # "running" and "the queue has room" reach stage A as single flip-flops:
-        # * ``run_q`` is ``state == RUN`` of the context a turn ago (registered in its stage B). Late
-        #   only where it turns on (a block starts one turn later); where it turns off (RUN -> FINISH)
-        #   ``n_left`` and ``words_left`` are already zero, and they gate every use, so a late 1 does
-        #   nothing.
+        # * ``run_q`` is ``state_n == RUN``: the block-control switch below also says, in the
+        #   context's stage B, whether its next state is RUN (``run_next``), and that is registered.
         # * ``space_q`` is "the context's queue has room" after its own stage-B cycle (its emission
         #   and the consumer's take in that cycle counted), registered.
         run_q = Signal()
+        run_next = Signal()
         space_q = Signal()
-        m.d.sync += [run_q.eq(state == _RUN),
+        m.d.sync += [run_q.eq(run_next),
                      space_q.eq(Mux(ph, inflight_next[1], inflight_next[0]) < QDEPTH)]
         running_a = run_q
         space_a = space_q
@@ -446,8 +445,10 @@ class CSlowLaneDecoder(wiring.Component):
                     ]
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
                         m.d.sync += state_n.eq(_RUN)
+                        m.d.comb += run_next.eq(1)
                     with m.Elif(has_tab & (desc.parity == tab[0])):
                         m.d.sync += state_n.eq(_RUN)
+                        m.d.comb += run_next.eq(1)
                     with m.Else():
                         m.d.sync += state_n.eq(_TABLE)
             with m.Case(_TABLE):
@@ -458,10 +459,13 @@ class CSlowLaneDecoder(wiring.Component):
                         m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), check_crc_n.eq(0)]
             with m.Case(_LIMITS):
                 m.d.sync += state_n.eq(_RUN)
+                m.d.comb += run_next.eq(1)
             with m.Case(_RUN):
+                m.d.comb += run_next.eq(1)
                 with m.If(~nleft_nz & ~words_nz & ~s1.valid):     # stage 1's checks are in
                     bad_crc = check_crc & ~crc_eq_q
                     m.d.sync += [self.o_err_crc.eq(bad_crc), state_n.eq(_FINISH)]
+                    m.d.comb += run_next.eq(0)
                     for k in range(2):
                         with m.If(ph == k):
                             m.d.sync += [final_err[k].eq(blk_err | bad_crc), released[k].eq(1)]
