@@ -56,10 +56,11 @@ class CSlowLaneDecoder(wiring.Component):
     read register stands where the offset multiplexer's register stood (area: the UP5K row is nearly
     full). Things
     that are not one context's state stay single: the symbol memory (shared; its address is
-    delayed a cycle to meet the context's next turn), the 4-entry output queues and their credit
-    counters, ``released`` / ``final_err`` (the consumer takes values at any cycle), and the phase
-    bit ``ph``. A context's credit check looks at its counter one cycle early (a value taken in
-    that cycle is not counted yet): conservative, never overfills.
+    registered, so its read data meets the context's next turn), the 4-entry output queues and
+    their credit counters, ``released`` / ``final_err`` (the consumer takes values at any cycle),
+    and the phase bit ``ph``. A context's credit check (``space_q``) is registered from its queue
+    count after its own turn (its emission and the consumer's take in that cycle counted; a take
+    in the cycle it is read counts at the next turn): conservative, never overfills.
 
     Members: as :class:`~hw.huffman.lane.LaneDecoder`, with ``i_desc``, ``i_words``, ``o_sym`` and
     ``o_tab`` arrays of two (index = context); ``o_fire`` and the error pulses are shared (one
@@ -325,8 +326,6 @@ class CSlowLaneDecoder(wiring.Component):
         exact_terms_q = Signal(L + 1)      # per amount: selected and equal to the bits left
         short_q = Signal()                 # fewer than 64 bits left
         cons_q = Signal(range(S + 1))
-        code_q = Signal(L)
-        offset_q = Signal(9)
         rawtop_q = Signal(max(R, 1))
         rs = s1_n.rsel
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
@@ -361,29 +360,28 @@ class CSlowLaneDecoder(wiring.Component):
         # symbol index (code = the window's top l bits, l = s - r) and raw field
         win1 = s1_n.win[R:]
 
-        m.d.sync += code_q.eq(_onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)]))
-        # the offset of the length: a block RAM read (``bank << 4 | l``; l = 0 and lengths never
-        # written read 0), its read register standing where a register of the one-hot multiplexer
-        # over 2 (L + 1) offset registers stood
+        code_a = _onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)])
+        # the offset of the length: a block RAM (``bank << 4 | l``; l = 0 and lengths never written
+        # read 0), read in stage B with the one-hot length registered in stage A (``oh_q``), so its
+        # data is there in stage A1, with the code; the symbol index (code + offset) is registered
+        # there (``index_q``), the symbol memory read with it in stage 1 and its data registered
+        # (``sym_d``) for stage 2: both memories' addresses and data are registers (Yosys' read/write
+        # collision check on an address, and a block RAM's slow output, stand alone)
         offmem = Memory(shape=9, depth=256, init=[])   # 256 deep: a block RAM, not flip-flops
         m.submodules.offmem = offmem
         owport = offmem.write_port()
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
-        m.d.comb += [
-            orport.addr.eq(Cat(_onehot_mux(oh, [Const(ln, 4) for ln in range(L + 1)]), s1_n.bank)),
-            offset_q.eq(orport.data),
-        ]
+        m.d.comb += orport.addr.eq(Cat(_onehot_mux(oh_q, [Const(ln, 4) for ln in range(L + 1)]), bank))
         if R:
             # the raw field follows the code: window bits below the top l bits
             m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << ln)[L:L + R] for ln in range(L + 1)]))
-        # the symbol memory's address is registered (the add and Yosys' read/write collision check
-        # on the address are not one path), so its read data arrives in the context's next turn
         index_q = Signal(9)
-        m.d.sync += index_q.eq(Cat((code_q + offset_q)[:8], s1.bank))
+        m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [rport.addr.eq(index_q), rport.en.eq(1)]
-        sym_d = rport.data
+        sym_d = Signal(8)              # the read data, registered: the context's next turn
+        m.d.sync += sym_d.eq(rport.data)
         low, place = compose_parts(m, ~s1.rsel, s1.mode, rawtop_q if R else Const(0, 8), s1.ebits, R)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),
