@@ -155,7 +155,12 @@ class STDPCore(wiring.Component):
         # q_rp1 = q_rp + 1, kept in a register so that no carry chain sits between the pop decision
         # and the read address.
         q_rp1 = Signal(len(q_rp) + 1, init=1)
-        m.d.comb += q_rd.addr.eq(Mux(q_pop, q_rp1, q_rp))
+        # The read address is the register q_rp alone (no pop multiplexer): the block RAM's
+        # read-first emulation compares the read address with the write address, and a pop-driven
+        # address put the whole pop decision in front of that compare (the UP5K critical path).
+        # After a pop the new head arrives two cycles later, before the next pop can be decided
+        # (a pop is followed by at least two cycles with p_valid or f_valid set).
+        m.d.comb += q_rd.addr.eq(q_rp)
         with m.If(q_push):
             m.d.sync += [q_wp.eq(q_wp + 1), q_count.eq(q_count + 1), q_nonempty.eq(1),
                          q_one.eq(q_count == 0)]
@@ -377,12 +382,18 @@ class STDPCore(wiring.Component):
             g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
             m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active), iss_addr.eq(g_addr),
                          iss_q.eq(g_q)]
+            # syn_ra: the synapse memory's read address as one register (no phase multiplexer in
+            # front of the 28 block RAMs' read-first compares): g_addr during the walk, the config
+            # command's address during the input phase (set with `cmd`, in the cycle before it is used).
+            syn_ra = Signal(pb)
             with m.If(s_adv):
                 m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
-                             g_entry.eq(s_entry), g_last.eq(s_one)]
+                             g_entry.eq(s_entry), g_last.eq(s_one), syn_ra.eq(s_start)]
             with m.Elif(g_active):
                 m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
-                             g_q.eq(g_q + 1), g_last.eq(g_rem == 2)]
+                             g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]
+            with m.If(cmd_valid):
+                m.d.sync += syn_ra.eq(cmd_in.addr)
         else:
             B, wpr = c.bitmap_word, c.words_per_row
             kb = max(1, (wpr - 1).bit_length())
@@ -464,8 +475,11 @@ class STDPCore(wiring.Component):
         # write address, so it must not come straight from another memory's output).  S2: register
         # state and accumulator.  S3: add into the accumulator, read kernels.  S4: LTP.  S5: LTD,
         # write the weight.
-        with m.If(in_walk):
-            m.d.comb += syn_rd.addr.eq(iss_addr)
+        if bitmap:
+            with m.If(in_walk):
+                m.d.comb += syn_rd.addr.eq(iss_addr)
+        else:
+            m.d.comb += syn_rd.addr.eq(syn_ra)
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
         s1_entry = Signal(entry_layout)
         m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(g_entry)]
@@ -562,7 +576,9 @@ class STDPCore(wiring.Component):
         # ---------------------------------------------------------------- config port muxing
         with m.If(in_input):
             a = cmd.addr
-            m.d.comb += [syn_rd.addr.eq(a), st_rd.addr.eq(a)]
+            m.d.comb += st_rd.addr.eq(a)
+            if bitmap:
+                m.d.comb += syn_rd.addr.eq(a)
             if not crossbar:
                 m.d.comb += row_rd.addr.eq(a)
             if bitmap:
