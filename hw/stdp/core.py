@@ -232,7 +232,15 @@ class STDPCore(wiring.Component):
                 m.d.sync += err.bad_cfg.eq(1)
             with m.If(~cmd.write):
                 m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(chk_ok)]
-        cfg_wr = chk_valid & cmd.write & chk_ok
+        # The write enables of the config writes, one per memory, are registered with `cmd` (from
+        # the same check as chk_ok), so the memories' write-port multiplexers select from flip-flops
+        # (chk_ok -> write / memory decode -> state write data was a UP5K critical path). A command
+        # is only accepted in the input phase and the phase cannot change before it is done, so the
+        # flags need no phase gate.
+        cfg_wr = {mem: Signal(name=f"cfg_wr_{mem}") for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP,
+                                                                spec.MEM_STATE)}
+        for mem, flag in cfg_wr.items():
+            m.d.sync += flag.eq(cmd_valid & cmd_in.write & addr_ok & (cmd_in.mem == mem))
 
         # Read-back in two registered steps after the memory access: the synapse memory's word (it
         # comes through the read-data multiplexers of tens of block RAMs) and the other memories'
@@ -583,18 +591,17 @@ class STDPCore(wiring.Component):
                 m.d.comb += row_rd.addr.eq(a)
             if bitmap:
                 m.d.comb += bmp_rd.addr.eq(a)
-            with m.If(cfg_wr):
-                with m.Switch(cmd.mem):
-                    with m.Case(spec.MEM_SYN):
-                        m.d.comb += [syn_wr.addr.eq(a), syn_wr.data.eq(cmd.data), syn_wr.en.eq(1)]
-                    if not crossbar:
-                        with m.Case(spec.MEM_ROW):
-                            m.d.comb += [row_wr.addr.eq(a), row_wr.data.eq(cmd.data), row_wr.en.eq(1)]
-                    if bitmap:
-                        with m.Case(spec.MEM_BMP):
-                            m.d.comb += [bmp_wr.addr.eq(a), bmp_wr.data.eq(cmd.data), bmp_wr.en.eq(1)]
-                    with m.Case(spec.MEM_STATE):
-                        m.d.comb += [st_wr.addr.eq(a), st_wr.data.eq(cmd.data), st_wr.en.eq(1)]
+        a = cmd.addr
+        with m.If(cfg_wr[spec.MEM_SYN]):
+            m.d.comb += [syn_wr.addr.eq(a), syn_wr.data.eq(cmd.data), syn_wr.en.eq(1)]
+        if not crossbar:
+            with m.If(cfg_wr[spec.MEM_ROW]):
+                m.d.comb += [row_wr.addr.eq(a), row_wr.data.eq(cmd.data), row_wr.en.eq(1)]
+        if bitmap:
+            with m.If(cfg_wr[spec.MEM_BMP]):
+                m.d.comb += [bmp_wr.addr.eq(a), bmp_wr.data.eq(cmd.data), bmp_wr.en.eq(1)]
+        with m.If(cfg_wr[spec.MEM_STATE]):
+            m.d.comb += [st_wr.addr.eq(a), st_wr.data.eq(cmd.data), st_wr.en.eq(1)]
 
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
