@@ -85,6 +85,11 @@ class EdgeLearnCore(wiring.Component):
         return self._divisor
 
     @property
+    def frame_timeout(self):
+        """Idle cycles inside a frame before the controller ends it (see the protocol)."""
+        return self._timeout
+
+    @property
     def clk_hz(self):
         return self._clk_hz
 
