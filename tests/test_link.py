@@ -191,7 +191,12 @@ def test_real_controller_with_stray_bytes_on_its_line():
     core = EdgeLearnCore(clk_hz=12_000_000, baud=3_000_000, timeout=300)
     transport = _StrayByte(SimTransport(sim_board=SimBoard(core)))
     drv = Driver(transport, timeout=0.0005)
+    drv.status()
+    drv.ping(b"a")
+    # The driver's count of frames executed OK follows the controller's (what a lost reply is judged by).
+    counted = drv._frames
     frames = drv.status()["frames"]
+    assert frames == counted
     for stray in [(0x33, 5), (P.SYNC_CMD, 0), (P.SYNC_CMD, 7), (0x00, 3)]:
         transport.pending = stray
         assert drv.ping(b"through noise") == b"through noise"
