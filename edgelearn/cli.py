@@ -12,6 +12,7 @@ import json
 import sys
 import tempfile
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -418,11 +419,19 @@ def _parser():
     return p
 
 
+def _quiet_unused():
+    """After an error: components whose constructor refused a parameter were never elaborated, and
+    Amaranth's "created but never used" warnings for them would bury the one error line."""
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
         return args.func(args)
     except UsageError as e:
+        _quiet_unused()
         print(f"edgelearn: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -430,6 +439,7 @@ def main(argv=None):
         return 130
     except Exception as e:
         # Tool failures (ToolError, SimulationError, FlashError) already say what and where in one line.
+        _quiet_unused()
         first = str(e).splitlines()[0] if str(e) else ""
         print(f"edgelearn: error: {type(e).__name__}: {first}", file=sys.stderr)
         return 1
