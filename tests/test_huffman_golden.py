@@ -191,7 +191,7 @@ def test_corruption_is_always_flagged_by_the_reference():
     """Every single-bit flip of a block and every truncation is flagged (or the block vanishes)."""
     rng = random.Random(11)
     values = [max(0, min(15, round(rng.gauss(8, 2)))) for _ in range(64)]
-    tables, beats, _ = g.encode_stream(values, n_lanes=2, block_n=32, max_len=8)
+    tables, beats, _ = g.encode_stream(values, n_lanes=2, block_n=32, max_len=8, allow_raw=False)
     good, _ = g.ref_decode(beats, tables, n_lanes=2, max_len=8, raw_bits=8)
     tail, _ = g.encode_block(values[:16], n_lanes=2, mode=spec.MODE_INT, table=spec.parse_table(tables[0], 8))
     for pos in range(len(beats)):

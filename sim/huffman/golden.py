@@ -13,8 +13,9 @@ The format itself (tables, headers, modes, errors) is :mod:`hw.huffman.spec`; th
 Decisions where the issue is silent: a stream is cut into equal blocks of at most ``block_n`` symbols
 per lane; the last block is padded up to ``N * n`` symbols (fewer than ``N * blocks``) with the
 table's shortest-code symbol (the caller knows its true length and drops the padding); a
-block goes raw (R bits per value) when its coded payload would not be smaller (only possible when
-the value width fits the decoder's R).
+block goes raw (R bits per value) when its coded payload words would not be fewer (only possible
+when the value width fits the decoder's R), and the whole stream goes raw, without a table, when
+the coded blocks with their table would not be smaller than all raw.
 """
 
 import math
@@ -197,7 +198,8 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     Returns
     -------
     (list of table word lists, list of Beat, dict)
-        One table; the data beats; stats: coded payload bits, header bits, padding bits, raw blocks.
+        The table (none when every block is raw); the data beats; stats: coded payload bits, header
+        bits, padding bits, raw blocks, table bits.
     """
     spec.check_max_len(max_len)
     syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
@@ -206,16 +208,26 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     shortest = table[1][0]
     pad = spec.compose_value(mode, shortest, 0, r, ebits)
     vbits = 8 + r if mode == spec.MODE_INT else ebits + r
-    beats = []
     stats = {"code_bits": 0, "header_bits": 0, "pad_bits": 0, "raw_blocks": 0, "blocks": 0,
              "table_bits": 0}
     # As many blocks as ``block_n`` requires, each as equal as possible: padding < N * blocks values.
     n_blocks = max(1, -(-len(values) // (n_lanes * block_n)))
     per_lane = max(1, -(-len(values) // (n_lanes * n_blocks)))
-    for block in split_blocks(values, n_lanes * per_lane, pad):
-        coded = sum(len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits))
-                    for k in range(n_lanes))
-        if allow_raw and vbits <= raw_bits and coded >= raw_bits * len(block):
+    blocks = split_blocks(values, n_lanes * per_lane, pad)
+    words = spec.serialize_table(*table, max_len)
+    # The raw fallback compares total bits: per block the payload words (the header is the same either
+    # way); per tensor the coded total with its table against all raw (then no table is sent).
+    can_raw = allow_raw and vbits <= raw_bits
+    raw_words = -(-per_lane * raw_bits // spec.WORD)
+    coded = [max(-(-len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)) // spec.WORD)
+                 for k in range(n_lanes)) for block in blocks]
+    is_raw = [can_raw and c >= raw_words for c in coded]
+    if can_raw and (all(is_raw) or sum(min(c, raw_words) for c in coded) * n_lanes * spec.WORD + len(words)
+                    * spec.WORD >= raw_words * len(blocks) * n_lanes * spec.WORD):
+        is_raw = [True] * len(blocks)
+    beats = []
+    for block, raw in zip(blocks, is_raw, strict=True):
+        if raw:
             b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=raw_bits)
             stats["raw_blocks"] += 1
         else:
@@ -226,7 +238,8 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         stats["code_bits"] += sum(info["bitlens"])
         stats["header_bits"] += info["header_words"] * spec.WORD
         stats["pad_bits"] += info["words_per_lane"] * spec.WORD * n_lanes - sum(info["bitlens"])
-    words = spec.serialize_table(*table, max_len)
+    if all(is_raw):
+        return [], beats, stats
     stats["table_bits"] = len(words) * spec.WORD
     return [words], beats, stats
 
