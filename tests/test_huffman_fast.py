@@ -116,3 +116,39 @@ def test_flipped_payload_bit_is_a_crc_error():
     bad.words[-1, 0] ^= 0x8000
     ref, errors = assert_same_decoding(bad, tables, n_lanes=1, max_len=12, raw_bits=8)
     assert errors & spec.ERR_CRC and ref[-1]["err"] and not ref[0]["err"]
+
+
+@pytest.mark.parametrize("max_len,n_lanes", [(8, 1), (9, 2), (12, 3)])
+def test_escape_streams_encode_and_decode_like_the_reference(max_len, n_lanes):
+    rng = np.random.default_rng(max_len)
+    values = tensor(rng, "laplace", 4000)
+    kw = {"n_lanes": n_lanes, "max_len": max_len}
+    tables, _, stream = assert_same_encoding(values, block_n=900, escape=True, **kw)
+    assert spec.ESCAPE in spec.parse_table(tables[0], max_len, escape=True)[1]
+    ref, errors = assert_same_decoding(stream, tables, raw_bits=8, escape=True, **kw)
+    assert errors == 0
+    _, errors = assert_same_decoding(stream, tables, raw_bits=8, **kw)
+    assert errors == spec.ERR_TABLE
+
+
+def test_corrupt_escape_streams_decode_like_the_reference():
+    """Every bit flip of a small escape-coded block, and its bit length cut by 1..12 bits (header CRC
+    recomputed: the last escape's symbol bits run past the lane)."""
+    values = [0, 0, 1, 0, 200, 0, 1, 0, 2, 0, 0, 77, 1, 0, 0, 0, 3, 0, 0, 250] * 3
+    tables, beats, stream = assert_same_encoding(values, block_n=60, max_len=8, escape=True)
+    assert spec.ESCAPE in spec.parse_table(tables[0], 8, escape=True)[1]
+    kw = {"n_lanes": 1, "max_len": 8, "raw_bits": 8, "escape": True}
+    for row in range(len(beats)):
+        for bit in range(16):
+            bad = f.Stream(stream.words.copy(), stream.first)
+            bad.words[row, 0] ^= 1 << bit
+            assert_same_decoding(bad, tables, **kw)
+    hb = spec.header_beats(1)
+    seen = 0
+    for cut in range(1, 13):
+        bad = f.Stream(stream.words.copy(), stream.first)
+        bad.words[0, 0] -= cut
+        bad.words[hb - 1, 0] = spec.crc16(bad.words[:hb - 1, 0].tolist())
+        _, errors = assert_same_decoding(bad, tables, **kw)
+        seen |= errors
+    assert seen & spec.ERR_TRUNC

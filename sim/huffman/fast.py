@@ -120,16 +120,24 @@ def split_symbols(values, mode, r, ebits):
 
 
 def code_arrays(table):
-    """``(code_value, code_length)`` arrays indexed by symbol 0..255 of a table (length 0: no code)."""
+    """``(code_value, code_length)`` arrays indexed by symbol 0..255 of a table (length 0: no code).
+    With an escape code, the symbols without a code of their own get the escape code and themselves
+    (:data:`~hw.huffman.spec.ESCAPE_BITS` more bits)."""
     val = np.zeros(spec.MAX_SYMBOLS, dtype=np.uint32)
     length = np.zeros(spec.MAX_SYMBOLS, dtype=np.uint8)
-    for sym, (code, ln) in spec.canonical_codes(*table).items():
-        val[sym], length[sym] = code, ln
+    codes = spec.canonical_codes(*table)
+    if spec.ESCAPE in codes:
+        esc, esc_len = codes[spec.ESCAPE]
+        val[:] = esc << spec.ESCAPE_BITS | np.arange(spec.MAX_SYMBOLS)
+        length[:] = esc_len + spec.ESCAPE_BITS
+    for sym, (code, ln) in codes.items():
+        if sym != spec.ESCAPE:
+            val[sym], length[sym] = code, ln
     return val, length
 
 
 def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
-                raw_bits=8, allow_raw=True, table=None):
+                raw_bits=8, allow_raw=True, escape=False, table=None):
     """:func:`sim.huffman.golden.encode_stream` (same parameters, same table words, same beats).
 
     ``values``: a 1-D integer array. ``table``: a ``(counts, symbols)`` to use instead of the data's
@@ -145,8 +153,9 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     if table is None:
         freqs = np.bincount(syms, minlength=spec.MAX_SYMBOLS)
         nz = np.flatnonzero(freqs)
-        table = spec.table_from_lengths(g.package_merge_lengths(dict(zip(nz.tolist(), freqs[nz].tolist(),
-                                                                         strict=True)), max_len), max_len)
+        freqs = dict(zip(nz.tolist(), freqs[nz].tolist(), strict=True))
+        lengths = g.escape_lengths(freqs, max_len) if escape else g.package_merge_lengths(freqs, max_len)
+        table = spec.table_from_lengths(lengths, max_len, escape)
     cval, clen = code_arrays(table)
     if not clen[syms].all():
         raise ValueError("the table does not code every symbol of the data")
@@ -155,13 +164,13 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     per_lane = max(1, -(-values.size // (n_lanes * n_blocks)))
     total = n_blocks * n_lanes * per_lane
     if total > values.size:
-        pad = spec.compose_value(mode, table[1][0], 0, r, ebits)
+        pad = spec.compose_value(mode, next(s for s in table[1] if s != spec.ESCAPE), 0, r, ebits)
         values = np.concatenate([values, np.full(total - values.size, pad, dtype=np.int64)])
         syms, raw = split_symbols(values, mode, r, ebits)
     lens = clen[syms].astype(np.int64) + r
     lane_bits = lens.reshape(n_blocks, per_lane, n_lanes).sum(axis=1)           # (blocks, N)
     coded_words = ((lane_bits + 15) // 16).max(axis=1)
-    table_words = spec.serialize_table(*table, max_len)
+    table_words = spec.serialize_table(*table, max_len, escape)
     raw_words = -(-per_lane * raw_bits // spec.WORD)
     can_raw = allow_raw and vbits <= raw_bits
     is_raw = (coded_words >= raw_words) if can_raw else np.zeros(n_blocks, dtype=bool)
@@ -255,6 +264,9 @@ def _decode_jobs(words, jobs, len_lut, sym_lut, max_len, crc_table, out):
                     out[o] = 0
                     continue
                 sym = np.int64(sym_lut[tab, win])
+                if sym == spec.ESCAPE:           # the symbol follows the escape code
+                    sym = np.int64((buf << _U64(length)) >> _U64(64 - spec.ESCAPE_BITS))
+                    length += spec.ESCAPE_BITS
             if length + r > bitlen - pos:
                 err |= spec.ERR_TRUNC
                 out[o] = 0
@@ -282,7 +294,7 @@ def _decode_jobs(words, jobs, len_lut, sym_lut, max_len, crc_table, out):
     return errs
 
 
-def decode_fast(stream, tables, *, n_lanes, max_len, raw_bits):
+def decode_fast(stream, tables, *, n_lanes, max_len, raw_bits, escape=False):
     """:func:`sim.huffman.golden.ref_decode` on a :class:`Stream`, with the same outputs and errors.
 
     Returns ``(values, blocks, errors)``: ``values`` all output values in order (uint32; block after
@@ -296,7 +308,7 @@ def decode_fast(stream, tables, *, n_lanes, max_len, raw_bits):
     errors = 0
     loaded = []
     for f in frames:
-        t = spec.check_table_words(f, max_len)
+        t = spec.check_table_words(f, max_len, escape)
         errors |= spec.ERR_TABLE if t is None else 0
         loaded.append(t)
     good = [i for i, t in enumerate(loaded) if t is not None]

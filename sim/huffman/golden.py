@@ -23,7 +23,8 @@ from collections import Counter
 
 from hw.huffman import spec
 
-__all__ = ["package_merge_lengths", "build_table", "entropy_bits", "encode_lane", "encode_block",
+__all__ = ["package_merge_lengths", "package_merge_cost", "escape_lengths", "build_table", "entropy_bits",
+           "encode_lane", "encode_block",
            "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks"]
 
 
@@ -71,11 +72,67 @@ def package_merge_lengths(freqs, max_len):
     return dict(lengths)
 
 
-def build_table(values, max_len):
-    """Canonical table ``(counts, symbols)`` of the 8-bit symbols in ``values``."""
+def package_merge_cost(weights, max_len):
+    """Total bits (sum of weight x length) of the optimal code of ``weights`` under ``max_len``: the
+    weight of the ``2n - 2`` cheapest items of package-merge's last level (no code lengths)."""
+    leaves = sorted(weights)
+    if len(leaves) == 1:
+        return leaves[0]
+    current = leaves
+    for _ in range(max_len - 1):
+        packages = [a + b for a, b in zip(current[0::2], current[1::2], strict=False)]
+        current = sorted(leaves + packages)
+    return sum(current[:2 * len(leaves) - 2])
+
+
+def escape_lengths(freqs, max_len):
+    """Code lengths with escapes: ``{symbol or ESCAPE: length}`` minimizing the total bits (codes,
+    the escaped symbols' :data:`~hw.huffman.spec.ESCAPE_BITS` and the table's words).
+
+    The escaped set can always be some number ``k`` of the rarest symbols: in an optimal code no
+    coded symbol is longer than the escape code plus ``ESCAPE_BITS`` (it would be cheaper escaped),
+    so swapping an escaped symbol with a rarer coded one never costs more. Every ``k`` (0: no
+    escape) is tried and the cheapest kept (ties: fewer escapes). Symbols of equal count are escaped
+    in decreasing symbol order.
+    """
+    items = sorted(((w, s) for s, w in freqs.items() if w > 0), key=lambda t: (-t[0], t[1]))
+    n = len(items)
+    weights = [w for w, _ in items]
+
+    def lengths(k):                    # k rarest symbols escaped
+        kept = {s: w for w, s in items[:n - k]}
+        if k:
+            kept[spec.ESCAPE] = sum(weights[n - k:])
+        return package_merge_lengths(kept, max_len), kept
+
+    def bits(k):                       # exact: codes, escaped symbols, table words
+        ln, kept = lengths(k)
+        table = 2 + max(ln.values()) + len(ln)
+        return sum(kept[s] * v for s, v in ln.items()) + spec.ESCAPE_BITS * (k and kept[spec.ESCAPE]) \
+            + spec.WORD * table
+
+    def estimate(k):                   # the same with the table's count words at their most (max_len)
+        kept = weights[:n - k] + ([sum(weights[n - k:])] if k else [])
+        if len(kept) > 1 << max_len:
+            return None
+        return (package_merge_cost(kept, max_len) + spec.ESCAPE_BITS * (k and kept[-1])
+                + spec.WORD * (2 + max_len + len(kept)))
+    # The estimate is exact but for the table's maxlen (1..max_len words), so only the k within
+    # that margin of the best estimate need the exact count.
+    est = [(e, k) for k in range(n) if (e := estimate(k)) is not None]
+    best = min(est)[0]
+    k = min((bits(k), k) for e, k in est if e - best < spec.WORD * max_len)[1]
+    return lengths(k)[0]
+
+
+def build_table(values, max_len, escape=False):
+    """Canonical table ``(counts, symbols)`` of the 8-bit symbols in ``values`` (with ``escape``, the
+    cheapest table with or without an escape code: :func:`escape_lengths`)."""
     freqs = Counter(int(v) for v in values)
     if any(not 0 <= s < spec.MAX_SYMBOLS for s in freqs):
         raise ValueError("symbols must be integers from 0 to 255")
+    if escape:
+        return spec.table_from_lengths(escape_lengths(freqs, max_len), max_len, escape=True)
     return spec.table_from_lengths(package_merge_lengths(freqs, max_len), max_len)
 
 
@@ -129,13 +186,15 @@ def split_value(mode, value, r, ebits):
 
 
 def encode_lane(values, codes, *, mode, r, ebits):
-    """Bit list of one lane's symbols (code then ``r`` raw bits each)."""
+    """Bit list of one lane's symbols (code, the symbol after an escape code, ``r`` raw bits)."""
     bits = []
     for v in values:
         sym, raw = split_value(mode, int(v), r, ebits)
         if mode != spec.MODE_RAW:
-            code, length = codes[sym]
-            bits += _bits(code, length)
+            if sym in codes:
+                bits += _bits(*codes[sym])
+            else:
+                bits += _bits(*codes[spec.ESCAPE]) + _bits(sym, spec.ESCAPE_BITS)
         bits += _bits(raw, r)
     return bits
 
@@ -174,7 +233,7 @@ def split_blocks(values, block_values, pad):
 
 
 def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
-                  raw_bits=8, allow_raw=True):
+                  raw_bits=8, allow_raw=True, escape=False):
     """Encode a whole value sequence with one table.
 
     Parameters
@@ -194,6 +253,8 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         need ``r == R``.
     allow_raw : bool
         Allow the per-block raw fallback.
+    escape : bool
+        Allow an escape code (:func:`escape_lengths`; for decoders built with escapes).
 
     Returns
     -------
@@ -203,9 +264,9 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     """
     spec.check_max_len(max_len)
     syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
-    table = build_table(syms, max_len)
+    table = build_table(syms, max_len, escape)
     codes = spec.canonical_codes(*table)
-    shortest = table[1][0]
+    shortest = next(s for s in table[1] if s != spec.ESCAPE)
     pad = spec.compose_value(mode, shortest, 0, r, ebits)
     vbits = 8 + r if mode == spec.MODE_INT else ebits + r
     stats = {"code_bits": 0, "header_bits": 0, "pad_bits": 0, "raw_blocks": 0, "blocks": 0,
@@ -214,7 +275,7 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     n_blocks = max(1, -(-len(values) // (n_lanes * block_n)))
     per_lane = max(1, -(-len(values) // (n_lanes * n_blocks)))
     blocks = split_blocks(values, n_lanes * per_lane, pad)
-    words = spec.serialize_table(*table, max_len)
+    words = spec.serialize_table(*table, max_len, escape)
     # The raw fallback compares total bits: per block the payload words (the header is the same either
     # way); per tensor the coded total with its table against all raw (then no table is sent).
     can_raw = allow_raw and vbits <= raw_bits
@@ -276,8 +337,8 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
         if err:
             out.append(0)
             continue
-        window = bits[pos:pos + max_len + r]
-        window += [0] * (max_len + r - len(window))
+        window = bits[pos:pos + max_len + spec.ESCAPE_BITS + r]
+        window += [0] * (max_len + spec.ESCAPE_BITS + r - len(window))
         w = int("".join(map(str, window[:max_len])), 2)
         if mode == spec.MODE_RAW:
             length, sym = 0, 0
@@ -288,6 +349,9 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
                 out.append(0)
                 continue
             sym = symmem[((w >> (max_len - length)) + offset[length]) % 512]
+            if sym == spec.ESCAPE:                    # the symbol follows the escape code
+                sym = int("".join(map(str, window[length:length + spec.ESCAPE_BITS])), 2)
+                length += spec.ESCAPE_BITS
         if length + r > bitlen - pos:
             err |= spec.ERR_TRUNC
             out.append(0)
@@ -302,7 +366,7 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
     return out, err
 
 
-def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
+def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
     """Reference decode of a data stream, defining the RTL's output.
 
     Parameters
@@ -312,6 +376,8 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
         The ``i_table`` stream, in load order (framed by its ``first`` marks when given as pairs).
     n_lanes, max_len, raw_bits : int
         Decoder parameters N, L, R.
+    escape : bool
+        The decoder accepts escape codes (else a table with one is a bad table).
 
     Returns
     -------
@@ -326,7 +392,7 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
     loaded = []
     errors = 0
     for f in frames:
-        t = spec.check_table_words(f, max_len)
+        t = spec.check_table_words(f, max_len, escape)
         if t is None:
             errors |= spec.ERR_TABLE
         loaded.append(t)
