@@ -314,7 +314,8 @@ def cmd_compress(args):
     from edgelearn import compress as c
     try:
         report = c.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
-                                 n_lanes=args.lanes, min_size=args.min_size, force=args.force)
+                                 n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
+                                 force=args.force)
         if args.plot:
             c.plot_tensor(report, args.plot)
     except c.BadInput as e:
@@ -394,6 +395,8 @@ def _parser():
     s.add_argument("--max-len", type=int, default=16, help="longest code L, 8..16 (default 16)")
     s.add_argument("--lanes", type=int, default=1, help="decoder lanes N (default 1)")
     s.add_argument("--min-size", type=int, default=4096, help="smaller tensors pass raw (default 4096)")
+    s.add_argument("--escape", action="store_true",
+                   help="escape codes for rare symbols (L < 16; the RTL decoder does not take them yet)")
     s.add_argument("--plot", default=None, metavar="FILE.png", help="histogram vs code lengths")
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.add_argument("--json", action="store_true", help="print the per-tensor report as JSON")

@@ -219,14 +219,15 @@ def _entropy(symbols):
 
 # One tensor -------------------------------------------------------------------------------------
 
-def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, block_n=None):
+def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None):
     """Code a quantized tensor: ``(tables, Stream, info)`` with ``info`` the sizes in bits
-    (payload, headers, padding, table, total), the symbol entropy and the symbol histogram."""
+    (payload, headers, padding, table, total), the symbol entropy and the symbol histogram.
+    ``escape``: allow an escape code (a decoder built with escapes)."""
     mode, r, ebits, raw_bits = _CODING[fmt]
     values = _symbols(q, fmt)
-    block_n = block_n or max_block_n(max_len, r)
+    block_n = block_n or max_block_n(max_len, r, spec.ESCAPE_BITS if escape else 0)
     tables, stream, stats = fast.encode_fast(values, n_lanes=n_lanes, block_n=block_n, max_len=max_len,
-                                             mode=mode, r=r, ebits=ebits, raw_bits=raw_bits)
+                                             mode=mode, r=r, ebits=ebits, raw_bits=raw_bits, escape=escape)
     syms = fast.split_symbols(values, mode, r, ebits)[0]
     total = stats["code_bits"] + stats["pad_bits"] + stats["header_bits"] + stats["table_bits"]
     info = dict(stats, total_bits=total, symbols=int(values.size), weights=int(q.size),
@@ -234,11 +235,12 @@ def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, block_n=None):
     return tables, stream, info
 
 
-def decode_tensor(stream, tables, fmt, shape, *, max_len, n_lanes):
-    """The quantized tensor of a stream (``CorruptContainer`` text on a decoder error)."""
+def decode_tensor(stream, tables, fmt, *, max_len, n_lanes, escape=False):
+    """``(values, blocks)`` of a tensor's stream (:func:`sim.huffman.fast.decode_fast`);
+    ``CorruptContainer`` on a decoder error."""
     _, _, _, raw_bits = _CODING[fmt]
     values, blocks, errors = fast.decode_fast(stream, tables, n_lanes=n_lanes, max_len=max_len,
-                                              raw_bits=raw_bits)
+                                              raw_bits=raw_bits, escape=escape)
     if errors:
         names = [name for bit, name in spec.ERROR_NAMES.items() if errors & bit]
         raise CorruptContainer(f"decoder errors {', '.join(names)}")
@@ -264,8 +266,8 @@ def _codable(arr):
     return arr.ndim == 2 and arr.dtype.kind == "f"
 
 
-def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, source="model",
-                   progress=None):
+def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, escape=False,
+                   source="model", progress=None):
     """``(blob, report)``: the container bytes and one report dict per tensor."""
     _check_settings(fmt, max_len, n_lanes, min_size)
     entries, chunks, report = [], [], []
@@ -282,7 +284,7 @@ def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096,
             if not np.isfinite(arr).all():
                 raise BadInput(f"{source}: tensor {name}: non-finite weights cannot be quantized")
             q, scales = quantize_tensor(arr, fmt)
-            tables, stream, info = encode_tensor(q, fmt, max_len=max_len, n_lanes=n_lanes)
+            tables, stream, info = encode_tensor(q, fmt, max_len=max_len, n_lanes=n_lanes, escape=escape)
             parts = [b"" if scales is None else scales.astype("<f4").tobytes(),
                      b"".join(np.asarray(t, dtype="<u2").tobytes() for t in tables),
                      stream.words.astype("<u2").tobytes()]
@@ -303,7 +305,7 @@ def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096,
                            "pad_bits": info["pad_bits"], "table_bits": info["table_bits"],
                            "scale_bits": 8 * len(parts[0]), "raw_blocks": info["raw_blocks"],
                            "blocks": info["blocks"], "histogram": info["histogram"].tolist(),
-                           "code_lengths": _code_lengths(tables)})
+                           "code_lengths": _code_lengths(tables, escape)})
         else:
             data = np.ascontiguousarray(arr).tobytes()
             entry.update(kind="raw", offset=offset)
@@ -318,17 +320,18 @@ def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096,
         if progress:
             progress(done, total, name)
     manifest = json.dumps({"container": "edgelearn-huffman", "version": 1, "max_len": max_len,
-                           "lanes": n_lanes, "tensors": entries}).encode()
+                           "lanes": n_lanes, "escape": escape, "tensors": entries}).encode()
     head = [MAGIC, struct.pack("<Q", len(manifest)), manifest, struct.pack("<I", zlib.crc32(manifest))]
     blob = b"".join(head + chunks)
     return blob, report
 
 
-def _code_lengths(tables):
-    """Code length per symbol 0..255 of a tensor's table (0: no code; no table: all 0)."""
+def _code_lengths(tables, escape):
+    """Bits per symbol 0..255 of a tensor's table (escape code + symbol for escaped symbols; 0: no
+    code; no table: all 0)."""
     if not tables:
         return [0] * spec.MAX_SYMBOLS
-    return fast.code_arrays(spec.parse_table(tables[0], spec.MAX_MAX_LEN))[1].tolist()
+    return fast.code_arrays(spec.parse_table(tables[0], spec.MAX_MAX_LEN, escape))[1].tolist()
 
 
 def _manifest(blob, source):
@@ -343,7 +346,7 @@ def _manifest(blob, source):
         raise CorruptContainer(f"{source}: manifest CRC mismatch")
     try:
         manifest = json.loads(raw)
-        manifest["tensors"], manifest["max_len"], manifest["lanes"]     # noqa: B018 (presence check)
+        manifest["tensors"], manifest["max_len"], manifest["lanes"], manifest["escape"]  # noqa: B018
     except (ValueError, KeyError, TypeError) as e:
         raise CorruptContainer(f"{source}: bad manifest ({e})") from None
     return manifest, start + mlen + 4
@@ -352,7 +355,8 @@ def _manifest(blob, source):
 def decompress_model(blob, *, source="container", quantized=False, progress=None):
     """``{name: ndarray}`` of a container (``CorruptContainer`` on any failed check)."""
     manifest, data0 = _manifest(blob, source)
-    max_len, n_lanes = manifest["max_len"], manifest["lanes"]
+    settings = {"max_len": manifest["max_len"], "n_lanes": manifest["lanes"],
+                "escape": bool(manifest["escape"])}
     out = {}
     total = sum(math.prod(e["shape"]) for e in manifest["tensors"])
     done = 0
@@ -372,7 +376,7 @@ def decompress_model(blob, *, source="container", quantized=False, progress=None
                     raise CorruptContainer(f"{where}: manifest mismatch ({n} bytes for shape {list(shape)})")
                 out[name] = np.frombuffer(data, dtype=dtype).reshape(shape).copy()
             else:
-                out.update(_decode_entry(e, data, shape, max_len, n_lanes, where, quantized))
+                out.update(_decode_entry(e, data, shape, settings, where, quantized))
         except CorruptContainer:
             raise
         except (KeyError, TypeError, ValueError) as err:
@@ -383,8 +387,8 @@ def decompress_model(blob, *, source="container", quantized=False, progress=None
     return out
 
 
-def _decode_entry(e, data, shape, max_len, n_lanes, where, quantized):
-    fmt = e["format"]
+def _decode_entry(e, data, shape, settings, where, quantized):
+    fmt, n_lanes = e["format"], settings["n_lanes"]
     if fmt not in FORMATS:
         raise CorruptContainer(f"{where}: unknown format {fmt!r}")
     sb = e["scales_bytes"]
@@ -405,7 +409,7 @@ def _decode_entry(e, data, shape, max_len, n_lanes, where, quantized):
     first[rows] = True
     stream = fast.Stream(np.frombuffer(data[sb + 2 * tw:], dtype="<u2").reshape(beats, n_lanes), first)
     try:
-        values, blocks = decode_tensor(stream, tables, fmt, shape, max_len=max_len, n_lanes=n_lanes)
+        values, blocks = decode_tensor(stream, tables, fmt, **settings)
     except CorruptContainer as err:
         raise CorruptContainer(f"{where}: {err}") from None
     except ValueError as err:
@@ -445,7 +449,7 @@ class _Bar:
         self.stream.flush()
 
 
-def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, force=False):
+def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, escape=False, force=False):
     """Compress a model file into a container; returns the report."""
     out = Path(out)
     if out.exists() and not force:
@@ -454,7 +458,7 @@ def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=409
     if not tensors:
         raise BadInput(f"{model}: the model has no tensors")
     blob, report = compress_model(tensors, fmt=fmt, max_len=max_len, n_lanes=n_lanes, min_size=min_size,
-                                  source=str(model), progress=_Bar("compress"))
+                                  escape=escape, source=str(model), progress=_Bar("compress"))
     _atomic_write(out, lambda fh: fh.write(blob), force=force)
     return report
 

@@ -30,16 +30,20 @@ def run(argv, capsys):
     return rc, out, err
 
 
-@pytest.mark.parametrize("fmt", c.FORMATS)
-def test_round_trip_restores_quantized_tensors_exactly(fmt, tmp_path, capsys):
+@pytest.mark.parametrize("fmt,options", [
+    ("int8", ["--max-len", 12]), ("int8", ["--max-len", 8, "--escape"]), ("int4", ["--lanes", 2]),
+    ("int4-pairs", ["--max-len", 8, "--escape"]), ("bf16", ["--max-len", 9])])
+def test_round_trip_restores_quantized_tensors_exactly(fmt, options, tmp_path, capsys):
     m = model()
     np.savez(tmp_path / "m.npz", **m)
     rc, out, err = run(["compress", tmp_path / "m.npz", "-o", tmp_path / "m.elh", "--format", fmt,
-                        "--min-size", 1000, "--max-len", 12, "--json"], capsys)
+                        "--min-size", 1000, "--json"] + options, capsys)
     assert rc == 0, err
     report = {r["name"]: r for r in json.loads(out)}
     assert [report[k]["kind"] for k in m] == ["coded", "coded", "raw", "raw", "raw"]
     assert report["w1"]["coded_bits_per_weight"] < {"bf16": 16, "int8": 8}.get(fmt, 4)
+    if "--escape" in options:
+        assert report["w1"]["overhead"] < 0.1 and max(report["w1"]["code_lengths"]) > 8
     assert run(["decompress", tmp_path / "m.elh", "-o", tmp_path / "q.npz", "--quantized"], capsys)[0] == 0
     assert run(["decompress", tmp_path / "m.elh", "-o", tmp_path / "f.safetensors"], capsys)[0] == 0
     q = np.load(tmp_path / "q.npz")
