@@ -62,10 +62,11 @@ class CorruptContainer(Exception):
     """A container that fails a check (the CLI exits 1)."""
 
 
-def max_block_n(max_len, r, escape_bits=0):
-    """Most symbols per lane per block: the header's 16-bit ``n`` and a lane's bits within 16-bit ``M``
-    words at the longest code (so a block never overflows, whatever its data)."""
-    return min(0xFFFF, _MAX_LANE_BITS // (max_len + r + escape_bits))
+def max_block_n(code_bits, r):
+    """Most symbols per lane per block: the header's 16-bit ``n``, and a lane's bits within 16-bit ``M``
+    words when every symbol takes the table's longest code (``code_bits``, with the symbol after an
+    escape) and ``r`` raw bits, so a block never overflows whatever its data."""
+    return min(0xFFFF, _MAX_LANE_BITS // max(1, code_bits + r))
 
 
 # Model files ------------------------------------------------------------------------------------
@@ -225,10 +226,12 @@ def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None):
     ``escape``: allow an escape code (a decoder built with escapes)."""
     mode, r, ebits, raw_bits = _CODING[fmt]
     values = _symbols(q, fmt)
-    block_n = block_n or max_block_n(max_len, r, spec.ESCAPE_BITS if escape else 0)
-    tables, stream, stats = fast.encode_fast(values, n_lanes=n_lanes, block_n=block_n, max_len=max_len,
-                                             mode=mode, r=r, ebits=ebits, raw_bits=raw_bits, escape=escape)
     syms = fast.split_symbols(values, mode, r, ebits)[0]
+    table = fast.build_table(syms, max_len, escape)
+    block_n = block_n or max_block_n(int(fast.code_arrays(table)[1].max()), r)
+    tables, stream, stats = fast.encode_fast(values, n_lanes=n_lanes, block_n=block_n, max_len=max_len,
+                                             mode=mode, r=r, ebits=ebits, raw_bits=raw_bits, escape=escape,
+                                             table=table)
     total = stats["code_bits"] + stats["pad_bits"] + stats["header_bits"] + stats["table_bits"]
     info = dict(stats, total_bits=total, symbols=int(values.size), weights=int(q.size),
                 entropy_bits=(_entropy(syms) + r) * values.size, histogram=np.bincount(syms, minlength=256))

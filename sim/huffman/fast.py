@@ -21,7 +21,7 @@ import numpy as np
 from hw.huffman import spec
 from sim.huffman import golden as g
 
-__all__ = ["Stream", "to_beats", "from_beats", "split_symbols", "code_arrays", "encode_fast",
+__all__ = ["Stream", "to_beats", "from_beats", "split_symbols", "code_arrays", "build_table", "encode_fast",
            "decode_luts", "decode_fast", "blocks_as_ref", "crc16_lanes"]
 
 _U64 = np.uint64
@@ -136,6 +136,17 @@ def code_arrays(table):
     return val, length
 
 
+def build_table(symbols, max_len, escape=False):
+    """:func:`sim.huffman.golden.build_table` of a symbol array (numpy histogram)."""
+    freqs = np.bincount(np.asarray(symbols).ravel(), minlength=spec.MAX_SYMBOLS)
+    if freqs.size > spec.MAX_SYMBOLS:
+        raise ValueError("symbols must be integers from 0 to 255")
+    nz = np.flatnonzero(freqs)
+    freqs = dict(zip(nz.tolist(), freqs[nz].tolist(), strict=True))
+    lengths = g.escape_lengths(freqs, max_len) if escape else g.package_merge_lengths(freqs, max_len)
+    return spec.table_from_lengths(lengths, max_len, escape)
+
+
 def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
                 raw_bits=8, allow_raw=True, escape=False, table=None):
     """:func:`sim.huffman.golden.encode_stream` (same parameters, same table words, same beats).
@@ -151,11 +162,7 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     if syms.min() < 0 or syms.max() >= spec.MAX_SYMBOLS:
         raise ValueError("symbols must be integers from 0 to 255")
     if table is None:
-        freqs = np.bincount(syms, minlength=spec.MAX_SYMBOLS)
-        nz = np.flatnonzero(freqs)
-        freqs = dict(zip(nz.tolist(), freqs[nz].tolist(), strict=True))
-        lengths = g.escape_lengths(freqs, max_len) if escape else g.package_merge_lengths(freqs, max_len)
-        table = spec.table_from_lengths(lengths, max_len, escape)
+        table = build_table(syms, max_len, escape)
     cval, clen = code_arrays(table)
     if not clen[syms].all():
         raise ValueError("the table does not code every symbol of the data")
