@@ -189,7 +189,7 @@ def dequantize(q, scales, fmt):
 
 def _symbols(q, fmt):
     if fmt == "bf16":
-        return q.ravel().astype(np.int64)
+        return q.ravel()
     if fmt == "int8":
         return q.ravel() & 0xFF
     nib = q.ravel() & 0xF
@@ -212,9 +212,9 @@ def _from_symbols(values, fmt, shape):
     return (nib - ((nib & 8) << 1)).reshape(shape)
 
 
-def _entropy(symbols):
-    p = np.bincount(symbols, minlength=spec.MAX_SYMBOLS)
-    p = p[p > 0] / symbols.size
+def _entropy(counts):
+    """Shannon entropy (bits per symbol) of a symbol histogram."""
+    p = counts[counts > 0] / counts.sum()
     return float(-(p * np.log2(p)).sum())
 
 
@@ -226,15 +226,15 @@ def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None):
     ``escape``: allow an escape code (a decoder built with escapes)."""
     mode, r, ebits, raw_bits = _CODING[fmt]
     values = _symbols(q, fmt)
-    syms = fast.split_symbols(values, mode, r, ebits)[0]
-    table = fast.build_table(syms, max_len, escape)
+    counts = fast.histogram(values, mode, r, ebits)
+    table = fast.table_of_counts(counts, max_len, escape)
     block_n = block_n or max_block_n(int(fast.code_arrays(table)[1].max()), r)
     tables, stream, stats = fast.encode_fast(values, n_lanes=n_lanes, block_n=block_n, max_len=max_len,
                                              mode=mode, r=r, ebits=ebits, raw_bits=raw_bits, escape=escape,
                                              table=table)
     total = stats["code_bits"] + stats["pad_bits"] + stats["header_bits"] + stats["table_bits"]
     info = dict(stats, total_bits=total, symbols=int(values.size), weights=int(q.size),
-                entropy_bits=(_entropy(syms) + r) * values.size, histogram=np.bincount(syms, minlength=256))
+                entropy_bits=(_entropy(counts) + r) * values.size, histogram=counts)
     return tables, stream, info
 
 

@@ -21,8 +21,9 @@ import numpy as np
 from hw.huffman import spec
 from sim.huffman import golden as g
 
-__all__ = ["Stream", "to_beats", "from_beats", "split_symbols", "code_arrays", "build_table", "encode_fast",
-           "decode_luts", "decode_fast", "blocks_as_ref", "crc16_lanes"]
+__all__ = ["Stream", "to_beats", "from_beats", "split_symbols", "code_arrays", "build_table",
+           "table_of_counts", "histogram", "encode_fast", "decode_luts", "decode_fast", "blocks_as_ref",
+           "crc16_lanes"]
 
 _U64 = np.uint64
 
@@ -84,11 +85,54 @@ def crc16_lanes(words, rows, counts):
     return _crc_lanes(words, np.asarray(rows, dtype=np.int64), np.asarray(counts, dtype=np.int64), _CRC_TABLE)
 
 
+@numba.njit(cache=True, inline="always")
+def _split(v, mode, r, ebits):
+    """``(symbol, raw)`` of one value (:func:`sim.huffman.golden.split_value`, coded modes)."""
+    if mode == spec.MODE_INT:
+        return v >> r, v & ((1 << r) - 1)
+    sign = (v >> (ebits + r - 1)) & 1
+    return (v >> (r - 1)) & ((1 << ebits) - 1), sign << (r - 1) | (v & ((1 << (r - 1)) - 1))
+
+
+@numba.njit(cache=True)
+def _histogram(values, mode, r, ebits):
+    """Symbol counts 0..255 and the number of values whose symbol is out of range."""
+    counts = np.zeros(spec.MAX_SYMBOLS, dtype=np.int64)
+    bad = 0
+    for i in range(values.shape[0]):
+        sym = _split(np.int64(values[i]), mode, r, ebits)[0]
+        if 0 <= sym < spec.MAX_SYMBOLS:
+            counts[sym] += 1
+        else:
+            bad += 1
+    return counts, bad
+
+
 @numba.njit(cache=True, parallel=True)
-def _pack(words, vals, lens, n_lanes, per_lane, block_rows):
-    """Pack lane ``k`` of block ``b`` (values ``(b * per_lane + t) * N + k``, codes ``vals``/``lens``,
-    MSB first) into ``words[block_rows[b] + j, k]``."""
+def _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, per_lane, n_blocks):
+    """Coded bits of lane ``k`` of block ``b``: values ``(b * per_lane + t) * N + k`` (past the end:
+    ``pad``)."""
+    out = np.zeros((n_blocks, n_lanes), dtype=np.int64)
+    size = values.shape[0]
+    for bk in numba.prange(n_blocks * n_lanes):
+        b, k = bk // n_lanes, bk % n_lanes
+        total = 0
+        for t in range(per_lane):
+            i = (b * per_lane + t) * n_lanes + k
+            v = np.int64(values[i]) if i < size else pad
+            total += clen[_split(v, mode, r, ebits)[0]] + r
+        out[b, k] = total
+    return out
+
+
+@numba.njit(cache=True, parallel=True)
+def _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, per_lane, block_rows):
+    """Pack lane ``k`` of block ``b`` (values as in :func:`_lane_bits`; a raw block's values as their
+    ``raw_bits`` low bits, a coded block's as code then ``r`` raw bits, MSB first) into
+    ``words[block_rows[b] + j, k]``."""
     n_blocks = block_rows.shape[0]
+    size = values.shape[0]
+    raw_mask = (1 << raw_bits) - 1
     for bk in numba.prange(n_blocks * n_lanes):
         b, k = bk // n_lanes, bk % n_lanes
         row = block_rows[b]
@@ -96,8 +140,15 @@ def _pack(words, vals, lens, n_lanes, per_lane, block_rows):
         nb = 0
         for t in range(per_lane):
             i = (b * per_lane + t) * n_lanes + k
-            ln = lens[i]
-            acc = (acc << _U64(ln)) | _U64(vals[i])
+            v = np.int64(values[i]) if i < size else pad
+            if is_raw[b]:
+                val = v & raw_mask
+                ln = raw_bits
+            else:
+                sym, raw = _split(v, mode, r, ebits)
+                val = np.int64(cval[sym]) << r | raw
+                ln = np.int64(clen[sym]) + r
+            acc = (acc << _U64(ln)) | _U64(val)
             nb += ln
             while nb >= 16:
                 nb -= 16
@@ -107,16 +158,28 @@ def _pack(words, vals, lens, n_lanes, per_lane, block_rows):
             words[row, k] = np.uint16((acc << _U64(16 - nb)) & _U64(0xFFFF))
 
 
+def histogram(values, mode, r, ebits):
+    """Symbol counts 0..255 of a value array (``ValueError`` if a symbol is out of range)."""
+    _check_coded_mode(mode)
+    counts, bad = _histogram(np.asarray(values).ravel(), mode, r, ebits)
+    if bad:
+        raise ValueError("symbols must be integers from 0 to 255")
+    return counts
+
+
+def _check_coded_mode(mode):
+    if mode not in (spec.MODE_INT, spec.MODE_EXP):
+        raise ValueError(f"mode must be MODE_INT or MODE_EXP for a coded stream, not {mode!r}")
+
+
 def split_symbols(values, mode, r, ebits):
     """``(symbols, raw)`` arrays of unsigned values: :func:`sim.huffman.golden.split_value` vectorized."""
+    _check_coded_mode(mode)
     v = np.asarray(values).astype(np.int64, copy=False)
     if mode == spec.MODE_INT:
         return v >> r, v & ((1 << r) - 1)
-    if mode == spec.MODE_EXP:
-        sym = (v >> (r - 1)) & ((1 << ebits) - 1)
-        raw = ((v >> (ebits + r - 1)) & 1) << (r - 1) | (v & ((1 << (r - 1)) - 1))
-        return sym, raw
-    raise ValueError(f"mode must be MODE_INT or MODE_EXP for a coded stream, not {mode!r}")
+    sym = (v >> (r - 1)) & ((1 << ebits) - 1)
+    return sym, ((v >> (ebits + r - 1)) & 1) << (r - 1) | (v & ((1 << (r - 1)) - 1))
 
 
 def code_arrays(table):
@@ -137,12 +200,17 @@ def code_arrays(table):
 
 
 def build_table(symbols, max_len, escape=False):
-    """:func:`sim.huffman.golden.build_table` of a symbol array (numpy histogram)."""
-    freqs = np.bincount(np.asarray(symbols).ravel(), minlength=spec.MAX_SYMBOLS)
-    if freqs.size > spec.MAX_SYMBOLS:
+    """:func:`sim.huffman.golden.build_table` of a symbol array."""
+    counts = np.bincount(np.asarray(symbols).ravel(), minlength=spec.MAX_SYMBOLS)
+    return table_of_counts(counts, max_len, escape)
+
+
+def table_of_counts(counts, max_len, escape=False):
+    """:func:`sim.huffman.golden.build_table` of a symbol histogram (counts of symbols 0..255)."""
+    if len(counts) > spec.MAX_SYMBOLS:
         raise ValueError("symbols must be integers from 0 to 255")
-    nz = np.flatnonzero(freqs)
-    freqs = dict(zip(nz.tolist(), freqs[nz].tolist(), strict=True))
+    nz = np.flatnonzero(counts)
+    freqs = dict(zip(nz.tolist(), np.asarray(counts)[nz].tolist(), strict=True))
     lengths = g.escape_lengths(freqs, max_len) if escape else g.package_merge_lengths(freqs, max_len)
     return spec.table_from_lengths(lengths, max_len, escape)
 
@@ -155,27 +223,23 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     own (it must code every symbol). Returns ``(tables, Stream, stats)``.
     """
     spec.check_max_len(max_len)
-    values = np.asarray(values).ravel().astype(np.int64, copy=False)
+    _check_coded_mode(mode)
+    values = np.asarray(values).ravel()
+    if values.dtype.kind not in "iu":
+        values = values.astype(np.int64)
     if values.size == 0:
         raise ValueError("cannot build a code for an empty data set")
-    syms, raw = split_symbols(values, mode, r, ebits)
-    if syms.min() < 0 or syms.max() >= spec.MAX_SYMBOLS:
-        raise ValueError("symbols must be integers from 0 to 255")
+    counts = histogram(values, mode, r, ebits)
     if table is None:
-        table = build_table(syms, max_len, escape)
+        table = table_of_counts(counts, max_len, escape)
     cval, clen = code_arrays(table)
-    if not clen[syms].all():
+    if not clen[counts > 0].all():
         raise ValueError("the table does not code every symbol of the data")
     vbits = 8 + r if mode == spec.MODE_INT else ebits + r
     n_blocks = max(1, -(-values.size // (n_lanes * block_n)))
     per_lane = max(1, -(-values.size // (n_lanes * n_blocks)))
-    total = n_blocks * n_lanes * per_lane
-    if total > values.size:
-        pad = spec.compose_value(mode, next(s for s in table[1] if s != spec.ESCAPE), 0, r, ebits)
-        values = np.concatenate([values, np.full(total - values.size, pad, dtype=np.int64)])
-        syms, raw = split_symbols(values, mode, r, ebits)
-    lens = clen[syms].astype(np.int64) + r
-    lane_bits = lens.reshape(n_blocks, per_lane, n_lanes).sum(axis=1)           # (blocks, N)
+    pad = spec.compose_value(mode, next(s for s in table[1] if s != spec.ESCAPE), 0, r, ebits)
+    lane_bits = _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, per_lane, n_blocks)   # (blocks, N)
     coded_words = ((lane_bits + 15) // 16).max(axis=1)
     table_words = spec.serialize_table(*table, max_len, escape)
     raw_words = -(-per_lane * raw_bits // spec.WORD)
@@ -184,12 +248,7 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     if can_raw and (is_raw.all() or (np.minimum(coded_words, raw_words).sum() * n_lanes + len(table_words))
                     >= raw_words * n_blocks * n_lanes):
         is_raw[:] = True
-    vals = (cval[syms].astype(np.int64) << r) | raw
-    if is_raw.any():
-        sel = np.repeat(is_raw, per_lane * n_lanes)
-        vals = np.where(sel, values & ((1 << raw_bits) - 1), vals)
-        lens = np.where(sel, raw_bits, lens)
-        lane_bits[is_raw] = per_lane * raw_bits
+    lane_bits[is_raw] = per_lane * raw_bits
     m = np.where(is_raw, raw_words, coded_words).astype(np.int64)
     hb = spec.header_beats(n_lanes)
     block_rows = np.concatenate([[0], np.cumsum(hb + m)[:-1]]).astype(np.int64)
@@ -197,7 +256,8 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     words = np.zeros((n_beats, n_lanes), dtype=np.uint16)
     first = np.zeros(n_beats, dtype=bool)
     first[block_rows] = True
-    _pack(words, vals.astype(np.uint64), lens.astype(np.int64), n_lanes, per_lane, block_rows + hb)
+    _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, per_lane,
+          block_rows + hb)
     crcs = crc16_lanes(words, block_rows + hb, m)
     for b in range(n_blocks):
         braw = bool(is_raw[b])
