@@ -13,7 +13,8 @@ Prints:
 
 1. encode and decode weights/s of :func:`edgelearn.compress.encode_tensor` / ``decode_tensor``
    (table construction included; numba kernels compiled before timing), at L = 16 and at L = 8 with
-   escape codes, decode checked equal;
+   escape codes, decode checked equal: per CPU second of this process (``time.process_time``: the
+   one-core rate, not skewed by other jobs on a shared machine) and per wall-clock second;
 2. per format and L in {8, 12, 16} (plain, and with escape codes): entropy, total coded bits per
    weight (payload + headers + padding + table) and the overhead against the per-tensor entropy;
 3. zlib (level 9) and lzma (preset 6) on the same quantized bytes (int8: one byte per weight; int4:
@@ -77,13 +78,14 @@ def speed_rows(mats, quant):
         for fmt in FORMATS:
             q = quant[name, fmt]
             for max_len, escape in ((16, False), (8, True)):
-                t0 = time.perf_counter()
+                c0, w0 = time.process_time(), time.perf_counter()
                 tables, stream, info = c.encode_tensor(q, fmt, max_len=max_len, escape=escape)
-                t1 = time.perf_counter()
+                c1, w1 = time.process_time(), time.perf_counter()
                 values, _ = c.decode_tensor(stream, tables, fmt, max_len=max_len, n_lanes=1, escape=escape)
-                t2 = time.perf_counter()
+                c2, w2 = time.process_time(), time.perf_counter()
                 ok = np.array_equal(values[:info["symbols"]], c._symbols(q, fmt))
-                rows.append((name, fmt, max_len, escape, q.size, q.size / (t1 - t0), q.size / (t2 - t1), ok))
+                rows.append((name, fmt, max_len, escape, q.size, q.size / (c1 - c0), q.size / (c2 - c1),
+                             q.size / (w1 - w0), q.size / (w2 - w1), ok))
     return rows
 
 
@@ -131,12 +133,13 @@ def main(argv=None):
     n = args.rows * args.cols
     print(f"tensors: Laplacian and Gaussian, {args.rows} x {args.cols} = {n / 1e6:.1f} M weights each; "
           f"numba threads: {args.threads}")
-    print("\n1. speed (weights/s; encode includes the table, decode is checked equal)")
-    print(f"{'tensor':<8} {'format':<11} {'L':>2} {'esc':>3} {'weights':>9} {'encode M/s':>11} "
-          f"{'decode M/s':>11} {'equal':>5}")
-    for name, fmt, max_len, escape, count, enc, dec, ok in speed_rows(mats, quant):
+    print("\n1. speed (M weights per CPU second of this process, and per wall second on a shared "
+          "machine; encode includes the table; decode checked equal)")
+    print(f"{'tensor':<8} {'format':<11} {'L':>2} {'esc':>3} {'weights':>9} {'enc cpu':>8} {'dec cpu':>8} "
+          f"{'enc wall':>9} {'dec wall':>9} {'equal':>5}")
+    for name, fmt, max_len, escape, count, enc, dec, enc_w, dec_w, ok in speed_rows(mats, quant):
         print(f"{name:<8} {fmt:<11} {max_len:>2} {'yes' if escape else 'no':>3} {count / 1e6:8.1f}M "
-              f"{enc / 1e6:11.1f} {dec / 1e6:11.1f} {str(ok):>5}")
+              f"{enc / 1e6:8.1f} {dec / 1e6:8.1f} {enc_w / 1e6:9.1f} {dec_w / 1e6:9.1f} {str(ok):>5}")
     print("\n2. size (bits per weight; coded = payload + block headers + padding + table)")
     print(f"{'tensor':<8} {'format':<11} {'L':>2} {'esc':>3} {'entropy':>8} {'coded':>8} {'overhead':>9}")
     for name, fmt, max_len, escape, h, coded, over in size_rows(mats, quant):
