@@ -350,7 +350,9 @@ def _manifest(blob, source):
     try:
         manifest = json.loads(raw)
         manifest["tensors"], manifest["max_len"], manifest["lanes"], manifest["escape"]  # noqa: B018
-    except (ValueError, KeyError, TypeError) as e:
+    except KeyError as e:
+        raise CorruptContainer(f"{source}: bad manifest (no field {e})") from None
+    except (ValueError, TypeError) as e:
         raise CorruptContainer(f"{source}: bad manifest ({e})") from None
     return manifest, start + mlen + 4
 
