@@ -359,6 +359,33 @@ def cmd_demo(args):
 
 # --- parser ---------------------------------------------------------------------------------------
 
+def cmd_compress(args):
+    from edgelearn import compress as c
+    try:
+        report = c.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
+                                 n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
+                                 force=args.force)
+        if args.plot:
+            c.plot_tensor(report, args.plot)
+    except c.BadInput as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(report) if args.json else "\n".join(c.report_lines(report)))
+    return 0
+
+
+def cmd_decompress(args):
+    from edgelearn import compress as c
+    try:
+        shapes = c.decompress_file(args.container, args.output, quantized=args.quantized, force=args.force)
+    except c.BadInput as e:
+        raise UsageError(str(e)) from None
+    except c.CorruptContainer as e:
+        print(f"edgelearn: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(shapes) if args.json else f"{len(shapes)} tensors restored, every CRC checked")
+    return 0
+
+
 def _parser():
     p = _Parser(prog="edgelearn", description="Edge-learning accelerator blocks: generate, simulate, "
                 "synthesize, build, flash, run.")
@@ -409,6 +436,28 @@ def _parser():
     where.add_argument("--sim", action="store_true", help="the simulated board (the default)")
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
     s.set_defaults(func=cmd_run)
+
+    s = sub.add_parser("compress", help="Huffman-compress a model's weights into one container file")
+    s.add_argument("model", help=".safetensors, .npz or .npy")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--format", default="int8", help="int8 (default), int4, int4-pairs or bf16")
+    s.add_argument("--max-len", type=int, default=16, help="longest code L, 8..16 (default 16)")
+    s.add_argument("--lanes", type=int, default=1, help="decoder lanes N (default 1)")
+    s.add_argument("--min-size", type=int, default=4096, help="smaller tensors pass raw (default 4096)")
+    s.add_argument("--escape", action="store_true",
+                   help="escape codes for rare symbols (L < 16; the RTL decoder does not take them yet)")
+    s.add_argument("--plot", default=None, metavar="FILE.png", help="histogram vs code lengths")
+    s.add_argument("--force", action="store_true", help="overwrite the output")
+    s.add_argument("--json", action="store_true", help="print the per-tensor report as JSON")
+    s.set_defaults(func=cmd_compress)
+
+    s = sub.add_parser("decompress", help="restore a model from a container (checks every CRC)")
+    s.add_argument("container")
+    s.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .npy")
+    s.add_argument("--quantized", action="store_true", help="integer tensors + scales, not float32")
+    s.add_argument("--force", action="store_true", help="overwrite the output")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_decompress)
 
     s = sub.add_parser("demo", help="the main job: every block generated, simulated, synthesized; jobs")
     s.add_argument("--board", default=None, help="run the jobs on this board instead of in simulation")
