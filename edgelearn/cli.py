@@ -361,6 +361,10 @@ def cmd_demo(args):
 
 def cmd_compress(args):
     from edgelearn import compress as c
+    # The output is written to a temporary file beside it and renamed: probe its directory, not the file.
+    _writable(Path(args.output).parent, "-o/--output", directory=True)
+    if args.plot:
+        _writable(args.plot, "--plot")
     try:
         report = c.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
                                  n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
@@ -375,6 +379,7 @@ def cmd_compress(args):
 
 def cmd_decompress(args):
     from edgelearn import compress as c
+    _writable(Path(args.output).parent, "-o/--output", directory=True)
     try:
         shapes = c.decompress_file(args.container, args.output, quantized=args.quantized, force=args.force)
     except c.BadInput as e:

@@ -440,7 +440,8 @@ def _decode_entry(e, data, shape, settings, where, quantized):
 class _Bar:
     """A progress bar on stderr (only on a terminal, so logs and tests stay clean)."""
 
-    def __init__(self, label, stream=sys.stderr):
+    def __init__(self, label, stream=None):
+        stream = sys.stderr if stream is None else stream     # the stream of the call, not of the import
         self.label, self.stream, self.on = label, stream, stream.isatty()
 
     def __call__(self, done, total, name):

@@ -11,6 +11,7 @@ import gc
 import subprocess
 import warnings
 
+import numpy as np
 import pytest
 
 from edgelearn import cli
@@ -78,6 +79,22 @@ ROWS = [
     (["demo", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
     (["demo", "-o", "{notdir}/demo"], 2, "-o/--output must be a writable directory path"),
     (["demo", "--no-synth=1"], 2, "argument --no-synth: ignored explicit argument '1'"),
+    # compress ({model} is a small float32 .npy matrix)
+    (["compress"], 2, "the following arguments are required: model, -o/--output"),
+    (["compress", "{notdir}/m.npy", "-o", "out.elh"], 2, "no such model file"),
+    (["compress", "{model}", "-o", "{notdir}/out.elh"], 2, "-o/--output must be a writable directory path"),
+    (["compress", "{model}", "-o", "out.elh", "--format", "int3"], 2,
+     "--format must be one of int8, int4, int4-pairs, bf16, not 'int3'"),
+    (["compress", "{model}", "-o", "out.elh", "--max-len", "7"], 2,
+     "max_len must be an integer from 8 to 16"),
+    (["compress", "{model}", "-o", "out.elh", "--lanes", "0"], 2, "--lanes must be from 1 to 16, not 0"),
+    (["compress", "{model}", "-o", "out.elh", "--min-size", "-1"], 2, "--min-size must be positive"),
+    (["compress", "{model}", "-o", "out.elh", "--plot", "{notdir}/h.png"], 2,
+     "--plot must be a writable file path"),
+    # decompress
+    (["decompress"], 2, "the following arguments are required: container, -o/--output"),
+    (["decompress", "{notdir}/m.elh", "-o", "m.npz"], 2, "no such file"),
+    (["decompress", "{model}", "-o", "{notdir}/m.npz"], 2, "-o/--output must be a writable directory path"),
 ]
 
 
@@ -104,17 +121,20 @@ def no_tools(monkeypatch):
         monkeypatch.setattr(module, name, ran)
 
 
-def _fill(argv, tmp_path):
+def _fill(argv, tmp_path, monkeypatch):
     regular = tmp_path / "a-file"
     regular.write_text("")
-    return [a.replace("{notdir}", str(regular)) for a in argv]
+    model = tmp_path / "model.npy"
+    np.save(model, np.zeros((8, 8), np.float32))
+    monkeypatch.chdir(tmp_path)            # relative outputs of rows that must not be written land here
+    return [a.replace("{notdir}", str(regular)).replace("{model}", str(model)) for a in argv]
 
 
 @pytest.mark.parametrize("argv,code,needle", ROWS, ids=[" ".join(r[0]) or "(none)" for r in ROWS])
-def test_bad_argument(argv, code, needle, no_tools, capsys, tmp_path):
+def test_bad_argument(argv, code, needle, no_tools, capsys, tmp_path, monkeypatch):
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        got = cli.main(_fill(argv, tmp_path))
+        got = cli.main(_fill(argv, tmp_path, monkeypatch))
         gc.collect()                       # warnings of objects dropped on the error path show now
     out, err = capsys.readouterr()
     lines = err.splitlines() + [f"warning: {w.message}" for w in caught]
