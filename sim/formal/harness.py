@@ -1,0 +1,168 @@
+"""Building blocks for formal harnesses: free inputs, past values, the design's internal signals,
+and the stream rules for every ``stream.Signature`` port of a component.
+
+A harness is an Elaboratable whose ``ports`` are its free inputs (the solver chooses them every
+cycle); everything else is driven by the design. The harnesses assume the reset input low: the
+registers start from their ``init`` values (as after a reset) and the design is never reset again.
+"""
+
+import contextlib
+import importlib
+import inspect
+from unittest import mock
+
+from amaranth.hdl import Assert, Assume, Elaboratable, Fragment, Module, ResetSignal, Signal, Value
+from amaranth.lib import stream, wiring
+
+__all__ = ["Harness", "internals", "stream_ports", "add_stream_rules", "StreamRulesHarness", "mutated",
+           "Patched"]
+
+
+class Harness(Elaboratable):
+    """Base class: ``free(shape, name)`` makes a free input; ``past(m, value)`` is ``value`` one cycle
+    earlier (its ``init`` in the first cycle); ``started`` (after :meth:`begin`) is low only in the
+    first cycle, so that properties about ``past`` values skip it."""
+
+    def __init__(self):
+        self.ports = []
+
+    def free(self, shape=1, name=None):
+        sig = Signal(shape, name=name)
+        self.ports.append(sig)
+        return sig
+
+    def bind_inputs(self, component):
+        """Make every input of ``component`` a free input of the harness."""
+        for _path, member, value in component.signature.flatten(component):
+            if member.flow == wiring.In:
+                self.ports.append(value)
+
+    def begin(self, m):
+        m.d.comb += Assume(~ResetSignal())
+        self.started = Signal(name="started")
+        m.d.sync += self.started.eq(1)
+
+    @staticmethod
+    def past(m, value, name=None):
+        value = Value.cast(value)
+        reg = Signal(value.shape(), name=name)
+        m.d.sync += reg.eq(value)
+        return reg
+
+
+def internals(elaboratable, platform=None):
+    """Elaborate ``elaboratable`` and return ``(fragment, signals)``: the fragment (add it as a
+    submodule in its place) and its own signals by name, so a harness can state invariants about
+    state the design keeps in ``elaborate`` locals. Names that occur twice map to the first."""
+    frag = Fragment.get(elaboratable, platform)
+    found = {}
+
+    def visit(stmts):
+        for stmt in stmts:
+            for sig in list(stmt._lhs_signals()) + list(stmt._rhs_signals()):
+                found.setdefault(sig.name, sig)
+
+    for stmts in frag.statements.values():
+        visit(stmts)
+    return frag, found
+
+
+def stream_ports(component):
+    """``(name, flow, interface)`` for every ``stream.Signature`` member of ``component``, also those
+    nested in a sub-signature (``flow`` is the stream's own: ``Out`` means the component drives
+    ``valid`` and the payload)."""
+    found = []
+
+    def walk(signature, obj, prefix, flip):
+        for name, member in signature.members.items():
+            if not member.is_signature:
+                continue
+            sub = getattr(obj, name)
+            flow = member.flow if not flip else member.flow.flip()
+            sig = member.signature
+            unflipped = sig.flip() if isinstance(sig, wiring.FlippedSignature) else sig
+            if isinstance(unflipped, stream.Signature):
+                found.append((prefix + name, flow, sub))
+            else:
+                walk(sig, sub, prefix + name + ".", flow == wiring.In)
+
+    walk(component.signature, component, "", False)
+    return found
+
+
+def add_stream_rules(m, harness, component, *, check_inputs=False):
+    """The stream rules on every stream port of ``component``: while ``valid`` is high and ``ready``
+    low, ``valid`` stays high and the payload does not change. Assumed of the streams the component
+    consumes (unless ``check_inputs``: then nothing is assumed), asserted of those it produces.
+    Returns the names of the streams asserted."""
+    asserted = []
+    for name, flow, port in stream_ports(component):
+        label = name.replace(".", "_")
+        p_valid = harness.past(m, port.valid, f"{label}_past_valid")
+        p_ready = harness.past(m, port.ready, f"{label}_past_ready")
+        p_payload = harness.past(m, port.payload, f"{label}_past_payload")
+        held = harness.started & p_valid & ~p_ready
+        rule = ~held | (port.valid & (port.payload == p_payload))
+        if flow == wiring.Out:
+            m.d.comb += Assert(rule)
+            asserted.append(name)
+        elif not check_inputs:
+            m.d.comb += Assume(rule)
+    return asserted
+
+
+class StreamRulesHarness(Harness):
+    """Wraps any component: all its inputs free, the stream rules assumed of its input streams
+    and asserted of its output streams. ``drop_assumptions`` leaves the inputs unconstrained (the
+    mutation that shows the check can fail when a producer breaks the rules and the design passes
+    its input straight through)."""
+
+    def __init__(self, make_component, *, drop_assumptions=False):
+        super().__init__()
+        self.dut = make_component()
+        self.drop_assumptions = drop_assumptions
+        self.bind_inputs(self.dut)
+
+    def elaborate(self, platform):
+        m = Module()
+        self.begin(m)
+        m.submodules.dut = self.dut
+        if not add_stream_rules(m, self, self.dut, check_inputs=self.drop_assumptions):
+            raise ValueError(f"{type(self.dut).__name__} has no output stream")
+        return m
+
+
+def mutated(module_name, attr, old, new):
+    """``attr`` of module ``module_name`` re-executed with the source text ``old`` replaced by
+    ``new`` (which must occur exactly once): a mutant of the design for the checks that show a
+    property can fail."""
+    module = importlib.import_module(module_name)
+    source = inspect.getsource(module)
+    count = source.count(old)
+    if count != 1:
+        raise ValueError(f"mutation text occurs {count} times in {module_name}, not once: {old!r}")
+    namespace = {"__name__": module_name, "__package__": module.__package__, "__file__": module.__file__}
+    exec(compile(source.replace(old, new), module.__file__, "exec"), namespace)
+    return namespace[attr]
+
+
+class Patched(Elaboratable):
+    """A harness built and elaborated while ``patches`` (``(object, attribute, value)`` triples) are
+    in place: how a mutant replaces a class that the design instantiates somewhere inside."""
+
+    def __init__(self, make_harness, patches):
+        self.patches = patches
+        with self._patched():
+            self.inner = make_harness()
+        self.ports = self.inner.ports
+
+    @contextlib.contextmanager
+    def _patched(self):
+        with contextlib.ExitStack() as stack:
+            for obj, attr, value in self.patches:
+                stack.enter_context(mock.patch.object(obj, attr, value))
+            yield
+
+    def elaborate(self, platform):
+        with self._patched():
+            return Fragment.get(self.inner, platform)
