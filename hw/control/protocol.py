@@ -29,10 +29,18 @@ Link rules (decisions the issue left open):
   above :data:`MAX_PAYLOAD`; sent right after the header, then the board discards ``len + 2``
   bytes), ``ERR_TRUNCATED`` (the line went idle for the board's timeout in the middle of a frame).
   Bytes outside a frame that are not ``SYNC_CMD`` are ignored.
-* ``ERR_LENGTH``: the payload length does not fit the command; ``ERR_TIMEOUT``: a block did not
-  finish within the board's watchdog time (it is then reset); ``ERR_REPLY_OVERSIZE``: a command
-  would produce more than :data:`MAX_REPLY` bytes (the reply is dropped); ``ERR_BLOCK``: the
-  block flagged bad run-time data (details in ``STATUS``).
+* Where a frame ends: after the ``len + 2`` bytes its header declares (any ``len`` up to 0xFFFF),
+  or when the line goes idle for the board's timeout, whichever comes first. No byte inside a
+  frame, refused or not, is ever parsed as the start of another frame; a refused frame (CRC,
+  oversize, truncated, unknown) executes nothing. After an error the host waits for the line to
+  be idle longer than the board's timeout before it sends again (:mod:`firmware.driver`), so the
+  board is hunting for a sync byte whatever it made of the bytes before.
+* ``ERR_LENGTH``: the payload length does not fit the command (a command that takes no payload,
+  ``STATUS``, ``RESET``, ``CLEAR_ERRORS``, refuses a non-empty one); nothing is executed, but it is
+  not a link error: the frame checked out, so resending it gets the same answer.
+  ``ERR_TIMEOUT``: a block did not finish within the board's watchdog time (it is then reset);
+  ``ERR_REPLY_OVERSIZE``: a command would produce more than :data:`MAX_REPLY` bytes (the reply is
+  dropped); ``ERR_BLOCK``: the block flagged bad run-time data (details in ``STATUS``).
 
 Command groups
 --------------
