@@ -13,6 +13,12 @@ __all__ = ["GROUPS", "properties", "select", "run_property", "Property", "Result
 
 GROUPS = {
     "fifo": "RegisteredFlagFIFO (hw/huffman/fifo.py) against SyncFIFOBuffered",
+    "control": "the command controller's frame rules (hw/control/controller.py)",
+    "mac": "MAC array accumulators and flags (hw/mac)",
+    "huffman": "Huffman decoder: table loader verdict, streams, error flags (hw/huffman)",
+    "stdp": "STDP core: walk-queue spacing, event range, streams, error flags (hw/stdp)",
+    "hdqt": "HDQT FWHT, quantizer and layer: streams, overflow flag (hw/hdqt)",
+    "lfsr": "LFSR output stream (hw/lfsr)",
 }
 
 

@@ -35,7 +35,7 @@ class Harness(Elaboratable):
         """Make every input of ``component`` a free input of the harness."""
         for _path, member, value in component.signature.flatten(component):
             if member.flow == wiring.In:
-                self.ports.append(value)
+                self.ports.append(Value.cast(value))
 
     def begin(self, m):
         m.d.comb += Assume(~ResetSignal())
@@ -90,22 +90,25 @@ def stream_ports(component):
     return found
 
 
-def add_stream_rules(m, harness, component, *, check_inputs=False):
+def add_stream_rules(m, harness, component, *, check_inputs=False, asserts=True):
     """The stream rules on every stream port of ``component``: while ``valid`` is high and ``ready``
     low, ``valid`` stays high and the payload does not change. Assumed of the streams the component
     consumes (unless ``check_inputs``: then nothing is assumed), asserted of those it produces.
-    Returns the names of the streams asserted."""
+    With ``asserts=False`` only the assumptions are added. Returns the names of the streams
+    asserted."""
     asserted = []
     for name, flow, port in stream_ports(component):
         label = name.replace(".", "_")
         p_valid = harness.past(m, port.valid, f"{label}_past_valid")
         p_ready = harness.past(m, port.ready, f"{label}_past_ready")
-        p_payload = harness.past(m, port.payload, f"{label}_past_payload")
+        payload = Value.cast(port.payload)
+        p_payload = harness.past(m, payload, f"{label}_past_payload")
         held = harness.started & p_valid & ~p_ready
-        rule = ~held | (port.valid & (port.payload == p_payload))
+        rule = ~held | (port.valid & (payload == p_payload))
         if flow == wiring.Out:
-            m.d.comb += Assert(rule)
-            asserted.append(name)
+            if asserts:
+                m.d.comb += Assert(rule)
+                asserted.append(name)
         elif not check_inputs:
             m.d.comb += Assume(rule)
     return asserted
@@ -115,19 +118,27 @@ class StreamRulesHarness(Harness):
     """Wraps any component: all its inputs free, the stream rules assumed of its input streams
     and asserted of its output streams. ``drop_assumptions`` leaves the inputs unconstrained (the
     mutation that shows the check can fail when a producer breaks the rules and the design passes
-    its input straight through)."""
+    its input straight through). ``quiet``: control inputs assumed low throughout (overrides
+    that legitimately replace a pending word, such as a seed load)."""
 
-    def __init__(self, make_component, *, drop_assumptions=False):
+    def __init__(self, make_component, *, drop_assumptions=False, asserts=True, quiet=()):
         super().__init__()
         self.dut = make_component()
         self.drop_assumptions = drop_assumptions
+        self.asserts = asserts
+        self.quiet = quiet
+        self.fragment = None      # set to the dut's elaborated fragment when a harness needs internals
         self.bind_inputs(self.dut)
 
     def elaborate(self, platform):
         m = Module()
         self.begin(m)
-        m.submodules.dut = self.dut
-        if not add_stream_rules(m, self, self.dut, check_inputs=self.drop_assumptions):
+        m.submodules.dut = self.dut if self.fragment is None else self.fragment
+        for name in self.quiet:
+            m.d.comb += Assume(~getattr(self.dut, name))
+        streams = add_stream_rules(m, self, self.dut, check_inputs=self.drop_assumptions,
+                                   asserts=self.asserts)
+        if self.asserts and not streams:
             raise ValueError(f"{type(self.dut).__name__} has no output stream")
         return m
 
@@ -147,8 +158,9 @@ def mutated(module_name, attr, old, new):
 
 
 class Patched(Elaboratable):
-    """A harness built and elaborated while ``patches`` (``(object, attribute, value)`` triples) are
-    in place: how a mutant replaces a class that the design instantiates somewhere inside."""
+    """A harness built and elaborated while ``patches`` (``(namespace, name, value)`` triples; a
+    namespace is a module's or a function's globals dict) are in place: how a harness scales a
+    module constant down, or a mutant replaces a class that the design instantiates inside."""
 
     def __init__(self, make_harness, patches):
         self.patches = patches
@@ -159,8 +171,8 @@ class Patched(Elaboratable):
     @contextlib.contextmanager
     def _patched(self):
         with contextlib.ExitStack() as stack:
-            for obj, attr, value in self.patches:
-                stack.enter_context(mock.patch.object(obj, attr, value))
+            for namespace, name, value in self.patches:
+                stack.enter_context(mock.patch.dict(namespace, {name: value}))
             yield
 
     def elaborate(self, platform):

@@ -53,7 +53,9 @@ class Property:
 
     ``harness`` is a callable returning the harness Elaboratable (with ``ports``: its free
     inputs); ``mutant`` (optional) returns a harness of a broken design or with an assumption
-    dropped, on which the check must fail. ``fast`` properties make the default set.
+    dropped, on which the check must fail: it is checked by BMC to ``mutant_depth`` (default:
+    ``depth``), since a k-induction failure alone would not show a reachable counterexample.
+    ``fast`` properties make the default set.
     """
     name: str
     summary: str
@@ -64,6 +66,7 @@ class Property:
     fast: bool = True
     mutant: object = None
     mutation: str = ""
+    mutant_depth: int = None
 
     def __post_init__(self):
         if self.method not in ("prove", "bmc"):
@@ -145,11 +148,11 @@ def warm_up(shims, env):
         _warmed.add(tool)
 
 
-def _sby_text(prop, il_name):
+def _sby_text(method, depth, il_name):
     return "\n".join([
         "[options]",
-        f"mode {prop.method}",
-        f"depth {prop.depth}",
+        f"mode {method}",
+        f"depth {depth}",
         "multiclock off",
         "",
         "[engines]",
@@ -186,12 +189,15 @@ def run_property(prop, root, *, mutant=False, timeout=1800):
         raise FormalError(f"{prop.name} has no mutant")
     harness = make()
     (job / "top.il").write_text(rtlil.convert(harness, name="top", ports=harness.ports))
-    (job / "check.sby").write_text(_sby_text(prop, "top.il"))
+    method, depth = prop.method, prop.depth
+    if mutant:
+        method, depth = "bmc", prop.mutant_depth or prop.depth
+    (job / "check.sby").write_text(_sby_text(method, depth, "top.il"))
     try:
         proc = subprocess.run([str(_interp_dir() / "yowasp-sby"), "-f", "-d", "run", "check.sby"],
                               cwd=job, env=env, capture_output=True, text=True, timeout=timeout)
     except subprocess.TimeoutExpired:
-        return Result(prop.name, prop.method, prop.depth, "ERROR", time.monotonic() - start,
+        return Result(prop.name, method, depth, "ERROR", time.monotonic() - start,
                       message=f"timed out after {timeout} s", workdir=str(job))
     seconds = time.monotonic() - start
     (job / "sby.log").write_text(proc.stdout + proc.stderr)
@@ -208,5 +214,5 @@ def run_property(prop, root, *, mutant=False, timeout=1800):
         status = "ERROR"
         lines = [ln for ln in proc.stdout.splitlines() if "ERROR" in ln or "rror" in ln]
         message = (lines[-1] if lines else (proc.stderr.strip().splitlines() or ["sby failed"])[-1])[:300]
-    return Result(prop.name, prop.method, prop.depth, status, seconds, trace=trace, message=message,
+    return Result(prop.name, method, depth, status, seconds, trace=trace, message=message,
                   workdir=str(job), failed_at=failed_at)
