@@ -198,11 +198,11 @@ def _hunt_before_reply():
 PROPERTIES = [
     Property("control.exec_checked", "a command starts only for a frame whose length and CRC checked, "
              "once", lambda: _small("exec"), "bmc", 12, PARAMS,
-             mutant=lambda: _small("exec", _no_crc_check()),
+             fast=False, mutant=lambda: _small("exec", _no_crc_check()),
              mutation="CRC compare on 4 of 16 bits"),
     Property("control.one_reply", "every frame gets exactly one reply before the next frame",
              lambda: _small("reply"), "bmc", 12, PARAMS,
-             mutant=lambda: _small("reply", _hunt_before_reply()),
+             fast=False, mutant=lambda: _small("reply", _hunt_before_reply()),
              mutation="receiver hunts again before the reply is sent"),
     Property("control.rehunt", "the parser hunts only between frames, and is hunting again after any "
              "error once the reply is out", lambda: _small("hunt"), "bmc", 15, PARAMS, fast=False,

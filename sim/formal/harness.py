@@ -119,14 +119,17 @@ class StreamRulesHarness(Harness):
     and asserted of its output streams. ``drop_assumptions`` leaves the inputs unconstrained (the
     mutation that shows the check can fail when a producer breaks the rules and the design passes
     its input straight through). ``quiet``: control inputs assumed low throughout (overrides
-    that legitimately replace a pending word, such as a seed load)."""
+    that legitimately replace a pending word, such as a seed load); ``constraints(dut)``: more
+    conditions on the inputs, assumed every cycle."""
 
-    def __init__(self, make_component, *, drop_assumptions=False, asserts=True, quiet=()):
+    def __init__(self, make_component, *, drop_assumptions=False, asserts=True, quiet=(),
+                 constraints=None):
         super().__init__()
         self.dut = make_component()
         self.drop_assumptions = drop_assumptions
         self.asserts = asserts
         self.quiet = quiet
+        self.constraints = constraints
         self.fragment = None      # set to the dut's elaborated fragment when a harness needs internals
         self.bind_inputs(self.dut)
 
@@ -136,6 +139,8 @@ class StreamRulesHarness(Harness):
         m.submodules.dut = self.dut if self.fragment is None else self.fragment
         for name in self.quiet:
             m.d.comb += Assume(~getattr(self.dut, name))
+        if self.constraints is not None:
+            m.d.comb += [Assume(c) for c in self.constraints(self.dut)]
         streams = add_stream_rules(m, self, self.dut, check_inputs=self.drop_assumptions,
                                    asserts=self.asserts)
         if self.asserts and not streams:

@@ -10,8 +10,11 @@ count words are unconstrained 16-bit values, so every count vector at L=8 is cov
 step is replaced by a rotate-and-XOR checksum in loader and monitor alike (the solver cannot invert
 the CRC quickly; the CRC itself is tested in simulation against the spec's).
 
-``huffman.streams`` and ``huffman.sticky_errors``: the whole decoder (``lanes=1``,
-``fifo_depth=4``): the stream rules on ``o_data``, and ``o_errors`` sticky until ``i_clear``.
+``huffman.sticky_errors``: the whole decoder (``lanes=1``, ``fifo_depth=4``): ``o_errors`` sticky
+until ``i_clear``. (The stream rules of the decoder's ``o_data`` are not checked on the whole
+decoder: its first value needs a loaded table and a block header, deeper than a tractable bound of
+the whole decoder; its queues are :class:`~hw.huffman.fifo.RegisteredFlagFIFO`, whose read side
+keeps the rules by ``fifo.read_stream``.)
 """
 
 from amaranth.hdl import Assert, Assume, Cat, Const, Module, Signal
@@ -20,7 +23,7 @@ from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
 from hw.huffman.table_loader import TableLoader
 
-from .harness import Harness, Patched, StreamRulesHarness, mutated
+from .harness import Harness, Patched, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -128,13 +131,9 @@ PROPERTIES = [
              mutant=lambda: _loader(_no_big_count_check()), mutation="count-word range check removed"),
 ]
 PROPERTIES += [
-    Property("huffman.streams", "o_data holds valid and its payload while stalled (the input streams "
-             "assumed to)", lambda: StreamRulesHarness(_decoder), "bmc", 12, PARAMS,
-             mutant=lambda: StreamRulesHarness(_decoder, drop_assumptions=True),
-             mutation="input stream rules not assumed"),
     Property("huffman.sticky_errors", "o_errors bits stay set until i_clear",
              lambda: StickyHarness(_decoder, ["o_errors"], "i_clear"), "prove", 1, PARAMS,
-             mutant=lambda: StickyHarness(lambda: mutated(
+             fast=False, mutant=lambda: StickyHarness(lambda: mutated(
                  "hw.huffman.decoder", "HuffmanDecoder", "self.o_errors.eq(self.o_errors | errs)",
                  "self.o_errors.eq(errs)")(**DECODER_PARAMS), ["o_errors"], "i_clear"),
              mutation="o_errors not OR-ed with itself", mutant_depth=12),

@@ -88,9 +88,10 @@ PROPERTIES = [
 ]
 PROPERTIES += [
     Property("mac.streams", "o_res holds valid and its payload while stalled (the input streams "
-             "assumed to)", lambda: StreamRulesHarness(_array), "bmc", 10,
+             "assumed to)", lambda: StreamRulesHarness(_array), "bmc", 16,
              " ".join(f"{k}={v}" for k, v in ARRAY_PARAMS.items()),
              mutant=lambda: StreamRulesHarness(lambda: _array(mutated(
-                 "hw.mac.array", "MacArray", "with m.If(spill_v & ready):", "with m.If(spill_v):"))),
-             mutation="spill row dropped without a transfer"),
+                 "hw.mac.array", "MacArray", "b_take.eq(full & ~spill_v & ready)",
+                 "b_take.eq(full & ~spill_v)"))),
+             mutation="result row leaves without a transfer"),
 ]

@@ -61,10 +61,10 @@ PROPERTIES = [
                  "want_pop.eq(in_walk & q_nonempty & ~p_valid)")),
              mutation="pop decision ignores the fetch stage", mutant_depth=16),
     Property("stdp.event_range", "an event for a neuron >= n_neurons never reaches the memories",
-             lambda: CoreHarness("event"), "prove", 2, PARAMS,
+             lambda: CoreHarness("event"), "bmc", 12, PARAMS,
              mutant=lambda: CoreHarness("event", mutated(
                  "hw.stdp.core", "STDPCore", "ev_ok.eq(ev.neuron < N)", "ev_ok.eq(ev.neuron <= N)")),
-             mutation="range check off by one", mutant_depth=4),
+             mutation="range check off by one"),
     Property("stdp.streams", "o_aer and o_rdata hold valid and payload while stalled (inputs assumed to)",
              lambda: StreamRulesHarness(_core), "bmc", 12, PARAMS,
              mutant=lambda: StreamRulesHarness(lambda: _core(mutated(
@@ -78,5 +78,5 @@ PROPERTIES = [
                  "hw.stdp.core", "STDPCore", "with m.If(self.i_err_clear):",
                  "with m.If(self.i_err_clear | ~self.i_aer.valid):")),
                  ["o_err"], "i_err_clear"),
-             mutation="flags also cleared while no event is offered", mutant_depth=6),
+             mutation="flags also cleared while no event is offered", mutant_depth=12),
 ]
