@@ -17,13 +17,14 @@ the whole decoder; its queues are :class:`~hw.huffman.fifo.RegisteredFlagFIFO`, 
 keeps the rules by ``fifo.read_stream``.)
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Const, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Const, Module, Signal, Value
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.lane import LaneDecoder
 from hw.huffman.table_loader import TableLoader
 
-from .harness import Harness, Patched, mutated
+from .harness import Harness, Patched, add_stream_rules, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -137,4 +138,72 @@ PROPERTIES += [
                  "hw.huffman.decoder", "HuffmanDecoder", "self.o_errors.eq(self.o_errors | errs)",
                  "self.o_errors.eq(errs)")(**DECODER_PARAMS), ["o_errors"], "i_clear"),
              mutation="o_errors not OR-ed with itself", mutant_depth=12),
+]
+
+
+MAX_N, MAX_M, HANG_BOUND = 3, 2, 12
+
+
+class LaneNoHangHarness(Harness):
+    """One :class:`hw.huffman.lane.LaneDecoder` (L=8, R=8) with a loaded, unchanging table (two
+    tables completed, banks' code ends, offsets and verdicts free but constant), a free descriptor
+    (``n`` 1..3 symbols, as the format's ``n >= 1``; ``m`` 1..2 words; a bit length within the
+    words unless ``skip``, as the block parser guarantees; every other field free) and free words; the consumer is always ready. After the block's last word is taken, the block's
+    last value (``last``; ``err`` set on any error) leaves within ``HANG_BOUND`` cycles."""
+
+    def __init__(self, lane_class=LaneDecoder):
+        super().__init__()
+        self.dut = lane_class(max_len=L, raw_bits=8)
+        self.bind_inputs(self.dut)
+
+    def elaborate(self, platform):
+        m = Module()
+        self.begin(m)
+        dut = self.dut
+        m.submodules.dut = dut
+        add_stream_rules(m, self, dut, asserts=False)
+        m.d.comb += [Assume(dut.o_sym.ready), Assume(~dut.i_sym_en), Assume(dut.i_count == 2)]
+        for port in (dut.i_limit, dut.i_offset, dut.i_ok):
+            value = Value.cast(port)
+            before = self.past(m, value)
+            with m.If(self.started):
+                m.d.comb += Assume(value == before)
+        desc = dut.i_desc.payload
+        with m.If(dut.i_desc.valid):
+            m.d.comb += Assume((desc.n >= 1) & (desc.n <= MAX_N) & (desc.m >= 1) & (desc.m <= MAX_M))
+            # the block parser's guarantee: a lane whose bit length overruns its words is skipped
+            m.d.comb += Assume(desc.skip | (desc.bitlen <= desc.m * 16))
+
+        stage = Signal(2, name="block_stage")     # 0 no block, 1 words coming, 2 words in, 3 done
+        words = Signal(range(MAX_M + 1), name="words_taken")
+        m_words = Signal(range(MAX_M + 1), name="block_words")
+        waited = Signal(range(HANG_BOUND + 2), name="cycles_after_last_word")
+        with m.Switch(stage):
+            with m.Case(0):
+                with m.If(dut.i_desc.valid & dut.i_desc.ready):
+                    m.d.sync += [stage.eq(1), words.eq(0), m_words.eq(desc.m)]
+            with m.Case(1):
+                with m.If(dut.i_words.valid & dut.i_words.ready):
+                    m.d.sync += words.eq(words + 1)
+                    with m.If(words + 1 == m_words):
+                        m.d.sync += [stage.eq(2), waited.eq(0)]
+            with m.Case(2):
+                m.d.sync += waited.eq(waited + 1)
+                with m.If(dut.o_sym.valid & dut.o_sym.payload.last):
+                    m.d.sync += stage.eq(3)
+                m.d.comb += Assert(waited <= HANG_BOUND)
+        return m
+
+
+def _lane_stuck_without_raw():
+    return mutated("hw.huffman.lane", "LaneDecoder", "with m.If(~nleft_nz & ~words_nz & ~s1_valid):",
+                   "with m.If(~nleft_nz & ~words_nz & ~s1_valid & rsel):")
+
+
+PROPERTIES += [
+    Property("huffman.no_hang", f"after a block's last word, a lane emits its last value (err set on any "
+             f"error) within {HANG_BOUND} cycles", LaneNoHangHarness, "bmc", 22, fast=False,
+             f"lane max_len={L} raw_bits=8, n<={MAX_N}, m<={MAX_M}",
+             mutant=lambda: LaneNoHangHarness(_lane_stuck_without_raw()),
+             mutation="a block without raw bits never releases its last value"),
 ]
