@@ -148,8 +148,9 @@ class LaneNoHangHarness(Harness):
     """One :class:`hw.huffman.lane.LaneDecoder` (L=8, R=8) with a loaded, unchanging table (two
     tables completed, banks' code ends, offsets and verdicts free but constant), a free descriptor
     (``n`` 1..3 symbols, as the format's ``n >= 1``; ``m`` 1..2 words; a bit length within the
-    words unless ``skip``, as the block parser guarantees; every other field free) and free words; the consumer is always ready. After the block's last word is taken, the block's
-    last value (``last``; ``err`` set on any error) leaves within ``HANG_BOUND`` cycles."""
+    words unless ``skip``, as the block parser guarantees; every other field free) and free words;
+    the consumer is always ready. After the block's last word is taken, the block's last value
+    (``last``; ``err`` set on any error) leaves within ``HANG_BOUND`` cycles."""
 
     def __init__(self, lane_class=LaneDecoder):
         super().__init__()
@@ -202,8 +203,8 @@ def _lane_stuck_without_raw():
 
 PROPERTIES += [
     Property("huffman.no_hang", f"after a block's last word, a lane emits its last value (err set on any "
-             f"error) within {HANG_BOUND} cycles", LaneNoHangHarness, "bmc", 22, fast=False,
-             f"lane max_len={L} raw_bits=8, n<={MAX_N}, m<={MAX_M}",
+             f"error) within {HANG_BOUND} cycles", LaneNoHangHarness, "bmc", 22,
+             f"lane max_len={L} raw_bits=8, n<={MAX_N}, m<={MAX_M}", fast=False,
              mutant=lambda: LaneNoHangHarness(_lane_stuck_without_raw()),
              mutation="a block without raw bits never releases its last value"),
 ]
