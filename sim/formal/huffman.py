@@ -10,6 +10,9 @@ count words are unconstrained 16-bit values, so every count vector at L=8 is cov
 step is replaced by a rotate-and-XOR checksum in loader and monitor alike (the solver cannot invert
 the CRC quickly; the CRC itself is tested in simulation against the spec's).
 
+``huffman.no_hang``: one lane (:class:`LaneNoHangHarness`): after a block's last word, its last
+value leaves within ``HANG_BOUND`` cycles.
+
 ``huffman.sticky_errors``: the whole decoder (``lanes=1``, ``fifo_depth=4``): ``o_errors`` sticky
 until ``i_clear``. (The stream rules of the decoder's ``o_data`` are not checked on the whole
 decoder: its first value needs a loaded table and a block header, deeper than a tractable bound of
