@@ -58,10 +58,9 @@ class FIFOEquivalence(Harness):
         return m
 
 
-class FIFOBounds(Harness):
-    """No overflow, no underflow: a shadow count of the words taken in (``w_en & w_rdy``) minus those
-    read (``r_en & r_rdy``) always equals ``level`` and never exceeds ``depth``; ``r_rdy`` only when a
-    word is held, ``w_rdy`` whenever the memory has room."""
+class _OneFIFO(Harness):
+    """One FIFO with free ``w_en``, ``w_data``, ``r_en``; a subclass states its checks in
+    ``check(m, fifo, internal_signals)``."""
 
     def __init__(self, fifo_class=RegisteredFlagFIFO):
         super().__init__()
@@ -76,6 +75,16 @@ class FIFOBounds(Harness):
         frag, sig = internals(fifo)
         m.submodules.fifo = frag
         m.d.comb += [fifo.w_en.eq(self.w_en), fifo.w_data.eq(self.w_data), fifo.r_en.eq(self.r_en)]
+        self.check(m, fifo, sig)
+        return m
+
+
+class FIFOBounds(_OneFIFO):
+    """No overflow, no underflow: a shadow count of the words taken in (``w_en & w_rdy``) minus those
+    read (``r_en & r_rdy``) always equals ``level`` and never exceeds ``depth``; ``r_rdy`` only when a
+    word is held, ``w_rdy`` whenever the memory has room."""
+
+    def check(self, m, fifo, sig):
         count = Signal(range(DEPTH + 2), name="count")
         m.d.sync += count.eq(count + (self.w_en & fifo.w_rdy) - (self.r_en & fifo.r_rdy))
         inner = sig["inner_level"]
@@ -86,32 +95,18 @@ class FIFOBounds(Harness):
             Assert(fifo.w_rdy == (inner < DEPTH - 1)),
             Assert(sig["inner_nz"] == (inner != 0)),
         ]
-        return m
 
 
-class FIFOReadStream(Harness):
+class FIFOReadStream(_OneFIFO):
     """The read side as a stream (``r_rdy`` valid, ``r_en`` ready): a word offered and not taken
     stays, unchanged, in the next cycle."""
 
-    def __init__(self, fifo_class=RegisteredFlagFIFO):
-        super().__init__()
-        self.fifo_class = fifo_class
-        self.w_en, self.r_en = self.free(1, "w_en"), self.free(1, "r_en")
-        self.w_data = self.free(WIDTH, "w_data")
-
-    def elaborate(self, platform):
-        m = Module()
-        self.begin(m)
-        fifo = self.fifo_class(width=WIDTH, depth=DEPTH)
-        frag, sig = internals(fifo)
-        m.submodules.fifo = frag
-        m.d.comb += [fifo.w_en.eq(self.w_en), fifo.w_data.eq(self.w_data), fifo.r_en.eq(self.r_en)]
+    def check(self, m, fifo, sig):
         held = self.started & self.past(m, fifo.r_rdy & ~fifo.r_en, "held")
         data_before = self.past(m, fifo.r_data, "data_before")
         with m.If(held):
             m.d.comb += [Assert(fifo.r_rdy), Assert(fifo.r_data == data_before)]
         m.d.comb += Assert(sig["inner_nz"] == (sig["inner_level"] != 0))
-        return m
 
 
 def _broken_fifo():

@@ -14,8 +14,8 @@ from unittest import mock
 from amaranth.hdl import Assert, Assume, Elaboratable, Fragment, Module, ResetSignal, Signal, Value
 from amaranth.lib import stream, wiring
 
-__all__ = ["Harness", "internals", "stream_ports", "add_stream_rules", "StreamRulesHarness", "mutated",
-           "Patched"]
+__all__ = ["Harness", "DutHarness", "internals", "stream_ports", "add_stream_rules", "StreamRulesHarness",
+           "mutated", "Patched"]
 
 
 class Harness(Elaboratable):
@@ -48,6 +48,26 @@ class Harness(Elaboratable):
         reg = Signal(value.shape(), name=name)
         m.d.sync += reg.eq(value)
         return reg
+
+
+class DutHarness(Harness):
+    """A harness around one component whose inputs are all free; a subclass states its checks in
+    ``check(m, dut)``."""
+
+    def __init__(self, dut):
+        super().__init__()
+        self.dut = dut
+        self.bind_inputs(dut)
+
+    def elaborate(self, platform):
+        m = Module()
+        self.begin(m)
+        m.submodules.dut = self.dut
+        self.check(m, self.dut)
+        return m
+
+    def check(self, m, dut):
+        raise NotImplementedError
 
 
 def internals(elaboratable, platform=None):

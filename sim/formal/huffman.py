@@ -27,7 +27,7 @@ from hw.huffman.decoder import HuffmanDecoder
 from hw.huffman.lane import LaneDecoder
 from hw.huffman.table_loader import TableLoader
 
-from .harness import Harness, Patched, add_stream_rules, mutated
+from .harness import DutHarness, Harness, Patched, add_stream_rules, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -147,7 +147,7 @@ PROPERTIES += [
 MAX_N, MAX_M, HANG_BOUND = 3, 2, 12
 
 
-class LaneNoHangHarness(Harness):
+class LaneNoHangHarness(DutHarness):
     """One :class:`hw.huffman.lane.LaneDecoder` (L=8, R=8) with a loaded, unchanging table (two
     tables completed, banks' code ends, offsets and verdicts free but constant), a free descriptor
     (``n`` 1..3 symbols, as the format's ``n >= 1``; ``m`` 1..2 words; a bit length within the
@@ -156,15 +156,9 @@ class LaneNoHangHarness(Harness):
     (``last``; ``err`` set on any error) leaves within ``HANG_BOUND`` cycles."""
 
     def __init__(self, lane_class=LaneDecoder):
-        super().__init__()
-        self.dut = lane_class(max_len=L, raw_bits=8)
-        self.bind_inputs(self.dut)
+        super().__init__(lane_class(max_len=L, raw_bits=8))
 
-    def elaborate(self, platform):
-        m = Module()
-        self.begin(m)
-        dut = self.dut
-        m.submodules.dut = dut
+    def check(self, m, dut):
         add_stream_rules(m, self, dut, asserts=False)
         m.d.comb += [Assume(dut.o_sym.ready), Assume(~dut.i_sym_en), Assume(dut.i_count == 2)]
         for port in (dut.i_limit, dut.i_offset, dut.i_ok):

@@ -11,13 +11,13 @@ range ``|beat| <= 255 * 128``.
 ``o_mode_error`` never fall unless ``i_clear`` was high.
 """
 
-from amaranth.hdl import Assert, Assume, Module, Mux, Signal, signed
+from amaranth.hdl import Assert, Assume, Mux, Signal, signed
 
 from hw.mac import spec
 from hw.mac.accumulate import AccumulatorGrid
 from hw.mac.array import MacArray
 
-from .harness import Harness, StreamRulesHarness, mutated
+from .harness import DutHarness, StreamRulesHarness, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -28,17 +28,11 @@ MAX_BEAT = 255 * 128
 ARRAY_PARAMS = dict(rows=1, cols=1, acc_width=ACC_WIDTH, tile_k=0, tile_bits=8, count_bits=2)
 
 
-class SaturationHarness(Harness):
+class SaturationHarness(DutHarness):
     def __init__(self, grid_class=AccumulatorGrid):
-        super().__init__()
-        self.dut = grid_class(rows=1, cols=1, acc_width=ACC_WIDTH, tile_k=0)
-        self.bind_inputs(self.dut)
+        super().__init__(grid_class(rows=1, cols=1, acc_width=ACC_WIDTH, tile_k=0))
 
-    def elaborate(self, platform):
-        m = Module()
-        self.begin(m)
-        dut = self.dut
-        m.submodules.dut = dut
+    def check(self, m, dut):
         beat = dut.beat[0][0]
         m.d.comb += Assume((beat >= -MAX_BEAT) & (beat <= MAX_BEAT))
         lo, hi = spec.sat_range(ACC_WIDTH)
