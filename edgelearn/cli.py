@@ -10,7 +10,9 @@ import argparse
 import importlib
 import json
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -48,6 +50,8 @@ def _parse_params(spec, items):
         if "=" not in item:
             raise UsageError(f"-p takes name=value, not {item!r}")
         key, text = item.split("=", 1)
+        if key in params:
+            raise UsageError(f"-p {key} is given twice; give each parameter once")
         if key not in spec.params:
             allowed = ", ".join(spec.params) or "(none)"
             raise UsageError(f"block {spec.name!r} has no parameter {key!r}; its parameters are: {allowed}")
@@ -63,6 +67,39 @@ def _build(spec, params):
         return spec.build(**params)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+
+
+def _checked(check, value, option):
+    """``check(value, option)`` (a parameter check raising ValueError) as a usage error."""
+    try:
+        return check(value, option)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _writable(path, option, *, directory=False):
+    """Make sure ``path`` can be written (creating its directories) before any tool runs.
+
+    The probe really writes (an empty append, or a temporary file in a directory): permission
+    bits alone do not tell, e.g. for root or on a read-only file system.
+    """
+    target = Path(path)
+    try:
+        if directory:
+            target.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=target).close()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            existed = target.exists()
+            with open(target, "a"):
+                pass
+            if not existed:
+                target.unlink()
+    except OSError as e:
+        kind = "directory" if directory else "file"
+        raise UsageError(f"{option} must be a writable {kind} path, not {str(path)!r} "
+                         f"({e.strerror or type(e).__name__})") from None
+    return target
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -88,6 +125,8 @@ def cmd_list(args):
 def cmd_generate(args):
     spec = _block(args.block)
     dut = _build(spec, _parse_params(spec, args.param))
+    if args.output not in (None, "-"):
+        _writable(args.output, "-o/--output")
     if args.rtlil:
         from amaranth.back import rtlil
         text = rtlil.convert(dut, name=spec.name)
@@ -123,6 +162,7 @@ def cmd_sim(args):
         if not args.block:
             raise UsageError("-p needs a BLOCK")
         params = _parse_params(blocks[0], args.param)
+        _build(blocks[0], {**blocks[0].smoke_params, **params})  # bad values fail here, before cocotb
     failed = 0
     for spec in blocks:
         if spec.smoke_test is None:
@@ -141,9 +181,12 @@ def cmd_sim(args):
 
 
 def cmd_synth(args):
-    from boards.synth import format_table, synthesize
+    from boards.synth import check_freq_mhz, check_seed, format_table, synthesize
     spec = _block(args.block)
     params = _parse_params(spec, args.param)
+    if args.freq is not None:
+        _checked(check_freq_mhz, args.freq, "--freq")
+    _checked(check_seed, args.seed, "--seed")
     dut = _build(spec, params)
     row = synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, seed=args.seed,
                      progress=_progress)
@@ -195,6 +238,8 @@ def cmd_build(args):
 
 def cmd_flash(args):
     _check_board(args.board)
+    if args.bitstream is not None and not Path(args.bitstream).is_file():
+        raise UsageError(f"--bitstream must be an existing bitstream file, not {args.bitstream!r}")
     from boards.flash import flash_board
     flash_board(args.board, args.bitstream)
     print(f"flashed {args.board}")
@@ -214,6 +259,11 @@ def cmd_run(args):
         raise UsageError(f"unknown job {args.job!r}; the jobs are: {allowed}")
     if args.board:
         _check_board(args.board)
+    elif args.port is not None:
+        # A port without a board would silently run on the simulated board.
+        allowed = ", ".join(_boards()) or "(none yet)"
+        raise UsageError(f"--port needs --board (one of {allowed}): the board sets the line rate "
+                         f"and block sizes")
     from firmware.jobs import run_job
     where = f"board {args.board}" if args.board else "the simulated board"
     _progress(f"running {args.job} on {where}")
@@ -227,8 +277,7 @@ def cmd_demo(args):
     from sim.runner import to_verilog
     if args.board:
         _check_board(args.board)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _writable(args.output, "-o/--output", directory=True)
     rows, failures = [], 0
     for name, spec in _blocks().items():
         row = {"block": name}
@@ -389,11 +438,19 @@ def _parser():
     return p
 
 
+def _quiet_unused():
+    """After an error: components whose constructor refused a parameter were never elaborated, and
+    Amaranth's "created but never used" warnings for them would bury the one error line."""
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
         return args.func(args)
     except UsageError as e:
+        _quiet_unused()
         print(f"edgelearn: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -401,6 +458,7 @@ def main(argv=None):
         return 130
     except Exception as e:
         # Tool failures (ToolError, SimulationError, FlashError) already say what and where in one line.
+        _quiet_unused()
         first = str(e).splitlines()[0] if str(e) else ""
         print(f"edgelearn: error: {type(e).__name__}: {first}", file=sys.stderr)
         return 1

@@ -161,6 +161,12 @@ def test_oversize_frame_is_skipped_exactly():
     assert events == [Refuse(0x10, P.Status.ERR_OVERSIZE), Execute(0x13, b"next")]
 
 
+def test_truncated_before_cmd_names_no_command():
+    # A sync byte and silence: the reply must not carry the previous frame's command code.
+    items = [P.encode_command(0x11, b"a"), bytes([P.SYNC_CMD]), GAP]
+    assert check_against_golden(items) == [Execute(0x11, b"a"), Refuse(P.SYNC_CMD, P.Status.ERR_TRUNCATED)]
+
+
 @pytest.mark.parametrize("cmd", NO_PAYLOAD)
 def test_no_payload_command_with_payload_is_a_length_error(cmd):
     items = [P.encode_command(cmd, b"\x01\x02"), P.encode_command(cmd, b"z")]

@@ -209,7 +209,9 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i_rx.ready.eq(1)
                 with m.If(take & (byte == SYNC_CMD)):
-                    m.d.sync += crc.eq(protocol.CRC_INIT)
+                    # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
+                    # truncated before it is never answered in the name of the previous command.
+                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD)]
                     m.next = "CMD"
             with m.State("CMD"):
                 truncation_check()

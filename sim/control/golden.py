@@ -54,7 +54,7 @@ class FrameParser:
         self.groups = frozenset(groups)
         self.events = []
         self._state = "HUNT"
-        self._cmd = 0          # the controller keeps the last cmd byte (a reply before it names it)
+        self._cmd = SYNC_CMD   # a frame truncated before its cmd byte is answered for SYNC_CMD
         self._length = 0
         self._payload = bytearray()
         self._crc_bytes = bytearray()
@@ -76,6 +76,7 @@ class FrameParser:
         state = self._state
         if state == "HUNT":
             if b == SYNC_CMD:
+                self._cmd = SYNC_CMD
                 self._state = "CMD"
         elif state == "CMD":
             self._cmd = b
