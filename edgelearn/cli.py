@@ -357,6 +357,19 @@ def cmd_demo(args):
     return 1 if failures else 0
 
 
+def cmd_prove(args):
+    from edgelearn.prove import prove
+    from sim.formal import select
+    try:
+        select(args.block, everything=args.all)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    failures = prove(args.block, everything=args.all, as_json=args.json, progress=_progress)
+    for line in failures:
+        print(f"edgelearn: error: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 def cmd_compress(args):
@@ -463,6 +476,12 @@ def _parser():
     s.add_argument("--force", action="store_true", help="overwrite the output")
     s.add_argument("--json", action="store_true")
     s.set_defaults(func=cmd_decompress)
+
+    s = sub.add_parser("prove", help="formal checks (SymbiYosys): the fast set, or the blocks named")
+    s.add_argument("block", nargs="*", help="blocks or single properties (default: every block)")
+    s.add_argument("--all", action="store_true", help="the slow properties too")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.set_defaults(func=cmd_prove)
 
     s = sub.add_parser("demo", help="the main job: every block generated, simulated, synthesized; jobs")
     s.add_argument("--board", default=None, help="run the jobs on this board instead of in simulation")

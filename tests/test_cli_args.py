@@ -75,6 +75,10 @@ ROWS = [
     (["run", "status", "--port", "/dev/ttyUSB1"], 2, "--port needs --board (one of icebreaker, ulx3s)"),
     (["run", "status", "--sim", "--port", "/dev/ttyUSB1"], 2, "--port needs --board"),
     (["run", "status", "--sim", "--board", "icebreaker"], 2, "--board: not allowed with argument --sim"),
+    # prove
+    (["prove", "nosuchblock"], 2, "unknown block or property 'nosuchblock'; the blocks are: "),
+    (["prove", "fifo", "nosuch.property"], 2, "unknown block or property 'nosuch.property'"),
+    (["prove", "--all=1"], 2, "argument --all: ignored explicit argument '1'"),
     # demo
     (["demo", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
     (["demo", "-o", "{notdir}/demo"], 2, "-o/--output must be a writable directory path"),
