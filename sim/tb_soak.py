@@ -14,17 +14,24 @@ import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import RisingEdge
 
+from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from hw.hdqt.spec import W_BITS
 from hw.huffman import spec
 from hw.mac import spec as mac_spec
+from hw.stdp import spec as stdp_spec
 from sim.cocotb_streams import StreamSink, StreamSource
+from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
+from sim.hdqt.tb_layer import _signed
 from sim.huffman import golden as g
 from sim.mac.golden import random_acts, random_weights
 from sim.mac.tb_mac_array import TB as MacTB
 from sim.runner import tb_params
+from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 STALL = 0.3            # probability of an idle input cycle / a withdrawn ready, per stream
 IDLE_CHECK = 64        # cycles every output is watched for extra payloads after the last expected one
 MAC_MODES = list(mac_spec.MODES)
+STDP_FIELDS = set(stdp_spec.STDPConfig.__dataclass_fields__)
 
 
 async def start(dut, inputs=(), outputs=(), levels=()):
@@ -166,3 +173,125 @@ async def soak_huffman(dut):
     assert errors == 0 and int(dut.o_errors.value) == 0
     assert int(dut.o_blocks.value) == len(ref) % (1 << len(dut.o_blocks))
     check_counts([data, table, out], target)
+
+
+# --- STDP core ----------------------------------------------------------------------------------------
+
+
+def _stdp_cfg_word(write, mem, addr, data=0):
+    return int(write) | mem << 1 | addr << 3 | data << 23       # see sim.stdp.tb_stdp
+
+
+@cocotb.test()
+async def soak_stdp(dut):
+    """Rounds of (event steps through ``i_aer``/``o_aer``; read-back of every neuron state and synapse
+    word through ``i_cfg``/``o_rdata``) after a configuration load, against
+    :class:`sim.stdp.golden.ForwardSTDPNetwork` (spikes in order, end-of-step marks, states, weights)."""
+    p = tb_params()
+    target = p["transfers"]
+    cfg = stdp_spec.STDPConfig(**{k: v for k, v in p.items() if k in STDP_FIELDS})
+    await start(dut, ("i_aer", "i_cfg"), ("o_aer", "o_rdata"), ("i_err_clear",))
+    rng = random.Random(9)
+    rows = random_rows(rng, cfg.n_neurons, min(0.25, 3 * 64 / cfg.n_neurons ** 2), cfg.w_bits,
+                       max_synapses=cfg.max_synapses)
+    net = ForwardSTDPNetwork(cfg, rows)
+    image = stdp_spec.build_image(cfg, rows)
+    template = stdp_spec.effective_rows(cfg, rows)
+    n_syn = sum(len(r) for r in template)
+    eos = 1 << stdp_spec.AER_BITS
+    aer_in = StreamSource(dut, "i_aer", seed=10, stall=STALL)
+    aer_out = StreamSink(dut, "o_aer", seed=11, stall=STALL)
+    cfg_in = StreamSource(dut, "i_cfg", seed=12, stall=STALL)
+    rdata = StreamSink(dut, "o_rdata", seed=13, stall=STALL)
+    load = [_stdp_cfg_word(1, mem, a, w) for mem in (stdp_spec.MEM_SYN, stdp_spec.MEM_ROW, stdp_spec.MEM_BMP)
+            for a, w in enumerate(image[mem])]
+    await run_streams([(cfg_in, load)], [])
+    reads = ([_stdp_cfg_word(0, stdp_spec.MEM_STATE, n) for n in range(cfg.n_neurons)]
+             + [_stdp_cfg_word(0, stdp_spec.MEM_SYN, a) for a in range(n_syn)])
+    rounds = 0
+    while min(aer_in.count, aer_out.count, cfg_in.count, rdata.count) < target:
+        steps = poisson_events(rng, 16, range(cfg.n_neurons), rng.choice((0.3, 0.5)))
+        words_in = [w for ev in steps for w in [*ev, eos]]
+        words_out = [w for ev in steps for w in [*net.step(ev)[0], eos]]
+        got, = await run_streams([(aer_in, words_in)], [(aer_out, len(words_out), None)])
+        assert got == words_out, f"round {rounds}: output events differ"
+        words, = await run_streams([(cfg_in, reads)], [(rdata, len(reads), None)])
+        states = [stdp_spec.unpack_state(cfg, w) for w in words[:cfg.n_neurons]]
+        assert states == net.state, f"round {rounds}: neuron states differ"
+        weights = stdp_spec.image_rows(cfg, {stdp_spec.MEM_SYN: words[cfg.n_neurons:]}, template)
+        assert weights == net.weights(), f"round {rounds}: weights differ"
+        rounds += 1
+    assert int(dut.o_err.value) == 0
+    check_counts([aer_in, aer_out, cfg_in, rdata], target)
+
+
+# --- HDQT layer ---------------------------------------------------------------------------------------
+
+
+def _hdqt_rows(mat, r, c):
+    """A result matrix as the layer streams it: tiles of ``r`` rows (row blocks outer, column blocks
+    inner), each row of a tile one beat of ``c`` values."""
+    n_rows, n_cols = mat.shape
+    return [[int(v) for v in mat[mb * r + row, nb * c:(nb + 1) * c]]
+            for mb in range(n_rows // r) for nb in range(n_cols // c) for row in range(r)]
+
+
+@cocotb.test()
+async def soak_hdqt(dut):
+    """Training steps (W, X, dY loaded through ``i_load``; Y and dX rows from ``o_res``; the updated W
+    read back through ``i_rd``/``o_rd``) against :func:`sim.hdqt.golden.ref_layer_step`, W and the
+    LFSR carried from step to step. Y rows and dX rows are each checked in order (the layer may
+    interleave the two kinds)."""
+    p = tb_params()
+    target = p["transfers"]
+    b, k, o, r, c, acc = p["batch"], p["k_dim"], p["o_dim"], p["rows"], p["cols"], p["acc_width"]
+    cfg = HdqtConfig(had_cap=p["had_cap"], lr_shift=p["lr_shift"], acc_bits=acc, tile_bits=8)
+    await start(dut, ("i_load", "i_rd"), ("o_rd", "o_res"),
+                ("i_start", "i_x_unsigned", "i_exp_base", "i_clear", "i_lfsr_seed", "i_lfsr_load"))
+    rng = np.random.default_rng(14)
+    load = StreamSource(dut, "i_load", seed=15, stall=STALL)
+    res = StreamSink(dut, "o_res", seed=16, stall=STALL)
+    rd = StreamSource(dut, "i_rd", seed=17, stall=STALL)
+    rd_out = StreamSink(dut, "o_rd", seed=18, stall=STALL)
+    lfsr = LfsrStream()
+    w = None
+    step = 0
+    while min(load.count, res.count, rd.count, rd_out.count) < target:
+        reload = w is None or step % 4 == 0            # a fresh W now and then (else the updated one stays)
+        if reload:
+            w = rng.integers(-4000, 4000, (o, k))
+        x = rng.integers(0, 200, (b, k))
+        dy = rng.integers(-20000, 20000, (b, o))
+        x_exp, dy_exp = -6, int(rng.integers(-24, -18))
+        ref = ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr)
+        words = [(buf & 3) | (addr << 2) | ((int(v) & 0xFFFF) << 18)
+                 for buf, t in ([(BUF_W, w)] if reload else []) + [(BUF_X, x), (BUF_DY, dy)]
+                 for addr, v in enumerate(np.ravel(t))]
+        await run_streams([(load, words)], [])
+        dut.i_x_unsigned.value = 1
+        dut.i_exp_base.value = ref_exp_base(cfg, x_exp, dy_exp, b) & 0xFFFF
+        dut.i_start.value = 1
+        await RisingEdge(dut.clk)
+        dut.i_start.value = 0
+        want = {0: _hdqt_rows(ref["y"], r, c), 1: _hdqt_rows(ref["dx"], r, c)}
+
+        def decode(word):
+            return (word >> (c * acc)) & 1, [_signed(word >> (acc * i), acc) for i in range(c)]
+
+        got, = await run_streams([], [(res, len(want[0]) + len(want[1]), decode)])
+        for kind in (0, 1):
+            rows = [v for kd, v in got if kd == kind]
+            assert rows == want[kind], f"step {step}: {'dX' if kind else 'Y'} rows differ"
+        cycles = 0
+        while int(dut.o_phase.value) != Phase.IDLE.value:
+            await RisingEdge(dut.clk)
+            cycles += 1
+            assert cycles < 1_000_000, "the step did not finish"
+        shifts = tuple((int(dut.o_shifts.value) >> (6 * i)) & 63 for i in range(6))
+        assert shifts == ref["shifts"], f"step {step}: shifts differ"
+        assert bool(int(dut.o_w_saturated.value)) == ref["w_saturated"]
+        back, = await run_streams([(rd, list(range(o * k)))], [(rd_out, o * k, lambda v: _signed(v, W_BITS))])
+        assert back == [int(v) for v in np.ravel(ref["w"])], f"step {step}: updated W differs"
+        w = ref["w"]
+        step += 1
+    check_counts([load, res, rd, rd_out], target)

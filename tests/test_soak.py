@@ -6,6 +6,8 @@ import os
 
 import pytest
 
+from hw.blocks import get_block
+from hw.hdqt.layer import HdqtLayer
 from hw.huffman.decoder import HuffmanDecoder
 from hw.mac import MacArray
 from sim.runner import run_cocotb
@@ -30,7 +32,21 @@ def soak_huffman(transfers):
                testcase="soak_huffman", params={**HUFFMAN, "transfers": transfers})
 
 
-SOAKS = {"mac": soak_mac, "huffman": soak_huffman}
+def soak_stdp(transfers):
+    block = get_block("stdp_core")
+    run_cocotb(block.build(**block.smoke_params), toplevel="stdp_core", test_module=TB, testcase="soak_stdp",
+               params={**block.defaults(), **block.smoke_params, "transfers": transfers})
+
+
+HDQT = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
+
+
+def soak_hdqt(transfers):
+    run_cocotb(HdqtLayer(**HDQT), toplevel="hdqt_layer", test_module=TB, testcase="soak_hdqt",
+               params={**HDQT, "acc_width": 24, "lr_shift": 3, "transfers": transfers})
+
+
+SOAKS = {"mac": soak_mac, "huffman": soak_huffman, "stdp": soak_stdp, "hdqt": soak_hdqt}
 
 
 @pytest.mark.parametrize("block", sorted(SOAKS))
