@@ -11,6 +11,7 @@ from hw.hdqt.layer import HdqtLayer
 from hw.huffman.decoder import HuffmanDecoder
 from hw.mac import MacArray
 from sim.runner import run_cocotb
+from sim.soak_tops import ControllerStreams, UartLoop
 
 TB = "sim.tb_soak"
 DEFAULT_TRANSFERS = int(os.environ.get("EDGELEARN_SOAK_TRANSFERS", "10000"))
@@ -46,7 +47,18 @@ def soak_hdqt(transfers):
                params={**HDQT, "acc_width": 24, "lr_shift": 3, "transfers": transfers})
 
 
-SOAKS = {"mac": soak_mac, "huffman": soak_huffman, "stdp": soak_stdp, "hdqt": soak_hdqt}
+def soak_control(transfers):
+    run_cocotb(ControllerStreams(), toplevel="controller_streams", test_module=TB, testcase="soak_control",
+               params={"transfers": transfers})
+
+
+def soak_uart(transfers):
+    run_cocotb(UartLoop(divisor=4), toplevel="uart_loop", test_module=TB, testcase="soak_uart",
+               params={"transfers": transfers})
+
+
+SOAKS = {"mac": soak_mac, "huffman": soak_huffman, "stdp": soak_stdp, "hdqt": soak_hdqt,
+         "control": soak_control, "uart": soak_uart}
 
 
 @pytest.mark.parametrize("block", sorted(SOAKS))
