@@ -12,7 +12,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge
+from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
 
 from hw.control import protocol as proto
 from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
@@ -30,6 +30,8 @@ from sim.runner import tb_params
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 STALL = 0.3            # probability of an idle input cycle / a withdrawn ready, per stream
+CLOCK_NS = 10
+CYCLES_PER_TRANSFER = 200     # a generous bound on cycles per transfer, so a lost payload fails, not hangs
 IDLE_CHECK = 64        # cycles every output is watched for extra payloads after the last expected one
 MAC_MODES = list(mac_spec.MODES)
 STDP_FIELDS = set(stdp_spec.STDPConfig.__dataclass_fields__)
@@ -37,7 +39,7 @@ STDP_FIELDS = set(stdp_spec.STDPConfig.__dataclass_fields__)
 
 async def start(dut, inputs=(), outputs=(), levels=()):
     """Clock, zeroed inputs and two reset cycles."""
-    cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+    cocotb.start_soon(Clock(dut.clk, CLOCK_NS, unit="ns").start())
     dut.rst.value = 1
     for name in inputs:
         getattr(dut, f"{name}__valid").value = 0
@@ -67,9 +69,19 @@ async def run_streams(sources, sinks):
     decode)]. Returns the sinks' payload lists."""
     tasks = [cocotb.start_soon(src.send(p)) for src, p in sources]
     gets = [cocotb.start_soon(sink.recv(n, decode)) for sink, n, decode in sinks]
-    results = [await g for g in gets]
-    for t in tasks:
-        await t
+
+    async def finish():
+        results = [await g for g in gets]
+        for t in tasks:
+            await t
+        return results
+
+    budget = CYCLES_PER_TRANSFER * (sum(len(p) for _, p in sources) + sum(n for _, n, _ in sinks)) + 10_000
+    try:
+        results = await with_timeout(finish(), budget * CLOCK_NS, "ns")
+    except SimTimeoutError:
+        counts = {s.name: s.count for s in [src for src, _ in sources] + [sink for sink, _, _ in sinks]}
+        raise AssertionError(f"the streams stopped (no progress within {budget} cycles): {counts}") from None
     for sink, _, _ in sinks:
         assert await sink.expect_idle(IDLE_CHECK) == 0, f"{sink.name} gave more than expected"
     return results
@@ -342,4 +354,26 @@ async def soak_uart(dut):
     got, = await run_streams([(src, data)], [(sink, len(data), None)])
     assert got == data
     assert int(dut.o_line_errors.value) == 0
+    check_counts([src, sink], target)
+
+
+# --- the soak's own check: a queue with a mutation ----------------------------------------------------
+
+
+@cocotb.test()
+async def soak_queue(dut):
+    """Random bytes through a byte queue (``tests.test_soak.MutantQueue``, its ``i_mutation`` from the
+    ``mutation`` parameter): passes on the plain queue, fails on each mutation (a byte dropped, a
+    byte duplicated, ``valid`` withdrawn before a transfer)."""
+    p = tb_params()
+    target = p["transfers"]
+    await start(dut, ("i_data",), ("o_data",), ("i_mutation",))
+    dut.i_mutation.value = p["mutation"]
+    rng = random.Random(25)
+    data = [rng.randrange(256) for _ in range(target)]
+    src = StreamSource(dut, "i_data", seed=26, stall=STALL)
+    sink = StreamSink(dut, "o_data", seed=27, stall=STALL)
+    got, = await run_streams([(src, data)], [(sink, len(data), None)])
+    first_bad = next((i for i, (a, b) in enumerate(zip(got, data, strict=True)) if a != b), None)
+    assert first_bad is None, f"byte {first_bad} differs"
     check_counts([src, sink], target)
