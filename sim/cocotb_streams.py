@@ -23,8 +23,15 @@ class StreamRuleError(AssertionError):
     """An output port withdrew ``valid`` or changed its payload before the transfer."""
 
 
-def _port(dut, name):
-    return tuple(getattr(dut, f"{name}__{s}") for s in ("valid", "ready", "payload"))
+def _init_port(driver, dut, name, seed, stall, clk):
+    """The handles, stall pattern and transfer count a source or sink keeps."""
+    driver.clk = clk if clk is not None else dut.clk
+    driver.valid, driver.ready, driver.payload = (getattr(dut, f"{name}__{part}")
+                                                  for part in ("valid", "ready", "payload"))
+    driver.name = name
+    driver.rng = random.Random(seed)
+    driver.stall = stall
+    driver.count = 0
 
 
 class StreamSource:
@@ -42,12 +49,7 @@ class StreamSource:
     """
 
     def __init__(self, dut, name, *, seed=0, stall=0.0, clk=None):
-        self.clk = clk if clk is not None else dut.clk
-        self.valid, self.ready, self.payload = _port(dut, name)
-        self.name = name
-        self.rng = random.Random(seed)
-        self.stall = stall
-        self.count = 0
+        _init_port(self, dut, name, seed, stall, clk)
         self.valid.value = 0
 
     async def send(self, payloads):
@@ -80,12 +82,7 @@ class StreamSink:
     """
 
     def __init__(self, dut, name, *, seed=0, stall=0.0, clk=None):
-        self.clk = clk if clk is not None else dut.clk
-        self.valid, self.ready, self.payload = _port(dut, name)
-        self.name = name
-        self.rng = random.Random(seed)
-        self.stall = stall
-        self.count = 0
+        _init_port(self, dut, name, seed, stall, clk)
         self.ready.value = 0
         self._held = None          # payload offered but not taken in the last cycle
 

@@ -87,6 +87,23 @@ async def run_streams(sources, sinks):
     return results
 
 
+def assert_same(got, want, what):
+    """``got == want``, else fail naming the first differing item."""
+    bad = next((i for i, (a, b) in enumerate(zip(got, want, strict=True)) if a != b), None)
+    assert bad is None, f"{what} {bad} differs: {got[bad]} != {want[bad]}"
+
+
+async def byte_loop(dut, target, *, seed):
+    """``target`` random bytes into ``i_data``; the same bytes, in order, out of ``o_data``."""
+    rng = random.Random(seed)
+    data = [rng.randrange(256) for _ in range(target)]
+    src = StreamSource(dut, "i_data", seed=seed + 1, stall=STALL)
+    sink = StreamSink(dut, "o_data", seed=seed + 2, stall=STALL)
+    got, = await run_streams([(src, data)], [(sink, len(data), None)])
+    assert_same(got, data, "byte")
+    check_counts([src, sink], target)
+
+
 # --- MAC array ----------------------------------------------------------------------------------------
 
 
@@ -335,8 +352,7 @@ async def soak_control(dut):
     rx = StreamSource(dut, "i_rx", seed=20, stall=STALL)
     tx = StreamSink(dut, "o_tx", seed=21, stall=STALL)
     got, = await run_streams([(rx, commands)], [(tx, len(replies), None)])
-    first_bad = next((i for i, (a, b) in enumerate(zip(got, replies, strict=True)) if a != b), None)
-    assert first_bad is None, f"reply byte {first_bad} differs: {got[first_bad]} != {replies[first_bad]}"
+    assert_same(got, replies, "reply byte")
     check_counts([rx, tx], target)
 
 
@@ -347,14 +363,8 @@ async def soak_uart(dut):
     within a byte time)."""
     target = tb_params()["transfers"]
     await start(dut, ("i_data",), ("o_data",))
-    rng = random.Random(22)
-    data = [rng.randrange(256) for _ in range(target)]
-    src = StreamSource(dut, "i_data", seed=23, stall=STALL)
-    sink = StreamSink(dut, "o_data", seed=24, stall=STALL)
-    got, = await run_streams([(src, data)], [(sink, len(data), None)])
-    assert got == data
+    await byte_loop(dut, target, seed=22)
     assert int(dut.o_line_errors.value) == 0
-    check_counts([src, sink], target)
 
 
 # --- the soak's own check: a queue with a mutation ----------------------------------------------------
@@ -369,11 +379,4 @@ async def soak_queue(dut):
     target = p["transfers"]
     await start(dut, ("i_data",), ("o_data",), ("i_mutation",))
     dut.i_mutation.value = p["mutation"]
-    rng = random.Random(25)
-    data = [rng.randrange(256) for _ in range(target)]
-    src = StreamSource(dut, "i_data", seed=26, stall=STALL)
-    sink = StreamSink(dut, "o_data", seed=27, stall=STALL)
-    got, = await run_streams([(src, data)], [(sink, len(data), None)])
-    first_bad = next((i for i, (a, b) in enumerate(zip(got, data, strict=True)) if a != b), None)
-    assert first_bad is None, f"byte {first_bad} differs"
-    check_counts([src, sink], target)
+    await byte_loop(dut, target, seed=25)
