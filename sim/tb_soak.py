@@ -12,7 +12,7 @@ import random
 import cocotb
 import numpy as np
 from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import ClockCycles, First, RisingEdge
 
 from hw.control import protocol as proto
 from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
@@ -31,7 +31,7 @@ from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 STALL = 0.3            # probability of an idle input cycle / a withdrawn ready, per stream
 CLOCK_NS = 10
-CYCLES_PER_TRANSFER = 200     # a generous bound on cycles per transfer, so a lost payload fails, not hangs
+PROGRESS_CYCLES = 50_000     # no transfer on any stream for this long: a payload was lost (fail, not hang)
 IDLE_CHECK = 64        # cycles every output is watched for extra payloads after the last expected one
 MAC_MODES = list(mac_spec.MODES)
 STDP_FIELDS = set(stdp_spec.STDPConfig.__dataclass_fields__)
@@ -63,12 +63,14 @@ def check_counts(streams, target):
     return counts
 
 
-async def run_streams(sources, sinks):
+async def run_streams(dut, sources, sinks):
     """Start every source with its payload list; take the expected count from every sink (concurrently);
     then check no sink has more. ``sources``: [(StreamSource, payloads)], ``sinks``: [(StreamSink, n,
     decode)]. Returns the sinks' payload lists."""
     tasks = [cocotb.start_soon(src.send(p)) for src, p in sources]
     gets = [cocotb.start_soon(sink.recv(n, decode)) for sink, n, decode in sinks]
+
+    streams = [src for src, _ in sources] + [sink for sink, _, _ in sinks]
 
     async def finish():
         results = [await g for g in gets]
@@ -76,12 +78,24 @@ async def run_streams(sources, sinks):
             await t
         return results
 
-    budget = CYCLES_PER_TRANSFER * (sum(len(p) for _, p in sources) + sum(n for _, n, _ in sinks)) + 10_000
-    try:
-        results = await with_timeout(finish(), budget * CLOCK_NS, "ns")
-    except SimTimeoutError:
-        counts = {s.name: s.count for s in [src for src, _ in sources] + [sink for sink, _, _ in sinks]}
-        raise AssertionError(f"the streams stopped (no progress within {budget} cycles): {counts}") from None
+    async def watchdog():
+        """Returns once no stream made a transfer for ``PROGRESS_CYCLES`` cycles."""
+        last = None
+        while True:
+            await ClockCycles(dut.clk, PROGRESS_CYCLES)
+            total = sum(s.count for s in streams)
+            if total == last:
+                return
+            last = total
+
+    done = cocotb.start_soon(finish())
+    dog = cocotb.start_soon(watchdog())
+    await First(done, dog)
+    if not done.done():
+        counts = {s.name: s.count for s in streams}
+        raise AssertionError(f"the streams stopped (no transfer for {PROGRESS_CYCLES} cycles): {counts}")
+    dog.cancel()
+    results = done.result()
     for sink, _, _ in sinks:
         assert await sink.expect_idle(IDLE_CHECK) == 0, f"{sink.name} gave more than expected"
     return results
@@ -99,7 +113,7 @@ async def byte_loop(dut, target, *, seed):
     data = [rng.randrange(256) for _ in range(target)]
     src = StreamSource(dut, "i_data", seed=seed + 1, stall=STALL)
     sink = StreamSink(dut, "o_data", seed=seed + 2, stall=STALL)
-    got, = await run_streams([(src, data)], [(sink, len(data), None)])
+    got, = await run_streams(dut, [(src, data)], [(sink, len(data), None)])
     assert_same(got, data, "byte")
     check_counts([src, sink], target)
 
@@ -135,8 +149,10 @@ async def soak_mac(dut):
     def decode(word):
         return mac_spec.unpack_res(word, rows=tb.rows, cols=tb.cols, acc_width=tb.acc_width)
 
-    got, = await run_streams([(cmd, [t["cmd"] for t in tiles]), (act, [w for t in tiles for w in t["act"]]),
-                              (wgt, [w for t in tiles for w in t["wgt"]])], [(res, len(expected), decode)])
+    got, = await run_streams(dut, [(cmd, [t["cmd"] for t in tiles]),
+                                   (act, [w for t in tiles for w in t["act"]]),
+                                   (wgt, [w for t in tiles for w in t["wgt"]])],
+                             [(res, len(expected), decode)])
     for i, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert a == b, f"result row {i}: {a} != {b}"
     assert int(dut.o_mode_error.value) == 0
@@ -197,7 +213,7 @@ async def soak_huffman(dut):
     data_words = [sum(w << (spec.WORD * k) for k, w in enumerate(b.words))
                   | int(b.first) << (spec.WORD * lanes) for b in beats]
     table_words = [w | int(i == 0) << spec.WORD for t in tables for i, w in enumerate(t)]
-    got, = await run_streams([(data, data_words), (table, table_words)], [(out, len(expected), decode)])
+    got, = await run_streams(dut, [(data, data_words), (table, table_words)], [(out, len(expected), decode)])
     for i, (a, b) in enumerate(zip(got, expected, strict=True)):
         assert a == b, f"output beat {i}: {a} != {b}"
     assert errors == 0 and int(dut.o_errors.value) == 0
@@ -235,7 +251,7 @@ async def soak_stdp(dut):
     rdata = StreamSink(dut, "o_rdata", seed=13, stall=STALL)
     load = [_stdp_cfg_word(1, mem, a, w) for mem in (stdp_spec.MEM_SYN, stdp_spec.MEM_ROW, stdp_spec.MEM_BMP)
             for a, w in enumerate(image[mem])]
-    await run_streams([(cfg_in, load)], [])
+    await run_streams(dut, [(cfg_in, load)], [])
     reads = ([_stdp_cfg_word(0, stdp_spec.MEM_STATE, n) for n in range(cfg.n_neurons)]
              + [_stdp_cfg_word(0, stdp_spec.MEM_SYN, a) for a in range(n_syn)])
     rounds = 0
@@ -243,9 +259,9 @@ async def soak_stdp(dut):
         steps = poisson_events(rng, 16, range(cfg.n_neurons), rng.choice((0.3, 0.5)))
         words_in = [w for ev in steps for w in [*ev, eos]]
         words_out = [w for ev in steps for w in [*net.step(ev)[0], eos]]
-        got, = await run_streams([(aer_in, words_in)], [(aer_out, len(words_out), None)])
+        got, = await run_streams(dut, [(aer_in, words_in)], [(aer_out, len(words_out), None)])
         assert got == words_out, f"round {rounds}: output events differ"
-        words, = await run_streams([(cfg_in, reads)], [(rdata, len(reads), None)])
+        words, = await run_streams(dut, [(cfg_in, reads)], [(rdata, len(reads), None)])
         states = [stdp_spec.unpack_state(cfg, w) for w in words[:cfg.n_neurons]]
         assert states == net.state, f"round {rounds}: neuron states differ"
         weights = stdp_spec.image_rows(cfg, {stdp_spec.MEM_SYN: words[cfg.n_neurons:]}, template)
@@ -297,7 +313,7 @@ async def soak_hdqt(dut):
         words = [(buf & 3) | (addr << 2) | ((int(v) & 0xFFFF) << 18)
                  for buf, t in ([(BUF_W, w)] if reload else []) + [(BUF_X, x), (BUF_DY, dy)]
                  for addr, v in enumerate(np.ravel(t))]
-        await run_streams([(load, words)], [])
+        await run_streams(dut, [(load, words)], [])
         dut.i_x_unsigned.value = 1
         dut.i_exp_base.value = ref_exp_base(cfg, x_exp, dy_exp, b) & 0xFFFF
         dut.i_start.value = 1
@@ -308,7 +324,7 @@ async def soak_hdqt(dut):
         def decode(word):
             return (word >> (c * acc)) & 1, [_signed(word >> (acc * i), acc) for i in range(c)]
 
-        got, = await run_streams([], [(res, len(want[0]) + len(want[1]), decode)])
+        got, = await run_streams(dut, [], [(res, len(want[0]) + len(want[1]), decode)])
         for kind in (0, 1):
             rows = [v for kd, v in got if kd == kind]
             assert rows == want[kind], f"step {step}: {'dX' if kind else 'Y'} rows differ"
@@ -320,7 +336,8 @@ async def soak_hdqt(dut):
         shifts = tuple((int(dut.o_shifts.value) >> (6 * i)) & 63 for i in range(6))
         assert shifts == ref["shifts"], f"step {step}: shifts differ"
         assert bool(int(dut.o_w_saturated.value)) == ref["w_saturated"]
-        back, = await run_streams([(rd, list(range(o * k)))], [(rd_out, o * k, lambda v: _signed(v, W_BITS))])
+        back, = await run_streams(dut, [(rd, list(range(o * k)))],
+                                  [(rd_out, o * k, lambda v: _signed(v, W_BITS))])
         assert back == [int(v) for v in np.ravel(ref["w"])], f"step {step}: updated W differs"
         w = ref["w"]
         step += 1
@@ -351,7 +368,7 @@ async def soak_control(dut):
             replies += proto.encode_reply(proto.Cmd.SINK, proto.Status.OK, answer)
     rx = StreamSource(dut, "i_rx", seed=20, stall=STALL)
     tx = StreamSink(dut, "o_tx", seed=21, stall=STALL)
-    got, = await run_streams([(rx, commands)], [(tx, len(replies), None)])
+    got, = await run_streams(dut, [(rx, commands)], [(tx, len(replies), None)])
     assert_same(got, replies, "reply byte")
     check_counts([rx, tx], target)
 
