@@ -3,8 +3,8 @@
 Run: ``python -m bench.bench_sweep`` (about 5 min of CPU on 2 idle cores).
 
 1. The same 8-point synthesis-bound sweep (MAC array, cols {2, 4} x backend {lut, ice40} x
-   acc_width {17, 24}, one row, on iCE40UP5K, nextpnr seed 1: eight different netlists, so no point reuses another's
-   Yosys run) on an embedded ``LocalCluster`` of 1 and of 2 single-threaded worker processes, each
+   acc_width {17, 24}, one row, on iCE40UP5K, nextpnr seed 1: eight different netlists, so no point
+   reuses another's Yosys run) on an embedded ``LocalCluster`` of 1 and of 2 single-threaded worker processes, each
    run in a fresh synthesis directory and without the result cache. Wall time from the first submit
    to the last row (cluster start-up excluded, printed apart); speedup = wall(1) / wall(2).
 2. Scheduler overhead per point: in the 1-worker run the points run one after another, so
@@ -70,8 +70,8 @@ def main(argv=None):
                                         "rows": [1], "tile_k": [0]}, ["up5k"], [1])
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
           f"({os.cpu_count()} cores)")
-    print(f"\n## {len(points)}-point sweep (mac_array cols 2,4 x backend lut,ice40 x acc_width 17,24, rows=1, "
-          "tile_k=0, up5k, seed 1)\n")
+    print(f"\n## {len(points)}-point sweep (mac_array cols 2,4 x backend lut,ice40 x acc_width 17,24, "
+          "rows=1, tile_k=0, up5k, seed 1)\n")
     runs = {}
     for workers in (1, 2):
         rows, wall, startup = _timed_sweep(points, workers)
