@@ -3,10 +3,11 @@
 Run: ``python -m bench.bench_sweep`` (about 5 min of CPU on 2 idle cores).
 
 1. The same 8-point synthesis-bound sweep (MAC array, cols {2, 4} x backend {lut, ice40} x
-   acc_width {17, 24}, one row, on iCE40UP5K, nextpnr seed 1: eight different netlists, so no point
-   reuses another's Yosys run) on an embedded ``LocalCluster`` of 1 and of 2 single-threaded worker processes, each
-   run in a fresh synthesis directory and without the result cache. Wall time from the first submit
-   to the last row (cluster start-up excluded, printed apart); speedup = wall(1) / wall(2).
+   acc_width {17, 24}, one row, on iCE40UP5K, nextpnr seed 1: eight different netlists, so no
+   point reuses another's Yosys run) on an embedded ``LocalCluster`` of 1 and of 2 single-threaded
+   worker processes, each run in a fresh synthesis directory and without the result cache. Wall
+   time from the first submit to the last row (cluster start-up excluded, printed apart);
+   speedup = wall(1) / wall(2).
 2. Scheduler overhead per point: in the 1-worker run the points run one after another, so
    ``(wall - sum of the points' own times) / points`` is what Dask adds per point (submit, schedule,
    pickle the row back, the client's bookkeeping); printed against the mean point's own time. And the
