@@ -553,12 +553,15 @@ def write_outputs(rows, out, param_names, title=None):
 def plot_pareto(rows, path, param_names, title=None):
     """LUT4 (the block's, from Yosys) against performance (ops/s at Fmax, or Fmax): one colour per
     device, each design at its seeds' mean with a min-max bar (hollow: timing missed at some seed),
-    each device's Pareto front joined by a step line and its designs labelled."""
+    each device's Pareto front joined by a step line and its designs labelled (with their DSP count:
+    the LUT4 axis does not show DSP blocks)."""
     import matplotlib
     matplotlib.use("Agg")  # files only; no display on a worker or in CI
     import matplotlib.pyplot as plt
 
     designs, perf = summarize(rows, param_names)
+    # Labels name only the parameters that vary across the sweep.
+    varying = [k for k in param_names if len({str(d["params"][k]) for d in designs}) > 1]
     fig, ax = plt.subplots(figsize=(8, 5.5), dpi=120)
     colours = plt.rcParams["axes.prop_cycle"].by_key()["color"]
     devices = sorted({d["device"] for d in designs})
@@ -578,9 +581,12 @@ def plot_pareto(rows, path, param_names, title=None):
         front = sorted((d for d in ds if d.get("front")), key=lambda d: d["lut4"])
         ax.step([d["lut4"] for d in front], [d["perf"] * scale for d in front], where="post", color=col,
                 lw=1.5, label=f"{device} (Pareto front)")
-        for d in front:
-            ax.annotate(_label(d["params"]), (d["lut4"], d["perf"] * scale), textcoords="offset points",
-                        xytext=(4, 4), fontsize=7, color=col)
+        for j, d in enumerate(front):
+            text = _label({k: d["params"][k] for k in varying}) + (f", {d['dsp']} DSP" if d["dsp"] else "")
+            ax.annotate(text, (d["lut4"], d["perf"] * scale), textcoords="offset points",
+                        xytext=(4, 4 if j % 2 else -10), fontsize=7, color=col)
+    if any(d.get("perf") is not None and d["met"] < d["measured"] for d in designs):
+        ax.plot([], [], "o", color="grey", mfc="white", label="hollow: timing missed (some seed)")
     ax.set_xlabel("LUT4 (block, Yosys)")
     ax.set_ylabel("Fmax (MHz)" if perf == "fmax_mhz" else f"M{unit}/s at Fmax (mean of seeds, min-max bar)")
     ax.grid(True, alpha=0.3)
