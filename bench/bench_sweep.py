@@ -1,6 +1,7 @@
 """Benchmark of ``edgelearn sweep`` (issue 19): speedup with 2 Dask workers, scheduler overhead per point.
 
-Run: ``python -m bench.bench_sweep`` (about 5 min of CPU on 2 idle cores).
+Run: ``python -m bench.bench_sweep`` (about 10 min of CPU on 2 idle cores); ``--quick``: eight LFSR
+widths instead (the same flow, a few seconds per point).
 
 1. The same 8-point synthesis-bound sweep (MAC array, cols {2, 4} x backend {lut, ice40} x
    acc_width {17, 24}, one row, on iCE40UP5K, nextpnr seed 1: eight different netlists, so no
@@ -64,15 +65,21 @@ def _timed_sweep(points, workers, point_fn=sweep.run_point):
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--noop-points", type=int, default=200)
+    ap.add_argument("--quick", action="store_true",
+                    help="8 LFSR widths instead of the MAC designs (seconds per point, not minutes)")
     args = ap.parse_args(argv)
 
-    spec = get_block("mac_array")
-    points = sweep.expand_points(spec, {"cols": [2, 4], "backend": ["lut", "ice40"], "acc_width": [17, 24],
-                                        "rows": [1], "tile_k": [0]}, ["up5k"], [1])
+    if args.quick:
+        what = "lfsr width 8,10,...,22, up5k, seed 1"
+        points = sweep.expand_points(get_block("lfsr"), {"width": list(range(8, 24, 2))}, ["up5k"], [1])
+    else:
+        what = "mac_array cols 2,4 x backend lut,ice40 x acc_width 17,24, rows=1, tile_k=0, up5k, seed 1"
+        points = sweep.expand_points(get_block("mac_array"),
+                                     {"cols": [2, 4], "backend": ["lut", "ice40"], "acc_width": [17, 24],
+                                      "rows": [1], "tile_k": [0]}, ["up5k"], [1])
     print(f"load average before: {' '.join(f'{v:.2f}' for v in os.getloadavg())} "
           f"({os.cpu_count()} cores)")
-    print(f"\n## {len(points)}-point sweep (mac_array cols 2,4 x backend lut,ice40 x acc_width 17,24, "
-          "rows=1, tile_k=0, up5k, seed 1)\n")
+    print(f"\n## {len(points)}-point sweep ({what})\n")
     runs = {}
     for workers in (1, 2):
         rows, wall, startup = _timed_sweep(points, workers)
