@@ -16,9 +16,16 @@ from hw.blocks import get_block
 
 @pytest.fixture(scope="module")
 def cluster():
-    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None,
+    with LocalCluster(n_workers=2, threads_per_worker=1, processes=True, dashboard_address=":0",
                       silence_logs=logging.ERROR) as c:
         yield c
+
+
+@pytest.fixture(scope="module")
+def synth_dir(tmp_path_factory):
+    """One synthesis directory for the module: the failing-point test reuses the Yosys netlist of the
+    4-point test's width 8 (only nextpnr runs again)."""
+    return tmp_path_factory.mktemp("synth")
 
 
 def _points(widths, seeds, freq=None):
@@ -58,11 +65,11 @@ def _calls(log_dir):
     return sorted(p.name.rsplit("-", 1)[0] for p in log_dir.glob("call-*"))
 
 
-def test_four_point_sweep_on_two_workers(cluster, tmp_path):
+def test_four_point_sweep_on_two_workers(cluster, synth_dir, tmp_path):
     points = _points([8, 12], [1, 2])
     assert len(points) == 4
     rows = sweep.run_sweep(points, scheduler=cluster.scheduler_address, cache_dir=tmp_path / "cache",
-                           synth_dir=tmp_path / "synth", progress=None)
+                           synth_dir=synth_dir, progress=None)
     assert [(r["width"], r["seed"]) for r in rows] == [(8, 1), (8, 2), (12, 1), (12, 2)]
     for r in rows:
         assert r["status"] in ("ok", "timing missed"), r
@@ -82,12 +89,12 @@ def test_four_point_sweep_on_two_workers(cluster, tmp_path):
     assert (tmp_path / "out" / "pareto.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_failing_points_are_rows(cluster, tmp_path):
+def test_failing_points_are_rows(cluster, synth_dir, tmp_path):
     """Timing missed (a real nextpnr run at 900 MHz) and an exception inside the task are rows with
     their reasons; the other point still has its figures."""
     points = _points([8], [1, 3], freq=900) + _points([8], [1])
     rows = sweep.run_sweep(points, scheduler=cluster.scheduler_address, cache_dir=tmp_path / "cache",
-                           synth_dir=tmp_path / "synth", point_fn=failing_point, retries=0, progress=None)
+                           synth_dir=synth_dir, point_fn=failing_point, retries=0, progress=None)
     missed, crashed, ok = rows
     assert missed["status"] == "timing missed" and missed["fmax_mhz"] < 900
     assert missed["reason"] == f"Fmax {missed['fmax_mhz']} MHz < 900 MHz"
@@ -99,7 +106,8 @@ def test_failing_points_are_rows(cluster, tmp_path):
 
 def test_does_not_fit_is_a_row(monkeypatch):
     def no_room(*args, **kwargs):
-        raise DoesNotFit("lfsr", "iCE40UP5K", {"ICESTORM_LC": (6000, 5280), "ICESTORM_RAM": (2, 30)}, "pnr.log")
+        usage = {"ICESTORM_LC": (6000, 5280), "ICESTORM_RAM": (2, 30)}
+        raise DoesNotFit("lfsr", "iCE40UP5K", usage, "pnr.log")
     monkeypatch.setattr("boards.synth.synthesize", no_room)
     row = sweep.run_point(_points([8], [1])[0])
     assert row["status"] == "does not fit"
