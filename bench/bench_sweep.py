@@ -89,8 +89,12 @@ def main(argv=None):
         print(f"{workers} worker{'s' if workers > 1 else ' '}: wall {wall:7.1f} s   sum of point times "
               f"{sum(own):7.1f} s   cluster start {startup:4.1f} s"
               + (f"   {len(bad)} failed: {bad[0]['reason']}" if bad else ""))
-    (w1, own1), (w2, _) = runs[1], runs[2]
+    (w1, own1), (w2, own2) = runs[1], runs[2]
     print(f"\nspeedup 2 workers vs 1: {w1 / w2:.2f}x   (target >= 1.8x on 2 idle cores)")
+    # Independent of how fast the cores were: how many points ran at once on average, i.e. how well
+    # the scheduler kept the workers busy (2.00 = both all the time).
+    print(f"points running at once on average (sum of point times / wall): 1 worker {sum(own1) / w1:.2f}, "
+          f"2 workers {sum(own2) / w2:.2f}")
     per_point = (w1 - sum(own1)) / len(points)
     mean_own = statistics.fmean(own1)
     print(f"overhead per point (1 worker, wall - sum of point times): {1000 * per_point:.0f} ms = "
