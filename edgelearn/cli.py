@@ -199,6 +199,15 @@ def cmd_synth(args):
     return 0
 
 
+def cmd_sweep(args):
+    from edgelearn.sweep import SweepInputError
+    from edgelearn.sweep import main as sweep_main
+    try:
+        return sweep_main(args)
+    except SweepInputError as e:
+        raise UsageError(str(e)) from None
+
+
 def _boards():
     try:
         from boards.build import BOARDS
@@ -436,6 +445,21 @@ def _parser():
                         "another seed re-runs only nextpnr)")
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=cmd_synth)
+
+    s = sub.add_parser("sweep", help="design-space sweep on Dask: params x devices x seeds, Pareto plot")
+    s.add_argument("block", nargs="?", help="the block (or block = ... in --spec)")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=V1,V2,...", help="values to sweep")
+    s.add_argument("--device", default=None, help="comma-separated devices (default up5k)")
+    s.add_argument("--seed", default=None, help="comma-separated nextpnr seeds (default 1)")
+    s.add_argument("--freq", type=float, default=None, help="clock constraint in MHz (default: the device's)")
+    s.add_argument("--spec", default=None, metavar="FILE.toml", help="the sweep in a TOML file")
+    s.add_argument("--skip", action="append", metavar="NAME=V,...", help="leave out points matching all")
+    s.add_argument("--workers", type=int, default=None, help="local cluster size (default: the cores)")
+    s.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask cluster")
+    s.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to reach --scheduler")
+    s.add_argument("--retries", type=int, default=2, help="re-runs of a point whose task failed")
+    s.add_argument("--out", default=None, metavar="DIR", help="results.csv, results.json, pareto.png")
+    s.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("build", help="build a board's bitstream and print its resource/timing report")
     s.add_argument("--board", required=True)
