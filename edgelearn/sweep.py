@@ -27,9 +27,12 @@ import io
 import itertools
 import json
 import logging
+import math
 import os
+import re
 import statistics
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -657,7 +660,22 @@ def main(args):
     if workers is not None and (not isinstance(workers, int) or workers < 1):
         raise SweepInputError(f"--workers must be an integer >= 1, not {workers!r}")
     scheduler = args.scheduler or spec_file.get("scheduler")
+    if scheduler is not None and not re.fullmatch(r"(tcp|tls|inproc|ucx)://[^\s/]+(:\d+)?", str(scheduler)):
+        raise SweepInputError(
+            f"--scheduler must be a Dask address such as tcp://HOST:8786, not {scheduler!r}")
+    if not (args.connect_timeout > 0 and math.isfinite(args.connect_timeout)):
+        raise SweepInputError(
+            f"--connect-timeout must be a number of seconds above 0, not {args.connect_timeout}")
+    if args.retries < 0:
+        raise SweepInputError(f"--retries must be an integer >= 0, not {args.retries}")
     out = args.out or spec_file.get("out")
+    if out is not None:
+        try:                                   # results and the cache go there: fail before any point runs
+            Path(out).mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=out).close()
+        except OSError as e:
+            raise SweepInputError(f"--out must be a writable directory, not {str(out)!r} "
+                                  f"({e.strerror or type(e).__name__})") from None
 
     points = expand_points(spec, params, devices, seeds, freq, skip)
     names = list(params)
