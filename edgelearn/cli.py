@@ -386,7 +386,7 @@ def _parser():
     s.add_argument("-o", "--output", default="build/demo", help="where the Verilog goes")
     s.set_defaults(func=cmd_demo)
 
-    s = sub.add_parser("experiment", help="reproduce a paper's claim: tables, figure (--list: the experiments)")
+    s = sub.add_parser("experiment", help="reproduce a paper's claim: tables and figure (--list)")
     s.add_argument("name", nargs="?")
     s.add_argument("--list", action="store_true", help="list the experiments")
     s.add_argument("--quick", action="store_true", help="small settings (a few minutes on 2 cores)")

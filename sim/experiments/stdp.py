@@ -6,8 +6,7 @@ run on the Verilated core (weights become bimodal). The paper-unit error curve i
 :mod:`sim.experiments.stdp_error`.
 """
 
-from sim.experiments import Table, new_figure, save_figure
-from sim.experiments import Result
+from sim.experiments import Result, Table, new_figure, save_figure
 from sim.stdp.experiments import bimodality, dw_sweep, sma_run, text_histogram
 
 __all__ = ["run_dw", "run_sma"]
