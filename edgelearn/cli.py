@@ -314,9 +314,7 @@ def cmd_experiment(args):
         _print_rows(ex.describe())
         return 0
     try:
-        ex.check_name(args.name)
-        if args.seeds is not None and args.seeds < 1:
-            raise ValueError(f"--seeds must be a positive integer, not {args.seeds}")
+        ex.check_args(args.name, args.seeds, args.budget)
         _progress(f"experiment {args.name}{' (quick)' if args.quick else ''}")
         result = ex.run_experiment(args.name, quick=args.quick, seeds=args.seeds, plot=args.plot,
                                    budget=args.budget)

@@ -9,7 +9,7 @@ be imported from ``sim``). Results and decisions: ``docs/experiments.md``.
 import importlib
 import json
 
-__all__ = ["EXPERIMENTS", "run_experiment", "describe"]
+__all__ = ["EXPERIMENTS", "run_experiment", "describe", "check_args", "print_result"]
 
 #: name -> (summary, "module:function", options it takes beyond quick/seeds/plot)
 EXPERIMENTS = {
@@ -40,23 +40,25 @@ def check_name(name):
         raise ValueError(f"unknown experiment {name!r}; the experiments are: {', '.join(EXPERIMENTS)}")
 
 
-def run_experiment(name, *, quick=False, seeds=None, plot=None, budget=None, board=True):
-    """Run experiment ``name``; return its :class:`sim.experiments.Result`.
-
-    Raises ``ValueError`` for an unknown name, a bad seed count or an option the experiment does not
-    take (``budget`` only applies to ``mixed-precision``).
-    """
+def check_args(name, seeds=None, budget=None):
+    """Raise ``ValueError`` for an unknown name, a bad seed count or an option the experiment does not
+    take (``budget`` only applies to ``mixed-precision``)."""
     check_name(name)
     if seeds is not None and (not isinstance(seeds, int) or seeds < 1):
-        raise ValueError(f"seeds must be a positive integer, not {seeds!r}")
-    _, target, options = EXPERIMENTS[name]
-    kw = {}
+        raise ValueError(f"--seeds must be a positive integer, not {seeds!r}")
     if budget is not None:
-        if "budget" not in options:
+        if "budget" not in EXPERIMENTS[name][2]:
             raise ValueError(f"--budget applies only to mixed-precision, not {name!r}")
         if not budget >= 0:
-            raise ValueError(f"budget must be a non-negative number of accuracy points, not {budget!r}")
-        kw["budget"] = budget
+            raise ValueError(f"--budget must be a non-negative number of accuracy points, not {budget!r}")
+
+
+def run_experiment(name, *, quick=False, seeds=None, plot=None, budget=None, board=True):
+    """Run experiment ``name``; return its :class:`sim.experiments.Result` (arguments checked by
+    :func:`check_args`). ``board``: run the mixed-precision choice on the simulated board."""
+    check_args(name, seeds, budget)
+    _, target, options = EXPERIMENTS[name]
+    kw = {} if budget is None else {"budget": budget}
     module, func = target.split(":")
     result = getattr(importlib.import_module(module), func)(quick=quick, seeds=seeds, plot=plot, **kw)
     if "board" in options and board and result.data.get("board_model") is not None:

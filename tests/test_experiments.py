@@ -1,0 +1,154 @@
+"""``edgelearn experiment``: the machinery of each experiment on tiny settings (seconds, not minutes)."""
+
+import numpy as np
+import pytest
+
+from edgelearn.cli import main
+from hw.mac import MacArray
+from sim.experiments import mean_se
+from sim.experiments.mixed_precision import bisect_path, cross_terms, hutchinson_traces, move_path
+from sim.experiments.nets import Conv1d, Dense, IntModel, Net, grads, hvp, loss
+from sim.mac.amaranth_run import run_tiles
+from sim.mac.cycles import gemm_cycles
+from sim.mac.golden import gemm_tiles, random_acts, random_weights, ref_gemm
+
+
+def _tiny_net(rng, conv=False):
+    layers = [Conv1d(2, 3, 3, 2, 1, 8), Dense(12, 3)] if conv else [Dense(6, 5), Dense(5, 4), Dense(4, 3)]
+    net = Net(layers, rng)
+    for b in net.b:
+        b += rng.normal(0, 0.1, b.shape)
+    x = rng.normal(size=(7, 8, 2) if conv else (7, 6))
+    return net, x, rng.integers(0, 3, 7)
+
+
+def _exact_hessian(net, x, y):
+    """The full weight Hessian from HVPs with unit vectors (tiny models only)."""
+    sizes = [w.size for w in net.w]
+    n = sum(sizes)
+    H = np.zeros((n, n))
+    for i in range(n):
+        e = np.zeros(n)
+        e[i] = 1
+        v = np.split(e, np.cumsum(sizes)[:-1])
+        H[:, i] = np.concatenate([h.ravel() for h in hvp(net, x, y, [a.reshape(w.shape)
+                                                                      for a, w in zip(v, net.w)])])
+    return H, np.cumsum([0] + sizes)
+
+
+@pytest.mark.parametrize("conv", [False, True])
+def test_hvp_matches_gradient_differences(conv):
+    rng = np.random.default_rng(0)
+    net, x, y = _tiny_net(rng, conv)
+    v = [rng.normal(size=w.shape) for w in net.w]
+    eps = 1e-5
+    gp = grads(net, x, y, [w + eps * d for w, d in zip(net.w, v)])[1]
+    gm = grads(net, x, y, [w - eps * d for w, d in zip(net.w, v)])[1]
+    for h, a, b in zip(hvp(net, x, y, v), gp, gm):
+        fd = (a - b) / (2 * eps)
+        assert np.abs(h - fd).max() < 1e-6 * np.abs(fd).max()
+    # and the gradient against the loss itself
+    d = [rng.normal(size=w.shape) for w in net.w]
+    num = (loss(net, x, y, [w + eps * e for w, e in zip(net.w, d)])
+           - loss(net, x, y, [w - eps * e for w, e in zip(net.w, d)])) / (2 * eps)
+    assert num == pytest.approx(sum((g * e).sum() for g, e in zip(grads(net, x, y)[1], d)), rel=1e-6)
+
+
+def test_hutchinson_trace_and_cross_terms_match_exact_hessian():
+    rng = np.random.default_rng(1)
+    net, x, y = _tiny_net(rng)
+    H, off = _exact_hessian(net, x, y)
+    assert np.allclose(H, H.T, atol=1e-10)
+    est = hutchinson_traces(net, x, y, 400, np.random.default_rng(2))
+    for l, (t, se) in enumerate(est):
+        exact = np.trace(H[off[l]:off[l + 1], off[l]:off[l + 1]])
+        assert 0 < se < 0.2 * abs(exact) + 1e-12
+        assert abs(t - exact) < 4 * se, (l, t, exact, se)
+    deltas = [rng.normal(size=w.shape) for w in net.w]
+    D = cross_terms(net, x, y, deltas)
+    flat = [d.ravel() for d in deltas]
+    for l in range(3):
+        for m in range(3):
+            assert D[l, m] == pytest.approx(flat[l] @ H[off[l]:off[l + 1], off[m]:off[m + 1]] @ flat[m],
+                                            rel=1e-8, abs=1e-12)
+
+
+def test_conv_im2col_is_a_convolution():
+    rng = np.random.default_rng(3)
+    L = Conv1d(2, 3, 3, 2, 1, 8)
+    h = rng.normal(size=(2, 8, 2))
+    w = rng.normal(size=(3, 3, 2))        # cout x taps x cin, the column order of cols()
+    y = (L.cols(h) @ w.reshape(3, -1).T).reshape(2, L.length_out, 3)
+    hp = np.pad(h, ((0, 0), (1, 1), (0, 0)))
+    direct = np.array([[[sum(hp[b, t * 2 + j, c] * w[o, j, c] for j in range(3) for c in range(2))
+                         for o in range(3)] for t in range(L.length_out)] for b in range(2)])
+    assert np.allclose(y, direct)
+
+
+@pytest.mark.parametrize("rows,cols", [(4, 4), (2, 4)])
+def test_cycle_model_matches_simulated_array(rows, cols):
+    """A small network's GEMMs in three modes, including tiles shorter than the array's rows."""
+    rng = np.random.default_rng(4)
+    total_sim = total_model = 0
+    for (m, k, n, mode) in [(4, 10, 8, "int8"), (6, 9, 5, "int4"), (4, 6, 12, "ternary"), (3, 20, 4, "int2")]:
+        x, w = random_acts(rng, (m, k)), random_weights(rng, (n, k), mode)
+        tiles = gemm_tiles(x, w, mode, rows=rows, cols=cols)
+        out = run_tiles(MacArray(rows=rows, cols=cols, acc_width=24, tile_k=0, count_bits=12), tiles)
+        assert out["cycles"] == gemm_cycles(m, k, n, mode, rows=rows, cols=cols), (m, k, n, mode)
+        total_sim += out["cycles"]
+        total_model += gemm_cycles(m, k, n, mode, rows=rows, cols=cols)
+    assert total_sim == total_model
+
+
+def test_integer_pipeline_accumulators_are_the_golden_gemm():
+    rng = np.random.default_rng(5)
+    net, x, _ = _tiny_net(rng, conv=True)
+    modes = ["int4", "ternary"]
+    m = IntModel(net, modes, float(np.abs(x).max()) / 127, x)
+    seen = []
+
+    def golden(l, X, mode, W):
+        y = ref_gemm(X, W, mode, acc_width=24)[0]
+        assert np.array_equal(y, X @ W.T)         # no saturation: numpy's product is the array's
+        seen.append((l, mode))
+        return y
+    assert np.array_equal(m.forward(x, golden), m.forward(x))
+    assert seen == [(0, "int4"), (1, "ternary")]
+
+
+def test_move_path_and_bisection():
+    # Move keys: layer 0 cheap at both steps, layer 1 expensive; precedence int4 before 2-bit.
+    keys = {(0, 1): 1, (0, 2): 0, (1, 1): 5, (1, 2): 6}
+    path = move_path(2, lambda l, p: keys[(l, p)])
+    assert path == [(0, 0), (1, 0), (2, 0), (2, 1), (2, 2)]
+    # Monotone accuracy along the path: bisection finds the last one that meets the budget.
+    acc = {c: 100 - 2 * sum(c) for c in path}
+    idx, seen = bisect_path(path, lambda c: acc[c] >= 95)
+    assert path[idx] == (2, 0) and len(set(seen)) <= 4
+    # A budget nothing meets: None, and only the first configuration was tried.
+    idx, seen = bisect_path(path, lambda c: False)
+    assert idx is None and seen == [0]
+
+
+def test_mean_se():
+    assert mean_se([1.0]) == (1.0, 0.0)
+    m, se = mean_se([1.0, 2.0, 3.0])
+    assert m == 2.0 and se == pytest.approx(1 / np.sqrt(3))
+
+
+@pytest.mark.parametrize("args,needle", [
+    (["experiment", "nosuch"], "unknown experiment 'nosuch'; the experiments are: mixed-precision, "),
+    (["experiment", "stdp-dw", "--budget", "1"], "--budget applies only to mixed-precision"),
+    (["experiment", "stdp-dw", "--seeds", "0"], "--seeds must be a positive integer"),
+])
+def test_bad_arguments_one_line_exit_2(args, needle, capsys):
+    assert main(args) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("edgelearn: error: ") and needle in err and err.count("\n") == 1
+
+
+def test_list(capsys):
+    assert main(["experiment", "--list"]) == 0
+    out = capsys.readouterr().out
+    for name in ("mixed-precision", "hdqt", "stdp-error", "synapse-encodings"):
+        assert name in out
