@@ -152,3 +152,70 @@ def test_list(capsys):
     out = capsys.readouterr().out
     for name in ("mixed-precision", "hdqt", "stdp-error", "synapse-encodings"):
         assert name in out
+
+
+# --- HDQT: the backward-operand option ---------------------------------------------------------------
+
+def test_hdqt_backward_operands():
+    from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_layer_step
+    cfg = HdqtConfig(lr_shift=3)
+    rng = np.random.default_rng(6)
+    # Operands already on the 4-bit grid (shift 0): quantizing them first changes nothing.
+    x, w = rng.integers(0, 16, (32, 16)), rng.integers(-7, 8, (8, 16))
+    dy = rng.integers(-3000, 3000, (32, 8))
+    a = ref_layer_step(cfg, w, x, -4, dy, -20, LfsrStream(), backward="input")
+    b = ref_layer_step(cfg, w, x, -4, dy, -20, LfsrStream(), backward="quantized")
+    for k in ("dx", "dw", "w"):
+        assert np.array_equal(a[k], b[k])
+    # Wide operands: the quantized source differs, but it is the same gradient up to rounding (a wrong
+    # exponent would scale it by a power of two).
+    x, w = rng.integers(0, 3000, (32, 16)), rng.integers(-6000, 6000, (8, 16))
+    a = ref_layer_step(cfg, w, x, -8, dy, -20, LfsrStream(), backward="input")
+    b = ref_layer_step(cfg, w, x, -8, dy, -20, LfsrStream(), backward="quantized")
+    assert not np.array_equal(a["dw"], b["dw"])
+    for k in ("dw", "dx"):
+        fa, fb = a[k] * 2.0 ** a[f"{k}_exp"], b[k] * 2.0 ** b[f"{k}_exp"]
+        assert np.corrcoef(fa.ravel(), fb.ravel())[0, 1] > 0.8
+        assert 0.7 < np.abs(fb).sum() / np.abs(fa).sum() < 1.4
+    with pytest.raises(ValueError, match="backward must be 'input' or 'quantized'"):
+        ref_layer_step(cfg, w, x, -8, dy, -20, LfsrStream(), backward="float")
+
+
+def test_hdqt_mnist1d_tasks_are_int16():
+    from sim.hdqt.experiment import input_format, load_tasks
+    xtr, xte, ytr, yte = load_tasks(0, "mnist1d")
+    assert xtr.shape == (4000, 40) and xte.shape == (1000, 40) and set(ytr) == set(range(10))
+    assert xtr.dtype == np.int64 and np.abs(xtr).max() < 1 << 15
+    assert input_format("mnist1d") == (40, -8, False)
+
+
+# --- STDP error curve and synapse encodings ------------------------------------------------------------
+
+def test_stdp_error_zero_above_window_and_not_below():
+    from hw.stdp import spec
+    from sim.experiments.stdp_error import ltp_ltd_errors, spike_trains
+    T = 20
+    kp, km = spec.exp_kernel(T, 40, 5), spec.exp_kernel(T, 44, 5)
+    syn = [(p, 3 + q) for p in range(3) for q in range(3)]
+    for refractory, exact in ((T - 1, True), (2, False)):
+        trains = spike_trains(np.random.default_rng(7), 6, 3000, 60, refractory)
+        for t in trains:
+            assert np.all(np.diff(t) > refractory)
+        ltp, ltd = ltp_ltd_errors(trains, syn, kp, km, T, 3000)
+        assert (ltp == 0 and ltd == 0) if exact else (ltp > 0.05 and ltd > 0.01), (refractory, ltp, ltd)
+
+
+def test_synapse_energy_model_and_counts():
+    from sim.experiments.synapse_encodings import access_energy_pj, measure, rtl_check
+    assert access_energy_pj(8 * 1024 * 8, 64) == pytest.approx(10.0)
+    assert access_energy_pj(32 * 1024 * 8, 64) == pytest.approx(20.0)
+    assert access_energy_pj(1024 * 1024 * 8, 32) == pytest.approx(50.0)
+    n, f = 32, 4
+    csr, xbar = measure("csr", n, f, steps=5), measure("crossbar", n, f, steps=5)
+    assert csr["walks"] == xbar["walks"] > 0                     # same spikes, same walks
+    assert csr["accesses"]["syn"] == 2 * csr["walks"] * f       # read + write per walked synapse
+    assert xbar["accesses"]["syn"] == 2 * xbar["walks"] * n     # every post of the row
+    assert csr["accesses"]["row"] == csr["walks"] and "row" not in xbar["accesses"]
+    t = rtl_check(n=8, fanout=2, steps=4)
+    for enc, walks, words, cycles, _, ok in t.rows:
+        assert ok is True and cycles >= words

@@ -6,11 +6,18 @@ when ``plot`` names a file, the figure written there. Results and the decisions 
 experiment are in ``docs/experiments.md``.
 """
 
+import sys
+import time
 from dataclasses import dataclass, field
 
 import numpy as np
 
-__all__ = ["Table", "Result", "mean_se", "fmt_mean_se", "new_figure", "save_figure"]
+__all__ = ["Table", "Result", "mean_se", "fmt_mean_se", "new_figure", "save_figure", "progress"]
+
+
+def progress(msg):
+    """A progress line on stderr (stdout carries only the results)."""
+    print(f"[{time.strftime('%H:%M:%S')}] {msg}", file=sys.stderr, flush=True)
 
 
 @dataclass
@@ -22,11 +29,11 @@ class Table:
 
     def format(self):
         cells = [[str(c) for c in self.columns]] + [[_cell(v) for v in r] for r in self.rows]
+        numeric = [[False] * len(self.columns)] + [[_is_number(v) for v in r] for r in self.rows]
         widths = [max(len(r[i]) for r in cells) for i in range(len(self.columns))]
         lines = [self.title]
-        for k, r in enumerate(cells):
-            lines.append("  " + "  ".join(c.rjust(w) if k and i else c.ljust(w)
-                                          for i, (c, w) in enumerate(zip(r, widths))))
+        for r, num in zip(cells, numeric):
+            lines.append("  " + "  ".join(c.rjust(w) if n else c.ljust(w) for c, w, n in zip(r, widths, num)))
         return "\n".join(lines)
 
     def as_dict(self):
@@ -54,6 +61,14 @@ class Result:
     def as_dict(self):
         return {"experiment": self.name, "tables": [t.as_dict() for t in self.tables], "lines": self.lines,
                 "plot": self.plot, "data": _json(self.data)}
+
+
+def _is_number(v):
+    if isinstance(v, (bool, np.bool_)):
+        return False
+    if isinstance(v, (int, float, np.integer, np.floating)):
+        return True
+    return isinstance(v, str) and v[:1] in "+-0123456789" and v[-1:] in "0123456789%"
 
 
 def _cell(v):
