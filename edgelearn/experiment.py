@@ -9,6 +9,8 @@ be imported from ``sim``). Results and decisions: ``docs/experiments.md``.
 import importlib
 import json
 
+from sim.experiments import Table
+
 __all__ = ["EXPERIMENTS", "run_experiment", "describe", "check_args", "print_result"]
 
 #: name -> (summary, "module:function", options it takes beyond quick/seeds/plot)
@@ -68,9 +70,7 @@ def run_experiment(name, *, quick=False, seeds=None, plot=None, budget=None, boa
 
 def _run_on_board(result):
     """Run the chosen mixed-precision digits MLP as the ``mlp`` job's pipeline on the simulated board."""
-    from firmware.mixed_mlp import run_mixed_mlp
-
-    from sim.experiments import Table
+    from firmware.mixed_mlp import run_mixed_mlp  # the simulated board: only when the run gets here
     rows = run_mixed_mlp(result.data["board_model"])
     result.tables.append(Table("chosen digits configuration on the simulated board (GEMM command group, "
                                "Verilator, driven at its UART pins)", ["what", "value"],

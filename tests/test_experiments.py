@@ -130,6 +130,22 @@ def test_move_path_and_bisection():
     assert idx is None and seen == [0]
 
 
+def test_budget_not_met_line():
+    from sim.experiments.mixed_precision import budget_lines
+    evals = {(0, 0): {"val": 90.0, "test": 89.5, "cycles": 984, "modes": ["int8", "int8"]},
+             (1, 0): {"val": 80.0, "test": 79.0, "cycles": 700, "modes": ["int4", "int8"]}}
+    path = [(0, 0), (1, 0)]
+    idx, seen = bisect_path(path, lambda c: evals[c]["val"] >= 95.0 - 1.0)
+    assert idx is None
+    r = {"ev": evals.__getitem__, "ref_val": 95.0,
+         "searches": {"hutchinson": {"chosen": None, "best": max((path[i] for i in seen),
+                                                                 key=lambda c: evals[c]["val"])},
+                      "random": {"chosen": (0, 0), "best": (0, 0)}}}
+    lines = budget_lines("m", r, 1.0)
+    assert lines == ["m hutchinson: BUDGET NOT MET: no configuration on the path is within 1.0 points of "
+                     "float (95.00 % val); best found 8/8: val 90.00 %, test 89.50 %, 984 cycles"]
+
+
 def test_mean_se():
     assert mean_se([1.0]) == (1.0, 0.0)
     m, se = mean_se([1.0, 2.0, 3.0])
@@ -218,4 +234,5 @@ def test_synapse_energy_model_and_counts():
     assert csr["accesses"]["row"] == csr["walks"] and "row" not in xbar["accesses"]
     t = rtl_check(n=8, fanout=2, steps=4)
     for enc, walks, words, cycles, _, ok in t.rows:
-        assert ok is True and cycles >= words
+        assert ok is True and walks > 0 and cycles >= words
+        assert words == walks * (8 if enc == "crossbar" else 2)

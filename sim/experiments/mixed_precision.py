@@ -54,7 +54,7 @@ from sim.experiments.nets import Conv1d, Dense, IntModel, Net, fake_quant, hvp, 
 from sim.mac.cycles import gemm_cycles
 
 __all__ = ["run", "load_dataset", "make_net", "hutchinson_traces", "cross_terms", "bisect_path",
-           "move_path", "network_cycles", "MODELS", "ROWS", "COLS", "BATCH"]
+           "move_path", "network_cycles", "budget_lines", "MODELS", "ROWS", "COLS", "BATCH"]
 
 ROWS, COLS, BATCH = 4, 4, 4
 #: The search whose choice is reported, fine-tuned and run on the array and the board.
@@ -339,6 +339,18 @@ def run(*, quick=False, seeds=None, plot=None, budget=1.0, models=None, n_random
     return res
 
 
+def budget_lines(model, r, budget):
+    """One line per search whose budget no configuration on its path met: the best one it found."""
+    ev, out = r["ev"], []
+    for name, s in r["searches"].items():
+        if s["chosen"] is None:
+            e = ev(s["best"])
+            out.append(f"{model} {name}: BUDGET NOT MET: no configuration on the path is within {budget} "
+                       f"points of float ({r['ref_val']:.2f} % val); best found {_cfg(ev, s['best'])}: "
+                       f"val {e['val']:.2f} %, test {e['test']:.2f} %, {e['cycles']} cycles")
+    return out
+
+
 def _report_model(res, model, runs, budget, data, quick):
     r = runs[0]
     ev, net = r["ev"], r["net"]
@@ -370,13 +382,7 @@ def _report_model(res, model, runs, budget, data, quick):
                        f"{m:.0f} ± {se:.0f}", f"{100 * (m / c8 - 1):+.1f} %", "-", "-"])
     row(f"exhaustive ({len(ev.cache)} configurations): fastest within budget", r["oracle"], len(ev.cache))
     res.tables.append(t)
-    for name, s in r["searches"].items():
-        if s["chosen"] is None:
-            e = ev(s["best"])
-            res.lines.append(f"{model} {name}: BUDGET NOT MET: no configuration on the path is within "
-                             f"{budget} "
-                             f"points of float ({r['ref_val']:.2f} % val); best found {_cfg(ev, s['best'])}: "
-                             f"val {e['val']:.2f} %, test {e['test']:.2f} %, {e['cycles']} cycles")
+    res.lines += budget_lines(model, r, budget)
     # Pareto front on validation accuracy vs cycles (weight bits as a third objective).
     pts = list(ev.cache)
     key = lambda c: (ev(c)["val"], -ev(c)["cycles"], -ev(c)["bits"])  # noqa: E731

@@ -69,7 +69,7 @@ def run(*, quick=False, seeds=None, plot=None):
     refractories = (0, 2, 5, 10, 20, 30, 40, 49, 60) if quick else (0, 1, 2, 5, 10, 15, 20, 30, 40, 45, 49,
                                                                     50, 60)
     rates = (10, 50) if quick else (5, 10, 20, 50)
-    n, duration = (4, 5) if quick else (6, 20)
+    n, duration = (4, 5) if quick else (6, 10)
     steps = duration * 1000
     synapses = [(p, n + q) for p in range(n) for q in range(n)]
     err = {}
