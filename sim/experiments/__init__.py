@@ -105,12 +105,12 @@ def fmt_mean_se(values, digits=2):
     return f"{m:.{digits}f} ± {se:.{digits}f}"
 
 
-def new_figure(ncols=1, width=5.0, height=3.5):
-    """A matplotlib figure on the Agg backend (no display needed)."""
-    import matplotlib
+def new_figure(ncols=1, width=5.0, height=3.5, nrows=1):
+    """A matplotlib figure on the Agg backend (no display needed); axes indexed ``[row][col]``."""
+    import matplotlib  # heavy: imported only when a figure is asked for
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    return plt.subplots(1, ncols, figsize=(width * ncols, height), squeeze=False)
+    return plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False)
 
 
 def save_figure(fig, path):

@@ -7,8 +7,8 @@ exact STDP for refractory periods greater than the STDP time window". Here, with
 * spike trains: ``n`` presynaptic and ``n`` postsynaptic neurons, Poisson at ``rate`` Hz with an
   absolute refractory period of ``refractory`` ms (no spike in the ``refractory`` steps after a
   spike), all-to-all synapses (pre -> post), ``duration`` seconds;
-* STDP window T = 50 ms, exponential kernels with τ = 12.5 ms rounded to integer tables
-  (:func:`hw.stdp.spec.exp_kernel`, amplitudes 40 / 44);
+* STDP window T = 50 ms (and 20 ms in the full run), exponential kernels with τ = T / 4 rounded to
+  integer tables (:func:`hw.stdp.spec.exp_kernel`, amplitudes 40 / 44);
 * the forward-table rule's cumulative weight change on those trains
   (:func:`sim.stdp.golden.ref_forward_dw`: the core's timers, pending flags and walk conditions,
   unbounded weights) against exact all-to-all pair STDP on the *same* trains with the *same*
@@ -30,7 +30,6 @@ from sim.stdp.golden import ref_exact_pair_stdp, ref_forward_dw
 __all__ = ["run", "spike_trains", "ltp_ltd_errors", "WINDOW_MS"]
 
 WINDOW_MS = 50
-TAU_MS = 12.5
 
 
 def spike_trains(rng, n, steps, rate_hz, refractory_ms, dt_ms=1.0):
@@ -62,12 +61,10 @@ def ltp_ltd_errors(trains, synapses, kp, km, T, steps):
     return tuple(out)
 
 
-def run(*, quick=False, seeds=None, plot=None):
-    seeds = range(seeds or (2 if quick else 5))
-    T = WINDOW_MS
-    kp, km = spec.exp_kernel(T, 40, TAU_MS), spec.exp_kernel(T, 44, TAU_MS)
-    refractories = (0, 2, 5, 10, 20, 30, 40, 49, 60) if quick else (0, 1, 2, 5, 10, 15, 20, 30, 40, 45, 49,
-                                                                    50, 60)
+def _sweep(T, seeds, quick):
+    kp, km = spec.exp_kernel(T, 40, T / 4), spec.exp_kernel(T, 44, T / 4)
+    base = (0, 2, 5, 10, 20, 30, 40) if quick else (0, 1, 2, 5, 10, 15, 20, 30, 40, 45)
+    refractories = sorted({r for r in base if r < T - 1} | {T - 1, T + 10})
     rates = (10, 50) if quick else (5, 10, 20, 50)
     n, duration = (4, 5) if quick else (6, 10)
     steps = duration * 1000
@@ -82,7 +79,7 @@ def run(*, quick=False, seeds=None, plot=None):
                 vals.append(ltp_ltd_errors(trains, synapses, kp, km, T, steps))
             err[rate, r] = np.array(vals) * 100
     t = Table(f"forward-table STDP vs exact pair STDP on the same spike trains: relative L1 error of the "
-              f"cumulative dw (%), mean ± se over {len(seeds)} seeds; window {T} ms, τ {TAU_MS} ms, 1 ms "
+              f"cumulative dw (%), mean ± se over {len(seeds)} seeds; window {T} ms, τ {T / 4:g} ms, 1 ms "
               f"steps, {n} pre x {n} post neurons all-to-all, {duration} s",
               ["refractory ms"] + [f"{k} {rate} Hz" for rate in rates for k in ("LTP", "LTD")])
     for r in refractories:
@@ -92,27 +89,42 @@ def run(*, quick=False, seeds=None, plot=None):
                 m, se = mean_se(err[rate, r][:, j])
                 row.append(f"{m:.2f} ± {se:.2f}")
         t.rows.append(row)
-    res = Result("stdp-error", [t])
+    lines = []
     exact_from = [r for r in refractories if all(err[rate, r].max() == 0 for rate in rates)]
-    res.lines.append(f"exact (0 % for LTP and LTD at every rate and seed) from refractory "
-                     f"{min(exact_from) if exact_from else '-'} ms (window {T} ms: exact for "
-                     f"refractory >= T - 1 = {T - 1} ms)")
+    lines.append(f"window {T} ms: exact (0 % for LTP and LTD at every rate and seed) from refractory "
+                 f"{min(exact_from) if exact_from else '-'} ms (exact for refractory >= T - 1 = {T - 1} ms)")
     for rate in rates:
-        r10 = err[rate, 10].mean(0) if (rate, 10) in err else None
-        if r10 is not None:
-            res.lines.append(f"{rate} Hz at 10 ms refractory: LTP {r10[0]:.2f} %, LTD {r10[1]:.2f} %")
+        if (rate, 10) in err:
+            r10 = err[rate, 10].mean(0)
+            lines.append(f"window {T} ms, {rate} Hz, 10 ms refractory: LTP {r10[0]:.2f} %, "
+                         f"LTD {r10[1]:.2f} %")
+    return t, lines, (refractories, rates, err)
+
+
+def run(*, quick=False, seeds=None, plot=None, windows=None):
+    """``windows``: STDP windows in ms (τ = window / 4); default 50 (quick) or 20 and 50."""
+    seeds = range(seeds or (2 if quick else 5))
+    windows = windows or ((WINDOW_MS,) if quick else (20, WINDOW_MS))
+    res = Result("stdp-error")
+    curves = {}
+    for T in windows:
+        t, lines, curves[T] = _sweep(T, seeds, quick)
+        res.tables.append(t)
+        res.lines += lines
     if plot:
-        fig, axes = new_figure(2, 4.5, 3.4)
-        for j, name in ((0, "LTP (causal)"), (1, "LTD (acausal)")):
-            ax = axes[0][j]
-            for rate in rates:
-                ms = [mean_se(err[rate, r][:, j]) for r in refractories]
-                ax.errorbar(refractories, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", ms=3,
-                            capsize=2, label=f"{rate} Hz")
-            ax.axvline(T - 1, color="k", ls=":", lw=0.8)
-            ax.set_xlabel("refractory period (ms)")
-            ax.set_ylabel("relative error of cumulative dw (%)")
-            ax.set_title(f"{name}, window {T} ms")
-            ax.legend(fontsize=7)
+        fig, axes = new_figure(2, 4.5, 3.4, nrows=len(windows))
+        for i, T in enumerate(windows):
+            refractories, rates, err = curves[T]
+            for j, name in ((0, "LTP (causal)"), (1, "LTD (acausal)")):
+                ax = axes[i][j]
+                for rate in rates:
+                    ms = [mean_se(err[rate, r][:, j]) for r in refractories]
+                    ax.errorbar(refractories, [m for m, _ in ms], yerr=[s for _, s in ms], marker="o", ms=3,
+                                capsize=2, label=f"{rate} Hz")
+                ax.axvline(T - 1, color="k", ls=":", lw=0.8)
+                ax.set_xlabel("refractory period (ms)")
+                ax.set_ylabel("relative error of cumulative dw (%)")
+                ax.set_title(f"{name}, window {T} ms")
+                ax.legend(fontsize=7)
         res.plot = save_figure(fig, plot)
     return res
