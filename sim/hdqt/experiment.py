@@ -1,4 +1,4 @@
-"""Class-incremental learning on scikit-learn digits: float vs HDQT (integer golden model).
+"""Class-incremental learning on scikit-learn digits (and MNIST-1D): float vs HDQT (integer golden model).
 
 Run: ``python -m sim.hdqt.experiment`` (``--quick`` for one seed and fewer epochs; ``--plot FILE``
 writes a PNG when matplotlib is installed).
