@@ -379,6 +379,22 @@ def cmd_prove(args):
     return 1 if failures else 0
 
 
+def cmd_experiment(args):
+    from edgelearn import experiment as ex
+    if args.list or not args.name:
+        _print_rows(ex.describe())
+        return 0
+    try:
+        ex.check_args(args.name, args.seeds, args.budget)
+        _progress(f"experiment {args.name}{' (quick)' if args.quick else ''}")
+        result = ex.run_experiment(args.name, quick=args.quick, seeds=args.seeds, plot=args.plot,
+                                   budget=args.budget)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    ex.print_result(result, as_json=args.json)
+    return 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
 
 def cmd_compress(args):
@@ -513,6 +529,17 @@ def _parser():
     s.add_argument("--no-jobs", action="store_true", help="skip the end-to-end driver jobs")
     s.add_argument("-o", "--output", default="build/demo", help="where the Verilog goes")
     s.set_defaults(func=cmd_demo)
+
+    s = sub.add_parser("experiment", help="reproduce a paper's claim: tables and figure (--list)")
+    s.add_argument("name", nargs="?")
+    s.add_argument("--list", action="store_true", help="list the experiments")
+    s.add_argument("--quick", action="store_true", help="small settings (a few minutes on 2 cores)")
+    s.add_argument("--seeds", type=int, default=None, help="number of seeds (default: the experiment's)")
+    s.add_argument("--plot", metavar="FILE", default=None, help="write the figure (PNG) here")
+    s.add_argument("--json", action="store_true", help="print the result as JSON")
+    s.add_argument("--budget", type=float, default=None,
+                   help="mixed-precision: accuracy budget in points (default 1.0)")
+    s.set_defaults(func=cmd_experiment)
     return p
 
 

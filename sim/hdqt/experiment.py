@@ -1,4 +1,4 @@
-"""Class-incremental learning on scikit-learn digits: float vs HDQT (integer golden model).
+"""Class-incremental learning on scikit-learn digits (and MNIST-1D): float vs HDQT (integer golden model).
 
 Run: ``python -m sim.hdqt.experiment`` (``--quick`` for one seed and fewer epochs; ``--plot FILE``
 writes a PNG when matplotlib is installed).
@@ -42,15 +42,44 @@ __all__ = ["load_tasks", "run_cil", "main"]
 
 #: Pixels 0..16 enter as integers with exponent -4 (value = pixel / 16); the float models get pixel / 16.
 X_EXP = -4
+#: MNIST-1D's standardised signal (about -5.5..4.5) enters as signed integers with exponent -8.
+X_EXP_MNIST1D = -8
 TASKS = [(0, 1), (2, 3), (4, 5), (6, 7), (8, 9)]
+DATASETS = ("digits", "mnist1d")
 
 
-def load_tasks(seed):
-    from sklearn.datasets import load_digits
-    from sklearn.model_selection import train_test_split
-    d = load_digits()
-    x, y = d.data.astype(np.int64), d.target.astype(np.int64)
-    return train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+def load_tasks(seed, dataset="digits"):
+    """``(x_train, x_test, y_train, y_test)`` as integers (value = x * 2**x_exp, see :func:`input_format`).
+
+    digits: stratified 70/30 split by ``seed``; MNIST-1D: ``mnist1d.data.make_dataset()`` with its
+    default arguments (4000 train / 1000 test, generated offline), the same for every seed.
+    """
+    if dataset == "digits":
+        from sklearn.datasets import load_digits
+        from sklearn.model_selection import train_test_split
+        d = load_digits()
+        x, y = d.data.astype(np.int64), d.target.astype(np.int64)
+        return train_test_split(x, y, test_size=0.3, stratify=y, random_state=seed)
+    if dataset == "mnist1d":
+        d = _mnist1d()
+        to_int = lambda v: np.round(v * 2.0 ** -X_EXP_MNIST1D).astype(np.int64)  # noqa: E731
+        return to_int(d["x"]), to_int(d["x_test"]), d["y"].astype(np.int64), d["y_test"].astype(np.int64)
+    raise ValueError(f"dataset must be one of {', '.join(map(repr, DATASETS))}, not {dataset!r}")
+
+
+_MNIST1D = {}
+
+
+def _mnist1d():
+    if "d" not in _MNIST1D:
+        from mnist1d.data import make_dataset
+        _MNIST1D["d"] = make_dataset()
+    return _MNIST1D["d"]
+
+
+def input_format(dataset):
+    """``(input features, exponent, non-negative)`` of a data set's integer inputs."""
+    return (64, X_EXP, True) if dataset == "digits" else (40, X_EXP_MNIST1D, False)
 
 
 def _init(rng, o, k):
@@ -75,8 +104,8 @@ def _to_fixed(g, bits=16):
 
 
 class FloatMLP:
-    def __init__(self, rng, lr):
-        self.w1, self.w2, self.lr = _init(rng, 64, 64), _init(rng, 10, 64), lr
+    def __init__(self, rng, lr, k_in=64):
+        self.w1, self.w2, self.lr = _init(rng, 64, k_in), _init(rng, 10, 64), lr
 
     def logits(self, x):
         return np.maximum(x @ self.w1.T, 0) @ self.w2.T
@@ -93,77 +122,85 @@ class FloatMLP:
 class FloatHdqtMLP(FloatMLP):
     """The authors' algorithm with float scales."""
 
-    def __init__(self, rng, lr, cfg):
-        super().__init__(rng, lr)
+    def __init__(self, rng, lr, cfg, k_in=64, x_unsigned=True, backward="input"):
+        super().__init__(rng, lr, k_in)
         self.cfg, self.rng = cfg, np.random.default_rng(rng.integers(1 << 31))
+        self.x_unsigned, self.backward = x_unsigned, backward
 
     def logits(self, x):
-        h = np.maximum(float_layer_forward(self.cfg, self.w1, x), 0)
+        h = np.maximum(float_layer_forward(self.cfg, self.w1, x, x_unsigned=self.x_unsigned), 0)
         return float_layer_forward(self.cfg, self.w2, h)
 
     def step(self, x, labels):
-        h_pre = float_layer_forward(self.cfg, self.w1, x)
+        h_pre = float_layer_forward(self.cfg, self.w1, x, x_unsigned=self.x_unsigned)
         h = np.maximum(h_pre, 0)
         g = _softmax_grad(float_layer_forward(self.cfg, self.w2, h), labels)
-        _, dh, self.w2 = float_layer_step(self.cfg, self.w2, h, g, self.rng, lr=self.lr)
+        _, dh, self.w2 = float_layer_step(self.cfg, self.w2, h, g, self.rng, lr=self.lr,
+                                          backward=self.backward)
         _, _, self.w1 = float_layer_step(self.cfg, self.w1, x, dh * (h_pre > 0), self.rng, lr=self.lr,
-                                         need_dx=False)
+                                         need_dx=False, x_unsigned=self.x_unsigned, backward=self.backward)
 
 
 class IntHdqtMLP:
-    """The hardware's integer arithmetic (golden model); inputs are the integer pixels, exponent -4."""
+    """The hardware's integer arithmetic (golden model); inputs are integers with exponent ``x_exp``
+    (digits: the pixels, exponent -4)."""
 
-    def __init__(self, rng, cfg):
+    def __init__(self, rng, cfg, k_in=64, x_exp=X_EXP, x_unsigned=True, backward="input"):
         lim = spec.acc_limit(spec.W_BITS)
         to_q = lambda w: np.clip(np.round(w * 2 ** cfg.w_frac), -lim, lim).astype(np.int64)  # noqa: E731
-        self.w1, self.w2 = to_q(_init(rng, 64, 64)), to_q(_init(rng, 10, 64))
+        self.w1, self.w2 = to_q(_init(rng, 64, k_in)), to_q(_init(rng, 10, 64))
+        self.x_exp, self.x_unsigned, self.backward = x_exp, x_unsigned, backward
         self.cfg, self.lfsr, self.saturated = cfg, LfsrStream(int(rng.integers(65535))), False
         self.steps, self.record, self.records = 0, (), []
 
     def logits(self, x):
-        y1, e1, _ = ref_layer_forward(self.cfg, self.w1, x, X_EXP)
+        y1, e1, _ = ref_layer_forward(self.cfg, self.w1, x, self.x_exp, x_unsigned=self.x_unsigned)
         y2, e2, _ = ref_layer_forward(self.cfg, self.w2, np.maximum(y1, 0), e1)
         return y2 * 2.0 ** e2
 
     def step(self, x, labels):
         cfg = self.cfg
-        y1, e1, _ = ref_layer_forward(cfg, self.w1, x, X_EXP)
+        y1, e1, _ = ref_layer_forward(cfg, self.w1, x, self.x_exp, x_unsigned=self.x_unsigned)
         h = np.maximum(y1, 0)
         y2, e2, _ = ref_layer_forward(cfg, self.w2, h, e1)
         dy2, dy2_exp = _to_fixed(_softmax_grad(y2 * 2.0 ** e2, labels))
-        r2 = ref_layer_step(cfg, self.w2, h, e1, dy2, dy2_exp, self.lfsr)
+        r2 = ref_layer_step(cfg, self.w2, h, e1, dy2, dy2_exp, self.lfsr, backward=self.backward)
         # The gradient buffer is 16 bits: requantize dX (round to nearest) before ReLU's mask.
         dh = r2["dx"] * (y1 > 0)
         s = spec.shift_for(int(np.abs(dh).max()), spec.W_BITS, False)
         dh = ref_rshift_rtn(dh, s)
         if self.steps in self.record:  # the hidden layer's inputs, for replay on the RTL (64 x 64, B = 32)
-            self.records.append({"step": self.steps, "w": self.w1.copy(), "x": x.copy(), "x_exp": X_EXP,
+            self.records.append({"step": self.steps, "w": self.w1.copy(), "x": x.copy(), "x_exp": self.x_exp,
                                  "dy": dh.copy(), "dy_exp": r2["dx_exp"] + s, "lfsr_index": self.lfsr.index})
         self.steps += 1
-        r1 = ref_layer_step(cfg, self.w1, x, X_EXP, dh, r2["dx_exp"] + s, self.lfsr, need_dx=False)
+        r1 = ref_layer_step(cfg, self.w1, x, self.x_exp, dh, r2["dx_exp"] + s, self.lfsr, need_dx=False,
+                            x_unsigned=self.x_unsigned, backward=self.backward)
         self.w1, self.w2 = r1["w"], r2["w"]
         self.saturated |= r1["w_saturated"] or r2["w_saturated"]
 
 
 def run_cil(method, *, seed=0, epochs=8, lr_shift=2, replay=20, batch=32, bits=4, tile_bits=8, record=(),
-            model_out=None):
+            model_out=None, dataset="digits", backward="input"):
     """Train one model through the 5 tasks; returns ``(final accuracy, average incremental accuracy)``.
 
     ``record`` (``hdqt`` only): step numbers whose hidden-layer inputs are recorded in
-    ``model.records``; ``model_out`` (a list) receives the trained model.
+    ``model.records``; ``model_out`` (a list) receives the trained model. ``dataset``: "digits" or
+    "mnist1d"; ``backward``: the HDQT methods' backward-pass operands (see
+    :func:`sim.hdqt.golden.ref_layer_step`).
     """
-    xtr, xte, ytr, yte = load_tasks(seed)
+    xtr, xte, ytr, yte = load_tasks(seed, dataset)
+    k_in, x_exp, x_unsigned = input_format(dataset)
     if method != "hdqt":
-        xtr, xte = xtr * 2.0 ** X_EXP, xte * 2.0 ** X_EXP
+        xtr, xte = xtr * 2.0 ** x_exp, xte * 2.0 ** x_exp
     rng = np.random.default_rng(seed)
     cfg = HdqtConfig(bits=bits, tile_bits=tile_bits, lr_shift=lr_shift)
     lr = 2.0 ** -lr_shift
     if method == "float":
-        model = FloatMLP(rng, lr)
+        model = FloatMLP(rng, lr, k_in)
     elif method == "float-hdqt":
-        model = FloatHdqtMLP(rng, lr, cfg)
+        model = FloatHdqtMLP(rng, lr, cfg, k_in, x_unsigned, backward)
     elif method == "hdqt":
-        model = IntHdqtMLP(rng, cfg)
+        model = IntHdqtMLP(rng, cfg, k_in, x_exp, x_unsigned, backward)
         model.record = set(record)
     else:
         raise ValueError(f"method must be 'float', 'float-hdqt' or 'hdqt', not {method!r}")

@@ -42,20 +42,31 @@ def float_layer_forward(cfg, w, x, *, x_unsigned=True):
     return _mm(cfg, xq, wq.T) * (sx * sw)
 
 
-def float_layer_step(cfg, w, x, dy, rng, *, lr, need_dx=True):
-    """One step on float tensors: returns ``(y, dx, w_new)``; ``lr`` is the float learning rate."""
+def float_layer_step(cfg, w, x, dy, rng, *, lr, need_dx=True, x_unsigned=True, backward="input"):
+    """One step on float tensors: returns ``(y, dx, w_new)``; ``lr`` is the float learning rate.
+
+    ``backward``: ``"input"`` transforms the float W and X in the backward pass, ``"quantized"`` their
+    forward-quantized (dequantized 4-bit) values, as the authors' code does."""
     b = x.shape[0]
     o = w.shape[0]
-    y = float_layer_forward(cfg, w, x)
+    y = float_layer_forward(cfg, w, x, x_unsigned=x_unsigned)
+    w_src, x_src = w, x
+    if backward == "quantized":
+        q, s = float_quantize(w, cfg.bits)
+        w_src = q * s
+        q, s = float_quantize(x, cfg.bits, unsigned=x_unsigned)
+        x_src = q * s
+    elif backward != "input":
+        raise ValueError(f"backward must be 'input' or 'quantized', not {backward!r}")
     dx = None
     if need_dx:
         n_o = spec.hadamard_block(o, cfg.had_cap)
-        whq, s1 = float_quantize(ref_fwht_f(w, n_o, 0), cfg.bits)
+        whq, s1 = float_quantize(ref_fwht_f(w_src, n_o, 0), cfg.bits)
         dyq, s2 = float_quantize(ref_fwht_f(dy, n_o, 1), cfg.bits, rng=rng)
         dx = _mm(cfg, dyq, whq) * (s1 * s2 / n_o)
     n_b = spec.hadamard_block(b, cfg.had_cap)
     dyq, s3 = float_quantize(ref_fwht_f(dy, n_b, 0), cfg.bits, rng=rng)
-    xq, s4 = float_quantize(ref_fwht_f(x, n_b, 0), cfg.bits, rng=rng)
+    xq, s4 = float_quantize(ref_fwht_f(x_src, n_b, 0), cfg.bits, rng=rng)
     dw = _mm(cfg, dyq.T, xq) * (s3 * s4 / n_b)
     return y, dx, w - lr * dw
 

@@ -169,7 +169,10 @@ def ref_layer_forward(cfg, w, x, x_exp, *, x_unsigned=True):
     return y, x_exp + sx + sw - cfg.w_frac, (sx, sw)
 
 
-def ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr, *, x_unsigned=True, need_dx=True):
+BACKWARD_OPERANDS = ("input", "quantized")
+
+
+def ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr, *, x_unsigned=True, need_dx=True, backward="input"):
     """One HDQT training step of ``Y = X W^T``.
 
     Parameters
@@ -188,6 +191,10 @@ def ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr, *, x_unsigned=True, need_
     need_dx : bool
         Compute the input gradient (the golden model may skip it for a first layer; the RTL always
         computes it, and its LFSR words are consumed either way).
+    backward : str
+        Which operands the backward pass transforms: ``"input"`` (the hardware: the 16-bit X and the
+        master weights W) or ``"quantized"`` (the forward-quantized Xq and Wq, as the authors'
+        code does; a software option, the RTL does not implement it).
 
     Returns
     -------
@@ -203,10 +210,18 @@ def ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr, *, x_unsigned=True, need_
     o = w.shape[0]
     mm = dict(tile_k=cfg.tile_k, tile_bits=cfg.tile_bits, acc_bits=cfg.acc_bits)
 
+    if backward not in BACKWARD_OPERANDS:
+        raise ValueError(f"backward must be 'input' or 'quantized', not {backward!r}")
     y, y_exp, (sx, sw) = ref_layer_forward(cfg, w, x, x_exp, x_unsigned=x_unsigned)
+    # The backward pass's sources and the exponents they add (relative to W's and X's own).
+    w_src, w_src_exp, x_src, x_src_exp = w, 0, x, 0
+    if backward == "quantized":
+        w_src, w_src_exp = ref_quantize(w, cfg.bits)
+        x_src, x_src_exp = ref_quantize(x, cfg.bits, unsigned=x_unsigned)
 
     n_o = spec.hadamard_block(o, cfg.had_cap)
-    wh, s_wh = ref_quantize(ref_fwht(w, n_o, axis=0), cfg.bits)
+    wh, s_wh = ref_quantize(ref_fwht(w_src, n_o, axis=0), cfg.bits)
+    s_wh += w_src_exp
     dyh_words = lfsr.index
     if need_dx:
         dyh, s_dyh = ref_quantize(ref_fwht(dy, n_o, axis=1), cfg.bits, lfsr=lfsr)
@@ -218,7 +233,8 @@ def ref_layer_step(cfg, w, x, x_exp, dy, dy_exp, lfsr, *, x_unsigned=True, need_
 
     n_b = spec.hadamard_block(b, cfg.had_cap)
     dyb, s_dyb = ref_quantize(ref_fwht(dy, n_b, axis=0), cfg.bits, lfsr=lfsr)
-    xb, s_xb = ref_quantize(ref_fwht(x, n_b, axis=0), cfg.bits, lfsr=lfsr)
+    xb, s_xb = ref_quantize(ref_fwht(x_src, n_b, axis=0), cfg.bits, lfsr=lfsr)
+    s_xb += x_src_exp
     dw = ref_tiled_matmul(dyb.T, xb, **mm)
     dw_exp = dy_exp + s_dyb + x_exp + s_xb - spec.log2(n_b)
 
