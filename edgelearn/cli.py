@@ -386,6 +386,8 @@ def cmd_experiment(args):
         return 0
     try:
         ex.check_args(args.name, args.seeds, args.budget)
+        if args.plot:
+            _writable(args.plot, "--plot")         # before minutes of training, not after
         _progress(f"experiment {args.name}{' (quick)' if args.quick else ''}")
         result = ex.run_experiment(args.name, quick=args.quick, seeds=args.seeds, plot=args.plot,
                                    budget=args.budget)

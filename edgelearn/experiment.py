@@ -39,7 +39,7 @@ def describe():
 def check_name(name):
     """Raise ``ValueError`` (one line naming the known experiments) for an unknown ``name``."""
     if name not in EXPERIMENTS:
-        raise ValueError(f"unknown experiment {name!r}; the experiments are: {', '.join(EXPERIMENTS)}")
+        raise ValueError(f"unknown experiment name {name!r}; the experiments are: {', '.join(EXPERIMENTS)}")
 
 
 def check_args(name, seeds=None, budget=None):

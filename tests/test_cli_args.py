@@ -109,6 +109,12 @@ ROWS = [
     (["sweep", "lfsr", "--connect-timeout", "0"], 2, "--connect-timeout must be a number of seconds above 0"),
     (["sweep", "lfsr", "--retries", "-1"], 2, "--retries must be an integer >= 0, not -1"),
     (["sweep", "lfsr", "--out", "{notdir}/out"], 2, "--out must be a writable directory"),
+    # experiment
+    (["experiment", "nosuch"], 2, "unknown experiment name 'nosuch'; the experiments are: mixed-precision"),
+    (["experiment", "hdqt", "--seeds", "0"], 2, "--seeds must be a positive integer, not 0"),
+    (["experiment", "hdqt", "--budget", "1"], 2, "--budget applies only to mixed-precision"),
+    (["experiment", "mixed-precision", "--budget", "-1"], 2, "--budget must be a non-negative number"),
+    (["experiment", "hdqt", "--plot", "{notdir}/h.png"], 2, "--plot must be a writable file path"),
     # decompress
     (["decompress"], 2, "the following arguments are required: container, -o/--output"),
     (["decompress", "{notdir}/m.elh", "-o", "m.npz"], 2, "no such file"),

@@ -153,7 +153,7 @@ def test_mean_se():
 
 
 @pytest.mark.parametrize("args,needle", [
-    (["experiment", "nosuch"], "unknown experiment 'nosuch'; the experiments are: mixed-precision, "),
+    (["experiment", "nosuch"], "unknown experiment name 'nosuch'; the experiments are: mixed-precision, "),
     (["experiment", "stdp-dw", "--budget", "1"], "--budget applies only to mixed-precision"),
     (["experiment", "stdp-dw", "--seeds", "0"], "--seeds must be a positive integer"),
 ])
