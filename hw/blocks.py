@@ -9,6 +9,8 @@ import importlib
 import pkgutil
 from dataclasses import dataclass, field
 
+import hw
+
 __all__ = ["Param", "BlockSpec", "all_blocks", "get_block"]
 
 
@@ -91,7 +93,6 @@ class BlockSpec:
 
 def all_blocks():
     """Every registered block, by name, in discovery order."""
-    import hw
     blocks = {}
     for info in pkgutil.iter_modules(hw.__path__):
         if not info.ispkg:

@@ -4,10 +4,10 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lfsr import GaloisLFSR
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray, cmd_layout
 from ..mac.array import res_layout as mac_res_layout
-from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
 from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
@@ -130,23 +130,14 @@ class HdqtLayer(wiring.Component):
 
     def __init__(self, batch=32, k_dim=64, o_dim=64, had_cap=64, rows=4, cols=4, acc_width=24, tile_bits=8,
                  backend="lut", primitives=True):
-        self._r = check_pow2("rows", rows, 1, 16)
-        self._c = check_pow2("cols", cols, 1, 16)
-        lo = 2 * max(rows, cols)
-        self._b = check_pow2("batch", batch, lo, 256)
-        self._k = check_pow2("k_dim", k_dim, lo, 256)
-        self._o = check_pow2("o_dim", o_dim, lo, 256)
-        self._cap = check_pow2("had_cap", had_cap, spec.MIN_FWHT, spec.MAX_FWHT)
-        self._acc = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
-        self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
-        self._backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
-        self._primitives = check_bool("primitives", primitives)
-        # update lanes: W words of U weights, U weights updated per cycle; enough that a dW tile's
-        # rows*cols results take at most half its B/2 beats
-        need = -(-4 * rows * cols // batch)
-        self._u = min(cols, 1 << max(0, (need - 1).bit_length()))
-        self.n_o = spec.hadamard_block(o_dim, had_cap)
-        self.n_b = spec.hadamard_block(batch, had_cap)
+        self.config = cfg = spec.LayerConfig(
+            batch=batch, k_dim=k_dim, o_dim=o_dim, had_cap=had_cap, rows=rows, cols=cols,
+            acc_width=acc_width, tile_bits=tile_bits, backend=backend, primitives=primitives)
+        self._r, self._c, self._b, self._k, self._o = cfg.rows, cfg.cols, cfg.batch, cfg.k_dim, cfg.o_dim
+        self._cap, self._acc, self._tile_bits = cfg.had_cap, cfg.acc_width, cfg.tile_bits
+        self._backend, self._primitives = cfg.backend, cfg.primitives
+        self._u = cfg.update_lanes
+        self.n_o, self.n_b = cfg.n_o, cfg.n_b
         super().__init__({
             "i_load": In(stream.Signature(load_layout())),
             "i_rd": In(stream.Signature(16)),
@@ -167,7 +158,7 @@ class HdqtLayer(wiring.Component):
 
     def mac_macs(self):
         """MACs of one step (three B x K x O matmuls) and the array's peak MACs per cycle (int4)."""
-        return 3 * self._b * self._k * self._o, self._r * self._c * 2
+        return self.config.macs()
 
     def elaborate(self, platform):  # noqa: C901 - the engines share buffers; kept in one place on purpose
         m = Module()
@@ -180,7 +171,7 @@ class HdqtLayer(wiring.Component):
         tw = spec.W_BITS + lg(max(self.n_o, self.n_b))  # T element width
         acc = self._acc
 
-        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=acc, tile_k=32,
+        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=acc, tile_k=spec.TILE_K,
                                           tile_bits=self._tile_bits, count_bits=8, backend=self._backend,
                                           primitives=self._primitives)
         fw_o = FWHT(n=self.n_o, width=spec.W_BITS)
@@ -190,7 +181,6 @@ class HdqtLayer(wiring.Component):
         else:
             fw_b = FWHT(n=self.n_b, width=spec.W_BITS)
             m.submodules.fwht_b = fw_b
-        from ..lfsr import GaloisLFSR
         m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
 
         # RAMs (hw/hdqt/ram.py): SB_RAM40_4K instances on the ice40 backend with primitives; a plain
