@@ -8,6 +8,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..lfsr import GaloisLFSR
+from ..lib.stream import skid_buffer
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray, cmd_layout
 from ..mac.array import res_layout as mac_res_layout
@@ -98,22 +99,6 @@ def absval(m, v, width, name):
 def lane(view, idx, lanes):
     """Lane ``idx`` of a W word ``view`` of ``lanes`` weights (lane 0 when there is one)."""
     return view[idx] if lanes > 1 else view[0]
-
-
-def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
-    """Two-entry skid buffer; returns (in_ready, a flip-flop; out_valid; out_data)."""
-    d0, d1 = Signal(shape, name=f"{name}_d0"), Signal(shape, name=f"{name}_d1")
-    v0, v1 = Signal(name=f"{name}_v0"), Signal(name=f"{name}_v1")
-    in_take = Signal(name=f"{name}_in_take")
-    m.d.comb += in_take.eq(in_valid & ~v1)
-    with m.If(~v0 | out_ready):
-        with m.If(v1):
-            m.d.sync += [d0.eq(d1), v0.eq(1), v1.eq(0)]
-        with m.Else():
-            m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
-    with m.Elif(in_take):
-        m.d.sync += [d1.eq(in_data), v1.eq(1)]
-    return ~v1, v0, d0
 
 
 def by_job(job, table):
