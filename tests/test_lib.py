@@ -7,6 +7,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.sim import Simulator
 
 from hw.lib.crc import crc16, crc16_next, crc16_update
+from hw.lib.sections import Shared, elaborate_sections
 from hw.lib.stream import Queue, SkidBuffer
 
 
@@ -62,6 +63,13 @@ def test_crc_gateware_rejects_bad_width():
         crc16_next(Signal(16), [Signal(8)], width=0)
 
 
+def _simulate(dut, tb):
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+
+
 def _run_stream(dut, payloads, *, seed, stall):
     """Payloads through ``dut`` with random stalls on both sides, within a cycle budget (a lost
     payload shows as a short result, not a hang): what came out, in order."""
@@ -83,10 +91,7 @@ def _run_stream(dut, payloads, *, seed, stall):
                 got.append(ctx.get(dut.o.payload))
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     return got
 
 
@@ -114,10 +119,7 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
 
 
@@ -136,10 +138,7 @@ def test_skid_buffer_full_rate():
             await ctx.tick()
         cycles.append(taken)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     assert cycles == [39]     # one cycle of latency, then one transfer per cycle
 
 
@@ -156,10 +155,7 @@ def test_queue_holds_depth_entries():
             await ctx.tick()
         accepted.append(n)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    _simulate(dut, tb)
     assert accepted == [5]
 
 
@@ -168,3 +164,21 @@ def test_queue_checks_depth():
         Queue(8, 2.0)
     with pytest.raises(ValueError, match="depth must be at least 1"):
         Queue(8, 0)
+
+
+def test_sections_share_by_name_in_order():
+    order = []
+
+    def first(m, ns):
+        a, b = 1, 2
+        order.append("first")
+        ns.keep(locals(), "a b")
+
+    def second(m, ns):
+        order.append(ns.get("b a"))
+
+    m = Module()
+    assert elaborate_sections(m, first, second) is m
+    assert order == ["first", (2, 1)]
+    with pytest.raises(AttributeError):
+        Shared().get("missing")

@@ -1,6 +1,5 @@
 """HDQT layer controller: one training step of a linear layer out of on-chip buffers, on the MAC array."""
 
-from types import SimpleNamespace
 from typing import NamedTuple
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
@@ -8,6 +7,7 @@ from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..lfsr import GaloisLFSR
+from ..lib.sections import elaborate_sections
 from ..lib.stream import skid_buffer
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray, cmd_layout
@@ -287,18 +287,16 @@ class HdqtLayer(wiring.Component):
         return self.config.macs()
 
     def elaborate(self, platform):
-        m = Module()
-        # The sections run in this order (the netlist keeps the order in which they add statements);
-        # `ns` carries the signals, ports and engines a later section uses.
-        ns = SimpleNamespace()
-        self._build_buffers(m, ns)
-        self._build_io(m, ns)
-        self._build_f_engine(m, ns)
-        self._build_q_engines(m, ns)
-        self._build_m_engine(m, ns)
-        self._build_update(m, ns)
-        self._build_sequencing(m, ns)
-        return m
+        return elaborate_sections(
+            Module(),
+            self._build_buffers,
+            self._build_io,
+            self._build_f_engine,
+            self._build_q_engines,
+            self._build_m_engine,
+            self._build_update,
+            self._build_sequencing,
+        )
 
     def _build_buffers(self, m, ns):
         """The submodules (MAC array, FWHTs, LFSR), the buffers and the registers every section shares."""
@@ -375,21 +373,16 @@ class HdqtLayer(wiring.Component):
         max_tw = Signal(tw)
         max_td1 = Signal(tw)
         max_td2 = Signal(tw)
-        ns.B, ns.C, ns.K, ns.O, ns.R = B, C, K, O, R
-        ns.U, ns.a_rd, ns.a_wr, ns.acc, ns.b_rd = U, a_rd, a_wr, acc, b_rd
-        ns.b_wr, ns.done, ns.dy_rd, ns.dy_wr, ns.exp_base = b_wr, done, dy_rd, dy_wr, exp_base
-        ns.fw_b, ns.fw_o, ns.lB, ns.lK, ns.lO = fw_b, fw_o, lB, lK, lO
-        ns.la, ns.lb, ns.lfsr, ns.lg, ns.load_busy = la, lb, lfsr, lg, load_busy
-        ns.log_c, ns.log_r, ns.log_u, ns.mac, ns.max_td1 = log_c, log_r, log_u, mac, max_td1
-        ns.max_td2, ns.max_tw, ns.max_w, ns.max_w_next, ns.max_x = max_td2, max_tw, max_w, max_w_next, max_x
-        ns.running, ns.shifts, ns.td1_rd, ns.td1_wr, ns.td2_rd = running, shifts, td1_rd, td1_wr, td2_rd
-        ns.td2_wr, ns.tw, ns.tw_rd, ns.tw_wr, ns.w_rd = td2_wr, tw, tw_rd, tw_wr, w_rd
-        ns.w_rd2, ns.w_wr, ns.x_rd, ns.x_uns, ns.x_wr = w_rd2, w_wr, x_rd, x_uns, x_wr
+        ns.keep(locals(), (
+            "B C K O R U a_rd a_wr acc b_rd b_wr done dy_rd dy_wr exp_base fw_b fw_o lB lK lO "
+            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw max_w "
+            "max_w_next max_x running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
+            "w_rd2 w_wr x_rd x_uns x_wr"))
 
     def _build_io(self, m, ns):
         """Host loads (two register stages, the maxima of X and W) and the read-back of W (idle only)."""
-        U, dy_wr, load_busy, log_u, max_w = ns.U, ns.dy_wr, ns.load_busy, ns.log_u, ns.max_w
-        max_x, running, w_rd, w_wr, x_wr = ns.max_x, ns.running, ns.w_rd, ns.w_wr, ns.x_wr
+        (U, dy_wr, load_busy, log_u, max_w, max_x, running, w_rd, w_wr, x_wr) = ns.get(
+            "U dy_wr load_busy log_u max_w max_x running w_rd w_wr x_wr")
         # ---- loads and read-back (idle only) -------------------------------------------------------
         idle = ~running
         m.d.comb += self.i_load.ready.eq(idle)
@@ -433,15 +426,14 @@ class HdqtLayer(wiring.Component):
         with m.If(idle & (~rd_v | self.o_rd.ready)):
             m.d.comb += w_rd.en.eq(1)
             m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
-        ns.ld = ld
+        ns.keep(locals(), "ld")
 
     def _build_f_engine(self, m, ns):
         """F engine: source -> FWHT -> T buffer, OR of |T| into the destination's maximum."""
-        B, K, O, U, done = ns.B, ns.K, ns.O, ns.U, ns.done
-        dy_rd, fw_b, fw_o, lB, lK = ns.dy_rd, ns.fw_b, ns.fw_o, ns.lB, ns.lK
-        lO, load_busy, log_u, max_td1, max_td2 = ns.lO, ns.load_busy, ns.log_u, ns.max_td1, ns.max_td2
-        max_tw, running, td1_wr, td2_wr, tw = ns.max_tw, ns.running, ns.td1_wr, ns.td2_wr, ns.tw
-        tw_wr, w_rd, x_rd = ns.tw_wr, ns.w_rd, ns.x_rd
+        (B, K, O, U, done, dy_rd, fw_b, fw_o, lB, lK, lO, load_busy, log_u, max_td1, max_td2, max_tw,
+         running, td1_wr, td2_wr, tw, tw_wr, w_rd, x_rd) = ns.get(
+            "B K O U done dy_rd fw_b fw_o lB lK lO load_busy log_u max_td1 max_td2 max_tw running "
+            "td1_wr td2_wr tw tw_wr w_rd x_rd")
         # ---- F engine: source -> FWHT -> T, OR of |T| ---------------------------------------------
         f_jobs = [TransformJob("w", O, K, colwise=True, use_nb=False, dst="tw"),
                   TransformJob("dy", B, O, colwise=False, use_nb=False, dst="td1"),
@@ -537,17 +529,15 @@ class HdqtLayer(wiring.Component):
                 for jj, job in enumerate(f_jobs):
                     with m.Case(jj):
                         m.d.sync += [f_rc.eq(-job.rows * job.cols), f_wc.eq(-job.rows * job.cols)]
-        ns.f_w_addr, ns.f_x_addr, ns.fe = f_w_addr, f_x_addr, fe
+        ns.keep(locals(), "f_w_addr f_x_addr fe")
 
     def _build_q_engines(self, m, ns):
         """QA / QB engines: source (X, W or T) -> shift from its maximum -> quantizer -> operand bank."""
-        B, C, K, O, R = ns.B, ns.C, ns.K, ns.O, ns.R
-        U, a_wr, b_wr, done, f_x_addr = ns.U, ns.a_wr, ns.b_wr, ns.done, ns.f_x_addr
-        lK, lO, la, lb, lfsr = ns.lK, ns.lO, ns.la, ns.lb, ns.lfsr
-        lg, load_busy, log_c, log_r, log_u = ns.lg, ns.load_busy, ns.log_c, ns.log_r, ns.log_u
-        max_td1, max_td2, max_tw, max_w, max_x = ns.max_td1, ns.max_td2, ns.max_tw, ns.max_w, ns.max_x
-        running, shifts, td1_rd, td2_rd, tw = ns.running, ns.shifts, ns.td1_rd, ns.td2_rd, ns.tw
-        tw_rd, w_rd2, x_rd, x_uns = ns.tw_rd, ns.w_rd2, ns.x_rd, ns.x_uns
+        (B, C, K, O, R, U, a_wr, b_wr, done, f_x_addr, lK, lO, la, lb, lfsr, lg, load_busy, log_c, log_r,
+         log_u, max_td1, max_td2, max_tw, max_w, max_x, running, shifts, td1_rd, td2_rd, tw, tw_rd,
+         w_rd2, x_rd, x_uns) = ns.get(
+            "B C K O R U a_wr b_wr done f_x_addr lK lO la lb lfsr lg load_busy log_c log_r log_u "
+            "max_td1 max_td2 max_tw max_w max_x running shifts td1_rd td2_rd tw tw_rd w_rd2 x_rd x_uns")
         # ---- QA / QB engines: source (X, W or T) -> quantizer -> operand buffer bank -----------------
         # QuantJob(source, rows, cols, max, stochastic, unsigned, transpose, reduction, bank, shift index)
         qa_jobs = [QuantJob("x", B, K, max_x, False, True, False, K, bank=0, shift=0),
@@ -673,13 +663,12 @@ class HdqtLayer(wiring.Component):
                         with m.Case(jj):
                             m.d.sync += shifts[job.shift].eq(shift)
         m.d.comb += lfsr.o_random.ready.eq(rnd_take[0] | rnd_take[1])
-        ns.qa, ns.qb = qa, qb
+        ns.keep(locals(), "qa qb")
 
     def _build_m_engine(self, m, ns):
         """M engine: matmul commands and beats into the MAC array; results out (Y, dX) or to the update."""
-        B, C, K, O, R = ns.B, ns.C, ns.K, ns.O, ns.R
-        a_rd, acc, b_rd, done, la = ns.a_rd, ns.acc, ns.b_rd, ns.done, ns.la
-        lb, load_busy, mac, running, x_uns = ns.lb, ns.load_busy, ns.mac, ns.running, ns.x_uns
+        (B, C, K, O, R, a_rd, acc, b_rd, done, la, lb, load_busy, mac, running, x_uns) = ns.get(
+            "B C K O R a_rd acc b_rd done la lb load_busy mac running x_uns")
         # ---- M engine: matmuls on the MAC array ----------------------------------------------------
         # job: (M, N, reduction, bank)
         mm_jobs = [MatmulJob(B, O, K, bank=0), MatmulJob(B, K, O, bank=1), MatmulJob(O, K, B, bank=0)]
@@ -795,17 +784,14 @@ class HdqtLayer(wiring.Component):
                     m.d.sync += [rn.eq(0), rm.eq(rm + 1), rn_c.eq(n_nb_m2)]
                 with m.Else():
                     m.d.sync += [rn.eq(rn + 1), rn_c.eq(rn_c - 1)]
-        ns.dw_job, ns.me, ns.res, ns.res_take, ns.rm = dw_job, me, res, res_take, rm
-        ns.rn, ns.rows_left, ns.rv0 = rn, rows_left, rv0
+        ns.keep(locals(), "dw_job me res res_take rm rn rows_left rv0")
 
     def _build_update(self, m, ns):
         """The update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle in 8 stages; flags."""
-        C, K, O, U, acc = ns.C, ns.K, ns.O, ns.U, ns.acc
-        dw_job, exp_base, f_w_addr, lK, ld = ns.dw_job, ns.exp_base, ns.f_w_addr, ns.lK, ns.ld
-        lg, log_c, log_r, log_u, mac = ns.lg, ns.log_c, ns.log_r, ns.log_u, ns.mac
-        max_w_next, me, res, res_take, rm = ns.max_w_next, ns.me, ns.res, ns.res_take, ns.rm
-        rn, rows_left, running, rv0, shifts = ns.rn, ns.rows_left, ns.running, ns.rv0, ns.shifts
-        w_rd, w_wr = ns.w_rd, ns.w_wr
+        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, lg, log_c, log_r, log_u, mac, max_w_next,
+         me, res, res_take, rm, rn, rows_left, running, rv0, shifts, w_rd, w_wr) = ns.get(
+            "C K O U acc dw_job exp_base f_w_addr lK ld lg log_c log_r log_u mac max_w_next me res "
+            "res_take rm rn rows_left running rv0 shifts w_rd w_wr")
         # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 8 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
         # shifts are final long before MM_DW starts). One right shifter for both directions:
@@ -919,8 +905,8 @@ class HdqtLayer(wiring.Component):
 
     def _build_sequencing(self, m, ns):
         """Step start and end: engines reset, the next step's maximum of W."""
-        done, exp_base, fe, max_w, max_w_next = ns.done, ns.exp_base, ns.fe, ns.max_w, ns.max_w_next
-        me, qa, qb, running, x_uns = ns.me, ns.qa, ns.qb, ns.running, ns.x_uns
+        (done, exp_base, fe, max_w, max_w_next, me, qa, qb, running, x_uns) = ns.get(
+            "done exp_base fe max_w max_w_next me qa qb running x_uns")
         # ---- step sequencing -----------------------------------------------------------------------
         with m.If(~running & self.i_start):
             m.d.sync += [running.eq(1), done.eq(0), x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base),

@@ -1,12 +1,11 @@
 """The STDP core: synapse memory, neuron-state memory, LIF sweep and pipelined STDP row walks."""
 
-from types import SimpleNamespace
-
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.sections import elaborate_sections
 from . import spec
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
@@ -114,18 +113,16 @@ class STDPCore(wiring.Component):
         })
 
     def elaborate(self, platform):
-        m = Module()
-        # The sections run in this order (the netlist keeps the order in which they add statements);
-        # `ns` carries the signals, ports and memories a later section uses.
-        ns = SimpleNamespace()
-        self._build_memories(m, ns)
-        self._build_input(m, ns)
-        self._build_sweep(m, ns)
-        self._build_walk_issue(m, ns)
-        self._build_walk_pipeline(m, ns)
-        self._build_config_port(m, ns)
-        self._build_reset_sweep(m, ns)
-        return m
+        return elaborate_sections(
+            Module(),
+            self._build_memories,
+            self._build_input,
+            self._build_sweep,
+            self._build_walk_issue,
+            self._build_walk_pipeline,
+            self._build_config_port,
+            self._build_reset_sweep,
+        )
 
     def _build_memories(self, m, ns):
         """Memories and their ports, the walk queue, the phase (number and one-hot), the error flags."""
@@ -201,22 +198,18 @@ class STDPCore(wiring.Component):
         m.d.comb += self.o_err.eq(err)
         with m.If(self.i_err_clear):
             m.d.sync += err.eq(0)
-        ns.N, ns.T, ns.acc_rd, ns.acc_wr, ns.bitmap = N, T, acc_rd, acc_wr, bitmap
-        ns.bmp_rd, ns.bmp_wr, ns.c, ns.crossbar, ns.csr = bmp_rd, bmp_wr, c, crossbar, csr
-        ns.entry_layout, ns.err, ns.ext_rd, ns.ext_wr, ns.head = entry_layout, err, ext_rd, ext_wr, head
-        ns.in_eos, ns.in_input, ns.in_sweep, ns.in_walk, ns.km_rd = in_eos, in_input, in_sweep, in_walk, km_rd
-        ns.kp_rd, ns.nb, ns.one_hot, ns.pb, ns.phase = kp_rd, nb, one_hot, pb, phase
-        ns.q_nonempty, ns.q_pop, ns.q_push, ns.q_rp, ns.q_rp1 = q_nonempty, q_pop, q_push, q_rp, q_rp1
-        ns.q_wp, ns.q_wr, ns.row_rd, ns.row_wr, ns.st_rd = q_wp, q_wr, row_rd, row_wr, st_rd
-        ns.st_wr, ns.state_layout, ns.syn_rd, ns.syn_wr, ns.tb = st_wr, state_layout, syn_rd, syn_wr, tb
-        ns.vb, ns.wb = vb, wb
+        ns.keep(locals(), (
+            "N T acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd "
+            "ext_wr head in_eos in_input in_sweep in_walk km_rd kp_rd nb one_hot pb phase "
+            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr st_rd st_wr "
+            "state_layout syn_rd syn_wr tb vb wb"))
 
     def _build_input(self, m, ns):
         """Input phase and config commands: events into the accumulators, commands in three steps."""
-        N, bitmap, bmp_rd, c, crossbar = ns.N, ns.bitmap, ns.bmp_rd, ns.c, ns.crossbar
-        csr, err, ext_wr, in_input, nb = ns.csr, ns.err, ns.ext_wr, ns.in_input, ns.nb
-        one_hot, pb, phase, q_rp, q_rp1 = ns.one_hot, ns.pb, ns.phase, ns.q_rp, ns.q_rp1
-        q_wp, row_rd, st_rd, syn_rd = ns.q_wp, ns.row_rd, ns.st_rd, ns.syn_rd
+        (N, bitmap, bmp_rd, c, crossbar, csr, err, ext_wr, in_input, nb, one_hot, pb, phase, q_rp, q_rp1,
+         q_wp, row_rd, st_rd, syn_rd) = ns.get(
+            "N bitmap bmp_rd c crossbar csr err ext_wr in_input nb one_hot pb phase q_rp q_rp1 q_wp "
+            "row_rd st_rd syn_rd")
         # ---------------------------------------------------------------- input phase + config
         # One command at a time, in three registered steps (accept; check the address; access the
         # memory), so that no check sits between the input port and a memory's write enable.
@@ -310,15 +303,14 @@ class STDPCore(wiring.Component):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
                 m.d.comb += [ext_wr.addr.eq(ev_n), ext_wr.data.eq(1), ext_wr.en.eq(1)]
-        ns.cfg_wr, ns.clearing, ns.clr_n, ns.cmd, ns.cmd_in = cfg_wr, clearing, clr_n, cmd, cmd_in
-        ns.cmd_valid = cmd_valid
+        ns.keep(locals(), "cfg_wr clearing clr_n cmd cmd_in cmd_valid")
 
     def _build_sweep(self, m, ns):
         """Neuron sweep: leak, integrate, fire, timers; neurons with rows to walk into the queue."""
-        N, T, acc_rd, acc_wr, c = ns.N, ns.T, ns.acc_rd, ns.acc_wr, ns.c
-        entry_layout, ext_rd, ext_wr, in_sweep, nb = ns.entry_layout, ns.ext_rd, ns.ext_wr, ns.in_sweep, ns.nb
-        one_hot, phase, q_push, q_wp, q_wr = ns.one_hot, ns.phase, ns.q_push, ns.q_wp, ns.q_wr
-        st_rd, st_wr, state_layout, tb, vb = ns.st_rd, ns.st_wr, ns.state_layout, ns.tb, ns.vb
+        (N, T, acc_rd, acc_wr, c, entry_layout, ext_rd, ext_wr, in_sweep, nb, one_hot, phase, q_push,
+         q_wp, q_wr, st_rd, st_wr, state_layout, tb, vb) = ns.get(
+            "N T acc_rd acc_wr c entry_layout ext_rd ext_wr in_sweep nb one_hot phase q_push q_wp q_wr "
+            "st_rd st_wr state_layout tb vb")
         # ---------------------------------------------------------------- neuron sweep
         # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
         # threshold, write back), sw3 (queue push). Each neuron is read and written once, so the
@@ -379,10 +371,10 @@ class STDPCore(wiring.Component):
 
     def _build_walk_issue(self, m, ns):
         """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
-        N, bmp_rd, c, cmd_in, cmd_valid = ns.N, ns.bmp_rd, ns.c, ns.cmd_in, ns.cmd_valid
-        crossbar, csr, entry_layout, head, in_eos = ns.crossbar, ns.csr, ns.entry_layout, ns.head, ns.in_eos
-        in_walk, nb, one_hot, pb, phase = ns.in_walk, ns.nb, ns.one_hot, ns.pb, ns.phase
-        q_nonempty, q_pop, row_rd = ns.q_nonempty, ns.q_pop, ns.row_rd
+        (N, bmp_rd, c, cmd_in, cmd_valid, crossbar, csr, entry_layout, head, in_eos, in_walk, nb,
+         one_hot, pb, phase, q_nonempty, q_pop, row_rd) = ns.get(
+            "N bmp_rd c cmd_in cmd_valid crossbar csr entry_layout head in_eos in_walk nb one_hot pb "
+            "phase q_nonempty q_pop row_rd")
         # ---------------------------------------------------------------- row walk: address generator
         # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
         # -> s (slot: row ready) -> g (issuer).
@@ -525,21 +517,16 @@ class STDPCore(wiring.Component):
             m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
             with m.If(self.o_aer.ready):
                 m.d.sync += goto(phase, one_hot, PHASE_INPUT)
-        ns.f_valid, ns.g_active, ns.g_entry = f_valid, g_active, g_entry
-        ns.iss_addr, ns.iss_q = iss_addr, iss_q
-        ns.issue, ns.p_valid, ns.s_valid, ns.syn_ra = issue, p_valid, s_valid, syn_ra
+        ns.keep(locals(), "f_valid g_active g_entry iss_addr iss_q issue p_valid s_valid syn_ra")
 
     def _build_walk_pipeline(self, m, ns):
         """Row walk, read-modify-write pipeline S1..S5: deliver the weight, delayed LTP, immediate LTD."""
-        T, acc_rd, acc_wr, bitmap, c = ns.T, ns.acc_rd, ns.acc_wr, ns.bitmap, ns.c
-        csr, entry_layout, f_valid = ns.csr, ns.entry_layout, ns.f_valid
-        g_active, g_entry = ns.g_active, ns.g_entry
-        in_walk, iss_addr, iss_q, issue, km_rd = ns.in_walk, ns.iss_addr, ns.iss_q, ns.issue, ns.km_rd
-        kp_rd, nb, one_hot, p_valid, pb = ns.kp_rd, ns.nb, ns.one_hot, ns.p_valid, ns.pb
-        phase, q_nonempty, s_valid = ns.phase, ns.q_nonempty, ns.s_valid
-        st_rd, state_layout = ns.st_rd, ns.state_layout
-        syn_ra, syn_rd, syn_wr, tb, vb = ns.syn_ra, ns.syn_rd, ns.syn_wr, ns.tb, ns.vb
-        wb = ns.wb
+        (T, acc_rd, acc_wr, bitmap, c, csr, entry_layout, f_valid, g_active, g_entry, in_walk, iss_addr,
+         iss_q, issue, km_rd, kp_rd, nb, one_hot, p_valid, pb, phase, q_nonempty, s_valid, st_rd,
+         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, wb) = ns.get(
+            "T acc_rd acc_wr bitmap c csr entry_layout f_valid g_active g_entry in_walk iss_addr iss_q "
+            "issue km_rd kp_rd nb one_hot p_valid pb phase q_nonempty s_valid st_rd state_layout syn_ra "
+            "syn_rd syn_wr tb vb wb")
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
@@ -646,9 +633,9 @@ class STDPCore(wiring.Component):
 
     def _build_config_port(self, m, ns):
         """Config reads and writes of the memories (after the walk, so they take precedence)."""
-        bitmap, bmp_rd, bmp_wr, cfg_wr, cmd = ns.bitmap, ns.bmp_rd, ns.bmp_wr, ns.cfg_wr, ns.cmd
-        crossbar, in_input, row_rd, row_wr, st_rd = ns.crossbar, ns.in_input, ns.row_rd, ns.row_wr, ns.st_rd
-        st_wr, syn_rd, syn_wr = ns.st_wr, ns.syn_rd, ns.syn_wr
+        (bitmap, bmp_rd, bmp_wr, cfg_wr, cmd, crossbar, in_input, row_rd, row_wr, st_rd, st_wr, syn_rd,
+         syn_wr) = ns.get(
+            "bitmap bmp_rd bmp_wr cfg_wr cmd crossbar in_input row_rd row_wr st_rd st_wr syn_rd syn_wr")
         # ---------------------------------------------------------------- config port muxing
         with m.If(in_input):
             a = cmd.addr
@@ -673,8 +660,8 @@ class STDPCore(wiring.Component):
 
     def _build_reset_sweep(self, m, ns):
         """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
-        N, acc_wr, c, clearing, clr_n = ns.N, ns.acc_wr, ns.c, ns.clearing, ns.clr_n
-        ext_wr, st_wr = ns.ext_wr, ns.st_wr
+        (N, acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get(
+            "N acc_wr c clearing clr_n ext_wr st_wr")
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
         # core is clearing: no event or command is accepted, and the pipelines are reset).
