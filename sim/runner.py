@@ -30,6 +30,7 @@ from pathlib import Path
 from amaranth.back import verilog
 from cocotb_tools.runner import get_runner
 
+from hw.blocks import get_block
 from hw.paths import PROJECT_ROOT, build_root
 
 __all__ = ["setup_verilator", "run_cocotb", "cocotb_testcases", "tb_params", "to_verilog", "build_root",
@@ -284,9 +285,16 @@ def cocotb_testcases(test_module):
     return names
 
 
-def tb_params():
-    """Inside a cocotb test: the ``params`` dict passed to :func:`run_cocotb`."""
-    return json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+def tb_params(block=None):
+    """Inside a cocotb test: the ``params`` dict passed to :func:`run_cocotb`.
+
+    With ``block`` (a registry name), parameters the caller left out are the block's own defaults
+    (:meth:`hw.blocks.BlockSpec.defaults`), so a testbench never keeps defaults of its own.
+    """
+    params = json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+    if block is None:
+        return params
+    return {**get_block(block).defaults(), **params}
 
 
 if __name__ == "__main__":  # pragma: no cover
