@@ -67,8 +67,9 @@ def designs(only=None):
             if params in seen:
                 continue
             seen.append(params)
-            changed = sorted(k for k in params if params[k] != spec.defaults()[k])
-            label = name + "".join(f" {k}={params[k]}" for k in changed)
+            # every parameter in the label, so that a design is matched across revisions whose
+            # registry defaults differ
+            label = name + "".join(f" {k}={params[k]}" for k in sorted(params))
             out[label] = (lambda s=spec, p=params: s.factory(**p))
     if not only or "boards" in only:
         make_core, boards, sim_config = _make_core()
