@@ -21,6 +21,7 @@ re-runs only nextpnr.
 
 import hashlib
 import json
+import math
 import os
 import re
 import shutil
@@ -32,12 +33,13 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.params import check_int
 from hw.paths import build_root
 
 from .toolchain import ToolError, run_tool, run_yosys
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "count_cells", "module_cells",
-           "ToolError", "DoesNotFit"]
+           "ToolError", "DoesNotFit", "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ", "MAX_SEED"]
 
 
 class DoesNotFit(ToolError):
@@ -185,6 +187,26 @@ def _parse_fmax(report):
     return min(achieved) if achieved else None
 
 
+#: Largest clock constraint accepted (MHz): far above anything either device can meet.
+MAX_FREQ_MHZ = 1000
+#: nextpnr's placer seed is a C ``int``.
+MAX_SEED = (1 << 31) - 1
+
+
+def check_freq_mhz(value, name="freq_mhz"):
+    """Return ``value`` if it is a finite clock constraint above 0 and at most :data:`MAX_FREQ_MHZ` MHz."""
+    ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) \
+        and 0 < value <= MAX_FREQ_MHZ
+    if not ok:
+        raise ValueError(f"{name} must be a number of MHz above 0 and at most {MAX_FREQ_MHZ}, not {value!r}")
+    return value
+
+
+def check_seed(value, name="seed"):
+    """Return ``value`` if it is a nextpnr seed (an integer from 0 to :data:`MAX_SEED`)."""
+    return check_int(name, value, 0, MAX_SEED)
+
+
 def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1, build_dir=None,
                progress=None, use_cache=True):
     """Synthesize and place-and-route ``component`` out of context; return its resources and Fmax.
@@ -219,12 +241,16 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     Raises
     ------
     ValueError
-        If ``device`` is not one of :data:`DEVICES`.
+        If ``device`` is not one of :data:`DEVICES`, ``freq_mhz`` is not a finite number above 0
+        and at most :data:`MAX_FREQ_MHZ`, or ``seed`` is not an integer from 0 to :data:`MAX_SEED`.
     ToolError
         If Yosys or nextpnr fails (the message names the log).
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, not {device!r}")
+    if freq_mhz is not None:
+        check_freq_mhz(freq_mhz)
+    check_seed(seed)
     dev = DEVICES[device]
     target = dev["target_mhz"] if freq_mhz is None else freq_mhz
     say = progress or (lambda msg: None)

@@ -10,7 +10,9 @@ import argparse
 import importlib
 import json
 import sys
+import tempfile
 import time
+import warnings
 from pathlib import Path
 
 __all__ = ["main"]
@@ -48,6 +50,8 @@ def _parse_params(spec, items):
         if "=" not in item:
             raise UsageError(f"-p takes name=value, not {item!r}")
         key, text = item.split("=", 1)
+        if key in params:
+            raise UsageError(f"-p {key} is given twice; give each parameter once")
         if key not in spec.params:
             allowed = ", ".join(spec.params) or "(none)"
             raise UsageError(f"block {spec.name!r} has no parameter {key!r}; its parameters are: {allowed}")
@@ -63,6 +67,39 @@ def _build(spec, params):
         return spec.build(**params)
     except (ValueError, TypeError) as e:
         raise UsageError(str(e)) from None
+
+
+def _checked(check, value, option):
+    """``check(value, option)`` (a parameter check raising ValueError) as a usage error."""
+    try:
+        return check(value, option)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+
+
+def _writable(path, option, *, directory=False):
+    """Make sure ``path`` can be written (creating its directories) before any tool runs.
+
+    The probe really writes (an empty append, or a temporary file in a directory): permission
+    bits alone do not tell, e.g. for root or on a read-only file system.
+    """
+    target = Path(path)
+    try:
+        if directory:
+            target.mkdir(parents=True, exist_ok=True)
+            tempfile.TemporaryFile(dir=target).close()
+        else:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            existed = target.exists()
+            with open(target, "a"):
+                pass
+            if not existed:
+                target.unlink()
+    except OSError as e:
+        kind = "directory" if directory else "file"
+        raise UsageError(f"{option} must be a writable {kind} path, not {str(path)!r} "
+                         f"({e.strerror or type(e).__name__})") from None
+    return target
 
 
 # --- commands -------------------------------------------------------------------------------------
@@ -88,6 +125,8 @@ def cmd_list(args):
 def cmd_generate(args):
     spec = _block(args.block)
     dut = _build(spec, _parse_params(spec, args.param))
+    if args.output not in (None, "-"):
+        _writable(args.output, "-o/--output")
     if args.rtlil:
         from amaranth.back import rtlil
         text = rtlil.convert(dut, name=spec.name)
@@ -123,6 +162,7 @@ def cmd_sim(args):
         if not args.block:
             raise UsageError("-p needs a BLOCK")
         params = _parse_params(blocks[0], args.param)
+        _build(blocks[0], {**blocks[0].smoke_params, **params})  # bad values fail here, before cocotb
     failed = 0
     for spec in blocks:
         if spec.smoke_test is None:
@@ -141,9 +181,12 @@ def cmd_sim(args):
 
 
 def cmd_synth(args):
-    from boards.synth import format_table, synthesize
+    from boards.synth import check_freq_mhz, check_seed, format_table, synthesize
     spec = _block(args.block)
     params = _parse_params(spec, args.param)
+    if args.freq is not None:
+        _checked(check_freq_mhz, args.freq, "--freq")
+    _checked(check_seed, args.seed, "--seed")
     dut = _build(spec, params)
     row = synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, seed=args.seed,
                      progress=_progress)
@@ -154,6 +197,15 @@ def cmd_synth(args):
         where = "met" if row["timing_met"] else "NOT met"
         print(f"timing {where} at {row['target_mhz']} MHz (nextpnr seed {args.seed}); files in {row['dir']}")
     return 0
+
+
+def cmd_sweep(args):
+    from edgelearn.sweep import SweepInputError
+    from edgelearn.sweep import main as sweep_main
+    try:
+        return sweep_main(args)
+    except SweepInputError as e:
+        raise UsageError(str(e)) from None
 
 
 def _boards():
@@ -195,6 +247,8 @@ def cmd_build(args):
 
 def cmd_flash(args):
     _check_board(args.board)
+    if args.bitstream is not None and not Path(args.bitstream).is_file():
+        raise UsageError(f"--bitstream must be an existing bitstream file, not {args.bitstream!r}")
     from boards.flash import flash_board
     flash_board(args.board, args.bitstream)
     print(f"flashed {args.board}")
@@ -214,6 +268,11 @@ def cmd_run(args):
         raise UsageError(f"unknown job {args.job!r}; the jobs are: {allowed}")
     if args.board:
         _check_board(args.board)
+    elif args.port is not None:
+        # A port without a board would silently run on the simulated board.
+        allowed = ", ".join(_boards()) or "(none yet)"
+        raise UsageError(f"--port needs --board (one of {allowed}): the board sets the line rate "
+                         f"and block sizes")
     from firmware.jobs import run_job
     where = f"board {args.board}" if args.board else "the simulated board"
     _progress(f"running {args.job} on {where}")
@@ -227,8 +286,7 @@ def cmd_demo(args):
     from sim.runner import to_verilog
     if args.board:
         _check_board(args.board)
-    out_dir = Path(args.output)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    out_dir = _writable(args.output, "-o/--output", directory=True)
     rows, failures = [], 0
     for name, spec in _blocks().items():
         row = {"block": name}
@@ -308,7 +366,52 @@ def cmd_demo(args):
     return 1 if failures else 0
 
 
+def cmd_prove(args):
+    from edgelearn.prove import prove
+    from sim.formal import select
+    try:
+        select(args.block, everything=args.all)
+    except ValueError as e:
+        raise UsageError(str(e)) from None
+    failures = prove(args.block, everything=args.all, as_json=args.json, progress=_progress)
+    for line in failures:
+        print(f"edgelearn: error: {line}", file=sys.stderr)
+    return 1 if failures else 0
+
+
 # --- parser ---------------------------------------------------------------------------------------
+
+def cmd_compress(args):
+    from edgelearn import compress as c
+    # The output is written to a temporary file beside it and renamed: probe its directory, not the file.
+    _writable(Path(args.output).parent, "-o/--output", directory=True)
+    if args.plot:
+        _writable(args.plot, "--plot")
+    try:
+        report = c.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
+                                 n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
+                                 force=args.force)
+        if args.plot:
+            c.plot_tensor(report, args.plot)
+    except c.BadInput as e:
+        raise UsageError(str(e)) from None
+    print(json.dumps(report) if args.json else "\n".join(c.report_lines(report)))
+    return 0
+
+
+def cmd_decompress(args):
+    from edgelearn import compress as c
+    _writable(Path(args.output).parent, "-o/--output", directory=True)
+    try:
+        shapes = c.decompress_file(args.container, args.output, quantized=args.quantized, force=args.force)
+    except c.BadInput as e:
+        raise UsageError(str(e)) from None
+    except c.CorruptContainer as e:
+        print(f"edgelearn: error: {e}", file=sys.stderr)
+        return 1
+    print(json.dumps(shapes) if args.json else f"{len(shapes)} tensors restored, every CRC checked")
+    return 0
+
 
 def _parser():
     p = _Parser(prog="edgelearn", description="Edge-learning accelerator blocks: generate, simulate, "
@@ -343,6 +446,21 @@ def _parser():
     s.add_argument("--json", action="store_true", help="print the result as JSON")
     s.set_defaults(func=cmd_synth)
 
+    s = sub.add_parser("sweep", help="design-space sweep on Dask: params x devices x seeds, Pareto plot")
+    s.add_argument("block", nargs="?", help="the block (or block = ... in --spec)")
+    s.add_argument("-p", "--param", action="append", metavar="NAME=V1,V2,...", help="values to sweep")
+    s.add_argument("--device", default=None, help="comma-separated devices (default up5k)")
+    s.add_argument("--seed", default=None, help="comma-separated nextpnr seeds (default 1)")
+    s.add_argument("--freq", type=float, default=None, help="clock constraint in MHz (default: the device's)")
+    s.add_argument("--spec", default=None, metavar="FILE.toml", help="the sweep in a TOML file")
+    s.add_argument("--skip", action="append", metavar="NAME=V,...", help="leave out points matching all")
+    s.add_argument("--workers", type=int, default=None, help="local cluster size (default: the cores)")
+    s.add_argument("--scheduler", default=None, metavar="tcp://HOST:8786", help="an existing Dask cluster")
+    s.add_argument("--connect-timeout", type=float, default=10.0, help="seconds to reach --scheduler")
+    s.add_argument("--retries", type=int, default=2, help="re-runs of a point whose task failed")
+    s.add_argument("--out", default=None, metavar="DIR", help="results.csv, results.json, pareto.png")
+    s.set_defaults(func=cmd_sweep)
+
     s = sub.add_parser("build", help="build a board's bitstream and print its resource/timing report")
     s.add_argument("--board", required=True)
     s.add_argument("--json", action="store_true")
@@ -361,6 +479,34 @@ def _parser():
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
     s.set_defaults(func=cmd_run)
 
+    s = sub.add_parser("compress", help="Huffman-compress a model's weights into one container file")
+    s.add_argument("model", help=".safetensors, .npz or .npy")
+    s.add_argument("-o", "--output", required=True)
+    s.add_argument("--format", default="int8", help="int8 (default), int4, int4-pairs or bf16")
+    s.add_argument("--max-len", type=int, default=16, help="longest code L, 8..16 (default 16)")
+    s.add_argument("--lanes", type=int, default=1, help="decoder lanes N (default 1)")
+    s.add_argument("--min-size", type=int, default=4096, help="smaller tensors pass raw (default 4096)")
+    s.add_argument("--escape", action="store_true",
+                   help="escape codes for rare symbols (L < 16; the RTL decoder does not take them yet)")
+    s.add_argument("--plot", default=None, metavar="FILE.png", help="histogram vs code lengths")
+    s.add_argument("--force", action="store_true", help="overwrite the output")
+    s.add_argument("--json", action="store_true", help="print the per-tensor report as JSON")
+    s.set_defaults(func=cmd_compress)
+
+    s = sub.add_parser("decompress", help="restore a model from a container (checks every CRC)")
+    s.add_argument("container")
+    s.add_argument("-o", "--output", required=True, help=".safetensors, .npz or .npy")
+    s.add_argument("--quantized", action="store_true", help="integer tensors + scales, not float32")
+    s.add_argument("--force", action="store_true", help="overwrite the output")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_decompress)
+
+    s = sub.add_parser("prove", help="formal checks (SymbiYosys): the fast set, or the blocks named")
+    s.add_argument("block", nargs="*", help="blocks or single properties (default: every block)")
+    s.add_argument("--all", action="store_true", help="the slow properties too")
+    s.add_argument("--json", action="store_true", help="print the results as JSON")
+    s.set_defaults(func=cmd_prove)
+
     s = sub.add_parser("demo", help="the main job: every block generated, simulated, synthesized; jobs")
     s.add_argument("--board", default=None, help="run the jobs on this board instead of in simulation")
     s.add_argument("--no-synth", action="store_true", help="skip synthesis")
@@ -370,11 +516,19 @@ def _parser():
     return p
 
 
+def _quiet_unused():
+    """After an error: components whose constructor refused a parameter were never elaborated, and
+    Amaranth's "created but never used" warnings for them would bury the one error line."""
+    from amaranth.hdl import UnusedElaboratable
+    warnings.filterwarnings("ignore", category=UnusedElaboratable)
+
+
 def main(argv=None):
     try:
         args = _parser().parse_args(argv)
         return args.func(args)
     except UsageError as e:
+        _quiet_unused()
         print(f"edgelearn: error: {e}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
@@ -382,6 +536,7 @@ def main(argv=None):
         return 130
     except Exception as e:
         # Tool failures (ToolError, SimulationError, FlashError) already say what and where in one line.
+        _quiet_unused()
         first = str(e).splitlines()[0] if str(e) else ""
         print(f"edgelearn: error: {type(e).__name__}: {first}", file=sys.stderr)
         return 1

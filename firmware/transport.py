@@ -1,8 +1,10 @@
 """Byte transports behind one interface: a serial port (pyserial) and the simulated board.
 
 A transport has ``write(data)``, ``read(n, timeout) -> bytes`` (fewer than ``n`` bytes on timeout),
-``close()`` and a ``name``. The driver (:mod:`firmware.driver`) only talks to this interface, so a job
-runs unchanged on a board and in simulation.
+``close()``, a ``name`` and ``quiet``: seconds of line silence after which the board has ended any
+frame it was in (twice its frame timeout), which the driver waits before it resends a frame. The
+driver (:mod:`firmware.driver`) only talks to this interface, so a job runs unchanged on a board
+and in simulation.
 """
 
 __all__ = ["SerialTransport", "SimTransport", "open_transport"]
@@ -18,6 +20,9 @@ class SerialTransport:
     baud : int
         Must equal the board design's UART rate (see :mod:`boards.config`).
     """
+
+    #: Board frame timeout is 10 ms (:class:`hw.control.core.EdgeLearnCore`); USB latency on top.
+    quiet = 0.05
 
     def __init__(self, port, baud):
         import serial
@@ -64,6 +69,7 @@ class SimTransport:
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
         self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"
+        self.quiet = 2 * sim_board.core.frame_timeout / sim_board.clk_hz
 
     def write(self, data):
         self.board.write(data)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from firmware.driver import Driver
+from firmware.driver import Driver, LinkError
 from firmware.jobs import JOBS, run_job
 from firmware.transport import SimTransport, open_transport
 from hw.control import protocol as P
@@ -39,7 +39,7 @@ def test_reply_timeout_when_nothing_answers():
         def close(self):
             pass
 
-    with pytest.raises(TimeoutError, match="no reply from silent"):
+    with pytest.raises(LinkError, match="STATUS failed after 3 attempts on silent: no valid reply"):
         Driver(Silent(), timeout=0.01).status()
 
 

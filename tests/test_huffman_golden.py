@@ -191,7 +191,7 @@ def test_corruption_is_always_flagged_by_the_reference():
     """Every single-bit flip of a block and every truncation is flagged (or the block vanishes)."""
     rng = random.Random(11)
     values = [max(0, min(15, round(rng.gauss(8, 2)))) for _ in range(64)]
-    tables, beats, _ = g.encode_stream(values, n_lanes=2, block_n=32, max_len=8)
+    tables, beats, _ = g.encode_stream(values, n_lanes=2, block_n=32, max_len=8, allow_raw=False)
     good, _ = g.ref_decode(beats, tables, n_lanes=2, max_len=8, raw_bits=8)
     tail, _ = g.encode_block(values[:16], n_lanes=2, mode=spec.MODE_INT, table=spec.parse_table(tables[0], 8))
     for pos in range(len(beats)):
@@ -210,3 +210,46 @@ def test_corruption_is_always_flagged_by_the_reference():
         assert errors & (spec.ERR_TRUNC | spec.ERR_HEADER)
     assert Counter(v for b in good for t in b["values"] for v in t) == Counter(values)
     assert math.isclose(g.entropy_bits([0, 1]), 1.0)
+
+
+def _escape_table_bits(lengths, freqs):
+    """Exact bits of a code with escapes: codes, escaped symbols' raw bits, table words."""
+    esc = sum(w for s, w in freqs.items() if s not in lengths)
+    bits = sum(freqs.get(s, esc) * v for s, v in lengths.items())
+    return bits + spec.ESCAPE_BITS * esc + spec.WORD * (2 + max(lengths.values()) + len(lengths))
+
+
+def test_escape_choice_is_optimal_against_every_escaped_set():
+    escapes = 0
+    for seed in range(5):
+        rng = random.Random(seed)
+        freqs = {s: (rng.randrange(100, 200) if seed == 0 else max(1, int(rng.paretovariate(0.6))))
+                 for s in rng.sample(range(256), 10)}
+        best = None
+        for mask in range(1 << len(freqs)):
+            escaped = [s for i, s in enumerate(freqs) if mask >> i & 1]
+            kept = {s: w for s, w in freqs.items() if s not in escaped}
+            if escaped:
+                kept[spec.ESCAPE] = sum(freqs[s] for s in escaped)
+            cost = _escape_table_bits(g.package_merge_lengths(kept, 8), freqs)
+            best = cost if best is None else min(best, cost)
+        chosen = g.escape_lengths(freqs, 8)
+        assert _escape_table_bits(chosen, freqs) == best, seed
+        escapes += spec.ESCAPE in chosen
+    assert 0 < escapes < 5                          # both outcomes are exercised
+
+
+def test_escape_codes_round_trip_and_need_an_escape_decoder():
+    rng = random.Random(5)
+    values = [max(-128, min(127, round(rng.gauss(0, 30)))) & 0xFF for _ in range(6000)]
+    tables, beats, stats = g.encode_stream(values, n_lanes=2, block_n=1500, max_len=8, escape=True)
+    counts, symbols = spec.parse_table(tables[0], 8, escape=True)
+    assert spec.ESCAPE in symbols and len(symbols) < len(set(values))
+    out, errors = g.ref_decode(beats, tables, n_lanes=2, max_len=8, raw_bits=8, escape=True)
+    assert errors == 0 and [v for b in out for t in b["values"] for v in t][:len(values)] == values
+    plain = g.encode_stream(values, n_lanes=2, block_n=1500, max_len=8)[2]
+    assert stats["code_bits"] + stats["table_bits"] < plain["code_bits"] + plain["table_bits"]
+    out, errors = g.ref_decode(beats, tables, n_lanes=2, max_len=8, raw_bits=8)
+    assert errors == spec.ERR_TABLE and all(b["err"] for b in out)
+    with pytest.raises(ValueError, match="0 to 255"):
+        spec.parse_table(tables[0], 8)

@@ -26,6 +26,13 @@ class Controller(wiring.Component):
       receiver look for the next sync byte (the host waits for the reply; see the protocol).
       The one exception is ``ERR_OVERSIZE``, answered right after the header while the receiver
       discards the ``len + 2`` bytes that follow.
+    * Resynchronisation: a refused frame is skipped whole. An oversize frame's declared ``len + 2``
+      bytes (up to 0x10001, counted in 17 bits so no length field wraps the count) are discarded
+      unparsed, and the receiver only stops taking bytes when the count is out, so the byte after
+      the frame is the first one hunted for a sync byte. The one earlier end of any frame is the
+      line going idle for ``timeout`` cycles (a sender that stops mid-frame; ``ERR_TRUNCATED``, or
+      silently while discarding). So no byte inside a frame is ever executed as a command, and a
+      stray header with a huge length costs the bytes up to the next idle gap, not a lost board.
 
     A frame whose bytes stop for ``timeout`` cycles is answered ``ERR_TRUNCATED``; a handler that
     does not finish within ``watchdog`` cycles is reset (``o_handler_reset``) and the command
@@ -117,7 +124,9 @@ class Controller(wiring.Component):
 
         cmd = Signal(8)
         length = Signal(16)
-        count = Signal(16)            # payload bytes received / bytes left to drain
+        # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
+        # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
+        count = Signal(17)
         crc = Signal(16)              # running CRC of the incoming frame
         crc_rx = Signal(16)
         idle = Signal(range(self._timeout + 1))
@@ -200,7 +209,9 @@ class Controller(wiring.Component):
             with m.State("IDLE"):
                 m.d.comb += self.i_rx.ready.eq(1)
                 with m.If(take & (byte == SYNC_CMD)):
-                    m.d.sync += crc.eq(protocol.CRC_INIT)
+                    # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
+                    # truncated before it is never answered in the name of the previous command.
+                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD)]
                     m.next = "CMD"
             with m.State("CMD"):
                 truncation_check()
@@ -223,7 +234,7 @@ class Controller(wiring.Component):
                     with m.If(full > MAX_PAYLOAD):
                         post(Status.ERR_OVERSIZE)
                         m.d.comb += error_event[FLAG_BITS["oversize"]].eq(1)
-                        m.d.sync += count.eq(full + 2)
+                        m.d.sync += count.eq(full + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
                         m.next = "DRAIN"
                     with m.Elif(full == 0):
                         m.next = "CRC0"
@@ -306,7 +317,8 @@ class Controller(wiring.Component):
                             m.d.comb += self.o_handler_reset[g].eq(1)
                     m.next = "WAIT_TX"
             with m.State("DRAIN"):
-                m.d.comb += self.i_rx.ready.eq(1)
+                # Not ready once the count is out: the next byte belongs to no refused frame.
+                m.d.comb += self.i_rx.ready.eq(count != 0)
                 with m.If(count == 0):
                     m.next = "WAIT_TX"
                 with m.Elif(take):

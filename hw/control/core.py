@@ -67,7 +67,8 @@ class EdgeLearnCore(wiring.Component):
 
     def __init__(self, *, clk_hz=12_000_000, baud=1_000_000, timeout=None, watchdog=None, handlers=None):
         self._clk_hz = check_int("clk_hz", clk_hz, 1_000_000, 1_000_000_000)
-        self._divisor = divisor_for(clk_hz, baud)
+        # STATUS reports the divisor in 16 bits.
+        self._divisor = divisor_for(clk_hz, baud, max_divisor=0xFFFF)
         self._baud = baud
         self._timeout = check_int("timeout", clk_hz // 100 if timeout is None else timeout, 16, 1 << 30)
         self._watchdog = check_int("watchdog", clk_hz // 5 if watchdog is None else watchdog, 16, 1 << 30)
@@ -82,6 +83,11 @@ class EdgeLearnCore(wiring.Component):
     @property
     def divisor(self):
         return self._divisor
+
+    @property
+    def frame_timeout(self):
+        """Idle cycles inside a frame before the controller ends it (see the protocol)."""
+        return self._timeout
 
     @property
     def clk_hz(self):

@@ -27,12 +27,21 @@ Link rules (decisions the issue left open):
 * Errors get a reply with a non-zero ``status`` and an empty payload, and the board returns to
   waiting for a sync byte: ``ERR_CRC`` (bad CRC), ``ERR_UNKNOWN_CMD``, ``ERR_OVERSIZE`` (``len``
   above :data:`MAX_PAYLOAD`; sent right after the header, then the board discards ``len + 2``
-  bytes), ``ERR_TRUNCATED`` (the line went idle for the board's timeout in the middle of a frame).
+  bytes), ``ERR_TRUNCATED`` (the line went idle for the board's timeout in the middle of a frame;
+  before its ``cmd`` byte arrived, the reply's ``cmd`` is ``SYNC_CMD``, no command's code).
   Bytes outside a frame that are not ``SYNC_CMD`` are ignored.
-* ``ERR_LENGTH``: the payload length does not fit the command; ``ERR_TIMEOUT``: a block did not
-  finish within the board's watchdog time (it is then reset); ``ERR_REPLY_OVERSIZE``: a command
-  would produce more than :data:`MAX_REPLY` bytes (the reply is dropped); ``ERR_BLOCK``: the
-  block flagged bad run-time data (details in ``STATUS``).
+* Where a frame ends: after the ``len + 2`` bytes its header declares (any ``len`` up to 0xFFFF),
+  or when the line goes idle for the board's timeout, whichever comes first. No byte inside a
+  frame, refused or not, is ever parsed as the start of another frame; a refused frame (CRC,
+  oversize, truncated, unknown) executes nothing. After an error the host waits for the line to
+  be idle longer than the board's timeout before it sends again (:mod:`firmware.driver`), so the
+  board is hunting for a sync byte whatever it made of the bytes before.
+* ``ERR_LENGTH``: the payload length does not fit the command (a command that takes no payload,
+  ``STATUS``, ``RESET``, ``CLEAR_ERRORS``, refuses a non-empty one); nothing is executed, but it is
+  not a link error: the frame checked out, so resending it gets the same answer.
+  ``ERR_TIMEOUT``: a block did not finish within the board's watchdog time (it is then reset);
+  ``ERR_REPLY_OVERSIZE``: a command would produce more than :data:`MAX_REPLY` bytes (the reply is
+  dropped); ``ERR_BLOCK``: the block flagged bad run-time data (details in ``STATUS``).
 
 Command groups
 --------------
@@ -50,7 +59,8 @@ __all__ = [
     "SYNC_CMD", "SYNC_REPLY", "MAX_PAYLOAD", "MAX_REPLY", "CRC_POLY", "CRC_INIT", "PROTOCOL_VERSION",
     "Status", "Cmd", "GROUP_SYSTEM", "GROUP_GEMM", "GROUP_HDQT", "GROUP_STDP", "GROUP_NAMES",
     "crc16", "crc16_update", "encode_command", "encode_reply", "ReplyParser", "ProtocolError",
-    "status_name", "STATUS_FIELDS", "pack_status", "unpack_status",
+    "status_name", "STATUS_FIELDS", "pack_status", "unpack_status", "cmd_name", "IDEMPOTENT",
+    "NOT_EXECUTED",
 ]
 
 SYNC_CMD = 0xA5
@@ -110,6 +120,28 @@ class Cmd:
     LOAD_SYNAPSES = 0x30  # write synapse / row / bitmap / neuron-state memory words
     INJECT_SPIKES = 0x31  # one time step: input events in, the step's output spikes out
     READ_WEIGHTS = 0x33   # read memory words back (learned weights, neuron states)
+
+
+_CMD_NAMES = {v: k for k, v in vars(Cmd).items() if not k.startswith("_")}
+
+
+def cmd_name(code):
+    return _CMD_NAMES.get(code, f"command 0x{code:02x}")
+
+
+#: Commands whose second execution leaves the board as the first did (and replies the same), so
+#: the host may resend one whose reply it never got. Not in the set: ``LOAD_WEIGHTS`` (appends),
+#: ``HDQT_STEP`` (updates the weights), ``INJECT_SPIKES`` (advances the network one step).
+IDEMPOTENT = frozenset({
+    Cmd.PING, Cmd.STATUS, Cmd.RESET, Cmd.CLEAR_ERRORS, Cmd.SINK,
+    Cmd.LOAD_HUFFMAN, Cmd.GEMM,          # LOAD_HUFFMAN restarts the model; GEMM only reads
+    Cmd.HDQT_LOAD, Cmd.HDQT_READ,        # writes to / reads from given addresses
+    Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS,
+})
+
+#: Error replies the controller sends for a frame it did not execute because of the link (the
+#: frame's bytes were damaged): resending the frame is always safe.
+NOT_EXECUTED = frozenset({Status.ERR_CRC, Status.ERR_TRUNCATED, Status.ERR_OVERSIZE})
 
 
 #: The STATUS reply: (name, bytes) fields, little-endian, in order.
@@ -184,13 +216,19 @@ def encode_reply(cmd, status, payload=b""):
 class ReplyParser:
     """Incremental reply-frame parser: feed bytes, collect ``(cmd, status, payload)`` tuples.
 
-    Bytes before a sync byte are counted in :attr:`skipped`. A reply whose CRC does not match raises
-    :class:`ProtocolError` from :meth:`feed`.
+    Bytes before a sync byte are counted in :attr:`skipped`. With ``strict`` (the default) a reply
+    whose CRC does not match raises :class:`ProtocolError` from :meth:`feed`. Without it the parser
+    resynchronises: a sync byte that does not start a valid reply (CRC mismatch, or a length above
+    :data:`MAX_REPLY`, which no reply has) is skipped and the search goes on from the next byte, so
+    a stray byte before or inside a reply does not hide the replies after it; :attr:`bad` counts
+    the CRC mismatches.
     """
 
-    def __init__(self):
+    def __init__(self, strict=True):
         self._buf = bytearray()
+        self.strict = strict
         self.skipped = 0
+        self.bad = 0
         self.frames = []
 
     def feed(self, data):
@@ -202,16 +240,42 @@ class ReplyParser:
             if len(self._buf) < 5:
                 return self.frames
             length = int.from_bytes(self._buf[3:5], "little")
+            if length > MAX_REPLY and not self.strict:
+                self._drop_sync()
+                continue
             total = 5 + length + 2
             if len(self._buf) < total:
                 return self.frames
             frame = bytes(self._buf[:total])
-            del self._buf[:total]
             body = frame[1:5 + length]
             crc = int.from_bytes(frame[-2:], "little")
             if crc16(body) != crc:
-                raise ProtocolError(f"reply CRC mismatch (got 0x{crc:04x}, computed 0x{crc16(body):04x})")
+                if self.strict:
+                    del self._buf[:total]
+                    raise ProtocolError(f"reply CRC mismatch (got 0x{crc:04x}, computed 0x{crc16(body):04x})")
+                self.bad += 1
+                self._drop_sync()
+                continue
+            del self._buf[:total]
             self.frames.append((frame[1], frame[2], frame[5:5 + length]))
+
+    def _drop_sync(self):
+        del self._buf[0]
+        self.skipped += 1
+
+    def give_up(self):
+        """No more bytes are coming: drop the sync byte of an unfinished frame and search again.
+
+        Returns :attr:`frames`. Call until :meth:`pending` is 0 to use every byte received.
+        """
+        if self._buf:
+            self._drop_sync()
+            self.feed(b"")
+        return self.frames
+
+    def pending(self):
+        """Bytes held for an unfinished frame."""
+        return len(self._buf)
 
     def needed(self):
         """A lower bound on the bytes still missing for the next frame."""

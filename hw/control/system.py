@@ -17,6 +17,8 @@ class SystemHandler(wiring.Component):
       the inputs below and the constant parameters.
     * ``RESET`` pulses ``o_reset_blocks`` (the core resets every block handler) and ``o_clear``.
     * ``CLEAR_ERRORS`` pulses ``o_clear`` only.
+    * ``STATUS``, ``RESET`` and ``CLEAR_ERRORS`` take no payload: with a non-empty one they answer
+      ``ERR_LENGTH`` and do nothing (the payload is discarded by the controller).
     * ``SINK`` takes the payload and replies with its length and the 16-bit sum of its bytes: a
       bulk-load path with no block behind it, for throughput measurements and link tests.
 
@@ -96,14 +98,18 @@ class SystemHandler(wiring.Component):
                     with m.Switch(bus.cmd):
                         with m.Case(Cmd.PING):
                             m.next = "PING"
-                        with m.Case(Cmd.STATUS):
-                            m.next = "STATUS"
-                        with m.Case(Cmd.RESET):
-                            m.d.comb += [self.o_reset_blocks.eq(1), self.o_clear.eq(1)]
-                            m.next = "OK"
-                        with m.Case(Cmd.CLEAR_ERRORS):
-                            m.d.comb += self.o_clear.eq(1)
-                            m.next = "OK"
+                        # Commands without a payload refuse one (and then do nothing).
+                        with m.Case(Cmd.STATUS, Cmd.RESET, Cmd.CLEAR_ERRORS):
+                            with m.If(bus.length != 0):
+                                m.next = "LENGTH"
+                            with m.Elif(bus.cmd == Cmd.STATUS):
+                                m.next = "STATUS"
+                            with m.Elif(bus.cmd == Cmd.RESET):
+                                m.d.comb += [self.o_reset_blocks.eq(1), self.o_clear.eq(1)]
+                                m.next = "OK"
+                            with m.Else():
+                                m.d.comb += self.o_clear.eq(1)
+                                m.next = "OK"
                         with m.Case(Cmd.SINK):
                             m.next = "SINK"
                         with m.Default():
@@ -151,6 +157,9 @@ class SystemHandler(wiring.Component):
                         m.d.sync += index.eq(index + 1)
             with m.State("OK"):
                 m.d.comb += [bus.done.eq(1), bus.status.eq(Status.OK)]
+                m.next = "IDLE"
+            with m.State("LENGTH"):
+                m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_LENGTH)]
                 m.next = "IDLE"
             with m.State("UNKNOWN"):
                 m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_UNKNOWN_CMD)]

@@ -11,6 +11,12 @@ gives it the 1-bit code ``0``, and ``1`` is an invalid code). Canonical assignme
 length ``l+1`` being ``(first[l] + count[l]) << 1``. Codes are written MSB first. An incomplete code
 (Kraft sum < 1) is allowed; windows that match no codeword are *invalid codes*.
 
+Escape codes (a decoder option, ``escape``): a table may list the pseudo-symbol :data:`ESCAPE`
+(word value 256, at most once, sorted after the 8-bit symbols of its length). Its code is followed by
+:data:`ESCAPE_BITS` raw bits holding the symbol itself (MSB first), then the symbol's ``r`` raw
+bits; so the rare symbols share one codeword and a short length limit still codes a 256-symbol
+alphabet. A decoder without the option rejects such a table (:data:`ERR_TABLE`).
+
 Decoding is table driven: with the next ``L`` stream bits left-aligned in a window ``W`` (missing bits
 read as 0), the code length is the smallest ``l`` with ``W < limit[l]``, where
 ``limit[l] = (first[l] + count[l]) << (L - l)``, and the symbol index is
@@ -79,7 +85,7 @@ yields exactly ``n`` output beats; its last beat carries ``err`` = any error in 
 from ..lib import crc as crc_spec
 
 __all__ = [
-    "MIN_MAX_LEN", "MAX_MAX_LEN", "MAX_SYMBOLS", "WORD", "TABLE_MARK", "HEADER_MARK",
+    "MIN_MAX_LEN", "MAX_MAX_LEN", "MAX_SYMBOLS", "ESCAPE", "ESCAPE_BITS", "WORD", "TABLE_MARK", "HEADER_MARK",
     "MODE_INT", "MODE_EXP", "MODE_RAW", "MODES",
     "ERR_INVALID", "ERR_TRUNC", "ERR_MISMATCH", "ERR_OVERRUN", "ERR_HEADER", "ERR_TABLE", "ERR_CRC",
     "ERROR_NAMES", "crc16", "crc16_update",
@@ -91,6 +97,8 @@ __all__ = [
 MIN_MAX_LEN = 8
 MAX_MAX_LEN = 16
 MAX_SYMBOLS = 256
+ESCAPE = 256                  # table word of the escape pseudo-symbol
+ESCAPE_BITS = 8               # raw bits after an escape code: the symbol
 WORD = 16                     # stream word width (bits)
 TABLE_MARK = 0b101            # top 3 bits of a table's first word
 HEADER_MARK = 0xA             # top 4 bits of a block's flags word
@@ -134,11 +142,12 @@ def check_max_len(max_len):
     return max_len
 
 
-def validate_table(counts, symbols, max_len):
+def validate_table(counts, symbols, max_len, escape=False):
     """Check a serialized table ``(counts, symbols)``; raise ``ValueError`` if it is not a valid code.
 
     ``counts[l-1]`` is the number of codes of length ``l`` (``len(counts)`` is the table's maxlen,
-    1..``max_len``); ``symbols`` are distinct 8-bit values in canonical order.
+    1..``max_len``); ``symbols`` are distinct 8-bit values in canonical order (with ``escape``, one of
+    them may be :data:`ESCAPE`).
     """
     check_max_len(max_len)
     if not 1 <= len(counts) <= max_len:
@@ -149,8 +158,9 @@ def validate_table(counts, symbols, max_len):
         raise ValueError(f"a table must have 1 to {MAX_SYMBOLS} symbols, not {len(symbols)}")
     if sum(counts) != len(symbols):
         raise ValueError(f"table counts sum to {sum(counts)} but the table lists {len(symbols)} symbols")
-    if any(not isinstance(s, int) or not 0 <= s < MAX_SYMBOLS for s in symbols):
-        raise ValueError("table symbols must be integers from 0 to 255")
+    top = ESCAPE if escape else MAX_SYMBOLS - 1
+    if any(not isinstance(s, int) or not 0 <= s <= top for s in symbols):
+        raise ValueError(f"table symbols must be integers from 0 to {top}")
     if len(set(symbols)) != len(symbols):
         raise ValueError("table symbols must be distinct")
     code = 0
@@ -174,7 +184,7 @@ def canonical_codes(counts, symbols):
     return codes
 
 
-def table_from_lengths(lengths, max_len):
+def table_from_lengths(lengths, max_len, escape=False):
     """Table ``(counts, symbols)`` of the canonical code with these lengths.
 
     ``lengths`` maps symbol -> code length (only symbols that get a code). Symbols of equal length are
@@ -190,7 +200,7 @@ def table_from_lengths(lengths, max_len):
     for v in lengths.values():
         counts[v - 1] += 1
     symbols = sorted(lengths, key=lambda s: (lengths[s], s))
-    validate_table(counts, symbols, max_len)
+    validate_table(counts, symbols, max_len, escape)
     return counts, symbols
 
 
@@ -212,14 +222,14 @@ def decode_tables(counts, max_len):
     return limit, offset
 
 
-def serialize_table(counts, symbols, max_len=MAX_MAX_LEN):
+def serialize_table(counts, symbols, max_len=MAX_MAX_LEN, escape=False):
     """The ``i_table`` word list of a valid table (raises ``ValueError`` on an invalid one)."""
-    validate_table(counts, symbols, max_len)
+    validate_table(counts, symbols, max_len, escape)
     words = [TABLE_MARK << 13 | len(counts) << 8 | (len(symbols) - 1)] + list(counts) + list(symbols)
     return words + [crc16(words)]
 
 
-def parse_table(words, max_len):
+def parse_table(words, max_len, escape=False):
     """Inverse of :func:`serialize_table`; raises ``ValueError`` on any defect."""
     check_max_len(max_len)
     if not words or words[0] >> 13 != TABLE_MARK:
@@ -232,15 +242,15 @@ def parse_table(words, max_len):
         raise ValueError("table CRC mismatch")
     counts = list(words[1:1 + maxlen])
     symbols = list(words[1 + maxlen:1 + maxlen + nsyms])
-    validate_table(counts, symbols, max_len)
+    validate_table(counts, symbols, max_len, escape)
     return counts, symbols
 
 
-def check_table_words(words, max_len):
+def check_table_words(words, max_len, escape=False):
     """``(counts, symbols)`` if the hardware table loader accepts ``words``, else ``None``.
 
     These are exactly the loader's checks: marker, maxlen 1..``max_len``, enough words, symbol words
-    < 256, no Kraft overflow at any length, counts summing to nsyms, CRC 0. (Unlike
+    < 256 (with ``escape``: <= 256), no Kraft overflow at any length, counts summing to nsyms, CRC 0. (Unlike
     :func:`validate_table` it does not reject repeated symbols: the hardware has no room to look for
     them, and a repeated symbol still decodes deterministically.) Words past the table are ignored.
     """
@@ -258,7 +268,7 @@ def check_table_words(words, max_len):
         if code + c > 1 << length:
             return None
         code = (code + c) << 1
-    if sum(counts) != nsyms or any(s > 255 for s in symbols) or crc16(words) != 0:
+    if sum(counts) != nsyms or any(s > (ESCAPE if escape else 255) for s in symbols) or crc16(words) != 0:
         return None
     return list(counts), list(symbols)
 

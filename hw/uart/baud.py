@@ -6,29 +6,31 @@ requested one: the receiver samples mid-bit, so over ten bits the accumulated er
 below half a bit on both ends of the link.
 """
 
-__all__ = ["MIN_DIVISOR", "MAX_BAUD_ERROR", "divisor_for"]
+__all__ = ["MIN_DIVISOR", "MAX_DIVISOR", "MAX_BAUD_ERROR", "divisor_for"]
 
 #: The receiver needs a few cycles per bit: a two-flop synchronizer plus a mid-bit sample.
 MIN_DIVISOR = 4
+#: Largest divisor the UART's bit counter takes.
+MAX_DIVISOR = 1 << 20
 #: Largest relative baud-rate error accepted (2 %: 20 % of a bit over ten bits).
 MAX_BAUD_ERROR = 0.02
 
 
-def divisor_for(clk_hz, baud):
-    """Clock cycles per bit for ``baud`` at ``clk_hz``.
+def divisor_for(clk_hz, baud, max_divisor=MAX_DIVISOR):
+    """Clock cycles per bit for ``baud`` at ``clk_hz`` (at most ``max_divisor``).
 
     Raises
     ------
     ValueError
-        If the rounded divisor is below :data:`MIN_DIVISOR` or misses ``baud`` by more than
-        :data:`MAX_BAUD_ERROR`.
+        Naming ``baud`` and its allowed range, if the rounded divisor is outside
+        ``MIN_DIVISOR .. max_divisor`` or misses ``baud`` by more than :data:`MAX_BAUD_ERROR`.
     """
+    lo, hi = -(-clk_hz // max_divisor), int(clk_hz // MIN_DIVISOR)
     if not isinstance(baud, int) or isinstance(baud, bool) or baud <= 0:
-        raise ValueError(f"baud must be a positive integer, not {baud!r}")
+        raise ValueError(f"baud must be an integer from {lo} to {hi} at {clk_hz / 1e6:g} MHz, not {baud!r}")
     divisor = round(clk_hz / baud)
-    if divisor < MIN_DIVISOR:
-        raise ValueError(f"baud must be at most {int(clk_hz // MIN_DIVISOR)} at {clk_hz / 1e6:g} MHz, "
-                         f"not {baud!r}")
+    if not MIN_DIVISOR <= divisor <= max_divisor:
+        raise ValueError(f"baud must be an integer from {lo} to {hi} at {clk_hz / 1e6:g} MHz, not {baud!r}")
     error = abs(clk_hz / divisor - baud) / baud
     if error > MAX_BAUD_ERROR:
         raise ValueError(f"baud must be within {MAX_BAUD_ERROR:.0%} of {clk_hz / 1e6:g} MHz / n "

@@ -13,8 +13,9 @@ The format itself (tables, headers, modes, errors) is :mod:`hw.huffman.spec`; th
 Decisions where the issue is silent: a stream is cut into equal blocks of at most ``block_n`` symbols
 per lane; the last block is padded up to ``N * n`` symbols (fewer than ``N * blocks``) with the
 table's shortest-code symbol (the caller knows its true length and drops the padding); a
-block goes raw (R bits per value) when its coded payload would not be smaller (only possible when
-the value width fits the decoder's R).
+block goes raw (R bits per value) when its coded payload words would not be fewer (only possible
+when the value width fits the decoder's R), and the whole stream goes raw, without a table, when
+the coded blocks with their table would not be smaller than all raw.
 """
 
 import math
@@ -22,7 +23,8 @@ from collections import Counter
 
 from hw.huffman import spec
 
-__all__ = ["package_merge_lengths", "build_table", "entropy_bits", "encode_lane", "encode_block",
+__all__ = ["package_merge_lengths", "package_merge_cost", "escape_lengths", "build_table", "entropy_bits",
+           "encode_lane", "encode_block",
            "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks"]
 
 
@@ -70,11 +72,67 @@ def package_merge_lengths(freqs, max_len):
     return dict(lengths)
 
 
-def build_table(values, max_len):
-    """Canonical table ``(counts, symbols)`` of the 8-bit symbols in ``values``."""
+def package_merge_cost(weights, max_len):
+    """Total bits (sum of weight x length) of the optimal code of ``weights`` under ``max_len``: the
+    weight of the ``2n - 2`` cheapest items of package-merge's last level (no code lengths)."""
+    leaves = sorted(weights)
+    if len(leaves) == 1:
+        return leaves[0]
+    current = leaves
+    for _ in range(max_len - 1):
+        packages = [a + b for a, b in zip(current[0::2], current[1::2], strict=False)]
+        current = sorted(leaves + packages)
+    return sum(current[:2 * len(leaves) - 2])
+
+
+def escape_lengths(freqs, max_len):
+    """Code lengths with escapes: ``{symbol or ESCAPE: length}`` minimizing the total bits (codes,
+    the escaped symbols' :data:`~hw.huffman.spec.ESCAPE_BITS` and the table's words).
+
+    The escaped set can always be some number ``k`` of the rarest symbols: in an optimal code no
+    coded symbol is longer than the escape code plus ``ESCAPE_BITS`` (it would be cheaper escaped),
+    so swapping an escaped symbol with a rarer coded one never costs more. Every ``k`` (0: no
+    escape) is tried and the cheapest kept (ties: fewer escapes). Symbols of equal count are escaped
+    in decreasing symbol order.
+    """
+    items = sorted(((w, s) for s, w in freqs.items() if w > 0), key=lambda t: (-t[0], t[1]))
+    n = len(items)
+    weights = [w for w, _ in items]
+
+    def lengths(k):                    # k rarest symbols escaped
+        kept = {s: w for w, s in items[:n - k]}
+        if k:
+            kept[spec.ESCAPE] = sum(weights[n - k:])
+        return package_merge_lengths(kept, max_len), kept
+
+    def bits(k):                       # exact: codes, escaped symbols, table words
+        ln, kept = lengths(k)
+        table = 2 + max(ln.values()) + len(ln)
+        return sum(kept[s] * v for s, v in ln.items()) + spec.ESCAPE_BITS * (k and kept[spec.ESCAPE]) \
+            + spec.WORD * table
+
+    def estimate(k):                   # the same with the table's count words at their most (max_len)
+        kept = weights[:n - k] + ([sum(weights[n - k:])] if k else [])
+        if len(kept) > 1 << max_len:
+            return None
+        return (package_merge_cost(kept, max_len) + spec.ESCAPE_BITS * (k and kept[-1])
+                + spec.WORD * (2 + max_len + len(kept)))
+    # The estimate is exact but for the table's maxlen (1..max_len words), so only the k within
+    # that margin of the best estimate need the exact count.
+    est = [(e, k) for k in range(n) if (e := estimate(k)) is not None]
+    best = min(est)[0]
+    k = min((bits(k), k) for e, k in est if e - best < spec.WORD * max_len)[1]
+    return lengths(k)[0]
+
+
+def build_table(values, max_len, escape=False):
+    """Canonical table ``(counts, symbols)`` of the 8-bit symbols in ``values`` (with ``escape``, the
+    cheapest table with or without an escape code: :func:`escape_lengths`)."""
     freqs = Counter(int(v) for v in values)
     if any(not 0 <= s < spec.MAX_SYMBOLS for s in freqs):
         raise ValueError("symbols must be integers from 0 to 255")
+    if escape:
+        return spec.table_from_lengths(escape_lengths(freqs, max_len), max_len, escape=True)
     return spec.table_from_lengths(package_merge_lengths(freqs, max_len), max_len)
 
 
@@ -128,13 +186,15 @@ def split_value(mode, value, r, ebits):
 
 
 def encode_lane(values, codes, *, mode, r, ebits):
-    """Bit list of one lane's symbols (code then ``r`` raw bits each)."""
+    """Bit list of one lane's symbols (code, the symbol after an escape code, ``r`` raw bits)."""
     bits = []
     for v in values:
         sym, raw = split_value(mode, int(v), r, ebits)
         if mode != spec.MODE_RAW:
-            code, length = codes[sym]
-            bits += _bits(code, length)
+            if sym in codes:
+                bits += _bits(*codes[sym])
+            else:
+                bits += _bits(*codes[spec.ESCAPE]) + _bits(sym, spec.ESCAPE_BITS)
         bits += _bits(raw, r)
     return bits
 
@@ -173,7 +233,7 @@ def split_blocks(values, block_values, pad):
 
 
 def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
-                  raw_bits=8, allow_raw=True):
+                  raw_bits=8, allow_raw=True, escape=False):
     """Encode a whole value sequence with one table.
 
     Parameters
@@ -193,29 +253,42 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         need ``r == R``.
     allow_raw : bool
         Allow the per-block raw fallback.
+    escape : bool
+        Allow an escape code (:func:`escape_lengths`; for decoders built with escapes).
 
     Returns
     -------
     (list of table word lists, list of Beat, dict)
-        One table; the data beats; stats: coded payload bits, header bits, padding bits, raw blocks.
+        The table (none when every block is raw); the data beats; stats: coded payload bits, header
+        bits, padding bits, raw blocks, table bits.
     """
     spec.check_max_len(max_len)
     syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
-    table = build_table(syms, max_len)
+    table = build_table(syms, max_len, escape)
     codes = spec.canonical_codes(*table)
-    shortest = table[1][0]
+    shortest = next(s for s in table[1] if s != spec.ESCAPE)
     pad = spec.compose_value(mode, shortest, 0, r, ebits)
     vbits = 8 + r if mode == spec.MODE_INT else ebits + r
-    beats = []
     stats = {"code_bits": 0, "header_bits": 0, "pad_bits": 0, "raw_blocks": 0, "blocks": 0,
              "table_bits": 0}
     # As many blocks as ``block_n`` requires, each as equal as possible: padding < N * blocks values.
     n_blocks = max(1, -(-len(values) // (n_lanes * block_n)))
     per_lane = max(1, -(-len(values) // (n_lanes * n_blocks)))
-    for block in split_blocks(values, n_lanes * per_lane, pad):
-        coded = sum(len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits))
-                    for k in range(n_lanes))
-        if allow_raw and vbits <= raw_bits and coded >= raw_bits * len(block):
+    blocks = split_blocks(values, n_lanes * per_lane, pad)
+    words = spec.serialize_table(*table, max_len, escape)
+    # The raw fallback compares total bits: per block the payload words (the header is the same either
+    # way); per tensor the coded total with its table against all raw (then no table is sent).
+    can_raw = allow_raw and vbits <= raw_bits
+    raw_words = -(-per_lane * raw_bits // spec.WORD)
+    coded = [max(-(-len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)) // spec.WORD)
+                 for k in range(n_lanes)) for block in blocks]
+    is_raw = [can_raw and c >= raw_words for c in coded]
+    if can_raw and (all(is_raw) or sum(min(c, raw_words) for c in coded) * n_lanes * spec.WORD + len(words)
+                    * spec.WORD >= raw_words * len(blocks) * n_lanes * spec.WORD):
+        is_raw = [True] * len(blocks)
+    beats = []
+    for block, raw in zip(blocks, is_raw, strict=True):
+        if raw:
             b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=raw_bits)
             stats["raw_blocks"] += 1
         else:
@@ -226,7 +299,8 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         stats["code_bits"] += sum(info["bitlens"])
         stats["header_bits"] += info["header_words"] * spec.WORD
         stats["pad_bits"] += info["words_per_lane"] * spec.WORD * n_lanes - sum(info["bitlens"])
-    words = spec.serialize_table(*table, max_len)
+    if all(is_raw):
+        return [], beats, stats
     stats["table_bits"] = len(words) * spec.WORD
     return [words], beats, stats
 
@@ -263,8 +337,8 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
         if err:
             out.append(0)
             continue
-        window = bits[pos:pos + max_len + r]
-        window += [0] * (max_len + r - len(window))
+        window = bits[pos:pos + max_len + spec.ESCAPE_BITS + r]
+        window += [0] * (max_len + spec.ESCAPE_BITS + r - len(window))
         w = int("".join(map(str, window[:max_len])), 2)
         if mode == spec.MODE_RAW:
             length, sym = 0, 0
@@ -275,6 +349,9 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
                 out.append(0)
                 continue
             sym = symmem[((w >> (max_len - length)) + offset[length]) % 512]
+            if sym == spec.ESCAPE:                    # the symbol follows the escape code
+                sym = int("".join(map(str, window[length:length + spec.ESCAPE_BITS])), 2)
+                length += spec.ESCAPE_BITS
         if length + r > bitlen - pos:
             err |= spec.ERR_TRUNC
             out.append(0)
@@ -289,7 +366,7 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
     return out, err
 
 
-def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
+def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
     """Reference decode of a data stream, defining the RTL's output.
 
     Parameters
@@ -299,6 +376,8 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
         The ``i_table`` stream, in load order (framed by its ``first`` marks when given as pairs).
     n_lanes, max_len, raw_bits : int
         Decoder parameters N, L, R.
+    escape : bool
+        The decoder accepts escape codes (else a table with one is a bad table).
 
     Returns
     -------
@@ -313,7 +392,7 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits):
     loaded = []
     errors = 0
     for f in frames:
-        t = spec.check_table_words(f, max_len)
+        t = spec.check_table_words(f, max_len, escape)
         if t is None:
             errors |= spec.ERR_TABLE
         loaded.append(t)

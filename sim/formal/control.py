@@ -1,0 +1,227 @@
+"""Formal harnesses for the command controller (:class:`hw.control.controller.Controller`, one
+handler group, ``timeout=64``, ``watchdog=16``).
+
+The harness holds a monitor of the frame rules of :mod:`hw.control.protocol`, written from the
+protocol and not from the controller: it follows the bytes the controller takes from ``i_rx``
+(hunting for ``SYNC_CMD``; header; ``len`` payload bytes; two CRC bytes; an oversize ``len``
+discards ``len + 2`` bytes) and the reply frames the controller sends on ``o_tx``. The handler's
+outputs, the line and ``o_tx.ready`` are free. The CRC is the gateware's CRC-16 step
+(:func:`hw.control.crc.crc16_next`, tested against :func:`hw.control.protocol.crc16_update`
+elsewhere): these properties are about which frames run, not about CRC arithmetic.
+
+The checks are bounded: a frame with a payload is longer than any depth that finishes in seconds,
+so the bound covers zero-length frames, CRC and unknown-command errors, oversize headers (whose
+discard outlasts the bound unless the length count wraps) and the replies, with the line's idle
+timeout (64 cycles) longer than the bound, so no frame is truncated within it.
+"""
+
+from amaranth.hdl import Assert, Assume, Cat, Module, Signal
+
+from hw.control.controller import Controller
+from hw.control.crc import crc16_next
+from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY
+
+from .harness import Harness, Patched, internals, mutated
+from .runner import Property
+from .sticky import StickyHarness
+
+__all__ = ["PROPERTIES"]
+
+TIMEOUT, WATCHDOG = 64, 16
+# the protocol's buffer limits scaled down (the controller's buffers and the oversize threshold),
+# so that frames with a payload and oversize headers both fit in the bound
+SMALL_PAYLOAD = 4
+PARAMS = f"groups=(0,) timeout={TIMEOUT} watchdog={WATCHDOG} MAX_PAYLOAD=MAX_REPLY={SMALL_PAYLOAD}"
+
+
+def _state_code(state_signal, name):
+    """The encoding of FSM state ``name`` in Amaranth's state signal (from its decoder)."""
+    for code in range(1 << len(state_signal)):
+        if state_signal.decoder(code).split("/")[0] == name:
+            return code
+    raise KeyError(name)
+
+
+class ControllerHarness(Harness):
+    """``check`` is one of ``"exec"``, ``"reply"``, ``"hunt"``."""
+
+    def __init__(self, check, controller_class=Controller, depth=None):
+        super().__init__()
+        self.check = check
+        self.dut = controller_class(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG)
+        self.bind_inputs(self.dut)
+
+    def elaborate(self, platform):
+        m = Module()
+        self.begin(m)
+        dut = self.dut
+        frag, internal = internals(dut)
+        m.submodules.dut = frag
+        m.d.comb += Assume(~dut.i_rx_busy)
+
+        # --- receive monitor: where the protocol says each taken byte belongs --------------------
+        take = dut.i_rx.valid & dut.i_rx.ready
+        byte = dut.i_rx.payload
+        mon = Signal(range(9), name="mon")      # HUNT CMD LEN0 LEN1 PAY CRC0 CRC1 DONE DISCARD
+        HUNT, CMD, LEN0, LEN1, PAY, CRC0, CRC1, DONE, DISCARD = range(9)
+        length = Signal(16, name="mon_len")
+        count = Signal(17, name="mon_count")
+        crc = Signal(16, name="mon_crc")
+        crc_rx = Signal(8, name="mon_crc_lo")
+        frame_ok = Signal(name="mon_frame_ok")
+        executed = Signal(name="mon_executed")
+        frames = Signal(4, name="mon_frames")   # frames ended (each must get one reply)
+        crc_next = crc16_next(m, crc, byte, name="mon_crc_step")
+        full = Cat(length[:8], byte)
+        with m.If(take):
+            with m.Switch(mon):
+                with m.Case(HUNT, DONE):
+                    with m.If(byte == SYNC_CMD):
+                        m.d.sync += [mon.eq(CMD), crc.eq(CRC_INIT), executed.eq(0), frame_ok.eq(0)]
+                    with m.Else():
+                        m.d.sync += mon.eq(HUNT)
+                with m.Case(CMD):
+                    m.d.sync += [mon.eq(LEN0), crc.eq(crc_next)]
+                with m.Case(LEN0):
+                    m.d.sync += [mon.eq(LEN1), crc.eq(crc_next), length[:8].eq(byte)]
+                with m.Case(LEN1):
+                    m.d.sync += [crc.eq(crc_next), length[8:].eq(byte), count.eq(0)]
+                    with m.If(full > SMALL_PAYLOAD):
+                        m.d.sync += [mon.eq(DISCARD), count.eq(full + 2), frames.eq(frames + 1)]
+                    with m.Elif(full == 0):
+                        m.d.sync += mon.eq(CRC0)
+                    with m.Else():
+                        m.d.sync += mon.eq(PAY)
+                with m.Case(PAY):
+                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
+                    with m.If(count + 1 == length):
+                        m.d.sync += mon.eq(CRC0)
+                with m.Case(CRC0):
+                    m.d.sync += [mon.eq(CRC1), crc_rx.eq(byte)]
+                with m.Case(CRC1):
+                    m.d.sync += [mon.eq(DONE), frames.eq(frames + 1),
+                                 frame_ok.eq(Cat(crc_rx, byte) == crc)]
+                with m.Case(DISCARD):
+                    m.d.sync += count.eq(count - 1)
+                    with m.If(count == 1):
+                        m.d.sync += mon.eq(HUNT)
+        with m.If((mon == DISCARD) & (count == 0)):
+            m.d.sync += mon.eq(HUNT)
+
+        # --- transmit monitor: reply frames begun and finished -------------------------------------
+        sent = dut.o_tx.valid & dut.o_tx.ready
+        tx_pos = Signal(range(6), name="tx_pos")   # 0 SYNC, 1 cmd, 2 status, 3 len0, 4 len1, 5 body
+        tx_left = Signal(17, name="tx_left")       # payload + CRC bytes still to come
+        tx_len = Signal(8, name="tx_len_lo")
+        begun = Signal(4, name="replies_begun")
+        done = Signal(4, name="replies_done")
+        with m.If(sent):
+            with m.Switch(tx_pos):
+                with m.Case(0):
+                    m.d.comb += Assert(dut.o_tx.payload == SYNC_REPLY)
+                    m.d.sync += [tx_pos.eq(1), begun.eq(begun + 1)]
+                with m.Case(1, 2):
+                    m.d.sync += tx_pos.eq(tx_pos + 1)
+                with m.Case(3):
+                    m.d.sync += [tx_pos.eq(4), tx_len.eq(dut.o_tx.payload)]
+                with m.Case(4):
+                    m.d.sync += [tx_pos.eq(5), tx_left.eq(Cat(tx_len, dut.o_tx.payload) + 2)]
+                with m.Case(5):
+                    m.d.sync += tx_left.eq(tx_left - 1)
+                    with m.If(tx_left == 1):
+                        m.d.sync += [tx_pos.eq(0), done.eq(done + 1)]
+
+        # lemma (checked, then used by the solver in later steps): inside a frame the controller's
+        # running CRC is the monitor's, so the solver need not rediscover the CRC's equivalence
+        with m.If((mon >= LEN0) & (mon <= CRC1)):
+            m.d.comb += Assert(internal["crc"] == crc)
+
+        if self.check == "exec":
+            # a command starts only for a complete frame whose length and CRC checked, once
+            with m.If(dut.h0.start):
+                m.d.comb += Assert((mon == DONE) & frame_ok & ~executed)
+                m.d.sync += executed.eq(1)
+        elif self.check == "reply":
+            # never more replies than frames; a new frame begins only after the last one's reply
+            m.d.comb += Assert((frames - begun)[:4] <= 1)
+            with m.If(take & ((mon == HUNT) | (mon == DONE)) & (byte == SYNC_CMD)):
+                m.d.comb += Assert(done == frames)
+        elif self.check == "hunt":
+            # the controller hunts only where the protocol does; after an error (any frame, once its
+            # reply is out) it is hunting again within two cycles
+            state = internal["rx_fsm_state"]
+            idle = state == _state_code(state, "IDLE")
+            at_rest = ((mon == HUNT) | (mon == DONE)) & (done == frames) & (tx_pos == 0)
+            with m.If(idle):
+                m.d.comb += Assert((mon == HUNT) | ((mon == DONE) & (done == frames)))
+            rest_1 = self.past(m, at_rest, "at_rest_1")
+            rest_2 = self.past(m, rest_1, "at_rest_2")
+            with m.If(at_rest & rest_1 & rest_2 & self.started):
+                m.d.comb += Assert(idle)
+        else:
+            raise ValueError(f"check must be 'exec', 'reply' or 'hunt', not {self.check!r}")
+        return m
+
+
+def checksum_next(m, crc, byte, *, name="crc"):
+    """The frame check of the proofs: a rotate-and-XOR of the bytes into 16 bits (the CRC's role,
+    without its XOR network, which costs the solver minutes per step)."""
+    step = Signal(16, name=f"{name}_rx")
+    m.d.comb += step.eq(Cat(crc[8:], crc[:8]) ^ byte)
+    return step
+
+
+def _small(check, controller_class=Controller):
+    """The harness with the controller's payload and reply limits at ``SMALL_PAYLOAD`` and its
+    CRC step replaced by :func:`checksum_next` (in the monitor too)."""
+    namespace = controller_class.elaborate.__globals__
+    patches = [(namespace, "MAX_PAYLOAD", SMALL_PAYLOAD), (namespace, "MAX_REPLY", SMALL_PAYLOAD),
+               (namespace, "crc16_next", checksum_next), (globals(), "crc16_next", checksum_next)]
+    return Patched(lambda: ControllerHarness(check, controller_class), patches)
+
+
+def _wrapping_count():
+    # the defect the 17-bit count fixes: len + 2 wraps for len 0xFFFE/0xFFFF
+    return mutated("hw.control.controller", "Controller", "count = Signal(17)", "count = Signal(16)")
+
+
+def _no_crc_check():
+    return mutated("hw.control.controller", "Controller", "with m.If(crc_rx != crc):",
+                   "with m.If(crc_rx[:4] != crc[:4]):")
+
+
+def _hunt_before_reply():
+    return mutated("hw.control.controller", "Controller", "with m.If(tx_idle & ~reply_go):",
+                   "with m.If(~reply_go):")
+
+
+PROPERTIES = [
+    Property("control.exec_checked", "a command starts only for a frame whose length and CRC checked, "
+             "once", lambda: _small("exec"), "bmc", 12, PARAMS,
+             fast=False, mutant=lambda: _small("exec", _no_crc_check()),
+             mutation="CRC compare on 4 of 16 bits"),
+    Property("control.one_reply", "every frame gets exactly one reply before the next frame",
+             lambda: _small("reply"), "bmc", 12, PARAMS,
+             fast=False, mutant=lambda: _small("reply", _hunt_before_reply()),
+             mutation="receiver hunts again before the reply is sent"),
+    Property("control.rehunt", "the parser hunts only between frames, and is hunting again after any "
+             "error once the reply is out", lambda: _small("hunt"), "bmc", 15, PARAMS, fast=False,
+             mutant=lambda: _small("hunt", _wrapping_count()),
+             mutation="16-bit discard count (len 0xFFFE wraps)"),
+]
+
+
+def _flags_cleared_when_idle():
+    return mutated("hw.control.controller", "Controller",
+                   "with m.If(self.i_clear):\n            m.d.sync += [self.o_flags.eq(0)",
+                   "with m.If(self.i_clear | ~self.i_rx.valid):\n            m.d.sync += [self.o_flags.eq(0)")
+
+
+PROPERTIES += [
+    Property("control.sticky_flags", "o_flags bits stay set until i_clear",
+             lambda: StickyHarness(lambda: Controller(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG),
+                                   ["o_flags"], "i_clear"), "prove", 1, PARAMS,
+             mutant=lambda: StickyHarness(lambda: _flags_cleared_when_idle()(
+                 groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG), ["o_flags"], "i_clear"),
+             mutation="flags also cleared while no byte is offered", mutant_depth=6),
+]
