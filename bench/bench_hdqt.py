@@ -25,7 +25,9 @@ import random
 import numpy as np
 from amaranth.sim import Simulator
 
+from boards.synth import ToolError, format_table, synthesize
 from hw.hdqt import FWHT, HdqtLayer, ShiftQuantizer
+from sim.hdqt.demo import REPLAY_PARAMS, replay_on_rtl
 
 
 def fwht_rate(n, vectors=16, stall=0.0, seed=0):
@@ -60,7 +62,6 @@ def fwht_rate(n, vectors=16, stall=0.0, seed=0):
 
 def layer_step_cycles(rows=4, cols=4):
     """Measured cycles of one random 64 x 64, batch-32 step (Verilator), per phase."""
-    from sim.hdqt.demo import REPLAY_PARAMS, replay_on_rtl
     rng = np.random.default_rng(0)
     rec = {"w": rng.integers(-4000, 4000, (64, 64)), "x": rng.integers(0, 17, (32, 64)), "x_exp": -4,
            "dy": rng.integers(-20000, 20000, (32, 64)), "dy_exp": -20, "lfsr_index": 0}
@@ -108,7 +109,6 @@ def main(argv=None):
 
     if args.no_synth:
         return
-    from boards.synth import ToolError, format_table, synthesize
     # (row label, synthesize's name (its cache directory), factory, devices, nextpnr seeds)
     designs = []
     if not args.only_layer:

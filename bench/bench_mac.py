@@ -20,14 +20,24 @@ the naive array is synthesized there at 2x4 (8 multipliers) as well.
 """
 
 import argparse
+import json
 import re
 import sys
+from pathlib import Path
 
+import numpy as np
+from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal, signed
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from boards import synth
+from boards.synth import ToolError, synthesize
+from boards.toolchain import run_yosys
 from hw.mac import MacArray, spec
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
+from sim.mac.verilator_run import run_tiles_verilator
+from sim.runner import build_root
 
 MODES = list(spec.MODES)
 UP5K_LC = 5280   # iCE40UP5K logic cells
@@ -69,11 +79,6 @@ class NaiveInt8Array(wiring.Component):
 
 def measure_throughput(rows=4, cols=4):
     """``{(mode, M, N, K): (macs, cycles)}`` of GEMMs through the array in Verilator, plus a mixed run."""
-    import numpy as np
-
-    from sim.mac.golden import gemm_tiles, random_acts, random_weights
-    from sim.mac.verilator_run import run_tiles_verilator
-
     rng = np.random.default_rng(0)
     jobs, results = [], {}
     for size in (64, 32, 16):
@@ -106,7 +111,6 @@ def print_throughput(results, rows=4, cols=4):
 
 def synth_rows(quick=False):
     """Synthesis configurations: (label, device, factory, MAC/cycle per mode or None for the naive)."""
-    from boards.synth import ToolError, synthesize
 
     configs = [
         ("mac 4x4 ice40 tile_k=0", "up5k", lambda: MacArray(rows=4, cols=4, tile_k=0, backend="ice40")),
@@ -140,17 +144,11 @@ def synth_rows(quick=False):
 
 def _salvage(name, device):
     """Resources and Fmax of the newest failed run of ``name`` (timing miss: nextpnr exits non-zero)."""
-    import json
-    from pathlib import Path
-
-    from boards import synth
-    from sim.runner import build_root
-
     dirs = sorted(Path(build_root(), "synth").glob(f"{name}-{device}-*"), key=lambda p: p.stat().st_mtime)
     if not dirs or not (dirs[-1] / "stat.json").exists():
         return None
     work, fam = dirs[-1], synth.DEVICES[device]["family"]
-    r = synth._count(synth._module_cells(json.loads((work / "stat.json").read_text()), "top.dut"), fam)
+    r = synth.count_cells(synth.module_cells(json.loads((work / "stat.json").read_text()), "top.dut"), fam)
     r["fmax_mhz"] = None
     log = (work / "pnr.log").read_text() if (work / "pnr.log").exists() else ""
     # Only the final timing report counts (placement prints estimates too): nextpnr's closing
@@ -168,15 +166,6 @@ def lut_only_counts(quick=False):
     """Yosys-only cell counts with DSP inference off (``synth_ice40`` without ``-dsp``): the naive
     array's ``a * b`` then costs LUTs, the like-for-like comparison with the LUT backend.
     (boards.synth always lets Yosys use DSPs; no place-and-route here, so no Fmax.)"""
-    import json
-    from pathlib import Path
-
-    from amaranth.back import rtlil
-
-    from boards import synth
-    from boards.toolchain import run_yosys
-    from sim.runner import build_root
-
     configs = [("mac 2x4 lut tile_k=0", lambda: MacArray(rows=2, cols=4, tile_k=0)),
                ("naive int8 2x4 (a*b)", lambda: NaiveInt8Array(2, 4))]
     if not quick:
@@ -192,7 +181,7 @@ def lut_only_counts(quick=False):
         run_yosys("read_rtlil design.il\nsetattr -mod -set keep_hierarchy 1 top.dut\n"
                   "synth_ice40 -top top\ntee -q -o stat.json stat -json\n", log=work / "yosys.log", cwd=work)
         stat = json.loads((work / "stat.json").read_text())
-        out.append((label, synth._count(synth._module_cells(stat, "top.dut"), "ice40")))
+        out.append((label, synth.count_cells(synth.module_cells(stat, "top.dut"), "ice40")))
     return out
 
 

@@ -22,6 +22,7 @@ import random
 import sys
 import time
 
+from boards.synth import DEVICES, ToolError, synthesize
 from hw.stdp import STDPCore, spec
 from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, random_rows
@@ -97,7 +98,6 @@ SYNTH_POINTS = [
 
 
 def synth_table(points=SYNTH_POINTS):
-    from boards.synth import DEVICES, ToolError, synthesize
     print("\n3. resources and Fmax (boards.synth, out of context; v_bits=12, window=16)")
     print(f"{'design':<26} {'device':<9} {'syn bits':>9} {'LUT4':>6} {'FF':>6} {'BRAM':>5} {'SPRAM':>5} "
           f"{'Fmax MHz':>9} {'target':>7}")

@@ -16,14 +16,16 @@ Run: ``python -m bench.bench_uart``
 import sys
 import time
 
+from boards.config import BOARD_CONFIGS
+from boards.synth import synthesize
+from firmware.driver import Driver
+from firmware.transport import SimTransport
 from hw.control import protocol as P
+from hw.control.core import EdgeLearnCore
+from sim.board.amaranth_board import SimBoard, make_sim_core
 
 
 def measure(sizes=(16, 64, 256, 512), repeat=1, board="icebreaker"):
-    from boards.config import BOARD_CONFIGS
-    from firmware.driver import Driver
-    from firmware.transport import SimTransport
-    from sim.board.amaranth_board import SimBoard, make_sim_core
     cfg = BOARD_CONFIGS[board]
     divisor = cfg.clk_hz // cfg.baud
     sim = SimBoard(make_sim_core(board, divisor=divisor))
@@ -60,12 +62,6 @@ def main():
           f"(target >= 80%: {'met' if best >= 0.8 else 'NOT met'})  [{time.monotonic() - t0:.0f} s]")
     if "--no-synth" in sys.argv:
         return
-    try:
-        from boards.synth import synthesize
-    except ImportError:
-        print("boards.synth not available; skipping resources")
-        return
-    from hw.control.core import EdgeLearnCore
     for device in ("up5k",):
         r = synthesize(EdgeLearnCore(clk_hz=cfg.clk_hz, baud=cfg.baud), device=device, name="control_core",
                        freq_mhz=cfg.clk_hz / 1e6)

@@ -17,7 +17,11 @@ import subprocess
 import time
 from pathlib import Path
 
-from .config import BOARD_CONFIGS
+from hw.control.boards import BOARD_CONFIGS, check_board
+from hw.paths import build_root
+
+from . import toolchain
+from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "build_board", "parse_reports"]
 
@@ -28,14 +32,7 @@ class BuildError(RuntimeError):
     """A build step failed; the message is one line naming the log to read."""
 
 
-def _check_board(name):
-    if name not in BOARD_CONFIGS:
-        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
-    return BOARD_CONFIGS[name]
-
-
 def _default_build_dir(name):
-    from sim.runner import build_root
     return build_root() / "boards" / name
 
 
@@ -120,10 +117,8 @@ def build_board(name, *, build_dir=None, progress=None):
     BuildError
         A tool failed (one line naming the log).
     """
-    cfg = _check_board(name)
+    cfg = check_board(name)
     say = progress or (lambda msg: None)
-    from . import toolchain
-    from .top import BoardTop
 
     toolchain.use_yowasp()
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)

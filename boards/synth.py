@@ -28,16 +28,18 @@ import shutil
 import time
 from pathlib import Path
 
+from amaranth.back import rtlil
 from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from hw.params import check_int
+from hw.paths import build_root
 
 from .toolchain import ToolError, run_tool, run_yosys
 
-__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "ToolError", "DoesNotFit",
-           "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ", "MAX_SEED"]
+__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "count_cells", "module_cells",
+           "ToolError", "DoesNotFit", "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ", "MAX_SEED"]
 
 
 class DoesNotFit(ToolError):
@@ -158,7 +160,8 @@ class RegisterWrapper(wiring.Component):
         return m
 
 
-def _count(cells, family):
+def count_cells(cells, family):
+    """Resource counts (``lut4``, ``ff``, ``carry``, ...) of Yosys cell counts ``cells`` on ``family``."""
     kinds = _CELLS[family]
     out = {}
     for kind, names in kinds.items():
@@ -169,7 +172,8 @@ def _count(cells, family):
     return out
 
 
-def _module_cells(stat, name):
+def module_cells(stat, name):
+    """``{cell type: count}`` of module ``name`` in Yosys' ``stat -json`` output."""
     module = stat["modules"].get(name) or stat["modules"].get("\\" + name)
     if module is None:
         raise ToolError(f"yosys stat has no module {name!r} (modules: {', '.join(stat['modules'])})")
@@ -251,13 +255,10 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     target = dev["target_mhz"] if freq_mhz is None else freq_mhz
     say = progress or (lambda msg: None)
 
-    from amaranth.back import rtlil
-
     wrapper = RegisterWrapper(component)
     text = rtlil.convert(wrapper, name="top")
     digest = hashlib.sha256(f"{device}\n{target}\n{seed}\n{text}".encode()).hexdigest()[:16]
     if build_dir is None:
-        from sim.runner import build_root
         build_dir = build_root() / "synth"
     work = Path(build_dir) / f"{name}-{device}-{digest}"
     result_file = work / "result.json"
@@ -304,8 +305,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         except OSError:  # another run stored the same entry first
             shutil.rmtree(tmp, ignore_errors=True)
     stat = json.loads((work / "stat.json").read_text())
-    block = _count(_module_cells(stat, dut_module), dev["family"])
-    total = _count(_module_cells(stat, "top"), dev["family"])
+    block = count_cells(module_cells(stat, dut_module), dev["family"])
+    total = count_cells(module_cells(stat, "top"), dev["family"])
     total = {k: total[k] + block[k] for k in total}
 
     say(f"nextpnr: placing and routing {name} on {dev['label']} at {target} MHz")

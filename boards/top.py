@@ -3,25 +3,9 @@
 from amaranth.hdl import Elaboratable, Module
 from amaranth.lib import io
 
-from hw.control.core import EdgeLearnCore
-
-from .config import BOARD_CONFIGS
+from hw.control.boards import check_board, make_core
 
 __all__ = ["BoardTop", "make_core"]
-
-
-def make_core(board, *, config=None, primitives=True, **overrides):
-    """The core a board carries (also what the simulated board runs, with ``overrides``).
-
-    ``config`` replaces the board's :class:`boards.config.BoardConfig` (block sizes);
-    ``primitives=False`` replaces DSP primitives by their behavioural models (for simulators).
-    """
-    cfg = config if config is not None else BOARD_CONFIGS[board]
-    from .groups import board_handlers
-    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud,
-              "handlers": board_handlers(board, cfg, primitives=primitives)}
-    kwargs.update(overrides)
-    return EdgeLearnCore(**kwargs)
 
 
 class BoardTop(Elaboratable):
@@ -34,12 +18,11 @@ class BoardTop(Elaboratable):
     """
 
     def __init__(self, board):
-        if board not in BOARD_CONFIGS:
-            raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {board!r}")
+        check_board(board)
         self.board = board
 
     def elaborate(self, platform):
-        cfg = BOARD_CONFIGS[self.board]
+        cfg = check_board(self.board)
         m = Module()
         m.submodules.core = core = make_core(self.board)
         uart = platform.request("uart", 0, dir="-")

@@ -90,11 +90,11 @@ def _mac_throughput(params):
 
 
 def _huffman_throughput(params):
-    """Symbols/cycle of the Huffman decoder on ``bench/bench_huffman.py``'s throughput workload (the
+    """Symbols/cycle of the Huffman decoder on :mod:`sim.huffman.throughput`'s workload (the
     digits MLP's int8 then int4 weights, two blocks each, a table switch between), in Amaranth's
     simulator. That workload fixes ``raw_bits = 8`` and ``fifo_depth = 64``; other values get no
     throughput figure."""
-    from bench.bench_huffman import throughput_rows
+    from sim.huffman.throughput import throughput_rows
 
     if params.get("raw_bits", 8) != 8 or params.get("fifo_depth", 64) != 64:
         return {"ops_unit": "symbol", "ops_note": "workload needs raw_bits=8, fifo_depth=64"}

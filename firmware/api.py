@@ -5,7 +5,15 @@ board it talks to (:mod:`boards.config`), so it can encode payloads exactly as t
 command handlers expect them (each handler's module documents its formats).
 """
 
+from boards.config import SIM_CONFIG, check_board
+from hw.control.gemm_handler import MAX_N_OUT
+from hw.control.hdqt_handler import MAX_READ_RESULTS, MAX_READ_WEIGHTS, result_order
 from hw.control.protocol import GROUP_NAMES, MAX_PAYLOAD, MAX_REPLY, Cmd
+from hw.control.stdp_handler import word_bytes
+from hw.hdqt.spec import LayerConfig
+from hw.stdp import spec
+from hw.stdp.spec import STDPConfig
+from sim.huffman.golden import encode_stream
 
 from .driver import Driver
 from .transport import open_transport
@@ -20,7 +28,6 @@ class BlockMissing(RuntimeError):
 def open_accelerator(board=None, port=None):
     """An :class:`Accelerator` on ``board``'s serial ``port``, or the simulated board without ``port``."""
     if port is None:
-        from boards.config import SIM_CONFIG
         return Accelerator(Driver(open_transport(board, None)), "sim", SIM_CONFIG)
     return Accelerator(Driver(open_transport(board, port)), board)
 
@@ -39,10 +46,9 @@ class Accelerator:
     """
 
     def __init__(self, driver, board, config=None):
-        from boards.config import BOARD_CONFIGS
         self.driver = driver
         self.board = board
-        self.config = config if config is not None else BOARD_CONFIGS[board]
+        self.config = config if config is not None else check_board(board)
         self._groups = None
 
     def close(self):
@@ -74,11 +80,9 @@ class Accelerator:
     # STDP ----------------------------------------------------------------------------------------
     def stdp_config(self):
         """The :class:`hw.stdp.spec.STDPConfig` of this board's STDP core."""
-        from hw.stdp.spec import STDPConfig
         return STDPConfig(**self.config.stdp)
 
     def _stdp_word_bytes(self):
-        from hw.control.stdp_handler import word_bytes
         return word_bytes(self.stdp_config())
 
     def stdp_write(self, mem, words, addr=0):
@@ -107,7 +111,6 @@ class Accelerator:
 
     def load_network(self, rows):
         """Load an SNN (``rows[p] = [(post, weight), ...]``) and reset every neuron's state."""
-        from hw.stdp import spec
         cfg = self.stdp_config()
         image = spec.build_image(cfg, rows)
         for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP):
@@ -126,7 +129,6 @@ class Accelerator:
 
     def read_network(self, template):
         """Learned weights, shaped like ``template`` (the effective rows that were loaded)."""
-        from hw.stdp import spec
         cfg = self.stdp_config()
         n = sum(len(r) for r in spec.effective_rows(cfg, template))
         return spec.image_rows(cfg, {spec.MEM_SYN: self.stdp_read(spec.MEM_SYN, n)},
@@ -145,7 +147,6 @@ class Accelerator:
         Returns the encoder's stats (compressed bits etc.). One block per ``LOAD_WEIGHTS`` frame.
         """
         self._need("gemm")
-        from sim.huffman.golden import encode_stream
         max_len = max_len or self.config.gemm.get("max_len", 12)
         values = [int(w) & 0xFF for w in weights]
         tables, beats, stats = encode_stream(values, n_lanes=1, block_n=block_n, max_len=max_len,
@@ -169,7 +170,6 @@ class Accelerator:
     def gemv(self, x, n_out, *, wbase=0):
         """``y[n] = sum_k x[k] * W[wbase + n*len(x) + k]`` for ``n < n_out`` on the MAC array (int8 x)."""
         self._need("gemm")
-        from hw.control.gemm_handler import MAX_N_OUT
         out = []
         k = len(x)
         for n0 in range(0, n_out, MAX_N_OUT):
@@ -184,12 +184,9 @@ class Accelerator:
     def hdqt_layer(self):
         """Sizes of this board's HDQT layer: dict ``batch, k_dim, o_dim, rows, cols, acc_width, had_cap,
         tile_bits``."""
-        from hw.control.hdqt_handler import HDQTHandler
-        h = HDQTHandler(**self.config.hdqt)
-        h._MustUse__silence = True      # only asked for its checked sizes
-        p = {"had_cap": 64, "tile_bits": 8, **self.config.hdqt}
-        return {"batch": h.batch, "k_dim": h.k_dim, "o_dim": h.o_dim, "rows": h.rows, "cols": h.cols,
-                "acc_width": h.acc_width, "had_cap": p["had_cap"], "tile_bits": p["tile_bits"]}
+        c = LayerConfig(**self.config.hdqt)
+        return {"batch": c.batch, "k_dim": c.k_dim, "o_dim": c.o_dim, "rows": c.rows, "cols": c.cols,
+                "acc_width": c.acc_width, "had_cap": c.had_cap, "tile_bits": c.tile_bits}
 
     def hdqt_load(self, tensor, values, *, x_unsigned=True):
         """Load ``values`` (int16, row-major, the whole tensor) into ``tensor`` ("x", "w" or "dy")."""
@@ -205,7 +202,6 @@ class Accelerator:
 
     def hdqt_read(self, what, count):
         """Read ``count`` results (``what`` = "results", int32) or master weights ("w", int16)."""
-        from hw.control.hdqt_handler import MAX_READ_RESULTS, MAX_READ_WEIGHTS
         self._need("hdqt")
         w = what == "w"
         per, size = (MAX_READ_WEIGHTS, 2) if w else (MAX_READ_RESULTS, 4)
@@ -229,7 +225,6 @@ class Accelerator:
             ``y`` (B x O) and ``dx`` (B x K) accumulators as nested lists, ``w`` (updated, O x K),
             ``shifts`` (six quantizer shifts), ``w_saturated``, ``mac_overflow``, ``cycles``.
         """
-        from hw.control.hdqt_handler import result_order
         L = self.hdqt_layer()
         B, K, O = L["batch"], L["k_dim"], L["o_dim"]
         flat = lambda a: [int(v) for row in a for v in row]  # noqa: E731

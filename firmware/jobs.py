@@ -17,7 +17,19 @@ bytes dominate (about 1 ms per byte of Python callbacks): ``mlp`` classifies the
 import random
 import time
 
+import numpy as np
+from serial.tools import list_ports
+
+from boards.config import SIM_CONFIG, check_board
 from hw.control.protocol import FLAG_BITS
+from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
+from sim.mac.demo import load_data, mlp_forward, train_mlp
+from sim.mac.golden import quantize_weights, ref_gemm
+from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
+
+from .api import Accelerator, BlockMissing
+from .driver import Driver
+from .transport import SerialTransport, SimTransport
 
 __all__ = ["JOBS", "run_job", "find_port"]
 
@@ -35,10 +47,7 @@ GEMM_VECTORS = 8
 
 def find_port(board):
     """The FTDI serial port of ``board`` (iCEBreaker: the FT2232H's second channel; ULX3S: FT231X)."""
-    from serial.tools import list_ports
-
-    from boards.config import BOARD_CONFIGS
-    pid = BOARD_CONFIGS[board].usb_pid
+    pid = check_board(board).usb_pid
     ports = [p for p in list_ports.comports() if p.vid == 0x0403 and p.pid == pid]
     if pid == 0x6010:  # FT2232H: channel A is the FPGA's SPI flash, channel B the UART
         ports = [p for p in ports if (p.location or "").endswith(".1")] or ports[1:2]
@@ -48,18 +57,12 @@ def find_port(board):
 
 
 def _open(board, port):
-    from .api import Accelerator
-    from .driver import Driver
-    from .transport import SerialTransport, SimTransport
     if board is None:
-        from boards.config import SIM_CONFIG
         transport = SimTransport()
         return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
-    from boards.config import BOARD_CONFIGS
-    if board not in BOARD_CONFIGS:
-        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {board!r}")
+    cfg = check_board(board)
     port = port or find_port(board)
-    transport = SerialTransport(port, BOARD_CONFIGS[board].baud)
+    transport = SerialTransport(port, cfg.baud)
     return Accelerator(Driver(transport), board), f"{board} on {port}"
 
 
@@ -96,7 +99,6 @@ def _job_status(acc, where):
 
 
 def _job_snn(acc, where):
-    from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
     cfg = acc.stdp_config()
     rng = random.Random(2024)
     # About 8 synapses per neuron whatever the network size (small simulated networks need density).
@@ -140,9 +142,7 @@ def _line(acc, c0, t0, nbytes):
 
 
 def _job_gemm(acc, where):
-    import numpy as np
 
-    from sim.mac.golden import ref_gemm
     acc._need("gemm")
     g = acc.config.gemm
     rng = np.random.default_rng(7)
@@ -172,13 +172,10 @@ def _job_gemm(acc, where):
 
 def _mlp_model():
     """The digits MLP (64-32-10, :func:`sim.mac.demo.train_mlp`), int8 per-channel weights."""
-    import numpy as np
 
-    from sim.mac.demo import _forward, load_data, train_mlp
-    from sim.mac.golden import quantize_weights
     xtr, ytr, xte, yte = load_data()
     w1, b1, w2, b2 = train_mlp(xtr, ytr)
-    float_acc = float((_forward((w1, b1, w2, b2), xte)[1].argmax(1) == yte).mean())
+    float_acc = float((mlp_forward((w1, b1, w2, b2), xte)[1].argmax(1) == yte).mean())
     q1, s1 = quantize_weights(w1, "int8", per_channel=True)
     q2, s2 = quantize_weights(w2, "int8", per_channel=True)
     # Hidden activations as signed int8 0..127 (the GEMM group's activations are signed).
@@ -188,15 +185,12 @@ def _mlp_model():
 
 
 def _mlp_hidden(acc1, model):
-    import numpy as np
     q1, s1, b1, q2, s2, b2, sh = model
     return np.clip(np.rint(np.maximum(acc1 * s1 + b1, 0) / sh), 0, 127).astype(np.int64)
 
 
 def _job_mlp(acc, where):
-    import numpy as np
 
-    from sim.mac.golden import ref_gemm
     acc._need("gemm")
     model, (xte, yte), float_acc = _mlp_model()
     q1, s1, b1, q2, s2, b2, sh = model
@@ -233,9 +227,7 @@ def _job_mlp(acc, where):
 
 
 def _job_hdqt(acc, where):
-    import numpy as np
 
-    from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
     acc._need("hdqt")
     L = acc.hdqt_layer()
     B, K, O = L["batch"], L["k_dim"], L["o_dim"]
@@ -283,7 +275,6 @@ def run_job(name, *, board=None, port=None):
     """
     if name not in JOBS:
         raise ValueError(f"job must be one of {', '.join(JOBS)}, not {name!r}")
-    from .api import BlockMissing
     acc, where = _open(board, port)
     try:
         return _RUNNERS[name](acc, where)

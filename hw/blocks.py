@@ -5,11 +5,27 @@ A block subpackage ``hw/<pkg>/__init__.py`` declares ``BLOCKS = [BlockSpec(...),
 never touches the CLI.
 """
 
+import dataclasses
 import importlib
+import inspect
 import pkgutil
 from dataclasses import dataclass, field
 
-__all__ = ["Param", "BlockSpec", "all_blocks", "get_block"]
+import hw
+
+__all__ = ["Param", "BlockSpec", "all_blocks", "get_block", "declared_defaults"]
+
+
+def declared_defaults(source):
+    """``{parameter: default}`` that ``source`` declares: a dataclass's field defaults (e.g. a block's
+    config), else the defaults in a callable's signature (e.g. a component's constructor).
+
+    Registries take their :class:`Param` defaults from here, so a block's defaults are written once.
+    """
+    if dataclasses.is_dataclass(source):
+        return {f.name: f.default for f in dataclasses.fields(source) if f.default is not dataclasses.MISSING}
+    return {name: p.default for name, p in inspect.signature(source).parameters.items()
+            if p.default is not inspect.Parameter.empty}
 
 
 @dataclass(frozen=True)
@@ -63,6 +79,9 @@ class BlockSpec:
     demo : str or None
         ``"module:function"`` of the block's real-data demo; the function takes no arguments and
         returns a list of ``(label, value)`` string rows that ``edgelearn demo`` prints.
+    defaults_from : class or callable, optional
+        Where the parameters' defaults are declared (:func:`declared_defaults`), if not in the
+        factory's signature: e.g. the block's config dataclass.
     """
     name: str
     summary: str
@@ -72,6 +91,11 @@ class BlockSpec:
     smoke_params: dict = field(default_factory=dict)
     synth_params: dict = None
     demo: str = None
+    defaults_from: object = None
+
+    def declared_defaults(self):
+        """The defaults the block itself declares (constructor or config), for the registry's check."""
+        return declared_defaults(self.defaults_from or self.factory)
 
     def synth_overrides(self):
         return dict(self.smoke_params if self.synth_params is None else self.synth_params)
@@ -91,7 +115,6 @@ class BlockSpec:
 
 def all_blocks():
     """Every registered block, by name, in discovery order."""
-    import hw
     blocks = {}
     for info in pkgutil.iter_modules(hw.__path__):
         if not info.ispkg:

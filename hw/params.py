@@ -1,10 +1,16 @@
 """Elaboration-time parameter checks shared by every block.
 
-Every check raises :class:`ValueError` whose message names the parameter and the allowed values,
-in the form ``"<name> must be <allowed>, not <value!r>"``.
+Every check raises an exception whose message names the parameter and the allowed values, in the
+form ``"<name> must be <allowed>, not <value!r>"``: :class:`ParameterTypeError` (a ``TypeError``)
+for a value of the wrong type, ``ValueError`` for a value out of range.
 """
 
-__all__ = ["check_int", "check_choice", "check_pow2", "check_bool"]
+__all__ = ["ParameterTypeError", "check_int", "check_choice", "check_pow2", "check_bool"]
+
+
+class ParameterTypeError(TypeError, ValueError):
+    """A parameter of the wrong type. Also a ``ValueError``, so ``except ValueError`` catches every
+    bad parameter."""
 
 
 def check_int(name, value, lo=None, hi=None):
@@ -17,8 +23,9 @@ def check_int(name, value, lo=None, hi=None):
         allowed = f"an integer <= {hi}"
     else:
         allowed = "an integer"
-    if (not isinstance(value, int) or isinstance(value, bool)
-            or (lo is not None and value < lo) or (hi is not None and value > hi)):
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ParameterTypeError(f"{name} must be {allowed}, not {value!r}")
+    if (lo is not None and value < lo) or (hi is not None and value > hi):
         raise ValueError(f"{name} must be {allowed}, not {value!r}")
     return value
 
@@ -33,14 +40,15 @@ def check_choice(name, value, choices):
 
 def check_pow2(name, value, lo=1, hi=None):
     """Return ``value`` if it is a power of two within ``[lo, hi]``."""
-    ok = isinstance(value, int) and not isinstance(value, bool) and value > 0 and value & (value - 1) == 0
-    if not ok or value < lo or (hi is not None and value > hi):
-        rng = f" from {lo} to {hi}" if hi is not None else f" >= {lo}"
+    rng = f" from {lo} to {hi}" if hi is not None else f" >= {lo}"
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ParameterTypeError(f"{name} must be a power of two{rng}, not {value!r}")
+    if value <= 0 or value & (value - 1) or value < lo or (hi is not None and value > hi):
         raise ValueError(f"{name} must be a power of two{rng}, not {value!r}")
     return value
 
 
 def check_bool(name, value):
     if not isinstance(value, bool):
-        raise ValueError(f"{name} must be True or False, not {value!r}")
+        raise ParameterTypeError(f"{name} must be True or False, not {value!r}")
     return value

@@ -24,6 +24,8 @@ import subprocess
 import tempfile
 from pathlib import Path
 
+from sim.runner import setup_verilator
+
 __all__ = ["lint_verilog", "WAIVED"]
 
 #: Warning categories of Yosys' Verilog backend that say nothing about the design (see above).
@@ -32,8 +34,7 @@ WAIVED = ("-Wno-WIDTH", "-Wno-CASEINCOMPLETE", "-Wno-ALWNEVER", "-Wno-ASCRANGE")
 
 def lint_verilog(text, top):
     """Lint Verilog ``text`` whose top module is ``top``; return the warning lines (empty: clean)."""
-    from sim.runner import _setup_verilator
-    _setup_verilator()
+    setup_verilator()
     with tempfile.TemporaryDirectory() as tmp:
         src = Path(tmp) / f"{top}.v"
         src.write_text(text)

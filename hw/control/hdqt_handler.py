@@ -42,6 +42,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import Out
 
 from ..hdqt.layer import HdqtLayer
+from ..hdqt.spec import LayerConfig
 from .handler import HandlerSignature
 from .protocol import Cmd, Status
 
@@ -89,11 +90,10 @@ class HDQTHandler(wiring.Component):
 
     def __init__(self, **params):
         self._params = dict(params)
-        # Construct once now so that bad parameters raise here, with the layer's message.
-        probe = HdqtLayer(**params)
-        probe._MustUse__silence = True     # only asked for its checked sizes
-        self.batch, self.k_dim, self.o_dim = probe._b, probe._k, probe._o
-        self.rows, self.cols, self.acc_width = probe._r, probe._c, probe._acc
+        # Bad parameters raise here, with the layer config's message.
+        self.config = cfg = LayerConfig(**params)
+        self.batch, self.k_dim, self.o_dim = cfg.batch, cfg.k_dim, cfg.o_dim
+        self.rows, self.cols, self.acc_width = cfg.rows, cfg.cols, cfg.acc_width
         self.sizes = (self.batch * self.k_dim, self.o_dim * self.k_dim, self.batch * self.o_dim)
         self.n_results = self.batch * (self.o_dim + self.k_dim)
         super().__init__()

@@ -52,6 +52,9 @@ its handler's module (e.g. :mod:`hw.control.stdp_handler`). A board built withou
 its commands with ``ERR_UNKNOWN_CMD``.
 """
 
+from ..lib import crc as crc_spec
+from ..lib.crc import CRC16_INIT, CRC16_POLY
+
 __all__ = [
     "SYNC_CMD", "SYNC_REPLY", "MAX_PAYLOAD", "MAX_REPLY", "CRC_POLY", "CRC_INIT", "PROTOCOL_VERSION",
     "Status", "Cmd", "GROUP_SYSTEM", "GROUP_GEMM", "GROUP_HDQT", "GROUP_STDP", "GROUP_NAMES",
@@ -66,8 +69,8 @@ SYNC_REPLY = 0x5A
 MAX_PAYLOAD = 512
 #: Largest reply payload (the controller's transmit buffer).
 MAX_REPLY = 512
-CRC_POLY = 0x1021
-CRC_INIT = 0xFFFF
+CRC_POLY = CRC16_POLY
+CRC_INIT = CRC16_INIT
 PROTOCOL_VERSION = 1
 
 GROUP_SYSTEM = 0x0
@@ -183,11 +186,7 @@ class ProtocolError(Exception):
 
 def crc16_update(crc, byte):
     """CRC-16/CCITT-FALSE after one more byte (MSB first, as the gateware computes it)."""
-    crc ^= byte << 8
-    for _ in range(8):
-        crc = ((crc << 1) ^ CRC_POLY) if crc & 0x8000 else (crc << 1)
-        crc &= 0xFFFF
-    return crc
+    return crc_spec.crc16_update(crc, byte, 8)
 
 
 def crc16(data, crc=CRC_INIT):

@@ -3,7 +3,7 @@
 See :mod:`hw.hdqt.spec` for the arithmetic shared with the golden model (:mod:`sim.hdqt.golden`).
 """
 
-from ..blocks import BlockSpec, Param
+from ..blocks import BlockSpec, Param, declared_defaults
 from . import spec
 from .fwht import FWHT
 from .layer import HdqtLayer
@@ -11,14 +11,19 @@ from .quantizer import ShiftQuantizer
 
 __all__ = ["spec", "FWHT", "ShiftQuantizer", "HdqtLayer", "BLOCKS"]
 
+_FWHT_DEFAULTS = declared_defaults(FWHT)
+_SHIFTQUANTIZER_DEFAULTS = declared_defaults(ShiftQuantizer)
+_HDQTLAYER_DEFAULTS = declared_defaults(HdqtLayer)
+
 BLOCKS = [
     BlockSpec(
         name="fwht",
         summary="streaming fast Walsh-Hadamard transform (radix-2 SDF), 1 element/cycle, n = 2..128",
         factory=FWHT,
         params={
-            "n": Param(64, "transform size, a power of two 2..128"),
-            "width": Param(16, "input element width (signed), 2..32; output grows log2(n) bits"),
+            "n": Param(_FWHT_DEFAULTS["n"], "transform size, a power of two 2..128"),
+            "width": Param(_FWHT_DEFAULTS["width"],
+                           "input element width (signed), 2..32; output grows log2(n) bits"),
         },
         smoke_test="sim.hdqt.tb_fwht",
         smoke_params={"n": 16},
@@ -29,9 +34,9 @@ BLOCKS = [
                 "stochastic rounding",
         factory=ShiftQuantizer,
         params={
-            "width": Param(24, "input element width (signed), 2..32"),
-            "bits": Param(4, "quantized bits, 2..8"),
-            "depth": Param(2048, "largest tensor in elements, 2..65536"),
+            "width": Param(_SHIFTQUANTIZER_DEFAULTS["width"], "input element width (signed), 2..32"),
+            "bits": Param(_SHIFTQUANTIZER_DEFAULTS["bits"], "quantized bits, 2..8"),
+            "depth": Param(_SHIFTQUANTIZER_DEFAULTS["depth"], "largest tensor in elements, 2..65536"),
         },
     ),
     BlockSpec(
@@ -40,17 +45,19 @@ BLOCKS = [
                 "buffers on the MAC array's int4 tile-saturating mode",
         factory=HdqtLayer,
         params={
-            "batch": Param(32, "B, a power of two 2*max(rows, cols)..256"),
-            "k_dim": Param(64, "K (layer inputs), a power of two"),
-            "o_dim": Param(64, "O (layer outputs), a power of two"),
-            "had_cap": Param(64, "largest Hadamard block, a power of two 2..128"),
-            "rows": Param(4, "MAC array rows, a power of two 1..16"),
-            "cols": Param(4, "MAC array columns, a power of two 1..16"),
-            "acc_width": Param(24, "MAC array wide accumulator, 17..48"),
-            "tile_bits": Param(8, "tile accumulator bits (the paper's accumulator), 2..16"),
-            "backend": Param("lut", "MAC arithmetic: lut, ice40, ecp5", kind=str,
+            "batch": Param(_HDQTLAYER_DEFAULTS["batch"], "B, a power of two 2*max(rows, cols)..256"),
+            "k_dim": Param(_HDQTLAYER_DEFAULTS["k_dim"], "K (layer inputs), a power of two"),
+            "o_dim": Param(_HDQTLAYER_DEFAULTS["o_dim"], "O (layer outputs), a power of two"),
+            "had_cap": Param(_HDQTLAYER_DEFAULTS["had_cap"], "largest Hadamard block, a power of two 2..128"),
+            "rows": Param(_HDQTLAYER_DEFAULTS["rows"], "MAC array rows, a power of two 1..16"),
+            "cols": Param(_HDQTLAYER_DEFAULTS["cols"], "MAC array columns, a power of two 1..16"),
+            "acc_width": Param(_HDQTLAYER_DEFAULTS["acc_width"], "MAC array wide accumulator, 17..48"),
+            "tile_bits": Param(_HDQTLAYER_DEFAULTS["tile_bits"],
+                               "tile accumulator bits (the paper's accumulator), 2..16"),
+            "backend": Param(_HDQTLAYER_DEFAULTS["backend"], "MAC arithmetic: lut, ice40, ecp5", kind=str,
                              choices=("lut", "ice40", "ecp5")),
-            "primitives": Param(True, "DSP backends: vendor primitives (false: behavioural models)",
+            "primitives": Param(_HDQTLAYER_DEFAULTS["primitives"],
+                                "DSP backends: vendor primitives (false: behavioural models)",
                                 kind=bool),
         },
         smoke_test="sim.hdqt.tb_layer",

@@ -1,13 +1,17 @@
 """HDQT layer controller: one training step of a linear layer out of on-chip buffers, on the MAC array."""
 
+from typing import NamedTuple
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, enum, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lfsr import GaloisLFSR
+from ..lib.sections import elaborate_sections
+from ..lib.stream import skid_buffer
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray, cmd_layout
 from ..mac.array import res_layout as mac_res_layout
-from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .fwht import FWHT
 from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
@@ -51,6 +55,128 @@ QB_W, QB_WH, QB_XH = 7, 8, 9
 M_Y, M_DX, M_DW = 10, 11, 12
 N_FLAGS = 13
 SETUP_CYCLES = 4
+
+
+class TransformJob(NamedTuple):
+    """A job of the F engine: ``dst = H src`` (or ``src H``) through the FWHT."""
+    src: str          # "w", "dy" or "x"
+    rows: int
+    cols: int
+    colwise: bool     # elements in column-major order (the transform runs along the rows)
+    use_nb: bool      # the FWHT of size n_B (else n_O)
+    dst: str          # "tw", "td1" or "td2"
+
+
+class QuantJob(NamedTuple):
+    """A job of a quantizer engine (QA or QB): ``src`` -> 4-bit operand buffer bank."""
+    src: str          # "x", "w", "tw", "td1" or "td2"
+    rows: int
+    cols: int
+    max: object       # the register holding the OR of |src| (its leading one sets the shift)
+    stochastic: bool  # stochastic rounding (else round to nearest)
+    unsigned: bool    # X's signedness from i_x_unsigned (else signed)
+    transpose: bool
+    reduction: int    # length of the matmul's reduction dimension
+    bank: int         # operand buffer bank
+    shift: int        # index of the shift in o_shifts
+
+
+class MatmulJob(NamedTuple):
+    """A job of the M engine: an (m x k) @ (k x n) matmul on the MAC array from one operand bank."""
+    m: int
+    n: int
+    k: int
+    bank: int
+
+
+def absval(m, v, width, name):
+    """``|v|`` as a ``width``-bit signal ``name`` (combinational)."""
+    a = Signal(width, name=name)
+    m.d.comb += a.eq(Mux(v[-1], -v, v))
+    return a
+
+
+def lane(view, idx, lanes):
+    """Lane ``idx`` of a W word ``view`` of ``lanes`` weights (lane 0 when there is one)."""
+    return view[idx] if lanes > 1 else view[0]
+
+
+def by_job(job, table):
+    """``table[jj]`` while ``job == jj``, a multiplexer tree on the job counter's bits (flip-flops);
+    any value for a job number not in ``table``.
+
+    RAM addresses, write data and operand sources are assigned this way, unconditionally: only
+    the enables look at `run` and the job, so no address or data bit is gated to zero (an AND
+    per bit in front of every block RAM port) when its port is idle."""
+    def tree(keys, bit):
+        if len(keys) == 1:
+            return table[keys[0]]
+        ones = [k for k in keys if (k >> bit) & 1]
+        zeros = [k for k in keys if not (k >> bit) & 1]
+        if not ones or not zeros:
+            return tree(keys, bit - 1)
+        return Mux(job[bit], tree(ones, bit - 1), tree(zeros, bit - 1))
+    return tree(sorted(table), len(job) - 1)
+
+
+def ij(c, rows_, cols_, colwise):
+    """(i, j) of element number ``c[:log2(rows*cols)]`` in row-major (or column-major) order of a
+    rows x cols tensor: bit fields, as both are powers of two.
+
+    The passes count elements on one counter per side, started at ``-rows*cols`` and counted up:
+    its low bits are the element number (rows*cols is a power of two), its sign bit (a flip-flop)
+    says "elements left". No end-of-row comparators, no (i, j) pair to step."""
+    lr, lc = spec.log2(rows_), spec.log2(cols_)
+    if colwise:
+        return c[:lr], c[lr:lr + lc]
+    return c[lc:lc + lr], c[:lc]
+
+
+class JobSequencer:
+    """Job sequencing of one engine: WAIT (for its prerequisites) -> SETUP -> RUN -> next job.
+
+    ``prereqs[j]`` lists the ``done`` flags job ``j`` waits for; ``flags[j]`` is the flag it raises when
+    the engine drives ``finish`` during its run. ``start`` (a flip-flop) pulses a cycle after the
+    prerequisites are met while ``running`` and no host load is in flight (``load_busy``); ``run`` (a
+    flip-flop) rises :data:`SETUP_CYCLES` cycles later. No path runs from the done flags into the
+    engine's counters.
+    """
+
+    def __init__(self, m, running, load_busy, done, name, prereqs, flags):
+        self._m = m
+        self.njobs = len(prereqs)
+        self.job = Signal(range(self.njobs + 1), name=f"{name}_job")
+        self.act = Signal(name=f"{name}_act")
+        self.setup = Signal(range(SETUP_CYCLES + 1), name=f"{name}_setup")
+        self.run = Signal(name=f"{name}_run")
+        self.start = Signal(name=f"{name}_start")
+        self.finish = Signal(name=f"{name}_finish")    # driven by the engine: its job is done
+        self.flags = flags
+        can = Signal(name=f"{name}_can")
+        with m.Switch(self.job):
+            for jj, pre in enumerate(prereqs):
+                with m.Case(jj):
+                    m.d.comb += can.eq(Cat(*[done[f] for f in pre]).all() if pre else 1)
+        # `act` is high until the job counter has moved on, so `can` always looks at the current job
+        m.d.sync += self.start.eq(running & ~load_busy & ~self.act & ~self.start & can)
+        with m.If(self.start):
+            m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
+        with m.If(self.act & (self.setup != 0)):
+            m.d.sync += self.setup.eq(self.setup - 1)
+            with m.If(self.setup == 1):
+                m.d.sync += self.run.eq(1)
+        with m.If(self.run & self.finish):
+            m.d.sync += [self.act.eq(0), self.run.eq(0), self.job.eq(self.job + 1)]
+            with m.Switch(self.job):
+                for jj, f in enumerate(flags):
+                    with m.Case(jj):
+                        m.d.sync += done[f].eq(1)
+
+    def is_job(self, jj):
+        return self.job == jj
+
+    def reset(self):
+        self._m.d.sync += [self.job.eq(0), self.act.eq(0), self.setup.eq(0), self.run.eq(0)]
 
 
 class HdqtLayer(wiring.Component):
@@ -130,23 +256,14 @@ class HdqtLayer(wiring.Component):
 
     def __init__(self, batch=32, k_dim=64, o_dim=64, had_cap=64, rows=4, cols=4, acc_width=24, tile_bits=8,
                  backend="lut", primitives=True):
-        self._r = check_pow2("rows", rows, 1, 16)
-        self._c = check_pow2("cols", cols, 1, 16)
-        lo = 2 * max(rows, cols)
-        self._b = check_pow2("batch", batch, lo, 256)
-        self._k = check_pow2("k_dim", k_dim, lo, 256)
-        self._o = check_pow2("o_dim", o_dim, lo, 256)
-        self._cap = check_pow2("had_cap", had_cap, spec.MIN_FWHT, spec.MAX_FWHT)
-        self._acc = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
-        self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
-        self._backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
-        self._primitives = check_bool("primitives", primitives)
-        # update lanes: W words of U weights, U weights updated per cycle; enough that a dW tile's
-        # rows*cols results take at most half its B/2 beats
-        need = -(-4 * rows * cols // batch)
-        self._u = min(cols, 1 << max(0, (need - 1).bit_length()))
-        self.n_o = spec.hadamard_block(o_dim, had_cap)
-        self.n_b = spec.hadamard_block(batch, had_cap)
+        self.config = cfg = spec.LayerConfig(
+            batch=batch, k_dim=k_dim, o_dim=o_dim, had_cap=had_cap, rows=rows, cols=cols,
+            acc_width=acc_width, tile_bits=tile_bits, backend=backend, primitives=primitives)
+        self._r, self._c, self._b, self._k, self._o = cfg.rows, cfg.cols, cfg.batch, cfg.k_dim, cfg.o_dim
+        self._cap, self._acc, self._tile_bits = cfg.had_cap, cfg.acc_width, cfg.tile_bits
+        self._backend, self._primitives = cfg.backend, cfg.primitives
+        self._u = cfg.update_lanes
+        self.n_o, self.n_b = cfg.n_o, cfg.n_b
         super().__init__({
             "i_load": In(stream.Signature(load_layout())),
             "i_rd": In(stream.Signature(16)),
@@ -167,10 +284,22 @@ class HdqtLayer(wiring.Component):
 
     def mac_macs(self):
         """MACs of one step (three B x K x O matmuls) and the array's peak MACs per cycle (int4)."""
-        return 3 * self._b * self._k * self._o, self._r * self._c * 2
+        return self.config.macs()
 
-    def elaborate(self, platform):  # noqa: C901 - the engines share buffers; kept in one place on purpose
-        m = Module()
+    def elaborate(self, platform):
+        return elaborate_sections(
+            Module(),
+            self._build_buffers,
+            self._build_io,
+            self._build_f_engine,
+            self._build_q_engines,
+            self._build_m_engine,
+            self._build_update,
+            self._build_sequencing,
+        )
+
+    def _build_buffers(self, m, ns):
+        """The submodules (MAC array, FWHTs, LFSR), the buffers and the registers every section shares."""
         B, K, O, R, C = self._b, self._k, self._o, self._r, self._c
         lg = spec.log2
         log_r, log_c = lg(R), lg(C)
@@ -180,7 +309,7 @@ class HdqtLayer(wiring.Component):
         tw = spec.W_BITS + lg(max(self.n_o, self.n_b))  # T element width
         acc = self._acc
 
-        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=acc, tile_k=32,
+        m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=acc, tile_k=spec.TILE_K,
                                           tile_bits=self._tile_bits, count_bits=8, backend=self._backend,
                                           primitives=self._primitives)
         fw_o = FWHT(n=self.n_o, width=spec.W_BITS)
@@ -190,7 +319,6 @@ class HdqtLayer(wiring.Component):
         else:
             fw_b = FWHT(n=self.n_b, width=spec.W_BITS)
             m.submodules.fwht_b = fw_b
-        from ..lfsr import GaloisLFSR
         m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
 
         # RAMs (hw/hdqt/ram.py): SB_RAM40_4K instances on the ice40 backend with primitives; a plain
@@ -245,91 +373,16 @@ class HdqtLayer(wiring.Component):
         max_tw = Signal(tw)
         max_td1 = Signal(tw)
         max_td2 = Signal(tw)
+        ns.keep(locals(), (
+            "B C K O R U a_rd a_wr acc b_rd b_wr done dy_rd dy_wr exp_base fw_b fw_o lB lK lO "
+            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw max_w "
+            "max_w_next max_x running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
+            "w_rd2 w_wr x_rd x_uns x_wr"))
 
-        def absval(v, width, name):
-            a = Signal(width, name=name)
-            m.d.comb += a.eq(Mux(v[-1], -v, v))
-            return a
-
-        def lane(view, idx):
-            return view[idx] if U > 1 else view[0]
-
-        def skid(name, shape, in_valid, in_data, out_ready):
-            """Two-entry skid buffer; returns (in_ready, a flip-flop; out_valid; out_data)."""
-            d0, d1 = Signal(shape, name=f"{name}_d0"), Signal(shape, name=f"{name}_d1")
-            v0, v1 = Signal(name=f"{name}_v0"), Signal(name=f"{name}_v1")
-            in_take = Signal(name=f"{name}_in_take")
-            m.d.comb += in_take.eq(in_valid & ~v1)
-            with m.If(~v0 | out_ready):
-                with m.If(v1):
-                    m.d.sync += [d0.eq(d1), v0.eq(1), v1.eq(0)]
-                with m.Else():
-                    m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
-            with m.Elif(in_take):
-                m.d.sync += [d1.eq(in_data), v1.eq(1)]
-            return ~v1, v0, d0
-
-        def all_done(flags):
-            return Cat(*[done[f] for f in flags]).all() if flags else 1
-
-        def by_job(job, table):
-            """``table[jj]`` while ``job == jj``, a multiplexer tree on the job counter's bits (flip-flops);
-            any value for a job number not in ``table``.
-
-            RAM addresses, write data and operand sources are assigned this way, unconditionally: only
-            the enables look at `run` and the job, so no address or data bit is gated to zero (an AND
-            per bit in front of every block RAM port) when its port is idle."""
-            def tree(keys, bit):
-                if len(keys) == 1:
-                    return table[keys[0]]
-                ones = [k for k in keys if (k >> bit) & 1]
-                zeros = [k for k in keys if not (k >> bit) & 1]
-                if not ones or not zeros:
-                    return tree(keys, bit - 1)
-                return Mux(job[bit], tree(ones, bit - 1), tree(zeros, bit - 1))
-            return tree(sorted(table), len(job) - 1)
-
-        class Engine:
-            """Job sequencing of one engine: WAIT (for its prerequisites) -> SETUP -> RUN -> next job."""
-
-            def __init__(self, name, prereqs, flags):
-                self.njobs = len(prereqs)
-                self.job = Signal(range(self.njobs + 1), name=f"{name}_job")
-                self.act = Signal(name=f"{name}_act")
-                self.setup = Signal(range(SETUP_CYCLES + 1), name=f"{name}_setup")
-                self.run = Signal(name=f"{name}_run")
-                self.start = Signal(name=f"{name}_start")
-                self.finish = Signal(name=f"{name}_finish")    # driven by the engine: its job is done
-                self.flags = flags
-                can = Signal(name=f"{name}_can")
-                with m.Switch(self.job):
-                    for jj, pre in enumerate(prereqs):
-                        with m.Case(jj):
-                            m.d.comb += can.eq(all_done(pre))
-                # run (a flip-flop) == act & (setup == 0). start is a flip-flop too, set a cycle after
-                # the job's prerequisites are done (act is high until the job counter has moved on, so
-                # `can` always looks at the current job), so no path runs from the done flags into the
-                # engine's counters
-                m.d.sync += self.start.eq(running & ~load_busy & ~self.act & ~self.start & can)
-                with m.If(self.start):
-                    m.d.sync += [self.act.eq(1), self.setup.eq(SETUP_CYCLES)]
-                with m.If(self.act & (self.setup != 0)):
-                    m.d.sync += self.setup.eq(self.setup - 1)
-                    with m.If(self.setup == 1):
-                        m.d.sync += self.run.eq(1)
-                with m.If(self.run & self.finish):
-                    m.d.sync += [self.act.eq(0), self.run.eq(0), self.job.eq(self.job + 1)]
-                    with m.Switch(self.job):
-                        for jj, f in enumerate(flags):
-                            with m.Case(jj):
-                                m.d.sync += done[f].eq(1)
-
-            def is_job(self, jj):
-                return self.job == jj
-
-            def reset(self):
-                m.d.sync += [self.job.eq(0), self.act.eq(0), self.setup.eq(0), self.run.eq(0)]
-
+    def _build_io(self, m, ns):
+        """Host loads (two register stages, the maxima of X and W) and the read-back of W (idle only)."""
+        (U, dy_wr, load_busy, log_u, max_w, max_x, running, w_rd, w_wr, x_wr) = ns.get(
+            "U dy_wr load_busy log_u max_w max_x running w_rd w_wr x_wr")
         # ---- loads and read-back (idle only) -------------------------------------------------------
         idle = ~running
         m.d.comb += self.i_load.ready.eq(idle)
@@ -344,7 +397,7 @@ class HdqtLayer(wiring.Component):
         lv2, lb2, lz2, lclip2 = Signal(), Signal(2), Signal(), Signal()
         ld_abs = Signal(16)
         m.d.sync += [lv2.eq(lv1), lb2.eq(ld.buf), lz2.eq(lz1), lclip2.eq(ld.data[-1] & lu1),
-                     ld_abs.eq(absval(ld.data, 16, "ld_abs_c"))]
+                     ld_abs.eq(absval(m, ld.data, 16, "ld_abs_c"))]
         m.d.comb += load_busy.eq(lv1 | lv2)
         # (W's write address and data: see the update, which shares the port)
         m.d.comb += [x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data),
@@ -369,28 +422,25 @@ class HdqtLayer(wiring.Component):
         rd_v = Signal()
         rd_lane = Signal(range(U))
         m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
-                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane))]
+                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane, U))]
         with m.If(idle & (~rd_v | self.o_rd.ready)):
             m.d.comb += w_rd.en.eq(1)
             m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
+        ns.keep(locals(), "ld")
 
-        def ij(c, rows_, cols_, colwise):
-            """(i, j) of element number ``c[:log2(rows*cols)]`` in row-major (or column-major) order of a
-            rows x cols tensor: bit fields, as both are powers of two.
-
-            The passes count elements on one counter per side, started at ``-rows*cols`` and counted up:
-            its low bits are the element number (rows*cols is a power of two), its sign bit (a flip-flop)
-            says "elements left". No end-of-row comparators, no (i, j) pair to step."""
-            lr, lc = lg(rows_), lg(cols_)
-            if colwise:
-                return c[:lr], c[lr:lr + lc]
-            return c[lc:lc + lr], c[:lc]
-
+    def _build_f_engine(self, m, ns):
+        """F engine: source -> FWHT -> T buffer, OR of |T| into the destination's maximum."""
+        (B, K, O, U, done, dy_rd, fw_b, fw_o, lB, lK, lO, load_busy, log_u, max_td1, max_td2, max_tw,
+         running, td1_wr, td2_wr, tw, tw_wr, w_rd, x_rd) = ns.get(
+            "B K O U done dy_rd fw_b fw_o lB lK lO load_busy log_u max_td1 max_td2 max_tw running "
+            "td1_wr td2_wr tw tw_wr w_rd x_rd")
         # ---- F engine: source -> FWHT -> T, OR of |T| ---------------------------------------------
-        # job: (source, rows, cols, column-wise, FWHT n_B (else n_O), destination)
-        f_jobs = [("w", O, K, True, False, "tw"), ("dy", B, O, False, False, "td1"),
-                  ("dy", B, O, True, True, "td2"), ("x", B, K, True, True, "tw")]
-        fe = Engine("f", [[], [], [], [QB_WH, QA_X]], [F_HW, F_HDY1, F_HDY2, F_HX])
+        f_jobs = [TransformJob("w", O, K, colwise=True, use_nb=False, dst="tw"),
+                  TransformJob("dy", B, O, colwise=False, use_nb=False, dst="td1"),
+                  TransformJob("dy", B, O, colwise=True, use_nb=True, dst="td2"),
+                  TransformJob("x", B, K, colwise=True, use_nb=True, dst="tw")]
+        fe = JobSequencer(m, running, load_busy, done, "f", [[], [], [], [QB_WH, QA_X]],
+                          [F_HW, F_HDY1, F_HDY2, F_HX])
         # element counters of the read and the write side (see ij): negative while elements are left
         f_rc = Signal(signed(bit_length_of(max(B, O) * K) + 1))
         f_wc = Signal.like(f_rc)
@@ -406,30 +456,30 @@ class HdqtLayer(wiring.Component):
         # (fv, the skid buffer and the FWHTs hold no element outside a job's run: a job finishes only
         # when all its elements are written, so `run` is not on these handshakes (its fan-out was on
         # the critical path); the FWHTs' outputs are always taken, the write stage never stalls)
-        fs_ready, fs_valid, fs_data = skid("fsk", signed(16), fv, f_src, f_in_ready)
+        fs_ready, fs_valid, fs_data = skid_buffer(m, "fsk", signed(16), fv, f_src, f_in_ready)
         f_adv = Signal()
         m.d.comb += f_adv.eq(fe.run & (~fv | fs_ready))
         # read addresses per source (the job's order), the source by the job (see by_job); W's and X's
         # read ports are shared with the update / read-back and with QA (w_rd.addr, x_rd.addr below)
         f_addr = {"w": {}, "dy": {}, "x": {}}
-        for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
-            fi, fj = ij(f_rc, rows_, cols_, colwise)
-            f_addr[src][jj] = {"w": Cat(fj[log_u:lK], fi[:lO]), "dy": Cat(fj[:lO], fi[:lB]),
-                               "x": Cat(fj[:lK], fi[:lB])}[src]
+        for jj, job in enumerate(f_jobs):
+            fi, fj = ij(f_rc, job.rows, job.cols, job.colwise)
+            f_addr[job.src][jj] = {"w": Cat(fj[log_u:lK], fi[:lO]), "dy": Cat(fj[:lO], fi[:lB]),
+                               "x": Cat(fj[:lK], fi[:lB])}[job.src]
         f_w_addr = Signal(len(w_rd.addr), name="f_w_addr")
         f_x_addr = Signal(len(x_rd.addr), name="f_x_addr")
         m.d.comb += [f_w_addr.eq(by_job(fe.job, f_addr["w"])), f_x_addr.eq(by_job(fe.job, f_addr["x"])),
                      dy_rd.addr.eq(by_job(fe.job, f_addr["dy"])),
-                     f_src.eq(by_job(fe.job, {jj: {"w": lane(w_rd.data, f_lane), "dy": dy_rd.data,
-                                                   "x": x_rd.data}[job[0]]
+                     f_src.eq(by_job(fe.job, {jj: {"w": lane(w_rd.data, f_lane, U), "dy": dy_rd.data,
+                                                   "x": x_rd.data}[job.src]
                                               for jj, job in enumerate(f_jobs)}))]
         with m.If(fe.run), m.Switch(fe.job):
-            for jj, (src, rows_, cols_, colwise, _, _) in enumerate(f_jobs):
+            for jj, job in enumerate(f_jobs):
                 with m.Case(jj):
                     with m.If(f_adv):
-                        m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[src].en.eq(1)
-                        if src == "w":
-                            m.d.sync += f_lane.eq(ij(f_rc, rows_, cols_, colwise)[1][:log_u])
+                        m.d.comb += {"w": w_rd, "dy": dy_rd, "x": x_rd}[job.src].en.eq(1)
+                        if job.src == "w":
+                            m.d.sync += f_lane.eq(ij(f_rc, job.rows, job.cols, job.colwise)[1][:log_u])
         with m.If(f_adv):
             with m.If(f_rc[-1]):
                 m.d.sync += [fv.eq(1), f_rc.eq(f_rc + 1)]
@@ -452,19 +502,19 @@ class HdqtLayer(wiring.Component):
         fo_d = Signal(signed(tw))
         fo_a = Signal(16)
         m.d.sync += [fo_v.eq(f_out_v), fo_d.eq(f_out)]
-        m.d.sync += fo_a.eq(by_job(fe.job, {jj: Cat(*reversed(ij(f_wc, rows_, cols_, colwise)))
-                                            for jj, (_, rows_, cols_, colwise, _, _) in enumerate(f_jobs)}))
+        m.d.sync += fo_a.eq(by_job(fe.job, {jj: Cat(*reversed(ij(f_wc, j.rows, j.cols, j.colwise)))
+                                            for jj, j in enumerate(f_jobs)}))
         with m.If(f_out_v):
             m.d.sync += f_wc.eq(f_wc + 1)
         # |out| registered before it is ORed into the maximum (the finish waits for it)
         fo_abs = Signal(tw)
         fo_v2 = Signal()
-        m.d.sync += [fo_abs.eq(absval(fo_d, tw, "fo_abs_c")), fo_v2.eq(fo_v)]
+        m.d.sync += [fo_abs.eq(absval(m, fo_d, tw, "fo_abs_c")), fo_v2.eq(fo_v)]
         with m.Switch(fe.job):
-            for jj, (*_, dst) in enumerate(f_jobs):
+            for jj, job in enumerate(f_jobs):
                 with m.Case(jj):
                     port, mreg = {"tw": (tw_wr, max_tw), "td1": (td1_wr, max_td1),
-                                  "td2": (td2_wr, max_td2)}[dst]
+                                  "td2": (td2_wr, max_td2)}[job.dst]
                     m.d.comb += port.en.eq(fo_v)
                     with m.If(fo_v2):
                         m.d.sync += mreg.eq(mreg | fo_abs)
@@ -476,21 +526,30 @@ class HdqtLayer(wiring.Component):
         with m.If(fe.start):
             m.d.sync += fv.eq(0)
             with m.Switch(fe.job):
-                for jj, (_, rows_, cols_, *_r) in enumerate(f_jobs):
+                for jj, job in enumerate(f_jobs):
                     with m.Case(jj):
-                        m.d.sync += [f_rc.eq(-rows_ * cols_), f_wc.eq(-rows_ * cols_)]
+                        m.d.sync += [f_rc.eq(-job.rows * job.cols), f_wc.eq(-job.rows * job.cols)]
+        ns.keep(locals(), "f_w_addr f_x_addr fe")
 
+    def _build_q_engines(self, m, ns):
+        """QA / QB engines: source (X, W or T) -> shift from its maximum -> quantizer -> operand bank."""
+        (B, C, K, O, R, U, a_wr, b_wr, done, f_x_addr, lK, lO, la, lb, lfsr, lg, load_busy, log_c, log_r,
+         log_u, max_td1, max_td2, max_tw, max_w, max_x, running, shifts, td1_rd, td2_rd, tw, tw_rd,
+         w_rd2, x_rd, x_uns) = ns.get(
+            "B C K O R U a_wr b_wr done f_x_addr lK lO la lb lfsr lg load_busy log_c log_r log_u "
+            "max_td1 max_td2 max_tw max_w max_x running shifts td1_rd td2_rd tw tw_rd w_rd2 x_rd x_uns")
         # ---- QA / QB engines: source (X, W or T) -> quantizer -> operand buffer bank -----------------
-        # job: (source, rows, cols, max, stochastic, unsigned (x), transpose, reduction length, bank,
-        #       shift index)
-        qa_jobs = [("x", B, K, max_x, False, True, False, K, 0, 0),
-                   ("td1", B, O, max_td1, True, False, False, O, 1, 3),
-                   ("td2", B, O, max_td2, True, False, True, B, 0, 4)]
-        qb_jobs = [("w", O, K, max_w, False, False, False, K, 0, 1),
-                   ("tw", O, K, max_tw, False, False, True, O, 1, 2),
-                   ("tw", B, K, max_tw, True, False, True, B, 0, 5)]
-        qa = Engine("qa", [[], [F_HDY1], [F_HDY2, M_Y]], [QA_X, QA_DY1, QA_DY2])
-        qb = Engine("qb", [[], [F_HW], [F_HX, QA_DY2, M_Y]], [QB_W, QB_WH, QB_XH])
+        # QuantJob(source, rows, cols, max, stochastic, unsigned, transpose, reduction, bank, shift index)
+        qa_jobs = [QuantJob("x", B, K, max_x, False, True, False, K, bank=0, shift=0),
+                   QuantJob("td1", B, O, max_td1, True, False, False, O, bank=1, shift=3),
+                   QuantJob("td2", B, O, max_td2, True, False, True, B, bank=0, shift=4)]
+        qb_jobs = [QuantJob("w", O, K, max_w, False, False, False, K, bank=0, shift=1),
+                   QuantJob("tw", O, K, max_tw, False, False, True, O, bank=1, shift=2),
+                   QuantJob("tw", B, K, max_tw, True, False, True, B, bank=0, shift=5)]
+        qa = JobSequencer(m, running, load_busy, done, "qa", [[], [F_HDY1], [F_HDY2, M_Y]],
+                          [QA_X, QA_DY1, QA_DY2])
+        qb = JobSequencer(m, running, load_busy, done, "qb", [[], [F_HW], [F_HX, QA_DY2, M_Y]],
+                          [QB_W, QB_WH, QB_XH])
         ports = {"x": x_rd, "w": w_rd2, "tw": tw_rd, "td1": td1_rd, "td2": td2_rd}
         rnd_take = []
         for name, eng, jobs, wr, log_lanes, lbank in (("qa", qa, qa_jobs, a_wr, log_r, la),
@@ -512,13 +571,14 @@ class HdqtLayer(wiring.Component):
             dst_word = Signal(lbank, name=f"{name}_word")
             # per job: source port, its read address and data, the destination (see by_job)
             p_addr, p_data, d_word, d_bank, d_lane = {}, {}, {}, {}, {}
-            for jj, (s, rows_, cols_, _mx, _st, _un, tr, red, bank, _) in enumerate(jobs):
+            for jj, job in enumerate(jobs):
+                s, rows_, cols_, tr, red = job.src, job.rows, job.cols, job.transpose, job.reduction
                 port = ports[s]
                 qi, qj = ij(rc, rows_, cols_, False)
                 wi, wj = ij(wc, rows_, cols_, False)
                 if s == "w":
                     p_addr.setdefault(s, {})[jj] = Cat(qj[log_u:lK], qi[:lO])
-                    p_data[jj] = lane(port.data, lane_src)
+                    p_data[jj] = lane(port.data, lane_src, U)
                 else:
                     p_addr.setdefault(s, {})[jj] = Cat(qj[:lg(cols_)], qi[:lg(rows_)])
                     p_data[jj] = port.data
@@ -526,7 +586,7 @@ class HdqtLayer(wiring.Component):
                 m_idx, kr = (wj, wi) if tr else (wi, wj)
                 m_bits = lg(cols_ if tr else rows_)
                 d_word[jj] = Cat(kr[1:lg(red)], m_idx[log_lanes:m_bits])
-                d_bank[jj] = Const(bank, 1)
+                d_bank[jj] = Const(job.bank, 1)
                 d_lane[jj] = Cat(kr[0], m_idx[:log_lanes])
             for s, table in p_addr.items():
                 if s == "x":     # shared with the F engine's last job (H_B X), which runs after QA's job 0
@@ -539,15 +599,16 @@ class HdqtLayer(wiring.Component):
                          dst_addr.eq(Cat(dst_word, by_job(eng.job, d_bank))),
                          dst_lane.eq(by_job(eng.job, d_lane))]
             with m.Switch(eng.job):
-                for jj, (s, rows_, cols_, mx_, st, un, *_r) in enumerate(jobs):
+                for jj, job in enumerate(jobs):
                     with m.Case(jj):
-                        port = ports[s]
-                        if s == "w":
+                        port = ports[job.src]
+                        if job.src == "w":
                             with m.If(issue):
-                                m.d.sync += lane_src.eq(ij(rc, rows_, cols_, False)[1][:log_u])
+                                m.d.sync += lane_src.eq(ij(rc, job.rows, job.cols, False)[1][:log_u])
                         with m.If(eng.run):
                             m.d.comb += port.en.eq(issue)
-                        m.d.sync += [qmax.eq(mx_), stoch.eq(st), uns.eq(x_uns if un else 0)]
+                        m.d.sync += [qmax.eq(job.max), stoch.eq(job.stochastic),
+                                     uns.eq(x_uns if job.unsigned else 0)]
             # the shift, from free-running registers: job's max -> bit length -> shift (final after the
             # SETUP_CYCLES of a job, before its first element)
             # (the leading one of each half registered, then the index, then the shift: with the
@@ -592,21 +653,26 @@ class HdqtLayer(wiring.Component):
             m.d.comb += eng.finish.eq(~wc[-1])
             with m.If(eng.start):
                 with m.Switch(eng.job):
-                    for jj, (_, rows_, cols_, *_r) in enumerate(jobs):
+                    for jj, job in enumerate(jobs):
                         with m.Case(jj):
-                            m.d.sync += [rc.eq(-rows_ * cols_), wc.eq(-rows_ * cols_)]
+                            m.d.sync += [rc.eq(-job.rows * job.cols), wc.eq(-job.rows * job.cols)]
             # the shift is final at the end of the setup cycles
             with m.If(eng.act & (eng.setup == 1)):
                 with m.Switch(eng.job):
                     for jj, job in enumerate(jobs):
                         with m.Case(jj):
-                            m.d.sync += shifts[job[-1]].eq(shift)
+                            m.d.sync += shifts[job.shift].eq(shift)
         m.d.comb += lfsr.o_random.ready.eq(rnd_take[0] | rnd_take[1])
+        ns.keep(locals(), "qa qb")
 
+    def _build_m_engine(self, m, ns):
+        """M engine: matmul commands and beats into the MAC array; results out (Y, dX) or to the update."""
+        (B, C, K, O, R, a_rd, acc, b_rd, done, la, lb, load_busy, mac, running, x_uns) = ns.get(
+            "B C K O R a_rd acc b_rd done la lb load_busy mac running x_uns")
         # ---- M engine: matmuls on the MAC array ----------------------------------------------------
         # job: (M, N, reduction, bank)
-        mm_jobs = [(B, O, K, 0), (B, K, O, 1), (O, K, B, 0)]
-        me = Engine("m", [[QA_X, QB_W], [QA_DY1, QB_WH], [QA_DY2, QB_XH]],
+        mm_jobs = [MatmulJob(B, O, K, bank=0), MatmulJob(B, K, O, bank=1), MatmulJob(O, K, B, bank=0)]
+        me = JobSequencer(m, running, load_busy, done, "m", [[QA_X, QB_W], [QA_DY1, QB_WH], [QA_DY2, QB_XH]],
                     [M_Y, M_DX, M_DW])
         m.d.comb += self.o_phase.eq(Mux(running, Phase.MM_DW, Phase.IDLE))
         with m.Switch(me.job):
@@ -617,8 +683,8 @@ class HdqtLayer(wiring.Component):
         m_bank = Signal()
         rn_c = Signal(signed(10))        # result tile columns left in the tile row - 1
         beats_m1 = Signal(8)
-        cmd_left = Signal(range(max(mm_m // R * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
-        rows_left = Signal(range(max(mm_m * mm_n // C for mm_m, mm_n, _, _ in mm_jobs) + 1))
+        cmd_left = Signal(range(max(j.m // R * j.n // C for j in mm_jobs) + 1))
+        rows_left = Signal(range(max(j.m * j.n // C for j in mm_jobs) + 1))
         # tile-column and beat counters count down through zero: their sign bit (a flip-flop) is the
         # "last" flag, no comparator on the counters' enables
         tb_c = Signal(signed(10))
@@ -629,22 +695,21 @@ class HdqtLayer(wiring.Component):
         a_row = Signal(la)
         b_ptr = Signal(lb)
         # beats still to read - 1 (negative: none left)
-        beats_c = Signal(signed(bit_length_of(max(mm_m * mm_n * mm_k // (2 * R * C)
-                                                  for mm_m, mm_n, mm_k, _ in mm_jobs)) + 1))
+        beats_c = Signal(signed(bit_length_of(max(j.m * j.n * j.k // (2 * R * C) for j in mm_jobs)) + 1))
         dw_job = Signal()
         out_job = Signal()
         with m.If(me.start):
             m.d.sync += [a_ptr.eq(0), a_row.eq(0), b_ptr.eq(0)]
             with m.Switch(me.job):
-                for jj, (mm_m, mm_n, mm_k, bank) in enumerate(mm_jobs):
+                for jj, job in enumerate(mm_jobs):
                     with m.Case(jj):
-                        tiles = (mm_m // R) * (mm_n // C)
-                        m.d.sync += [m_bank.eq(bank), beats_m1.eq(mm_k // 2 - 1),
-                                     n_nb_m2.eq(mm_n // C - 2), beats_m2.eq(mm_k // 2 - 2),
-                                     tb_c.eq(mm_n // C - 2), bj_c.eq(mm_k // 2 - 2),
-                                     rn_c.eq(mm_n // C - 2),
+                        tiles = (job.m // R) * (job.n // C)
+                        m.d.sync += [m_bank.eq(job.bank), beats_m1.eq(job.k // 2 - 1),
+                                     n_nb_m2.eq(job.n // C - 2), beats_m2.eq(job.k // 2 - 2),
+                                     tb_c.eq(job.n // C - 2), bj_c.eq(job.k // 2 - 2),
+                                     rn_c.eq(job.n // C - 2),
                                      cmd_left.eq(tiles), rows_left.eq(tiles * R),
-                                     beats_c.eq(tiles * (mm_k // 2) - 1),
+                                     beats_c.eq(tiles * (job.k // 2) - 1),
                                      dw_job.eq(jj == 2), out_job.eq(jj != 2)]
         cmd = Signal(cmd_layout(8))
         m.d.comb += [cmd.mode.eq(mac_spec.MODE_INT4), cmd.act_unsigned.eq(me.is_job(0) & x_uns),
@@ -661,7 +726,7 @@ class HdqtLayer(wiring.Component):
         for r in range(R):
             m.d.comb += act[32 * r:32 * r + 16].eq(a_rd.data[16 * r:16 * r + 16])
         # (beat_v and the skid buffer are empty outside a matmul's run, see the F engine's skid buffer)
-        bs_ready, bs_valid, bs_data = skid("beat", R * 32 + C * 8, beat_v, Cat(act, b_rd.data),
+        bs_ready, bs_valid, bs_data = skid_buffer(m, "beat", R * 32 + C * 8, beat_v, Cat(act, b_rd.data),
                                            mac.i_act.ready)
         b_adv = Signal()
         m.d.comb += b_adv.eq(me.run & (~beat_v | bs_ready))
@@ -719,7 +784,14 @@ class HdqtLayer(wiring.Component):
                     m.d.sync += [rn.eq(0), rm.eq(rm + 1), rn_c.eq(n_nb_m2)]
                 with m.Else():
                     m.d.sync += [rn.eq(rn + 1), rn_c.eq(rn_c - 1)]
+        ns.keep(locals(), "dw_job me res res_take rm rn rows_left rv0")
 
+    def _build_update(self, m, ns):
+        """The update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle in 8 stages; flags."""
+        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, lg, log_c, log_r, log_u, mac, max_w_next,
+         me, res, res_take, rm, rn, rows_left, running, rv0, shifts, w_rd, w_wr) = ns.get(
+            "C K O U acc dw_job exp_base f_w_addr lK ld lg log_c log_r log_u mac max_w_next me res "
+            "res_take rm rn rows_left running rv0 shifts w_rd w_wr")
         # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 8 stages -----------
         # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
         # shifts are final long before MM_DW starts). One right shifter for both directions:
@@ -816,7 +888,7 @@ class HdqtLayer(wiring.Component):
             with m.If(Cat(*clipped_any).any()):
                 m.d.sync += self.o_w_saturated.eq(1)
         abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
-        m.d.sync += [a5.eq(absval(s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
+        m.d.sync += [a5.eq(absval(m, s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
         or5 = 0
         for c in range(U):
             or5 = or5 | abs5[c]
@@ -831,6 +903,10 @@ class HdqtLayer(wiring.Component):
             m.d.sync += [self.o_w_saturated.eq(0), self.o_mac_overflow.eq(0)]
         m.d.comb += mac.i_clear.eq(self.i_clear)
 
+    def _build_sequencing(self, m, ns):
+        """Step start and end: engines reset, the next step's maximum of W."""
+        (done, exp_base, fe, max_w, max_w_next, me, qa, qb, running, x_uns) = ns.get(
+            "done exp_base fe max_w max_w_next me qa qb running x_uns")
         # ---- step sequencing -----------------------------------------------------------------------
         with m.If(~running & self.i_start):
             m.d.sync += [running.eq(1), done.eq(0), x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base),
@@ -839,4 +915,3 @@ class HdqtLayer(wiring.Component):
                 e.reset()
         with m.If(running & done[M_DW]):
             m.d.sync += [running.eq(0), max_w.eq(max_w_next)]
-        return m

@@ -57,12 +57,20 @@ Master weights and update
     by ``W_BITS`` or more saturates every non-zero one.
 """
 
+from dataclasses import dataclass
+
+from ..mac import spec as mac_spec
+from ..params import check_bool, check_choice, check_int, check_pow2
+
 __all__ = [
+    "LayerConfig", "TILE_K",
     "RND_BITS", "LFSR_SEED", "W_BITS", "W_FRAC", "MIN_BITS", "MAX_BITS", "MIN_FWHT", "MAX_FWHT",
     "qmax", "qbits", "shift_for", "quantize", "sat", "tile_limit", "acc_limit", "hadamard_block",
     "log2", "rshift_rtn", "update_shift",
 ]
 
+#: Products per tile of the tiled saturating matmul: the paper's K tile, the MAC array's group.
+TILE_K = mac_spec.DEFAULT_TILE_K
 #: Random bits per stochastic-rounding word (the LFSR width) and the LFSR reset seed.
 RND_BITS = 16
 LFSR_SEED = 0xACE1
@@ -137,3 +145,60 @@ def rshift_rtn(x, s):
 def update_shift(dw_exp, lr_shift, w_frac, acc_bits):
     """The update's left-shift amount ``u`` (negative: right shift), clamped to ``[-acc_bits, W_BITS]``."""
     return max(-acc_bits, min(W_BITS, dw_exp - lr_shift + w_frac))
+
+
+@dataclass(frozen=True)
+class LayerConfig:
+    """The parameters of one HDQT layer (:class:`hw.hdqt.layer.HdqtLayer`), checked on construction.
+
+    ``batch``, ``k_dim``, ``o_dim``: B, K, O, powers of two from ``2*max(rows, cols)`` to 256;
+    ``had_cap``: largest Hadamard block (power of two ``MIN_FWHT..MAX_FWHT``); ``rows``, ``cols``: MAC
+    array size (powers of two 1..16); ``acc_width``, ``tile_bits``: the array's wide and tile
+    accumulators (the tile is :data:`TILE_K` products); ``backend``, ``primitives``: the array's
+    arithmetic. The registry (:mod:`hw.hdqt`), the controller's HDQT handler and the host read their
+    defaults and sizes from here.
+    """
+    batch: int = 32
+    k_dim: int = 64
+    o_dim: int = 64
+    had_cap: int = 64
+    rows: int = 4
+    cols: int = 4
+    acc_width: int = 24
+    tile_bits: int = 8
+    backend: str = "lut"
+    primitives: bool = True
+
+    def __post_init__(self):
+        check_pow2("rows", self.rows, 1, 16)
+        check_pow2("cols", self.cols, 1, 16)
+        lo = 2 * max(self.rows, self.cols)
+        check_pow2("batch", self.batch, lo, 256)
+        check_pow2("k_dim", self.k_dim, lo, 256)
+        check_pow2("o_dim", self.o_dim, lo, 256)
+        check_pow2("had_cap", self.had_cap, MIN_FWHT, MAX_FWHT)
+        check_int("acc_width", self.acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
+        check_int("tile_bits", self.tile_bits, 2, min(16, self.acc_width - 1))
+        check_choice("backend", self.backend, ("lut", "ice40", "ecp5"))
+        check_bool("primitives", self.primitives)
+
+    @property
+    def update_lanes(self):
+        """U, weights updated per cycle (W stored U per word): the smallest power of two <= cols for
+        which a dW tile's rows*cols results take at most half of its B/2 beats."""
+        need = -(-4 * self.rows * self.cols // self.batch)
+        return min(self.cols, 1 << max(0, (need - 1).bit_length()))
+
+    @property
+    def n_o(self):
+        """Hadamard block along O."""
+        return hadamard_block(self.o_dim, self.had_cap)
+
+    @property
+    def n_b(self):
+        """Hadamard block along B."""
+        return hadamard_block(self.batch, self.had_cap)
+
+    def macs(self):
+        """MACs of one step (three B x K x O matmuls) and the array's peak MACs per cycle (int4)."""
+        return 3 * self.batch * self.k_dim * self.o_dim, self.rows * self.cols * 2

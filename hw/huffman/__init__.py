@@ -7,12 +7,14 @@ See :mod:`hw.huffman.spec` for the format (the one definition shared with the go
 :mod:`hw.huffman.table_loader`, :mod:`hw.huffman.block_parser` and :mod:`hw.huffman.repack`.
 """
 
-from ..blocks import BlockSpec, Param
+from ..blocks import BlockSpec, Param, declared_defaults
 from . import spec
 from .decoder import HuffmanDecoder
 from .repack import WeightRepacker
 
 __all__ = ["spec", "HuffmanDecoder", "WeightRepacker", "BLOCKS"]
+
+_HUFFMANDECODER_DEFAULTS = declared_defaults(HuffmanDecoder)
 
 BLOCKS = [
     BlockSpec(
@@ -21,14 +23,18 @@ BLOCKS = [
                 "double-buffered run-time tables, error flags",
         factory=HuffmanDecoder,
         params={
-            "max_len": Param(12, "maximum code length L, 8..16"),
-            "lanes": Param(2, "lanes N (symbols per cycle), 1..8"),
-            "raw_bits": Param(8, "raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8"),
-            "fifo_depth": Param(64, "words per lane FIFO, power of two 4..512"),
-            "contexts": Param(1, "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
-                                 "(blocks of 2N lanes; about twice the clock)"),
+            "max_len": Param(_HUFFMANDECODER_DEFAULTS["max_len"], "maximum code length L, 8..16"),
+            "lanes": Param(_HUFFMANDECODER_DEFAULTS["lanes"], "lanes N (symbols per cycle), 1..8"),
+            "raw_bits": Param(_HUFFMANDECODER_DEFAULTS["raw_bits"],
+                              "raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8"),
+            "fifo_depth": Param(_HUFFMANDECODER_DEFAULTS["fifo_depth"],
+                                "words per lane FIFO, power of two 4..512"),
+            "contexts": Param(_HUFFMANDECODER_DEFAULTS["contexts"],
+                              "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
+                              "(blocks of 2N lanes; about twice the clock)"),
         },
         smoke_test="sim.huffman.tb_huffman",
+        smoke_params={"lanes": 2},     # the smoke test covers the lane interleaving
         # The UP5K row of `edgelearn demo`: one hardware lane serving two format lanes (C-slow, the
         # fastest decoder on the UP5K); L = 8 (with two contexts L = 12 and 16 do not fit the UP5K).
         synth_params={"lanes": 1, "contexts": 2, "max_len": 8},

@@ -82,6 +82,8 @@ discards the rest of its region; skipped lanes output ``n`` zeros. So every bloc
 yields exactly ``n`` output beats; its last beat carries ``err`` = any error in this block.
 """
 
+from ..lib import crc as crc_spec
+
 __all__ = [
     "MIN_MAX_LEN", "MAX_MAX_LEN", "MAX_SYMBOLS", "ESCAPE", "ESCAPE_BITS", "WORD", "TABLE_MARK", "HEADER_MARK",
     "MODE_INT", "MODE_EXP", "MODE_RAW", "MODES",
@@ -100,8 +102,8 @@ ESCAPE_BITS = 8               # raw bits after an escape code: the symbol
 WORD = 16                     # stream word width (bits)
 TABLE_MARK = 0b101            # top 3 bits of a table's first word
 HEADER_MARK = 0xA             # top 4 bits of a block's flags word
-CRC_POLY = 0x1021             # CRC-16/CCITT, MSB first, init 0xFFFF, no final XOR
-CRC_INIT = 0xFFFF
+CRC_POLY = crc_spec.CRC16_POLY   # CRC-16/CCITT, MSB first, init 0xFFFF, no final XOR (hw.lib.crc)
+CRC_INIT = crc_spec.CRC16_INIT
 
 MODE_INT = 0
 MODE_EXP = 1
@@ -122,12 +124,7 @@ ERROR_NAMES = {ERR_INVALID: "invalid_code", ERR_TRUNC: "truncated", ERR_MISMATCH
 
 def crc16_update(crc, word):
     """CRC-16/CCITT register after shifting in one 16-bit ``word``, MSB first."""
-    for i in range(WORD - 1, -1, -1):
-        fb = ((crc >> 15) ^ (word >> i)) & 1
-        crc = (crc << 1) & 0xFFFF
-        if fb:
-            crc ^= CRC_POLY
-    return crc
+    return crc_spec.crc16_update(crc, word, WORD)
 
 
 def crc16(words, crc=CRC_INIT):

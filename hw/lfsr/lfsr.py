@@ -1,4 +1,4 @@
-from amaranth.hdl import Const, Mux, Signal
+from amaranth.hdl import Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -58,7 +58,6 @@ class GaloisLFSR(wiring.Component):
         return self._steps
 
     def elaborate(self, platform):
-        from amaranth.hdl import Module
         m = Module()
         w = self._width
         state = Signal(w, init=spec.normalize_seed(self._seed, w))

@@ -5,12 +5,14 @@ stream payloads), :mod:`hw.mac.array` for the organisation and cycle behaviour, 
 :mod:`hw.mac.products` for the arithmetic backends.
 """
 
-from ..blocks import BlockSpec, Param
+from ..blocks import BlockSpec, Param, declared_defaults
 from . import spec
 from .array import MacArray
 from .products import BACKENDS
 
 __all__ = ["spec", "MacArray", "BLOCKS"]
+
+_MACARRAY_DEFAULTS = declared_defaults(MacArray)
 
 BLOCKS = [
     BlockSpec(
@@ -19,17 +21,22 @@ BLOCKS = [
                 "1/2/4/4 MAC/PE/cycle",
         factory=MacArray,
         params={
-            "rows": Param(4, "array rows (activation rows per tile), 1..16"),
-            "cols": Param(4, "array columns (output channels per tile), 1..16; even for backend ecp5"),
-            "acc_width": Param(24, "saturating accumulator width, 17..48"),
-            "tile_k": Param(32, "HDQT tile-saturation group in products (power of two 4..1024); "
-                                "0 = no option"),
-            "tile_bits": Param(8, "HDQT group sums clamp to +-(2**(tile_bits-1) - 1)"),
-            "count_bits": Param(12, "beats per tile up to 2**count_bits"),
-            "backend": Param("lut", "arithmetic: lut (fabric), ice40 (SB_MAC16 dual 8x8), ecp5 (MULT18X18D)",
+            "rows": Param(_MACARRAY_DEFAULTS["rows"], "array rows (activation rows per tile), 1..16"),
+            "cols": Param(_MACARRAY_DEFAULTS["cols"],
+                          "array columns (output channels per tile), 1..16; even for backend ecp5"),
+            "acc_width": Param(_MACARRAY_DEFAULTS["acc_width"], "saturating accumulator width, 17..48"),
+            "tile_k": Param(_MACARRAY_DEFAULTS["tile_k"],
+                            "HDQT tile-saturation group in products (power of two 4..1024); "
+                            "0 = no option"),
+            "tile_bits": Param(_MACARRAY_DEFAULTS["tile_bits"],
+                               "HDQT group sums clamp to +-(2**(tile_bits-1) - 1)"),
+            "count_bits": Param(_MACARRAY_DEFAULTS["count_bits"], "beats per tile up to 2**count_bits"),
+            "backend": Param(_MACARRAY_DEFAULTS["backend"],
+                             "arithmetic: lut (fabric), ice40 (SB_MAC16 dual 8x8), ecp5 (MULT18X18D)",
                              kind=str, choices=BACKENDS),
-            "primitives": Param(True, "DSP backends: instantiate vendor primitives (false: behavioural "
-                                      "model, for simulation)", kind=bool),
+            "primitives": Param(_MACARRAY_DEFAULTS["primitives"],
+                                "DSP backends: instantiate vendor primitives (false: behavioural "
+                                "model, for simulation)", kind=bool),
         },
         smoke_test="sim.mac.tb_mac_array",
         smoke_params={},

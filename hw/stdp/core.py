@@ -5,6 +5,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.sections import elaborate_sections
 from . import spec
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
@@ -21,6 +22,11 @@ PHASE_INPUT, PHASE_SWEEP, PHASE_WALK, PHASE_EOS = range(4)
 def cfg_layout(data_bits):
     """Configuration command: write (1) or read (0) ``data`` at ``addr`` of memory ``mem``."""
     return data.StructLayout({"write": 1, "mem": 2, "addr": spec.CFG_ADDR_BITS, "data": data_bits})
+
+
+def goto(phase, one_hot, p):
+    """Statements that move the core to phase ``p`` (the phase number and its one-hot copy)."""
+    return [phase.eq(p), one_hot.eq(1 << p)]
 
 
 class STDPCore(wiring.Component):
@@ -107,8 +113,20 @@ class STDPCore(wiring.Component):
         })
 
     def elaborate(self, platform):
+        return elaborate_sections(
+            Module(),
+            self._build_memories,
+            self._build_input,
+            self._build_sweep,
+            self._build_walk_issue,
+            self._build_walk_pipeline,
+            self._build_config_port,
+            self._build_reset_sweep,
+        )
+
+    def _build_memories(self, m, ns):
+        """Memories and their ports, the walk queue, the phase (number and one-hot), the error flags."""
         c = self.cfg
-        m = Module()
         N, T = c.n_neurons, c.window
         nb, tb, vb, wb, rb, pb = c.neuron_bits, c.tau_bits, c.v_bits, c.w_bits, c.refr_bits, c.ptr_bits
         csr, bitmap, crossbar = c.encoding == "csr", c.encoding == "bitmap", c.encoding == "crossbar"
@@ -135,6 +153,7 @@ class STDPCore(wiring.Component):
         ext_rd, ext_wr = ext.read_port(), ext.write_port()
         syn_rd, syn_wr = syn.read_port(), syn.write_port()
         kp_rd, km_rd = kp.read_port(), km.read_port()
+        row_rd = row_wr = bmp_rd = bmp_wr = None    # ports of the memories an encoding lacks
         if not crossbar:
             m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[], attrs=rw)
             row_rd, row_wr = row.read_port(), row.write_port()
@@ -175,14 +194,22 @@ class STDPCore(wiring.Component):
         in_input, in_sweep = one_hot[PHASE_INPUT], one_hot[PHASE_SWEEP]
         in_walk, in_eos = one_hot[PHASE_WALK], one_hot[PHASE_EOS]
 
-        def goto(p):
-            return [phase.eq(p), one_hot.eq(1 << p)]
-
         err = Signal(ERROR_LAYOUT)
         m.d.comb += self.o_err.eq(err)
         with m.If(self.i_err_clear):
             m.d.sync += err.eq(0)
+        ns.keep(locals(), (
+            "N T acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd "
+            "ext_wr head in_eos in_input in_sweep in_walk km_rd kp_rd nb one_hot pb phase "
+            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr st_rd st_wr "
+            "state_layout syn_rd syn_wr tb vb wb"))
 
+    def _build_input(self, m, ns):
+        """Input phase and config commands: events into the accumulators, commands in three steps."""
+        (N, bitmap, bmp_rd, c, crossbar, csr, err, ext_wr, in_input, nb, one_hot, pb, phase, q_rp, q_rp1,
+         q_wp, row_rd, st_rd, syn_rd) = ns.get(
+            "N bitmap bmp_rd c crossbar csr err ext_wr in_input nb one_hot pb phase q_rp q_rp1 q_wp "
+            "row_rd st_rd syn_rd")
         # ---------------------------------------------------------------- input phase + config
         # One command at a time, in three registered steps (accept; check the address; access the
         # memory), so that no check sits between the input port and a memory's write enable.
@@ -271,12 +298,19 @@ class STDPCore(wiring.Component):
                      ev_ok.eq(ev.neuron < N), ev_n.eq(ev.neuron)]
         with m.If(ev_valid):
             with m.If(ev_eos):
-                m.d.sync += [*goto(PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0), q_rp1.eq(1)]
+                m.d.sync += [*goto(phase, one_hot, PHASE_SWEEP), q_wp.eq(0), q_rp.eq(0), q_rp1.eq(1)]
             with m.Elif(~ev_ok):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
                 m.d.comb += [ext_wr.addr.eq(ev_n), ext_wr.data.eq(1), ext_wr.en.eq(1)]
+        ns.keep(locals(), "cfg_wr clearing clr_n cmd cmd_in cmd_valid")
 
+    def _build_sweep(self, m, ns):
+        """Neuron sweep: leak, integrate, fire, timers; neurons with rows to walk into the queue."""
+        (N, T, acc_rd, acc_wr, c, entry_layout, ext_rd, ext_wr, in_sweep, nb, one_hot, phase, q_push,
+         q_wp, q_wr, st_rd, st_wr, state_layout, tb, vb) = ns.get(
+            "N T acc_rd acc_wr c entry_layout ext_rd ext_wr in_sweep nb one_hot phase q_push q_wp q_wr "
+            "st_rd st_wr state_layout tb vb")
         # ---------------------------------------------------------------- neuron sweep
         # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
         # threshold, write back), sw3 (queue push). Each neuron is read and written once, so the
@@ -292,7 +326,7 @@ class STDPCore(wiring.Component):
                 m.d.sync += sw1_valid.eq(0)
                 with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
                     # The last queue write was a cycle ago, so the queue head is readable.
-                    m.d.sync += [*goto(PHASE_WALK), sw_n.eq(0)]
+                    m.d.sync += [*goto(phase, one_hot, PHASE_WALK), sw_n.eq(0)]
 
         s = state_layout(st_rd.data)
         sw2_s = Signal(state_layout)
@@ -335,6 +369,12 @@ class STDPCore(wiring.Component):
                 ext_wr.addr.eq(sw2_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
 
+    def _build_walk_issue(self, m, ns):
+        """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
+        (N, bmp_rd, c, cmd_in, cmd_valid, crossbar, csr, entry_layout, head, in_eos, in_walk, nb,
+         one_hot, pb, phase, q_nonempty, q_pop, row_rd) = ns.get(
+            "N bmp_rd c cmd_in cmd_valid crossbar csr entry_layout head in_eos in_walk nb one_hot pb "
+            "phase q_nonempty q_pop row_rd")
         # ---------------------------------------------------------------- row walk: address generator
         # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
         # -> s (slot: row ready) -> g (issuer).
@@ -372,6 +412,7 @@ class STDPCore(wiring.Component):
             with m.If(in_walk):
                 m.d.comb += row_rd.addr.eq(head.n)
 
+        syn_ra = None    # bitmap: the issuer addresses the synapse memory directly
         if csr or crossbar:
             bits_for_len = c.syn_depth.bit_length()
             s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
@@ -475,8 +516,17 @@ class STDPCore(wiring.Component):
         with m.If(in_eos):
             m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
             with m.If(self.o_aer.ready):
-                m.d.sync += goto(PHASE_INPUT)
+                m.d.sync += goto(phase, one_hot, PHASE_INPUT)
+        ns.keep(locals(), "f_valid g_active g_entry iss_addr iss_q issue p_valid s_valid syn_ra")
 
+    def _build_walk_pipeline(self, m, ns):
+        """Row walk, read-modify-write pipeline S1..S5: deliver the weight, delayed LTP, immediate LTD."""
+        (T, acc_rd, acc_wr, bitmap, c, csr, entry_layout, f_valid, g_active, g_entry, in_walk, iss_addr,
+         iss_q, issue, km_rd, kp_rd, nb, one_hot, p_valid, pb, phase, q_nonempty, s_valid, st_rd,
+         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, wb) = ns.get(
+            "T acc_rd acc_wr bitmap c csr entry_layout f_valid g_active g_entry in_walk iss_addr iss_q "
+            "issue km_rd kp_rd nb one_hot p_valid pb phase q_nonempty s_valid st_rd state_layout syn_ra "
+            "syn_rd syn_wr tb vb wb")
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
@@ -579,8 +629,13 @@ class STDPCore(wiring.Component):
         walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
                       | s2_valid | s3_valid | s4_valid | s5_valid)
         with m.If(in_walk & walk_idle):
-            m.d.sync += goto(PHASE_EOS)
+            m.d.sync += goto(phase, one_hot, PHASE_EOS)
 
+    def _build_config_port(self, m, ns):
+        """Config reads and writes of the memories (after the walk, so they take precedence)."""
+        (bitmap, bmp_rd, bmp_wr, cfg_wr, cmd, crossbar, in_input, row_rd, row_wr, st_rd, st_wr, syn_rd,
+         syn_wr) = ns.get(
+            "bitmap bmp_rd bmp_wr cfg_wr cmd crossbar in_input row_rd row_wr st_rd st_wr syn_rd syn_wr")
         # ---------------------------------------------------------------- config port muxing
         with m.If(in_input):
             a = cmd.addr
@@ -603,6 +658,10 @@ class STDPCore(wiring.Component):
         with m.If(cfg_wr[spec.MEM_STATE]):
             m.d.comb += [st_wr.addr.eq(a), st_wr.data.eq(cmd.data), st_wr.en.eq(1)]
 
+    def _build_reset_sweep(self, m, ns):
+        """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
+        (N, acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get(
+            "N acc_wr c clearing clr_n ext_wr st_wr")
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
         # core is clearing: no event or command is accepted, and the pipelines are reset).
@@ -614,4 +673,3 @@ class STDPCore(wiring.Component):
             m.d.sync += clr_n.eq(clr_n + 1)
             with m.If(clr_n == N - 1):
                 m.d.sync += clearing.eq(0)
-        return m

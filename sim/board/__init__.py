@@ -1,7 +1,7 @@
 """The simulated board: board cores run in a simulator and driven at the UART pins.
 
 :func:`shared_board` is *the* simulated board of :mod:`firmware` (``edgelearn run JOB --sim``,
-``edgelearn demo``, the UART-level tests): the core of :data:`boards.config.SIM_CONFIG` (every
+``edgelearn demo``, the UART-level tests): the core of :data:`hw.control.boards.SIM_CONFIG` (every
 command group) in Verilator (:mod:`sim.board.verilator_board`), started once per process and kept
 running, since converting the core to Verilog takes about 10 s and building it with Verilator about
 a minute (the build is cached on disk). ``EDGELEARN_SIM_BOARD=amaranth`` selects Amaranth's
@@ -11,17 +11,18 @@ simulator instead (:mod:`sim.board.amaranth_board`; no C++ toolchain needed, abo
 import atexit
 import os
 
+from hw.control.boards import SIM_CONFIG, make_core
+
+from .amaranth_board import SIM_TIMEOUT, SIM_WATCHDOG, SimBoard
+from .verilator_board import VerilatorBoard
+
 __all__ = ["shared_board", "make_board"]
 
 _SHARED = {}
 
 
 def make_board(backend=None, config=None):
-    """A new simulated board of ``config`` (default :data:`boards.config.SIM_CONFIG`)."""
-    from boards.config import SIM_CONFIG
-    from boards.top import make_core
-
-    from .amaranth_board import SIM_TIMEOUT, SIM_WATCHDOG, SimBoard
+    """A new simulated board of ``config`` (default :data:`hw.control.boards.SIM_CONFIG`)."""
     cfg = config if config is not None else SIM_CONFIG
     backend = backend or os.environ.get("EDGELEARN_SIM_BOARD", "verilator")
     if backend not in ("verilator", "amaranth"):
@@ -29,12 +30,11 @@ def make_board(backend=None, config=None):
     core = make_core(cfg.name, config=cfg, primitives=False, timeout=SIM_TIMEOUT, watchdog=SIM_WATCHDOG)
     if backend == "amaranth":
         return SimBoard(core)
-    from .verilator_board import VerilatorBoard
     return VerilatorBoard(core, toplevel=f"edgelearn_{cfg.name}")
 
 
 def shared_board(backend=None):
-    """The process's simulated board of :data:`boards.config.SIM_CONFIG` (started on first use)."""
+    """The process's simulated board of :data:`hw.control.boards.SIM_CONFIG` (started on first use)."""
     backend = backend or os.environ.get("EDGELEARN_SIM_BOARD", "verilator")
     board = _SHARED.get(backend)
     if board is None:

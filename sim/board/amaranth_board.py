@@ -15,6 +15,8 @@ import collections
 
 from amaranth.sim import Simulator
 
+from hw.control.boards import check_board, make_core
+
 __all__ = ["SimBoard", "make_sim_core"]
 
 SIM_DIVISOR = 4
@@ -25,9 +27,7 @@ SIM_WATCHDOG = 1 << 20
 def make_sim_core(board="icebreaker", *, divisor=SIM_DIVISOR, timeout=SIM_TIMEOUT, watchdog=SIM_WATCHDOG,
                   **overrides):
     """The core of ``board`` with simulation-friendly UART rate and timeouts."""
-    from boards.config import BOARD_CONFIGS
-    from boards.top import make_core
-    clk_hz = BOARD_CONFIGS[board].clk_hz
+    clk_hz = check_board(board).clk_hz
     return make_core(board, baud=clk_hz // divisor, timeout=timeout, watchdog=watchdog, primitives=False,
                      **overrides)
 

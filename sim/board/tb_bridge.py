@@ -18,6 +18,7 @@ count (8 bytes), a length (4) and the bytes read (``R``).
 import logging
 import socket
 import struct
+import traceback
 import warnings
 
 import cocotb
@@ -72,7 +73,6 @@ async def bridge(dut):
     try:
         await _serve(conn, source, sink, cycles, answer)
     except Exception as e:  # noqa: BLE001 - reported to the host
-        import traceback
         try:
             answer(traceback.format_exc().encode()[-4000:] or repr(e).encode(), status=1)
         except OSError:

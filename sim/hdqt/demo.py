@@ -11,7 +11,10 @@ import os
 import tempfile
 from pathlib import Path
 
+from hw.hdqt.layer import HdqtLayer
 from sim.hdqt.experiment import run_cil
+from sim.hdqt.tb_replay import save_replay
+from sim.runner import build_root, run_cocotb
 
 __all__ = ["run", "replay_on_rtl", "REPLAY_PARAMS"]
 
@@ -22,9 +25,6 @@ REPLAY_PARAMS = {"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4
 def replay_on_rtl(records, params=None):
     """Replay recorded steps on the RTL in Verilator (raises if any result differs from the golden
     model); returns ``{"cycles": [per step], "phase_cycles": {phase: cycles} of the last step}``."""
-    from hw.hdqt.layer import HdqtLayer
-    from sim.hdqt.tb_replay import save_replay
-    from sim.runner import build_root, run_cocotb
 
     params = dict(REPLAY_PARAMS if params is None else params)
     hw_params = {k: v for k, v in params.items() if k != "lr_shift"}

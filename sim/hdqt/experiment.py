@@ -26,7 +26,7 @@ Paper figures to compare with (Schiemer et al., HDQT): on human-activity data se
 8-bit accumulators, 49.54 at 12-bit, and a collapse to 0.94 at 4-bit accumulators. The digits MLP is
 far smaller than those models, so only the shape is comparable: near-float at 8-bit accumulators and
 4-bit inputs, collapse at 4-bit accumulators, recovery by 12 bits. Run the script for the numbers on
-this machine; the README text of this block records one run.
+this machine; docs/hdqt.md records one run.
 """
 
 import argparse
@@ -55,7 +55,7 @@ def load_tasks(seed, dataset="digits"):
     default arguments (4000 train / 1000 test, generated offline), the same for every seed.
     """
     if dataset == "digits":
-        from sklearn.datasets import load_digits
+        from sklearn.datasets import load_digits  # deferred: scikit-learn is heavy to import
         from sklearn.model_selection import train_test_split
         d = load_digits()
         x, y = d.data.astype(np.int64), d.target.astype(np.int64)
@@ -72,7 +72,7 @@ _MNIST1D = {}
 
 def _mnist1d():
     if "d" not in _MNIST1D:
-        from mnist1d.data import make_dataset
+        from mnist1d.data import make_dataset  # deferred: only the MNIST-1D runs need it
         _MNIST1D["d"] = make_dataset()
     return _MNIST1D["d"]
 

@@ -41,7 +41,7 @@ class HdqtConfig:
     ``w_frac``: master-weight fraction bits; ``lr_shift``: learning rate ``2**-lr_shift``.
     """
     bits: int = 4
-    tile_k: int = 32
+    tile_k: int = spec.TILE_K
     tile_bits: int = 8
     acc_bits: int = 24
     had_cap: int = 64
@@ -133,7 +133,7 @@ def ref_quantize(x, bits, unsigned=False, lfsr=None):
     return np.where(x < 0, -q, q), shift
 
 
-def ref_tiled_matmul(a, b, tile_k=32, tile_bits=8, acc_bits=24):
+def ref_tiled_matmul(a, b, tile_k=spec.TILE_K, tile_bits=8, acc_bits=24):
     """``a @ b`` on the MAC array's tile-saturating mode (see :mod:`hw.hdqt.spec`).
 
     ``a``: M x K activations (int8/uint8 values), ``b``: K x N weights. This *is* the MAC array's golden

@@ -1,5 +1,7 @@
 """Drive :class:`hw.hdqt.layer.HdqtLayer` for one training step in the Amaranth simulator."""
 
+import random
+
 import numpy as np
 from amaranth.sim import Simulator
 
@@ -12,7 +14,6 @@ def amaranth_layer_step(dut, steps, *, x_unsigned=True, res_stall=0.0, seed=0, m
     """Run ``steps`` (a list of dicts with ``w`` (first step only, else ``None``), ``x``, ``dy``,
     ``exp_base`` and optionally ``lfsr_state``) on ``dut``; returns per step
     ``{"y", "dx", "w", "shifts", "cycles", "w_saturated"}``."""
-    import random
 
     B, K, O, R, C = dut._b, dut._k, dut._o, dut._r, dut._c
     out = []

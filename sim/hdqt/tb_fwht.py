@@ -14,9 +14,9 @@ from sim.runner import tb_params
 class TB:
     def __init__(self, dut):
         self.dut = dut
-        p = tb_params()
-        self.n = p.get("n", 64)
-        self.width = p.get("width", 16)
+        p = tb_params("fwht")
+        self.n = p["n"]
+        self.width = p["width"]
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
     async def reset(self):

@@ -21,13 +21,13 @@ def _signed(v, bits):
 class TB:
     def __init__(self, dut):
         self.dut = dut
-        p = tb_params()
-        self.b, self.k, self.o = p.get("batch", 32), p.get("k_dim", 64), p.get("o_dim", 64)
-        self.r, self.c = p.get("rows", 4), p.get("cols", 4)
-        self.had_cap = p.get("had_cap", 64)
-        self.acc = p.get("acc_width", 24)
+        p = tb_params("hdqt_layer")
+        self.b, self.k, self.o = p["batch"], p["k_dim"], p["o_dim"]
+        self.r, self.c = p["rows"], p["cols"]
+        self.had_cap = p["had_cap"]
+        self.acc = p["acc_width"]
         self.cfg = HdqtConfig(had_cap=self.had_cap, lr_shift=p.get("lr_shift", 3), acc_bits=self.acc,
-                              tile_bits=p.get("tile_bits", 8))
+                              tile_bits=p["tile_bits"])
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
     async def reset(self):

@@ -21,11 +21,11 @@ from sim.runner import tb_params
 class TB:
     def __init__(self, dut):
         self.dut = dut
-        p = tb_params()
-        self.out_lanes = p.get("lanes", 2)                      # values per output beat
-        self.lanes = self.out_lanes * p.get("contexts", 1)      # format lanes (words per input beat)
-        self.max_len = p.get("max_len", 12)
-        self.raw_bits = p.get("raw_bits", 8)
+        p = tb_params("huffman_decoder")
+        self.out_lanes = p["lanes"]                      # values per output beat
+        self.lanes = self.out_lanes * p["contexts"]      # format lanes (words per input beat)
+        self.max_len = p["max_len"]
+        self.raw_bits = p["raw_bits"]
         self.vw = spec.value_width(self.raw_bits)
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 

@@ -11,6 +11,10 @@ even), split into the exponent (coded) and sign + 7 mantissa bits (raw).
 
 import numpy as np
 
+from hw.mac import spec as mac_spec
+from sim.mac.demo import load_data, train_mlp
+from sim.mac.golden import quantize_weights
+
 __all__ = ["digits_mlp", "int_symbols", "int4_pair_symbols", "bf16_values"]
 
 _CACHE = {}
@@ -19,7 +23,6 @@ _CACHE = {}
 def digits_mlp(epochs=150):
     """``(w1, w2, data)``: float weights of a trained digits MLP and ``(xtr, ytr, xte, yte)``."""
     if epochs not in _CACHE:
-        from sim.mac.demo import load_data, train_mlp
         data = load_data()
         w1, _, w2, _ = train_mlp(data[0], data[1], epochs=epochs)
         _CACHE[epochs] = (w1, w2, data)
@@ -29,8 +32,6 @@ def digits_mlp(epochs=150):
 def int_symbols(weights, mode):
     """Per-channel quantized weights of every matrix (``mode`` "int8"/"int4") as unsigned symbols,
     plus the quantized matrices."""
-    from hw.mac import spec as mac_spec
-    from sim.mac.golden import quantize_weights
     bits = mac_spec.WEIGHT_BITS[mac_spec.MODES[mode]]
     qs = [quantize_weights(w, mode, per_channel=True)[0] for w in weights]
     syms = np.concatenate([(q.astype(np.int64) & ((1 << bits) - 1)).ravel() for q in qs])

@@ -13,10 +13,10 @@ from sim.runner import tb_params
 class TB:
     def __init__(self, dut):
         self.dut = dut
-        p = tb_params()
-        self.width = p.get("width", 16)
-        self.steps = p.get("steps")
-        self.seed = p.get("seed", 1)
+        p = tb_params("lfsr")
+        self.width = p["width"]
+        self.steps = p["steps"]
+        self.seed = p["seed"]
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 
     async def reset(self):

@@ -20,6 +20,7 @@ import numpy as np
 
 from hw.mac import spec
 from sim.mac.golden import gemm_tiles, quantize_acts, quantize_weights, ref_gemm
+from sim.mac.verilator_run import run_tiles_verilator
 
 __all__ = ["run", "train_mlp", "load_data"]
 
@@ -29,14 +30,14 @@ HIDDEN = 32
 
 
 def load_data(seed=0):
-    from sklearn.datasets import load_digits
+    from sklearn.datasets import load_digits  # deferred: scikit-learn is heavy to import
     d = load_digits()
     order = np.random.default_rng(seed).permutation(len(d.target))
     x, y = d.data[order].astype(np.int64), d.target[order]
     return x[:1437], y[:1437], x[1437:], y[1437:]
 
 
-def _forward(params, x, quant=None):
+def mlp_forward(params, x, quant=None):
     w1, b1, w2, b2 = params
     if quant is not None:  # fake-quantized weights (straight-through in the backward pass)
         w1, w2 = (_fake_quant(w, quant) for w in (w1, w2))
@@ -62,7 +63,7 @@ def train_mlp(x, y, *, epochs=300, lr=3e-3, seed=1, init=None, quant=None):
     v = [np.zeros_like(p) for p in params]
     onehot = np.eye(10)[y]
     for t in range(1, epochs + 1):
-        h, logits, (w1q, w2q) = _forward(params, xs, quant)
+        h, logits, (w1q, w2q) = mlp_forward(params, xs, quant)
         p = np.exp(logits - logits.max(axis=1, keepdims=True))
         p /= p.sum(axis=1, keepdims=True)
         g_logits = (p - onehot) / len(y)
@@ -96,10 +97,10 @@ def _run_layer(jobs, runner):
 def run(runner=None):
     """The demo: ``[(label, value), ...]`` rows for ``edgelearn demo``."""
     if runner is None:
-        from sim.mac.verilator_run import run_tiles_verilator as runner
+        runner = run_tiles_verilator
     xtr, ytr, xte, yte = load_data()
     base = train_mlp(xtr, ytr)
-    _, logits, _ = _forward(base, xte)
+    _, logits, _ = mlp_forward(base, xte)
     rows = [("data", f"sklearn digits, {len(ytr)} train / {len(yte)} test, MLP 64-{HIDDEN}-10"),
             ("float accuracy", f"{100 * (logits.argmax(1) == yte).mean():.1f}%")]
 

@@ -23,13 +23,13 @@ MODES = list(spec.MODES)
 class TB:
     def __init__(self, dut):
         self.dut = dut
-        p = tb_params()
-        self.rows = p.get("rows", 4)
-        self.cols = p.get("cols", 4)
-        self.acc_width = p.get("acc_width", 24)
-        self.tile_k = p.get("tile_k", 32)
-        self.tile_bits = p.get("tile_bits", 8)
-        self.count_bits = p.get("count_bits", 12)
+        p = tb_params("mac_array")
+        self.rows = p["rows"]
+        self.cols = p["cols"]
+        self.acc_width = p["acc_width"]
+        self.tile_k = p["tile_k"]
+        self.tile_bits = p["tile_bits"]
+        self.count_bits = p["count_bits"]
         self.cycles = 0
         cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
 

@@ -26,6 +26,7 @@ from hw.stdp import spec
 from sim.runner import build_root
 from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, ref_exact_pair_stdp
+from sim.stdp.tb_job import run_verilator_job
 
 __all__ = ["dw_sweep", "sma_run", "text_histogram", "bimodality", "main"]
 
@@ -79,7 +80,6 @@ def sma_run(*, n_in=31, steps=20000, rate=0.1, seed=2, amplitudes=(20, 21), engi
     rows = [[(n_in, rng.randrange(96, 160))] for _ in range(n_in)] + [[]]
     events = [[i for i in range(n_in) if rng.random() < rate] for _ in range(steps)]
     if engine == "verilator":
-        from sim.stdp.tb_job import run_verilator_job
         spikes, rows_back = run_verilator_job(cfg, rows, events)
     else:
         run = run_core(cfg, rows, events)

@@ -1,0 +1,173 @@
+"""Is the hardware unchanged? Compare every block's RTLIL, without ``src`` attributes, against a reference.
+
+For each registered block (:func:`hw.blocks.all_blocks`) the script elaborates its configurations
+from the registry — the defaults, the smoke test's (``smoke_params``) and the demo's UP5K row
+(``synth_overrides()``), each once — plus the cores of the simulated board and of each board, and
+writes their RTLIL with every ``attribute \\src`` line removed (those name Python source lines,
+which move whenever code moves). It then compares them with
+
+* ``--base REV``: the same designs generated from git revision ``REV`` (checked out with
+  ``git worktree add --detach`` into a temporary directory, this script run there), or
+* ``--ref DIR``: RTLIL files saved earlier with ``--save DIR``,
+
+and prints ``identical`` / ``different`` per design (exit status 1 if any differs).
+
+    python -m bench.rtlil_compare --base main
+    python -m bench.rtlil_compare --save build/rtlil-ref     # later: --ref build/rtlil-ref
+    python -m bench.rtlil_compare --base main --only hdqt_layer
+
+The script works against revisions where the board configuration lived in ``boards/config.py``
+(it imports whichever module a revision has), so that it can compare across that move.
+"""
+
+import argparse
+import difflib
+import hashlib
+import importlib
+import json
+import os
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+from amaranth.back import rtlil
+
+from hw.blocks import all_blocks
+
+__all__ = ["designs", "strip_src", "write_designs", "compare"]
+
+
+def strip_src(text):
+    """RTLIL ``text`` without ``attribute \\src`` lines."""
+    lines = text.splitlines(keepends=True)
+    return "".join(ln for ln in lines if not ln.lstrip().startswith("attribute \\src"))
+
+
+def _make_core():
+    # The revision under comparison may predate hw.control.boards (board configs in boards/).
+    try:
+        mod = importlib.import_module("hw.control.boards")
+        return mod.make_core, mod.BOARD_CONFIGS, mod.SIM_CONFIG
+    except ImportError:
+        cfg = importlib.import_module("boards.config")
+        return importlib.import_module("boards.top").make_core, cfg.BOARD_CONFIGS, cfg.SIM_CONFIG
+
+
+def designs(only=None):
+    """``{design name: factory}``: each block's registry configurations and the board cores."""
+    out = {}
+    for name, spec in all_blocks().items():
+        if only and name not in only:
+            continue
+        configs = [spec.defaults(), {**spec.defaults(), **spec.smoke_params},
+                   {**spec.defaults(), **spec.synth_overrides()}]
+        seen = []
+        for params in configs:
+            if params in seen:
+                continue
+            seen.append(params)
+            # every parameter in the label, so that a design is matched across revisions whose
+            # registry defaults differ
+            label = name + "".join(f" {k}={params[k]}" for k in sorted(params))
+            out[label] = (lambda s=spec, p=params: s.factory(**p))
+    if not only or "boards" in only:
+        make_core, boards, sim_config = _make_core()
+        out["core sim"] = lambda: make_core("sim", config=sim_config, primitives=False)
+        for board in boards:
+            out[f"core {board}"] = (lambda b=board: make_core(b))
+    return out
+
+
+def _file_name(label):
+    return hashlib.sha256(label.encode()).hexdigest()[:16] + ".il"
+
+
+def write_designs(out_dir, only=None, progress=None):
+    """Write every design's stripped RTLIL into ``out_dir`` (and ``index.json``: label -> file)."""
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    index = {}
+    for label, factory in designs(only).items():
+        if progress:
+            progress(f"  rtlil {label}")
+        text = strip_src(rtlil.convert(factory(), name="top"))
+        index[label] = _file_name(label)
+        (out_dir / index[label]).write_text(text)
+    (out_dir / "index.json").write_text(json.dumps(index, indent=1))
+    return index
+
+
+def compare(ref_dir, new_dir, subset=False):
+    """``[(label, verdict)]``: ``identical``, ``different (N lines)``, ``only in reference`` / ``new``.
+
+    ``subset``: the new designs are a selection (``--only``); reference designs outside it are skipped.
+    """
+    ref = json.loads((Path(ref_dir) / "index.json").read_text())
+    new = json.loads((Path(new_dir) / "index.json").read_text())
+    if subset:
+        ref = {k: v for k, v in ref.items() if k in new}
+    rows = []
+    for label in list(ref) + [k for k in new if k not in ref]:
+        if label not in new:
+            rows.append((label, "only in reference"))
+        elif label not in ref:
+            rows.append((label, "new (no reference)"))
+        else:
+            a = (Path(ref_dir) / ref[label]).read_text().splitlines()
+            b = (Path(new_dir) / new[label]).read_text().splitlines()
+            if a == b:
+                rows.append((label, "identical"))
+            else:
+                n = sum(1 for ln in difflib.unified_diff(a, b, lineterm="", n=0)
+                        if ln[:1] in "+-" and not ln.startswith(("+++", "---")))
+                rows.append((label, f"different ({n} lines)"))
+    return rows
+
+
+def _generate_at(rev, out_dir, only):
+    """Generate the designs of git revision ``rev`` into ``out_dir`` (a temporary worktree)."""
+    root = Path(__file__).resolve().parents[1]
+    with tempfile.TemporaryDirectory(prefix="rtlil-base-") as tmp:
+        tree = Path(tmp) / "tree"
+        subprocess.run(["git", "-C", str(root), "worktree", "add", "--detach", "--quiet", str(tree), rev],
+                       check=True)
+        try:
+            env = {**os.environ, "PYTHONPATH": str(tree)}
+            cmd = [sys.executable, str(Path(__file__).resolve()), "--save", str(out_dir)]
+            if only:
+                cmd += ["--only", *only]
+            subprocess.run(cmd, cwd=tree, env=env, check=True)
+        finally:
+            subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    what = ap.add_mutually_exclusive_group(required=True)
+    what.add_argument("--base", metavar="REV", help="compare with the designs of git revision REV")
+    what.add_argument("--ref", metavar="DIR", help="compare with RTLIL saved by --save DIR")
+    what.add_argument("--save", metavar="DIR", help="write this tree's RTLIL into DIR")
+    ap.add_argument("--only", nargs="+", metavar="BLOCK", help="only these ('boards': board cores)")
+    args = ap.parse_args(argv)
+    say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    if args.save:
+        write_designs(args.save, args.only, progress=say)
+        return 0
+    with tempfile.TemporaryDirectory(prefix="rtlil-") as tmp:
+        new_dir = Path(tmp) / "new"
+        write_designs(new_dir, args.only, progress=say)
+        if args.base:
+            ref_dir = Path(tmp) / "base"
+            _generate_at(args.base, ref_dir, args.only)
+        else:
+            ref_dir = Path(args.ref)
+        rows = compare(ref_dir, new_dir, subset=bool(args.only))
+    width = max(len(label) for label, _ in rows)
+    for label, verdict in rows:
+        print(f"{label:<{width}}  {verdict}")
+    return 0 if all(v == "identical" for _, v in rows) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,172 @@
+"""Per-board configuration: platform, clock, UART rate and the command groups each board carries.
+
+This is the one place that knows the boards: :mod:`boards` (tops, builds, flashing), the simulated
+board in :mod:`sim.board` and the host in :mod:`firmware` all read it, and :func:`check_board` is
+the one check of a board name. :func:`make_core` builds the core a board carries.
+
+Decisions (the issue leaves them open):
+
+* Both boards run the UART at 1 Mbaud, the issue's minimum: the iCEBreaker's FT2232H and the
+  ULX3S's FT231X both do it, and 12 MHz and 25 MHz divide it exactly (12 and 25 cycles per bit).
+* No PLL yet: the design is small and slow logic relative to the boards' clocks, and with the UART
+  stop-and-wait protocol the line rate, not the clock, bounds every bulk transfer.
+"""
+
+import importlib
+from dataclasses import dataclass, field
+from functools import partial
+
+from .core import EdgeLearnCore
+from .gemm_handler import GEMMHandler
+from .hdqt_handler import HDQTHandler
+from .protocol import GROUP_GEMM, GROUP_HDQT, GROUP_STDP
+from .stdp_handler import STDPHandler
+
+__all__ = ["BoardConfig", "BOARD_CONFIGS", "SIM_CONFIG", "check_board", "board_handlers", "make_core"]
+
+
+@dataclass(frozen=True)
+class BoardConfig:
+    name: str
+    description: str
+    platform: str         # "module:Class" in amaranth_boards
+    device: str           # the device name reported by build_board
+    clk_hz: int
+    baud: int
+    leds: tuple           # (resource name, number) per core LED bit, in order
+    stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
+    gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
+    hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
+    label: str = ""       # the board's name for people ("iCEBreaker")
+    loader_board: str = ""  # openFPGALoader's -b name
+    usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
+
+    @property
+    def top_name(self):
+        """Name of the top-level module and of the bitstream file (an identifier)."""
+        return "edgelearn_" + self.name.replace("-", "_")
+
+    @property
+    def family(self):
+        """``"ice40"`` or ``"ecp5"``, from ``device``."""
+        return "ice40" if self.device.startswith("iCE40") else "ecp5"
+
+    @property
+    def bitstream_ext(self):
+        return "bin" if self.family == "ice40" else "bit"
+
+    def make_platform(self):
+        module, cls = self.platform.split(":")
+        return getattr(importlib.import_module(module), cls)()
+
+
+BOARD_CONFIGS = {
+    "icebreaker": BoardConfig(
+        name="icebreaker",
+        description="iCEBreaker (iCE40UP5K, 12 MHz, FTDI UART at 1 Mbaud)",
+        platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
+        device="iCE40UP5K",
+        label="iCEBreaker",
+        # openFPGALoader's generic FT2232H iCE40 board, which writes the SPI flash.
+        loader_board="ice40_generic",
+        usb_pid=0x6010,
+        clk_hz=12_000_000,
+        baud=1_000_000,
+        # Green: heartbeat; red: any error flag.
+        leds=(("led_g", 0), ("led_r", 0)),
+        # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
+        stdp={"n_neurons": 64, "max_synapses": 1024},
+        # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
+        # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
+        # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
+        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs). Re-measured 2026-11-23 after
+        # the decoder's area work: GEMM alone (no STDP) with 2 SB_MAC16 columns, L = 8 codes,
+        # 4-word FIFO places in 4859 of 5280 LCs (92 %, 24.4 MHz): no 10 % margin, and L = 8 costs
+        # the int8 weights compression.
+        # STDP fits with margin, so the iCEBreaker carries STDP and the ULX3S carries every group
+        # (gemm/mlp/hdqt jobs there and on the simulated board).
+    ),
+    "ulx3s": BoardConfig(
+        name="ulx3s",
+        description="ULX3S (ECP5 LFE5U-85F, 25 MHz, FTDI UART at 1 Mbaud)",
+        platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
+        device="LFE5U-85F",
+        label="ULX3S",
+        loader_board="ulx3s",
+        usb_pid=0x6015,
+        clk_hz=25_000_000,
+        baud=1_000_000,
+        leds=tuple(("led", i) for i in range(8)),
+        stdp={"n_neurons": 256, "max_synapses": 8192},
+        gemm={"max_weights": 16384, "max_k": 1024, "cols": 8},
+        hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
+              "backend": "ecp5"},
+    ),
+}
+
+
+#: The simulated board (``edgelearn run JOB --sim``, ``edgelearn demo``, the UART-level tests): every
+#: command group, each small enough that a job runs in seconds in Verilator, on one design so that
+#: it is built once (Verilator builds are cached by the design's hash). Its UART runs at 4 cycles
+#: per bit; everything else is the gateware of the boards at other sizes.
+SIM_CONFIG = BoardConfig(
+    name="sim",
+    description="simulated board (all command groups at small sizes, Verilator)",
+    platform="",
+    device="simulation",
+    clk_hz=25_000_000,
+    baud=25_000_000 // 4,
+    leds=(),
+    stdp={"n_neurons": 32, "max_synapses": 512, "refractory": 1, "threshold": 200},
+    gemm={"max_weights": 4096, "max_k": 256, "cols": 4},
+    hdqt={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
+)
+
+
+def check_board(name):
+    """The :class:`BoardConfig` of ``name``; ``ValueError`` naming the boards if there is none."""
+    if not isinstance(name, str):
+        raise TypeError(f"board must be a string, not {type(name).__name__}")
+    if name not in BOARD_CONFIGS:
+        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
+    return BOARD_CONFIGS[name]
+
+
+def board_handlers(board, config=None, *, primitives=True):
+    """``{group: factory}`` of the block handlers for ``board`` (see :mod:`hw.control.core`).
+
+    ``config`` (a :class:`BoardConfig`) replaces the board's own, e.g. a smaller network for fast
+    simulations. ``primitives=False`` gives the MAC arrays of DSP backends behavioural models of
+    the vendor multipliers (simulators cannot run the primitives).
+    """
+    cfg = config if config is not None else check_board(board)
+    handlers = {}
+
+    def params(p):
+        p = dict(p)
+        if p.get("backend", "lut") != "lut":
+            p.setdefault("primitives", primitives)
+            if not primitives:
+                p["primitives"] = False
+        return p
+
+    if cfg.gemm:
+        handlers[GROUP_GEMM] = partial(GEMMHandler, **params(cfg.gemm))
+    if cfg.hdqt:
+        handlers[GROUP_HDQT] = partial(HDQTHandler, **params(cfg.hdqt))
+    if cfg.stdp:
+        handlers[GROUP_STDP] = partial(STDPHandler, **cfg.stdp)
+    return handlers
+
+
+def make_core(board, *, config=None, primitives=True, **overrides):
+    """The core a board carries (also what the simulated board runs, with ``overrides``).
+
+    ``config`` replaces the board's :class:`BoardConfig` (block sizes); ``primitives=False``
+    replaces DSP primitives by their behavioural models (for simulators).
+    """
+    cfg = config if config is not None else check_board(board)
+    kwargs = {"clk_hz": cfg.clk_hz, "baud": cfg.baud,
+              "handlers": board_handlers(board, cfg, primitives=primitives)}
+    kwargs.update(overrides)
+    return EdgeLearnCore(**kwargs)

@@ -1,0 +1,72 @@
+"""Stream plumbing with ``amaranth.lib.stream`` signatures: a skid buffer and a queue."""
+
+from amaranth.hdl import Module, Signal
+from amaranth.lib import fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+__all__ = ["skid_buffer", "SkidBuffer", "Queue"]
+
+
+def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
+    """A two-entry skid buffer's logic, added to module ``m``; returns ``(in_ready, out_valid, out_data)``.
+
+    ``in_ready`` is the inverse of a flip-flop (the second entry is free), so no path runs from
+    ``out_ready`` to ``in_ready``. A transfer offered with ``in_valid`` while ``in_ready`` is taken;
+    entries leave in order, one per cycle while ``out_ready``. Signals are named ``<name>_d0`` etc.
+    """
+    d0, d1 = Signal(shape, name=f"{name}_d0"), Signal(shape, name=f"{name}_d1")
+    v0, v1 = Signal(name=f"{name}_v0"), Signal(name=f"{name}_v1")
+    in_take = Signal(name=f"{name}_in_take")
+    m.d.comb += in_take.eq(in_valid & ~v1)
+    with m.If(~v0 | out_ready):
+        with m.If(v1):
+            m.d.sync += [d0.eq(d1), v0.eq(1), v1.eq(0)]
+        with m.Else():
+            m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
+    with m.Elif(in_take):
+        m.d.sync += [d1.eq(in_data), v1.eq(1)]
+    return ~v1, v0, d0
+
+
+class SkidBuffer(wiring.Component):
+    """Two-entry skid buffer between two streams of ``shape``.
+
+    Cuts every combinational path between the sides: ``o.valid`` and ``o.payload`` are registers,
+    ``i.ready`` is a register's inverse. Full throughput (one transfer per cycle) while the consumer
+    is ready; one cycle of latency.
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        ready, valid, payload = skid_buffer(m, "skid", self._shape, i.valid, i.payload, o.ready)
+        m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(payload)]
+        return m
+
+
+class Queue(wiring.Component):
+    """First-in first-out queue of ``depth`` entries of ``shape`` between two streams.
+
+    ``amaranth.lib.fifo.SyncFIFOBuffered`` behind stream signatures: ``o.payload`` is a register,
+    ``depth`` entries in all (``depth >= 1``; block RAM for larger depths where the device has it).
+    """
+
+    def __init__(self, shape, depth):
+        if not isinstance(depth, int) or isinstance(depth, bool):
+            raise TypeError(f"depth must be an integer, not {type(depth).__name__}")
+        if depth < 1:
+            raise ValueError(f"depth must be at least 1, not {depth}")
+        self._shape, self._depth = shape, depth
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        width = len(Signal(self._shape))
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=width, depth=self._depth)
+        m.d.comb += [q.w_data.eq(self.i.payload), q.w_en.eq(self.i.valid), self.i.ready.eq(q.w_rdy),
+                     self.o.payload.eq(q.r_data), self.o.valid.eq(q.r_rdy), q.r_en.eq(self.o.ready)]
+        return m

@@ -1,0 +1,19 @@
+"""bench/rtlil_compare.py: src attributes do not count, any other change does."""
+
+from bench.rtlil_compare import compare, strip_src, write_designs
+
+
+def test_strip_src_keeps_everything_else():
+    text = 'module \\top\n  attribute \\src "a.py:1"\n  wire width 4 \\x\n  attribute \\init 4\'0000\nend\n'
+    assert strip_src(text) == "module \\top\n  wire width 4 \\x\n  attribute \\init 4'0000\nend\n"
+
+
+def test_compare_finds_identical_and_changed_designs(tmp_path):
+    ref, new = tmp_path / "ref", tmp_path / "new"
+    index = write_designs(ref, only=["lfsr"])
+    write_designs(new, only=["lfsr"])
+    assert compare(ref, new) == [(label, "identical") for label in index]
+    label, = index      # the registry's one lfsr configuration
+    changed = new / index[label]
+    changed.write_text(changed.read_text().replace("wire width 16", "wire width 17", 1))
+    assert dict(compare(ref, new))[label] == "different (2 lines)"
