@@ -70,7 +70,7 @@ def run_experiment(name, *, quick=False, seeds=None, plot=None, budget=None, boa
 
 def _run_on_board(result):
     """Run the chosen mixed-precision digits MLP as the ``mlp`` job's pipeline on the simulated board."""
-    from firmware.mixed_mlp import run_mixed_mlp  # the simulated board: only when the run gets here
+    from firmware.mixed_mlp import run_mixed_mlp  # deferred: the simulated board, only when the run gets here
     rows = run_mixed_mlp(result.data["board_model"])
     result.tables.append(Table("chosen digits configuration on the simulated board (GEMM command group, "
                                "Verilator, driven at its UART pins)", ["what", "value"],

@@ -9,6 +9,7 @@ experiment are in ``docs/experiments.md``.
 import sys
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import numpy as np
 
@@ -114,8 +115,6 @@ def new_figure(ncols=1, width=5.0, height=3.5, nrows=1):
 
 
 def save_figure(fig, path):
-    from pathlib import Path
-
     import matplotlib.pyplot as plt
     Path(path).parent.mkdir(parents=True, exist_ok=True)
     fig.tight_layout()

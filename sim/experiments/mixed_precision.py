@@ -49,9 +49,12 @@ import itertools
 
 import numpy as np
 
+from hw.mac import MacArray
 from sim.experiments import Result, Table, mean_se, new_figure, progress, save_figure
-from sim.experiments.nets import Conv1d, Dense, IntModel, Net, fake_quant, hvp, train
+from sim.experiments.nets import Conv1d, Dense, IntModel, Net, fake_quant, hvp, logits, train
+from sim.mac.amaranth_run import run_tiles
 from sim.mac.cycles import gemm_cycles
+from sim.mac.golden import gemm_tiles, ref_gemm
 
 __all__ = ["run", "load_dataset", "make_net", "hutchinson_traces", "cross_terms", "bisect_path",
            "move_path", "network_cycles", "budget_lines", "MODELS", "ROWS", "COLS", "BATCH"]
@@ -80,7 +83,7 @@ def load_dataset(name):
         x, xv, y, yv = train_test_split(x, y, test_size=0.25, stratify=y, random_state=0)
         return {"x": x, "y": y, "xv": xv, "yv": yv, "xt": xt, "yt": yt, "x_scale": 1 / 16}
     if name == "mnist1d":
-        from mnist1d.data import make_dataset
+        from mnist1d.data import make_dataset  # deferred: only the MNIST-1D runs need it
         d = make_dataset()
         x, y = d["x"], d["y"]
         return {"x": x[:3200], "y": y[:3200], "xv": x[3200:], "yv": y[3200:], "xt": d["x_test"],
@@ -225,7 +228,6 @@ def _shape(x, model):
 
 
 def _float_acc(net, x, y):
-    from sim.experiments.nets import logits
     return 100 * float((logits(net, x).argmax(1) == y).mean())
 
 
@@ -471,9 +473,6 @@ def _board_model(r, chosen, data):
 def _array_check(r, chosen, data):
     """Run the chosen configuration's GEMMs for one batch of test inputs through the MAC array in the
     Amaranth simulator, in each layer's mode: results vs the golden model, cycles vs the model."""
-    from hw.mac import MacArray
-    from sim.mac.amaranth_run import run_tiles
-    from sim.mac.golden import gemm_tiles, ref_gemm
     ev = r["ev"]
     modes = ev(chosen)["modes"]
     calib = data["x"][np.random.default_rng(r["seed"]).permutation(len(data["y"]))[:512]]

@@ -34,6 +34,7 @@ import numpy as np
 
 from hw.stdp import spec
 from sim.experiments import Result, Table, new_figure, save_figure
+from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 __all__ = ["run", "access_energy_pj", "count_accesses", "HOROWITZ_64BIT_PJ"]
@@ -105,7 +106,6 @@ def measure(encoding, n, fanout, *, steps, rate=0.05, seed=0):
 def rtl_check(n=32, fanout=6, steps=12, seed=3):
     """The RTL (Amaranth simulator) on a small network per encoding: walk cycles vs counted synapse
     accesses, weights and spikes vs the golden model."""
-    from sim.stdp.driver import run_core
     rows_out = []
     for encoding in spec.ENCODINGS:
         cfg = _config(encoding, n, fanout)
