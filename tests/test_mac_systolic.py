@@ -1,0 +1,218 @@
+"""Systolic MAC array (:class:`hw.mac.systolic.SystolicArray`) in Amaranth's simulator vs the golden model.
+
+Behavioural multiplier model (``primitives=False``): the lane packing, the borrow correction, the
+fabric lanes, the skew, the shadow drain and the flow control are the design's own logic and are
+checked bit-exactly; every mode, int8 and uint8 activations, every packed weight byte, extremes,
+random stalls on all four streams, short tiles against the drain gap, undefined modes, saturation
+and the tile-saturating option.
+"""
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+
+from hw.mac import spec
+from hw.mac.systolic import SystolicArray
+from sim.mac.amaranth_run import run_tiles
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
+
+MODES = list(spec.MODES)
+
+
+def make_dut(**kw):
+    params = {"rows": 2, "cols": 4, "acc_width": 20, "tile_k": 0, "primitives": False}
+    params.update(kw)
+    return SystolicArray(**params)
+
+
+def tiles_of(dut, x, w, mode, **kw):
+    return gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width, tile_k=dut.tile_k or 32,
+                      tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
+
+
+def expected_rows(tiles, rows):
+    out = []
+    for t in tiles:
+        if not spec.is_defined_mode(spec.unpack_cmd(t["cmd"])["mode"]):
+            continue
+        for r in range(rows):
+            out.append({"values": [int(v) for v in t["y"][r]], "overflow": bool(t["ovf"][r]), "row": r,
+                        "last": r == rows - 1})
+    return out
+
+
+def mixed_tiles(rng, dut, n_tiles, *, tile_sat=False, k_range=(1, 40)):
+    tiles = []
+    for _ in range(n_tiles):
+        mode = MODES[int(rng.integers(len(MODES)))]
+        unsigned = bool(rng.integers(2))
+        k = int(rng.integers(*k_range))
+        x = random_acts(rng, (dut.rows, k), unsigned=unsigned)
+        w = random_weights(rng, (dut.cols, k), mode)
+        ts = bool(rng.integers(2)) if tile_sat is None else tile_sat
+        tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned, tile_sat=ts)
+    return tiles
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_weight_byte_against_extreme_activations(mode):
+    """One-beat tiles: each result is one beat sum; every byte 0..255 in every column position."""
+    dut = make_dut(rows=2, cols=4)
+    rng = np.random.default_rng(MODES.index(mode))
+    n = spec.lanes(mode)
+    extremes = [-128, 127, -1, 0, 1]
+    tiles = []
+    for b0 in range(0, 256, 4):
+        for unsigned in (False, True):
+            ext = [0, 255, 128, 127, 1] if unsigned else extremes
+            x = np.array([[ext[int(rng.integers(len(ext)))] if rng.random() < .6 else
+                           int(rng.integers(0, 256) if unsigned else rng.integers(-128, 128))
+                           for _ in range(n)] for _ in range(2)])
+            w = np.array([spec.unpack_weight_byte((b0 + 1 + 67 * c) % 256 if unsigned else b0 + c, mode)
+                          for c in range(4)])
+            tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned)
+    res = run_tiles(dut, tiles, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 2)
+
+
+def test_mixed_modes_with_stalls():
+    dut = make_dut(rows=3, cols=4)
+    rng = np.random.default_rng(1)
+    tiles = mixed_tiles(rng, dut, 24)
+    res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 3)
+    assert res["status"]["idle"] == 1 and res["status"]["mode_error"] == 0
+
+
+def test_extreme_operands_every_mode():
+    """Largest products and their signs (uint8 255 and int8 -128 against each mode's extremes)."""
+    dut = make_dut(rows=2, cols=4, acc_width=24)
+    tiles = []
+    for mode in MODES:
+        lo, hi = spec.WEIGHT_RANGE[spec.MODES[mode]]
+        w = np.array([[lo] * 40, [hi] * 40, [lo, hi] * 20, [hi, lo] * 20])
+        for unsigned, (a, b) in ((True, (255, 0)), (False, (-128, 127))):
+            x = np.array([[a] * 40, [a, b] * 20])
+            tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned)
+    res = run_tiles(dut, tiles, stall=0.2, seed=3, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 2)
+
+
+def test_full_rate_without_stalls():
+    """Long tiles in changing modes: one beat per cycle (plus the fill and drain latency once)."""
+    dut = make_dut(rows=4, cols=8)
+    rng = np.random.default_rng(7)
+    tiles = []
+    for mode in MODES:
+        x = random_acts(rng, (8, 48), unsigned=True)
+        w = random_weights(rng, (8, 48), mode)
+        tiles += tiles_of(dut, x, w, mode, act_unsigned=True)
+    res = run_tiles(dut, tiles, max_cycles=5000)
+    assert res["rows"] == expected_rows(tiles, 4)
+    beats = sum(len(t["act"]) for t in tiles)
+    assert res["cycles"] <= beats + 40, (res["cycles"], beats)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_short_tiles_with_consumer_stalls(rows):
+    """Tiles shorter than the drain gap while the consumer stalls: the last-beat hold and the
+    FIFO credits keep results from being overwritten; nothing lost, duplicated or reordered."""
+    dut = make_dut(rows=rows, cols=2)
+    rng = np.random.default_rng(20 + rows)
+    tiles = []
+    for i in range(30):
+        mode = MODES[i % 4]
+        k = int(rng.integers(1, rows + 2)) * spec.lanes(mode)
+        tiles += tiles_of(dut, random_acts(rng, (rows, k)), random_weights(rng, (2, k), mode), mode)
+    for seed, stall in ((0, 0.0), (1, 0.3), (2, 0.8)):
+        res = run_tiles(dut, tiles, stall=stall, seed=seed, max_cycles=20000)
+        assert res["rows"] == expected_rows(tiles, rows)
+        assert res["status"]["idle"] == 1
+    # Without stalls the short tiles run at one per drain gap (2 * rows - 1 cycles; 2 is the
+    # command handshake's limit), not slower: the output FIFO's credits do not hold them back.
+    res = run_tiles(dut, tiles, max_cycles=20000)
+    beats = [len(t["act"]) for t in tiles]
+    assert res["cycles"] <= sum(max(b, 2 * rows - 1, 2) for b in beats) + 2 * rows + 14
+
+
+def test_saturation_flags_and_clear():
+    dut = make_dut(rows=1, cols=2, acc_width=17)
+    x = np.full((1, 12), -128)
+    w = np.array([[-128] * 12, [1] * 12])
+    tiles = tiles_of(dut, x, w, "int8")
+    tiles += tiles_of(dut, x[:, :2], w[:, :2], "int8")
+    res = run_tiles(dut, tiles, max_cycles=500)
+    assert res["rows"] == expected_rows(tiles, 1)
+    assert [r["overflow"] for r in res["rows"]] == [True, False]
+    assert res["rows"][0]["values"] == [65535, -1536]
+    assert res["status"]["overflow"] == 1
+
+    def probe(dut):
+        async def clear_then_check(ctx):
+            await ctx.tick().until(dut.o_overflow)
+            for _ in range(30):
+                await ctx.tick()
+            ctx.set(dut.i_clear, 1)
+            await ctx.tick()
+            ctx.set(dut.i_clear, 0)
+        return clear_then_check
+
+    res = run_tiles(make_dut(rows=1, cols=2, acc_width=17), tiles + tiles[1:] * 20, probe=probe,
+                    max_cycles=3000)
+    assert res["status"]["overflow"] == 0
+
+
+def test_undefined_mode_drops_tile_and_recovers():
+    dut = make_dut()
+    rng = np.random.default_rng(11)
+    tiles = mixed_tiles(rng, dut, 6)
+    bad = []
+    for code in (4, 7):
+        beats = int(rng.integers(1, 9))
+        bad.append({"cmd": spec.pack_cmd(mode=code, beats=beats, count_bits=dut.count_bits),
+                    "act": [int(v) for v in rng.integers(0, 1 << 30, beats)],
+                    "wgt": [int(v) for v in rng.integers(0, 1 << 30, beats)]})
+    seq = tiles[:2] + [bad[0]] + tiles[2:4] + [bad[1]] + tiles[4:]
+    res = run_tiles(dut, seq, stall=0.3, seed=5, max_cycles=10000)
+    assert res["rows"] == expected_rows(seq, dut.rows)
+    assert res["status"]["mode_error"] == 1 and res["status"]["idle"] == 1
+
+
+def test_tile_saturation_option():
+    """HDQT-style groups of 8 products clamped to +-127, mixed with plain tiles in every mode."""
+    dut = make_dut(rows=2, cols=4, tile_k=8)
+    rng = np.random.default_rng(13)
+    tiles = []
+    for k in (8, 13, 24, 31):
+        x = rng.integers(0, 16, (2, k))
+        w = rng.integers(-7, 8, (4, k))
+        w[0] = 7
+        w[1] = -7
+        tiles += tiles_of(dut, x, w, "int4", act_unsigned=True, tile_sat=True)
+    tiles += mixed_tiles(rng, dut, 8, tile_sat=None)
+    res = run_tiles(dut, tiles, stall=0.2, seed=2, max_cycles=10000)
+    assert res["rows"] == expected_rows(tiles, 2)
+    assert any(abs(v) == 127 * 2 for r in res["rows"] for v in r["values"][:2])
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"rows": 0}, "rows must be an integer from 1 to 16, not 0"),
+    ({"cols": 3}, "cols must be an even integer from 2 to 16 .column pairs., not 3"),
+    ({"cols": 18}, "cols must be an even integer from 2 to 16 .column pairs., not 18"),
+    ({"acc_width": 16}, "acc_width must be an integer from 17 to 48, not 16"),
+    ({"tile_k": 24}, "tile_k must be 0 .* or a power of two from 4 to 1024, not 24"),
+    ({"tile_bits": 1}, "tile_bits must be an integer from 2 to 16, not 1"),
+    ({"count_bits": 0}, "count_bits must be an integer from 1 to 20, not 0"),
+    ({"primitives": 1}, "primitives must be True or False, not 1"),
+])
+def test_bad_parameters(kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        SystolicArray(**kwargs)
+
+
+def test_primitives_elaborate():
+    """With primitives, two MULT18X18D per PE pair with all their registers; without, none."""
+    text = rtlil.convert(SystolicArray(rows=2, cols=4), name="m")
+    assert text.count("cell \\MULT18X18D") == 2 * 2 * 2
+    assert 'parameter \\REG_PIPELINE_CLK "CLK0"' in text
+    assert "MULT18X18D" not in rtlil.convert(make_dut(), name="m")
