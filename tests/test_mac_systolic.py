@@ -10,11 +10,14 @@ and the tile-saturating option.
 import numpy as np
 import pytest
 from amaranth.back import rtlil
+from amaranth.lib import data
+from amaranth.sim import Simulator
 
 from hw.mac import spec
 from hw.mac.systolic import SystolicArray
-from sim.mac.amaranth_run import run_tiles
+from sim.mac.amaranth_run import payload_int, run_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
+from sim.streams import stream_get_n, stream_put_all
 
 MODES = list(spec.MODES)
 
@@ -26,8 +29,8 @@ def make_dut(**kw):
 
 
 def tiles_of(dut, x, w, mode, **kw):
-    return gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width, tile_k=dut.tile_k or 32,
-                      tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
+    return gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
+                      tile_k=dut.tile_k or 32, tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
 
 
 def expected_rows(tiles, rows):
@@ -133,6 +136,55 @@ def test_short_tiles_with_consumer_stalls(rows):
     res = run_tiles(dut, tiles, max_cycles=20000)
     beats = [len(t["act"]) for t in tiles]
     assert res["cycles"] <= sum(max(b, 2 * rows - 1, 2) for b in beats) + 2 * rows + 14
+
+
+def test_consumer_away_for_long_holds_the_inputs():
+    """The consumer takes nothing for 600 cycles while 40 tiles wait: the array fills its output
+    FIFO's credits, then stops taking last beats; afterwards every row comes out in order."""
+    dut = make_dut(rows=2, cols=2)
+    rng = np.random.default_rng(5)
+    tiles = []
+    for i in range(40):
+        mode = MODES[i % 4]
+        k = 3 * spec.lanes(mode)
+        tiles += tiles_of(dut, random_acts(rng, (2, k)), random_weights(rng, (2, k), mode), mode)
+    got = []
+    taken_while_away = []
+
+    def producer(name, key):
+        if key == "cmd":
+            words = [data.Const(dut.i_cmd.payload.shape(), t["cmd"]) for t in tiles]
+        else:
+            words = [w for t in tiles for w in t[key]]
+
+        async def put(ctx):
+            await stream_put_all(ctx, getattr(dut, name), words)
+        return put
+
+    async def consumer(ctx):
+        for _ in range(600):
+            await ctx.tick()
+        taken_while_away.append(ctx.get(dut.o_res.valid))
+        got.extend(await stream_get_n(ctx, dut.o_res, 2 * len(tiles)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for name, key in (("i_cmd", "cmd"), ("i_act", "act"), ("i_wgt", "wgt")):
+        sim.add_testbench(producer(name, key))
+    sim.add_testbench(consumer)
+
+    async def watchdog(ctx):
+        # Lost rows would leave the consumer waiting forever.
+        n = 0
+        async for _ in ctx.tick():
+            n += 1
+            if n > 5000:
+                raise TimeoutError(f"{len(got)} of {2 * len(tiles)} result rows after {n} cycles")
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+    rows = [spec.unpack_res(payload_int(p), rows=2, cols=2, acc_width=dut.acc_width) for p in got]
+    assert taken_while_away == [1]
+    assert rows == expected_rows(tiles, 2)
 
 
 def test_saturation_flags_and_clear():
