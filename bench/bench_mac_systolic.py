@@ -93,6 +93,112 @@ def print_throughput(results):
     return big
 
 
+def feed_model(batch, lanes, lane_rate, mode="int8", rows=ROWS, cols=COLS, k_dim=512, n_dim=512):
+    """Array busy fraction of a ``batch x k_dim x n_dim`` GEMM whose weights come compressed through
+    ``lanes`` Huffman lanes of ``lane_rate`` packed bytes per array cycle each.
+
+    Schedule: per column tile (``cols`` output channels) the decoded weight tile (``cols`` bytes per
+    beat, ``beats_for_k(k_dim)`` beats) is written to a double-buffered block RAM while the array
+    works on the previous one, and is read once per row tile of the batch (``ceil(batch / rows)``
+    tiles, each ``beats`` cycles, at least the drain gap). So a column tile takes
+    ``max(decode, compute)`` cycles: busy = compute / max(decode, compute) (the fill of the first
+    tile and the drain of the last are left out: one tile in 32 at 512 x 512)."""
+    beats = spec.beats_for_k(k_dim, mode)
+    row_tiles = -(-batch // rows)
+    compute = row_tiles * max(beats, 2 * rows - 1)
+    decode = cols * beats / (lanes * lane_rate)
+    useful = batch * cols * k_dim / (rows * cols * spec.lanes(mode))   # cycles at full use of every PE
+    span = max(decode, compute)
+    return {"busy": compute / span, "mac_per_cycle": batch * cols * k_dim / span, "pe_use": useful / span}
+
+
+def measure_throttled(rate, rows=4, cols=8, k_dim=96, m_dim=8, n_dim=16, seed=0):
+    """Simulated cycles of an int8 GEMM whose weight beats are offered at ``rate`` beats per cycle
+    (a token bucket: the feed of a decoder that delivers ``rate * cols`` bytes per cycle, no
+    reuse), against ``beats / rate`` plus the array's latency (:func:`cycle_model`)."""
+    import numpy as np
+    from amaranth.lib import data
+    from amaranth.sim import Simulator
+
+    from sim.mac.amaranth_run import payload_int
+    from sim.mac.golden import gemm_tiles, random_acts, random_weights
+    from sim.streams import stream_get, stream_put_all
+
+    rng = np.random.default_rng(seed)
+    dut = SystolicArray(rows=rows, cols=cols, tile_k=0, primitives=False)
+    x = random_acts(rng, (m_dim, k_dim))
+    w = random_weights(rng, (n_dim, k_dim), "int8")
+    tiles = gemm_tiles(x, w, "int8", rows=rows, cols=cols)
+    n_rows = rows * len(tiles)
+    got, cycles = [], [0]
+
+    async def cmds(ctx):
+        layout = dut.i_cmd.payload.shape()
+        await stream_put_all(ctx, dut.i_cmd, [data.Const(layout, t["cmd"]) for t in tiles])
+
+    async def acts(ctx):
+        await stream_put_all(ctx, dut.i_act, [a for t in tiles for a in t["act"]])
+
+    async def wgts(ctx):
+        # Beat i is offered from cycle i / rate on (the decoder's output, buffered).
+        for i, word in enumerate(v for t in tiles for v in t["wgt"]):
+            while cycles[0] < i / rate:
+                await ctx.tick()
+            ctx.set(dut.i_wgt.payload, word)
+            ctx.set(dut.i_wgt.valid, 1)
+            await ctx.tick().until(dut.i_wgt.ready)
+            ctx.set(dut.i_wgt.valid, 0)
+
+    async def results(ctx):
+        for _ in range(n_rows):
+            got.append(await stream_get(ctx, dut.o_res))
+
+    async def counter(ctx):
+        async for _ in ctx.tick():
+            if len(got) < n_rows:
+                cycles[0] += 1
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    sim.add_testbench(counter, background=True)
+    for tb in (cmds, acts, wgts, results):
+        sim.add_testbench(tb)
+    sim.run()
+    values = [spec.unpack_res(payload_int(g), rows=rows, cols=cols, acc_width=dut.acc_width)["values"] for g in got]
+    if values != [[int(v) for v in t["y"][r]] for t in tiles for r in range(rows)]:
+        raise AssertionError("throttled GEMM differs from the golden model")
+    beats = sum(len(t["act"]) for t in tiles)
+    model = beats / rate + cycle_model([1], rows, cols) - max(2 * rows - 1, 2)
+    return beats, cycles[0], model
+
+
+def print_feed():
+    print("\n## Feeding the array from Huffman lanes (model; decoded weight tiles reused across the batch)\n")
+    print("Array-side check of the model's premise (simulation, 4x8, int8, weights offered at a fixed rate, "
+          "no reuse): cycles = beats / rate + latency")
+    for rate in (1.0, 0.5, 0.25):
+        beats, cycles, model = measure_throttled(rate)
+        print(f"  rate {rate:.2f} beat/cycle: {beats} beats, simulated {cycles} cycles, model {model:.0f}")
+    # ECP5-85F Huffman lane (README, bench_huffman): 0.989 symbols/cycle per hardware lane (C = 2,
+    # L = 16) at 101.9 MHz, one symbol = one packed byte (int8 weight or int4 pair).
+    lane_rate = 0.989 * 101.9 / 125
+    print(f"\nlane rate {lane_rate:.3f} packed bytes per 125 MHz cycle (0.989 symbol/cycle at 101.9 MHz); "
+          "512 x 512 layer, int8 (int4 pairs: same bytes, twice the MACs)")
+    print(f"{'lanes':>6}{'GEMV MAC/cycle int8':>21}{'int4':>7}   batch -> busy")
+    for lanes in (2, 4, 8):
+        g8 = feed_model(1, lanes, lane_rate)["mac_per_cycle"]
+        g4 = feed_model(1, lanes, lane_rate, "int4")["mac_per_cycle"]
+        cells = []
+        first90 = None
+        for batch in range(8, 129, 8):
+            busy = feed_model(batch, lanes, lane_rate)["busy"]
+            if first90 is None and busy >= 0.9:
+                first90 = batch
+            if batch in (8, 16, 32, 64):
+                cells.append(f"{batch}: {100 * busy:.0f} %")
+        print(f"{lanes:>6}{g8:>21.2f}{g4:>7.2f}   " + ", ".join(cells) + f"; >= 90 % from batch {first90}")
+
+
 def _synth_child(factory, name, seed):
     """Source of a child process that synthesizes one configuration and prints its result as JSON."""
     return (f"import json\nfrom boards.synth import synthesize\nfrom hw.mac import MacArray\n"
@@ -175,6 +281,7 @@ def main(argv=None):
     ap.add_argument("--timeout", type=int, default=1200, help="seconds per nextpnr run")
     args = ap.parse_args(argv)
     rate_big = print_throughput(measure_throughput())
+    print_feed()
     if args.no_synth:
         return
     rows = []
