@@ -164,7 +164,8 @@ def measure_throttled(rate, rows=4, cols=8, k_dim=96, m_dim=8, n_dim=16, seed=0)
     for tb in (cmds, acts, wgts, results):
         sim.add_testbench(tb)
     sim.run()
-    values = [spec.unpack_res(payload_int(g), rows=rows, cols=cols, acc_width=dut.acc_width)["values"] for g in got]
+    values = [spec.unpack_res(payload_int(g), rows=rows, cols=cols, acc_width=dut.acc_width)["values"]
+              for g in got]
     if values != [[int(v) for v in t["y"][r]] for t in tiles for r in range(rows)]:
         raise AssertionError("throttled GEMM differs from the golden model")
     beats = sum(len(t["act"]) for t in tiles)
