@@ -51,7 +51,7 @@ from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k
 from .products import BACKENDS, TERMS, ProductGrid
 
-__all__ = ["MacArray", "cmd_layout", "res_layout"]
+__all__ = ["MacArray", "cmd_layout", "res_layout", "array_members"]
 
 
 def cmd_layout(count_bits):
@@ -64,6 +64,21 @@ def res_layout(rows, cols, acc_width):
     fields = dict(spec.res_layout_fields(rows, cols, acc_width))
     fields["data"] = data.ArrayLayout(signed(acc_width), cols)
     return data.StructLayout(fields)
+
+
+def array_members(rows, cols, acc_width, count_bits):
+    """The members of a MAC array component (MacArray's, documented there): the four streams,
+    ``i_clear`` and the status outputs."""
+    return {
+        "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
+        "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
+        "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
+        "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
+        "i_clear": In(1),
+        "o_overflow": Out(1),
+        "o_mode_error": Out(1),
+        "o_idle": Out(1),
+    }
 
 
 class MacArray(wiring.Component):
@@ -128,16 +143,7 @@ class MacArray(wiring.Component):
         self._primitives = check_bool("primitives", primitives)
         # Checks cols against the backend (ecp5 packs column pairs).
         self._grid = ProductGrid(rows, cols, backend, primitives)
-        super().__init__({
-            "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
-            "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
-            "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
-            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
-            "i_clear": In(1),
-            "o_overflow": Out(1),
-            "o_mode_error": Out(1),
-            "o_idle": Out(1),
-        })
+        super().__init__(array_members(rows, cols, acc_width, count_bits))
 
     rows = property(lambda self: self._rows)
     cols = property(lambda self: self._cols)

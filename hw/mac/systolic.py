@@ -63,14 +63,15 @@ Differences to MacArray
   flip-flop, ``o_res.valid`` comes from the FIFO's output register.
 """
 
-from amaranth.hdl import Cat, ClockSignal, Const, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib import data, fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int
 from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k
-from .array import cmd_layout, res_layout
+from .array import array_members, cmd_layout, res_layout
+from .ecp5_dsp import REGISTERS, mult18x18d
 from .products import ACT9, BEAT_WIDTH
 
 __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "act_ops_layout", "wgt_ops_layout",
@@ -140,8 +141,8 @@ class SystolicPair(wiring.Component):
         m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), self.t_out.eq(self.t_in)]
 
         # t+1..t+3: the two multipliers (input, pipeline, output registers).
-        p0 = self._mult18(m, "dsp0", a.a0, w.b0)
-        p1 = self._mult18(m, "dsp1", a.a1, w.b1)
+        p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives)
+                  for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
 
         # t+1: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise), per
         # column the sum of the two; delayed to t+3 to meet the multipliers' products.
@@ -194,35 +195,6 @@ class SystolicPair(wiring.Component):
         with m.Else():
             m.d.sync += sh.eq(self.sh_in)
         return m
-
-    def _mult18(self, m, name, a, b):
-        """``a * b`` (18x18 signed) through the multiplier's input, pipeline and output registers."""
-        p = Signal(signed(36), name=f"{name}_p")
-        if self._primitives:
-            a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
-            m.d.comb += [a18.eq(a), b18.eq(b)]
-            ports = {f"i_A{i}": a18[i] for i in range(18)}
-            ports.update({f"i_B{i}": b18[i] for i in range(18)})
-            ports.update({f"i_C{i}": 0 for i in range(18)})
-            ports.update({f"o_P{i}": p[i] for i in range(36)})
-            regs = {f"p_REG_{r}_{k}": v for r in ("INPUTA", "INPUTB", "PIPELINE", "OUTPUT")
-                    for k, v in (("CLK", "CLK0"), ("CE", "CE0"), ("RST", "RST0"))}
-            m.submodules[name] = Instance(
-                "MULT18X18D", **regs,
-                p_REG_INPUTC_CLK="NONE", p_GSR="DISABLED", p_RESETMODE="SYNC",
-                p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
-                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-                i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-                i_CE0=1, i_CE1=0, i_CE2=0, i_CE3=0,
-                i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
-                **ports,
-            )
-        else:
-            ra, rb = Signal(signed(18), name=f"{name}_ra"), Signal(signed(18), name=f"{name}_rb")
-            pipe = Signal(signed(36), name=f"{name}_pipe")
-            m.d.sync += [ra.eq(a), rb.eq(b), pipe.eq(ra * rb), p.eq(pipe)]
-        return p
-
 
 class _InputControl(wiring.Component):
     """Takes commands and beats, forms the edge operands (registered) and holds back last beats.
@@ -441,23 +413,10 @@ class SystolicArray(wiring.Component):
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
-        super().__init__({
-            "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
-            "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
-            "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
-            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
-            "i_clear": In(1),
-            "o_overflow": Out(1),
-            "o_mode_error": Out(1),
-            "o_idle": Out(1),
-        })
-
-    rows = property(lambda self: self._rows)
-    cols = property(lambda self: self._cols)
-    acc_width = property(lambda self: self._acc_width)
-    tile_k = property(lambda self: self._tile_k)
-    tile_bits = property(lambda self: self._tile_bits)
-    count_bits = property(lambda self: self._count_bits)
+        super().__init__(array_members(rows, cols, acc_width, count_bits))
+        # Read-only by convention, as MacArray's properties (the stream runners read them).
+        self.rows, self.cols, self.acc_width = rows, cols, acc_width
+        self.tile_k, self.tile_bits, self.count_bits = tile_k, tile_bits, count_bits
 
     @property
     def fifo_depth(self):
