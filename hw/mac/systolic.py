@@ -73,6 +73,7 @@ from .accumulate import AccumulatorGrid, check_tile_k
 from .array import array_members, cmd_layout, res_layout
 from .ecp5_dsp import REGISTERS, mult18x18d
 from .products import ACT9, BEAT_WIDTH
+from .sequencer import TileSequencer, beat_tags_layout
 
 __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "act_ops_layout", "wgt_ops_layout",
            "tags_layout", "shadow_layout"]
@@ -98,7 +99,7 @@ def wgt_ops_layout():
 
 def tags_layout():
     """Tags of a beat at the accumulators (see :class:`hw.mac.accumulate.AccumulatorGrid`)."""
-    return data.StructLayout({"valid": 1, "first": 1, "last": 1, "tsat": 1, "gstart": 1, "gend": 1})
+    return beat_tags_layout()
 
 
 def shadow_layout(acc_width):
@@ -224,15 +225,8 @@ class _InputControl(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         R = self._rows
-        active, drop = Signal(), Signal()
-        mode, unsigned_, tsat = Signal(2), Signal(), Signal()
-        left = Signal(self._count_bits)
-        last_beat, first_beat = Signal(), Signal()
-        kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
-        kpos = Signal(kbits)
-        cmd = self.i_cmd.payload
-        nxt_valid = Signal()
-        nxt = Signal.like(cmd, name="nxt")
+        m.submodules.seq = seq = TileSequencer(self._count_bits, self._tile_k)
+        wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
 
         # A last beat may go in (registered, decided a cycle ahead): the output FIFO has room for
         # the tile's rows and the previous tile's results have left the shadow columns.
@@ -240,49 +234,21 @@ class _InputControl(wiring.Component):
         free = Signal(range(self._depth + 1), init=self._depth)
         wait = Signal(range(gap))
         last_ok = Signal(init=1)
-        take, start, reserve = Signal(), Signal(), Signal()
+        reserve = Signal()
         m.d.comb += [
-            take.eq(active & self.i_act.valid & self.i_wgt.valid & (drop | ~last_beat | last_ok)),
-            reserve.eq(take & last_beat & ~drop),
-            self.i_act.ready.eq(take),
-            self.i_wgt.ready.eq(take),
-            self.i_cmd.ready.eq(~nxt_valid),
-            start.eq(nxt_valid & (~active | (take & last_beat))),
+            seq.beat_valid.eq(self.i_act.valid & self.i_wgt.valid), seq.en.eq(1), seq.last_ok.eq(last_ok),
+            seq.i_clear.eq(self.i_clear), self.o_mode_error.eq(seq.o_mode_error),
+            self.i_act.ready.eq(seq.take), self.i_wgt.ready.eq(seq.take),
+            reserve.eq(seq.tags.valid & seq.tags.last),
         ]
         free_n = Signal.like(free)
         wait_n = Signal.like(wait)
         m.d.comb += [free_n.eq(free - Mux(reserve, R, 0) + self.pop),
                      wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
-        m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0))]
-
-        lanes = Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4))
-        with m.If(take):
-            m.d.sync += [left.eq(left - 1), last_beat.eq(left == 1), first_beat.eq(0), kpos.eq(kpos + lanes)]
-            with m.If(last_beat):
-                m.d.sync += active.eq(0)
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += [nxt.eq(cmd), nxt_valid.eq(1)]
-            with m.If(cmd.mode >= len(spec.LANES)):
-                m.d.sync += self.o_mode_error.eq(1)
-        with m.If(self.i_clear):
-            m.d.sync += self.o_mode_error.eq(0)
-        with m.If(start):
-            m.d.sync += [
-                nxt_valid.eq(0),
-                active.eq(1), drop.eq(nxt.mode >= len(spec.LANES)), mode.eq(nxt.mode[:2]),
-                unsigned_.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
-                left.eq(nxt.beats_m1), last_beat.eq(nxt.beats_m1 == 0), first_beat.eq(1), kpos.eq(0),
-            ]
-        if self._tile_k:
-            gstart = ~tsat | (kpos == 0)
-            gend = ~tsat | last_beat | ((kpos + lanes)[:kbits] == 0)
-        else:
-            gstart = gend = 1
-        tg = self.tags
-        m.d.sync += [tg.valid.eq(take & ~drop), tg.first.eq(first_beat), tg.last.eq(last_beat),
-                     tg.tsat.eq(tsat), tg.gstart.eq(gstart), tg.gend.eq(gend)]
-        self._edge_operands(m, mode, unsigned_)
-        m.d.comb += self.o_idle.eq(~active & ~nxt_valid & (free == self._depth))
+        m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0)),
+                     self.tags.eq(seq.tags)]
+        self._edge_operands(m, seq.mode, seq.act_unsigned)
+        m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
         return m
 
     def _edge_operands(self, m, mode, unsigned_):
