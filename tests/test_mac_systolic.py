@@ -3,8 +3,9 @@
 Behavioural multiplier model (``primitives=False``): the lane packing, the borrow correction, the
 fabric lanes, the skew, the shadow drain and the flow control are the design's own logic and are
 checked bit-exactly; every mode, int8 and uint8 activations, every packed weight byte, extremes,
-random stalls on all four streams, short tiles against the drain gap, undefined modes, saturation
-and the tile-saturating option.
+random stalls on all four streams, short tiles against the drain gap, a consumer away for long.
+Saturation flags, undefined modes and the tile-saturating option: ``tests/test_mac_rtl.py``, which
+runs those tests on both arrays.
 """
 
 import numpy as np
@@ -15,7 +16,7 @@ from amaranth.sim import Simulator
 
 from hw.mac import spec
 from hw.mac.systolic import SystolicArray
-from sim.mac.amaranth_run import payload_int, run_tiles
+from sim.mac.amaranth_run import expected_rows, mixed_tiles, payload_int, run_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get_n, stream_put_all
 
@@ -31,30 +32,6 @@ def make_dut(**kw):
 def tiles_of(dut, x, w, mode, **kw):
     return gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
                       tile_k=dut.tile_k or 32, tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
-
-
-def expected_rows(tiles, rows):
-    out = []
-    for t in tiles:
-        if not spec.is_defined_mode(spec.unpack_cmd(t["cmd"])["mode"]):
-            continue
-        for r in range(rows):
-            out.append({"values": [int(v) for v in t["y"][r]], "overflow": bool(t["ovf"][r]), "row": r,
-                        "last": r == rows - 1})
-    return out
-
-
-def mixed_tiles(rng, dut, n_tiles, *, tile_sat=False, k_range=(1, 40)):
-    tiles = []
-    for _ in range(n_tiles):
-        mode = MODES[int(rng.integers(len(MODES)))]
-        unsigned = bool(rng.integers(2))
-        k = int(rng.integers(*k_range))
-        x = random_acts(rng, (dut.rows, k), unsigned=unsigned)
-        w = random_weights(rng, (dut.cols, k), mode)
-        ts = bool(rng.integers(2)) if tile_sat is None else tile_sat
-        tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned, tile_sat=ts)
-    return tiles
 
 
 @pytest.mark.parametrize("mode", MODES)
@@ -185,66 +162,6 @@ def test_consumer_away_for_long_holds_the_inputs():
     rows = [spec.unpack_res(payload_int(p), rows=2, cols=2, acc_width=dut.acc_width) for p in got]
     assert taken_while_away == [1]
     assert rows == expected_rows(tiles, 2)
-
-
-def test_saturation_flags_and_clear():
-    dut = make_dut(rows=1, cols=2, acc_width=17)
-    x = np.full((1, 12), -128)
-    w = np.array([[-128] * 12, [1] * 12])
-    tiles = tiles_of(dut, x, w, "int8")
-    tiles += tiles_of(dut, x[:, :2], w[:, :2], "int8")
-    res = run_tiles(dut, tiles, max_cycles=500)
-    assert res["rows"] == expected_rows(tiles, 1)
-    assert [r["overflow"] for r in res["rows"]] == [True, False]
-    assert res["rows"][0]["values"] == [65535, -1536]
-    assert res["status"]["overflow"] == 1
-
-    def probe(dut):
-        async def clear_then_check(ctx):
-            await ctx.tick().until(dut.o_overflow)
-            for _ in range(30):
-                await ctx.tick()
-            ctx.set(dut.i_clear, 1)
-            await ctx.tick()
-            ctx.set(dut.i_clear, 0)
-        return clear_then_check
-
-    res = run_tiles(make_dut(rows=1, cols=2, acc_width=17), tiles + tiles[1:] * 20, probe=probe,
-                    max_cycles=3000)
-    assert res["status"]["overflow"] == 0
-
-
-def test_undefined_mode_drops_tile_and_recovers():
-    dut = make_dut()
-    rng = np.random.default_rng(11)
-    tiles = mixed_tiles(rng, dut, 6)
-    bad = []
-    for code in (4, 7):
-        beats = int(rng.integers(1, 9))
-        bad.append({"cmd": spec.pack_cmd(mode=code, beats=beats, count_bits=dut.count_bits),
-                    "act": [int(v) for v in rng.integers(0, 1 << 30, beats)],
-                    "wgt": [int(v) for v in rng.integers(0, 1 << 30, beats)]})
-    seq = tiles[:2] + [bad[0]] + tiles[2:4] + [bad[1]] + tiles[4:]
-    res = run_tiles(dut, seq, stall=0.3, seed=5, max_cycles=10000)
-    assert res["rows"] == expected_rows(seq, dut.rows)
-    assert res["status"]["mode_error"] == 1 and res["status"]["idle"] == 1
-
-
-def test_tile_saturation_option():
-    """HDQT-style groups of 8 products clamped to +-127, mixed with plain tiles in every mode."""
-    dut = make_dut(rows=2, cols=4, tile_k=8)
-    rng = np.random.default_rng(13)
-    tiles = []
-    for k in (8, 13, 24, 31):
-        x = rng.integers(0, 16, (2, k))
-        w = rng.integers(-7, 8, (4, k))
-        w[0] = 7
-        w[1] = -7
-        tiles += tiles_of(dut, x, w, "int4", act_unsigned=True, tile_sat=True)
-    tiles += mixed_tiles(rng, dut, 8, tile_sat=None)
-    res = run_tiles(dut, tiles, stall=0.2, seed=2, max_cycles=10000)
-    assert res["rows"] == expected_rows(tiles, 2)
-    assert any(abs(v) == 127 * 2 for r in res["rows"] for v in r["values"][:2])
 
 
 @pytest.mark.parametrize("kwargs,message", [
