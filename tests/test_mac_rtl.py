@@ -17,7 +17,7 @@ from hw.mac.accumulate import AccumulatorGrid
 from hw.mac.array import MacArray
 from hw.mac.products import ProductGrid
 from hw.mac.systolic import SystolicArray
-from sim.mac.amaranth_run import expected_rows, mixed_tiles, run_tiles
+from sim.mac.amaranth_run import expected_rows, mixed_tiles, run_tiles, short_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 
 MODES = list(spec.MODES)
@@ -218,12 +218,7 @@ def test_array_short_tiles_with_consumer_stalls(rows):
     previous tile's last row when the next tile loads; nothing lost, duplicated or reordered."""
     dut = make_dut(rows=rows, cols=2)
     rng = np.random.default_rng(20 + rows)
-    tiles = []
-    for i in range(30):
-        mode = MODES[i % 4]
-        k = int(rng.integers(1, rows + 2)) * spec.lanes(mode)
-        tiles += gemm_tiles(random_acts(rng, (rows, k)), random_weights(rng, (2, k), mode), mode, rows=rows,
-                            cols=2, acc_width=20, tile_k=8)
+    tiles = short_tiles(rng, dut)
     for seed in range(3):
         res = run_tiles(dut, tiles, stall=0.3, seed=seed, max_cycles=5000)
         assert res["rows"] == expected_rows(tiles, rows)
@@ -309,20 +304,28 @@ def test_array_without_tile_option_runs_tile_sat_commands_plain():
     assert res["rows"] == expected_rows(tiles, 2)
 
 
+@pytest.mark.parametrize("array", [MacArray, SystolicArray])
 @pytest.mark.parametrize("kwargs,message", [
     ({"rows": 0}, "rows must be an integer from 1 to 16, not 0"),
-    ({"cols": 17}, "cols must be an integer from 1 to 16, not 17"),
     ({"acc_width": 16}, "acc_width must be an integer from 17 to 48, not 16"),
     ({"tile_k": 24}, "tile_k must be 0 .* or a power of two from 4 to 1024, not 24"),
     ({"tile_k": 2}, "tile_k must be 0 .* or a power of two from 4 to 1024, not 2"),
     ({"tile_bits": 1}, "tile_bits must be an integer from 2 to 16, not 1"),
     ({"acc_width": 17, "tile_bits": 17}, "tile_bits must be an integer from 2 to 16, not 17"),
     ({"count_bits": 0}, "count_bits must be an integer from 1 to 20, not 0"),
-    ({"backend": "dsp"}, "backend must be one of 'lut', 'ice40', 'ecp5', not 'dsp'"),
-    ({"backend": "ecp5", "cols": 3}, "cols must be an even integer from 2 to 16 with backend 'ecp5'"),
     ({"primitives": 1}, "primitives must be True or False, not 1"),
 ])
-def test_bad_parameters(kwargs, message):
+def test_bad_parameters(array, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        array(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"cols": 17}, "cols must be an integer from 1 to 16, not 17"),
+    ({"backend": "dsp"}, "backend must be one of 'lut', 'ice40', 'ecp5', not 'dsp'"),
+    ({"backend": "ecp5", "cols": 3}, "cols must be an even integer from 2 to 16 with backend 'ecp5'"),
+])
+def test_bad_mac_array_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MacArray(**kwargs)
 

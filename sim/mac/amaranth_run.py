@@ -14,7 +14,7 @@ from hw.mac import spec
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get, stream_put
 
-__all__ = ["run_tiles", "payload_int", "expected_rows", "mixed_tiles"]
+__all__ = ["run_tiles", "payload_int", "expected_rows", "mixed_tiles", "short_tiles"]
 
 
 def payload_int(value):
@@ -116,4 +116,18 @@ def mixed_tiles(rng, dut, n_tiles, *, modes=tuple(spec.MODES), tile_sat=None, k_
         tiles += gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, act_unsigned=unsigned, tile_sat=ts,
                             acc_width=dut.acc_width, tile_k=dut.tile_k or spec.DEFAULT_TILE_K,
                             tile_bits=dut.tile_bits, count_bits=dut.count_bits)
+    return tiles
+
+
+def short_tiles(rng, dut, n_tiles=30):
+    """``n_tiles`` tiles of 1 to ``dut.rows + 1`` beats, the modes in turn, int8 activations: tiles
+    that end before the previous tile's results have left the array."""
+    tiles = []
+    modes = list(spec.MODES)
+    for i in range(n_tiles):
+        mode = modes[i % len(modes)]
+        k = int(rng.integers(1, dut.rows + 2)) * spec.lanes(mode)
+        tiles += gemm_tiles(random_acts(rng, (dut.rows, k)), random_weights(rng, (dut.cols, k), mode), mode,
+                            rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
+                            tile_k=dut.tile_k or spec.DEFAULT_TILE_K, count_bits=dut.count_bits)
     return tiles
