@@ -13,9 +13,8 @@ of :mod:`hw.mac.products` needs both columns' weights at one multiplier). Activa
 left edge, row ``r`` delayed by ``r`` cycles, and move one pair to the right per cycle; packed
 weight operands enter at the top, pair ``p`` delayed by ``p`` cycles, and move one row down per
 cycle; so beat ``j`` meets PE pair ``(r, p)`` at cycle ``j + r + p`` (plus a constant). Every wire
-of the datapath joins neighbours; the only signals that reach every PE are the clock and nothing
-else (there is no clock enable: a cycle without a beat sends a *bubble*, a beat whose ``valid``
-tag is 0).
+of the datapath joins neighbours; only the clock reaches every PE (there is no clock enable: a
+cycle without a beat sends a *bubble*, a beat whose ``valid`` tag is 0).
 
 Per PE pair and beat (``a_l``: activation lane ``l``, 9-bit signed so uint8 and int8 share it)::
 
