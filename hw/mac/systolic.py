@@ -32,8 +32,9 @@ own pass-through registers, so the fabric-to-DSP route is a register-to-register
 PE pair pipeline (cycle ``t``: the beat is in the pair's pass-through registers)::
 
     t+1 DSP input regs | fabric pair sums      t+2 DSP pipeline reg     t+3 DSP output reg
-    t+4 unpacked terms (borrow, int8/packed mux)   t+5 beat sums       t+6 accumulators
-    (with the tile-saturating option: group sum and clamp between, accumulators at t+8)
+    t+4 products in fabric flip-flops (the DSP-to-fabric route alone)
+    t+5 unpacked terms (borrow, int8/packed mux)   t+6 beat sums       t+7 accumulators
+    (with the tile-saturating option: group sum and clamp between, accumulators at t+9)
 
 Results drain through the array: when a pair applies a tile's last contribution, it copies its two
 accumulators into its *shadow* register; the shadows of a column shift up one row per cycle
@@ -55,7 +56,7 @@ Differences to MacArray
   simulates their behavioural model, as MacArray's DSP backends do).
 * Tiles shorter than ``2 * rows - 1`` beats run at one tile per ``2 * rows - 1`` cycles (MacArray:
   one per ``rows`` cycles).
-* Latency: a tile's first result row reaches ``o_res`` ``pairs + 11`` cycles after its last beat
+* Latency: a tile's first result row reaches ``o_res`` ``pairs + 12`` cycles after its last beat
   is taken, its last row ``2 * (rows - 1)`` cycles later (MacArray: 5 or 7 cycles, then one row
   per cycle); two more with the tile-saturating option.
 * ``i_act.ready`` / ``i_wgt.ready`` depend on their ``valid`` (as MacArray), ``i_cmd.ready`` is a
@@ -78,7 +79,7 @@ __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "act_ops_layout", "w
            "tags_layout", "shadow_layout"]
 
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
-PAIR_LATENCY = 5
+PAIR_LATENCY = 6
 FABRIC = signed(12)      # a fabric pair sum: two products of at most 2 * 255 each
 
 
@@ -156,18 +157,24 @@ class SystolicPair(wiring.Component):
                 m.d.comb += [sel.eq(Mux(d.one, x, Mux(d.two, x << 1, 0))), pp.eq(Mux(d.neg, -sel, sel))]
                 pps.append(pp)
             f = pps[0] + pps[1]
-            for stage in range(1, 4):
+            for stage in range(1, 5):
                 reg = Signal(FABRIC, name=f"f{col}_{stage}")
                 m.d.sync += reg.eq(f)
                 f = reg
             fab.append(f)
         is8 = w.is8
-        for stage in range(1, 4):
+        for stage in range(1, 5):
             reg = Signal(name=f"is8_{stage}")
             m.d.sync += reg.eq(is8)
             is8 = reg
 
-        # t+4: per column two terms. int8: the product and 0. Lane-packed: the low / high 12-bit
+        # t+4: the products in fabric flip-flops. The multipliers sit where the device has them,
+        # often far from their pair's logic: the route gets a cycle with no logic behind it.
+        q0, q1 = Signal(signed(26), name="q0"), Signal(signed(26), name="q1")
+        m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
+        p0, p1 = q0, q1
+
+        # t+5: per column two terms. int8: the product and 0. Lane-packed: the low / high 12-bit
         # products of both multipliers (high = P[12:] + P[11], the borrow of a negative low
         # product; both borrows are added to column 1's first term).
         u = [[Signal(signed(BEAT_WIDTH), name=f"u{col}_{i}") for i in range(2)] for col in range(2)]
@@ -179,7 +186,7 @@ class SystolicPair(wiring.Component):
             u[1][0].eq(Mux(is8, p1[:17].as_signed(), hi0 + borrows)),
             u[1][1].eq(Mux(is8, 0, hi1) + fab[1]),
         ]
-        # t+5: beat sums; the accumulators take them with the tags.
+        # t+6: beat sums; the accumulators take them with the tags.
         m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits)
         t = self.t_out
         m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
