@@ -16,7 +16,8 @@ from hw.mac import spec
 from hw.mac.accumulate import AccumulatorGrid
 from hw.mac.array import MacArray
 from hw.mac.products import ProductGrid
-from sim.mac.amaranth_run import run_tiles
+from hw.mac.systolic import SystolicArray
+from sim.mac.amaranth_run import expected_rows, mixed_tiles, run_tiles, short_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 
 MODES = list(spec.MODES)
@@ -161,36 +162,14 @@ def test_accumulator_tile_groups():
 
 # --- the whole array -----------------------------------------------------------------------------
 
-def expected_rows(tiles, rows):
-    out = []
-    for t in tiles:
-        if not spec.is_defined_mode(spec.unpack_cmd(t["cmd"])["mode"]):
-            continue
-        for r in range(rows):
-            out.append({"values": [int(v) for v in t["y"][r]], "overflow": bool(t["ovf"][r]), "row": r,
-                        "last": r == rows - 1})
-    return out
-
-
-def make_dut(**kw):
+def make_dut(array="mac", **kw):
+    """A MacArray (``array="mac"``) or SystolicArray (``"systolic"``; no ``backend``) for simulation."""
     params = {"rows": 2, "cols": 4, "acc_width": 20, "tile_k": 8, "backend": "lut", "primitives": False}
     params.update(kw)
+    if array == "systolic":
+        del params["backend"]
+        return SystolicArray(**params)
     return MacArray(**params)
-
-
-def mixed_tiles(rng, dut, n_tiles, *, modes=MODES, tile_sat=None, k_range=(1, 40)):
-    tiles = []
-    for _ in range(n_tiles):
-        mode = rng.choice(modes)
-        unsigned = bool(rng.integers(2))
-        ts = bool(rng.integers(2)) if tile_sat is None else tile_sat
-        k = int(rng.integers(*k_range))
-        x = random_acts(rng, (dut.rows, k), unsigned=unsigned)
-        w = random_weights(rng, (dut.cols, k), mode)
-        tiles += gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, act_unsigned=unsigned, tile_sat=ts,
-                            acc_width=dut.acc_width, tile_k=dut.tile_k, tile_bits=dut.tile_bits,
-                            count_bits=dut.count_bits)
-    return tiles
 
 
 @pytest.mark.parametrize("backend", ["lut", "ice40", "ecp5"])
@@ -239,20 +218,16 @@ def test_array_short_tiles_with_consumer_stalls(rows):
     previous tile's last row when the next tile loads; nothing lost, duplicated or reordered."""
     dut = make_dut(rows=rows, cols=2)
     rng = np.random.default_rng(20 + rows)
-    tiles = []
-    for i in range(30):
-        mode = MODES[i % 4]
-        k = int(rng.integers(1, rows + 2)) * spec.lanes(mode)
-        tiles += gemm_tiles(random_acts(rng, (rows, k)), random_weights(rng, (2, k), mode), mode, rows=rows,
-                            cols=2, acc_width=20, tile_k=8)
+    tiles = short_tiles(rng, dut)
     for seed in range(3):
         res = run_tiles(dut, tiles, stall=0.3, seed=seed, max_cycles=5000)
         assert res["rows"] == expected_rows(tiles, rows)
         assert res["status"]["idle"] == 1
 
 
-def test_array_saturation_flags_and_clear():
-    dut = make_dut(rows=1, cols=2, acc_width=17)
+@pytest.mark.parametrize("array", ["mac", "systolic"])
+def test_array_saturation_flags_and_clear(array):
+    dut = make_dut(array, rows=1, cols=2, acc_width=17)
     x = np.full((1, 12), -128)
     w = np.array([[-128] * 12, [1] * 12])
     tiles = gemm_tiles(x, w, "int8", rows=1, cols=2, acc_width=17)
@@ -273,13 +248,14 @@ def test_array_saturation_flags_and_clear():
             ctx.set(dut.i_clear, 0)
         return clear_then_check
 
-    res = run_tiles(make_dut(rows=1, cols=2, acc_width=17), tiles + tiles[1:] * 20, probe=probe,
-                    max_cycles=2000)
+    res = run_tiles(make_dut(array, rows=1, cols=2, acc_width=17), tiles + tiles[1:] * 20, probe=probe,
+                    max_cycles=3000)
     assert res["status"]["overflow"] == 0
 
 
-def test_array_undefined_mode_drops_tile_and_recovers():
-    dut = make_dut()
+@pytest.mark.parametrize("array", ["mac", "systolic"])
+def test_array_undefined_mode_drops_tile_and_recovers(array):
+    dut = make_dut(array)
     rng = np.random.default_rng(11)
     tiles = mixed_tiles(rng, dut, 6)
     bad = []
@@ -296,9 +272,10 @@ def test_array_undefined_mode_drops_tile_and_recovers():
     assert res["status"]["mode_error"] == 1 and res["status"]["idle"] == 1
 
 
-def test_array_tile_saturation_option():
+@pytest.mark.parametrize("array", ["mac", "systolic"])
+def test_array_tile_saturation_option(array):
     """HDQT-style: int4 weights ±7, 4-bit activations, groups of 8 products clamped to ±127."""
-    dut = make_dut(rows=2, cols=4, tile_k=8, acc_width=20)
+    dut = make_dut(array, rows=2, cols=4, tile_k=8, acc_width=20)
     rng = np.random.default_rng(13)
     tiles = []
     for k in (8, 13, 24, 31):
@@ -327,20 +304,28 @@ def test_array_without_tile_option_runs_tile_sat_commands_plain():
     assert res["rows"] == expected_rows(tiles, 2)
 
 
+@pytest.mark.parametrize("array", [MacArray, SystolicArray])
 @pytest.mark.parametrize("kwargs,message", [
     ({"rows": 0}, "rows must be an integer from 1 to 16, not 0"),
-    ({"cols": 17}, "cols must be an integer from 1 to 16, not 17"),
     ({"acc_width": 16}, "acc_width must be an integer from 17 to 48, not 16"),
     ({"tile_k": 24}, "tile_k must be 0 .* or a power of two from 4 to 1024, not 24"),
     ({"tile_k": 2}, "tile_k must be 0 .* or a power of two from 4 to 1024, not 2"),
     ({"tile_bits": 1}, "tile_bits must be an integer from 2 to 16, not 1"),
     ({"acc_width": 17, "tile_bits": 17}, "tile_bits must be an integer from 2 to 16, not 17"),
     ({"count_bits": 0}, "count_bits must be an integer from 1 to 20, not 0"),
-    ({"backend": "dsp"}, "backend must be one of 'lut', 'ice40', 'ecp5', not 'dsp'"),
-    ({"backend": "ecp5", "cols": 3}, "cols must be an even integer from 2 to 16 with backend 'ecp5'"),
     ({"primitives": 1}, "primitives must be True or False, not 1"),
 ])
-def test_bad_parameters(kwargs, message):
+def test_bad_parameters(array, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        array(**kwargs)
+
+
+@pytest.mark.parametrize("kwargs,message", [
+    ({"cols": 17}, "cols must be an integer from 1 to 16, not 17"),
+    ({"backend": "dsp"}, "backend must be one of 'lut', 'ice40', 'ecp5', not 'dsp'"),
+    ({"backend": "ecp5", "cols": 3}, "cols must be an even integer from 2 to 16 with backend 'ecp5'"),
+])
+def test_bad_mac_array_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         MacArray(**kwargs)
 

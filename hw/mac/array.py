@@ -50,8 +50,9 @@ from ..params import check_bool, check_choice, check_int
 from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k
 from .products import BACKENDS, TERMS, ProductGrid
+from .sequencer import TileSequencer
 
-__all__ = ["MacArray", "cmd_layout", "res_layout"]
+__all__ = ["MacArray", "cmd_layout", "res_layout", "array_members"]
 
 
 def cmd_layout(count_bits):
@@ -64,6 +65,21 @@ def res_layout(rows, cols, acc_width):
     fields = dict(spec.res_layout_fields(rows, cols, acc_width))
     fields["data"] = data.ArrayLayout(signed(acc_width), cols)
     return data.StructLayout(fields)
+
+
+def array_members(rows, cols, acc_width, count_bits):
+    """The members of a MAC array component (MacArray's, documented there): the four streams,
+    ``i_clear`` and the status outputs."""
+    return {
+        "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
+        "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
+        "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
+        "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
+        "i_clear": In(1),
+        "o_overflow": Out(1),
+        "o_mode_error": Out(1),
+        "o_idle": Out(1),
+    }
 
 
 class MacArray(wiring.Component):
@@ -128,16 +144,7 @@ class MacArray(wiring.Component):
         self._primitives = check_bool("primitives", primitives)
         # Checks cols against the backend (ecp5 packs column pairs).
         self._grid = ProductGrid(rows, cols, backend, primitives)
-        super().__init__({
-            "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
-            "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
-            "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
-            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
-            "i_clear": In(1),
-            "o_overflow": Out(1),
-            "o_mode_error": Out(1),
-            "o_idle": Out(1),
-        })
+        super().__init__(array_members(rows, cols, acc_width, count_bits))
 
     rows = property(lambda self: self._rows)
     cols = property(lambda self: self._cols)
@@ -182,58 +189,19 @@ class MacArray(wiring.Component):
         m.d.sync += en.eq(~(accs.done_next & ~can_load_n))
 
         # --- input control -----------------------------------------------------------------------
-        active, drop = Signal(), Signal()
-        mode, unsigned_, tsat = Signal(2), Signal(), Signal()
-        left = Signal(self._count_bits)    # beats of the tile after the next one
-        last_beat, first_beat = Signal(), Signal()   # registered: the next beat is the last / first
-        kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
-        kpos = Signal(kbits)       # products of the current group so far (mod tile_k)
-
-        # The next command waits in a register, so i_cmd.ready is a flip-flop (no combinational
-        # path from the beat handshakes) and a tile can start in the cycle after the previous one's
-        # last beat is taken.
-        cmd = self.i_cmd.payload
-        nxt_valid = Signal()
-        nxt = Signal.like(cmd, name="nxt")
-        take = Signal()
-        start = Signal()
+        m.submodules.seq = seq = TileSequencer(self._count_bits, self._tile_k)
+        wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
+        take = seq.take
         m.d.comb += [
-            take.eq(active & self.i_act.valid & self.i_wgt.valid & (drop | en)),
-            self.i_act.ready.eq(take),
-            self.i_wgt.ready.eq(take),
-            self.i_cmd.ready.eq(~nxt_valid),
-            start.eq(nxt_valid & (~active | (take & last_beat))),
+            seq.beat_valid.eq(self.i_act.valid & self.i_wgt.valid), seq.en.eq(en), seq.last_ok.eq(1),
+            self.i_act.ready.eq(take), self.i_wgt.ready.eq(take), seq.i_clear.eq(self.i_clear),
         ]
-        lanes = Signal(3)
-        m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
-
-        with m.If(take):
-            m.d.sync += [left.eq(left - 1), last_beat.eq(left == 1), first_beat.eq(0), kpos.eq(kpos + lanes)]
-            with m.If(last_beat):
-                m.d.sync += active.eq(0)
-        mode_error, overflow = Signal(), Signal()
-        with m.If(self.i_cmd.valid & self.i_cmd.ready):
-            m.d.sync += [nxt.eq(cmd), nxt_valid.eq(1)]
-            with m.If(cmd.mode >= len(spec.LANES)):
-                m.d.sync += mode_error.eq(1)
-        with m.If(start):
-            m.d.sync += [
-                nxt_valid.eq(0),
-                active.eq(1), drop.eq(nxt.mode >= len(spec.LANES)), mode.eq(nxt.mode[:2]),
-                unsigned_.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
-                left.eq(nxt.beats_m1), last_beat.eq(nxt.beats_m1 == 0), first_beat.eq(1), kpos.eq(0),
-            ]
-
-        # Tags of the beat entering S0: its place in the tile and in its group.
-        if self._tile_k:
-            gstart = ~tsat | (kpos == 0)
-            gend = ~tsat | last_beat | ((kpos + lanes)[:kbits] == 0)
-        else:
-            gstart = gend = 1
-        tags = [take & ~drop, first_beat, last_beat, tsat, gstart, gend]
+        st = seq.tags
+        tags = [st.valid, st.first, st.last, st.tsat, st.gstart, st.gend]
+        overflow = Signal()
         m.d.comb += [
             grid.act.eq(self.i_act.payload), grid.wgt.eq(self.i_wgt.payload),
-            grid.mode.eq(mode), grid.act_unsigned.eq(unsigned_), grid.en.eq(en),
+            grid.mode.eq(seq.mode), grid.act_unsigned.eq(seq.act_unsigned), grid.en.eq(en),
         ]
         # Three stages of tags alongside the grid's S0, S1, S2.
         for stage in range(3):
@@ -284,8 +252,8 @@ class MacArray(wiring.Component):
 
         # --- status ------------------------------------------------------------------------------
         with m.If(self.i_clear):
-            m.d.sync += [overflow.eq(0), mode_error.eq(0)]
-        m.d.comb += [self.o_overflow.eq(overflow), self.o_mode_error.eq(mode_error)]
+            m.d.sync += overflow.eq(0)
+        m.d.comb += [self.o_overflow.eq(overflow), self.o_mode_error.eq(seq.o_mode_error)]
 
         # Idle: nothing to do and nothing in flight. A taken beat reaches the buffer within 7
         # pipeline advances (S0..S5 with S3b), so a down-counter re-armed by every taken beat and
@@ -295,5 +263,5 @@ class MacArray(wiring.Component):
             m.d.sync += quiet.eq(8)
         with m.Elif(en & (quiet != 0)):
             m.d.sync += quiet.eq(quiet - 1)
-        m.d.comb += self.o_idle.eq(~active & ~nxt_valid & ~full & ~spill_v & (quiet == 0))
+        m.d.comb += self.o_idle.eq(~seq.busy & ~full & ~spill_v & (quiet == 0))
         return m

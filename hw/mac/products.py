@@ -57,6 +57,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import check_bool, check_choice, check_int
 from . import spec
 from .booth import PAIR_SHIFT, booth_digits, booth_pp
+from .ecp5_dsp import mult18x18d
 
 __all__ = ["ProductGrid", "BACKENDS", "BEAT_WIDTH", "TERMS"]
 
@@ -402,30 +403,7 @@ class ProductGrid(wiring.Component):
 
     def _mult18(self, m, name, a, b):
         """``a * b`` (18x18 signed), registered on ``en`` (MULT18X18D output register)."""
-        p = Signal(signed(36), name=f"{name}_p")
-        if self._primitives:
-            a18, b18 = Signal(signed(18), name=f"{name}_a"), Signal(signed(18), name=f"{name}_b")
-            m.d.comb += [a18.eq(a), b18.eq(b)]
-            ports = {f"i_A{i}": a18[i] for i in range(18)}
-            ports.update({f"i_B{i}": b18[i] for i in range(18)})
-            ports.update({f"i_C{i}": 0 for i in range(18)})
-            ports.update({f"o_P{i}": p[i] for i in range(36)})
-            m.submodules[name] = Instance(
-                "MULT18X18D",
-                p_REG_INPUTA_CLK="NONE", p_REG_INPUTB_CLK="NONE", p_REG_INPUTC_CLK="NONE",
-                p_REG_PIPELINE_CLK="NONE", p_REG_OUTPUT_CLK="CLK0", p_REG_OUTPUT_CE="CE0",
-                p_REG_OUTPUT_RST="RST0", p_GSR="DISABLED", p_RESETMODE="SYNC",
-                p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
-                i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-                i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-                i_CE0=self.en, i_CE1=0, i_CE2=0, i_CE3=0,
-                i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
-                **ports,
-            )
-        else:
-            with m.If(self.en):
-                m.d.sync += p.eq(a * b)
-        return p
+        return mult18x18d(m, name, a, b, registers=("OUTPUT",), ce=self.en, primitive=self._primitives)
 
 
 def _unpack12(m, name, p):

@@ -11,9 +11,10 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hw.mac import spec
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get, stream_put
 
-__all__ = ["run_tiles", "payload_int"]
+__all__ = ["run_tiles", "payload_int", "expected_rows", "mixed_tiles", "short_tiles"]
 
 
 def payload_int(value):
@@ -86,3 +87,47 @@ def run_tiles(dut, tiles, *, stall=0.0, seed=0, extra_rows=0, max_cycles=None, p
         sim.add_testbench(probe(dut), background=True)
     sim.run()
     return {"rows": out, "cycles": cycles[1], "status": status}
+
+
+def expected_rows(tiles, rows):
+    """The result rows :func:`run_tiles` should return for ``tiles`` (as from
+    :func:`sim.mac.golden.gemm_tiles`): ``rows`` per tile of a defined mode, none for the others."""
+    out = []
+    for t in tiles:
+        if not spec.is_defined_mode(spec.unpack_cmd(t["cmd"])["mode"]):
+            continue
+        for r in range(rows):
+            out.append({"values": [int(v) for v in t["y"][r]], "overflow": bool(t["ovf"][r]), "row": r,
+                        "last": r == rows - 1})
+    return out
+
+
+def mixed_tiles(rng, dut, n_tiles, *, modes=tuple(spec.MODES), tile_sat=None, k_range=(1, 40)):
+    """``n_tiles`` random tiles for ``dut`` (a MAC array) in random modes, activation formats and
+    lengths; ``tile_sat=None``: tile-saturating at random when ``dut.tile_k`` allows it."""
+    tiles = []
+    for _ in range(n_tiles):
+        mode = rng.choice(modes)
+        unsigned = bool(rng.integers(2))
+        ts = (bool(rng.integers(2)) if tile_sat is None else tile_sat) and dut.tile_k > 0
+        k = int(rng.integers(*k_range))
+        x = random_acts(rng, (dut.rows, k), unsigned=unsigned)
+        w = random_weights(rng, (dut.cols, k), mode)
+        tiles += gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, act_unsigned=unsigned, tile_sat=ts,
+                            acc_width=dut.acc_width, tile_k=dut.tile_k or spec.DEFAULT_TILE_K,
+                            tile_bits=dut.tile_bits, count_bits=dut.count_bits)
+    return tiles
+
+
+def short_tiles(rng, dut, n_tiles=30):
+    """``n_tiles`` tiles of 1 to ``dut.rows + 1`` beats, the modes in turn, int8 activations: tiles
+    that end before the previous tile's results have left the array."""
+    tiles = []
+    modes = list(spec.MODES)
+    for i in range(n_tiles):
+        mode = modes[i % len(modes)]
+        k = int(rng.integers(1, dut.rows + 2)) * spec.lanes(mode)
+        tiles += gemm_tiles(random_acts(rng, (dut.rows, k)), random_weights(rng, (dut.cols, k), mode), mode,
+                            rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
+                            tile_k=dut.tile_k or spec.DEFAULT_TILE_K, count_bits=dut.count_bits)
+    return tiles

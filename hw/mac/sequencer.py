@@ -1,0 +1,116 @@
+"""Tile sequencing shared by the MAC arrays: commands, beat counting and each beat's tags.
+
+:class:`TileSequencer` takes the ``i_cmd`` stream and decides, cycle by cycle, whether the beat
+offered on ``i_act`` / ``i_wgt`` is taken; it tags each taken beat with its place in the tile and in
+its tile-saturation group (:mod:`hw.mac.spec`), drops the beats of tiles with an undefined mode
+(setting the sticky ``mode_error``), and hands the running tile's mode to the array.
+"""
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from . import spec
+
+__all__ = ["TileSequencer", "beat_tags_layout"]
+
+
+def beat_tags_layout():
+    """Tags of a beat: it belongs to a defined tile (``valid``); first / last beat of the tile;
+    tile-saturating tile; the beat starts / ends a group (plain tiles: both always 1)."""
+    return data.StructLayout({"valid": 1, "first": 1, "last": 1, "tsat": 1, "gstart": 1, "gend": 1})
+
+
+class TileSequencer(wiring.Component):
+    """Commands and beat handshakes of a MAC array.
+
+    Cycle behaviour: the next command waits in a register, so ``i_cmd.ready`` is a flip-flop and a
+    tile starts in the cycle after the previous one's last beat is taken. A beat is taken
+    (``take``, which the array drives both beat streams' ``ready`` with) when a tile is running,
+    both beat streams are valid and either the tile is dropped or ``en`` is high and the beat is not
+    the tile's last or ``last_ok`` is high.
+
+    Parameters
+    ----------
+    count_bits : int
+        Width of the command's beat count.
+    tile_k : int
+        Group size of the tile-saturating option (0: none; ``tile_sat`` commands run plain).
+
+    Members
+    -------
+    i_cmd : In(stream.Signature(cmd_layout(count_bits)))
+    beat_valid : In(1)
+        Both beat streams are valid.
+    en, last_ok : In(1)
+        A beat of a defined tile may be taken; the last one only with ``last_ok`` as well.
+    take : Out(1)
+    tags : Out(beat_tags_layout())
+        Tags of the beat taken in this cycle (``valid = take`` and the tile is defined).
+    mode : Out(2), act_unsigned : Out(1)
+        The running tile's mode (a defined code) and activation format.
+    i_clear : In(1), o_mode_error : Out(1)
+        Sticky: a command had an undefined mode (cleared by ``i_clear``, which wins).
+    busy : Out(1)
+        A tile is running or a command waits.
+    """
+
+    def __init__(self, count_bits, tile_k):
+        self._count_bits, self._tile_k = count_bits, tile_k
+        super().__init__({
+            "i_cmd": In(stream.Signature(data.StructLayout(dict(spec.cmd_layout_fields(count_bits))))),
+            "beat_valid": In(1), "en": In(1), "last_ok": In(1),
+            "take": Out(1), "tags": Out(beat_tags_layout()),
+            "mode": Out(2), "act_unsigned": Out(1),
+            "i_clear": In(1), "o_mode_error": Out(1), "busy": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        active, drop, tsat = Signal(), Signal(), Signal()
+        mode = self.mode
+        left = Signal(self._count_bits)    # beats of the tile after the next one
+        last_beat, first_beat = Signal(), Signal()   # registered: the next beat is the last / first
+        kbits = max(1, (self._tile_k - 1).bit_length()) if self._tile_k else 1
+        kpos = Signal(kbits)       # products of the current group so far (mod tile_k)
+        cmd = self.i_cmd.payload
+        nxt_valid = Signal()
+        nxt = Signal.like(cmd, name="nxt")
+        take, start = self.take, Signal()
+        m.d.comb += [
+            take.eq(active & self.beat_valid & (drop | (self.en & (~last_beat | self.last_ok)))),
+            self.i_cmd.ready.eq(~nxt_valid),
+            start.eq(nxt_valid & (~active | (take & last_beat))),
+            self.busy.eq(active | nxt_valid),
+        ]
+        lanes = Signal(3)
+        m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
+
+        with m.If(take):
+            m.d.sync += [left.eq(left - 1), last_beat.eq(left == 1), first_beat.eq(0), kpos.eq(kpos + lanes)]
+            with m.If(last_beat):
+                m.d.sync += active.eq(0)
+        with m.If(self.i_cmd.valid & self.i_cmd.ready):
+            m.d.sync += [nxt.eq(cmd), nxt_valid.eq(1)]
+            with m.If(cmd.mode >= len(spec.LANES)):
+                m.d.sync += self.o_mode_error.eq(1)
+        with m.If(self.i_clear):
+            m.d.sync += self.o_mode_error.eq(0)
+        with m.If(start):
+            m.d.sync += [
+                nxt_valid.eq(0),
+                active.eq(1), drop.eq(nxt.mode >= len(spec.LANES)), mode.eq(nxt.mode[:2]),
+                self.act_unsigned.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
+                left.eq(nxt.beats_m1), last_beat.eq(nxt.beats_m1 == 0), first_beat.eq(1), kpos.eq(0),
+            ]
+
+        # Tags of the beat being taken: its place in the tile and in its group.
+        if self._tile_k:
+            gstart = ~tsat | (kpos == 0)
+            gend = ~tsat | last_beat | ((kpos + lanes)[:kbits] == 0)
+        else:
+            gstart = gend = 1
+        t = self.tags
+        m.d.comb += [t.valid.eq(take & ~drop), t.first.eq(first_beat), t.last.eq(last_beat),
+                     t.tsat.eq(tsat), t.gstart.eq(gstart), t.gend.eq(gend)]
+        return m

@@ -1,0 +1,443 @@
+"""Systolic mixed-precision MAC array for ECP5: operands pass neighbour to neighbour, skewed.
+
+Same arithmetic and the same stream interface as :class:`hw.mac.array.MacArray` (see
+:mod:`hw.mac.spec`: int8/int4/int2/ternary weights per tile, int8/uint8 activations, saturating
+accumulators, the tile-saturating HDQT option, sticky ``overflow`` and ``mode_error`` flags), but
+organised so that no operand is broadcast: the array scales to the ECP5-85F's multipliers.
+
+Organisation
+------------
+Output-stationary, ``rows x cols`` PEs grouped in *column pairs*: PE pair ``(r, p)`` computes
+output columns ``2p`` and ``2p + 1`` of row ``r`` with two ``MULT18X18D`` (the int4 lane packing
+of :mod:`hw.mac.products` needs both columns' weights at one multiplier). Activations enter at the
+left edge, row ``r`` delayed by ``r`` cycles, and move one pair to the right per cycle; packed
+weight operands enter at the top, pair ``p`` delayed by ``p`` cycles, and move one row down per
+cycle; so beat ``j`` meets PE pair ``(r, p)`` at cycle ``j + r + p`` (plus a constant). Every wire
+of the datapath joins neighbours; only the clock reaches every PE (there is no clock enable: a
+cycle without a beat sends a *bubble*, a beat whose ``valid`` tag is 0).
+
+Per PE pair and beat (``a_l``: activation lane ``l``, 9-bit signed so uint8 and int8 share it)::
+
+    int8          DSP0 = a_0 * w[2p]                  DSP1 = a_0 * w[2p+1]
+    int4          DSP0 = a_0 * (w_0[2p] + w_0[2p+1] * 2**12)
+                  DSP1 = a_1 * (w_1[2p] + w_1[2p+1] * 2**12)
+    int2/ternary  DSP0, DSP1 as int4 for lanes 0 and 1 (weights decoded to -2..1 / -1..1);
+                  lanes 2 and 3 in fabric: a_l * w_l is one of 0, +-a, -2a (a select and a negation)
+
+so one multiplier retires 1 int8 or 2 int4/int2/ternary products per cycle, and the pair retires
+2, 4, 8, 8 products per beat: MAC/cycle = ``rows * cols * lanes(mode)``, as MacArray. The
+multipliers use their input, pipeline and output registers; their operands come from the pair's
+own pass-through registers, so the fabric-to-DSP route is a register-to-register path.
+
+PE pair pipeline (cycle ``t``: the beat is in the pair's pass-through registers)::
+
+    t+1 DSP input regs | fabric pair sums      t+2 DSP pipeline reg     t+3 DSP output reg
+    t+4 products in fabric flip-flops (the DSP-to-fabric route alone)
+    t+5 unpacked terms (borrow, int8/packed mux)   t+6 beat sums       t+7 accumulators
+    (with the tile-saturating option: group sum and clamp between, accumulators at t+9)
+
+Results drain through the array: when a pair applies a tile's last contribution, it copies its two
+accumulators into its *shadow* register; the shadows of a column shift up one row per cycle
+(towards the top edge) while the capture wave moves down, so column pair ``p`` emits row ``r`` of
+a tile ``2r + p`` cycles after row 0 of pair 0. At the top edge pair ``p`` is delayed by
+``pairs - 1 - p`` cycles (deskew), and every second cycle a whole result row is written into an
+output FIFO (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads.
+
+Flow control without stalls in the array: the input control takes a tile's *last* beat only when
+(a) the output FIFO has room for the tile's ``rows`` result rows (a credit counter: rows reserved
+by last beats taken, returned as rows leave on ``o_res``), and (b) at least ``2 * rows - 1`` cycles
+have passed since the previous tile's last beat, so a tile's draining results have left a shadow
+column before the next tile's capture wave reaches it. A slow consumer therefore stalls the input
+streams, never the array.
+
+Differences to MacArray
+-----------------------
+* ``cols`` is even (column pairs); ``backend`` is fixed (ECP5 multipliers; ``primitives=False``
+  simulates their behavioural model, as MacArray's DSP backends do).
+* Tiles shorter than ``2 * rows - 1`` beats run at one tile per ``2 * rows - 1`` cycles (MacArray:
+  one per ``rows`` cycles).
+* Latency: a tile's first result row reaches ``o_res`` ``pairs + 12`` cycles after its last beat
+  is taken, its last row ``2 * (rows - 1)`` cycles later (MacArray: 5 or 7 cycles, then one row
+  per cycle); two more with the tile-saturating option.
+* ``i_act.ready`` / ``i_wgt.ready`` depend on their ``valid`` (as MacArray), ``i_cmd.ready`` is a
+  flip-flop, ``o_res.valid`` comes from the FIFO's output register.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_bool, check_int
+from . import spec
+from .accumulate import AccumulatorGrid, check_tile_k
+from .array import array_members, cmd_layout, res_layout
+from .ecp5_dsp import REGISTERS, mult18x18d
+from .products import ACT9, BEAT_WIDTH
+from .sequencer import TileSequencer, beat_tags_layout
+
+__all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "act_ops_layout", "wgt_ops_layout",
+           "tags_layout", "shadow_layout"]
+
+#: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
+PAIR_LATENCY = 6
+FABRIC = signed(12)      # a fabric pair sum: two products of at most 2 * 255 each
+
+
+def act_ops_layout():
+    """Activation operands of one row and beat: the two multipliers' A operands and lanes 2, 3."""
+    return data.StructLayout({"a0": ACT9, "a1": ACT9, "x2": ACT9, "x3": ACT9})
+
+
+def wgt_ops_layout():
+    """Weight operands of one column pair and beat: the two multipliers' B operands; the fabric
+    digits ``(one, two, neg)`` of lanes 2 and 3 of both columns (``d[2 * col + lane - 2]``), zero
+    outside int2/ternary; ``is8`` (the products are int8, not lane-packed)."""
+    digit = data.StructLayout({"one": 1, "two": 1, "neg": 1})
+    return data.StructLayout({"b0": signed(18), "b1": signed(18), "d": data.ArrayLayout(digit, 4),
+                              "is8": 1})
+
+
+def tags_layout():
+    """Tags of a beat at the accumulators (see :class:`hw.mac.accumulate.AccumulatorGrid`)."""
+    return beat_tags_layout()
+
+
+def shadow_layout(acc_width):
+    """A pair's result on its way up: two accumulators and the overflow of either."""
+    return data.StructLayout({"valid": 1, "acc": data.ArrayLayout(signed(acc_width), 2), "ovf": 1})
+
+
+class SystolicPair(wiring.Component):
+    """PE pair of :class:`SystolicArray`: two columns of one row, two ``MULT18X18D``.
+
+    Cycle behaviour: ``a_in`` / ``w_in`` are registered into ``a_out`` / ``w_out`` (the beat is at
+    the pair in cycle ``t`` when it is in those registers); ``t_in`` (the tags of that beat,
+    arriving at ``t + PAIR_LATENCY - 1``) is registered into ``t_out``. A tile's results go into
+    the shadow register in the cycle after the pair applied its last contribution; otherwise the
+    shadow register loads ``sh_in`` (the pair below), so ``sh_out`` shifts a column's results up.
+
+    Members
+    -------
+    a_in : In(act_ops_layout()), a_out : Out(act_ops_layout())
+    w_in : In(wgt_ops_layout()), w_out : Out(wgt_ops_layout())
+    t_in : In(tags_layout()), t_out : Out(tags_layout())
+    sh_in : In(shadow_layout(acc_width)), sh_out : Out(shadow_layout(acc_width))
+    """
+
+    def __init__(self, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS, primitives=True):
+        self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
+        self._tile_k = check_tile_k(tile_k)
+        self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
+        self._primitives = check_bool("primitives", primitives)
+        super().__init__({
+            "a_in": In(act_ops_layout()), "a_out": Out(act_ops_layout()),
+            "w_in": In(wgt_ops_layout()), "w_out": Out(wgt_ops_layout()),
+            "t_in": In(tags_layout()), "t_out": Out(tags_layout()),
+            "sh_in": In(shadow_layout(acc_width)), "sh_out": Out(shadow_layout(acc_width)),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        a, w = self.a_out, self.w_out
+        m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), self.t_out.eq(self.t_in)]
+
+        # t+1..t+3: the two multipliers (input, pipeline, output registers).
+        p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives)
+                  for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
+
+        # t+1: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise), per
+        # column the sum of the two; delayed to t+3 to meet the multipliers' products.
+        fab = []
+        for col in range(2):
+            pps = []
+            for lane, x in ((2, a.x2), (3, a.x3)):
+                d = w.d[2 * col + lane - 2]
+                sel = Signal(signed(10), name=f"sel{col}_{lane}")
+                pp = Signal(signed(11), name=f"pp{col}_{lane}")
+                m.d.comb += [sel.eq(Mux(d.one, x, Mux(d.two, x << 1, 0))), pp.eq(Mux(d.neg, -sel, sel))]
+                pps.append(pp)
+            f = pps[0] + pps[1]
+            for stage in range(1, 5):
+                reg = Signal(FABRIC, name=f"f{col}_{stage}")
+                m.d.sync += reg.eq(f)
+                f = reg
+            fab.append(f)
+        is8 = w.is8
+        for stage in range(1, 5):
+            reg = Signal(name=f"is8_{stage}")
+            m.d.sync += reg.eq(is8)
+            is8 = reg
+
+        # t+4: the products in fabric flip-flops. The multipliers sit where the device has them,
+        # often far from their pair's logic: the route gets a cycle with no logic behind it.
+        q0, q1 = Signal(signed(26), name="q0"), Signal(signed(26), name="q1")
+        m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
+        p0, p1 = q0, q1
+
+        # t+5: per column two terms. int8: the product and 0. Lane-packed: the low / high 12-bit
+        # products of both multipliers (high = P[12:] + P[11], the borrow of a negative low
+        # product; both borrows are added to column 1's first term).
+        u = [[Signal(signed(BEAT_WIDTH), name=f"u{col}_{i}") for i in range(2)] for col in range(2)]
+        hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
+        borrows = Cat(p0[11], Const(0, 1)) + p1[11]
+        m.d.sync += [
+            u[0][0].eq(Mux(is8, p0[:17].as_signed(), p0[:12].as_signed())),
+            u[0][1].eq(Mux(is8, 0, p1[:12].as_signed()) + fab[0]),
+            u[1][0].eq(Mux(is8, p1[:17].as_signed(), hi0 + borrows)),
+            u[1][1].eq(Mux(is8, 0, hi1) + fab[1]),
+        ]
+        # t+6: beat sums; the accumulators take them with the tags.
+        m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits)
+        t = self.t_out
+        m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
+                     accs.in_last.eq(t.last), accs.in_tsat.eq(t.tsat), accs.in_gstart.eq(t.gstart),
+                     accs.in_gend.eq(t.gend)]
+        m.d.sync += [accs.beat[0][col].eq(u[col][0] + u[col][1]) for col in range(2)]
+
+        # Shadow: capture the tile's results (done lasts one cycle), else shift up from below.
+        sh = self.sh_out
+        with m.If(accs.done):
+            m.d.sync += [sh.valid.eq(1), sh.acc[0].eq(accs.acc[0][0]), sh.acc[1].eq(accs.acc[0][1]),
+                         sh.ovf.eq(accs.ovf[0])]
+        with m.Else():
+            m.d.sync += sh.eq(self.sh_in)
+        return m
+
+class _InputControl(wiring.Component):
+    """Takes commands and beats, forms the edge operands (registered) and holds back last beats.
+
+    Members: the array's ``i_cmd``, ``i_act``, ``i_wgt``, ``i_clear``, ``o_mode_error``; ``acts``
+    (per row), ``wgts`` (per column pair), ``tags``: the operands and tags of the beat taken in the
+    previous cycle (``tags.valid = 0``: a bubble); ``pop``: a result row left the array;
+    ``o_idle``: no tile running or waiting, no result rows reserved.
+    """
+
+    def __init__(self, rows, cols, tile_k, count_bits, fifo_depth):
+        self._rows, self._pairs = rows, cols // 2
+        self._tile_k, self._count_bits, self._depth = tile_k, count_bits, fifo_depth
+        super().__init__({
+            "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
+            "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
+            "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
+            "i_clear": In(1),
+            "o_mode_error": Out(1),
+            "acts": Out(data.ArrayLayout(act_ops_layout(), rows)),
+            "wgts": Out(data.ArrayLayout(wgt_ops_layout(), cols // 2)),
+            "tags": Out(tags_layout()),
+            "pop": In(1),
+            "o_idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R = self._rows
+        m.submodules.seq = seq = TileSequencer(self._count_bits, self._tile_k)
+        wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
+
+        # A last beat may go in (registered, decided a cycle ahead): the output FIFO has room for
+        # the tile's rows and the previous tile's results have left the shadow columns.
+        gap = 2 * R - 1
+        free = Signal(range(self._depth + 1), init=self._depth)
+        wait = Signal(range(gap))
+        last_ok = Signal(init=1)
+        reserve = Signal()
+        m.d.comb += [
+            seq.beat_valid.eq(self.i_act.valid & self.i_wgt.valid), seq.en.eq(1), seq.last_ok.eq(last_ok),
+            seq.i_clear.eq(self.i_clear), self.o_mode_error.eq(seq.o_mode_error),
+            self.i_act.ready.eq(seq.take), self.i_wgt.ready.eq(seq.take),
+            reserve.eq(seq.tags.valid & seq.tags.last),
+        ]
+        free_n = Signal.like(free)
+        wait_n = Signal.like(wait)
+        m.d.comb += [free_n.eq(free - Mux(reserve, R, 0) + self.pop),
+                     wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
+        m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0)),
+                     self.tags.eq(seq.tags)]
+        self._edge_operands(m, seq.mode, seq.act_unsigned)
+        m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
+        return m
+
+    def _edge_operands(self, m, mode, unsigned_):
+        """Registered operands of the beat being taken (garbage in a bubble: its tags are 0)."""
+        is8, is4 = mode == spec.MODE_INT8, mode == spec.MODE_INT4
+        is2, tern = mode == spec.MODE_INT2, mode == spec.MODE_TERNARY
+        act = self.i_act.payload
+        for r in range(self._rows):
+            lane = [act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
+            val = [Mux(unsigned_, b.as_unsigned(), b.as_signed()) for b in lane]
+            ops = self.acts[r]
+            m.d.sync += [ops.a0.eq(val[0]), ops.a1.eq(Mux(is8, val[0], val[1])),
+                         ops.x2.eq(val[2]), ops.x3.eq(val[3])]
+
+        def lane_value(byte, l):
+            """Lane ``l`` (0 or 1) of a non-int8 byte as a 4-bit signed weight."""
+            f = byte[2 * l: 2 * l + 2]
+            tern_v = Mux(f[0], Mux(f[1], -1, 1), 0)
+            return Mux(is4, byte[4 * l: 4 * l + 4].as_signed(), Mux(tern, tern_v, f.as_signed()))
+
+        wgt = self.i_wgt.payload
+        for p in range(self._pairs):
+            w0, w1 = wgt[16 * p: 16 * p + 8], wgt[16 * p + 8: 16 * p + 16]
+            ops = self.wgts[p]
+            m.d.sync += [
+                ops.b0.eq(Mux(is8, w0.as_signed(), lane_value(w0, 0) + (lane_value(w1, 0) << 12))),
+                ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w0, 1) + (lane_value(w1, 1) << 12))),
+                ops.is8.eq(is8),
+            ]
+            for col, byte in enumerate((w0, w1)):
+                for lane in (2, 3):
+                    f0, f1 = byte[2 * lane], byte[2 * lane + 1]
+                    d = ops.d[2 * col + lane - 2]
+                    low = is2 | tern
+                    m.d.sync += [d.one.eq(low & f0), d.two.eq(is2 & f1 & ~f0),
+                                 d.neg.eq(low & f1 & (is2 | f0))]
+
+
+class _ResultCollector(wiring.Component):
+    """Top edge: deskews the pairs' shadow outputs into result rows, buffers them, drives ``o_res``.
+
+    Members: ``sh`` (the top row's ``sh_out`` per pair); the array's ``o_res``, ``i_clear``,
+    ``o_overflow``; ``pop``: a row leaves on ``o_res`` in this cycle.
+    """
+
+    def __init__(self, rows, cols, acc_width, depth):
+        self._rows, self._pairs, self._acc_width, self._depth = rows, cols // 2, acc_width, depth
+        super().__init__({
+            "sh": In(data.ArrayLayout(shadow_layout(acc_width), cols // 2)),
+            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
+            "i_clear": In(1),
+            "o_overflow": Out(1),
+            "pop": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        P, W, R = self._pairs, self._acc_width, self._rows
+        aligned = []
+        for p in range(P):
+            v = self.sh[p]
+            for stage in range(P - 1 - p):
+                reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}")
+                m.d.sync += reg.eq(v)
+                v = reg
+            aligned.append(v)
+        ovf = aligned[0].ovf
+        for v in aligned[1:]:
+            ovf = ovf | v.ovf
+        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=2 * P * W + 1, depth=self._depth)
+        m.d.comb += [
+            q.w_en.eq(aligned[-1].valid),
+            q.w_data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf)),
+        ]
+        with m.If(aligned[-1].valid & ovf):
+            m.d.sync += self.o_overflow.eq(1)
+        with m.If(self.i_clear):
+            m.d.sync += self.o_overflow.eq(0)
+
+        row = Signal(spec.row_bits(R))
+        res = self.o_res.payload
+        m.d.comb += [
+            self.o_res.valid.eq(q.r_rdy), q.r_en.eq(self.o_res.ready),
+            res.data.eq(q.r_data[:2 * P * W]), res.overflow.eq(q.r_data[-1]),
+            res.row.eq(row), res.last.eq(row == R - 1),
+            self.pop.eq(q.r_rdy & self.o_res.ready),
+        ]
+        with m.If(self.pop):
+            m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
+        return m
+
+
+class SystolicArray(wiring.Component):
+    """Systolic mixed-precision MAC array for ECP5 (see the module docstring) with MacArray's streams.
+
+    Parameters
+    ----------
+    rows : int
+        Activation rows per tile, 1..16.
+    cols : int
+        Output columns per tile, an even number 2..16 (``cols // 2`` PE pairs per row, two
+        ``MULT18X18D`` each).
+    acc_width, tile_k, tile_bits, count_bits :
+        As :class:`hw.mac.array.MacArray`.
+    primitives : bool
+        Instantiate ``MULT18X18D`` (synthesis, True) or its behavioural model (simulation, False).
+
+    Members
+    -------
+    i_cmd, i_act, i_wgt, o_res, i_clear, o_overflow, o_mode_error, o_idle
+        As :class:`hw.mac.array.MacArray` (same payload layouts and handshakes).
+
+    Raises
+    ------
+    ValueError
+        If a parameter is out of range (the message names it and the allowed values).
+    """
+
+    def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
+                 count_bits=12, primitives=True):
+        self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
+        if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
+            raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
+                             f"not {cols!r}")
+        self._cols = cols
+        self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
+        self._tile_k = check_tile_k(tile_k)
+        self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
+        self._count_bits = check_int("count_bits", count_bits, 1, 20)
+        self._primitives = check_bool("primitives", primitives)
+        super().__init__(array_members(rows, cols, acc_width, count_bits))
+        # Read-only by convention, as MacArray's properties (the stream runners read them).
+        self.rows, self.cols, self.acc_width = rows, cols, acc_width
+        self.tile_k, self.tile_bits, self.count_bits = tile_k, tile_bits, count_bits
+
+    @property
+    def fifo_depth(self):
+        """Output FIFO depth in result rows: enough credits that tiles one drain gap
+        (``max(2 * rows - 1, 2)`` cycles) apart never wait for them while the consumer takes a row
+        per cycle. A tile holds its ``rows`` credits from its last beat until its last row leaves,
+        ``pairs + 2 * rows + 12`` cycles at most (``+ 4`` margin)."""
+        R, P = self._rows, self._cols // 2
+        hold = P + 2 * R + 16
+        gap = max(2 * R - 1, 2)
+        return R * (-(-hold // gap) + 1)
+
+    def elaborate(self, platform):
+        m = Module()
+        R, P = self._rows, self._cols // 2
+        depth = self.fifo_depth
+        m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
+        m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth)
+        wiring.connect(m, wiring.flipped(self.i_cmd), ctl.i_cmd)
+        wiring.connect(m, wiring.flipped(self.i_act), ctl.i_act)
+        wiring.connect(m, wiring.flipped(self.i_wgt), ctl.i_wgt)
+        wiring.connect(m, out.o_res, wiring.flipped(self.o_res))
+        m.d.comb += [
+            ctl.i_clear.eq(self.i_clear), out.i_clear.eq(self.i_clear), ctl.pop.eq(out.pop),
+            self.o_mode_error.eq(ctl.o_mode_error), self.o_overflow.eq(out.o_overflow),
+            self.o_idle.eq(ctl.o_idle),
+        ]
+
+        def delayed(value, n, name):
+            for i in range(n):
+                reg = Signal.like(value, name=f"{name}_{i}")
+                m.d.sync += reg.eq(value)
+                value = reg
+            return value
+
+        pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives)
+                for _ in range(P)] for _ in range(R)]
+        for r in range(R):
+            for p in range(P):
+                pe = m.submodules[f"pe{r}_{p}"] = pes[r][p]
+                # Skew: row r's activations r cycles late, pair p's weights p cycles late; the
+                # tags, which the pairs need PAIR_LATENCY cycles after the operands, follow the
+                # weights down the column, PAIR_LATENCY cycles behind them.
+                a_in = delayed(ctl.acts[r], r, f"skew_a{r}") if p == 0 else pes[r][p - 1].a_out
+                w_in = delayed(ctl.wgts[p], p, f"skew_w{p}") if r == 0 else pes[r - 1][p].w_out
+                t_in = (delayed(ctl.tags, p + PAIR_LATENCY, f"skew_t{p}") if r == 0
+                        else pes[r - 1][p].t_out)
+                m.d.comb += [pe.a_in.eq(a_in), pe.w_in.eq(w_in), pe.t_in.eq(t_in)]
+                if r + 1 < R:
+                    m.d.comb += pe.sh_in.eq(pes[r + 1][p].sh_out)
+        m.d.comb += [out.sh[p].eq(pes[0][p].sh_out) for p in range(P)]
+        return m

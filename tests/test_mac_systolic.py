@@ -1,0 +1,176 @@
+"""Systolic MAC array (:class:`hw.mac.systolic.SystolicArray`) in Amaranth's simulator vs the golden model.
+
+Behavioural multiplier model (``primitives=False``): the lane packing, the borrow correction, the
+fabric lanes, the skew, the shadow drain and the flow control are the design's own logic and are
+checked bit-exactly; every mode, int8 and uint8 activations, every packed weight byte, extremes,
+random stalls on all four streams, short tiles against the drain gap, a consumer away for long.
+Saturation flags, undefined modes and the tile-saturating option: ``tests/test_mac_rtl.py``, which
+runs those tests on both arrays.
+"""
+
+import numpy as np
+import pytest
+from amaranth.back import rtlil
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from hw.mac import spec
+from hw.mac.systolic import SystolicArray
+from sim.mac.amaranth_run import expected_rows, mixed_tiles, payload_int, run_tiles, short_tiles
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
+from sim.streams import stream_get_n, stream_put_all
+
+MODES = list(spec.MODES)
+
+
+def make_dut(**kw):
+    params = {"rows": 2, "cols": 4, "acc_width": 20, "tile_k": 0, "primitives": False}
+    params.update(kw)
+    return SystolicArray(**params)
+
+
+def tiles_of(dut, x, w, mode, **kw):
+    return gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
+                      tile_k=dut.tile_k or 32, tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
+
+
+@pytest.mark.parametrize("mode", MODES)
+def test_every_weight_byte_against_extreme_activations(mode):
+    """One-beat tiles: each result is one beat sum; every byte 0..255 in every column position."""
+    dut = make_dut(rows=2, cols=4)
+    rng = np.random.default_rng(MODES.index(mode))
+    n = spec.lanes(mode)
+    extremes = [-128, 127, -1, 0, 1]
+    tiles = []
+    for b0 in range(0, 256, 4):
+        for unsigned in (False, True):
+            ext = [0, 255, 128, 127, 1] if unsigned else extremes
+            x = np.array([[ext[int(rng.integers(len(ext)))] if rng.random() < .6 else
+                           int(rng.integers(0, 256) if unsigned else rng.integers(-128, 128))
+                           for _ in range(n)] for _ in range(2)])
+            w = np.array([spec.unpack_weight_byte((b0 + 1 + 67 * c) % 256 if unsigned else b0 + c, mode)
+                          for c in range(4)])
+            tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned)
+    res = run_tiles(dut, tiles, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 2)
+
+
+def test_mixed_modes_with_stalls():
+    dut = make_dut(rows=3, cols=4)
+    rng = np.random.default_rng(1)
+    tiles = mixed_tiles(rng, dut, 24)
+    res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 3)
+    assert res["status"]["idle"] == 1 and res["status"]["mode_error"] == 0
+
+
+def test_extreme_operands_every_mode():
+    """Largest products and their signs (uint8 255 and int8 -128 against each mode's extremes)."""
+    dut = make_dut(rows=2, cols=4, acc_width=24)
+    tiles = []
+    for mode in MODES:
+        lo, hi = spec.WEIGHT_RANGE[spec.MODES[mode]]
+        w = np.array([[lo] * 40, [hi] * 40, [lo, hi] * 20, [hi, lo] * 20])
+        for unsigned, (a, b) in ((True, (255, 0)), (False, (-128, 127))):
+            x = np.array([[a] * 40, [a, b] * 20])
+            tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned)
+    res = run_tiles(dut, tiles, stall=0.2, seed=3, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 2)
+
+
+def test_full_rate_without_stalls():
+    """Long tiles in changing modes: one beat per cycle (plus the fill and drain latency once)."""
+    dut = make_dut(rows=4, cols=8)
+    rng = np.random.default_rng(7)
+    tiles = []
+    for mode in MODES:
+        x = random_acts(rng, (8, 48), unsigned=True)
+        w = random_weights(rng, (8, 48), mode)
+        tiles += tiles_of(dut, x, w, mode, act_unsigned=True)
+    res = run_tiles(dut, tiles, max_cycles=5000)
+    assert res["rows"] == expected_rows(tiles, 4)
+    beats = sum(len(t["act"]) for t in tiles)
+    assert res["cycles"] <= beats + 40, (res["cycles"], beats)
+
+
+@pytest.mark.parametrize("rows", [1, 2, 4])
+def test_short_tiles_with_consumer_stalls(rows):
+    """Tiles shorter than the drain gap while the consumer stalls: the last-beat hold and the
+    FIFO credits keep results from being overwritten; nothing lost, duplicated or reordered."""
+    dut = make_dut(rows=rows, cols=2)
+    rng = np.random.default_rng(20 + rows)
+    tiles = short_tiles(rng, dut)
+    for seed, stall in ((0, 0.0), (1, 0.3), (2, 0.8)):
+        res = run_tiles(dut, tiles, stall=stall, seed=seed, max_cycles=20000)
+        assert res["rows"] == expected_rows(tiles, rows)
+        assert res["status"]["idle"] == 1
+    # Without stalls the short tiles run at one per drain gap (2 * rows - 1 cycles; 2 is the
+    # command handshake's limit), not slower: the output FIFO's credits do not hold them back.
+    res = run_tiles(dut, tiles, max_cycles=20000)
+    beats = [len(t["act"]) for t in tiles]
+    assert res["cycles"] <= sum(max(b, 2 * rows - 1, 2) for b in beats) + 2 * rows + 14
+
+
+def test_consumer_away_for_long_holds_the_inputs():
+    """The consumer takes nothing for 600 cycles while 40 tiles wait: the array fills its output
+    FIFO's credits, then stops taking last beats; afterwards every row comes out in order."""
+    dut = make_dut(rows=2, cols=2)
+    rng = np.random.default_rng(5)
+    tiles = []
+    for i in range(40):
+        mode = MODES[i % 4]
+        k = 3 * spec.lanes(mode)
+        tiles += tiles_of(dut, random_acts(rng, (2, k)), random_weights(rng, (2, k), mode), mode)
+    got = []
+    taken_while_away = []
+
+    def producer(name, key):
+        if key == "cmd":
+            words = [data.Const(dut.i_cmd.payload.shape(), t["cmd"]) for t in tiles]
+        else:
+            words = [w for t in tiles for w in t[key]]
+
+        async def put(ctx):
+            await stream_put_all(ctx, getattr(dut, name), words)
+        return put
+
+    async def consumer(ctx):
+        for _ in range(600):
+            await ctx.tick()
+        taken_while_away.append(ctx.get(dut.o_res.valid))
+        got.extend(await stream_get_n(ctx, dut.o_res, 2 * len(tiles)))
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-8)
+    for name, key in (("i_cmd", "cmd"), ("i_act", "act"), ("i_wgt", "wgt")):
+        sim.add_testbench(producer(name, key))
+    sim.add_testbench(consumer)
+
+    async def watchdog(ctx):
+        # Lost rows would leave the consumer waiting forever.
+        n = 0
+        async for _ in ctx.tick():
+            n += 1
+            if n > 5000:
+                raise TimeoutError(f"{len(got)} of {2 * len(tiles)} result rows after {n} cycles")
+    sim.add_testbench(watchdog, background=True)
+    sim.run()
+    rows = [spec.unpack_res(payload_int(p), rows=2, cols=2, acc_width=dut.acc_width) for p in got]
+    assert taken_while_away == [1]
+    assert rows == expected_rows(tiles, 2)
+
+
+@pytest.mark.parametrize("cols", [3, 18, 0, True])
+def test_bad_cols(cols):
+    """Column pairs: cols even, 2..16 (the other parameters: test_mac_rtl.test_bad_parameters)."""
+    message = f"cols must be an even integer from 2 to 16 .column pairs., not {cols!r}"
+    with pytest.raises(ValueError, match=message):
+        SystolicArray(cols=cols)
+
+
+def test_primitives_elaborate():
+    """With primitives, two MULT18X18D per PE pair with all their registers; without, none."""
+    text = rtlil.convert(SystolicArray(rows=2, cols=4), name="m")
+    assert text.count("cell \\MULT18X18D") == 2 * 2 * 2
+    assert 'parameter \\REG_PIPELINE_CLK "CLK0"' in text
+    assert "MULT18X18D" not in rtlil.convert(make_dut(), name="m")
