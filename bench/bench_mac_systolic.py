@@ -27,8 +27,16 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
 from hw.mac import spec
 from hw.mac.systolic import SystolicArray
+from sim.mac.amaranth_run import payload_int, run_tiles
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
+from sim.runner import build_root
+from sim.streams import stream_get, stream_put_all
 
 MODES = list(spec.MODES)
 ECP5_MULTS = 156           # MULT18X18D in the LFE5U-85F
@@ -47,10 +55,7 @@ def cycle_model(beats_per_tile, rows, cols):
 
 def measure_throughput(m_dim=16, n_dim=32, k_dim=256):
     """``{mode: (macs, cycles, model_cycles)}`` of an ``m x n x k`` GEMM through the 8x16 array."""
-    import numpy as np
 
-    from sim.mac.amaranth_run import run_tiles
-    from sim.mac.golden import gemm_tiles, random_acts, random_weights
 
     rng = np.random.default_rng(0)
     out = {}
@@ -116,13 +121,7 @@ def measure_throttled(rate, rows=4, cols=8, k_dim=96, m_dim=8, n_dim=16, seed=0)
     """Simulated cycles of an int8 GEMM whose weight beats are offered at ``rate`` beats per cycle
     (a token bucket: the feed of a decoder that delivers ``rate * cols`` bytes per cycle, no
     reuse), against ``beats / rate`` plus the array's latency (:func:`cycle_model`)."""
-    import numpy as np
-    from amaranth.lib import data
-    from amaranth.sim import Simulator
 
-    from sim.mac.amaranth_run import payload_int
-    from sim.mac.golden import gemm_tiles, random_acts, random_weights
-    from sim.streams import stream_get, stream_put_all
 
     rng = np.random.default_rng(seed)
     dut = SystolicArray(rows=rows, cols=cols, tile_k=0, primitives=False)
@@ -229,7 +228,6 @@ def synth_bounded(factory, name, seed, timeout):
 
 def _router_state(name):
     """The last placement/routing progress line of the newest nextpnr log of ``name``."""
-    from sim.runner import build_root
 
     logs = sorted(Path(build_root(), "synth").glob(f"{name}-ecp5-85f-*/pnr.log"),
                   key=lambda p: p.stat().st_mtime)
