@@ -175,11 +175,19 @@ class TableLoader(wiring.Component):
             for ln in range(1, L + 1):
                 with m.If(wr & (wr_len == ln) & (bank == b)):
                     m.d.sync += [self.o_limit[b][ln].eq(wr_end[:ln + 1]), self.o_offset[b][ln].eq(wr_off)]
+        # A count word of 2**(L+1) or more exceeds the code space of every length (the format's
+        # check rejects it) and would wrap the L+2-bit code arithmetic into a valid-looking Kraft sum:
+        # it is flagged from its own high bits, registered along the step (``big_q``, ``big_chk``).
+        # Below that bound ``code + count`` fits L+2 bits as long as every earlier length passed,
+        # and the symbol total fits ``base`` (once a length failed, ``bad`` is already set).
+        big_q = Signal()
+        big_chk = Signal()
+        m.d.sync += big_chk.eq(stp_q & big_q)
         # the Kraft verdict of a length is registered before it sets ``bad`` (the compare's carry
         # chain and ``bad``'s other conditions are not one path); the verdict below reads it too, so
         # a failure seen a cycle before CHECK still counts
         kraft_bad = Signal()
-        m.d.sync += kraft_bad.eq(chk & (end_q > space_q))
+        m.d.sync += kraft_bad.eq((chk & (end_q > space_q)) | big_chk)
         with m.If(kraft_bad):
             m.d.sync += bad.eq(1)
         m.d.comb += [
@@ -249,6 +257,7 @@ class TableLoader(wiring.Component):
         with m.If(st["COUNTS"] & step):
             m.d.sync += [
                 cnt_q.eq(Mux(need, word, 0)),
+                big_q.eq(need & word[L + 1:].any()),
                 len_q.eq(length),
                 spc_q.eq(space),
                 length.eq(length + 1),              # (need: length + 1 <= maxlen)

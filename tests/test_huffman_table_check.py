@@ -1,0 +1,172 @@
+"""The table loader's verdict equals the format's validity check (:func:`hw.huffman.spec.check_table_words`),
+including count words far beyond the code space (which must not wrap the loader's Kraft arithmetic)."""
+
+import random
+
+import pytest
+from amaranth.sim import Simulator
+
+from hw.huffman import spec
+from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.table_loader import TableLoader
+from sim.huffman import golden as g
+from sim.streams import stream_put
+from tests.test_huffman_rtl import check_against_golden
+
+MAX_LEN = 8
+
+
+def table_words(counts, nsyms, rng):
+    """A table's word list with these count words, ``nsyms`` random symbols and a correct CRC."""
+    words = [spec.TABLE_MARK << 13 | len(counts) << 8 | (nsyms - 1), *counts]
+    words += rng.sample(range(256), nsyms)
+    return words + [spec.crc16(words)]
+
+
+def wrapping_counts(rng, counts, max_len):
+    """``counts`` with multiples of ``2**(max_len + 2)`` added to some of them so that their sum grows
+    by a multiple of 2**17 (the loader's symbol count register): the Kraft sums and the total are
+    unchanged modulo the loader's register widths, but the table is no prefix code."""
+    unit = 1 << (max_len + 2)
+    room = [(0xFFFF - c) // unit for c in counts]
+    out = list(counts)
+    if sum(room) * unit < 1 << 17:          # too few count words to wrap the total: one large count
+        out[0] += room[0] * unit
+        return out
+    need = (1 << 17) // unit * rng.randrange(1, 1 + min(3, sum(room) * unit >> 17))
+    while need:
+        i = rng.choice([i for i, r in enumerate(room) if r])
+        k = rng.randrange(1, min(room[i], need) + 1)
+        out[i] += k * unit
+        room[i] -= k
+        need -= k
+    return out
+
+
+def valid_counts(rng, max_len):
+    """Counts of a random canonical code (maxlen 1..max_len, 1..40 symbols, Kraft sum <= 1)."""
+    while True:
+        maxlen = rng.randrange(1, max_len + 1)
+        counts, code = [], 0
+        for length in range(1, maxlen + 1):
+            c = rng.randrange(0, min(8, (1 << length) - code) + 1)
+            counts.append(c)
+            code = (code + c) << 1
+        if 1 <= sum(counts) <= 40:
+            return counts
+
+
+def random_table(rng, max_len):
+    """A table word list of one of several kinds: valid, Kraft overflow, wrong total, counts that wrap
+    the loader's arithmetic, or random 16-bit count words."""
+    kind = rng.choice(("valid", "valid", "kraft", "total", "wrap", "wrap", "random"))
+    counts = valid_counts(rng, max_len)
+    nsyms = sum(counts)
+    if kind == "kraft":
+        i = rng.randrange(len(counts))
+        counts[i] += rng.choice((1, 2, 1 << (i + 1), rng.randrange(1, 0x10000 - counts[i])))
+        nsyms = min(256, max(1, sum(counts) & 0xFF or 1))
+    elif kind == "total":
+        nsyms = max(1, min(256, nsyms + rng.choice((-2, -1, 1, 3))))
+    elif kind == "wrap":
+        counts = wrapping_counts(rng, counts, max_len)
+    elif kind == "random":
+        counts = [rng.choice((rng.randrange(4), rng.randrange(1 << 16), rng.randrange(1, 64) << max_len + 2))
+                  for _ in counts]
+        nsyms = rng.randrange(1, 41)
+    return table_words(counts, nsyms, rng)
+
+
+def loader_verdicts(tables, *, max_len=MAX_LEN, stall=0.3, seed=0):
+    """Run :class:`TableLoader` on ``tables`` (word lists) with random input stalls; return, per table,
+    ``(ok, limits)``: the loader's verdict and, for an accepted table, its ``o_limit`` entries 1..L."""
+    dut = TableLoader(max_len=max_len)
+    verdicts = []
+
+    async def producer(ctx):
+        rng = random.Random(seed)
+        ctx.set(dut.i_permit, 1)
+        for words in tables:
+            for i, w in enumerate(words):
+                await stream_put(ctx, dut.i_table, {"data": w, "first": int(i == 0)}, rng=rng, stall=stall)
+
+    async def monitor(ctx):
+        count = 0
+        while len(verdicts) < len(tables):
+            await ctx.tick()
+            new = ctx.get(dut.o_count)
+            if new != count:
+                assert new == (count + 1) % 256, "the loader skipped a table"
+                bank = count & 1
+                ok = bool((ctx.get(dut.o_ok) >> bank) & 1)
+                limits = [ctx.get(dut.o_limit[bank][ln]) for ln in range(1, max_len + 1)] if ok else None
+                verdicts.append((ok, limits))
+                count = new
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(monitor)
+    sim.run_until(1e-6 * (100 + 4 * sum(len(t) + 10 for t in tables)))
+    assert len(verdicts) == len(tables), "the loader hung"
+    return verdicts
+
+
+def expected(words, max_len):
+    """``(ok, limits)`` from the format's check (limits unshifted, as the loader stores them)."""
+    table = spec.check_table_words(words, max_len)
+    if table is None:
+        return False, None
+    limit, _ = spec.decode_tables(table[0], max_len)
+    return True, [limit[ln] >> (max_len - ln) for ln in range(1, max_len + 1)]
+
+
+# count words carrying multiples of 2**(L+2) = 1024 (L = 8) on top of a valid code's counts [1, 1, 2]:
+# modulo 1024 every Kraft partial sum is the valid code's, and the total is 4 modulo 2**17
+LARGE_COUNTS = {
+    "three_large": [1 + 63 * 1024, 1 + 63 * 1024, 2 + 2 * 1024],
+    "all_large": [1 + 40 * 1024, 1 + 40 * 1024, 2 + 48 * 1024],
+}
+
+
+def test_large_count_words_are_rejected():
+    rng = random.Random(1)
+    tables = [table_words(counts, 4, rng) for counts in LARGE_COUNTS.values()]
+    tables.append(table_words([1, 1, 2], 4, rng))                  # the valid code they imitate
+    assert [expected(t, MAX_LEN)[0] for t in tables] == [False, False, True]
+    assert loader_verdicts(tables) == [expected(t, MAX_LEN) for t in tables]
+
+
+def test_large_count_table_does_not_decode():
+    """End to end: a block using the large-count table is skipped and flagged (ERR_TABLE), as the
+    golden model says; the next block, on a valid table, decodes."""
+    rng = random.Random(3)
+    values = [rng.randrange(4) for _ in range(16)]
+    good = g.build_table(values, MAX_LEN)
+    assert good[0] == [1, 1, 2]
+    bad = table_words(LARGE_COUNTS["three_large"], 4, rng)
+    bad[1 + 3:1 + 3 + 4] = good[1]                 # the valid code's symbols
+    bad[-1] = spec.crc16(bad[:-1])
+    blocks = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=0, table=good)[0]
+    blocks += g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=1, table=good)[0]
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4)
+    tables = g.table_stream([bad, spec.serialize_table(*good, MAX_LEN)])
+    res, ref = check_against_golden(dut, blocks, tables, stall=0.2, seed=3)
+    assert [b["err"] for b in ref] == [True, False]
+    assert res["errors"] == spec.ERR_TABLE
+
+
+@pytest.mark.parametrize("max_len,n_tables", [(8, 400), (12, 100)])
+def test_random_count_vectors_match_the_format_check(max_len, n_tables):
+    """Random count vectors (valid, Kraft overflow, wrong total, wrapping multiples of 2**(L+2), random
+    16-bit words): the loader accepts exactly the tables the format check accepts, with its limits."""
+    rng = random.Random(max_len)
+    tables = [random_table(rng, max_len) for _ in range(n_tables)]
+    want = [expected(t, max_len) for t in tables]
+    assert n_tables // 5 <= sum(ok for ok, _ in want) <= n_tables * 4 // 5   # both verdicts well represented
+    large = sum(t[1:1 + max_len] != [c % (4 << max_len) for c in t[1:1 + max_len]] for t in tables)
+    assert large >= n_tables // 10                  # count words of 2**(L+2) and more
+    got = loader_verdicts(tables, max_len=max_len, seed=max_len)
+    mismatches = [(i, tables[i][1:1 + ((tables[i][0] >> 8) & 0x1F)], got[i][0], want[i][0])
+                  for i in range(len(tables)) if got[i] != want[i]]
+    assert not mismatches, f"{len(mismatches)} verdicts differ (index, counts, rtl, golden): {mismatches[:3]}"
