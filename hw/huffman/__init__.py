@@ -27,6 +27,8 @@ BLOCKS = [
             "fifo_depth": Param(64, "words per lane FIFO, power of two 4..512"),
             "contexts": Param(1, "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
                                  "(blocks of 2N lanes; about twice the clock)"),
+            "escape": Param(False, "decode escape codes (rare symbols as one code + 8 raw bits); "
+                                   "contexts=1 only", kind=bool),
         },
         smoke_test="sim.huffman.tb_huffman",
         # The UP5K row of `edgelearn demo`: one hardware lane serving two format lanes (C-slow, the
