@@ -254,10 +254,11 @@ def parse_table(words, max_len, escape=False):
 def check_table_words(words, max_len, escape=False):
     """``(counts, symbols)`` if the hardware table loader accepts ``words``, else ``None``.
 
-    These are exactly the loader's checks: marker, maxlen 1..``max_len``, enough words, symbol words
-    < 256 (with ``escape``: <= 256, a 256 at most once and last of its length), no Kraft overflow at
-    any length, counts summing to nsyms, CRC 0. (Unlike :func:`validate_table` it does not reject repeated symbols: the hardware has no room to look for
-    them, and a repeated symbol still decodes deterministically.) Words past the table are ignored.
+    These are exactly the loader's checks: marker, maxlen 1..``max_len``, enough words, symbol words <
+    256 (with ``escape``: <= 256, a 256 at most once and last of its length), no Kraft overflow at any
+    length, counts summing to nsyms, CRC 0. (Unlike :func:`validate_table` it does not reject repeated
+    symbols: the hardware has no room to look for them, and a repeated symbol still decodes
+    deterministically.) Words past the table are ignored.
     """
     if not words or words[0] >> 13 != TABLE_MARK:
         return None
