@@ -288,3 +288,13 @@ COCOTB_PARAMS_C2 = {"max_len": 8, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "
 def test_huffman_cocotb_two_contexts(testcase):
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_C2), toplevel="huffman_decoder_c2",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)
+
+
+# Escape codes on the one-cycle decoder at the UP5K's length limit.
+COCOTB_PARAMS_ESC = {"max_len": 8, "lanes": 2, "raw_bits": 8, "fifo_depth": 64, "escape": True}
+
+
+@pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))
+def test_huffman_cocotb_escape(testcase):
+    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_ESC), toplevel="huffman_decoder_esc",
+               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_ESC)
