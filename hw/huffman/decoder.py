@@ -82,8 +82,8 @@ class HuffmanDecoder(wiring.Component):
         1 (one-cycle lanes, blocks of N format lanes) or 2 (C-slow lanes, blocks of 2N format lanes).
     escape : bool
         Decode escape codes (:data:`hw.huffman.spec.ESCAPE`: a table may list it; its code is
-        followed by the symbol's 8 bits), one-cycle lanes only (``contexts=1``). Default False: a
-        table listing the escape fails (``ERR_TABLE``).
+        followed by the symbol's 8 bits). Default False: a table listing the escape fails
+        (``ERR_TABLE``).
 
     Members
     -------
@@ -107,9 +107,6 @@ class HuffmanDecoder(wiring.Component):
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self._escape = check_bool("escape", escape)
-        if self._escape and self._C != 1:
-            raise ValueError(f"escape=True needs contexts=1 (the C-slow lane has no escape decode), "
-                             f"not contexts={contexts}")
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
@@ -162,7 +159,7 @@ class HuffmanDecoder(wiring.Component):
             if C == 1:
                 lane = LaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             else:
-                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R)
+                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
             core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
