@@ -294,7 +294,10 @@ def test_huffman_cocotb_two_contexts(testcase):
 COCOTB_PARAMS_ESC = {"max_len": 8, "lanes": 2, "raw_bits": 8, "fifo_depth": 64, "escape": True}
 
 
-@pytest.mark.parametrize("testcase", cocotb_testcases("sim.huffman.tb_huffman"))
+# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
+@pytest.mark.parametrize("testcase", [
+    t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
+    for t in cocotb_testcases("sim.huffman.tb_huffman")])
 def test_huffman_cocotb_escape(testcase):
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_ESC), toplevel="huffman_decoder_esc",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_ESC)
