@@ -15,7 +15,7 @@ from sim.runner import cocotb_testcases, run_cocotb
 def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None):
     """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden."""
     ref, errors = g.ref_decode(beats, tables, n_lanes=dut.format_lanes, max_len=dut.max_len,
-                               raw_bits=dut.raw_bits)
+                               raw_bits=dut.raw_bits, escape=dut.escape)
     ref = split_beats(ref, dut.lanes)
     n_beats = sum(len(b["values"]) for b in ref)
     res = run_decoder(dut, beats, tables, expect_beats=n_beats, stall_in=stall, stall_out=stall, seed=seed,
@@ -288,3 +288,16 @@ COCOTB_PARAMS_C2 = {"max_len": 8, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "
 def test_huffman_cocotb_two_contexts(testcase):
     run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_C2), toplevel="huffman_decoder_c2",
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)
+
+
+# Escape codes on the one-cycle decoder at the UP5K's length limit.
+COCOTB_PARAMS_ESC = {"max_len": 8, "lanes": 2, "raw_bits": 8, "fifo_depth": 64, "escape": True}
+
+
+# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
+@pytest.mark.parametrize("testcase", [
+    t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
+    for t in cocotb_testcases("sim.huffman.tb_huffman")])
+def test_huffman_cocotb_escape(testcase):
+    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_ESC), toplevel="huffman_decoder_esc",
+               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_ESC)

@@ -97,7 +97,7 @@ def test_unknown_device():
 def test_missed_clock_target_is_reported_not_raised(tmp_path):
     r = synthesize(GaloisLFSR(width=8), device="up5k", name="lfsr", freq_mhz=1000, build_dir=tmp_path)
     assert r["timing_met"] is False
-    assert 0 < r["fmax_mhz"] < 2000
+    assert 0 < r["fmax_mhz"] < 1000
 
 
 NEXTPNR_OVERFULL_LOG = """\

@@ -32,6 +32,8 @@ BLOCKS = [
             "contexts": Param(_HUFFMANDECODER_DEFAULTS["contexts"],
                               "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
                               "(blocks of 2N lanes; about twice the clock)"),
+            "escape": Param(_HUFFMANDECODER_DEFAULTS["escape"],
+                            "decode escape codes (rare symbols as one code + 8 raw bits)", kind=bool),
         },
         smoke_test="sim.huffman.tb_huffman",
         smoke_params={"lanes": 2},     # the smoke test covers the lane interleaving

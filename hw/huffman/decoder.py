@@ -8,7 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int, check_pow2
+from ..params import check_bool, check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
 from .fifo import RegisteredFlagFIFO
@@ -80,6 +80,10 @@ class HuffmanDecoder(wiring.Component):
         Words per lane FIFO, a power of two from 4 to 512.
     contexts : int
         1 (one-cycle lanes, blocks of N format lanes) or 2 (C-slow lanes, blocks of 2N format lanes).
+    escape : bool
+        Decode escape codes (:data:`hw.huffman.spec.ESCAPE`: a table may list it; its code is
+        followed by the symbol's 8 bits). Default False: a table listing the escape fails
+        (``ERR_TABLE``).
 
     Members
     -------
@@ -96,12 +100,13 @@ class HuffmanDecoder(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1):
+    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
+        self._escape = check_bool("escape", escape)
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
@@ -136,6 +141,10 @@ class HuffmanDecoder(wiring.Component):
     def raw_bits(self):
         return self._R
 
+    @property
+    def escape(self):
+        return self._escape
+
     def elaborate(self, platform):
         m = Module()
         core = Module()
@@ -143,18 +152,18 @@ class HuffmanDecoder(wiring.Component):
         F = N * C
 
         core.submodules.parser = parser = BlockParser(lanes=F, raw_bits=self._R)
-        core.submodules.loader = loader = TableLoader(max_len=self._L)
+        core.submodules.loader = loader = TableLoader(max_len=self._L, escape=self._escape)
         lanes = []
         ports = []          # per format lane f = c * N + i: (words, desc, sym, tab) of lane i, context c
         for k in range(N):
             if C == 1:
-                lane = LaneDecoder(max_len=self._L, raw_bits=self._R)
+                lane = LaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             else:
-                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R)
+                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
             core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
-                            for name in table_bus(self._L, offset_port=C == 2)]
+                            for name in table_bus(self._L, offset_port=C == 2, escape=self._escape)]
         for c in range(C):
             for lane in lanes:
                 if C == 1:

@@ -7,7 +7,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
+from ..params import check_bool, check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
@@ -20,14 +20,15 @@ def lane_output_layout(raw_bits):
     return data.StructLayout({"value": spec.value_width(raw_bits), "first": 1, "last": 1, "err": 1})
 
 
-def buffer_bits(max_len, raw_bits):
-    """Bit-buffer width ``L + R + 40``. A symbol needs ``L + r`` bits in the buffer; a word is taken
-    when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
+def buffer_bits(max_len, raw_bits, escape=False):
+    """Bit-buffer width ``L + R + 40`` (``L + 8 + R + 40`` with escape codes: an escaped symbol needs
+    :data:`~hw.huffman.spec.ESCAPE_BITS` more bits). A symbol needs ``L + r`` bits in the buffer; a
+    word is taken when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
     nothing, and a taken word reaches the buffer a cycle later. That costs slack: with 40 bits a
     lane whose codes plus raw bits average at most 16 bits (the input rate) does not run dry
     (checked at the length limit by the tests, measured by the bench); ``L + R + 32`` already
     leaves bubbles with 8- and 12-bit codes at L = 12 (1273 cycles for 1200 symbols)."""
-    return max_len + raw_bits + 40
+    return max_len + raw_bits + (spec.ESCAPE_BITS if escape else 0) + 40
 
 
 def _tree(terms, op):
@@ -51,7 +52,7 @@ def _onehot_mux(onehot, values):
     return _tree([Mux(onehot[i], v, 0) for i, v in enumerate(values)], lambda a, b: a | b)
 
 
-def lane_members(max_len, raw_bits, contexts=1):
+def lane_members(max_len, raw_bits, contexts=1, escape=False):
     """The ports of a lane decoder (:class:`LaneDecoder`; with ``contexts=2`` the per-format-lane
     ports of :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` are pairs)."""
     L = max_len
@@ -64,7 +65,8 @@ def lane_members(max_len, raw_bits, contexts=1):
         "i_words": per_lane(In(stream.Signature(spec.WORD + 1))),
         # the loader's table (the two-context lane keeps the offsets in a block RAM of its own,
         # written through ``i_off_*`` at ``bank << 4 | length``)
-        **{f"i_{name}": In(shape) for name, shape in table_bus(L, offset_port=contexts == 2).items()},
+        **{f"i_{name}": In(shape)
+           for name, shape in table_bus(L, offset_port=contexts == 2, escape=escape).items()},
         "o_tab": per_lane(Out(8, init=0xFF)),
         "o_sym": per_lane(Out(stream.Signature(lane_output_layout(raw_bits)))),
         "o_fire": Out(1),
@@ -200,15 +202,17 @@ class LaneDecoder(wiring.Component):
         If ``max_len`` or ``raw_bits`` is out of range.
     """
 
-    def __init__(self, max_len=16, raw_bits=8):
+    def __init__(self, max_len=16, raw_bits=8, escape=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
-        super().__init__(lane_members(self._L, self._R))
+        self._escape = check_bool("escape", escape)
+        super().__init__(lane_members(self._L, self._R, escape=self._escape))
 
     def elaborate(self, platform):
         m = Module()
         L, R, W = self._L, self._R, spec.WORD
-        B = buffer_bits(L, R)
+        E = spec.ESCAPE_BITS if self._escape else 0     # bits an escape code adds to a symbol
+        B = buffer_bits(L, R, self._escape)
         QDEPTH = 4
 
         rport = symbol_memory(m, self)
@@ -251,12 +255,14 @@ class LaneDecoder(wiring.Component):
         queue = SyncFIFO(width=item_layout.size, depth=QDEPTH)
         m.submodules.queue = queue
         s1_valid = Signal()
+        esc_fields = {"esc": 1} if E else {}
         s1 = Signal(data.StructLayout({
-            "win": L + R, "onehot": L + 1, "mode": 2, "r": 4, "ebits": 4, "bank": 1, "zero": 1,
-            "dec": 1, "first": 1, "last": 1}))
+            "win": L + E + R, "onehot": L + 1, "mode": 2, "r": 4, "ebits": 4, "bank": 1, "zero": 1,
+            "dec": 1, "first": 1, "last": 1, **esc_fields}))
         s2_valid = Signal()
         s2 = Signal(data.StructLayout({
-            "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1}))
+            "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1,
+            **({"esc": 1, "esym": 8} if E else {})}))
         head = item_layout(queue.r_data)
         out_hold = head.last & ~released
         m.d.comb += [
@@ -311,12 +317,21 @@ class LaneDecoder(wiring.Component):
         for ln in range(1, L + 1):
             m.d.comb += onehot[ln].eq(~raw_mode & lt[ln] & ~lt[ln - 1])
         invalid = ~raw_mode & ~lt[L]
+        # the escape code (the last code of its length: no decoded length needed) is a masked
+        # compare beside the length compares; it adds ESCAPE_BITS to the shift
+        esc_hit = Signal()
+        if E:
+            esc_mask = Mux(bank, self.i_esc_mask[1], self.i_esc_mask[0])
+            esc_code = Mux(bank, self.i_esc_code[1], self.i_esc_code[0])
+            m.d.comb += esc_hit.eq(~raw_mode & self.i_esc_on.bit_select(bank, 1)
+                                   & ((win & esc_mask) == esc_code))
 
         # A symbol is decoded only when the window holds L + r valid bits (or the lane's bits are all
         # in): a condition on registers alone, so it runs beside the compare, not after it.
         r = Mux(rsel, R, 0)
         ready = Signal()
-        m.d.comb += ready.eq(Mux(rsel, fill >= L + R, fill >= L) | (~own_nz & ~staged))   # or all bits in
+        # (E: room for an escaped symbol, known only from the compare)
+        m.d.comb += ready.eq(Mux(rsel, fill >= L + E + R, fill >= L + E) | (~own_nz & ~staged))   # or all in
         can = running & ~zeroing & nleft_nz & space
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
@@ -336,15 +351,24 @@ class LaneDecoder(wiring.Component):
         # decoded length's shift
         buf_x = Signal(B)
         m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
+        if E:
+            buf_e = Signal(B)
+            m.d.comb += buf_e.eq(Mux(esc_hit, buf_x << E, buf_x))
+            buf_x = buf_e
         m.d.sync += buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
         m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
                      self.o_err_crc.eq(0)]
         fill_p = Signal(range(B + W + 1))
         m.d.comb += fill_p.eq(fill + Mux(staged, W, 0))
+        if E:
+            fill_e = Signal(range(B + W + 1))
+            m.d.comb += fill_e.eq(Mux(esc_hit, fill_p - E, fill_p))
+        else:
+            fill_e = fill_p
         fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
         for ln in range(L + 1):
-            m.d.comb += fill_c[ln].eq(fill_p - Mux(rsel, ln + R, ln))
+            m.d.comb += fill_c[ln].eq(fill_e - Mux(rsel, ln + R, ln))
         fill_n = shift_select(fill_p, fill_c)
         m.d.sync += fill.eq(fill_n[:len(fill)])
         with m.If(pop):
@@ -360,11 +384,13 @@ class LaneDecoder(wiring.Component):
         # ---- stage 1: registered window and length; the bit-length checks of the symbol
         m.d.sync += [
             s1_valid.eq(emit | emit_zero),
-            s1.win.eq(buf[B - L - R:]),
+            s1.win.eq(buf[B - L - E - R:]),
             s1.onehot.eq(onehot),
             s1.mode.eq(d.mode), s1.r.eq(r), s1.ebits.eq(d.ebits), s1.bank.eq(bank),
             s1.zero.eq(emit_zero), s1.dec.eq(emit), s1.first.eq(is_first), s1.last.eq(n_left == 1),
         ]
+        if E:
+            m.d.sync += s1.esc.eq(esc_hit)
         # Does the symbol end inside the lane's declared bit length (within), exactly at it (exact)?
         # Per length from the registered count (its low 6 bits and "64 or more"), then one AND-OR.
         # ``late``: a symbol of this block ran past the bit length; the loop may have decoded one
@@ -375,13 +401,18 @@ class LaneDecoder(wiring.Component):
         lo = bits_left[:6]
         within = Signal()
         exact = Signal()
-        cons = Signal(range(L + R + 1))
+        cons = Signal(range(L + E + R + 1))
+
+        def by_len(f):
+            """``f(k)`` for the symbol's bit count ``k`` = length (+ R) (+ ESCAPE_BITS), per length."""
+            def one(ln):
+                v = Mux(s1_rsel, f(ln + R), f(ln))
+                return Mux(s1.esc, Mux(s1_rsel, f(ln + E + R), f(ln + E)), v) if E else v
+            return [one(ln) for ln in range(L + 1)]
         m.d.comb += [
-            within.eq(_onehot_mux(oh, [hi_nz | Mux(s1_rsel, _at_least(lo, ln + R), _at_least(lo, ln))
-                                       for ln in range(L + 1)])),
-            exact.eq(_onehot_mux(oh, [~hi_nz & Mux(s1_rsel, lo == ln + R, lo == ln)
-                                      for ln in range(L + 1)])),
-            cons.eq(_onehot_mux(oh, [Mux(s1_rsel, ln + R, ln) for ln in range(L + 1)])),
+            within.eq(_onehot_mux(oh, [hi_nz | v for v in by_len(lambda k: _at_least(lo, k))])),
+            exact.eq(_onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
+            cons.eq(_onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = s1_valid & s1.dec & ~late
         trunc = Signal()
@@ -404,12 +435,18 @@ class LaneDecoder(wiring.Component):
         rawtop = Signal(max(R, 1))
         oh = s1.onehot
         m.d.comb += [
-            code.eq(_onehot_mux(oh, [Const(0, L)] + [s1.win[R:][L - ln:] for ln in range(1, L + 1)])),
+            code.eq(_onehot_mux(oh, [Const(0, L)] + [s1.win[E + R:][L - ln:] for ln in range(1, L + 1)])),
             offset.eq(_onehot_mux(oh, [Const(0, 9)] + [
                 Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
         ]
         if R:
-            m.d.comb += rawtop.eq(_onehot_mux(oh, [(s1.win << ln)[L:L + R] for ln in range(L + 1)]))
+            # the raw field follows the code (and the escaped symbol's bits)
+            win_r = Mux(s1.esc, s1.win, s1.win >> E) if E else s1.win
+            m.d.comb += rawtop.eq(_onehot_mux(oh, [(win_r << ln)[L:L + R] for ln in range(L + 1)]))
+        if E:
+            esym = Signal(8)
+            m.d.comb += esym.eq(_onehot_mux(oh, [(s1.win << ln)[L + R:L + R + E] for ln in range(L + 1)]))
+            m.d.sync += [s2.esc.eq(s1.esc), s2.esym.eq(esym)]
         m.d.comb += index.eq(code + offset)
         m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
         m.d.sync += [
@@ -419,7 +456,8 @@ class LaneDecoder(wiring.Component):
             s2.first.eq(s1.first), s2.last.eq(s1.last),
         ]
         # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
-        value = place_symbol(rport.data, *compose_parts(m, s2.r == 0, s2.mode, s2.raw, s2.ebits, R), R)
+        sym = Mux(s2.esc, s2.esym, rport.data) if E else rport.data
+        value = place_symbol(sym, *compose_parts(m, s2.r == 0, s2.mode, s2.raw, s2.ebits, R), R)
         item = Signal(item_layout)
         m.d.comb += [
             item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last),

@@ -6,7 +6,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
-from ..params import check_int
+from ..params import check_bool, check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
@@ -72,6 +72,10 @@ class CSlowLaneDecoder(wiring.Component):
         L, 8 to 16.
     raw_bits : int
         R, 0 to 8.
+    escape : bool
+        Decode escape codes (as :class:`~hw.huffman.lane.LaneDecoder`): the escape code's masked
+        compare runs in stage A beside the length compares and adds ESCAPE_BITS to the shift amount
+        (amounts 0 .. L + 8 + R).
 
     Raises
     ------
@@ -79,17 +83,19 @@ class CSlowLaneDecoder(wiring.Component):
         If ``max_len`` or ``raw_bits`` is out of range.
     """
 
-    def __init__(self, max_len=16, raw_bits=8):
+    def __init__(self, max_len=16, raw_bits=8, escape=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
-        super().__init__(lane_members(self._L, self._R, contexts=2))
+        self._escape = check_bool("escape", escape)
+        super().__init__(lane_members(self._L, self._R, contexts=2, escape=self._escape))
 
     def elaborate(self, platform):
         m = Module()
         L, R, W = self._L, self._R, spec.WORD
-        B = buffer_bits(L, R)
+        E = spec.ESCAPE_BITS if self._escape else 0     # bits an escape code adds to a symbol
+        B = buffer_bits(L, R, self._escape)
         QDEPTH = 4
-        S = L + R                     # largest shift amount
+        S = L + E + R                 # largest shift amount
 
         def creg(shape, init=None, name=None):
             """A per-context register pair ``(x, x_n)``: logic reads ``x`` and writes ``x_n``
@@ -131,8 +137,8 @@ class CSlowLaneDecoder(wiring.Component):
         stage, stage_n = creg(W, name="stage")
         staged, staged_n = creg(1, name="staged")
         s1_layout = data.StructLayout({
-            "valid": 1, "win": L + R, "onehot": L + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
-            "zero": 1, "dec": 1, "first": 1, "last": 1})
+            "valid": 1, "win": L + E + R, "onehot": L + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
+            "zero": 1, "dec": 1, "first": 1, "last": 1, **({"esc": 1} if E else {})})
         # stage 2 holds the value's parts that do not depend on the symbol (``low``, ``place``: see
         # ``compose_parts``; zero for a value that goes out as 0), so the symbol's read data reaches
         # the queue through one level of AND-OR
@@ -181,6 +187,13 @@ class CSlowLaneDecoder(wiring.Component):
         lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
             m.d.sync += lim[ln].eq(Mux(bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
+        if E:                          # the escape code of the bank, registered the same way
+            esc_on = Signal()
+            esc_mask = Signal(L)
+            esc_code = Signal(L)
+            m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
+                         esc_mask.eq(Mux(bank, self.i_esc_mask[1], self.i_esc_mask[0])),
+                         esc_code.eq(Mux(bank, self.i_esc_code[1], self.i_esc_code[0]))]
 
         # ---- stage A: from the next context's registers (``*_n``), registered
         # "running" and "the queue has room" reach stage A as single flip-flops:
@@ -204,6 +217,9 @@ class CSlowLaneDecoder(wiring.Component):
         for ln in range(1, L + 1):
             m.d.comb += onehot[ln].eq(~raw_mode_n & lt[ln] & ~lt[ln - 1])
         invalid_a = ~raw_mode_n & ~lt[L]
+        esc_a = Signal()               # the window starts with the escape code
+        if E:
+            m.d.comb += esc_a.eq(~raw_mode_n & esc_on & ((win & esc_mask) == esc_code))
         # "enough bits for a symbol": ``fill >= L + r`` is a register of its own (``ready_n``), computed
         # in stage B from per-amount compares registered in stage A (``ge_q``), so the step decision
         # starts from flip-flops
@@ -216,10 +232,14 @@ class CSlowLaneDecoder(wiring.Component):
         sel_a = Signal(S + 1)          # one-hot shift amount l + r (amount 0 also when not stepping)
         for s in range(S + 1):
             terms = []
-            if s <= L:
-                terms.append(~rsel_n & onehot[s])
-            if R and s >= R:
-                terms.append(rsel_n & onehot[s - R])
+            for e, hit in ((0, ~esc_a), (E, esc_a)) if E else ((0, None),):
+                plain, raw = ~rsel_n, rsel_n
+                if hit is not None:
+                    plain, raw = plain & hit, raw & hit
+                if e <= s <= L + e:
+                    terms.append(plain & onehot[s - e])
+                if R and s >= R + e and s - R - e <= L:
+                    terms.append(raw & onehot[s - R - e])
             t = _tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
             m.d.comb += sel_a[s].eq((step_a & t) | (~step_a if s == 0 else 0))
         # the staged word (zero if none: ``stage_n`` is written 0 then) placed behind the valid bits
@@ -231,11 +251,12 @@ class CSlowLaneDecoder(wiring.Component):
         fill_pa = Signal(range(B + W + 1))
         m.d.comb += fill_pa.eq(fill_n + Mux(staged_n, W, 0))
         for s in range(S + 1):
-            m.d.comb += ge_a[s].eq(Mux(rsel_n, fill_pa >= L + R + s, fill_pa >= L + s))
+            m.d.comb += ge_a[s].eq(Mux(rsel_n, fill_pa >= L + E + R + s, fill_pa >= L + E + s))
         ge_q = Signal(S + 1)
         m.d.sync += ge_q.eq(ge_a)
         sel_q = Signal(S + 1, init=1)
         oh_q = Signal(L + 1)          # the one-hot code length of a step (0 if none)
+        esc_q = Signal()              # the step's code is the escape
         bufm_q = Signal(B)
         fill_p_q = Signal(range(B + W + 1))
         step_q = Signal()
@@ -243,6 +264,7 @@ class CSlowLaneDecoder(wiring.Component):
         emit_zero_q = Signal()
         m.d.sync += [
             sel_q.eq(sel_a), oh_q.eq(Mux(step_a, onehot, 0)), bufm_q.eq(bufm_a),
+            *([esc_q.eq(step_a & esc_a)] if E else []),
             fill_p_q.eq(fill_pa),
             step_q.eq(step_a), invalid_q.eq(invalid_a),
             emit_zero_q.eq(emit_zero_a),
@@ -309,11 +331,13 @@ class CSlowLaneDecoder(wiring.Component):
         # ---- stage 1 (rotating): registered window and length; the bit-length checks
         m.d.sync += [
             s1_n.valid.eq(out_q),
-            s1_n.win.eq(buf[B - L - R:]),
+            s1_n.win.eq(buf[B - L - E - R:]),
             s1_n.onehot.eq(oh_q),
             s1_n.mode.eq(d.mode), s1_n.rsel.eq(rsel), s1_n.ebits.eq(d.ebits), s1_n.bank.eq(bank),
             s1_n.zero.eq(emit_zero), s1_n.dec.eq(emit), s1_n.first.eq(is_first), s1_n.last.eq(n_left == 1),
         ]
+        if E:
+            m.d.sync += s1_n.esc.eq(esc_q)
         # the one-hot is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the
         # consumed count per amount are the same checks as the one-cycle lane's
         # Stage A1: what stage 1 needs from the one-hot amount (bit-length checks, the code, its
@@ -328,14 +352,19 @@ class CSlowLaneDecoder(wiring.Component):
         cons_q = Signal(range(S + 1))
         rawtop_q = Signal(max(R, 1))
         rs = s1_n.rsel
+
+        def by_len(f):
+            """``f(k)`` for the symbol's bit count ``k`` = length (+ R) (+ ESCAPE_BITS), per length."""
+            def one(ln):
+                v = Mux(rs, f(ln + R), f(ln))
+                return Mux(s1_n.esc, Mux(rs, f(ln + E + R), f(ln + E)), v) if E else v
+            return [one(ln) for ln in range(L + 1)]
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
         m.d.sync += [
-            within_q.eq((hi_nz & oh.any())
-                        | _onehot_mux(oh, [Mux(rs, _at_least(lo, ln + R), _at_least(lo, ln))
-                                           for ln in range(L + 1)])),
-            exact_terms_q.eq(Cat(*(oh[ln] & Mux(rs, lo == ln + R, lo == ln) for ln in range(L + 1)))),
+            within_q.eq((hi_nz & oh.any()) | _onehot_mux(oh, by_len(lambda k: _at_least(lo, k)))),
+            exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
             short_q.eq(~hi_nz),
-            cons_q.eq(_onehot_mux(oh, [Mux(rs, ln + R, ln) for ln in range(L + 1)])),
+            cons_q.eq(_onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = s1.valid & s1.dec & ~late
         trunc = Signal()
@@ -358,7 +387,7 @@ class CSlowLaneDecoder(wiring.Component):
         for k in range(2):
             m.d.sync += inflight[k].eq(inflight_next[k])
         # symbol index (code = the window's top l bits, l = s - r) and raw field
-        win1 = s1_n.win[R:]
+        win1 = s1_n.win[E + R:]
 
         code_a = _onehot_mux(oh, [Const(0, L)] + [win1[L - ln:] for ln in range(1, L + 1)])
         # the offset of the length: a block RAM (``bank << 4 | l``; l = 0 and lengths never written
@@ -376,12 +405,24 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.comb += orport.addr.eq(Cat(_onehot_mux(oh_q, [Const(ln, 4) for ln in range(L + 1)]), bank))
         if R:
             # the raw field follows the code: window bits below the top l bits
-            m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(s1_n.win << ln)[L:L + R] for ln in range(L + 1)]))
+            # (after the escaped symbol's bits for an escape)
+            win_r = Mux(s1_n.esc, s1_n.win, s1_n.win >> E) if E else s1_n.win
+            m.d.sync += rawtop_q.eq(_onehot_mux(oh, [(win_r << ln)[L:L + R] for ln in range(L + 1)]))
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [rport.addr.eq(index_q), rport.en.eq(1)]
         sym_d = Signal(8)              # the read data, registered: the context's next turn
-        m.d.sync += sym_d.eq(rport.data)
+        if E:
+            # an escape's symbol, from the window, along the symbol memory's read (a cycle behind
+            # stage A1 like the read address, then in the read data's cycle)
+            esym_q = Signal(8)
+            esym_d = Signal(8)
+            esc_d = Signal()
+            esyms = [(s1_n.win << ln)[L + R:L + R + E] for ln in range(L + 1)]
+            m.d.sync += [esym_q.eq(_onehot_mux(oh, esyms)), esym_d.eq(esym_q), esc_d.eq(s1.esc)]
+            m.d.sync += sym_d.eq(Mux(esc_d, esym_d, rport.data))
+        else:
+            m.d.sync += sym_d.eq(rport.data)
         low, place = compose_parts(m, ~s1.rsel, s1.mode, rawtop_q if R else Const(0, 8), s1.ebits, R)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),

@@ -163,6 +163,8 @@ def validate_table(counts, symbols, max_len, escape=False):
         raise ValueError(f"table symbols must be integers from 0 to {top}")
     if len(set(symbols)) != len(symbols):
         raise ValueError("table symbols must be distinct")
+    if escape and not _escape_placed(counts, symbols):
+        raise ValueError("the escape must be the last symbol of its length")
     code = 0
     for length, c in enumerate(counts, 1):
         if code + c > 1 << length:
@@ -249,10 +251,11 @@ def parse_table(words, max_len, escape=False):
 def check_table_words(words, max_len, escape=False):
     """``(counts, symbols)`` if the hardware table loader accepts ``words``, else ``None``.
 
-    These are exactly the loader's checks: marker, maxlen 1..``max_len``, enough words, symbol words
-    < 256 (with ``escape``: <= 256), no Kraft overflow at any length, counts summing to nsyms, CRC 0. (Unlike
-    :func:`validate_table` it does not reject repeated symbols: the hardware has no room to look for
-    them, and a repeated symbol still decodes deterministically.) Words past the table are ignored.
+    These are exactly the loader's checks: marker, maxlen 1..``max_len``, enough words, symbol words <
+    256 (with ``escape``: <= 256, a 256 at most once and last of its length), no Kraft overflow at any
+    length, counts summing to nsyms, CRC 0. (Unlike :func:`validate_table` it does not reject repeated
+    symbols: the hardware has no room to look for them, and a repeated symbol still decodes
+    deterministically.) Words past the table are ignored.
     """
     if not words or words[0] >> 13 != TABLE_MARK:
         return None
@@ -270,7 +273,24 @@ def check_table_words(words, max_len, escape=False):
         code = (code + c) << 1
     if sum(counts) != nsyms or any(s > (ESCAPE if escape else 255) for s in symbols) or crc16(words) != 0:
         return None
+    if escape and not _escape_placed(counts, symbols):
+        return None
     return list(counts), list(symbols)
+
+
+def _escape_placed(counts, symbols):
+    """The table lists :data:`ESCAPE` at most once, and only as the last symbol of its length (so a
+    decoder knows the escape code from the lengths alone: the last code of that length)."""
+    where = [i for i, s in enumerate(symbols) if s == ESCAPE]
+    if not where:
+        return True
+    ends = set()
+    end = 0
+    for c in counts:
+        end += c
+        if c:
+            ends.add(end)
+    return len(where) == 1 and where[0] + 1 in ends
 
 
 def value_width(raw_bits):

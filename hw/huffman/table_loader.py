@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
+from ..params import check_bool, check_int
 from . import spec
 from .crc import crc16_next
 
@@ -13,11 +13,13 @@ __all__ = ["TableLoader", "table_word_layout"]
 table_word_layout = data.StructLayout({"data": spec.WORD, "first": 1})
 
 
-def table_bus(max_len, *, offset_port):
+def table_bus(max_len, *, offset_port, escape=False):
     """The table the loader gives every lane, as ``{name: shape}``: the loader drives ``o_<name>``,
     a lane reads ``i_<name>`` (:func:`hw.huffman.lane.lane_members`) and the decoder connects them by
     name. ``offset_port``: include the offsets' memory write port (``off_*``, for lanes that keep the
-    offsets in a block RAM)."""
+    offsets in a block RAM). ``escape``: include the escape code per bank (``esc_on``: the table
+    has one; ``esc_mask``/``esc_code``: its length as ones and its code, both left-aligned in L bits,
+    so a window ``W`` starts with the escape code iff ``W & mask == code``)."""
     L = max_len
     bus = {
         "limit": data.ArrayLayout(data.ArrayLayout(L + 1, L + 1), 2),
@@ -30,6 +32,8 @@ def table_bus(max_len, *, offset_port):
     }
     if offset_port:
         bus.update({"off_en": 1, "off_addr": 5, "off_data": 9})
+    if escape:
+        bus.update({"esc_on": 2, "esc_mask": data.ArrayLayout(L, 2), "esc_code": data.ArrayLayout(L, 2)})
     return bus
 
 
@@ -54,10 +58,18 @@ class TableLoader(wiring.Component):
     cut short by a ``first`` word, still counts as loaded (so no lane waits for it forever) but its
     bank is marked bad (``o_ok``) and ``o_err`` pulses. Words before a ``first`` word are dropped.
 
+    With ``escape``, a symbol word may be :data:`~hw.huffman.spec.ESCAPE` (256), at most once and
+    only as the last symbol of its length (as :func:`hw.huffman.spec.check_table_words` with
+    ``escape``); the loader then gives the escape code per bank (``o_esc_*``, see :func:`table_bus`),
+    set in the table's verdict cycle. The symbol memory gets 0 at the escape's index (never read as
+    a symbol: the lane takes the symbol from the stream).
+
     Parameters
     ----------
     max_len : int
         L, 8 to 16.
+    escape : bool
+        Accept an escape code (default False: a symbol word 256 fails the table).
 
     Members
     -------
@@ -92,13 +104,15 @@ class TableLoader(wiring.Component):
         If ``max_len`` is outside 8..16.
     """
 
-    def __init__(self, max_len=16):
+    def __init__(self, max_len=16, escape=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
+        self._escape = check_bool("escape", escape)
         L = self._L
         super().__init__({
             "i_table": In(stream.Signature(table_word_layout)),
             "i_permit": In(1),
-            **{f"o_{name}": Out(shape) for name, shape in table_bus(L, offset_port=True).items()},
+            **{f"o_{name}": Out(shape)
+               for name, shape in table_bus(L, offset_port=True, escape=self._escape).items()},
             "o_count_m1": Out(8, init=0xFF),
             "o_two": Out(1),
             "o_err": Out(1),
@@ -214,7 +228,10 @@ class TableLoader(wiring.Component):
         # a table fails early: bad head, or cut short by a ``first`` word (the new table waits in IDLE)
         fail = ((st["IDLE"] & start & ~head_ok) | (st["COUNTS"] & need & cut)
                 | ((st["SYMS"] | st["CRC"]) & cut))
-        m.d.sync += [fin.eq(fail | st["VERDICT"]), fin_ok.eq(st["VERDICT"] & ok_q)]
+        verdict_ok = st["VERDICT"] & ok_q
+        if self._escape:
+            verdict_ok = verdict_ok & self._escape_check(m, st, word, take, bank, index)
+        m.d.sync += [fin.eq(fail | st["VERDICT"]), fin_ok.eq(verdict_ok)]
         # "a word that is not ``first`` is taken" in COUNTS (with ``need``), SYMS or CRC: a register of
         # its own (``acc``, from the next state), so the input's ready and the CRC enable are one
         # AND-OR of registers and the head word's ``first``
@@ -266,6 +283,52 @@ class TableLoader(wiring.Component):
             ]
         with m.If(st["SYMS"] & take):
             m.d.sync += [index.eq(index + 1), left.eq(left - 1), last.eq(left == 2)]
-            with m.If(word[8:].any()):
+            word_bad = word[8:].any()
+            if self._escape:
+                word_bad = word[9:].any() | (word[8] & word[:8].any())
+            with m.If(word_bad):
                 m.d.sync += bad.eq(1)
         return m
+
+    def _escape_check(self, m, st, word, take, bank, index):
+        """The escape code of the table being loaded: its index (a second escape fails the table),
+        and per length whether the escape is that length's last symbol (a register computed every
+        cycle from the bank's limits and offsets, complete in VERDICT: the limits are written while
+        the symbols load). Returns "the escape, if any, is the last symbol of a length"; sets the
+        bank's ``o_esc_*`` in VERDICT."""
+        L = self._L
+        esc_seen = Signal()
+        esc_end = Signal(9)            # escape's index + 1
+        second = Signal()
+        with m.If(st["IDLE"]):
+            m.d.sync += [esc_seen.eq(0), second.eq(0)]
+        with m.If(st["SYMS"] & take & (word == spec.ESCAPE)):
+            m.d.sync += [esc_seen.eq(1), esc_end.eq(index + 1), second.eq(esc_seen)]
+        lim = [Mux(bank, self.o_limit[1][ln], self.o_limit[0][ln]) for ln in range(L + 1)]
+        off = [Mux(bank, self.o_offset[1][ln], self.o_offset[0][ln]) for ln in range(L + 1)]
+        match_q = Signal(L + 1)        # the escape is the last symbol of length l (l >= 1)
+        for ln in range(1, L + 1):
+            prev = (lim[ln - 1][:ln] << 1) if ln > 1 else Const(0, 2)
+            nonempty = lim[ln][:ln + 1] != prev
+            # base[l] + count[l] == offset[l] + limit[l] (mod 512): the index after length l's last
+            m.d.sync += match_q[ln].eq(nonempty & ((off[ln] + lim[ln][:ln + 1])[:9] == esc_end))
+        mask = Signal(L)
+        code = Signal(L)
+        m.d.comb += [
+            mask.eq(_onehot_or(match_q, [Const(((1 << ln) - 1) << (L - ln), L) for ln in range(L + 1)])),
+            code.eq(_onehot_or(match_q, [Const(0, L)] + [((lim[ln][:ln + 1] - 1)[:ln] << (L - ln))[:L]
+                                                         for ln in range(1, L + 1)])),
+        ]
+        with m.If(st["VERDICT"]):
+            m.d.sync += [self.o_esc_on.bit_select(bank, 1).eq(esc_seen),
+                         self.o_esc_mask[bank].eq(mask), self.o_esc_code[bank].eq(code)]
+        return ~second & (~esc_seen | match_q.any())
+
+
+def _onehot_or(onehot, values):
+    """``values[i]`` for the set bits ``i`` of ``onehot``, OR'd."""
+    terms = [Mux(onehot[i], v, 0) for i, v in enumerate(values)]
+    acc = terms[0]
+    for t in terms[1:]:
+        acc = acc | t
+    return acc
