@@ -170,3 +170,23 @@ def test_random_count_vectors_match_the_format_check(max_len, n_tables):
     mismatches = [(i, tables[i][1:1 + ((tables[i][0] >> 8) & 0x1F)], got[i][0], want[i][0])
                   for i in range(len(tables)) if got[i] != want[i]]
     assert not mismatches, f"{len(mismatches)} verdicts differ (index, counts, rtl, golden): {mismatches[:3]}"
+
+
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_every_block_on_a_rejected_table_is_zeroed(contexts):
+    """A lane keeps its table from block to block while the parity stays the same: every such block
+    on a rejected table is flagged and zeroed (golden), not only the first one after the load."""
+    rng = random.Random(5)
+    values = [rng.randrange(4) for _ in range(16)]
+    good = g.build_table(values, MAX_LEN)
+    bad = table_words(LARGE_COUNTS["three_large"], 4, rng)
+    bad[1 + 3:1 + 3 + 4] = good[1]
+    bad[-1] = spec.crc16(bad[:-1])
+    n_lanes = contexts                              # one hardware lane serving `contexts` format lanes
+    blocks = []
+    for _ in range(3):
+        blocks += g.encode_block(values, n_lanes=n_lanes, mode=spec.MODE_INT, parity=0, table=good)[0]
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, contexts=contexts)
+    res, ref = check_against_golden(dut, blocks, g.table_stream([bad]), stall=0.2, seed=5)
+    assert [b["err"] for b in ref] == [True, True, True]
+    assert res["errors"] == spec.ERR_TABLE

@@ -487,6 +487,10 @@ class LaneDecoder(wiring.Component):
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
                         m.next = "RUN"
                     with m.Elif(has_tab & (desc.parity == self.o_tab[0])):
+                        # Keeping the table: a rejected one zeroes this block too, not only the
+                        # first block after its load.
+                        with m.If(~self.i_ok.bit_select(self.o_tab[0], 1)):
+                            m.d.sync += [zeroing.eq(1), blk_err.eq(1), check_crc.eq(0)]
                         m.next = "RUN"
                     with m.Else():
                         m.next = "TABLE"

@@ -486,6 +486,9 @@ class CSlowLaneDecoder(wiring.Component):
                         m.d.sync += state_n.eq(_RUN)
                         m.d.comb += run_next.eq(1)
                     with m.Elif(has_tab & (desc.parity == tab[0])):
+                        # Keeping the table: a rejected one zeroes this block too (see lane.py).
+                        with m.If(~self.i_ok.bit_select(tab[0], 1)):
+                            m.d.sync += [zeroing_n.eq(1), blk_err_n.eq(1), check_crc_n.eq(0)]
                         m.d.sync += state_n.eq(_RUN)
                         m.d.comb += run_next.eq(1)
                     with m.Else():
