@@ -179,9 +179,8 @@ async def test_escape_codes(dut):
     await tb.reset()
     rng = random.Random(5)
     values = [rng.randrange(256) if rng.random() < 0.15 else v for v in gauss(rng, tb.lanes * 150, 3)]
-    # (three blocks for the escape decoder; one for a decoder without, which zeroes only the first
-    # block of a rejected table: a lane that keeps a table by parity does not re-check it)
-    tables, beats, _ = g.encode_stream(values, n_lanes=tb.lanes, block_n=50 if tb.escape else 150,
+    # Three blocks on one table: a decoder without escapes rejects it and zeroes all three.
+    tables, beats, _ = g.encode_stream(values, n_lanes=tb.lanes, block_n=50,
                                        max_len=tb.max_len, raw_bits=tb.raw_bits, allow_raw=False,
                                        escape=True)
     assert spec.ESCAPE in spec.parse_table(tables[0], tb.max_len, escape=True)[1]
