@@ -7,7 +7,15 @@ command handlers expect them (each handler's module documents its formats).
 
 from boards.config import SIM_CONFIG, check_board
 from hw.control.gemm_handler import MAX_N_OUT
-from hw.control.hdqt_handler import MAX_READ_RESULTS, MAX_READ_WEIGHTS, result_order
+from hw.control.hdqt_handler import (
+    MAX_READ_RESULTS,
+    MAX_READ_WEIGHTS,
+    ReadSource,
+    StepFlag,
+    Tensor,
+    load_select,
+    result_order,
+)
 from hw.control.protocol import GROUP_NAMES, MAX_PAYLOAD, MAX_REPLY, Cmd
 from hw.control.stdp_handler import word_bytes
 from hw.hdqt.spec import LayerConfig
@@ -191,7 +199,7 @@ class Accelerator:
     def hdqt_load(self, tensor, values, *, x_unsigned=True):
         """Load ``values`` (int16, row-major, the whole tensor) into ``tensor`` ("x", "w" or "dy")."""
         self._need("hdqt")
-        sel = {"x": 0, "w": 1, "dy": 2}[tensor] | (0x80 if x_unsigned else 0)
+        sel = load_select(Tensor[tensor.upper()], x_unsigned)
         vals = [int(v) for v in values]
         per = (MAX_PAYLOAD - 3) // 2
         for i in range(0, len(vals), per):
@@ -203,12 +211,12 @@ class Accelerator:
     def hdqt_read(self, what, count):
         """Read ``count`` results (``what`` = "results", int32) or master weights ("w", int16)."""
         self._need("hdqt")
-        w = what == "w"
-        per, size = (MAX_READ_WEIGHTS, 2) if w else (MAX_READ_RESULTS, 4)
+        source = ReadSource.W if what == "w" else ReadSource.RESULTS
+        per, size = (MAX_READ_WEIGHTS, 2) if source is ReadSource.W else (MAX_READ_RESULTS, 4)
         out = []
         for i in range(0, count, per):
             n = min(per, count - i)
-            reply = self.driver.command(Cmd.HDQT_READ, bytes([int(w)]) + i.to_bytes(2, "little")
+            reply = self.driver.command(Cmd.HDQT_READ, bytes([source.value]) + i.to_bytes(2, "little")
                                         + n.to_bytes(2, "little"))
             out += [int.from_bytes(reply[j:j + size], "little", signed=True)
                     for j in range(0, len(reply), size)]
@@ -241,5 +249,6 @@ class Accelerator:
             (y if t == 0 else dx)[r][c] = v
         wv = self.hdqt_read("w", O * K)
         return {"y": y, "dx": dx, "w": [wv[o * K:(o + 1) * K] for o in range(O)],
-                "shifts": tuple(reply[:6]), "w_saturated": bool(reply[6] & 1),
-                "mac_overflow": bool(reply[6] & 2), "cycles": int.from_bytes(reply[7:11], "little")}
+                "shifts": tuple(reply[:6]), "w_saturated": StepFlag.W_SATURATED in StepFlag(reply[6]),
+                "mac_overflow": StepFlag.MAC_OVERFLOW in StepFlag(reply[6]),
+                "cycles": int.from_bytes(reply[7:11], "little")}

@@ -27,23 +27,48 @@ latency — well below the UART time of the reply for every size that fits a fra
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import Out
 
 from ..huffman.decoder import HuffmanDecoder
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
 from ..params import check_bool, check_choice, check_int, check_pow2
-from .handler import HandlerSignature
+from .handler import Handler, finish_command, send_low_byte, start_command
 from .protocol import Cmd, Status
 
 __all__ = ["GEMMHandler", "MAX_N_OUT"]
 
 MAX_N_OUT = 128  # 4-byte results in a 512-byte reply
+GEMM_HEADER_BYTES = 6
 
 
-class GEMMHandler(wiring.Component):
+class _Registers:
+    """The handler's registers: weight write pointer, the command's fields and the GEMM walk."""
+
+    def __init__(self, max_weights, cols):
+        C = cols
+        self.wptr = Signal(range(max_weights + 1))
+        self.count = Signal(16)
+        self.lo = Signal(8)
+        self.status = Signal(8)
+        self.saw_last = Signal()
+        self.block_err = Signal()
+        self.err = Signal()                 # sticky: a block error or weight memory overflow
+        self.n_out = Signal(16)
+        self.k = Signal(16)
+        self.wbase = Signal(16)
+        self.n0 = Signal(16)                # first output of the current tile
+        self.tile_base = Signal(24)         # wbase + n0 * k
+        self.j = Signal(16)                 # beat index
+        self.c = Signal(range(C + 1))       # column being gathered / result being sent
+        self.waddr = Signal(24)
+        self.wbeat = Signal(8 * C)
+        self.act = Signal(8)
+        self.res = Signal(32 * C)
+        self.nbyte = Signal(2)
+
+
+class GEMMHandler(Handler):
     """The GEMM command group (see the module docstring).
 
     Parameters
@@ -66,17 +91,11 @@ class GEMMHandler(wiring.Component):
     primitives : bool
         DSP backends: vendor primitives (synthesis) or behavioural models (simulation).
 
-    Members
-    -------
-    bus : Out(HandlerSignature())
-
     Raises
     ------
     ValueError
         If a parameter is out of range.
     """
-
-    bus: Out(HandlerSignature())
 
     def __init__(self, *, max_weights=4096, max_k=256, cols=4, acc_width=24, max_len=12, fifo_depth=16,
                  backend="lut", primitives=True):
@@ -103,183 +122,181 @@ class GEMMHandler(wiring.Component):
         w_wr, w_rd = wmem.write_port(), wmem.read_port()
         a_wr, a_rd = amem.write_port(), amem.read_port()
         bus = self.bus
+        r = _Registers(self.max_weights, C)
 
-        wptr = Signal(range(self.max_weights + 1))
-        count = Signal(16)
-        lo = Signal(8)
-        status = Signal(8)
-        saw_last = Signal()
-        block_err = Signal()
-        err = Signal()                 # sticky: a block error or weight memory overflow
-        n_out = Signal(16)
-        k = Signal(16)
-        wbase = Signal(16)
-        n0 = Signal(16)                # first output of the current tile
-        tile_base = Signal(24)         # wbase + n0 * k
-        j = Signal(16)                 # beat index
-        c = Signal(range(C + 1))       # column being gathered / result being sent
-        waddr = Signal(24)
-        wbeat = Signal(8 * C)
-        act = Signal(8)
-        res = Signal(32 * C)
-        nbyte = Signal(2)
+        m.d.comb += bus.error.eq(r.err)
+        self._store_weights(m, dec, w_wr, r)
 
-        m.d.comb += bus.error.eq(err)
-        more = count != bus.length
-        take = bus.i_data.valid & bus.i_data.ready
-
-        # Decoded weights go straight into the weight memory.
-        m.d.comb += [dec.o_data.ready.eq(1), w_wr.addr.eq(wptr), w_wr.data.eq(dec.o_data.payload.data[0])]
-        with m.If(dec.o_data.valid):
-            with m.If(wptr == self.max_weights):
-                m.d.sync += [err.eq(1), block_err.eq(1)]
-            with m.Else():
-                m.d.comb += w_wr.en.eq(1)
-                m.d.sync += wptr.eq(wptr + 1)
-            with m.If(dec.o_data.payload.last):
-                m.d.sync += saw_last.eq(1)
-                with m.If(dec.o_data.payload.err):
-                    m.d.sync += [err.eq(1), block_err.eq(1)]
+        def new_model():
+            # A new model: the decoder forgets its tables, so this one is table 0 (parity 0, as the
+            # host encodes its blocks).
+            m.d.comb += dec.i_clear.eq(1)
+            m.d.sync += r.wptr.eq(0)
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(bus.start):
-                    m.d.sync += [count.eq(0), status.eq(Status.OK), saw_last.eq(0), block_err.eq(0)]
-                    with m.Switch(bus.cmd):
-                        with m.Case(Cmd.LOAD_HUFFMAN):
-                            # A new model: the decoder forgets its tables, so this one is table 0
-                            # (parity 0, as the host encodes its blocks).
-                            m.d.comb += dec.i_clear.eq(1)
-                            m.d.sync += wptr.eq(0)
-                            m.next = "WORDS"
-                        with m.Case(Cmd.LOAD_WEIGHTS):
-                            m.next = "WORDS"
-                        with m.Case(Cmd.GEMM):
-                            m.next = "GEMM_HDR"
-                        with m.Default():
-                            m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                            m.next = "DONE"
-
-            # 16-bit words to the decoder's table or data stream; the first word is marked first.
-            with m.State("WORDS"):
-                is_table = bus.cmd == Cmd.LOAD_HUFFMAN
-                word = lo | (bus.i_data.payload << 8)
-                first = count == 1
-                with m.If(bus.length[0] | (bus.length == 0)):
-                    m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Elif(~more):
-                    with m.If(is_table):
-                        m.next = "DONE"
-                    with m.Else():
-                        m.next = "WAIT_BLOCK"
-                with m.Elif(~count[0]):
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [lo.eq(bus.i_data.payload), count.eq(count + 1)]
-                with m.Else():
-                    # Second byte: offer the word, take the byte when the decoder takes the word.
-                    with m.If(is_table):
-                        m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
-                                     dec.i_table.payload.data.eq(word), dec.i_table.payload.first.eq(first),
-                                     bus.i_data.ready.eq(dec.i_table.ready)]
-                    with m.Else():
-                        m.d.comb += [dec.i_data.valid.eq(bus.i_data.valid),
-                                     dec.i_data.payload.data[0].eq(word), dec.i_data.payload.first.eq(first),
-                                     bus.i_data.ready.eq(dec.i_data.ready)]
-                    with m.If(take):
-                        m.d.sync += count.eq(count + 1)
-            with m.State("WAIT_BLOCK"):
-                with m.If(saw_last):
-                    with m.If(block_err):
-                        m.d.sync += status.eq(Status.ERR_BLOCK)
-                    m.next = "DONE"
-
-            with m.State("GEMM_HDR"):
-                with m.If(bus.length < 7):
-                    m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Elif(count == 6):
-                    bad = ((n_out == 0) | (n_out > MAX_N_OUT) | (k == 0) | (k > self.max_k)
-                           | (bus.length != 6 + k))
-                    with m.If(bad):
-                        m.d.sync += status.eq(Status.ERR_LENGTH)
-                        m.next = "DONE"
-                    with m.Else():
-                        m.next = "GEMM_ACT"
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += count.eq(count + 1)
-                        for i, (sig, sh) in enumerate(((n_out, 0), (n_out, 8), (k, 0), (k, 8),
-                                                      (wbase, 0), (wbase, 8))):
-                            with m.If(count == i):
-                                m.d.sync += sig[sh:sh + 8].eq(bus.i_data.payload)
-            with m.State("GEMM_ACT"):
-                m.d.comb += [a_wr.addr.eq(count - 6), a_wr.data.eq(bus.i_data.payload)]
-                with m.If(~more):
-                    m.d.sync += [n0.eq(0), tile_base.eq(wbase)]
-                    m.next = "TILE_CMD"
-                with m.Else():
-                    m.d.comb += [bus.i_data.ready.eq(1), a_wr.en.eq(bus.i_data.valid)]
-                    with m.If(take):
-                        m.d.sync += count.eq(count + 1)
-
-            with m.State("TILE_CMD"):
-                m.d.comb += [arr.i_cmd.valid.eq(1), arr.i_cmd.payload.mode.eq(mac_spec.MODE_INT8),
-                             arr.i_cmd.payload.act_unsigned.eq(0), arr.i_cmd.payload.tile_sat.eq(0),
-                             arr.i_cmd.payload.beats_m1.eq(k - 1)]
-                with m.If(arr.i_cmd.ready):
-                    m.d.sync += j.eq(0)
-                    m.next = "BEAT_START"
-            with m.State("BEAT_START"):
-                m.d.comb += a_rd.addr.eq(j)
-                m.d.sync += [c.eq(0), waddr.eq(tile_base + j)]
-                m.next = "WREAD"
-            with m.State("WREAD"):
-                with m.If(c == 0):
-                    m.d.sync += act.eq(a_rd.data)
-                m.d.comb += w_rd.addr.eq(waddr)
-                m.next = "WLATCH"
-            with m.State("WLATCH"):
-                valid_col = n0 + c < n_out
-                m.d.sync += [wbeat.eq((wbeat >> 8) | ((w_rd.data & valid_col.replicate(8)) << (8 * C - 8))),
-                             waddr.eq(waddr + k), c.eq(c + 1)]
-                with m.If(c == C - 1):
-                    m.next = "BEAT"
-                with m.Else():
-                    m.next = "WREAD"
-            with m.State("BEAT"):
-                m.d.comb += [arr.i_act.valid.eq(1), arr.i_act.payload.eq(act),
-                             arr.i_wgt.valid.eq(1), arr.i_wgt.payload.eq(wbeat)]
-                with m.If(arr.i_act.ready):
-                    m.d.sync += j.eq(j + 1)
-                    with m.If(j + 1 == k):
-                        m.next = "RESULT"
-                    with m.Else():
-                        m.next = "BEAT_START"
-            with m.State("RESULT"):
-                m.d.comb += arr.o_res.ready.eq(1)
-                with m.If(arr.o_res.valid):
-                    m.d.sync += [c.eq(0), nbyte.eq(0)]
-                    # Signed accumulators sign-extend into their 32-bit reply fields.
-                    m.d.sync += [res[32 * i:32 * i + 32].eq(arr.o_res.payload.data[i]) for i in range(C)]
-                    m.next = "SEND"
+                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "WORDS", new_model),
+                                                  ((Cmd.LOAD_WEIGHTS,), "WORDS", None),
+                                                  ((Cmd.GEMM,), "GEMM_HDR", None)],
+                              on_start=[r.count.eq(0), r.status.eq(Status.OK), r.saw_last.eq(0),
+                                        r.block_err.eq(0)])
+            self._load_words(m, dec, r)
+            self._gemm_input(m, a_wr, r)
+            self._tiles(m, arr, a_rd, w_rd, r)
             with m.State("SEND"):
-                with m.If((c == C) | (n0 + c >= n_out)):
-                    m.d.sync += [n0.eq(n0 + C), tile_base.eq(tile_base + (k << (C.bit_length() - 1)))]
-                    with m.If(n0 + C >= n_out):
-                        m.next = "DONE"
-                    with m.Else():
-                        m.next = "TILE_CMD"
-                with m.Else():
-                    m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(res[:8])]
-                    with m.If(bus.o_data.ready):
-                        m.d.sync += [res.eq(res >> 8), nbyte.eq(nbyte + 1)]
-                        with m.If(nbyte == 3):
-                            m.d.sync += c.eq(c + 1)
-
+                self._send(m, r)
             with m.State("DONE"):
-                m.d.comb += [bus.done.eq(1), bus.status.eq(status)]
-                m.next = "IDLE"
+                finish_command(m, bus, r.status)
         return m
+
+    def _store_weights(self, m, dec, w_wr, r):
+        """Decoded weights go straight into the weight memory; overflow or a flagged block sets
+        ``block_err`` and the sticky ``err``."""
+        m.d.comb += [dec.o_data.ready.eq(1), w_wr.addr.eq(r.wptr), w_wr.data.eq(dec.o_data.payload.data[0])]
+        with m.If(dec.o_data.valid):
+            with m.If(r.wptr == self.max_weights):
+                m.d.sync += [r.err.eq(1), r.block_err.eq(1)]
+            with m.Else():
+                m.d.comb += w_wr.en.eq(1)
+                m.d.sync += r.wptr.eq(r.wptr + 1)
+            with m.If(dec.o_data.payload.last):
+                m.d.sync += r.saw_last.eq(1)
+                with m.If(dec.o_data.payload.err):
+                    m.d.sync += [r.err.eq(1), r.block_err.eq(1)]
+
+    def _load_words(self, m, dec, r):
+        """``WORDS``: 16-bit words to the decoder's table or data stream (the first word is marked
+        first); ``WAIT_BLOCK``: a data block's last decoded value, then its verdict."""
+        bus = self.bus
+        more = r.count != bus.length
+        take = bus.i_data.valid & bus.i_data.ready
+        with m.State("WORDS"):
+            is_table = bus.cmd == Cmd.LOAD_HUFFMAN
+            word = r.lo | (bus.i_data.payload << 8)
+            first = r.count == 1
+            with m.If(bus.length[0] | (bus.length == 0)):
+                m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                m.next = "DONE"
+            with m.Elif(~more):
+                with m.If(is_table):
+                    m.next = "DONE"
+                with m.Else():
+                    m.next = "WAIT_BLOCK"
+            with m.Elif(~r.count[0]):
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [r.lo.eq(bus.i_data.payload), r.count.eq(r.count + 1)]
+            with m.Else():
+                # Second byte: offer the word, take the byte when the decoder takes the word.
+                with m.If(is_table):
+                    m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
+                                 dec.i_table.payload.data.eq(word), dec.i_table.payload.first.eq(first),
+                                 bus.i_data.ready.eq(dec.i_table.ready)]
+                with m.Else():
+                    m.d.comb += [dec.i_data.valid.eq(bus.i_data.valid),
+                                 dec.i_data.payload.data[0].eq(word), dec.i_data.payload.first.eq(first),
+                                 bus.i_data.ready.eq(dec.i_data.ready)]
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+        with m.State("WAIT_BLOCK"):
+            with m.If(r.saw_last):
+                with m.If(r.block_err):
+                    m.d.sync += r.status.eq(Status.ERR_BLOCK)
+                m.next = "DONE"
+
+    def _gemm_input(self, m, a_wr, r):
+        """``GEMM_HDR``: ``n_out``, ``k``, ``wbase`` (checked); ``GEMM_ACT``: the ``k`` activations
+        into the activation memory."""
+        bus = self.bus
+        more = r.count != bus.length
+        take = bus.i_data.valid & bus.i_data.ready
+        with m.State("GEMM_HDR"):
+            with m.If(bus.length < GEMM_HEADER_BYTES + 1):
+                m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                m.next = "DONE"
+            with m.Elif(r.count == GEMM_HEADER_BYTES):
+                bad = ((r.n_out == 0) | (r.n_out > MAX_N_OUT) | (r.k == 0) | (r.k > self.max_k)
+                       | (bus.length != GEMM_HEADER_BYTES + r.k))
+                with m.If(bad):
+                    m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                    m.next = "DONE"
+                with m.Else():
+                    m.next = "GEMM_ACT"
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+                    for i, (sig, sh) in enumerate(((r.n_out, 0), (r.n_out, 8), (r.k, 0), (r.k, 8),
+                                                  (r.wbase, 0), (r.wbase, 8))):
+                        with m.If(r.count == i):
+                            m.d.sync += sig[sh:sh + 8].eq(bus.i_data.payload)
+        with m.State("GEMM_ACT"):
+            m.d.comb += [a_wr.addr.eq(r.count - GEMM_HEADER_BYTES), a_wr.data.eq(bus.i_data.payload)]
+            with m.If(~more):
+                m.d.sync += [r.n0.eq(0), r.tile_base.eq(r.wbase)]
+                m.next = "TILE_CMD"
+            with m.Else():
+                m.d.comb += [bus.i_data.ready.eq(1), a_wr.en.eq(bus.i_data.valid)]
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+
+    def _tiles(self, m, arr, a_rd, w_rd, r):
+        """One tile of ``cols`` outputs: ``TILE_CMD`` (the array's command), per beat ``BEAT_START``,
+        ``WREAD``/``WLATCH`` per column (gather the beat's weights from the single-port weight
+        memory; columns beyond ``n_out`` are 0), ``BEAT``; then ``RESULT``."""
+        C = self.cols
+        with m.State("TILE_CMD"):
+            m.d.comb += [arr.i_cmd.valid.eq(1), arr.i_cmd.payload.mode.eq(mac_spec.MODE_INT8),
+                         arr.i_cmd.payload.act_unsigned.eq(0), arr.i_cmd.payload.tile_sat.eq(0),
+                         arr.i_cmd.payload.beats_m1.eq(r.k - 1)]
+            with m.If(arr.i_cmd.ready):
+                m.d.sync += r.j.eq(0)
+                m.next = "BEAT_START"
+        with m.State("BEAT_START"):
+            m.d.comb += a_rd.addr.eq(r.j)
+            m.d.sync += [r.c.eq(0), r.waddr.eq(r.tile_base + r.j)]
+            m.next = "WREAD"
+        with m.State("WREAD"):
+            with m.If(r.c == 0):
+                m.d.sync += r.act.eq(a_rd.data)
+            m.d.comb += w_rd.addr.eq(r.waddr)
+            m.next = "WLATCH"
+        with m.State("WLATCH"):
+            valid_col = r.n0 + r.c < r.n_out
+            m.d.sync += [r.wbeat.eq((r.wbeat >> 8) | ((w_rd.data & valid_col.replicate(8)) << (8 * C - 8))),
+                         r.waddr.eq(r.waddr + r.k), r.c.eq(r.c + 1)]
+            with m.If(r.c == C - 1):
+                m.next = "BEAT"
+            with m.Else():
+                m.next = "WREAD"
+        with m.State("BEAT"):
+            m.d.comb += [arr.i_act.valid.eq(1), arr.i_act.payload.eq(r.act),
+                         arr.i_wgt.valid.eq(1), arr.i_wgt.payload.eq(r.wbeat)]
+            with m.If(arr.i_act.ready):
+                m.d.sync += r.j.eq(r.j + 1)
+                with m.If(r.j + 1 == r.k):
+                    m.next = "RESULT"
+                with m.Else():
+                    m.next = "BEAT_START"
+        with m.State("RESULT"):
+            m.d.comb += arr.o_res.ready.eq(1)
+            with m.If(arr.o_res.valid):
+                m.d.sync += [r.c.eq(0), r.nbyte.eq(0)]
+                # Signed accumulators sign-extend into their 32-bit reply fields.
+                m.d.sync += [r.res[32 * i:32 * i + 32].eq(arr.o_res.payload.data[i]) for i in range(C)]
+                m.next = "SEND"
+
+    def _send(self, m, r):
+        """``SEND``: the tile's results (4 bytes each, outputs below ``n_out``), then the next tile
+        or ``DONE``."""
+        C = self.cols
+        with m.If((r.c == C) | (r.n0 + r.c >= r.n_out)):
+            m.d.sync += [r.n0.eq(r.n0 + C), r.tile_base.eq(r.tile_base + (r.k << (C.bit_length() - 1)))]
+            with m.If(r.n0 + C >= r.n_out):
+                m.next = "DONE"
+            with m.Else():
+                m.next = "TILE_CMD"
+        with m.Else():
+            with send_low_byte(m, self.bus, r.res, r.nbyte):
+                with m.If(r.nbyte == 3):
+                    m.d.sync += r.c.eq(r.c + 1)

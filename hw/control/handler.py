@@ -21,10 +21,15 @@ block-level error flag (bad run-time data), reported in ``STATUS`` and cleared b
 command, which also resets the handler.
 """
 
+from contextlib import contextmanager
+
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["HandlerSignature"]
+from .protocol import Status
+
+__all__ = ["HandlerSignature", "Handler", "start_command", "finish_command", "send_low_byte",
+           "capture_bytes"]
 
 
 class HandlerSignature(wiring.Signature):
@@ -41,3 +46,60 @@ class HandlerSignature(wiring.Signature):
             "status": Out(8),
             "error": Out(1),
         })
+
+
+class Handler(wiring.Component):
+    """Base of the command-group handlers: a component with one ``bus : Out(HandlerSignature())``.
+
+    The helpers below write the parts every handler's command FSM shares; each takes the
+    :class:`amaranth.hdl.Module` under construction and must be called inside the FSM state it
+    describes.
+    """
+
+    bus: Out(HandlerSignature())
+
+
+def start_command(m, bus, status, routes, on_start=()):
+    """The ``IDLE`` state: on ``bus.start``, ``on_start`` (sync statements) and ``status`` = OK, then
+    to the state of the command's route; a command of no route answers ``ERR_UNKNOWN_CMD``.
+
+    ``routes``: ``[(commands, next state, action)]``; ``action`` (or None) is called inside the
+    route's case to add statements of its own.
+    """
+    with m.If(bus.start):
+        m.d.sync += list(on_start)
+        with m.Switch(bus.cmd):
+            for cmds, state, action in routes:
+                with m.Case(*cmds):
+                    if action is not None:
+                        action()
+                    m.next = state
+            with m.Default():
+                m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
+                m.next = "DONE"
+
+
+def finish_command(m, bus, status):
+    """The ``DONE`` state: pulse ``done`` with ``status`` for one cycle, back to ``IDLE``."""
+    m.d.comb += [bus.done.eq(1), bus.status.eq(status)]
+    m.next = "IDLE"
+
+
+@contextmanager
+def send_low_byte(m, bus, value, nbyte):
+    """Offer ``value``'s low byte on ``o_data``; when it is taken, shift ``value`` right by a byte
+    and count ``nbyte`` up. The body of the ``with`` runs (in the same cycle) when the byte is taken."""
+    m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(value[:8])]
+    with m.If(bus.o_data.ready):
+        m.d.sync += [value.eq(value >> 8), nbyte.eq(nbyte + 1)]
+        yield
+
+
+def capture_bytes(m, index, byte, targets):
+    """Store header byte number ``index`` (a signal): ``targets[i]`` lists the values byte ``i``
+    is written into (sync), e.g. ``[[sel], [addr[:8]], [addr[8:]]]``."""
+    with m.Switch(index):
+        for i, dests in enumerate(targets):
+            with m.Case(i):
+                m.d.sync += [d.eq(byte) for d in dests]
+

@@ -36,57 +36,111 @@ Cycle cost: a load takes one cycle per element; the step takes the layer's cycle
 quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row.
 """
 
+from typing import NamedTuple
+
 from amaranth.hdl import Module, Signal, signed
-from amaranth.lib import wiring
+from amaranth.lib import enum
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import Out
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
-from .handler import HandlerSignature
+from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
 from .protocol import Cmd, Status
 
-__all__ = ["HDQTHandler", "result_order", "MAX_READ_RESULTS", "MAX_READ_WEIGHTS"]
+__all__ = ["HDQTHandler", "Tensor", "ReadSource", "StepFlag", "ResultSlot", "TensorSizes",
+           "result_order", "load_select", "MAX_READ_RESULTS", "MAX_READ_WEIGHTS", "STEP_REPLY_BYTES"]
 
 MAX_READ_RESULTS = 128   # 4-byte results in a 512-byte reply
 MAX_READ_WEIGHTS = 256   # 2-byte weights in a 512-byte reply
 STEP_REPLY_BYTES = 11
+X_UNSIGNED_BIT = 7       # of HDQT_LOAD's ``sel`` byte
+
+
+class Tensor(enum.Enum, shape=2):
+    """``HDQT_LOAD``'s tensor (``sel`` bits 1:0)."""
+    X = 0
+    W = 1
+    DY = 2
+
+
+class ReadSource(enum.Enum, shape=1):
+    """``HDQT_READ``'s ``what`` byte (bits 7:1 must be 0)."""
+    RESULTS = 0
+    W = 1
+
+
+class StepFlag(enum.Flag, shape=2):
+    """The flags byte of ``HDQT_STEP``'s reply."""
+    W_SATURATED = 1     # a master weight saturated (ordinary training behaviour)
+    MAC_OVERFLOW = 2    # the MAC array's wide accumulator saturated (also sets ``error``)
+
+
+class TensorSizes(NamedTuple):
+    """Elements of each loadable tensor."""
+    x: int
+    w: int
+    dy: int
+
+
+class ResultSlot(NamedTuple):
+    """Where one stored result goes: ``tensor`` 0 = Y, 1 = dX; ``row``, ``col`` within it."""
+    tensor: int
+    row: int
+    col: int
+
+
+def load_select(tensor, x_unsigned):
+    """``HDQT_LOAD``'s ``sel`` byte for a :class:`Tensor` and the ``x_unsigned`` flag."""
+    return Tensor(tensor).value | (int(bool(x_unsigned)) << X_UNSIGNED_BIT)
 
 
 def result_order(batch, k_dim, o_dim, rows, cols):
-    """Where each stored result goes: a list of ``(tensor, row, col)`` (tensor 0 = Y, 1 = dX) per
-    result-memory address, following the layer's output order (tiles ``rows x cols``, tile-row-major
-    over the output, ``rows`` result rows per tile)."""
+    """Where each stored result goes: a :class:`ResultSlot` per result-memory address, following the
+    layer's output order (tiles ``rows x cols``, tile-row-major over the output, ``rows`` result
+    rows per tile)."""
     order = []
     for tensor, n_cols in ((0, o_dim), (1, k_dim)):
         for mb in range(batch // rows):
             for nb in range(n_cols // cols):
                 for r in range(rows):
                     for c in range(cols):
-                        order.append((tensor, mb * rows + r, nb * cols + c))
+                        order.append(ResultSlot(tensor, mb * rows + r, nb * cols + c))
     return order
 
 
-class HDQTHandler(wiring.Component):
+class _Registers:
+    """The handler's registers: the command's fields, counters and the step's outcome."""
+
+    def __init__(self, n_results, cols, acc_width):
+        self.status = Signal(8)
+        self.count = Signal(16)                 # payload bytes taken / reply bytes sent
+        self.sel = Signal(8)                    # LOAD: tensor and x_unsigned; READ: what
+        self.addr = Signal(16)
+        self.num = Signal(16)
+        self.lo = Signal(8)
+        self.x_uns = Signal()
+        self.exp_base = Signal(signed(16))
+        self.cycles = Signal(32)
+        self.res_ptr = Signal(range(n_results + 1))
+        self.res_c = Signal(range(cols))
+        self.err = Signal()
+        self.shifts = Signal(48)
+        self.flags = Signal(2)                  # StepFlag bits
+        self.out = Signal(32)                   # value being sent, low byte first
+        self.nbyte = Signal(3)
+        self.width = Signal(3)                  # bytes per value being read back
+
+
+class HDQTHandler(Handler):
     """The HDQT command group (see the module docstring).
 
     Parameters
     ----------
     **params
         :class:`hw.hdqt.layer.HdqtLayer` parameters (``batch``, ``k_dim``, ``o_dim``, ``had_cap``,
-        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``).
-
-    Members
-    -------
-    bus : Out(HandlerSignature())
-
-    Raises
-    ------
-    ValueError
-        If a layer parameter is out of range.
+        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``); a bad one
+        raises the layer config's ``ValueError``.
     """
-
-    bus: Out(HandlerSignature())
 
     def __init__(self, **params):
         self._params = dict(params)
@@ -94,221 +148,212 @@ class HDQTHandler(wiring.Component):
         self.config = cfg = LayerConfig(**params)
         self.batch, self.k_dim, self.o_dim = cfg.batch, cfg.k_dim, cfg.o_dim
         self.rows, self.cols, self.acc_width = cfg.rows, cfg.cols, cfg.acc_width
-        self.sizes = (self.batch * self.k_dim, self.o_dim * self.k_dim, self.batch * self.o_dim)
+        self.sizes = TensorSizes(x=self.batch * self.k_dim, w=self.o_dim * self.k_dim,
+                                 dy=self.batch * self.o_dim)
         self.n_results = self.batch * (self.o_dim + self.k_dim)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         m.submodules.layer = layer = HdqtLayer(**self._params)
-        C = self.cols
         m.submodules.results = rmem = Memory(shape=signed(self.acc_width), depth=self.n_results, init=[])
         r_wr, r_rd = rmem.write_port(), rmem.read_port()
         bus = self.bus
+        r = _Registers(self.n_results, self.cols, self.acc_width)
 
-        status = Signal(8)
-        count = Signal(16)                 # payload bytes taken / reply bytes sent
-        sel = Signal(8)
-        addr = Signal(16)
-        num = Signal(16)
-        lo = Signal(8)
-        x_uns = Signal()
-        exp_base = Signal(signed(16))
-        cycles = Signal(32)
-        res_ptr = Signal(range(self.n_results + 1))
-        res_c = Signal(range(C))
-        err = Signal()
-        shifts = Signal(48)
-        flags = Signal(2)
-        out = Signal(32)                   # value being sent, low byte first
-        nbyte = Signal(3)
-        width = Signal(3)                  # bytes per value being read back
-        take = bus.i_data.valid & bus.i_data.ready
-
-        m.d.comb += [bus.error.eq(err), layer.i_x_unsigned.eq(x_uns), layer.i_exp_base.eq(exp_base)]
+        m.d.comb += [bus.error.eq(r.err), layer.i_x_unsigned.eq(r.x_uns), layer.i_exp_base.eq(r.exp_base)]
         with m.If(layer.o_mac_overflow):
-            m.d.sync += err.eq(1)
+            m.d.sync += r.err.eq(1)
+        self._store_results(m, layer, r_wr, r)
 
-        # Result rows into the result memory, one accumulator per cycle; the layer waits meanwhile.
-        row = layer.o_res.payload.data
-        m.d.comb += [r_wr.addr.eq(res_ptr), r_wr.data.eq(row[0])]
-        for c in range(1, C):
-            with m.If(res_c == c):
-                m.d.comb += r_wr.data.eq(row[c])
-        with m.If(layer.o_res.valid & (res_ptr < self.n_results)):
-            m.d.comb += r_wr.en.eq(1)
-            m.d.sync += res_ptr.eq(res_ptr + 1)
-            with m.If(res_c == C - 1):
-                m.d.comb += layer.o_res.ready.eq(1)
-                m.d.sync += res_c.eq(0)
-            with m.Else():
-                m.d.sync += res_c.eq(res_c + 1)
-
-        sizes = self.sizes
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(bus.start):
-                    m.d.sync += [count.eq(0), status.eq(Status.OK)]
-                    with m.Switch(bus.cmd):
-                        with m.Case(Cmd.HDQT_LOAD):
-                            m.next = "HDR"
-                        with m.Case(Cmd.HDQT_STEP):
-                            m.next = "HDR"
-                        with m.Case(Cmd.HDQT_READ):
-                            m.next = "HDR"
-                        with m.Default():
-                            m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                            m.next = "DONE"
-
-            # Header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5).
+                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", None),
+                                                  ((Cmd.HDQT_STEP,), "HDR", None),
+                                                  ((Cmd.HDQT_READ,), "HDR", None)],
+                              on_start=[r.count.eq(0), r.status.eq(Status.OK)])
             with m.State("HDR"):
-                hdr_len = Signal(3)
-                with m.Switch(bus.cmd):
-                    with m.Case(Cmd.HDQT_LOAD):
-                        m.d.comb += hdr_len.eq(3)
-                    with m.Case(Cmd.HDQT_STEP):
-                        m.d.comb += hdr_len.eq(2)
-                    with m.Default():
-                        m.d.comb += hdr_len.eq(5)
-                with m.If(count == hdr_len):
-                    m.next = "CHECK"
-                with m.Elif(bus.length < hdr_len):
-                    m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += count.eq(count + 1)
-                        b = bus.i_data.payload
-                        with m.Switch(count):
-                            with m.Case(0):
-                                m.d.sync += [sel.eq(b), exp_base[:8].eq(b)]
-                            with m.Case(1):
-                                m.d.sync += [addr[:8].eq(b), exp_base[8:].eq(b)]
-                            with m.Case(2):
-                                m.d.sync += addr[8:].eq(b)
-                            with m.Case(3):
-                                m.d.sync += num[:8].eq(b)
-                            with m.Case(4):
-                                m.d.sync += num[8:].eq(b)
-
+                self._header(m, r)
             with m.State("CHECK"):
                 with m.Switch(bus.cmd):
                     with m.Case(Cmd.HDQT_LOAD):
-                        n_el = (bus.length - 3) >> 1
-                        buf = sel[:2]
-                        size = Signal(16)
-                        with m.Switch(buf):
-                            for b_i, sz in enumerate(sizes):
-                                with m.Case(b_i):
-                                    m.d.comb += size.eq(sz)
-                        with m.If((buf == 3) | ~bus.length[0] | (addr + n_el > size)):
-                            m.d.sync += status.eq(Status.ERR_LENGTH)
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += x_uns.eq(sel[7])
-                            m.next = "LOAD"
+                        self._check_load(m, r)
                     with m.Case(Cmd.HDQT_STEP):
-                        with m.If(bus.length != 2):
-                            m.d.sync += status.eq(Status.ERR_LENGTH)
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.comb += layer.i_clear.eq(1)
-                            m.d.sync += [res_ptr.eq(0), res_c.eq(0), cycles.eq(0)]
-                            m.next = "START"
+                        self._check_step(m, layer, r)
                     with m.Default():
-                        limit = Signal(16)
-                        per = Signal(16)
-                        m.d.comb += [limit.eq(self.n_results), per.eq(MAX_READ_RESULTS)]
-                        with m.If(sel[0]):
-                            m.d.comb += [limit.eq(sizes[1]), per.eq(MAX_READ_WEIGHTS)]
-                        with m.If((bus.length != 5) | (sel[1:] != 0) | (num == 0) | (num > per)
-                                  | (addr + num > limit)):
-                            m.d.sync += status.eq(Status.ERR_LENGTH)
-                            m.next = "DONE"
-                        with m.Else():
-                            m.d.sync += [count.eq(0), width.eq(4 - 2 * sel[0])]
-                            with m.If(sel[0]):
-                                m.next = "W_REQ"
-                            with m.Else():
-                                m.next = "R_FETCH"
-
+                        self._check_read(m, r)
             with m.State("LOAD"):
-                with m.If(count == bus.length):
-                    m.next = "DONE"
-                with m.Elif(count[0]):
-                    # First byte of an element (the 3-byte header leaves odd offsets first).
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [lo.eq(bus.i_data.payload), count.eq(count + 1)]
-                with m.Else():
-                    m.d.comb += [layer.i_load.valid.eq(bus.i_data.valid),
-                                 layer.i_load.payload.buf.eq(sel[:2]),
-                                 layer.i_load.payload.addr.eq(addr),
-                                 layer.i_load.payload.data.eq(lo | (bus.i_data.payload << 8)),
-                                 bus.i_data.ready.eq(layer.i_load.ready)]
-                    with m.If(take):
-                        m.d.sync += [count.eq(count + 1), addr.eq(addr + 1)]
-
-            with m.State("START"):
-                m.d.comb += layer.i_start.eq(1)
-                m.next = "RUN"
-            with m.State("RUN"):
-                m.d.sync += cycles.eq(cycles + 1)
-                with m.If(~layer.o_busy):
-                    m.d.sync += [shifts.eq(layer.o_shifts.as_value()),
-                                 flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
-                                 count.eq(0)]
-                    m.next = "STEP_REPLY"
-            with m.State("STEP_REPLY"):
-                # 6 shift bytes, the flags byte, 4 cycle-count bytes.
-                byte = Signal(8)
-                for i in range(6):
-                    with m.If(count == i):
-                        m.d.comb += byte.eq(shifts[6 * i:6 * i + 6])
-                with m.If(count == 6):
-                    m.d.comb += byte.eq(flags)
-                for i in range(4):
-                    with m.If(count == 7 + i):
-                        m.d.comb += byte.eq(cycles[8 * i:8 * i + 8])
-                with m.If(count == STEP_REPLY_BYTES):
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(byte)]
-                    with m.If(bus.o_data.ready):
-                        m.d.sync += count.eq(count + 1)
-
-            # Read-back of results: memory read (one cycle), then 4 bytes.
-            with m.State("R_FETCH"):
-                m.d.comb += r_rd.addr.eq(addr)
-                m.next = "R_LATCH"
-            with m.State("R_LATCH"):
-                m.d.sync += [out.eq(r_rd.data), nbyte.eq(0), addr.eq(addr + 1), count.eq(count + 1)]
-                m.next = "SEND"
-            # Read-back of W through the layer's read stream (idle only).
-            with m.State("W_REQ"):
-                m.d.comb += [layer.i_rd.valid.eq(1), layer.i_rd.payload.eq(addr)]
-                with m.If(layer.i_rd.ready):
-                    m.d.sync += [addr.eq(addr + 1), count.eq(count + 1)]
-                    m.next = "W_WAIT"
-            with m.State("W_WAIT"):
-                m.d.comb += layer.o_rd.ready.eq(1)
-                with m.If(layer.o_rd.valid):
-                    m.d.sync += [out.eq(layer.o_rd.payload), nbyte.eq(0)]
-                    m.next = "SEND"
-            with m.State("SEND"):
-                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(out[:8])]
-                with m.If(bus.o_data.ready):
-                    m.d.sync += [out.eq(out >> 8), nbyte.eq(nbyte + 1)]
-                    with m.If(nbyte + 1 == width):
-                        with m.If(count == num):
-                            m.next = "DONE"
-                        with m.Elif(sel[0]):
-                            m.next = "W_REQ"
-                        with m.Else():
-                            m.next = "R_FETCH"
-
+                self._load(m, layer, r)
+            self._step(m, layer, r)
+            self._read_back(m, layer, r_rd, r)
             with m.State("DONE"):
-                m.d.comb += [bus.done.eq(1), bus.status.eq(status)]
-                m.next = "IDLE"
+                finish_command(m, bus, r.status)
         return m
+
+    def _store_results(self, m, layer, r_wr, r):
+        """Result rows into the result memory, one accumulator per cycle; the layer waits meanwhile."""
+        C = self.cols
+        row = layer.o_res.payload.data
+        m.d.comb += [r_wr.addr.eq(r.res_ptr), r_wr.data.eq(row[0])]
+        for c in range(1, C):
+            with m.If(r.res_c == c):
+                m.d.comb += r_wr.data.eq(row[c])
+        with m.If(layer.o_res.valid & (r.res_ptr < self.n_results)):
+            m.d.comb += r_wr.en.eq(1)
+            m.d.sync += r.res_ptr.eq(r.res_ptr + 1)
+            with m.If(r.res_c == C - 1):
+                m.d.comb += layer.o_res.ready.eq(1)
+                m.d.sync += r.res_c.eq(0)
+            with m.Else():
+                m.d.sync += r.res_c.eq(r.res_c + 1)
+
+    def _header(self, m, r):
+        """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5)."""
+        bus = self.bus
+        hdr_len = Signal(3)
+        with m.Switch(bus.cmd):
+            with m.Case(Cmd.HDQT_LOAD):
+                m.d.comb += hdr_len.eq(3)
+            with m.Case(Cmd.HDQT_STEP):
+                m.d.comb += hdr_len.eq(2)
+            with m.Default():
+                m.d.comb += hdr_len.eq(5)
+        with m.If(r.count == hdr_len):
+            m.next = "CHECK"
+        with m.Elif(bus.length < hdr_len):
+            m.d.sync += r.status.eq(Status.ERR_LENGTH)
+            m.next = "DONE"
+        with m.Else():
+            m.d.comb += bus.i_data.ready.eq(1)
+            with m.If(bus.i_data.valid & bus.i_data.ready):
+                m.d.sync += r.count.eq(r.count + 1)
+                capture_bytes(m, r.count, bus.i_data.payload,
+                              [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
+                               [r.num[:8]], [r.num[8:]]])
+
+    def _check_load(self, m, r):
+        """``CHECK`` of a LOAD: a known tensor, whole elements, all within the tensor."""
+        bus = self.bus
+        n_el = (bus.length - 3) >> 1
+        tensor = r.sel[:2]
+        size = Signal(16)
+        with m.Switch(tensor):
+            for t in Tensor:
+                with m.Case(t):
+                    m.d.comb += size.eq(self.sizes[t.value])
+        with m.If((tensor == 3) | ~bus.length[0] | (r.addr + n_el > size)):
+            m.d.sync += r.status.eq(Status.ERR_LENGTH)
+            m.next = "DONE"
+        with m.Else():
+            m.d.sync += r.x_uns.eq(r.sel[X_UNSIGNED_BIT])
+            m.next = "LOAD"
+
+    def _check_step(self, m, layer, r):
+        """``CHECK`` of a STEP: a 2-byte payload; clears the layer's flags and the result pointer."""
+        with m.If(self.bus.length != 2):
+            m.d.sync += r.status.eq(Status.ERR_LENGTH)
+            m.next = "DONE"
+        with m.Else():
+            m.d.comb += layer.i_clear.eq(1)
+            m.d.sync += [r.res_ptr.eq(0), r.res_c.eq(0), r.cycles.eq(0)]
+            m.next = "START"
+
+    def _check_read(self, m, r):
+        """``CHECK`` of a READ: a 5-byte payload, a known source, 1..per values within it."""
+        bus = self.bus
+        reads_w = r.sel[0]              # ReadSource.W
+        limit = Signal(16)
+        per = Signal(16)
+        m.d.comb += [limit.eq(self.n_results), per.eq(MAX_READ_RESULTS)]
+        with m.If(reads_w):
+            m.d.comb += [limit.eq(self.sizes.w), per.eq(MAX_READ_WEIGHTS)]
+        with m.If((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per)
+                  | (r.addr + r.num > limit)):
+            m.d.sync += r.status.eq(Status.ERR_LENGTH)
+            m.next = "DONE"
+        with m.Else():
+            m.d.sync += [r.count.eq(0), r.width.eq(4 - 2 * reads_w)]
+            with m.If(reads_w):
+                m.next = "W_REQ"
+            with m.Else():
+                m.next = "R_FETCH"
+
+    def _load(self, m, layer, r):
+        """``LOAD``: int16 elements (low byte first) into the layer, one per cycle at most."""
+        bus = self.bus
+        take = bus.i_data.valid & bus.i_data.ready
+        with m.If(r.count == bus.length):
+            m.next = "DONE"
+        with m.Elif(r.count[0]):
+            # First byte of an element (the 3-byte header leaves odd offsets first).
+            m.d.comb += bus.i_data.ready.eq(1)
+            with m.If(take):
+                m.d.sync += [r.lo.eq(bus.i_data.payload), r.count.eq(r.count + 1)]
+        with m.Else():
+            m.d.comb += [layer.i_load.valid.eq(bus.i_data.valid),
+                         layer.i_load.payload.buf.eq(r.sel[:2]),
+                         layer.i_load.payload.addr.eq(r.addr),
+                         layer.i_load.payload.data.eq(r.lo | (bus.i_data.payload << 8)),
+                         bus.i_data.ready.eq(layer.i_load.ready)]
+            with m.If(take):
+                m.d.sync += [r.count.eq(r.count + 1), r.addr.eq(r.addr + 1)]
+
+    def _step(self, m, layer, r):
+        """``START``, ``RUN``, ``STEP_REPLY``: run the layer, count its cycles, send the reply."""
+        bus = self.bus
+        with m.State("START"):
+            m.d.comb += layer.i_start.eq(1)
+            m.next = "RUN"
+        with m.State("RUN"):
+            m.d.sync += r.cycles.eq(r.cycles + 1)
+            with m.If(~layer.o_busy):
+                m.d.sync += [r.shifts.eq(layer.o_shifts.as_value()),
+                             r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
+                             r.count.eq(0)]
+                m.next = "STEP_REPLY"
+        with m.State("STEP_REPLY"):
+            # 6 shift bytes, the flags byte, 4 cycle-count bytes.
+            byte = Signal(8)
+            for i in range(6):
+                with m.If(r.count == i):
+                    m.d.comb += byte.eq(r.shifts[6 * i:6 * i + 6])
+            with m.If(r.count == 6):
+                m.d.comb += byte.eq(r.flags)
+            for i in range(4):
+                with m.If(r.count == 7 + i):
+                    m.d.comb += byte.eq(r.cycles[8 * i:8 * i + 8])
+            with m.If(r.count == STEP_REPLY_BYTES):
+                m.next = "DONE"
+            with m.Else():
+                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(byte)]
+                with m.If(bus.o_data.ready):
+                    m.d.sync += r.count.eq(r.count + 1)
+
+    def _read_back(self, m, layer, r_rd, r):
+        """``R_FETCH``, ``R_LATCH`` (results: a memory read, one cycle), ``W_REQ``, ``W_WAIT`` (W
+        through the layer's read stream, idle only), then ``SEND`` each value's bytes."""
+        with m.State("R_FETCH"):
+            m.d.comb += r_rd.addr.eq(r.addr)
+            m.next = "R_LATCH"
+        with m.State("R_LATCH"):
+            m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
+            m.next = "SEND"
+        with m.State("W_REQ"):
+            m.d.comb += [layer.i_rd.valid.eq(1), layer.i_rd.payload.eq(r.addr)]
+            with m.If(layer.i_rd.ready):
+                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
+                m.next = "W_WAIT"
+        with m.State("W_WAIT"):
+            m.d.comb += layer.o_rd.ready.eq(1)
+            with m.If(layer.o_rd.valid):
+                m.d.sync += [r.out.eq(layer.o_rd.payload), r.nbyte.eq(0)]
+                m.next = "SEND"
+        with m.State("SEND"):
+            with send_low_byte(m, self.bus, r.out, r.nbyte):
+                with m.If(r.nbyte + 1 == r.width):
+                    with m.If(r.count == r.num):
+                        m.next = "DONE"
+                    with m.Elif(r.sel[0]):
+                        m.next = "W_REQ"
+                    with m.Else():
+                        m.next = "R_FETCH"

@@ -21,12 +21,10 @@ beyond the network, an address beyond a memory) answers ``ERR_BLOCK``; the core 
 """
 
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
-from amaranth.lib.wiring import Out
 
 from ..stdp import STDPCore
 from ..stdp.spec import STDPConfig
-from .handler import HandlerSignature
+from .handler import Handler, capture_bytes, send_low_byte, start_command
 from .protocol import Cmd, Status
 
 __all__ = ["STDPHandler", "word_bytes"]
@@ -37,25 +35,15 @@ def word_bytes(cfg):
     return -(-cfg.cfg_data_bits // 8)
 
 
-class STDPHandler(wiring.Component):
+class STDPHandler(Handler):
     """The STDP command group: byte-serial framing around :class:`hw.stdp.STDPCore`.
 
     Parameters
     ----------
     **params
-        :class:`hw.stdp.spec.STDPConfig` parameters of the core.
-
-    Members
-    -------
-    bus : Out(HandlerSignature())
-
-    Raises
-    ------
-    ValueError
-        If a core parameter is out of range.
+        :class:`hw.stdp.spec.STDPConfig` parameters of the core; a bad one raises the config's
+        ``ValueError``.
     """
-
-    bus: Out(HandlerSignature())
 
     def __init__(self, **params):
         self.cfg = STDPConfig(**params)
@@ -87,17 +75,10 @@ class STDPHandler(wiring.Component):
 
         with m.FSM():
             with m.State("IDLE"):
-                with m.If(bus.start):
-                    m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
-                                 status.eq(Status.OK)]
-                    with m.Switch(bus.cmd):
-                        with m.Case(Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS):
-                            m.next = "HEADER"
-                        with m.Case(Cmd.INJECT_SPIKES):
-                            m.next = "EVENTS"
-                        with m.Default():
-                            m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                            m.next = "DONE"
+                start_command(m, bus, status, [((Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS), "HEADER", None),
+                                               ((Cmd.INJECT_SPIKES,), "EVENTS", None)],
+                              on_start=[count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
+                                        status.eq(Status.OK)])
 
             # mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi.
             with m.State("HEADER"):
@@ -109,16 +90,9 @@ class STDPHandler(wiring.Component):
                     m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.sync += count.eq(count + 1)
-                    with m.Switch(count):
-                        with m.Case(0):
-                            m.d.sync += mem.eq(bus.i_data.payload)
-                        for i in range(3):
-                            with m.Case(1 + i):
-                                m.d.sync += addr[8 * i:8 * i + 8].eq(bus.i_data.payload)
-                        with m.Case(4):
-                            m.d.sync += n_read[:8].eq(bus.i_data.payload)
-                        with m.Case(5):
-                            m.d.sync += n_read[8:].eq(bus.i_data.payload)
+                    capture_bytes(m, count, bus.i_data.payload,
+                                  [[mem], *([addr[8 * i:8 * i + 8]] for i in range(3)), [n_read[:8]],
+                                   [n_read[8:]]])
                     with m.If((bus.cmd == Cmd.LOAD_SYNAPSES) & (count == header_len - 1)):
                         m.next = "LOAD"
                     with m.If((bus.cmd == Cmd.READ_WEIGHTS) & (count == 5)):
@@ -156,9 +130,7 @@ class STDPHandler(wiring.Component):
                     m.d.sync += [word.eq(core.o_rdata.payload), nbyte.eq(0)]
                     m.next = "READ_SEND"
             with m.State("READ_SEND"):
-                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(word[:8])]
-                with m.If(bus.o_data.ready):
-                    m.d.sync += [word.eq(word >> 8), nbyte.eq(nbyte + 1)]
+                with send_low_byte(m, bus, word, nbyte):
                     with m.If(nbyte == W - 1):
                         m.next = "READ"
 

@@ -1,15 +1,14 @@
 from amaranth.hdl import Module, Signal
-from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
-from .handler import HandlerSignature
+from .handler import Handler, finish_command
 from .protocol import PROTOCOL_VERSION, STATUS_FIELDS, Cmd, Status
 
 __all__ = ["SystemHandler"]
 
 
-class SystemHandler(wiring.Component):
+class SystemHandler(Handler):
     """Command group 0: ``PING``, ``STATUS``, ``RESET``, ``CLEAR_ERRORS``, ``SINK``.
 
     * ``PING`` passes its payload through to the reply, byte for byte (one byte per cycle).
@@ -49,7 +48,6 @@ class SystemHandler(wiring.Component):
         If a parameter is out of range.
     """
 
-    bus: Out(HandlerSignature())
     i_flags: In(8)
     i_block_flags: In(8)
     i_frames: In(16)
@@ -156,12 +154,9 @@ class SystemHandler(wiring.Component):
                     with m.If(bus.o_data.ready):
                         m.d.sync += index.eq(index + 1)
             with m.State("OK"):
-                m.d.comb += [bus.done.eq(1), bus.status.eq(Status.OK)]
-                m.next = "IDLE"
+                finish_command(m, bus, Status.OK)
             with m.State("LENGTH"):
-                m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_LENGTH)]
-                m.next = "IDLE"
+                finish_command(m, bus, Status.ERR_LENGTH)
             with m.State("UNKNOWN"):
-                m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_UNKNOWN_CMD)]
-                m.next = "IDLE"
+                finish_command(m, bus, Status.ERR_UNKNOWN_CMD)
         return m
