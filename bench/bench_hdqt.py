@@ -23,11 +23,11 @@ import argparse
 import random
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from boards.synth import ToolError, format_table, synthesize
 from hw.hdqt import FWHT, HdqtLayer, ShiftQuantizer
 from sim.hdqt.demo import REPLAY_PARAMS, replay_on_rtl
+from sim.streams import simulate
 
 
 def fwht_rate(n, vectors=16, stall=0.0, seed=0):
@@ -53,10 +53,7 @@ def fwht_rate(n, vectors=16, stall=0.0, seed=0):
             await ctx.tick()
             t += 1
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return total / (times[-1] - times[0] + 1), total / (times[-1] + 1)
 
 

@@ -14,9 +14,28 @@ are sampled in the read-only phase before the clock edge they complete on.
 
 import random
 
+import cocotb
+from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["StreamSource", "StreamSink", "StreamRuleError"]
+__all__ = ["StreamSource", "StreamSink", "StreamRuleError", "start_clock", "reset"]
+
+CLOCK_PERIOD_NS = 10
+
+
+def start_clock(dut):
+    """Start ``dut.clk`` (period :data:`CLOCK_PERIOD_NS`)."""
+    cocotb.start_soon(Clock(dut.clk, CLOCK_PERIOD_NS, unit="ns").start())
+
+
+async def reset(dut, inputs=(), cycles=2):
+    """Hold ``dut.rst`` high for ``cycles`` clock edges with each input named in ``inputs`` at 0."""
+    dut.rst.value = 1
+    for name in inputs:
+        getattr(dut, name).value = 0
+    for _ in range(cycles):
+        await RisingEdge(dut.clk)
+    dut.rst.value = 0
 
 
 class StreamRuleError(AssertionError):

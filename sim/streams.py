@@ -5,7 +5,11 @@ seeded ``random.Random`` (pass ``stall=0`` for none). These are the only stream 
 project's Amaranth tests use.
 """
 
-__all__ = ["stream_put", "stream_get", "stream_put_all", "stream_get_n"]
+import random
+
+from amaranth.sim import Simulator
+
+__all__ = ["stream_put", "stream_get", "stream_put_all", "stream_get_n", "simulate", "run_streams"]
 
 
 async def _stall(ctx, rng, stall):
@@ -39,3 +43,40 @@ async def stream_put_all(ctx, stream, payloads, *, rng=None, stall=0.0):
 
 async def stream_get_n(ctx, stream, n, *, rng=None, stall=0.0):
     return [await stream_get(ctx, stream, rng=rng, stall=stall) for _ in range(n)]
+
+
+def simulate(dut, *testbenches, period=1e-6):
+    """Simulate ``dut`` with one clock of ``period`` seconds and the ``async def tb(ctx)``
+    testbenches, until every testbench has returned."""
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    sim.run()
+
+
+def run_streams(dut, feeds=(), drains=(), *, stall=0.0, seed=0, period=1e-6):
+    """Stream payloads through ``dut`` and collect what comes out.
+
+    ``feeds``: ``[(input stream, payloads)]``, each sent by its own producer; ``drains``:
+    ``[(output stream, count)]``, each taken by its own consumer. Every producer and consumer
+    stalls at random with probability ``stall`` (producer ``i`` seeded ``seed + 2*i``, consumer
+    ``i`` ``seed + 2*i + 1``). Returns the list of payloads each drain received.
+    """
+    got = [[] for _ in drains]
+
+    def producer(stream, payloads, rng):
+        async def tb(ctx):
+            await stream_put_all(ctx, stream, payloads, rng=rng, stall=stall)
+        return tb
+
+    def consumer(stream, n, rng, out):
+        async def tb(ctx):
+            out.extend(await stream_get_n(ctx, stream, n, rng=rng, stall=stall))
+        return tb
+
+    tbs = [producer(s, p, random.Random(seed + 2 * i)) for i, (s, p) in enumerate(feeds)]
+    tbs += [consumer(s, n, random.Random(seed + 2 * i + 1), out)
+            for i, ((s, n), out) in enumerate(zip(drains, got))]
+    simulate(dut, *tbs, period=period)
+    return got

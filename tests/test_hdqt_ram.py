@@ -3,11 +3,17 @@ real iCE40 primitives (SB_RAM40_4K and SB_MAC16 simulated with Yosys' own models
 
 
 import pytest
-from amaranth.sim import Simulator
 
 from hw.hdqt import HdqtLayer
 from hw.hdqt.ram import Ram, ice40_tiling
 from sim.runner import ice40_cell_models, run_cocotb
+from sim.streams import simulate
+
+
+def _set(ctx, port, **fields):
+    """Drive the named fields of a memory port (``addr``, ``data``, ``en``)."""
+    for name, value in fields.items():
+        ctx.set(getattr(port, name), value)
 
 
 def test_model_reads_holds_and_poisons_a_read_during_write():
@@ -17,46 +23,31 @@ def test_model_reads_holds_and_poisons_a_read_during_write():
     async def tb(ctx):
         rd, wr = dut.rd[0], dut.wr
         for a in range(64):
-            ctx.set(wr.addr, a)
-            ctx.set(wr.data, 0x1234 + 97 * a)
-            ctx.set(wr.en, 0b11)
+            _set(ctx, wr, addr=a, data=0x1234 + 97 * a, en=0b11)
             await ctx.tick()
-        # a write of the low lane only
-        ctx.set(wr.addr, 5)
-        ctx.set(wr.data, 0xABCD)
-        ctx.set(wr.en, 0b01)
+        _set(ctx, wr, addr=5, data=0xABCD, en=0b01)        # a write of the low lane only
         await ctx.tick()
-        ctx.set(wr.en, 0)
-        ctx.set(rd.addr, 5)
-        ctx.set(rd.en, 1)
+        _set(ctx, wr, en=0)
+        _set(ctx, rd, addr=5, en=1)
         await ctx.tick()
         seen["lane"] = ctx.get(rd.data)
-        # en low: the data holds
-        ctx.set(rd.addr, 6)
-        ctx.set(rd.en, 0)
+        _set(ctx, rd, addr=6, en=0)                        # en low: the data holds
         await ctx.tick()
         seen["held"] = ctx.get(rd.data)
         # read and write of one address in one cycle: the model returns the complement
-        ctx.set(rd.addr, 7)
-        ctx.set(rd.en, 1)
-        ctx.set(wr.addr, 7)
-        ctx.set(wr.data, 0x5555)
-        ctx.set(wr.en, 0b11)
+        _set(ctx, rd, addr=7, en=1)
+        _set(ctx, wr, addr=7, data=0x5555, en=0b11)
         await ctx.tick()
-        ctx.set(wr.en, 0)
+        _set(ctx, wr, en=0)
         seen["collision"] = ctx.get(rd.data)
         # a different address in the same cycle is an ordinary read
-        ctx.set(rd.addr, 7)
-        ctx.set(wr.addr, 8)
-        ctx.set(wr.en, 0b11)
+        _set(ctx, rd, addr=7)
+        _set(ctx, wr, addr=8, en=0b11)
         await ctx.tick()
-        ctx.set(wr.en, 0)
+        _set(ctx, wr, en=0)
         seen["after"] = ctx.get(rd.data)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     assert seen["lane"] == ((0x1234 + 97 * 5) & 0xFF00) | 0xCD
     assert seen["held"] == seen["lane"]
     assert seen["collision"] == (~(0x1234 + 97 * 7)) & 0xFFFF
@@ -98,21 +89,15 @@ def test_model_without_check_is_a_plain_memory():
 
     async def tb(ctx):
         rd, wr = dut.rd[0], dut.wr
-        ctx.set(wr.addr, 2)
-        ctx.set(wr.data, 0x3C)
-        ctx.set(wr.en, 1)
+        _set(ctx, wr, addr=2, data=0x3C, en=1)
         await ctx.tick()
-        ctx.set(wr.data, 0x55)
-        ctx.set(rd.addr, 2)
-        ctx.set(rd.en, 1)
+        _set(ctx, wr, data=0x55)
+        _set(ctx, rd, addr=2, en=1)
         await ctx.tick()
-        ctx.set(wr.en, 0)
+        _set(ctx, wr, en=0)
         seen["collision"] = ctx.get(rd.data)
         await ctx.tick()
         seen["after"] = ctx.get(rd.data)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     assert seen == {"collision": 0x3C, "after": 0x55}

@@ -3,12 +3,11 @@
 import random
 
 import pytest
-from amaranth.sim import Simulator
 
 from hw.lfsr import GaloisLFSR, spec
 from sim.lfsr.golden import ref_lfsr_words, ref_period
 from sim.runner import cocotb_testcases, run_cocotb
-from sim.streams import stream_get
+from sim.streams import simulate, stream_get
 
 
 @pytest.mark.parametrize("width", range(spec.MIN_WIDTH, 19))
@@ -24,10 +23,7 @@ def rtl_lfsr_words(dut, n, *, stall=0.0, seed=0):
         for _ in range(n):
             words.append(await stream_get(ctx, dut.o_random, rng=rng, stall=stall))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(consumer)
-    sim.run()
+    simulate(dut, consumer)
     return words
 
 
@@ -50,10 +46,7 @@ def test_load_seed_in_simulator():
         for _ in range(10):
             got.append(await stream_get(ctx, dut.o_random))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     assert got == ref_lfsr_words(10, width=12, seed=1)
 
 

@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 from hw.lib.crc import crc16, crc16_next, crc16_update
 from hw.lib.sections import Shared, elaborate_sections
 from hw.lib.stream import Queue, SkidBuffer
+from sim.streams import simulate
 
 
 def test_crc_spec_check_values():
@@ -63,13 +64,6 @@ def test_crc_gateware_rejects_bad_width():
         crc16_next(Signal(16), [Signal(8)], width=0)
 
 
-def _simulate(dut, tb):
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
-
-
 def _run_stream(dut, payloads, *, seed, stall):
     """Payloads through ``dut`` with random stalls on both sides, within a cycle budget (a lost
     payload shows as a short result, not a hang): what came out, in order."""
@@ -91,7 +85,7 @@ def _run_stream(dut, payloads, *, seed, stall):
                 got.append(ctx.get(dut.o.payload))
             await ctx.tick()
 
-    _simulate(dut, tb)
+    simulate(dut, tb)
     return got
 
 
@@ -119,7 +113,7 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
             ctx.set(dut.o.ready, 0)
             await ctx.tick()
 
-    _simulate(dut, tb)
+    simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
 
 
@@ -138,7 +132,7 @@ def test_skid_buffer_full_rate():
             await ctx.tick()
         cycles.append(taken)
 
-    _simulate(dut, tb)
+    simulate(dut, tb)
     assert cycles == [39]     # one cycle of latency, then one transfer per cycle
 
 
@@ -155,7 +149,7 @@ def test_queue_holds_depth_entries():
             await ctx.tick()
         accepted.append(n)
 
-    _simulate(dut, tb)
+    simulate(dut, tb)
     assert accepted == [5]
 
 

@@ -4,10 +4,9 @@ import random
 
 import pytest
 from amaranth.hdl import Module
-from amaranth.sim import Simulator
 
 from hw.uart import UARTRx, UARTTx, divisor_for
-from sim.streams import stream_get, stream_put
+from sim.streams import run_streams, simulate
 
 
 def _loopback(divisor, data, *, stall, seed):
@@ -15,25 +14,9 @@ def _loopback(divisor, data, *, stall, seed):
     m.submodules.tx = tx = UARTTx(divisor)
     m.submodules.rx = rx = UARTRx(divisor)
     m.d.comb += rx.i_rx.eq(tx.o_tx)
-    got = []
-
-    async def producer(ctx):
-        rng = random.Random(seed)
-        for b in data:
-            await stream_put(ctx, tx.i_data, b, rng=rng, stall=stall)
-
-    async def consumer(ctx):
-        # The receiver cannot be stalled for long (a UART has no flow control), but it holds one
-        # byte for up to a byte time: stall briefly.
-        rng = random.Random(seed + 1)
-        for _ in data:
-            got.append(await stream_get(ctx, rx.o_data, rng=rng, stall=stall))
-
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(producer)
-    sim.add_testbench(consumer)
-    sim.run()
+    # The receiver cannot be stalled for long (a UART has no flow control), but it holds one byte
+    # for up to a byte time: stall briefly.
+    got, = run_streams(m, [(tx.i_data, data)], [(rx.o_data, len(data))], stall=stall, seed=seed)
     return got
 
 
@@ -62,10 +45,7 @@ def _rx_bits(divisor, bits, *, hold=False):
                 else:
                     ctx.set(dut.o_data.ready, 0)
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.run()
+    simulate(dut, driver)
     return got, errors[0], overruns[0]
 
 
@@ -96,10 +76,7 @@ def test_start_glitch_is_ignored():
             await ctx.tick()
             seen.append(ctx.get(dut.o_data.valid) or ctx.get(dut.o_frame_error))
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(driver)
-    sim.run()
+    simulate(dut, driver)
     assert not any(seen)
 
 

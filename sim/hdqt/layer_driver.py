@@ -3,9 +3,9 @@
 import random
 
 import numpy as np
-from amaranth.sim import Simulator
 
 from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from sim.streams import simulate
 
 __all__ = ["amaranth_layer_step"]
 
@@ -77,10 +77,7 @@ def amaranth_layer_step(dut, steps, *, x_unsigned=True, res_stall=0.0, seed=0, m
             out.append({"y": y, "dx": dx, "w": np.array(w).reshape(O, K), "shifts": shifts, "cycles": cycles,
                         "w_saturated": bool(ctx.get(dut.o_w_saturated)), "rows": counts})
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(dut, tb)
     return out
 
 

@@ -4,9 +4,9 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from sim.cocotb_streams import reset, start_clock
 from sim.hdqt.golden import ref_fwht
 from sim.runner import tb_params
 
@@ -17,16 +17,10 @@ class TB:
         p = tb_params("fwht")
         self.n = p["n"]
         self.width = p["width"]
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        start_clock(dut)
 
     async def reset(self):
-        self.dut.rst.value = 1
-        self.dut.i_data__valid.value = 0
-        self.dut.i_data__payload.value = 0
-        self.dut.o_data__ready.value = 0
-        for _ in range(2):
-            await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        await reset(self.dut, ("i_data__valid", "i_data__payload", "o_data__ready"))
 
     async def run(self, vectors, p_in=1.0, p_out=1.0, seed=0):
         """Stream ``vectors`` through; returns (outputs, cycles from first offer to last output)."""

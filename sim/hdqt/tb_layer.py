@@ -5,10 +5,10 @@ import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from sim.cocotb_streams import reset, start_clock
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
 from sim.runner import tb_params
 
@@ -28,18 +28,12 @@ class TB:
         self.acc = p["acc_width"]
         self.cfg = HdqtConfig(had_cap=self.had_cap, lr_shift=p.get("lr_shift", 3), acc_bits=self.acc,
                               tile_bits=p["tile_bits"])
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        start_clock(dut)
 
     async def reset(self):
-        d = self.dut
-        d.rst.value = 1
-        for s in (d.i_load__valid, d.i_load__payload, d.i_rd__valid, d.i_rd__payload, d.o_rd__ready,
-                  d.i_start, d.i_x_unsigned, d.i_exp_base, d.o_res__ready, d.i_clear, d.i_lfsr_seed,
-                  d.i_lfsr_load):
-            s.value = 0
-        for _ in range(2):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
+        await reset(self.dut, ("i_load__valid", "i_load__payload", "i_rd__valid", "i_rd__payload",
+                               "o_rd__ready", "i_start", "i_x_unsigned", "i_exp_base", "o_res__ready",
+                               "i_clear", "i_lfsr_seed", "i_lfsr_load"))
 
     async def load(self, buf, tensor, rng, stall):
         d = self.dut

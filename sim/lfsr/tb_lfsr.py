@@ -3,9 +3,9 @@
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
+from sim.cocotb_streams import reset, start_clock
 from sim.lfsr.golden import ref_lfsr_words
 from sim.runner import tb_params
 
@@ -17,16 +17,19 @@ class TB:
         self.width = p["width"]
         self.steps = p["steps"]
         self.seed = p["seed"]
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        start_clock(dut)
 
     async def reset(self):
-        self.dut.rst.value = 1
-        self.dut.o_random__ready.value = 0
-        self.dut.i_load.value = 0
-        self.dut.i_seed.value = 0
-        for _ in range(2):
+        await reset(self.dut, ("o_random__ready", "i_load", "i_seed"))
+
+    async def read(self, n):
+        """``n`` words, one a cycle (``ready`` must be high: the LFSR offers a word every cycle)."""
+        got = []
+        for _ in range(n):
+            await ReadOnly()
+            got.append(int(self.dut.o_random__payload.value))
             await RisingEdge(self.dut.clk)
-        self.dut.rst.value = 0
+        return got
 
 
 @cocotb.test()
@@ -34,13 +37,8 @@ async def test_sequence_matches_golden(dut):
     tb = TB(dut)
     await tb.reset()
     expected = ref_lfsr_words(200, width=tb.width, steps=tb.steps, seed=tb.seed)
-    got = []
     dut.o_random__ready.value = 1
-    for _ in range(200):
-        await ReadOnly()
-        got.append(int(dut.o_random__payload.value))
-        await RisingEdge(dut.clk)
-    assert got == expected
+    assert await tb.read(200) == expected
 
 
 @cocotb.test()
@@ -71,9 +69,4 @@ async def test_reseed(dut):
         await RisingEdge(dut.clk)
         dut.i_load.value = 0
         expected = ref_lfsr_words(20, width=tb.width, steps=tb.steps, seed=seed)
-        got = []
-        for _ in range(20):
-            await ReadOnly()
-            got.append(int(dut.o_random__payload.value))
-            await RisingEdge(dut.clk)
-        assert got == expected, f"seed {seed:#x}"
+        assert await tb.read(20) == expected, f"seed {seed:#x}"

@@ -6,14 +6,12 @@ test come from :func:`sim.runner.tb_params` (``rows``, ``cols``, ``acc_width``, 
 ``tile_bits``, ``count_bits``).
 """
 
-import random
-
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.mac import spec
+from sim.cocotb_streams import StreamSink, StreamSource, reset, start_clock
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.runner import tb_params
 
@@ -31,62 +29,24 @@ class TB:
         self.tile_bits = p["tile_bits"]
         self.count_bits = p["count_bits"]
         self.cycles = 0
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        start_clock(dut)
 
     async def reset(self):
-        d = self.dut
-        d.rst.value = 1
-        for name in ("i_cmd", "i_act", "i_wgt"):
-            getattr(d, f"{name}__valid").value = 0
-            getattr(d, f"{name}__payload").value = 0
-        d.o_res__ready.value = 0
-        d.i_clear.value = 0
-        for _ in range(2):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-
-    async def put(self, name, words, rng, stall):
-        d = self.dut
-        valid, payload, ready = (getattr(d, f"{name}__{s}") for s in ("valid", "payload", "ready"))
-        for w in words:
-            while rng.random() < stall:
-                await RisingEdge(d.clk)
-            valid.value = 1
-            payload.value = w
-            while True:
-                await ReadOnly()
-                taken = int(ready.value)
-                await RisingEdge(d.clk)
-                if taken:
-                    break
-            valid.value = 0
-
-    async def get(self, n, rng, stall):
-        d = self.dut
-        out = []
-        while len(out) < n:
-            d.o_res__ready.value = int(rng.random() >= stall)
-            await ReadOnly()
-            if int(d.o_res__valid.value) and int(d.o_res__ready.value):
-                out.append(spec.unpack_res(int(d.o_res__payload.value), rows=self.rows, cols=self.cols,
-                                           acc_width=self.acc_width))
-            await RisingEdge(d.clk)
-        d.o_res__ready.value = 0
-        return out
+        await reset(self.dut, ("i_cmd__valid", "i_cmd__payload", "i_act__valid", "i_act__payload",
+                               "i_wgt__valid", "i_wgt__payload", "o_res__ready", "i_clear"))
 
     async def run(self, tiles, *, stall=0.0, seed=0):
         """Stream ``tiles`` through the array; return the result rows and the cycles taken."""
         n = self.rows * sum(spec.is_defined_mode(spec.unpack_cmd(t["cmd"], self.count_bits)["mode"])
                             for t in tiles)
         start = cocotb.utils.get_sim_time("ns")
-        producers = [
-            cocotb.start_soon(self.put("i_cmd", [t["cmd"] for t in tiles], random.Random(seed + 1), stall)),
-            cocotb.start_soon(self.put("i_act", [w for t in tiles for w in t["act"]], random.Random(seed + 2),
-                                       stall)),
-            cocotb.start_soon(self.put("i_wgt", [w for t in tiles for w in t["wgt"]], random.Random(seed + 3),
-                                       stall)),
-        ]
-        rows = await self.get(n, random.Random(seed + 4), stall)
+        words = {"i_cmd": [t["cmd"] for t in tiles], "i_act": [w for t in tiles for w in t["act"]],
+                 "i_wgt": [w for t in tiles for w in t["wgt"]]}
+        producers = [cocotb.start_soon(StreamSource(self.dut, name, seed=seed + 1 + i, stall=stall).send(ws))
+                     for i, (name, ws) in enumerate(words.items())]
+        sink = StreamSink(self.dut, "o_res", seed=seed + 4, stall=stall)
+        rows = await sink.recv(n, decode=lambda p: spec.unpack_res(p, rows=self.rows, cols=self.cols,
+                                                                   acc_width=self.acc_width))
         for p in producers:
             await p
         cycles = int((cocotb.utils.get_sim_time("ns") - start) // 10)
