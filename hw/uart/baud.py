@@ -6,7 +6,11 @@ requested one: the receiver samples mid-bit, so over ten bits the accumulated er
 below half a bit on both ends of the link.
 """
 
-__all__ = ["MIN_DIVISOR", "MAX_DIVISOR", "MAX_BAUD_ERROR", "divisor_for"]
+from amaranth.lib import wiring
+
+from ..params import check_int
+
+__all__ = ["MIN_DIVISOR", "MAX_DIVISOR", "MAX_BAUD_ERROR", "divisor_for", "BitTimed"]
 
 #: The receiver needs a few cycles per bit: a two-flop synchronizer plus a mid-bit sample.
 MIN_DIVISOR = 4
@@ -36,3 +40,18 @@ def divisor_for(clk_hz, baud, max_divisor=MAX_DIVISOR):
         raise ValueError(f"baud must be within {MAX_BAUD_ERROR:.0%} of {clk_hz / 1e6:g} MHz / n "
                          f"(e.g. {int(clk_hz / divisor)}), not {baud!r} ({error:.1%} off)")
     return divisor
+
+
+class BitTimed(wiring.Component):
+    """Base of the UART receiver and transmitter: a component that times bits of ``divisor`` clock
+    cycles (``MIN_DIVISOR`` to ``MAX_DIVISOR``; any other value raises ``ValueError`` naming
+    ``divisor``). Subclasses declare their ports as member annotations."""
+
+    def __init__(self, divisor):
+        self._divisor = check_int("divisor", divisor, MIN_DIVISOR, MAX_DIVISOR)
+        super().__init__()
+
+    @property
+    def divisor(self):
+        """Clock cycles per bit."""
+        return self._divisor

@@ -1,14 +1,13 @@
 from amaranth.hdl import Cat, Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
-from .baud import MIN_DIVISOR
+from .baud import BitTimed
 
 __all__ = ["UARTRx"]
 
 
-class UARTRx(wiring.Component):
+class UARTRx(BitTimed):
     """UART receiver: 8 data bits, no parity, 1 stop bit, LSB first.
 
     ``i_rx`` is synchronized with two flip-flops, so it may come straight from a pin. A falling
@@ -37,11 +36,6 @@ class UARTRx(wiring.Component):
         One-cycle pulse: a byte was replaced before it was taken.
     o_busy : Out(1)
         A byte is being received (for activity LEDs and the idle timeout).
-
-    Raises
-    ------
-    ValueError
-        If ``divisor`` is out of range.
     """
 
     i_rx: In(1, init=1)
@@ -49,14 +43,6 @@ class UARTRx(wiring.Component):
     o_overrun: Out(1)
     o_busy: Out(1)
     o_data: Out(stream.Signature(8))
-
-    def __init__(self, divisor):
-        self._divisor = check_int("divisor", divisor, MIN_DIVISOR, 1 << 20)
-        super().__init__()
-
-    @property
-    def divisor(self):
-        return self._divisor
 
     def elaborate(self, platform):
         m = Module()

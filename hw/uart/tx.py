@@ -1,14 +1,13 @@
 from amaranth.hdl import Module, Signal
-from amaranth.lib import stream, wiring
+from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
-from .baud import MIN_DIVISOR
+from .baud import BitTimed
 
 __all__ = ["UARTTx"]
 
 
-class UARTTx(wiring.Component):
+class UARTTx(BitTimed):
     """UART transmitter: 8 data bits, no parity, 1 stop bit, LSB first.
 
     A byte is taken from ``i_data`` whenever the transmitter is idle; it then occupies the line for
@@ -18,7 +17,8 @@ class UARTTx(wiring.Component):
     Parameters
     ----------
     divisor : int
-        Clock cycles per bit, at least 4.
+        Clock cycles per bit, :data:`~hw.uart.baud.MIN_DIVISOR` to ``MAX_DIVISOR``
+        (:class:`~hw.uart.baud.BitTimed`; ``ValueError`` otherwise).
 
     Members
     -------
@@ -28,20 +28,11 @@ class UARTTx(wiring.Component):
         The serial line (idle high).
     o_busy : Out(1)
         A byte is on the line.
-
-    Raises
-    ------
-    ValueError
-        If ``divisor`` is out of range.
     """
 
     o_tx: Out(1, init=1)
     o_busy: Out(1)
     i_data: In(stream.Signature(8))
-
-    def __init__(self, divisor):
-        self._divisor = check_int("divisor", divisor, MIN_DIVISOR, 1 << 20)
-        super().__init__()
 
     def elaborate(self, platform):
         m = Module()
