@@ -19,12 +19,18 @@ Prints:
 """
 
 import argparse
+import random
 import sys
 
+import numpy as np
+
+from boards.synth import DoesNotFit, ToolError, synthesize
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
 from sim.huffman import golden as g
+from sim.huffman.harness import group_blocks, run_decoder
 from sim.huffman.throughput import BLOCK_N, throughput_rows
+from sim.huffman.weights import bf16_values, digits_mlp, int4_pair_symbols, int_symbols
 
 __all__ = ["compression_rows", "throughput_rows", "worst_case_row", "synth_rows", "main"]
 
@@ -39,7 +45,6 @@ def _stream_stats(values, *, n_lanes, max_len, mode=spec.MODE_INT, r=0, ebits=0)
 def compression_rows(max_len=16):
     """Coded size vs entropy vs raw for the digits MLP weights and their BF16 exponents; int4 also
     coded in pairs (one 8-bit symbol = two weights), measured against the per-weight entropy."""
-    from sim.huffman.weights import bf16_values, digits_mlp, int4_pair_symbols, int_symbols
     w1, w2, _ = digits_mlp()
     rows = []
     for mode, bits in (("int8", 8), ("int4", 4)):
@@ -53,7 +58,6 @@ def compression_rows(max_len=16):
     rows.append(_size_row("digits MLP BF16 (exp coded + 8 raw)", bf, 16, 8, max_len, spec.MODE_EXP, 8,
                           entropy_symbols=exps))
     # a larger synthetic layer with the same statistics: overheads amortised
-    import numpy as np
     rng = np.random.default_rng(0)
     big = np.clip(np.rint(rng.laplace(0, 12, 200_000)), -127, 127).astype(np.int64) & 0xFF
     rows.append(_size_row("Laplace int8, 200k weights", [int(v) for v in big], 8, 0, max_len,
@@ -83,8 +87,6 @@ def _size_row(label, values, raw_width, r, max_len, mode, ebits, entropy_symbols
 def pairs_row(max_len=12):
     """The digits int4 weights coded in pairs (one symbol = a packed byte = 2 weights), 1 lane:
     the same symbols per cycle, twice the weights per cycle."""
-    from sim.huffman.harness import group_blocks, run_decoder
-    from sim.huffman.weights import digits_mlp, int4_pair_symbols, int_symbols
     w1, w2, _ = digits_mlp()
     pairs = int4_pair_symbols(int_symbols([w1, w2], "int4")[0])
     tables, beats, _ = g.encode_stream(pairs, n_lanes=1, block_n=BLOCK_N // 2, max_len=max_len)
@@ -110,7 +112,6 @@ def worst_case_row(max_len=16, contexts=1):
     beats = []
     for i in range(0, len(values), BLOCK_N):
         beats += g.encode_block(values[i:i + BLOCK_N], n_lanes=contexts, mode=spec.MODE_INT, table=table)[0]
-    from sim.huffman.harness import run_decoder
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64, contexts=contexts)
     res = run_decoder(dut, beats, tables, expect_beats=len(values))
@@ -134,9 +135,6 @@ def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
     bits of entropy, most of the 256 values occur), coded at L = ``max_len`` with an escape code,
     through the RTL built with ``escape``; symbols per cycle per lane, and bits per weight against
     the plain code (no escape) on the same weights as the baseline."""
-    import random
-
-    from sim.huffman.harness import group_blocks, run_decoder
     rows = []
     for n in lanes:
         rng = random.Random(n)
@@ -163,7 +161,6 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
     with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
     netlist, device and seed)."""
-    from boards.synth import DoesNotFit, ToolError, synthesize
     rows = []
     for device in devices:
         for L, n, c in grid:

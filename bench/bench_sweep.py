@@ -19,12 +19,15 @@ speedup (the two workers then share fewer than two cores).
 """
 
 import argparse
+import logging
 import os
 import shutil
 import statistics
 import tempfile
 import time
 from pathlib import Path
+
+from distributed import Client, LocalCluster
 
 from edgelearn import sweep
 from hw.blocks import get_block
@@ -39,10 +42,6 @@ def noop_point(point, synth_dir):
 def _timed_sweep(points, workers, point_fn=sweep.run_point):
     """Rows, wall time (first submit to last row) and cluster start-up time of ``points`` on a new
     ``LocalCluster`` of ``workers`` processes, in a fresh synthesis directory, without the result cache."""
-    import logging
-
-    from distributed import Client, LocalCluster
-
     synth = Path(tempfile.mkdtemp(prefix=f"bench_sweep_w{workers}_"))
     t0 = time.perf_counter()
     cluster = LocalCluster(n_workers=workers, threads_per_worker=1, processes=True, dashboard_address=":0",

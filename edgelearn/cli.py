@@ -15,6 +15,16 @@ import time
 import warnings
 from pathlib import Path
 
+from amaranth.back import rtlil
+from amaranth.hdl import UnusedElaboratable
+
+from boards import build as board_build
+from boards import flash, synth
+from edgelearn import compress, experiment, prove, sweep
+from firmware import jobs as firmware_jobs
+from hw.blocks import all_blocks, get_block
+from sim import formal, lint, runner
+
 __all__ = ["main"]
 
 
@@ -32,12 +42,10 @@ def _progress(msg):
 
 
 def _blocks():
-    from hw.blocks import all_blocks
     return all_blocks()
 
 
 def _block(name):
-    from hw.blocks import get_block
     try:
         return get_block(name)
     except ValueError as e:
@@ -128,11 +136,9 @@ def cmd_generate(args):
     if args.output not in (None, "-"):
         _writable(args.output, "-o/--output")
     if args.rtlil:
-        from amaranth.back import rtlil
         text = rtlil.convert(dut, name=spec.name)
     else:
-        from sim.runner import to_verilog
-        text = to_verilog(dut, spec.name)
+        text = runner.to_verilog(dut, spec.name)
     if args.output in (None, "-"):
         sys.stdout.write(text)
     else:
@@ -144,11 +150,10 @@ def cmd_generate(args):
 
 def _run_smoke(spec, params, waves=False):
     """Each cocotb test in a simulation of its own, from reset, as the test suite runs them."""
-    from sim.runner import cocotb_testcases, run_cocotb
     params = {**spec.smoke_params, **params}
     total, wave_file = 0, None
-    for testcase in cocotb_testcases(spec.smoke_test):
-        res = run_cocotb(lambda: spec.build(**params), toplevel=spec.name, test_module=spec.smoke_test,
+    for testcase in runner.cocotb_testcases(spec.smoke_test):
+        res = runner.run_cocotb(lambda: spec.build(**params), toplevel=spec.name, test_module=spec.smoke_test,
                          testcase=testcase, params={**spec.defaults(), **params}, waves=waves)
         total += res["tests"]
         wave_file = wave_file or res["waves"]
@@ -181,47 +186,36 @@ def cmd_sim(args):
 
 
 def cmd_synth(args):
-    from boards.synth import check_freq_mhz, check_seed, format_table, synthesize
     spec = _block(args.block)
     params = _parse_params(spec, args.param)
     if args.freq is not None:
-        _checked(check_freq_mhz, args.freq, "--freq")
-    _checked(check_seed, args.seed, "--seed")
+        _checked(synth.check_freq_mhz, args.freq, "--freq")
+    _checked(synth.check_seed, args.seed, "--seed")
     dut = _build(spec, params)
-    row = synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, seed=args.seed,
+    row = synth.synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, seed=args.seed,
                      progress=_progress)
     if args.json:
         print(json.dumps(row, indent=1))
     else:
-        print(format_table([row]))
+        print(synth.format_table([row]))
         where = "met" if row["timing_met"] else "NOT met"
         print(f"timing {where} at {row['target_mhz']} MHz (nextpnr seed {args.seed}); files in {row['dir']}")
     return 0
 
 
 def cmd_sweep(args):
-    from edgelearn.sweep import SweepInputError
-    from edgelearn.sweep import main as sweep_main
     try:
-        return sweep_main(args)
-    except SweepInputError as e:
+        return sweep.main(args)
+    except sweep.SweepInputError as e:
         raise UsageError(str(e)) from None
 
 
 def _boards():
-    try:
-        from boards.build import BOARDS
-    except ImportError:
-        return {}
-    return BOARDS
+    return board_build.BOARDS
 
 
 def _jobs():
-    try:
-        from firmware.jobs import JOBS
-    except ImportError:
-        return {}
-    return JOBS
+    return firmware_jobs.JOBS
 
 
 def _check_board(name):
@@ -233,8 +227,7 @@ def _check_board(name):
 
 def cmd_build(args):
     _check_board(args.board)
-    from boards.build import build_board
-    res = build_board(args.board, progress=_progress)
+    res = board_build.build_board(args.board, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
@@ -249,8 +242,7 @@ def cmd_flash(args):
     _check_board(args.board)
     if args.bitstream is not None and not Path(args.bitstream).is_file():
         raise UsageError(f"--bitstream must be an existing bitstream file, not {args.bitstream!r}")
-    from boards.flash import flash_board
-    flash_board(args.board, args.bitstream)
+    flash.flash_board(args.board, args.bitstream)
     print(f"flashed {args.board}")
     return 0
 
@@ -273,17 +265,14 @@ def cmd_run(args):
         allowed = ", ".join(_boards()) or "(none yet)"
         raise UsageError(f"--port needs --board (one of {allowed}): the board sets the line rate "
                          f"and block sizes")
-    from firmware.jobs import run_job
     where = f"board {args.board}" if args.board else "the simulated board"
     _progress(f"running {args.job} on {where}")
-    _print_rows(run_job(args.job, board=args.board, port=args.port), indent="")
+    _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port), indent="")
     return 0
 
 
 def cmd_demo(args):
     """The main job: every block generated, linted, simulated against its golden model, synthesized."""
-    from sim.lint import lint_verilog
-    from sim.runner import to_verilog
     if args.board:
         _check_board(args.board)
     out_dir = _writable(args.output, "-o/--output", directory=True)
@@ -293,10 +282,10 @@ def cmd_demo(args):
         params = dict(spec.smoke_params)
         try:
             _progress(f"{name}: Verilog")
-            text = to_verilog(spec.build(**params), name)
+            text = runner.to_verilog(spec.build(**params), name)
             (out_dir / f"{name}.v").write_text(text)
             row["verilog"] = f"{len(text.splitlines())} lines"
-            row["lint"] = "clean" if not lint_verilog(text, name) else "WARN"
+            row["lint"] = "clean" if not lint.lint_verilog(text, name) else "WARN"
             if spec.smoke_test:
                 _progress(f"{name}: cocotb on Verilator vs golden model")
                 try:
@@ -307,14 +296,13 @@ def cmd_demo(args):
                     failures += 1
                     print(f"{name}: cocotb failed:\n{e}", file=sys.stderr)
             if not args.no_synth:
-                from boards.synth import DoesNotFit, synthesize
                 synth_params = spec.synth_overrides()
                 if synth_params != params:
                     row["synth at"] = " ".join(f"{k}={v}" for k, v in synth_params.items())
                 try:
-                    r = synthesize(spec.build(**synth_params), device="up5k", name=name,
+                    r = synth.synthesize(spec.build(**synth_params), device="up5k", name=name,
                                    progress=_progress)
-                except DoesNotFit as e:
+                except synth.DoesNotFit as e:
                     # Reported in the table like any other figure; the other blocks go on.
                     failures += 1
                     row["error"] = "does not fit: " + ", ".join(
@@ -351,14 +339,13 @@ def cmd_demo(args):
 
     jobs = _jobs()
     if jobs and not args.no_jobs:
-        from firmware.jobs import run_job
         where = f"board {args.board}" if args.board else "the simulated board (no hardware)"
         print(f"\nend-to-end jobs through the host driver on {where}:")
         for job in jobs:
             _progress(f"job {job}")
             print(f"{job}:")
             try:
-                _print_rows(run_job(job, board=args.board))
+                _print_rows(firmware_jobs.run_job(job, board=args.board))
             except Exception as e:
                 failures += 1
                 print(f"  FAILED: {type(e).__name__}: {e}")
@@ -367,64 +354,60 @@ def cmd_demo(args):
 
 
 def cmd_prove(args):
-    from edgelearn.prove import prove
-    from sim.formal import select
     try:
-        select(args.block, everything=args.all)
+        formal.select(args.block, everything=args.all)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    failures = prove(args.block, everything=args.all, as_json=args.json, progress=_progress)
+    failures = prove.prove(args.block, everything=args.all, as_json=args.json, progress=_progress)
     for line in failures:
         print(f"edgelearn: error: {line}", file=sys.stderr)
     return 1 if failures else 0
 
 
 def cmd_experiment(args):
-    from edgelearn import experiment as ex
     if args.list or not args.name:
-        _print_rows(ex.describe())
+        _print_rows(experiment.describe())
         return 0
     try:
-        ex.check_args(args.name, args.seeds, args.budget)
+        experiment.check_args(args.name, args.seeds, args.budget)
         if args.plot:
             _writable(args.plot, "--plot")         # before minutes of training, not after
         _progress(f"experiment {args.name}{' (quick)' if args.quick else ''}")
-        result = ex.run_experiment(args.name, quick=args.quick, seeds=args.seeds, plot=args.plot,
-                                   budget=args.budget)
+        result = experiment.run_experiment(args.name, quick=args.quick, seeds=args.seeds,
+                                           plot=args.plot, budget=args.budget)
     except ValueError as e:
         raise UsageError(str(e)) from None
-    ex.print_result(result, as_json=args.json)
+    experiment.print_result(result, as_json=args.json)
     return 0
 
 
 # --- parser ---------------------------------------------------------------------------------------
 
 def cmd_compress(args):
-    from edgelearn import compress as c
     # The output is written to a temporary file beside it and renamed: probe its directory, not the file.
     _writable(Path(args.output).parent, "-o/--output", directory=True)
     if args.plot:
         _writable(args.plot, "--plot")
     try:
-        report = c.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
-                                 n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
-                                 force=args.force)
+        report = compress.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
+                                        n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
+                                        force=args.force)
         if args.plot:
-            c.plot_tensor(report, args.plot)
-    except c.BadInput as e:
+            compress.plot_tensor(report, args.plot)
+    except compress.BadInput as e:
         raise UsageError(str(e)) from None
-    print(json.dumps(report) if args.json else "\n".join(c.report_lines(report)))
+    print(json.dumps(report) if args.json else "\n".join(compress.report_lines(report)))
     return 0
 
 
 def cmd_decompress(args):
-    from edgelearn import compress as c
     _writable(Path(args.output).parent, "-o/--output", directory=True)
     try:
-        shapes = c.decompress_file(args.container, args.output, quantized=args.quantized, force=args.force)
-    except c.BadInput as e:
+        shapes = compress.decompress_file(args.container, args.output, quantized=args.quantized,
+                                          force=args.force)
+    except compress.BadInput as e:
         raise UsageError(str(e)) from None
-    except c.CorruptContainer as e:
+    except compress.CorruptContainer as e:
         print(f"edgelearn: error: {e}", file=sys.stderr)
         return 1
     print(json.dumps(shapes) if args.json else f"{len(shapes)} tensors restored, every CRC checked")
@@ -548,7 +531,6 @@ def _parser():
 def _quiet_unused():
     """After an error: components whose constructor refused a parameter were never elaborated, and
     Amaranth's "created but never used" warnings for them would bury the one error line."""
-    from amaranth.hdl import UnusedElaboratable
     warnings.filterwarnings("ignore", category=UnusedElaboratable)
 
 

@@ -34,6 +34,9 @@ import zlib
 from pathlib import Path
 
 import numpy as np
+from safetensors import SafetensorError
+from safetensors.numpy import load_file
+from safetensors.numpy import save as save_safetensors
 
 from hw.huffman import spec
 from sim.huffman import fast
@@ -73,8 +76,6 @@ def max_block_n(code_bits, r):
 
 def _read_safetensors(path):
     """Tensors of a .safetensors file; BF16 tensors (numpy has no bfloat16) as float32, exactly."""
-    from safetensors import SafetensorError
-    from safetensors.numpy import load_file
     with open(path, "rb") as fh:
         head = fh.read(8)
         if len(head) < 8:
@@ -141,8 +142,7 @@ def save_model(tensors, path, *, force=False):
 
     def write(fh):
         if suffix == ".safetensors":
-            from safetensors.numpy import save
-            fh.write(save({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
+            fh.write(save_safetensors({k: np.ascontiguousarray(v) for k, v in tensors.items()}))
         elif suffix == ".npz":
             np.savez(fh, **tensors)
         else:

