@@ -17,7 +17,7 @@ from hw.mac.accumulate import AccumulatorGrid
 from hw.mac.array import MacArray
 from hw.mac.products import ProductGrid
 from hw.mac.systolic import SystolicArray
-from sim.mac.amaranth_run import expected_rows, mixed_tiles, run_tiles, short_tiles
+from sim.mac.amaranth_run import cycled_tiles, expected_rows, mixed_tiles, run_tiles, short_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import simulate
 
@@ -192,13 +192,7 @@ def test_array_gemm_every_mode_no_stalls_full_rate():
 def test_array_tiles_of_rows_beats_run_back_to_back():
     """Tiles exactly `rows` beats long: the result buffer hands over without a bubble."""
     dut = make_dut(rows=2, cols=2)
-    rng = np.random.default_rng(8)
-    tiles = []
-    for i in range(12):
-        mode = MODES[i % 4]
-        k = 2 * spec.lanes(mode)
-        tiles += gemm_tiles(random_acts(rng, (2, k)), random_weights(rng, (2, k), mode), mode, rows=2, cols=2,
-                            acc_width=20, tile_k=8)
+    tiles = cycled_tiles(np.random.default_rng(8), dut, 12, beats=2)
     res = run_tiles(dut, tiles, max_cycles=500)
     assert res["rows"] == expected_rows(tiles, 2)
     assert res["cycles"] <= 2 * len(tiles) + 10, res["cycles"]  # one bubble per tile would be + 12

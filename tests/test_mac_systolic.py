@@ -16,7 +16,7 @@ from amaranth.sim import Simulator
 
 from hw.mac import spec
 from hw.mac.systolic import SystolicArray
-from sim.mac.amaranth_run import expected_rows, mixed_tiles, payload_int, run_tiles, short_tiles
+from sim.mac.amaranth_run import cycled_tiles, expected_rows, mixed_tiles, payload_int, run_tiles, short_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get_n, stream_put_all
 
@@ -115,12 +115,7 @@ def test_consumer_away_for_long_holds_the_inputs():
     """The consumer takes nothing for 600 cycles while 40 tiles wait: the array fills its output
     FIFO's credits, then stops taking last beats; afterwards every row comes out in order."""
     dut = make_dut(rows=2, cols=2)
-    rng = np.random.default_rng(5)
-    tiles = []
-    for i in range(40):
-        mode = MODES[i % 4]
-        k = 3 * spec.lanes(mode)
-        tiles += tiles_of(dut, random_acts(rng, (2, k)), random_weights(rng, (2, k), mode), mode)
+    tiles = cycled_tiles(np.random.default_rng(5), dut, 40, beats=3)
     got = []
     taken_while_away = []
 

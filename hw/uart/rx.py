@@ -1,3 +1,5 @@
+from contextlib import contextmanager
+
 from amaranth.hdl import Cat, Module, Signal
 from amaranth.lib import stream
 from amaranth.lib.wiring import In, Out
@@ -44,6 +46,15 @@ class UARTRx(BitTimed):
     o_busy: Out(1)
     o_data: Out(stream.Signature(8))
 
+    @contextmanager
+    def _bit_elapsed(self, m, count):
+        """A bit-timed state: busy; ``count`` counts down, and the body runs when it has reached 0."""
+        m.d.comb += self.o_busy.eq(1)
+        with m.If(count != 0):
+            m.d.sync += count.eq(count - 1)
+        with m.Else():
+            yield
+
     def elaborate(self, platform):
         m = Module()
         div = self._divisor
@@ -76,23 +87,15 @@ class UARTRx(BitTimed):
                 with m.Else():
                     m.d.sync += [count.eq(div - 1), bits.eq(0)]
                     m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += self.o_busy.eq(1)
-                with m.If(count != 0):
-                    m.d.sync += count.eq(count - 1)
+            with m.State("DATA"), self._bit_elapsed(m, count):
+                m.d.sync += [shift.eq(Cat(shift[1:], rx)), count.eq(div - 1), bits.eq(bits + 1)]
+                with m.If(bits == 7):
+                    m.next = "STOP"
+            with m.State("STOP"), self._bit_elapsed(m, count):
+                with m.If(rx):
+                    m.d.sync += [data.eq(shift), valid.eq(1)]
+                    m.d.comb += self.o_overrun.eq(valid & ~self.o_data.ready)
                 with m.Else():
-                    m.d.sync += [shift.eq(Cat(shift[1:], rx)), count.eq(div - 1), bits.eq(bits + 1)]
-                    with m.If(bits == 7):
-                        m.next = "STOP"
-            with m.State("STOP"):
-                m.d.comb += self.o_busy.eq(1)
-                with m.If(count != 0):
-                    m.d.sync += count.eq(count - 1)
-                with m.Else():
-                    with m.If(rx):
-                        m.d.sync += [data.eq(shift), valid.eq(1)]
-                        m.d.comb += self.o_overrun.eq(valid & ~self.o_data.ready)
-                    with m.Else():
-                        m.d.comb += self.o_frame_error.eq(1)
-                    m.next = "IDLE"
+                    m.d.comb += self.o_frame_error.eq(1)
+                m.next = "IDLE"
         return m

@@ -14,7 +14,7 @@ from hw.mac import spec
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get, stream_put
 
-__all__ = ["run_tiles", "payload_int", "expected_rows", "mixed_tiles", "short_tiles"]
+__all__ = ["run_tiles", "payload_int", "expected_rows", "mixed_tiles", "short_tiles", "cycled_tiles"]
 
 
 def payload_int(value):
@@ -130,4 +130,18 @@ def short_tiles(rng, dut, n_tiles=30):
         tiles += gemm_tiles(random_acts(rng, (dut.rows, k)), random_weights(rng, (dut.cols, k), mode), mode,
                             rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
                             tile_k=dut.tile_k or spec.DEFAULT_TILE_K, count_bits=dut.count_bits)
+    return tiles
+
+
+def cycled_tiles(rng, dut, n_tiles, beats):
+    """``n_tiles`` tiles of exactly ``beats`` beats each, the modes in turn, int8 activations."""
+    tiles = []
+    modes = list(spec.MODES)
+    for i in range(n_tiles):
+        mode = modes[i % len(modes)]
+        k = beats * spec.lanes(mode)
+        tiles += gemm_tiles(random_acts(rng, (dut.rows, k)), random_weights(rng, (dut.cols, k), mode), mode,
+                            rows=dut.rows, cols=dut.cols, acc_width=dut.acc_width,
+                            tile_k=dut.tile_k or spec.DEFAULT_TILE_K, tile_bits=dut.tile_bits,
+                            count_bits=dut.count_bits)
     return tiles
