@@ -15,10 +15,13 @@ are sampled in the read-only phase before the clock edge they complete on.
 import random
 
 import cocotb
+import numpy as np
 from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
-__all__ = ["StreamSource", "StreamSink", "StreamRuleError", "start_clock", "reset"]
+from sim.runner import tb_params
+
+__all__ = ["StreamSource", "StreamSink", "StreamRuleError", "start_clock", "reset", "BlockTestbench"]
 
 CLOCK_PERIOD_NS = 10
 
@@ -36,6 +39,35 @@ async def reset(dut, inputs=(), cycles=2):
     for _ in range(cycles):
         await RisingEdge(dut.clk)
     dut.rst.value = 0
+
+
+class BlockTestbench:
+    """Base of a block's cocotb testbench: the clock, the block's parameters and its reset.
+
+    ``BLOCK`` is the block's registry name: ``params`` are the parameters the test passed
+    (:func:`sim.runner.tb_params`, the block's defaults for the others), and each is also an
+    attribute of the testbench. ``IDLE_INPUTS`` are the inputs held at 0 during :meth:`reset`.
+    """
+
+    BLOCK = None
+    IDLE_INPUTS = ()
+
+    def __init__(self, dut):
+        self.dut = dut
+        self.params = tb_params(self.BLOCK)
+        for name, value in self.params.items():
+            setattr(self, name, value)
+        start_clock(dut)
+
+    @classmethod
+    async def started(cls, dut, seed=0):
+        """A testbench on ``dut`` after reset, and a numpy generator seeded ``seed``."""
+        tb = cls(dut)
+        await tb.reset()
+        return tb, np.random.default_rng(seed)
+
+    async def reset(self):
+        await reset(self.dut, self.IDLE_INPUTS)
 
 
 class StreamRuleError(AssertionError):

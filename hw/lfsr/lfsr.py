@@ -40,8 +40,8 @@ class GaloisLFSR(wiring.Component):
     """
 
     def __init__(self, width=16, steps=None, seed=1):
-        self._width = check_int("width", width, spec.MIN_WIDTH, spec.MAX_WIDTH)
-        self._steps = check_int("steps", width if steps is None else steps, 1, 64)
+        self.width = check_int("width", width, spec.MIN_WIDTH, spec.MAX_WIDTH)
+        self.steps = check_int("steps", width if steps is None else steps, 1, 64)
         self._seed = check_int("seed", seed, 0, (1 << width) - 1)
         super().__init__({
             "o_random": Out(stream.Signature(width)),
@@ -49,21 +49,13 @@ class GaloisLFSR(wiring.Component):
             "i_load": In(1),
         })
 
-    @property
-    def width(self):
-        return self._width
-
-    @property
-    def steps(self):
-        return self._steps
-
     def elaborate(self, platform):
         m = Module()
-        w = self._width
+        w = self.width
         state = Signal(w, init=spec.normalize_seed(self._seed, w))
 
         nxt = state
-        for i in range(self._steps):
+        for i in range(self.steps):
             # One Galois step: shift right, XOR the taps when the LSB was 1. Each step is named by a
             # signal, so the expression stays a chain rather than a tree that doubles per step.
             step = Signal(w, name=f"step{i}")

@@ -11,7 +11,7 @@ master weights, shift learning rate) cost.
 import numpy as np
 
 from hw.hdqt import spec
-from sim.hdqt.golden import ref_tiled_matmul
+from sim.hdqt.golden import ref_fwht, ref_tiled_matmul
 
 __all__ = ["float_quantize", "float_layer_forward", "float_layer_step"]
 
@@ -72,15 +72,5 @@ def float_layer_step(cfg, w, x, dy, rng, *, lr, need_dx=True, x_unsigned=True, b
 
 
 def ref_fwht_f(x, n, axis):
-    """Float FWHT (the integer one applied to float data through the Hadamard matrix's linearity)."""
-    x = np.moveaxis(np.asarray(x, dtype=np.float64), axis, -1)
-    d = x.shape[-1]
-    y = x.reshape(*x.shape[:-1], d // n, n).copy()
-    h = 1
-    while h < n:
-        y = y.reshape(*y.shape[:-1], n // (2 * h), 2, h)
-        a, c = y[..., 0, :].copy(), y[..., 1, :].copy()
-        y[..., 0, :], y[..., 1, :] = a + c, a - c
-        y = y.reshape(*y.shape[:-3], n)
-        h *= 2
-    return np.moveaxis(y.reshape(*x.shape), -1, axis)
+    """Float FWHT: :func:`sim.hdqt.golden.ref_fwht` on float64 data."""
+    return ref_fwht(x, n, axis, dtype=np.float64)

@@ -96,9 +96,10 @@ def hadamard_matrix(n):
     return h
 
 
-def ref_fwht(x, n, axis=-1):
-    """Block-diagonal unnormalised Walsh-Hadamard transform of ``x`` along ``axis``, block size ``n``."""
-    x = np.moveaxis(np.asarray(x, dtype=np.int64), axis, -1)
+def ref_fwht(x, n, axis=-1, dtype=np.int64):
+    """Block-diagonal unnormalised Walsh-Hadamard transform of ``x`` along ``axis``, block size ``n``,
+    computed in ``dtype`` (``int64``: exact integers; a float type for float references)."""
+    x = np.moveaxis(np.asarray(x, dtype=dtype), axis, -1)
     d = x.shape[-1]
     if n < 1 or n & (n - 1) or d % n:
         raise ValueError(f"n must be a power of two dividing {d}, not {n!r}")

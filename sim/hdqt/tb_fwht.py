@@ -6,21 +6,13 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from sim.cocotb_streams import reset, start_clock
+from sim.cocotb_streams import BlockTestbench
 from sim.hdqt.golden import ref_fwht
-from sim.runner import tb_params
 
 
-class TB:
-    def __init__(self, dut):
-        self.dut = dut
-        p = tb_params("fwht")
-        self.n = p["n"]
-        self.width = p["width"]
-        start_clock(dut)
-
-    async def reset(self):
-        await reset(self.dut, ("i_data__valid", "i_data__payload", "o_data__ready"))
+class TB(BlockTestbench):
+    BLOCK = "fwht"
+    IDLE_INPUTS = ("i_data__valid", "i_data__payload", "o_data__ready")
 
     async def run(self, vectors, p_in=1.0, p_out=1.0, seed=0):
         """Stream ``vectors`` through; returns (outputs, cycles from first offer to last output)."""
@@ -55,8 +47,7 @@ class TB:
 
 @cocotb.test()
 async def test_matches_golden_one_element_per_cycle(dut):
-    tb = TB(dut)
-    await tb.reset()
+    tb, _ = await TB.started(dut)
     count = 6
     v = tb.random_vectors(np.random.default_rng(1), count)
     got, cycles = await tb.run(v)
@@ -67,8 +58,7 @@ async def test_matches_golden_one_element_per_cycle(dut):
 
 @cocotb.test()
 async def test_random_stalls(dut):
-    tb = TB(dut)
-    await tb.reset()
+    tb, _ = await TB.started(dut)
     v = tb.random_vectors(np.random.default_rng(2), 5)
     got, _ = await tb.run(v, p_in=0.6, p_out=0.6, seed=3)
     assert (got == ref_fwht(v, tb.n)).all()

@@ -8,9 +8,8 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
-from sim.cocotb_streams import reset, start_clock
+from sim.cocotb_streams import BlockTestbench
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
-from sim.runner import tb_params
 
 
 def _signed(v, bits):
@@ -18,22 +17,21 @@ def _signed(v, bits):
     return v - (1 << bits) if v >> (bits - 1) else v
 
 
-class TB:
+class TB(BlockTestbench):
+    BLOCK = "hdqt_layer"
+    IDLE_INPUTS = ("i_load__valid", "i_load__payload", "i_rd__valid", "i_rd__payload", "o_rd__ready",
+                   "i_start", "i_x_unsigned", "i_exp_base", "o_res__ready", "i_clear", "i_lfsr_seed",
+                   "i_lfsr_load")
+
     def __init__(self, dut):
-        self.dut = dut
-        p = tb_params("hdqt_layer")
+        super().__init__(dut)
+        p = self.params
         self.b, self.k, self.o = p["batch"], p["k_dim"], p["o_dim"]
         self.r, self.c = p["rows"], p["cols"]
         self.had_cap = p["had_cap"]
         self.acc = p["acc_width"]
         self.cfg = HdqtConfig(had_cap=self.had_cap, lr_shift=p.get("lr_shift", 3), acc_bits=self.acc,
                               tile_bits=p["tile_bits"])
-        start_clock(dut)
-
-    async def reset(self):
-        await reset(self.dut, ("i_load__valid", "i_load__payload", "i_rd__valid", "i_rd__payload",
-                               "o_rd__ready", "i_start", "i_x_unsigned", "i_exp_base", "o_res__ready",
-                               "i_clear", "i_lfsr_seed", "i_lfsr_load"))
 
     async def load(self, buf, tensor, rng, stall):
         d = self.dut
@@ -125,9 +123,7 @@ def check(got, ref):
 
 @cocotb.test()
 async def test_step_bit_exact_with_stalls(dut):
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(11)
+    tb, rng = await TB.started(dut, seed=11)
     w = rng.integers(-4000, 4000, (tb.o, tb.k))
     lfsr = LfsrStream()
     for i in range(2):   # two steps: W, its maximum and the LFSR carry over
@@ -142,9 +138,7 @@ async def test_step_bit_exact_with_stalls(dut):
 @cocotb.test()
 async def test_zero_gradient_leaves_weights(dut):
     # all-zero dY: every gradient quantizes to zero (shift 0, no division), W unchanged
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(12)
+    tb, rng = await TB.started(dut, seed=12)
     w = rng.integers(-4000, 4000, (tb.o, tb.k))
     x = rng.integers(0, 200, (tb.b, tb.k))
     dy = np.zeros((tb.b, tb.o), dtype=np.int64)

@@ -5,22 +5,13 @@ import random
 import cocotb
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from sim.cocotb_streams import reset, start_clock
+from sim.cocotb_streams import BlockTestbench
 from sim.lfsr.golden import ref_lfsr_words
-from sim.runner import tb_params
 
 
-class TB:
-    def __init__(self, dut):
-        self.dut = dut
-        p = tb_params("lfsr")
-        self.width = p["width"]
-        self.steps = p["steps"]
-        self.seed = p["seed"]
-        start_clock(dut)
-
-    async def reset(self):
-        await reset(self.dut, ("o_random__ready", "i_load", "i_seed"))
+class TB(BlockTestbench):
+    BLOCK = "lfsr"
+    IDLE_INPUTS = ("o_random__ready", "i_load", "i_seed")
 
     async def read(self, n):
         """``n`` words, one a cycle (``ready`` must be high: the LFSR offers a word every cycle)."""

@@ -11,29 +11,16 @@ import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.mac import spec
-from sim.cocotb_streams import StreamSink, StreamSource, reset, start_clock
+from sim.cocotb_streams import BlockTestbench, StreamSink, StreamSource
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
-from sim.runner import tb_params
 
 MODES = list(spec.MODES)
 
 
-class TB:
-    def __init__(self, dut):
-        self.dut = dut
-        p = tb_params("mac_array")
-        self.rows = p["rows"]
-        self.cols = p["cols"]
-        self.acc_width = p["acc_width"]
-        self.tile_k = p["tile_k"]
-        self.tile_bits = p["tile_bits"]
-        self.count_bits = p["count_bits"]
-        self.cycles = 0
-        start_clock(dut)
-
-    async def reset(self):
-        await reset(self.dut, ("i_cmd__valid", "i_cmd__payload", "i_act__valid", "i_act__payload",
-                               "i_wgt__valid", "i_wgt__payload", "o_res__ready", "i_clear"))
+class TB(BlockTestbench):
+    BLOCK = "mac_array"
+    IDLE_INPUTS = ("i_cmd__valid", "i_cmd__payload", "i_act__valid", "i_act__payload", "i_wgt__valid",
+                   "i_wgt__payload", "o_res__ready", "i_clear")
 
     async def run(self, tiles, *, stall=0.0, seed=0):
         """Stream ``tiles`` through the array; return the result rows and the cycles taken."""
@@ -81,9 +68,7 @@ class TB:
 
 @cocotb.test()
 async def test_random_gemm_every_mode(dut):
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(1)
+    tb, rng = await TB.started(dut, seed=1)
     for i, mode in enumerate(MODES):
         for unsigned in (False, True):
             x = random_acts(rng, (2 * tb.rows + 1, 45), unsigned=unsigned)
@@ -96,9 +81,7 @@ async def test_random_gemm_every_mode(dut):
 
 @cocotb.test()
 async def test_mode_changes_between_tiles_with_stalls(dut):
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(2)
+    tb, rng = await TB.started(dut, seed=2)
     for stall in (0.0, 0.5, 0.8):
         tiles = tb.random_tiles(rng, 20)
         rows, _ = await tb.run(tiles, stall=stall, seed=int(stall * 100))
@@ -108,9 +91,7 @@ async def test_mode_changes_between_tiles_with_stalls(dut):
 @cocotb.test()
 async def test_full_rate_across_mode_changes(dut):
     """Without stalls, consecutive tiles in different modes take one cycle per beat (no bubbles)."""
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(3)
+    tb, rng = await TB.started(dut, seed=3)
     tiles = tb.random_tiles(rng, 16, k_max=120)
     # Tiles at least `rows` beats long so the result drain never limits the rate.
     tiles = [t for t in tiles if len(t["act"]) >= tb.rows + 1]
@@ -122,8 +103,7 @@ async def test_full_rate_across_mode_changes(dut):
 
 @cocotb.test()
 async def test_tile_saturation_corners(dut):
-    tb = TB(dut)
-    await tb.reset()
+    tb, _ = await TB.started(dut)
     if tb.tile_k == 0:
         return
     rng = np.random.default_rng(4)
@@ -144,9 +124,7 @@ async def test_tile_saturation_corners(dut):
 
 @cocotb.test()
 async def test_undefined_mode_overflow_flags_and_recovery(dut):
-    tb = TB(dut)
-    await tb.reset()
-    rng = np.random.default_rng(5)
+    tb, rng = await TB.started(dut, seed=5)
     good = tb.random_tiles(rng, 4)
     bad = {"cmd": spec.pack_cmd(mode=6, beats=9, count_bits=tb.count_bits),
            "act": [int(v) for v in rng.integers(0, 1 << 30, 9)],
