@@ -7,6 +7,8 @@ driver (:mod:`firmware.driver`) only talks to this interface, so a job runs unch
 and in simulation.
 """
 
+import collections
+
 __all__ = ["SerialTransport", "SimTransport", "open_transport"]
 
 
@@ -59,9 +61,13 @@ class SimTransport:
         Talk to this simulated board; default: the process's shared simulated board
         (:func:`sim.board.shared_board`, every command group, Verilator). The shared board stays
         up when the transport is closed.
+    latency : float
+        Seconds (board time) between a byte leaving the board and the host reading it: a USB
+        bridge's latency (an FTDI chip holds a short reply up to its latency timer, 1-16 ms). 0:
+        the host sees each byte as it arrives (to within a few byte times).
     """
 
-    def __init__(self, sim_board=None):
+    def __init__(self, sim_board=None, *, latency=0.0):
         self._own = sim_board is not None
         if sim_board is None:
             from sim.board import shared_board
@@ -69,13 +75,36 @@ class SimTransport:
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
         self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"
-        self.quiet = 2 * sim_board.core.frame_timeout / sim_board.clk_hz
+        if not latency >= 0:
+            raise ValueError(f"latency must be a number of seconds >= 0, not {latency!r}")
+        self._latency = int(latency * sim_board.clk_hz)
+        self._held = collections.deque()     # (cycle the host sees it, bytes) under latency
+        self.quiet = 2 * sim_board.core.frame_timeout / sim_board.clk_hz + latency
 
     def write(self, data):
         self.board.write(data)
 
     def read(self, n, timeout=1.0):
-        return self.board.read(n, timeout_cycles=max(1, int(timeout * self.board.clk_hz)))
+        timeout_cycles = max(1, int(timeout * self.board.clk_hz))
+        if not self._latency:
+            return self.board.read(n, timeout_cycles=timeout_cycles)
+        board, out = self.board, bytearray()
+        deadline = board.cycles + timeout_cycles
+        step = 10 * board.divisor            # bytes are stamped to within one byte time
+        while True:
+            got = board.read(1 << 16, timeout_cycles=1)
+            if got:
+                self._held.append([board.cycles + self._latency, bytearray(got)])
+            while self._held and self._held[0][0] <= board.cycles and len(out) < n:
+                ripe = self._held[0][1]
+                take = min(len(ripe), n - len(out))
+                out += ripe[:take]
+                del ripe[:take]
+                if not ripe:
+                    self._held.popleft()
+            if len(out) >= n or board.cycles >= deadline:
+                return bytes(out)
+            board.run_cycles(min(step, deadline - board.cycles))
 
     def close(self):
         if self._own:
