@@ -34,6 +34,12 @@ class SerialTransport:
         except serial.SerialException as e:
             raise ConnectionError(f"cannot open {port}: {e}") from None
         self._port.reset_input_buffer()
+        # FTDI bridges hold a short reply up to their latency timer (16 ms by default): the
+        # low-latency flag makes Linux's ftdi_sio set it to 1 ms, which the window then covers.
+        try:
+            self._port.set_low_latency_mode(True)
+        except (AttributeError, NotImplementedError, OSError, ValueError):
+            pass                     # not Linux, or the driver refuses: the link is slower, not wrong
 
     def write(self, data):
         self._port.write(bytes(data))

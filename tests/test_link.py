@@ -5,12 +5,16 @@ sits behind a transport that damages chosen frames in either direction; one test
 controller (the simulated board in Amaranth) with stray bytes on its line.
 """
 
+import dataclasses
+
 import pytest
 
 from firmware.driver import CommandError, Driver, LinkError
 from firmware.transport import SimTransport
 from hw.control import protocol as P
+from hw.control.boards import BOARD_CONFIGS
 from hw.control.core import EdgeLearnCore
+from hw.uart.baud import link_baud
 from sim.board.amaranth_board import SimBoard
 from sim.control.golden import Execute, FrameParser
 
@@ -356,3 +360,19 @@ def test_command_for_a_group_the_bitstream_lacks_is_one_clear_error():
     with pytest.raises(CommandError, match="^command 0x0f failed: ERR_UNKNOWN_CMD$"):
         drv.command(0x0F)
     assert drv.ping(b"alive") == b"alive"
+
+
+def test_link_baud_follows_the_clock_and_the_bridge():
+    # Highest rate <= 3 Mbaud that the bridge makes exactly and the clock divides into >= 8.
+    assert link_baud(12_000_000, "FT2232H") == 1_500_000        # 8 cycles per bit
+    assert link_baud(48_000_000, "FT2232H") == 3_000_000        # 16
+    assert link_baud(25_000_000, "FT231X") == 1_000_000         # 25 MHz: no multiple of 3 or 1.5 MHz
+    assert link_baud(50_000_000, "FT231X") == 2_000_000         # the FT231X's special 2/3 rate
+    assert link_baud(49_999_999, "FT2232H") == 2_400_000        # no exact rate: 20.8 -> 21, 0.8 % off
+    assert link_baud(96_000_000, "FT2232H", max_baud=12_000_000) == 12_000_000
+    with pytest.raises(ValueError, match="usb_uart must be one of FT2232H, FT231X, not 'CH340'"):
+        link_baud(48_000_000, "CH340")
+    cfg = BOARD_CONFIGS["icebreaker"]
+    assert cfg.baud == link_baud(cfg.clk_hz, "FT2232H")
+    assert dataclasses.replace(cfg, clk_hz=48_000_000, baud=0).baud == 3_000_000
+    assert BOARD_CONFIGS["ulx3s"].baud == link_baud(BOARD_CONFIGS["ulx3s"].clk_hz, "FT231X")
