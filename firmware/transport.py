@@ -96,7 +96,8 @@ class SimTransport:
             return self.board.read(n, timeout_cycles=timeout_cycles)
         board, out = self.board, bytearray()
         deadline = board.cycles + timeout_cycles
-        step = 10 * board.divisor            # bytes are stamped to within one byte time
+        # Bytes are stamped to within a byte time or 1/16 of the latency, whichever is longer.
+        step = max(10 * board.divisor, self._latency // 16)
         while True:
             got = board.read(1 << 16, timeout_cycles=1)
             if got:

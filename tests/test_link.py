@@ -9,6 +9,7 @@ import dataclasses
 
 import pytest
 
+from firmware.api import Accelerator, BlockMissing
 from firmware.driver import CommandError, Driver, LinkError
 from firmware.transport import SimTransport
 from hw.control import protocol as P
@@ -360,6 +361,10 @@ def test_command_for_a_group_the_bitstream_lacks_is_one_clear_error():
     with pytest.raises(CommandError, match="^command 0x0f failed: ERR_UNKNOWN_CMD$"):
         drv.command(0x0F)
     assert drv.ping(b"alive") == b"alive"
+    # The API asks STATUS first and says the same in one line (a job prints it as "skipped").
+    with pytest.raises(BlockMissing, match=r"^the gemm group is not in this bitstream \(icebreaker carries: "
+                                           r"system\)$"):
+        Accelerator(drv, "icebreaker").gemv([1, 2], 1)
 
 
 def test_link_baud_follows_the_clock_and_the_bridge():
