@@ -309,8 +309,10 @@ class Driver:
         if not self._window:
             return [self.command(cmd, payload, check=check) for cmd, payload in commands]
         answers = _Window(self, commands).run()
+        seq = self._seq
         for (cmd, _), (status, reply) in zip(commands, answers):
             self._count(cmd, status, reply)
+        self._seq = seq              # a STATUS in the window reported the seq of its own time
         if check:
             for (cmd, _), (status, _) in zip(commands, answers):
                 if status != Status.OK:
