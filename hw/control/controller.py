@@ -236,24 +236,14 @@ class Controller(wiring.Component):
                     m.next = "CMD"
                     with m.If(byte == SYNC_SEQ_CMD):
                         m.next = "SEQ"
-            with m.State("SEQ"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [seq.eq(byte), crc.eq(crc_next)]
-                    m.next = "CMD"
-            with m.State("CMD"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN1"
+            for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
+                                      ("LEN0", length[:8], "LEN1")):
+                with m.State(state):
+                    truncation_check()
+                    m.d.comb += self.i_rx.ready.eq(1)
+                    with m.If(take):
+                        m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                        m.next = nxt
             with m.State("LEN1"):
                 truncation_check()
                 m.d.comb += self.i_rx.ready.eq(1)
