@@ -375,7 +375,7 @@ class _Window:
                     self.todo.clear()
                 continue
             if reply is not None:
-                self._collect(reply)             # a later frame's answer stays valid
+                self._collect(reply)             # a later frame's answer stays valid; a refusal noted
                 why = (f"board answered {status_name(reply[1])}" if reply.seq == seq and reply[0] == cmd
                        else "its reply was skipped (a later frame's came first)")
             else:
@@ -430,7 +430,6 @@ class _Window:
         drv = self.drv
         first = self.inflight[0][0]
         self.failures[first].append(why)
-        self.refused = {first} if why.startswith("board answered") else set()
         # Replies still on their way, then a quiet line: the board is hunting for a sync byte.
         while (reply := self._next_reply()) is not None:
             self._collect(reply)
@@ -460,6 +459,7 @@ class _Window:
                             f"(another host on {drv.transport.name}?)")
         inflight = list(self.inflight)
         self.inflight.clear()
+        self.refused.clear()
         if self.stop:
             return                               # a command failed: what did not run stays unrun
         again = []
