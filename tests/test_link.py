@@ -6,6 +6,7 @@ controller (the simulated board in Amaranth) with stray bytes on its line.
 """
 
 import dataclasses
+import random
 
 import pytest
 
@@ -382,3 +383,14 @@ def test_link_baud_follows_the_clock_and_the_bridge():
     assert cfg.baud == link_baud(cfg.clk_hz, "FT2232H")
     assert dataclasses.replace(cfg, clk_hz=48_000_000, baud=0).baud == 3_000_000
     assert BOARD_CONFIGS["ulx3s"].baud == link_baud(BOARD_CONFIGS["ulx3s"].clk_hz, "FT231X")
+
+
+def test_host_crc_is_the_spec_crc():
+    # The host's C CRC (binascii.crc_hqx) against the bitwise spec function the gateware is built from.
+    rng = random.Random(5)
+    for n in (0, 1, 7, 300):
+        data = bytes(rng.randrange(256) for _ in range(n))
+        spec = P.CRC_INIT
+        for b in data:
+            spec = P.crc16_update(spec, b)
+        assert P.crc16(data) == spec
