@@ -83,7 +83,8 @@ class Accelerator:
 
     def _need(self, group):
         if group not in self.groups():
-            raise BlockMissing(f"the {self.board} design has no {group} block")
+            raise BlockMissing(f"the {group} group is not in this bitstream ({self.board} carries: "
+                               f"{', '.join(sorted(self.groups()))})")
 
     # STDP ----------------------------------------------------------------------------------------
     def stdp_config(self):
@@ -94,15 +95,16 @@ class Accelerator:
         return word_bytes(self.stdp_config())
 
     def stdp_write(self, mem, words, addr=0):
-        """Write memory ``mem`` words from ``addr`` on (``LOAD_SYNAPSES`` frames)."""
+        """Write memory ``mem`` words from ``addr`` on (``LOAD_SYNAPSES`` frames, pipelined)."""
         self._need("stdp")
         W = self._stdp_word_bytes()
-        per = (MAX_PAYLOAD - 4) // W
+        per = (self.driver.window_payload() - 4) // W
+        frames = []
         for i in range(0, len(words), per):
             chunk = words[i:i + per]
-            payload = bytes([mem]) + (addr + i).to_bytes(3, "little") + \
-                b"".join(int(w).to_bytes(W, "little") for w in chunk)
-            self.driver.command(Cmd.LOAD_SYNAPSES, payload)
+            frames.append((Cmd.LOAD_SYNAPSES, bytes([mem]) + (addr + i).to_bytes(3, "little")
+                           + b"".join(int(w).to_bytes(W, "little") for w in chunk)))
+        self.driver.pipeline(frames)
 
     def stdp_read(self, mem, count, addr=0):
         """Read ``count`` words of memory ``mem`` from ``addr`` on (``READ_WEIGHTS`` frames)."""
@@ -167,12 +169,9 @@ class Accelerator:
                 cur = []
             cur.append(beat.words[0])
         blocks.append(cur)
-        sent = 0
-        for words in blocks:
-            payload = b"".join(w.to_bytes(2, "little") for w in words)
-            self.driver.command(Cmd.LOAD_WEIGHTS, payload)
-            sent += len(payload)
-        stats["sent_bytes"] = sent
+        payloads = [b"".join(w.to_bytes(2, "little") for w in words) for words in blocks]
+        self.driver.pipeline([(Cmd.LOAD_WEIGHTS, p) for p in payloads])
+        stats["sent_bytes"] = sum(map(len, payloads))
         return stats
 
     def gemv(self, x, n_out, *, wbase=0):
@@ -201,12 +200,10 @@ class Accelerator:
         self._need("hdqt")
         sel = load_select(Tensor[tensor.upper()], x_unsigned)
         vals = [int(v) for v in values]
-        per = (MAX_PAYLOAD - 3) // 2
-        for i in range(0, len(vals), per):
-            chunk = vals[i:i + per]
-            payload = bytes([sel]) + i.to_bytes(2, "little") + \
-                b"".join(v.to_bytes(2, "little", signed=True) for v in chunk)
-            self.driver.command(Cmd.HDQT_LOAD, payload)
+        per = (self.driver.window_payload() - 3) // 2
+        self.driver.pipeline([(Cmd.HDQT_LOAD, bytes([sel]) + i.to_bytes(2, "little")
+                               + b"".join(v.to_bytes(2, "little", signed=True) for v in vals[i:i + per]))
+                              for i in range(0, len(vals), per)])
 
     def hdqt_read(self, what, count):
         """Read ``count`` results (``what`` = "results", int32) or master weights ("w", int16)."""

@@ -1,8 +1,9 @@
 """The host driver: commands and replies over a transport, with the shared protocol.
 
 Framing, CRC and codes come from :mod:`hw.control.protocol` (the same module the gateware is built
-from). :class:`Driver` sends one command, waits for its reply (stop-and-wait, as the protocol
-requires) and returns the payload or raises :class:`CommandError`.
+from). :meth:`Driver.command` sends one plain frame, waits for its reply (stop-and-wait) and
+returns the payload or raises :class:`CommandError`; :meth:`Driver.pipeline` (and
+:meth:`Driver.bulk`) keeps several sequenced frames in flight (see "Windowed" below).
 
 Link errors cost a resend, never a double execution (decision; the protocol has no sequence
 number and needs none for this):
@@ -26,11 +27,33 @@ than the board's frame timeout), so the board has ended whatever frame it was in
 sync byte again; a valid reply for the command that arrives during that wait is taken as its
 answer. After ``attempts`` sends, :class:`LinkError` names the command, the attempts and why each
 failed.
+
+Windowed (:meth:`Driver.pipeline`): sequenced frames go out, whole, while the bytes of the frames
+after the oldest unanswered one stay within the board's receive FIFO (``STATUS.rx_fifo``; the
+oldest one is in the controller's buffer or on its way there), and the first frame of a call
+goes alone until the board accepted its ``seq`` (a stale ``seq`` is never pipelined); replies come
+back in order, each echoing its frame's ``seq``. The board runs a sequenced frame only with the
+``seq`` it expects, so a frame lost or refused in the window stops every later one (they are
+answered ``ERR_SEQUENCE``) and nothing runs twice or out of order. On the first reply that is not
+the expected answer to the oldest frame in flight (a link error, ``ERR_SEQUENCE``, a skipped or
+missing reply) the driver stops sending, collects the replies still coming, waits for a quiet
+line and asks ``STATUS`` for the board's expected ``seq``: the frames before it ran, the others
+did not. Those that did not run are resent in order (a frame that failed ``attempts`` times ends
+in :class:`LinkError`); one that ran with its reply lost is resent only if it is idempotent and
+the last one that ran (re-running it after a later frame would reorder them), else
+:class:`LinkError` says it ran and its reply is lost. A board of protocol version 1 or without a
+FIFO gets the frames stop-and-wait.
+
+A command whose group the board does not carry is answered ``ERR_UNKNOWN_CMD`` at once;
+:class:`CommandError` then says which groups the bitstream has (from ``STATUS.groups``).
 """
+
+import collections
 
 from hw.control import protocol
 from hw.control.protocol import (
     FLAG_BITS,
+    GROUP_NAMES,
     IDEMPOTENT,
     MAX_PAYLOAD,
     NOT_EXECUTED,
@@ -45,12 +68,21 @@ __all__ = ["Driver", "CommandError", "LinkError", "ProtocolError"]
 
 
 class CommandError(Exception):
-    """The board answered a command with an error status."""
+    """The board answered a command with an error status (``groups``: the board's group mask, if
+    known, to name a group the bitstream lacks)."""
 
-    def __init__(self, cmd, status):
+    def __init__(self, cmd, status, groups=None):
         self.cmd = cmd
         self.status = status
-        super().__init__(f"command 0x{cmd:02x} failed: {status_name(status)}")
+        group = cmd >> 4
+        if status == Status.ERR_UNKNOWN_CMD and groups is not None and not groups >> group & 1:
+            carried = ", ".join(name for g, name in GROUP_NAMES.items() if groups >> g & 1)
+            what = GROUP_NAMES.get(group, f"0x{group:x}")
+            message = (f"{cmd_name(cmd)} (0x{cmd:02x}): command group {what} is not in this bitstream "
+                       f"(it carries: {carried})")
+        else:
+            message = f"command 0x{cmd:02x} failed: {status_name(status)}"
+        super().__init__(message)
 
 
 class LinkError(ProtocolError):
@@ -86,6 +118,9 @@ class Driver:
         self.bytes_received = 0
         self.resends = 0
         self._frames = None          # the board's STATUS.frames as of now, when known
+        self._groups = None          # the board's STATUS.groups (a bitstream constant), when known
+        self._window = None          # the board's STATUS.rx_fifo (0: stop-and-wait only), when known
+        self._seq = None             # the seq the board expects next, when known
 
     def send_raw(self, data):
         """Put raw bytes on the line (for tests of bad frames)."""
@@ -149,15 +184,24 @@ class Driver:
         status, reply = answer
         self._count(cmd, status, reply)
         if check and status != Status.OK:
-            raise CommandError(cmd, status)
+            raise self._error(cmd, status)
         return reply if check else (status, reply)
+
+    def _error(self, cmd, status):
+        if status == Status.ERR_UNKNOWN_CMD and self._groups is None and cmd >> 4:
+            self.status()            # which groups the bitstream carries, for the message
+        return CommandError(cmd, status, self._groups)
 
     def _count(self, cmd, status, reply):
         """Follow the board's count of frames executed OK (``STATUS.frames``) from the answers."""
         if status != Status.OK:
             return
         if cmd == Cmd.STATUS:
-            self._frames = (protocol.unpack_status(reply)["frames"] + 1) & 0xFFFF  # + this STATUS
+            st = protocol.unpack_status(reply)
+            self._frames = (st["frames"] + 1) & 0xFFFF  # + this STATUS
+            self._groups = st["groups"]
+            self._window = st["rx_fifo"] if st["version"] >= 2 else 0
+            self._seq = st["seq"]
         elif cmd in (Cmd.RESET, Cmd.CLEAR_ERRORS):
             self._frames = None      # the board clears its counters
         elif self._frames is not None:
@@ -217,11 +261,64 @@ class Driver:
                 return status, reply
         return None
 
-    def bulk(self, cmd, data, *, chunk=MAX_PAYLOAD):
-        """Send ``data`` as consecutive ``cmd`` frames of at most ``chunk`` bytes; return the replies."""
+    #: Bytes a sequenced frame adds to its payload.
+    FRAME_BYTES = 7
+
+    def window_payload(self):
+        """The largest payload whose frame fits the board's receive FIFO whole, so that it can go
+        out behind another frame (``MAX_PAYLOAD`` if the board has no FIFO)."""
+        if self._window is None:
+            self.status()
+        if not self._window:
+            return MAX_PAYLOAD
+        return max(1, min(MAX_PAYLOAD, self._window - self.FRAME_BYTES))
+
+    def bulk(self, cmd, data, *, chunk=None, window=True):
+        """Send ``data`` as consecutive ``cmd`` frames of at most ``chunk`` bytes (default: the
+        largest that pipelines, :meth:`window_payload`); return the replies (``window=False``:
+        stop-and-wait, default chunk ``MAX_PAYLOAD``)."""
         data = bytes(data)
-        return [self.command(cmd, data[i:i + chunk]) for i in range(0, len(data), chunk)] or \
-            [self.command(cmd, b"")]
+        if chunk is None:
+            chunk = self.window_payload() if window else MAX_PAYLOAD
+        payloads = [data[i:i + chunk] for i in range(0, len(data), chunk)] or [b""]
+        if not window:
+            return [self.command(cmd, p) for p in payloads]
+        return self.pipeline([(cmd, p) for p in payloads])
+
+    def pipeline(self, commands, *, check=True):
+        """Run ``(cmd, payload)`` pairs in order, several sequenced frames in flight; return the
+        reply payloads (``check=False``: ``(status, payload)`` pairs) in the same order.
+
+        Raises
+        ------
+        CommandError
+            (``check`` only) for the first command answered with an error status, once the frames
+            in flight behind it are answered (they ran: the board does not know of the error).
+        LinkError
+            See the module docstring.
+        ValueError
+            If a payload is longer than ``MAX_PAYLOAD``.
+        """
+        commands = [(int(cmd), bytes(payload)) for cmd, payload in commands]
+        for cmd, payload in commands:
+            if len(payload) > MAX_PAYLOAD:
+                raise ValueError(f"payload of {cmd_name(cmd)} must be at most {MAX_PAYLOAD} bytes, "
+                                 f"not {len(payload)}")
+        if self._window is None or self._seq is None:
+            self.status()
+        if not self._window:
+            return [self.command(cmd, payload, check=check) for cmd, payload in commands]
+        answers = _Window(self, commands).run()
+        seq = self._seq
+        for (cmd, _), (status, reply) in zip(commands, answers):
+            self._count(cmd, status, reply)
+        self._seq = seq              # a STATUS in the window reported the seq of its own time
+        if check:
+            for (cmd, _), (status, _) in zip(commands, answers):
+                if status != Status.OK:
+                    raise self._error(cmd, status)
+            return [reply for _, reply in answers]
+        return answers
 
     # System group.
     def ping(self, payload=b""):
@@ -242,3 +339,145 @@ class Driver:
 
     def close(self):
         self.transport.close()
+
+
+class _Window:
+    """One :meth:`Driver.pipeline` call: the frames in flight, the replies, the recovery."""
+
+    def __init__(self, driver, commands):
+        self.drv = driver
+        self.commands = commands
+        self.answers = [None] * len(commands)
+        self.todo = collections.deque(range(len(commands)))
+        self.inflight = collections.deque()     # (index, seq, frame bytes), oldest first
+        self.failures = [[] for _ in commands]
+        self.parser = protocol.ReplyParser(strict=False)
+        self.stop = False                        # a command failed: send nothing more
+        self.refused = set()                     # frames in flight answered with a refusal
+        # The driver's seq is confirmed once the board accepted a frame with it (or STATUS gave it):
+        # until then one frame goes alone, since a stale seq that happened to match a later frame
+        # would run that frame before the refused ones.
+        self.confirmed = False
+
+    def run(self):
+        drv = self.drv
+        while self.todo or self.inflight:
+            self._send()
+            reply = self._next_reply()
+            index, seq, _ = self.inflight[0]
+            cmd = self.commands[index][0]
+            if reply is not None and reply.seq == seq and reply[0] == cmd and reply[1] not in NOT_EXECUTED:
+                self.inflight.popleft()
+                self.answers[index] = (reply[1], reply[2])
+                self.confirmed = True
+                if reply[1] != Status.OK:
+                    self.stop = True             # answer the frames in flight, send no more
+                    self.todo.clear()
+                continue
+            if reply is not None:
+                self._collect(reply)             # a later frame's answer stays valid; a refusal noted
+                why = (f"board answered {status_name(reply[1])}" if reply.seq == seq and reply[0] == cmd
+                       else "its reply was skipped (a later frame's came first)")
+            else:
+                why = f"no valid reply within {drv.timeout} s"
+            self._recover(why)
+        # After a failed command, frames behind it that did not run read as refused ERR_SEQUENCE.
+        return [a if a is not None else (Status.ERR_SEQUENCE, b"") for a in self.answers]
+
+    def _send(self):
+        drv = self.drv
+        while self.todo and not self.stop:
+            index = self.todo[0]
+            cmd, payload = self.commands[index]
+            frame = protocol.encode_command(cmd, payload, seq=drv._seq)
+            behind = sum(len(f) for _, _, f in list(self.inflight)[1:])
+            if self.inflight and (behind + len(frame) > drv._window or not self.confirmed):
+                return
+            self.todo.popleft()
+            drv.send_raw(frame)
+            self.inflight.append((index, drv._seq, frame))
+            drv._seq = (drv._seq + 1) & 0xFF
+
+    def _next_reply(self):
+        """The next sequenced reply from the board, or None after ``timeout`` without one."""
+        drv = self.drv
+        while True:
+            while self.parser.frames:
+                reply = self.parser.frames.pop(0)
+                if reply.seq is not None:        # a plain reply answers line noise
+                    return reply
+            chunk = drv.transport.read(self.parser.needed(), drv.timeout)
+            drv.bytes_received += len(chunk)
+            if chunk:
+                self.parser.feed(chunk)
+                continue
+            if not self.parser.pending():
+                return None
+            self.parser.give_up()
+
+    def _collect(self, reply):
+        """Keep ``reply`` if it answers a frame in flight (refusals in :attr:`refused`)."""
+        for index, seq, _ in self.inflight:
+            if reply.seq == seq and reply[0] == self.commands[index][0]:
+                if reply[1] in NOT_EXECUTED:
+                    self.refused.add(index)
+                else:
+                    self.answers[index] = (reply[1], reply[2])
+
+    def _recover(self, why):
+        """The oldest frame in flight got no valid answer: find out from the board what ran, then
+        queue the frames that did not run (in order) and those that may run again."""
+        drv = self.drv
+        first = self.inflight[0][0]
+        self.failures[first].append(why)
+        # Replies still on their way, then a quiet line: the board is hunting for a sync byte.
+        while (reply := self._next_reply()) is not None:
+            self._collect(reply)
+        while True:
+            chunk = drv.transport.read(1 << 12, drv.quiet)
+            drv.bytes_received += len(chunk)
+            if not chunk:
+                break
+            self.parser.feed(chunk)
+        while self.parser.pending():
+            self.parser.give_up()
+        for reply in self.parser.frames:
+            if reply.seq is not None:
+                self._collect(reply)
+        self.parser.frames.clear()
+        expected = drv.status()["seq"]
+        base = self.inflight[0][1]
+        ran = (expected - base) & 0xFF
+        if not self.confirmed:
+            # One frame in flight with a seq the board may not have expected: it ran only if the
+            # board answered nothing else and counted exactly it.
+            ran = int(ran == 1 and first not in self.refused)
+        self.confirmed = True
+        if ran > len(self.inflight) or any(self.inflight[k][0] in self.refused for k in range(ran)):
+            raise LinkError(f"the board expects seq {expected}, which does not follow from the frames "
+                            f"{base}..{(base + len(self.inflight) - 1) & 0xFF} it answered "
+                            f"(another host on {drv.transport.name}?)")
+        inflight = list(self.inflight)
+        self.inflight.clear()
+        self.refused.clear()
+        if self.stop:
+            return                               # a command failed: what did not run stays unrun
+        again = []
+        for k, (index, _, _) in enumerate(inflight):
+            cmd = self.commands[index][0]
+            if k >= ran:
+                again.append(index)              # did not run
+            elif self.answers[index] is None:
+                if k == ran - 1 and cmd in IDEMPOTENT:
+                    again.append(index)          # ran, reply lost, nothing ran after it
+                    continue
+                name = cmd_name(cmd)
+                reason = f"{name} is not idempotent" if cmd not in IDEMPOTENT else "frames after it ran"
+                raise LinkError(f"{name} ran on {drv.transport.name} but its reply was lost ({why}); "
+                                f"not resent, since {reason} (reset and reload the board's state)")
+        for index in again:
+            if len(self.failures[index]) >= drv.attempts:
+                raise LinkError(f"{cmd_name(self.commands[index][0])} failed after {drv.attempts} attempts "
+                                f"on {drv.transport.name}: {'; '.join(self.failures[index])}")
+        drv.resends += len(again)
+        self.todo.extendleft(reversed(again))

@@ -7,6 +7,8 @@ driver (:mod:`firmware.driver`) only talks to this interface, so a job runs unch
 and in simulation.
 """
 
+import collections
+
 __all__ = ["SerialTransport", "SimTransport", "open_transport"]
 
 
@@ -32,6 +34,12 @@ class SerialTransport:
         except serial.SerialException as e:
             raise ConnectionError(f"cannot open {port}: {e}") from None
         self._port.reset_input_buffer()
+        # FTDI bridges hold a short reply up to their latency timer (16 ms by default): the
+        # low-latency flag makes Linux's ftdi_sio set it to 1 ms, which the window then covers.
+        try:
+            self._port.set_low_latency_mode(True)
+        except (AttributeError, NotImplementedError, OSError, ValueError):
+            pass                     # not Linux, or the driver refuses: the link is slower, not wrong
 
     def write(self, data):
         self._port.write(bytes(data))
@@ -59,9 +67,13 @@ class SimTransport:
         Talk to this simulated board; default: the process's shared simulated board
         (:func:`sim.board.shared_board`, every command group, Verilator). The shared board stays
         up when the transport is closed.
+    latency : float
+        Seconds (board time) between a byte leaving the board and the host reading it: a USB
+        bridge's latency (an FTDI chip holds a short reply up to its latency timer, 1-16 ms). 0:
+        the host sees each byte as it arrives (to within a few byte times).
     """
 
-    def __init__(self, sim_board=None):
+    def __init__(self, sim_board=None, *, latency=0.0):
         self._own = sim_board is not None
         if sim_board is None:
             from sim.board import shared_board
@@ -69,13 +81,37 @@ class SimTransport:
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
         self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"
-        self.quiet = 2 * sim_board.core.frame_timeout / sim_board.clk_hz
+        if not latency >= 0:
+            raise ValueError(f"latency must be a number of seconds >= 0, not {latency!r}")
+        self._latency = int(latency * sim_board.clk_hz)
+        self._held = collections.deque()     # (cycle the host sees it, bytes) under latency
+        self.quiet = 2 * sim_board.core.frame_timeout / sim_board.clk_hz + latency
 
     def write(self, data):
         self.board.write(data)
 
     def read(self, n, timeout=1.0):
-        return self.board.read(n, timeout_cycles=max(1, int(timeout * self.board.clk_hz)))
+        timeout_cycles = max(1, int(timeout * self.board.clk_hz))
+        if not self._latency:
+            return self.board.read(n, timeout_cycles=timeout_cycles)
+        board, out = self.board, bytearray()
+        deadline = board.cycles + timeout_cycles
+        # Bytes are stamped to within a byte time or 1/16 of the latency, whichever is longer.
+        step = max(10 * board.divisor, self._latency // 16)
+        while True:
+            got = board.read(1 << 16, timeout_cycles=1)
+            if got:
+                self._held.append([board.cycles + self._latency, bytearray(got)])
+            while self._held and self._held[0][0] <= board.cycles and len(out) < n:
+                ripe = self._held[0][1]
+                take = min(len(ripe), n - len(out))
+                out += ripe[:take]
+                del ripe[:take]
+                if not ripe:
+                    self._held.popleft()
+            if len(out) >= n or board.cycles >= deadline:
+                return bytes(out)
+            board.run_cycles(min(step, deadline - board.cycles))
 
     def close(self):
         if self._own:

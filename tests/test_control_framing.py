@@ -62,15 +62,16 @@ class _SumHandler(wiring.Component):
 
 def expected_reply(event):
     """The reply bytes the harness's handlers give for one golden event."""
+    seq = event.seq
     if isinstance(event, Refuse):
-        return P.encode_reply(event[0], event[1])
+        return P.encode_reply(event[0], event[1], seq=seq)
     cmd, payload = event
     if cmd >> 4 == 1:
-        return P.encode_reply(cmd, P.Status.OK, bytes([len(payload) & 0xFF, sum(payload) & 0xFF]))
+        return P.encode_reply(cmd, P.Status.OK, bytes([len(payload) & 0xFF, sum(payload) & 0xFF]), seq=seq)
     if cmd == P.Cmd.PING:
-        return P.encode_reply(cmd, P.Status.OK, payload)
+        return P.encode_reply(cmd, P.Status.OK, payload, seq=seq)
     if cmd in NO_PAYLOAD and payload:
-        return P.encode_reply(cmd, P.Status.ERR_LENGTH)
+        return P.encode_reply(cmd, P.Status.ERR_LENGTH, seq=seq)
     raise AssertionError(f"no reply model for {event!r}")
 
 
@@ -176,46 +177,88 @@ def test_no_payload_command_with_payload_is_a_length_error(cmd):
 
 
 def _random_items(rng, n):
-    """A mix of valid, corrupted, truncated, oversize and unknown frames and line garbage."""
-    items = []
+    """A mix of valid, corrupted, truncated, oversize and unknown frames and line garbage; half
+    the frames sequenced, mostly with the seq the board expects (followed by a golden parser)."""
+    items, model = [], FrameParser((0, 1))
+
+    def add(*new):
+        for item in new:
+            items.append(item)
+            model.gap() if item is GAP else model.feed(item)
+
     for _ in range(n):
         kind = rng.randrange(8)
         payload = bytes(rng.randrange(256) for _ in range(rng.choice((0, 1, 2, rng.randrange(60)))))
         cmd = rng.choice((P.Cmd.PING, 0x10 + rng.randrange(16)))
-        frame = P.encode_command(cmd, payload)
+        seq = None
+        if rng.random() < 0.5:
+            seq = model.seq if rng.random() < 0.75 else rng.randrange(256)
+        frame = P.encode_command(cmd, payload, seq=seq)
         if kind == 0:
-            items.append(frame)
+            add(frame)
         elif kind == 1:                                      # one bit flipped anywhere after sync
             bad = bytearray(frame)
             bad[rng.randrange(1, len(bad))] ^= 1 << rng.randrange(8)
-            items.append(bytes(bad))
+            add(bytes(bad))
         elif kind == 2:                                      # truncated
-            items += [frame[:rng.randrange(1, len(frame))], GAP]
+            add(frame[:rng.randrange(1, len(frame))], GAP)
         elif kind == 3:                                      # oversize, valid frames inside
             length = rng.choice((P.MAX_PAYLOAD + 1, rng.randrange(P.MAX_PAYLOAD + 1, 1 << 16),
                                  0xFFFE, 0xFFFF))
-            items += [header(rng.randrange(256), length), frame * rng.randrange(1, 4), GAP]
+            add(header(rng.randrange(256), length), frame * rng.randrange(1, 4), GAP)
         elif kind == 4:                                      # garbage, sync bytes likely
             n = rng.randrange(1, 12)
-            items.append(bytes(rng.choice((P.SYNC_CMD, rng.randrange(256))) for _ in range(n)))
+            add(bytes(rng.choice((P.SYNC_CMD, P.SYNC_SEQ_CMD, rng.randrange(256))) for _ in range(n)))
         elif kind == 5:                                      # a group that is not there
-            items.append(P.encode_command(0x20 + rng.randrange(0xE0), payload))
+            add(P.encode_command(0x20 + rng.randrange(0xE0), payload, seq=seq))
         elif kind == 6:                                      # payload for a command that takes none
-            items.append(P.encode_command(rng.choice(NO_PAYLOAD), payload or b"\x00"))
+            add(P.encode_command(rng.choice(NO_PAYLOAD), payload or b"\x00", seq=seq))
         else:                                                # a stray byte before a frame
-            items += [bytes([rng.randrange(256)]), frame]
+            add(bytes([rng.randrange(256)]), frame)
         if rng.random() < 0.2:
-            items.append(GAP)
+            add(GAP)
     return items
 
 
 @pytest.mark.parametrize("seed", [1, 2])
 def test_random_streams_execute_only_valid_frames(seed):
     events = check_against_golden(_random_items(random.Random(seed), 150))
-    kinds = {type(e).__name__ + (f":{e[1]}" if isinstance(e, Refuse) else "") for e in events}
-    # The mix reaches every outcome (otherwise the comparison proves little).
-    assert {"Execute", f"Refuse:{P.Status.ERR_CRC}", f"Refuse:{P.Status.ERR_OVERSIZE}",
-            f"Refuse:{P.Status.ERR_TRUNCATED}", f"Refuse:{P.Status.ERR_UNKNOWN_CMD}"} <= kinds
+    kinds = {type(e).__name__ + (f":{e[1]}" if isinstance(e, Refuse) else "")
+             + ("/seq" if e.seq is not None else "") for e in events}
+    # The mix reaches every outcome, plain and sequenced (otherwise the comparison proves little).
+    for seq in ("", "/seq"):
+        assert {"Execute" + seq, f"Refuse:{P.Status.ERR_CRC}" + seq, f"Refuse:{P.Status.ERR_TRUNCATED}" + seq,
+                f"Refuse:{P.Status.ERR_UNKNOWN_CMD}" + seq} <= kinds
+    assert {f"Refuse:{P.Status.ERR_OVERSIZE}", f"Refuse:{P.Status.ERR_SEQUENCE}/seq"} <= kinds
+
+
+def test_sequenced_frames_run_in_order_and_once():
+    # Frame 1 of 0..3 is damaged: 2 and 3 are refused (out of order); resent from 1, the duplicate
+    # of 0 is refused (it ran), then 1, 2, 3 run in order.
+    frames = [P.encode_command(0x11, bytes([k]) * (k + 1), seq=k) for k in range(4)]
+    bad = frames[1][:-1] + bytes([frames[1][-1] ^ 1])
+    events = check_against_golden([frames[0], bad, frames[2], frames[3], frames[0], *frames[1:]])
+    seq_err, crc_err = P.Status.ERR_SEQUENCE, P.Status.ERR_CRC
+    assert [(type(e).__name__, e[1] if isinstance(e, Refuse) else e[1][:1], e.seq) for e in events] == [
+        ("Execute", b"\x00", 0), ("Refuse", crc_err, 1), ("Refuse", seq_err, 2), ("Refuse", seq_err, 3),
+        ("Refuse", seq_err, 0), ("Execute", b"\x01", 1), ("Execute", b"\x02", 2), ("Execute", b"\x03", 3)]
+
+
+def test_sequence_wraps_and_plain_frames_leave_it():
+    # 300 sequenced frames (seq wraps at 256) with a plain frame between them, which neither needs
+    # nor advances the seq; an unknown group uses its seq up.
+    items, seq = [], 0
+    for k in range(300):
+        items.append(P.encode_command(0x10, bytes([k & 0xFF]), seq=seq))
+        seq = (seq + 1) & 0xFF
+        if k % 50 == 0:
+            items.append(P.encode_command(P.Cmd.PING, b"plain"))
+        if k % 97 == 0:
+            items.append(P.encode_command(0x70, b"", seq=seq))
+            seq = (seq + 1) & 0xFF
+    events = check_against_golden(items)
+    assert all(isinstance(e, Execute) or e[1] == P.Status.ERR_UNKNOWN_CMD for e in events)
+    assert sum(isinstance(e, Execute) for e in events) == 300 + 6
 
 
 def test_golden_parser_refuses_and_executes():

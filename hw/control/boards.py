@@ -6,8 +6,10 @@ the one check of a board name. :func:`make_core` builds the core a board carries
 
 Decisions (the issue leaves them open):
 
-* Both boards run the UART at 1 Mbaud, the issue's minimum: the iCEBreaker's FT2232H and the
-  ULX3S's FT231X both do it, and 12 MHz and 25 MHz divide it exactly (12 and 25 cycles per bit).
+* The UART rate follows the clock: :func:`hw.uart.baud.link_baud` picks the highest rate up to
+  3 Mbaud that the board's USB UART (``usb_uart``) makes exactly and the clock divides into >= 8
+  cycles per bit (iCEBreaker at 12 MHz: 1.5 Mbaud; at 48 MHz: 3 Mbaud; ULX3S at 25 MHz: 1 Mbaud,
+  since 25 MHz is no multiple of 3 or 1.5 MHz). ``baud=0`` in a config asks for this rate.
 * No PLL yet: the design is small and slow logic relative to the boards' clocks, and with the UART
   stop-and-wait protocol the line rate, not the clock, bounds every bulk transfer.
 """
@@ -16,6 +18,7 @@ import importlib
 from dataclasses import dataclass, field
 from functools import partial
 
+from ..uart.baud import link_baud
 from .core import EdgeLearnCore
 from .gemm_handler import GEMMHandler
 from .hdqt_handler import HDQTHandler
@@ -32,7 +35,7 @@ class BoardConfig:
     platform: str         # "module:Class" in amaranth_boards
     device: str           # the device name reported by build_board
     clk_hz: int
-    baud: int
+    baud: int             # 0: the link rate for clk_hz and usb_uart (hw.uart.baud.link_baud)
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
     gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
@@ -40,6 +43,11 @@ class BoardConfig:
     label: str = ""       # the board's name for people ("iCEBreaker")
     loader_board: str = ""  # openFPGALoader's -b name
     usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
+    usb_uart: str = ""    # the USB UART bridge (a key of hw.uart.baud.USB_UARTS)
+
+    def __post_init__(self):
+        if not self.baud:
+            object.__setattr__(self, "baud", link_baud(self.clk_hz, self.usb_uart))
 
     @property
     def top_name(self):
@@ -63,15 +71,16 @@ class BoardConfig:
 BOARD_CONFIGS = {
     "icebreaker": BoardConfig(
         name="icebreaker",
-        description="iCEBreaker (iCE40UP5K, 12 MHz, FTDI UART at 1 Mbaud)",
+        description="iCEBreaker (iCE40UP5K, 12 MHz, FT2232H USB UART)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         device="iCE40UP5K",
         label="iCEBreaker",
         # openFPGALoader's generic FT2232H iCE40 board, which writes the SPI flash.
         loader_board="ice40_generic",
         usb_pid=0x6010,
+        usb_uart="FT2232H",
         clk_hz=12_000_000,
-        baud=1_000_000,
+        baud=0,
         # Green: heartbeat; red: any error flag.
         leds=(("led_g", 0), ("led_r", 0)),
         # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
@@ -88,14 +97,15 @@ BOARD_CONFIGS = {
     ),
     "ulx3s": BoardConfig(
         name="ulx3s",
-        description="ULX3S (ECP5 LFE5U-85F, 25 MHz, FTDI UART at 1 Mbaud)",
+        description="ULX3S (ECP5 LFE5U-85F, 25 MHz, FT231X USB UART)",
         platform="amaranth_boards.ulx3s:ULX3S_85F_Platform",
         device="LFE5U-85F",
         label="ULX3S",
         loader_board="ulx3s",
         usb_pid=0x6015,
+        usb_uart="FT231X",
         clk_hz=25_000_000,
-        baud=1_000_000,
+        baud=0,
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
         gemm={"max_weights": 16384, "max_k": 1024, "cols": 8},

@@ -1,4 +1,4 @@
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -7,7 +7,16 @@ from ..params import check_int
 from . import protocol
 from .crc import crc16_next
 from .handler import HandlerSignature
-from .protocol import FLAG_BITS, MAX_PAYLOAD, MAX_REPLY, SYNC_CMD, SYNC_REPLY, Status
+from .protocol import (
+    FLAG_BITS,
+    MAX_PAYLOAD,
+    MAX_REPLY,
+    SYNC_CMD,
+    SYNC_REPLY,
+    SYNC_SEQ_CMD,
+    SYNC_SEQ_REPLY,
+    Status,
+)
 
 __all__ = ["Controller"]
 
@@ -25,7 +34,12 @@ class Controller(wiring.Component):
     * Reply: the header, buffered reply payload and CRC go to ``o_tx``; only then does the
       receiver look for the next sync byte (the host waits for the reply; see the protocol).
       The one exception is ``ERR_OVERSIZE``, answered right after the header while the receiver
-      discards the ``len + 2`` bytes that follow.
+      discards the ``len + 2`` bytes that follow. (Pipelined frames wait in a receive FIFO in
+      front of ``i_rx``, see :class:`hw.control.core.EdgeLearnCore`.)
+    * Sequence: a sequenced frame (``SYNC_SEQ_CMD``) whose CRC checked out runs only if its ``seq``
+      equals ``o_seq``, which then counts up by one (mod 256) whatever the command's status;
+      another ``seq`` is answered ``ERR_SEQUENCE``. Plain frames leave ``o_seq`` alone. The reply
+      has the frame's kind and echoes its ``seq``.
     * Resynchronisation: a refused frame is skipped whole. An oversize frame's declared ``len + 2``
       bytes (up to 0x10001, counted in 17 bits so no length field wraps the count) are discarded
       unparsed, and the receiver only stops taking bytes when the count is out, so the byte after
@@ -73,6 +87,9 @@ class Controller(wiring.Component):
         Frames executed with status OK / error replies sent, since the last clear (wrapping).
     o_busy : Out(1)
         A frame is being received, executed or answered.
+    o_seq : Out(8)
+        The ``seq`` the next sequenced frame must carry (0 after power-up; not cleared by
+        ``i_clear``, so a ``RESET`` inside a window does not refuse the frames after it).
 
     Raises
     ------
@@ -101,6 +118,7 @@ class Controller(wiring.Component):
             "o_frames": Out(16),
             "o_errors": Out(16),
             "o_busy": Out(1),
+            "o_seq": Out(8),
         }
         for g in groups:
             members[f"h{g}"] = In(HandlerSignature())
@@ -123,6 +141,8 @@ class Controller(wiring.Component):
         tx_rd = tx_buf.read_port()
 
         cmd = Signal(8)
+        sequenced = Signal()          # the frame began with SYNC_SEQ_CMD
+        seq = Signal(8)               # its seq byte
         length = Signal(16)
         # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
         # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
@@ -208,23 +228,22 @@ class Controller(wiring.Component):
         with m.FSM(name="rx_fsm"):
             with m.State("IDLE"):
                 m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take & (byte == SYNC_CMD)):
+                with m.If(take & ((byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD))):
                     # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
                     # truncated before it is never answered in the name of the previous command.
-                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD)]
+                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
+                                 sequenced.eq(byte == SYNC_SEQ_CMD)]
                     m.next = "CMD"
-            with m.State("CMD"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [cmd.eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN0"
-            with m.State("LEN0"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [length[:8].eq(byte), crc.eq(crc_next)]
-                    m.next = "LEN1"
+                    with m.If(byte == SYNC_SEQ_CMD):
+                        m.next = "SEQ"
+            for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
+                                      ("LEN0", length[:8], "LEN1")):
+                with m.State(state):
+                    truncation_check()
+                    m.d.comb += self.i_rx.ready.eq(1)
+                    with m.If(take):
+                        m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                        m.next = nxt
             with m.State("LEN1"):
                 truncation_check()
                 m.d.comb += self.i_rx.ready.eq(1)
@@ -269,12 +288,20 @@ class Controller(wiring.Component):
                     post(Status.ERR_CRC)
                     m.d.comb += error_event[FLAG_BITS["crc"]].eq(1)
                     m.next = "WAIT_TX"
+                with m.Elif(sequenced & (seq != self.o_seq)):
+                    # out of order (a frame before it was lost or refused) or a resent frame that
+                    # already ran: refused, and the expected seq stays
+                    post(Status.ERR_SEQUENCE)
+                    m.next = "WAIT_TX"
                 with m.Elif(~present):
+                    # a group this bitstream does not carry: answered, and its seq is used up
+                    m.d.sync += self.o_seq.eq(self.o_seq + sequenced)
                     post(Status.ERR_UNKNOWN_CMD)
                     m.d.comb += error_event[FLAG_BITS["unknown"]].eq(1)
                     m.next = "WAIT_TX"
                 with m.Else():
                     m.d.comb += start.eq(1)
+                    m.d.sync += self.o_seq.eq(self.o_seq + sequenced)
                     m.d.sync += [rd_addr.eq(0), feed_valid.eq(0), reply_count.eq(0), reply_over.eq(0),
                                  watch.eq(0)]
                     m.next = "EXEC"
@@ -332,6 +359,8 @@ class Controller(wiring.Component):
 
         # Transmit side: header, buffered payload, CRC.
         tx_cmd = Signal(8)
+        tx_seq = Signal(8)
+        tx_sequenced = Signal()
         tx_status = Signal(8)
         tx_len = Signal(16)
         tx_ptr = Signal(16)
@@ -349,12 +378,15 @@ class Controller(wiring.Component):
             with m.State("SYNC"):
                 # reply_status / reply_len were registered in the cycle of reply_go.
                 m.d.sync += [tx_cmd.eq(cmd), tx_status.eq(reply_status), tx_len.eq(reply_len),
+                             tx_seq.eq(seq), tx_sequenced.eq(sequenced),
                              tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
-                m.d.comb += [tx_byte.eq(SYNC_REPLY), self.o_tx.valid.eq(1)]
+                m.d.comb += [tx_byte.eq(Mux(sequenced, SYNC_SEQ_REPLY, SYNC_REPLY)), self.o_tx.valid.eq(1)]
                 with m.If(sent):
                     m.next = "CMD"
-            for state, value, nxt in (("CMD", tx_cmd, "STATUS"), ("STATUS", tx_status, "LEN0"),
-                                      ("LEN0", tx_len[:8], "LEN1")):
+                    with m.If(sequenced):
+                        m.next = "SEQ"
+            for state, value, nxt in (("SEQ", tx_seq, "CMD"), ("CMD", tx_cmd, "STATUS"),
+                                      ("STATUS", tx_status, "LEN0"), ("LEN0", tx_len[:8], "LEN1")):
                 with m.State(state):
                     m.d.comb += [tx_byte.eq(value), self.o_tx.valid.eq(1)]
                     with m.If(sent):

@@ -1,5 +1,6 @@
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
@@ -42,6 +43,10 @@ class EdgeLearnCore(wiring.Component):
         the gaps a USB-serial bridge leaves between its packets.
     watchdog : int or None
         Cycles a command may take. Default: 200 ms worth of cycles.
+    rx_fifo : int
+        Bytes of the receive FIFO between the UART and the controller (0: none, stop-and-wait
+        only). It holds the pipelined frames that arrive while the controller executes and answers
+        one (the host's window, reported in ``STATUS.rx_fifo``); 512 is one iCE40 block RAM.
     handlers : dict of int to callable, optional
         ``group -> factory()`` of extra command-group handlers (components with a ``bus`` port of
         :class:`hw.control.handler.HandlerSignature` and no other ports). Group 0 (system) is
@@ -65,13 +70,15 @@ class EdgeLearnCore(wiring.Component):
     o_tx: Out(1, init=1)
     o_leds: Out(8)
 
-    def __init__(self, *, clk_hz=12_000_000, baud=1_000_000, timeout=None, watchdog=None, handlers=None):
+    def __init__(self, *, clk_hz=12_000_000, baud=1_000_000, timeout=None, watchdog=None, rx_fifo=512,
+                 handlers=None):
         self._clk_hz = check_int("clk_hz", clk_hz, 1_000_000, 1_000_000_000)
         # STATUS reports the divisor in 16 bits.
         self._divisor = divisor_for(clk_hz, baud, max_divisor=0xFFFF)
         self._baud = baud
         self._timeout = check_int("timeout", clk_hz // 100 if timeout is None else timeout, 16, 1 << 30)
         self._watchdog = check_int("watchdog", clk_hz // 5 if watchdog is None else watchdog, 16, 1 << 30)
+        self._rx_fifo = check_int("rx_fifo", rx_fifo, 0, 0xFFFF)
         handlers = dict(handlers or {})
         for g in handlers:
             if g == GROUP_SYSTEM:
@@ -90,6 +97,11 @@ class EdgeLearnCore(wiring.Component):
         return self._timeout
 
     @property
+    def rx_fifo(self):
+        """Bytes of the receive FIFO (the host's window for sequenced frames)."""
+        return self._rx_fifo
+
+    @property
     def clk_hz(self):
         return self._clk_hz
 
@@ -105,10 +117,18 @@ class EdgeLearnCore(wiring.Component):
                                                     watchdog=self._watchdog)
         mask = sum(1 << g for g in self.groups)
         m.submodules.system = system = SystemHandler(groups_mask=mask, clk_hz=self._clk_hz,
-                                                     divisor=self._divisor, max_payload=MAX_PAYLOAD)
+                                                     divisor=self._divisor, max_payload=MAX_PAYLOAD,
+                                                     rx_fifo=self._rx_fifo)
 
         m.d.comb += [rx.i_rx.eq(self.i_rx), self.o_tx.eq(tx.o_tx)]
-        wiring.connect(m, rx.o_data, ctrl.i_rx)
+        if self._rx_fifo:
+            # A UART cannot wait: the bytes of pipelined frames queue here while the controller
+            # executes and answers the frame before them (a full FIFO shows as a UART overrun).
+            m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self._rx_fifo)
+            wiring.connect(m, rx.o_data, rx_fifo.w_stream)
+            wiring.connect(m, rx_fifo.r_stream, ctrl.i_rx)
+        else:
+            wiring.connect(m, rx.o_data, ctrl.i_rx)
         wiring.connect(m, ctrl.o_tx, tx.i_data)
         m.d.comb += [ctrl.i_rx_busy.eq(rx.o_busy),
                      ctrl.i_line_errors.eq(rx.o_frame_error | (rx.o_overrun << 1))]
@@ -120,6 +140,7 @@ class EdgeLearnCore(wiring.Component):
             system.i_block_flags.eq(block_errors),
             system.i_frames.eq(ctrl.o_frames),
             system.i_errors.eq(ctrl.o_errors),
+            system.i_seq.eq(ctrl.o_seq),
             ctrl.i_clear.eq(system.o_clear),
             ctrl.i_block_errors.eq(block_errors),
         ]

@@ -31,6 +31,8 @@ class SystemHandler(Handler):
         UART clock cycles per bit (reported).
     max_payload : int
         Reported largest command payload.
+    rx_fifo : int
+        Reported bytes of the receive FIFO (the host's window for sequenced frames; 0: none).
 
     Members
     -------
@@ -38,6 +40,7 @@ class SystemHandler(Handler):
         The controller side connects here.
     i_flags, i_block_flags : In(8)
     i_frames, i_errors : In(16)
+    i_seq : In(8)
         Live values for ``STATUS``.
     o_reset_blocks, o_clear : Out(1)
         One-cycle pulses.
@@ -52,14 +55,16 @@ class SystemHandler(Handler):
     i_block_flags: In(8)
     i_frames: In(16)
     i_errors: In(16)
+    i_seq: In(8)
     o_reset_blocks: Out(1)
     o_clear: Out(1)
 
-    def __init__(self, *, groups_mask, clk_hz, divisor, max_payload):
+    def __init__(self, *, groups_mask, clk_hz, divisor, max_payload, rx_fifo=0):
         self._groups_mask = check_int("groups_mask", groups_mask, 0, 255)
         self._clk_khz = check_int("clk_hz", clk_hz, 1000, 1 << 31) // 1000
         self._divisor = check_int("divisor", divisor, 1, 0xFFFF)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        self._rx_fifo = check_int("rx_fifo", rx_fifo, 0, 0xFFFF)
         super().__init__()
 
     def elaborate(self, platform):
@@ -75,6 +80,8 @@ class SystemHandler(Handler):
             "block_flags": self.i_block_flags,
             "frames": self.i_frames,
             "errors": self.i_errors,
+            "rx_fifo": self._rx_fifo,
+            "seq": self.i_seq,
         }
         status_bytes = []
         for name, size in STATUS_FIELDS:

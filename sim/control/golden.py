@@ -4,32 +4,40 @@
 rule of :mod:`hw.control.controller` byte by byte, from the protocol module's own constants and CRC,
 so a test can feed the same byte stream to both and compare what they execute and answer.
 
+Sequenced frames (``SYNC_SEQ_CMD``) run only with the expected ``seq`` (:attr:`FrameParser.seq`),
+which then counts up; every event carries the frame's ``seq`` (None for a plain frame), which its
+reply echoes.
+
 The input is a sequence of bytes and *gaps*: a gap stands for the line staying idle for at least the
 controller's ``timeout`` cycles (the only timing the receive side depends on).
 """
 
-from hw.control.protocol import MAX_PAYLOAD, SYNC_CMD, Status, crc16
+from hw.control.protocol import MAX_PAYLOAD, SYNC_CMD, SYNC_SEQ_CMD, Status, crc16
 
 __all__ = ["FrameParser", "Execute", "Refuse"]
 
 
 class Execute(tuple):
-    """``(cmd, payload)``: a frame whose length and CRC checked out, handed to its group's handler."""
-    __slots__ = ()
+    """``(cmd, payload)``: a frame whose length and CRC checked out, handed to its group's handler.
+    ``seq``: the frame's (None: a plain frame; not part of equality)."""
 
-    def __new__(cls, cmd, payload):
-        return super().__new__(cls, (cmd, bytes(payload)))
+    def __new__(cls, cmd, payload, seq=None):
+        event = super().__new__(cls, (cmd, bytes(payload)))
+        event.seq = seq
+        return event
 
     def __repr__(self):
         return f"Execute(0x{self[0]:02x}, {len(self[1])} bytes)"
 
 
 class Refuse(tuple):
-    """``(cmd, status)``: an error reply from the controller itself; nothing was executed."""
-    __slots__ = ()
+    """``(cmd, status)``: an error reply from the controller itself; nothing was executed.
+    ``seq``: the frame's (None: a plain frame; not part of equality)."""
 
-    def __new__(cls, cmd, status):
-        return super().__new__(cls, (cmd, status))
+    def __new__(cls, cmd, status, seq=None):
+        event = super().__new__(cls, (cmd, status))
+        event.seq = seq
+        return event
 
     def __repr__(self):
         return f"Refuse(0x{self[0]:02x}, {self[1]})"
@@ -48,6 +56,8 @@ class FrameParser:
     events : list of Execute or Refuse
         In the order the controller produces them. An ``Execute`` is answered by its handler,
         a ``Refuse`` by the controller with an empty payload.
+    seq : int
+        The ``seq`` the next sequenced frame must carry.
     """
 
     def __init__(self, groups=(0,)):
@@ -59,6 +69,9 @@ class FrameParser:
         self._payload = bytearray()
         self._crc_bytes = bytearray()
         self._drain = 0
+        self.seq = 0
+        self._sequenced = False
+        self._seq = 0
 
     def feed(self, data):
         for b in bytes(data):
@@ -67,17 +80,21 @@ class FrameParser:
 
     def gap(self):
         """The line idles for the controller's timeout: a frame in progress ends."""
-        if self._state in ("CMD", "LEN0", "LEN1", "PAYLOAD", "CRC"):
-            self.events.append(Refuse(self._cmd, Status.ERR_TRUNCATED))
+        if self._state in ("SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC"):
+            self._event(Refuse, Status.ERR_TRUNCATED)
         self._state = "HUNT"
         return self.events
 
     def _byte(self, b):
         state = self._state
         if state == "HUNT":
-            if b == SYNC_CMD:
+            if b in (SYNC_CMD, SYNC_SEQ_CMD):
                 self._cmd = SYNC_CMD
-                self._state = "CMD"
+                self._sequenced = b == SYNC_SEQ_CMD
+                self._state = "SEQ" if self._sequenced else "CMD"
+        elif state == "SEQ":
+            self._seq = b
+            self._state = "CMD"
         elif state == "CMD":
             self._cmd = b
             self._state = "LEN0"
@@ -90,7 +107,7 @@ class FrameParser:
             self._crc_bytes = bytearray()
             if self._length > MAX_PAYLOAD:
                 # Refused at once; the declared payload and CRC are skipped unread.
-                self.events.append(Refuse(self._cmd, Status.ERR_OVERSIZE))
+                self._event(Refuse, Status.ERR_OVERSIZE)
                 self._drain = self._length + 2
                 self._state = "DRAIN"
             else:
@@ -109,11 +126,21 @@ class FrameParser:
             if self._drain == 0:
                 self._state = "HUNT"
 
+    def _event(self, kind, value):
+        self.events.append(kind(self._cmd, value, self._seq if self._sequenced else None))
+
     def _check(self):
-        body = bytes([self._cmd]) + self._length.to_bytes(2, "little") + bytes(self._payload)
+        head = bytes([self._seq]) if self._sequenced else b""
+        body = head + bytes([self._cmd]) + self._length.to_bytes(2, "little") + bytes(self._payload)
         if int.from_bytes(self._crc_bytes, "little") != crc16(body):
-            self.events.append(Refuse(self._cmd, Status.ERR_CRC))
-        elif self._cmd >> 4 not in self.groups:
-            self.events.append(Refuse(self._cmd, Status.ERR_UNKNOWN_CMD))
+            self._event(Refuse, Status.ERR_CRC)
+            return
+        if self._sequenced:
+            if self._seq != self.seq:
+                self._event(Refuse, Status.ERR_SEQUENCE)
+                return
+            self.seq = (self.seq + 1) & 0xFF
+        if self._cmd >> 4 not in self.groups:
+            self._event(Refuse, Status.ERR_UNKNOWN_CMD)
         else:
-            self.events.append(Execute(self._cmd, self._payload))
+            self._event(Execute, self._payload)

@@ -3,8 +3,10 @@ handler group, ``timeout=64``, ``watchdog=16``).
 
 The harness holds a monitor of the frame rules of :mod:`hw.control.protocol`, written from the
 protocol and not from the controller: it follows the bytes the controller takes from ``i_rx``
-(hunting for ``SYNC_CMD``; header; ``len`` payload bytes; two CRC bytes; an oversize ``len``
-discards ``len + 2`` bytes) and the reply frames the controller sends on ``o_tx``. The handler's
+(hunting for ``SYNC_CMD`` or ``SYNC_SEQ_CMD``; a sequenced frame's ``seq``; header; ``len`` payload
+bytes; two CRC bytes; an oversize ``len`` discards ``len + 2`` bytes), keeps its own count of the
+``seq`` the next sequenced frame must carry, and follows the reply frames the controller sends on
+``o_tx``. The handler's
 outputs, the line and ``o_tx.ready`` are free. The CRC is the gateware's CRC-16 step
 (:func:`hw.control.crc.crc16_next`, tested against :func:`hw.control.protocol.crc16_update`
 elsewhere): these properties are about which frames run, not about CRC arithmetic.
@@ -15,11 +17,11 @@ discard outlasts the bound unless the length count wraps) and the replies, with 
 timeout (64 cycles) longer than the bound, so no frame is truncated within it.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Module, Signal
+from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal
 
 from hw.control.controller import Controller
 from hw.control.crc import crc16_next
-from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY
+from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY, SYNC_SEQ_CMD, SYNC_SEQ_REPLY
 
 from .harness import Harness, Patched, internals, mutated
 from .runner import Property
@@ -43,7 +45,7 @@ def _state_code(state_signal, name):
 
 
 class ControllerHarness(Harness):
-    """``check`` is one of ``"exec"``, ``"reply"``, ``"hunt"``."""
+    """``check`` is one of ``"exec"``, ``"order"``, ``"reply"``, ``"hunt"``."""
 
     def __init__(self, check, controller_class=Controller, depth=None):
         super().__init__()
@@ -62,8 +64,12 @@ class ControllerHarness(Harness):
         # --- receive monitor: where the protocol says each taken byte belongs --------------------
         take = dut.i_rx.valid & dut.i_rx.ready
         byte = dut.i_rx.payload
-        mon = Signal(range(9), name="mon")      # HUNT CMD LEN0 LEN1 PAY CRC0 CRC1 DONE DISCARD
-        HUNT, CMD, LEN0, LEN1, PAY, CRC0, CRC1, DONE, DISCARD = range(9)
+        mon = Signal(range(10), name="mon")     # HUNT CMD LEN0 LEN1 PAY CRC0 CRC1 DONE DISCARD SEQ
+        HUNT, CMD, LEN0, LEN1, PAY, CRC0, CRC1, DONE, DISCARD, SEQ = range(10)
+        sequenced = Signal(name="mon_sequenced")
+        seq = Signal(8, name="mon_seq")         # the frame's seq byte
+        expected = Signal(8, name="mon_expected")  # the seq the next sequenced frame must carry
+        seq_ok = Signal(name="mon_seq_ok")      # the frame is plain or carries the expected seq
         length = Signal(16, name="mon_len")
         count = Signal(17, name="mon_count")
         crc = Signal(16, name="mon_crc")
@@ -76,10 +82,13 @@ class ControllerHarness(Harness):
         with m.If(take):
             with m.Switch(mon):
                 with m.Case(HUNT, DONE):
-                    with m.If(byte == SYNC_CMD):
-                        m.d.sync += [mon.eq(CMD), crc.eq(CRC_INIT), executed.eq(0), frame_ok.eq(0)]
+                    with m.If((byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD)):
+                        m.d.sync += [mon.eq(Mux(byte == SYNC_SEQ_CMD, SEQ, CMD)), crc.eq(CRC_INIT),
+                                     executed.eq(0), frame_ok.eq(0), sequenced.eq(byte == SYNC_SEQ_CMD)]
                     with m.Else():
                         m.d.sync += mon.eq(HUNT)
+                with m.Case(SEQ):
+                    m.d.sync += [mon.eq(CMD), crc.eq(crc_next), seq.eq(byte)]
                 with m.Case(CMD):
                     m.d.sync += [mon.eq(LEN0), crc.eq(crc_next)]
                 with m.Case(LEN0):
@@ -99,8 +108,12 @@ class ControllerHarness(Harness):
                 with m.Case(CRC0):
                     m.d.sync += [mon.eq(CRC1), crc_rx.eq(byte)]
                 with m.Case(CRC1):
-                    m.d.sync += [mon.eq(DONE), frames.eq(frames + 1),
-                                 frame_ok.eq(Cat(crc_rx, byte) == crc)]
+                    crc_ok = Cat(crc_rx, byte) == crc
+                    in_order = ~sequenced | (seq == expected)
+                    m.d.sync += [mon.eq(DONE), frames.eq(frames + 1), frame_ok.eq(crc_ok),
+                                 seq_ok.eq(in_order)]
+                    with m.If(crc_ok & sequenced & in_order):
+                        m.d.sync += expected.eq(expected + 1)
                 with m.Case(DISCARD):
                     m.d.sync += count.eq(count - 1)
                     with m.If(count == 1):
@@ -110,7 +123,7 @@ class ControllerHarness(Harness):
 
         # --- transmit monitor: reply frames begun and finished -------------------------------------
         sent = dut.o_tx.valid & dut.o_tx.ready
-        tx_pos = Signal(range(6), name="tx_pos")   # 0 SYNC, 1 cmd, 2 status, 3 len0, 4 len1, 5 body
+        tx_pos = Signal(range(7), name="tx_pos")   # 0 SYNC, 6 seq, 1 cmd, 2 status, 3 len0, 4 len1, 5 body
         tx_left = Signal(17, name="tx_left")       # payload + CRC bytes still to come
         tx_len = Signal(8, name="tx_len_lo")
         begun = Signal(4, name="replies_begun")
@@ -118,8 +131,17 @@ class ControllerHarness(Harness):
         with m.If(sent):
             with m.Switch(tx_pos):
                 with m.Case(0):
-                    m.d.comb += Assert(dut.o_tx.payload == SYNC_REPLY)
-                    m.d.sync += [tx_pos.eq(1), begun.eq(begun + 1)]
+                    seq_reply = dut.o_tx.payload == SYNC_SEQ_REPLY
+                    m.d.comb += Assert((dut.o_tx.payload == SYNC_REPLY) | seq_reply)
+                    m.d.sync += [tx_pos.eq(Mux(seq_reply, 6, 1)), begun.eq(begun + 1)]
+                    if self.check == "reply":
+                        # a reply has its frame's kind
+                        m.d.comb += Assert(seq_reply == sequenced)
+                with m.Case(6):
+                    m.d.sync += tx_pos.eq(1)
+                    if self.check == "reply":
+                        # and echoes its seq
+                        m.d.comb += Assert(dut.o_tx.payload == seq)
                 with m.Case(1, 2):
                     m.d.sync += tx_pos.eq(tx_pos + 1)
                 with m.Case(3):
@@ -133,7 +155,7 @@ class ControllerHarness(Harness):
 
         # lemma (checked, then used by the solver in later steps): inside a frame the controller's
         # running CRC is the monitor's, so the solver need not rediscover the CRC's equivalence
-        with m.If((mon >= LEN0) & (mon <= CRC1)):
+        with m.If(((mon >= LEN0) & (mon <= CRC1)) | (mon == CMD)):
             m.d.comb += Assert(internal["crc"] == crc)
 
         if self.check == "exec":
@@ -141,6 +163,10 @@ class ControllerHarness(Harness):
             with m.If(dut.h0.start):
                 m.d.comb += Assert((mon == DONE) & frame_ok & ~executed)
                 m.d.sync += executed.eq(1)
+        elif self.check == "order":
+            # and, if the frame is sequenced, only with the seq the protocol expects
+            with m.If(dut.h0.start):
+                m.d.comb += Assert(seq_ok)
         elif self.check == "reply":
             # never more replies than frames; a new frame begins only after the last one's reply
             m.d.comb += Assert((frames - begun)[:4] <= 1)
@@ -159,7 +185,7 @@ class ControllerHarness(Harness):
             with m.If(at_rest & rest_1 & rest_2 & self.started):
                 m.d.comb += Assert(idle)
         else:
-            raise ValueError(f"check must be 'exec', 'reply' or 'hunt', not {self.check!r}")
+            raise ValueError(f"check must be 'exec', 'order', 'reply' or 'hunt', not {self.check!r}")
         return m
 
 
@@ -190,6 +216,11 @@ def _no_crc_check():
                    "with m.If(crc_rx[:4] != crc[:4]):")
 
 
+def _seq_on_one_bit():
+    return mutated("hw.control.controller", "Controller", "with m.Elif(sequenced & (seq != self.o_seq)):",
+                   "with m.Elif(sequenced & (seq[0] != self.o_seq[0])):")
+
+
 def _hunt_before_reply():
     return mutated("hw.control.controller", "Controller", "with m.If(tx_idle & ~reply_go):",
                    "with m.If(~reply_go):")
@@ -200,7 +231,12 @@ PROPERTIES = [
              "once", lambda: _small("exec"), "bmc", 12, PARAMS,
              fast=False, mutant=lambda: _small("exec", _no_crc_check()),
              mutation="CRC compare on 4 of 16 bits"),
-    Property("control.one_reply", "every frame gets exactly one reply before the next frame",
+    Property("control.exec_in_order", "a sequenced frame runs only with the expected seq (the "
+             "monitor's own count)", lambda: _small("order"), "bmc", 12, PARAMS,
+             fast=False, mutant=lambda: _small("order", _seq_on_one_bit()),
+             mutation="seq compare on 1 of 8 bits"),
+    Property("control.one_reply", "every frame gets exactly one reply, of its kind and with its seq, "
+             "before the next frame",
              lambda: _small("reply"), "bmc", 12, PARAMS,
              fast=False, mutant=lambda: _small("reply", _hunt_before_reply()),
              mutation="receiver hunts again before the reply is sent"),
