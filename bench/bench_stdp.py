@@ -31,7 +31,7 @@ from boards.synth import DEVICES, ToolError, synthesize
 from hw.control.boards import check_board, make_core
 from hw.stdp import STDPCore, spec
 from sim.stdp.driver import run_core
-from sim.stdp.golden import ForwardSTDPNetwork, random_rows
+from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 N_BENCH = 64
 FANOUTS = (1, 2, 4, 8, 16, 32, 64)
@@ -85,6 +85,19 @@ def spram_throughput_table():
         assert sp["updates"] == bram["updates"]
         print(f"{f:>7} {sp['updates']:>8} {bram['walk_cycles']:>9} {sp['walk_cycles']:>10} "
               f"{sp['walk_cycles'] / bram['walk_cycles']:>11.3f} {sp['updates'] / sp['walk_cycles']:>14.3f}")
+    # Rows of every length (both address parities at row starts) and random stalls on both streams.
+    rng = random.Random(3)
+    n = 32
+    rows = random_rows(rng, n, 0.2, 6, max_synapses=256)
+    events = poisson_events(rng, 60, range(n), 0.06) + [[]] * 8
+    cyc = {}
+    for store in spec.SYN_STORES:
+        cfg = spec.STDPConfig(n_neurons=n, max_synapses=256, w_bits=6, v_bits=12, window=8, threshold=90,
+                              leak_shift=2, refractory=1, syn_store=store)
+        cyc[store] = run_core(cfg, rows, events, readback=False, count_cycles=True, stall_in=0.2,
+                              stall_out=0.2, seed=7).walk_cycles
+    print(f"random sparse N={n}, density 0.2, stalls 0.2: bram {cyc['bram']}, spram {cyc['spram']} "
+          f"walk cycles, ratio {cyc['spram'] / cyc['bram']:.3f}")
 
 
 def memory_table(n=256, w=4):
