@@ -6,6 +6,8 @@ import random
 import pytest
 from amaranth.back import rtlil
 
+from hw.control.boards import BOARD_CONFIGS
+from hw.lib.spram import InterleavedSPRAM
 from hw.stdp import STDPCore, spec
 from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
@@ -78,3 +80,11 @@ def test_spram_store_rows_of_every_parity_back_to_back():
     steps = [sorted(rng.sample(range(n), rng.randrange(n // 2, n + 1))) for _ in range(12)]
     net, spikes, got = run_both(kw, rows, steps, seed=4)
     assert got.spikes == spikes and got.rows == net.weights() and got.states == net.state
+
+
+def test_icebreaker_stdp_group_is_on_spram():
+    """The issue's target: the iCEBreaker's STDP network has >= 256 neurons and >= 32768 synapses,
+    and its synapses take SPRAMs (the UP5K's 30 block RAMs hold at most 7168 of 4 bits)."""
+    cfg = spec.STDPConfig(**BOARD_CONFIGS["icebreaker"].stdp)
+    assert cfg.syn_store == "spram" and cfg.n_neurons >= 256 and cfg.syn_depth >= 32768
+    assert InterleavedSPRAM(cfg.syn_depth, cfg.syn_bits).count <= 4
