@@ -20,7 +20,8 @@
    context at the UP5K target clock, seeds 1, 2, 3.
 
 Run: ``python -m bench.bench_stdp`` (``--no-synth`` skips 2's measurement and 3; ``--spram`` runs only
-1b and the SPRAM rows of 3; synthesis results are cached under ``build/synth``).
+1b, the SPRAM rows of 3 with their block RAM baseline, and 4; synthesis results are cached under
+``build/synth``).
 """
 
 import random
@@ -125,7 +126,10 @@ SYNTH_POINTS = [
     ("bitmap N=256 S=4096 w=4", "up5k", {"n_neurons": 256, "max_synapses": 4096, "w_bits": 4,
                                          "encoding": "bitmap"}),
     ("crossbar N=64 w=4", "up5k", {"n_neurons": 64, "w_bits": 4, "encoding": "crossbar"}),
-    # The iCEBreaker board's STDP group (hw.control.boards): synapses in two of the four SPRAMs.
+    # The iCEBreaker board's STDP group (hw.control.boards): synapses in two of the four SPRAMs; its
+    # block RAM baseline at the same widths (4096 synapses of 16 bits: 16 block RAMs).
+    ("csr N=256 S=4096 w=8 bram", "up5k", {"n_neurons": 256, "max_synapses": 4096, "w_bits": 8,
+                                           "v_bits": 16, "threshold": 256}),
     ("csr N=256 S=32768 w=8 spram", "up5k", {"n_neurons": 256, "max_synapses": 32768, "w_bits": 8,
                                              "v_bits": 16, "threshold": 256, "syn_store": "spram"}),
     ("csr N=256 S=65536 w=8 spram", "up5k", {"n_neurons": 256, "max_synapses": 65536, "w_bits": 8,
@@ -193,7 +197,7 @@ def main():
     t0 = time.monotonic()
     if "--spram" in sys.argv:
         spram_throughput_table()
-        synth_table([p for p in SYNTH_POINTS if p[2].get("syn_store") == "spram"])
+        synth_table([p for p in SYNTH_POINTS if p[2].get("v_bits") == 16])
         board_core_table()
         print(f"[{time.monotonic() - t0:.0f} s]")
         return
