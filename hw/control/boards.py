@@ -83,8 +83,9 @@ BOARD_CONFIGS = {
         baud=0,
         # Green: heartbeat; red: any error flag.
         leds=(("led_g", 0), ("led_r", 0)),
-        # 64 neurons, 1024 CSR synapses: about 6 of the 30 block RAMs.
-        stdp={"n_neurons": 64, "max_synapses": 1024},
+        # 256 neurons, 32768 CSR synapses of 8-bit weights (fan-out 128) in two of the four SPRAMs
+        # (docs/stdp.md); the neuron state, row table and walk queue stay in block RAM.
+        stdp={"n_neurons": 256, "max_synapses": 32768, "syn_store": "spram"},
         # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
         # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
         # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
@@ -165,7 +166,7 @@ def board_handlers(board, config=None, *, primitives=True):
     if cfg.hdqt:
         handlers[GROUP_HDQT] = partial(HDQTHandler, **params(cfg.hdqt))
     if cfg.stdp:
-        handlers[GROUP_STDP] = partial(STDPHandler, **cfg.stdp)
+        handlers[GROUP_STDP] = partial(STDPHandler, primitives=primitives, **cfg.stdp)
     return handlers
 
 

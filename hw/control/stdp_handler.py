@@ -40,19 +40,22 @@ class STDPHandler(Handler):
 
     Parameters
     ----------
+    primitives : bool
+        ``syn_store="spram"``: SPRAM primitives (``True``) or their behavioural models (simulators).
     **params
         :class:`hw.stdp.spec.STDPConfig` parameters of the core; a bad one raises the config's
         ``ValueError``.
     """
 
-    def __init__(self, **params):
+    def __init__(self, primitives=True, **params):
         self.cfg = STDPConfig(**params)
         self._params = params
+        self._primitives = primitives
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.core = core = STDPCore(**self._params)
+        m.submodules.core = core = STDPCore(primitives=self._primitives, **self._params)
         bus = self.bus
         W = word_bytes(self.cfg)
 

@@ -6,6 +6,10 @@
 - :mod:`hw.lib.stream`: :class:`~hw.lib.stream.SkidBuffer` and :class:`~hw.lib.stream.Queue`,
   components with ``amaranth.lib.stream`` signatures, and :func:`~hw.lib.stream.skid_buffer`, the
   skid buffer's logic for a block that builds it in its own module.
+- :mod:`hw.lib.spram`: the iCE40UP5K's ``SB_SPRAM256KA`` — :class:`~hw.lib.spram.SPRAM` (1 to 4 of
+  them, nibble write mask, sticky out-of-range flag), its behavioural model
+  :class:`~hw.lib.spram.SPRAMCell`, and :class:`~hw.lib.spram.InterleavedSPRAM` (a read and a write
+  port on even / odd banks).
 
 ``hw/huffman/fifo.py``'s ``RegisteredFlagFIFO`` belongs here too; it stays with the Huffman decoder
 until the decoder's files are free to change.

@@ -6,6 +6,8 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..lib.sections import elaborate_sections
+from ..lib.spram import InterleavedSPRAM
+from ..params import check_bool
 from . import spec
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
@@ -22,6 +24,13 @@ PHASE_INPUT, PHASE_SWEEP, PHASE_WALK, PHASE_EOS = range(4)
 def cfg_layout(data_bits):
     """Configuration command: write (1) or read (0) ``data`` at ``addr`` of memory ``mem``."""
     return data.StructLayout({"write": 1, "mem": 2, "addr": spec.CFG_ADDR_BITS, "data": data_bits})
+
+
+class _Port:
+    """A memory port's signals (``addr``, ``data``, ``en``) for a store that is not a ``Memory``."""
+
+    def __init__(self, **signals):
+        self.__dict__.update(signals)
 
 
 def goto(phase, one_hot, p):
@@ -69,13 +78,22 @@ class STDPCore(wiring.Component):
     ``no_rw_check`` attribute (no read-during-write emulation logic).
 
     Memories: every memory has one read and one write port (the read-modify-write pipeline reads
-    one synapse and writes another in the same cycle), which maps to iCE40 / ECP5 block RAM. The
-    UP5K's single-port SPRAMs are therefore not used: on the UP5K the largest network is 256 neurons
-    with 7168 synapses (4-bit weights) in block RAM.
+    one synapse and writes another in the same cycle), which maps to iCE40 / ECP5 block RAM. In
+    block RAM the UP5K holds at most 256 neurons with 7168 synapses (4-bit weights).
+
+    ``syn_store="spram"`` puts the synapse memory in the UP5K's single-port SPRAMs instead
+    (:class:`hw.lib.spram.InterleavedSPRAM`: even synapse addresses in one bank, odd in the other;
+    up to 65536 synapses of 16 bits). The write-back is registered once more, so it trails its read
+    by 7 cycles, an odd number: along a row, reads and write-backs alternate banks and never meet.
+    When a row's first synapse has the bank the write-back is using, the issuer waits a cycle
+    (and again while they meet), so rows cost at most a few cycles more than in block RAM.
 
     Parameters
     ----------
-    See :class:`hw.stdp.spec.STDPConfig` (same names and ranges).
+    See :class:`hw.stdp.spec.STDPConfig` (same names and ranges), and
+    primitives : bool
+        ``syn_store="spram"`` only: ``True`` instantiates ``SB_SPRAM256KA`` (synthesis), ``False``
+        their behavioural models (:class:`hw.lib.spram.SPRAMCell`, for simulators).
 
     Members
     -------
@@ -99,8 +117,9 @@ class STDPCore(wiring.Component):
         If a parameter is out of range (see :class:`hw.stdp.spec.STDPConfig`).
     """
 
-    def __init__(self, **params):
+    def __init__(self, primitives=True, **params):
         self.cfg = spec.STDPConfig(**params)
+        self._primitives = check_bool("primitives", primitives)
         c = self.cfg
         super().__init__({
             "i_aer": In(stream.Signature(AER_LAYOUT)),
@@ -142,7 +161,9 @@ class STDPCore(wiring.Component):
                                             init=[spec.pack_state(c, spec.reset_state(c))] * N, attrs=rw)
         m.submodules.acc = acc = Memory(shape=vb, depth=N, init=[], attrs=rw)
         m.submodules.ext = ext = Memory(shape=1, depth=N, init=[], attrs=rw)
-        m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
+        spram = c.syn_store == "spram"
+        if not spram:
+            m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
         m.submodules.kp = kp = Memory(shape=wb, depth=T, init=c.kp)
         m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
         st_rd, st_wr = state.read_port(), state.write_port()
@@ -151,7 +172,11 @@ class STDPCore(wiring.Component):
         # memory's output (the post index); stage 2 forwards the last two writes instead.
         acc_rd = acc.read_port()
         ext_rd, ext_wr = ext.read_port(), ext.write_port()
-        syn_rd, syn_wr = syn.read_port(), syn.write_port()
+        syn_busy = w_valid = None    # SPRAM store: bank conflict, registered write-back
+        if spram:
+            syn_rd, syn_wr, syn_busy, w_valid = self._spram_store(m)
+        else:
+            syn_rd, syn_wr = syn.read_port(), syn.write_port()
         kp_rd, km_rd = kp.read_port(), km.read_port()
         row_rd = row_wr = bmp_rd = bmp_wr = None    # ports of the memories an encoding lacks
         if not crossbar:
@@ -201,8 +226,25 @@ class STDPCore(wiring.Component):
         ns.keep(locals(), (
             "N T acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd "
             "ext_wr head in_eos in_input in_sweep in_walk km_rd kp_rd nb one_hot pb phase "
-            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr st_rd st_wr "
-            "state_layout syn_rd syn_wr tb vb wb"))
+            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr spram st_rd st_wr "
+            "state_layout syn_busy syn_rd syn_wr tb vb w_valid wb"))
+
+    def _spram_store(self, m):
+        """The synapse memory on SPRAM: port-like read and write signal groups, the bank-conflict
+        signal (the registered write-back uses the bank of the read address this cycle) and the
+        write-back's valid flag."""
+        c = self.cfg
+        m.submodules.syn = store = InterleavedSPRAM(c.syn_depth, c.syn_bits, primitives=self._primitives)
+        pb = c.ptr_bits
+        syn_rd = _Port(addr=Signal(pb, name="syn_raddr"), data=Signal(c.syn_bits, name="syn_rdata"))
+        syn_wr = _Port(addr=Signal(pb, name="syn_waddr"), data=Signal(c.syn_bits, name="syn_wdata"),
+                       en=Signal(name="syn_we"))
+        # The write-back register: one more cycle between a read and its write-back (7, odd).
+        w_valid, w_addr, w_data = Signal(), Signal(pb), Signal(c.syn_bits)
+        m.d.sync += [w_valid.eq(syn_wr.en), w_addr.eq(syn_wr.addr), w_data.eq(syn_wr.data)]
+        m.d.comb += [store.raddr.eq(syn_rd.addr), syn_rd.data.eq(store.rdata),
+                     store.waddr.eq(w_addr), store.wdata.eq(w_data), store.we.eq(w_valid)]
+        return syn_rd, syn_wr, store.wbank_busy, w_valid
 
     def _build_input(self, m, ns):
         """Input phase and config commands: events into the accumulators, commands in three steps."""
@@ -372,9 +414,9 @@ class STDPCore(wiring.Component):
     def _build_walk_issue(self, m, ns):
         """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
         (N, bmp_rd, c, cmd_in, cmd_valid, crossbar, csr, entry_layout, head, in_eos, in_walk, nb,
-         one_hot, pb, phase, q_nonempty, q_pop, row_rd) = ns.get(
+         one_hot, pb, phase, q_nonempty, q_pop, row_rd, spram, syn_busy) = ns.get(
             "N bmp_rd c cmd_in cmd_valid crossbar csr entry_layout head in_eos in_walk nb one_hot pb "
-            "phase q_nonempty q_pop row_rd")
+            "phase q_nonempty q_pop row_rd spram syn_busy")
         # ---------------------------------------------------------------- row walk: address generator
         # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
         # -> s (slot: row ready) -> g (issuer).
@@ -429,8 +471,14 @@ class STDPCore(wiring.Component):
                     m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
             g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
             g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
-            m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active), iss_addr.eq(g_addr),
-                         iss_q.eq(g_q)]
+            if spram:
+                # The write-back holds the bank of g_addr (syn_ra == g_addr while g_active): wait.
+                advance = g_active & ~syn_busy
+                m.d.comb += [g_free.eq(~g_active | (g_last & ~syn_busy)), issue.eq(advance)]
+            else:
+                advance = g_active
+                m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active)]
+            m.d.comb += [iss_addr.eq(g_addr), iss_q.eq(g_q)]
             # syn_ra: the synapse memory's read address as one register (no phase multiplexer in
             # front of the 28 block RAMs' read-first compares): g_addr during the walk, the config
             # command's address during the input phase (set with `cmd`, in the cycle before it is used).
@@ -438,7 +486,7 @@ class STDPCore(wiring.Component):
             with m.If(s_adv):
                 m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
                              g_entry.eq(s_entry), g_last.eq(s_one), syn_ra.eq(s_start)]
-            with m.Elif(g_active):
+            with m.Elif(advance):
                 m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
                              g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]
             with m.If(cmd_valid):
@@ -523,10 +571,10 @@ class STDPCore(wiring.Component):
         """Row walk, read-modify-write pipeline S1..S5: deliver the weight, delayed LTP, immediate LTD."""
         (T, acc_rd, acc_wr, bitmap, c, csr, entry_layout, f_valid, g_active, g_entry, in_walk, iss_addr,
          iss_q, issue, km_rd, kp_rd, nb, one_hot, p_valid, pb, phase, q_nonempty, s_valid, st_rd,
-         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, wb) = ns.get(
+         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, w_valid, wb) = ns.get(
             "T acc_rd acc_wr bitmap c csr entry_layout f_valid g_active g_entry in_walk iss_addr iss_q "
             "issue km_rd kp_rd nb one_hot p_valid pb phase q_nonempty s_valid st_rd state_layout syn_ra "
-            "syn_rd syn_wr tb vb wb")
+            "syn_rd syn_wr tb vb w_valid wb")
         # ---------------------------------------------------------------- row walk: RMW pipeline
         # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
         # (address from a register: block RAMs' read-during-write emulation compares it with the
@@ -628,6 +676,8 @@ class STDPCore(wiring.Component):
 
         walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
                       | s2_valid | s3_valid | s4_valid | s5_valid)
+        if w_valid is not None:
+            walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):
             m.d.sync += goto(phase, one_hot, PHASE_EOS)
 

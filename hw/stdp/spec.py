@@ -99,12 +99,17 @@ from dataclasses import dataclass
 from ..params import check_choice, check_int, check_pow2
 
 __all__ = [
-    "ENCODINGS", "AER_BITS", "CFG_ADDR_BITS", "MEM_SYN", "MEM_ROW", "MEM_BMP", "MEM_STATE",
+    "ENCODINGS", "SYN_STORES", "AER_BITS", "CFG_ADDR_BITS", "MEM_SYN", "MEM_ROW", "MEM_BMP", "MEM_STATE",
     "STDPConfig", "NeuronState", "exp_kernel", "bits_for", "lif_step", "synapse_update",
     "pack_state", "unpack_state", "build_image", "image_rows", "memory_bits",
 ]
 
 ENCODINGS = ("csr", "bitmap", "crossbar")
+#: Where the synapse (weight) memory lives: block RAM, or the iCE40UP5K's SPRAM (csr / crossbar only).
+SYN_STORES = ("bram", "spram")
+#: SPRAM store: one 16-bit SPRAM word per synapse, at most the UP5K's four SPRAMs.
+SPRAM_WORD_BITS = 16
+SPRAM_MAX_SYNAPSES = 65536
 AER_BITS = 16
 CFG_ADDR_BITS = 20
 MEM_SYN, MEM_ROW, MEM_BMP, MEM_STATE = 0, 1, 2, 3
@@ -154,6 +159,11 @@ class STDPConfig:
         ``"csr"``, ``"bitmap"`` or ``"crossbar"``.
     bitmap_word : int
         Bitmap word width, 8, 16 or 32.
+    syn_store : str
+        Where the synapse memory lives: ``"bram"`` (block RAM, default) or ``"spram"`` (iCE40UP5K
+        single-port RAM, two interleaved banks: even and odd synapse addresses). ``"spram"`` takes
+        the ``"csr"`` or ``"crossbar"`` encoding, a synapse word (``post_bits + w_bits``; crossbar:
+        ``w_bits``) of at most 16 bits and 2 to 65536 synapses.
 
     Raises
     ------
@@ -173,6 +183,7 @@ class STDPConfig:
     refractory: int = 2
     encoding: str = "csr"
     bitmap_word: int = 16
+    syn_store: str = "bram"
 
     def __post_init__(self):
         n = check_int("n_neurons", self.n_neurons, 2, MAX_NEURONS)
@@ -189,6 +200,9 @@ class STDPConfig:
         check_int("v_reset", self.v_reset, 0, self.threshold - 1)
         check_int("refractory", self.refractory, 0, 255)
         check_pow2("bitmap_word", self.bitmap_word, 8, 32)
+        check_choice("syn_store", self.syn_store, SYN_STORES)
+        if self.syn_store == "spram":
+            self._check_spram()
         amp = max(1, 1 << max(0, wb - 3))
         for name, default in (("kp", exp_kernel(T, amp, T / 4)), ("km", exp_kernel(T, amp * 9 / 8, T / 4))):
             table = getattr(self, name)
@@ -201,6 +215,17 @@ class STDPConfig:
             if table[0] != 0:
                 raise ValueError(f"{name}[0] must be 0 (it is never used), not {table[0]!r}")
             object.__setattr__(self, name, tuple(table))
+
+    def _check_spram(self):
+        if self.encoding not in ("csr", "crossbar"):
+            raise ValueError(f"encoding must be 'csr' or 'crossbar' with syn_store='spram', "
+                             f"not {self.encoding!r}")
+        if self.encoding == "csr":
+            check_int("max_synapses (syn_store='spram')", self.max_synapses, 2, SPRAM_MAX_SYNAPSES)
+            check_int(f"w_bits (syn_store='spram', n_neurons={self.n_neurons}: a 16-bit synapse word "
+                      f"holds {self.post_bits} post bits)", self.w_bits, 1, SPRAM_WORD_BITS - self.post_bits)
+        else:
+            check_int("n_neurons (syn_store='spram', crossbar)", self.n_neurons, 2, 256)
 
     # Derived widths and depths -------------------------------------------------------------
     @property

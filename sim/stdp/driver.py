@@ -54,7 +54,7 @@ def run_core(cfg, rows, steps, *, stall_in=0.0, stall_out=0.0, seed=0, readback=
     count_cycles : bool
         Count cycles (slower: one more testbench that ticks every cycle).
     """
-    dut = dut or STDPCore(**{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
+    dut = dut or STDPCore(primitives=False, **{k: getattr(cfg, k) for k in cfg.__dataclass_fields__})
     image = spec.build_image(cfg, rows)
     template = spec.effective_rows(cfg, rows)
     out = CoreRun(spikes=[])

@@ -178,3 +178,34 @@ async def test_memory_read_back(dut):
     for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP):
         got = [await tb.cfg_read(mem, a) for a in range(len(image[mem]))]
         assert got == image[mem], f"memory {mem}"
+
+
+@cocotb.test()
+async def test_full_synapse_memory(dut):
+    """Every synapse word in use (rows of ``syn_depth / n_neurons`` synapses on average, lengths odd
+    and even so that rows start at both address parities), a few steps, then spikes, all weights
+    and the neuron states against the golden model."""
+    tb = TB(dut, seed=7)
+    await tb.reset()
+    cfg = tb.cfg
+    n = cfg.n_neurons
+    rng = random.Random(8)
+    fanout = cfg.syn_depth // n
+    spread = max(0, min(3, fanout - 1, n - fanout))
+    lengths = []
+    for _ in range(0, n, 2):
+        d = rng.randrange(-spread, spread + 1)
+        lengths += [fanout + d, fanout - d]
+    rows = [[(q, rng.randrange(cfg.w_max // 4 + 1)) for q in sorted(rng.sample(range(n), k))]
+            for k in lengths[:n]]
+    events = poisson_events(rng, 8, range(n), max(0.05, 4 / n))
+    image = await tb.load(rows)
+    assert len(image[spec.MEM_SYN]) == fanout * n
+    net = ForwardSTDPNetwork(cfg, rows)
+    expected = [net.step(ev)[0] for ev in events]
+    assert await tb.run(events, stall=0.1) == expected
+    assert sum(map(len, expected)) > len(events)
+    assert await tb.read_rows(rows) == net.weights()
+    states = [spec.unpack_state(cfg, await tb.cfg_read(spec.MEM_STATE, i)) for i in range(n)]
+    assert states == net.state
+    assert await tb.err() == {"bad_event": 0, "bad_cfg": 0}
