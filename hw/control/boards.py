@@ -8,8 +8,10 @@ Decisions (the issue leaves them open):
 
 * Both boards run the UART at 1 Mbaud, the issue's minimum: the iCEBreaker's FT2232H and the
   ULX3S's FT231X both do it, and 12 MHz and 25 MHz divide it exactly (12 and 25 cycles per bit).
-* No PLL yet: the design is small and slow logic relative to the boards' clocks, and with the UART
-  stop-and-wait protocol the line rate, not the clock, bounds every bulk transfer.
+* ``clk_hz`` is the system clock. A board with an ``osc_hz`` runs it from the FPGA's PLL fed by
+  that oscillator; ``clk_hz`` is then the highest clock its build tries, and the build steps down
+  if the design misses it (:mod:`boards.clock`, docs/boards.md). The UART divisor is computed from
+  the clock and ``baud`` (:func:`hw.uart.baud.divisor_for`), so it follows the chosen clock.
 """
 
 import importlib
@@ -40,6 +42,7 @@ class BoardConfig:
     label: str = ""       # the board's name for people ("iCEBreaker")
     loader_board: str = ""  # openFPGALoader's -b name
     usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
+    osc_hz: int = 0       # oscillator feeding the PLL that makes clk_hz (0: no PLL, clk_hz is the oscillator)
 
     @property
     def top_name(self):
@@ -63,14 +66,15 @@ class BoardConfig:
 BOARD_CONFIGS = {
     "icebreaker": BoardConfig(
         name="icebreaker",
-        description="iCEBreaker (iCE40UP5K, 12 MHz, FTDI UART at 1 Mbaud)",
+        description="iCEBreaker (iCE40UP5K, 48 MHz PLL clock, FTDI UART at 1 Mbaud)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         device="iCE40UP5K",
         label="iCEBreaker",
         # openFPGALoader's generic FT2232H iCE40 board, which writes the SPI flash.
         loader_board="ice40_generic",
         usb_pid=0x6010,
-        clk_hz=12_000_000,
+        clk_hz=48_000_000,
+        osc_hz=12_000_000,
         baud=1_000_000,
         # Green: heartbeat; red: any error flag.
         leds=(("led_g", 0), ("led_r", 0)),
