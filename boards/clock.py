@@ -6,7 +6,8 @@ A board whose :class:`hw.control.boards.BoardConfig` names an oscillator (``osc_
 * iCE40UP5K: ``SB_PLL40_PAD`` fed straight from the oscillator's package pin (the iCEBreaker's
   12 MHz on pin 35, a PLL input pad), simple feedback. :func:`ice40_pll` chooses DIVR/DIVF/DIVQ and
   FILTER_RANGE exactly as ``icepll`` does (``yowasp-icepll``; the tests compare the two).
-* ECP5: ``EHXPLLL`` with CLKOP fed back, parameters as ``ecppll`` chooses them (:func:`ecp5_pll`).
+
+The ULX3S (ECP5) has no PLL clock here: it runs from its 25 MHz oscillator.
 
 The ``sync`` domain is held in reset until the PLL reports lock and then for :data:`POR_SECONDS`
 more: iCE40 block RAMs read as zeros for ~3 us after configuration (Amaranth's own power-on reset
@@ -24,16 +25,15 @@ from dataclasses import dataclass
 from fractions import Fraction
 
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
-from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from hw.uart.baud import divisor_for
 
-__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "LockReset", "PLLDomain", "clock_candidates",
+__all__ = ["PLLParams", "ice40_pll", "pll_for", "LockReset", "PLLDomain", "clock_candidates",
            "next_candidate", "MARGIN", "POR_SECONDS"]
 
-#: Timing margin a build must show: Fmax >= clock * (1 + MARGIN). nextpnr is constrained at that
-#: frequency too, so that the placer works for the margin rather than for the bare clock.
+#: Timing margin a PLL build must show: Fmax >= clock * (1 + MARGIN), nextpnr's Fmax of the placed
+#: and routed design (its timing model is the slow corner; the margin covers what it does not model).
 MARGIN = 0.05
 #: Time the ``sync`` domain stays in reset after the PLL locks (5x the iCE40 BRAM's ~3 us).
 POR_SECONDS = 15e-6
@@ -97,54 +97,17 @@ def ice40_pll(f_in, f_out):
                      f_vco * 10**6)
 
 
-# ECP5 EHXPLLL limits as ecppll checks them (MHz).
-_ECP5_PFD = (Fraction(3125, 1000), 400)
-_ECP5_VCO = (400, 800)
-
-
-def _ecp5_settings(f_in):
-    f_in = Fraction(f_in, 10**6)
-    for clki_div in range(1, 129):
-        f_pfd = f_in / clki_div
-        if not _ECP5_PFD[0] <= f_pfd <= _ECP5_PFD[1]:
-            continue
-        for fb_div in range(1, 81):
-            for op_div in range(1, 129):
-                f_vco = f_pfd * fb_div * op_div
-                if _ECP5_VCO[0] <= f_vco <= _ECP5_VCO[1]:
-                    yield f_vco / op_div, clki_div, fb_div, op_div, f_vco
-
-
-def ecp5_pll(f_in, f_out):
-    """ECP5 EHXPLLL setting nearest to ``f_out`` Hz from ``f_in`` Hz (ecppll's search: least error,
-    then the VCO nearest 600 MHz), with CLKOP fed back and shifted by 180 degrees as ecppll does."""
-    target = Fraction(f_out, 10**6)
-    best = None
-    for s in _ecp5_settings(f_in):
-        if best is None or abs(s[0] - target) < abs(best[0] - target) or \
-                (abs(s[0] - target) == abs(best[0] - target) and abs(s[4] - 600) < abs(best[4] - 600)):
-            best = s
-    if best is None:
-        raise ValueError(f"f_in must be a frequency the ECP5 PLL takes, not {f_in / 1e6:g} MHz")
-    fout, clki_div, fb_div, op_div, f_vco = best
-    return PLLParams("ecp5", f_in, fout * 10**6,
-                     {"CLKI_DIV": clki_div, "CLKFB_DIV": fb_div, "CLKOP_DIV": op_div,
-                      "CLKOP_CPHASE": op_div // 2 - 1, "CLKOP_FPHASE": 0},
-                     f_vco * 10**6)
-
-
 def pll_for(family, f_in, f_out):
-    """:func:`ice40_pll` or :func:`ecp5_pll` by ``family``."""
-    return {"ice40": ice40_pll, "ecp5": ecp5_pll}[family](f_in, f_out)
+    """The PLL setting of ``family`` for ``f_out`` from ``f_in`` (only ``"ice40"`` has one here)."""
+    if family != "ice40":
+        raise ValueError(f"family must be 'ice40' for a PLL clock, not {family!r}")
+    return ice40_pll(f_in, f_out)
 
 
 def _achievable(family, f_in):
     """Every output frequency (Hz, Fraction) the family's PLL makes from ``f_in``."""
-    if family == "ice40":
-        outs = {s[0] for s in _ice40_settings(f_in) if _ICE40_OUT[0] <= s[0] <= _ICE40_OUT[1]}
-    else:
-        outs = {s[0] for s in _ecp5_settings(f_in)}
-    return {f * 10**6 for f in outs}
+    pll_for(family, f_in, 48_000_000)   # the family check
+    return {s[0] * 10**6 for s in _ice40_settings(f_in) if _ICE40_OUT[0] <= s[0] <= _ICE40_OUT[1]}
 
 
 def clock_candidates(family, f_in, baud, *, highest, lowest):
@@ -208,7 +171,7 @@ class LockReset(Elaboratable):
 class PLLDomain(Elaboratable):
     """The ``sync`` clock domain of a board top, from the board's oscillator through its PLL.
 
-    ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll` / :func:`ecp5_pll`); ``clk`` the name of
+    ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll`); ``clk`` the name of
     the oscillator's resource on the platform. The domain's reset comes from :class:`LockReset`
     (held :data:`POR_SECONDS` after lock) through a reset synchronizer.
     """
@@ -223,16 +186,13 @@ class PLLDomain(Elaboratable):
         m.domains.por = ClockDomain("por", reset_less=True, local=True)
         clk_out = Signal()
         lock = Signal()
-        if self.pll.family == "ice40":
-            m.submodules.pll = _ice40_instance(platform.request(self.clk, dir="-"), self.pll, clk_out, lock)
-        else:
-            m.submodules.pll = _ecp5_instance(platform.request(self.clk, dir="-"), self.pll, clk_out, lock)
+        m.submodules.pll = _ice40_instance(platform.request(self.clk, dir="-"), self.pll, clk_out, lock)
         m.d.comb += [ClockSignal("sync").eq(clk_out), ClockSignal("por").eq(clk_out)]
         m.submodules.lock_reset = lock_reset = LockReset(max(1, round(POR_SECONDS * self.pll.clk_hz)))
         m.d.comb += lock_reset.lock.eq(lock)
         m.submodules.reset_sync = ResetSynchronizer(lock_reset.rst, domain="sync")
-        # The margin constraint: nextpnr places for clk * (1 + MARGIN) and reports Fmax against it.
-        platform.add_clock_constraint(clk_out, float(self.pll.f_out) * (1 + MARGIN))
+        # No constraint of our own: nextpnr derives the PLL output's (clk_hz) from the oscillator
+        # pin's and the PLL's dividers; the margin is checked on the Fmax it reports.
         return m
 
 
@@ -247,28 +207,3 @@ def _ice40_instance(pad, pll, clk_out, lock):
         o_PLLOUTGLOBAL=clk_out,
         o_LOCK=lock,
     )
-
-
-def _ecp5_instance(pad, pll, clk_out, lock):
-    p = pll.params
-    clk_in = Signal()
-    buf = io.Buffer("i", pad)
-    m = Module()
-    m.submodules.clk_buf = buf
-    m.d.comb += clk_in.eq(buf.i)
-    mhz = f"{float(pll.f_in) / 1e6:g}"
-    m.submodules.pll = Instance(
-        "EHXPLLL",
-        a_FREQUENCY_PIN_CLKI=mhz, a_FREQUENCY_PIN_CLKOP=f"{float(pll.f_out) / 1e6:g}",
-        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
-        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
-        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
-        p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD", p_CLKOP_ENABLE="ENABLED",
-        p_FEEDBK_PATH="CLKOP",
-        p_CLKI_DIV=p["CLKI_DIV"], p_CLKFB_DIV=p["CLKFB_DIV"], p_CLKOP_DIV=p["CLKOP_DIV"],
-        p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=p["CLKOP_FPHASE"],
-        i_RST=0, i_STDBY=0, i_CLKI=clk_in, i_CLKFB=clk_out, i_PHASESEL0=0, i_PHASESEL1=0,
-        i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1, i_PLLWAKESYNC=0, i_ENCLKOP=0,
-        o_CLKOP=clk_out, o_LOCK=lock,
-    )
-    return m

@@ -234,14 +234,23 @@ def _check_board(name):
 def cmd_build(args):
     _check_board(args.board)
     from boards.build import build_board
-    res = build_board(args.board, progress=_progress)
+    from boards.groups import config_for_groups
+    from boards.synth import check_seed
+    try:
+        config_for_groups(args.board, args.groups)
+        if args.seed is not None:
+            check_seed(args.seed)
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
+    res = build_board(args.board, groups=args.groups, seed=args.seed, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
-    for key in ("board", "device", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
-                "fmax_mhz", "target_mhz", "timing_met"):
+    for key in ("board", "device", "groups", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
+                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met"):
         if key in res:
-            print(f"{key:12s} {res[key]}")
+            value = "+".join(res[key]) if key == "groups" else res[key]
+            print(f"{key:12s} {value}")
     return 0
 
 
@@ -481,7 +490,10 @@ def _parser():
 
     s = sub.add_parser("build", help="build a board's bitstream and print its resource/timing report")
     s.add_argument("--board", required=True)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--groups", default=None, metavar="G,G", help="command groups (gemm, hdqt, stdp); "
+                   "default: the board's")
+    s.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("flash", help="flash a board with openFPGALoader")
