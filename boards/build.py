@@ -58,9 +58,10 @@ class GroupsDoNotFit(BuildError):
 
     def __init__(self, board, groups, label, utilisation, fitting, log):
         self.utilisation, self.fitting = utilisation, fitting
+        shown = _FIT_CELLS["ice40" if label.startswith("iCE40") else "ecp5"]
         used = ", ".join(f"{k} {u}/{a} ({100 * u // max(a, 1)} %)" for k, (u, a) in utilisation.items()
-                         if u or u > a)
-        fits = "; ".join("+".join(s) for s in fitting) or "none (the system group alone only)"
+                         if (k in shown and u) or u > a)
+        fits = "; ".join("+".join(s) for s in fitting) or "none but the system group"
         super().__init__(f"{board} with groups {'+'.join(groups)} does not fit the {label}: {used}; "
                          f"groups that would fit (estimated): {fits}; see {log}")
 
@@ -233,7 +234,7 @@ def _build_once(name, cfg, top, build_dir, seed, say):
             say("the design does not fit; estimating which groups would (hierarchical Yosys run)")
             costs = group_costs(_hierarchy_stat(build_dir, top_name, family), top_name, cfg)
             fitting = groups_that_fit(costs, usage, family)
-            raise GroupsDoNotFit(name, groups, cfg.device, usage, fitting, tim)
+            raise GroupsDoNotFit(name, groups[1:], cfg.device, usage, fitting, tim)
         raise BuildError(f"place-and-route or packing of {name} failed (exit code {returncode}); "
                          f"see {tim} and {log}")
     result = {"board": name, "device": cfg.device, "groups": list(groups), "bitstream": str(bitstream)}

@@ -141,7 +141,8 @@ class LockReset(Elaboratable):
 
     ``lock`` (the PLL's LOCK output) may be asynchronous to ``domain``: it clears the counter through
     a two-flop synchronizer. ``rst`` is high while the counter runs and goes low ``delay`` cycles
-    (plus two for the synchronizer) after ``lock`` rises; a drop of ``lock`` asserts it again.
+    (plus two for the synchronizer) after ``lock`` is first sampled high; a drop of ``lock``
+    asserts it again three cycles after it is sampled low.
     ``domain`` is clocked by the PLL output and has no reset of its own.
     """
 
@@ -169,7 +170,8 @@ class LockReset(Elaboratable):
 
 
 class PLLDomain(Elaboratable):
-    """The ``sync`` clock domain of a board top, from the board's oscillator through its PLL.
+    """Clock and reset of the ``sync`` domain (defined by the parent) from the board's oscillator
+    through its PLL.
 
     ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll`); ``clk`` the name of
     the oscillator's resource on the platform. The domain's reset comes from :class:`LockReset`
@@ -182,7 +184,6 @@ class PLLDomain(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
-        m.domains.sync = ClockDomain("sync")
         m.domains.por = ClockDomain("por", reset_less=True, local=True)
         clk_out = Signal()
         lock = Signal()

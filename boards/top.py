@@ -1,6 +1,6 @@
 """Board top level: the pins of a board around :class:`hw.control.core.EdgeLearnCore`."""
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
 from hw.control.boards import check_board, make_core
@@ -42,6 +42,7 @@ class BoardTop(Elaboratable):
         cfg = self.config
         m = Module()
         if self.pll is not None:
+            m.domains.sync = ClockDomain("sync")
             m.submodules.clock = PLLDomain(self.pll, platform.default_clk)
         m.submodules.core = core = make_core(self.board, config=cfg, clk_hz=self.clk_hz)
         uart = platform.request("uart", 0, dir="-")
