@@ -24,7 +24,7 @@ from hw.control.boards import check_board
 from hw.uart.baud import divisor_for
 
 
-@pytest.mark.parametrize("mhz", [48, 50, 60, 33, 17.5, 100, 200])
+@pytest.mark.parametrize("mhz", [48, 50, 60, 33, 17.5, 16.5, 100, 200])
 def test_ice40_pll_matches_icepll(mhz, tmp_path):
     out = subprocess.run([tool_path("yowasp-icepll"), "-i", "12", "-o", str(mhz)], capture_output=True,
                          text=True, timeout=300, cwd=tmp_path).stdout
@@ -184,6 +184,13 @@ def test_build_steps_the_clock_down_to_what_fmax_carries(fake_tools, tmp_path):
     assert (r["clock_mhz"], r["target_mhz"], r["fmax_mhz"]) == (37.5, 37.5, 39.5)
     assert r["timing_met"] and r["margin_met"]
     assert r["pll"] == {"DIVR": 0, "DIVF": 49, "DIVQ": 4, "FILTER_RANGE": 1}
+
+
+def test_build_wants_the_margin_not_only_the_clock(fake_tools, tmp_path):
+    runs = fake_tools(lambda clock: 49.0 if clock == 48 else 50.0)
+    r = build.build_board("icebreaker", build_dir=tmp_path)
+    # 49 MHz meets 48 MHz but not 48 * 1.05; 46.5 MHz is the highest clock it carries with the margin.
+    assert runs == [48, 46.5] and r["clock_mhz"] == 46.5 and r["margin_met"]
 
 
 def test_build_stops_after_max_attempts(fake_tools, tmp_path):
