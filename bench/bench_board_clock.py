@@ -42,7 +42,7 @@ def main(argv=None):
     for seed in seeds:
         r = build_board(args.board, groups=args.groups, seed=seed,
                         build_dir=build_root() / "bench_board_clock" / f"{args.board}-seed{seed}",
-                        progress=lambda msg: print(f"  seed {seed}: {msg}", file=sys.stderr, flush=True))
+                        progress=lambda msg, s=seed: print(f"  seed {s}: {msg}", file=sys.stderr, flush=True))
         rows.append((seed, r))
     groups = "+".join(rows[0][1]["groups"])
     print(f"{args.board} ({groups}), PLL from {cfg.osc_hz / 1e6:g} MHz, margin {MARGIN:.0%}, "
