@@ -66,7 +66,7 @@ class BoardConfig:
 BOARD_CONFIGS = {
     "icebreaker": BoardConfig(
         name="icebreaker",
-        description="iCEBreaker (iCE40UP5K, 48 MHz PLL clock, FTDI UART at 1 Mbaud)",
+        description="iCEBreaker (iCE40UP5K, PLL clock up to 48 MHz, FTDI UART at 1 Mbaud)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         device="iCE40UP5K",
         label="iCEBreaker",
