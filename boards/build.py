@@ -28,12 +28,13 @@ from itertools import combinations
 from pathlib import Path
 
 from hw.control.boards import BOARD_CONFIGS
+from hw.params import check_int
 from hw.paths import build_root
 
 from . import toolchain
 from .clock import MARGIN, clock_candidates, next_candidate
 from .groups import carried_groups, config_for_groups
-from .synth import parse_utilisation
+from .synth import check_seed, parse_utilisation
 from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "parse_reports", "group_costs",
@@ -170,8 +171,9 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         A tool failed (one line naming the log).
     """
     cfg = config_for_groups(name, groups)
-    if max_attempts < 1:
-        raise ValueError(f"max_attempts must be an integer >= 1, not {max_attempts!r}")
+    check_int("max_attempts", max_attempts, 1, 16)
+    if seed is not None:
+        check_seed(seed)
     say = progress or (lambda msg: None)
     clock = cfg.clk_hz if clk_hz is None else clk_hz
     top = BoardTop(name, config=cfg, clk_hz=clock)   # bad clocks raise here, before any tool runs

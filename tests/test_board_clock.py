@@ -110,6 +110,16 @@ def test_board_top_refuses_a_clock_its_board_cannot_make():
         BoardTop("ulx3s", clk_hz=50_000_000)
 
 
+def test_build_refuses_bad_parameters_before_any_tool_runs(monkeypatch):
+    monkeypatch.setattr(build, "_run_script", None)     # calling it would fail differently
+    with pytest.raises(ValueError, match="max_attempts must be an integer from 1 to 16, not 0"):
+        build.build_board("icebreaker", max_attempts=0)
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to"):
+        build.build_board("icebreaker", seed=-1)
+    with pytest.raises(ValueError, match="clk_hz must be a frequency the PLL makes"):
+        build.build_board("icebreaker", clk_hz=50_000_000)
+
+
 def test_group_selection():
     assert carried_groups(config_for_groups("ulx3s")) == ("gemm", "hdqt", "stdp")
     assert carried_groups(config_for_groups("ulx3s", "stdp,gemm")) == ("gemm", "stdp")
