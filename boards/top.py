@@ -1,30 +1,50 @@
 """Board top level: the pins of a board around :class:`hw.control.core.EdgeLearnCore`."""
 
-from amaranth.hdl import Elaboratable, Module
+from amaranth.hdl import ClockDomain, Elaboratable, Module
 from amaranth.lib import io
 
 from hw.control.boards import check_board, make_core
+
+from .clock import PLLDomain, pll_for
 
 __all__ = ["BoardTop", "make_core"]
 
 
 class BoardTop(Elaboratable):
-    """The whole design for ``board``: UART pins and LEDs through I/O buffers, the core inside.
+    """The whole design for ``board``: clock, UART pins and LEDs through I/O buffers, the core inside.
 
-    The clock is the board's default clock (Amaranth's platform creates the ``sync`` domain and, on
-    iCE40, the power-on reset that block RAMs need). The UART's receive pin is an input buffer
-    whose output the core synchronizes; LEDs map core LED bits in the order of
-    :attr:`boards.config.BoardConfig.leds`.
+    ``config`` (a :class:`hw.control.boards.BoardConfig`) replaces the board's own, e.g. to carry
+    other command groups; ``clk_hz`` replaces its system clock (a PLL build trying a lower clock).
+
+    A board with an oscillator for its PLL (``osc_hz``) gets its ``sync`` domain from
+    :class:`boards.clock.PLLDomain` at ``clk_hz``; otherwise the clock is the board's default clock
+    (Amaranth's platform creates the ``sync`` domain and, on iCE40, the power-on reset that block
+    RAMs need). The core is built for the same ``clk_hz``, so its UART divisor, frame timeout and
+    heartbeat follow the clock. The UART's receive pin is an input buffer whose output the core
+    synchronizes; LEDs map core LED bits in the order of :attr:`boards.config.BoardConfig.leds`.
     """
 
-    def __init__(self, board):
-        check_board(board)
+    def __init__(self, board, *, config=None, clk_hz=None):
+        base = check_board(board)
         self.board = board
+        self.config = config if config is not None else base
+        self.clk_hz = self.config.clk_hz if clk_hz is None else clk_hz
+        osc = self.config.osc_hz
+        self.pll = pll_for(self.config.family, osc, self.clk_hz) if osc else None
+        if self.pll is not None and self.pll.clk_hz != self.clk_hz:
+            raise ValueError(f"clk_hz must be a frequency the PLL makes from {osc} Hz, "
+                             f"not {self.clk_hz} (nearest: {self.pll.clk_hz})")
+        if self.pll is None and self.clk_hz != self.config.clk_hz:
+            raise ValueError(f"clk_hz must be the oscillator's {self.config.clk_hz} Hz on {board} "
+                             f"(no PLL), not {self.clk_hz}")
 
     def elaborate(self, platform):
-        cfg = check_board(self.board)
+        cfg = self.config
         m = Module()
-        m.submodules.core = core = make_core(self.board)
+        if self.pll is not None:
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clock = PLLDomain(self.pll, platform.default_clk)
+        m.submodules.core = core = make_core(self.board, config=cfg, clk_hz=self.clk_hz)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)
         m.submodules.uart_tx = tx = io.Buffer("o", uart.tx)

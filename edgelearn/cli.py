@@ -20,6 +20,7 @@ from amaranth.hdl import UnusedElaboratable
 
 from boards import build as board_build
 from boards import flash, synth
+from boards import groups as board_groups
 from edgelearn import compress, experiment, prove, sweep
 from firmware import jobs as firmware_jobs
 from hw.blocks import all_blocks, get_block
@@ -227,14 +228,21 @@ def _check_board(name):
 
 def cmd_build(args):
     _check_board(args.board)
-    res = board_build.build_board(args.board, progress=_progress)
+    try:
+        board_groups.config_for_groups(args.board, args.groups)
+        if args.seed is not None:
+            synth.check_seed(args.seed)
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
+    res = board_build.build_board(args.board, groups=args.groups, seed=args.seed, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
-    for key in ("board", "device", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
-                "fmax_mhz", "target_mhz", "timing_met"):
+    for key in ("board", "device", "groups", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
+                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met"):
         if key in res:
-            print(f"{key:12s} {res[key]}")
+            value = "+".join(res[key]) if key == "groups" else res[key]
+            print(f"{key:12s} {value}")
     return 0
 
 
@@ -464,7 +472,10 @@ def _parser():
 
     s = sub.add_parser("build", help="build a board's bitstream and print its resource/timing report")
     s.add_argument("--board", required=True)
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--groups", default=None, metavar="G,G", help="command groups (gemm, hdqt, stdp); "
+                   "default: the board's")
+    s.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_build)
 
     s = sub.add_parser("flash", help="flash a board with openFPGALoader")

@@ -6,7 +6,9 @@ from pathlib import Path
 import pytest
 
 from boards.build import BOARDS, build_board, parse_reports
+from boards.clock import clock_candidates, next_candidate
 from boards.flash import FlashError, flash_board
+from hw.control.boards import check_board
 
 
 def _check_result(r, board, device):
@@ -23,11 +25,19 @@ def test_build_icebreaker(tmp_path):
     steps = []
     r = build_board("icebreaker", build_dir=tmp_path, progress=steps.append)
     _check_result(r, "icebreaker", "iCE40UP5K")
-    assert r["target_mhz"] == 12.0
+    # The PLL clock: the board's clk_hz, or the highest PLL clock the previous run's Fmax carries
+    # with the margin, which the final run meets.
+    cfg = check_board("icebreaker")
+    assert r["pll"] is not None and r["margin_met"] and r["target_mhz"] == r["clock_mhz"]
+    assert r["attempts"][0]["clock_mhz"] * 1e6 == cfg.clk_hz
+    assert r["attempts"][-1]["clock_mhz"] == r["clock_mhz"]
+    if len(r["attempts"]) > 1:
+        cands = clock_candidates("ice40", cfg.osc_hz, cfg.baud, highest=cfg.clk_hz, lowest=0)
+        assert r["clock_mhz"] * 1e6 == next_candidate(cands, r["attempts"][-2]["fmax_mhz"])
     assert r["lc"] <= 5280 * 0.9, "the iCEBreaker design must leave a 10% margin"
     assert any("synthesis" in s for s in steps)
     # The report is read back from the tools' files, not from their stdout.
-    again = parse_reports(tmp_path, "edgelearn_icebreaker", "ice40", 12.0)
+    again = parse_reports(tmp_path, "edgelearn_icebreaker", "ice40", r["clock_mhz"])
     assert again["lut4"] == r["lut4"] and again["fmax_mhz"] == r["fmax_mhz"]
 
 

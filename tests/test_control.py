@@ -10,6 +10,7 @@ from amaranth.lib.wiring import Out
 from firmware.driver import CommandError, Driver
 from firmware.transport import SimTransport
 from hw.control import protocol as P
+from hw.control.boards import check_board
 from hw.control.controller import Controller
 from hw.control.core import EdgeLearnCore
 from hw.control.handler import HandlerSignature
@@ -56,7 +57,8 @@ def test_ping_reply_is_the_golden_frame(board):
 def test_status_and_counters(drv):
     st = drv.status()
     assert st["version"] == P.PROTOCOL_VERSION and st["groups"] & 1
-    assert st["max_payload"] == P.MAX_PAYLOAD and st["clk_khz"] == 12000 and st["divisor"] == 4
+    assert st["max_payload"] == P.MAX_PAYLOAD and st["clk_khz"] == check_board("icebreaker").clk_hz // 1000 \
+        and st["divisor"] == 4
     assert st["flags"] == 0 and st["errors"] == 0
     frames = st["frames"]
     drv.ping(b"x")

@@ -10,8 +10,10 @@ Decisions (the issue leaves them open):
   3 Mbaud that the board's USB UART (``usb_uart``) makes exactly and the clock divides into >= 8
   cycles per bit (iCEBreaker at 12 MHz: 1.5 Mbaud; at 48 MHz: 3 Mbaud; ULX3S at 25 MHz: 1 Mbaud,
   since 25 MHz is no multiple of 3 or 1.5 MHz). ``baud=0`` in a config asks for this rate.
-* No PLL yet: the design is small and slow logic relative to the boards' clocks, and with the UART
-  stop-and-wait protocol the line rate, not the clock, bounds every bulk transfer.
+* ``clk_hz`` is the system clock. A board with an ``osc_hz`` runs it from the FPGA's PLL fed by
+  that oscillator; ``clk_hz`` is then the highest clock its build tries, and the build steps down
+  if the design misses it (:mod:`boards.clock`, docs/boards.md). The UART divisor is computed from
+  the clock and ``baud`` (:func:`hw.uart.baud.divisor_for`), so it follows the chosen clock.
 """
 
 import importlib
@@ -44,6 +46,7 @@ class BoardConfig:
     loader_board: str = ""  # openFPGALoader's -b name
     usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
     usb_uart: str = ""    # the USB UART bridge (a key of hw.uart.baud.USB_UARTS)
+    osc_hz: int = 0       # oscillator feeding the PLL that makes clk_hz (0: no PLL, clk_hz is the oscillator)
 
     def __post_init__(self):
         if not self.baud:
@@ -71,7 +74,7 @@ class BoardConfig:
 BOARD_CONFIGS = {
     "icebreaker": BoardConfig(
         name="icebreaker",
-        description="iCEBreaker (iCE40UP5K, 12 MHz, FT2232H USB UART)",
+        description="iCEBreaker (iCE40UP5K, PLL clock up to 48 MHz, FT2232H USB UART)",
         platform="amaranth_boards.icebreaker:ICEBreakerPlatform",
         device="iCE40UP5K",
         label="iCEBreaker",
@@ -79,7 +82,8 @@ BOARD_CONFIGS = {
         loader_board="ice40_generic",
         usb_pid=0x6010,
         usb_uart="FT2232H",
-        clk_hz=12_000_000,
+        clk_hz=48_000_000,
+        osc_hz=12_000_000,
         baud=0,
         # Green: heartbeat; red: any error flag.
         leds=(("led_g", 0), ("led_r", 0)),

@@ -1,0 +1,280 @@
+"""PLL clock of the board tops, clock choice and the build report, without a real place-and-route.
+
+The PLL parameters are compared with ``yowasp-icepll`` itself; the build flow (clock step-down,
+``--json`` report, the "does not fit" line) runs the real elaboration with the tool run replaced by
+files in the tools' formats (nextpnr's report and log, Yosys' log and ``stat -json``).
+"""
+
+import json
+import re
+import subprocess
+
+import pytest
+from amaranth.sim import Simulator
+
+import boards.build as build
+import boards.top
+from boards.clock import LockReset, clock_candidates, ice40_pll, next_candidate
+from boards.groups import carried_groups, config_for_groups
+from boards.synth import parse_utilisation
+from boards.toolchain import tool_path
+from boards.top import BoardTop
+from edgelearn.cli import main
+from hw.control.boards import check_board
+from hw.uart.baud import divisor_for
+
+
+@pytest.mark.parametrize("mhz", [48, 50, 60, 33, 17.5, 16.5, 100, 200])
+def test_ice40_pll_matches_icepll(mhz, tmp_path):
+    out = subprocess.run([tool_path("yowasp-icepll"), "-i", "12", "-o", str(mhz)], capture_output=True,
+                         text=True, timeout=300, cwd=tmp_path).stdout
+    want = {k: int(v) for k, v in re.findall(r"^(DIVR|DIVF|DIVQ|FILTER_RANGE):\s+(\d+)", out, re.M)}
+    achieved = float(re.search(r"F_PLLOUT:\s+([\d.]+) MHz \(achieved\)", out).group(1))
+    pll = ice40_pll(12_000_000, int(mhz * 1e6))
+    assert pll.params == want
+    assert float(pll.f_out) / 1e6 == pytest.approx(achieved, abs=5e-4)
+
+
+def test_ice40_pll_refuses_an_output_out_of_range():
+    with pytest.raises(ValueError, match="f_out must be from 16 to 275 MHz for the iCE40 PLL, not 5 MHz"):
+        ice40_pll(12_000_000, 5_000_000)
+
+
+@pytest.mark.parametrize("baud", [1_000_000, 3_000_000])
+def test_clock_candidates_are_exact_pll_clocks_the_uart_divides(baud):
+    cands = clock_candidates("ice40", 12_000_000, baud, highest=72_000_000, lowest=24_000_000)
+    assert cands == sorted(cands, reverse=True) and 48_000_000 in cands and cands[0] == 72_000_000
+    for f in cands:
+        assert ice40_pll(12_000_000, f).clk_hz == f
+        d = divisor_for(f, baud)
+        assert abs(f / d - baud) / baud <= 0.02
+    # 49.5 MHz is a PLL clock but 16.5 cycles per bit at 3 Mbaud: not a candidate there.
+    assert (49_500_000 in cands) == (baud == 1_000_000)
+
+
+def test_next_candidate_keeps_the_margin():
+    cands = clock_candidates("ice40", 12_000_000, 1_000_000, highest=48_000_000, lowest=16_000_000)
+    assert next_candidate(cands, 60.0) == 48_000_000
+    # 40 MHz carries 37.5 MHz with 5 % (39.375) but not 38.25 MHz (40.16).
+    assert next_candidate(cands, 40.0) == 37_500_000
+    assert next_candidate(cands, 10.0) is None
+
+
+def test_lock_reset_holds_the_domain_until_lock_plus_delay():
+    dut = LockReset(5, domain="sync")
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    trace = []
+
+    async def tb(ctx):
+        for lock in [0] * 4 + [1] * 12 + [0] * 4:
+            ctx.set(dut.lock, lock)
+            await ctx.tick()
+            trace.append(ctx.get(dut.rst))
+
+    sim.add_testbench(tb)
+    sim.run()
+    # lock is sampled high at tick 4: two synchronizer flops and five counted cycles later (tick 11)
+    # the reset drops; lock sampled low at tick 16 raises it at tick 18 (synchronizer, register).
+    assert trace == [1] * 11 + [0] * 7 + [1] * 2
+
+
+def _elaborate(top, tmp_path):
+    platform = check_board(top.board).make_platform()
+    plan = platform.build(top, name="t", build_dir=str(tmp_path), do_build=False)
+    return plan.files["t.il"]
+
+
+def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_path, monkeypatch):
+    made = []
+    real = boards.top.make_core
+
+    def spy(board, **kw):
+        core = real(board, **kw)
+        made.append(core)
+        return core
+    monkeypatch.setattr(boards.top, "make_core", spy)
+    il = _elaborate(BoardTop("icebreaker", clk_hz=50_250_000), tmp_path)
+    cell = il[il.index("cell \\SB_PLL40_PAD"):]
+    cell = cell[:cell.index("end")]
+    assert "parameter \\DIVF 66" in cell and "parameter \\DIVQ 4" in cell and "parameter \\DIVR 0" in cell
+    assert "connect \\PACKAGEPIN \\clk12_0__io" in cell
+    assert made[0].clk_hz == 50_250_000 and made[0].divisor == 50    # 1 Mbaud at 50.25 MHz
+
+
+def test_board_top_refuses_a_clock_its_board_cannot_make():
+    with pytest.raises(ValueError, match="clk_hz must be a frequency the PLL makes from 12000000 Hz, "
+                                         "not 50000000 \\(nearest: 50250000\\)"):
+        BoardTop("icebreaker", clk_hz=50_000_000)
+    with pytest.raises(ValueError, match="clk_hz must be the oscillator's 25000000 Hz on ulx3s"):
+        BoardTop("ulx3s", clk_hz=50_000_000)
+
+
+def test_build_refuses_bad_parameters_before_any_tool_runs(monkeypatch):
+    monkeypatch.setattr(build, "_run_script", None)     # calling it would fail differently
+    with pytest.raises(ValueError, match="max_attempts must be an integer from 1 to 16, not 0"):
+        build.build_board("icebreaker", max_attempts=0)
+    with pytest.raises(ValueError, match="seed must be an integer from 0 to"):
+        build.build_board("icebreaker", seed=-1)
+    with pytest.raises(ValueError, match="clk_hz must be a frequency the PLL makes"):
+        build.build_board("icebreaker", clk_hz=50_000_000)
+
+
+def test_group_selection():
+    assert carried_groups(config_for_groups("ulx3s")) == ("gemm", "hdqt", "stdp")
+    assert carried_groups(config_for_groups("ulx3s", "stdp,gemm")) == ("gemm", "stdp")
+    ib = config_for_groups("icebreaker", "hdqt")
+    assert carried_groups(ib) == ("hdqt",) and ib.hdqt["backend"] == "ice40"
+    with pytest.raises(ValueError, match="groups must be a comma-separated selection of gemm, hdqt, stdp"):
+        config_for_groups("icebreaker", "stdp,system")
+
+
+# --- the build flow with the tool run replaced -----------------------------------------------------
+
+TOP = "edgelearn_icebreaker"
+
+YOSYS_LOG = """\
+2.50. Printing statistics.
+
+=== edgelearn_icebreaker ===
+
+       12   SB_RAM40_4K
+      449   SB_CARRY
+      689   SB_DFFESR
+      541   SB_DFFSR
+     2142   SB_LUT4
+
+End of script. Logfile hash: 0123456789, CPU: user 1.00s system 0.10s
+"""
+
+
+def _report(fmax, clock_mhz, lc=2964):
+    return {"fmax": {"clk": {"achieved": fmax, "constraint": clock_mhz}},
+            "utilization": {"ICESTORM_LC": {"available": 5280, "used": lc},
+                            "ICESTORM_RAM": {"available": 30, "used": 12},
+                            "ICESTORM_DSP": {"available": 8, "used": 0},
+                            "ICESTORM_SPRAM": {"available": 4, "used": 0},
+                            "ICESTORM_PLL": {"available": 1, "used": 1}}}
+
+
+def _pll_clock_mhz(build_dir):
+    """The PLL output the elaborated design asks for (from its RTLIL)."""
+    il = (build_dir / f"{TOP}.il").read_text()
+    divf = int(re.search(r"parameter \\DIVF (\d+)", il).group(1))
+    divq = int(re.search(r"parameter \\DIVQ (\d+)", il).group(1))
+    return 12 * (divf + 1) / 2**divq
+
+
+@pytest.fixture
+def fake_tools(monkeypatch):
+    """Replace the build script's run by writing the tools' files; ``fmax(clock_mhz)`` decides timing."""
+    runs = []
+
+    def install(fmax):
+        def run(build_dir, script, top_name, say):
+            clock = _pll_clock_mhz(build_dir)
+            runs.append(clock)
+            (build_dir / f"{top_name}.rpt").write_text(YOSYS_LOG)
+            (build_dir / f"{top_name}.tim").write_text("Info: Program finished normally.\n")
+            (build_dir / f"{top_name}.report.json").write_text(json.dumps(_report(fmax(clock), clock)))
+            (build_dir / f"{top_name}.bin").write_bytes(b"\0" * 64)
+            return 0
+        monkeypatch.setattr(build, "_run_script", run)
+        monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+        return runs
+    return install
+
+
+def test_build_steps_the_clock_down_to_what_fmax_carries(fake_tools, tmp_path):
+    runs = fake_tools(lambda clock: 40.0 if clock == 48 else 39.5)
+    r = build.build_board("icebreaker", build_dir=tmp_path)
+    # 40 MHz misses 48 MHz; 37.5 MHz is the highest PLL clock 40 MHz carries with the 5 % margin.
+    assert runs == [48, 37.5]
+    assert r["attempts"] == [{"clock_mhz": 48.0, "fmax_mhz": 40.0}, {"clock_mhz": 37.5, "fmax_mhz": 39.5}]
+    assert (r["clock_mhz"], r["target_mhz"], r["fmax_mhz"]) == (37.5, 37.5, 39.5)
+    assert r["timing_met"] and r["margin_met"]
+    assert r["pll"] == {"DIVR": 0, "DIVF": 49, "DIVQ": 4, "FILTER_RANGE": 1}
+
+
+def test_build_wants_the_margin_not_only_the_clock(fake_tools, tmp_path):
+    runs = fake_tools(lambda clock: 49.0 if clock == 48 else 50.0)
+    r = build.build_board("icebreaker", build_dir=tmp_path)
+    # 49 MHz meets 48 MHz but not 48 * 1.05; 46.5 MHz is the highest clock it carries with the margin.
+    assert runs == [48, 46.5] and r["clock_mhz"] == 46.5 and r["margin_met"]
+
+
+def test_build_stops_after_max_attempts(fake_tools, tmp_path):
+    runs = fake_tools(lambda clock: clock * 0.9)
+    r = build.build_board("icebreaker", build_dir=tmp_path, max_attempts=2)
+    assert len(runs) == 2 and r["timing_met"] is False and r["margin_met"] is False
+
+
+def test_build_json_reports_groups_resources_clock_and_timing(fake_tools, tmp_path, monkeypatch, capsys):
+    fake_tools(lambda clock: 55.0)
+    monkeypatch.setattr(build, "_default_build_dir", lambda name: tmp_path)
+    assert main(["build", "--board", "icebreaker", "--json"]) == 0
+    r = json.loads(capsys.readouterr().out)
+    assert r["groups"] == ["system", "stdp"]
+    assert {k: r[k] for k in ("lut4", "lc", "lc_available", "ff", "dsp", "bram", "spram")} == \
+        {"lut4": 2142, "lc": 2964, "lc_available": 5280, "ff": 689 + 541, "dsp": 0, "bram": 12, "spram": 0}
+    assert (r["clock_mhz"], r["fmax_mhz"], r["timing_met"], r["margin_met"]) == (48.0, 55.0, True, True)
+    assert main(["build", "--board", "icebreaker"]) == 0
+    human = capsys.readouterr().out
+    for line in ("groups       system+stdp", "clock_mhz    48.0", "fmax_mhz     55.0", "timing_met   True"):
+        assert line in human.splitlines()
+
+
+NEXTPNR_OVERFULL = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    7140/   5280   135%
+Info: \t        ICESTORM_RAM:      40/     30   133%
+Info: \t               SB_IO:       5/     39    12%
+Info: \t        ICESTORM_DSP:       6/      8    75%
+Info: \t      ICESTORM_SPRAM:       0/      4     0%
+
+ERROR: Unable to place cell 'x_LC', no BELs remaining to implement cell type 'ICESTORM_LC'
+"""
+
+# Yosys `stat -json` of the design synthesized without flattening (the parts that matter here).
+HIERARCHY_STAT = {"modules": {
+    f"\\{TOP}": {"num_cells_by_type": {"SB_IO": 4, "SB_PLL40_PAD": 1, f"{TOP}.core": 1}},
+    f"\\{TOP}.core": {"num_cells_by_type": {"SB_LUT4": 900, "SB_DFF": 600, f"{TOP}.core.group1": 1}},
+    f"\\{TOP}.core.group1": {"num_cells_by_type": {"SB_LUT4": 3000, "SB_DFFE": 1000, "SB_MAC16": 2,
+                                                   "SB_RAM40_4K": 8}},
+    f"\\{TOP}.core.group1.decoder": {"num_cells_by_type": {"SB_LUT4": 1500, "SB_DFF": 500, "$scopeinfo": 3}},
+    f"\\{TOP}.core.group2": {"num_cells_by_type": {"SB_LUT4": 1200, "SB_DFF": 800, "SB_MAC16": 4,
+                                                   "SB_RAM40_4K": 10}},
+    f"\\{TOP}.core.group3": {"num_cells_by_type": {"SB_LUT4": 1500, "SB_DFFESR": 900, "SB_RAM40_4K": 22}},
+}}
+
+
+def test_groups_that_fit_are_estimated_from_each_groups_share():
+    cfg = config_for_groups("icebreaker", "gemm,hdqt,stdp")
+    costs = build.group_costs(HIERARCHY_STAT, TOP, cfg)
+    assert costs["gemm"] == {"SB_LUT4": 4500, "SB_DFFE": 1000, "SB_DFF": 500, "SB_MAC16": 2,
+                             "SB_RAM40_4K": 8, "scopeinfo": 3}
+    assert costs["base"]["SB_LUT4"] == 900 and costs["stdp"]["SB_RAM40_4K"] == 22
+    # LC scale 7140 / 11900 = 0.6: base 900, gemm 3600, hdqt 1200, stdp 1440 of 5280; RAM 0/8/10/22
+    # of 30. gemm+hdqt (5700 LC) and gemm+stdp (5940 LC) have too many logic cells, hdqt+stdp too many
+    # block RAMs (32); each group alone fits.
+    fitting = build.groups_that_fit(costs, parse_utilisation(NEXTPNR_OVERFULL), "ice40")
+    assert fitting == [("gemm",), ("hdqt",), ("stdp",)]
+
+
+def test_groups_that_do_not_fit_give_one_line_and_exit_1(tmp_path, monkeypatch, capsys):
+    def run(build_dir, script, top_name, say):
+        (build_dir / f"{top_name}.rpt").write_text(YOSYS_LOG)
+        (build_dir / f"{top_name}.tim").write_text(NEXTPNR_OVERFULL)
+        return 1
+    monkeypatch.setattr(build, "_run_script", run)
+    monkeypatch.setattr(build, "_hierarchy_stat", lambda *a: HIERARCHY_STAT)
+    monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+    monkeypatch.setattr(build, "_default_build_dir", lambda name: tmp_path)
+    assert main(["build", "--board", "icebreaker", "--groups", "gemm,hdqt,stdp"]) == 1
+    out, err = capsys.readouterr()
+    lines = [ln for ln in err.splitlines() if not ln.startswith("[")]   # progress lines start with a time
+    assert out == "" and len(lines) == 1
+    assert lines[0] == (
+        "edgelearn: error: GroupsDoNotFit: icebreaker with groups gemm+hdqt+stdp does not fit the iCE40UP5K: "
+        "ICESTORM_LC 7140/5280 (135 %), ICESTORM_RAM 40/30 (133 %), ICESTORM_DSP 6/8 (75 %); "
+        f"groups that would fit (estimated): gemm; hdqt; stdp; see {tmp_path / (TOP + '.tim')}")
