@@ -28,6 +28,7 @@ from itertools import combinations
 from pathlib import Path
 
 from hw.control.boards import BOARD_CONFIGS
+from hw.control.protocol import GROUP_NAMES
 from hw.params import check_int
 from hw.paths import build_root
 
@@ -287,7 +288,6 @@ def _hierarchy_stat(build_dir, top_name, family):
 def group_costs(stat, top_name, cfg):
     """``{part: {cell type: count}}`` of a hierarchical Yosys ``stat -json``: one part per carried
     group (the core's ``group<N>`` submodule and everything below it) and ``"base"`` for the rest."""
-    from hw.control.protocol import GROUP_NAMES
     number = {name: g for g, name in GROUP_NAMES.items()}
     prefixes = {g: f"{top_name}.core.group{number[g]}" for g in carried_groups(cfg)}
     costs = {"base": {}, **{g: {} for g in prefixes}}

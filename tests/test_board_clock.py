@@ -99,7 +99,7 @@ def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_pat
     cell = cell[:cell.index("end")]
     assert "parameter \\DIVF 66" in cell and "parameter \\DIVQ 4" in cell and "parameter \\DIVR 0" in cell
     assert "connect \\PACKAGEPIN \\clk12_0__io" in cell
-    assert made[0].clk_hz == 50_250_000 and made[0].divisor == 50    # 1 Mbaud at 50.25 MHz
+    assert made[0].clk_hz == 50_250_000 and made[0].divisor == 17    # 3 Mbaud at 50.25 MHz (16.75)
 
 
 def test_board_top_refuses_a_clock_its_board_cannot_make():
@@ -188,19 +188,21 @@ def fake_tools(monkeypatch):
 def test_build_steps_the_clock_down_to_what_fmax_carries(fake_tools, tmp_path):
     runs = fake_tools(lambda clock: 40.0 if clock == 48 else 39.5)
     r = build.build_board("icebreaker", build_dir=tmp_path)
-    # 40 MHz misses 48 MHz; 37.5 MHz is the highest PLL clock 40 MHz carries with the 5 % margin.
-    assert runs == [48, 37.5]
-    assert r["attempts"] == [{"clock_mhz": 48.0, "fmax_mhz": 40.0}, {"clock_mhz": 37.5, "fmax_mhz": 39.5}]
-    assert (r["clock_mhz"], r["target_mhz"], r["fmax_mhz"]) == (37.5, 37.5, 39.5)
+    # 40 MHz misses 48 MHz; 36 MHz is the highest PLL clock 40 MHz carries with the 5 % margin at
+    # which the divisor makes 3 Mbaud within 2 % (37.5 MHz would give 12.5 cycles per bit).
+    assert runs == [48, 36]
+    assert r["attempts"] == [{"clock_mhz": 48.0, "fmax_mhz": 40.0}, {"clock_mhz": 36.0, "fmax_mhz": 39.5}]
+    assert (r["clock_mhz"], r["target_mhz"], r["fmax_mhz"]) == (36.0, 36.0, 39.5)
     assert r["timing_met"] and r["margin_met"]
-    assert r["pll"] == {"DIVR": 0, "DIVF": 49, "DIVQ": 4, "FILTER_RANGE": 1}
+    assert r["pll"] == {"DIVR": 0, "DIVF": 47, "DIVQ": 4, "FILTER_RANGE": 1}
 
 
 def test_build_wants_the_margin_not_only_the_clock(fake_tools, tmp_path):
     runs = fake_tools(lambda clock: 49.0 if clock == 48 else 50.0)
     r = build.build_board("icebreaker", build_dir=tmp_path)
-    # 49 MHz meets 48 MHz but not 48 * 1.05; 46.5 MHz is the highest clock it carries with the margin.
-    assert runs == [48, 46.5] and r["clock_mhz"] == 46.5 and r["margin_met"]
+    # 49 MHz meets 48 MHz but not 48 * 1.05; 45.75 MHz is the highest clock it carries with the
+    # margin at which the divisor makes 3 Mbaud within 2 % (15 cycles per bit: +1.7 %).
+    assert runs == [48, 45.75] and r["clock_mhz"] == 45.75 and r["margin_met"]
 
 
 def test_build_stops_after_max_attempts(fake_tools, tmp_path):
