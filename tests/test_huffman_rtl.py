@@ -54,15 +54,17 @@ def fib_values(count):
     return list(range(20)) + [rng.choice(pool) for _ in range(count - 20)]
 
 
-@pytest.mark.parametrize("lanes,max_len,raw_bits,data,contexts", [
-    (1, 12, 8, "gauss", 1),
-    (2, 8, 8, "fibonacci", 1),
-    (4, 8, 0, "gauss", 1),
-    (1, 16, 8, "gauss", 2),
-    (1, 8, 8, "fibonacci", 2),
-    (2, 12, 0, "gauss", 2),
+@pytest.mark.parametrize("lanes,max_len,raw_bits,data,contexts,impl", [
+    (1, 12, 8, "gauss", 1, "comparator"),
+    (2, 8, 8, "fibonacci", 1, "comparator"),
+    (4, 8, 0, "gauss", 1, "comparator"),
+    (1, 16, 8, "gauss", 2, "comparator"),
+    (1, 8, 8, "fibonacci", 2, "comparator"),
+    (2, 12, 0, "gauss", 2, "comparator"),
+    (2, 8, 8, "fibonacci", 1, "table"),
+    (1, 12, 8, "gauss", 1, "table"),
 ])
-def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts):
+def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts, impl):
     rng = random.Random(lanes)
     f = lanes * contexts                                   # format lanes
     values = gauss_int8(rng, 96 * f, 5) if data == "gauss" else fib_values(96 * f)
@@ -70,7 +72,8 @@ def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts):
                                            raw_bits=raw_bits)
     if data == "fibonacci":
         assert (tables[0][0] >> 8) & 0x1F == max_len          # the code hits the length limit
-    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, contexts=contexts,
+                         impl=impl)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=lanes)
     decoded = [v for b in ref for t in b["values"] for v in t]
     assert decoded[:len(values)] == values
@@ -110,6 +113,45 @@ def test_table_switches_modes_and_bypass(contexts):
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=3)
     assert [[v for t in b["values"] for v in t] for b in ref] == expected
     assert res["errors"] == 0
+
+
+def long_code_table(max_len, rng):
+    """A table whose codes reach every length class of the table lane: a chain (one code of each
+    length 1..L-1, two of length L) or, at random for L >= 10, 256 symbols at lengths 6, 8, 10 and L
+    (an incomplete code: some windows are invalid)."""
+    if max_len < 10 or rng.random() < 0.5:
+        lengths = {s: s + 1 for s in range(max_len - 1)}
+        lengths.update({max_len - 1: max_len, max_len: max_len})
+    else:
+        syms = rng.sample(range(256), 256)
+        plan = [6] * 16 + [8] * 64 + [10] * 128 + [max_len] * 48
+        lengths = dict(zip(syms, plan, strict=True))
+    return spec.table_from_lengths(lengths, max_len)
+
+
+@pytest.mark.parametrize("max_len,raw_bits", [(8, 8), (12, 8), (12, 0), (16, 4)])
+def test_table_impl_long_codes(max_len, raw_bits):
+    """The table lane on codes of every length (short ones from the lookup table, long ones from
+    the comparators), INT blocks with and without the raw field and EXP blocks, four tables through
+    the two banks, random stalls."""
+    rng = random.Random(max_len + raw_bits)
+    beats, tables = [], []
+    for t in range(4):
+        table = long_code_table(max_len, rng)
+        tables.append(spec.serialize_table(*table, max_len))
+        syms = table[1]
+        for _ in range(2):
+            r = rng.choice((0, raw_bits)) if raw_bits else 0
+            mode = spec.MODE_EXP if r and rng.random() < 0.3 else spec.MODE_INT
+            values = [rng.choice(syms) << r | rng.randrange(1 << r) for _ in range(2 * rng.randrange(5, 40))]
+            if mode == spec.MODE_EXP:       # value = sign | symbol | mantissa (ebits 8)
+                values = [(v & 1) << (8 + r - 1) | (v >> r) << (r - 1) | (v >> 1) & ((1 << (r - 1)) - 1)
+                          for v in values]
+            beats += g.encode_block(values, n_lanes=2, mode=mode, r=r, ebits=8 if mode == spec.MODE_EXP else 0,
+                                    parity=t % 2, table=table)[0]
+    dut = HuffmanDecoder(max_len=max_len, lanes=2, raw_bits=raw_bits, fifo_depth=8, impl="table")
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=max_len)
+    assert res["errors"] == 0 and not any(b["err"] for b in ref)
 
 
 # tables that are not prefix codes (the CRC is right): three 1-bit codes (Kraft sum 3/2, over at
