@@ -22,7 +22,7 @@ import argparse
 import sys
 
 from hw.huffman import spec
-from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.decoder import IMPLS, HuffmanDecoder
 from sim.huffman import golden as g
 from sim.huffman.throughput import BLOCK_N, throughput_rows
 
@@ -125,8 +125,9 @@ SYNTH_GRID = ([(L, n, 1) for L in (8, 12, 16) for n in (1, 2, 4)]
               + [(L, 1, 2) for L in (8, 12, 16)])
 
 
-def _synth_name(L, n, c, escape=False):
-    return f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}") + ("_esc" if escape else "")
+def _synth_name(L, n, c, escape=False, impl="comparator"):
+    return (f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}") + ("_esc" if escape else "")
+            + ("" if impl == "comparator" else f"_{impl}"))
 
 
 def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
@@ -158,7 +159,8 @@ def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
     return rows
 
 
-def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,), escape=False):
+def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,), escape=False,
+               impl="comparator"):
     """Synthesis rows: :class:`HuffmanDecoder` itself through ``boards.synth`` (its register wrapper
     takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
     with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
@@ -168,11 +170,11 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     for device in devices:
         for L, n, c in grid:
             for seed in seeds:
-                head = {"device": device, "L": L, "N": n, "C": c, "esc": escape, "seed": seed}
+                head = {"device": device, "impl": impl, "L": L, "N": n, "C": c, "esc": escape, "seed": seed}
                 try:
                     dut = HuffmanDecoder(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c,
-                                         escape=escape)
-                    r = synthesize(dut, device=device, name=_synth_name(L, n, c, escape), seed=seed,
+                                         escape=escape, impl=impl)
+                    r = synthesize(dut, device=device, name=_synth_name(L, n, c, escape, impl), seed=seed,
                                    progress=progress)
                     rows.append({**head, **{k: r.get(k) for k in
                                  ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
@@ -185,7 +187,7 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     return rows
 
 
-SYNTH_COLS = ["device", "L", "N", "C", "esc", "seed", "lut4", "ff", "carry", "bram", "lc", "slices",
+SYNTH_COLS = ["device", "impl", "L", "N", "C", "esc", "seed", "lut4", "ff", "carry", "bram", "lc", "slices",
               "fmax_mhz", "timing_met", "error"]
 
 
@@ -211,6 +213,8 @@ def main(argv=None):
                     help="only this device (repeatable; default both)")
     ap.add_argument("--escape", action="store_true",
                     help="with --synth-only: the decoder built with escape codes (C = 1 only)")
+    ap.add_argument("--impl", choices=IMPLS, default="comparator",
+                    help="with --synth-only: the lane implementation (default comparator)")
     ap.add_argument("--seed", type=int, action="append", default=None,
                     help="nextpnr placer seed (repeatable: a row per seed; default 1)")
     args = ap.parse_args(argv)
@@ -221,7 +225,7 @@ def main(argv=None):
             grid = [tuple(int(x) for x in item.split(":")) for item in args.synth_only]
             if any(len(g3) != 3 for g3 in grid):
                 raise ValueError("three numbers each")
-            rows = synth_rows(devices=devices, grid=grid, seeds=seeds, escape=args.escape,
+            rows = synth_rows(devices=devices, grid=grid, seeds=seeds, escape=args.escape, impl=args.impl,
                               progress=lambda m: print("  ..", m, file=sys.stderr))
         except ValueError as e:                 # (the decoder checks L, N and C first)
             ap.error(f"--synth-only takes L:N:C with valid decoder parameters ({e})")

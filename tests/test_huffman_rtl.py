@@ -80,8 +80,12 @@ def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts, impl):
     assert res["errors"] == 0
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_table_switches_modes_and_bypass(contexts):
+#: the decoder variants: (contexts, impl)
+VARIANTS = [(1, "comparator"), (2, "comparator"), (1, "table")]
+
+
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_table_switches_modes_and_bypass(contexts, impl):
     """Three tables (double-buffered: table 2 overwrites table 0's bank), INT/EXP/RAW blocks, 2 format
     lanes (2 hardware lanes, or 1 serving both)."""
     rng = random.Random(7)
@@ -109,7 +113,7 @@ def test_table_switches_modes_and_bypass(contexts):
         beats += b
         expected.append(values)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=8,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=3)
     assert [[v for t in b["values"] for v in t] for b in ref] == expected
     assert res["errors"] == 0
@@ -147,8 +151,9 @@ def test_table_impl_long_codes(max_len, raw_bits):
             if mode == spec.MODE_EXP:       # value = sign | symbol | mantissa (ebits 8)
                 values = [(v & 1) << (8 + r - 1) | (v >> r) << (r - 1) | (v >> 1) & ((1 << (r - 1)) - 1)
                           for v in values]
-            beats += g.encode_block(values, n_lanes=2, mode=mode, r=r, ebits=8 if mode == spec.MODE_EXP else 0,
-                                    parity=t % 2, table=table)[0]
+            ebits = 8 if mode == spec.MODE_EXP else 0
+            beats += g.encode_block(values, n_lanes=2, mode=mode, r=r, ebits=ebits, parity=t % 2,
+                                    table=table)[0]
     dut = HuffmanDecoder(max_len=max_len, lanes=2, raw_bits=raw_bits, fifo_depth=8, impl="table")
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=max_len)
     assert res["errors"] == 0 and not any(b["err"] for b in ref)
@@ -162,9 +167,9 @@ BAD_TABLES = {
 }
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
 @pytest.mark.parametrize("which", sorted(BAD_TABLES))
-def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
+def test_bad_table_is_flagged_and_next_table_decodes(which, contexts, impl):
     rng = random.Random(2)
     max_len = 8
     values = [rng.randrange(6) for _ in range(24)]
@@ -177,7 +182,7 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
         spec.parse_table(bad, max_len)
     blocks = g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=0, table=good)[0]
     blocks += g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=1, table=good)[0]
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4, contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad, words]))
     assert [b["err"] for b in ref] == [True, False]
     assert ref[0]["values"] == [(0,)] * len(values)
@@ -185,14 +190,14 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
     assert res["errors"] == spec.ERR_TABLE
 
 
-def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0):
+def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator"):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, tables, seed=seed, stall=stall)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -208,6 +213,12 @@ def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0):
 
 def test_fuzzed_corrupt_streams():
     kinds = fuzz_check(300, 1, seed=1)
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+def test_fuzzed_corrupt_streams_table_lane():
+    """The table lane (two lanes) on the fuzzed stream, with stalls."""
+    kinds = fuzz_check(200, 2, seed=3, stall=0.2, impl="table")
     assert set(kinds) == {"flip", "cut", "field"}
 
 
@@ -290,13 +301,16 @@ def test_clear_command_recovers():
     ({"lanes": "2"}, "lanes must be an integer from 1 to 8, not '2'"),
     ({"contexts": 3}, "contexts must be an integer from 1 to 2, not 3"),
     ({"contexts": 2, "lanes": 5}, "lanes must be an integer from 1 to 4, not 5"),
+    ({"impl": "lut"}, "impl must be one of 'comparator', 'table', not 'lut'"),
+    ({"impl": "table", "contexts": 2}, "contexts must be 1 with impl='table', not 2"),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HuffmanDecoder(**kwargs)
 
 
-def test_one_symbol_per_cycle_at_the_length_limit():
+@pytest.mark.parametrize("impl", ["comparator", "table"])
+def test_one_symbol_per_cycle_at_the_length_limit(impl):
     """Every code 12 bits long (uniform over 4096 > 256 symbols is impossible, so: 256 symbols with
     lengths 8 and a Kraft-filling tail at 12): the lane still fires every cycle of a long block."""
     max_len = 12
@@ -306,7 +320,7 @@ def test_one_symbol_per_cycle_at_the_length_limit():
     rng = random.Random(6)
     values = [255 if rng.random() < 0.5 else rng.randrange(255) for _ in range(1200)]
     beats, _ = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, table=(counts, symbols))
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16, impl=impl)
     tables = g.table_stream([spec.serialize_table(counts, symbols, max_len)])
     res, _ = check_against_golden(dut, beats, tables)
     assert res["fires"] == 1200

@@ -137,7 +137,8 @@ def test_large_count_words_are_rejected():
     assert loader_verdicts(tables) == [expected(t, MAX_LEN) for t in tables]
 
 
-def test_large_count_table_does_not_decode():
+@pytest.mark.parametrize("impl", ["comparator", "table"])
+def test_large_count_table_does_not_decode(impl):
     """End to end: a block using the large-count table is skipped and flagged (ERR_TABLE), as the
     golden model says; the next block, on a valid table, decodes."""
     rng = random.Random(3)
@@ -149,7 +150,7 @@ def test_large_count_table_does_not_decode():
     bad[-1] = spec.crc16(bad[:-1])
     blocks = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=0, table=good)[0]
     blocks += g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=1, table=good)[0]
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, impl=impl)
     tables = g.table_stream([bad, spec.serialize_table(*good, MAX_LEN)])
     res, ref = check_against_golden(dut, blocks, tables, stall=0.2, seed=3)
     assert [b["err"] for b in ref] == [True, False]
@@ -172,8 +173,8 @@ def test_random_count_vectors_match_the_format_check(max_len, n_tables):
     assert not mismatches, f"{len(mismatches)} verdicts differ (index, counts, rtl, golden): {mismatches[:3]}"
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_every_block_on_a_rejected_table_is_zeroed(contexts):
+@pytest.mark.parametrize("contexts,impl", [(1, "comparator"), (2, "comparator"), (1, "table")])
+def test_every_block_on_a_rejected_table_is_zeroed(contexts, impl):
     """A lane keeps its table from block to block while the parity stays the same: every such block
     on a rejected table is flagged and zeroed (golden), not only the first one after the load."""
     rng = random.Random(5)
@@ -186,7 +187,7 @@ def test_every_block_on_a_rejected_table_is_zeroed(contexts):
     blocks = []
     for _ in range(3):
         blocks += g.encode_block(values, n_lanes=n_lanes, mode=spec.MODE_INT, parity=0, table=good)[0]
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, contexts=contexts)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad]), stall=0.2, seed=5)
     assert [b["err"] for b in ref] == [True, True, True]
     assert res["errors"] == spec.ERR_TABLE
