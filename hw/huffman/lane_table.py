@@ -345,8 +345,11 @@ class TableLaneDecoder(wiring.Component):
         # ---- the decode loop
         win = Signal(WX)               # the window of the current pointer (code at the top)
         entry = filler.o_rdata         # the table entry of win's top K bits
-        lim = {ln: Mux(st["bank"], self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1])
-               for ln in range(K + 1, L + 1)}
+        # the bank's long code ends and escape code as registers (from ``bank``, a cycle late: the
+        # bank moves in TABLE, and LIMITS decodes nothing)
+        lim = {ln: Signal(ln + 1, name=f"lim{ln}") for ln in range(K + 1, L + 1)}
+        for ln in lim:
+            m.d.sync += lim[ln].eq(Mux(st["bank"], self.i_limit[1][ln], self.i_limit[0][ln])[:ln + 1])
         lt = {K: Const(0, 1)}
         for ln in range(K + 1, L + 1):
             lt[ln] = Signal(name=f"lt{ln}")
@@ -359,9 +362,10 @@ class TableLaneDecoder(wiring.Component):
         invalid = ~st["raw_mode"] & ~short & ~lt[L]
         esc_hit = Signal()
         if E:
-            mask = filler.o_esc_mask[st["bank"]]
-            code = filler.o_esc_code[st["bank"]]
-            m.d.comb += esc_hit.eq(~st["raw_mode"] & self.i_esc_on.bit_select(st["bank"], 1)
+            esc_on, mask, code = Signal(), Signal(L), Signal(L)
+            m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(st["bank"], 1)),
+                         mask.eq(filler.o_esc_mask[st["bank"]]), code.eq(filler.o_esc_code[st["bank"]])]
+            m.d.comb += esc_hit.eq(~st["raw_mode"] & esc_on
                                    & ((win[WX - L:] & mask) == code))
         amount = Signal(6)             # bits of this symbol: code, escaped symbol, raw field
         m.d.comb += amount.eq(length + Mux(esc_hit, E, 0) + Mux(st["rsel"], R, 0))
@@ -381,7 +385,7 @@ class TableLaneDecoder(wiring.Component):
         for i in range(SLOTS):
             m.d.comb += cw[i].eq(Mux(nval > i, slots[i], Mux(staged & (nval == i), stage, 0)))
         q = Signal(6)
-        m.d.comb += q.eq(pos + Mux(step, amount, 0))
+        m.d.comb += q.eq(Mux(step, pos + amount, pos))
         drop = q[4:]
         for i in range(SLOTS):
             m.d.sync += slots[i].eq(Mux(drop == 0, cw[i], Mux(drop == 1, cw[i + 1] if i + 1 < SLOTS else 0,
