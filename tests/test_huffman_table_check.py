@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.lane_table import CompactTableLoader
 from hw.huffman.table_loader import TableLoader
 from sim.huffman import golden as g
 from sim.streams import stream_put
@@ -77,10 +78,10 @@ def random_table(rng, max_len):
     return table_words(counts, nsyms, rng)
 
 
-def loader_verdicts(tables, *, max_len=MAX_LEN, stall=0.3, seed=0):
+def loader_verdicts(tables, *, max_len=MAX_LEN, stall=0.3, seed=0, loader=None):
     """Run :class:`TableLoader` on ``tables`` (word lists) with random input stalls; return, per table,
     ``(ok, limits)``: the loader's verdict and, for an accepted table, its ``o_limit`` entries 1..L."""
-    dut = TableLoader(max_len=max_len)
+    dut = loader or TableLoader(max_len=max_len)
     verdicts = []
 
     async def producer(ctx):
@@ -191,3 +192,34 @@ def test_every_block_on_a_rejected_table_is_zeroed(contexts, impl):
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad]), stall=0.2, seed=5)
     assert [b["err"] for b in ref] == [True, True, True]
     assert res["errors"] == spec.ERR_TABLE
+
+
+def escape_table(rng, max_len):
+    """A table word list with one escape (or two, or none) at a random place: after each symbol of a
+    random valid code, the escape is last of its length only sometimes."""
+    counts = valid_counts(rng, max_len)
+    nsyms = sum(counts)
+    symbols = rng.sample(range(256), nsyms)
+    kind = rng.choice(("one", "one", "one", "two", "none"))
+    if kind != "none":
+        symbols[rng.randrange(nsyms)] = spec.ESCAPE
+    if kind == "two" and nsyms > 1:
+        symbols[rng.randrange(nsyms)] = spec.ESCAPE
+    words = [spec.TABLE_MARK << 13 | len(counts) << 8 | (nsyms - 1), *counts, *symbols]
+    return words + [spec.crc16(words)]
+
+
+@pytest.mark.parametrize("max_len", [8, 12, 16])
+def test_compact_loader_escape_check_matches_the_format(max_len):
+    """The table lane's loader (escape placement from the offsets, no per-length registers) accepts
+    exactly the escape tables the format check accepts: random codes with the escape at every
+    place, twice, or not at all."""
+    rng = random.Random(40 + max_len)
+    tables = [escape_table(rng, max_len) for _ in range(120)]
+    want = [spec.check_table_words(t, max_len, escape=True) is not None for t in tables]
+    assert 20 <= sum(want) <= 100
+    # the escape last of its length but not the table's last symbol, accepted, many times over
+    assert sum(ok and t[1 + ((t[0] >> 8) & 0x1F):-1][-1] != spec.ESCAPE for ok, t in zip(want, tables)) >= 10
+    got = loader_verdicts(tables, max_len=max_len, seed=max_len,
+                          loader=CompactTableLoader(max_len=max_len, escape=True))
+    assert [ok for ok, _ in got] == want
