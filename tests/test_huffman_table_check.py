@@ -195,14 +195,29 @@ def test_every_block_on_a_rejected_table_is_zeroed(contexts, impl):
 
 
 def escape_table(rng, max_len):
-    """A table word list with one escape (or two, or none) at a random place: after each symbol of a
-    random valid code, the escape is last of its length only sometimes."""
-    counts = valid_counts(rng, max_len)
+    """A table word list with one escape (or two, or none): at the end of a random non-empty length
+    (the last length, L - 1, or any), or at a random place; codes that reach length L mostly."""
+    while True:
+        counts = valid_counts(rng, max_len)
+        if rng.random() < 0.8 and len(counts) < max_len:       # reach L: one code each at L - 1, L
+            code = 0
+            for c in counts:
+                code = (code + c) << 1
+            room = code << (max_len - len(counts) - 1)         # the first code of length L
+            if room <= (1 << max_len) - 3:
+                counts += [0] * (max_len - len(counts))
+                counts[-2] += 1
+                counts[-1] += 1
+        if sum(counts) <= 256:
+            break
     nsyms = sum(counts)
     symbols = rng.sample(range(256), nsyms)
-    kind = rng.choice(("one", "one", "one", "two", "none"))
+    ends = [sum(counts[:i + 1]) for i, c in enumerate(counts) if c]
+    kind = rng.choice(("end_last", "end_before_last", "end", "random", "two", "none"))
+    at = {"end_last": ends[-1], "end_before_last": ends[-2] if len(ends) > 1 else ends[-1],
+          "end": rng.choice(ends)}.get(kind, rng.randrange(1, nsyms + 1))
     if kind != "none":
-        symbols[rng.randrange(nsyms)] = spec.ESCAPE
+        symbols[at - 1] = spec.ESCAPE
     if kind == "two" and nsyms > 1:
         symbols[rng.randrange(nsyms)] = spec.ESCAPE
     words = [spec.TABLE_MARK << 13 | len(counts) << 8 | (nsyms - 1), *counts, *symbols]
@@ -215,11 +230,15 @@ def test_compact_loader_escape_check_matches_the_format(max_len):
     exactly the escape tables the format check accepts: random codes with the escape at every
     place, twice, or not at all."""
     rng = random.Random(40 + max_len)
-    tables = [escape_table(rng, max_len) for _ in range(120)]
+    tables = [escape_table(rng, max_len) for _ in range(150)]
     want = [spec.check_table_words(t, max_len, escape=True) is not None for t in tables]
-    assert 20 <= sum(want) <= 100
-    # the escape last of its length but not the table's last symbol, accepted, many times over
-    assert sum(ok and t[1 + ((t[0] >> 8) & 0x1F):-1][-1] != spec.ESCAPE for ok, t in zip(want, tables)) >= 10
+    assert 30 <= sum(want) <= 130
+    # accepted with the escape last of its length but not the table's last symbol, and with the
+    # escape the last symbol of length L, many times over
+    last = [t[1 + ((t[0] >> 8) & 0x1F):-1][-1] == spec.ESCAPE for t in tables]
+    full = [(t[0] >> 8) & 0x1F == max_len and t[max_len] > 0 for t in tables]
+    assert sum(ok and not la for ok, la in zip(want, last, strict=True)) >= 10
+    assert sum(ok and la and f for ok, la, f in zip(want, last, full, strict=True)) >= 5
     got = loader_verdicts(tables, max_len=max_len, seed=max_len,
                           loader=CompactTableLoader(max_len=max_len, escape=True))
     assert [ok for ok, _ in got] == want
