@@ -12,15 +12,10 @@ from ..params import check_bool, check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
-from .lane import compose_parts, lane_members, lane_output_layout, place_symbol, symbol_memory
+from .lane import buffer_bits, compose_parts, lane_members, lane_output_layout, place_symbol, symbol_memory
 from .table_loader import TableLoader, table_bus
 
 __all__ = ["CompactTableLoader", "TableFiller", "TableLaneDecoder", "table_bits", "entry_layout"]
-
-#: Buffer slots (16-bit words) of a lane: 5 x 16 bits; a word is taken when it fits even if the
-#: symbol of that cycle consumes nothing, and a symbol needs at most 32 bits (L + 8 + R), so three
-#: valid slots always hold a symbol whatever the bit pointer.
-SLOTS = 5
 
 #: One entry of the first-level table: the code length (0: not a code of at most ``table_bits``
 #: bits: a longer code, or no code) and the symbol index of the code.
@@ -238,14 +233,17 @@ class TableLaneDecoder(wiring.Component):
       and the window arrive together. Codes longer than ``k`` are found by ``L - k`` comparators
       (the loader's limits of those lengths only) and their index from the loader's offsets, a
       cycle later. The escape code is a masked compare beside them.
-    * **Bit pointer, not a shifting buffer.** The lane keeps up to five stream words (slots) and a
-      bit pointer ``pos`` into the first; a symbol of ``a`` bits moves the pointer, and the slots
-      drop ``(pos + a) // 16`` words. The next window is the slots (with a staged word appended)
-      shifted left by ``pos + a``: one shifter, written into ``win`` and the table's address.
+    * **Words in at a fixed place, a window read at a variable one.** The bit buffer ``buf``
+      (:func:`~hw.huffman.lane.buffer_bits` wide, as the comparator lane's) takes a word by
+      shifting up 16 bits (the word enters at the bottom: a 2:1 multiplexer per bit), and holds
+      ``fill`` valid bits below the top of the valid region; a symbol of ``a`` bits only lowers
+      ``fill``. The next window is the ``L + E + R`` bits below ``fill``: one shifter, written
+      into ``win`` and the table's address (the comparator lane instead shifts the whole buffer
+      by the code length and places each word behind the valid bits: two wide multiplexers).
     * The raw field and the escaped symbol are cut from the registered window after the loop.
 
     The decode loop is: table entry (and the long comparators, the escape compare) -> length ->
-    ``pos + a`` -> window shifter -> table address. A taken word waits a cycle in a staging
+    ``fill - a`` -> window shifter -> table address. A taken word waits a cycle in a staging
     register; a symbol is decoded when the window holds ``L + E + r`` valid bits (or all the lane's
     bits are in: missing bits read as 0). Latency 3 cycles from decode to ``o_sym``; a 4-entry
     output queue with credits keeps the consumer's ready out of the loop.
@@ -318,15 +316,15 @@ class TableLaneDecoder(wiring.Component):
         space = Signal()
         m.d.comb += space.eq(inflight < QDEPTH)
 
-        # ---- word intake: slots, staged word
-        slots = [Signal(W, name=f"slot{i}") for i in range(SLOTS)]
-        nval = Signal(range(SLOTS + 1))
-        pos = Signal(4)
+        # ---- word intake: the buffer (valid bits: buf[fill - 1] down to buf[0]), staged word
+        B = buffer_bits(L, R, self._escape)
+        buf = Signal(B)
+        fill = Signal(range(B + 1))
         stage = Signal(W)
         staged = Signal()
         pop = Signal()
         pop_buf = Signal()
-        room = nval + staged <= SLOTS - 1           # fits even if this cycle's symbol takes nothing
+        room = Mux(staged, fill <= B - 2 * W, fill <= B - W)    # fits even if the symbol takes nothing
         m.d.comb += [
             pop.eq(st["running"] & self.i_words.valid & st["words_nz"]
                    & (st["zeroing"] | ~st["own_nz"] | ~st["nleft_nz"] | room)),
@@ -371,8 +369,7 @@ class TableLaneDecoder(wiring.Component):
         m.d.comb += amount.eq(length + Mux(esc_hit, E, 0) + Mux(st["rsel"], R, 0))
 
         ready = Signal()
-        m.d.comb += ready.eq((nval * W >= pos + L + E + Mux(st["rsel"], R, 0))
-                             | (~st["own_nz"] & ~staged))
+        m.d.comb += ready.eq(Mux(st["rsel"], fill >= L + E + R, fill >= L + E) | (~st["own_nz"] & ~staged))
         can = st["running"] & ~st["zeroing"] & st["nleft_nz"] & space
         step = Signal()
         m.d.comb += step.eq(can & ready)
@@ -380,22 +377,17 @@ class TableLaneDecoder(wiring.Component):
         m.d.comb += emit.eq(step & ~invalid)
         emit_zero = st["running"] & st["zeroing"] & st["nleft_nz"] & space
 
-        # next pointer, slots and window
-        cw = [Signal(W, name=f"cw{i}") for i in range(SLOTS)]     # valid slots, then the staged word
-        for i in range(SLOTS):
-            m.d.comb += cw[i].eq(Mux(nval > i, slots[i], Mux(staged & (nval == i), stage, 0)))
-        q = Signal(6)
-        m.d.comb += q.eq(Mux(step, pos + amount, pos))
-        drop = q[4:]
-        for i in range(SLOTS):
-            m.d.sync += slots[i].eq(Mux(drop == 0, cw[i], Mux(drop == 1, cw[i + 1] if i + 1 < SLOTS else 0,
-                                                              cw[i + 2] if i + 2 < SLOTS else 0)))
-        total = Signal(range(SLOTS + 2))
-        m.d.comb += total.eq(nval + staged)
-        m.d.sync += [nval.eq(Mux(total >= drop, total - drop, 0)), pos.eq(q[:4])]
-        big = Cat(*reversed(cw))       # cw[0] at the top
+        # next buffer, fill and window: the staged word enters at the bottom; the symbol's bits
+        # leave at the top of the valid region (past the lane's bits, in the all-in case: none left)
+        buf_n = Signal(B)
+        m.d.comb += buf_n.eq(Mux(staged, Cat(stage, buf[:B - W]), buf))
+        fill_p = Signal(range(B + W + 1))
+        m.d.comb += fill_p.eq(fill + Mux(staged, W, 0))
+        fill_n = Signal(range(B + 1))
+        m.d.comb += fill_n.eq(Mux(step, Mux(fill_p >= amount, fill_p - amount, 0), fill_p))
+        m.d.sync += [buf.eq(buf_n), fill.eq(fill_n)]
         nwin = Signal(WX)
-        m.d.comb += nwin.eq((big << q)[SLOTS * W - WX:SLOTS * W])
+        m.d.comb += nwin.eq((Cat(Const(0, WX), buf_n) >> fill_n)[:WX])
         with m.If(st["load"]):
             m.d.comb += nwin.eq(0)
         m.d.sync += win.eq(nwin)
@@ -413,7 +405,7 @@ class TableLaneDecoder(wiring.Component):
         m.d.sync += inflight.eq(inflight + (emit | emit_zero) - out_take)
         self._stage2(m, rport, queue, s1, item_layout, E)
         self._block_control(m, filler, st, d, n_left, words_left, own_left, bits_left, crc, out_take,
-                            head, s1["valid"], slots, nval, pos, staged)
+                            head, s1["valid"], fill, staged)
         return m
 
     def _stage1(self, m, rport, st, d, bits_left, n_left, win, length, short, entry, esc_hit, amount,
@@ -498,7 +490,7 @@ class TableLaneDecoder(wiring.Component):
         ]
 
     def _block_control(self, m, filler, st, d, n_left, words_left, own_left, bits_left, crc, out_take,
-                       head, s1_valid, slots, nval, pos, staged):
+                       head, s1_valid, fill, staged):
         """Descriptor, table selection and block end: as :class:`~hw.huffman.lane.LaneDecoder`, with
         "the next table is loaded" meaning built by the filler."""
         W = spec.WORD
@@ -520,7 +512,7 @@ class TableLaneDecoder(wiring.Component):
                         st["rsel"].eq(desc.r != 0), st["raw_mode"].eq(desc.mode == spec.MODE_RAW),
                         crc.eq(spec.CRC_INIT), st["blk_err"].eq(desc.skip), st["zeroing"].eq(desc.skip),
                         st["late"].eq(0), st["check_crc"].eq(~desc.skip), st["is_first"].eq(1),
-                        nval.eq(0), pos.eq(0), staged.eq(0), st["released"].eq(0),
+                        fill.eq(0), staged.eq(0), st["released"].eq(0),
                     ]
                     with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
                         m.next = "RUN"
