@@ -346,28 +346,19 @@ def test_huffman_cocotb_two_contexts(testcase):
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)
 
 
-# Escape codes on the one-cycle decoder at the UP5K's length limit.
+# Escape codes on the one-cycle decoder at the UP5K's length limit; and the compact table lane as
+# the UP5K would carry it (one lane, L = 12, escape codes).
 COCOTB_PARAMS_ESC = {"max_len": 8, "lanes": 2, "raw_bits": 8, "fifo_depth": 64, "escape": True}
-
-
-# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
-@pytest.mark.parametrize("testcase", [
-    t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
-    for t in cocotb_testcases("sim.huffman.tb_huffman")])
-def test_huffman_cocotb_escape(testcase):
-    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_ESC), toplevel="huffman_decoder_esc",
-               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_ESC)
-
-
-# The compact table lane as the UP5K would carry it: one lane, L = 12, escape codes.
 COCOTB_PARAMS_TABLE = {"max_len": 12, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "escape": True,
                        "impl": "table"}
 
 
-# (the escape case by default; the others with -m slow)
+# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
+@pytest.mark.parametrize("toplevel,params", [("huffman_decoder_esc", COCOTB_PARAMS_ESC),
+                                             ("huffman_decoder_table", COCOTB_PARAMS_TABLE)])
 @pytest.mark.parametrize("testcase", [
     t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
     for t in cocotb_testcases("sim.huffman.tb_huffman")])
-def test_huffman_cocotb_table(testcase):
-    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_TABLE), toplevel="huffman_decoder_table",
-               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_TABLE)
+def test_huffman_cocotb_escape(testcase, toplevel, params):
+    run_cocotb(HuffmanDecoder(**params), toplevel=toplevel, test_module="sim.huffman.tb_huffman",
+               testcase=testcase, params=params)

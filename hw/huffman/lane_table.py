@@ -253,10 +253,8 @@ class TableLaneDecoder(wiring.Component):
 
     Parameters
     ----------
-    max_len : int
-        L, 8 to 16.
-    raw_bits : int
-        R, 0 to 8.
+    max_len, raw_bits : int
+        L (8 to 16) and R (0 to 8), as for the other lanes.
     escape : bool
         Decode escape codes (the table bus of :class:`CompactTableLoader`).
 
