@@ -20,7 +20,7 @@ from .table_loader import TableLoader, table_bus, table_word_layout
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS"]
 
 #: Decode-lane implementations: per-length comparators (fast on the ECP5), or a lookup table in
-#: block RAM with a bit pointer (compact, for the iCE40UP5K; one context).
+#: block RAM (compact, for the iCE40UP5K; one context).
 IMPLS = ("comparator", "table")
 
 #: Bit positions in ``o_errors`` (same masks as :mod:`hw.huffman.spec`).
@@ -92,7 +92,7 @@ class HuffmanDecoder(wiring.Component):
     impl : str
         ``"comparator"`` (default): the lanes compare the window with every length's code end.
         ``"table"``: :class:`~hw.huffman.lane_table.TableLaneDecoder`, a first-level lookup table in
-        block RAM and a bit pointer over a few words, in far less logic (``contexts=1`` only).
+        block RAM, in less logic (``contexts=1`` only; see ``docs/huffman.md``).
 
     Members
     -------

@@ -1,6 +1,6 @@
 """The compact ("table") decode lane for small FPGAs: a first-level lookup table in block RAM
-instead of per-length comparators, and a word-granular bit buffer with a bit pointer instead of a
-wide shifting bit buffer (``HuffmanDecoder(impl="table")``)."""
+instead of per-length comparators, and a bit buffer that takes words at a fixed place and reads its
+window at the fill level, instead of shifting the whole buffer (``HuffmanDecoder(impl="table")``)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
@@ -339,7 +339,7 @@ class TableLaneDecoder(wiring.Component):
                 m.d.sync += [own_left.eq(own_left - 1), st["own_nz"].eq(own_left != 1)]
 
         # ---- the decode loop
-        win = Signal(WX)               # the window of the current pointer (code at the top)
+        win = Signal(WX)               # the window below the fill level (code at the top)
         entry = filler.o_rdata         # the table entry of win's top K bits
         # the bank's long code ends and escape code as registers (from ``bank``, a cycle late: the
         # bank moves in TABLE, and LIMITS decodes nothing)
