@@ -443,14 +443,18 @@ class TableLaneDecoder(wiring.Component):
             m.d.sync += self.o_err_invalid.eq(~trunc)
         s1["zero"] = s1r.zero | st["late"] | ~within
         # symbol index: the table's, or (a long code) the window's top ``length`` bits + offset
-        code = Signal(L)
-        m.d.comb += code.eq(s1r.win[WX - L:] >> (L - s1r.length)[:5])
-        offset = Signal(9)
-        m.d.comb += offset.eq(_or_tree([
-            Mux(s1r.length == ln, Mux(s1r.bank, self.i_offset[1][ln], self.i_offset[0][ln]), 0)
-            for ln in range(K + 1, L + 1)]))
+        # (only the low 8 bits of the code and the offset matter: the index is modulo 256 here)
+        top = s1r.win[WX - L:]
+        code = Signal(8)
+        offset = Signal(8)
+        longs = range(K + 1, L + 1)
+        m.d.comb += [
+            code.eq(_or_tree([Mux(s1r.length == ln, top[L - ln:L - ln + 8], 0) for ln in longs])),
+            offset.eq(_or_tree([Mux(s1r.length == ln, Mux(s1r.bank, self.i_offset[1][ln],
+                                                          self.i_offset[0][ln]), 0) for ln in longs])),
+        ]
         index = Signal(8)
-        m.d.comb += index.eq(Mux(s1r.short, s1r.index, (code + offset)[:8]))
+        m.d.comb += index.eq(Mux(s1r.short, s1r.index, code + offset))
         m.d.comb += [rport.addr.eq(Cat(index, s1r.bank)), rport.en.eq(1)]
         # the bits after the code: the escaped symbol, then the raw field
         tail = Signal(WX)
