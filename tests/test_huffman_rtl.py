@@ -353,9 +353,11 @@ COCOTB_PARAMS_TABLE = {"max_len": 12, "lanes": 1, "raw_bits": 8, "fifo_depth": 6
                        "impl": "table"}
 
 
-# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
-@pytest.mark.parametrize("toplevel,params", [("huffman_decoder_esc", COCOTB_PARAMS_ESC),
-                                             ("huffman_decoder_table", COCOTB_PARAMS_TABLE)])
+# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow;
+# the table lane's Verilator build only with -m slow: the Amaranth tests cover it by default)
+@pytest.mark.parametrize("toplevel,params", [
+    ("huffman_decoder_esc", COCOTB_PARAMS_ESC),
+    pytest.param("huffman_decoder_table", COCOTB_PARAMS_TABLE, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("testcase", [
     t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
     for t in cocotb_testcases("sim.huffman.tb_huffman")])
