@@ -26,7 +26,7 @@ import numpy as np
 
 from boards.synth import DoesNotFit, ToolError, synthesize
 from hw.huffman import spec
-from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.decoder import IMPLS, HuffmanDecoder
 from sim.huffman import golden as g
 from sim.huffman.harness import group_blocks, run_decoder
 from sim.huffman.throughput import BLOCK_N, throughput_rows
@@ -103,8 +103,9 @@ def pairs_row(max_len=12):
             "exact": group_blocks(res["beats"]) == ref}
 
 
-def worst_case_row(max_len=16, contexts=1):
-    """Every code at the length limit: 1 symbol/cycle needs a full 16-bit word per cycle per lane."""
+def worst_case_row(max_len=16, contexts=1, impl="comparator", escape=False):
+    """Every code at the length limit: 1 symbol/cycle needs a full 16-bit word per cycle per lane.
+    (``escape``: the decoder built with escape codes, on the same plain table.)"""
     lengths = {s: 8 for s in range(255)}
     lengths[255] = max_len
     table = spec.table_from_lengths(lengths, max_len)
@@ -113,7 +114,8 @@ def worst_case_row(max_len=16, contexts=1):
     for i in range(0, len(values), BLOCK_N):
         beats += g.encode_block(values[i:i + BLOCK_N], n_lanes=contexts, mode=spec.MODE_INT, table=table)[0]
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64, contexts=contexts, impl=impl,
+                         escape=escape)
     res = run_decoder(dut, beats, tables, expect_beats=len(values))
     return {"lanes": 1, "blocks": 4 // contexts, "symbols": res["symbols"], "cycles": res["cycles"],
             "per_lane": res["symbols"] / res["cycles"], "weights_per_cycle": res["symbols"] / res["cycles"],
@@ -126,11 +128,12 @@ SYNTH_GRID = ([(L, n, 1) for L in (8, 12, 16) for n in (1, 2, 4)]
               + [(L, 1, 2) for L in (8, 12, 16)])
 
 
-def _synth_name(L, n, c, escape=False):
-    return f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}") + ("_esc" if escape else "")
+def _synth_name(L, n, c, escape=False, impl="comparator"):
+    return (f"huffman_L{L}_N{n}" + ("" if c == 1 else f"_C{c}") + ("_esc" if escape else "")
+            + ("" if impl == "comparator" else f"_{impl}"))
 
 
-def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
+def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2, impl="comparator"):
     """Escape codes at the UP5K's length limit: wide int8 weights (Gaussian, sigma 20: about 6.3
     bits of entropy, most of the 256 values occur), coded at L = ``max_len`` with an escape code,
     through the RTL built with ``escape``; symbols per cycle per lane, and bits per weight against
@@ -145,7 +148,7 @@ def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
         symbols = spec.parse_table(tables[0], max_len, escape=True)[1]
         tw = g.table_stream(tables)
         ref, _ = g.ref_decode(beats, tw, n_lanes=n, max_len=max_len, raw_bits=8, escape=True)
-        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, escape=True)
+        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, escape=True, impl=impl)
         res = run_decoder(dut, beats, tw, expect_beats=sum(len(b["values"]) for b in ref))
         escaped = sum(1 for v in values if v not in symbols)
         rows.append({"lanes": n, "escaped_pct": 100 * escaped / len(values), "symbols": res["symbols"],
@@ -156,7 +159,8 @@ def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2):
     return rows
 
 
-def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,), escape=False):
+def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,), escape=False,
+               impl="comparator"):
     """Synthesis rows: :class:`HuffmanDecoder` itself through ``boards.synth`` (its register wrapper
     takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
     with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
@@ -165,11 +169,11 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     for device in devices:
         for L, n, c in grid:
             for seed in seeds:
-                head = {"device": device, "L": L, "N": n, "C": c, "esc": escape, "seed": seed}
+                head = {"device": device, "impl": impl, "L": L, "N": n, "C": c, "esc": escape, "seed": seed}
                 try:
                     dut = HuffmanDecoder(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c,
-                                         escape=escape)
-                    r = synthesize(dut, device=device, name=_synth_name(L, n, c, escape), seed=seed,
+                                         escape=escape, impl=impl)
+                    r = synthesize(dut, device=device, name=_synth_name(L, n, c, escape, impl), seed=seed,
                                    progress=progress)
                     rows.append({**head, **{k: r.get(k) for k in
                                  ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
@@ -182,7 +186,44 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
     return rows
 
 
-SYNTH_COLS = ["device", "L", "N", "C", "esc", "seed", "lut4", "ff", "carry", "bram", "lc", "slices",
+#: The UP5K comparison of the two lane implementations: one hardware lane, escape codes, L = 12
+#: (``impl``, contexts). The comparator lane with two contexts does not fit the UP5K at L = 12.
+COMPACT_GRID = (("comparator", 1), ("comparator", 2), ("table", 1))
+
+
+def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None):
+    """Both lane implementations side by side on the iCE40UP5K at L = ``max_len`` with escape codes,
+    one hardware lane: logic cells and Fmax per nextpnr seed (``boards.synth``; a design that does not
+    fit gives its utilisation), and symbols per cycle in the Amaranth simulator on three workloads
+    (the digits MLP int8/int4 blocks with a table switch; every code at the length limit; Gaussian
+    int8 weights, sigma 20, coded with an escape code: ``escaped_pct`` of them escaped), each checked
+    against the golden model."""
+    rows = []
+    for impl, c in COMPACT_GRID:
+        tput = throughput_rows(lanes=(1,), max_len=max_len, contexts=c, impl=impl)[0]
+        worst = worst_case_row(max_len=max_len, contexts=c, impl=impl, escape=True)
+        esc = escape_rows(lanes=(1,), max_len=max_len, impl=impl)[0] if c == 1 else None
+        row = {"impl": impl, "C": c, "L": max_len, "sym_per_cycle_mlp": tput["per_lane"],
+               "sym_per_cycle_Lmax": worst["per_lane"], "sym_per_cycle_esc": esc["per_lane"] if esc else None,
+               "escaped_pct": esc["escaped_pct"] if esc else None,
+               "exact": tput["exact"] and (esc is None or esc["exact"])}
+        synth = synth_rows(devices=("up5k",), grid=[(max_len, 1, c)], seeds=seeds, escape=True, impl=impl,
+                           progress=progress)
+        row["lc"] = synth[0].get("lc")
+        row["lut4"] = synth[0].get("lut4")
+        row["ff"] = synth[0].get("ff")
+        row["bram"] = synth[0].get("bram")
+        row["fmax_mhz"] = " / ".join(f"{r['fmax_mhz']:.2f}" if r.get("fmax_mhz") else r.get("error", "-")
+                                     for r in synth)
+        rows.append(row)
+    return rows
+
+
+COMPACT_COLS = ["impl", "C", "L", "lc", "lut4", "ff", "bram", "fmax_mhz", "sym_per_cycle_mlp",
+                "sym_per_cycle_Lmax", "sym_per_cycle_esc", "escaped_pct"]
+
+
+SYNTH_COLS = ["device", "impl", "L", "N", "C", "esc", "seed", "lut4", "ff", "carry", "bram", "lc", "slices",
               "fmax_mhz", "timing_met", "error"]
 
 
@@ -208,9 +249,23 @@ def main(argv=None):
                     help="only this device (repeatable; default both)")
     ap.add_argument("--escape", action="store_true",
                     help="with --synth-only: the decoder built with escape codes (C = 1 only)")
+    ap.add_argument("--compact", action="store_true",
+                    help="only the UP5K comparison of the comparator and table lanes (L=12, escape codes; "
+                         "seeds 1, 2, 3 unless --seed)")
+    ap.add_argument("--impl", choices=IMPLS, default="comparator",
+                    help="with --synth-only: the lane implementation (default comparator)")
     ap.add_argument("--seed", type=int, action="append", default=None,
                     help="nextpnr placer seed (repeatable: a row per seed; default 1)")
     args = ap.parse_args(argv)
+    if args.compact:
+        rows = compact_rows(seeds=tuple(args.seed or (1, 2, 3)),
+                            progress=lambda m: print("  ..", m, file=sys.stderr))
+        print("== iCE40UP5K, one hardware lane, L=12, escape codes, raw_bits=8, fifo_depth=64: "
+              "comparator vs table lanes ==")
+        print("  lc: logic cells of the wrapped design (nextpnr); fmax_mhz per seed; sym_per_cycle: "
+              "Amaranth simulator, per hardware lane")
+        print(_table(rows, COMPACT_COLS))
+        return 0 if all(r["exact"] for r in rows) else 1
     seeds = tuple(args.seed or (1,))
     devices = tuple(args.device or ("up5k", "ecp5-85f"))
     if args.synth_only:
@@ -218,7 +273,7 @@ def main(argv=None):
             grid = [tuple(int(x) for x in item.split(":")) for item in args.synth_only]
             if any(len(g3) != 3 for g3 in grid):
                 raise ValueError("three numbers each")
-            rows = synth_rows(devices=devices, grid=grid, seeds=seeds, escape=args.escape,
+            rows = synth_rows(devices=devices, grid=grid, seeds=seeds, escape=args.escape, impl=args.impl,
                               progress=lambda m: print("  ..", m, file=sys.stderr))
         except ValueError as e:                 # (the decoder checks L, N and C first)
             ap.error(f"--synth-only takes L:N:C with valid decoder parameters ({e})")

@@ -32,10 +32,17 @@ def _set_bitlen(beats, n_lanes, lane, delta):
     return [g.Beat(words[i:i + n_lanes], i == 0) for i in range(0, len(words), n_lanes)] + beats[h:]
 
 
-@pytest.mark.parametrize("lanes,max_len,raw_bits,r,contexts",
-                         [(1, 8, 8, 0, 1), (2, 8, 8, 8, 1), (2, 9, 0, 0, 1), (1, 12, 8, 8, 1),
-                          (1, 8, 8, 0, 2), (1, 8, 8, 8, 2), (2, 12, 0, 0, 2)])
-def test_escape_round_trip_with_stalls(lanes, max_len, raw_bits, r, contexts):
+#: the decoder variants: (contexts, impl)
+VARIANTS = [(1, "comparator"), (2, "comparator"), (1, "table")]
+
+
+@pytest.mark.parametrize("lanes,max_len,raw_bits,r,contexts,impl",
+                         [(1, 8, 8, 0, 1, "comparator"), (2, 8, 8, 8, 1, "comparator"),
+                          (2, 9, 0, 0, 1, "comparator"), (1, 12, 8, 8, 1, "comparator"),
+                          (1, 8, 8, 0, 2, "comparator"), (1, 8, 8, 8, 2, "comparator"),
+                          (2, 12, 0, 0, 2, "comparator"),
+                          (1, 12, 8, 8, 1, "table"), (2, 8, 8, 0, 1, "table"), (1, 16, 8, 8, 1, "table")])
+def test_escape_round_trip_with_stalls(lanes, max_len, raw_bits, r, contexts, impl):
     """Wide int8 weights at a short length limit: the table has an escape, most symbols are coded,
     the rare ones escaped; with and without a raw field."""
     rng = random.Random(lanes * 100 + max_len)
@@ -47,14 +54,14 @@ def test_escape_round_trip_with_stalls(lanes, max_len, raw_bits, r, contexts):
     counts, symbols = spec.parse_table(tables[0], max_len, escape=True)
     assert spec.ESCAPE in symbols and len(symbols) > 2
     dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, escape=True,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=lanes)
     assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values
     assert res["errors"] == 0
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_escape_as_the_longest_code_and_escape_only_table(contexts):
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_escape_as_the_longest_code_and_escape_only_table(contexts, impl):
     """The escape as the last code of length L (all-ones window); then a table holding only the
     escape (code ``0``: every symbol is 1 + 8 bits), an EXP block, a RAW block between them."""
     max_len = 8
@@ -74,17 +81,17 @@ def test_escape_as_the_longest_code_and_escape_only_table(contexts):
     tables = g.table_stream([spec.serialize_table(*table, max_len, escape=True),
                              spec.serialize_table(*only, max_len, escape=True)])
     dut = HuffmanDecoder(max_len=max_len, lanes=2 // contexts, raw_bits=8, fifo_depth=4, escape=True,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, b1 + b2 + b3 + b4, tables, stall=0.2, seed=3)
     assert [v for t in ref[0]["values"] for v in t] == values
     assert [v for t in ref[2]["values"] for v in t] == exp_values
     assert res["errors"] == 0
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
 @pytest.mark.parametrize("delta,error", [(-1, spec.ERR_TRUNC), (-5, spec.ERR_TRUNC), (-8, spec.ERR_TRUNC),
                                          (3, spec.ERR_MISMATCH)])
-def test_truncated_escape_bits(delta, error, contexts):
+def test_truncated_escape_bits(delta, error, contexts, impl):
     """A lane whose bit length ends inside its last escaped symbol's 8 bits (or after it: a count
     mismatch): the block is flagged, its values are the golden model's, the next block decodes."""
     max_len = 8
@@ -93,15 +100,16 @@ def test_truncated_escape_bits(delta, error, contexts):
     bad, _ = g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, table=table)
     good, _ = g.encode_block(values[::-1], n_lanes=contexts, mode=spec.MODE_INT, table=table)
     beats = _set_bitlen(bad, contexts, contexts - 1, delta) + good
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=4, escape=True, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=4, escape=True, contexts=contexts,
+                         impl=impl)
     res, ref = check_against_golden(dut, beats, _table_words(table, max_len), seed=4)
     assert [b["err"] for b in ref] == [True, False]
     assert res["errors"] == error
     assert [v for t in ref[1]["values"] for v in t] == values[::-1]
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_corrupt_escape_payloads_match_the_golden_model(contexts):
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_corrupt_escape_payloads_match_the_golden_model(contexts, impl):
     """Random bit flips in escape-coded payloads (codes, escaped symbols, raw bits): invalid codes,
     truncation, count mismatches and CRC errors exactly as the golden model has them, every good
     block after a corrupt one intact."""
@@ -124,7 +132,7 @@ def test_corrupt_escape_payloads_match_the_golden_model(contexts):
             block[j] = g.Beat(words, False)
         beats += block + g.encode_block(vals, n_lanes=2, mode=spec.MODE_INT, r=r, table=table)[0]
     dut = HuffmanDecoder(max_len=max_len, lanes=2 // contexts, raw_bits=8, fifo_depth=4, escape=True,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, _table_words(table, max_len), stall=0.2, seed=8)
     assert all(not b["err"] for b in ref[1::2])
     assert res["errors"] & spec.ERR_CRC and res["errors"] & spec.ERR_INVALID
@@ -146,9 +154,10 @@ def _raw_table(counts, symbols):
     return words + [spec.crc16(words)]
 
 
+@pytest.mark.parametrize("impl", ["comparator", "table"])
 @pytest.mark.parametrize("which", ["escape_not_last_of_its_length", "two_escapes", "symbol_257",
                                    "escape_without_the_option"])
-def test_bad_escape_table_is_flagged_and_next_table_decodes(which):
+def test_bad_escape_table_is_flagged_and_next_table_decodes(which, impl):
     max_len = 8
     bad, good = _bad_escape_tables(max_len)
     escape = which != "escape_without_the_option"
@@ -157,7 +166,7 @@ def test_bad_escape_table_is_flagged_and_next_table_decodes(which):
     values = [0, 1, 7, 200, 0, 0]
     b1, _ = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, table=good, parity=0)
     b2, _ = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, table=good, parity=1)
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=4, escape=escape)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=8, fifo_depth=4, escape=escape, impl=impl)
     second = _raw_table(*(good if escape else ([1, 1], [0, 1])))
     if not escape:
         b2, _ = g.encode_block([0, 1, 1, 0, 0, 0], n_lanes=1, mode=spec.MODE_INT, table=([1, 1], [0, 1]),
@@ -178,8 +187,8 @@ def test_escape_placement_rule_in_the_format():
         spec.validate_table(*bad["escape_not_last_of_its_length"], 8, escape=True)
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_one_symbol_per_cycle_with_escapes_at_the_input_rate(contexts):
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_one_symbol_per_cycle_with_escapes_at_the_input_rate(contexts, impl):
     """L = 8 with half the symbols escaped at the longest length (8 + 8 = 16 bits, the input rate):
     the lane still fires every cycle of a long block (one hardware lane, one or two contexts)."""
     max_len = 8
@@ -189,7 +198,8 @@ def test_one_symbol_per_cycle_with_escapes_at_the_input_rate(contexts):
     rng = random.Random(6)
     values = [255 if rng.random() < 0.5 else rng.randrange(255) for _ in range(1200)]
     beats, _ = g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, table=table)
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16, escape=True, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16, escape=True, contexts=contexts,
+                         impl=impl)
     res, _ = check_against_golden(dut, beats, _table_words(table, max_len))
     assert res["fires"] == 1200
     # (two contexts: the C-slow lane's own start-up, 1207 cycles on plain 16-bit codes too)

@@ -54,15 +54,17 @@ def fib_values(count):
     return list(range(20)) + [rng.choice(pool) for _ in range(count - 20)]
 
 
-@pytest.mark.parametrize("lanes,max_len,raw_bits,data,contexts", [
-    (1, 12, 8, "gauss", 1),
-    (2, 8, 8, "fibonacci", 1),
-    (4, 8, 0, "gauss", 1),
-    (1, 16, 8, "gauss", 2),
-    (1, 8, 8, "fibonacci", 2),
-    (2, 12, 0, "gauss", 2),
+@pytest.mark.parametrize("lanes,max_len,raw_bits,data,contexts,impl", [
+    (1, 12, 8, "gauss", 1, "comparator"),
+    (2, 8, 8, "fibonacci", 1, "comparator"),
+    (4, 8, 0, "gauss", 1, "comparator"),
+    (1, 16, 8, "gauss", 2, "comparator"),
+    (1, 8, 8, "fibonacci", 2, "comparator"),
+    (2, 12, 0, "gauss", 2, "comparator"),
+    (2, 8, 8, "fibonacci", 1, "table"),
+    (1, 12, 8, "gauss", 1, "table"),
 ])
-def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts):
+def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts, impl):
     rng = random.Random(lanes)
     f = lanes * contexts                                   # format lanes
     values = gauss_int8(rng, 96 * f, 5) if data == "gauss" else fib_values(96 * f)
@@ -70,15 +72,20 @@ def test_round_trip_with_stalls(lanes, max_len, raw_bits, data, contexts):
                                            raw_bits=raw_bits)
     if data == "fibonacci":
         assert (tables[0][0] >> 8) & 0x1F == max_len          # the code hits the length limit
-    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=raw_bits, fifo_depth=8, contexts=contexts,
+                         impl=impl)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=lanes)
     decoded = [v for b in ref for t in b["values"] for v in t]
     assert decoded[:len(values)] == values
     assert res["errors"] == 0
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_table_switches_modes_and_bypass(contexts):
+#: the decoder variants: (contexts, impl)
+VARIANTS = [(1, "comparator"), (2, "comparator"), (1, "table")]
+
+
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_table_switches_modes_and_bypass(contexts, impl):
     """Three tables (double-buffered: table 2 overwrites table 0's bank), INT/EXP/RAW blocks, 2 format
     lanes (2 hardware lanes, or 1 serving both)."""
     rng = random.Random(7)
@@ -106,10 +113,50 @@ def test_table_switches_modes_and_bypass(contexts):
         beats += b
         expected.append(values)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=8,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=3)
     assert [[v for t in b["values"] for v in t] for b in ref] == expected
     assert res["errors"] == 0
+
+
+def long_code_table(max_len, rng):
+    """A table whose codes reach every length class of the table lane: a chain (one code of each
+    length 1..L-1, two of length L) or, at random for L >= 10, 256 symbols at lengths 6, 8, 10 and L
+    (an incomplete code: some windows are invalid)."""
+    if max_len < 10 or rng.random() < 0.5:
+        lengths = {s: s + 1 for s in range(max_len - 1)}
+        lengths.update({max_len - 1: max_len, max_len: max_len})
+    else:
+        syms = rng.sample(range(256), 256)
+        plan = [6] * 16 + [8] * 64 + [10] * 128 + [max_len] * 48
+        lengths = dict(zip(syms, plan, strict=True))
+    return spec.table_from_lengths(lengths, max_len)
+
+
+@pytest.mark.parametrize("max_len,raw_bits", [(8, 8), (12, 8), (12, 0), (16, 4)])
+def test_table_impl_long_codes(max_len, raw_bits):
+    """The table lane on codes of every length (short ones from the lookup table, long ones from
+    the comparators), INT blocks with and without the raw field and EXP blocks, four tables through
+    the two banks, random stalls."""
+    rng = random.Random(max_len + raw_bits)
+    beats, tables = [], []
+    for t in range(4):
+        table = long_code_table(max_len, rng)
+        tables.append(spec.serialize_table(*table, max_len))
+        syms = table[1]
+        for _ in range(2):
+            r = rng.choice((0, raw_bits)) if raw_bits else 0
+            mode = spec.MODE_EXP if r and rng.random() < 0.3 else spec.MODE_INT
+            values = [rng.choice(syms) << r | rng.randrange(1 << r) for _ in range(2 * rng.randrange(5, 40))]
+            if mode == spec.MODE_EXP:       # value = sign | symbol | mantissa (ebits 8)
+                values = [(v & 1) << (8 + r - 1) | (v >> r) << (r - 1) | (v >> 1) & ((1 << (r - 1)) - 1)
+                          for v in values]
+            ebits = 8 if mode == spec.MODE_EXP else 0
+            beats += g.encode_block(values, n_lanes=2, mode=mode, r=r, ebits=ebits, parity=t % 2,
+                                    table=table)[0]
+    dut = HuffmanDecoder(max_len=max_len, lanes=2, raw_bits=raw_bits, fifo_depth=8, impl="table")
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=max_len)
+    assert res["errors"] == 0 and not any(b["err"] for b in ref)
 
 
 # tables that are not prefix codes (the CRC is right): three 1-bit codes (Kraft sum 3/2, over at
@@ -120,9 +167,9 @@ BAD_TABLES = {
 }
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
 @pytest.mark.parametrize("which", sorted(BAD_TABLES))
-def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
+def test_bad_table_is_flagged_and_next_table_decodes(which, contexts, impl):
     rng = random.Random(2)
     max_len = 8
     values = [rng.randrange(6) for _ in range(24)]
@@ -135,7 +182,7 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
         spec.parse_table(bad, max_len)
     blocks = g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=0, table=good)[0]
     blocks += g.encode_block(values, n_lanes=contexts, mode=spec.MODE_INT, parity=1, table=good)[0]
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4, contexts=contexts)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=4, fifo_depth=4, contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad, words]))
     assert [b["err"] for b in ref] == [True, False]
     assert ref[0]["values"] == [(0,)] * len(values)
@@ -143,14 +190,14 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts):
     assert res["errors"] == spec.ERR_TABLE
 
 
-def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0):
+def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator"):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
-                         contexts=contexts)
+                         contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, beats, tables, seed=seed, stall=stall)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -166,6 +213,12 @@ def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0):
 
 def test_fuzzed_corrupt_streams():
     kinds = fuzz_check(300, 1, seed=1)
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+def test_fuzzed_corrupt_streams_table_lane():
+    """The table lane (two lanes) on the fuzzed stream, with stalls."""
+    kinds = fuzz_check(200, 2, seed=3, stall=0.2, impl="table")
     assert set(kinds) == {"flip", "cut", "field"}
 
 
@@ -248,13 +301,16 @@ def test_clear_command_recovers():
     ({"lanes": "2"}, "lanes must be an integer from 1 to 8, not '2'"),
     ({"contexts": 3}, "contexts must be an integer from 1 to 2, not 3"),
     ({"contexts": 2, "lanes": 5}, "lanes must be an integer from 1 to 4, not 5"),
+    ({"impl": "lut"}, "impl must be one of 'comparator', 'table', not 'lut'"),
+    ({"impl": "table", "contexts": 2}, "contexts must be 1 with impl='table', not 2"),
 ])
 def test_bad_parameters(kwargs, message):
     with pytest.raises(ValueError, match=message):
         HuffmanDecoder(**kwargs)
 
 
-def test_one_symbol_per_cycle_at_the_length_limit():
+@pytest.mark.parametrize("impl", ["comparator", "table"])
+def test_one_symbol_per_cycle_at_the_length_limit(impl):
     """Every code 12 bits long (uniform over 4096 > 256 symbols is impossible, so: 256 symbols with
     lengths 8 and a Kraft-filling tail at 12): the lane still fires every cycle of a long block."""
     max_len = 12
@@ -264,7 +320,7 @@ def test_one_symbol_per_cycle_at_the_length_limit():
     rng = random.Random(6)
     values = [255 if rng.random() < 0.5 else rng.randrange(255) for _ in range(1200)]
     beats, _ = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, table=(counts, symbols))
-    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=16, impl=impl)
     tables = g.table_stream([spec.serialize_table(counts, symbols, max_len)])
     res, _ = check_against_golden(dut, beats, tables)
     assert res["fires"] == 1200
@@ -290,14 +346,21 @@ def test_huffman_cocotb_two_contexts(testcase):
                test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_C2)
 
 
-# Escape codes on the one-cycle decoder at the UP5K's length limit.
+# Escape codes on the one-cycle decoder at the UP5K's length limit; and the compact table lane as
+# the UP5K would carry it (one lane, L = 12, escape codes).
 COCOTB_PARAMS_ESC = {"max_len": 8, "lanes": 2, "raw_bits": 8, "fifo_depth": 64, "escape": True}
+COCOTB_PARAMS_TABLE = {"max_len": 12, "lanes": 1, "raw_bits": 8, "fifo_depth": 64, "escape": True,
+                       "impl": "table"}
 
 
-# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow)
+# (the escape case by default; the others, which the escape decoder runs on plain tables, with -m slow;
+# the table lane's Verilator build only with -m slow: the Amaranth tests cover it by default)
+@pytest.mark.parametrize("toplevel,params", [
+    ("huffman_decoder_esc", COCOTB_PARAMS_ESC),
+    pytest.param("huffman_decoder_table", COCOTB_PARAMS_TABLE, marks=pytest.mark.slow)])
 @pytest.mark.parametrize("testcase", [
     t if t == "test_escape_codes" else pytest.param(t, marks=pytest.mark.slow)
     for t in cocotb_testcases("sim.huffman.tb_huffman")])
-def test_huffman_cocotb_escape(testcase):
-    run_cocotb(HuffmanDecoder(**COCOTB_PARAMS_ESC), toplevel="huffman_decoder_esc",
-               test_module="sim.huffman.tb_huffman", testcase=testcase, params=COCOTB_PARAMS_ESC)
+def test_huffman_cocotb_escape(testcase, toplevel, params):
+    run_cocotb(HuffmanDecoder(**params), toplevel=toplevel, test_module="sim.huffman.tb_huffman",
+               testcase=testcase, params=params)

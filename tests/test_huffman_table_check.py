@@ -8,6 +8,7 @@ from amaranth.sim import Simulator
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
+from hw.huffman.lane_table import CompactTableLoader
 from hw.huffman.table_loader import TableLoader
 from sim.huffman import golden as g
 from sim.streams import stream_put
@@ -77,10 +78,10 @@ def random_table(rng, max_len):
     return table_words(counts, nsyms, rng)
 
 
-def loader_verdicts(tables, *, max_len=MAX_LEN, stall=0.3, seed=0):
+def loader_verdicts(tables, *, max_len=MAX_LEN, stall=0.3, seed=0, loader=None):
     """Run :class:`TableLoader` on ``tables`` (word lists) with random input stalls; return, per table,
     ``(ok, limits)``: the loader's verdict and, for an accepted table, its ``o_limit`` entries 1..L."""
-    dut = TableLoader(max_len=max_len)
+    dut = loader or TableLoader(max_len=max_len)
     verdicts = []
 
     async def producer(ctx):
@@ -137,7 +138,8 @@ def test_large_count_words_are_rejected():
     assert loader_verdicts(tables) == [expected(t, MAX_LEN) for t in tables]
 
 
-def test_large_count_table_does_not_decode():
+@pytest.mark.parametrize("impl", ["comparator", "table"])
+def test_large_count_table_does_not_decode(impl):
     """End to end: a block using the large-count table is skipped and flagged (ERR_TABLE), as the
     golden model says; the next block, on a valid table, decodes."""
     rng = random.Random(3)
@@ -149,7 +151,7 @@ def test_large_count_table_does_not_decode():
     bad[-1] = spec.crc16(bad[:-1])
     blocks = g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=0, table=good)[0]
     blocks += g.encode_block(values, n_lanes=1, mode=spec.MODE_INT, parity=1, table=good)[0]
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, impl=impl)
     tables = g.table_stream([bad, spec.serialize_table(*good, MAX_LEN)])
     res, ref = check_against_golden(dut, blocks, tables, stall=0.2, seed=3)
     assert [b["err"] for b in ref] == [True, False]
@@ -172,8 +174,8 @@ def test_random_count_vectors_match_the_format_check(max_len, n_tables):
     assert not mismatches, f"{len(mismatches)} verdicts differ (index, counts, rtl, golden): {mismatches[:3]}"
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_every_block_on_a_rejected_table_is_zeroed(contexts):
+@pytest.mark.parametrize("contexts,impl", [(1, "comparator"), (2, "comparator"), (1, "table")])
+def test_every_block_on_a_rejected_table_is_zeroed(contexts, impl):
     """A lane keeps its table from block to block while the parity stays the same: every such block
     on a rejected table is flagged and zeroed (golden), not only the first one after the load."""
     rng = random.Random(5)
@@ -186,7 +188,57 @@ def test_every_block_on_a_rejected_table_is_zeroed(contexts):
     blocks = []
     for _ in range(3):
         blocks += g.encode_block(values, n_lanes=n_lanes, mode=spec.MODE_INT, parity=0, table=good)[0]
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, contexts=contexts)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=8, fifo_depth=4, contexts=contexts, impl=impl)
     res, ref = check_against_golden(dut, blocks, g.table_stream([bad]), stall=0.2, seed=5)
     assert [b["err"] for b in ref] == [True, True, True]
     assert res["errors"] == spec.ERR_TABLE
+
+
+def escape_table(rng, max_len):
+    """A table word list with one escape (or two, or none): at the end of a random non-empty length
+    (the last length, L - 1, or any), or at a random place; codes that reach length L mostly."""
+    while True:
+        counts = valid_counts(rng, max_len)
+        if rng.random() < 0.8 and len(counts) < max_len:       # reach L: one code each at L - 1, L
+            code = 0
+            for c in counts:
+                code = (code + c) << 1
+            room = code << (max_len - len(counts) - 1)         # the first code of length L
+            if room <= (1 << max_len) - 3:
+                counts += [0] * (max_len - len(counts))
+                counts[-2] += 1
+                counts[-1] += 1
+        if sum(counts) <= 256:
+            break
+    nsyms = sum(counts)
+    symbols = rng.sample(range(256), nsyms)
+    ends = [sum(counts[:i + 1]) for i, c in enumerate(counts) if c]
+    kind = rng.choice(("end_last", "end_before_last", "end", "random", "two", "none"))
+    at = {"end_last": ends[-1], "end_before_last": ends[-2] if len(ends) > 1 else ends[-1],
+          "end": rng.choice(ends)}.get(kind, rng.randrange(1, nsyms + 1))
+    if kind != "none":
+        symbols[at - 1] = spec.ESCAPE
+    if kind == "two" and nsyms > 1:
+        symbols[rng.randrange(nsyms)] = spec.ESCAPE
+    words = [spec.TABLE_MARK << 13 | len(counts) << 8 | (nsyms - 1), *counts, *symbols]
+    return words + [spec.crc16(words)]
+
+
+@pytest.mark.parametrize("max_len", [8, 12, 16])
+def test_compact_loader_escape_check_matches_the_format(max_len):
+    """The table lane's loader (escape placement from the offsets, no per-length registers) accepts
+    exactly the escape tables the format check accepts: random codes with the escape at every
+    place, twice, or not at all."""
+    rng = random.Random(40 + max_len)
+    tables = [escape_table(rng, max_len) for _ in range(150)]
+    want = [spec.check_table_words(t, max_len, escape=True) is not None for t in tables]
+    assert 30 <= sum(want) <= 130
+    # accepted with the escape last of its length but not the table's last symbol, and with the
+    # escape the last symbol of length L, many times over
+    last = [t[1 + ((t[0] >> 8) & 0x1F):-1][-1] == spec.ESCAPE for t in tables]
+    full = [(t[0] >> 8) & 0x1F == max_len and t[max_len] > 0 for t in tables]
+    assert sum(ok and not la for ok, la in zip(want, last, strict=True)) >= 10
+    assert sum(ok and la and f for ok, la, f in zip(want, last, full, strict=True)) >= 5
+    got = loader_verdicts(tables, max_len=max_len, seed=max_len,
+                          loader=CompactTableLoader(max_len=max_len, escape=True))
+    assert [ok for ok, _ in got] == want

@@ -9,7 +9,7 @@ See :mod:`hw.huffman.spec` for the format (the one definition shared with the go
 
 from ..blocks import BlockSpec, Param, declared_defaults
 from . import spec
-from .decoder import HuffmanDecoder
+from .decoder import IMPLS, HuffmanDecoder
 from .repack import WeightRepacker
 
 __all__ = ["spec", "HuffmanDecoder", "WeightRepacker", "BLOCKS"]
@@ -34,6 +34,9 @@ BLOCKS = [
                               "(blocks of 2N lanes; about twice the clock)"),
             "escape": Param(_HUFFMANDECODER_DEFAULTS["escape"],
                             "decode escape codes (rare symbols as one code + 8 raw bits)", kind=bool),
+            "impl": Param(_HUFFMANDECODER_DEFAULTS["impl"],
+                          "lanes: comparator (per-length compares) or table (block-RAM lookup table, "
+                          "compact, for the iCE40UP5K; contexts=1)", kind=str, choices=IMPLS),
         },
         smoke_test="sim.huffman.tb_huffman",
         smoke_params={"lanes": 2},     # the smoke test covers the lane interleaving

@@ -8,15 +8,20 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_bool, check_int, check_pow2
+from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
 from .fifo import RegisteredFlagFIFO
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
+from .lane_table import CompactTableLoader, TableLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
-__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS"]
+__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS"]
+
+#: Decode-lane implementations: per-length comparators (fast on the ECP5), or a lookup table in
+#: block RAM (compact, for the iCE40UP5K; one context).
+IMPLS = ("comparator", "table")
 
 #: Bit positions in ``o_errors`` (same masks as :mod:`hw.huffman.spec`).
 ERROR_BITS = 7
@@ -84,6 +89,10 @@ class HuffmanDecoder(wiring.Component):
         Decode escape codes (:data:`hw.huffman.spec.ESCAPE`: a table may list it; its code is
         followed by the symbol's 8 bits). Default False: a table listing the escape fails
         (``ERR_TABLE``).
+    impl : str
+        ``"comparator"`` (default): the lanes compare the window with every length's code end.
+        ``"table"``: :class:`~hw.huffman.lane_table.TableLaneDecoder`, a first-level lookup table in
+        block RAM, in less logic (``contexts=1`` only; see ``docs/huffman.md``).
 
     Members
     -------
@@ -100,13 +109,17 @@ class HuffmanDecoder(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False):
+    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False,
+                 impl="comparator"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self._escape = check_bool("escape", escape)
+        self._impl = check_choice("impl", impl, IMPLS)
+        if impl == "table" and contexts != 1:
+            raise ValueError(f"contexts must be 1 with impl='table', not {contexts!r}")
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
@@ -145,6 +158,10 @@ class HuffmanDecoder(wiring.Component):
     def escape(self):
         return self._escape
 
+    @property
+    def impl(self):
+        return self._impl
+
     def elaborate(self, platform):
         m = Module()
         core = Module()
@@ -152,18 +169,22 @@ class HuffmanDecoder(wiring.Component):
         F = N * C
 
         core.submodules.parser = parser = BlockParser(lanes=F, raw_bits=self._R)
-        core.submodules.loader = loader = TableLoader(max_len=self._L, escape=self._escape)
+        table = self._impl == "table"
+        loader_cls = CompactTableLoader if table else TableLoader
+        core.submodules.loader = loader = loader_cls(max_len=self._L, escape=self._escape)
         lanes = []
         ports = []          # per format lane f = c * N + i: (words, desc, sym, tab) of lane i, context c
         for k in range(N):
-            if C == 1:
+            if table:
+                lane = TableLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
+            elif C == 1:
                 lane = LaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             else:
                 lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
             core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
-                            for name in table_bus(self._L, offset_port=C == 2, escape=self._escape)]
+                            for name in table_bus(self._L, offset_port=C == 2 or table, escape=self._escape)]
         for c in range(C):
             for lane in lanes:
                 if C == 1:

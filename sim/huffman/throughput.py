@@ -19,10 +19,11 @@ def split_beats(ref, n):
             for b in ref]
 
 
-def throughput_rows(lanes=(1, 2, 4), max_len=12, contexts=1):
+def throughput_rows(lanes=(1, 2, 4), max_len=12, contexts=1, impl="comparator"):
     """Symbols per cycle per (hardware) lane of the RTL in the Amaranth simulator, with block and
     table switches: two blocks of int8 weights (table 0), then two of int4 weights (table 1), back to
-    back. With ``contexts=2`` each hardware lane serves two format lanes (blocks of 2N lanes)."""
+    back. With ``contexts=2`` each hardware lane serves two format lanes (blocks of 2N lanes);
+    ``impl`` is the decoder's lane implementation."""
     w1, w2, _ = digits_mlp()
     s8, _ = int_symbols([w1, w2], "int8")
     s4, _ = int_symbols([w1, w2], "int4")
@@ -41,7 +42,8 @@ def throughput_rows(lanes=(1, 2, 4), max_len=12, contexts=1):
                 tree_walk += sum(codes[v][1] for v in block)
         ref, _ = g.ref_decode(beats, tables, n_lanes=f, max_len=max_len, raw_bits=8)
         ref = split_beats(ref, n)
-        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, contexts=contexts)
+        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, contexts=contexts,
+                             impl=impl)
         res = run_decoder(dut, beats, tables, expect_beats=sum(len(b["values"]) for b in ref))
         rows.append({"lanes": n if contexts == 1 else f"{n} (C=2)", "blocks": len(ref),
                      "symbols": res["symbols"], "cycles": res["cycles"],
