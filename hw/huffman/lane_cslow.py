@@ -12,9 +12,6 @@ from .block_parser import descriptor_layout
 from .crc import crc16_next
 from .fifo import RegisteredFlagFIFO
 from .lane import (
-    _at_least,
-    _onehot_mux,
-    _tree,
     buffer_bits,
     compose_parts,
     lane_members,
@@ -22,6 +19,9 @@ from .lane import (
     place_symbol,
     symbol_memory,
 )
+from .lane_step import at_least as _at_least
+from .lane_step import onehot_mux as _onehot_mux
+from .lane_step import tree as _tree
 
 __all__ = ["CSlowLaneDecoder"]
 
