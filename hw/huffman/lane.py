@@ -12,33 +12,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_int
-from . import spec
+from . import lane_step, spec
 from .block_parser import descriptor_layout
-from .lane_step import (
-    account_word,
-    all_bits_in,
-    at_least,
-    bit_counts,
-    block_registers,
-    clear_error_pulses,
-    code_bits,
-    count_symbol,
-    decode_turn,
-    escaped_symbol,
-    flag_errors,
-    hold_last,
-    holds_symbol,
-    load_descriptor,
-    match_code,
-    onehot_mux,
-    raw_field,
-    reject_table,
-    stage1_fields,
-    start_block,
-    take_table,
-    tree,
-    word_room,
-)
 from .table_loader import table_bus
 
 __all__ = ["LaneDecoder", "lane_output_layout", "buffer_bits"]
@@ -128,7 +103,7 @@ def place_symbol(sym, low, place, raw_bits):
     terms = [Mux(place[0], sym, 0)]
     if R:
         terms += [Mux(place[1], sym << (R - 1), 0), Mux(place[2], sym << R, 0)]
-    return tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
+    return lane_step.tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
 
 
 class LaneDecoder(wiring.Component):
@@ -227,7 +202,8 @@ class LaneDecoder(wiring.Component):
         """The symbol memory, the block registers (``ns.st``), the bank's code ends (``ns.lim``)."""
         L = self._L
         ns.rport = symbol_memory(m, self)
-        ns.st = st = SimpleNamespace(**{n: Signal(s, name=n) for n, s in block_registers(self._B).items()})
+        ns.st = st = SimpleNamespace(**{n: Signal(s, name=n)
+                                        for n, s in lane_step.block_registers(self._B).items()})
         ns.final_err = Signal(name="final_err")
         ns.released = Signal(name="released")
         # The bank's limits (code ends, unshifted: see the table loader), straight from the loader's
@@ -253,7 +229,7 @@ class LaneDecoder(wiring.Component):
         s2 = Signal(data.StructLayout({
             "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1,
             **({"esc": 1, "esym": 8} if E else {})}))
-        head = hold_last(m, queue, self.o_sym, ns.released, ns.final_err, item_layout)
+        head = lane_step.hold_last(m, queue, self.o_sym, ns.released, ns.final_err, item_layout)
         out_take = self.o_sym.valid & self.o_sym.ready
         # credits: values in the queue or in flight in the two stages, as a register (so "room for
         # one more" is a flip-flop where the loop reads it)
@@ -274,7 +250,7 @@ class LaneDecoder(wiring.Component):
         pop_buf = Signal()
         room = Signal()
         m.d.comb += [
-            room.eq(word_room(st.staged, st.fill, B)),
+            room.eq(lane_step.word_room(st.staged, st.fill, B)),
             # once the block's n symbols are decoded, the rest of the region (a bit length longer
             # than the code: count mismatch) only goes through the CRC, never into the full buffer
             pop.eq(running & self.i_words.valid & st.words_nz
@@ -304,15 +280,15 @@ class LaneDecoder(wiring.Component):
             esc = (esc_hit, self.i_esc_on.bit_select(st.bank, 1),
                    Mux(st.bank, self.i_esc_mask[1], self.i_esc_mask[0]),
                    Mux(st.bank, self.i_esc_code[1], self.i_esc_code[0]))
-        onehot, invalid = match_code(m, win, ns.lim, st.raw_mode, L, esc)
+        onehot, invalid = lane_step.match_code(m, win, ns.lim, st.raw_mode, L, esc)
 
         # A symbol is decoded only when the window holds L + r valid bits (or the lane's bits are all
         # in): a condition on registers alone, so it runs beside the compare, not after it.
         # (E: room for an escaped symbol, known only from the compare)
         r_bits = Mux(st.rsel, R, 0)
         ready = Signal()
-        m.d.comb += ready.eq(holds_symbol(st.fill, st.rsel, L + E, R) | all_bits_in(st))
-        can, emit_zero = decode_turn(st, ns.running, ns.space)
+        m.d.comb += ready.eq(lane_step.holds_symbol(st.fill, st.rsel, L + E, R) | lane_step.all_bits_in(st))
+        can, emit_zero = lane_step.decode_turn(st, ns.running, ns.space)
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
         emit = Signal()
@@ -324,7 +300,7 @@ class LaneDecoder(wiring.Component):
             terms = [Mux(~step, hold, 0)]
             for ln in range(L + 1):
                 terms.append(Mux(step & onehot[ln], cands[ln], 0))
-            return tree(terms, lambda a, b: a | b)
+            return lane_step.tree(terms, lambda a, b: a | b)
 
         # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then the
         # decoded length's shift
@@ -337,7 +313,7 @@ class LaneDecoder(wiring.Component):
             buf_x = buf_e
         m.d.sync += st.buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
-        m.d.sync += clear_error_pulses(self)
+        m.d.sync += lane_step.clear_error_pulses(self)
         fill_p = Signal(range(B + W + 1))
         m.d.comb += fill_p.eq(st.fill + Mux(st.staged, W, 0))
         if E:
@@ -350,8 +326,8 @@ class LaneDecoder(wiring.Component):
             m.d.comb += fill_c[ln].eq(fill_e - Mux(st.rsel, ln + R, ln))
         fill_n = shift_select(fill_p, fill_c)
         m.d.sync += st.fill.eq(fill_n[:len(st.fill)])
-        account_word(m, st, st, ns.pop, self.i_words.payload)
-        count_symbol(m, st, st, emit | emit_zero)
+        lane_step.account_word(m, st, st, ns.pop, self.i_words.payload)
+        lane_step.count_symbol(m, st, st, emit | emit_zero)
         ns.keep(locals(), "esc_hit onehot invalid r_bits step emit emit_zero")
 
     def _stage1(self, m, ns):
@@ -364,8 +340,8 @@ class LaneDecoder(wiring.Component):
         emit, emit_zero = ns.emit, ns.emit_zero
         m.d.sync += [
             ns.s1_valid.eq(emit | emit_zero),
-            *stage1_fields(s1, st, win=st.buf[B - L - E - R:], onehot=ns.onehot, raw=s1.r.eq(ns.r_bits),
-                           zero=emit_zero, dec=emit),
+            *lane_step.stage1_fields(s1, st, win=st.buf[B - L - E - R:], onehot=ns.onehot,
+                                     raw=s1.r.eq(ns.r_bits), zero=emit_zero, dec=emit),
         ]
         if E:
             m.d.sync += s1.esc.eq(ns.esc_hit)
@@ -375,18 +351,19 @@ class LaneDecoder(wiring.Component):
         within = Signal()
         exact = Signal()
         cons = Signal(range(L + E + R + 1))
-        by_len = partial(bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1.r != 0,
+        by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1.r != 0,
                          esc=s1.esc if E else None)
         m.d.comb += [
-            within.eq(onehot_mux(oh, [hi_nz | v for v in by_len(lambda k: at_least(lo, k))])),
-            exact.eq(onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
-            cons.eq(onehot_mux(oh, by_len(lambda k: k))),
+            within.eq(lane_step.onehot_mux(oh, [hi_nz | v
+                                                for v in by_len(lambda k: lane_step.at_least(lo, k))])),
+            exact.eq(lane_step.onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
+            cons.eq(lane_step.onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = ns.s1_valid & s1.dec & ~st.late
         trunc = Signal()
         fire = Signal()
         m.d.comb += [trunc.eq(checked & ~within), fire.eq(checked & within), self.o_fire.eq(fire)]
-        flag_errors(m, st, st, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact,
+        lane_step.flag_errors(m, st, st, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact,
                     invalid=ns.step & ns.invalid, cons=cons)
         ns.s1_zero = s1.zero | st.late | ~within
         m.d.sync += ns.inflight.eq(ns.inflight + (emit | emit_zero) - ns.out_take)
@@ -401,16 +378,16 @@ class LaneDecoder(wiring.Component):
         rawtop = Signal(max(R, 1))
         oh = s1.onehot
         m.d.comb += [
-            code.eq(code_bits(oh, s1.win, L, E, R)),
-            offset.eq(onehot_mux(oh, [Const(0, 9)] + [
+            code.eq(lane_step.code_bits(oh, s1.win, L, E, R)),
+            offset.eq(lane_step.onehot_mux(oh, [Const(0, 9)] + [
                 Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
         ]
         if R:
             # the raw field follows the code (and the escaped symbol's bits)
-            m.d.comb += rawtop.eq(raw_field(oh, s1.win, L, E, R, s1.esc if E else None))
+            m.d.comb += rawtop.eq(lane_step.raw_field(oh, s1.win, L, E, R, s1.esc if E else None))
         if E:
             esym = Signal(8)
-            m.d.comb += esym.eq(escaped_symbol(oh, s1.win, L, E, R))
+            m.d.comb += esym.eq(lane_step.escaped_symbol(oh, s1.win, L, E, R))
             m.d.sync += [s2.esc.eq(s1.esc), s2.esym.eq(esym)]
         m.d.comb += index.eq(code + offset)
         m.d.comb += [ns.rport.addr.eq(Cat(index[:8], s1.bank)), ns.rport.en.eq(1)]
@@ -449,14 +426,15 @@ class LaneDecoder(wiring.Component):
                 with m.If(self.i_desc.valid):
                     desc = self.i_desc.payload
                     own = (desc.bitlen + W - 1) >> 4
-                    m.d.sync += load_descriptor(st, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0),
-                                                own=own, after_staged=[ns.released.eq(0)])
-                    start_block(m, st, st, desc, self.i_ok, self.o_tab, run=run, table=table)
+                    m.d.sync += lane_step.load_descriptor(
+                        st, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0), own=own,
+                        after_staged=[ns.released.eq(0)])
+                    lane_step.start_block(m, st, st, desc, self.i_ok, self.o_tab, run=run, table=table)
             with m.State("TABLE"):
                 with m.If(loaded):
-                    m.d.sync += take_table(st, self.o_tab, next_tab)
+                    m.d.sync += lane_step.take_table(st, self.o_tab, next_tab)
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += reject_table(st)
+                        m.d.sync += lane_step.reject_table(st)
                     m.next = "LIMITS"
             with m.State("LIMITS"):
                 m.next = "RUN"                     # (kept: one cycle for the bank bit to settle)

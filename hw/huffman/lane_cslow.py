@@ -11,7 +11,7 @@ from amaranth.lib.memory import Memory
 
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_int
-from . import spec
+from . import lane_step, spec
 from .block_parser import descriptor_layout
 from .fifo import RegisteredFlagFIFO
 from .lane import (
@@ -21,31 +21,6 @@ from .lane import (
     lane_output_layout,
     place_symbol,
     symbol_memory,
-)
-from .lane_step import (
-    account_word,
-    all_bits_in,
-    at_least,
-    bit_counts,
-    block_registers,
-    clear_error_pulses,
-    code_bits,
-    count_symbol,
-    decode_turn,
-    escaped_symbol,
-    flag_errors,
-    hold_last,
-    holds_symbol,
-    load_descriptor,
-    match_code,
-    onehot_mux,
-    raw_field,
-    reject_table,
-    stage1_fields,
-    start_block,
-    take_table,
-    tree,
-    word_room,
 )
 
 __all__ = ["CSlowLaneDecoder"]
@@ -140,7 +115,7 @@ class CSlowLaneDecoder(wiring.Component):
         s2_layout = data.StructLayout({
             "valid": 1, "low": spec.value_width(R), "place": 3, "first": 1, "last": 1})
         regs = {"state": (range(5), _IDLE)}
-        for name, shape in block_registers(B).items():
+        for name, shape in lane_step.block_registers(B).items():
             regs[name] = (shape, None)
             if name == "has_tab":
                 regs["tab"] = (8, 0xFF)
@@ -169,7 +144,7 @@ class CSlowLaneDecoder(wiring.Component):
             rel = Signal(name=f"released{k}")
             ferr = Signal(name=f"final_err{k}")
             o = self.o_sym[k]
-            head = hold_last(m, q, o, rel, ferr, item_layout)
+            head = lane_step.hold_last(m, q, o, rel, ferr, item_layout)
             tk = Signal(name=f"take{k}")
             m.d.comb += tk.eq(o.valid & o.ready)
             with m.If(tk & head.last):
@@ -225,14 +200,15 @@ class CSlowLaneDecoder(wiring.Component):
                      space_q.eq(Mux(ns.ph, ns.inflight_next[1], ns.inflight_next[0]) < _QDEPTH)]
         win = nxt.buf[B - L:]
         esc_a = Signal()               # the window starts with the escape code
-        onehot, invalid_a = match_code(m, win, ns.lim, nxt.raw_mode, L,
+        onehot, invalid_a = lane_step.match_code(m, win, ns.lim, nxt.raw_mode, L,
                                        (esc_a, *ns.esc) if E else None)
         # "enough bits for a symbol": ``fill >= L + r`` is a register of its own (``ready_n``),
         # computed in stage B from per-amount compares registered in stage A (``ge_q``), so the step
         # decision starts from flip-flops
         ready_a = Signal()
-        m.d.comb += ready_a.eq(nxt.ready | all_bits_in(nxt))
-        can_a, emit_zero_a = decode_turn(nxt, run_q, space_q)     # emit_zero_a: a zero value goes out
+        m.d.comb += ready_a.eq(nxt.ready | lane_step.all_bits_in(nxt))
+        # (emit_zero_a: a zero value goes out)
+        can_a, emit_zero_a = lane_step.decode_turn(nxt, run_q, space_q)
         step_a = Signal()
         m.d.comb += step_a.eq(can_a & ready_a)
         sel_a = Signal(S + 1)          # one-hot shift amount l + r (amount 0 also when not stepping)
@@ -246,7 +222,7 @@ class CSlowLaneDecoder(wiring.Component):
                     terms.append(plain & onehot[s - e])
                 if R and s >= R + e and s - R - e <= L:
                     terms.append(raw & onehot[s - R - e])
-            t = tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
+            t = lane_step.tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
             m.d.comb += sel_a[s].eq((step_a & t) | (~step_a if s == 0 else 0))
         # the staged word (zero if none: ``stage_n`` is written 0 then) placed behind the valid bits
         # and OR'd into the buffer here, so stage B's shift starts from one register
@@ -257,7 +233,7 @@ class CSlowLaneDecoder(wiring.Component):
         fill_pa = Signal(range(B + W + 1))
         m.d.comb += fill_pa.eq(nxt.fill + Mux(nxt.staged, W, 0))
         for s in range(S + 1):
-            m.d.comb += ge_a[s].eq(holds_symbol(fill_pa, nxt.rsel, L + E + s, R))
+            m.d.comb += ge_a[s].eq(lane_step.holds_symbol(fill_pa, nxt.rsel, L + E + s, R))
         ge_q = Signal(S + 1)
         m.d.sync += ge_q.eq(ge_a)
         sel_q = Signal(S + 1, init=1)
@@ -286,13 +262,13 @@ class CSlowLaneDecoder(wiring.Component):
         # start at a flip-flop
         m.d.sync += [ns.emit.eq(ns.step_a & ~ns.invalid_a),
                      ns.out_q.eq((ns.step_a & ~ns.invalid_a) | ns.emit_zero_a)]
-        m.d.sync += nxt.buf.eq(tree([Mux(sel_q[s], (ns.bufm_q << s)[:B], 0) for s in range(S + 1)],
+        m.d.sync += nxt.buf.eq(lane_step.tree([Mux(sel_q[s], (ns.bufm_q << s)[:B], 0) for s in range(S + 1)],
                                     lambda a, b: a | b))
-        m.d.sync += nxt.ready.eq(onehot_mux(sel_q, [ns.ge_q[s] for s in range(S + 1)]))
+        m.d.sync += nxt.ready.eq(lane_step.onehot_mux(sel_q, [ns.ge_q[s] for s in range(S + 1)]))
         # fill: one subtraction of the amount (binary, OR-encoded from the one-hot); no amount (an
         # invalid code) empties the buffer, as the one-cycle lane does
         amount = Signal(range(S + 1))
-        m.d.comb += amount.eq(onehot_mux(sel_q, [Const(s, range(S + 1)) for s in range(S + 1)]))
+        m.d.comb += amount.eq(lane_step.onehot_mux(sel_q, [Const(s, range(S + 1)) for s in range(S + 1)]))
         fill_next = Signal(range(B + W + 1))
         m.d.comb += fill_next.eq(Mux(sel_q.any(), ns.fill_p_q - amount, 0))
         m.d.sync += nxt.fill.eq(fill_next[:len(nxt.fill)])
@@ -310,7 +286,7 @@ class CSlowLaneDecoder(wiring.Component):
         # whether a word may be taken, from the next context's registers (stage A), registered
         pop_ok_q = Signal()
         buf_ok_q = Signal()
-        room_a = word_room(nxt.staged, nxt.fill, B)
+        room_a = lane_step.word_room(nxt.staged, nxt.fill, B)
         m.d.sync += [
             pop_ok_q.eq(ns.run_q & nxt.words_nz & (nxt.zeroing | ~nxt.own_nz | ~nxt.nleft_nz | room_a)),
             buf_ok_q.eq(~nxt.zeroing & nxt.own_nz & nxt.nleft_nz),
@@ -324,9 +300,9 @@ class CSlowLaneDecoder(wiring.Component):
             self.i_words[1].ready.eq(pop & ph),
         ]
         m.d.sync += [nxt.stage.eq(Mux(pop_buf, words[:W], 0)), nxt.staged.eq(pop_buf)]
-        m.d.sync += clear_error_pulses(self)
-        account_word(m, cur, nxt, pop, words)
-        count_symbol(m, cur, nxt, ns.out_q)
+        m.d.sync += lane_step.clear_error_pulses(self)
+        lane_step.account_word(m, cur, nxt, pop, words)
+        lane_step.count_symbol(m, cur, nxt, ns.out_q)
 
     def _stage1(self, m, ns):
         """Stage 1 (rotating): the registered window and length; the bit-length checks. The one-hot
@@ -339,8 +315,8 @@ class CSlowLaneDecoder(wiring.Component):
         s1, s1_n = cur.s1, nxt.s1
         m.d.sync += [
             s1_n.valid.eq(ns.out_q),
-            *stage1_fields(s1_n, cur, win=cur.buf[B - L - E - R:], onehot=ns.oh_q, raw=s1_n.rsel.eq(cur.rsel),
-                           zero=ns.emit_zero_q, dec=ns.emit),
+            *lane_step.stage1_fields(s1_n, cur, win=cur.buf[B - L - E - R:], onehot=ns.oh_q,
+                                     raw=s1_n.rsel.eq(cur.rsel), zero=ns.emit_zero_q, dec=ns.emit),
         ]
         if E:
             m.d.sync += s1_n.esc.eq(ns.esc_q)
@@ -351,14 +327,15 @@ class CSlowLaneDecoder(wiring.Component):
         exact_terms_q = Signal(L + 1)      # per amount: selected and equal to the bits left
         short_q = Signal()                 # fewer than 64 bits left
         cons_q = Signal(range(S + 1))
-        by_len = partial(bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1_n.rsel,
+        by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1_n.rsel,
                          esc=s1_n.esc if E else None)
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
         m.d.sync += [
-            within_q.eq((hi_nz & oh.any()) | onehot_mux(oh, by_len(lambda k: at_least(lo, k)))),
+            within_q.eq((hi_nz & oh.any())
+                        | lane_step.onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
             exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
             short_q.eq(~hi_nz),
-            cons_q.eq(onehot_mux(oh, by_len(lambda k: k))),
+            cons_q.eq(lane_step.onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = s1.valid & s1.dec & ~cur.late
         trunc = Signal()
@@ -369,7 +346,7 @@ class CSlowLaneDecoder(wiring.Component):
         # registered per-amount terms (the compares and the OR tree are not one path)
         exact_q = Signal()
         m.d.comb += exact_q.eq(short_q & exact_terms_q.any())
-        flag_errors(m, cur, nxt, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact_q,
+        lane_step.flag_errors(m, cur, nxt, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact_q,
                     invalid=ns.step_q & ns.invalid_q, cons=cons_q)
         ns.s1_zero = s1.zero | cur.late | ~within_q
         for k in range(2):
@@ -389,18 +366,19 @@ class CSlowLaneDecoder(wiring.Component):
         L, R, E, cur, nxt = self._L, self._R, self._E, ns.cur, ns.nxt
         s1, s1_n, s2, s2_n = cur.s1, nxt.s1, cur.s2, nxt.s2
         oh = s1_n.onehot
-        code_a = code_bits(oh, s1_n.win, L, E, R)
+        code_a = lane_step.code_bits(oh, s1_n.win, L, E, R)
         offmem = Memory(shape=9, depth=256, init=[])   # 256 deep: a block RAM, not flip-flops
         m.submodules.offmem = offmem
         owport = offmem.write_port()
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
-        m.d.comb += orport.addr.eq(Cat(onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)]), cur.bank))
+        length = lane_step.onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)])
+        m.d.comb += orport.addr.eq(Cat(length, cur.bank))
         rawtop_q = Signal(max(R, 1))
         if R:
             # the raw field follows the code (after the escaped symbol's bits for an escape)
-            m.d.sync += rawtop_q.eq(raw_field(oh, s1_n.win, L, E, R, s1_n.esc if E else None))
+            m.d.sync += rawtop_q.eq(lane_step.raw_field(oh, s1_n.win, L, E, R, s1_n.esc if E else None))
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [ns.rport.addr.eq(index_q), ns.rport.en.eq(1)]
@@ -411,7 +389,7 @@ class CSlowLaneDecoder(wiring.Component):
             esym_q = Signal(8)
             esym_d = Signal(8)
             esc_d = Signal()
-            m.d.sync += [esym_q.eq(escaped_symbol(oh, s1_n.win, L, E, R)), esym_d.eq(esym_q),
+            m.d.sync += [esym_q.eq(lane_step.escaped_symbol(oh, s1_n.win, L, E, R)), esym_d.eq(esym_q),
                          esc_d.eq(s1.esc)]
             m.d.sync += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
         else:
@@ -473,15 +451,15 @@ class CSlowLaneDecoder(wiring.Component):
                 m.d.comb += [self.i_desc[0].ready.eq(desc_valid & ~ph),
                              self.i_desc[1].ready.eq(desc_valid & ph)]
                 with m.If(desc_valid):
-                    m.d.sync += load_descriptor(nxt, desc, nonzero=desc_nz_q, own=own_q,
+                    m.d.sync += lane_step.load_descriptor(nxt, desc, nonzero=desc_nz_q, own=own_q,
                                                 after_fill=[nxt.ready.eq(0)], after_staged=[nxt.stage.eq(0)])
-                    start_block(m, cur, nxt, desc, self.i_ok, cur.tab, run=lambda: goto(_RUN, True),
+                    lane_step.start_block(m, cur, nxt, desc, self.i_ok, cur.tab, run=lambda: goto(_RUN, True),
                                 table=lambda: goto(_TABLE, False))
             with m.Case(_TABLE):
                 with m.If(loaded_q):
-                    m.d.sync += [*take_table(nxt, nxt.tab, next_tab), nxt.state.eq(_LIMITS)]
+                    m.d.sync += [*lane_step.take_table(nxt, nxt.tab, next_tab), nxt.state.eq(_LIMITS)]
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += reject_table(nxt)
+                        m.d.sync += lane_step.reject_table(nxt)
             with m.Case(_LIMITS):
                 goto(_RUN, True)
             with m.Case(_RUN):
