@@ -11,9 +11,9 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..lib.sections import elaborate_sections
-from ..params import check_bool, check_int
 from . import lane_step, spec
 from .block_parser import descriptor_layout
+from .lane_step import buffer_bits
 from .table_loader import table_bus
 
 __all__ = ["LaneDecoder", "lane_output_layout", "buffer_bits"]
@@ -23,17 +23,6 @@ _QDEPTH = 4        # output queue entries (values in the queue and in flight: th
 
 def lane_output_layout(raw_bits):
     return data.StructLayout({"value": spec.value_width(raw_bits), "first": 1, "last": 1, "err": 1})
-
-
-def buffer_bits(max_len, raw_bits, escape=False):
-    """Bit-buffer width ``L + R + 40`` (``L + 8 + R + 40`` with escape codes: an escaped symbol needs
-    :data:`~hw.huffman.spec.ESCAPE_BITS` more bits). A symbol needs ``L + r`` bits in the buffer; a
-    word is taken when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
-    nothing, and a taken word reaches the buffer a cycle later. That costs slack: with 40 bits a
-    lane whose codes plus raw bits average at most 16 bits (the input rate) does not run dry
-    (checked at the length limit by the tests, measured by the bench); ``L + R + 32`` already
-    leaves bubbles with 8- and 12-bit codes at L = 12 (1273 cycles for 1200 symbols)."""
-    return max_len + raw_bits + (spec.ESCAPE_BITS if escape else 0) + 40
 
 
 def lane_members(max_len, raw_bits, contexts=1, escape=False):
@@ -187,11 +176,8 @@ class LaneDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
-        self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
-        self._R = check_int("raw_bits", raw_bits, 0, 8)
-        self._escape = check_bool("escape", escape)
-        self._E = spec.ESCAPE_BITS if self._escape else 0     # bits an escape code adds to a symbol
-        self._B = buffer_bits(self._L, self._R, self._escape)
+        params = lane_step.lane_parameters(max_len, raw_bits, escape)
+        self._L, self._R, self._escape, self._E, self._B = params
         super().__init__(lane_members(self._L, self._R, escape=self._escape))
 
     def elaborate(self, platform):

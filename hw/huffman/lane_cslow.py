@@ -10,12 +10,10 @@ from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
 from ..lib.sections import elaborate_sections
-from ..params import check_bool, check_int
 from . import lane_step, spec
 from .block_parser import descriptor_layout
 from .fifo import RegisteredFlagFIFO
 from .lane import (
-    buffer_bits,
     compose_parts,
     lane_members,
     lane_output_layout,
@@ -85,11 +83,8 @@ class CSlowLaneDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
-        self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
-        self._R = check_int("raw_bits", raw_bits, 0, 8)
-        self._escape = check_bool("escape", escape)
-        self._E = spec.ESCAPE_BITS if self._escape else 0     # bits an escape code adds to a symbol
-        self._B = buffer_bits(self._L, self._R, self._escape)
+        params = lane_step.lane_parameters(max_len, raw_bits, escape)
+        self._L, self._R, self._escape, self._E, self._B = params
         self._S = self._L + self._E + self._R                  # largest shift amount
         super().__init__(lane_members(self._L, self._R, contexts=2, escape=self._escape))
 

@@ -13,17 +13,41 @@ the other halves of their rotating pairs. Each function adds its statements in o
 
 from amaranth.hdl import Const, Mux, Signal
 
+from ..params import check_bool, check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
 
 __all__ = [
-    "block_registers", "tree", "at_least", "onehot_mux", "match_code", "holds_symbol", "all_bits_in",
-    "decode_turn",
+    "buffer_bits", "lane_parameters", "block_registers", "tree", "at_least", "onehot_mux", "match_code",
+    "holds_symbol", "all_bits_in", "decode_turn",
     "bit_counts", "code_bits", "raw_field", "escaped_symbol", "word_room", "account_word",
     "count_symbol", "flag_errors", "stage1_fields", "hold_last", "load_descriptor", "reject_table",
     "take_table", "start_block", "clear_error_pulses",
 ]
+
+
+def buffer_bits(max_len, raw_bits, escape=False):
+    """Bit-buffer width ``L + R + 40`` (``L + 8 + R + 40`` with escape codes: an escaped symbol needs
+    :data:`~hw.huffman.spec.ESCAPE_BITS` more bits). A symbol needs ``L + r`` bits in the buffer; a
+    word is taken when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
+    nothing, and a taken word reaches the buffer a cycle later. That costs slack: with 40 bits a
+    lane whose codes plus raw bits average at most 16 bits (the input rate) does not run dry
+    (checked at the length limit by the tests, measured by the bench); ``L + R + 32`` already
+    leaves bubbles with 8- and 12-bit codes at L = 12 (1273 cycles for 1200 symbols)."""
+    return max_len + raw_bits + (spec.ESCAPE_BITS if escape else 0) + 40
+
+
+def lane_parameters(max_len, raw_bits, escape):
+    """A lane's checked parameters ``(L, R, escape, E, B)``: ``E`` the bits an escape code adds to a
+    symbol (0 without escape codes), ``B`` the bit buffer's width (:func:`buffer_bits`).
+
+    Raises ``ValueError`` if ``max_len`` is outside 8..16 or ``raw_bits`` outside 0..8, ``TypeError``
+    if ``escape`` is not a bool."""
+    L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
+    R = check_int("raw_bits", raw_bits, 0, 8)
+    escape = check_bool("escape", escape)
+    return L, R, escape, spec.ESCAPE_BITS if escape else 0, buffer_bits(L, R, escape)
 
 
 def block_registers(buffer_bits):
