@@ -129,6 +129,10 @@ class LaneDecoder(wiring.Component):
     :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` (``HuffmanDecoder(contexts=2)``), one lane
     decoder serving two format lanes alternately.
 
+    The algorithm's parts that the two-context lane shares are functions of
+    :mod:`hw.huffman.lane_step`; ``elaborate`` runs in sections (registers, output, intake,
+    decode, stage 1, lookup, block control).
+
     Table selection follows the spec: the lane keeps its table or moves to the next one (waiting until
     the loader has completed it, ``i_count``); ``o_tab`` tells the loader which table the lane uses.
 

@@ -32,7 +32,8 @@ class CSlowLaneDecoder(wiring.Component):
     """Decodes two format lanes (contexts 0 and 1) of each block, one symbol per cycle in total.
 
     The decode of one context is the algorithm of :class:`~hw.huffman.lane.LaneDecoder` (same
-    checks, errors, outputs and per-block behaviour; read its docstring), C-slowed: every
+    checks, errors, outputs and per-block behaviour; read its docstring; the parts that are not
+    retimed are the same functions of :mod:`hw.huffman.lane_step`), C-slowed: every
     per-context register exists twice as a rotating pair (``x``, the current context's value, read
     by the logic; ``x_n``, the other context's value, written by the logic and copied into ``x``
     every cycle), so the contexts alternate cycle by cycle (context ``ph`` is current in a cycle)
