@@ -177,6 +177,8 @@ class LaneDecoder(wiring.Component):
     ------
     ValueError
         If ``max_len`` or ``raw_bits`` is out of range.
+    TypeError
+        If ``escape`` is not a bool.
     """
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
@@ -328,13 +330,9 @@ class LaneDecoder(wiring.Component):
         symbol meanwhile: it leaves as 0 and raises no error (as in the golden model)."""
         L, R, E, B, st, s1 = self._L, self._R, self._E, self._B, ns.st, ns.s1
         emit, emit_zero = ns.emit, ns.emit_zero
-        m.d.sync += [
-            ns.s1_valid.eq(emit | emit_zero),
-            *lane_step.stage1_fields(s1, st, win=st.buf[B - L - E - R:], onehot=ns.onehot,
-                                     raw=s1.r.eq(ns.r_bits), zero=emit_zero, dec=emit),
-        ]
-        if E:
-            m.d.sync += s1.esc.eq(ns.esc_hit)
+        lane_step.load_stage1(m, s1, st, valid=ns.s1_valid.eq(emit | emit_zero), win=st.buf[B - L - E - R:],
+                              onehot=ns.onehot, raw=s1.r.eq(ns.r_bits), zero=emit_zero, dec=emit,
+                              esc=s1.esc.eq(ns.esc_hit) if E else None)
         oh = s1.onehot
         hi_nz = st.bits_left[6:].any()
         lo = st.bits_left[:6]

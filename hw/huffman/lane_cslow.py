@@ -79,8 +79,9 @@ class CSlowLaneDecoder(wiring.Component):
 
     Raises
     ------
-    ValueError
-        If ``max_len`` or ``raw_bits`` is out of range.
+    ValueError, TypeError
+        As :class:`~hw.huffman.lane.LaneDecoder` (the same checks:
+        :func:`~hw.huffman.lane_step.lane_parameters`).
     """
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
@@ -309,13 +310,9 @@ class CSlowLaneDecoder(wiring.Component):
         flip-flops."""
         L, R, E, B, S, cur, nxt = self._L, self._R, self._E, self._B, self._S, ns.cur, ns.nxt
         s1, s1_n = cur.s1, nxt.s1
-        m.d.sync += [
-            s1_n.valid.eq(ns.out_q),
-            *lane_step.stage1_fields(s1_n, cur, win=cur.buf[B - L - E - R:], onehot=ns.oh_q,
-                                     raw=s1_n.rsel.eq(cur.rsel), zero=ns.emit_zero_q, dec=ns.emit),
-        ]
-        if E:
-            m.d.sync += s1_n.esc.eq(ns.esc_q)
+        lane_step.load_stage1(m, s1_n, cur, valid=s1_n.valid.eq(ns.out_q), win=cur.buf[B - L - E - R:],
+                              onehot=ns.oh_q, raw=s1_n.rsel.eq(cur.rsel), zero=ns.emit_zero_q, dec=ns.emit,
+                              esc=s1_n.esc.eq(ns.esc_q) if E else None)
         oh = s1_n.onehot
         hi_nz = nxt.bits_left[6:].any()
         lo = nxt.bits_left[:6]

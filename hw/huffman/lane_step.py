@@ -22,7 +22,7 @@ __all__ = [
     "buffer_bits", "lane_parameters", "block_registers", "tree", "at_least", "onehot_mux", "match_code",
     "holds_symbol", "all_bits_in", "decode_turn",
     "bit_counts", "code_bits", "raw_field", "escaped_symbol", "word_room", "account_word",
-    "count_symbol", "flag_errors", "stage1_fields", "hold_last", "load_descriptor", "reject_table",
+    "count_symbol", "flag_errors", "load_stage1", "hold_last", "load_descriptor", "reject_table",
     "take_table", "start_block", "clear_error_pulses",
 ]
 
@@ -220,14 +220,17 @@ def clear_error_pulses(lane):
             lane.o_err_crc.eq(0)]
 
 
-def stage1_fields(s1, cur, *, win, onehot, raw, zero, dec):
-    """Stage 1's register loads for a decoded symbol: window, one-hot length, the block's mode,
-    ``raw`` (the caller's raw-bits field load), exponent bits, bank, zero/decoded, first/last."""
-    return [
-        s1.win.eq(win), s1.onehot.eq(onehot),
+def load_stage1(m, s1, cur, *, valid, win, onehot, raw, zero, dec, esc=None):
+    """Stage 1's register loads for a decoded symbol: ``valid`` (the caller's valid-bit load),
+    window, one-hot length, the block's mode, ``raw`` (the caller's raw-bits field load), exponent
+    bits, bank, zero/decoded, first/last; then ``esc`` (the escape flag's load, with escape codes)."""
+    m.d.sync += [
+        valid, s1.win.eq(win), s1.onehot.eq(onehot),
         s1.mode.eq(cur.d.mode), raw, s1.ebits.eq(cur.d.ebits), s1.bank.eq(cur.bank),
         s1.zero.eq(zero), s1.dec.eq(dec), s1.first.eq(cur.is_first), s1.last.eq(cur.n_left == 1),
     ]
+    if esc is not None:
+        m.d.sync += esc
 
 
 def hold_last(m, queue, o_sym, released, final_err, layout):
