@@ -10,11 +10,14 @@ which move whenever code moves). It then compares them with
   ``git worktree add --detach`` into a temporary directory, this script run there), or
 * ``--ref DIR``: RTLIL files saved earlier with ``--save DIR``,
 
-and prints ``identical`` / ``different`` per design (exit status 1 if any differs).
+and prints ``identical`` / ``different`` per design (exit status 1 if any differs). ``--matrix`` adds
+more configurations of the blocks that list them in :data:`MATRICES` (the Huffman decoder's lane
+kinds, code lengths, lane counts, escape and raw-bit widths).
 
     python -m bench.rtlil_compare --base main
     python -m bench.rtlil_compare --save build/rtlil-ref     # later: --ref build/rtlil-ref
     python -m bench.rtlil_compare --base main --only hdqt_layer
+    python -m bench.rtlil_compare --base main --only huffman_decoder --matrix
 
 The script works against revisions where the board configuration lived in ``boards/config.py``
 (it imports whichever module a revision has), so that it can compare across that move.
@@ -35,7 +38,21 @@ from amaranth.back import rtlil
 
 from hw.blocks import all_blocks
 
-__all__ = ["designs", "strip_src", "write_designs", "compare"]
+__all__ = ["designs", "strip_src", "write_designs", "compare", "MATRICES"]
+
+
+def _huffman_matrix():
+    """L = 8, 12, 16 x N = 1, 2 x contexts 1, 2 x escape off/on (R = 8), and R = 0, 1 at L = 12,
+    N = 1, escape on, for both lane kinds."""
+    out = [{"max_len": max_len, "lanes": lanes, "contexts": contexts, "escape": escape, "raw_bits": 8}
+           for max_len in (8, 12, 16) for lanes in (1, 2) for contexts in (1, 2) for escape in (False, True)]
+    out += [{"max_len": 12, "lanes": 1, "contexts": contexts, "escape": True, "raw_bits": raw_bits}
+            for raw_bits in (0, 1) for contexts in (1, 2)]
+    return out
+
+
+#: ``--matrix``: per block, a function giving more parameter sets (over the registry defaults).
+MATRICES = {"huffman_decoder": _huffman_matrix}
 
 
 def strip_src(text):
@@ -54,14 +71,17 @@ def _make_core():
         return importlib.import_module("boards.top").make_core, cfg.BOARD_CONFIGS, cfg.SIM_CONFIG
 
 
-def designs(only=None):
-    """``{design name: factory}``: each block's registry configurations and the board cores."""
+def designs(only=None, matrix=False):
+    """``{design name: factory}``: each block's registry configurations (with ``matrix``, also those
+    of :data:`MATRICES`) and the board cores."""
     out = {}
     for name, spec in all_blocks().items():
         if only and name not in only:
             continue
         configs = [spec.defaults(), {**spec.defaults(), **spec.smoke_params},
                    {**spec.defaults(), **spec.synth_overrides()}]
+        if matrix and name in MATRICES:
+            configs += [{**spec.defaults(), **params} for params in MATRICES[name]()]
         seen = []
         for params in configs:
             if params in seen:
@@ -83,12 +103,12 @@ def _file_name(label):
     return hashlib.sha256(label.encode()).hexdigest()[:16] + ".il"
 
 
-def write_designs(out_dir, only=None, progress=None):
+def write_designs(out_dir, only=None, progress=None, matrix=False):
     """Write every design's stripped RTLIL into ``out_dir`` (and ``index.json``: label -> file)."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     index = {}
-    for label, factory in designs(only).items():
+    for label, factory in designs(only, matrix).items():
         if progress:
             progress(f"  rtlil {label}")
         text = strip_src(rtlil.convert(factory(), name="top"))
@@ -125,7 +145,7 @@ def compare(ref_dir, new_dir, subset=False):
     return rows
 
 
-def _generate_at(rev, out_dir, only):
+def _generate_at(rev, out_dir, only, matrix=False):
     """Generate the designs of git revision ``rev`` into ``out_dir`` (a temporary worktree)."""
     root = Path(__file__).resolve().parents[1]
     with tempfile.TemporaryDirectory(prefix="rtlil-base-") as tmp:
@@ -137,6 +157,8 @@ def _generate_at(rev, out_dir, only):
             cmd = [sys.executable, str(Path(__file__).resolve()), "--save", str(out_dir)]
             if only:
                 cmd += ["--only", *only]
+            if matrix:
+                cmd += ["--matrix"]
             subprocess.run(cmd, cwd=tree, env=env, check=True)
         finally:
             subprocess.run(["git", "-C", str(root), "worktree", "remove", "--force", str(tree)], check=True)
@@ -149,17 +171,19 @@ def main(argv=None):
     what.add_argument("--ref", metavar="DIR", help="compare with RTLIL saved by --save DIR")
     what.add_argument("--save", metavar="DIR", help="write this tree's RTLIL into DIR")
     ap.add_argument("--only", nargs="+", metavar="BLOCK", help="only these ('boards': board cores)")
+    ap.add_argument("--matrix", action="store_true",
+                    help="also the configurations of MATRICES (" + ", ".join(MATRICES) + ")")
     args = ap.parse_args(argv)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
     if args.save:
-        write_designs(args.save, args.only, progress=say)
+        write_designs(args.save, args.only, progress=say, matrix=args.matrix)
         return 0
     with tempfile.TemporaryDirectory(prefix="rtlil-") as tmp:
         new_dir = Path(tmp) / "new"
-        write_designs(new_dir, args.only, progress=say)
+        write_designs(new_dir, args.only, progress=say, matrix=args.matrix)
         if args.base:
             ref_dir = Path(tmp) / "base"
-            _generate_at(args.base, ref_dir, args.only)
+            _generate_at(args.base, ref_dir, args.only, args.matrix)
         else:
             ref_dir = Path(args.ref)
         rows = compare(ref_dir, new_dir, subset=bool(args.only))

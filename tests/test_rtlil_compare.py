@@ -1,6 +1,6 @@
 """bench/rtlil_compare.py: src attributes do not count, any other change does."""
 
-from bench.rtlil_compare import compare, strip_src, write_designs
+from bench.rtlil_compare import compare, designs, strip_src, write_designs
 
 
 def test_strip_src_keeps_everything_else():
@@ -17,3 +17,16 @@ def test_compare_finds_identical_and_changed_designs(tmp_path):
     changed = new / index[label]
     changed.write_text(changed.read_text().replace("wire width 16", "wire width 17", 1))
     assert dict(compare(ref, new))[label] == "different (2 lines)"
+
+
+def test_matrix_adds_the_huffman_lane_kinds():
+    plain = designs(only=["huffman_decoder"])
+    more = designs(only=["huffman_decoder"], matrix=True)
+    assert set(plain) < set(more)
+    added = [label for label in more if label not in plain]
+    for contexts in (1, 2):
+        for escape in (False, True):
+            for cfg in ("lanes=1 max_len=8", "lanes=2 max_len=12", "lanes=1 max_len=16"):
+                assert any(f"contexts={contexts} escape={escape}" in label and cfg in label
+                           for label in more), (contexts, escape, cfg)
+    assert len(added) == len(set(added)) and len(more) == 28

@@ -3,8 +3,10 @@ lane, with run-time double-buffered tables, sticky error flags and a repacker in
 packed-weight stream.
 
 See :mod:`hw.huffman.spec` for the format (the one definition shared with the golden model),
-:mod:`hw.huffman.decoder` for the N-lane decoder, :mod:`hw.huffman.lane` for the decode loop,
-:mod:`hw.huffman.table_loader`, :mod:`hw.huffman.block_parser` and :mod:`hw.huffman.repack`.
+:mod:`hw.huffman.decoder` for the N-lane decoder, :mod:`hw.huffman.lane` and
+:mod:`hw.huffman.lane_cslow` for the one-cycle and C-slow decode loops (their common parts in
+:mod:`hw.huffman.lane_step`), :mod:`hw.huffman.table_loader`, :mod:`hw.huffman.block_parser` and
+:mod:`hw.huffman.repack`.
 """
 
 from ..blocks import BlockSpec, Param, declared_defaults

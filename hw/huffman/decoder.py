@@ -8,6 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
@@ -164,137 +165,81 @@ class HuffmanDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        core = Module()
-        N, C = self._N, self._C
-        F = N * C
+        core = elaborate_sections(Module(), self._lanes, self._inputs, self._permit, self._join,
+                                  self._errors_and_counters)
+        m.submodules.core = ResetInserter({"sync": self.i_clear})(core)
+        return m
 
-        core.submodules.parser = parser = BlockParser(lanes=F, raw_bits=self._R)
-        table = self._impl == "table"
-        loader_cls = CompactTableLoader if table else TableLoader
-        core.submodules.loader = loader = loader_cls(max_len=self._L, escape=self._escape)
+    def _lanes(self, core, ns):
+        """Parser, table loader, the lanes and per format lane a word FIFO and a descriptor FIFO."""
+        N, C = self._N, self._C
+        kind = _TableLookup if self._impl == "table" else _LANE_KINDS[C]
+        core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R)
+        core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape)
         lanes = []
-        ports = []          # per format lane f = c * N + i: (words, desc, sym, tab) of lane i, context c
         for k in range(N):
-            if table:
-                lane = TableLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
-            elif C == 1:
-                lane = LaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
-            else:
-                lane = CSlowLaneDecoder(max_len=self._L, raw_bits=self._R, escape=self._escape)
+            lane = kind.lane_class(max_len=self._L, raw_bits=self._R, escape=self._escape)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
             core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
-                            for name in table_bus(self._L, offset_port=C == 2 or table, escape=self._escape)]
-        for c in range(C):
-            for lane in lanes:
-                if C == 1:
-                    ports.append((lane.i_words, lane.i_desc, lane.o_sym, lane.o_tab))
-                else:
-                    ports.append((lane.i_words[c], lane.i_desc[c], lane.o_sym[c], lane.o_tab[c]))
+                            for name in table_bus(self._L, offset_port=kind.offset_port, escape=self._escape)]
+        # per format lane f = c * N + i: (words, desc, sym, tab) of lane i, context c
+        ports = [kind.port(lane, c) for c in range(C) for lane in lanes]
         fifos = []
         for f, (words, desc, _, _) in enumerate(ports):
             wfifo = RegisteredFlagFIFO(width=spec.WORD + 1, depth=self._depth)
-            # one descriptor register per format lane with two contexts (area: the parser's output
-            # register holds the next one), a 2-entry FIFO otherwise
-            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=1 if C == 2 else 2)
+            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=kind.desc_depth)
             core.submodules[f"wfifo{f}"] = wfifo
             core.submodules[f"dfifo{f}"] = dfifo
             fifos.append((wfifo, dfifo))
             core.d.comb += [
                 desc.valid.eq(dfifo.r_rdy), desc.payload.eq(dfifo.r_data), dfifo.r_en.eq(desc.ready),
             ]
-            if C == 1:
-                core.d.comb += [
-                    words.valid.eq(wfifo.r_rdy), words.payload.eq(wfifo.r_data), wfifo.r_en.eq(words.ready),
-                ]
-            else:
-                # a 3-entry register FIFO between the (block RAM) word FIFO and the lane: the lane's
-                # word-take drives only local flip-flops, the RAM FIFO's read a register-derived ready
-                # (the RAM FIFO's read enable is ``near.w_rdy``, a register in RegisteredFlagFIFO)
-                near = RegisteredFlagFIFO(width=spec.WORD + 1, depth=3)
-                core.submodules[f"wnear{f}"] = near
-                core.d.comb += [
-                    near.w_en.eq(wfifo.r_rdy), near.w_data.eq(wfifo.r_data), wfifo.r_en.eq(near.w_rdy),
-                    words.valid.eq(near.r_rdy), words.payload.eq(near.r_data), near.r_en.eq(words.ready),
-                ]
+            kind.feed_words(core, f, wfifo, words)
+        ns.keep(locals(), "kind parser loader lanes ports fifos")
 
-        # inputs: the data stream goes to the parser, tables to the loader
+    def _inputs(self, core, ns):
+        """The data stream to the parser, tables to the loader; the parser's beats and descriptors
+        to every format lane's FIFOs at once."""
+        parser, loader, fifos = ns.parser, ns.loader, ns.fifos
         core.d.comb += [
             parser.i_data.valid.eq(self.i_data.valid), parser.i_data.payload.eq(self.i_data.payload),
             self.i_data.ready.eq(parser.i_data.ready),
         ]
-        if C == 1:
-            core.d.comb += [
-                loader.i_table.valid.eq(self.i_table.valid), loader.i_table.payload.eq(self.i_table.payload),
-                self.i_table.ready.eq(loader.i_table.ready),
-            ]
-        else:
-            # a small FIFO in front of the loader: its input word comes from a local register
-            # (the count adders start there), and its ready is not the loader's state logic
-            core.submodules.tfifo = tfifo = RegisteredFlagFIFO(width=len(self.i_table.payload.as_value()),
-                                                             depth=4)
-            core.d.comb += [
-                tfifo.w_en.eq(self.i_table.valid), tfifo.w_data.eq(self.i_table.payload),
-                self.i_table.ready.eq(tfifo.w_rdy),
-                loader.i_table.valid.eq(tfifo.r_rdy), loader.i_table.payload.eq(tfifo.r_data),
-                tfifo.r_en.eq(loader.i_table.ready),
-            ]
-        # parser -> lane FIFOs: a beat (or descriptor) goes to every format lane at once
-        if C == 1:
-            words_room = Cat(*(w.w_rdy for w, _ in fifos)).all()
-        else:
-            # a register: every word FIFO had three free entries a cycle ago (taken beats reach the
-            # FIFOs a cycle later, through a register: so one is free when it arrives)
-            words_room = Signal()
-            core.d.sync += words_room.eq(Cat(*(w.w_level <= self._depth - 3 for w, _ in fifos)).all())
-        desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
-        if C == 2:
-            # a register: only the parser writes these, and never in the cycle before it offers a
-            # descriptor (a lane's read only makes room: a cycle-old "room" is safe)
-            desc_room_q = Signal()
-            core.d.sync += desc_room_q.eq(desc_room)
-            desc_room = desc_room_q
+        ns.kind.feed_table(core, self.i_table, loader)
+        words_room, desc_room = ns.kind.parser_room(core, fifos, self._depth)
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
         words_v = Signal()
         words_d = Signal.like(parser.o_words.payload)
-        if C == 1:
-            core.d.comb += [words_v.eq(parser.o_words.valid & words_room), words_d.eq(parser.o_words.payload)]
-        else:
-            core.d.sync += [words_v.eq(parser.o_words.valid & words_room), words_d.eq(parser.o_words.payload)]
+        core.d[ns.kind.beat_domain] += [words_v.eq(parser.o_words.valid & words_room),
+                                         words_d.eq(parser.o_words.payload)]
         for f, (wfifo, dfifo) in enumerate(fifos):
             core.d.comb += [
                 wfifo.w_en.eq(words_v), wfifo.w_data.eq(words_d[f]),
                 dfifo.w_en.eq(parser.o_desc.valid & desc_room), dfifo.w_data.eq(parser.o_desc.payload[f]),
             ]
 
-        # loader permission: table t overwrites table t-2; wait until every lane is past it
-        # (a register: the loader reads it only two cycles after its count last changed, and a
-        # lane's table number only grows, so a one-cycle-old permit is never too permissive)
-        # (``t - tab <= 1`` modulo 256 as two equalities, with ``t - 1`` a loader register: no
-        # subtraction before the compare)
+    def _permit(self, core, ns):
+        """Loader permission: table t overwrites table t-2; wait until every lane is past it (a
+        register: the loader reads it only two cycles after its count last changed, and a lane's
+        table number only grows, so a one-cycle-old permit is never too permissive)
+        (``t - tab <= 1`` modulo 256 as two equalities, with ``t - 1`` a loader register: no
+        subtraction before the compare)."""
+        loader = ns.loader
         t = loader.o_count
-        beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ports)).all()
+        beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ns.ports)).all()
         permit_q = Signal()
         core.d.sync += permit_q.eq(~loader.o_two | beyond)
         core.d.comb += loader.i_permit.eq(permit_q)
 
-        # output join: a beat when every lane has a value. With two contexts the beats alternate
-        # between context 0 (format lanes 0..N-1) and context 1 (format lanes N..2N-1) of every lane:
-        # block order. A block's first beat is context 0's first, its last beat context 1's last;
-        # ``err`` on it also covers context 0's lanes (remembered from context 0's last beat).
-        syms = [p[2] for p in ports]
+    def _join(self, core, ns):
+        """Output join: a beat when every lane has a value (with two contexts, of the context whose
+        turn it is: see :class:`_TwoContexts`)."""
+        N, kind = self._N, ns.kind
+        syms = [p[2] for p in ns.ports]
         bph = Signal()                      # context of the next output beat
-        if C == 1:
-            cur = syms
-        else:
-            cur = [SimpleNamespace(valid=Signal(name=f"cur{i}_valid"),
-                                   payload=Signal(syms[i].payload.shape(), name=f"cur{i}_payload"))
-                   for i in range(N)]
-            for i in range(N):
-                core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
-                                cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
-        # the joined beat (``jv``/``jr``/``jp``): straight out with one context; with two, through a
-        # 5-entry output FIFO so that the consumer's ready does not reach the lanes' queues
+        cur = kind.heads(core, syms, N, bph)
+        # the joined beat (``jv``/``jr``/``jp``)
         jv = Signal()
         jr = Signal()
         jp = Signal(output_layout(N, self._R))
@@ -302,50 +247,16 @@ class HuffmanDecoder(wiring.Component):
         join_take = jv & jr
         core.d.comb += jv.eq(all_valid)
         for f, sym in enumerate(syms):
-            if C == 1:
-                core.d.comb += sym.ready.eq(jr & all_valid)
-            else:
-                # flat: this context's turn, and the other lanes' values of this context are there
-                # (not its own ``valid``: a transfer needs it anyway, and without it the queue's
-                # read enable is one AND of registers)
-                c = f // N
-                others = [syms[c * N + i].valid for i in range(N) if c * N + i != f]
-                core.d.comb += sym.ready.eq(jr & (bph == c) & Cat(*others).all())
+            core.d.comb += sym.ready.eq(kind.sym_ready(syms, f, N, jr, all_valid, bph))
         for i in range(N):
             core.d.comb += jp.data[i].eq(cur[i].payload.value)
         err = Cat(*(s.payload.err for s in cur)).any()
-        if C == 1:
-            core.d.comb += [
-                jp.first.eq(cur[0].payload.first),
-                jp.last.eq(cur[0].payload.last),
-                jp.err.eq(err),
-                self.o_data.valid.eq(jv), self.o_data.payload.eq(jp), jr.eq(self.o_data.ready),
-            ]
-        else:
-            err0 = Signal()
-            with core.If(join_take):
-                core.d.sync += bph.eq(~bph)
-                with core.If(~bph & cur[0].payload.last):
-                    core.d.sync += err0.eq(err)
-            core.d.comb += [
-                jp.first.eq(cur[0].payload.first & ~bph),
-                jp.last.eq(cur[0].payload.last & bph),
-                jp.err.eq(bph & cur[0].payload.last & (err | err0)),
-            ]
-            # 5 entries (4 inner + the output register): with ``jr`` a cycle old, a level of at most
-            # 2 leaves at most 3 a cycle later, so the inner 4 have room; a consumer that is always
-            # ready keeps the level at 2 (a beat reaches the output register two cycles after its
-            # write), so the join never waits for it
-            core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5)
-            core.d.sync += jr.eq(ofifo.w_level <= 2)
-            core.d.comb += [
-                ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),
-                self.o_data.valid.eq(ofifo.r_rdy), self.o_data.payload.eq(ofifo.r_data),
-                ofifo.r_en.eq(self.o_data.ready),
-            ]
-        out_take = self.o_data.valid & self.o_data.ready
+        kind.output(core, cur, bph, err, jv, jr, jp, join_take, self.o_data)
+        ns.out_take = self.o_data.valid & self.o_data.ready
 
-        # sticky errors and counters
+    def _errors_and_counters(self, core, ns):
+        """Sticky errors and counters."""
+        N, parser, loader, lanes = self._N, ns.parser, ns.loader, ns.lanes
         errs = Signal(ERROR_BITS)
         pulses = {
             spec.ERR_INVALID: [lane.o_err_invalid for lane in lanes],
@@ -367,6 +278,7 @@ class HuffmanDecoder(wiring.Component):
             core.d.sync += self.o_beats_in.eq(self.o_beats_in + 1)
         # the output counters count a cycle after the take (registered pulses: the consumer's
         # ready does not reach the counters' enables)
+        out_take = ns.out_take
         took, took_last, took_err = Signal(), Signal(), Signal()
         core.d.sync += [took.eq(out_take), took_last.eq(out_take & self.o_data.payload.last),
                         took_err.eq(out_take & self.o_data.payload.last & self.o_data.payload.err)]
@@ -377,5 +289,175 @@ class HuffmanDecoder(wiring.Component):
         with core.If(took_err):
             core.d.sync += self.o_err_blocks.eq(self.o_err_blocks + 1)
 
-        m.submodules.core = ResetInserter({"sync": self.i_clear})(core)
-        return m
+
+class _OneCycle:
+    """How the decoder feeds and joins one-cycle lanes (:class:`~hw.huffman.lane.LaneDecoder`,
+    blocks of N format lanes): every connection straight, the output beat straight out."""
+
+    lane_class = LaneDecoder
+    loader_class = TableLoader
+    offset_port = False                 # the lanes read the loader's offset registers
+    desc_depth = 2                      # a 2-entry descriptor FIFO per lane
+
+    @staticmethod
+    def port(lane, context):
+        """``(words, desc, sym, tab)`` of a lane's format lane."""
+        return lane.i_words, lane.i_desc, lane.o_sym, lane.o_tab
+
+    @staticmethod
+    def feed_words(core, f, wfifo, words):
+        """Format lane ``f``'s word FIFO to its lane port ``words``."""
+        core.d.comb += [
+            words.valid.eq(wfifo.r_rdy), words.payload.eq(wfifo.r_data), wfifo.r_en.eq(words.ready),
+        ]
+
+    @staticmethod
+    def feed_table(core, i_table, loader):
+        """The table stream to the loader."""
+        core.d.comb += [
+            loader.i_table.valid.eq(i_table.valid), loader.i_table.payload.eq(i_table.payload),
+            i_table.ready.eq(loader.i_table.ready),
+        ]
+
+    @staticmethod
+    def parser_room(core, fifos, depth):
+        """``(words_room, desc_room)``: every word FIFO, every descriptor FIFO can take one."""
+        return Cat(*(w.w_rdy for w, _ in fifos)).all(), Cat(*(d.w_rdy for _, d in fifos)).all()
+
+    beat_domain = "comb"                # a taken beat goes to the word FIFOs straight
+
+    @staticmethod
+    def heads(core, syms, lanes, bph):
+        """The lane outputs joined into a beat."""
+        return syms
+
+    @staticmethod
+    def sym_ready(syms, f, lanes, jr, all_valid, bph):
+        return jr & all_valid
+
+    @staticmethod
+    def output(core, cur, bph, err, jv, jr, jp, join_take, o_data):
+        """The joined beat, straight out."""
+        core.d.comb += [
+            jp.first.eq(cur[0].payload.first),
+            jp.last.eq(cur[0].payload.last),
+            jp.err.eq(err),
+            o_data.valid.eq(jv), o_data.payload.eq(jp), jr.eq(o_data.ready),
+        ]
+
+
+class _TwoContexts:
+    """How the decoder feeds and joins C-slow lanes (:class:`~hw.huffman.lane_cslow.CSlowLaneDecoder`,
+    blocks of 2N format lanes): registers wherever a handshake would reach a lane's loop or the
+    loader's state logic, and a join that alternates between the contexts."""
+
+    lane_class = CSlowLaneDecoder
+    loader_class = TableLoader
+    offset_port = True                  # the lanes keep the offsets in a block RAM of their own
+    # one descriptor register per format lane (area: the parser's output register holds the next one)
+    desc_depth = 1
+
+    @staticmethod
+    def port(lane, context):
+        return lane.i_words[context], lane.i_desc[context], lane.o_sym[context], lane.o_tab[context]
+
+    @staticmethod
+    def feed_words(core, f, wfifo, words):
+        """A 3-entry register FIFO between the (block RAM) word FIFO and the lane: the lane's
+        word-take drives only local flip-flops, the RAM FIFO's read a register-derived ready (the
+        RAM FIFO's read enable is ``near.w_rdy``, a register in RegisteredFlagFIFO)."""
+        near = RegisteredFlagFIFO(width=spec.WORD + 1, depth=3)
+        core.submodules[f"wnear{f}"] = near
+        core.d.comb += [
+            near.w_en.eq(wfifo.r_rdy), near.w_data.eq(wfifo.r_data), wfifo.r_en.eq(near.w_rdy),
+            words.valid.eq(near.r_rdy), words.payload.eq(near.r_data), near.r_en.eq(words.ready),
+        ]
+
+    @staticmethod
+    def feed_table(core, i_table, loader):
+        """A small FIFO in front of the loader: its input word comes from a local register (the
+        count adders start there), and its ready is not the loader's state logic."""
+        core.submodules.tfifo = tfifo = RegisteredFlagFIFO(width=len(i_table.payload.as_value()), depth=4)
+        core.d.comb += [
+            tfifo.w_en.eq(i_table.valid), tfifo.w_data.eq(i_table.payload),
+            i_table.ready.eq(tfifo.w_rdy),
+            loader.i_table.valid.eq(tfifo.r_rdy), loader.i_table.payload.eq(tfifo.r_data),
+            tfifo.r_en.eq(loader.i_table.ready),
+        ]
+
+    @staticmethod
+    def parser_room(core, fifos, depth):
+        """Both as registers. Words: every word FIFO had three free entries a cycle ago (taken
+        beats reach the FIFOs a cycle later, through a register: so one is free when it arrives).
+        Descriptors: only the parser writes them, and never in the cycle before it offers a
+        descriptor (a lane's read only makes room: a cycle-old "room" is safe)."""
+        words_room = Signal()
+        core.d.sync += words_room.eq(Cat(*(w.w_level <= depth - 3 for w, _ in fifos)).all())
+        desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
+        desc_room_q = Signal()
+        core.d.sync += desc_room_q.eq(desc_room)
+        return words_room, desc_room_q
+
+    beat_domain = "sync"                # a taken beat goes to the word FIFOs through a register
+
+    @staticmethod
+    def heads(core, syms, lanes, bph):
+        """The beats alternate between context 0 (format lanes 0..N-1) and context 1 (format lanes
+        N..2N-1) of every lane: block order."""
+        N = lanes
+        cur = [SimpleNamespace(valid=Signal(name=f"cur{i}_valid"),
+                               payload=Signal(syms[i].payload.shape(), name=f"cur{i}_payload"))
+               for i in range(N)]
+        for i in range(N):
+            core.d.comb += [cur[i].valid.eq(Mux(bph, syms[N + i].valid, syms[i].valid)),
+                            cur[i].payload.eq(Mux(bph, syms[N + i].payload, syms[i].payload))]
+        return cur
+
+    @staticmethod
+    def sym_ready(syms, f, lanes, jr, all_valid, bph):
+        """Flat: this context's turn, and the other lanes' values of this context are there (not
+        its own ``valid``: a transfer needs it anyway, and without it the queue's read enable is one
+        AND of registers)."""
+        N = lanes
+        c = f // N
+        others = [syms[c * N + i].valid for i in range(N) if c * N + i != f]
+        return jr & (bph == c) & Cat(*others).all()
+
+    @staticmethod
+    def output(core, cur, bph, err, jv, jr, jp, join_take, o_data):
+        """A block's first beat is context 0's first, its last beat context 1's last; ``err`` on it
+        also covers context 0's lanes (remembered from context 0's last beat). The beat leaves
+        through a 5-entry output FIFO so that the consumer's ready does not reach the lanes' queues:
+        4 inner entries + the output register; with ``jr`` a cycle old, a level of at most 2 leaves
+        at most 3 a cycle later, so the inner 4 have room; a consumer that is always ready keeps
+        the level at 2 (a beat reaches the output register two cycles after its write), so the join
+        never waits for it."""
+        err0 = Signal()
+        with core.If(join_take):
+            core.d.sync += bph.eq(~bph)
+            with core.If(~bph & cur[0].payload.last):
+                core.d.sync += err0.eq(err)
+        core.d.comb += [
+            jp.first.eq(cur[0].payload.first & ~bph),
+            jp.last.eq(cur[0].payload.last & bph),
+            jp.err.eq(bph & cur[0].payload.last & (err | err0)),
+        ]
+        core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5)
+        core.d.sync += jr.eq(ofifo.w_level <= 2)
+        core.d.comb += [
+            ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),
+            o_data.valid.eq(ofifo.r_rdy), o_data.payload.eq(ofifo.r_data),
+            ofifo.r_en.eq(o_data.ready),
+        ]
+
+
+class _TableLookup(_OneCycle):
+    """Table-lookup lanes (:class:`~hw.huffman.lane_table.TableLaneDecoder`, ``impl="table"``): fed and
+    joined as one-cycle lanes; their loader builds the lookup table and they take the offsets."""
+
+    lane_class = TableLaneDecoder
+    loader_class = CompactTableLoader
+    offset_port = True
+
+
+_LANE_KINDS = {1: _OneCycle, 2: _TwoContexts}

@@ -1,55 +1,28 @@
 """One decode lane: a bit buffer fed by 16-bit words and a table-driven canonical decoder giving one
 symbol per cycle for every code length up to L."""
 
+from functools import partial
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_bool, check_int
-from . import spec
+from ..lib.sections import elaborate_sections
+from . import lane_step, spec
 from .block_parser import descriptor_layout
-from .crc import crc16_next
+from .lane_step import buffer_bits
 from .table_loader import table_bus
 
 __all__ = ["LaneDecoder", "lane_output_layout", "buffer_bits"]
 
+_QDEPTH = 4        # output queue entries (values in the queue and in flight: the credit count)
+
 
 def lane_output_layout(raw_bits):
     return data.StructLayout({"value": spec.value_width(raw_bits), "first": 1, "last": 1, "err": 1})
-
-
-def buffer_bits(max_len, raw_bits, escape=False):
-    """Bit-buffer width ``L + R + 40`` (``L + 8 + R + 40`` with escape codes: an escaped symbol needs
-    :data:`~hw.huffman.spec.ESCAPE_BITS` more bits). A symbol needs ``L + r`` bits in the buffer; a
-    word is taken when it (and a word still staged) fits even if the symbol decoded in the same cycle consumes
-    nothing, and a taken word reaches the buffer a cycle later. That costs slack: with 40 bits a
-    lane whose codes plus raw bits average at most 16 bits (the input rate) does not run dry
-    (checked at the length limit by the tests, measured by the bench); ``L + R + 32`` already
-    leaves bubbles with 8- and 12-bit codes at L = 12 (1273 cycles for 1200 symbols)."""
-    return max_len + raw_bits + (spec.ESCAPE_BITS if escape else 0) + 40
-
-
-def _tree(terms, op):
-    """``terms`` combined pairwise into a balanced tree (a chain would be as deep as it is long:
-    synthesis does not rebalance it)."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [op(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
-
-def _at_least(value, k):
-    """``value >= k`` for a constant ``k``; for ``k == 0`` the constant 1 (an unsigned compare
-    against 0 is always true, which Verilator's lint rightly calls a constant comparison)."""
-    return value >= k if k > 0 else Const(1, 1)
-
-
-def _onehot_mux(onehot, values):
-    """``values[i]`` for the set bit ``i`` of ``onehot`` (0 if none), as a balanced AND-OR tree."""
-    return _tree([Mux(onehot[i], v, 0) for i, v in enumerate(values)], lambda a, b: a | b)
 
 
 def lane_members(max_len, raw_bits, contexts=1, escape=False):
@@ -119,7 +92,7 @@ def place_symbol(sym, low, place, raw_bits):
     terms = [Mux(place[0], sym, 0)]
     if R:
         terms += [Mux(place[1], sym << (R - 1), 0), Mux(place[2], sym << R, 0)]
-    return _tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
+    return lane_step.tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
 
 
 class LaneDecoder(wiring.Component):
@@ -155,6 +128,10 @@ class LaneDecoder(wiring.Component):
     multiplexer. Both sides are about as long; going further needs a loop of two cycles: that is
     :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` (``HuffmanDecoder(contexts=2)``), one lane
     decoder serving two format lanes alternately.
+
+    The algorithm's parts that the two-context lane shares are functions of
+    :mod:`hw.huffman.lane_step`; ``elaborate`` runs in sections (registers, output, intake,
+    decode, stage 1, lookup, block control).
 
     Table selection follows the spec: the lane keeps its table or moves to the next one (waiting until
     the loader has completed it, ``i_count``); ``o_tab`` tells the loader which table the lane uses.
@@ -200,59 +177,40 @@ class LaneDecoder(wiring.Component):
     ------
     ValueError
         If ``max_len`` or ``raw_bits`` is out of range.
+    TypeError
+        If ``escape`` is not a bool.
     """
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
-        self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
-        self._R = check_int("raw_bits", raw_bits, 0, 8)
-        self._escape = check_bool("escape", escape)
+        params = lane_step.lane_parameters(max_len, raw_bits, escape)
+        self._L, self._R, self._escape, self._E, self._B = params
         super().__init__(lane_members(self._L, self._R, escape=self._escape))
 
     def elaborate(self, platform):
-        m = Module()
-        L, R, W = self._L, self._R, spec.WORD
-        E = spec.ESCAPE_BITS if self._escape else 0     # bits an escape code adds to a symbol
-        B = buffer_bits(L, R, self._escape)
-        QDEPTH = 4
+        return elaborate_sections(Module(), self._registers, self._output, self._intake, self._decode,
+                                  self._stage1, self._lookup, self._block_control)
 
-        rport = symbol_memory(m, self)
-
-        # ---- block state (the *_nz flags are registered copies of "counter != 0", kept off the loop)
-        d = Signal(descriptor_layout)
-        n_left = Signal(16)
-        words_left = Signal(16)        # words of the region still to take
-        own_left = Signal(16)          # of which hold this lane's bits (the rest is padding)
-        nleft_nz = Signal()
-        words_nz = Signal()
-        own_nz = Signal()
-        bits_left = Signal(21)
-        crc = Signal(16)
-        check_crc = Signal()
-        blk_err = Signal()
-        zeroing = Signal()             # error / skipped lane: emit zeros, discard words
-        is_first = Signal()
-        bank = Signal()
-        has_tab = Signal()
-        final_err = Signal()
-        released = Signal()
-        rsel = Signal()                # this block has R raw bits per symbol (r is 0 or R)
-        raw_mode = Signal()
-        late = Signal()                # a symbol of this block ran past the lane's bit length
-
-        buf = Signal(B)
-        fill = Signal(range(B + 1))
-
+    def _registers(self, m, ns):
+        """The symbol memory, the block registers (``ns.st``), the bank's code ends (``ns.lim``)."""
+        L = self._L
+        ns.rport = symbol_memory(m, self)
+        ns.st = st = SimpleNamespace(**{n: Signal(s, name=n)
+                                        for n, s in lane_step.block_registers(self._B).items()})
+        ns.final_err = Signal(name="final_err")
+        ns.released = Signal(name="released")
         # The bank's limits (code ends, unshifted: see the table loader), straight from the loader's
         # registers through a 2:1 bank mux (the compare is not the longest path; no per-lane copy)
-        lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
+        ns.lim = lim = [None] + [Signal(ln + 1, name=f"lim{ln}") for ln in range(1, L + 1)]
         for ln in range(1, L + 1):
-            m.d.comb += lim[ln].eq(Mux(bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
+            m.d.comb += lim[ln].eq(Mux(st.bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
 
-        # ---- output side: two pipeline stages that never stall, then a small queue. A symbol is
-        # only decoded when the queue has room for it and everything in flight (credits), so the
-        # consumer's ready never reaches the decode loop.
+    def _output(self, m, ns):
+        """Output side: two pipeline stages that never stall, then a small queue. A symbol is only
+        decoded when the queue has room for it and everything in flight (credits), so the
+        consumer's ready never reaches the decode loop."""
+        L, R, E = self._L, self._R, self._E
         item_layout = lane_output_layout(R)
-        queue = SyncFIFO(width=item_layout.size, depth=QDEPTH)
+        queue = SyncFIFO(width=item_layout.size, depth=_QDEPTH)
         m.submodules.queue = queue
         s1_valid = Signal()
         esc_fields = {"esc": 1} if E else {}
@@ -263,81 +221,70 @@ class LaneDecoder(wiring.Component):
         s2 = Signal(data.StructLayout({
             "raw": 8 if R == 0 else R, "mode": 2, "r": 4, "ebits": 4, "zero": 1, "first": 1, "last": 1,
             **({"esc": 1, "esym": 8} if E else {})}))
-        head = item_layout(queue.r_data)
-        out_hold = head.last & ~released
-        m.d.comb += [
-            self.o_sym.valid.eq(queue.r_rdy & ~out_hold),
-            self.o_sym.payload.eq(head),
-            self.o_sym.payload.err.eq(head.last & final_err),
-            queue.r_en.eq(self.o_sym.ready & ~out_hold),
-        ]
+        head = lane_step.hold_last(m, queue, self.o_sym, ns.released, ns.final_err, item_layout)
         out_take = self.o_sym.valid & self.o_sym.ready
         # credits: values in the queue or in flight in the two stages, as a register (so "room for
         # one more" is a flip-flop where the loop reads it)
-        inflight = Signal(range(QDEPTH + 1))
+        inflight = Signal(range(_QDEPTH + 1))
         space = Signal()
-        m.d.comb += space.eq(inflight < QDEPTH)
+        m.d.comb += space.eq(inflight < _QDEPTH)
+        ns.keep(locals(), "item_layout queue s1_valid s1 s2_valid s2 head out_take inflight space")
 
-        # ---- word intake
-        # A taken word waits one cycle in a staging register (``stage``) and enters the buffer's
-        # multiplexer from there: the input handshake (FIFO valid, counters, room) stays off the
-        # loop, whose data side starts at registers (staged word, fill). The word goes in behind
-        # the valid bits (``fill``); a word is taken only when it will fit even if the symbol of
-        # this cycle consumes nothing.
+    def _intake(self, m, ns):
+        """Word intake. A taken word waits one cycle in a staging register (``stage``) and enters the
+        buffer's multiplexer from there: the input handshake (FIFO valid, counters, room) stays off
+        the loop, whose data side starts at registers (staged word, fill). The word goes in behind
+        the valid bits (``fill``); a word is taken only when it will fit even if the symbol of this
+        cycle consumes nothing."""
+        B, W, st = self._B, spec.WORD, ns.st
         running = Signal()
         pop = Signal()
         pop_buf = Signal()
-        stage = Signal(W)
-        staged = Signal()
         room = Signal()
         m.d.comb += [
-            room.eq(Mux(staged, fill <= B - 2 * W, fill <= B - W)),
+            room.eq(lane_step.word_room(st.staged, st.fill, B)),
             # once the block's n symbols are decoded, the rest of the region (a bit length longer
             # than the code: count mismatch) only goes through the CRC, never into the full buffer
-            pop.eq(running & self.i_words.valid & words_nz & (zeroing | ~own_nz | ~nleft_nz | room)),
-            pop_buf.eq(pop & ~zeroing & own_nz & nleft_nz),
+            pop.eq(running & self.i_words.valid & st.words_nz
+                   & (st.zeroing | ~st.own_nz | ~st.nleft_nz | room)),
+            pop_buf.eq(pop & ~st.zeroing & st.own_nz & st.nleft_nz),
             self.i_words.ready.eq(pop),
         ]
-        m.d.sync += [stage.eq(self.i_words.payload[:W]), staged.eq(pop_buf)]
+        m.d.sync += [st.stage.eq(self.i_words.payload[:W]), st.staged.eq(pop_buf)]
         placed = Signal(B)
-        m.d.comb += placed.eq(Mux(staged, (stage << (B - W)) >> fill, 0))
+        m.d.comb += placed.eq(Mux(st.staged, (st.stage << (B - W)) >> st.fill, 0))
         buf_m = Signal(B)
-        m.d.comb += buf_m.eq(buf | placed)
+        m.d.comb += buf_m.eq(st.buf | placed)
+        ns.keep(locals(), "running pop buf_m")
 
-        # ---- decode (the loop): compare, one-hot length, one-hot shift
-        # The only loop-carried path is window -> L parallel compares -> the buffer and fill
-        # multiplexers. Everything else about the symbol (bit-length checks, counts) happens a cycle
-        # later in stage 1, from the registered one-hot length.
-        win = buf[B - L:]
-        lt = [Const(0, 1)] + [Signal(name=f"lt{ln}") for ln in range(1, L + 1)]
-        for ln in range(1, L + 1):
-            m.d.comb += lt[ln].eq(win[L - ln:] < lim[ln])     # == (win < lim << (L - ln))
-        onehot = Signal(L + 1)
-        m.d.comb += onehot[0].eq(raw_mode)
-        for ln in range(1, L + 1):
-            m.d.comb += onehot[ln].eq(~raw_mode & lt[ln] & ~lt[ln - 1])
-        invalid = ~raw_mode & ~lt[L]
+    def _decode(self, m, ns):
+        """The decode loop: compare, one-hot length, one-hot shift. The only loop-carried path is
+        window -> L parallel compares -> the buffer and fill multiplexers. Everything else about the
+        symbol (bit-length checks, counts) happens a cycle later in stage 1, from the registered
+        one-hot length."""
+        L, R, E, B, W, st = self._L, self._R, self._E, self._B, spec.WORD, ns.st
+        win = st.buf[B - L:]
         # the escape code (the last code of its length: no decoded length needed) is a masked
         # compare beside the length compares; it adds ESCAPE_BITS to the shift
         esc_hit = Signal()
+        esc = None
         if E:
-            esc_mask = Mux(bank, self.i_esc_mask[1], self.i_esc_mask[0])
-            esc_code = Mux(bank, self.i_esc_code[1], self.i_esc_code[0])
-            m.d.comb += esc_hit.eq(~raw_mode & self.i_esc_on.bit_select(bank, 1)
-                                   & ((win & esc_mask) == esc_code))
+            esc = (esc_hit, self.i_esc_on.bit_select(st.bank, 1),
+                   Mux(st.bank, self.i_esc_mask[1], self.i_esc_mask[0]),
+                   Mux(st.bank, self.i_esc_code[1], self.i_esc_code[0]))
+        onehot, invalid = lane_step.match_code(m, win, ns.lim, st.raw_mode, L, esc)
 
         # A symbol is decoded only when the window holds L + r valid bits (or the lane's bits are all
         # in): a condition on registers alone, so it runs beside the compare, not after it.
-        r = Mux(rsel, R, 0)
-        ready = Signal()
         # (E: room for an escaped symbol, known only from the compare)
-        m.d.comb += ready.eq(Mux(rsel, fill >= L + E + R, fill >= L + E) | (~own_nz & ~staged))   # or all in
-        can = running & ~zeroing & nleft_nz & space
+        r_bits = Mux(st.rsel, R, 0)
+        ready = Signal()
+        m.d.comb += ready.eq(lane_step.holds_symbol(st.fill, st.rsel, L + E, R) | lane_step.all_bits_in(st))
+        can, emit_zero = lane_step.decode_turn(st, ns.running, ns.space)
         step = Signal()                # the buffer shifts (a fire, or an error that ends decoding)
         m.d.comb += step.eq(can & ready)
         emit = Signal()
         m.d.comb += emit.eq(step & ~invalid)
-        emit_zero = running & zeroing & nleft_nz & space
 
         def shift_select(hold, cands):
             """``cands[l]`` for the decoded length ``l`` when the buffer steps (``cands[0]`` in raw
@@ -345,22 +292,22 @@ class LaneDecoder(wiring.Component):
             terms = [Mux(~step, hold, 0)]
             for ln in range(L + 1):
                 terms.append(Mux(step & onehot[ln], cands[ln], 0))
-            return _tree(terms, lambda a, b: a | b)
+            return lane_step.tree(terms, lambda a, b: a | b)
 
         # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then the
         # decoded length's shift
+        buf_m = ns.buf_m
         buf_x = Signal(B)
-        m.d.comb += buf_x.eq(Mux(rsel, buf_m << R, buf_m) if R else buf_m)
+        m.d.comb += buf_x.eq(Mux(st.rsel, buf_m << R, buf_m) if R else buf_m)
         if E:
             buf_e = Signal(B)
             m.d.comb += buf_e.eq(Mux(esc_hit, buf_x << E, buf_x))
             buf_x = buf_e
-        m.d.sync += buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
+        m.d.sync += st.buf.eq(shift_select(buf_m, [(buf_x << ln)[:B] for ln in range(L + 1)]))
 
-        m.d.sync += [self.o_err_invalid.eq(0), self.o_err_trunc.eq(0), self.o_err_mismatch.eq(0),
-                     self.o_err_crc.eq(0)]
+        m.d.sync += lane_step.clear_error_pulses(self)
         fill_p = Signal(range(B + W + 1))
-        m.d.comb += fill_p.eq(fill + Mux(staged, W, 0))
+        m.d.comb += fill_p.eq(st.fill + Mux(st.staged, W, 0))
         if E:
             fill_e = Signal(range(B + W + 1))
             m.d.comb += fill_e.eq(Mux(esc_hit, fill_p - E, fill_p))
@@ -368,147 +315,124 @@ class LaneDecoder(wiring.Component):
             fill_e = fill_p
         fill_c = [Signal(range(B + W + 1), name=f"fill_c{ln}") for ln in range(L + 1)]
         for ln in range(L + 1):
-            m.d.comb += fill_c[ln].eq(fill_e - Mux(rsel, ln + R, ln))
+            m.d.comb += fill_c[ln].eq(fill_e - Mux(st.rsel, ln + R, ln))
         fill_n = shift_select(fill_p, fill_c)
-        m.d.sync += fill.eq(fill_n[:len(fill)])
-        with m.If(pop):
-            m.d.sync += [crc.eq(crc16_next(crc, [self.i_words.payload[:W]])), words_left.eq(words_left - 1),
-                         words_nz.eq(words_left != 1)]
-            with m.If(self.i_words.payload[W]):
-                m.d.sync += blk_err.eq(1)
-            with m.If(own_nz):
-                m.d.sync += [own_left.eq(own_left - 1), own_nz.eq(own_left != 1)]
-        with m.If(emit | emit_zero):
-            m.d.sync += [n_left.eq(n_left - 1), nleft_nz.eq(n_left != 1), is_first.eq(0)]
+        m.d.sync += st.fill.eq(fill_n[:len(st.fill)])
+        lane_step.account_word(m, st, st, ns.pop, self.i_words.payload)
+        lane_step.count_symbol(m, st, st, emit | emit_zero)
+        ns.keep(locals(), "esc_hit onehot invalid r_bits step emit emit_zero")
 
-        # ---- stage 1: registered window and length; the bit-length checks of the symbol
-        m.d.sync += [
-            s1_valid.eq(emit | emit_zero),
-            s1.win.eq(buf[B - L - E - R:]),
-            s1.onehot.eq(onehot),
-            s1.mode.eq(d.mode), s1.r.eq(r), s1.ebits.eq(d.ebits), s1.bank.eq(bank),
-            s1.zero.eq(emit_zero), s1.dec.eq(emit), s1.first.eq(is_first), s1.last.eq(n_left == 1),
-        ]
-        if E:
-            m.d.sync += s1.esc.eq(esc_hit)
-        # Does the symbol end inside the lane's declared bit length (within), exactly at it (exact)?
-        # Per length from the registered count (its low 6 bits and "64 or more"), then one AND-OR.
-        # ``late``: a symbol of this block ran past the bit length; the loop may have decoded one
-        # more symbol meanwhile: it leaves as 0 and raises no error (as in the golden model).
+    def _stage1(self, m, ns):
+        """Stage 1: the registered window and length; the symbol's bit-length checks. Does the
+        symbol end inside the lane's declared bit length (within), exactly at it (exact)? Per
+        length from the registered count (its low 6 bits and "64 or more"), then one AND-OR.
+        ``late``: a symbol of this block ran past the bit length; the loop may have decoded one more
+        symbol meanwhile: it leaves as 0 and raises no error (as in the golden model)."""
+        L, R, E, B, st, s1 = self._L, self._R, self._E, self._B, ns.st, ns.s1
+        emit, emit_zero = ns.emit, ns.emit_zero
+        lane_step.load_stage1(m, s1, st, valid=ns.s1_valid.eq(emit | emit_zero), win=st.buf[B - L - E - R:],
+                              onehot=ns.onehot, raw=s1.r.eq(ns.r_bits), zero=emit_zero, dec=emit,
+                              esc=s1.esc.eq(ns.esc_hit) if E else None)
         oh = s1.onehot
-        s1_rsel = s1.r != 0
-        hi_nz = bits_left[6:].any()
-        lo = bits_left[:6]
+        hi_nz = st.bits_left[6:].any()
+        lo = st.bits_left[:6]
         within = Signal()
         exact = Signal()
         cons = Signal(range(L + E + R + 1))
-
-        def by_len(f):
-            """``f(k)`` for the symbol's bit count ``k`` = length (+ R) (+ ESCAPE_BITS), per length."""
-            def one(ln):
-                v = Mux(s1_rsel, f(ln + R), f(ln))
-                return Mux(s1.esc, Mux(s1_rsel, f(ln + E + R), f(ln + E)), v) if E else v
-            return [one(ln) for ln in range(L + 1)]
+        by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1.r != 0,
+                         esc=s1.esc if E else None)
         m.d.comb += [
-            within.eq(_onehot_mux(oh, [hi_nz | v for v in by_len(lambda k: _at_least(lo, k))])),
-            exact.eq(_onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
-            cons.eq(_onehot_mux(oh, by_len(lambda k: k))),
+            within.eq(lane_step.onehot_mux(oh, [hi_nz | v
+                                                for v in by_len(lambda k: lane_step.at_least(lo, k))])),
+            exact.eq(lane_step.onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
+            cons.eq(lane_step.onehot_mux(oh, by_len(lambda k: k))),
         ]
-        checked = s1_valid & s1.dec & ~late
+        checked = ns.s1_valid & s1.dec & ~st.late
         trunc = Signal()
         fire = Signal()
         m.d.comb += [trunc.eq(checked & ~within), fire.eq(checked & within), self.o_fire.eq(fire)]
-        with m.If(fire):
-            m.d.sync += bits_left.eq(bits_left - cons)
-        with m.If(trunc):
-            m.d.sync += [late.eq(1), zeroing.eq(1), blk_err.eq(1), self.o_err_trunc.eq(1)]
-        with m.If(fire & s1.last & ~exact):
-            m.d.sync += [blk_err.eq(1), self.o_err_mismatch.eq(1)]
-        with m.If(step & invalid):
-            m.d.sync += [zeroing.eq(1), blk_err.eq(1), self.o_err_invalid.eq(~trunc)]
-        s1_zero = s1.zero | late | ~within
-        m.d.sync += inflight.eq(inflight + (emit | emit_zero) - out_take)
-        # symbol index and raw field
+        lane_step.flag_errors(m, st, st, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact,
+                    invalid=ns.step & ns.invalid, cons=cons)
+        ns.s1_zero = s1.zero | st.late | ~within
+        m.d.sync += ns.inflight.eq(ns.inflight + (emit | emit_zero) - ns.out_take)
+
+    def _lookup(self, m, ns):
+        """Symbol index (code + the length's offset) and raw field, the symbol memory read; stage 2
+        composes the value into the queue (r is 0 or R here: constant shifts)."""
+        L, R, E, s1, s2 = self._L, self._R, self._E, ns.s1, ns.s2
         index = Signal(9)
         code = Signal(L)
         offset = Signal(9)
         rawtop = Signal(max(R, 1))
         oh = s1.onehot
         m.d.comb += [
-            code.eq(_onehot_mux(oh, [Const(0, L)] + [s1.win[E + R:][L - ln:] for ln in range(1, L + 1)])),
-            offset.eq(_onehot_mux(oh, [Const(0, 9)] + [
+            code.eq(lane_step.code_bits(oh, s1.win, L, E, R)),
+            offset.eq(lane_step.onehot_mux(oh, [Const(0, 9)] + [
                 Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
         ]
         if R:
             # the raw field follows the code (and the escaped symbol's bits)
-            win_r = Mux(s1.esc, s1.win, s1.win >> E) if E else s1.win
-            m.d.comb += rawtop.eq(_onehot_mux(oh, [(win_r << ln)[L:L + R] for ln in range(L + 1)]))
+            m.d.comb += rawtop.eq(lane_step.raw_field(oh, s1.win, L, E, R, s1.esc if E else None))
         if E:
             esym = Signal(8)
-            m.d.comb += esym.eq(_onehot_mux(oh, [(s1.win << ln)[L + R:L + R + E] for ln in range(L + 1)]))
+            m.d.comb += esym.eq(lane_step.escaped_symbol(oh, s1.win, L, E, R))
             m.d.sync += [s2.esc.eq(s1.esc), s2.esym.eq(esym)]
         m.d.comb += index.eq(code + offset)
-        m.d.comb += [rport.addr.eq(Cat(index[:8], s1.bank)), rport.en.eq(1)]
+        m.d.comb += [ns.rport.addr.eq(Cat(index[:8], s1.bank)), ns.rport.en.eq(1)]
         m.d.sync += [
-            s2_valid.eq(s1_valid),
+            ns.s2_valid.eq(ns.s1_valid),
             s2.raw.eq(rawtop if R else 0),
-            s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(s1_zero),
+            s2.mode.eq(s1.mode), s2.r.eq(s1.r), s2.ebits.eq(s1.ebits), s2.zero.eq(ns.s1_zero),
             s2.first.eq(s1.first), s2.last.eq(s1.last),
         ]
-        # ---- stage 2 -> queue: compose the value (r is 0 or R here: constant shifts)
-        sym = Mux(s2.esc, s2.esym, rport.data) if E else rport.data
+        sym = Mux(s2.esc, s2.esym, ns.rport.data) if E else ns.rport.data
         value = place_symbol(sym, *compose_parts(m, s2.r == 0, s2.mode, s2.raw, s2.ebits, R), R)
-        item = Signal(item_layout)
+        item = Signal(ns.item_layout)
         m.d.comb += [
             item.value.eq(Mux(s2.zero, 0, value)), item.first.eq(s2.first), item.last.eq(s2.last),
-            queue.w_data.eq(item), queue.w_en.eq(s2_valid),
+            ns.queue.w_data.eq(item), ns.queue.w_en.eq(ns.s2_valid),
         ]
 
-        # ---- block control
+    def _block_control(self, m, ns):
+        """Block control: load a descriptor, wait for the block's table, run, check the CRC and
+        release the block's last value."""
+        W, st = spec.WORD, ns.st
         next_tab = self.o_tab + 1
         loaded = Signal()
         diff = Signal(8)
         m.d.comb += [diff.eq(self.i_count - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+
+        def run():
+            m.next = "RUN"
+
+        def table():
+            m.next = "TABLE"
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i_desc.ready.eq(1)
                 with m.If(self.i_desc.valid):
                     desc = self.i_desc.payload
                     own = (desc.bitlen + W - 1) >> 4
-                    m.d.sync += [
-                        d.eq(desc), n_left.eq(desc.n), words_left.eq(desc.m),
-                        nleft_nz.eq(desc.n != 0), words_nz.eq(desc.m != 0),
-                        own_left.eq(own), own_nz.eq(own != 0), bits_left.eq(desc.bitlen),
-                        rsel.eq(desc.r != 0), raw_mode.eq(desc.mode == spec.MODE_RAW),
-                        crc.eq(spec.CRC_INIT), blk_err.eq(desc.skip), zeroing.eq(desc.skip), late.eq(0),
-                        check_crc.eq(~desc.skip), is_first.eq(1), fill.eq(0), staged.eq(0), released.eq(0),
-                    ]
-                    m.d.sync += buf.eq(0)
-                    with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
-                        m.next = "RUN"
-                    with m.Elif(has_tab & (desc.parity == self.o_tab[0])):
-                        # Keeping the table: a rejected one zeroes this block too, not only the
-                        # first block after its load.
-                        with m.If(~self.i_ok.bit_select(self.o_tab[0], 1)):
-                            m.d.sync += [zeroing.eq(1), blk_err.eq(1), check_crc.eq(0)]
-                        m.next = "RUN"
-                    with m.Else():
-                        m.next = "TABLE"
+                    m.d.sync += lane_step.load_descriptor(
+                        st, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0), own=own,
+                        after_staged=[ns.released.eq(0)])
+                    lane_step.start_block(m, st, st, desc, self.i_ok, self.o_tab, run=run, table=table)
             with m.State("TABLE"):
                 with m.If(loaded):
-                    m.d.sync += [self.o_tab.eq(next_tab), has_tab.eq(1), bank.eq(next_tab[0])]
+                    m.d.sync += lane_step.take_table(st, self.o_tab, next_tab)
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += [zeroing.eq(1), blk_err.eq(1), check_crc.eq(0)]
+                        m.d.sync += lane_step.reject_table(st)
                     m.next = "LIMITS"
             with m.State("LIMITS"):
                 m.next = "RUN"                     # (kept: one cycle for the bank bit to settle)
             with m.State("RUN"):
-                m.d.comb += running.eq(1)
-                with m.If(~nleft_nz & ~words_nz & ~s1_valid):     # stage 1's checks are in
-                    bad_crc = check_crc & (crc != d.crc)
-                    m.d.sync += [final_err.eq(blk_err | bad_crc), released.eq(1), self.o_err_crc.eq(bad_crc)]
+                m.d.comb += ns.running.eq(1)
+                with m.If(~st.nleft_nz & ~st.words_nz & ~ns.s1_valid):     # stage 1's checks are in
+                    bad_crc = st.check_crc & (st.crc != st.d.crc)
+                    m.d.sync += [ns.final_err.eq(st.blk_err | bad_crc), ns.released.eq(1),
+                                 self.o_err_crc.eq(bad_crc)]
                     m.next = "FINISH"
             with m.State("FINISH"):
-                with m.If(out_take & head.last):
+                with m.If(ns.out_take & ns.head.last):
                     m.next = "IDLE"
-        return m

@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_int
 from . import spec
 from .crc import crc16_next
@@ -119,7 +120,10 @@ class TableLoader(wiring.Component):
         })
 
     def elaborate(self, platform):
-        m = Module()
+        return elaborate_sections(Module(), self._registers, self._lengths, self._control, self._loads)
+
+    def _registers(self, m, ns):
+        """The loader's registers, the one-hot states, the count of finished tables."""
         L = self._L
         word = self.i_table.payload.data
         first = self.i_table.payload.first
@@ -164,7 +168,14 @@ class TableLoader(wiring.Component):
             ]
             with m.If(self.o_count[0]):
                 m.d.sync += self.o_two.eq(1)
+        ns.keep(locals(), "L word first bank maxlen need space nsyms left length code base index bad crc "
+                          "end_q space_q chk last crc_after valid names st fin fin_ok")
 
+    def _lengths(self, m, ns):
+        """COUNTS' arithmetic: per length the code end and offset, written to the bank; the Kraft
+        and count-word checks; the table's verdict register."""
+        (L, bad, bank, base, chk, code, crc, end_q, index, nsyms, space_q, word) = ns.get(
+            "L bad bank base chk code crc end_q index nsyms space_q word")
         # A length's limit and offset are written a cycle after the step that computes them (from
         # registers: the write enables are not behind the input handshake)
         wr = Signal()
@@ -212,7 +223,12 @@ class TableLoader(wiring.Component):
         # CRC word reached ``crc``)
         ok_q = Signal()
         m.d.sync += ok_q.eq(~bad & ~kraft_bad & (crc == 0) & (base == nsyms))
+        ns.keep(locals(), "stp_q cnt_q len_q spc_q big_q ok_q")
 
+    def _control(self, m, ns):
+        """The one-hot state machine, the input's ready and the finished-table pulse."""
+        (L, bank, fin, fin_ok, first, index, last, length, maxlen, names, need, ok_q, st, valid,
+         word) = ns.get("L bank fin fin_ok first index last length maxlen names need ok_q st valid word")
         # IDLE: a table starts with a ``first`` word; anything else is dropped. The first word is
         # only taken once the bank it will overwrite is free.
         start = valid & first & self.i_permit
@@ -259,6 +275,14 @@ class TableLoader(wiring.Component):
         ]
         m.d.sync += [st[name].eq(nxt[name]) for name in names]
         m.d.sync += acc.eq((nxt["COUNTS"] & need_next) | nxt["SYMS"] | nxt["CRC"])
+        ns.keep(locals(), "start step take acc need_next")
+
+    def _loads(self, m, ns):
+        """The registers' loads: the CRC, a table's start, a length step, a symbol word."""
+        (L, acc, bad, bank, base, big_q, cnt_q, code, crc, crc_after, first, index, last, left, len_q, length,
+         maxlen, need, need_next, nsyms, space, spc_q, st, start, step, stp_q, take, valid, word) = ns.get(
+            "L acc bad bank base big_q cnt_q code crc crc_after first index last left len_q length maxlen "
+            "need need_next nsyms space spc_q st start step stp_q take valid word")
         # the CRC register: one enable, two sources
         with m.If(valid & ((~first & acc) | (first & st["IDLE"] & self.i_permit))):
             m.d.sync += crc.eq(Mux(st["IDLE"], crc16_next(Const(spec.CRC_INIT, 16), [word]), crc_after))
@@ -288,7 +312,6 @@ class TableLoader(wiring.Component):
                 word_bad = word[9:].any() | (word[8] & word[:8].any())
             with m.If(word_bad):
                 m.d.sync += bad.eq(1)
-        return m
 
     def _escape_check(self, m, st, word, take, bank, index):
         """The escape code of the table being loaded: its index (a second escape fails the table),
