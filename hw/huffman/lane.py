@@ -397,10 +397,7 @@ class LaneDecoder(wiring.Component):
         """Block control: load a descriptor, wait for the block's table, run, check the CRC and
         release the block's last value."""
         W, st = spec.WORD, ns.st
-        next_tab = self.o_tab + 1
-        loaded = Signal()
-        diff = Signal(8)
-        m.d.comb += [diff.eq(self.i_count - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+        next_tab, loaded = lane_step.next_table_loaded(m, self.i_count, self.o_tab)
 
         def run():
             m.next = "RUN"

@@ -273,6 +273,16 @@ def take_table(nxt, tab, next_tab):
     return [tab.eq(next_tab), nxt.has_tab.eq(1), nxt.bank.eq(next_tab[0])]
 
 
+def next_table_loaded(m, count, tab):
+    """``(next_tab, loaded)``: the number of the table after ``tab`` and whether it is loaded, i.e.
+    ``count`` (tables loaded so far, modulo 256) is past it by less than half the range."""
+    next_tab = tab + 1
+    loaded = Signal()
+    diff = Signal(8)
+    m.d.comb += [diff.eq(count - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+    return next_tab, loaded
+
+
 def start_block(m, cur, nxt, desc, ok, tab, *, run, table):
     """The table choice for a new block ``desc``: a skipped or RAW block needs none, a block on the
     lane's table (same parity) keeps it (``run()`` adds the move to decoding); otherwise the lane

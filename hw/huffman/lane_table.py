@@ -9,7 +9,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int
-from . import spec
+from . import lane_step, spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
 from .lane import buffer_bits, compose_parts, lane_members, lane_output_layout, place_symbol, symbol_memory
@@ -496,10 +496,7 @@ class TableLaneDecoder(wiring.Component):
         """Descriptor, table selection and block end: as :class:`~hw.huffman.lane.LaneDecoder`, with
         "the next table is loaded" meaning built by the filler."""
         W = spec.WORD
-        next_tab = self.o_tab + 1
-        loaded = Signal()
-        diff = Signal(8)
-        m.d.comb += [diff.eq(filler.o_filled - next_tab), loaded.eq((diff != 0) & ~diff[7])]
+        next_tab, loaded = lane_step.next_table_loaded(m, filler.o_filled, self.o_tab)
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i_desc.ready.eq(1)
