@@ -47,10 +47,10 @@ ROWS, COLS = 8, 16
 def cycle_model(beats_per_tile, rows, cols):
     """Cycles of a run of back-to-back tiles with full streams: each tile occupies
     ``max(beats, 2 * rows - 1, 2)`` cycles at the input (the drain gap; 2 is the command
-    handshake), then the last tile's rows leave ``cols // 2 + 12 + 2 * (rows - 1)`` cycles after
+    handshake), then the last tile's rows leave ``cols // 2 + 13 + 2 * (rows - 1)`` cycles after
     its last beat, plus the cycle of the first command."""
     gap = max(2 * rows - 1, 2)
-    return sum(max(b, gap) for b in beats_per_tile) + cols // 2 + 13 + 2 * (rows - 1)
+    return sum(max(b, gap) for b in beats_per_tile) + cols // 2 + 14 + 2 * (rows - 1)
 
 
 def measure_throughput(m_dim=16, n_dim=32, k_dim=256):
