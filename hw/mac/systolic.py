@@ -64,7 +64,8 @@ Differences to MacArray
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int
@@ -349,11 +350,30 @@ class _ResultCollector(wiring.Component):
         ovf = aligned[0].ovf
         for v in aligned[1:]:
             ovf = ovf | v.ovf
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=2 * P * W + 1, depth=self._depth)
-        m.d.comb += [
-            q.w_en.eq(aligned[-1].valid),
-            q.w_data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf)),
-        ]
+        # The result buffer: a LUT-RAM ring whose write enable and address are flip-flops (the
+        # valid tag of the last pair's shadow, a write pointer). The input control's credits
+        # guarantee room, so no full flag gates the write: gated, it was the longest path (a
+        # level compare fanning out to every LUT-RAM write enable). A registered output stage
+        # drives o_res.
+        width = 2 * P * W + 1
+        depth = self._depth
+        m.submodules.ram = ram = Memory(shape=width, depth=depth, init=[])
+        wr, rd = ram.write_port(), ram.read_port(domain="comb")
+        wptr, rptr = Signal(range(depth)), Signal(range(depth))
+        count = Signal(range(depth + 1))
+        w_en = aligned[-1].valid
+        m.d.comb += [wr.en.eq(w_en), wr.addr.eq(wptr), rd.addr.eq(rptr),
+                     wr.data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf))]
+        out_valid, out_data = Signal(), Signal(width)
+        load = Signal()
+        m.d.comb += load.eq((count != 0) & (~out_valid | self.o_res.ready))
+        with m.If(w_en):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        with m.If(load):
+            m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
+        with m.Elif(self.o_res.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.sync += count.eq(count + w_en - load)
         with m.If(aligned[-1].valid & ovf):
             m.d.sync += self.o_overflow.eq(1)
         with m.If(self.i_clear):
@@ -362,10 +382,10 @@ class _ResultCollector(wiring.Component):
         row = Signal(spec.row_bits(R))
         res = self.o_res.payload
         m.d.comb += [
-            self.o_res.valid.eq(q.r_rdy), q.r_en.eq(self.o_res.ready),
-            res.data.eq(q.r_data[:2 * P * W]), res.overflow.eq(q.r_data[-1]),
+            self.o_res.valid.eq(out_valid),
+            res.data.eq(out_data[:2 * P * W]), res.overflow.eq(out_data[-1]),
             res.row.eq(row), res.last.eq(row == R - 1),
-            self.pop.eq(q.r_rdy & self.o_res.ready),
+            self.pop.eq(out_valid & self.o_res.ready),
         ]
         with m.If(self.pop):
             m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
