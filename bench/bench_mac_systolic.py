@@ -9,7 +9,8 @@ Run: ``python -m bench.bench_mac_systolic`` (``--no-synth``: the simulation part
    (checked against the simulated cycles here and in ``tests/test_mac_systolic.py``) then gives
    the MAC/cycle of a 512 x 512 x 512 GEMM, too long to simulate here.
 2. Out-of-context synthesis and place-and-route of the array on the ECP5-85F
-   (:func:`boards.synth.synthesize`, all block ports registered) at nextpnr seeds 1, 2, 3, each run
+   (:func:`boards.synth.synthesize`, all block ports registered) at nextpnr seeds 1, 2, 3 with
+   nextpnr's router2 (router1 rips up the 8x16 array's dense DSP neighbourhoods for hours), each run
    bounded by ``--timeout`` (a run that does not finish is reported with nextpnr's last routing
    line): LUT4, FF, DSP, BRAM, Fmax; and the 4x4 ``MacArray`` (ecp5 backend) the ULX3S carries
    today, synthesized the same way, as the baseline.
@@ -47,10 +48,10 @@ ROWS, COLS = 8, 16
 def cycle_model(beats_per_tile, rows, cols):
     """Cycles of a run of back-to-back tiles with full streams: each tile occupies
     ``max(beats, 2 * rows - 1, 2)`` cycles at the input (the drain gap; 2 is the command
-    handshake), then the last tile's rows leave ``cols // 2 + 12 + 2 * (rows - 1)`` cycles after
+    handshake), then the last tile's rows leave ``cols // 2 + 13 + 2 * (rows - 1)`` cycles after
     its last beat, plus the cycle of the first command."""
     gap = max(2 * rows - 1, 2)
-    return sum(max(b, gap) for b in beats_per_tile) + cols // 2 + 13 + 2 * (rows - 1)
+    return sum(max(b, gap) for b in beats_per_tile) + cols // 2 + 14 + 2 * (rows - 1)
 
 
 def measure_throughput(m_dim=16, n_dim=32, k_dim=256):
@@ -199,19 +200,19 @@ def print_feed():
         print(f"{lanes:>6}{g8:>21.2f}{g4:>7.2f}   " + ", ".join(cells) + f"; >= 90 % from batch {first90}")
 
 
-def _synth_child(factory, name, seed):
+def _synth_child(factory, name, seed, router):
     """Source of a child process that synthesizes one configuration and prints its result as JSON."""
     return (f"import json\nfrom boards.synth import synthesize\nfrom hw.mac import MacArray\n"
             f"from hw.mac.systolic import SystolicArray\n"
-            f"r = synthesize({factory}, device='ecp5-85f', name={name!r}, seed={seed})\n"
+            f"r = synthesize({factory}, device='ecp5-85f', name={name!r}, seed={seed}, router={router!r})\n"
             f"print('RESULT ' + json.dumps(r))\n")
 
 
-def synth_bounded(factory, name, seed, timeout):
+def synth_bounded(factory, name, seed, timeout, router=None):
     """:func:`boards.synth.synthesize` in a child process (own session), killed after ``timeout``
     seconds with everything it started; returns the result dict or ``{"error": ...}``."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", _synth_child(factory, name, seed)], env=env,
+    proc = subprocess.Popen([sys.executable, "-c", _synth_child(factory, name, seed, router)], env=env,
                             stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                             start_new_session=True)
     try:
@@ -277,7 +278,7 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
-    ap.add_argument("--timeout", type=int, default=1200, help="seconds per nextpnr run")
+    ap.add_argument("--timeout", type=int, default=3600, help="seconds per synthesis and nextpnr run")
     args = ap.parse_args(argv)
     rate_big = print_throughput(measure_throughput())
     print_feed()
@@ -287,7 +288,7 @@ def main(argv=None):
     for seed in args.seeds:
         print(f"  synthesizing systolic {ROWS}x{COLS} seed {seed} ...", file=sys.stderr, flush=True)
         r = synth_bounded(f"SystolicArray(rows={ROWS}, cols={COLS}, tile_k=0)", f"systolic_{ROWS}x{COLS}",
-                          seed, args.timeout)
+                          seed, args.timeout, router="router2")
         rows.append((f"SystolicArray {ROWS}x{COLS}", seed, r))
     print("  synthesizing MacArray 4x4 ecp5 ...", file=sys.stderr, flush=True)
     base = synth_bounded("MacArray(rows=4, cols=4, tile_k=0, backend='ecp5')", "mac_4x4_ecp5", 1,

@@ -208,7 +208,7 @@ def check_seed(value, name="seed"):
 
 
 def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1, build_dir=None,
-               progress=None, use_cache=True):
+               progress=None, use_cache=True, router=None):
     """Synthesize and place-and-route ``component`` out of context; return its resources and Fmax.
 
     Parameters
@@ -229,6 +229,10 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         Called with a short message before each long step.
     use_cache : bool
         Reuse a stored result of the same design, device and constraint.
+    router : str or None
+        nextpnr's router, ``"router1"`` or ``"router2"``; None: nextpnr's default (router1).
+        router2 (negotiated congestion, logs its overused wires per iteration) finishes large,
+        dense ECP5 designs that router1 rips up for hours.
 
     Returns
     -------
@@ -242,7 +246,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     ------
     ValueError
         If ``device`` is not one of :data:`DEVICES`, ``freq_mhz`` is not a finite number above 0
-        and at most :data:`MAX_FREQ_MHZ`, or ``seed`` is not an integer from 0 to :data:`MAX_SEED`.
+        and at most :data:`MAX_FREQ_MHZ`, ``seed`` is not an integer from 0 to :data:`MAX_SEED`,
+        or ``router`` is not None, ``"router1"`` or ``"router2"``.
     ToolError
         If Yosys or nextpnr fails (the message names the log).
     """
@@ -251,13 +256,16 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     if freq_mhz is not None:
         check_freq_mhz(freq_mhz)
     check_seed(seed)
+    if router not in (None, "router1", "router2"):
+        raise ValueError(f"router must be None, 'router1' or 'router2', not {router!r}")
     dev = DEVICES[device]
     target = dev["target_mhz"] if freq_mhz is None else freq_mhz
     say = progress or (lambda msg: None)
 
     wrapper = RegisterWrapper(component)
     text = rtlil.convert(wrapper, name="top")
-    digest = hashlib.sha256(f"{device}\n{target}\n{seed}\n{text}".encode()).hexdigest()[:16]
+    key = f"{device}\n{target}\n{seed}\n" + (f"{router}\n" if router else "")
+    digest = hashlib.sha256(f"{key}{text}".encode()).hexdigest()[:16]
     if build_dir is None:
         build_dir = build_root() / "synth"
     work = Path(build_dir) / f"{name}-{device}-{digest}"
@@ -314,7 +322,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     try:
         run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),
                                   "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                                  "-q", "-l", "pnr.log"],
+                                  *(["--router", router] if router else []), "-q", "-l", "pnr.log"],
                  log=work / "pnr.log", cwd=work)
     except ToolError:
         log = work / "pnr.log"
@@ -332,6 +340,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         **block,
         "fmax_mhz": round(fmax, 2) if fmax is not None else None,
         "target_mhz": target,
+        "router": router or "router1",
         "timing_met": fmax is None or fmax >= target,
         "wrapper_ff": wrapper.in_bits + wrapper.out_bits,
         "abc9": abc9,

@@ -84,6 +84,18 @@ def test_ecp5_build(tmp_path):
     assert r["ff"] == 16 and r["fmax_mhz"] > 0 and r["slices"] > 0
 
 
+def test_ecp5_build_with_router2(tmp_path):
+    r = synthesize(GaloisLFSR(width=16), device="ecp5-85f", name="lfsr", build_dir=tmp_path, router="router2")
+    assert r["router"] == "router2" and r["ff"] == 16 and r["fmax_mhz"] > 0
+    assert "Router2" in (Path(r["dir"]) / "pnr.log").read_text()
+
+
+@pytest.mark.parametrize("router", ["router3", 2, ""])
+def test_unknown_router(router):
+    with pytest.raises(ValueError, match="router must be None, 'router1' or 'router2', not"):
+        synthesize(GaloisLFSR(), device="ecp5-85f", router=router)
+
+
 def test_yosys_failure_is_reported_with_its_log(tmp_path):
     with pytest.raises(ToolError, match="yosys did not finish .* see .*yosys.log"):
         run_yosys("read_rtlil does-not-exist.il\n", log=tmp_path / "yosys.log", cwd=tmp_path)

@@ -56,7 +56,7 @@ Differences to MacArray
   simulates their behavioural model, as MacArray's DSP backends do).
 * Tiles shorter than ``2 * rows - 1`` beats run at one tile per ``2 * rows - 1`` cycles (MacArray:
   one per ``rows`` cycles).
-* Latency: a tile's first result row reaches ``o_res`` ``pairs + 12`` cycles after its last beat
+* Latency: a tile's first result row reaches ``o_res`` ``pairs + 13`` cycles after its last beat
   is taken, its last row ``2 * (rows - 1)`` cycles later (MacArray: 5 or 7 cycles, then one row
   per cycle); two more with the tile-saturating option.
 * ``i_act.ready`` / ``i_wgt.ready`` depend on their ``valid`` (as MacArray), ``i_cmd.ready`` is a
@@ -64,7 +64,8 @@ Differences to MacArray
 """
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
-from amaranth.lib import data, fifo, stream, wiring
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int
@@ -145,8 +146,9 @@ class SystolicPair(wiring.Component):
         p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives)
                   for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
 
-        # t+1: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise), per
-        # column the sum of the two; delayed to t+3 to meet the multipliers' products.
+        # t+1: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise); t+2:
+        # per column the sum of the two (the negation's and the sum's carry chains in one cycle
+        # were a pair's longest path); delayed to t+4 to meet the multipliers' products.
         fab = []
         for col in range(2):
             pps = []
@@ -154,10 +156,11 @@ class SystolicPair(wiring.Component):
                 d = w.d[2 * col + lane - 2]
                 sel = Signal(signed(10), name=f"sel{col}_{lane}")
                 pp = Signal(signed(11), name=f"pp{col}_{lane}")
-                m.d.comb += [sel.eq(Mux(d.one, x, Mux(d.two, x << 1, 0))), pp.eq(Mux(d.neg, -sel, sel))]
+                m.d.comb += sel.eq(Mux(d.one, x, Mux(d.two, x << 1, 0)))
+                m.d.sync += pp.eq(Mux(d.neg, -sel, sel))
                 pps.append(pp)
             f = pps[0] + pps[1]
-            for stage in range(1, 5):
+            for stage in range(2, 5):
                 reg = Signal(FABRIC, name=f"f{col}_{stage}")
                 m.d.sync += reg.eq(f)
                 f = reg
@@ -203,13 +206,26 @@ class SystolicPair(wiring.Component):
             m.d.sync += sh.eq(self.sh_in)
         return m
 
+def act_beat_layout():
+    """One row's share of a taken beat, before decoding: its four activation bytes, the tile's
+    activation format and whether the tile is int8 (then lane 0 feeds both multipliers)."""
+    return data.StructLayout({"bytes": 4 * spec.ACT_BITS, "unsigned": 1, "is8": 1})
+
+
+def wgt_beat_layout():
+    """One column pair's share of a taken beat, before decoding: its two packed weight bytes and
+    the tile's mode."""
+    return data.StructLayout({"bytes": 2 * spec.WORD_BITS, "mode": 2})
+
+
 class _InputControl(wiring.Component):
-    """Takes commands and beats, forms the edge operands (registered) and holds back last beats.
+    """Takes commands and beats, registers each row's and each column pair's share of the beat
+    with the running tile's mode, and holds back last beats.
 
     Members: the array's ``i_cmd``, ``i_act``, ``i_wgt``, ``i_clear``, ``o_mode_error``; ``acts``
-    (per row), ``wgts`` (per column pair), ``tags``: the operands and tags of the beat taken in the
-    previous cycle (``tags.valid = 0``: a bubble); ``pop``: a result row left the array;
-    ``o_idle``: no tile running or waiting, no result rows reserved.
+    (per row), ``wgts`` (per column pair), ``tags``: the undecoded beat taken in the previous cycle
+    and its tags (``tags.valid = 0``: a bubble); ``pop``: a result row left the array; ``o_idle``:
+    no tile running or waiting, no result rows reserved.
     """
 
     def __init__(self, rows, cols, tile_k, count_bits, fifo_depth):
@@ -221,8 +237,8 @@ class _InputControl(wiring.Component):
             "i_wgt": In(stream.Signature(cols * spec.WORD_BITS)),
             "i_clear": In(1),
             "o_mode_error": Out(1),
-            "acts": Out(data.ArrayLayout(act_ops_layout(), rows)),
-            "wgts": Out(data.ArrayLayout(wgt_ops_layout(), cols // 2)),
+            "acts": Out(data.ArrayLayout(act_beat_layout(), rows)),
+            "wgts": Out(data.ArrayLayout(wgt_beat_layout(), cols // 2)),
             "tags": Out(tags_layout()),
             "pop": In(1),
             "o_idle": Out(1),
@@ -253,44 +269,54 @@ class _InputControl(wiring.Component):
                      wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
         m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0)),
                      self.tags.eq(seq.tags)]
-        self._edge_operands(m, seq.mode, seq.act_unsigned)
+        # The beat is decoded only after the skew, at each row's and column pair's entry: the
+        # mode reaches every decoder through the skew registers (a chain with one tap per row /
+        # pair) instead of fanning out from the sequencer to all operand bits.
+        act, wgt = self.i_act.payload, self.i_wgt.payload
+        is8 = seq.mode == spec.MODE_INT8
+        for r in range(R):
+            m.d.sync += self.acts[r].eq(Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
+        for p in range(self._pairs):
+            m.d.sync += self.wgts[p].eq(Cat(wgt[16 * p: 16 * p + 16], seq.mode))
         m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
         return m
 
-    def _edge_operands(self, m, mode, unsigned_):
-        """Registered operands of the beat being taken (garbage in a bubble: its tags are 0)."""
-        is8, is4 = mode == spec.MODE_INT8, mode == spec.MODE_INT4
-        is2, tern = mode == spec.MODE_INT2, mode == spec.MODE_TERNARY
-        act = self.i_act.payload
-        for r in range(self._rows):
-            lane = [act[8 * (4 * r + l): 8 * (4 * r + l + 1)] for l in range(4)]
-            val = [Mux(unsigned_, b.as_unsigned(), b.as_signed()) for b in lane]
-            ops = self.acts[r]
-            m.d.sync += [ops.a0.eq(val[0]), ops.a1.eq(Mux(is8, val[0], val[1])),
-                         ops.x2.eq(val[2]), ops.x3.eq(val[3])]
 
-        def lane_value(byte, l):
-            """Lane ``l`` (0 or 1) of a non-int8 byte as a 4-bit signed weight."""
-            f = byte[2 * l: 2 * l + 2]
-            tern_v = Mux(f[0], Mux(f[1], -1, 1), 0)
-            return Mux(is4, byte[4 * l: 4 * l + 4].as_signed(), Mux(tern, tern_v, f.as_signed()))
+def decode_act(m, beat, ops):
+    """Registered: one row's activation operands ``ops`` (:func:`act_ops_layout`) from its
+    undecoded beat ``beat`` (:func:`act_beat_layout`)."""
+    lane = [beat.bytes[8 * l: 8 * l + 8] for l in range(4)]
+    val = [Mux(beat.unsigned, b.as_unsigned(), b.as_signed()) for b in lane]
+    m.d.sync += [ops.a0.eq(val[0]), ops.a1.eq(Mux(beat.is8, val[0], val[1])),
+                 ops.x2.eq(val[2]), ops.x3.eq(val[3])]
 
-        wgt = self.i_wgt.payload
-        for p in range(self._pairs):
-            w0, w1 = wgt[16 * p: 16 * p + 8], wgt[16 * p + 8: 16 * p + 16]
-            ops = self.wgts[p]
-            m.d.sync += [
-                ops.b0.eq(Mux(is8, w0.as_signed(), lane_value(w0, 0) + (lane_value(w1, 0) << 12))),
-                ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w0, 1) + (lane_value(w1, 1) << 12))),
-                ops.is8.eq(is8),
-            ]
-            for col, byte in enumerate((w0, w1)):
-                for lane in (2, 3):
-                    f0, f1 = byte[2 * lane], byte[2 * lane + 1]
-                    d = ops.d[2 * col + lane - 2]
-                    low = is2 | tern
-                    m.d.sync += [d.one.eq(low & f0), d.two.eq(is2 & f1 & ~f0),
-                                 d.neg.eq(low & f1 & (is2 | f0))]
+
+def decode_wgt(m, beat, ops):
+    """Registered: one column pair's weight operands ``ops`` (:func:`wgt_ops_layout`) from its
+    undecoded beat ``beat`` (:func:`wgt_beat_layout`)."""
+    mode = beat.mode
+    is8, is4 = mode == spec.MODE_INT8, mode == spec.MODE_INT4
+    is2, tern = mode == spec.MODE_INT2, mode == spec.MODE_TERNARY
+
+    def lane_value(byte, l):
+        """Lane ``l`` (0 or 1) of a non-int8 byte as a 4-bit signed weight."""
+        f = byte[2 * l: 2 * l + 2]
+        tern_v = Mux(f[0], Mux(f[1], -1, 1), 0)
+        return Mux(is4, byte[4 * l: 4 * l + 4].as_signed(), Mux(tern, tern_v, f.as_signed()))
+
+    w0, w1 = beat.bytes[:8], beat.bytes[8:]
+    m.d.sync += [
+        ops.b0.eq(Mux(is8, w0.as_signed(), lane_value(w0, 0) + (lane_value(w1, 0) << 12))),
+        ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w0, 1) + (lane_value(w1, 1) << 12))),
+        ops.is8.eq(is8),
+    ]
+    low = is2 | tern
+    for col, byte in enumerate((w0, w1)):
+        for lane in (2, 3):
+            f0, f1 = byte[2 * lane], byte[2 * lane + 1]
+            d = ops.d[2 * col + lane - 2]
+            m.d.sync += [d.one.eq(low & f0), d.two.eq(is2 & f1 & ~f0),
+                         d.neg.eq(low & f1 & (is2 | f0))]
 
 
 class _ResultCollector(wiring.Component):
@@ -324,11 +350,30 @@ class _ResultCollector(wiring.Component):
         ovf = aligned[0].ovf
         for v in aligned[1:]:
             ovf = ovf | v.ovf
-        m.submodules.fifo = q = fifo.SyncFIFOBuffered(width=2 * P * W + 1, depth=self._depth)
-        m.d.comb += [
-            q.w_en.eq(aligned[-1].valid),
-            q.w_data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf)),
-        ]
+        # The result buffer: a LUT-RAM ring whose write enable and address are flip-flops (the
+        # valid tag of the last pair's shadow, a write pointer). The input control's credits
+        # guarantee room, so no full flag gates the write: gated, it was the longest path (a
+        # level compare fanning out to every LUT-RAM write enable). A registered output stage
+        # drives o_res.
+        width = 2 * P * W + 1
+        depth = self._depth
+        m.submodules.ram = ram = Memory(shape=width, depth=depth, init=[])
+        wr, rd = ram.write_port(), ram.read_port(domain="comb")
+        wptr, rptr = Signal(range(depth)), Signal(range(depth))
+        count = Signal(range(depth + 1))
+        w_en = aligned[-1].valid
+        m.d.comb += [wr.en.eq(w_en), wr.addr.eq(wptr), rd.addr.eq(rptr),
+                     wr.data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf))]
+        out_valid, out_data = Signal(), Signal(width)
+        load = Signal()
+        m.d.comb += load.eq((count != 0) & (~out_valid | self.o_res.ready))
+        with m.If(w_en):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        with m.If(load):
+            m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
+        with m.Elif(self.o_res.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.sync += count.eq(count + w_en - load)
         with m.If(aligned[-1].valid & ovf):
             m.d.sync += self.o_overflow.eq(1)
         with m.If(self.i_clear):
@@ -337,10 +382,10 @@ class _ResultCollector(wiring.Component):
         row = Signal(spec.row_bits(R))
         res = self.o_res.payload
         m.d.comb += [
-            self.o_res.valid.eq(q.r_rdy), q.r_en.eq(self.o_res.ready),
-            res.data.eq(q.r_data[:2 * P * W]), res.overflow.eq(q.r_data[-1]),
+            self.o_res.valid.eq(out_valid),
+            res.data.eq(out_data[:2 * P * W]), res.overflow.eq(out_data[-1]),
             res.row.eq(row), res.last.eq(row == R - 1),
-            self.pop.eq(q.r_rdy & self.o_res.ready),
+            self.pop.eq(out_valid & self.o_res.ready),
         ]
         with m.If(self.pop):
             m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
@@ -395,7 +440,7 @@ class SystolicArray(wiring.Component):
         """Output FIFO depth in result rows: enough credits that tiles one drain gap
         (``max(2 * rows - 1, 2)`` cycles) apart never wait for them while the consumer takes a row
         per cycle. A tile holds its ``rows`` credits from its last beat until its last row leaves,
-        ``pairs + 2 * rows + 12`` cycles at most (``+ 4`` margin)."""
+        ``pairs + 2 * rows + 13`` cycles at most (``+ 3`` margin)."""
         R, P = self._rows, self._cols // 2
         hold = P + 2 * R + 16
         gap = max(2 * R - 1, 2)
@@ -432,9 +477,17 @@ class SystolicArray(wiring.Component):
                 # Skew: row r's activations r cycles late, pair p's weights p cycles late; the
                 # tags, which the pairs need PAIR_LATENCY cycles after the operands, follow the
                 # weights down the column, PAIR_LATENCY cycles behind them.
-                a_in = delayed(ctl.acts[r], r, f"skew_a{r}") if p == 0 else pes[r][p - 1].a_out
-                w_in = delayed(ctl.wgts[p], p, f"skew_w{p}") if r == 0 else pes[r - 1][p].w_out
-                t_in = (delayed(ctl.tags, p + PAIR_LATENCY, f"skew_t{p}") if r == 0
+                if p == 0:
+                    a_in = Signal(act_ops_layout(), name=f"edge_a{r}")
+                    decode_act(m, delayed(ctl.acts[r], r, f"skew_a{r}"), a_in)
+                else:
+                    a_in = pes[r][p - 1].a_out
+                if r == 0:
+                    w_in = Signal(wgt_ops_layout(), name=f"edge_w{p}")
+                    decode_wgt(m, delayed(ctl.wgts[p], p, f"skew_w{p}"), w_in)
+                else:
+                    w_in = pes[r - 1][p].w_out
+                t_in = (delayed(ctl.tags, p + PAIR_LATENCY + 1, f"skew_t{p}") if r == 0
                         else pes[r - 1][p].t_out)
                 m.d.comb += [pe.a_in.eq(a_in), pe.w_in.eq(w_in), pe.t_in.eq(t_in)]
                 if r + 1 < R:
