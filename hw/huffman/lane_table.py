@@ -2,6 +2,8 @@
 instead of per-length comparators, and a bit buffer that takes words at a fixed place and reads its
 window at the fill level, instead of shifting the whole buffer (``HuffmanDecoder(impl="table")``)."""
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.fifo import SyncFIFO
@@ -497,6 +499,14 @@ class TableLaneDecoder(wiring.Component):
         "the next table is loaded" meaning built by the filler."""
         W = spec.WORD
         next_tab, loaded = lane_step.next_table_loaded(m, filler.o_filled, self.o_tab)
+        regs = SimpleNamespace(**st)   # the lane_step helpers read a lane's registers as attributes
+
+        def run():
+            m.next = "RUN"
+
+        def table():
+            m.next = "TABLE"
+
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += self.i_desc.ready.eq(1)
@@ -513,20 +523,12 @@ class TableLaneDecoder(wiring.Component):
                         st["late"].eq(0), st["check_crc"].eq(~desc.skip), st["is_first"].eq(1),
                         fill.eq(0), staged.eq(0), st["released"].eq(0),
                     ]
-                    with m.If(desc.skip | (desc.mode == spec.MODE_RAW)):
-                        m.next = "RUN"
-                    with m.Elif(st["has_tab"] & (desc.parity == self.o_tab[0])):
-                        # keeping the table: a rejected one zeroes this block too
-                        with m.If(~self.i_ok.bit_select(self.o_tab[0], 1)):
-                            m.d.sync += [st["zeroing"].eq(1), st["blk_err"].eq(1), st["check_crc"].eq(0)]
-                        m.next = "RUN"
-                    with m.Else():
-                        m.next = "TABLE"
+                    lane_step.start_block(m, regs, regs, desc, self.i_ok, self.o_tab, run=run, table=table)
             with m.State("TABLE"):
                 with m.If(loaded):
-                    m.d.sync += [self.o_tab.eq(next_tab), st["has_tab"].eq(1), st["bank"].eq(next_tab[0])]
+                    m.d.sync += lane_step.take_table(regs, self.o_tab, next_tab)
                     with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += [st["zeroing"].eq(1), st["blk_err"].eq(1), st["check_crc"].eq(0)]
+                        m.d.sync += lane_step.reject_table(regs)
                     m.next = "LIMITS"
             with m.State("LIMITS"):
                 m.next = "RUN"                     # the table address of the new bank is read
