@@ -21,7 +21,7 @@ from amaranth.hdl import UnusedElaboratable
 from boards import build as board_build
 from boards import flash, synth
 from boards import groups as board_groups
-from edgelearn import compress, experiment, prove, sweep
+from edgelearn import experiment, prove, sweep
 from firmware import jobs as firmware_jobs
 from hw.blocks import all_blocks, get_block
 from sim import formal, lint, runner
@@ -392,6 +392,7 @@ def cmd_experiment(args):
 # --- parser ---------------------------------------------------------------------------------------
 
 def cmd_compress(args):
+    from edgelearn import compress  # deferred: numba (the host codec) adds ~0.35 s to every start-up
     # The output is written to a temporary file beside it and renamed: probe its directory, not the file.
     _writable(Path(args.output).parent, "-o/--output", directory=True)
     if args.plot:
@@ -409,6 +410,7 @@ def cmd_compress(args):
 
 
 def cmd_decompress(args):
+    from edgelearn import compress  # deferred: numba (the host codec) adds ~0.35 s to every start-up
     _writable(Path(args.output).parent, "-o/--output", directory=True)
     try:
         shapes = compress.decompress_file(args.container, args.output, quantized=args.quantized,
