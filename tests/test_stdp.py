@@ -125,28 +125,6 @@ def test_memory_bits_formula():
     assert spec.memory_bits("csr", n, int(0.35 * n * n), 4) > spec.memory_bits("crossbar", n, 0, 4)
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"window": 1}, "window must be an integer from 2 to 128, not 1"),
-    ({"window": 129}, "window must be an integer from 2 to 128, not 129"),
-    ({"w_bits": 0}, "w_bits must be an integer from 1 to 16, not 0"),
-    ({"w_bits": 17}, "w_bits must be an integer from 1 to 16, not 17"),
-    ({"v_bits": 3}, "v_bits must be an integer from 4 to 24, not 3"),
-    ({"n_neurons": 1}, "n_neurons must be an integer from 2 to 4096, not 1"),
-    ({"n_neurons": 2048, "encoding": "crossbar"}, "n_neurons must be an integer from 2 to 1024"),
-    ({"encoding": "coo"}, "encoding must be one of 'csr', 'bitmap', 'crossbar', not 'coo'"),
-    ({"max_synapses": 0}, "max_synapses must be an integer from 1 to 65536, not 0"),
-    ({"threshold": 1 << 16}, "threshold must be an integer from 1 to 65535"),
-    ({"v_reset": 256}, "v_reset must be an integer from 0 to 255, not 256"),
-    ({"refractory": -1}, "refractory must be an integer from 0 to 255, not -1"),
-    ({"bitmap_word": 12}, "bitmap_word must be a power of two from 8 to 32, not 12"),
-    ({"window": 4, "kp": (0, 1, 2)}, "kp must be a table of window=4 integers"),
-    ({"window": 4, "km": (1, 1, 2, 3)}, r"km\[0\] must be 0"),
-    ({"window": 4, "w_bits": 2, "kp": (0, 4, 2, 1)}, "kp entries must be an integer from 0 to 3, not 4"),
-])
-def test_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        STDPCore(**kwargs)
-
 
 def test_bad_networks():
     cfg = spec.STDPConfig(n_neurons=4, max_synapses=4, w_bits=4)
