@@ -8,7 +8,7 @@ from amaranth.hdl import Module
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.sim import Simulator
 
-from hw.huffman.fifo import RegisteredFlagFIFO
+from hw.lib.fifo import RegisteredFlagFIFO
 
 
 @pytest.mark.parametrize("depth", [2, 3, 4, 5, 64])

@@ -8,11 +8,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from ..lib.fifo import RegisteredFlagFIFO
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .block_parser import BlockParser, beat_layout, descriptor_layout
-from .fifo import RegisteredFlagFIFO
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder

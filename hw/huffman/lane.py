@@ -10,6 +10,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.logic import onehot_mux, tree
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
@@ -92,7 +93,7 @@ def place_symbol(sym, low, place, raw_bits):
     terms = [Mux(place[0], sym, 0)]
     if R:
         terms += [Mux(place[1], sym << (R - 1), 0), Mux(place[2], sym << R, 0)]
-    return lane_step.tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
+    return tree([*terms, low], lambda a, b: a | b)[:spec.value_width(R)]
 
 
 class LaneDecoder(wiring.Component):
@@ -292,7 +293,7 @@ class LaneDecoder(wiring.Component):
             terms = [Mux(~step, hold, 0)]
             for ln in range(L + 1):
                 terms.append(Mux(step & onehot[ln], cands[ln], 0))
-            return lane_step.tree(terms, lambda a, b: a | b)
+            return tree(terms, lambda a, b: a | b)
 
         # next buffer: the raw field's constant shift first (a 2:1 mux, r being 0 or R), then the
         # decoded length's shift
@@ -342,10 +343,10 @@ class LaneDecoder(wiring.Component):
         by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1.r != 0,
                          esc=s1.esc if E else None)
         m.d.comb += [
-            within.eq(lane_step.onehot_mux(oh, [hi_nz | v
+            within.eq(onehot_mux(oh, [hi_nz | v
                                                 for v in by_len(lambda k: lane_step.at_least(lo, k))])),
-            exact.eq(lane_step.onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
-            cons.eq(lane_step.onehot_mux(oh, by_len(lambda k: k))),
+            exact.eq(onehot_mux(oh, [~hi_nz & v for v in by_len(lambda k: lo == k)])),
+            cons.eq(onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = ns.s1_valid & s1.dec & ~st.late
         trunc = Signal()
@@ -367,7 +368,7 @@ class LaneDecoder(wiring.Component):
         oh = s1.onehot
         m.d.comb += [
             code.eq(lane_step.code_bits(oh, s1.win, L, E, R)),
-            offset.eq(lane_step.onehot_mux(oh, [Const(0, 9)] + [
+            offset.eq(onehot_mux(oh, [Const(0, 9)] + [
                 Mux(s1.bank, self.i_offset[1][ln], self.i_offset[0][ln]) for ln in range(1, L + 1)])),
         ]
         if R:

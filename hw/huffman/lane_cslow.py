@@ -9,10 +9,11 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
 
+from ..lib.fifo import RegisteredFlagFIFO
+from ..lib.logic import onehot_mux, tree
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
-from .fifo import RegisteredFlagFIFO
 from .lane import (
     compose_parts,
     lane_members,
@@ -219,7 +220,7 @@ class CSlowLaneDecoder(wiring.Component):
                     terms.append(plain & onehot[s - e])
                 if R and s >= R + e and s - R - e <= L:
                     terms.append(raw & onehot[s - R - e])
-            t = lane_step.tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
+            t = tree(terms, lambda a, b: a | b) if terms else Const(0, 1)
             m.d.comb += sel_a[s].eq((step_a & t) | (~step_a if s == 0 else 0))
         # the staged word (zero if none: ``stage_n`` is written 0 then) placed behind the valid bits
         # and OR'd into the buffer here, so stage B's shift starts from one register
@@ -259,13 +260,13 @@ class CSlowLaneDecoder(wiring.Component):
         # start at a flip-flop
         m.d.sync += [ns.emit.eq(ns.step_a & ~ns.invalid_a),
                      ns.out_q.eq((ns.step_a & ~ns.invalid_a) | ns.emit_zero_a)]
-        m.d.sync += nxt.buf.eq(lane_step.tree([Mux(sel_q[s], (ns.bufm_q << s)[:B], 0) for s in range(S + 1)],
+        m.d.sync += nxt.buf.eq(tree([Mux(sel_q[s], (ns.bufm_q << s)[:B], 0) for s in range(S + 1)],
                                     lambda a, b: a | b))
-        m.d.sync += nxt.ready.eq(lane_step.onehot_mux(sel_q, [ns.ge_q[s] for s in range(S + 1)]))
+        m.d.sync += nxt.ready.eq(onehot_mux(sel_q, [ns.ge_q[s] for s in range(S + 1)]))
         # fill: one subtraction of the amount (binary, OR-encoded from the one-hot); no amount (an
         # invalid code) empties the buffer, as the one-cycle lane does
         amount = Signal(range(S + 1))
-        m.d.comb += amount.eq(lane_step.onehot_mux(sel_q, [Const(s, range(S + 1)) for s in range(S + 1)]))
+        m.d.comb += amount.eq(onehot_mux(sel_q, [Const(s, range(S + 1)) for s in range(S + 1)]))
         fill_next = Signal(range(B + W + 1))
         m.d.comb += fill_next.eq(Mux(sel_q.any(), ns.fill_p_q - amount, 0))
         m.d.sync += nxt.fill.eq(fill_next[:len(nxt.fill)])
@@ -325,10 +326,10 @@ class CSlowLaneDecoder(wiring.Component):
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
         m.d.sync += [
             within_q.eq((hi_nz & oh.any())
-                        | lane_step.onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
+                        | onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
             exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
             short_q.eq(~hi_nz),
-            cons_q.eq(lane_step.onehot_mux(oh, by_len(lambda k: k))),
+            cons_q.eq(onehot_mux(oh, by_len(lambda k: k))),
         ]
         checked = s1.valid & s1.dec & ~cur.late
         trunc = Signal()
@@ -366,7 +367,7 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
-        length = lane_step.onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)])
+        length = onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)])
         m.d.comb += orport.addr.eq(Cat(length, cur.bank))
         rawtop_q = Signal(max(R, 1))
         if R:

@@ -13,13 +13,14 @@ statements in one fixed order (the netlist keeps it).
 
 from amaranth.hdl import Const, Mux, Signal
 
+from ..lib.logic import onehot_mux
 from ..params import check_bool, check_int
 from . import spec
 from .block_parser import descriptor_layout
 from .crc import crc16_next
 
 __all__ = [
-    "buffer_bits", "lane_parameters", "block_registers", "tree", "at_least", "onehot_mux", "match_code",
+    "buffer_bits", "lane_parameters", "block_registers", "at_least", "match_code",
     "holds_symbol", "all_bits_in", "decode_turn",
     "bit_counts", "code_bits", "raw_field", "escaped_symbol", "word_room", "account_word",
     "count_symbol", "flag_errors", "load_stage1", "hold_last", "load_descriptor", "reject_table",
@@ -81,25 +82,12 @@ def block_registers(buffer_bits):
     }
 
 
-def tree(terms, op):
-    """``terms`` combined pairwise into a balanced tree (a chain would be as deep as it is long:
-    synthesis does not rebalance it)."""
-    terms = list(terms)
-    while len(terms) > 1:
-        terms = [op(terms[i], terms[i + 1]) if i + 1 < len(terms) else terms[i]
-                 for i in range(0, len(terms), 2)]
-    return terms[0]
-
 
 def at_least(value, k):
     """``value >= k`` for a constant ``k``; for ``k == 0`` the constant 1 (an unsigned compare
     against 0 is always true, which Verilator's lint rightly calls a constant comparison)."""
     return value >= k if k > 0 else Const(1, 1)
 
-
-def onehot_mux(onehot, values):
-    """``values[i]`` for the set bit ``i`` of ``onehot`` (0 if none), as a balanced AND-OR tree."""
-    return tree([Mux(onehot[i], v, 0) for i, v in enumerate(values)], lambda a, b: a | b)
 
 
 def match_code(m, win, lim, raw_mode, max_len, esc=None):

@@ -10,6 +10,7 @@ from amaranth.lib.fifo import SyncFIFO
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.logic import or_tree
 from ..params import check_bool, check_int
 from . import lane_step, spec
 from .block_parser import descriptor_layout
@@ -23,12 +24,6 @@ __all__ = ["CompactTableLoader", "TableFiller", "TableLaneDecoder", "table_bits"
 #: bits: a longer code, or no code) and the symbol index of the code.
 entry_layout = data.StructLayout({"length": 4, "index": 8})
 
-
-def _or_tree(terms):
-    """``terms`` OR'd as a balanced tree."""
-    while len(terms) > 1:
-        terms = [terms[i] | terms[i + 1] if i + 1 < len(terms) else terms[i] for i in range(0, len(terms), 2)]
-    return terms[0]
 
 
 def table_bits(max_len):
@@ -354,7 +349,7 @@ class TableLaneDecoder(wiring.Component):
             m.d.comb += lt[ln].eq(win[WX - ln:] < lim[ln])
         short = entry.length != 0
         long_len = Signal(5)           # the first long length whose code end is above the window
-        m.d.comb += long_len.eq(_or_tree([Mux(lt[ln] & ~lt[ln - 1], ln, 0) for ln in range(K + 1, L + 1)]))
+        m.d.comb += long_len.eq(or_tree([Mux(lt[ln] & ~lt[ln - 1], ln, 0) for ln in range(K + 1, L + 1)]))
         length = Signal(5)
         m.d.comb += length.eq(Mux(st["raw_mode"], 0, Mux(short, entry.length, long_len)))
         invalid = ~st["raw_mode"] & ~short & ~lt[L]
@@ -451,8 +446,8 @@ class TableLaneDecoder(wiring.Component):
         offset = Signal(8)
         longs = range(K + 1, L + 1)
         m.d.comb += [
-            code.eq(_or_tree([Mux(s1r.length == ln, top[L - ln:L - ln + 8], 0) for ln in longs])),
-            offset.eq(_or_tree([Mux(s1r.length == ln, Mux(s1r.bank, self.i_offset[1][ln],
+            code.eq(or_tree([Mux(s1r.length == ln, top[L - ln:L - ln + 8], 0) for ln in longs])),
+            offset.eq(or_tree([Mux(s1r.length == ln, Mux(s1r.bank, self.i_offset[1][ln],
                                                           self.i_offset[0][ln]), 0) for ln in longs])),
         ]
         index = Signal(8)

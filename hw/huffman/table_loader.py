@@ -4,6 +4,7 @@ from amaranth.hdl import Cat, Const, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from ..lib.logic import onehot_mux
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_int
 from . import spec
@@ -338,20 +339,14 @@ class TableLoader(wiring.Component):
         mask = Signal(L)
         code = Signal(L)
         m.d.comb += [
-            mask.eq(_onehot_or(match_q, [Const(((1 << ln) - 1) << (L - ln), L) for ln in range(L + 1)])),
-            code.eq(_onehot_or(match_q, [Const(0, L)] + [((lim[ln][:ln + 1] - 1)[:ln] << (L - ln))[:L]
-                                                         for ln in range(1, L + 1)])),
+            # Off the critical path: an OR chain (``balanced=False``), the netlist as measured.
+            mask.eq(onehot_mux(match_q, [Const(((1 << ln) - 1) << (L - ln), L) for ln in range(L + 1)],
+                               balanced=False)),
+            code.eq(onehot_mux(match_q, [Const(0, L)] + [((lim[ln][:ln + 1] - 1)[:ln] << (L - ln))[:L]
+                                                         for ln in range(1, L + 1)], balanced=False)),
         ]
         with m.If(st["VERDICT"]):
             m.d.sync += [self.o_esc_on.bit_select(bank, 1).eq(esc_seen),
                          self.o_esc_mask[bank].eq(mask), self.o_esc_code[bank].eq(code)]
         return ~second & (~esc_seen | match_q.any())
 
-
-def _onehot_or(onehot, values):
-    """``values[i]`` for the set bits ``i`` of ``onehot``, OR'd."""
-    terms = [Mux(onehot[i], v, 0) for i, v in enumerate(values)]
-    acc = terms[0]
-    for t in terms[1:]:
-        acc = acc | t
-    return acc

@@ -11,6 +11,9 @@
   :class:`~hw.lib.spram.SPRAMCell`, and :class:`~hw.lib.spram.InterleavedSPRAM` (a read and a write
   port on even / odd banks).
 
-``hw/huffman/fifo.py``'s ``RegisteredFlagFIFO`` belongs here too; it stays with the Huffman decoder
-until the decoder's files are free to change.
+- :mod:`hw.lib.fifo`: :class:`~hw.lib.fifo.RegisteredFlagFIFO`, ``SyncFIFOBuffered``'s interface and
+  cycle behaviour with its flags from registers (checked cycle for cycle against the library FIFO,
+  and formally).
+- :mod:`hw.lib.logic`: balanced reduction trees and one-hot selects (:func:`~hw.lib.logic.tree`,
+  :func:`~hw.lib.logic.or_tree`, :func:`~hw.lib.logic.onehot_mux`).
 """

@@ -12,7 +12,7 @@ from .runner import FormalError, Property, Result, run_property
 __all__ = ["GROUPS", "properties", "select", "run_property", "Property", "Result", "FormalError"]
 
 GROUPS = {
-    "fifo": "RegisteredFlagFIFO (hw/huffman/fifo.py) against SyncFIFOBuffered",
+    "fifo": "RegisteredFlagFIFO (hw/lib/fifo.py) against SyncFIFOBuffered",
     "control": "the command controller's frame rules (hw/control/controller.py)",
     "mac": "MAC array accumulators and flags (hw/mac)",
     "huffman": "Huffman decoder: table loader verdict, streams, error flags (hw/huffman)",

@@ -1,10 +1,10 @@
-"""Formal harnesses for :class:`hw.huffman.fifo.RegisteredFlagFIFO` (width 2, depth 4: a 3-word
+"""Formal harnesses for :class:`hw.lib.fifo.RegisteredFlagFIFO` (width 2, depth 4: a 3-word
 memory and the head register; the decoder's queues differ only in depth and width)."""
 
 from amaranth.hdl import Assert, Module, Signal
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from hw.huffman.fifo import RegisteredFlagFIFO
+from hw.lib.fifo import RegisteredFlagFIFO
 
 from .harness import Harness, internals, mutated
 from .runner import Property
@@ -112,7 +112,7 @@ class FIFOReadStream(_OneFIFO):
 
 def _broken_fifo():
     # the memory is taken as empty when it holds one word that stays (a word is lost)
-    return mutated("hw.huffman.fifo", "RegisteredFlagFIFO",
+    return mutated("hw.lib.fifo", "RegisteredFlagFIFO",
                    "(inner_level > 1) | (inner_nz & self.r_rdy & ~self.r_en)", "(inner_level > 1)")
 
 
@@ -132,7 +132,7 @@ PROPERTIES = [
     Property("fifo.read_stream", "the read side keeps the stream rules: an offered word stays, "
              "unchanged, until r_en", FIFOReadStream, "bmc", 12, PARAMS,
              mutant=lambda: FIFOReadStream(mutated(
-                 "hw.huffman.fifo", "RegisteredFlagFIFO",
+                 "hw.lib.fifo", "RegisteredFlagFIFO",
                  "do_inner_read.eq(inner_nz & (~self.r_rdy | self.r_en))", "do_inner_read.eq(inner_nz)")),
              mutation="memory read while the head waits"),
 ]

@@ -16,7 +16,7 @@ value leaves within ``HANG_BOUND`` cycles.
 ``huffman.sticky_errors``: the whole decoder (``lanes=1``, ``fifo_depth=4``): ``o_errors`` sticky
 until ``i_clear``. (The stream rules of the decoder's ``o_data`` are not checked on the whole
 decoder: its first value needs a loaded table and a block header, deeper than a tractable bound of
-the whole decoder; its queues are :class:`~hw.huffman.fifo.RegisteredFlagFIFO`, whose read side
+the whole decoder; its queues are :class:`~hw.lib.fifo.RegisteredFlagFIFO`, whose read side
 keeps the rules by ``fifo.read_stream``.)
 """
 
