@@ -277,7 +277,8 @@ def _job_gemm(acc, where):
         mac_per_cycle = n_out * k * len(per) / sum(per)
         rows += [("MAC/cycle", f"{mac_per_cycle:.3f} measured ({n_out * k} MAC per GEMV / its board "
                                f"cycles), {mac_per_cycle / cols:.1%} of the array's peak {cols}"),
-                 ("MAC/s", f"{mac_per_cycle * sim.clk_hz / 1e9:.3f} G int8 MAC/s at {sim.clk_hz / 1e6:g} MHz")]
+                 ("MAC/s", f"{mac_per_cycle * sim.clk_hz / 1e9:.3f} G int8 MAC/s at "
+                           f"{sim.clk_hz / 1e6:g} MHz")]
     return rows
 
 

@@ -75,7 +75,8 @@ def test_board_time_splits_line_and_board_cycles():
     assert t["total_us"] == pytest.approx(t["compute_us"] + t["link_us"])
     # ULX3S: 25 MHz, 1 Mbaud, 25 cycles per bit.
     t = board_time(2_500 + 25, 10, 25_000_000, 1_000_000, 25)
-    assert (t["compute_cycles"], t["compute_us"], t["link_us"]) == (25, pytest.approx(1.0), pytest.approx(100.0))
+    assert t["compute_cycles"] == 25
+    assert (t["compute_us"], t["link_us"]) == (pytest.approx(1.0), pytest.approx(100.0))
 
 
 def test_board_time_refuses_fewer_cycles_than_the_line_needs():
