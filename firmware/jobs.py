@@ -52,7 +52,7 @@ JOBS = {
 }
 
 MLP_IMAGES = 16
-GEMM_VECTORS = 8
+GEMM_VECTORS = 4
 
 
 def find_port(board):

@@ -5,8 +5,11 @@ import pytest
 
 import firmware.jobs as jobs
 from edgelearn import cli
+from firmware.driver import Driver
 from firmware.jobs import BlockMissing, board_time, gemm_shape, run_job
+from firmware.transport import SimTransport
 from hw.control.boards import SIM_CONFIG, check_board
+from hw.control.protocol import GROUP_GEMM, Cmd, Status
 from sim.board import board_config
 
 # --- fast: where a job runs -------------------------------------------------------------------
@@ -105,8 +108,15 @@ def test_snn_on_icebreaker_core_equals_golden():
 
 @pytest.mark.slow
 def test_gemm_on_icebreaker_core_is_not_in_this_bitstream():
-    with pytest.raises(BlockMissing, match="the gemm group is not in this bitstream"):
+    with pytest.raises(BlockMissing, match=r"the gemm group is not in this bitstream \(icebreaker carries: "
+                                           r"stdp, system\)"):
         run_job("gemm", board="icebreaker", sim=True)
+    # The board itself: STATUS lists no GEMM group, and a GEMM command sent anyway is answered at once.
+    drv = Driver(SimTransport(board="icebreaker"))
+    assert not drv.status()["groups"] >> GROUP_GEMM & 1
+    status, reply = drv.command(Cmd.GEMM, bytes([1, 0, 1, 0, 0, 0, 5]), check=False)
+    assert (status, reply) == (Status.ERR_UNKNOWN_CMD, b"")
+    drv.close()
 
 
 @pytest.mark.slow
