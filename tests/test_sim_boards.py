@@ -1,6 +1,8 @@
 """Simulated board cores (``edgelearn run JOB --sim --board B``): argument routing, the board-time
 arithmetic, and (slow) each board's own core in Verilator against the golden models."""
 
+import random
+
 import pytest
 
 import firmware.jobs as jobs
@@ -10,7 +12,10 @@ from firmware.jobs import BlockMissing, board_time, gemm_shape, run_job
 from firmware.transport import SimTransport
 from hw.control.boards import SIM_CONFIG, check_board
 from hw.control.protocol import GROUP_GEMM, Cmd, Status
+from hw.stdp.spec import STDPConfig
 from sim.board import board_config
+from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
+from sim.stdp.tb_job import run_verilator_job
 
 # --- fast: where a job runs -------------------------------------------------------------------
 
@@ -126,3 +131,17 @@ def test_gemm_on_ulx3s_core_equals_numpy():
     assert "128 x 128 int8" in rows["weights"], rows
     mac_per_cycle = float(rows["MAC/cycle"].split()[0])
     assert 0 < mac_per_cycle <= check_board("ulx3s").gemm["cols"], rows
+
+
+@pytest.mark.slow
+def test_stdp_verilator_job_runs_the_icebreaker_spram_network():
+    # The fast path of the experiments (the STDP core alone, no UART) on the iCEBreaker's network.
+    cfg = STDPConfig(**check_board("icebreaker").stdp)
+    rng = random.Random(5)
+    rows = random_rows(rng, cfg.n_neurons, None, cfg.w_bits, fanout=cfg.max_synapses // cfg.n_neurons)
+    steps = poisson_events(rng, 6, range(cfg.n_neurons), 8 / cfg.n_neurons)
+    spikes, back = run_verilator_job(cfg, rows, steps)
+    net = ForwardSTDPNetwork(cfg, rows)
+    assert spikes == [net.step(ev)[0] for ev in steps]
+    assert sum(map(len, back)) == cfg.max_synapses == 32768
+    assert back == net.weights()
