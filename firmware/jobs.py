@@ -1,17 +1,26 @@
-"""Jobs: end-to-end runs through the driver, on a board or on the simulated board, checked against
+"""Jobs: end-to-end runs through the driver, on a board or on a simulated board, checked against
 the golden models.
 
 Each job returns ``(label, value)`` string rows (what ``edgelearn run JOB`` prints); every result
-is printed next to its golden model's and a row says whether they match. ``board=None`` runs on
-the simulated board (:func:`sim.board.shared_board`: every command group at small sizes, in
-Verilator, driven at its UART pins); a board name with a ``port`` (or an auto-detected FTDI port)
-runs on hardware, with that board's block sizes. The same job code runs in both cases: only the
-transport and the sizes differ. A job whose block the board lacks returns a row saying so.
+is printed next to its golden model's and a row says whether they match. Where a job runs:
 
-Sizes (decisions): each job is kept to well under a minute on the simulated board, where the UART
-bytes dominate (about 1 ms per byte of Python callbacks): ``mlp`` classifies the first
-:data:`MLP_IMAGES` test images (about 300 bytes on the line per image), ``gemm`` multiplies
-:data:`GEMM_VECTORS` vectors, ``hdqt`` runs two steps of the board's layer.
+* ``board=None``: the small simulated board (:data:`boards.config.SIM_CONFIG`: every command group
+  at small sizes, in Verilator, driven at its UART pins);
+* ``board=B, sim=True``: board ``B``'s own core in Verilator (its groups, block sizes, clock and
+  UART divisor; :func:`sim.board.shared_board`);
+* ``board=B``: the board itself on ``port`` (or its auto-detected FTDI port).
+
+The same job code runs in all cases: only the transport and the sizes differ. A job whose group the
+board lacks raises :class:`BlockMissing` (the board's ``STATUS`` lists its groups).
+
+On a simulated board the jobs also print the board's time per step (``snn``), per GEMV (``gemm``)
+or per image (``mlp``): :func:`board_time` splits the simulated cycles of one command's exchange
+into the line time of its bytes and the board's own cycles (see there).
+
+Sizes (decisions): ``snn`` fills the board's synapse memory (``max_synapses`` CSR synapses,
+``max_synapses / n_neurons`` per neuron); ``gemm`` fills its weight memory (``k`` up to 128, up
+to 128 outputs per GEMV); ``mlp`` classifies the first :data:`MLP_IMAGES` test images; ``hdqt``
+runs two steps of the board's layer. On the small simulated board each takes well under a minute.
 """
 
 import random
@@ -21,6 +30,7 @@ import numpy as np
 from serial.tools import list_ports
 
 from boards.config import SIM_CONFIG, check_board
+from hw.control.gemm_handler import MAX_N_OUT
 from hw.control.protocol import FLAG_BITS
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
 from sim.mac.demo import load_data, mlp_forward, train_mlp
@@ -31,7 +41,7 @@ from .api import Accelerator, BlockMissing
 from .driver import Driver
 from .transport import SerialTransport, SimTransport
 
-__all__ = ["JOBS", "run_job", "find_port"]
+__all__ = ["JOBS", "run_job", "find_port", "board_time", "BlockMissing"]
 
 JOBS = {
     "status": "link check: STATUS, PING round trip and a bulk SINK load, with the measured line efficiency",
@@ -42,7 +52,7 @@ JOBS = {
 }
 
 MLP_IMAGES = 16
-GEMM_VECTORS = 8
+GEMM_VECTORS = 4
 
 
 def find_port(board):
@@ -56,10 +66,16 @@ def find_port(board):
     return ports[0].device
 
 
-def _open(board, port):
-    if board is None:
-        transport = SimTransport()
-        return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
+def _open(board, port, sim):
+    if sim:
+        if port is not None:
+            raise ValueError(f"port must be None on a simulated board, not {port!r}")
+        if board is None:
+            transport = SimTransport()
+            return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
+        cfg = check_board(board)
+        transport = SimTransport(board=board)
+        return Accelerator(Driver(transport), board), f"{cfg.label or board}'s own core, {transport.name}"
     cfg = check_board(board)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
@@ -101,26 +117,35 @@ def _job_status(acc, where):
 def _job_snn(acc, where):
     cfg = acc.stdp_config()
     rng = random.Random(2024)
-    # About 8 synapses per neuron whatever the network size (small simulated networks need density).
-    rows = random_rows(rng, cfg.n_neurons, max(0.04, 8 / cfg.n_neurons), cfg.w_bits)
-    steps = poisson_events(rng, 8, range(cfg.n_neurons), 0.25)
+    # The board's whole synapse memory: the same fan-out for every neuron.
+    n = cfg.n_neurons
+    rows = random_rows(rng, n, None, cfg.w_bits, fanout=min(n, cfg.max_synapses // n))
+    # About 8 input events per step: the recurrent network's cascades do the rest.
+    steps = poisson_events(rng, 8, range(n), min(0.25, 8 / n))
     t0 = time.monotonic()
     acc.reset()
-    spikes, learned = acc.run_snn(rows, steps)
+    acc.load_network(rows)
+    spikes, per_step = [], []
+    for ev in steps:
+        with _Meter(acc) as m:
+            spikes.append(acc.snn_step(ev))
+        per_step.append(m)
+    learned = acc.read_network(rows)
     net = ForwardSTDPNetwork(cfg, rows)
     ref = [net.step(ev)[0] for ev in steps]
     changed = sum(w0 != w1 for r0, r1 in zip(rows, learned) for (_, w0), (_, w1) in zip(r0, r1))
     return [
         ("target", where),
-        ("network", f"{cfg.n_neurons} LIF neurons, {sum(map(len, rows))} synapses (CSR), "
-                    f"window {cfg.window}"),
+        ("network", f"{n} LIF neurons, {sum(map(len, rows))} synapses (CSR, {cfg.syn_store}; board "
+                    f"maximum {cfg.max_synapses}), window {cfg.window}"),
         ("steps", f"{len(steps)}, {sum(map(len, steps))} input events"),
         ("output spikes", f"{sum(map(len, spikes))} (golden {sum(map(len, ref))})"),
         ("spikes == golden", str(spikes == ref)),
         ("weights changed by STDP", str(changed)),
         ("learned weights == golden", str(learned == net.weights())),
         ("board == golden", _match(spikes == ref and learned == net.weights())),
-        ("time", f"{time.monotonic() - t0:.1f} s"),
+        *_time_rows(acc, per_step, "INJECT_SPIKES step"),
+        ("wall time", f"{time.monotonic() - t0:.1f} s"),
     ]
 
 
@@ -141,33 +166,120 @@ def _line(acc, c0, t0, nbytes):
     return f"{time.monotonic() - t0:.2f} s ({nbytes} B on the line)"
 
 
-def _job_gemm(acc, where):
+def board_time(cycles, nbytes, clk_hz, baud, divisor):
+    """The board's time for one command's exchange, from a simulated board.
 
+    ``cycles`` is the simulated clock cycles from the command's first byte to its reply's last one,
+    ``nbytes`` the bytes on the line both ways (stop-and-wait: the controller receives the whole
+    frame, executes, then sends the reply, so the line and the board never work at once). The
+    simulated UART runs at ``divisor`` cycles per bit, so ``10 * divisor * nbytes`` of the cycles
+    are the line's; the rest are the board's own (``compute``: CRC check, the handler's work,
+    reply start). Returns a dict: ``cycles``, ``compute_cycles``, ``clock_mhz``, ``compute_us``
+    (compute cycles at ``clk_hz``), ``link_us`` (``nbytes * 10 / baud``: 8N1 frames at the
+    board's line rate) and ``total_us`` (their sum).
+    """
+    compute = cycles - 10 * divisor * nbytes
+    if compute < 0:
+        raise ValueError(f"cycles must cover the line time of nbytes ({10 * divisor * nbytes} cycles "
+                         f"at divisor {divisor}), not {cycles}")
+    compute_us = compute / clk_hz * 1e6
+    link_us = nbytes * 10 / baud * 1e6
+    return {"cycles": cycles, "compute_cycles": compute, "clock_mhz": clk_hz / 1e6,
+            "compute_us": compute_us, "link_us": link_us, "total_us": compute_us + link_us}
+
+
+class _Meter:
+    """Simulated cycles and line bytes of the commands run inside ``with`` (``None`` on hardware)."""
+
+    def __init__(self, acc):
+        self._acc = acc
+        self.cycles = self.nbytes = None
+
+    def _read(self):
+        drv = self._acc.driver
+        return _cycles(self._acc), drv.bytes_sent + drv.bytes_received
+
+    def __enter__(self):
+        self._c0, self._b0 = self._read()
+        return self
+
+    def __exit__(self, *exc):
+        c1, b1 = self._read()
+        self.nbytes = b1 - self._b0
+        if c1 is not None:
+            self.cycles = c1 - self._c0
+
+
+def _time_rows(acc, meters, what):
+    """Rows of the board's mean time per command (:func:`board_time`); none on hardware."""
+    sim = getattr(acc.driver.transport, "board", None)
+    if sim is None or not meters:
+        return []
+    baud = acc.config.baud
+    times = [board_time(m.cycles, m.nbytes, sim.clk_hz, baud, sim.divisor) for m in meters]
+    mean = {k: sum(t[k] for t in times) / len(times) for k in times[0]}
+    nbytes = sum(m.nbytes for m in meters) / len(meters)
+    return [
+        ("time per", f"{what}, mean of {len(meters)}: simulated cycles of the exchange; link = "
+                     f"{nbytes:.0f} B x 10 / {baud} baud; compute = cycles - line cycles"),
+        ("cycles", f"{mean['cycles']:.0f} ({mean['compute_cycles']:.0f} on the board, the rest on the line)"),
+        ("clock_mhz", f"{mean['clock_mhz']:g} (the board's configured clock; the simulated core has no PLL)"),
+        ("compute_us", f"{mean['compute_us']:.1f}"),
+        ("link_us", f"{mean['link_us']:.1f}"),
+        ("total_us", f"{mean['total_us']:.1f}"),
+    ]
+
+
+def gemm_shape(gemm):
+    """``(n_out, k)`` of the ``gemm`` job for a board's GEMM group parameters: ``k`` up to 128
+    activations, as many outputs as the weight memory holds, up to one GEMM command's 128."""
+    k = min(128, gemm.get("max_k", 256))
+    return min(MAX_N_OUT, gemm.get("max_weights", 4096) // k), k
+
+
+def _job_gemm(acc, where):
     acc._need("gemm")
     g = acc.config.gemm
+    cols = g.get("cols", 4)
     rng = np.random.default_rng(7)
-    n_out, k = min(32, 8 * g.get("cols", 4)), min(64, g.get("max_k", 256))
+    n_out, k = gemm_shape(g)
     # Trained-weight-like statistics (Gaussian, many small values) are what Huffman coding exploits.
     w = np.clip(np.rint(rng.normal(0, 12, (n_out, k))), -128, 127).astype(np.int64)
     x = rng.integers(-128, 128, (GEMM_VECTORS, k))
     acc.reset()
     c0, t0, b0 = _cycles(acc), time.monotonic(), acc.driver.bytes_sent + acc.driver.bytes_received
     stats = acc.load_compressed_weights(w.ravel(), block_n=256)
-    y = np.array([acc.gemv(list(v), n_out) for v in x])
+    y, meters = [], []
+    for v in x:
+        with _Meter(acc) as m:
+            y.append(acc.gemv(list(v), n_out))
+        meters.append(m)
+    y = np.array(y)
     nbytes = acc.driver.bytes_sent + acc.driver.bytes_received - b0
     golden = ref_gemm(x, w, "int8", acc_width=g.get("acc_width", 24))[0]
     equal = int((y == golden).sum())
-    return [
+    rows = [
         ("target", where),
         ("weights", f"{n_out} x {k} int8, Huffman-coded: {stats['code_bits']} code bits "
                     f"({stats['code_bits'] / w.size:.2f} bits/weight, {8 * w.size / stats['code_bits']:.2f}x "
                     f"smaller than int8), {stats['sent_bytes']} B in {stats['blocks']} blocks"),
-        ("GEMVs", f"{GEMM_VECTORS} int8 vectors on the MAC array ({g.get('cols', 4)} columns)"),
+        ("GEMVs", f"{GEMM_VECTORS} int8 vectors on the MAC array ({cols} columns)"),
         ("results", f"board {equal}/{golden.size} equal to numpy golden; y[0][:4] board "
                     f"{list(map(int, y[0][:4]))} / golden {list(map(int, golden[0][:4]))}"),
         ("board == golden", _match(equal == golden.size)),
         ("link", _line(acc, c0, t0, nbytes)),
+        *_time_rows(acc, meters, f"GEMV of {n_out} x {k}"),
     ]
+    sim = getattr(acc.driver.transport, "board", None)
+    if sim is not None:
+        per = [board_time(m.cycles, m.nbytes, sim.clk_hz, acc.config.baud, sim.divisor)["compute_cycles"]
+               for m in meters]
+        mac_per_cycle = n_out * k * len(per) / sum(per)
+        rows += [("MAC/cycle", f"{mac_per_cycle:.3f} measured ({n_out * k} MAC per GEMV / its board "
+                               f"cycles), {mac_per_cycle / cols:.1%} of the array's peak {cols}"),
+                 ("MAC/s", f"{mac_per_cycle * sim.clk_hz / 1e9:.3f} G int8 MAC/s at "
+                           f"{sim.clk_hz / 1e6:g} MHz")]
+    return rows
 
 
 def _mlp_model():
@@ -200,10 +312,14 @@ def _job_mlp(acc, where):
     acc.reset()
     c0, t0, b0 = _cycles(acc), time.monotonic(), acc.driver.bytes_sent + acc.driver.bytes_received
     stats = acc.load_compressed_weights(np.concatenate([q1.ravel(), q2.ravel()]), block_n=256)
-    logits_b = []
+    logits_b, meters = [], []
     for img in x:
-        a1 = np.array(acc.gemv(list(img), q1.shape[0]))
-        a2 = np.array(acc.gemv(list(_mlp_hidden(a1, model)), q2.shape[0], wbase=q1.size))
+        # The host's hidden-layer arithmetic between the two GEMVs takes no board time (the
+        # simulated board stands still while the host computes; on hardware it is host time).
+        with _Meter(acc) as m:
+            a1 = np.array(acc.gemv(list(img), q1.shape[0]))
+            a2 = np.array(acc.gemv(list(_mlp_hidden(a1, model)), q2.shape[0], wbase=q1.size))
+        meters.append(m)
         logits_b.append(a2 * sh * s2 + b2)
     logits_b = np.array(logits_b)
     nbytes = acc.driver.bytes_sent + acc.driver.bytes_received - b0
@@ -223,6 +339,7 @@ def _job_mlp(acc, where):
         ("logits", f"{equal}/{logits_g.size} board logits equal to golden"),
         ("board == golden", _match(equal == logits_g.size and acc_b == acc_g)),
         ("link", _line(acc, c0, t0, nbytes)),
+        *_time_rows(acc, meters, "image (two GEMVs)"),
     ]
 
 
@@ -263,22 +380,25 @@ def _job_hdqt(acc, where):
 _RUNNERS = {"status": _job_status, "gemm": _job_gemm, "mlp": _job_mlp, "hdqt": _job_hdqt, "snn": _job_snn}
 
 
-def run_job(name, *, board=None, port=None):
+def run_job(name, *, board=None, port=None, sim=None):
     """Run job ``name`` (a key of :data:`JOBS`) and return its ``(label, value)`` rows.
+
+    ``sim`` (default: ``board is None``) runs on a simulated board: ``board``'s own core, or the
+    small all-groups board without ``board``.
 
     Raises
     ------
     ValueError
-        Unknown job or board.
+        Unknown job or board, or a ``port`` with ``sim``.
     ConnectionError
         No serial port for the board.
+    BlockMissing
+        The board's bitstream lacks the job's command group (its ``STATUS`` says which it has).
     """
     if name not in JOBS:
         raise ValueError(f"job must be one of {', '.join(JOBS)}, not {name!r}")
-    acc, where = _open(board, port)
+    acc, where = _open(board, port, board is None if sim is None else sim)
     try:
         return _RUNNERS[name](acc, where)
-    except BlockMissing as e:
-        return [("target", where), ("skipped", str(e))]
     finally:
         acc.close()

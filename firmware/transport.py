@@ -68,20 +68,24 @@ class SimTransport:
     ----------
     sim_board : SimBoard or VerilatorBoard, optional
         Talk to this simulated board; default: the process's shared simulated board
-        (:func:`sim.board.shared_board`, every command group, Verilator). The shared board stays
-        up when the transport is closed.
+        (:func:`sim.board.shared_board` of ``board``, Verilator). The shared board stays up when
+        the transport is closed.
     latency : float
         Seconds (board time) between a byte leaving the board and the host reading it: a USB
         bridge's latency (an FTDI chip holds a short reply up to its latency timer, 1-16 ms). 0:
         the host sees each byte as it arrives (to within a few byte times).
+    board : str, optional
+        Without ``sim_board``: the shared simulation of this board's own core (a key of
+        :data:`boards.config.BOARD_CONFIGS`); default: the small all-groups board
+        (:data:`boards.config.SIM_CONFIG`).
     """
 
-    def __init__(self, sim_board=None, *, latency=0.0):
+    def __init__(self, sim_board=None, *, latency=0.0, board=None):
         self._own = sim_board is not None
         if sim_board is None:
             # a job on a serial port never needs the simulated board
             from sim.board import shared_board  # deferred: loads the simulators and all gateware (3 s)
-            sim_board = shared_board()
+            sim_board = shared_board(board=board)
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
         self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"

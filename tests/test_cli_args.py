@@ -77,8 +77,10 @@ ROWS = [
     (["run", "nosuchjob"], 2, "unknown job 'nosuchjob'; the jobs are: status"),
     (["run", "status", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
     (["run", "status", "--port", "/dev/ttyUSB1"], 2, "--port needs --board (one of icebreaker, ulx3s)"),
-    (["run", "status", "--sim", "--port", "/dev/ttyUSB1"], 2, "--port needs --board"),
-    (["run", "status", "--sim", "--board", "icebreaker"], 2, "--board: not allowed with argument --sim"),
+    (["run", "status", "--sim", "--port", "/dev/ttyUSB1"], 2, "--port is for a board on a serial port"),
+    (["run", "status", "--sim", "--board", "icebreaker", "--port", "/dev/ttyUSB1"], 2,
+     "--port is for a board on a serial port; --sim runs a simulated board"),
+    (["run", "status", "--sim", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
     # prove
     (["prove", "nosuchblock"], 2, "unknown block or property 'nosuchblock'; the blocks are: "),
     (["prove", "fifo", "nosuch.property"], 2, "unknown block or property 'nosuch.property'"),

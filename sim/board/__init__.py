@@ -1,47 +1,73 @@
-"""The simulated board: board cores run in a simulator and driven at the UART pins.
+"""The simulated boards: board cores run in a simulator and driven at the UART pins.
 
-:func:`shared_board` is *the* simulated board of :mod:`firmware` (``edgelearn run JOB --sim``,
-``edgelearn demo``, the UART-level tests): the core of :data:`hw.control.boards.SIM_CONFIG` (every
-command group) in Verilator (:mod:`sim.board.verilator_board`), started once per process and kept
-running, since converting the core to Verilog takes about 10 s and building it with Verilator about
-a minute (the build is cached on disk). ``EDGELEARN_SIM_BOARD=amaranth`` selects Amaranth's
-simulator instead (:mod:`sim.board.amaranth_board`; no C++ toolchain needed, about 1000x slower).
+:func:`shared_board` is the simulated board of :mod:`firmware` (``edgelearn run JOB --sim``,
+``edgelearn demo``, the UART-level tests). Without a board name it is the core of
+:data:`hw.control.boards.SIM_CONFIG` (every command group at small sizes, UART at 4 cycles per
+bit); with a board name (``edgelearn run JOB --sim --board icebreaker``) it is that board's own core:
+its groups and block sizes, its configured clock (``clk_hz``, the PLL's target where the board has a
+PLL: the simulated core has no PLL, it runs at that clock by definition), the UART divisor, frame
+timeout and watchdog that follow from it, with the behavioural models of the vendor primitives
+(SPRAM, SB_MAC16, MULT18X18D) instead of the primitives.
+
+Each board runs in Verilator (:mod:`sim.board.verilator_board`), started once per process and kept
+running, since converting a core to Verilog takes 10-30 s and building it with Verilator one to a few
+minutes (the build is cached on disk by the Verilog's hash). ``EDGELEARN_SIM_BOARD=amaranth``
+selects Amaranth's simulator instead (:mod:`sim.board.amaranth_board`; no C++ toolchain needed,
+about 1000x slower).
 """
 
 import atexit
 import os
 
-from hw.control.boards import SIM_CONFIG, make_core
+from hw.control.boards import SIM_CONFIG, check_board, make_core
 
 from .amaranth_board import SIM_TIMEOUT, SIM_WATCHDOG, SimBoard
 from .verilator_board import VerilatorBoard
 
-__all__ = ["shared_board", "make_board"]
+__all__ = ["shared_board", "make_board", "board_config"]
 
 _SHARED = {}
 
 
-def make_board(backend=None, config=None):
-    """A new simulated board of ``config`` (default :data:`hw.control.boards.SIM_CONFIG`)."""
-    cfg = config if config is not None else SIM_CONFIG
+def _backend(backend):
     backend = backend or os.environ.get("EDGELEARN_SIM_BOARD", "verilator")
     if backend not in ("verilator", "amaranth"):
         raise ValueError(f"backend must be 'verilator' or 'amaranth', not {backend!r}")
-    core = make_core(cfg.name, config=cfg, primitives=False, timeout=SIM_TIMEOUT, watchdog=SIM_WATCHDOG)
+    return backend
+
+
+def board_config(board=None):
+    """The :class:`BoardConfig` a simulated ``board`` runs: :data:`SIM_CONFIG` for ``None``, else the
+    board's own (``ValueError`` naming the boards for an unknown name)."""
+    return SIM_CONFIG if board is None else check_board(board)
+
+
+def make_board(backend=None, config=None):
+    """A new simulated board of ``config`` (default :data:`hw.control.boards.SIM_CONFIG`).
+
+    :data:`SIM_CONFIG` gets the simulation's short frame timeout and watchdog; a board's own config
+    keeps the board's (they follow its clock), so that its core is the one the board carries.
+    """
+    cfg = config if config is not None else SIM_CONFIG
+    backend = _backend(backend)
+    overrides = {"timeout": SIM_TIMEOUT, "watchdog": SIM_WATCHDOG} if cfg is SIM_CONFIG else {}
+    core = make_core(cfg.name, config=cfg, primitives=False, **overrides)
     if backend == "amaranth":
         return SimBoard(core)
     return VerilatorBoard(core, toplevel=f"edgelearn_{cfg.name}")
 
 
-def shared_board(backend=None):
-    """The process's simulated board of :data:`hw.control.boards.SIM_CONFIG` (started on first use)."""
-    backend = backend or os.environ.get("EDGELEARN_SIM_BOARD", "verilator")
-    board = _SHARED.get(backend)
-    if board is None:
-        board = _SHARED[backend] = make_board(backend)
-        atexit.register(board.close)
+def shared_board(backend=None, board=None):
+    """The process's simulated ``board`` (default: :data:`SIM_CONFIG`'s), started on first use."""
+    backend = _backend(backend)
+    cfg = board_config(board)
+    key = (backend, cfg.name)
+    sim = _SHARED.get(key)
+    if sim is None:
+        sim = _SHARED[key] = make_board(backend, cfg)
+        atexit.register(sim.close)
     else:
         # Bytes a previous user left unread (e.g. after an exception) must not pass for a reply.
-        while board.read(1 << 16, timeout_cycles=20 * 10 * board.divisor):
+        while sim.read(1 << 16, timeout_cycles=20 * 10 * sim.divisor):
             pass
-    return board
+    return sim

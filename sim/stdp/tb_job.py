@@ -3,7 +3,8 @@
 :func:`run_verilator_job` (host side) writes the network and the per-step events to a JSON file, runs the
 ``run_job`` cocotb test on the Verilated core (:func:`sim.runner.run_cocotb`, build cached per design)
 and returns the spikes of every step and the read-back weights. No stalls: the point is speed; the
-stall behaviour is covered by the tests.
+stall behaviour is covered by the tests. A ``syn_store="spram"`` config runs on the SPRAM's behavioural
+model (:class:`hw.lib.spram.SPRAMCell`; Verilator cannot run ``SB_SPRAM256KA``).
 """
 
 import json
@@ -29,7 +30,7 @@ def run_verilator_job(cfg, rows, steps):
     with os.fdopen(fd, "w") as f:
         json.dump({"rows": rows, "steps": steps}, f)
     try:
-        run_cocotb(STDPCore(**params), toplevel="stdp_core", test_module="sim.stdp.tb_job",
+        run_cocotb(STDPCore(primitives=False, **params), toplevel="stdp_core", test_module="sim.stdp.tb_job",
                    testcase="run_job", params={**params, "job": path})
         with open(path + ".out") as f:
             result = json.load(f)
