@@ -19,6 +19,7 @@ from amaranth.back import rtlil
 from amaranth.hdl import UnusedElaboratable
 
 from boards import build as board_build
+from boards import config as board_config
 from boards import flash, synth
 from boards import groups as board_groups
 from edgelearn import experiment, prove, sweep
@@ -220,10 +221,11 @@ def _jobs():
 
 
 def _check_board(name):
-    boards = _boards()
-    if name not in boards:
-        allowed = ", ".join(boards) or "(none yet)"
-        raise UsageError(f"--board must be one of {allowed}, not {name!r}")
+    """``--board``, checked by the one board check (:func:`boards.config.check_board`)."""
+    try:
+        board_config.check_board(name)
+    except ValueError as e:
+        raise UsageError(f"--{e}") from None
 
 
 def cmd_build(args):
