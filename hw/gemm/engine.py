@@ -21,6 +21,7 @@ from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
+from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
 from ..huffman.decoder import HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
@@ -113,11 +114,15 @@ class GemmEngine(wiring.Component):
             raise ParameterTypeError(f"decode_domain must be a clock domain name (str), "
                                      f"not {decode_domain!r}")
         check_pow2("cdc_depth", cdc_depth, 4, 256)
+        check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
+        check_bool("escape", escape)
+        check_pow2("fifo_depth", fifo_depth, 4, 512)
+        check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
         check_bool("primitives", primitives)
-        self._decoder = HuffmanDecoder(max_len=max_len, lanes=lanes, raw_bits=0, fifo_depth=fifo_depth,
-                                       contexts=contexts, escape=escape)
-        self._array = SystolicArray(rows, cols, acc_width=acc_width, tile_k=0,
-                                    count_bits=max(1, (max_k - 1).bit_length()), primitives=primitives)
+        self._decoder_params = {"max_len": max_len, "lanes": lanes, "raw_bits": 0, "fifo_depth": fifo_depth,
+                                "contexts": contexts, "escape": escape}
+        self._primitives = primitives
+        self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
         self.decode_domain, self._cdc_depth = decode_domain, cdc_depth
@@ -139,12 +144,13 @@ class GemmEngine(wiring.Component):
         groups = self.max_k // spec.GROUP
         dom = self.decode_domain
         crossing = dom != "sync"
-        dec = self._decoder if not crossing else DomainRenamer({"sync": dom})(self._decoder)
-        m.submodules.decoder = dec
+        dec = HuffmanDecoder(**self._decoder_params)
+        m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
         m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
         m.submodules.abuf = abuf = ActivationBuffer(R, (self.max_batch // R) * groups)
-        m.submodules.seq = seq = GemmSequencer(R, C, self.max_batch // R, groups, self._array.count_bits)
-        m.submodules.array = array = self._array
+        m.submodules.seq = seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
+        m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
+                                                   count_bits=self.count_bits, primitives=self._primitives)
         wiring.connect(m, wiring.flipped(self.i_data), dec.i_data)
         wiring.connect(m, wiring.flipped(self.i_table), dec.i_table)
 

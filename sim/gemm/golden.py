@@ -14,7 +14,7 @@ from hw.mac import spec as mac_spec
 from sim.huffman.golden import build_table, encode_block, table_stream
 from sim.mac.golden import ref_gemm
 
-__all__ = ["tile_symbols", "compress_tiles", "act_words", "expected_rows", "gemm_job"]
+__all__ = ["tile_symbols", "compress_tiles", "act_words", "expected_rows", "gemm_job", "concat_jobs"]
 
 
 def _padded(a, rows, cols):
@@ -74,13 +74,15 @@ def expected_rows(x, w, modes, *, rows, cols, acc_width):
 
 
 def gemm_job(x, w, modes, *, rows, cols, format_lanes, max_len, row_tile_bits, group_bits,
-             acc_width=24, act_unsigned=False, escape=False):
+             acc_width=24, act_unsigned=False, escape=False, parity=0):
     """Everything one GEMM sends and expects.
 
     ``x``: ``M x K`` activations, ``w``: ``N x K`` weights (``K`` a multiple of 4), ``modes``: one
     precision per weight tile of ``cols`` output channels (each tile's weights in its range).
     Returns a dict: ``cmds`` (command words), ``acts`` (activation words), ``table`` (``(word,
-    first)`` pairs), ``blocks`` (data beats per tile), ``rows`` (expected result rows).
+    first)`` pairs), ``blocks`` (data beats per tile), ``rows`` (expected result rows). ``parity``:
+    the table's place in the decoder's table sequence (0 for the first table sent, 1 for the next,
+    ...), which the blocks name (:mod:`hw.huffman.spec`); :func:`concat_jobs` joins jobs.
     """
     m, k = np.shape(x)
     if k % spec.GROUP:
@@ -90,9 +92,15 @@ def gemm_job(x, w, modes, *, rows, cols, format_lanes, max_len, row_tile_bits, g
     w = np.asarray(w, dtype=np.int64)
     syms = [tile_symbols(w[n * cols:(n + 1) * cols], mode if mac_spec.is_defined_mode(
         mac_spec.MODES.get(mode, mode)) else "int2", cols) for n, mode in enumerate(modes)]
-    table, blocks = compress_tiles(syms, format_lanes=format_lanes, max_len=max_len, escape=escape)
+    table, blocks = compress_tiles(syms, format_lanes=format_lanes, max_len=max_len, escape=escape,
+                                   parity=parity)
     cmds = [spec.pack_cmd(mode=mode, row_tiles=tiles, groups=groups, act_unsigned=act_unsigned,
                           load_acts=n == 0, row_tile_bits=row_tile_bits, group_bits=group_bits)
             for n, mode in enumerate(modes)]
     return {"cmds": cmds, "acts": act_words(x, rows), "table": table_stream([table]), "blocks": blocks,
             "rows": expected_rows(x, w, modes, rows=rows, cols=cols, acc_width=acc_width)}
+
+
+def concat_jobs(*jobs):
+    """One job of several GEMMs run back to back (their tables' parities 0, 1, 0, ...)."""
+    return {key: [v for job in jobs for v in job[key]] for key in ("cmds", "acts", "table", "blocks", "rows")}
