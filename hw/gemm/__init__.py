@@ -27,7 +27,8 @@ BLOCKS = [
                                    "decoder clock domain (sync: the array's; else an AsyncFIFO "
                                    "crosses)", kind=str),
             "primitives": Param(_DEFAULTS["primitives"],
-                                "instantiate MULT18X18D (false: behavioural model)", kind=bool),
+                                "instantiate MULT18X18D (the ECP5 build); false: behavioural "
+                                "multipliers (portable Verilog, simulation)", kind=bool),
         },
         synth_params={"rows": 2, "cols": 4, "max_k": 64, "max_batch": 4, "lanes": 2},
     ),

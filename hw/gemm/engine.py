@@ -61,8 +61,11 @@ class GemmEngine(wiring.Component):
         any other name: a second domain, crossed by an ``AsyncFIFO`` of ``cdc_depth`` beats.
     cdc_depth : int
         Depth of that FIFO, a power of two 4..256.
-    acc_width, primitives :
+    acc_width : int
         As :class:`hw.mac.systolic.SystolicArray`.
+    primitives : bool
+        Instantiate the ECP5 ``MULT18X18D`` with their registers (True: the board build) or the
+        behavioural multipliers (False, default: portable Verilog and simulation).
 
     Members
     -------
@@ -92,7 +95,7 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=64, decode_domain="sync", cdc_depth=16, acc_width=24,
-                 primitives=True):
+                 primitives=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
