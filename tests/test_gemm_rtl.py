@@ -16,7 +16,7 @@ from hw.gemm.engine import ERR_DECODE, ERR_MODE, ERR_TILE
 from hw.mac import spec as mac_spec
 from hw.params import ParameterTypeError
 from sim.gemm.golden import compress_tiles, concat_jobs, gemm_job, tile_symbols
-from sim.gemm.harness import run_engine
+from sim.gemm.harness import run_engine, run_engine_phases
 from sim.gemm.model import engine_cycles
 from sim.huffman.golden import Beat, table_stream
 from sim.mac.golden import random_acts, random_weights
@@ -217,3 +217,20 @@ def test_decoding_overlaps_computing():
     model = engine_cycles([16] * 4, 8, rows=2, cols=4, rate=2 * 0.9, table_words=len(job["table"]),
                           act_words=8 * 4)
     assert res["cycles"] <= 1.05 * model
+
+
+@pytest.mark.parametrize("domain", ["sync", "dec"])
+def test_clear_recovers_after_a_corrupt_block(domain):
+    """A corrupt block sets the flags; ``i_clear`` (while idle) clears them and resets the decoder
+    (in its own clock domain too), and the next GEMM, with its table sent again, is exact."""
+    rng = np.random.default_rng(11)
+    dut = make_dut(decode_domain=domain)
+    x, w = random_gemm(rng, 2, 8, ["int8", "int4"])
+    bad = job_for(dut, x, w, ["int8", "int4"])
+    bad["blocks"] = corrupt_payload(bad["blocks"], 0)
+    x2, w2 = random_gemm(rng, 3, 12, ["int2"])
+    good = job_for(dut, x2, w2, ["int2"])
+    first, second = run_engine_phases(dut, [bad, good], stall=0.2, max_cycles=20_000, period=8e-9,
+                                      decode_period=10e-9)
+    assert first["finished"] and first["errors"] == ERR_DECODE | ERR_TILE
+    check(second, good)
