@@ -101,7 +101,8 @@ def no_reuse(m, mode_lanes, rate):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--no-8x16", action="store_true", help="skip the 8 x 16 validation runs (about 10 minutes)")
+    ap.add_argument("--no-8x16", action="store_true",
+                    help="skip the 8 x 16 validation runs (about 10 minutes)")
     args = ap.parse_args(argv)
 
     print(f"# GEMM engine: compressed weights through the {ROWS}x{COLS} systolic array\n")
