@@ -103,16 +103,20 @@ class WeightTileBuffer(wiring.Component):
 class ActivationBuffer(wiring.Component):
     """The batch's activations: ``depth`` words of ``rows * 4`` bytes in block RAM.
 
-    ``i_load`` (one cycle, with ``i_words``) starts a load: the next ``i_words`` words of ``i_act``
-    go to addresses 0, 1, ...; ``o_loading`` is high until the last one is written. ``i_act.ready``
+    ``i_load`` (one cycle, with ``i_row_tiles`` and ``i_groups``, each at least 1) starts a load: the
+    next ``i_row_tiles * i_groups`` words of ``i_act`` go to addresses 0, 1, ...; ``o_loading`` is
+    high until the last one is written. (Two counters, not a product: a multiplier here would take
+    one of the DSPs the array needs.) ``i_act.ready``
     is high only while loading. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`.
     """
 
-    def __init__(self, rows, depth):
-        self._width, self._depth = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS, depth
+    def __init__(self, rows, max_row_tiles, max_groups):
+        self._width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        self._depth = depth = max_row_tiles * max_groups
         super().__init__({
             "i_act": In(stream.Signature(self._width)),
-            "i_load": In(1), "i_words": In(range(depth + 1)),
+            "i_load": In(1), "i_row_tiles": In(range(max_row_tiles + 1)),
+            "i_groups": In(range(max_groups + 1)),
             "o_loading": Out(1),
             "rd_en": In(1), "rd_addr": In(range(depth)), "rd_data": Out(self._width),
             "i_clear": In(1),
@@ -123,19 +127,26 @@ class ActivationBuffer(wiring.Component):
         m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
         wr = ram.write_port()
         rd = ram.read_port(transparent_for=())
-        addr = Signal.like(self.i_words)
-        left = Signal.like(self.i_words)
+        addr = Signal(range(self._depth))
+        tiles_left = Signal.like(self.i_row_tiles)
+        groups = Signal.like(self.i_groups)
+        groups_left = Signal.like(self.i_groups)
         take = Signal()
         m.d.comb += [
-            self.o_loading.eq(left != 0), self.i_act.ready.eq(left != 0),
-            take.eq(self.i_act.valid & (left != 0)),
+            self.o_loading.eq(tiles_left != 0), self.i_act.ready.eq(tiles_left != 0),
+            take.eq(self.i_act.valid & (tiles_left != 0)),
             wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
             rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data),
         ]
         with m.If(self.i_load):
-            m.d.sync += [addr.eq(0), left.eq(self.i_words)]
+            m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
+                         groups_left.eq(self.i_groups)]
         with m.Elif(take):
-            m.d.sync += [addr.eq(addr + 1), left.eq(left - 1)]
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(groups_left == 1):
+                m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1)]
+            with m.Else():
+                m.d.sync += groups_left.eq(groups_left - 1)
         with m.If(self.i_clear):
-            m.d.sync += left.eq(0)
+            m.d.sync += tiles_left.eq(0)
         return m

@@ -150,7 +150,7 @@ class GemmEngine(wiring.Component):
         dec = HuffmanDecoder(**self._decoder_params)
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
         m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
-        m.submodules.abuf = abuf = ActivationBuffer(R, (self.max_batch // R) * groups)
+        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
         m.submodules.seq = seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives)
@@ -181,7 +181,8 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
         wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
         m.d.comb += [
-            abuf.i_load.eq(seq.o_load), abuf.i_words.eq(seq.o_words), seq.i_loading.eq(abuf.o_loading),
+            abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
+            seq.i_loading.eq(abuf.o_loading),
             abuf.rd_en.eq(seq.act_rd_en), abuf.rd_addr.eq(seq.act_rd_addr), seq.i_act_data.eq(abuf.rd_data),
             seq.i_full.eq(wbuf.o_full), seq.i_beats.eq(wbuf.o_beats), seq.i_bad.eq(wbuf.o_bad),
             wbuf.i_release.eq(seq.o_release),

@@ -47,7 +47,8 @@ class GemmSequencer(wiring.Component):
         act_width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
         super().__init__({
             "i_cmd": In(stream.Signature(gemm_cmd_layout(self._rt_bits, self._g_bits))),
-            "o_load": Out(1), "o_words": Out(range(self._act_depth + 1)), "i_loading": In(1),
+            "o_load": Out(1), "o_row_tiles": Out(range(max_row_tiles + 1)),
+            "o_groups": Out(range(max_groups + 1)), "i_loading": In(1),
             "act_rd_en": Out(1), "act_rd_addr": Out(range(self._act_depth)), "i_act_data": In(act_width),
             "i_full": In(1), "i_beats": In(range(self._wgt_depth + 1)), "i_bad": In(1), "o_release": Out(1),
             "wgt_rd_en": Out(1), "wgt_rd_addr": Out(range(self._wgt_depth)),
@@ -76,7 +77,7 @@ class GemmSequencer(wiring.Component):
         error = self.o_tile_error
 
         m.d.comb += [
-            self.o_words.eq(row_tiles * groups),
+            self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
             self.o_acmd.payload.beats_m1.eq(beats - 1),
             self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
