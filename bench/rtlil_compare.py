@@ -43,11 +43,14 @@ __all__ = ["designs", "strip_src", "write_designs", "compare", "MATRICES"]
 
 def _huffman_matrix():
     """L = 8, 12, 16 x N = 1, 2 x contexts 1, 2 x escape off/on (R = 8), and R = 0, 1 at L = 12,
-    N = 1, escape on, for both lane kinds."""
+    N = 1, escape on, for both lane kinds (one-cycle, C-slow); the table-lookup lanes (contexts 1)
+    at L = 8, 12, 16 x N = 1, 2 x escape off/on."""
     out = [{"max_len": max_len, "lanes": lanes, "contexts": contexts, "escape": escape, "raw_bits": 8}
            for max_len in (8, 12, 16) for lanes in (1, 2) for contexts in (1, 2) for escape in (False, True)]
     out += [{"max_len": 12, "lanes": 1, "contexts": contexts, "escape": True, "raw_bits": raw_bits}
             for raw_bits in (0, 1) for contexts in (1, 2)]
+    out += [{"max_len": max_len, "lanes": lanes, "escape": escape, "impl": "table"}
+            for max_len in (8, 12, 16) for lanes in (1, 2) for escape in (False, True)]
     return out
 
 

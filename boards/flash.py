@@ -23,7 +23,7 @@ from pathlib import Path
 from serial.tools import list_ports
 
 from . import build
-from .config import BOARD_CONFIGS
+from .config import BOARD_CONFIGS, check_board
 
 __all__ = ["FlashError", "flash_board", "openfpgaloader_path", "check_flash_ready", "SYSTEM_LIBS_HINT"]
 
@@ -106,9 +106,7 @@ def flash_board(name, bitstream=None):
         The loader cannot start (missing system libraries), no board is attached (both checked
         before any build), or programming failed (one line).
     """
-    if name not in BOARD_CONFIGS:
-        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {name!r}")
-    cfg = BOARD_CONFIGS[name]
+    cfg = check_board(name)
     label = cfg.label
     if bitstream is not None and not Path(bitstream).exists():
         raise FlashError(f"bitstream {bitstream} does not exist; run: edgelearn build --board {name}")

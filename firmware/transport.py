@@ -8,6 +8,11 @@ and in simulation.
 """
 
 import collections
+import time
+
+import serial
+
+from boards.config import check_board
 
 __all__ = ["SerialTransport", "SimTransport", "open_transport"]
 
@@ -27,7 +32,6 @@ class SerialTransport:
     quiet = 0.05
 
     def __init__(self, port, baud):
-        import serial
         self.name = f"serial {port} @ {baud} baud"
         try:
             self._port = serial.Serial(port, baudrate=baud, timeout=0.1)
@@ -45,7 +49,6 @@ class SerialTransport:
         self._port.write(bytes(data))
 
     def read(self, n, timeout=1.0):
-        import time
         out = bytearray()
         deadline = time.monotonic() + timeout
         while len(out) < n and time.monotonic() < deadline:
@@ -76,7 +79,8 @@ class SimTransport:
     def __init__(self, sim_board=None, *, latency=0.0):
         self._own = sim_board is not None
         if sim_board is None:
-            from sim.board import shared_board
+            # a job on a serial port never needs the simulated board
+            from sim.board import shared_board  # deferred: loads the simulators and all gateware (3 s)
             sim_board = shared_board()
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
@@ -120,9 +124,7 @@ class SimTransport:
 
 def open_transport(board=None, port=None):
     """The simulated board without ``port``, else ``board``'s serial port at its UART rate."""
-    from boards.config import BOARD_CONFIGS
-    if board is not None and board not in BOARD_CONFIGS:
-        raise ValueError(f"board must be one of {', '.join(BOARD_CONFIGS)}, not {board!r}")
+    config = check_board(board or "icebreaker")
     if port is None:
         return SimTransport()
-    return SerialTransport(port, BOARD_CONFIGS[board or "icebreaker"].baud)
+    return SerialTransport(port, config.baud)

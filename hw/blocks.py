@@ -13,7 +13,8 @@ from dataclasses import dataclass, field
 
 import hw
 
-__all__ = ["Param", "BlockSpec", "all_blocks", "get_block", "declared_defaults"]
+__all__ = ["Param", "BlockSpec", "all_blocks", "get_block", "declared_defaults", "declared_params",
+           "help_table"]
 
 
 def declared_defaults(source):
@@ -53,6 +54,47 @@ class Param:
             except ValueError:
                 raise ValueError(f"{name} must be an integer, not {text!r}") from None
         return text
+
+
+def help_table(text):
+    """``{name: help}`` from a table of lines ``name  help text``; a line indented deeper than the
+    names continues the help above it."""
+    lines = [line for line in text.splitlines() if line.strip()]
+    indent = min(len(line) - len(line.lstrip()) for line in lines)
+    helps, name = {}, None
+    for line in lines:
+        if len(line) - len(line.lstrip()) == indent:
+            name, _, help = line.strip().partition(" ")
+            helps[name] = help.strip()
+        elif name is None:
+            raise ValueError(f"help table: a continued help before the first name: {line.strip()!r}")
+        else:
+            helps[name] += " " + line.strip()
+    return helps
+
+
+def declared_params(source, helps, choices=None):
+    """The registry's ``params``: one :class:`Param` for each parameter named in ``helps`` (a
+    :func:`help_table` or ``{name: help}``), with the default ``source`` declares
+    (:func:`declared_defaults`).
+
+    A parameter's ``kind`` follows its default: ``bool`` or ``str`` for a default of that type,
+    else ``int`` (also for a default of ``None``, meaning "derived from the others").
+    ``choices`` (``{name: allowed values}``) adds the allowed values for the CLI's help.
+    """
+    helps = help_table(helps) if isinstance(helps, str) else dict(helps)
+    defaults = declared_defaults(source)
+    choices = choices or {}
+    undeclared = sorted((set(helps) | set(choices)) - set(defaults))
+    if undeclared:
+        raise ValueError(f"{getattr(source, '__name__', source)!r} declares no default for "
+                         f"{undeclared[0]!r}; its defaults are: {', '.join(defaults)}")
+    params = {}
+    for name, help in helps.items():
+        default = defaults[name]
+        kind = type(default) if isinstance(default, (bool, str)) else int
+        params[name] = Param(default, help, kind, tuple(choices.get(name, ())))
+    return params
 
 
 @dataclass(frozen=True)

@@ -61,15 +61,6 @@ def test_ice40_tiling_fewest_blocks_then_fewest_banks():
     assert ice40_tiling(16, 512, 8) == (1, 2, 1)     # 8-bit lanes fit 512 x 8 columns
 
 
-@pytest.mark.parametrize("kwargs, message", [
-    ({"shape": 16, "depth": 64, "granularity": 5}, "granularity must divide"),
-    ({"shape": 16, "depth": 0}, "depth must be"),
-    ({"shape": 16, "depth": 64, "read_ports": 0}, "read_ports must be"),
-])
-def test_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        Ram(**kwargs)
-
 
 @pytest.mark.slow
 def test_layer_with_ice40_primitives_bit_exact():

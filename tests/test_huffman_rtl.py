@@ -292,22 +292,6 @@ def test_clear_command_recovers():
     assert res["errors"] & spec.ERR_HEADER
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"max_len": 7}, "max_len must be an integer from 8 to 16, not 7"),
-    ({"max_len": 17}, "max_len must be an integer from 8 to 16, not 17"),
-    ({"lanes": 0}, "lanes must be an integer from 1 to 8, not 0"),
-    ({"raw_bits": 9}, "raw_bits must be an integer from 0 to 8, not 9"),
-    ({"fifo_depth": 6}, "fifo_depth must be a power of two from 4 to 512, not 6"),
-    ({"lanes": "2"}, "lanes must be an integer from 1 to 8, not '2'"),
-    ({"contexts": 3}, "contexts must be an integer from 1 to 2, not 3"),
-    ({"contexts": 2, "lanes": 5}, "lanes must be an integer from 1 to 4, not 5"),
-    ({"impl": "lut"}, "impl must be one of 'comparator', 'table', not 'lut'"),
-    ({"impl": "table", "contexts": 2}, "contexts must be 1 with impl='table', not 2"),
-])
-def test_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        HuffmanDecoder(**kwargs)
-
 
 @pytest.mark.parametrize("impl", ["comparator", "table"])
 def test_one_symbol_per_cycle_at_the_length_limit(impl):

@@ -10,7 +10,6 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import Module
-from amaranth.sim import Simulator
 
 from hw.mac import spec
 from hw.mac.accumulate import AccumulatorGrid
@@ -299,9 +298,17 @@ def test_primitives_elaborate():
     assert "SB_MAC16" not in rtlil.convert(model, name="m")
 
 
-def test_module_is_elaboratable_in_a_parent():
-    m = Module()
-    m.submodules.mac = MacArray(rows=1, cols=1, primitives=False)
-    sim = Simulator(m)
-    sim.add_clock(1e-8)
-    sim.run_until(1e-7)
+def test_array_inside_a_parent_module_matches_golden():
+    """A MacArray as a submodule of a plain Module (as the boards and the HDQT layer hold it): int8
+    and int2 GEMM tiles with stalls come out as the golden model computes them."""
+    dut = MacArray(rows=1, cols=1, primitives=False)
+    parent = Module()
+    parent.submodules.mac = dut
+    rng = np.random.default_rng(23)
+    tiles = []
+    for mode in ("int8", "int2"):
+        x, w = random_acts(rng, (1, 37)), random_weights(rng, (1, 37), mode)
+        tiles += gemm_tiles(x, w, mode, rows=1, cols=1, acc_width=dut.acc_width)
+    res = run_tiles(dut, tiles, stall=0.3, seed=5, top=parent, max_cycles=2000)
+    assert res["rows"] == expected_rows(tiles, 1)
+    assert any(row["values"][0] != 0 for row in res["rows"])

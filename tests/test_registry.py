@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from hw.blocks import BlockSpec, Param, all_blocks, declared_defaults
+from hw.blocks import BlockSpec, Param, all_blocks, declared_defaults, declared_params, help_table
 
 BLOCKS = all_blocks()
 
@@ -30,3 +30,24 @@ def test_declared_defaults_reads_signatures_and_configs():
     assert declared_defaults(Config) == {"b": 3}
     drifted = BlockSpec(name="t", summary="", factory=factory, params={"b": Param(5, "")})
     assert drifted.declared_defaults()["b"] != drifted.defaults()["b"]
+
+
+def test_declared_params_take_default_and_kind_from_the_source():
+    def factory(width=16, steps=None, mode="fast", fast=False):
+        return width
+
+    params = declared_params(factory, {"width": "w", "steps": "s", "mode": "m", "fast": "f"},
+                             choices={"mode": ["fast", "slow"]})
+    assert params == {"width": Param(16, "w"), "steps": Param(None, "s"),
+                      "mode": Param("fast", "m", str, ("fast", "slow")), "fast": Param(False, "f", bool)}
+    with pytest.raises(ValueError, match="declares no default for 'depth'"):
+        declared_params(factory, {"depth": "d"})
+
+
+def test_help_table_reads_names_and_continued_helps():
+    table = """
+        n      transform size
+        width  element width,
+               2..32
+    """
+    assert help_table(table) == {"n": "transform size", "width": "element width, 2..32"}

@@ -29,4 +29,5 @@ def test_matrix_adds_the_huffman_lane_kinds():
             for cfg in ("lanes=1 max_len=8", "lanes=2 max_len=12", "lanes=1 max_len=16"):
                 assert any(f"contexts={contexts} escape={escape}" in label and cfg in label
                            for label in more), (contexts, escape, cfg)
-    assert len(added) == len(set(added)) and len(more) == 28
+    assert sum("impl=table" in label for label in more) == 12
+    assert len(added) == len(set(added)) and len(more) == 40

@@ -14,22 +14,6 @@ from sim.lib.tb_spram import SPRAMPair, address_pool
 from sim.runner import cocotb_testcases, ice40_cell_models, run_cocotb
 
 
-@pytest.mark.parametrize("kwargs,message", [
-    ({"depth": 16384, "width": 0}, "width must be an integer from 1 to 64, not 0"),
-    ({"depth": 16384, "width": 65}, "width must be an integer from 1 to 64, not 65"),
-    ({"depth": 0}, r"depth \(width=16: 1 SPRAM\(s\) per word\) must be an integer from 1 to 65536"),
-    ({"depth": 65537}, r"depth \(width=16: 1 SPRAM\(s\) per word\) must be an integer from 1 to 65536"),
-    ({"depth": 32769, "width": 17}, r"depth \(width=17: 2 SPRAM\(s\) per word\) must be an integer "
-                                    r"from 1 to 32768, not 32769"),
-    ({"depth": 16385, "width": 64}, r"from 1 to 16384, not 16385"),
-    ({"depth": 1000, "addr_bits": 9}, r"addr_bits \(depth=1000\) must be an integer from 10 to 32"),
-    ({"depth": 1000, "primitives": 1}, "primitives must be True or False"),
-])
-def test_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        SPRAM(**kwargs)
-
-
 def test_parameter_types_and_counts():
     with pytest.raises(ParameterTypeError, match="width must be an integer"):
         SPRAM(100, width=16.0)

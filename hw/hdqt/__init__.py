@@ -3,7 +3,7 @@
 See :mod:`hw.hdqt.spec` for the arithmetic shared with the golden model (:mod:`sim.hdqt.golden`).
 """
 
-from ..blocks import BlockSpec, Param, declared_defaults
+from ..blocks import BlockSpec, declared_params
 from . import spec
 from .fwht import FWHT
 from .layer import HdqtLayer
@@ -11,55 +11,40 @@ from .quantizer import ShiftQuantizer
 
 __all__ = ["spec", "FWHT", "ShiftQuantizer", "HdqtLayer", "BLOCKS"]
 
-_FWHT_DEFAULTS = declared_defaults(FWHT)
-_SHIFTQUANTIZER_DEFAULTS = declared_defaults(ShiftQuantizer)
-_HDQTLAYER_DEFAULTS = declared_defaults(HdqtLayer)
-
 BLOCKS = [
-    BlockSpec(
-        name="fwht",
+    BlockSpec(name="fwht", factory=FWHT,
         summary="streaming fast Walsh-Hadamard transform (radix-2 SDF), 1 element/cycle, n = 2..128",
-        factory=FWHT,
-        params={
-            "n": Param(_FWHT_DEFAULTS["n"], "transform size, a power of two 2..128"),
-            "width": Param(_FWHT_DEFAULTS["width"],
-                           "input element width (signed), 2..32; output grows log2(n) bits"),
-        },
+        params=declared_params(FWHT, """
+            n      transform size, a power of two 2..128
+            width  input element width (signed), 2..32; output grows log2(n) bits
+        """),
         smoke_test="sim.hdqt.tb_fwht",
         smoke_params={"n": 16},
     ),
-    BlockSpec(
-        name="hdqt_quantizer",
+    BlockSpec(name="hdqt_quantizer", factory=ShiftQuantizer,
         summary="per-tensor max-reduction + power-of-two shift quantizer, round-to-nearest or LFSR "
                 "stochastic rounding",
-        factory=ShiftQuantizer,
-        params={
-            "width": Param(_SHIFTQUANTIZER_DEFAULTS["width"], "input element width (signed), 2..32"),
-            "bits": Param(_SHIFTQUANTIZER_DEFAULTS["bits"], "quantized bits, 2..8"),
-            "depth": Param(_SHIFTQUANTIZER_DEFAULTS["depth"], "largest tensor in elements, 2..65536"),
-        },
+        params=declared_params(ShiftQuantizer, """
+            width  input element width (signed), 2..32
+            bits   quantized bits, 2..8
+            depth  largest tensor in elements, 2..65536
+        """),
     ),
-    BlockSpec(
-        name="hdqt_layer",
+    BlockSpec(name="hdqt_layer", factory=HdqtLayer,
         summary="HDQT training step of a linear layer (forward, dX, dW, SGD update) out of on-chip "
                 "buffers on the MAC array's int4 tile-saturating mode",
-        factory=HdqtLayer,
-        params={
-            "batch": Param(_HDQTLAYER_DEFAULTS["batch"], "B, a power of two 2*max(rows, cols)..256"),
-            "k_dim": Param(_HDQTLAYER_DEFAULTS["k_dim"], "K (layer inputs), a power of two"),
-            "o_dim": Param(_HDQTLAYER_DEFAULTS["o_dim"], "O (layer outputs), a power of two"),
-            "had_cap": Param(_HDQTLAYER_DEFAULTS["had_cap"], "largest Hadamard block, a power of two 2..128"),
-            "rows": Param(_HDQTLAYER_DEFAULTS["rows"], "MAC array rows, a power of two 1..16"),
-            "cols": Param(_HDQTLAYER_DEFAULTS["cols"], "MAC array columns, a power of two 1..16"),
-            "acc_width": Param(_HDQTLAYER_DEFAULTS["acc_width"], "MAC array wide accumulator, 17..48"),
-            "tile_bits": Param(_HDQTLAYER_DEFAULTS["tile_bits"],
-                               "tile accumulator bits (the paper's accumulator), 2..16"),
-            "backend": Param(_HDQTLAYER_DEFAULTS["backend"], "MAC arithmetic: lut, ice40, ecp5", kind=str,
-                             choices=("lut", "ice40", "ecp5")),
-            "primitives": Param(_HDQTLAYER_DEFAULTS["primitives"],
-                                "DSP backends: vendor primitives (false: behavioural models)",
-                                kind=bool),
-        },
+        params=declared_params(HdqtLayer, """
+            batch       B, a power of two 2*max(rows, cols)..256
+            k_dim       K (layer inputs), a power of two
+            o_dim       O (layer outputs), a power of two
+            had_cap     largest Hadamard block, a power of two 2..128
+            rows        MAC array rows, a power of two 1..16
+            cols        MAC array columns, a power of two 1..16
+            acc_width   MAC array wide accumulator, 17..48
+            tile_bits   tile accumulator bits (the paper's accumulator), 2..16
+            backend     MAC arithmetic: lut, ice40, ecp5
+            primitives  DSP backends: vendor primitives (false: behavioural models)
+        """, choices={"backend": ("lut", "ice40", "ecp5")}),
         smoke_test="sim.hdqt.tb_layer",
         smoke_params={"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2},
         # The UP5K row of `edgelearn demo`: the largest layer found to place on the UP5K.

@@ -9,37 +9,28 @@ See :mod:`hw.huffman.spec` for the format (the one definition shared with the go
 :mod:`hw.huffman.repack`.
 """
 
-from ..blocks import BlockSpec, Param, declared_defaults
+from ..blocks import BlockSpec, declared_params
 from . import spec
 from .decoder import IMPLS, HuffmanDecoder
 from .repack import WeightRepacker
 
 __all__ = ["spec", "HuffmanDecoder", "WeightRepacker", "BLOCKS"]
 
-_HUFFMANDECODER_DEFAULTS = declared_defaults(HuffmanDecoder)
-
 BLOCKS = [
-    BlockSpec(
-        name="huffman_decoder",
+    BlockSpec(name="huffman_decoder", factory=HuffmanDecoder,
         summary="canonical Huffman weight decoder: N lanes x 1 symbol/cycle, code length <= L, "
                 "double-buffered run-time tables, error flags",
-        factory=HuffmanDecoder,
-        params={
-            "max_len": Param(_HUFFMANDECODER_DEFAULTS["max_len"], "maximum code length L, 8..16"),
-            "lanes": Param(_HUFFMANDECODER_DEFAULTS["lanes"], "lanes N (symbols per cycle), 1..8"),
-            "raw_bits": Param(_HUFFMANDECODER_DEFAULTS["raw_bits"],
-                              "raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8"),
-            "fifo_depth": Param(_HUFFMANDECODER_DEFAULTS["fifo_depth"],
-                                "words per lane FIFO, power of two 4..512"),
-            "contexts": Param(_HUFFMANDECODER_DEFAULTS["contexts"],
-                              "1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes "
-                              "(blocks of 2N lanes; about twice the clock)"),
-            "escape": Param(_HUFFMANDECODER_DEFAULTS["escape"],
-                            "decode escape codes (rare symbols as one code + 8 raw bits)", kind=bool),
-            "impl": Param(_HUFFMANDECODER_DEFAULTS["impl"],
-                          "lanes: comparator (per-length compares) or table (block-RAM lookup table, "
-                          "compact, for the iCE40UP5K; contexts=1)", kind=str, choices=IMPLS),
-        },
+        params=declared_params(HuffmanDecoder, """
+            max_len     maximum code length L, 8..16
+            lanes       lanes N (symbols per cycle), 1..8
+            raw_bits    raw bits per symbol R (bypass width; BF16 sign+mantissa = 8), 0..8
+            fifo_depth  words per lane FIFO, power of two 4..512
+            contexts    1: one-cycle lanes; 2: C-slow lanes, each serving two format lanes (blocks of 2N
+                        lanes; about twice the clock)
+            escape      decode escape codes (rare symbols as one code + 8 raw bits)
+            impl        lanes: comparator (per-length compares) or table (block-RAM lookup table, compact,
+                        for the iCE40UP5K; contexts=1)
+        """, choices={"impl": IMPLS}),
         smoke_test="sim.huffman.tb_huffman",
         smoke_params={"lanes": 2},     # the smoke test covers the lane interleaving
         # The UP5K row of `edgelearn demo`: one hardware lane serving two format lanes (C-slow, the

@@ -134,34 +134,17 @@ class HuffmanDecoder(wiring.Component):
             "i_clear": In(1),
         })
 
-    @property
-    def max_len(self):
-        return self._L
-
-    @property
-    def lanes(self):
-        return self._N
-
-    @property
-    def contexts(self):
-        return self._C
+    max_len = property(lambda self: self._L)
+    lanes = property(lambda self: self._N)
+    contexts = property(lambda self: self._C)
+    raw_bits = property(lambda self: self._R)
+    escape = property(lambda self: self._escape)
+    impl = property(lambda self: self._impl)
 
     @property
     def format_lanes(self):
         """Lanes of the block format: ``lanes * contexts`` (the width of an ``i_data`` beat)."""
         return self._N * self._C
-
-    @property
-    def raw_bits(self):
-        return self._R
-
-    @property
-    def escape(self):
-        return self._escape
-
-    @property
-    def impl(self):
-        return self._impl
 
     def elaborate(self, platform):
         m = Module()

@@ -394,42 +394,16 @@ class LaneDecoder(wiring.Component):
         ]
 
     def _block_control(self, m, ns):
-        """Block control: load a descriptor, wait for the block's table, run, check the CRC and
-        release the block's last value."""
-        W, st = spec.WORD, ns.st
+        """Block control (:func:`~hw.huffman.lane_step.block_control`): load a descriptor, wait for
+        the block's table, run, check the CRC and release the block's last value."""
+        st = ns.st
         next_tab, loaded = lane_step.next_table_loaded(m, self.i_count, self.o_tab)
 
-        def run():
-            m.next = "RUN"
+        def load(desc, own):
+            m.d.sync += lane_step.load_descriptor(
+                st, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0), own=own,
+                after_staged=[ns.released.eq(0)])
 
-        def table():
-            m.next = "TABLE"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.i_desc.ready.eq(1)
-                with m.If(self.i_desc.valid):
-                    desc = self.i_desc.payload
-                    own = (desc.bitlen + W - 1) >> 4
-                    m.d.sync += lane_step.load_descriptor(
-                        st, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0), own=own,
-                        after_staged=[ns.released.eq(0)])
-                    lane_step.start_block(m, st, st, desc, self.i_ok, self.o_tab, run=run, table=table)
-            with m.State("TABLE"):
-                with m.If(loaded):
-                    m.d.sync += lane_step.take_table(st, self.o_tab, next_tab)
-                    with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += lane_step.reject_table(st)
-                    m.next = "LIMITS"
-            with m.State("LIMITS"):
-                m.next = "RUN"                     # (kept: one cycle for the bank bit to settle)
-            with m.State("RUN"):
-                m.d.comb += ns.running.eq(1)
-                with m.If(~st.nleft_nz & ~st.words_nz & ~ns.s1_valid):     # stage 1's checks are in
-                    bad_crc = st.check_crc & (st.crc != st.d.crc)
-                    m.d.sync += [ns.final_err.eq(st.blk_err | bad_crc), ns.released.eq(1),
-                                 self.o_err_crc.eq(bad_crc)]
-                    m.next = "FINISH"
-            with m.State("FINISH"):
-                with m.If(ns.out_take & ns.head.last):
-                    m.next = "IDLE"
+        lane_step.block_control(m, self, st, load=load, next_tab=next_tab, loaded=loaded,
+                                running=ns.running, stage1_valid=ns.s1_valid, final_err=ns.final_err,
+                                released=ns.released, out_last=ns.out_take & ns.head.last)

@@ -4,11 +4,11 @@
 
 The functions build one part of the algorithm each: the code match against the code ends, the
 symbol's bit count, the code's and raw field's bits, the word and symbol accounting, the error
-flags, the descriptor load and the table choice. Those that add statements to a module read a
-lane's block registers from a namespace ``cur`` and write them through ``nxt``: the same registers
-in the one-cycle lane; in the C-slow lane ``cur`` holds the current context's registers and ``nxt``
-the other halves of their rotating pairs. Each function adds its statements in one fixed order
-(the netlist keeps it).
+flags, the descriptor load, the table choice and the one-cycle lanes' block control. Those that add
+statements to a module read a lane's block registers from a namespace ``cur`` and write them through
+``nxt``: the same registers in the one-cycle lane; in the C-slow lane ``cur`` holds the current
+context's registers and ``nxt`` the other halves of their rotating pairs. Each function adds its
+statements in one fixed order (the netlist keeps it).
 """
 
 from amaranth.hdl import Const, Mux, Signal
@@ -23,7 +23,7 @@ __all__ = [
     "holds_symbol", "all_bits_in", "decode_turn",
     "bit_counts", "code_bits", "raw_field", "escaped_symbol", "word_room", "account_word",
     "count_symbol", "flag_errors", "load_stage1", "hold_last", "load_descriptor", "reject_table",
-    "take_table", "start_block", "clear_error_pulses",
+    "take_table", "start_block", "block_control", "clear_error_pulses",
 ]
 
 
@@ -248,10 +248,11 @@ def hold_last(m, queue, o_sym, released, final_err, layout):
     return head
 
 
-def load_descriptor(nxt, desc, *, nonzero, own, after_fill=(), after_staged=()):
+def load_descriptor(nxt, desc, *, nonzero, own, after_fill=(), after_staged=(), clear_buf=True):
     """The block registers' loads from a new descriptor ``desc``: ``nonzero`` = (n != 0, m != 0,
     own words != 0), ``own`` the lane's own word count; ``after_fill``, ``after_staged``: a lane's
-    loads of its own registers, at those places."""
+    loads of its own registers, at those places; ``clear_buf``: also zero the bit buffer (the
+    comparator lanes do, the table lane does not)."""
     return [
         nxt.d.eq(desc), nxt.n_left.eq(desc.n), nxt.words_left.eq(desc.m),
         nxt.nleft_nz.eq(nonzero[0]), nxt.words_nz.eq(nonzero[1]),
@@ -259,7 +260,7 @@ def load_descriptor(nxt, desc, *, nonzero, own, after_fill=(), after_staged=()):
         nxt.rsel.eq(desc.r != 0), nxt.raw_mode.eq(desc.mode == spec.MODE_RAW),
         nxt.crc.eq(spec.CRC_INIT), nxt.blk_err.eq(desc.skip), nxt.zeroing.eq(desc.skip),
         nxt.late.eq(0), nxt.check_crc.eq(~desc.skip), nxt.is_first.eq(1), nxt.fill.eq(0),
-        *after_fill, nxt.staged.eq(0), *after_staged, nxt.buf.eq(0),
+        *after_fill, nxt.staged.eq(0), *after_staged, *([nxt.buf.eq(0)] if clear_buf else []),
     ]
 
 
@@ -298,3 +299,44 @@ def start_block(m, cur, nxt, desc, ok, tab, *, run, table):
         run()
     with m.Else():
         table()
+
+
+def block_control(m, lane, regs, *, load, next_tab, loaded, running, stage1_valid, final_err, released,
+                  out_last):
+    """The block control FSM of a one-cycle lane (comparator or table): ``IDLE`` takes a descriptor
+    from ``lane.i_desc`` (``load(desc, own)`` adds the register loads, ``own`` being the lane's own
+    word count) and chooses its table (:func:`start_block`); ``TABLE`` waits until ``loaded`` (the
+    lane's next table ``next_tab`` is in) and takes it; ``LIMITS`` gives the new bank's limits and
+    table address a cycle to be read; ``RUN`` decodes (``running``) until no symbol or word is left
+    and stage 1 is empty, then checks the CRC into ``final_err`` and ``lane.o_err_crc`` and sets
+    ``released``; ``FINISH`` waits for the block's last value to leave (``out_last``)."""
+    def run():
+        m.next = "RUN"
+
+    def table():
+        m.next = "TABLE"
+
+    with m.FSM():
+        with m.State("IDLE"):
+            m.d.comb += lane.i_desc.ready.eq(1)
+            with m.If(lane.i_desc.valid):
+                desc = lane.i_desc.payload
+                load(desc, (desc.bitlen + spec.WORD - 1) >> 4)
+                start_block(m, regs, regs, desc, lane.i_ok, lane.o_tab, run=run, table=table)
+        with m.State("TABLE"):
+            with m.If(loaded):
+                m.d.sync += take_table(regs, lane.o_tab, next_tab)
+                with m.If(~lane.i_ok.bit_select(next_tab[0], 1)):
+                    m.d.sync += reject_table(regs)
+                m.next = "LIMITS"
+        with m.State("LIMITS"):
+            m.next = "RUN"
+        with m.State("RUN"):
+            m.d.comb += running.eq(1)
+            with m.If(~regs.nleft_nz & ~regs.words_nz & ~stage1_valid):
+                bad_crc = regs.check_crc & (regs.crc != regs.d.crc)
+                m.d.sync += [final_err.eq(regs.blk_err | bad_crc), released.eq(1), lane.o_err_crc.eq(bad_crc)]
+                m.next = "FINISH"
+        with m.State("FINISH"):
+            with m.If(out_last):
+                m.next = "IDLE"

@@ -495,50 +495,19 @@ class TableLaneDecoder(wiring.Component):
 
     def _block_control(self, m, filler, st, d, n_left, words_left, own_left, bits_left, crc, out_take,
                        head, s1_valid, fill, staged):
-        """Descriptor, table selection and block end: as :class:`~hw.huffman.lane.LaneDecoder`, with
-        "the next table is loaded" meaning built by the filler."""
-        W = spec.WORD
+        """Descriptor, table selection and block end (:func:`~hw.huffman.lane_step.block_control`),
+        with "the next table is loaded" meaning built by the filler."""
         next_tab, loaded = lane_step.next_table_loaded(m, filler.o_filled, self.o_tab)
-        regs = SimpleNamespace(**st)   # the lane_step helpers read a lane's registers as attributes
+        # the lane_step helpers read a lane's registers as attributes
+        regs = SimpleNamespace(**st, d=d, n_left=n_left, words_left=words_left, own_left=own_left,
+                               bits_left=bits_left, crc=crc, fill=fill, staged=staged)
 
-        def run():
-            m.next = "RUN"
+        def load(desc, own):
+            m.d.comb += st["load"].eq(1)
+            m.d.sync += lane_step.load_descriptor(
+                regs, desc, nonzero=(desc.n != 0, desc.m != 0, own != 0), own=own,
+                after_staged=[st["released"].eq(0)], clear_buf=False)
 
-        def table():
-            m.next = "TABLE"
-
-        with m.FSM():
-            with m.State("IDLE"):
-                m.d.comb += self.i_desc.ready.eq(1)
-                with m.If(self.i_desc.valid):
-                    desc = self.i_desc.payload
-                    own = (desc.bitlen + W - 1) >> 4
-                    m.d.comb += st["load"].eq(1)
-                    m.d.sync += [
-                        d.eq(desc), n_left.eq(desc.n), words_left.eq(desc.m),
-                        st["nleft_nz"].eq(desc.n != 0), st["words_nz"].eq(desc.m != 0),
-                        own_left.eq(own), st["own_nz"].eq(own != 0), bits_left.eq(desc.bitlen),
-                        st["rsel"].eq(desc.r != 0), st["raw_mode"].eq(desc.mode == spec.MODE_RAW),
-                        crc.eq(spec.CRC_INIT), st["blk_err"].eq(desc.skip), st["zeroing"].eq(desc.skip),
-                        st["late"].eq(0), st["check_crc"].eq(~desc.skip), st["is_first"].eq(1),
-                        fill.eq(0), staged.eq(0), st["released"].eq(0),
-                    ]
-                    lane_step.start_block(m, regs, regs, desc, self.i_ok, self.o_tab, run=run, table=table)
-            with m.State("TABLE"):
-                with m.If(loaded):
-                    m.d.sync += lane_step.take_table(regs, self.o_tab, next_tab)
-                    with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
-                        m.d.sync += lane_step.reject_table(regs)
-                    m.next = "LIMITS"
-            with m.State("LIMITS"):
-                m.next = "RUN"                     # the table address of the new bank is read
-            with m.State("RUN"):
-                m.d.comb += st["running"].eq(1)
-                with m.If(~st["nleft_nz"] & ~st["words_nz"] & ~s1_valid):
-                    bad_crc = st["check_crc"] & (crc != d.crc)
-                    m.d.sync += [st["final_err"].eq(st["blk_err"] | bad_crc), st["released"].eq(1),
-                                 self.o_err_crc.eq(bad_crc)]
-                    m.next = "FINISH"
-            with m.State("FINISH"):
-                with m.If(out_take & head.last):
-                    m.next = "IDLE"
+        lane_step.block_control(m, self, regs, load=load, next_tab=next_tab, loaded=loaded,
+                                running=st["running"], stage1_valid=s1_valid, final_err=st["final_err"],
+                                released=st["released"], out_last=out_take & head.last)

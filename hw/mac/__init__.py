@@ -5,39 +5,27 @@ stream payloads), :mod:`hw.mac.array` for the organisation and cycle behaviour, 
 :mod:`hw.mac.products` for the arithmetic backends.
 """
 
-from ..blocks import BlockSpec, Param, declared_defaults
+from ..blocks import BlockSpec, declared_params
 from . import spec
 from .array import MacArray
 from .products import BACKENDS
 
 __all__ = ["spec", "MacArray", "BLOCKS"]
 
-_MACARRAY_DEFAULTS = declared_defaults(MacArray)
-
 BLOCKS = [
-    BlockSpec(
-        name="mac_array",
+    BlockSpec(name="mac_array", factory=MacArray,
         summary="mixed-precision R x C MAC array: int8/int4/int2/ternary weights per tile, "
                 "1/2/4/4 MAC/PE/cycle",
-        factory=MacArray,
-        params={
-            "rows": Param(_MACARRAY_DEFAULTS["rows"], "array rows (activation rows per tile), 1..16"),
-            "cols": Param(_MACARRAY_DEFAULTS["cols"],
-                          "array columns (output channels per tile), 1..16; even for backend ecp5"),
-            "acc_width": Param(_MACARRAY_DEFAULTS["acc_width"], "saturating accumulator width, 17..48"),
-            "tile_k": Param(_MACARRAY_DEFAULTS["tile_k"],
-                            "HDQT tile-saturation group in products (power of two 4..1024); "
-                            "0 = no option"),
-            "tile_bits": Param(_MACARRAY_DEFAULTS["tile_bits"],
-                               "HDQT group sums clamp to +-(2**(tile_bits-1) - 1)"),
-            "count_bits": Param(_MACARRAY_DEFAULTS["count_bits"], "beats per tile up to 2**count_bits"),
-            "backend": Param(_MACARRAY_DEFAULTS["backend"],
-                             "arithmetic: lut (fabric), ice40 (SB_MAC16 dual 8x8), ecp5 (MULT18X18D)",
-                             kind=str, choices=BACKENDS),
-            "primitives": Param(_MACARRAY_DEFAULTS["primitives"],
-                                "DSP backends: instantiate vendor primitives (false: behavioural "
-                                "model, for simulation)", kind=bool),
-        },
+        params=declared_params(MacArray, """
+            rows        array rows (activation rows per tile), 1..16
+            cols        array columns (output channels per tile), 1..16; even for backend ecp5
+            acc_width   saturating accumulator width, 17..48
+            tile_k      HDQT tile-saturation group in products (power of two 4..1024); 0 = no option
+            tile_bits   HDQT group sums clamp to +-(2**(tile_bits-1) - 1)
+            count_bits  beats per tile up to 2**count_bits
+            backend     arithmetic: lut (fabric), ice40 (SB_MAC16 dual 8x8), ecp5 (MULT18X18D)
+            primitives  DSP backends: instantiate vendor primitives (false: behavioural model, for simulation)
+        """, choices={"backend": BACKENDS}),
         smoke_test="sim.mac.tb_mac_array",
         smoke_params={},
         # The UP5K row of `edgelearn demo`: the SB_MAC16 backend at the largest size that places

