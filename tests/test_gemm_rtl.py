@@ -113,6 +113,15 @@ def test_gemv_then_a_second_gemm_with_a_new_table():
     check(run(dut, job, stall=0.2, seed=4), job)
 
 
+def test_table_lookup_decoder_lanes():
+    """The compact decoder lane (block-RAM lookup table, the UP5K's) behind the same buffers."""
+    rng = np.random.default_rng(12)
+    dut = make_dut(impl="table", lanes=1)
+    x, w = random_gemm(rng, 3, 12, ["int4", "int8"])
+    job = job_for(dut, x, w, ["int4", "int8"])
+    check(run(dut, job, stall=0.2, seed=12), job)
+
+
 def test_undefined_mode_is_flagged_and_skipped():
     """A weight tile with precision code 5: the array drops it (no rows) and sets the flag; the
     tiles before and after are exact."""
@@ -183,7 +192,8 @@ def test_command_without_activations_is_flagged():
     ({"max_batch": 5}, ValueError, "max_batch"), ({"lanes": 3}, ValueError, "lanes"),
     ({"contexts": 3}, ValueError, "contexts"), ({"decode_domain": 1}, TypeError, "decode_domain"),
     ({"cdc_depth": 12}, ValueError, "cdc_depth"), ({"primitives": 1}, TypeError, "primitives"),
-    ({"max_len": 20}, ValueError, "max_len"),
+    ({"max_len": 20}, ValueError, "max_len"), ({"impl": "rom"}, ValueError, "impl"),
+    ({"impl": "table", "contexts": 2, "lanes": 1}, ValueError, "contexts"),
 ])
 def test_parameters_are_checked(kw, exc, name):
     with pytest.raises(exc, match=name):

@@ -2,6 +2,7 @@
 decoded from Huffman streams (see :mod:`hw.gemm.engine`, :mod:`hw.gemm.spec`, ``docs/gemm.md``)."""
 
 from ..blocks import BlockSpec, declared_params
+from ..huffman.decoder import IMPLS
 from . import spec
 from .engine import GemmEngine
 
@@ -19,10 +20,15 @@ BLOCKS = [
             lanes          Huffman decoder lanes, 1..8, dividing cols
             contexts       decoder lanes: 1 one-cycle, 2 C-slow
             max_len        maximum code length L, 8..16
+            impl           decoder lanes: comparator (fast, ECP5) or table (block-RAM lookup, compact,
+                           for the iCE40UP5K; contexts=1)
             decode_domain  decoder clock domain (sync: the array's; else an AsyncFIFO crosses)
             primitives     instantiate MULT18X18D (the ECP5 build); false: behavioural multipliers
                            (portable Verilog, simulation)
-        """),
-        synth_params={"rows": 2, "cols": 4, "max_k": 64, "max_batch": 4, "lanes": 2},
+        """, choices={"impl": IMPLS}),
+        # The UP5K row of `edgelearn demo`: the smallest engine, with the compact decoder lane
+        # (with comparator lanes it takes 104 % of the UP5K's logic cells at 2 x 2, L = 8).
+        synth_params={"rows": 2, "cols": 2, "max_k": 64, "max_batch": 2, "lanes": 1, "max_len": 8,
+                      "impl": "table"},
     ),
 ]

@@ -23,12 +23,12 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
-from ..huffman.decoder import HuffmanDecoder
+from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
 from ..mac.systolic import SystolicArray
-from ..params import ParameterTypeError, check_bool, check_int, check_pow2
+from ..params import ParameterTypeError, check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
 from .sequencer import GemmSequencer, gemm_cmd_layout
@@ -53,7 +53,7 @@ class GemmEngine(wiring.Component):
         Most activation rows held (a multiple of ``rows``, at most ``64 * rows``).
     lanes : int
         Huffman decoder hardware lanes, 1..8 (1..4 with ``contexts=2``), dividing ``cols``.
-    contexts, max_len, escape, fifo_depth :
+    contexts, max_len, escape, fifo_depth, impl :
         As :class:`hw.huffman.decoder.HuffmanDecoder` (its ``raw_bits`` is 0: symbols are the
         packed weight bytes, coded; the host does not send raw blocks).
     decode_domain : str
@@ -94,8 +94,8 @@ class GemmEngine(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
-                 escape=False, fifo_depth=64, decode_domain="sync", cdc_depth=16, acc_width=24,
-                 primitives=False):
+                 escape=False, fifo_depth=64, impl="comparator", decode_domain="sync", cdc_depth=16,
+                 acc_width=24, primitives=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -120,10 +120,13 @@ class GemmEngine(wiring.Component):
         check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
         check_bool("escape", escape)
         check_pow2("fifo_depth", fifo_depth, 4, 512)
+        check_choice("impl", impl, IMPLS)
+        if impl == "table" and contexts != 1:
+            raise ValueError(f"contexts must be 1 with impl='table', not {contexts!r}")
         check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
         check_bool("primitives", primitives)
         self._decoder_params = {"max_len": max_len, "lanes": lanes, "raw_bits": 0, "fifo_depth": fifo_depth,
-                                "contexts": contexts, "escape": escape}
+                                "contexts": contexts, "escape": escape, "impl": impl}
         self._primitives = primitives
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
