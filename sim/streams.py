@@ -12,18 +12,19 @@ from amaranth.sim import Simulator
 __all__ = ["stream_put", "stream_get", "stream_put_all", "stream_get_n", "simulate", "run_streams"]
 
 
-async def _stall(ctx, rng, stall):
+async def _stall(ctx, rng, stall, domain="sync"):
     if rng is not None and stall > 0:
         while rng.random() < stall:
-            await ctx.tick()
+            await ctx.tick(domain)
 
 
-async def stream_put(ctx, stream, payload, *, rng=None, stall=0.0):
-    """Offer ``payload`` on ``stream`` (after a random stall) and wait until it is accepted."""
-    await _stall(ctx, rng, stall)
+async def stream_put(ctx, stream, payload, *, rng=None, stall=0.0, domain="sync"):
+    """Offer ``payload`` on ``stream`` (after a random stall) and wait until it is accepted;
+    ``domain``: the clock domain the stream belongs to."""
+    await _stall(ctx, rng, stall, domain)
     ctx.set(stream.payload, payload)
     ctx.set(stream.valid, 1)
-    await ctx.tick().until(stream.ready)
+    await ctx.tick(domain).until(stream.ready)
     ctx.set(stream.valid, 0)
 
 
@@ -36,9 +37,9 @@ async def stream_get(ctx, stream, *, rng=None, stall=0.0):
     return payload
 
 
-async def stream_put_all(ctx, stream, payloads, *, rng=None, stall=0.0):
+async def stream_put_all(ctx, stream, payloads, *, rng=None, stall=0.0, domain="sync"):
     for p in payloads:
-        await stream_put(ctx, stream, p, rng=rng, stall=stall)
+        await stream_put(ctx, stream, p, rng=rng, stall=stall, domain=domain)
 
 
 async def stream_get_n(ctx, stream, n, *, rng=None, stall=0.0):

@@ -1,0 +1,173 @@
+"""Benchmark of the GEMM engine (issue 18, deliverable 2): how busy compressed weights keep the
+systolic array, as a function of the batch.
+
+Run: ``python -m bench.bench_gemm`` (``--no-8x16``: skip the slow 8 x 16 validation runs).
+
+Assumptions (stated in the output): the array at 125 MHz (the issue's target clock), the Huffman
+decoder (``contexts=2``, L = 16: the C-slow lanes, 101.9 MHz on the ECP5-85F, ``docs/huffman.md``)
+in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format lanes).
+
+1. Decode rate per lane, measured: the decoder alone in Amaranth's simulator on the first four
+   weight tiles (16 output channels x K = 512 each: one block of 8192 int8 symbols, or 4096 int4
+   pair bytes) of a 512 x 512 Gaussian weight matrix quantized per channel (int8, int4), checked
+   against the golden decoder; bits per weight of the coded tiles.
+2. The engine's cycle model (:mod:`sim.gemm.model`) against the engine simulated cycle by cycle
+   (two clocks, behavioural multipliers, results equal to numpy) at 2 x 4, 4 x 8 and 8 x 16,
+   several batches, lanes and precisions, each model fed with the lane rate measured on its own
+   job's blocks.
+3. The model on the 8 x 16 array (peak 128 int8 / 256 int4 MAC/cycle), 512 x 512 layer: MAC/cycle
+   and busy fraction against the batch M, the smallest batch with >= 90 % busy, GEMV (M = 1), and
+   the same for 1 and 2 lanes. Baseline in the same script: no weight-tile reuse (every row tile
+   decodes its weights again), whose rate is the GEMV rate at any batch.
+"""
+
+import argparse
+import sys
+
+import numpy as np
+
+from hw.gemm import GemmEngine
+from hw.huffman.decoder import HuffmanDecoder
+from hw.mac import spec as mac_spec
+from sim.gemm.golden import compress_tiles, gemm_job, tile_symbols
+from sim.gemm.harness import run_engine
+from sim.gemm.model import busy_fraction, engine_cycles
+from sim.huffman.golden import table_stream
+from sim.huffman.harness import run_decoder
+from sim.mac.golden import quantize_weights, random_acts
+
+ARRAY_MHZ, DECODE_MHZ = 125.0, 100.0
+RATIO = ARRAY_MHZ / DECODE_MHZ           # array cycles per decode cycle
+ROWS, COLS, LANES, CONTEXTS, MAX_LEN = 8, 16, 4, 2, 16
+LAYER = 512
+BATCHES = [1, 8, 16, 24, 32, 40, 48, 64, 96, 128]
+
+
+def layer_weights(mode, n=LAYER, k=LAYER, seed=0):
+    """A Gaussian ``n x k`` float matrix quantized per output channel (the array's int8/int4)."""
+    w = np.random.default_rng(seed).normal(0.0, 1.0, (n, k))
+    return quantize_weights(w, mode, per_channel=True)[0]
+
+
+def measure_lane_rate(mode, tiles=4):
+    """Symbols per decode cycle per hardware lane of the decoder alone (first output to last) on
+    the first ``tiles`` weight tiles of the layer, exactness, and the coded bits per weight
+    (blocks + table)."""
+    w = layer_weights(mode)
+    syms = [tile_symbols(w[t * COLS:(t + 1) * COLS], mode, COLS) for t in range(tiles)]
+    table, blocks = compress_tiles(syms, format_lanes=LANES * CONTEXTS, max_len=MAX_LEN)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=LANES, raw_bits=0, contexts=CONTEXTS)
+    n_sym = sum(len(s) for s in syms)
+    res = run_decoder(dut, [b for blk in blocks for b in blk], table_stream([table]),
+                      expect_beats=n_sym // LANES)
+    got = [v for values, *_ in res["beats"] for v in values]
+    exact = got == [s for t in syms for s in t]
+    bits = sum(16 * len(b.words) for blk in blocks for b in blk) + 16 * len(table)
+    weights = n_sym * mac_spec.lanes(mode)
+    return {"rate": res["symbols"] / (res["cycles"] * LANES), "exact": exact, "symbols": n_sym,
+            "cycles": res["cycles"], "bits_per_weight": bits / weights, "table_words": len(table)}
+
+
+def validate(rows, cols, lanes, m, k, tiles, mode, seed=1):
+    """Simulated engine cycles vs the model, and exactness, for one job."""
+    rng = np.random.default_rng(seed)
+    dut = GemmEngine(rows=rows, cols=cols, max_k=k, max_batch=-(-m // rows) * rows, lanes=lanes,
+                     contexts=CONTEXTS, max_len=MAX_LEN, decode_domain="dec", primitives=False)
+    x = random_acts(rng, (m, k))
+    w = layer_weights(mode, n=cols * tiles, k=k, seed=seed)
+    job = gemm_job(x, w, [mode] * tiles, rows=rows, cols=cols, format_lanes=lanes * CONTEXTS,
+                   max_len=MAX_LEN, row_tile_bits=dut.row_tile_bits, group_bits=dut.group_bits)
+    print(f"  simulating {rows}x{cols} engine, {m}x{k}x{cols * tiles} {mode}, {lanes} lanes ...",
+          file=sys.stderr, flush=True)
+    res = run_engine(dut, job, period=1e-6 / ARRAY_MHZ, decode_period=1e-6 / DECODE_MHZ)
+    dec = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=CONTEXTS)
+    n_sym = cols * k // mac_spec.lanes(mode) * tiles
+    d = run_decoder(dec, [b for blk in job["blocks"] for b in blk], job["table"], expect_beats=n_sym // lanes)
+    rate = d["symbols"] / (d["cycles"] * lanes)
+    row_tiles = -(-m // rows)
+    model = engine_cycles([k // mac_spec.lanes(mode)] * tiles, row_tiles, rows=rows, cols=cols,
+                          rate=lanes * rate / RATIO, table_words=len(job["table"]), clock_ratio=RATIO,
+                          act_words=row_tiles * k // 4)
+    return {"sim": res["cycles"], "model": model, "rate": rate,
+            "exact": res["finished"] and res["rows"] == job["rows"] and res["errors"] == 0}
+
+
+def no_reuse(m, mode_lanes, rate):
+    """Baseline MAC/cycle without weight-tile reuse: every beat needs ``cols`` freshly decoded
+    symbols, so beats/cycle = min(1, rate / cols), each with the row tile's useful rows."""
+    row_tiles = -(-m // ROWS)
+    return min(1.0, rate / COLS) * (m / row_tiles) * COLS * mode_lanes
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--no-8x16", action="store_true",
+                    help="skip the 8 x 16 validation runs (about 10 minutes)")
+    args = ap.parse_args(argv)
+
+    print(f"# GEMM engine: compressed weights through the {ROWS}x{COLS} systolic array\n")
+    print(f"Assumptions: array {ARRAY_MHZ:.0f} MHz; Huffman decoder contexts={CONTEXTS}, L={MAX_LEN}, "
+          f"{LANES} hardware lanes ({LANES * CONTEXTS} format lanes), own clock domain at "
+          f"{DECODE_MHZ:.0f} MHz (ECP5 Fmax 101.9 MHz), AsyncFIFO between; one weight tile = one block; "
+          f"weights Gaussian, quantized per channel.\n")
+
+    print("## 1. Decode rate per lane (decoder alone, Amaranth simulation, 4 tiles of the 512x512 layer)\n")
+    print(f"{'mode':<6}{'symbols':>9}{'cycles':>8}{'sym/cycle/lane':>16}{'bits/weight':>13}{'exact':>7}")
+    rates, tables = {}, {}
+    for mode in ("int8", "int4"):
+        r = measure_lane_rate(mode)
+        rates[mode], tables[mode] = r["rate"], r["table_words"]
+        print(f"{mode:<6}{r['symbols']:>9}{r['cycles']:>8}{r['rate']:>16.3f}{r['bits_per_weight']:>13.3f}"
+              f"{str(r['exact']):>7}")
+
+    print("\n## 2. Cycle model vs the engine simulated (two clocks, results == numpy)\n")
+    configs = [(2, 4, 2, 2, 64, 4, "int8"), (2, 4, 1, 6, 64, 4, "int4"), (2, 4, 2, 16, 64, 4, "int8"),
+               (4, 8, 4, 4, 64, 4, "int8"), (4, 8, 4, 24, 64, 4, "int8"), (4, 8, 2, 12, 128, 3, "int4")]
+    if not args.no_8x16:
+        configs += [(8, 16, 4, 8, 64, 2, "int8"), (8, 16, 4, 40, 32, 2, "int4"),
+                    (8, 16, 4, 1, 512, 2, "int8"), (8, 16, 4, 40, 128, 3, "int8")]
+    print(f"{'array':<7}{'lanes':>6}{'M x K x N':>14}{'mode':>6}{'sym/c/lane':>11}{'sim':>7}{'model':>8}"
+          f"{'error':>8}{'exact':>7}")
+    worst = 0.0
+    for rows, cols, lanes, m, k, tiles, mode in configs:
+        v = validate(rows, cols, lanes, m, k, tiles, mode)
+        err = v["model"] / v["sim"] - 1
+        worst = max(worst, abs(err))
+        print(f"{rows}x{cols:<5}{lanes:>6}{f'{m}x{k}x{cols * tiles}':>14}{mode:>6}{v['rate']:>11.3f}"
+              f"{v['sim']:>7}{v['model']:>8.0f}{100 * err:>7.1f}%{str(v['exact']):>7}")
+    print(f"\nworst model error {100 * worst:.1f} %")
+
+    print(f"\n## 3. {LAYER}x{LAYER} layer on the {ROWS}x{COLS} array (model, measured lane rates)\n")
+    for mode in ("int8", "int4"):
+        lanes_m = mac_spec.lanes(mode)
+        peak = ROWS * COLS * lanes_m
+        table_words = tables[mode]
+        print(f"### {mode} (peak {peak} MAC/cycle = {peak * ARRAY_MHZ / 1e3:.1f} G MAC/s at "
+              f"{ARRAY_MHZ:.0f} MHz; lane rate {rates[mode]:.3f} symbols/decode cycle)\n")
+        print(f"{'batch M':>8}" + "".join(f"{f'{n} lanes':>16}" for n in (1, 2, LANES))
+              + f"{f'no reuse, {LANES} l.':>16}")
+        reach = {}
+        for m in BATCHES:
+            row = f"{m:>8}"
+            for n in (1, 2, LANES):
+                rate = n * rates[mode] / RATIO
+                mac, busy = busy_fraction(m, LAYER, LAYER, lanes_m, rows=ROWS, cols=COLS, rate=rate,
+                                          table_words=table_words, clock_ratio=RATIO)
+                row += f"{mac:>9.1f} {100 * busy:>5.1f}%"
+            row += f"{no_reuse(m, lanes_m, LANES * rates[mode] / RATIO):>16.1f}"
+            print(row)
+        for n in (1, 2, LANES):
+            rate = n * rates[mode] / RATIO
+            reach[n] = next((m for m in range(1, 1025) if busy_fraction(
+                m, LAYER, LAYER, lanes_m, rows=ROWS, cols=COLS, rate=rate, table_words=table_words,
+                clock_ratio=RATIO)[1] >= 0.9), None)
+        gemv, gbusy = busy_fraction(1, LAYER, LAYER, lanes_m, rows=ROWS, cols=COLS,
+                                    rate=LANES * rates[mode] / RATIO,
+                                    table_words=table_words, clock_ratio=RATIO)
+        print("\n>= 90 % busy from batch: " + ", ".join(f"{reach[n]} ({n} lanes)" for n in (1, 2, LANES)))
+        print(f"GEMV (M = 1), {LANES} lanes: {gemv:.2f} MAC/cycle ({100 * gbusy:.1f} % of peak, "
+              f"{gemv * ARRAY_MHZ / 1e3:.2f} G MAC/s)\n")
+
+
+if __name__ == "__main__":
+    main()

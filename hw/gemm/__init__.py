@@ -1,0 +1,34 @@
+"""GEMM engine: a systolic MAC array fed from block-RAM weight and activation buffers, the weights
+decoded from Huffman streams (see :mod:`hw.gemm.engine`, :mod:`hw.gemm.spec`, ``docs/gemm.md``)."""
+
+from ..blocks import BlockSpec, declared_params
+from ..huffman.decoder import IMPLS
+from . import spec
+from .engine import GemmEngine
+
+__all__ = ["spec", "GemmEngine", "BLOCKS"]
+
+BLOCKS = [
+    BlockSpec(name="gemm_engine", factory=GemmEngine,
+        summary="GEMM engine: systolic R x C MAC array fed from block-RAM buffers, weights decoded "
+                "from Huffman streams (double-buffered weight tiles reused across the batch)",
+        params=declared_params(GemmEngine, """
+            rows           array rows (activation rows per row tile), 1..16
+            cols           array columns (output channels per weight tile), even 2..16
+            max_k          longest reduction K held, multiple of 4, 4..4096
+            max_batch      activation rows held, multiple of rows
+            lanes          Huffman decoder lanes, 1..8, dividing cols
+            contexts       decoder lanes: 1 one-cycle, 2 C-slow
+            max_len        maximum code length L, 8..16
+            impl           decoder lanes: comparator (fast, ECP5) or table (block-RAM lookup, compact,
+                           for the iCE40UP5K; contexts=1)
+            decode_domain  decoder clock domain (sync: the array's; else an AsyncFIFO crosses)
+            primitives     instantiate MULT18X18D (the ECP5 build); false: behavioural multipliers
+                           (portable Verilog, simulation)
+        """, choices={"impl": IMPLS}),
+        # The UP5K row of `edgelearn demo`: the smallest engine, with the compact decoder lane
+        # (with comparator lanes it takes 104 % of the UP5K's logic cells at 2 x 2, L = 8).
+        synth_params={"rows": 2, "cols": 2, "max_k": 64, "max_batch": 2, "lanes": 1, "max_len": 8,
+                      "impl": "table"},
+    ),
+]

@@ -1,0 +1,152 @@
+"""Block-RAM buffers of the GEMM engine: the double-buffered decoded weight tile and the batch of
+activations."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..mac import spec as mac_spec
+
+__all__ = ["WeightTileBuffer", "ActivationBuffer", "symbol_layout"]
+
+
+def symbol_layout(lanes):
+    """A beat of decoded weight symbols: ``lanes`` packed bytes (block symbols in order), the
+    block's last beat, and ``err`` (the block or this beat's values are bad)."""
+    return data.StructLayout({"bytes": data.ArrayLayout(8, lanes), "last": 1, "err": 1})
+
+
+class WeightTileBuffer(wiring.Component):
+    """Two banks of one decoded weight tile each (``depth`` beats of ``cols`` packed bytes).
+
+    Write side: ``i_sym`` beats fill bank ``wb`` in block order, ``lanes`` bytes per beat into one
+    block-RAM word with byte enables (``lanes`` divides ``cols``). A beat with ``last`` closes the
+    bank: it becomes *full* with its beat count and its ``bad`` flag (a beat had ``err``, the block
+    overran ``depth`` beats — those writes are dropped — or it ended inside a beat), and the writer
+    moves to the other bank. ``i_sym.ready`` is low while bank ``wb`` is full, so the decoder writes
+    the next tile while the array reads the current one.
+
+    Read side: ``o_full`` (bank ``rb`` is full), ``o_beats``, ``o_bad``; ``rd_en`` / ``rd_addr``
+    read beat ``rd_addr`` of bank ``rb`` into ``rd_data`` in the next cycle (``rd_data`` holds while
+    ``rd_en`` is low). ``i_release`` (one cycle) empties bank ``rb`` and moves the reader on.
+    ``i_clear`` empties both banks.
+    """
+
+    def __init__(self, cols, lanes, depth):
+        self._cols, self._lanes, self._depth = cols, lanes, depth
+        super().__init__({
+            "i_sym": In(stream.Signature(symbol_layout(lanes))),
+            "o_full": Out(1), "o_beats": Out(range(depth + 1)), "o_bad": Out(1),
+            "rd_en": In(1), "rd_addr": In(range(depth)), "rd_data": Out(cols * mac_spec.WORD_BITS),
+            "i_release": In(1), "i_clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        C, N, D = self._cols, self._lanes, self._depth
+        slots = C // N
+        m.submodules.ram = ram = Memory(shape=C * 8, depth=2 * D, init=[])
+        wr = ram.write_port(granularity=8)
+        rd = ram.read_port(transparent_for=())
+
+        full = Signal(2)
+        count = [Signal(range(D + 1), name=f"beats{b}") for b in range(2)]
+        bad = Signal(2)
+        wb, rb = Signal(), Signal()
+        beat = Signal(range(D + 1))       # beat being written in bank wb
+        slot = Signal(range(slots))       # its next lane group
+        err = Signal()                    # the block so far is bad
+        sym = self.i_sym.payload
+        take = Signal()
+        m.d.comb += [self.i_sym.ready.eq(~full.bit_select(wb, 1)),
+                     take.eq(self.i_sym.valid & self.i_sym.ready)]
+
+        inside = beat < D
+        m.d.comb += [
+            wr.addr.eq(Mux(wb, D + beat, beat)),
+            wr.data.eq(Cat(*[sym.bytes.as_value()] * slots)),
+        ]
+        for s in range(slots):
+            m.d.comb += wr.en[s * N:(s + 1) * N].eq(Mux(take & inside & (slot == s), (1 << N) - 1, 0))
+
+        block_bad = err | sym.err | ~inside
+        with m.If(take):
+            with m.If(sym.last):
+                m.d.sync += [beat.eq(0), slot.eq(0), err.eq(0), wb.eq(~wb)]
+                m.d.sync += full.bit_select(wb, 1).eq(1)
+                for b in range(2):
+                    with m.If(wb == b):
+                        m.d.sync += [count[b].eq(Mux(inside, beat + 1, D)),
+                                     bad[b].eq(block_bad | (slot != slots - 1))]
+            with m.Else():
+                m.d.sync += err.eq(block_bad)
+                with m.If(slot == slots - 1):
+                    m.d.sync += [slot.eq(0), beat.eq(Mux(inside, beat + 1, beat))]
+                with m.Else():
+                    m.d.sync += slot.eq(slot + 1)
+
+        m.d.comb += [
+            rd.en.eq(self.rd_en), rd.addr.eq(Mux(rb, D + self.rd_addr, self.rd_addr)),
+            self.rd_data.eq(rd.data),
+            self.o_full.eq(full.bit_select(rb, 1)),
+            self.o_beats.eq(Mux(rb, count[1], count[0])), self.o_bad.eq(bad.bit_select(rb, 1)),
+        ]
+        with m.If(self.i_release):
+            m.d.sync += rb.eq(~rb)
+            m.d.sync += full.bit_select(rb, 1).eq(0)
+        with m.If(self.i_clear):
+            m.d.sync += [full.eq(0), wb.eq(0), rb.eq(0), beat.eq(0), slot.eq(0), err.eq(0)]
+        return m
+
+
+class ActivationBuffer(wiring.Component):
+    """The batch's activations: ``depth`` words of ``rows * 4`` bytes in block RAM.
+
+    ``i_load`` (one cycle, with ``i_row_tiles`` and ``i_groups``, each at least 1) starts a load: the
+    next ``i_row_tiles * i_groups`` words of ``i_act`` go to addresses 0, 1, ...; ``o_loading`` is
+    high until the last one is written. (Two counters, not a product: a multiplier here would take
+    one of the DSPs the array needs.) ``i_act.ready``
+    is high only while loading. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`.
+    """
+
+    def __init__(self, rows, max_row_tiles, max_groups):
+        self._width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        self._depth = depth = max_row_tiles * max_groups
+        super().__init__({
+            "i_act": In(stream.Signature(self._width)),
+            "i_load": In(1), "i_row_tiles": In(range(max_row_tiles + 1)),
+            "i_groups": In(range(max_groups + 1)),
+            "o_loading": Out(1),
+            "rd_en": In(1), "rd_addr": In(range(depth)), "rd_data": Out(self._width),
+            "i_clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
+        wr = ram.write_port()
+        rd = ram.read_port(transparent_for=())
+        addr = Signal(range(self._depth))
+        tiles_left = Signal.like(self.i_row_tiles)
+        groups = Signal.like(self.i_groups)
+        groups_left = Signal.like(self.i_groups)
+        take = Signal()
+        m.d.comb += [
+            self.o_loading.eq(tiles_left != 0), self.i_act.ready.eq(tiles_left != 0),
+            take.eq(self.i_act.valid & (tiles_left != 0)),
+            wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
+            rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data),
+        ]
+        with m.If(self.i_load):
+            m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
+                         groups_left.eq(self.i_groups)]
+        with m.Elif(take):
+            m.d.sync += addr.eq(addr + 1)
+            with m.If(groups_left == 1):
+                m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1)]
+            with m.Else():
+                m.d.sync += groups_left.eq(groups_left - 1)
+        with m.If(self.i_clear):
+            m.d.sync += tiles_left.eq(0)
+        return m

@@ -1,0 +1,207 @@
+"""GEMM engine: a systolic MAC array fed from block-RAM buffers, its weights decoded from Huffman
+streams.
+
+Organisation (see ``docs/gemm.md`` and :mod:`hw.gemm.spec` for the stream formats)::
+
+    i_data, i_table --> HuffmanDecoder (lanes) --[AsyncFIFO if decode_domain != "sync"]-->
+        WeightTileBuffer (2 banks x K beats x cols bytes, block RAM) --+
+    i_act ----------> ActivationBuffer (batch x K bytes, block RAM) --+--> GemmSequencer
+    i_cmd ----------------------------------------------------------+        |
+                                                        SystolicArray <-------+ --> o_res
+
+A weight tile (``cols`` output channels x K) is decoded once into a bank and reused by every row
+tile of the batch; the decoder fills the other bank meanwhile. The batch's activations are loaded
+once (a command with ``load_acts``) and reused by every weight tile. Results leave through the
+array's output FIFO while the next tile computes.
+"""
+
+from amaranth.hdl import Cat, DomainRenamer, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
+from amaranth.lib.fifo import AsyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from ..huffman import spec as huff_spec
+from ..huffman.block_parser import beat_layout
+from ..huffman.decoder import IMPLS, HuffmanDecoder
+from ..huffman.table_loader import table_word_layout
+from ..mac import spec as mac_spec
+from ..mac.array import res_layout
+from ..mac.systolic import SystolicArray
+from ..params import ParameterTypeError, check_bool, check_choice, check_int, check_pow2
+from . import spec
+from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
+from .sequencer import GemmSequencer, gemm_cmd_layout
+
+__all__ = ["GemmEngine", "ERR_DECODE", "ERR_TILE", "ERR_MODE"]
+
+ERR_DECODE = 1      # o_errors bit: the Huffman decoder's sticky flags (a bad table, header, code, CRC)
+ERR_TILE = 2        # a weight tile's block was bad or of the wrong size, or the activations' shape
+ERR_MODE = 4        # a command had an undefined precision code (its tile is dropped by the array)
+
+
+class GemmEngine(wiring.Component):
+    """Computes ``Y = X · Wᵀ`` tile by tile with compressed weights (see the module docstring).
+
+    Parameters
+    ----------
+    rows, cols : int
+        The systolic array (:class:`hw.mac.systolic.SystolicArray`): rows 1..16, cols even 2..16.
+    max_k : int
+        Longest reduction (a multiple of 4, 4..4096): a weight bank holds ``max_k`` beats (int8).
+    max_batch : int
+        Most activation rows held (a multiple of ``rows``, at most ``64 * rows``).
+    lanes : int
+        Huffman decoder hardware lanes, 1..8 (1..4 with ``contexts=2``), dividing ``cols``.
+    contexts, max_len, escape, fifo_depth, impl :
+        As :class:`hw.huffman.decoder.HuffmanDecoder` (its ``raw_bits`` is 0: symbols are the
+        packed weight bytes, coded; the host does not send raw blocks).
+    decode_domain : str
+        Clock domain of the decoder and of ``i_data`` / ``i_table``. ``"sync"``: the array's;
+        any other name: a second domain, crossed by an ``AsyncFIFO`` of ``cdc_depth`` beats.
+    cdc_depth : int
+        Depth of that FIFO, a power of two 4..256.
+    acc_width : int
+        As :class:`hw.mac.systolic.SystolicArray`.
+    primitives : bool
+        Instantiate the ECP5 ``MULT18X18D`` with their registers (True: the board build) or the
+        behavioural multipliers (False, default: portable Verilog and simulation).
+
+    Members
+    -------
+    i_data : In(stream.Signature(beat_layout(lanes * contexts)))  (``decode_domain``)
+    i_table : In(stream.Signature(table_word_layout))  (``decode_domain``)
+    i_cmd : In(stream.Signature(cmd layout, :func:`hw.gemm.spec.cmd_layout_fields`))
+    i_act : In(stream.Signature(rows * 32))
+    o_res : Out(stream.Signature(res_layout(rows, cols, acc_width)))
+    o_errors : Out(3)
+        Sticky :data:`ERR_DECODE`, :data:`ERR_TILE`, :data:`ERR_MODE`. No bad input stops the
+        engine: a bad tile still runs (its results are wrong and flagged).
+    o_overflow : Out(1)
+        Sticky: an accumulator saturated.
+    o_idle : Out(1)
+        No command running and no result waiting in the array.
+    o_beats : Out(32)
+        Beats the array took (wraps): MAC/cycle = beats x rows x cols x lanes(mode) / cycles.
+    i_clear : In(1)
+        Clears the flags and resets the decoder (its tables must be sent again) and the weight
+        banks. Give it only while ``o_idle`` and no block is being sent.
+
+    Raises
+    ------
+    TypeError, ValueError
+        A parameter of the wrong type or out of range (the message names it and the allowed values).
+    """
+
+    def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
+                 escape=False, fifo_depth=64, impl="comparator", decode_domain="sync", cdc_depth=16,
+                 acc_width=24, primitives=False):
+        check_int("rows", rows, 1, mac_spec.MAX_DIM)
+        allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
+        if not isinstance(cols, int) or isinstance(cols, bool):
+            raise ParameterTypeError(f"cols must be {allowed}, not {cols!r}")
+        if cols % 2 or not 2 <= cols <= mac_spec.MAX_DIM:
+            raise ValueError(f"cols must be {allowed}, not {cols!r}")
+        check_int("max_k", max_k, 4, 4096)
+        if max_k % spec.GROUP:
+            raise ValueError(f"max_k must be a multiple of {spec.GROUP} from 4 to 4096, not {max_k!r}")
+        check_int("max_batch", max_batch, rows, 64 * rows)
+        if max_batch % rows:
+            raise ValueError(f"max_batch must be a multiple of rows ({rows}) up to {64 * rows}, "
+                             f"not {max_batch!r}")
+        check_int("contexts", contexts, 1, 2)
+        check_int("lanes", lanes, 1, 8 // contexts)
+        if cols % lanes:
+            raise ValueError(f"lanes must divide cols ({cols}), not {lanes!r}")
+        if not isinstance(decode_domain, str) or not decode_domain.isidentifier():
+            raise ParameterTypeError(f"decode_domain must be a clock domain name (str), "
+                                     f"not {decode_domain!r}")
+        check_pow2("cdc_depth", cdc_depth, 4, 256)
+        check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
+        check_bool("escape", escape)
+        check_pow2("fifo_depth", fifo_depth, 4, 512)
+        check_choice("impl", impl, IMPLS)
+        if impl == "table" and contexts != 1:
+            raise ValueError(f"contexts must be 1 with impl='table', not {contexts!r}")
+        check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
+        check_bool("primitives", primitives)
+        self._decoder_params = {"max_len": max_len, "lanes": lanes, "raw_bits": 0, "fifo_depth": fifo_depth,
+                                "contexts": contexts, "escape": escape, "impl": impl}
+        self._primitives = primitives
+        self.count_bits = max(1, (max_k - 1).bit_length())
+        self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
+        self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
+        self.decode_domain, self._cdc_depth = decode_domain, cdc_depth
+        self.row_tile_bits = max(1, (max_batch // rows - 1).bit_length())
+        self.group_bits = max(1, (max_k // spec.GROUP - 1).bit_length())
+        super().__init__({
+            "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
+            "i_table": In(stream.Signature(table_word_layout)),
+            "i_cmd": In(stream.Signature(gemm_cmd_layout(self.row_tile_bits, self.group_bits))),
+            "i_act": In(stream.Signature(rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS)),
+            "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
+            "o_errors": Out(3), "o_overflow": Out(1), "o_idle": Out(1), "o_beats": Out(32),
+            "i_clear": In(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        R, C, N = self.rows, self.cols, self.lanes
+        groups = self.max_k // spec.GROUP
+        dom = self.decode_domain
+        crossing = dom != "sync"
+        dec = HuffmanDecoder(**self._decoder_params)
+        m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
+        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
+        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
+        m.submodules.seq = seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
+        m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
+                                                   count_bits=self.count_bits, primitives=self._primitives)
+        wiring.connect(m, wiring.flipped(self.i_data), dec.i_data)
+        wiring.connect(m, wiring.flipped(self.i_table), dec.i_table)
+
+        # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain.
+        out = dec.o_data
+        sym = Signal(symbol_layout(N))
+        m.d.comb += [sym.bytes[i].eq(out.payload.data[i]) for i in range(N)]
+        m.d.comb += [sym.last.eq(out.payload.last), sym.err.eq(out.payload.err)]
+        dec_error = Signal()
+        if crossing:
+            m.submodules.cdc = cdc = AsyncFIFO(width=len(sym.as_value()), depth=self._cdc_depth,
+                                               w_domain=dom, r_domain="sync")
+            m.d.comb += [cdc.w_data.eq(sym), cdc.w_en.eq(out.valid), out.ready.eq(cdc.w_rdy),
+                         wbuf.i_sym.payload.eq(cdc.r_data), wbuf.i_sym.valid.eq(cdc.r_rdy),
+                         cdc.r_en.eq(wbuf.i_sym.ready)]
+            m.submodules.err_sync = FFSynchronizer(dec.o_errors.any(), dec_error)
+            m.submodules.clear_sync = clear = PulseSynchronizer(i_domain="sync", o_domain=dom)
+            m.d.comb += [clear.i.eq(self.i_clear), dec.i_clear.eq(clear.o)]
+        else:
+            m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid),
+                         out.ready.eq(wbuf.i_sym.ready),
+                         dec_error.eq(dec.o_errors.any()), dec.i_clear.eq(self.i_clear)]
+
+        # Buffers <-> sequencer <-> array.
+        wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
+        wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
+        m.d.comb += [
+            abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
+            seq.i_loading.eq(abuf.o_loading),
+            abuf.rd_en.eq(seq.act_rd_en), abuf.rd_addr.eq(seq.act_rd_addr), seq.i_act_data.eq(abuf.rd_data),
+            seq.i_full.eq(wbuf.o_full), seq.i_beats.eq(wbuf.o_beats), seq.i_bad.eq(wbuf.o_bad),
+            wbuf.i_release.eq(seq.o_release),
+            wbuf.rd_en.eq(seq.wgt_rd_en), wbuf.rd_addr.eq(seq.wgt_rd_addr), seq.i_wgt_data.eq(wbuf.rd_data),
+        ]
+        wiring.connect(m, seq.o_acmd, array.i_cmd)
+        wiring.connect(m, seq.o_act, array.i_act)
+        wiring.connect(m, seq.o_wgt, array.i_wgt)
+        wiring.connect(m, array.o_res, wiring.flipped(self.o_res))
+
+        with m.If(array.i_act.valid & array.i_act.ready):
+            m.d.sync += self.o_beats.eq(self.o_beats + 1)
+        m.d.comb += [
+            wbuf.i_clear.eq(self.i_clear), seq.i_clear.eq(self.i_clear), array.i_clear.eq(self.i_clear),
+            self.o_errors.eq(Cat(dec_error, seq.o_tile_error, array.o_mode_error)),
+            self.o_overflow.eq(array.o_overflow),
+            self.o_idle.eq(seq.o_idle & array.o_idle),
+        ]
+        return m

@@ -1,0 +1,137 @@
+"""The GEMM engine's sequencer: commands, activation loads, and the beats read from the buffers
+into the MAC array."""
+
+from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+
+from ..mac import spec as mac_spec
+from ..mac.array import cmd_layout
+from . import spec
+
+__all__ = ["GemmSequencer", "gemm_cmd_layout"]
+
+
+def gemm_cmd_layout(row_tile_bits, group_bits):
+    """The engine's ``i_cmd`` payload layout (:func:`hw.gemm.spec.cmd_layout_fields`)."""
+    return data.StructLayout(dict(spec.cmd_layout_fields(row_tile_bits, group_bits)))
+
+
+class GemmSequencer(wiring.Component):
+    """Runs one weight tile per command against the batch of row tiles in the activation buffer.
+
+    Per command (``i_cmd``, :func:`hw.gemm.spec.cmd_layout_fields`): with ``load_acts``, start a
+    load of ``row_tiles * groups`` words into the activation buffer and wait for it; wait until the
+    weight bank is full; then send ``row_tiles`` array commands (``o_acmd``) and
+    ``row_tiles * beats`` beats (``o_act`` / ``o_wgt``, valid together, taken together: the array's
+    ``ready`` of both is the same), reading weight beat ``j`` of the bank and activation word
+    ``t * groups + j // (4 / lanes)`` of row tile ``t``, whose bytes are shifted so that the beat's
+    lanes come first. When the last beat is taken the bank is released; the next command's bank
+    may already be full (then its first beat follows after two cycles: the command and the check).
+
+    Block-RAM reads have one cycle of latency: the read is issued when the output register is empty
+    or its beat is taken, so the array can take a beat every cycle.
+
+    Sticky ``o_tile_error`` (cleared by ``i_clear``): the bank's beat count differs from the
+    command's, the bank is bad (:class:`~hw.gemm.buffers.WeightTileBuffer`), or the command
+    uses activations of a different shape than loaded (or none). The tile runs anyway, so the
+    streams keep their order and nothing waits forever.
+    """
+
+    def __init__(self, rows, cols, max_row_tiles, max_groups, count_bits):
+        self._rows, self._cols = rows, cols
+        self._rt_bits = max(1, (max_row_tiles - 1).bit_length())
+        self._g_bits = max(1, (max_groups - 1).bit_length())
+        self._act_depth = max_row_tiles * max_groups
+        self._wgt_depth = max_groups * spec.GROUP
+        act_width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        super().__init__({
+            "i_cmd": In(stream.Signature(gemm_cmd_layout(self._rt_bits, self._g_bits))),
+            "o_load": Out(1), "o_row_tiles": Out(range(max_row_tiles + 1)),
+            "o_groups": Out(range(max_groups + 1)), "i_loading": In(1),
+            "act_rd_en": Out(1), "act_rd_addr": Out(range(self._act_depth)), "i_act_data": In(act_width),
+            "i_full": In(1), "i_beats": In(range(self._wgt_depth + 1)), "i_bad": In(1), "o_release": Out(1),
+            "wgt_rd_en": Out(1), "wgt_rd_addr": Out(range(self._wgt_depth)),
+            "i_wgt_data": In(cols * mac_spec.WORD_BITS),
+            "o_acmd": Out(stream.Signature(cmd_layout(count_bits))),
+            "o_act": Out(stream.Signature(act_width)),
+            "o_wgt": Out(stream.Signature(cols * mac_spec.WORD_BITS)),
+            "o_tile_error": Out(1), "i_clear": In(1), "o_idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        cmd = Signal.like(self.i_cmd.payload, name="cmd")
+        groups, row_tiles = cmd.groups_m1 + 1, cmd.row_tiles_m1 + 1
+        beats = Signal(range(self._wgt_depth + 1))
+        shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
+        loaded = Signal.like(cmd)       # the shape of the activations in the buffer
+        have_acts = Signal()
+        t = Signal(self._rt_bits)       # row tile of the next beat read
+        j = Signal.like(beats)          # its beat
+        base = Signal.like(self.act_rd_addr)   # t * groups
+        done_reading = Signal()
+        cmds_left = Signal(self._rt_bits + 1)
+        out_valid = Signal()
+        off = Signal(2)                 # byte offset of the beat's lanes in the activation word read
+        error = self.o_tile_error
+
+        m.d.comb += [
+            self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
+            self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
+            self.o_acmd.payload.beats_m1.eq(beats - 1),
+            self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
+            self.o_wgt.payload.eq(self.i_wgt_data),
+        ]
+        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        for r in range(self._rows):
+            word = self.i_act_data[r * act_bytes:(r + 1) * act_bytes]
+            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
+
+        with m.FSM():
+            with m.State("IDLE"):
+                m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(1)]
+                with m.If(self.i_cmd.valid):
+                    pay = self.i_cmd.payload
+                    sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
+                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh)]
+                    m.next = "START"
+            with m.State("START"):
+                m.d.comb += self.o_load.eq(cmd.load_acts)
+                with m.If(cmd.load_acts):
+                    m.d.sync += [loaded.eq(cmd), have_acts.eq(1)]
+                m.next = "LOAD"
+            with m.State("LOAD"):
+                with m.If(~self.i_loading):
+                    m.next = "WAIT"
+            with m.State("WAIT"):
+                with m.If(self.i_full):
+                    shape_ok = have_acts & (loaded.groups_m1 == cmd.groups_m1) & \
+                        (loaded.row_tiles_m1 == cmd.row_tiles_m1)
+                    with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
+                        m.d.sync += error.eq(1)
+                    m.d.sync += [t.eq(0), j.eq(0), base.eq(0), done_reading.eq(0), cmds_left.eq(row_tiles)]
+                    m.next = "RUN"
+            with m.State("RUN"):
+                m.d.comb += self.o_acmd.valid.eq(cmds_left != 0)
+                with m.If(self.o_acmd.valid & self.o_acmd.ready):
+                    m.d.sync += cmds_left.eq(cmds_left - 1)
+                advance = ~out_valid | self.o_act.ready
+                m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
+                             self.act_rd_addr.eq(base + (j >> shift)), self.wgt_rd_addr.eq(j)]
+                with m.If(advance):
+                    m.d.sync += [out_valid.eq(~done_reading),
+                                 off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))]
+                    with m.If(~done_reading):
+                        with m.If(j == beats - 1):
+                            m.d.sync += [j.eq(0), t.eq(t + 1), base.eq(base + groups)]
+                            with m.If(t == cmd.row_tiles_m1):
+                                m.d.sync += done_reading.eq(1)
+                        with m.Else():
+                            m.d.sync += j.eq(j + 1)
+                with m.If(done_reading & ~out_valid & (cmds_left == 0)):
+                    m.d.comb += self.o_release.eq(1)
+                    m.next = "IDLE"
+        with m.If(self.i_clear):
+            m.d.sync += error.eq(0)
+        return m

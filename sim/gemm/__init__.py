@@ -1,0 +1,1 @@
+"""Golden model, cycle model and simulator harness of the GEMM engine (:mod:`hw.gemm`)."""

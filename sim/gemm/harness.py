@@ -1,0 +1,97 @@
+"""Amaranth-simulator harness of :class:`hw.gemm.GemmEngine` (tests and bench share it).
+
+One producer testbench per input stream (seeded random stalls, :mod:`sim.streams`; the decoder's
+streams in its own clock domain when the engine has one) and one consumer for ``o_res``. The
+consumer gives up after ``max_cycles``, so an engine that hangs fails instead of blocking.
+Several jobs can run one after the other with an ``i_clear`` pulse between them.
+"""
+
+import random
+
+from amaranth.lib import data
+from amaranth.sim import Simulator
+
+from sim.streams import stream_put_all
+
+__all__ = ["run_engine", "run_engine_phases"]
+
+
+def run_engine(dut, job, *, expect_rows=None, **kw):
+    """Run ``job`` (:func:`sim.gemm.golden.gemm_job`) through ``dut``; see :func:`run_engine_phases`
+    (``expect_rows``: rows to wait for, default all of the job's)."""
+    return run_engine_phases(dut, [job], expect_rows=[expect_rows], **kw)[0]
+
+
+def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e-9, decode_period=None,
+                      max_cycles=200_000, idle_cycles=64, clear_cycles=16, expect_rows=None):
+    """Run ``jobs`` one after the other; between two, once the first's rows are out and the engine
+    has been quiet for ``idle_cycles``, pulse ``i_clear`` and wait ``clear_cycles`` before any input
+    of the next job is offered.
+
+    ``period`` / ``decode_period``: the clocks of the array's and the decoder's domains (the latter
+    only if the engine has a decode domain). ``stall`` is the stall probability of every producer,
+    ``stall_out`` of the consumer (default ``stall``). Returns per job a dict: ``rows`` (``(values,
+    overflow)`` per result row), ``cycles`` (array cycles from the job's start to its last row),
+    ``finished``, ``extra`` (rows offered after the expected ones), and at its end ``errors``,
+    ``overflow``, ``beats``, ``idle``.
+    """
+    dom = dut.decode_domain
+    expect = [len(job["rows"]) if n is None else n
+              for job, n in zip(jobs, expect_rows or [None] * len(jobs), strict=True)]
+    stall_out = stall if stall_out is None else stall_out
+    outs = [{"rows": [], "cycles": None, "finished": False, "extra": 0} for _ in jobs]
+    phase = [0]
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    if dom != "sync":
+        sim.add_clock(decode_period or period, domain=dom)
+
+    def producer(stream, payloads_of, k, domain="sync"):
+        async def tb(ctx):
+            rng = random.Random(seed + k)
+            for p, job in enumerate(jobs):
+                while phase[0] < p:
+                    await ctx.tick(domain)
+                await stream_put_all(ctx, stream, payloads_of(job), rng=rng, stall=stall, domain=domain)
+        return tb
+
+    layout = dut.i_cmd.payload.shape()
+    feeds = [
+        (dut.i_table, lambda job: [{"data": w, "first": int(f)} for w, f in job["table"]], dom),
+        (dut.i_data, lambda job: [{"data": list(b.words), "first": int(b.first)}
+                                  for blk in job["blocks"] for b in blk], dom),
+        (dut.i_cmd, lambda job: [data.Const(layout, c) for c in job["cmds"]], "sync"),
+        (dut.i_act, lambda job: job["acts"], "sync"),
+    ]
+    for k, (stream, payloads_of, domain) in enumerate(feeds):
+        sim.add_testbench(producer(stream, payloads_of, k + 1, domain), background=True)
+
+    async def consumer(ctx):
+        rng = random.Random(seed + 5)
+        for p, out in enumerate(outs):
+            cycle = 0
+            while len(out["rows"]) < expect[p] and cycle < max_cycles:
+                ready = not (stall_out and rng.random() < stall_out)
+                ctx.set(dut.o_res.ready, ready)
+                _, _, valid, payload = await ctx.tick().sample(dut.o_res.valid, dut.o_res.payload)
+                cycle += 1
+                if valid and ready:
+                    out["rows"].append(([int(v) for v in payload.data], bool(payload.overflow)))
+                    out["cycles"] = cycle
+            out["finished"] = len(out["rows"]) == expect[p]
+            ctx.set(dut.o_res.ready, 1)
+            for _ in range(idle_cycles):
+                _, _, valid = await ctx.tick().sample(dut.o_res.valid)
+                out["extra"] += int(valid)
+            out.update(errors=ctx.get(dut.o_errors), overflow=ctx.get(dut.o_overflow),
+                       beats=ctx.get(dut.o_beats), idle=ctx.get(dut.o_idle))
+            if p + 1 < len(outs):
+                ctx.set(dut.i_clear, 1)
+                await ctx.tick()
+                ctx.set(dut.i_clear, 0)
+                await ctx.tick().repeat(clear_cycles)
+                phase[0] = p + 1
+
+    sim.add_testbench(consumer)
+    sim.run()
+    return outs
