@@ -1,5 +1,6 @@
 """Formal harnesses for the command controller (:class:`hw.control.controller.Controller`, one
-handler group, ``timeout=64``, ``watchdog=16``).
+handler group, ``timeout=64``, ``watchdog=16``; its parts are :mod:`hw.control.receiver`,
+:mod:`hw.control.executor`, :mod:`hw.control.transmitter` and :mod:`hw.control.flags`).
 
 The harness holds a monitor of the frame rules of :mod:`hw.control.protocol`, written from the
 protocol and not from the controller: it follows the bytes the controller takes from ``i_rx``
@@ -17,8 +18,9 @@ discard outlasts the bound unless the length count wraps) and the replies, with 
 timeout (64 cycles) longer than the bound, so no frame is truncated within it.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Fragment, Module, Mux, Signal
 
+from hw.control import controller, receiver, transmitter
 from hw.control.controller import Controller
 from hw.control.crc import crc16_next
 from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY, SYNC_SEQ_CMD, SYNC_SEQ_REPLY
@@ -34,6 +36,15 @@ TIMEOUT, WATCHDOG = 64, 16
 # so that frames with a payload and oversize headers both fit in the bound
 SMALL_PAYLOAD = 4
 PARAMS = f"groups=(0,) timeout={TIMEOUT} watchdog={WATCHDOG} MAX_PAYLOAD=MAX_REPLY={SMALL_PAYLOAD}"
+
+
+def _receiver_signals(frag):
+    """The signals of the controller's receiver (its fragment within the controller's ``frag``)
+    by name: the running CRC and the parser's state, which the properties read."""
+    for sub, name, _src in frag.subfragments:
+        if name == "receiver":
+            return internals(sub)[1]
+    raise KeyError("the controller has no submodule 'receiver'")
 
 
 def _state_code(state_signal, name):
@@ -57,7 +68,8 @@ class ControllerHarness(Harness):
         m = Module()
         self.begin(m)
         dut = self.dut
-        frag, internal = internals(dut)
+        frag = Fragment.get(dut, platform)
+        internal = _receiver_signals(frag)
         m.submodules.dut = frag
         m.d.comb += Assume(~dut.i_rx_busy)
 
@@ -197,33 +209,41 @@ def checksum_next(m, crc, byte, *, name="crc"):
     return step
 
 
-def _small(check, controller_class=Controller):
+def _small(check, mutant=None):
     """The harness with the controller's payload and reply limits at ``SMALL_PAYLOAD`` and its
-    CRC step replaced by :func:`checksum_next` (in the monitor too)."""
-    namespace = controller_class.elaborate.__globals__
+    CRC step replaced by :func:`checksum_next` (in the monitor too); ``mutant``: a
+    ``(name, class)`` of the controller's module (one of its parts) replaced by a mutant."""
+    namespace = vars(controller)
     patches = [(namespace, "MAX_PAYLOAD", SMALL_PAYLOAD), (namespace, "MAX_REPLY", SMALL_PAYLOAD),
-               (namespace, "crc16_next", checksum_next), (globals(), "crc16_next", checksum_next)]
-    return Patched(lambda: ControllerHarness(check, controller_class), patches)
+               (vars(receiver), "crc16_next", checksum_next),
+               (vars(transmitter), "crc16_next", checksum_next), (globals(), "crc16_next", checksum_next)]
+    if mutant is not None:
+        name, cls = mutant
+        # the mutant's own module namespace takes the proofs' frame check too
+        patches += [(namespace, name, cls), (cls.elaborate.__globals__, "crc16_next", checksum_next)]
+    return Patched(lambda: ControllerHarness(check), patches)
+
+
+def _receiver_mutant(old, new):
+    return "FrameReceiver", mutated("hw.control.receiver", "FrameReceiver", old, new)
 
 
 def _wrapping_count():
     # the defect the 17-bit count fixes: len + 2 wraps for len 0xFFFE/0xFFFF
-    return mutated("hw.control.controller", "Controller", "count = Signal(17)", "count = Signal(16)")
+    return _receiver_mutant("count = Signal(17)", "count = Signal(16)")
 
 
 def _no_crc_check():
-    return mutated("hw.control.controller", "Controller", "with m.If(crc_rx != crc):",
-                   "with m.If(crc_rx[:4] != crc[:4]):")
+    return _receiver_mutant("with m.If(crc_rx != crc):", "with m.If(crc_rx[:4] != crc[:4]):")
 
 
 def _seq_on_one_bit():
-    return mutated("hw.control.controller", "Controller", "with m.Elif(sequenced & (seq != self.o_seq)):",
-                   "with m.Elif(sequenced & (seq[0] != self.o_seq[0])):")
+    return _receiver_mutant("with m.Elif(sequenced & (seq != self.o_expected_seq)):",
+                            "with m.Elif(sequenced & (seq[0] != self.o_expected_seq[0])):")
 
 
 def _hunt_before_reply():
-    return mutated("hw.control.controller", "Controller", "with m.If(tx_idle & ~reply_go):",
-                   "with m.If(~reply_go):")
+    return _receiver_mutant("with m.If(self.i_tx_idle & ~self.i_reply_go):", "with m.If(~self.i_reply_go):")
 
 
 PROPERTIES = [
@@ -248,16 +268,17 @@ PROPERTIES = [
 
 
 def _flags_cleared_when_idle():
-    return mutated("hw.control.controller", "Controller",
-                   "with m.If(self.i_clear):\n            m.d.sync += [self.o_flags.eq(0)",
-                   "with m.If(self.i_clear | ~self.i_rx.valid):\n            m.d.sync += [self.o_flags.eq(0)")
+    mutant = mutated("hw.control.flags", "StatusFlags",
+                     "with m.If(self.i_clear):\n            m.d.sync += [self.o_flags.eq(0)",
+                     "with m.If(self.i_clear | ~self.i_reply):\n            m.d.sync += [self.o_flags.eq(0)")
+    return Patched(lambda: StickyHarness(lambda: Controller(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG),
+                                         ["o_flags"], "i_clear"), [(vars(controller), "StatusFlags", mutant)])
 
 
 PROPERTIES += [
     Property("control.sticky_flags", "o_flags bits stay set until i_clear",
              lambda: StickyHarness(lambda: Controller(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG),
                                    ["o_flags"], "i_clear"), "prove", 1, PARAMS,
-             mutant=lambda: StickyHarness(lambda: _flags_cleared_when_idle()(
-                 groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG), ["o_flags"], "i_clear"),
-             mutation="flags also cleared while no byte is offered", mutant_depth=6),
+             mutant=_flags_cleared_when_idle,
+             mutation="flags also cleared in every cycle without a reply request", mutant_depth=6),
 ]
