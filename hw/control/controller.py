@@ -52,6 +52,14 @@ class Controller(wiring.Component):
     :class:`~hw.control.flags.StatusFlags` keeps the flags and counters. The payload and reply
     buffers are memories here, one port to each part.
 
+    Timing: the parts decide on registered compares (counters against lengths, the CRC, the
+    sequence number, the idle timer and watchdog), keep their states one-hot
+    (:class:`~hw.control.onehot.OneHotFSM`), take ``i_rx`` with a registered ``ready``, offer
+    ``o_tx`` from a register, request replies and start handlers one cycle after the decision, and
+    meet each handler through skid buffers on both of its streams. So no path runs from a byte
+    taken to the reply's transmit logic in one cycle; a frame costs a few cycles more than one per
+    byte (one after the sync byte and one after the length), which the receive FIFO absorbs.
+
     Parameters
     ----------
     groups : tuple of int
@@ -155,13 +163,13 @@ class Controller(wiring.Component):
         for g in self._groups:
             wiring.connect(m, getattr(mux, f"h{g}"),
                            wiring.flipped(self.handler(g)))
-        m.d.comb += [ex.i_start.eq(rx.o_start), ex.i_executing.eq(rx.o_executing),
-                     ex.i_cmd.eq(rx.o_cmd), ex.i_length.eq(rx.o_length),
+        m.d.comb += [ex.i_start.eq(rx.o_start), ex.i_cmd.eq(rx.o_cmd), ex.i_length.eq(rx.o_length),
                      rx.i_exec_done.eq(ex.o_reply.go),
                      mux.i_reset.eq(ex.o_handler_timeout), self.o_handler_reset.eq(mux.o_handler_reset)]
 
         # Reply: requested by the receiver (refused frames) or the executor (never both at once:
         # the receiver requests nothing while a command executes), so the requests merge by OR.
+        # Both requests are registered in their parts, the decision's cycle is not the send's.
         reply_go = Signal()
         m.d.comb += [
             reply_go.eq(rx.o_reply.go | ex.o_reply.go),

@@ -10,6 +10,7 @@ from amaranth.utils import ceil_log2
 from ..params import check_int
 from . import protocol
 from .crc import crc16_next
+from .onehot import OneHotFSM
 from .protocol import FLAG_BITS, SYNC_CMD, SYNC_SEQ_CMD, Status
 
 __all__ = ["IdleTimer", "ReplyRequest", "FrameReceiver"]
@@ -27,8 +28,9 @@ class ReplyRequest(wiring.Signature):
 class IdleTimer(wiring.Component):
     """Counts the cycles since the last ``i_activity``, saturating at ``timeout``.
 
-    ``o_timed_out`` is high from the ``timeout``-th cycle without activity on (combinational from
-    the count; a cycle with ``i_activity`` clears the count at its end).
+    ``o_timed_out`` is high from the ``timeout``-th cycle without activity on, and low in the
+    cycle after an activity; it is a function of two registers (the count's compare is not in its
+    users' paths).
     """
 
     i_activity: In(1)
@@ -40,12 +42,17 @@ class IdleTimer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The activity is registered first (it comes from a handshake, the count's reset and
+        # enable reach many flip-flops); the count starts a cycle later and compares one less.
+        activity = Signal()
         idle = Signal(range(self._timeout + 1))
-        with m.If(self.i_activity):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self._timeout):
-            m.d.sync += idle.eq(idle + 1)
-        m.d.comb += self.o_timed_out.eq(idle == self._timeout)
+        timed_out = Signal()
+        m.d.sync += activity.eq(self.i_activity)
+        with m.If(activity):
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]
+        with m.Elif(~timed_out):
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self._timeout - 2)]
+        m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
         return m
 
 
@@ -53,13 +60,18 @@ class FrameReceiver(wiring.Component):
     """Parses frames from ``i_rx``, writes their payload into the payload buffer and decides each
     frame: refused (a reply request on ``o_reply``) or executed (``o_start``).
 
-    Cycle behaviour: one byte per cycle while hunting and inside a frame; payload byte ``i`` is
-    written to buffer address ``i`` in the cycle it is taken. The cycle after the second CRC byte
-    the frame is checked (CRC, then ``seq``, then ``i_present``) and either refused, with a reply
-    request, or started (``o_start``, one cycle), after which ``o_executing`` stays high until
-    ``i_exec_done``. An oversize header is refused at once and its ``len + 2`` bytes are then taken
-    and discarded. After any reply request the receiver takes no byte until the transmitter is
-    idle again (``i_tx_idle`` and no request in that cycle), then hunts for the next sync byte.
+    Cycle behaviour: one byte per cycle while hunting and inside a frame, except for one cycle
+    without a byte after the sync byte and after the length (the parser decides on registered
+    compares of those bytes); payload byte ``i`` is written to buffer address ``i`` in the cycle it
+    is taken. The cycle after the second CRC byte
+    the frame is checked (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were
+    registered while the bytes arrived) and either refused, with a reply request, or started.
+    Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
+    ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
+    is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
+    request the receiver takes no byte until the transmitter is idle again (``i_tx_idle`` and no
+    request pending in ``i_reply_go``), then hunts for the next sync byte. ``i_rx.ready`` is a
+    function of the parser's state and registered flags only.
 
     Members
     -------
@@ -93,6 +105,11 @@ class FrameReceiver(wiring.Component):
         One-hot flag bits (:data:`hw.control.protocol.FLAG_BITS`) raised in this cycle.
     """
 
+    #: the states in which a byte is taken (in IDLE and DRAIN, unless the flag says otherwise)
+    _STATES = ("IDLE", "SEQ", "CMD", "LEN0", "LEN1", "LENGTH", "PAYLOAD", "CRC0", "CRC1", "CHECK", "EXEC",
+               "DRAIN", "WAIT_TX")
+    _TAKING = frozenset({"IDLE", "SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "DRAIN"})
+
     def __init__(self, *, timeout, max_payload):
         self._timeout = check_int("timeout", timeout, 16, 1 << 30)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
@@ -124,7 +141,17 @@ class FrameReceiver(wiring.Component):
         # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
         count = Signal(17)
         crc = Signal(16)              # running CRC of the incoming frame
-        crc_rx = Signal(16)
+        crc_lo = Signal(8)            # the frame's first CRC byte
+        # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
+        # CRC lies between the byte taken and the parser's next state.
+        payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
+        length_m2 = Signal(16)        # len - 2, so that payload_last needs no adder before its compare
+        drain_done = Signal()         # DRAIN: the count is out (count == 0)
+        crc_ok = Signal()             # CHECK: the received CRC equals the running one
+        seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
+        sync_seen = Signal()          # IDLE: the byte taken in the cycle before was a sync byte
+        oversize = Signal()           # LENGTH: len > max_payload
+        empty = Signal()              # LENGTH: len == 0
 
         byte = self.i_rx.payload
         take = self.i_rx.valid & self.i_rx.ready
@@ -132,103 +159,126 @@ class FrameReceiver(wiring.Component):
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
         timed_out = timer.o_timed_out
 
+        # Requests and the start pulse are registered: they leave the cycle after the decision.
+        m.d.sync += [self.o_reply.go.eq(0), self.o_reply.status.eq(0), self.o_start.eq(0)]
+
+        # i_rx.ready is a register, set with each transition for the state entered (so the
+        # handshake and everything it enables start at a flip-flop); the states are one-hot.
+        rx_ready = Signal(init=1)
+        m.d.comb += self.i_rx.ready.eq(rx_ready)
+
         def post(status):
-            m.d.comb += [self.o_reply.go.eq(1), self.o_reply.status.eq(status)]
+            m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status)]
 
         def truncation_check():
             # A frame that stops in the middle is answered once the line has been idle long enough.
             with m.If(timed_out & ~take):
                 post(Status.ERR_TRUNCATED)
                 m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
-                m.next = "WAIT_TX"
+                goto("WAIT_TX")
 
-        with m.FSM(name="rx_fsm"):
-            with m.State("IDLE"):
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take & ((byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD))):
-                    # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
-                    # truncated before it is never answered in the name of the previous command.
-                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
-                                 sequenced.eq(byte == SYNC_SEQ_CMD)]
-                    m.next = "CMD"
-                    with m.If(byte == SYNC_SEQ_CMD):
-                        m.next = "SEQ"
-            for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
-                                      ("LEN0", length[:8], "LEN1")):
-                with m.State(state):
-                    truncation_check()
-                    m.d.comb += self.i_rx.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [field.eq(byte), crc.eq(crc_next)]
-                        m.next = nxt
-            with m.State("LEN1"):
+        is_sync = (byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD)
+        fsm = OneHotFSM(m, self._STATES, prefix="rx",
+                        on_goto=lambda state: [rx_ready.eq(state in self._TAKING)])
+        goto = fsm.goto
+        with fsm.state("IDLE"):
+            # Hunting: a sync byte is recognised in the cycle after it was taken (sync_seen),
+            # when no byte is taken, so the byte's compare is not in the parser's next state.
+            with m.If(sync_seen):
+                m.d.sync += sync_seen.eq(0)
+                goto("CMD")
+                with m.If(sequenced):
+                    goto("SEQ")
+            with m.Elif(take):
+                # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
+                # truncated before it is never answered in the name of the previous command.
+                m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
+                             sync_seen.eq(is_sync), rx_ready.eq(~is_sync),
+                             sequenced.eq(byte == SYNC_SEQ_CMD)]
+        for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
+                                  ("LEN0", length[:8], "LEN1")):
+            with fsm.state(state):
                 truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                full = Cat(length[:8], byte)
                 with m.If(take):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0)]
-                    with m.If(full > self._max_payload):
-                        post(Status.ERR_OVERSIZE)
-                        m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
-                        m.d.sync += count.eq(full + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
-                        m.next = "DRAIN"
-                    with m.Elif(full == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                truncation_check()
-                m.d.comb += [
-                    self.i_rx.ready.eq(1),
-                    self.payload_buf.addr.eq(count),
-                    self.payload_buf.data.eq(byte),
-                    self.payload_buf.en.eq(take),
-                ]
-                with m.If(take):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
-                    with m.If(count + 1 == length):
-                        m.next = "CRC0"
-            for state, field, nxt in (("CRC0", crc_rx[:8], "CRC1"), ("CRC1", crc_rx[8:], "CHECK")):
-                with m.State(state):
-                    truncation_check()
-                    m.d.comb += self.i_rx.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += field.eq(byte)
-                        m.next = nxt
-            with m.State("CHECK"):
-                with m.If(crc_rx != crc):
-                    post(Status.ERR_CRC)
-                    m.d.comb += self.o_events[FLAG_BITS["crc"]].eq(1)
-                    m.next = "WAIT_TX"
-                with m.Elif(sequenced & (seq != self.o_expected_seq)):
-                    # out of order (a frame before it was lost or refused) or a resent frame that
-                    # already ran: refused, and the expected seq stays
-                    post(Status.ERR_SEQUENCE)
-                    m.next = "WAIT_TX"
-                with m.Elif(~self.i_present):
-                    # a group this bitstream does not carry: answered, and its seq is used up
-                    m.d.sync += self.o_expected_seq.eq(self.o_expected_seq + sequenced)
-                    post(Status.ERR_UNKNOWN_CMD)
-                    m.d.comb += self.o_events[FLAG_BITS["unknown"]].eq(1)
-                    m.next = "WAIT_TX"
-                with m.Else():
-                    m.d.comb += self.o_start.eq(1)
-                    m.d.sync += self.o_expected_seq.eq(self.o_expected_seq + sequenced)
-                    m.next = "EXEC"
-            with m.State("EXEC"):
-                m.d.comb += self.o_executing.eq(1)
-                with m.If(self.i_exec_done):
-                    m.next = "WAIT_TX"
-            with m.State("DRAIN"):
-                # Not ready once the count is out: the next byte belongs to no refused frame.
-                m.d.comb += self.i_rx.ready.eq(count != 0)
-                with m.If(count == 0):
-                    m.next = "WAIT_TX"
-                with m.Elif(take):
-                    m.d.sync += count.eq(count - 1)
-                with m.Elif(timed_out):
-                    m.next = "WAIT_TX"
-            with m.State("WAIT_TX"):
-                with m.If(self.i_tx_idle & ~self.i_reply_go):
-                    m.next = "IDLE"
+                    m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                    goto(nxt)
+        with fsm.state("LEN1"):
+            truncation_check()
+            full = Cat(length[:8], byte)
+            with m.If(take):
+                m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
+                             oversize.eq(full > self._max_payload), empty.eq(full == 0),
+                             payload_last.eq(full == 1), drain_done.eq(0),
+                             seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
+                goto("LENGTH")
+        with fsm.state("LENGTH"):
+            # The length's compares were registered with its second byte; no byte is taken.
+            with m.If(oversize):
+                post(Status.ERR_OVERSIZE)
+                m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
+                m.d.sync += count.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
+                goto("DRAIN")
+            with m.Elif(empty):
+                goto("CRC0")
+            with m.Else():
+                m.d.sync += length_m2.eq(length - 2)
+                goto("PAYLOAD")
+        with fsm.state("PAYLOAD"):
+            truncation_check()
+            m.d.comb += [
+                self.payload_buf.addr.eq(count),
+                self.payload_buf.data.eq(byte),
+                self.payload_buf.en.eq(take),
+            ]
+            with m.If(take):
+                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
+                             payload_last.eq(count == length_m2)]
+                with m.If(payload_last):
+                    goto("CRC0")
+        with fsm.state("CRC0"):
+            truncation_check()
+            with m.If(take):
+                m.d.sync += crc_lo.eq(byte)
+                goto("CRC1")
+        with fsm.state("CRC1"):
+            truncation_check()
+            with m.If(take):
+                m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
+                goto("CHECK")
+        with fsm.state("CHECK"):
+            with m.If(~crc_ok):
+                post(Status.ERR_CRC)
+                m.d.comb += self.o_events[FLAG_BITS["crc"]].eq(1)
+                goto("WAIT_TX")
+            with m.Elif(~seq_ok):
+                # out of order (a frame before it was lost or refused) or a resent frame that
+                # already ran: refused, and the expected seq stays
+                post(Status.ERR_SEQUENCE)
+                goto("WAIT_TX")
+            with m.Elif(~self.i_present):
+                # a group this bitstream does not carry: answered, and its seq is used up
+                m.d.sync += self.o_expected_seq.eq(self.o_expected_seq + sequenced)
+                post(Status.ERR_UNKNOWN_CMD)
+                m.d.comb += self.o_events[FLAG_BITS["unknown"]].eq(1)
+                goto("WAIT_TX")
+            with m.Else():
+                m.d.sync += [self.o_start.eq(1),
+                             self.o_expected_seq.eq(self.o_expected_seq + sequenced)]
+                goto("EXEC")
+        with fsm.state("EXEC"):
+            m.d.comb += self.o_executing.eq(1)
+            with m.If(self.i_exec_done):
+                goto("WAIT_TX")
+        with fsm.state("DRAIN"):
+            # Not ready once the count is out: the next byte belongs to no refused frame.
+            with m.If(drain_done):
+                goto("WAIT_TX")
+            with m.Elif(take):
+                m.d.sync += [count.eq(count - 1), drain_done.eq(count == 1), rx_ready.eq(count != 1)]
+            with m.Elif(timed_out):
+                goto("WAIT_TX")
+        with fsm.state("WAIT_TX"):
+            # i_reply_go: a request made in the cycle before has not reached the transmitter yet
+            with m.If(self.i_tx_idle & ~self.i_reply_go):
+                goto("IDLE")
         return m
