@@ -1,22 +1,15 @@
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
-from . import protocol
-from .crc import crc16_next
+from .executor import CommandExecutor, HandlerMux
+from .flags import StatusFlags
 from .handler import HandlerSignature
-from .protocol import (
-    FLAG_BITS,
-    MAX_PAYLOAD,
-    MAX_REPLY,
-    SYNC_CMD,
-    SYNC_REPLY,
-    SYNC_SEQ_CMD,
-    SYNC_SEQ_REPLY,
-    Status,
-)
+from .protocol import MAX_PAYLOAD, MAX_REPLY
+from .receiver import FrameReceiver
+from .transmitter import ReplyTransmitter
 
 __all__ = ["Controller"]
 
@@ -51,6 +44,21 @@ class Controller(wiring.Component):
     A frame whose bytes stop for ``timeout`` cycles is answered ``ERR_TRUNCATED``; a handler that
     does not finish within ``watchdog`` cycles is reset (``o_handler_reset``) and the command
     answered ``ERR_TIMEOUT``. Either way the controller is back to idle and the board keeps working.
+
+    Structure: :class:`~hw.control.receiver.FrameReceiver` (parser, payload buffer writes, checks,
+    skip, idle timeout) starts :class:`~hw.control.executor.CommandExecutor` (payload feed, reply
+    buffer writes, watchdog) on the handler that :class:`~hw.control.executor.HandlerMux` selects;
+    either requests the reply from :class:`~hw.control.transmitter.ReplyTransmitter`;
+    :class:`~hw.control.flags.StatusFlags` keeps the flags and counters. The payload and reply
+    buffers are memories here, one port to each part.
+
+    Timing: the parts decide on registered compares (counters against lengths, the CRC, the
+    sequence number, the idle timer and watchdog), keep their states one-hot
+    (:class:`~hw.control.onehot.OneHotFSM`), take ``i_rx`` with a registered ``ready``, offer
+    ``o_tx`` from a register, request replies and start handlers one cycle after the decision, and
+    meet each handler through skid buffers on both of its streams. So no path runs from a byte
+    taken to the reply's transmit logic in one cycle; a frame costs a few cycles more than one per
+    byte (one after the sync byte and one after the length), which the receive FIFO absorbs.
 
     Parameters
     ----------
@@ -135,307 +143,56 @@ class Controller(wiring.Component):
         m = Module()
         m.submodules.rx_buf = rx_buf = Memory(shape=8, depth=MAX_PAYLOAD, init=[])
         m.submodules.tx_buf = tx_buf = Memory(shape=8, depth=MAX_REPLY, init=[])
-        rx_wr = rx_buf.write_port()
-        rx_rd = rx_buf.read_port(transparent_for=())
-        tx_wr = tx_buf.write_port()
-        tx_rd = tx_buf.read_port()
+        m.submodules.receiver = rx = FrameReceiver(timeout=self._timeout, max_payload=MAX_PAYLOAD)
+        m.submodules.executor = ex = CommandExecutor(watchdog=self._watchdog, max_payload=MAX_PAYLOAD,
+                                                     max_reply=MAX_REPLY)
+        m.submodules.handlers = mux = HandlerMux(self._groups)
+        m.submodules.transmitter = tx = ReplyTransmitter(max_reply=MAX_REPLY)
+        m.submodules.flags = flags = StatusFlags(self._groups)
 
-        cmd = Signal(8)
-        sequenced = Signal()          # the frame began with SYNC_SEQ_CMD
-        seq = Signal(8)               # its seq byte
-        length = Signal(16)
-        # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
-        # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
-        count = Signal(17)
-        crc = Signal(16)              # running CRC of the incoming frame
-        crc_rx = Signal(16)
-        idle = Signal(range(self._timeout + 1))
-        watch = Signal(range(self._watchdog + 1))
+        # Receive: bytes into the payload buffer, the frame checked, refused or started.
+        wiring.connect(m, wiring.flipped(self.i_rx), rx.i_rx)
+        wiring.connect(m, rx.payload_buf, rx_buf.write_port())
+        m.d.comb += [rx.i_rx_busy.eq(self.i_rx_busy), rx.i_present.eq(mux.o_present),
+                     self.o_seq.eq(rx.o_expected_seq)]
 
-        # Reply request from the receive side to the transmit side.
+        # Execute: payload to the selected handler, its reply into the reply buffer.
+        wiring.connect(m, ex.payload_buf, rx_buf.read_port(transparent_for=()))
+        wiring.connect(m, ex.reply_buf, tx_buf.write_port())
+        wiring.connect(m, ex.bus, mux.bus)
+        for g in self._groups:
+            wiring.connect(m, getattr(mux, f"h{g}"),
+                           wiring.flipped(self.handler(g)))
+        m.d.comb += [ex.i_start.eq(rx.o_start), ex.i_cmd.eq(rx.o_cmd), ex.i_length.eq(rx.o_length),
+                     rx.i_exec_done.eq(ex.o_reply.go),
+                     mux.i_reset.eq(ex.o_handler_timeout), self.o_handler_reset.eq(mux.o_handler_reset)]
+
+        # Reply: requested by the receiver (refused frames) or the executor (never both at once:
+        # the receiver requests nothing while a command executes), so the requests merge by OR.
+        # Both requests are registered in their parts, the decision's cycle is not the send's.
         reply_go = Signal()
-        reply_status = Signal(8)
-        reply_len = Signal(16)
-        tx_idle = Signal()
-
-        group = cmd[4:8]
-        present = Signal()
-        m.d.comb += present.eq(0)
-        for g in self._groups:
-            with m.If(group == g):
-                m.d.comb += present.eq(1)
-
-        byte = self.i_rx.payload
-        take = self.i_rx.valid & self.i_rx.ready
-        crc_next = crc16_next(m, crc, byte, name="crc_rx")
-
-        # Idle timer: counts cycles without a received byte inside a frame.
-        timed_out = Signal()
-        with m.If(take | self.i_rx_busy):
-            m.d.sync += idle.eq(0)
-        with m.Elif(idle != self._timeout):
-            m.d.sync += idle.eq(idle + 1)
-        m.d.comb += timed_out.eq(idle == self._timeout)
-
-        def post(status, n=0):
-            m.d.comb += reply_go.eq(1)
-            m.d.sync += [reply_status.eq(status), reply_len.eq(n)]
-
-        error_event = Signal(8)       # one-hot flag bits raised this cycle
-
-        def truncation_check():
-            # A frame that stops in the middle is answered once the line has been idle long enough.
-            with m.If(timed_out & ~take):
-                post(Status.ERR_TRUNCATED)
-                m.d.comb += error_event[FLAG_BITS["truncated"]].eq(1)
-                m.next = "WAIT_TX"
-        ok_event = Signal()
-
-        # Execute-phase plumbing: payload from rx_buf to the handler, reply into tx_buf.
-        rd_addr = Signal(16)
-        feed_valid = Signal()
-        start = Signal()
-        sel_ready = Signal()
-        sel_done = Signal()
-        sel_status = Signal(8)
-        sel_o_valid = Signal()
-        sel_o_payload = Signal(8)
-        reply_count = Signal(16)
-        reply_over = Signal()
-        executing = Signal()
-
-        for g in self._groups:
-            h = self.handler(g)
-            sel = group == g
-            m.d.comb += [
-                h.start.eq(start & sel),
-                h.cmd.eq(cmd),
-                h.length.eq(length),
-                h.i_data.payload.eq(rx_rd.data),
-                h.i_data.valid.eq(feed_valid & sel & executing),
-                h.o_data.ready.eq(sel & executing),
-            ]
-            with m.If(sel):
-                m.d.comb += [
-                    sel_ready.eq(h.i_data.ready),
-                    sel_done.eq(h.done & executing),
-                    sel_status.eq(h.status),
-                    sel_o_valid.eq(h.o_data.valid & executing),
-                    sel_o_payload.eq(h.o_data.payload),
-                ]
-
-        m.d.comb += rx_rd.addr.eq(rd_addr)
-        with m.FSM(name="rx_fsm"):
-            with m.State("IDLE"):
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take & ((byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD))):
-                    # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
-                    # truncated before it is never answered in the name of the previous command.
-                    m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
-                                 sequenced.eq(byte == SYNC_SEQ_CMD)]
-                    m.next = "CMD"
-                    with m.If(byte == SYNC_SEQ_CMD):
-                        m.next = "SEQ"
-            for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
-                                      ("LEN0", length[:8], "LEN1")):
-                with m.State(state):
-                    truncation_check()
-                    m.d.comb += self.i_rx.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [field.eq(byte), crc.eq(crc_next)]
-                        m.next = nxt
-            with m.State("LEN1"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                full = Cat(length[:8], byte)
-                with m.If(take):
-                    m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0)]
-                    with m.If(full > MAX_PAYLOAD):
-                        post(Status.ERR_OVERSIZE)
-                        m.d.comb += error_event[FLAG_BITS["oversize"]].eq(1)
-                        m.d.sync += count.eq(full + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
-                        m.next = "DRAIN"
-                    with m.Elif(full == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "PAYLOAD"
-            with m.State("PAYLOAD"):
-                truncation_check()
-                m.d.comb += [
-                    self.i_rx.ready.eq(1),
-                    rx_wr.addr.eq(count),
-                    rx_wr.data.eq(byte),
-                    rx_wr.en.eq(take),
-                ]
-                with m.If(take):
-                    m.d.sync += [crc.eq(crc_next), count.eq(count + 1)]
-                    with m.If(count + 1 == length):
-                        m.next = "CRC0"
-            with m.State("CRC0"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += crc_rx[:8].eq(byte)
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                truncation_check()
-                m.d.comb += self.i_rx.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += crc_rx[8:].eq(byte)
-                    m.next = "CHECK"
-            with m.State("CHECK"):
-                with m.If(crc_rx != crc):
-                    post(Status.ERR_CRC)
-                    m.d.comb += error_event[FLAG_BITS["crc"]].eq(1)
-                    m.next = "WAIT_TX"
-                with m.Elif(sequenced & (seq != self.o_seq)):
-                    # out of order (a frame before it was lost or refused) or a resent frame that
-                    # already ran: refused, and the expected seq stays
-                    post(Status.ERR_SEQUENCE)
-                    m.next = "WAIT_TX"
-                with m.Elif(~present):
-                    # a group this bitstream does not carry: answered, and its seq is used up
-                    m.d.sync += self.o_seq.eq(self.o_seq + sequenced)
-                    post(Status.ERR_UNKNOWN_CMD)
-                    m.d.comb += error_event[FLAG_BITS["unknown"]].eq(1)
-                    m.next = "WAIT_TX"
-                with m.Else():
-                    m.d.comb += start.eq(1)
-                    m.d.sync += self.o_seq.eq(self.o_seq + sequenced)
-                    m.d.sync += [rd_addr.eq(0), feed_valid.eq(0), reply_count.eq(0), reply_over.eq(0),
-                                 watch.eq(0)]
-                    m.next = "EXEC"
-            with m.State("EXEC"):
-                m.d.comb += executing.eq(1)
-                # Payload feed: a one-deep pipeline behind the buffer's read port.
-                advance = (~feed_valid | sel_ready) & (rd_addr != length)
-                m.d.comb += rx_rd.en.eq(advance)
-                with m.If(advance):
-                    m.d.sync += [rd_addr.eq(rd_addr + 1), feed_valid.eq(1)]
-                with m.Elif(sel_ready):
-                    m.d.sync += feed_valid.eq(0)
-                # Reply bytes into the transmit buffer; too many of them spoil the reply.
-                m.d.comb += [tx_wr.addr.eq(reply_count), tx_wr.data.eq(sel_o_payload),
-                             tx_wr.en.eq(sel_o_valid & (reply_count < MAX_REPLY))]
-                with m.If(sel_o_valid):
-                    with m.If(reply_count == MAX_REPLY):
-                        m.d.sync += reply_over.eq(1)
-                    with m.Else():
-                        m.d.sync += reply_count.eq(reply_count + 1)
-                m.d.sync += watch.eq(watch + 1)
-                with m.If(sel_done):
-                    with m.If(reply_over):
-                        post(Status.ERR_REPLY_OVERSIZE)
-                    with m.Elif(sel_status == Status.OK):
-                        post(Status.OK, reply_count)
-                        m.d.comb += ok_event.eq(1)
-                    with m.Else():
-                        post(sel_status)
-                        with m.If(sel_status == Status.ERR_UNKNOWN_CMD):
-                            m.d.comb += error_event[FLAG_BITS["unknown"]].eq(1)
-                        with m.Elif(sel_status == Status.ERR_BLOCK):
-                            m.d.comb += error_event[FLAG_BITS["block"]].eq(1)
-                    m.next = "WAIT_TX"
-                with m.Elif(watch == self._watchdog):
-                    post(Status.ERR_TIMEOUT)
-                    m.d.comb += error_event[FLAG_BITS["timeout"]].eq(1)
-                    for g in self._groups:
-                        with m.If(group == g):
-                            m.d.comb += self.o_handler_reset[g].eq(1)
-                    m.next = "WAIT_TX"
-            with m.State("DRAIN"):
-                # Not ready once the count is out: the next byte belongs to no refused frame.
-                m.d.comb += self.i_rx.ready.eq(count != 0)
-                with m.If(count == 0):
-                    m.next = "WAIT_TX"
-                with m.Elif(take):
-                    m.d.sync += count.eq(count - 1)
-                with m.Elif(timed_out):
-                    m.next = "WAIT_TX"
-            with m.State("WAIT_TX"):
-                with m.If(tx_idle & ~reply_go):
-                    m.next = "IDLE"
-
-
-        # Transmit side: header, buffered payload, CRC.
-        tx_cmd = Signal(8)
-        tx_seq = Signal(8)
-        tx_sequenced = Signal()
-        tx_status = Signal(8)
-        tx_len = Signal(16)
-        tx_ptr = Signal(16)
-        tx_crc = Signal(16)
-        tx_byte = Signal(8)
-        tx_crc_next = crc16_next(m, tx_crc, tx_byte, name="crc_tx")
-        sent = self.o_tx.valid & self.o_tx.ready
-        m.d.comb += [self.o_tx.payload.eq(tx_byte), tx_rd.addr.eq(tx_ptr)]
-
-        with m.FSM(name="tx_fsm"):
-            with m.State("IDLE"):
-                m.d.comb += tx_idle.eq(1)
-                with m.If(reply_go):
-                    m.next = "SYNC"
-            with m.State("SYNC"):
-                # reply_status / reply_len were registered in the cycle of reply_go.
-                m.d.sync += [tx_cmd.eq(cmd), tx_status.eq(reply_status), tx_len.eq(reply_len),
-                             tx_seq.eq(seq), tx_sequenced.eq(sequenced),
-                             tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
-                m.d.comb += [tx_byte.eq(Mux(sequenced, SYNC_SEQ_REPLY, SYNC_REPLY)), self.o_tx.valid.eq(1)]
-                with m.If(sent):
-                    m.next = "CMD"
-                    with m.If(sequenced):
-                        m.next = "SEQ"
-            for state, value, nxt in (("SEQ", tx_seq, "CMD"), ("CMD", tx_cmd, "STATUS"),
-                                      ("STATUS", tx_status, "LEN0"), ("LEN0", tx_len[:8], "LEN1")):
-                with m.State(state):
-                    m.d.comb += [tx_byte.eq(value), self.o_tx.valid.eq(1)]
-                    with m.If(sent):
-                        m.d.sync += tx_crc.eq(tx_crc_next)
-                        m.next = nxt
-            with m.State("LEN1"):
-                m.d.comb += [tx_byte.eq(tx_len[8:]), self.o_tx.valid.eq(1)]
-                with m.If(sent):
-                    m.d.sync += tx_crc.eq(tx_crc_next)
-                    with m.If(tx_len == 0):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "FETCH"
-            with m.State("FETCH"):
-                # tx_rd.data shows tx_buf[tx_ptr] from the next cycle on.
-                m.next = "DATA"
-            with m.State("DATA"):
-                m.d.comb += [tx_byte.eq(tx_rd.data), self.o_tx.valid.eq(1)]
-                with m.If(sent):
-                    m.d.sync += [tx_crc.eq(tx_crc_next), tx_ptr.eq(tx_ptr + 1)]
-                    with m.If(tx_ptr + 1 == tx_len):
-                        m.next = "CRC0"
-                    with m.Else():
-                        m.next = "FETCH"
-            with m.State("CRC0"):
-                m.d.comb += [tx_byte.eq(tx_crc[:8]), self.o_tx.valid.eq(1)]
-                with m.If(sent):
-                    m.next = "CRC1"
-            with m.State("CRC1"):
-                m.d.comb += [tx_byte.eq(tx_crc[8:]), self.o_tx.valid.eq(1)]
-                with m.If(sent):
-                    m.next = "IDLE"
+        m.d.comb += [
+            reply_go.eq(rx.o_reply.go | ex.o_reply.go),
+            tx.i_reply.go.eq(reply_go),
+            tx.i_reply.status.eq(rx.o_reply.status | ex.o_reply.status),
+            tx.i_reply.length.eq(rx.o_reply.length | ex.o_reply.length),
+            tx.i_cmd.eq(rx.o_cmd), tx.i_seq.eq(rx.o_seq), tx.i_sequenced.eq(rx.o_sequenced),
+            rx.i_tx_idle.eq(tx.o_idle), rx.i_reply_go.eq(reply_go),
+        ]
+        wiring.connect(m, tx.reply_buf, tx_buf.read_port())
+        wiring.connect(m, tx.o_tx, wiring.flipped(self.o_tx))
 
         # Sticky flags and counters.
-        line = Const(0, 8) | (self.i_line_errors[0] << FLAG_BITS["framing"]) \
-            | (self.i_line_errors[1] << FLAG_BITS["overrun"])
-        block_level = Signal()
-        for g in self._groups:
-            with m.If(self.i_block_errors[g]):
-                m.d.comb += block_level.eq(1)
-        with m.If(self.i_clear):
-            m.d.sync += [self.o_flags.eq(0), self.o_frames.eq(0), self.o_errors.eq(0)]
-        with m.Else():
-            m.d.sync += self.o_flags.eq(self.o_flags | error_event | line
-                                        | (block_level << FLAG_BITS["block"]))
-            with m.If(ok_event):
-                m.d.sync += self.o_frames.eq(self.o_frames + 1)
-            with m.Elif(reply_go):
-                m.d.sync += self.o_errors.eq(self.o_errors + 1)
-
-        m.d.comb += self.o_busy.eq(~tx_idle | (executing))
+        m.d.comb += [
+            flags.i_events.eq(rx.o_events | ex.o_events),
+            flags.i_line_errors.eq(self.i_line_errors),
+            flags.i_block_errors.eq(self.i_block_errors),
+            flags.i_reply.eq(reply_go),
+            flags.i_ok.eq(ex.o_ok),
+            flags.i_clear.eq(self.i_clear),
+            self.o_flags.eq(flags.o_flags),
+            self.o_frames.eq(flags.o_frames),
+            self.o_errors.eq(flags.o_errors),
+            self.o_busy.eq(~tx.o_idle | rx.o_executing),
+        ]
         return m

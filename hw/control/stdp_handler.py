@@ -73,7 +73,13 @@ class STDPHandler(Handler):
 
         err_any = core.o_err.bad_event | core.o_err.bad_cfg
         m.d.comb += bus.error.eq(err_any)
-        more = count != bus.length
+        # Registered at the start and with each byte taken, so that the handshake's ready
+        # depends on no compare: more payload (count != length, against length - 1 so that no
+        # adder precedes it) and the command (READ_WEIGHTS with its fixed length).
+        more = Signal()
+        length_m1 = Signal(16)
+        is_read = Signal()
+        read_len_bad = Signal()
         take = bus.i_data.valid & bus.i_data.ready
 
         with m.FSM():
@@ -81,24 +87,27 @@ class STDPHandler(Handler):
                 start_command(m, bus, status, [((Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS), "HEADER", None),
                                                ((Cmd.INJECT_SPIKES,), "EVENTS", None)],
                               on_start=[count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
-                                        status.eq(Status.OK)])
+                                        status.eq(Status.OK), more.eq(bus.length != 0),
+                                        length_m1.eq(bus.length - 1),
+                                        is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
+                                        read_len_bad.eq(bus.length != 6)])
 
             # mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi.
             with m.State("HEADER"):
                 header_len = 4
-                with m.If(~more | ((bus.cmd == Cmd.READ_WEIGHTS) & (bus.length != 6))):
+                with m.If(~more | (is_read & read_len_bad)):
                     m.d.sync += status.eq(Status.ERR_LENGTH)
                     m.next = "DONE"
                 with m.Else():
                     m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += count.eq(count + 1)
+                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
                     capture_bytes(m, count, bus.i_data.payload,
                                   [[mem], *([addr[8 * i:8 * i + 8]] for i in range(3)), [n_read[:8]],
                                    [n_read[8:]]])
-                    with m.If((bus.cmd == Cmd.LOAD_SYNAPSES) & (count == header_len - 1)):
+                    with m.If(~is_read & (count == header_len - 1)):
                         m.next = "LOAD"
-                    with m.If((bus.cmd == Cmd.READ_WEIGHTS) & (count == 5)):
+                    with m.If(is_read & (count == 5)):
                         m.next = "READ"
 
             with m.State("LOAD"):
@@ -115,7 +124,7 @@ class STDPHandler(Handler):
                 with m.Else():
                     m.d.comb += bus.i_data.ready.eq(1)
                     with m.If(take):
-                        m.d.sync += [count.eq(count + 1), nbyte.eq(nbyte + 1),
+                        m.d.sync += [count.eq(count + 1), more.eq(count != length_m1), nbyte.eq(nbyte + 1),
                                      word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
 
             with m.State("READ"):
@@ -151,7 +160,7 @@ class STDPHandler(Handler):
                 with m.Else():
                     m.d.comb += bus.i_data.ready.eq(1)
                     with m.If(take):
-                        m.d.sync += count.eq(count + 1)
+                        m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
                         with m.If(count[0]):
                             m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
                         with m.Else():

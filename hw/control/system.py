@@ -1,8 +1,9 @@
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
-from .handler import Handler, finish_command
+from .handler import Handler
+from .onehot import OneHotFSM
 from .protocol import PROTOCOL_VERSION, STATUS_FIELDS, Cmd, Status
 
 __all__ = ["SystemHandler"]
@@ -93,77 +94,100 @@ class SystemHandler(Handler):
                     status_bytes.append(value[8 * i:8 * i + 8])
 
         count = Signal(16)
+        # count != bus.length, registered: PING/SINK decide on it without a 16-bit compare in the
+        # path from the payload stream's valid to their registers
+        more = Signal()
+        length_m1 = Signal(16)  # bus.length - 1: the compare for ``more`` needs no adder
         total = Signal(16)  # SINK: byte sum
         index = Signal(range(len(status_bytes) + 1))
 
-        with m.FSM():
-            with m.State("IDLE"):
-                with m.If(bus.start):
-                    m.d.sync += [count.eq(0), total.eq(0), index.eq(0)]
-                    with m.Switch(bus.cmd):
-                        with m.Case(Cmd.PING):
-                            m.next = "PING"
-                        # Commands without a payload refuse one (and then do nothing).
-                        with m.Case(Cmd.STATUS, Cmd.RESET, Cmd.CLEAR_ERRORS):
-                            with m.If(bus.length != 0):
-                                m.next = "LENGTH"
-                            with m.Elif(bus.cmd == Cmd.STATUS):
-                                m.next = "STATUS"
-                            with m.Elif(bus.cmd == Cmd.RESET):
-                                m.d.comb += [self.o_reset_blocks.eq(1), self.o_clear.eq(1)]
-                                m.next = "OK"
-                            with m.Else():
-                                m.d.comb += self.o_clear.eq(1)
-                                m.next = "OK"
-                        with m.Case(Cmd.SINK):
-                            m.next = "SINK"
-                        with m.Default():
-                            m.next = "UNKNOWN"
-            with m.State("PING"):
-                with m.If(count == bus.length):
-                    m.next = "OK"
+        # The pulses are registered (two cycles after the start): they fan out to every block's
+        # reset and the controller's flags, and stay out of the command's decode path.
+        m.d.sync += [self.o_reset_blocks.eq(0), self.o_clear.eq(0)]
+        # One flip-flop per state: the PING/SINK handshakes decode no state bits.
+        fsm = OneHotFSM(m, ("IDLE", "DISPATCH", "PING", "STATUS", "SINK", "SINK_REPLY", "OK", "LENGTH",
+                            "UNKNOWN"), prefix="sys")
+        # The command's decode, registered at the start (one flag per command).
+        is_cmd = {c: Signal(name=f"is_{c.lower()}")
+                  for c in ("PING", "STATUS", "RESET", "CLEAR_ERRORS", "SINK")}
+        with fsm.state("IDLE"):
+            with m.If(bus.start):
+                m.d.sync += [count.eq(0), more.eq(bus.length != 0),
+                             length_m1.eq(bus.length - 1), total.eq(0), index.eq(0)]
+                m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
+                fsm.goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            # The cycle after the start: the command's flags and the length compare are registered.
+            with m.If(is_cmd["PING"]):
+                fsm.goto("PING")
+            # Commands without a payload refuse one (and then do nothing).
+            with m.Elif(is_cmd["STATUS"] | is_cmd["RESET"] | is_cmd["CLEAR_ERRORS"]):
+                with m.If(more):
+                    fsm.goto("LENGTH")
+                with m.Elif(is_cmd["STATUS"]):
+                    fsm.goto("STATUS")
+                with m.Elif(is_cmd["RESET"]):
+                    m.d.sync += [self.o_reset_blocks.eq(1), self.o_clear.eq(1)]
+                    fsm.goto("OK")
                 with m.Else():
-                    m.d.comb += [
-                        bus.o_data.payload.eq(bus.i_data.payload),
-                        bus.o_data.valid.eq(bus.i_data.valid),
-                        bus.i_data.ready.eq(bus.o_data.ready),
-                    ]
-                    with m.If(bus.i_data.valid & bus.o_data.ready):
-                        m.d.sync += count.eq(count + 1)
-            with m.State("STATUS"):
-                with m.If(index == len(status_bytes)):
-                    m.next = "OK"
-                with m.Else():
-                    m.d.comb += bus.o_data.valid.eq(1)
-                    with m.Switch(index):
-                        for i, b in enumerate(status_bytes):
-                            with m.Case(i):
-                                m.d.comb += bus.o_data.payload.eq(b)
-                    with m.If(bus.o_data.ready):
-                        m.d.sync += index.eq(index + 1)
-            with m.State("SINK"):
-                with m.If(count == bus.length):
-                    m.next = "SINK_REPLY"
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(bus.i_data.valid):
-                        m.d.sync += [count.eq(count + 1), total.eq(total + bus.i_data.payload)]
-            with m.State("SINK_REPLY"):
-                reply = [count[:8], count[8:], total[:8], total[8:]]
-                with m.If(index == len(reply)):
-                    m.next = "OK"
-                with m.Else():
-                    m.d.comb += bus.o_data.valid.eq(1)
-                    with m.Switch(index):
-                        for i, b in enumerate(reply):
-                            with m.Case(i):
-                                m.d.comb += bus.o_data.payload.eq(b)
-                    with m.If(bus.o_data.ready):
-                        m.d.sync += index.eq(index + 1)
-            with m.State("OK"):
-                finish_command(m, bus, Status.OK)
-            with m.State("LENGTH"):
-                finish_command(m, bus, Status.ERR_LENGTH)
-            with m.State("UNKNOWN"):
-                finish_command(m, bus, Status.ERR_UNKNOWN_CMD)
+                    m.d.sync += self.o_clear.eq(1)
+                    fsm.goto("OK")
+            with m.Elif(is_cmd["SINK"]):
+                fsm.goto("SINK")
+            with m.Else():
+                fsm.goto("UNKNOWN")
+        with fsm.state("PING"):
+            with m.If(~more):
+                fsm.goto("OK")
+            with m.Else():
+                m.d.comb += [
+                    bus.o_data.payload.eq(bus.i_data.payload),
+                    bus.o_data.valid.eq(bus.i_data.valid),
+                    bus.i_data.ready.eq(bus.o_data.ready),
+                ]
+                with m.If(bus.i_data.valid & bus.o_data.ready):
+                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
+        # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
+        # selected into a register (a cycle behind index, so its multiplexer is not in the
+        # handshake's path) and offered once it is fresh.
+        sink_reply = [count[:8], count[8:], total[:8], total[8:]]
+        table_byte = Signal(8)
+        table_fresh = Signal()
+        m.d.sync += table_fresh.eq(1)
+        with m.Switch(index):
+            for i, b in enumerate(status_bytes):
+                with m.Case(i):
+                    if i < len(sink_reply):
+                        b = Mux(is_cmd["SINK"], sink_reply[i], b)
+                    m.d.sync += table_byte.eq(b)
+
+        def send_table(n):
+            with m.If(index == n):
+                fsm.goto("OK")
+            with m.Else():
+                m.d.comb += [bus.o_data.valid.eq(table_fresh), bus.o_data.payload.eq(table_byte)]
+                with m.If(bus.o_data.ready & table_fresh):
+                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0)]
+
+        with fsm.state("STATUS"):
+            send_table(len(status_bytes))
+        with fsm.state("SINK"):
+            with m.If(~more):
+                fsm.goto("SINK_REPLY")
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(bus.i_data.valid):
+                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1),
+                                 total.eq(total + bus.i_data.payload)]
+        with fsm.state("SINK_REPLY"):
+            send_table(len(sink_reply))
+        with fsm.state("OK"):
+            m.d.comb += [bus.done.eq(1), bus.status.eq(Status.OK)]
+            fsm.goto("IDLE")
+        with fsm.state("LENGTH"):
+            m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_LENGTH)]
+            fsm.goto("IDLE")
+        with fsm.state("UNKNOWN"):
+            m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_UNKNOWN_CMD)]
+            fsm.goto("IDLE")
         return m

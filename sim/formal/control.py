@@ -1,5 +1,6 @@
 """Formal harnesses for the command controller (:class:`hw.control.controller.Controller`, one
-handler group, ``timeout=64``, ``watchdog=16``).
+handler group, ``timeout=64``, ``watchdog=16``; its parts are :mod:`hw.control.receiver`,
+:mod:`hw.control.executor`, :mod:`hw.control.transmitter` and :mod:`hw.control.flags`).
 
 The harness holds a monitor of the frame rules of :mod:`hw.control.protocol`, written from the
 protocol and not from the controller: it follows the bytes the controller takes from ``i_rx``
@@ -14,11 +15,14 @@ elsewhere): these properties are about which frames run, not about CRC arithmeti
 The checks are bounded: a frame with a payload is longer than any depth that finishes in seconds,
 so the bound covers zero-length frames, CRC and unknown-command errors, oversize headers (whose
 discard outlasts the bound unless the length count wraps) and the replies, with the line's idle
-timeout (64 cycles) longer than the bound, so no frame is truncated within it.
+timeout (64 cycles) longer than the bound, so no frame is truncated within it. A discard count
+that wraps (16 bits for ``len + 2``) would show only after the oversize reply went out, beyond
+such a bound; tests/test_control_framing.py checks it with frames declaring 0xFFFE and 0xFFFF.
 """
 
-from amaranth.hdl import Assert, Assume, Cat, Module, Mux, Signal
+from amaranth.hdl import Assert, Assume, Cat, Fragment, Module, Mux, Signal
 
+from hw.control import controller, receiver, transmitter
 from hw.control.controller import Controller
 from hw.control.crc import crc16_next
 from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY, SYNC_SEQ_CMD, SYNC_SEQ_REPLY
@@ -36,12 +40,13 @@ SMALL_PAYLOAD = 4
 PARAMS = f"groups=(0,) timeout={TIMEOUT} watchdog={WATCHDOG} MAX_PAYLOAD=MAX_REPLY={SMALL_PAYLOAD}"
 
 
-def _state_code(state_signal, name):
-    """The encoding of FSM state ``name`` in Amaranth's state signal (from its decoder)."""
-    for code in range(1 << len(state_signal)):
-        if state_signal.decoder(code).split("/")[0] == name:
-            return code
-    raise KeyError(name)
+def _receiver_signals(frag):
+    """The signals of the controller's receiver (its fragment within the controller's ``frag``)
+    by name: the running CRC and the parser's state, which the properties read."""
+    for sub, name, _src in frag.subfragments:
+        if name == "receiver":
+            return internals(sub)[1]
+    raise KeyError("the controller has no submodule 'receiver'")
 
 
 class ControllerHarness(Harness):
@@ -57,7 +62,8 @@ class ControllerHarness(Harness):
         m = Module()
         self.begin(m)
         dut = self.dut
-        frag, internal = internals(dut)
+        frag = Fragment.get(dut, platform)
+        internal = _receiver_signals(frag)
         m.submodules.dut = frag
         m.d.comb += Assume(~dut.i_rx_busy)
 
@@ -175,8 +181,8 @@ class ControllerHarness(Harness):
         elif self.check == "hunt":
             # the controller hunts only where the protocol does; after an error (any frame, once its
             # reply is out) it is hunting again within two cycles
-            state = internal["rx_fsm_state"]
-            idle = state == _state_code(state, "IDLE")
+            # hunting: in IDLE, and not in the cycle after a sync byte (which is decided then)
+            idle = internal["rx_IDLE"] & ~internal["sync_seen"]
             at_rest = ((mon == HUNT) | (mon == DONE)) & (done == frames) & (tx_pos == 0)
             with m.If(idle):
                 m.d.comb += Assert((mon == HUNT) | ((mon == DONE) & (done == frames)))
@@ -197,33 +203,43 @@ def checksum_next(m, crc, byte, *, name="crc"):
     return step
 
 
-def _small(check, controller_class=Controller):
+def _small(check, mutant=None):
     """The harness with the controller's payload and reply limits at ``SMALL_PAYLOAD`` and its
-    CRC step replaced by :func:`checksum_next` (in the monitor too)."""
-    namespace = controller_class.elaborate.__globals__
+    CRC step replaced by :func:`checksum_next` (in the monitor too); ``mutant``: a
+    ``(name, class)`` of the controller's module (one of its parts) replaced by a mutant."""
+    namespace = vars(controller)
     patches = [(namespace, "MAX_PAYLOAD", SMALL_PAYLOAD), (namespace, "MAX_REPLY", SMALL_PAYLOAD),
-               (namespace, "crc16_next", checksum_next), (globals(), "crc16_next", checksum_next)]
-    return Patched(lambda: ControllerHarness(check, controller_class), patches)
+               (vars(receiver), "crc16_next", checksum_next),
+               (vars(transmitter), "crc16_next", checksum_next), (globals(), "crc16_next", checksum_next)]
+    if mutant is not None:
+        name, cls = mutant
+        # the mutant's own module namespace takes the proofs' frame check too
+        patches += [(namespace, name, cls), (cls.elaborate.__globals__, "crc16_next", checksum_next)]
+    return Patched(lambda: ControllerHarness(check), patches)
 
 
-def _wrapping_count():
-    # the defect the 17-bit count fixes: len + 2 wraps for len 0xFFFE/0xFFFF
-    return mutated("hw.control.controller", "Controller", "count = Signal(17)", "count = Signal(16)")
+def _receiver_mutant(old, new):
+    return "FrameReceiver", mutated("hw.control.receiver", "FrameReceiver", old, new)
+
+
+def _sync_on_seven_bits():
+    # 0xA4 starts a frame too: the parser leaves the hunt where the protocol does not
+    return _receiver_mutant("is_sync = (byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD)",
+                            "is_sync = (byte[1:] == SYNC_CMD >> 1) | (byte == SYNC_SEQ_CMD)")
 
 
 def _no_crc_check():
-    return mutated("hw.control.controller", "Controller", "with m.If(crc_rx != crc):",
-                   "with m.If(crc_rx[:4] != crc[:4]):")
+    return _receiver_mutant("crc_ok.eq(Cat(crc_lo, byte) == crc)",
+                            "crc_ok.eq(Cat(crc_lo, byte)[:4] == crc[:4])")
 
 
 def _seq_on_one_bit():
-    return mutated("hw.control.controller", "Controller", "with m.Elif(sequenced & (seq != self.o_seq)):",
-                   "with m.Elif(sequenced & (seq[0] != self.o_seq[0])):")
+    return _receiver_mutant("seq_ok.eq(~sequenced | (seq == self.o_expected_seq))",
+                            "seq_ok.eq(~sequenced | (seq[0] == self.o_expected_seq[0]))")
 
 
 def _hunt_before_reply():
-    return mutated("hw.control.controller", "Controller", "with m.If(tx_idle & ~reply_go):",
-                   "with m.If(~reply_go):")
+    return _receiver_mutant("with m.If(self.i_tx_idle & ~self.i_reply_go):", "with m.If(~self.i_reply_go):")
 
 
 PROPERTIES = [
@@ -242,22 +258,23 @@ PROPERTIES = [
              mutation="receiver hunts again before the reply is sent"),
     Property("control.rehunt", "the parser hunts only between frames, and is hunting again after any "
              "error once the reply is out", lambda: _small("hunt"), "bmc", 15, PARAMS, fast=False,
-             mutant=lambda: _small("hunt", _wrapping_count()),
-             mutation="16-bit discard count (len 0xFFFE wraps)"),
+             mutant=lambda: _small("hunt", _sync_on_seven_bits()),
+             mutation="sync byte compared on 7 of 8 bits (0xA4 starts a frame)"),
 ]
 
 
 def _flags_cleared_when_idle():
-    return mutated("hw.control.controller", "Controller",
-                   "with m.If(self.i_clear):\n            m.d.sync += [self.o_flags.eq(0)",
-                   "with m.If(self.i_clear | ~self.i_rx.valid):\n            m.d.sync += [self.o_flags.eq(0)")
+    mutant = mutated("hw.control.flags", "StatusFlags",
+                     "with m.If(self.i_clear):\n            m.d.sync += [self.o_flags.eq(0)",
+                     "with m.If(self.i_clear | ~self.i_reply):\n            m.d.sync += [self.o_flags.eq(0)")
+    return Patched(lambda: StickyHarness(lambda: Controller(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG),
+                                         ["o_flags"], "i_clear"), [(vars(controller), "StatusFlags", mutant)])
 
 
 PROPERTIES += [
     Property("control.sticky_flags", "o_flags bits stay set until i_clear",
              lambda: StickyHarness(lambda: Controller(groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG),
                                    ["o_flags"], "i_clear"), "prove", 1, PARAMS,
-             mutant=lambda: StickyHarness(lambda: _flags_cleared_when_idle()(
-                 groups=(0,), timeout=TIMEOUT, watchdog=WATCHDOG), ["o_flags"], "i_clear"),
-             mutation="flags also cleared while no byte is offered", mutant_depth=6),
+             mutant=_flags_cleared_when_idle,
+             mutation="flags also cleared in every cycle without a reply request", mutant_depth=10),
 ]

@@ -1,0 +1,229 @@
+"""The controller's execute side: the handler selected by the command's group, the payload feed
+from the payload buffer, the reply bytes into the reply buffer and the watchdog (see
+:class:`hw.control.controller.Controller`)."""
+
+from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.memory import ReadPort, WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..lib.stream import SkidBuffer
+from ..params import check_int
+from .handler import HandlerSignature
+from .protocol import FLAG_BITS, Status
+from .receiver import ReplyRequest
+
+__all__ = ["HandlerMux", "CommandExecutor"]
+
+
+class HandlerMux(wiring.Component):
+    """Routes one handler bus to the handler of the command's group (``cmd[4:8]``).
+
+    The selection (and ``o_present``) is registered from ``bus.cmd``: it follows ``cmd`` one cycle
+    later, so ``cmd`` must be stable in the cycle before ``start`` (the receiver's ``cmd`` is, from
+    its byte on); the routing itself is combinational. Toward ``bus`` the mux is a handler (a group
+    that does not exist never takes a byte nor finishes); each ``h<g>`` sees ``start`` and the
+    streams only while its group is selected, and ``cmd``/``length`` always.
+
+    Members
+    -------
+    bus : Out(HandlerSignature())
+        From the executor.
+    h<g> : In(HandlerSignature())
+        To group ``g``'s handler, one per group.
+    o_present : Out(1)
+        ``bus.cmd``'s group exists.
+    i_reset : In(1)
+        Reset the selected group's handler (a pulse).
+    o_handler_reset : Out(16)
+        Bit ``g``: ``i_reset`` while group ``g`` is selected.
+    """
+
+    def __init__(self, groups):
+        self._groups = tuple(groups)
+        members = {"bus": Out(HandlerSignature()), "o_present": Out(1), "i_reset": In(1),
+                   "o_handler_reset": Out(16)}
+        for g in self._groups:
+            members[f"h{g}"] = In(HandlerSignature())
+        super().__init__(members)
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        group = bus.cmd[4:8]
+        m.d.sync += self.o_present.eq(0)
+        for g in self._groups:
+            with m.If(group == g):
+                m.d.sync += self.o_present.eq(1)
+        for g in self._groups:
+            h = getattr(self, f"h{g}")
+            sel = Signal(name=f"sel{g}")     # one-hot over the groups, registered
+            m.d.sync += sel.eq(group == g)
+            m.d.comb += [
+                h.start.eq(bus.start & sel),
+                h.cmd.eq(bus.cmd),
+                h.length.eq(bus.length),
+                h.i_data.payload.eq(bus.i_data.payload),
+                h.i_data.valid.eq(bus.i_data.valid & sel),
+                h.o_data.ready.eq(bus.o_data.ready & sel),
+            ]
+            with m.If(sel):
+                m.d.comb += [
+                    bus.i_data.ready.eq(h.i_data.ready),
+                    bus.done.eq(h.done),
+                    bus.status.eq(h.status),
+                    bus.o_data.valid.eq(h.o_data.valid),
+                    bus.o_data.payload.eq(h.o_data.payload),
+                    self.o_handler_reset[g].eq(self.i_reset),
+                ]
+        return m
+
+
+class CommandExecutor(wiring.Component):
+    """Runs one command on the handler bus: payload from the payload buffer, reply into the reply
+    buffer, watchdog.
+
+    Cycle behaviour: ``i_start`` (one cycle) starts the handler and resets the feed, the reply
+    count and the watchdog. From the next cycle until the reply request, the payload's
+    ``i_length`` bytes are offered to the handler from a one-deep pipeline behind the buffer's
+    read port and a skid buffer (up to one byte per cycle, the first in the third cycle), and its
+    reply bytes are written to the reply buffer at one byte per cycle (more than ``max_reply``
+    spoil the reply; they pass a skid buffer first). ``o_reply`` requests the reply once the
+    reply bytes before ``bus.done`` are written (the handler's status, ``ERR_REPLY_OVERSIZE``
+    after too many bytes; two or three cycles after done), or ``ERR_TIMEOUT`` with an
+    ``o_handler_timeout`` pulse in the cycle after the ``watchdog`` cycles ran out (registered,
+    like ``o_ok``).
+
+    Members
+    -------
+    i_start : In(1)
+    i_cmd : In(8)
+    i_length : In(16)
+    payload_buf : In(ReadPort.Signature)
+        Read port of the payload buffer (not transparent).
+    reply_buf : In(WritePort.Signature)
+        Write port of the ``max_reply``-byte reply buffer.
+    bus : In(HandlerSignature())
+        To the selected handler.
+    o_reply : Out(ReplyRequest())
+    o_ok : Out(1)
+        The command finished with status OK (with the reply request).
+    o_handler_timeout : Out(1)
+        The watchdog expired.
+    o_events : Out(8)
+        One-hot flag bits raised in this cycle.
+    """
+
+    def __init__(self, *, watchdog, max_payload, max_reply):
+        self._watchdog = check_int("watchdog", watchdog, 16, 1 << 30)
+        self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
+        check_int("max_payload", max_payload, 1, 0xFFFF)
+        super().__init__({
+            "i_start": In(1),
+            "i_cmd": In(8),
+            "i_length": In(16),
+            "payload_buf": In(ReadPort.Signature(addr_width=ceil_log2(max_payload), shape=8)),
+            "reply_buf": In(WritePort.Signature(addr_width=ceil_log2(max_reply), shape=8)),
+            "bus": In(HandlerSignature()),
+            "o_reply": Out(ReplyRequest()),
+            "o_ok": Out(1),
+            "o_handler_timeout": Out(1),
+            "o_events": Out(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        bus = self.bus
+        running = Signal()            # from the cycle after i_start until the handler's done
+        finishing = Signal()          # after done, until the reply bytes still queued are written
+        done_status = Signal(8)
+        rd_addr = Signal(16)
+        feed_valid = Signal()
+        feed_more = Signal()          # rd_addr != i_length (registered)
+        length_m1 = Signal(16)        # i_length - 1, so that feed_more needs no adder before its compare
+        reply_count = Signal(16)
+        reply_full = Signal()         # reply_count == max_reply (registered; the count stops there)
+        reply_over = Signal()
+        watch = Signal(range(self._watchdog + 1))
+        expired = Signal()            # watch has reached the watchdog time (registered)
+
+        # The payload reaches the handler through a skid buffer, so the handler's ready (a
+        # function of its state) does not run into the feed's address counter and read enable.
+        # It is emptied when a command starts: bytes the last handler left are discarded.
+        m.submodules.feed = feed = ResetInserter({"sync": self.i_start})(SkidBuffer(8))
+        m.d.comb += [
+            bus.start.eq(self.i_start),
+            bus.cmd.eq(self.i_cmd),
+            bus.length.eq(self.i_length),
+            feed.i.payload.eq(self.payload_buf.data),
+            feed.i.valid.eq(feed_valid & running),
+            bus.i_data.payload.eq(feed.o.payload),
+            bus.i_data.valid.eq(feed.o.valid & running),
+            feed.o.ready.eq(bus.i_data.ready & running),
+            self.payload_buf.addr.eq(rd_addr),
+        ]
+        # The reply bytes come through a skid buffer too (the handler's valid and its byte
+        # multiplexer do not run into the reply buffer's write port); after done, the request
+        # waits until it is empty.
+        m.submodules.reply = reply = ResetInserter({"sync": self.i_start})(SkidBuffer(8))
+        m.d.comb += [
+            reply.i.payload.eq(bus.o_data.payload),
+            reply.i.valid.eq(bus.o_data.valid & running),
+            bus.o_data.ready.eq(reply.i.ready & running),
+            reply.o.ready.eq(1),
+        ]
+        o_valid = reply.o.valid & (running | finishing)
+
+        # The request and the handler's reset pulse are registered: they leave the cycle after
+        # the handler's done or the watchdog's expiry.
+        m.d.sync += [self.o_reply.go.eq(0), self.o_reply.status.eq(0), self.o_reply.length.eq(0),
+                     self.o_ok.eq(0), self.o_handler_timeout.eq(0)]
+
+        def post(status, n=0):
+            m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status), self.o_reply.length.eq(n),
+                         running.eq(0), finishing.eq(0)]
+
+        with m.If(self.i_start):
+            m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(self.i_length != 0),
+                         length_m1.eq(self.i_length - 1),
+                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0), watch.eq(0), expired.eq(0)]
+        with m.If(running):
+            # Payload feed: a one-deep pipeline behind the buffer's read port.
+            advance = (~feed_valid | feed.i.ready) & feed_more
+            m.d.comb += self.payload_buf.en.eq(advance)
+            with m.If(advance):
+                m.d.sync += [rd_addr.eq(rd_addr + 1), feed_valid.eq(1),
+                             feed_more.eq(rd_addr != length_m1)]
+            with m.Elif(feed.i.ready):
+                m.d.sync += feed_valid.eq(0)
+            with m.If(~expired):
+                m.d.sync += [watch.eq(watch + 1), expired.eq(watch == self._watchdog - 1)]
+            with m.If(bus.done):
+                m.d.sync += [running.eq(0), finishing.eq(1), done_status.eq(bus.status)]
+            with m.Elif(expired):
+                post(Status.ERR_TIMEOUT)
+                m.d.comb += self.o_events[FLAG_BITS["timeout"]].eq(1)
+                m.d.sync += self.o_handler_timeout.eq(1)
+        # Reply bytes into the reply buffer; too many of them spoil the reply.
+        m.d.comb += [self.reply_buf.addr.eq(reply_count), self.reply_buf.data.eq(reply.o.payload),
+                     self.reply_buf.en.eq(o_valid & ~reply_full)]
+        with m.If(o_valid):
+            with m.If(reply_full):
+                m.d.sync += reply_over.eq(1)
+            with m.Else():
+                m.d.sync += [reply_count.eq(reply_count + 1),
+                             reply_full.eq(reply_count == self._max_reply - 1)]
+        with m.If(finishing & ~reply.o.valid):
+            with m.If(reply_over):
+                post(Status.ERR_REPLY_OVERSIZE)
+            with m.Elif(done_status == Status.OK):
+                post(Status.OK, reply_count)
+                m.d.sync += self.o_ok.eq(1)
+            with m.Else():
+                post(done_status)
+                with m.If(done_status == Status.ERR_UNKNOWN_CMD):
+                    m.d.comb += self.o_events[FLAG_BITS["unknown"]].eq(1)
+                with m.Elif(done_status == Status.ERR_BLOCK):
+                    m.d.comb += self.o_events[FLAG_BITS["block"]].eq(1)
+        return m

@@ -1,0 +1,284 @@
+"""The controller's receive side: frame parser, payload buffer writer, frame checks, skip of refused
+frames, idle timeout (see :class:`hw.control.controller.Controller` for the frame rules)."""
+
+from amaranth.hdl import Cat, Module, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import WritePort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..params import check_int
+from . import protocol
+from .crc import crc16_next
+from .onehot import OneHotFSM
+from .protocol import FLAG_BITS, SYNC_CMD, SYNC_SEQ_CMD, Status
+
+__all__ = ["IdleTimer", "ReplyRequest", "FrameReceiver"]
+
+
+class ReplyRequest(wiring.Signature):
+    """A reply to send, from the side that decides it: ``go`` pulses for one cycle with the reply's
+    ``status`` and payload ``length`` (both 0 while ``go`` is low, so that two requesters can be
+    merged with an OR). Sent only while the transmitter is idle (the receiver waits for that)."""
+
+    def __init__(self):
+        super().__init__({"go": Out(1), "status": Out(8), "length": Out(16)})
+
+
+class IdleTimer(wiring.Component):
+    """Counts the cycles since the last ``i_activity``, saturating at ``timeout``.
+
+    ``o_timed_out`` is high from the ``timeout``-th cycle without activity on, and low in the
+    cycle after an activity; it is a function of two registers (the count's compare is not in its
+    users' paths).
+    """
+
+    i_activity: In(1)
+    o_timed_out: Out(1)
+
+    def __init__(self, timeout):
+        self._timeout = check_int("timeout", timeout, 1, 1 << 30)
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        # The activity is registered first (it comes from a handshake, the count's reset and
+        # enable reach many flip-flops); the count starts a cycle later and compares one less.
+        activity = Signal()
+        idle = Signal(range(self._timeout + 1))
+        timed_out = Signal()
+        m.d.sync += activity.eq(self.i_activity)
+        with m.If(activity):
+            m.d.sync += [idle.eq(0), timed_out.eq(0)]
+        with m.Elif(~timed_out):
+            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self._timeout - 2)]
+        m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
+        return m
+
+
+class FrameReceiver(wiring.Component):
+    """Parses frames from ``i_rx``, writes their payload into the payload buffer and decides each
+    frame: refused (a reply request on ``o_reply``) or executed (``o_start``).
+
+    Cycle behaviour: one byte per cycle while hunting and inside a frame, except for one cycle
+    without a byte after the sync byte and after the length (the parser decides on registered
+    compares of those bytes); payload byte ``i`` is written to buffer address ``i`` in the cycle it
+    is taken. The cycle after the second CRC byte
+    the frame is checked (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were
+    registered while the bytes arrived) and either refused, with a reply request, or started.
+    Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
+    ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
+    is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
+    request the receiver takes no byte until the transmitter is idle again (``i_tx_idle`` and no
+    request pending in ``i_reply_go``), then hunts for the next sync byte. ``i_rx.ready`` is a
+    function of the parser's state and registered flags only.
+
+    Members
+    -------
+    i_rx : In(stream.Signature(8))
+        Bytes from the line.
+    i_rx_busy : In(1)
+        The UART is inside a byte (keeps the idle timeout from firing).
+    payload_buf : In(WritePort.Signature)
+        Write port of the ``max_payload``-byte payload buffer.
+    o_cmd, o_length, o_seq, o_sequenced : Out
+        The frame's header: ``cmd`` (``SYNC_CMD`` until the cmd byte arrives), ``len``, ``seq`` and
+        whether it began with ``SYNC_SEQ_CMD``.
+    o_expected_seq : Out(8)
+        The seq the next sequenced frame must carry; counts up when one passed its CRC and seq
+        checks.
+    i_present : In(1)
+        ``o_cmd``'s group exists.
+    o_start : Out(1)
+        The frame checked out: execute it.
+    o_executing : Out(1)
+        From the cycle after ``o_start`` until ``i_exec_done``.
+    i_exec_done : In(1)
+        The executor has requested the command's reply.
+    o_reply : Out(ReplyRequest())
+        Replies for refused frames (payload length 0).
+    i_tx_idle : In(1)
+        The transmitter is idle.
+    i_reply_go : In(1)
+        A reply is requested in this cycle (by anyone).
+    o_events : Out(8)
+        One-hot flag bits (:data:`hw.control.protocol.FLAG_BITS`) raised in this cycle.
+    """
+
+    #: the states in which a byte is taken (in IDLE and DRAIN, unless the flag says otherwise)
+    _STATES = ("IDLE", "SEQ", "CMD", "LEN0", "LEN1", "LENGTH", "PAYLOAD", "CRC0", "CRC1", "CHECK", "EXEC",
+               "DRAIN", "WAIT_TX")
+    _TAKING = frozenset({"IDLE", "SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "DRAIN"})
+
+    def __init__(self, *, timeout, max_payload):
+        self._timeout = check_int("timeout", timeout, 16, 1 << 30)
+        self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        super().__init__({
+            "i_rx": In(stream.Signature(8)),
+            "i_rx_busy": In(1),
+            "payload_buf": In(WritePort.Signature(addr_width=ceil_log2(max_payload), shape=8)),
+            "o_cmd": Out(8),
+            "o_length": Out(16),
+            "o_seq": Out(8),
+            "o_sequenced": Out(1),
+            "o_expected_seq": Out(8),
+            "i_present": In(1),
+            "o_start": Out(1),
+            "o_executing": Out(1),
+            "i_exec_done": In(1),
+            "o_reply": Out(ReplyRequest()),
+            "i_tx_idle": In(1),
+            "i_reply_go": In(1),
+            "o_events": Out(8),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.idle_timer = timer = IdleTimer(self._timeout)
+
+        cmd, length, seq, sequenced = self.o_cmd, self.o_length, self.o_seq, self.o_sequenced
+        # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
+        # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
+        count = Signal(17)
+        crc = Signal(16)              # running CRC of the incoming frame
+        crc_lo = Signal(8)            # the frame's first CRC byte
+        # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
+        # CRC lies between the byte taken and the parser's next state.
+        payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
+        length_m2 = Signal(16)        # len - 2, so that payload_last needs no adder before its compare
+        drain_done = Signal()         # DRAIN: the count is out (count == 0)
+        crc_ok = Signal()             # CHECK: the received CRC equals the running one
+        seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
+        sync_seen = Signal()          # IDLE: the byte taken in the cycle before was a sync byte
+        oversize = Signal()           # LENGTH: len > max_payload
+        empty = Signal()              # LENGTH: len == 0
+
+        byte = self.i_rx.payload
+        take = self.i_rx.valid & self.i_rx.ready
+        crc_next = crc16_next(m, crc, byte, name="crc_rx")
+        m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
+        timed_out = timer.o_timed_out
+
+        # Requests and the start pulse are registered: they leave the cycle after the decision.
+        m.d.sync += [self.o_reply.go.eq(0), self.o_reply.status.eq(0), self.o_start.eq(0)]
+
+        # i_rx.ready is a register, set with each transition for the state entered (so the
+        # handshake and everything it enables start at a flip-flop); the states are one-hot.
+        rx_ready = Signal(init=1)
+        m.d.comb += self.i_rx.ready.eq(rx_ready)
+
+        def post(status):
+            m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status)]
+
+        def truncation_check():
+            # A frame that stops in the middle is answered once the line has been idle long enough.
+            with m.If(timed_out & ~take):
+                post(Status.ERR_TRUNCATED)
+                m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
+                goto("WAIT_TX")
+
+        is_sync = (byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD)
+        fsm = OneHotFSM(m, self._STATES, prefix="rx",
+                        on_goto=lambda state: [rx_ready.eq(state in self._TAKING)])
+        goto = fsm.goto
+        with fsm.state("IDLE"):
+            # Hunting: a sync byte is recognised in the cycle after it was taken (sync_seen),
+            # when no byte is taken, so the byte's compare is not in the parser's next state.
+            with m.If(sync_seen):
+                m.d.sync += sync_seen.eq(0)
+                goto("CMD")
+                with m.If(sequenced):
+                    goto("SEQ")
+            with m.Elif(take):
+                # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
+                # truncated before it is never answered in the name of the previous command.
+                m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
+                             sync_seen.eq(is_sync), rx_ready.eq(~is_sync),
+                             sequenced.eq(byte == SYNC_SEQ_CMD)]
+        for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
+                                  ("LEN0", length[:8], "LEN1")):
+            with fsm.state(state):
+                truncation_check()
+                with m.If(take):
+                    m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                    goto(nxt)
+        with fsm.state("LEN1"):
+            truncation_check()
+            full = Cat(length[:8], byte)
+            with m.If(take):
+                m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
+                             oversize.eq(full > self._max_payload), empty.eq(full == 0),
+                             payload_last.eq(full == 1), drain_done.eq(0),
+                             seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
+                goto("LENGTH")
+        with fsm.state("LENGTH"):
+            # The length's compares were registered with its second byte; no byte is taken.
+            with m.If(oversize):
+                post(Status.ERR_OVERSIZE)
+                m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
+                m.d.sync += count.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
+                goto("DRAIN")
+            with m.Elif(empty):
+                goto("CRC0")
+            with m.Else():
+                m.d.sync += length_m2.eq(length - 2)
+                goto("PAYLOAD")
+        with fsm.state("PAYLOAD"):
+            truncation_check()
+            m.d.comb += [
+                self.payload_buf.addr.eq(count),
+                self.payload_buf.data.eq(byte),
+                self.payload_buf.en.eq(take),
+            ]
+            with m.If(take):
+                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
+                             payload_last.eq(count == length_m2)]
+                with m.If(payload_last):
+                    goto("CRC0")
+        with fsm.state("CRC0"):
+            truncation_check()
+            with m.If(take):
+                m.d.sync += crc_lo.eq(byte)
+                goto("CRC1")
+        with fsm.state("CRC1"):
+            truncation_check()
+            with m.If(take):
+                m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
+                goto("CHECK")
+        with fsm.state("CHECK"):
+            with m.If(~crc_ok):
+                post(Status.ERR_CRC)
+                m.d.comb += self.o_events[FLAG_BITS["crc"]].eq(1)
+                goto("WAIT_TX")
+            with m.Elif(~seq_ok):
+                # out of order (a frame before it was lost or refused) or a resent frame that
+                # already ran: refused, and the expected seq stays
+                post(Status.ERR_SEQUENCE)
+                goto("WAIT_TX")
+            with m.Elif(~self.i_present):
+                # a group this bitstream does not carry: answered, and its seq is used up
+                m.d.sync += self.o_expected_seq.eq(self.o_expected_seq + sequenced)
+                post(Status.ERR_UNKNOWN_CMD)
+                m.d.comb += self.o_events[FLAG_BITS["unknown"]].eq(1)
+                goto("WAIT_TX")
+            with m.Else():
+                m.d.sync += [self.o_start.eq(1),
+                             self.o_expected_seq.eq(self.o_expected_seq + sequenced)]
+                goto("EXEC")
+        with fsm.state("EXEC"):
+            m.d.comb += self.o_executing.eq(1)
+            with m.If(self.i_exec_done):
+                goto("WAIT_TX")
+        with fsm.state("DRAIN"):
+            # Not ready once the count is out: the next byte belongs to no refused frame.
+            with m.If(drain_done):
+                goto("WAIT_TX")
+            with m.Elif(take):
+                m.d.sync += [count.eq(count - 1), drain_done.eq(count == 1), rx_ready.eq(count != 1)]
+            with m.Elif(timed_out):
+                goto("WAIT_TX")
+        with fsm.state("WAIT_TX"):
+            # i_reply_go: a request made in the cycle before has not reached the transmitter yet
+            with m.If(self.i_tx_idle & ~self.i_reply_go):
+                goto("IDLE")
+        return m

@@ -1,0 +1,136 @@
+"""The controller's transmit side: reply header, buffered reply payload, CRC (see
+:class:`hw.control.controller.Controller`)."""
+
+from contextlib import contextmanager
+
+from amaranth.hdl import Module, Mux, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import ReadPort
+from amaranth.lib.wiring import In, Out
+from amaranth.utils import ceil_log2
+
+from ..params import check_int
+from . import protocol
+from .crc import crc16_next
+from .onehot import OneHotFSM
+from .protocol import SYNC_REPLY, SYNC_SEQ_REPLY
+from .receiver import ReplyRequest
+
+__all__ = ["ReplyTransmitter"]
+
+
+class ReplyTransmitter(wiring.Component):
+    """Sends one reply frame per request on ``o_tx``.
+
+    Cycle behaviour: ``i_reply.go`` (accepted only while ``o_idle``) registers the status, length
+    and the header ``i_cmd``, ``i_seq``, ``i_sequenced``; from the second cycle on the frame's
+    bytes are offered on ``o_tx``: the sync byte (of the frame's kind), ``seq`` for a sequenced frame,
+    ``cmd``, status, length, the reply payload read from the reply buffer (one cycle per byte to
+    fetch it), CRC. ``o_tx`` comes from an output register, loaded in the cycle after the byte
+    before it was taken (two cycles for a payload byte, which is read from the buffer first; the
+    first CRC byte waits a cycle more for the CRC). ``o_idle`` is high from the cycle after the
+    last CRC byte was taken.
+
+    Members
+    -------
+    i_reply : In(ReplyRequest())
+    i_cmd, i_seq, i_sequenced : In
+        The command frame's header.
+    reply_buf : In(ReadPort.Signature)
+        Read port of the ``max_reply``-byte reply buffer (one cycle of latency).
+    o_tx : Out(stream.Signature(8))
+    o_idle : Out(1)
+    """
+
+    def __init__(self, *, max_reply):
+        check_int("max_reply", max_reply, 1, 0xFFFF)
+        super().__init__({
+            "i_reply": In(ReplyRequest()),
+            "i_cmd": In(8),
+            "i_seq": In(8),
+            "i_sequenced": In(1),
+            "reply_buf": In(ReadPort.Signature(addr_width=ceil_log2(max_reply), shape=8)),
+            "o_tx": Out(stream.Signature(8)),
+            "o_idle": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        tx_cmd = Signal(8)
+        tx_seq = Signal(8)
+        tx_sequenced = Signal()
+        tx_status = Signal(8)
+        tx_len = Signal(16)
+        tx_ptr = Signal(16)
+        tx_crc = Signal(16)
+        # Registered decisions, so that no counter compare lies between a byte loaded and the next
+        # state: the reply has no payload; DATA: the byte at tx_ptr is the last one.
+        len_zero = Signal()
+        data_last = Signal()
+        len_m2 = Signal(16)           # tx_len - 2, so that data_last needs no adder before its compare
+        # o_tx is an output register: a byte is loaded only while it is empty, so the sink's
+        # ready reaches nothing but the register's valid bit.
+        out_valid = Signal()
+        out_byte = Signal(8)
+        # The CRC takes each loaded byte in the next cycle, from the output register (not through
+        # the byte multiplexer); the CRC bytes wait for the last update.
+        crc_pending = Signal()
+        m.d.comb += [self.o_tx.valid.eq(out_valid), self.o_tx.payload.eq(out_byte),
+                     self.reply_buf.addr.eq(tx_ptr)]
+        with m.If(self.o_tx.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.sync += crc_pending.eq(0)
+        with m.If(crc_pending):
+            m.d.sync += tx_crc.eq(crc16_next(m, tx_crc, out_byte, name="crc_tx"))
+
+        fsm = OneHotFSM(m, ("IDLE", "SYNC", "SEQ", "CMD", "STATUS", "LEN0", "LEN1", "FETCH", "DATA", "CRC0",
+                            "CRC1"), prefix="tx")
+
+        @contextmanager
+        def load(value, nxt, crc=True):
+            # Load ``value`` into the empty output register and go to ``nxt``; the body adds to
+            # that cycle (and may choose another next state). ``crc``: the byte counts in the CRC.
+            with m.If(~out_valid):
+                m.d.sync += [out_byte.eq(value), out_valid.eq(1), crc_pending.eq(crc)]
+                fsm.goto(nxt)
+                yield
+
+        with fsm.state("IDLE"):
+            with m.If(self.i_reply.go):
+                m.d.sync += [tx_cmd.eq(self.i_cmd), tx_status.eq(self.i_reply.status),
+                             tx_len.eq(self.i_reply.length), len_zero.eq(self.i_reply.length == 0),
+                             len_m2.eq(self.i_reply.length - 2),
+                             tx_seq.eq(self.i_seq), tx_sequenced.eq(self.i_sequenced),
+                             tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
+                fsm.goto("SYNC")
+        with fsm.state("SYNC"):
+            with load(Mux(tx_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY), "CMD", crc=False):
+                with m.If(tx_sequenced):
+                    fsm.goto("SEQ")
+        for state, value, nxt in (("SEQ", tx_seq, "CMD"), ("CMD", tx_cmd, "STATUS"),
+                                  ("STATUS", tx_status, "LEN0"), ("LEN0", tx_len[:8], "LEN1")):
+            with fsm.state(state):
+                with load(value, nxt):
+                    pass
+        with fsm.state("LEN1"):
+            with load(tx_len[8:], "FETCH"):
+                m.d.sync += data_last.eq(tx_len == 1)
+                with m.If(len_zero):
+                    fsm.goto("CRC0")
+        with fsm.state("FETCH"):
+            # The buffer's data shows reply_buf[tx_ptr] from the next cycle on.
+            fsm.goto("DATA")
+        with fsm.state("DATA"):
+            with load(self.reply_buf.data, "FETCH"):
+                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(tx_ptr == len_m2)]
+                with m.If(data_last):
+                    fsm.goto("CRC0")
+        with fsm.state("CRC0"):
+            with m.If(~crc_pending):
+                with load(tx_crc[:8], "CRC1", crc=False):
+                    pass
+        with fsm.state("CRC1"):
+            with load(tx_crc[8:], "IDLE", crc=False):
+                pass
+        m.d.comb += self.o_idle.eq(fsm.bit("IDLE") & ~out_valid)
+        return m

@@ -1,0 +1,179 @@
+"""The command controller's parts on their own: reply transmitter against the protocol's reply
+encoder, receiver against the protocol's command encoder, handler mux routing, idle timer and
+status flags (the whole controller: tests/test_control_framing.py)."""
+
+import random
+
+import pytest
+from amaranth.hdl import Module
+from amaranth.lib import wiring
+from amaranth.lib.memory import Memory
+
+from hw.control.executor import HandlerMux
+from hw.control.flags import StatusFlags
+from hw.control.protocol import FLAG_BITS, Status, encode_command, encode_reply
+from hw.control.receiver import FrameReceiver, IdleTimer
+from hw.control.transmitter import ReplyTransmitter
+from sim.streams import simulate, stream_get, stream_put
+
+
+@pytest.mark.parametrize("seq", [None, 0x3C])
+@pytest.mark.parametrize("payload", [b"", b"\x01", bytes(range(7))])
+def test_transmitter_sends_the_golden_reply(payload, seq):
+    m = Module()
+    m.submodules.buf = buf = Memory(shape=8, depth=8, init=list(payload) + [0] * (8 - len(payload)))
+    m.submodules.tx = tx = ReplyTransmitter(max_reply=8)
+    wiring.connect(m, tx.reply_buf, buf.read_port())
+    expected = encode_reply(0x42, Status.OK if payload else Status.ERR_BLOCK, payload, seq=seq)
+    rng = random.Random(len(payload))
+    got = []
+
+    async def tb(ctx):
+        ctx.set(tx.i_cmd, 0x42)
+        ctx.set(tx.i_seq, seq or 0)
+        ctx.set(tx.i_sequenced, seq is not None)
+        assert ctx.get(tx.o_idle)
+        ctx.set(tx.i_reply.go, 1)
+        ctx.set(tx.i_reply.status, Status.OK if payload else Status.ERR_BLOCK)
+        ctx.set(tx.i_reply.length, len(payload))
+        await ctx.tick()
+        ctx.set(tx.i_reply.go, 0)
+        ctx.set(tx.i_reply.status, 0)
+        ctx.set(tx.i_reply.length, 0)
+        while len(got) < len(expected):
+            got.append(await stream_get(ctx, tx.o_tx, rng=rng, stall=0.5))
+        for _ in range(4):
+            await ctx.tick()
+        assert ctx.get(tx.o_idle) and not ctx.get(tx.o_tx.valid)
+
+    simulate(m, tb)
+    assert bytes(got) == expected
+
+
+def _receiver_bench(frame, *, present=True, expected_seq=0):
+    """Feed ``frame`` to a receiver; return (start seen, reply statuses, payload buffer)."""
+    m = Module()
+    m.submodules.buf = buf = Memory(shape=8, depth=8, init=[])
+    m.submodules.rx = rx = FrameReceiver(timeout=32, max_payload=8)
+    wiring.connect(m, rx.payload_buf, buf.write_port())
+    seen = {"start": 0, "replies": []}
+
+    async def feed(ctx):
+        ctx.set(rx.i_present, present)
+        ctx.set(rx.i_tx_idle, 1)
+        for b in frame:
+            await stream_put(ctx, rx.i_rx, b)
+
+    async def watch(ctx):
+        executing_since = None
+        for cycle in range(len(frame) * 2 + 80):
+            start, executing, go, status = ctx.get(rx.o_start), ctx.get(rx.o_executing), \
+                ctx.get(rx.o_reply.go), ctx.get(rx.o_reply.status)
+            seen["start"] += start
+            if go:
+                seen["replies"].append(status)
+            if executing and executing_since is None:
+                executing_since = cycle
+            # the executor finishes three cycles after it started
+            ctx.set(rx.i_exec_done, executing_since is not None and cycle == executing_since + 3)
+            await ctx.tick()
+        seen["buf"] = [ctx.get(buf.data[i]) for i in range(8)]
+
+    simulate(m, feed, watch)
+    return seen
+
+
+def test_receiver_starts_a_good_frame_with_its_payload_buffered():
+    seen = _receiver_bench(encode_command(0x03, b"\x10\x20\x30"))
+    assert seen["start"] == 1 and seen["replies"] == []
+    assert seen["buf"][:3] == [0x10, 0x20, 0x30]
+
+
+@pytest.mark.parametrize("frame, present, status", [
+    (encode_command(0x03, b"\x10")[:-1] + b"\x00", True, Status.ERR_CRC),
+    (encode_command(0x73, b"\x10"), False, Status.ERR_UNKNOWN_CMD),
+    (encode_command(0x03, b"\x10", seq=1), True, Status.ERR_SEQUENCE),
+    (encode_command(0x03, bytes(9))[:4], True, Status.ERR_OVERSIZE),
+    (encode_command(0x03, b"\x10\x20")[:5], True, Status.ERR_TRUNCATED),
+])
+def test_receiver_refuses_bad_frames(frame, present, status):
+    seen = _receiver_bench(frame, present=present)
+    assert seen["start"] == 0 and seen["replies"] == [status]
+
+
+def test_handler_mux_routes_by_group():
+    mux = HandlerMux((0, 2))
+
+    async def tb(ctx):
+        for cmd, present in ((0x05, 1), (0x21, 1), (0x13, 0)):
+            ctx.set(mux.bus.cmd, cmd)
+            ctx.set(mux.bus.start, 1)
+            ctx.set(mux.bus.i_data.valid, 1)
+            ctx.set(mux.i_reset, 1)
+            ctx.set(mux.h2.done, 1)
+            ctx.set(mux.h2.status, 7)
+            await ctx.tick()          # the selection follows cmd a cycle later
+            g = cmd >> 4
+            assert ctx.get(mux.o_present) == present
+            assert ctx.get(mux.h0.start) == (g == 0) and ctx.get(mux.h2.start) == (g == 2)
+            assert ctx.get(mux.h0.i_data.valid) == (g == 0) and ctx.get(mux.h2.i_data.valid) == (g == 2)
+            assert ctx.get(mux.o_handler_reset) == ((1 << g) if present else 0)
+            assert ctx.get(mux.bus.done) == (g == 2) and ctx.get(mux.bus.status) == (7 if g == 2 else 0)
+
+    simulate(mux, tb)
+
+
+@pytest.mark.parametrize("timeout", [16, 23])
+def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
+    timer = IdleTimer(timeout)
+    m = Module()
+    m.submodules.timer = timer
+
+    async def tb(ctx):
+        ctx.set(timer.i_activity, 1)
+        await ctx.tick()
+        ctx.set(timer.i_activity, 0)
+        for cycle in range(1, timeout + 3):
+            await ctx.tick()
+            assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
+        ctx.set(timer.i_activity, 1)
+        await ctx.tick()
+        ctx.set(timer.i_activity, 0)
+        await ctx.tick()
+        assert not ctx.get(timer.o_timed_out)
+
+    simulate(m, tb)
+
+
+def test_status_flags_are_sticky_and_count_replies():
+    flags = StatusFlags((0, 1))
+    m = Module()
+    m.submodules.flags = flags
+
+    async def tb(ctx):
+        ctx.set(flags.i_events, 1 << FLAG_BITS["crc"])
+        ctx.set(flags.i_reply, 1)
+        await ctx.tick()
+        ctx.set(flags.i_events, 0)
+        ctx.set(flags.i_ok, 1)
+        ctx.set(flags.i_block_errors, 1 << 5)     # group 5 does not exist: ignored
+        await ctx.tick()
+        ctx.set(flags.i_reply, 0)
+        ctx.set(flags.i_ok, 0)
+        ctx.set(flags.i_line_errors, 0b10)
+        await ctx.tick()
+        ctx.set(flags.i_line_errors, 0)
+        ctx.set(flags.i_block_errors, 1 << 1)
+        await ctx.tick()
+        ctx.set(flags.i_block_errors, 0)
+        await ctx.tick()
+        assert ctx.get(flags.o_flags) == (1 << FLAG_BITS["crc"]) | (1 << FLAG_BITS["overrun"]) \
+            | (1 << FLAG_BITS["block"])
+        assert (ctx.get(flags.o_frames), ctx.get(flags.o_errors)) == (1, 1)
+        ctx.set(flags.i_clear, 1)
+        await ctx.tick()
+        ctx.set(flags.i_clear, 0)
+        await ctx.tick()
+        assert (ctx.get(flags.o_flags), ctx.get(flags.o_frames), ctx.get(flags.o_errors)) == (0, 0, 0)
+
+    simulate(m, tb)
