@@ -26,6 +26,11 @@ BLOCKS = [
             primitives     instantiate MULT18X18D (the ECP5 build); false: behavioural multipliers
                            (portable Verilog, simulation)
         """, choices={"impl": IMPLS}),
+        # A 2 x 4 array behind two decoder lanes: the smallest engine with several lanes and row
+        # tiles, so the Verilator build and the cocotb tests stay short.
+        smoke_test="sim.gemm.tb_engine",
+        smoke_params={"rows": 2, "cols": 4, "max_k": 32, "max_batch": 6, "lanes": 2, "max_len": 12,
+                      "decode_domain": "sync", "primitives": False},
         # The UP5K row of `edgelearn demo`: the smallest engine, with the compact decoder lane
         # (with comparator lanes it takes 104 % of the UP5K's logic cells at 2 x 2, L = 8).
         synth_params={"rows": 2, "cols": 2, "max_k": 64, "max_batch": 2, "lanes": 1, "max_len": 8,
