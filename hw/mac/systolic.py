@@ -35,8 +35,8 @@ spent once per row and column pair at the edges instead of in every pair)::
 
     t+1 DSP input regs      t+2 DSP pipeline reg     t+3 DSP output reg | fabric lane products
     t+4 products in fabric flip-flops (the DSP-to-fabric route alone) | fabric pair sums
-    t+5 unpacked terms (borrow, int8/packed mux)   t+6 beat sums       t+7 accumulators
-    (with the tile-saturating option: group sum and clamp between, accumulators at t+9)
+    t+5 beat sums (int8/packed choice and borrows, a 3:2 compressor and one carry chain)
+    t+6 accumulators (with the tile-saturating option: group sum and clamp between, at t+8)
 
 Results drain through the array: when a pair applies a tile's last contribution, it copies its two
 accumulators into its *shadow* register; the shadows of a column shift up one row per cycle
@@ -82,7 +82,7 @@ __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "FABRIC_LAG", "act_o
            "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "tags_layout", "shadow_layout"]
 
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
-PAIR_LATENCY = 6
+PAIR_LATENCY = 5
 #: Cycles the fabric lanes' operands (:func:`act_late_layout`, :func:`wgt_late_layout`) travel
 #: behind the multipliers' operands: the multipliers take three cycles and the fabric lanes one,
 #: so the two cycles between are spent once at the array's edges, not in every pair.
@@ -198,25 +198,33 @@ class SystolicPair(wiring.Component):
         m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
         p0, p1 = q0, q1
 
-        # t+5: per column two terms. int8: the product and 0. Lane-packed: the low / high 12-bit
-        # products of both multipliers (high = P[12:] + P[11], the borrow of a negative low
-        # product; both borrows are added to column 1's first term).
-        u = [[Signal(signed(BEAT_WIDTH), name=f"u{col}_{i}") for i in range(2)] for col in range(2)]
-        hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
-        borrows = Cat(p0[11], Const(0, 1)) + p1[11]
-        m.d.sync += [
-            u[0][0].eq(Mux(is8, p0[:17].as_signed(), p0[:12].as_signed())),
-            u[0][1].eq(Mux(is8, 0, p1[:12].as_signed()) + fab[0]),
-            u[1][0].eq(Mux(is8, p1[:17].as_signed(), hi0 + borrows)),
-            u[1][1].eq(Mux(is8, 0, hi1) + fab[1]),
-        ]
-        # t+6: beat sums; the accumulators take them with the tags.
+        # t+5: the beat sums, three terms per column in one stage. int8: the product (and 0, 0).
+        # Lane-packed: the low (column 0) / high (column 1) 12-bit products of both multipliers
+        # and the column's fabric sum; high = P[12:] + P[11], the borrow of a negative low
+        # product, so column 1 also adds both borrows. Carry-save: a 3:2 compressor per bit (one
+        # LUT level, the int8/packed choice folded in) and one carry chain, whose free LSBs take
+        # the two borrows (one in the shifted carry word, one as the chain's carry-in).
         m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits)
+        hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
+        terms = (
+            (Mux(is8, p0[:17].as_signed(), p0[:12].as_signed()), Mux(is8, 0, p1[:12].as_signed()),
+             fab[0], Const(0, 1), Const(0, 1)),
+            (Mux(is8, p1[:17].as_signed(), hi0), Mux(is8, 0, hi1), fab[1], ~is8 & p0[11], ~is8 & p1[11]),
+        )
+        for col, (tx, ty, tz, cin0, cin1) in enumerate(terms):
+            x, y, z = (Signal(signed(BEAT_WIDTH), name=f"{n}{col}") for n in "xyz")
+            m.d.comb += [x.eq(tx), y.eq(ty), z.eq(tz)]
+            half = Signal(BEAT_WIDTH, name=f"half{col}")
+            carry = Signal(BEAT_WIDTH, name=f"carry{col}")
+            m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
+            # (2 * half + cin1) + (2 * carry + cin1) = 2 * (half + carry + cin1): a carry-in.
+            total = Cat(cin1, half) + Cat(cin1, carry)
+            m.d.sync += accs.beat[0][col].eq(total[1:BEAT_WIDTH + 1].as_signed())
+        # t+6: the accumulators take the beat sums with the tags.
         t = self.t_out
         m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
                      accs.in_last.eq(t.last), accs.in_tsat.eq(t.tsat), accs.in_gstart.eq(t.gstart),
                      accs.in_gend.eq(t.gend)]
-        m.d.sync += [accs.beat[0][col].eq(u[col][0] + u[col][1]) for col in range(2)]
 
         # Shadow: capture the tile's results (done lasts one cycle), else shift up from below.
         sh = self.sh_out
@@ -361,9 +369,13 @@ class _ResultCollector(wiring.Component):
         m = Module()
         P, W, R = self._pairs, self._acc_width, self._rows
         aligned = []
+        # Pair p waits P - p cycles: P - 1 - p to align it with the last pair, and one more that
+        # keeps the array's result latency at its documented value (the pairs' single-stage
+        # beat sums deliver one cycle earlier than the two stages they replace; one register
+        # per column pair here instead of one per PE pair).
         for p in range(P):
             v = self.sh[p]
-            for stage in range(P - 1 - p):
+            for stage in range(P - p):
                 reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}")
                 m.d.sync += reg.eq(v)
                 v = reg
