@@ -119,7 +119,9 @@ def _elaborate(top, tmp_path):
     return plan.files["t.il"]
 
 
-def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_path, monkeypatch):
+@pytest.fixture
+def made_cores(monkeypatch):
+    """The cores the board tops make, in order (``boards.top.make_core`` watched)."""
     made = []
     real = boards.top.make_core
 
@@ -128,6 +130,11 @@ def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_pat
         made.append(core)
         return core
     monkeypatch.setattr(boards.top, "make_core", spy)
+    return made
+
+
+def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_path, made_cores):
+    made = made_cores
     il = _elaborate(BoardTop("icebreaker", clk_hz=50_250_000), tmp_path)
     cell = il[il.index("cell \\SB_PLL40_PAD"):]
     cell = cell[:cell.index("end")]
@@ -136,15 +143,8 @@ def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_pat
     assert made[0].clk_hz == 50_250_000 and made[0].divisor == 17    # 3 Mbaud at 50.25 MHz (16.75)
 
 
-def test_ulx3s_top_runs_from_the_pll_when_its_config_names_the_oscillator(tmp_path, monkeypatch):
-    made = []
-    real = boards.top.make_core
-
-    def spy(board, **kw):
-        core = real(board, **kw)
-        made.append(core)
-        return core
-    monkeypatch.setattr(boards.top, "make_core", spy)
+def test_ulx3s_top_runs_from_the_pll_when_its_config_names_the_oscillator(tmp_path, made_cores):
+    made = made_cores
     # The smallest group (the clock is the board's, not the groups'): a quick elaboration.
     cfg = dataclasses.replace(config_for_groups("ulx3s", "stdp"), osc_hz=25_000_000, clk_hz=125_000_000)
     il = _elaborate(BoardTop("ulx3s", config=cfg), tmp_path)
