@@ -84,8 +84,9 @@ __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "FABRIC_LAG", "act_o
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
 PAIR_LATENCY = 5
 #: Cycles the fabric lanes' operands (:func:`act_late_layout`, :func:`wgt_late_layout`) travel
-#: behind the multipliers' operands: the multipliers take three cycles and the fabric lanes one,
-#: so the two cycles between are spent once at the array's edges, not in every pair.
+#: behind the multipliers' operands: the multipliers and the copy of their products take four
+#: cycles and the fabric lanes two, so the two cycles between are spent once at the array's
+#: edges, not in every pair.
 FABRIC_LAG = 2
 FABRIC = signed(12)      # a fabric pair sum: two products of at most 2 * 255 each
 
