@@ -220,27 +220,47 @@ def synth_bounded(factory, name, seed, timeout, router=None):
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, signal.SIGKILL)
         proc.communicate()
-        return {"error": f"nextpnr not done after {timeout} s; {_router_state(name)}"}
+        return {"error": f"nextpnr not done after {timeout} s; {_router_state(name)}", "name": name}
     for line in out.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
     return {"error": (out.strip().splitlines() or ["no output"])[-1][:160]}
 
 
-def _router_state(name):
-    """The last placement/routing progress line of the newest nextpnr log of ``name``."""
-
+def _newest_log(name):
     logs = sorted(Path(build_root(), "synth").glob(f"{name}-ecp5-85f-*/pnr.log"),
                   key=lambda p: p.stat().st_mtime)
-    if not logs:
+    return logs[-1] if logs else None
+
+
+def _router_state(name):
+    """The last placement/routing progress line of the newest nextpnr log of ``name``."""
+    log = _newest_log(name)
+    if log is None:
         return "no log"
-    lines = [ln for ln in logs[-1].read_text(errors="replace").splitlines()
+    lines = [ln for ln in log.read_text(errors="replace").splitlines()
              if re.search(r"overuse|iter|Routing|placement|HeAP", ln)]
     return "last log line: " + (lines[-1].strip() if lines else "(none)")
 
 
+def router2_overuse(log):
+    """``[(iteration, overuse)]`` from router2's lines in a nextpnr log (a path, or a result dict
+    whose ``dir`` holds ``pnr.log``)."""
+    if isinstance(log, dict):
+        log = Path(log["dir"]) / "pnr.log"
+    text = Path(log).read_text(errors="replace") if log and Path(log).exists() else ""
+    return [(int(i), int(o)) for i, o in re.findall(r"iter=(\d+) .*?overuse=(\d+)", text)]
+
+
+def format_overuse(trace, every=5):
+    """Router2's overuse at iteration 1, every ``every``-th iteration and the last."""
+    keep = [(i, o) for i, o in trace if i == 1 or i % every == 0 or (i, o) == trace[-1]]
+    return " -> ".join(f"{o} ({i})" for i, o in keep) if keep else "(no router2 iterations)"
+
+
 def print_synth(rows, base, seeds):
-    print(f"\n## Out-of-context synthesis + PnR, ECP5-85F, target 125 MHz (boards.synth, seeds {seeds})\n")
+    print(f"\n## Out-of-context synthesis + PnR, ECP5-85F, target 125 MHz (boards.synth; systolic: "
+          f"router2, seeds {seeds})\n")
     print(f"{'design':<28}{'seed':>5}{'LUT4':>7}{'CCU2C':>7}{'FF':>7}{'DSP':>5}{'BRAM':>5}{'LUTRAM':>7}"
           f"{'Fmax MHz':>10}")
     for label, seed, r in rows + [("MacArray 4x4 ecp5 (today)", 1, base)]:
@@ -249,10 +269,14 @@ def print_synth(rows, base, seeds):
             continue
         print(f"{label:<28}{seed:>5}{r['lut4']:>7}{r['carry']:>7}{r['ff']:>7}{r['dsp']:>5}{r['bram']:>5}"
               f"{r.get('lutram', 0):>7}{r['fmax_mhz']:>10.1f}")
+    print("\nrouter2 overuse (wires) by iteration:")
+    for label, seed, r in rows:
+        trace = router2_overuse(r if "error" not in r else _newest_log(r.get("name", "")))
+        print(f"  {label} seed {seed}: {format_overuse(trace)}")
 
 
 def print_rates(rate_big, rows, base):
-    fmaxes = [r["fmax_mhz"] for _, _, r in rows if "error" not in r]
+    fmaxes = [r["fmax_mhz"] for label, _, r in rows if "error" not in r and f"{ROWS}x{COLS}" in label]
     if not fmaxes:
         print("\nno Fmax measured: MAC/s not computed")
         return
@@ -285,6 +309,11 @@ def main(argv=None):
     if args.no_synth:
         return
     rows = []
+    # The 4x8 slice of the same design first (a few minutes): the pair's own Fmax.
+    print("  synthesizing systolic 4x8 seed 1 ...", file=sys.stderr, flush=True)
+    r = synth_bounded("SystolicArray(rows=4, cols=8, tile_k=0)", "systolic_4x8", 1, args.timeout,
+                      router="router2")
+    rows.append(("SystolicArray 4x8", 1, r))
     for seed in args.seeds:
         print(f"  synthesizing systolic {ROWS}x{COLS} seed {seed} ...", file=sys.stderr, flush=True)
         r = synth_bounded(f"SystolicArray(rows={ROWS}, cols={COLS}, tile_k=0)", f"systolic_{ROWS}x{COLS}",

@@ -7,7 +7,11 @@ A board whose :class:`hw.control.boards.BoardConfig` names an oscillator (``osc_
   12 MHz on pin 35, a PLL input pad), simple feedback. :func:`ice40_pll` chooses DIVR/DIVF/DIVQ and
   FILTER_RANGE exactly as ``icepll`` does (``yowasp-icepll``; the tests compare the two).
 
-The ULX3S (ECP5) has no PLL clock here: it runs from its 25 MHz oscillator.
+* ECP5: ``EHXPLLL`` fed from the oscillator's pin through an input buffer, feedback from its
+  primary output CLKOP (the ULX3S's 25 MHz). :func:`ecp5_pll` chooses CLKI_DIV/CLKFB_DIV/CLKOP_DIV
+  and CLKOP_CPHASE exactly as ``ecppll`` does (``yowasp-ecppll``, in its single-precision
+  arithmetic; the tests compare the two). The ULX3S's own config has no ``osc_hz``: it runs from
+  its oscillator unless a config gives it one.
 
 The ``sync`` domain is held in reset until the PLL reports lock and then for :data:`POR_SECONDS`
 more: iCE40 block RAMs read as zeros for ~3 us after configuration (Amaranth's own power-on reset
@@ -23,13 +27,16 @@ steps down to the highest candidate that the measured Fmax carries with :data:`M
 
 from dataclasses import dataclass
 from fractions import Fraction
+from functools import lru_cache
 
+import numpy as np
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Instance, Module, Signal
+from amaranth.lib import io
 from amaranth.lib.cdc import ResetSynchronizer
 
 from hw.uart.baud import divisor_for
 
-__all__ = ["PLLParams", "ice40_pll", "pll_for", "LockReset", "PLLDomain", "clock_candidates",
+__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "pll_for", "LockReset", "PLLDomain", "clock_candidates",
            "next_candidate", "MARGIN", "POR_SECONDS"]
 
 #: Timing margin a PLL build must show: Fmax >= clock * (1 + MARGIN), nextpnr's Fmax of the placed
@@ -97,15 +104,80 @@ def ice40_pll(f_in, f_out):
                      f_vco * 10**6)
 
 
+# ECP5 PLL limits as ecppll uses them (MHz): input, phase detector, VCO, output; divider ranges.
+_ECP5_IN = (8, 400)
+_ECP5_PFD = (3.125, 400)
+_ECP5_VCO = (400, 800)
+_ECP5_OUT = (10, 400)
+_ECP5_DIVS = (128, 80, 128)     # CLKI_DIV, CLKFB_DIV, CLKOP_DIV: 1..n
+
+
+@lru_cache(maxsize=4)
+def _ecp5_grid(f_in_mhz):
+    """Every (CLKI_DIV, CLKFB_DIV, CLKOP_DIV) in ecppll's loop order and its f_vco, f_out (MHz) in
+    ecppll's single-precision arithmetic, restricted to its phase-detector and VCO ranges."""
+    f32 = np.float32
+    ri, fi, oi = np.meshgrid(*(np.arange(1, n + 1) for n in _ECP5_DIVS), indexing="ij")
+    pfd = f32(f_in_mhz) / ri.astype(f32)
+    vco = (pfd * fi.astype(f32)) * oi.astype(f32)
+    ok = (pfd >= f32(_ECP5_PFD[0])) & (pfd <= f32(_ECP5_PFD[1])) & \
+        (vco >= f32(_ECP5_VCO[0])) & (vco <= f32(_ECP5_VCO[1]))
+    fout = vco / oi.astype(f32)
+    return ri[ok], fi[ok], oi[ok], vco[ok], fout[ok]
+
+
+def ecp5_pll(f_in, f_out):
+    """ECP5 ``EHXPLLL`` setting nearest to ``f_out`` Hz from ``f_in`` Hz, as ``ecppll`` finds it.
+
+    ecppll's search: over CLKI_DIV 1..128, CLKFB_DIV 1..80, CLKOP_DIV 1..128 (loop order), with
+    the phase detector at 3.125-400 MHz and the VCO at 400-800 MHz, keep the setting of least
+    output error, a tie going to the VCO nearer 600 MHz (else the first); all in single precision.
+    CLKOP_CPHASE shifts the output by half a period, as ecppll writes it. The achieved frequency
+    is exact: ``f_in * CLKFB_DIV / CLKI_DIV``.
+
+    Raises ``ValueError`` naming ``f_in`` / ``f_out`` outside the PLL's 8-400 MHz input or
+    10-400 MHz output range.
+    """
+    if not _ECP5_IN[0] * 10**6 <= f_in <= _ECP5_IN[1] * 10**6:
+        raise ValueError(f"f_in must be from {_ECP5_IN[0]} to {_ECP5_IN[1]} MHz for the ECP5 PLL, "
+                         f"not {f_in / 1e6:g} MHz")
+    if not _ECP5_OUT[0] * 10**6 <= f_out <= _ECP5_OUT[1] * 10**6:
+        raise ValueError(f"f_out must be from {_ECP5_OUT[0]} to {_ECP5_OUT[1]} MHz for the ECP5 PLL, "
+                         f"not {f_out / 1e6:g} MHz")
+    ri, fi, oi, vco, fout = _ecp5_grid(f_in / 1e6)
+    f32 = np.float32
+    error = np.abs(fout - f32(f_out / 1e6))
+    near = np.abs(vco - f32(600))
+    best = np.flatnonzero(error == error.min())
+    best = best[near[best] == near[best].min()][0]
+    # ecppll: float ns_phase = 1 / (fout * 1e6) * 0.5 (in double, stored as float); then
+    # int(ns_phase * (fvco * 1e6)) in double.
+    ns_phase = float(f32(1 / (float(fout[best]) * 1e6) * 0.5))
+    cphase = int(ns_phase * (float(vco[best]) * 1e6))
+    r, fb, od = int(ri[best]), int(fi[best]), int(oi[best])
+    return PLLParams("ecp5", f_in, Fraction(f_in * fb, r),
+                     {"CLKI_DIV": r, "CLKFB_DIV": fb, "CLKOP_DIV": od, "CLKOP_CPHASE": cphase},
+                     Fraction(f_in * fb * od, r))
+
+
+_PLLS = {"ice40": ice40_pll, "ecp5": ecp5_pll}
+
+
 def pll_for(family, f_in, f_out):
-    """The PLL setting of ``family`` for ``f_out`` from ``f_in`` (only ``"ice40"`` has one here)."""
-    if family != "ice40":
-        raise ValueError(f"family must be 'ice40' for a PLL clock, not {family!r}")
-    return ice40_pll(f_in, f_out)
+    """The PLL setting of ``family`` (``"ice40"`` or ``"ecp5"``) for ``f_out`` from ``f_in``."""
+    if family not in _PLLS:
+        raise ValueError(f"family must be one of {', '.join(map(repr, _PLLS))} for a PLL clock, "
+                         f"not {family!r}")
+    return _PLLS[family](f_in, f_out)
 
 
 def _achievable(family, f_in):
     """Every output frequency (Hz, Fraction) the family's PLL makes from ``f_in``."""
+    if family == "ecp5":
+        ecp5_pll(f_in, 100_000_000)   # the input range check
+        ri, fi, _, _, _ = _ecp5_grid(f_in / 1e6)
+        out = {Fraction(f_in * int(fb), int(r)) for r, fb in set(zip(ri.tolist(), fi.tolist()))}
+        return {f for f in out if _ECP5_OUT[0] * 10**6 <= f <= _ECP5_OUT[1] * 10**6}
     pll_for(family, f_in, 48_000_000)   # the family check
     return {s[0] * 10**6 for s in _ice40_settings(f_in) if _ICE40_OUT[0] <= s[0] <= _ICE40_OUT[1]}
 
@@ -123,6 +195,9 @@ def clock_candidates(family, f_in, baud, *, highest, lowest):
         try:
             divisor_for(int(f), baud, max_divisor=0xFFFF)
         except ValueError:
+            continue
+        # ecppll's single-precision search must land on the exact setting too.
+        if family == "ecp5" and ecp5_pll(f_in, int(f)).clk_hz != f:
             continue
         out.append(int(f))
     return sorted(out, reverse=True)
@@ -173,7 +248,7 @@ class PLLDomain(Elaboratable):
     """Clock and reset of the ``sync`` domain (defined by the parent) from the board's oscillator
     through its PLL.
 
-    ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll`); ``clk`` the name of
+    ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll` or :func:`ecp5_pll`); ``clk`` the name of
     the oscillator's resource on the platform. The domain's reset comes from :class:`LockReset`
     (held :data:`POR_SECONDS` after lock) through a reset synchronizer.
     """
@@ -187,7 +262,12 @@ class PLLDomain(Elaboratable):
         m.domains.por = ClockDomain("por", reset_less=True, local=True)
         clk_out = Signal()
         lock = Signal()
-        m.submodules.pll = _ice40_instance(platform.request(self.clk, dir="-"), self.pll, clk_out, lock)
+        pad = platform.request(self.clk, dir="-")
+        if self.pll.family == "ice40":
+            m.submodules.pll = _ice40_instance(pad, self.pll, clk_out, lock)
+        else:
+            m.submodules.clk_in = clk_in = io.Buffer("i", pad)
+            m.submodules.pll = _ecp5_instance(clk_in.i, self.pll, clk_out, lock)
         m.d.comb += [ClockSignal("sync").eq(clk_out), ClockSignal("por").eq(clk_out)]
         m.submodules.lock_reset = lock_reset = LockReset(max(1, round(POR_SECONDS * self.pll.clk_hz)))
         m.d.comb += lock_reset.lock.eq(lock)
@@ -207,4 +287,24 @@ def _ice40_instance(pad, pll, clk_out, lock):
         i_RESETB=1, i_BYPASS=0,
         o_PLLOUTGLOBAL=clk_out,
         o_LOCK=lock,
+    )
+
+
+def _ecp5_instance(clk_in, pll, clk_out, lock):
+    """``EHXPLLL`` with the parameters and attributes ``ecppll`` writes for a single output."""
+    p = pll.params
+    return Instance(
+        "EHXPLLL",
+        a_FREQUENCY_PIN_CLKI=f"{pll.f_in / 1e6:g}", a_FREQUENCY_PIN_CLKOP=f"{float(pll.f_out) / 1e6:g}",
+        a_ICP_CURRENT="12", a_LPF_RESISTOR="8", a_MFG_ENABLE_FILTEROPAMP="1", a_MFG_GMCREF_SEL="2",
+        p_PLLRST_ENA="DISABLED", p_INTFB_WAKE="DISABLED", p_STDBY_ENABLE="DISABLED",
+        p_DPHASE_SOURCE="DISABLED", p_OUTDIVIDER_MUXA="DIVA", p_OUTDIVIDER_MUXB="DIVB",
+        p_OUTDIVIDER_MUXC="DIVC", p_OUTDIVIDER_MUXD="DIVD",
+        p_CLKI_DIV=p["CLKI_DIV"], p_CLKOP_ENABLE="ENABLED", p_CLKOP_DIV=p["CLKOP_DIV"],
+        p_CLKOP_CPHASE=p["CLKOP_CPHASE"], p_CLKOP_FPHASE=0, p_FEEDBK_PATH="CLKOP",
+        p_CLKFB_DIV=p["CLKFB_DIV"],
+        i_RST=0, i_STDBY=0, i_CLKI=clk_in, i_CLKFB=clk_out,
+        i_PHASESEL0=0, i_PHASESEL1=0, i_PHASEDIR=1, i_PHASESTEP=1, i_PHASELOADREG=1,
+        i_PLLWAKESYNC=0, i_ENCLKOP=0,
+        o_CLKOP=clk_out, o_LOCK=lock,
     )

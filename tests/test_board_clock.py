@@ -1,20 +1,23 @@
 """PLL clock of the board tops, clock choice and the build report, without a real place-and-route.
 
-The PLL parameters are compared with ``yowasp-icepll`` itself; the build flow (clock step-down,
-``--json`` report, the "does not fit" line) runs the real elaboration with the tool run replaced by
-files in the tools' formats (nextpnr's report and log, Yosys' log and ``stat -json``).
+The PLL parameters are compared with ``yowasp-icepll`` and ``yowasp-ecppll`` themselves; the build
+flow (clock step-down, ``--json`` report, the "does not fit" line) runs the real elaboration with
+the tool run replaced by files in the tools' formats (nextpnr's report and log, Yosys' log and
+``stat -json``).
 """
 
+import dataclasses
 import json
 import re
 import subprocess
+from fractions import Fraction
 
 import pytest
 from amaranth.sim import Simulator
 
 import boards.build as build
 import boards.top
-from boards.clock import LockReset, clock_candidates, ice40_pll, next_candidate
+from boards.clock import LockReset, clock_candidates, ecp5_pll, ice40_pll, next_candidate
 from boards.groups import carried_groups, config_for_groups
 from boards.synth import parse_utilisation
 from boards.toolchain import tool_path
@@ -38,6 +41,37 @@ def test_ice40_pll_matches_icepll(mhz, tmp_path):
 def test_ice40_pll_refuses_an_output_out_of_range():
     with pytest.raises(ValueError, match="f_out must be from 16 to 275 MHz for the iCE40 PLL, not 5 MHz"):
         ice40_pll(12_000_000, 5_000_000)
+
+
+# 125 and 112.5 exact; 133, 48, 46, 31.4159 nearest (48: a tie on the error decided by the VCO
+# nearer 600 MHz); 250 and 390 at the VCO's ends; 12 at the bottom of the output range.
+@pytest.mark.parametrize("mhz", [125, 112.5, 133, 48, 46, 31.4159, 250, 390, 12])
+def test_ecp5_pll_matches_ecppll(mhz, tmp_path):
+    proc = subprocess.run([tool_path("yowasp-ecppll"), "-i", "25", "-o", str(mhz), "-f", "pll.v"],
+                          capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    verilog = (tmp_path / "pll.v").read_text()
+    names = "CLKI_DIV|CLKFB_DIV|CLKOP_DIV|CLKOP_CPHASE"
+    want = {k: int(v) for k, v in re.findall(rf"\.({names})\((\d+)\)", verilog)}
+    assert len(want) == 4, verilog
+    vco = float(re.search(r"VCO frequency: ([\d.]+)", proc.stdout).group(1))
+    pll = ecp5_pll(25_000_000, round(mhz * 1e6))
+    assert pll.params == want
+    assert pll.f_out == Fraction(pll.f_in * want["CLKFB_DIV"], want["CLKI_DIV"])
+    assert float(pll.f_vco) / 1e6 == pytest.approx(vco, rel=1e-5)
+
+
+def test_ecp5_pll_refuses_frequencies_out_of_range():
+    with pytest.raises(ValueError, match="f_out must be from 10 to 400 MHz for the ECP5 PLL, not 5 MHz"):
+        ecp5_pll(25_000_000, 5_000_000)
+    with pytest.raises(ValueError, match="f_in must be from 8 to 400 MHz for the ECP5 PLL, not 4 MHz"):
+        ecp5_pll(4_000_000, 100_000_000)
+
+
+def test_ecp5_clock_candidates_are_exact_pll_clocks():
+    cands = clock_candidates("ecp5", 25_000_000, 1_000_000, highest=150_000_000, lowest=100_000_000)
+    assert cands[0] == 150_000_000 and 125_000_000 in cands and 133_333_333 not in cands
+    for f in cands:
+        assert ecp5_pll(25_000_000, f).clk_hz == f
 
 
 @pytest.mark.parametrize("baud", [1_000_000, 3_000_000])
@@ -85,7 +119,9 @@ def _elaborate(top, tmp_path):
     return plan.files["t.il"]
 
 
-def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_path, monkeypatch):
+@pytest.fixture
+def made_cores(monkeypatch):
+    """The cores the board tops make, in order (``boards.top.make_core`` watched)."""
     made = []
     real = boards.top.make_core
 
@@ -94,12 +130,37 @@ def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_pat
         made.append(core)
         return core
     monkeypatch.setattr(boards.top, "make_core", spy)
+    return made
+
+
+def test_icebreaker_top_runs_from_the_pll_and_the_core_follows_its_clock(tmp_path, made_cores):
+    made = made_cores
     il = _elaborate(BoardTop("icebreaker", clk_hz=50_250_000), tmp_path)
     cell = il[il.index("cell \\SB_PLL40_PAD"):]
     cell = cell[:cell.index("end")]
     assert "parameter \\DIVF 66" in cell and "parameter \\DIVQ 4" in cell and "parameter \\DIVR 0" in cell
     assert "connect \\PACKAGEPIN \\clk12_0__io" in cell
     assert made[0].clk_hz == 50_250_000 and made[0].divisor == 17    # 3 Mbaud at 50.25 MHz (16.75)
+
+
+def test_ulx3s_top_runs_from_the_pll_when_its_config_names_the_oscillator(tmp_path, made_cores):
+    made = made_cores
+    # The smallest group (the clock is the board's, not the groups'): a quick elaboration.
+    cfg = dataclasses.replace(config_for_groups("ulx3s", "stdp"), osc_hz=25_000_000, clk_hz=125_000_000)
+    il = _elaborate(BoardTop("ulx3s", config=cfg), tmp_path)
+    cell = il[il.index("cell \\EHXPLLL"):]
+    cell = cell[:cell.index("end")]
+    for name, value in (("CLKI_DIV", 1), ("CLKFB_DIV", 5), ("CLKOP_DIV", 5), ("CLKOP_CPHASE", 2)):
+        assert f"parameter \\{name} {value}\n" in cell
+    assert 'parameter \\FEEDBK_PATH "CLKOP"' in cell
+    # Feedback from the primary output; the clock pin through an input buffer.
+    clkop, clkfb = (re.search(rf"connect \\{pin} (\S+)", cell).group(1) for pin in ("CLKOP", "CLKFB"))
+    assert clkop == clkfb
+    attrs = il[:il.index("cell \\EHXPLLL")][-400:]
+    assert 'attribute \\FREQUENCY_PIN_CLKI "25"' in attrs and 'attribute \\FREQUENCY_PIN_CLKOP "125"' in attrs
+    assert made[0].clk_hz == 125_000_000
+    # The ULX3S's own config keeps the oscillator's clock: no PLL.
+    assert BoardTop("ulx3s").pll is None
 
 
 def test_board_top_refuses_a_clock_its_board_cannot_make():

@@ -29,12 +29,14 @@ so one multiplier retires 1 int8 or 2 int4/int2/ternary products per cycle, and 
 multipliers use their input, pipeline and output registers; their operands come from the pair's
 own pass-through registers, so the fabric-to-DSP route is a register-to-register path.
 
-PE pair pipeline (cycle ``t``: the beat is in the pair's pass-through registers)::
+PE pair pipeline (cycle ``t``: the beat's multiplier operands are in the pair's pass-through
+registers; its fabric-lane operands follow :data:`FABRIC_LAG` = 2 cycles behind them, a delay
+spent once per row and column pair at the edges instead of in every pair)::
 
-    t+1 DSP input regs | fabric pair sums      t+2 DSP pipeline reg     t+3 DSP output reg
-    t+4 products in fabric flip-flops (the DSP-to-fabric route alone)
-    t+5 unpacked terms (borrow, int8/packed mux)   t+6 beat sums       t+7 accumulators
-    (with the tile-saturating option: group sum and clamp between, accumulators at t+9)
+    t+1 DSP input regs      t+2 DSP pipeline reg     t+3 DSP output reg | fabric lane products
+    t+4 products in fabric flip-flops (the DSP-to-fabric route alone) | fabric pair sums
+    t+5 beat sums (int8/packed choice and borrows, a 3:2 compressor and one carry chain)
+    t+6 accumulators (with the tile-saturating option: group sum and clamp between, at t+8)
 
 Results drain through the array: when a pair applies a tile's last contribution, it copies its two
 accumulators into its *shadow* register; the shadows of a column shift up one row per cycle
@@ -76,26 +78,42 @@ from .ecp5_dsp import REGISTERS, mult18x18d
 from .products import ACT9, BEAT_WIDTH
 from .sequencer import TileSequencer, beat_tags_layout
 
-__all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "act_ops_layout", "wgt_ops_layout",
-           "tags_layout", "shadow_layout"]
+__all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "FABRIC_LAG", "act_ops_layout",
+           "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "tags_layout", "shadow_layout"]
 
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
-PAIR_LATENCY = 6
+PAIR_LATENCY = 5
+#: Cycles the fabric lanes' operands (:func:`act_late_layout`, :func:`wgt_late_layout`) travel
+#: behind the multipliers' operands: the multipliers and the copy of their products take four
+#: cycles and the fabric lanes two, so the two cycles between are spent once at the array's
+#: edges, not in every pair.
+FABRIC_LAG = 2
 FABRIC = signed(12)      # a fabric pair sum: two products of at most 2 * 255 each
 
 
 def act_ops_layout():
-    """Activation operands of one row and beat: the two multipliers' A operands and lanes 2, 3."""
-    return data.StructLayout({"a0": ACT9, "a1": ACT9, "x2": ACT9, "x3": ACT9})
+    """Activation operands of one row and beat for the multipliers: their A operands."""
+    return data.StructLayout({"a0": ACT9, "a1": ACT9})
+
+
+def act_late_layout():
+    """Activation operands of one row and beat for the fabric lanes 2 and 3 (:data:`FABRIC_LAG`
+    cycles behind :func:`act_ops_layout`)."""
+    return data.StructLayout({"x2": ACT9, "x3": ACT9})
 
 
 def wgt_ops_layout():
-    """Weight operands of one column pair and beat: the two multipliers' B operands; the fabric
-    digits ``(one, two, neg)`` of lanes 2 and 3 of both columns (``d[2 * col + lane - 2]``), zero
-    outside int2/ternary; ``is8`` (the products are int8, not lane-packed)."""
+    """Weight operands of one column pair and beat for the multipliers: their B operands."""
+    return data.StructLayout({"b0": signed(18), "b1": signed(18)})
+
+
+def wgt_late_layout():
+    """Weight operands of one column pair and beat for the fabric (:data:`FABRIC_LAG` cycles
+    behind :func:`wgt_ops_layout`): the digits ``(one, two, neg)`` of lanes 2 and 3 of both
+    columns (``d[2 * col + lane - 2]``), zero outside int2/ternary; ``is8`` (the products are int8,
+    not lane-packed)."""
     digit = data.StructLayout({"one": 1, "two": 1, "neg": 1})
-    return data.StructLayout({"b0": signed(18), "b1": signed(18), "d": data.ArrayLayout(digit, 4),
-                              "is8": 1})
+    return data.StructLayout({"d": data.ArrayLayout(digit, 4), "is8": 1})
 
 
 def tags_layout():
@@ -112,15 +130,18 @@ class SystolicPair(wiring.Component):
     """PE pair of :class:`SystolicArray`: two columns of one row, two ``MULT18X18D``.
 
     Cycle behaviour: ``a_in`` / ``w_in`` are registered into ``a_out`` / ``w_out`` (the beat is at
-    the pair in cycle ``t`` when it is in those registers); ``t_in`` (the tags of that beat,
-    arriving at ``t + PAIR_LATENCY - 1``) is registered into ``t_out``. A tile's results go into
+    the pair in cycle ``t`` when it is in those registers); ``x_in`` / ``d_in`` (the beat's fabric
+    operands, arriving ``FABRIC_LAG`` cycles later) into ``x_out`` / ``d_out``; ``t_in`` (the tags
+    of that beat, arriving at ``t + PAIR_LATENCY - 1``) is registered into ``t_out``. A tile's results go into
     the shadow register in the cycle after the pair applied its last contribution; otherwise the
     shadow register loads ``sh_in`` (the pair below), so ``sh_out`` shifts a column's results up.
 
     Members
     -------
     a_in : In(act_ops_layout()), a_out : Out(act_ops_layout())
+    x_in : In(act_late_layout()), x_out : Out(act_late_layout())
     w_in : In(wgt_ops_layout()), w_out : Out(wgt_ops_layout())
+    d_in : In(wgt_late_layout()), d_out : Out(wgt_late_layout())
     t_in : In(tags_layout()), t_out : Out(tags_layout())
     sh_in : In(shadow_layout(acc_width)), sh_out : Out(shadow_layout(acc_width))
     """
@@ -132,41 +153,42 @@ class SystolicPair(wiring.Component):
         self._primitives = check_bool("primitives", primitives)
         super().__init__({
             "a_in": In(act_ops_layout()), "a_out": Out(act_ops_layout()),
+            "x_in": In(act_late_layout()), "x_out": Out(act_late_layout()),
             "w_in": In(wgt_ops_layout()), "w_out": Out(wgt_ops_layout()),
+            "d_in": In(wgt_late_layout()), "d_out": Out(wgt_late_layout()),
             "t_in": In(tags_layout()), "t_out": Out(tags_layout()),
             "sh_in": In(shadow_layout(acc_width)), "sh_out": Out(shadow_layout(acc_width)),
         })
 
     def elaborate(self, platform):
         m = Module()
-        a, w = self.a_out, self.w_out
-        m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), self.t_out.eq(self.t_in)]
+        a, w, x, dw = self.a_out, self.w_out, self.x_out, self.d_out
+        m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), x.eq(self.x_in), dw.eq(self.d_in),
+                     self.t_out.eq(self.t_in)]
 
         # t+1..t+3: the two multipliers (input, pipeline, output registers).
         p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives)
                   for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
 
-        # t+1: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise); t+2:
-        # per column the sum of the two (the negation's and the sum's carry chains in one cycle
-        # were a pair's longest path); delayed to t+4 to meet the multipliers' products.
+        # t+3: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise) from the
+        # fabric operands, which are at the pair at t+2; t+4: per column the sum of the two (the
+        # negation's and the sum's carry chains in one cycle were a pair's longest path), beside
+        # the multipliers' products.
         fab = []
         for col in range(2):
             pps = []
-            for lane, x in ((2, a.x2), (3, a.x3)):
-                d = w.d[2 * col + lane - 2]
+            for lane, xl in ((2, x.x2), (3, x.x3)):
+                d = dw.d[2 * col + lane - 2]
                 sel = Signal(signed(10), name=f"sel{col}_{lane}")
                 pp = Signal(signed(11), name=f"pp{col}_{lane}")
-                m.d.comb += sel.eq(Mux(d.one, x, Mux(d.two, x << 1, 0)))
+                m.d.comb += sel.eq(Mux(d.one, xl, Mux(d.two, xl << 1, 0)))
                 m.d.sync += pp.eq(Mux(d.neg, -sel, sel))
                 pps.append(pp)
-            f = pps[0] + pps[1]
-            for stage in range(2, 5):
-                reg = Signal(FABRIC, name=f"f{col}_{stage}")
-                m.d.sync += reg.eq(f)
-                f = reg
+            f = Signal(FABRIC, name=f"f{col}")
+            m.d.sync += f.eq(pps[0] + pps[1])
             fab.append(f)
-        is8 = w.is8
-        for stage in range(1, 5):
+        is8 = dw.is8
+        for stage in (3, 4):
             reg = Signal(name=f"is8_{stage}")
             m.d.sync += reg.eq(is8)
             is8 = reg
@@ -177,25 +199,33 @@ class SystolicPair(wiring.Component):
         m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
         p0, p1 = q0, q1
 
-        # t+5: per column two terms. int8: the product and 0. Lane-packed: the low / high 12-bit
-        # products of both multipliers (high = P[12:] + P[11], the borrow of a negative low
-        # product; both borrows are added to column 1's first term).
-        u = [[Signal(signed(BEAT_WIDTH), name=f"u{col}_{i}") for i in range(2)] for col in range(2)]
-        hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
-        borrows = Cat(p0[11], Const(0, 1)) + p1[11]
-        m.d.sync += [
-            u[0][0].eq(Mux(is8, p0[:17].as_signed(), p0[:12].as_signed())),
-            u[0][1].eq(Mux(is8, 0, p1[:12].as_signed()) + fab[0]),
-            u[1][0].eq(Mux(is8, p1[:17].as_signed(), hi0 + borrows)),
-            u[1][1].eq(Mux(is8, 0, hi1) + fab[1]),
-        ]
-        # t+6: beat sums; the accumulators take them with the tags.
+        # t+5: the beat sums, three terms per column in one stage. int8: the product (and 0, 0).
+        # Lane-packed: the low (column 0) / high (column 1) 12-bit products of both multipliers
+        # and the column's fabric sum; high = P[12:] + P[11], the borrow of a negative low
+        # product, so column 1 also adds both borrows. Carry-save: a 3:2 compressor per bit (one
+        # LUT level, the int8/packed choice folded in) and one carry chain, whose free LSBs take
+        # the two borrows (one in the shifted carry word, one as the chain's carry-in).
         m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits)
+        hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
+        terms = (
+            (Mux(is8, p0[:17].as_signed(), p0[:12].as_signed()), Mux(is8, 0, p1[:12].as_signed()),
+             fab[0], Const(0, 1), Const(0, 1)),
+            (Mux(is8, p1[:17].as_signed(), hi0), Mux(is8, 0, hi1), fab[1], ~is8 & p0[11], ~is8 & p1[11]),
+        )
+        for col, (tx, ty, tz, cin0, cin1) in enumerate(terms):
+            x, y, z = (Signal(signed(BEAT_WIDTH), name=f"{n}{col}") for n in "xyz")
+            m.d.comb += [x.eq(tx), y.eq(ty), z.eq(tz)]
+            half = Signal(BEAT_WIDTH, name=f"half{col}")
+            carry = Signal(BEAT_WIDTH, name=f"carry{col}")
+            m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
+            # (2 * half + cin1) + (2 * carry + cin1) = 2 * (half + carry + cin1): a carry-in.
+            total = Cat(cin1, half) + Cat(cin1, carry)
+            m.d.sync += accs.beat[0][col].eq(total[1:BEAT_WIDTH + 1].as_signed())
+        # t+6: the accumulators take the beat sums with the tags.
         t = self.t_out
         m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
                      accs.in_last.eq(t.last), accs.in_tsat.eq(t.tsat), accs.in_gstart.eq(t.gstart),
                      accs.in_gend.eq(t.gend)]
-        m.d.sync += [accs.beat[0][col].eq(u[col][0] + u[col][1]) for col in range(2)]
 
         # Shadow: capture the tile's results (done lasts one cycle), else shift up from below.
         sh = self.sh_out
@@ -282,18 +312,18 @@ class _InputControl(wiring.Component):
         return m
 
 
-def decode_act(m, beat, ops):
-    """Registered: one row's activation operands ``ops`` (:func:`act_ops_layout`) from its
-    undecoded beat ``beat`` (:func:`act_beat_layout`)."""
+def decode_act(m, beat, ops, late):
+    """Registered: one row's activation operands ``ops`` (:func:`act_ops_layout`) and ``late``
+    (:func:`act_late_layout`) from its undecoded beat ``beat`` (:func:`act_beat_layout`)."""
     lane = [beat.bytes[8 * l: 8 * l + 8] for l in range(4)]
     val = [Mux(beat.unsigned, b.as_unsigned(), b.as_signed()) for b in lane]
     m.d.sync += [ops.a0.eq(val[0]), ops.a1.eq(Mux(beat.is8, val[0], val[1])),
-                 ops.x2.eq(val[2]), ops.x3.eq(val[3])]
+                 late.x2.eq(val[2]), late.x3.eq(val[3])]
 
 
-def decode_wgt(m, beat, ops):
-    """Registered: one column pair's weight operands ``ops`` (:func:`wgt_ops_layout`) from its
-    undecoded beat ``beat`` (:func:`wgt_beat_layout`)."""
+def decode_wgt(m, beat, ops, late):
+    """Registered: one column pair's weight operands ``ops`` (:func:`wgt_ops_layout`) and
+    ``late`` (:func:`wgt_late_layout`) from its undecoded beat ``beat`` (:func:`wgt_beat_layout`)."""
     mode = beat.mode
     is8, is4 = mode == spec.MODE_INT8, mode == spec.MODE_INT4
     is2, tern = mode == spec.MODE_INT2, mode == spec.MODE_TERNARY
@@ -308,13 +338,13 @@ def decode_wgt(m, beat, ops):
     m.d.sync += [
         ops.b0.eq(Mux(is8, w0.as_signed(), lane_value(w0, 0) + (lane_value(w1, 0) << 12))),
         ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w0, 1) + (lane_value(w1, 1) << 12))),
-        ops.is8.eq(is8),
+        late.is8.eq(is8),
     ]
     low = is2 | tern
     for col, byte in enumerate((w0, w1)):
         for lane in (2, 3):
             f0, f1 = byte[2 * lane], byte[2 * lane + 1]
-            d = ops.d[2 * col + lane - 2]
+            d = late.d[2 * col + lane - 2]
             m.d.sync += [d.one.eq(low & f0), d.two.eq(is2 & f1 & ~f0),
                          d.neg.eq(low & f1 & (is2 | f0))]
 
@@ -340,9 +370,13 @@ class _ResultCollector(wiring.Component):
         m = Module()
         P, W, R = self._pairs, self._acc_width, self._rows
         aligned = []
+        # Pair p waits P - p cycles: P - 1 - p to align it with the last pair, and one more that
+        # keeps the array's result latency at its documented value (the pairs' single-stage
+        # beat sums deliver one cycle earlier than the two stages they replace; one register
+        # per column pair here instead of one per PE pair).
         for p in range(P):
             v = self.sh[p]
-            for stage in range(P - 1 - p):
+            for stage in range(P - p):
                 reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}")
                 m.d.sync += reg.eq(v)
                 v = reg
@@ -477,19 +511,25 @@ class SystolicArray(wiring.Component):
                 # Skew: row r's activations r cycles late, pair p's weights p cycles late; the
                 # tags, which the pairs need PAIR_LATENCY cycles after the operands, follow the
                 # weights down the column, PAIR_LATENCY cycles behind them.
+                # The fabric operands enter FABRIC_LAG cycles behind the multipliers' operands.
                 if p == 0:
                     a_in = Signal(act_ops_layout(), name=f"edge_a{r}")
-                    decode_act(m, delayed(ctl.acts[r], r, f"skew_a{r}"), a_in)
+                    x_in = Signal(act_late_layout(), name=f"edge_x{r}")
+                    decode_act(m, delayed(ctl.acts[r], r, f"skew_a{r}"), a_in, x_in)
+                    x_in = delayed(x_in, FABRIC_LAG, f"lag_x{r}")
                 else:
-                    a_in = pes[r][p - 1].a_out
+                    a_in, x_in = pes[r][p - 1].a_out, pes[r][p - 1].x_out
                 if r == 0:
                     w_in = Signal(wgt_ops_layout(), name=f"edge_w{p}")
-                    decode_wgt(m, delayed(ctl.wgts[p], p, f"skew_w{p}"), w_in)
+                    d_in = Signal(wgt_late_layout(), name=f"edge_d{p}")
+                    decode_wgt(m, delayed(ctl.wgts[p], p, f"skew_w{p}"), w_in, d_in)
+                    d_in = delayed(d_in, FABRIC_LAG, f"lag_d{p}")
                 else:
-                    w_in = pes[r - 1][p].w_out
+                    w_in, d_in = pes[r - 1][p].w_out, pes[r - 1][p].d_out
                 t_in = (delayed(ctl.tags, p + PAIR_LATENCY + 1, f"skew_t{p}") if r == 0
                         else pes[r - 1][p].t_out)
-                m.d.comb += [pe.a_in.eq(a_in), pe.w_in.eq(w_in), pe.t_in.eq(t_in)]
+                m.d.comb += [pe.a_in.eq(a_in), pe.x_in.eq(x_in), pe.w_in.eq(w_in), pe.d_in.eq(d_in),
+                             pe.t_in.eq(t_in)]
                 if r + 1 < R:
                     m.d.comb += pe.sh_in.eq(pes[r + 1][p].sh_out)
         m.d.comb += [out.sh[p].eq(pes[0][p].sh_out) for p in range(P)]
