@@ -8,7 +8,7 @@ from amaranth.lib.wiring import In, Out
 from ..lib.sections import elaborate_sections
 from ..lib.spram import InterleavedSPRAM
 from ..params import check_bool
-from . import spec
+from . import spec, sweep
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
            "PHASE_WALK", "PHASE_EOS"]
@@ -150,8 +150,8 @@ class STDPCore(wiring.Component):
         nb, tb, vb, wb, rb, pb = c.neuron_bits, c.tau_bits, c.v_bits, c.w_bits, c.refr_bits, c.ptr_bits
         csr, bitmap, crossbar = c.encoding == "csr", c.encoding == "bitmap", c.encoding == "crossbar"
 
-        state_layout = data.StructLayout({"v": vb, "r": rb, "tau": tb, "pend": 1, "spk": 1})
-        entry_layout = data.StructLayout({"n": nb, "spike": 1, "ltp": 1, "tau": tb})
+        state_layout = sweep.state_layout(c)
+        entry_layout = sweep.entry_layout(c)
 
         # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly). No read ever
         # uses the data of a same-cycle write to its address (the accumulator forwards that case
@@ -270,8 +270,8 @@ class STDPCore(wiring.Component):
         rd_word_valid = Signal()
         m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | rd_word_valid | self.o_rdata.valid)
         # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
-        clearing = Signal(init=1)
-        clr_n = Signal(range(N))
+        m.submodules.reset_sweep = reset_sweep = sweep.ResetSweep(c)
+        clearing, clr_n = reset_sweep.o_clearing, reset_sweep.o_n
         m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold & ~clearing)
         m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid & ~clearing)
         # The payload is registered every cycle, so the command register needs no enable (a wide
@@ -348,67 +348,23 @@ class STDPCore(wiring.Component):
         ns.keep(locals(), "cfg_wr clearing clr_n cmd cmd_in cmd_valid")
 
     def _build_sweep(self, m, ns):
-        """Neuron sweep: leak, integrate, fire, timers; neurons with rows to walk into the queue."""
-        (N, T, acc_rd, acc_wr, c, entry_layout, ext_rd, ext_wr, in_sweep, nb, one_hot, phase, q_push,
-         q_wp, q_wr, st_rd, st_wr, state_layout, tb, vb) = ns.get(
-            "N T acc_rd acc_wr c entry_layout ext_rd ext_wr in_sweep nb one_hot phase q_push q_wp q_wr "
-            "st_rd st_wr state_layout tb vb")
-        # ---------------------------------------------------------------- neuron sweep
-        # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
-        # threshold, write back), sw3 (queue push). Each neuron is read and written once, so the
-        # stages need no forwarding.
-        sw_n = Signal(range(N + 1))
-        sw1_valid, sw2_valid, sw3_valid = Signal(), Signal(), Signal()
-        sw1_n, sw2_n = Signal(nb), Signal(nb)
+        """Neuron sweep (:class:`hw.stdp.sweep.NeuronSweep`): its memory reads and writes, queue pushes."""
+        (acc_rd, acc_wr, c, ext_rd, ext_wr, in_sweep, one_hot, phase, q_push, q_wp, q_wr, st_rd,
+         st_wr) = ns.get("acc_rd acc_wr c ext_rd ext_wr in_sweep one_hot phase q_push q_wp q_wr st_rd st_wr")
+        m.submodules.neuron_sweep = nsw = sweep.NeuronSweep(c)
+        m.d.comb += [nsw.i_run.eq(in_sweep), nsw.i_state.eq(st_rd.data), nsw.i_acc.eq(acc_rd.data),
+                     nsw.i_ext.eq(ext_rd.data[0])]
         with m.If(in_sweep):
-            m.d.comb += [st_rd.addr.eq(sw_n), acc_rd.addr.eq(sw_n), ext_rd.addr.eq(sw_n)]
-            with m.If(sw_n < N):
-                m.d.sync += [sw_n.eq(sw_n + 1), sw1_valid.eq(1), sw1_n.eq(sw_n)]
-            with m.Else():
-                m.d.sync += sw1_valid.eq(0)
-                with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
-                    # The last queue write was a cycle ago, so the queue head is readable.
-                    m.d.sync += [*goto(phase, one_hot, PHASE_WALK), sw_n.eq(0)]
-
-        s = state_layout(st_rd.data)
-        sw2_s = Signal(state_layout)
-        sw2_tau = Signal(tb)
-        sw2_sum = Signal(vb + 1)
-        sw2_ext = Signal()
-        m.d.sync += [
-            sw2_valid.eq(in_sweep & sw1_valid), sw2_n.eq(sw1_n), sw2_s.eq(s), sw2_ext.eq(ext_rd.data[0]),
-            sw2_tau.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1))),
-            sw2_sum.eq(s.v - (s.v >> c.leak_shift) + acc_rd.data),
-        ]
-        v_sat = Signal(vb)
-        m.d.comb += v_sat.eq(Mux(sw2_sum[vb], c.v_max, sw2_sum[:vb]))
-        refr = sw2_s.r != 0
-        spike = Signal()
-        # v_sat >= threshold  <=>  sw2_sum >= threshold, since threshold <= v_max.
-        m.d.comb += spike.eq(~refr & ((sw2_sum >= c.threshold) | sw2_ext))
-        ltp_due = Signal()
-        m.d.comb += ltp_due.eq(sw2_s.pend & (spike | (sw2_tau == T)))
-        new_state = Signal(state_layout)
-        m.d.comb += [
-            new_state.v.eq(Mux(refr, sw2_s.v, Mux(spike, c.v_reset, v_sat))),
-            new_state.r.eq(Mux(refr, sw2_s.r - 1, Mux(spike, c.refractory, 0))),
-            new_state.tau.eq(sw2_tau),
-            new_state.pend.eq(spike | (sw2_s.pend & ~ltp_due)),
-            new_state.spk.eq(spike),
-        ]
-        sw3_entry = Signal(entry_layout)
-        m.d.sync += [
-            sw3_valid.eq(sw2_valid & (spike | ltp_due)),
-            sw3_entry.n.eq(sw2_n), sw3_entry.spike.eq(spike), sw3_entry.ltp.eq(ltp_due),
-            sw3_entry.tau.eq(sw2_tau),
-        ]
-        m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(sw3_entry), q_wr.en.eq(sw3_valid),
-                     q_push.eq(sw3_valid)]
-        with m.If(sw2_valid):
+            m.d.comb += [st_rd.addr.eq(nsw.o_rd_n), acc_rd.addr.eq(nsw.o_rd_n), ext_rd.addr.eq(nsw.o_rd_n)]
+        with m.If(nsw.o_done):
+            m.d.sync += goto(phase, one_hot, PHASE_WALK)
+        m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(nsw.o_entry), q_wr.en.eq(nsw.o_push),
+                     q_push.eq(nsw.o_push)]
+        with m.If(nsw.o_wr_en):
             m.d.comb += [
-                st_wr.addr.eq(sw2_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
-                acc_wr.addr.eq(sw2_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
-                ext_wr.addr.eq(sw2_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
+                st_wr.addr.eq(nsw.o_wr_n), st_wr.data.eq(nsw.o_wr_state.as_value()), st_wr.en.eq(1),
+                acc_wr.addr.eq(nsw.o_wr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
 
     def _build_walk_issue(self, m, ns):
@@ -710,8 +666,7 @@ class STDPCore(wiring.Component):
 
     def _build_reset_sweep(self, m, ns):
         """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
-        (N, acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get(
-            "N acc_wr c clearing clr_n ext_wr st_wr")
+        (acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get("acc_wr c clearing clr_n ext_wr st_wr")
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
         # core is clearing: no event or command is accepted, and the pipelines are reset).
@@ -720,6 +675,3 @@ class STDPCore(wiring.Component):
                          st_wr.en.eq(1),
                          acc_wr.addr.eq(clr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
                          ext_wr.addr.eq(clr_n), ext_wr.data.eq(0), ext_wr.en.eq(1)]
-            m.d.sync += clr_n.eq(clr_n + 1)
-            with m.If(clr_n == N - 1):
-                m.d.sync += clearing.eq(0)
