@@ -9,6 +9,7 @@ from ..lib.sections import elaborate_sections
 from ..lib.spram import InterleavedSPRAM
 from ..params import check_bool
 from . import spec, sweep
+from .config_port import ConfigPort, cfg_layout
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
            "PHASE_WALK", "PHASE_EOS"]
@@ -19,11 +20,6 @@ AER_LAYOUT = data.StructLayout({"neuron": spec.AER_BITS, "eos": 1})
 ERROR_LAYOUT = data.StructLayout({"bad_event": 1, "bad_cfg": 1})
 
 PHASE_INPUT, PHASE_SWEEP, PHASE_WALK, PHASE_EOS = range(4)
-
-
-def cfg_layout(data_bits):
-    """Configuration command: write (1) or read (0) ``data`` at ``addr`` of memory ``mem``."""
-    return data.StructLayout({"write": 1, "mem": 2, "addr": spec.CFG_ADDR_BITS, "data": data_bits})
 
 
 class _Port:
@@ -248,92 +244,35 @@ class STDPCore(wiring.Component):
 
     def _build_input(self, m, ns):
         """Input phase and config commands: events into the accumulators, commands in three steps."""
-        (N, bitmap, bmp_rd, c, crossbar, csr, err, ext_wr, in_input, nb, one_hot, pb, phase, q_rp, q_rp1,
-         q_wp, row_rd, st_rd, syn_rd) = ns.get(
-            "N bitmap bmp_rd c crossbar csr err ext_wr in_input nb one_hot pb phase q_rp q_rp1 q_wp "
-            "row_rd st_rd syn_rd")
+        (N, bitmap, bmp_rd, c, crossbar, err, ext_wr, in_input, nb, one_hot, phase, q_rp, q_rp1, q_wp,
+         row_rd, st_rd, syn_rd) = ns.get(
+            "N bitmap bmp_rd c crossbar err ext_wr in_input nb one_hot phase q_rp q_rp1 q_wp row_rd st_rd "
+            "syn_rd")
         # ---------------------------------------------------------------- input phase + config
-        # One command at a time, in three registered steps (accept; check the address; access the
-        # memory), so that no check sits between the input port and a memory's write enable.
-        layout = cfg_layout(c.cfg_data_bits)
-        cmd_valid, chk_valid = Signal(), Signal()
-        cmd_in, cmd = Signal(layout), Signal(layout)
-        chk_ok = Signal()
-        rd_pending = Signal()
-        rd_ok = Signal()
-        rd_mem = Signal(2)
-        cfg_busy = Signal()
         # Input events are registered before they act (ev_*); after an end-of-step marker nothing
         # more is accepted until the step has been processed.
         ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
         hold = ev_valid & ev_eos
-        rd_word_valid = Signal()
-        m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | rd_word_valid | self.o_rdata.valid)
         # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
         m.submodules.reset_sweep = reset_sweep = sweep.ResetSweep(c)
         clearing, clr_n = reset_sweep.o_clearing, reset_sweep.o_n
-        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold & ~clearing)
-        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid & ~clearing)
-        # The payload is registered every cycle, so the command register needs no enable (a wide
-        # enable from the handshake went through a global buffer and was the critical path): in the
-        # cycle after a transfer, `cmd_in` holds the accepted command, and only then is it read.
-        m.d.sync += cmd_in.eq(self.i_cfg.payload)
-        with m.If(self.i_cfg.valid & self.i_cfg.ready):
-            m.d.sync += cmd_valid.eq(1)
-
-        depth = Signal(spec.CFG_ADDR_BITS + 1)
-        with m.Switch(cmd_in.mem):
-            for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP, spec.MEM_STATE):
-                with m.Case(mem):
-                    m.d.comb += depth.eq(c.mem_depth(mem))
-        addr_ok = Signal()
-        m.d.comb += addr_ok.eq(cmd_in.addr < depth)
-        if csr:
-            # A row word whose end lies beyond the synapse memory, or before its start, is refused.
-            start, end = cmd_in.data[:pb], cmd_in.data[pb:2 * pb]
-            with m.If(cmd_in.mem == spec.MEM_ROW):
-                m.d.comb += addr_ok.eq((cmd_in.addr < depth) & (start <= end) & (end <= c.syn_depth))
-        with m.If(cmd_valid):
-            m.d.sync += [cmd.eq(cmd_in), chk_ok.eq(addr_ok), chk_valid.eq(1), cmd_valid.eq(0)]
-        with m.If(chk_valid):
-            m.d.sync += chk_valid.eq(0)
-            with m.If(~chk_ok):
-                m.d.sync += err.bad_cfg.eq(1)
-            with m.If(~cmd.write):
-                m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(chk_ok)]
-        # The write enables of the config writes, one per memory, are registered with `cmd` (from
-        # the same check as chk_ok), so the memories' write-port multiplexers select from flip-flops
-        # (chk_ok -> write / memory decode -> state write data was a UP5K critical path). A command
-        # is only accepted in the input phase and the phase cannot change before it is done, so the
-        # flags need no phase gate.
-        cfg_wr = {mem: Signal(name=f"cfg_wr_{mem}") for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP,
-                                                                spec.MEM_STATE)}
-        for mem, flag in cfg_wr.items():
-            m.d.sync += flag.eq(cmd_valid & cmd_in.write & addr_ok & (cmd_in.mem == mem))
-
-        # Read-back in two registered steps after the memory access: the synapse memory's word (it
-        # comes through the read-data multiplexers of tens of block RAMs) and the other memories'
-        # word are registered every cycle, without an enable; the next cycle picks one of them.
-        rd_syn, rd_other = Signal(c.cfg_data_bits), Signal(c.cfg_data_bits)
-        other = Signal(c.cfg_data_bits)
-        with m.Switch(rd_mem):
-            if not crossbar:
-                with m.Case(spec.MEM_ROW):
-                    m.d.comb += other.eq(row_rd.data)
-            if bitmap:
-                with m.Case(spec.MEM_BMP):
-                    m.d.comb += other.eq(bmp_rd.data)
-            with m.Case(spec.MEM_STATE):
-                m.d.comb += other.eq(st_rd.data)
-        m.d.sync += [rd_syn.eq(syn_rd.data), rd_other.eq(other)]
-        with m.If(rd_pending):
-            m.d.sync += [rd_pending.eq(0), rd_word_valid.eq(1)]
-        with m.If(rd_word_valid):
-            word = Mux(rd_mem == spec.MEM_SYN, rd_syn, rd_other)
-            m.d.sync += [self.o_rdata.payload.eq(Mux(rd_ok, word, 0)), self.o_rdata.valid.eq(1),
-                         rd_word_valid.eq(0)]
-        with m.If(self.o_rdata.valid & self.o_rdata.ready):
-            m.d.sync += self.o_rdata.valid.eq(0)
+        # Config commands (hw.stdp.config_port.ConfigPort) take priority over events.
+        m.submodules.config_port = cfg_port = ConfigPort(c)
+        wiring.connect(m, wiring.flipped(self.i_cfg), cfg_port.i_cfg)
+        wiring.connect(m, wiring.flipped(self.o_rdata), cfg_port.o_rdata)
+        m.d.comb += [cfg_port.i_accept.eq(in_input & ~hold & ~clearing),
+                     cfg_port.i_rd_syn.eq(syn_rd.data), cfg_port.i_rd_state.eq(st_rd.data)]
+        if not crossbar:
+            m.d.comb += cfg_port.i_rd_row.eq(row_rd.data)
+        if bitmap:
+            m.d.comb += cfg_port.i_rd_bmp.eq(bmp_rd.data)
+        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_port.o_busy & ~hold & ~self.i_cfg.valid & ~clearing)
+        with m.If(cfg_port.o_bad_cfg):
+            m.d.sync += err.bad_cfg.eq(1)
+        cmd = cfg_port.o_cmd
+        cfg_wr = {mem: cfg_port.o_write[mem] for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP,
+                                                          spec.MEM_STATE)}
+        cfg_next_valid, cfg_next_addr = cfg_port.o_next_valid, cfg_port.o_next_addr
 
         ev = self.i_aer.payload
         m.d.sync += [ev_valid.eq(self.i_aer.valid & self.i_aer.ready), ev_eos.eq(ev.eos),
@@ -345,7 +284,7 @@ class STDPCore(wiring.Component):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
                 m.d.comb += [ext_wr.addr.eq(ev_n), ext_wr.data.eq(1), ext_wr.en.eq(1)]
-        ns.keep(locals(), "cfg_wr clearing clr_n cmd cmd_in cmd_valid")
+        ns.keep(locals(), "cfg_next_addr cfg_next_valid cfg_wr clearing clr_n cmd")
 
     def _build_sweep(self, m, ns):
         """Neuron sweep (:class:`hw.stdp.sweep.NeuronSweep`): its memory reads and writes, queue pushes."""
@@ -369,10 +308,10 @@ class STDPCore(wiring.Component):
 
     def _build_walk_issue(self, m, ns):
         """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
-        (N, bmp_rd, c, cmd_in, cmd_valid, crossbar, csr, entry_layout, head, in_eos, in_walk, nb,
-         one_hot, pb, phase, q_nonempty, q_pop, row_rd, spram, syn_busy) = ns.get(
-            "N bmp_rd c cmd_in cmd_valid crossbar csr entry_layout head in_eos in_walk nb one_hot pb "
-            "phase q_nonempty q_pop row_rd spram syn_busy")
+        (N, bmp_rd, c, cfg_next_addr, cfg_next_valid, crossbar, csr, entry_layout, head, in_eos,
+         in_walk, nb, one_hot, pb, phase, q_nonempty, q_pop, row_rd, spram, syn_busy) = ns.get(
+            "N bmp_rd c cfg_next_addr cfg_next_valid crossbar csr entry_layout head in_eos in_walk nb "
+            "one_hot pb phase q_nonempty q_pop row_rd spram syn_busy")
         # ---------------------------------------------------------------- row walk: address generator
         # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
         # -> s (slot: row ready) -> g (issuer).
@@ -445,8 +384,8 @@ class STDPCore(wiring.Component):
             with m.Elif(advance):
                 m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
                              g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]
-            with m.If(cmd_valid):
-                m.d.sync += syn_ra.eq(cmd_in.addr)
+            with m.If(cfg_next_valid):
+                m.d.sync += syn_ra.eq(cfg_next_addr)
         else:
             B, wpr = c.bitmap_word, c.words_per_row
             kb = max(1, (wpr - 1).bit_length())
