@@ -4,7 +4,11 @@ to fail on a mutant of the component."""
 
 import random
 
+import pytest
+
 from hw.stdp import spec
+from hw.stdp.config_port import ConfigPort
+from hw.stdp.pipeline import UpdatePipeline
 from hw.stdp.sweep import NeuronSweep, ResetSweep
 from sim.formal.harness import mutated
 from sim.streams import simulate
@@ -121,3 +125,9 @@ def test_neuron_sweep_check_fails_on_mutant():
     except AssertionError:
         return
     raise AssertionError("the neuron-sweep check passed a sweep whose threshold compare is off by one")
+
+
+def test_components_take_an_stdpconfig():
+    for cls in (ResetSweep, NeuronSweep, ConfigPort, UpdatePipeline):
+        with pytest.raises(TypeError, match="cfg must be an STDPConfig, not dict"):
+            cls({"n_neurons": 8})

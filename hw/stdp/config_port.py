@@ -57,9 +57,7 @@ class ConfigPort(wiring.Component):
     """
 
     def __init__(self, cfg):
-        if not isinstance(cfg, spec.STDPConfig):
-            raise TypeError(f"cfg must be an STDPConfig, not {type(cfg).__name__}")
-        self.cfg = cfg
+        self.cfg = spec.check_config(cfg)
         db = cfg.cfg_data_bits
         super().__init__({
             "i_cfg": In(stream.Signature(cfg_layout(db))),

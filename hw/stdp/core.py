@@ -10,6 +10,7 @@ from ..lib.spram import InterleavedSPRAM
 from ..params import check_bool
 from . import spec, sweep
 from .config_port import ConfigPort, cfg_layout
+from .pipeline import UpdatePipeline
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
            "PHASE_WALK", "PHASE_EOS"]
@@ -142,11 +143,9 @@ class STDPCore(wiring.Component):
     def _build_memories(self, m, ns):
         """Memories and their ports, the walk queue, the phase (number and one-hot), the error flags."""
         c = self.cfg
-        N, T = c.n_neurons, c.window
-        nb, tb, vb, wb, rb, pb = c.neuron_bits, c.tau_bits, c.v_bits, c.w_bits, c.refr_bits, c.ptr_bits
+        N, nb, vb, pb = c.n_neurons, c.neuron_bits, c.v_bits, c.ptr_bits
         csr, bitmap, crossbar = c.encoding == "csr", c.encoding == "bitmap", c.encoding == "crossbar"
 
-        state_layout = sweep.state_layout(c)
         entry_layout = sweep.entry_layout(c)
 
         # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly). No read ever
@@ -160,8 +159,6 @@ class STDPCore(wiring.Component):
         spram = c.syn_store == "spram"
         if not spram:
             m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
-        m.submodules.kp = kp = Memory(shape=wb, depth=T, init=c.kp)
-        m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
         st_rd, st_wr = state.read_port(), state.write_port()
         acc_wr = acc.write_port()
         # Not transparent: a transparent port would put an address compare behind the weight
@@ -173,7 +170,6 @@ class STDPCore(wiring.Component):
             syn_rd, syn_wr, syn_busy, w_valid = self._spram_store(m)
         else:
             syn_rd, syn_wr = syn.read_port(), syn.write_port()
-        kp_rd, km_rd = kp.read_port(), km.read_port()
         row_rd = row_wr = bmp_rd = bmp_wr = None    # ports of the memories an encoding lacks
         if not crossbar:
             m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[], attrs=rw)
@@ -220,10 +216,9 @@ class STDPCore(wiring.Component):
         with m.If(self.i_err_clear):
             m.d.sync += err.eq(0)
         ns.keep(locals(), (
-            "N T acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd "
-            "ext_wr head in_eos in_input in_sweep in_walk km_rd kp_rd nb one_hot pb phase "
-            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr spram st_rd st_wr "
-            "state_layout syn_busy syn_rd syn_wr tb vb w_valid wb"))
+            "N acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd ext_wr head "
+            "in_eos in_input in_sweep in_walk nb one_hot pb phase q_nonempty q_pop q_push q_rp q_rp1 "
+            "q_wp q_wr row_rd row_wr spram st_rd st_wr syn_busy syn_rd syn_wr w_valid"))
 
     def _spram_store(self, m):
         """The synapse memory on SPRAM: port-like read and write signal groups, the bank-conflict
@@ -463,114 +458,31 @@ class STDPCore(wiring.Component):
         ns.keep(locals(), "f_valid g_active g_entry iss_addr iss_q issue p_valid s_valid syn_ra")
 
     def _build_walk_pipeline(self, m, ns):
-        """Row walk, read-modify-write pipeline S1..S5: deliver the weight, delayed LTP, immediate LTD."""
-        (T, acc_rd, acc_wr, bitmap, c, csr, entry_layout, f_valid, g_active, g_entry, in_walk, iss_addr,
-         iss_q, issue, km_rd, kp_rd, nb, one_hot, p_valid, pb, phase, q_nonempty, s_valid, st_rd,
-         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, w_valid, wb) = ns.get(
-            "T acc_rd acc_wr bitmap c csr entry_layout f_valid g_active g_entry in_walk iss_addr iss_q "
-            "issue km_rd kp_rd nb one_hot p_valid pb phase q_nonempty s_valid st_rd state_layout syn_ra "
-            "syn_rd syn_wr tb vb w_valid wb")
-        # ---------------------------------------------------------------- row walk: RMW pipeline
-        # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
-        # (address from a register: block RAMs' read-during-write emulation compares it with the
-        # write address, so it must not come straight from another memory's output).  S2: register
-        # state and accumulator.  S3: add into the accumulator, read kernels.  S4: LTP.  S5: LTD,
-        # write the weight.
+        """Row walk, read-modify-write (:class:`hw.stdp.pipeline.UpdatePipeline`); end of the walk."""
+        (acc_rd, acc_wr, bitmap, c, csr, f_valid, g_active, g_entry, in_walk, iss_addr, iss_q, issue,
+         one_hot, p_valid, phase, q_nonempty, s_valid, st_rd, syn_ra, syn_rd, syn_wr, w_valid) = ns.get(
+            "acc_rd acc_wr bitmap c csr f_valid g_active g_entry in_walk iss_addr iss_q issue one_hot "
+            "p_valid phase q_nonempty s_valid st_rd syn_ra syn_rd syn_wr w_valid")
+        # S0: the synapse read, at the issuer's address (bitmap) or at the register syn_ra, which
+        # follows it (CSR, crossbar).
         if bitmap:
             with m.If(in_walk):
                 m.d.comb += syn_rd.addr.eq(iss_addr)
         else:
             m.d.comb += syn_rd.addr.eq(syn_ra)
-        s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
-        s1_entry = Signal(entry_layout)
-        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(g_entry)]
-
-        q1, w1 = Signal(nb), Signal(wb)
-        if csr:
-            m.d.comb += [q1.eq(syn_rd.data[:nb]), w1.eq(syn_rd.data[nb:nb + wb])]
-        else:
-            m.d.comb += [q1.eq(s1_q), w1.eq(syn_rd.data)]
-        r_valid, r_addr, r_q, r_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        r_entry = Signal(entry_layout)
-        m.d.sync += [r_valid.eq(s1_valid), r_addr.eq(s1_addr), r_q.eq(q1), r_w.eq(w1), r_entry.eq(s1_entry)]
+        m.submodules.update = pipe = UpdatePipeline(c)
+        m.d.comb += [pipe.i_issue.eq(issue), pipe.i_addr.eq(iss_addr), pipe.i_q.eq(iss_q),
+                     pipe.i_entry.eq(g_entry), pipe.i_syn.eq(syn_rd.data),
+                     pipe.i_post.eq(st_rd.data), pipe.i_acc.eq(acc_rd.data)]
         with m.If(in_walk):
-            m.d.comb += [st_rd.addr.eq(r_q), acc_rd.addr.eq(r_q)]
-        s2_valid, s2_addr, s2_q, s2_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s2_entry = Signal(entry_layout)
-        m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
-                     s2_entry.eq(r_entry)]
+            m.d.comb += [st_rd.addr.eq(pipe.o_post_n), acc_rd.addr.eq(pipe.o_post_n)]
+        with m.If(pipe.o_acc_wr_en):
+            m.d.comb += [acc_wr.addr.eq(pipe.o_acc_wr_n), acc_wr.data.eq(pipe.o_acc_wr_data), acc_wr.en.eq(1)]
+        with m.If(pipe.o_syn_wr_en):
+            m.d.comb += [syn_wr.addr.eq(pipe.o_syn_wr_addr), syn_wr.en.eq(1),
+                         syn_wr.data.eq(pipe.o_syn_wr_data)]
 
-        # S2: post state and accumulator arrive; S3 adds the weight and writes the accumulator
-        # (delivery needs only the weight as read). Two synapses ahead may hold the same post: the
-        # one in S3 is writing it right now (forwarded from its adder), the one that was in S3 wrote
-        # it in the cycle this synapse's read was issued, when the port's data is not defined
-        # (forwarded from a register). Both selects are decided a cycle early, in R, from registers.
-        post = state_layout(st_rd.data)
-        s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s3_entry = Signal(entry_layout)
-        s3_tau, s3_spk = Signal(tb), Signal()
-        fwd_s3, fwd_s4 = Signal(), Signal()
-        s3_acc, s3_deliver = Signal(vb), Signal()
-        s4_acc = Signal(vb)
-        acc_sum = Signal(vb + 1)
-        acc_new = Signal(vb)
-        m.d.sync += [
-            fwd_s3.eq(s2_valid & s2_entry.spike & (s2_q == r_q)),
-            fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q)),
-            s3_acc.eq(Mux(fwd_s3, acc_new, Mux(fwd_s4, s4_acc, acc_rd.data))),
-            s3_deliver.eq(s2_valid & s2_entry.spike),
-            s4_acc.eq(acc_new),
-        ]
-        m.d.comb += [
-            acc_sum.eq(s3_acc + s3_w),
-            acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
-        ]
-        with m.If(s3_valid & s3_deliver):
-            m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
-        m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
-                     s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
-
-        # S3: which updates apply, and the kernel table reads.
-        age = Mux(s3_spk, 0, s3_tau)
-        dt = Signal(tb + 1)
-        m.d.comb += dt.eq(s3_entry.tau - age)
-        ltp_ok = Signal()
-        ltd_ok = Signal()
-        m.d.comb += [
-            ltp_ok.eq(s3_entry.ltp & (s3_entry.tau > age) & (dt <= T - 1)),
-            ltd_ok.eq(s3_entry.spike & (s3_tau < T)),
-            kp_rd.addr.eq(Mux(ltp_ok, dt, 0)),
-            km_rd.addr.eq(Mux(ltd_ok, s3_tau, 0)),
-        ]
-        s4_valid, s4_addr, s4_q, s4_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s4_ltp, s4_ltd = Signal(), Signal()
-        m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
-                     s4_ltp.eq(ltp_ok), s4_ltd.eq(ltd_ok)]
-
-        # S4: LTP (saturating add).  S5: LTD (saturating subtract), write the weight back. (A synapse
-        # is walked at most once per step, so no later read in flight can need this value.)
-        w_plus = Signal(wb + 1)
-        w_ltp = Signal(wb)
-        m.d.comb += [
-            w_plus.eq(s4_w + kp_rd.data),
-            w_ltp.eq(Mux(s4_ltp, Mux(w_plus[wb], c.w_max, w_plus[:wb]), s4_w)),  # carry: saturate
-        ]
-        s5_valid, s5_addr, s5_q, s5_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s5_ltd, s5_km = Signal(), Signal(wb)
-        m.d.sync += [s5_valid.eq(s4_valid), s5_addr.eq(s4_addr), s5_q.eq(s4_q), s5_w.eq(w_ltp),
-                     s5_ltd.eq(s4_ltd), s5_km.eq(km_rd.data)]
-        w_minus = Signal(wb + 1)
-        w_out = Signal(wb)
-        m.d.comb += [
-            w_minus.eq(s5_w - s5_km),
-            w_out.eq(Mux(s5_ltd, Mux(w_minus[wb], 0, w_minus[:wb]), s5_w)),       # borrow: saturate
-        ]
-        with m.If(s5_valid):
-            m.d.comb += [syn_wr.addr.eq(s5_addr), syn_wr.en.eq(1),
-                         syn_wr.data.eq(Cat(s5_q, w_out) if csr else w_out)]
-
-        walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
-                      | s2_valid | s3_valid | s4_valid | s5_valid)
+        walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | pipe.o_busy)
         if w_valid is not None:
             walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):

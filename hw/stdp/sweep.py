@@ -21,12 +21,6 @@ def entry_layout(cfg):
     return data.StructLayout({"n": cfg.neuron_bits, "spike": 1, "ltp": 1, "tau": cfg.tau_bits})
 
 
-def _check_cfg(cfg):
-    if not isinstance(cfg, spec.STDPConfig):
-        raise TypeError(f"cfg must be an STDPConfig, not {type(cfg).__name__}")
-    return cfg
-
-
 class ResetSweep(wiring.Component):
     """Walks the neuron indices once after reset, so the core can write every neuron's reset state.
 
@@ -46,7 +40,7 @@ class ResetSweep(wiring.Component):
     """
 
     def __init__(self, cfg):
-        self.cfg = _check_cfg(cfg)
+        self.cfg = spec.check_config(cfg)
         super().__init__({"o_clearing": Out(1, init=1), "o_n": Out(range(cfg.n_neurons))})
 
     def elaborate(self, platform):
@@ -94,7 +88,7 @@ class NeuronSweep(wiring.Component):
     """
 
     def __init__(self, cfg):
-        c = self.cfg = _check_cfg(cfg)
+        c = self.cfg = spec.check_config(cfg)
         super().__init__({
             "i_run": In(1),
             "o_rd_n": Out(range(c.n_neurons + 1)),
