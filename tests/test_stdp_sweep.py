@@ -47,11 +47,8 @@ def test_reset_sweep_clears_each_neuron_once():
 def test_reset_sweep_check_fails_on_mutant():
     mutant = mutated("hw.stdp.sweep", "ResetSweep", "self.o_n == self.cfg.n_neurons - 1",
                      "self.o_n == self.cfg.n_neurons - 2")
-    try:
+    with pytest.raises(AssertionError):
         check_reset_sweep(mutant)
-    except AssertionError:
-        return
-    raise AssertionError("the reset-sweep check passed a sweep that stops a neuron early")
 
 
 def random_neurons(rng, cfg):
@@ -120,11 +117,8 @@ def test_neuron_sweep_matches_lif_step():
 
 def test_neuron_sweep_check_fails_on_mutant():
     mutant = mutated("hw.stdp.sweep", "NeuronSweep", "(sw2_sum >= c.threshold)", "(sw2_sum > c.threshold)")
-    try:
+    with pytest.raises(AssertionError):
         check_neuron_sweep(0, mutant)
-    except AssertionError:
-        return
-    raise AssertionError("the neuron-sweep check passed a sweep whose threshold compare is off by one")
 
 
 def test_components_take_an_stdpconfig():

@@ -85,6 +85,12 @@ class STDPCore(wiring.Component):
     When a row's first synapse has the bank the write-back is using, the issuer waits a cycle
     (and again while they meet), so rows cost at most a few cycles more than in block RAM.
 
+    Structure: the core holds the memories, the walk queue, the phase and the error flags, and
+    multiplexes the memory ports between its components: :class:`hw.stdp.sweep.ResetSweep`,
+    :class:`hw.stdp.sweep.NeuronSweep`, :class:`hw.stdp.config_port.ConfigPort` and
+    :class:`hw.stdp.pipeline.UpdatePipeline`; the row walker and the event input are its own
+    sections.
+
     Parameters
     ----------
     See :class:`hw.stdp.spec.STDPConfig` (same names and ranges), and
