@@ -31,11 +31,12 @@ class ConfigPort(wiring.Component):
     port with ``o_cmd.addr`` while ``o_cmd`` is held (the core's input phase). The memories' read
     words arrive on ``i_rd_*`` one cycle later. An invalid address (beyond the memory's depth for the
     configuration, or a CSR row word whose end lies beyond the synapse memory or before its start)
-    raises ``o_bad_cfg`` for one cycle, in the cycle after ``o_cmd`` is loaded, and writes nothing.
+    raises ``o_bad_cfg`` for one cycle, the cycle in which ``o_cmd`` holds the command, and writes
+    nothing.
 
-    Cycle behaviour: a read's word (0 for an invalid address) is offered on ``o_rdata`` four cycles
-    after the command was taken and held until taken; the port takes a command at most every third
-    cycle.
+    Cycle behaviour: a read's word (0 for an invalid address) is offered on ``o_rdata`` five cycles
+    after the cycle in which the command was taken, and held until taken; the port takes a command
+    at most every third cycle.
 
     Parameters
     ----------

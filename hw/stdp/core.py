@@ -1,6 +1,6 @@
 """The STDP core: synapse memory, neuron-state memory, LIF sweep and pipelined STDP row walks."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -11,6 +11,7 @@ from ..params import check_bool
 from . import spec, sweep
 from .config_port import ConfigPort, cfg_layout
 from .pipeline import UpdatePipeline
+from .walker import RowWalker
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
            "PHASE_WALK", "PHASE_EOS"]
@@ -87,9 +88,9 @@ class STDPCore(wiring.Component):
 
     Structure: the core holds the memories, the walk queue, the phase and the error flags, and
     multiplexes the memory ports between its components: :class:`hw.stdp.sweep.ResetSweep`,
-    :class:`hw.stdp.sweep.NeuronSweep`, :class:`hw.stdp.config_port.ConfigPort` and
-    :class:`hw.stdp.pipeline.UpdatePipeline`; the row walker and the event input are its own
-    sections.
+    :class:`hw.stdp.sweep.NeuronSweep`, :class:`hw.stdp.config_port.ConfigPort`,
+    :class:`hw.stdp.walker.RowWalker` and :class:`hw.stdp.pipeline.UpdatePipeline`; the event
+    input, the walk queue's pointers and the phase are its own.
 
     Parameters
     ----------
@@ -308,177 +309,48 @@ class STDPCore(wiring.Component):
             ]
 
     def _build_walk_issue(self, m, ns):
-        """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
-        (N, bmp_rd, c, cfg_next_addr, cfg_next_valid, crossbar, csr, entry_layout, head, in_eos,
-         in_walk, nb, one_hot, pb, phase, q_nonempty, q_pop, row_rd, spram, syn_busy) = ns.get(
-            "N bmp_rd c cfg_next_addr cfg_next_valid crossbar csr entry_layout head in_eos in_walk nb "
-            "one_hot pb phase q_nonempty q_pop row_rd spram syn_busy")
-        # ---------------------------------------------------------------- row walk: address generator
-        # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
-        # -> s (slot: row ready) -> g (issuer).
-        # Every hand-over is decided from registers only (no memory output in the pop/advance logic),
-        # which keeps the memories' clock-to-out off the control paths. CSR / crossbar: the slot holds
-        # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
-        # issuer reads the row's bitmap words and issues their set bits, one per cycle.
-        p_valid, f_valid, s_valid, g_active = Signal(), Signal(), Signal(), Signal()
-        p_entry, f_entry = Signal(entry_layout), Signal(entry_layout)
-        s_entry, g_entry = Signal(entry_layout), Signal(entry_layout)
-        g_free = Signal()
-        issue = Signal()
-        iss_addr = Signal(pb)
-        iss_q = Signal(nb)
-        # Each stage is refilled only once it is empty (not in the cycle it empties), so the pop
-        # does not depend on the issuer; rows of three or more synapses still follow back to back.
-        s_adv = s_valid & g_free
-        f_adv = f_valid & ~s_valid
-        want_pop = Signal()
-        m.d.comb += want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)
-        m.d.comb += q_pop.eq(want_pop & (~head.spike | self.o_aer.ready))
-        m.d.sync += [p_valid.eq(q_pop), p_entry.eq(head)]
-        f_row = Signal(c.row_bits)
-        with m.If(p_valid):
-            m.d.sync += [f_valid.eq(1), f_entry.eq(p_entry)]
-            if not crossbar:
-                m.d.sync += f_row.eq(row_rd.data)
-        with m.Elif(f_adv):
-            m.d.sync += f_valid.eq(0)
-        with m.If(f_adv):
-            m.d.sync += [s_valid.eq(1), s_entry.eq(f_entry)]
-        with m.Elif(s_adv):
-            m.d.sync += s_valid.eq(0)
+        """Row walk, address side (:class:`hw.stdp.walker.RowWalker`); the end-of-step marker."""
+        (bmp_rd, c, cfg_next_addr, cfg_next_valid, crossbar, bitmap, head, in_eos, in_walk, one_hot,
+         phase, q_nonempty, q_pop, row_rd, syn_busy) = ns.get(
+            "bmp_rd c cfg_next_addr cfg_next_valid crossbar bitmap head in_eos in_walk one_hot phase "
+            "q_nonempty q_pop row_rd syn_busy")
+        m.submodules.walker = walker = RowWalker(c)
+        m.d.comb += [walker.i_run.eq(in_walk), walker.i_head.eq(head), walker.i_nonempty.eq(q_nonempty),
+                     walker.i_spike_ready.eq(self.o_aer.ready), q_pop.eq(walker.o_pop),
+                     walker.i_cfg_next_valid.eq(cfg_next_valid), walker.i_cfg_next_addr.eq(cfg_next_addr)]
+        if syn_busy is not None:
+            m.d.comb += walker.i_syn_busy.eq(syn_busy)
         if not crossbar:
+            m.d.comb += walker.i_row.eq(row_rd.data)
             with m.If(in_walk):
-                m.d.comb += row_rd.addr.eq(head.n)
-
-        syn_ra = None    # bitmap: the issuer addresses the synapse memory directly
-        if csr or crossbar:
-            bits_for_len = c.syn_depth.bit_length()
-            s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
-            if csr:
-                r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
-                with m.If(f_adv):
-                    m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
-                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
-            else:
-                f_start = Signal(pb)
-                with m.If(p_valid):
-                    m.d.sync += f_start.eq(p_entry.n * N)
-                with m.If(f_adv):
-                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
-            g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
-            g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
-            if spram:
-                # The write-back holds the bank of g_addr (syn_ra == g_addr while g_active): wait.
-                advance = g_active & ~syn_busy
-                m.d.comb += [g_free.eq(~g_active | (g_last & ~syn_busy)), issue.eq(advance)]
-            else:
-                advance = g_active
-                m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active)]
-            m.d.comb += [iss_addr.eq(g_addr), iss_q.eq(g_q)]
-            # syn_ra: the synapse memory's read address as one register (no phase multiplexer in
-            # front of the 28 block RAMs' read-first compares): g_addr during the walk, the config
-            # command's address during the input phase (set with `cmd`, in the cycle before it is used).
-            syn_ra = Signal(pb)
-            with m.If(s_adv):
-                m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
-                             g_entry.eq(s_entry), g_last.eq(s_one), syn_ra.eq(s_start)]
-            with m.Elif(advance):
-                m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
-                             g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]
-            with m.If(cfg_next_valid):
-                m.d.sync += syn_ra.eq(cfg_next_addr)
-        else:
-            B, wpr = c.bitmap_word, c.words_per_row
-            kb = max(1, (wpr - 1).bit_length())
-            bb = (B - 1).bit_length()
-            f_base, s_base = Signal(range(c.bmp_depth)), Signal(range(c.bmp_depth))
-            s_start = Signal(pb)
-            with m.If(p_valid):
-                m.d.sync += f_base.eq(p_entry.n * wpr)
-            with m.If(f_adv):
-                m.d.sync += [s_base.eq(f_base), s_start.eq(f_row)]
-            # Words are read ahead into n_* (one in flight), taken into g_* when the current word's
-            # last set bit issues; g_single / n_single ("at most one bit left") are registers, so
-            # the word hand-over is decided without a carry chain in front of it.
-            def single(x):
-                return (x & (x - 1)) == 0
-
-            g_k, n_k, rd_k = Signal(kb), Signal(kb), Signal(kb)
-            g_lastw, n_last, rd_last_p = Signal(), Signal(), Signal()
-            g_word, n_word = Signal(B), Signal(B)
-            g_single, n_single = Signal(), Signal()
-            g_wvalid, n_valid, bmp_rd_pending, rd_more = Signal(), Signal(), Signal(), Signal()
-            g_base = Signal(range(c.bmp_depth))
-            g_waddr = Signal(pb)
-            rd_kp = Signal(kb)
-            j = Signal(bb)
-            for bit in reversed(range(B)):
-                with m.If(g_word[bit]):
-                    m.d.comb += j.eq(bit)
-            q_full = Cat(j, g_k)
-            rem = Signal(B)
-            m.d.comb += rem.eq(g_word & (g_word - 1))
-            word_end = g_wvalid & g_single
-            m.d.comb += [
-                g_free.eq(~g_active),
-                issue.eq(g_active & g_wvalid & (g_word != 0) & (q_full < N)),
-                iss_addr.eq(g_waddr),
-                iss_q.eq(q_full),
-            ]
-            load = g_active & (~g_wvalid | word_end) & n_valid
-            rd_go = g_active & rd_more & ~bmp_rd_pending & (~n_valid | load)
+                m.d.comb += row_rd.addr.eq(walker.o_row_addr)
+        if bitmap:
+            m.d.comb += walker.i_bmp.eq(bmp_rd.data)
             with m.If(in_walk):
-                m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_base + rd_k))
-            m.d.sync += bmp_rd_pending.eq(rd_go | s_adv)
-            with m.If(s_adv):  # a new row: read its first word right away
-                m.d.sync += [rd_k.eq(1), rd_more.eq(wpr > 1), rd_kp.eq(0), rd_last_p.eq(wpr == 1)]
-            with m.Elif(rd_go):
-                m.d.sync += [rd_k.eq(rd_k + 1), rd_more.eq(rd_k != wpr - 1), rd_kp.eq(rd_k),
-                             rd_last_p.eq(rd_k == wpr - 1)]
-            with m.If(bmp_rd_pending):
-                m.d.sync += [n_valid.eq(1), n_word.eq(bmp_rd.data), n_single.eq(single(bmp_rd.data)),
-                             n_k.eq(rd_kp), n_last.eq(rd_last_p)]
-            with m.Elif(load):
-                m.d.sync += n_valid.eq(0)
-            with m.If(s_adv):
-                m.d.sync += [g_active.eq(1), g_wvalid.eq(0), g_base.eq(s_base), g_waddr.eq(s_start),
-                             g_entry.eq(s_entry)]
-            with m.Elif(g_active):
-                m.d.sync += g_waddr.eq(g_waddr + issue)
-                with m.If(word_end & g_lastw):
-                    m.d.sync += [g_active.eq(0), g_wvalid.eq(0)]
-                with m.Elif(load):
-                    m.d.sync += [g_word.eq(n_word), g_single.eq(n_single), g_k.eq(n_k), g_lastw.eq(n_last),
-                                 g_wvalid.eq(1)]
-                with m.Elif(word_end):
-                    m.d.sync += g_wvalid.eq(0)
-                with m.Elif(g_wvalid):
-                    m.d.sync += [g_word.eq(rem), g_single.eq(single(rem))]
-
+                m.d.comb += bmp_rd.addr.eq(walker.o_bmp_addr)
         with m.If(in_walk):
-            m.d.comb += [self.o_aer.valid.eq(want_pop & head.spike), self.o_aer.payload.neuron.eq(head.n)]
+            m.d.comb += [self.o_aer.valid.eq(walker.o_spike_valid), self.o_aer.payload.neuron.eq(head.n)]
         with m.If(in_eos):
             m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
             with m.If(self.o_aer.ready):
                 m.d.sync += goto(phase, one_hot, PHASE_INPUT)
-        ns.keep(locals(), "f_valid g_active g_entry iss_addr iss_q issue p_valid s_valid syn_ra")
+        ns.keep(locals(), "walker")
 
     def _build_walk_pipeline(self, m, ns):
         """Row walk, read-modify-write (:class:`hw.stdp.pipeline.UpdatePipeline`); end of the walk."""
-        (acc_rd, acc_wr, bitmap, c, csr, f_valid, g_active, g_entry, in_walk, iss_addr, iss_q, issue,
-         one_hot, p_valid, phase, q_nonempty, s_valid, st_rd, syn_ra, syn_rd, syn_wr, w_valid) = ns.get(
-            "acc_rd acc_wr bitmap c csr f_valid g_active g_entry in_walk iss_addr iss_q issue one_hot "
-            "p_valid phase q_nonempty s_valid st_rd syn_ra syn_rd syn_wr w_valid")
-        # S0: the synapse read, at the issuer's address (bitmap) or at the register syn_ra, which
+        (acc_rd, acc_wr, bitmap, c, in_walk, one_hot, phase, q_nonempty, st_rd, syn_rd, syn_wr, w_valid,
+         walker) = ns.get(
+            "acc_rd acc_wr bitmap c in_walk one_hot phase q_nonempty st_rd syn_rd syn_wr w_valid walker")
+        # S0: the synapse read, at the issuer's address (bitmap) or at the register o_syn_raddr, which
         # follows it (CSR, crossbar).
         if bitmap:
             with m.If(in_walk):
-                m.d.comb += syn_rd.addr.eq(iss_addr)
+                m.d.comb += syn_rd.addr.eq(walker.o_addr)
         else:
-            m.d.comb += syn_rd.addr.eq(syn_ra)
+            m.d.comb += syn_rd.addr.eq(walker.o_syn_raddr)
         m.submodules.update = pipe = UpdatePipeline(c)
-        m.d.comb += [pipe.i_issue.eq(issue), pipe.i_addr.eq(iss_addr), pipe.i_q.eq(iss_q),
-                     pipe.i_entry.eq(g_entry), pipe.i_syn.eq(syn_rd.data),
+        m.d.comb += [pipe.i_issue.eq(walker.o_issue), pipe.i_addr.eq(walker.o_addr), pipe.i_q.eq(walker.o_q),
+                     pipe.i_entry.eq(walker.o_entry), pipe.i_syn.eq(syn_rd.data),
                      pipe.i_post.eq(st_rd.data), pipe.i_acc.eq(acc_rd.data)]
         with m.If(in_walk):
             m.d.comb += [st_rd.addr.eq(pipe.o_post_n), acc_rd.addr.eq(pipe.o_post_n)]
@@ -488,7 +360,7 @@ class STDPCore(wiring.Component):
             m.d.comb += [syn_wr.addr.eq(pipe.o_syn_wr_addr), syn_wr.en.eq(1),
                          syn_wr.data.eq(pipe.o_syn_wr_data)]
 
-        walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | pipe.o_busy)
+        walk_idle = ~(q_nonempty | walker.o_busy | pipe.o_busy)
         if w_valid is not None:
             walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):

@@ -57,9 +57,10 @@ class CoreHarness(Harness):
 PROPERTIES = [
     Property("stdp.pop_spacing", "after a walk-queue pop, no pop for two cycles",
              lambda: CoreHarness("pop"), "prove", 3, PARAMS,
-             mutant=lambda: CoreHarness("pop", mutated(
-                 "hw.stdp.core", "STDPCore", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
-                 "want_pop.eq(in_walk & q_nonempty & ~p_valid)")),
+             mutant=lambda: Patched(lambda: CoreHarness("pop"), [(
+                 vars(core_module), "RowWalker", mutated(
+                     "hw.stdp.walker", "RowWalker", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
+                     "want_pop.eq(in_walk & q_nonempty & ~p_valid)"))]),
              mutation="pop decision ignores the fetch stage", mutant_depth=16),
     Property("stdp.event_range", "an event for a neuron >= n_neurons never reaches the memories",
              lambda: CoreHarness("event"), "bmc", 12, PARAMS,
