@@ -1,6 +1,6 @@
 """The STDP core: synapse memory, neuron-state memory, LIF sweep and pipelined STDP row walks."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -8,7 +8,10 @@ from amaranth.lib.wiring import In, Out
 from ..lib.sections import elaborate_sections
 from ..lib.spram import InterleavedSPRAM
 from ..params import check_bool
-from . import spec
+from . import spec, sweep
+from .config_port import ConfigPort, cfg_layout
+from .pipeline import UpdatePipeline
+from .walker import RowWalker
 
 __all__ = ["STDPCore", "AER_LAYOUT", "ERROR_LAYOUT", "cfg_layout", "PHASE_INPUT", "PHASE_SWEEP",
            "PHASE_WALK", "PHASE_EOS"]
@@ -19,11 +22,6 @@ AER_LAYOUT = data.StructLayout({"neuron": spec.AER_BITS, "eos": 1})
 ERROR_LAYOUT = data.StructLayout({"bad_event": 1, "bad_cfg": 1})
 
 PHASE_INPUT, PHASE_SWEEP, PHASE_WALK, PHASE_EOS = range(4)
-
-
-def cfg_layout(data_bits):
-    """Configuration command: write (1) or read (0) ``data`` at ``addr`` of memory ``mem``."""
-    return data.StructLayout({"write": 1, "mem": 2, "addr": spec.CFG_ADDR_BITS, "data": data_bits})
 
 
 class _Port:
@@ -88,6 +86,12 @@ class STDPCore(wiring.Component):
     When a row's first synapse has the bank the write-back is using, the issuer waits a cycle
     (and again while they meet), so rows cost at most a few cycles more than in block RAM.
 
+    Structure: the core holds the memories, the walk queue, the phase and the error flags, and
+    multiplexes the memory ports between its components: :class:`hw.stdp.sweep.ResetSweep`,
+    :class:`hw.stdp.sweep.NeuronSweep`, :class:`hw.stdp.config_port.ConfigPort`,
+    :class:`hw.stdp.walker.RowWalker` and :class:`hw.stdp.pipeline.UpdatePipeline`; the event
+    input, the walk queue's pointers and the phase are its own.
+
     Parameters
     ----------
     See :class:`hw.stdp.spec.STDPConfig` (same names and ranges), and
@@ -146,12 +150,10 @@ class STDPCore(wiring.Component):
     def _build_memories(self, m, ns):
         """Memories and their ports, the walk queue, the phase (number and one-hot), the error flags."""
         c = self.cfg
-        N, T = c.n_neurons, c.window
-        nb, tb, vb, wb, rb, pb = c.neuron_bits, c.tau_bits, c.v_bits, c.w_bits, c.refr_bits, c.ptr_bits
+        N, nb, vb, pb = c.n_neurons, c.neuron_bits, c.v_bits, c.ptr_bits
         csr, bitmap, crossbar = c.encoding == "csr", c.encoding == "bitmap", c.encoding == "crossbar"
 
-        state_layout = data.StructLayout({"v": vb, "r": rb, "tau": tb, "pend": 1, "spk": 1})
-        entry_layout = data.StructLayout({"n": nb, "spike": 1, "ltp": 1, "tau": tb})
+        entry_layout = sweep.entry_layout(c)
 
         # Memories (all one read + one write port: iCE40 / ECP5 block RAM friendly). No read ever
         # uses the data of a same-cycle write to its address (the accumulator forwards that case
@@ -164,8 +166,6 @@ class STDPCore(wiring.Component):
         spram = c.syn_store == "spram"
         if not spram:
             m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
-        m.submodules.kp = kp = Memory(shape=wb, depth=T, init=c.kp)
-        m.submodules.km = km = Memory(shape=wb, depth=T, init=c.km)
         st_rd, st_wr = state.read_port(), state.write_port()
         acc_wr = acc.write_port()
         # Not transparent: a transparent port would put an address compare behind the weight
@@ -177,7 +177,6 @@ class STDPCore(wiring.Component):
             syn_rd, syn_wr, syn_busy, w_valid = self._spram_store(m)
         else:
             syn_rd, syn_wr = syn.read_port(), syn.write_port()
-        kp_rd, km_rd = kp.read_port(), km.read_port()
         row_rd = row_wr = bmp_rd = bmp_wr = None    # ports of the memories an encoding lacks
         if not crossbar:
             m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[], attrs=rw)
@@ -224,10 +223,9 @@ class STDPCore(wiring.Component):
         with m.If(self.i_err_clear):
             m.d.sync += err.eq(0)
         ns.keep(locals(), (
-            "N T acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd "
-            "ext_wr head in_eos in_input in_sweep in_walk km_rd kp_rd nb one_hot pb phase "
-            "q_nonempty q_pop q_push q_rp q_rp1 q_wp q_wr row_rd row_wr spram st_rd st_wr "
-            "state_layout syn_busy syn_rd syn_wr tb vb w_valid wb"))
+            "N acc_rd acc_wr bitmap bmp_rd bmp_wr c crossbar csr entry_layout err ext_rd ext_wr head "
+            "in_eos in_input in_sweep in_walk nb one_hot pb phase q_nonempty q_pop q_push q_rp q_rp1 "
+            "q_wp q_wr row_rd row_wr spram st_rd st_wr syn_busy syn_rd syn_wr w_valid"))
 
     def _spram_store(self, m):
         """The synapse memory on SPRAM: port-like read and write signal groups, the bank-conflict
@@ -248,92 +246,35 @@ class STDPCore(wiring.Component):
 
     def _build_input(self, m, ns):
         """Input phase and config commands: events into the accumulators, commands in three steps."""
-        (N, bitmap, bmp_rd, c, crossbar, csr, err, ext_wr, in_input, nb, one_hot, pb, phase, q_rp, q_rp1,
-         q_wp, row_rd, st_rd, syn_rd) = ns.get(
-            "N bitmap bmp_rd c crossbar csr err ext_wr in_input nb one_hot pb phase q_rp q_rp1 q_wp "
-            "row_rd st_rd syn_rd")
+        (N, bitmap, bmp_rd, c, crossbar, err, ext_wr, in_input, nb, one_hot, phase, q_rp, q_rp1, q_wp,
+         row_rd, st_rd, syn_rd) = ns.get(
+            "N bitmap bmp_rd c crossbar err ext_wr in_input nb one_hot phase q_rp q_rp1 q_wp row_rd st_rd "
+            "syn_rd")
         # ---------------------------------------------------------------- input phase + config
-        # One command at a time, in three registered steps (accept; check the address; access the
-        # memory), so that no check sits between the input port and a memory's write enable.
-        layout = cfg_layout(c.cfg_data_bits)
-        cmd_valid, chk_valid = Signal(), Signal()
-        cmd_in, cmd = Signal(layout), Signal(layout)
-        chk_ok = Signal()
-        rd_pending = Signal()
-        rd_ok = Signal()
-        rd_mem = Signal(2)
-        cfg_busy = Signal()
         # Input events are registered before they act (ev_*); after an end-of-step marker nothing
         # more is accepted until the step has been processed.
         ev_valid, ev_eos, ev_ok, ev_n = Signal(), Signal(), Signal(), Signal(nb)
         hold = ev_valid & ev_eos
-        rd_word_valid = Signal()
-        m.d.comb += cfg_busy.eq(cmd_valid | chk_valid | rd_pending | rd_word_valid | self.o_rdata.valid)
         # Reset sweep (see the class docstring): neuron `clr_n` is cleared while `clearing`.
-        clearing = Signal(init=1)
-        clr_n = Signal(range(N))
-        m.d.comb += self.i_cfg.ready.eq(in_input & ~cfg_busy & ~hold & ~clearing)
-        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_busy & ~hold & ~self.i_cfg.valid & ~clearing)
-        # The payload is registered every cycle, so the command register needs no enable (a wide
-        # enable from the handshake went through a global buffer and was the critical path): in the
-        # cycle after a transfer, `cmd_in` holds the accepted command, and only then is it read.
-        m.d.sync += cmd_in.eq(self.i_cfg.payload)
-        with m.If(self.i_cfg.valid & self.i_cfg.ready):
-            m.d.sync += cmd_valid.eq(1)
-
-        depth = Signal(spec.CFG_ADDR_BITS + 1)
-        with m.Switch(cmd_in.mem):
-            for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP, spec.MEM_STATE):
-                with m.Case(mem):
-                    m.d.comb += depth.eq(c.mem_depth(mem))
-        addr_ok = Signal()
-        m.d.comb += addr_ok.eq(cmd_in.addr < depth)
-        if csr:
-            # A row word whose end lies beyond the synapse memory, or before its start, is refused.
-            start, end = cmd_in.data[:pb], cmd_in.data[pb:2 * pb]
-            with m.If(cmd_in.mem == spec.MEM_ROW):
-                m.d.comb += addr_ok.eq((cmd_in.addr < depth) & (start <= end) & (end <= c.syn_depth))
-        with m.If(cmd_valid):
-            m.d.sync += [cmd.eq(cmd_in), chk_ok.eq(addr_ok), chk_valid.eq(1), cmd_valid.eq(0)]
-        with m.If(chk_valid):
-            m.d.sync += chk_valid.eq(0)
-            with m.If(~chk_ok):
-                m.d.sync += err.bad_cfg.eq(1)
-            with m.If(~cmd.write):
-                m.d.sync += [rd_pending.eq(1), rd_mem.eq(cmd.mem), rd_ok.eq(chk_ok)]
-        # The write enables of the config writes, one per memory, are registered with `cmd` (from
-        # the same check as chk_ok), so the memories' write-port multiplexers select from flip-flops
-        # (chk_ok -> write / memory decode -> state write data was a UP5K critical path). A command
-        # is only accepted in the input phase and the phase cannot change before it is done, so the
-        # flags need no phase gate.
-        cfg_wr = {mem: Signal(name=f"cfg_wr_{mem}") for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP,
-                                                                spec.MEM_STATE)}
-        for mem, flag in cfg_wr.items():
-            m.d.sync += flag.eq(cmd_valid & cmd_in.write & addr_ok & (cmd_in.mem == mem))
-
-        # Read-back in two registered steps after the memory access: the synapse memory's word (it
-        # comes through the read-data multiplexers of tens of block RAMs) and the other memories'
-        # word are registered every cycle, without an enable; the next cycle picks one of them.
-        rd_syn, rd_other = Signal(c.cfg_data_bits), Signal(c.cfg_data_bits)
-        other = Signal(c.cfg_data_bits)
-        with m.Switch(rd_mem):
-            if not crossbar:
-                with m.Case(spec.MEM_ROW):
-                    m.d.comb += other.eq(row_rd.data)
-            if bitmap:
-                with m.Case(spec.MEM_BMP):
-                    m.d.comb += other.eq(bmp_rd.data)
-            with m.Case(spec.MEM_STATE):
-                m.d.comb += other.eq(st_rd.data)
-        m.d.sync += [rd_syn.eq(syn_rd.data), rd_other.eq(other)]
-        with m.If(rd_pending):
-            m.d.sync += [rd_pending.eq(0), rd_word_valid.eq(1)]
-        with m.If(rd_word_valid):
-            word = Mux(rd_mem == spec.MEM_SYN, rd_syn, rd_other)
-            m.d.sync += [self.o_rdata.payload.eq(Mux(rd_ok, word, 0)), self.o_rdata.valid.eq(1),
-                         rd_word_valid.eq(0)]
-        with m.If(self.o_rdata.valid & self.o_rdata.ready):
-            m.d.sync += self.o_rdata.valid.eq(0)
+        m.submodules.reset_sweep = reset_sweep = sweep.ResetSweep(c)
+        clearing, clr_n = reset_sweep.o_clearing, reset_sweep.o_n
+        # Config commands (hw.stdp.config_port.ConfigPort) take priority over events.
+        m.submodules.config_port = cfg_port = ConfigPort(c)
+        wiring.connect(m, wiring.flipped(self.i_cfg), cfg_port.i_cfg)
+        wiring.connect(m, wiring.flipped(self.o_rdata), cfg_port.o_rdata)
+        m.d.comb += [cfg_port.i_accept.eq(in_input & ~hold & ~clearing),
+                     cfg_port.i_rd_syn.eq(syn_rd.data), cfg_port.i_rd_state.eq(st_rd.data)]
+        if not crossbar:
+            m.d.comb += cfg_port.i_rd_row.eq(row_rd.data)
+        if bitmap:
+            m.d.comb += cfg_port.i_rd_bmp.eq(bmp_rd.data)
+        m.d.comb += self.i_aer.ready.eq(in_input & ~cfg_port.o_busy & ~hold & ~self.i_cfg.valid & ~clearing)
+        with m.If(cfg_port.o_bad_cfg):
+            m.d.sync += err.bad_cfg.eq(1)
+        cmd = cfg_port.o_cmd
+        cfg_wr = {mem: cfg_port.o_write[mem] for mem in (spec.MEM_SYN, spec.MEM_ROW, spec.MEM_BMP,
+                                                          spec.MEM_STATE)}
+        cfg_next_valid, cfg_next_addr = cfg_port.o_next_valid, cfg_port.o_next_addr
 
         ev = self.i_aer.payload
         m.d.sync += [ev_valid.eq(self.i_aer.valid & self.i_aer.ready), ev_eos.eq(ev.eos),
@@ -345,337 +286,81 @@ class STDPCore(wiring.Component):
                 m.d.sync += err.bad_event.eq(1)
             with m.Else():
                 m.d.comb += [ext_wr.addr.eq(ev_n), ext_wr.data.eq(1), ext_wr.en.eq(1)]
-        ns.keep(locals(), "cfg_wr clearing clr_n cmd cmd_in cmd_valid")
+        ns.keep(locals(), "cfg_next_addr cfg_next_valid cfg_wr clearing clr_n cmd")
 
     def _build_sweep(self, m, ns):
-        """Neuron sweep: leak, integrate, fire, timers; neurons with rows to walk into the queue."""
-        (N, T, acc_rd, acc_wr, c, entry_layout, ext_rd, ext_wr, in_sweep, nb, one_hot, phase, q_push,
-         q_wp, q_wr, st_rd, st_wr, state_layout, tb, vb) = ns.get(
-            "N T acc_rd acc_wr c entry_layout ext_rd ext_wr in_sweep nb one_hot phase q_push q_wp q_wr "
-            "st_rd st_wr state_layout tb vb")
-        # ---------------------------------------------------------------- neuron sweep
-        # Three stages, one neuron per cycle: sw1 (memory data: leak + input), sw2 (saturate,
-        # threshold, write back), sw3 (queue push). Each neuron is read and written once, so the
-        # stages need no forwarding.
-        sw_n = Signal(range(N + 1))
-        sw1_valid, sw2_valid, sw3_valid = Signal(), Signal(), Signal()
-        sw1_n, sw2_n = Signal(nb), Signal(nb)
+        """Neuron sweep (:class:`hw.stdp.sweep.NeuronSweep`): its memory reads and writes, queue pushes."""
+        (acc_rd, acc_wr, c, ext_rd, ext_wr, in_sweep, one_hot, phase, q_push, q_wp, q_wr, st_rd,
+         st_wr) = ns.get("acc_rd acc_wr c ext_rd ext_wr in_sweep one_hot phase q_push q_wp q_wr st_rd st_wr")
+        m.submodules.neuron_sweep = nsw = sweep.NeuronSweep(c)
+        m.d.comb += [nsw.i_run.eq(in_sweep), nsw.i_state.eq(st_rd.data), nsw.i_acc.eq(acc_rd.data),
+                     nsw.i_ext.eq(ext_rd.data[0])]
         with m.If(in_sweep):
-            m.d.comb += [st_rd.addr.eq(sw_n), acc_rd.addr.eq(sw_n), ext_rd.addr.eq(sw_n)]
-            with m.If(sw_n < N):
-                m.d.sync += [sw_n.eq(sw_n + 1), sw1_valid.eq(1), sw1_n.eq(sw_n)]
-            with m.Else():
-                m.d.sync += sw1_valid.eq(0)
-                with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
-                    # The last queue write was a cycle ago, so the queue head is readable.
-                    m.d.sync += [*goto(phase, one_hot, PHASE_WALK), sw_n.eq(0)]
-
-        s = state_layout(st_rd.data)
-        sw2_s = Signal(state_layout)
-        sw2_tau = Signal(tb)
-        sw2_sum = Signal(vb + 1)
-        sw2_ext = Signal()
-        m.d.sync += [
-            sw2_valid.eq(in_sweep & sw1_valid), sw2_n.eq(sw1_n), sw2_s.eq(s), sw2_ext.eq(ext_rd.data[0]),
-            sw2_tau.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1))),
-            sw2_sum.eq(s.v - (s.v >> c.leak_shift) + acc_rd.data),
-        ]
-        v_sat = Signal(vb)
-        m.d.comb += v_sat.eq(Mux(sw2_sum[vb], c.v_max, sw2_sum[:vb]))
-        refr = sw2_s.r != 0
-        spike = Signal()
-        # v_sat >= threshold  <=>  sw2_sum >= threshold, since threshold <= v_max.
-        m.d.comb += spike.eq(~refr & ((sw2_sum >= c.threshold) | sw2_ext))
-        ltp_due = Signal()
-        m.d.comb += ltp_due.eq(sw2_s.pend & (spike | (sw2_tau == T)))
-        new_state = Signal(state_layout)
-        m.d.comb += [
-            new_state.v.eq(Mux(refr, sw2_s.v, Mux(spike, c.v_reset, v_sat))),
-            new_state.r.eq(Mux(refr, sw2_s.r - 1, Mux(spike, c.refractory, 0))),
-            new_state.tau.eq(sw2_tau),
-            new_state.pend.eq(spike | (sw2_s.pend & ~ltp_due)),
-            new_state.spk.eq(spike),
-        ]
-        sw3_entry = Signal(entry_layout)
-        m.d.sync += [
-            sw3_valid.eq(sw2_valid & (spike | ltp_due)),
-            sw3_entry.n.eq(sw2_n), sw3_entry.spike.eq(spike), sw3_entry.ltp.eq(ltp_due),
-            sw3_entry.tau.eq(sw2_tau),
-        ]
-        m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(sw3_entry), q_wr.en.eq(sw3_valid),
-                     q_push.eq(sw3_valid)]
-        with m.If(sw2_valid):
+            m.d.comb += [st_rd.addr.eq(nsw.o_rd_n), acc_rd.addr.eq(nsw.o_rd_n), ext_rd.addr.eq(nsw.o_rd_n)]
+        with m.If(nsw.o_done):
+            m.d.sync += goto(phase, one_hot, PHASE_WALK)
+        m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(nsw.o_entry), q_wr.en.eq(nsw.o_push),
+                     q_push.eq(nsw.o_push)]
+        with m.If(nsw.o_wr_en):
             m.d.comb += [
-                st_wr.addr.eq(sw2_n), st_wr.data.eq(new_state.as_value()), st_wr.en.eq(1),
-                acc_wr.addr.eq(sw2_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
-                ext_wr.addr.eq(sw2_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
+                st_wr.addr.eq(nsw.o_wr_n), st_wr.data.eq(nsw.o_wr_state.as_value()), st_wr.en.eq(1),
+                acc_wr.addr.eq(nsw.o_wr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
 
     def _build_walk_issue(self, m, ns):
-        """Row walk, address side: queue -> row pointer -> slot -> issuer, one synapse per cycle."""
-        (N, bmp_rd, c, cmd_in, cmd_valid, crossbar, csr, entry_layout, head, in_eos, in_walk, nb,
-         one_hot, pb, phase, q_nonempty, q_pop, row_rd, spram, syn_busy) = ns.get(
-            "N bmp_rd c cmd_in cmd_valid crossbar csr entry_layout head in_eos in_walk nb one_hot pb "
-            "phase q_nonempty q_pop row_rd spram syn_busy")
-        # ---------------------------------------------------------------- row walk: address generator
-        # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
-        # -> s (slot: row ready) -> g (issuer).
-        # Every hand-over is decided from registers only (no memory output in the pop/advance logic),
-        # which keeps the memories' clock-to-out off the control paths. CSR / crossbar: the slot holds
-        # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
-        # issuer reads the row's bitmap words and issues their set bits, one per cycle.
-        p_valid, f_valid, s_valid, g_active = Signal(), Signal(), Signal(), Signal()
-        p_entry, f_entry = Signal(entry_layout), Signal(entry_layout)
-        s_entry, g_entry = Signal(entry_layout), Signal(entry_layout)
-        g_free = Signal()
-        issue = Signal()
-        iss_addr = Signal(pb)
-        iss_q = Signal(nb)
-        # Each stage is refilled only once it is empty (not in the cycle it empties), so the pop
-        # does not depend on the issuer; rows of three or more synapses still follow back to back.
-        s_adv = s_valid & g_free
-        f_adv = f_valid & ~s_valid
-        want_pop = Signal()
-        m.d.comb += want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)
-        m.d.comb += q_pop.eq(want_pop & (~head.spike | self.o_aer.ready))
-        m.d.sync += [p_valid.eq(q_pop), p_entry.eq(head)]
-        f_row = Signal(c.row_bits)
-        with m.If(p_valid):
-            m.d.sync += [f_valid.eq(1), f_entry.eq(p_entry)]
-            if not crossbar:
-                m.d.sync += f_row.eq(row_rd.data)
-        with m.Elif(f_adv):
-            m.d.sync += f_valid.eq(0)
-        with m.If(f_adv):
-            m.d.sync += [s_valid.eq(1), s_entry.eq(f_entry)]
-        with m.Elif(s_adv):
-            m.d.sync += s_valid.eq(0)
+        """Row walk, address side (:class:`hw.stdp.walker.RowWalker`); the end-of-step marker."""
+        (bmp_rd, c, cfg_next_addr, cfg_next_valid, crossbar, bitmap, head, in_eos, in_walk, one_hot,
+         phase, q_nonempty, q_pop, row_rd, syn_busy) = ns.get(
+            "bmp_rd c cfg_next_addr cfg_next_valid crossbar bitmap head in_eos in_walk one_hot phase "
+            "q_nonempty q_pop row_rd syn_busy")
+        m.submodules.walker = walker = RowWalker(c)
+        m.d.comb += [walker.i_run.eq(in_walk), walker.i_head.eq(head), walker.i_nonempty.eq(q_nonempty),
+                     walker.i_spike_ready.eq(self.o_aer.ready), q_pop.eq(walker.o_pop),
+                     walker.i_cfg_next_valid.eq(cfg_next_valid), walker.i_cfg_next_addr.eq(cfg_next_addr)]
+        if syn_busy is not None:
+            m.d.comb += walker.i_syn_busy.eq(syn_busy)
         if not crossbar:
+            m.d.comb += walker.i_row.eq(row_rd.data)
             with m.If(in_walk):
-                m.d.comb += row_rd.addr.eq(head.n)
-
-        syn_ra = None    # bitmap: the issuer addresses the synapse memory directly
-        if csr or crossbar:
-            bits_for_len = c.syn_depth.bit_length()
-            s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
-            if csr:
-                r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
-                with m.If(f_adv):
-                    m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
-                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
-            else:
-                f_start = Signal(pb)
-                with m.If(p_valid):
-                    m.d.sync += f_start.eq(p_entry.n * N)
-                with m.If(f_adv):
-                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
-            g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
-            g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
-            if spram:
-                # The write-back holds the bank of g_addr (syn_ra == g_addr while g_active): wait.
-                advance = g_active & ~syn_busy
-                m.d.comb += [g_free.eq(~g_active | (g_last & ~syn_busy)), issue.eq(advance)]
-            else:
-                advance = g_active
-                m.d.comb += [g_free.eq(~g_active | g_last), issue.eq(g_active)]
-            m.d.comb += [iss_addr.eq(g_addr), iss_q.eq(g_q)]
-            # syn_ra: the synapse memory's read address as one register (no phase multiplexer in
-            # front of the 28 block RAMs' read-first compares): g_addr during the walk, the config
-            # command's address during the input phase (set with `cmd`, in the cycle before it is used).
-            syn_ra = Signal(pb)
-            with m.If(s_adv):
-                m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
-                             g_entry.eq(s_entry), g_last.eq(s_one), syn_ra.eq(s_start)]
-            with m.Elif(advance):
-                m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
-                             g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]
-            with m.If(cmd_valid):
-                m.d.sync += syn_ra.eq(cmd_in.addr)
-        else:
-            B, wpr = c.bitmap_word, c.words_per_row
-            kb = max(1, (wpr - 1).bit_length())
-            bb = (B - 1).bit_length()
-            f_base, s_base = Signal(range(c.bmp_depth)), Signal(range(c.bmp_depth))
-            s_start = Signal(pb)
-            with m.If(p_valid):
-                m.d.sync += f_base.eq(p_entry.n * wpr)
-            with m.If(f_adv):
-                m.d.sync += [s_base.eq(f_base), s_start.eq(f_row)]
-            # Words are read ahead into n_* (one in flight), taken into g_* when the current word's
-            # last set bit issues; g_single / n_single ("at most one bit left") are registers, so
-            # the word hand-over is decided without a carry chain in front of it.
-            def single(x):
-                return (x & (x - 1)) == 0
-
-            g_k, n_k, rd_k = Signal(kb), Signal(kb), Signal(kb)
-            g_lastw, n_last, rd_last_p = Signal(), Signal(), Signal()
-            g_word, n_word = Signal(B), Signal(B)
-            g_single, n_single = Signal(), Signal()
-            g_wvalid, n_valid, bmp_rd_pending, rd_more = Signal(), Signal(), Signal(), Signal()
-            g_base = Signal(range(c.bmp_depth))
-            g_waddr = Signal(pb)
-            rd_kp = Signal(kb)
-            j = Signal(bb)
-            for bit in reversed(range(B)):
-                with m.If(g_word[bit]):
-                    m.d.comb += j.eq(bit)
-            q_full = Cat(j, g_k)
-            rem = Signal(B)
-            m.d.comb += rem.eq(g_word & (g_word - 1))
-            word_end = g_wvalid & g_single
-            m.d.comb += [
-                g_free.eq(~g_active),
-                issue.eq(g_active & g_wvalid & (g_word != 0) & (q_full < N)),
-                iss_addr.eq(g_waddr),
-                iss_q.eq(q_full),
-            ]
-            load = g_active & (~g_wvalid | word_end) & n_valid
-            rd_go = g_active & rd_more & ~bmp_rd_pending & (~n_valid | load)
+                m.d.comb += row_rd.addr.eq(walker.o_row_addr)
+        if bitmap:
+            m.d.comb += walker.i_bmp.eq(bmp_rd.data)
             with m.If(in_walk):
-                m.d.comb += bmp_rd.addr.eq(Mux(s_adv, s_base, g_base + rd_k))
-            m.d.sync += bmp_rd_pending.eq(rd_go | s_adv)
-            with m.If(s_adv):  # a new row: read its first word right away
-                m.d.sync += [rd_k.eq(1), rd_more.eq(wpr > 1), rd_kp.eq(0), rd_last_p.eq(wpr == 1)]
-            with m.Elif(rd_go):
-                m.d.sync += [rd_k.eq(rd_k + 1), rd_more.eq(rd_k != wpr - 1), rd_kp.eq(rd_k),
-                             rd_last_p.eq(rd_k == wpr - 1)]
-            with m.If(bmp_rd_pending):
-                m.d.sync += [n_valid.eq(1), n_word.eq(bmp_rd.data), n_single.eq(single(bmp_rd.data)),
-                             n_k.eq(rd_kp), n_last.eq(rd_last_p)]
-            with m.Elif(load):
-                m.d.sync += n_valid.eq(0)
-            with m.If(s_adv):
-                m.d.sync += [g_active.eq(1), g_wvalid.eq(0), g_base.eq(s_base), g_waddr.eq(s_start),
-                             g_entry.eq(s_entry)]
-            with m.Elif(g_active):
-                m.d.sync += g_waddr.eq(g_waddr + issue)
-                with m.If(word_end & g_lastw):
-                    m.d.sync += [g_active.eq(0), g_wvalid.eq(0)]
-                with m.Elif(load):
-                    m.d.sync += [g_word.eq(n_word), g_single.eq(n_single), g_k.eq(n_k), g_lastw.eq(n_last),
-                                 g_wvalid.eq(1)]
-                with m.Elif(word_end):
-                    m.d.sync += g_wvalid.eq(0)
-                with m.Elif(g_wvalid):
-                    m.d.sync += [g_word.eq(rem), g_single.eq(single(rem))]
-
+                m.d.comb += bmp_rd.addr.eq(walker.o_bmp_addr)
         with m.If(in_walk):
-            m.d.comb += [self.o_aer.valid.eq(want_pop & head.spike), self.o_aer.payload.neuron.eq(head.n)]
+            m.d.comb += [self.o_aer.valid.eq(walker.o_spike_valid), self.o_aer.payload.neuron.eq(head.n)]
         with m.If(in_eos):
             m.d.comb += [self.o_aer.valid.eq(1), self.o_aer.payload.eos.eq(1)]
             with m.If(self.o_aer.ready):
                 m.d.sync += goto(phase, one_hot, PHASE_INPUT)
-        ns.keep(locals(), "f_valid g_active g_entry iss_addr iss_q issue p_valid s_valid syn_ra")
+        ns.keep(locals(), "walker")
 
     def _build_walk_pipeline(self, m, ns):
-        """Row walk, read-modify-write pipeline S1..S5: deliver the weight, delayed LTP, immediate LTD."""
-        (T, acc_rd, acc_wr, bitmap, c, csr, entry_layout, f_valid, g_active, g_entry, in_walk, iss_addr,
-         iss_q, issue, km_rd, kp_rd, nb, one_hot, p_valid, pb, phase, q_nonempty, s_valid, st_rd,
-         state_layout, syn_ra, syn_rd, syn_wr, tb, vb, w_valid, wb) = ns.get(
-            "T acc_rd acc_wr bitmap c csr entry_layout f_valid g_active g_entry in_walk iss_addr iss_q "
-            "issue km_rd kp_rd nb one_hot p_valid pb phase q_nonempty s_valid st_rd state_layout syn_ra "
-            "syn_rd syn_wr tb vb w_valid wb")
-        # ---------------------------------------------------------------- row walk: RMW pipeline
-        # S0: read weight.  S1: weight word arrives, registered.  R: read post state and accumulator
-        # (address from a register: block RAMs' read-during-write emulation compares it with the
-        # write address, so it must not come straight from another memory's output).  S2: register
-        # state and accumulator.  S3: add into the accumulator, read kernels.  S4: LTP.  S5: LTD,
-        # write the weight.
+        """Row walk, read-modify-write (:class:`hw.stdp.pipeline.UpdatePipeline`); end of the walk."""
+        (acc_rd, acc_wr, bitmap, c, in_walk, one_hot, phase, q_nonempty, st_rd, syn_rd, syn_wr, w_valid,
+         walker) = ns.get(
+            "acc_rd acc_wr bitmap c in_walk one_hot phase q_nonempty st_rd syn_rd syn_wr w_valid walker")
+        # S0: the synapse read, at the issuer's address (bitmap) or at the register o_syn_raddr, which
+        # follows it (CSR, crossbar).
         if bitmap:
             with m.If(in_walk):
-                m.d.comb += syn_rd.addr.eq(iss_addr)
+                m.d.comb += syn_rd.addr.eq(walker.o_addr)
         else:
-            m.d.comb += syn_rd.addr.eq(syn_ra)
-        s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
-        s1_entry = Signal(entry_layout)
-        m.d.sync += [s1_valid.eq(issue), s1_addr.eq(iss_addr), s1_q.eq(iss_q), s1_entry.eq(g_entry)]
-
-        q1, w1 = Signal(nb), Signal(wb)
-        if csr:
-            m.d.comb += [q1.eq(syn_rd.data[:nb]), w1.eq(syn_rd.data[nb:nb + wb])]
-        else:
-            m.d.comb += [q1.eq(s1_q), w1.eq(syn_rd.data)]
-        r_valid, r_addr, r_q, r_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        r_entry = Signal(entry_layout)
-        m.d.sync += [r_valid.eq(s1_valid), r_addr.eq(s1_addr), r_q.eq(q1), r_w.eq(w1), r_entry.eq(s1_entry)]
+            m.d.comb += syn_rd.addr.eq(walker.o_syn_raddr)
+        m.submodules.update = pipe = UpdatePipeline(c)
+        m.d.comb += [pipe.i_issue.eq(walker.o_issue), pipe.i_addr.eq(walker.o_addr), pipe.i_q.eq(walker.o_q),
+                     pipe.i_entry.eq(walker.o_entry), pipe.i_syn.eq(syn_rd.data),
+                     pipe.i_post.eq(st_rd.data), pipe.i_acc.eq(acc_rd.data)]
         with m.If(in_walk):
-            m.d.comb += [st_rd.addr.eq(r_q), acc_rd.addr.eq(r_q)]
-        s2_valid, s2_addr, s2_q, s2_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s2_entry = Signal(entry_layout)
-        m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
-                     s2_entry.eq(r_entry)]
+            m.d.comb += [st_rd.addr.eq(pipe.o_post_n), acc_rd.addr.eq(pipe.o_post_n)]
+        with m.If(pipe.o_acc_wr_en):
+            m.d.comb += [acc_wr.addr.eq(pipe.o_acc_wr_n), acc_wr.data.eq(pipe.o_acc_wr_data), acc_wr.en.eq(1)]
+        with m.If(pipe.o_syn_wr_en):
+            m.d.comb += [syn_wr.addr.eq(pipe.o_syn_wr_addr), syn_wr.en.eq(1),
+                         syn_wr.data.eq(pipe.o_syn_wr_data)]
 
-        # S2: post state and accumulator arrive; S3 adds the weight and writes the accumulator
-        # (delivery needs only the weight as read). Two synapses ahead may hold the same post: the
-        # one in S3 is writing it right now (forwarded from its adder), the one that was in S3 wrote
-        # it in the cycle this synapse's read was issued, when the port's data is not defined
-        # (forwarded from a register). Both selects are decided a cycle early, in R, from registers.
-        post = state_layout(st_rd.data)
-        s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s3_entry = Signal(entry_layout)
-        s3_tau, s3_spk = Signal(tb), Signal()
-        fwd_s3, fwd_s4 = Signal(), Signal()
-        s3_acc, s3_deliver = Signal(vb), Signal()
-        s4_acc = Signal(vb)
-        acc_sum = Signal(vb + 1)
-        acc_new = Signal(vb)
-        m.d.sync += [
-            fwd_s3.eq(s2_valid & s2_entry.spike & (s2_q == r_q)),
-            fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q)),
-            s3_acc.eq(Mux(fwd_s3, acc_new, Mux(fwd_s4, s4_acc, acc_rd.data))),
-            s3_deliver.eq(s2_valid & s2_entry.spike),
-            s4_acc.eq(acc_new),
-        ]
-        m.d.comb += [
-            acc_sum.eq(s3_acc + s3_w),
-            acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
-        ]
-        with m.If(s3_valid & s3_deliver):
-            m.d.comb += [acc_wr.addr.eq(s3_q), acc_wr.data.eq(acc_new), acc_wr.en.eq(1)]
-        m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
-                     s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
-
-        # S3: which updates apply, and the kernel table reads.
-        age = Mux(s3_spk, 0, s3_tau)
-        dt = Signal(tb + 1)
-        m.d.comb += dt.eq(s3_entry.tau - age)
-        ltp_ok = Signal()
-        ltd_ok = Signal()
-        m.d.comb += [
-            ltp_ok.eq(s3_entry.ltp & (s3_entry.tau > age) & (dt <= T - 1)),
-            ltd_ok.eq(s3_entry.spike & (s3_tau < T)),
-            kp_rd.addr.eq(Mux(ltp_ok, dt, 0)),
-            km_rd.addr.eq(Mux(ltd_ok, s3_tau, 0)),
-        ]
-        s4_valid, s4_addr, s4_q, s4_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s4_ltp, s4_ltd = Signal(), Signal()
-        m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
-                     s4_ltp.eq(ltp_ok), s4_ltd.eq(ltd_ok)]
-
-        # S4: LTP (saturating add).  S5: LTD (saturating subtract), write the weight back. (A synapse
-        # is walked at most once per step, so no later read in flight can need this value.)
-        w_plus = Signal(wb + 1)
-        w_ltp = Signal(wb)
-        m.d.comb += [
-            w_plus.eq(s4_w + kp_rd.data),
-            w_ltp.eq(Mux(s4_ltp, Mux(w_plus[wb], c.w_max, w_plus[:wb]), s4_w)),  # carry: saturate
-        ]
-        s5_valid, s5_addr, s5_q, s5_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
-        s5_ltd, s5_km = Signal(), Signal(wb)
-        m.d.sync += [s5_valid.eq(s4_valid), s5_addr.eq(s4_addr), s5_q.eq(s4_q), s5_w.eq(w_ltp),
-                     s5_ltd.eq(s4_ltd), s5_km.eq(km_rd.data)]
-        w_minus = Signal(wb + 1)
-        w_out = Signal(wb)
-        m.d.comb += [
-            w_minus.eq(s5_w - s5_km),
-            w_out.eq(Mux(s5_ltd, Mux(w_minus[wb], 0, w_minus[:wb]), s5_w)),       # borrow: saturate
-        ]
-        with m.If(s5_valid):
-            m.d.comb += [syn_wr.addr.eq(s5_addr), syn_wr.en.eq(1),
-                         syn_wr.data.eq(Cat(s5_q, w_out) if csr else w_out)]
-
-        walk_idle = ~(q_nonempty | p_valid | f_valid | s_valid | g_active | s1_valid | r_valid
-                      | s2_valid | s3_valid | s4_valid | s5_valid)
+        walk_idle = ~(q_nonempty | walker.o_busy | pipe.o_busy)
         if w_valid is not None:
             walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):
@@ -710,8 +395,7 @@ class STDPCore(wiring.Component):
 
     def _build_reset_sweep(self, m, ns):
         """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
-        (N, acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get(
-            "N acc_wr c clearing clr_n ext_wr st_wr")
+        (acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get("acc_wr c clearing clr_n ext_wr st_wr")
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
         # core is clearing: no event or command is accepted, and the pipelines are reset).
@@ -720,6 +404,3 @@ class STDPCore(wiring.Component):
                          st_wr.en.eq(1),
                          acc_wr.addr.eq(clr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
                          ext_wr.addr.eq(clr_n), ext_wr.data.eq(0), ext_wr.en.eq(1)]
-            m.d.sync += clr_n.eq(clr_n + 1)
-            with m.If(clr_n == N - 1):
-                m.d.sync += clearing.eq(0)

@@ -100,7 +100,7 @@ from ..params import check_choice, check_int, check_pow2
 
 __all__ = [
     "ENCODINGS", "SYN_STORES", "AER_BITS", "CFG_ADDR_BITS", "MEM_SYN", "MEM_ROW", "MEM_BMP", "MEM_STATE",
-    "STDPConfig", "NeuronState", "exp_kernel", "bits_for", "lif_step", "synapse_update",
+    "STDPConfig", "check_config", "NeuronState", "exp_kernel", "bits_for", "lif_step", "synapse_update",
     "pack_state", "unpack_state", "build_image", "image_rows", "memory_bits",
 ]
 
@@ -307,6 +307,13 @@ class NeuronState:
     tau: int = 0
     pend: int = 0
     spk: int = 0
+
+
+def check_config(cfg):
+    """``cfg`` if it is an :class:`STDPConfig` (how the core's components take their parameters)."""
+    if not isinstance(cfg, STDPConfig):
+        raise TypeError(f"cfg must be an STDPConfig, not {type(cfg).__name__}")
+    return cfg
 
 
 def reset_state(cfg):

@@ -9,9 +9,10 @@ port, from which the sweep feeds the synapse walks) only for an existing neuron 
 
 from amaranth.hdl import Assert, Module
 
+from hw.stdp import core as core_module
 from hw.stdp.core import STDPCore
 
-from .harness import Harness, StreamRulesHarness, internals, mutated
+from .harness import Harness, Patched, StreamRulesHarness, internals, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -56,9 +57,10 @@ class CoreHarness(Harness):
 PROPERTIES = [
     Property("stdp.pop_spacing", "after a walk-queue pop, no pop for two cycles",
              lambda: CoreHarness("pop"), "prove", 3, PARAMS,
-             mutant=lambda: CoreHarness("pop", mutated(
-                 "hw.stdp.core", "STDPCore", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
-                 "want_pop.eq(in_walk & q_nonempty & ~p_valid)")),
+             mutant=lambda: Patched(lambda: CoreHarness("pop"), [(
+                 vars(core_module), "RowWalker", mutated(
+                     "hw.stdp.walker", "RowWalker", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
+                     "want_pop.eq(in_walk & q_nonempty & ~p_valid)"))]),
              mutation="pop decision ignores the fetch stage", mutant_depth=16),
     Property("stdp.event_range", "an event for a neuron >= n_neurons never reaches the memories",
              lambda: CoreHarness("event"), "bmc", 12, PARAMS,
@@ -67,10 +69,11 @@ PROPERTIES = [
              mutation="range check off by one"),
     Property("stdp.streams", "o_aer and o_rdata hold valid and payload while stalled (inputs assumed to)",
              lambda: StreamRulesHarness(_core), "bmc", 12, PARAMS,
-             mutant=lambda: StreamRulesHarness(lambda: _core(mutated(
-                 "hw.stdp.core", "STDPCore",
-                 "with m.If(self.o_rdata.valid & self.o_rdata.ready):",
-                 "with m.If(self.o_rdata.valid):"))),
+             mutant=lambda: Patched(lambda: StreamRulesHarness(_core), [(
+                 vars(core_module), "ConfigPort", mutated(
+                     "hw.stdp.config_port", "ConfigPort",
+                     "with m.If(self.o_rdata.valid & self.o_rdata.ready):",
+                     "with m.If(self.o_rdata.valid):"))]),
              mutation="read word withdrawn without a transfer"),
     Property("stdp.sticky_errors", "o_err bits stay set until i_err_clear",
              lambda: StickyHarness(_core, ["o_err"], "i_err_clear"), "prove", 1, PARAMS,
