@@ -16,6 +16,7 @@ from . import spec
 from .fwht import FWHT
 from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
 from .ram import Ram
+from .update import WeightUpdater, absval
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
            "KIND_Y", "KIND_DX"]
@@ -87,13 +88,6 @@ class MatmulJob(NamedTuple):
     n: int
     k: int
     bank: int
-
-
-def absval(m, v, width, name):
-    """``|v|`` as a ``width``-bit signal ``name`` (combinational)."""
-    a = Signal(width, name=name)
-    m.d.comb += a.eq(Mux(v[-1], -v, v))
-    return a
 
 
 def lane(view, idx, lanes):
@@ -787,115 +781,35 @@ class HdqtLayer(wiring.Component):
         ns.keep(locals(), "dw_job me res res_take rm rn rows_left rv0")
 
     def _build_update(self, m, ns):
-        """The update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle in 8 stages; flags."""
-        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, lg, log_c, log_r, log_u, mac, max_w_next,
+        """The weight updater (:class:`~hw.hdqt.update.WeightUpdater`) on W's ports; the sticky flags."""
+        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, log_c, log_r, log_u, mac, max_w_next,
          me, res, res_take, rm, rn, rows_left, running, rv0, shifts, w_rd, w_wr) = ns.get(
-            "C K O U acc dw_job exp_base f_w_addr lK ld lg log_c log_r log_u mac max_w_next me res "
+            "C K O U acc dw_job exp_base f_w_addr lK ld log_c log_r log_u mac max_w_next me res "
             "res_take rm rn rows_left running rv0 shifts w_rd w_wr")
-        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 8 stages -----------
-        # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
-        # shifts are final long before MM_DW starts). One right shifter for both directions:
-        # |dW| << u == (|dW| << 16) >> (16 - u), and (|dW| + half) >> r == ((|dW| + half) << 16) >> (16 + r).
-        u_raw = Signal(signed(8))
-        u_sh = Signal(signed(8))
-        u_amt = Signal(7)
-        u_half = Signal(acc)
-        u_rsh = Signal(6)        # -u when u < 0 (the right shift), else 0
-        m.d.sync += [u_raw.eq(exp_base + shifts[4] + shifts[5]),
-                     u_sh.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS, Mux(u_raw < -acc, -acc, u_raw))),
-                     u_amt.eq(spec.W_BITS - u_sh),
-                     u_rsh.eq(Mux(u_sh[-1], (-u_sh)[:6], 0)),
-                     u_half.eq((1 << u_rsh) >> 1)]
-        n_sub = C // U
-        wbits = lg(O * K // U)
-        # a dW row (C results) stays at the result skid buffer's output while it leaves in n_sub chunks
-        # of U lanes (taken with the last chunk)
-        usub = Signal(range(n_sub))
-        dw_go = Signal()
-        m.d.comb += [dw_go.eq(me.run & dw_job & rv0),
-                     res_take.eq(me.run & rv0 & Mux(dw_job, usub == n_sub - 1, self.o_res.ready))]
-        upd_v = [Signal(name=f"upd_v{s}") for s in range(8)]
-        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(8)]
-        # the chunk's results as sign and one's-complement magnitude (dw ^ sign): stage 1 then needs one
-        # adder, |dw| + half = (dw ^ sign) + half + sign, the sign entering as the carry
-        chunk_n = [Signal(name=f"u_chunk_n{lu}") for lu in range(U)]
-        chunk_x = [Signal(acc, name=f"u_chunk_x{lu}") for lu in range(U)]
-        with m.Switch(usub):
-            for sub in range(n_sub):
-                with m.Case(sub):
-                    for lu in range(U):
-                        dw = res.data[sub * U + lu]
-                        m.d.sync += [chunk_n[lu].eq(dw[-1]),
-                                     chunk_x[lu].eq(dw.as_unsigned() ^ dw[-1].replicate(acc))]
-        # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C + usub * U
-        m.d.sync += [upd_v[0].eq(dw_go), upd_a[0].eq(Cat(usub, rn[:lK - log_c], res.row[:log_r], rm))]
-        with m.If(dw_go):
-            m.d.sync += usub.eq(Mux(usub == n_sub - 1, 0, usub + 1))
-        for s in range(1, 8):
-            m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
-        lim = spec.acc_limit(spec.W_BITS)
-        dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
-        # the W word is read in stage 2 and its data registered (w_q) in stage 3, so the block RAM's
-        # clock-to-out is not in front of stage 5's subtraction (each W word is updated once per step,
-        # so reading it earlier reads the same value)
-        # W's read port: the update (stage 2), else the F engine while running, else the host's read-back
-        m.d.comb += w_rd.addr.eq(Mux(upd_v[2], upd_a[2], Mux(running, f_w_addr, self.i_rd.payload >> log_u)))
-        w_q = Signal.like(w_rd.data, name="u_w_q")
-        m.d.sync += w_q.eq(w_rd.data)
-        with m.If(upd_v[2]):
+        m.submodules.update = upd = WeightUpdater(cols=C, lanes=U, acc_width=acc, words=O * K // U)
+        # u's inputs are final long before MM_DW starts (the shifts of dY'' and X'')
+        m.d.comb += [upd.i_exp_base.eq(exp_base), upd.i_shift_dy.eq(shifts[4]), upd.i_shift_x.eq(shifts[5])]
+        # a dW row at the result skid buffer's output; its first word of W[o, k]: o * K/U + k/U, with
+        # o = rm * R + row and k = rn * C (the updater adds the chunk's k/U)
+        m.d.comb += [upd.i_dw.valid.eq(me.run & dw_job & rv0), upd.i_dw.payload.data.eq(res.data),
+                     upd.i_dw.payload.word.eq(Cat(rn[:lK - log_c], res.row[:log_r], rm)),
+                     res_take.eq(me.run & rv0 & Mux(dw_job, upd.i_dw.ready, self.o_res.ready))]
+        # W's read port: the update, else the F engine while running, else the host's read-back
+        m.d.comb += [w_rd.addr.eq(Mux(upd.o_w_rd_en, upd.o_w_rd_addr,
+                                      Mux(running, f_w_addr, self.i_rd.payload >> log_u))),
+                     upd.i_w_rd_data.eq(w_rd.data)]
+        with m.If(upd.o_w_rd_en):
             m.d.comb += w_rd.en.eq(1)
-        clipped_any = []
-        sat_row = []
-        for c in range(U):
-            # stage 1: the rounded magnitude before the shift: |dw| + half, one carry chain: the sign is
-            # the carry into bit 0, entered as a bit below both operands (s + s carries s)
-            neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
-            mag_sum = Signal(acc + 2, name=f"u_magsum_{c}")
-            m.d.comb += mag_sum.eq(Cat(chunk_n[c], chunk_x[c]) + Cat(chunk_n[c], u_half))
-            m.d.sync += [neg1.eq(chunk_n[c]), mag1.eq(mag_sum[1:])]
-            # stages 2 to 4: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
-            # that large saturates W either way)
-            sw = acc + 1 + spec.W_BITS
-            neg2, big2 = Signal(name=f"u_neg2_{c}"), Signal(name=f"u_big2_{c}")
-            sh2 = Signal(spec.W_BITS + 8, name=f"u_sh2_{c}")
-            coarse = Signal(sw, name=f"u_coarse_{c}")
-            m.d.comb += coarse.eq(Cat(Signal(spec.W_BITS), mag1) >> Cat(Signal(3), u_amt[3:]))
-            # bits at 24 and above stay at 17 and above after a shift by at most 7
-            m.d.sync += [neg2.eq(neg1), sh2.eq(coarse[:spec.W_BITS + 8]),
-                         big2.eq(coarse[spec.W_BITS + 8:].any())]
-            fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}")
-            neg3, big3 = Signal(name=f"u_neg3_{c}"), Signal(name=f"u_big3_{c}")
-            m.d.sync += [fine.eq(sh2 >> u_amt[:3]), neg3.eq(neg2), big3.eq(big2)]
-            neg4, mag4 = Signal(name=f"u_neg4_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag4_{c}")
-            m.d.sync += [neg4.eq(neg3),
-                         mag4.eq(Mux(big3 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
-            # stage 5: W - delta (W read in stage 2, registered in stage 3)
-            neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
-            m.d.sync += neww.eq(Mux(neg4, w_q[c] + mag4, w_q[c] - mag4))
-            # stage 6: saturate
-            sat4 = Signal(signed(16), name=f"u_sat_{c}")
-            clip4 = Signal(name=f"u_clip_{c}")
-            m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
-                         sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
-            clipped_any.append(clip4)
-            sat_row.append(sat4)
-        # stage 7 (upd_v[6]): write back; stage 8: OR of |W| for the next step's quantization
-        # W's write port: the update (stage 7), else a host load
-        m.d.comb += [w_wr.addr.eq(Mux(upd_v[6], upd_a[6], ld.addr >> log_u)),
-                     w_wr.data.eq(Mux(upd_v[6], Cat(*sat_row), Cat(*[ld.data] * U)))]
-        with m.If(upd_v[6]):
+        # W's write port: the update, else a host load
+        m.d.comb += [w_wr.addr.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_addr, ld.addr >> log_u)),
+                     w_wr.data.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_data, Cat(*[ld.data] * U)))]
+        with m.If(upd.o_w_wr_en):
             m.d.comb += w_wr.en.eq((1 << U) - 1)
-            with m.If(Cat(*clipped_any).any()):
-                m.d.sync += self.o_w_saturated.eq(1)
-        abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
-        m.d.sync += [a5.eq(absval(m, s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
-        or5 = 0
-        for c in range(U):
-            or5 = or5 | abs5[c]
-        with m.If(upd_v[7]):
-            m.d.sync += max_w_next.eq(max_w_next | or5)
-        upd_busy = Cat(*upd_v).any()
-        m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
+        with m.If(upd.o_clip):
+            m.d.sync += self.o_w_saturated.eq(1)
+        with m.If(upd.o_w_abs_valid):
+            m.d.sync += max_w_next.eq(max_w_next | upd.o_w_abs)
+        m.d.comb += me.finish.eq((rows_left == 0) & ~upd.o_busy)
 
         with m.If(mac.o_overflow):
             m.d.sync += self.o_mac_overflow.eq(1)
