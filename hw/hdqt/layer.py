@@ -14,6 +14,7 @@ from ..mac.array import MacArray, cmd_layout
 from ..mac.array import res_layout as mac_res_layout
 from . import spec
 from .fwht import FWHT
+from .host_port import BUF_DY, BUF_W, BUF_X, HostPort, lane, load_layout
 from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
 from .ram import Ram
 from .update import WeightUpdater, absval
@@ -21,16 +22,11 @@ from .update import WeightUpdater, absval
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
            "KIND_Y", "KIND_DX"]
 
-BUF_X, BUF_W, BUF_DY = 0, 1, 2
 KIND_Y, KIND_DX = 0, 1
 
 
 def bit_length_of(n):
     return max(1, int(n).bit_length())
-
-
-def load_layout():
-    return data.StructLayout({"buf": 2, "addr": 16, "data": signed(spec.W_BITS)})
 
 
 def res_layout(cols, acc_width):
@@ -88,11 +84,6 @@ class MatmulJob(NamedTuple):
     n: int
     k: int
     bank: int
-
-
-def lane(view, idx, lanes):
-    """Lane ``idx`` of a W word ``view`` of ``lanes`` weights (lane 0 when there is one)."""
-    return view[idx] if lanes > 1 else view[0]
 
 
 def by_job(job, table):
@@ -360,67 +351,36 @@ class HdqtLayer(wiring.Component):
         x_uns = Signal()
         exp_base = Signal(signed(16))
 
-        # "max" registers: OR of magnitudes (same leading one as the maximum)
-        max_x = Signal(16)
-        max_w = Signal(16)
+        # "max" registers: OR of magnitudes (same leading one as the maximum); X's and W's are the
+        # host port's
         max_w_next = Signal(16)
         max_tw = Signal(tw)
         max_td1 = Signal(tw)
         max_td2 = Signal(tw)
         ns.keep(locals(), (
             "B C K O R U a_rd a_wr acc b_rd b_wr done dy_rd dy_wr exp_base fw_b fw_o lB lK lO "
-            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw max_w "
-            "max_w_next max_x running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
+            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw "
+            "max_w_next running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
             "w_rd2 w_wr x_rd x_uns x_wr"))
 
     def _build_io(self, m, ns):
-        """Host loads (two register stages, the maxima of X and W) and the read-back of W (idle only)."""
-        (U, dy_wr, load_busy, log_u, max_w, max_x, running, w_rd, w_wr, x_wr) = ns.get(
-            "U dy_wr load_busy log_u max_w max_x running w_rd w_wr x_wr")
-        # ---- loads and read-back (idle only) -------------------------------------------------------
-        idle = ~running
-        m.d.comb += self.i_load.ready.eq(idle)
-        # a load passes two register stages: 1 writes the buffer, 2 holds |x| for the maximum (the
-        # engines wait until both are empty, see Engine)
-        ld = Signal(load_layout())
-        lv1, lz1, lu1 = Signal(), Signal(), Signal()
-        m.d.sync += lv1.eq(self.i_load.valid & idle)
-        with m.If(self.i_load.valid & idle):
-            m.d.sync += [ld.eq(self.i_load.payload), lz1.eq(self.i_load.payload.addr == 0),
-                         lu1.eq(self.i_x_unsigned)]
-        lv2, lb2, lz2, lclip2 = Signal(), Signal(2), Signal(), Signal()
-        ld_abs = Signal(16)
-        m.d.sync += [lv2.eq(lv1), lb2.eq(ld.buf), lz2.eq(lz1), lclip2.eq(ld.data[-1] & lu1),
-                     ld_abs.eq(absval(m, ld.data, 16, "ld_abs_c"))]
-        m.d.comb += load_busy.eq(lv1 | lv2)
+        """The host port (:class:`~hw.hdqt.host_port.HostPort`): loads and W's read-back, idle only."""
+        (U, dy_wr, load_busy, running, w_rd, w_wr, x_wr) = ns.get(
+            "U dy_wr load_busy running w_rd w_wr x_wr")
+        m.submodules.host = host = HostPort(lanes=U)
+        wiring.connect(m, wiring.flipped(self.i_load), host.i_load)
+        wiring.connect(m, wiring.flipped(self.i_rd), host.i_rd)
+        wiring.connect(m, host.o_rd, wiring.flipped(self.o_rd))
+        m.d.comb += [host.i_idle.eq(~running), host.i_x_unsigned.eq(self.i_x_unsigned),
+                     load_busy.eq(host.o_busy), host.i_w_rd_data.eq(w_rd.data)]
         # (W's write address and data: see the update, which shares the port)
-        m.d.comb += [x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data),
-                     dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
-        with m.If(lv1):
-            with m.Switch(ld.buf):
-                with m.Case(BUF_X):
-                    m.d.comb += x_wr.en.eq(1)
-                with m.Case(BUF_W):
-                    m.d.comb += w_wr.en.eq(1 << ld.addr[:log_u])
-                with m.Case(BUF_DY):
-                    m.d.comb += dy_wr.en.eq(1)
-        # X: a negative element of an unsigned tensor quantizes to 0, so it does not count
-        ld_abs_x = Mux(lclip2, 0, ld_abs)
-        with m.If(lv2):
-            with m.Switch(lb2):
-                with m.Case(BUF_X):
-                    m.d.sync += max_x.eq(Mux(lz2, ld_abs_x, max_x | ld_abs_x))
-                with m.Case(BUF_W):
-                    m.d.sync += max_w.eq(Mux(lz2, ld_abs, max_w | ld_abs))
-
-        rd_v = Signal()
-        rd_lane = Signal(range(U))
-        m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
-                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane, U))]
-        with m.If(idle & (~rd_v | self.o_rd.ready)):
+        m.d.comb += [x_wr.addr.eq(host.o_wr_addr), x_wr.data.eq(host.o_wr_data), x_wr.en.eq(host.o_x_wr_en),
+                     dy_wr.addr.eq(host.o_wr_addr), dy_wr.data.eq(host.o_wr_data),
+                     dy_wr.en.eq(host.o_dy_wr_en), w_wr.en.eq(host.o_w_wr_en)]
+        with m.If(host.o_w_rd_en):
             m.d.comb += w_rd.en.eq(1)
-            m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
-        ns.keep(locals(), "ld")
+        max_x, max_w = host.o_max_x, host.o_max_w
+        ns.keep(locals(), "host max_w max_x")
 
     def _build_f_engine(self, m, ns):
         """F engine: source -> FWHT -> T buffer, OR of |T| into the destination's maximum."""
@@ -782,9 +742,9 @@ class HdqtLayer(wiring.Component):
 
     def _build_update(self, m, ns):
         """The weight updater (:class:`~hw.hdqt.update.WeightUpdater`) on W's ports; the sticky flags."""
-        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, log_c, log_r, log_u, mac, max_w_next,
+        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, host, lK, log_c, log_r, log_u, mac, max_w_next,
          me, res, res_take, rm, rn, rows_left, running, rv0, shifts, w_rd, w_wr) = ns.get(
-            "C K O U acc dw_job exp_base f_w_addr lK ld log_c log_r log_u mac max_w_next me res "
+            "C K O U acc dw_job exp_base f_w_addr host lK log_c log_r log_u mac max_w_next me res "
             "res_take rm rn rows_left running rv0 shifts w_rd w_wr")
         m.submodules.update = upd = WeightUpdater(cols=C, lanes=U, acc_width=acc, words=O * K // U)
         # u's inputs are final long before MM_DW starts (the shifts of dY'' and X'')
@@ -796,13 +756,13 @@ class HdqtLayer(wiring.Component):
                      res_take.eq(me.run & rv0 & Mux(dw_job, upd.i_dw.ready, self.o_res.ready))]
         # W's read port: the update, else the F engine while running, else the host's read-back
         m.d.comb += [w_rd.addr.eq(Mux(upd.o_w_rd_en, upd.o_w_rd_addr,
-                                      Mux(running, f_w_addr, self.i_rd.payload >> log_u))),
+                                      Mux(running, f_w_addr, host.o_w_rd_addr))),
                      upd.i_w_rd_data.eq(w_rd.data)]
         with m.If(upd.o_w_rd_en):
             m.d.comb += w_rd.en.eq(1)
         # W's write port: the update, else a host load
-        m.d.comb += [w_wr.addr.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_addr, ld.addr >> log_u)),
-                     w_wr.data.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_data, Cat(*[ld.data] * U)))]
+        m.d.comb += [w_wr.addr.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_addr, host.o_wr_addr >> log_u)),
+                     w_wr.data.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_data, Cat(*[host.o_wr_data] * U)))]
         with m.If(upd.o_w_wr_en):
             m.d.comb += w_wr.en.eq((1 << U) - 1)
         with m.If(upd.o_clip):
@@ -819,8 +779,8 @@ class HdqtLayer(wiring.Component):
 
     def _build_sequencing(self, m, ns):
         """Step start and end: engines reset, the next step's maximum of W."""
-        (done, exp_base, fe, max_w, max_w_next, me, qa, qb, running, x_uns) = ns.get(
-            "done exp_base fe max_w max_w_next me qa qb running x_uns")
+        (done, exp_base, fe, host, max_w_next, me, qa, qb, running, x_uns) = ns.get(
+            "done exp_base fe host max_w_next me qa qb running x_uns")
         # ---- step sequencing -----------------------------------------------------------------------
         with m.If(~running & self.i_start):
             m.d.sync += [running.eq(1), done.eq(0), x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base),
@@ -828,4 +788,6 @@ class HdqtLayer(wiring.Component):
             for e in (fe, qa, qb, me):
                 e.reset()
         with m.If(running & done[M_DW]):
-            m.d.sync += [running.eq(0), max_w.eq(max_w_next)]
+            m.d.sync += running.eq(0)
+        # the updated W's maximum is the next step's
+        m.d.comb += [host.i_max_w_load.eq(running & done[M_DW]), host.i_max_w.eq(max_w_next)]
