@@ -15,8 +15,9 @@ from ..mac.array import res_layout as mac_res_layout
 from . import spec
 from .fwht import FWHT
 from .host_port import BUF_DY, BUF_W, BUF_X, HostPort, lane, load_layout
-from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
+from .quantizer import QUANT_LATENCY, quantize_pipeline
 from .ram import Ram
+from .shift import TensorShift
 from .update import WeightUpdater, absval
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
@@ -563,23 +564,12 @@ class HdqtLayer(wiring.Component):
                             m.d.comb += port.en.eq(issue)
                         m.d.sync += [qmax.eq(job.max), stoch.eq(job.stochastic),
                                      uns.eq(x_uns if job.unsigned else 0)]
-            # the shift, from free-running registers: job's max -> bit length -> shift (final after the
-            # SETUP_CYCLES of a job, before its first element)
-            # (the leading one of each half registered, then the index, then the shift: with the
-            # registered qmax four registers, within the start flip-flop and the setup cycles)
-            half = 1 << (tw - 1).bit_length() - 1
-            lo_i, lo_a = leading_one(m, qmax[:half], f"{name}_lol")
-            hi_i, hi_a = leading_one(m, qmax[half:], f"{name}_loh")
-            lo_ir, hi_ir = Signal.like(lo_i, name=f"{name}_lo_ir"), Signal(len(lo_i), name=f"{name}_hi_ir")
-            lo_ar, hi_ar = Signal(name=f"{name}_lo_ar"), Signal(name=f"{name}_hi_ar")
-            m.d.sync += [lo_ir.eq(lo_i), lo_ar.eq(lo_a), hi_ir.eq(hi_i), hi_ar.eq(hi_a)]
-            lead = Signal(len(lo_i) + 1, name=f"{name}_lead")   # index of the leading one of qmax
-            lead_any = Signal(name=f"{name}_lead_any")
-            m.d.sync += [lead.eq(Cat(Mux(hi_ar, hi_ir, lo_ir), hi_ar)), lead_any.eq(lo_ar | hi_ar)]
-            # shift = max(bit_length(qmax) - qbits, 0) = max(lead + 1 - qbits, 0)
-            qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
-            shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
-            m.d.sync += shift.eq(Mux(lead_any & (lead >= qbits), lead + 1 - qbits, 0))
+            # the shift (TensorShift), from free-running registers: job's max -> shift, final after the
+            # SETUP_CYCLES of a job, before its first element (with the registered qmax four
+            # registers, within the start flip-flop and the setup cycles)
+            m.submodules[f"{name}_shift"] = tshift = TensorShift(width=tw, bits=4)
+            m.d.comb += [tshift.i_max.eq(qmax), tshift.i_unsigned.eq(uns)]
+            shift = tshift.o_shift
             # the element read is registered (src_r, the cycle after the read data) before it enters
             # the quantizer's first stage, where it takes its LFSR word
             v1 = Signal(name=f"{name}_v1")
