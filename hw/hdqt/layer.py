@@ -14,22 +14,20 @@ from ..mac.array import MacArray, cmd_layout
 from ..mac.array import res_layout as mac_res_layout
 from . import spec
 from .fwht import FWHT
-from .quantizer import QUANT_LATENCY, leading_one, quantize_pipeline
+from .host_port import BUF_DY, BUF_W, BUF_X, HostPort, lane, load_layout
+from .quantizer import QUANT_LATENCY, quantize_pipeline
 from .ram import Ram
+from .shift import TensorShift
+from .update import WeightUpdater, absval
 
 __all__ = ["HdqtLayer", "Phase", "load_layout", "res_layout", "BUF_X", "BUF_W", "BUF_DY",
            "KIND_Y", "KIND_DX"]
 
-BUF_X, BUF_W, BUF_DY = 0, 1, 2
 KIND_Y, KIND_DX = 0, 1
 
 
 def bit_length_of(n):
     return max(1, int(n).bit_length())
-
-
-def load_layout():
-    return data.StructLayout({"buf": 2, "addr": 16, "data": signed(spec.W_BITS)})
 
 
 def res_layout(cols, acc_width):
@@ -87,18 +85,6 @@ class MatmulJob(NamedTuple):
     n: int
     k: int
     bank: int
-
-
-def absval(m, v, width, name):
-    """``|v|`` as a ``width``-bit signal ``name`` (combinational)."""
-    a = Signal(width, name=name)
-    m.d.comb += a.eq(Mux(v[-1], -v, v))
-    return a
-
-
-def lane(view, idx, lanes):
-    """Lane ``idx`` of a W word ``view`` of ``lanes`` weights (lane 0 when there is one)."""
-    return view[idx] if lanes > 1 else view[0]
 
 
 def by_job(job, table):
@@ -366,67 +352,36 @@ class HdqtLayer(wiring.Component):
         x_uns = Signal()
         exp_base = Signal(signed(16))
 
-        # "max" registers: OR of magnitudes (same leading one as the maximum)
-        max_x = Signal(16)
-        max_w = Signal(16)
+        # "max" registers: OR of magnitudes (same leading one as the maximum); X's and W's are the
+        # host port's
         max_w_next = Signal(16)
         max_tw = Signal(tw)
         max_td1 = Signal(tw)
         max_td2 = Signal(tw)
         ns.keep(locals(), (
             "B C K O R U a_rd a_wr acc b_rd b_wr done dy_rd dy_wr exp_base fw_b fw_o lB lK lO "
-            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw max_w "
-            "max_w_next max_x running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
+            "la lb lfsr lg load_busy log_c log_r log_u mac max_td1 max_td2 max_tw "
+            "max_w_next running shifts td1_rd td1_wr td2_rd td2_wr tw tw_rd tw_wr w_rd "
             "w_rd2 w_wr x_rd x_uns x_wr"))
 
     def _build_io(self, m, ns):
-        """Host loads (two register stages, the maxima of X and W) and the read-back of W (idle only)."""
-        (U, dy_wr, load_busy, log_u, max_w, max_x, running, w_rd, w_wr, x_wr) = ns.get(
-            "U dy_wr load_busy log_u max_w max_x running w_rd w_wr x_wr")
-        # ---- loads and read-back (idle only) -------------------------------------------------------
-        idle = ~running
-        m.d.comb += self.i_load.ready.eq(idle)
-        # a load passes two register stages: 1 writes the buffer, 2 holds |x| for the maximum (the
-        # engines wait until both are empty, see Engine)
-        ld = Signal(load_layout())
-        lv1, lz1, lu1 = Signal(), Signal(), Signal()
-        m.d.sync += lv1.eq(self.i_load.valid & idle)
-        with m.If(self.i_load.valid & idle):
-            m.d.sync += [ld.eq(self.i_load.payload), lz1.eq(self.i_load.payload.addr == 0),
-                         lu1.eq(self.i_x_unsigned)]
-        lv2, lb2, lz2, lclip2 = Signal(), Signal(2), Signal(), Signal()
-        ld_abs = Signal(16)
-        m.d.sync += [lv2.eq(lv1), lb2.eq(ld.buf), lz2.eq(lz1), lclip2.eq(ld.data[-1] & lu1),
-                     ld_abs.eq(absval(m, ld.data, 16, "ld_abs_c"))]
-        m.d.comb += load_busy.eq(lv1 | lv2)
+        """The host port (:class:`~hw.hdqt.host_port.HostPort`): loads and W's read-back, idle only."""
+        (U, dy_wr, load_busy, running, w_rd, w_wr, x_wr) = ns.get(
+            "U dy_wr load_busy running w_rd w_wr x_wr")
+        m.submodules.host = host = HostPort(lanes=U)
+        wiring.connect(m, wiring.flipped(self.i_load), host.i_load)
+        wiring.connect(m, wiring.flipped(self.i_rd), host.i_rd)
+        wiring.connect(m, host.o_rd, wiring.flipped(self.o_rd))
+        m.d.comb += [host.i_idle.eq(~running), host.i_x_unsigned.eq(self.i_x_unsigned),
+                     load_busy.eq(host.o_busy), host.i_w_rd_data.eq(w_rd.data)]
         # (W's write address and data: see the update, which shares the port)
-        m.d.comb += [x_wr.addr.eq(ld.addr), x_wr.data.eq(ld.data),
-                     dy_wr.addr.eq(ld.addr), dy_wr.data.eq(ld.data)]
-        with m.If(lv1):
-            with m.Switch(ld.buf):
-                with m.Case(BUF_X):
-                    m.d.comb += x_wr.en.eq(1)
-                with m.Case(BUF_W):
-                    m.d.comb += w_wr.en.eq(1 << ld.addr[:log_u])
-                with m.Case(BUF_DY):
-                    m.d.comb += dy_wr.en.eq(1)
-        # X: a negative element of an unsigned tensor quantizes to 0, so it does not count
-        ld_abs_x = Mux(lclip2, 0, ld_abs)
-        with m.If(lv2):
-            with m.Switch(lb2):
-                with m.Case(BUF_X):
-                    m.d.sync += max_x.eq(Mux(lz2, ld_abs_x, max_x | ld_abs_x))
-                with m.Case(BUF_W):
-                    m.d.sync += max_w.eq(Mux(lz2, ld_abs, max_w | ld_abs))
-
-        rd_v = Signal()
-        rd_lane = Signal(range(U))
-        m.d.comb += [self.i_rd.ready.eq(idle & (~rd_v | self.o_rd.ready)),
-                     self.o_rd.valid.eq(idle & rd_v), self.o_rd.payload.eq(lane(w_rd.data, rd_lane, U))]
-        with m.If(idle & (~rd_v | self.o_rd.ready)):
+        m.d.comb += [x_wr.addr.eq(host.o_wr_addr), x_wr.data.eq(host.o_wr_data), x_wr.en.eq(host.o_x_wr_en),
+                     dy_wr.addr.eq(host.o_wr_addr), dy_wr.data.eq(host.o_wr_data),
+                     dy_wr.en.eq(host.o_dy_wr_en), w_wr.en.eq(host.o_w_wr_en)]
+        with m.If(host.o_w_rd_en):
             m.d.comb += w_rd.en.eq(1)
-            m.d.sync += [rd_v.eq(self.i_rd.valid), rd_lane.eq(self.i_rd.payload[:log_u])]
-        ns.keep(locals(), "ld")
+        max_x, max_w = host.o_max_x, host.o_max_w
+        ns.keep(locals(), "host max_w max_x")
 
     def _build_f_engine(self, m, ns):
         """F engine: source -> FWHT -> T buffer, OR of |T| into the destination's maximum."""
@@ -609,23 +564,12 @@ class HdqtLayer(wiring.Component):
                             m.d.comb += port.en.eq(issue)
                         m.d.sync += [qmax.eq(job.max), stoch.eq(job.stochastic),
                                      uns.eq(x_uns if job.unsigned else 0)]
-            # the shift, from free-running registers: job's max -> bit length -> shift (final after the
-            # SETUP_CYCLES of a job, before its first element)
-            # (the leading one of each half registered, then the index, then the shift: with the
-            # registered qmax four registers, within the start flip-flop and the setup cycles)
-            half = 1 << (tw - 1).bit_length() - 1
-            lo_i, lo_a = leading_one(m, qmax[:half], f"{name}_lol")
-            hi_i, hi_a = leading_one(m, qmax[half:], f"{name}_loh")
-            lo_ir, hi_ir = Signal.like(lo_i, name=f"{name}_lo_ir"), Signal(len(lo_i), name=f"{name}_hi_ir")
-            lo_ar, hi_ar = Signal(name=f"{name}_lo_ar"), Signal(name=f"{name}_hi_ar")
-            m.d.sync += [lo_ir.eq(lo_i), lo_ar.eq(lo_a), hi_ir.eq(hi_i), hi_ar.eq(hi_a)]
-            lead = Signal(len(lo_i) + 1, name=f"{name}_lead")   # index of the leading one of qmax
-            lead_any = Signal(name=f"{name}_lead_any")
-            m.d.sync += [lead.eq(Cat(Mux(hi_ar, hi_ir, lo_ir), hi_ar)), lead_any.eq(lo_ar | hi_ar)]
-            # shift = max(bit_length(qmax) - qbits, 0) = max(lead + 1 - qbits, 0)
-            qbits = Mux(uns, spec.qbits(4, True), spec.qbits(4, False))
-            shift = Signal(range(tw), name=f"{name}_shift")   # at most tw - 3
-            m.d.sync += shift.eq(Mux(lead_any & (lead >= qbits), lead + 1 - qbits, 0))
+            # the shift (TensorShift), from free-running registers: job's max -> shift, final after the
+            # SETUP_CYCLES of a job, before its first element (with the registered qmax four
+            # registers, within the start flip-flop and the setup cycles)
+            m.submodules[f"{name}_shift"] = tshift = TensorShift(width=tw, bits=4)
+            m.d.comb += [tshift.i_max.eq(qmax), tshift.i_unsigned.eq(uns)]
+            shift = tshift.o_shift
             # the element read is registered (src_r, the cycle after the read data) before it enters
             # the quantizer's first stage, where it takes its LFSR word
             v1 = Signal(name=f"{name}_v1")
@@ -787,115 +731,35 @@ class HdqtLayer(wiring.Component):
         ns.keep(locals(), "dw_job me res res_take rm rn rows_left rv0")
 
     def _build_update(self, m, ns):
-        """The update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle in 8 stages; flags."""
-        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, lK, ld, lg, log_c, log_r, log_u, mac, max_w_next,
+        """The weight updater (:class:`~hw.hdqt.update.WeightUpdater`) on W's ports; the sticky flags."""
+        (C, K, O, U, acc, dw_job, exp_base, f_w_addr, host, lK, log_c, log_r, log_u, mac, max_w_next,
          me, res, res_take, rm, rn, rows_left, running, rv0, shifts, w_rd, w_wr) = ns.get(
-            "C K O U acc dw_job exp_base f_w_addr lK ld lg log_c log_r log_u mac max_w_next me res "
+            "C K O U acc dw_job exp_base f_w_addr host lK log_c log_r log_u mac max_w_next me res "
             "res_take rm rn rows_left running rv0 shifts w_rd w_wr")
-        # ---- the update: W[o, k..k+U-1] -= round(dW << u), U weights per cycle, 8 stages -----------
-        # u: clamp(exp_base + shift_dy'' + shift_x'', -acc, 16), from free-running registers (the
-        # shifts are final long before MM_DW starts). One right shifter for both directions:
-        # |dW| << u == (|dW| << 16) >> (16 - u), and (|dW| + half) >> r == ((|dW| + half) << 16) >> (16 + r).
-        u_raw = Signal(signed(8))
-        u_sh = Signal(signed(8))
-        u_amt = Signal(7)
-        u_half = Signal(acc)
-        u_rsh = Signal(6)        # -u when u < 0 (the right shift), else 0
-        m.d.sync += [u_raw.eq(exp_base + shifts[4] + shifts[5]),
-                     u_sh.eq(Mux(u_raw > spec.W_BITS, spec.W_BITS, Mux(u_raw < -acc, -acc, u_raw))),
-                     u_amt.eq(spec.W_BITS - u_sh),
-                     u_rsh.eq(Mux(u_sh[-1], (-u_sh)[:6], 0)),
-                     u_half.eq((1 << u_rsh) >> 1)]
-        n_sub = C // U
-        wbits = lg(O * K // U)
-        # a dW row (C results) stays at the result skid buffer's output while it leaves in n_sub chunks
-        # of U lanes (taken with the last chunk)
-        usub = Signal(range(n_sub))
-        dw_go = Signal()
-        m.d.comb += [dw_go.eq(me.run & dw_job & rv0),
-                     res_take.eq(me.run & rv0 & Mux(dw_job, usub == n_sub - 1, self.o_res.ready))]
-        upd_v = [Signal(name=f"upd_v{s}") for s in range(8)]
-        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(8)]
-        # the chunk's results as sign and one's-complement magnitude (dw ^ sign): stage 1 then needs one
-        # adder, |dw| + half = (dw ^ sign) + half + sign, the sign entering as the carry
-        chunk_n = [Signal(name=f"u_chunk_n{lu}") for lu in range(U)]
-        chunk_x = [Signal(acc, name=f"u_chunk_x{lu}") for lu in range(U)]
-        with m.Switch(usub):
-            for sub in range(n_sub):
-                with m.Case(sub):
-                    for lu in range(U):
-                        dw = res.data[sub * U + lu]
-                        m.d.sync += [chunk_n[lu].eq(dw[-1]),
-                                     chunk_x[lu].eq(dw.as_unsigned() ^ dw[-1].replicate(acc))]
-        # word of W[o, k]: o * K/U + k/U, with o = rm * R + row and k = rn * C + usub * U
-        m.d.sync += [upd_v[0].eq(dw_go), upd_a[0].eq(Cat(usub, rn[:lK - log_c], res.row[:log_r], rm))]
-        with m.If(dw_go):
-            m.d.sync += usub.eq(Mux(usub == n_sub - 1, 0, usub + 1))
-        for s in range(1, 8):
-            m.d.sync += [upd_v[s].eq(upd_v[s - 1]), upd_a[s].eq(upd_a[s - 1])]
-        lim = spec.acc_limit(spec.W_BITS)
-        dmax = (1 << (spec.W_BITS + 1)) - 1   # a larger |delta| saturates W whatever its value
-        # the W word is read in stage 2 and its data registered (w_q) in stage 3, so the block RAM's
-        # clock-to-out is not in front of stage 5's subtraction (each W word is updated once per step,
-        # so reading it earlier reads the same value)
-        # W's read port: the update (stage 2), else the F engine while running, else the host's read-back
-        m.d.comb += w_rd.addr.eq(Mux(upd_v[2], upd_a[2], Mux(running, f_w_addr, self.i_rd.payload >> log_u)))
-        w_q = Signal.like(w_rd.data, name="u_w_q")
-        m.d.sync += w_q.eq(w_rd.data)
-        with m.If(upd_v[2]):
+        m.submodules.update = upd = WeightUpdater(cols=C, lanes=U, acc_width=acc, words=O * K // U)
+        # u's inputs are final long before MM_DW starts (the shifts of dY'' and X'')
+        m.d.comb += [upd.i_exp_base.eq(exp_base), upd.i_shift_dy.eq(shifts[4]), upd.i_shift_x.eq(shifts[5])]
+        # a dW row at the result skid buffer's output; its first word of W[o, k]: o * K/U + k/U, with
+        # o = rm * R + row and k = rn * C (the updater adds the chunk's k/U)
+        m.d.comb += [upd.i_dw.valid.eq(me.run & dw_job & rv0), upd.i_dw.payload.data.eq(res.data),
+                     upd.i_dw.payload.word.eq(Cat(rn[:lK - log_c], res.row[:log_r], rm)),
+                     res_take.eq(me.run & rv0 & Mux(dw_job, upd.i_dw.ready, self.o_res.ready))]
+        # W's read port: the update, else the F engine while running, else the host's read-back
+        m.d.comb += [w_rd.addr.eq(Mux(upd.o_w_rd_en, upd.o_w_rd_addr,
+                                      Mux(running, f_w_addr, host.o_w_rd_addr))),
+                     upd.i_w_rd_data.eq(w_rd.data)]
+        with m.If(upd.o_w_rd_en):
             m.d.comb += w_rd.en.eq(1)
-        clipped_any = []
-        sat_row = []
-        for c in range(U):
-            # stage 1: the rounded magnitude before the shift: |dw| + half, one carry chain: the sign is
-            # the carry into bit 0, entered as a bit below both operands (s + s carries s)
-            neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
-            mag_sum = Signal(acc + 2, name=f"u_magsum_{c}")
-            m.d.comb += mag_sum.eq(Cat(chunk_n[c], chunk_x[c]) + Cat(chunk_n[c], u_half))
-            m.d.sync += [neg1.eq(chunk_n[c]), mag1.eq(mag_sum[1:])]
-            # stages 2 to 4: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
-            # that large saturates W either way)
-            sw = acc + 1 + spec.W_BITS
-            neg2, big2 = Signal(name=f"u_neg2_{c}"), Signal(name=f"u_big2_{c}")
-            sh2 = Signal(spec.W_BITS + 8, name=f"u_sh2_{c}")
-            coarse = Signal(sw, name=f"u_coarse_{c}")
-            m.d.comb += coarse.eq(Cat(Signal(spec.W_BITS), mag1) >> Cat(Signal(3), u_amt[3:]))
-            # bits at 24 and above stay at 17 and above after a shift by at most 7
-            m.d.sync += [neg2.eq(neg1), sh2.eq(coarse[:spec.W_BITS + 8]),
-                         big2.eq(coarse[spec.W_BITS + 8:].any())]
-            fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}")
-            neg3, big3 = Signal(name=f"u_neg3_{c}"), Signal(name=f"u_big3_{c}")
-            m.d.sync += [fine.eq(sh2 >> u_amt[:3]), neg3.eq(neg2), big3.eq(big2)]
-            neg4, mag4 = Signal(name=f"u_neg4_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag4_{c}")
-            m.d.sync += [neg4.eq(neg3),
-                         mag4.eq(Mux(big3 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
-            # stage 5: W - delta (W read in stage 2, registered in stage 3)
-            neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
-            m.d.sync += neww.eq(Mux(neg4, w_q[c] + mag4, w_q[c] - mag4))
-            # stage 6: saturate
-            sat4 = Signal(signed(16), name=f"u_sat_{c}")
-            clip4 = Signal(name=f"u_clip_{c}")
-            m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
-                         sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
-            clipped_any.append(clip4)
-            sat_row.append(sat4)
-        # stage 7 (upd_v[6]): write back; stage 8: OR of |W| for the next step's quantization
-        # W's write port: the update (stage 7), else a host load
-        m.d.comb += [w_wr.addr.eq(Mux(upd_v[6], upd_a[6], ld.addr >> log_u)),
-                     w_wr.data.eq(Mux(upd_v[6], Cat(*sat_row), Cat(*[ld.data] * U)))]
-        with m.If(upd_v[6]):
+        # W's write port: the update, else a host load
+        m.d.comb += [w_wr.addr.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_addr, host.o_wr_addr >> log_u)),
+                     w_wr.data.eq(Mux(upd.o_w_wr_en, upd.o_w_wr_data, Cat(*[host.o_wr_data] * U)))]
+        with m.If(upd.o_w_wr_en):
             m.d.comb += w_wr.en.eq((1 << U) - 1)
-            with m.If(Cat(*clipped_any).any()):
-                m.d.sync += self.o_w_saturated.eq(1)
-        abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
-        m.d.sync += [a5.eq(absval(m, s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
-        or5 = 0
-        for c in range(U):
-            or5 = or5 | abs5[c]
-        with m.If(upd_v[7]):
-            m.d.sync += max_w_next.eq(max_w_next | or5)
-        upd_busy = Cat(*upd_v).any()
-        m.d.comb += me.finish.eq((rows_left == 0) & ~upd_busy)
+        with m.If(upd.o_clip):
+            m.d.sync += self.o_w_saturated.eq(1)
+        with m.If(upd.o_w_abs_valid):
+            m.d.sync += max_w_next.eq(max_w_next | upd.o_w_abs)
+        m.d.comb += me.finish.eq((rows_left == 0) & ~upd.o_busy)
 
         with m.If(mac.o_overflow):
             m.d.sync += self.o_mac_overflow.eq(1)
@@ -905,8 +769,8 @@ class HdqtLayer(wiring.Component):
 
     def _build_sequencing(self, m, ns):
         """Step start and end: engines reset, the next step's maximum of W."""
-        (done, exp_base, fe, max_w, max_w_next, me, qa, qb, running, x_uns) = ns.get(
-            "done exp_base fe max_w max_w_next me qa qb running x_uns")
+        (done, exp_base, fe, host, max_w_next, me, qa, qb, running, x_uns) = ns.get(
+            "done exp_base fe host max_w_next me qa qb running x_uns")
         # ---- step sequencing -----------------------------------------------------------------------
         with m.If(~running & self.i_start):
             m.d.sync += [running.eq(1), done.eq(0), x_uns.eq(self.i_x_unsigned), exp_base.eq(self.i_exp_base),
@@ -914,4 +778,6 @@ class HdqtLayer(wiring.Component):
             for e in (fe, qa, qb, me):
                 e.reset()
         with m.If(running & done[M_DW]):
-            m.d.sync += [running.eq(0), max_w.eq(max_w_next)]
+            m.d.sync += running.eq(0)
+        # the updated W's maximum is the next step's
+        m.d.comb += [host.i_max_w_load.eq(running & done[M_DW]), host.i_max_w.eq(max_w_next)]
