@@ -93,7 +93,6 @@ class STDPHandler(Handler):
         read_done = Signal()        # READ: n_read == 0
         last_byte = Signal()        # READ_SEND: nbyte == W - 1
         settle = Signal(2)          # SETTLE: cycles since the core's inputs were empty
-        take = bus.i_data.valid & bus.i_data.ready
         # The handshakes with the core are registers too: `cfg_valid`/`aer_valid` are raised by a
         # state and cleared by the transfer, and a transfer's consequences (next address, next
         # state) follow one cycle later from `cfg_sent`/`aer_sent`, so the core's ready (a
@@ -107,7 +106,14 @@ class STDPHandler(Handler):
                      core.i_cfg.payload.data.eq(word),
                      core.i_aer.valid.eq(aer_valid), core.i_aer.payload.neuron.eq(lo | (spike << 8)),
                      core.i_aer.payload.eos.eq(aer_eos)]
-        m.d.sync += [cfg_sent.eq(cfg_take), aer_sent.eq(aer_take)]
+        out_ready, out_got, out_eos = Signal(), Signal(), Signal()
+        out_take = core.o_aer.valid & out_ready
+        m.d.comb += core.o_aer.ready.eq(out_ready)
+        m.d.sync += [cfg_sent.eq(cfg_take), aer_sent.eq(aer_take), out_got.eq(out_take)]
+        with m.If(out_take):
+            m.d.sync += out_ready.eq(0)
+        with m.If(out_ready):
+            m.d.sync += [spike.eq(core.o_aer.payload.neuron), out_eos.eq(core.o_aer.payload.eos)]
         with m.If(cfg_take):
             m.d.sync += cfg_valid.eq(0)
         with m.If(aer_take):
@@ -132,9 +138,9 @@ class STDPHandler(Handler):
                         goto("SETTLE")
 
         v = SimpleNamespace(**locals())
-        self._header(m, fsm, bus, take, v)
-        self._load_read(m, fsm, bus, core, W, take, v)
-        self._inject(m, fsm, bus, core, take, v)
+        self._header(m, fsm, bus, v)
+        self._load_read(m, fsm, bus, core, W, v)
+        self._inject(m, fsm, bus, core, v)
 
         with fsm.state("SETTLE"):
             # The core checks a write's address two cycles after taking it; its error flag is
@@ -155,7 +161,7 @@ class STDPHandler(Handler):
         return m
 
     @staticmethod
-    def _header(m, fsm, bus, take, v):
+    def _header(m, fsm, bus, v):
         """``HEADER``: mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi."""
         goto, more, is_read, hdr, status = v.goto, v.more, v.is_read, v.hdr, v.status
         with fsm.state("HEADER"):
@@ -163,24 +169,24 @@ class STDPHandler(Handler):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
                 goto("SETTLE")
             with m.Else():
+                # Ready is 1 in this branch, so a byte is taken when it is valid: the executor's
+                # registered valid, not the ready decode, leads to the state bits.
                 m.d.comb += bus.i_data.ready.eq(1)
-            with m.If(take):
-                byte = bus.i_data.payload
-                m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
-                             hdr.eq(hdr << 1)]
-                dests = [v.mem, *(v.addr[8 * i:8 * i + 8] for i in range(3)), v.n_read[:8],
-                         v.n_read[8:]]
-                for i, dest in enumerate(dests):
-                    with m.If(hdr[i]):
-                        m.d.sync += dest.eq(byte)
-                with m.If(~is_read & hdr[3]):
-                    goto("LOAD")
-                with m.If(is_read & hdr[5]):
-                    m.d.sync += v.read_done.eq((v.n_read[:8] == 0) & (byte == 0))
-                    goto("READ")
+                with m.If(bus.i_data.valid):
+                    byte = bus.i_data.payload
+                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1), hdr.eq(hdr << 1)]
+                    dests = [v.mem, *(v.addr[8 * i:8 * i + 8] for i in range(3)), v.n_read[:8], v.n_read[8:]]
+                    for i, dest in enumerate(dests):
+                        with m.If(hdr[i]):
+                            m.d.sync += dest.eq(byte)
+                    with m.If(~is_read & hdr[3]):
+                        goto("LOAD")
+                    with m.If(is_read & hdr[5]):
+                        m.d.sync += v.read_done.eq((v.n_read[:8] == 0) & (byte == 0))
+                        goto("READ")
 
     @staticmethod
-    def _load_read(m, fsm, bus, core, W, take, v):
+    def _load_read(m, fsm, bus, core, W, v):
         """``LOAD`` (whole words to the core) and ``READ`` / ``READ_WAIT`` / ``READ_SEND``."""
         goto, more, status, addr, word, nbyte = v.goto, v.more, v.status, v.addr, v.word, v.nbyte
         cfg_valid, cfg_sent = v.cfg_valid, v.cfg_sent
@@ -198,7 +204,7 @@ class STDPHandler(Handler):
                 goto("SETTLE")
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
+                with m.If(bus.i_data.valid):   # ready is 1 here
                     m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
                                  nbyte.eq(nbyte + 1), word_full.eq(nbyte == W - 1), word_part.eq(1),
                                  word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
@@ -223,10 +229,11 @@ class STDPHandler(Handler):
                     goto("READ")
 
     @staticmethod
-    def _inject(m, fsm, bus, core, take, v):
+    def _inject(m, fsm, bus, core, v):
         """``EVENTS`` (2 payload bytes per event to the core), ``EOS``, then the output spikes."""
         goto, more, status, half, lo, spike = v.goto, v.more, v.status, v.half, v.lo, v.spike
         aer_valid, aer_sent, aer_eos = v.aer_valid, v.aer_sent, v.aer_eos
+        out_ready, out_got, out_eos = v.out_ready, v.out_got, v.out_eos
         with fsm.state("EVENTS"):
             with m.If(v.odd_len):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
@@ -242,7 +249,7 @@ class STDPHandler(Handler):
                 goto("EOS")
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
+                with m.If(bus.i_data.valid):   # ready is 1 here
                     m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1)]
                     with m.If(v.count[0]):
                         m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
@@ -250,13 +257,14 @@ class STDPHandler(Handler):
                         m.d.sync += lo.eq(bus.i_data.payload)
         with fsm.state("EOS"):
             with m.If(aer_sent):
+                m.d.sync += out_ready.eq(1)
                 goto("SPIKES")
         with fsm.state("SPIKES"):
-            # The neuron is registered every cycle of this state (no enable from the core's valid).
-            m.d.comb += core.o_aer.ready.eq(1)
-            m.d.sync += spike.eq(core.o_aer.payload.neuron)
-            with m.If(core.o_aer.valid):
-                with m.If(core.o_aer.payload.eos):
+            # The core's output is taken through registers: `out_ready` (raised on entering this
+            # state, cleared by the transfer), the event captured while it is set and `out_got`
+            # (the transfer, seen a cycle later), so the core's valid drives two flip-flops only.
+            with m.If(out_got):
+                with m.If(out_eos):
                     goto("SETTLE")
                 with m.Else():
                     goto("SPIKE_LO")
@@ -267,4 +275,5 @@ class STDPHandler(Handler):
         with fsm.state("SPIKE_HI"):
             m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(spike[8:])]
             with m.If(bus.o_data.ready):
+                m.d.sync += out_ready.eq(1)
                 goto("SPIKES")
