@@ -41,6 +41,13 @@ def word_bytes(cfg):
 class STDPHandler(Handler):
     """The STDP command group: byte-serial framing around :class:`hw.stdp.STDPCore`.
 
+    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); one payload byte per
+    cycle at most; each word or event is offered to the core from a valid flip-flop and the next
+    one is assembled from the cycle after the transfer (about 3 cycles per event or word beyond
+    the core's own); output spikes are taken through a registered ready (2 reply bytes each).
+    ``done`` pulses 5 cycles after the core's inputs are empty, so the core's address check of
+    the last word has set its error flag by then.
+
     Parameters
     ----------
     primitives : bool
