@@ -9,6 +9,7 @@ from firmware.api import Accelerator
 from firmware.driver import CommandError, Driver
 from firmware.transport import SimTransport
 from hw.control.protocol import Cmd
+from hw.control.stdp_handler import word_bytes
 from hw.stdp import spec
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
@@ -84,3 +85,20 @@ def test_length_errors(acc):
     with pytest.raises(CommandError, match="ERR_UNKNOWN_CMD"):
         acc.driver.command(0x3F)
     assert acc.driver.ping(b"ok") == b"ok"
+
+
+def test_write_beyond_a_memory_answers_block_error_in_its_own_command(acc):
+    # The core checks a write's address cycles after it took the word; the handler answers only
+    # once that check is done, so the command whose last word is out of range is the one that
+    # answers ERR_BLOCK (not the next command, nor only STATUS).
+    cfg = acc.stdp_config()
+    W = word_bytes(cfg)
+    acc.reset()
+    acc.driver.command(Cmd.LOAD_SYNAPSES, bytes([spec.MEM_STATE]) + (cfg.n_neurons - 1).to_bytes(3, "little")
+                       + bytes(W))
+    with pytest.raises(CommandError, match="ERR_BLOCK"):
+        acc.driver.command(Cmd.LOAD_SYNAPSES, bytes([spec.MEM_STATE]) + cfg.n_neurons.to_bytes(3, "little")
+                           + bytes(W))
+    assert acc.status()["block_flags"] & (1 << 3)
+    acc.reset()
+    assert acc.status()["block_flags"] == 0

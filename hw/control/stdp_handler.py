@@ -20,11 +20,14 @@ beyond the network, an address beyond a memory) answers ``ERR_BLOCK``; the core 
 ``error`` (hence ``STATUS.block_flags`` bit 3) stays set until the ``RESET`` command.
 """
 
+from types import SimpleNamespace
+
 from amaranth.hdl import Module, Signal
 
 from ..stdp import STDPCore
 from ..stdp.spec import STDPConfig
-from .handler import Handler, capture_bytes, send_low_byte, start_command
+from .handler import Handler, send_low_byte
+from .onehot import OneHotFSM
 from .protocol import Cmd, Status
 
 __all__ = ["STDPHandler", "word_bytes"]
@@ -37,6 +40,13 @@ def word_bytes(cfg):
 
 class STDPHandler(Handler):
     """The STDP command group: byte-serial framing around :class:`hw.stdp.STDPCore`.
+
+    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); one payload byte per
+    cycle at most; each word or event is offered to the core from a valid flip-flop and the next
+    one is assembled from the cycle after the transfer (about 3 cycles per event or word beyond
+    the core's own); output spikes are taken through a registered ready (2 reply bytes each).
+    ``done`` pulses 5 cycles after the core's inputs are empty, so the core's address check of
+    the last word has set its error flag by then.
 
     Parameters
     ----------
@@ -53,144 +63,224 @@ class STDPHandler(Handler):
         self._primitives = primitives
         super().__init__()
 
+    _STATES = ("IDLE", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS", "SPIKES",
+               "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
+
     def elaborate(self, platform):
         m = Module()
         m.submodules.core = core = STDPCore(primitives=self._primitives, **self._params)
         bus = self.bus
         W = word_bytes(self.cfg)
 
-        count = Signal(16)          # payload bytes taken
         mem = Signal(2)
         addr = Signal(24)
         word = Signal(8 * W)
         nbyte = Signal(range(W + 1))  # bytes of the current word collected / sent
         n_read = Signal(16)         # READ_WEIGHTS: words still to read
         lo = Signal(8)              # INJECT_SPIKES: low byte of the event being assembled
-        half = Signal()
+        half = Signal()             # INJECT_SPIKES: an event is assembled (waiting for the core)
         err_before = Signal()
         status = Signal(8)
+        final_status = Signal(8)
         spike = Signal(16)
 
         err_any = core.o_err.bad_event | core.o_err.bad_cfg
         m.d.comb += bus.error.eq(err_any)
-        # Registered at the start and with each byte taken, so that the handshake's ready
-        # depends on no compare: more payload (count != length, against length - 1 so that no
-        # adder precedes it) and the command (READ_WEIGHTS with its fixed length).
-        more = Signal()
+        # Registered decisions: every compare of a counter is made a byte ahead (or at the start),
+        # so the state bits and the handshakes depend on flip-flops only.
+        more = Signal()             # payload bytes left (count != length, against length - 1)
+        count = Signal(16)          # payload bytes taken
         length_m1 = Signal(16)
         is_read = Signal()
-        read_len_bad = Signal()
-        take = bus.i_data.valid & bus.i_data.ready
+        read_len_bad = Signal()     # READ_WEIGHTS with a payload of other than 6 bytes
+        odd_len = Signal()          # INJECT_SPIKES with an odd payload
+        hdr = Signal(6)             # one-hot: header byte taken next (mem, addr x3, count x2)
+        word_full = Signal()        # LOAD: nbyte == W
+        word_part = Signal()        # LOAD: nbyte != 0
+        read_done = Signal()        # READ: n_read == 0
+        last_byte = Signal()        # READ_SEND: nbyte == W - 1
+        settle = Signal(2)          # SETTLE: cycles since the core's inputs were empty
+        # The handshakes with the core are registers too: `cfg_valid`/`aer_valid` are raised by a
+        # state and cleared by the transfer, and a transfer's consequences (next address, next
+        # state) follow one cycle later from `cfg_sent`/`aer_sent`, so the core's ready (a
+        # function of its phase and busy flags) drives four flip-flops and no wide enable.
+        cfg_valid, cfg_sent = Signal(), Signal()
+        aer_valid, aer_sent, aer_eos = Signal(), Signal(), Signal()
+        cfg_take = cfg_valid & core.i_cfg.ready
+        aer_take = aer_valid & core.i_aer.ready
+        m.d.comb += [core.i_cfg.valid.eq(cfg_valid), core.i_cfg.payload.write.eq(~is_read),
+                     core.i_cfg.payload.mem.eq(mem), core.i_cfg.payload.addr.eq(addr),
+                     core.i_cfg.payload.data.eq(word),
+                     core.i_aer.valid.eq(aer_valid), core.i_aer.payload.neuron.eq(lo | (spike << 8)),
+                     core.i_aer.payload.eos.eq(aer_eos)]
+        out_ready, out_got, out_eos = Signal(), Signal(), Signal()
+        out_take = core.o_aer.valid & out_ready
+        m.d.comb += core.o_aer.ready.eq(out_ready)
+        m.d.sync += [cfg_sent.eq(cfg_take), aer_sent.eq(aer_take), out_got.eq(out_take)]
+        with m.If(out_take):
+            m.d.sync += out_ready.eq(0)
+        with m.If(out_ready):
+            m.d.sync += [spike.eq(core.o_aer.payload.neuron), out_eos.eq(core.o_aer.payload.eos)]
+        with m.If(cfg_take):
+            m.d.sync += cfg_valid.eq(0)
+        with m.If(aer_take):
+            m.d.sync += aer_valid.eq(0)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                start_command(m, bus, status, [((Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS), "HEADER", None),
-                                               ((Cmd.INJECT_SPIKES,), "EVENTS", None)],
-                              on_start=[count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
-                                        status.eq(Status.OK), more.eq(bus.length != 0),
-                                        length_m1.eq(bus.length - 1),
-                                        is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
-                                        read_len_bad.eq(bus.length != 6)])
+        fsm = OneHotFSM(m, self._STATES, prefix="stdp")
+        goto = fsm.goto
+        with fsm.state("IDLE"):
+            with m.If(bus.start):
+                m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
+                             status.eq(Status.OK), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
+                             is_read.eq(bus.cmd == Cmd.READ_WEIGHTS), read_len_bad.eq(bus.length != 6),
+                             odd_len.eq(bus.length[0]), hdr.eq(1), word_full.eq(0), word_part.eq(0),
+                             aer_eos.eq(0), settle.eq(0)]
+                with m.Switch(bus.cmd):
+                    with m.Case(Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS):
+                        goto("HEADER")
+                    with m.Case(Cmd.INJECT_SPIKES):
+                        goto("EVENTS")
+                    with m.Default():
+                        m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
+                        goto("SETTLE")
 
-            # mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi.
-            with m.State("HEADER"):
-                header_len = 4
-                with m.If(~more | (is_read & read_len_bad)):
-                    m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
-                    capture_bytes(m, count, bus.i_data.payload,
-                                  [[mem], *([addr[8 * i:8 * i + 8]] for i in range(3)), [n_read[:8]],
-                                   [n_read[8:]]])
-                    with m.If(~is_read & (count == header_len - 1)):
-                        m.next = "LOAD"
-                    with m.If(is_read & (count == 5)):
-                        m.next = "READ"
+        v = SimpleNamespace(**locals())
+        self._header(m, fsm, bus, v)
+        self._load_read(m, fsm, bus, core, W, v)
+        self._inject(m, fsm, bus, core, v)
 
-            with m.State("LOAD"):
-                with m.If(nbyte == W):
-                    m.d.comb += [core.i_cfg.valid.eq(1), core.i_cfg.payload.write.eq(1),
-                                 core.i_cfg.payload.mem.eq(mem), core.i_cfg.payload.addr.eq(addr),
-                                 core.i_cfg.payload.data.eq(word)]
-                    with m.If(core.i_cfg.ready):
-                        m.d.sync += [nbyte.eq(0), addr.eq(addr + 1)]
-                with m.Elif(~more):
-                    with m.If(nbyte != 0):
-                        m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [count.eq(count + 1), more.eq(count != length_m1), nbyte.eq(nbyte + 1),
-                                     word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
-
-            with m.State("READ"):
-                with m.If(n_read == 0):
-                    m.next = "DONE"
-                with m.Else():
-                    m.d.comb += [core.i_cfg.valid.eq(1), core.i_cfg.payload.write.eq(0),
-                                 core.i_cfg.payload.mem.eq(mem), core.i_cfg.payload.addr.eq(addr)]
-                    with m.If(core.i_cfg.ready):
-                        m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1)]
-                        m.next = "READ_WAIT"
-            with m.State("READ_WAIT"):
-                m.d.comb += core.o_rdata.ready.eq(1)
-                with m.If(core.o_rdata.valid):
-                    m.d.sync += [word.eq(core.o_rdata.payload), nbyte.eq(0)]
-                    m.next = "READ_SEND"
-            with m.State("READ_SEND"):
-                with send_low_byte(m, bus, word, nbyte):
-                    with m.If(nbyte == W - 1):
-                        m.next = "READ"
-
-            with m.State("EVENTS"):
-                with m.If(bus.length[0]):
-                    m.d.sync += status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
-                with m.Elif(~more & ~half):
-                    m.next = "EOS"
-                with m.Elif(half):
-                    m.d.comb += [core.i_aer.valid.eq(1), core.i_aer.payload.neuron.eq(lo | (spike << 8)),
-                                 core.i_aer.payload.eos.eq(0)]
-                    with m.If(core.i_aer.ready):
-                        m.d.sync += half.eq(0)
-                with m.Else():
-                    m.d.comb += bus.i_data.ready.eq(1)
-                    with m.If(take):
-                        m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
-                        with m.If(count[0]):
-                            m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
-                        with m.Else():
-                            m.d.sync += lo.eq(bus.i_data.payload)
-            with m.State("EOS"):
-                m.d.comb += [core.i_aer.valid.eq(1), core.i_aer.payload.eos.eq(1)]
-                with m.If(core.i_aer.ready):
-                    m.next = "SPIKES"
-            with m.State("SPIKES"):
-                m.d.comb += core.o_aer.ready.eq(1)
-                with m.If(core.o_aer.valid):
-                    with m.If(core.o_aer.payload.eos):
-                        m.next = "DONE"
-                    with m.Else():
-                        m.d.sync += spike.eq(core.o_aer.payload.neuron)
-                        m.next = "SPIKE_LO"
-            with m.State("SPIKE_LO"):
-                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(spike[:8])]
-                with m.If(bus.o_data.ready):
-                    m.next = "SPIKE_HI"
-            with m.State("SPIKE_HI"):
-                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(spike[8:])]
-                with m.If(bus.o_data.ready):
-                    m.next = "SPIKES"
-
-            with m.State("DONE"):
-                m.d.comb += bus.done.eq(1)
+        with fsm.state("SETTLE"):
+            # The core checks a write's address two cycles after taking it; its error flag is
+            # read once its input registers have been empty for three cycles.
+            with m.If(cfg_valid | aer_valid):
+                m.d.sync += settle.eq(0)
+            with m.Elif(settle != 3):
+                m.d.sync += settle.eq(settle + 1)
+            with m.Else():
                 with m.If((status == Status.OK) & err_any & ~err_before):
-                    m.d.comb += bus.status.eq(Status.ERR_BLOCK)
+                    m.d.sync += final_status.eq(Status.ERR_BLOCK)
                 with m.Else():
-                    m.d.comb += bus.status.eq(status)
-                m.next = "IDLE"
+                    m.d.sync += final_status.eq(status)
+                goto("DONE")
+        with fsm.state("DONE"):
+            m.d.comb += [bus.done.eq(1), bus.status.eq(final_status)]
+            goto("IDLE")
         return m
+
+    @staticmethod
+    def _header(m, fsm, bus, v):
+        """``HEADER``: mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi."""
+        goto, more, is_read, hdr, status = v.goto, v.more, v.is_read, v.hdr, v.status
+        with fsm.state("HEADER"):
+            with m.If(~more | (is_read & v.read_len_bad)):
+                m.d.sync += status.eq(Status.ERR_LENGTH)
+                goto("SETTLE")
+            with m.Else():
+                # Ready is 1 in this branch, so a byte is taken when it is valid: the executor's
+                # registered valid, not the ready decode, leads to the state bits.
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(bus.i_data.valid):
+                    byte = bus.i_data.payload
+                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1), hdr.eq(hdr << 1)]
+                    dests = [v.mem, *(v.addr[8 * i:8 * i + 8] for i in range(3)), v.n_read[:8], v.n_read[8:]]
+                    for i, dest in enumerate(dests):
+                        with m.If(hdr[i]):
+                            m.d.sync += dest.eq(byte)
+                    with m.If(~is_read & hdr[3]):
+                        goto("LOAD")
+                    with m.If(is_read & hdr[5]):
+                        m.d.sync += v.read_done.eq((v.n_read[:8] == 0) & (byte == 0))
+                        goto("READ")
+
+    @staticmethod
+    def _load_read(m, fsm, bus, core, W, v):
+        """``LOAD`` (whole words to the core) and ``READ`` / ``READ_WAIT`` / ``READ_SEND``."""
+        goto, more, status, addr, word, nbyte = v.goto, v.more, v.status, v.addr, v.word, v.nbyte
+        cfg_valid, cfg_sent = v.cfg_valid, v.cfg_sent
+        word_full, word_part, n_read, read_done = v.word_full, v.word_part, v.n_read, v.read_done
+        last_byte = v.last_byte
+        with fsm.state("LOAD"):
+            with m.If(cfg_sent):
+                m.d.sync += [addr.eq(addr + 1), nbyte.eq(0), word_full.eq(0), word_part.eq(0)]
+            with m.Elif(word_full):
+                with m.If(~cfg_valid):
+                    m.d.sync += cfg_valid.eq(1)
+            with m.Elif(~more):
+                with m.If(word_part):
+                    m.d.sync += status.eq(Status.ERR_LENGTH)
+                goto("SETTLE")
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(bus.i_data.valid):   # ready is 1 here
+                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
+                                 nbyte.eq(nbyte + 1), word_full.eq(nbyte == W - 1), word_part.eq(1),
+                                 word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
+
+        with fsm.state("READ"):
+            with m.If(read_done):
+                goto("SETTLE")
+            with m.Elif(~cfg_valid):
+                m.d.sync += cfg_valid.eq(1)
+                goto("READ_WAIT")
+        with fsm.state("READ_WAIT"):
+            with m.If(cfg_sent):
+                m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1), read_done.eq(n_read == 1)]
+            m.d.comb += core.o_rdata.ready.eq(1)
+            with m.If(core.o_rdata.valid):
+                m.d.sync += [word.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]
+                goto("READ_SEND")
+        with fsm.state("READ_SEND"):
+            with send_low_byte(m, bus, word, nbyte):
+                m.d.sync += last_byte.eq(nbyte == W - 2)
+                with m.If(last_byte):
+                    goto("READ")
+
+    @staticmethod
+    def _inject(m, fsm, bus, core, v):
+        """``EVENTS`` (2 payload bytes per event to the core), ``EOS``, then the output spikes."""
+        goto, more, status, half, lo, spike = v.goto, v.more, v.status, v.half, v.lo, v.spike
+        aer_valid, aer_sent, aer_eos = v.aer_valid, v.aer_sent, v.aer_eos
+        out_ready, out_got, out_eos = v.out_ready, v.out_got, v.out_eos
+        with fsm.state("EVENTS"):
+            with m.If(v.odd_len):
+                m.d.sync += status.eq(Status.ERR_LENGTH)
+                goto("SETTLE")
+            with m.Elif(half):
+                # the assembled event is offered (aer_valid) until the core has taken it
+                with m.If(aer_sent):
+                    m.d.sync += half.eq(0)
+                with m.Elif(~aer_valid):
+                    m.d.sync += aer_valid.eq(1)
+            with m.Elif(~more):
+                m.d.sync += [aer_valid.eq(1), aer_eos.eq(1)]
+                goto("EOS")
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(bus.i_data.valid):   # ready is 1 here
+                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1)]
+                    with m.If(v.count[0]):
+                        m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
+                    with m.Else():
+                        m.d.sync += lo.eq(bus.i_data.payload)
+        with fsm.state("EOS"):
+            with m.If(aer_sent):
+                m.d.sync += out_ready.eq(1)
+                goto("SPIKES")
+        with fsm.state("SPIKES"):
+            # The core's output is taken through registers: `out_ready` (raised on entering this
+            # state, cleared by the transfer), the event captured while it is set and `out_got`
+            # (the transfer, seen a cycle later), so the core's valid drives two flip-flops only.
+            with m.If(out_got):
+                with m.If(out_eos):
+                    goto("SETTLE")
+                with m.Else():
+                    goto("SPIKE_LO")
+        with fsm.state("SPIKE_LO"):
+            m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(spike[:8])]
+            with m.If(bus.o_data.ready):
+                goto("SPIKE_HI")
+        with fsm.state("SPIKE_HI"):
+            m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(spike[8:])]
+            with m.If(bus.o_data.ready):
+                m.d.sync += out_ready.eq(1)
+                goto("SPIKES")
