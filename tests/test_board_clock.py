@@ -38,9 +38,14 @@ def test_ice40_pll_matches_icepll(mhz, tmp_path):
     assert float(pll.f_out) / 1e6 == pytest.approx(achieved, abs=5e-4)
 
 
-def test_ice40_pll_refuses_an_output_out_of_range():
-    with pytest.raises(ValueError, match="f_out must be from 16 to 275 MHz for the iCE40 PLL, not 5 MHz"):
-        ice40_pll(12_000_000, 5_000_000)
+@pytest.mark.parametrize("pll,f_in,f_out,message", [
+    (ice40_pll, 12_000_000, 5_000_000, "f_out must be from 16 to 275 MHz for the iCE40 PLL, not 5 MHz"),
+    (ecp5_pll, 25_000_000, 5_000_000, "f_out must be from 10 to 400 MHz for the ECP5 PLL, not 5 MHz"),
+    (ecp5_pll, 4_000_000, 100_000_000, "f_in must be from 8 to 400 MHz for the ECP5 PLL, not 4 MHz"),
+])
+def test_pll_refuses_frequencies_out_of_range(pll, f_in, f_out, message):
+    with pytest.raises(ValueError, match=message):
+        pll(f_in, f_out)
 
 
 # 125 and 112.5 exact; 133, 48, 46, 31.4159 nearest (48: a tie on the error decided by the VCO
@@ -58,13 +63,6 @@ def test_ecp5_pll_matches_ecppll(mhz, tmp_path):
     assert pll.params == want
     assert pll.f_out == Fraction(pll.f_in * want["CLKFB_DIV"], want["CLKI_DIV"])
     assert float(pll.f_vco) / 1e6 == pytest.approx(vco, rel=1e-5)
-
-
-def test_ecp5_pll_refuses_frequencies_out_of_range():
-    with pytest.raises(ValueError, match="f_out must be from 10 to 400 MHz for the ECP5 PLL, not 5 MHz"):
-        ecp5_pll(25_000_000, 5_000_000)
-    with pytest.raises(ValueError, match="f_in must be from 8 to 400 MHz for the ECP5 PLL, not 4 MHz"):
-        ecp5_pll(4_000_000, 100_000_000)
 
 
 def test_ecp5_clock_candidates_are_exact_pll_clocks():

@@ -503,6 +503,15 @@ class SystolicArray(wiring.Component):
                 value = reg
             return value
 
+        def edge_operands(names, index, beat, decode, ops_layout, late_layout):
+            """Row ``index``'s activation (``names="ax"``) or pair ``index``'s weight (``"wd"``)
+            operands at the array's edge: the undecoded beat skewed ``index`` cycles, decoded into
+            the multiplier operands and the fabric operands, the latter ``FABRIC_LAG`` cycles later."""
+            ops = Signal(ops_layout, name=f"edge_{names[0]}{index}")
+            late = Signal(late_layout, name=f"edge_{names[1]}{index}")
+            decode(m, delayed(beat, index, f"skew_{names[0]}{index}"), ops, late)
+            return ops, delayed(late, FABRIC_LAG, f"lag_{names[1]}{index}")
+
         pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives)
                 for _ in range(P)] for _ in range(R)]
         for r in range(R):
@@ -513,17 +522,13 @@ class SystolicArray(wiring.Component):
                 # weights down the column, PAIR_LATENCY cycles behind them.
                 # The fabric operands enter FABRIC_LAG cycles behind the multipliers' operands.
                 if p == 0:
-                    a_in = Signal(act_ops_layout(), name=f"edge_a{r}")
-                    x_in = Signal(act_late_layout(), name=f"edge_x{r}")
-                    decode_act(m, delayed(ctl.acts[r], r, f"skew_a{r}"), a_in, x_in)
-                    x_in = delayed(x_in, FABRIC_LAG, f"lag_x{r}")
+                    a_in, x_in = edge_operands("ax", r, ctl.acts[r], decode_act,
+                                               act_ops_layout(), act_late_layout())
                 else:
                     a_in, x_in = pes[r][p - 1].a_out, pes[r][p - 1].x_out
                 if r == 0:
-                    w_in = Signal(wgt_ops_layout(), name=f"edge_w{p}")
-                    d_in = Signal(wgt_late_layout(), name=f"edge_d{p}")
-                    decode_wgt(m, delayed(ctl.wgts[p], p, f"skew_w{p}"), w_in, d_in)
-                    d_in = delayed(d_in, FABRIC_LAG, f"lag_d{p}")
+                    w_in, d_in = edge_operands("wd", p, ctl.wgts[p], decode_wgt,
+                                               wgt_ops_layout(), wgt_late_layout())
                 else:
                     w_in, d_in = pes[r - 1][p].w_out, pes[r - 1][p].d_out
                 t_in = (delayed(ctl.tags, p + PAIR_LATENCY + 1, f"skew_t{p}") if r == 0
