@@ -50,9 +50,10 @@ def run_engine(dst_lanes, lane_bits, tensors, x_unsigned):
         ctx.set(dut.i_w_max, or_abs(w))
         ctx.set(dut.i_t_max, or_abs(t))
         for jj in range(len(JOBS)):
-            await run_job(ctx, dut.ctl, jj)
-            snaps.append(dict(mem))
-            mem.clear()
+            def snap(ctx):
+                snaps.append(dict(mem))
+                mem.clear()
+            await run_job(ctx, dut.ctl, jj, at_finish=snap)
         out["shifts"] = [ctx.get(dut.o_shifts[jj]) for jj in range(len(JOBS))]
 
     out = {}

@@ -6,10 +6,11 @@ from hw.hdqt.jobs import SETUP_CYCLES
 __all__ = ["run_job", "ram_reader", "ram_writer"]
 
 
-async def run_job(ctx, ctl, job, *, max_cycles=100_000):
+async def run_job(ctx, ctl, job, *, at_finish=None, max_cycles=100_000):
     """Run job ``job`` on an engine's job port (``ctl``) as the sequencer does: ``start`` for a cycle,
     :data:`~hw.hdqt.jobs.SETUP_CYCLES` cycles of ``act`` (``setup_end`` in the last), then ``run``
-    until the engine raises ``finish``. Returns the cycles of the run."""
+    until the engine raises ``finish``; ``at_finish(ctx)`` is called in that cycle (where the job's
+    results must be complete). Returns the cycles of the run."""
     ctx.set(ctl.job, job)
     ctx.set(ctl.start, 1)
     await ctx.tick()
@@ -25,6 +26,8 @@ async def run_job(ctx, ctl, job, *, max_cycles=100_000):
         await ctx.tick()
         cycles += 1
         assert cycles < max_cycles, f"job {job} did not finish in {max_cycles} cycles"
+    if at_finish is not None:
+        at_finish(ctx)
     await ctx.tick()
     ctx.set(ctl.run, 0)
     ctx.set(ctl.act, 0)
