@@ -6,7 +6,8 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.hdqt import spec
-from hw.hdqt.quant_engine import QuantEngine, QuantJob, QuantSource
+from hw.hdqt.jobs import TensorSource
+from hw.hdqt.quant_engine import QuantEngine, QuantJob
 from sim.hdqt.engines import ram_reader, ram_writer, run_job
 from sim.hdqt.golden import LfsrStream, ref_quantize
 
@@ -28,7 +29,7 @@ def run_engine(dst_lanes, lane_bits, tensors, x_unsigned):
     """Run every job of JOBS on tensors ``{src: array}``; return each job's operand bank writes, o_shifts
     and the LFSR words taken."""
     x, w, t = tensors["x"], tensors["w"], tensors["t"]
-    sources = {"x": QuantSource(7, 16), "w": QuantSource(6, 16, lanes=2), "t": QuantSource(6, WIDTH)}
+    sources = {"x": TensorSource(7, 16), "w": TensorSource(6, 16, lanes=2), "t": TensorSource(6, WIDTH)}
     dut = QuantEngine(sources=sources, jobs=JOBS, width=WIDTH, dst_lanes=dst_lanes, lane_bits=lane_bits,
                       bank_bits=BANK_BITS[dst_lanes])
     words = LfsrStream().take(1000)
@@ -102,7 +103,7 @@ def test_quant_engine_matches_golden(dst_lanes, lane_bits, x_unsigned):
 
 
 def test_quant_engine_rejects_bad_parameters():
-    src = {"x": QuantSource(7, 16)}
+    src = {"x": TensorSource(7, 16)}
     with pytest.raises(ValueError, match="job source"):
         QuantEngine(sources=src, jobs=[JOBS[1]], width=WIDTH, dst_lanes=4, lane_bits=8, bank_bits=5)
     with pytest.raises(TypeError, match="jobs"):

@@ -5,7 +5,8 @@ import numpy as np
 import pytest
 from amaranth.sim import Simulator
 
-from hw.hdqt.transform_engine import TransformEngine, TransformJob, TransformSource
+from hw.hdqt.jobs import TensorSource
+from hw.hdqt.transform_engine import TransformEngine, TransformJob
 from sim.hdqt.engines import ram_reader, ram_writer, run_job
 from sim.hdqt.golden import ref_fwht
 
@@ -18,7 +19,7 @@ JOBS = [TransformJob("w", 8, 16, colwise=True, use_nb=False, dst="ta"),
 
 
 def run_engine(n_o, n_b, w, dy):
-    dut = TransformEngine(sources={"w": TransformSource(6, lanes=2), "dy": TransformSource(6)},
+    dut = TransformEngine(sources={"w": TensorSource(6, lanes=2), "dy": TensorSource(6)},
                           dsts={"ta": 7, "tb": 7}, jobs=JOBS, n_o=n_o, n_b=n_b)
     mems = {"ta": {}, "tb": {}}
     snaps = []
@@ -60,7 +61,7 @@ def test_transform_engine_matches_golden(n_o, n_b):
 
 
 def test_transform_engine_rejects_bad_parameters():
-    src = {"w": TransformSource(6, lanes=2)}
+    src = {"w": TensorSource(6, lanes=2)}
     with pytest.raises(ValueError, match="job source"):
         TransformEngine(sources=src, dsts={"ta": 7}, jobs=JOBS[1:2], n_o=8, n_b=8)
     with pytest.raises(ValueError, match="n_b"):

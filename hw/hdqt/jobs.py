@@ -1,15 +1,17 @@
 """The HDQT layer's engines and their job sequencing: the job port, the sequencer, the port signatures of the
 buffers, and the element-order and job-table helpers the engines share."""
 
-from amaranth.hdl import Cat, Module, Mux, Signal
-from amaranth.lib import wiring
+from typing import NamedTuple
+
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_int
 from . import spec
 
-__all__ = ["JobSequencer", "job_signature", "read_signature", "write_signature", "SETUP_CYCLES",
-           "by_job", "ij", "element_word", "bit_length_of", "check_jobs"]
+__all__ = ["JobSequencer", "TensorSource", "job_signature", "read_signature", "write_signature",
+           "source_ports", "SETUP_CYCLES", "by_job", "ij", "element_word", "bit_length_of", "check_jobs"]
 
 #: Cycles from a job's ``start`` to its ``run``: the job's parameters (and the quantizer's shift, three
 #: registers from its maximum) settle in them.
@@ -47,6 +49,27 @@ def read_signature(addr_bits, shape):
 def write_signature(addr_bits, shape, lanes=1):
     """A RAM write port from the writer's side: ``en`` has one bit per write lane."""
     return wiring.Signature({"addr": Out(addr_bits), "data": Out(shape), "en": Out(lanes)})
+
+
+class TensorSource(NamedTuple):
+    """A tensor buffer an engine reads: ``lanes`` signed ``width``-bit elements per word, words addressed
+    by ``addr_bits`` bits."""
+    addr_bits: int
+    width: int = spec.W_BITS
+    lanes: int = 1
+
+
+def source_ports(sources, jobs):
+    """The read ports ``<name>_rd`` of an engine reading ``sources`` (a dict of :class:`TensorSource`),
+    after checking that every job's ``src`` is one of them."""
+    if not isinstance(sources, dict) or not all(isinstance(s, TensorSource) for s in sources.values()):
+        raise TypeError(f"sources must be a dict of TensorSource, not {sources!r}")
+    for j in jobs:
+        if j.src not in sources:
+            raise ValueError(f"job source must be one of {sorted(sources)}, not {j.src!r}")
+    return {f"{name}_rd": Out(read_signature(
+                s.addr_bits, data.ArrayLayout(signed(s.width), s.lanes) if s.lanes > 1 else signed(s.width)))
+            for name, s in sources.items()}
 
 
 def check_jobs(name, jobs, job_type):

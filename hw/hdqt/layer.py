@@ -9,11 +9,11 @@ from ..lib.sections import elaborate_sections
 from ..mac.array import MacArray
 from . import spec
 from .host_port import HostPort, load_layout
-from .jobs import JobSequencer
+from .jobs import JobSequencer, TensorSource
 from .matmul_engine import MatmulEngine, MatmulJob, res_layout
-from .quant_engine import QuantEngine, QuantJob, QuantSource
+from .quant_engine import QuantEngine, QuantJob
 from .ram import Ram
-from .transform_engine import TransformEngine, TransformJob, TransformSource
+from .transform_engine import TransformEngine, TransformJob
 from .update import WeightUpdater
 
 __all__ = ["HdqtLayer", "Phase"]
@@ -264,8 +264,8 @@ class HdqtLayer(wiring.Component):
                 TransformJob("dy", B, O, colwise=False, use_nb=False, dst="td1"),
                 TransformJob("dy", B, O, colwise=True, use_nb=True, dst="td2"),
                 TransformJob("x", B, K, colwise=True, use_nb=True, dst="tw")]
-        sources = {"w": TransformSource(len(w_rd.addr), U), "dy": TransformSource(len(dy_rd.addr)),
-                   "x": TransformSource(len(x_rd.addr))}
+        sources = {"w": TensorSource(len(w_rd.addr), lanes=U), "dy": TensorSource(len(dy_rd.addr)),
+                   "x": TensorSource(len(x_rd.addr))}
         dsts = {"tw": len(tw_wr.addr), "td1": len(td1_wr.addr), "td2": len(td2_wr.addr)}
         m.submodules.f_engine = fe = TransformEngine(sources=sources, dsts=dsts, jobs=jobs,
                                                      n_o=self.n_o, n_b=self.n_b)
@@ -295,8 +295,8 @@ class HdqtLayer(wiring.Component):
         eng = {}
         for name, jobs, wr, lanes, lane_bits, bank_bits in (("qa", qa_jobs, a_wr, 2 * R, 8, la),
                                                             ("qb", qb_jobs, b_wr, 2 * C, 4, lb)):
-            sources = {j.src: QuantSource(len(ports[j.src].addr), tw if j.src[0] == "t" else spec.W_BITS,
-                                          U if j.src == "w" else 1) for j in jobs}
+            sources = {j.src: TensorSource(len(ports[j.src].addr), tw if j.src[0] == "t" else spec.W_BITS,
+                                           U if j.src == "w" else 1) for j in jobs}
             m.submodules[f"{name}_engine"] = q = eng[name] = QuantEngine(
                 sources=sources, jobs=jobs, width=tw, dst_lanes=lanes, lane_bits=lane_bits,
                 bank_bits=bank_bits)

@@ -16,24 +16,17 @@ from .jobs import (
     element_word,
     ij,
     job_signature,
-    read_signature,
+    source_ports,
     write_signature,
 )
 from .quantizer import QUANT_LATENCY, quantize_pipeline
 from .shift import TensorShift
 
-__all__ = ["QuantEngine", "QuantJob", "QuantSource", "QUANT_BITS", "WRITE_LATENCY"]
+__all__ = ["QuantEngine", "QuantJob", "QUANT_BITS", "WRITE_LATENCY"]
 
 QUANT_BITS = 4
 #: Cycles from an element's read (its read enable) to its write into the operand bank.
 WRITE_LATENCY = QUANT_LATENCY + 2
-
-
-class QuantSource(NamedTuple):
-    """A tensor buffer a quantizer engine reads: ``lanes`` signed ``width``-bit elements per word."""
-    addr_bits: int
-    width: int
-    lanes: int = 1
 
 
 class QuantJob(NamedTuple):
@@ -71,7 +64,7 @@ class QuantEngine(wiring.Component):
 
     Parameters
     ----------
-    sources : dict of str to QuantSource
+    sources : dict of str to TensorSource
     jobs : sequence of QuantJob
     width : int
         Element width of the quantizer (every source's elements and maxima fit it).
@@ -83,21 +76,13 @@ class QuantEngine(wiring.Component):
 
     def __init__(self, *, sources, jobs, width, dst_lanes, lane_bits, bank_bits):
         self._jobs = check_jobs("jobs", jobs, QuantJob)
-        if not isinstance(sources, dict) or not all(isinstance(s, QuantSource) for s in sources.values()):
-            raise TypeError(f"sources must be a dict of QuantSource, not {sources!r}")
-        for j in self._jobs:
-            if j.src not in sources:
-                raise ValueError(f"job source must be one of {sorted(sources)}, not {j.src!r}")
+        ports = {"ctl": In(job_signature(len(self._jobs))), **source_ports(sources, self._jobs)}
         self._w = check_int("width", width, 3, 48)
         self._lanes = check_pow2("dst_lanes", dst_lanes, 2, 32)
         self._lane_bits = check_int("lane_bits", lane_bits, QUANT_BITS, 8)
         self._bank_bits = check_int("bank_bits", bank_bits, 1, 16)
         self._src = dict(sources)
-        ports = {"ctl": In(job_signature(len(self._jobs)))}
-        for name, s in self._src.items():
-            shape = data.ArrayLayout(signed(s.width), s.lanes) if s.lanes > 1 else signed(s.width)
-            ports[f"{name}_rd"] = Out(read_signature(s.addr_bits, shape))
-            ports[f"i_{name}_max"] = In(width)
+        ports.update({f"i_{name}_max": In(width) for name in self._src})
         ports.update({
             "wr": Out(write_signature(bank_bits + 1, dst_lanes * lane_bits, dst_lanes)),
             "i_rnd": In(spec.RND_BITS),

@@ -3,7 +3,7 @@
 from typing import NamedTuple
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
-from amaranth.lib import data, wiring
+from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..lib.stream import skid_buffer
@@ -18,18 +18,12 @@ from .jobs import (
     element_word,
     ij,
     job_signature,
-    read_signature,
+    source_ports,
     write_signature,
 )
 from .update import absval
 
-__all__ = ["TransformEngine", "TransformJob", "TransformSource"]
-
-
-class TransformSource(NamedTuple):
-    """A tensor buffer the transform engine reads: ``lanes`` ``W_BITS``-bit elements per word."""
-    addr_bits: int
-    lanes: int = 1
+__all__ = ["TransformEngine", "TransformJob"]
 
 
 class TransformJob(NamedTuple):
@@ -58,7 +52,8 @@ class TransformEngine(wiring.Component):
 
     Parameters
     ----------
-    sources : dict of str to TransformSource
+    sources : dict of str to TensorSource
+        (``W_BITS``-bit elements)
     dsts : dict of str to int
         Destination buffers and their address bits.
     jobs : sequence of TransformJob
@@ -68,22 +63,18 @@ class TransformEngine(wiring.Component):
 
     def __init__(self, *, sources, dsts, jobs, n_o, n_b):
         self._jobs = check_jobs("jobs", jobs, TransformJob)
-        if not isinstance(sources, dict) or not all(isinstance(s, TransformSource) for s in sources.values()):
-            raise TypeError(f"sources must be a dict of TransformSource, not {sources!r}")
+        ports = {"ctl": In(job_signature(len(self._jobs))), **source_ports(sources, self._jobs)}
+        if any(s.width != spec.W_BITS for s in sources.values()):
+            raise ValueError(f"sources must have width {spec.W_BITS}, not {sources!r}")
         if not isinstance(dsts, dict):
             raise TypeError(f"dsts must be a dict of address widths, not {dsts!r}")
         for j in self._jobs:
-            if j.src not in sources or j.dst not in dsts:
-                raise ValueError(f"job source must be one of {sorted(sources)} and destination one of "
-                                 f"{sorted(dsts)}, not {j.src!r} -> {j.dst!r}")
+            if j.dst not in dsts:
+                raise ValueError(f"job destination must be one of {sorted(dsts)}, not {j.dst!r}")
         self._n_o = check_pow2("n_o", n_o, spec.MIN_FWHT, spec.MAX_FWHT)
         self._n_b = check_pow2("n_b", n_b, spec.MIN_FWHT, spec.MAX_FWHT)
         self._src, self._dst = dict(sources), {d: check_int("dsts", a, 1, 24) for d, a in dsts.items()}
         self.out_width = spec.W_BITS + spec.log2(max(n_o, n_b))
-        ports = {"ctl": In(job_signature(len(self._jobs)))}
-        for name, s in self._src.items():
-            shape = data.ArrayLayout(signed(spec.W_BITS), s.lanes) if s.lanes > 1 else signed(spec.W_BITS)
-            ports[f"{name}_rd"] = Out(read_signature(s.addr_bits, shape))
         for name, abits in self._dst.items():
             ports[f"{name}_wr"] = Out(write_signature(abits, signed(self.out_width)))
             ports[f"o_{name}_max"] = Out(self.out_width)
