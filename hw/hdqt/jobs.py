@@ -11,7 +11,7 @@ from ..params import check_int
 from . import spec
 
 __all__ = ["JobSequencer", "TensorSource", "job_signature", "read_signature", "write_signature",
-           "source_ports", "SETUP_CYCLES", "by_job", "ij", "element_word", "bit_length_of", "check_jobs"]
+           "engine_ports", "SETUP_CYCLES", "by_job", "ij", "element_word", "bit_length_of", "check_jobs"]
 
 #: Cycles from a job's ``start`` to its ``run``: the job's parameters (and the quantizer's shift, three
 #: registers from its maximum) settle in them.
@@ -59,17 +59,21 @@ class TensorSource(NamedTuple):
     lanes: int = 1
 
 
-def source_ports(sources, jobs):
-    """The read ports ``<name>_rd`` of an engine reading ``sources`` (a dict of :class:`TensorSource`),
-    after checking that every job's ``src`` is one of them."""
+def engine_ports(jobs, job_type, sources):
+    """``(jobs, ports)`` of an engine that reads ``sources`` (a dict of :class:`TensorSource`): ``jobs``
+    checked (:func:`check_jobs`) as a tuple, and the ports ``ctl`` (:func:`job_signature`) and
+    ``<name>_rd`` per source, after checking that every job's ``src`` is one of them."""
+    jobs = check_jobs("jobs", jobs, job_type)
     if not isinstance(sources, dict) or not all(isinstance(s, TensorSource) for s in sources.values()):
         raise TypeError(f"sources must be a dict of TensorSource, not {sources!r}")
     for j in jobs:
         if j.src not in sources:
             raise ValueError(f"job source must be one of {sorted(sources)}, not {j.src!r}")
-    return {f"{name}_rd": Out(read_signature(
-                s.addr_bits, data.ArrayLayout(signed(s.width), s.lanes) if s.lanes > 1 else signed(s.width)))
-            for name, s in sources.items()}
+    ports = {"ctl": In(job_signature(len(jobs)))}
+    for name, s in sources.items():
+        shape = data.ArrayLayout(signed(s.width), s.lanes) if s.lanes > 1 else signed(s.width)
+        ports[f"{name}_rd"] = Out(read_signature(s.addr_bits, shape))
+    return jobs, ports
 
 
 def check_jobs(name, jobs, job_type):

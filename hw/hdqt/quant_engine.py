@@ -9,16 +9,7 @@ from amaranth.lib.wiring import In, Out
 from ..params import check_int, check_pow2
 from . import spec
 from .host_port import lane
-from .jobs import (
-    bit_length_of,
-    by_job,
-    check_jobs,
-    element_word,
-    ij,
-    job_signature,
-    source_ports,
-    write_signature,
-)
+from .jobs import bit_length_of, by_job, element_word, engine_ports, ij, write_signature
 from .quantizer import QUANT_LATENCY, quantize_pipeline
 from .shift import TensorShift
 
@@ -75,8 +66,7 @@ class QuantEngine(wiring.Component):
     """
 
     def __init__(self, *, sources, jobs, width, dst_lanes, lane_bits, bank_bits):
-        self._jobs = check_jobs("jobs", jobs, QuantJob)
-        ports = {"ctl": In(job_signature(len(self._jobs))), **source_ports(sources, self._jobs)}
+        self._jobs, ports = engine_ports(jobs, QuantJob, sources)
         self._w = check_int("width", width, 3, 48)
         self._lanes = check_pow2("dst_lanes", dst_lanes, 2, 32)
         self._lane_bits = check_int("lane_bits", lane_bits, QUANT_BITS, 8)

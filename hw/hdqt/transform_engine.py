@@ -4,23 +4,14 @@ from typing import NamedTuple
 
 from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import wiring
-from amaranth.lib.wiring import In, Out
+from amaranth.lib.wiring import Out
 
 from ..lib.stream import skid_buffer
 from ..params import check_int, check_pow2
 from . import spec
 from .fwht import FWHT
 from .host_port import lane
-from .jobs import (
-    bit_length_of,
-    by_job,
-    check_jobs,
-    element_word,
-    ij,
-    job_signature,
-    source_ports,
-    write_signature,
-)
+from .jobs import bit_length_of, by_job, element_word, engine_ports, ij, write_signature
 from .update import absval
 
 __all__ = ["TransformEngine", "TransformJob"]
@@ -62,8 +53,7 @@ class TransformEngine(wiring.Component):
     """
 
     def __init__(self, *, sources, dsts, jobs, n_o, n_b):
-        self._jobs = check_jobs("jobs", jobs, TransformJob)
-        ports = {"ctl": In(job_signature(len(self._jobs))), **source_ports(sources, self._jobs)}
+        self._jobs, ports = engine_ports(jobs, TransformJob, sources)
         if any(s.width != spec.W_BITS for s in sources.values()):
             raise ValueError(f"sources must have width {spec.W_BITS}, not {sources!r}")
         if not isinstance(dsts, dict):
