@@ -13,11 +13,9 @@ from .jobs import bit_length_of, by_job, element_word, engine_ports, ij, write_s
 from .quantizer import QUANT_LATENCY, quantize_pipeline
 from .shift import TensorShift
 
-__all__ = ["QuantEngine", "QuantJob", "QUANT_BITS", "WRITE_LATENCY"]
+__all__ = ["QuantEngine", "QuantJob", "QUANT_BITS"]
 
 QUANT_BITS = 4
-#: Cycles from an element's read (its read enable) to its write into the operand bank.
-WRITE_LATENCY = QUANT_LATENCY + 2
 
 
 class QuantJob(NamedTuple):
@@ -48,7 +46,7 @@ class QuantEngine(wiring.Component):
     * ``wr`` (:func:`~hw.hdqt.jobs.write_signature`): the operand bank; word ``Cat(word, bank)``,
       ``dst_lanes`` lanes of ``lane_bits`` bits, the element (operand row ``m``, reduction index
       ``k``) in word ``(k/2) + (m/(dst_lanes/2)) * (reduction/2)``, lane ``Cat(k[0], m % (dst_lanes/2))``;
-      written :data:`WRITE_LATENCY` cycles after its read.
+      written ``QUANT_LATENCY + 2`` cycles after its read enable.
     * ``i_rnd``, ``o_rnd_take``: the LFSR word stream for stochastic rounding; a word is taken
       (``o_rnd_take``) for each element of a stochastic job, in element order, two cycles after its read.
     * ``i_x_unsigned``: the signedness of jobs with ``unsigned``.

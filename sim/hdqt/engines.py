@@ -53,8 +53,7 @@ def ram_writer(port, mem, lane_bits=None):
                 if en:
                     mem[addr] = data
                 continue
-            raw = int(data) if not hasattr(data, "as_value") else int(data.as_value())
             for ln in range(len(port.en)):
                 if (en >> ln) & 1:
-                    mem[addr, ln] = (raw >> (ln * lane_bits)) & ((1 << lane_bits) - 1)
+                    mem[addr, ln] = (data >> (ln * lane_bits)) & ((1 << lane_bits) - 1)
     return proc
