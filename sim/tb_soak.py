@@ -15,7 +15,8 @@ from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, First, RisingEdge
 
 from hw.control import protocol as proto
-from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from hw.hdqt.host_port import BUF_DY, BUF_W, BUF_X
+from hw.hdqt.layer import Phase
 from hw.hdqt.spec import W_BITS
 from hw.huffman import spec
 from hw.mac import spec as mac_spec

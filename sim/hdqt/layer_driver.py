@@ -4,7 +4,8 @@ import random
 
 import numpy as np
 
-from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from hw.hdqt.host_port import BUF_DY, BUF_W, BUF_X
+from hw.hdqt.layer import Phase
 from sim.streams import simulate
 
 __all__ = ["amaranth_layer_step"]

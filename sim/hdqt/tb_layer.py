@@ -7,7 +7,8 @@ import cocotb
 import numpy as np
 from cocotb.triggers import ReadOnly, RisingEdge
 
-from hw.hdqt.layer import BUF_DY, BUF_W, BUF_X, Phase
+from hw.hdqt.host_port import BUF_DY, BUF_W, BUF_X
+from hw.hdqt.layer import Phase
 from sim.cocotb_streams import BlockTestbench
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
 
