@@ -302,6 +302,19 @@ class CSlowLaneDecoder(wiring.Component):
         lane_step.account_word(m, cur, nxt, pop, words)
         lane_step.count_symbol(m, cur, nxt, ns.out_q)
 
+    def _stage1_window(self, ns):
+        """The current context's ``L + E + R``-bit window in stage B (the top of its buffer)."""
+        B, L, E, R = self._B, self._L, self._E, self._R
+        return ns.cur.buf[B - L - E - R:]
+
+    def _offset_length(self, ns):
+        """The code length (4 bits) that addresses the offsets' block RAM in stage B."""
+        return onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(self._L + 1)])
+
+    def _tables_in(self, ns):
+        """Tables ready for decoding, modulo 256 (the loader's count)."""
+        return self.i_count
+
     def _stage1(self, m, ns):
         """Stage 1 (rotating): the registered window and length; the bit-length checks. The one-hot
         is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the consumed count
@@ -309,9 +322,9 @@ class CSlowLaneDecoder(wiring.Component):
         amount (bit-length checks, the code, its offset, the raw field) is computed from the next
         context's registers (``s1_n``, ``bits_left_n``) and registered, so stage 1 starts from
         flip-flops."""
-        L, R, E, B, S, cur, nxt = self._L, self._R, self._E, self._B, self._S, ns.cur, ns.nxt
+        L, R, E, S, cur, nxt = self._L, self._R, self._E, self._S, ns.cur, ns.nxt
         s1, s1_n = cur.s1, nxt.s1
-        lane_step.load_stage1(m, s1_n, cur, valid=s1_n.valid.eq(ns.out_q), win=cur.buf[B - L - E - R:],
+        lane_step.load_stage1(m, s1_n, cur, valid=s1_n.valid.eq(ns.out_q), win=self._stage1_window(ns),
                               onehot=ns.oh_q, raw=s1_n.rsel.eq(cur.rsel), zero=ns.emit_zero_q, dec=ns.emit,
                               esc=s1_n.esc.eq(ns.esc_q) if E else None)
         oh = s1_n.onehot
@@ -367,8 +380,7 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
-        length = onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)])
-        m.d.comb += orport.addr.eq(Cat(length, cur.bank))
+        m.d.comb += orport.addr.eq(Cat(self._offset_length(ns), cur.bank))
         rawtop_q = Signal(max(R, 1))
         if R:
             # the raw field follows the code (after the escaped symbol's bits for an escape)
@@ -415,7 +427,7 @@ class CSlowLaneDecoder(wiring.Component):
         next_tab = cur.tab + 1
         loaded_q = Signal()
         diff = Signal(8)
-        m.d.comb += diff.eq(self.i_count - (nxt.tab + 1))
+        m.d.comb += diff.eq(self._tables_in(ns) - (nxt.tab + 1))
         m.d.sync += loaded_q.eq((diff != 0) & ~diff[7])
         desc = Signal(descriptor_layout)
         desc_valid = Signal()
