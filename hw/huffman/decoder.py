@@ -449,6 +449,10 @@ class _TableTwoContexts(_TwoContexts):
 
     lane_class = TableCSlowLaneDecoder
     loader_class = CompactTableLoader
+    # straight word and table feeds (area: the UP5K is the target; the lane registers the next
+    # context's word head itself, and its word-take is two registers)
+    feed_words = staticmethod(_OneCycle.feed_words)
+    feed_table = staticmethod(_OneCycle.feed_table)
 
 
 _LANE_KINDS = {1: _OneCycle, 2: _TwoContexts}

@@ -311,6 +311,21 @@ class CSlowLaneDecoder(wiring.Component):
         """The code length (4 bits) that addresses the offsets' block RAM in stage B."""
         return onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(self._L + 1)])
 
+    def _raw_field(self, m, ns):
+        """The symbol's R raw bits in stage 1 (a register): they follow the code (after the escaped
+        symbol's bits for an escape), cut from the window in stage A1."""
+        L, R, E, s1_n = self._L, self._R, self._E, ns.nxt.s1
+        rawtop_q = Signal(R)
+        m.d.sync += rawtop_q.eq(lane_step.raw_field(s1_n.onehot, s1_n.win, L, E, R, s1_n.esc if E else None))
+        return rawtop_q
+
+    def _escaped_symbol(self, m, ns):
+        """An escape's 8 symbol bits in stage 1 (a register), cut from the window in stage A1."""
+        L, R, E, s1_n = self._L, self._R, self._E, ns.nxt.s1
+        esym_q = Signal(8)
+        m.d.sync += esym_q.eq(lane_step.escaped_symbol(s1_n.onehot, s1_n.win, L, E, R))
+        return esym_q
+
     def _tables_in(self, ns):
         """Tables ready for decoding, modulo 256 (the loader's count)."""
         return self.i_count
@@ -381,10 +396,7 @@ class CSlowLaneDecoder(wiring.Component):
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
         m.d.comb += orport.addr.eq(Cat(self._offset_length(ns), cur.bank))
-        rawtop_q = Signal(max(R, 1))
-        if R:
-            # the raw field follows the code (after the escaped symbol's bits for an escape)
-            m.d.sync += rawtop_q.eq(lane_step.raw_field(oh, s1_n.win, L, E, R, s1_n.esc if E else None))
+        rawtop_q = self._raw_field(m, ns) if R else None
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [ns.rport.addr.eq(index_q), ns.rport.en.eq(1)]
@@ -392,11 +404,10 @@ class CSlowLaneDecoder(wiring.Component):
         if E:
             # an escape's symbol, from the window, along the symbol memory's read (a cycle behind
             # stage A1 like the read address, then in the read data's cycle)
-            esym_q = Signal(8)
+            esym_q = self._escaped_symbol(m, ns)
             esym_d = Signal(8)
             esc_d = Signal()
-            m.d.sync += [esym_q.eq(lane_step.escaped_symbol(oh, s1_n.win, L, E, R)), esym_d.eq(esym_q),
-                         esc_d.eq(s1.esc)]
+            m.d.sync += [esym_d.eq(esym_q), esc_d.eq(s1.esc)]
             m.d.sync += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
         else:
             m.d.sync += sym_d.eq(ns.rport.data)

@@ -60,7 +60,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
-        m.submodules.filler = filler = TableFiller(self._L, self._escape)
+        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
@@ -94,12 +94,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         space_q = Signal()
         m.d.sync += [run_q.eq(run_next),
                      space_q.eq(Mux(ns.ph, ns.inflight_next[1], ns.inflight_next[0]) < _QDEPTH)]
-        # the window: the WX bits below the fill level (missing bits, once all are in, read 0)
+        # the window: the L bits below the fill level (missing bits, once all are in, read 0) and
+        # the E + R bits above it, the previous symbol's escaped symbol and raw field (stage 1 of
+        # that symbol is in this window's stage B: see ``_raw_field``)
         nwin = Signal(WX)
-        m.d.comb += nwin.eq((Cat(Const(0, WX), nxt.buf) >> nxt.fill)[:WX])
+        m.d.comb += nwin.eq((Cat(Const(0, L), nxt.buf, Const(0, E + R)) >> nxt.fill)[:WX])
         win_q = Signal(WX)
         m.d.sync += win_q.eq(nwin)
-        m.d.comb += ns.filler.i_raddr.eq(Cat(nwin[WX - K:], nxt.bank))
+        m.d.comb += ns.filler.i_raddr.eq(Cat(nwin[L - K:L], nxt.bank))
         ready_a = lane_step.holds_symbol(nxt.fill, nxt.rsel, L + E, R) | lane_step.all_bits_in(nxt)
         can_a, emit_zero_a = lane_step.decode_turn(nxt, run_q, space_q)
         step_q = Signal()
@@ -119,12 +121,11 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         """Stage B (the current context): the code length from the table entry or the long
         compares, the fill after the step, the staged word into the buffer."""
         L, E, K, B, W, cur, nxt = self._L, self._E, self._K, self._B, spec.WORD, ns.cur, ns.nxt
-        WX = L + E + self._R
-        win, entry = ns.win_q, ns.filler.o_rdata
+        win, entry = ns.win_q[:L], ns.filler.o_rdata
         lt = {K: Const(0, 1)}
         for ln in range(K + 1, L + 1):
             lt[ln] = Signal(name=f"lt{ln}")
-            m.d.comb += lt[ln].eq(win[WX - ln:] < ns.lim[ln])
+            m.d.comb += lt[ln].eq(win[L - ln:] < ns.lim[ln])
         long_len = Signal(5)           # the first long length whose code end is above the window
         m.d.comb += long_len.eq(or_tree([Mux(lt[ln] & ~lt[ln - 1], ln, 0) for ln in range(K + 1, L + 1)]))
         length = Signal(5)
@@ -134,13 +135,25 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         esc_hit = Signal()
         if E:
             esc_on, mask, code = ns.esc
-            m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win[WX - L:] & mask) == code))
+            m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(emit | ns.emit_zero_q)]
-        fill_s = Signal(signed(len(ns.fr_q) + 1))
-        m.d.comb += fill_s.eq(Mux(esc_hit, ns.fre_q, ns.fr_q) - length)
-        fill_n = Mux(ns.step_q, Mux(fill_s < 0, 0, fill_s), ns.fill_p_q)
-        m.d.sync += [nxt.fill.eq(fill_n[:len(nxt.fill)]),
+        # the fill after the step per candidate length, each from registers or the table's read
+        # data, beside the compares: the table's length (short codes) from both operands, each long
+        # length and length 0 (raw mode) from the escape's choice; one AND-OR picks it (an invalid
+        # code picks none: the block is zeroed, its words are dropped, the fill is not read again)
+        def after(v):                  # clamped at 0: the missing bits of the lane's last symbol
+            return Mux(v < 0, 0, v)[:len(nxt.fill)]
+        fsel = Signal.like(ns.fr_q)
+        m.d.comb += fsel.eq(Mux(esc_hit, ns.fre_q, ns.fr_q))
+        short = Signal()
+        m.d.comb += short.eq(~cur.raw_mode & (entry.length != 0))
+        picks = [(short & ~esc_hit, after(ns.fr_q - entry.length)),
+                 (short & esc_hit, after(ns.fre_q - entry.length)), (cur.raw_mode, after(ns.fr_q))]
+        picks += [(~cur.raw_mode & (entry.length == 0) & lt[ln] & ~lt[ln - 1], after(fsel - ln))
+                  for ln in range(K + 1, L + 1)]
+        fill_step = or_tree([Mux(sel, v, 0) for sel, v in picks])
+        m.d.sync += [nxt.fill.eq(Mux(ns.step_q, fill_step, ns.fill_p_q)),
                      nxt.buf.eq(Mux(cur.staged, Cat(cur.stage, cur.buf[:B - W]), cur.buf))]
         # what stage 1 and the lookup take from the step (the base class's stage-A registers)
         oh = Signal(L + 1)
@@ -148,7 +161,19 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         ns.oh_q, ns.esc_q, ns.invalid_q, ns.length = oh, ns.step_q & esc_hit, invalid, length
 
     def _stage1_window(self, ns):
-        return ns.win_q
+        # the code at the top (the escaped symbol and raw field come from the next window)
+        return Cat(Const(0, self._E + self._R), ns.win_q[:self._L])
+
+    def _raw_field(self, m, ns):
+        # stage 1 of a symbol is the stage B of the context's next window, which was cut at the
+        # fill after the symbol: its raw field is the R bits above that fill
+        L = self._L
+        return ns.win_q[L:L + self._R]
+
+    def _escaped_symbol(self, m, ns):
+        # the E bits above the raw field, if the block has one
+        L, R, E = self._L, self._R, self._E
+        return Mux(ns.cur.s1.rsel, ns.win_q[L + R:L + R + E], ns.win_q[L:L + E])
 
     def _offset_length(self, ns):
         return ns.length[:4]
