@@ -52,6 +52,11 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
         self._K = table_bits(self._L)
+        # the window shifter selects among fill = 0 .. B: a buffer of 2**n - 1 bits (if that still
+        # leaves 32 bits of slack beside a symbol) takes a select bit, a multiplexer level, less
+        top = (1 << self._B.bit_length() - 1) - 1
+        if top >= self._S + 32:
+            self._B = top
 
     def elaborate(self, platform):
         return elaborate_sections(Module(), self._registers, self._filler, self._output, self._limits,
@@ -138,20 +143,19 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(emit | ns.emit_zero_q)]
-        # the fill after the step per candidate length, each from registers or the table's read
-        # data, beside the compares: the table's length (short codes) from both operands, each long
-        # length and length 0 (raw mode) from the escape's choice; one AND-OR picks it (an invalid
-        # code picks none: the block is zeroed, its words are dropped, the fill is not read again)
+        # the fill after the step per candidate length and escape, each from registers or the
+        # table's read data, beside the compares: the table's length (short codes), each long length
+        # and length 0 (raw mode); one AND-OR picks it (an invalid code picks none: the block is
+        # zeroed, its words are dropped, the fill is not read again)
         def after(v):                  # clamped at 0: the missing bits of the lane's last symbol
             return Mux(v < 0, 0, v)[:len(nxt.fill)]
-        fsel = Signal.like(ns.fr_q)
-        m.d.comb += fsel.eq(Mux(esc_hit, ns.fre_q, ns.fr_q))
         short = Signal()
         m.d.comb += short.eq(~cur.raw_mode & (entry.length != 0))
-        picks = [(short & ~esc_hit, after(ns.fr_q - entry.length)),
-                 (short & esc_hit, after(ns.fre_q - entry.length)), (cur.raw_mode, after(ns.fr_q))]
-        picks += [(~cur.raw_mode & (entry.length == 0) & lt[ln] & ~lt[ln - 1], after(fsel - ln))
-                  for ln in range(K + 1, L + 1)]
+        picks = [(cur.raw_mode, after(ns.fr_q))]
+        for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
+            picks.append((short & hit, after(base - entry.length)))
+            picks += [(~cur.raw_mode & (entry.length == 0) & lt[ln] & ~lt[ln - 1] & hit, after(base - ln))
+                      for ln in range(K + 1, L + 1)]
         fill_step = or_tree([Mux(sel, v, 0) for sel, v in picks])
         m.d.sync += [nxt.fill.eq(Mux(ns.step_q, fill_step, ns.fill_p_q)),
                      nxt.buf.eq(Mux(cur.staged, Cat(cur.stage, cur.buf[:B - W]), cur.buf))]
