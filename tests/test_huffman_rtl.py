@@ -135,11 +135,12 @@ def long_code_table(max_len, rng):
     return spec.table_from_lengths(lengths, max_len)
 
 
-@pytest.mark.parametrize("max_len,raw_bits", [(8, 8), (12, 8), (12, 0), (16, 4)])
-def test_table_impl_long_codes(max_len, raw_bits):
+@pytest.mark.parametrize("max_len,raw_bits,contexts", [(8, 8, 1), (12, 8, 1), (12, 0, 1), (16, 4, 1),
+                                                      (12, 8, 2), (16, 4, 2)])
+def test_table_impl_long_codes(max_len, raw_bits, contexts):
     """The table lane on codes of every length (short ones from the lookup table, long ones from
     the comparators), INT blocks with and without the raw field and EXP blocks, four tables through
-    the two banks, random stalls."""
+    the two banks, random stalls (two format lanes: two hardware lanes, or one with two contexts)."""
     rng = random.Random(max_len + raw_bits)
     beats, tables = [], []
     for t in range(4):
@@ -156,7 +157,8 @@ def test_table_impl_long_codes(max_len, raw_bits):
             ebits = 8 if mode == spec.MODE_EXP else 0
             beats += g.encode_block(values, n_lanes=2, mode=mode, r=r, ebits=ebits, parity=t % 2,
                                     table=table)[0]
-    dut = HuffmanDecoder(max_len=max_len, lanes=2, raw_bits=raw_bits, fifo_depth=8, impl="table")
+    dut = HuffmanDecoder(max_len=max_len, lanes=2 // contexts, raw_bits=raw_bits, fifo_depth=8,
+                         contexts=contexts, impl="table")
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=max_len)
     assert res["errors"] == 0 and not any(b["err"] for b in ref)
 
