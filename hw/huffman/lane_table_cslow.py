@@ -24,15 +24,21 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     register is a rotating pair, context ``ph`` is current in a cycle, and a context decodes every
     second cycle. What differs is the decode loop, cut at the table's block RAM:
 
-    * stage A (reads ``x_n``: the context current in the next cycle): the window, the
-      ``L + E + R`` bits below the fill level of the buffer (one shifter by ``fill``), goes to the
-      window register ``win_q`` and, in the same cycle, its top ``k`` bits with the bank to the
-      table's read address; "may decode" (``step_q``) and the fill after the staged word less the
-      block's raw bits (and less the escaped symbol's bits: ``fr_q``, ``fre_q``) are registered;
+    * stage A (reads ``x_n``: the context current in the next cycle): the window, the ``L`` bits
+      below the fill level of the buffer and the ``E + R`` bits above it (one shifter by
+      ``fill``), goes to the window register ``win_q`` and, in the same cycle, the top ``k`` bits
+      of its code part with the bank to the table's read address; "may decode" (``step_q``) and
+      the fill after the staged word less the block's raw bits (and less the escaped symbol's
+      bits: ``fr_q``, ``fre_q``) are registered;
     * stage B (reads ``x``): the table entry (the read data) or the first long length whose code
-      end is above ``win_q`` (``L - k`` compares against registered code ends), the escape's
-      masked compare, one subtraction ``fr_q - length`` (clamped at 0: the lane's last bits) into
-      the fill; the staged word enters the buffer at the bottom (a 2:1 multiplexer per bit).
+      end is above the window (``L - k`` compares against registered code ends), the escape's
+      masked compare; the fill after the step is one of candidates computed beside them (per
+      length and escape choice, clamped at 0: the lane's last bits), picked by one AND-OR; the
+      staged word enters the buffer at the bottom (a 2:1 multiplexer per bit).
+
+    The bits above the fill level are the previous symbol's escaped symbol and raw field: stage 1
+    of a symbol runs in the stage B of the context's next window, cut at the fill after that
+    symbol, so they are read there at fixed places (``_raw_field``, ``_escaped_symbol``).
 
     The block RAM's read latency is the cycle between a context's stage A and stage B, which the
     other context's stage B fills. A step's outcome (length, invalid code, escape) is known in
