@@ -29,7 +29,7 @@ from hw.huffman import spec
 from hw.huffman.decoder import IMPLS, HuffmanDecoder
 from sim.huffman import golden as g
 from sim.huffman.harness import group_blocks, run_decoder
-from sim.huffman.throughput import BLOCK_N, throughput_rows
+from sim.huffman.throughput import BLOCK_N, split_beats, throughput_rows
 from sim.huffman.weights import bf16_values, digits_mlp, int4_pair_symbols, int_symbols
 
 __all__ = ["compression_rows", "throughput_rows", "worst_case_row", "synth_rows", "main"]
@@ -117,7 +117,10 @@ def worst_case_row(max_len=16, contexts=1, impl="comparator", escape=False):
     dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=64, contexts=contexts, impl=impl,
                          escape=escape)
     res = run_decoder(dut, beats, tables, expect_beats=len(values))
+    ref = split_beats(g.ref_decode(beats, tables, n_lanes=contexts, max_len=max_len, raw_bits=0,
+                                   escape=escape)[0], 1)
     return {"lanes": 1, "blocks": 4 // contexts, "symbols": res["symbols"], "cycles": res["cycles"],
+            "exact": group_blocks(res["beats"]) == ref,
             "per_lane": res["symbols"] / res["cycles"], "weights_per_cycle": res["symbols"] / res["cycles"],
             "tree_walk_cycles": max_len * len(values),
             "speedup": max_len * len(values) / res["cycles"]}
@@ -133,22 +136,25 @@ def _synth_name(L, n, c, escape=False, impl="comparator"):
             + ("" if impl == "comparator" else f"_{impl}"))
 
 
-def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2, impl="comparator"):
+def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2, impl="comparator", contexts=1):
     """Escape codes at the UP5K's length limit: wide int8 weights (Gaussian, sigma 20: about 6.3
     bits of entropy, most of the 256 values occur), coded at L = ``max_len`` with an escape code,
-    through the RTL built with ``escape``; symbols per cycle per lane, and bits per weight against
-    the plain code (no escape) on the same weights as the baseline."""
+    through the RTL built with ``escape``; symbols per cycle per (hardware) lane, and bits per weight
+    against the plain code (no escape) on the same weights as the baseline. With two contexts the
+    blocks have ``2 n`` format lanes (the same values, twice as many blocks' worth per lane pair)."""
     rows = []
     for n in lanes:
+        f = n * contexts                                   # format lanes
         rng = random.Random(n)
-        values = [max(-128, min(127, round(rng.gauss(0, 20)))) & 0xFF for _ in range(blocks * n * BLOCK_N)]
-        _, _, plain = g.encode_stream(values, n_lanes=n, block_n=BLOCK_N, max_len=max_len, allow_raw=False)
-        tables, beats, st = g.encode_stream(values, n_lanes=n, block_n=BLOCK_N, max_len=max_len,
+        values = [max(-128, min(127, round(rng.gauss(0, 20)))) & 0xFF for _ in range(blocks * f * BLOCK_N)]
+        _, _, plain = g.encode_stream(values, n_lanes=f, block_n=BLOCK_N, max_len=max_len, allow_raw=False)
+        tables, beats, st = g.encode_stream(values, n_lanes=f, block_n=BLOCK_N, max_len=max_len,
                                             allow_raw=False, escape=True)
         symbols = spec.parse_table(tables[0], max_len, escape=True)[1]
         tw = g.table_stream(tables)
-        ref, _ = g.ref_decode(beats, tw, n_lanes=n, max_len=max_len, raw_bits=8, escape=True)
-        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, escape=True, impl=impl)
+        ref = split_beats(g.ref_decode(beats, tw, n_lanes=f, max_len=max_len, raw_bits=8, escape=True)[0], n)
+        dut = HuffmanDecoder(max_len=max_len, lanes=n, raw_bits=8, fifo_depth=64, escape=True, impl=impl,
+                             contexts=contexts)
         res = run_decoder(dut, beats, tw, expect_beats=sum(len(b["values"]) for b in ref))
         escaped = sum(1 for v in values if v not in symbols)
         rows.append({"lanes": n, "escaped_pct": 100 * escaped / len(values), "symbols": res["symbols"],
@@ -187,11 +193,11 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
 
 
 #: The UP5K comparison of the two lane implementations: one hardware lane, escape codes, L = 12
-#: (``impl``, contexts). The comparator lane with two contexts does not fit the UP5K at L = 12.
-COMPACT_GRID = (("comparator", 1), ("comparator", 2), ("table", 1))
+#: (``impl``, contexts). The comparator lane does not fit the UP5K at L = 12.
+COMPACT_GRID = (("comparator", 1), ("comparator", 2), ("table", 1), ("table", 2))
 
 
-def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None):
+def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None, grid=COMPACT_GRID):
     """Both lane implementations side by side on the iCE40UP5K at L = ``max_len`` with escape codes,
     one hardware lane: logic cells and Fmax per nextpnr seed (``boards.synth``; a design that does not
     fit gives its utilisation), and symbols per cycle in the Amaranth simulator on three workloads
@@ -199,14 +205,13 @@ def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None):
     int8 weights, sigma 20, coded with an escape code: ``escaped_pct`` of them escaped), each checked
     against the golden model."""
     rows = []
-    for impl, c in COMPACT_GRID:
+    for impl, c in grid:
         tput = throughput_rows(lanes=(1,), max_len=max_len, contexts=c, impl=impl)[0]
         worst = worst_case_row(max_len=max_len, contexts=c, impl=impl, escape=True)
-        esc = escape_rows(lanes=(1,), max_len=max_len, impl=impl)[0] if c == 1 else None
+        esc = escape_rows(lanes=(1,), max_len=max_len, impl=impl, contexts=c)[0]
         row = {"impl": impl, "C": c, "L": max_len, "sym_per_cycle_mlp": tput["per_lane"],
-               "sym_per_cycle_Lmax": worst["per_lane"], "sym_per_cycle_esc": esc["per_lane"] if esc else None,
-               "escaped_pct": esc["escaped_pct"] if esc else None,
-               "exact": tput["exact"] and (esc is None or esc["exact"])}
+               "sym_per_cycle_Lmax": worst["per_lane"], "sym_per_cycle_esc": esc["per_lane"],
+               "escaped_pct": esc["escaped_pct"], "exact": tput["exact"] and worst["exact"] and esc["exact"]}
         synth = synth_rows(devices=("up5k",), grid=[(max_len, 1, c)], seeds=seeds, escape=True, impl=impl,
                            progress=progress)
         row["lc"] = synth[0].get("lc")
@@ -252,13 +257,18 @@ def main(argv=None):
     ap.add_argument("--compact", action="store_true",
                     help="only the UP5K comparison of the comparator and table lanes (L=12, escape codes; "
                          "seeds 1, 2, 3 unless --seed)")
+    ap.add_argument("--compact-row", metavar="IMPL:C", action="append", default=None,
+                    choices=[f"{i}:{c}" for i, c in COMPACT_GRID],
+                    help="with --compact: only these rows (repeatable; default all)")
     ap.add_argument("--impl", choices=IMPLS, default="comparator",
                     help="with --synth-only: the lane implementation (default comparator)")
     ap.add_argument("--seed", type=int, action="append", default=None,
                     help="nextpnr placer seed (repeatable: a row per seed; default 1)")
     args = ap.parse_args(argv)
     if args.compact:
-        rows = compact_rows(seeds=tuple(args.seed or (1, 2, 3)),
+        grid = [(i, int(c)) for i, c in (r.split(":") for r in args.compact_row)] if args.compact_row \
+            else COMPACT_GRID
+        rows = compact_rows(seeds=tuple(args.seed or (1, 2, 3)), grid=grid,
                             progress=lambda m: print("  ..", m, file=sys.stderr))
         print("== iCE40UP5K, one hardware lane, L=12, escape codes, raw_bits=8, fifo_depth=64: "
               "comparator vs table lanes ==")

@@ -51,7 +51,6 @@ BAD_PARAMETERS = [
     (HuffmanDecoder, {"contexts": 3}, "contexts must be an integer from 1 to 2, not 3"),
     (HuffmanDecoder, {"contexts": 2, "lanes": 5}, "lanes must be an integer from 1 to 4, not 5"),
     (HuffmanDecoder, {"impl": "lut"}, "impl must be one of 'comparator', 'table', not 'lut'"),
-    (HuffmanDecoder, {"impl": "table", "contexts": 2}, "contexts must be 1 with impl='table', not 2"),
     (STDPCore, {"window": 1}, "window must be an integer from 2 to 128, not 1"),
     (STDPCore, {"window": 129}, "window must be an integer from 2 to 128, not 129"),
     (STDPCore, {"w_bits": 0}, "w_bits must be an integer from 1 to 16, not 0"),

@@ -33,7 +33,7 @@ def _set_bitlen(beats, n_lanes, lane, delta):
 
 
 #: the decoder variants: (contexts, impl)
-VARIANTS = [(1, "comparator"), (2, "comparator"), (1, "table")]
+VARIANTS = [(1, "comparator"), (2, "comparator"), (1, "table"), (2, "table")]
 
 
 @pytest.mark.parametrize("lanes,max_len,raw_bits,r,contexts,impl",

@@ -174,7 +174,7 @@ def test_random_count_vectors_match_the_format_check(max_len, n_tables):
     assert not mismatches, f"{len(mismatches)} verdicts differ (index, counts, rtl, golden): {mismatches[:3]}"
 
 
-@pytest.mark.parametrize("contexts,impl", [(1, "comparator"), (2, "comparator"), (1, "table")])
+@pytest.mark.parametrize("contexts,impl", [(1, "comparator"), (2, "comparator"), (1, "table"), (2, "table")])
 def test_every_block_on_a_rejected_table_is_zeroed(contexts, impl):
     """A lane keeps its table from block to block while the parity stays the same: every such block
     on a rejected table is flagged and zeroed (golden), not only the first one after the load."""

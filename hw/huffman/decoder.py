@@ -16,12 +16,13 @@ from .block_parser import BlockParser, beat_layout, descriptor_layout
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
+from .lane_table_cslow import TableCSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS"]
 
 #: Decode-lane implementations: per-length comparators (fast on the ECP5), or a lookup table in
-#: block RAM (compact, for the iCE40UP5K; one context).
+#: block RAM (compact, for the iCE40UP5K).
 IMPLS = ("comparator", "table")
 
 #: Bit positions in ``o_errors`` (same masks as :mod:`hw.huffman.spec`).
@@ -93,7 +94,8 @@ class HuffmanDecoder(wiring.Component):
     impl : str
         ``"comparator"`` (default): the lanes compare the window with every length's code end.
         ``"table"``: :class:`~hw.huffman.lane_table.TableLaneDecoder`, a first-level lookup table in
-        block RAM, in less logic (``contexts=1`` only; see ``docs/huffman.md``).
+        block RAM, in less logic; with ``contexts=2``
+        :class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder` (see ``docs/huffman.md``).
 
     Members
     -------
@@ -119,8 +121,6 @@ class HuffmanDecoder(wiring.Component):
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self._escape = check_bool("escape", escape)
         self._impl = check_choice("impl", impl, IMPLS)
-        if impl == "table" and contexts != 1:
-            raise ValueError(f"contexts must be 1 with impl='table', not {contexts!r}")
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
@@ -156,7 +156,7 @@ class HuffmanDecoder(wiring.Component):
     def _lanes(self, core, ns):
         """Parser, table loader, the lanes and per format lane a word FIFO and a descriptor FIFO."""
         N, C = self._N, self._C
-        kind = _TableLookup if self._impl == "table" else _LANE_KINDS[C]
+        kind = (_TABLE_KINDS if self._impl == "table" else _LANE_KINDS)[C]
         core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R)
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape)
         lanes = []
@@ -443,4 +443,17 @@ class _TableLookup(_OneCycle):
     offset_port = True
 
 
+class _TableTwoContexts(_TwoContexts):
+    """Two-context table-lookup lanes (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`,
+    ``impl="table", contexts=2``): fed and joined as C-slow lanes, with the table lane's loader."""
+
+    lane_class = TableCSlowLaneDecoder
+    loader_class = CompactTableLoader
+    # straight word and table feeds (area: the UP5K is the target; the lane registers the next
+    # context's word head itself, and its word-take is two registers)
+    feed_words = staticmethod(_OneCycle.feed_words)
+    feed_table = staticmethod(_OneCycle.feed_table)
+
+
 _LANE_KINDS = {1: _OneCycle, 2: _TwoContexts}
+_TABLE_KINDS = {1: _TableLookup, 2: _TableTwoContexts}

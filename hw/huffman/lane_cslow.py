@@ -302,6 +302,34 @@ class CSlowLaneDecoder(wiring.Component):
         lane_step.account_word(m, cur, nxt, pop, words)
         lane_step.count_symbol(m, cur, nxt, ns.out_q)
 
+    def _stage1_window(self, ns):
+        """The current context's ``L + E + R``-bit window in stage B (the top of its buffer)."""
+        B, L, E, R = self._B, self._L, self._E, self._R
+        return ns.cur.buf[B - L - E - R:]
+
+    def _offset_length(self, ns):
+        """The code length (4 bits) that addresses the offsets' block RAM in stage B."""
+        return onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(self._L + 1)])
+
+    def _raw_field(self, m, ns):
+        """The symbol's R raw bits in stage 1 (a register): they follow the code (after the escaped
+        symbol's bits for an escape), cut from the window in stage A1."""
+        L, R, E, s1_n = self._L, self._R, self._E, ns.nxt.s1
+        rawtop_q = Signal(R)
+        m.d.sync += rawtop_q.eq(lane_step.raw_field(s1_n.onehot, s1_n.win, L, E, R, s1_n.esc if E else None))
+        return rawtop_q
+
+    def _escaped_symbol(self, m, ns):
+        """An escape's 8 symbol bits in stage 1 (a register), cut from the window in stage A1."""
+        L, R, E, s1_n = self._L, self._R, self._E, ns.nxt.s1
+        esym_q = Signal(8)
+        m.d.sync += esym_q.eq(lane_step.escaped_symbol(s1_n.onehot, s1_n.win, L, E, R))
+        return esym_q
+
+    def _tables_in(self, ns):
+        """Tables ready for decoding, modulo 256 (the loader's count)."""
+        return self.i_count
+
     def _stage1(self, m, ns):
         """Stage 1 (rotating): the registered window and length; the bit-length checks. The one-hot
         is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the consumed count
@@ -309,9 +337,9 @@ class CSlowLaneDecoder(wiring.Component):
         amount (bit-length checks, the code, its offset, the raw field) is computed from the next
         context's registers (``s1_n``, ``bits_left_n``) and registered, so stage 1 starts from
         flip-flops."""
-        L, R, E, B, S, cur, nxt = self._L, self._R, self._E, self._B, self._S, ns.cur, ns.nxt
+        L, R, E, S, cur, nxt = self._L, self._R, self._E, self._S, ns.cur, ns.nxt
         s1, s1_n = cur.s1, nxt.s1
-        lane_step.load_stage1(m, s1_n, cur, valid=s1_n.valid.eq(ns.out_q), win=cur.buf[B - L - E - R:],
+        lane_step.load_stage1(m, s1_n, cur, valid=s1_n.valid.eq(ns.out_q), win=self._stage1_window(ns),
                               onehot=ns.oh_q, raw=s1_n.rsel.eq(cur.rsel), zero=ns.emit_zero_q, dec=ns.emit,
                               esc=s1_n.esc.eq(ns.esc_q) if E else None)
         oh = s1_n.onehot
@@ -367,12 +395,8 @@ class CSlowLaneDecoder(wiring.Component):
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
         orport = offmem.read_port()
-        length = onehot_mux(ns.oh_q, [Const(ln, 4) for ln in range(L + 1)])
-        m.d.comb += orport.addr.eq(Cat(length, cur.bank))
-        rawtop_q = Signal(max(R, 1))
-        if R:
-            # the raw field follows the code (after the escaped symbol's bits for an escape)
-            m.d.sync += rawtop_q.eq(lane_step.raw_field(oh, s1_n.win, L, E, R, s1_n.esc if E else None))
+        m.d.comb += orport.addr.eq(Cat(self._offset_length(ns), cur.bank))
+        rawtop_q = self._raw_field(m, ns) if R else None
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [ns.rport.addr.eq(index_q), ns.rport.en.eq(1)]
@@ -380,11 +404,10 @@ class CSlowLaneDecoder(wiring.Component):
         if E:
             # an escape's symbol, from the window, along the symbol memory's read (a cycle behind
             # stage A1 like the read address, then in the read data's cycle)
-            esym_q = Signal(8)
+            esym_q = self._escaped_symbol(m, ns)
             esym_d = Signal(8)
             esc_d = Signal()
-            m.d.sync += [esym_q.eq(lane_step.escaped_symbol(oh, s1_n.win, L, E, R)), esym_d.eq(esym_q),
-                         esc_d.eq(s1.esc)]
+            m.d.sync += [esym_d.eq(esym_q), esc_d.eq(s1.esc)]
             m.d.sync += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
         else:
             m.d.sync += sym_d.eq(ns.rport.data)
@@ -415,7 +438,7 @@ class CSlowLaneDecoder(wiring.Component):
         next_tab = cur.tab + 1
         loaded_q = Signal()
         diff = Signal(8)
-        m.d.comb += diff.eq(self.i_count - (nxt.tab + 1))
+        m.d.comb += diff.eq(self._tables_in(ns) - (nxt.tab + 1))
         m.d.sync += loaded_q.eq((diff != 0) & ~diff[7])
         desc = Signal(descriptor_layout)
         desc_valid = Signal()

@@ -93,20 +93,32 @@ class TableFiller(wiring.Component):
     The loader cannot overwrite a bank before the lanes have moved past its table, and the lanes
     wait for this filler, so the bank being built is never the one being read.
 
+    Parameters
+    ----------
+    max_len : int
+        L, 8 to 16.
+    escape : bool
+        The table bus has the escape (compute its left-aligned code and mask).
+    index : bool
+        Entries hold the symbol index (:data:`entry_layout`); without it only the length (4 bits,
+        for a lane that finds the index as code + offset: the table takes one block RAM).
+
     Members
     -------
     (table bus inputs) i_count, i_ok, i_off_*, i_sym_en, i_sym_addr, i_esc_on, i_esc_code
     i_raddr : In(k + 1)
         Read address (bank << k | prefix); ``o_rdata`` is the entry a cycle later.
-    o_rdata : Out(entry_layout)
+    o_rdata : Out(entry_layout, or the length alone without ``index``)
     o_filled : Out(8)
     o_esc_mask, o_esc_code : Out(ArrayLayout(L, 2))
     """
 
-    def __init__(self, max_len, escape):
+    def __init__(self, max_len, escape, index=True):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._escape = check_bool("escape", escape)
         self._K = table_bits(self._L)
+        self._index = check_bool("index", index)
+        self._entry = entry_layout if index else data.StructLayout({"length": 4})
         bus = table_bus(self._L, offset_port=True, escape=escape)
         names = ["count", "ok", "off_en", "off_addr", "off_data", "sym_en", "sym_addr"]
         if escape:
@@ -114,7 +126,7 @@ class TableFiller(wiring.Component):
         members = {f"i_{n}": In(bus[n]) for n in names}
         members.update({
             "i_raddr": In(self._K + 1),
-            "o_rdata": Out(entry_layout),
+            "o_rdata": Out(self._entry),
             "o_filled": Out(8),
         })
         if escape:
@@ -125,7 +137,7 @@ class TableFiller(wiring.Component):
         m = Module()
         L, K = self._L, self._K
 
-        tmem = Memory(shape=entry_layout, depth=2 << K, init=[])
+        tmem = Memory(shape=self._entry, depth=2 << K, init=[])
         m.submodules.tmem = tmem
         twport = tmem.write_port()
         trport = tmem.read_port()
@@ -153,8 +165,9 @@ class TableFiller(wiring.Component):
         mask = Signal(L)               # length ones, left-aligned
         code = Signal(L + 1)           # the current code, left-aligned in L bits
         m.d.comb += orport.addr.eq(Cat(length[:4], bank))
-        m.d.comb += [twport.addr.eq(Cat(prefix[:K], bank)), twport.data.length.eq(length),
-                     twport.data.index.eq(index[:8])]
+        m.d.comb += [twport.addr.eq(Cat(prefix[:K], bank)), twport.data.length.eq(length)]
+        if self._index:
+            m.d.comb += twport.data.index.eq(index[:8])
         nxt = Signal(9)                # offset[length + 1]
 
         def read_offset(ln):
