@@ -109,6 +109,7 @@ def test_handler_mux_routes_by_group():
             ctx.set(mux.bus.cmd, cmd)
             ctx.set(mux.bus.start, 1)
             ctx.set(mux.bus.i_data.valid, 1)
+            ctx.set(mux.bus.i_data.payload, cmd)
             ctx.set(mux.i_reset, 1)
             ctx.set(mux.h2.done, 1)
             ctx.set(mux.h2.status, 7)
@@ -116,9 +117,17 @@ def test_handler_mux_routes_by_group():
             g = cmd >> 4
             assert ctx.get(mux.o_present) == present
             assert ctx.get(mux.h0.start) == (g == 0) and ctx.get(mux.h2.start) == (g == 2)
-            assert ctx.get(mux.h0.i_data.valid) == (g == 0) and ctx.get(mux.h2.i_data.valid) == (g == 2)
+            assert ctx.get(mux.bus.i_data.ready) == present
             assert ctx.get(mux.o_handler_reset) == ((1 << g) if present else 0)
             assert ctx.get(mux.bus.done) == (g == 2) and ctx.get(mux.bus.status) == (7 if g == 2 else 0)
+            # the payload byte reaches the selected handler only, through its skid buffer (a
+            # cycle later; the buffers were emptied by start)
+            assert not ctx.get(mux.h0.i_data.valid) and not ctx.get(mux.h2.i_data.valid)
+            ctx.set(mux.bus.start, 0)
+            await ctx.tick()
+            assert ctx.get(mux.h0.i_data.valid) == (g == 0) and ctx.get(mux.h2.i_data.valid) == (g == 2)
+            if present:
+                assert ctx.get(getattr(mux, f"h{g}").i_data.payload) == cmd
 
     simulate(mux, tb)
 
