@@ -22,7 +22,7 @@ beyond the network, an address beyond a memory) answers ``ERR_BLOCK``; the core 
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 
 from ..stdp import STDPCore
 from ..stdp.spec import STDPConfig
@@ -41,8 +41,9 @@ def word_bytes(cfg):
 class STDPHandler(Handler):
     """The STDP command group: byte-serial framing around :class:`hw.stdp.STDPCore`.
 
-    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); one payload byte per
-    cycle at most; each word or event is offered to the core from a valid flip-flop and the next
+    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); the command (and
+    whether its payload length is possible) is decoded in the cycle after ``start``; one payload
+    byte per cycle at most; each word or event is offered to the core from a valid flip-flop and the next
     one is assembled from the cycle after the transfer (about 3 cycles per event or word beyond
     the core's own); output spikes are taken through a registered ready (2 reply bytes each).
     ``done`` pulses 5 cycles after the core's inputs are empty, so the core's address check of
@@ -63,8 +64,8 @@ class STDPHandler(Handler):
         self._primitives = primitives
         super().__init__()
 
-    _STATES = ("IDLE", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS", "SPIKES",
-               "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
+    _STATES = ("IDLE", "DISPATCH", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS",
+               "SPIKES", "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
 
     def elaborate(self, platform):
         m = Module()
@@ -92,6 +93,8 @@ class STDPHandler(Handler):
         count = Signal(16)          # payload bytes taken
         length_m1 = Signal(16)
         is_read = Signal()
+        is_load, is_inject = Signal(), Signal()
+        len_bad = Signal()          # a payload length the command cannot have (READ: not 6; INJECT: odd)
         hdr = Signal(6)             # one-hot: header byte taken next (mem, addr x3, count x2)
         word_full = Signal()        # LOAD: nbyte == W
         word_part = Signal()        # LOAD: nbyte != 0
@@ -130,28 +133,26 @@ class STDPHandler(Handler):
             with m.If(bus.start):
                 m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
                              status.eq(Status.OK), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
-                             is_read.eq(bus.cmd == Cmd.READ_WEIGHTS), hdr.eq(1), word_full.eq(0),
-                             word_part.eq(0), aer_eos.eq(0), settle.eq(0)]
-                # A payload length the command cannot have is refused here, before any byte is
-                # taken, so the byte-taking states need not check it.
-                with m.Switch(bus.cmd):
-                    with m.Case(Cmd.LOAD_SYNAPSES):
-                        goto("HEADER")
-                    with m.Case(Cmd.READ_WEIGHTS):
-                        with m.If(bus.length != 6):
-                            m.d.sync += status.eq(Status.ERR_LENGTH)
-                            goto("SETTLE")
-                        with m.Else():
-                            goto("HEADER")
-                    with m.Case(Cmd.INJECT_SPIKES):
-                        with m.If(bus.length[0]):
-                            m.d.sync += status.eq(Status.ERR_LENGTH)
-                            goto("SETTLE")
-                        with m.Else():
-                            goto("EVENTS")
-                    with m.Default():
-                        m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                        goto("SETTLE")
+                             is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
+                             is_load.eq(bus.cmd == Cmd.LOAD_SYNAPSES),
+                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES), hdr.eq(1), word_full.eq(0),
+                             word_part.eq(0), aer_eos.eq(0), settle.eq(0),
+                             len_bad.eq(Mux(bus.cmd == Cmd.READ_WEIGHTS, bus.length != 6, bus.length[0]))]
+                goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            # The command's decode is registered at the start. A payload length the command cannot
+            # have is refused here, before any byte is taken, so the byte-taking states need not
+            # check it.
+            with m.If(~(is_load | is_read | is_inject)):
+                m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
+                goto("SETTLE")
+            with m.Elif(len_bad & ~is_load):
+                m.d.sync += status.eq(Status.ERR_LENGTH)
+                goto("SETTLE")
+            with m.Elif(is_inject):
+                goto("EVENTS")
+            with m.Else():
+                goto("HEADER")
 
         # The payload is taken in HEADER, in LOAD while no word is waiting for the core (in LOAD,
         # cfg_sent implies word_full: the word is offered from word_full on, and its transfer is
@@ -254,7 +255,7 @@ class STDPHandler(Handler):
     @staticmethod
     def _inject(m, fsm, bus, core, v):
         """``EVENTS`` (2 payload bytes per event to the core), ``EOS``, then the output spikes."""
-        goto, more, status, half, lo, spike = v.goto, v.more, v.status, v.half, v.lo, v.spike
+        goto, more, half, lo, spike = v.goto, v.more, v.half, v.lo, v.spike
         aer_valid, aer_sent, aer_eos = v.aer_valid, v.aer_sent, v.aer_eos
         out_ready, out_got, out_eos = v.out_ready, v.out_got, v.out_eos
         with fsm.state("EVENTS"):
