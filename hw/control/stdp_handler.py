@@ -75,7 +75,12 @@ class STDPHandler(Handler):
 
         mem = Signal(2)
         addr = Signal(24)
-        word = Signal(8 * W)
+        # LOAD: the word assembled for the core (its i_cfg data). READ_SEND: the word read back,
+        # sent a byte at a time; a register of its own, so the load word's enable and input select
+        # do not carry the read's states too. Neither is reset (they are used only under a valid
+        # flip-flop that is), so the reset stays out of their enables.
+        word = Signal(8 * W, reset_less=True)
+        rword = Signal(8 * W, reset_less=True)
         nbyte = Signal(range(W + 1))  # bytes of the current word collected / sent
         n_read = Signal(16)         # READ_WEIGHTS: words still to read
         lo = Signal(8)              # INJECT_SPIKES: low byte of the event being assembled
@@ -244,10 +249,10 @@ class STDPHandler(Handler):
                 m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1), read_done.eq(n_read == 1)]
             m.d.comb += core.o_rdata.ready.eq(1)
             with m.If(core.o_rdata.valid):
-                m.d.sync += [word.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]
+                m.d.sync += [v.rword.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]
                 goto("READ_SEND")
         with fsm.state("READ_SEND"):
-            with send_low_byte(m, bus, word, nbyte):
+            with send_low_byte(m, bus, v.rword, nbyte):
                 m.d.sync += last_byte.eq(nbyte == W - 2)
                 with m.If(last_byte):
                     goto("READ")
