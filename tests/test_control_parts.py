@@ -9,7 +9,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from hw.control.executor import HandlerMux
+from hw.control.executor import CommandExecutor, HandlerMux
 from hw.control.flags import StatusFlags
 from hw.control.protocol import FLAG_BITS, Status, encode_command, encode_reply
 from hw.control.receiver import FrameReceiver, IdleTimer
@@ -130,6 +130,33 @@ def test_handler_mux_routes_by_group():
                 assert ctx.get(getattr(mux, f"h{g}").i_data.payload) == cmd
 
     simulate(mux, tb)
+
+
+@pytest.mark.parametrize("watchdog", [16, 23, 64])
+def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
+    # A handler that never finishes: ERR_TIMEOUT is requested (with the handler's reset pulse) in
+    # the cycle after the watchdog's cycles, counted from the one after the start, ran out.
+    ex = CommandExecutor(watchdog=watchdog, max_payload=8, max_reply=8)
+    m = Module()
+    m.submodules.ex = ex
+    m.submodules.pay = pay = Memory(shape=8, depth=8, init=[])
+    m.submodules.rep = rep = Memory(shape=8, depth=8, init=[])
+    wiring.connect(m, ex.payload_buf, pay.read_port(transparent_for=()))
+    wiring.connect(m, ex.reply_buf, rep.write_port())
+
+    async def tb(ctx):
+        for _ in range(2):        # twice: the start re-arms the watchdog
+            ctx.set(ex.i_start, 1)
+            await ctx.tick()
+            ctx.set(ex.i_start, 0)
+            for cycle in range(1, watchdog + 4):
+                assert ctx.get(ex.o_handler_timeout) == (cycle == watchdog + 2), cycle
+                assert ctx.get(ex.o_reply.go) == (cycle == watchdog + 2), cycle
+                if cycle == watchdog + 2:
+                    assert ctx.get(ex.o_reply.status) == Status.ERR_TIMEOUT
+                await ctx.tick()
+
+    simulate(m, tb)
 
 
 @pytest.mark.parametrize("timeout", [16, 23])

@@ -154,8 +154,11 @@ class CommandExecutor(wiring.Component):
         reply_count = Signal(16)
         reply_full = Signal()         # reply_count == max_reply (registered; the count stops there)
         reply_over = Signal()
-        watch = Signal(range(self._watchdog + 1))
-        expired = Signal()            # watch has reached the watchdog time (registered)
+        # The watchdog counts up from 2**k - watchdog, so it has run out when its top bit is set:
+        # a flip-flop, with no compare of the count behind it (the count's carry chain is fast).
+        k = ceil_log2(self._watchdog)
+        watch = Signal(k + 1)
+        expired = watch[k]
 
         # The payload goes to the handler bus straight from the read port; its ready comes from
         # the skid buffer that HandlerMux puts in front of each handler (a register), so a
@@ -192,7 +195,8 @@ class CommandExecutor(wiring.Component):
         with m.If(self.i_start):
             m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(self.i_length != 0),
                          length_m1.eq(self.i_length - 1),
-                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0), watch.eq(0), expired.eq(0)]
+                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0),
+                         watch.eq((1 << k) - self._watchdog)]
         with m.If(running):
             # Payload feed: a one-deep pipeline behind the buffer's read port.
             advance = (~feed_valid | bus.i_data.ready) & feed_more
@@ -203,7 +207,7 @@ class CommandExecutor(wiring.Component):
             with m.Elif(bus.i_data.ready):
                 m.d.sync += feed_valid.eq(0)
             with m.If(~expired):
-                m.d.sync += [watch.eq(watch + 1), expired.eq(watch == self._watchdog - 1)]
+                m.d.sync += watch.eq(watch + 1)
             with m.If(bus.done):
                 m.d.sync += [running.eq(0), finishing.eq(1), done_status.eq(bus.status)]
             with m.Elif(expired):
