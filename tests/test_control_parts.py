@@ -9,7 +9,7 @@ from amaranth.hdl import Module
 from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
 
-from hw.control.executor import HandlerMux
+from hw.control.executor import CommandExecutor, HandlerMux
 from hw.control.flags import StatusFlags
 from hw.control.protocol import FLAG_BITS, Status, encode_command, encode_reply
 from hw.control.receiver import FrameReceiver, IdleTimer
@@ -109,6 +109,7 @@ def test_handler_mux_routes_by_group():
             ctx.set(mux.bus.cmd, cmd)
             ctx.set(mux.bus.start, 1)
             ctx.set(mux.bus.i_data.valid, 1)
+            ctx.set(mux.bus.i_data.payload, cmd)
             ctx.set(mux.i_reset, 1)
             ctx.set(mux.h2.done, 1)
             ctx.set(mux.h2.status, 7)
@@ -116,11 +117,46 @@ def test_handler_mux_routes_by_group():
             g = cmd >> 4
             assert ctx.get(mux.o_present) == present
             assert ctx.get(mux.h0.start) == (g == 0) and ctx.get(mux.h2.start) == (g == 2)
-            assert ctx.get(mux.h0.i_data.valid) == (g == 0) and ctx.get(mux.h2.i_data.valid) == (g == 2)
+            assert ctx.get(mux.bus.i_data.ready) == present
             assert ctx.get(mux.o_handler_reset) == ((1 << g) if present else 0)
             assert ctx.get(mux.bus.done) == (g == 2) and ctx.get(mux.bus.status) == (7 if g == 2 else 0)
+            # the payload byte reaches the selected handler only, through its skid buffer (a
+            # cycle later; the buffers were emptied by start)
+            assert not ctx.get(mux.h0.i_data.valid) and not ctx.get(mux.h2.i_data.valid)
+            ctx.set(mux.bus.start, 0)
+            await ctx.tick()
+            assert ctx.get(mux.h0.i_data.valid) == (g == 0) and ctx.get(mux.h2.i_data.valid) == (g == 2)
+            if present:
+                assert ctx.get(getattr(mux, f"h{g}").i_data.payload) == cmd
 
     simulate(mux, tb)
+
+
+@pytest.mark.parametrize("watchdog", [16, 23, 64])
+def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
+    # A handler that never finishes: ERR_TIMEOUT is requested (with the handler's reset pulse) in
+    # the cycle after the watchdog's cycles, counted from the one after the start, ran out.
+    ex = CommandExecutor(watchdog=watchdog, max_payload=8, max_reply=8)
+    m = Module()
+    m.submodules.ex = ex
+    m.submodules.pay = pay = Memory(shape=8, depth=8, init=[])
+    m.submodules.rep = rep = Memory(shape=8, depth=8, init=[])
+    wiring.connect(m, ex.payload_buf, pay.read_port(transparent_for=()))
+    wiring.connect(m, ex.reply_buf, rep.write_port())
+
+    async def tb(ctx):
+        for _ in range(2):        # twice: the start re-arms the watchdog
+            ctx.set(ex.i_start, 1)
+            await ctx.tick()
+            ctx.set(ex.i_start, 0)
+            for cycle in range(1, watchdog + 4):
+                assert ctx.get(ex.o_handler_timeout) == (cycle == watchdog + 2), cycle
+                assert ctx.get(ex.o_reply.go) == (cycle == watchdog + 2), cycle
+                if cycle == watchdog + 2:
+                    assert ctx.get(ex.o_reply.status) == Status.ERR_TIMEOUT
+                await ctx.tick()
+
+    simulate(m, tb)
 
 
 @pytest.mark.parametrize("timeout", [16, 23])

@@ -1,12 +1,14 @@
-"""hw/lib: the CRC-16 spec and its gateware, the skid buffer and the queue."""
+"""hw/lib: the CRC-16 spec and its gateware, the skid buffer and the queue, the registered read port."""
 
 import random
 
 import pytest
 from amaranth.hdl import Module, Signal
+from amaranth.lib.memory import Memory
 from amaranth.sim import Simulator
 
 from hw.lib.crc import crc16, crc16_next, crc16_update
+from hw.lib.ram import registered_read_port
 from hw.lib.sections import Shared, elaborate_sections
 from hw.lib.stream import Queue, SkidBuffer
 from sim.streams import simulate
@@ -176,3 +178,32 @@ def test_sections_share_by_name_in_order():
     assert order == ["first", (2, 1)]
     with pytest.raises(AttributeError):
         Shared().get("missing")
+
+
+def test_registered_read_port_reads_as_read_port_does():
+    # Same memory contents, same writes, same read addresses and enables (with reads of the
+    # address being written, and enables low): the registered asynchronous read gives the
+    # synchronous read port's data in every cycle.
+    m = Module()
+    mems = [Memory(shape=8, depth=16, init=range(16), attrs={"no_rw_check": 1}) for _ in range(2)]
+    m.submodules.sync_mem, m.submodules.reg_mem = mems
+    ref = mems[0].read_port()
+    dut = registered_read_port(m, mems[1], name="dut")
+    addr, en, wa, wd, we = Signal(4), Signal(), Signal(4), Signal(8), Signal()
+    for mem, port in zip(mems, (ref, dut)):
+        wr = mem.write_port()
+        m.d.comb += [port.addr.eq(addr), port.en.eq(en), wr.addr.eq(wa), wr.data.eq(wd), wr.en.eq(we)]
+    rng = random.Random(11)
+
+    async def tb(ctx):
+        for _ in range(300):
+            a = rng.randrange(16)
+            ctx.set(addr, a)
+            ctx.set(en, rng.random() < 0.7)
+            ctx.set(wa, a if rng.random() < 0.3 else rng.randrange(16))
+            ctx.set(wd, rng.randrange(256))
+            ctx.set(we, rng.random() < 0.5)
+            await ctx.tick()
+            assert ctx.get(dut.data) == ctx.get(ref.data)
+
+    simulate(m, tb)

@@ -22,9 +22,12 @@ class HandlerMux(wiring.Component):
 
     The selection (and ``o_present``) is registered from ``bus.cmd``: it follows ``cmd`` one cycle
     later, so ``cmd`` must be stable in the cycle before ``start`` (the receiver's ``cmd`` is, from
-    its byte on); the routing itself is combinational. Toward ``bus`` the mux is a handler (a group
-    that does not exist never takes a byte nor finishes); each ``h<g>`` sees ``start`` and the
-    streams only while its group is selected, and ``cmd``/``length`` always.
+    its byte on). Toward ``bus`` the mux is a handler (a group that does not exist never takes a
+    byte nor finishes); each ``h<g>`` sees ``start`` and the streams only while its group is
+    selected, and ``cmd``/``length`` always. The payload reaches each handler through a skid
+    buffer of its own (one cycle, emptied at ``start``), so ``bus.i_data.ready`` is a register's
+    inverse and a handler's ready (a decode of its state) drives only its own buffer's enables;
+    the rest of the routing is combinational.
 
     Members
     -------
@@ -60,17 +63,22 @@ class HandlerMux(wiring.Component):
             h = getattr(self, f"h{g}")
             sel = Signal(name=f"sel{g}")     # one-hot over the groups, registered
             m.d.sync += sel.eq(group == g)
+            # Bytes the last command's handler left are discarded when a command starts.
+            m.submodules[f"payload{g}"] = payload = ResetInserter({"sync": bus.start})(SkidBuffer(8))
             m.d.comb += [
                 h.start.eq(bus.start & sel),
                 h.cmd.eq(bus.cmd),
                 h.length.eq(bus.length),
-                h.i_data.payload.eq(bus.i_data.payload),
-                h.i_data.valid.eq(bus.i_data.valid & sel),
+                payload.i.payload.eq(bus.i_data.payload),
+                payload.i.valid.eq(bus.i_data.valid & sel),
+                h.i_data.payload.eq(payload.o.payload),
+                h.i_data.valid.eq(payload.o.valid),
+                payload.o.ready.eq(h.i_data.ready),
                 h.o_data.ready.eq(bus.o_data.ready & sel),
             ]
             with m.If(sel):
                 m.d.comb += [
-                    bus.i_data.ready.eq(h.i_data.ready),
+                    bus.i_data.ready.eq(payload.i.ready),
                     bus.done.eq(h.done),
                     bus.status.eq(h.status),
                     bus.o_data.valid.eq(h.o_data.valid),
@@ -86,8 +94,9 @@ class CommandExecutor(wiring.Component):
 
     Cycle behaviour: ``i_start`` (one cycle) starts the handler and resets the feed, the reply
     count and the watchdog. From the next cycle until the reply request, the payload's
-    ``i_length`` bytes are offered to the handler from a one-deep pipeline behind the buffer's
-    read port and a skid buffer (up to one byte per cycle, the first in the third cycle), and its
+    ``i_length`` bytes are offered to the handler bus from a one-deep pipeline behind the buffer's
+    read port (up to one byte per cycle, the first in the second cycle; :class:`HandlerMux` passes
+    them through a skid buffer, so a handler sees the first in the third cycle), and its
     reply bytes are written to the reply buffer at one byte per cycle (more than ``max_reply``
     spoil the reply; they pass a skid buffer first). ``o_reply`` requests the reply once the
     reply bytes before ``bus.done`` are written (the handler's status, ``ERR_REPLY_OVERSIZE``
@@ -145,22 +154,21 @@ class CommandExecutor(wiring.Component):
         reply_count = Signal(16)
         reply_full = Signal()         # reply_count == max_reply (registered; the count stops there)
         reply_over = Signal()
-        watch = Signal(range(self._watchdog + 1))
-        expired = Signal()            # watch has reached the watchdog time (registered)
+        # The watchdog counts up from 2**k - watchdog, so it has run out when its top bit is set:
+        # a flip-flop, with no compare of the count behind it (the count's carry chain is fast).
+        k = ceil_log2(self._watchdog)
+        watch = Signal(k + 1)
+        expired = watch[k]
 
-        # The payload reaches the handler through a skid buffer, so the handler's ready (a
-        # function of its state) does not run into the feed's address counter and read enable.
-        # It is emptied when a command starts: bytes the last handler left are discarded.
-        m.submodules.feed = feed = ResetInserter({"sync": self.i_start})(SkidBuffer(8))
+        # The payload goes to the handler bus straight from the read port; its ready comes from
+        # the skid buffer that HandlerMux puts in front of each handler (a register), so a
+        # handler's state decode does not run into the feed's address counter and read enable.
         m.d.comb += [
             bus.start.eq(self.i_start),
             bus.cmd.eq(self.i_cmd),
             bus.length.eq(self.i_length),
-            feed.i.payload.eq(self.payload_buf.data),
-            feed.i.valid.eq(feed_valid & running),
-            bus.i_data.payload.eq(feed.o.payload),
-            bus.i_data.valid.eq(feed.o.valid & running),
-            feed.o.ready.eq(bus.i_data.ready & running),
+            bus.i_data.payload.eq(self.payload_buf.data),
+            bus.i_data.valid.eq(feed_valid & running),
             self.payload_buf.addr.eq(rd_addr),
         ]
         # The reply bytes come through a skid buffer too (the handler's valid and its byte
@@ -187,18 +195,19 @@ class CommandExecutor(wiring.Component):
         with m.If(self.i_start):
             m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(self.i_length != 0),
                          length_m1.eq(self.i_length - 1),
-                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0), watch.eq(0), expired.eq(0)]
+                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0),
+                         watch.eq((1 << k) - self._watchdog)]
         with m.If(running):
             # Payload feed: a one-deep pipeline behind the buffer's read port.
-            advance = (~feed_valid | feed.i.ready) & feed_more
+            advance = (~feed_valid | bus.i_data.ready) & feed_more
             m.d.comb += self.payload_buf.en.eq(advance)
             with m.If(advance):
                 m.d.sync += [rd_addr.eq(rd_addr + 1), feed_valid.eq(1),
                              feed_more.eq(rd_addr != length_m1)]
-            with m.Elif(feed.i.ready):
+            with m.Elif(bus.i_data.ready):
                 m.d.sync += feed_valid.eq(0)
             with m.If(~expired):
-                m.d.sync += [watch.eq(watch + 1), expired.eq(watch == self._watchdog - 1)]
+                m.d.sync += watch.eq(watch + 1)
             with m.If(bus.done):
                 m.d.sync += [running.eq(0), finishing.eq(1), done_status.eq(bus.status)]
             with m.Elif(expired):

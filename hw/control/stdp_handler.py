@@ -22,7 +22,7 @@ beyond the network, an address beyond a memory) answers ``ERR_BLOCK``; the core 
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 
 from ..stdp import STDPCore
 from ..stdp.spec import STDPConfig
@@ -41,8 +41,9 @@ def word_bytes(cfg):
 class STDPHandler(Handler):
     """The STDP command group: byte-serial framing around :class:`hw.stdp.STDPCore`.
 
-    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); one payload byte per
-    cycle at most; each word or event is offered to the core from a valid flip-flop and the next
+    Cycle behaviour: one-hot states (:class:`hw.control.onehot.OneHotFSM`); the command (and
+    whether its payload length is possible) is decoded in the cycle after ``start``; one payload
+    byte per cycle at most; each word or event is offered to the core from a valid flip-flop and the next
     one is assembled from the cycle after the transfer (about 3 cycles per event or word beyond
     the core's own); output spikes are taken through a registered ready (2 reply bytes each).
     ``done`` pulses 5 cycles after the core's inputs are empty, so the core's address check of
@@ -63,8 +64,8 @@ class STDPHandler(Handler):
         self._primitives = primitives
         super().__init__()
 
-    _STATES = ("IDLE", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS", "SPIKES",
-               "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
+    _STATES = ("IDLE", "DISPATCH", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS",
+               "SPIKES", "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
 
     def elaborate(self, platform):
         m = Module()
@@ -74,7 +75,12 @@ class STDPHandler(Handler):
 
         mem = Signal(2)
         addr = Signal(24)
-        word = Signal(8 * W)
+        # LOAD: the word assembled for the core (its i_cfg data). READ_SEND: the word read back,
+        # sent a byte at a time; a register of its own, so the load word's enable and input select
+        # do not carry the read's states too. Neither is reset (they are used only under a valid
+        # flip-flop that is), so the reset stays out of their enables.
+        word = Signal(8 * W, reset_less=True)
+        rword = Signal(8 * W, reset_less=True)
         nbyte = Signal(range(W + 1))  # bytes of the current word collected / sent
         n_read = Signal(16)         # READ_WEIGHTS: words still to read
         lo = Signal(8)              # INJECT_SPIKES: low byte of the event being assembled
@@ -92,8 +98,8 @@ class STDPHandler(Handler):
         count = Signal(16)          # payload bytes taken
         length_m1 = Signal(16)
         is_read = Signal()
-        read_len_bad = Signal()     # READ_WEIGHTS with a payload of other than 6 bytes
-        odd_len = Signal()          # INJECT_SPIKES with an odd payload
+        is_load, is_inject = Signal(), Signal()
+        len_bad = Signal()          # a payload length the command cannot have (READ: not 6; INJECT: odd)
         hdr = Signal(6)             # one-hot: header byte taken next (mem, addr x3, count x2)
         word_full = Signal()        # LOAD: nbyte == W
         word_part = Signal()        # LOAD: nbyte != 0
@@ -132,18 +138,34 @@ class STDPHandler(Handler):
             with m.If(bus.start):
                 m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
                              status.eq(Status.OK), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
-                             is_read.eq(bus.cmd == Cmd.READ_WEIGHTS), read_len_bad.eq(bus.length != 6),
-                             odd_len.eq(bus.length[0]), hdr.eq(1), word_full.eq(0), word_part.eq(0),
-                             aer_eos.eq(0), settle.eq(0)]
-                with m.Switch(bus.cmd):
-                    with m.Case(Cmd.LOAD_SYNAPSES, Cmd.READ_WEIGHTS):
-                        goto("HEADER")
-                    with m.Case(Cmd.INJECT_SPIKES):
-                        goto("EVENTS")
-                    with m.Default():
-                        m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                        goto("SETTLE")
+                             is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
+                             is_load.eq(bus.cmd == Cmd.LOAD_SYNAPSES),
+                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES), hdr.eq(1), word_full.eq(0),
+                             word_part.eq(0), aer_eos.eq(0), settle.eq(0),
+                             len_bad.eq(Mux(bus.cmd == Cmd.READ_WEIGHTS, bus.length != 6, bus.length[0]))]
+                goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            # The command's decode is registered at the start. A payload length the command cannot
+            # have is refused here, before any byte is taken, so the byte-taking states need not
+            # check it.
+            with m.If(~(is_load | is_read | is_inject)):
+                m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
+                goto("SETTLE")
+            with m.Elif(len_bad & ~is_load):
+                m.d.sync += status.eq(Status.ERR_LENGTH)
+                goto("SETTLE")
+            with m.Elif(is_inject):
+                goto("EVENTS")
+            with m.Else():
+                goto("HEADER")
 
+        # The payload is taken in HEADER, in LOAD while no word is waiting for the core (in LOAD,
+        # cfg_sent implies word_full: the word is offered from word_full on, and its transfer is
+        # seen as cfg_sent before word_full is cleared) and in EVENTS while no event is. One flat
+        # OR of flip-flops: it drives the enables of the payload's skid buffer (in HandlerMux).
+        in_ready = more & (fsm.bit("HEADER") | (fsm.bit("LOAD") & ~word_full) | (fsm.bit("EVENTS") & ~half))
+        m.d.comb += bus.i_data.ready.eq(in_ready)
+        take = bus.i_data.valid & more
         v = SimpleNamespace(**locals())
         self._header(m, fsm, bus, v)
         self._load_read(m, fsm, bus, core, W, v)
@@ -172,13 +194,12 @@ class STDPHandler(Handler):
         """``HEADER``: mem, addr[0:8], addr[8:16], addr[16:24], then (READ only) count lo, hi."""
         goto, more, is_read, hdr, status = v.goto, v.more, v.is_read, v.hdr, v.status
         with fsm.state("HEADER"):
-            with m.If(~more | (is_read & v.read_len_bad)):
+            with m.If(~more):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
                 goto("SETTLE")
             with m.Else():
-                # Ready is 1 in this branch, so a byte is taken when it is valid: the executor's
-                # registered valid, not the ready decode, leads to the state bits.
-                m.d.comb += bus.i_data.ready.eq(1)
+                # Ready (in_ready) is 1 in this branch, so a byte is taken when it is valid: the
+                # skid buffer's registered valid, not the ready decode, leads to the state bits.
                 with m.If(bus.i_data.valid):
                     byte = bus.i_data.payload
                     m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1), hdr.eq(hdr << 1)]
@@ -200,6 +221,13 @@ class STDPHandler(Handler):
         word_full, word_part, n_read, read_done = v.word_full, v.word_part, v.n_read, v.read_done
         last_byte = v.last_byte
         with fsm.state("LOAD"):
+            # A byte is taken (in_ready) apart from the word's handshake below: cfg_sent implies
+            # word_full, so the two never act in the same cycle, and the word register's enable
+            # is a function of four flip-flops.
+            with m.If(~word_full & v.take):
+                m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
+                             nbyte.eq(nbyte + 1), word_full.eq(nbyte == W - 1), word_part.eq(1),
+                             word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
             with m.If(cfg_sent):
                 m.d.sync += [addr.eq(addr + 1), nbyte.eq(0), word_full.eq(0), word_part.eq(0)]
             with m.Elif(word_full):
@@ -209,12 +237,6 @@ class STDPHandler(Handler):
                 with m.If(word_part):
                     m.d.sync += status.eq(Status.ERR_LENGTH)
                 goto("SETTLE")
-            with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(bus.i_data.valid):   # ready is 1 here
-                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
-                                 nbyte.eq(nbyte + 1), word_full.eq(nbyte == W - 1), word_part.eq(1),
-                                 word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
 
         with fsm.state("READ"):
             with m.If(read_done):
@@ -227,10 +249,10 @@ class STDPHandler(Handler):
                 m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1), read_done.eq(n_read == 1)]
             m.d.comb += core.o_rdata.ready.eq(1)
             with m.If(core.o_rdata.valid):
-                m.d.sync += [word.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]
+                m.d.sync += [v.rword.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]
                 goto("READ_SEND")
         with fsm.state("READ_SEND"):
-            with send_low_byte(m, bus, word, nbyte):
+            with send_low_byte(m, bus, v.rword, nbyte):
                 m.d.sync += last_byte.eq(nbyte == W - 2)
                 with m.If(last_byte):
                     goto("READ")
@@ -238,14 +260,11 @@ class STDPHandler(Handler):
     @staticmethod
     def _inject(m, fsm, bus, core, v):
         """``EVENTS`` (2 payload bytes per event to the core), ``EOS``, then the output spikes."""
-        goto, more, status, half, lo, spike = v.goto, v.more, v.status, v.half, v.lo, v.spike
+        goto, more, half, lo, spike = v.goto, v.more, v.half, v.lo, v.spike
         aer_valid, aer_sent, aer_eos = v.aer_valid, v.aer_sent, v.aer_eos
         out_ready, out_got, out_eos = v.out_ready, v.out_got, v.out_eos
         with fsm.state("EVENTS"):
-            with m.If(v.odd_len):
-                m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
-            with m.Elif(half):
+            with m.If(half):
                 # the assembled event is offered (aer_valid) until the core has taken it
                 with m.If(aer_sent):
                     m.d.sync += half.eq(0)
@@ -254,14 +273,12 @@ class STDPHandler(Handler):
             with m.Elif(~more):
                 m.d.sync += [aer_valid.eq(1), aer_eos.eq(1)]
                 goto("EOS")
-            with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(bus.i_data.valid):   # ready is 1 here
-                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1)]
-                    with m.If(v.count[0]):
-                        m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
-                    with m.Else():
-                        m.d.sync += lo.eq(bus.i_data.payload)
+            with m.Elif(bus.i_data.valid):   # in_ready is 1 here
+                m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1)]
+                with m.If(v.count[0]):
+                    m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
+                with m.Else():
+                    m.d.sync += lo.eq(bus.i_data.payload)
         with fsm.state("EOS"):
             with m.If(aer_sent):
                 m.d.sync += out_ready.eq(1)

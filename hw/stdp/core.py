@@ -1,10 +1,11 @@
 """The STDP core: synapse memory, neuron-state memory, LIF sweep and pipelined STDP row walks."""
 
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.ram import registered_read_port
 from ..lib.sections import elaborate_sections
 from ..lib.spram import InterleavedSPRAM
 from ..params import check_bool
@@ -166,30 +167,32 @@ class STDPCore(wiring.Component):
         spram = c.syn_store == "spram"
         if not spram:
             m.submodules.syn = syn = Memory(shape=c.syn_bits, depth=c.syn_depth, init=[], attrs=rw)
-        st_rd, st_wr = state.read_port(), state.write_port()
+        st_rd, st_wr = registered_read_port(m, state, name="state_rd"), state.write_port()
         acc_wr = acc.write_port()
         # Not transparent: a transparent port would put an address compare behind the weight
-        # memory's output (the post index); stage 2 forwards the last two writes instead.
-        acc_rd = acc.read_port()
-        ext_rd, ext_wr = ext.read_port(), ext.write_port()
+        # memory's output (the post index); stage 2 forwards the last two writes instead. Every
+        # read port is a registered asynchronous read (hw.lib.ram), so that Yosys honours
+        # no_rw_check and adds no read-during-write compare to any of them.
+        acc_rd = registered_read_port(m, acc, name="acc_rd")
+        ext_rd, ext_wr = registered_read_port(m, ext, name="ext_rd"), ext.write_port()
         syn_busy = w_valid = None    # SPRAM store: bank conflict, registered write-back
         if spram:
             syn_rd, syn_wr, syn_busy, w_valid = self._spram_store(m)
         else:
-            syn_rd, syn_wr = syn.read_port(), syn.write_port()
+            syn_rd, syn_wr = registered_read_port(m, syn, name="syn_rd"), syn.write_port()
         row_rd = row_wr = bmp_rd = bmp_wr = None    # ports of the memories an encoding lacks
         if not crossbar:
             m.submodules.row = row = Memory(shape=c.row_bits, depth=N, init=[], attrs=rw)
-            row_rd, row_wr = row.read_port(), row.write_port()
+            row_rd, row_wr = registered_read_port(m, row, name="row_rd"), row.write_port()
         if bitmap:
             m.submodules.bmp = bmp = Memory(shape=c.bitmap_word, depth=c.bmp_depth, init=[], attrs=rw)
-            bmp_rd, bmp_wr = bmp.read_port(), bmp.write_port()
+            bmp_rd, bmp_wr = registered_read_port(m, bmp, name="bmp_rd"), bmp.write_port()
 
         # The walk queue: neurons whose row must be walked this step. The sweep only writes it and
         # the walk only reads it, so it is a memory with two pointers (reset at each sweep) rather
         # than a general FIFO, and its state is kept in flags that need no compare after a pop.
         m.submodules.qmem = qmem = Memory(shape=entry_layout.size, depth=N, init=[], attrs=rw)
-        q_rd, q_wr = qmem.read_port(), qmem.write_port()
+        q_rd, q_wr = registered_read_port(m, qmem, name="q_rd"), qmem.write_port()
         q_wp, q_rp = Signal(range(N)), Signal(range(N))
         q_count = Signal(range(N + 1))
         q_nonempty, q_one = Signal(), Signal()
@@ -304,9 +307,10 @@ class STDPCore(wiring.Component):
         with m.If(nsw.o_wr_en):
             m.d.comb += [
                 st_wr.addr.eq(nsw.o_wr_n), st_wr.data.eq(nsw.o_wr_state.as_value()), st_wr.en.eq(1),
-                acc_wr.addr.eq(nsw.o_wr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                acc_wr.addr.eq(nsw.o_wr_n), acc_wr.en.eq(1),   # data 0: see _build_reset_sweep
                 ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
+        ns.keep(locals(), "nsw")
 
     def _build_walk_issue(self, m, ns):
         """Row walk, address side (:class:`hw.stdp.walker.RowWalker`); the end-of-step marker."""
@@ -355,7 +359,7 @@ class STDPCore(wiring.Component):
         with m.If(in_walk):
             m.d.comb += [st_rd.addr.eq(pipe.o_post_n), acc_rd.addr.eq(pipe.o_post_n)]
         with m.If(pipe.o_acc_wr_en):
-            m.d.comb += [acc_wr.addr.eq(pipe.o_acc_wr_n), acc_wr.data.eq(pipe.o_acc_wr_data), acc_wr.en.eq(1)]
+            m.d.comb += [acc_wr.addr.eq(pipe.o_acc_wr_n), acc_wr.en.eq(1)]   # data: _build_reset_sweep
         with m.If(pipe.o_syn_wr_en):
             m.d.comb += [syn_wr.addr.eq(pipe.o_syn_wr_addr), syn_wr.en.eq(1),
                          syn_wr.data.eq(pipe.o_syn_wr_data)]
@@ -365,6 +369,7 @@ class STDPCore(wiring.Component):
             walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):
             m.d.sync += goto(phase, one_hot, PHASE_EOS)
+        ns.keep(locals(), "pipe")
 
     def _build_config_port(self, m, ns):
         """Config reads and writes of the memories (after the walk, so they take precedence)."""
@@ -395,12 +400,17 @@ class STDPCore(wiring.Component):
 
     def _build_reset_sweep(self, m, ns):
         """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
-        (acc_wr, c, clearing, clr_n, ext_wr, st_wr) = ns.get("acc_wr c clearing clr_n ext_wr st_wr")
+        (acc_wr, c, clearing, clr_n, ext_wr, nsw, pipe, st_wr) = ns.get(
+            "acc_wr c clearing clr_n ext_wr nsw pipe st_wr")
+        # The accumulator's write data, for all three writers: 0 from the neuron sweep and the
+        # reset sweep, the pipeline's sum otherwise. Not gated by the pipeline's write enable, so
+        # only one LUT level sits between the sum's saturating carry and the block RAM.
+        m.d.comb += acc_wr.data.eq(Mux(nsw.o_wr_en | clearing, 0, pipe.o_acc_wr_data))
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the
         # core is clearing: no event or command is accepted, and the pipelines are reset).
         with m.If(clearing):
             m.d.comb += [st_wr.addr.eq(clr_n), st_wr.data.eq(spec.pack_state(c, spec.reset_state(c))),
                          st_wr.en.eq(1),
-                         acc_wr.addr.eq(clr_n), acc_wr.data.eq(0), acc_wr.en.eq(1),
+                         acc_wr.addr.eq(clr_n), acc_wr.en.eq(1),
                          ext_wr.addr.eq(clr_n), ext_wr.data.eq(0), ext_wr.en.eq(1)]

@@ -119,8 +119,10 @@ class UpdatePipeline(wiring.Component):
             acc_sum.eq(s3_acc + s3_w),
             acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
         ]
+        # The data is the sum whether or not it is written (no enable in front of the memory's data).
+        m.d.comb += self.o_acc_wr_data.eq(acc_new)
         with m.If(s3_valid & s3_deliver):
-            m.d.comb += [self.o_acc_wr_n.eq(s3_q), self.o_acc_wr_data.eq(acc_new), self.o_acc_wr_en.eq(1)]
+            m.d.comb += [self.o_acc_wr_n.eq(s3_q), self.o_acc_wr_en.eq(1)]
         m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
                      s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
 

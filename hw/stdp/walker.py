@@ -73,7 +73,12 @@ class RowWalker(wiring.Component):
         entry_layout = sweep.entry_layout(c)
         in_walk, head, q_nonempty, q_pop = self.i_run, self.i_head, self.i_nonempty, self.o_pop
         issue, iss_addr, iss_q, g_entry = self.o_issue, self.o_addr, self.o_q, self.o_entry
-        syn_ra = self.o_syn_raddr
+        # Data registers whose value is used only under a valid flag (which is reset) are not
+        # reset: iCE40 flip-flops with an enable and a synchronous reset need the reset in their
+        # enable logic, and the block's reset net (RESET command, watchdog) reaches hundreds of
+        # them.
+        syn_ra = Signal(pb, reset_less=True)
+        m.d.comb += self.o_syn_raddr.eq(syn_ra)
         want_pop = Signal()
         # Rows flow queue head -> p (popped: row pointers being read) -> f (pointers registered)
         # -> s (slot: row ready) -> g (issuer).
@@ -82,7 +87,7 @@ class RowWalker(wiring.Component):
         # (start, length) and the issuer follows with no bubble, one synapse per cycle. Bitmap: the
         # issuer reads the row's bitmap words and issues their set bits, one per cycle.
         p_valid, f_valid, s_valid, g_active = Signal(), Signal(), Signal(), Signal()
-        p_entry, f_entry, s_entry = Signal(entry_layout), Signal(entry_layout), Signal(entry_layout)
+        p_entry, f_entry, s_entry = (Signal(entry_layout, reset_less=True) for _ in range(3))
         g_free = Signal()
         # Each stage is refilled only once it is empty (not in the cycle it empties), so the pop
         # does not depend on the issuer; rows of three or more synapses still follow back to back.
@@ -91,7 +96,7 @@ class RowWalker(wiring.Component):
         m.d.comb += want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)
         m.d.comb += q_pop.eq(want_pop & (~head.spike | self.i_spike_ready))
         m.d.sync += [p_valid.eq(q_pop), p_entry.eq(head)]
-        f_row = Signal(c.row_bits)
+        f_row = Signal(c.row_bits, reset_less=True)
         with m.If(p_valid):
             m.d.sync += [f_valid.eq(1), f_entry.eq(p_entry)]
             if not crossbar:
@@ -106,19 +111,20 @@ class RowWalker(wiring.Component):
 
         if csr or crossbar:
             bits_for_len = c.syn_depth.bit_length()
-            s_start, s_len, s_nonempty, s_one = Signal(pb), Signal(bits_for_len), Signal(), Signal()
+            s_start, s_len = Signal(pb, reset_less=True), Signal(bits_for_len, reset_less=True)
+            s_nonempty, s_one = Signal(reset_less=True), Signal(reset_less=True)
             if csr:
                 r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
                                  s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
             else:
-                f_start = Signal(pb)
+                f_start = Signal(pb, reset_less=True)
                 with m.If(p_valid):
                     m.d.sync += f_start.eq(p_entry.n * N)
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
-            g_addr, g_rem, g_q = Signal(pb), Signal(bits_for_len), Signal(nb)
+            g_addr, g_rem, g_q = (Signal(w, reset_less=True) for w in (pb, bits_for_len, nb))
             g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
             if spram:
                 # The write-back holds the bank of g_addr (syn_ra == g_addr while g_active): wait.
