@@ -44,9 +44,10 @@ ECP5_MULTS = 156           # MULT18X18D in the LFE5U-85F
 BOARD_CLOCK_MHZ = 25       # the ULX3S GEMM group's clock today (the oscillator)
 ROWS, COLS = 8, 16
 #: nextpnr options of the systolic array's ECP5 builds. HeAP's maximum placement density down from
-#: its 0.9 default: the pairs' logic crowds the DSP rows, and spreading it gave the 8x16 array a
-#: better post-placement estimate (109.5 against 96.6 MHz) and router2 fewer overused wires per
-#: iteration (5972 against 9365 at iteration 8), seed 1 (docs/mac.md).
+#: its 0.9 default: the pairs' logic crowds the DSP rows. Together with the DSP control pins left
+#: unrouted (hw.mac.ecp5_dsp) it gave the 8x16 array a better post-placement estimate (109.5
+#: against 96.6 MHz) and fewer overused wires (5972 against 9365 at router2 iteration 8), seed 1;
+#: the 4x8 slice places identically either way (docs/mac.md).
 SYSTOLIC_NEXTPNR = ("--placer-heap-beta", "0.7")
 
 
