@@ -1,7 +1,7 @@
 """Benchmark of the systolic ECP5 MAC array (issue 18): resources, Fmax, MAC/s against the device limit.
 
 Run: ``python -m bench.bench_mac_systolic`` (``--no-synth``: the simulation part only; ``--seeds 1 2 3``;
-``--timeout`` seconds per nextpnr run, default 1200).
+``--timeout`` seconds per nextpnr run, default 3600).
 
 1. Throughput, measured in Amaranth's simulator (behavioural multipliers, streams always full,
    results checked against :mod:`sim.mac.golden`): a GEMM per mode through the 8x16 array, its
@@ -10,10 +10,10 @@ Run: ``python -m bench.bench_mac_systolic`` (``--no-synth``: the simulation part
    the MAC/cycle of a 512 x 512 x 512 GEMM, too long to simulate here.
 2. Out-of-context synthesis and place-and-route of the array on the ECP5-85F
    (:func:`boards.synth.synthesize`, all block ports registered) at nextpnr seeds 1, 2, 3 with
-   nextpnr's router2 (router1 rips up the 8x16 array's dense DSP neighbourhoods for hours), each run
-   bounded by ``--timeout`` (a run that does not finish is reported with nextpnr's last routing
-   line): LUT4, FF, DSP, BRAM, Fmax; and the 4x4 ``MacArray`` (ecp5 backend) the ULX3S carries
-   today, synthesized the same way, as the baseline.
+   nextpnr's router2 (router1 rips up the 8x16 array's dense DSP neighbourhoods for hours) and the
+   placer options :data:`SYSTOLIC_NEXTPNR`, each run bounded by ``--timeout`` (a run that does not
+   finish is reported with nextpnr's last routing line): LUT4, FF, DSP, BRAM, Fmax; and the 4x4
+   ``MacArray`` (ecp5 backend) the ULX3S carries today, synthesized the same way, as the baseline.
 3. MAC/s = MAC/cycle x Fmax per mode, against the device limit at the same clock (156
    multipliers x clock, x2 for int4, whose products pack two per multiplier) and against the 4x4
    array, at its own out-of-context Fmax and at the 25 MHz the board runs it at today.
@@ -43,6 +43,12 @@ MODES = list(spec.MODES)
 ECP5_MULTS = 156           # MULT18X18D in the LFE5U-85F
 BOARD_CLOCK_MHZ = 25       # the ULX3S GEMM group's clock today (the oscillator)
 ROWS, COLS = 8, 16
+#: nextpnr options of the systolic array's ECP5 builds. HeAP's maximum placement density down from
+#: its 0.9 default: the pairs' logic crowds the DSP rows. Together with the DSP control pins left
+#: unrouted (hw.mac.ecp5_dsp) it gave the 8x16 array a better post-placement estimate (109.5
+#: against 96.6 MHz) and fewer overused wires (5972 against 9365 at router2 iteration 8), seed 1;
+#: the 4x8 slice places identically either way (docs/mac.md).
+SYSTOLIC_NEXTPNR = ("--placer-heap-beta", "0.7")
 
 
 def cycle_model(beats_per_tile, rows, cols):
@@ -200,21 +206,22 @@ def print_feed():
         print(f"{lanes:>6}{g8:>21.2f}{g4:>7.2f}   " + ", ".join(cells) + f"; >= 90 % from batch {first90}")
 
 
-def _synth_child(factory, name, seed, router):
+def _synth_child(factory, name, seed, router, options):
     """Source of a child process that synthesizes one configuration and prints its result as JSON."""
     return (f"import json\nfrom boards.synth import synthesize\nfrom hw.mac import MacArray\n"
             f"from hw.mac.systolic import SystolicArray\n"
-            f"r = synthesize({factory}, device='ecp5-85f', name={name!r}, seed={seed}, router={router!r})\n"
+            f"r = synthesize({factory}, device='ecp5-85f', name={name!r}, seed={seed}, router={router!r},"
+            f" nextpnr_options={tuple(options)!r})\n"
             f"print('RESULT ' + json.dumps(r))\n")
 
 
-def synth_bounded(factory, name, seed, timeout, router=None):
+def synth_bounded(factory, name, seed, timeout, router=None, options=()):
     """:func:`boards.synth.synthesize` in a child process (own session), killed after ``timeout``
     seconds with everything it started; returns the result dict or ``{"error": ...}``."""
     env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
-    proc = subprocess.Popen([sys.executable, "-c", _synth_child(factory, name, seed, router)], env=env,
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                            start_new_session=True)
+    source = _synth_child(factory, name, seed, router, options)
+    proc = subprocess.Popen([sys.executable, "-c", source], env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
     try:
         out, _ = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -312,12 +319,12 @@ def main(argv=None):
     # The 4x8 slice of the same design first (a few minutes): the pair's own Fmax.
     print("  synthesizing systolic 4x8 seed 1 ...", file=sys.stderr, flush=True)
     r = synth_bounded("SystolicArray(rows=4, cols=8, tile_k=0)", "systolic_4x8", 1, args.timeout,
-                      router="router2")
+                      router="router2", options=SYSTOLIC_NEXTPNR)
     rows.append(("SystolicArray 4x8", 1, r))
     for seed in args.seeds:
         print(f"  synthesizing systolic {ROWS}x{COLS} seed {seed} ...", file=sys.stderr, flush=True)
         r = synth_bounded(f"SystolicArray(rows={ROWS}, cols={COLS}, tile_k=0)", f"systolic_{ROWS}x{COLS}",
-                          seed, args.timeout, router="router2")
+                          seed, args.timeout, router="router2", options=SYSTOLIC_NEXTPNR)
         rows.append((f"SystolicArray {ROWS}x{COLS}", seed, r))
     print("  synthesizing MacArray 4x4 ecp5 ...", file=sys.stderr, flush=True)
     base = synth_bounded("MacArray(rows=4, cols=4, tile_k=0, backend='ecp5')", "mac_4x4_ecp5", 1,

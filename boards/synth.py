@@ -212,7 +212,7 @@ def check_seed(value, name="seed"):
 
 
 def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1, build_dir=None,
-               progress=None, use_cache=True, router=None):
+               progress=None, use_cache=True, router=None, nextpnr_options=()):
     """Synthesize and place-and-route ``component`` out of context; return its resources and Fmax.
 
     Parameters
@@ -237,6 +237,9 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         nextpnr's router, ``"router1"`` or ``"router2"``; None: nextpnr's default (router1).
         router2 (negotiated congestion, logs its overused wires per iteration) finishes large,
         dense ECP5 designs that router1 rips up for hours.
+    nextpnr_options : sequence of str
+        Further nextpnr arguments (placer and router options, e.g. ``("--placer-heap-beta",
+        "0.7")``); part of the cache key.
 
     Returns
     -------
@@ -252,6 +255,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         If ``device`` is not one of :data:`DEVICES`, ``freq_mhz`` is not a finite number above 0
         and at most :data:`MAX_FREQ_MHZ`, ``seed`` is not an integer from 0 to :data:`MAX_SEED`,
         or ``router`` is not None, ``"router1"`` or ``"router2"``.
+    TypeError
+        If ``nextpnr_options`` is not a sequence of strings.
     ToolError
         If Yosys or nextpnr fails (the message names the log).
     """
@@ -262,6 +267,9 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     check_seed(seed)
     if router not in (None, "router1", "router2"):
         raise ValueError(f"router must be None, 'router1' or 'router2', not {router!r}")
+    if isinstance(nextpnr_options, str) or not all(isinstance(o, str) for o in nextpnr_options):
+        raise TypeError(f"nextpnr_options must be a sequence of strings, not {nextpnr_options!r}")
+    nextpnr_options = tuple(nextpnr_options)
     dev = DEVICES[device]
     target = dev["target_mhz"] if freq_mhz is None else freq_mhz
     say = progress or (lambda msg: None)
@@ -269,7 +277,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     wrapper = RegisterWrapper(component)
     text = rtlil.convert(wrapper, name="top")
     key = f"{device}\n{target}\n{seed}\n" + (f"{router}\n" if router else "") \
-        + "".join(dev.get("constraints", {}).values())
+        + "".join(f"{o}\n" for o in nextpnr_options) + "".join(dev.get("constraints", {}).values())
     digest = hashlib.sha256(f"{key}{text}".encode()).hexdigest()[:16]
     if build_dir is None:
         build_dir = build_root() / "synth"
@@ -329,7 +337,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     try:
         run_tool(dev["nextpnr"], [*dev["nextpnr_args"], "--json", "synth.json", "--freq", str(target),
                                   "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                                  *(["--router", router] if router else []), "-q", "-l", "pnr.log"],
+                                  *(["--router", router] if router else []), *nextpnr_options,
+                                  "-q", "-l", "pnr.log"],
                  log=work / "pnr.log", cwd=work)
     except ToolError:
         log = work / "pnr.log"
@@ -348,6 +357,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
         "fmax_mhz": round(fmax, 2) if fmax is not None else None,
         "target_mhz": target,
         "router": router or "router1",
+        "nextpnr_options": list(nextpnr_options),
         "timing_met": fmax is None or fmax >= target,
         "wrapper_ff": wrapper.in_bits + wrapper.out_bits,
         "abc9": abc9,

@@ -168,4 +168,9 @@ def test_primitives_elaborate():
     text = rtlil.convert(SystolicArray(rows=2, cols=4), name="m")
     assert text.count("cell \\MULT18X18D") == 2 * 2 * 2
     assert 'parameter \\REG_PIPELINE_CLK "CLK0"' in text
+    # Only the clock, enable and reset selectors the registers use are connected: nextpnr routes
+    # a constant on any other one through the fabric.
+    for port in ("CLK", "CE", "RST"):
+        assert f"connect \\{port}0 " in text
+        assert not any(f"connect \\{port}{i} " in text for i in (1, 2, 3))
     assert "MULT18X18D" not in rtlil.convert(make_dut(), name="m")

@@ -93,6 +93,23 @@ def test_ecp5_build_with_router2(tmp_path):
     assert "pin 'clk$tr_io' constrained to Bel 'X0/Y47/PIOA'" in log
 
 
+@pytest.mark.slow
+def test_ecp5_build_with_nextpnr_options(tmp_path):
+    opts = ("--placer-heap-beta", "0.7")
+    r = synthesize(GaloisLFSR(width=16), device="ecp5-85f", name="lfsr", build_dir=tmp_path, router="router2",
+                   nextpnr_options=opts)
+    assert r["nextpnr_options"] == list(opts) and r["ff"] == 16 and r["fmax_mhz"] > 0
+    plain = synthesize(GaloisLFSR(width=16), device="ecp5-85f", name="lfsr", build_dir=tmp_path,
+                       router="router2")
+    assert plain["dir"] != r["dir"] and plain["nextpnr_options"] == []
+
+
+@pytest.mark.parametrize("options", ["--placer-heap-beta 0.7", [0.7], ("--seed", 2)])
+def test_bad_nextpnr_options(options):
+    with pytest.raises(TypeError, match="nextpnr_options must be a sequence of strings, not"):
+        synthesize(GaloisLFSR(), device="ecp5-85f", nextpnr_options=options)
+
+
 @pytest.mark.parametrize("router", ["router3", 2, ""])
 def test_unknown_router(router):
     with pytest.raises(ValueError, match="router must be None, 'router1' or 'router2', not"):

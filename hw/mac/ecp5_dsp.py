@@ -43,9 +43,12 @@ def mult18x18d(m, name, a, b, *, registers, ce=1, primitive=True):
             p_GSR="DISABLED", p_RESETMODE="SYNC",
             p_SOURCEB_MODE="B_SHIFT", p_MULT_BYPASS="DISABLED", p_CAS_MATCH_REG="FALSE",
             i_SIGNEDA=1, i_SIGNEDB=1, i_SOURCEA=0, i_SOURCEB=0,
-            i_CLK0=ClockSignal(), i_CLK1=0, i_CLK2=0, i_CLK3=0,
-            i_CE0=ce, i_CE1=0, i_CE2=0, i_CE3=0,
-            i_RST0=0, i_RST1=0, i_RST2=0, i_RST3=0,
+            # Only the selectors the registers use are connected. nextpnr-ecp5 ties a constant
+            # on a DSP data pin (A, B, C) in the bitstream, but routes a constant on a clock,
+            # clock-enable or reset pin as a fabric net from one constant LUT: nine such pins per
+            # multiplier (CLK1-3, CE1-3, RST1-3, unused by every register) were 1152 routed
+            # arcs into the DSP rows of the 8 x 16 systolic array.
+            i_CLK0=ClockSignal(), i_CE0=ce, i_RST0=0,
             **ports,
         )
         return p
