@@ -23,7 +23,7 @@ from hw.gemm import spec as gemm_spec
 from hw.mac import spec as mac_spec
 from sim.gemm.golden import act_words, compress_tiles, tile_symbols
 
-__all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs"]
+__all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs", "weight_frames"]
 
 #: :class:`hw.control.engine_handler.EngineHandler`'s defaults (a board's ``gemm`` dict overrides).
 ENGINE_DEFAULTS = {"rows": 8, "cols": 16, "max_k": 512, "max_batch": 64, "lanes": 4, "contexts": 1,
@@ -68,7 +68,7 @@ def _chunks(beat_counts, rows_per_tile, cfg):
     return out + [cur]
 
 
-def _weight_frames(block, format_lanes):
+def weight_frames(block, format_lanes):
     """``LOAD_WEIGHTS`` payloads of one block: a flag byte (1: starts the block), then beats."""
     per = (MAX_PAYLOAD - 1) // (2 * format_lanes)
     return [bytes([int(block[i].first)]) + b"".join(_words(b.words) for b in block[i:i + per])
@@ -94,7 +94,7 @@ def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats):
     y = np.zeros((row_tiles * rows, tiles * cols), dtype=np.int64)
     rows_per_tile = row_tiles * rows
     for chunk in _chunks([len(b) for b in blocks], rows_per_tile, cfg):
-        frames = [f for t in chunk for f in _weight_frames(blocks[t], fl)]
+        frames = [f for t in chunk for f in weight_frames(blocks[t], fl)]
         driver.pipeline([(Cmd.LOAD_WEIGHTS, f) for f in frames])
         reply = driver.command(Cmd.GEMM_RUN, len(chunk).to_bytes(2, "little"))
         stats["cycles"] += int.from_bytes(reply[0:4], "little")

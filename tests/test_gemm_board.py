@@ -11,9 +11,10 @@ import dataclasses
 import numpy as np
 import pytest
 
+import firmware.jobs as jobs
 from firmware.api import Accelerator
 from firmware.driver import CommandError, Driver
-from firmware.engine import _weight_frames, engine_config, run_gemm, split
+from firmware.engine import engine_config, run_gemm, split, weight_frames
 from firmware.jobs import run_job
 from firmware.transport import SimTransport
 from hw.control.boards import check_board, make_core
@@ -80,7 +81,7 @@ def _raw_gemm(acc, mode_code):
     acc.driver.command(Cmd.LOAD_HUFFMAN, b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
     acc.driver.command(Cmd.GEMM_START, bytes([mode_code, 0, 1]) + (4).to_bytes(START_BYTES - 3, "little"))
     acc.driver.command(Cmd.GEMM_ACTS, b"".join(a.to_bytes(8, "little") for a in job["acts"]))
-    for frame in _weight_frames(job["blocks"][0], 2):
+    for frame in weight_frames(job["blocks"][0], 2):
         acc.driver.command(Cmd.LOAD_WEIGHTS, frame)
     return acc.driver.command(Cmd.GEMM_RUN, (1).to_bytes(2, "little")), job
 
@@ -121,3 +122,11 @@ def test_ulx3s_gemm_job_512_equals_numpy():
     assert rows["board == golden"] == "yes", rows
     for mode in ("int8", "int4"):
         assert f"{64 * 512}/{64 * 512} equal to numpy" in rows[f"{mode} result"], rows
+
+
+@pytest.mark.slow
+def test_mlp_job_runs_on_the_engine(acc):
+    """The digits MLP job on an engine board: each layer one GEMM of the 16 images (layer 1: K = 64,
+    two K slices; four batches), logits equal to the golden pipeline's."""
+    rows = dict(jobs._job_mlp(acc, "small ULX3S core"))
+    assert rows["board == golden"] == "yes", rows
