@@ -8,11 +8,12 @@ its weight tiles, one block per tile of ``cols`` output channels, beats in the a
 :func:`sim.gemm.golden.tile_symbols`), and the host adds the slices' partial results. ``K`` is
 padded with zeros to a multiple of 4, ``M`` to whole row tiles, ``N`` to whole weight tiles.
 
-Per engine GEMM: ``LOAD_HUFFMAN`` (the table; clears the engine), ``GEMM_START``, the activations
-(``GEMM_ACTS``), then per *chunk* of weight tiles (as many as the staging FIFO's beats and the
-result FIFO's rows allow) their blocks (``LOAD_WEIGHTS``), ``GEMM_RUN`` and the rows
-(``GEMM_READ``). The runs' cycle and beat counts are the engine's own work on staged weights:
-MAC/cycle = MACs / run cycles (the UART time of loading the weights is not in it).
+Per engine GEMM: ``LOAD_HUFFMAN`` (the table, in frames of at most 255 words; clears the engine),
+``GEMM_START``, the activations (``GEMM_ACTS``), then per *chunk* of weight tiles (as many as
+the staging FIFO's beats and the result FIFO's rows allow) their blocks (``LOAD_WEIGHTS``),
+``GEMM_RUN`` and the rows (``GEMM_READ``). The runs' cycle and beat counts are the engine's own
+work on staged weights: MAC/cycle = MACs / run cycles (the UART time of loading the weights is not
+in it).
 """
 
 import numpy as np
@@ -75,7 +76,7 @@ def weight_frames(block, format_lanes):
             for i in range(0, len(block), per)]
 
 
-def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats):
+def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats, table_frame_words):
     """One engine GEMM (``x``: at most ``max_batch x max_k``, ``K`` a multiple of 4): its result
     ``M x N`` (int64)."""
     rows, cols, fl = cfg["rows"], cfg["cols"], cfg["lanes"] * cfg["contexts"]
@@ -84,7 +85,9 @@ def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats):
     row_tiles, groups, tiles = -(-m // rows), k // gemm_spec.GROUP, -(-n // cols)
     syms = [tile_symbols(w[t * cols:(t + 1) * cols], mode, cols) for t in range(tiles)]
     table, blocks = compress_tiles(syms, format_lanes=fl, max_len=cfg["max_len"])
-    driver.command(Cmd.LOAD_HUFFMAN, _words(table))
+    per = table_frame_words
+    driver.pipeline([(Cmd.LOAD_HUFFMAN, bytes([int(i == 0)]) + _words(table[i:i + per]))
+                     for i in range(0, len(table), per)])
     driver.command(Cmd.GEMM_START, bytes([mac_spec.mode_code(mode), int(act_unsigned), row_tiles])
                    + groups.to_bytes(START_BYTES - 3, "little"))
     word_bytes = rows * gemm_spec.GROUP
@@ -116,11 +119,12 @@ def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats):
     return y[:m, :n]
 
 
-def run_gemm(driver, cfg, x, w, mode, *, act_unsigned=False):
+def run_gemm(driver, cfg, x, w, mode, *, act_unsigned=False, table_frame_words=(MAX_PAYLOAD - 1) // 2):
     """``Y = X · Wᵀ`` on the engine (``x``: ``M x K`` int8 or uint8, ``w``: ``N x K`` in ``mode``'s
     range). Returns ``(y, stats)``: ``y`` ``M x N`` int64 (the K slices' results added), ``stats``
     with ``cycles`` and ``beats`` (the runs'), ``runs``, ``engine_gemms``, ``sent_bytes`` (weight
-    payload bytes) and ``code_bits`` (the blocks' beats, padding included)."""
+    payload bytes) and ``code_bits`` (the blocks' beats, padding included). ``table_frame_words``:
+    code table words per ``LOAD_HUFFMAN`` frame."""
     code = mac_spec.mode_code(mode)
     x = np.asarray(x, dtype=np.int64)
     w = np.asarray(w, dtype=np.int64)
@@ -136,5 +140,5 @@ def run_gemm(driver, cfg, x, w, mode, *, act_unsigned=False):
     y = np.zeros((m, w.shape[0]), dtype=np.int64)
     stats = {"cycles": 0, "beats": 0, "runs": 0, "engine_gemms": 0, "sent_bytes": 0, "code_bits": 0}
     for rs, ks in split(m, k + pad, cfg):
-        y[rs] += _engine_gemm(driver, cfg, x[rs, ks], w[:, ks], code, act_unsigned, stats)
+        y[rs] += _engine_gemm(driver, cfg, x[rs, ks], w[:, ks], code, act_unsigned, stats, table_frame_words)
     return y, stats

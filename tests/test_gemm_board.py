@@ -56,7 +56,7 @@ def test_split_gemm_equals_numpy(acc, mode):
     x = rng.integers(-128, 128, (7, 42))
     w = random_weights(rng, (10, 42), mode)
     acc.reset()
-    y, st = run_gemm(acc.driver, cfg, x, w, mode)
+    y, st = run_gemm(acc.driver, cfg, x, w, mode, table_frame_words=16)   # tables in several frames
     assert (y == x @ w.T).all()
     assert (y == _golden(x, w, mode, cfg)).all()
     # int8 tiles (~36 beats) do not all fit the 64-beat staging FIFO: more runs than engine GEMMs.
@@ -78,7 +78,7 @@ def _raw_gemm(acc, mode_code):
     w = random_weights(rng, (4, 16), "int2")
     job = gemm_job(x, w, [mode_code], rows=2, cols=4, format_lanes=2, max_len=cfg["max_len"],
                    row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
-    acc.driver.command(Cmd.LOAD_HUFFMAN, b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
+    acc.driver.command(Cmd.LOAD_HUFFMAN, b"\x01" + b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
     acc.driver.command(Cmd.GEMM_START, bytes([mode_code, 0, 1]) + (4).to_bytes(START_BYTES - 3, "little"))
     acc.driver.command(Cmd.GEMM_ACTS, b"".join(a.to_bytes(8, "little") for a in job["acts"]))
     for frame in weight_frames(job["blocks"][0], 2):
@@ -101,8 +101,9 @@ def test_undefined_precision_sets_the_sticky_flag_then_reset_recovers(acc):
     assert got == [v for values, _ in job["rows"] for v in values]
 
 
-@pytest.mark.parametrize("cmd,payload", ids=["short", "rows", "run", "read", "beat", "room", "acts"],
+@pytest.mark.parametrize("cmd,payload", ids=["table", "short", "rows", "run", "read", "beat", "room", "acts"],
                          argvalues=[
+    (Cmd.LOAD_HUFFMAN, bytes([1, 0, 0, 0])),                  # not whole words after the flag byte
     (Cmd.GEMM_START, bytes(START_BYTES - 1)),                 # short header
     (Cmd.GEMM_START, bytes([0, 0, 3, 1, 0])),                 # 3 row tiles > max_batch / rows = 2
     (Cmd.GEMM_RUN, (1).to_bytes(2, "little")),                # no GEMM started

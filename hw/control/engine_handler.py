@@ -7,9 +7,10 @@ code table, the activations of up to ``max_batch`` rows and ``max_k`` columns, a
 run, so that a run's cycle count is the engine's own, not the UART's (which is 10 000 times slower
 than the engine on the ULX3S). Commands (multi-byte fields little-endian):
 
-* ``LOAD_HUFFMAN`` (0x10): clears the engine (its flags, decoder tables, weight banks, the
-  staged beats and unread results), then one serialized code table
-  (:func:`hw.huffman.spec.serialize_table`, 16-bit words): a new GEMM. Odd or empty: ``ERR_LENGTH``.
+* ``LOAD_HUFFMAN`` (0x10): a flag byte, then 16-bit words of a serialized code table
+  (:func:`hw.huffman.spec.serialize_table`; a table longer than a frame takes several). Flag bit 0:
+  the words start a new GEMM's table: the engine is cleared first (its flags, decoder tables,
+  weight banks, the staged beats and unread results). Even or shorter than 3 bytes: ``ERR_LENGTH``.
 * ``GEMM_START`` (0x13, :data:`START_BYTES` bytes): precision code (:mod:`hw.mac.spec`; an
   undefined code runs, and the engine sets its sticky ``ERR_MODE``), activations unsigned (0/1),
   row tiles (1..``max_batch / rows``), groups ``K / 4`` (1..``max_k / 4``, 2 bytes). Issues the
@@ -153,7 +154,7 @@ class EngineHandler(Handler):
         with m.FSM():
             with m.State("IDLE"):
                 start_command(m, bus, r.status, [
-                    ((Cmd.LOAD_HUFFMAN,), "CLEAR", None), ((Cmd.LOAD_WEIGHTS,), "STAGE", None),
+                    ((Cmd.LOAD_HUFFMAN,), "TABLE_FLAG", None), ((Cmd.LOAD_WEIGHTS,), "STAGE", None),
                     ((Cmd.GEMM_ACTS,), "ACTS", None),
                     ((Cmd.GEMM_START, Cmd.GEMM_RUN, Cmd.GEMM_READ), "HEADER", None)],
                     on_start=[r.count.eq(0), r.status.eq(Status.OK), r.bidx.eq(0), r.nbyte.eq(0)])
@@ -173,28 +174,37 @@ class EngineHandler(Handler):
         m.next = "DONE"
 
     def _table(self, m, eng, clear, r):
-        """``CLEAR``: one cycle of ``i_clear`` (engine, staging and result FIFOs, the GEMM's state);
-        ``SETTLE``: the decoder's clear (one cycle later); ``TABLE``: the words to ``i_table``."""
+        """``TABLE_FLAG``: the flag byte (bit 0: a new table); ``CLEAR``: one cycle of ``i_clear``
+        (engine, staging and result FIFOs, the GEMM's state); ``SETTLE``: the decoder's clear (one
+        cycle later); ``TABLE``: the words to ``i_table`` (the first word of a new table marked)."""
         bus = self.bus
-        with m.State("CLEAR"):
-            with m.If(bus.length[0] | (bus.length == 0)):
+        with m.State("TABLE_FLAG"):
+            with m.If(~bus.length[0] | (bus.length < 3)):
                 self._length_error(m, r)
             with m.Else():
-                m.d.comb += clear.eq(1)
-                m.d.sync += [r.started.eq(0), r.cmd_valid.eq(0), r.acts_left.eq(0)]
-                m.next = "SETTLE"
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(bus.i_data.valid):
+                    m.d.sync += [r.first.eq(bus.i_data.payload[0]), r.count.eq(1)]
+                    with m.If(bus.i_data.payload[0]):
+                        m.next = "CLEAR"
+                    with m.Else():
+                        m.next = "TABLE"
+        with m.State("CLEAR"):
+            m.d.comb += clear.eq(1)
+            m.d.sync += [r.started.eq(0), r.cmd_valid.eq(0), r.acts_left.eq(0)]
+            m.next = "SETTLE"
         with m.State("SETTLE"):
             m.next = "TABLE"
         with m.State("TABLE"):
             with m.If(r.count == bus.length):
                 m.next = "DONE"
-            with m.Elif(~r.count[0]):
+            with m.Elif(r.count[0]):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(bus.i_data.valid):
                     m.d.sync += [r.hdr[:8].eq(bus.i_data.payload), r.count.eq(r.count + 1)]
             with m.Else():
                 tab = eng.i_table
-                m.d.comb += [tab.valid.eq(bus.i_data.valid), tab.payload.first.eq(r.count == 1),
+                m.d.comb += [tab.valid.eq(bus.i_data.valid), tab.payload.first.eq(r.first & (r.count == 2)),
                              tab.payload.data.eq(Cat(r.hdr[:8], bus.i_data.payload)),
                              bus.i_data.ready.eq(tab.ready)]
                 with m.If(bus.i_data.valid & tab.ready):
@@ -302,7 +312,6 @@ class EngineHandler(Handler):
     def _run(self, m, eng, stage, results, running, r):
         """``RUN_CHECK``/``RUN``: issue the tiles' commands, open the staging FIFO, count cycles
         until the engine is idle with every staged beat taken (or the run stalls); ``REPLY``."""
-        bus = self.bus
         n = r.hdr[:16]
         with m.State("RUN_CHECK"):
             with m.If(~r.started | (n == 0) | r.cmd_valid & ~r.ahead):
@@ -338,16 +347,19 @@ class EngineHandler(Handler):
             with m.If(flags.any()):
                 m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
             m.next = "REPLY"
-        with m.State("REPLY"):
-            with m.If(r.nbyte == RUN_REPLY_BYTES):
-                m.next = "DONE"
+        self._send(m, "REPLY", r.reply, RUN_REPLY_BYTES, r.nbyte, "DONE")
+
+    def _send(self, m, state, value, n_bytes, nbyte, then):
+        """State ``state``: send ``value``'s ``n_bytes`` low bytes (``nbyte`` counts), then ``then``."""
+        with m.State(state):
+            with m.If(nbyte == n_bytes):
+                m.next = then
             with m.Else():
-                with send_low_byte(m, bus, r.reply, r.nbyte):
+                with send_low_byte(m, self.bus, value, nbyte):
                     pass
 
     def _read(self, m, results, r):
         """``READ_CHECK``/``READ_ROW``/``READ_SEND``: ``n`` result rows, 3 bytes per value."""
-        bus = self.bus
         n = r.hdr[:16]
         row_bytes = self.cols * RESULT_BYTES
         with m.State("READ_CHECK"):
@@ -366,9 +378,4 @@ class EngineHandler(Handler):
                 m.d.comb += results.r_en.eq(1)
                 m.d.sync += [r.row_sr.eq(Cat(*wide)), r.nbyte.eq(0), r.rows_left.eq(r.rows_left - 1)]
                 m.next = "READ_SEND"
-        with m.State("READ_SEND"):
-            with m.If(r.nbyte == row_bytes):
-                m.next = "READ_ROW"
-            with m.Else():
-                with send_low_byte(m, bus, r.row_sr, r.nbyte):
-                    pass
+        self._send(m, "READ_SEND", r.row_sr, row_bytes, r.nbyte, "READ_ROW")
