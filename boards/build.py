@@ -29,6 +29,7 @@ from pathlib import Path
 
 from hw.control.boards import BOARD_CONFIGS
 from hw.control.protocol import GROUP_NAMES
+from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
 
@@ -215,7 +216,7 @@ def _build_once(name, cfg, top, build_dir, seed, say):
     if seed is not None:
         opts += f" --seed {seed}"
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
-                                     nextpnr_opts=opts)
+                                     nextpnr_opts=opts, script_after_read=KEEP_REGISTERS)
     plan.extract(str(build_dir))
     for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
                   f"{top_name}.bit"):

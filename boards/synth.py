@@ -33,6 +33,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
 
@@ -379,6 +380,7 @@ _YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
 def _run_synth(command, dut_module, work):
     run_yosys("\n".join([
         "read_rtlil design.il",
+        KEEP_REGISTERS,
         f"setattr -mod -set keep_hierarchy 1 {_escape(dut_module)}",
         f"{command} -json synth.json",
         "tee -q -o stat.json stat -json",

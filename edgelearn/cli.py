@@ -282,9 +282,23 @@ def cmd_run(args):
         where = f"board {args.board}"
     else:
         where = f"the simulated {args.board} core" if args.board else "the simulated board"
+    options = {k: v for k, v in (("size", args.size), ("batch", args.batch), ("precisions", args.precision))
+               if v is not None}
+    if options and args.job != "gemm":
+        raise UsageError("--size, --batch and --precision are options of the gemm job")
+    for name in ("size", "batch"):
+        if options.get(name, 1) < 1:
+            raise UsageError(f"--{name} must be a positive integer, not {options[name]}")
+    if "precisions" in options:
+        options["precisions"] = tuple(p.strip() for p in options["precisions"].split(","))
+        bad = [p for p in options["precisions"] if p not in ("int8", "int4", "int2", "ternary")]
+        if bad or not options["precisions"]:
+            raise UsageError(f"--precision must be a comma-separated list of int8, int4, int2, ternary, "
+                             f"not {args.precision!r}")
     _progress(f"running {args.job} on {where}")
     # A job for a group the board lacks raises BlockMissing: one error line, exit 1 (main()).
-    _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim), indent="")
+    _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim, **options),
+                indent="")
     return 0
 
 
@@ -502,6 +516,10 @@ def _parser():
     s.add_argument("--sim", action="store_true",
                    help="a simulated board (the default; alone: the small all-groups board)")
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
+    s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
+    s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default 64)")
+    s.add_argument("--precision", default=None, metavar="P,P",
+                   help="gemm on the GEMM engine: weight precisions (default int8,int4)")
     s.set_defaults(func=cmd_run)
 
     s = sub.add_parser("compress", help="Huffman-compress a model's weights into one container file")

@@ -39,6 +39,7 @@ from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
 from .api import Accelerator, BlockMissing
 from .driver import Driver
+from .engine import engine_config, peak_macs, run_gemm, split
 from .transport import SerialTransport, SimTransport
 
 __all__ = ["JOBS", "run_job", "find_port", "board_time", "BlockMissing"]
@@ -237,8 +238,12 @@ def gemm_shape(gemm):
     return min(MAX_N_OUT, gemm.get("max_weights", 4096) // k), k
 
 
-def _job_gemm(acc, where):
+def _job_gemm(acc, where, **options):
     acc._need("gemm")
+    if acc.config.gemm.get("handler") == "engine":
+        return _job_gemm_engine(acc, where, **options)
+    if options:
+        raise ValueError(f"{', '.join(options)}: options of the gemm job on the GEMM engine only")
     g = acc.config.gemm
     cols = g.get("cols", 4)
     rng = np.random.default_rng(7)
@@ -282,6 +287,51 @@ def _job_gemm(acc, where):
     return rows
 
 
+def _job_gemm_engine(acc, where, *, size=512, batch=64, precisions=("int8", "int4")):
+    """``batch x size`` activations times ``size x size`` weights per precision on the GEMM engine
+    (weights Gaussian, quantized per output channel, compressed), against numpy and the golden model."""
+    cfg = engine_config(acc.config.gemm)
+    rng = np.random.default_rng(18)
+    rows = [("target", where),
+            ("engine", f"{cfg['rows']} x {cfg['cols']} systolic array, {cfg['lanes']} Huffman lanes, "
+                       f"K <= {cfg['max_k']}, batch <= {cfg['max_batch']} per engine GEMM")]
+    sim = getattr(acc.driver.transport, "board", None)
+    clk_hz = sim.clk_hz if sim is not None else acc.config.clk_hz
+    all_ok = True
+    acc.reset()
+    for mode in precisions:
+        w, _ = quantize_weights(rng.normal(0, 1, (size, size)), mode, per_channel=True)
+        x = rng.integers(-128, 128, (batch, size))
+        t0 = time.monotonic()
+        y, st = run_gemm(acc.driver, cfg, x, w, mode)
+        wall = time.monotonic() - t0
+        # The golden model of the engine's split: each K slice's accumulators saturate on their own.
+        k_slices = sorted({(ks.start, ks.stop) for _, ks in split(batch, size, cfg)})
+        golden = sum(ref_gemm(x[:, a:b], w[:, a:b], mode, acc_width=cfg["acc_width"])[0] for a, b in k_slices)
+        exact = x @ w.T
+        ok = bool((y == exact).all() and (y == golden).all())
+        all_ok &= ok
+        macs = batch * size * size
+        per_cycle = macs / st["cycles"]
+        peak = peak_macs(cfg, mode)
+        busy = st["beats"] / st["cycles"]
+        rows += [
+            (f"{mode} layer", f"{batch} x {size} activations, {size} x {size} weights: "
+                              f"Huffman-coded in {st['code_bits'] / w.size:.2f} bits/weight "
+                              f"({st['sent_bytes']} B sent), {st['engine_gemms']} engine GEMM(s), "
+                              f"{st['runs']} runs"),
+            (f"{mode} result", f"board {int((y == exact).sum())}/{exact.size} equal to numpy, "
+                               f"{int((y == golden).sum())}/{exact.size} to the golden model"),
+            (f"{mode} MAC/cycle", f"{per_cycle:.1f} measured ({macs} MAC / {st['cycles']} engine cycles), "
+                                  f"{per_cycle / peak:.1%} of the array's peak {peak}; the array took "
+                                  f"a beat in {busy:.1%} of the cycles (padding rows included)"),
+            (f"{mode} MAC/s", f"{per_cycle * clk_hz / 1e9:.2f} G MAC/s at the board clock "
+                              f"{clk_hz / 1e6:g} MHz ({wall:.0f} s on the host)"),
+        ]
+    rows.append(("board == golden", _match(all_ok)))
+    return rows
+
+
 def _mlp_model():
     """The digits MLP (64-32-10, :func:`sim.mac.demo.train_mlp`), int8 per-channel weights."""
 
@@ -306,22 +356,32 @@ def _job_mlp(acc, where):
     acc._need("gemm")
     model, (xte, yte), float_acc = _mlp_model()
     q1, s1, b1, q2, s2, b2, sh = model
-    if q1.size + q2.size > acc.config.gemm.get("max_weights", 4096):
+    engine = acc.config.gemm.get("handler") == "engine"
+    if not engine and q1.size + q2.size > acc.config.gemm.get("max_weights", 4096):
         raise ValueError("the board's weight memory cannot hold the MLP")
     x, y = xte[:MLP_IMAGES], yte[:MLP_IMAGES]
     acc.reset()
     c0, t0, b0 = _cycles(acc), time.monotonic(), acc.driver.bytes_sent + acc.driver.bytes_received
-    stats = acc.load_compressed_weights(np.concatenate([q1.ravel(), q2.ravel()]), block_n=256)
     logits_b, meters = [], []
-    for img in x:
-        # The host's hidden-layer arithmetic between the two GEMVs takes no board time (the
-        # simulated board stands still while the host computes; on hardware it is host time).
-        with _Meter(acc) as m:
-            a1 = np.array(acc.gemv(list(img), q1.shape[0]))
-            a2 = np.array(acc.gemv(list(_mlp_hidden(a1, model)), q2.shape[0], wbase=q1.size))
-        meters.append(m)
-        logits_b.append(a2 * sh * s2 + b2)
-    logits_b = np.array(logits_b)
+    if engine:
+        # The GEMM engine: each layer one GEMM of all the images (the weights sent per layer).
+        cfg = engine_config(acc.config.gemm)
+        a1, st1 = run_gemm(acc.driver, cfg, x, q1, "int8")
+        a2, st2 = run_gemm(acc.driver, cfg, _mlp_hidden(a1, model), q2, "int8")
+        logits_b = a2 * sh * s2 + b2
+        stats = {"code_bits": st1["code_bits"] + st2["code_bits"],
+                 "sent_bytes": st1["sent_bytes"] + st2["sent_bytes"]}
+    else:
+        stats = acc.load_compressed_weights(np.concatenate([q1.ravel(), q2.ravel()]), block_n=256)
+        for img in x:
+            # The host's hidden-layer arithmetic between the two GEMVs takes no board time (the
+            # simulated board stands still while the host computes; on hardware it is host time).
+            with _Meter(acc) as m:
+                a1 = np.array(acc.gemv(list(img), q1.shape[0]))
+                a2 = np.array(acc.gemv(list(_mlp_hidden(a1, model)), q2.shape[0], wbase=q1.size))
+            meters.append(m)
+            logits_b.append(a2 * sh * s2 + b2)
+        logits_b = np.array(logits_b)
     nbytes = acc.driver.bytes_sent + acc.driver.bytes_received - b0
     # Golden: the same integer pipeline in numpy (ref_gemm is the MAC array's golden model).
     a1g = ref_gemm(x, q1, "int8")[0]
@@ -380,7 +440,7 @@ def _job_hdqt(acc, where):
 _RUNNERS = {"status": _job_status, "gemm": _job_gemm, "mlp": _job_mlp, "hdqt": _job_hdqt, "snn": _job_snn}
 
 
-def run_job(name, *, board=None, port=None, sim=None):
+def run_job(name, *, board=None, port=None, sim=None, **options):
     """Run job ``name`` (a key of :data:`JOBS`) and return its ``(label, value)`` rows.
 
     ``sim`` (default: ``board is None``) runs on a simulated board: ``board``'s own core, or the
@@ -399,6 +459,8 @@ def run_job(name, *, board=None, port=None, sim=None):
         raise ValueError(f"job must be one of {', '.join(JOBS)}, not {name!r}")
     acc, where = _open(board, port, board is None if sim is None else sim)
     try:
-        return _RUNNERS[name](acc, where)
+        if options and name != "gemm":
+            raise ValueError(f"{', '.join(options)}: options of the gemm job only")
+        return _RUNNERS[name](acc, where, **options)
     finally:
         acc.close()

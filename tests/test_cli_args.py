@@ -81,6 +81,10 @@ ROWS = [
     (["run", "status", "--sim", "--board", "icebreaker", "--port", "/dev/ttyUSB1"], 2,
      "--port is for a board on a serial port; --sim runs a simulated board"),
     (["run", "status", "--sim", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
+    (["run", "gemm", "--size", "0"], 2, "--size must be a positive integer, not 0"),
+    (["run", "gemm", "--batch", "x"], 2, "--batch: invalid int value: 'x'"),
+    (["run", "gemm", "--precision", "int3"], 2, "--precision must be a comma-separated list of int8, int4"),
+    (["run", "status", "--size", "64"], 2, "--size, --batch and --precision are options of the gemm job"),
     # prove
     (["prove", "nosuchblock"], 2, "unknown block or property 'nosuchblock'; the blocks are: "),
     (["prove", "fifo", "nosuch.property"], 2, "unknown block or property 'nosuch.property'"),

@@ -93,7 +93,7 @@ def test_board_time_refuses_fewer_cycles_than_the_line_needs():
 
 
 def test_gemm_shape_follows_the_board_config():
-    assert gemm_shape(check_board("ulx3s").gemm) == (128, 128)      # 16384 weights: all of them
+    assert gemm_shape({"max_weights": 16384, "max_k": 1024}) == (128, 128)   # 16384 weights: all of them
     assert gemm_shape(SIM_CONFIG.gemm) == (32, 128)                  # 4096 weights
     assert gemm_shape({"max_weights": 65536, "max_k": 64}) == (128, 64)
 
@@ -122,15 +122,6 @@ def test_gemm_on_icebreaker_core_is_not_in_this_bitstream():
     status, reply = drv.command(Cmd.GEMM, bytes([1, 0, 1, 0, 0, 0, 5]), check=False)
     assert (status, reply) == (Status.ERR_UNKNOWN_CMD, b"")
     drv.close()
-
-
-@pytest.mark.slow
-def test_gemm_on_ulx3s_core_equals_numpy():
-    rows = dict(run_job("gemm", board="ulx3s", sim=True))
-    assert rows["board == golden"] == "yes", rows
-    assert "128 x 128 int8" in rows["weights"], rows
-    mac_per_cycle = float(rows["MAC/cycle"].split()[0])
-    assert 0 < mac_per_cycle <= check_board("ulx3s").gemm["cols"], rows
 
 
 @pytest.mark.slow

@@ -22,6 +22,7 @@ from functools import partial
 
 from ..uart.baud import link_baud
 from .core import EdgeLearnCore
+from .engine_handler import EngineHandler
 from .gemm_handler import GEMMHandler
 from .hdqt_handler import HDQTHandler
 from .protocol import GROUP_GEMM, GROUP_HDQT, GROUP_STDP
@@ -40,7 +41,8 @@ class BoardConfig:
     baud: int             # 0: the link rate for clk_hz and usb_uart (hw.uart.baud.link_baud)
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
-    gemm: dict = field(default_factory=dict)  # GEMMHandler parameters of the GEMM group (empty: none)
+    # GEMM group parameters (empty: none): GEMMHandler's, or with "handler": "engine" EngineHandler's.
+    gemm: dict = field(default_factory=dict)
     hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
     label: str = ""       # the board's name for people ("iCEBreaker")
     loader_board: str = ""  # openFPGALoader's -b name
@@ -113,7 +115,11 @@ BOARD_CONFIGS = {
         baud=0,
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
-        gemm={"max_weights": 16384, "max_k": 1024, "cols": 8},
+        # The GEMM engine (docs/gemm.md): 8 x 16 systolic array (128 MULT18X18D), 4 decoder lanes,
+        # K <= 512 and batches <= 64 per engine GEMM (the host splits larger ones), 8192 staged
+        # data beats (64 KB) and 1024 result rows.
+        gemm={"handler": "engine", "rows": 8, "cols": 16, "max_k": 512, "max_batch": 64, "lanes": 4,
+              "max_len": 16, "stage_depth": 8192, "result_depth": 1024},
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
     ),
@@ -165,7 +171,10 @@ def board_handlers(board, config=None, *, primitives=True):
                 p["primitives"] = False
         return p
 
-    if cfg.gemm:
+    if cfg.gemm.get("handler") == "engine":
+        gemm = {k: v for k, v in cfg.gemm.items() if k != "handler"}
+        handlers[GROUP_GEMM] = partial(EngineHandler, primitives=primitives, **gemm)
+    elif cfg.gemm:
         handlers[GROUP_GEMM] = partial(GEMMHandler, **params(cfg.gemm))
     if cfg.hdqt:
         handlers[GROUP_HDQT] = partial(HDQTHandler, **params(cfg.hdqt))

@@ -131,6 +131,12 @@ class Cmd:
     LOAD_HUFFMAN = 0x10   # payload: code table (see the group's handler)
     LOAD_WEIGHTS = 0x11   # payload: Huffman-compressed weight bits, appended
     GEMM = 0x12           # payload: activations; reply: results
+    # GEMM group served by the GEMM engine (hw.control.engine_handler; LOAD_HUFFMAN and
+    # LOAD_WEIGHTS there: the table, and compressed weight beats staged for GEMM_RUN).
+    GEMM_START = 0x13     # payload: precision, activation sign, row tiles, groups
+    GEMM_ACTS = 0x14      # payload: activation words
+    GEMM_RUN = 0x15       # payload: weight tiles staged; reply: cycles, beats, rows, flags
+    GEMM_READ = 0x16      # payload: result rows; reply: their values
     # HDQT group (one layer's training step).
     HDQT_LOAD = 0x20      # payload: tensor select, address, int16 elements
     HDQT_STEP = 0x21      # payload: exponent base; reply: shifts, flags, cycles

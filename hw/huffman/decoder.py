@@ -3,12 +3,13 @@ sticky error flags."""
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..lib.fifo import RegisteredFlagFIFO
+from ..lib.reset import add_with_reset_tree
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
@@ -55,7 +56,10 @@ class HuffmanDecoder(wiring.Component):
     ``first`` beat), any other error zeroes the rest of the lane's block and sets ``err`` on the block's
     last beat. The decoder never waits for anything but input and output handshakes.
     ``i_clear`` (one cycle) resets the whole decoder - flags, counters, FIFOs, loaded tables (reload
-    them) - without touching the configuration.
+    them) - without touching the configuration, in the cycle after it (a registered reset tree,
+    :func:`hw.lib.reset.add_with_reset_tree`: one clear register per part of the decoder, so that
+    no flip-flop drives the whole decoder's reset). Beats taken in the cycle of ``i_clear`` are
+    lost; offer the next input from the cycle after it.
 
     Two contexts (``contexts=2``, C-slow): each hardware lane is a
     :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder`, whose decode loop takes two cycles and serves
@@ -150,7 +154,8 @@ class HuffmanDecoder(wiring.Component):
         m = Module()
         core = elaborate_sections(Module(), self._lanes, self._inputs, self._permit, self._join,
                                   self._errors_and_counters)
-        m.submodules.core = ResetInserter({"sync": self.i_clear})(core)
+        # A registered reset tree: the clear reaches each part one cycle later from its own register.
+        add_with_reset_tree(m, "core", core, self.i_clear, platform=platform)
         return m
 
     def _lanes(self, core, ns):

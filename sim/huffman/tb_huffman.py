@@ -218,6 +218,8 @@ async def test_clear_then_decode(dut):
     dut.i_clear.value = 1
     await RisingEdge(dut.clk)
     dut.i_clear.value = 0
+    # The clear reaches the decoder's parts through their registers: one cycle later.
+    await RisingEdge(dut.clk)
     await RisingEdge(dut.clk)
     assert int(dut.o_errors.value) == 0 and int(dut.o_beats_in.value) == 0
     values = gauss(rng, tb.lanes * 30, 4)

@@ -1,0 +1,133 @@
+"""The GEMM engine as the ULX3S's GEMM group (:mod:`hw.control.engine_handler`, :mod:`firmware.engine`):
+the ULX3S core (its clock, UART divisor and handler) in Verilator, driven at its UART pins.
+
+The default tests run the core with a small engine (2 x 4 array, K <= 32, batch <= 4, a 64-beat
+staging FIFO) so that the host's splits (batches, K slices, chunks of tiles) all happen on a small
+GEMM; the slow test runs the board's own core on the 512 x 512 layer of ``edgelearn run gemm``.
+"""
+
+import dataclasses
+
+import numpy as np
+import pytest
+
+import firmware.jobs as jobs
+from firmware.api import Accelerator
+from firmware.driver import CommandError, Driver
+from firmware.engine import engine_config, run_gemm, split, weight_frames
+from firmware.jobs import run_job
+from firmware.transport import SimTransport
+from hw.control.boards import check_board, make_core
+from hw.control.engine_handler import START_BYTES
+from hw.control.protocol import GROUP_GEMM, Cmd, Status
+from hw.gemm import GemmEngine
+from sim.board.verilator_board import VerilatorBoard
+from sim.gemm.golden import gemm_job
+from sim.mac.golden import random_weights, ref_gemm
+
+SMALL = {"handler": "engine", "rows": 2, "cols": 4, "max_k": 32, "max_batch": 4, "lanes": 2,
+         "max_len": 12, "stage_depth": 64, "result_depth": 16}
+
+
+@pytest.fixture(scope="module")
+def acc():
+    # The ULX3S's clock and GEMM handler; the UART at 4 cycles per bit (as the simulated board's)
+    # so that the link does not take most of the test's time.
+    cfg = dataclasses.replace(check_board("ulx3s"), gemm=SMALL, hdqt={}, stdp={}, baud=25_000_000 // 4)
+    core = make_core("ulx3s", config=cfg, primitives=False)
+    board = VerilatorBoard(core, toplevel="edgelearn_ulx3s_small_gemm")
+    a = Accelerator(Driver(SimTransport(board)), "ulx3s", config=cfg)
+    yield a
+    a.close()
+
+
+def _golden(x, w, mode, cfg):
+    """The engine's split as the golden model computes it: K slices saturate on their own."""
+    slices = sorted({(ks.start, ks.stop) for _, ks in split(*x.shape, cfg)})
+    return sum(ref_gemm(x[:, a:b], w[:, a:b], mode, acc_width=cfg["acc_width"])[0] for a, b in slices)
+
+
+@pytest.mark.parametrize("mode", ["int8", "int4"])
+def test_split_gemm_equals_numpy(acc, mode):
+    """M = 7 rows (two batches, the last row tile part empty), K = 42 (two K slices, padded to a
+    multiple of 4), N = 10 (three weight tiles, the last part empty; several staging chunks)."""
+    cfg = engine_config(acc.config.gemm)
+    rng = np.random.default_rng(1 if mode == "int8" else 2)
+    x = rng.integers(-128, 128, (7, 42))
+    w = random_weights(rng, (10, 42), mode)
+    acc.reset()
+    y, st = run_gemm(acc.driver, cfg, x, w, mode, table_frame_words=16)   # tables in several frames
+    assert (y == x @ w.T).all()
+    assert (y == _golden(x, w, mode, cfg)).all()
+    # int8 tiles (~36 beats) do not all fit the 64-beat staging FIFO: more runs than engine GEMMs.
+    assert st["engine_gemms"] == 4 and st["runs"] >= st["engine_gemms"] + (mode == "int8")
+    # Every beat the array took is counted: row tiles x beats per tile x tiles per engine GEMM.
+    beats_per_tile = {"int8": 32, "int4": 16}[mode] + {"int8": 12, "int4": 6}[mode]   # K slices 32 + 12
+    assert st["beats"] == 2 * 3 * (2 * beats_per_tile)
+    assert 0 < st["beats"] <= st["cycles"]
+    assert acc.status()["block_flags"] == 0
+
+
+def _raw_gemm(acc, mode_code):
+    """One engine GEMM sent command by command (a 2 x 16 batch, one weight tile at ``mode_code``;
+    an undefined code's tile is coded as int2 weights, as the golden model does)."""
+    cfg = engine_config(acc.config.gemm)
+    e = GemmEngine(**{k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes")})
+    rng = np.random.default_rng(3)
+    x = rng.integers(-128, 128, (2, 16))
+    w = random_weights(rng, (4, 16), "int2")
+    job = gemm_job(x, w, [mode_code], rows=2, cols=4, format_lanes=2, max_len=cfg["max_len"],
+                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+    acc.driver.command(Cmd.LOAD_HUFFMAN, b"\x01" + b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
+    acc.driver.command(Cmd.GEMM_START, bytes([mode_code, 0, 1]) + (4).to_bytes(START_BYTES - 3, "little"))
+    acc.driver.command(Cmd.GEMM_ACTS, b"".join(a.to_bytes(8, "little") for a in job["acts"]))
+    for frame in weight_frames(job["blocks"][0], 2):
+        acc.driver.command(Cmd.LOAD_WEIGHTS, frame)
+    return acc.driver.command(Cmd.GEMM_RUN, (1).to_bytes(2, "little")), job
+
+
+def test_undefined_precision_sets_the_sticky_flag_then_reset_recovers(acc):
+    acc.reset()
+    with pytest.raises(CommandError, match="ERR_BLOCK") as e:
+        _raw_gemm(acc, 5)
+    assert e.value.status == Status.ERR_BLOCK
+    assert acc.status()["block_flags"] == 1 << GROUP_GEMM
+    acc.reset()
+    assert acc.status()["block_flags"] == 0
+    reply, job = _raw_gemm(acc, 2)          # int2: the same streams with a defined precision
+    assert int.from_bytes(reply[8:10], "little") == len(job["rows"]) and reply[10] == 0
+    rows = acc.driver.command(Cmd.GEMM_READ, len(job["rows"]).to_bytes(2, "little"))
+    got = [int.from_bytes(rows[i:i + 3], "little", signed=True) for i in range(0, len(rows), 3)]
+    assert got == [v for values, _ in job["rows"] for v in values]
+
+
+@pytest.mark.parametrize("cmd,payload", ids=["table", "short", "rows", "run", "read", "beat", "room", "acts"],
+                         argvalues=[
+    (Cmd.LOAD_HUFFMAN, bytes([1, 0, 0, 0])),                  # not whole words after the flag byte
+    (Cmd.GEMM_START, bytes(START_BYTES - 1)),                 # short header
+    (Cmd.GEMM_START, bytes([0, 0, 3, 1, 0])),                 # 3 row tiles > max_batch / rows = 2
+    (Cmd.GEMM_RUN, (1).to_bytes(2, "little")),                # no GEMM started
+    (Cmd.GEMM_READ, (1).to_bytes(2, "little")),               # no result stored
+    (Cmd.LOAD_WEIGHTS, bytes(1 + 3)),                         # not whole beats (4 bytes each)
+    (Cmd.LOAD_WEIGHTS, bytes(1 + 4 * 65)),                    # 65 beats > the 64-beat staging FIFO
+    (Cmd.GEMM_ACTS, bytes(8)),                                # no activations expected
+])
+def test_bad_sizes_answer_err_length(acc, cmd, payload):
+    acc.reset()
+    assert acc.driver.command(cmd, payload, check=False) == (Status.ERR_LENGTH, b"")
+
+
+@pytest.mark.slow
+def test_ulx3s_gemm_job_512_equals_numpy():
+    rows = dict(run_job("gemm", board="ulx3s", sim=True, size=512, batch=64))
+    assert rows["board == golden"] == "yes", rows
+    for mode in ("int8", "int4"):
+        assert f"{64 * 512}/{64 * 512} equal to numpy" in rows[f"{mode} result"], rows
+
+
+@pytest.mark.slow
+def test_mlp_job_runs_on_the_engine(acc):
+    """The digits MLP job on an engine board: each layer one GEMM of the 16 images (layer 1: K = 64,
+    two K slices; four batches), logits equal to the golden pipeline's."""
+    rows = dict(jobs._job_mlp(acc, "small ULX3S core"))
+    assert rows["board == golden"] == "yes", rows
