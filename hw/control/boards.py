@@ -115,10 +115,11 @@ BOARD_CONFIGS = {
         baud=0,
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
-        # The GEMM engine (docs/gemm.md): 8 x 16 systolic array (128 MULT18X18D), 4 decoder lanes,
-        # K <= 512 and batches <= 64 per engine GEMM (the host splits larger ones), 8192 staged
-        # data beats (64 KB) and 1024 result rows.
-        gemm={"handler": "engine", "rows": 8, "cols": 16, "max_k": 512, "max_batch": 64, "lanes": 4,
+        # The GEMM engine (docs/gemm.md): 4 x 8 systolic array (32 MULT18X18D) — the 8 x 16 array
+        # has not yet routed on its own (docs/mac.md), so the board build carries the largest shape
+        # that routes; 4 decoder lanes, K <= 512 and batches <= 64 per engine GEMM (the host splits
+        # larger ones), 8192 staged data beats (64 KB) and 1024 result rows.
+        gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
               "max_len": 16, "stage_depth": 8192, "result_depth": 1024},
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
