@@ -32,7 +32,8 @@ class Parts(wiring.Component):
         parts = [Counter() for _ in range(3)]
         for i, p in enumerate(parts):
             m.submodules[f"part{i}"] = p
-        m.d.comb += self.o_counts.eq(own | parts[0].o_count << 4 | parts[1].o_count << 8 | parts[2].o_count << 12)
+        m.d.comb += self.o_counts.eq(
+            own | parts[0].o_count << 4 | parts[1].o_count << 8 | parts[2].o_count << 12)
         return m
 
 
