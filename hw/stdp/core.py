@@ -310,7 +310,6 @@ class STDPCore(wiring.Component):
                 acc_wr.addr.eq(nsw.o_wr_n), acc_wr.en.eq(1),   # data 0: see _build_reset_sweep
                 ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
-        ns.keep(locals(), "nsw")
 
     def _build_walk_issue(self, m, ns):
         """Row walk, address side (:class:`hw.stdp.walker.RowWalker`); the end-of-step marker."""
@@ -369,7 +368,6 @@ class STDPCore(wiring.Component):
             walk_idle = walk_idle & ~w_valid
         with m.If(in_walk & walk_idle):
             m.d.sync += goto(phase, one_hot, PHASE_EOS)
-        ns.keep(locals(), "pipe")
 
     def _build_config_port(self, m, ns):
         """Config reads and writes of the memories (after the walk, so they take precedence)."""
@@ -400,8 +398,8 @@ class STDPCore(wiring.Component):
 
     def _build_reset_sweep(self, m, ns):
         """Reset sweep: clears neuron states and accumulators; last, so its writes take precedence."""
-        (acc_wr, c, clearing, clr_n, ext_wr, nsw, pipe, st_wr) = ns.get(
-            "acc_wr c clearing clr_n ext_wr nsw pipe st_wr")
+        acc_wr, c, clearing, clr_n, ext_wr, st_wr = ns.get("acc_wr c clearing clr_n ext_wr st_wr")
+        nsw, pipe = m.submodules["neuron_sweep"], m.submodules["update"]
         # The accumulator's write data, for all three writers: 0 from the neuron sweep and the
         # reset sweep, the pipeline's sum otherwise. Not gated by the pipeline's write enable, so
         # only one LUT level sits between the sum's saturating carry and the block RAM.
