@@ -16,9 +16,11 @@ work on staged weights: MAC/cycle = MACs / run cycles (the UART time of loading 
 in it).
 """
 
+import inspect
+
 import numpy as np
 
-from hw.control.engine_handler import RESULT_BYTES, START_BYTES, max_read_rows
+from hw.control.engine_handler import RESULT_BYTES, START_BYTES, EngineHandler, max_read_rows
 from hw.control.protocol import MAX_PAYLOAD, Cmd
 from hw.gemm import spec as gemm_spec
 from hw.mac import spec as mac_spec
@@ -26,9 +28,10 @@ from sim.gemm.golden import act_words, compress_tiles, tile_symbols
 
 __all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs", "weight_frames"]
 
-#: :class:`hw.control.engine_handler.EngineHandler`'s defaults (a board's ``gemm`` dict overrides).
-ENGINE_DEFAULTS = {"rows": 8, "cols": 16, "max_k": 512, "max_batch": 64, "lanes": 4, "contexts": 1,
-                   "max_len": 16, "acc_width": 24, "stage_depth": 8192, "result_depth": 1024}
+#: :class:`hw.control.engine_handler.EngineHandler`'s defaults, read from its constructor (a board's
+#: ``gemm`` dict overrides).
+ENGINE_DEFAULTS = {name: p.default for name, p in inspect.signature(EngineHandler).parameters.items()
+                   if name != "primitives"}
 
 
 def engine_config(gemm):
