@@ -16,7 +16,8 @@ def amaranth_layer_step(dut, steps, *, x_unsigned=True, res_stall=0.0, seed=0, m
     ``exp_base`` and optionally ``lfsr_state``) on ``dut``; returns per step
     ``{"y", "dx", "w", "shifts", "cycles", "w_saturated"}``."""
 
-    B, K, O, R, C = dut._b, dut._k, dut._o, dut._r, dut._c
+    cfg = dut.config
+    B, K, O, R, C = cfg.batch, cfg.k_dim, cfg.o_dim, cfg.rows, cfg.cols
     out = []
 
     async def tb(ctx):
