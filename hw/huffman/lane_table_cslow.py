@@ -55,6 +55,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     :class:`~hw.huffman.lane_table.CompactTableLoader`, with its offset write port).
     """
 
+    # a table's bank (symbols, offsets, first-level entries) is written only while no context
+    # decodes with it: a read of it then is never used, so no read/write collision logic
+    _rw_check = False
+
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
         self._K = table_bits(self._L)
@@ -71,7 +75,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
-        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False)
+        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
