@@ -76,9 +76,10 @@ class HuffmanDecoder(wiring.Component):
     what it buys (the loop is cut in two). ``contexts=1`` is the one-cycle
     :class:`~hw.huffman.lane.LaneDecoder` with blocks of N format lanes.
 
-    Counters (``counter_bits`` wide, default 32; they wrap): ``o_beats_in`` data beats accepted, ``o_symbols`` values output
-    (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks output with ``err``,
-    ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` = lane utilisation).
+    Counters (``counter_bits`` wide, default 32; they wrap): ``o_beats_in`` data beats accepted,
+    ``o_symbols`` values output (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks
+    output with ``err``, ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` =
+    lane utilisation).
     The three output counters count a cycle after the output transfer.
 
     Parameters

@@ -119,11 +119,11 @@ class TableFiller(wiring.Component):
     o_esc_mask, o_esc_code : Out(ArrayLayout(L, 2))
     """
 
-    def __init__(self, max_len, escape, index=True, rw_check=True):
+    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._rw_check = check_bool("rw_check", rw_check)
         self._escape = check_bool("escape", escape)
-        self._K = table_bits(self._L)
+        self._K = table_bits(self._L) if bits is None else check_int("bits", bits, 1, self._L - 1)
         self._index = check_bool("index", index)
         self._entry = entry_layout if index else data.StructLayout({"length": 4})
         bus = table_bus(self._L, offset_port=True, escape=escape)

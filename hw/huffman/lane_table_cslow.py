@@ -9,7 +9,15 @@ from ..lib.logic import or_tree
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
-from .lane_table import TableFiller, table_bits
+from .lane_table import TableFiller
+
+
+def wide_table_bits(max_len):
+    """Bits ``k`` that index this lane's first-level table: ``min(9, L - 1)``. Its entries are 4
+    bits (the length alone), so both banks of ``2**9`` entries are one 1024 x 4 block RAM: one
+    long length fewer to compare than :func:`~hw.huffman.lane_table.table_bits` (8), in the same
+    block RAM."""
+    return min(9, max_len - 1)
 
 __all__ = ["TableCSlowLaneDecoder"]
 
@@ -61,7 +69,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
-        self._K = table_bits(self._L)
+        self._K = wide_table_bits(self._L)
         # the window shifter selects among fill = 0 .. B: a buffer of 2**n - 1 bits (if that still
         # leaves 32 bits of slack beside a symbol) takes a select bit, a multiplexer level, less
         top = (1 << self._B.bit_length() - 1) - 1
@@ -75,7 +83,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
-        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False)
+        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False,
+                                                     bits=self._K)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
