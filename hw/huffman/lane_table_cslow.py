@@ -66,6 +66,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
     # decodes with it: a read of it then is never used, so no read/write collision logic
     _rw_check = False
+    _early_credit = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
@@ -162,6 +163,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(emit | ns.emit_zero_q)]
+        # the queue credit: taken by every turn that may emit (registers only), the turn of an
+        # invalid code's gives it back a cycle later (so the long compare does not reach the
+        # credit count and "space" of the next turn)
+        m.d.comb += ns.reserve.eq(ns.step_q | ns.emit_zero_q)
+        for k in range(2):
+            m.d.sync += ns.unreserve[k].eq(ns.step_q & invalid & ~ns.emit_zero_q & (ns.ph == k))
         # the fill after the step per candidate length and escape, each from registers or the
         # table's read data, beside the compares: the table's length (short codes), each long length
         # and length 0 (raw mode); one AND-OR picks it (an invalid code picks none: the block is
