@@ -166,7 +166,7 @@ def escape_rows(lanes=(1, 2, 4), max_len=8, blocks=2, impl="comparator", context
 
 
 def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, seeds=(1,), escape=False,
-               impl="comparator"):
+               impl="comparator", counter_bits=32):
     """Synthesis rows: :class:`HuffmanDecoder` itself through ``boards.synth`` (its register wrapper
     takes struct-shaped ports), so a row is the same netlist as ``edgelearn synth huffman_decoder``
     with the same parameters, and the same figure for the same seed (``boards.synth`` caches by
@@ -178,11 +178,13 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
                 head = {"device": device, "impl": impl, "L": L, "N": n, "C": c, "esc": escape, "seed": seed}
                 try:
                     dut = HuffmanDecoder(max_len=L, lanes=n, raw_bits=8, fifo_depth=64, contexts=c,
-                                         escape=escape, impl=impl)
-                    r = synthesize(dut, device=device, name=_synth_name(L, n, c, escape, impl), seed=seed,
-                                   progress=progress)
+                                         escape=escape, impl=impl, counter_bits=counter_bits)
+                    name = _synth_name(L, n, c, escape, impl)
+                    name += f"_cb{counter_bits}" if counter_bits != 32 else ""
+                    r = synthesize(dut, device=device, name=name, seed=seed, progress=progress)
                     rows.append({**head, **{k: r.get(k) for k in
-                                 ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met")}})
+                                 ("lut4", "ff", "carry", "bram", "lc", "slices", "fmax_mhz", "timing_met",
+                                  "wrapper_ff")}})
                 except DoesNotFit as e:
                     usage = {k: f"{used}/{avail}" for k, (used, avail) in e.utilisation.items()}
                     rows.append({**head, "timing_met": False, "error": "does not fit",
@@ -193,8 +195,10 @@ def synth_rows(devices=("up5k", "ecp5-85f"), grid=SYNTH_GRID, progress=None, see
 
 
 #: The UP5K comparison of the two lane implementations: one hardware lane, escape codes, L = 12
-#: (``impl``, contexts). The comparator lane does not fit the UP5K at L = 12.
-COMPACT_GRID = (("comparator", 1), ("comparator", 2), ("table", 1), ("table", 2))
+#: (``impl``, contexts, counter bits). The comparator lane does not fit the UP5K at L = 12; the last
+#: row is the compact build (16-bit status counters).
+COMPACT_GRID = (("comparator", 1, 32), ("comparator", 2, 32), ("table", 1, 32), ("table", 2, 32),
+                ("table", 2, 16))
 
 
 def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None, grid=COMPACT_GRID):
@@ -203,29 +207,36 @@ def compact_rows(seeds=(1, 2, 3), max_len=12, progress=None, grid=COMPACT_GRID):
     fit gives its utilisation), and symbols per cycle in the Amaranth simulator on three workloads
     (the digits MLP int8/int4 blocks with a table switch; every code at the length limit; Gaussian
     int8 weights, sigma 20, coded with an escape code: ``escaped_pct`` of them escaped), each checked
-    against the golden model."""
+    against the golden model (the counter width changes no cycle: those runs use 32 bits).
+
+    ``lc`` counts the wrapped design (the block and :class:`boards.synth.RegisterWrapper`'s port
+    registers, one logic cell per bit: ``wrapper_ff``); ``lc_block`` = ``lc - wrapper_ff``, the
+    decoder's own logic cells."""
     rows = []
-    for impl, c in grid:
-        tput = throughput_rows(lanes=(1,), max_len=max_len, contexts=c, impl=impl)[0]
-        worst = worst_case_row(max_len=max_len, contexts=c, impl=impl, escape=True)
-        esc = escape_rows(lanes=(1,), max_len=max_len, impl=impl, contexts=c)[0]
-        row = {"impl": impl, "C": c, "L": max_len, "sym_per_cycle_mlp": tput["per_lane"],
-               "sym_per_cycle_Lmax": worst["per_lane"], "sym_per_cycle_esc": esc["per_lane"],
-               "escaped_pct": esc["escaped_pct"], "exact": tput["exact"] and worst["exact"] and esc["exact"]}
+    sims = {}
+    for impl, c, cbits in grid:
+        if (impl, c) not in sims:
+            tput = throughput_rows(lanes=(1,), max_len=max_len, contexts=c, impl=impl)[0]
+            worst = worst_case_row(max_len=max_len, contexts=c, impl=impl, escape=True)
+            esc = escape_rows(lanes=(1,), max_len=max_len, impl=impl, contexts=c)[0]
+            sims[impl, c] = {"sym_per_cycle_mlp": tput["per_lane"], "sym_per_cycle_Lmax": worst["per_lane"],
+                             "sym_per_cycle_esc": esc["per_lane"], "escaped_pct": esc["escaped_pct"],
+                             "exact": tput["exact"] and worst["exact"] and esc["exact"]}
+        row = {"impl": impl, "C": c, "L": max_len, "cbits": cbits, **sims[impl, c]}
         synth = synth_rows(devices=("up5k",), grid=[(max_len, 1, c)], seeds=seeds, escape=True, impl=impl,
-                           progress=progress)
-        row["lc"] = synth[0].get("lc")
-        row["lut4"] = synth[0].get("lut4")
-        row["ff"] = synth[0].get("ff")
-        row["bram"] = synth[0].get("bram")
+                           counter_bits=cbits, progress=progress)
+        for k in ("lc", "lut4", "ff", "bram"):
+            row[k] = synth[0].get(k)
+        if synth[0].get("lc") and synth[0].get("wrapper_ff"):
+            row["lc_block"] = synth[0]["lc"] - synth[0]["wrapper_ff"]
         row["fmax_mhz"] = " / ".join(f"{r['fmax_mhz']:.2f}" if r.get("fmax_mhz") else r.get("error", "-")
                                      for r in synth)
         rows.append(row)
     return rows
 
 
-COMPACT_COLS = ["impl", "C", "L", "lc", "lut4", "ff", "bram", "fmax_mhz", "sym_per_cycle_mlp",
-                "sym_per_cycle_Lmax", "sym_per_cycle_esc", "escaped_pct"]
+COMPACT_COLS = ["impl", "C", "L", "cbits", "lc", "lc_block", "lut4", "ff", "bram", "fmax_mhz",
+                "sym_per_cycle_mlp", "sym_per_cycle_Lmax", "sym_per_cycle_esc", "escaped_pct"]
 
 
 SYNTH_COLS = ["device", "impl", "L", "N", "C", "esc", "seed", "lut4", "ff", "carry", "bram", "lc", "slices",
@@ -257,22 +268,25 @@ def main(argv=None):
     ap.add_argument("--compact", action="store_true",
                     help="only the UP5K comparison of the comparator and table lanes (L=12, escape codes; "
                          "seeds 1, 2, 3 unless --seed)")
-    ap.add_argument("--compact-row", metavar="IMPL:C", action="append", default=None,
-                    choices=[f"{i}:{c}" for i, c in COMPACT_GRID],
-                    help="with --compact: only these rows (repeatable; default all)")
+    ap.add_argument("--compact-row", metavar="IMPL:C[:CBITS]", action="append", default=None,
+                    choices=[f"{i}:{c}" for i, c, cb in COMPACT_GRID if cb == 32]
+                    + [f"{i}:{c}:{cb}" for i, c, cb in COMPACT_GRID],
+                    help="with --compact: only these rows (repeatable; default all; CBITS: status counter "
+                         "bits, default 32)")
     ap.add_argument("--impl", choices=IMPLS, default="comparator",
                     help="with --synth-only: the lane implementation (default comparator)")
     ap.add_argument("--seed", type=int, action="append", default=None,
                     help="nextpnr placer seed (repeatable: a row per seed; default 1)")
     args = ap.parse_args(argv)
     if args.compact:
-        grid = [(i, int(c)) for i, c in (r.split(":") for r in args.compact_row)] if args.compact_row \
-            else COMPACT_GRID
+        grid = [(f[0], int(f[1]), int(f[2]) if len(f) > 2 else 32)
+                for f in (r.split(":") for r in args.compact_row)] if args.compact_row else COMPACT_GRID
         rows = compact_rows(seeds=tuple(args.seed or (1, 2, 3)), grid=grid,
                             progress=lambda m: print("  ..", m, file=sys.stderr))
         print("== iCE40UP5K, one hardware lane, L=12, escape codes, raw_bits=8, fifo_depth=64: "
               "comparator vs table lanes ==")
-        print("  lc: logic cells of the wrapped design (nextpnr); fmax_mhz per seed; sym_per_cycle: "
+        print("  lc: logic cells of the wrapped design (nextpnr); lc_block: lc less the wrapper's port "
+              "registers (one LC per bit); cbits: status counter bits; fmax_mhz per seed; sym_per_cycle: "
               "Amaranth simulator, per hardware lane")
         print(_table(rows, COMPACT_COLS))
         return 0 if all(r["exact"] for r in rows) else 1

@@ -209,3 +209,29 @@ def test_one_symbol_per_cycle_with_escapes_at_the_input_rate(contexts, impl):
 def test_escape_parameter_is_checked():
     with pytest.raises(ValueError, match="escape must be True or False"):
         HuffmanDecoder(escape=1)
+
+
+def test_compact_build_round_trip_with_stalls():
+    """The compact UP5K build (``impl="table"``, two contexts, L = 12, escape codes, R = 8, 16-bit
+    status counters): escaped and coded symbols with a raw field, stalls; outputs, flags and
+    counters equal the golden model's, the counters are 16 bits wide."""
+    rng = random.Random(1612)
+    syms = skewed_int8(rng, 240)
+    values = [s << 8 | rng.randrange(256) for s in syms]
+    tables, beats, _ = g.encode_stream(values, n_lanes=2, block_n=40, max_len=12, r=8, raw_bits=8,
+                                       allow_raw=False, escape=True)
+    assert spec.ESCAPE in spec.parse_table(tables[0], 12, escape=True)[1]
+    dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=8, fifo_depth=8, escape=True, contexts=2,
+                         impl="table", counter_bits=16)
+    assert dut.counter_bits == 16 and len(dut.o_symbols) == len(dut.o_fires) == 16
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=3)
+    assert res["errors"] == 0
+    assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values
+    assert res["beats_in"] == len(beats)
+
+
+def test_counter_bits_is_checked():
+    with pytest.raises(ValueError, match="counter_bits"):
+        HuffmanDecoder(counter_bits=8)
+    with pytest.raises(TypeError, match="counter_bits"):
+        HuffmanDecoder(counter_bits="16")

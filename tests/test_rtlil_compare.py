@@ -27,7 +27,7 @@ def test_matrix_adds_the_huffman_lane_kinds():
     for contexts in (1, 2):
         for escape in (False, True):
             for cfg in ("lanes=1 max_len=8", "lanes=2 max_len=12", "lanes=1 max_len=16"):
-                assert any(f"contexts={contexts} escape={escape}" in label and cfg in label
-                           for label in more), (contexts, escape, cfg)
+                assert any(f" contexts={contexts} " in label and f" escape={escape} " in label
+                           and cfg in label for label in more), (contexts, escape, cfg)
     assert sum("impl=table" in label for label in more) == 12
     assert len(added) == len(set(added)) and len(more) == 40

@@ -30,6 +30,7 @@ BLOCKS = [
             escape      decode escape codes (rare symbols as one code + 8 raw bits)
             impl        lanes: comparator (per-length compares) or table (block-RAM lookup table, compact,
                         for the iCE40UP5K; contexts 1 or 2)
+            counter_bits width of the five status counters (they wrap), 16..32
         """, choices={"impl": IMPLS}),
         smoke_test="sim.huffman.tb_huffman",
         smoke_params={"lanes": 2},     # the smoke test covers the lane interleaving

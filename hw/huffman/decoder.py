@@ -20,11 +20,14 @@ from .lane_table import CompactTableLoader, TableLaneDecoder
 from .lane_table_cslow import TableCSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
-__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS"]
+__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS"]
 
 #: Decode-lane implementations: per-length comparators (fast on the ECP5), or a lookup table in
 #: block RAM (compact, for the iCE40UP5K).
 IMPLS = ("comparator", "table")
+
+#: The status counters' narrowest width (``counter_bits``): 16 bits still count a 65535-symbol block.
+MIN_COUNTER_BITS = 16
 
 #: Bit positions in ``o_errors`` (same masks as :mod:`hw.huffman.spec`).
 ERROR_BITS = 7
@@ -73,9 +76,10 @@ class HuffmanDecoder(wiring.Component):
     what it buys (the loop is cut in two). ``contexts=1`` is the one-cycle
     :class:`~hw.huffman.lane.LaneDecoder` with blocks of N format lanes.
 
-    Counters (32-bit, wrap): ``o_beats_in`` data beats accepted, ``o_symbols`` values output
-    (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks output with ``err``,
-    ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` = lane utilisation).
+    Counters (``counter_bits`` wide, default 32; they wrap): ``o_beats_in`` data beats accepted,
+    ``o_symbols`` values output (N per beat), ``o_blocks`` blocks output, ``o_err_blocks`` blocks
+    output with ``err``, ``o_fires`` decode cycles summed over lanes (``o_fires / (cycles * N)`` =
+    lane utilisation).
     The three output counters count a cycle after the output transfer.
 
     Parameters
@@ -100,6 +104,9 @@ class HuffmanDecoder(wiring.Component):
         ``"table"``: :class:`~hw.huffman.lane_table.TableLaneDecoder`, a first-level lookup table in
         block RAM, in less logic; with ``contexts=2``
         :class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder` (see ``docs/huffman.md``).
+    counter_bits : int
+        Width of the five status counters, 16 to 32 (default 32). They are status, not format:
+        a compact build can narrow them (they wrap modulo ``2**counter_bits``).
 
     Members
     -------
@@ -107,7 +114,7 @@ class HuffmanDecoder(wiring.Component):
     i_table : In(stream.Signature(table_word_layout))
     o_data : Out(stream.Signature(output_layout(lanes, raw_bits)))
     o_errors : Out(7)
-    o_beats_in, o_symbols, o_blocks, o_err_blocks, o_fires : Out(32)
+    o_beats_in, o_symbols, o_blocks, o_err_blocks, o_fires : Out(counter_bits)
     i_clear : In(1)
 
     Raises
@@ -117,7 +124,7 @@ class HuffmanDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False,
-                 impl="comparator"):
+                 impl="comparator", counter_bits=32):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -125,16 +132,18 @@ class HuffmanDecoder(wiring.Component):
         self._depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self._escape = check_bool("escape", escape)
         self._impl = check_choice("impl", impl, IMPLS)
+        self._cbits = check_int("counter_bits", counter_bits, MIN_COUNTER_BITS, 32)
+        cb = self._cbits
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
             "i_table": In(stream.Signature(table_word_layout)),
             "o_data": Out(stream.Signature(output_layout(lanes, raw_bits))),
             "o_errors": Out(ERROR_BITS),
-            "o_beats_in": Out(32),
-            "o_symbols": Out(32),
-            "o_blocks": Out(32),
-            "o_err_blocks": Out(32),
-            "o_fires": Out(32),
+            "o_beats_in": Out(cb),
+            "o_symbols": Out(cb),
+            "o_blocks": Out(cb),
+            "o_err_blocks": Out(cb),
+            "o_fires": Out(cb),
             "i_clear": In(1),
         })
 
@@ -144,6 +153,7 @@ class HuffmanDecoder(wiring.Component):
     raw_bits = property(lambda self: self._R)
     escape = property(lambda self: self._escape)
     impl = property(lambda self: self._impl)
+    counter_bits = property(lambda self: self._cbits)
 
     @property
     def format_lanes(self):

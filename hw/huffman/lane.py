@@ -11,6 +11,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..lib.logic import onehot_mux, tree
+from ..lib.ram import registered_read_port
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
@@ -52,14 +53,21 @@ def lane_members(max_len, raw_bits, contexts=1, escape=False):
     return members
 
 
-def symbol_memory(m, lane):
+def symbol_memory(m, lane, rw_check=True):
     """The lane's symbol memory (512 x 8: two table banks), written through ``lane.i_sym_*``;
-    returns its read port."""
-    symmem = Memory(shape=8, depth=512, init=[])
+    returns its read port (``addr``, ``data``, ``en``; data a cycle after the address).
+
+    ``rw_check=False``: the memory carries ``no_rw_check`` and the port is
+    :func:`hw.lib.ram.registered_read_port` (no read-during-write logic: for a lane that never uses
+    a read of the bank the loader is writing, which holds because a table's bank is written only
+    when no lane decodes with it)."""
+    symmem = Memory(shape=8, depth=512, init=[], attrs=None if rw_check else {"no_rw_check": 1})
     m.submodules.symmem = symmem
     wport = symmem.write_port()
     m.d.comb += [wport.en.eq(lane.i_sym_en), wport.addr.eq(lane.i_sym_addr),
                  wport.data.eq(lane.i_sym_data)]
+    if not rw_check:
+        return registered_read_port(m, symmem, name="symmem_rd")
     rport = symmem.read_port()    # named for the netlist (Amaranth names it after the variable)
     return rport
 

@@ -11,6 +11,7 @@ from amaranth.lib.memory import Memory
 
 from ..lib.fifo import RegisteredFlagFIFO
 from ..lib.logic import onehot_mux, tree
+from ..lib.ram import registered_read_port
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
@@ -85,6 +86,13 @@ class CSlowLaneDecoder(wiring.Component):
         :func:`~hw.huffman.lane_step.lane_parameters`).
     """
 
+    #: Block-RAM read ports with Yosys' read/write collision logic (a subclass that never uses a
+    #: read of a bank being written drops it: :func:`~hw.huffman.lane.symbol_memory`).
+    _rw_check = True
+    #: Count a queue's credit from ``ns.reserve`` (driven by the subclass: every turn that may emit),
+    #: corrected a cycle later by ``ns.unreserve`` (the turns that did not), instead of the emission.
+    _early_credit = False
+
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
         self._L, self._R, self._escape, self._E, self._B = params
@@ -103,7 +111,7 @@ class CSlowLaneDecoder(wiring.Component):
         L, R, E, B = self._L, self._R, self._E, self._B
         ph = Signal()                  # the current context
         m.d.sync += ph.eq(~ph)
-        rport = symbol_memory(m, self)
+        rport = symbol_memory(m, self, rw_check=self._rw_check)
         s1_layout = data.StructLayout({
             "valid": 1, "win": L + E + R, "onehot": L + 1, "mode": 2, "rsel": 1, "ebits": 4, "bank": 1,
             "zero": 1, "dec": 1, "first": 1, "last": 1, **({"esc": 1} if E else {})})
@@ -155,11 +163,17 @@ class CSlowLaneDecoder(wiring.Component):
 
         emit = Signal()                # registered in stage A, below
         out_q = Signal()
-        # a queue's count of values in flight after this cycle (emitted, not yet taken)
+        # a queue's count of values in flight after this cycle (emitted, not yet taken); with
+        # ``_early_credit`` a subclass counts ``reserve`` (a superset of ``out_q`` known earlier)
+        # and takes the difference back a cycle later (``unreserve``)
+        reserve = Signal() if self._early_credit else out_q
+        unreserve = [Signal(name=f"unreserve{k}") if self._early_credit else 0 for k in range(2)]
         inflight_next = [Signal(range(_QDEPTH + 1), name=f"inflight{k}_next") for k in range(2)]
         for k in range(2):
-            m.d.comb += inflight_next[k].eq(inflight[k] + (out_q & (ns.ph == k)) - take[k])
-        ns.keep(locals(), "item_layout queues inflight released final_err emit out_q inflight_next")
+            used = inflight[k] + (reserve & (ns.ph == k)) - take[k]
+            m.d.comb += inflight_next[k].eq(used - unreserve[k] if self._early_credit else used)
+        ns.keep(locals(), "item_layout queues inflight released final_err emit out_q inflight_next reserve "
+                          "unreserve")
 
     def _limits(self, m, ns):
         """lim for stage A: the code ends of the next context's bank, registered in the context's
@@ -389,12 +403,13 @@ class CSlowLaneDecoder(wiring.Component):
         s1, s1_n, s2, s2_n = cur.s1, nxt.s1, cur.s2, nxt.s2
         oh = s1_n.onehot
         code_a = lane_step.code_bits(oh, s1_n.win, L, E, R)
-        offmem = Memory(shape=9, depth=256, init=[])   # 256 deep: a block RAM, not flip-flops
+        # 256 deep: a block RAM, not flip-flops
+        offmem = Memory(shape=9, depth=256, init=[], attrs=None if self._rw_check else {"no_rw_check": 1})
         m.submodules.offmem = offmem
         owport = offmem.write_port()
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
-        orport = offmem.read_port()
+        orport = offmem.read_port() if self._rw_check else registered_read_port(m, offmem, name="offmem_rd")
         m.d.comb += orport.addr.eq(Cat(self._offset_length(ns), cur.bank))
         rawtop_q = self._raw_field(m, ns) if R else None
         index_q = Signal(9)

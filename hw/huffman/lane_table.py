@@ -11,6 +11,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..lib.logic import or_tree
+from ..lib.ram import registered_read_port
 from ..params import check_bool, check_int
 from . import lane_step, spec
 from .block_parser import descriptor_layout
@@ -102,6 +103,11 @@ class TableFiller(wiring.Component):
     index : bool
         Entries hold the symbol index (:data:`entry_layout`); without it only the length (4 bits,
         for a lane that finds the index as code + offset: the table takes one block RAM).
+    rw_check : bool
+        False: the table's and the offsets' block RAMs carry ``no_rw_check`` and registered
+        asynchronous read ports (:func:`hw.lib.ram.registered_read_port`: no read/write collision
+        logic; the same cycle behaviour). For a lane that never uses an entry of the bank being
+        written (a bank is rebuilt only when no lane decodes with it).
 
     Members
     -------
@@ -113,10 +119,11 @@ class TableFiller(wiring.Component):
     o_esc_mask, o_esc_code : Out(ArrayLayout(L, 2))
     """
 
-    def __init__(self, max_len, escape, index=True):
+    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
+        self._rw_check = check_bool("rw_check", rw_check)
         self._escape = check_bool("escape", escape)
-        self._K = table_bits(self._L)
+        self._K = table_bits(self._L) if bits is None else check_int("bits", bits, 1, self._L - 1)
         self._index = check_bool("index", index)
         self._entry = entry_layout if index else data.StructLayout({"length": 4})
         bus = table_bus(self._L, offset_port=True, escape=escape)
@@ -137,15 +144,17 @@ class TableFiller(wiring.Component):
         m = Module()
         L, K = self._L, self._K
 
-        tmem = Memory(shape=self._entry, depth=2 << K, init=[])
+        rw = None if self._rw_check else {"no_rw_check": 1}
+        tmem = Memory(shape=self._entry, depth=2 << K, init=[], attrs=rw)
         m.submodules.tmem = tmem
         twport = tmem.write_port()
-        trport = tmem.read_port()
+        trport = tmem.read_port() if self._rw_check else registered_read_port(m, tmem, name="tmem_rd")
         m.d.comb += [trport.addr.eq(self.i_raddr), trport.en.eq(1), self.o_rdata.eq(trport.data)]
-        offmem = Memory(shape=9, depth=256, init=[])   # 256 deep: a block RAM, not flip-flops
+        # 256 deep: a block RAM, not flip-flops
+        offmem = Memory(shape=9, depth=256, init=[], attrs=rw)
         m.submodules.offmem = offmem
         owport = offmem.write_port()
-        orport = offmem.read_port()
+        orport = offmem.read_port() if self._rw_check else registered_read_port(m, offmem, name="offmem_rd")
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data), orport.en.eq(1)]
         nsyms = [Signal(9, name=f"nsyms{b}") for b in range(2)]       # per bank: symbols written

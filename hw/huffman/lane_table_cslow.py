@@ -9,7 +9,15 @@ from ..lib.logic import or_tree
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
-from .lane_table import TableFiller, table_bits
+from .lane_table import TableFiller
+
+
+def wide_table_bits(max_len):
+    """Bits ``k`` that index this lane's first-level table: ``min(9, L - 1)``. Its entries are 4
+    bits (the length alone), so both banks of ``2**9`` entries are one 1024 x 4 block RAM: one
+    long length fewer to compare than :func:`~hw.huffman.lane_table.table_bits` (8), in the same
+    block RAM."""
+    return min(9, max_len - 1)
 
 __all__ = ["TableCSlowLaneDecoder"]
 
@@ -55,9 +63,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     :class:`~hw.huffman.lane_table.CompactTableLoader`, with its offset write port).
     """
 
+    # a table's bank (symbols, offsets, first-level entries) is written only while no context
+    # decodes with it: a read of it then is never used, so no read/write collision logic
+    _rw_check = False
+    _early_credit = True
+
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
-        self._K = table_bits(self._L)
+        self._K = wide_table_bits(self._L)
         # the window shifter selects among fill = 0 .. B: a buffer of 2**n - 1 bits (if that still
         # leaves 32 bits of slack beside a symbol) takes a select bit, a multiplexer level, less
         top = (1 << self._B.bit_length() - 1) - 1
@@ -71,7 +84,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
-        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False)
+        m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False,
+                                                     bits=self._K)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
@@ -149,6 +163,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(emit | ns.emit_zero_q)]
+        # the queue credit: taken by every turn that may emit (registers only), the turn of an
+        # invalid code's gives it back a cycle later (so the long compare does not reach the
+        # credit count and "space" of the next turn)
+        m.d.comb += ns.reserve.eq(ns.step_q | ns.emit_zero_q)
+        for k in range(2):
+            m.d.sync += ns.unreserve[k].eq(ns.step_q & invalid & ~ns.emit_zero_q & (ns.ph == k))
         # the fill after the step per candidate length and escape, each from registers or the
         # table's read data, beside the compares: the table's length (short codes), each long length
         # and length 0 (raw mode); one AND-OR picks it (an invalid code picks none: the block is
