@@ -409,7 +409,10 @@ class CSlowLaneDecoder(wiring.Component):
         owport = offmem.write_port()
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data)]
-        orport = offmem.read_port() if self._rw_check else registered_read_port(m, offmem, name="offmem_rd")
+        if self._rw_check:
+            orport = offmem.read_port()
+        else:
+            orport = registered_read_port(m, offmem, name="offmem_rd")
         m.d.comb += orport.addr.eq(Cat(self._offset_length(ns), cur.bank))
         rawtop_q = self._raw_field(m, ns) if R else None
         index_q = Signal(9)
