@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from hw.control.protocol import Cmd, Status
-from hw.control.spram_gemm_handler import GEMM_HEADER_BYTES, SpramGEMMHandler
+from hw.control.spram_gemm_handler import SpramGEMMHandler
 from hw.mac import spec as mac_spec
 from sim.control.spram_gemm import beat_bytes, encode_model
 from sim.mac.golden import ref_gemm
@@ -79,7 +79,8 @@ def test_spram_gemm_matches_golden(contexts):
     got, want = [], []
 
     async def tb(ctx):
-        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN, b"".join(w.to_bytes(2, "little") for w in table), prng)
+        table_bytes = b"".join(w.to_bytes(2, "little") for w in table)
+        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN, table_bytes, prng)
         assert st == Status.OK
         starts, at = [], 0
         for b in blocks:                       # one LOAD_WEIGHTS per block, appended

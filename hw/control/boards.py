@@ -26,6 +26,7 @@ from .engine_handler import EngineHandler
 from .gemm_handler import GEMMHandler
 from .hdqt_handler import HDQTHandler
 from .protocol import GROUP_GEMM, GROUP_HDQT, GROUP_STDP
+from .spram_gemm_handler import SpramGEMMHandler
 from .stdp_handler import STDPHandler
 
 __all__ = ["BoardConfig", "BOARD_CONFIGS", "SIM_CONFIG", "check_board", "board_handlers", "make_core"]
@@ -41,7 +42,8 @@ class BoardConfig:
     baud: int             # 0: the link rate for clk_hz and usb_uart (hw.uart.baud.link_baud)
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
-    # GEMM group parameters (empty: none): GEMMHandler's, or with "handler": "engine" EngineHandler's.
+    # GEMM group parameters (empty: none): GEMMHandler's, or with "handler": "engine" EngineHandler's,
+    # or with "handler": "spram" SpramGEMMHandler's (compressed weights kept in SPRAM).
     gemm: dict = field(default_factory=dict)
     hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
     label: str = ""       # the board's name for people ("iCEBreaker")
@@ -175,6 +177,9 @@ def board_handlers(board, config=None, *, primitives=True):
     if cfg.gemm.get("handler") == "engine":
         gemm = {k: v for k, v in cfg.gemm.items() if k != "handler"}
         handlers[GROUP_GEMM] = partial(EngineHandler, primitives=primitives, **gemm)
+    elif cfg.gemm.get("handler") == "spram":
+        gemm = {k: v for k, v in cfg.gemm.items() if k != "handler"}
+        handlers[GROUP_GEMM] = partial(SpramGEMMHandler, primitives=primitives, **gemm)
     elif cfg.gemm:
         handlers[GROUP_GEMM] = partial(GEMMHandler, **params(cfg.gemm))
     if cfg.hdqt:
