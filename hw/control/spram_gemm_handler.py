@@ -40,7 +40,7 @@ weights takes about ``ceil(n_out / cols) * cols * k`` cycles plus the decoder's 
 tile computes.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
 from ..huffman.decoder import HuffmanDecoder
@@ -48,8 +48,8 @@ from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
 from ..params import check_bool, check_choice, check_int, check_pow2
-from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
-from .protocol import Cmd, Status
+from .handler import Handler, capture_bytes, finish_command, start_command
+from .protocol import MAX_PAYLOAD, Cmd, Status
 
 __all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT", "tile_order"]
 
@@ -75,7 +75,7 @@ class _Registers:
     def __init__(self, store_depth, beat_bits, cols, max_k):
         C = cols
         self.wptr = Signal(range(store_depth + 1))    # beats stored
-        self.count = Signal(16)
+        self.count = Signal(range(MAX_PAYLOAD + 1))
         self.status = Signal(8)
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
         self.block_err = Signal()
@@ -90,13 +90,13 @@ class _Registers:
         self.beats_m1 = Signal(16)                    # beats per tile - 1
         self.tiles = Signal(range(MAX_N_OUT + 1))
         # feeder: store -> decoder
-        self.raddr = Signal(17)
-        self.rleft = Signal(17)
+        self.raddr = Signal(range(store_depth))
+        self.rleft = Signal(range(store_depth + 1))
         self.fvalid = Signal()
         self.ffirst = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
-        self.gj = Signal(16)                          # beat of the tile being gathered
+        self.gj = Signal(range(max_k))                # beat of the tile being gathered
         self.gt = Signal(range(MAX_N_OUT + 1))        # tile being gathered (== tiles: all gathered)
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
@@ -105,12 +105,10 @@ class _Registers:
         self.aj = Signal(range(max_k))                # activation beat of the beat offered
         self.act_ok = Signal()
         self.ct = Signal(range(MAX_N_OUT + 1))        # tile commands issued
-        # result sender
-        self.res = Signal(32 * C)
-        self.rvalid = Signal()
+        # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
-        self.rn0 = Signal(16)
+        self.rn0 = Signal(range(MAX_N_OUT + C + 1))
 
 
 class SpramGEMMHandler(Handler):
@@ -203,7 +201,7 @@ class SpramGEMMHandler(Handler):
             self._gemm_input(m, a_wr, r)
             with m.State("RUN"):
                 m.d.comb += running.eq(1)
-                self._send(m, r)
+                self._send(m, arr, r)
             with m.State("DONE"):
                 finish_command(m, bus, r.status)
         return m
@@ -277,11 +275,6 @@ class SpramGEMMHandler(Handler):
         ]
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
             m.d.sync += r.ct.eq(r.ct + 1)
-        m.d.comb += arr.o_res.ready.eq(running & ~r.rvalid)
-        with m.If(arr.o_res.valid & arr.o_res.ready):
-            # Signed accumulators sign-extend into their 32-bit reply fields.
-            m.d.sync += [r.res[32 * i:32 * i + 32].eq(arr.o_res.payload.data[i]) for i in range(C)]
-            m.d.sync += [r.rvalid.eq(1), r.sc.eq(0), r.nbyte.eq(0)]
 
     def _load_table(self, m, dec, r):
         """``TABLE``: 16-bit words to the decoder's table stream (the first marked first)."""
@@ -375,22 +368,32 @@ class SpramGEMMHandler(Handler):
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
             with m.If(r.count == bus.length):
                 m.d.sync += [r.raddr.eq(r.start), r.rleft.eq(r.nbeats), r.gc.eq(0), r.gj.eq(0),
-                             r.gt.eq(0), r.ct.eq(0), r.rn0.eq(0), r.saw_last.eq(0), r.aj.eq(0)]
+                             r.gt.eq(0), r.ct.eq(0), r.rn0.eq(0), r.saw_last.eq(0), r.aj.eq(0),
+                             r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.sync += r.count.eq(r.count + 1)
 
-    def _send(self, m, r):
-        """``RUN``: each tile's results as they come (4 bytes per output below ``n_out``); done
-        when every tile's results are sent and the block's last value came."""
+    def _send(self, m, arr, r):
+        """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
+        ``n_out`` (the array holds the row until it is taken: no copy); the row is taken after its
+        last byte. Done when every tile's results are sent and the block's last value came."""
         C = self.cols
-        with m.If(r.rvalid):
+        bus = self.bus
+        # Signed accumulators sign-extend into their 32-bit reply fields.
+        fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
+        m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
+        with m.If(arr.o_res.valid):
             with m.If((r.sc == C) | (r.rn0 + r.sc >= r.n_out)):
-                m.d.sync += [r.rvalid.eq(0), r.rn0.eq(r.rn0 + C)]
+                m.d.comb += arr.o_res.ready.eq(1)
+                m.d.sync += [r.rn0.eq(r.rn0 + C), r.sc.eq(0), r.nbyte.eq(0)]
             with m.Else():
-                with send_low_byte(m, self.bus, r.res, r.nbyte):
+                m.d.comb += [bus.o_data.valid.eq(1),
+                             bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
+                with m.If(bus.o_data.ready):
+                    m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):
                         m.d.sync += r.sc.eq(r.sc + 1)
         with m.Elif((r.rn0 >= r.n_out) & r.saw_last):

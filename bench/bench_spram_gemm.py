@@ -1,0 +1,43 @@
+"""The SPRAM GEMM group (hw/control/spram_gemm_handler.py) on the iCE40UP5K, out of context: logic
+cells, DSPs, block RAMs, SPRAMs and Fmax per decoder configuration.
+
+    python -m bench.bench_spram_gemm [--row L:ESC:CTX:FIFO ...] [--seed S ...]
+
+Each row is the handler as the iCEBreaker carries it (1 x 2 MAC array on SB_MAC16, 32768-beat
+store in two SPRAMs, max_k 256) with decoder max_len L, escape codes on/off, contexts and lane
+FIFO depth; nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapper around it).
+"""
+
+import argparse
+
+from boards.synth import format_table, synthesize
+from hw.control.spram_gemm_handler import SpramGEMMHandler
+
+DEFAULT_ROWS = ("12:1:1:16", "8:0:1:4")
+
+
+def handler(max_len, escape, contexts, fifo_depth):
+    return SpramGEMMHandler(store_depth=32768 // contexts, max_k=256, cols=2, max_len=max_len,
+                            contexts=contexts, escape=bool(escape), fifo_depth=fifo_depth,
+                            backend="ice40", primitives=True)
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--row", action="append", default=None, metavar="L:ESC:CTX:FIFO")
+    ap.add_argument("--seed", type=int, action="append", default=None)
+    args = ap.parse_args(argv)
+    rows = []
+    for row in args.row or DEFAULT_ROWS:
+        L, esc, ctx, fifo = (int(v) for v in row.split(":"))
+        for seed in args.seed or [1]:
+            res = synthesize(handler(L, esc, ctx, fifo), device="up5k",
+                             name=f"spram_gemm_L{L}_e{esc}_c{ctx}_f{fifo}", seed=seed,
+                             progress=lambda s: print(s, flush=True))
+            rows.append({"config": f"L={L} escape={esc} contexts={ctx} fifo={fifo}", "seed": seed,
+                         **{k: res.get(k) for k in ("lut4", "ff", "lc", "dsp", "bram", "spram", "fmax_mhz")}})
+    print(format_table(rows))
+
+
+if __name__ == "__main__":
+    main()
