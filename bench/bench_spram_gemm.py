@@ -10,10 +10,11 @@ FIFO depth; nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapp
 
 import argparse
 
-from boards.synth import format_table, synthesize
+from boards.synth import synthesize
 from hw.control.spram_gemm_handler import SpramGEMMHandler
 
 DEFAULT_ROWS = ("12:1:1:16", "8:0:1:4")
+COLUMNS = ("lc", "lut4", "ff", "dsp", "bram", "spram", "fmax_mhz")
 
 
 def handler(max_len, escape, contexts, fifo_depth):
@@ -34,9 +35,12 @@ def main(argv=None):
             res = synthesize(handler(L, esc, ctx, fifo), device="up5k",
                              name=f"spram_gemm_L{L}_e{esc}_c{ctx}_f{fifo}", seed=seed,
                              progress=lambda s: print(s, flush=True))
-            rows.append({"config": f"L={L} escape={esc} contexts={ctx} fifo={fifo}", "seed": seed,
-                         **{k: res.get(k) for k in ("lut4", "ff", "lc", "dsp", "bram", "spram", "fmax_mhz")}})
-    print(format_table(rows))
+            rows.append((f"L={L} escape={esc} contexts={ctx} fifo={fifo}", seed,
+                         *(res.get(k) for k in COLUMNS)))
+    print("| decoder | seed | " + " | ".join(COLUMNS) + " |")
+    print("|---" * (len(COLUMNS) + 2) + "|")
+    for row in rows:
+        print("| " + " | ".join(str(v) for v in row) + " |")
 
 
 if __name__ == "__main__":

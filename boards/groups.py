@@ -25,7 +25,7 @@ EXTRA_GROUP_SIZES = {
         # context), a 1 x 2 MAC array on one SB_MAC16 (the decoder's one symbol per cycle is what
         # a GEMV can use: more columns would not add MACs per cycle).
         "gemm": {"handler": "spram", "store_depth": 32768, "max_k": 256, "cols": 2, "max_len": 12,
-                 "contexts": 1, "escape": True, "fifo_depth": 16, "backend": "ice40"},
+                 "contexts": 1, "escape": True, "fifo_depth": 4, "backend": "ice40"},
         "hdqt": {"batch": 8, "k_dim": 16, "o_dim": 16, "had_cap": 16, "rows": 2, "cols": 2,
                  "backend": "ice40"},
     },
