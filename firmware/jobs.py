@@ -245,6 +245,8 @@ def _job_gemm(acc, where, **options):
     acc._need("gemm")
     if acc.config.gemm.get("handler") == "engine":
         return _job_gemm_engine(acc, where, **options)
+    if acc.config.gemm.get("handler") == "spram":
+        return _job_gemm_spram(acc, where, **options)
     if options:
         raise ValueError(f"{', '.join(options)}: options of the gemm job on the GEMM engine only")
     g = acc.config.gemm
@@ -287,6 +289,45 @@ def _job_gemm(acc, where, **options):
                                f"cycles), {mac_per_cycle / cols:.1%} of the array's peak {cols}"),
                  ("MAC/s", f"{mac_per_cycle * sim.clk_hz / 1e9:.3f} G int8 MAC/s at "
                            f"{sim.clk_hz / 1e6:g} MHz")]
+    return rows
+
+
+def _job_gemm_spram(acc, where, *, size=128, batch=GEMM_VECTORS,
+                    precisions=("int8", "int4", "int2", "ternary")):
+    """The SPRAM GEMM group: one ``size x size`` layer per precision (Gaussian weights quantized per
+    output channel), all loaded into the store at once, then ``batch`` GEMVs per layer vs the golden
+    model; MACs per cycle from the board cycles of the GEMVs."""
+    g = acc.config.gemm
+    rng = np.random.default_rng(17)
+    n_out, k = min(size, MAX_N_OUT), min(size, g.get("max_k", 256))
+    layers = [(quantize_weights(rng.normal(0, 1, (n_out, k)), mode, per_channel=True)[0], mode)
+              for mode in precisions]
+    acc.reset()
+    loaded = spram_gemm.load_model(acc.driver, g, layers)
+    rows = [("target", where),
+            ("layers", f"{n_out} x {k} in {', '.join(precisions)}: {loaded['symbols']} packed weight bytes "
+                       f"Huffman-coded to {loaded['code_bits']} bits, {loaded['sent_bytes']} B sent once "
+                       f"into the SPRAM store")]
+    all_ok = True
+    sim = getattr(acc.driver.transport, "board", None)
+    for (w, mode), block in zip(layers, loaded["blocks"]):
+        x = rng.integers(-128, 128, (batch, k))
+        y, meters = [], []
+        for v in x:
+            with _Meter(acc) as m:
+                y.append(spram_gemm.gemv(acc.driver, block, v, n_out, mode))
+            meters.append(m)
+        golden = ref_gemm(x, w, mode, acc_width=g.get("acc_width", 24))[0]
+        ok = bool((np.array(y) == golden).all())
+        all_ok &= ok
+        rows.append((f"{mode} GEMVs", f"{batch}: board {int((np.array(y) == golden).sum())}/{golden.size} "
+                                      f"equal to golden"))
+        if sim is not None:
+            per = [board_time(m.cycles, m.nbytes, sim.clk_hz, acc.config.baud, sim.divisor)["compute_cycles"]
+                   for m in meters]
+            rows.append((f"{mode} MAC/cycle", f"{n_out * k * len(per) / sum(per):.3f} (board cycles of a "
+                                              f"GEMV, mean {sum(per) / len(per):.0f})"))
+    rows.append(("board == golden", _match(all_ok)))
     return rows
 
 

@@ -19,8 +19,8 @@ def load_model(driver, gemm, layers):
     Raises
     ------
     ValueError
-        A layer too large for one GEMM (``n_out`` > 128, ``k`` > the board's ``max_k``), a table
-        longer than a frame, or blocks beyond the store.
+        A layer too large for one GEMM (``n_out`` > 128, ``k`` > the board's ``max_k``) or blocks
+        beyond the store.
     """
     contexts = gemm.get("contexts", 1)
     for w, _ in layers:
@@ -30,14 +30,14 @@ def load_model(driver, gemm, layers):
     table, blocks, stats = encode_model(layers, cols=gemm.get("cols", 2), contexts=contexts,
                                         max_len=gemm.get("max_len", 12), escape=gemm.get("escape", True))
     table_bytes = b"".join(v.to_bytes(2, "little") for v in table)
-    if len(table_bytes) > MAX_PAYLOAD:
-        raise ValueError(f"the code table takes {len(table_bytes)} bytes, more than a frame ({MAX_PAYLOAD})")
     if sum(map(len, blocks)) > gemm.get("store_depth", 16384):
         raise ValueError(f"the blocks take {sum(map(len, blocks))} beats, more than the store's "
                          f"{gemm.get('store_depth', 16384)}")
-    driver.command(Cmd.LOAD_HUFFMAN, table_bytes)
     per = min(MAX_PAYLOAD, driver.window_payload()) // (2 * contexts) * (2 * contexts)
-    frames, starts, at = [], [], 0
+    # The table in frames of a flag byte (bit 0 on the first: a new model) and whole words.
+    frames = [(Cmd.LOAD_HUFFMAN, bytes([i == 0]) + table_bytes[i:i + per - 2])
+              for i in range(0, len(table_bytes), per - 2)]
+    starts, at = [], 0
     for b in blocks:
         data = beat_bytes(b)
         frames += [(Cmd.LOAD_WEIGHTS, data[i:i + per]) for i in range(0, len(data), per)]
@@ -45,7 +45,7 @@ def load_model(driver, gemm, layers):
         at += len(b)
     driver.pipeline(frames)
     return {"blocks": starts, "code_bits": stats["code_bits"], "symbols": stats["symbols"],
-            "sent_bytes": len(table_bytes) + sum(len(p) for _, p in frames)}
+            "sent_bytes": sum(len(p) for _, p in frames)}
 
 
 def gemv(driver, block, x, n_out, mode="int8"):

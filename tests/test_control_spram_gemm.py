@@ -80,8 +80,11 @@ def test_spram_gemm_matches_golden(contexts):
 
     async def tb(ctx):
         table_bytes = b"".join(w.to_bytes(2, "little") for w in table)
-        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN, table_bytes, prng)
-        assert st == Status.OK
+        # The table in two frames (a flag byte each; bit 0: a new model).
+        half = len(table_bytes) // 4 * 2
+        for flag, part in ((1, table_bytes[:half]), (0, table_bytes[half:])):
+            st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN, bytes([flag]) + part, prng)
+            assert st == Status.OK
         starts, at = [], 0
         for b in blocks:                       # one LOAD_WEIGHTS per block, appended
             st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(b), prng)
@@ -113,7 +116,7 @@ def test_spram_gemm_bad_input_flags_and_recovers():
     prng = random.Random(3)
     x = rng.integers(-128, 128, 8)
     want = [int(v) for v in ref_gemm(x[None, :], w, "int8")[0][0]]
-    table_bytes = b"".join(v.to_bytes(2, "little") for v in table)
+    table_bytes = b"\x01" + b"".join(v.to_bytes(2, "little") for v in table)
     n = len(block)
 
     async def tb(ctx):
@@ -123,6 +126,7 @@ def test_spram_gemm_bad_input_flags_and_recovers():
         assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(block)))[0] == Status.OK
         # Sizes: odd beat bytes, undefined precision, k != payload, n_out 0.
         assert (await cmd(Cmd.LOAD_WEIGHTS, b"\x01\x02\x03"))[0] == Status.ERR_LENGTH
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x00\x01"))[0] == Status.ERR_LENGTH
         bad_mode = bytearray(_gemm_payload("int8", 4, x, 0, n))
         bad_mode[0] = 5
         assert (await cmd(Cmd.GEMM, bytes(bad_mode)))[0] == Status.ERR_LENGTH

@@ -9,9 +9,11 @@ weight memory. The activations of a GEMV sit in a block RAM.
 Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, the decoder's
 ``i_data`` words):
 
-* ``LOAD_HUFFMAN`` (0x10): one serialized code table (:func:`hw.huffman.spec.serialize_table`),
-  16-bit words. Clears the decoder (its previous tables, flags and FIFOs) and empties the store: a
-  new model starts, and its table is the decoder's table 0 (parity 0). Odd or empty: ``ERR_LENGTH``.
+* ``LOAD_HUFFMAN`` (0x10): a flag byte, then 16-bit words of a serialized code table
+  (:func:`hw.huffman.spec.serialize_table`; a table longer than a frame takes several). Flag bit
+  0: the words start a new model: the decoder is cleared (its previous tables, flags and FIFOs) and
+  the store emptied; the table is the decoder's table 0 (parity 0). Even or shorter than 3 bytes:
+  ``ERR_LENGTH``.
 * ``LOAD_WEIGHTS`` (0x11): whole beats (compressed block words, header included), appended to the
   store at its fill pointer (the host keeps the count: the store starts empty at ``LOAD_HUFFMAN``
   and ``RESET``). Not a positive multiple of the beat size: ``ERR_LENGTH``. Beats beyond the
@@ -77,6 +79,7 @@ class _Registers:
         self.wptr = Signal(range(store_depth + 1))    # beats stored
         self.count = Signal(range(MAX_PAYLOAD + 1))
         self.status = Signal(8)
+        self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
         self.block_err = Signal()
         self.inbeat = Signal(beat_bits)               # LOAD_WEIGHTS: the beat being assembled
@@ -186,13 +189,9 @@ class SpramGEMMHandler(Handler):
         running = Signal()
         self._gather(m, dec, arr, a_rd, r, running)
 
-        def new_model():
-            m.d.comb += dec.i_clear.eq(1)
-            m.d.sync += r.wptr.eq(0)
-
         with m.FSM():
             with m.State("IDLE"):
-                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "TABLE", new_model),
+                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "TABLE", None),
                                                   ((Cmd.LOAD_WEIGHTS,), "BEATS", None),
                                                   ((Cmd.GEMM,), "GEMM_HDR", None)],
                               on_start=[r.count.eq(0), r.status.eq(Status.OK), r.block_err.eq(0)])
@@ -277,16 +276,25 @@ class SpramGEMMHandler(Handler):
             m.d.sync += r.ct.eq(r.ct + 1)
 
     def _load_table(self, m, dec, r):
-        """``TABLE``: 16-bit words to the decoder's table stream (the first marked first)."""
+        """``TABLE``: the flag byte (bit 0: a new model: clear the decoder, empty the store), then
+        16-bit words to the decoder's table stream (a new model's first word marked first)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         with m.State("TABLE"):
-            with m.If(bus.length[0] | (bus.length == 0)):
+            with m.If(~bus.length[0] | (bus.length < 3)):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
             with m.Elif(r.count == bus.length):
                 m.next = "DONE"
-            with m.Elif(~r.count[0]):
+            with m.Elif(r.count == 0):
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [r.tflag.eq(bus.i_data.payload[0]), r.count.eq(1)]
+                    with m.If(bus.i_data.payload[0]):
+                        # A new model: the decoder forgets its tables (this one is table 0, parity 0).
+                        m.d.comb += dec.i_clear.eq(1)
+                        m.d.sync += r.wptr.eq(0)
+            with m.Elif(r.count[0]):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.sync += [r.inbeat[:8].eq(bus.i_data.payload), r.count.eq(r.count + 1)]
@@ -294,7 +302,7 @@ class SpramGEMMHandler(Handler):
                 # Second byte: offer the word, take the byte when the decoder takes the word.
                 m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
                              dec.i_table.payload.data.eq(Cat(r.inbeat[:8], bus.i_data.payload)),
-                             dec.i_table.payload.first.eq(r.count == 1),
+                             dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
                              bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
                     m.d.sync += r.count.eq(r.count + 1)
