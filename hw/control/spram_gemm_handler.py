@@ -348,15 +348,13 @@ class SpramGEMMHandler(Handler):
                        | (r.k == 0) | (r.k > self.max_k) | (r.nbeats == 0) | (bus.length != H + r.k))
                 m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
                              r.tiles.eq((r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1))]
-                with m.If(bad):
-                    m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
+                outside = r.start + r.nbeats > r.wptr
+                m.next = "GEMM_ACT"
+                with m.If(bad | outside):
+                    m.d.sync += [r.status.eq(Mux(bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
+                                 r.err.eq(r.err | ~bad)]
                     m.next = "DONE"
-                with m.Elif(r.start + r.nbeats > r.wptr):
-                    # The block's range is not (all) in the loaded store.
-                    m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
-                    m.next = "DONE"
-                with m.Else():
-                    m.next = "GEMM_ACT"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
