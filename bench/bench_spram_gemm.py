@@ -5,15 +5,18 @@ cells, DSPs, block RAMs, SPRAMs and Fmax per decoder configuration.
 
 Each row is the handler as the iCEBreaker carries it (1 x 2 MAC array on SB_MAC16, 32768-beat
 store in two SPRAMs, max_k 256) with decoder max_len L, escape codes on/off, contexts and lane
-FIFO depth; nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapper around it).
+FIFO depth, and beside it the same decoder alone (``HuffmanDecoder(impl="table")``, one lane, no
+raw bits): the group's logic cells beyond its decoder are the handler's, the MAC array's and the
+store's. nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapper around each).
 """
 
 import argparse
 
 from boards.synth import synthesize
 from hw.control.spram_gemm_handler import SpramGEMMHandler
+from hw.huffman.decoder import HuffmanDecoder
 
-DEFAULT_ROWS = ("12:1:1:16", "8:0:1:4")
+DEFAULT_ROWS = ("12:1:1:4", "8:0:1:4")
 COLUMNS = ("lc", "lut4", "ff", "dsp", "bram", "spram", "fmax_mhz")
 
 
@@ -35,10 +38,16 @@ def main(argv=None):
             res = synthesize(handler(L, esc, ctx, fifo), device="up5k",
                              name=f"spram_gemm_L{L}_e{esc}_c{ctx}_f{fifo}", seed=seed,
                              progress=lambda s: print(s, flush=True))
+            dec = synthesize(HuffmanDecoder(max_len=L, lanes=1, raw_bits=0, fifo_depth=fifo, contexts=ctx,
+                                            escape=bool(esc), impl="table"), device="up5k",
+                             name=f"table_decoder_L{L}_e{esc}_c{ctx}_f{fifo}", seed=seed,
+                             progress=lambda s: print(s, flush=True))
             rows.append((f"L={L} escape={esc} contexts={ctx} fifo={fifo}", seed,
-                         *(res.get(k) for k in COLUMNS)))
-    print("| decoder | seed | " + " | ".join(COLUMNS) + " |")
-    print("|---" * (len(COLUMNS) + 2) + "|")
+                         *(res.get(k) for k in COLUMNS), dec["lc"], dec["fmax_mhz"], res["lc"] - dec["lc"]))
+    heads = ("decoder", "seed", *COLUMNS, "decoder alone lc", "decoder alone fmax_mhz",
+             "lc beyond the decoder")
+    print("| " + " | ".join(heads) + " |")
+    print("|---" * len(heads) + "|")
     for row in rows:
         print("| " + " | ".join(str(v) for v in row) + " |")
 
