@@ -94,13 +94,9 @@ BOARD_CONFIGS = {
         # 256 neurons, 32768 CSR synapses of 8-bit weights (fan-out 128) in two of the four SPRAMs
         # (docs/stdp.md); the neuron state, row table and walk queue stay in block RAM.
         stdp={"n_neurons": 256, "max_synapses": 32768, "syn_store": "spram"},
-        # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
-        # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
-        # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
-        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs). Re-measured 2026-11-23 after
-        # the decoder's area work: GEMM alone (no STDP) with 2 SB_MAC16 columns, L = 8 codes,
-        # 4-word FIFO places in 4859 of 5280 LCs (92 %, 24.4 MHz): no 10 % margin, and L = 8 costs
-        # the int8 weights compression.
+        # No GEMM group by default (measured, docs/boards.md "The iCEBreaker's GEMM group"): the
+        # SPRAM GEMM group (`--groups gemm`, boards/groups.py) takes 6502 of 5280 LCs beside the
+        # system group alone and 8517 with STDP; its compact Huffman decoder is the bulk.
         # STDP fits with margin, so the iCEBreaker carries STDP and the ULX3S carries every group
         # (gemm/mlp/hdqt jobs there and on the simulated board).
     ),

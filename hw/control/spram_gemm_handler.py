@@ -45,7 +45,7 @@ tile computes.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
-from ..huffman.decoder import HuffmanDecoder
+from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
@@ -137,6 +137,9 @@ class SpramGEMMHandler(Handler):
         Decoder with escape codes.
     fifo_depth : int
         Decoder lane FIFO depth (words), a power of two 4..512.
+    impl : str
+        Decoder lanes: ``"table"`` (the compact lookup-table lane, default) or ``"comparator"``
+        (``HuffmanDecoder(impl=...)``).
     backend : str
         MAC array arithmetic: ``"lut"``, ``"ice40"`` (SB_MAC16) or ``"ecp5"``.
     primitives : bool
@@ -149,7 +152,7 @@ class SpramGEMMHandler(Handler):
     """
 
     def __init__(self, *, store_depth=16384, max_k=256, cols=2, acc_width=24, max_len=12, contexts=1,
-                 escape=True, fifo_depth=16, backend="ice40", primitives=True):
+                 escape=True, fifo_depth=16, impl="table", backend="ice40", primitives=True):
         self.contexts = check_int("contexts", contexts, 1, 2)
         self.store_depth = check_pow2("store_depth", store_depth, 256,
                                       SPRAM_DEPTH * SPRAM_COUNT // self.contexts)
@@ -159,6 +162,7 @@ class SpramGEMMHandler(Handler):
         self.max_len = check_int("max_len", max_len, 8, 16)
         self.escape = check_bool("escape", escape)
         self.fifo_depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
+        self.impl = check_choice("impl", impl, IMPLS)
         self.backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
         self.primitives = check_bool("primitives", primitives)
         super().__init__()
@@ -172,7 +176,7 @@ class SpramGEMMHandler(Handler):
         C = self.cols
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
-            escape=self.escape, impl="table")
+            escape=self.escape, impl=self.impl)
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
                                             backend=self.backend, primitives=self.primitives)
