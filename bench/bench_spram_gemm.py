@@ -2,6 +2,11 @@
 cells, DSPs, block RAMs, SPRAMs and Fmax per decoder configuration.
 
     python -m bench.bench_spram_gemm [--row L:ESC:CTX:FIFO ...] [--seed S ...]
+    python -m bench.bench_spram_gemm --board-row L:ESC:CTX:FIFO:IMPL
+
+``--board-row``: the iCEBreaker board build (``boards.build.build_board``, groups system + gemm)
+with the ``gemm`` selection's decoder replaced by that one (IMPL ``table`` or ``comparator``);
+prints the build's JSON, or the one-line "does not fit" with nextpnr's utilisation.
 
 Each row is the handler as the iCEBreaker carries it (1 x 2 MAC array on SB_MAC16, 32768-beat
 store in two SPRAMs, max_k 256) with decoder max_len L, escape codes on/off, contexts and lane
@@ -11,7 +16,9 @@ store's. nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapper 
 """
 
 import argparse
+import json
 
+from boards import build, groups
 from boards.synth import synthesize
 from hw.control.spram_gemm_handler import SpramGEMMHandler
 from hw.huffman.decoder import HuffmanDecoder
@@ -30,7 +37,10 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--row", action="append", default=None, metavar="L:ESC:CTX:FIFO")
     ap.add_argument("--seed", type=int, action="append", default=None)
+    ap.add_argument("--board-row", default=None, metavar="L:ESC:CTX:FIFO:IMPL")
     args = ap.parse_args(argv)
+    if args.board_row:
+        return board_build(args.board_row, args.seed[0] if args.seed else None)
     rows = []
     for row in args.row or DEFAULT_ROWS:
         L, esc, ctx, fifo = (int(v) for v in row.split(":"))
@@ -52,5 +62,22 @@ def main(argv=None):
         print("| " + " | ".join(str(v) for v in row) + " |")
 
 
+def board_build(row, seed):
+    L, esc, ctx, fifo, impl = row.split(":")
+    gemm = dict(groups.EXTRA_GROUP_SIZES["icebreaker"]["gemm"], max_len=int(L), escape=bool(int(esc)),
+                contexts=int(ctx), fifo_depth=int(fifo), impl=impl, store_depth=32768 // int(ctx))
+    # This process only: the board build reads the selection's sizes from here.
+    groups.EXTRA_GROUP_SIZES["icebreaker"]["gemm"] = gemm
+    build_dir = build.build_root() / "boards" / f"icebreaker_gemm_{row.replace(':', '_')}"
+    try:
+        res = build.build_board("icebreaker", groups="system,gemm", seed=seed, build_dir=build_dir,
+                                progress=lambda s: print(s, flush=True))
+    except build.GroupsDoNotFit as e:
+        print(f"{row}: {e}")
+        return 1
+    print(json.dumps(res, indent=1, default=str))
+    return 0
+
+
 if __name__ == "__main__":
-    main()
+    raise SystemExit(main())
