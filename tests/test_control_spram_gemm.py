@@ -5,6 +5,7 @@ import random
 
 import numpy as np
 import pytest
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 
 from hw.control.protocol import Cmd, Status
 from hw.control.spram_gemm_handler import SpramGEMMHandler
@@ -49,6 +50,18 @@ async def _command(ctx, h, cmd, payload, rng, max_cycles=20000):
             ctx.set(bus.i_data.valid, 0)
             return status, bytes(reply)
     raise AssertionError(f"command 0x{cmd:02x} did not finish in {max_cycles} cycles")
+
+
+class _WithReset(Elaboratable):
+    """The handler under a reset the testbench drives (the controller's RESET / watchdog reset)."""
+
+    def __init__(self, h):
+        self.h, self.rst = h, Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.h = ResetInserter(self.rst)(self.h)
+        return m
 
 
 def _gemm_payload(mode, n_out, x, start, beats):
@@ -156,8 +169,18 @@ def test_spram_gemm_bad_input_flags_and_recovers():
         for i in range(0, len(filler), 256):
             assert (await cmd(Cmd.LOAD_WEIGHTS, filler[i:i + 256]))[0] == Status.OK
         assert (await cmd(Cmd.LOAD_WEIGHTS, b"\x00\x00"))[0] == Status.ERR_BLOCK
+        # RESET: the flag clears, the store stays; the table (cleared with the decoder) is reloaded
+        # without emptying the store (flag bits 0 and 1) and the stored block decodes again.
+        ctx.set(top.rst, 1)
+        await ctx.tick()
+        ctx.set(top.rst, 0)
+        assert not ctx.get(h.bus.error)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x03" + table_bytes[1:]))[0] == Status.OK
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
 
-    simulate(h, tb)
+    top = _WithReset(h)
+    simulate(top, tb)
 
 
 def test_spram_gemm_bad_parameters():

@@ -11,13 +11,16 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
 
 * ``LOAD_HUFFMAN`` (0x10): a flag byte, then 16-bit words of a serialized code table
   (:func:`hw.huffman.spec.serialize_table`; a table longer than a frame takes several). Flag bit
-  0: the words start a new model: the decoder is cleared (its previous tables, flags and FIFOs) and
-  the store emptied; the table is the decoder's table 0 (parity 0). Even or shorter than 3 bytes:
+  0: the words start a table: the decoder is cleared (its previous tables, flags and FIFOs) and
+  the table is its table 0 (parity 0); the store is emptied too (a new model) unless bit 1 is set
+  (the stored model's table, reloaded after ``RESET``). Even or shorter than 3 bytes:
   ``ERR_LENGTH``.
 * ``LOAD_WEIGHTS`` (0x11): whole beats (compressed block words, header included), appended to the
-  store at its fill pointer (the host keeps the count: the store starts empty at ``LOAD_HUFFMAN``
-  and ``RESET``). Not a positive multiple of the beat size: ``ERR_LENGTH``. Beats beyond the
-  store's ``store_depth`` are not stored: ``ERR_BLOCK`` and the group's sticky error flag.
+  store at its fill pointer (the host keeps the count: the store is emptied by a new model's
+  ``LOAD_HUFFMAN`` only; it survives ``RESET`` and the watchdog's reset of the group, which clear
+  the decoder's tables: reload the table with flag bits 0 and 1 to use the stored blocks again).
+  Not a positive multiple of the beat size: ``ERR_LENGTH``. Beats beyond the store's
+  ``store_depth`` are not stored: ``ERR_BLOCK`` and the group's sticky error flag.
 * ``GEMM`` (0x12, :data:`GEMM_HEADER_BYTES` + ``k`` bytes): precision (1 byte, a
   :data:`hw.mac.spec.MODES` code), ``n_out`` (2, 1..128), ``k`` (2, 1..``max_k``), ``start`` (2:
   the block's first beat in the store), ``beats`` (2, >= 1: the block's beats), then ``k`` int8
@@ -76,7 +79,9 @@ class _Registers:
 
     def __init__(self, store_depth, beat_bits, cols, max_k):
         C = cols
-        self.wptr = Signal(range(store_depth + 1))    # beats stored
+        # Beats stored. Not reset: the store survives RESET and a watchdog reset of the group (the
+        # decoder's tables do not: reload the table with flag bit 1 to keep the store).
+        self.wptr = Signal(range(store_depth + 1), reset_less=True)
         self.count = Signal(range(MAX_PAYLOAD + 1))
         self.status = Signal(8)
         self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
@@ -280,8 +285,9 @@ class SpramGEMMHandler(Handler):
             m.d.sync += r.ct.eq(r.ct + 1)
 
     def _load_table(self, m, dec, r):
-        """``TABLE``: the flag byte (bit 0: a new model: clear the decoder, empty the store), then
-        16-bit words to the decoder's table stream (a new model's first word marked first)."""
+        """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
+        empty the store), then 16-bit words to the decoder's table stream (a table's first word
+        marked first)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         with m.State("TABLE"):
@@ -295,9 +301,10 @@ class SpramGEMMHandler(Handler):
                 with m.If(take):
                     m.d.sync += [r.tflag.eq(bus.i_data.payload[0]), r.count.eq(1)]
                     with m.If(bus.i_data.payload[0]):
-                        # A new model: the decoder forgets its tables (this one is table 0, parity 0).
+                        # The decoder forgets its tables (this one is table 0, parity 0).
                         m.d.comb += dec.i_clear.eq(1)
-                        m.d.sync += r.wptr.eq(0)
+                        with m.If(~bus.i_data.payload[1]):
+                            m.d.sync += r.wptr.eq(0)
             with m.Elif(r.count[0]):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
