@@ -342,3 +342,17 @@ def test_groups_that_do_not_fit_give_one_line_and_exit_1(tmp_path, monkeypatch, 
         "edgelearn: error: GroupsDoNotFit: icebreaker with groups gemm+hdqt+stdp does not fit the iCE40UP5K: "
         "ICESTORM_LC 7140/5280 (135 %), ICESTORM_RAM 40/30 (133 %), ICESTORM_DSP 6/8 (75 %); "
         f"groups that would fit (estimated): gemm; hdqt; stdp; see {tmp_path / (TOP + '.tim')}")
+
+
+def test_hierarchy_estimate_falls_back_to_yosys_lut_mapping_when_abc9_fails(tmp_path, monkeypatch):
+    scripts = []
+
+    def run_yosys(script, *, log, cwd):
+        scripts.append(script)
+        if "-noabc" not in script:
+            raise build.toolchain.ToolError("yosys did not finish (ABC9 assertion)")
+        (cwd / "hierarchy_stat.json").write_text(json.dumps(HIERARCHY_STAT))
+        return ""
+    monkeypatch.setattr(build.toolchain, "run_yosys", run_yosys)
+    assert build._hierarchy_stat(tmp_path, TOP, "ice40") == HIERARCHY_STAT
+    assert len(scripts) == 2 and "synth_ice40 -noflatten -top" in scripts[0] and "-noabc" in scripts[1]
