@@ -20,9 +20,12 @@ GROUPS = ("gemm", "hdqt", "stdp")
 #: Sizes of groups a board does not carry by default but a ``--groups`` build may select.
 EXTRA_GROUP_SIZES = {
     "icebreaker": {
-        # Two SB_MAC16 columns, 8-bit codes, a 4-word decoder FIFO: the smallest useful GEMM group.
-        "gemm": {"max_weights": 4096, "max_k": 256, "cols": 2, "max_len": 8, "fifo_depth": 4,
-                 "backend": "ice40"},
+        # The SPRAM GEMM group (docs/boards.md): compressed blocks in the two SPRAMs the STDP group
+        # leaves (32768 16-bit beats, 64 KiB), the compact decoder (L = 12, escape codes, one
+        # context), a 1 x 2 MAC array on one SB_MAC16 (the decoder's one symbol per cycle is what
+        # a GEMV can use: more columns would not add MACs per cycle).
+        "gemm": {"handler": "spram", "store_depth": 32768, "max_k": 256, "cols": 2, "max_len": 12,
+                 "contexts": 1, "escape": True, "fifo_depth": 4, "backend": "ice40"},
         "hdqt": {"batch": 8, "k_dim": 16, "o_dim": 16, "had_cap": 16, "rows": 2, "cols": 2,
                  "backend": "ice40"},
     },
@@ -36,14 +39,15 @@ def carried_groups(cfg):
 
 
 def parse_groups(text):
-    """``"gemm,stdp"`` -> ``("gemm", "stdp")`` (order of :data:`GROUPS`); ValueError naming ``groups``."""
+    """``"gemm,stdp"`` -> ``("gemm", "stdp")`` (order of :data:`GROUPS`; ``system`` may be named, it
+    is always carried); ValueError naming ``groups``."""
     if not isinstance(text, str):
         raise TypeError(f"groups must be a string, not {type(text).__name__}")
     names = [t.strip() for t in text.split(",") if t.strip()]
-    bad = [n for n in names if n not in GROUPS]
+    bad = [n for n in names if n not in GROUPS and n != "system"]
     if not names or bad or len(set(names)) != len(names):
-        raise ValueError(f"groups must be a comma-separated selection of {', '.join(GROUPS)} "
-                         f"(each once), not {text!r}")
+        raise ValueError(f"groups must be a comma-separated selection of system, {', '.join(GROUPS)} "
+                         f"(each once; the system group is always carried), not {text!r}")
     return tuple(g for g in GROUPS if g in names)
 
 

@@ -277,6 +277,13 @@ def cmd_run(args):
         allowed = ", ".join(_boards()) or "(none yet)"
         raise UsageError(f"--port needs --board (one of {allowed}): the board sets the line rate "
                          f"and block sizes")
+    if args.groups is not None:
+        if not args.board:
+            raise UsageError("--groups needs --board (the small simulated board carries every group)")
+        try:
+            board_groups.config_for_groups(args.board, args.groups)
+        except ValueError as e:
+            raise UsageError(f"--{e}") from None
     sim = args.sim or not args.board
     if not sim:
         where = f"board {args.board}"
@@ -297,8 +304,8 @@ def cmd_run(args):
                              f"not {args.precision!r}")
     _progress(f"running {args.job} on {where}")
     # A job for a group the board lacks raises BlockMissing: one error line, exit 1 (main()).
-    _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim, **options),
-                indent="")
+    _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim,
+                                      groups=args.groups, **options), indent="")
     return 0
 
 
@@ -516,6 +523,8 @@ def _parser():
     s.add_argument("--sim", action="store_true",
                    help="a simulated board (the default; alone: the small all-groups board)")
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
+    s.add_argument("--groups", default=None, metavar="G,G", help="with --board: the bitstream's command "
+                   "groups, as build --groups selected them (default: the board's)")
     s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
     s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default 64)")
     s.add_argument("--precision", default=None, metavar="P,P",

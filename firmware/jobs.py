@@ -30,6 +30,7 @@ import numpy as np
 from serial.tools import list_ports
 
 from boards.config import SIM_CONFIG, check_board
+from boards.groups import config_for_groups
 from hw.control.gemm_handler import MAX_N_OUT
 from hw.control.protocol import FLAG_BITS
 from sim.hdqt.golden import HdqtConfig, LfsrStream, ref_exp_base, ref_layer_step
@@ -37,6 +38,7 @@ from sim.mac.demo import load_data, mlp_forward, train_mlp
 from sim.mac.golden import quantize_weights, ref_gemm
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 
+from . import spram_gemm
 from .api import Accelerator, BlockMissing
 from .driver import Driver
 from .engine import engine_config, peak_macs, run_gemm, split
@@ -67,20 +69,21 @@ def find_port(board):
     return ports[0].device
 
 
-def _open(board, port, sim):
+def _open(board, port, sim, groups=None):
     if sim:
         if port is not None:
             raise ValueError(f"port must be None on a simulated board, not {port!r}")
         if board is None:
             transport = SimTransport()
             return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
-        cfg = check_board(board)
-        transport = SimTransport(board=board)
-        return Accelerator(Driver(transport), board), f"{cfg.label or board}'s own core, {transport.name}"
-    cfg = check_board(board)
+        cfg = config_for_groups(board, groups)
+        transport = SimTransport(board=board, config=cfg)
+        return (Accelerator(Driver(transport), board, cfg),
+                f"{cfg.label or board}'s own core, {transport.name}")
+    cfg = config_for_groups(board, groups)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
-    return Accelerator(Driver(transport), board), f"{board} on {port}"
+    return Accelerator(Driver(transport), board, cfg), f"{board} on {port}"
 
 
 def _job_status(acc, where):
@@ -242,6 +245,8 @@ def _job_gemm(acc, where, **options):
     acc._need("gemm")
     if acc.config.gemm.get("handler") == "engine":
         return _job_gemm_engine(acc, where, **options)
+    if acc.config.gemm.get("handler") == "spram":
+        return _job_gemm_spram(acc, where, **options)
     if options:
         raise ValueError(f"{', '.join(options)}: options of the gemm job on the GEMM engine only")
     g = acc.config.gemm
@@ -284,6 +289,45 @@ def _job_gemm(acc, where, **options):
                                f"cycles), {mac_per_cycle / cols:.1%} of the array's peak {cols}"),
                  ("MAC/s", f"{mac_per_cycle * sim.clk_hz / 1e9:.3f} G int8 MAC/s at "
                            f"{sim.clk_hz / 1e6:g} MHz")]
+    return rows
+
+
+def _job_gemm_spram(acc, where, *, size=128, batch=GEMM_VECTORS,
+                    precisions=("int8", "int4", "int2", "ternary")):
+    """The SPRAM GEMM group: one ``size x size`` layer per precision (Gaussian weights quantized per
+    output channel), all loaded into the store at once, then ``batch`` GEMVs per layer vs the golden
+    model; MACs per cycle from the board cycles of the GEMVs."""
+    g = acc.config.gemm
+    rng = np.random.default_rng(17)
+    n_out, k = min(size, MAX_N_OUT), min(size, g.get("max_k", 256))
+    layers = [(quantize_weights(rng.normal(0, 1, (n_out, k)), mode, per_channel=True)[0], mode)
+              for mode in precisions]
+    acc.reset()
+    loaded = spram_gemm.load_model(acc.driver, g, layers)
+    rows = [("target", where),
+            ("layers", f"{n_out} x {k} in {', '.join(precisions)}: {loaded['symbols']} packed weight bytes "
+                       f"Huffman-coded to {loaded['code_bits']} bits, {loaded['sent_bytes']} B sent once "
+                       f"into the SPRAM store")]
+    all_ok = True
+    sim = getattr(acc.driver.transport, "board", None)
+    for (w, mode), block in zip(layers, loaded["blocks"]):
+        x = rng.integers(-128, 128, (batch, k))
+        y, meters = [], []
+        for v in x:
+            with _Meter(acc) as m:
+                y.append(spram_gemm.gemv(acc.driver, block, v, n_out, mode))
+            meters.append(m)
+        golden = ref_gemm(x, w, mode, acc_width=g.get("acc_width", 24))[0]
+        ok = bool((np.array(y) == golden).all())
+        all_ok &= ok
+        rows.append((f"{mode} GEMVs", f"{batch}: board {int((np.array(y) == golden).sum())}/{golden.size} "
+                                      f"equal to golden"))
+        if sim is not None:
+            per = [board_time(m.cycles, m.nbytes, sim.clk_hz, acc.config.baud, sim.divisor)["compute_cycles"]
+                   for m in meters]
+            rows.append((f"{mode} MAC/cycle", f"{n_out * k * len(per) / sum(per):.3f} (board cycles of a "
+                                              f"GEMV, mean {sum(per) / len(per):.0f})"))
+    rows.append(("board == golden", _match(all_ok)))
     return rows
 
 
@@ -357,7 +401,8 @@ def _job_mlp(acc, where):
     model, (xte, yte), float_acc = _mlp_model()
     q1, s1, b1, q2, s2, b2, sh = model
     engine = acc.config.gemm.get("handler") == "engine"
-    if not engine and q1.size + q2.size > acc.config.gemm.get("max_weights", 4096):
+    spram = acc.config.gemm.get("handler") == "spram"
+    if not engine and not spram and q1.size + q2.size > acc.config.gemm.get("max_weights", 4096):
         raise ValueError("the board's weight memory cannot hold the MLP")
     x, y = xte[:MLP_IMAGES], yte[:MLP_IMAGES]
     acc.reset()
@@ -372,13 +417,22 @@ def _job_mlp(acc, where):
         stats = {"code_bits": st1["code_bits"] + st2["code_bits"],
                  "sent_bytes": st1["sent_bytes"] + st2["sent_bytes"]}
     else:
-        stats = acc.load_compressed_weights(np.concatenate([q1.ravel(), q2.ravel()]), block_n=256)
+        if spram:
+            # The SPRAM store: both layers' compressed blocks loaded once, each GEMV names its block.
+            loaded = spram_gemm.load_model(acc.driver, acc.config.gemm, [(q1, "int8"), (q2, "int8")])
+            stats = loaded
+            layer1 = lambda v: spram_gemm.gemv(acc.driver, loaded["blocks"][0], v, q1.shape[0])  # noqa: E731
+            layer2 = lambda v: spram_gemm.gemv(acc.driver, loaded["blocks"][1], v, q2.shape[0])  # noqa: E731
+        else:
+            stats = acc.load_compressed_weights(np.concatenate([q1.ravel(), q2.ravel()]), block_n=256)
+            layer1 = lambda v: acc.gemv(list(v), q1.shape[0])  # noqa: E731
+            layer2 = lambda v: acc.gemv(list(v), q2.shape[0], wbase=q1.size)  # noqa: E731
         for img in x:
             # The host's hidden-layer arithmetic between the two GEMVs takes no board time (the
             # simulated board stands still while the host computes; on hardware it is host time).
             with _Meter(acc) as m:
-                a1 = np.array(acc.gemv(list(img), q1.shape[0]))
-                a2 = np.array(acc.gemv(list(_mlp_hidden(a1, model)), q2.shape[0], wbase=q1.size))
+                a1 = np.array(layer1(img))
+                a2 = np.array(layer2(_mlp_hidden(a1, model)))
             meters.append(m)
             logits_b.append(a2 * sh * s2 + b2)
         logits_b = np.array(logits_b)
@@ -440,11 +494,12 @@ def _job_hdqt(acc, where):
 _RUNNERS = {"status": _job_status, "gemm": _job_gemm, "mlp": _job_mlp, "hdqt": _job_hdqt, "snn": _job_snn}
 
 
-def run_job(name, *, board=None, port=None, sim=None, **options):
+def run_job(name, *, board=None, port=None, sim=None, groups=None, **options):
     """Run job ``name`` (a key of :data:`JOBS`) and return its ``(label, value)`` rows.
 
     ``sim`` (default: ``board is None``) runs on a simulated board: ``board``'s own core, or the
-    small all-groups board without ``board``.
+    small all-groups board without ``board``. ``groups`` (with ``board``): the command groups of the
+    bitstream, as ``edgelearn build --groups`` selects them (:func:`boards.groups.config_for_groups`).
 
     Raises
     ------
@@ -457,7 +512,9 @@ def run_job(name, *, board=None, port=None, sim=None, **options):
     """
     if name not in JOBS:
         raise ValueError(f"job must be one of {', '.join(JOBS)}, not {name!r}")
-    acc, where = _open(board, port, board is None if sim is None else sim)
+    if groups is not None and board is None:
+        raise ValueError("groups needs a board (the small simulated board carries every group)")
+    acc, where = _open(board, port, board is None if sim is None else sim, groups)
     try:
         if options and name != "gemm":
             raise ValueError(f"{', '.join(options)}: options of the gemm job only")

@@ -78,14 +78,17 @@ class SimTransport:
         Without ``sim_board``: the shared simulation of this board's own core (a key of
         :data:`boards.config.BOARD_CONFIGS`); default: the small all-groups board
         (:data:`boards.config.SIM_CONFIG`).
+    config : BoardConfig, optional
+        With ``board``: the core's configuration instead of the board's own (e.g. a ``--groups``
+        selection, :func:`boards.groups.config_for_groups`).
     """
 
-    def __init__(self, sim_board=None, *, latency=0.0, board=None):
+    def __init__(self, sim_board=None, *, latency=0.0, board=None, config=None):
         self._own = sim_board is not None
         if sim_board is None:
             # a job on a serial port never needs the simulated board
             from sim.board import shared_board  # deferred: loads the simulators and all gateware (3 s)
-            sim_board = shared_board(board=board)
+            sim_board = shared_board(board=board, config=config)
         self.board = sim_board
         kind = "Verilator" if type(sim_board).__name__ == "VerilatorBoard" else "Amaranth simulator"
         self.name = f"simulated board ({kind}, {self.board.divisor} cycles/bit)"

@@ -184,8 +184,11 @@ def test_group_selection():
     assert carried_groups(config_for_groups("ulx3s", "stdp,gemm")) == ("gemm", "stdp")
     ib = config_for_groups("icebreaker", "hdqt")
     assert carried_groups(ib) == ("hdqt",) and ib.hdqt["backend"] == "ice40"
-    with pytest.raises(ValueError, match="groups must be a comma-separated selection of gemm, hdqt, stdp"):
-        config_for_groups("icebreaker", "stdp,system")
+    with pytest.raises(ValueError, match="groups must be a comma-separated selection of system, gemm, hdqt"):
+        config_for_groups("icebreaker", "stdp,mac")
+    # "system" may be named (it is always carried); the iCEBreaker's GEMM group keeps its weights in SPRAM.
+    ib = config_for_groups("icebreaker", "system,gemm")
+    assert carried_groups(ib) == ("gemm",) and ib.gemm["handler"] == "spram"
 
 
 # --- the build flow with the tool run replaced -----------------------------------------------------
@@ -339,3 +342,17 @@ def test_groups_that_do_not_fit_give_one_line_and_exit_1(tmp_path, monkeypatch, 
         "edgelearn: error: GroupsDoNotFit: icebreaker with groups gemm+hdqt+stdp does not fit the iCE40UP5K: "
         "ICESTORM_LC 7140/5280 (135 %), ICESTORM_RAM 40/30 (133 %), ICESTORM_DSP 6/8 (75 %); "
         f"groups that would fit (estimated): gemm; hdqt; stdp; see {tmp_path / (TOP + '.tim')}")
+
+
+def test_hierarchy_estimate_falls_back_to_yosys_lut_mapping_when_abc9_fails(tmp_path, monkeypatch):
+    scripts = []
+
+    def run_yosys(script, *, log, cwd):
+        scripts.append(script)
+        if "-noabc" not in script:
+            raise build.toolchain.ToolError("yosys did not finish (ABC9 assertion)")
+        (cwd / "hierarchy_stat.json").write_text(json.dumps(HIERARCHY_STAT))
+        return ""
+    monkeypatch.setattr(build.toolchain, "run_yosys", run_yosys)
+    assert build._hierarchy_stat(tmp_path, TOP, "ice40") == HIERARCHY_STAT
+    assert len(scripts) == 2 and "synth_ice40 -noflatten -top" in scripts[0] and "-noabc" in scripts[1]

@@ -64,7 +64,8 @@ ROWS = [
     (["build"], 2, "the following arguments are required: --board"),
     (["build", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s, not 'nosuchboard'"),
     (["build", "--board", "icebreaker", "--groups", "gemm,mac"], 2,
-     "--groups must be a comma-separated selection of gemm, hdqt, stdp (each once), not 'gemm,mac'"),
+     "--groups must be a comma-separated selection of system, gemm, hdqt, stdp (each once; the system "
+     "group is always carried), not 'gemm,mac'"),
     (["build", "--board", "icebreaker", "--seed", "-1"], 2, "--seed must be an integer from 0 to"),
     (["build", "--board", "icebreaker", "--seed", "x"], 2, "argument --seed: invalid int value: 'x'"),
     # flash
@@ -78,6 +79,9 @@ ROWS = [
     (["run", "status", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
     (["run", "status", "--port", "/dev/ttyUSB1"], 2, "--port needs --board (one of icebreaker, ulx3s)"),
     (["run", "status", "--sim", "--port", "/dev/ttyUSB1"], 2, "--port is for a board on a serial port"),
+    (["run", "mlp", "--groups", "gemm"], 2, "--groups needs --board"),
+    (["run", "mlp", "--board", "icebreaker", "--groups", "gemm,mac"], 2,
+     "--groups must be a comma-separated selection of system, gemm, hdqt, stdp"),
     (["run", "status", "--sim", "--board", "icebreaker", "--port", "/dev/ttyUSB1"], 2,
      "--port is for a board on a serial port; --sim runs a simulated board"),
     (["run", "status", "--sim", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),

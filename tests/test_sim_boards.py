@@ -33,12 +33,16 @@ def calls(monkeypatch):
 
 
 @pytest.mark.parametrize("argv,kwargs", [
-    (["run", "snn"], {"board": None, "port": None, "sim": True}),
-    (["run", "snn", "--sim"], {"board": None, "port": None, "sim": True}),
-    (["run", "snn", "--sim", "--board", "icebreaker"], {"board": "icebreaker", "port": None, "sim": True}),
-    (["run", "gemm", "--board", "ulx3s", "--sim"], {"board": "ulx3s", "port": None, "sim": True}),
+    (["run", "snn"], {"board": None, "port": None, "sim": True, "groups": None}),
+    (["run", "snn", "--sim"], {"board": None, "port": None, "sim": True, "groups": None}),
+    (["run", "snn", "--sim", "--board", "icebreaker"],
+     {"board": "icebreaker", "port": None, "sim": True, "groups": None}),
+    (["run", "mlp", "--sim", "--board", "icebreaker", "--groups", "system,gemm"],
+     {"board": "icebreaker", "port": None, "sim": True, "groups": "system,gemm"}),
+    (["run", "gemm", "--board", "ulx3s", "--sim"],
+     {"board": "ulx3s", "port": None, "sim": True, "groups": None}),
     (["run", "gemm", "--board", "ulx3s", "--port", "/dev/ttyUSB0"],
-     {"board": "ulx3s", "port": "/dev/ttyUSB0", "sim": False}),
+     {"board": "ulx3s", "port": "/dev/ttyUSB0", "sim": False, "groups": None}),
 ])
 def test_run_routes_to_the_right_board(argv, kwargs, calls, capsys):
     assert cli.main(argv) == 0

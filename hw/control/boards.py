@@ -26,6 +26,7 @@ from .engine_handler import EngineHandler
 from .gemm_handler import GEMMHandler
 from .hdqt_handler import HDQTHandler
 from .protocol import GROUP_GEMM, GROUP_HDQT, GROUP_STDP
+from .spram_gemm_handler import SpramGEMMHandler
 from .stdp_handler import STDPHandler
 
 __all__ = ["BoardConfig", "BOARD_CONFIGS", "SIM_CONFIG", "check_board", "board_handlers", "make_core"]
@@ -41,7 +42,8 @@ class BoardConfig:
     baud: int             # 0: the link rate for clk_hz and usb_uart (hw.uart.baud.link_baud)
     leds: tuple           # (resource name, number) per core LED bit, in order
     stdp: dict = field(default_factory=dict)  # STDPConfig parameters of the STDP group (empty: none)
-    # GEMM group parameters (empty: none): GEMMHandler's, or with "handler": "engine" EngineHandler's.
+    # GEMM group parameters (empty: none): GEMMHandler's, or with "handler": "engine" EngineHandler's,
+    # or with "handler": "spram" SpramGEMMHandler's (compressed weights kept in SPRAM).
     gemm: dict = field(default_factory=dict)
     hdqt: dict = field(default_factory=dict)  # HDQTHandler (HdqtLayer) parameters (empty: none)
     label: str = ""       # the board's name for people ("iCEBreaker")
@@ -92,13 +94,9 @@ BOARD_CONFIGS = {
         # 256 neurons, 32768 CSR synapses of 8-bit weights (fan-out 128) in two of the four SPRAMs
         # (docs/stdp.md); the neuron state, row table and walk queue stay in block RAM.
         stdp={"n_neurons": 256, "max_synapses": 32768, "syn_store": "spram"},
-        # No GEMM group (decision, measured with `python -m boards.build`-style builds): with STDP the
-        # design took 7794 of 5280 LCs (147 %) even with the MAC array on SB_MAC16 (2 DSPs) and 10-bit
-        # codes; the GEMM group alone (no STDP; 8-bit codes, 4-word decoder FIFO) still took 5711 LCs
-        # (108 %): the Huffman decoder's lane is the bulk (~4.5k LCs). Re-measured 2026-11-23 after
-        # the decoder's area work: GEMM alone (no STDP) with 2 SB_MAC16 columns, L = 8 codes,
-        # 4-word FIFO places in 4859 of 5280 LCs (92 %, 24.4 MHz): no 10 % margin, and L = 8 costs
-        # the int8 weights compression.
+        # No GEMM group by default (measured, docs/boards.md "The iCEBreaker's GEMM group"): the
+        # SPRAM GEMM group (`--groups gemm`, boards/groups.py) takes 6502 of 5280 LCs beside the
+        # system group alone and 8517 with STDP; its compact Huffman decoder is the bulk.
         # STDP fits with margin, so the iCEBreaker carries STDP and the ULX3S carries every group
         # (gemm/mlp/hdqt jobs there and on the simulated board).
     ),
@@ -175,6 +173,9 @@ def board_handlers(board, config=None, *, primitives=True):
     if cfg.gemm.get("handler") == "engine":
         gemm = {k: v for k, v in cfg.gemm.items() if k != "handler"}
         handlers[GROUP_GEMM] = partial(EngineHandler, primitives=primitives, **gemm)
+    elif cfg.gemm.get("handler") == "spram":
+        gemm = {k: v for k, v in cfg.gemm.items() if k != "handler"}
+        handlers[GROUP_GEMM] = partial(SpramGEMMHandler, primitives=primitives, **gemm)
     elif cfg.gemm:
         handlers[GROUP_GEMM] = partial(GEMMHandler, **params(cfg.gemm))
     if cfg.hdqt:

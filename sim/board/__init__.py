@@ -57,11 +57,12 @@ def make_board(backend=None, config=None):
     return VerilatorBoard(core, toplevel=f"edgelearn_{cfg.name}")
 
 
-def shared_board(backend=None, board=None):
-    """The process's simulated ``board`` (default: :data:`SIM_CONFIG`'s), started on first use."""
+def shared_board(backend=None, board=None, config=None):
+    """The process's simulated ``board`` (default: :data:`SIM_CONFIG`'s), started on first use;
+    ``config`` replaces the board's :class:`BoardConfig` (another group selection: another board)."""
     backend = _backend(backend)
-    cfg = board_config(board)
-    key = (backend, cfg.name)
+    cfg = config if config is not None else board_config(board)
+    key = (backend, cfg.name, repr(cfg))
     sim = _SHARED.get(key)
     if sim is None:
         sim = _SHARED[key] = make_board(backend, cfg)

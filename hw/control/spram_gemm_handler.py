@@ -1,0 +1,420 @@
+"""Command group 1 with the compressed weights kept in SPRAM (the iCEBreaker's GEMM group).
+
+Blocks: an :class:`hw.lib.spram.SPRAM` store of compressed block beats (a whole model's blocks stay
+on chip between jobs), the compact :class:`hw.huffman.HuffmanDecoder` (``impl="table"``, one
+hardware lane, INT mode without raw bits: a symbol is a packed weight byte of :mod:`hw.mac.spec`)
+and a ``1 x cols`` :class:`hw.mac.array.MacArray`, fed straight from the decoder: no decoded
+weight memory. The activations of a GEMV sit in a block RAM.
+
+Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, the decoder's
+``i_data`` words):
+
+* ``LOAD_HUFFMAN`` (0x10): a flag byte, then 16-bit words of a serialized code table
+  (:func:`hw.huffman.spec.serialize_table`; a table longer than a frame takes several). Flag bit
+  0: the words start a table: the decoder is cleared (its previous tables, flags and FIFOs) and
+  the table is its table 0 (parity 0); the store is emptied too (a new model) unless bit 1 is set
+  (the stored model's table, reloaded after ``RESET``). Even or shorter than 3 bytes:
+  ``ERR_LENGTH``.
+* ``LOAD_WEIGHTS`` (0x11): whole beats (compressed block words, header included), appended to the
+  store at its fill pointer (the host keeps the count: the store is emptied by a new model's
+  ``LOAD_HUFFMAN`` only; it survives ``RESET`` and the watchdog's reset of the group, which clear
+  the decoder's tables: reload the table with flag bits 0 and 1 to use the stored blocks again).
+  Not a positive multiple of the beat size: ``ERR_LENGTH``. Beats beyond the store's
+  ``store_depth`` are not stored: ``ERR_BLOCK`` and the group's sticky error flag.
+* ``GEMM`` (0x12, :data:`GEMM_HEADER_BYTES` + ``k`` bytes): precision (1 byte, a
+  :data:`hw.mac.spec.MODES` code), ``n_out`` (2, 1..128), ``k`` (2, 1..``max_k``), ``start`` (2:
+  the block's first beat in the store), ``beats`` (2, >= 1: the block's beats), then ``k`` int8
+  activations ``x``. The block is streamed from the store through the decoder into the MAC array;
+  its values must be the packed weight bytes of ``ceil(n_out / cols)`` tiles, per tile per beat
+  ``j`` (``ceil(k / lanes)`` beats) the ``cols`` bytes of outputs ``n0 .. n0 + cols - 1``
+  (:func:`tile_order`; missing outputs zero). Reply: ``n_out`` int32
+  ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators.
+  A bad precision or size: ``ERR_LENGTH``. ``start + beats`` beyond the beats stored (an address
+  out of the loaded store): ``ERR_BLOCK`` and the sticky error flag, nothing decoded.
+  A block that the decoder flags (CRC, invalid code, ...) or that decodes to more or fewer values
+  than the tiles need: ``ERR_BLOCK`` and the error flag; the missing values count as 0 (so the
+  array's tiles complete), the extra ones are dropped. A range that holds no block header (the
+  decoder drops it) answers ``ERR_TIMEOUT`` through the controller's watchdog, which resets the
+  group (reload the model).
+
+Cycle behaviour of a GEMM: ``k`` cycles to take the activations, then the store streams at one
+beat per cycle (decoder permitting), the decoder gives about one symbol per cycle and a weight beat
+of ``cols`` symbols goes to the array as soon as it is complete, so a GEMV of ``n_out x k`` int8
+weights takes about ``ceil(n_out / cols) * cols * k`` cycles plus the decoder's block start
+(header, table lookup) and the array's latency; results leave at one byte per cycle while the next
+tile computes.
+"""
+
+from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib.memory import Memory
+
+from ..huffman.decoder import IMPLS, HuffmanDecoder
+from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
+from ..mac import spec as mac_spec
+from ..mac.array import MacArray
+from ..params import check_bool, check_choice, check_int, check_pow2
+from .handler import Handler, capture_bytes, finish_command, start_command
+from .protocol import MAX_PAYLOAD, Cmd, Status
+
+__all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT", "tile_order"]
+
+MAX_N_OUT = 128             # 4-byte results in a 512-byte reply
+GEMM_HEADER_BYTES = 9
+
+
+def tile_order(w_packed, cols):
+    """The symbol order of a ``GEMM`` block: ``w_packed[n][j]`` (packed weight bytes, ``n_out`` x
+    beats) as tiles of ``cols`` outputs, per beat the tile's ``cols`` bytes (missing outputs 0)."""
+    n_out = len(w_packed)
+    beats = len(w_packed[0])
+    out = []
+    for n0 in range(0, n_out, cols):
+        for j in range(beats):
+            out += [w_packed[n][j] if n < n_out else 0 for n in range(n0, n0 + cols)]
+    return out
+
+
+class _Registers:
+    """The handler's registers: store pointer, command fields, the run's counters."""
+
+    def __init__(self, store_depth, beat_bits, cols, max_k):
+        C = cols
+        # Beats stored. Not reset: the store survives RESET and a watchdog reset of the group (the
+        # decoder's tables do not: reload the table with flag bit 1 to keep the store).
+        self.wptr = Signal(range(store_depth + 1), reset_less=True)
+        self.count = Signal(range(MAX_PAYLOAD + 1))
+        self.status = Signal(8)
+        self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
+        self.err = Signal()                           # sticky: a flagged block, store overflow or range
+        self.block_err = Signal()
+        self.inbeat = Signal(beat_bits)               # LOAD_WEIGHTS: the beat being assembled
+        self.write = Signal()                         # ... complete: written in this cycle
+        self.mode = Signal(8)
+        self.n_out = Signal(16)
+        self.k = Signal(16)
+        self.start = Signal(16)
+        self.nbeats = Signal(16)
+        self.lshift = Signal(2)                       # log2 of the mode's lanes
+        self.beats_m1 = Signal(16)                    # beats per tile - 1
+        self.tiles = Signal(range(MAX_N_OUT + 1))
+        # feeder: store -> decoder
+        self.raddr = Signal(range(store_depth))
+        self.rleft = Signal(range(store_depth + 1))
+        self.fvalid = Signal()
+        self.ffirst = Signal()
+        # gatherer: decoder values -> weight beats
+        self.gc = Signal(range(C))                    # column of the next value
+        self.gj = Signal(range(max_k))                # beat of the tile being gathered
+        self.gt = Signal(range(MAX_N_OUT + 1))        # tile being gathered (== tiles: all gathered)
+        self.gbuf = Signal(8 * max(1, C - 1))
+        self.wbeat = Signal(8 * C)
+        self.wvalid = Signal()
+        self.saw_last = Signal()
+        self.aj = Signal(range(max_k))                # activation beat of the beat offered
+        self.act_ok = Signal()
+        self.ct = Signal(range(MAX_N_OUT + 1))        # tile commands issued
+        # result sender (sends the array's held result row byte by byte)
+        self.sc = Signal(range(C + 1))
+        self.nbyte = Signal(2)
+        self.rn0 = Signal(range(MAX_N_OUT + C + 1))
+
+
+class SpramGEMMHandler(Handler):
+    """The GEMM command group with an SPRAM weight store (see the module docstring).
+
+    Parameters
+    ----------
+    store_depth : int
+        Store beats (``16 * contexts`` bits each), a power of two from 256 to
+        ``65536 // contexts`` (all four SPRAMs of the UP5K).
+    max_k : int
+        Activations per GEMM, a power of two from 16 to 4096.
+    cols : int
+        MAC array columns, a power of two from ``contexts`` to 8.
+    acc_width : int
+        Accumulator width, 17..32.
+    max_len : int
+        Huffman code length limit, 8..16.
+    contexts : int
+        Decoder lane contexts, 1 or 2 (``HuffmanDecoder(contexts=...)``; blocks of ``contexts``
+        format lanes).
+    escape : bool
+        Decoder with escape codes.
+    fifo_depth : int
+        Decoder lane FIFO depth (words), a power of two 4..512.
+    impl : str
+        Decoder lanes: ``"table"`` (the compact lookup-table lane, default) or ``"comparator"``
+        (``HuffmanDecoder(impl=...)``).
+    backend : str
+        MAC array arithmetic: ``"lut"``, ``"ice40"`` (SB_MAC16) or ``"ecp5"``.
+    primitives : bool
+        SPRAM and DSP primitives (synthesis) or their behavioural models (simulation).
+
+    Raises
+    ------
+    TypeError, ValueError
+        If a parameter has the wrong type or is out of range.
+    """
+
+    def __init__(self, *, store_depth=16384, max_k=256, cols=2, acc_width=24, max_len=12, contexts=1,
+                 escape=True, fifo_depth=16, impl="table", backend="ice40", primitives=True):
+        self.contexts = check_int("contexts", contexts, 1, 2)
+        self.store_depth = check_pow2("store_depth", store_depth, 256,
+                                      SPRAM_DEPTH * SPRAM_COUNT // self.contexts)
+        self.max_k = check_pow2("max_k", max_k, 16, 4096)
+        self.cols = check_pow2("cols", cols, self.contexts, 8)
+        self.acc_width = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, 32)
+        self.max_len = check_int("max_len", max_len, 8, 16)
+        self.escape = check_bool("escape", escape)
+        self.fifo_depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
+        self.impl = check_choice("impl", impl, IMPLS)
+        self.backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
+        self.primitives = check_bool("primitives", primitives)
+        super().__init__()
+
+    @property
+    def beat_bytes(self):
+        return 2 * self.contexts
+
+    def elaborate(self, platform):
+        m = Module()
+        C = self.cols
+        m.submodules.decoder = dec = HuffmanDecoder(
+            max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
+            escape=self.escape, impl=self.impl)
+        m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
+                                            count_bits=max(1, (self.max_k - 1).bit_length()),
+                                            backend=self.backend, primitives=self.primitives)
+        m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
+                                           primitives=self.primitives)
+        # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
+        m.submodules.amem = amem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.max_k, init=[])
+        a_wr = amem.write_port(granularity=mac_spec.ACT_BITS)
+        a_rd = amem.read_port()
+        r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k)
+        bus = self.bus
+        m.d.comb += bus.error.eq(r.err)
+        self._store_port(m, store, dec, r)
+        running = Signal()
+        self._gather(m, dec, arr, a_rd, r, running)
+
+        with m.FSM():
+            with m.State("IDLE"):
+                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "TABLE", None),
+                                                  ((Cmd.LOAD_WEIGHTS,), "BEATS", None),
+                                                  ((Cmd.GEMM,), "GEMM_HDR", None)],
+                              on_start=[r.count.eq(0), r.status.eq(Status.OK), r.block_err.eq(0)])
+            self._load_table(m, dec, r)
+            self._load_beats(m, r)
+            self._gemm_input(m, a_wr, r)
+            with m.State("RUN"):
+                m.d.comb += running.eq(1)
+                self._send(m, arr, r)
+            with m.State("DONE"):
+                finish_command(m, bus, r.status)
+        return m
+
+    def _store_port(self, m, store, dec, r):
+        """The store's one port: ``LOAD_WEIGHTS`` writes a completed beat at ``wptr``; a run reads
+        the block's beats in order into the decoder (``fvalid``: the store's held read data is a
+        beat the decoder has not taken; the next read is issued when it is taken)."""
+        read = (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        m.d.comb += [
+            store.en.eq(r.write | read), store.we.eq(r.write), store.mask.eq(-1),
+            store.addr.eq(Mux(r.write, r.wptr, r.raddr)), store.wdata.eq(r.inbeat),
+            dec.i_data.valid.eq(r.fvalid), dec.i_data.payload.first.eq(r.ffirst),
+        ]
+        for c in range(self.contexts):
+            m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
+        with m.If(read):
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1),
+                         r.ffirst.eq(r.rleft == r.nbeats)]
+        with m.Elif(dec.i_data.ready):
+            m.d.sync += r.fvalid.eq(0)
+        with m.If(r.write):
+            m.d.sync += r.wptr.eq(r.wptr + 1)
+
+    def _gather(self, m, dec, arr, a_rd, r, running):
+        """Decoded values into weight beats (``cols`` values each, in tile order) and, with the
+        beat's activation word, into the array; one array command per tile. Values after the
+        tiles' last are dropped, missing ones (the block ended early) are zeros; either is a
+        block error."""
+        C = self.cols
+        val = dec.o_data.payload
+        beat_take = arr.i_act.ready           # the array takes act and weight beats together
+        last_col = r.gc == C - 1
+        gathering = r.gt != r.tiles
+        room = gathering & (~last_col | ~r.wvalid | beat_take)
+        src_valid = dec.o_data.valid | r.saw_last
+        value = Mux(r.saw_last, 0, val.data[0][:8])
+        take = running & room & src_valid
+        at_end = (r.gt == r.tiles - 1) & (r.gj == r.beats_m1) & last_col
+        m.d.comb += dec.o_data.ready.eq(running & ~r.saw_last & (room | ~gathering))
+        with m.If(running & dec.o_data.valid & ~r.saw_last & (room | ~gathering)):
+            with m.If(~gathering):
+                m.d.sync += [r.err.eq(1), r.block_err.eq(1)]         # more values than the tiles need
+            with m.If(val.last):
+                m.d.sync += r.saw_last.eq(1)
+                with m.If(val.err | (gathering & ~at_end)):
+                    m.d.sync += [r.err.eq(1), r.block_err.eq(1)]
+        with m.If(beat_take):
+            m.d.sync += r.wvalid.eq(0)
+        with m.If(take):
+            if C > 1:
+                with m.If(~last_col):
+                    m.d.sync += r.gbuf.eq(Cat(r.gbuf[8:], value) if C > 2 else value)
+                m.d.sync += r.gc.eq(Mux(last_col, 0, r.gc + 1))
+            with m.If(last_col):
+                m.d.sync += [r.wbeat.eq(Cat(r.gbuf, value) if C > 1 else value), r.wvalid.eq(1),
+                             r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
+                with m.If(r.gj == r.beats_m1):
+                    m.d.sync += r.gt.eq(r.gt + 1)
+        # The activation word of the beat offered: the read port reads the beat index of the next
+        # cycle, so its data is that of ``aj`` (``act_ok``: one cycle after the run started).
+        aj_next = Mux(beat_take, Mux(r.aj == r.beats_m1, 0, r.aj + 1), r.aj)
+        m.d.comb += a_rd.addr.eq(aj_next)
+        m.d.sync += [r.aj.eq(aj_next), r.act_ok.eq(running)]
+        m.d.comb += [
+            arr.i_act.valid.eq(r.wvalid & r.act_ok), arr.i_act.payload.eq(a_rd.data),
+            arr.i_wgt.valid.eq(r.wvalid & r.act_ok), arr.i_wgt.payload.eq(r.wbeat),
+            arr.i_cmd.valid.eq(running & (r.ct != r.tiles)),
+            arr.i_cmd.payload.mode.eq(r.mode), arr.i_cmd.payload.act_unsigned.eq(0),
+            arr.i_cmd.payload.tile_sat.eq(0), arr.i_cmd.payload.beats_m1.eq(r.beats_m1),
+        ]
+        with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
+            m.d.sync += r.ct.eq(r.ct + 1)
+
+    def _load_table(self, m, dec, r):
+        """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
+        empty the store), then 16-bit words to the decoder's table stream (a table's first word
+        marked first)."""
+        bus = self.bus
+        take = bus.i_data.valid & bus.i_data.ready
+        with m.State("TABLE"):
+            with m.If(~bus.length[0] | (bus.length < 3)):
+                m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                m.next = "DONE"
+            with m.Elif(r.count == bus.length):
+                m.next = "DONE"
+            with m.Elif(r.count == 0):
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [r.tflag.eq(bus.i_data.payload[0]), r.count.eq(1)]
+                    with m.If(bus.i_data.payload[0]):
+                        # The decoder forgets its tables (this one is table 0, parity 0).
+                        m.d.comb += dec.i_clear.eq(1)
+                        with m.If(~bus.i_data.payload[1]):
+                            m.d.sync += r.wptr.eq(0)
+            with m.Elif(r.count[0]):
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [r.inbeat[:8].eq(bus.i_data.payload), r.count.eq(r.count + 1)]
+            with m.Else():
+                # Second byte: offer the word, take the byte when the decoder takes the word.
+                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
+                             dec.i_table.payload.data.eq(Cat(r.inbeat[:8], bus.i_data.payload)),
+                             dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
+                             bus.i_data.ready.eq(dec.i_table.ready)]
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+
+    def _load_beats(self, m, r):
+        """``BEATS``: bytes assembled into beats, each written to the store the cycle after its
+        last byte (``write``); a beat beyond the store is dropped and flagged."""
+        bus = self.bus
+        B = self.beat_bytes
+        take = bus.i_data.valid & bus.i_data.ready
+        m.d.sync += r.write.eq(0)
+        with m.State("BEATS"):
+            with m.If((bus.length[:B.bit_length() - 1] != 0) | (bus.length == 0)):
+                m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                m.next = "DONE"
+            with m.Elif(r.count == bus.length):
+                with m.If(~r.write):
+                    m.next = "DONE"
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += [r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload)),
+                                 r.count.eq(r.count + 1)]
+                    with m.If(r.count[:B.bit_length() - 1] == B - 1):
+                        with m.If(r.wptr == self.store_depth):
+                            m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
+                        with m.Else():
+                            m.d.sync += r.write.eq(1)
+
+    def _gemm_input(self, m, a_wr, r):
+        """``GEMM_HDR``: the header (checked); ``GEMM_ACT``: the activations into their lanes of the
+        activation words; then the run's registers and ``RUN``."""
+        bus = self.bus
+        take = bus.i_data.valid & bus.i_data.ready
+        H = GEMM_HEADER_BYTES
+        with m.State("GEMM_HDR"):
+            with m.If(bus.length < H + 1):
+                m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                m.next = "DONE"
+            with m.Elif(r.count == H):
+                lanes = Const(1, 3) << r.lshift
+                bad = ((r.mode > mac_spec.MODE_TERNARY) | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
+                       | (r.k == 0) | (r.k > self.max_k) | (r.nbeats == 0) | (bus.length != H + r.k))
+                m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
+                             r.tiles.eq((r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1))]
+                # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
+                outside = r.start + r.nbeats > r.wptr
+                m.next = "GEMM_ACT"
+                with m.If(bad | outside):
+                    m.d.sync += [r.status.eq(Mux(bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
+                                 r.err.eq(r.err | ~bad)]
+                    m.next = "DONE"
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+                    b = bus.i_data.payload
+                    capture_bytes(m, r.count, b, [[r.mode], [r.n_out[:8]], [r.n_out[8:]], [r.k[:8]],
+                                                  [r.k[8:]], [r.start[:8]], [r.start[8:]],
+                                                  [r.nbeats[:8]], [r.nbeats[8:]]])
+                    with m.If(r.count == 0):
+                        m.d.sync += r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
+                                                    Mux(b == mac_spec.MODE_INT4, 1, 2)))
+        with m.State("GEMM_ACT"):
+            i = Signal(16)
+            lane = Signal(2)
+            m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
+            m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
+                         a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
+            with m.If(r.count == bus.length):
+                m.d.sync += [r.raddr.eq(r.start), r.rleft.eq(r.nbeats), r.gc.eq(0), r.gj.eq(0),
+                             r.gt.eq(0), r.ct.eq(0), r.rn0.eq(0), r.saw_last.eq(0), r.aj.eq(0),
+                             r.sc.eq(0), r.nbyte.eq(0)]
+                m.next = "RUN"
+            with m.Else():
+                m.d.comb += bus.i_data.ready.eq(1)
+                with m.If(take):
+                    m.d.sync += r.count.eq(r.count + 1)
+
+    def _send(self, m, arr, r):
+        """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
+        ``n_out`` (the array holds the row until it is taken: no copy); the row is taken after its
+        last byte. Done when every tile's results are sent and the block's last value came."""
+        C = self.cols
+        bus = self.bus
+        # Signed accumulators sign-extend into their 32-bit reply fields.
+        fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
+        m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
+        with m.If(arr.o_res.valid):
+            with m.If((r.sc == C) | (r.rn0 + r.sc >= r.n_out)):
+                m.d.comb += arr.o_res.ready.eq(1)
+                m.d.sync += [r.rn0.eq(r.rn0 + C), r.sc.eq(0), r.nbyte.eq(0)]
+            with m.Else():
+                m.d.comb += [bus.o_data.valid.eq(1),
+                             bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
+                with m.If(bus.o_data.ready):
+                    m.d.sync += r.nbyte.eq(r.nbyte + 1)
+                    with m.If(r.nbyte == 3):
+                        m.d.sync += r.sc.eq(r.sc + 1)
+        with m.Elif((r.rn0 >= r.n_out) & r.saw_last):
+            with m.If(r.block_err):
+                m.d.sync += r.status.eq(Status.ERR_BLOCK)
+            m.d.sync += [r.rleft.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
+            m.next = "DONE"

@@ -1,0 +1,194 @@
+"""SPRAM GEMM group (hw/control/spram_gemm_handler.py) in Amaranth's simulator: compressed blocks
+stored in the SPRAM model, decoded by the compact decoder into the MAC array, vs the golden GEMM."""
+
+import random
+
+import numpy as np
+import pytest
+from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+
+from hw.control.protocol import Cmd, Status
+from hw.control.spram_gemm_handler import SpramGEMMHandler
+from hw.mac import spec as mac_spec
+from sim.control.spram_gemm import beat_bytes, encode_model
+from sim.mac.golden import ref_gemm
+from sim.streams import simulate
+
+COLS = 2
+
+
+def _handler(**kw):
+    p = {"store_depth": 256, "max_k": 16, "cols": COLS, "max_len": 12, "contexts": 1, "escape": True,
+         "fifo_depth": 4, "backend": "ice40", "primitives": False}
+    p.update(kw)
+    return SpramGEMMHandler(**p)
+
+
+async def _command(ctx, h, cmd, payload, rng, max_cycles=20000):
+    """One transaction on the handler bus (payload with random gaps); ``(status, reply)``."""
+    bus = h.bus
+    ctx.set(bus.cmd, cmd)
+    ctx.set(bus.length, len(payload))
+    ctx.set(bus.start, 1)
+    await ctx.tick()
+    ctx.set(bus.start, 0)
+    ctx.set(bus.o_data.ready, 1)
+    i, reply = 0, bytearray()
+    for _ in range(max_cycles):
+        offer = i < len(payload) and rng.random() < 0.8
+        ctx.set(bus.i_data.valid, offer)
+        if offer:
+            ctx.set(bus.i_data.payload, payload[i])
+        took, out_v, out_b, done, status = ctx.get(bus.i_data.ready), ctx.get(bus.o_data.valid), \
+            ctx.get(bus.o_data.payload), ctx.get(bus.done), ctx.get(bus.status)
+        await ctx.tick()
+        if offer and took:
+            i += 1
+        if out_v:
+            reply.append(out_b)
+        if done:
+            ctx.set(bus.i_data.valid, 0)
+            return status, bytes(reply)
+    raise AssertionError(f"command 0x{cmd:02x} did not finish in {max_cycles} cycles")
+
+
+class _WithReset(Elaboratable):
+    """The handler under a reset the testbench drives (the controller's RESET / watchdog reset)."""
+
+    def __init__(self, h):
+        self.h, self.rst = h, Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.h = ResetInserter(self.rst)(self.h)
+        return m
+
+
+def _gemm_payload(mode, n_out, x, start, beats):
+    return (bytes([mac_spec.MODES[mode]]) + n_out.to_bytes(2, "little") + len(x).to_bytes(2, "little")
+            + start.to_bytes(2, "little") + beats.to_bytes(2, "little") + bytes(int(v) & 0xFF for v in x))
+
+
+def _results(reply):
+    return [int.from_bytes(reply[i:i + 4], "little", signed=True) for i in range(0, len(reply), 4)]
+
+
+def _model(rng):
+    """Three layers in three precisions; odd n_out (a partial tile) and k not a multiple of lanes."""
+    w8 = rng.normal(0, 30, (5, 12)).round().clip(-128, 127).astype(int)
+    w8[0, :4] = [-128, 127, 0, -1]
+    w4 = rng.integers(-8, 8, (3, 9))
+    w2 = rng.integers(-1, 2, (4, 7))
+    return [(w8, "int8"), (w4, "int4"), (w2, "ternary")]
+
+
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_spram_gemm_matches_golden(contexts):
+    rng = np.random.default_rng(5 + contexts)
+    layers = _model(rng)
+    table, blocks, stats = encode_model(layers, cols=COLS, contexts=contexts, max_len=12, escape=True)
+    h = _handler(contexts=contexts)
+    prng = random.Random(contexts)
+    got, want = [], []
+
+    async def tb(ctx):
+        table_bytes = b"".join(w.to_bytes(2, "little") for w in table)
+        # The table in two frames (a flag byte each; bit 0: a new model).
+        half = len(table_bytes) // 4 * 2
+        for flag, part in ((1, table_bytes[:half]), (0, table_bytes[half:])):
+            st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN, bytes([flag]) + part, prng)
+            assert st == Status.OK
+        starts, at = [], 0
+        for b in blocks:                       # one LOAD_WEIGHTS per block, appended
+            st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(b), prng)
+            assert st == Status.OK
+            starts.append(at)
+            at += len(b)
+        # Each layer twice (the store keeps the blocks between GEMMs), last layer first.
+        for li in (2, 0, 1, 0):
+            w, mode = layers[li]
+            x = rng.integers(-128, 128, w.shape[1])
+            x[:2] = [-128, 127]
+            st, reply = await _command(ctx, h, Cmd.GEMM,
+                                       _gemm_payload(mode, w.shape[0], x, starts[li], len(blocks[li])), prng)
+            assert st == Status.OK, f"layer {li}: status {st}"
+            got.append(_results(reply))
+            want.append([int(v) for v in ref_gemm(x[None, :], w, mode, acc_width=24)[0][0]])
+        assert not ctx.get(h.bus.error)
+
+    simulate(h, tb)
+    assert stats["code_bits"] < 8 * stats["symbols"]
+    assert got == want
+
+
+def test_spram_gemm_bad_input_flags_and_recovers():
+    rng = np.random.default_rng(9)
+    w = rng.normal(0, 20, (4, 8)).round().astype(int)
+    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, contexts=1, max_len=12, escape=True)
+    h = _handler(store_depth=256)
+    prng = random.Random(3)
+    x = rng.integers(-128, 128, 8)
+    want = [int(v) for v in ref_gemm(x[None, :], w, "int8")[0][0]]
+    table_bytes = b"\x01" + b"".join(v.to_bytes(2, "little") for v in table)
+    n = len(block)
+
+    async def tb(ctx):
+        async def cmd(c, p):
+            return await _command(ctx, h, c, p, prng)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, table_bytes))[0] == Status.OK
+        assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(block)))[0] == Status.OK
+        # Sizes: odd beat bytes, undefined precision, k != payload, n_out 0.
+        assert (await cmd(Cmd.LOAD_WEIGHTS, b"\x01\x02\x03"))[0] == Status.ERR_LENGTH
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x00\x01"))[0] == Status.ERR_LENGTH
+        bad_mode = bytearray(_gemm_payload("int8", 4, x, 0, n))
+        bad_mode[0] = 5
+        assert (await cmd(Cmd.GEMM, bytes(bad_mode)))[0] == Status.ERR_LENGTH
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n)[:-1]))[0] == Status.ERR_LENGTH
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 0, x, 0, n)))[0] == Status.ERR_LENGTH
+        assert not ctx.get(h.bus.error)
+        # A range beyond the beats stored (store addresses out of range): ERR_BLOCK, error flag.
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 1, n)))[0] == Status.ERR_BLOCK
+        assert ctx.get(h.bus.error)
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
+        # Fewer outputs than the block holds: the extra values are a block error (no hang).
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 2, x, 0, n)))[0] == Status.ERR_BLOCK
+        # More outputs than the block holds: missing values are zeros, a block error (no hang).
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 6, x, 0, n)))[0] == Status.ERR_BLOCK
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
+        # A corrupted payload word (lane CRC) in a second copy of the block.
+        bad = [list(b) for b in block]
+        bad[-1][0] ^= 0x0100
+        assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(bad)))[0] == Status.OK
+        assert (await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, n, n)))[0] == Status.ERR_BLOCK
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
+        # The store full: the beats beyond it are dropped, ERR_BLOCK.
+        filler = beat_bytes([(0,)] * (256 - 2 * n))
+        for i in range(0, len(filler), 256):
+            assert (await cmd(Cmd.LOAD_WEIGHTS, filler[i:i + 256]))[0] == Status.OK
+        assert (await cmd(Cmd.LOAD_WEIGHTS, b"\x00\x00"))[0] == Status.ERR_BLOCK
+        # RESET: the flag clears, the store stays; the table (cleared with the decoder) is reloaded
+        # without emptying the store (flag bits 0 and 1) and the stored block decodes again.
+        ctx.set(top.rst, 1)
+        await ctx.tick()
+        ctx.set(top.rst, 0)
+        assert not ctx.get(h.bus.error)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x03" + table_bytes[1:]))[0] == Status.OK
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
+
+    top = _WithReset(h)
+    simulate(top, tb)
+
+
+def test_spram_gemm_bad_parameters():
+    with pytest.raises(ValueError, match="cols"):
+        _handler(contexts=2, cols=1)
+    with pytest.raises(ValueError, match="store_depth"):
+        _handler(store_depth=300)
+    with pytest.raises(ValueError, match="store_depth"):
+        _handler(contexts=2, store_depth=65536)
+    with pytest.raises(TypeError, match="escape"):
+        _handler(escape=1)
