@@ -517,7 +517,7 @@ def _parser():
                    help="a simulated board (the default; alone: the small all-groups board)")
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
     s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
-    s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default 64)")
+    s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default 16)")
     s.add_argument("--precision", default=None, metavar="P,P",
                    help="gemm on the GEMM engine: weight precisions (default int8,int4)")
     s.set_defaults(func=cmd_run)
