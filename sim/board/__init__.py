@@ -31,8 +31,9 @@ from .verilator_board import VerilatorBoard
 __all__ = ["shared_board", "make_board", "board_config", "SIM_LINE_DIVISORS"]
 
 #: UART cycles per bit of a board's simulated core where it differs from the board's own (simulation
-#: only). The ULX3S's 25 (1 Mbaud at 25 MHz) would make its 512 x 512 GEMM job 160 M cycles of
-#: line; 4 is the UART's least (:data:`hw.uart.baud.MIN_DIVISOR`).
+#: only). The ULX3S's 25 (1 Mbaud at 25 MHz) makes the 439 KB of its ``gemm`` job (a 512 x 512
+#: layer at int8 and int4) 110 M cycles of line, 17.6 M at 4, the UART's least
+#: (:data:`hw.uart.baud.MIN_DIVISOR`).
 SIM_LINE_DIVISORS = {"ulx3s": 4}
 
 _SHARED = {}
@@ -62,7 +63,7 @@ def make_board(backend=None, config=None, *, divisor=None):
     backend = _backend(backend)
     overrides = {"timeout": SIM_TIMEOUT, "watchdog": SIM_WATCHDOG} if cfg is SIM_CONFIG else {}
     if divisor is not None:
-        if not isinstance(divisor, int) or divisor < 1 or cfg.clk_hz % divisor:
+        if not isinstance(divisor, int) or isinstance(divisor, bool) or divisor < 1 or cfg.clk_hz % divisor:
             raise ValueError(f"divisor must be an integer that divides clk_hz {cfg.clk_hz}, not {divisor!r}")
         overrides["baud"] = cfg.clk_hz // divisor
     core = make_core(cfg.name, config=cfg, primitives=False, **overrides)
