@@ -303,7 +303,8 @@ def _job_gemm_engine(acc, where, *, size=512, batch=GEMM_ENGINE_BATCH, precision
     rng = np.random.default_rng(18)
     rows = [("target", where),
             ("engine", f"{cfg['rows']} x {cfg['cols']} systolic array, {cfg['lanes']} Huffman lanes, "
-                       f"K <= {cfg['max_k']}, batch <= {cfg['max_batch']} per engine GEMM")]
+                       f"K <= {cfg['max_k']}, batch <= {cfg['max_batch']} per engine GEMM, weights staged "
+                       f"in {cfg['stage_depth']} beats of block RAM")]
     sim = getattr(acc.driver.transport, "board", None)
     clk_hz = sim.clk_hz if sim is not None else acc.config.clk_hz
     baud = acc.config.baud
@@ -333,8 +334,8 @@ def _job_gemm_engine(acc, where, *, size=512, batch=GEMM_ENGINE_BATCH, precision
         rows += [
             (f"{mode} layer", f"{batch} x {size} activations, {size} x {size} weights: "
                               f"Huffman-coded in {st['code_bits'] / w.size:.2f} bits/weight "
-                              f"({st['sent_bytes']} B sent), {st['engine_gemms']} engine GEMM(s), "
-                              f"{st['runs']} runs"),
+                              f"({st['sent_bytes']} B of code), {st['engine_gemms']} engine GEMM(s), "
+                              f"{st['runs']} runs (chunks of tiles the staging FIFO holds)"),
             (f"{mode} result", f"board {int((y == exact).sum())}/{exact.size} equal to numpy, "
                                f"{int((y == golden).sum())}/{exact.size} to the golden model"),
             (f"{mode} MAC/cycle", f"{per_cycle:.2f} measured ({macs} MAC / {st['cycles']} engine cycles "
