@@ -19,13 +19,26 @@ in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format la
    and busy fraction against the batch M, the smallest batch with >= 90 % busy, GEMV (M = 1), and
    the same for 1 and 2 lanes. Baseline in the same script: no weight-tile reuse (every row tile
    decodes its weights again), whose rate is the GEMV rate at any batch.
+4. The ULX3S's GEMM group (the board's engine, ``hw/control/boards.py``; ``--no-board`` skips it):
+   its decoder's lane rate measured as in 1 (``contexts=1``, the array's clock), the model's
+   MAC/cycle on the 512 x 512 layer at the job's batch per precision (int8, int4, int2) and, with
+   ``--board-sim``, the ``gemm`` job run on the board's core in Verilator (measured; several
+   minutes). Against, in the same table: the device's limit (156 MULT18X18D x the clock, x2 at
+   int4: the issue's) and the peak of the 4 x 4 array the board carried before (16 MULT18X18D);
+   MAC/s at the build's clock and at its Fmax; the int2 : int4 : int8 ratio; the build's LUT4, FF,
+   DSP, BRAM and Fmax read from ``--board-json`` (``edgelearn build --board ulx3s --json``'s
+   output; default: the figures in docs/boards.md). No place and route is run here.
 """
 
 import argparse
+import json
 import sys
 
 import numpy as np
 
+from firmware.engine import engine_config
+from firmware.jobs import run_job
+from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
 from hw.mac import spec as mac_spec
@@ -49,22 +62,22 @@ def layer_weights(mode, n=LAYER, k=LAYER, seed=0):
     return quantize_weights(w, mode, per_channel=True)[0]
 
 
-def measure_lane_rate(mode, tiles=4):
+def measure_lane_rate(mode, tiles=4, *, cols=COLS, lanes=LANES, contexts=CONTEXTS):
     """Symbols per decode cycle per hardware lane of the decoder alone (first output to last) on
     the first ``tiles`` weight tiles of the layer, exactness, and the coded bits per weight
     (blocks + table)."""
     w = layer_weights(mode)
-    syms = [tile_symbols(w[t * COLS:(t + 1) * COLS], mode, COLS) for t in range(tiles)]
-    table, blocks = compress_tiles(syms, format_lanes=LANES * CONTEXTS, max_len=MAX_LEN)
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=LANES, raw_bits=0, contexts=CONTEXTS)
+    syms = [tile_symbols(w[t * cols:(t + 1) * cols], mode, cols) for t in range(tiles)]
+    table, blocks = compress_tiles(syms, format_lanes=lanes * contexts, max_len=MAX_LEN)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=contexts)
     n_sym = sum(len(s) for s in syms)
     res = run_decoder(dut, [b for blk in blocks for b in blk], table_stream([table]),
-                      expect_beats=n_sym // LANES)
+                      expect_beats=n_sym // lanes)
     got = [v for values, *_ in res["beats"] for v in values]
     exact = got == [s for t in syms for s in t]
     bits = sum(16 * len(b.words) for blk in blocks for b in blk) + 16 * len(table)
     weights = n_sym * mac_spec.lanes(mode)
-    return {"rate": res["symbols"] / (res["cycles"] * LANES), "exact": exact, "symbols": n_sym,
+    return {"rate": res["symbols"] / (res["cycles"] * lanes), "exact": exact, "symbols": n_sym,
             "cycles": res["cycles"], "bits_per_weight": bits / weights, "table_words": len(table)}
 
 
@@ -99,11 +112,80 @@ def no_reuse(m, mode_lanes, rate):
     return min(1.0, rate / COLS) * (m / row_tiles) * COLS * mode_lanes
 
 
+#: The ULX3S board build with the GEMM engine (docs/boards.md: ``edgelearn build --board ulx3s
+#: --json``, seed 1), used when ``--board-json`` is not given.
+ULX3S_BUILD = {"lut4": 26919, "ff": 20047, "dsp": 49, "bram": 117, "clock_mhz": 25.0, "fmax_mhz": 61.04,
+               "source": "docs/boards.md (edgelearn build --board ulx3s --json, seed 1)"}
+DEVICE_MULTS = 156          # MULT18X18D of the ECP5-85F
+BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engine (16 MULT18X18D)
+BOARD_MODES = ("int8", "int4", "int2")
+
+
+def board_section(build, *, batch, sim):
+    """Section 4: the ULX3S's GEMM group against the device limit and the 4 x 4 array."""
+    cfg = engine_config(check_board("ulx3s").gemm)
+    rows, cols, lanes = cfg["rows"], cfg["cols"], cfg["lanes"]
+    clk, fmax = build["clock_mhz"], build["fmax_mhz"]
+    print(f"\n## 4. The ULX3S's GEMM group: {rows}x{cols} array, {lanes} decoder lanes (contexts=1, "
+          f"the array's clock), {LAYER}x{LAYER} layer, batch {batch}\n")
+    print(f"Board build ({build['source']}): {build['lut4']} LUT4, {build['ff']} FF, "
+          f"{build['dsp']} / {DEVICE_MULTS} MULT18X18D, {build['bram']} DP16KD; clock {clk:g} MHz, "
+          f"Fmax {fmax:g} MHz.\n")
+    measured = {}
+    if sim:
+        out = dict(run_job("gemm", board="ulx3s", sim=True, size=LAYER, batch=batch, precisions=BOARD_MODES))
+        for mode in BOARD_MODES:
+            measured[mode] = float(out[f"{mode} MAC/cycle"].split()[0])
+            print(f"  {mode}: {out[f'{mode} result']}; {out[f'{mode} MAC/cycle']}")
+        print()
+    print(f"{'mode':<6}{'sym/c/lane':>11}{'peak':>6}{'model':>8}{'measured':>10}{'busy':>7}"
+          f"{f'G MAC/s @{clk:g}':>14}{f'@Fmax {fmax:g}':>13}{'device limit':>14}{'of limit':>10}"
+          f"{'4x4 peak':>10}{'x 4x4':>7}")
+    per_mode = {}
+    for mode in BOARD_MODES:
+        r = measure_lane_rate(mode, tiles=4, cols=cols, lanes=lanes, contexts=1)
+        ml = mac_spec.lanes(mode)
+        model, _ = busy_fraction(batch, LAYER, LAYER, ml, rows=rows, cols=cols, rate=lanes * r["rate"],
+                                 table_words=r["table_words"])
+        mac = measured.get(mode, model)
+        per_mode[mode] = mac
+        peak = rows * cols * ml
+        # The issue's device limit: every multiplier at the clock, two products each at int4 (and
+        # none stated for int2: shown against the int4 limit).
+        limit = DEVICE_MULTS * min(ml, 2) * clk / 1e3
+        base = BASELINE_PES * ml * clk / 1e3
+        meas = f"{measured[mode]:.2f}" if mode in measured else "-"
+        print(f"{mode:<6}{r['rate']:>11.3f}{peak:>6}{model:>8.2f}{meas:>10}{100 * mac / peak:>6.1f}%"
+              f"{mac * clk / 1e3:>14.3f}{mac * fmax / 1e3:>13.3f}{limit:>14.2f}"
+              f"{100 * mac * clk / 1e3 / limit:>9.1f}%"
+              f"{base:>10.2f}{mac * clk / 1e3 / base:>7.2f}")
+    src = "measured" if measured else "model"
+    print(f"\nint2 : int4 : int8 throughput ({src}) = "
+          f"{per_mode['int2'] / per_mode['int8']:.2f} : {per_mode['int4'] / per_mode['int8']:.2f} : 1 "
+          f"(the array's lanes: 4 : 2 : 1)")
+    print(f"4x4 peak: {BASELINE_PES} PEs x the mode's products x {clk:g} MHz (its peak, not a measured "
+          f"rate). Device limit: {DEVICE_MULTS} MULT18X18D x {clk:g} MHz, x2 at int4 and int2.")
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-8x16", action="store_true",
                     help="skip the 8 x 16 validation runs (about 10 minutes)")
+    ap.add_argument("--only-board", action="store_true", help="run section 4 only")
+    ap.add_argument("--no-board", action="store_true", help="skip section 4 (the ULX3S's GEMM group)")
+    ap.add_argument("--board-sim", action="store_true",
+                    help="section 4: run the gemm job on the ULX3S core in Verilator (several minutes)")
+    ap.add_argument("--board-json", default=None, metavar="FILE",
+                    help="section 4: the board build's resources (edgelearn build --board ulx3s --json)")
+    ap.add_argument("--batch", type=int, default=16, help="section 4: the batch M (default 16)")
     args = ap.parse_args(argv)
+    build = dict(ULX3S_BUILD)
+    if args.board_json:
+        with open(args.board_json) as f:
+            build = {**json.load(f), "source": args.board_json}
+    if args.only_board:
+        board_section(build, batch=args.batch, sim=args.board_sim)
+        return
 
     print(f"# GEMM engine: compressed weights through the {ROWS}x{COLS} systolic array\n")
     print(f"Assumptions: array {ARRAY_MHZ:.0f} MHz; Huffman decoder contexts={CONTEXTS}, L={MAX_LEN}, "
@@ -167,6 +249,9 @@ def main(argv=None):
         print("\n>= 90 % busy from batch: " + ", ".join(f"{reach[n]} ({n} lanes)" for n in (1, 2, LANES)))
         print(f"GEMV (M = 1), {LANES} lanes: {gemv:.2f} MAC/cycle ({100 * gbusy:.1f} % of peak, "
               f"{gemv * ARRAY_MHZ / 1e3:.2f} G MAC/s)\n")
+
+    if not args.no_board:
+        board_section(build, batch=args.batch, sim=args.board_sim)
 
 
 if __name__ == "__main__":

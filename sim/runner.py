@@ -111,10 +111,13 @@ def _toolchain_identity():
                       os.environ.get("VERILATOR_ROOT", "")])
 
 
-def _build(text, toplevel, sim_name, waves):
+def _build(text, toplevel, sim_name, waves, build_args=()):
     """Build (once) and return the build directory of this Verilog text."""
 
-    digest = hashlib.sha256(f"{sim_name}\n{waves}\n{_toolchain_identity()}\n{text}".encode()).hexdigest()[:16]
+    key = f"{sim_name}\n{waves}\n{_toolchain_identity()}\n{text}"
+    if build_args:
+        key += "\n" + " ".join(build_args)
+    digest = hashlib.sha256(key.encode()).hexdigest()[:16]
     build_dir = build_root() / "sim" / f"{toplevel}-{digest}"
     done = build_dir / ".built"
     with _locked(build_root() / "sim" / f".{toplevel}-{digest}.lock"):
@@ -130,7 +133,7 @@ def _build(text, toplevel, sim_name, waves):
                 # Yosys' Verilog backend writes e.g. `!x` for `x == 0` on a vector, which Verilator
                 # reports as WIDTHTRUNC; such warnings must not stop a simulation build. Lint
                 # cleanliness is checked separately (sim.lint).
-                kwargs["build_args"] = ["-Wno-fatal"]
+                kwargs["build_args"] = ["-Wno-fatal", *build_args]
             log = build_dir / "build.log"
             try:
                 runner.build(sources=[src], hdl_toplevel=toplevel, build_dir=build_dir, waves=waves,
@@ -218,7 +221,7 @@ def ice40_cell_models(*names):
 
 
 def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, waves=None,
-               extra_verilog=""):
+               extra_verilog="", build_args=()):
     """Simulate ``component`` with the cocotb tests in ``test_module``; raise if any fails.
 
     Parameters
@@ -238,6 +241,9 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
     extra_verilog : str
         Verilog appended to the design's, e.g. models of vendor primitives
         (:func:`ice40_cell_models`).
+    build_args : sequence of str
+        Extra Verilator arguments (part of the build's key), e.g. ``--no-public-flat-rw`` for a
+        testbench that touches only the top level's ports.
 
     Returns
     -------
@@ -258,7 +264,8 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
     sim_name = simulator()
     _setup_simulator(sim_name)
     text = to_verilog(component, toplevel) + (f"\n{extra_verilog}" if extra_verilog else "")
-    build_dir = _build(text, toplevel, sim_name, waves)
+    build_args = tuple(build_args) if sim_name == "verilator" else ()
+    build_dir = _build(text, toplevel, sim_name, waves, build_args)
     run_dir, n, failed = _test(build_dir, toplevel, sim_name, test_module, testcase, params, waves)
     if n == 0:
         matching = f" matching {testcase!r}" if testcase else ""
@@ -268,7 +275,7 @@ def run_cocotb(component, *, toplevel, test_module, testcase=None, params=None, 
         if not waves:
             # Keep waves for a failing test: build with tracing and run the failing tests again.
             try:
-                wbuild = _build(text, toplevel, sim_name, True)
+                wbuild = _build(text, toplevel, sim_name, True, build_args)
                 wrun, _, _ = _test(wbuild, toplevel, sim_name, test_module, testcase, params, True)
                 wave_file = _find_waves(wrun)
             except SimulationError:

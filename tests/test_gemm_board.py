@@ -29,14 +29,19 @@ SMALL = {"handler": "engine", "rows": 2, "cols": 4, "max_k": 32, "max_batch": 4,
          "max_len": 12, "stage_depth": 64, "result_depth": 16}
 
 
-@pytest.fixture(scope="module")
-def acc():
-    # The ULX3S's clock and GEMM handler; the UART at 4 cycles per bit (as the simulated board's)
-    # so that the link does not take most of the test's time.
-    cfg = dataclasses.replace(check_board("ulx3s"), gemm=SMALL, hdqt={}, stdp={}, baud=25_000_000 // 4)
+def _small_board(divisor):
+    """The ULX3S's clock and GEMM handler with the small engine, the UART at ``divisor`` cycles per bit."""
+    cfg = dataclasses.replace(check_board("ulx3s"), gemm=SMALL, hdqt={}, stdp={}, baud=25_000_000 // divisor)
     core = make_core("ulx3s", config=cfg, primitives=False)
     board = VerilatorBoard(core, toplevel="edgelearn_ulx3s_small_gemm")
-    a = Accelerator(Driver(SimTransport(board)), "ulx3s", config=cfg)
+    return Accelerator(Driver(SimTransport(board)), "ulx3s", config=cfg)
+
+
+@pytest.fixture(scope="module")
+def acc():
+    # The UART at 4 cycles per bit (as the simulated ULX3S's) so that the link does not take most of
+    # the test's time.
+    a = _small_board(4)
     yield a
     a.close()
 
@@ -117,12 +122,57 @@ def test_bad_sizes_answer_err_length(acc, cmd, payload):
     assert acc.driver.command(cmd, payload, check=False) == (Status.ERR_LENGTH, b"")
 
 
-@pytest.mark.slow
-def test_ulx3s_gemm_job_512_equals_numpy():
-    rows = dict(run_job("gemm", board="ulx3s", sim=True, size=512, batch=64))
+def test_gemm_job_rows(acc):
+    """The engine's ``gemm`` job on the small core: a 12 x 40 x 40 layer per precision (two batches,
+    two K slices) equal to numpy, with MAC/cycle and the link's bytes reported."""
+    rows = dict(jobs._job_gemm_engine(acc, "small ULX3S core", size=40, batch=12))
     assert rows["board == golden"] == "yes", rows
     for mode in ("int8", "int4"):
-        assert f"{64 * 512}/{64 * 512} equal to numpy" in rows[f"{mode} result"], rows
+        assert f"{12 * 40}/{12 * 40} equal to numpy" in rows[f"{mode} result"], rows
+        per_cycle = float(rows[f"{mode} MAC/cycle"].split()[0])
+        assert 0 < per_cycle <= 8 * (1 + (mode == "int4")), rows      # the 2 x 4 array's peak
+        assert "B on the line both ways" in rows[f"{mode} link"], rows
+    assert rows["line"].startswith("simulated at 4 cycles/bit"), rows
+
+
+@pytest.mark.slow
+def test_engine_cycles_do_not_depend_on_the_line(acc):
+    """The runs' cycle and beat counts (what MAC/cycle is made of) are the same with the UART at 4
+    and at 25 cycles per bit (the ULX3S's own 1 Mbaud): the simulated board's faster line changes
+    the link's time only."""
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (6, 40))
+    cfg = engine_config(acc.config.gemm)
+    counts = []
+    for a in (acc, _small_board(25)):
+        for mode in ("int8", "int4"):
+            w = random_weights(np.random.default_rng(6), (12, 40), mode)
+            a.reset()
+            y, st = run_gemm(a.driver, cfg, x, w, mode)
+            assert (y == x @ w.T).all()
+            counts.append((mode, st["cycles"], st["beats"], st["runs"]))
+        if a is not acc:
+            a.close()
+    assert counts[:2] == counts[2:], counts
+    assert all(c[1] > 0 for c in counts)
+
+
+def _busy(row):
+    """The fraction of the array's peak in a ``MAC/cycle`` row."""
+    return float(row.split("% of the array's peak")[0].rsplit(" ", 1)[1]) / 100
+
+
+@pytest.mark.slow
+def test_ulx3s_gemm_job_512_equals_numpy():
+    """The ULX3S's own core (its line at 4 cycles/bit, sim.board.SIM_LINE_DIVISORS) on the 512 x 512
+    layer at the job's batch: equal to numpy, and the engine >= 90 % busy (the cycle model's figure
+    for 4 lanes at 4 row tiles is 98 %)."""
+    batch = jobs.GEMM_ENGINE_BATCH
+    rows = dict(run_job("gemm", board="ulx3s", sim=True, size=512))
+    assert rows["board == golden"] == "yes", rows
+    for mode in ("int8", "int4"):
+        assert f"{batch * 512}/{batch * 512} equal to numpy" in rows[f"{mode} result"], rows
+        assert _busy(rows[f"{mode} MAC/cycle"]) >= 0.9, rows
 
 
 @pytest.mark.slow
