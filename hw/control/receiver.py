@@ -1,7 +1,7 @@
 """The controller's receive side: frame parser, payload buffer writer, frame checks, skip of refused
 frames, idle timeout (see :class:`hw.control.controller.Controller` for the frame rules)."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -145,7 +145,14 @@ class FrameReceiver(wiring.Component):
         # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
         # CRC lies between the byte taken and the parser's next state.
         payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
-        length_m2 = Signal(16)        # len - 2, so that payload_last needs no adder before its compare
+        length_m2 = Signal(16)        # len - 2 and len - 3, so that no adder precedes the compares
+        length_m3 = Signal(16)
+        # payload_last's next value is chosen, not compared, behind the take: near2 / near3 are
+        # count == len - 2 / len - 3 of the cycle before, registered in every cycle (no enable),
+        # and `took` says whether that cycle took a byte, so count == len - 2 now is
+        # Mux(took, near3, near2). LENGTH (which takes no byte) sets near2 for count 0.
+        near2, near3, took = Signal(), Signal(), Signal()
+        len_is2 = Signal()            # LENGTH: len == 2
         drain_done = Signal()         # DRAIN: the count is out (count == 0)
         crc_ok = Signal()             # CHECK: the received CRC equals the running one
         seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
@@ -157,6 +164,7 @@ class FrameReceiver(wiring.Component):
         take = self.i_rx.valid & self.i_rx.ready
         crc_next = crc16_next(m, crc, byte, name="crc_rx")
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
+        m.d.sync += [near2.eq(count == length_m2), near3.eq(count == length_m3), took.eq(take)]
         timed_out = timer.o_timed_out
 
         # Requests and the start pulse are registered: they leave the cycle after the decision.
@@ -208,7 +216,7 @@ class FrameReceiver(wiring.Component):
             with m.If(take):
                 m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
                              oversize.eq(full > self._max_payload), empty.eq(full == 0),
-                             payload_last.eq(full == 1), drain_done.eq(0),
+                             payload_last.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
                              seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
                 goto("LENGTH")
         with fsm.state("LENGTH"):
@@ -221,7 +229,7 @@ class FrameReceiver(wiring.Component):
             with m.Elif(empty):
                 goto("CRC0")
             with m.Else():
-                m.d.sync += length_m2.eq(length - 2)
+                m.d.sync += [length_m2.eq(length - 2), length_m3.eq(length - 3), near2.eq(len_is2)]
                 goto("PAYLOAD")
         with fsm.state("PAYLOAD"):
             truncation_check()
@@ -232,7 +240,7 @@ class FrameReceiver(wiring.Component):
             ]
             with m.If(take):
                 m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
-                             payload_last.eq(count == length_m2)]
+                             payload_last.eq(Mux(took, near3, near2))]
                 with m.If(payload_last):
                     goto("CRC0")
         with fsm.state("CRC0"):
