@@ -135,19 +135,22 @@ class STDPHandler(Handler):
         fsm = OneHotFSM(m, self._STATES, prefix="stdp")
         goto = fsm.goto
         with fsm.state("IDLE"):
+            # Only what the start brings (the command, its length, the error flags then) is
+            # registered with it; the rest starts in DISPATCH, so the start (a wide fan-out from
+            # the controller) reaches few flip-flops' enables and none of their data.
             with m.If(bus.start):
-                m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
-                             status.eq(Status.OK), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
+                m.d.sync += [err_before.eq(err_any), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
                              is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
                              is_load.eq(bus.cmd == Cmd.LOAD_SYNAPSES),
-                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES), hdr.eq(1), word_full.eq(0),
-                             word_part.eq(0), aer_eos.eq(0), settle.eq(0),
+                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES),
                              len_bad.eq(Mux(bus.cmd == Cmd.READ_WEIGHTS, bus.length != 6, bus.length[0]))]
                 goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # The command's decode is registered at the start. A payload length the command cannot
             # have is refused here, before any byte is taken, so the byte-taking states need not
             # check it.
+            m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), status.eq(Status.OK), hdr.eq(1),
+                         word_full.eq(0), word_part.eq(0), aer_eos.eq(0), settle.eq(0)]
             with m.If(~(is_load | is_read | is_inject)):
                 m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
                 goto("SETTLE")

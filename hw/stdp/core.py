@@ -304,9 +304,12 @@ class STDPCore(wiring.Component):
             m.d.sync += goto(phase, one_hot, PHASE_WALK)
         m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(nsw.o_entry), q_wr.en.eq(nsw.o_push),
                      q_push.eq(nsw.o_push)]
+        # The state's write data is the sweep's whether or not it writes (the config write and the
+        # reset sweep override it), so the sweep's enable is not one more input of every data bit.
+        m.d.comb += st_wr.data.eq(nsw.o_wr_state.as_value())
         with m.If(nsw.o_wr_en):
             m.d.comb += [
-                st_wr.addr.eq(nsw.o_wr_n), st_wr.data.eq(nsw.o_wr_state.as_value()), st_wr.en.eq(1),
+                st_wr.addr.eq(nsw.o_wr_n), st_wr.en.eq(1),
                 acc_wr.addr.eq(nsw.o_wr_n), acc_wr.en.eq(1),   # data 0: see _build_reset_sweep
                 ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
