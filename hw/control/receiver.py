@@ -137,23 +137,28 @@ class FrameReceiver(wiring.Component):
         m.submodules.idle_timer = timer = IdleTimer(self._timeout)
 
         cmd, length, seq, sequenced = self.o_cmd, self.o_length, self.o_seq, self.o_sequenced
-        # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
-        # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
-        count = Signal(17)
+        # Payload bytes received (at most max_payload: a longer frame is drained), and bytes left
+        # to drain: 17 bits, as an oversize frame declares up to 0xFFFF payload bytes plus 2 CRC
+        # bytes, which must not wrap to a short drain. Two counters, so neither has a multiplexer
+        # of two carry chains in front of it.
+        count = Signal(range(self._max_payload + 1))
+        left = Signal(17)
         crc = Signal(16)              # running CRC of the incoming frame
         crc_lo = Signal(8)            # the frame's first CRC byte
         # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
         # CRC lies between the byte taken and the parser's next state.
         payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
-        length_m2 = Signal(16)        # len - 2 and len - 3, so that no adder precedes the compares
-        length_m3 = Signal(16)
+        # len - 2 and len - 3 (as wide as count: PAYLOAD has len <= max_payload, and the values
+        # that wrap, for len 1 and 2, are above any count those lengths reach), so that no adder
+        # precedes the compares
+        length_m2, length_m3 = Signal(len(count)), Signal(len(count))
         # payload_last's next value is chosen, not compared, behind the take: near2 / near3 are
         # count == len - 2 / len - 3 of the cycle before, registered in every cycle (no enable),
         # and `took` says whether that cycle took a byte, so count == len - 2 now is
         # Mux(took, near3, near2). LENGTH (which takes no byte) sets near2 for count 0.
         near2, near3, took = Signal(), Signal(), Signal()
-        len_is2 = Signal()            # LENGTH: len == 2
-        drain_done = Signal()         # DRAIN: the count is out (count == 0)
+        len_is1, len_is2 = Signal(), Signal()   # LENGTH: len == 1, len == 2
+        drain_done = Signal()         # DRAIN: the drain is out (left == 0)
         crc_ok = Signal()             # CHECK: the received CRC equals the running one
         seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
         sync_seen = Signal()          # IDLE: the byte taken in the cycle before was a sync byte
@@ -216,7 +221,7 @@ class FrameReceiver(wiring.Component):
             with m.If(take):
                 m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
                              oversize.eq(full > self._max_payload), empty.eq(full == 0),
-                             payload_last.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
+                             len_is1.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
                              seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
                 goto("LENGTH")
         with fsm.state("LENGTH"):
@@ -224,12 +229,13 @@ class FrameReceiver(wiring.Component):
             with m.If(oversize):
                 post(Status.ERR_OVERSIZE)
                 m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
-                m.d.sync += count.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
+                m.d.sync += left.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
                 goto("DRAIN")
             with m.Elif(empty):
                 goto("CRC0")
             with m.Else():
-                m.d.sync += [length_m2.eq(length - 2), length_m3.eq(length - 3), near2.eq(len_is2)]
+                m.d.sync += [length_m2.eq(length - 2), length_m3.eq(length - 3), near2.eq(len_is2),
+                             payload_last.eq(len_is1)]
                 goto("PAYLOAD")
         with fsm.state("PAYLOAD"):
             truncation_check()
@@ -278,11 +284,11 @@ class FrameReceiver(wiring.Component):
             with m.If(self.i_exec_done):
                 goto("WAIT_TX")
         with fsm.state("DRAIN"):
-            # Not ready once the count is out: the next byte belongs to no refused frame.
+            # Not ready once the drain is out: the next byte belongs to no refused frame.
             with m.If(drain_done):
                 goto("WAIT_TX")
             with m.Elif(take):
-                m.d.sync += [count.eq(count - 1), drain_done.eq(count == 1), rx_ready.eq(count != 1)]
+                m.d.sync += [left.eq(left - 1), drain_done.eq(left == 1), rx_ready.eq(left != 1)]
             with m.Elif(timed_out):
                 goto("WAIT_TX")
         with fsm.state("WAIT_TX"):
