@@ -76,8 +76,8 @@ class UpdatePipeline(wiring.Component):
         # S0: read weight (the core).  S1: weight word arrives, registered.  R: read post state and
         # accumulator (address from a register: block RAMs' read-during-write emulation compares it
         # with the write address, so it must not come straight from another memory's output).
-        # S2: register state and accumulator, decide LTP / LTD.  S3: add into the accumulator, read
-        # kernels.  S4: write the accumulator, LTP.  S5: LTD, write the weight.
+        # S2: register state and accumulator.  S3: add into the accumulator, read kernels.  S4: write
+        # the accumulator, LTP.  S5: LTD, write the weight.
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
         s1_entry = Signal(entry)
         m.d.sync += [s1_valid.eq(self.i_issue), s1_addr.eq(self.i_addr), s1_q.eq(self.i_q),
@@ -131,23 +131,24 @@ class UpdatePipeline(wiring.Component):
         m.d.comb += self.o_acc_wr_data.eq(s4_acc)
         with m.If(s4_valid & s4_deliver):
             m.d.comb += [self.o_acc_wr_n.eq(s4_q), self.o_acc_wr_en.eq(1)]
+        s3_tau, s3_spk = Signal(tb), Signal()
         m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
-                     s3_entry.eq(s2_entry)]
+                     s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
 
-        # Which updates apply and the kernel tables' addresses are decided in S2, from the post's
-        # state as it arrives, and registered, so S3 presents registers to the tables.
-        age = Mux(post.spk, 0, post.tau)
+        # S3: which updates apply, and the kernel table reads. The tables are read at the time
+        # differences whether or not their update applies (a table word is used only under
+        # s4_ltp / s5_ltd), so the decisions lead to those registers alone, not to the tables.
+        age = Mux(s3_spk, 0, s3_tau)
         dt = Signal(tb + 1)
-        m.d.comb += dt.eq(s2_entry.tau - age)
-        ltp_now, ltd_now = Signal(), Signal()
-        m.d.comb += [ltp_now.eq(s2_entry.ltp & (s2_entry.tau > age) & (dt <= T - 1)),
-                     ltd_now.eq(s2_entry.spike & (post.tau < T))]
-        ltp_ok, ltd_ok = Signal(), Signal()
-        kp_addr, km_addr = Signal.like(kp_rd.addr), Signal.like(km_rd.addr)
-        m.d.sync += [ltp_ok.eq(ltp_now), ltd_ok.eq(ltd_now),
-                     kp_addr.eq(Mux(ltp_now, dt, 0)), km_addr.eq(Mux(ltd_now, post.tau, 0))]
-        # S3: the kernel table reads.
-        m.d.comb += [kp_rd.addr.eq(kp_addr), km_rd.addr.eq(km_addr)]
+        m.d.comb += dt.eq(s3_entry.tau - age)
+        ltp_ok = Signal()
+        ltd_ok = Signal()
+        m.d.comb += [
+            ltp_ok.eq(s3_entry.ltp & (s3_entry.tau > age) & (dt <= T - 1)),
+            ltd_ok.eq(s3_entry.spike & (s3_tau < T)),
+            kp_rd.addr.eq(dt),
+            km_rd.addr.eq(s3_tau),
+        ]
         s4_addr, s4_w = Signal(pb), Signal(wb)
         s4_ltp, s4_ltd = Signal(), Signal()
         m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
