@@ -111,13 +111,15 @@ class SystemHandler(Handler):
         is_cmd = {c: Signal(name=f"is_{c.lower()}")
                   for c in ("PING", "STATUS", "RESET", "CLEAR_ERRORS", "SINK")}
         with fsm.state("IDLE"):
+            # Only the command's own fields are registered with the start (a wide fan-out); the
+            # counters start in DISPATCH.
             with m.If(bus.start):
-                m.d.sync += [count.eq(0), more.eq(bus.length != 0),
-                             length_m1.eq(bus.length - 1), total.eq(0), index.eq(0)]
+                m.d.sync += [more.eq(bus.length != 0), length_m1.eq(bus.length - 1)]
                 m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # The cycle after the start: the command's flags and the length compare are registered.
+            m.d.sync += [count.eq(0), total.eq(0), index.eq(0)]
             with m.If(is_cmd["PING"]):
                 fsm.goto("PING")
             # Commands without a payload refuse one (and then do nothing).
@@ -154,6 +156,8 @@ class SystemHandler(Handler):
         table_byte = Signal(8)
         table_fresh = Signal()
         m.d.sync += table_fresh.eq(1)
+        with m.If(fsm.bit("DISPATCH")):
+            m.d.sync += table_fresh.eq(0)     # index starts at 0 there; its byte follows a cycle later
         with m.Switch(index):
             for i, b in enumerate(status_bytes):
                 with m.Case(i):
