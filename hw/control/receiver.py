@@ -167,7 +167,14 @@ class FrameReceiver(wiring.Component):
 
         byte = self.i_rx.payload
         take = self.i_rx.valid & self.i_rx.ready
-        crc_next = crc16_next(m, crc, byte, name="crc_rx")
+        # The CRC takes each byte a cycle after it was taken (from a register, with a registered
+        # step flag), so the receive FIFO's block RAM output does not feed its XOR network. It is
+        # read at the second CRC byte, two takes after the last byte it covers.
+        crc_byte, crc_step = Signal(8), Signal()
+        m.d.sync += [crc_byte.eq(byte), crc_step.eq(0)]
+        crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
+        with m.If(crc_step):
+            m.d.sync += crc.eq(crc_next)
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
         m.d.sync += [near2.eq(count == length_m2), near3.eq(count == length_m3), took.eq(take)]
         timed_out = timer.o_timed_out
@@ -213,13 +220,13 @@ class FrameReceiver(wiring.Component):
             with fsm.state(state):
                 truncation_check()
                 with m.If(take):
-                    m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [field.eq(byte), crc_step.eq(1)]
                     goto(nxt)
         with fsm.state("LEN1"):
             truncation_check()
             full = Cat(length[:8], byte)
             with m.If(take):
-                m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
+                m.d.sync += [length[8:].eq(byte), crc_step.eq(1), count.eq(0),
                              oversize.eq(full > self._max_payload), empty.eq(full == 0),
                              len_is1.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
                              seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
@@ -245,7 +252,7 @@ class FrameReceiver(wiring.Component):
                 self.payload_buf.en.eq(take),
             ]
             with m.If(take):
-                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
+                m.d.sync += [crc_step.eq(1), count.eq(count + 1),
                              payload_last.eq(Mux(took, near3, near2))]
                 with m.If(payload_last):
                     goto("CRC0")
