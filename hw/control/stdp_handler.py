@@ -65,7 +65,7 @@ class STDPHandler(Handler):
         super().__init__()
 
     _STATES = ("IDLE", "DISPATCH", "HEADER", "LOAD", "READ_COUNT", "READ", "READ_WAIT", "READ_SEND", "EVENTS",
-               "EOS",
+               "EOS", "REFUSED", "HEADER_END", "LOAD_END",
                "SPIKES", "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
 
     def elaborate(self, platform):
@@ -156,10 +156,10 @@ class STDPHandler(Handler):
                          word_full.eq(0), word_part.eq(0), aer_eos.eq(0), settle.eq(0)]
             with m.If(~(is_load | is_read | is_inject)):
                 m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                goto("SETTLE")
+                goto("REFUSED")
             with m.Elif(len_bad & ~is_load):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("REFUSED")
             with m.Elif(is_inject):
                 goto("EVENTS")
             with m.Else():
@@ -177,6 +177,12 @@ class STDPHandler(Handler):
         self._load_read(m, fsm, bus, core, W, v)
         self._inject(m, fsm, bus, core, v)
 
+        # DISPATCH, HEADER and LOAD leave for SETTLE through a state of their own (a cycle), so the
+        # SETTLE bit is an OR of flip-flops and two short conditions, not of every leaving
+        # decision.
+        for state in ("REFUSED", "HEADER_END", "LOAD_END"):
+            with fsm.state(state):
+                goto("SETTLE")
         with fsm.state("SETTLE"):
             # The core checks a write's address two cycles after taking it; its error flag is
             # read once its input registers have been empty for three cycles.
@@ -202,7 +208,7 @@ class STDPHandler(Handler):
         with fsm.state("HEADER"):
             with m.If(~more):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("HEADER_END")
             with m.Else():
                 # Ready (in_ready) is 1 in this branch, so a byte is taken when it is valid: the
                 # skid buffer's registered valid, not the ready decode, leads to the state bits.
@@ -241,7 +247,7 @@ class STDPHandler(Handler):
             with m.Elif(~more):
                 with m.If(word_part):
                     m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("LOAD_END")
 
         m.d.sync += read_done.eq(n_read == 0)
         with fsm.state("READ_COUNT"):
