@@ -60,12 +60,12 @@ class FrameReceiver(wiring.Component):
     """Parses frames from ``i_rx``, writes their payload into the payload buffer and decides each
     frame: refused (a reply request on ``o_reply``) or executed (``o_start``).
 
-    Cycle behaviour: one byte per cycle while hunting and inside a frame, except for one cycle
-    without a byte after the sync byte and after the length (the parser decides on registered
-    compares of those bytes); payload byte ``i`` is written to buffer address ``i`` in the cycle it
-    is taken. The cycle after the second CRC byte
-    the frame is checked (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were
-    registered while the bytes arrived) and either refused, with a reply request, or started.
+    Cycle behaviour: one byte every other cycle while hunting (the parser decides on a registered
+    compare of each byte), one byte per cycle inside a frame, except for one cycle without a byte
+    after the length (a registered compare too); payload byte ``i`` is written to buffer address
+    ``i`` in the cycle it is taken. The cycle after the second CRC byte the frame is checked
+    (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were registered while the
+    bytes arrived) and either refused, with a reply request, or started.
     Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
     ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
     is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
@@ -170,7 +170,7 @@ class FrameReceiver(wiring.Component):
         # The CRC takes each byte a cycle after it was taken (from a register, with a registered
         # step flag), so the receive FIFO's block RAM output does not feed its XOR network. It is
         # read at the second CRC byte, two takes after the last byte it covers.
-        crc_byte, crc_step = Signal(8), Signal()
+        crc_byte, crc_step = Signal(8, name="crc_byte"), Signal(name="crc_step")
         m.d.sync += [crc_byte.eq(byte), crc_step.eq(0)]
         crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
         with m.If(crc_step):
@@ -212,9 +212,13 @@ class FrameReceiver(wiring.Component):
             with m.Elif(take):
                 # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
                 # truncated before it is never answered in the name of the previous command.
+                # No byte is taken in the next cycle, sync byte or not, so the byte's compare
+                # reaches sync_seen and sequenced only (not the ready flip-flop).
                 m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
-                             sync_seen.eq(is_sync), rx_ready.eq(~is_sync),
+                             sync_seen.eq(is_sync), rx_ready.eq(0),
                              sequenced.eq(byte == SYNC_SEQ_CMD)]
+            with m.Else():
+                m.d.sync += rx_ready.eq(1)
         for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
                                   ("LEN0", length[:8], "LEN1")):
             with fsm.state(state):
