@@ -9,13 +9,15 @@ baseline, the board's oscillator (the clock without a PLL).
 
 Run: ``python -m bench.bench_board_clock [--board icebreaker] [--seeds 1,2,3] [--groups G,G]``
 (each seed is one or two full builds, minutes each; build trees under ``build/bench_board_clock``).
+``--attempts 1`` (with ``--clock-mhz F``, a PLL candidate) is one place-and-route at a fixed clock,
+for reading the critical paths (``<build tree>/<top>.tim``) between gateware changes.
 """
 
 import argparse
 import statistics
 import sys
 
-from boards.build import build_board
+from boards.build import MAX_ATTEMPTS, build_board
 from boards.clock import MARGIN
 from hw.control.boards import check_board
 from hw.paths import build_root
@@ -32,7 +34,10 @@ def main(argv=None):
     p.add_argument("--board", default="icebreaker")
     p.add_argument("--seeds", default="1,2,3")
     p.add_argument("--groups", default=None)
+    p.add_argument("--clock-mhz", type=float, default=None, help="first clock (default: the board's)")
+    p.add_argument("--attempts", type=int, default=MAX_ATTEMPTS, help="place-and-route runs at most")
     args = p.parse_args(argv)
+    first_hz = None if args.clock_mhz is None else round(args.clock_mhz * 1e6)
     seeds = [int(s) for s in args.seeds.split(",")]
     cfg = check_board(args.board)
     if not cfg.osc_hz:
@@ -40,7 +45,8 @@ def main(argv=None):
         return 1
     rows = []
     for seed in seeds:
-        r = build_board(args.board, groups=args.groups, seed=seed,
+        r = build_board(args.board, groups=args.groups, seed=seed, clk_hz=first_hz,
+                        max_attempts=args.attempts,
                         build_dir=build_root() / "bench_board_clock" / f"{args.board}-seed{seed}",
                         progress=lambda msg, s=seed: print(f"  seed {s}: {msg}", file=sys.stderr, flush=True))
         rows.append((seed, r))

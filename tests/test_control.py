@@ -63,6 +63,9 @@ def test_status_and_counters(drv):
     frames = st["frames"]
     drv.ping(b"x")
     assert drv.status()["frames"] == frames + 2
+    # STATUS right after STATUS: its table starts again at its first byte
+    again = drv.status()
+    assert again["version"] == P.PROTOCOL_VERSION and again["frames"] == frames + 3
 
 
 def test_sink_full_payload(drv):

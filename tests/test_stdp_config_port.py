@@ -116,7 +116,7 @@ def test_config_port_matches_memory_model():
 
 
 def test_config_port_check_fails_on_mutant():
-    mutant = mutated("hw.stdp.config_port", "ConfigPort", "m.d.comb += addr_ok.eq(cmd_in.addr < depth)",
-                     "m.d.comb += addr_ok.eq(cmd_in.addr <= depth)")
+    mutant = mutated("hw.stdp.config_port", "ConfigPort", "in_depth[i].eq(payload.addr < c.mem_depth(mem))",
+                     "in_depth[i].eq(payload.addr <= c.mem_depth(mem))")
     with pytest.raises(AssertionError):
         check_port(mutant)

@@ -107,7 +107,8 @@ def test_update_pipeline_matches_synapse_update():
 
 
 @pytest.mark.parametrize("forward", ["fwd_s3.eq(s2_valid & s2_entry.spike & (s2_q == r_q))",
-                                     "fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q))"])
+                                     "fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q))",
+                                     "fwd_s5.eq(s4_valid & s4_deliver & (s4_q == r_q))"])
 def test_update_pipeline_check_fails_without_a_forward(forward):
     mutant = mutated("hw.stdp.pipeline", "UpdatePipeline", forward, forward[:len("fwd_s3.eq(")] + "0)")
     with pytest.raises(AssertionError):

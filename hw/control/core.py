@@ -142,11 +142,15 @@ class EdgeLearnCore(wiring.Component):
             wiring.connect(m, getattr(ctrl, f"h{g}"), handler.bus)
             m.d.comb += block_errors[g].eq(handler.bus.error)
 
-        # Status LEDs.
-        beat = Signal(range(self._clk_hz // 2 + 1))
+        # Status LEDs. The heartbeat toggles every clk_hz // 2 + 1 cycles, first in cycle
+        # clk_hz // 2: a counter that runs out at its top bit (no compare in front of its reload).
+        half = self._clk_hz // 2
+        k = half.bit_length()                 # 2**k > half
+        start = (1 << k) - half
+        beat = Signal(k + 1, init=start)
         led_beat = Signal()
-        with m.If(beat == self._clk_hz // 2):
-            m.d.sync += [beat.eq(0), led_beat.eq(~led_beat)]
+        with m.If(beat[k]):
+            m.d.sync += [beat.eq(start), led_beat.eq(~led_beat)]
         with m.Else():
             m.d.sync += beat.eq(beat + 1)
         executing = Signal(4)

@@ -1,7 +1,7 @@
 """The controller's receive side: frame parser, payload buffer writer, frame checks, skip of refused
 frames, idle timeout (see :class:`hw.control.controller.Controller` for the frame rules)."""
 
-from amaranth.hdl import Cat, Module, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
@@ -60,12 +60,12 @@ class FrameReceiver(wiring.Component):
     """Parses frames from ``i_rx``, writes their payload into the payload buffer and decides each
     frame: refused (a reply request on ``o_reply``) or executed (``o_start``).
 
-    Cycle behaviour: one byte per cycle while hunting and inside a frame, except for one cycle
-    without a byte after the sync byte and after the length (the parser decides on registered
-    compares of those bytes); payload byte ``i`` is written to buffer address ``i`` in the cycle it
-    is taken. The cycle after the second CRC byte
-    the frame is checked (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were
-    registered while the bytes arrived) and either refused, with a reply request, or started.
+    Cycle behaviour: one byte every other cycle while hunting (the parser decides on a registered
+    compare of each byte), one byte per cycle inside a frame, except for one cycle without a byte
+    after the length (a registered compare too); payload byte ``i`` is written to buffer address
+    ``i`` in the cycle it is taken. The cycle after the second CRC byte the frame is checked
+    (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were registered while the
+    bytes arrived) and either refused, with a reply request, or started.
     Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
     ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
     is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
@@ -137,16 +137,28 @@ class FrameReceiver(wiring.Component):
         m.submodules.idle_timer = timer = IdleTimer(self._timeout)
 
         cmd, length, seq, sequenced = self.o_cmd, self.o_length, self.o_seq, self.o_sequenced
-        # Payload bytes received / bytes left to drain. 17 bits: an oversize frame declares up to
-        # 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap to a short drain.
-        count = Signal(17)
+        # Payload bytes received (at most max_payload: a longer frame is drained), and bytes left
+        # to drain: 17 bits, as an oversize frame declares up to 0xFFFF payload bytes plus 2 CRC
+        # bytes, which must not wrap to a short drain. Two counters, so neither has a multiplexer
+        # of two carry chains in front of it.
+        count = Signal(range(self._max_payload + 1))
+        left = Signal(17)
         crc = Signal(16)              # running CRC of the incoming frame
         crc_lo = Signal(8)            # the frame's first CRC byte
         # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
         # CRC lies between the byte taken and the parser's next state.
         payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
-        length_m2 = Signal(16)        # len - 2, so that payload_last needs no adder before its compare
-        drain_done = Signal()         # DRAIN: the count is out (count == 0)
+        # len - 2 and len - 3 (as wide as count: PAYLOAD has len <= max_payload, and the values
+        # that wrap, for len 1 and 2, are above any count those lengths reach), so that no adder
+        # precedes the compares
+        length_m2, length_m3 = Signal(len(count)), Signal(len(count))
+        # payload_last's next value is chosen, not compared, behind the take: near2 / near3 are
+        # count == len - 2 / len - 3 of the cycle before, registered in every cycle (no enable),
+        # and `took` says whether that cycle took a byte, so count == len - 2 now is
+        # Mux(took, near3, near2). LENGTH (which takes no byte) sets near2 for count 0.
+        near2, near3, took = Signal(), Signal(), Signal()
+        len_is1, len_is2 = Signal(), Signal()   # LENGTH: len == 1, len == 2
+        drain_done = Signal()         # DRAIN: the drain is out (left == 0)
         crc_ok = Signal()             # CHECK: the received CRC equals the running one
         seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
         sync_seen = Signal()          # IDLE: the byte taken in the cycle before was a sync byte
@@ -155,8 +167,16 @@ class FrameReceiver(wiring.Component):
 
         byte = self.i_rx.payload
         take = self.i_rx.valid & self.i_rx.ready
-        crc_next = crc16_next(m, crc, byte, name="crc_rx")
+        # The CRC takes each byte a cycle after it was taken (from a register, with a registered
+        # step flag), so the receive FIFO's block RAM output does not feed its XOR network. It is
+        # read at the second CRC byte, two takes after the last byte it covers.
+        crc_byte, crc_step = Signal(8, name="crc_byte"), Signal(name="crc_step")
+        m.d.sync += [crc_byte.eq(byte), crc_step.eq(0)]
+        crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
+        with m.If(crc_step):
+            m.d.sync += crc.eq(crc_next)
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
+        m.d.sync += [near2.eq(count == length_m2), near3.eq(count == length_m3), took.eq(take)]
         timed_out = timer.o_timed_out
 
         # Requests and the start pulse are registered: they leave the cycle after the decision.
@@ -192,23 +212,27 @@ class FrameReceiver(wiring.Component):
             with m.Elif(take):
                 # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
                 # truncated before it is never answered in the name of the previous command.
+                # No byte is taken in the next cycle, sync byte or not, so the byte's compare
+                # reaches sync_seen and sequenced only (not the ready flip-flop).
                 m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
-                             sync_seen.eq(is_sync), rx_ready.eq(~is_sync),
+                             sync_seen.eq(is_sync), rx_ready.eq(0),
                              sequenced.eq(byte == SYNC_SEQ_CMD)]
+            with m.Else():
+                m.d.sync += rx_ready.eq(1)
         for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
                                   ("LEN0", length[:8], "LEN1")):
             with fsm.state(state):
                 truncation_check()
                 with m.If(take):
-                    m.d.sync += [field.eq(byte), crc.eq(crc_next)]
+                    m.d.sync += [field.eq(byte), crc_step.eq(1)]
                     goto(nxt)
         with fsm.state("LEN1"):
             truncation_check()
             full = Cat(length[:8], byte)
             with m.If(take):
-                m.d.sync += [length[8:].eq(byte), crc.eq(crc_next), count.eq(0),
+                m.d.sync += [length[8:].eq(byte), crc_step.eq(1), count.eq(0),
                              oversize.eq(full > self._max_payload), empty.eq(full == 0),
-                             payload_last.eq(full == 1), drain_done.eq(0),
+                             len_is1.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
                              seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
                 goto("LENGTH")
         with fsm.state("LENGTH"):
@@ -216,12 +240,13 @@ class FrameReceiver(wiring.Component):
             with m.If(oversize):
                 post(Status.ERR_OVERSIZE)
                 m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
-                m.d.sync += count.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
+                m.d.sync += left.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
                 goto("DRAIN")
             with m.Elif(empty):
                 goto("CRC0")
             with m.Else():
-                m.d.sync += length_m2.eq(length - 2)
+                m.d.sync += [length_m2.eq(length - 2), length_m3.eq(length - 3), near2.eq(len_is2),
+                             payload_last.eq(len_is1)]
                 goto("PAYLOAD")
         with fsm.state("PAYLOAD"):
             truncation_check()
@@ -231,8 +256,8 @@ class FrameReceiver(wiring.Component):
                 self.payload_buf.en.eq(take),
             ]
             with m.If(take):
-                m.d.sync += [crc.eq(crc_next), count.eq(count + 1),
-                             payload_last.eq(count == length_m2)]
+                m.d.sync += [crc_step.eq(1), count.eq(count + 1),
+                             payload_last.eq(Mux(took, near3, near2))]
                 with m.If(payload_last):
                     goto("CRC0")
         with fsm.state("CRC0"):
@@ -270,11 +295,11 @@ class FrameReceiver(wiring.Component):
             with m.If(self.i_exec_done):
                 goto("WAIT_TX")
         with fsm.state("DRAIN"):
-            # Not ready once the count is out: the next byte belongs to no refused frame.
+            # Not ready once the drain is out: the next byte belongs to no refused frame.
             with m.If(drain_done):
                 goto("WAIT_TX")
             with m.Elif(take):
-                m.d.sync += [count.eq(count - 1), drain_done.eq(count == 1), rx_ready.eq(count != 1)]
+                m.d.sync += [left.eq(left - 1), drain_done.eq(left == 1), rx_ready.eq(left != 1)]
             with m.Elif(timed_out):
                 goto("WAIT_TX")
         with fsm.state("WAIT_TX"):

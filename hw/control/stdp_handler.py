@@ -64,7 +64,8 @@ class STDPHandler(Handler):
         self._primitives = primitives
         super().__init__()
 
-    _STATES = ("IDLE", "DISPATCH", "HEADER", "LOAD", "READ", "READ_WAIT", "READ_SEND", "EVENTS", "EOS",
+    _STATES = ("IDLE", "DISPATCH", "HEADER", "LOAD", "READ_COUNT", "READ", "READ_WAIT", "READ_SEND", "EVENTS",
+               "EOS", "REFUSED", "HEADER_END", "LOAD_END",
                "SPIKES", "SPIKE_LO", "SPIKE_HI", "SETTLE", "DONE")
 
     def elaborate(self, platform):
@@ -103,7 +104,8 @@ class STDPHandler(Handler):
         hdr = Signal(6)             # one-hot: header byte taken next (mem, addr x3, count x2)
         word_full = Signal()        # LOAD: nbyte == W
         word_part = Signal()        # LOAD: nbyte != 0
-        read_done = Signal()        # READ: n_read == 0
+        read_done = Signal()        # READ: n_read == 0 (registered in every cycle; READ_COUNT lets
+                                    # it follow the count's last header byte)
         last_byte = Signal()        # READ_SEND: nbyte == W - 1
         settle = Signal(2)          # SETTLE: cycles since the core's inputs were empty
         # The handshakes with the core are registers too: `cfg_valid`/`aer_valid` are raised by a
@@ -135,25 +137,29 @@ class STDPHandler(Handler):
         fsm = OneHotFSM(m, self._STATES, prefix="stdp")
         goto = fsm.goto
         with fsm.state("IDLE"):
+            # Only what the start brings (the command, its length, the error flags then) is
+            # registered with it; the rest starts in DISPATCH, so the start (a wide fan-out from
+            # the controller) reaches few flip-flops' enables and none of their data.
             with m.If(bus.start):
-                m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), err_before.eq(err_any),
-                             status.eq(Status.OK), more.eq(bus.length != 0), length_m1.eq(bus.length - 1),
+                m.d.sync += [err_before.eq(err_any), length_m1.eq(bus.length - 1),
                              is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
                              is_load.eq(bus.cmd == Cmd.LOAD_SYNAPSES),
-                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES), hdr.eq(1), word_full.eq(0),
-                             word_part.eq(0), aer_eos.eq(0), settle.eq(0),
+                             is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES),
                              len_bad.eq(Mux(bus.cmd == Cmd.READ_WEIGHTS, bus.length != 6, bus.length[0]))]
                 goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # The command's decode is registered at the start. A payload length the command cannot
             # have is refused here, before any byte is taken, so the byte-taking states need not
             # check it.
+            m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), status.eq(Status.OK), hdr.eq(1),
+                         more.eq(length_m1 != 0xFFFF),   # length != 0 (no state before HEADER reads it)
+                         word_full.eq(0), word_part.eq(0), aer_eos.eq(0), settle.eq(0)]
             with m.If(~(is_load | is_read | is_inject)):
                 m.d.sync += status.eq(Status.ERR_UNKNOWN_CMD)
-                goto("SETTLE")
+                goto("REFUSED")
             with m.Elif(len_bad & ~is_load):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("REFUSED")
             with m.Elif(is_inject):
                 goto("EVENTS")
             with m.Else():
@@ -171,6 +177,12 @@ class STDPHandler(Handler):
         self._load_read(m, fsm, bus, core, W, v)
         self._inject(m, fsm, bus, core, v)
 
+        # DISPATCH, HEADER and LOAD leave for SETTLE through a state of their own (a cycle), so the
+        # SETTLE bit is an OR of flip-flops and two short conditions, not of every leaving
+        # decision.
+        for state in ("REFUSED", "HEADER_END", "LOAD_END"):
+            with fsm.state(state):
+                goto("SETTLE")
         with fsm.state("SETTLE"):
             # The core checks a write's address two cycles after taking it; its error flag is
             # read once its input registers have been empty for three cycles.
@@ -196,7 +208,7 @@ class STDPHandler(Handler):
         with fsm.state("HEADER"):
             with m.If(~more):
                 m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("HEADER_END")
             with m.Else():
                 # Ready (in_ready) is 1 in this branch, so a byte is taken when it is valid: the
                 # skid buffer's registered valid, not the ready decode, leads to the state bits.
@@ -210,8 +222,7 @@ class STDPHandler(Handler):
                     with m.If(~is_read & hdr[3]):
                         goto("LOAD")
                     with m.If(is_read & hdr[5]):
-                        m.d.sync += v.read_done.eq((v.n_read[:8] == 0) & (byte == 0))
-                        goto("READ")
+                        goto("READ_COUNT")
 
     @staticmethod
     def _load_read(m, fsm, bus, core, W, v):
@@ -236,8 +247,11 @@ class STDPHandler(Handler):
             with m.Elif(~more):
                 with m.If(word_part):
                     m.d.sync += status.eq(Status.ERR_LENGTH)
-                goto("SETTLE")
+                goto("LOAD_END")
 
+        m.d.sync += read_done.eq(n_read == 0)
+        with fsm.state("READ_COUNT"):
+            goto("READ")
         with fsm.state("READ"):
             with m.If(read_done):
                 goto("SETTLE")
@@ -246,7 +260,7 @@ class STDPHandler(Handler):
                 goto("READ_WAIT")
         with fsm.state("READ_WAIT"):
             with m.If(cfg_sent):
-                m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1), read_done.eq(n_read == 1)]
+                m.d.sync += [addr.eq(addr + 1), n_read.eq(n_read - 1)]
             m.d.comb += core.o_rdata.ready.eq(1)
             with m.If(core.o_rdata.valid):
                 m.d.sync += [v.rword.eq(core.o_rdata.payload), nbyte.eq(0), last_byte.eq(W == 1)]

@@ -111,13 +111,15 @@ class SystemHandler(Handler):
         is_cmd = {c: Signal(name=f"is_{c.lower()}")
                   for c in ("PING", "STATUS", "RESET", "CLEAR_ERRORS", "SINK")}
         with fsm.state("IDLE"):
+            # Only the command's own fields are registered with the start (a wide fan-out); the
+            # counters start in DISPATCH.
             with m.If(bus.start):
-                m.d.sync += [count.eq(0), more.eq(bus.length != 0),
-                             length_m1.eq(bus.length - 1), total.eq(0), index.eq(0)]
+                m.d.sync += [more.eq(bus.length != 0), length_m1.eq(bus.length - 1)]
                 m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # The cycle after the start: the command's flags and the length compare are registered.
+            m.d.sync += [count.eq(0), total.eq(0), index.eq(0)]
             with m.If(is_cmd["PING"]):
                 fsm.goto("PING")
             # Commands without a payload refuse one (and then do nothing).
@@ -153,21 +155,27 @@ class SystemHandler(Handler):
         sink_reply = [count[:8], count[8:], total[:8], total[8:]]
         table_byte = Signal(8)
         table_fresh = Signal()
+        table_end = Signal()    # index == the table's length, registered with index's step
         m.d.sync += table_fresh.eq(1)
+        with m.If(fsm.bit("DISPATCH")):
+            # index starts at 0 there; its byte follows a cycle later
+            m.d.sync += [table_fresh.eq(0), table_end.eq(0)]
         with m.Switch(index):
             for i, b in enumerate(status_bytes):
                 with m.Case(i):
                     if i < len(sink_reply):
                         b = Mux(is_cmd["SINK"], sink_reply[i], b)
                     m.d.sync += table_byte.eq(b)
+            with m.Default():
+                m.d.sync += table_byte.eq(0)     # never sent (the table has ended): no enable
 
         def send_table(n):
-            with m.If(index == n):
+            with m.If(table_end):
                 fsm.goto("OK")
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(table_fresh), bus.o_data.payload.eq(table_byte)]
                 with m.If(bus.o_data.ready & table_fresh):
-                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0)]
+                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0), table_end.eq(index == n - 1)]
 
         with fsm.state("STATUS"):
             send_table(len(status_bytes))

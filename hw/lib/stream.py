@@ -20,11 +20,15 @@ def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
     m.d.comb += in_take.eq(in_valid & ~v1)
     with m.If(~v0 | out_ready):
         with m.If(v1):
-            m.d.sync += [d0.eq(d1), v0.eq(1), v1.eq(0)]
+            m.d.sync += [d0.eq(d1), v0.eq(1)]
         with m.Else():
             m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
     with m.Elif(in_take):
-        m.d.sync += [d1.eq(in_data), v1.eq(1)]
+        m.d.sync += d1.eq(in_data)
+    # v1 as plain logic (set by a transfer the head cannot pass on, cleared when the head moves),
+    # not as a flip-flop enable: the enable would be an OR of out_ready and in_take, one LUT level
+    # more behind out_ready (a consumer's ready decode).
+    m.d.sync += v1.eq(v0 & ~out_ready & (v1 | in_valid))
     return ~v1, v0, d0
 
 

@@ -95,18 +95,23 @@ class ConfigPort(wiring.Component):
         with m.If(self.i_cfg.valid & self.i_cfg.ready):
             m.d.sync += cmd_valid.eq(1)
 
-        depth = Signal(spec.CFG_ADDR_BITS + 1)
-        with m.Switch(cmd_in.mem):
-            for mem in MEMS:
-                with m.Case(mem):
-                    m.d.comb += depth.eq(c.mem_depth(mem))
+        # The address checks are registered with `cmd_in`, from the same payload (one compare per
+        # memory's depth), so only the memory's selection of them lies behind `cmd_in`.
+        payload = self.i_cfg.payload
+        in_depth = Signal(len(MEMS))      # cmd_in.addr < depth of memory MEMS[i]
+        row_ok = Signal()                 # cmd_in.data as a row word: start <= end <= syn_depth
+        m.d.sync += [in_depth[i].eq(payload.addr < c.mem_depth(mem)) for i, mem in enumerate(MEMS)]
         addr_ok = Signal()
-        m.d.comb += addr_ok.eq(cmd_in.addr < depth)
+        with m.Switch(cmd_in.mem):
+            for i, mem in enumerate(MEMS):
+                with m.Case(mem):
+                    m.d.comb += addr_ok.eq(in_depth[i])
         if c.encoding == "csr":
             # A row word whose end lies beyond the synapse memory, or before its start, is refused.
-            start, end = cmd_in.data[:pb], cmd_in.data[pb:2 * pb]
+            start, end = payload.data[:pb], payload.data[pb:2 * pb]
+            m.d.sync += row_ok.eq((start <= end) & (end <= c.syn_depth))
             with m.If(cmd_in.mem == spec.MEM_ROW):
-                m.d.comb += addr_ok.eq((cmd_in.addr < depth) & (start <= end) & (end <= c.syn_depth))
+                m.d.comb += addr_ok.eq(in_depth[MEMS.index(spec.MEM_ROW)] & row_ok)
         with m.If(cmd_valid):
             m.d.sync += [cmd.eq(cmd_in), chk_ok.eq(addr_ok), chk_valid.eq(1), cmd_valid.eq(0)]
         with m.If(chk_valid):

@@ -53,13 +53,13 @@ class STDPCore(wiring.Component):
       neurons that spike or owe a causal walk are queued.
     * ``PHASE_WALK``: the queued rows are walked; a 7-stage pipeline does one synapse
       read-modify-write per cycle (read weight; register it; read post state and input
-      accumulator; register them; add into the accumulator, write it, read kernel tables; LTP;
-      LTD and write the weight). Rows are prefetched (pointer read and register, then a ready
-      slot), so with the CSR and crossbar encodings consecutive rows of three or more synapses
-      follow without a bubble (shorter rows cost up to three cycles); the bitmap encoding reads its
-      bitmap words one ahead of the issuer: a word costs max(set bits, 2) cycles, a row start
-      about 3. A spiking neuron's output event is offered on ``o_aer`` when its row is taken from
-      the queue; the walk waits while ``o_aer`` is not ready.
+      accumulator; register them; add into the accumulator, read kernel tables; write the
+      accumulator, LTP; LTD and write the weight). Rows are prefetched (pointer read and
+      register, then a ready slot), so with the CSR and crossbar encodings consecutive rows of
+      three or more synapses follow without a bubble (shorter rows cost up to three cycles); the
+      bitmap encoding reads its bitmap words one ahead of the issuer: a word costs max(set bits,
+      2) cycles, a row start about 3. A spiking neuron's output event is offered on ``o_aer``
+      when its row is taken from the queue; the walk waits while ``o_aer`` is not ready.
     * ``PHASE_EOS``: the end-of-step marker is offered on ``o_aer``; then back to ``PHASE_INPUT``.
 
     Reset: for ``n_neurons`` cycles after reset (power-up, or the controller's ``RESET`` command,
@@ -69,8 +69,8 @@ class STDPCore(wiring.Component):
     to the next step. Synapse, row and bitmap memories (the host's configuration) are kept.
 
     Hazards: the accumulator of a post is read-modify-written by every row that contains it, also in
-    consecutive cycles (row ends / starts); it is read two stages before it is written, and the
-    two writes that can be in flight are forwarded (from the adder and from a register), so
+    consecutive cycles (row ends / starts); it is read three stages before it is written, and the
+    three updates that can be in flight are forwarded (from the adder and from two registers), so
     back-to-back updates of the same post never lose one. The weight memory needs no forwarding:
     a synapse is walked at most once per step, and steps are separated by the ``n_neurons``-cycle
     sweep. No read uses the data of a same-cycle write to its address, so the memories carry the
@@ -170,7 +170,7 @@ class STDPCore(wiring.Component):
         st_rd, st_wr = registered_read_port(m, state, name="state_rd"), state.write_port()
         acc_wr = acc.write_port()
         # Not transparent: a transparent port would put an address compare behind the weight
-        # memory's output (the post index); stage 2 forwards the last two writes instead. Every
+        # memory's output (the post index); stage 2 forwards the last three updates instead. Every
         # read port is a registered asynchronous read (hw.lib.ram), so that Yosys honours
         # no_rw_check and adds no read-during-write compare to any of them.
         acc_rd = registered_read_port(m, acc, name="acc_rd")
@@ -304,9 +304,12 @@ class STDPCore(wiring.Component):
             m.d.sync += goto(phase, one_hot, PHASE_WALK)
         m.d.comb += [q_wr.addr.eq(q_wp), q_wr.data.eq(nsw.o_entry), q_wr.en.eq(nsw.o_push),
                      q_push.eq(nsw.o_push)]
+        # The state's write data is the sweep's whether or not it writes (the config write and the
+        # reset sweep override it), so the sweep's enable is not one more input of every data bit.
+        m.d.comb += st_wr.data.eq(nsw.o_wr_state.as_value())
         with m.If(nsw.o_wr_en):
             m.d.comb += [
-                st_wr.addr.eq(nsw.o_wr_n), st_wr.data.eq(nsw.o_wr_state.as_value()), st_wr.en.eq(1),
+                st_wr.addr.eq(nsw.o_wr_n), st_wr.en.eq(1),
                 acc_wr.addr.eq(nsw.o_wr_n), acc_wr.en.eq(1),   # data 0: see _build_reset_sweep
                 ext_wr.addr.eq(nsw.o_wr_n), ext_wr.data.eq(0), ext_wr.en.eq(1),
             ]
@@ -401,8 +404,8 @@ class STDPCore(wiring.Component):
         acc_wr, c, clearing, clr_n, ext_wr, st_wr = ns.get("acc_wr c clearing clr_n ext_wr st_wr")
         nsw, pipe = m.submodules["neuron_sweep"], m.submodules["update"]
         # The accumulator's write data, for all three writers: 0 from the neuron sweep and the
-        # reset sweep, the pipeline's sum otherwise. Not gated by the pipeline's write enable, so
-        # only one LUT level sits between the sum's saturating carry and the block RAM.
+        # reset sweep, the pipeline's registered sum otherwise. Not gated by the pipeline's write
+        # enable, so one LUT level sits between that register and the block RAM.
         m.d.comb += acc_wr.data.eq(Mux(nsw.o_wr_en | clearing, 0, pipe.o_acc_wr_data))
         # ---------------------------------------------------------------- reset sweep
         # Last, so that its writes take precedence (nothing else writes these memories while the

@@ -25,9 +25,11 @@ class UpdatePipeline(wiring.Component):
     in which it is written (the port's data is then not used); the neuron states must not change
     during a walk, and a synapse must not be issued twice before its write-back.
 
-    Cycle behaviour: four cycles after the issue the sum (saturated at ``v_max``) is written on
-    ``o_acc_wr_*`` (if the entry spiked); the two writes before it to the same post are forwarded
-    (from the adder and from a register), so back-to-back updates of a post never lose one. Six
+    Cycle behaviour: four cycles after the issue the sum (saturated at ``v_max``) is computed and
+    five cycles after it it is written on ``o_acc_wr_*`` (if the entry spiked), from a register;
+    the three updates before it to the same post are forwarded (from the adder, from the
+    write-back register and from the register behind it), so back-to-back updates of a post never
+    lose one. Six
     cycles after the issue the new weight is written on ``o_syn_wr_*`` (the word with its index
     field for CSR). ``o_busy`` is 1 while a synapse is in flight.
 
@@ -74,8 +76,8 @@ class UpdatePipeline(wiring.Component):
         # S0: read weight (the core).  S1: weight word arrives, registered.  R: read post state and
         # accumulator (address from a register: block RAMs' read-during-write emulation compares it
         # with the write address, so it must not come straight from another memory's output).
-        # S2: register state and accumulator.  S3: add into the accumulator, read kernels.  S4: LTP.
-        # S5: LTD, write the weight.
+        # S2: register state and accumulator.  S3: add into the accumulator, read kernels.  S4: write
+        # the accumulator, LTP.  S5: LTD, write the weight.
         s1_valid, s1_addr, s1_q = Signal(), Signal(pb), Signal(nb)
         s1_entry = Signal(entry)
         m.d.sync += [s1_valid.eq(self.i_issue), s1_addr.eq(self.i_addr), s1_q.eq(self.i_q),
@@ -94,39 +96,48 @@ class UpdatePipeline(wiring.Component):
         m.d.sync += [s2_valid.eq(r_valid), s2_addr.eq(r_addr), s2_q.eq(r_q), s2_w.eq(r_w),
                      s2_entry.eq(r_entry)]
 
-        # S2: post state and accumulator arrive; S3 adds the weight and writes the accumulator
-        # (delivery needs only the weight as read). Two synapses ahead may hold the same post: the
-        # one in S3 is writing it right now (forwarded from its adder), the one that was in S3 wrote
-        # it in the cycle this synapse's read was issued, when the port's data is not defined
-        # (forwarded from a register). Both selects are decided a cycle early, in R, from registers.
+        # S2: post state and accumulator arrive; S3 adds the weight, S4 writes the accumulator from
+        # a register (delivery needs only the weight as read; the write-back a cycle after the add
+        # keeps the carry chain and its saturation away from the block RAM's write data). Three
+        # synapses ahead may hold the same post: the one in S3 is adding right now (forwarded from
+        # its adder), the one in S4 is writing it right now and the one that was in S4 wrote it in
+        # the cycle this synapse's read was issued, when the port's data is not defined (both
+        # forwarded from registers). The selects are decided a cycle early, in R, from registers.
         post = self.i_post
         s3_valid, s3_addr, s3_q, s3_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
         s3_entry = Signal(entry)
-        s3_tau, s3_spk = Signal(tb), Signal()
-        fwd_s3, fwd_s4 = Signal(), Signal()
+        fwd_s3, fwd_s4, fwd_s5 = Signal(), Signal(), Signal()
         s3_acc, s3_deliver = Signal(vb), Signal()
-        s4_acc = Signal(vb)
+        s4_acc, s4_deliver, s5_acc = Signal(vb), Signal(), Signal(vb)
         acc_sum = Signal(vb + 1)
         acc_new = Signal(vb)
+        s4_q = Signal(nb)
+        s4_valid = Signal()
         m.d.sync += [
             fwd_s3.eq(s2_valid & s2_entry.spike & (s2_q == r_q)),
             fwd_s4.eq(s3_valid & s3_deliver & (s3_q == r_q)),
-            s3_acc.eq(Mux(fwd_s3, acc_new, Mux(fwd_s4, s4_acc, self.i_acc))),
+            fwd_s5.eq(s4_valid & s4_deliver & (s4_q == r_q)),
+            s3_acc.eq(Mux(fwd_s3, acc_new, Mux(fwd_s4, s4_acc, Mux(fwd_s5, s5_acc, self.i_acc)))),
             s3_deliver.eq(s2_valid & s2_entry.spike),
             s4_acc.eq(acc_new),
+            s4_deliver.eq(s3_deliver),
+            s5_acc.eq(s4_acc),
         ]
         m.d.comb += [
             acc_sum.eq(s3_acc + s3_w),
             acc_new.eq(Mux(acc_sum[vb], c.v_max, acc_sum[:vb])),  # carry out: saturate
         ]
-        # The data is the sum whether or not it is written (no enable in front of the memory's data).
-        m.d.comb += self.o_acc_wr_data.eq(acc_new)
-        with m.If(s3_valid & s3_deliver):
-            m.d.comb += [self.o_acc_wr_n.eq(s3_q), self.o_acc_wr_en.eq(1)]
+        # The data is the register whether or not it is written (no enable in front of the memory's data).
+        m.d.comb += self.o_acc_wr_data.eq(s4_acc)
+        with m.If(s4_valid & s4_deliver):
+            m.d.comb += [self.o_acc_wr_n.eq(s4_q), self.o_acc_wr_en.eq(1)]
+        s3_tau, s3_spk = Signal(tb), Signal()
         m.d.sync += [s3_valid.eq(s2_valid), s3_addr.eq(s2_addr), s3_q.eq(s2_q), s3_w.eq(s2_w),
                      s3_entry.eq(s2_entry), s3_tau.eq(post.tau), s3_spk.eq(post.spk)]
 
-        # S3: which updates apply, and the kernel table reads.
+        # S3: which updates apply, and the kernel table reads. The tables are read at the time
+        # differences whether or not their update applies (a table word is used only under
+        # s4_ltp / s5_ltd), so the decisions lead to those registers alone, not to the tables.
         age = Mux(s3_spk, 0, s3_tau)
         dt = Signal(tb + 1)
         m.d.comb += dt.eq(s3_entry.tau - age)
@@ -135,10 +146,10 @@ class UpdatePipeline(wiring.Component):
         m.d.comb += [
             ltp_ok.eq(s3_entry.ltp & (s3_entry.tau > age) & (dt <= T - 1)),
             ltd_ok.eq(s3_entry.spike & (s3_tau < T)),
-            kp_rd.addr.eq(Mux(ltp_ok, dt, 0)),
-            km_rd.addr.eq(Mux(ltd_ok, s3_tau, 0)),
+            kp_rd.addr.eq(dt),
+            km_rd.addr.eq(s3_tau),
         ]
-        s4_valid, s4_addr, s4_q, s4_w = Signal(), Signal(pb), Signal(nb), Signal(wb)
+        s4_addr, s4_w = Signal(pb), Signal(wb)
         s4_ltp, s4_ltd = Signal(), Signal()
         m.d.sync += [s4_valid.eq(s3_valid), s4_addr.eq(s3_addr), s4_q.eq(s3_q), s4_w.eq(s3_w),
                      s4_ltp.eq(ltp_ok), s4_ltd.eq(ltd_ok)]

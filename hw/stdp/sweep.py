@@ -125,14 +125,15 @@ class NeuronSweep(wiring.Component):
         sw2_tau = Signal(c.tau_bits)
         sw2_sum = Signal(vb + 1)
         sw2_ext = Signal()
+        refr = Signal()    # sw2_s.r != 0, registered with the state (it selects every field)
         m.d.sync += [
             sw2_valid.eq(self.i_run & sw1_valid), sw2_n.eq(sw1_n), sw2_s.eq(s), sw2_ext.eq(self.i_ext),
+            refr.eq(s.r != 0),
             sw2_tau.eq(Mux(s.spk, 1, Mux(s.tau >= T, T, s.tau + 1))),
             sw2_sum.eq(s.v - (s.v >> c.leak_shift) + self.i_acc),
         ]
         v_sat = Signal(vb)
         m.d.comb += v_sat.eq(Mux(sw2_sum[vb], c.v_max, sw2_sum[:vb]))
-        refr = sw2_s.r != 0
         spike = Signal()
         # v_sat >= threshold  <=>  sw2_sum >= threshold, since threshold <= v_max.
         m.d.comb += spike.eq(~refr & ((sw2_sum >= c.threshold) | sw2_ext))

@@ -115,9 +115,14 @@ class RowWalker(wiring.Component):
             s_nonempty, s_one = Signal(reset_less=True), Signal(reset_less=True)
             if csr:
                 r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
+                # start + 1 is registered with the row (a carry chain behind the row memory), so
+                # the one-synapse compare behind it is an equality of registers alone.
+                f_start_inc = Signal(pb + 1, reset_less=True)
+                with m.If(p_valid):
+                    m.d.sync += f_start_inc.eq(self.i_row[:pb] + 1)
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
-                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == r_start + 1)]
+                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == f_start_inc)]
             else:
                 f_start = Signal(pb, reset_less=True)
                 with m.If(p_valid):
