@@ -432,7 +432,12 @@ class _ResultCollector(wiring.Component):
                      wr.data.eq(Cat(*values, ovf))]
         out_valid, out_data = Signal(), Signal(width)
         load = Signal()
-        m.d.comb += load.eq((count != 0) & (~out_valid | self.o_res.ready))
+        # ``load`` enables every output flip-flop: it comes from flip-flops through one LUT, the
+        # ring's "not empty" kept as a register of its own (from the count, a compare and an
+        # adder ahead of it, it was the array's longest path).
+        nonempty = Signal()
+        m.d.comb += load.eq(nonempty & (~out_valid | self.o_res.ready))
+        m.d.sync += nonempty.eq(Mux(load, count > 1, count != 0) | w_en)
         with m.If(w_en):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
         with m.If(load):
