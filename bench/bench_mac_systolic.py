@@ -35,7 +35,7 @@ from amaranth.sim import Simulator
 
 from boards.synth import yosys_cells
 from hw.mac import spec
-from hw.mac.systolic import SystolicArray
+from hw.mac.systolic import SystolicArray, SystolicPair
 from sim.mac.amaranth_run import payload_int, run_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.runner import build_root
@@ -268,15 +268,18 @@ def format_overuse(trace, every=5):
 
 
 def print_cells():
-    """Yosys cells of the 4x8 slice and the 8x16 array (no place and route) and per PE pair."""
-    print("\n## Yosys cells, ECP5-85F, tile_k = 0 (boards.synth.yosys_cells; per pair: the whole array's "
-          "cells / pairs, edges included)\n")
+    """Yosys cells of one PE pair, the 4x8 slice and the 8x16 array (no place and route)."""
+    print("\n## Yosys cells, ECP5-85F, tile_k = 0, acc_width = 24 (boards.synth.yosys_cells; per pair: "
+          "the design's cells / its pairs, edges included)\n")
     print(f"{'design':<22}{'LUT4':>7}{'CCU2C':>7}{'FF':>7}{'DSP':>5}{'LUTRAM':>7}"
           f"{'LUT4/pair':>10}{'CCU2C/pair':>11}{'FF/pair':>8}")
-    for rows, cols in ((4, 8), (ROWS, COLS)):
-        c = yosys_cells(SystolicArray(rows=rows, cols=cols, tile_k=0), name=f"systolic_{rows}x{cols}")
-        pairs = rows * cols // 2
-        print(f"{f'SystolicArray {rows}x{cols}':<22}{c['lut4']:>7}{c['carry']:>7}{c['ff']:>7}{c['dsp']:>5}"
+    designs = [("SystolicPair (one)", "systolic_pair", lambda: SystolicPair(acc_width=24, tile_k=0), 1)]
+    designs += [(f"SystolicArray {r}x{c}", f"systolic_{r}x{c}",
+                 lambda r=r, c=c: SystolicArray(rows=r, cols=c, tile_k=0), r * c // 2)
+                for r, c in ((4, 8), (ROWS, COLS))]
+    for label, name, make, pairs in designs:
+        c = yosys_cells(make(), name=name)
+        print(f"{label:<22}{c['lut4']:>7}{c['carry']:>7}{c['ff']:>7}{c['dsp']:>5}"
               f"{c.get('lutram', 0):>7}{c['lut4'] / pairs:>10.1f}{c['carry'] / pairs:>11.1f}"
               f"{c['ff'] / pairs:>8.1f}")
 
