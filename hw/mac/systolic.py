@@ -209,15 +209,11 @@ class SystolicPair(wiring.Component):
             n3 = Signal(name=f"neg3_{col}_4")
             m.d.sync += n3.eq(negs[1])
             neg3.append(n3)
-        # The int8 flag selects every bit of both columns' beat-sum terms: at t+4 it is four
-        # registers (column x low/high bits; ``keep``: Yosys does not merge them), each with a
-        # quarter of the fanout (one flag register was the 8 x 16 array's worst path: a 7.6 ns
-        # detour through the congested pair).
-        is8_3 = Signal(name="is8_3")
-        m.d.sync += is8_3.eq(dw.is8)
-        is8_4 = [[Signal(name=f"is8_4_{col}_{half}", attrs={"keep": 1}) for half in range(2)]
-                 for col in range(2)]
-        m.d.sync += [reg.eq(is8_3) for regs in is8_4 for reg in regs]
+        is8 = dw.is8
+        for stage in (3, 4):
+            reg = Signal(name=f"is8_{stage}")
+            m.d.sync += reg.eq(is8)
+            is8 = reg
 
         # t+4: the products in fabric flip-flops. The multipliers sit where the device has them,
         # often far from their pair's logic: the route gets a cycle with no logic behind it.
@@ -237,16 +233,9 @@ class SystolicPair(wiring.Component):
                                                    clear="view")
         lo0, lo1 = p0[:12].as_signed(), p1[:12].as_signed()
         hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
-        def by_bit(col, a, b):
-            """``is8 ? a : b`` per bit of the beat width, from column ``col``'s flag copies."""
-            ea, eb = Signal(signed(BEAT_WIDTH)), Signal(signed(BEAT_WIDTH))
-            m.d.comb += [ea.eq(a), eb.eq(b)]
-            return Cat(Mux(is8_4[col][i >= BEAT_WIDTH // 2], ea[i], eb[i])
-                       for i in range(BEAT_WIDTH)).as_signed()
-
         terms = (
-            (by_bit(0, p0[:17].as_signed(), lo0), by_bit(0, 0, hi1), fab[0], ~is8_4[0][1] & p1[11], neg3[0]),
-            (by_bit(1, p1[:17].as_signed(), lo1), by_bit(1, 0, hi0), fab[1], ~is8_4[1][1] & p0[11], neg3[1]),
+            (Mux(is8, p0[:17].as_signed(), lo0), Mux(is8, 0, hi1), fab[0], ~is8 & p1[11], neg3[0]),
+            (Mux(is8, p1[:17].as_signed(), lo1), Mux(is8, 0, hi0), fab[1], ~is8 & p0[11], neg3[1]),
         )
         for col, (tx, ty, tz, cin0, cin1) in enumerate(terms):
             x, y, z = (Signal(signed(BEAT_WIDTH), name=f"{n}{col}") for n in "xyz")
