@@ -1,7 +1,8 @@
 """Benchmark of the systolic ECP5 MAC array (issue 18): resources, Fmax, MAC/s against the device limit.
 
 Run: ``python -m bench.bench_mac_systolic`` (``--no-synth``: the simulation part only; ``--seeds 1 2 3``;
-``--timeout`` seconds per nextpnr run, default 3600).
+``--timeout`` seconds per nextpnr run, default 3600; ``--shape 4x8`` or ``8x16``: place and route
+only that shape; ``--cells``: only the Yosys cells of both shapes, minutes instead of hours).
 
 1. Throughput, measured in Amaranth's simulator (behavioural multipliers, streams always full,
    results checked against :mod:`sim.mac.golden`): a GEMM per mode through the 8x16 array, its
@@ -32,8 +33,9 @@ import numpy as np
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
+from boards.synth import yosys_cells
 from hw.mac import spec
-from hw.mac.systolic import SystolicArray
+from hw.mac.systolic import SystolicArray, SystolicPair
 from sim.mac.amaranth_run import payload_int, run_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.runner import build_root
@@ -265,6 +267,23 @@ def format_overuse(trace, every=5):
     return " -> ".join(f"{o} ({i})" for i, o in keep) if keep else "(no router2 iterations)"
 
 
+def print_cells():
+    """Yosys cells of one PE pair, the 4x8 slice and the 8x16 array (no place and route)."""
+    print("\n## Yosys cells, ECP5-85F, tile_k = 0, acc_width = 24 (boards.synth.yosys_cells; per pair: "
+          "the design's cells / its pairs, edges included)\n")
+    print(f"{'design':<22}{'LUT4':>7}{'CCU2C':>7}{'FF':>7}{'DSP':>5}{'LUTRAM':>7}"
+          f"{'LUT4/pair':>10}{'CCU2C/pair':>11}{'FF/pair':>8}")
+    designs = [("SystolicPair (one)", "systolic_pair", lambda: SystolicPair(acc_width=24, tile_k=0), 1)]
+    designs += [(f"SystolicArray {r}x{c}", f"systolic_{r}x{c}",
+                 lambda r=r, c=c: SystolicArray(rows=r, cols=c, tile_k=0), r * c // 2)
+                for r, c in ((4, 8), (ROWS, COLS))]
+    for label, name, make, pairs in designs:
+        c = yosys_cells(make(), name=name)
+        print(f"{label:<22}{c['lut4']:>7}{c['carry']:>7}{c['ff']:>7}{c['dsp']:>5}"
+              f"{c.get('lutram', 0):>7}{c['lut4'] / pairs:>10.1f}{c['carry'] / pairs:>11.1f}"
+              f"{c['ff'] / pairs:>8.1f}")
+
+
 def print_synth(rows, base, seeds):
     print(f"\n## Out-of-context synthesis + PnR, ECP5-85F, target 125 MHz (boards.synth; systolic: "
           f"router2, seeds {seeds})\n")
@@ -310,18 +329,26 @@ def main(argv=None):
     ap.add_argument("--no-synth", action="store_true", help="skip synthesis and place-and-route")
     ap.add_argument("--seeds", type=int, nargs="+", default=[1, 2, 3])
     ap.add_argument("--timeout", type=int, default=3600, help="seconds per synthesis and nextpnr run")
+    ap.add_argument("--shape", choices=["both", "4x8", f"{ROWS}x{COLS}"], default="both",
+                    help="place and route the 4x8 slice, the full array (at --seeds) or both")
+    ap.add_argument("--cells", action="store_true",
+                    help="only the Yosys cells of the 4x8 slice and the full array (no nextpnr)")
     args = ap.parse_args(argv)
+    if args.cells:
+        print_cells()
+        return
     rate_big = print_throughput(measure_throughput())
     print_feed()
     if args.no_synth:
         return
     rows = []
-    # The 4x8 slice of the same design first (a few minutes): the pair's own Fmax.
-    print("  synthesizing systolic 4x8 seed 1 ...", file=sys.stderr, flush=True)
-    r = synth_bounded("SystolicArray(rows=4, cols=8, tile_k=0)", "systolic_4x8", 1, args.timeout,
-                      router="router2", options=SYSTOLIC_NEXTPNR)
-    rows.append(("SystolicArray 4x8", 1, r))
-    for seed in args.seeds:
+    # The 4x8 slice of the same design first (minutes): the pair's own Fmax.
+    for seed in (args.seeds if args.shape == "4x8" else [1] if args.shape == "both" else []):
+        print(f"  synthesizing systolic 4x8 seed {seed} ...", file=sys.stderr, flush=True)
+        r = synth_bounded("SystolicArray(rows=4, cols=8, tile_k=0)", "systolic_4x8", seed, args.timeout,
+                          router="router2", options=SYSTOLIC_NEXTPNR)
+        rows.append(("SystolicArray 4x8", seed, r))
+    for seed in (args.seeds if args.shape != "4x8" else []):
         print(f"  synthesizing systolic {ROWS}x{COLS} seed {seed} ...", file=sys.stderr, flush=True)
         r = synth_bounded(f"SystolicArray(rows={ROWS}, cols={COLS}, tile_k=0)", f"systolic_{ROWS}x{COLS}",
                           seed, args.timeout, router="router2", options=SYSTOLIC_NEXTPNR)

@@ -39,8 +39,9 @@ from hw.paths import build_root
 
 from .toolchain import ToolError, run_tool, run_yosys
 
-__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "format_table", "count_cells", "module_cells",
-           "ToolError", "DoesNotFit", "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ", "MAX_SEED"]
+__all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
+           "module_cells", "ToolError", "DoesNotFit", "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ",
+           "MAX_SEED", "DUT_MODULE"]
 
 
 class DoesNotFit(ToolError):
@@ -290,42 +291,8 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     (work / "design.il").write_text(text)
     started = time.monotonic()
 
-    dut_module = "top.dut"
-    # Yosys' result depends only on the design and the device, not on nextpnr's seed or clock
-    # constraint: it is kept once in ``yosys/`` so that a seed sweep runs Yosys once.
-    ydigest = hashlib.sha256(f"{device}\n{dev['synth']}\n{text}".encode()).hexdigest()[:16]
-    ycache = Path(build_dir) / "yosys" / f"{device}-{ydigest}"
-    if use_cache and (ycache / "abc9.txt").exists():
-        for f in _YOSYS_OUTPUTS:
-            shutil.copyfile(ycache / f, work / f)
-        abc9 = (ycache / "abc9.txt").read_text().strip()
-    else:
-        say(f"yosys: synthesizing {name} for {dev['label']}")
-        # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
-        # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
-        # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
-        # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
-        # (-noabc9). ``abc9`` in the result says which ran.
-        options = ("", *dev["abc9_fallbacks"])
-        for i, option in enumerate(options):
-            try:
-                _run_synth(f"{dev['synth']} {option}".rstrip(), dut_module, work)
-                break
-            except ToolError:
-                if i + 1 == len(options):
-                    raise
-                say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
-        abc9 = option or "abc9"
-        # Filled under a temporary name and renamed: parallel runs never see half an entry.
-        tmp = ycache.with_name(f"{ycache.name}.tmp{os.getpid()}")
-        tmp.mkdir(parents=True, exist_ok=True)
-        for f in _YOSYS_OUTPUTS:
-            shutil.copyfile(work / f, tmp / f)
-        (tmp / "abc9.txt").write_text(abc9 + "\n")
-        try:
-            os.replace(tmp, ycache)
-        except OSError:  # another run stored the same entry first
-            shutil.rmtree(tmp, ignore_errors=True)
+    dut_module = DUT_MODULE
+    abc9 = _yosys_cached(text, device, name, work, build_dir, use_cache, say)
     stat = json.loads((work / "stat.json").read_text())
     block = count_cells(module_cells(stat, dut_module), dev["family"])
     total = count_cells(module_cells(stat, "top"), dev["family"])
@@ -375,6 +342,74 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
 
 
 _YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
+#: The block's module in the wrapped design (kept as a hierarchy of its own).
+DUT_MODULE = "top.dut"
+
+
+def _yosys_cached(text, device, name, work, build_dir, use_cache, say):
+    """Yosys on the wrapped design's RTLIL ``text`` into ``work`` (``synth.json``, ``stat.json``,
+    ``yosys.log``); returns the abc9 option that ran. Yosys' result depends only on the design and
+    the device, not on nextpnr's seed or clock constraint: it is kept once in ``yosys/`` so that a
+    seed sweep runs Yosys once."""
+    dev = DEVICES[device]
+    ydigest = hashlib.sha256(f"{device}\n{dev['synth']}\n{text}".encode()).hexdigest()[:16]
+    ycache = Path(build_dir) / "yosys" / f"{device}-{ydigest}"
+    if use_cache and (ycache / "abc9.txt").exists():
+        for f in _YOSYS_OUTPUTS:
+            shutil.copyfile(ycache / f, work / f)
+        return (ycache / "abc9.txt").read_text().strip()
+    say(f"yosys: synthesizing {name} for {dev['label']}")
+    # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
+    # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
+    # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
+    # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
+    # (-noabc9). ``abc9`` in the result says which ran.
+    options = ("", *dev["abc9_fallbacks"])
+    for i, option in enumerate(options):
+        try:
+            _run_synth(f"{dev['synth']} {option}".rstrip(), DUT_MODULE, work)
+            break
+        except ToolError:
+            if i + 1 == len(options):
+                raise
+            say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
+    abc9 = option or "abc9"
+    # Filled under a temporary name and renamed: parallel runs never see half an entry.
+    tmp = ycache.with_name(f"{ycache.name}.tmp{os.getpid()}")
+    tmp.mkdir(parents=True, exist_ok=True)
+    for f in _YOSYS_OUTPUTS:
+        shutil.copyfile(work / f, tmp / f)
+    (tmp / "abc9.txt").write_text(abc9 + "\n")
+    try:
+        os.replace(tmp, ycache)
+    except OSError:  # another run stored the same entry first
+        shutil.rmtree(tmp, ignore_errors=True)
+    return abc9
+
+
+def yosys_cells(component, *, device="ecp5-85f", name="block", build_dir=None, use_cache=True):
+    """The block's cells as :func:`synthesize` counts them (``lut4, carry, ff, dsp, bram, spram``,
+    ECP5 also ``lutram``), from Yosys alone: no place and route. Same wrapper and Yosys cache.
+
+    Raises
+    ------
+    ValueError
+        If ``device`` is not one of :data:`DEVICES`.
+    ToolError
+        If Yosys fails.
+    """
+    if device not in DEVICES:
+        raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, not {device!r}")
+    text = rtlil.convert(RegisterWrapper(component), name="top")
+    if build_dir is None:
+        build_dir = build_root() / "synth"
+    digest = hashlib.sha256(f"{device}\n{text}".encode()).hexdigest()[:16]
+    work = Path(build_dir) / "cells" / f"{name}-{device}-{digest}"
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.il").write_text(text)
+    _yosys_cached(text, device, name, work, build_dir, use_cache, lambda msg: None)
+    stat = json.loads((work / "stat.json").read_text())
+    return count_cells(module_cells(stat, DUT_MODULE), DEVICES[device]["family"])
 
 
 def _run_synth(command, dut_module, work):

@@ -8,6 +8,7 @@ from hw.hdqt.ram import Ram
 from hw.huffman import HuffmanDecoder
 from hw.lfsr import GaloisLFSR
 from hw.lib.spram import SPRAM
+from hw.mac.accumulate import AccumulatorGrid
 from hw.mac.array import MacArray
 from hw.mac.systolic import SystolicArray
 from hw.stdp import STDPCore
@@ -39,6 +40,7 @@ BAD_PARAMETERS = [
     (MAC_ARRAYS, {"count_bits": 0}, "count_bits must be an integer from 1 to 20, not 0"),
     (MAC_ARRAYS, {"primitives": 1}, "primitives must be True or False, not 1"),
     (MacArray, {"cols": 17}, "cols must be an integer from 1 to 16, not 17"),
+    (AccumulatorGrid, {"clear": "after"}, "clear must be 'sum' or 'view', not 'after'"),
     (MacArray, {"backend": "dsp"}, "backend must be one of 'lut', 'ice40', 'ecp5', not 'dsp'"),
     (MacArray, {"backend": "ecp5", "cols": 3},
      "cols must be an even integer from 2 to 16 with backend 'ecp5'"),

@@ -116,12 +116,13 @@ def plain_tags(n):
             for i in range(n)]
 
 
+@pytest.mark.parametrize("clear", ["sum", "view"])
 @pytest.mark.parametrize("acc_width", [17, 20])
-def test_accumulator_long_runs_of_extreme_products(acc_width):
+def test_accumulator_long_runs_of_extreme_products(acc_width, clear):
     lo, hi = spec.sat_range(acc_width)
     n = 300
     for product in (-128 * -128, 255 * -128, 255 * 127):
-        loads = run_accumulator([product] * n, plain_tags(n), acc_width=acc_width, tile_k=0)
+        loads = run_accumulator([product] * n, plain_tags(n), acc_width=acc_width, tile_k=0, clear=clear)
         assert loads == [(hi if product > 0 else lo, 1)]
     # Saturate, come back from the rail: the value leaves the rail, the tile's flag stays set.
     beats = [16384] * 10 + [-32640] * 3
@@ -129,10 +130,12 @@ def test_accumulator_long_runs_of_extreme_products(acc_width):
     for b in beats:
         ovf |= spec.overflows(exp + b, acc_width)
         exp = spec.sat(exp + b, acc_width)
-    assert run_accumulator(beats, plain_tags(13), acc_width=acc_width, tile_k=0) == [(exp, int(ovf))]
+    got = run_accumulator(beats, plain_tags(13), acc_width=acc_width, tile_k=0, clear=clear)
+    assert got == [(exp, int(ovf))]
     # Back-to-back tiles: the second starts from 0 with a clear flag.
     tags = plain_tags(40) + plain_tags(2)
-    assert run_accumulator([16384] * 40 + [5, -7], tags, acc_width=acc_width, tile_k=0) == [(hi, 1), (-2, 0)]
+    assert run_accumulator([16384] * 40 + [5, -7], tags, acc_width=acc_width, tile_k=0,
+                           clear=clear) == [(hi, 1), (-2, 0)]
 
 
 def test_accumulator_tile_groups():
@@ -236,6 +239,32 @@ def test_array_saturation_flags_and_clear(array):
     res = run_tiles(make_dut(array, rows=1, cols=2, acc_width=17), tiles + tiles[1:] * 20, probe=probe,
                     max_cycles=3000)
     assert res["status"]["overflow"] == 0
+
+
+@pytest.mark.parametrize("array", ["mac", "systolic"])
+def test_array_saturation_both_rails_and_back(array):
+    """Long int8/int4/int2 tiles whose sums swing between both rails of a 17-bit accumulator and
+    come back from them (saturation per update), back to back with short clean tiles."""
+    dut = make_dut(array, rows=2, cols=4, acc_width=17, tile_k=0)
+    rng = np.random.default_rng(17)
+    tiles = []
+    for mode, run in (("int8", 12), ("int4", 100), ("int2", 320)):
+        lanes = spec.lanes(mode)
+        top = {"int8": 127, "int4": 7, "int2": 1}[mode]
+        k = 5 * run * lanes // 2
+        x = rng.integers(100, 128, (2, k))
+        # Per column a run of one sign (to a rail), one of the other (back, to the other rail),
+        # half a run of the first (back, ending between the rails).
+        sign = np.where((np.arange(k) // (run * lanes)) % 2 == 0, 1, -1)
+        w = np.array([sign * (top if c % 2 else -top - 1 if mode != "int2" else -2) * (1 if c < 2 else -1)
+                      for c in range(4)])
+        w = np.clip(w, -top - 1, top)
+        tiles += gemm_tiles(x, w, mode, rows=2, cols=4, acc_width=17, tile_k=8)
+        tiles += gemm_tiles(x[:, :lanes], w[:, :lanes], mode, rows=2, cols=4, acc_width=17, tile_k=8)
+    res = run_tiles(dut, tiles, stall=0.2, seed=3, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, 2)
+    flags = [r["overflow"] for r in res["rows"]]
+    assert any(flags) and not all(flags)
 
 
 @pytest.mark.parametrize("array", ["mac", "systolic"])

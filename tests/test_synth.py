@@ -10,7 +10,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
 from boards import synth
-from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize
+from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize, yosys_cells
 from boards.toolchain import ToolError, run_yosys
 from edgelearn.cli import main
 from hw.lfsr import GaloisLFSR
@@ -70,6 +70,11 @@ def test_up5k_smoke_build(tmp_path, monkeypatch):
     r2 = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, seed=2)
     assert r2["dir"] != r["dir"]
     assert (r2["lut4"], r2["ff"], r2["abc9"]) == (r["lut4"], r["ff"], r["abc9"])
+    # Yosys' cells alone (no nextpnr), from the same entry: the block's counts of the build.
+    cells = yosys_cells(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path)
+    assert cells == {k: r[k] for k in cells}
+    with pytest.raises(ValueError, match="device must be one of"):
+        yosys_cells(GaloisLFSR(width=16), device="xc7")
 
 
 def test_synth_command_prints_table(capsys):

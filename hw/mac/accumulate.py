@@ -22,7 +22,7 @@ from ..params import check_int
 from . import spec
 from .products import BEAT_WIDTH
 
-__all__ = ["AccumulatorGrid", "group_width", "check_tile_k"]
+__all__ = ["AccumulatorGrid", "group_width", "check_tile_k", "saturated_view", "view_overflowed"]
 
 # Largest beat-sum magnitude: 255 * 128 (uint8 activation times -128).
 _MAX_BEAT = 255 * 128
@@ -58,6 +58,12 @@ class AccumulatorGrid(wiring.Component):
         Group sums clamp to ``±(2**(tile_bits-1) - 1)``; 2..16.
     terms : int
         1 or 2: how many terms of the beat sum the product grid hands over (:data:`TERMS`).
+    clear : str
+        Where a tile's first contribution replaces the running sum: ``"sum"`` after the adder (a
+        select behind the carry chain, free on iCE40, where it fits the adder's own sum LUT) or
+        ``"view"`` in front of it (the adder's accumulator input is forced to 0, in the saturated
+        view's LUT; ECP5, whose carry cells take no extra select: one LUT per bit less and none
+        behind the chain).
 
     Members
     -------
@@ -73,6 +79,12 @@ class AccumulatorGrid(wiring.Component):
     acc : Out(ArrayLayout(ArrayLayout(signed(acc_width), cols), rows))
     ovf : Out(rows)
         Bit ``r``: some PE of row ``r`` saturated in the tile (valid with ``done``).
+    raw : Out(ArrayLayout(ArrayLayout(signed(acc_width + 1), cols), rows))
+    hist : Out(ArrayLayout(ArrayLayout(1, cols), rows))
+        The accumulator registers behind ``acc`` / ``ovf``: the unsaturated sum of the last update
+        (``acc`` is :func:`saturated_view` of it) and "an earlier update of this tile overflowed"
+        (``ovf`` of a PE is ``hist | view_overflowed(raw)``). A consumer that moves results far
+        takes these and forms the view at the far end.
 
     Raises
     ------
@@ -81,13 +93,16 @@ class AccumulatorGrid(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
-                 tile_bits=spec.DEFAULT_TILE_BITS, terms=1):
+                 tile_bits=spec.DEFAULT_TILE_BITS, terms=1, clear="sum"):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
         self._tile_k = check_tile_k(tile_k)
         self._tile_bits = check_int("tile_bits", tile_bits, 2, 16)
         self._terms = check_int("terms", terms, 1, 2)
+        if clear not in ("sum", "view"):
+            raise ValueError(f"clear must be 'sum' or 'view', not {clear!r}")
+        self._clear = clear
         super().__init__({
             "en": In(1),
             "beat": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
@@ -98,6 +113,8 @@ class AccumulatorGrid(wiring.Component):
             "done_next": Out(1),
             "acc": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width), cols), rows)),
             "ovf": Out(rows),
+            "raw": Out(data.ArrayLayout(data.ArrayLayout(signed(acc_width + 1), cols), rows)),
+            "hist": Out(data.ArrayLayout(data.ArrayLayout(1, cols), rows)),
         })
 
     def elaborate(self, platform):
@@ -182,24 +199,26 @@ class AccumulatorGrid(wiring.Component):
                 # saturated view of the register: per bit a function of (raw[W], raw[W-1], raw[i]),
                 # one LUT4 in front of the carry chain, instead of the clamp (overflow detect + a
                 # mux fanning out to every bit) after it. A tile's first contribution replaces the
-                # sum after the adder (iCE40: in the adder's own sum LUT, whose fourth input is
-                # free), so the tile-start flag, which fans out to every accumulator bit, is not
-                # in front of the carry chain.
+                # sum after the adder (clear="sum"; iCE40: in the adder's own sum LUT, whose fourth
+                # input is free), so the tile-start flag is not in front of the carry chain; or
+                # (clear="view"; ECP5) it forces the adder's register input to 0 in the view's LUT
+                # (its fourth input), so nothing follows the carry chain in the loop.
                 raw = Signal(signed(W + 1), name=f"raw{r}_{c}")
                 hist = Signal(name=f"hist{r}_{c}")      # an earlier update of this tile overflowed
                 cur = Signal(name=f"cur{r}_{c}")        # the last update overflowed
                 view = Signal(signed(W), name=f"sat{r}_{c}")
-                m.d.comb += [
-                    cur.eq(raw[W] ^ raw[W - 1]),
-                    # Positive overflow: raw[W] = 0 -> 0b0111...; negative: 0b1000...
-                    view.eq(Mux(cur, Cat((~raw[W]).replicate(W - 1), raw[W]), raw[:W])),
-                    self.acc[r][c].eq(view),
-                ]
+                m.d.comb += [cur.eq(view_overflowed(raw)), view.eq(saturated_view(raw)),
+                             self.acc[r][c].eq(view), self.raw[r][c].eq(raw), self.hist[r][c].eq(hist)]
                 total = Signal(signed(W + 1), name=f"total{r}_{c}")
-                m.d.comb += total.eq(view + contrib)
+                if self._clear == "view":
+                    m.d.comb += total.eq(Mux(c_first, 0, view) + contrib)
+                    new_raw = total
+                else:
+                    m.d.comb += total.eq(view + contrib)
+                    new_raw = Mux(c_first, contrib, total)
                 with m.If(en & c_valid):
                     m.d.sync += [
-                        raw.eq(Mux(c_first, contrib, total)),
+                        raw.eq(new_raw),
                         hist.eq(~c_first & (hist | cur)),
                     ]
                 ovf = Signal(name=f"ovf{r}_{c}")
@@ -207,6 +226,20 @@ class AccumulatorGrid(wiring.Component):
                 row_ovf.append(ovf)
             m.d.comb += self.ovf[r].eq(_any(row_ovf))
         return m
+
+
+def view_overflowed(raw):
+    """The update that left ``raw`` (an accumulator register, one bit wider than the accumulator)
+    overflowed: its two top bits differ."""
+    return raw[-1] ^ raw[-2]
+
+
+def saturated_view(raw):
+    """The saturated accumulator value of ``raw`` (one bit wider): the rail when the last update
+    overflowed (positive: ``raw``'s top bit 0 -> 0b0111...; negative: 0b1000...), else ``raw``
+    without its top bit. Per bit a function of three register bits: one LUT level."""
+    w = len(raw) - 1
+    return Mux(view_overflowed(raw), Cat((~raw[w]).replicate(w - 1), raw[w]), raw[:w]).as_signed()
 
 
 def _any(bits):

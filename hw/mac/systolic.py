@@ -72,14 +72,15 @@ from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int
 from . import spec
-from .accumulate import AccumulatorGrid, check_tile_k
+from .accumulate import AccumulatorGrid, check_tile_k, saturated_view, view_overflowed
 from .array import array_members, cmd_layout, res_layout
 from .ecp5_dsp import REGISTERS, mult18x18d
 from .products import ACT9, BEAT_WIDTH
 from .sequencer import TileSequencer, beat_tags_layout
 
 __all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "FABRIC_LAG", "act_ops_layout",
-           "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "tags_layout", "shadow_layout"]
+           "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "digit_layout", "tags_layout",
+           "shadow_layout"]
 
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
 PAIR_LATENCY = 5
@@ -107,13 +108,19 @@ def wgt_ops_layout():
     return data.StructLayout({"b0": signed(18), "b1": signed(18)})
 
 
+def digit_layout():
+    """A fabric-lane weight (-2..1) as the product's one-LUT form: ``neg = 0``: ``t ? a : 0``;
+    ``neg = 1``: ``t ? ~(2a) : ~a``; the product is that plus ``neg`` (``~v + 1 = -v``), the ``+ 1``
+    added later as a carry-in. Codes ``(neg, t)``: 0 -> 00, 1 -> 01, -1 -> 10, -2 -> 11."""
+    return data.StructLayout({"t": 1, "neg": 1})
+
+
 def wgt_late_layout():
     """Weight operands of one column pair and beat for the fabric (:data:`FABRIC_LAG` cycles
-    behind :func:`wgt_ops_layout`): the digits ``(one, two, neg)`` of lanes 2 and 3 of both
+    behind :func:`wgt_ops_layout`): the digits (:func:`digit_layout`) of lanes 2 and 3 of both
     columns (``d[2 * col + lane - 2]``), zero outside int2/ternary; ``is8`` (the products are int8,
     not lane-packed)."""
-    digit = data.StructLayout({"one": 1, "two": 1, "neg": 1})
-    return data.StructLayout({"d": data.ArrayLayout(digit, 4), "is8": 1})
+    return data.StructLayout({"d": data.ArrayLayout(digit_layout(), 4), "is8": 1})
 
 
 def tags_layout():
@@ -122,8 +129,19 @@ def tags_layout():
 
 
 def shadow_layout(acc_width):
-    """A pair's result on its way up: two accumulators and the overflow of either."""
-    return data.StructLayout({"valid": 1, "acc": data.ArrayLayout(signed(acc_width), 2), "ovf": 1})
+    """A pair's result on its way up: its two accumulator registers (``raw``: unsaturated, one bit
+    wider; the saturated value is :func:`hw.mac.accumulate.saturated_view` of it, formed at the
+    array's top edge) and ``hist``: an earlier update of the tile overflowed in either column."""
+    return data.StructLayout({"valid": 1, "raw": data.ArrayLayout(signed(acc_width + 1), 2), "hist": 1})
+
+
+def _add_with_carry(m, a, b, cin, width, name):
+    """``a + b + cin`` (mod ``2**width``, signed) on one carry chain: ``cin`` goes in as an extra
+    LSB of both operands (``(2a + c) + (2b + c) = 2 (a + b + c)``), i.e. as the chain's carry-in."""
+    ea, eb = Signal(signed(width), name=f"{name}_a"), Signal(signed(width), name=f"{name}_b")
+    m.d.comb += [ea.eq(a), eb.eq(b)]
+    total = Cat(cin, ea) + Cat(cin, eb)
+    return total[1:width + 1].as_signed()
 
 
 class SystolicPair(wiring.Component):
@@ -171,22 +189,26 @@ class SystolicPair(wiring.Component):
                   for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
 
         # t+3: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise) from the
-        # fabric operands, which are at the pair at t+2; t+4: per column the sum of the two (the
-        # negation's and the sum's carry chains in one cycle were a pair's longest path), beside
-        # the multipliers' products.
-        fab = []
+        # fabric operands, which are at the pair at t+2: per bit one LUT4 of (a_i, a_{i-1}, t, neg)
+        # giving a, 2a, ~a or ~(2a) (:func:`digit_layout`); the negations' "+ 1" are carry-ins of
+        # later adders, so no carry chain of its own. t+4: per column the sum of the two, lane 2's
+        # "+ 1" as its carry-in; lane 3's goes into the beat sum's free carry slot.
+        fab, neg3 = [], []
         for col in range(2):
-            pps = []
+            pps, negs = [], []
             for lane, xl in ((2, x.x2), (3, x.x3)):
                 d = dw.d[2 * col + lane - 2]
-                sel = Signal(signed(10), name=f"sel{col}_{lane}")
                 pp = Signal(signed(11), name=f"pp{col}_{lane}")
-                m.d.comb += sel.eq(Mux(d.one, xl, Mux(d.two, xl << 1, 0)))
-                m.d.sync += pp.eq(Mux(d.neg, -sel, sel))
+                neg = Signal(name=f"neg{col}_{lane}")
+                m.d.sync += [pp.eq(Mux(d.neg, ~Mux(d.t, xl << 1, xl), Mux(d.t, xl, 0))), neg.eq(d.neg)]
                 pps.append(pp)
+                negs.append(neg)
             f = Signal(FABRIC, name=f"f{col}")
-            m.d.sync += f.eq(pps[0] + pps[1])
+            m.d.sync += f.eq(_add_with_carry(m, pps[0], pps[1], negs[0], FABRIC.width, f"fsum{col}"))
             fab.append(f)
+            n3 = Signal(name=f"neg3_{col}_4")
+            m.d.sync += n3.eq(negs[1])
+            neg3.append(n3)
         is8 = dw.is8
         for stage in (3, 4):
             reg = Signal(name=f"is8_{stage}")
@@ -200,17 +222,20 @@ class SystolicPair(wiring.Component):
         p0, p1 = q0, q1
 
         # t+5: the beat sums, three terms per column in one stage. int8: the product (and 0, 0).
-        # Lane-packed: the low (column 0) / high (column 1) 12-bit products of both multipliers
-        # and the column's fabric sum; high = P[12:] + P[11], the borrow of a negative low
-        # product, so column 1 also adds both borrows. Carry-save: a 3:2 compressor per bit (one
-        # LUT level, the int8/packed choice folded in) and one carry chain, whose free LSBs take
-        # the two borrows (one in the shifted carry word, one as the chain's carry-in).
-        m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits)
+        # Lane-packed: multiplier 0 holds (column 0, column 1) in its (low, high) 12-bit fields,
+        # multiplier 1 (column 1, column 0) (:func:`decode_wgt`), so each column adds one low and
+        # one high field and the column's fabric sum; high = P[12:] + P[11], the borrow of a
+        # negative low product, so each column adds one borrow, and lane 3's negation carry.
+        # Carry-save: a 3:2 compressor per bit (one LUT level, the int8/packed choice folded in)
+        # and one carry chain, whose free LSBs take the two carries (one in the shifted carry
+        # word, one as the chain's carry-in).
+        m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits,
+                                                   clear="view")
+        lo0, lo1 = p0[:12].as_signed(), p1[:12].as_signed()
         hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
         terms = (
-            (Mux(is8, p0[:17].as_signed(), p0[:12].as_signed()), Mux(is8, 0, p1[:12].as_signed()),
-             fab[0], Const(0, 1), Const(0, 1)),
-            (Mux(is8, p1[:17].as_signed(), hi0), Mux(is8, 0, hi1), fab[1], ~is8 & p0[11], ~is8 & p1[11]),
+            (Mux(is8, p0[:17].as_signed(), lo0), Mux(is8, 0, hi1), fab[0], ~is8 & p1[11], neg3[0]),
+            (Mux(is8, p1[:17].as_signed(), lo1), Mux(is8, 0, hi0), fab[1], ~is8 & p0[11], neg3[1]),
         )
         for col, (tx, ty, tz, cin0, cin1) in enumerate(terms):
             x, y, z = (Signal(signed(BEAT_WIDTH), name=f"{n}{col}") for n in "xyz")
@@ -218,20 +243,21 @@ class SystolicPair(wiring.Component):
             half = Signal(BEAT_WIDTH, name=f"half{col}")
             carry = Signal(BEAT_WIDTH, name=f"carry{col}")
             m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
-            # (2 * half + cin1) + (2 * carry + cin1) = 2 * (half + carry + cin1): a carry-in.
-            total = Cat(cin1, half) + Cat(cin1, carry)
-            m.d.sync += accs.beat[0][col].eq(total[1:BEAT_WIDTH + 1].as_signed())
+            m.d.sync += accs.beat[0][col].eq(_add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}"))
         # t+6: the accumulators take the beat sums with the tags.
         t = self.t_out
         m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
                      accs.in_last.eq(t.last), accs.in_tsat.eq(t.tsat), accs.in_gstart.eq(t.gstart),
                      accs.in_gend.eq(t.gend)]
 
-        # Shadow: capture the tile's results (done lasts one cycle), else shift up from below.
+        # Shadow: capture the tile's accumulator registers (done lasts one cycle), else shift up
+        # from below. The registers, not their saturated view: the view's LUTs are then the
+        # adder's only (with the tile-start clear), and the view is formed once per column pair
+        # at the top edge instead of in every pair.
         sh = self.sh_out
         with m.If(accs.done):
-            m.d.sync += [sh.valid.eq(1), sh.acc[0].eq(accs.acc[0][0]), sh.acc[1].eq(accs.acc[0][1]),
-                         sh.ovf.eq(accs.ovf[0])]
+            m.d.sync += [sh.valid.eq(1), sh.raw[0].eq(accs.raw[0][0]), sh.raw[1].eq(accs.raw[0][1]),
+                         sh.hist.eq(accs.hist[0][0] | accs.hist[0][1])]
         with m.Else():
             m.d.sync += sh.eq(self.sh_in)
         return m
@@ -337,16 +363,17 @@ def decode_wgt(m, beat, ops, late):
     w0, w1 = beat.bytes[:8], beat.bytes[8:]
     m.d.sync += [
         ops.b0.eq(Mux(is8, w0.as_signed(), lane_value(w0, 0) + (lane_value(w1, 0) << 12))),
-        ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w0, 1) + (lane_value(w1, 1) << 12))),
+        # Multiplier 1 packs the columns the other way round: each column gets one low field
+        # and one high field (one borrow each), see SystolicPair.
+        ops.b1.eq(Mux(is8, w1.as_signed(), lane_value(w1, 1) + (lane_value(w0, 1) << 12))),
         late.is8.eq(is8),
     ]
-    low = is2 | tern
     for col, byte in enumerate((w0, w1)):
         for lane in (2, 3):
             f0, f1 = byte[2 * lane], byte[2 * lane + 1]
             d = late.d[2 * col + lane - 2]
-            m.d.sync += [d.one.eq(low & f0), d.two.eq(is2 & f1 & ~f0),
-                         d.neg.eq(low & f1 & (is2 | f0))]
+            # int2 (two's complement f1 f0): 00 0, 01 1, 10 -2, 11 -1; ternary: 01 1, 11 -1, else 0.
+            m.d.sync += [d.neg.eq(Mux(is2, f1, tern & f0 & f1)), d.t.eq(Mux(is2, f0 ^ f1, tern & f0 & ~f1))]
 
 
 class _ResultCollector(wiring.Component):
@@ -381,9 +408,14 @@ class _ResultCollector(wiring.Component):
                 m.d.sync += reg.eq(v)
                 v = reg
             aligned.append(v)
-        ovf = aligned[0].ovf
-        for v in aligned[1:]:
-            ovf = ovf | v.ovf
+        # The saturated values and the tile's overflow from the pairs' accumulator registers.
+        ovf = Const(0, 1)
+        values = []
+        for v in aligned:
+            ovf = ovf | v.hist
+            for raw in v.raw:
+                ovf = ovf | view_overflowed(raw)
+                values.append(saturated_view(raw))
         # The result buffer: a LUT-RAM ring whose write enable and address are flip-flops (the
         # valid tag of the last pair's shadow, a write pointer). The input control's credits
         # guarantee room, so no full flag gates the write: gated, it was the longest path (a
@@ -397,10 +429,15 @@ class _ResultCollector(wiring.Component):
         count = Signal(range(depth + 1))
         w_en = aligned[-1].valid
         m.d.comb += [wr.en.eq(w_en), wr.addr.eq(wptr), rd.addr.eq(rptr),
-                     wr.data.eq(Cat(*[Cat(v.acc[0], v.acc[1]) for v in aligned], ovf))]
+                     wr.data.eq(Cat(*values, ovf))]
         out_valid, out_data = Signal(), Signal(width)
         load = Signal()
-        m.d.comb += load.eq((count != 0) & (~out_valid | self.o_res.ready))
+        # ``load`` enables every output flip-flop: it comes from flip-flops through one LUT, the
+        # ring's "not empty" kept as a register of its own (from the count, a compare and an
+        # adder ahead of it, it was the array's longest path).
+        nonempty = Signal()
+        m.d.comb += load.eq(nonempty & (~out_valid | self.o_res.ready))
+        m.d.sync += nonempty.eq(Mux(load, count > 1, count != 0) | w_en)
         with m.If(w_en):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
         with m.If(load):
