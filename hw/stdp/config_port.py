@@ -100,7 +100,10 @@ class ConfigPort(wiring.Component):
         payload = self.i_cfg.payload
         in_depth = Signal(len(MEMS))      # cmd_in.addr < depth of memory MEMS[i]
         row_ok = Signal()                 # cmd_in.data as a row word: start <= end <= syn_depth
-        m.d.sync += [in_depth[i].eq(payload.addr < c.mem_depth(mem)) for i, mem in enumerate(MEMS)]
+        # A memory of depth 0 (absent in this configuration) takes no address: a constant, not a
+        # compare with 0 (which Verilator lints as constant).
+        m.d.sync += [in_depth[i].eq(payload.addr < c.mem_depth(mem) if c.mem_depth(mem) else 0)
+                     for i, mem in enumerate(MEMS)]
         addr_ok = Signal()
         with m.Switch(cmd_in.mem):
             for i, mem in enumerate(MEMS):

@@ -55,7 +55,7 @@ class SaturationHarness(DutHarness):
 
 def _wrapping_view():
     return mutated("hw.mac.accumulate", "AccumulatorGrid",
-                   "view.eq(Mux(cur, Cat((~raw[W]).replicate(W - 1), raw[W]), raw[:W]))",
+                   "view.eq(saturated_view(raw))",
                    "view.eq(raw[:W])")
 
 
