@@ -339,7 +339,7 @@ def cmd_demo(args):
                     row["synth at"] = " ".join(f"{k}={v}" for k, v in synth_params.items())
                 try:
                     r = synth.synthesize(spec.build(**synth_params), device="up5k", name=name,
-                                   progress=_progress)
+                                         progress=_progress, router=spec.synth_router)
                 except synth.DoesNotFit as e:
                     # Reported in the table like any other figure; the other blocks go on.
                     failures += 1

@@ -124,6 +124,8 @@ class BlockSpec:
     defaults_from : class or callable, optional
         Where the parameters' defaults are declared (:func:`declared_defaults`), if not in the
         factory's signature: e.g. the block's config dataclass.
+    synth_router : str or None
+        nextpnr router for the demo's synthesis row (``"router2"``), None: nextpnr's default.
     """
     name: str
     summary: str
@@ -134,6 +136,7 @@ class BlockSpec:
     synth_params: dict = None
     demo: str = None
     defaults_from: object = None
+    synth_router: str = None
 
     def declared_defaults(self):
         """The defaults the block itself declares (constructor or config), for the registry's check."""
