@@ -116,7 +116,7 @@ def test_config_port_matches_memory_model():
 
 
 def test_config_port_check_fails_on_mutant():
-    mutant = mutated("hw.stdp.config_port", "ConfigPort", "in_depth[i].eq(payload.addr < c.mem_depth(mem))",
-                     "in_depth[i].eq(payload.addr <= c.mem_depth(mem))")
+    mutant = mutated("hw.stdp.config_port", "ConfigPort", "in_depth[i].eq(payload.addr < c.mem_depth(mem) if",
+                     "in_depth[i].eq(payload.addr <= c.mem_depth(mem) if")
     with pytest.raises(AssertionError):
         check_port(mutant)
