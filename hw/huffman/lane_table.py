@@ -185,7 +185,9 @@ class TableFiller(wiring.Component):
         length = Signal(range(L + 2))
         index = Signal(9)              # symbol index of the current code
         end = Signal(9)                # index after the current length's last code
-        at_end = Signal()              # index == end
+        # index == end: with ``long_lengths`` a register of its own (set in AT_END, kept at every
+        # step of the index), so the walk's decisions start from flip-flops
+        at_end = Signal() if self._long else (index == end)
         off = Signal(9)                # offset[length]
         prefix = Signal(K + 1)         # next table entry
         rep = Signal(K)                # entries of the current code still to write, minus one
@@ -198,15 +200,16 @@ class TableFiller(wiring.Component):
         if self._index:
             m.d.comb += twport.data.index.eq(index[:8])
         nxt = Signal(9)                # offset[length + 1]
-        # (``long_lengths``) the prefix of the long codes being walked: entry not yet written
-        open_prefix = Signal()
-        first_len = Signal(range(L + 1))   # the length of its first code
-        boundary = Signal()                # it holds codes of another length too
-        # the code's prefix is past the open one, as a register (a long code takes two cycles: the
-        # compare, then the step that uses it)
-        new_prefix = Signal()
-        settled = Signal()
-        m.d.sync += new_prefix.eq(code[L - K:] != prefix)
+        if self._long:
+            # the prefix of the long codes being walked: entry not yet written
+            open_prefix = Signal()
+            first_len = Signal(range(L + 1))   # the length of its first code
+            boundary = Signal()                # it holds codes of another length too
+            # the code's prefix is past the open one, as a register (a long code takes two cycles:
+            # the compare, then the step that uses it)
+            new_prefix = Signal()
+            settled = Signal()
+            m.d.sync += new_prefix.eq(code[L - K:] != prefix)
 
         def read_offset(ln):
             m.d.comb += orport.addr.eq(Cat(ln[:4], bank))
@@ -221,7 +224,9 @@ class TableFiller(wiring.Component):
                         m.d.sync += self.o_filled.eq(self.o_filled + 1)
             with m.State("START"):     # read offset[1]
                 read_offset(Const(1, 4))
-                m.d.sync += [length.eq(1), index.eq(0), prefix.eq(0), code.eq(0), open_prefix.eq(0),
+                if self._long:
+                    m.d.sync += open_prefix.eq(0)
+                m.d.sync += [length.eq(1), index.eq(0), prefix.eq(0), code.eq(0),
                              unit.eq(1 << (L - 1)), mask.eq(1 << (L - 1)),
                              rep.eq((1 << (K - 1)) - 1), rep_init.eq((1 << (K - 1)) - 1)]
                 m.next = "OFF"
@@ -233,15 +238,16 @@ class TableFiller(wiring.Component):
                 m.d.sync += [nxt.eq(orport.data),
                              end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
                                         ((off << 1) - orport.data)[:9]))]
-                m.next = "AT_END"
-            with m.State("AT_END"):    # the compare with the end as a register of its own: the walk's
-                m.d.sync += at_end.eq(index == end)            # decisions start from flip-flops
-                m.next = "CODES"
+                m.next = "AT_END" if self._long else "CODES"
+            if self._long:
+                with m.State("AT_END"):
+                    m.d.sync += at_end.eq(index == end)
+                    m.next = "CODES"
             with m.State("CODES"):
                 if self._escape:
                     # the escape's code, left-aligned, and its length's mask (``code`` is the
                     # current index's code)
-                    with m.If(self.i_esc_on.bit_select(bank, 1) & ~at_end
+                    with m.If(self.i_esc_on.bit_select(bank, 1) & (~at_end if self._long else index != end)
                               & (index[:8] == self.i_esc_code[bank][:8])):
                         m.d.sync += [self.o_esc_code[bank].eq(code[:L]), self.o_esc_mask[bank].eq(mask)]
                 with m.If(at_end):
@@ -257,14 +263,15 @@ class TableFiller(wiring.Component):
                     m.d.comb += twport.en.eq(1)
                     m.d.sync += prefix.eq(prefix + 1)
                     with m.If(rep == 0):
-                        m.d.sync += [index.eq(index + 1), code.eq(code + unit), rep.eq(rep_init),
-                                     at_end.eq(index + 1 == end)]
+                        m.d.sync += [index.eq(index + 1), code.eq(code + unit), rep.eq(rep_init)]
+                        if self._long:
+                            m.d.sync += at_end.eq(index + 1 == end)
                     with m.Else():
                         m.d.sync += rep.eq(rep - 1)
-                with m.Elif(settled if self._long else 1):
-                    m.d.sync += [index.eq(index + 1), code.eq(code + unit), at_end.eq(index + 1 == end)]
+                with m.Elif(settled) if self._long else m.Else():
+                    m.d.sync += [index.eq(index + 1), code.eq(code + unit)]
                     if self._long:
-                        m.d.sync += settled.eq(0)
+                        m.d.sync += [at_end.eq(index + 1 == end), settled.eq(0)]
                         self._long_code(m, twport, new_prefix, prefix, length, open_prefix, first_len,
                                         boundary)
                 if self._long:
