@@ -184,7 +184,8 @@ def test_table_lane_boundary_prefixes(max_len):
         wide = (list(table[0][:L - 1]) + [table[0][L - 1] + len(more)], list(table[1]) + more)
         values = [coded[i % len(coded)] for i in range(6)] + [extras[0]] + coded[:5] * (len(coded) >= 5)
         values += [coded[0]] * (len(values) % 2)
-        beats += g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, parity=t, table=wide)[0]
+        values = [v << 8 | rng.randrange(1, 256) for v in values]      # the zeroed values had raw bits
+        beats += g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, r=8, parity=t, table=wide)[0]
     dut = HuffmanDecoder(max_len=L, lanes=1, raw_bits=8, fifo_depth=8, contexts=2, impl="table",
                          escape=True)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=L)
