@@ -191,3 +191,11 @@ def test_table_lane_boundary_prefixes(max_len):
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=L)
     assert sum(b["err"] for b in ref) == 2, "the invalid windows are not flagged"
     assert res["errors"] & spec.ERR_INVALID
+
+
+def test_filler_long_lengths_parameter():
+    """``long_lengths`` is a bool, and only for entries without the symbol index."""
+    with pytest.raises(ValueError, match="long_lengths"):
+        TableFiller(12, False, index=True, long_lengths=True)
+    with pytest.raises(TypeError, match="long_lengths"):
+        TableFiller(12, False, index=False, long_lengths=1)

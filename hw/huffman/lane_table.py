@@ -118,6 +118,13 @@ class TableFiller(wiring.Component):
     index : bool
         Entries hold the symbol index (:data:`entry_layout`); without it only the length (4 bits,
         for a lane that finds the index as code + offset: the table takes one block RAM).
+    long_lengths : bool
+        (Only without ``index``.) The entries past the short codes name long lengths too: a prefix
+        whose windows all start with a long code of one length holds that length; a *boundary*
+        prefix (codes of several lengths, or the end of the code space, under it) holds
+        :func:`long_entry` ``L - k + l0``, ``l0`` the length of its first window; a prefix with no
+        code holds 0. Entries are :func:`long_entry_bits` wide (4 up to L = 12 at ``k = 9``).
+        A long code takes two cycles of the walk.
     rw_check : bool
         False: the table's and the offsets' block RAMs carry ``no_rw_check`` and registered
         asynchronous read ports (:func:`hw.lib.ram.registered_read_port`: no read/write collision

@@ -47,11 +47,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
       of its code part with the bank to the table's read address; "may decode" (``step_q``) and
       the fill after the staged word less the block's raw bits (and less the escaped symbol's
       bits: ``fr_q``, ``fre_q``) are registered;
-    * stage B (reads ``x``): the table entry (the read data) or the first long length whose code
-      end is above the window (``L - k`` compares against registered code ends), the escape's
-      masked compare; the fill after the step is one of candidates computed beside them (per
-      length and escape choice, clamped at 0: the lane's last bits), picked by one AND-OR; the
-      staged word enters the buffer at the bottom (a 2:1 multiplexer per bit).
+    * stage B (reads ``x``): the code length from the table entry (the read data: the length of
+      every code of at most ``k`` bits, and of every prefix of long codes of one length,
+      :class:`~hw.huffman.lane_table.TableFiller` ``long_lengths``; at the few *boundary*
+      prefixes, a first length and 1 to ``L - k``-bit compares of the window's bits below the
+      prefix against registered low bits of the code ends: ``_boundary``), the escape's masked
+      compare; the fill after the step is one of candidates computed beside them (per length
+      and escape choice, clamped at 0: the lane's last bits), picked by one AND-OR; the staged
+      word enters the buffer at the bottom (a 2:1 multiplexer per bit).
 
     The bits above the fill level are the previous symbol's escaped symbol and raw field: stage 1
     of a symbol runs in the stage B of the context's next window, cut at the fill after that
@@ -60,9 +63,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     The block RAM's read latency is the cycle between a context's stage A and stage B, which the
     other context's stage B fills. A step's outcome (length, invalid code, escape) is known in
     stage B, where the base class has its stage-A registers (``oh_q``, ``esc_q``, ``invalid_q``,
-    ``emit``, ``out_q``): here they are combinational and registered in stage 1's registers.
-    An invalid code is "no code end above the window" (``~lt[L]``): a window with a code of at most
-    ``k`` bits is below every code end of length L.
+    ``emit``, ``out_q``): here they are combinational and registered in stage 1's registers,
+    except that a value goes out at every step (``out_q`` from registers): an invalid code's is a
+    zero. An invalid code is an entry 0 (no window under the prefix is a code) or, at a boundary
+    prefix, a window past code end L.
 
     Tables: the filler (:class:`~hw.huffman.lane_table.TableFiller`) builds each table's
     first-level table after the loader (:class:`~hw.huffman.lane_table.CompactTableLoader`)
