@@ -89,9 +89,6 @@ class CSlowLaneDecoder(wiring.Component):
     #: Block-RAM read ports with Yosys' read/write collision logic (a subclass that never uses a
     #: read of a bank being written drops it: :func:`~hw.huffman.lane.symbol_memory`).
     _rw_check = True
-    #: Count a queue's credit from ``ns.reserve`` (driven by the subclass: every turn that may emit),
-    #: corrected a cycle later by ``ns.unreserve`` (the turns that did not), instead of the emission.
-    _early_credit = False
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -163,17 +160,11 @@ class CSlowLaneDecoder(wiring.Component):
 
         emit = Signal()                # registered in stage A, below
         out_q = Signal()
-        # a queue's count of values in flight after this cycle (emitted, not yet taken); with
-        # ``_early_credit`` a subclass counts ``reserve`` (a superset of ``out_q`` known earlier)
-        # and takes the difference back a cycle later (``unreserve``)
-        reserve = Signal() if self._early_credit else out_q
-        unreserve = [Signal(name=f"unreserve{k}") if self._early_credit else 0 for k in range(2)]
+        # a queue's count of values in flight after this cycle (emitted, not yet taken)
         inflight_next = [Signal(range(_QDEPTH + 1), name=f"inflight{k}_next") for k in range(2)]
         for k in range(2):
-            used = inflight[k] + (reserve & (ns.ph == k)) - take[k]
-            m.d.comb += inflight_next[k].eq(used - unreserve[k] if self._early_credit else used)
-        ns.keep(locals(), "item_layout queues inflight released final_err emit out_q inflight_next reserve "
-                          "unreserve")
+            m.d.comb += inflight_next[k].eq(inflight[k] + (out_q & (ns.ph == k)) - take[k])
+        ns.keep(locals(), "item_layout queues inflight released final_err emit out_q inflight_next")
 
     def _limits(self, m, ns):
         """lim for stage A: the code ends of the next context's bank, registered in the context's

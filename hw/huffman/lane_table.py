@@ -19,7 +19,8 @@ from .crc import crc16_next
 from .lane import buffer_bits, compose_parts, lane_members, lane_output_layout, place_symbol, symbol_memory
 from .table_loader import TableLoader, table_bus
 
-__all__ = ["CompactTableLoader", "TableFiller", "TableLaneDecoder", "table_bits", "entry_layout"]
+__all__ = ["CompactTableLoader", "TableFiller", "TableLaneDecoder", "entry_layout", "long_entry",
+           "long_entry_bits", "table_bits"]
 
 #: One entry of the first-level table: the code length (0: not a code of at most ``table_bits``
 #: bits: a longer code, or no code) and the symbol index of the code.
@@ -31,6 +32,20 @@ def table_bits(max_len):
     """Bits ``k`` that index the first-level table: ``min(8, L - 1)`` (a 256-entry bank is one
     block RAM; codes longer than ``k`` are found by ``L - k`` comparators)."""
     return min(8, max_len - 1)
+
+
+def long_entry_bits(max_len, bits):
+    """Width of a first-level entry with ``long_lengths`` (:func:`long_entry`): 4 up to L = 12
+    at ``k = 9``."""
+    return (2 * max_len - bits).bit_length()
+
+
+def long_entry(max_len, bits, first_len, boundary):
+    """The first-level entry of a prefix of long codes (``TableFiller(long_lengths=True)``): the
+    length itself if every window with that prefix starts with a code of ``first_len`` bits;
+    ``L - k + first_len`` (past every length) for a *boundary* prefix, one whose windows start with
+    codes of ``first_len`` and longer lengths, or end past the last code."""
+    return Mux(boundary, first_len + (max_len - bits), first_len)
 
 
 class CompactTableLoader(TableLoader):
@@ -89,7 +104,7 @@ class TableFiller(wiring.Component):
     index given by :class:`CompactTableLoader`) is kept left-aligned in L bits with its mask, as
     the comparator lanes' loader gives them. ``o_filled`` counts the tables done (or skipped: a
     failed table is not built; a lane never decodes with it). A table takes at most
-    ``2**k + nsyms + 2 L + 4`` cycles; lanes wait for it (``o_filled``).
+    ``2**k + 2 nsyms + 3 L + 4`` cycles; lanes wait for it (``o_filled``).
 
     The loader cannot overwrite a bank before the lanes have moved past its table, and the lanes
     wait for this filler, so the bank being built is never the one being read.
@@ -103,6 +118,13 @@ class TableFiller(wiring.Component):
     index : bool
         Entries hold the symbol index (:data:`entry_layout`); without it only the length (4 bits,
         for a lane that finds the index as code + offset: the table takes one block RAM).
+    long_lengths : bool
+        (Only without ``index``.) The entries past the short codes name long lengths too: a prefix
+        whose windows all start with a long code of one length holds that length; a *boundary*
+        prefix (codes of several lengths, or the end of the code space, under it) holds
+        :func:`long_entry` ``L - k + l0``, ``l0`` the length of its first window; a prefix with no
+        code holds 0. Entries are :func:`long_entry_bits` wide (4 up to L = 12 at ``k = 9``).
+        A long code takes two cycles of the walk.
     rw_check : bool
         False: the table's and the offsets' block RAMs carry ``no_rw_check`` and registered
         asynchronous read ports (:func:`hw.lib.ram.registered_read_port`: no read/write collision
@@ -119,13 +141,17 @@ class TableFiller(wiring.Component):
     o_esc_mask, o_esc_code : Out(ArrayLayout(L, 2))
     """
 
-    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None):
+    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None, long_lengths=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._rw_check = check_bool("rw_check", rw_check)
         self._escape = check_bool("escape", escape)
         self._K = table_bits(self._L) if bits is None else check_int("bits", bits, 1, self._L - 1)
         self._index = check_bool("index", index)
-        self._entry = entry_layout if index else data.StructLayout({"length": 4})
+        self._long = check_bool("long_lengths", long_lengths)
+        if self._long and self._index:
+            raise ValueError("long_lengths: True only with index=False (the entry holds no index)")
+        width = long_entry_bits(self._L, self._K) if self._long else 4
+        self._entry = entry_layout if index else data.StructLayout({"length": width})
         bus = table_bus(self._L, offset_port=True, escape=escape)
         names = ["count", "ok", "off_en", "off_addr", "off_data", "sym_en", "sym_addr"]
         if escape:
@@ -166,6 +192,9 @@ class TableFiller(wiring.Component):
         length = Signal(range(L + 2))
         index = Signal(9)              # symbol index of the current code
         end = Signal(9)                # index after the current length's last code
+        # index == end: with ``long_lengths`` a register of its own (set in AT_END, kept at every
+        # step of the index), so the walk's decisions start from flip-flops
+        at_end = Signal() if self._long else (index == end)
         off = Signal(9)                # offset[length]
         prefix = Signal(K + 1)         # next table entry
         rep = Signal(K)                # entries of the current code still to write, minus one
@@ -178,6 +207,16 @@ class TableFiller(wiring.Component):
         if self._index:
             m.d.comb += twport.data.index.eq(index[:8])
         nxt = Signal(9)                # offset[length + 1]
+        if self._long:
+            # the prefix of the long codes being walked: entry not yet written
+            open_prefix = Signal()
+            first_len = Signal(range(L + 1))   # the length of its first code
+            boundary = Signal()                # it holds codes of another length too
+            # the code's prefix is past the open one, as a register (a long code takes two cycles:
+            # the compare, then the step that uses it)
+            new_prefix = Signal()
+            settled = Signal()
+            m.d.sync += new_prefix.eq(code[L - K:] != prefix)
 
         def read_offset(ln):
             m.d.comb += orport.addr.eq(Cat(ln[:4], bank))
@@ -192,6 +231,8 @@ class TableFiller(wiring.Component):
                         m.d.sync += self.o_filled.eq(self.o_filled + 1)
             with m.State("START"):     # read offset[1]
                 read_offset(Const(1, 4))
+                if self._long:
+                    m.d.sync += open_prefix.eq(0)
                 m.d.sync += [length.eq(1), index.eq(0), prefix.eq(0), code.eq(0),
                              unit.eq(1 << (L - 1)), mask.eq(1 << (L - 1)),
                              rep.eq((1 << (K - 1)) - 1), rep_init.eq((1 << (K - 1)) - 1)]
@@ -204,15 +245,19 @@ class TableFiller(wiring.Component):
                 m.d.sync += [nxt.eq(orport.data),
                              end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
                                         ((off << 1) - orport.data)[:9]))]
-                m.next = "CODES"
+                m.next = "AT_END" if self._long else "CODES"
+            if self._long:
+                with m.State("AT_END"):
+                    m.d.sync += at_end.eq(index == end)
+                    m.next = "CODES"
             with m.State("CODES"):
                 if self._escape:
                     # the escape's code, left-aligned, and its length's mask (``code`` is the
                     # current index's code)
-                    with m.If(self.i_esc_on.bit_select(bank, 1) & (index != end)
+                    with m.If(self.i_esc_on.bit_select(bank, 1) & (~at_end if self._long else index != end)
                               & (index[:8] == self.i_esc_code[bank][:8])):
                         m.d.sync += [self.o_esc_code[bank].eq(code[:L]), self.o_esc_mask[bank].eq(mask)]
-                with m.If(index == end):
+                with m.If(at_end):
                     with m.If(length == L):
                         m.next = "MARK"
                     with m.Else():
@@ -226,18 +271,48 @@ class TableFiller(wiring.Component):
                     m.d.sync += prefix.eq(prefix + 1)
                     with m.If(rep == 0):
                         m.d.sync += [index.eq(index + 1), code.eq(code + unit), rep.eq(rep_init)]
+                        if self._long:
+                            m.d.sync += at_end.eq(index + 1 == end)
                     with m.Else():
                         m.d.sync += rep.eq(rep - 1)
-                with m.Else():
+                with m.Elif(settled) if self._long else m.Else():
                     m.d.sync += [index.eq(index + 1), code.eq(code + unit)]
-            with m.State("MARK"):      # the entries past the short codes: no short code
-                with m.If(~prefix[K]):
+                    if self._long:
+                        m.d.sync += [at_end.eq(index + 1 == end), settled.eq(0)]
+                        self._long_code(m, twport, new_prefix, prefix, length, open_prefix, first_len,
+                                        boundary)
+                if self._long:
+                    with m.If(~settled):
+                        m.d.sync += settled.eq(1)
+            with m.State("MARK"):      # the entries past the codes: no code (past the short codes,
+                with m.If(~prefix[K]):                               # without ``long_lengths``)
                     m.d.comb += [twport.en.eq(1), twport.data.length.eq(0)]
+                    if self._long:
+                        # the prefix of the last long codes first: a boundary also if the codes end
+                        # inside it (its last windows are no code)
+                        with m.If(open_prefix):
+                            m.d.comb += twport.data.length.eq(
+                                long_entry(L, K, first_len, boundary | code[:L - K].any()))
+                            m.d.sync += open_prefix.eq(0)
                     m.d.sync += prefix.eq(prefix + 1)
                 with m.Else():
                     m.d.sync += self.o_filled.eq(self.o_filled + 1)
                     m.next = "IDLE"
         return m
+
+    def _long_code(self, m, twport, new_prefix, prefix, length, open_prefix, first_len, boundary):
+        """The walk at a long code (``length > k``, one per cycle; each lies within one prefix, and
+        the codes are contiguous, so its prefix is the open one or the next): a code in a new
+        prefix writes the open prefix's entry and opens the next; one of another length in the
+        open prefix makes it a boundary."""
+        L, K = self._L, self._K
+        with m.If(~open_prefix):
+            m.d.sync += [open_prefix.eq(1), first_len.eq(length), boundary.eq(0)]
+        with m.Elif(new_prefix):
+            m.d.comb += [twport.en.eq(1), twport.data.length.eq(long_entry(L, K, first_len, boundary))]
+            m.d.sync += [prefix.eq(prefix + 1), first_len.eq(length), boundary.eq(0)]
+        with m.Elif(length != first_len):
+            m.d.sync += boundary.eq(1)
 
 
 class TableLaneDecoder(wiring.Component):

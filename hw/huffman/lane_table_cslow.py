@@ -22,6 +22,15 @@ def wide_table_bits(max_len):
 __all__ = ["TableCSlowLaneDecoder"]
 
 
+def _less(a, b):
+    """``a < b`` (unsigned, equal widths) as logic, not a carry chain: these compares are 1 to
+    ``L - k`` bits wide (3 at L = 12), a LUT or two, where a carry chain costs a route in and out."""
+    lt = Const(0, 1)
+    for i in range(len(a)):
+        lt = (~a[i] & b[i]) | (~(a[i] ^ b[i]) & lt)
+    return lt
+
+
 class TableCSlowLaneDecoder(CSlowLaneDecoder):
     """Decodes two format lanes (contexts 0 and 1) of each block, one symbol per cycle in total, with
     the first-level lookup table of :class:`~hw.huffman.lane_table.TableLaneDecoder`.
@@ -38,11 +47,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
       of its code part with the bank to the table's read address; "may decode" (``step_q``) and
       the fill after the staged word less the block's raw bits (and less the escaped symbol's
       bits: ``fr_q``, ``fre_q``) are registered;
-    * stage B (reads ``x``): the table entry (the read data) or the first long length whose code
-      end is above the window (``L - k`` compares against registered code ends), the escape's
-      masked compare; the fill after the step is one of candidates computed beside them (per
-      length and escape choice, clamped at 0: the lane's last bits), picked by one AND-OR; the
-      staged word enters the buffer at the bottom (a 2:1 multiplexer per bit).
+    * stage B (reads ``x``): the code length from the table entry (the read data: the length of
+      every code of at most ``k`` bits, and of every prefix of long codes of one length,
+      :class:`~hw.huffman.lane_table.TableFiller` ``long_lengths``; at the few *boundary*
+      prefixes, a first length and 1 to ``L - k``-bit compares of the window's bits below the
+      prefix against registered low bits of the code ends: ``_boundary``), the escape's masked
+      compare; the fill after the step is one of candidates computed beside them (per length
+      and escape choice, clamped at 0: the lane's last bits), picked by one AND-OR; the staged
+      word enters the buffer at the bottom (a 2:1 multiplexer per bit).
 
     The bits above the fill level are the previous symbol's escaped symbol and raw field: stage 1
     of a symbol runs in the stage B of the context's next window, cut at the fill after that
@@ -51,9 +63,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     The block RAM's read latency is the cycle between a context's stage A and stage B, which the
     other context's stage B fills. A step's outcome (length, invalid code, escape) is known in
     stage B, where the base class has its stage-A registers (``oh_q``, ``esc_q``, ``invalid_q``,
-    ``emit``, ``out_q``): here they are combinational and registered in stage 1's registers.
-    An invalid code is "no code end above the window" (``~lt[L]``): a window with a code of at most
-    ``k`` bits is below every code end of length L.
+    ``emit``, ``out_q``): here they are combinational and registered in stage 1's registers,
+    except that a value goes out at every step (``out_q`` from registers): an invalid code's is a
+    zero. An invalid code is an entry 0 (no window under the prefix is a code) or, at a boundary
+    prefix, a window past code end L.
 
     Tables: the filler (:class:`~hw.huffman.lane_table.TableFiller`) builds each table's
     first-level table after the loader (:class:`~hw.huffman.lane_table.CompactTableLoader`)
@@ -66,7 +79,6 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
     # decodes with it: a read of it then is never used, so no read/write collision logic
     _rw_check = False
-    _early_credit = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
@@ -85,20 +97,29 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
         m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False,
-                                                     bits=self._K)
+                                                     bits=self._K, long_lengths=True)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
         ns.filler = filler
 
     def _limits(self, m, ns):
-        """The code ends of the long lengths ``k+1 .. L`` and the escape code, for stage B: from the
-        next context's bank (``bank_n``), registered, so the compares start at flip-flops. A turn
-        late only after a table switch, and that turn is LIMITS, which decodes nothing."""
+        """What stage B needs of the bank beside the table entry: per long length ``l`` (``k+1 ..
+        L``) the low ``l - k`` bits of its code end (``lim_lo``: the end's position within its
+        prefix) and whether the code ends of ``l - 1`` and ``l`` lie in the same prefix (``same``:
+        their top ``k + 1`` bits are equal); and the escape code. From the next context's bank
+        (``bank_n``), registered, so they are flip-flops in stage B. A turn late only after a table
+        switch, and that turn is LIMITS, which decodes nothing."""
         L, K, bank = self._L, self._K, ns.nxt.bank
-        lim = {ln: Signal(ln + 1, name=f"lim{ln}") for ln in range(K + 1, L + 1)}
-        for ln in lim:
-            m.d.sync += lim[ln].eq(Mux(bank, self.i_limit[1][ln][:ln + 1], self.i_limit[0][ln][:ln + 1]))
+        lim_lo = {ln: Signal(ln - K, name=f"lim_lo{ln}") for ln in range(K + 1, L + 1)}
+        for ln in lim_lo:
+            m.d.sync += lim_lo[ln].eq(Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K]))
+
+        def top(b, ln):
+            return self.i_limit[b][ln][ln - K:ln + 1]
+        same = {ln: Signal(name=f"same{ln}") for ln in range(K + 2, L + 1)}
+        for ln in same:
+            m.d.sync += same[ln].eq(Mux(bank, top(1, ln) == top(1, ln - 1), top(0, ln) == top(0, ln - 1)))
         ns.esc = None
         if self._E:
             esc_on, esc_mask, esc_code = Signal(), Signal(L), Signal(L)
@@ -106,7 +127,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                          esc_mask.eq(Mux(bank, ns.filler.o_esc_mask[1], ns.filler.o_esc_mask[0])),
                          esc_code.eq(Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0]))]
             ns.esc = (esc_on, esc_mask, esc_code)
-        ns.lim = lim
+        ns.lim_lo, ns.same = lim_lo, same
 
     def _stage_a(self, m, ns):
         """Stage A, from the next context's registers: the window into ``win_q`` and the table's
@@ -143,52 +164,83 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         ns.keep(locals(), "run_q run_next win_q step_q emit_zero_q fill_p_q fr_q fre_q")
 
     def _stage_b(self, m, ns):
-        """Stage B (the current context): the code length from the table entry or the long
-        compares, the fill after the step, the staged word into the buffer."""
+        """Stage B (the current context): the code length from the table entry (or, at a boundary
+        prefix, short compares below the prefix), the fill after the step, the staged word into the
+        buffer."""
         L, E, K, B, W, cur, nxt = self._L, self._E, self._K, self._B, spec.WORD, ns.cur, ns.nxt
-        win, entry = ns.win_q[:L], ns.filler.o_rdata
-        lt = {K: Const(0, 1)}
-        for ln in range(K + 1, L + 1):
-            lt[ln] = Signal(name=f"lt{ln}")
-            m.d.comb += lt[ln].eq(win[L - ln:] < ns.lim[ln])
-        long_len = Signal(5)           # the first long length whose code end is above the window
-        m.d.comb += long_len.eq(or_tree([Mux(lt[ln] & ~lt[ln - 1], ln, 0) for ln in range(K + 1, L + 1)]))
+        win, v = ns.win_q[:L], ns.filler.o_rdata.length
+        longs = range(K + 1, L + 1)
+        direct = Signal()              # every window with this prefix has a code of length v
+        m.d.comb += direct.eq((v != 0) & (v <= L))
+        length_sel, bad = self._boundary(m, ns, win, v)
         length = Signal(5)
-        m.d.comb += length.eq(Mux(cur.raw_mode, 0, Mux(entry.length != 0, entry.length, long_len)))
+        m.d.comb += length.eq(Mux(cur.raw_mode, 0, Mux(direct, v, or_tree(
+            [Mux(length_sel[ln], ln, 0) for ln in longs]))))
         invalid = Signal()
-        m.d.comb += invalid.eq(~cur.raw_mode & ~lt[L])
+        m.d.comb += invalid.eq(~cur.raw_mode & ((v == 0) | bad))
         esc_hit = Signal()
         if E:
             esc_on, mask, code = ns.esc
             m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
-        m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(emit | ns.emit_zero_q)]
-        # the queue credit: taken by every turn that may emit (registers only), the turn of an
-        # invalid code's gives it back a cycle later (so the long compare does not reach the
-        # credit count and "space" of the next turn)
-        m.d.comb += ns.reserve.eq(ns.step_q | ns.emit_zero_q)
-        for k in range(2):
-            m.d.sync += ns.unreserve[k].eq(ns.step_q & invalid & ~ns.emit_zero_q & (ns.ph == k))
+        # a value goes out at every step, an invalid code's as a zero: the block is zeroed from
+        # there on anyway, so the values are those of a turn later's zero; "a value goes out" (the
+        # symbol count, the queue credit, stage 1's valid) is then registers only and the long
+        # compare reaches none of it. (The invalid code's stage 1 has no length: ``dec`` and
+        # ``within`` are 0, so it checks nothing and its value is zero.)
+        m.d.comb += [ns.emit.eq(emit), ns.out_q.eq(ns.step_q | ns.emit_zero_q)]
         # the fill after the step per candidate length and escape, each from registers or the
-        # table's read data, beside the compares: the table's length (short codes), each long length
-        # and length 0 (raw mode); one AND-OR picks it (an invalid code picks none: the block is
-        # zeroed, its words are dropped, the fill is not read again)
-        def after(v):                  # clamped at 0: the missing bits of the lane's last symbol
-            return Mux(v < 0, 0, v)[:len(nxt.fill)]
-        short = Signal()
-        m.d.comb += short.eq(~cur.raw_mode & (entry.length != 0))
+        # table's read data, beside the length decision: the entry's length, each long length (a
+        # boundary prefix) and length 0 (raw mode); one AND-OR picks it (an invalid code picks
+        # none: the block is zeroed, its words are dropped, the fill is not read again)
+        def after(x):                  # clamped at 0: the missing bits of the lane's last symbol
+            return Mux(x < 0, 0, x)[:len(nxt.fill)]
+        plain = ~cur.raw_mode
         picks = [(cur.raw_mode, after(ns.fr_q))]
         for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
-            picks.append((short & hit, after(base - entry.length)))
-            picks += [(~cur.raw_mode & (entry.length == 0) & lt[ln] & ~lt[ln - 1] & hit, after(base - ln))
-                      for ln in range(K + 1, L + 1)]
-        fill_step = or_tree([Mux(sel, v, 0) for sel, v in picks])
+            picks.append((plain & direct & hit, after(base - v)))
+            picks += [(plain & length_sel[ln] & hit, after(base - ln)) for ln in longs]
+        fill_step = or_tree([Mux(sel, x, 0) for sel, x in picks])
         m.d.sync += [nxt.fill.eq(Mux(ns.step_q, fill_step, ns.fill_p_q)),
                      nxt.buf.eq(Mux(cur.staged, Cat(cur.stage, cur.buf[:B - W]), cur.buf))]
         # what stage 1 and the lookup take from the step (the base class's stage-A registers)
         oh = Signal(L + 1)
         m.d.comb += oh.eq(Mux(emit, Cat(*(length == ln for ln in range(L + 1))), 0))
         ns.oh_q, ns.esc_q, ns.invalid_q, ns.length = oh, ns.step_q & esc_hit, invalid, length
+
+    def _boundary(self, m, ns, win, v):
+        """At a boundary prefix (entry ``L - k + l0``: its windows start with codes of length
+        ``l0`` and longer, or with no code): per long length ``l``, whether the window's code has
+        it (``sel[l]``), and ``bad``, whether it has none. Code end ``l`` is above the window if it
+        lies past this prefix (not in the prefix of ``l0``'s end: a chain of ``same``) or the
+        window's bits below the prefix are below its low bits (``lim_lo``): ``l - k``-bit
+        compares from registers."""
+        L, K = self._L, self._K
+        longs = range(K + 1, L + 1)
+        lo = {ln: Signal(name=f"lo_lt{ln}") for ln in longs}
+        for ln in longs:
+            m.d.comb += lo[ln].eq(_less(win[L - ln:L - K], ns.lim_lo[ln]))
+        sel = {ln: [] for ln in longs}
+        bad = []
+        for l0 in longs:
+            at = Signal(name=f"boundary{l0}")
+            m.d.comb += at.eq(v == L - K + l0)
+            chain = Const(1, 1)        # code ends l0 .. l in one prefix
+            below = Const(0, 1)        # the window is below code end l - 1
+            for ln in range(l0, L + 1):
+                if ln > l0:
+                    chain = chain & ns.same[ln]
+                lt = ~chain | lo[ln]
+                # (length L: any window past code end L - 1; an invalid one as well, which changes
+                # nothing: no fill is read after it. So the widest compare only reaches ``bad``.)
+                sel[ln].append(at & (lt if ln < L else 1) & ~below)
+                below = below | lt
+            bad.append(at & ~below)
+        length_sel = {}
+        for ln in longs:
+            length_sel[ln] = Signal(name=f"long_sel{ln}")
+            m.d.comb += length_sel[ln].eq(or_tree(sel[ln]))
+        return length_sel, or_tree(bad)
 
     def _stage1_window(self, ns):
         # the code at the top (the escaped symbol and raw field come from the next window)
