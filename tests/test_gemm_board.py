@@ -21,19 +21,22 @@ from hw.control.boards import check_board, make_core
 from hw.control.engine_handler import START_BYTES
 from hw.control.protocol import GROUP_GEMM, Cmd, Status
 from hw.gemm import GemmEngine
+from sim.board import sim_clock_periods
 from sim.board.verilator_board import VerilatorBoard
 from sim.gemm.golden import gemm_job
 from sim.mac.golden import random_weights, ref_gemm
 
+# The ULX3S's clock domains (the array's, the decoder's, the controller's), simulated at unrelated
+# periods (sim.board.sim_clock_periods).
 SMALL = {"handler": "engine", "rows": 2, "cols": 4, "max_k": 32, "max_batch": 4, "lanes": 2,
-         "max_len": 12, "stage_depth": 64, "result_depth": 16}
+         "max_len": 12, "stage_depth": 64, "result_depth": 16, "array_domain": "gemm", "decode_domain": "dec"}
 
 
 def _small_board(divisor):
     """The ULX3S's clock and GEMM handler with the small engine, the UART at ``divisor`` cycles per bit."""
     cfg = dataclasses.replace(check_board("ulx3s"), gemm=SMALL, hdqt={}, stdp={}, baud=25_000_000 // divisor)
     core = make_core("ulx3s", config=cfg, primitives=False)
-    board = VerilatorBoard(core, toplevel="edgelearn_ulx3s_small_gemm")
+    board = VerilatorBoard(core, toplevel="edgelearn_ulx3s_small_gemm", clocks=sim_clock_periods(cfg))
     return Accelerator(Driver(SimTransport(board)), "ulx3s", config=cfg)
 
 
