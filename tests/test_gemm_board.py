@@ -141,7 +141,8 @@ def test_gemm_job_rows(acc):
 @pytest.mark.slow
 def test_engine_cycles_do_not_depend_on_the_line(acc):
     """The runs' cycle and beat counts (what MAC/cycle is made of) are the same with the UART at 4
-    and at 25 cycles per bit (the ULX3S's own 1 Mbaud): the simulated board's faster line changes
+    and at 25 cycles per bit (the ULX3S's own 1 Mbaud), the cycles up to the clock-domain
+    crossing's synchronizer (2 array cycles per run): the simulated board's faster line changes
     the link's time only."""
     rng = np.random.default_rng(5)
     x = rng.integers(-128, 128, (6, 40))
@@ -156,7 +157,11 @@ def test_engine_cycles_do_not_depend_on_the_line(acc):
             counts.append((mode, st["cycles"], st["beats"], st["runs"]))
         if a is not acc:
             a.close()
-    assert counts[:2] == counts[2:], counts
+    # Beats and runs exactly; the array's cycles within 2 per run: a run starts when its level,
+    # raised in the controller's domain, is seen in the array's (a two-flop synchronizer), and the
+    # line changes the phase of the controller's clock against the array's at that moment.
+    for (m1, c1, b1, r1), (m2, c2, b2, r2) in zip(counts[:2], counts[2:]):
+        assert (m1, b1, r1) == (m2, b2, r2) and abs(c1 - c2) <= 2 * r1, counts
     assert all(c[1] > 0 for c in counts)
 
 
