@@ -42,7 +42,7 @@ from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
 from hw.mac import spec as mac_spec
-from sim.gemm.golden import compress_tiles, gemm_job, tile_symbols
+from sim.gemm.golden import compress_tiles, gemm_job, weight_tiles
 from sim.gemm.harness import run_engine
 from sim.gemm.model import busy_fraction, engine_cycles
 from sim.huffman.golden import table_stream
@@ -67,7 +67,7 @@ def measure_lane_rate(mode, tiles=4, *, cols=COLS, lanes=LANES, contexts=CONTEXT
     the first ``tiles`` weight tiles of the layer, exactness, and the coded bits per weight
     (blocks + table)."""
     w = layer_weights(mode)
-    syms = [tile_symbols(w[t * cols:(t + 1) * cols], mode, cols) for t in range(tiles)]
+    syms = weight_tiles(w[:tiles * cols], mode, cols)
     table, blocks = compress_tiles(syms, format_lanes=lanes * contexts, max_len=MAX_LEN)
     dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=contexts)
     n_sym = sum(len(s) for s in syms)

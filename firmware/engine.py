@@ -24,7 +24,7 @@ from hw.control.engine_handler import RESULT_BYTES, START_BYTES, EngineHandler, 
 from hw.control.protocol import MAX_PAYLOAD, Cmd
 from hw.gemm import spec as gemm_spec
 from hw.mac import spec as mac_spec
-from sim.gemm.golden import act_words, compress_tiles, tile_symbols
+from sim.gemm.golden import act_words, compress_tiles, weight_tiles
 
 __all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs", "weight_frames"]
 
@@ -86,7 +86,7 @@ def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats, table_frame_words
     m, k = x.shape
     n = w.shape[0]
     row_tiles, groups, tiles = -(-m // rows), k // gemm_spec.GROUP, -(-n // cols)
-    syms = [tile_symbols(w[t * cols:(t + 1) * cols], mode, cols) for t in range(tiles)]
+    syms = weight_tiles(w, mode, cols)
     table, blocks = compress_tiles(syms, format_lanes=fl, max_len=cfg["max_len"])
     per = table_frame_words
     driver.pipeline([(Cmd.LOAD_HUFFMAN, bytes([int(i == 0)]) + _words(table[i:i + per]))

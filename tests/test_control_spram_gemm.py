@@ -10,7 +10,7 @@ from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
 from hw.control.protocol import Cmd, Status
 from hw.control.spram_gemm_handler import SpramGEMMHandler
 from hw.mac import spec as mac_spec
-from sim.control.spram_gemm import beat_bytes, encode_model
+from sim.control.spram_gemm import beat_bytes, encode_model, layer_symbols
 from sim.mac.golden import ref_gemm
 from sim.streams import simulate
 
@@ -119,6 +119,30 @@ def test_spram_gemm_matches_golden(contexts):
     simulate(h, tb)
     assert stats["code_bits"] < 8 * stats["symbols"]
     assert got == want
+
+
+@pytest.mark.parametrize("mode", list(mac_spec.MODES))
+def test_layer_symbols_order(mode):
+    """A block's symbols, read back by the handler's documented order (per tile of ``cols``
+    outputs, per beat, the tile's ``cols`` bytes) with :func:`hw.mac.spec.unpack_weight_byte`,
+    give the layer's weights zero-padded to whole tiles and beats, for ``k`` not a multiple of
+    the lanes and ``n_out`` not a multiple of ``cols`` too."""
+    rng = np.random.default_rng(11)
+    lo, hi = mac_spec.WEIGHT_RANGE[mac_spec.mode_code(mode)]
+    n = mac_spec.lanes(mode)
+    for n_out, k, cols in ((5, 7, 2), (8, 4, 4), (1, 1, 4), (6, 13, 3)):
+        w = rng.integers(lo, hi + 1, (n_out, k))
+        syms = iter(layer_symbols(w, mode, cols))
+        tiles, beats = -(-n_out // cols), -(-k // n)
+        back = np.zeros((tiles * cols, beats * n), dtype=np.int64)
+        for t in range(tiles):
+            for j in range(beats):
+                for c in range(cols):
+                    back[t * cols + c, j * n:(j + 1) * n] = mac_spec.unpack_weight_byte(next(syms), mode)
+        assert next(syms, None) is None, "more symbols than the tiles' beats"
+        want = np.zeros_like(back)
+        want[:n_out, :k] = w
+        assert (back == want).all(), (n_out, k, cols)
 
 
 def test_spram_gemm_bad_input_flags_and_recovers():

@@ -7,6 +7,7 @@ from ..params import check_int
 from ..uart import UARTRx, UARTTx
 from ..uart.baud import divisor_for
 from .controller import Controller
+from .heartbeat import Heartbeat
 from .protocol import GROUP_SYSTEM, MAX_PAYLOAD
 from .system import SystemHandler
 
@@ -24,7 +25,8 @@ class EdgeLearnCore(wiring.Component):
     ====  =====================================================================
     bit   meaning
     ====  =====================================================================
-    0     heartbeat, about 1 Hz (the clock runs and the design is configured)
+    0     heartbeat, 1 Hz (:class:`hw.control.heartbeat.Heartbeat`: the clock runs and the
+          design is configured)
     1     any sticky error flag (link or block; cleared by ``RESET``/``CLEAR_ERRORS``)
     2     receiving (a frame is being received, executed or answered)
     3     a block handler reports a run-time error
@@ -146,21 +148,12 @@ class EdgeLearnCore(wiring.Component):
             wiring.connect(m, getattr(ctrl, f"h{g}"), handler.bus)
             m.d.comb += block_errors[g].eq(handler.bus.error)
 
-        # Status LEDs. The heartbeat toggles every clk_hz // 2 + 1 cycles, first in cycle
-        # clk_hz // 2: a counter that runs out at its top bit (no compare in front of its reload).
-        half = self._clk_hz // 2
-        k = half.bit_length()                 # 2**k > half
-        start = (1 << k) - half
-        beat = Signal(k + 1, init=start)
-        led_beat = Signal()
-        with m.If(beat[k]):
-            m.d.sync += [beat.eq(start), led_beat.eq(~led_beat)]
-        with m.Else():
-            m.d.sync += beat.eq(beat + 1)
+        # Status LEDs.
+        m.submodules.heartbeat = heartbeat = Heartbeat(self._clk_hz)
         executing = Signal(4)
         for g in self.groups:
             if g < 4:
                 m.d.comb += executing[g].eq(ctrl.o_busy & (ctrl.handler(g).cmd[4:8] == g))
-        m.d.comb += self.o_leds.eq(led_beat | (ctrl.o_flags.any() << 1) | (ctrl.o_busy << 2)
+        m.d.comb += self.o_leds.eq(heartbeat.o_led | (ctrl.o_flags.any() << 1) | (ctrl.o_busy << 2)
                                    | (block_errors.any() << 3) | (executing << 4))
         return m

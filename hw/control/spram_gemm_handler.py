@@ -27,7 +27,7 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
   activations ``x``. The block is streamed from the store through the decoder into the MAC array;
   its values must be the packed weight bytes of ``ceil(n_out / cols)`` tiles, per tile per beat
   ``j`` (``ceil(k / lanes)`` beats) the ``cols`` bytes of outputs ``n0 .. n0 + cols - 1``
-  (:func:`tile_order`; missing outputs zero). Reply: ``n_out`` int32
+  (:func:`sim.gemm.golden.tile_symbols`' order; missing outputs zero). Reply: ``n_out`` int32
   ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators.
   A bad precision or size: ``ERR_LENGTH``. ``start + beats`` beyond the beats stored (an address
   out of the loaded store): ``ERR_BLOCK`` and the sticky error flag, nothing decoded.
@@ -56,22 +56,10 @@ from ..params import check_bool, check_choice, check_int, check_pow2
 from .handler import Handler, capture_bytes, finish_command, start_command
 from .protocol import MAX_PAYLOAD, Cmd, Status
 
-__all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT", "tile_order"]
+__all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT"]
 
 MAX_N_OUT = 128             # 4-byte results in a 512-byte reply
 GEMM_HEADER_BYTES = 9
-
-
-def tile_order(w_packed, cols):
-    """The symbol order of a ``GEMM`` block: ``w_packed[n][j]`` (packed weight bytes, ``n_out`` x
-    beats) as tiles of ``cols`` outputs, per beat the tile's ``cols`` bytes (missing outputs 0)."""
-    n_out = len(w_packed)
-    beats = len(w_packed[0])
-    out = []
-    for n0 in range(0, n_out, cols):
-        for j in range(beats):
-            out += [w_packed[n][j] if n < n_out else 0 for n in range(n0, n0 + cols)]
-    return out
 
 
 class _Registers:

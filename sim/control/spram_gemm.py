@@ -1,9 +1,8 @@
 """Host encoding for the SPRAM GEMM group (:mod:`hw.control.spram_gemm_handler`): a model's layers
 as packed weight bytes in tile order, one Huffman table for the whole model, one block per layer."""
 
-from hw.control.spram_gemm_handler import tile_order
 from hw.huffman import spec as huff_spec
-from hw.mac import spec as mac_spec
+from sim.gemm.golden import weight_tiles
 from sim.huffman.golden import build_table, encode_block
 
 __all__ = ["layer_symbols", "encode_model", "beat_bytes"]
@@ -11,14 +10,8 @@ __all__ = ["layer_symbols", "encode_model", "beat_bytes"]
 
 def layer_symbols(w, mode, cols):
     """The decoder symbols of one ``GEMM`` block: ``w`` (``n_out x k`` integers in ``mode``'s range)
-    packed ``lanes(mode)`` weights per byte along ``k`` (zero-padded) and put in tile order."""
-    code = mac_spec.mode_code(mode)
-    n = mac_spec.LANES[code]
-    k = len(w[0])
-    beats = mac_spec.beats_for_k(k, code)
-    packed = [[mac_spec.pack_weight_byte([int(row[i]) if i < k else 0 for i in range(j * n, (j + 1) * n)],
-                                         code) for j in range(beats)] for row in w]
-    return tile_order(packed, cols)
+    as its weight tiles (:func:`sim.gemm.golden.weight_tiles`) one after another."""
+    return [s for tile in weight_tiles(w, mode, cols) for s in tile]
 
 
 def encode_model(layers, *, cols, contexts=1, max_len=12, escape=True):

@@ -14,7 +14,8 @@ from hw.mac import spec as mac_spec
 from sim.huffman.golden import build_table, encode_block, table_stream
 from sim.mac.golden import ref_gemm
 
-__all__ = ["tile_symbols", "compress_tiles", "act_words", "expected_rows", "gemm_job", "concat_jobs"]
+__all__ = ["tile_symbols", "weight_tiles", "compress_tiles", "act_words", "expected_rows", "gemm_job",
+           "concat_jobs"]
 
 
 def _padded(a, rows, cols):
@@ -25,13 +26,20 @@ def _padded(a, rows, cols):
 
 
 def tile_symbols(w_tile, mode, cols):
-    """Packed weight bytes of one weight tile (``<= cols`` rows of ``K`` weights, ``K`` a multiple
-    of 4) in block order: beat ``j``, then column ``c``."""
+    """Packed weight bytes of one weight tile (``<= cols`` rows of ``K`` weights in ``mode``'s
+    range) in block order: beat ``j`` (``ceil(K / lanes)`` beats, the last zero-padded), then
+    column ``c`` (missing rows zero). The engine's and the SPRAM GEMM group's weight order."""
     code = mac_spec.mode_code(mode)
     n = mac_spec.LANES[code]
-    w = _padded(w_tile, cols, np.shape(w_tile)[1])
+    k = np.shape(w_tile)[1]
+    w = _padded(w_tile, cols, -(-k // n) * n)
     return [mac_spec.pack_weight_byte(w[c, j * n:(j + 1) * n].tolist(), code)
             for j in range(w.shape[1] // n) for c in range(cols)]
+
+
+def weight_tiles(w, mode, cols):
+    """:func:`tile_symbols` of each tile of ``cols`` outputs of ``w`` (``N x K``), in order."""
+    return [tile_symbols(w[n0:n0 + cols], mode, cols) for n0 in range(0, len(w), cols)]
 
 
 def compress_tiles(symbol_tiles, *, format_lanes, max_len, escape=False, parity=0):
