@@ -352,7 +352,8 @@ def _job_gemm_engine(acc, where, *, size=512, batch=GEMM_ENGINE_BATCH, precision
     cfg = engine_config(acc.config.gemm)
     rng = np.random.default_rng(18)
     rows = [("target", where),
-            ("engine", f"{cfg['rows']} x {cfg['cols']} systolic array, {cfg['lanes']} Huffman lanes, "
+            ("engine", f"{cfg['rows']} x {cfg['cols']} systolic array, {cfg['lanes']} Huffman lanes"
+                       f"{' (C-slow, 2 contexts)' if cfg['contexts'] == 2 else ''}, "
                        f"K <= {cfg['max_k']}, batch <= {cfg['max_batch']} per engine GEMM, weights staged "
                        f"in {cfg['stage_depth']} beats of block RAM")]
     sim = getattr(acc.driver.transport, "board", None)
