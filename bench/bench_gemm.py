@@ -123,11 +123,16 @@ BOARD_MODES = ("int8", "int4", "int2")
 
 def board_section(build, *, batch, sim):
     """Section 4: the ULX3S's GEMM group against the device limit and the 4 x 4 array."""
-    cfg = engine_config(check_board("ulx3s").gemm)
-    rows, cols, lanes = cfg["rows"], cfg["cols"], cfg["lanes"]
-    clk, fmax = build["clock_mhz"], build["fmax_mhz"]
-    print(f"\n## 4. The ULX3S's GEMM group: {rows}x{cols} array, {lanes} decoder lanes (contexts=1, "
-          f"the array's clock), {LAYER}x{LAYER} layer, batch {batch}\n")
+    board = check_board("ulx3s")
+    cfg = engine_config(board.gemm)
+    rows, cols, lanes, contexts = cfg["rows"], cfg["cols"], cfg["lanes"], cfg["contexts"]
+    fmax = build["fmax_mhz"]
+    # The array's clock (its own domain where the board has one) and the decoder's.
+    clk = board.clocks.get(cfg["array_domain"], build["clock_mhz"] * 1e6) / 1e6
+    dec_mhz = board.clocks.get(cfg["decode_domain"], clk * 1e6) / 1e6
+    ratio = clk / dec_mhz
+    print(f"\n## 4. The ULX3S's GEMM group: {rows}x{cols} array at {clk:g} MHz, {lanes} decoder lanes "
+          f"(contexts={contexts}, {dec_mhz:g} MHz), {LAYER}x{LAYER} layer, batch {batch}\n")
     print(f"Board build ({build['source']}): {build['lut4']} LUT4, {build['ff']} FF, "
           f"{build['dsp']} / {DEVICE_MULTS} MULT18X18D, {build['bram']} DP16KD; clock {clk:g} MHz, "
           f"Fmax {fmax:g} MHz.\n")
@@ -143,10 +148,11 @@ def board_section(build, *, batch, sim):
           f"{'4x4 peak':>10}{'x 4x4':>7}")
     per_mode = {}
     for mode in BOARD_MODES:
-        r = measure_lane_rate(mode, tiles=4, cols=cols, lanes=lanes, contexts=1)
+        r = measure_lane_rate(mode, tiles=4, cols=cols, lanes=lanes, contexts=contexts)
         ml = mac_spec.lanes(mode)
-        model, _ = busy_fraction(batch, LAYER, LAYER, ml, rows=rows, cols=cols, rate=lanes * r["rate"],
-                                 table_words=r["table_words"])
+        model, _ = busy_fraction(batch, LAYER, LAYER, ml, rows=rows, cols=cols,
+                                 rate=lanes * r["rate"] / ratio, table_words=r["table_words"],
+                                 clock_ratio=ratio)
         mac = measured.get(mode, model)
         per_mode[mode] = mac
         peak = rows * cols * ml

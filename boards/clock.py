@@ -36,8 +36,8 @@ from amaranth.lib.cdc import ResetSynchronizer
 
 from hw.uart.baud import divisor_for
 
-__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "pll_for", "LockReset", "PLLDomain", "clock_candidates",
-           "next_candidate", "MARGIN", "POR_SECONDS"]
+__all__ = ["PLLParams", "ice40_pll", "ecp5_pll", "pll_for", "LockReset", "PLLDomain", "OscillatorDomain",
+           "clock_candidates", "next_candidate", "MARGIN", "POR_SECONDS"]
 
 #: Timing margin a PLL build must show: Fmax >= clock * (1 + MARGIN), nextpnr's Fmax of the placed
 #: and routed design (its timing model is the slow corner; the margin covers what it does not model).
@@ -245,33 +245,36 @@ class LockReset(Elaboratable):
 
 
 class PLLDomain(Elaboratable):
-    """Clock and reset of the ``sync`` domain (defined by the parent) from the board's oscillator
-    through its PLL.
+    """Clock and reset of ``domain`` (defined by the parent) from the board's oscillator through its
+    PLL.
 
     ``pll`` is a :class:`PLLParams` (from :func:`ice40_pll` or :func:`ecp5_pll`); ``clk`` the name of
-    the oscillator's resource on the platform. The domain's reset comes from :class:`LockReset`
-    (held :data:`POR_SECONDS` after lock) through a reset synchronizer.
+    the oscillator's resource on the platform, or (ECP5) the oscillator's clock after its input
+    buffer, a signal, when other logic uses it too. The domain's reset comes from
+    :class:`LockReset` (held :data:`POR_SECONDS` after lock) through a reset synchronizer.
     """
 
-    def __init__(self, pll, clk):
+    def __init__(self, pll, clk, domain="sync"):
         self.pll = pll
         self.clk = clk
+        self.domain = domain
 
     def elaborate(self, platform):
         m = Module()
         m.domains.por = ClockDomain("por", reset_less=True, local=True)
         clk_out = Signal()
         lock = Signal()
-        pad = platform.request(self.clk, dir="-")
-        if self.pll.family == "ice40":
-            m.submodules.pll = _ice40_instance(pad, self.pll, clk_out, lock)
+        if not isinstance(self.clk, str):
+            m.submodules.pll = _ecp5_instance(self.clk, self.pll, clk_out, lock)
+        elif self.pll.family == "ice40":
+            m.submodules.pll = _ice40_instance(platform.request(self.clk, dir="-"), self.pll, clk_out, lock)
         else:
-            m.submodules.clk_in = clk_in = io.Buffer("i", pad)
+            m.submodules.clk_in = clk_in = io.Buffer("i", platform.request(self.clk, dir="-"))
             m.submodules.pll = _ecp5_instance(clk_in.i, self.pll, clk_out, lock)
-        m.d.comb += [ClockSignal("sync").eq(clk_out), ClockSignal("por").eq(clk_out)]
+        m.d.comb += [ClockSignal(self.domain).eq(clk_out), ClockSignal("por").eq(clk_out)]
         m.submodules.lock_reset = lock_reset = LockReset(max(1, round(POR_SECONDS * self.pll.clk_hz)))
         m.d.comb += lock_reset.lock.eq(lock)
-        m.submodules.reset_sync = ResetSynchronizer(lock_reset.rst, domain="sync")
+        m.submodules.reset_sync = ResetSynchronizer(lock_reset.rst, domain=self.domain)
         # No constraint of our own: nextpnr derives the PLL output's (clk_hz) from the oscillator
         # pin's and the PLL's dividers; the margin is checked on the Fmax it reports.
         return m
@@ -308,3 +311,26 @@ def _ecp5_instance(clk_in, pll, clk_out, lock):
         i_PLLWAKESYNC=0, i_ENCLKOP=0,
         o_CLKOP=clk_out, o_LOCK=lock,
     )
+
+
+class OscillatorDomain(Elaboratable):
+    """The ``sync`` domain (defined by the parent) straight from the board's oscillator (resource
+    ``clk``), for a board whose PLLs make other domains from the same oscillator (``clk_in``: the
+    oscillator after its input buffer, for them). Reset: held :data:`POR_SECONDS` after
+    configuration (:class:`LockReset` with the lock high), through a reset synchronizer.
+    """
+
+    def __init__(self, clk, clk_hz):
+        self.clk = clk
+        self.clk_hz = clk_hz
+        self.clk_in = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.por = ClockDomain("por", reset_less=True, local=True)
+        m.submodules.clk_buf = buf = io.Buffer("i", platform.request(self.clk, dir="-"))
+        m.d.comb += [self.clk_in.eq(buf.i), ClockSignal("sync").eq(buf.i), ClockSignal("por").eq(buf.i)]
+        m.submodules.por_reset = por = LockReset(max(1, round(POR_SECONDS * self.clk_hz)))
+        m.d.comb += por.lock.eq(1)
+        m.submodules.reset_sync = ResetSynchronizer(por.rst, domain="sync")
+        return m

@@ -68,6 +68,8 @@ def config_for_groups(board, groups=None):
             sizes[g] = EXTRA_GROUP_SIZES[board][g]
         else:
             raise ValueError(f"groups must be from {', '.join(_available(board))} on {board}, not {g!r}")
+    if not sizes["gemm"]:
+        sizes["clocks"] = {}        # the extra clock domains are the GEMM engine's
     return dataclasses.replace(cfg, **sizes)
 
 

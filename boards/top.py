@@ -5,7 +5,7 @@ from amaranth.lib import io
 
 from hw.control.boards import check_board, make_core
 
-from .clock import PLLDomain, pll_for
+from .clock import OscillatorDomain, PLLDomain, pll_for
 
 __all__ = ["BoardTop", "make_core"]
 
@@ -31,6 +31,10 @@ class BoardTop(Elaboratable):
         self.clk_hz = self.config.clk_hz if clk_hz is None else clk_hz
         osc = self.config.osc_hz
         self.pll = pll_for(self.config.family, osc, self.clk_hz) if osc else None
+        if self.config.clocks and (osc or self.config.family != "ecp5"):
+            raise ValueError(f"clocks (other clock domains) need an ECP5 board whose sync clock is its "
+                             f"oscillator, not {board}")
+        self.domain_plls = {d: pll_for("ecp5", self.clk_hz, hz) for d, hz in self.config.clocks.items()}
         if self.pll is not None and self.pll.clk_hz != self.clk_hz:
             raise ValueError(f"clk_hz must be a frequency the PLL makes from {osc} Hz, "
                              f"not {self.clk_hz} (nearest: {self.pll.clk_hz})")
@@ -44,6 +48,13 @@ class BoardTop(Elaboratable):
         if self.pll is not None:
             m.domains.sync = ClockDomain("sync")
             m.submodules.clock = PLLDomain(self.pll, platform.default_clk)
+        elif self.domain_plls:
+            # The oscillator drives sync and feeds one PLL per other domain (the GEMM engine's).
+            m.domains.sync = ClockDomain("sync")
+            m.submodules.clock = osc = OscillatorDomain(platform.default_clk, self.clk_hz)
+            for d, pll in self.domain_plls.items():
+                m.domains += ClockDomain(d)
+                m.submodules[f"pll_{d}"] = PLLDomain(pll, osc.clk_in, domain=d)
         m.submodules.core = core = make_core(self.board, config=cfg, clk_hz=self.clk_hz)
         uart = platform.request("uart", 0, dir="-")
         m.submodules.uart_rx = rx = io.Buffer("i", uart.rx)

@@ -161,6 +161,21 @@ def test_ulx3s_top_runs_from_the_pll_when_its_config_names_the_oscillator(tmp_pa
     assert BoardTop("ulx3s").pll is None
 
 
+def test_ulx3s_gemm_domains_each_get_a_pll_from_the_oscillator(tmp_path):
+    """The ULX3S's GEMM group (a small engine: a quick elaboration) in its array and decoder
+    domains: sync straight from the oscillator, one EHXPLLL per domain at 125 and 100 MHz."""
+    cfg = config_for_groups("ulx3s", "gemm")
+    cfg = dataclasses.replace(cfg, gemm={**cfg.gemm, "rows": 2, "cols": 4, "max_k": 32, "max_batch": 4,
+                                         "lanes": 2, "contexts": 1, "stage_depth": 64, "result_depth": 16})
+    top = BoardTop("ulx3s", config=cfg)
+    assert top.pll is None and set(top.domain_plls) == {"gemm", "dec"}
+    il = _elaborate(top, tmp_path)
+    cells = il.split("cell \\EHXPLLL")[1:]
+    divs = sorted(int(re.search(r"parameter \\CLKFB_DIV (\d+)", c).group(1)) for c in cells)
+    assert divs == [4, 5]            # 25 MHz x 4 (dec), x 5 (gemm); CLKI_DIV 1
+    assert all("parameter \\CLKI_DIV 1\n" in c for c in cells)
+
+
 def test_board_top_refuses_a_clock_its_board_cannot_make():
     with pytest.raises(ValueError, match="clk_hz must be a frequency the PLL makes from 12000000 Hz, "
                                          "not 50000000 \\(nearest: 50250000\\)"):

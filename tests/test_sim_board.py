@@ -37,7 +37,7 @@ def test_sim_top_has_no_reset_port_and_only_its_ports_public():
     assert "rst" not in header and "clk" in header and "i_send" in header
     config = vb.port_config("top")
     assert 'public_flat_rw -module "top" -var "clk"' in config
-    assert "rst" not in config and config.count("public_flat_rw") == len(vb.SimTop.__annotations__)
+    assert "rst" not in config and config.count("public_flat_rw") == len(vb.SimTop.PORTS)
 
 
 def test_simulated_line_divisor_is_checked():

@@ -51,6 +51,9 @@ class BoardConfig:
     usb_pid: int = 0      # FTDI product id of the board's USB UART (0x6010 FT2232H: second channel)
     usb_uart: str = ""    # the USB UART bridge (a key of hw.uart.baud.USB_UARTS)
     osc_hz: int = 0       # oscillator feeding the PLL that makes clk_hz (0: no PLL, clk_hz is the oscillator)
+    # Other clock domains of the core (e.g. the GEMM engine's array and decoder): {domain: Hz}, each
+    # made by a PLL from the board's oscillator (boards.clock); simulated at other periods (sim.board).
+    clocks: dict = field(default_factory=dict)
 
     def __post_init__(self):
         if not self.baud:
@@ -115,10 +118,14 @@ BOARD_CONFIGS = {
         stdp={"n_neurons": 256, "max_synapses": 8192},
         # The GEMM engine (docs/gemm.md): 4 x 8 systolic array (32 MULT18X18D) — the 8 x 16 array
         # has not yet routed on its own (docs/mac.md), so the board build carries the largest shape
-        # that routes; 4 decoder lanes, K <= 512 and batches <= 64 per engine GEMM (the host splits
-        # larger ones), 8192 staged data beats (64 KB) and 1024 result rows.
+        # that routes; K <= 512 and batches <= 64 per engine GEMM (the host splits larger ones),
+        # 8192 staged data beats (64 KB) and 1024 result rows. The array in its own 125 MHz domain,
+        # the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the ECP5, docs/huffman.md) in a
+        # 100 MHz one; the controller and the handler stay on the 25 MHz oscillator.
         gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
-              "max_len": 16, "stage_depth": 8192, "result_depth": 1024},
+              "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
+              "array_domain": "gemm", "decode_domain": "dec"},
+        clocks={"gemm": 125_000_000, "dec": 100_000_000},
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
     ),

@@ -141,6 +141,10 @@ class EdgeLearnCore(wiring.Component):
             # A block is reset by the RESET command or when the watchdog gives up on it.
             reset = system.o_reset_blocks | ctrl.o_handler_reset[g]
             m.submodules[f"group{g}"] = ResetInserter({"sync": reset})(handler)
+            # Parts a handler keeps out of its reset (clock-domain crossings, which a reset of one
+            # side breaks); the handler resets them by its own means.
+            for name, part in getattr(handler, "outside_reset", {}).items():
+                m.submodules[f"group{g}_{name}"] = part
             wiring.connect(m, getattr(ctrl, f"h{g}"), handler.bus)
             m.d.comb += block_errors[g].eq(handler.bus.error)
 

@@ -34,15 +34,17 @@ than the engine on the ULX3S). Commands (multi-byte fields little-endian):
   sign-extended), in the engine's order (per weight tile, per row tile, ``rows`` rows).
 * Any other size: ``ERR_LENGTH``, nothing done.
 
-Cycle behaviour: one payload byte per cycle; the engine runs in the handler's clock domain.
+Cycle behaviour: one payload byte per cycle. The engine's array and decoder may run in their own
+clock domains (``array_domain``, ``decode_domain``; :class:`hw.gemm.crossing.EngineCrossing`: the
+staging FIFO, the table, command, activation and result streams cross with ``AsyncFIFO`` s, the
+counters and flags with a toggle-handshake snapshot); a run's cycles are the array's own.
 """
 
 from amaranth.hdl import Cat, Module, ResetInserter, Signal, signed
 from amaranth.lib.fifo import SyncFIFOBuffered
 
-from ..gemm import GemmEngine
 from ..gemm import spec as gemm_spec
-from ..huffman.block_parser import beat_layout
+from ..gemm.crossing import EngineCrossing
 from ..mac import spec as mac_spec
 from ..params import check_bool, check_int, check_pow2
 from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
@@ -74,11 +76,13 @@ class _Registers:
         self.cmd_valid = Signal()
         self.cmds_left = Signal(17)
         self.ahead = Signal()             # the GEMM's first command was issued by GEMM_START
-        self.cycles = Signal(32)
-        self.beats0 = Signal(32)
+        self.issued = Signal(16)          # commands handed to the engine since the last clear (wraps)
+        self.rows_in = Signal(16)         # result rows stored since the last clear (wraps)
+        self.cycles = Signal(32)          # handler cycles of the run (the started check)
         self.rows = Signal(16)
         self.idle_for = Signal(range(STALL_CYCLES + 1))
         self.beats_seen = Signal(32)
+        self.level_seen = Signal(17)
         self.stalled = Signal()
         self.reply = Signal(8 * RUN_REPLY_BYTES)
         self.nbyte = Signal(8)
@@ -95,8 +99,11 @@ class EngineHandler(Handler):
     Parameters
     ----------
     rows, cols, max_k, max_batch, lanes, contexts, max_len, acc_width, primitives :
-        The engine's (:class:`hw.gemm.GemmEngine`, decoder in the handler's clock domain);
-        ``lanes * contexts`` a power of two, ``acc_width`` at most 24 (three reply bytes).
+        The engine's (:class:`hw.gemm.GemmEngine`); ``lanes * contexts`` a power of two,
+        ``acc_width`` at most 24 (three reply bytes).
+    array_domain, decode_domain : str
+        Clock domains of the engine's array and of its decoder (``"sync"``: the handler's; see
+        :class:`hw.gemm.crossing.EngineCrossing`). The parent defines them.
     stage_depth : int
         Data beats the staging FIFO holds (block RAM), a power of two 16..65536.
     result_depth : int
@@ -109,16 +116,21 @@ class EngineHandler(Handler):
     """
 
     def __init__(self, *, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
-                 acc_width=24, stage_depth=8192, result_depth=1024, primitives=False):
+                 acc_width=24, stage_depth=8192, result_depth=1024, primitives=False,
+                 array_domain="sync", decode_domain="sync"):
         check_pow2("lanes * contexts", lanes * contexts, 1, 8)
         self.acc_width = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, 8 * RESULT_BYTES)
-        self.stage_depth = check_pow2("stage_depth", stage_depth, 16, 65536)
         self.result_depth = check_pow2("result_depth", result_depth, 4, 65536)
         check_bool("primitives", primitives)
-        self._engine_params = dict(rows=rows, cols=cols, max_k=max_k, max_batch=max_batch, lanes=lanes,
-                                   contexts=contexts, max_len=max_len, acc_width=acc_width,
-                                   decode_domain="sync", primitives=primitives)
-        self._engine = engine = GemmEngine(**self._engine_params)     # checks the parameters
+        self._crossing = EngineCrossing(      # checks the parameters
+            array_domain=array_domain, decode_domain=decode_domain, stage_depth=stage_depth, rows=rows,
+            cols=cols, max_k=max_k, max_batch=max_batch, lanes=lanes, contexts=contexts, max_len=max_len,
+            acc_width=acc_width, primitives=primitives)
+        engine = self._crossing.engine
+        self.stage_depth = stage_depth
+        self.array_domain, self.decode_domain = array_domain, decode_domain
+        #: Added by the core beside the handler, not under its reset (see ``elaborate``).
+        self.outside_reset = {"engine": self._crossing}
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.format_lanes = lanes * contexts
         self._row_tile_bits, self._group_bits = engine.row_tile_bits, engine.group_bits
@@ -129,26 +141,30 @@ class EngineHandler(Handler):
         bus = self.bus
         FL = self.format_lanes
         clear = Signal()
-        m.submodules.engine = eng = self._engine
-        beat = beat_layout(FL)
-        m.submodules.stage = stage = ResetInserter({"sync": clear})(
-            SyncFIFOBuffered(width=beat.size, depth=self.stage_depth))
+        # The engine behind its crossings (in the handler's domain too when the domains are "sync"),
+        # outside the handler's reset (core.EdgeLearnCore adds it): a reset of the crossings' sync
+        # side alone would break their pointers. After a reset the handler flushes them instead.
+        eng = self._crossing
+        boot = Signal(init=1)
+        m.d.sync += boot.eq(0)
         m.submodules.results = results = ResetInserter({"sync": clear})(
             SyncFIFOBuffered(width=self.cols * self.acc_width, depth=self.result_depth))
         r = _Registers((2 * FL - 1).bit_length(), self.cols * 8 * RESULT_BYTES)
         running = Signal()
 
-        # Staged beats flow into the decoder only during a run; results always into their FIFO.
-        m.d.comb += [eng.i_data.payload.eq(stage.r_data), eng.i_data.valid.eq(stage.r_rdy & running),
-                     stage.r_en.eq(eng.i_data.ready & running),
+        # Staged beats flow into the decoder only during a run (i_run); results always into their FIFO.
+        m.d.comb += [eng.i_run.eq(running),
                      results.w_data.eq(eng.o_res.payload.data), results.w_en.eq(eng.o_res.valid),
-                     eng.o_res.ready.eq(results.w_rdy), eng.i_clear.eq(clear)]
+                     eng.o_res.ready.eq(results.w_rdy), eng.i_clear.eq(clear | boot)]
         m.d.comb += [eng.i_cmd.valid.eq(r.cmd_valid), bus.error.eq(r.err)]
         with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
-            m.d.sync += [r.cmds_left.eq(r.cmds_left - 1), eng.i_cmd.payload.load_acts.eq(0)]
+            m.d.sync += [r.cmds_left.eq(r.cmds_left - 1), eng.i_cmd.payload.load_acts.eq(0),
+                         r.issued.eq(r.issued + 1)]
             with m.If(r.cmds_left == 1):
                 m.d.sync += r.cmd_valid.eq(0)
-        with m.If(eng.o_errors.any()):
+        with m.If(results.w_en & results.w_rdy):
+            m.d.sync += r.rows_in.eq(r.rows_in + 1)
+        with m.If(eng.o_fresh & ~boot & eng.o_errors.any()):     # (boot: the flags are not cleared yet)
             m.d.sync += r.err.eq(1)
 
         with m.FSM():
@@ -159,11 +175,11 @@ class EngineHandler(Handler):
                     ((Cmd.GEMM_START, Cmd.GEMM_RUN, Cmd.GEMM_READ), "HEADER", None)],
                     on_start=[r.count.eq(0), r.status.eq(Status.OK), r.bidx.eq(0), r.nbyte.eq(0)])
             self._table(m, eng, clear, r)
-            self._stage(m, stage, r)
+            self._stage(m, eng, r)
             self._acts(m, eng, r)
             self._header(m, r)
             self._start(m, eng, r)
-            self._run(m, eng, stage, results, running, r)
+            self._run(m, eng, results, running, r)
             self._read(m, results, r)
             with m.State("DONE"):
                 finish_command(m, bus, r.status)
@@ -191,10 +207,12 @@ class EngineHandler(Handler):
                         m.next = "TABLE"
         with m.State("CLEAR"):
             m.d.comb += clear.eq(1)
-            m.d.sync += [r.started.eq(0), r.cmd_valid.eq(0), r.acts_left.eq(0)]
+            m.d.sync += [r.started.eq(0), r.cmd_valid.eq(0), r.acts_left.eq(0), r.issued.eq(0),
+                         r.rows_in.eq(0)]
             m.next = "SETTLE"
         with m.State("SETTLE"):
-            m.next = "TABLE"
+            with m.If(~eng.o_clearing):
+                m.next = "TABLE"
         with m.State("TABLE"):
             with m.If(r.count == bus.length):
                 m.next = "DONE"
@@ -210,16 +228,19 @@ class EngineHandler(Handler):
                 with m.If(bus.i_data.valid & tab.ready):
                     m.d.sync += r.count.eq(r.count + 1)
 
-    def _stage(self, m, stage, r):
+    def _stage(self, m, eng, r):
         """``STAGE``: a LOAD_WEIGHTS frame's beats into the staging FIFO (checked to fit first)."""
         bus = self.bus
         beat_bytes = 2 * self.format_lanes
         shift = (beat_bytes - 1).bit_length()
         words = bus.length - 1
         n_beats = words >> shift
-        room = self.stage_depth - stage.level
+        stage = eng.i_stage
+        room = self.stage_depth - eng.o_stage_level
         with m.State("STAGE"):
-            with m.If(r.count == 0):
+            with m.If(eng.o_clearing):      # the crossings' flush after a reset
+                pass
+            with m.Elif(r.count == 0):
                 bad = (bus.length < 1 + beat_bytes) | (words & (beat_bytes - 1)).any() | (n_beats > room)
                 with m.If(bad):
                     self._length_error(m, r)
@@ -232,9 +253,9 @@ class EngineHandler(Handler):
             with m.Else():
                 full_beat = Cat(r.beat_bytes[8:8 * beat_bytes], bus.i_data.payload)
                 last_byte = r.bidx == beat_bytes - 1
-                m.d.comb += [bus.i_data.ready.eq(~last_byte | stage.w_rdy),
-                             stage.w_data.eq(Cat(full_beat, r.first)),
-                             stage.w_en.eq(last_byte & bus.i_data.valid)]
+                m.d.comb += [bus.i_data.ready.eq(~last_byte | stage.ready),
+                             stage.payload.eq(Cat(full_beat, r.first)),
+                             stage.valid.eq(last_byte & bus.i_data.valid)]
                 with m.If(bus.i_data.valid & bus.i_data.ready):
                     m.d.sync += [r.beat_bytes.eq(full_beat), r.count.eq(r.count + 1), r.bidx.eq(r.bidx + 1)]
                     with m.If(last_byte):
@@ -247,7 +268,9 @@ class EngineHandler(Handler):
         word = Signal(8 * word_bytes)
         widx = Signal(range(word_bytes))
         with m.State("ACTS"):
-            with m.If(r.count == 0):
+            with m.If(eng.o_clearing):
+                pass
+            with m.Elif(r.count == 0):
                 n_words = bus.length // word_bytes
                 with m.If((bus.length == 0) | (bus.length % word_bytes != 0) | (n_words > r.acts_left)):
                     self._length_error(m, r)
@@ -299,7 +322,9 @@ class EngineHandler(Handler):
             bad = ((unsigned > 1) | (row_tiles == 0) | (row_tiles > self.max_batch // self.rows)
                    | (groups == 0) | (groups > self.max_k // gemm_spec.GROUP)
                    | (mode >= 1 << mac_spec.MODE_BITS) | r.cmd_valid)
-            with m.If(bad):
+            with m.If(eng.o_clearing):
+                pass
+            with m.Elif(bad):
                 self._length_error(m, r)
             with m.Else():
                 p = eng.i_cmd.payload
@@ -309,41 +334,46 @@ class EngineHandler(Handler):
                              r.acts_left.eq(row_tiles * groups)]
                 m.next = "DONE"
 
-    def _run(self, m, eng, stage, results, running, r):
-        """``RUN_CHECK``/``RUN``: issue the tiles' commands, open the staging FIFO, count cycles
-        until the engine is idle with every staged beat taken (or the run stalls); ``REPLY``."""
+    def _run(self, m, eng, results, running, r):
+        """``RUN_CHECK``/``RUN``: issue the tiles' commands, open the staging FIFO, wait until the
+        engine's snapshot (taken after the run's commands were issued) says it took every command
+        and is idle, every staged beat was taken and every row it wrote is stored (or the run
+        stalls); ``REPLY``: the snapshot's array cycles and beats."""
         n = r.hdr[:16]
         with m.State("RUN_CHECK"):
-            with m.If(~r.started | (n == 0) | r.cmd_valid & ~r.ahead):
+            with m.If(eng.o_clearing):
+                pass
+            with m.Elif(~r.started | (n == 0) | r.cmd_valid & ~r.ahead):
                 self._length_error(m, r)
             with m.Else():
                 more = n - r.ahead
-                m.d.sync += [r.cmds_left.eq(r.cmds_left + more), r.ahead.eq(0),
-                             r.cycles.eq(0), r.beats0.eq(eng.o_beats), r.beats_seen.eq(eng.o_beats),
+                m.d.sync += [r.cmds_left.eq(r.cmds_left + more), r.ahead.eq(0), r.cycles.eq(0),
+                             r.beats_seen.eq(0), r.level_seen.eq(eng.o_stage_level),
                              r.rows.eq(0), r.idle_for.eq(0), r.stalled.eq(0)]
                 with m.If(more != 0):
                     m.d.sync += r.cmd_valid.eq(1)
                 m.next = "RUN"
         with m.State("RUN"):
             m.d.comb += running.eq(1)
-            m.d.sync += [r.cycles.eq(r.cycles + 1), r.beats_seen.eq(eng.o_beats)]
+            m.d.sync += [r.cycles.eq(r.cycles + 1), r.beats_seen.eq(eng.o_beats),
+                         r.level_seen.eq(eng.o_stage_level)]
             with m.If(results.w_en & results.w_rdy):
                 m.d.sync += r.rows.eq(r.rows + 1)
-            moving = ((stage.r_en & stage.r_rdy) | (results.w_en & results.w_rdy)
+            moving = ((eng.o_stage_level != r.level_seen) | (results.w_en & results.w_rdy)
                       | (eng.o_beats != r.beats_seen))
             with m.If(moving):
                 m.d.sync += r.idle_for.eq(0)
             with m.Else():
                 m.d.sync += r.idle_for.eq(r.idle_for + 1)
-            finished = ~r.cmd_valid & ~stage.r_rdy & eng.o_idle & (r.cycles > 2)
+            finished = (~r.cmd_valid & (eng.o_stage_level == 0) & eng.o_fresh & eng.o_idle
+                        & (eng.o_cmds == r.issued) & (eng.o_rows == r.rows_in) & (r.cycles > 2))
             with m.If(finished | (r.idle_for == STALL_CYCLES)):
                 m.d.sync += [r.stalled.eq(~finished), r.nbyte.eq(0)]
                 m.next = "REPLY_LOAD"
         with m.State("REPLY_LOAD"):
-            flags, overflow, beats = Signal(8), Signal(8), Signal(32)
-            m.d.comb += [flags.eq(eng.o_errors | (r.stalled << 3)), overflow.eq(eng.o_overflow),
-                         beats.eq(eng.o_beats - r.beats0)]
-            m.d.sync += r.reply.eq(Cat(r.cycles, beats, r.rows, flags, overflow))
+            flags, overflow = Signal(8), Signal(8)
+            m.d.comb += [flags.eq(eng.o_errors | (r.stalled << 3)), overflow.eq(eng.o_overflow)]
+            m.d.sync += r.reply.eq(Cat(eng.o_cycles, eng.o_beats, r.rows, flags, overflow))
             with m.If(flags.any()):
                 m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
             m.next = "REPLY"

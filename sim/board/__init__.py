@@ -28,7 +28,8 @@ from hw.control.boards import SIM_CONFIG, check_board, make_core
 from .amaranth_board import SIM_TIMEOUT, SIM_WATCHDOG, SimBoard
 from .verilator_board import VerilatorBoard
 
-__all__ = ["shared_board", "make_board", "board_config", "SIM_LINE_DIVISORS"]
+__all__ = ["shared_board", "make_board", "board_config", "sim_clock_periods", "SIM_LINE_DIVISORS",
+           "SIM_FASTEST_PS"]
 
 #: UART cycles per bit of a board's simulated core where it differs from the board's own (simulation
 #: only). The ULX3S's 25 (1 Mbaud at 25 MHz) makes the 439 KB of its ``gemm`` job (a 512 x 512
@@ -36,7 +37,23 @@ __all__ = ["shared_board", "make_board", "board_config", "SIM_LINE_DIVISORS"]
 #: (:data:`hw.uart.baud.MIN_DIVISOR`).
 SIM_LINE_DIVISORS = {"ulx3s": 4}
 
+#: Simulated period (ps) of a board's fastest extra clock domain (``BoardConfig.clocks``); the
+#: others keep their ratios to it, and ``sync`` runs at 10 ns. Simulation only: on the ULX3S the
+#: GEMM array (125 MHz) is 5x the controller's 25 MHz, in simulation 1.5625x (6.4 ns against 10 ns),
+#: since every array edge costs the simulator while the line runs; the decoder stays at 0.8x the
+#: array (8 ns), as on the board. The engine's cycles do not depend on the controller's clock
+#: (``tests/test_gemm_crossing.py``).
+SIM_FASTEST_PS = 6400
+
 _SHARED = {}
+
+
+def sim_clock_periods(cfg):
+    """``{domain: simulated period in ps}`` of ``cfg``'s extra clock domains (see :data:`SIM_FASTEST_PS`)."""
+    if not cfg.clocks:
+        return {}
+    fastest = max(cfg.clocks.values())
+    return {d: round(SIM_FASTEST_PS * fastest / hz) for d, hz in cfg.clocks.items()}
 
 
 def _backend(backend):
@@ -68,8 +85,8 @@ def make_board(backend=None, config=None, *, divisor=None):
         overrides["baud"] = cfg.clk_hz // divisor
     core = make_core(cfg.name, config=cfg, primitives=False, **overrides)
     if backend == "amaranth":
-        return SimBoard(core)
-    return VerilatorBoard(core, toplevel=f"edgelearn_{cfg.name}")
+        return SimBoard(core, clocks={d: 1 / hz for d, hz in cfg.clocks.items()})
+    return VerilatorBoard(core, toplevel=f"edgelearn_{cfg.name}", clocks=sim_clock_periods(cfg))
 
 
 def shared_board(backend=None, board=None, config=None):

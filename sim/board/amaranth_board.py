@@ -48,7 +48,7 @@ class SimBoard:
         Clock cycles simulated so far.
     """
 
-    def __init__(self, core=None, *, vcd=None):
+    def __init__(self, core=None, *, vcd=None, clocks=None):
         self.core = core if core is not None else make_sim_core()
         self.divisor = self.core.divisor
         self.clk_hz = self.core.clk_hz
@@ -60,6 +60,8 @@ class SimBoard:
         self.cycles = 0
         self._sim = Simulator(self.core)
         self._sim.add_clock(self._period)
+        for domain, period in (clocks or {}).items():      # the core's other domains (seconds)
+            self._sim.add_clock(period, domain=domain)
         self._sim.add_testbench(self._drive, background=True)
         self._sim.add_testbench(self._monitor, background=True)
         self._vcd = None

@@ -100,6 +100,8 @@ async def bridge(dut):
     p = tb_params()
     # The clock toggles in the simulator (GPI), not in a Python coroutine: about 30x faster.
     Clock(dut.clk, PERIOD_NS, unit="ns", impl="gpi").start()
+    for domain, period_ps in p.get("clocks", {}).items():
+        Clock(getattr(dut, f"clk_{domain}"), period_ps, unit="ps", impl="gpi").start()
     dut.i_send_go.value = 0
     dut.i_send_len.value = 0
     dut.i_send.value = 0

@@ -73,24 +73,27 @@ class SimTop(wiring.Component):
       ``o_recv_ready`` = ``o_recv_total - i_recv_until`` is not negative (modulo 2**32), for the
       bridge to wait on. The bridge must read a byte before ``CHUNK`` more arrive.
     * ``o_leds``: the core's.
+    * ``clk_<domain>`` for each of ``clocks``: the clock of that domain of the core (e.g. the GEMM
+      engine's array and decoder, :class:`hw.gemm.crossing.EngineCrossing`), each held in reset
+      with ``sync`` (released together, a power-on reset).
     """
 
     RESET_CYCLES = 2
 
-    clk: In(1)
-    i_send: In(8 * CHUNK)
-    i_send_len: In(range(CHUNK + 1))
-    i_send_go: In(1)
-    o_send_busy: Out(1)
-    o_recv_ring: Out(8 * CHUNK)
-    o_recv_total: Out(32)
-    i_recv_until: In(32)
-    o_recv_ready: Out(1)
-    o_leds: Out(8)
+    #: The ports every SimTop has.
+    PORTS = {
+        "clk": In(1),
+        "i_send": In(8 * CHUNK), "i_send_len": In(range(CHUNK + 1)), "i_send_go": In(1),
+        "o_send_busy": Out(1),
+        "o_recv_ring": Out(8 * CHUNK), "o_recv_total": Out(32), "i_recv_until": In(32),
+        "o_recv_ready": Out(1),
+        "o_leds": Out(8),
+    }
 
-    def __init__(self, core):
+    def __init__(self, core, clocks=()):
         self._core = core
-        super().__init__()
+        self.clocks = tuple(clocks)
+        super().__init__({**self.PORTS, **{f"clk_{d}": In(1) for d in self.clocks}})
 
     def elaborate(self, platform):
         m = Module()
@@ -102,6 +105,9 @@ class SimTop(wiring.Component):
         with m.If(held != 0):
             m.d.por += held.eq(held - 1)
         m.d.comb += ResetSignal("sync").eq(held != 0)
+        for d in self.clocks:
+            m.domains += ClockDomain(d)
+            m.d.comb += [ClockSignal(d).eq(getattr(self, f"clk_{d}")), ResetSignal(d).eq(held != 0)]
 
         m.submodules.core = core = self._core
         m.submodules.host_tx = tx = UARTTx(core.divisor)
@@ -127,10 +133,10 @@ class SimTop(wiring.Component):
         return m
 
 
-def port_config(toplevel):
+def port_config(toplevel, clocks=()):
     """Verilator configuration (appended to the Verilog) that makes the ports of :class:`SimTop`
-    visible to cocotb (VPI), and nothing else."""
-    ports = [name for name in SimTop.__annotations__ if name.startswith(("i_", "o_"))] + ["clk"]
+    (with the clocks of ``clocks``) visible to cocotb (VPI), and nothing else."""
+    ports = list(SimTop.PORTS) + [f"clk_{d}" for d in clocks]
     return "`verilator_config\n" + "".join(f'public_flat_rw -module "{toplevel}" -var "{port}"\n'
                                            for port in ports)
 
@@ -145,6 +151,8 @@ class VerilatorBoard:
         Verilog module name (one build per distinct design).
     start_timeout : float
         Seconds to wait for the build and the simulator to come up.
+    clocks : dict of str to int, optional
+        The core's other clock domains and their simulated periods in ps (``sync``: 10 ns).
 
     Raises
     ------
@@ -152,10 +160,11 @@ class VerilatorBoard:
         If the simulator could not be built or started.
     """
 
-    def __init__(self, core, *, toplevel="edgelearn_board", start_timeout=900.0):
+    def __init__(self, core, *, toplevel="edgelearn_board", start_timeout=900.0, clocks=None):
         self.core = core
         self.divisor = core.divisor
         self.clk_hz = core.clk_hz
+        self.clocks = dict(clocks or {})
         self.cycles = 0
         self._tmp = tempfile.TemporaryDirectory(prefix="edgelearn-board-")
         path = str(Path(self._tmp.name) / "bridge.sock")
@@ -168,9 +177,9 @@ class VerilatorBoard:
         def run():
             try:
                 fast = simulator() == "verilator"
-                run_cocotb(SimTop(core), toplevel=toplevel, test_module="sim.board.tb_bridge",
-                           params={"socket": path}, waves=False,
-                           build_args=BUILD_ARGS, extra_verilog=port_config(toplevel) if fast else "")
+                run_cocotb(SimTop(core, self.clocks), toplevel=toplevel, test_module="sim.board.tb_bridge",
+                           params={"socket": path, "clocks": self.clocks}, waves=False, build_args=BUILD_ARGS,
+                           extra_verilog=port_config(toplevel, self.clocks) if fast else "")
             except BaseException as e:  # reported to the host thread
                 self._error = e
 

@@ -11,9 +11,9 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from sim.streams import stream_put_all
+from sim.streams import stream_put, stream_put_all
 
-__all__ = ["run_engine", "run_engine_phases"]
+__all__ = ["run_engine", "run_engine_phases", "run_crossing"]
 
 
 def run_engine(dut, job, *, expect_rows=None, **kw):
@@ -93,5 +93,94 @@ def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e
                 phase[0] = p + 1
 
     sim.add_testbench(consumer)
+    sim.run()
+    return outs
+
+
+def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=0, max_cycles=100_000):
+    """Run ``jobs`` through an :class:`hw.gemm.crossing.EngineCrossing` as its handler does, with an
+    ``i_clear`` (flush) before each job, all streams written and read in ``sync``.
+
+    ``periods``: the clocks of ``sync``, the array's and the decoder's domain (seconds; a domain
+    named ``sync`` takes the first). Per job: the table, commands and activations are offered with
+    random stalls while the weight beats are staged; then ``i_run`` rises and the run lasts until the
+    snapshot says the engine took every command and is idle, every staged beat was taken and every
+    row it wrote came out (as the handler's ``GEMM_RUN``), or ``max_cycles`` of ``sync``. Returns
+    per job a dict: ``rows``, ``finished``, and the snapshot's ``cycles``, ``beats``, ``errors``,
+    ``overflow`` at the end of the run. A job's ``stale_beats`` (optional) are staged after its run
+    and never run: the next flush must discard them.
+    """
+    outs = []
+    sim = Simulator(dut)
+    sim.add_clock(periods[0])
+    clocked = {"sync"}
+    for domain, period in ((dut.array_domain, periods[1]), (dut.decode_domain, periods[2])):
+        if domain not in clocked:
+            sim.add_clock(period, domain=domain)
+            clocked.add(domain)
+    layout = dut.i_cmd.payload.shape()
+    staged = [None]
+
+    async def stage_all(ctx, job, rng):
+        beats = [{"data": list(b.words), "first": int(b.first)} for blk in job["blocks"] for b in blk]
+        await stream_put_all(ctx, dut.i_stage, beats, rng=rng, stall=stall)
+        staged[0] = True
+
+    async def tb(ctx):
+        rng = random.Random(seed)
+        for job in jobs:
+            ctx.set(dut.i_clear, 1)
+            await ctx.tick()
+            ctx.set(dut.i_clear, 0)
+            for _ in range(max_cycles):
+                if not ctx.get(dut.o_clearing):
+                    break
+                await ctx.tick()
+            else:
+                outs.append({"rows": [], "finished": False, "flushed": False})
+                return
+            await stream_put_all(ctx, dut.i_table, [{"data": w, "first": int(f)} for w, f in job["table"]],
+                                 rng=rng, stall=stall)
+            await stream_put(ctx, dut.i_cmd, data.Const(layout, job["cmds"][0]), rng=rng, stall=stall)
+            await stream_put_all(ctx, dut.i_act, job["acts"], rng=rng, stall=stall)
+            await stage_all(ctx, job, rng)
+            ctx.set(dut.i_run, 1)
+            out = {"rows": [], "finished": False}
+            cmds = list(job["cmds"][1:])
+            cycle = 0
+            while cycle < max_cycles:
+                ctx.set(dut.i_cmd.valid, bool(cmds))
+                if cmds:
+                    ctx.set(dut.i_cmd.payload, data.Const(layout, cmds[0]))
+                ready = not (stall and rng.random() < stall)
+                ctx.set(dut.o_res.ready, ready)
+                _, _, *s = await ctx.tick().sample(
+                    dut.i_cmd.ready, dut.o_res.valid, dut.o_res.payload, dut.o_fresh, dut.o_idle, dut.o_cmds,
+                    dut.o_stage_level, dut.o_rows)
+                cmd_ready, res_valid, res, fresh, idle, n_cmds, level, n_rows = s
+                cycle += 1
+                if cmds and cmd_ready:
+                    cmds.pop(0)
+                if res_valid and ready:
+                    out["rows"].append(([int(v) for v in res.data], bool(res.overflow)))
+                done = (not cmds and fresh and idle and n_cmds == len(job["cmds"]) % 65536
+                        and level == 0 and n_rows == len(out["rows"]) % 65536)
+                if done:
+                    out["finished"] = True
+                    break
+            ctx.set(dut.i_cmd.valid, 0)
+            ctx.set(dut.o_res.ready, 0)
+            out.update(cycles=ctx.get(dut.o_cycles), beats=ctx.get(dut.o_beats), errors=ctx.get(dut.o_errors),
+                       overflow=ctx.get(dut.o_overflow), sync_cycles=cycle,
+                       stage_level=ctx.get(dut.o_stage_level), cmds=ctx.get(dut.o_cmds),
+                       idle=ctx.get(dut.o_idle), fresh=ctx.get(dut.o_fresh))
+            ctx.set(dut.i_run, 0)
+            await ctx.tick().repeat(8)
+            # Beats staged after the run (never run): the next flush must discard them.
+            await stream_put_all(ctx, dut.i_stage, [{"data": list(b.words), "first": int(b.first)}
+                                                    for b in job.get("stale_beats", [])])
+            outs.append(out)
+
+    sim.add_testbench(tb)
     sim.run()
     return outs

@@ -1,0 +1,238 @@
+"""The GEMM engine in its own clock domains behind ``sync``-domain streams (the ULX3S's GEMM group).
+
+:class:`EngineCrossing` holds a :class:`hw.gemm.engine.GemmEngine` whose array runs in
+``array_domain`` and whose decoder runs in ``decode_domain`` (the same name: one domain), and
+gives the ``sync`` domain (the controller's) everything it needs to drive it::
+
+    sync                         | decode_domain                 | array_domain
+    i_stage --AsyncFIFO(stage_depth, block RAM)--> decoder i_data  |
+    i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
+    i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
+    i_act   --AsyncFIFO(cdc_depth)---------------------------------> engine i_act
+    o_res   <--AsyncFIFO(cdc_depth)--------------------------------- engine o_res
+    o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
+
+Crossings (``docs/gemm.md`` "On the ULX3S"):
+
+* **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
+  synchronizers). The staging FIFO is the crossing of the staged weight beats, read in the
+  decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower than the decoder: a
+  staging FIFO read in ``sync`` would starve it).
+* **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
+  counters, the commands it took, the rows it wrote, ``idle``, the sticky flags; the ``sync`` domain
+  copies the captured registers only after the array domain's acknowledge toggle has come through
+  a two-flop synchronizer, and the array domain overwrites them only after the next request toggle
+  has come through its own: the registers are stable whenever they are read (a multi-cycle path,
+  no multi-bit value is ever sampled while it changes). The handshake runs continuously: the
+  ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
+* **Clear:** ``i_clear`` raises a flush level, synchronized into both domains: the array domain
+  gives the engine one ``i_clear`` pulse and discards commands, activations and results, the
+  decoder's domain discards table words and staged beats; ``sync`` discards result rows. The level
+  drops when both domains have acknowledged it and every crossing FIFO is empty as seen from its
+  writer (``w_level``: the reader's pointer has come back), and ``o_clearing`` stays high until
+  both acknowledges have dropped again. No FIFO is reset (an ``AsyncFIFO`` may only be reset from
+  its write domain, and a reset of one side only breaks its pointers' Gray code).
+
+Cycle behaviour: ``o_cycles`` counts array cycles from the run's start (``i_run`` rising, as seen in
+the array domain) to the last cycle the engine was busy (not idle, or a command waiting);
+``o_beats`` the array's beats since that start. ``i_run`` must stay low for at least three cycles
+of the array's clock between two runs.
+"""
+
+from amaranth.hdl import Cat, DomainRenamer, Module, Signal, Value
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
+from amaranth.lib.fifo import AsyncFIFO
+from amaranth.lib.wiring import In, Out
+
+from ..huffman.block_parser import beat_layout
+from ..huffman.table_loader import table_word_layout
+from ..mac.array import res_layout
+from ..params import ParameterTypeError, check_pow2
+from .engine import GemmEngine
+
+__all__ = ["EngineCrossing"]
+
+
+def _check_domain(name, value):
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ParameterTypeError(f"{name} must be a clock domain name (str), not {value!r}")
+    return value
+
+
+class EngineCrossing(wiring.Component):
+    """A :class:`~hw.gemm.engine.GemmEngine` in ``array_domain`` / ``decode_domain``, driven from
+    ``sync`` (see the module docstring).
+
+    Parameters
+    ----------
+    array_domain, decode_domain : str
+        Clock domains of the array (with the buffers and sequencer) and of the decoder; equal
+        names: the decoder runs in the array's domain. Either may be ``"sync"``.
+    stage_depth : int
+        Data beats the staging FIFO holds, a power of two 16..65536.
+    cdc_depth : int
+        Depth of the other crossing FIFOs (and of the engine's own decoder crossing), a power of
+        two 4..256.
+    **engine : the engine's parameters (:class:`~hw.gemm.engine.GemmEngine`), but ``decode_domain``.
+
+    Members (all in ``sync``)
+    -------
+    i_stage : In(stream.Signature(beat_layout(lanes * contexts)))
+    o_stage_level : Out(range(stage_depth + 1))
+        Beats staged and not yet taken by the decoder (as the writer sees it: never too low).
+    i_run : In(1)
+        Staged beats flow to the decoder while high; its rising edge starts ``o_cycles``/``o_beats``.
+    i_table, i_cmd, i_act, o_res :
+        The engine's streams (:class:`~hw.gemm.engine.GemmEngine`).
+    i_clear : In(1)
+        A pulse: flush (see the module docstring). Give it while no stream is written.
+    o_clearing : Out(1)
+        The flush is in progress: write nothing, trust no snapshot.
+    o_fresh : Out(1)
+        The snapshot was requested after the last flush ended.
+    o_cycles, o_beats : Out(32)
+        Snapshot: array cycles and beats of the current run (module docstring).
+    o_cmds, o_rows : Out(16)
+        Snapshot: commands the engine took and result rows it wrote since the last flush (wrap).
+    o_idle, o_errors, o_overflow :
+        Snapshot: engine idle and no command waiting; the engine's sticky flags.
+    """
+
+    #: Decoder-domain cycles between the start of its flush and its acknowledge: the engine's clear
+    #: reaches the decoder through a two-flop synchronizer and the decoder's reset tree (one more).
+    DECODE_HOLD = 4
+
+    def __init__(self, *, array_domain="sync", decode_domain="sync", stage_depth=8192, cdc_depth=16,
+                 **engine):
+        self.array_domain = _check_domain("array_domain", array_domain)
+        self.decode_domain = _check_domain("decode_domain", decode_domain)
+        self.stage_depth = check_pow2("stage_depth", stage_depth, 16, 65536)
+        self.cdc_depth = check_pow2("cdc_depth", cdc_depth, 4, 256)
+        if "decode_domain" in engine:
+            raise TypeError("decode_domain is EngineCrossing's own parameter")
+        split = decode_domain != array_domain
+        self.engine = GemmEngine(decode_domain="dec" if split else "sync", cdc_depth=cdc_depth, **engine)
+        e = self.engine
+        super().__init__({
+            "i_stage": In(stream.Signature(beat_layout(e.lanes * e.contexts))),
+            "o_stage_level": Out(range(stage_depth + 1)),
+            "i_run": In(1),
+            "i_table": In(stream.Signature(table_word_layout)),
+            "i_cmd": In(e.i_cmd.signature.flip()),
+            "i_act": In(e.i_act.signature.flip()),
+            "o_res": Out(stream.Signature(res_layout(e.rows, e.cols, e.acc_width))),
+            "i_clear": In(1), "o_clearing": Out(1), "o_fresh": Out(1),
+            "o_cycles": Out(32), "o_beats": Out(32), "o_cmds": Out(16), "o_rows": Out(16),
+            "o_idle": Out(1), "o_errors": Out(3), "o_overflow": Out(1),
+        })
+
+    def elaborate(self, platform):
+        m = Module()
+        A, D = self.array_domain, self.decode_domain
+        rename = {"sync": A}
+        if D != A:
+            rename["dec"] = D
+        m.submodules.engine = eng = DomainRenamer(rename)(self.engine)
+
+        def fifo(name, width, depth, w, r):
+            m.submodules[name] = f = AsyncFIFO(width=width, depth=depth, w_domain=w, r_domain=r)
+            return f
+
+        stage = fifo("stage", Value.cast(self.i_stage.payload).shape().width, self.stage_depth, "sync", D)
+        table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
+        cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
+        act = fifo("act", Value.cast(self.i_act.payload).shape().width, self.cdc_depth, "sync", A)
+        res = fifo("res", Value.cast(self.o_res.payload).shape().width, self.cdc_depth, A, "sync")
+        for f, s in ((stage, self.i_stage), (table, self.i_table), (cmd, self.i_cmd), (act, self.i_act)):
+            m.d.comb += [f.w_data.eq(s.payload), f.w_en.eq(s.valid), s.ready.eq(f.w_rdy)]
+        m.d.comb += self.o_stage_level.eq(stage.w_level)
+
+        flush = Signal()
+        flush_a, flush_d, run_a, run_d = Signal(), Signal(), Signal(), Signal()
+        m.submodules.flush_a = FFSynchronizer(flush, flush_a, o_domain=A)
+        m.submodules.run_a = FFSynchronizer(self.i_run, run_a, o_domain=A)
+        m.submodules.run_d = FFSynchronizer(self.i_run, run_d, o_domain=D)
+
+        # Decoder's domain: staged beats while running, table words; both discarded in a flush.
+        m.d.comb += [eng.i_data.payload.eq(stage.r_data), eng.i_data.valid.eq(stage.r_rdy & run_d & ~flush_d),
+                     stage.r_en.eq(eng.i_data.ready & run_d | flush_d),
+                     eng.i_table.payload.eq(table.r_data), eng.i_table.valid.eq(table.r_rdy & ~flush_d),
+                     table.r_en.eq(eng.i_table.ready | flush_d)]
+        # Array's domain: commands, activations, results; discarded in a flush.
+        m.d.comb += [eng.i_cmd.payload.eq(cmd.r_data), eng.i_cmd.valid.eq(cmd.r_rdy & ~flush_a),
+                     cmd.r_en.eq(eng.i_cmd.ready | flush_a),
+                     eng.i_act.payload.eq(act.r_data), eng.i_act.valid.eq(act.r_rdy & ~flush_a),
+                     act.r_en.eq(eng.i_act.ready | flush_a),
+                     res.w_data.eq(eng.o_res.payload), res.w_en.eq(eng.o_res.valid & ~flush_a),
+                     eng.o_res.ready.eq(res.w_rdy | flush_a)]
+        # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
+        # decoder's domain starts its flush from the array domain's (so no later than that pulse)
+        # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
+        flush_seen = Signal()
+        m.d[A] += flush_seen.eq(flush_a)
+        m.d.comb += eng.i_clear.eq(flush_a & ~flush_seen)
+        m.submodules.flush_d = FFSynchronizer(flush_seen, flush_d, o_domain=D)
+        hold_d = Signal(self.DECODE_HOLD)
+        m.d[D] += hold_d.eq(Cat(flush_d, hold_d[:-1]))
+
+        snap = self._array_counters(m, eng, cmd, res, flush_a, run_a)
+        self._flush(m, flush, flush_seen, hold_d[-1], (stage, table, cmd, act), res)
+        self._snapshot(m, snap)
+        return m
+
+    def _array_counters(self, m, eng, cmd, res, flush_a, run_a):
+        """The array domain's counters; returns ``{output name: value}`` to be snapshot."""
+        d = m.d[self.array_domain]
+        run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
+        beats0, cmds, rows = Signal(32), Signal(16), Signal(16)
+        busy = ~eng.o_idle | cmd.r_rdy
+        d += run_seen.eq(run_a)
+        with m.If(run_a & ~run_seen):
+            d += [cycles.eq(1), busy_until.eq(busy), beats0.eq(eng.o_beats)]
+        with m.Elif(run_a):
+            d += cycles.eq(cycles + 1)
+            with m.If(busy):
+                d += busy_until.eq(cycles + 1)
+        with m.If(flush_a):
+            d += [cmds.eq(0), rows.eq(0)]
+        with m.Else():
+            with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
+                d += cmds.eq(cmds + 1)
+            with m.If(res.w_en & res.w_rdy):
+                d += rows.eq(rows + 1)
+        return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
+                "o_idle": ~busy, "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
+
+    def _flush(self, m, flush, flush_a, flush_d, writers, res):
+        """The ``sync`` side of a flush (module docstring); ``flush_a`` / ``flush_d``: the two
+        domains' acknowledges (registers of their domains)."""
+        ack_a, ack_d = Signal(), Signal()
+        m.submodules.ack_a = FFSynchronizer(flush_a, ack_a)
+        m.submodules.ack_d = FFSynchronizer(flush_d, ack_d)
+        drained = ~res.r_rdy
+        for f in writers:
+            drained &= f.w_level == 0
+        with m.If(self.i_clear):
+            m.d.sync += flush.eq(1)
+        with m.Elif(flush & ack_a & ack_d & drained):
+            m.d.sync += flush.eq(0)
+        m.d.comb += [self.o_clearing.eq(flush | ack_a | ack_d),
+                     self.o_res.payload.eq(res.r_data), self.o_res.valid.eq(res.r_rdy & ~flush),
+                     res.r_en.eq(self.o_res.ready | flush)]
+
+    def _snapshot(self, m, values):
+        """Toggle handshake: array domain captures ``values``, ``sync`` copies them to the outputs."""
+        A = self.array_domain
+        req, ack, req_a, ack_a = Signal(), Signal(), Signal(), Signal()
+        m.submodules.req_sync = FFSynchronizer(req, req_a, o_domain=A)
+        m.submodules.ack_sync = FFSynchronizer(ack_a, ack)
+        held = {name: Signal.like(getattr(self, name), name=f"held_{name[2:]}") for name in values}
+        with m.If(req_a != ack_a):
+            m.d[A] += [ack_a.eq(req_a)] + [held[name].eq(v) for name, v in values.items()]
+        clean = Signal()        # the request in flight was made after the last flush
+        with m.If(ack == req):
+            m.d.sync += [req.eq(~req), clean.eq(~self.o_clearing & ~self.i_clear), self.o_fresh.eq(clean)]
+            m.d.sync += [getattr(self, name).eq(h) for name, h in held.items()]
+        with m.If(self.i_clear | self.o_clearing):
+            m.d.sync += [clean.eq(0), self.o_fresh.eq(0)]

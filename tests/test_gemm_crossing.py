@@ -1,0 +1,102 @@
+"""The GEMM engine behind its clock-domain crossings (:class:`hw.gemm.crossing.EngineCrossing`) in
+Amaranth's simulator, driven from ``sync`` as the ULX3S's handler drives it, against the golden model.
+
+Both clocks run at unrelated periods, the controller's slower (40 ns against 7.9 ns, the board's
+25 MHz against 125 MHz being 5:1) and faster than the array's, the decoder in a third domain;
+random stalls on every stream; results bit-exact; the run's cycles are the array's (the same count
+whatever the controller's clock); a flush after a run that cannot finish recovers.
+"""
+
+import numpy as np
+import pytest
+
+from hw.gemm import spec
+from hw.gemm.crossing import EngineCrossing
+from hw.gemm.engine import ERR_DECODE, ERR_TILE
+from hw.mac import spec as mac_spec
+from hw.params import ParameterTypeError
+from sim.gemm.golden import gemm_job
+from sim.gemm.harness import run_crossing
+from sim.mac.golden import random_acts, random_weights
+
+SMALL = {"rows": 2, "cols": 4, "max_k": 32, "max_batch": 6, "lanes": 2, "max_len": 12}
+
+
+def make(array="gemm", decode="dec", **kw):
+    return EngineCrossing(array_domain=array, decode_domain=decode, stage_depth=64, **{**SMALL, **kw})
+
+
+def job_for(dut, rng, m, k, modes):
+    e = dut.engine
+    x = random_acts(rng, (m, k))
+    w = np.concatenate([random_weights(rng, (e.cols, k), mode) for mode in modes])
+    return gemm_job(x, w, modes, rows=e.rows, cols=e.cols, format_lanes=e.lanes * e.contexts,
+                    max_len=12, row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+
+
+def beats_of(job, modes, m, k, rows):
+    return sum(spec.beats(mac_spec.MODES[mode], k // spec.GROUP) for mode in modes) * -(-m // rows)
+
+
+@pytest.mark.parametrize("periods", [(40e-9, 7.9e-9, 10.1e-9), (7.9e-9, 40e-9, 51e-9)],
+                         ids=["controller-slow", "controller-fast"])
+def test_two_gemms_exact_across_the_clocks(periods):
+    """Two GEMMs with a flush between them, every precision, 30 % stalls on every stream."""
+    rng = np.random.default_rng(1)
+    dut = make()
+    modes = [["int8", "int4"], ["int2", "ternary", "int8"]]
+    shapes = [(5, 16), (6, 12)]
+    jobs = [job_for(dut, rng, m, k, md) for (m, k), md in zip(shapes, modes)]
+    outs = run_crossing(dut, jobs, periods=periods, stall=0.3, seed=2, max_cycles=20_000)
+    for out, job, md, (m, k) in zip(outs, jobs, modes, shapes):
+        assert out["finished"]
+        assert out["rows"] == job["rows"]
+        assert out["errors"] == 0
+        assert out["beats"] == beats_of(job, md, m, k, 2)
+
+
+def test_cycles_are_the_arrays_whatever_the_controllers_clock():
+    """The same run takes the same number of array cycles (within the synchronizers' few cycles of
+    start-up) with the controller 5x slower and 5x faster than the array (decoder in the array's
+    domain): the count is made in the array's domain, not the controller's."""
+    rng = np.random.default_rng(3)
+    dut = make(decode="gemm")
+    job = job_for(dut, rng, 6, 32, ["int8", "int4"])
+    cycles = []
+    for periods in [(40e-9, 8e-9, 8e-9), (8e-9, 40e-9, 40e-9), (13e-9, 13e-9, 13e-9)]:
+        out, = run_crossing(dut, [job], periods=periods, max_cycles=20_000)
+        assert out["finished"] and out["rows"] == job["rows"]
+        cycles.append(out["cycles"])
+    assert max(cycles) - min(cycles) <= 4, cycles
+    assert cycles[0] >= beats_of(job, ["int8", "int4"], 6, 32, 2), cycles
+
+
+def test_flush_discards_stale_state():
+    """The first GEMM's second block is corrupt (flags), one more block than its commands is
+    decoded into a bank, and after its run beats are staged that no run takes: the flush clears the
+    flags and the engine and empties the staging crossing; the next GEMM is exact."""
+    rng = np.random.default_rng(4)
+    dut = make()
+    bad = job_for(dut, rng, 4, 16, ["int4", "int8", "int4"])
+    beat = bad["blocks"][1][-1]
+    bad["blocks"][1][-1] = type(beat)([beat.words[0] ^ 0x0100, *beat.words[1:]], beat.first)
+    bad["blocks"].append(bad["blocks"][2])
+    bad["stale_beats"] = bad["blocks"][0]
+    good = job_for(dut, rng, 6, 16, ["int4", "int8"])
+    first, second = run_crossing(dut, [bad, good], periods=(40e-9, 7.9e-9, 10.1e-9), stall=0.2,
+                                 max_cycles=5000)
+    assert first["errors"] == ERR_DECODE | ERR_TILE
+    assert second["finished"] and second["rows"] == good["rows"] and second["errors"] == 0
+
+
+@pytest.mark.parametrize("kw, exc, name", [
+    ({"array_domain": 3}, ParameterTypeError, "array_domain"),
+    ({"decode_domain": "a b"}, ParameterTypeError, "decode_domain"),
+    ({"stage_depth": 100}, ValueError, "stage_depth"),
+    ({"cdc_depth": 2}, ValueError, "cdc_depth"),
+    ({"decode_domain": "dec", "lanes": 3}, ValueError, "lanes"),
+])
+def test_parameters_are_checked(kw, exc, name):
+    params = {"array_domain": "gemm", "stage_depth": 64, **SMALL, **kw}
+    with pytest.raises(exc, match=name):
+        EngineCrossing(**params)
