@@ -31,7 +31,8 @@ class SystemHandler(Handler):
     divisor : int
         UART clock cycles per bit (reported).
     max_payload : int
-        Reported largest command payload.
+        Reported largest command payload; ``bus.length`` is at most this (the controller refuses
+        longer payloads), so the handler's byte counters are as wide as it needs.
     rx_fifo : int
         Reported bytes of the receive FIFO (the host's window for sequenced frames; 0: none).
 
@@ -93,11 +94,16 @@ class SystemHandler(Handler):
                 else:
                     status_bytes.append(value[8 * i:8 * i + 8])
 
-        count = Signal(16)
-        # count != bus.length, registered: PING/SINK decide on it without a 16-bit compare in the
-        # path from the payload stream's valid to their registers
+        # Counters as wide as max_payload needs (count reaches the length); length_m1 has one bit
+        # more, set only for length 0 (length - 1 wraps), so that bit says "no payload" with no
+        # compare of the length in the start's path.
+        nbits = self._max_payload.bit_length()
+        count = Signal(nbits)
+        # count != bus.length, registered: PING/SINK decide on it without a compare in the path
+        # from the payload stream's valid to their registers
         more = Signal()
-        length_m1 = Signal(16)  # bus.length - 1: the compare for ``more`` needs no adder
+        length_m1 = Signal(nbits + 1)  # bus.length - 1: the compare for ``more`` needs no adder
+        has_payload = ~length_m1[nbits]
         total = Signal(16)  # SINK: byte sum
         index = Signal(range(len(status_bytes) + 1))
 
@@ -114,17 +120,17 @@ class SystemHandler(Handler):
             # Only the command's own fields are registered with the start (a wide fan-out); the
             # counters start in DISPATCH.
             with m.If(bus.start):
-                m.d.sync += [more.eq(bus.length != 0), length_m1.eq(bus.length - 1)]
+                m.d.sync += length_m1.eq(bus.length - 1)
                 m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
-            # The cycle after the start: the command's flags and the length compare are registered.
-            m.d.sync += [count.eq(0), total.eq(0), index.eq(0)]
+            # The cycle after the start: the command's flags and length - 1 are registered.
+            m.d.sync += [count.eq(0), total.eq(0), index.eq(0), more.eq(has_payload)]
             with m.If(is_cmd["PING"]):
                 fsm.goto("PING")
             # Commands without a payload refuse one (and then do nothing).
             with m.Elif(is_cmd["STATUS"] | is_cmd["RESET"] | is_cmd["CLEAR_ERRORS"]):
-                with m.If(more):
+                with m.If(has_payload):
                     fsm.goto("LENGTH")
                 with m.Elif(is_cmd["STATUS"]):
                     fsm.goto("STATUS")
@@ -148,7 +154,7 @@ class SystemHandler(Handler):
                     bus.i_data.ready.eq(bus.o_data.ready),
                 ]
                 with m.If(bus.i_data.valid & bus.o_data.ready):
-                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
+                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1[:nbits])]
         # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
         # selected into a register (a cycle behind index, so its multiplexer is not in the
         # handshake's path) and offered once it is fresh.
@@ -185,7 +191,7 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(bus.i_data.valid):
-                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1),
+                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1[:nbits]),
                                  total.eq(total + bus.i_data.payload)]
         with fsm.state("SINK_REPLY"):
             send_table(len(sink_reply))

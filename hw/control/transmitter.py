@@ -43,7 +43,7 @@ class ReplyTransmitter(wiring.Component):
     """
 
     def __init__(self, *, max_reply):
-        check_int("max_reply", max_reply, 1, 0xFFFF)
+        self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
         super().__init__({
             "i_reply": In(ReplyRequest()),
             "i_cmd": In(8),
@@ -61,13 +61,18 @@ class ReplyTransmitter(wiring.Component):
         tx_sequenced = Signal()
         tx_status = Signal(8)
         tx_len = Signal(16)
-        tx_ptr = Signal(16)
+        nbits = self._max_reply.bit_length()     # the reply length is at most max_reply
+        tx_ptr = Signal(nbits)
         tx_crc = Signal(16)
         # Registered decisions, so that no counter compare lies between a byte loaded and the next
-        # state: the reply has no payload; DATA: the byte at tx_ptr is the last one.
-        len_zero = Signal()
+        # state: the reply has no payload, or one byte; DATA: the byte at tx_ptr is the last one.
+        len_zero, len_one = Signal(), Signal()
         data_last = Signal()
-        len_m2 = Signal(16)           # tx_len - 2, so that data_last needs no adder before its compare
+        len_m2 = Signal(nbits)        # tx_len - 2, so that data_last needs no adder before its compare
+        # tx_ptr == len_m2, registered in every cycle: DATA is entered from FETCH, a cycle after
+        # tx_ptr last moved, so data_last takes a flip-flop, not the compare
+        ptr_at_m2 = Signal()
+        m.d.sync += ptr_at_m2.eq(tx_ptr == len_m2)
         # o_tx is an output register: a byte is loaded only while it is empty, so the sink's
         # ready reaches nothing but the register's valid bit.
         out_valid = Signal()
@@ -99,6 +104,7 @@ class ReplyTransmitter(wiring.Component):
             with m.If(self.i_reply.go):
                 m.d.sync += [tx_cmd.eq(self.i_cmd), tx_status.eq(self.i_reply.status),
                              tx_len.eq(self.i_reply.length), len_zero.eq(self.i_reply.length == 0),
+                             len_one.eq(self.i_reply.length == 1),
                              len_m2.eq(self.i_reply.length - 2),
                              tx_seq.eq(self.i_seq), tx_sequenced.eq(self.i_sequenced),
                              tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
@@ -114,7 +120,7 @@ class ReplyTransmitter(wiring.Component):
                     pass
         with fsm.state("LEN1"):
             with load(tx_len[8:], "FETCH"):
-                m.d.sync += data_last.eq(tx_len == 1)
+                m.d.sync += data_last.eq(len_one)
                 with m.If(len_zero):
                     fsm.goto("CRC0")
         with fsm.state("FETCH"):
@@ -122,7 +128,7 @@ class ReplyTransmitter(wiring.Component):
             fsm.goto("DATA")
         with fsm.state("DATA"):
             with load(self.reply_buf.data, "FETCH"):
-                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(tx_ptr == len_m2)]
+                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(ptr_at_m2)]
                 with m.If(data_last):
                     fsm.goto("CRC0")
         with fsm.state("CRC0"):
