@@ -1,8 +1,8 @@
 from amaranth.hdl import Module, ResetInserter, Signal
 from amaranth.lib import wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
+from ..lib.fifo import RegisteredFlagFIFO
 from ..params import check_int
 from ..uart import UARTRx, UARTTx
 from ..uart.baud import divisor_for
@@ -48,7 +48,8 @@ class EdgeLearnCore(wiring.Component):
     rx_fifo : int
         Bytes of the receive FIFO between the UART and the controller (0: none, stop-and-wait
         only). It holds the pipelined frames that arrive while the controller executes and answers
-        one (the host's window, reported in ``STATUS.rx_fifo``); 512 is one iCE40 block RAM.
+        one (the host's window, reported in ``STATUS.rx_fifo``); 512 is one iCE40 block RAM. 1 is
+        refused (the FIFO is a memory of ``rx_fifo - 1`` bytes behind an output register).
     handlers : dict of int to callable, optional
         ``group -> factory()`` of extra command-group handlers (components with a ``bus`` port of
         :class:`hw.control.handler.HandlerSignature` and no other ports). Group 0 (system) is
@@ -81,6 +82,8 @@ class EdgeLearnCore(wiring.Component):
         self._timeout = check_int("timeout", clk_hz // 100 if timeout is None else timeout, 16, 1 << 30)
         self._watchdog = check_int("watchdog", clk_hz // 5 if watchdog is None else watchdog, 16, 1 << 30)
         self._rx_fifo = check_int("rx_fifo", rx_fifo, 0, 0xFFFF)
+        if rx_fifo == 1:
+            raise ValueError("rx_fifo must be 0 (no FIFO) or from 2 to 65535, not 1")
         handlers = dict(handlers or {})
         for g in handlers:
             if g == GROUP_SYSTEM:
@@ -116,8 +119,13 @@ class EdgeLearnCore(wiring.Component):
         if self._rx_fifo:
             # A UART cannot wait: the bytes of pipelined frames queue here while the controller
             # executes and answers the frame before them (a full FIFO shows as a UART overrun).
-            m.submodules.rx_fifo = rx_fifo = SyncFIFOBuffered(width=8, depth=self._rx_fifo)
-            wiring.connect(m, rx.o_data, rx_fifo.w_stream)
+            # Its flags are registers (the library FIFO's level compare and the controller's ready
+            # behind it were a critical path at 48 MHz on the UP5K).
+            m.submodules.rx_fifo = rx_fifo = RegisteredFlagFIFO(width=8, depth=self._rx_fifo)
+            # (w_rdy is a register that is 1 out of reset, so it is not connect()ed to a stream
+            # signature whose ready starts at 0)
+            m.d.comb += [rx_fifo.w_data.eq(rx.o_data.payload), rx_fifo.w_en.eq(rx.o_data.valid),
+                         rx.o_data.ready.eq(rx_fifo.w_rdy)]
             wiring.connect(m, rx_fifo.r_stream, ctrl.i_rx)
         else:
             wiring.connect(m, rx.o_data, ctrl.i_rx)

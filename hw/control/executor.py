@@ -109,6 +109,8 @@ class CommandExecutor(wiring.Component):
     i_start : In(1)
     i_cmd : In(8)
     i_length : In(16)
+        At most ``max_payload``, and stable from the cycle before ``i_start`` (the receiver's
+        length is, from its second byte on): whether it is 0 is registered in every cycle.
     payload_buf : In(ReadPort.Signature)
         Read port of the payload buffer (not transparent).
     reply_buf : In(WritePort.Signature)
@@ -127,7 +129,7 @@ class CommandExecutor(wiring.Component):
     def __init__(self, *, watchdog, max_payload, max_reply):
         self._watchdog = check_int("watchdog", watchdog, 16, 1 << 30)
         self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
-        check_int("max_payload", max_payload, 1, 0xFFFF)
+        self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
         super().__init__({
             "i_start": In(1),
             "i_cmd": In(8),
@@ -147,10 +149,15 @@ class CommandExecutor(wiring.Component):
         running = Signal()            # from the cycle after i_start until the handler's done
         finishing = Signal()          # after done, until the reply bytes still queued are written
         done_status = Signal(8)
-        rd_addr = Signal(16)
+        nbits = self._max_payload.bit_length()     # rd_addr reaches the length
+        rd_addr = Signal(nbits)
         feed_valid = Signal()
         feed_more = Signal()          # rd_addr != i_length (registered)
-        length_m1 = Signal(16)        # i_length - 1, so that feed_more needs no adder before its compare
+        length_m1 = Signal(nbits)     # i_length - 1, so that feed_more needs no adder before its compare
+        # i_length != 0, registered in every cycle (i_length is stable before i_start), so the
+        # start loads feed_more from a flip-flop, not from a compare of the receiver's length
+        length_nz = Signal()
+        m.d.sync += length_nz.eq(self.i_length != 0)
         reply_count = Signal(16)
         reply_full = Signal()         # reply_count == max_reply (registered; the count stops there)
         reply_over = Signal()
@@ -193,7 +200,7 @@ class CommandExecutor(wiring.Component):
                          running.eq(0), finishing.eq(0)]
 
         with m.If(self.i_start):
-            m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(self.i_length != 0),
+            m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(length_nz),
                          length_m1.eq(self.i_length - 1),
                          reply_count.eq(0), reply_full.eq(0), reply_over.eq(0),
                          watch.eq((1 << k) - self._watchdog)]

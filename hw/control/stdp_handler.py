@@ -97,7 +97,13 @@ class STDPHandler(Handler):
         # so the state bits and the handshakes depend on flip-flops only.
         more = Signal()             # payload bytes left (count != length, against length - 1)
         count = Signal(16)          # payload bytes taken
-        length_m1 = Signal(16)
+        length_m1, length_m2 = Signal(16), Signal(16)
+        # more's next value is chosen, not compared, behind a byte taken: at_m1 / at_m2 are
+        # count == length - 1 / length - 2 of the cycle before (registered in every cycle) and
+        # `took` says whether that cycle took a byte, so count == length - 1 now is
+        # Mux(took, at_m2, at_m1). count is 0 from IDLE on, so both are fresh after DISPATCH.
+        at_m1, at_m2, took = Signal(), Signal(), Signal()
+        last_now = Mux(took, at_m2, at_m1)
         is_read = Signal()
         is_load, is_inject = Signal(), Signal()
         len_bad = Signal()          # a payload length the command cannot have (READ: not 6; INJECT: odd)
@@ -140,8 +146,10 @@ class STDPHandler(Handler):
             # Only what the start brings (the command, its length, the error flags then) is
             # registered with it; the rest starts in DISPATCH, so the start (a wide fan-out from
             # the controller) reaches few flip-flops' enables and none of their data.
+            m.d.sync += count.eq(0)
             with m.If(bus.start):
                 m.d.sync += [err_before.eq(err_any), length_m1.eq(bus.length - 1),
+                             length_m2.eq(bus.length - 2),
                              is_read.eq(bus.cmd == Cmd.READ_WEIGHTS),
                              is_load.eq(bus.cmd == Cmd.LOAD_SYNAPSES),
                              is_inject.eq(bus.cmd == Cmd.INJECT_SPIKES),
@@ -151,7 +159,7 @@ class STDPHandler(Handler):
             # The command's decode is registered at the start. A payload length the command cannot
             # have is refused here, before any byte is taken, so the byte-taking states need not
             # check it.
-            m.d.sync += [count.eq(0), nbyte.eq(0), half.eq(0), status.eq(Status.OK), hdr.eq(1),
+            m.d.sync += [nbyte.eq(0), half.eq(0), status.eq(Status.OK), hdr.eq(1),
                          more.eq(length_m1 != 0xFFFF),   # length != 0 (no state before HEADER reads it)
                          word_full.eq(0), word_part.eq(0), aer_eos.eq(0), settle.eq(0)]
             with m.If(~(is_load | is_read | is_inject)):
@@ -171,6 +179,8 @@ class STDPHandler(Handler):
         # OR of flip-flops: it drives the enables of the payload's skid buffer (in HandlerMux).
         in_ready = more & (fsm.bit("HEADER") | (fsm.bit("LOAD") & ~word_full) | (fsm.bit("EVENTS") & ~half))
         m.d.comb += bus.i_data.ready.eq(in_ready)
+        m.d.sync += [at_m1.eq(count == length_m1), at_m2.eq(count == length_m2),
+                     took.eq(bus.i_data.valid & in_ready)]
         take = bus.i_data.valid & more
         v = SimpleNamespace(**locals())
         self._header(m, fsm, bus, v)
@@ -214,7 +224,7 @@ class STDPHandler(Handler):
                 # skid buffer's registered valid, not the ready decode, leads to the state bits.
                 with m.If(bus.i_data.valid):
                     byte = bus.i_data.payload
-                    m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1), hdr.eq(hdr << 1)]
+                    m.d.sync += [v.count.eq(v.count + 1), more.eq(~v.last_now), hdr.eq(hdr << 1)]
                     dests = [v.mem, *(v.addr[8 * i:8 * i + 8] for i in range(3)), v.n_read[:8], v.n_read[8:]]
                     for i, dest in enumerate(dests):
                         with m.If(hdr[i]):
@@ -236,7 +246,7 @@ class STDPHandler(Handler):
             # word_full, so the two never act in the same cycle, and the word register's enable
             # is a function of four flip-flops.
             with m.If(~word_full & v.take):
-                m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1),
+                m.d.sync += [v.count.eq(v.count + 1), more.eq(~v.last_now),
                              nbyte.eq(nbyte + 1), word_full.eq(nbyte == W - 1), word_part.eq(1),
                              word.eq((word >> 8) | (bus.i_data.payload << (8 * W - 8)))]
             with m.If(cfg_sent):
@@ -288,7 +298,7 @@ class STDPHandler(Handler):
                 m.d.sync += [aer_valid.eq(1), aer_eos.eq(1)]
                 goto("EOS")
             with m.Elif(bus.i_data.valid):   # in_ready is 1 here
-                m.d.sync += [v.count.eq(v.count + 1), more.eq(v.count != v.length_m1)]
+                m.d.sync += [v.count.eq(v.count + 1), more.eq(~v.last_now)]
                 with m.If(v.count[0]):
                     m.d.sync += [spike.eq(bus.i_data.payload), half.eq(1)]
                 with m.Else():

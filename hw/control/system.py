@@ -31,7 +31,8 @@ class SystemHandler(Handler):
     divisor : int
         UART clock cycles per bit (reported).
     max_payload : int
-        Reported largest command payload.
+        Reported largest command payload; ``bus.length`` is at most this (the controller refuses
+        longer payloads), so the handler's byte counters are as wide as it needs.
     rx_fifo : int
         Reported bytes of the receive FIFO (the host's window for sequenced frames; 0: none).
 
@@ -93,11 +94,25 @@ class SystemHandler(Handler):
                 else:
                     status_bytes.append(value[8 * i:8 * i + 8])
 
-        count = Signal(16)
-        # count != bus.length, registered: PING/SINK decide on it without a 16-bit compare in the
-        # path from the payload stream's valid to their registers
+        # Counters as wide as max_payload needs (count reaches the length); length_m1 has one bit
+        # more, set only for length 0 (length - 1 wraps), so that bit says "no payload" with no
+        # compare of the length in the start's path.
+        nbits = self._max_payload.bit_length()
+        count = Signal(nbits)
+        # count != bus.length, registered: PING/SINK decide on it without a compare in the path
+        # from the payload stream's valid to their registers
         more = Signal()
-        length_m1 = Signal(16)  # bus.length - 1: the compare for ``more`` needs no adder
+        length_m1 = Signal(nbits + 1)  # bus.length - 1: the compare for ``more`` needs no adder
+        length_m2 = Signal(nbits + 1)  # bus.length - 2
+        has_payload = ~length_m1[nbits]
+        # more's next value is chosen, not compared, behind a byte taken: at_m1 / at_m2 are
+        # count == length - 1 / length - 2 of the cycle before (registered in every cycle) and
+        # `took` says whether that cycle took a byte, so count == length - 1 now is
+        # Mux(took, at_m2, at_m1). count is 0 from IDLE on, so both are fresh in PING and SINK.
+        at_m1, at_m2, took, take = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [at_m1.eq(count == length_m1[:nbits]), at_m2.eq(count == length_m2[:nbits]),
+                     took.eq(take)]
+        last_now = Mux(took, at_m2, at_m1)
         total = Signal(16)  # SINK: byte sum
         index = Signal(range(len(status_bytes) + 1))
 
@@ -112,19 +127,20 @@ class SystemHandler(Handler):
                   for c in ("PING", "STATUS", "RESET", "CLEAR_ERRORS", "SINK")}
         with fsm.state("IDLE"):
             # Only the command's own fields are registered with the start (a wide fan-out); the
-            # counters start in DISPATCH.
+            # counters start in IDLE (the count) and DISPATCH.
+            m.d.sync += count.eq(0)
             with m.If(bus.start):
-                m.d.sync += [more.eq(bus.length != 0), length_m1.eq(bus.length - 1)]
+                m.d.sync += [length_m1.eq(bus.length - 1), length_m2.eq(bus.length - 2)]
                 m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
-            # The cycle after the start: the command's flags and the length compare are registered.
-            m.d.sync += [count.eq(0), total.eq(0), index.eq(0)]
+            # The cycle after the start: the command's flags and length - 1 are registered.
+            m.d.sync += [total.eq(0), index.eq(0), more.eq(has_payload)]
             with m.If(is_cmd["PING"]):
                 fsm.goto("PING")
             # Commands without a payload refuse one (and then do nothing).
             with m.Elif(is_cmd["STATUS"] | is_cmd["RESET"] | is_cmd["CLEAR_ERRORS"]):
-                with m.If(more):
+                with m.If(has_payload):
                     fsm.goto("LENGTH")
                 with m.Elif(is_cmd["STATUS"]):
                     fsm.goto("STATUS")
@@ -147,25 +163,35 @@ class SystemHandler(Handler):
                     bus.o_data.valid.eq(bus.i_data.valid),
                     bus.i_data.ready.eq(bus.o_data.ready),
                 ]
-                with m.If(bus.i_data.valid & bus.o_data.ready):
-                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1)]
+                m.d.comb += take.eq(bus.i_data.valid & bus.o_data.ready)
+                with m.If(take):
+                    m.d.sync += [count.eq(count + 1), more.eq(~last_now)]
         # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
-        # selected into a register (a cycle behind index, so its multiplexer is not in the
-        # handshake's path) and offered once it is fresh.
+        # selected into registers in two steps, each a cycle behind the one before (a quad of
+        # four bytes by index[:2], then the quad by index[2:]), so neither multiplexer is in the
+        # handshake's path nor more than a few LUT levels deep; the byte is offered once both
+        # steps have followed index (table_fresh). SINK keeps them stale (its count and sum
+        # change), so SINK_REPLY waits for both steps too.
         sink_reply = [count[:8], count[8:], total[:8], total[8:]]
+        table = [Mux(is_cmd["SINK"], sink_reply[i], b) if i < len(sink_reply) else b
+                 for i, b in enumerate(status_bytes)]
+        quads = [Signal(8, name=f"table_quad{j}") for j in range(-(-len(table) // 4))]
         table_byte = Signal(8)
-        table_fresh = Signal()
+        quad_fresh, table_fresh = Signal(), Signal()
         table_end = Signal()    # index == the table's length, registered with index's step
-        m.d.sync += table_fresh.eq(1)
-        with m.If(fsm.bit("DISPATCH")):
-            # index starts at 0 there; its byte follows a cycle later
-            m.d.sync += [table_fresh.eq(0), table_end.eq(0)]
-        with m.Switch(index):
-            for i, b in enumerate(status_bytes):
-                with m.Case(i):
-                    if i < len(sink_reply):
-                        b = Mux(is_cmd["SINK"], sink_reply[i], b)
-                    m.d.sync += table_byte.eq(b)
+        m.d.sync += [quad_fresh.eq(1), table_fresh.eq(quad_fresh)]
+        with m.If(fsm.bit("DISPATCH") | fsm.bit("SINK")):
+            # index starts at 0 in DISPATCH; its byte follows two cycles later
+            m.d.sync += [quad_fresh.eq(0), table_fresh.eq(0), table_end.eq(0)]
+        for j, quad in enumerate(quads):
+            with m.Switch(index[:2]):
+                for k, b in enumerate(table[4 * j:4 * j + 4]):
+                    with m.Case(k):
+                        m.d.sync += quad.eq(b)
+        with m.Switch(index[2:]):
+            for j, quad in enumerate(quads):
+                with m.Case(j):
+                    m.d.sync += table_byte.eq(quad)
             with m.Default():
                 m.d.sync += table_byte.eq(0)     # never sent (the table has ended): no enable
 
@@ -175,7 +201,8 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(table_fresh), bus.o_data.payload.eq(table_byte)]
                 with m.If(bus.o_data.ready & table_fresh):
-                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0), table_end.eq(index == n - 1)]
+                    m.d.sync += [index.eq(index + 1), quad_fresh.eq(0), table_fresh.eq(0),
+                                 table_end.eq(index == n - 1)]
 
         with fsm.state("STATUS"):
             send_table(len(status_bytes))
@@ -183,9 +210,9 @@ class SystemHandler(Handler):
             with m.If(~more):
                 fsm.goto("SINK_REPLY")
             with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(bus.i_data.valid):
-                    m.d.sync += [count.eq(count + 1), more.eq(count != length_m1),
+                m.d.comb += [bus.i_data.ready.eq(1), take.eq(bus.i_data.valid)]
+                with m.If(take):
+                    m.d.sync += [count.eq(count + 1), more.eq(~last_now),
                                  total.eq(total + bus.i_data.payload)]
         with fsm.state("SINK_REPLY"):
             send_table(len(sink_reply))

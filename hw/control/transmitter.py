@@ -28,7 +28,7 @@ class ReplyTransmitter(wiring.Component):
     ``cmd``, status, length, the reply payload read from the reply buffer (one cycle per byte to
     fetch it), CRC. ``o_tx`` comes from an output register, loaded in the cycle after the byte
     before it was taken (two cycles for a payload byte, which is read from the buffer first; the
-    first CRC byte waits a cycle more for the CRC). ``o_idle`` is high from the cycle after the
+    first CRC byte waits two cycles more for the CRC). ``o_idle`` is high from the cycle after the
     last CRC byte was taken.
 
     Members
@@ -43,7 +43,7 @@ class ReplyTransmitter(wiring.Component):
     """
 
     def __init__(self, *, max_reply):
-        check_int("max_reply", max_reply, 1, 0xFFFF)
+        self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
         super().__init__({
             "i_reply": In(ReplyRequest()),
             "i_cmd": In(8),
@@ -61,30 +61,52 @@ class ReplyTransmitter(wiring.Component):
         tx_sequenced = Signal()
         tx_status = Signal(8)
         tx_len = Signal(16)
-        tx_ptr = Signal(16)
+        nbits = self._max_reply.bit_length()     # the reply length is at most max_reply
+        tx_ptr = Signal(nbits)
         tx_crc = Signal(16)
         # Registered decisions, so that no counter compare lies between a byte loaded and the next
-        # state: the reply has no payload; DATA: the byte at tx_ptr is the last one.
-        len_zero = Signal()
+        # state: the reply has no payload, or one byte; DATA: the byte at tx_ptr is the last one.
+        len_zero, len_one = Signal(), Signal()
         data_last = Signal()
-        len_m2 = Signal(16)           # tx_len - 2, so that data_last needs no adder before its compare
+        len_m2 = Signal(nbits)        # tx_len - 2, so that data_last needs no adder before its compare
+        # tx_ptr == len_m2, registered in every cycle: DATA is entered from FETCH, a cycle after
+        # tx_ptr last moved, so data_last takes a flip-flop, not the compare
+        ptr_at_m2 = Signal()
+        m.d.sync += ptr_at_m2.eq(tx_ptr == len_m2)
         # o_tx is an output register: a byte is loaded only while it is empty, so the sink's
         # ready reaches nothing but the register's valid bit.
         out_valid = Signal()
         out_byte = Signal(8)
         # The CRC takes each loaded byte in the next cycle, from the output register (not through
         # the byte multiplexer); the CRC bytes wait for the last update.
-        crc_pending = Signal()
+        crc_pending, crc_settled = Signal(), Signal()
         m.d.comb += [self.o_tx.valid.eq(out_valid), self.o_tx.payload.eq(out_byte),
                      self.reply_buf.addr.eq(tx_ptr)]
         with m.If(self.o_tx.ready):
             m.d.sync += out_valid.eq(0)
-        m.d.sync += crc_pending.eq(0)
+        m.d.sync += [crc_pending.eq(0), crc_settled.eq(~crc_pending)]
         with m.If(crc_pending):
             m.d.sync += tx_crc.eq(crc16_next(m, tx_crc, out_byte, name="crc_tx"))
 
         fsm = OneHotFSM(m, ("IDLE", "SYNC", "SEQ", "CMD", "STATUS", "LEN0", "LEN1", "FETCH", "DATA", "CRC0",
                             "CRC1"), prefix="tx")
+        # The header and CRC bytes are selected into a register in every cycle, by the state
+        # bits, so the output register's input is the reply buffer's byte or this one (not a
+        # multiplexer of every state's byte). A state is entered at least a cycle before its byte
+        # is loaded (the byte before must be taken first), so the staged byte is its own; CRC0
+        # waits a cycle more than the CRC's update (crc_settled). IDLE stages the sync byte of
+        # the request at hand, for SYNC's first cycle.
+        staged = Signal(8)
+        sync_byte = Mux(tx_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY)
+        staged_by_state = {
+            "IDLE": Mux(self.i_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY), "SYNC": sync_byte,
+            "SEQ": tx_seq, "CMD": tx_cmd, "STATUS": tx_status, "LEN0": tx_len[:8], "LEN1": tx_len[8:],
+            "CRC0": tx_crc[:8], "CRC1": tx_crc[8:],
+        }
+        staged_next = 0
+        for state, value in staged_by_state.items():
+            staged_next = staged_next | (fsm.bit(state).replicate(8) & value)
+        m.d.sync += staged.eq(staged_next)
 
         @contextmanager
         def load(value, nxt, crc=True):
@@ -99,22 +121,22 @@ class ReplyTransmitter(wiring.Component):
             with m.If(self.i_reply.go):
                 m.d.sync += [tx_cmd.eq(self.i_cmd), tx_status.eq(self.i_reply.status),
                              tx_len.eq(self.i_reply.length), len_zero.eq(self.i_reply.length == 0),
+                             len_one.eq(self.i_reply.length == 1),
                              len_m2.eq(self.i_reply.length - 2),
                              tx_seq.eq(self.i_seq), tx_sequenced.eq(self.i_sequenced),
                              tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
-            with load(Mux(tx_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY), "CMD", crc=False):
+            with load(staged, "CMD", crc=False):
                 with m.If(tx_sequenced):
                     fsm.goto("SEQ")
-        for state, value, nxt in (("SEQ", tx_seq, "CMD"), ("CMD", tx_cmd, "STATUS"),
-                                  ("STATUS", tx_status, "LEN0"), ("LEN0", tx_len[:8], "LEN1")):
+        for state, nxt in (("SEQ", "CMD"), ("CMD", "STATUS"), ("STATUS", "LEN0"), ("LEN0", "LEN1")):
             with fsm.state(state):
-                with load(value, nxt):
+                with load(staged, nxt):
                     pass
         with fsm.state("LEN1"):
-            with load(tx_len[8:], "FETCH"):
-                m.d.sync += data_last.eq(tx_len == 1)
+            with load(staged, "FETCH"):
+                m.d.sync += data_last.eq(len_one)
                 with m.If(len_zero):
                     fsm.goto("CRC0")
         with fsm.state("FETCH"):
@@ -122,15 +144,15 @@ class ReplyTransmitter(wiring.Component):
             fsm.goto("DATA")
         with fsm.state("DATA"):
             with load(self.reply_buf.data, "FETCH"):
-                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(tx_ptr == len_m2)]
+                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(ptr_at_m2)]
                 with m.If(data_last):
                     fsm.goto("CRC0")
         with fsm.state("CRC0"):
-            with m.If(~crc_pending):
-                with load(tx_crc[:8], "CRC1", crc=False):
+            with m.If(~crc_pending & crc_settled):
+                with load(staged, "CRC1", crc=False):
                     pass
         with fsm.state("CRC1"):
-            with load(tx_crc[8:], "IDLE", crc=False):
+            with load(staged, "IDLE", crc=False):
                 pass
         m.d.comb += self.o_idle.eq(fsm.bit("IDLE") & ~out_valid)
         return m

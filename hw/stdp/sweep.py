@@ -61,12 +61,12 @@ class NeuronSweep(wiring.Component):
     ``i_run`` must stay 1 until ``o_done``.
 
     Cycle behaviour: three stages. sw1: the read; sw2 (the cycle after): leak, add, saturate,
-    threshold; ``o_wr_en`` writes neuron ``o_wr_n``'s new state ``o_wr_state`` (and the core clears
-    its accumulator and input bit); sw3 (the next cycle): ``o_push`` with ``o_entry`` if the neuron
-    spiked or owes its LTP walk. Each neuron is read and written once, so no stage forwards.
-    ``o_done`` is 1 for one cycle, ``n_neurons + 3`` cycles after the one in which ``i_run`` rose,
-    when the last push is a cycle old (the queue's head is readable); the sweep is then ready for
-    the next step.
+    threshold, the new state; sw3 (the next cycle): ``o_wr_en`` writes neuron ``o_wr_n``'s new
+    state ``o_wr_state`` from registers (and the core clears its accumulator and input bit), and
+    ``o_push`` with ``o_entry`` if the neuron spiked or owes its LTP walk. Each neuron is read and
+    written once, so no stage forwards. ``o_done`` is 1 for one cycle, ``n_neurons + 3`` cycles
+    after the one in which ``i_run`` rose, when the last write and push are a cycle old (the
+    queue's head is readable); the sweep is then ready for the next step.
 
     Parameters
     ----------
@@ -108,14 +108,14 @@ class NeuronSweep(wiring.Component):
         c = self.cfg
         N, T, vb = c.n_neurons, c.window, c.v_bits
         sw_n = self.o_rd_n
-        sw1_valid, sw2_valid, sw3_valid = Signal(), self.o_wr_en, self.o_push
-        sw1_n, sw2_n = Signal(c.neuron_bits), self.o_wr_n
+        sw1_valid, sw2_valid, sw3_valid = Signal(), Signal(), self.o_push
+        sw1_n, sw2_n = Signal(c.neuron_bits), Signal(c.neuron_bits)
         with m.If(self.i_run):
             with m.If(sw_n < N):
                 m.d.sync += [sw_n.eq(sw_n + 1), sw1_valid.eq(1), sw1_n.eq(sw_n)]
             with m.Else():
                 m.d.sync += sw1_valid.eq(0)
-                with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid):
+                with m.If(~sw1_valid & ~sw2_valid & ~sw3_valid & ~self.o_wr_en):
                     # The last queue write was a cycle ago, so the queue head is readable.
                     m.d.comb += self.o_done.eq(1)
                     m.d.sync += sw_n.eq(0)
@@ -139,7 +139,7 @@ class NeuronSweep(wiring.Component):
         m.d.comb += spike.eq(~refr & ((sw2_sum >= c.threshold) | sw2_ext))
         ltp_due = Signal()
         m.d.comb += ltp_due.eq(sw2_s.pend & (spike | (sw2_tau == T)))
-        new_state = self.o_wr_state
+        new_state = Signal(state_layout(c))
         m.d.comb += [
             new_state.v.eq(Mux(refr, sw2_s.v, Mux(spike, c.v_reset, v_sat))),
             new_state.r.eq(Mux(refr, sw2_s.r - 1, Mux(spike, c.refractory, 0))),
@@ -147,6 +147,13 @@ class NeuronSweep(wiring.Component):
             new_state.pend.eq(spike | (sw2_s.pend & ~ltp_due)),
             new_state.spk.eq(spike),
         ]
+        # The write is registered (sw3): the threshold's carry chain, the spike decision and the
+        # state's field selects end at flip-flops, not at the memory's write data behind the
+        # write-port multiplexers (the critical path at 48 MHz on the UP5K). The state is not
+        # reset: it is written only under o_wr_en.
+        wr_state = Signal(state_layout(c), reset_less=True)
+        m.d.sync += [wr_state.eq(new_state), self.o_wr_en.eq(sw2_valid), self.o_wr_n.eq(sw2_n)]
+        m.d.comb += self.o_wr_state.eq(wr_state)
         sw3_entry = self.o_entry
         m.d.sync += [
             sw3_valid.eq(sw2_valid & (spike | ltp_due)),

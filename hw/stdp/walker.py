@@ -115,11 +115,10 @@ class RowWalker(wiring.Component):
             s_nonempty, s_one = Signal(reset_less=True), Signal(reset_less=True)
             if csr:
                 r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
-                # start + 1 is registered with the row (a carry chain behind the row memory), so
-                # the one-synapse compare behind it is an equality of registers alone.
-                f_start_inc = Signal(pb + 1, reset_less=True)
-                with m.If(p_valid):
-                    m.d.sync += f_start_inc.eq(self.i_row[:pb] + 1)
+                # start + 1 is added from the registered row (f_row), not from the row memory's
+                # output: behind the memory, its carry chain was the critical path at 48 MHz.
+                f_start_inc = Signal(pb + 1)
+                m.d.comb += f_start_inc.eq(r_start + 1)
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
                                  s_nonempty.eq(r_end != r_start), s_one.eq(r_end == f_start_inc)]
