@@ -61,7 +61,7 @@ PROPERTIES = [
                  vars(core_module), "RowWalker", mutated(
                      "hw.stdp.walker", "RowWalker", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
                      "want_pop.eq(in_walk & q_nonempty & ~p_valid)"))]),
-             mutation="pop decision ignores the fetch stage", mutant_depth=16),
+             mutation="pop decision ignores the fetch stage", mutant_depth=24),
     Property("stdp.event_range", "an event for a neuron >= n_neurons never reaches the memories",
              lambda: CoreHarness("event"), "bmc", 12, PARAMS,
              mutant=lambda: CoreHarness("event", mutated(
