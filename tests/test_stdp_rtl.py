@@ -7,6 +7,7 @@ from amaranth.sim import Simulator
 
 from hw.blocks import get_block
 from hw.stdp import STDPCore, spec
+from sim.formal.harness import mutated
 from sim.stdp.driver import run_core
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 from sim.streams import stream_get, stream_put
@@ -84,6 +85,21 @@ def test_rtl_accumulator_forwarding_back_to_back(pattern):
     net, got = check_against_golden(cfg, rows, steps)
     for q in (0, 1, 2):
         assert got.states[q].v == sum(w for p in range(3, n) for qq, w in rows[p] if qq == q)
+
+
+def test_rtl_check_fails_on_late_walk_queue():
+    """Rows of one synapse pop the walk queue as fast as the walker allows; a queue whose pointers
+    follow a pop two cycles later (the next head a cycle late) fails the check."""
+    late = mutated("hw.stdp.core", "STDPCore", "m.d.sync += q_popped.eq(q_pop)",
+                   "q_pop_1 = Signal()\n        m.d.sync += [q_pop_1.eq(q_pop), q_popped.eq(q_pop_1)]")
+    n = 12
+    params = dict(n_neurons=n, max_synapses=n, w_bits=8, v_bits=12, window=4, threshold=4000,
+                  leak_shift=12, refractory=0)
+    rows = [[(p % 3, p + 1)] for p in range(n)]
+    steps = [list(range(3, n)), [], []]
+    check_against_golden(spec.STDPConfig(**params), rows, steps)
+    with pytest.raises(AssertionError):
+        check_against_golden(spec.STDPConfig(**params), rows, steps, dut=late(**params))
 
 
 def test_rtl_bad_events_flag_and_keep_running():

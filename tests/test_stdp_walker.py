@@ -97,6 +97,6 @@ def test_row_walker_issues_every_row(encoding):
 
 
 def test_row_walker_check_fails_on_mutant():
-    mutant = mutated("hw.stdp.walker", "RowWalker", "s_one.eq(r_end == f_start_inc)", "s_one.eq(0)")
+    mutant = mutated("hw.stdp.walker", "RowWalker", "g_last.eq(s_len == 1)", "g_last.eq(0)")
     with pytest.raises(AssertionError):
         check_walker("csr", mutant)

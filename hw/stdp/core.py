@@ -201,16 +201,20 @@ class STDPCore(wiring.Component):
         # q_rp1 = q_rp + 1, kept in a register so that no carry chain sits between the pop decision
         # and the read address.
         q_rp1 = Signal(len(q_rp) + 1, init=1)
-        # The read address is the register q_rp alone (no pop multiplexer): the block RAM's
-        # read-first emulation compares the read address with the write address, and a pop-driven
-        # address put the whole pop decision in front of that compare (the UP5K critical path).
-        # After a pop the new head arrives two cycles later, before the next pop can be decided
-        # (a pop is followed by at least two cycles with p_valid or f_valid set).
+        # The read address is the register q_rp alone (no pop multiplexer): a pop-driven address
+        # would put the whole pop decision in front of the block RAM's address. The pointers and
+        # flags follow a pop a cycle later (q_popped), so the pop decision drives two flip-flops'
+        # data, not the enables of the pointers and counters (its fan-out was the UP5K critical
+        # path). After a pop the new head arrives three cycles later, when the next pop can be
+        # decided at the earliest (a pop is followed by at least two cycles with the walker's
+        # p_valid or f_valid set); q_nonempty is up to date a cycle before that.
+        q_popped = Signal()
+        m.d.sync += q_popped.eq(q_pop)
         m.d.comb += q_rd.addr.eq(q_rp)
         with m.If(q_push):
             m.d.sync += [q_wp.eq(q_wp + 1), q_count.eq(q_count + 1), q_nonempty.eq(1),
                          q_one.eq(q_count == 0)]
-        with m.If(q_pop):
+        with m.If(q_popped):
             m.d.sync += [q_rp.eq(q_rp1), q_rp1.eq(q_rp1 + 1), q_count.eq(q_count - 1), q_nonempty.eq(~q_one),
                          q_one.eq(q_count == 2)]
 

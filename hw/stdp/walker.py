@@ -112,22 +112,23 @@ class RowWalker(wiring.Component):
         if csr or crossbar:
             bits_for_len = c.syn_depth.bit_length()
             s_start, s_len = Signal(pb, reset_less=True), Signal(bits_for_len, reset_less=True)
-            s_nonempty, s_one = Signal(reset_less=True), Signal(reset_less=True)
+            s_nonempty = Signal(reset_less=True)
             if csr:
                 r_start, r_end = f_row[:pb], f_row[pb:2 * pb]
-                # start + 1 is added from the registered row (f_row), not from the row memory's
-                # output: behind the memory, its carry chain was the critical path at 48 MHz.
-                f_start_inc = Signal(pb + 1)
-                m.d.comb += f_start_inc.eq(r_start + 1)
+                # The row's length is subtracted from the registered row (f_row), not from the row
+                # memory's output. "One synapse" is decided from the registered length (s_len == 1)
+                # when the slot hands over, not as end == start + 1 here: an adder in front of a
+                # compare was the critical path at 48 MHz. (A row word has start <= end <= syn_depth,
+                # the config port refuses others, so s_len is exact.)
                 with m.If(f_adv):
                     m.d.sync += [s_start.eq(r_start), s_len.eq(r_end - r_start),
-                                 s_nonempty.eq(r_end != r_start), s_one.eq(r_end == f_start_inc)]
+                                 s_nonempty.eq(r_end != r_start)]
             else:
                 f_start = Signal(pb, reset_less=True)
                 with m.If(p_valid):
                     m.d.sync += f_start.eq(p_entry.n * N)
                 with m.If(f_adv):
-                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1), s_one.eq(0)]
+                    m.d.sync += [s_start.eq(f_start), s_len.eq(N), s_nonempty.eq(1)]
             g_addr, g_rem, g_q = (Signal(w, reset_less=True) for w in (pb, bits_for_len, nb))
             g_last = Signal()  # g_rem == 1, kept as a register: it gates every hand-over
             if spram:
@@ -143,7 +144,7 @@ class RowWalker(wiring.Component):
             # command's address during the input phase (set with `cmd`, in the cycle before it is used).
             with m.If(s_adv):
                 m.d.sync += [g_active.eq(s_nonempty), g_addr.eq(s_start), g_rem.eq(s_len), g_q.eq(0),
-                             g_entry.eq(s_entry), g_last.eq(s_one), syn_ra.eq(s_start)]
+                             g_entry.eq(s_entry), g_last.eq(s_len == 1), syn_ra.eq(s_start)]
             with m.Elif(advance):
                 m.d.sync += [g_active.eq(~g_last), g_addr.eq(g_addr + 1), g_rem.eq(g_rem - 1),
                              g_q.eq(g_q + 1), g_last.eq(g_rem == 2), syn_ra.eq(g_addr + 1)]

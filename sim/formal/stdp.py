@@ -3,9 +3,10 @@ that neuron index 3 fits the 2-bit index field but names no neuron; 8 synapses, 
 4-bit potentials). All inputs are free, the input streams obey the stream rules.
 
 ``stdp.pop_spacing``: after a walk-queue pop, no pop in the next two cycles (the queue's read
-address is the register ``q_rp``, and the new head is read two cycles after a pop; the core's timing
-relies on it). ``stdp.event_range``: an input event reaches the memories (the external-input write
-port, from which the sweep feeds the synapse walks) only for an existing neuron (index < 3)."""
+address is the register ``q_rp``, which follows a pop a cycle later, and the new head arrives three
+cycles after a pop; the core's timing relies on it). ``stdp.event_range``: an input event reaches
+the memories (the external-input write port, from which the sweep feeds the synapse walks) only for
+an existing neuron (index < 3)."""
 
 from amaranth.hdl import Assert, Module
 
@@ -61,7 +62,7 @@ PROPERTIES = [
                  vars(core_module), "RowWalker", mutated(
                      "hw.stdp.walker", "RowWalker", "want_pop.eq(in_walk & q_nonempty & ~p_valid & ~f_valid)",
                      "want_pop.eq(in_walk & q_nonempty & ~p_valid)"))]),
-             mutation="pop decision ignores the fetch stage", mutant_depth=16),
+             mutation="pop decision ignores the fetch stage", mutant_depth=24),
     Property("stdp.event_range", "an event for a neuron >= n_neurons never reaches the memories",
              lambda: CoreHarness("event"), "bmc", 12, PARAMS,
              mutant=lambda: CoreHarness("event", mutated(
