@@ -183,7 +183,7 @@ class GemmEngine(wiring.Component):
                                                    count_bits=self.count_bits, primitives=self._primitives)
         cdc = None
         if crossing:
-            m.submodules.cdc = cdc = AsyncFIFO(width=Signal(symbol_layout(N)).as_value().width,
+            m.submodules.cdc = cdc = AsyncFIFO(width=symbol_layout(N).size,
                                                depth=self._cdc_depth, w_domain=dom, r_domain="sync")
         clearing, start, dec_busy = self._clear(m, dec, cdc)
         m.submodules.seq = ResetInserter(clearing)(seq)
