@@ -22,11 +22,9 @@ only that shape; ``--cells``: only the Yosys cells of both shapes, minutes inste
 
 import argparse
 import json
-import os
 import re
-import signal
-import subprocess
 import sys
+import tempfile
 from pathlib import Path
 
 import numpy as np
@@ -34,6 +32,7 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from boards.synth import yosys_cells
+from boards.toolchain import ToolTimeout, run_bounded
 from hw.mac import spec
 from hw.mac.systolic import SystolicArray, SystolicPair
 from sim.mac.amaranth_run import payload_int, run_tiles
@@ -210,7 +209,9 @@ def print_feed():
 
 def _synth_child(factory, name, seed, router, options):
     """Source of a child process that synthesizes one configuration and prints its result as JSON."""
-    return (f"import json\nfrom boards.synth import synthesize\nfrom hw.mac import MacArray\n"
+    root = str(Path(__file__).resolve().parents[1])
+    return (f"import sys\nsys.path.insert(0, {root!r})\n"
+            f"import json\nfrom boards.synth import synthesize\nfrom hw.mac import MacArray\n"
             f"from hw.mac.systolic import SystolicArray\n"
             f"r = synthesize({factory}, device='ecp5-85f', name={name!r}, seed={seed}, router={router!r},"
             f" nextpnr_options={tuple(options)!r})\n"
@@ -218,22 +219,22 @@ def _synth_child(factory, name, seed, router, options):
 
 
 def synth_bounded(factory, name, seed, timeout, router=None, options=()):
-    """:func:`boards.synth.synthesize` in a child process (own session), killed after ``timeout``
-    seconds with everything it started; returns the result dict or ``{"error": ...}``."""
-    env = {**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    """:func:`boards.synth.synthesize` in a child process (:func:`boards.toolchain.run_bounded`: its
+    own session, killed with everything it started — Yosys and nextpnr — after ``timeout`` seconds
+    in all); returns the result dict or ``{"error": ...}``."""
     source = _synth_child(factory, name, seed, router, options)
-    proc = subprocess.Popen([sys.executable, "-c", source], env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, start_new_session=True)
-    try:
-        out, _ = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.communicate()
-        return {"error": f"nextpnr not done after {timeout} s; {_router_state(name)}", "name": name}
-    for line in out.splitlines():
+    with tempfile.TemporaryFile("w+") as out:
+        try:
+            run_bounded([sys.executable, "-c", source], cwd=None, out=out, timeout=timeout, name="synthesis",
+                        log=None)
+        except ToolTimeout:
+            return {"error": f"nextpnr not done after {timeout} s; {_router_state(name)}", "name": name}
+        out.seek(0)
+        text = out.read()
+    for line in text.splitlines():
         if line.startswith("RESULT "):
             return json.loads(line[7:])
-    return {"error": (out.strip().splitlines() or ["no output"])[-1][:160]}
+    return {"error": (text.strip().splitlines() or ["no output"])[-1][:160]}
 
 
 def _newest_log(name):

@@ -20,7 +20,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolTimeout", "use_yowasp", "tool_path", "run_yosys", "run_tool"]
+__all__ = ["ToolError", "ToolTimeout", "use_yowasp", "tool_path", "run_yosys", "run_tool", "run_bounded"]
 
 #: Environment variables Amaranth's iCE40 and ECP5 build scripts read, and the YoWASP tools for them.
 YOWASP_ENV = {
@@ -62,6 +62,10 @@ def _run_bounded(cmd, *, cwd, out, timeout, name, log):
     except BaseException:
         _kill_group(proc)
         raise
+
+
+#: The bounded run of a tool (or of a child process running several) for callers outside this module.
+run_bounded = _run_bounded
 
 
 def _kill_group(proc):

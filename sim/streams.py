@@ -9,7 +9,8 @@ import random
 
 from amaranth.sim import Simulator
 
-__all__ = ["stream_put", "stream_get", "stream_put_all", "stream_get_n", "simulate", "run_streams"]
+__all__ = ["stream_put", "stream_offer", "stream_get", "stream_put_all", "stream_get_n", "simulate",
+           "run_streams"]
 
 
 async def _stall(ctx, rng, stall, domain="sync"):
@@ -26,6 +27,20 @@ async def stream_put(ctx, stream, payload, *, rng=None, stall=0.0, domain="sync"
     ctx.set(stream.valid, 1)
     await ctx.tick(domain).until(stream.ready)
     ctx.set(stream.valid, 0)
+
+
+async def stream_offer(ctx, stream, payload, stop, *, rng=None, stall=0.0, domain="sync"):
+    """As :func:`stream_put`, but the offer is withdrawn once ``stop()`` is true (asked every
+    cycle): returns whether ``payload`` was taken."""
+    await _stall(ctx, rng, stall, domain)
+    ctx.set(stream.payload, payload)
+    ctx.set(stream.valid, 1)
+    while True:
+        _, _, ready = await ctx.tick(domain).sample(stream.ready)
+        if ready or stop():
+            break
+    ctx.set(stream.valid, 0)
+    return bool(ready)
 
 
 async def stream_get(ctx, stream, *, rng=None, stall=0.0):

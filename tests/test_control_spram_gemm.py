@@ -145,15 +145,21 @@ def test_layer_symbols_order(mode):
         assert (back == want).all(), (n_out, k, cols)
 
 
-def test_spram_gemm_bad_input_flags_and_recovers():
-    rng = np.random.default_rng(9)
+def _one_block(seed):
+    """A 4 x 8 int8 layer in one block: ``(table words as bytes, block, x, expected y)``."""
+    rng = np.random.default_rng(seed)
     w = rng.normal(0, 20, (4, 8)).round().astype(int)
     table, (block,), _ = encode_model([(w, "int8")], cols=COLS, contexts=1, max_len=12, escape=True)
-    h = _handler(store_depth=256)
-    prng = random.Random(3)
     x = rng.integers(-128, 128, 8)
     want = [int(v) for v in ref_gemm(x[None, :], w, "int8")[0][0]]
-    table_bytes = b"\x01" + b"".join(v.to_bytes(2, "little") for v in table)
+    return b"".join(v.to_bytes(2, "little") for v in table), block, x, want
+
+
+def test_spram_gemm_bad_input_flags_and_recovers():
+    words, block, x, want = _one_block(9)
+    h = _handler(store_depth=256)
+    prng = random.Random(3)
+    table_bytes = b"\x01" + words
     n = len(block)
 
     async def tb(ctx):
@@ -200,6 +206,35 @@ def test_spram_gemm_bad_input_flags_and_recovers():
         ctx.set(top.rst, 0)
         assert not ctx.get(h.bus.error)
         assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x03" + table_bytes[1:]))[0] == Status.OK
+        st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+        assert st == Status.OK and _results(reply) == want
+
+    top = _WithReset(h)
+    simulate(top, tb)
+
+
+def test_spram_gemm_truncated_block_then_group_reset_recovers():
+    """A GEMM over a range that stops before its block's last beat: the decoder waits for a beat
+    that never comes, mid-tile, and the command does not finish (the controller's watchdog answers
+    ERR_TIMEOUT). The watchdog's reset of the group (here the testbench's), the table reloaded over
+    the kept store (flag bits 0 and 1): the next GEMM is exact."""
+    words, block, x, want = _one_block(10)
+    h = _handler(store_depth=256)
+    prng = random.Random(4)
+    n = len(block)
+
+    async def tb(ctx):
+        async def cmd(c, p, max_cycles=3000):
+            return await _command(ctx, h, c, p, prng, max_cycles=max_cycles)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x01" + words))[0] == Status.OK
+        assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(block)))[0] == Status.OK
+        with pytest.raises(AssertionError, match="did not finish"):
+            await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n - 1), max_cycles=1000)
+        ctx.set(h.bus.i_data.valid, 0)
+        ctx.set(top.rst, 1)
+        await ctx.tick()
+        ctx.set(top.rst, 0)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x03" + words))[0] == Status.OK
         st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
         assert st == Status.OK and _results(reply) == want
 

@@ -109,6 +109,38 @@ def test_undefined_precision_sets_the_sticky_flag_then_reset_recovers(acc):
     assert got == [v for values, _ in job["rows"] for v in values]
 
 
+@pytest.mark.parametrize("reset", [False, True], ids=["next-gemm", "reset"])
+def test_a_run_without_its_second_block_then_the_next_gemm_is_exact(acc, reset):
+    """A GEMM of two weight tiles whose second block is never staged: ``GEMM_RUN 2`` takes the
+    first tile and waits for the second until the run stalls (``ERR_BLOCK``, the group's flag).
+    The host then runs a GEMM as usual (its ``LOAD_HUFFMAN`` clears the engine), after a ``RESET``
+    or without one: exact, no flag raised by it, no re-flash."""
+    cfg = engine_config(acc.config.gemm)
+    e = GemmEngine(**{k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes")})
+    rng = np.random.default_rng(5)
+    x = rng.integers(-128, 128, (4, 16))
+    w = random_weights(rng, (8, 16), "int8")
+    job = gemm_job(x, w, ["int8", "int8"], rows=2, cols=4, format_lanes=2, max_len=cfg["max_len"],
+                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+    acc.reset()
+    acc.driver.command(Cmd.LOAD_HUFFMAN, b"\x01" + b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
+    acc.driver.command(Cmd.GEMM_START, bytes([0, 0, 2]) + (4).to_bytes(START_BYTES - 3, "little"))
+    acc.driver.command(Cmd.GEMM_ACTS, b"".join(a.to_bytes(8, "little") for a in job["acts"]))
+    for frame in weight_frames(job["blocks"][0], 2):
+        acc.driver.command(Cmd.LOAD_WEIGHTS, frame)
+    with pytest.raises(CommandError, match="ERR_BLOCK"):
+        acc.driver.command(Cmd.GEMM_RUN, (2).to_bytes(2, "little"))
+    assert acc.status()["block_flags"] == 1 << GROUP_GEMM
+    if reset:
+        acc.reset()
+    x2 = rng.integers(-128, 128, (3, 20))
+    w2 = random_weights(rng, (6, 20), "int4")
+    y, st = run_gemm(acc.driver, cfg, x2, w2, "int4")
+    assert (y == x2 @ w2.T).all()
+    assert st["beats"] == 2 * 2 * 10                  # two weight tiles x two row tiles x 10 beats
+    assert acc.status()["block_flags"] == (0 if reset else 1 << GROUP_GEMM)   # the stall's, sticky
+
+
 @pytest.mark.parametrize("cmd,payload", ids=["table", "short", "rows", "run", "read", "beat", "room", "acts"],
                          argvalues=[
     (Cmd.LOAD_HUFFMAN, bytes([1, 0, 0, 0])),                  # not whole words after the flag byte

@@ -27,11 +27,15 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
 * **Clear:** ``i_clear`` raises a flush level, synchronized into both domains: the array domain
   gives the engine one ``i_clear`` pulse and discards commands, activations and results, the
-  decoder's domain discards table words and staged beats; ``sync`` discards result rows. The level
-  drops when both domains have acknowledged it and every crossing FIFO is empty as seen from its
-  writer (``w_level``: the reader's pointer has come back), and ``o_clearing`` stays high until
-  both acknowledges have dropped again. No FIFO is reset (an ``AsyncFIFO`` may only be reset from
-  its write domain, and a reset of one side only breaks its pointers' Gray code).
+  decoder's domain discards table words and staged beats; ``sync`` discards result rows. The array
+  domain acknowledges once the engine's clear is over (``GemmEngine.i_clear``: every state machine,
+  counter and FIFO of the engine back to its post-reset state, the engine idle), the decoder's
+  domain ``DECODE_HOLD`` cycles after its flush started. The level drops when both domains have
+  acknowledged it and every crossing FIFO is empty as seen from its writer (``w_level``: the
+  reader's pointer has come back), and ``o_clearing`` stays high until both acknowledges have
+  dropped again: when it falls the engine takes a command. No FIFO is reset (an ``AsyncFIFO`` may
+  only be reset from its write domain, and a reset of one side only breaks its pointers' Gray
+  code).
 
 Cycle behaviour: ``o_cycles`` counts array cycles from the run's start (``i_run`` rising, as seen in
 the array domain) to the last cycle the engine was busy (not idle, or a command waiting);
@@ -176,8 +180,12 @@ class EngineCrossing(wiring.Component):
         hold_d = Signal(self.DECODE_HOLD)
         m.d[D] += hold_d.eq(Cat(flush_d, hold_d[:-1]))
 
+        # The array domain acknowledges once the engine's own clear is over (it is idle again).
+        cleared_a = Signal()
+        m.d[A] += cleared_a.eq(flush_seen & eng.o_idle)
+
         snap = self._array_counters(m, eng, cmd, res, flush_a, run_a)
-        self._flush(m, flush, flush_seen, hold_d[-1], (stage, table, cmd, act), res)
+        self._flush(m, flush, cleared_a, hold_d[-1], (stage, table, cmd, act), res)
         self._snapshot(m, snap)
         return m
 

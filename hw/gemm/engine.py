@@ -15,7 +15,7 @@ once (a command with ``load_acts``) and reused by every weight tile. Results lea
 array's output FIFO while the next tile computes.
 """
 
-from amaranth.hdl import Cat, DomainRenamer, Module, Signal
+from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
@@ -27,7 +27,7 @@ from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
-from ..mac.systolic import SystolicArray
+from ..mac.systolic import SystolicArray, flush_cycles
 from ..params import ParameterTypeError, check_bool, check_choice, check_int, check_pow2
 from . import spec
 from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
@@ -80,12 +80,21 @@ class GemmEngine(wiring.Component):
     o_overflow : Out(1)
         Sticky: an accumulator saturated.
     o_idle : Out(1)
-        No command running and no result waiting in the array.
+        No command running, no result waiting in the array, not clearing.
     o_beats : Out(32)
         Beats the array took (wraps): MAC/cycle = beats x rows x cols x lanes(mode) / cycles.
     i_clear : In(1)
-        Clears the flags and resets the decoder (its tables must be sent again) and the weight
-        banks. Give it only while ``o_idle`` and no block is being sent.
+        A pulse, at any time, in any state: the engine returns to its post-reset state (see
+        :attr:`clear_cycles`). Every state machine, counter and FIFO is reset or emptied: the
+        sequencer (a command waiting for a weight block or for activations is dropped), both
+        weight banks, the activation load, the MAC array (:meth:`SystolicArray.i_flush
+        <hw.mac.systolic.SystolicArray>`: tiles running or waiting and result rows not yet taken
+        are dropped), ``o_beats``, the three flags and ``o_overflow``, and the decoder (its
+        tables, a partially decoded block, its FIFOs; the tables must be sent again) with the
+        decoder-to-array FIFO of a decode domain. Input taken in the cycle of the pulse is
+        dropped; from the next cycle until ``o_idle`` rises no input is taken (``ready`` low)
+        and no row is offered, so input offered meanwhile waits and goes to the cleared engine.
+        ``i_clear`` while clearing is ignored (the clear in progress resets everything).
 
     Raises
     ------
@@ -144,6 +153,21 @@ class GemmEngine(wiring.Component):
             "i_clear": In(1),
         })
 
+    #: Decoder-domain cycles the decoder's inputs and output are held after its clear arrives: its
+    #: registered reset tree lands one cycle after the clear, and its output registers show the
+    #: old state until then.
+    DECODE_HOLD = 4
+
+    @property
+    def clear_cycles(self):
+        """With the decoder in the array's domain, ``i_clear`` in cycle 0 gives ``o_idle`` (the
+        engine takes a command) in cycle ``clear_cycles``: the MAC array's flush
+        (:func:`hw.mac.systolic.flush_cycles`, cycles 1 .. ``clear_cycles - 1``). With a decode
+        domain the clear also waits for the decoder's acknowledge (``DECODE_HOLD`` decoder cycles
+        after the clear reaches that domain, two synchronizers of 2-3 cycles each way) and an
+        empty decoder-to-array FIFO, when that is longer."""
+        return flush_cycles(self.rows, self.cols) + 1
+
     def elaborate(self, platform):
         m = Module()
         R, C, N = self.rows, self.cols, self.lanes
@@ -154,35 +178,37 @@ class GemmEngine(wiring.Component):
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
         m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
         m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
-        m.submodules.seq = seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
+        seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives)
-        wiring.connect(m, wiring.flipped(self.i_data), dec.i_data)
-        wiring.connect(m, wiring.flipped(self.i_table), dec.i_table)
+        cdc = None
+        if crossing:
+            m.submodules.cdc = cdc = AsyncFIFO(width=symbol_layout(N).size,
+                                               depth=self._cdc_depth, w_domain=dom, r_domain="sync")
+        clearing, start, dec_busy = self._clear(m, dec, cdc)
+        m.submodules.seq = ResetInserter(clearing)(seq)
+        _gated(m, self.i_data, dec.i_data, dec_busy)
+        _gated(m, self.i_table, dec.i_table, dec_busy)
 
-        # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain.
+        # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain;
+        # while clearing, whatever the decoder or the crossing still holds is discarded.
         out = dec.o_data
         sym = Signal(symbol_layout(N))
         m.d.comb += [sym.bytes[i].eq(out.payload.data[i]) for i in range(N)]
         m.d.comb += [sym.last.eq(out.payload.last), sym.err.eq(out.payload.err)]
         dec_error = Signal()
         if crossing:
-            m.submodules.cdc = cdc = AsyncFIFO(width=len(sym.as_value()), depth=self._cdc_depth,
-                                               w_domain=dom, r_domain="sync")
-            m.d.comb += [cdc.w_data.eq(sym), cdc.w_en.eq(out.valid), out.ready.eq(cdc.w_rdy),
-                         wbuf.i_sym.payload.eq(cdc.r_data), wbuf.i_sym.valid.eq(cdc.r_rdy),
-                         cdc.r_en.eq(wbuf.i_sym.ready)]
+            m.d.comb += [cdc.w_data.eq(sym), cdc.w_en.eq(out.valid & ~dec_busy), out.ready.eq(cdc.w_rdy),
+                         wbuf.i_sym.payload.eq(cdc.r_data), wbuf.i_sym.valid.eq(cdc.r_rdy & ~clearing),
+                         cdc.r_en.eq(wbuf.i_sym.ready | clearing)]
             m.submodules.err_sync = FFSynchronizer(dec.o_errors.any(), dec_error)
-            m.submodules.clear_sync = clear = PulseSynchronizer(i_domain="sync", o_domain=dom)
-            m.d.comb += [clear.i.eq(self.i_clear), dec.i_clear.eq(clear.o)]
         else:
-            m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid),
-                         out.ready.eq(wbuf.i_sym.ready),
-                         dec_error.eq(dec.o_errors.any()), dec.i_clear.eq(self.i_clear)]
+            m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid & ~clearing),
+                         out.ready.eq(wbuf.i_sym.ready | clearing), dec_error.eq(dec.o_errors.any())]
 
         # Buffers <-> sequencer <-> array.
-        wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
-        wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
+        _gated(m, self.i_cmd, seq.i_cmd, self.i_clear | clearing)
+        _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
         m.d.comb += [
             abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
             seq.i_loading.eq(abuf.o_loading),
@@ -196,12 +222,59 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, seq.o_wgt, array.i_wgt)
         wiring.connect(m, array.o_res, wiring.flipped(self.o_res))
 
-        with m.If(array.i_act.valid & array.i_act.ready):
+        with m.If(clearing):
+            m.d.sync += self.o_beats.eq(0)
+        with m.Elif(array.i_act.valid & array.i_act.ready):
             m.d.sync += self.o_beats.eq(self.o_beats + 1)
         m.d.comb += [
-            wbuf.i_clear.eq(self.i_clear), seq.i_clear.eq(self.i_clear), array.i_clear.eq(self.i_clear),
+            wbuf.i_clear.eq(clearing), abuf.i_clear.eq(clearing), seq.i_clear.eq(clearing),
+            array.i_clear.eq(start), array.i_flush.eq(start),
             self.o_errors.eq(Cat(dec_error, seq.o_tile_error, array.o_mode_error)),
             self.o_overflow.eq(array.o_overflow),
-            self.o_idle.eq(seq.o_idle & array.o_idle),
+            self.o_idle.eq(seq.o_idle & array.o_idle & ~clearing),
         ]
         return m
+
+    def _clear(self, m, dec, cdc):
+        """The clear's control (see ``i_clear``; ``cdc``: the decoder-to-array FIFO of a decode
+        domain, else None). Returns ``(clearing, start, dec_busy)``:
+        ``clearing`` (a register of the array's domain: hold the sequencer and the buffers in
+        reset, discard the decoder's output), ``start`` (the pulse that starts a clear, to the MAC
+        array) and ``dec_busy`` (the decoder's domain: its inputs are not taken)."""
+        clearing, left = Signal(), Signal(range(self.clear_cycles + 1))
+        start = Signal()
+        m.d.comb += start.eq(self.i_clear & ~clearing)
+        done = left == 0
+        if self.decode_domain == "sync":
+            m.d.comb += dec.i_clear.eq(start)
+            dec_busy = self.i_clear | clearing
+        else:
+            # The clear crosses into the decoder's domain and its acknowledge comes back once the
+            # decoder has been reset (no symbol is written into the crossing after that): then
+            # the crossing is drained as the reader sees it.
+            dom = self.decode_domain
+            m.submodules.clear_sync = to_dec = PulseSynchronizer(i_domain="sync", o_domain=dom)
+            m.submodules.ack_sync = ack = PulseSynchronizer(i_domain=dom, o_domain="sync")
+            hold = Signal(self.DECODE_HOLD)
+            m.d[dom] += hold.eq(Cat(to_dec.o, hold[:-1]))
+            dec_busy = to_dec.o | hold.any()
+            m.d.comb += [to_dec.i.eq(start), dec.i_clear.eq(to_dec.o), ack.i.eq(hold[-1])]
+            waiting = Signal()
+            with m.If(start):
+                m.d.sync += waiting.eq(1)
+            with m.Elif(ack.o):
+                m.d.sync += waiting.eq(0)
+            done &= ~waiting & ~cdc.r_rdy
+        with m.If(start):
+            m.d.sync += [clearing.eq(1), left.eq(self.clear_cycles - 2)]
+        with m.Elif(~done):
+            m.d.sync += left.eq(left - (left != 0))
+        with m.Else():
+            m.d.sync += clearing.eq(0)
+        return clearing, start, dec_busy
+
+
+def _gated(m, source, sink, block):
+    """Connect stream ``source`` (a port) to ``sink``; no transfer while ``block``."""
+    m.d.comb += [sink.payload.eq(source.payload), sink.valid.eq(source.valid & ~block),
+                 source.ready.eq(sink.ready & ~block)]

@@ -65,7 +65,7 @@ Differences to MacArray
   flip-flop, ``o_res.valid`` comes from the FIFO's output register.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -78,7 +78,7 @@ from .ecp5_dsp import REGISTERS, mult18x18d
 from .products import ACT9, BEAT_WIDTH
 from .sequencer import TileSequencer, beat_tags_layout
 
-__all__ = ["SystolicArray", "SystolicPair", "PAIR_LATENCY", "FABRIC_LAG", "act_ops_layout",
+__all__ = ["SystolicArray", "SystolicPair", "flush_cycles", "PAIR_LATENCY", "FABRIC_LAG", "act_ops_layout",
            "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "digit_layout", "tags_layout",
            "shadow_layout"]
 
@@ -281,7 +281,9 @@ class _InputControl(wiring.Component):
     Members: the array's ``i_cmd``, ``i_act``, ``i_wgt``, ``i_clear``, ``o_mode_error``; ``acts``
     (per row), ``wgts`` (per column pair), ``tags``: the undecoded beat taken in the previous cycle
     and its tags (``tags.valid = 0``: a bubble); ``pop``: a result row left the array; ``o_idle``:
-    no tile running or waiting, no result rows reserved.
+    no tile running or waiting, no result rows reserved; ``i_flush``: while high, the tile
+    sequencer, the credits and the tags are held at their reset values (``acts`` / ``wgts`` are
+    data: a bubble's are never used).
     """
 
     def __init__(self, rows, cols, tile_k, count_bits, fifo_depth):
@@ -298,12 +300,14 @@ class _InputControl(wiring.Component):
             "tags": Out(tags_layout()),
             "pop": In(1),
             "o_idle": Out(1),
+            "i_flush": In(1),
         })
 
     def elaborate(self, platform):
         m = Module()
         R = self._rows
-        m.submodules.seq = seq = TileSequencer(self._count_bits, self._tile_k)
+        seq = TileSequencer(self._count_bits, self._tile_k)
+        m.submodules.seq = ResetInserter(self.i_flush)(seq)
         wiring.connect(m, wiring.flipped(self.i_cmd), seq.i_cmd)
 
         # A last beat may go in (registered, decided a cycle ahead): the output FIFO has room for
@@ -325,6 +329,8 @@ class _InputControl(wiring.Component):
                      wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
         m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0)),
                      self.tags.eq(seq.tags)]
+        with m.If(self.i_flush):
+            m.d.sync += [free.eq(self._depth), wait.eq(0), last_ok.eq(1), self.tags.valid.eq(0)]
         # The beat is decoded only after the skew, at each row's and column pair's entry: the
         # mode reaches every decoder through the skew registers (a chain with one tap per row /
         # pair) instead of fanning out from the sequencer to all operand bits.
@@ -380,7 +386,9 @@ class _ResultCollector(wiring.Component):
     """Top edge: deskews the pairs' shadow outputs into result rows, buffers them, drives ``o_res``.
 
     Members: ``sh`` (the top row's ``sh_out`` per pair); the array's ``o_res``, ``i_clear``,
-    ``o_overflow``; ``pop``: a row leaves on ``o_res`` in this cycle.
+    ``o_overflow``; ``pop``: a row leaves on ``o_res`` in this cycle; ``i_flush``: while high, the
+    result buffer is held empty (rows arriving are dropped: its pointers stay reset), ``o_res``
+    not valid and ``o_overflow`` cleared.
     """
 
     def __init__(self, rows, cols, acc_width, depth):
@@ -391,6 +399,7 @@ class _ResultCollector(wiring.Component):
             "i_clear": In(1),
             "o_overflow": Out(1),
             "pop": Out(1),
+            "i_flush": In(1),
         })
 
     def elaborate(self, platform):
@@ -453,14 +462,25 @@ class _ResultCollector(wiring.Component):
         row = Signal(spec.row_bits(R))
         res = self.o_res.payload
         m.d.comb += [
-            self.o_res.valid.eq(out_valid),
+            self.o_res.valid.eq(out_valid & ~self.i_flush),
             res.data.eq(out_data[:2 * P * W]), res.overflow.eq(out_data[-1]),
             res.row.eq(row), res.last.eq(row == R - 1),
-            self.pop.eq(out_valid & self.o_res.ready),
+            self.pop.eq(self.o_res.valid & self.o_res.ready),
         ]
         with m.If(self.pop):
             m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
+        with m.If(self.i_flush):
+            m.d.sync += [wptr.eq(0), rptr.eq(0), count.eq(0), nonempty.eq(0), out_valid.eq(0), row.eq(0),
+                         self.o_overflow.eq(0)]
         return m
+
+
+def flush_cycles(rows, cols):
+    """Cycles ``i_flush`` holds a ``rows x cols`` :class:`SystolicArray`: a beat's last result row
+    is written into the result buffer at most ``pairs + 2 * rows + 13`` cycles after the beat is
+    taken (as :attr:`SystolicArray.fifo_depth`, ``+ 3`` margin), and the last beat taken is the
+    one in the pulse's cycle, whose tags leave the input control one cycle into the flush."""
+    return cols // 2 + 2 * rows + 16 + 1
 
 
 class SystolicArray(wiring.Component):
@@ -482,6 +502,14 @@ class SystolicArray(wiring.Component):
     -------
     i_cmd, i_act, i_wgt, o_res, i_clear, o_overflow, o_mode_error, o_idle
         As :class:`hw.mac.array.MacArray` (same payload layouts and handshakes).
+    i_flush : In(1)
+        A pulse: abandon everything. From the next cycle, for :attr:`flush_cycles` cycles, the
+        running and waiting tiles, the credits and the result buffer are held at their reset values,
+        both flags cleared, ``o_res.valid``, ``i_cmd.ready`` and ``o_idle`` low, and every row of a
+        beat still in the pipeline is dropped; then the array is in its post-reset state (the PEs'
+        data registers are not reset: the next tile's first beat restarts the accumulators). A
+        command or beat taken in the cycle of the pulse is abandoned too. ``i_flush`` while
+        flushing restarts the count.
 
     Raises
     ------
@@ -501,7 +529,7 @@ class SystolicArray(wiring.Component):
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
-        super().__init__(array_members(rows, cols, acc_width, count_bits))
+        super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1)})
         # Read-only by convention, as MacArray's properties (the stream runners read them).
         self.rows, self.cols, self.acc_width = rows, cols, acc_width
         self.tile_k, self.tile_bits, self.count_bits = tile_k, tile_bits, count_bits
@@ -517,20 +545,37 @@ class SystolicArray(wiring.Component):
         gap = max(2 * R - 1, 2)
         return R * (-(-hold // gap) + 1)
 
+    @property
+    def flush_cycles(self):
+        """Cycles ``i_flush`` holds the array (:func:`flush_cycles`)."""
+        return flush_cycles(self._rows, self._cols)
+
     def elaborate(self, platform):
         m = Module()
         R, P = self._rows, self._cols // 2
         depth = self.fifo_depth
         m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
         m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth)
-        wiring.connect(m, wiring.flipped(self.i_cmd), ctl.i_cmd)
+        # The flush is a register (``flushing``), so its fan-out starts at a flip-flop.
+        flushing = Signal()
+        flush_left = Signal(range(self.flush_cycles + 1))
+        with m.If(self.i_flush):
+            m.d.sync += [flushing.eq(1), flush_left.eq(self.flush_cycles - 1)]
+        with m.Elif(flush_left != 0):
+            m.d.sync += flush_left.eq(flush_left - 1)
+        with m.Else():
+            m.d.sync += flushing.eq(0)
+        m.d.comb += [ctl.i_cmd.payload.eq(self.i_cmd.payload),
+                     ctl.i_cmd.valid.eq(self.i_cmd.valid & ~flushing),
+                     self.i_cmd.ready.eq(ctl.i_cmd.ready & ~flushing)]
         wiring.connect(m, wiring.flipped(self.i_act), ctl.i_act)
         wiring.connect(m, wiring.flipped(self.i_wgt), ctl.i_wgt)
         wiring.connect(m, out.o_res, wiring.flipped(self.o_res))
         m.d.comb += [
             ctl.i_clear.eq(self.i_clear), out.i_clear.eq(self.i_clear), ctl.pop.eq(out.pop),
+            ctl.i_flush.eq(flushing), out.i_flush.eq(flushing),
             self.o_mode_error.eq(ctl.o_mode_error), self.o_overflow.eq(out.o_overflow),
-            self.o_idle.eq(ctl.o_idle),
+            self.o_idle.eq(ctl.o_idle & ~flushing),
         ]
 
         def delayed(value, n, name):

@@ -11,9 +11,9 @@ import random
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
-from sim.streams import stream_put, stream_put_all
+from sim.streams import stream_offer, stream_put, stream_put_all
 
-__all__ = ["run_engine", "run_engine_phases", "run_crossing"]
+__all__ = ["run_engine", "run_engine_phases", "run_engine_cleared", "run_crossing"]
 
 
 def run_engine(dut, job, *, expect_rows=None, **kw):
@@ -35,16 +35,12 @@ def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e
     ``finished``, ``extra`` (rows offered after the expected ones), and at its end ``errors``,
     ``overflow``, ``beats``, ``idle``.
     """
-    dom = dut.decode_domain
     expect = [len(job["rows"]) if n is None else n
               for job, n in zip(jobs, expect_rows or [None] * len(jobs), strict=True)]
     stall_out = stall if stall_out is None else stall_out
     outs = [{"rows": [], "cycles": None, "finished": False, "extra": 0} for _ in jobs]
     phase = [0]
-    sim = Simulator(dut)
-    sim.add_clock(period)
-    if dom != "sync":
-        sim.add_clock(decode_period or period, domain=dom)
+    sim = _engine_simulator(dut, period, decode_period)
 
     def producer(stream, payloads_of, k, domain="sync"):
         async def tb(ctx):
@@ -55,36 +51,13 @@ def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e
                 await stream_put_all(ctx, stream, payloads_of(job), rng=rng, stall=stall, domain=domain)
         return tb
 
-    layout = dut.i_cmd.payload.shape()
-    feeds = [
-        (dut.i_table, lambda job: [{"data": w, "first": int(f)} for w, f in job["table"]], dom),
-        (dut.i_data, lambda job: [{"data": list(b.words), "first": int(b.first)}
-                                  for blk in job["blocks"] for b in blk], dom),
-        (dut.i_cmd, lambda job: [data.Const(layout, c) for c in job["cmds"]], "sync"),
-        (dut.i_act, lambda job: job["acts"], "sync"),
-    ]
-    for k, (stream, payloads_of, domain) in enumerate(feeds):
+    for k, (stream, payloads_of, domain) in enumerate(_engine_feeds(dut)):
         sim.add_testbench(producer(stream, payloads_of, k + 1, domain), background=True)
 
     async def consumer(ctx):
         rng = random.Random(seed + 5)
         for p, out in enumerate(outs):
-            cycle = 0
-            while len(out["rows"]) < expect[p] and cycle < max_cycles:
-                ready = not (stall_out and rng.random() < stall_out)
-                ctx.set(dut.o_res.ready, ready)
-                _, _, valid, payload = await ctx.tick().sample(dut.o_res.valid, dut.o_res.payload)
-                cycle += 1
-                if valid and ready:
-                    out["rows"].append(([int(v) for v in payload.data], bool(payload.overflow)))
-                    out["cycles"] = cycle
-            out["finished"] = len(out["rows"]) == expect[p]
-            ctx.set(dut.o_res.ready, 1)
-            for _ in range(idle_cycles):
-                _, _, valid = await ctx.tick().sample(dut.o_res.valid)
-                out["extra"] += int(valid)
-            out.update(errors=ctx.get(dut.o_errors), overflow=ctx.get(dut.o_overflow),
-                       beats=ctx.get(dut.o_beats), idle=ctx.get(dut.o_idle))
+            await _collect(ctx, dut, out, expect[p], rng, stall_out, max_cycles, idle_cycles)
             if p + 1 < len(outs):
                 ctx.set(dut.i_clear, 1)
                 await ctx.tick()
@@ -108,7 +81,8 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
     row it wrote came out (as the handler's ``GEMM_RUN``), or ``max_cycles`` of ``sync``. Returns
     per job a dict: ``rows``, ``finished``, and the snapshot's ``cycles``, ``beats``, ``errors``,
     ``overflow`` at the end of the run. A job's ``stale_beats`` (optional) are staged after its run
-    and never run: the next flush must discard them.
+    and never run: the next flush must discard them; its ``max_cycles`` (optional) bounds its run
+    instead of ``max_cycles``.
     """
     outs = []
     sim = Simulator(dut)
@@ -148,7 +122,7 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             out = {"rows": [], "finished": False}
             cmds = list(job["cmds"][1:])
             cycle = 0
-            while cycle < max_cycles:
+            while cycle < job.get("max_cycles", max_cycles):
                 ctx.set(dut.i_cmd.valid, bool(cmds))
                 if cmds:
                     ctx.set(dut.i_cmd.payload, data.Const(layout, cmds[0]))
@@ -184,3 +158,99 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
     sim.add_testbench(tb)
     sim.run()
     return outs
+
+
+def run_engine_cleared(dut, first, second, *, clear_at, take_first=True, stall=0.0, seed=0, period=8e-9,
+                       decode_period=None, max_cycles=20_000, idle_cycles=64):
+    """Offer ``first`` (a job) to ``dut``, stop offering and pulse ``i_clear`` ``clear_at`` array
+    cycles later whatever the engine is doing (taking the results of ``first`` if ``take_first``,
+    else none: they back up in the array), wait for ``o_idle`` (at most ``max_cycles``), then run
+    ``second`` as :func:`run_engine_phases` does. Returns ``second``'s dict as there, with
+    ``clear_cycles``: the array cycles from the pulse to ``o_idle`` (None: it never rose), and
+    ``at_clear``: ``beats`` (``o_beats``), ``idle``, ``res_valid`` in the pulse's cycle."""
+    phase, stop = [0], [False]
+    out = {"rows": [], "cycles": None, "finished": False, "extra": 0, "clear_cycles": None}
+    sim = _engine_simulator(dut, period, decode_period)
+
+    def producer(stream, payloads_of, k, domain):
+        async def tb(ctx):
+            rng = random.Random(seed + k)
+            for p, job in enumerate((first, second)):
+                while phase[0] < p:
+                    await ctx.tick(domain)
+                for payload in payloads_of(job):
+                    if not await stream_offer(ctx, stream, payload, lambda p=p: p == 0 and stop[0],
+                                              rng=rng, stall=stall, domain=domain):
+                        break
+        return tb
+
+    for k, (stream, payloads_of, domain) in enumerate(_engine_feeds(dut)):
+        sim.add_testbench(producer(stream, payloads_of, k + 1, domain), background=True)
+
+    async def consumer(ctx):
+        rng = random.Random(seed + 5)
+        ctx.set(dut.o_res.ready, take_first)
+        await ctx.tick().repeat(clear_at)
+        stop[0] = True
+        await ctx.tick().repeat(2)          # the producers withdraw (the slower clock's cycle)
+        out["at_clear"] = {"beats": ctx.get(dut.o_beats), "idle": ctx.get(dut.o_idle),
+                           "res_valid": ctx.get(dut.o_res.valid)}
+        ctx.set(dut.i_clear, 1)
+        await ctx.tick()
+        ctx.set(dut.i_clear, 0)
+        for cycle in range(1, max_cycles):
+            _, _, idle = await ctx.tick().sample(dut.o_idle)
+            if idle:
+                out["clear_cycles"] = cycle
+                break
+        else:
+            return
+        phase[0] = 1
+        await _collect(ctx, dut, out, len(second["rows"]), rng, stall, max_cycles, idle_cycles)
+
+    sim.add_testbench(consumer)
+    sim.run()
+    return out
+
+
+def _engine_simulator(dut, period, decode_period):
+    """A simulator of engine ``dut`` with the array's clock and, if it has one, the decoder's."""
+    sim = Simulator(dut)
+    sim.add_clock(period)
+    if dut.decode_domain != "sync":
+        sim.add_clock(decode_period or period, domain=dut.decode_domain)
+    return sim
+
+
+def _engine_feeds(dut):
+    """``[(input stream, payloads of a job, clock domain)]`` of the engine's four input streams."""
+    dom, layout = dut.decode_domain, dut.i_cmd.payload.shape()
+    return [
+        (dut.i_table, lambda job: [{"data": w, "first": int(f)} for w, f in job["table"]], dom),
+        (dut.i_data, lambda job: [{"data": list(b.words), "first": int(b.first)}
+                                  for blk in job["blocks"] for b in blk], dom),
+        (dut.i_cmd, lambda job: [data.Const(layout, c) for c in job["cmds"]], "sync"),
+        (dut.i_act, lambda job: job["acts"], "sync"),
+    ]
+
+
+async def _collect(ctx, dut, out, n, rng, stall, max_cycles, idle_cycles):
+    """Take ``n`` result rows into ``out`` (giving up after ``max_cycles``), count the rows offered
+    in the next ``idle_cycles``, then read the status outputs into ``out``."""
+    cycle = 0
+    while len(out["rows"]) < n and cycle < max_cycles:
+        ready = not (stall and rng.random() < stall)
+        ctx.set(dut.o_res.ready, ready)
+        _, _, valid, payload = await ctx.tick().sample(dut.o_res.valid, dut.o_res.payload)
+        cycle += 1
+        if valid and ready:
+            out["rows"].append(([int(v) for v in payload.data], bool(payload.overflow)))
+            out["cycles"] = cycle
+    out["finished"] = len(out["rows"]) == n
+    ctx.set(dut.o_res.ready, 1)
+    for _ in range(idle_cycles):
+        _, _, valid = await ctx.tick().sample(dut.o_res.valid)
+        out["extra"] += int(valid)
+    out.update(errors=ctx.get(dut.o_errors), overflow=ctx.get(dut.o_overflow),
+               beats=ctx.get(dut.o_beats), idle=ctx.get(dut.o_idle))
+

@@ -1,0 +1,131 @@
+"""``i_clear`` of the GEMM engine in any state (:class:`hw.gemm.GemmEngine`, and behind its clock
+crossings, :class:`hw.gemm.crossing.EngineCrossing`): the run-time recovery without a re-flash.
+
+Each test leaves the engine in a state a host can leave it in (a command waiting for a weight block
+that never comes; a run stopped at an arbitrary cycle with its results not taken), clears it, and
+requires the next GEMM bit-exact to the golden model with exactly its result rows, exactly its
+array beats and no error flag.
+"""
+
+import numpy as np
+import pytest
+from amaranth.sim import Simulator
+
+from hw.gemm import GemmEngine, spec
+from hw.gemm.crossing import EngineCrossing
+from hw.mac import spec as mac_spec
+from sim.gemm.golden import gemm_job
+from sim.gemm.harness import run_crossing, run_engine_cleared, run_engine_phases
+from sim.mac.golden import random_acts, random_weights
+
+SMALL = {"rows": 2, "cols": 4, "max_k": 32, "max_batch": 6, "lanes": 2, "max_len": 12}
+
+
+def job_for(engine, rng, m, k, modes):
+    x = random_acts(rng, (m, k))
+    w = np.concatenate([random_weights(rng, (engine.cols, k), mode) for mode in modes])
+    return gemm_job(x, w, modes, rows=engine.rows, cols=engine.cols,
+                    format_lanes=engine.lanes * engine.contexts, max_len=12,
+                    row_tile_bits=engine.row_tile_bits, group_bits=engine.group_bits)
+
+
+def job_beats(modes, m, k, rows):
+    """Array beats of a GEMM: per weight tile and row tile, the tile's beats."""
+    return sum(spec.beats(mac_spec.MODES[mode], k // spec.GROUP) for mode in modes) * -(-m // rows)
+
+
+def withheld(job, tile):
+    """``job`` with the weight blocks from ``tile`` on never sent (its commands still are)."""
+    return {**job, "blocks": job["blocks"][:tile]}
+
+
+def check_exact(out, job, beats):
+    assert out["finished"], f"{len(out['rows'])} of {len(job['rows'])} rows"
+    assert out["rows"] == job["rows"]
+    assert out.get("extra", 0) == 0
+    assert out["errors"] == 0
+    assert out["beats"] == beats
+
+
+@pytest.mark.parametrize("domain", ["sync", "dec"])
+def test_clear_while_a_command_waits_for_its_block(domain):
+    """Two weight tiles are commanded, only the first one's block is sent: its rows come out and
+    the second command waits in the sequencer. ``i_clear``, then a GEMM of another shape."""
+    rng = np.random.default_rng(21)
+    dut = GemmEngine(**SMALL, decode_domain=domain)
+    first = job_for(dut, rng, 4, 16, ["int8", "int4"])
+    good = job_for(dut, rng, 3, 12, ["int2", "int8"])
+    tile_rows = len(first["rows"]) // 2
+    a, b = run_engine_phases(dut, [withheld(first, 1), good], expect_rows=[tile_rows, None],
+                             stall=0.2, max_cycles=20_000, period=8e-9, decode_period=10e-9)
+    assert a["finished"] and a["rows"] == first["rows"][:tile_rows] and not a["idle"]
+    check_exact(b, good, job_beats(["int2", "int8"], 3, 12, 2))
+
+
+@pytest.mark.parametrize("domain, decode_period, clear_at, take_first, in_array", [
+    ("sync", 8e-9, 120, True, False), ("sync", 8e-9, 350, False, True), ("sync", 8e-9, 520, True, True),
+    ("dec", 10e-9, 400, True, True), ("dec", 40e-9, 800, True, False), ("dec", 40e-9, 1600, False, True),
+    ("dec", 120e-9, 4000, True, False),
+])
+def test_clear_at_any_cycle(domain, decode_period, clear_at, take_first, in_array):
+    """The first GEMM's inputs stop and ``i_clear`` comes at a cycle of its run: its table or a
+    block half decoded (``in_array`` False), or its beats in the MAC array with its rows taken or
+    backed up (``take_first`` False). The engine becomes idle within its clear time (with a
+    decoder 5 and 15 times slower than the array, after its acknowledge) and the next GEMM is
+    exact."""
+    rng = np.random.default_rng(23)
+    dut = GemmEngine(**SMALL, decode_domain=domain)
+    first = job_for(dut, rng, 6, 32, ["int8", "int4", "int8"])
+    good = job_for(dut, rng, 5, 20, ["int4", "int2"])
+    out = run_engine_cleared(dut, first, good, clear_at=clear_at, take_first=take_first, stall=0.1,
+                             period=8e-9, decode_period=decode_period, max_cycles=3000)
+    assert not out["at_clear"]["idle"] and (out["at_clear"]["beats"] > 0) == in_array
+    assert out["clear_cycles"] is not None
+    if domain == "sync":
+        assert out["clear_cycles"] == dut.clear_cycles
+    check_exact(out, good, job_beats(["int4", "int2"], 5, 20, 2))
+
+
+@pytest.mark.parametrize("array, decode, periods, limit", [
+    ("sync", "sync", (8e-9,) * 3, 300),
+    ("gemm", "dec", (40e-9, 7.9e-9, 10.1e-9), 100),
+    ("gemm", "dec", (7.9e-9, 40e-9, 51e-9), 1500),
+], ids=["one-domain", "three-domain-controller-slow", "three-domain-controller-fast"])
+def test_crossing_flush_while_a_command_waits_for_its_block(array, decode, periods, limit):
+    """As above behind :class:`EngineCrossing` (its flush is the clear): the first GEMM's run ends
+    without its second block; the flush, then a GEMM of another shape."""
+    rng = np.random.default_rng(22)
+    dut = EngineCrossing(array_domain=array, decode_domain=decode, stage_depth=64, **SMALL)
+    first = job_for(dut.engine, rng, 4, 16, ["int8", "int4"])
+    good = job_for(dut.engine, rng, 6, 16, ["int4", "ternary"])
+    # The first run cannot finish: it ends after ``limit`` controller cycles, about twice what
+    # the whole job takes when its second block is sent (its first tile's rows are out by then).
+    a, b = run_crossing(dut, [{**withheld(first, 1), "max_cycles": limit}, good], periods=periods,
+                        stall=0.2, max_cycles=5000)
+    assert not a["finished"] and a["rows"] == first["rows"][:len(first["rows"]) // 2]
+    check_exact(b, good, job_beats(["int4", "ternary"], 6, 16, 2))
+
+
+@pytest.mark.parametrize("array, decode", [("sync", "sync"), ("gemm", "dec")])
+def test_crossing_flush_ends_with_the_engine_cleared(array, decode):
+    """``o_clearing`` falls only once the engine's own clear is over: the engine is idle (it takes
+    a command) in the cycle the flush ends, after at least its clear time."""
+    dut = EngineCrossing(array_domain=array, decode_domain=decode, stage_depth=64, **SMALL)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.i_clear, 1)
+        await ctx.tick()
+        ctx.set(dut.i_clear, 0)
+        for cycle in range(1, 1000):
+            _, _, clearing, idle = await ctx.tick().sample(dut.o_clearing, dut.engine.o_idle)
+            if not clearing:
+                seen.update(cycle=cycle, idle=idle)
+                return
+
+    sim = Simulator(dut)
+    for domain, period in {"sync": 8e-9, array: 8e-9, decode: 10e-9}.items():
+        sim.add_clock(period, domain=domain)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen["idle"] and seen["cycle"] >= dut.engine.clear_cycles
