@@ -3,13 +3,13 @@
 import json
 
 from amaranth.back import rtlil
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Fragment, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from boards.toolchain import run_yosys
-from hw.lib.reset import KEEP_REGISTERS, add_with_reset_tree
+from hw.lib.reset import KEEP_REGISTERS, add_with_reset_domains, add_with_reset_tree
 
 
 class Counter(wiring.Component):
@@ -84,3 +84,63 @@ def test_synthesis_keeps_one_clear_register_per_part(tmp_path):
     # 16 counter bits plus the four clear registers; without the keep step Yosys merges them into one.
     assert _flip_flops(tmp_path, keep=True) == 16 + 4
     assert _flip_flops(tmp_path, keep=False) == 16 + 1
+
+
+class DomainTop(Elaboratable):
+    """``Parts`` in a ``sync`` domain whose reset is the input ``rst``, through reset domains."""
+
+    def __init__(self, depth=1):
+        self.cd = ClockDomain("sync")
+        self.rst = Signal()
+        self.o_counts = Signal(16)
+        self.depth = depth
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        m.d.comb += self.cd.rst.eq(self.rst)
+        parts = Parts()
+        self.leaves = add_with_reset_domains(m, "parts", parts, depth=self.depth, platform=platform)
+        m.d.comb += self.o_counts.eq(parts.o_counts)
+        return m
+
+
+def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
+    dut = DomainTop()
+    seen = []
+
+    async def tb(ctx):
+        for cycle in range(9):
+            ctx.set(dut.rst, cycle == 5)
+            seen.append(ctx.get(dut.o_counts))
+            await ctx.tick()
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    # The tree's registers start asserted: every part counts from the third edge on. The domain's
+    # reset, high before edge 6, resets every part at edge 8 (two edges later than the domain's own
+    # registers), all in the same cycle.
+    assert seen == [0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000]
+    assert [leaf.name for leaf in dut.leaves] == ["parts_rst", "parts__part0_rst", "parts__part1_rst",
+                                                  "parts__part2_rst"]
+    whole = DomainTop(depth=0)
+    Fragment.get(whole, None)
+    assert [leaf.name for leaf in whole.leaves] == ["parts_rst"]
+
+
+def _domain_flip_flops(tmp_path, keep):
+    dut = DomainTop()
+    (tmp_path / "d.il").write_text(rtlil.convert(dut, name="top", ports=[dut.cd.clk, dut.rst, dut.o_counts]))
+    script = ["read_rtlil d.il", *([KEEP_REGISTERS] if keep else []), "synth_ecp5 -top top",
+              "tee -q -o stat.json stat -json"]
+    run_yosys("\n".join(script) + "\n", log=tmp_path / "yosys.log", cwd=tmp_path)
+    return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]["TRELLIS_FF"]
+
+
+def test_synthesis_keeps_one_reset_register_per_branch_and_part(tmp_path):
+    # 16 counter bits, four branch and four part registers; without the keep step Yosys merges each
+    # level into one.
+    assert _domain_flip_flops(tmp_path, keep=True) == 16 + 4 + 4
+    assert _domain_flip_flops(tmp_path, keep=False) == 16 + 1 + 1

@@ -48,6 +48,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
+from ..lib.reset import add_with_reset_domains
 from ..lib.stream import SkidBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
@@ -131,6 +132,16 @@ class EngineCrossing(wiring.Component):
         })
 
     def elaborate(self, platform):
+        m = Module()
+        # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
+        # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
+        # ULX3S) is mostly routing delay. Each part gets a registered copy instead.
+        add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
+                               platform=platform)
+        return m
+
+    def _crossing(self):
+        """The engine, its crossings and counters (module docstring) in one module."""
         m = Module()
         A, D = self.array_domain, self.decode_domain
         rename = {"sync": A}
