@@ -36,11 +36,11 @@ from hw.paths import build_root
 from . import toolchain
 from .clock import MARGIN, clock_candidates, next_candidate
 from .groups import carried_groups, config_for_groups
-from .synth import check_seed, parse_utilisation
+from .synth import check_router, check_seed, parse_utilisation
 from .top import BoardTop
 
-__all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "parse_reports", "group_costs",
-           "groups_that_fit", "MAX_ATTEMPTS"]
+__all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
+           "group_costs", "groups_that_fit", "MAX_ATTEMPTS"]
 
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
@@ -140,7 +140,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
-                max_attempts=MAX_ATTEMPTS):
+                max_attempts=MAX_ATTEMPTS, router=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -160,6 +160,9 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         First clock to try (PLL boards; a frequency the PLL makes); default the board's ``clk_hz``.
     max_attempts : int
         Place-and-route runs at most (PLL boards step the clock down between them).
+    router : str, optional
+        nextpnr's router, ``"router1"`` or ``"router2"``; default the board's ``router`` (the
+        ULX3S: router2; the iCEBreaker: nextpnr's default, router1).
 
     Returns
     -------
@@ -169,21 +172,19 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``spram``, ``clock_mhz`` (the design's clock), ``pll`` (the PLL's parameters, or None),
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
-        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``seconds``.
+        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``router``, ``seconds``.
 
     Raises
     ------
     ValueError
-        Unknown board, groups, or a clock the PLL cannot make.
+        Unknown board, groups, router, or a clock the PLL cannot make.
     GroupsDoNotFit
         The design needs more of a resource than the device has (one line).
     BuildError
         A tool failed (one line naming the log).
     """
-    cfg = config_for_groups(name, groups)
+    cfg, router = _check_build(name, groups, seed, router)
     check_int("max_attempts", max_attempts, 1, 16)
-    if seed is not None:
-        check_seed(seed)
     say = progress or (lambda msg: None)
     clock = cfg.clk_hz if clk_hz is None else clk_hz
     top = BoardTop(name, config=cfg, clk_hz=clock)   # bad clocks raise here, before any tool runs
@@ -196,7 +197,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     t0 = time.monotonic()
     attempts = []
     while True:
-        result = _build_once(name, cfg, top, build_dir, seed, say)
+        result = _build_once(name, cfg, top, build_dir, seed, router, say)
         attempts.append({"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]})
         if not cfg.osc_hz or result["margin_met"] or len(attempts) >= max_attempts:
             break
@@ -212,20 +213,49 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     return result
 
 
-def _build_once(name, cfg, top, build_dir, seed, say):
+def _check_build(name, groups, seed, router):
+    """The board's configuration for ``groups`` and the router its build uses; ValueError otherwise."""
+    cfg = config_for_groups(name, groups)
+    if seed is not None:
+        check_seed(seed)
+    check_router(router)
+    return cfg, router if router is not None else (cfg.router or None)
+
+
+def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None):
+    """Write the build tree :func:`build_board` would run (HDL and build script) without running any
+    tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
+    :func:`build_board`."""
+    cfg, router = _check_build(name, groups, seed, router)
+    build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
+    build_dir.mkdir(parents=True, exist_ok=True)
+    plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router)
+    return build_dir / f"{plan.script}.sh"
+
+
+def _extract_plan(cfg, top, build_dir, seed, router):
+    """Amaranth's build plan of ``top`` with this build's nextpnr options, extracted to ``build_dir``."""
+    top_name = cfg.top_name
+    opts = f"--timing-allow-fail --report {top_name}.report.json"
+    if seed is not None:
+        opts += f" --seed {seed}"
+    if router is not None:
+        opts += f" --router {router}"
+    plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
+                                     nextpnr_opts=opts, script_after_read=KEEP_REGISTERS)
+    plan.extract(str(build_dir))
+    return plan
+
+
+def _build_once(name, cfg, top, build_dir, seed, router, say):
     """One synthesis and place-and-route of ``top`` in ``build_dir``: the result less ``attempts``."""
     top_name = cfg.top_name
     family = cfg.family
     groups = ("system", *carried_groups(cfg))
     clock_mhz = top.clk_hz / 1e6
     say(f"elaborating the {name} design ({'+'.join(groups)}; {clock_mhz:g} MHz"
-        f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud)")
-    opts = f"--timing-allow-fail --report {top_name}.report.json"
-    if seed is not None:
-        opts += f" --seed {seed}"
-    plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
-                                     nextpnr_opts=opts, script_after_read=KEEP_REGISTERS)
-    plan.extract(str(build_dir))
+        f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud{f', {router}' if router else ''})")
+    plan = _extract_plan(cfg, top, build_dir, seed, router)
     for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
                   f"{top_name}.bit"):
         (build_dir / stale).unlink(missing_ok=True)
@@ -253,6 +283,7 @@ def _build_once(name, cfg, top, build_dir, seed, say):
     result.update(parse_reports(build_dir, top_name, family, clock_mhz))
     result["clock_mhz"] = round(clock_mhz, 3)
     result["pll"] = dict(top.pll.params) if top.pll else None
+    result["router"] = router or "router1"
     fmax = result["fmax_mhz"]
     result["margin"] = MARGIN if top.pll else 0.0
     result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])

@@ -41,7 +41,7 @@ from .toolchain import ToolError, ToolTimeout, run_tool, run_yosys
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
            "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
-           "MAX_FREQ_MHZ", "MAX_SEED", "DUT_MODULE"]
+           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE"]
 
 
 class DoesNotFit(ToolError):
@@ -208,6 +208,18 @@ def check_freq_mhz(value, name="freq_mhz"):
     return value
 
 
+#: nextpnr's routers (its ``--router`` values); None anywhere a router is chosen means nextpnr's
+#: default (router1).
+ROUTERS = ("router1", "router2")
+
+
+def check_router(router):
+    """Return ``router`` if it is None or one of :data:`ROUTERS`; ValueError naming ``router``."""
+    if router is not None and (not isinstance(router, str) or router not in ROUTERS):
+        raise ValueError(f"router must be None, {' or '.join(map(repr, ROUTERS))}, not {router!r}")
+    return router
+
+
 def check_seed(value, name="seed"):
     """Return ``value`` if it is a nextpnr seed (an integer from 0 to :data:`MAX_SEED`)."""
     return check_int(name, value, 0, MAX_SEED)
@@ -271,8 +283,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     if freq_mhz is not None:
         check_freq_mhz(freq_mhz)
     check_seed(seed)
-    if router not in (None, "router1", "router2"):
-        raise ValueError(f"router must be None, 'router1' or 'router2', not {router!r}")
+    check_router(router)
     if isinstance(nextpnr_options, str) or not all(isinstance(o, str) for o in nextpnr_options):
         raise TypeError(f"nextpnr_options must be a sequence of strings, not {nextpnr_options!r}")
     nextpnr_options = tuple(nextpnr_options)

@@ -236,12 +236,13 @@ def cmd_build(args):
             synth.check_seed(args.seed)
     except ValueError as e:
         raise UsageError(f"--{e}") from None
-    res = board_build.build_board(args.board, groups=args.groups, seed=args.seed, progress=_progress)
+    res = board_build.build_board(args.board, groups=args.groups, seed=args.seed, router=args.router,
+                                  progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
     for key in ("board", "device", "groups", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
-                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met"):
+                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met", "router"):
         if key in res:
             value = "+".join(res[key]) if key == "groups" else res[key]
             print(f"{key:12s} {value}")
@@ -524,6 +525,8 @@ def _parser():
     s.add_argument("--groups", default=None, metavar="G,G", help="command groups (gemm, hdqt, stdp); "
                    "default: the board's")
     s.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
+    s.add_argument("--router", choices=synth.ROUTERS, default=None,
+                   help="nextpnr router (default: the board's; ulx3s router2, icebreaker router1)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_build)
 

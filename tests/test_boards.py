@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from boards.build import BOARDS, build_board, parse_reports
+from boards.build import BOARDS, build_board, parse_reports, write_build_tree
 from boards.clock import clock_candidates, next_candidate
 from boards.flash import FlashError, flash_board
 from hw.control.boards import check_board
@@ -46,6 +46,33 @@ def test_build_ulx3s(tmp_path):
     r = build_board("ulx3s", build_dir=tmp_path)
     _check_result(r, "ulx3s", "LFE5U-85F")
     assert r["target_mhz"] == 25.0
+
+
+def _nextpnr_line(script):
+    lines = [line for line in script.read_text().splitlines() if line.startswith('"$NEXTPNR_')]
+    assert len(lines) == 1, lines
+    return lines[0]
+
+
+def test_build_script_router(tmp_path):
+    # The ULX3S build routes with router2 (its config); the iCEBreaker's options stay nextpnr's
+    # defaults; an explicit router overrides the board's.
+    ulx3s = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "u", seed=1))
+    assert " --seed 1 --router router2 " in ulx3s
+    ice = _nextpnr_line(write_build_tree("icebreaker", groups="system", build_dir=tmp_path / "i", seed=1))
+    assert ice.startswith('"$NEXTPNR_ICE40" --quiet --timing-allow-fail '
+                          "--report edgelearn_icebreaker.report.json --seed 1 --log ")
+    assert "--router" not in ice
+    ulx3s_r1 = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "u1",
+                                              router="router1"))
+    assert " --router router1 " in ulx3s_r1 and "router2" not in ulx3s_r1
+
+
+@pytest.mark.parametrize("router", ["router3", "", 2])
+def test_build_unknown_router(router, tmp_path):
+    with pytest.raises(ValueError, match="router must be None, 'router1' or 'router2', not"):
+        build_board("ulx3s", build_dir=tmp_path, router=router)
+    assert not any(tmp_path.iterdir()), "a bad router must fail before anything is written"
 
 
 def test_unknown_board():

@@ -68,6 +68,8 @@ ROWS = [
      "group is always carried), not 'gemm,mac'"),
     (["build", "--board", "icebreaker", "--seed", "-1"], 2, "--seed must be an integer from 0 to"),
     (["build", "--board", "icebreaker", "--seed", "x"], 2, "argument --seed: invalid int value: 'x'"),
+    (["build", "--board", "ulx3s", "--router", "router3"], 2,
+     "argument --router: invalid choice: 'router3' (choose from 'router1', 'router2')"),
     # flash
     (["flash"], 2, "the following arguments are required: --board"),
     (["flash", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s, not 'nosuchboard'"),

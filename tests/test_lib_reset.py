@@ -3,13 +3,13 @@
 import json
 
 from amaranth.back import rtlil
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import ClockDomain, Elaboratable, Fragment, Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from boards.toolchain import run_yosys
-from hw.lib.reset import KEEP_REGISTERS, add_with_reset_tree
+from hw.lib.reset import KEEP_REGISTERS, add_with_reset_domains, add_with_reset_tree
 
 
 class Counter(wiring.Component):
@@ -37,28 +37,31 @@ class Parts(wiring.Component):
         return m
 
 
+def _with_parts(dut, m, add):
+    """``m`` with a ``Parts`` added by ``add(m, parts)`` (its leaves kept in ``dut.leaves``)."""
+    parts = Parts()
+    dut.leaves = add(m, parts)
+    m.d.comb += dut.o_counts.eq(parts.o_counts)
+    return m
+
+
 class Top(wiring.Component):
     i_clear: In(1)
     o_counts: Out(16)
 
     def elaborate(self, platform):
-        m = Module()
-        parts = Parts()
-        self.leaves = add_with_reset_tree(m, "parts", parts, self.i_clear, platform=platform)
-        m.d.comb += self.o_counts.eq(parts.o_counts)
-        return m
+        return _with_parts(self, Module(), lambda m, parts: add_with_reset_tree(
+            m, "parts", parts, self.i_clear, platform=platform))
 
 
-def test_every_part_is_cleared_one_cycle_after_the_clear():
-    dut = Top()
+def _counts(dut, pin, high_at, cycles=9):
+    """``o_counts`` after each of ``cycles`` edges (the first before any), ``pin`` high for the
+    edge after ``high_at`` only."""
     seen = []
 
     async def tb(ctx):
-        await ctx.tick().repeat(5)
-        ctx.set(dut.i_clear, 1)
-        await ctx.tick()
-        ctx.set(dut.i_clear, 0)
-        for _ in range(3):
+        for cycle in range(cycles):
+            ctx.set(pin, cycle == high_at)
             seen.append(ctx.get(dut.o_counts))
             await ctx.tick()
 
@@ -66,14 +69,19 @@ def test_every_part_is_cleared_one_cycle_after_the_clear():
     sim.add_clock(1e-6)
     sim.add_testbench(tb)
     sim.run()
+    return seen
+
+
+def test_every_part_is_cleared_one_cycle_after_the_clear():
+    dut = Top()
+    seen = _counts(dut, dut.i_clear, 5)[6:]
     # After the edge that took the clear: still counting (6); one edge later every part is 0.
     assert seen == [0x6666, 0x0000, 0x1111]
     assert [leaf.name for leaf in dut.leaves] == ["parts_clear", "part0_clear", "part1_clear", "part2_clear"]
 
 
-def _flip_flops(tmp_path, keep):
-    dut = Top()
-    (tmp_path / "t.il").write_text(rtlil.convert(dut, name="top"))
+def _flip_flops(tmp_path, keep, dut=None, ports=None):
+    (tmp_path / "t.il").write_text(rtlil.convert(dut or Top(), name="top", ports=ports))
     script = ["read_rtlil t.il", *([KEEP_REGISTERS] if keep else []), "synth_ecp5 -top top",
               "tee -q -o stat.json stat -json"]
     run_yosys("\n".join(script) + "\n", log=tmp_path / "yosys.log", cwd=tmp_path)
@@ -84,3 +92,42 @@ def test_synthesis_keeps_one_clear_register_per_part(tmp_path):
     # 16 counter bits plus the four clear registers; without the keep step Yosys merges them into one.
     assert _flip_flops(tmp_path, keep=True) == 16 + 4
     assert _flip_flops(tmp_path, keep=False) == 16 + 1
+
+
+class DomainTop(Elaboratable):
+    """``Parts`` in a ``sync`` domain whose reset is the input ``rst``, through reset domains."""
+
+    def __init__(self, depth=1):
+        self.cd = ClockDomain("sync")
+        self.rst = Signal()
+        self.o_counts = Signal(16)
+        self.depth = depth
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        m.d.comb += self.cd.rst.eq(self.rst)
+        return _with_parts(self, m, lambda m, parts: add_with_reset_domains(
+            m, "parts", parts, depth=self.depth, platform=platform))
+
+
+def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
+    dut = DomainTop()
+    seen = _counts(dut, dut.rst, 5)
+    # The tree's registers start asserted: every part counts from the third edge on. The domain's
+    # reset, high before edge 6, resets every part at edge 8 (two edges later than the domain's own
+    # registers), all in the same cycle.
+    assert seen == [0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000]
+    assert [leaf.name for leaf in dut.leaves] == ["parts_rst", "parts__part0_rst", "parts__part1_rst",
+                                                  "parts__part2_rst"]
+    whole = DomainTop(depth=0)
+    Fragment.get(whole, None)
+    assert [leaf.name for leaf in whole.leaves] == ["parts_rst"]
+
+
+def test_synthesis_keeps_one_reset_register_per_branch_and_part(tmp_path):
+    # 16 counter bits, four branch and four part registers; without the keep step Yosys merges each
+    # level into one.
+    for keep, flip_flops in ((True, 16 + 4 + 4), (False, 16 + 1 + 1)):
+        dut = DomainTop()
+        assert _flip_flops(tmp_path, keep, dut, ports=[dut.cd.clk, dut.rst, dut.o_counts]) == flip_flops

@@ -54,6 +54,7 @@ class BoardConfig:
     # Other clock domains of the core (e.g. the GEMM engine's array and decoder): {domain: Hz}, each
     # made by a PLL from the board's oscillator (boards.clock); simulated at other periods (sim.board).
     clocks: dict = field(default_factory=dict)
+    router: str = ""      # nextpnr router of the board build ("router1", "router2"; "": nextpnr's default)
 
     def __post_init__(self):
         if not self.baud:
@@ -126,6 +127,8 @@ BOARD_CONFIGS = {
               "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
               "array_domain": "gemm", "decode_domain": "dec"},
         clocks={"gemm": 125_000_000, "dec": 100_000_000},
+        # router1 rips up the dense DSP neighbourhoods of the systolic array for hours; router2 routes them.
+        router="router2",
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
     ),

@@ -337,7 +337,7 @@ class EngineHandler(Handler):
     def _run(self, m, eng, results, running, r):
         """``RUN_CHECK``/``RUN``: issue the tiles' commands, open the staging FIFO, wait until the
         engine's snapshot (taken after the run's commands were issued) says it took every command
-        and is idle, every staged beat was taken and every row it wrote is stored (or the run
+        and is idle, every staged beat left the staging FIFO and every row it wrote is stored (or the run
         stalls); ``REPLY``: the snapshot's array cycles and beats."""
         n = r.hdr[:16]
         with m.State("RUN_CHECK"):

@@ -17,7 +17,8 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
 * **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
   synchronizers). The staging FIFO is the crossing of the staged weight beats, read in the
   decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower than the decoder: a
-  staging FIFO read in ``sync`` would starve it).
+  staging FIFO read in ``sync`` would starve it), through a two-entry skid buffer (emptied in a
+  flush) so that the decoder's ready does not reach the FIFO's read address.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it wrote, ``idle``, the sticky flags; the ``sync`` domain
   copies the captured registers only after the array domain's acknowledge toggle has come through
@@ -43,7 +44,7 @@ the array domain) to the last cycle the engine was busy (not idle, or a command 
 of the array's clock between two runs.
 """
 
-from amaranth.hdl import Cat, DomainRenamer, Module, Signal, Value
+from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
@@ -51,6 +52,8 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
+from ..lib.reset import add_with_reset_domains
+from ..lib.stream import SkidBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
 from .engine import GemmEngine
@@ -84,7 +87,8 @@ class EngineCrossing(wiring.Component):
     -------
     i_stage : In(stream.Signature(beat_layout(lanes * contexts)))
     o_stage_level : Out(range(stage_depth + 1))
-        Beats staged and not yet taken by the decoder (as the writer sees it: never too low).
+        Beats staged and not yet read from the staging FIFO (as the writer sees it: never too low);
+        up to two more wait in the decoder's input skid buffer.
     i_run : In(1)
         Staged beats flow to the decoder while high; its rising edge starts ``o_cycles``/``o_beats``.
     i_table, i_cmd, i_act, o_res :
@@ -133,6 +137,16 @@ class EngineCrossing(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
+        # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
+        # ULX3S) is mostly routing delay. Each part gets a registered copy instead.
+        add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
+                               platform=platform)
+        return m
+
+    def _crossing(self):
+        """The engine, its crossings and counters (module docstring) in one module."""
+        m = Module()
         A, D = self.array_domain, self.decode_domain
         rename = {"sync": A}
         if D != A:
@@ -159,8 +173,16 @@ class EngineCrossing(wiring.Component):
         m.submodules.run_d = FFSynchronizer(self.i_run, run_d, o_domain=D)
 
         # Decoder's domain: staged beats while running, table words; both discarded in a flush.
-        m.d.comb += [eng.i_data.payload.eq(stage.r_data), eng.i_data.valid.eq(stage.r_rdy & run_d & ~flush_d),
-                     stage.r_en.eq(eng.i_data.ready & run_d | flush_d),
+        # The staged beats reach the decoder through a skid buffer: the staging FIFO's read
+        # address (its pointer plus the read) drives every block RAM of the FIFO, and the
+        # decoder's ready depends on the beat it is offered (the RAM's output); without the
+        # registers between them that loop is one cycle.
+        skid = ResetInserter(flush_d)(SkidBuffer(self.i_stage.payload.shape()))
+        m.submodules.stage_skid = skid = DomainRenamer(D)(skid)
+        m.d.comb += [skid.i.payload.eq(stage.r_data), skid.i.valid.eq(stage.r_rdy & run_d & ~flush_d),
+                     stage.r_en.eq(skid.i.ready & run_d | flush_d),
+                     eng.i_data.payload.eq(skid.o.payload), eng.i_data.valid.eq(skid.o.valid & run_d),
+                     skid.o.ready.eq(eng.i_data.ready & run_d),
                      eng.i_table.payload.eq(table.r_data), eng.i_table.valid.eq(table.r_rdy & ~flush_d),
                      table.r_en.eq(eng.i_table.ready | flush_d)]
         # Array's domain: commands, activations, results; discarded in a flush.

@@ -4,6 +4,9 @@ A synchronous reset of a large block from one flip-flop is a net with thousands 
 an FPGA is mostly routing delay (the Huffman decoder's ``i_clear`` was the GEMM engine's critical
 path on the ECP5). :func:`add_with_reset_tree` gives each part of a block its own copy of the clear,
 registered once: the clear takes effect one cycle later, and each copy drives one part.
+:func:`add_with_reset_domains` does the same for a clock domain's own reset (a PLL domain's reset
+synchronizer drives every flip-flop of the domain): each part runs in a local domain on the same
+clock whose reset is a registered copy, two registers from the domain's reset.
 
 The copies are identical registers, which synthesis would merge back into one. They carry the
 ``keep`` attribute on their wires; :data:`KEEP_REGISTERS` is the Yosys step (run before synthesis:
@@ -11,16 +14,16 @@ The copies are identical registers, which synthesis would merge back into one. T
 Yosys does not merge.
 """
 
-from amaranth.hdl import Fragment, ResetInserter, Signal
+from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Fragment, ResetInserter, ResetSignal, Signal
 
-__all__ = ["add_with_reset_tree", "KEEP_REGISTERS"]
+__all__ = ["add_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
 
 #: Yosys command: ``keep`` on every ``$dff`` whose output is a wire with the ``keep`` attribute.
 KEEP_REGISTERS = r"setattr -set keep 1 a:keep %ci1:+$dff[Q] a:keep %d"
 
 
-def _leaf(m, clear, domain, name):
-    leaf = Signal(name=name, attrs={"keep": 1})
+def _leaf(m, clear, domain, name, init=0, reset_less=False):
+    leaf = Signal(name=name, init=init, reset_less=reset_less, attrs={"keep": 1})
     m.d[domain] += leaf.eq(clear)
     return leaf
 
@@ -40,4 +43,43 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
     for sub, sub_name, _ in parts:
         leaves.append(_leaf(m, clear, domain, f"{sub_name}_clear"))
         m.submodules[sub_name] = ResetInserter({domain: leaves[-1]})(sub)
+    return leaves
+
+
+def _split(frag, name, depth, parts, branch=None):
+    """Append ``(fragment, name, branch)`` for every part of ``frag`` down to ``depth`` levels."""
+    subs = frag.subfragments if depth > 0 else []
+    frag.subfragments = [] if subs else frag.subfragments
+    parts.append((frag, name, branch or name))
+    for i, (sub, sub_name, _) in enumerate(subs):
+        _split(sub, f"{name}__{sub_name or i}", depth - 1, parts, branch or f"{name}__{sub_name or i}")
+
+
+def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, platform=None):
+    """Add ``elaboratable`` to ``m`` as submodule ``name`` with ``domain``'s reset replaced, in each
+    of its parts, by a registered copy: the domain's reset -> one register per branch (the block's
+    own statements, each direct submodule) -> one register per part. Every part leaves reset two
+    cycles after the domain's reset drops, all in the same cycle, and no register drives the reset of
+    more than one part.
+
+    Parts: the block's submodule tree split ``depth`` levels deep; a module above that depth
+    contributes its own statements as a part, a module at that depth (or without submodules) is one
+    part with everything below it. Each part runs in a local clock domain ``<name>_rst<i>`` clocked
+    by ``domain``'s clock (the other domains it uses are untouched). The parts become submodules of
+    ``m`` named by their path (``<name>__<submodule>__...``). Registers of the tree are ``keep``
+    (see :data:`KEEP_REGISTERS`) and start asserted.
+
+    Returns the part reset registers, in the order of the parts (the block's own statements first).
+    """
+    parts = []
+    _split(Fragment.get(elaboratable, platform), name, depth, parts)
+    branches, leaves = {}, []
+    for i, (frag, part, branch) in enumerate(parts):
+        if branch not in branches:
+            branches[branch] = _leaf(m, ResetSignal(domain), domain, f"{branch}_rst_branch", 1, True)
+        leaves.append(_leaf(m, branches[branch], domain, f"{part}_rst", 1, True))
+        cd = ClockDomain(f"{name}_rst{i}", local=True)
+        m.domains += cd
+        m.d.comb += [cd.clk.eq(ClockSignal(domain)), cd.rst.eq(leaves[-1])]
+        m.submodules[part] = DomainRenamer({domain: cd.name})(frag)
     return leaves
