@@ -103,8 +103,6 @@ def test_parameters_are_checked(kw, exc, name):
 
 
 
-@pytest.mark.xfail(strict=True, reason="known: a flush while the decoder is stalled behind two full weight "
-                   "banks leaves stale data for the next GEMM (docs/gemm.md)")
 def test_flush_after_a_stuck_decode():
     """A GEMM staged with more blocks than its commands take stops with both weight banks and the
     decoder's queues full and its input (the skid buffer behind the staging FIFO) holding beats; the

@@ -137,9 +137,16 @@ class EngineCrossing(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        if self.array_domain == "sync":
+            # One clock with the controller: the controller's reset is the array's, and its
+            # flush may come in the first cycle after it, so no part may leave reset later.
+            m.submodules.crossing = self._crossing()
+            return m
         # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
         # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
-        # ULX3S) is mostly routing delay. Each part gets a registered copy instead.
+        # ULX3S) is mostly routing delay. Each part gets a registered copy instead. A flush
+        # reaches this domain through a two-flop synchronizer, so it cannot arrive before the
+        # parts leave reset (two array cycles after the domain's reset).
         add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
                                platform=platform)
         return m
