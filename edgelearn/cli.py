@@ -189,13 +189,17 @@ def cmd_sim(args):
 
 def cmd_synth(args):
     spec = _block(args.block)
-    params = _parse_params(spec, args.param)
+    params, from_registry = spec.device_params(args.device, _parse_params(spec, args.param))
     if args.freq is not None:
         _checked(synth.check_freq_mhz, args.freq, "--freq")
     _checked(synth.check_seed, args.seed, "--seed")
+    if from_registry:
+        _progress(f"{spec.name} at the registry's {args.device} parameters: "
+                  + " ".join(f"{k}={v}" for k, v in from_registry.items()) + " (-p NAME=VALUE overrides)")
     dut = _build(spec, params)
+    router = spec.synth_router if args.device == "up5k" else None
     row = synth.synthesize(dut, device=args.device, name=spec.name, freq_mhz=args.freq, seed=args.seed,
-                     progress=_progress)
+                     progress=_progress, router=router)
     if args.json:
         print(json.dumps(row, indent=1))
     else:

@@ -116,8 +116,10 @@ class BlockSpec:
     smoke_params : dict
         Parameter overrides for the smoke test (e.g. a smaller array).
     synth_params : dict or None
-        Parameter overrides for the demo's iCE40UP5K synthesis row: the size (and backend) the block
-        has on the iCEBreaker. ``None``: the same as ``smoke_params``.
+        Parameter overrides for the iCE40UP5K: the size (and backend) the block has on the
+        iCEBreaker, used by the demo's synthesis row and by ``edgelearn synth --device up5k``
+        (:meth:`device_params`). ``None``: the same as ``smoke_params``. The parameters' defaults
+        are the ECP5 sizes.
     demo : str or None
         ``"module:function"`` of the block's real-data demo; the function takes no arguments and
         returns a list of ``(label, value)`` string rows that ``edgelearn demo`` prints.
@@ -125,7 +127,8 @@ class BlockSpec:
         Where the parameters' defaults are declared (:func:`declared_defaults`), if not in the
         factory's signature: e.g. the block's config dataclass.
     synth_router : str or None
-        nextpnr router for the demo's synthesis row (``"router2"``), None: nextpnr's default.
+        nextpnr router for the UP5K synthesis (the demo's row and ``edgelearn synth --device up5k``;
+        ``"router2"``), None: nextpnr's default.
     """
     name: str
     summary: str
@@ -144,6 +147,16 @@ class BlockSpec:
 
     def synth_overrides(self):
         return dict(self.smoke_params if self.synth_params is None else self.synth_params)
+
+    def device_params(self, device, explicit):
+        """The parameter overrides of a synthesis for ``device`` (``edgelearn synth``): on
+        ``"up5k"`` the block's iCEBreaker size (:meth:`synth_overrides`, as in the demo's row), on
+        other devices none (the defaults); each parameter in ``explicit`` (the user's ``-p``) wins
+        over the registry's. Returns ``(overrides, from_registry)``, ``from_registry`` being the
+        registry's values that were applied, for the CLI to print."""
+        device_overrides = self.synth_overrides() if device == "up5k" else {}
+        from_registry = {k: v for k, v in device_overrides.items() if k not in explicit}
+        return {**from_registry, **explicit}, from_registry
 
     def defaults(self):
         return {k: p.default for k, p in self.params.items()}

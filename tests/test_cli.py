@@ -6,7 +6,7 @@ import sys
 import pytest
 
 from edgelearn.cli import main
-from hw.blocks import all_blocks
+from hw.blocks import all_blocks, get_block
 from sim.lint import lint_verilog
 
 BLOCKS = sorted(all_blocks())
@@ -85,6 +85,38 @@ def test_synth_passes_seed_and_clock_to_the_flow(monkeypatch, capsys):
     assert (seen["seed"], seen["freq_mhz"], seen["device"]) == (3, 60.0, "up5k")
     assert main(["synth", "lfsr", "--json"]) == 0
     assert seen["seed"] == 1
+
+
+def test_synth_takes_the_registry_parameters_of_the_device(monkeypatch, capsys):
+    """``synth`` without ``-p``: the registry's UP5K size (and router) on the UP5K, printed; the
+    block's defaults (the ECP5 size) on the ECP5; each ``-p`` wins over the registry's value."""
+    import boards.synth
+    seen = {}
+
+    def fake_synthesize(dut, **kw):
+        seen.update(kw, dut=dut)
+        return {"name": "gemm_engine", "device": kw["device"], "fmax_mhz": 50.0, "target_mhz": 48,
+                "timing_met": True, "dir": "d"}
+    monkeypatch.setattr(boards.synth, "synthesize", fake_synthesize)
+    spec = get_block("gemm_engine")
+    up5k = spec.synth_params
+    assert (up5k["rows"], up5k["cols"]) != (spec.defaults()["rows"], spec.defaults()["cols"])
+
+    assert main(["synth", "gemm_engine", "--json"]) == 0
+    dut = seen["dut"]
+    assert (dut.rows, dut.cols, dut.lanes) == (up5k["rows"], up5k["cols"], up5k["lanes"])
+    assert seen["router"] == spec.synth_router
+    err = capsys.readouterr().err
+    assert f"registry's up5k parameters: rows={up5k['rows']} cols={up5k['cols']}" in err
+
+    assert main(["synth", "gemm_engine", "-p", "rows=1", "--json"]) == 0
+    assert (seen["dut"].rows, seen["dut"].cols) == (1, up5k["cols"])
+    assert "rows=" not in capsys.readouterr().err
+
+    assert main(["synth", "gemm_engine", "--device", "ecp5-85f", "--json"]) == 0
+    assert (seen["dut"].rows, seen["dut"].cols) == (spec.defaults()["rows"], spec.defaults()["cols"])
+    assert seen["router"] is None
+    assert "registry" not in capsys.readouterr().err
 
 
 def test_sim_runs_cocotb_smoke_test(capsys):

@@ -51,3 +51,19 @@ def test_help_table_reads_names_and_continued_helps():
                2..32
     """
     assert help_table(table) == {"n": "transform size", "width": "element width, 2..32"}
+
+
+def test_device_params_registry_size_on_the_up5k_user_parameters_win():
+    def factory(rows=8, cols=16, fast=True):
+        return rows
+
+    params = declared_params(factory, {"rows": "r", "cols": "c", "fast": "f"})
+    spec = BlockSpec(name="t", summary="", factory=factory, params=params,
+                     smoke_params={"rows": 2}, synth_params={"rows": 1, "cols": 2})
+    assert spec.device_params("up5k", {}) == ({"rows": 1, "cols": 2}, {"rows": 1, "cols": 2})
+    assert spec.device_params("up5k", {"cols": 4, "fast": False}) == (
+        {"rows": 1, "cols": 4, "fast": False}, {"rows": 1})
+    assert spec.device_params("ecp5-85f", {}) == ({}, {})
+    assert spec.device_params("ecp5-85f", {"rows": 3}) == ({"rows": 3}, {})
+    smoke_sized = dataclasses.replace(spec, synth_params=None)
+    assert smoke_sized.device_params("up5k", {}) == ({"rows": 2}, {"rows": 2})

@@ -26,7 +26,16 @@ MODES = list(mac_spec.MODES)
 # stalls, so an engine that hangs fails instead of blocking the run.
 TEST_TIMEOUT_US = 1000
 IDLE_CYCLES = 64        # after the last row: nothing more may come out
-CLEAR_CYCLES = 16       # after an i_clear pulse, before the next job's inputs
+# An i_clear that has not raised o_idle after this many times the engine's clear_cycles fails
+# the test (with a message) instead of letting the next job's inputs wait forever.
+CLEAR_LIMIT_FACTOR = 4
+
+
+def documented_clear_cycles(rows, cols):
+    """``docs/gemm.md`` "Clear": with the decoder in the array's domain ``o_idle`` rises this many
+    cycles after the ``i_clear`` pulse. Written here from the documentation, not read from the
+    engine, so that the test checks the engine against it."""
+    return cols // 2 + 2 * rows + 18
 
 
 class TB(BlockTestbench):
@@ -90,11 +99,26 @@ class TB(BlockTestbench):
         return errors
 
     async def clear(self):
+        """Pulse ``i_clear`` for one cycle and wait for ``o_idle``: it must rise exactly
+        :func:`documented_clear_cycles` cycles after the pulse (the pulse's cycle is cycle 0).
+        Returns after a rising edge in the first idle cycle, so the caller may drive inputs."""
+        limit = CLEAR_LIMIT_FACTOR * self.engine.clear_cycles
         self.dut.i_clear.value = 1
         await RisingEdge(self.dut.clk)
         self.dut.i_clear.value = 0
-        for _ in range(CLEAR_CYCLES):
+        cycle, idle = 0, 0
+        while not idle and cycle < limit:
+            cycle += 1
+            await ReadOnly()
+            idle = int(self.dut.o_idle.value)
             await RisingEdge(self.dut.clk)
+        if not idle:
+            raise AssertionError(f"o_idle did not rise within {limit} cycles of an i_clear pulse "
+                                 f"({CLEAR_LIMIT_FACTOR} x the engine's clear_cycles = "
+                                 f"{self.engine.clear_cycles})")
+        expected = documented_clear_cycles(self.rows, self.cols)
+        assert cycle == expected, (f"o_idle rose {cycle} cycles after the i_clear pulse, not "
+                                   f"cols/2 + 2*rows + 18 = {expected} (docs/gemm.md, Clear)")
 
 
 @cocotb.test(timeout_time=TEST_TIMEOUT_US, timeout_unit="us")
