@@ -93,12 +93,6 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             sim.add_clock(period, domain=domain)
             clocked.add(domain)
     layout = dut.i_cmd.payload.shape()
-    staged = [None]
-
-    async def stage_all(ctx, job, rng):
-        beats = [{"data": list(b.words), "first": int(b.first)} for blk in job["blocks"] for b in blk]
-        await stream_put_all(ctx, dut.i_stage, beats, rng=rng, stall=stall)
-        staged[0] = True
 
     async def tb(ctx):
         rng = random.Random(seed)
@@ -113,11 +107,10 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             else:
                 outs.append({"rows": [], "finished": False, "flushed": False})
                 return
-            await stream_put_all(ctx, dut.i_table, [{"data": w, "first": int(f)} for w, f in job["table"]],
-                                 rng=rng, stall=stall)
+            await stream_put_all(ctx, dut.i_table, _table_words(job), rng=rng, stall=stall)
             await stream_put(ctx, dut.i_cmd, data.Const(layout, job["cmds"][0]), rng=rng, stall=stall)
             await stream_put_all(ctx, dut.i_act, job["acts"], rng=rng, stall=stall)
-            await stage_all(ctx, job, rng)
+            await stream_put_all(ctx, dut.i_stage, _beats(job["blocks"]), rng=rng, stall=stall)
             ctx.set(dut.i_run, 1)
             out = {"rows": [], "finished": False}
             cmds = list(job["cmds"][1:])
@@ -151,8 +144,7 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             ctx.set(dut.i_run, 0)
             await ctx.tick().repeat(8)
             # Beats staged after the run (never run): the next flush must discard them.
-            await stream_put_all(ctx, dut.i_stage, [{"data": list(b.words), "first": int(b.first)}
-                                                    for b in job.get("stale_beats", [])])
+            await stream_put_all(ctx, dut.i_stage, _beats([job.get("stale_beats", [])]))
             outs.append(out)
 
     sim.add_testbench(tb)
@@ -226,12 +218,21 @@ def _engine_feeds(dut):
     """``[(input stream, payloads of a job, clock domain)]`` of the engine's four input streams."""
     dom, layout = dut.decode_domain, dut.i_cmd.payload.shape()
     return [
-        (dut.i_table, lambda job: [{"data": w, "first": int(f)} for w, f in job["table"]], dom),
-        (dut.i_data, lambda job: [{"data": list(b.words), "first": int(b.first)}
-                                  for blk in job["blocks"] for b in blk], dom),
+        (dut.i_table, _table_words, dom),
+        (dut.i_data, lambda job: _beats(job["blocks"]), dom),
         (dut.i_cmd, lambda job: [data.Const(layout, c) for c in job["cmds"]], "sync"),
         (dut.i_act, lambda job: job["acts"], "sync"),
     ]
+
+
+def _table_words(job):
+    """The table stream's payloads of ``job``."""
+    return [{"data": w, "first": int(f)} for w, f in job["table"]]
+
+
+def _beats(blocks):
+    """The weight beats' payloads of ``blocks`` (each a sequence of beats), in order."""
+    return [{"data": list(b.words), "first": int(b.first)} for blk in blocks for b in blk]
 
 
 async def _collect(ctx, dut, out, n, rng, stall, max_cycles, idle_cycles):
