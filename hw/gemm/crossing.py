@@ -181,15 +181,12 @@ class EngineCrossing(wiring.Component):
         m.d.comb += [skid.i.payload.eq(stage.r_data), skid.i.valid.eq(stage.r_rdy & run_d & ~flush_d),
                      stage.r_en.eq(skid.i.ready & run_d | flush_d),
                      eng.i_data.payload.eq(skid.o.payload), eng.i_data.valid.eq(skid.o.valid & run_d),
-                     skid.o.ready.eq(eng.i_data.ready & run_d),
-                     eng.i_table.payload.eq(table.r_data), eng.i_table.valid.eq(table.r_rdy & ~flush_d),
-                     table.r_en.eq(eng.i_table.ready | flush_d)]
+                     skid.o.ready.eq(eng.i_data.ready & run_d)]
+        _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
-        m.d.comb += [eng.i_cmd.payload.eq(cmd.r_data), eng.i_cmd.valid.eq(cmd.r_rdy & ~flush_a),
-                     cmd.r_en.eq(eng.i_cmd.ready | flush_a),
-                     eng.i_act.payload.eq(act.r_data), eng.i_act.valid.eq(act.r_rdy & ~flush_a),
-                     act.r_en.eq(eng.i_act.ready | flush_a),
-                     res.w_data.eq(eng.o_res.payload), res.w_en.eq(eng.o_res.valid & ~flush_a),
+        _read_into(m, cmd, eng.i_cmd, flush_a)
+        _read_into(m, act, eng.i_act, flush_a)
+        m.d.comb += [res.w_data.eq(eng.o_res.payload), res.w_en.eq(eng.o_res.valid & ~flush_a),
                      eng.o_res.ready.eq(res.w_rdy | flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
@@ -265,3 +262,9 @@ class EngineCrossing(wiring.Component):
             m.d.sync += [getattr(self, name).eq(h) for name, h in held.items()]
         with m.If(self.i_clear | self.o_clearing):
             m.d.sync += [clean.eq(0), self.o_fresh.eq(0)]
+
+
+def _read_into(m, fifo, sink, flush):
+    """``fifo``'s read side into the stream ``sink``; while ``flush``, its words are read and dropped."""
+    m.d.comb += [sink.payload.eq(fifo.r_data), sink.valid.eq(fifo.r_rdy & ~flush),
+                 fifo.r_en.eq(sink.ready | flush)]
