@@ -59,7 +59,21 @@ def test_clear_while_a_command_waits_for_its_block(domain):
     a, b = run_engine_phases(dut, [withheld(first, 1), good], expect_rows=[tile_rows, None],
                              stall=0.2, max_cycles=20_000, period=8e-9, decode_period=10e-9)
     assert a["finished"] and a["rows"] == first["rows"][:tile_rows] and not a["idle"]
+    # The next job's inputs wait for o_idle: with one clock it rises after the engine's clear time.
+    assert b["clear_cycles"] is not None
+    if domain == "sync":
+        assert b["clear_cycles"] == dut.clear_cycles
     check_exact(b, good, job_beats(["int2", "int8"], 3, 12, 2))
+
+
+def test_harness_fails_when_o_idle_does_not_rise_after_a_clear():
+    """The harness bounds its wait for ``o_idle`` after ``i_clear``: a limit one cycle short of
+    the engine's clear time is an ``AssertionError`` naming the limit, not a hang or a silent pass."""
+    rng = np.random.default_rng(24)
+    dut = GemmEngine(**SMALL)
+    jobs = [job_for(dut, rng, 2, 8, ["int8"]), job_for(dut, rng, 2, 8, ["int4"])]
+    with pytest.raises(AssertionError, match=f"o_idle did not rise within {dut.clear_cycles - 1} cycles"):
+        run_engine_phases(dut, jobs, clear_limit=dut.clear_cycles - 1, max_cycles=5000)
 
 
 @pytest.mark.parametrize("domain, decode_period, clear_at, take_first, in_array", [

@@ -6,6 +6,7 @@ consumer gives up after ``max_cycles``, so an engine that hangs fails instead of
 Several jobs can run one after the other with an ``i_clear`` pulse between them.
 """
 
+import math
 import random
 
 from amaranth.lib import data
@@ -15,6 +16,10 @@ from sim.streams import stream_offer, stream_put, stream_put_all
 
 __all__ = ["run_engine", "run_engine_phases", "run_engine_cleared", "run_crossing"]
 
+#: :func:`run_engine_phases` fails when ``o_idle`` has not risen this many times the engine's
+#: ``clear_cycles`` after an ``i_clear`` pulse (:data:`sim.gemm.tb_engine.CLEAR_LIMIT_FACTOR`).
+CLEAR_LIMIT_FACTOR = 4
+
 
 def run_engine(dut, job, *, expect_rows=None, **kw):
     """Run ``job`` (:func:`sim.gemm.golden.gemm_job`) through ``dut``; see :func:`run_engine_phases`
@@ -23,23 +28,30 @@ def run_engine(dut, job, *, expect_rows=None, **kw):
 
 
 def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e-9, decode_period=None,
-                      max_cycles=200_000, idle_cycles=64, clear_cycles=16, expect_rows=None):
+                      max_cycles=200_000, idle_cycles=64, clear_limit=None, expect_rows=None):
     """Run ``jobs`` one after the other; between two, once the first's rows are out and the engine
-    has been quiet for ``idle_cycles``, pulse ``i_clear`` and wait ``clear_cycles`` before any input
-    of the next job is offered.
+    has been quiet for ``idle_cycles``, pulse ``i_clear`` and wait for ``o_idle`` before any input
+    of the next job is offered (as the cocotb testbench, :mod:`sim.gemm.tb_engine`, does).
 
     ``period`` / ``decode_period``: the clocks of the array's and the decoder's domains (the latter
     only if the engine has a decode domain). ``stall`` is the stall probability of every producer,
-    ``stall_out`` of the consumer (default ``stall``). Returns per job a dict: ``rows`` (``(values,
-    overflow)`` per result row), ``cycles`` (array cycles from the job's start to its last row),
-    ``finished``, ``extra`` (rows offered after the expected ones), and at its end ``errors``,
-    ``overflow``, ``beats``, ``idle``.
+    ``stall_out`` of the consumer (default ``stall``). ``clear_limit``: array cycles after the pulse
+    by which ``o_idle`` must have risen, else ``AssertionError`` (default :data:`CLEAR_LIMIT_FACTOR`
+    times the engine's ``clear_cycles``, times the decoder's clock period in array periods, rounded
+    up, with a decode domain). Returns per job a dict: ``rows`` (``(values, overflow)`` per result
+    row), ``cycles`` (array cycles from the job's start to its last row), ``finished``, ``extra``
+    (rows offered after the expected ones), ``clear_cycles`` (array cycles from the ``i_clear``
+    pulse before the job to ``o_idle``, the pulse's cycle being cycle 0; None for the first job),
+    and at its end ``errors``, ``overflow``, ``beats``, ``idle``.
     """
     expect = [len(job["rows"]) if n is None else n
               for job, n in zip(jobs, expect_rows or [None] * len(jobs), strict=True)]
     stall_out = stall if stall_out is None else stall_out
-    outs = [{"rows": [], "cycles": None, "finished": False, "extra": 0} for _ in jobs]
+    outs = [{"rows": [], "cycles": None, "finished": False, "extra": 0, "clear_cycles": None} for _ in jobs]
     phase = [0]
+    if clear_limit is None:
+        slower = 1 if dut.decode_domain == "sync" else math.ceil((decode_period or period) / period)
+        clear_limit = CLEAR_LIMIT_FACTOR * dut.clear_cycles * max(1, slower)
     sim = _engine_simulator(dut, period, decode_period)
 
     def producer(stream, payloads_of, k, domain="sync"):
@@ -59,10 +71,11 @@ def run_engine_phases(dut, jobs, *, stall=0.0, stall_out=None, seed=0, period=8e
         for p, out in enumerate(outs):
             await _collect(ctx, dut, out, expect[p], rng, stall_out, max_cycles, idle_cycles)
             if p + 1 < len(outs):
-                ctx.set(dut.i_clear, 1)
-                await ctx.tick()
-                ctx.set(dut.i_clear, 0)
-                await ctx.tick().repeat(clear_cycles)
+                cycles = await _clear(ctx, dut, clear_limit)
+                if cycles is None:
+                    raise AssertionError(f"o_idle did not rise within {clear_limit} cycles of the "
+                                         f"i_clear pulse after job {p}")
+                outs[p + 1]["clear_cycles"] = cycles
                 phase[0] = p + 1
 
     sim.add_testbench(consumer)
@@ -187,15 +200,8 @@ def run_engine_cleared(dut, first, second, *, clear_at, take_first=True, stall=0
         await ctx.tick().repeat(2)          # the producers withdraw (the slower clock's cycle)
         out["at_clear"] = {"beats": ctx.get(dut.o_beats), "idle": ctx.get(dut.o_idle),
                            "res_valid": ctx.get(dut.o_res.valid)}
-        ctx.set(dut.i_clear, 1)
-        await ctx.tick()
-        ctx.set(dut.i_clear, 0)
-        for cycle in range(1, max_cycles):
-            _, _, idle = await ctx.tick().sample(dut.o_idle)
-            if idle:
-                out["clear_cycles"] = cycle
-                break
-        else:
+        out["clear_cycles"] = await _clear(ctx, dut, max_cycles - 1)
+        if out["clear_cycles"] is None:
             return
         phase[0] = 1
         await _collect(ctx, dut, out, len(second["rows"]), rng, stall, max_cycles, idle_cycles)
@@ -203,6 +209,20 @@ def run_engine_cleared(dut, first, second, *, clear_at, take_first=True, stall=0
     sim.add_testbench(consumer)
     sim.run()
     return out
+
+
+async def _clear(ctx, dut, limit):
+    """Pulse ``i_clear`` for one cycle (cycle 0) and wait for ``o_idle``: returns the cycle it rose
+    in, after a tick in that cycle (the caller may drive inputs), or None if it did not rise by
+    cycle ``limit``."""
+    ctx.set(dut.i_clear, 1)
+    await ctx.tick()
+    ctx.set(dut.i_clear, 0)
+    for cycle in range(1, limit + 1):
+        _, _, idle = await ctx.tick().sample(dut.o_idle)
+        if idle:
+            return cycle
+    return None
 
 
 def _engine_simulator(dut, period, decode_period):
