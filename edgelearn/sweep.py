@@ -47,8 +47,8 @@ from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.runner import build_root
 
 __all__ = ["SweepInputError", "SchedulerUnreachable", "THROUGHPUT", "parse_values", "load_spec",
-           "expand_points", "point_key", "design_hash", "run_point", "run_sweep", "summarize",
-           "format_summary", "write_outputs", "plot_pareto", "main"]
+           "device_params", "expand_points", "point_key", "design_hash", "run_point", "run_sweep",
+           "summarize", "format_summary", "write_outputs", "plot_pareto", "main"]
 
 _ROOT = Path(__file__).resolve().parent.parent
 
@@ -183,9 +183,12 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
     """Every point of the cross product ``params x devices x seeds``, minus those matching a ``skip``
     entry, as dicts ``{block, params, device, seed, freq}``.
 
-    ``params`` maps parameter names to lists of (parsed) values. Every parameter set is constructed
-    once here (the components check their parameters in their constructors), so a value out of range
-    is reported before anything is submitted. Raises :class:`SweepInputError`.
+    ``params`` maps parameter names to lists of (parsed) values. A point's ``params`` are those
+    values plus the registry's parameters for its device that the sweep does not set
+    (:meth:`hw.blocks.BlockSpec.device_params`, as ``edgelearn synth --device`` takes them: the
+    block's iCEBreaker size on ``up5k``); ``skip`` entries match them. Every parameter set is
+    constructed once here (the components check their parameters in their constructors), so a
+    value out of range is reported before anything is submitted. Raises :class:`SweepInputError`.
     """
     for name, values in params.items():
         params[name] = _check_values(spec, name, values)
@@ -205,16 +208,23 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
 
     names = list(params)
     combos = [dict(zip(names, vs)) for vs in itertools.product(*(params[n] for n in names))]
-    for combo in combos:
+    built = set()
+    for combo, device in itertools.product(combos, devices):
+        full = device_params(spec, device, combo)
+        ident = json.dumps(full, sort_keys=True, default=str)
+        if ident in built:
+            continue
+        built.add(ident)
         try:
-            spec.build(**combo)
+            spec.build(**full)
         except (ValueError, TypeError) as e:
-            where = " ".join(f"{k}={v}" for k, v in combo.items())
-            raise SweepInputError(f"{e} (point {where})" if where else str(e)) from None
+            where = " ".join(f"{k}={v}" for k, v in full.items())
+            raise SweepInputError(f"{e} (point {where}, {device})" if where else str(e)) from None
     points, seen = [], set()
     for combo, device, seed in itertools.product(combos, devices, seeds):
-        point = {"block": spec.name, "params": combo, "device": device, "seed": seed, "freq": freq}
-        flat = {**combo, "device": device, "seed": seed}
+        full = device_params(spec, device, combo)
+        point = {"block": spec.name, "params": full, "device": device, "seed": seed, "freq": freq}
+        flat = {**full, "device": device, "seed": seed}
         if any(all(flat.get(k) == v for k, v in s.items()) for s in skip):
             continue
         ident = json.dumps(point, sort_keys=True)
@@ -224,6 +234,13 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
     if not points:
         raise SweepInputError("the sweep has no points (every point is skipped)")
     return points
+
+
+def device_params(spec, device, swept):
+    """A point's parameters on ``device``: the ``swept`` values, then the registry's parameters
+    for ``device`` that the sweep does not set (:meth:`hw.blocks.BlockSpec.device_params`)."""
+    _, from_registry = spec.device_params(device, swept)
+    return {**swept, **from_registry}
 
 
 def design_hash(spec):
@@ -681,6 +698,11 @@ def main(args):
     where = scheduler or f"a local cluster of {workers or os.cpu_count()} workers"
     header = (f"sweep: {len(points)} point{'s' * (len(points) != 1)} of {spec.name} ({shape}"
               f"{', minus skipped' if skip else ''}) on {where}")
+    for device in devices:
+        _, registry = spec.device_params(device, dict.fromkeys(params))
+        if registry:
+            header += (f"\nsweep: on {device} at the registry's parameters "
+                       + " ".join(f"{k}={v}" for k, v in registry.items()) + " (-p NAME=V1,... overrides)")
     rows = run_sweep(points, dhash=dhash, workers=workers, scheduler=scheduler, cache_dir=cache_dir,
                      retries=args.retries, connect_timeout=args.connect_timeout, header=header)
     designs, perf = summarize(rows, names)

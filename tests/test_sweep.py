@@ -160,6 +160,30 @@ def test_cross_product_and_skip():
     assert all(not (p["params"]["backend"] == "ice40" and p["device"] == "ecp5-85f") for p in pts)
 
 
+def test_points_take_the_registrys_device_parameters(monkeypatch):
+    """As ``edgelearn synth BLOCK --device``: on up5k a point has the registry's iCEBreaker size for
+    every parameter the sweep does not set, a swept value wins; on ecp5-85f the registry has none.
+    The points are taken where the CLI submits them; no tool runs."""
+    spec = get_block("mac_array")
+    submitted = {}
+
+    def no_tools(points, **kw):
+        submitted.update(points=points, header=kw["header"])
+        return []
+
+    monkeypatch.setattr(sweep, "run_sweep", no_tools)
+    argv = ["sweep", "mac_array", "-p", "rows=1,2", "-p", "backend=lut", "--device", "up5k,ecp5-85f"]
+    assert cli.main(argv) == 0
+    got = {(p["device"], p["params"]["rows"]): p["params"] for p in submitted["points"]}
+    assert len(got) == len(submitted["points"]) == 4
+    for rows in (1, 2):
+        assert got["up5k", rows] == {"rows": rows, "backend": "lut", "cols": 4, "tile_k": 0}
+        assert got["up5k", rows] == spec.device_params("up5k", {"rows": rows, "backend": "lut"})[0]
+        assert got["ecp5-85f", rows] == {"rows": rows, "backend": "lut"}
+    assert "on up5k at the registry's parameters cols=4 tile_k=0" in submitted["header"]
+    assert "ecp5-85f at the registry" not in submitted["header"]
+
+
 def test_pareto_front():
     # (logic, performance): (10, 5) and (20, 9) and (30, 12) form the front; (25, 8) is dominated by
     # (20, 9), (20, 7) by (20, 9), (40, 12) by (30, 12).
