@@ -19,19 +19,19 @@ async def _stall(ctx, rng, stall, domain="sync"):
             await ctx.tick(domain)
 
 
+def _never():
+    return False
+
+
 async def stream_put(ctx, stream, payload, *, rng=None, stall=0.0, domain="sync"):
     """Offer ``payload`` on ``stream`` (after a random stall) and wait until it is accepted;
-    ``domain``: the clock domain the stream belongs to."""
-    await _stall(ctx, rng, stall, domain)
-    ctx.set(stream.payload, payload)
-    ctx.set(stream.valid, 1)
-    await ctx.tick(domain).until(stream.ready)
-    ctx.set(stream.valid, 0)
+    ``domain``: the clock domain the stream belongs to. (:func:`stream_offer` never withdrawn.)"""
+    await stream_offer(ctx, stream, payload, _never, rng=rng, stall=stall, domain=domain)
 
 
 async def stream_offer(ctx, stream, payload, stop, *, rng=None, stall=0.0, domain="sync"):
     """As :func:`stream_put`, but the offer is withdrawn once ``stop()`` is true (asked every
-    cycle): returns whether ``payload`` was taken."""
+    cycle, after the cycle's clock edge): returns whether ``payload`` was taken."""
     await _stall(ctx, rng, stall, domain)
     ctx.set(stream.payload, payload)
     ctx.set(stream.valid, 1)
