@@ -21,6 +21,8 @@ def _with_block_reset(handler, clear, platform, depth=2):
     flip-flops, on iCE40 through their enable logic; from one net it was a critical path of the
     iCEBreaker build (into the STDP row walker's enables). The copies are ``keep``
     (:data:`hw.lib.reset.KEEP_REGISTERS`, run by the board builds), so Yosys does not merge them.
+    (:func:`hw.lib.reset.add_with_reset_tree` splits one level only, where the STDP core with its
+    walker is one part, and names the parts in the caller's module, where handlers' would clash.)
     """
     m = Module()
 
