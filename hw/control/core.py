@@ -1,4 +1,4 @@
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Fragment, MemoryInstance, Module, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
@@ -12,6 +12,35 @@ from .protocol import GROUP_SYSTEM, MAX_PAYLOAD
 from .system import SystemHandler
 
 __all__ = ["EdgeLearnCore"]
+
+
+def _with_block_reset(handler, clear, platform, depth=2):
+    """``handler`` in a module of its own, reset by ``clear`` one cycle later through a registered
+    copy per part: the handler's own statements and each submodule ``depth`` levels down (a
+    memory shares its parent's copy). The block reset (``RESET``, the watchdog) reaches about 900
+    flip-flops, on iCE40 through their enable logic; from one net it was a critical path of the
+    iCEBreaker build (into the STDP row walker's enables). The copies are ``keep``
+    (:data:`hw.lib.reset.KEEP_REGISTERS`, run by the board builds), so Yosys does not merge them.
+    (:func:`hw.lib.reset.add_with_reset_tree` splits one level only, where the STDP core with its
+    walker is one part, and names the parts in the caller's module, where handlers' would clash.)
+    """
+    m = Module()
+
+    def add(frag, name, depth, parent_leaf=None):
+        if isinstance(frag, MemoryInstance):
+            m.submodules[name] = ResetInserter({"sync": parent_leaf})(frag)
+            return
+        leaf = Signal(name=f"{name}_clear", attrs={"keep": 1})
+        m.d.sync += leaf.eq(clear)
+        subs = frag.subfragments if depth > 0 else []
+        if subs:
+            frag.subfragments = []
+        m.submodules[name] = ResetInserter({"sync": leaf})(frag)
+        for i, (sub, sub_name, _) in enumerate(subs):
+            add(sub, f"{name}__{sub_name or i}", depth - 1, leaf)
+
+    add(Fragment.get(handler, platform), "handler", depth)
+    return m
 
 
 class EdgeLearnCore(wiring.Component):
@@ -147,8 +176,9 @@ class EdgeLearnCore(wiring.Component):
         for g, factory in sorted(self._handlers.items()):
             handler = factory()
             # A block is reset by the RESET command or when the watchdog gives up on it.
-            reset = system.o_reset_blocks | ctrl.o_handler_reset[g]
-            m.submodules[f"group{g}"] = ResetInserter({"sync": reset})(handler)
+            reset = Signal(name=f"group{g}_reset")
+            m.d.comb += reset.eq(system.o_reset_blocks | ctrl.o_handler_reset[g])
+            m.submodules[f"group{g}"] = _with_block_reset(handler, reset, platform)
             # Parts a handler keeps out of its reset (clock-domain crossings, which a reset of one
             # side breaks); the handler resets them by its own means.
             for name, part in getattr(handler, "outside_reset", {}).items():

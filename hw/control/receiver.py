@@ -29,29 +29,33 @@ class IdleTimer(wiring.Component):
     """Counts the cycles since the last ``i_activity``, saturating at ``timeout``.
 
     ``o_timed_out`` is high from the ``timeout``-th cycle without activity on, and low in the
-    cycle after an activity; it is a function of two registers (the count's compare is not in its
-    users' paths).
+    cycle after an activity; it is a function of two flip-flops (the count runs out at its top bit,
+    so no compare of the count is in its users' paths or in front of the count's own enable).
     """
 
     i_activity: In(1)
     o_timed_out: Out(1)
 
     def __init__(self, timeout):
-        self._timeout = check_int("timeout", timeout, 1, 1 << 30)
+        self._timeout = check_int("timeout", timeout, 2, 1 << 30)
         super().__init__()
 
     def elaborate(self, platform):
         m = Module()
         # The activity is registered first (it comes from a handshake, the count's reset and
-        # enable reach many flip-flops); the count starts a cycle later and compares one less.
+        # enable reach many flip-flops); the count starts a cycle later. It counts up from
+        # 2**k - (timeout - 1) and stops when its top bit (the timeout) is set, timeout - 1 counts
+        # after the activity's register fell.
         activity = Signal()
-        idle = Signal(range(self._timeout + 1))
-        timed_out = Signal()
+        k = ceil_log2(max(self._timeout - 1, 1))
+        start = (1 << k) - (self._timeout - 1)
+        idle = Signal(k + 1, init=start)
+        timed_out = idle[k]
         m.d.sync += activity.eq(self.i_activity)
         with m.If(activity):
-            m.d.sync += [idle.eq(0), timed_out.eq(0)]
+            m.d.sync += idle.eq(start)
         with m.Elif(~timed_out):
-            m.d.sync += [idle.eq(idle + 1), timed_out.eq(idle == self._timeout - 2)]
+            m.d.sync += idle.eq(idle + 1)
         m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
         return m
 
@@ -109,6 +113,8 @@ class FrameReceiver(wiring.Component):
     _STATES = ("IDLE", "SEQ", "CMD", "LEN0", "LEN1", "LENGTH", "PAYLOAD", "CRC0", "CRC1", "CHECK", "EXEC",
                "DRAIN", "WAIT_TX")
     _TAKING = frozenset({"IDLE", "SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1", "DRAIN"})
+    #: the states inside a frame, in which an idle line truncates it (all of them take a byte)
+    _CHECKED = ("SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 
     def __init__(self, *, timeout, max_payload):
         self._timeout = check_int("timeout", timeout, 16, 1 << 30)
@@ -190,17 +196,17 @@ class FrameReceiver(wiring.Component):
         def post(status):
             m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status)]
 
-        def truncation_check():
-            # A frame that stops in the middle is answered once the line has been idle long enough.
-            with m.If(timed_out & ~take):
-                post(Status.ERR_TRUNCATED)
-                m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
-                goto("WAIT_TX")
-
         is_sync = (byte == SYNC_CMD) | (byte == SYNC_SEQ_CMD)
         fsm = OneHotFSM(m, self._STATES, prefix="rx",
                         on_goto=lambda state: [rx_ready.eq(state in self._TAKING)])
         goto = fsm.goto
+        # `checked`: the state in the cycle before was one of _CHECKED (registered in every cycle),
+        # so the truncation check is one term of four flip-flops and the valid, not of seven state
+        # bits, the timer's two and the take. A cycle late is early enough: a _CHECKED state is
+        # left only by a take (or by the truncation, which clears `checked`), and the cycle after
+        # a take is not timed out.
+        checked = Signal()
+        m.d.sync += checked.eq(Cat(fsm.bit(state) for state in self._CHECKED).any())
         with fsm.state("IDLE"):
             # Hunting: a sync byte is recognised in the cycle after it was taken (sync_seen),
             # when no byte is taken, so the byte's compare is not in the parser's next state.
@@ -222,12 +228,10 @@ class FrameReceiver(wiring.Component):
         for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
                                   ("LEN0", length[:8], "LEN1")):
             with fsm.state(state):
-                truncation_check()
                 with m.If(take):
                     m.d.sync += [field.eq(byte), crc_step.eq(1)]
                     goto(nxt)
         with fsm.state("LEN1"):
-            truncation_check()
             full = Cat(length[:8], byte)
             with m.If(take):
                 m.d.sync += [length[8:].eq(byte), crc_step.eq(1), count.eq(0),
@@ -249,7 +253,6 @@ class FrameReceiver(wiring.Component):
                              payload_last.eq(len_is1)]
                 goto("PAYLOAD")
         with fsm.state("PAYLOAD"):
-            truncation_check()
             m.d.comb += [
                 self.payload_buf.addr.eq(count),
                 self.payload_buf.data.eq(byte),
@@ -261,12 +264,10 @@ class FrameReceiver(wiring.Component):
                 with m.If(payload_last):
                     goto("CRC0")
         with fsm.state("CRC0"):
-            truncation_check()
             with m.If(take):
                 m.d.sync += crc_lo.eq(byte)
                 goto("CRC1")
         with fsm.state("CRC1"):
-            truncation_check()
             with m.If(take):
                 m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
                 goto("CHECK")
@@ -306,4 +307,13 @@ class FrameReceiver(wiring.Component):
             # i_reply_go: a request made in the cycle before has not reached the transmitter yet
             with m.If(self.i_tx_idle & ~self.i_reply_go):
                 goto("IDLE")
+        # Truncation: a frame that stops in the middle is answered once the line has been idle long
+        # enough. After the states' statements, so that it wins; in a _CHECKED state rx_ready is
+        # high, so no byte valid is no byte taken (and none of the state's statements applies);
+        # entered a cycle late (`checked`), the line was not idle in the state before.
+        with m.If(checked & timed_out & ~self.i_rx.valid):
+            post(Status.ERR_TRUNCATED)
+            m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
+            m.d.sync += [*(fsm.bit(state).eq(0) for state in self._CHECKED), fsm.bit("WAIT_TX").eq(1),
+                         rx_ready.eq(0), checked.eq(0)]
         return m
