@@ -172,26 +172,17 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += [q_act.eq(self.i_act_data), q_wgt.eq(self.i_wgt_data), q_off.eq(in_off)]
             m.d.sync += wp.eq(Mux(wp == D - 1, 0, wp + 1))
         m.d.comb += pop.eq(nonempty & self.o_act.ready)
-        rp_n = Mux(pop, Mux(rp == D - 1, 0, rp + 1), rp)
-        m.d.sync += rp.eq(rp_n)
+        with m.If(pop):
+            m.d.sync += rp.eq(Mux(rp == D - 1, 0, rp + 1))
         count_n = count + in_flight - pop
         m.d.sync += [count.eq(count_n), nonempty.eq(count_n != 0), room.eq(count_n + issue < D)]
 
-        # The head's read pointer and byte offset drive every bit of the head's selection and of
-        # the byte select next to the array: each row and the weights get their own registered
-        # copies (kept apart in synthesis), the offset tracked as the head changes rather than
-        # selected from the queue, so neither fans out across the die from one flip-flop.
-        offs = Array(e[2] for e in entries)
-        off_n = Mux(in_flight & (wp == rp_n), in_off, offs[rp_n])   # a write into an empty queue
+        head_act = Array(e[0] for e in entries)[rp]
+        head_off = Array(e[2] for e in entries)[rp]
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
         for r in range(self._rows):
-            rp_r = Signal(range(D), name=f"rp_row{r}", attrs={"keep": 1})
-            off_r = Signal(2, name=f"off_row{r}", attrs={"keep": 1})
-            m.d.sync += [rp_r.eq(rp_n), off_r.eq(off_n)]
-            word = Array(e[0][r * act_bytes:(r + 1) * act_bytes] for e in entries)[rp_r]
-            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off_r * 8))
-        rp_w = Signal(range(D), name="rp_wgt", attrs={"keep": 1})
-        m.d.sync += rp_w.eq(rp_n)
-        m.d.comb += [self.o_wgt.payload.eq(Array(e[1] for e in entries)[rp_w]),
+            word = head_act[r * act_bytes:(r + 1) * act_bytes]
+            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (head_off * 8))
+        m.d.comb += [self.o_wgt.payload.eq(Array(e[1] for e in entries)[rp]),
                      self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty)]
         return room, in_flight | nonempty
