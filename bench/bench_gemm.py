@@ -28,11 +28,19 @@ in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format la
    MAC/s at the build's clock and at its Fmax; the int2 : int4 : int8 ratio; the build's LUT4, FF,
    DSP, BRAM and Fmax read from ``--board-json`` (``edgelearn build --board ulx3s --json``'s
    output; default: the figures in docs/boards.md). No place and route is run here.
+5. ``--synth-engine SEEDS`` (only this section): the ULX3S's engine (its shape from the board's
+   ``gemm`` dict) placed and routed out of context on the ECP5-85F at 125 MHz, once per nextpnr
+   seed, with router2 as the board build (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys
+   run once and cached); the decoder in its own ``dec`` domain, reset from a pin (no reset
+   fan-out tree). Prints the array clock's routed Fmax and its critical path (source, sink,
+   logic and routing) from the nextpnr log.
 """
 
 import argparse
 import json
+import re
 import sys
+from pathlib import Path
 
 import numpy as np
 
@@ -173,6 +181,43 @@ def board_section(build, *, batch, sim):
           f"rate). Device limit: {DEVICE_MULTS} MULT18X18D x {clk:g} MHz, x2 at int4 and int2.")
 
 
+#: The array's clock in the out-of-context netlist (the wrapper's ``clk`` pin; ``dec_clk`` is the decoder's).
+_ARRAY_CLOCK = "$glbnet$clk$TRELLIS_IO_IN"
+
+
+def critical_path(log_text, clock=_ARRAY_CLOCK):
+    """``(fmax MHz, [path lines])`` of ``clock`` from a nextpnr log: the last (routed) Fmax line and
+    the last critical path report of that clock (the report's lines, ``Info:`` stripped)."""
+    fmax = re.findall(rf"Max frequency for clock +'{re.escape(clock)}': ([0-9.]+) MHz", log_text)
+    head = rf"Critical path report for clock '{re.escape(clock)}'[^\n]*\n"
+    reports = re.findall(head + r"((?:Info: .*\n)*?Info: [0-9.]+ ns logic, [0-9.]+ ns routing)", log_text)
+    lines = [ln[6:].rstrip() for ln in reports[-1].splitlines()] if reports else []
+    return (float(fmax[-1]) if fmax else None), lines
+
+
+def synth_engine(seeds, timeout=3000):
+    """Section 5: the ULX3S's engine placed and routed out of context, one run per seed."""
+    from bench.bench_mac_systolic import synth_bounded
+    cfg = engine_config(check_board("ulx3s").gemm)
+    params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len")}
+    params.update(decode_domain="dec", primitives=True)
+    factory = "__import__('hw.gemm', fromlist=['GemmEngine']).GemmEngine(" + \
+        ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
+    print("## 5. The ULX3S's engine out of context, ECP5-85F, 125 MHz, router2: "
+          + " ".join(f"{k}={v}" for k, v in params.items()) + "\n")
+    for seed in seeds:
+        r = synth_bounded(factory, "gemm_engine_ulx3s", seed, timeout, router="router2")
+        if "error" in r:
+            print(f"seed {seed}: {r['error']}")
+            continue
+        fmax, path = critical_path((Path(r["dir"]) / "pnr.log").read_text(errors="replace"))
+        print(f"seed {seed}: array clock {fmax} MHz routed (target 125); LUT4 {r['lut4']}, FF {r['ff']}, "
+              f"DSP {r['dsp']}, BRAM {r['bram']}; {r['seconds']} s; {r['dir']}")
+        for ln in path:
+            print("    " + ln)
+        print()
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--no-8x16", action="store_true",
@@ -184,7 +229,12 @@ def main(argv=None):
     ap.add_argument("--board-json", default=None, metavar="FILE",
                     help="section 4: the board build's resources (edgelearn build --board ulx3s --json)")
     ap.add_argument("--batch", type=int, default=16, help="section 4: the batch M (default 16)")
+    ap.add_argument("--synth-engine", default=None, metavar="SEEDS",
+                    help="section 5 only: the ULX3S's engine placed and routed at these seeds (1,2,...)")
     args = ap.parse_args(argv)
+    if args.synth_engine:
+        synth_engine([int(s) for s in args.synth_engine.split(",")])
+        return
     build = dict(ULX3S_BUILD)
     if args.board_json:
         with open(args.board_json) as f:

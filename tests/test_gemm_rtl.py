@@ -81,6 +81,18 @@ def test_decoder_in_its_own_clock_domain(decode_period, stall_out):
               decode_period=decode_period), job)
 
 
+def test_array_backed_up_by_a_slow_result_consumer():
+    """The consumer takes a result row about one cycle in twenty: the array's result buffer fills
+    and it holds a tile's last beat (``last_ok``) for many cycles, while the sequencer's beat
+    queue fills behind it with a block-RAM read in flight (``GemmSequencer.QUEUE``): eight short
+    weight tiles against three row tiles. Results exact, in order."""
+    rng = np.random.default_rng(12)
+    dut = make_dut()
+    modes = ["int2", "ternary", "int8", "int2", "int4", "int2", "ternary", "int2"]
+    x, w = random_gemm(rng, 6, 16, modes)
+    job = job_for(dut, x, w, modes)
+    check(run(dut, job, stall_out=0.95, seed=12, max_cycles=40_000), job)
+
 def test_extremes_saturate_and_flag_overflow():
     """17-bit accumulators: 255 x -8 and 255 x 7 (int4, uint8 activations) over K = 64 and
     -128 x -128 (int8) over K = 32 saturate; the overflow bit of each row and the sticky flag come
