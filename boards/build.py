@@ -139,9 +139,12 @@ def parse_reports(build_dir, name, family, target_mhz):
     return result
 
 
-#: Yosys' LUT mappings a build tries, in order, per family: ``abc9`` (synth's default), then
-#: ``synth_<family>`` options for the fallbacks (see :func:`build_board`).
-ABC9_OPTIONS = {"ecp5": ("abc9", "-dff", "-noabc9"), "ice40": ("abc9", "-dff")}
+#: Yosys' LUT mappings a build tries, in order, per family (see :func:`build_board`): ``abc9``
+#: (synth's default), then fallbacks: ``-dff`` (``synth_<family> -dff``: abc9 with the flip-flops in
+#: its mapping) and on ECP5 ``-noabc9`` (ABC's classic LUT mapping, see :func:`_extract_plan`). The
+#: ULX3S design's abc9 -dff ran over 13 minutes in ABC alone without finishing (its plain abc9: 2),
+#: so on ECP5 -noabc9 comes first.
+ABC9_OPTIONS = {"ecp5": ("abc9", "-noabc9", "-dff"), "ice40": ("abc9", "-dff")}
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
@@ -171,7 +174,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     abc9 : str, optional
         The first Yosys LUT mapping to try, one of :data:`ABC9_OPTIONS` of the board's family
         (``"abc9"``, ``"-dff"``, ECP5 also ``"-noabc9"``; default ``"abc9"``); when Yosys fails an
-        assertion with it, the next one of that list is tried.
+        assertion with it, the next one of that list is tried (ECP5: ``-noabc9``).
 
     Returns
     -------
@@ -257,9 +260,15 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
         opts += f" --seed {seed}"
     if router is not None:
         opts += f" --router {router}"
+    after_read, synth_opts = KEEP_REGISTERS, "" if abc9 == "abc9" else abc9
+    if abc9 == "-noabc9":
+        # synth_ecp5 of Yosys 0.70 has no -noabc9 (it maps LUTs with abc9 whatever the option):
+        # its steps up to the LUT mapping run here, then ABC's classic LUT mapping, then the rest.
+        after_read = "\n".join([KEEP_REGISTERS, f"synth_ecp5 -top {top_name} -run begin:map_luts",
+                                "techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean"])
+        synth_opts = "-run map_cells:"
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
-                                     nextpnr_opts=opts, script_after_read=KEEP_REGISTERS,
-                                     synth_opts="" if abc9 == "abc9" else abc9)
+                                     nextpnr_opts=opts, script_after_read=after_read, synth_opts=synth_opts)
     plan.extract(str(build_dir))
     return plan
 

@@ -329,6 +329,18 @@ def test_build_falls_back_to_abc9_dff_when_yosys_fails_an_assertion(fake_tools, 
         build.build_board("icebreaker", abc9="-noabc9")
 
 
+def test_ecp5_noabc9_maps_luts_with_classic_abc(tmp_path):
+    # Yosys 0.70's synth_ecp5 has no -noabc9: the script stops it before its LUT mapping, maps
+    # with ABC's classic flow and runs the rest.
+    cfg = config_for_groups("ulx3s", "system")
+    build._extract_plan(cfg, BoardTop("ulx3s", config=cfg), tmp_path, 1, None, "-noabc9")
+    lines = [line.strip() for line in (tmp_path / f"{cfg.top_name}.ys").read_text().splitlines()]
+    i = lines.index(f"synth_ecp5 -top {cfg.top_name} -run begin:map_luts")
+    assert lines[i + 1:i + 5] == ["techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean",
+                                  f"synth_ecp5 -run map_cells: -top {cfg.top_name}"]
+    assert build.ABC9_OPTIONS["ecp5"][:2] == ("abc9", "-noabc9")
+
+
 def test_build_reports_a_yosys_failure_without_an_assertion_at_once(fake_tools, tmp_path, monkeypatch):
     runs = []
 
