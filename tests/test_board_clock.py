@@ -303,6 +303,58 @@ def test_build_json_reports_groups_resources_clock_and_timing(fake_tools, tmp_pa
         assert line in human.splitlines()
 
 
+def test_build_falls_back_to_abc9_dff_when_yosys_fails_an_assertion(fake_tools, tmp_path, monkeypatch):
+    fake_tools(lambda clock: 55.0)
+    ran = build._run_script
+    synth = []
+
+    def run(build_dir, script, top_name, say):
+        synth.append(next(line.strip() for line in (build_dir / f"{top_name}.ys").read_text().splitlines()
+                          if "synth_ice40" in line))
+        if "-dff" not in synth[-1]:
+            (build_dir / f"{top_name}.rpt").write_text(
+                "ERROR: Assert `wire' failed in passes/techmap/abc_ops_reintegrate.cc:596.\n")
+            return 1
+        return ran(build_dir, script, top_name, say)
+    monkeypatch.setattr(build, "_run_script", run)
+    r = build.build_board("icebreaker", build_dir=tmp_path, max_attempts=1)
+    assert synth == [f"synth_ice40  -top {TOP}", f"synth_ice40 -dff -top {TOP}"]
+    assert r["abc9"] == "-dff" and r["fmax_mhz"] == 55.0
+    assert "abc_ops_reintegrate" in (tmp_path / f"{TOP}.abc9.rpt").read_text()
+    # Asked for, -dff runs first; a mapping the family does not have is refused before any run.
+    synth.clear()
+    assert build.build_board("icebreaker", build_dir=tmp_path, max_attempts=1, abc9="-dff")["abc9"] == "-dff"
+    assert synth == [f"synth_ice40 -dff -top {TOP}"]
+    with pytest.raises(ValueError, match="abc9 must be one of abc9, -dff for icebreaker, not '-noabc9'"):
+        build.build_board("icebreaker", abc9="-noabc9")
+
+
+def test_ecp5_noabc9_maps_luts_with_classic_abc(tmp_path):
+    # Yosys 0.70's synth_ecp5 has no -noabc9: the script stops it before its LUT mapping, maps
+    # with ABC's classic flow and runs the rest.
+    cfg = config_for_groups("ulx3s", "system")
+    build._extract_plan(cfg, BoardTop("ulx3s", config=cfg), tmp_path, 1, None, "-noabc9")
+    lines = [line.strip() for line in (tmp_path / f"{cfg.top_name}.ys").read_text().splitlines()]
+    i = lines.index(f"synth_ecp5 -top {cfg.top_name} -run begin:map_luts")
+    assert lines[i + 1:i + 5] == ["techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean",
+                                  f"synth_ecp5 -run map_cells: -top {cfg.top_name}"]
+    assert build.ABC9_OPTIONS["ecp5"][:2] == ("abc9", "-noabc9")
+
+
+def test_build_reports_a_yosys_failure_without_an_assertion_at_once(fake_tools, tmp_path, monkeypatch):
+    runs = []
+
+    def run(build_dir, script, top_name, say):
+        runs.append(1)
+        (build_dir / f"{top_name}.rpt").write_text("ERROR: Module `x' not found.\n")
+        return 1
+    monkeypatch.setattr(build, "_run_script", run)
+    monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+    with pytest.raises(build.BuildError, match="yosys did not finish synthesis of icebreaker"):
+        build.build_board("icebreaker", build_dir=tmp_path)
+    assert runs == [1]
+
+
 NEXTPNR_OVERFULL = """\
 Info: Device utilisation:
 Info: \t         ICESTORM_LC:    7140/   5280   135%

@@ -52,6 +52,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
+from ..lib.reset import add_with_reset_domains
 from ..lib.stream import SkidBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
@@ -136,11 +137,22 @@ class EngineCrossing(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        # Not split into parts with registered reset copies (hw.lib.reset.add_with_reset_domains):
-        # that cuts the array domain's reset fan-out (~7000 flip-flops from one register on the
-        # ULX3S; docs/boards.md), but with the engine's clear logic the whole board's Yosys run
-        # (YoWASP 0.70, synth_ecp5 -abc9) stops on an internal assertion (abc_ops_reintegrate.cc:596).
-        m.submodules.crossing = self._crossing()
+        if self.array_domain == "sync":
+            # One clock with the controller: the controller's reset is the array's, and its
+            # flush may come in the first cycle after it, so no part may leave reset later.
+            m.submodules.crossing = self._crossing()
+            return m
+        # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
+        # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
+        # ULX3S) is mostly routing delay. Each part gets a registered copy instead. A flush
+        # reaches this domain through a two-flop synchronizer, so it cannot arrive before the
+        # parts leave reset (two array cycles after the domain's reset). With the split, the ULX3S
+        # board's Yosys run (YoWASP 0.70) fails an internal assertion in synth_ecp5's default ABC9
+        # mapping (abc_ops_reintegrate.cc:596; not the result FIFO's reset synchronizer, nor reached
+        # by a small split AsyncFIFO); the board build then maps with a fallback
+        # (boards.build.ABC9_OPTIONS; docs/boards.md).
+        add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
+                               platform=platform)
         return m
 
     def _crossing(self):
