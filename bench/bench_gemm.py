@@ -129,21 +129,38 @@ BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engin
 BOARD_MODES = ("int8", "int4", "int2")
 
 
+def domain_fmax(build, domain):
+    """Routed Fmax (MHz) of clock domain ``domain`` in a board build's JSON (``fmax_by_clock``, keyed
+    by nextpnr's clock net: ``$glbnet$clk`` for ``sync``, ``$glbnet$<domain>_clk`` otherwise); the
+    build's one ``fmax_mhz`` for a build without that table."""
+    net = "$glbnet$clk" if domain == "sync" else f"$glbnet${domain}_clk"
+    return build.get("fmax_by_clock", {}).get(net, {}).get("fmax_mhz", build["fmax_mhz"])
+
+
+def usable_array_fmax(build, array_domain, decode_domain, ratio):
+    """The array clock at which the build's timing holds in both engine domains with the board's
+    clock ratio kept (array : decoder = ``ratio``, the ratio the MAC/cycle were measured at): the
+    array's routed Fmax, or the decoder's times ``ratio`` if that is lower."""
+    return min(domain_fmax(build, array_domain), domain_fmax(build, decode_domain) * ratio)
+
+
 def board_section(build, *, batch, sim):
     """Section 4: the ULX3S's GEMM group against the device limit and the 4 x 4 array."""
     board = check_board("ulx3s")
     cfg = engine_config(board.gemm)
     rows, cols, lanes, contexts = cfg["rows"], cfg["cols"], cfg["lanes"], cfg["contexts"]
-    fmax = build["fmax_mhz"]
     # The array's clock (its own domain where the board has one) and the decoder's.
     clk = board.clocks.get(cfg["array_domain"], build["clock_mhz"] * 1e6) / 1e6
     dec_mhz = board.clocks.get(cfg["decode_domain"], clk * 1e6) / 1e6
     ratio = clk / dec_mhz
+    fmax = usable_array_fmax(build, cfg["array_domain"], cfg["decode_domain"], ratio)
     print(f"\n## 4. The ULX3S's GEMM group: {rows}x{cols} array at {clk:g} MHz, {lanes} decoder lanes "
           f"(contexts={contexts}, {dec_mhz:g} MHz), {LAYER}x{LAYER} layer, batch {batch}\n")
     print(f"Board build ({build['source']}): {build['lut4']} LUT4, {build['ff']} FF, "
           f"{build['dsp']} / {DEVICE_MULTS} MULT18X18D, {build['bram']} DP16KD; clock {clk:g} MHz, "
-          f"Fmax {fmax:g} MHz.\n")
+          f"array clock usable at {fmax:g} MHz (routed Fmax: array domain "
+          f"{domain_fmax(build, cfg['array_domain']):g}, decoder domain "
+          f"{domain_fmax(build, cfg['decode_domain']):g} MHz at the clock ratio {ratio:g}).\n")
     measured = {}
     if sim:
         out = dict(run_job("gemm", board="ulx3s", sim=True, size=LAYER, batch=batch, precisions=BOARD_MODES))
