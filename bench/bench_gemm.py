@@ -44,6 +44,7 @@ from pathlib import Path
 
 import numpy as np
 
+from bench.bench_mac_systolic import synth_bounded
 from firmware.engine import engine_config
 from firmware.jobs import run_job
 from hw.control.boards import check_board
@@ -214,7 +215,6 @@ def critical_path(log_text, clock=_ARRAY_CLOCK):
 
 def synth_engine(seeds, timeout=3000):
     """Section 5: the ULX3S's engine placed and routed out of context, one run per seed."""
-    from bench.bench_mac_systolic import synth_bounded
     cfg = engine_config(check_board("ulx3s").gemm)
     params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len")}
     params.update(decode_domain="dec", primitives=True)

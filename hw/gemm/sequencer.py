@@ -1,7 +1,7 @@
 """The GEMM engine's sequencer: commands, activation loads, and the beats read from the buffers
 into the MAC array."""
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -27,27 +27,16 @@ class GemmSequencer(wiring.Component):
     ``ready`` of both is the same), reading weight beat ``j`` of the bank and activation word
     ``t * groups + j // (4 / lanes)`` of row tile ``t``, whose bytes are shifted so that the beat's
     lanes come first. When the last beat is taken the bank is released; the next command's bank
-    may already be full (then its first beat follows after three cycles: the command, the check and
-    the read).
+    may already be full (then its first beat follows after two cycles: the command and the check).
 
-    Block-RAM reads have one cycle of latency and go into a queue of ``QUEUE`` beats whose head
-    drives ``o_act`` / ``o_wgt``: the block RAMs' outputs reach only flip-flops (the byte select of
-    the activation word runs from the queue's head, not from the RAM), and the read decision and
-    the read counters' enables come from registers (``room``: the queue has space for the read
-    counting the one in flight), never from the array's ``ready``. Three entries keep one beat per
-    cycle. A tile's first beat is offered three cycles after its bank is seen full, one more than
-    a read straight into the array would take, but the array takes its tile's command in the same
-    cycles, so the engine's cycle counts do not change (``sim.gemm.model.SWITCH``).
+    Block-RAM reads have one cycle of latency: the read is issued when the output register is empty
+    or its beat is taken, so the array can take a beat every cycle.
 
     Sticky ``o_tile_error`` (cleared by ``i_clear``): the bank's beat count differs from the
     command's, the bank is bad (:class:`~hw.gemm.buffers.WeightTileBuffer`), or the command
     uses activations of a different shape than loaded (or none). The tile runs anyway, so the
     streams keep their order and nothing waits forever.
     """
-
-    #: Beats between the block RAMs and the array: with the read decided from the queue's count and
-    #: the read in flight (not from this cycle's ``ready``), two would allow one beat every other cycle.
-    QUEUE = 3
 
     def __init__(self, rows, cols, max_row_tiles, max_groups, count_bits):
         self._rows, self._cols = rows, cols
@@ -73,35 +62,31 @@ class GemmSequencer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         cmd = Signal.like(self.i_cmd.payload, name="cmd")
-        row_tiles = cmd.row_tiles_m1 + 1
+        groups, row_tiles = cmd.groups_m1 + 1, cmd.row_tiles_m1 + 1
         beats = Signal(range(self._wgt_depth + 1))
         shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
         loaded = Signal.like(cmd)       # the shape of the activations in the buffer
         have_acts = Signal()
-        # The next read: beat j of row tile t, activation word `addr` (= t * groups + j >> shift,
-        # counted, not computed: the block-RAM addresses come straight from registers), and the
-        # decisions about it kept in registers so that no compare chain drives the enables.
-        j = Signal(range(self._wgt_depth))
-        t = Signal(self._rt_bits)
-        addr = Signal.like(self.act_rd_addr)
-        j_last, t_last = Signal(), Signal()     # j is its row tile's last beat; t the last row tile
+        t = Signal(self._rt_bits)       # row tile of the next beat read
+        j = Signal.like(beats)          # its beat
+        base = Signal.like(self.act_rd_addr)   # t * groups
         done_reading = Signal()
         cmds_left = Signal(self._rt_bits + 1)
-        issue = Signal()                # a read of both block RAMs this cycle
+        out_valid = Signal()
+        off = Signal(2)                 # byte offset of the beat's lanes in the activation word read
         error = self.o_tile_error
 
         m.d.comb += [
-            self.o_row_tiles.eq(row_tiles), self.o_groups.eq(cmd.groups_m1 + 1),
+            self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
             self.o_acmd.payload.beats_m1.eq(beats - 1),
-            self.act_rd_en.eq(issue), self.wgt_rd_en.eq(issue),
-            self.act_rd_addr.eq(addr), self.wgt_rd_addr.eq(j),
+            self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
+            self.o_wgt.payload.eq(self.i_wgt_data),
         ]
-        # Byte offset of the beat's lanes in its activation word: byte j mod 4 (int8), 2 (j mod 2) (int4).
-        off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
-        room, busy = self._queue(m, issue, off)
-        # The activation word changes after its last beat: every beat (int2), every 2nd, every 4th.
-        word_done = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
+        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        for r in range(self._rows):
+            word = self.i_act_data[r * act_bytes:(r + 1) * act_bytes]
+            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
 
         with m.FSM():
             with m.State("IDLE"):
@@ -125,64 +110,28 @@ class GemmSequencer(wiring.Component):
                         (loaded.row_tiles_m1 == cmd.row_tiles_m1)
                     with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
                         m.d.sync += error.eq(1)
-                    m.d.sync += [j.eq(0), t.eq(0), addr.eq(0), j_last.eq(beats == 1),
-                                 t_last.eq(cmd.row_tiles_m1 == 0), done_reading.eq(0),
-                                 cmds_left.eq(row_tiles)]
+                    m.d.sync += [t.eq(0), j.eq(0), base.eq(0), done_reading.eq(0), cmds_left.eq(row_tiles)]
                     m.next = "RUN"
             with m.State("RUN"):
                 m.d.comb += self.o_acmd.valid.eq(cmds_left != 0)
                 with m.If(self.o_acmd.valid & self.o_acmd.ready):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
-                m.d.comb += issue.eq(room & ~done_reading)
-                with m.If(issue):
-                    with m.If(word_done):
-                        m.d.sync += addr.eq(addr + 1)
-                    with m.If(j_last):
-                        m.d.sync += [j.eq(0), j_last.eq(beats == 1), t.eq(t + 1),
-                                     t_last.eq(t + 1 == cmd.row_tiles_m1), done_reading.eq(t_last)]
-                    with m.Else():
-                        m.d.sync += [j.eq(j + 1), j_last.eq(j + 2 == beats)]
-                with m.If(done_reading & ~busy & (cmds_left == 0)):
+                advance = ~out_valid | self.o_act.ready
+                m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
+                             self.act_rd_addr.eq(base + (j >> shift)), self.wgt_rd_addr.eq(j)]
+                with m.If(advance):
+                    m.d.sync += [out_valid.eq(~done_reading),
+                                 off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))]
+                    with m.If(~done_reading):
+                        with m.If(j == beats - 1):
+                            m.d.sync += [j.eq(0), t.eq(t + 1), base.eq(base + groups)]
+                            with m.If(t == cmd.row_tiles_m1):
+                                m.d.sync += done_reading.eq(1)
+                        with m.Else():
+                            m.d.sync += j.eq(j + 1)
+                with m.If(done_reading & ~out_valid & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
                     m.next = "IDLE"
         with m.If(self.i_clear):
             m.d.sync += error.eq(0)
         return m
-
-    def _queue(self, m, issue, off):
-        """The beat queue between the block RAMs and the array (``QUEUE`` entries of an activation
-        word, its byte offset and a weight beat). A read issued in one cycle is written into entry
-        ``wp`` in the next straight from the block RAMs' outputs; the head (entry ``rp``) goes to
-        ``o_act`` / ``o_wgt``, its lanes shifted to the front. Returns ``(room, busy)``: ``room``, a
-        register, a read may be issued; ``busy``, a read is in flight or a beat queued."""
-        D = self.QUEUE
-        entries = [(Signal(len(self.i_act_data), name=f"q_act{i}", reset_less=True),
-                    Signal(len(self.i_wgt_data), name=f"q_wgt{i}", reset_less=True),
-                    Signal(2, name=f"q_off{i}", reset_less=True)) for i in range(D)]
-        in_flight, in_off = Signal(), Signal(2)
-        wp, rp = Signal(range(D)), Signal(range(D))
-        count = Signal(range(D + 1))
-        nonempty = Signal()
-        room = Signal(init=1)           # count + in_flight < D
-        pop = Signal()
-        m.d.sync += [in_flight.eq(issue), in_off.eq(off)]
-        with m.If(in_flight):
-            for i, (q_act, q_wgt, q_off) in enumerate(entries):
-                with m.If(wp == i):
-                    m.d.sync += [q_act.eq(self.i_act_data), q_wgt.eq(self.i_wgt_data), q_off.eq(in_off)]
-            m.d.sync += wp.eq(Mux(wp == D - 1, 0, wp + 1))
-        m.d.comb += pop.eq(nonempty & self.o_act.ready)
-        with m.If(pop):
-            m.d.sync += rp.eq(Mux(rp == D - 1, 0, rp + 1))
-        count_n = count + in_flight - pop
-        m.d.sync += [count.eq(count_n), nonempty.eq(count_n != 0), room.eq(count_n + issue < D)]
-
-        head_act = Array(e[0] for e in entries)[rp]
-        head_off = Array(e[2] for e in entries)[rp]
-        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
-        for r in range(self._rows):
-            word = head_act[r * act_bytes:(r + 1) * act_bytes]
-            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (head_off * 8))
-        m.d.comb += [self.o_wgt.payload.eq(Array(e[1] for e in entries)[rp]),
-                     self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty)]
-        return room, in_flight | nonempty
