@@ -2,7 +2,8 @@
 
 RESET only arrives once the core is idle; the watchdog is the one block reset that can hit the row
 walker with rows in flight. Every part of the handler (its statements, the STDP core, each of the
-core's submodules: :func:`hw.control.core._with_block_reset`) must take it, or the walker keeps
+core's submodules: :func:`hw.lib.reset.module_with_reset_tree` in
+:class:`hw.control.core.EdgeLearnCore`) must take it, or the walker keeps
 issuing the rows it holds after the reset, and their input deliveries land in the accumulators once
 the core's reset sweep has cleared them.
 """

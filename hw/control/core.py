@@ -1,8 +1,9 @@
-from amaranth.hdl import Fragment, MemoryInstance, Module, ResetInserter, Signal
+from amaranth.hdl import Module, Signal
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
 from ..lib.fifo import RegisteredFlagFIFO
+from ..lib.reset import module_with_reset_tree
 from ..params import check_int
 from ..uart import UARTRx, UARTTx
 from ..uart.baud import divisor_for
@@ -12,35 +13,6 @@ from .protocol import GROUP_SYSTEM, MAX_PAYLOAD
 from .system import SystemHandler
 
 __all__ = ["EdgeLearnCore"]
-
-
-def _with_block_reset(handler, clear, platform, depth=2):
-    """``handler`` in a module of its own, reset by ``clear`` one cycle later through a registered
-    copy per part: the handler's own statements and each submodule ``depth`` levels down (a
-    memory shares its parent's copy). The block reset (``RESET``, the watchdog) reaches about 900
-    flip-flops, on iCE40 through their enable logic; from one net it was a critical path of the
-    iCEBreaker build (into the STDP row walker's enables). The copies are ``keep``
-    (:data:`hw.lib.reset.KEEP_REGISTERS`, run by the board builds), so Yosys does not merge them.
-    (:func:`hw.lib.reset.add_with_reset_tree` splits one level only, where the STDP core with its
-    walker is one part, and names the parts in the caller's module, where handlers' would clash.)
-    """
-    m = Module()
-
-    def add(frag, name, depth, parent_leaf=None):
-        if isinstance(frag, MemoryInstance):
-            m.submodules[name] = ResetInserter({"sync": parent_leaf})(frag)
-            return
-        leaf = Signal(name=f"{name}_clear", attrs={"keep": 1})
-        m.d.sync += leaf.eq(clear)
-        subs = frag.subfragments if depth > 0 else []
-        if subs:
-            frag.subfragments = []
-        m.submodules[name] = ResetInserter({"sync": leaf})(frag)
-        for i, (sub, sub_name, _) in enumerate(subs):
-            add(sub, f"{name}__{sub_name or i}", depth - 1, leaf)
-
-    add(Fragment.get(handler, platform), "handler", depth)
-    return m
 
 
 class EdgeLearnCore(wiring.Component):
@@ -178,7 +150,11 @@ class EdgeLearnCore(wiring.Component):
             # A block is reset by the RESET command or when the watchdog gives up on it.
             reset = Signal(name=f"group{g}_reset")
             m.d.comb += reset.eq(system.o_reset_blocks | ctrl.o_handler_reset[g])
-            m.submodules[f"group{g}"] = _with_block_reset(handler, reset, platform)
+            # Through a registered copy per part (two levels: the STDP core's row walker gets its
+            # own): the block reset reaches about 900 flip-flops, on iCE40 through their enable
+            # logic, and from one net it was a critical path of the iCEBreaker build.
+            m.submodules[f"group{g}"] = module_with_reset_tree(handler, reset, name="handler", depth=2,
+                                                                platform=platform)
             # Parts a handler keeps out of its reset (clock-domain crossings, which a reset of one
             # side breaks); the handler resets them by its own means.
             for name, part in getattr(handler, "outside_reset", {}).items():

@@ -14,9 +14,19 @@ The copies are identical registers, which synthesis would merge back into one. T
 Yosys does not merge.
 """
 
-from amaranth.hdl import ClockDomain, ClockSignal, DomainRenamer, Fragment, ResetInserter, ResetSignal, Signal
+from amaranth.hdl import (
+    ClockDomain,
+    ClockSignal,
+    DomainRenamer,
+    Fragment,
+    MemoryInstance,
+    Module,
+    ResetInserter,
+    ResetSignal,
+    Signal,
+)
 
-__all__ = ["add_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
+__all__ = ["add_with_reset_tree", "module_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
 
 #: Yosys command: ``keep`` on every ``$dff`` whose output is a wire with the ``keep`` attribute.
 KEEP_REGISTERS = r"setattr -set keep 1 a:keep %ci1:+$dff[Q] a:keep %d"
@@ -44,6 +54,30 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
         leaves.append(_leaf(m, clear, domain, f"{sub_name}_clear"))
         m.submodules[sub_name] = ResetInserter({domain: leaves[-1]})(sub)
     return leaves
+
+
+def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync"):
+    """``elaboratable`` in a module of its own, reset by ``clear`` in ``domain`` one cycle later
+    through a registered copy per part: its own statements and each submodule down to ``depth``
+    levels (a memory shares its parent's copy). Unlike :func:`add_with_reset_tree` (one level, the
+    parts named in the caller's module), the parts are named ``<name>__<submodule>__...`` inside the
+    returned module, so several blocks can each have a tree beside one another."""
+    m = Module()
+
+    def add(frag, part, depth, parent_leaf=None):
+        if isinstance(frag, MemoryInstance):
+            m.submodules[part] = ResetInserter({domain: parent_leaf})(frag)
+            return
+        leaf = _leaf(m, clear, domain, f"{part}_clear")
+        subs = frag.subfragments if depth > 0 else []
+        if subs:
+            frag.subfragments = []
+        m.submodules[part] = ResetInserter({domain: leaf})(frag)
+        for i, (sub, sub_name, _) in enumerate(subs):
+            add(sub, f"{part}__{sub_name or i}", depth - 1, leaf)
+
+    add(Fragment.get(elaboratable, platform), name, depth)
+    return m
 
 
 def _split(frag, name, depth, parts, branch=None):
