@@ -16,8 +16,9 @@ from sim.streams import stream_offer, stream_put, stream_put_all
 
 __all__ = ["run_engine", "run_engine_phases", "run_engine_cleared", "run_crossing"]
 
-#: :func:`run_engine_phases` fails when ``o_idle`` has not risen this many times the engine's
-#: ``clear_cycles`` after an ``i_clear`` pulse (:data:`sim.gemm.tb_engine.CLEAR_LIMIT_FACTOR`).
+#: :func:`run_engine_phases` and the cocotb testbench (:mod:`sim.gemm.tb_engine`) fail when ``o_idle``
+#: has not risen this many times the engine's ``clear_cycles`` after an ``i_clear`` pulse, instead of
+#: letting the next job's inputs wait forever.
 CLEAR_LIMIT_FACTOR = 4
 
 

@@ -18,6 +18,7 @@ from hw.huffman import spec as huff_spec
 from hw.mac import spec as mac_spec
 from sim.cocotb_streams import BlockTestbench, StreamSink, StreamSource
 from sim.gemm.golden import concat_jobs, gemm_job
+from sim.gemm.harness import CLEAR_LIMIT_FACTOR
 from sim.huffman.golden import Beat
 from sim.mac.golden import random_acts, random_weights
 
@@ -26,9 +27,6 @@ MODES = list(mac_spec.MODES)
 # stalls, so an engine that hangs fails instead of blocking the run.
 TEST_TIMEOUT_US = 1000
 IDLE_CYCLES = 64        # after the last row: nothing more may come out
-# An i_clear that has not raised o_idle after this many times the engine's clear_cycles fails
-# the test (with a message) instead of letting the next job's inputs wait forever.
-CLEAR_LIMIT_FACTOR = 4
 
 
 def documented_clear_cycles(rows, cols):
