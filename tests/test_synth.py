@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from boards import synth
 from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize, yosys_cells
-from boards.toolchain import ToolError, run_yosys
+from boards.toolchain import ABC9_OPTIONS, ToolError, run_yosys
 from edgelearn.cli import main
 from hw.lfsr import GaloisLFSR
 
@@ -75,6 +75,48 @@ def test_up5k_smoke_build(tmp_path, monkeypatch):
     assert cells == {k: r[k] for k in cells}
     with pytest.raises(ValueError, match="device must be one of"):
         yosys_cells(GaloisLFSR(width=16), device="xc7")
+
+
+#: The Yosys script's lines from the synth command on, of the first fallback mapping per device.
+FALLBACK_SYNTH = {
+    # synth_ecp5 of Yosys 0.70 has no -noabc9 (it maps with abc9 whatever the option): stopped before
+    # its LUT mapping, ABC's classic flow maps the LUTs, then synth_ecp5 runs the rest.
+    "ecp5-85f": ["synth_ecp5 -top top -run begin:map_luts", "techmap -map +/lattice/latches_map.v",
+                 "abc -dress -lut 4:7", "clean", "synth_ecp5 -run map_cells: -top top -json synth.json",
+                 "tee -q -o stat.json stat -json"],
+    "up5k": ["synth_ice40 -dsp -dff -top top -json synth.json", "tee -q -o stat.json stat -json"],
+}
+
+
+@pytest.mark.parametrize("device", list(FALLBACK_SYNTH))
+def test_failed_abc9_run_falls_back_to_the_board_builds_mapping(device, tmp_path, monkeypatch):
+    # No tool runs: the first Yosys run (abc9) fails as Yosys 0.70's assertion does; the second
+    # must be the first fallback of boards.toolchain.ABC9_OPTIONS, as board builds run it.
+    scripts = []
+
+    def fake_yosys(script, *, log, cwd, timeout=None):
+        scripts.append(script.splitlines())
+        if len(scripts) == 1:
+            raise ToolError("yosys did not finish (last log line: 'ERROR: Assert ...')")
+        stat = {"modules": {"\\top": {"num_cells_by_type": {}},
+                            "\\top.dut": {"num_cells_by_type": {"LUT4": 7, "SB_LUT4": 7}}}}
+        for f, text in (("synth.json", "{}"), ("stat.json", json.dumps(stat)),
+                        ("yosys.log", "End of script\n")):
+            (Path(cwd) / f).write_text(text)
+        return "End of script\n"
+
+    monkeypatch.setattr(synth, "run_yosys", fake_yosys)
+    assert yosys_cells(GaloisLFSR(width=16), device=device, build_dir=tmp_path)["lut4"] == 7
+    first, fallback = scripts
+    family = DEVICES[device]["family"]
+    assert [sorted(ln.split()) for ln in first if ln.startswith("synth_")] == \
+        [sorted(f"synth_{family} {'-dsp ' if family == 'ice40' else ''}-top top -json synth.json".split())]
+    start = next(i for i, ln in enumerate(fallback) if ln.startswith("synth_"))
+    # (options in any order)
+    tokens = [sorted(ln.split()) for ln in FALLBACK_SYNTH[device]]
+    assert [sorted(ln.split()) for ln in fallback[start:]] == tokens
+    cached, = (tmp_path / "yosys").glob(f"{device}-*/abc9.txt")
+    assert cached.read_text().strip() == ABC9_OPTIONS[family][1]
 
 
 def test_synth_command_prints_table(capsys):

@@ -150,7 +150,7 @@ class EngineCrossing(wiring.Component):
         # board's Yosys run (YoWASP 0.70) fails an internal assertion in synth_ecp5's default ABC9
         # mapping (abc_ops_reintegrate.cc:596; not the result FIFO's reset synchronizer, nor reached
         # by a small split AsyncFIFO); the board build then maps with a fallback
-        # (boards.build.ABC9_OPTIONS; docs/boards.md).
+        # (boards.toolchain.ABC9_OPTIONS; docs/boards.md).
         add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
                                platform=platform)
         return m
