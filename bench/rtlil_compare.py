@@ -76,9 +76,15 @@ def _make_core():
 
 def designs(only=None, matrix=False):
     """``{design name: factory}``: each block's registry configurations (with ``matrix``, also those
-    of :data:`MATRICES`) and the board cores."""
+    of :data:`MATRICES`) and the board cores; ``only``: those of these blocks (``"boards"``: the
+    board cores). ValueError if ``only`` names something else."""
+    blocks = all_blocks()
+    unknown = [n for n in only or () if n not in blocks and n != "boards"]
+    if unknown:
+        raise ValueError(f"--only takes block names or 'boards' (the board cores), not {unknown[0]!r}; "
+                         f"the blocks are: {', '.join(blocks)}")
     out = {}
-    for name, spec in all_blocks().items():
+    for name, spec in blocks.items():
         if only and name not in only:
             continue
         configs = [spec.defaults(), {**spec.defaults(), **spec.smoke_params},
@@ -178,6 +184,10 @@ def main(argv=None):
                     help="also the configurations of MATRICES (" + ", ".join(MATRICES) + ")")
     args = ap.parse_args(argv)
     say = lambda msg: print(msg, file=sys.stderr, flush=True)  # noqa: E731
+    try:
+        designs(args.only)    # names checked before anything is written or checked out
+    except ValueError as e:
+        ap.error(str(e))
     if args.save:
         write_designs(args.save, args.only, progress=say, matrix=args.matrix)
         return 0

@@ -1,6 +1,9 @@
 """bench/rtlil_compare.py: src attributes do not count, any other change does."""
 
-from bench.rtlil_compare import compare, designs, strip_src, write_designs
+import pytest
+
+from bench.rtlil_compare import compare, designs, main, strip_src, write_designs
+from hw.blocks import all_blocks
 
 
 def test_strip_src_keeps_everything_else():
@@ -31,3 +34,17 @@ def test_matrix_adds_the_huffman_lane_kinds():
                            and cfg in label for label in more), (contexts, escape, cfg)
     assert sum("impl=table" in label for label in more) == 12
     assert len(added) == len(set(added)) and len(more) == 40
+
+
+def test_only_takes_block_names_or_boards(tmp_path, capsys):
+    # "core" is how the board cores' labels start, not a block: one line and exit 2, before
+    # anything is generated (it used to write nothing and crash on the empty comparison).
+    ref = tmp_path / "ref"
+    write_designs(ref, only=["lfsr"])
+    with pytest.raises(SystemExit) as e:
+        main(["--only", "core", "--ref", str(ref)])
+    assert e.value.code == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err[-1].endswith("error: --only takes block names or 'boards' (the board cores), not 'core'; "
+                            "the blocks are: " + ", ".join(all_blocks()))
+    assert main(["--only", "lfsr", "--ref", str(ref)]) == 0
