@@ -208,9 +208,11 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
 
     names = list(params)
     combos = [dict(zip(names, vs)) for vs in itertools.product(*(params[n] for n in names))]
+    # Each combination's parameters on each device, computed once for the checks and the points.
+    fulls = {(i, device): device_params(spec, device, combo)
+             for i, combo in enumerate(combos) for device in devices}
     built = set()
-    for combo, device in itertools.product(combos, devices):
-        full = device_params(spec, device, combo)
+    for (_, device), full in fulls.items():
         ident = json.dumps(full, sort_keys=True, default=str)
         if ident in built:
             continue
@@ -221,8 +223,8 @@ def expand_points(spec, params, devices, seeds, freq=None, skip=()):
             where = " ".join(f"{k}={v}" for k, v in full.items())
             raise SweepInputError(f"{e} (point {where}, {device})" if where else str(e)) from None
     points, seen = [], set()
-    for combo, device, seed in itertools.product(combos, devices, seeds):
-        full = device_params(spec, device, combo)
+    for (i, device), seed in itertools.product(fulls, seeds):
+        full = dict(fulls[i, device])   # each point its own params, as the seeds' points share values
         point = {"block": spec.name, "params": full, "device": device, "seed": seed, "freq": freq}
         flat = {**full, "device": device, "seed": seed}
         if any(all(flat.get(k) == v for k, v in s.items()) for s in skip):

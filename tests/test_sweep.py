@@ -160,6 +160,24 @@ def test_cross_product_and_skip():
     assert all(not (p["params"]["backend"] == "ice40" and p["device"] == "ecp5-85f") for p in pts)
 
 
+def test_device_parameters_are_computed_once_per_combination_and_device(monkeypatch):
+    calls = []
+    real = sweep.device_params
+
+    def counted(spec, device, swept):
+        calls.append((device, dict(swept)))
+        return real(spec, device, swept)
+    monkeypatch.setattr(sweep, "device_params", counted)
+    pts = sweep.expand_points(get_block("mac_array"), {"rows": [1, 2]}, ["up5k", "ecp5-85f"], [1, 2, 3])
+    assert sorted(calls, key=str) == sorted([(d, {"rows": r}) for r in (1, 2) for d in ("up5k", "ecp5-85f")],
+                                            key=str)
+    assert [(p["params"]["rows"], p["device"], p["seed"]) for p in pts] == \
+        [(r, d, s) for r in (1, 2) for d in ("up5k", "ecp5-85f") for s in (1, 2, 3)]
+    # each point has its own parameters: a change to one point's leaves the other seeds' alone
+    pts[0]["params"]["rows"] = 7
+    assert pts[1]["params"]["rows"] == 1 and pts[1]["params"] == {**pts[0]["params"], "rows": 1}
+
+
 def test_points_take_the_registrys_device_parameters(monkeypatch):
     """As ``edgelearn synth BLOCK --device``: on up5k a point has the registry's iCEBreaker size for
     every parameter the sweep does not set, a swept value wins; on ecp5-85f the registry has none.
