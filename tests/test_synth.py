@@ -11,7 +11,7 @@ from amaranth.lib.wiring import In, Out
 
 from boards import synth
 from boards.synth import DEVICES, DoesNotFit, RegisterWrapper, parse_utilisation, synthesize, yosys_cells
-from boards.toolchain import ABC9_OPTIONS, ToolError, run_yosys
+from boards.toolchain import ABC9_OPTIONS, ToolError, lut_mapping, run_yosys
 from edgelearn.cli import main
 from hw.lfsr import GaloisLFSR
 
@@ -117,6 +117,13 @@ def test_failed_abc9_run_falls_back_to_the_board_builds_mapping(device, tmp_path
     assert [sorted(ln.split()) for ln in fallback[start:]] == tokens
     cached, = (tmp_path / "yosys").glob(f"{device}-*/abc9.txt")
     assert cached.read_text().strip() == ABC9_OPTIONS[family][1]
+
+
+def test_lut_mapping_refuses_a_mapping_the_family_does_not_have():
+    with pytest.raises(ValueError, match="option must be one of abc9, -dff for ice40, not '-noabc9'"):
+        lut_mapping("ice40", "top", "-noabc9")
+    with pytest.raises(ValueError, match="family must be one of ecp5, ice40, not 'gowin'"):
+        lut_mapping("gowin", "top")
 
 
 def test_synth_command_prints_table(capsys):
