@@ -20,7 +20,10 @@ kinds, code lengths, lane counts, escape and raw-bit widths).
     python -m bench.rtlil_compare --base main --only huffman_decoder --matrix
 
 The script works against revisions where the board configuration lived in ``boards/config.py``
-(it imports whichever module a revision has), so that it can compare across that move.
+(it imports whichever module a revision has), so that it can compare across that move. The RTLIL
+does not depend on PYTHONHASHSEED (:func:`convert`); a revision before :func:`convert` gave the
+ULX3S core's clock and reset ports in the hash seed's order, the same as now with
+``PYTHONHASHSEED=9`` (``PYTHONHASHSEED=9 python -m bench.rtlil_compare --base REV``).
 """
 
 import argparse
@@ -35,10 +38,13 @@ import tempfile
 from pathlib import Path
 
 from amaranth.back import rtlil
+from amaranth.hdl import ClockDomain, Fragment, Value
+from amaranth.hdl._ir import PortDirection  # rtlil.convert's own port directions
+from amaranth.lib.wiring import In
 
 from hw.blocks import all_blocks
 
-__all__ = ["designs", "strip_src", "write_designs", "compare", "MATRICES"]
+__all__ = ["designs", "convert", "strip_src", "write_designs", "compare", "MATRICES"]
 
 
 def _huffman_matrix():
@@ -108,6 +114,38 @@ def designs(only=None, matrix=False):
     return out
 
 
+def convert(factory):
+    """RTLIL of the design ``factory()`` makes, with the clock domains it uses but does not define
+    created in name order.
+
+    Amaranth (0.5) creates those domains, and their clock and reset ports, in the iteration order of
+    a set of domain names (``Fragment._create_missing_domains``), which depends on PYTHONHASHSEED: a
+    design with more than one (the ULX3S core: ``sync``, ``gemm``, ``dec``, defined by its board
+    top) had its ports in another order in each run. Such a design is elaborated again with those
+    domains defined at its top in name order and their ports added in that order, as Amaranth does
+    when the set happens to iterate that way; a design with one or none is converted as it is.
+    """
+    missing = []
+
+    def record(name):
+        missing.append(name)
+        return ClockDomain(name)
+    text = rtlil.convert(factory(), name="top", missing_domain=record)
+    if len(missing) < 2:
+        return text
+    design = factory()
+    ports = []
+    for path, member, value in design.signature.flatten(design):
+        direction = PortDirection.Input if member.flow == In else PortDirection.Output
+        ports.append(("__".join(map(str, path)), Value.cast(value), direction))
+    fragment = Fragment.get(design, None)
+    for name in sorted(missing):
+        domain = ClockDomain(name)
+        fragment.add_domains(domain)
+        ports += [(None, domain.clk, PortDirection.Input), (None, domain.rst, PortDirection.Input)]
+    return rtlil.convert_fragment(fragment, ports, name="top")[0]
+
+
 def _file_name(label):
     return hashlib.sha256(label.encode()).hexdigest()[:16] + ".il"
 
@@ -120,7 +158,7 @@ def write_designs(out_dir, only=None, progress=None, matrix=False):
     for label, factory in designs(only, matrix).items():
         if progress:
             progress(f"  rtlil {label}")
-        text = strip_src(rtlil.convert(factory(), name="top"))
+        text = strip_src(convert(factory))
         index[label] = _file_name(label)
         (out_dir / index[label]).write_text(text)
     (out_dir / "index.json").write_text(json.dumps(index, indent=1))
