@@ -198,8 +198,17 @@ class EngineCrossing(wiring.Component):
         # Array's domain: commands, activations, results; discarded in a flush.
         _read_into(m, cmd, eng.i_cmd, flush_a)
         _read_into(m, act, eng.i_act, flush_a)
-        m.d.comb += [res.w_data.eq(eng.o_res.payload), res.w_en.eq(eng.o_res.valid & ~flush_a),
-                     eng.o_res.ready.eq(res.w_rdy | flush_a)]
+        # Result rows reach the crossing FIFO through a skid buffer: the FIFO's writable flag is a
+        # compare on the synchronized read pointer, and the engine's result ready drives the
+        # array's pop and credit logic; the skid's ready is a register, so that compare ends at
+        # the skid. Held empty during a flush (its rows are discarded, as the engine's are).
+        res_skid = ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))
+        m.submodules.res_skid = res_skid = DomainRenamer(A)(res_skid)
+        m.d.comb += [res_skid.i.payload.eq(eng.o_res.payload),
+                     res_skid.i.valid.eq(eng.o_res.valid & ~flush_a),
+                     eng.o_res.ready.eq(res_skid.i.ready | flush_a),
+                     res.w_data.eq(res_skid.o.payload), res.w_en.eq(res_skid.o.valid & ~flush_a),
+                     res_skid.o.ready.eq(res.w_rdy & ~flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
@@ -214,12 +223,12 @@ class EngineCrossing(wiring.Component):
         cleared_a = Signal()
         m.d[A] += cleared_a.eq(flush_seen & eng.o_idle)
 
-        snap = self._array_counters(m, eng, cmd, res, flush_a, run_a)
+        snap = self._array_counters(m, eng, cmd, flush_a, run_a)
         self._flush(m, flush, cleared_a, hold_d[-1], (stage, table, cmd, act), res)
         self._snapshot(m, snap)
         return m
 
-    def _array_counters(self, m, eng, cmd, res, flush_a, run_a):
+    def _array_counters(self, m, eng, cmd, flush_a, run_a):
         """The array domain's counters; returns ``{output name: value}`` to be snapshot."""
         d = m.d[self.array_domain]
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
@@ -237,7 +246,9 @@ class EngineCrossing(wiring.Component):
         with m.Else():
             with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
                 d += cmds.eq(cmds + 1)
-            with m.If(res.w_en & res.w_rdy):
+            # Counted as the engine hands a row over (not as it enters the crossing FIFO): a row
+            # in the result skid buffer is one the handler still waits for once the engine is idle.
+            with m.If(eng.o_res.valid & eng.o_res.ready):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
                 "o_idle": ~busy, "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
