@@ -105,7 +105,7 @@ def test_parameters_are_checked(kw, exc, name):
 
 def test_flush_after_a_stuck_decode():
     """A GEMM staged with more blocks than its commands take stops with both weight banks and the
-    decoder's queues full and its input (the skid buffer behind the staging FIFO) holding beats; the
+    decoder's queues full and its input (the staging queue's output registers) holding beats; the
     flush must drop everything on the way, or it would start the next GEMM's stream."""
     rng = np.random.default_rng(5)
     dut = EngineCrossing(array_domain="gemm", decode_domain="dec", stage_depth=256, fifo_depth=4, **SMALL)
