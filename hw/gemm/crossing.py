@@ -232,12 +232,16 @@ class EngineCrossing(wiring.Component):
         cleared_a = Signal()
         m.d[A] += cleared_a.eq(flush_seen & eng.o_idle)
 
-        snap = self._array_counters(m, eng, cmd, flush_a, run_a)
+        # A row is counted as the engine hands it over (not as it enters the crossing FIFO): a row
+        # in the result skid buffer is one the handler still waits for once the engine is idle.
+        handed = Signal()
+        m.d.comb += handed.eq(eng.o_res.valid & eng.o_res.ready)
+        snap = self._array_counters(m, eng, cmd, handed, flush_a, run_a)
         self._flush(m, flush, cleared_a, hold_d[-1], (stage, table, cmd, act), res)
         self._snapshot(m, snap)
         return m
 
-    def _array_counters(self, m, eng, cmd, flush_a, run_a):
+    def _array_counters(self, m, eng, cmd, handed, flush_a, run_a):
         """The array domain's counters; returns ``{output name: value}`` to be snapshot."""
         d = m.d[self.array_domain]
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
@@ -255,9 +259,7 @@ class EngineCrossing(wiring.Component):
         with m.Else():
             with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
                 d += cmds.eq(cmds + 1)
-            # Counted as the engine hands a row over (not as it enters the crossing FIFO): a row
-            # in the result skid buffer is one the handler still waits for once the engine is idle.
-            with m.If(eng.o_res.valid & eng.o_res.ready):
+            with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
                 "o_idle": ~busy, "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
