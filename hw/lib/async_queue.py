@@ -57,7 +57,10 @@ class AsyncQueue(wiring.Component):
 
     Reset: as the library FIFO's, from ``w_domain`` only: its reset empties the queue on both sides
     (the read side through an asynchronous-assert, synchronous-release synchronizer, holding
-    ``o.valid`` low while it lasts); ``r_domain``'s own reset does not touch the queue.
+    ``o.valid`` low while it lasts, and taking the synchronized write pointer as its own); write
+    nothing until the read side is out of reset (three ``r_domain`` cycles after ``w_domain``'s
+    reset ends): a word written while the read side takes the write pointer as its own is lost.
+    ``r_domain``'s own reset does not touch the queue.
 
     Parameters
     ----------
