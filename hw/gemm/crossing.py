@@ -26,16 +26,16 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   writable flag is a compare on its synchronized read pointer, and the engine's result ready
   drives the array's pop and credit logic; the skid's ready is a register.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
-  counters, the commands it took, the rows it wrote, ``idle``, the sticky flags; the ``sync`` domain
-  copies the captured registers only after the array domain's acknowledge toggle has come through
-  a two-flop synchronizer, and the array domain overwrites them only after the next request toggle
-  has come through its own: the registers are stable whenever they are read (a multi-cycle path,
-  no multi-bit value is ever sampled while it changes). The handshake runs continuously: the
-  ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
+  counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
+  ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
+  has come through a two-flop synchronizer, and the array domain overwrites them only after the
+  next request toggle has come through its own: the registers are stable whenever they are read
+  (a multi-cycle path, no multi-bit value is ever sampled while it changes). The handshake runs
+  continuously: the ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
 * **Clear:** ``i_clear`` raises a flush level, synchronized into both domains: the array domain
   gives the engine one ``i_clear`` pulse and discards commands, activations and results (its result
-  skid buffer held empty), the
-  decoder's domain discards table words and staged beats; ``sync`` discards result rows. The array
+  skid buffer held empty), the decoder's domain discards table words and staged beats (the staging
+  queue read out, its prefetched beats too); ``sync`` discards result rows. The array
   domain acknowledges once the engine's clear is over (``GemmEngine.i_clear``: every state machine,
   counter and FIFO of the engine back to its post-reset state, the engine idle), the decoder's
   domain ``DECODE_HOLD`` cycles after its flush started. The level drops when both domains have
