@@ -8,6 +8,8 @@ Run: ``python -m bench.bench_async_queue`` (three Yosys runs, one at a time, a f
    ``hw.lib.async_queue.AsyncQueue`` (its block-RAM read address a register, three prefetch
    registers; the skid buffer is not needed behind it).
 2. The result rows' ``SkidBuffer`` in front of their crossing FIFO (the cells it adds).
+3. ``--crossing``: the board's whole ``EngineCrossing`` (engine and crossings, every domain
+   ``sync``; one more Yosys run, several minutes).
 
 Both domains of a crossing are ``sync`` here (Yosys counts the same cells: the synchronizers are
 flip-flops either way); the block sits in the synthesis wrapper's registers
@@ -25,6 +27,7 @@ from amaranth.lib.wiring import In, Out
 from boards.synth import yosys_cells
 from hw.control.boards import check_board
 from hw.gemm import GemmEngine
+from hw.gemm.crossing import EngineCrossing
 from hw.huffman.block_parser import beat_layout
 from hw.lib.async_queue import AsyncQueue
 from hw.lib.stream import SkidBuffer
@@ -54,7 +57,9 @@ class FifoThenSkid(wiring.Component):
 
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.parse_args(argv)
+    ap.add_argument("--crossing", action="store_true",
+                    help="also the board's whole EngineCrossing, every domain sync (several minutes)")
+    args = ap.parse_args(argv)
     g = check_board("ulx3s").gemm
     # The payloads as EngineCrossing builds them from the board's engine (its defaults for what the
     # board does not set).
@@ -74,6 +79,11 @@ def main(argv=None):
     for name, block in rows:
         cells = yosys_cells(block, device="ecp5-85f", name=name.split(":")[0] + "_" + type(block).__name__)
         print(f"{name:<34}" + "".join(f"{cells.get(k, 0):>8}" for k in keys))
+    if args.crossing:
+        params = {k: v for k, v in check_board("ulx3s").gemm.items() if k not in ("handler", "result_depth")}
+        crossing = EngineCrossing(**{**params, "array_domain": "sync", "decode_domain": "sync"})
+        cells = yosys_cells(crossing, device="ecp5-85f", name="ulx3s_engine_crossing")
+        print(f"{'EngineCrossing (board, one clock)':<34}" + "".join(f"{cells.get(k, 0):>8}" for k in keys))
 
 
 if __name__ == "__main__":
