@@ -15,6 +15,7 @@ from hw.gemm.crossing import EngineCrossing
 from hw.gemm.engine import ERR_DECODE, ERR_TILE
 from hw.mac import spec as mac_spec
 from hw.params import ParameterTypeError
+from sim.formal.harness import mutated
 from sim.gemm.golden import gemm_job
 from sim.gemm.harness import run_crossing
 from sim.mac.golden import random_acts, random_weights
@@ -105,7 +106,7 @@ def test_parameters_are_checked(kw, exc, name):
 
 def test_flush_after_a_stuck_decode():
     """A GEMM staged with more blocks than its commands take stops with both weight banks and the
-    decoder's queues full and its input (the skid buffer behind the staging FIFO) holding beats; the
+    decoder's queues full and its input (the staging queue's output registers) holding beats; the
     flush must drop everything on the way, or it would start the next GEMM's stream."""
     rng = np.random.default_rng(5)
     dut = EngineCrossing(array_domain="gemm", decode_domain="dec", stage_depth=256, fifo_depth=4, **SMALL)
@@ -115,3 +116,33 @@ def test_flush_after_a_stuck_decode():
     first, second = run_crossing(dut, [stuck, good], periods=(40e-9, 7.9e-9, 10.1e-9), max_cycles=400)
     assert not first["finished"] and first["stage_level"] > 0
     assert second["finished"] and second["rows"] == good["rows"] and second["errors"] == 0
+
+
+def test_rows_in_the_result_path_are_awaited_and_flushed():
+    """Result rows back up in the ``gemm`` domain (a 4-deep result crossing FIFO and the skid buffer
+    in front of it, 6 rows: the engine hands them all over and goes idle). Untaken, they are
+    counted (``o_rows`` is the rows the engine handed over, so the run waits for the two in the skid
+    buffer); left there at a flush, they are dropped and the next GEMM is exact."""
+    rng = np.random.default_rng(6)
+    dut = make(cdc_depth=4)
+    held = {**job_for(dut, rng, 6, 16, ["int8"]), "hold_results": True}
+    stuck = {**job_for(dut, rng, 6, 16, ["int4"]), "hold_results": "never", "max_cycles": 300}
+    good = job_for(dut, rng, 5, 12, ["int2", "int8"])
+    assert len(held["rows"]) == len(stuck["rows"]) == 6
+    a, b, c = run_crossing(dut, [held, stuck, good], periods=(40e-9, 7.9e-9, 10.1e-9), max_cycles=5000)
+    assert a["rows_at_idle"] == 6 and a["finished"] and a["rows"] == held["rows"]
+    assert not b["finished"] and b["rows"] == []
+    assert c["finished"] and c["rows"] == good["rows"] and c["errors"] == 0
+
+
+@pytest.mark.parametrize("old, new", [
+    # rows counted as they enter the crossing FIFO: the run ends with two rows in the skid buffer
+    ("handed.eq(eng.o_res.valid & eng.o_res.ready)", "handed.eq(res.w_en & res.w_rdy)"),
+    # the skid buffer not emptied in a flush: its rows start the next GEMM's results
+    ("ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))",
+     "SkidBuffer(self.o_res.payload.shape())"),
+], ids=["rows-counted-at-the-fifo", "skid-kept-in-a-flush"])
+def test_result_path_mutants_fail(old, new, monkeypatch):
+    monkeypatch.setitem(globals(), "EngineCrossing", mutated("hw.gemm.crossing", "EngineCrossing", old, new))
+    with pytest.raises(AssertionError):
+        test_rows_in_the_result_path_are_awaited_and_flushed()

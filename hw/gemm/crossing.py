@@ -5,30 +5,37 @@
 gives the ``sync`` domain (the controller's) everything it needs to drive it::
 
     sync                         | decode_domain                 | array_domain
-    i_stage --AsyncFIFO(stage_depth, block RAM)--> decoder i_data  |
+    i_stage --AsyncQueue(stage_depth, block RAM)-> decoder i_data  |
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
     i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
     i_act   --AsyncFIFO(cdc_depth)---------------------------------> engine i_act
-    o_res   <--AsyncFIFO(cdc_depth)--------------------------------- engine o_res
+    o_res   <--AsyncFIFO(cdc_depth)----------------------<-skid------ engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
 
 Crossings (``docs/gemm.md`` "On the ULX3S"):
 
 * **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
-  synchronizers). The staging FIFO is the crossing of the staged weight beats, read in the
-  decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower than the decoder: a
-  staging FIFO read in ``sync`` would starve it), through a two-entry skid buffer (emptied in a
-  flush) so that the decoder's ready does not reach the FIFO's read address.
+  synchronizers), but the staging queue. The staging queue is the crossing of the staged weight
+  beats, read in the decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower
+  than the decoder: a staging FIFO read in ``sync`` would starve it): a
+  :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM read
+  address is a register, fetched ahead into three output registers from registered state only, so
+  that neither the synchronized write pointer's compare nor the decoder's ready (which depends on
+  the beat it is offered) reaches the address of its block RAMs. The result rows enter their FIFO
+  through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the FIFO's
+  writable flag is a compare on its synchronized read pointer, and the engine's result ready
+  drives the array's pop and credit logic; the skid's ready is a register.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
-  counters, the commands it took, the rows it wrote, ``idle``, the sticky flags; the ``sync`` domain
-  copies the captured registers only after the array domain's acknowledge toggle has come through
-  a two-flop synchronizer, and the array domain overwrites them only after the next request toggle
-  has come through its own: the registers are stable whenever they are read (a multi-cycle path,
-  no multi-bit value is ever sampled while it changes). The handshake runs continuously: the
-  ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
+  counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
+  ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
+  has come through a two-flop synchronizer, and the array domain overwrites them only after the
+  next request toggle has come through its own: the registers are stable whenever they are read
+  (a multi-cycle path, no multi-bit value is ever sampled while it changes). The handshake runs
+  continuously: the ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
 * **Clear:** ``i_clear`` raises a flush level, synchronized into both domains: the array domain
-  gives the engine one ``i_clear`` pulse and discards commands, activations and results, the
-  decoder's domain discards table words and staged beats; ``sync`` discards result rows. The array
+  gives the engine one ``i_clear`` pulse and discards commands, activations and results (its result
+  skid buffer held empty), the decoder's domain discards table words and staged beats (the staging
+  queue read out, its prefetched beats too); ``sync`` discards result rows. The array
   domain acknowledges once the engine's clear is over (``GemmEngine.i_clear``: every state machine,
   counter and FIFO of the engine back to its post-reset state, the engine idle), the decoder's
   domain ``DECODE_HOLD`` cycles after its flush started. The level drops when both domains have
@@ -52,6 +59,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
+from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
 from ..lib.stream import SkidBuffer
 from ..mac.array import res_layout
@@ -87,8 +95,8 @@ class EngineCrossing(wiring.Component):
     -------
     i_stage : In(stream.Signature(beat_layout(lanes * contexts)))
     o_stage_level : Out(range(stage_depth + 1))
-        Beats staged and not yet read from the staging FIFO (as the writer sees it: never too low);
-        up to two more wait in the decoder's input skid buffer.
+        Beats staged and not yet taken by the decoder (as the writer sees it: never too low; the
+        beats the staging queue fetched ahead count until the decoder takes them).
     i_run : In(1)
         Staged beats flow to the decoder while high; its rising edge starts ``o_cycles``/``o_beats``.
     i_table, i_cmd, i_act, o_res :
@@ -168,12 +176,17 @@ class EngineCrossing(wiring.Component):
             m.submodules[name] = f = AsyncFIFO(width=width, depth=depth, w_domain=w, r_domain=r)
             return f
 
-        stage = fifo("stage", Value.cast(self.i_stage.payload).shape().width, self.stage_depth, "sync", D)
+        # The staging queue's block-RAM read address is a register (hw/lib/async_queue.py): the
+        # library FIFO's, its read pointer plus the read, took the synchronized write pointer's
+        # empty compare to the address of every block RAM of the queue in one cycle.
+        m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
+                                                w_domain="sync", r_domain=D)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
         cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
         act = fifo("act", Value.cast(self.i_act.payload).shape().width, self.cdc_depth, "sync", A)
         res = fifo("res", Value.cast(self.o_res.payload).shape().width, self.cdc_depth, A, "sync")
-        for f, s in ((stage, self.i_stage), (table, self.i_table), (cmd, self.i_cmd), (act, self.i_act)):
+        wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
+        for f, s in ((table, self.i_table), (cmd, self.i_cmd), (act, self.i_act)):
             m.d.comb += [f.w_data.eq(s.payload), f.w_en.eq(s.valid), s.ready.eq(f.w_rdy)]
         m.d.comb += self.o_stage_level.eq(stage.w_level)
 
@@ -183,23 +196,28 @@ class EngineCrossing(wiring.Component):
         m.submodules.run_a = FFSynchronizer(self.i_run, run_a, o_domain=A)
         m.submodules.run_d = FFSynchronizer(self.i_run, run_d, o_domain=D)
 
-        # Decoder's domain: staged beats while running, table words; both discarded in a flush.
-        # The staged beats reach the decoder through a skid buffer: the staging FIFO's read
-        # address (its pointer plus the read) drives every block RAM of the FIFO, and the
-        # decoder's ready depends on the beat it is offered (the RAM's output); without the
-        # registers between them that loop is one cycle.
-        skid = ResetInserter(flush_d)(SkidBuffer(self.i_stage.payload.shape()))
-        m.submodules.stage_skid = skid = DomainRenamer(D)(skid)
-        m.d.comb += [skid.i.payload.eq(stage.r_data), skid.i.valid.eq(stage.r_rdy & run_d & ~flush_d),
-                     stage.r_en.eq(skid.i.ready & run_d | flush_d),
-                     eng.i_data.payload.eq(skid.o.payload), eng.i_data.valid.eq(skid.o.valid & run_d),
-                     skid.o.ready.eq(eng.i_data.ready & run_d)]
+        # Decoder's domain: staged beats while running, table words; both discarded in a flush
+        # (the staging queue's prefetched beats too: they leave its output like any other). The
+        # decoder's ready depends on the beat it is offered; it reaches only the queue's output
+        # registers, not its block RAMs' address.
+        m.d.comb += [eng.i_data.payload.eq(stage.o.payload),
+                     eng.i_data.valid.eq(stage.o.valid & run_d & ~flush_d),
+                     stage.o.ready.eq(eng.i_data.ready & run_d | flush_d)]
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
         _read_into(m, cmd, eng.i_cmd, flush_a)
         _read_into(m, act, eng.i_act, flush_a)
-        m.d.comb += [res.w_data.eq(eng.o_res.payload), res.w_en.eq(eng.o_res.valid & ~flush_a),
-                     eng.o_res.ready.eq(res.w_rdy | flush_a)]
+        # Result rows reach the crossing FIFO through a skid buffer: the FIFO's writable flag is a
+        # compare on the synchronized read pointer, and the engine's result ready drives the
+        # array's pop and credit logic; the skid's ready is a register, so that compare ends at
+        # the skid. Held empty during a flush (its rows are discarded, as the engine's are).
+        res_skid = ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))
+        m.submodules.res_skid = res_skid = DomainRenamer(A)(res_skid)
+        m.d.comb += [res_skid.i.payload.eq(eng.o_res.payload),
+                     res_skid.i.valid.eq(eng.o_res.valid & ~flush_a),
+                     eng.o_res.ready.eq(res_skid.i.ready | flush_a),
+                     res.w_data.eq(res_skid.o.payload), res.w_en.eq(res_skid.o.valid & ~flush_a),
+                     res_skid.o.ready.eq(res.w_rdy & ~flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
@@ -214,12 +232,16 @@ class EngineCrossing(wiring.Component):
         cleared_a = Signal()
         m.d[A] += cleared_a.eq(flush_seen & eng.o_idle)
 
-        snap = self._array_counters(m, eng, cmd, res, flush_a, run_a)
+        # A row is counted as the engine hands it over (not as it enters the crossing FIFO): a row
+        # in the result skid buffer is one the handler still waits for once the engine is idle.
+        handed = Signal()
+        m.d.comb += handed.eq(eng.o_res.valid & eng.o_res.ready)
+        snap = self._array_counters(m, eng, cmd, handed, flush_a, run_a)
         self._flush(m, flush, cleared_a, hold_d[-1], (stage, table, cmd, act), res)
         self._snapshot(m, snap)
         return m
 
-    def _array_counters(self, m, eng, cmd, res, flush_a, run_a):
+    def _array_counters(self, m, eng, cmd, handed, flush_a, run_a):
         """The array domain's counters; returns ``{output name: value}`` to be snapshot."""
         d = m.d[self.array_domain]
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
@@ -237,7 +259,7 @@ class EngineCrossing(wiring.Component):
         with m.Else():
             with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
                 d += cmds.eq(cmds + 1)
-            with m.If(res.w_en & res.w_rdy):
+            with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
                 "o_idle": ~busy, "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}

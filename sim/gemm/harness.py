@@ -96,7 +96,9 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
     per job a dict: ``rows``, ``finished``, and the snapshot's ``cycles``, ``beats``, ``errors``,
     ``overflow`` at the end of the run. A job's ``stale_beats`` (optional) are staged after its run
     and never run: the next flush must discard them; its ``max_cycles`` (optional) bounds its run
-    instead of ``max_cycles``.
+    instead of ``max_cycles``; its ``hold_results`` (optional): no result row is taken until the
+    snapshot says the engine took every command and is idle (``rows_at_idle``: the snapshot's
+    ``o_rows`` then), or at all if ``"never"``.
     """
     outs = []
     sim = Simulator(dut)
@@ -129,11 +131,12 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             out = {"rows": [], "finished": False}
             cmds = list(job["cmds"][1:])
             cycle = 0
+            hold = job.get("hold_results", False)
             while cycle < job.get("max_cycles", max_cycles):
                 ctx.set(dut.i_cmd.valid, bool(cmds))
                 if cmds:
                     ctx.set(dut.i_cmd.payload, data.Const(layout, cmds[0]))
-                ready = not (stall and rng.random() < stall)
+                ready = not (stall and rng.random() < stall) and not hold
                 ctx.set(dut.o_res.ready, ready)
                 _, _, *s = await ctx.tick().sample(
                     dut.i_cmd.ready, dut.o_res.valid, dut.o_res.payload, dut.o_fresh, dut.o_idle, dut.o_cmds,
@@ -144,6 +147,8 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
                     cmds.pop(0)
                 if res_valid and ready:
                     out["rows"].append(([int(v) for v in res.data], bool(res.overflow)))
+                if hold is True and not cmds and fresh and idle and n_cmds == len(job["cmds"]) % 65536:
+                    out["rows_at_idle"], hold = n_rows, False
                 done = (not cmds and fresh and idle and n_cmds == len(job["cmds"]) % 65536
                         and level == 0 and n_rows == len(out["rows"]) % 65536)
                 if done:
