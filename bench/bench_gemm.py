@@ -46,7 +46,7 @@ import numpy as np
 
 from bench.bench_mac_systolic import synth_bounded
 from firmware.engine import engine_config
-from firmware.jobs import run_job
+from firmware.jobs import GEMM_ENGINE_BATCH, run_job
 from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
@@ -250,7 +250,8 @@ def main(argv=None):
                     help="section 4: run the gemm job on the ULX3S core in Verilator (several minutes)")
     ap.add_argument("--board-json", default=None, metavar="FILE",
                     help="section 4: the board build's resources (edgelearn build --board ulx3s --json)")
-    ap.add_argument("--batch", type=int, default=16, help="section 4: the batch M (default 16)")
+    ap.add_argument("--batch", type=int, default=GEMM_ENGINE_BATCH,
+                    help=f"section 4: the batch M (default {GEMM_ENGINE_BATCH}, the gemm job's)")
     ap.add_argument("--synth-engine", default=None, metavar="SEEDS",
                     help="section 5 only: the ULX3S's engine placed and routed at these seeds (1,2,...)")
     args = ap.parse_args(argv)
