@@ -46,7 +46,7 @@ import numpy as np
 
 from bench.bench_mac_systolic import synth_bounded
 from firmware.engine import engine_config
-from firmware.jobs import run_job
+from firmware.jobs import GEMM_ENGINE_BATCH, run_job
 from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
@@ -121,15 +121,17 @@ def no_reuse(m, mode_lanes, rate):
     return min(1.0, rate / COLS) * (m / row_tiles) * COLS * mode_lanes
 
 
-#: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: three clocks,
-#: the array domain's reset split, classic ABC LUT mapping (the abc9 fallback), seed 1 (docs/boards.md;
-#: ``edgelearn build --board ulx3s --seed 1 --json``, the gateware before the control core's block-reset
-#: copies, which touch neither engine domain).
+#: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: the build with
+#: the 4 x 8 array (its resources and Fmax are not the 8 x 16 board's: pass that build's JSON), three
+#: clocks, the array domain's reset split, classic ABC LUT mapping (the abc9 fallback), seed 1
+#: (docs/boards.md; ``edgelearn build --board ulx3s --seed 1 --json``, the gateware before the control
+#: core's block-reset copies, which touch neither engine domain).
 ULX3S_BUILD = {"lut4": 25731, "ff": 24519, "dsp": 49, "bram": 149, "clock_mhz": 25.0, "fmax_mhz": 58.99,
                "fmax_by_clock": {"$glbnet$clk": {"fmax_mhz": 58.99, "target_mhz": 25},
                                  "$glbnet$gemm_clk": {"fmax_mhz": 73.36, "target_mhz": 125},
                                  "$glbnet$dec_clk": {"fmax_mhz": 70.65, "target_mhz": 100}},
-               "source": "docs/boards.md (edgelearn build --board ulx3s --json, seed 1)"}
+               "source": "docs/boards.md, the build with the 4 x 8 array (edgelearn build --board ulx3s "
+                         "--json, seed 1; --board-json for the board's own)"}
 DEVICE_MULTS = 156          # MULT18X18D of the ECP5-85F
 BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engine (16 MULT18X18D)
 BOARD_MODES = ("int8", "int4", "int2")
@@ -250,7 +252,8 @@ def main(argv=None):
                     help="section 4: run the gemm job on the ULX3S core in Verilator (several minutes)")
     ap.add_argument("--board-json", default=None, metavar="FILE",
                     help="section 4: the board build's resources (edgelearn build --board ulx3s --json)")
-    ap.add_argument("--batch", type=int, default=16, help="section 4: the batch M (default 16)")
+    ap.add_argument("--batch", type=int, default=GEMM_ENGINE_BATCH,
+                    help=f"section 4: the batch M (default {GEMM_ENGINE_BATCH}, the gemm job's)")
     ap.add_argument("--synth-engine", default=None, metavar="SEEDS",
                     help="section 5 only: the ULX3S's engine placed and routed at these seeds (1,2,...)")
     args = ap.parse_args(argv)

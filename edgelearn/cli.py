@@ -548,7 +548,8 @@ def _parser():
     s.add_argument("--groups", default=None, metavar="G,G", help="with --board: the bitstream's command "
                    "groups, as build --groups selected them (default: the board's)")
     s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
-    s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default 16)")
+    s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default "
+                   f"{firmware_jobs.GEMM_ENGINE_BATCH})")
     s.add_argument("--precision", default=None, metavar="P,P",
                    help="gemm on the GEMM engine: weight precisions (default int8,int4)")
     s.set_defaults(func=cmd_run)
