@@ -177,6 +177,14 @@ def test_full_and_empty():
     assert seen["level_after"] == 0 and seen["ready_after"]
 
 
+async def _write_words(ctx, dut, count):
+    """Write words 0 .. ``count - 1`` back to back (``i.valid`` stays high afterwards)."""
+    ctx.set(dut.i.valid, 1)
+    for k in range(count):
+        ctx.set(dut.i.payload, k)
+        await ctx.tick("wr").until(dut.i.ready)
+
+
 def _offered_after_full(cls):
     """A full queue of 32, the reader ready from its first word on: per reader cycle, whether a
     word was taken."""
@@ -184,10 +192,7 @@ def _offered_after_full(cls):
     taken = []
 
     async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        for k in range(32):
-            ctx.set(dut.i.payload, k)
-            await ctx.tick("wr").until(dut.i.ready)
+        await _write_words(ctx, dut, 32)
         ctx.set(dut.i.valid, 0)
         await ctx.tick("rd").until(dut.o.valid)
         ctx.set(dut.o.ready, 1)
@@ -212,10 +217,7 @@ def _fetch_changes_within_a_cycle(cls):
     changed = []
 
     async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        for k in range(16):
-            ctx.set(dut.i.payload, k)
-            await ctx.tick("wr").until(dut.i.ready)
+        await _write_words(ctx, dut, 16)
         for cycle in range(30):
             for sig, values in ((dut.o.ready, (0, 1, 0)), (dut.i.valid, (1, 0, 1))):
                 seen = set()
