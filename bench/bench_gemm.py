@@ -121,8 +121,8 @@ def no_reuse(m, mode_lanes, rate):
     return min(1.0, rate / COLS) * (m / row_tiles) * COLS * mode_lanes
 
 
-#: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: the build with
-#: the 4 x 8 array (its resources and Fmax are not the 8 x 16 board's: pass that build's JSON), three
+#: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: the board's
+#: build with the 4 x 8 array (the 8 x 16 array's board build did not route, docs/boards.md), three
 #: clocks, the array domain's reset split, classic ABC LUT mapping (the abc9 fallback), seed 1
 #: (docs/boards.md; ``edgelearn build --board ulx3s --seed 1 --json``, the gateware before the control
 #: core's block-reset copies, which touch neither engine domain).

@@ -56,10 +56,11 @@ JOBS = {
 
 MLP_IMAGES = 16
 GEMM_VECTORS = 4
-#: The GEMM engine job's default batch M: five row tiles of the ULX3S's 8 x 16 array, above the
-#: batch the cycle model (:mod:`sim.gemm.model`) gives for >= 90 % busy with 4 decoder lanes (38:
-#: a tile's 16 symbols per beat from 3.2 decoded per array cycle need that much reuse), one engine
-#: GEMM (<= 64 rows), with fewer bytes of results and activations than a 64-row batch (``docs/gemm.md``).
+#: The GEMM engine job's default batch M: ten row tiles of the ULX3S's 4 x 8 array (>= 90 % busy
+#: from three by the cycle model, :mod:`sim.gemm.model`, with 4 decoder lanes) and five of the 8 x 16
+#: array, above the 38 the model needs there (a tile's 16 symbols per beat from 3.2 decoded per array
+#: cycle need that much reuse); one engine GEMM (<= 64 rows), with fewer bytes of results and
+#: activations than a 64-row batch (``docs/gemm.md``).
 GEMM_ENGINE_BATCH = 40
 
 
