@@ -141,7 +141,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
-                max_attempts=MAX_ATTEMPTS, router=None, abc9=None):
+                max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -151,6 +151,9 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     groups : str or sequence of str, optional
         Command groups to carry (``"gemm,stdp"``; see :func:`boards.groups.config_for_groups`);
         default: the board's own.
+    gemm_array : str or (int, int), optional
+        The GEMM engine's array, ``"8x16"`` or ``(8, 16)`` (see
+        :func:`boards.groups.config_for_groups`); default: the board's shape.
     build_dir : path, optional
         Where Amaranth's build tree goes; default ``<EDGELEARN_BUILD or build>/boards/<name>``.
     progress : callable, optional
@@ -172,7 +175,8 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     Returns
     -------
     dict
-        ``board``, ``device``, ``groups`` (carried, the system group first), ``bitstream`` (path),
+        ``board``, ``device``, ``groups`` (carried, the system group first), ``gemm_array`` (``"RxC"``,
+        a board with the GEMM engine), ``bitstream`` (path),
         ``lut4``, ``lc``, ``lc_available``, ``ff``, ``dsp``, ``bram`` (iCE40 EBR / ECP5 DP16KD),
         ``spram``, ``clock_mhz`` (the design's clock), ``pll`` (the PLL's parameters, or None),
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
@@ -183,13 +187,13 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     Raises
     ------
     ValueError
-        Unknown board, groups, router, or a clock the PLL cannot make.
+        Unknown board, groups, GEMM array shape, router, or a clock the PLL cannot make.
     GroupsDoNotFit
         The design needs more of a resource than the device has (one line).
     BuildError
         A tool failed (one line naming the log).
     """
-    cfg, router = _check_build(name, groups, seed, router)
+    cfg, router = _check_build(name, groups, seed, router, gemm_array)
     check_int("max_attempts", max_attempts, 1, 16)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
@@ -224,20 +228,21 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     return result
 
 
-def _check_build(name, groups, seed, router):
-    """The board's configuration for ``groups`` and the router its build uses; ValueError otherwise."""
-    cfg = config_for_groups(name, groups)
+def _check_build(name, groups, seed, router, gemm_array=None):
+    """The board's configuration for ``groups`` and ``gemm_array`` and the router its build uses;
+    ValueError otherwise."""
+    cfg = config_for_groups(name, groups, gemm_array)
     if seed is not None:
         check_seed(seed)
     check_router(router)
     return cfg, router if router is not None else (cfg.router or None)
 
 
-def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None):
+def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None):
     """Write the build tree :func:`build_board` would run (HDL and build script) without running any
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
-    cfg, router = _check_build(name, groups, seed, router)
+    cfg, router = _check_build(name, groups, seed, router, gemm_array)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
     plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router)
@@ -270,7 +275,8 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
     family = cfg.family
     groups = ("system", *carried_groups(cfg))
     clock_mhz = top.clk_hz / 1e6
-    say(f"elaborating the {name} design ({'+'.join(groups)}; {clock_mhz:g} MHz"
+    array = f" {cfg.gemm['rows']}x{cfg.gemm['cols']}" if cfg.gemm.get("handler") == "engine" else ""
+    say(f"elaborating the {name} design ({'+'.join(groups)}{array}; {clock_mhz:g} MHz"
         f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud{f', {router}' if router else ''})")
     log = build_dir / "build.log"
     rpt = build_dir / f"{top_name}.rpt"
@@ -306,6 +312,8 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
         raise BuildError(f"place-and-route or packing of {name} failed (exit code {returncode}); "
                          f"see {tim} and {log}")
     result = {"board": name, "device": cfg.device, "groups": list(groups), "bitstream": str(bitstream)}
+    if cfg.gemm.get("handler") == "engine":
+        result["gemm_array"] = f"{cfg.gemm['rows']}x{cfg.gemm['cols']}"
     result.update(parse_reports(build_dir, top_name, family, clock_mhz))
     result["clock_mhz"] = round(clock_mhz, 3)
     result["pll"] = dict(top.pll.params) if top.pll else None

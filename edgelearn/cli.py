@@ -232,21 +232,30 @@ def _check_board(name):
         raise UsageError(f"--{e}") from None
 
 
+def _check_groups(args):
+    """``--groups`` and ``--gemm-array`` of ``args.board``, checked by
+    :func:`boards.groups.config_for_groups` (its messages name ``groups`` and ``gemm_array``)."""
+    try:
+        board_groups.config_for_groups(args.board, args.groups, args.gemm_array)
+    except ValueError as e:       # ParameterTypeError is one too
+        raise UsageError("--" + str(e).replace("gemm_array", "gemm-array", 1)) from None
+
+
 def cmd_build(args):
     _check_board(args.board)
+    _check_groups(args)
     try:
-        board_groups.config_for_groups(args.board, args.groups)
         if args.seed is not None:
             synth.check_seed(args.seed)
     except ValueError as e:
         raise UsageError(f"--{e}") from None
     res = board_build.build_board(args.board, groups=args.groups, seed=args.seed, router=args.router,
-                                  progress=_progress)
+                                  gemm_array=args.gemm_array, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
-    for key in ("board", "device", "groups", "bitstream", "lut4", "lc", "ff", "dsp", "bram", "spram",
-                "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met", "router"):
+    for key in ("board", "device", "groups", "gemm_array", "bitstream", "lut4", "lc", "ff", "dsp", "bram",
+                "spram", "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met", "router"):
         if key in res:
             value = "+".join(res[key]) if key == "groups" else res[key]
             print(f"{key:12s} {value}")
@@ -282,13 +291,12 @@ def cmd_run(args):
         allowed = ", ".join(_boards()) or "(none yet)"
         raise UsageError(f"--port needs --board (one of {allowed}): the board sets the line rate "
                          f"and block sizes")
-    if args.groups is not None:
-        if not args.board:
-            raise UsageError("--groups needs --board (the small simulated board carries every group)")
-        try:
-            board_groups.config_for_groups(args.board, args.groups)
-        except ValueError as e:
-            raise UsageError(f"--{e}") from None
+    if args.groups is not None and not args.board:
+        raise UsageError("--groups needs --board (the small simulated board carries every group)")
+    if args.gemm_array is not None and not args.board:
+        raise UsageError("--gemm-array needs --board (the small simulated board has no GEMM engine)")
+    if args.board:
+        _check_groups(args)
     sim = args.sim or not args.board
     if not sim:
         where = f"board {args.board}"
@@ -310,7 +318,7 @@ def cmd_run(args):
     _progress(f"running {args.job} on {where}")
     # A job for a group the board lacks raises BlockMissing: one error line, exit 1 (main()).
     _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim,
-                                      groups=args.groups, **options), indent="")
+                                      groups=args.groups, gemm_array=args.gemm_array, **options), indent="")
     return 0
 
 
@@ -528,6 +536,8 @@ def _parser():
     s.add_argument("--board", required=True)
     s.add_argument("--groups", default=None, metavar="G,G", help="command groups (gemm, hdqt, stdp); "
                    "default: the board's")
+    s.add_argument("--gemm-array", default=None, metavar="RxC", help="the GEMM engine's systolic array "
+                   "(ulx3s: e.g. 8x16); default: the board's")
     s.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
     s.add_argument("--router", choices=synth.ROUTERS, default=None,
                    help="nextpnr router (default: the board's; ulx3s router2, icebreaker router1)")
@@ -547,6 +557,8 @@ def _parser():
     s.add_argument("--port", default=None, help="serial port (default: found by USB id)")
     s.add_argument("--groups", default=None, metavar="G,G", help="with --board: the bitstream's command "
                    "groups, as build --groups selected them (default: the board's)")
+    s.add_argument("--gemm-array", default=None, metavar="RxC", help="with --board: the GEMM engine's "
+                   "array, as build --gemm-array set it (default: the board's)")
     s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
     s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default "
                    f"{firmware_jobs.GEMM_ENGINE_BATCH})")

@@ -75,18 +75,18 @@ def find_port(board):
     return ports[0].device
 
 
-def _open(board, port, sim, groups=None):
+def _open(board, port, sim, groups=None, gemm_array=None):
     if sim:
         if port is not None:
             raise ValueError(f"port must be None on a simulated board, not {port!r}")
         if board is None:
             transport = SimTransport()
             return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
-        cfg = config_for_groups(board, groups)
+        cfg = config_for_groups(board, groups, gemm_array)
         transport = SimTransport(board=board, config=cfg)
         return (Accelerator(Driver(transport), board, cfg),
                 f"{cfg.label or board}'s own core, {transport.name}")
-    cfg = config_for_groups(board, groups)
+    cfg = config_for_groups(board, groups, gemm_array)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
     return Accelerator(Driver(transport), board, cfg), f"{board} on {port}"
@@ -531,12 +531,14 @@ def _job_hdqt(acc, where):
 _RUNNERS = {"status": _job_status, "gemm": _job_gemm, "mlp": _job_mlp, "hdqt": _job_hdqt, "snn": _job_snn}
 
 
-def run_job(name, *, board=None, port=None, sim=None, groups=None, **options):
+def run_job(name, *, board=None, port=None, sim=None, groups=None, gemm_array=None, **options):
     """Run job ``name`` (a key of :data:`JOBS`) and return its ``(label, value)`` rows.
 
     ``sim`` (default: ``board is None``) runs on a simulated board: ``board``'s own core, or the
     small all-groups board without ``board``. ``groups`` (with ``board``): the command groups of the
-    bitstream, as ``edgelearn build --groups`` selects them (:func:`boards.groups.config_for_groups`).
+    bitstream, as ``edgelearn build --groups`` selects them (:func:`boards.groups.config_for_groups`);
+    ``gemm_array`` (with ``board``): its GEMM engine's array shape (``"8x16"``), as ``build
+    --gemm-array`` sets it.
 
     Raises
     ------
@@ -551,7 +553,9 @@ def run_job(name, *, board=None, port=None, sim=None, groups=None, **options):
         raise ValueError(f"job must be one of {', '.join(JOBS)}, not {name!r}")
     if groups is not None and board is None:
         raise ValueError("groups needs a board (the small simulated board carries every group)")
-    acc, where = _open(board, port, board is None if sim is None else sim, groups)
+    if gemm_array is not None and board is None:
+        raise ValueError("gemm_array needs a board (the small simulated board has no GEMM engine)")
+    acc, where = _open(board, port, board is None if sim is None else sim, groups, gemm_array)
     try:
         if options and name != "gemm":
             raise ValueError(f"{', '.join(options)}: options of the gemm job only")

@@ -66,6 +66,18 @@ ROWS = [
     (["build", "--board", "icebreaker", "--groups", "gemm,mac"], 2,
      "--groups must be a comma-separated selection of system, gemm, hdqt, stdp (each once; the system "
      "group is always carried), not 'gemm,mac'"),
+    (["build", "--board", "ulx3s", "--gemm-array", "8x17"], 2,
+     "--gemm-array must be RxC on ulx3s with rows one of 1, 2, 4, 8, 16 (dividing max_batch 64), cols one "
+     "of 4, 8, 12, 16 (even, divided by the decoder's 4 lanes) and rows x cols at most 156 (the "
+     "LFE5U-85F's multipliers), not '8x17'"),
+    (["build", "--board", "ulx3s", "--gemm-array", "16x16"], 2, "rows x cols at most 156"),
+    (["build", "--board", "ulx3s", "--gemm-array", "8by16"], 2,
+     "--gemm-array must be RxC (rows x columns of the systolic array, e.g. 8x16), not '8by16'"),
+    (["build", "--board", "icebreaker", "--gemm-array", "4x8"], 2,
+     "--gemm-array is for a board carrying the GEMM engine (ulx3s); icebreaker carries no GEMM group"),
+    (["build", "--board", "ulx3s", "--groups", "stdp", "--gemm-array", "4x8"], 2,
+     "--gemm-array is for a board carrying the GEMM engine (ulx3s); ulx3s with groups 'stdp' carries no "
+     "GEMM group"),
     (["build", "--board", "icebreaker", "--seed", "-1"], 2, "--seed must be an integer from 0 to"),
     (["build", "--board", "icebreaker", "--seed", "x"], 2, "argument --seed: invalid int value: 'x'"),
     (["build", "--board", "ulx3s", "--router", "router3"], 2,
@@ -84,6 +96,11 @@ ROWS = [
     (["run", "mlp", "--groups", "gemm"], 2, "--groups needs --board"),
     (["run", "mlp", "--board", "icebreaker", "--groups", "gemm,mac"], 2,
      "--groups must be a comma-separated selection of system, gemm, hdqt, stdp"),
+    (["run", "gemm", "--gemm-array", "8x16"], 2, "--gemm-array needs --board"),
+    (["run", "gemm", "--sim", "--board", "ulx3s", "--gemm-array", "8x6"], 2,
+     "--gemm-array must be RxC on ulx3s with rows one of 1, 2, 4, 8, 16"),
+    (["run", "mlp", "--sim", "--board", "icebreaker", "--groups", "gemm", "--gemm-array", "1x2"], 2,
+     "icebreaker with groups 'gemm' has the spram GEMM group, not '1x2'"),
     (["run", "status", "--sim", "--board", "icebreaker", "--port", "/dev/ttyUSB1"], 2,
      "--port is for a board on a serial port; --sim runs a simulated board"),
     (["run", "status", "--sim", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s"),
