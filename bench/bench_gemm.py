@@ -27,13 +27,15 @@ in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format la
    int4: the issue's) and the peak of the 4 x 4 array the board carried before (16 MULT18X18D);
    MAC/s at the build's clock and at its Fmax; the int2 : int4 : int8 ratio; the build's LUT4, FF,
    DSP, BRAM and Fmax read from ``--board-json`` (``edgelearn build --board ulx3s --json``'s
-   output; default: the figures in docs/boards.md). No place and route is run here.
+   output; default: the figures in docs/boards.md). No place and route is run here. ``--gemm-array
+   RxC`` (e.g. 8x16): the engine at that shape instead of the board's (as ``edgelearn build/run
+   --gemm-array``, :func:`boards.groups.config_for_groups`).
 5. ``--synth-engine SEEDS`` (only this section): the ULX3S's engine (its shape from the board's
-   ``gemm`` dict) placed and routed out of context on the ECP5-85F at 125 MHz, once per nextpnr
-   seed, with router2 as the board build (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys
-   run once and cached); the decoder in its own ``dec`` domain, reset from a pin (no reset
-   fan-out tree). Prints the array clock's routed Fmax and its critical path (source, sink,
-   logic and routing) from the nextpnr log.
+   ``gemm`` dict, or ``--gemm-array``) placed and routed out of context on the ECP5-85F at
+   125 MHz, once per nextpnr seed, with router2 as the board build
+   (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys run once and cached); the decoder in its
+   own ``dec`` domain, reset from a pin (no reset fan-out tree). Prints the array clock's routed
+   Fmax and its critical path (source, sink, logic and routing) from the nextpnr log.
 """
 
 import argparse
@@ -45,9 +47,9 @@ from pathlib import Path
 import numpy as np
 
 from bench.bench_mac_systolic import synth_bounded
+from boards.groups import DEVICE_MULTIPLIERS, config_for_groups
 from firmware.engine import engine_config
 from firmware.jobs import GEMM_ENGINE_BATCH, run_job
-from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
 from hw.mac import spec as mac_spec
@@ -132,7 +134,7 @@ ULX3S_BUILD = {"lut4": 25731, "ff": 24519, "dsp": 49, "bram": 149, "clock_mhz": 
                                  "$glbnet$dec_clk": {"fmax_mhz": 70.65, "target_mhz": 100}},
                "source": "docs/boards.md, the build with the 4 x 8 array (edgelearn build --board ulx3s "
                          "--json, seed 1; --board-json for the board's own)"}
-DEVICE_MULTS = 156          # MULT18X18D of the ECP5-85F
+DEVICE_MULTS = DEVICE_MULTIPLIERS["LFE5U-85F"]          # MULT18X18D of the ECP5-85F
 BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engine (16 MULT18X18D)
 BOARD_MODES = ("int8", "int4", "int2")
 
@@ -152,9 +154,10 @@ def usable_array_fmax(build, array_domain, decode_domain, ratio):
     return min(domain_fmax(build, array_domain), domain_fmax(build, decode_domain) * ratio)
 
 
-def board_section(build, *, batch, sim):
-    """Section 4: the ULX3S's GEMM group against the device limit and the 4 x 4 array."""
-    board = check_board("ulx3s")
+def board_section(build, *, batch, sim, gemm_array=None):
+    """Section 4: the ULX3S's GEMM group (its engine at ``gemm_array``, default the board's shape)
+    against the device limit and the 4 x 4 array."""
+    board = config_for_groups("ulx3s", gemm_array=gemm_array)
     cfg = engine_config(board.gemm)
     rows, cols, lanes, contexts = cfg["rows"], cfg["cols"], cfg["lanes"], cfg["contexts"]
     # The array's clock (its own domain where the board has one) and the decoder's.
@@ -171,7 +174,8 @@ def board_section(build, *, batch, sim):
           f"{domain_fmax(build, cfg['decode_domain']):g} MHz at the clock ratio {ratio:g}).\n")
     measured = {}
     if sim:
-        out = dict(run_job("gemm", board="ulx3s", sim=True, size=LAYER, batch=batch, precisions=BOARD_MODES))
+        out = dict(run_job("gemm", board="ulx3s", sim=True, gemm_array=gemm_array, size=LAYER, batch=batch,
+                           precisions=BOARD_MODES))
         for mode in BOARD_MODES:
             measured[mode] = float(out[f"{mode} MAC/cycle"].split()[0])
             print(f"  {mode}: {out[f'{mode} result']}; {out[f'{mode} MAC/cycle']}")
@@ -220,9 +224,10 @@ def critical_path(log_text, clock=_ARRAY_CLOCK):
     return (float(fmax[-1]) if fmax else None), lines
 
 
-def synth_engine(seeds, timeout=3000):
-    """Section 5: the ULX3S's engine placed and routed out of context, one run per seed."""
-    cfg = engine_config(check_board("ulx3s").gemm)
+def synth_engine(seeds, timeout=3000, gemm_array=None):
+    """Section 5: the ULX3S's engine (at ``gemm_array``, default the board's shape) placed and routed
+    out of context, one run per seed."""
+    cfg = engine_config(config_for_groups("ulx3s", gemm_array=gemm_array).gemm)
     params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len")}
     params.update(decode_domain="dec", primitives=True)
     factory = "__import__('hw.gemm', fromlist=['GemmEngine']).GemmEngine(" + \
@@ -256,16 +261,22 @@ def main(argv=None):
                     help=f"section 4: the batch M (default {GEMM_ENGINE_BATCH}, the gemm job's)")
     ap.add_argument("--synth-engine", default=None, metavar="SEEDS",
                     help="section 5 only: the ULX3S's engine placed and routed at these seeds (1,2,...)")
+    ap.add_argument("--gemm-array", default=None, metavar="RxC",
+                    help="sections 4 and 5: the engine's array (e.g. 8x16; default: the board's)")
     args = ap.parse_args(argv)
+    try:
+        config_for_groups("ulx3s", gemm_array=args.gemm_array)
+    except ValueError as e:        # one line, exit 2
+        ap.error("--" + str(e).replace("gemm_array", "gemm-array", 1))
     if args.synth_engine:
-        synth_engine([int(s) for s in args.synth_engine.split(",")])
+        synth_engine([int(s) for s in args.synth_engine.split(",")], gemm_array=args.gemm_array)
         return
     build = dict(ULX3S_BUILD)
     if args.board_json:
         with open(args.board_json) as f:
             build = {**json.load(f), "source": args.board_json}
     if args.only_board:
-        board_section(build, batch=args.batch, sim=args.board_sim)
+        board_section(build, batch=args.batch, sim=args.board_sim, gemm_array=args.gemm_array)
         return
 
     print(f"# GEMM engine: compressed weights through the {ROWS}x{COLS} systolic array\n")
@@ -332,7 +343,7 @@ def main(argv=None):
               f"{gemv * ARRAY_MHZ / 1e3:.2f} G MAC/s)\n")
 
     if not args.no_board:
-        board_section(build, batch=args.batch, sim=args.board_sim)
+        board_section(build, batch=args.batch, sim=args.board_sim, gemm_array=args.gemm_array)
 
 
 if __name__ == "__main__":

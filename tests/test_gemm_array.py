@@ -126,3 +126,26 @@ def test_cli_build_passes_the_shape(monkeypatch, capsys):
     assert cli.main(["build", "--board", "ulx3s", "--gemm-array", "8x16"]) == 0
     assert seen == [("ulx3s", "8x16")]
     assert "gemm_array   8x16" in capsys.readouterr().out
+
+
+
+def test_bench_board_section_takes_the_shape(monkeypatch, capsys):
+    import bench.bench_gemm as bench
+    calls = []
+
+    def job(name, **kwargs):
+        calls.append(kwargs)
+        raise Reached(kwargs)
+    monkeypatch.setattr(bench, "measure_lane_rate", lambda *a, **kw: {"rate": 0.98, "table_words": 64})
+    monkeypatch.setattr(bench, "run_job", job)
+    bench.main(["--only-board", "--gemm-array", "8x16"])
+    out = capsys.readouterr().out
+    assert "GEMM group: 8x16 array" in out
+    assert [ln.split()[2] for ln in out.splitlines() if ln.startswith("int8 ")] == ["128"]   # the peak
+    with pytest.raises(Reached):
+        bench.main(["--only-board", "--board-sim", "--gemm-array", "8x16"])
+    assert calls[-1]["gemm_array"] == "8x16"
+    with pytest.raises(SystemExit) as e:
+        bench.main(["--only-board", "--gemm-array", "8x15"])
+    assert e.value.code == 2
+    assert "--gemm-array must be RxC on ulx3s" in capsys.readouterr().err
