@@ -121,7 +121,8 @@ BOARD_CONFIGS = {
         # (128 MULT18X18D) routes alone (101 MHz, docs/mac.md) but not in this board: its full build
         # placed (145 MULT18X18D, 164 DP16KD, 66 % LUT4) and router2 still had 12 214 overused wires
         # at iteration 10, where the 4 x 8 board has 636 and routes at 53-81 (docs/boards.md); so
-        # the board carries the shape that routes. K <= 512 and batches <= 64 per engine GEMM (the
+        # the board carries the shape that routes (`--gemm-array 8x16` builds or simulates the other,
+        # boards/groups.py). K <= 512 and batches <= 64 per engine GEMM (the
         # host splits larger ones), 8192 staged data beats (64 KB) and 1024 result rows. The array
         # in its own 125 MHz domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
         # ECP5, docs/huffman.md) in a 100 MHz one; the controller and the handler stay on the
