@@ -85,11 +85,16 @@ def _open(board, port, sim, groups=None, gemm_array=None):
         cfg = config_for_groups(board, groups, gemm_array)
         transport = SimTransport(board=board, config=cfg)
         return (Accelerator(Driver(transport), board, cfg),
-                f"{cfg.label or board}'s own core, {transport.name}")
+                f"{cfg.label or board}'s own core{_array(cfg, gemm_array)}, {transport.name}")
     cfg = config_for_groups(board, groups, gemm_array)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
-    return Accelerator(Driver(transport), board, cfg), f"{board} on {port}"
+    return Accelerator(Driver(transport), board, cfg), f"{board}{_array(cfg, gemm_array)} on {port}"
+
+
+def _array(cfg, gemm_array):
+    """`` with the RxC GEMM array`` when the job names a shape (the rows say which core ran)."""
+    return "" if gemm_array is None else f" with the {cfg.gemm['rows']}x{cfg.gemm['cols']} GEMM array"
 
 
 def _job_status(acc, where):
