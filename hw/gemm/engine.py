@@ -27,6 +27,7 @@ from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
+from ..mac.ecp5_dsp import systolic_sites
 from ..mac.systolic import SystolicArray, flush_cycles
 from ..params import ParameterTypeError, check_bool, check_choice, check_int, check_pow2
 from . import spec
@@ -66,6 +67,9 @@ class GemmEngine(wiring.Component):
     primitives : bool
         Instantiate the ECP5 ``MULT18X18D`` with their registers (True: the board build) or the
         behavioural multipliers (False, default: portable Verilog and simulation).
+    dsp_layout : str or None
+        With ``primitives``: the array's multipliers placed by
+        :func:`hw.mac.ecp5_dsp.systolic_sites` (``"lfe5u-85f"``); None (default): by nextpnr.
 
     Members
     -------
@@ -104,7 +108,7 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=64, impl="comparator", decode_domain="sync", cdc_depth=16,
-                 acc_width=24, primitives=False):
+                 acc_width=24, primitives=False, dsp_layout=None):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -137,6 +141,9 @@ class GemmEngine(wiring.Component):
         self._decoder_params = {"max_len": max_len, "lanes": lanes, "raw_bits": 0, "fifo_depth": fifo_depth,
                                 "contexts": contexts, "escape": escape, "impl": impl}
         self._primitives = primitives
+        if dsp_layout is not None:
+            systolic_sites(dsp_layout, rows, cols // 2)     # checks it: a bad layout raises here
+        self._dsp_layout = dsp_layout
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
@@ -180,7 +187,8 @@ class GemmEngine(wiring.Component):
         m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
-                                                   count_bits=self.count_bits, primitives=self._primitives)
+                                                   count_bits=self.count_bits, primitives=self._primitives,
+                                                   dsp_layout=self._dsp_layout)
         cdc = None
         if crossing:
             m.submodules.cdc = cdc = AsyncFIFO(width=symbol_layout(N).size,

@@ -70,11 +70,11 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_bool, check_int
+from ..params import ParameterTypeError, check_bool, check_int
 from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k, saturated_view, view_overflowed
 from .array import array_members, cmd_layout, res_layout
-from .ecp5_dsp import REGISTERS, mult18x18d
+from .ecp5_dsp import REGISTERS, mult18x18d, systolic_sites
 from .products import ACT9, BEAT_WIDTH
 from .sequencer import TileSequencer, beat_tags_layout
 
@@ -162,13 +162,20 @@ class SystolicPair(wiring.Component):
     d_in : In(wgt_late_layout()), d_out : Out(wgt_late_layout())
     t_in : In(tags_layout()), t_out : Out(tags_layout())
     sh_in : In(shadow_layout(acc_width)), sh_out : Out(shadow_layout(acc_width))
+
+    ``sites``: None, or the two multipliers' nextpnr-ecp5 bel names (``primitives`` only; see
+    :func:`hw.mac.ecp5_dsp.systolic_sites`).
     """
 
-    def __init__(self, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS, primitives=True):
+    def __init__(self, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS, primitives=True, sites=None):
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
         self._tile_k = check_tile_k(tile_k)
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._primitives = check_bool("primitives", primitives)
+        if sites is not None and not (isinstance(sites, tuple) and len(sites) == 2
+                                      and all(isinstance(b, str) for b in sites)):
+            raise ParameterTypeError(f"sites must be None or a tuple of two bel names, not {sites!r}")
+        self._sites = sites or (None, None)
         super().__init__({
             "a_in": In(act_ops_layout()), "a_out": Out(act_ops_layout()),
             "x_in": In(act_late_layout()), "x_out": Out(act_late_layout()),
@@ -185,7 +192,8 @@ class SystolicPair(wiring.Component):
                      self.t_out.eq(self.t_in)]
 
         # t+1..t+3: the two multipliers (input, pipeline, output registers).
-        p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives)
+        p0, p1 = (mult18x18d(m, f"dsp{i}", x, y, registers=REGISTERS, primitive=self._primitives,
+                             site=self._sites[i])
                   for i, (x, y) in enumerate(((a.a0, w.b0), (a.a1, w.b1))))
 
         # t+3: fabric products of lanes 2 and 3 (int2/ternary; the digits are 0 otherwise) from the
@@ -497,6 +505,10 @@ class SystolicArray(wiring.Component):
         As :class:`hw.mac.array.MacArray`.
     primitives : bool
         Instantiate ``MULT18X18D`` (synthesis, True) or its behavioural model (simulation, False).
+    dsp_layout : str or None
+        With ``primitives``: place the multipliers at the sites
+        :func:`hw.mac.ecp5_dsp.systolic_sites` gives for this device (one of
+        :data:`hw.mac.ecp5_dsp.DSP_LAYOUTS`, ``"lfe5u-85f"``); None (default): nextpnr places them.
 
     Members
     -------
@@ -518,7 +530,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
-                 count_bits=12, primitives=True):
+                 count_bits=12, primitives=True, dsp_layout=None):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -529,6 +541,7 @@ class SystolicArray(wiring.Component):
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
+        self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1)})
         # Read-only by convention, as MacArray's properties (the stream runners read them).
         self.rows, self.cols, self.acc_width = rows, cols, acc_width
@@ -594,8 +607,9 @@ class SystolicArray(wiring.Component):
             decode(m, delayed(beat, index, f"skew_{names[0]}{index}"), ops, late)
             return ops, delayed(late, FABRIC_LAG, f"lag_{names[1]}{index}")
 
-        pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives)
-                for _ in range(P)] for _ in range(R)]
+        pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives,
+                             self._sites[r][p] if self._sites and self._primitives else None)
+                for p in range(P)] for r in range(R)]
         for r in range(R):
             for p in range(P):
                 pe = m.submodules[f"pe{r}_{p}"] = pes[r][p]
