@@ -126,10 +126,11 @@ BOARD_CONFIGS = {
         # host splits larger ones), 8192 staged data beats (64 KB) and 1024 result rows. The array
         # in its own 125 MHz domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
         # ECP5, docs/huffman.md) in a 100 MHz one; the controller and the handler stay on the
-        # 25 MHz oscillator.
+        # 25 MHz oscillator. The array's multipliers sit at fixed DSP sites (dsp_layout,
+        # hw/mac/ecp5_dsp.py: left to itself nextpnr scattered a pair's two over the die).
         gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
               "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
-              "array_domain": "gemm", "decode_domain": "dec"},
+              "array_domain": "gemm", "decode_domain": "dec", "dsp_layout": "lfe5u-85f"},
         clocks={"gemm": 125_000_000, "dec": 100_000_000},
         # router1 rips up the dense DSP neighbourhoods of the systolic array for hours; router2 routes them.
         router="router2",
