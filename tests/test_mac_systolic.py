@@ -15,7 +15,8 @@ from amaranth.lib import data
 from amaranth.sim import Simulator
 
 from hw.mac import spec
-from hw.mac.systolic import SystolicArray
+from hw.mac.systolic import SystolicArray, SystolicPair
+from sim.formal.harness import mutated
 from sim.mac.amaranth_run import cycled_tiles, expected_rows, mixed_tiles, payload_int, run_tiles, short_tiles
 from sim.mac.golden import gemm_tiles, random_acts, random_weights
 from sim.streams import stream_get_n, stream_put_all
@@ -64,9 +65,10 @@ def test_mixed_modes_with_stalls():
     assert res["status"]["idle"] == 1 and res["status"]["mode_error"] == 0
 
 
-def test_extreme_operands_every_mode():
-    """Largest products and their signs (uint8 255 and int8 -128 against each mode's extremes)."""
-    dut = make_dut(rows=2, cols=4, acc_width=24)
+def extreme_operands_match(array=SystolicArray):
+    """Largest products and their signs (uint8 255 and int8 -128 against each mode's extremes)
+    through a 2 x 4 ``array``: its results equal the golden model's."""
+    dut = array(rows=2, cols=4, acc_width=24, tile_k=0, primitives=False)
     tiles = []
     for mode in MODES:
         lo, hi = spec.WEIGHT_RANGE[spec.MODES[mode]]
@@ -75,7 +77,11 @@ def test_extreme_operands_every_mode():
             x = np.array([[a] * 40, [a, b] * 20])
             tiles += tiles_of(dut, x, w, mode, act_unsigned=unsigned)
     res = run_tiles(dut, tiles, stall=0.2, seed=3, max_cycles=20000)
-    assert res["rows"] == expected_rows(tiles, 2)
+    return res["rows"] == expected_rows(tiles, 2)
+
+
+def test_extreme_operands_every_mode():
+    assert extreme_operands_match()
 
 
 def test_full_rate_without_stalls():
@@ -174,3 +180,38 @@ def test_primitives_elaborate():
         assert f"connect \\{port}0 " in text
         assert not any(f"connect \\{port}{i} " in text for i in (1, 2, 3))
     assert "MULT18X18D" not in rtlil.convert(make_dut(), name="m")
+
+
+def test_pair_flag_copies_are_kept():
+    """The int8 flag reaches the beat-sum selects as four flip-flops (per column, per half of the
+    beat-sum bits) and the valid/first tags reach each column's accumulator as flip-flops of its
+    own; all carry ``keep``, so Yosys does not merge the equal registers back into one."""
+    text = rtlil.convert(SystolicPair(acc_width=24, tile_k=0, primitives=False), name="m")
+    names = [f"is8_4_{col}{half}" for col in (0, 1) for half in "lh"]
+    names += [f"{tag}_{col}" for tag in ("valid", "first") for col in (0, 1)]
+    for name in names:
+        assert f"attribute \\keep 1\n  wire width 1 \\{name}\n" in text, name
+    # One accumulator grid per column.
+    assert [ln.split()[-1] for ln in text.splitlines() if ln.startswith("  cell \\m.accs")] == ["\\accs0",
+                                                                                              "\\accs1"]
+
+
+# Mutants: each breaks one of the pair's per-column copies and fails the extreme-operands check.
+PAIR_MUTANTS = {
+    "int8 flag, column 1's high copy never loaded (stays 0)":
+        ("m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]",
+         "m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col if reg is not is8[1][1]]"),
+    "int8 flag, column 0's low copy stuck at 1":
+        ("m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]",
+         "m.d.sync += [reg.eq(is8_3 | (reg is is8[0][0])) for col in is8 for reg in col]"),
+    "column 1's first tag copy never set (its accumulator is not cleared)":
+        ("first.eq(self.t_in.first)", "first.eq(self.t_in.first & (col == 0))"),
+    "column 1's half of the shadow captured on the cycle before its done":
+        ("with m.If(accs[1].done):", "with m.If(accs[1].done_next):"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(PAIR_MUTANTS))
+def test_pair_copy_mutants_fail(mutation):
+    old, new = PAIR_MUTANTS[mutation]
+    assert not extreme_operands_match(mutated("hw.mac.systolic", "SystolicArray", old, new)), mutation

@@ -78,9 +78,9 @@ from .ecp5_dsp import REGISTERS, mult18x18d, systolic_sites
 from .products import ACT9, BEAT_WIDTH
 from .sequencer import TileSequencer, beat_tags_layout
 
-__all__ = ["SystolicArray", "SystolicPair", "flush_cycles", "PAIR_LATENCY", "FABRIC_LAG", "act_ops_layout",
-           "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "digit_layout", "tags_layout",
-           "shadow_layout"]
+__all__ = ["SystolicArray", "SystolicPair", "flush_cycles", "PAIR_LATENCY", "FABRIC_LAG", "BEAT_SPLIT",
+           "act_ops_layout", "act_late_layout", "wgt_ops_layout", "wgt_late_layout", "digit_layout",
+           "tags_layout", "shadow_layout"]
 
 #: Cycles from a beat in a pair's pass-through registers to its beat sums at the accumulators.
 PAIR_LATENCY = 5
@@ -90,6 +90,9 @@ PAIR_LATENCY = 5
 #: edges, not in every pair.
 FABRIC_LAG = 2
 FABRIC = signed(12)      # a fabric pair sum: two products of at most 2 * 255 each
+#: The beat-sum bits below this take one copy of a column's int8 flag, the others another
+#: (:class:`SystolicPair`): each copy drives about half a column's term selects.
+BEAT_SPLIT = 9
 
 
 def act_ops_layout():
@@ -217,11 +220,14 @@ class SystolicPair(wiring.Component):
             n3 = Signal(name=f"neg3_{col}_4")
             m.d.sync += n3.eq(negs[1])
             neg3.append(n3)
-        is8 = dw.is8
-        for stage in (3, 4):
-            reg = Signal(name=f"is8_{stage}")
-            m.d.sync += reg.eq(is8)
-            is8 = reg
+        # The int8 flag selects every bit of both columns' beat-sum terms: one register would
+        # drive ~2 x BEAT_WIDTH LUTs spread over both columns' carry chains. Four copies instead,
+        # one per column and per half of the beat-sum bits (below / from BEAT_SPLIT), each loaded
+        # from stage 3 and kept ("keep": Yosys would merge equal flip-flops back into one).
+        is8_3 = Signal(name="is8_3")
+        m.d.sync += is8_3.eq(dw.is8)
+        is8 = [[Signal(name=f"is8_4_{col}{half}", attrs={"keep": 1}) for half in "lh"] for col in range(2)]
+        m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]
 
         # t+4: the products in fabric flip-flops. The multipliers sit where the device has them,
         # often far from their pair's logic: the route gets a cycle with no logic behind it.
@@ -237,37 +243,62 @@ class SystolicPair(wiring.Component):
         # Carry-save: a 3:2 compressor per bit (one LUT level, the int8/packed choice folded in)
         # and one carry chain, whose free LSBs take the two carries (one in the shifted carry
         # word, one as the chain's carry-in).
-        m.submodules.accs = accs = AccumulatorGrid(1, 2, self._acc_width, self._tile_k, self._tile_bits,
-                                                   clear="view")
+        # Each column's bits below BEAT_SPLIT take its low copy of the int8 flag (the chain's
+        # carry-in slot cin0, bit 0, too), the others its high copy.
+        accs = []
+        for col in range(2):
+            accs.append(AccumulatorGrid(1, 1, self._acc_width, self._tile_k, self._tile_bits, clear="view"))
+            m.submodules[f"accs{col}"] = accs[col]
         lo0, lo1 = p0[:12].as_signed(), p1[:12].as_signed()
         hi0, hi1 = p0[12:26].as_signed(), p1[12:26].as_signed()
         terms = (
-            (Mux(is8, p0[:17].as_signed(), lo0), Mux(is8, 0, hi1), fab[0], ~is8 & p1[11], neg3[0]),
-            (Mux(is8, p1[:17].as_signed(), lo1), Mux(is8, 0, hi0), fab[1], ~is8 & p0[11], neg3[1]),
+            (p0[:17].as_signed(), lo0, hi1, fab[0], p1[11], neg3[0]),
+            (p1[:17].as_signed(), lo1, hi0, fab[1], p0[11], neg3[1]),
         )
-        for col, (tx, ty, tz, cin0, cin1) in enumerate(terms):
+        for col, (prod, lo, hi, tz, borrow, cin1) in enumerate(terms):
             x, y, z = (Signal(signed(BEAT_WIDTH), name=f"{n}{col}") for n in "xyz")
-            m.d.comb += [x.eq(tx), y.eq(ty), z.eq(tz)]
+            xs = [Signal(signed(BEAT_WIDTH), name=f"x{col}{h}") for h in "lh"]
+            ys = [Signal(signed(BEAT_WIDTH), name=f"y{col}{h}") for h in "lh"]
+            m.d.comb += [xs[h].eq(Mux(is8[col][h], prod, lo)) for h in range(2)]
+            m.d.comb += [ys[h].eq(Mux(is8[col][h], 0, hi)) for h in range(2)]
+            m.d.comb += [x.eq(Cat(xs[0][:BEAT_SPLIT], xs[1][BEAT_SPLIT:])),
+                         y.eq(Cat(ys[0][:BEAT_SPLIT], ys[1][BEAT_SPLIT:])), z.eq(tz)]
+            cin0 = ~is8[col][0] & borrow
             half = Signal(BEAT_WIDTH, name=f"half{col}")
             carry = Signal(BEAT_WIDTH, name=f"carry{col}")
             m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
-            m.d.sync += accs.beat[0][col].eq(_add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}"))
-        # t+6: the accumulators take the beat sums with the tags.
+            beat = _add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}")
+            m.d.sync += accs[col].beat[0][0].eq(beat)
+        # t+6: the accumulators take the beat sums with the tags. The valid and first tags reach
+        # every accumulator bit (its enable, its clear): each column has its own kept copies of
+        # them (loaded with t_out, from t_in), so each drives one column's accumulator.
         t = self.t_out
-        m.d.comb += [accs.en.eq(1), accs.in_valid.eq(t.valid), accs.in_first.eq(t.first),
-                     accs.in_last.eq(t.last), accs.in_tsat.eq(t.tsat), accs.in_gstart.eq(t.gstart),
-                     accs.in_gend.eq(t.gend)]
+        for col, acc in enumerate(accs):
+            valid = Signal(name=f"valid_{col}", attrs={"keep": 1})
+            first = Signal(name=f"first_{col}", attrs={"keep": 1})
+            m.d.sync += [valid.eq(self.t_in.valid), first.eq(self.t_in.first)]
+            m.d.comb += [acc.en.eq(1), acc.in_valid.eq(valid), acc.in_first.eq(first),
+                         acc.in_last.eq(t.last), acc.in_tsat.eq(t.tsat), acc.in_gstart.eq(t.gstart),
+                         acc.in_gend.eq(t.gend)]
 
         # Shadow: capture the tile's accumulator registers (done lasts one cycle), else shift up
         # from below. The registers, not their saturated view: the view's LUTs are then the
         # adder's only (with the tile-start clear), and the view is formed once per column pair
         # at the top edge instead of in every pair.
+        # Both columns' done are high in the same cycle; each column's half of the shadow
+        # follows its own, so no done fans out to both columns (column 0's also loads the valid
+        # and the overflow history).
         sh = self.sh_out
-        with m.If(accs.done):
-            m.d.sync += [sh.valid.eq(1), sh.raw[0].eq(accs.raw[0][0]), sh.raw[1].eq(accs.raw[0][1]),
-                         sh.hist.eq(accs.hist[0][0] | accs.hist[0][1])]
+        with m.If(accs[0].done):
+            m.d.sync += [sh.valid.eq(1), sh.raw[0].eq(accs[0].raw[0][0]),
+                         sh.hist.eq(accs[0].hist[0][0] | accs[1].hist[0][0])]
         with m.Else():
-            m.d.sync += sh.eq(self.sh_in)
+            m.d.sync += [sh.valid.eq(self.sh_in.valid), sh.raw[0].eq(self.sh_in.raw[0]),
+                         sh.hist.eq(self.sh_in.hist)]
+        with m.If(accs[1].done):
+            m.d.sync += sh.raw[1].eq(accs[1].raw[0][0])
+        with m.Else():
+            m.d.sync += sh.raw[1].eq(self.sh_in.raw[1])
         return m
 
 def act_beat_layout():
