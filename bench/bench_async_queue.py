@@ -14,17 +14,28 @@ Run: ``python -m bench.bench_async_queue`` (three Yosys runs, one at a time, a f
 Both domains of a crossing are ``sync`` here (Yosys counts the same cells: the synchronizers are
 flip-flops either way); the block sits in the synthesis wrapper's registers
 (:func:`boards.synth.yosys_cells`).
+
+``--pnr SEEDS`` (e.g. ``1,2``), instead of the table: the staging ``AsyncQueue`` alone at the
+board's size placed and routed on the ECP5-85F (CABGA381) at each nextpnr seed, with its two
+domains on two clocks (each from its own clock-capable pin, constrained to 125 MHz; the crossing's
+synchronized paths are between unrelated clocks, not timed): the write and the read clock's Fmax,
+the endpoints of each clock's worst path, and the queue's cells. One Yosys run and one nextpnr run
+per seed (several minutes each; ``--timeout`` bounds each).
 """
 
 import argparse
+import hashlib
 import inspect
+import json
 
-from amaranth.hdl import Module
+from amaranth.back import rtlil
+from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from boards.synth import yosys_cells
+from boards.synth import DEVICES, DUT_MODULE, _yosys_cached, count_cells, module_cells, yosys_cells
+from boards.toolchain import run_tool
 from hw.control.boards import check_board
 from hw.gemm import GemmEngine
 from hw.gemm.crossing import EngineCrossing
@@ -32,6 +43,7 @@ from hw.huffman.block_parser import beat_layout
 from hw.lib.async_queue import AsyncQueue
 from hw.lib.stream import SkidBuffer
 from hw.mac.array import res_layout
+from hw.paths import build_root
 
 
 class FifoThenSkid(wiring.Component):
@@ -55,10 +67,94 @@ class FifoThenSkid(wiring.Component):
         return m
 
 
+class TwoClockWrapper(wiring.Component):
+    """Registers around every port of a queue (``i``, ``o``, ``w_level``) whose write domain is
+    ``wr`` and read domain ``rd``: per domain, a shift register (from pin ``sin_w``/``sin_r``)
+    drives the domain's inputs and a capture register (``load_w``/``load_r``, out on
+    ``sout_w``/``sout_r``) takes its outputs, so every path of the queue starts and ends at a
+    flip-flop of its own clock (:class:`boards.synth.RegisterWrapper` with two clocks)."""
+
+    sin_w: In(1)
+    load_w: In(1)
+    sout_w: Out(1)
+    sin_r: In(1)
+    load_r: In(1)
+    sout_r: Out(1)
+
+    def __init__(self, dut):
+        self._dut = dut
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.dut = dut = self._dut
+        sides = {"wr": ([dut.i.payload, dut.i.valid], [dut.i.ready, dut.w_level], self.sin_w,
+                        self.load_w, self.sout_w),
+                 "rd": ([dut.o.ready], [dut.o.payload, dut.o.valid], self.sin_r, self.load_r,
+                        self.sout_r)}
+        for domain, (ins, outs, sin, load, sout) in sides.items():
+            ins, outs = Cat(*map(Value.cast, ins)), Cat(*map(Value.cast, outs))
+            chain, capture = Signal(len(ins)), Signal(len(outs))
+            m.d[domain] += chain.eq(Cat(sin, chain[:-1]))
+            m.d.comb += ins.eq(chain)
+            with m.If(load):
+                m.d[domain] += capture.eq(outs)
+            with m.Else():
+                m.d[domain] += capture.eq(capture >> 1)
+            m.d.comb += sout.eq(capture[0])
+        return m
+
+
+#: The two clocks' pins: the ULX3S oscillator's (G2, as :data:`boards.synth.DEVICES`) and another
+#: clock-capable pin (H2).
+TWO_CLOCKS_LPF = "".join(f'LOCATE COMP "{clk}" SITE "{site}";\nIOBUF PORT "{clk}" IO_TYPE=LVCMOS33;\n'
+                         for clk, site in (("wr_clk", "G2"), ("rd_clk", "H2")))
+
+
+def place_two_clocks(queue, *, seed, name, freq_mhz=125, timeout=None):
+    """Yosys and nextpnr (ECP5-85F) on ``queue`` in a :class:`TwoClockWrapper`: ``{"wr": Fmax,
+    "rd": Fmax}`` (MHz), each clock's worst path's endpoints (``"wr_path"``, ``"rd_path"``), the
+    queue's cells; cached in ``build/synth/<name>-<hash>/`` like :func:`boards.synth.synthesize`."""
+    dev = DEVICES["ecp5-85f"]
+    text = rtlil.convert(TwoClockWrapper(queue), name="top")
+    build = build_root() / "synth"
+    digest = hashlib.sha256(f"{freq_mhz}\n{seed}\n{TWO_CLOCKS_LPF}{text}".encode()).hexdigest()[:16]
+    work = build / f"{name}-twoclk-{digest}"
+    if (work / "result.json").exists():
+        return json.loads((work / "result.json").read_text())
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "design.il").write_text(text)
+    _yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
+    stat = json.loads((work / "stat.json").read_text())
+    cells = count_cells(module_cells(stat, DUT_MODULE), "ecp5")
+    (work / "clocks.lpf").write_text(TWO_CLOCKS_LPF)
+    print(f"nextpnr: {name}, seed {seed}")
+    run_tool(dev["nextpnr"], ["--85k", "--package", "CABGA381", "--lpf", "clocks.lpf",
+                              "--lpf-allow-unconstrained", "--json", "synth.json", "--freq", str(freq_mhz),
+                              "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
+                              "-q", "-l", "pnr.log"], log=work / "pnr.log", cwd=work, timeout=timeout)
+    report = json.loads((work / "report.json").read_text())
+    result = {"seed": seed, **cells, "dir": str(work)}
+    for clk in ("wr", "rd"):
+        fmax = [v["achieved"] for k, v in report.get("fmax", {}).items() if f"{clk}_clk" in k]
+        result[clk] = round(fmax[0], 2) if fmax else None
+        paths = [p for p in report.get("critical_paths", [])
+                 if f"{clk}_clk" in p.get("from", "") and f"{clk}_clk" in p.get("to", "")]
+        steps = paths[0]["path"] if paths else []
+        result[f"{clk}_path"] = (f"{steps[0]['from']['cell']} -> {steps[-1]['to']['cell']}"
+                                 if steps else None)
+    (work / "result.json").write_text(json.dumps(result, indent=1))
+    return result
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--crossing", action="store_true",
                     help="also the board's whole EngineCrossing, every domain sync (several minutes)")
+    ap.add_argument("--pnr", metavar="SEEDS",
+                    help="instead of the table: place and route the staging AsyncQueue with two clocks "
+                         "at these nextpnr seeds, e.g. 1,2")
+    ap.add_argument("--timeout", type=float, default=3600, help="seconds each Yosys and nextpnr run may take")
     args = ap.parse_args(argv)
     g = check_board("ulx3s").gemm
     # The payloads as EngineCrossing builds them from the board's engine (its defaults for what the
@@ -67,6 +163,21 @@ def main(argv=None):
     g = {**defaults, **g}
     beat, depth = beat_layout(g["lanes"] * g["contexts"]), g["stage_depth"]
     res = res_layout(g["rows"], g["cols"], g["acc_width"])
+    if args.pnr:
+        seeds = [int(x) for x in args.pnr.split(",")]
+        print(f"# ULX3S staging AsyncQueue ({beat.size} bits x {depth}), ECP5-85F, write clock wr, "
+              f"read clock rd, 125 MHz constraint\n")
+        keys = ("lut4", "carry", "ff", "bram")
+        print(f"{'seed':>4}{'wr MHz':>9}{'rd MHz':>9}" + "".join(f"{k:>7}" for k in keys))
+        results = []
+        for seed in seeds:
+            r = place_two_clocks(AsyncQueue(beat, depth, w_domain="wr", r_domain="rd"), seed=seed,
+                                 name="staging_queue", timeout=args.timeout)
+            results.append(r)
+            print(f"{seed:>4}{r['wr']:>9}{r['rd']:>9}" + "".join(f"{r.get(k, 0):>7}" for k in keys))
+        for r in results:
+            print(f"seed {r['seed']} worst paths: wr {r['wr_path']}; rd {r['rd_path']}")
+        return
     rows = [
         ("staging: AsyncFIFO + SkidBuffer", FifoThenSkid(beat, depth)),
         ("staging: AsyncQueue", AsyncQueue(beat, depth)),
