@@ -5,15 +5,16 @@ Run: ``python -m bench.bench_async_queue`` (three Yosys runs, one at a time, a f
 
 1. The staging crossing (``stage_depth`` data beats): the library
    ``AsyncFIFO`` with a two-entry ``SkidBuffer`` behind it (the read side before) against
-   ``hw.lib.async_queue.AsyncQueue`` (its block-RAM read address a register, three prefetch
-   registers; the skid buffer is not needed behind it).
+   ``hw.lib.async_queue.AsyncQueue`` (block-RAM banks with their own read-address and read-data
+   registers, four prefetch registers; the skid buffer is not needed behind it).
 2. The result rows' ``SkidBuffer`` in front of their crossing FIFO (the cells it adds).
 3. ``--crossing``: the board's whole ``EngineCrossing`` (engine and crossings, every domain
    ``sync``; one more Yosys run, several minutes).
 
-Both domains of a crossing are ``sync`` here (Yosys counts the same cells: the synchronizers are
-flip-flops either way); the block sits in the synthesis wrapper's registers
-(:func:`boards.synth.yosys_cells`).
+Both domains of a crossing are ``sync`` here; the block sits in the synthesis wrapper's registers
+(:func:`boards.synth.yosys_cells`). The synchronizers are flip-flops either way, but with the
+block RAMs' write and read ports on one clock Yosys adds fabric that emulates their read-before-write
+behaviour (``emulate_transparency`` in its log); ``--pnr`` (two clocks, as on the board) has none.
 
 ``--pnr SEEDS`` (e.g. ``1,2``), instead of the table: the staging ``AsyncQueue`` alone at the
 board's size placed and routed on the ECP5-85F (CABGA381) at each nextpnr seed, with its two
