@@ -22,12 +22,19 @@ domains on two clocks (each from its own clock-capable pin, constrained to 125 M
 synchronized paths are between unrelated clocks, not timed): the write and the read clock's Fmax,
 the endpoints of each clock's worst path, and the queue's cells. One Yosys run and one nextpnr run
 per seed (several minutes each; ``--timeout`` bounds each).
+
+``--pnr-crossing SEEDS``, instead of the table: the board's whole ``EngineCrossing`` placed and
+routed the same way on two clocks: ``sync`` (the handler's side and, here, the array) and ``dec``
+(the decoder's side, with the staging queue's read side): the ``dec`` clock's Fmax in the whole
+crossing. The board's array domain ``gemm`` is ``sync`` here (a third clock pin is not set up).
+One Yosys run (two if ABC9 fails) and one nextpnr run per seed (tens of minutes each).
 """
 
 import argparse
 import hashlib
 import inspect
 import json
+import shutil
 
 from amaranth.back import rtlil
 from amaranth.hdl import Cat, Module, Signal, Value
@@ -35,7 +42,16 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
-from boards.synth import DEVICES, DUT_MODULE, _yosys_cached, count_cells, module_cells, yosys_cells
+from boards.synth import (
+    DEVICES,
+    DUT_MODULE,
+    RegisterWrapper,
+    _run_synth,
+    _yosys_cached,
+    count_cells,
+    module_cells,
+    yosys_cells,
+)
 from boards.toolchain import run_tool
 from hw.control.boards import check_board
 from hw.gemm import GemmEngine
@@ -106,43 +122,62 @@ class TwoClockWrapper(wiring.Component):
         return m
 
 
-#: The two clocks' pins: the ULX3S oscillator's (G2, as :data:`boards.synth.DEVICES`) and another
-#: clock-capable pin (H2).
-TWO_CLOCKS_LPF = "".join(f'LOCATE COMP "{clk}" SITE "{site}";\nIOBUF PORT "{clk}" IO_TYPE=LVCMOS33;\n'
-                         for clk, site in (("wr_clk", "G2"), ("rd_clk", "H2")))
+#: Clock-capable pins for two clocks: the ULX3S oscillator's (G2, as :data:`boards.synth.DEVICES`)
+#: and its neighbour (H2).
+CLOCK_SITES = ("G2", "H2")
 
 
-def place_two_clocks(queue, *, seed, name, freq_mhz=125, timeout=None):
-    """Yosys and nextpnr (ECP5-85F) on ``queue`` in a :class:`TwoClockWrapper`: ``{"wr": Fmax,
-    "rd": Fmax}`` (MHz), each clock's worst path's endpoints (``"wr_path"``, ``"rd_path"``), the
-    queue's cells; cached in ``build/synth/<name>-<hash>/`` like :func:`boards.synth.synthesize`."""
+def place_two_clocks(wrapper, clocks, *, seed, name, freq_mhz=125, timeout=None, abc9=None,
+                     router=None):
+    """Yosys and nextpnr (ECP5-85F) on ``wrapper`` (a block as submodule ``dut`` in registers, whose
+    top-level clock pins are ``clocks``' values, on :data:`CLOCK_SITES`): ``{key: Fmax}`` (MHz) and
+    ``key + "_path"`` (the endpoints of that clock's worst path) for each key of ``clocks``, and the
+    block's cells; cached in ``build/synth/<name>-twoclk-<hash>/`` like
+    :func:`boards.synth.synthesize`. ``abc9``: Yosys' LUT mapping (an entry of
+    :data:`boards.toolchain.ABC9_OPTIONS`); None: the first of them that runs, as ``synthesize``.
+    ``router``: nextpnr's (None: its default, router1)."""
     dev = DEVICES["ecp5-85f"]
-    text = rtlil.convert(TwoClockWrapper(queue), name="top")
+    lpf = "".join(f'LOCATE COMP "{clk}" SITE "{site}";\nIOBUF PORT "{clk}" IO_TYPE=LVCMOS33;\n'
+                  for clk, site in zip(clocks.values(), CLOCK_SITES, strict=True))
+    text = rtlil.convert(wrapper, name="top")
     build = build_root() / "synth"
-    digest = hashlib.sha256(f"{freq_mhz}\n{seed}\n{TWO_CLOCKS_LPF}{text}".encode()).hexdigest()[:16]
+    digest = hashlib.sha256(f"{freq_mhz}\n{seed}\n{abc9}\n{router}\n{lpf}{text}".encode()).hexdigest()[:16]
     work = build / f"{name}-twoclk-{digest}"
     if (work / "result.json").exists():
         return json.loads((work / "result.json").read_text())
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.il").write_text(text)
-    _yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
+    if abc9 is None:
+        _yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
+    else:       # kept by the design and the mapping, as _yosys_cached does
+        ycache = build / "yosys" / ("twoclk-" + hashlib.sha256(f"{abc9}\n{text}".encode()).hexdigest()[:16])
+        if not (ycache / "stat.json").exists():
+            print(f"yosys: synthesizing {name} with {abc9}")
+            _run_synth(dev, abc9, DUT_MODULE, work, timeout)
+            ycache.mkdir(parents=True, exist_ok=True)
+            for f in ("synth.json", "yosys.log", "stat.json"):      # stat.json last: complete
+                shutil.copyfile(work / f, ycache / f)
+        for f in ("synth.json", "yosys.log", "stat.json"):
+            shutil.copyfile(ycache / f, work / f)
     stat = json.loads((work / "stat.json").read_text())
     cells = count_cells(module_cells(stat, DUT_MODULE), "ecp5")
-    (work / "clocks.lpf").write_text(TWO_CLOCKS_LPF)
+    (work / "clocks.lpf").write_text(lpf)
     print(f"nextpnr: {name}, seed {seed}")
     run_tool(dev["nextpnr"], ["--85k", "--package", "CABGA381", "--lpf", "clocks.lpf",
                               "--lpf-allow-unconstrained", "--json", "synth.json", "--freq", str(freq_mhz),
                               "--seed", str(seed), "--timing-allow-fail", "--report", "report.json",
-                              "-q", "-l", "pnr.log"], log=work / "pnr.log", cwd=work, timeout=timeout)
+                              *(["--router", router] if router else []), "-q", "-l", "pnr.log"],
+             log=work / "pnr.log", cwd=work, timeout=timeout)
     report = json.loads((work / "report.json").read_text())
     result = {"seed": seed, **cells, "dir": str(work)}
-    for clk in ("wr", "rd"):
-        fmax = [v["achieved"] for k, v in report.get("fmax", {}).items() if f"{clk}_clk" in k]
-        result[clk] = round(fmax[0], 2) if fmax else None
+    for key, clk in clocks.items():
+        net = f"${clk}$"        # nextpnr's clock net: $glbnet$<pin>$TRELLIS_IO_IN
+        fmax = [v["achieved"] for k, v in report.get("fmax", {}).items() if net in k]
+        result[key] = round(fmax[0], 2) if fmax else None
         paths = [p for p in report.get("critical_paths", [])
-                 if f"{clk}_clk" in p.get("from", "") and f"{clk}_clk" in p.get("to", "")]
+                 if net in p.get("from", "") and net in p.get("to", "")]
         steps = paths[0]["path"] if paths else []
-        result[f"{clk}_path"] = (f"{steps[0]['from']['cell']} -> {steps[-1]['to']['cell']}"
+        result[f"{key}_path"] = (f"{steps[0]['from']['cell']} -> {steps[-1]['to']['cell']}"
                                  if steps else None)
     (work / "result.json").write_text(json.dumps(result, indent=1))
     return result
@@ -155,6 +190,9 @@ def main(argv=None):
     ap.add_argument("--pnr", metavar="SEEDS",
                     help="instead of the table: place and route the staging AsyncQueue with two clocks "
                          "at these nextpnr seeds, e.g. 1,2")
+    ap.add_argument("--pnr-crossing", metavar="SEEDS",
+                    help="instead of the table: place and route the board's EngineCrossing (array in sync, "
+                         "decoder in dec: two clocks) at these nextpnr seeds")
     ap.add_argument("--timeout", type=float, default=3600, help="seconds each Yosys and nextpnr run may take")
     args = ap.parse_args(argv)
     g = check_board("ulx3s").gemm
@@ -172,12 +210,34 @@ def main(argv=None):
         print(f"{'seed':>4}{'wr MHz':>9}{'rd MHz':>9}" + "".join(f"{k:>7}" for k in keys))
         results = []
         for seed in seeds:
-            r = place_two_clocks(AsyncQueue(beat, depth, w_domain="wr", r_domain="rd"), seed=seed,
+            queue = AsyncQueue(beat, depth, w_domain="wr", r_domain="rd")
+            r = place_two_clocks(TwoClockWrapper(queue), {"wr": "wr_clk", "rd": "rd_clk"}, seed=seed,
                                  name="staging_queue", timeout=args.timeout)
             results.append(r)
             print(f"{seed:>4}{r['wr']:>9}{r['rd']:>9}" + "".join(f"{r.get(k, 0):>7}" for k in keys))
         for r in results:
             print(f"seed {r['seed']} worst paths: wr {r['wr_path']}; rd {r['rd_path']}")
+        return
+    if args.pnr_crossing:
+        # The board's EngineCrossing with its array in sync (two clocks: sync, the handler's side
+        # and the array; dec, the decoder's side and the staging queue's read side).
+        params = {k: v for k, v in check_board("ulx3s").gemm.items() if k not in ("handler", "result_depth")}
+        print("# ULX3S EngineCrossing, array in sync, decoder in dec, ECP5-85F, 125 MHz constraint\n")
+        keys = ("lut4", "carry", "ff", "bram", "dsp")
+        print(f"{'seed':>4}{'sync MHz':>10}{'dec MHz':>9}" + "".join(f"{k:>7}" for k in keys))
+        results = []
+        for seed in [int(x) for x in args.pnr_crossing.split(",")]:
+            crossing = EngineCrossing(**{**params, "array_domain": "sync", "decode_domain": "dec"})
+            # Classic ABC and router2, as the board build: YoWASP Yosys 0.70's abc9 maps this
+            # netlist with a flip-flop output driven twice (nextpnr refuses it); router1 rips up
+            # for over 20 minutes without converging.
+            r = place_two_clocks(RegisterWrapper(crossing), {"sync": "clk", "dec": "dec_clk"}, seed=seed,
+                                 name="ulx3s_engine_crossing", timeout=args.timeout, abc9="-noabc9",
+                                 router="router2")
+            results.append(r)
+            print(f"{seed:>4}{r['sync']:>10}{r['dec']:>9}" + "".join(f"{r.get(k, 0):>7}" for k in keys))
+        for r in results:
+            print(f"seed {r['seed']} worst paths: sync {r['sync_path']}; dec {r['dec_path']}")
         return
     rows = [
         ("staging: AsyncFIFO + SkidBuffer", FifoThenSkid(beat, depth)),
