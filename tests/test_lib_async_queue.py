@@ -3,8 +3,10 @@ is a register, in Amaranth's simulator with two unrelated clocks.
 
 Every word once and in order at several clock ratios (reader faster, slower, equal) with random
 stalls on both sides, the same sequence as ``amaranth.lib.fifo.AsyncFIFO`` given the same stimulus;
-full and empty; the writer's level never below the words not yet taken; one word per cycle; the
-fetch decided from registers only; the write side's reset. Mutants that fail them are at the end.
+one to four memory banks; full and empty; the writer's level never below the words not yet taken;
+one word per cycle; the fetch decided from registers only; the write side's reset; bad parameters.
+The queues here have memory banks of 4 entries unless a test says otherwise, so that every run
+crosses from bank to bank. Mutants that fail them are at the end.
 """
 
 import random
@@ -25,7 +27,7 @@ RATIOS = [(10e-9, 10e-9), (10e-9, 37e-9), (37e-9, 10e-9), (7e-9, 41e-9), (41e-9,
 class LibraryFIFO(wiring.Component):
     """``amaranth.lib.fifo.AsyncFIFO`` behind the queue's stream interface (the reference)."""
 
-    def __init__(self, shape, depth, *, w_domain, r_domain):
+    def __init__(self, shape, depth, *, w_domain, r_domain, bank_depth=None):
         self._args = dict(width=shape, depth=depth, w_domain=w_domain, r_domain=r_domain)
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
                           "w_level": Out(range(depth + 1))})
@@ -39,8 +41,8 @@ class LibraryFIFO(wiring.Component):
         return m
 
 
-def make(cls=AsyncQueue, depth=16):
-    return cls(16, depth, w_domain="wr", r_domain="rd")
+def make(cls=AsyncQueue, depth=16, bank_depth=4):
+    return cls(16, depth, w_domain="wr", r_domain="rd", bank_depth=bank_depth)
 
 
 def simulate(dut, periods, *testbenches, wr=None):
@@ -142,6 +144,15 @@ def test_writer_stalls_the_reader_does_not(periods):
         assert transfer(make(depth=4), words, periods, seed=seed, stall=0.5 * (seed % 2)) == words
 
 
+@pytest.mark.parametrize("bank_depth", [4, 8, 16, 2048], ids=lambda b: f"banks-of-{b}")
+def test_banks(bank_depth):
+    """Every word once and in order with the 16-entry memory in four, two or one bank(s) (one if
+    ``bank_depth`` is not less than ``depth``), with stalls on both sides and on neither."""
+    words = _words(200, seed=bank_depth)
+    for stall in (0.0, 0.4):
+        assert transfer(make(bank_depth=bank_depth), words, (10e-9, 13e-9), seed=7, stall=stall) == words
+
+
 def test_full_and_empty():
     """With the reader stopped the writer gets exactly ``depth`` words in; ``w_level`` says so and
     the head is offered; then the reader takes exactly ``depth`` words, and ``w_level`` comes back
@@ -185,10 +196,10 @@ async def _write_words(ctx, dut, count):
         await ctx.tick("wr").until(dut.i.ready)
 
 
-def _offered_after_full(cls):
-    """A full queue of 32, the reader ready from its first word on: per reader cycle, whether a
-    word was taken."""
-    dut = make(cls, depth=32)
+def _offered_after_full(cls, bank_depth=4):
+    """A full queue of 32 (in banks of ``bank_depth``), the reader ready from its first word on:
+    per reader cycle, whether a word was taken."""
+    dut = make(cls, depth=32, bank_depth=bank_depth)
     taken = []
 
     async def tb(ctx):
@@ -204,10 +215,42 @@ def _offered_after_full(cls):
     return taken
 
 
-def test_one_word_per_cycle():
-    """``depth`` words in ``depth`` consecutive reader cycles once the first is offered (the buffer
-    covers the fetch's round trip)."""
-    assert _offered_after_full(AsyncQueue) == [1] * 32 + [0] * 8
+@pytest.mark.parametrize("bank_depth", [4, 32])
+def test_one_word_per_cycle(bank_depth):
+    """``depth`` words in ``depth`` consecutive reader cycles once the first is offered, in eight
+    banks or one (the buffer covers the fetch's round trip)."""
+    assert _offered_after_full(AsyncQueue, bank_depth) == [1] * 32 + [0] * 8
+
+
+def _stream_through(cls):
+    """Equal clocks, the writer writing a word per cycle from empty (60 words), the reader's
+    ``o.ready`` held: per reader cycle, the word offered (None if none)."""
+    dut = make(cls, depth=16)
+    seen = {}
+
+    async def writer(ctx):
+        await _write_words(ctx, dut, 60)
+        ctx.set(dut.i.valid, 0)
+
+    async def reader(ctx):
+        ctx.set(dut.o.ready, 1)
+        trace = []
+        for _ in range(90):
+            _, _, valid, word = await ctx.tick("rd").sample(dut.o.valid, dut.o.payload)
+            trace.append(word if valid else None)
+        seen["trace"] = trace
+
+    simulate(dut, (10e-9, 10e-9), writer, reader)
+    return seen["trace"]
+
+
+def test_one_word_per_cycle_while_writing():
+    """Words written one per cycle and ``o.ready`` held: from the first word offered (about six
+    reader cycles after the first write), one word per cycle, in order."""
+    trace = _stream_through(AsyncQueue)
+    first = next(k for k, w in enumerate(trace) if w is not None)
+    assert 5 <= first <= 7, first
+    assert trace[first:first + 61] == list(range(60)) + [None]
 
 
 def _fetch_changes_within_a_cycle(cls):
@@ -300,6 +343,13 @@ def test_bad_depth(params):
         eval(f"AsyncQueue(16, {params})")
 
 
+@pytest.mark.parametrize("bank_depth, error", [(2, ValueError), (6, ValueError), (1 << 17, ValueError),
+                                               ("4", TypeError), (4.0, TypeError), (True, TypeError)])
+def test_bad_bank_depth(bank_depth, error):
+    with pytest.raises(error, match=r"bank_depth must be a power of two from 4 to 65536"):
+        AsyncQueue(16, 16, bank_depth=bank_depth)
+
+
 # Mutants: each breaks one part of the read side's design and fails a test above.
 
 def _words(n=150, seed=13):
@@ -311,9 +361,9 @@ def test_mutant_fetch_without_room_check_loses_words():
     """Fetching whenever the memory holds a word (the buffer's room not checked) overruns the
     buffer while the reader stalls."""
     Mutant = mutated("hw.lib.async_queue", "AsyncQueue",
-                     "(written != fetch) & (count + arriving < P)", "(written != fetch)")
+                     "(written != fetch) & (count + read + arriving < P)", "(written != fetch)")
     words = _words()
-    assert transfer(Mutant(16, 16, w_domain="wr", r_domain="rd"), words, (10e-9, 10e-9), seed=5,
+    assert transfer(make(Mutant), words, (10e-9, 10e-9), seed=5,
                     stall=0.5, limit=2000) != words
 
 
@@ -321,9 +371,9 @@ def test_mutant_fetch_following_the_reader_is_caught():
     """Counting the word being taken in the fetch decision (a path from ``o.ready`` to the fetch)
     keeps the data right but fails the register-only test."""
     Mutant = mutated("hw.lib.async_queue", "AsyncQueue",
-                     "(count + arriving < P)", "(count + arriving - take < P)")
+                     "(count + read + arriving < P)", "(count + read + arriving - take < P)")
     words = _words()
-    assert transfer(Mutant(16, 16, w_domain="wr", r_domain="rd"), words, (10e-9, 10e-9), seed=5,
+    assert transfer(make(Mutant), words, (10e-9, 10e-9), seed=5,
                     stall=0.5) == words
     assert _fetch_changes_within_a_cycle(Mutant)
 
@@ -334,14 +384,18 @@ def test_mutant_writer_level_from_the_fetch_pointer_is_too_low():
     Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "taken_gry.eq(_gray(taken))",
                      "taken_gry.eq(_gray(fetch))")
     with pytest.raises(AssertionError):
-        transfer(Mutant(16, 16, w_domain="wr", r_domain="rd"), _words(), (10e-9, 37e-9), seed=5,
+        transfer(make(Mutant), _words(), (10e-9, 37e-9), seed=5,
                  stall=0.5)
 
 
-def test_mutant_two_entry_buffer_is_slower():
-    """Two buffer registers do not cover the fetch's round trip: bubbles."""
-    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "PREFETCH = 3", "PREFETCH = 2")
+def test_mutant_three_entry_buffer_is_slower():
+    """Three buffer registers (enough without the bank data registers) do not cover the fetch's
+    round trip: bubbles, from a full queue and while writing."""
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "PREFETCH = 4", "PREFETCH = 3")
     assert _offered_after_full(Mutant) != [1] * 32 + [0] * 8
+    trace = _stream_through(Mutant)
+    first = next(k for k, w in enumerate(trace) if w is not None)
+    assert trace[first:first + 61] != list(range(60)) + [None]
 
 
 def test_mutant_without_the_write_side_reset_keeps_old_words():
@@ -349,3 +403,21 @@ def test_mutant_without_the_write_side_reset_keeps_old_words():
     Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "with m.If(r_rst):", "with m.If(0):")
     out = _reset_run(Mutant)
     assert out.get("got") != list(range(20))
+
+
+def test_mutant_bank_select_one_cycle_early_mixes_banks():
+    """Selecting the arriving word by the bank of the word read after it (``read_bank``, not the
+    registered ``arriving_bank``) takes a bank's last word from the next bank."""
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "Array(data)[arriving_bank]",
+                     "Array(data)[read_bank]")
+    words = _words()
+    assert transfer(make(Mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) != words
+
+
+def test_mutant_write_to_every_bank_is_caught():
+    """Writing every word into every bank (the write side's bank decode gone) overwrites words
+    not yet read."""
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "do_write & (produce[low:-1] == k)",
+                     "do_write")
+    words = _words()
+    assert transfer(make(Mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) != words

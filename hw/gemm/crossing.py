@@ -19,9 +19,11 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   beats, read in the decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower
   than the decoder: a staging FIFO read in ``sync`` would starve it): a
   :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM read
-  address is a register, fetched ahead into three output registers from registered state only, so
+  address is a register, fetched ahead into four output registers from registered state only, so
   that neither the synchronized write pointer's compare nor the decoder's ready (which depends on
-  the beat it is offered) reaches the address of its block RAMs. The result rows enter their FIFO
+  the beat it is offered) reaches the address of its block RAMs; its memory is in banks of 2048
+  beats, each with its own address register and read-data register, the bank selected a cycle
+  after the read. The result rows enter their FIFO
   through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the FIFO's
   writable flag is a compare on its synchronized read pointer, and the engine's result ready
   drives the array's pop and credit logic; the skid's ready is a register.

@@ -1,6 +1,6 @@
 """A clock-domain-crossing stream queue whose block-RAM read address is a register."""
 
-from amaranth.hdl import Const, Module, ResetSignal, Shape, Signal
+from amaranth.hdl import Array, Const, Module, ResetSignal, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
@@ -34,10 +34,16 @@ class AsyncQueue(wiring.Component):
     empty compare and the reader's ready reach the address of every block RAM of the memory in one
     cycle (for a deep, wide memory, RAMs spread over the die). Here the read side fetches ahead into
     a buffer of :data:`PREFETCH` registers: a word is fetched (its address register advanced) when
-    the memory holds one not yet fetched and the buffer has room for it counting the word in flight,
-    decided from registers only (the synchronized write pointer, decoded into a register, the fetch
-    pointer, the buffer's count, the in-flight flag). ``o.ready`` reaches only the buffer's
-    registers, its count and the read pointer returned to the writer.
+    the memory holds one not yet fetched and the buffer has room for it counting the words in
+    flight, decided from registers only (the synchronized write pointer, decoded into a register,
+    the fetch pointer, the buffer's count, the in-flight flags). ``o.ready`` reaches only the
+    buffer's registers, its count and the read pointer returned to the writer.
+
+    The memory is in banks of ``bank_depth`` entries (one bank if ``depth`` is not more). Each bank
+    has its own copy of the read-address register (one register would fan out to the address pins
+    of every block RAM) and its own read-data register, fed by the RAM's data alone; the bank of
+    the word is selected from those registers (by a registered bank index) a cycle later, into the
+    buffer. A RAM's clock-to-out thus never meets the bank select in one cycle.
 
     Interface contract: ``i`` in ``w_domain``, ``o`` and the buffer in ``r_domain``; every word
     taken on ``i`` leaves ``o`` once, in order. ``i.ready`` is ``not full`` from registers of
@@ -49,11 +55,12 @@ class AsyncQueue(wiring.Component):
 
     Cycle behaviour: a word written at a ``w_domain`` edge is seen by the reader after the two-flop
     synchronizer and one decode register (three ``r_domain`` edges), fetched in the next cycle
-    and in the buffer one cycle later (``o.valid`` about five ``r_domain`` cycles after the write).
-    With ``o.ready`` held and words waiting, one word per ``r_domain`` cycle (three registers cover
-    the fetch loop: a word taken frees its slot for the fetch decision of the next cycle, whose word
-    arrives in the cycle after). A word taken is seen by the writer after the read side's Gray
-    register, two-flop synchronizer and decode register.
+    (the bank read at its end), in its bank's data register one cycle later and selected into the
+    buffer the cycle after (``o.valid`` about six ``r_domain`` cycles after the write). With
+    ``o.ready`` held and words waiting, one word per ``r_domain`` cycle (four registers cover the
+    fetch loop: a word taken frees its slot for the fetch decision of the next cycle, whose word
+    reaches the buffer two cycles after). A word taken is seen by the writer after the read side's
+    Gray register, two-flop synchronizer and decode register.
 
     Reset: as the library FIFO's, from ``w_domain`` only: its reset empties the queue on both sides
     (the read side through an asynchronous-assert, synchronous-release synchronizer, holding
@@ -67,15 +74,20 @@ class AsyncQueue(wiring.Component):
     shape : shape of a word
     depth : int
         A power of two, 4..65536.
+    bank_depth : int
+        Entries of a memory bank: a power of two, 4..65536 (default 2048: a bank of 2048 words of
+        up to 9 bits is one ECP5 DP16KD, a wider word takes a column of them).
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
     """
 
     #: Words the read side's buffer holds: the fewest that keep one word per cycle.
-    PREFETCH = 3
+    PREFETCH = 4
 
-    def __init__(self, shape, depth, *, w_domain="sync", r_domain="sync"):
+    def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync"):
         self.depth = check_pow2("depth", depth, 4, 65536)
+        #: Entries of a memory bank (``depth`` if that is fewer).
+        self.bank_depth = min(check_pow2("bank_depth", bank_depth, 4, 65536), depth)
         self._shape, self._w, self._r = shape, w_domain, r_domain
         super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape)),
                           "w_level": Out(range(depth + 1))})
@@ -90,9 +102,16 @@ class AsyncQueue(wiring.Component):
         W, R, P = self._w, self._r, self.PREFETCH
         bits = len(self.fetch)
         width = Shape.cast(self._shape).width
-        m.submodules.storage = storage = Memory(shape=width, depth=self.depth, init=[])
-        w_port = storage.write_port(domain=W)
-        r_port = storage.read_port(domain=R)
+        low = self.bank_depth.bit_length() - 1         # address bits within a bank
+        banks = self.depth >> low
+
+        # The memory in banks of ``bank_depth`` entries: the word at pointer ``p`` is in bank
+        # ``p[low:-1]`` at ``p[:low]``.
+        w_ports, r_ports = [], []
+        for k in range(banks):
+            m.submodules[f"bank{k}"] = bank = Memory(shape=width, depth=self.bank_depth, init=[])
+            w_ports.append(bank.write_port(domain=W))
+            r_ports.append(bank.read_port(domain=R))
 
         # Write side, as the library FIFO's: binary and Gray pointers, full from registers.
         produce, produce_gry = Signal(bits), Signal(bits)
@@ -102,8 +121,10 @@ class AsyncQueue(wiring.Component):
             full.eq((produce_gry[-1] != taken_w_gry[-1]) & (produce_gry[-2] != taken_w_gry[-2])
                     & (produce_gry[:-2] == taken_w_gry[:-2])),
             do_write.eq(self.i.valid & ~full), self.i.ready.eq(~full),
-            w_port.addr.eq(produce[:-1]), w_port.data.eq(self.i.payload), w_port.en.eq(do_write),
         ]
+        for k, w_port in enumerate(w_ports):
+            m.d.comb += [w_port.addr.eq(produce[:low]), w_port.data.eq(self.i.payload),
+                         w_port.en.eq(do_write & (produce[low:-1] == k))]
         produce_next = Signal(bits)
         m.d.comb += produce_next.eq(produce + do_write)
         m.d[W] += [produce.eq(produce_next), produce_gry.eq(_gray(produce_next))]
@@ -122,20 +143,42 @@ class AsyncQueue(wiring.Component):
         taken, taken_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
         m.submodules.taken_cdc = FFSynchronizer(taken_gry, taken_w_gry, o_domain=W)
         count = Signal(range(P + 1), reset_less=True)   # words in the buffer
-        arriving = Signal(reset_less=True)              # fetched last cycle: r_port.data is a word
+        # A word fetched in cycle t is read from its bank at the end of t, in the bank's data
+        # register at the end of t + 1 (``read``: r_ports' data are words) and selected into the
+        # buffer at the end of t + 2 (``arriving``: the bank data registers hold a word).
+        read, arriving = Signal(reset_less=True), Signal(reset_less=True)
+        read_bank = Signal(range(banks), reset_less=True)       # the bank of the word read
+        arriving_bank = Signal(range(banks), reset_less=True)   # and of the word arriving
         buf = [Signal(width, name=f"buf{k}", reset_less=True) for k in range(P)]
         r_rst = Signal()
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R)
 
         fetch, fetching, take = self.fetch, self.fetching, Signal()
+        fetch_next = Signal(bits)
         m.d.comb += [
-            fetching.eq((written != fetch) & (count + arriving < P) & ~r_rst),
-            r_port.addr.eq(fetch[:-1]), r_port.en.eq(Const(1)),
+            fetching.eq((written != fetch) & (count + read + arriving < P) & ~r_rst),
+            fetch_next.eq(fetch + fetching),
             self.o.valid.eq((count != 0) & ~r_rst), self.o.payload.eq(buf[0]),
             take.eq(self.o.valid & self.o.ready),
         ]
-        m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch + fetching), arriving.eq(fetching),
+        # Each bank has its own copy of the read address (``keep``: Yosys would merge identical
+        # registers back into one, whose fan-out to every block RAM's address pins is the path
+        # this avoids) and its own data register, fed by nothing but the RAM's data: the RAM's
+        # clock-to-out and the route to that register are all of its path. The bank select
+        # (a registered bank index) is in the next cycle, in front of the buffer.
+        addrs, data = [], []
+        for k, r_port in enumerate(r_ports):
+            addr = Signal(low, name=f"addr{k}", reset_less=True, attrs={"keep": 1})
+            word = Signal(width, name=f"data{k}", reset_less=True)
+            m.d.comb += [r_port.addr.eq(addr), r_port.en.eq(Const(1))]
+            m.d[R] += [addr.eq(fetch_next[:low]), word.eq(r_port.data)]
+            addrs.append(addr)
+            data.append(word)
+        arriving_word = Signal(width)
+        m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
+        m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch_next), read.eq(fetching),
+                   arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
                    taken.eq(taken + take), taken_gry.eq(_gray(taken)),
                    count.eq(count + arriving - take)]
         # The buffer shifts towards buf[0] as words leave; an arriving word goes behind the last.
@@ -143,8 +186,9 @@ class AsyncQueue(wiring.Component):
             with m.If(take & (count > k + 1)):
                 m.d[R] += buf[k].eq(behind)
             with m.Elif(arriving & (count - take == k)):
-                m.d[R] += buf[k].eq(r_port.data)
+                m.d[R] += buf[k].eq(arriving_word)
         with m.If(r_rst):
             m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
-                       taken_gry.eq(produce_r_gry), count.eq(0), arriving.eq(0)]
+                       taken_gry.eq(produce_r_gry), count.eq(0), read.eq(0), arriving.eq(0),
+                       *(addr.eq(produce_r_bin[:low]) for addr in addrs)]
         return m
