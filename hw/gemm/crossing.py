@@ -24,9 +24,11 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   the beat it is offered) reaches the address of its block RAMs; its memory is in banks of 2048
   beats, each with its own address register and read-data register, the bank selected a cycle
   after the read. The result rows enter their FIFO
-  through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the FIFO's
-  writable flag is a compare on its synchronized read pointer, and the engine's result ready
-  drives the array's pop and credit logic; the skid's ready is a register.
+  through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the engine's
+  result ready drives the array's pop and credit logic; the skid's ready is a register. The
+  skid's output side is told there is room by a register (the FIFO's registered level plus the
+  last two cycles' writes below its depth), not by the FIFO's writable flag, a compare of Gray
+  pointers that would enable every payload flip-flop of the skid.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
   ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
@@ -209,17 +211,27 @@ class EngineCrossing(wiring.Component):
         # Array's domain: commands, activations, results; discarded in a flush.
         _read_into(m, cmd, eng.i_cmd, flush_a)
         _read_into(m, act, eng.i_act, flush_a)
-        # Result rows reach the crossing FIFO through a skid buffer: the FIFO's writable flag is a
-        # compare on the synchronized read pointer, and the engine's result ready drives the
-        # array's pop and credit logic; the skid's ready is a register, so that compare ends at
-        # the skid. Held empty during a flush (its rows are discarded, as the engine's are).
+        # Result rows reach the crossing FIFO through a skid buffer: the engine's result ready
+        # drives the array's pop and credit logic; the skid's ready is a register. Held empty
+        # during a flush (its rows are discarded, as the engine's are).
         res_skid = ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))
         m.submodules.res_skid = res_skid = DomainRenamer(A)(res_skid)
+        # The skid's output side sees ``res_room``, a register, not the FIFO's writable flag (a
+        # compare of Gray pointers): that flag enables every payload flip-flop of the skid, 385
+        # at 8 x 16, and was the array domain's longest path in the 8 x 16 board (16.7 ns, docs/
+        # boards.md). ``w_level`` (a register) lags the writes by two cycles, and reads only
+        # lower the count, so "level + the last two cycles' writes < depth" registered now says
+        # the FIFO has room in the next cycle; while the reader is away it fills to ``depth``.
+        res_room, res_wrote = Signal(), Signal()
+        res_write = Signal()
+        m.d.comb += res_write.eq(res_skid.o.valid & res_room & ~flush_a)
+        m.d[A] += [res_wrote.eq(res_write),
+                   res_room.eq(res.w_level + res_wrote + res_write < self.cdc_depth)]
         m.d.comb += [res_skid.i.payload.eq(eng.o_res.payload),
                      res_skid.i.valid.eq(eng.o_res.valid & ~flush_a),
                      eng.o_res.ready.eq(res_skid.i.ready | flush_a),
-                     res.w_data.eq(res_skid.o.payload), res.w_en.eq(res_skid.o.valid & ~flush_a),
-                     res_skid.o.ready.eq(res.w_rdy & ~flush_a)]
+                     res.w_data.eq(res_skid.o.payload), res.w_en.eq(res_write),
+                     res_skid.o.ready.eq(res_room & ~flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
