@@ -46,10 +46,10 @@ from boards.synth import (
     DEVICES,
     DUT_MODULE,
     RegisterWrapper,
-    _run_synth,
-    _yosys_cached,
     count_cells,
     module_cells,
+    run_synth,
+    yosys_cached,
     yosys_cells,
 )
 from boards.toolchain import run_tool
@@ -148,12 +148,12 @@ def place_two_clocks(wrapper, clocks, *, seed, name, freq_mhz=125, timeout=None,
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.il").write_text(text)
     if abc9 is None:
-        _yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
-    else:       # kept by the design and the mapping, as _yosys_cached does
+        yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
+    else:       # kept by the design and the mapping, as yosys_cached does
         ycache = build / "yosys" / ("twoclk-" + hashlib.sha256(f"{abc9}\n{text}".encode()).hexdigest()[:16])
         if not (ycache / "stat.json").exists():
             print(f"yosys: synthesizing {name} with {abc9}")
-            _run_synth(dev, abc9, DUT_MODULE, work, timeout)
+            run_synth(dev, abc9, DUT_MODULE, work, timeout)
             ycache.mkdir(parents=True, exist_ok=True)
             for f in ("synth.json", "yosys.log", "stat.json"):      # stat.json last: complete
                 shutil.copyfile(work / f, ycache / f)

@@ -41,7 +41,7 @@ from .toolchain import ABC9_OPTIONS, ToolError, ToolTimeout, lut_mapping, run_to
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
            "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
-           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE"]
+           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE", "yosys_cached", "run_synth"]
 
 
 class DoesNotFit(ToolError):
@@ -311,7 +311,7 @@ def synthesize(component, *, device="up5k", name="block", freq_mhz=None, seed=1,
     started = time.monotonic()
 
     dut_module = DUT_MODULE
-    abc9 = _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout)
+    abc9 = yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout)
     stat = json.loads((work / "stat.json").read_text())
     block = count_cells(module_cells(stat, dut_module), dev["family"])
     total = count_cells(module_cells(stat, "top"), dev["family"])
@@ -367,7 +367,7 @@ _YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
 DUT_MODULE = "top.dut"
 
 
-def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=None):
+def yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=None):
     """Yosys on the wrapped design's RTLIL ``text`` into ``work`` (``synth.json``, ``stat.json``,
     ``yosys.log``); returns the abc9 option that ran. Yosys' result depends only on the design and
     the device, not on nextpnr's seed or clock constraint: it is kept once in ``yosys/`` so that a
@@ -387,7 +387,7 @@ def _yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=N
     options = ABC9_OPTIONS[dev["family"]]
     for i, abc9 in enumerate(options):
         try:
-            _run_synth(dev, abc9, DUT_MODULE, work, timeout)
+            run_synth(dev, abc9, DUT_MODULE, work, timeout)
             break
         except ToolTimeout:  # a fallback would take as long again
             raise
@@ -428,7 +428,7 @@ def yosys_cells(component, *, device="ecp5-85f", name="block", build_dir=None, u
     work = Path(build_dir) / "cells" / f"{name}-{device}-{digest}"
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.il").write_text(text)
-    _yosys_cached(text, device, name, work, build_dir, use_cache, lambda msg: None)
+    yosys_cached(text, device, name, work, build_dir, use_cache, lambda msg: None)
     stat = json.loads((work / "stat.json").read_text())
     return count_cells(module_cells(stat, DUT_MODULE), DEVICES[device]["family"])
 
@@ -438,7 +438,7 @@ def _synth_command(dev):
     return " ".join(filter(None, [f"synth_{dev['family']}", dev["synth_options"], "-top top"]))
 
 
-def _run_synth(dev, abc9, dut_module, work, timeout=None):
+def run_synth(dev, abc9, dut_module, work, timeout=None):
     """Yosys on ``work/design.il`` for device ``dev`` with LUT mapping ``abc9`` (an entry of
     :data:`boards.toolchain.ABC9_OPTIONS`)."""
     steps, options = lut_mapping(dev["family"], "top", abc9, dev["synth_options"])

@@ -66,7 +66,7 @@ def test_up5k_smoke_build(tmp_path, monkeypatch):
     # Another seed re-runs nextpnr only: Yosys' netlist comes from the design's entry in yosys/.
     def no_yosys(*args):
         raise AssertionError("Yosys ran again for an unchanged design")
-    monkeypatch.setattr(synth, "_run_synth", no_yosys)
+    monkeypatch.setattr(synth, "run_synth", no_yosys)
     r2 = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, seed=2)
     assert r2["dir"] != r["dir"]
     assert (r2["lut4"], r2["ff"], r2["abc9"]) == (r["lut4"], r["ff"], r["abc9"])
