@@ -34,7 +34,6 @@ import argparse
 import hashlib
 import inspect
 import json
-import shutil
 
 from amaranth.back import rtlil
 from amaranth.hdl import Cat, Module, Signal, Value
@@ -48,7 +47,6 @@ from boards.synth import (
     RegisterWrapper,
     count_cells,
     module_cells,
-    run_synth,
     yosys_cached,
     yosys_cells,
 )
@@ -147,18 +145,8 @@ def place_two_clocks(wrapper, clocks, *, seed, name, freq_mhz=125, timeout=None,
         return json.loads((work / "result.json").read_text())
     work.mkdir(parents=True, exist_ok=True)
     (work / "design.il").write_text(text)
-    if abc9 is None:
-        yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout)
-    else:       # kept by the design and the mapping, as yosys_cached does
-        ycache = build / "yosys" / ("twoclk-" + hashlib.sha256(f"{abc9}\n{text}".encode()).hexdigest()[:16])
-        if not (ycache / "stat.json").exists():
-            print(f"yosys: synthesizing {name} with {abc9}")
-            run_synth(dev, abc9, DUT_MODULE, work, timeout)
-            ycache.mkdir(parents=True, exist_ok=True)
-            for f in ("synth.json", "yosys.log", "stat.json"):      # stat.json last: complete
-                shutil.copyfile(work / f, ycache / f)
-        for f in ("synth.json", "yosys.log", "stat.json"):
-            shutil.copyfile(ycache / f, work / f)
+    yosys_cached(text, "ecp5-85f", name, work, build, True, print, timeout,
+                 options=None if abc9 is None else (abc9,))
     stat = json.loads((work / "stat.json").read_text())
     cells = count_cells(module_cells(stat, DUT_MODULE), "ecp5")
     (work / "clocks.lpf").write_text(lpf)

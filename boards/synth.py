@@ -41,7 +41,7 @@ from .toolchain import ABC9_OPTIONS, ToolError, ToolTimeout, lut_mapping, run_to
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
            "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
-           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE", "yosys_cached", "run_synth"]
+           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE", "yosys_cached"]
 
 
 class DoesNotFit(ToolError):
@@ -367,13 +367,18 @@ _YOSYS_OUTPUTS = ("synth.json", "stat.json", "yosys.log")
 DUT_MODULE = "top.dut"
 
 
-def yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=None):
+def yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=None, options=None):
     """Yosys on the wrapped design's RTLIL ``text`` into ``work`` (``synth.json``, ``stat.json``,
     ``yosys.log``); returns the abc9 option that ran. Yosys' result depends only on the design and
     the device, not on nextpnr's seed or clock constraint: it is kept once in ``yosys/`` so that a
-    seed sweep runs Yosys once."""
+    seed sweep runs Yosys once. ``options``: the LUT mappings to try, in order (entries of
+    :data:`boards.toolchain.ABC9_OPTIONS`); default all of the device family's."""
     dev = DEVICES[device]
-    ydigest = hashlib.sha256(f"{device}\n{_synth_command(dev)}\n{text}".encode()).hexdigest()[:16]
+    default = ABC9_OPTIONS[dev["family"]]
+    options = default if options is None else tuple(options)
+    # The key of the default mappings is the one it always had (entries already kept stay valid).
+    mappings = "" if options == default else f"{' '.join(options)}\n"
+    ydigest = hashlib.sha256(f"{device}\n{_synth_command(dev)}\n{mappings}{text}".encode()).hexdigest()[:16]
     ycache = Path(build_dir) / "yosys" / f"{device}-{ydigest}"
     if use_cache and (ycache / "abc9.txt").exists():
         for f in _YOSYS_OUTPUTS:
@@ -384,10 +389,9 @@ def yosys_cached(text, device, name, work, build_dir, use_cache, say, timeout=No
     # ``GetSize(conn.first) == GetSize(conn.second)``) when abc9's result is re-integrated into
     # some netlists: the fallbacks of ABC9_OPTIONS map the same design another way, as board builds
     # do. ``abc9`` in the result says which ran.
-    options = ABC9_OPTIONS[dev["family"]]
     for i, abc9 in enumerate(options):
         try:
-            run_synth(dev, abc9, DUT_MODULE, work, timeout)
+            _run_synth(dev, abc9, DUT_MODULE, work, timeout)
             break
         except ToolTimeout:  # a fallback would take as long again
             raise
@@ -438,7 +442,7 @@ def _synth_command(dev):
     return " ".join(filter(None, [f"synth_{dev['family']}", dev["synth_options"], "-top top"]))
 
 
-def run_synth(dev, abc9, dut_module, work, timeout=None):
+def _run_synth(dev, abc9, dut_module, work, timeout=None):
     """Yosys on ``work/design.il`` for device ``dev`` with LUT mapping ``abc9`` (an entry of
     :data:`boards.toolchain.ABC9_OPTIONS`)."""
     steps, options = lut_mapping(dev["family"], "top", abc9, dev["synth_options"])

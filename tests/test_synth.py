@@ -66,7 +66,7 @@ def test_up5k_smoke_build(tmp_path, monkeypatch):
     # Another seed re-runs nextpnr only: Yosys' netlist comes from the design's entry in yosys/.
     def no_yosys(*args):
         raise AssertionError("Yosys ran again for an unchanged design")
-    monkeypatch.setattr(synth, "run_synth", no_yosys)
+    monkeypatch.setattr(synth, "_run_synth", no_yosys)
     r2 = synthesize(GaloisLFSR(width=16), device="up5k", name="lfsr", build_dir=tmp_path, seed=2)
     assert r2["dir"] != r["dir"]
     assert (r2["lut4"], r2["ff"], r2["abc9"]) == (r["lut4"], r["ff"], r["abc9"])
@@ -117,6 +117,29 @@ def test_failed_abc9_run_falls_back_to_the_board_builds_mapping(device, tmp_path
     assert [sorted(ln.split()) for ln in fallback[start:]] == tokens
     cached, = (tmp_path / "yosys").glob(f"{device}-*/abc9.txt")
     assert cached.read_text().strip() == ABC9_OPTIONS[family][1]
+
+
+def test_yosys_cached_tries_only_the_mappings_asked_for(tmp_path, monkeypatch):
+    """``options`` restricts the mappings (a bench pins one); a failure of the last is raised, and
+    each list of mappings has its own cache entry."""
+    tried = []
+
+    def fake(dev, abc9, dut_module, work, timeout=None):
+        tried.append(abc9)
+        if abc9 == "abc9":
+            raise ToolError("assertion")
+        for f in ("synth.json", "stat.json", "yosys.log"):
+            (Path(work) / f).write_text("{}")
+    monkeypatch.setattr(synth, "_run_synth", fake)
+    work = tmp_path / "w"
+    work.mkdir()
+    args = ("design", "ecp5-85f", "t", work, tmp_path, True, lambda msg: None)
+    assert synth.yosys_cached(*args, options=("-noabc9",)) == "-noabc9"
+    assert synth.yosys_cached(*args) == "-noabc9"      # default list: abc9 fails, -noabc9 runs
+    assert tried == ["-noabc9", "abc9", "-noabc9"]
+    assert synth.yosys_cached(*args, options=("-noabc9",)) == "-noabc9" and len(tried) == 3   # cached
+    with pytest.raises(ToolError):
+        synth.yosys_cached("other", *args[1:], options=("abc9",))
 
 
 def test_lut_mapping_refuses_a_mapping_the_family_does_not_have():
