@@ -15,11 +15,19 @@ board's ``clk_hz``; if nextpnr's Fmax does not carry it with :data:`boards.clock
 is repeated at the highest PLL clock the measured Fmax carries with that margin (at most
 ``max_attempts`` runs in all). The result says which clock was chosen and every attempt.
 
+A board whose engine runs in PLL clock domains of its own (``clocks`` in its config: the ULX3S's
+GEMM array and decoder, each on an ``EHXPLLL`` from the oscillator) chooses those clocks the same
+way: the first run is at the configured clocks; each domain whose Fmax does not carry its clock
+with the margin is rebuilt at the highest PLL clock its measured Fmax carries with it, the other
+domains keep theirs. A bitstream whose ``timing_met`` is false is never the default outcome of a
+build with attempts left: the configured clocks are measured ones (``docs/boards.md``).
+
 A selection of groups that does not fit the device raises :class:`GroupsDoNotFit`: one line with
 nextpnr's utilisation and the subsets of the selection that are estimated to fit (each group's
 share of the logic from a hierarchical Yosys run of the same design, scaled to nextpnr's counts).
 """
 
+import dataclasses
 import json
 import re
 import subprocess
@@ -41,7 +49,7 @@ from .toolchain import ABC9_OPTIONS, lut_mapping
 from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
-           "group_costs", "groups_that_fit", "MAX_ATTEMPTS"]
+           "group_costs", "groups_that_fit", "MAX_ATTEMPTS", "domain_fmax", "domain_clocks_down"]
 
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
@@ -181,8 +189,11 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``spram``, ``clock_mhz`` (the design's clock), ``pll`` (the PLL's parameters, or None),
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
-        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run), ``router``, ``abc9`` (the
-        mapping that ran), ``seconds``.
+        ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run; with engine clocks also
+        ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``abc9`` (the mapping that ran),
+        ``seconds``; a board with engine clock domains also ``clocks_mhz`` (``{domain: MHz}``, the
+        PLL clocks of this bitstream), ``fmax_by_domain`` and ``pll_by_domain`` (each PLL's
+        parameters), and ``margin_met`` asks the margin of those clocks.
 
     Raises
     ------
@@ -213,19 +224,70 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     while True:
         result = _build_once(name, cfg, top, build_dir, seed, router, say, options)
         options = (result["abc9"],)     # a lower clock maps the same netlist
-        attempts.append({"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]})
-        if not cfg.osc_hz or result["margin_met"] or len(attempts) >= max_attempts:
+        attempt = {"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]}
+        if cfg.clocks:
+            attempt.update(clocks_mhz=result["clocks_mhz"], fmax_by_domain=result["fmax_by_domain"])
+        attempts.append(attempt)
+        if result["margin_met"] or len(attempts) >= max_attempts:
             break
-        lower = next_candidate([c for c in candidates if c < top.clk_hz], result["fmax_mhz"] or 0)
-        if lower is None:
-            break
-        say(f"Fmax {result['fmax_mhz']} MHz does not carry {result['clock_mhz']:g} MHz with a "
-            f"{MARGIN:.0%} margin; rebuilding at {lower / 1e6:g} MHz")
-        top = BoardTop(name, config=cfg, clk_hz=lower)
+        if cfg.osc_hz:
+            lower = next_candidate([c for c in candidates if c < top.clk_hz], result["fmax_mhz"] or 0)
+            if lower is None:
+                break
+            say(f"Fmax {result['fmax_mhz']} MHz does not carry {result['clock_mhz']:g} MHz with a "
+                f"{MARGIN:.0%} margin; rebuilding at {lower / 1e6:g} MHz")
+            top = BoardTop(name, config=cfg, clk_hz=lower)
+        else:
+            lower = cfg.clocks and domain_clocks_down(cfg.clocks, result["fmax_by_domain"], top.clk_hz)
+            if not lower:
+                break
+            say("engine clocks missed with a {:.0%} margin ({}); rebuilding at {}".format(
+                MARGIN, ", ".join(f"{d} Fmax {result['fmax_by_domain'].get(d)} MHz of {hz / 1e6:g}"
+                                  for d, hz in cfg.clocks.items() if lower[d] != hz),
+                ", ".join(f"{d} {hz / 1e6:g} MHz" for d, hz in lower.items())))
+            cfg = dataclasses.replace(cfg, clocks=lower)
+            top = BoardTop(name, config=cfg, clk_hz=top.clk_hz)
     result["attempts"] = attempts
     result["seconds"] = round(time.monotonic() - t0, 1)
     say(f"bitstream {result['bitstream']} at {result['clock_mhz']:g} MHz ({result['seconds']} s)")
     return result
+
+
+def domain_fmax(fmax_by_clock, clocks):
+    """Each PLL domain's Fmax (MHz) out of nextpnr's per-clock report ``fmax_by_clock`` (as in
+    :func:`parse_reports`): ``{domain: MHz or None}`` for the domains of ``clocks`` (``{domain: Hz}``).
+
+    nextpnr names a clock by a net of it: the domain's clock net (``$glbnet$gemm_clk``) where it
+    kept that name, else the one clock whose constraint is the domain's PLL clock (within 0.1 %).
+    """
+    out = {}
+    for d, hz in clocks.items():
+        named = [v for k, v in fmax_by_clock.items() if k.split("$")[-1] == f"{d}_clk"]
+        if not named:
+            named = [v for v in fmax_by_clock.values() if abs(v["target_mhz"] * 1e6 - hz) <= hz * 1e-3]
+            named = named if len(named) == 1 else []
+        out[d] = named[0]["fmax_mhz"] if named else None
+    return out
+
+
+def domain_clocks_down(clocks, fmax_by_domain, f_in, margin=MARGIN):
+    """The engine clocks (``{domain: Hz}``) for the next run: each domain of ``clocks`` whose
+    measured Fmax (``fmax_by_domain``, MHz) does not carry its clock with ``margin`` gets the
+    highest exact ECP5 PLL clock from ``f_in`` that it does; the others keep theirs. None when no
+    domain has to change or one that has to has no lower clock (or no Fmax) to go to."""
+    lower, changed = dict(clocks), False
+    for d, hz in clocks.items():
+        fmax = fmax_by_domain.get(d)
+        if fmax is not None and fmax * 1e6 >= hz * (1 + margin):
+            continue
+        if fmax is None:
+            return None
+        candidates = clock_candidates("ecp5", f_in, None, highest=hz - 1, lowest=10**7)
+        f = next_candidate(candidates, fmax, margin)
+        if f is None:
+            return None
+        lower[d], changed = f, True
+    return lower if changed else None
 
 
 def _check_build(name, groups, seed, router, gemm_array=None):
@@ -320,8 +382,17 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
     result["router"] = router or "router1"
     result["abc9"] = abc9
     fmax = result["fmax_mhz"]
-    result["margin"] = MARGIN if top.pll else 0.0
+    result["margin"] = MARGIN if top.pll or top.domain_plls else 0.0
     result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])
+    if top.domain_plls:
+        # The sync clock is the oscillator's (its Fmax only has to reach it); the engine's PLL
+        # clocks want the margin.
+        clocks = {d: pll.clk_hz for d, pll in top.domain_plls.items()}
+        result["clocks_mhz"] = {d: round(float(hz) / 1e6, 3) for d, hz in clocks.items()}
+        result["pll_by_domain"] = {d: dict(pll.params) for d, pll in top.domain_plls.items()}
+        result["fmax_by_domain"] = by_domain = domain_fmax(result["fmax_by_clock"], clocks)
+        result["margin_met"] = result["timing_met"] and all(
+            by_domain[d] is not None and by_domain[d] * 1e6 >= hz * (1 + MARGIN) for d, hz in clocks.items())
     return result
 
 

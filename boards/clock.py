@@ -187,13 +187,15 @@ def clock_candidates(family, f_in, baud, *, highest, lowest):
 
     Only clocks the PLL makes exactly (to the Hz) and at which :func:`hw.uart.baud.divisor_for`
     accepts ``baud`` are candidates, so the UART divisor follows the chosen clock by construction.
+    ``baud=None``: no UART in the domain (the ULX3S's GEMM engine clocks), every exact clock.
     """
     out = []
     for f in _achievable(family, f_in):
         if f.denominator != 1 or not lowest <= f <= highest:
             continue
         try:
-            divisor_for(int(f), baud, max_divisor=0xFFFF)
+            if baud is not None:
+                divisor_for(int(f), baud, max_divisor=0xFFFF)
         except ValueError:
             continue
         # ecppll's single-precision search must land on the exact setting too.

@@ -255,9 +255,14 @@ def cmd_build(args):
         print(json.dumps(res, indent=1, default=str))
         return 0
     for key in ("board", "device", "groups", "gemm_array", "bitstream", "lut4", "lc", "ff", "dsp", "bram",
-                "spram", "clock_mhz", "fmax_mhz", "target_mhz", "timing_met", "margin_met", "router"):
+                "spram", "clock_mhz", "clocks_mhz", "fmax_mhz", "fmax_by_domain", "target_mhz", "timing_met",
+                "margin_met", "router"):
         if key in res:
-            value = "+".join(res[key]) if key == "groups" else res[key]
+            value = res[key]
+            if key == "groups":
+                value = "+".join(value)
+            elif isinstance(value, dict):      # the engine's clock domains: {domain: MHz}
+                value = ", ".join(f"{d} {v}" for d, v in value.items())
             print(f"{key:12s} {value}")
     return 0
 

@@ -288,6 +288,91 @@ def test_build_stops_after_max_attempts(fake_tools, tmp_path):
     assert len(runs) == 2 and r["timing_met"] is False and r["margin_met"] is False
 
 
+# --- the ULX3S's engine clocks (a PLL per domain from the 25 MHz oscillator) -----------------------
+
+def _domain_pll_clocks_mhz(build_dir):
+    """{domain: MHz} of every ``pll_<domain>`` EHXPLLL in the elaborated design's RTLIL."""
+    il = next(build_dir.glob("*.il")).read_text()
+    out = {}
+    for d, body in re.findall(r"module \\\S+\.pll_(\w+)\n(.*?)\nend\n", il, re.S):
+        ri = int(re.search(r"parameter \\CLKI_DIV (\d+)", body).group(1))
+        fb = int(re.search(r"parameter \\CLKFB_DIV (\d+)", body).group(1))
+        out[d] = 25 * fb / ri
+    return out
+
+
+@pytest.fixture
+def fake_ulx3s(monkeypatch):
+    """The ULX3S GEMM group aiming at gemm 125 / dec 100 MHz, the tool run replaced; ``fmax(clocks)``
+    gives nextpnr's per-clock Fmax for the PLL clocks the elaborated design asks for."""
+    runs = []
+    aim = {"gemm": 125_000_000, "dec": 100_000_000}
+    real = build.config_for_groups
+    monkeypatch.setattr(build, "config_for_groups",
+                        lambda *a, **k: dataclasses.replace(real(*a, **k), clocks=dict(aim)))
+
+    def install(fmax):
+        def run(build_dir, script, top_name, say):
+            clocks = _domain_pll_clocks_mhz(build_dir)
+            runs.append(clocks)
+            got = fmax(clocks)
+            report = {"fmax": {"$glbnet$clk": {"achieved": 51.0, "constraint": 25.0},
+                               **{f"$glbnet${d}_clk": {"achieved": got[d], "constraint": mhz}
+                                  for d, mhz in clocks.items()}},
+                      "utilization": {"TRELLIS_COMB": {"available": 83640, "used": 40000},
+                                      "MULT18X18D": {"available": 156, "used": 33}}}
+            (build_dir / f"{top_name}.rpt").write_text("End of script.\n")
+            (build_dir / f"{top_name}.tim").write_text("Info: Program finished normally.\n")
+            (build_dir / f"{top_name}.report.json").write_text(json.dumps(report))
+            (build_dir / f"{top_name}.bit").write_bytes(b"\0" * 64)
+            return 0
+        monkeypatch.setattr(build, "_run_script", run)
+        monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+        return runs
+    return install
+
+
+def test_ulx3s_build_steps_each_engine_clock_down_to_what_its_fmax_carries(fake_ulx3s, tmp_path):
+    # gemm reaches 90 MHz whatever it is asked; dec carries its 100 MHz with the margin.
+    runs = fake_ulx3s(lambda clocks: {"gemm": 90.0, "dec": 120.0})
+    r = build.build_board("ulx3s", groups="gemm", gemm_array="2x4", build_dir=tmp_path)
+    # 85 MHz is the highest clock the PLL makes exactly from 25 MHz below 90 / 1.05 = 85.7 MHz
+    # (then 84.375); dec stays.
+    assert runs == [{"gemm": 125.0, "dec": 100.0}, {"gemm": 85.0, "dec": 100.0}]
+    assert r["clocks_mhz"] == {"gemm": 85.0, "dec": 100.0}
+    assert r["fmax_by_domain"] == {"gemm": 90.0, "dec": 120.0}
+    assert r["timing_met"] and r["margin_met"]
+    assert r["pll_by_domain"]["gemm"]["CLKFB_DIV"] * 25 / r["pll_by_domain"]["gemm"]["CLKI_DIV"] == 85
+    assert [a["clocks_mhz"] for a in r["attempts"]] == runs
+
+
+def test_ulx3s_build_keeps_engine_clocks_that_carry_the_margin(fake_ulx3s, tmp_path):
+    runs = fake_ulx3s(lambda clocks: {"gemm": 131.3, "dec": 105.0})
+    r = build.build_board("ulx3s", groups="gemm", gemm_array="2x4", build_dir=tmp_path)
+    assert runs == [{"gemm": 125.0, "dec": 100.0}]
+    assert r["timing_met"] and r["margin_met"] and r["clocks_mhz"] == {"gemm": 125.0, "dec": 100.0}
+
+
+def test_ulx3s_build_that_misses_on_its_last_attempt_says_so(fake_ulx3s, tmp_path):
+    runs = fake_ulx3s(lambda clocks: {d: mhz * 0.9 for d, mhz in clocks.items()})
+    r = build.build_board("ulx3s", groups="gemm", gemm_array="2x4", build_dir=tmp_path, max_attempts=1)
+    assert runs == [{"gemm": 125.0, "dec": 100.0}]
+    assert r["timing_met"] is False and r["margin_met"] is False
+    assert r["fmax_by_domain"] == {"gemm": 112.5, "dec": 90.0}
+
+
+def test_engine_domain_fmax_is_found_by_net_name_or_by_its_constraint():
+    by_clock = {"$glbnet$clk": {"fmax_mhz": 51.0, "target_mhz": 25.0},
+                "$glbnet$crossing_rst0_clk": {"fmax_mhz": 85.1, "target_mhz": 125.0},
+                "$glbnet$dec_clk": {"fmax_mhz": 77.9, "target_mhz": 100.0}}
+    got = build.domain_fmax(by_clock, {"gemm": 125_000_000, "dec": 100_000_000})
+    assert got == {"gemm": 85.1, "dec": 77.9}
+    # Two clocks at one constraint and neither named: unknown, not a guess.
+    by_clock["$glbnet$x"] = {"fmax_mhz": 99.0, "target_mhz": 125.0}
+    assert build.domain_fmax(by_clock, {"gemm": 125_000_000})["gemm"] is None
+    assert build.domain_clocks_down({"gemm": 125_000_000}, {"gemm": None}, 25_000_000) is None
+
+
 def test_build_json_reports_groups_resources_clock_and_timing(fake_tools, tmp_path, monkeypatch, capsys):
     fake_tools(lambda clock: 55.0)
     monkeypatch.setattr(build, "_default_build_dir", lambda name: tmp_path)
