@@ -449,17 +449,22 @@ class _ResultCollector(wiring.Component):
         # keeps the array's result latency at its documented value (the pairs' single-stage
         # beat sums deliver one cycle earlier than the two stages they replace; one register
         # per column pair here instead of one per PE pair).
+        # Only the valid tags are reset: the values (raw, hist) are data, used only with a valid
+        # tag. Reset, they were 36 x 51 flip-flops at 8 x 16 on one reset register, spread over
+        # the array's width: the array domain's worst path in the 8 x 16 board build (15 ns of
+        # route).
         for p in range(P):
-            v = self.sh[p]
+            v, valid = self.sh[p], self.sh[p].valid
             for stage in range(P - p):
-                reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}")
-                m.d.sync += reg.eq(v)
-                v = reg
-            aligned.append(v)
+                reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}", reset_less=True)
+                reg_valid = Signal(name=f"deskew{p}_{stage}_valid")
+                m.d.sync += [reg.eq(v), reg_valid.eq(valid)]
+                v, valid = reg, reg_valid
+            aligned.append((v, valid))
         # The saturated values and the tile's overflow from the pairs' accumulator registers.
         ovf = Const(0, 1)
         values = []
-        for v in aligned:
+        for v, _ in aligned:
             ovf = ovf | v.hist
             for raw in v.raw:
                 ovf = ovf | view_overflowed(raw)
@@ -475,10 +480,10 @@ class _ResultCollector(wiring.Component):
         wr, rd = ram.write_port(), ram.read_port(domain="comb")
         wptr, rptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
-        w_en = aligned[-1].valid
+        w_en = aligned[-1][1]
         m.d.comb += [wr.en.eq(w_en), wr.addr.eq(wptr), rd.addr.eq(rptr),
                      wr.data.eq(Cat(*values, ovf))]
-        out_valid, out_data = Signal(), Signal(width)
+        out_valid, out_data = Signal(), Signal(width, reset_less=True)     # data: see out_valid
         load = Signal()
         # ``load`` enables every output flip-flop: it comes from flip-flops through one LUT, the
         # ring's "not empty" kept as a register of its own (from the count, a compare and an
@@ -493,7 +498,7 @@ class _ResultCollector(wiring.Component):
         with m.Elif(self.o_res.ready):
             m.d.sync += out_valid.eq(0)
         m.d.sync += count.eq(count + w_en - load)
-        with m.If(aligned[-1].valid & ovf):
+        with m.If(w_en & ovf):
             m.d.sync += self.o_overflow.eq(1)
         with m.If(self.i_clear):
             m.d.sync += self.o_overflow.eq(0)
