@@ -163,7 +163,13 @@ class EngineCrossing(wiring.Component):
         # mapping (abc_ops_reintegrate.cc:596; not the result FIFO's reset synchronizer, nor reached
         # by a small split AsyncFIFO); the board build then maps with a fallback
         # (boards.toolchain.ABC9_OPTIONS; docs/boards.md).
-        add_with_reset_domains(m, "crossing", self._crossing(), domain=self.array_domain, depth=3,
+        # The decoder's PLL domain (the ULX3S's `dec`) gets the same tree: its reset synchronizer
+        # drove the decoder's per-part reset LUTs across the die and through them each part's
+        # flip-flops (16 ns, that domain's worst path in the 8 x 16 board build). Not a decoder in
+        # the controller's domain: that domain's reset is the controller's (see above).
+        D = self.decode_domain
+        domains = (self.array_domain, D) if D not in ("sync", self.array_domain) else self.array_domain
+        add_with_reset_domains(m, "crossing", self._crossing(), domain=domains, depth=3,
                                platform=platform)
         return m
 

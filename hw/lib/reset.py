@@ -103,17 +103,29 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, pla
     ``m`` named by their path (``<name>__<submodule>__...``). Registers of the tree are ``keep``
     (see :data:`KEEP_REGISTERS`) and start asserted.
 
-    Returns the part reset registers, in the order of the parts (the block's own statements first).
+    ``domain`` may be a tuple of domains: each gets its own tree over the same parts (the first
+    named as above; another domain ``d``'s registers ``..._<d>_rst`` and local domains
+    ``<name>_<d>_rst<i>``), e.g. the GEMM engine's array and decoder PLL domains.
+
+    Returns the part reset registers of the first domain, in the order of the parts (the block's
+    own statements first).
     """
+    domains = (domain,) if isinstance(domain, str) else tuple(domain)
     parts = []
     _split(Fragment.get(elaboratable, platform), name, depth, parts)
     branches, leaves = {}, []
     for i, (frag, part, branch) in enumerate(parts):
-        if branch not in branches:
-            branches[branch] = _leaf(m, ResetSignal(domain), domain, f"{branch}_rst_branch", 1, True)
-        leaves.append(_leaf(m, branches[branch], domain, f"{part}_rst", 1, True))
-        cd = ClockDomain(f"{name}_rst{i}", local=True)
-        m.domains += cd
-        m.d.comb += [cd.clk.eq(ClockSignal(domain)), cd.rst.eq(leaves[-1])]
-        m.submodules[part] = DomainRenamer({domain: cd.name})(frag)
+        rename = {}
+        for k, d in enumerate(domains):
+            tag = "" if k == 0 else f"_{d}"
+            if (branch, d) not in branches:
+                branches[branch, d] = _leaf(m, ResetSignal(d), d, f"{branch}{tag}_rst_branch", 1, True)
+            leaf = _leaf(m, branches[branch, d], d, f"{part}{tag}_rst", 1, True)
+            if k == 0:
+                leaves.append(leaf)
+            cd = ClockDomain(f"{name}{tag}_rst{i}", local=True)
+            m.domains += cd
+            m.d.comb += [cd.clk.eq(ClockSignal(d)), cd.rst.eq(leaf)]
+            rename[d] = cd.name
+        m.submodules[part] = DomainRenamer(rename)(frag)
     return leaves
