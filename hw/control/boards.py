@@ -118,14 +118,13 @@ BOARD_CONFIGS = {
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
         # The GEMM engine (docs/gemm.md): 4 x 8 systolic array (32 MULT18X18D). The 8 x 16 array
-        # (128 MULT18X18D) routes alone (101 MHz, docs/mac.md) but not in this board: its full build
-        # placed (145 MULT18X18D, 164 DP16KD, 66 % LUT4) and router2 still had 12 214 overused wires
-        # at iteration 10, where the 4 x 8 board has 636 and routes at 53-81 (docs/boards.md); so
-        # the board carries the shape that routes (`--gemm-array 8x16` builds or simulates the other,
-        # boards/groups.py). K <= 512 and batches <= 64 per engine GEMM (the
+        # (128 MULT18X18D) routes in a board with the GEMM group alone (`--groups gemm --gemm-array
+        # 8x16`), not beside HDQT and STDP: router2's overuse bottoms out near 8000 wires
+        # (docs/boards.md); so the board carries the shape that routes (`--gemm-array 8x16` builds
+        # or simulates the other, boards/groups.py). K <= 512 and batches <= 64 per engine GEMM (the
         # host splits larger ones), 8192 staged data beats (64 KB) and 1024 result rows. The array
-        # in its own 125 MHz domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
-        # ECP5, docs/huffman.md) in a 100 MHz one; the controller and the handler stay on the
+        # in its own PLL domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
+        # ECP5 alone, docs/huffman.md) in another; the controller and the handler stay on the
         # 25 MHz oscillator. The array's multipliers sit at fixed DSP sites (dsp_layout,
         # hw/mac/ecp5_dsp.py: left to itself nextpnr scattered a pair's two over the die).
         gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
