@@ -248,18 +248,29 @@ def fake_tools(monkeypatch):
     runs = []
 
     def install(fmax):
-        def run(build_dir, script, top_name, say):
+        def outputs(build_dir):
             clock = _pll_clock_mhz(build_dir)
             runs.append(clock)
-            (build_dir / f"{top_name}.rpt").write_text(YOSYS_LOG)
-            (build_dir / f"{top_name}.tim").write_text("Info: Program finished normally.\n")
-            (build_dir / f"{top_name}.report.json").write_text(json.dumps(_report(fmax(clock), clock)))
-            (build_dir / f"{top_name}.bin").write_bytes(b"\0" * 64)
-            return 0
-        monkeypatch.setattr(build, "_run_script", run)
-        monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+            return {"rpt": YOSYS_LOG, "tim": NEXTPNR_DONE,
+                    "report.json": json.dumps(_report(fmax(clock), clock)), "bin": b"\0" * 64}
+        _replace_tool_run(monkeypatch, outputs)
         return runs
     return install
+
+
+NEXTPNR_DONE = "Info: Program finished normally.\n"
+
+
+def _replace_tool_run(monkeypatch, outputs):
+    """Replace the build script's run: ``outputs(build_dir)`` gives ``{file suffix: text or bytes}``,
+    the files the tools would write (Yosys' log, nextpnr's log and report, the bitstream)."""
+    def run(build_dir, script, top_name, say):
+        for suffix, content in outputs(build_dir).items():
+            path = build_dir / f"{top_name}.{suffix}"
+            path.write_bytes(content) if isinstance(content, bytes) else path.write_text(content)
+        return 0
+    monkeypatch.setattr(build, "_run_script", run)
+    monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
 
 
 def test_build_steps_the_clock_down_to_what_fmax_carries(fake_tools, tmp_path):
@@ -312,7 +323,7 @@ def fake_ulx3s(monkeypatch):
                         lambda *a, **k: dataclasses.replace(real(*a, **k), clocks=dict(aim)))
 
     def install(fmax):
-        def run(build_dir, script, top_name, say):
+        def outputs(build_dir):
             clocks = _domain_pll_clocks_mhz(build_dir)
             runs.append(clocks)
             got = fmax(clocks)
@@ -321,13 +332,9 @@ def fake_ulx3s(monkeypatch):
                                   for d, mhz in clocks.items()}},
                       "utilization": {"TRELLIS_COMB": {"available": 83640, "used": 40000},
                                       "MULT18X18D": {"available": 156, "used": 33}}}
-            (build_dir / f"{top_name}.rpt").write_text("End of script.\n")
-            (build_dir / f"{top_name}.tim").write_text("Info: Program finished normally.\n")
-            (build_dir / f"{top_name}.report.json").write_text(json.dumps(report))
-            (build_dir / f"{top_name}.bit").write_bytes(b"\0" * 64)
-            return 0
-        monkeypatch.setattr(build, "_run_script", run)
-        monkeypatch.setattr(build.toolchain, "use_yowasp", lambda: {})
+            return {"rpt": "End of script.\n", "tim": NEXTPNR_DONE, "report.json": json.dumps(report),
+                    "bit": b"\0" * 64}
+        _replace_tool_run(monkeypatch, outputs)
         return runs
     return install
 
