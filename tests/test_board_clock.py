@@ -163,17 +163,18 @@ def test_ulx3s_top_runs_from_the_pll_when_its_config_names_the_oscillator(tmp_pa
 
 def test_ulx3s_gemm_domains_each_get_a_pll_from_the_oscillator(tmp_path):
     """The ULX3S's GEMM group (a small engine: a quick elaboration) in its array and decoder
-    domains: sync straight from the oscillator, one EHXPLLL per domain at 125 and 100 MHz."""
+    domains: sync straight from the oscillator, one EHXPLLL per domain at its configured clock."""
     cfg = config_for_groups("ulx3s", "gemm")
     cfg = dataclasses.replace(cfg, gemm={**cfg.gemm, "rows": 2, "cols": 4, "max_k": 32, "max_batch": 4,
                                          "lanes": 2, "contexts": 1, "stage_depth": 64, "result_depth": 16})
     top = BoardTop("ulx3s", config=cfg)
     assert top.pll is None and set(top.domain_plls) == {"gemm", "dec"}
-    il = _elaborate(top, tmp_path)
-    cells = il.split("cell \\EHXPLLL")[1:]
-    divs = sorted(int(re.search(r"parameter \\CLKFB_DIV (\d+)", c).group(1)) for c in cells)
-    assert divs == [4, 5]            # 25 MHz x 4 (dec), x 5 (gemm); CLKI_DIV 1
-    assert all("parameter \\CLKI_DIV 1\n" in c for c in cells)
+    # 65.625 MHz each: 25 MHz x 21 / 8 (the config's clocks, docs/boards.md).
+    assert cfg.clocks == {"gemm": 65_625_000, "dec": 65_625_000}
+    assert _domain_pll_clocks_in(_elaborate(top, tmp_path)) == {"gemm": 65.625, "dec": 65.625}
+    aim = dataclasses.replace(cfg, clocks={"gemm": 125_000_000, "dec": 100_000_000})
+    assert _domain_pll_clocks_in(_elaborate(BoardTop("ulx3s", config=aim), tmp_path)) == \
+        {"gemm": 125.0, "dec": 100.0}
 
 
 def test_board_top_refuses_a_clock_its_board_cannot_make():
@@ -302,8 +303,12 @@ def test_build_stops_after_max_attempts(fake_tools, tmp_path):
 # --- the ULX3S's engine clocks (a PLL per domain from the 25 MHz oscillator) -----------------------
 
 def _domain_pll_clocks_mhz(build_dir):
-    """{domain: MHz} of every ``pll_<domain>`` EHXPLLL in the elaborated design's RTLIL."""
-    il = next(build_dir.glob("*.il")).read_text()
+    """{domain: MHz} of every ``pll_<domain>`` EHXPLLL in the elaborated design's RTLIL file."""
+    return _domain_pll_clocks_in(next(build_dir.glob("*.il")).read_text())
+
+
+def _domain_pll_clocks_in(il):
+    """{domain: MHz} of every ``pll_<domain>`` EHXPLLL (from 25 MHz) in the RTLIL text ``il``."""
     out = {}
     for d, body in re.findall(r"module \\\S+\.pll_(\w+)\n(.*?)\nend\n", il, re.S):
         ri = int(re.search(r"parameter \\CLKI_DIV (\d+)", body).group(1))

@@ -39,10 +39,10 @@ SIM_LINE_DIVISORS = {"ulx3s": 4}
 
 #: Simulated period (ps) of a board's fastest extra clock domain (``BoardConfig.clocks``); the
 #: others keep their ratios to it, and ``sync`` runs at 10 ns. Simulation only: on the ULX3S the
-#: GEMM array (125 MHz) is 5x the controller's 25 MHz, in simulation 1.5625x (6.4 ns against 10 ns),
-#: since every array edge costs the simulator while the line runs; the decoder stays at 0.8x the
-#: array (8 ns), as on the board. The engine's cycles do not depend on the controller's clock
-#: (``tests/test_gemm_crossing.py``).
+#: GEMM array (65.625 MHz) is 2.625x the controller's 25 MHz, in simulation 1.5625x (6.4 ns against
+#: 10 ns), since every array edge costs the simulator while the line runs; the decoder keeps its
+#: ratio to the array (1:1), as on the board. The engine's cycles do not depend on the
+#: controller's clock (``tests/test_gemm_crossing.py``).
 SIM_FASTEST_PS = 6400
 
 _SHARED = {}
