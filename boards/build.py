@@ -383,7 +383,6 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
     result["abc9"] = abc9
     fmax = result["fmax_mhz"]
     result["margin"] = MARGIN if top.pll or top.domain_plls else 0.0
-    result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])
     if top.domain_plls:
         # The sync clock is the oscillator's (its Fmax only has to reach it); the engine's PLL
         # clocks want the margin.
@@ -393,6 +392,8 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
         result["fmax_by_domain"] = by_domain = domain_fmax(result["fmax_by_clock"], clocks)
         result["margin_met"] = result["timing_met"] and all(
             by_domain[d] is not None and by_domain[d] * 1e6 >= hz * (1 + MARGIN) for d, hz in clocks.items())
+    else:
+        result["margin_met"] = fmax is None or fmax >= clock_mhz * (1 + result["margin"])
     return result
 
 
