@@ -2,6 +2,7 @@
 
 import json
 
+import pytest
 from amaranth.back import rtlil
 from amaranth.hdl import Cat, ClockDomain, ClockSignal, Elaboratable, Fragment, Module, ResetSignal, Signal
 from amaranth.lib import wiring
@@ -123,6 +124,51 @@ def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
     whole = DomainTop(depth=0)
     Fragment.get(whole, None)
     assert [leaf.name for leaf in whole.leaves] == ["parts_rst"]
+
+
+class NestedDomainTop(Elaboratable):
+    """``Parts`` one level down in a block, through reset domains with a fan-out of 2: the branch
+    ``parts__inner`` has four parts (the block's own statements and three counters)."""
+
+    def __init__(self, fanout=2):
+        self.cd = ClockDomain("sync")
+        self.rst = Signal()
+        self.o_counts = Signal(16)
+        self.fanout = fanout
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        m.d.comb += self.cd.rst.eq(self.rst)
+        block = Module()
+        block.submodules.inner = inner = Parts()
+        m.d.comb += self.o_counts.eq(inner.o_counts)
+        self.leaves = add_with_reset_domains(m, "parts", block, depth=2, fanout=self.fanout,
+                                             platform=platform)
+        return m
+
+
+def test_a_branch_wider_than_the_fanout_gets_a_level_more_for_every_part():
+    dut = NestedDomainTop()
+    # Three registers from the domain's reset to every part: the tree starts asserted, so the
+    # counters count from the fourth edge on; the domain's reset, high before edge 6, resets every
+    # part at edge 9 (one edge later than with two levels), all in the same cycle.
+    assert _counts(dut, dut.rst, 5, cycles=10) == [0x0000, 0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333,
+                                                   0x4444, 0x5555, 0x0000]
+    assert [leaf.name for leaf in dut.leaves] == ["parts_rst", "parts__inner_rst", "parts__inner__part0_rst",
+                                                  "parts__inner__part1_rst", "parts__inner__part2_rst"]
+    # Fan-out 4 holds the widest branch: the tree keeps its two levels.
+    wide = NestedDomainTop(fanout=4)
+    assert _counts(wide, wide.rst, 5)[3] == 0x1111
+    with pytest.raises(ValueError, match="fanout must be an integer >= 2, not 1"):
+        Fragment.get(NestedDomainTop(fanout=1), None)
+
+
+def test_synthesis_keeps_one_group_register_per_run_of_fanout_parts(tmp_path):
+    # 16 counter bits; registers: two branches (the block's own statements, inner), three groups
+    # (one for the block, two for inner's four parts at fan-out 2), five parts.
+    dut = NestedDomainTop()
+    assert _flip_flops(tmp_path, True, dut, ports=[dut.cd.clk, dut.rst, dut.o_counts]) == 16 + 2 + 3 + 5
 
 
 class TwoDomainCounter(wiring.Component):

@@ -26,6 +26,8 @@ from amaranth.hdl import (
     Signal,
 )
 
+from ..params import check_int
+
 __all__ = ["add_with_reset_tree", "module_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
 
 #: Yosys command: ``keep`` on every ``$dff`` whose output is a wire with the ``keep`` attribute.
@@ -89,19 +91,24 @@ def _split(frag, name, depth, parts, branch=None):
         _split(sub, f"{name}__{sub_name or i}", depth - 1, parts, branch or f"{name}__{sub_name or i}")
 
 
-def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, platform=None):
+def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, fanout=8, platform=None):
     """Add ``elaboratable`` to ``m`` as submodule ``name`` with ``domain``'s reset replaced, in each
     of its parts, by a registered copy: the domain's reset -> one register per branch (the block's
-    own statements, each direct submodule) -> one register per part. Every part leaves reset two
-    cycles after the domain's reset drops, all in the same cycle, and no register drives the reset of
-    more than one part.
+    own statements, each direct submodule) -> one register per part. A branch of more than
+    ``fanout`` parts would drive all of them from its one register across the die (the 8 x 16
+    array's 117 parts in the ULX3S build: 15.6 ns of route to the farthest); if any branch has
+    more, every branch gets a level between: one register per run of at most ``fanout``
+    consecutive parts of the branch. Every part leaves reset two cycles (three with that level)
+    after the domain's reset drops, all in the same cycle, and no register drives the reset of
+    more than ``fanout`` parts below a branch.
 
     Parts: the block's submodule tree split ``depth`` levels deep; a module above that depth
     contributes its own statements as a part, a module at that depth (or without submodules) is one
     part with everything below it. Each part runs in a local clock domain ``<name>_rst<i>`` clocked
     by ``domain``'s clock (the other domains it uses are untouched). The parts become submodules of
     ``m`` named by their path (``<name>__<submodule>__...``). Registers of the tree are ``keep``
-    (see :data:`KEEP_REGISTERS`) and start asserted.
+    (see :data:`KEEP_REGISTERS`) and start asserted; those of the level between are named
+    ``<branch>_rst_group<j>``.
 
     ``domain`` may be a tuple of domains: each gets its own tree over the same parts (the first
     named as above; another domain ``d``'s registers ``..._<d>_rst`` and local domains
@@ -110,17 +117,30 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, pla
     Returns the part reset registers of the first domain, in the order of the parts (the block's
     own statements first).
     """
+    check_int("fanout", fanout, 2)
     domains = (domain,) if isinstance(domain, str) else tuple(domain)
     parts = []
     _split(Fragment.get(elaboratable, platform), name, depth, parts)
-    branches, leaves = {}, []
+    in_branch = {}
+    for _, _, branch in parts:
+        in_branch[branch] = in_branch.get(branch, 0) + 1
+    grouped = max(in_branch.values()) > fanout
+    seen = {}
+    branches, groups, leaves = {}, {}, []
     for i, (frag, part, branch) in enumerate(parts):
+        group = seen.get(branch, 0) // fanout
+        seen[branch] = seen.get(branch, 0) + 1
         rename = {}
         for k, d in enumerate(domains):
             tag = "" if k == 0 else f"_{d}"
             if (branch, d) not in branches:
                 branches[branch, d] = _leaf(m, ResetSignal(d), d, f"{branch}{tag}_rst_branch", 1, True)
-            leaf = _leaf(m, branches[branch, d], d, f"{part}{tag}_rst", 1, True)
+            above = branches[branch, d]
+            if grouped:
+                if (branch, group, d) not in groups:
+                    groups[branch, group, d] = _leaf(m, above, d, f"{branch}{tag}_rst_group{group}", 1, True)
+                above = groups[branch, group, d]
+            leaf = _leaf(m, above, d, f"{part}{tag}_rst", 1, True)
             if k == 0:
                 leaves.append(leaf)
             cd = ClockDomain(f"{name}{tag}_rst{i}", local=True)
