@@ -21,7 +21,8 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM read
   address is a register, fetched ahead into four output registers from registered state only, so
   that neither the synchronized write pointer's compare nor the decoder's ready (which depends on
-  the beat it is offered) reaches the address of its block RAMs; its memory is in banks of 2048
+  the beat it is offered) reaches the address of its block RAMs, and leaving through a skid
+  buffer, so that the decoder's ready reaches only that buffer's registers; its memory is in banks of 2048
   beats, each with its own address register and read-data register, the bank selected a cycle
   after the read. The result rows enter their FIFO
   through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the engine's
@@ -190,8 +191,12 @@ class EngineCrossing(wiring.Component):
         # The staging queue's block-RAM read address is a register (hw/lib/async_queue.py): the
         # library FIFO's, its read pointer plus the read, took the synchronized write pointer's
         # empty compare to the address of every block RAM of the queue in one cycle.
+        # Its output skid buffer: the decoder's ready depends on the beat offered (the parser's
+        # `first`), and through the queue's take it enabled the queue's four output registers of
+        # 128-bit beats, placed by the block RAMs (13.3-14.0 ns, the `dec` worst path of the ULX3S
+        # builds at af7b956); the skid's registered ready takes that path.
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
-                                                w_domain="sync", r_domain=D)
+                                                w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
         cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
         act = fifo("act", Value.cast(self.i_act.payload).shape().width, self.cdc_depth, "sync", A)

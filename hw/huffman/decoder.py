@@ -185,7 +185,7 @@ class HuffmanDecoder(wiring.Component):
         ports = [kind.port(lane, c) for c in range(C) for lane in lanes]
         fifos = []
         for f, (words, desc, _, _) in enumerate(ports):
-            wfifo = RegisteredFlagFIFO(width=spec.WORD + 1, depth=self._depth)
+            wfifo = RegisteredFlagFIFO(width=spec.WORD + 1, depth=self._depth, bram=kind.fifo_bram)
             dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=kind.desc_depth)
             core.submodules[f"wfifo{f}"] = wfifo
             core.submodules[f"dfifo{f}"] = dfifo
@@ -296,6 +296,7 @@ class _OneCycle:
     loader_class = TableLoader
     offset_port = False                 # the lanes read the loader's offset registers
     desc_depth = 2                      # a 2-entry descriptor FIFO per lane
+    fifo_bram = False                   # the FIFOs' memories as the library maps them (collision logic)
 
     @staticmethod
     def port(lane, context):
@@ -421,8 +422,8 @@ class _TwoContexts:
         others = [syms[c * N + i].valid for i in range(N) if c * N + i != f]
         return jr & (bph == c) & Cat(*others).all()
 
-    @staticmethod
-    def output(core, cur, bph, err, jv, jr, jp, join_take, o_data):
+    @classmethod
+    def output(cls, core, cur, bph, err, jv, jr, jp, join_take, o_data):
         """A block's first beat is context 0's first, its last beat context 1's last; ``err`` on it
         also covers context 0's lanes (remembered from context 0's last beat). The beat leaves
         through a 5-entry output FIFO so that the consumer's ready does not reach the lanes' queues:
@@ -440,7 +441,7 @@ class _TwoContexts:
             jp.last.eq(cur[0].payload.last & bph),
             jp.err.eq(bph & cur[0].payload.last & (err | err0)),
         ]
-        core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5)
+        core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5, bram=cls.fifo_bram)
         core.d.sync += jr.eq(ofifo.w_level <= 2)
         core.d.comb += [
             ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),
@@ -456,6 +457,8 @@ class _TableLookup(_OneCycle):
     lane_class = TableLaneDecoder
     loader_class = CompactTableLoader
     offset_port = True
+    # the word FIFOs in block RAM without collision logic (area: the UP5K's block RAMs are spare)
+    fifo_bram = True
 
 
 class _TableTwoContexts(_TwoContexts):
@@ -464,6 +467,9 @@ class _TableTwoContexts(_TwoContexts):
 
     lane_class = TableCSlowLaneDecoder
     loader_class = CompactTableLoader
+    # the word FIFOs and the output FIFO in block RAM without collision logic (area: the UP5K's
+    # block RAMs are spare, its logic cells are not)
+    fifo_bram = True
     # straight word and table feeds (area: the UP5K is the target; the lane registers the next
     # context's word head itself, and its word-take is two registers)
     feed_words = staticmethod(_OneCycle.feed_words)

@@ -89,6 +89,9 @@ class CSlowLaneDecoder(wiring.Component):
     #: Block-RAM read ports with Yosys' read/write collision logic (a subclass that never uses a
     #: read of a bank being written drops it: :func:`~hw.huffman.lane.symbol_memory`).
     _rw_check = True
+    #: The output queues' memories in block RAM without collision logic
+    #: (:class:`~hw.lib.fifo.RegisteredFlagFIFO` ``bram``); else flip-flops.
+    _queue_bram = False
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -142,7 +145,7 @@ class CSlowLaneDecoder(wiring.Component):
         item_layout = lane_output_layout(self._R)
         queues, inflight, released, final_err, take = [], [], [], [], []
         for k in range(2):
-            q = RegisteredFlagFIFO(width=item_layout.size, depth=_QDEPTH)     # head: a register
+            q = RegisteredFlagFIFO(width=item_layout.size, depth=_QDEPTH, bram=self._queue_bram)   # head: a register
             m.submodules[f"queue{k}"] = q
             rel = Signal(name=f"released{k}")
             ferr = Signal(name=f"final_err{k}")

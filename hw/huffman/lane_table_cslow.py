@@ -79,6 +79,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
     # decodes with it: a read of it then is never used, so no read/write collision logic
     _rw_check = False
+    # the output queues in block RAM (area: the UP5K's block RAMs are spare, its logic cells not)
+    _queue_bram = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)

@@ -1,12 +1,13 @@
 """A clock-domain-crossing stream queue whose block-RAM read address is a register."""
 
-from amaranth.hdl import Array, Const, Module, ResetSignal, Shape, Signal
+from amaranth.hdl import Array, Const, DomainRenamer, Module, ResetInserter, ResetSignal, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_pow2
+from ..params import check_bool, check_pow2
+from .stream import skid_buffer
 
 __all__ = ["AsyncQueue"]
 
@@ -48,8 +49,9 @@ class AsyncQueue(wiring.Component):
     Interface contract: ``i`` in ``w_domain``, ``o`` and the buffer in ``r_domain``; every word
     taken on ``i`` leaves ``o`` once, in order. ``i.ready`` is ``not full`` from registers of
     ``w_domain``; ``o.valid`` is the buffer's count (a register) non-zero, ``o.payload`` its head
-    register. ``w_level`` (``w_domain``, a register) counts the words written and not yet taken
-    from ``o`` as the writer sees it (never too low: words in the buffer count until they leave
+    register (with ``out_skid``: the skid buffer's head, both registers). ``w_level``
+    (``w_domain``, a register) counts the words written and not yet taken from ``o`` as the
+    writer sees it (never too low: words in the buffer count until they leave
     ``o``); ``0`` means the queue, buffer included, is empty. ``depth`` words in all: the buffer's
     words keep their memory slots until they leave ``o``.
 
@@ -79,13 +81,23 @@ class AsyncQueue(wiring.Component):
         up to 9 bits is one ECP5 DP16KD, a wider word takes a column of them).
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
+    out_skid : bool
+        ``o`` leaves through a two-entry skid buffer (:func:`hw.lib.stream.skid_buffer`, in
+        ``r_domain``, emptied with the read side by the write side's reset): ``o.ready`` then
+        reaches only the skid buffer's registers, not the fetch-ahead buffer's ``PREFETCH`` words,
+        whose shift is decided by the skid's registered ready. For a reader whose ready depends on
+        the word it is offered and is far from the queue's memory (the GEMM engine's decoder: its
+        parser's ready, through the buffer's take, to ``4 x 128`` flip-flop enables was the ULX3S
+        decoder domain's worst path). One cycle more latency, still one word per cycle; words in
+        the skid buffer keep their memory slots and count in ``w_level`` until they leave ``o``.
     """
 
     #: Words the read side's buffer holds: the fewest that keep one word per cycle.
     PREFETCH = 4
 
-    def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync"):
+    def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync", out_skid=False):
         self.depth = check_pow2("depth", depth, 4, 65536)
+        self.out_skid = check_bool("out_skid", out_skid)
         #: Entries of a memory bank (``depth`` if that is fewer).
         self.bank_depth = min(check_pow2("bank_depth", bank_depth, 4, 65536), depth)
         self._shape, self._w, self._r = shape, w_domain, r_domain
@@ -96,6 +108,9 @@ class AsyncQueue(wiring.Component):
         #: cycle (from registers only): attributes for the tests.
         self.fetch = Signal(bits, reset_less=True)
         self.fetching = Signal()
+        #: The buffer's head moves on this cycle (``r_domain``; with ``out_skid``, into the skid
+        #: buffer): an attribute for the tests.
+        self.take = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -154,14 +169,24 @@ class AsyncQueue(wiring.Component):
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R)
 
-        fetch, fetching, take = self.fetch, self.fetching, Signal()
+        fetch, fetching, take = self.fetch, self.fetching, self.take
         fetch_next = Signal(bits)
+        head_valid, leave = Signal(), Signal()   # buf[0] is a word; a word leaves ``o``
         m.d.comb += [
             fetching.eq((written != fetch) & (count + read + arriving < P) & ~r_rst),
             fetch_next.eq(fetch + fetching),
-            self.o.valid.eq((count != 0) & ~r_rst), self.o.payload.eq(buf[0]),
-            take.eq(self.o.valid & self.o.ready),
+            head_valid.eq((count != 0) & ~r_rst),
+            leave.eq(self.o.valid & self.o.ready),
         ]
+        if self.out_skid:
+            skid = Module()
+            skid_ready, skid_valid, skid_word = skid_buffer(skid, "skid", width, head_valid, buf[0],
+                                                            self.o.ready)
+            m.submodules.skid = DomainRenamer(R)(ResetInserter(r_rst)(skid))
+            m.d.comb += [take.eq(head_valid & skid_ready),
+                         self.o.valid.eq(skid_valid), self.o.payload.eq(skid_word)]
+        else:
+            m.d.comb += [take.eq(leave), self.o.valid.eq(head_valid), self.o.payload.eq(buf[0])]
         # Each bank has its own copy of the read address (``keep``: Yosys would merge identical
         # registers back into one, whose fan-out to every block RAM's address pins is the path
         # this avoids) and its own data register, fed by nothing but the RAM's data: the RAM's
@@ -179,7 +204,7 @@ class AsyncQueue(wiring.Component):
         m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
         m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch_next), read.eq(fetching),
                    arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
-                   taken.eq(taken + take), taken_gry.eq(_gray(taken)),
+                   taken.eq(taken + leave), taken_gry.eq(_gray(taken)),
                    count.eq(count + arriving - take)]
         # The buffer shifts towards buf[0] as words leave; an arriving word goes behind the last.
         for k, behind in enumerate(buf[1:] + buf[-1:]):     # (count > P never: the last never shifts)

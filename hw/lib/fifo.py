@@ -4,6 +4,8 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib.fifo import FIFOInterface
 from amaranth.lib.memory import Memory
 
+from .ram import registered_read_port
+
 __all__ = ["RegisteredFlagFIFO"]
 
 
@@ -29,6 +31,15 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
     width : int
     depth : int
         At least 2.
+    bram : bool
+        Default False. True: the memory is asked for block RAM (``ram_style``, so that Yosys maps
+        even a few entries there instead of flip-flops) and carries ``no_rw_check``, read through
+        :func:`hw.lib.ram.registered_read_port` (the same cycle behaviour): the FIFO never reads
+        the entry it writes in the same cycle (a read needs a word in the memory, a write room in
+        it, and the pointers are equal only when it is empty or full), so Yosys' read/write
+        collision logic (an address compare and a bypass register of the width) is dead weight.
+        ``collision`` is then a signal that is 1 in a cycle that would read the entry being
+        written (for tests: it must stay 0; nothing in the design reads it).
 
     Raises
     ------
@@ -36,10 +47,13 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
         If ``depth`` is less than 2.
     """
 
-    def __init__(self, *, width, depth):
+    def __init__(self, *, width, depth, bram=False):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer of at least 2, not {depth!r}")
         super().__init__(width=width, depth=depth)
+        self._bram = bool(bram)
+        if self._bram:
+            self.collision = Signal()
         self.w_rdy = Signal(init=1)    # a register here: an empty FIFO is writable out of reset
         self.level = Signal(range(depth + 1))
 
@@ -48,10 +62,14 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
         inner_depth = self.depth - 1
         inner_level = Signal(range(inner_depth + 1))
         inner_nz = Signal()            # inner_level != 0
-        storage = Memory(shape=self.width, depth=inner_depth, init=[])
+        attrs = {"ram_style": "block", "no_rw_check": 1} if self._bram else None
+        storage = Memory(shape=self.width, depth=inner_depth, init=[], attrs=attrs)
         m.submodules.storage = storage
         w_port = storage.write_port()
-        r_port = storage.read_port(domain="sync")
+        if self._bram:
+            r_port = registered_read_port(m, storage, name="storage_rd")
+        else:
+            r_port = storage.read_port(domain="sync")
         produce = Signal(range(inner_depth))
         consume = Signal(range(inner_depth))
 
@@ -65,6 +83,9 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
             self.level.eq(inner_level + self.r_rdy),
             self.w_level.eq(self.level), self.r_level.eq(self.level),
         ]
+
+        if self._bram:
+            m.d.comb += self.collision.eq(do_write & do_inner_read & (produce == consume))
 
         def incr(ptr):
             if inner_depth & (inner_depth - 1) == 0:      # a power of two: the pointer wraps by itself
