@@ -355,6 +355,7 @@ class _TwoContexts:
     offset_port = True                  # the lanes keep the offsets in a block RAM of their own
     # one descriptor register per format lane (area: the parser's output register holds the next one)
     desc_depth = 1
+    fifo_bram = False
 
     @staticmethod
     def port(lane, context):
@@ -441,7 +442,8 @@ class _TwoContexts:
             jp.last.eq(cur[0].payload.last & bph),
             jp.err.eq(bph & cur[0].payload.last & (err | err0)),
         ]
-        core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5, bram=cls.fifo_bram)
+        core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5,
+                                                           bram=cls.fifo_bram)
         core.d.sync += jr.eq(ofifo.w_level <= 2)
         core.d.comb += [
             ofifo.w_en.eq(jv & jr), ofifo.w_data.eq(jp),

@@ -145,7 +145,8 @@ class CSlowLaneDecoder(wiring.Component):
         item_layout = lane_output_layout(self._R)
         queues, inflight, released, final_err, take = [], [], [], [], []
         for k in range(2):
-            q = RegisteredFlagFIFO(width=item_layout.size, depth=_QDEPTH, bram=self._queue_bram)   # head: a register
+            # (head: a register)
+            q = RegisteredFlagFIFO(width=item_layout.size, depth=_QDEPTH, bram=self._queue_bram)
             m.submodules[f"queue{k}"] = q
             rel = Signal(name=f"released{k}")
             ferr = Signal(name=f"final_err{k}")
