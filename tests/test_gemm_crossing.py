@@ -141,11 +141,14 @@ def test_rows_in_the_result_path_are_awaited_and_flushed():
     # the skid buffer not emptied in a flush: its rows start the next GEMM's results
     ("ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))",
      "SkidBuffer(self.o_res.payload.shape())"),
-    # the room flag without the previous cycle's write: a row is offered to a full FIFO and lost
-    ("res.w_level + res_wrote + res_write", "res.w_level + res_write"),
+    # the room flag without the write before the one in the write register, or without that
+    # one: a row is offered to a full FIFO and lost
+    ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_w_en + res_write"),
+    ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_wrote + res_write"),
     # no room flag at all: the skid writes whatever the FIFO holds
     ("res_skid.o.ready.eq(res_room & ~flush_a)", "res_skid.o.ready.eq(~flush_a)"),
-], ids=["rows-counted-at-the-fifo", "skid-kept-in-a-flush", "room-ignores-last-write", "no-room-flag"])
+], ids=["rows-counted-at-the-fifo", "skid-kept-in-a-flush", "room-ignores-write-before",
+        "room-ignores-write-register", "no-room-flag"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
     monkeypatch.setitem(globals(), "EngineCrossing", mutated("hw.gemm.crossing", "EngineCrossing", old, new))
     with pytest.raises(AssertionError):

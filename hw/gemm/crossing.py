@@ -234,15 +234,22 @@ class EngineCrossing(wiring.Component):
         # boards.md). ``w_level`` (a register) lags the writes by two cycles, and reads only
         # lower the count, so "level + the last two cycles' writes < depth" registered now says
         # the FIFO has room in the next cycle; while the reader is away it fills to ``depth``.
+        # A row leaves the skid into a write register (data loaded every cycle, no enable), which
+        # writes the FIFO in the next cycle: the decision (the flush synchronizer's output among its
+        # inputs) drove the FIFO's write enable, and through it the write enables of its 96
+        # distributed-RAM cells of 4 bits, in one cycle (14.50 ns, the `gemm` worst path of the
+        # 8 x 16 GEMM-only board at b78952b). With the write a cycle later, the writes in flight
+        # are the one decided, the one in the register and the one before it.
         res_room, res_wrote = Signal(), Signal()
-        res_write = Signal()
+        res_write, res_w_en = Signal(), Signal()
+        res_w_data = Signal.like(res.w_data)
         m.d.comb += res_write.eq(res_skid.o.valid & res_room & ~flush_a)
-        m.d[A] += [res_wrote.eq(res_write),
-                   res_room.eq(res.w_level + res_wrote + res_write < self.cdc_depth)]
+        m.d[A] += [res_w_en.eq(res_write), res_w_data.eq(res_skid.o.payload), res_wrote.eq(res_w_en),
+                   res_room.eq(res.w_level + res_wrote + res_w_en + res_write < self.cdc_depth)]
         m.d.comb += [res_skid.i.payload.eq(eng.o_res.payload),
                      res_skid.i.valid.eq(eng.o_res.valid & ~flush_a),
                      eng.o_res.ready.eq(res_skid.i.ready | flush_a),
-                     res.w_data.eq(res_skid.o.payload), res.w_en.eq(res_write),
+                     res.w_data.eq(res_w_data), res.w_en.eq(res_w_en),
                      res_skid.o.ready.eq(res_room & ~flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
