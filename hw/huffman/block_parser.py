@@ -1,6 +1,6 @@
 """Block framing: header check, per-lane descriptors, payload distribution, resynchronisation."""
 
-from amaranth.hdl import Cat, Const, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,7 +8,7 @@ from ..params import check_int
 from . import spec
 from .crc import crc16_next
 
-__all__ = ["BlockParser", "beat_layout", "descriptor_layout"]
+__all__ = ["BlockParser", "DescriptorSlot", "beat_layout", "descriptor_layout"]
 
 
 def beat_layout(lanes):
@@ -42,12 +42,21 @@ class BlockParser(wiring.Component):
     exactly ``M`` words and nothing waits for data that will never come. Lanes whose bit length
     exceeds ``16 M`` get ``skip`` set (``o_err_overrun``). One beat per cycle in every state.
 
+    With ``hold=True`` the parser has an input ``i_hold``: while it is high the parser takes no beat
+    in HUNT (``i_data.ready`` low there, nothing else changes), so it starts no header and
+    ``o_desc.payload`` — wires from its header registers, which only HUNT / HEADER write — stays
+    as it was when the descriptor was taken. A :class:`DescriptorSlot` per lane then replaces a
+    descriptor FIFO: the slot stores only "full", the parser holds the data (``i_hold`` = some slot
+    full). The parser still forwards the block's payload meanwhile; only the next header waits.
+
     Parameters
     ----------
     lanes : int
         N, 1 to 8.
     raw_bits : int
         The decoder's raw bits per symbol R (headers with ``r`` other than 0 or R are rejected).
+    hold : bool
+        Default False (no ``i_hold``).
 
     Members
     -------
@@ -59,9 +68,10 @@ class BlockParser(wiring.Component):
         One-cycle error pulses.
     """
 
-    def __init__(self, lanes=1, raw_bits=8):
+    def __init__(self, lanes=1, raw_bits=8, hold=False):
         self._N = check_int("lanes", lanes, 1, 8)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
+        self._hold = bool(hold)
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
             "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),
@@ -69,6 +79,7 @@ class BlockParser(wiring.Component):
             "o_err_header": Out(1),
             "o_err_trunc": Out(1),
             "o_err_overrun": Out(1),
+            **({"i_hold": In(1)} if self._hold else {}),
         })
 
     def elaborate(self, platform):
@@ -149,6 +160,11 @@ class BlockParser(wiring.Component):
         names = ("HUNT", "HEADER", "CHECK", "DECIDE", "DESC", "PAYLOAD", "PAD")
         st = {name: Signal(name=f"st_{name.lower()}", init=(name == "HUNT")) for name in names}
         valid = self.i_data.valid
+        hunt_ready = st["HUNT"]
+        if self._hold:
+            # no beat in HUNT while held: the header registers (the descriptors) keep still
+            valid = valid & ~(self.i_hold & st["HUNT"])
+            hunt_ready = st["HUNT"] & ~self.i_hold
         words_ready = self.o_words.ready
         desc_ready = self.o_desc.ready
         ok = ok_q.all()
@@ -165,7 +181,7 @@ class BlockParser(wiring.Component):
             hdr_shift.eq((st["HUNT"] | st["HEADER"]) & valid),
             self.o_desc.valid.eq(st["DESC"]),
             self.o_words.valid.eq((st["PAYLOAD"] & valid & ~first) | st["PAD"]),
-            self.i_data.ready.eq(st["HUNT"] | st["HEADER"] | (st["PAYLOAD"] & ~first & words_ready)),
+            self.i_data.ready.eq(hunt_ready | st["HEADER"] | (st["PAYLOAD"] & ~first & words_ready)),
         ]
         with m.If(st["PAD"]):
             m.d.comb += [self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N)]
@@ -203,4 +219,40 @@ class BlockParser(wiring.Component):
         # (a payload word is counted on ``valid & ready`` of the input, not the muxed ``o_words.valid``)
         with m.If((st["PAYLOAD"] & pay_take) | (st["PAD"] & pad_take)):
             m.d.sync += [count.eq(count - 1), count_is_1.eq(count == 2)]
+        return m
+
+
+class DescriptorSlot(Elaboratable):
+    """A one-entry descriptor "FIFO" that stores no data: for a writer that holds ``w_data`` from
+    the write until the entry is read (:class:`BlockParser` with ``hold=True``, ``i_hold`` = some
+    slot's ``r_rdy``). Only "full" is a register; ``r_data`` is ``w_data``.
+
+    Cycle behaviour, as ``SyncFIFOBuffered(depth=1)`` (a single register) for such a writer:
+    ``w_rdy`` = empty, ``r_rdy`` = full (both from the one register); a write (``w_en & w_rdy``)
+    makes it full in the next cycle, a read (``r_en & r_rdy``) empty in the next cycle.
+
+    Members
+    -------
+    w_en, w_data, w_rdy, r_en, r_data, r_rdy
+        As :class:`~amaranth.lib.fifo.FIFOInterface` (``width`` bits of data).
+    """
+
+    def __init__(self, width):
+        self.width = width
+        self.depth = 1
+        self.w_en = Signal()
+        self.w_data = Signal(width)
+        self.w_rdy = Signal()
+        self.r_en = Signal()
+        self.r_data = Signal(width)
+        self.r_rdy = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        full = Signal()
+        m.d.comb += [self.w_rdy.eq(~full), self.r_rdy.eq(full), self.r_data.eq(self.w_data)]
+        with m.If(self.w_en & ~full):
+            m.d.sync += full.eq(1)
+        with m.If(self.r_en & full):
+            m.d.sync += full.eq(0)
         return m

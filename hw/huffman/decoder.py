@@ -13,7 +13,7 @@ from ..lib.reset import add_with_reset_tree
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
-from .block_parser import BlockParser, beat_layout, descriptor_layout
+from .block_parser import BlockParser, DescriptorSlot, beat_layout, descriptor_layout
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
@@ -172,7 +172,7 @@ class HuffmanDecoder(wiring.Component):
         """Parser, table loader, the lanes and per format lane a word FIFO and a descriptor FIFO."""
         N, C = self._N, self._C
         kind = (_TABLE_KINDS if self._impl == "table" else _LANE_KINDS)[C]
-        core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R)
+        core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R, hold=kind.desc_hold)
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape)
         lanes = []
         for k in range(N):
@@ -186,7 +186,10 @@ class HuffmanDecoder(wiring.Component):
         fifos = []
         for f, (words, desc, _, _) in enumerate(ports):
             wfifo = RegisteredFlagFIFO(width=spec.WORD + 1, depth=self._depth, bram=kind.fifo_bram)
-            dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=kind.desc_depth)
+            if kind.desc_hold:
+                dfifo = DescriptorSlot(width=descriptor_layout.size)
+            else:
+                dfifo = SyncFIFOBuffered(width=descriptor_layout.size, depth=kind.desc_depth)
             core.submodules[f"wfifo{f}"] = wfifo
             core.submodules[f"dfifo{f}"] = dfifo
             fifos.append((wfifo, dfifo))
@@ -206,6 +209,8 @@ class HuffmanDecoder(wiring.Component):
         ]
         ns.kind.feed_table(core, self.i_table, loader)
         words_room, desc_room = ns.kind.parser_room(core, fifos, self._depth)
+        if ns.kind.desc_hold:       # the parser keeps the descriptors until every lane has read them
+            core.d.comb += parser.i_hold.eq(Cat(*(d.r_rdy for _, d in fifos)).any())
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
         words_v = Signal()
         words_d = Signal.like(parser.o_words.payload)
@@ -296,6 +301,7 @@ class _OneCycle:
     loader_class = TableLoader
     offset_port = False                 # the lanes read the loader's offset registers
     desc_depth = 2                      # a 2-entry descriptor FIFO per lane
+    desc_hold = False                   # (True: a DescriptorSlot per lane, the parser holds the data)
     fifo_bram = False                   # the FIFOs' memories as the library maps them (collision logic)
 
     @staticmethod
@@ -355,6 +361,7 @@ class _TwoContexts:
     offset_port = True                  # the lanes keep the offsets in a block RAM of their own
     # one descriptor register per format lane (area: the parser's output register holds the next one)
     desc_depth = 1
+    desc_hold = False
     fifo_bram = False
 
     @staticmethod
@@ -472,6 +479,10 @@ class _TableTwoContexts(_TwoContexts):
     # the word FIFOs and the output FIFO in block RAM without collision logic (area: the UP5K's
     # block RAMs are spare, its logic cells are not)
     fifo_bram = True
+    # no descriptor registers: the parser holds a block's descriptors (its header registers) until
+    # both contexts have read them, and meanwhile forwards the block's payload; only its next
+    # header waits (for blocks of more payload than the word FIFOs hold, no later than before)
+    desc_hold = True
     # straight word and table feeds (area: the UP5K is the target; the lane registers the next
     # context's word head itself, and its word-take is two registers)
     feed_words = staticmethod(_OneCycle.feed_words)
