@@ -307,6 +307,7 @@ class CSlowLaneDecoder(wiring.Component):
             self.i_words[1].ready.eq(pop & ph),
         ]
         m.d.sync += [nxt.stage.eq(Mux(pop_buf, words[:W], 0)), nxt.staged.eq(pop_buf)]
+        ns.keep(locals(), "words pop_buf")
         m.d.sync += lane_step.clear_error_pulses(self)
         lane_step.account_word(m, cur, nxt, pop, words)
         lane_step.count_symbol(m, cur, nxt, ns.out_q)
@@ -436,6 +437,15 @@ class CSlowLaneDecoder(wiring.Component):
         for k in range(2):
             m.d.comb += [ns.queues[k].w_data.eq(item), ns.queues[k].w_en.eq(s2.valid & (ns.ph == k))]
 
+    def _crc_equal(self, m, ns):
+        """``crc == d.crc`` of the current context in stage B."""
+        nxt = ns.nxt
+        # the CRC compare, from the next context's registers (stage A), registered: ``crc == d.crc``
+        # of the current context, exactly (its registers are the ``*_n`` ones a cycle ago)
+        crc_eq_q = Signal()
+        m.d.sync += crc_eq_q.eq(nxt.crc == nxt.d.crc)
+        return crc_eq_q
+
     def _block_control(self, m, ns):
         """Block control (the rotating state register). "The next table is loaded", the next
         descriptor's valid and its derived fields: registered from the next context's registers
@@ -444,10 +454,7 @@ class CSlowLaneDecoder(wiring.Component):
         (only this context reads its FIFO, and a full FIFO is not written), so its fields are read
         from the FIFO in the cycle that takes it."""
         W, ph, cur, nxt = spec.WORD, ns.ph, ns.cur, ns.nxt
-        # the CRC compare, from the next context's registers (stage A), registered: ``crc == d.crc``
-        # of the current context, exactly (its registers are the ``*_n`` ones a cycle ago)
-        crc_eq_q = Signal()
-        m.d.sync += crc_eq_q.eq(nxt.crc == nxt.d.crc)
+        crc_eq_q = self._crc_equal(m, ns)
         next_tab = cur.tab + 1
         loaded_q = Signal()
         diff = Signal(8)

@@ -3,11 +3,15 @@
 RAM, serving two format lanes alternately (``HuffmanDecoder(impl="table", contexts=2)``)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib import data
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
 
 from ..lib.logic import or_tree
+from ..lib.ram import registered_read_port
 from ..lib.sections import elaborate_sections
 from . import lane_step, spec
+from .block_parser import descriptor_layout
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
 from .lane_table import TableFiller
 
@@ -92,9 +96,49 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             self._B = top
 
     def elaborate(self, platform):
-        return elaborate_sections(Module(), self._registers, self._filler, self._output, self._limits,
-                                  self._stage_a, self._stage_b, self._intake, self._stage1, self._lookup,
-                                  self._block_control)
+        return elaborate_sections(Module(), self._registers, self._context_rams, self._filler,
+                                  self._output, self._limits, self._stage_a, self._stage_b, self._intake,
+                                  self._stage1, self._lookup, self._block_control,
+                                  self._context_ram_writes)
+
+    def _context_rams(self, m, ns):
+        """Per-context values that the logic reads only in the context's own turn (``cur``, never
+        ``nxt``) and that change only at known events, in block RAM instead of a rotating pair of
+        registers: the staged word (``stage``, written when a word is staged, read in stage B only
+        when ``staged``) and the descriptor fields the block still needs (``d.crc``, ``d.mode``,
+        ``d.ebits``: written when the context takes its descriptor). Each is a two-entry memory
+        (address = context), written in the context's turn (address ``ph``) and read in every
+        cycle for the context of the next one (address ``~ph``): its registered read data is the
+        current context's value, which is what ``cur.x`` of the pair held (a write reaches the
+        context's next turn, two cycles later, as ``nxt.x`` did). A cycle never reads the entry it
+        writes, hence no collision logic. The pair's registers, read by nothing then, go."""
+        ph = ns.ph
+        self._ctx_mems = {}
+        d_layout = data.StructLayout({"crc": 16, "mode": 2, "ebits": 4})
+        for name, shape in (("stage", spec.WORD), ("d", d_layout)):
+            mem = Memory(shape=shape, depth=2, init=[], attrs={"ram_style": "block", "no_rw_check": 1})
+            m.submodules[f"{name}_mem"] = mem
+            rport = registered_read_port(m, mem, name=f"{name}_mem_rd")
+            m.d.comb += rport.addr.eq(~ph)
+            self._ctx_mems[name] = mem.write_port()
+            setattr(ns.cur, name, rport.data)
+
+    def _context_ram_writes(self, m, ns):
+        """The context RAMs' writes (see ``_context_rams``): a staged word; a taken descriptor."""
+        ph, wp = ns.ph, self._ctx_mems
+        m.d.comb += [wp["stage"].en.eq(ns.pop_buf), wp["stage"].addr.eq(ph),
+                     wp["stage"].data.eq(ns.words[:spec.WORD])]
+        desc = Signal(descriptor_layout)          # the current context's (as the block control's)
+        m.d.comb += desc.eq(Mux(ph, self.i_desc[1].payload, self.i_desc[0].payload))
+        take = self.i_desc[0].ready | self.i_desc[1].ready       # (only the current context's is set)
+        m.d.comb += [wp["d"].en.eq(take), wp["d"].addr.eq(ph),
+                     wp["d"].data.eq(Cat(desc.crc, desc.mode, desc.ebits))]
+
+    def _crc_equal(self, m, ns):
+        # stage B's compare with the descriptor's CRC from its block RAM (the block's end check only)
+        eq = Signal()
+        m.d.comb += eq.eq(ns.cur.crc == ns.cur.d.crc)
+        return eq
 
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
