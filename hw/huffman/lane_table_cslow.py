@@ -3,6 +3,7 @@
 RAM, serving two format lanes alternately (``HuffmanDecoder(impl="table", contexts=2)``)."""
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from amaranth.hdl._ast import Assign  # (not exported by amaranth.hdl in 0.5: the statement class)
 from amaranth.lib import data
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In
@@ -24,6 +25,55 @@ def wide_table_bits(max_len):
     return min(9, max_len - 1)
 
 __all__ = ["TableCSlowLaneDecoder"]
+
+#: Per-context counters kept in block RAM (see ``TableCSlowLaneDecoder._context_rams``): read only
+#: as the current context's (``cur``), written by the logic as ``nxt``.
+_RAM_COUNTERS = ("n_left", "words_left", "own_left", "crc")
+
+
+class _CombWrites:
+    """A stand-in for a module ``m`` whose ``d.sync`` statements that assign one of ``targets``
+    (``(signal, flag)`` pairs) go to ``m.d.comb`` instead (in the same control-flow context), with
+    ``flag.eq(1)`` beside them: the lane's shared block logic (:mod:`~hw.huffman.lane_step`)
+    writes a rotating pair's ``nxt`` register with ``m.d.sync``; for a value kept in block RAM
+    ``nxt`` is the RAM's write data and ``flag`` its write enable (both combinational, 0 unless
+    assigned). Everything else is ``m``'s."""
+
+    def __init__(self, m, targets):
+        self._m = m
+        self.d = _CombWriteDomains(m, targets)
+
+    def __getattr__(self, name):
+        return getattr(self._m, name)
+
+
+class _CombWriteDomains:
+    def __init__(self, m, targets):
+        object.__setattr__(self, "_m", m)
+        object.__setattr__(self, "_targets", targets)
+
+    def __getattr__(self, name):
+        if name == "sync":
+            return _SyncSplitter(self._m, self._targets)
+        return getattr(self._m.d, name)
+
+    def __setattr__(self, name, value):
+        if not isinstance(value, _SyncSplitter):
+            setattr(self._m.d, name, value)
+
+
+class _SyncSplitter:
+    def __init__(self, m, targets):
+        self._m, self._targets = m, targets
+
+    def __iadd__(self, stmts):
+        for stmt in stmts if isinstance(stmts, (list, tuple)) else [stmts]:
+            flags = [f for t, f in self._targets if isinstance(stmt, Assign) and stmt.lhs is t]
+            if flags:
+                self._m.d.comb += [stmt, flags[0].eq(1)]
+            else:
+                self._m.d.sync += stmt
+        return self
 
 
 def _less(a, b):
@@ -101,6 +151,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                                   self._stage1, self._lookup, self._block_control,
                                   self._context_ram_writes)
 
+    def _intake(self, m, ns):
+        super()._intake(_CombWrites(m, ns.ram_writes), ns)
+
+    def _block_control(self, m, ns):
+        super()._block_control(_CombWrites(m, ns.ram_writes), ns)
+
     def _context_rams(self, m, ns):
         """Per-context values that the logic reads only in the context's own turn (``cur``, never
         ``nxt``) and that change only at known events, in block RAM instead of a rotating pair of
@@ -111,7 +167,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         cycle for the context of the next one (address ``~ph``): its registered read data is the
         current context's value, which is what ``cur.x`` of the pair held (a write reaches the
         context's next turn, two cycles later, as ``nxt.x`` did). A cycle never reads the entry it
-        writes, hence no collision logic. The pair's registers, read by nothing then, go."""
+        writes, hence no collision logic. The pair's registers, read by nothing then, go.
+
+        The counters ``n_left``, ``words_left``, ``own_left`` and ``crc`` too (read only as
+        ``cur``; the block CRC compare reads ``cur``: ``_crc_equal``): one memory written in every
+        cycle that changes them (address ``ph``; a write enable per counter, the RAM's bit mask)
+        with ``nxt.x``, here a combinational signal that the block logic assigns where it
+        assigned the pair's register (``_CombWrites`` in ``_intake`` and ``_block_control``): an
+        unchanged counter is not written, so no multiplexer holds it."""
         ph = ns.ph
         self._ctx_mems = {}
         d_layout = data.StructLayout({"crc": 16, "mode": 2, "ebits": 4})
@@ -122,6 +185,22 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             m.d.comb += rport.addr.eq(~ph)
             self._ctx_mems[name] = mem.write_port()
             setattr(ns.cur, name, rport.data)
+        widths = [len(getattr(ns.cur, name)) for name in _RAM_COUNTERS]
+        mem = Memory(shape=sum(widths), depth=2, init=[], attrs={"ram_style": "block", "no_rw_check": 1})
+        m.submodules.counters_mem = mem
+        rport = registered_read_port(m, mem, name="counters_mem_rd")
+        assert len(set(widths)) == 1          # (one write-enable bit per counter)
+        wport = mem.write_port(granularity=widths[0])
+        m.d.comb += [rport.addr.eq(~ph), wport.addr.eq(ph)]
+        writes, at = [], 0
+        for k, (name, width) in enumerate(zip(_RAM_COUNTERS, widths)):
+            x, x_n = Signal(width, name=f"{name}_ram"), Signal(width, name=f"{name}_ram_n")
+            m.d.comb += [x.eq(rport.data[at:at + width]), wport.data[at:at + width].eq(x_n)]
+            setattr(ns.cur, name, x)
+            setattr(ns.nxt, name, x_n)
+            writes.append((x_n, wport.en[k]))
+            at += width
+        ns.ram_writes = writes
 
     def _context_ram_writes(self, m, ns):
         """The context RAMs' writes (see ``_context_rams``): a staged word; a taken descriptor."""
