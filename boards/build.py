@@ -49,7 +49,8 @@ from .toolchain import ABC9_OPTIONS, lut_mapping
 from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
-           "group_costs", "groups_that_fit", "MAX_ATTEMPTS", "domain_fmax", "domain_clocks_down"]
+           "group_costs", "groups_that_fit", "MAX_ATTEMPTS", "domain_fmax", "domain_clocks_down",
+           "pll_clock_nets"]
 
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
@@ -253,16 +254,43 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     return result
 
 
-def domain_fmax(fmax_by_clock, clocks):
+def pll_clock_nets(netlist, domains):
+    """``{domain: set of net names}``: the names Yosys' JSON ``netlist`` (a path; missing: no names)
+    gives the output clock of each domain's PLL (the ``EHXPLLL`` of ``boards.top``'s ``pll_<domain>``
+    submodule). nextpnr names a global clock by one of them, which need not be ``<domain>_clk``: with
+    the GEMM engine's reset tree the clock net has a name per local domain, and Yosys may keep one
+    of those (``core.group1_engine.crossing.crossing_rst0_clk``)."""
+    netlist = Path(netlist)
+    if not netlist.exists():
+        return {}
+    modules = json.loads(netlist.read_text())["modules"]
+    top = next((m for m in modules.values() if int(str(m.get("attributes", {}).get("top", 0)), 2)), None)
+    if top is None:
+        return {}
+    out = {}
+    for d in domains:
+        bits = {bit for name, cell in top["cells"].items()
+                if cell["type"] == "EHXPLLL" and name.startswith(f"pll_{d}.")
+                for bit in cell["connections"].get("CLKOP", [])}
+        out[d] = {name for name, net in top["netnames"].items() if bits & set(net["bits"])}
+    return out
+
+
+def domain_fmax(fmax_by_clock, clocks, nets=None):
     """Each PLL domain's Fmax (MHz) out of nextpnr's per-clock report ``fmax_by_clock`` (as in
     :func:`parse_reports`): ``{domain: MHz or None}`` for the domains of ``clocks`` (``{domain: Hz}``).
 
-    nextpnr names a clock by a net of it: the domain's clock net (``$glbnet$gemm_clk``) where it
-    kept that name, else the one clock whose constraint is the domain's PLL clock (within 0.1 %).
+    nextpnr names a clock by a net of it (``$glbnet$<net>``): a net of the domain's PLL output
+    (``nets``, ``{domain: names}``, from :func:`pll_clock_nets`), else the domain's clock net
+    (``$glbnet$gemm_clk``) where it kept that name, else the one clock whose constraint is the
+    domain's PLL clock (within 0.1 %); else None (two domains at one clock, neither named).
     """
     out = {}
     for d, hz in clocks.items():
-        named = [v for k, v in fmax_by_clock.items() if k.split("$")[-1] == f"{d}_clk"]
+        names = (nets or {}).get(d, set())
+        named = [v for k, v in fmax_by_clock.items() if k.removeprefix("$glbnet$") in names]
+        if not named:
+            named = [v for k, v in fmax_by_clock.items() if k.split("$")[-1] == f"{d}_clk"]
         if not named:
             named = [v for v in fmax_by_clock.values() if abs(v["target_mhz"] * 1e6 - hz) <= hz * 1e-3]
             named = named if len(named) == 1 else []
@@ -389,7 +417,8 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
         clocks = {d: pll.clk_hz for d, pll in top.domain_plls.items()}
         result["clocks_mhz"] = {d: round(float(hz) / 1e6, 3) for d, hz in clocks.items()}
         result["pll_by_domain"] = {d: dict(pll.params) for d, pll in top.domain_plls.items()}
-        result["fmax_by_domain"] = by_domain = domain_fmax(result["fmax_by_clock"], clocks)
+        nets = pll_clock_nets(build_dir / f"{top_name}.json", clocks)
+        result["fmax_by_domain"] = by_domain = domain_fmax(result["fmax_by_clock"], clocks, nets)
         result["margin_met"] = result["timing_met"] and all(
             by_domain[d] is not None and by_domain[d] * 1e6 >= hz * (1 + MARGIN) for d, hz in clocks.items())
     else:

@@ -385,6 +385,32 @@ def test_engine_domain_fmax_is_found_by_net_name_or_by_its_constraint():
     assert build.domain_clocks_down({"gemm": 125_000_000}, {"gemm": None}, 25_000_000) is None
 
 
+def test_engine_domain_fmax_is_found_by_the_pll_output_net(tmp_path):
+    """Both engine PLLs at one clock, and nextpnr names each global clock by a local reset domain's
+    clock net (as in the ULX3S board with the engine's reset tree): the PLL cells' outputs in
+    Yosys' netlist say which is which."""
+    netlist = {"modules": {
+        "sub": {"attributes": {}, "cells": {}, "netnames": {}},
+        "top": {"attributes": {"top": "00000000000000000000000000000001"},
+                "cells": {"pll_gemm.pll": {"type": "EHXPLLL", "connections": {"CLKOP": [10], "LOCK": [11]}},
+                          "pll_dec.pll": {"type": "EHXPLLL", "connections": {"CLKOP": [20], "LOCK": [21]}}},
+                "netnames": {"core.crossing.crossing_rst0_clk": {"bits": [10]},
+                             "core.crossing.crossing_dec_rst0_clk": {"bits": [20]},
+                             "pll_gemm.lock": {"bits": [11]}}}}}
+    (tmp_path / "top.json").write_text(json.dumps(netlist))
+    nets = build.pll_clock_nets(tmp_path / "top.json", ["gemm", "dec"])
+    assert nets == {"gemm": {"core.crossing.crossing_rst0_clk"},
+                    "dec": {"core.crossing.crossing_dec_rst0_clk"}}
+    by_clock = {"$glbnet$clk": {"fmax_mhz": 49.5, "target_mhz": 25.0},
+                "$glbnet$core.crossing.crossing_dec_rst0_clk": {"fmax_mhz": 80.4, "target_mhz": 65.63},
+                "$glbnet$core.crossing.crossing_rst0_clk": {"fmax_mhz": 72.5, "target_mhz": 65.63}}
+    clocks = {"gemm": 65_625_000, "dec": 65_625_000}
+    assert build.domain_fmax(by_clock, clocks, nets) == {"gemm": 72.5, "dec": 80.4}
+    # Without the netlist: one constraint for both, no name to go by; unknown, not a guess.
+    assert build.pll_clock_nets(tmp_path / "missing.json", ["gemm"]) == {}
+    assert build.domain_fmax(by_clock, clocks) == {"gemm": None, "dec": None}
+
+
 def test_build_json_reports_groups_resources_clock_and_timing(fake_tools, tmp_path, monkeypatch, capsys):
     fake_tools(lambda clock: 55.0)
     monkeypatch.setattr(build, "_default_build_dir", lambda name: tmp_path)
