@@ -8,28 +8,30 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     i_stage --AsyncQueue(stage_depth, block RAM)-> decoder i_data  |
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
     i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
-    i_act   --AsyncFIFO(cdc_depth)---------------------------------> engine i_act
+    i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
     o_res   <--AsyncFIFO(cdc_depth)----------------------<-skid------ engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
 
 Crossings (``docs/gemm.md`` "On the ULX3S"):
 
 * **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
-  synchronizers), but the staging queue. The staging queue is the crossing of the staged weight
-  beats, read in the decoder's domain at its own rate (the ``sync`` domain is 4-5 times slower
-  than the decoder: a staging FIFO read in ``sync`` would starve it): a
-  :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM read
-  address is a register, fetched ahead into four output registers from registered state only, so
-  that neither the synchronized write pointer's compare nor the decoder's ready (which depends on
-  the beat it is offered) reaches the address of its block RAMs, and leaving through a skid
-  buffer, so that the decoder's ready reaches only that buffer's registers; its memory is in banks of 2048
-  beats, each with its own address register and read-data register, the bank selected a cycle
-  after the read. The result rows enter their FIFO
-  through a two-entry skid buffer (``hw/lib/stream.py``, held empty in a flush): the engine's
-  result ready drives the array's pop and credit logic; the skid's ready is a register. The
-  skid's output side is told there is room by a register (the FIFO's registered level plus the
-  last two cycles' writes below its depth), not by the FIFO's writable flag, a compare of Gray
-  pointers that would enable every payload flip-flop of the skid.
+  synchronizers), but the staging queue and the activations' queue. The staging queue is the
+  crossing of the staged weight beats, read in the decoder's domain at its own rate (the ``sync``
+  domain is 4-5 times slower than the decoder: a staging FIFO read in ``sync`` would starve it):
+  a :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM
+  read address is a register, fetched ahead into four output registers from registered state
+  only, so that neither the synchronized write pointer's compare nor the decoder's ready (which
+  depends on the beat it is offered) reaches the address of its block RAMs, and leaving through
+  a skid buffer, so that the decoder's ready reaches only that buffer's registers; its memory is
+  in banks of 2048 beats, each with its own address register and read-data register, the bank
+  selected a cycle after the read. The activations cross in an ``AsyncQueue`` with a skid buffer
+  too (``cdc_depth`` words): the engine's ready reaches neither the queue's memory nor its
+  fetch-ahead registers. The result rows enter their FIFO through a two-entry skid buffer
+  (``hw/lib/stream.py``, held empty in a flush) and a write register: the engine's result ready
+  drives the array's pop and credit logic; the skid's ready is a register. The skid's output
+  side is told there is room by a register (the FIFO's registered level plus the writes in
+  flight below its depth), not by the FIFO's writable flag, a compare of Gray pointers that would
+  enable every payload flip-flop of the skid.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
   ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
@@ -199,10 +201,16 @@ class EngineCrossing(wiring.Component):
                                                 w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
         cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
-        act = fifo("act", Value.cast(self.i_act.payload).shape().width, self.cdc_depth, "sync", A)
+        # The activations cross in the same kind of queue, for the same reasons: the library
+        # FIFO's read address (its read pointer plus the engine's ready) reached its distributed-RAM
+        # cells and through their data the activation buffer's write data (13.80 ns, the `gemm`
+        # worst path of the 4 x 8 board at e8a71ab).
+        m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
+                                            w_domain="sync", r_domain=A, out_skid=True)
         res = fifo("res", Value.cast(self.o_res.payload).shape().width, self.cdc_depth, A, "sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
-        for f, s in ((table, self.i_table), (cmd, self.i_cmd), (act, self.i_act)):
+        wiring.connect(m, wiring.flipped(self.i_act), act.i)
+        for f, s in ((table, self.i_table), (cmd, self.i_cmd)):
             m.d.comb += [f.w_data.eq(s.payload), f.w_en.eq(s.valid), s.ready.eq(f.w_rdy)]
         m.d.comb += self.o_stage_level.eq(stage.w_level)
 
@@ -222,7 +230,8 @@ class EngineCrossing(wiring.Component):
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
         _read_into(m, cmd, eng.i_cmd, flush_a)
-        _read_into(m, act, eng.i_act, flush_a)
+        m.d.comb += [eng.i_act.payload.eq(act.o.payload), eng.i_act.valid.eq(act.o.valid & ~flush_a),
+                     act.o.ready.eq(eng.i_act.ready | flush_a)]
         # Result rows reach the crossing FIFO through a skid buffer: the engine's result ready
         # drives the array's pop and credit logic; the skid's ready is a register. Held empty
         # during a flush (its rows are discarded, as the engine's are).
