@@ -139,9 +139,12 @@ BOARD_MODES = ("int8", "int4", "int2")
 
 
 def domain_fmax(build, domain):
-    """Routed Fmax (MHz) of clock domain ``domain`` in a board build's JSON (``fmax_by_clock``, keyed
-    by nextpnr's clock net: ``$glbnet$clk`` for ``sync``, ``$glbnet$<domain>_clk`` otherwise); the
-    build's one ``fmax_mhz`` for a build without that table."""
+    """Routed Fmax (MHz) of clock domain ``domain`` in a board build's JSON: the build's own
+    ``fmax_by_domain`` (its PLL domains, :func:`boards.build.domain_fmax`), else ``fmax_by_clock``
+    keyed by nextpnr's clock net (``$glbnet$clk`` for ``sync``, ``$glbnet$<domain>_clk``
+    otherwise); the build's one ``fmax_mhz`` for a build with neither."""
+    if (build.get("fmax_by_domain") or {}).get(domain) is not None:
+        return build["fmax_by_domain"][domain]
     net = "$glbnet$clk" if domain == "sync" else f"$glbnet${domain}_clk"
     return build.get("fmax_by_clock", {}).get(net, {}).get("fmax_mhz", build["fmax_mhz"])
 
