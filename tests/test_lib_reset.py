@@ -96,20 +96,29 @@ def test_synthesis_keeps_one_clear_register_per_part(tmp_path):
 
 
 class DomainTop(Elaboratable):
-    """``Parts`` in a ``sync`` domain whose reset is the input ``rst``, through reset domains."""
+    """``Parts`` in a ``sync`` domain whose reset is the input ``rst``, through reset domains; with
+    ``nested``, one level down in a block (split two levels deep: the branch ``parts__inner`` has
+    four parts, the block's own statements and three counters)."""
 
-    def __init__(self, depth=1):
+    def __init__(self, depth=1, *, nested=False, fanout=8):
         self.cd = ClockDomain("sync")
         self.rst = Signal()
         self.o_counts = Signal(16)
-        self.depth = depth
+        self.depth, self.nested, self.fanout = depth, nested, fanout
 
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = self.cd
         m.d.comb += self.cd.rst.eq(self.rst)
-        return _with_parts(self, m, lambda m, parts: add_with_reset_domains(
-            m, "parts", parts, depth=self.depth, platform=platform))
+
+        def add(m, parts):
+            block = parts
+            if self.nested:
+                block = Module()
+                block.submodules.inner = parts
+            return add_with_reset_domains(m, "parts", block, depth=self.depth + self.nested,
+                                          fanout=self.fanout, platform=platform)
+        return _with_parts(self, m, add)
 
 
 def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
@@ -126,26 +135,8 @@ def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
     assert [leaf.name for leaf in whole.leaves] == ["parts_rst"]
 
 
-class NestedDomainTop(Elaboratable):
-    """``Parts`` one level down in a block, through reset domains with a fan-out of 2: the branch
-    ``parts__inner`` has four parts (the block's own statements and three counters)."""
-
-    def __init__(self, fanout=2):
-        self.cd = ClockDomain("sync")
-        self.rst = Signal()
-        self.o_counts = Signal(16)
-        self.fanout = fanout
-
-    def elaborate(self, platform):
-        m = Module()
-        m.domains.sync = self.cd
-        m.d.comb += self.cd.rst.eq(self.rst)
-        block = Module()
-        block.submodules.inner = inner = Parts()
-        m.d.comb += self.o_counts.eq(inner.o_counts)
-        self.leaves = add_with_reset_domains(m, "parts", block, depth=2, fanout=self.fanout,
-                                             platform=platform)
-        return m
+def NestedDomainTop(fanout=2):
+    return DomainTop(nested=True, fanout=fanout)
 
 
 def test_a_branch_wider_than_the_fanout_gets_a_level_more_for_every_part():
