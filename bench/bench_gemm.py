@@ -127,12 +127,10 @@ def no_reuse(m, mode_lanes, rate):
 #: default build (4 x 8 array; the 8 x 16 array routes only with the GEMM group alone,
 #: docs/boards.md), three clocks, the engine's at the config's 65.625 MHz, classic ABC LUT mapping
 #: (the abc9 fallback), seed 1, main af7b956 (docs/boards.md "The engine clocks the board runs at").
-ULX3S_BUILD = {"lut4": 26368, "ff": 26057, "dsp": 49, "bram": 149, "clock_mhz": 25.0, "fmax_mhz": 46.09,
-               "fmax_by_clock": {"$glbnet$clk": {"fmax_mhz": 46.09, "target_mhz": 25},
-                                 "$glbnet$gemm_clk": {"fmax_mhz": 71.77, "target_mhz": 65.63},
-                                 "$glbnet$dec_clk": {"fmax_mhz": 73.77, "target_mhz": 65.63}},
-               "source": "docs/boards.md, the build with the 4 x 8 array (edgelearn build --board ulx3s "
-                         "--json, seed 1; --board-json for the board's own)"}
+ULX3S_BUILD = {"lut4": 26660, "ff": 27489, "dsp": 49, "bram": 149, "clock_mhz": 25.0, "fmax_mhz": 49.11,
+               "fmax_by_domain": {"gemm": 78.25, "dec": 82.18},
+               "source": "docs/boards.md, the build with the 4 x 8 array at main 7e3688d (edgelearn build "
+                         "--board ulx3s --json, seed 1; --board-json for the board's own)"}
 DEVICE_MULTS = DEVICE_MULTIPLIERS["LFE5U-85F"]          # MULT18X18D of the ECP5-85F
 BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engine (16 MULT18X18D)
 BOARD_MODES = ("int8", "int4", "int2")
