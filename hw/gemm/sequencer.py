@@ -69,11 +69,12 @@ class GemmSequencer(wiring.Component):
         have_acts = Signal()
         t = Signal(self._rt_bits)       # row tile of the next beat read
         j = Signal.like(beats)          # its beat
-        base = Signal.like(self.act_rd_addr)   # t * groups
-        # The activation word of the next beat read, base + (j >> shift), kept as a register that
-        # steps with j: the sum and shift in front of the block RAM's address were the array
+        # The activation word of the next beat read, t * groups + (j >> shift), kept as a register
+        # that steps with j: the sum and shift in front of the block RAM's address were the array
         # domain's worst path in the 4 x 8 ULX3S board (14.4 ns, 12.7 of them routing to the
-        # DP16KD), and a register there leaves only the route.
+        # DP16KD), and a register there leaves only the route. It steps by one after the last beat
+        # of each word (j's low `shift` bits all ones); a tile's last beat, beats - 1 =
+        # (groups << shift) - 1, is one, so it steps on to the next row tile's first word too.
         act_addr = Signal.like(self.act_rd_addr)
         done_reading = Signal()
         cmds_left = Signal(self._rt_bits + 1)
@@ -115,7 +116,7 @@ class GemmSequencer(wiring.Component):
                         (loaded.row_tiles_m1 == cmd.row_tiles_m1)
                     with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
                         m.d.sync += error.eq(1)
-                    m.d.sync += [t.eq(0), j.eq(0), base.eq(0), act_addr.eq(0), done_reading.eq(0),
+                    m.d.sync += [t.eq(0), j.eq(0), act_addr.eq(0), done_reading.eq(0),
                                  cmds_left.eq(row_tiles)]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -129,15 +130,14 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += [out_valid.eq(~done_reading),
                                  off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))]
                     with m.If(~done_reading):
+                        last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
+                        m.d.sync += act_addr.eq(act_addr + last_of_word)
                         with m.If(j == beats - 1):
-                            m.d.sync += [j.eq(0), t.eq(t + 1), base.eq(base + groups),
-                                         act_addr.eq(base + groups)]
+                            m.d.sync += [j.eq(0), t.eq(t + 1)]
                             with m.If(t == cmd.row_tiles_m1):
                                 m.d.sync += done_reading.eq(1)
                         with m.Else():
-                            # j + 1 starts a new word when j's low `shift` bits are all ones.
-                            last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
-                            m.d.sync += [j.eq(j + 1), act_addr.eq(act_addr + last_of_word)]
+                            m.d.sync += j.eq(j + 1)
                 with m.If(done_reading & ~out_valid & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
                     m.next = "IDLE"
