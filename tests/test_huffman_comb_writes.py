@@ -3,9 +3,9 @@ the target signals become combinational with their write-enable flag, in their `
 every other statement stays synchronous."""
 
 from amaranth.hdl import Module, Signal
-from amaranth.sim import Simulator
 
 from hw.huffman.lane_table_cslow import _CombWrites
+from sim.streams import simulate
 
 
 def test_comb_writes_route_only_the_targets():
@@ -28,7 +28,4 @@ def test_comb_writes_route_only_the_targets():
         await ctx.tick()
         assert ctx.get(other) == 2
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(m, tb)

@@ -7,10 +7,10 @@ import random
 import pytest
 from amaranth.hdl import Cat, Module
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.sim import Simulator
 
 from hw.huffman.block_parser import BlockParser, DescriptorSlot, descriptor_layout
 from sim.huffman import golden as g
+from sim.streams import simulate
 
 LANES = 2
 
@@ -72,10 +72,7 @@ def _run(hold, beats, seed):
             await ctx.tick()
         assert i == len(beats)
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(m, tb)
     return got
 
 
@@ -111,7 +108,4 @@ def test_descriptor_slot():
         ctx.set(slot.r_en, 0)
         assert ctx.get(slot.w_rdy) and not ctx.get(slot.r_rdy)
 
-    sim = Simulator(m)
-    sim.add_clock(1e-6)
-    sim.add_testbench(tb)
-    sim.run()
+    simulate(m, tb)
