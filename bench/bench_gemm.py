@@ -125,8 +125,8 @@ def no_reuse(m, mode_lanes, rate):
 
 #: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: the board's
 #: default build (4 x 8 array; the 8 x 16 array routes only with the GEMM group alone,
-#: docs/boards.md), three clocks, the engine's at the config's 65.625 MHz, classic ABC LUT mapping
-#: (the abc9 fallback), seed 1, main af7b956 (docs/boards.md "The engine clocks the board runs at").
+#: docs/boards.md), three clocks, the engine's at the config's 65.625 MHz, abc9 LUT mapping, seed 1,
+#: main 7e3688d (docs/boards.md "The ULX3S build").
 ULX3S_BUILD = {"lut4": 26660, "ff": 27489, "dsp": 49, "bram": 149, "clock_mhz": 25.0, "fmax_mhz": 49.11,
                "fmax_by_domain": {"gemm": 78.25, "dec": 82.18},
                "source": "docs/boards.md, the build with the 4 x 8 array at main 7e3688d (edgelearn build "

@@ -131,9 +131,9 @@ BOARD_CONFIGS = {
               "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
               "array_domain": "gemm", "decode_domain": "dec", "dsp_layout": "lfe5u-85f"},
         # The engine's PLL clocks, the first a build tries (it steps a domain down when its Fmax
-        # does not carry it with 5 %, boards/build.py). Aimed at 125 / 100 MHz, the 4 x 8 board
-        # routed at 69.43 / 71.33 MHz (seed 1); at 65.625 MHz each (25 x 21 / 8, exact) it routed
-        # at 71.77 / 73.77 MHz, timing met with the margin (docs/boards.md).
+        # does not carry it with 5 %, boards/build.py). 65.625 MHz each (25 x 21 / 8, exact): the 4 x 8
+        # board routes at 78.25 / 82.18 MHz at seed 1, met with the margin; 74.50 / 64.47 at seed 2,
+        # and at 71.875 MHz 67.81 / 71.85, not met (main 7e3688d; docs/boards.md). The aim is 125 / 100.
         clocks={"gemm": 65_625_000, "dec": 65_625_000},
         # router1 rips up the dense DSP neighbourhoods of the systolic array for hours; router2 routes them.
         router="router2",
