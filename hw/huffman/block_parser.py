@@ -4,7 +4,7 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
+from ..params import check_bool, check_int
 from . import spec
 from .crc import crc16_next
 
@@ -71,7 +71,7 @@ class BlockParser(wiring.Component):
     def __init__(self, lanes=1, raw_bits=8, hold=False):
         self._N = check_int("lanes", lanes, 1, 8)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
-        self._hold = bool(hold)
+        self._hold = check_bool("hold", hold)
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
             "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),

@@ -4,6 +4,7 @@ from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib.fifo import FIFOInterface
 from amaranth.lib.memory import Memory
 
+from ..params import check_bool
 from .ram import registered_read_port
 
 __all__ = ["RegisteredFlagFIFO"]
@@ -45,13 +46,15 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
     ------
     ValueError
         If ``depth`` is less than 2.
+    TypeError
+        If ``bram`` is not a bool.
     """
 
     def __init__(self, *, width, depth, bram=False):
         if not isinstance(depth, int) or depth < 2:
             raise ValueError(f"depth must be an integer of at least 2, not {depth!r}")
         super().__init__(width=width, depth=depth)
-        self._bram = bool(bram)
+        self._bram = check_bool("bram", bram)
         if self._bram:
             self.collision = Signal()
         self.w_rdy = Signal(init=1)    # a register here: an empty FIFO is writable out of reset
