@@ -75,9 +75,10 @@ def _counts(dut, pin, high_at, cycles=9):
 
 def test_every_part_is_cleared_one_cycle_after_the_clear():
     dut = Top()
-    seen = _counts(dut, dut.i_clear, 5)[6:]
-    # After the edge that took the clear: still counting (6); one edge later every part is 0.
-    assert seen == [0x6666, 0x0000, 0x1111]
+    seen = _counts(dut, dut.i_clear, 5)
+    # Held in the first cycle (the clear registers start asserted). After the edge that took the
+    # clear: still counting; one edge later every part is 0.
+    assert seen == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000, 0x1111]
     assert [leaf.name for leaf in dut.leaves] == ["parts_clear", "part0_clear", "part1_clear", "part2_clear"]
 
 
@@ -93,6 +94,74 @@ def test_synthesis_keeps_one_clear_register_per_part(tmp_path):
     # 16 counter bits plus the four clear registers; without the keep step Yosys merges them into one.
     assert _flip_flops(tmp_path, keep=True) == 16 + 4
     assert _flip_flops(tmp_path, keep=False) == 16 + 1
+
+
+class ClearTop(Elaboratable):
+    """``Parts`` under a clear tree in a ``sync`` domain whose reset is the input ``rst``."""
+
+    def __init__(self):
+        self.cd, self.rst, self.i_clear, self.o_counts = ClockDomain("sync"), Signal(), Signal(), Signal(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = self.cd
+        m.d.comb += self.cd.rst.eq(self.rst)
+        return _with_parts(self, m, lambda m, parts: add_with_reset_tree(
+            m, "parts", parts, self.i_clear, platform=platform))
+
+
+def test_the_domain_reset_reaches_the_parts_through_the_clear_registers():
+    dut = ClearTop()
+    seen = _counts(dut, dut.rst, 5)
+    # Held in the first cycle (the registers start asserted); the domain's reset, high before
+    # edge 6, resets every part one edge later, as the clear does.
+    assert seen == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000, 0x1111]
+
+
+def test_every_flip_flop_of_a_part_has_one_reset_driven_by_a_clear_register(tmp_path):
+    # With the domain's reset and the clear ORed in front of the flip-flops, each part's reset
+    # would be a logic cell's output; here every synchronous reset is a clear register's output.
+    dut = ClearTop()
+    (tmp_path / "t.il").write_text(rtlil.convert(dut, name="top", ports=[dut.cd.clk, dut.rst, dut.i_clear,
+                                                                         dut.o_counts]))
+    run_yosys("read_rtlil t.il\nproc\nflatten\nopt_clean\nopt_dff\nwrite_json t.json\n",
+              log=tmp_path / "yosys.log", cwd=tmp_path)
+    module = json.loads((tmp_path / "t.json").read_text())["modules"]["top"]
+    drivers = {}
+    for cell in module["cells"].values():
+        for port, bits in cell["connections"].items():
+            if cell["port_directions"].get(port) == "output":
+                drivers.update({bit: cell["type"] for bit in bits})
+    names = {bit: name for name, net in module["netnames"].items() for bit in net["bits"]}
+    resets = {cell["connections"]["SRST"][0] for cell in module["cells"].values() if "SRST" in cell["connections"]}
+    assert len(resets) == 4         # the block's own counter and three parts, each its own register
+    for bit in resets:
+        assert drivers[bit] == "$dff" and names[bit].endswith("_clear"), (drivers.get(bit), names.get(bit))
+
+
+class ClearInDomainsTop(Elaboratable):
+    """A clear tree inside a block that reset domains split below it (as the GEMM engine's decoder
+    in the ULX3S crossing): the parts moved out of the block still see its clear domains."""
+
+    def __init__(self):
+        self.i_clear, self.o_counts = Signal(), Signal(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        parts, block = Parts(), Module()
+        add_with_reset_tree(block, "parts", parts, self.i_clear, platform=platform)
+        add_with_reset_domains(m, "outer", block, depth=2, platform=platform)
+        m.d.comb += self.o_counts.eq(parts.o_counts)
+        return m
+
+
+def test_a_clear_tree_split_by_reset_domains_keeps_its_domains():
+    dut = ClearInDomainsTop()
+    # The reset domains' registers start asserted, and the clear registers follow them: counting
+    # from the fourth edge; the clear, high before edge 6, clears every part one edge later.
+    assert _counts(dut, dut.i_clear, 5) == [0x0000, 0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x0000,
+                                            0x1111]
 
 
 class DomainTop(Elaboratable):

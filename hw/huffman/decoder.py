@@ -61,8 +61,10 @@ class HuffmanDecoder(wiring.Component):
     ``i_clear`` (one cycle) resets the whole decoder - flags, counters, FIFOs, loaded tables (reload
     them) - without touching the configuration, in the cycle after it (a registered reset tree,
     :func:`hw.lib.reset.add_with_reset_tree`: one clear register per part of the decoder, so that
-    no flip-flop drives the whole decoder's reset). Beats taken in the cycle of ``i_clear`` are
-    lost; offer the next input from the cycle after it.
+    no flip-flop drives the whole decoder's reset; the domain's reset reaches the parts through the
+    same registers, one cycle late too). Beats taken in the cycle of ``i_clear`` are lost;
+    ``i_data.ready`` and ``i_table.ready`` are low in the cycle after it and in the first cycle
+    after the domain's reset, while the parts are still held.
 
     Two contexts (``contexts=2``, C-slow): each hardware lane is a
     :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder`, whose decode loop takes two cycles and serves
@@ -162,10 +164,14 @@ class HuffmanDecoder(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
+        # High while the parts are held in reset: the inputs are not ready then (see _inputs).
+        self._held = Signal()
         core = elaborate_sections(Module(), self._lanes, self._inputs, self._permit, self._join,
                                   self._errors_and_counters)
-        # A registered reset tree: the clear reaches each part one cycle later from its own register.
-        add_with_reset_tree(m, "core", core, self.i_clear, platform=platform)
+        # A registered reset tree: the clear (and the domain's reset) reaches each part one cycle
+        # later from its own register.
+        leaves = add_with_reset_tree(m, "core", core, self.i_clear, platform=platform)
+        m.d.comb += self._held.eq(leaves[0])
         return m
 
     def _lanes(self, core, ns):
@@ -205,9 +211,11 @@ class HuffmanDecoder(wiring.Component):
         parser, loader, fifos = ns.parser, ns.loader, ns.fifos
         core.d.comb += [
             parser.i_data.valid.eq(self.i_data.valid), parser.i_data.payload.eq(self.i_data.payload),
-            self.i_data.ready.eq(parser.i_data.ready),
+            self.i_data.ready.eq(parser.i_data.ready & ~self._held),
         ]
-        ns.kind.feed_table(core, self.i_table, loader)
+        # The parts leave a reset one cycle after it (the reset tree's registers): the inputs are
+        # not ready in that cycle, so that no beat or table word is taken and then lost.
+        ns.kind.feed_table(core, self.i_table, loader, self._held)
         words_room, desc_room = ns.kind.parser_room(core, fifos, self._depth)
         if ns.kind.desc_hold:       # the parser keeps the descriptors until every lane has read them
             core.d.comb += parser.i_hold.eq(Cat(*(d.r_rdy for _, d in fifos)).any())
@@ -317,11 +325,11 @@ class _OneCycle:
         ]
 
     @staticmethod
-    def feed_table(core, i_table, loader):
-        """The table stream to the loader."""
+    def feed_table(core, i_table, loader, held):
+        """The table stream to the loader (not ready while ``held``)."""
         core.d.comb += [
             loader.i_table.valid.eq(i_table.valid), loader.i_table.payload.eq(i_table.payload),
-            i_table.ready.eq(loader.i_table.ready),
+            i_table.ready.eq(loader.i_table.ready & ~held),
         ]
 
     @staticmethod
@@ -381,13 +389,14 @@ class _TwoContexts:
         ]
 
     @staticmethod
-    def feed_table(core, i_table, loader):
+    def feed_table(core, i_table, loader, held):
         """A small FIFO in front of the loader: its input word comes from a local register (the
-        count adders start there), and its ready is not the loader's state logic."""
+        count adders start there), and its ready is not the loader's state logic (nor while
+        ``held``)."""
         core.submodules.tfifo = tfifo = RegisteredFlagFIFO(width=len(i_table.payload.as_value()), depth=4)
         core.d.comb += [
             tfifo.w_en.eq(i_table.valid), tfifo.w_data.eq(i_table.payload),
-            i_table.ready.eq(tfifo.w_rdy),
+            i_table.ready.eq(tfifo.w_rdy & ~held),
             loader.i_table.valid.eq(tfifo.r_rdy), loader.i_table.payload.eq(tfifo.r_data),
             tfifo.r_en.eq(loader.i_table.ready),
         ]
