@@ -461,62 +461,73 @@ class _ResultCollector(wiring.Component):
                 m.d.sync += [reg.eq(v), reg_valid.eq(valid)]
                 v, valid = reg, reg_valid
             aligned.append((v, valid))
-        # The saturated values and the tile's overflow from the pairs' accumulator registers.
-        ovf = Const(0, 1)
-        values = []
-        for v, _ in aligned:
-            ovf = ovf | v.hist
-            for raw in v.raw:
-                ovf = ovf | view_overflowed(raw)
-                values.append(saturated_view(raw))
-        # The result buffer: a LUT-RAM ring whose write enable and address are flip-flops (the
-        # valid tag of the last pair's shadow, a write pointer). The input control's credits
-        # guarantee room, so no full flag gates the write: gated, it was the longest path (a
-        # level compare fanning out to every LUT-RAM write enable). A registered output stage
-        # drives o_res.
-        width = 2 * P * W + 1
+        # The result buffer, one slice per column pair: a LUT-RAM ring of the pair's two values and
+        # its overflow, with its own write pointer, read pointer, count and output register, all
+        # driven by the pair's own aligned valid tag. The slices are copies of one FIFO (the tags
+        # arrive in the same cycle, the pops are common), so every slice holds the same rows; but
+        # no pointer or load enable spans the array's width: with one ring for the whole row, its
+        # read pointer drove about 100 LUT-RAM cells along the array (13 ns of route in the 8 x 16
+        # ULX3S build) and its load enable every output flip-flop. Only ``o_res.ready`` reaches
+        # every slice, one load LUT each. The input control's credits guarantee room, so no full
+        # flag gates the writes.
         depth = self._depth
-        m.submodules.ram = ram = Memory(shape=width, depth=depth, init=[])
-        wr, rd = ram.write_port(), ram.read_port(domain="comb")
-        wptr, rptr = Signal(range(depth)), Signal(range(depth))
-        count = Signal(range(depth + 1))
-        w_en = aligned[-1][1]
-        m.d.comb += [wr.en.eq(w_en), wr.addr.eq(wptr), rd.addr.eq(rptr),
-                     wr.data.eq(Cat(*values, ovf))]
-        out_valid, out_data = Signal(), Signal(width, reset_less=True)     # data: see out_valid
-        load = Signal()
-        # ``load`` enables every output flip-flop: it comes from flip-flops through one LUT, the
-        # ring's "not empty" kept as a register of its own (from the count, a compare and an
-        # adder ahead of it, it was the array's longest path).
-        nonempty = Signal()
-        m.d.comb += load.eq(nonempty & (~out_valid | self.o_res.ready))
-        m.d.sync += nonempty.eq(Mux(load, count > 1, count != 0) | w_en)
-        with m.If(w_en):
-            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        with m.If(load):
-            m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
-        with m.Elif(self.o_res.ready):
-            m.d.sync += out_valid.eq(0)
-        m.d.sync += count.eq(count + w_en - load)
-        with m.If(w_en & ovf):
-            m.d.sync += self.o_overflow.eq(1)
-        with m.If(self.i_clear):
-            m.d.sync += self.o_overflow.eq(0)
+        slices = [self._slice(m, p, v, valid, depth) for p, (v, valid) in enumerate(aligned)]
+        out_valid = slices[0]["out_valid"]
+        ovf_seen = Signal()         # a row with an overflow was written since the clear
+        m.d.sync += ovf_seen.eq(ovf_seen | Cat(*(sl["w_ovf"] for sl in slices)).any())
+        with m.If(self.i_clear | self.i_flush):
+            m.d.sync += ovf_seen.eq(0)
+        m.d.comb += self.o_overflow.eq(ovf_seen)
+        out_data = Cat(*(sl["out_data"][:2 * W] for sl in slices))
+        out_ovf = Cat(*(sl["out_data"][-1] for sl in slices)).any()
 
         row = Signal(spec.row_bits(R))
         res = self.o_res.payload
         m.d.comb += [
             self.o_res.valid.eq(out_valid & ~self.i_flush),
-            res.data.eq(out_data[:2 * P * W]), res.overflow.eq(out_data[-1]),
+            res.data.eq(out_data), res.overflow.eq(out_ovf),
             res.row.eq(row), res.last.eq(row == R - 1),
             self.pop.eq(self.o_res.valid & self.o_res.ready),
         ]
         with m.If(self.pop):
             m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
         with m.If(self.i_flush):
-            m.d.sync += [wptr.eq(0), rptr.eq(0), count.eq(0), nonempty.eq(0), out_valid.eq(0), row.eq(0),
-                         self.o_overflow.eq(0)]
+            m.d.sync += row.eq(0)
         return m
+
+    def _slice(self, m, p, v, valid, depth):
+        """Column pair ``p``'s slice of the result buffer: its aligned shadow ``v`` written when
+        ``valid``; read into its output register (``out_valid``, ``out_data``) when that is empty
+        or ``o_res`` takes. ``w_ovf``: a row with an overflow of this pair is written."""
+        ovf = v.hist
+        for raw in v.raw:
+            ovf = ovf | view_overflowed(raw)
+        data_in = Cat(*(saturated_view(raw) for raw in v.raw), ovf)
+        m.submodules[f"ram{p}"] = ram = Memory(shape=len(data_in), depth=depth, init=[])
+        wr, rd = ram.write_port(), ram.read_port(domain="comb")
+        wptr, rptr = Signal(range(depth), name=f"wptr{p}"), Signal(range(depth), name=f"rptr{p}")
+        count = Signal(range(depth + 1), name=f"count{p}")
+        out_valid = Signal(name=f"out_valid{p}")
+        out_data = Signal(len(data_in), name=f"out_data{p}", reset_less=True)     # data: see out_valid
+        m.d.comb += [wr.en.eq(valid), wr.addr.eq(wptr), rd.addr.eq(rptr), wr.data.eq(data_in)]
+        # ``load`` enables the slice's output flip-flops: from flip-flops through one LUT, the
+        # ring's "not empty" kept as a register of its own (from the count, a compare and an adder
+        # ahead of it, it was the array's longest path).
+        load, nonempty = Signal(name=f"load{p}"), Signal(name=f"nonempty{p}")
+        m.d.comb += load.eq(nonempty & (~out_valid | self.o_res.ready))
+        m.d.sync += nonempty.eq(Mux(load, count > 1, count != 0) | valid)
+        with m.If(valid):
+            m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
+        with m.If(load):
+            m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
+        with m.Elif(self.o_res.ready):
+            m.d.sync += out_valid.eq(0)
+        m.d.sync += count.eq(count + valid - load)
+        with m.If(self.i_flush):
+            m.d.sync += [wptr.eq(0), rptr.eq(0), count.eq(0), nonempty.eq(0), out_valid.eq(0)]
+        w_ovf = Signal(name=f"w_ovf{p}")
+        m.d.comb += w_ovf.eq(valid & ovf)
+        return {"out_valid": out_valid, "out_data": out_data, "w_ovf": w_ovf}
 
 
 def flush_cycles(rows, cols):
