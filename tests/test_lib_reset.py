@@ -133,7 +133,8 @@ def test_every_flip_flop_of_a_part_has_one_reset_driven_by_a_clear_register(tmp_
             if cell["port_directions"].get(port) == "output":
                 drivers.update({bit: cell["type"] for bit in bits})
     names = {bit: name for name, net in module["netnames"].items() for bit in net["bits"]}
-    resets = {cell["connections"]["SRST"][0] for cell in module["cells"].values() if "SRST" in cell["connections"]}
+    resets = {cell["connections"]["SRST"][0] for cell in module["cells"].values()
+              if "SRST" in cell["connections"]}
     assert len(resets) == 4         # the block's own counter and three parts, each its own register
     for bit in resets:
         assert drivers[bit] == "$dff" and names[bit].endswith("_clear"), (drivers.get(bit), names.get(bit))
