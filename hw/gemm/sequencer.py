@@ -3,13 +3,17 @@ into the MAC array."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.fifo import SyncFIFOBuffered
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
 from ..mac.array import cmd_layout
 from . import spec
 
-__all__ = ["GemmSequencer", "gemm_cmd_layout"]
+__all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
+
+#: Beats the sequencer's prefetch queue holds (:class:`GemmSequencer`).
+PREFETCH = 4
 
 
 def gemm_cmd_layout(row_tile_bits, group_bits):
@@ -29,8 +33,16 @@ class GemmSequencer(wiring.Component):
     lanes come first. When the last beat is taken the bank is released; the next command's bank
     may already be full (then its first beat follows after two cycles: the command and the check).
 
-    Block-RAM reads have one cycle of latency: the read is issued when the output register is empty
-    or its beat is taken, so the array can take a beat every cycle.
+    Reads and the array are decoupled by a prefetch queue of :data:`PREFETCH` beats: a beat is
+    read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the queue, counting the beat read in the
+    cycle before, has room, a decision from registers only; its data, on the block RAMs' outputs
+    one cycle later, enters the queue, and ``o_act`` / ``o_wgt`` come from the queue's output
+    register. The RAMs read every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's
+    ``ready`` reaches only the queue, not the block RAMs' enables or the read counters (on the
+    ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
+    DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
+    tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
+    its last beat is read (its beats may still wait in the queue).
 
     Sticky ``o_tile_error`` (cleared by ``i_clear``): the bank's beat count differs from the
     command's, the bank is bad (:class:`~hw.gemm.buffers.WeightTileBuffer`), or the command
@@ -78,25 +90,40 @@ class GemmSequencer(wiring.Component):
         act_addr = Signal.like(self.act_rd_addr)
         done_reading = Signal()
         cmds_left = Signal(self._rt_bits + 1)
-        out_valid = Signal()
-        off = Signal(2)                 # byte offset of the beat's lanes in the activation word read
         error = self.o_tile_error
+
+        act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
+        m.submodules.prefetch = queue = SyncFIFOBuffered(width=act_width + wgt_width + 2, depth=PREFETCH)
+        issue = Signal()                # read a beat in this cycle
+        inflight = Signal()             # a beat read in the cycle before: on the RAMs' outputs now
+        inflight_off = Signal(2)        # its lanes' byte offset in the activation word
+        queued = Signal(range(PREFETCH + 1))    # beats in the queue
+        take = Signal()
+        off = queue.r_data[act_width + wgt_width:]
+        m.d.comb += [
+            self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
+            self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
+            queue.w_en.eq(inflight), queue.w_data.eq(Cat(self.i_act_data, self.i_wgt_data, inflight_off)),
+            self.o_act.valid.eq(queue.r_rdy), self.o_wgt.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.o_act.ready),
+            take.eq(queue.r_rdy & self.o_act.ready),
+            self.o_wgt.payload.eq(queue.r_data[act_width:act_width + wgt_width]),
+        ]
+        m.d.sync += [inflight.eq(issue), queued.eq(queued + inflight - take)]
 
         m.d.comb += [
             self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
             self.o_acmd.payload.beats_m1.eq(beats - 1),
-            self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
-            self.o_wgt.payload.eq(self.i_wgt_data),
         ]
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
         for r in range(self._rows):
-            word = self.i_act_data[r * act_bytes:(r + 1) * act_bytes]
+            word = queue.r_data[r * act_bytes:(r + 1) * act_bytes]
             m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(1)]
+                m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(queued == 0)]
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
                     sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
@@ -123,22 +150,20 @@ class GemmSequencer(wiring.Component):
                 m.d.comb += self.o_acmd.valid.eq(cmds_left != 0)
                 with m.If(self.o_acmd.valid & self.o_acmd.ready):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
-                advance = ~out_valid | self.o_act.ready
-                m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
-                             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j)]
-                with m.If(advance):
-                    m.d.sync += [out_valid.eq(~done_reading),
-                                 off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))]
-                    with m.If(~done_reading):
-                        last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
-                        m.d.sync += act_addr.eq(act_addr + last_of_word)
-                        with m.If(j == beats - 1):
-                            m.d.sync += [j.eq(0), t.eq(t + 1)]
-                            with m.If(t == cmd.row_tiles_m1):
-                                m.d.sync += done_reading.eq(1)
-                        with m.Else():
-                            m.d.sync += j.eq(j + 1)
-                with m.If(done_reading & ~out_valid & (cmds_left == 0)):
+                # Room for the beat read now: the queue's beats and the one read before, each a
+                # register (not the array's ready: a beat taken now frees its place a cycle later).
+                m.d.comb += issue.eq(~done_reading & (queued + inflight < PREFETCH))
+                with m.If(issue):
+                    m.d.sync += inflight_off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))
+                    last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
+                    m.d.sync += act_addr.eq(act_addr + last_of_word)
+                    with m.If(j == beats - 1):
+                        m.d.sync += [j.eq(0), t.eq(t + 1)]
+                        with m.If(t == cmd.row_tiles_m1):
+                            m.d.sync += done_reading.eq(1)
+                    with m.Else():
+                        m.d.sync += j.eq(j + 1)
+                with m.If(done_reading & ~inflight & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
                     m.next = "IDLE"
         with m.If(self.i_clear):
