@@ -81,14 +81,15 @@ def test_harness_fails_when_o_idle_does_not_rise_after_a_clear():
     ("dec", 10e-9, 400, True, True), ("dec", 40e-9, 800, True, False), ("dec", 40e-9, 1600, False, True),
     ("dec", 120e-9, 4000, True, False),
 ])
-def test_clear_at_any_cycle(domain, decode_period, clear_at, take_first, in_array):
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_clear_at_any_cycle(domain, decode_period, clear_at, take_first, in_array, prefetch):
     """The first GEMM's inputs stop and ``i_clear`` comes at a cycle of its run: its table or a
     block half decoded (``in_array`` False), or its beats in the MAC array with its rows taken or
     backed up (``take_first`` False). The engine becomes idle within its clear time (with a
     decoder 5 and 15 times slower than the array, after its acknowledge) and the next GEMM is
     exact."""
     rng = np.random.default_rng(23)
-    dut = GemmEngine(**SMALL, decode_domain=domain)
+    dut = GemmEngine(**SMALL, decode_domain=domain, prefetch=prefetch)
     first = job_for(dut, rng, 6, 32, ["int8", "int4", "int8"])
     good = job_for(dut, rng, 5, 20, ["int4", "int2"])
     out = run_engine_cleared(dut, first, good, clear_at=clear_at, take_first=take_first, stall=0.1,

@@ -20,7 +20,8 @@ from sim.gemm.golden import gemm_job
 from sim.gemm.harness import run_crossing
 from sim.mac.golden import random_acts, random_weights
 
-SMALL = {"rows": 2, "cols": 4, "max_k": 32, "max_batch": 6, "lanes": 2, "max_len": 12}
+# prefetch: the sequencer's queue, as on the ULX3S
+SMALL = {"rows": 2, "cols": 4, "max_k": 32, "max_batch": 6, "lanes": 2, "max_len": 12, "prefetch": True}
 
 
 def make(array="gemm", decode="dec", **kw):

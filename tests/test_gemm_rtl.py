@@ -56,12 +56,13 @@ def check(res, job, errors=0):
     assert res["idle"]
 
 
+@pytest.mark.parametrize("prefetch", [False, True])
 @pytest.mark.parametrize("seed, unsigned, stall", [(1, False, 0.0), (2, True, 0.4)])
-def test_every_mode_per_weight_tile(seed, unsigned, stall):
+def test_every_mode_per_weight_tile(seed, unsigned, stall, prefetch):
     """Four weight tiles, one per precision, against a batch of 5 rows (3 row tiles, the last half
     empty), K = 20; the activations are loaded once and reused by every weight tile."""
     rng = np.random.default_rng(seed)
-    dut = make_dut()
+    dut = make_dut(prefetch=prefetch)
     x, w = random_gemm(rng, 5, 20, MODES, unsigned=unsigned)
     job = job_for(dut, x, w, MODES, act_unsigned=unsigned)
     check(run(dut, job, stall=stall, seed=seed), job)
@@ -81,13 +82,14 @@ def test_decoder_in_its_own_clock_domain(decode_period, stall_out):
               decode_period=decode_period), job)
 
 
-def test_array_backed_up_by_a_slow_result_consumer():
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_array_backed_up_by_a_slow_result_consumer(prefetch):
     """The consumer takes a result row about one cycle in twenty: the array's result buffer fills
-    and it holds a tile's last beat (``last_ok``) for many cycles, while the sequencer's beat
-    queue fills behind it with a block-RAM read in flight (``GemmSequencer.QUEUE``): eight short
+    and it holds a tile's last beat (``last_ok``) for many cycles, while the sequencer's output
+    register (or its prefetch queue, with a block-RAM read in flight) fills behind it: eight short
     weight tiles against three row tiles. Results exact, in order."""
     rng = np.random.default_rng(12)
-    dut = make_dut()
+    dut = make_dut(prefetch=prefetch)
     modes = ["int2", "ternary", "int8", "int2", "int4", "int2", "ternary", "int2"]
     x, w = random_gemm(rng, 6, 16, modes)
     job = job_for(dut, x, w, modes)
@@ -206,6 +208,7 @@ def test_command_without_activations_is_flagged():
     ({"cdc_depth": 12}, ValueError, "cdc_depth"), ({"primitives": 1}, TypeError, "primitives"),
     ({"max_len": 20}, ValueError, "max_len"), ({"impl": "rom"}, ValueError, "impl"),
     ({"impl": "table", "contexts": 2, "lanes": 1}, ValueError, "contexts"),
+    ({"prefetch": 1}, TypeError, "prefetch"),
 ])
 def test_parameters_are_checked(kw, exc, name):
     with pytest.raises(exc, match=name):
@@ -225,12 +228,13 @@ def test_larger_engine_two_clocks():
     check(run(dut, job, stall=0.2, seed=9, period=8e-9, decode_period=10e-9, max_cycles=50_000), job)
 
 
-def test_decoding_overlaps_computing():
+@pytest.mark.parametrize("prefetch", [False, True])
+def test_decoding_overlaps_computing(prefetch):
     """Double buffering: with a batch of 8 row tiles the array is the bottleneck, and the run takes
     the cycle model's time (:mod:`sim.gemm.model`: each tile's decode hidden behind the previous
     tile's compute) within 5 %; a single-buffered engine would add every tile's decode."""
     rng = np.random.default_rng(10)
-    dut = make_dut(max_batch=16)
+    dut = make_dut(max_batch=16, prefetch=prefetch)
     modes = ["int8"] * 4
     x, w = random_gemm(rng, 16, 16, modes)
     job = job_for(dut, x, w, modes)

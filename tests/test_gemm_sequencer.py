@@ -16,7 +16,7 @@ def _wgt(addr):
 
 
 def test_prefetch_stops_when_full_and_uses_a_freed_place_one_cycle_later():
-    dut = GemmSequencer(ROWS, COLS, max_row_tiles=2, max_groups=GROUPS, count_bits=12)
+    dut = GemmSequencer(ROWS, COLS, max_row_tiles=2, max_groups=GROUPS, count_bits=12, prefetch=True)
     reads, got = [], []
 
     async def tb(ctx):

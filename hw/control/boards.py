@@ -126,10 +126,11 @@ BOARD_CONFIGS = {
         # in its own PLL domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
         # ECP5 alone, docs/huffman.md) in another; the controller and the handler stay on the
         # 25 MHz oscillator. The array's multipliers sit at fixed DSP sites (dsp_layout,
-        # hw/mac/ecp5_dsp.py: left to itself nextpnr scattered a pair's two over the die).
+        # hw/mac/ecp5_dsp.py: left to itself nextpnr scattered a pair's two over the die). The
+        # sequencer's prefetch queue keeps the array's ready off the block RAMs' enables.
         gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
               "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
-              "array_domain": "gemm", "decode_domain": "dec", "dsp_layout": "lfe5u-85f"},
+              "array_domain": "gemm", "decode_domain": "dec", "dsp_layout": "lfe5u-85f", "prefetch": True},
         # The engine's PLL clocks, the first a build tries (it steps a domain down when its Fmax
         # does not carry it with 5 %, boards/build.py). 65.625 MHz each (25 x 21 / 8, exact): the 4 x 8
         # board routes at 78.25 / 82.18 MHz at seed 1, met with the margin; 74.50 / 64.47 at seed 2,

@@ -98,7 +98,7 @@ class EngineHandler(Handler):
 
     Parameters
     ----------
-    rows, cols, max_k, max_batch, lanes, contexts, max_len, acc_width, primitives, dsp_layout :
+    rows, cols, max_k, max_batch, lanes, contexts, max_len, acc_width, primitives, dsp_layout, prefetch :
         The engine's (:class:`hw.gemm.GemmEngine`); ``lanes * contexts`` a power of two,
         ``acc_width`` at most 24 (three reply bytes).
     array_domain, decode_domain : str
@@ -117,7 +117,7 @@ class EngineHandler(Handler):
 
     def __init__(self, *, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  acc_width=24, stage_depth=8192, result_depth=1024, primitives=False,
-                 array_domain="sync", decode_domain="sync", dsp_layout=None):
+                 array_domain="sync", decode_domain="sync", dsp_layout=None, prefetch=False):
         check_pow2("lanes * contexts", lanes * contexts, 1, 8)
         self.acc_width = check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, 8 * RESULT_BYTES)
         self.result_depth = check_pow2("result_depth", result_depth, 4, 65536)
@@ -125,7 +125,7 @@ class EngineHandler(Handler):
         self._crossing = EngineCrossing(      # checks the parameters
             array_domain=array_domain, decode_domain=decode_domain, stage_depth=stage_depth, rows=rows,
             cols=cols, max_k=max_k, max_batch=max_batch, lanes=lanes, contexts=contexts, max_len=max_len,
-            acc_width=acc_width, primitives=primitives, dsp_layout=dsp_layout)
+            acc_width=acc_width, primitives=primitives, dsp_layout=dsp_layout, prefetch=prefetch)
         engine = self._crossing.engine
         self.stage_depth = stage_depth
         self.array_domain, self.decode_domain = array_domain, decode_domain

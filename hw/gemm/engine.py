@@ -70,6 +70,11 @@ class GemmEngine(wiring.Component):
     dsp_layout : str or None
         With ``primitives``: the array's multipliers placed by
         :func:`hw.mac.ecp5_dsp.systolic_sites` (``"lfe5u-85f"``); None (default): by nextpnr.
+    prefetch : bool
+        The sequencer's prefetch queue between the block RAMs and the array
+        (:class:`hw.gemm.sequencer.GemmSequencer`): the array's ready then reaches neither the
+        RAMs' enables nor the read counters (the ULX3S build). Off by default: on the UP5K its
+        flip-flops do not fit beside the registry's ``gemm_engine``.
 
     Members
     -------
@@ -108,7 +113,7 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=64, impl="comparator", decode_domain="sync", cdc_depth=16,
-                 acc_width=24, primitives=False, dsp_layout=None):
+                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -144,6 +149,7 @@ class GemmEngine(wiring.Component):
         if dsp_layout is not None:
             systolic_sites(dsp_layout, rows, cols // 2)     # checks it: a bad layout raises here
         self._dsp_layout = dsp_layout
+        self._prefetch = check_bool("prefetch", prefetch)
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
@@ -185,7 +191,7 @@ class GemmEngine(wiring.Component):
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
         m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
         m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
-        seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits)
+        seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout)

@@ -8,6 +8,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
 from ..mac.array import cmd_layout
+from ..params import check_bool
 from . import spec
 
 __all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
@@ -33,7 +34,12 @@ class GemmSequencer(wiring.Component):
     lanes come first. When the last beat is taken the bank is released; the next command's bank
     may already be full (then its first beat follows after two cycles: the command and the check).
 
-    Reads and the array are decoupled by a prefetch queue of :data:`PREFETCH` beats: a beat is
+    Without ``prefetch`` (default): one output register, the RAMs' own. Block-RAM reads have one
+    cycle of latency: the read is issued when the output register is empty or its beat is taken,
+    so the array can take a beat every cycle.
+
+    With ``prefetch`` (the ULX3S build), reads and the array are decoupled by a prefetch queue of
+    :data:`PREFETCH` beats: a beat is
     read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the queue, counting the beat read in the
     cycle before, has room, a decision from registers only; its data, on the block RAMs' outputs
     one cycle later, enters the queue, and ``o_act`` / ``o_wgt`` come from the queue's output
@@ -42,7 +48,8 @@ class GemmSequencer(wiring.Component):
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
     tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
-    its last beat is read (its beats may still wait in the queue).
+    its last beat is read (its beats may still wait in the queue). It is off by default: on the
+    UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 
     Sticky ``o_tile_error`` (cleared by ``i_clear``): the bank's beat count differs from the
     command's, the bank is bad (:class:`~hw.gemm.buffers.WeightTileBuffer`), or the command
@@ -50,8 +57,9 @@ class GemmSequencer(wiring.Component):
     streams keep their order and nothing waits forever.
     """
 
-    def __init__(self, rows, cols, max_row_tiles, max_groups, count_bits):
-        self._rows, self._cols = rows, cols
+    def __init__(self, rows, cols, max_row_tiles, max_groups, count_bits, *, prefetch=False):
+        check_bool("prefetch", prefetch)
+        self._rows, self._cols, self._prefetch = rows, cols, prefetch
         self._rt_bits = max(1, (max_row_tiles - 1).bit_length())
         self._g_bits = max(1, (max_groups - 1).bit_length())
         self._act_depth = max_row_tiles * max_groups
@@ -92,38 +100,23 @@ class GemmSequencer(wiring.Component):
         cmds_left = Signal(self._rt_bits + 1)
         error = self.o_tile_error
 
-        act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
-        m.submodules.prefetch = queue = SyncFIFOBuffered(width=act_width + wgt_width + 2, depth=PREFETCH)
-        issue = Signal()                # read a beat in this cycle
-        inflight = Signal()             # a beat read in the cycle before: on the RAMs' outputs now
-        inflight_off = Signal(2)        # its lanes' byte offset in the activation word
-        queued = Signal(range(PREFETCH + 1))    # beats in the queue
-        take = Signal()
-        off = queue.r_data[act_width + wgt_width:]
-        m.d.comb += [
-            self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
-            self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
-            queue.w_en.eq(inflight), queue.w_data.eq(Cat(self.i_act_data, self.i_wgt_data, inflight_off)),
-            self.o_act.valid.eq(queue.r_rdy), self.o_wgt.valid.eq(queue.r_rdy),
-            queue.r_en.eq(self.o_act.ready),
-            take.eq(queue.r_rdy & self.o_act.ready),
-            self.o_wgt.payload.eq(queue.r_data[act_width:act_width + wgt_width]),
-        ]
-        m.d.sync += [inflight.eq(issue), queued.eq(queued + inflight - take)]
-
         m.d.comb += [
             self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
             self.o_acmd.payload.beats_m1.eq(beats - 1),
         ]
-        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
-        for r in range(self._rows):
-            word = queue.r_data[r * act_bytes:(r + 1) * act_bytes]
-            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
+        if self._prefetch:
+            issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
+        else:
+            out_valid = Signal()
+            off = Signal(2)             # byte offset of the beat's lanes in the activation word read
+            m.d.comb += [self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
+                         self.o_wgt.payload.eq(self.i_wgt_data)]
+            self._act_payload(m, self.i_act_data, off)
 
         with m.FSM():
             with m.State("IDLE"):
-                m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(queued == 0)]
+                m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(queued == 0 if self._prefetch else 1)]
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
                     sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
@@ -150,22 +143,69 @@ class GemmSequencer(wiring.Component):
                 m.d.comb += self.o_acmd.valid.eq(cmds_left != 0)
                 with m.If(self.o_acmd.valid & self.o_acmd.ready):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
-                # Room for the beat read now: the queue's beats and the one read before, each a
-                # register (not the array's ready: a beat taken now frees its place a cycle later).
-                m.d.comb += issue.eq(~done_reading & (queued + inflight < PREFETCH))
-                with m.If(issue):
-                    m.d.sync += inflight_off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))
-                    last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
-                    m.d.sync += act_addr.eq(act_addr + last_of_word)
-                    with m.If(j == beats - 1):
-                        m.d.sync += [j.eq(0), t.eq(t + 1)]
-                        with m.If(t == cmd.row_tiles_m1):
-                            m.d.sync += done_reading.eq(1)
-                    with m.Else():
-                        m.d.sync += j.eq(j + 1)
-                with m.If(done_reading & ~inflight & (cmds_left == 0)):
+                byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
+                if self._prefetch:
+                    # Room for the beat read now: the queue's beats and the one read before, each a
+                    # register (not the array's ready: a beat taken now frees its place a cycle later).
+                    m.d.comb += issue.eq(~done_reading & (queued + inflight < PREFETCH))
+                    with m.If(issue):
+                        m.d.sync += inflight_off.eq(byte_off)
+                        self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                    drained = ~inflight
+                else:
+                    advance = ~out_valid | self.o_act.ready
+                    m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
+                                 self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j)]
+                    with m.If(advance):
+                        m.d.sync += [out_valid.eq(~done_reading), off.eq(byte_off)]
+                        with m.If(~done_reading):
+                            self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                    drained = ~out_valid
+                with m.If(done_reading & drained & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
                     m.next = "IDLE"
         with m.If(self.i_clear):
             m.d.sync += error.eq(0)
         return m
+
+    @staticmethod
+    def _step(m, j, t, act_addr, shift, beats, cmd, done_reading):
+        """A beat is read: step the counters to the next one."""
+        last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
+        m.d.sync += act_addr.eq(act_addr + last_of_word)
+        with m.If(j == beats - 1):
+            m.d.sync += [j.eq(0), t.eq(t + 1)]
+            with m.If(t == cmd.row_tiles_m1):
+                m.d.sync += done_reading.eq(1)
+        with m.Else():
+            m.d.sync += j.eq(j + 1)
+
+    def _act_payload(self, m, data, off):
+        """``o_act`` from the activation words ``data``: each row's bytes shifted by ``off``."""
+        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        for r in range(self._rows):
+            word = data[r * act_bytes:(r + 1) * act_bytes]
+            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
+
+    def _queue(self, m, act_addr, j):
+        """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
+        cycle with ``issue`` (driven by the caller) enters the queue in the next, and ``o_act`` /
+        ``o_wgt`` leave from its head. Returns ``(issue, inflight, inflight_off, queued)``: the
+        beat read in the cycle before, its byte offset (set by the caller), the beats queued."""
+        act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
+        m.submodules.prefetch = queue = SyncFIFOBuffered(width=act_width + wgt_width + 2, depth=PREFETCH)
+        issue, inflight, inflight_off = Signal(), Signal(), Signal(2)
+        queued = Signal(range(PREFETCH + 1))
+        take = Signal()
+        m.d.comb += [
+            self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
+            self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
+            queue.w_en.eq(inflight), queue.w_data.eq(Cat(self.i_act_data, self.i_wgt_data, inflight_off)),
+            self.o_act.valid.eq(queue.r_rdy), self.o_wgt.valid.eq(queue.r_rdy),
+            queue.r_en.eq(self.o_act.ready),
+            take.eq(queue.r_rdy & self.o_act.ready),
+            self.o_wgt.payload.eq(queue.r_data[act_width:act_width + wgt_width]),
+        ]
+        self._act_payload(m, queue.r_data, queue.r_data[act_width + wgt_width:])
+        m.d.sync += [inflight.eq(issue), queued.eq(queued + inflight - take)]
+        return issue, inflight, inflight_off, queued

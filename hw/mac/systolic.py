@@ -43,7 +43,8 @@ accumulators into its *shadow* register; the shadows of a column shift up one ro
 (towards the top edge) while the capture wave moves down, so column pair ``p`` emits row ``r`` of
 a tile ``2r + p`` cycles after row 0 of pair 0. At the top edge pair ``p`` is delayed by
 ``pairs - 1 - p`` cycles (deskew), and every second cycle a whole result row is written into an
-output FIFO (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads.
+output FIFO (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads, one slice of it per
+column pair (own pointers and output register: no control net but ``o_res.ready`` spans the row).
 
 Flow control without stalls in the array: the input control takes a tile's *last* beat only when
 (a) the output FIFO has room for the tile's ``rows`` result rows (a credit counter: rows reserved
