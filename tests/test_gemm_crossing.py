@@ -120,35 +120,31 @@ def test_flush_after_a_stuck_decode():
 
 
 def test_rows_in_the_result_path_are_awaited_and_flushed():
-    """Result rows back up in the ``gemm`` domain (a 4-deep result crossing FIFO and the skid buffer
-    in front of it, 6 rows: the engine hands them all over and goes idle). Untaken, they are
-    counted (``o_rows`` is the rows the engine handed over, so the run waits for the two in the skid
-    buffer); left there at a flush, they are dropped and the next GEMM is exact."""
+    """Result rows back up in the ``gemm`` domain. Four rows fill the 4-deep result crossing FIFO
+    (through its write register): the engine hands them all over and goes idle, and untaken they
+    are counted (``o_rows`` is the rows the engine handed over). Six rows: four in the FIFO, two
+    left in the engine's output registers; at a flush all are dropped (the engine's handed over
+    and not written) and the next GEMM is exact."""
     rng = np.random.default_rng(6)
     dut = make(cdc_depth=4)
-    held = {**job_for(dut, rng, 6, 16, ["int8"]), "hold_results": True}
+    held = {**job_for(dut, rng, 4, 16, ["int8"]), "hold_results": True}
     stuck = {**job_for(dut, rng, 6, 16, ["int4"]), "hold_results": "never", "max_cycles": 300}
     good = job_for(dut, rng, 5, 12, ["int2", "int8"])
-    assert len(held["rows"]) == len(stuck["rows"]) == 6
+    assert len(held["rows"]) == 4 and len(stuck["rows"]) == 6
     a, b, c = run_crossing(dut, [held, stuck, good], periods=(40e-9, 7.9e-9, 10.1e-9), max_cycles=5000)
-    assert a["rows_at_idle"] == 6 and a["finished"] and a["rows"] == held["rows"]
+    assert a["rows_at_idle"] == 4 and a["finished"] and a["rows"] == held["rows"]
     assert not b["finished"] and b["rows"] == []
     assert c["finished"] and c["rows"] == good["rows"] and c["errors"] == 0
 
 
 @pytest.mark.parametrize("old, new", [
-    # rows counted as they enter the crossing FIFO: the run ends with two rows in the skid buffer
-    ("handed.eq(eng.o_res.valid & eng.o_res.ready)", "handed.eq(res.w_en & res.w_rdy)"),
-    # the skid buffer not emptied in a flush: its rows start the next GEMM's results
-    ("ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))",
-     "SkidBuffer(self.o_res.payload.shape())"),
     # the room flag without the write before the one in the write register, or without that
     # one: a row is offered to a full FIFO and lost
     ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_w_en + res_write"),
     ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_wrote + res_write"),
-    # no room flag at all: the skid writes whatever the FIFO holds
-    ("res_skid.o.ready.eq(res_room & ~flush_a)", "res_skid.o.ready.eq(~flush_a)"),
-], ids=["rows-counted-at-the-fifo", "skid-kept-in-a-flush", "room-ignores-write-before",
+    # no room flag at all: rows written whatever the FIFO holds
+    ("res_write.eq(eng.o_res.valid & res_room & ~flush_a)", "res_write.eq(eng.o_res.valid & ~flush_a)"),
+], ids=["room-ignores-write-before",
         "room-ignores-write-register", "no-room-flag"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
     monkeypatch.setitem(globals(), "EngineCrossing", mutated("hw.gemm.crossing", "EngineCrossing", old, new))

@@ -9,7 +9,7 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
     i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
     i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
-    o_res   <--AsyncFIFO(cdc_depth)----------------------<-skid------ engine o_res
+    o_res   <--AsyncFIFO(cdc_depth)--------------------<-write reg---- engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
 
 Crossings (``docs/gemm.md`` "On the ULX3S"):
@@ -26,12 +26,11 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   in banks of 2048 beats, each with its own address register and read-data register, the bank
   selected a cycle after the read. The activations cross in an ``AsyncQueue`` with a skid buffer
   too (``cdc_depth`` words): the engine's ready reaches neither the queue's memory nor its
-  fetch-ahead registers. The result rows enter their FIFO through a two-entry skid buffer
-  (``hw/lib/stream.py``, held empty in a flush) and a write register: the engine's result ready
-  drives the array's pop and credit logic; the skid's ready is a register. The skid's output
-  side is told there is room by a register (the FIFO's registered level plus the writes in
-  flight below its depth), not by the FIFO's writable flag, a compare of Gray pointers that would
-  enable every payload flip-flop of the skid.
+  fetch-ahead registers. The result rows go from the engine's output registers (one per column
+  pair of the array) into their FIFO through a write register: the engine's result ready, which
+  drives the array's pop and credit logic, is a register that says there is room (the FIFO's
+  registered level plus the writes in flight below its depth), not the FIFO's writable flag, a
+  compare of Gray pointers.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
   ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
@@ -58,7 +57,7 @@ the array domain) to the last cycle the engine was busy (not idle, or a command 
 of the array's clock between two runs.
 """
 
-from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal, Value
+from amaranth.hdl import Cat, DomainRenamer, Module, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
@@ -68,7 +67,6 @@ from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
 from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
-from ..lib.stream import SkidBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
 from .engine import GemmEngine
@@ -232,34 +230,26 @@ class EngineCrossing(wiring.Component):
         _read_into(m, cmd, eng.i_cmd, flush_a)
         m.d.comb += [eng.i_act.payload.eq(act.o.payload), eng.i_act.valid.eq(act.o.valid & ~flush_a),
                      act.o.ready.eq(eng.i_act.ready | flush_a)]
-        # Result rows reach the crossing FIFO through a skid buffer: the engine's result ready
-        # drives the array's pop and credit logic; the skid's ready is a register. Held empty
-        # during a flush (its rows are discarded, as the engine's are).
-        res_skid = ResetInserter(flush_a)(SkidBuffer(self.o_res.payload.shape()))
-        m.submodules.res_skid = res_skid = DomainRenamer(A)(res_skid)
-        # The skid's output side sees ``res_room``, a register, not the FIFO's writable flag (a
-        # compare of Gray pointers): that flag enables every payload flip-flop of the skid, 385
-        # at 8 x 16, and was the array domain's longest path in the 8 x 16 board (16.7 ns, docs/
-        # boards.md). ``w_level`` (a register) lags the writes by two cycles, and reads only
-        # lower the count, so "level + the last two cycles' writes < depth" registered now says
-        # the FIFO has room in the next cycle; while the reader is away it fills to ``depth``.
-        # A row leaves the skid into a write register (data loaded every cycle, no enable), which
-        # writes the FIFO in the next cycle: the decision (the flush synchronizer's output among its
-        # inputs) drove the FIFO's write enable, and through it the write enables of its 96
-        # distributed-RAM cells of 4 bits, in one cycle (14.50 ns, the `gemm` worst path of the
-        # 8 x 16 GEMM-only board at b78952b). With the write a cycle later, the writes in flight
-        # are the one decided, the one in the register and the one before it.
+        # Result rows go from the engine's output registers (the array's result collector: one
+        # per column pair, each with its own load enable) into a write register (data loaded every
+        # cycle, no enable), which writes the crossing FIFO in the next cycle. The engine's ready
+        # is ``res_room``, a register: "the FIFO's registered level plus the writes in flight is
+        # below its depth" (``w_level`` lags the writes by two cycles and reads only lower it; the
+        # writes in flight are the one decided now, the one in the write register and the one
+        # before it), not the FIFO's writable flag, a compare of Gray pointers (16.7 ns in the
+        # 8 x 16 board, docs/boards.md); nor a decision with the flush synchronizer behind it
+        # driving the FIFO's write enables, those of its 96 distributed-RAM cells (14.50 ns).
+        # A skid buffer between (two registers of the whole row, 770 flip-flops at 8 x 16 on one
+        # load enable) is not needed: the collector's output registers hold a row until taken.
+        # In a flush the engine's rows are discarded (taken and not written).
         res_room, res_wrote = Signal(), Signal()
         res_write, res_w_en = Signal(), Signal()
         res_w_data = Signal.like(res.w_data)
-        m.d.comb += res_write.eq(res_skid.o.valid & res_room & ~flush_a)
-        m.d[A] += [res_w_en.eq(res_write), res_w_data.eq(res_skid.o.payload), res_wrote.eq(res_w_en),
+        m.d.comb += res_write.eq(eng.o_res.valid & res_room & ~flush_a)
+        m.d[A] += [res_w_en.eq(res_write), res_w_data.eq(eng.o_res.payload), res_wrote.eq(res_w_en),
                    res_room.eq(res.w_level + res_wrote + res_w_en + res_write < self.cdc_depth)]
-        m.d.comb += [res_skid.i.payload.eq(eng.o_res.payload),
-                     res_skid.i.valid.eq(eng.o_res.valid & ~flush_a),
-                     eng.o_res.ready.eq(res_skid.i.ready | flush_a),
-                     res.w_data.eq(res_w_data), res.w_en.eq(res_w_en),
-                     res_skid.o.ready.eq(res_room & ~flush_a)]
+        m.d.comb += [eng.o_res.ready.eq(res_room | flush_a),
+                     res.w_data.eq(res_w_data), res.w_en.eq(res_w_en)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
