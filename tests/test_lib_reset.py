@@ -10,7 +10,7 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from boards.toolchain import run_yosys
-from hw.lib.reset import KEEP_REGISTERS, add_with_reset_domains, add_with_reset_tree
+from hw.lib.reset import KEEP_REGISTERS, add_with_reset_domains, add_with_reset_tree, module_with_reset_tree
 
 
 class Counter(wiring.Component):
@@ -155,6 +155,31 @@ class ClearInDomainsTop(Elaboratable):
         add_with_reset_domains(m, "outer", block, depth=2, platform=platform)
         m.d.comb += self.o_counts.eq(parts.o_counts)
         return m
+
+
+class ClearInTreeTop(Elaboratable):
+    """A clear tree inside a block under :func:`module_with_reset_tree` (as a Huffman decoder in a
+    control core's handler), split below it: the parts moved out still see its clear domains."""
+
+    def __init__(self):
+        self.i_clear, self.i_outer, self.o_counts = Signal(), Signal(), Signal(16)
+
+    def elaborate(self, platform):
+        m = Module()
+        m.domains.sync = ClockDomain("sync")
+        parts, block = Parts(), Module()
+        add_with_reset_tree(block, "parts", parts, self.i_clear, platform=platform)
+        m.submodules.outer = module_with_reset_tree(block, self.i_outer, name="outer", depth=2,
+                                                    platform=platform)
+        m.d.comb += self.o_counts.eq(parts.o_counts)
+        return m
+
+
+def test_a_clear_tree_split_by_an_outer_tree_keeps_its_domains():
+    dut = ClearInTreeTop()
+    # The inner clear, high before edge 6, clears every part one edge later.
+    assert _counts(dut, dut.i_clear, 5) == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000,
+                                            0x1111]
 
 
 def test_a_clear_tree_split_by_reset_domains_keeps_its_domains():

@@ -83,9 +83,7 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
             m.submodules[part] = ResetInserter({domain: parent_leaf})(frag)
             return
         leaf = _leaf(m, clear, domain, f"{part}_clear")
-        subs = frag.subfragments if depth > 0 else []
-        if subs:
-            frag.subfragments = []
+        subs = _take_subfragments(frag) if depth > 0 else []
         m.submodules[part] = ResetInserter({domain: leaf})(frag)
         for i, (sub, sub_name, _) in enumerate(subs):
             add(sub, f"{part}__{sub_name or i}", depth - 1, leaf)
@@ -94,16 +92,22 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
     return m
 
 
+def _take_subfragments(frag):
+    """Remove and return ``frag``'s subfragments, to be placed elsewhere. A local domain of
+    ``frag`` (e.g. :func:`add_with_reset_tree`'s) is seen only below it: the subfragments moved
+    out keep seeing it, as a definition of their own (the same object)."""
+    subs, frag.subfragments = frag.subfragments, []
+    local = [cd for cd in frag.domains.values() if cd.local]
+    for sub, _, _ in subs:
+        sub.add_domains(*(cd for cd in local if cd.name not in sub.domains))
+    return subs
+
+
 def _split(frag, name, depth, parts, branch=None):
     """Append ``(fragment, name, branch)`` for every part of ``frag`` down to ``depth`` levels."""
-    subs = frag.subfragments if depth > 0 else []
-    frag.subfragments = [] if subs else frag.subfragments
+    subs = _take_subfragments(frag) if depth > 0 else []
     parts.append((frag, name, branch or name))
-    # A local domain of ``frag`` (e.g. :func:`add_with_reset_tree`'s) is seen only below it: the
-    # submodules moved out of it keep seeing it, as a definition of their own (the same object).
-    local = [cd for cd in frag.domains.values() if cd.local]
     for i, (sub, sub_name, _) in enumerate(subs):
-        sub.add_domains(*(cd for cd in local if cd.name not in sub.domains))
         _split(sub, f"{name}__{sub_name or i}", depth - 1, parts, branch or f"{name}__{sub_name or i}")
 
 
