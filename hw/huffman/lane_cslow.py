@@ -92,6 +92,9 @@ class CSlowLaneDecoder(wiring.Component):
     #: The output queues' memories in block RAM without collision logic
     #: (:class:`~hw.lib.fifo.RegisteredFlagFIFO` ``bram``); else flip-flops.
     _queue_bram = False
+    #: Stage 1's bit-length checks ("within", "exact") as two 6-bit compares of the bits left with
+    #: the symbol's bit count in stage 1 (else per-amount constant compares in stage A1, registered).
+    _checks_in_stage1 = False
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -362,13 +365,22 @@ class CSlowLaneDecoder(wiring.Component):
         by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1_n.rsel,
                          esc=s1_n.esc if E else None)
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
+        late = self._checks_in_stage1
         m.d.sync += [
-            within_q.eq((hi_nz & oh.any())
-                        | onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
-            exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
+            *([] if late else [
+                within_q.eq((hi_nz & oh.any())
+                            | onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
+                exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
+            ]),
             short_q.eq(~hi_nz),
             cons_q.eq(onehot_mux(oh, by_len(lambda k: k))),
         ]
+        if late:
+            # stage 1 compares the current context's bits left (the register stage A1 read as the
+            # next context's: ``cur.x`` is ``nxt.x`` of a cycle ago) with the symbol's bit count
+            # ``cons_q`` (0 without a decoded symbol, ``s1.dec`` low: then not within, as above)
+            lo_1 = cur.bits_left[:6]
+            m.d.comb += within_q.eq(s1.dec & (~short_q | (lo_1 >= cons_q)))
         checked = s1.valid & s1.dec & ~cur.late
         trunc = Signal()
         fire = Signal()
@@ -377,7 +389,7 @@ class CSlowLaneDecoder(wiring.Component):
         # "the code ends exactly at the lane's last bit": the one-hot's OR in stage 1, from the
         # registered per-amount terms (the compares and the OR tree are not one path)
         exact_q = Signal()
-        m.d.comb += exact_q.eq(short_q & exact_terms_q.any())
+        m.d.comb += exact_q.eq(short_q & (lo_1 == cons_q if late else exact_terms_q.any()))
         lane_step.flag_errors(m, cur, nxt, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact_q,
                     invalid=ns.step_q & ns.invalid_q, cons=cons_q)
         ns.s1_zero = s1.zero | cur.late | ~within_q

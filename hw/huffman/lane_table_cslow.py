@@ -152,6 +152,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     _rw_check = False
     # the output queues in block RAM (area: the UP5K's block RAMs are spare, its logic cells not)
     _queue_bram = True
+    # stage 1's bit-length checks as two 6-bit compares in stage 1 (not 13 lengths x raw / escape
+    # choices of constant compares in stage A1, about 150 LUTs): an equality is two LUT levels, as
+    # deep as the OR of the 13 registered terms it replaces
+    _checks_in_stage1 = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
