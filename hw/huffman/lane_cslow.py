@@ -95,6 +95,12 @@ class CSlowLaneDecoder(wiring.Component):
     #: Stage 1's bit-length checks ("within", "exact") as two 6-bit compares of the bits left with
     #: the symbol's bit count in stage 1 (else per-amount constant compares in stage A1, registered).
     _checks_in_stage1 = False
+    #: Bits of the lane's table number (``tab``, ``o_tab``): 8, the loader's count (modulo 256).
+    #: A subclass may keep fewer: the lanes' tables are at most two behind the loader's count
+    #: (the loader overwrites table ``t - 2`` only when every lane is past it) and never ahead of
+    #: it, so ``count - tab`` is 1 or 2 and two bits tell the cases apart. ``o_tab`` then carries
+    #: the low bits (the others stay 1), and the decoder compares only those.
+    table_number_bits = 8
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -127,7 +133,7 @@ class CSlowLaneDecoder(wiring.Component):
         for name, shape in lane_step.block_registers(B).items():
             regs[name] = (shape, None)
             if name == "has_tab":
-                regs["tab"] = (8, 0xFF)
+                regs["tab"] = (self.table_number_bits, (1 << self.table_number_bits) - 1)
             if name == "fill":
                 regs["ready"] = (1, None)          # fill >= L + r (r = R if rsel, else 0)
         regs.update(s1=(s1_layout, None), s2=(s2_layout, None))
@@ -138,8 +144,10 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.sync += [x.eq(x_n), x_n.eq(x)]
             setattr(cur, name, x)
             setattr(nxt, name, x_n)
+        tb = self.table_number_bits
         for k in range(2):             # a cycle late (a table number only grows: the loader's
-            m.d.sync += self.o_tab[k].eq(Mux(ph == k, cur.tab, nxt.tab))     # permit stays safe)
+            o_tab = self.o_tab[k] if tb == 8 else self.o_tab[k][:tb]          # permit stays safe)
+            m.d.sync += o_tab.eq(Mux(ph == k, cur.tab, nxt.tab))
         ns.keep(locals(), "ph rport cur nxt")
 
     def _output(self, m, ns):
@@ -469,9 +477,10 @@ class CSlowLaneDecoder(wiring.Component):
         crc_eq_q = self._crc_equal(m, ns)
         next_tab = cur.tab + 1
         loaded_q = Signal()
-        diff = Signal(8)
+        tb = self.table_number_bits
+        diff = Signal(tb)              # (modulo 2**tb: the next table is loaded if 1 .. 2**(tb-1) - 1)
         m.d.comb += diff.eq(self._tables_in(ns) - (nxt.tab + 1))
-        m.d.sync += loaded_q.eq((diff != 0) & ~diff[7])
+        m.d.sync += loaded_q.eq((diff != 0) & ~diff[tb - 1])
         desc = Signal(descriptor_layout)
         desc_valid = Signal()
         own_q = Signal(16)

@@ -156,6 +156,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # choices of constant compares in stage A1, about 150 LUTs): an equality is two LUT levels, as
     # deep as the OR of the 13 registered terms it replaces
     _checks_in_stage1 = True
+    # two-bit table numbers (``count - tab`` is 1 or 2: see the base class): the rotating pair, the
+    # ``o_tab`` registers, the "next table loaded" subtraction and the decoder's permit compares
+    # shrink from 8 bits
+    table_number_bits = 2
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
