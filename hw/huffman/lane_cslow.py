@@ -101,6 +101,10 @@ class CSlowLaneDecoder(wiring.Component):
     #: it, so ``count - tab`` is 1 or 2 and two bits tell the cases apart. ``o_tab`` then carries
     #: the low bits (the others stay 1), and the decoder compares only those.
     table_number_bits = 8
+    #: Stage 2 (the value into the context's output queue) in the cycle after stage 1, from the
+    #: symbol memory's read data and the stage-2 registers as written (``s2_n``), instead of a
+    #: cycle later from their registered copies (``sym_d``, ``s2``).
+    _early_stage2 = False
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -434,7 +438,11 @@ class CSlowLaneDecoder(wiring.Component):
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [ns.rport.addr.eq(index_q), ns.rport.en.eq(1)]
-        sym_d = Signal(8)              # the read data, registered: the context's next turn
+        early = self._early_stage2
+        # the read data, registered: the context's next turn (``_early_stage2``: the read data
+        # itself, in the cycle after stage 1)
+        sym_d = Signal(8)
+        sym_dom = m.d.comb if early else m.d.sync
         if E:
             # an escape's symbol, from the window, along the symbol memory's read (a cycle behind
             # stage A1 like the read address, then in the read data's cycle)
@@ -442,9 +450,9 @@ class CSlowLaneDecoder(wiring.Component):
             esym_d = Signal(8)
             esc_d = Signal()
             m.d.sync += [esym_d.eq(esym_q), esc_d.eq(s1.esc)]
-            m.d.sync += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
+            sym_dom += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
         else:
-            m.d.sync += sym_d.eq(ns.rport.data)
+            sym_dom += sym_d.eq(ns.rport.data)
         low, place = compose_parts(m, ~s1.rsel, s1.mode, rawtop_q if R else Const(0, 8), s1.ebits, R)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),
@@ -452,10 +460,13 @@ class CSlowLaneDecoder(wiring.Component):
             s2_n.first.eq(s1.first), s2_n.last.eq(s1.last),
         ]
         item = Signal(ns.item_layout)
-        m.d.comb += [item.value.eq(place_symbol(sym_d, s2.low, s2.place, R)), item.first.eq(s2.first),
-                     item.last.eq(s2.last)]
+        # (``_early_stage2``: stage 2 reads the context's stage-2 registers ``s2_n`` in the cycle
+        # after its stage 1, the other context's turn)
+        s2x, s2ph = (s2_n, ~ns.ph) if early else (s2, ns.ph)
+        m.d.comb += [item.value.eq(place_symbol(sym_d, s2x.low, s2x.place, R)), item.first.eq(s2x.first),
+                     item.last.eq(s2x.last)]
         for k in range(2):
-            m.d.comb += [ns.queues[k].w_data.eq(item), ns.queues[k].w_en.eq(s2.valid & (ns.ph == k))]
+            m.d.comb += [ns.queues[k].w_data.eq(item), ns.queues[k].w_en.eq(s2x.valid & (s2ph == k))]
 
     def _crc_equal(self, m, ns):
         """``crc == d.crc`` of the current context in stage B."""

@@ -160,6 +160,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # ``o_tab`` registers, the "next table loaded" subtraction and the decoder's permit compares
     # shrink from 8 bits
     table_number_bits = 2
+    # stage 2 a cycle earlier: no registered copy of the symbol memory's read data and of the
+    # stage-2 registers (the block RAM's read data through the escape multiplexer and the value's
+    # placement into the queue's block RAM: a few LUT levels)
+    _early_stage2 = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
