@@ -17,7 +17,7 @@ from .block_parser import BlockParser, DescriptorSlot, beat_layout, descriptor_l
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
-from .lane_table_cslow import TableCSlowLaneDecoder
+from .lane_table_cslow import CSlowTableLoader, TableCSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS"]
@@ -483,7 +483,7 @@ class _TableTwoContexts(_TwoContexts):
     ``impl="table", contexts=2``): fed and joined as C-slow lanes, with the table lane's loader."""
 
     lane_class = TableCSlowLaneDecoder
-    loader_class = CompactTableLoader
+    loader_class = CSlowTableLoader    # (its escape check registered)
     # the word FIFOs and the output FIFO in block RAM without collision logic (area: the UP5K's
     # block RAMs are spare, its logic cells are not)
     fifo_bram = True

@@ -14,7 +14,7 @@ from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
-from .lane_table import TableFiller
+from .lane_table import CompactTableLoader, TableFiller
 
 
 def wide_table_bits(max_len):
@@ -24,7 +24,16 @@ def wide_table_bits(max_len):
     block RAM."""
     return min(9, max_len - 1)
 
-__all__ = ["TableCSlowLaneDecoder", "window_shift"]
+__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift"]
+
+
+class CSlowTableLoader(CompactTableLoader):
+    """The table loader of the two-context table lanes: :class:`~hw.huffman.lane_table.CompactTableLoader`
+    with the escape's placement check registered (``_registered_placement``: the escape's index
+    + 1 kept from its word, "placed" registered in CHECK), so its compares are not on the path
+    into the verdict. Same verdicts, in the same cycles; parameters and members as the base."""
+
+    _registered_placement = True
 
 #: Per-context counters kept in block RAM (see ``TableCSlowLaneDecoder._context_rams``): read only
 #: as the current context's (``cur``), written by the logic as ``nxt``.
