@@ -35,6 +35,31 @@ class CSlowTableLoader(CompactTableLoader):
 
     _registered_placement = True
 
+    def __init__(self, max_len=16, escape=False):
+        super().__init__(max_len=max_len, escape=escape)
+        self._K = wide_table_bits(self._L)
+
+    def _limit_words(self, m, wr, wr_end):
+        """For the long lengths ``l`` (``k + 1 .. L``) what the lane's stage B needs, not the code
+        end: its low ``l - k`` bits (the end's place within its prefix, ``lim_lo``) and, above them
+        from ``k + 2`` on, whether code ends ``l - 1`` and ``l`` lie in the same prefix (their top
+        ``k + 1`` bits are equal: ``same``), compared here as the ends are written (in length
+        order: the end before is a register) instead of in the lane from both banks' full ends.
+        Other lengths: 0 (no reader)."""
+        K = self._K
+        prev_end = Signal.like(wr_end, name="prev_end")
+        with m.If(wr):
+            m.d.sync += prev_end.eq(wr_end)
+        words = []
+        for ln in range(self._L + 1):
+            if ln <= K:
+                words.append(Const(0, ln + 1))
+            elif ln == K + 1:
+                words.append(wr_end[:ln - K])
+            else:
+                words.append(Cat(wr_end[:ln - K], wr_end[ln - K:ln + 1] == prev_end[ln - 1 - K:ln]))
+        return words
+
 #: Per-context counters kept in block RAM (see ``TableCSlowLaneDecoder._context_rams``): read only
 #: as the current context's (``cur``), written by the logic as ``nxt``.
 _RAM_COUNTERS = ("n_left", "words_left", "own_left", "crc")
@@ -278,11 +303,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         for ln in lim_lo:
             m.d.sync += lim_lo[ln].eq(Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K]))
 
-        def top(b, ln):
-            return self.i_limit[b][ln][ln - K:ln + 1]
+        # (``same`` compared by the loader as it writes the ends: ``CSlowTableLoader``)
         same = {ln: Signal(name=f"same{ln}") for ln in range(K + 2, L + 1)}
         for ln in same:
-            m.d.sync += same[ln].eq(Mux(bank, top(1, ln) == top(1, ln - 1), top(0, ln) == top(0, ln - 1)))
+            m.d.sync += same[ln].eq(Mux(bank, self.i_limit[1][ln][ln - K], self.i_limit[0][ln][ln - K]))
         ns.esc = None
         if self._E:
             esc_on, esc_mask, esc_code = Signal(), Signal(L), Signal(L)
