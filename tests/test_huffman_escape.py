@@ -202,8 +202,11 @@ def test_one_symbol_per_cycle_with_escapes_at_the_input_rate(contexts, impl):
                          impl=impl)
     res, _ = check_against_golden(dut, beats, _table_words(table, max_len))
     assert res["fires"] == 1200
-    # (two contexts: the C-slow lane's own start-up, 1207 cycles on plain 16-bit codes too)
-    assert res["cycles"] <= 1200 + (2 if contexts == 1 else 7)
+    # (two contexts: the C-slow lane's own start-up, 1207 cycles on plain 16-bit codes too; the
+    # two-context table lane's stage 2 is a cycle earlier, ``_early_stage2``: its first value
+    # leaves a cycle earlier, its last one in the same cycle, the block's end being set by its
+    # release: 1208 from the first output to the last, the run as long)
+    assert res["cycles"] <= 1200 + (2 if contexts == 1 else 8 if impl == "table" else 7)
 
 
 def test_escape_parameter_is_checked():

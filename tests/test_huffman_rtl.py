@@ -12,14 +12,15 @@ from sim.huffman.harness import group_blocks, run_decoder
 from sim.runner import cocotb_testcases, run_cocotb
 
 
-def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None):
-    """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden."""
+def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None, max_cycles=None):
+    """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden
+    (``max_cycles``: :func:`~sim.huffman.harness.run_decoder`'s limit, default its own)."""
     ref, errors = g.ref_decode(beats, tables, n_lanes=dut.format_lanes, max_len=dut.max_len,
                                raw_bits=dut.raw_bits, escape=dut.escape)
     ref = split_beats(ref, dut.lanes)
     n_beats = sum(len(b["values"]) for b in ref)
     res = run_decoder(dut, beats, tables, expect_beats=n_beats, stall_in=stall, stall_out=stall, seed=seed,
-                      clear_at=clear_at)
+                      clear_at=clear_at, max_cycles=max_cycles)
     assert res["finished"], "decoder hung"
     assert res["extra"] == 0, "decoder produced more beats than the golden model"
     got = group_blocks(res["beats"])

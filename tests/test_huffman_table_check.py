@@ -9,6 +9,7 @@ from amaranth.sim import Simulator
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
 from hw.huffman.lane_table import CompactTableLoader
+from hw.huffman.lane_table_cslow import CSlowTableLoader
 from hw.huffman.table_loader import TableLoader
 from sim.huffman import golden as g
 from sim.streams import stream_put
@@ -224,11 +225,12 @@ def escape_table(rng, max_len):
     return words + [spec.crc16(words)]
 
 
+@pytest.mark.parametrize("loader_class", [CompactTableLoader, CSlowTableLoader])
 @pytest.mark.parametrize("max_len", [8, 12, 16])
-def test_compact_loader_escape_check_matches_the_format(max_len):
-    """The table lane's loader (escape placement from the offsets, no per-length registers) accepts
-    exactly the escape tables the format check accepts: random codes with the escape at every
-    place, twice, or not at all."""
+def test_compact_loader_escape_check_matches_the_format(max_len, loader_class):
+    """The table lanes' loaders (escape placement from the offsets, no per-length registers; the
+    two-context lanes' with it registered) accept exactly the escape tables the format check
+    accepts: random codes with the escape at every place, twice, or not at all."""
     rng = random.Random(40 + max_len)
     tables = [escape_table(rng, max_len) for _ in range(150)]
     want = [spec.check_table_words(t, max_len, escape=True) is not None for t in tables]
@@ -240,5 +242,5 @@ def test_compact_loader_escape_check_matches_the_format(max_len):
     assert sum(ok and not la for ok, la in zip(want, last, strict=True)) >= 10
     assert sum(ok and la and f for ok, la, f in zip(want, last, full, strict=True)) >= 5
     got = loader_verdicts(tables, max_len=max_len, seed=max_len,
-                          loader=CompactTableLoader(max_len=max_len, escape=True))
+                          loader=loader_class(max_len=max_len, escape=True))
     assert [ok for ok, _ in got] == want

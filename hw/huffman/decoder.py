@@ -17,7 +17,7 @@ from .block_parser import BlockParser, DescriptorSlot, beat_layout, descriptor_l
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
-from .lane_table_cslow import TableCSlowLaneDecoder
+from .lane_table_cslow import CSlowTableLoader, TableCSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS"]
@@ -238,7 +238,12 @@ class HuffmanDecoder(wiring.Component):
         subtraction before the compare)."""
         loader = ns.loader
         t = loader.o_count
-        beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ns.ports)).all()
+        tb = getattr(ns.kind.lane_class, "table_number_bits", 8)
+        if tb == 8:
+            beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ns.ports)).all()
+        else:                           # (the lanes' table numbers modulo 2**tb)
+            beyond = Cat(*((tab[:tb] == t[:tb]) | (tab[:tb] == loader.o_count_m1[:tb])
+                           for _, _, _, tab in ns.ports)).all()
         permit_q = Signal()
         core.d.sync += permit_q.eq(~loader.o_two | beyond)
         core.d.comb += loader.i_permit.eq(permit_q)
@@ -487,7 +492,7 @@ class _TableTwoContexts(_TwoContexts):
     ``impl="table", contexts=2``): fed and joined as C-slow lanes, with the table lane's loader."""
 
     lane_class = TableCSlowLaneDecoder
-    loader_class = CompactTableLoader
+    loader_class = CSlowTableLoader    # (its escape check registered)
     # the word FIFOs and the output FIFO in block RAM without collision logic (area: the UP5K's
     # block RAMs are spare, its logic cells are not)
     fifo_bram = True

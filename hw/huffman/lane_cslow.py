@@ -92,6 +92,19 @@ class CSlowLaneDecoder(wiring.Component):
     #: The output queues' memories in block RAM without collision logic
     #: (:class:`~hw.lib.fifo.RegisteredFlagFIFO` ``bram``); else flip-flops.
     _queue_bram = False
+    #: Stage 1's bit-length checks ("within", "exact") as two 6-bit compares of the bits left with
+    #: the symbol's bit count in stage 1 (else per-amount constant compares in stage A1, registered).
+    _checks_in_stage1 = False
+    #: Bits of the lane's table number (``tab``, ``o_tab``): 8, the loader's count (modulo 256).
+    #: A subclass may keep fewer: the lanes' tables are at most two behind the loader's count
+    #: (the loader overwrites table ``t - 2`` only when every lane is past it) and never ahead of
+    #: it, so ``count - tab`` is 1 or 2 and two bits tell the cases apart. ``o_tab`` then carries
+    #: the low bits (the others stay 1), and the decoder compares only those.
+    table_number_bits = 8
+    #: Stage 2 (the value into the context's output queue) in the cycle after stage 1, from the
+    #: symbol memory's read data and the stage-2 registers as written (``s2_n``), instead of a
+    #: cycle later from their registered copies (``sym_d``, ``s2``).
+    _early_stage2 = False
 
     def __init__(self, max_len=16, raw_bits=8, escape=False):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
@@ -124,7 +137,7 @@ class CSlowLaneDecoder(wiring.Component):
         for name, shape in lane_step.block_registers(B).items():
             regs[name] = (shape, None)
             if name == "has_tab":
-                regs["tab"] = (8, 0xFF)
+                regs["tab"] = (self.table_number_bits, (1 << self.table_number_bits) - 1)
             if name == "fill":
                 regs["ready"] = (1, None)          # fill >= L + r (r = R if rsel, else 0)
         regs.update(s1=(s1_layout, None), s2=(s2_layout, None))
@@ -135,8 +148,10 @@ class CSlowLaneDecoder(wiring.Component):
             m.d.sync += [x.eq(x_n), x_n.eq(x)]
             setattr(cur, name, x)
             setattr(nxt, name, x_n)
+        tb = self.table_number_bits
         for k in range(2):             # a cycle late (a table number only grows: the loader's
-            m.d.sync += self.o_tab[k].eq(Mux(ph == k, cur.tab, nxt.tab))     # permit stays safe)
+            o_tab = self.o_tab[k] if tb == 8 else self.o_tab[k][:tb]          # permit stays safe)
+            m.d.sync += o_tab.eq(Mux(ph == k, cur.tab, nxt.tab))
         ns.keep(locals(), "ph rport cur nxt")
 
     def _output(self, m, ns):
@@ -362,13 +377,22 @@ class CSlowLaneDecoder(wiring.Component):
         by_len = partial(lane_step.bit_counts, max_len=L, raw_bits=R, esc_bits=E, rsel=s1_n.rsel,
                          esc=s1_n.esc if E else None)
         # (the "64 bits or more left" term outside the one-hot multiplexer: fewer levels)
+        late = self._checks_in_stage1
         m.d.sync += [
-            within_q.eq((hi_nz & oh.any())
-                        | onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
-            exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
+            *([] if late else [
+                within_q.eq((hi_nz & oh.any())
+                            | onehot_mux(oh, by_len(lambda k: lane_step.at_least(lo, k)))),
+                exact_terms_q.eq(Cat(*(oh[ln] & v for ln, v in enumerate(by_len(lambda k: lo == k))))),
+            ]),
             short_q.eq(~hi_nz),
             cons_q.eq(onehot_mux(oh, by_len(lambda k: k))),
         ]
+        if late:
+            # stage 1 compares the current context's bits left (the register stage A1 read as the
+            # next context's: ``cur.x`` is ``nxt.x`` of a cycle ago) with the symbol's bit count
+            # ``cons_q`` (0 without a decoded symbol, ``s1.dec`` low: then not within, as above)
+            lo_1 = cur.bits_left[:6]
+            m.d.comb += within_q.eq(s1.dec & (~short_q | (lo_1 >= cons_q)))
         checked = s1.valid & s1.dec & ~cur.late
         trunc = Signal()
         fire = Signal()
@@ -377,7 +401,7 @@ class CSlowLaneDecoder(wiring.Component):
         # "the code ends exactly at the lane's last bit": the one-hot's OR in stage 1, from the
         # registered per-amount terms (the compares and the OR tree are not one path)
         exact_q = Signal()
-        m.d.comb += exact_q.eq(short_q & exact_terms_q.any())
+        m.d.comb += exact_q.eq(short_q & (lo_1 == cons_q if late else exact_terms_q.any()))
         lane_step.flag_errors(m, cur, nxt, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact_q,
                     invalid=ns.step_q & ns.invalid_q, cons=cons_q)
         ns.s1_zero = s1.zero | cur.late | ~within_q
@@ -414,7 +438,11 @@ class CSlowLaneDecoder(wiring.Component):
         index_q = Signal(9)
         m.d.sync += index_q.eq(Cat((code_a + orport.data)[:8], s1_n.bank))
         m.d.comb += [ns.rport.addr.eq(index_q), ns.rport.en.eq(1)]
-        sym_d = Signal(8)              # the read data, registered: the context's next turn
+        early = self._early_stage2
+        # the read data, registered: the context's next turn (``_early_stage2``: the read data
+        # itself, in the cycle after stage 1)
+        sym_d = Signal(8)
+        sym_dom = m.d.comb if early else m.d.sync
         if E:
             # an escape's symbol, from the window, along the symbol memory's read (a cycle behind
             # stage A1 like the read address, then in the read data's cycle)
@@ -422,9 +450,9 @@ class CSlowLaneDecoder(wiring.Component):
             esym_d = Signal(8)
             esc_d = Signal()
             m.d.sync += [esym_d.eq(esym_q), esc_d.eq(s1.esc)]
-            m.d.sync += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
+            sym_dom += sym_d.eq(Mux(esc_d, esym_d, ns.rport.data))
         else:
-            m.d.sync += sym_d.eq(ns.rport.data)
+            sym_dom += sym_d.eq(ns.rport.data)
         low, place = compose_parts(m, ~s1.rsel, s1.mode, rawtop_q if R else Const(0, 8), s1.ebits, R)
         m.d.sync += [
             s2_n.valid.eq(s1.valid),
@@ -432,10 +460,13 @@ class CSlowLaneDecoder(wiring.Component):
             s2_n.first.eq(s1.first), s2_n.last.eq(s1.last),
         ]
         item = Signal(ns.item_layout)
-        m.d.comb += [item.value.eq(place_symbol(sym_d, s2.low, s2.place, R)), item.first.eq(s2.first),
-                     item.last.eq(s2.last)]
+        # (``_early_stage2``: stage 2 reads the context's stage-2 registers ``s2_n`` in the cycle
+        # after its stage 1, the other context's turn)
+        s2x, s2ph = (s2_n, ~ns.ph) if early else (s2, ns.ph)
+        m.d.comb += [item.value.eq(place_symbol(sym_d, s2x.low, s2x.place, R)), item.first.eq(s2x.first),
+                     item.last.eq(s2x.last)]
         for k in range(2):
-            m.d.comb += [ns.queues[k].w_data.eq(item), ns.queues[k].w_en.eq(s2.valid & (ns.ph == k))]
+            m.d.comb += [ns.queues[k].w_data.eq(item), ns.queues[k].w_en.eq(s2x.valid & (s2ph == k))]
 
     def _crc_equal(self, m, ns):
         """``crc == d.crc`` of the current context in stage B."""
@@ -457,9 +488,10 @@ class CSlowLaneDecoder(wiring.Component):
         crc_eq_q = self._crc_equal(m, ns)
         next_tab = cur.tab + 1
         loaded_q = Signal()
-        diff = Signal(8)
+        tb = self.table_number_bits
+        diff = Signal(tb)              # (modulo 2**tb: the next table is loaded if 1 .. 2**(tb-1) - 1)
         m.d.comb += diff.eq(self._tables_in(ns) - (nxt.tab + 1))
-        m.d.sync += loaded_q.eq((diff != 0) & ~diff[7])
+        m.d.sync += loaded_q.eq((diff != 0) & ~diff[tb - 1])
         desc = Signal(descriptor_layout)
         desc_valid = Signal()
         own_q = Signal(16)

@@ -64,7 +64,15 @@ class CompactTableLoader(TableLoader):
     ``o_esc_on[b]``, the table in bank ``b`` has an escape, and ``o_esc_code[b]`` (low 8 bits) its
     symbol index; ``o_esc_mask`` stays 0. So the limits and offsets of the short lengths have no
     reader, and synthesis removes them.
+
+    A subclass with ``_registered_placement`` keeps the escape's index + 1 in a register (taken
+    with the escape) and registers "placed" in every cycle: VERDICT reads its value of CHECK, when
+    the ends, the escape and the symbol count are final (the compares are then not on the
+    verdict's path).
     """
+
+    #: See the class docstring.
+    _registered_placement = False
 
     def _escape_check(self, m, st, word, take, bank, index):
         L = self._L
@@ -84,8 +92,16 @@ class CompactTableLoader(TableLoader):
                 m.d.sync += [ends[0].eq(((prev << 1) - self.o_off_data)[:9]),
                              *(ends[i].eq(ends[i - 1]) for i in range(1, L - 1))]
         after = Signal(9)
-        m.d.comb += after.eq(esc_index + 1)
+        if self._registered_placement:
+            with m.If(st["SYMS"] & take & (word == spec.ESCAPE)):
+                m.d.sync += after.eq(index[:8] + 1)
+        else:
+            m.d.comb += after.eq(esc_index + 1)
         placed = Cat(after == index, *(e == after for e in ends)).any()
+        if self._registered_placement:
+            placed_q = Signal()
+            m.d.sync += placed_q.eq(placed)
+            placed = placed_q
         with m.If(st["VERDICT"]):
             m.d.sync += [self.o_esc_on.bit_select(bank, 1).eq(esc_seen),
                          self.o_esc_code[bank].eq(esc_index)]

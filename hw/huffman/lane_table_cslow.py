@@ -14,7 +14,7 @@ from ..lib.sections import elaborate_sections
 from . import lane_step, spec
 from .block_parser import descriptor_layout
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
-from .lane_table import TableFiller
+from .lane_table import CompactTableLoader, TableFiller
 
 
 def wide_table_bits(max_len):
@@ -24,7 +24,41 @@ def wide_table_bits(max_len):
     block RAM."""
     return min(9, max_len - 1)
 
-__all__ = ["TableCSlowLaneDecoder"]
+__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift"]
+
+
+class CSlowTableLoader(CompactTableLoader):
+    """The table loader of the two-context table lanes: :class:`~hw.huffman.lane_table.CompactTableLoader`
+    with the escape's placement check registered (``_registered_placement``: the escape's index
+    + 1 kept from its word, "placed" registered in CHECK), so its compares are not on the path
+    into the verdict. Same verdicts, in the same cycles; parameters and members as the base."""
+
+    _registered_placement = True
+
+    def __init__(self, max_len=16, escape=False):
+        super().__init__(max_len=max_len, escape=escape)
+        self._K = wide_table_bits(self._L)
+
+    def _limit_words(self, m, wr, wr_end):
+        """For the long lengths ``l`` (``k + 1 .. L``) what the lane's stage B needs, not the code
+        end: its low ``l - k`` bits (the end's place within its prefix, ``lim_lo``) and, above them
+        from ``k + 2`` on, whether code ends ``l - 1`` and ``l`` lie in the same prefix (their top
+        ``k + 1`` bits are equal: ``same``), compared here as the ends are written (in length
+        order: the end before is a register) instead of in the lane from both banks' full ends.
+        Other lengths: 0 (no reader)."""
+        K = self._K
+        prev_end = Signal.like(wr_end, name="prev_end")
+        with m.If(wr):
+            m.d.sync += prev_end.eq(wr_end)
+        words = []
+        for ln in range(self._L + 1):
+            if ln <= K:
+                words.append(Const(0, ln + 1))
+            elif ln == K + 1:
+                words.append(wr_end[:ln - K])
+            else:
+                words.append(Cat(wr_end[:ln - K], wr_end[ln - K:ln + 1] == prev_end[ln - 1 - K:ln]))
+        return words
 
 #: Per-context counters kept in block RAM (see ``TableCSlowLaneDecoder._context_rams``): read only
 #: as the current context's (``cur``), written by the logic as ``nxt``.
@@ -74,6 +108,23 @@ class _SyncSplitter:
             else:
                 self._m.d.sync += stmt
         return self
+
+
+def window_shift(x, amount, width):
+    """``(x >> amount)[:width]`` as a logarithmic shifter that takes the largest step first (the
+    amount's top bit): each level keeps only the bits the levels below it can still reach, so the
+    first level is ``width + 2**(n-1) - 1`` multiplexers wide and the last ``width`` (``$shr``
+    shifts by the low bit first, every level as wide as the input: about 320 LUTs instead of 230 at
+    ``width`` 28, a 6-bit amount). Bits past the top of ``x`` read 0. Combinational."""
+    n = len(amount)
+    bits = [x[i] for i in range(len(x))]
+    for j in reversed(range(n)):
+        step = 1 << j
+        keep = width + step - 1        # the bits the lower levels (steps < 2**j) can reach
+        zero = Const(0, 1)
+        bits = [Mux(amount[j], bits[i + step] if i + step < len(bits) else zero,
+                    bits[i] if i < len(bits) else zero) for i in range(keep)]
+    return Cat(*bits[:width])
 
 
 def _less(a, b):
@@ -135,6 +186,18 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     _rw_check = False
     # the output queues in block RAM (area: the UP5K's block RAMs are spare, its logic cells not)
     _queue_bram = True
+    # stage 1's bit-length checks as two 6-bit compares in stage 1 (not 13 lengths x raw / escape
+    # choices of constant compares in stage A1, about 150 LUTs): an equality is two LUT levels, as
+    # deep as the OR of the 13 registered terms it replaces
+    _checks_in_stage1 = True
+    # two-bit table numbers (``count - tab`` is 1 or 2: see the base class): the rotating pair, the
+    # ``o_tab`` registers, the "next table loaded" subtraction and the decoder's permit compares
+    # shrink from 8 bits
+    table_number_bits = 2
+    # stage 2 a cycle earlier: no registered copy of the symbol memory's read data and of the
+    # stage-2 registers (the block RAM's read data through the escape multiplexer and the value's
+    # placement into the queue's block RAM: a few LUT levels)
+    _early_stage2 = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False):
         super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
@@ -240,11 +303,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         for ln in lim_lo:
             m.d.sync += lim_lo[ln].eq(Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K]))
 
-        def top(b, ln):
-            return self.i_limit[b][ln][ln - K:ln + 1]
+        # (``same`` compared by the loader as it writes the ends: ``CSlowTableLoader``)
         same = {ln: Signal(name=f"same{ln}") for ln in range(K + 2, L + 1)}
         for ln in same:
-            m.d.sync += same[ln].eq(Mux(bank, top(1, ln) == top(1, ln - 1), top(0, ln) == top(0, ln - 1)))
+            m.d.sync += same[ln].eq(Mux(bank, self.i_limit[1][ln][ln - K], self.i_limit[0][ln][ln - K]))
         ns.esc = None
         if self._E:
             esc_on, esc_mask, esc_code = Signal(), Signal(L), Signal(L)
@@ -269,7 +331,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         # the E + R bits above it, the previous symbol's escaped symbol and raw field (stage 1 of
         # that symbol is in this window's stage B: see ``_raw_field``)
         nwin = Signal(WX)
-        m.d.comb += nwin.eq((Cat(Const(0, L), nxt.buf, Const(0, E + R)) >> nxt.fill)[:WX])
+        m.d.comb += nwin.eq(window_shift(Cat(Const(0, L), nxt.buf, Const(0, E + R)), nxt.fill, WX))
         win_q = Signal(WX)
         m.d.sync += win_q.eq(nwin)
         m.d.comb += ns.filler.i_raddr.eq(Cat(nwin[L - K:L], nxt.bank))

@@ -197,10 +197,11 @@ class TableLoader(wiring.Component):
             m.d.sync += [base.eq(base + cnt_q), code.eq(end << 1)]
         m.d.comb += [self.o_off_en.eq(wr), self.o_off_addr.eq(Cat(wr_len[:4], bank)),
                      self.o_off_data.eq(wr_off)]
+        limits = self._limit_words(m, wr, wr_end)
         for b in range(2):
             for ln in range(1, L + 1):
                 with m.If(wr & (wr_len == ln) & (bank == b)):
-                    m.d.sync += [self.o_limit[b][ln].eq(wr_end[:ln + 1]), self.o_offset[b][ln].eq(wr_off)]
+                    m.d.sync += [self.o_limit[b][ln].eq(limits[ln]), self.o_offset[b][ln].eq(wr_off)]
         # A count word of 2**(L+1) or more exceeds the code space of every length (the format's
         # check rejects it) and would wrap the L+2-bit code arithmetic into a valid-looking Kraft sum:
         # it is flagged from its own high bits, registered along the step (``big_q``, ``big_chk``).
@@ -313,6 +314,12 @@ class TableLoader(wiring.Component):
                 word_bad = word[9:].any() | (word[8] & word[:8].any())
             with m.If(word_bad):
                 m.d.sync += bad.eq(1)
+
+    def _limit_words(self, m, wr, wr_end):
+        """What ``o_limit[b][l]`` holds, per length ``l`` (index 0 unused): the code end of the
+        length (``wr_end``, written when ``wr``; lengths are written in order). A subclass may give
+        its lanes something else."""
+        return [wr_end[:ln + 1] for ln in range(self._L + 1)]
 
     def _escape_check(self, m, st, word, take, bank, index):
         """The escape code of the table being loaded: its index (a second escape fails the table),
