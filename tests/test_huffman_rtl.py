@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from amaranth.sim import Simulator
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
@@ -10,6 +11,7 @@ from sim.huffman import golden as g
 from sim.huffman.fuzz import fuzz_stream
 from sim.huffman.harness import group_blocks, run_decoder
 from sim.runner import cocotb_testcases, run_cocotb
+from sim.streams import stream_put
 
 
 def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None, max_cycles=None):
@@ -361,3 +363,64 @@ COCOTB_PARAMS_TABLE = {"max_len": 12, "lanes": 1, "raw_bits": 8, "fifo_depth": 6
 def test_huffman_cocotb_escape(testcase, toplevel, params):
     run_cocotb(HuffmanDecoder(**params), toplevel=toplevel, test_module="sim.huffman.tb_huffman",
                testcase=testcase, params=params)
+
+
+@pytest.mark.parametrize("contexts,impl", VARIANTS)
+def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl):
+    """``i_clear`` while a block is being decoded (its table loaded, half its beats in): whatever
+    the decoder held is dropped, and a new table and stream sent after the clear decode exactly,
+    with no value of the first stream among them and no flag left over."""
+    rng = random.Random(12)
+    dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=16, contexts=contexts, impl=impl)
+    fl = dut.format_lanes
+    tables_a, beats_a, _ = g.encode_stream([rng.randrange(40) for _ in range(800)], n_lanes=fl,
+                                           block_n=200, max_len=12, allow_raw=False)
+    tables_b, beats_b, _ = g.encode_stream([min(255, int(rng.expovariate(0.08))) for _ in range(600)],
+                                           n_lanes=fl, block_n=150, max_len=12, allow_raw=False)
+    tables_a, tables_b = g.table_stream(tables_a), g.table_stream(tables_b)
+    ref, errors = g.ref_decode(beats_b, tables_b, n_lanes=fl, max_len=12, raw_bits=0)
+    ref = split_beats(ref, dut.lanes)
+    n_b = sum(len(b["values"]) for b in ref)
+    out, marks = [], {}
+
+    async def consumer(ctx):            # always ready, until the inputs' testbench is done
+        ctx.set(dut.o_data.ready, 1)
+        while "errors" not in marks:
+            *_, valid, payload = await ctx.tick().sample(dut.o_data.valid, dut.o_data.payload)
+            if valid:
+                out.append(([int(x) for x in payload.data], int(payload.first), int(payload.last),
+                             int(payload.err)))
+
+    async def inputs(ctx):
+        for w, first in tables_a:
+            await stream_put(ctx, dut.i_table, {"data": w, "first": int(first)})
+        for b in beats_a[:len(beats_a) // 2]:
+            await stream_put(ctx, dut.i_data, {"data": list(b[0]), "first": int(b[1])})
+        await ctx.tick().repeat(6)
+        marks["before"] = len(out)
+        ctx.set(dut.i_clear, 1)
+        await ctx.tick()
+        ctx.set(dut.i_clear, 0)
+        await ctx.tick()            # the parts are held in this cycle: what leaves is the old stream's
+        await ctx.tick()
+        marks["split"] = len(out)
+        for w, first in tables_b:
+            await stream_put(ctx, dut.i_table, {"data": w, "first": int(first)})
+        for b in beats_b:
+            await stream_put(ctx, dut.i_data, {"data": list(b[0]), "first": int(b[1])})
+        for _ in range(20 * n_b):
+            if len(out) >= marks["split"] + n_b:
+                break
+            await ctx.tick()
+        await ctx.tick().repeat(64)
+        marks["errors"] = ctx.get(dut.o_errors)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(consumer)
+    sim.add_testbench(inputs)
+    sim.run()
+    got = group_blocks(out[marks["split"]:])
+    assert marks["before"] > 0, marks                   # the first stream was being decoded
+    assert len(got) == len(ref) and all(a == b for a, b in zip(got, ref)), (len(got), len(ref), marks)
+    assert marks["errors"] == errors == 0
