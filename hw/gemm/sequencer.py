@@ -39,9 +39,9 @@ class GemmSequencer(wiring.Component):
     so the array can take a beat every cycle.
 
     With ``prefetch`` (the ULX3S build), reads and the array are decoupled by a prefetch queue of
-    :data:`PREFETCH` beats: a beat is
-    read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the queue, counting the beat read in the
-    cycle before, has room, a decision from registers only; its data, on the block RAMs' outputs
+    :data:`PREFETCH` beats: a beat is read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the
+    queue, counting the beat read in the cycle before, has room (``o_idle`` waits for it to be
+    empty), a decision from registers only; its data, on the block RAMs' outputs
     one cycle later, enters the queue, and ``o_act`` / ``o_wgt`` come from the queue's output
     register. The RAMs read every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's
     ``ready`` reaches only the queue, not the block RAMs' enables or the read counters (on the
