@@ -238,12 +238,9 @@ class HuffmanDecoder(wiring.Component):
         subtraction before the compare)."""
         loader = ns.loader
         t = loader.o_count
-        tb = getattr(ns.kind.lane_class, "table_number_bits", 8)
-        if tb == 8:
-            beyond = Cat(*((tab == t) | (tab == loader.o_count_m1) for _, _, _, tab in ns.ports)).all()
-        else:                           # (the lanes' table numbers modulo 2**tb)
-            beyond = Cat(*((tab[:tb] == t[:tb]) | (tab[:tb] == loader.o_count_m1[:tb])
-                           for _, _, _, tab in ns.ports)).all()
+        tb = getattr(ns.kind.lane_class, "table_number_bits", 8)     # (compared modulo 2**tb)
+        beyond = Cat(*((tab[:tb] == t[:tb]) | (tab[:tb] == loader.o_count_m1[:tb])
+                       for _, _, _, tab in ns.ports)).all()
         permit_q = Signal()
         core.d.sync += permit_q.eq(~loader.o_two | beyond)
         core.d.comb += loader.i_permit.eq(permit_q)

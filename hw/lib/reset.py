@@ -58,7 +58,7 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
     Returns the leaf registers (``<name>_clear``, then ``<submodule>_clear`` each).
     """
     frag = Fragment.get(elaboratable, platform)
-    parts, frag.subfragments = frag.subfragments, []
+    parts = _take_subfragments(frag)
     leaves = []
     for part, part_name in [(frag, name), *((sub, sub_name) for sub, sub_name, _ in parts)]:
         leaf = _leaf(m, clear | ResetSignal(domain), domain, f"{part_name}_clear", 1, True)
