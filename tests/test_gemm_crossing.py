@@ -10,6 +10,7 @@ whatever the controller's clock); a flush after a run that cannot finish recover
 import numpy as np
 import pytest
 
+import hw.gemm.crossing
 from hw.gemm import spec
 from hw.gemm.crossing import EngineCrossing
 from hw.gemm.engine import ERR_DECODE, ERR_TILE
@@ -138,15 +139,15 @@ def test_rows_in_the_result_path_are_awaited_and_flushed():
 
 
 @pytest.mark.parametrize("old, new", [
-    # the room flag without the write before the one in the write register, or without that
-    # one: a row is offered to a full FIFO and lost
-    ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_w_en + res_write"),
-    ("res.w_level + res_wrote + res_w_en + res_write", "res.w_level + res_wrote + res_write"),
+    # the result FIFO's room without the word in its write register, or without the word taken
+    # now: a row is written over one not yet read
+    ("self.w_level + w_valid + taking < self.depth", "self.w_level + taking < self.depth"),
+    ("self.w_level + w_valid + taking < self.depth", "self.w_level + w_valid < self.depth"),
     # no room flag at all: rows written whatever the FIFO holds
-    ("res_write.eq(eng.o_res.valid & res_room & ~flush_a)", "res_write.eq(eng.o_res.valid & ~flush_a)"),
-], ids=["room-ignores-write-before",
-        "room-ignores-write-register", "no-room-flag"])
+    ("self.i.ready.eq(room), taking.eq(self.i.valid & room)", "self.i.ready.eq(1), taking.eq(self.i.valid)"),
+], ids=["room-ignores-write-register", "room-ignores-word-taken", "no-room-flag"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
-    monkeypatch.setitem(globals(), "EngineCrossing", mutated("hw.gemm.crossing", "EngineCrossing", old, new))
+    monkeypatch.setattr(hw.gemm.crossing, "RegisteredWriteAsyncFIFO",
+                        mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new))
     with pytest.raises(AssertionError):
         test_rows_in_the_result_path_are_awaited_and_flushed()

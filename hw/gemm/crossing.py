@@ -9,7 +9,7 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
     i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
     i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
-    o_res   <--AsyncFIFO(cdc_depth)--------------------<-write reg---- engine o_res
+    o_res   <--RegisteredWriteAsyncFIFO(cdc_depth)-----------------<-- engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
 
 Crossings (``docs/gemm.md`` "On the ULX3S"):
@@ -27,10 +27,11 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   selected a cycle after the read. The activations cross in an ``AsyncQueue`` with a skid buffer
   too (``cdc_depth`` words): the engine's ready reaches neither the queue's memory nor its
   fetch-ahead registers. The result rows go from the engine's output registers (one per column
-  pair of the array) into their FIFO through a write register: the engine's result ready, which
-  drives the array's pop and credit logic, is a register that says there is room (the FIFO's
-  registered level plus the writes in flight below its depth), not the FIFO's writable flag, a
-  compare of Gray pointers.
+  pair of the array) into a :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library
+  FIFO's crossing and read side, its memory written from a write register alone, its ready (the
+  engine's result ready, which drives the array's pop and credit logic) a register that says there
+  is room (the FIFO's registered level plus the writes in flight below its depth), not the
+  library FIFO's writable flag, a compare of Gray pointers.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
   ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
@@ -39,8 +40,8 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   (a multi-cycle path, no multi-bit value is ever sampled while it changes). The handshake runs
   continuously: the ``o_*`` snapshot is at most a round trip old (about 3 cycles of each clock).
 * **Clear:** ``i_clear`` raises a flush level, synchronized into both domains: the array domain
-  gives the engine one ``i_clear`` pulse and discards commands, activations and results (its result
-  skid buffer held empty), the decoder's domain discards table words and staged beats (the staging
+  gives the engine one ``i_clear`` pulse and discards commands, activations and results (rows taken from
+  the engine and not written), the decoder's domain discards table words and staged beats (the staging
   queue read out, its prefetched beats too); ``sync`` discards result rows. The array
   domain acknowledges once the engine's clear is over (``GemmEngine.i_clear``: every state machine,
   counter and FIFO of the engine back to its post-reset state, the engine idle), the decoder's
@@ -65,6 +66,7 @@ from amaranth.lib.wiring import In, Out
 
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
+from ..lib.async_fifo import RegisteredWriteAsyncFIFO
 from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
 from ..mac.array import res_layout
@@ -205,7 +207,8 @@ class EngineCrossing(wiring.Component):
         # worst path of the 4 x 8 board at e8a71ab).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A, out_skid=True)
-        res = fifo("res", Value.cast(self.o_res.payload).shape().width, self.cdc_depth, A, "sync")
+        m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
+                                                          self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
         for f, s in ((table, self.i_table), (cmd, self.i_cmd)):
@@ -231,25 +234,19 @@ class EngineCrossing(wiring.Component):
         m.d.comb += [eng.i_act.payload.eq(act.o.payload), eng.i_act.valid.eq(act.o.valid & ~flush_a),
                      act.o.ready.eq(eng.i_act.ready | flush_a)]
         # Result rows go from the engine's output registers (the array's result collector: one
-        # per column pair, each with its own load enable) into a write register (data loaded every
-        # cycle, no enable), which writes the crossing FIFO in the next cycle. The engine's ready
-        # is ``res_room``, a register: "the FIFO's registered level plus the writes in flight is
-        # below its depth" (``w_level`` lags the writes by two cycles and reads only lower it; the
-        # writes in flight are the one decided now, the one in the write register and the one
-        # before it), not the FIFO's writable flag, a compare of Gray pointers (16.7 ns in the
-        # 8 x 16 board, docs/boards.md); nor a decision with the flush synchronizer behind it
-        # driving the FIFO's write enables, those of its 96 distributed-RAM cells (14.50 ns).
-        # A skid buffer between (two registers of the whole row, 770 flip-flops at 8 x 16 on one
-        # load enable) is not needed: the collector's output registers hold a row until taken.
-        # In a flush the engine's rows are discarded (taken and not written).
-        res_room, res_wrote = Signal(), Signal()
-        res_write, res_w_en = Signal(), Signal()
-        res_w_data = Signal.like(res.w_data)
-        m.d.comb += res_write.eq(eng.o_res.valid & res_room & ~flush_a)
-        m.d[A] += [res_w_en.eq(res_write), res_w_data.eq(eng.o_res.payload), res_wrote.eq(res_w_en),
-                   res_room.eq(res.w_level + res_wrote + res_w_en + res_write < self.cdc_depth)]
-        m.d.comb += [eng.o_res.ready.eq(res_room | flush_a),
-                     res.w_data.eq(res_w_data), res.w_en.eq(res_w_en)]
+        # per column pair, each with its own load enable) into the crossing FIFO's write register
+        # (hw/lib/async_fifo.py). The engine's ready is that FIFO's ``i.ready``, a register that
+        # counts the room (not the library FIFO's writable flag, a compare of Gray pointers: 16.7
+        # ns in the 8 x 16 board, docs/boards.md), and the FIFO's memory is written from the
+        # write register alone (the library FIFO gates its write enables, those of about 100
+        # distributed-RAM cells at 8 x 16, with that compare: 12.7-13.8 ns, the `gemm` worst path
+        # at 3b8371b); no decision with the flush synchronizer behind it reaches those enables
+        # either (14.50 ns before the write register). A skid buffer between (two registers of the
+        # whole row, 770 flip-flops at 8 x 16 on one load enable) is not needed: the collector's
+        # output registers hold a row until taken. In a flush the engine's rows are discarded
+        # (taken and not written).
+        m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(eng.o_res.valid & ~flush_a),
+                     eng.o_res.ready.eq(res.i.ready | flush_a)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
@@ -264,8 +261,9 @@ class EngineCrossing(wiring.Component):
         cleared_a = Signal()
         m.d[A] += cleared_a.eq(flush_seen & eng.o_idle)
 
-        # A row is counted as the engine hands it over (not as it enters the crossing FIFO): a row
-        # in the result skid buffer is one the handler still waits for once the engine is idle.
+        # A row is counted as the engine hands it over (not as it enters the crossing FIFO's
+        # memory): a row in the FIFO's write register is one the handler still waits for once the
+        # engine is idle.
         handed = Signal()
         m.d.comb += handed.eq(eng.o_res.valid & eng.o_res.ready)
         snap = self._array_counters(m, eng, cmd, handed, flush_a, run_a)
@@ -302,7 +300,7 @@ class EngineCrossing(wiring.Component):
         ack_a, ack_d = Signal(), Signal()
         m.submodules.ack_a = FFSynchronizer(flush_a, ack_a)
         m.submodules.ack_d = FFSynchronizer(flush_d, ack_d)
-        drained = ~res.r_rdy
+        drained = ~res.o.valid
         for f in writers:
             drained &= f.w_level == 0
         with m.If(self.i_clear):
@@ -310,8 +308,8 @@ class EngineCrossing(wiring.Component):
         with m.Elif(flush & ack_a & ack_d & drained):
             m.d.sync += flush.eq(0)
         m.d.comb += [self.o_clearing.eq(flush | ack_a | ack_d),
-                     self.o_res.payload.eq(res.r_data), self.o_res.valid.eq(res.r_rdy & ~flush),
-                     res.r_en.eq(self.o_res.ready | flush)]
+                     self.o_res.payload.eq(res.o.payload), self.o_res.valid.eq(res.o.valid & ~flush),
+                     res.o.ready.eq(self.o_res.ready | flush)]
 
     def _snapshot(self, m, values):
         """Toggle handshake: array domain captures ``values``, ``sync`` copies them to the outputs."""

@@ -1,0 +1,134 @@
+"""A clock-domain-crossing FIFO whose write side is registers only."""
+
+from amaranth.hdl import Module, ResetSignal, Signal
+from amaranth.lib import stream, wiring
+from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from ..params import check_pow2
+from .async_queue import _gray, _ungray
+
+__all__ = ["RegisteredWriteAsyncFIFO"]
+
+
+class RegisteredWriteAsyncFIFO(wiring.Component):
+    """First-in first-out queue of ``depth`` words of ``width`` bits from ``w_domain`` to
+    ``r_domain`` (unrelated clocks) whose memory is written from registers only.
+
+    ``amaranth.lib.fifo.AsyncFIFO``'s crossing and read side (Gray-coded pointers through two-flop
+    synchronizers; reset only from the write side), with another write side. The library FIFO
+    writes its memory with ``w_en & w_rdy``, ``w_rdy`` a compare of the write pointer with the
+    synchronized read pointer: that compare reaches the write enable of every memory cell, and for
+    a wide word in distributed RAM (the GEMM engine's result rows: about 100 LUT-RAM cells at
+    8 x 16) it was the ULX3S ``gemm`` domain's worst path (12.7-13.8 ns, mostly the route to the
+    cells). Here a word taken on ``i`` goes into a write register (data loaded every cycle, no
+    enable) and into the memory in the next cycle, whose write enable is that register's valid
+    flag alone; nothing has to check for room there, because ``i.ready`` is itself a register that
+    counts it: "the words in the memory as the writer sees them (``w_level``), the word in the
+    write register and the word taken now leave room for one more". The synchronized read pointer
+    lags the reader, so the count is never too low.
+
+    Interface contract: ``i`` in ``w_domain``, ``o`` in ``r_domain``; every word taken on ``i``
+    leaves ``o`` once, in order. ``i.ready`` is a register (it does not depend on ``i.valid``).
+    ``o`` is the library FIFO's read side: ``o.valid`` is "not empty" (a compare of the read
+    pointer with the synchronized write pointer), ``o.payload`` the memory's read data.
+    ``w_level`` (``w_domain``, a register) counts the words in the memory not yet read, as the
+    writer sees them.
+
+    Cycle behaviour: a word taken on ``i`` at a ``w_domain`` edge is written into the memory at the
+    next edge and counted in ``w_level`` from then on (as the library FIFO counts a word from the
+    edge after the one that wrote it); the reader sees it after the two-flop synchronizer, as with
+    the library FIFO, so one ``w_domain`` cycle later than there. ``i.ready`` falls in the cycle
+    after the word that fills the memory is taken. With both sides ready and room, one word per
+    cycle; ``i.ready`` stays high with up to ``depth - 2`` words seen in the memory.
+
+    Reset: the library FIFO's, from ``w_domain`` only (it empties the queue on both sides; the
+    read side through an asynchronous-assert, synchronous-release synchronizer). Write nothing in
+    the cycles the read side is still in reset: ``i.ready`` is low for one ``w_domain`` cycle
+    after the reset only (the read side leaves it three ``r_domain`` cycles after the reset ends).
+
+    Parameters
+    ----------
+    width : int
+        Bits of a word, at least 1.
+    depth : int
+        A power of two, 4..65536.
+    w_domain, r_domain : str
+        The writer's and the reader's clock domains.
+    """
+
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync"):
+        if not isinstance(width, int) or isinstance(width, bool):
+            raise TypeError(f"width must be an integer >= 1, not {width!r}")
+        if width < 1:
+            raise ValueError(f"width must be an integer >= 1, not {width!r}")
+        self.width = width
+        self.depth = check_pow2("depth", depth, 4, 65536)
+        self._w, self._r = w_domain, r_domain
+        super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
+                          "w_level": Out(range(depth + 1))})
+        #: The memory's write enable (``w_domain``; the write register's valid flag): an
+        #: attribute for the tests.
+        self.writing = Signal()
+
+    def elaborate(self, platform):
+        m = Module()
+        W, R = self._w, self._r
+        bits = self.depth.bit_length()         # log2(depth) + 1: one bit more than the address
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        w_port, r_port = storage.write_port(domain=W), storage.read_port(domain=R)
+
+        # Write side: registers only in front of the memory and behind ``i.ready``.
+        room = Signal()
+        taking, w_valid = Signal(), Signal()
+        w_data = Signal(self.width, reset_less=True)
+        produce, produce_gry = Signal(bits), Signal(bits)
+        consume_w_gry, consume_w = Signal(bits), Signal(bits)
+        produce_next = Signal(bits)
+        writing = self.writing
+        m.d.comb += [
+            self.i.ready.eq(room), taking.eq(self.i.valid & room),
+            writing.eq(w_valid), w_port.data.eq(w_data),
+            w_port.addr.eq(produce[:-1]), w_port.en.eq(writing), produce_next.eq(produce + writing),
+        ]
+        consume_w_bin, eqs = _ungray(consume_w_gry)
+        m.d.comb += eqs
+        # ``w_level`` is the memory's words as of this cycle's writes (``produce_next``) less the
+        # words read as the writer last saw them; the room after this cycle counts the word in the
+        # write register and the one taken now on top of it.
+        m.d[W] += [
+            w_valid.eq(taking), w_data.eq(self.i.payload),
+            produce.eq(produce_next), produce_gry.eq(_gray(produce_next)),
+            consume_w.eq(consume_w_bin), self.w_level.eq(produce_next - consume_w),
+            room.eq(self.w_level + w_valid + taking < self.depth),
+        ]
+
+        # Read side, as the library FIFO's. Its two pointers are reset only through the write
+        # side's reset (a reset of the read side alone would break the Gray code they carry).
+        consume, consume_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
+        produce_r_gry = Signal(bits)
+        m.submodules.produce_cdc = FFSynchronizer(produce_gry, produce_r_gry, o_domain=R)
+        m.submodules.consume_cdc = FFSynchronizer(consume_gry, consume_w_gry, o_domain=W)
+        empty, consume_next = Signal(), Signal(bits)
+        # The read side takes the synchronized write pointer as its own while ``r_rst`` is high.
+        # The write pointer is reset at a ``w_domain`` edge within the reset, and reaches the read
+        # side two ``r_domain`` edges later; with the library's two stages, ``r_rst`` could end at
+        # that same edge (a reset that ends within one ``r_domain`` cycle of that edge) and the
+        # read side keep the old pointer, offering a lap of stale words: three stages end it a
+        # cycle after the reset pointer has arrived.
+        r_rst = Signal()
+        m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
+                                                   o_domain=R, stages=3)
+        m.d.comb += [
+            empty.eq((consume_gry == produce_r_gry) | r_rst),
+            consume_next.eq(consume + (self.o.ready & ~empty)),
+            r_port.addr.eq(consume_next[:-1]), self.o.payload.eq(r_port.data),
+            self.o.valid.eq(~empty),
+        ]
+        m.d[R] += [consume.eq(consume_next), consume_gry.eq(_gray(consume_next))]
+        produce_r_bin, eqs = _ungray(produce_r_gry)
+        m.d.comb += eqs
+        with m.If(r_rst):
+            m.d[R] += [consume.eq(produce_r_bin), consume_gry.eq(produce_r_gry)]
+        return m

@@ -1,0 +1,254 @@
+"""hw/lib/async_fifo.py ``RegisteredWriteAsyncFIFO``: a clock-crossing FIFO whose memory is written
+from registers only, in Amaranth's simulator with two unrelated clocks (the harness of
+``tests/test_lib_async_queue.py``).
+
+Every word once and in order at several clock ratios with random stalls on both sides, the same
+sequence as ``amaranth.lib.fifo.AsyncFIFO`` given the same stimulus; full and empty; the writer's
+level never below the words not yet read; one word per cycle; ``i.ready`` and the memory's write
+enable independent of both handshakes within a cycle; the write side's reset; bad parameters.
+Mutants that fail them are at the end.
+"""
+
+import random
+
+import pytest
+from amaranth.hdl import ClockDomain
+
+from hw.lib.async_fifo import RegisteredWriteAsyncFIFO
+from sim.formal.harness import mutated
+from tests.test_lib_async_queue import (
+    RATIOS,
+    LibraryFIFO,
+    _offered_after_full,
+    _reset_run,
+    _stream_through,
+    get,
+    make,
+    put,
+    simulate,
+    transfer,
+)
+
+
+def fifo_class(cls=RegisteredWriteAsyncFIFO):
+    """``cls`` with the harness's constructor (``bank_depth`` ignored)."""
+    def build(width, depth, *, w_domain, r_domain, bank_depth=None):
+        return cls(width, depth, w_domain=w_domain, r_domain=r_domain)
+    return build
+
+
+FIFO = fifo_class()
+
+
+def _words(n=150, seed=13):
+    rng = random.Random(seed)
+    return [rng.randrange(1 << 16) for _ in range(n)]
+
+
+@pytest.mark.parametrize("periods", RATIOS, ids=lambda p: f"w{p[0] * 1e9:.0f}-r{p[1] * 1e9:.0f}ns")
+@pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
+def test_every_word_once_in_order_as_the_library_fifo(periods, stall):
+    words = _words(120, seed=11)
+    got = transfer(make(FIFO), words, periods, seed=5, stall=stall)
+    assert got == words
+    assert transfer(make(LibraryFIFO), words, periods, seed=5, stall=stall) == got
+
+
+@pytest.mark.parametrize("periods", [(10e-9, 37e-9), (37e-9, 10e-9)], ids=["reader-slow", "reader-fast"])
+def test_writer_stalls_the_reader_does_not(periods):
+    """Only one side stalls: the FIFO runs empty (fast reader) and full (fast writer) over and
+    over, at the smallest depth."""
+    words = _words(200, seed=12)
+    for seed in range(3):
+        assert transfer(make(FIFO, depth=4), words, periods, seed=seed, stall=0.5 * (seed % 2)) == words
+
+
+@pytest.mark.parametrize("depth", [4, 8])
+def test_full_and_empty(depth):
+    """With the reader stopped the writer gets exactly ``depth`` words in and ``w_level`` says so;
+    then the reader takes exactly those words, and ``w_level`` comes back to 0."""
+    dut = make(FIFO, depth=depth)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.i.valid, 1)
+        accepted = 0
+        for _ in range(40):
+            ctx.set(dut.i.payload, 100 + accepted)
+            _, _, ready = await ctx.tick("wr").sample(dut.i.ready)
+            accepted += ready
+        ctx.set(dut.i.valid, 0)
+        for _ in range(10):
+            await ctx.tick("rd")
+        seen.update(accepted=accepted, level=ctx.get(dut.w_level), head=ctx.get(dut.o.payload),
+                    valid=ctx.get(dut.o.valid))
+        ctx.set(dut.o.ready, 1)
+        out = []
+        for _ in range(40):
+            _, _, valid, word = await ctx.tick("rd").sample(dut.o.valid, dut.o.payload)
+            if valid:
+                out.append(word)
+        for _ in range(10):
+            await ctx.tick("wr")
+        seen.update(out=out, level_after=ctx.get(dut.w_level), ready_after=ctx.get(dut.i.ready))
+
+    simulate(dut, (10e-9, 13e-9), tb)
+    assert seen["accepted"] == depth and seen["level"] == depth and seen["valid"] and seen["head"] == 100
+    assert seen["out"] == list(range(100, 100 + depth))
+    assert seen["level_after"] == 0 and seen["ready_after"]
+
+
+def test_one_word_per_cycle():
+    """A full FIFO of 32 read with ``o.ready`` held: 32 words in 32 consecutive cycles (the library
+    FIFO's read side)."""
+    assert _offered_after_full(FIFO) == [1] * 32 + [0] * 8
+
+
+def test_one_word_per_cycle_while_writing():
+    """Words written one per cycle from empty, ``o.ready`` held: from the first word offered,
+    one word per cycle, in order (the depth of 16 is not a limit at equal clocks)."""
+    trace = _stream_through(FIFO)
+    first = next(k for k, w in enumerate(trace) if w is not None)
+    assert first <= 5, first
+    assert trace[first:first + 61] == list(range(60)) + [None]
+
+
+def _follows_handshakes(cls):
+    """Toggle ``i.valid`` and ``o.ready`` within each cycle of a FIFO being filled and read: the
+    cycles where ``i.ready`` or the memory's write enable followed them."""
+    dut = make(cls, depth=8)
+    changed = []
+
+    async def tb(ctx):
+        rng = random.Random(3)
+        for cycle in range(80):
+            for sig in (dut.i.valid, dut.o.ready):
+                seen = set()
+                for v in (0, 1, 0, 1):
+                    ctx.set(sig, v)
+                    seen.add((ctx.get(dut.i.ready), ctx.get(dut.writing)))
+                if len(seen) > 1:
+                    changed.append((cycle, sig.name, seen))
+            ctx.set(dut.i.payload, cycle)
+            ctx.set(dut.i.valid, rng.random() < 0.8)
+            ctx.set(dut.o.ready, rng.random() < 0.3)
+            await ctx.tick("wr")
+
+    simulate(dut, (10e-9, 10e-9), tb)
+    return changed
+
+
+def test_ready_and_write_enable_are_registers():
+    """Neither ``i.ready`` nor the memory's write enable follows ``i.valid`` or ``o.ready`` within
+    a cycle (the point of the design: no compare or handshake in front of the memory's cells)."""
+    changed = _follows_handshakes(FIFO)
+    assert not changed, changed[:3]
+
+
+def _reset_after_reads(cls):
+    """Ten words written, three of them read; the write domain's reset (ending at a random phase
+    of the reader's clock); twenty words written and read with random stalls. Returns what came
+    out after the reset, per run."""
+    runs = []
+    for seed in range(6):
+        dut = make(cls, depth=16)
+        wr = ClockDomain("wr")
+        out = {"got": []}
+
+        async def writer(ctx, dut=dut, wr=wr, out=out, seed=seed):
+            rng = random.Random(seed)
+            for k in range(10):
+                await put(ctx, dut, 500 + k, rng, 0.2)
+            await ctx.tick("wr").repeat(30)
+            ctx.set(wr.rst, 1)
+            await ctx.delay(rng.uniform(12e-9, 40e-9))
+            ctx.set(wr.rst, 0)
+            out["level"] = ctx.get(dut.w_level)
+            await ctx.tick("wr").repeat(20)
+            for k in range(20):
+                await put(ctx, dut, k, rng, 0.2)
+
+        async def reader(ctx, dut=dut, out=out, seed=seed):
+            rng = random.Random(seed + 100)
+            for _ in range(3):
+                await get(ctx, dut, rng, 0.2)
+            await ctx.tick("rd").until(~dut.o.valid)        # the reset empties the FIFO
+            for _ in range(400):
+                ctx.set(dut.o.ready, rng.random() >= 0.3)
+                _, _, ready, valid, word = await ctx.tick("rd").sample(dut.o.ready, dut.o.valid,
+                                                                        dut.o.payload)
+                if ready and valid:
+                    out["got"].append(word)
+
+        simulate(dut, (10e-9, 23e-9), writer, reader, wr=wr)
+        runs.append(out)
+    return runs
+
+
+def test_write_side_reset_empties_both_sides():
+    """Words written and not read (the harness's run), or partly read, then the write domain's
+    reset: the reader never sees them; ``w_level`` is 0 and words written afterwards come through,
+    in order."""
+    out = _reset_run(FIFO)
+    assert out["before"] == 500
+    assert out["level"] == 0
+    assert out["got"] == list(range(20))
+    for run in _reset_after_reads(FIFO):
+        assert run["level"] == 0 and run["got"] == list(range(20)), run
+
+
+@pytest.mark.parametrize("kw, error", [
+    ({"depth": 2}, ValueError), ({"depth": 12}, ValueError), ({"depth": 1 << 17}, ValueError),
+    ({"depth": "16"}, TypeError), ({"width": 0}, ValueError), ({"width": 8.0}, TypeError),
+    ({"width": True}, TypeError),
+])
+def test_bad_parameters(kw, error):
+    params = {"width": 8, "depth": 16, **kw}
+    name = next(iter(kw))
+    with pytest.raises(error, match=name):
+        RegisteredWriteAsyncFIFO(**params)
+
+
+# Mutants: each breaks one part of the write side's design and fails a test above.
+
+@pytest.mark.parametrize("old, new", [
+    # the room without the word in the write register, or without the word taken now
+    ("self.w_level + w_valid + taking < self.depth", "self.w_level + taking < self.depth"),
+    ("self.w_level + w_valid + taking < self.depth", "self.w_level + w_valid < self.depth"),
+    # no room flag at all
+    ("self.i.ready.eq(room), taking.eq(self.i.valid & room)", "self.i.ready.eq(1), taking.eq(self.i.valid)"),
+], ids=["room-ignores-write-register", "room-ignores-word-taken", "no-room-flag"])
+def test_mutant_room_overwrites_words(old, new):
+    """A room count one word short lets a word overwrite one not yet read while the reader stalls."""
+    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new))
+    words = _words()
+    try:
+        got = transfer(make(mutant, depth=4), words, (10e-9, 37e-9), seed=5, stall=0.5, limit=4000)
+    except AssertionError:          # words after the last one, or the writer's level too low
+        return
+    assert got != words
+
+
+def test_mutant_write_at_the_handshake_is_caught():
+    """Writing the memory in the cycle a word is taken (no write register) keeps the data right
+    but puts ``i.valid`` on the memory's write enable: the register test fails."""
+    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO",
+                                "writing.eq(w_valid), w_port.data.eq(w_data)",
+                                "writing.eq(taking), w_port.data.eq(self.i.payload)"))
+    words = _words()
+    assert transfer(make(mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) == words
+    assert _follows_handshakes(mutant)
+
+
+def test_mutant_without_the_write_side_reset_keeps_old_words():
+    """A read side that ignores the write side's reset goes on from its old pointers."""
+    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "with m.If(r_rst):",
+                                "with m.If(0):"))
+    assert any(run["got"] != list(range(20)) for run in _reset_after_reads(mutant))
+
+
+def test_mutant_reset_synchronizer_of_two_stages_keeps_old_words():
+    """With the library's two-stage reset synchronizer the read side can leave its reset at the
+    edge the reset write pointer arrives, keep its old pointer and offer stale words."""
+    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "stages=3", "stages=2"))
+    assert any(run["got"] != list(range(20)) for run in _reset_after_reads(mutant))
