@@ -269,9 +269,13 @@ class GemmEngine(wiring.Component):
             dom = self.decode_domain
             m.submodules.clear_sync = to_dec = PulseSynchronizer(i_domain="sync", o_domain=dom)
             m.submodules.ack_sync = ack = PulseSynchronizer(i_domain=dom, o_domain="sync")
-            hold = Signal(self.DECODE_HOLD)
-            m.d[dom] += hold.eq(Cat(to_dec.o, hold[:-1]))
-            dec_busy = to_dec.o | hold.any()
+            # ``dec_busy`` gates the decoder's input ready, on the path from the decoder's ready
+            # to the staging queue's output registers (the `dec` worst path of the 8 x 16 board at
+            # 3b8371b, 13.80 ns): ``held`` is ``hold.any()`` as a register of its own (the OR of
+            # the next hold's bits), so the gate has three inputs, not DECODE_HOLD + 2.
+            hold, held = Signal(self.DECODE_HOLD), Signal()
+            m.d[dom] += [hold.eq(Cat(to_dec.o, hold[:-1])), held.eq(to_dec.o | hold[:-1].any())]
+            dec_busy = to_dec.o | held
             m.d.comb += [to_dec.i.eq(start), dec.i_clear.eq(to_dec.o), ack.i.eq(hold[-1])]
             waiting = Signal()
             with m.If(start):
