@@ -243,10 +243,14 @@ class EngineCrossing(wiring.Component):
         # at 3b8371b); no decision with the flush synchronizer behind it reaches those enables
         # either (14.50 ns before the write register). A skid buffer between (two registers of the
         # whole row, 770 flip-flops at 8 x 16 on one load enable) is not needed: the collector's
-        # output registers hold a row until taken. In a flush the engine's rows are discarded
-        # (taken and not written).
+        # output registers hold a row until taken. In a flush nothing is written: a row the
+        # engine offers is taken while the FIFO has room (the reader drains it in a flush) and
+        # dropped, and the engine's clear (the flush's first cycle) empties its collector anyway.
+        # So the engine's ready is the FIFO's register alone, not ORed with the flush (the
+        # synchronizer -> that OR -> the collector's load and count logic: 11.90 ns, the `gemm`
+        # worst path at 8cc4ef0).
         m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(eng.o_res.valid & ~flush_a),
-                     eng.o_res.ready.eq(res.i.ready | flush_a)]
+                     eng.o_res.ready.eq(res.i.ready)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
