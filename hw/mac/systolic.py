@@ -374,12 +374,18 @@ class _InputControl(wiring.Component):
         # The beat is decoded only after the skew, at each row's and column pair's entry: the
         # mode reaches every decoder through the skew registers (a chain with one tap per row /
         # pair) instead of fanning out from the sequencer to all operand bits.
+        # The beats are data (a bubble's are never used), held in reset-less registers: no reset
+        # reaches them.
         act, wgt = self.i_act.payload, self.i_wgt.payload
         is8 = seq.mode == spec.MODE_INT8
         for r in range(R):
-            m.d.sync += self.acts[r].eq(Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
+            beat = Signal.like(self.acts[r], name=f"act_beat{r}", reset_less=True)
+            m.d.sync += beat.eq(Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
+            m.d.comb += self.acts[r].eq(beat)
         for p in range(self._pairs):
-            m.d.sync += self.wgts[p].eq(Cat(wgt[16 * p: 16 * p + 16], seq.mode))
+            beat = Signal.like(self.wgts[p], name=f"wgt_beat{p}", reset_less=True)
+            m.d.sync += beat.eq(Cat(wgt[16 * p: 16 * p + 16], seq.mode))
+            m.d.comb += self.wgts[p].eq(beat)
         m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
         return m
 
@@ -639,21 +645,25 @@ class SystolicArray(wiring.Component):
             self.o_idle.eq(ctl.o_idle & ~flushing),
         ]
 
-        def delayed(value, n, name):
+        def delayed(value, n, name, reset_less=False):
             for i in range(n):
-                reg = Signal.like(value, name=f"{name}_{i}")
+                reg = Signal.like(value, name=f"{name}_{i}", reset_less=reset_less)
                 m.d.sync += reg.eq(value)
                 value = reg
             return value
 
+        # The operands are data (a bubble's are never used: the tags say which beats count), so
+        # their skew, decode and lag registers are reset-less. With a reset, the array's one
+        # reset register reached every one of them across the die (a 12.97 ns route to a row's
+        # activation skew register, the `gemm` worst path of the 8 x 16 board at e29404b).
         def edge_operands(names, index, beat, decode, ops_layout, late_layout):
             """Row ``index``'s activation (``names="ax"``) or pair ``index``'s weight (``"wd"``)
             operands at the array's edge: the undecoded beat skewed ``index`` cycles, decoded into
             the multiplier operands and the fabric operands, the latter ``FABRIC_LAG`` cycles later."""
-            ops = Signal(ops_layout, name=f"edge_{names[0]}{index}")
-            late = Signal(late_layout, name=f"edge_{names[1]}{index}")
-            decode(m, delayed(beat, index, f"skew_{names[0]}{index}"), ops, late)
-            return ops, delayed(late, FABRIC_LAG, f"lag_{names[1]}{index}")
+            ops = Signal(ops_layout, name=f"edge_{names[0]}{index}", reset_less=True)
+            late = Signal(late_layout, name=f"edge_{names[1]}{index}", reset_less=True)
+            decode(m, delayed(beat, index, f"skew_{names[0]}{index}", reset_less=True), ops, late)
+            return ops, delayed(late, FABRIC_LAG, f"lag_{names[1]}{index}", reset_less=True)
 
         pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives,
                              self._sites[r][p] if self._sites and self._primitives else None)
