@@ -191,7 +191,18 @@ class SystolicPair(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        a, w, x, dw = self.a_out, self.w_out, self.x_out, self.d_out
+
+        # Operands, products and sums are data: a beat's count only with its tags (``t_in`` /
+        # ``t_out``, the accumulators' valid and first), and the shadow's results only with its
+        # valid flag. Their registers are reset-less, so the pair's reset reaches only the
+        # control flip-flops (about 300 of a pair's flip-flops need no reset net, no LSR pin).
+        def data_register(port, name):
+            reg = Signal.like(port, name=name, reset_less=True)
+            m.d.comb += port.eq(reg)
+            return reg
+
+        a, w = data_register(self.a_out, "a_q"), data_register(self.w_out, "w_q")
+        x, dw = data_register(self.x_out, "x_q"), data_register(self.d_out, "d_q")
         m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), x.eq(self.x_in), dw.eq(self.d_in),
                      self.t_out.eq(self.t_in)]
 
@@ -210,29 +221,30 @@ class SystolicPair(wiring.Component):
             pps, negs = [], []
             for lane, xl in ((2, x.x2), (3, x.x3)):
                 d = dw.d[2 * col + lane - 2]
-                pp = Signal(signed(11), name=f"pp{col}_{lane}")
-                neg = Signal(name=f"neg{col}_{lane}")
+                pp = Signal(signed(11), name=f"pp{col}_{lane}", reset_less=True)
+                neg = Signal(name=f"neg{col}_{lane}", reset_less=True)
                 m.d.sync += [pp.eq(Mux(d.neg, ~Mux(d.t, xl << 1, xl), Mux(d.t, xl, 0))), neg.eq(d.neg)]
                 pps.append(pp)
                 negs.append(neg)
-            f = Signal(FABRIC, name=f"f{col}")
+            f = Signal(FABRIC, name=f"f{col}", reset_less=True)
             m.d.sync += f.eq(_add_with_carry(m, pps[0], pps[1], negs[0], FABRIC.width, f"fsum{col}"))
             fab.append(f)
-            n3 = Signal(name=f"neg3_{col}_4")
+            n3 = Signal(name=f"neg3_{col}_4", reset_less=True)
             m.d.sync += n3.eq(negs[1])
             neg3.append(n3)
         # The int8 flag selects every bit of both columns' beat-sum terms: one register would
         # drive ~2 x BEAT_WIDTH LUTs spread over both columns' carry chains. Four copies instead,
         # one per column and per half of the beat-sum bits (below / from BEAT_SPLIT), each loaded
         # from stage 3 and kept ("keep": Yosys would merge equal flip-flops back into one).
-        is8_3 = Signal(name="is8_3")
+        is8_3 = Signal(name="is8_3", reset_less=True)
         m.d.sync += is8_3.eq(dw.is8)
-        is8 = [[Signal(name=f"is8_4_{col}{half}", attrs={"keep": 1}) for half in "lh"] for col in range(2)]
+        is8 = [[Signal(name=f"is8_4_{col}{half}", attrs={"keep": 1}, reset_less=True) for half in "lh"]
+               for col in range(2)]
         m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]
 
         # t+4: the products in fabric flip-flops. The multipliers sit where the device has them,
         # often far from their pair's logic: the route gets a cycle with no logic behind it.
-        q0, q1 = Signal(signed(26), name="q0"), Signal(signed(26), name="q1")
+        q0, q1 = (Signal(signed(26), name=n, reset_less=True) for n in ("q0", "q1"))
         m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
         p0, p1 = q0, q1
 
@@ -269,7 +281,7 @@ class SystolicPair(wiring.Component):
             carry = Signal(BEAT_WIDTH, name=f"carry{col}")
             m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
             beat = _add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}")
-            m.d.sync += accs[col].beat[0][0].eq(beat)
+            m.d.sync += data_register(accs[col].beat[0][0], f"beat_q{col}").eq(beat)
         # t+6: the accumulators take the beat sums with the tags. The valid and first tags reach
         # every accumulator bit (its enable, its clear): each column has its own kept copies of
         # them (loaded with t_out, from t_in), so each drives one column's accumulator.
@@ -289,12 +301,14 @@ class SystolicPair(wiring.Component):
         # Both columns' done are high in the same cycle; each column's half of the shadow
         # follows its own, so no done fans out to both columns (column 0's also loads the valid
         # and the overflow history).
-        sh = self.sh_out
+        sh = Signal.like(self.sh_out, name="sh_q", reset_less=True)
+        sh_valid = Signal()
+        m.d.comb += [self.sh_out.eq(sh), self.sh_out.valid.eq(sh_valid)]
         with m.If(accs[0].done):
-            m.d.sync += [sh.valid.eq(1), sh.raw[0].eq(accs[0].raw[0][0]),
+            m.d.sync += [sh_valid.eq(1), sh.raw[0].eq(accs[0].raw[0][0]),
                          sh.hist.eq(accs[0].hist[0][0] | accs[1].hist[0][0])]
         with m.Else():
-            m.d.sync += [sh.valid.eq(self.sh_in.valid), sh.raw[0].eq(self.sh_in.raw[0]),
+            m.d.sync += [sh_valid.eq(self.sh_in.valid), sh.raw[0].eq(self.sh_in.raw[0]),
                          sh.hist.eq(self.sh_in.hist)]
         with m.If(accs[1].done):
             m.d.sync += sh.raw[1].eq(accs[1].raw[0][0])
