@@ -14,6 +14,7 @@ import random
 import pytest
 from amaranth.hdl import ClockDomain
 
+import tests.test_lib_async_queue as queue_tests
 from hw.lib.async_fifo import RegisteredWriteAsyncFIFO
 from sim.formal.harness import mutated
 from tests.test_lib_async_queue import (
@@ -63,39 +64,11 @@ def test_writer_stalls_the_reader_does_not(periods):
         assert transfer(make(FIFO, depth=4), words, periods, seed=seed, stall=0.5 * (seed % 2)) == words
 
 
-@pytest.mark.parametrize("depth", [4, 8])
-def test_full_and_empty(depth):
+def test_full_and_empty():
     """With the reader stopped the writer gets exactly ``depth`` words in and ``w_level`` says so;
-    then the reader takes exactly those words, and ``w_level`` comes back to 0."""
-    dut = make(FIFO, depth=depth)
-    seen = {}
-
-    async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        accepted = 0
-        for _ in range(40):
-            ctx.set(dut.i.payload, 100 + accepted)
-            _, _, ready = await ctx.tick("wr").sample(dut.i.ready)
-            accepted += ready
-        ctx.set(dut.i.valid, 0)
-        for _ in range(10):
-            await ctx.tick("rd")
-        seen.update(accepted=accepted, level=ctx.get(dut.w_level), head=ctx.get(dut.o.payload),
-                    valid=ctx.get(dut.o.valid))
-        ctx.set(dut.o.ready, 1)
-        out = []
-        for _ in range(40):
-            _, _, valid, word = await ctx.tick("rd").sample(dut.o.valid, dut.o.payload)
-            if valid:
-                out.append(word)
-        for _ in range(10):
-            await ctx.tick("wr")
-        seen.update(out=out, level_after=ctx.get(dut.w_level), ready_after=ctx.get(dut.i.ready))
-
-    simulate(dut, (10e-9, 13e-9), tb)
-    assert seen["accepted"] == depth and seen["level"] == depth and seen["valid"] and seen["head"] == 100
-    assert seen["out"] == list(range(100, 100 + depth))
-    assert seen["level_after"] == 0 and seen["ready_after"]
+    then the reader takes exactly those words, and ``w_level`` comes back to 0 (the queue's test,
+    on this FIFO)."""
+    queue_tests.test_full_and_empty(FIFO)
 
 
 def test_one_word_per_cycle():
