@@ -6,7 +6,7 @@ from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_pow2
+from ..params import check_int, check_pow2
 from .async_queue import _gray, _ungray
 
 __all__ = ["RegisteredWriteAsyncFIFO"]
@@ -59,11 +59,7 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
     """
 
     def __init__(self, width, depth, *, w_domain="sync", r_domain="sync"):
-        if not isinstance(width, int) or isinstance(width, bool):
-            raise TypeError(f"width must be an integer >= 1, not {width!r}")
-        if width < 1:
-            raise ValueError(f"width must be an integer >= 1, not {width!r}")
-        self.width = width
+        self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
         self._w, self._r = w_domain, r_domain
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),

@@ -139,6 +139,14 @@ def shadow_layout(acc_width):
     return data.StructLayout({"valid": 1, "raw": data.ArrayLayout(signed(acc_width + 1), 2), "hist": 1})
 
 
+def _data_register(m, port, name):
+    """A reset-less register of ``m``'s ``sync`` domain (to be assigned by the caller) driving the
+    output ``port``: for data, which needs no reset net."""
+    reg = Signal.like(port, name=name, reset_less=True)
+    m.d.comb += port.eq(reg)
+    return reg
+
+
 def _add_with_carry(m, a, b, cin, width, name):
     """``a + b + cin`` (mod ``2**width``, signed) on one carry chain: ``cin`` goes in as an extra
     LSB of both operands (``(2a + c) + (2b + c) = 2 (a + b + c)``), i.e. as the chain's carry-in."""
@@ -196,13 +204,8 @@ class SystolicPair(wiring.Component):
         # ``t_out``, the accumulators' valid and first), and the shadow's results only with its
         # valid flag. Their registers are reset-less, so the pair's reset reaches only the
         # control flip-flops (about 300 of a pair's flip-flops need no reset net, no LSR pin).
-        def data_register(port, name):
-            reg = Signal.like(port, name=name, reset_less=True)
-            m.d.comb += port.eq(reg)
-            return reg
-
-        a, w = data_register(self.a_out, "a_q"), data_register(self.w_out, "w_q")
-        x, dw = data_register(self.x_out, "x_q"), data_register(self.d_out, "d_q")
+        a, w = _data_register(m, self.a_out, "a_q"), _data_register(m, self.w_out, "w_q")
+        x, dw = _data_register(m, self.x_out, "x_q"), _data_register(m, self.d_out, "d_q")
         m.d.sync += [a.eq(self.a_in), w.eq(self.w_in), x.eq(self.x_in), dw.eq(self.d_in),
                      self.t_out.eq(self.t_in)]
 
@@ -281,7 +284,7 @@ class SystolicPair(wiring.Component):
             carry = Signal(BEAT_WIDTH, name=f"carry{col}")
             m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
             beat = _add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}")
-            m.d.sync += data_register(accs[col].beat[0][0], f"beat_q{col}").eq(beat)
+            m.d.sync += _data_register(m, accs[col].beat[0][0], f"beat_q{col}").eq(beat)
         # t+6: the accumulators take the beat sums with the tags. The valid and first tags reach
         # every accumulator bit (its enable, its clear): each column has its own kept copies of
         # them (loaded with t_out, from t_in), so each drives one column's accumulator.
@@ -393,13 +396,11 @@ class _InputControl(wiring.Component):
         act, wgt = self.i_act.payload, self.i_wgt.payload
         is8 = seq.mode == spec.MODE_INT8
         for r in range(R):
-            beat = Signal.like(self.acts[r], name=f"act_beat{r}", reset_less=True)
-            m.d.sync += beat.eq(Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
-            m.d.comb += self.acts[r].eq(beat)
+            m.d.sync += _data_register(m, self.acts[r], f"act_beat{r}").eq(
+                Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
         for p in range(self._pairs):
-            beat = Signal.like(self.wgts[p], name=f"wgt_beat{p}", reset_less=True)
-            m.d.sync += beat.eq(Cat(wgt[16 * p: 16 * p + 16], seq.mode))
-            m.d.comb += self.wgts[p].eq(beat)
+            m.d.sync += _data_register(m, self.wgts[p], f"wgt_beat{p}").eq(
+                Cat(wgt[16 * p: 16 * p + 16], seq.mode))
         m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
         return m
 
