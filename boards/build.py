@@ -44,7 +44,7 @@ from hw.paths import build_root
 from . import toolchain
 from .clock import MARGIN, clock_candidates, next_candidate
 from .groups import carried_groups, config_for_groups
-from .synth import check_router, check_seed, parse_utilisation
+from .synth import check_placer, check_router, check_seed, parse_utilisation
 from .toolchain import ABC9_OPTIONS, lut_mapping
 from .top import BoardTop
 
@@ -150,7 +150,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
-                max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None):
+                max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -176,6 +176,9 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     router : str, optional
         nextpnr's router, ``"router1"`` or ``"router2"``; default the board's ``router`` (the
         ULX3S: router2; the iCEBreaker: nextpnr's default, router1).
+    placer : str, optional
+        nextpnr's placer, ``"heap"``, ``"sa"`` or ``"static"``; default the board's ``placer`` (the
+        ULX3S: static; the iCEBreaker: nextpnr's default, heap).
     abc9 : str, optional
         The first Yosys LUT mapping to try, one of :data:`ABC9_OPTIONS` of the board's family
         (``"abc9"``, ``"-dff"``, ECP5 also ``"-noabc9"``; default ``"abc9"``); when Yosys fails an
@@ -191,7 +194,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
         ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run; with engine clocks also
-        ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``abc9`` (the mapping that ran),
+        ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``placer``, ``abc9`` (the mapping that ran),
         ``seconds``; a board with engine clock domains also ``clocks_mhz`` (``{domain: MHz}``, the
         PLL clocks of this bitstream), ``fmax_by_domain`` and ``pll_by_domain`` (each PLL's
         parameters), and ``margin_met`` asks the margin of those clocks.
@@ -199,13 +202,13 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     Raises
     ------
     ValueError
-        Unknown board, groups, GEMM array shape, router, or a clock the PLL cannot make.
+        Unknown board, groups, GEMM array shape, router, placer, or a clock the PLL cannot make.
     GroupsDoNotFit
         The design needs more of a resource than the device has (one line).
     BuildError
         A tool failed (one line naming the log).
     """
-    cfg, router = _check_build(name, groups, seed, router, gemm_array)
+    cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
@@ -223,7 +226,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     t0 = time.monotonic()
     attempts = []
     while True:
-        result = _build_once(name, cfg, top, build_dir, seed, router, say, options)
+        result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer)
         options = (result["abc9"],)     # a lower clock maps the same netlist
         attempt = {"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]}
         if cfg.clocks:
@@ -318,28 +321,31 @@ def domain_clocks_down(clocks, fmax_by_domain, f_in, margin=MARGIN):
     return lower if changed else None
 
 
-def _check_build(name, groups, seed, router, gemm_array=None):
-    """The board's configuration for ``groups`` and ``gemm_array`` and the router its build uses;
-    ValueError otherwise."""
+def _check_build(name, groups, seed, router, gemm_array=None, placer=None):
+    """The board's configuration for ``groups`` and ``gemm_array`` and the router and placer its
+    build uses; ValueError otherwise."""
     cfg = config_for_groups(name, groups, gemm_array)
     if seed is not None:
         check_seed(seed)
     check_router(router)
-    return cfg, router if router is not None else (cfg.router or None)
+    check_placer(placer)
+    return (cfg, router if router is not None else (cfg.router or None),
+            placer if placer is not None else (cfg.placer or None))
 
 
-def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None):
+def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None,
+                     placer=None):
     """Write the build tree :func:`build_board` would run (HDL and build script) without running any
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
-    cfg, router = _check_build(name, groups, seed, router, gemm_array)
+    cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
-    plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router)
+    plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router, placer=placer)
     return build_dir / f"{plan.script}.sh"
 
 
-def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
+def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None):
     """Amaranth's build plan of ``top`` with this build's Yosys mapping (``abc9``: an entry of
     :data:`ABC9_OPTIONS`, see :func:`boards.toolchain.lut_mapping`) and nextpnr options, extracted
     to ``build_dir``."""
@@ -349,6 +355,8 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
         opts += f" --seed {seed}"
     if router is not None:
         opts += f" --router {router}"
+    if placer is not None:
+        opts += f" --placer {placer}"
     # Amaranth's script runs synth_<family> <synth_opts> -top <top_name> after script_after_read.
     steps, synth_opts = lut_mapping(cfg.family, top_name, abc9)
     after_read = "\n".join([KEEP_REGISTERS, *steps])
@@ -358,7 +366,7 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9"):
     return plan
 
 
-def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",)):
+def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",), placer=None):
     """One synthesis and place-and-route of ``top`` in ``build_dir`` with the first Yosys mapping of
     ``options`` that does not fail an assertion: the result less ``attempts``."""
     top_name = cfg.top_name
@@ -367,11 +375,12 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
     clock_mhz = top.clk_hz / 1e6
     array = f" {cfg.gemm['rows']}x{cfg.gemm['cols']}" if cfg.gemm.get("handler") == "engine" else ""
     say(f"elaborating the {name} design ({'+'.join(groups)}{array}; {clock_mhz:g} MHz"
-        f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud{f', {router}' if router else ''})")
+        f"{' PLL' if top.pll else ''}, UART {cfg.baud} baud{f', {router}' if router else ''}"
+        f"{f', placer {placer}' if placer else ''})")
     log = build_dir / "build.log"
     rpt = build_dir / f"{top_name}.rpt"
     for i, abc9 in enumerate(options):
-        plan = _extract_plan(cfg, top, build_dir, seed, router, abc9)
+        plan = _extract_plan(cfg, top, build_dir, seed, router, abc9, placer)
         for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
                       f"{top_name}.bit"):
             (build_dir / stale).unlink(missing_ok=True)
@@ -408,6 +417,7 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",))
     result["clock_mhz"] = round(clock_mhz, 3)
     result["pll"] = dict(top.pll.params) if top.pll else None
     result["router"] = router or "router1"
+    result["placer"] = placer or "heap"
     result["abc9"] = abc9
     fmax = result["fmax_mhz"]
     result["margin"] = MARGIN if top.pll or top.domain_plls else 0.0

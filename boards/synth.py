@@ -41,7 +41,8 @@ from .toolchain import ABC9_OPTIONS, ToolError, ToolTimeout, lut_mapping, run_to
 
 __all__ = ["DEVICES", "RegisterWrapper", "synthesize", "yosys_cells", "format_table", "count_cells",
            "module_cells", "ToolError", "ToolTimeout", "DoesNotFit", "check_freq_mhz", "check_seed",
-           "check_router", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE", "yosys_cached"]
+           "check_router", "check_placer", "PLACERS", "MAX_FREQ_MHZ", "MAX_SEED", "ROUTERS", "DUT_MODULE",
+           "yosys_cached"]
 
 
 class DoesNotFit(ToolError):
@@ -217,6 +218,18 @@ def check_router(router):
     if router is not None and (not isinstance(router, str) or router not in ROUTERS):
         raise ValueError(f"router must be None, {' or '.join(map(repr, ROUTERS))}, not {router!r}")
     return router
+
+
+#: nextpnr's placers (its ``--placer`` values); None anywhere a placer is chosen means nextpnr's
+#: default (heap).
+PLACERS = ("heap", "sa", "static")
+
+
+def check_placer(placer):
+    """Return ``placer`` if it is None or one of :data:`PLACERS`; ValueError naming ``placer``."""
+    if placer is not None and (not isinstance(placer, str) or placer not in PLACERS):
+        raise ValueError(f"placer must be None, {', '.join(map(repr, PLACERS))}, not {placer!r}")
+    return placer
 
 
 def check_seed(value, name="seed"):

@@ -250,13 +250,14 @@ def cmd_build(args):
     except ValueError as e:
         raise UsageError(f"--{e}") from None
     res = board_build.build_board(args.board, groups=args.groups, seed=args.seed, router=args.router,
+                                  placer=args.placer,
                                   gemm_array=args.gemm_array, progress=_progress)
     if args.json:
         print(json.dumps(res, indent=1, default=str))
         return 0
     for key in ("board", "device", "groups", "gemm_array", "bitstream", "lut4", "lc", "ff", "dsp", "bram",
                 "spram", "clock_mhz", "clocks_mhz", "fmax_mhz", "fmax_by_domain", "target_mhz", "timing_met",
-                "margin_met", "router"):
+                "margin_met", "router", "placer"):
         if key in res:
             value = res[key]
             if key == "groups":
@@ -546,6 +547,8 @@ def _parser():
     s.add_argument("--seed", type=int, default=None, help="nextpnr placer seed")
     s.add_argument("--router", choices=synth.ROUTERS, default=None,
                    help="nextpnr router (default: the board's; ulx3s router2, icebreaker router1)")
+    s.add_argument("--placer", choices=synth.PLACERS, default=None,
+                   help="nextpnr placer (default: the board's; ulx3s static, icebreaker heap)")
     s.add_argument("--json", action="store_true", help="print the report as JSON")
     s.set_defaults(func=cmd_build)
 

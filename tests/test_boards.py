@@ -75,6 +75,25 @@ def test_build_unknown_router(router, tmp_path):
     assert not any(tmp_path.iterdir()), "a bad router must fail before anything is written"
 
 
+def test_build_script_placer(tmp_path):
+    # The ULX3S build places with nextpnr's static placer (its config); the iCEBreaker's stays
+    # nextpnr's default; an explicit placer overrides the board's.
+    ulx3s = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "u", seed=1))
+    assert " --router router2 --placer static " in ulx3s
+    ice = _nextpnr_line(write_build_tree("icebreaker", groups="system", build_dir=tmp_path / "i", seed=1))
+    assert "--placer" not in ice
+    ulx3s_heap = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "h",
+                                                placer="heap"))
+    assert " --placer heap " in ulx3s_heap and "static" not in ulx3s_heap
+
+
+@pytest.mark.parametrize("placer", ["analytic", "", 2])
+def test_build_unknown_placer(placer, tmp_path):
+    with pytest.raises(ValueError, match="placer must be None, 'heap', 'sa', 'static', not"):
+        build_board("ulx3s", build_dir=tmp_path, placer=placer)
+    assert not any(tmp_path.iterdir()), "a bad placer must fail before anything is written"
+
+
 def test_unknown_board():
     assert set(BOARDS) == {"icebreaker", "ulx3s"}
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s, not 'de10'"):

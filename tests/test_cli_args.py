@@ -82,6 +82,8 @@ ROWS = [
     (["build", "--board", "icebreaker", "--seed", "x"], 2, "argument --seed: invalid int value: 'x'"),
     (["build", "--board", "ulx3s", "--router", "router3"], 2,
      "argument --router: invalid choice: 'router3' (choose from 'router1', 'router2')"),
+    (["build", "--board", "ulx3s", "--placer", "analytic"], 2,
+     "argument --placer: invalid choice: 'analytic' (choose from 'heap', 'sa', 'static')"),
     # flash
     (["flash"], 2, "the following arguments are required: --board"),
     (["flash", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s, not 'nosuchboard'"),

@@ -55,6 +55,7 @@ class BoardConfig:
     # made by a PLL from the board's oscillator (boards.clock); simulated at other periods (sim.board).
     clocks: dict = field(default_factory=dict)
     router: str = ""      # nextpnr router of the board build ("router1", "router2"; "": nextpnr's default)
+    placer: str = ""      # nextpnr placer of the board build ("heap", "sa", "static"; "": nextpnr's default)
 
     def __post_init__(self):
         if not self.baud:
@@ -138,6 +139,10 @@ BOARD_CONFIGS = {
         clocks={"gemm": 65_625_000, "dec": 65_625_000},
         # router1 rips up the dense DSP neighbourhoods of the systolic array for hours; router2 routes them.
         router="router2",
+        # nextpnr's static (electrostatic) placer: with HeAP the full 8 x 16 board's decoder lanes
+        # spread over the array's DSP rows and router2's overuse rose again after ~1200 wires; with
+        # static it routed (docs/boards.md "Placer").
+        placer="static",
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
     ),
