@@ -13,8 +13,10 @@ from . import spec
 
 __all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
 
-#: Beats the sequencer's prefetch queue holds (:class:`GemmSequencer`).
-PREFETCH = 4
+#: Beats the sequencer's prefetch queue holds with the beats read and not yet in it
+#: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> RAM data
+#: register -> queue -> taken -> count -> read.
+PREFETCH = 5
 
 
 def gemm_cmd_layout(row_tile_bits, group_bits):
@@ -40,14 +42,16 @@ class GemmSequencer(wiring.Component):
 
     With ``prefetch`` (the ULX3S build), reads and the array are decoupled by a prefetch queue of
     :data:`PREFETCH` beats: a beat is read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the
-    queue, counting the beat read in the cycle before, has room (``o_idle`` waits for it to be
-    empty), a decision from registers only; its data, on the block RAMs' outputs
-    one cycle later, enters the queue, and ``o_act`` / ``o_wgt`` come from the queue's output
-    register. The RAMs read every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's
+    queue, counting the beats read in the two cycles before, has room (``o_idle`` waits for it to
+    be empty), a decision from registers only; its data, on the block RAMs' outputs one cycle
+    later, is registered as it is (no logic between: an ECP5 DP16KD's output without its own
+    register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
+    the `gemm` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
+    cycle after, and ``o_act`` / ``o_wgt`` come from the queue's output register. The RAMs read every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's
     ``ready`` reaches only the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
-    tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
+    tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
     its last beat is read (its beats may still wait in the queue). It is off by default: on the
     UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 
@@ -145,13 +149,13 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
                 byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                 if self._prefetch:
-                    # Room for the beat read now: the queue's beats and the one read before, each a
+                    # Room for the beat read now: the queue's beats and the two read before, each a
                     # register (not the array's ready: a beat taken now frees its place a cycle later).
-                    m.d.comb += issue.eq(~done_reading & (queued + inflight < PREFETCH))
+                    m.d.comb += issue.eq(~done_reading & (queued + inflight[0] + inflight[1] < PREFETCH))
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
                         self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
-                    drained = ~inflight
+                    drained = ~inflight.any()
                 else:
                     advance = ~out_valid | self.o_act.ready
                     m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
@@ -189,23 +193,29 @@ class GemmSequencer(wiring.Component):
 
     def _queue(self, m, act_addr, j):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
-        cycle with ``issue`` (driven by the caller) enters the queue in the next, and ``o_act`` /
-        ``o_wgt`` leave from its head. Returns ``(issue, inflight, inflight_off, queued)``: the
-        beat read in the cycle before, its byte offset (set by the caller), the beats queued."""
+        cycle with ``issue`` (driven by the caller) is on the RAMs' outputs in the next, registered
+        there, and enters the queue in the one after; ``o_act`` / ``o_wgt`` leave from its head.
+        Returns ``(issue, inflight, inflight_off, queued)``: the beats read in the cycle before
+        (``inflight[0]``) and the one before that (``inflight[1]``, its data in the register), the
+        first one's byte offset (set by the caller), the beats queued."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
         m.submodules.prefetch = queue = SyncFIFOBuffered(width=act_width + wgt_width + 2, depth=PREFETCH)
-        issue, inflight, inflight_off = Signal(), Signal(), Signal(2)
+        issue, inflight, inflight_off = Signal(), Signal(2), Signal(2)
         queued = Signal(range(PREFETCH + 1))
         take = Signal()
+        # The RAM words as they are: data (a word counts only with its inflight bit), no reset.
+        ram_q = Signal(act_width + wgt_width, reset_less=True)
+        off_q = Signal(2, reset_less=True)
+        m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), off_q.eq(inflight_off)]
         m.d.comb += [
             self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
-            queue.w_en.eq(inflight), queue.w_data.eq(Cat(self.i_act_data, self.i_wgt_data, inflight_off)),
+            queue.w_en.eq(inflight[1]), queue.w_data.eq(Cat(ram_q, off_q)),
             self.o_act.valid.eq(queue.r_rdy), self.o_wgt.valid.eq(queue.r_rdy),
             queue.r_en.eq(self.o_act.ready),
             take.eq(queue.r_rdy & self.o_act.ready),
             self.o_wgt.payload.eq(queue.r_data[act_width:act_width + wgt_width]),
         ]
         self._act_payload(m, queue.r_data, queue.r_data[act_width + wgt_width:])
-        m.d.sync += [inflight.eq(issue), queued.eq(queued + inflight - take)]
+        m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued + inflight[1] - take)]
         return issue, inflight, inflight_off, queued
