@@ -63,7 +63,12 @@ GEMM_HEADER_BYTES = 9
 
 
 class _Registers:
-    """The handler's registers: store pointer, command fields, the run's counters."""
+    """The handler's registers: store pointer, command fields, the run's counters.
+
+    The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
+    bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
+    never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
+    ``rleft``, which only read while ``feed`` is set (in ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k):
         C = cols
@@ -77,17 +82,21 @@ class _Registers:
         self.block_err = Signal()
         self.inbeat = Signal(beat_bits)               # LOAD_WEIGHTS: the beat being assembled
         self.write = Signal()                         # ... complete: written in this cycle
-        self.mode = Signal(8)
-        self.n_out = Signal(16)
-        self.k = Signal(16)
-        self.start = Signal(16)
-        self.nbeats = Signal(16)
+        self.mode = Signal(2)                         # a defined precision (mode_big: none)
+        self.mode_big = Signal()
+        # 1..MAX_N_OUT when valid (n_out_big: above 255); in RUN the outputs left to send
+        self.n_out = Signal(8)
+        self.n_out_big = Signal()
+        self.k = Signal(range(max_k + 1))             # 1..max_k when valid (k_big: wider)
+        self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
-        self.beats_m1 = Signal(16)                    # beats per tile - 1
+        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
         self.tiles = Signal(range(MAX_N_OUT + 1))
-        # feeder: store -> decoder
-        self.raddr = Signal(range(store_depth))
-        self.rleft = Signal(range(store_depth + 1))
+        # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
+        self.raddr = Signal(16)
+        self.rleft = Signal(16)
+        self.feed = Signal()                          # RUN: the feeder reads the range
+        self.fstart = Signal()                        # the next read is the block's first beat
         self.fvalid = Signal()
         self.ffirst = Signal()
         # gatherer: decoder values -> weight beats
@@ -104,7 +113,6 @@ class _Registers:
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
-        self.rn0 = Signal(range(MAX_N_OUT + C + 1))
 
 
 class SpramGEMMHandler(Handler):
@@ -206,17 +214,18 @@ class SpramGEMMHandler(Handler):
         """The store's one port: ``LOAD_WEIGHTS`` writes a completed beat at ``wptr``; a run reads
         the block's beats in order into the decoder (``fvalid``: the store's held read data is a
         beat the decoder has not taken; the next read is issued when it is taken)."""
-        read = (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        read = r.feed & (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
             store.en.eq(r.write | read), store.we.eq(r.write), store.mask.eq(-1),
-            store.addr.eq(Mux(r.write, r.wptr, r.raddr)), store.wdata.eq(r.inbeat),
+            store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])), store.wdata.eq(r.inbeat),
             dec.i_data.valid.eq(r.fvalid), dec.i_data.payload.first.eq(r.ffirst),
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
             m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1),
-                         r.ffirst.eq(r.rleft == r.nbeats)]
+                         r.ffirst.eq(r.fstart), r.fstart.eq(0)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         with m.If(r.write):
@@ -326,7 +335,7 @@ class SpramGEMMHandler(Handler):
                     m.d.sync += [r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload)),
                                  r.count.eq(r.count + 1)]
                     with m.If(r.count[:B.bit_length() - 1] == B - 1):
-                        with m.If(r.wptr == self.store_depth):
+                        with m.If(r.wptr[-1]):         # == store_depth (its most)
                             m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
                         with m.Else():
                             m.d.sync += r.write.eq(1)
@@ -343,12 +352,13 @@ class SpramGEMMHandler(Handler):
                 m.next = "DONE"
             with m.Elif(r.count == H):
                 lanes = Const(1, 3) << r.lshift
-                bad = ((r.mode > mac_spec.MODE_TERNARY) | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
-                       | (r.k == 0) | (r.k > self.max_k) | (r.nbeats == 0) | (bus.length != H + r.k))
+                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
+                       | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
+                       | (bus.length != H + r.k))
                 m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
                              r.tiles.eq((r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1))]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
-                outside = r.start + r.nbeats > r.wptr
+                outside = r.raddr + r.rleft > r.wptr
                 m.next = "GEMM_ACT"
                 with m.If(bad | outside):
                     m.d.sync += [r.status.eq(Mux(bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
@@ -359,21 +369,33 @@ class SpramGEMMHandler(Handler):
                 with m.If(take):
                     m.d.sync += r.count.eq(r.count + 1)
                     b = bus.i_data.payload
-                    capture_bytes(m, r.count, b, [[r.mode], [r.n_out[:8]], [r.n_out[8:]], [r.k[:8]],
-                                                  [r.k[8:]], [r.start[:8]], [r.start[8:]],
-                                                  [r.nbeats[:8]], [r.nbeats[8:]]])
-                    with m.If(r.count == 0):
-                        m.d.sync += r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
-                                                    Mux(b == mac_spec.MODE_INT4, 1, 2)))
+                    kb = len(r.k)
+                    k_bytes = [[r.k], []] if kb <= 8 else [[r.k[:8]], [r.k[8:]]]
+                    # The header's bytes are numbered 0..H-1 here: the index's low bits select.
+                    index = r.count[:(H - 1).bit_length()]
+                    capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
+                                                [r.raddr[8:]], [r.rleft[:8]], [r.rleft[8:]]])
+                    # The bits a field keeps no room for: set, the command is refused.
+                    with m.Switch(index):
+                        with m.Case(0):
+                            m.d.sync += [r.mode_big.eq(b > mac_spec.MODE_TERNARY),
+                                         r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
+                                                         Mux(b == mac_spec.MODE_INT4, 1, 2)))]
+                        with m.Case(2):
+                            m.d.sync += r.n_out_big.eq(b != 0)
+                        with m.Case(3):
+                            m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
+                        with m.Case(4):
+                            m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
         with m.State("GEMM_ACT"):
-            i = Signal(16)
+            i = Signal(len(r.count))
             lane = Signal(2)
             m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
             m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
             with m.If(r.count == bus.length):
-                m.d.sync += [r.raddr.eq(r.start), r.rleft.eq(r.nbeats), r.gc.eq(0), r.gj.eq(0),
-                             r.gt.eq(0), r.ct.eq(0), r.rn0.eq(0), r.saw_last.eq(0), r.aj.eq(0),
+                m.d.sync += [r.feed.eq(1), r.fstart.eq(1), r.gc.eq(0), r.gj.eq(0),
+                             r.gt.eq(0), r.ct.eq(0), r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
             with m.Else():
@@ -391,18 +413,19 @@ class SpramGEMMHandler(Handler):
         fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
         m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
         with m.If(arr.o_res.valid):
-            with m.If((r.sc == C) | (r.rn0 + r.sc >= r.n_out)):
+            # n_out counts the outputs left: a row is done after its C outputs or the last one.
+            with m.If((r.sc == C) | (r.n_out == 0)):
                 m.d.comb += arr.o_res.ready.eq(1)
-                m.d.sync += [r.rn0.eq(r.rn0 + C), r.sc.eq(0), r.nbyte.eq(0)]
+                m.d.sync += [r.sc.eq(0), r.nbyte.eq(0)]
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(1),
                              bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):
-                        m.d.sync += r.sc.eq(r.sc + 1)
-        with m.Elif((r.rn0 >= r.n_out) & r.saw_last):
+                        m.d.sync += [r.sc.eq(r.sc + 1), r.n_out.eq(r.n_out - 1)]
+        with m.Elif((r.n_out == 0) & r.saw_last):
             with m.If(r.block_err):
                 m.d.sync += r.status.eq(Status.ERR_BLOCK)
-            m.d.sync += [r.rleft.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
+            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
             m.next = "DONE"
