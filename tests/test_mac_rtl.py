@@ -166,9 +166,10 @@ def make_dut(array="mac", **kw):
     return MacArray(**params)
 
 
-@pytest.mark.parametrize("backend", ["lut", "ice40", "ecp5"])
-def test_array_mixed_modes_with_stalls(backend):
-    dut = make_dut(backend=backend)
+@pytest.mark.parametrize("backend,spill", [("lut", True), ("ice40", True), ("ecp5", True),
+                                           ("ice40", False)])
+def test_array_mixed_modes_with_stalls(backend, spill):
+    dut = make_dut(backend=backend, spill=spill)
     rng = np.random.default_rng(len(backend))
     tiles = mixed_tiles(rng, dut, 24)
     res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
@@ -200,11 +201,13 @@ def test_array_tiles_of_rows_beats_run_back_to_back():
     assert res["cycles"] <= 2 * len(tiles) + 10, res["cycles"]  # one bubble per tile would be + 12
 
 
+@pytest.mark.parametrize("spill", [True, False])
 @pytest.mark.parametrize("rows", [1, 2, 3])
-def test_array_short_tiles_with_consumer_stalls(rows):
+def test_array_short_tiles_with_consumer_stalls(rows, spill):
     """Tiles of `rows` beats or fewer while the consumer stalls at random: the spill row keeps the
-    previous tile's last row when the next tile loads; nothing lost, duplicated or reordered."""
-    dut = make_dut(rows=rows, cols=2)
+    previous tile's last row when the next tile loads (without it, the tile waits for the empty
+    buffer); nothing lost, duplicated or reordered."""
+    dut = make_dut(rows=rows, cols=2, spill=spill)
     rng = np.random.default_rng(20 + rows)
     tiles = short_tiles(rng, dut)
     for seed in range(3):

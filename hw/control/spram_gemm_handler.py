@@ -178,9 +178,12 @@ class SpramGEMMHandler(Handler):
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
             escape=self.escape, impl=self.impl)
+        # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
+        # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
-                                            backend=self.backend, primitives=self.primitives)
+                                            backend=self.backend, primitives=self.primitives,
+                                            spill=False)
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
