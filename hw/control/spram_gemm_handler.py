@@ -75,7 +75,17 @@ class _Registers:
         # Beats stored. Not reset: the store survives RESET and a watchdog reset of the group (the
         # decoder's tables do not: reload the table with flag bit 1 to keep the store).
         self.wptr = Signal(range(store_depth + 1), reset_less=True)
+        # Payload bytes taken (0 from DONE on, so 0 in a command's start cycle). Counted up on
+        # ``count_inc`` only; ``at_len`` (count == length) is chosen from compares registered in
+        # the cycle before (``at0``: count == length, ``at1``: count + 1 == length) by whether that
+        # cycle counted (``inc``), so no compare of the length is in the handshakes' paths.
         self.count = Signal(range(MAX_PAYLOAD + 1))
+        self.count_inc = Signal()
+        self.inc = Signal()
+        self.at0 = Signal()
+        self.at1 = Signal()
+        self.at_len = Signal()
+        self.len_bad = Signal()                       # the command's length is wrong (at its start)
         self.status = Signal(8)
         self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
@@ -194,15 +204,34 @@ class SpramGEMMHandler(Handler):
         bus = self.bus
         m.d.comb += bus.error.eq(r.err)
         self._store_port(m, store, dec, r)
+        with m.If(r.count_inc):
+            m.d.sync += r.count.eq(r.count + 1)
+        m.d.sync += [r.inc.eq(r.count_inc), r.at0.eq(r.count == bus.length),
+                     r.at1.eq(r.count + 1 == bus.length)]
+        m.d.comb += r.at_len.eq(Mux(r.inc, r.at1, r.at0))
         running = Signal()
         self._gather(m, dec, arr, a_rd, r, running)
 
         with m.FSM():
             with m.State("IDLE"):
-                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "TABLE", None),
-                                                  ((Cmd.LOAD_WEIGHTS,), "BEATS", None),
-                                                  ((Cmd.GEMM,), "GEMM_HDR", None)],
-                              on_start=[r.count.eq(0), r.status.eq(Status.OK), r.block_err.eq(0)])
+                # The length's verdict is registered with the start (the length holds until done).
+                B = self.beat_bytes
+                length = bus.length
+                bad_len = {
+                    "TABLE": ~length[0] | (length < 3),
+                    "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
+                    "GEMM_HDR": length < GEMM_HEADER_BYTES + 1,
+                }
+
+                def verdict(state):
+                    def action():
+                        m.d.sync += r.len_bad.eq(bad_len[state])
+                    return action
+                start_command(m, bus, r.status,
+                              [((cmd,), state, verdict(state))
+                               for cmd, state in ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"),
+                                                  (Cmd.GEMM, "GEMM_HDR"))],
+                              on_start=[r.status.eq(Status.OK), r.block_err.eq(0)])
             self._load_table(m, dec, r)
             self._load_beats(m, r)
             self._gemm_input(m, a_wr, r)
@@ -210,6 +239,7 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += running.eq(1)
                 self._send(m, arr, r)
             with m.State("DONE"):
+                m.d.sync += r.count.eq(0)
                 finish_command(m, bus, r.status)
         return m
 
@@ -291,15 +321,16 @@ class SpramGEMMHandler(Handler):
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         with m.State("TABLE"):
-            with m.If(~bus.length[0] | (bus.length < 3)):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
-            with m.Elif(r.count == bus.length):
+            with m.Elif(r.at_len):
                 m.next = "DONE"
             with m.Elif(r.count == 0):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.tflag.eq(bus.i_data.payload[0]), r.count.eq(1)]
+                    m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += r.tflag.eq(bus.i_data.payload[0])
                     with m.If(bus.i_data.payload[0]):
                         # The decoder forgets its tables (this one is table 0, parity 0).
                         m.d.comb += dec.i_clear.eq(1)
@@ -308,7 +339,8 @@ class SpramGEMMHandler(Handler):
             with m.Elif(r.count[0]):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.inbeat[:8].eq(bus.i_data.payload), r.count.eq(r.count + 1)]
+                    m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += r.inbeat[:8].eq(bus.i_data.payload)
             with m.Else():
                 # Second byte: offer the word, take the byte when the decoder takes the word.
                 m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
@@ -316,7 +348,7 @@ class SpramGEMMHandler(Handler):
                              dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
                              bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
 
     def _load_beats(self, m, r):
         """``BEATS``: bytes assembled into beats, each written to the store the cycle after its
@@ -326,17 +358,17 @@ class SpramGEMMHandler(Handler):
         take = bus.i_data.valid & bus.i_data.ready
         m.d.sync += r.write.eq(0)
         with m.State("BEATS"):
-            with m.If((bus.length[:B.bit_length() - 1] != 0) | (bus.length == 0)):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
-            with m.Elif(r.count == bus.length):
+            with m.Elif(r.at_len):
                 with m.If(~r.write):
                     m.next = "DONE"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload)),
-                                 r.count.eq(r.count + 1)]
+                    m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload))
                     with m.If(r.count[:B.bit_length() - 1] == B - 1):
                         with m.If(r.wptr[-1]):         # == store_depth (its most)
                             m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
@@ -350,7 +382,7 @@ class SpramGEMMHandler(Handler):
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
         with m.State("GEMM_HDR"):
-            with m.If(bus.length < H + 1):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
             with m.Elif(r.count == H):
@@ -370,7 +402,7 @@ class SpramGEMMHandler(Handler):
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
                     b = bus.i_data.payload
                     kb = len(r.k)
                     k_bytes = [[r.k], []] if kb <= 8 else [[r.k[:8]], [r.k[8:]]]
@@ -396,7 +428,7 @@ class SpramGEMMHandler(Handler):
             m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
             m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
-            with m.If(r.count == bus.length):
+            with m.If(r.at_len):
                 m.d.sync += [r.feed.eq(1), r.fstart.eq(1), r.gc.eq(0), r.gj.eq(0),
                              r.gt.eq(0), r.ct.eq(0), r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
@@ -404,7 +436,7 @@ class SpramGEMMHandler(Handler):
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
 
     def _send(self, m, arr, r):
         """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
