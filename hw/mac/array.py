@@ -108,6 +108,9 @@ class MacArray(wiring.Component):
     primitives : bool
         With a DSP backend: instantiate the vendor primitive (synthesis, True) or its behavioural
         model (simulation, False).
+    lane_dsps : bool
+        ``"ice40"`` only: every activation lane on SB_MAC16s, no fabric partial products
+        (``4 * rows * ceil(cols / 2)`` blocks; see :mod:`hw.mac.products`).
     spill : bool
         Keep the one-row spill register (default), so that the next tile's results load while the
         previous tile's last row is still offered. False: no spill row (``cols * acc_width`` fewer
@@ -140,7 +143,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
                  tile_bits=spec.DEFAULT_TILE_BITS, count_bits=12, backend="lut", primitives=True,
-                 spill=True):
+                 spill=True, lane_dsps=False):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
@@ -151,7 +154,7 @@ class MacArray(wiring.Component):
         self._primitives = check_bool("primitives", primitives)
         self._spill = check_bool("spill", spill)
         # Checks cols against the backend (ecp5 packs column pairs).
-        self._grid = ProductGrid(rows, cols, backend, primitives)
+        self._grid = ProductGrid(rows, cols, backend, primitives, lane_dsps)
         super().__init__(array_members(rows, cols, acc_width, count_bits))
 
     rows = property(lambda self: self._rows)
