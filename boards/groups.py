@@ -35,7 +35,7 @@ EXTRA_GROUP_SIZES = {
         # lane, measured in the group build), a 1 x 2 MAC array on one SB_MAC16 (the decoder's one
         # symbol per cycle is what a GEMV can use: more columns would not add MACs per cycle).
         "gemm": {"handler": "spram", "store_depth": 16384, "max_k": 256, "cols": 2, "max_len": 12,
-                 "contexts": 2, "escape": True, "fifo_depth": 4, "backend": "ice40"},
+                 "contexts": 2, "escape": True, "fifo_depth": 4, "backend": "ice40", "lane_dsps": True},
         "hdqt": {"batch": 8, "k_dim": 16, "o_dim": 16, "had_cap": 16, "rows": 2, "cols": 2,
                  "backend": "ice40"},
     },

@@ -82,12 +82,12 @@ def _model(rng):
     return [(w8, "int8"), (w4, "int4"), (w2, "ternary")]
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_spram_gemm_matches_golden(contexts):
+@pytest.mark.parametrize("contexts,lane_dsps", [(1, False), (2, False), (2, True)])
+def test_spram_gemm_matches_golden(contexts, lane_dsps):
     rng = np.random.default_rng(5 + contexts)
     layers = _model(rng)
     table, blocks, stats = encode_model(layers, cols=COLS, contexts=contexts, max_len=12, escape=True)
-    h = _handler(contexts=contexts)
+    h = _handler(contexts=contexts, lane_dsps=lane_dsps)
     prng = random.Random(contexts)
     got, want = [], []
 
@@ -293,3 +293,5 @@ def test_spram_gemm_bad_parameters():
         _handler(contexts=2, store_depth=65536)
     with pytest.raises(TypeError, match="escape"):
         _handler(escape=1)
+    with pytest.raises(ValueError, match="lane_dsps"):
+        _handler(backend="lut", lane_dsps=True)

@@ -153,6 +153,9 @@ class SpramGEMMHandler(Handler):
         (``HuffmanDecoder(impl=...)``).
     backend : str
         MAC array arithmetic: ``"lut"``, ``"ice40"`` (SB_MAC16) or ``"ecp5"``.
+    lane_dsps : bool
+        ``"ice40"`` only: every activation lane of the array on SB_MAC16s (``2 * cols`` blocks)
+        instead of lanes 1..3 in fabric (:mod:`hw.mac.products`).
     primitives : bool
         SPRAM and DSP primitives (synthesis) or their behavioural models (simulation).
 
@@ -163,7 +166,8 @@ class SpramGEMMHandler(Handler):
     """
 
     def __init__(self, *, store_depth=16384, max_k=256, cols=2, acc_width=24, max_len=12, contexts=1,
-                 escape=True, fifo_depth=16, impl="table", backend="ice40", primitives=True):
+                 escape=True, fifo_depth=16, impl="table", backend="ice40", lane_dsps=False,
+                 primitives=True):
         self.contexts = check_int("contexts", contexts, 1, 2)
         self.store_depth = check_pow2("store_depth", store_depth, 256,
                                       SPRAM_DEPTH * SPRAM_COUNT // self.contexts)
@@ -175,6 +179,9 @@ class SpramGEMMHandler(Handler):
         self.fifo_depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self.impl = check_choice("impl", impl, IMPLS)
         self.backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
+        self.lane_dsps = check_bool("lane_dsps", lane_dsps)
+        if lane_dsps and backend != "ice40":
+            raise ValueError(f"lane_dsps is for backend 'ice40', not backend {backend!r}")
         self.primitives = check_bool("primitives", primitives)
         super().__init__()
 
@@ -193,7 +200,7 @@ class SpramGEMMHandler(Handler):
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
                                             backend=self.backend, primitives=self.primitives,
-                                            spill=False)
+                                            spill=False, lane_dsps=self.lane_dsps)
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
