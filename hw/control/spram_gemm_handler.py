@@ -90,8 +90,12 @@ class _Registers:
         self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
         self.block_err = Signal()
-        self.inbeat = Signal(beat_bits)               # LOAD_WEIGHTS: the beat being assembled
-        self.write = Signal()                         # ... complete: written in this cycle
+        # LOAD_WEIGHTS: a byte written into its beat at wptr in the cycle after it was taken (the
+        # store's byte mask), the beat's last one counting wptr up; LOAD_HUFFMAN: a word's low byte
+        self.wbyte = Signal(8)
+        self.wpos = Signal(range(beat_bits // 8))
+        self.write = Signal()
+        self.wlast = Signal()
         self.mode = Signal(2)                         # a defined precision (mode_big: none)
         self.mode_big = Signal()
         # 1..MAX_N_OUT when valid (n_out_big: above 255); in RUN the outputs left to send
@@ -101,7 +105,6 @@ class _Registers:
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
-        self.tiles = Signal(range(MAX_N_OUT + 1))
         # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
         self.raddr = Signal(16)
         self.rleft = Signal(16)
@@ -112,14 +115,14 @@ class _Registers:
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
         self.gj = Signal(range(max_k))                # beat of the tile being gathered
-        self.gt = Signal(range(MAX_N_OUT + 1))        # tile being gathered (== tiles: all gathered)
+        self.gleft = Signal(range(MAX_N_OUT + 1))     # tiles left to gather (0: all gathered)
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
         self.wvalid = Signal()
         self.saw_last = Signal()
         self.aj = Signal(range(max_k))                # activation beat of the beat offered
         self.act_ok = Signal()
-        self.ct = Signal(range(MAX_N_OUT + 1))        # tile commands issued
+        self.cleft = Signal(range(MAX_N_OUT + 1))     # tile commands left to issue
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
@@ -257,8 +260,10 @@ class SpramGEMMHandler(Handler):
         read = r.feed & (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
-            store.en.eq(r.write | read), store.we.eq(r.write), store.mask.eq(-1),
-            store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])), store.wdata.eq(r.inbeat),
+            store.en.eq(r.write | read), store.we.eq(r.write),
+            store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
+            store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
+            store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
             dec.i_data.valid.eq(r.fvalid), dec.i_data.payload.first.eq(r.ffirst),
         ]
         for c in range(self.contexts):
@@ -268,7 +273,7 @@ class SpramGEMMHandler(Handler):
                          r.ffirst.eq(r.fstart), r.fstart.eq(0)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
-        with m.If(r.write):
+        with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
     def _gather(self, m, dec, arr, a_rd, r, running):
@@ -280,12 +285,12 @@ class SpramGEMMHandler(Handler):
         val = dec.o_data.payload
         beat_take = arr.i_act.ready           # the array takes act and weight beats together
         last_col = r.gc == C - 1
-        gathering = r.gt != r.tiles
+        gathering = r.gleft != 0
         room = gathering & (~last_col | ~r.wvalid | beat_take)
         src_valid = dec.o_data.valid | r.saw_last
         value = Mux(r.saw_last, 0, val.data[0][:8])
         take = running & room & src_valid
-        at_end = (r.gt == r.tiles - 1) & (r.gj == r.beats_m1) & last_col
+        at_end = (r.gleft == 1) & (r.gj == r.beats_m1) & last_col
         m.d.comb += dec.o_data.ready.eq(running & ~r.saw_last & (room | ~gathering))
         with m.If(running & dec.o_data.valid & ~r.saw_last & (room | ~gathering)):
             with m.If(~gathering):
@@ -305,7 +310,7 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += [r.wbeat.eq(Cat(r.gbuf, value) if C > 1 else value), r.wvalid.eq(1),
                              r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
                 with m.If(r.gj == r.beats_m1):
-                    m.d.sync += r.gt.eq(r.gt + 1)
+                    m.d.sync += r.gleft.eq(r.gleft - 1)
         # The activation word of the beat offered: the read port reads the beat index of the next
         # cycle, so its data is that of ``aj`` (``act_ok``: one cycle after the run started).
         aj_next = Mux(beat_take, Mux(r.aj == r.beats_m1, 0, r.aj + 1), r.aj)
@@ -314,12 +319,12 @@ class SpramGEMMHandler(Handler):
         m.d.comb += [
             arr.i_act.valid.eq(r.wvalid & r.act_ok), arr.i_act.payload.eq(a_rd.data),
             arr.i_wgt.valid.eq(r.wvalid & r.act_ok), arr.i_wgt.payload.eq(r.wbeat),
-            arr.i_cmd.valid.eq(running & (r.ct != r.tiles)),
+            arr.i_cmd.valid.eq(running & (r.cleft != 0)),
             arr.i_cmd.payload.mode.eq(r.mode), arr.i_cmd.payload.act_unsigned.eq(0),
             arr.i_cmd.payload.tile_sat.eq(0), arr.i_cmd.payload.beats_m1.eq(r.beats_m1),
         ]
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
-            m.d.sync += r.ct.eq(r.ct + 1)
+            m.d.sync += r.cleft.eq(r.cleft - 1)
 
     def _load_table(self, m, dec, r):
         """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
@@ -347,19 +352,20 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
-                    m.d.sync += r.inbeat[:8].eq(bus.i_data.payload)
+                    m.d.sync += r.wbyte.eq(bus.i_data.payload)
             with m.Else():
                 # Second byte: offer the word, take the byte when the decoder takes the word.
                 m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
-                             dec.i_table.payload.data.eq(Cat(r.inbeat[:8], bus.i_data.payload)),
+                             dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
                              dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
                              bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
 
     def _load_beats(self, m, r):
-        """``BEATS``: bytes assembled into beats, each written to the store the cycle after its
-        last byte (``write``); a beat beyond the store is dropped and flagged."""
+        """``BEATS``: each byte written into its beat at ``wptr`` (the store's byte mask) the cycle
+        after it was taken (``write``), ``wptr`` counted up with a beat's last byte; the bytes of a
+        beat beyond the store are not written, and the beat is flagged."""
         bus = self.bus
         B = self.beat_bytes
         take = bus.i_data.valid & bus.i_data.ready
@@ -375,12 +381,12 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
-                    m.d.sync += r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload))
-                    with m.If(r.count[:B.bit_length() - 1] == B - 1):
-                        with m.If(r.wptr[-1]):         # == store_depth (its most)
-                            m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
-                        with m.Else():
-                            m.d.sync += r.write.eq(1)
+                    pos = r.count[:B.bit_length() - 1]
+                    # wptr == store_depth (its most): the store is full, the beat is dropped.
+                    m.d.sync += [r.wbyte.eq(bus.i_data.payload), r.wpos.eq(pos), r.write.eq(~r.wptr[-1]),
+                                 r.wlast.eq(pos == B - 1)]
+                    with m.If((pos == B - 1) & r.wptr[-1]):
+                        m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
     def _gemm_input(self, m, a_wr, r):
         """``GEMM_HDR``: the header (checked); ``GEMM_ACT``: the activations into their lanes of the
@@ -394,11 +400,12 @@ class SpramGEMMHandler(Handler):
                 m.next = "DONE"
             with m.Elif(r.count == H):
                 lanes = Const(1, 3) << r.lshift
+                tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
                 bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
                        | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
                        | (bus.length != H + r.k))
                 m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
-                             r.tiles.eq((r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1))]
+                             r.gleft.eq(tiles), r.cleft.eq(tiles)]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
                 outside = r.raddr + r.rleft > r.wptr
                 m.next = "GEMM_ACT"
@@ -437,7 +444,7 @@ class SpramGEMMHandler(Handler):
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
             with m.If(r.at_len):
                 m.d.sync += [r.feed.eq(1), r.fstart.eq(1), r.gc.eq(0), r.gj.eq(0),
-                             r.gt.eq(0), r.ct.eq(0), r.saw_last.eq(0), r.aj.eq(0),
+                             r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
             with m.Else():
