@@ -104,6 +104,8 @@ class _Registers:
         self.k = Signal(range(max_k + 1))             # 1..max_k when valid (k_big: wider)
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
+        self.hdr_bad = Signal()                       # the header's fields are wrong
+        self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
         # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
         self.raddr = Signal(16)
@@ -389,8 +391,9 @@ class SpramGEMMHandler(Handler):
                         m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
     def _gemm_input(self, m, a_wr, r):
-        """``GEMM_HDR``: the header (checked); ``GEMM_ACT``: the activations into their lanes of the
-        activation words; then the run's registers and ``RUN``."""
+        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_CHECK``: refused, or on to
+        ``GEMM_ACT``: the activations into their lanes of the activation words; then the run's
+        registers and ``RUN``."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
@@ -407,12 +410,9 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
                              r.gleft.eq(tiles), r.cleft.eq(tiles)]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
-                outside = r.raddr + r.rleft > r.wptr
-                m.next = "GEMM_ACT"
-                with m.If(bad | outside):
-                    m.d.sync += [r.status.eq(Mux(bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
-                                 r.err.eq(r.err | ~bad)]
-                    m.next = "DONE"
+                # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
+                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(r.raddr + r.rleft > r.wptr)]
+                m.next = "GEMM_CHECK"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
@@ -436,6 +436,12 @@ class SpramGEMMHandler(Handler):
                             m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
                         with m.Case(4):
                             m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
+        with m.State("GEMM_CHECK"):
+            m.next = "GEMM_ACT"
+            with m.If(r.hdr_bad | r.hdr_outside):
+                m.d.sync += [r.status.eq(Mux(r.hdr_bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
+                             r.err.eq(r.err | ~r.hdr_bad)]
+                m.next = "DONE"
         with m.State("GEMM_ACT"):
             i = Signal(len(r.count))
             lane = Signal(2)
