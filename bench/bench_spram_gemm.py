@@ -18,11 +18,12 @@ mapping trips a Yosys assertion, and the reset trees) stays in ``core.group1``. 
 cells per part: a logic cell holds one LUT4 and one flip-flop (and a carry), so these bound the
 part's cells from below.
 
-Each row is the handler as the iCEBreaker carries it (1 x 2 MAC array on SB_MAC16, a 64 KiB
-store in two SPRAMs, max_k 256) with decoder max_len L, escape codes on/off, contexts and lane
-FIFO depth, and beside it the same decoder alone (``HuffmanDecoder(impl="table")``, one lane, no
-raw bits): the group's logic cells beyond its decoder are the handler's, the MAC array's and the
-store's. nextpnr at the 48 MHz target (boards.synth.synthesize, RegisterWrapper around each).
+Each row is the handler as the iCEBreaker carries it (1 x 2 MAC array on SB_MAC16s, lane_dsps as
+the selection has it, a 64 KiB store in two SPRAMs, max_k 256) with decoder max_len L, escape
+codes on/off, contexts and lane FIFO depth, and beside it the same decoder alone
+(``HuffmanDecoder(impl="table")``, one lane, no raw bits): the group's logic cells beyond its
+decoder are the handler's, the MAC array's and the store's. nextpnr at the 48 MHz target
+(boards.synth.synthesize, RegisterWrapper around each).
 """
 
 import argparse
@@ -35,14 +36,15 @@ from hw.control.spram_gemm_handler import SpramGEMMHandler
 from hw.huffman.decoder import HuffmanDecoder
 from hw.lib.reset import KEEP_REGISTERS
 
-DEFAULT_ROWS = ("12:1:1:4", "8:0:1:4")
+DEFAULT_ROWS = ("12:1:2:4", "12:1:1:4")
 COLUMNS = ("lc", "lut4", "ff", "dsp", "bram", "spram", "fmax_mhz")
 
 
 def handler(max_len, escape, contexts, fifo_depth):
+    lane_dsps = groups.EXTRA_GROUP_SIZES["icebreaker"]["gemm"].get("lane_dsps", False)
     return SpramGEMMHandler(store_depth=32768 // contexts, max_k=256, cols=2, max_len=max_len,
                             contexts=contexts, escape=bool(escape), fifo_depth=fifo_depth,
-                            backend="ice40", primitives=True)
+                            backend="ice40", lane_dsps=lane_dsps, primitives=True)
 
 
 def main(argv=None):
