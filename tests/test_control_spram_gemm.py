@@ -82,7 +82,7 @@ def _model(rng):
     return [(w8, "int8"), (w4, "int4"), (w2, "ternary")]
 
 
-@pytest.mark.parametrize("contexts,lane_dsps", [(1, False), (2, False), (2, True)])
+@pytest.mark.parametrize("contexts,lane_dsps", [(1, False), (1, True), (2, False), (2, True)])
 def test_spram_gemm_matches_golden(contexts, lane_dsps):
     rng = np.random.default_rng(5 + contexts)
     layers = _model(rng)
