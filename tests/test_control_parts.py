@@ -159,6 +159,48 @@ def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
     simulate(m, tb)
 
 
+@pytest.mark.parametrize("n", [0, 7, 8, 9, 20])
+def test_executor_reply_of_max_reply_bytes_and_beyond(n):
+    # A handler sending n reply bytes, one per cycle, then done: up to max_reply (8) bytes the
+    # reply is OK with length n and the bytes in the reply buffer; one more is ERR_REPLY_OVERSIZE
+    # (the reply count stops at max_reply: it is exactly as wide as that needs).
+    ex = CommandExecutor(watchdog=1000, max_payload=8, max_reply=8)
+    m = Module()
+    m.submodules.ex = ex
+    m.submodules.pay = pay = Memory(shape=8, depth=8, init=[])
+    m.submodules.rep = rep = Memory(shape=8, depth=8, init=[])
+    wiring.connect(m, ex.payload_buf, pay.read_port(transparent_for=()))
+    wiring.connect(m, ex.reply_buf, rep.write_port())
+    rd = rep.read_port(domain="comb")
+    requests = []
+
+    async def tb(ctx):
+        ctx.set(ex.i_start, 1)
+        await ctx.tick()
+        ctx.set(ex.i_start, 0)
+        sent = 0
+        for _ in range(4 * n + 40):
+            ctx.set(ex.bus.o_data.valid, sent < n)
+            ctx.set(ex.bus.o_data.payload, 0xA0 + sent)
+            ctx.set(ex.bus.done, sent == n)
+            ctx.set(ex.bus.status, Status.OK)
+            took = ctx.get(ex.bus.o_data.ready) and sent < n
+            if ctx.get(ex.o_reply.go):
+                requests.append((ctx.get(ex.o_reply.status), ctx.get(ex.o_reply.length)))
+            await ctx.tick()
+            if sent == n:
+                ctx.set(ex.bus.done, 0)
+                sent += 1
+            elif took:
+                sent += 1
+        for i in range(min(n, 8)):
+            ctx.set(rd.addr, i)
+            assert ctx.get(rd.data) == 0xA0 + i
+
+    simulate(m, tb)
+    assert requests == ([(Status.OK, n)] if n <= 8 else [(Status.ERR_REPLY_OVERSIZE, 0)])
+
+
 @pytest.mark.parametrize("timeout", [16, 23])
 def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     timer = IdleTimer(timeout)

@@ -82,12 +82,12 @@ def _model(rng):
     return [(w8, "int8"), (w4, "int4"), (w2, "ternary")]
 
 
-@pytest.mark.parametrize("contexts", [1, 2])
-def test_spram_gemm_matches_golden(contexts):
+@pytest.mark.parametrize("contexts,lane_dsps", [(1, False), (1, True), (2, False), (2, True)])
+def test_spram_gemm_matches_golden(contexts, lane_dsps):
     rng = np.random.default_rng(5 + contexts)
     layers = _model(rng)
     table, blocks, stats = encode_model(layers, cols=COLS, contexts=contexts, max_len=12, escape=True)
-    h = _handler(contexts=contexts)
+    h = _handler(contexts=contexts, lane_dsps=lane_dsps)
     prng = random.Random(contexts)
     got, want = [], []
 
@@ -213,6 +213,48 @@ def test_spram_gemm_bad_input_flags_and_recovers():
     simulate(top, tb)
 
 
+def test_spram_gemm_header_fields_beyond_their_registers():
+    """The handler keeps each GEMM header field only as wide as its valid values (n_out 8 bits,
+    k as max_k needs, the precision 2 bits): a field whose dropped bits are set is refused
+    (ERR_LENGTH) although its kept bits would pass every check; start and beats keep 16 bits
+    (a range with a high start is outside the store: ERR_BLOCK). A correct GEMV follows each."""
+    words, block, x, want = _one_block(11)
+    h = _handler(store_depth=256, max_k=16)
+    prng = random.Random(5)
+    n = len(block)
+
+    def with_field(offset, value, size=2):
+        p = bytearray(_gemm_payload("int8", 4, x, 0, n))
+        p[offset:offset + size] = int(value).to_bytes(size, "little")
+        return bytes(p)
+
+    async def tb(ctx):
+        async def cmd(c, p):
+            return await _command(ctx, h, c, p, prng)
+
+        async def good():
+            st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 4, x, 0, n))
+            assert st == Status.OK and _results(reply) == want
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x01" + words))[0] == Status.OK
+        assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(block)))[0] == Status.OK
+        await good()
+        for offset, value, size in [(0, 0x80, 1), (0, 0x04, 1),         # precision: 0x80 keeps 0
+                                    (1, 0x104, 2), (1, 129, 2),          # n_out: 0x104 keeps 4
+                                    (3, 8 + 32, 2), (3, 8 + 0x100, 2),   # k: bits above max_k's 5
+                                    (3, 17, 2), (7, 0, 2)]:              # k > max_k, beats 0
+            assert (await cmd(Cmd.GEMM, with_field(offset, value, size)))[0] == Status.ERR_LENGTH, \
+                (offset, value)
+            await good()
+        assert not ctx.get(h.bus.error)
+        for start in (0x8000, 0x0100, 0xFFFF):
+            assert (await cmd(Cmd.GEMM, with_field(5, start)))[0] == Status.ERR_BLOCK, start
+            await good()
+        assert (await cmd(Cmd.GEMM, with_field(7, 0xFFFF)))[0] == Status.ERR_BLOCK
+        await good()
+
+    simulate(h, tb)
+
+
 def test_spram_gemm_truncated_block_then_group_reset_recovers():
     """A GEMM over a range that stops before its block's last beat: the decoder waits for a beat
     that never comes, mid-tile, and the command does not finish (the controller's watchdog answers
@@ -251,3 +293,5 @@ def test_spram_gemm_bad_parameters():
         _handler(contexts=2, store_depth=65536)
     with pytest.raises(TypeError, match="escape"):
         _handler(escape=1)
+    with pytest.raises(ValueError, match="lane_dsps"):
+        _handler(backend="lut", lane_dsps=True)

@@ -19,3 +19,12 @@ def test_ice40_grid_with_sb_mac16_model():
     grid = ProductGrid(rows, cols, backend="ice40", primitives=True)
     run_cocotb(grid, toplevel="grid", test_module="sim.mac.tb_product_grid",
                params={"rows": rows, "cols": cols}, extra_verilog=ice40_cell_models("SB_MAC16"))
+
+
+def test_ice40_lane_dsps_grid_with_sb_mac16_model():
+    """The same with every activation lane on its own SB_MAC16 (``lane_dsps``)."""
+    rows, cols = 2, 4
+    grid = ProductGrid(rows, cols, backend="ice40", primitives=True, lane_dsps=True)
+    run_cocotb(grid, toplevel="grid", test_module="sim.mac.tb_product_grid",
+               params={"rows": rows, "cols": cols, "lane_dsps": True},
+               extra_verilog=ice40_cell_models("SB_MAC16"))

@@ -29,11 +29,12 @@ def expected_beat(acts, byte, mode, unsigned):
     return sum(spec.act_value(acts[l], unsigned) * ws[l] for l in range(n))
 
 
-@pytest.mark.parametrize("backend", ["lut", "ice40", "ecp5"])
+@pytest.mark.parametrize("backend", ["lut", "ice40", "ecp5", "ice40-lane-dsps"])
 def test_product_grid_every_weight_byte(backend):
     """Every packed byte in every mode, against extreme and random activations (int8 and uint8)."""
     R, C = 4, 16
-    dut = ProductGrid(R, C, backend=backend, primitives=False)
+    lane_dsps = backend.endswith("lane-dsps")
+    dut = ProductGrid(R, C, backend=backend.removesuffix("-lane-dsps"), primitives=False, lane_dsps=lane_dsps)
     rng = random.Random(backend)
     extremes = [0x80, 0x7F, 0xFF, 0x00, 0x01, 0x81]
     cases = []  # (mode, unsigned, act rows [R][4], bytes [C])
@@ -166,9 +167,11 @@ def make_dut(array="mac", **kw):
     return MacArray(**params)
 
 
-@pytest.mark.parametrize("backend", ["lut", "ice40", "ecp5"])
-def test_array_mixed_modes_with_stalls(backend):
-    dut = make_dut(backend=backend)
+@pytest.mark.parametrize("backend,spill,lane_dsps", [("lut", True, False), ("ice40", True, False),
+                                                     ("ecp5", True, False), ("ice40", False, False),
+                                                     ("ice40", False, True)])
+def test_array_mixed_modes_with_stalls(backend, spill, lane_dsps):
+    dut = make_dut(backend=backend, spill=spill, lane_dsps=lane_dsps)
     rng = np.random.default_rng(len(backend))
     tiles = mixed_tiles(rng, dut, 24)
     res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
@@ -200,11 +203,13 @@ def test_array_tiles_of_rows_beats_run_back_to_back():
     assert res["cycles"] <= 2 * len(tiles) + 10, res["cycles"]  # one bubble per tile would be + 12
 
 
+@pytest.mark.parametrize("spill", [True, False])
 @pytest.mark.parametrize("rows", [1, 2, 3])
-def test_array_short_tiles_with_consumer_stalls(rows):
+def test_array_short_tiles_with_consumer_stalls(rows, spill):
     """Tiles of `rows` beats or fewer while the consumer stalls at random: the spill row keeps the
-    previous tile's last row when the next tile loads; nothing lost, duplicated or reordered."""
-    dut = make_dut(rows=rows, cols=2)
+    previous tile's last row when the next tile loads (without it, the tile waits for the empty
+    buffer); nothing lost, duplicated or reordered."""
+    dut = make_dut(rows=rows, cols=2, spill=spill)
     rng = np.random.default_rng(20 + rows)
     tiles = short_tiles(rng, dut)
     for seed in range(3):

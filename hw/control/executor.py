@@ -158,7 +158,7 @@ class CommandExecutor(wiring.Component):
         # start loads feed_more from a flip-flop, not from a compare of the receiver's length
         length_nz = Signal()
         m.d.sync += length_nz.eq(self.i_length != 0)
-        reply_count = Signal(16)
+        reply_count = Signal(range(self._max_reply + 1))   # stops at max_reply (reply_full)
         reply_full = Signal()         # reply_count == max_reply (registered; the count stops there)
         reply_over = Signal()
         # The watchdog counts up from 2**k - watchdog, so it has run out when its top bit is set:

@@ -63,48 +63,71 @@ GEMM_HEADER_BYTES = 9
 
 
 class _Registers:
-    """The handler's registers: store pointer, command fields, the run's counters."""
+    """The handler's registers: store pointer, command fields, the run's counters.
+
+    The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
+    bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
+    never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
+    ``rleft``, which only read while ``feed`` is set (in ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k):
         C = cols
         # Beats stored. Not reset: the store survives RESET and a watchdog reset of the group (the
         # decoder's tables do not: reload the table with flag bit 1 to keep the store).
         self.wptr = Signal(range(store_depth + 1), reset_less=True)
+        # Payload bytes taken (0 from DONE on, so 0 in a command's start cycle). Counted up on
+        # ``count_inc`` only; ``at_len`` (count == length) is chosen from compares registered in
+        # the cycle before (``at0``: count == length, ``at1``: count + 1 == length) by whether that
+        # cycle counted (``inc``), so no compare of the length is in the handshakes' paths.
         self.count = Signal(range(MAX_PAYLOAD + 1))
+        self.count_inc = Signal()
+        self.inc = Signal()
+        self.at0 = Signal()
+        self.at1 = Signal()
+        self.at_len = Signal()
+        self.len_bad = Signal()                       # the command's length is wrong (at its start)
         self.status = Signal(8)
         self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
         self.block_err = Signal()
-        self.inbeat = Signal(beat_bits)               # LOAD_WEIGHTS: the beat being assembled
-        self.write = Signal()                         # ... complete: written in this cycle
-        self.mode = Signal(8)
-        self.n_out = Signal(16)
-        self.k = Signal(16)
-        self.start = Signal(16)
-        self.nbeats = Signal(16)
+        # LOAD_WEIGHTS: a byte written into its beat at wptr in the cycle after it was taken (the
+        # store's byte mask), the beat's last one counting wptr up; LOAD_HUFFMAN: a word's low byte
+        self.wbyte = Signal(8)
+        self.wpos = Signal(range(beat_bits // 8))
+        self.write = Signal()
+        self.wlast = Signal()
+        self.mode = Signal(2)                         # a defined precision (mode_big: none)
+        self.mode_big = Signal()
+        # 1..MAX_N_OUT when valid (n_out_big: above 255); in RUN the outputs left to send
+        self.n_out = Signal(8)
+        self.n_out_big = Signal()
+        self.k = Signal(range(max_k + 1))             # 1..max_k when valid (k_big: wider)
+        self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
-        self.beats_m1 = Signal(16)                    # beats per tile - 1
-        self.tiles = Signal(range(MAX_N_OUT + 1))
-        # feeder: store -> decoder
-        self.raddr = Signal(range(store_depth))
-        self.rleft = Signal(range(store_depth + 1))
+        self.hdr_bad = Signal()                       # the header's fields are wrong
+        self.hdr_outside = Signal()                   # ... its range is not in the loaded store
+        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
+        # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
+        self.raddr = Signal(16)
+        self.rleft = Signal(16)
+        self.feed = Signal()                          # RUN: the feeder reads the range
+        self.fstart = Signal()                        # the next read is the block's first beat
         self.fvalid = Signal()
         self.ffirst = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
         self.gj = Signal(range(max_k))                # beat of the tile being gathered
-        self.gt = Signal(range(MAX_N_OUT + 1))        # tile being gathered (== tiles: all gathered)
+        self.gleft = Signal(range(MAX_N_OUT + 1))     # tiles left to gather (0: all gathered)
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
         self.wvalid = Signal()
         self.saw_last = Signal()
         self.aj = Signal(range(max_k))                # activation beat of the beat offered
         self.act_ok = Signal()
-        self.ct = Signal(range(MAX_N_OUT + 1))        # tile commands issued
+        self.cleft = Signal(range(MAX_N_OUT + 1))     # tile commands left to issue
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
-        self.rn0 = Signal(range(MAX_N_OUT + C + 1))
 
 
 class SpramGEMMHandler(Handler):
@@ -135,6 +158,9 @@ class SpramGEMMHandler(Handler):
         (``HuffmanDecoder(impl=...)``).
     backend : str
         MAC array arithmetic: ``"lut"``, ``"ice40"`` (SB_MAC16) or ``"ecp5"``.
+    lane_dsps : bool
+        ``"ice40"`` only: every activation lane of the array on SB_MAC16s (``2 * cols`` blocks)
+        instead of lanes 1..3 in fabric (:mod:`hw.mac.products`).
     primitives : bool
         SPRAM and DSP primitives (synthesis) or their behavioural models (simulation).
 
@@ -145,7 +171,8 @@ class SpramGEMMHandler(Handler):
     """
 
     def __init__(self, *, store_depth=16384, max_k=256, cols=2, acc_width=24, max_len=12, contexts=1,
-                 escape=True, fifo_depth=16, impl="table", backend="ice40", primitives=True):
+                 escape=True, fifo_depth=16, impl="table", backend="ice40", lane_dsps=False,
+                 primitives=True):
         self.contexts = check_int("contexts", contexts, 1, 2)
         self.store_depth = check_pow2("store_depth", store_depth, 256,
                                       SPRAM_DEPTH * SPRAM_COUNT // self.contexts)
@@ -157,6 +184,9 @@ class SpramGEMMHandler(Handler):
         self.fifo_depth = check_pow2("fifo_depth", fifo_depth, 4, 512)
         self.impl = check_choice("impl", impl, IMPLS)
         self.backend = check_choice("backend", backend, ("lut", "ice40", "ecp5"))
+        self.lane_dsps = check_bool("lane_dsps", lane_dsps)
+        if lane_dsps and backend != "ice40":
+            raise ValueError(f"lane_dsps is for backend 'ice40', not backend {backend!r}")
         self.primitives = check_bool("primitives", primitives)
         super().__init__()
 
@@ -170,9 +200,12 @@ class SpramGEMMHandler(Handler):
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
             escape=self.escape, impl=self.impl)
+        # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
+        # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
-                                            backend=self.backend, primitives=self.primitives)
+                                            backend=self.backend, primitives=self.primitives,
+                                            spill=False, lane_dsps=self.lane_dsps)
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
@@ -183,15 +216,34 @@ class SpramGEMMHandler(Handler):
         bus = self.bus
         m.d.comb += bus.error.eq(r.err)
         self._store_port(m, store, dec, r)
+        with m.If(r.count_inc):
+            m.d.sync += r.count.eq(r.count + 1)
+        m.d.sync += [r.inc.eq(r.count_inc), r.at0.eq(r.count == bus.length),
+                     r.at1.eq(r.count + 1 == bus.length)]
+        m.d.comb += r.at_len.eq(Mux(r.inc, r.at1, r.at0))
         running = Signal()
         self._gather(m, dec, arr, a_rd, r, running)
 
         with m.FSM():
             with m.State("IDLE"):
-                start_command(m, bus, r.status, [((Cmd.LOAD_HUFFMAN,), "TABLE", None),
-                                                  ((Cmd.LOAD_WEIGHTS,), "BEATS", None),
-                                                  ((Cmd.GEMM,), "GEMM_HDR", None)],
-                              on_start=[r.count.eq(0), r.status.eq(Status.OK), r.block_err.eq(0)])
+                # The length's verdict is registered with the start (the length holds until done).
+                B = self.beat_bytes
+                length = bus.length
+                bad_len = {
+                    "TABLE": ~length[0] | (length < 3),
+                    "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
+                    "GEMM_HDR": length < GEMM_HEADER_BYTES + 1,
+                }
+
+                def verdict(state):
+                    def action():
+                        m.d.sync += r.len_bad.eq(bad_len[state])
+                    return action
+                start_command(m, bus, r.status,
+                              [((cmd,), state, verdict(state))
+                               for cmd, state in ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"),
+                                                  (Cmd.GEMM, "GEMM_HDR"))],
+                              on_start=[r.status.eq(Status.OK), r.block_err.eq(0)])
             self._load_table(m, dec, r)
             self._load_beats(m, r)
             self._gemm_input(m, a_wr, r)
@@ -199,6 +251,7 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += running.eq(1)
                 self._send(m, arr, r)
             with m.State("DONE"):
+                m.d.sync += r.count.eq(0)
                 finish_command(m, bus, r.status)
         return m
 
@@ -206,20 +259,23 @@ class SpramGEMMHandler(Handler):
         """The store's one port: ``LOAD_WEIGHTS`` writes a completed beat at ``wptr``; a run reads
         the block's beats in order into the decoder (``fvalid``: the store's held read data is a
         beat the decoder has not taken; the next read is issued when it is taken)."""
-        read = (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        read = r.feed & (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
-            store.en.eq(r.write | read), store.we.eq(r.write), store.mask.eq(-1),
-            store.addr.eq(Mux(r.write, r.wptr, r.raddr)), store.wdata.eq(r.inbeat),
+            store.en.eq(r.write | read), store.we.eq(r.write),
+            store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
+            store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
+            store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
             dec.i_data.valid.eq(r.fvalid), dec.i_data.payload.first.eq(r.ffirst),
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
             m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1),
-                         r.ffirst.eq(r.rleft == r.nbeats)]
+                         r.ffirst.eq(r.fstart), r.fstart.eq(0)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
-        with m.If(r.write):
+        with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
     def _gather(self, m, dec, arr, a_rd, r, running):
@@ -231,12 +287,12 @@ class SpramGEMMHandler(Handler):
         val = dec.o_data.payload
         beat_take = arr.i_act.ready           # the array takes act and weight beats together
         last_col = r.gc == C - 1
-        gathering = r.gt != r.tiles
+        gathering = r.gleft != 0
         room = gathering & (~last_col | ~r.wvalid | beat_take)
         src_valid = dec.o_data.valid | r.saw_last
         value = Mux(r.saw_last, 0, val.data[0][:8])
         take = running & room & src_valid
-        at_end = (r.gt == r.tiles - 1) & (r.gj == r.beats_m1) & last_col
+        at_end = (r.gleft == 1) & (r.gj == r.beats_m1) & last_col
         m.d.comb += dec.o_data.ready.eq(running & ~r.saw_last & (room | ~gathering))
         with m.If(running & dec.o_data.valid & ~r.saw_last & (room | ~gathering)):
             with m.If(~gathering):
@@ -256,7 +312,7 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += [r.wbeat.eq(Cat(r.gbuf, value) if C > 1 else value), r.wvalid.eq(1),
                              r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
                 with m.If(r.gj == r.beats_m1):
-                    m.d.sync += r.gt.eq(r.gt + 1)
+                    m.d.sync += r.gleft.eq(r.gleft - 1)
         # The activation word of the beat offered: the read port reads the beat index of the next
         # cycle, so its data is that of ``aj`` (``act_ok``: one cycle after the run started).
         aj_next = Mux(beat_take, Mux(r.aj == r.beats_m1, 0, r.aj + 1), r.aj)
@@ -265,12 +321,12 @@ class SpramGEMMHandler(Handler):
         m.d.comb += [
             arr.i_act.valid.eq(r.wvalid & r.act_ok), arr.i_act.payload.eq(a_rd.data),
             arr.i_wgt.valid.eq(r.wvalid & r.act_ok), arr.i_wgt.payload.eq(r.wbeat),
-            arr.i_cmd.valid.eq(running & (r.ct != r.tiles)),
+            arr.i_cmd.valid.eq(running & (r.cleft != 0)),
             arr.i_cmd.payload.mode.eq(r.mode), arr.i_cmd.payload.act_unsigned.eq(0),
             arr.i_cmd.payload.tile_sat.eq(0), arr.i_cmd.payload.beats_m1.eq(r.beats_m1),
         ]
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
-            m.d.sync += r.ct.eq(r.ct + 1)
+            m.d.sync += r.cleft.eq(r.cleft - 1)
 
     def _load_table(self, m, dec, r):
         """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
@@ -279,15 +335,16 @@ class SpramGEMMHandler(Handler):
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         with m.State("TABLE"):
-            with m.If(~bus.length[0] | (bus.length < 3)):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
-            with m.Elif(r.count == bus.length):
+            with m.Elif(r.at_len):
                 m.next = "DONE"
             with m.Elif(r.count == 0):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.tflag.eq(bus.i_data.payload[0]), r.count.eq(1)]
+                    m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += r.tflag.eq(bus.i_data.payload[0])
                     with m.If(bus.i_data.payload[0]):
                         # The decoder forgets its tables (this one is table 0, parity 0).
                         m.d.comb += dec.i_clear.eq(1)
@@ -296,90 +353,110 @@ class SpramGEMMHandler(Handler):
             with m.Elif(r.count[0]):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.inbeat[:8].eq(bus.i_data.payload), r.count.eq(r.count + 1)]
+                    m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += r.wbyte.eq(bus.i_data.payload)
             with m.Else():
                 # Second byte: offer the word, take the byte when the decoder takes the word.
                 m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
-                             dec.i_table.payload.data.eq(Cat(r.inbeat[:8], bus.i_data.payload)),
+                             dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
                              dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
                              bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
 
     def _load_beats(self, m, r):
-        """``BEATS``: bytes assembled into beats, each written to the store the cycle after its
-        last byte (``write``); a beat beyond the store is dropped and flagged."""
+        """``BEATS``: each byte written into its beat at ``wptr`` (the store's byte mask) the cycle
+        after it was taken (``write``), ``wptr`` counted up with a beat's last byte; the bytes of a
+        beat beyond the store are not written, and the beat is flagged."""
         bus = self.bus
         B = self.beat_bytes
         take = bus.i_data.valid & bus.i_data.ready
         m.d.sync += r.write.eq(0)
         with m.State("BEATS"):
-            with m.If((bus.length[:B.bit_length() - 1] != 0) | (bus.length == 0)):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
-            with m.Elif(r.count == bus.length):
+            with m.Elif(r.at_len):
                 with m.If(~r.write):
                     m.next = "DONE"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += [r.inbeat.eq(Cat(r.inbeat[8:], bus.i_data.payload)),
-                                 r.count.eq(r.count + 1)]
-                    with m.If(r.count[:B.bit_length() - 1] == B - 1):
-                        with m.If(r.wptr == self.store_depth):
-                            m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
-                        with m.Else():
-                            m.d.sync += r.write.eq(1)
+                    m.d.comb += r.count_inc.eq(1)
+                    pos = r.count[:B.bit_length() - 1]
+                    # wptr == store_depth (its most): the store is full, the beat is dropped.
+                    m.d.sync += [r.wbyte.eq(bus.i_data.payload), r.wpos.eq(pos), r.write.eq(~r.wptr[-1]),
+                                 r.wlast.eq(pos == B - 1)]
+                    with m.If((pos == B - 1) & r.wptr[-1]):
+                        m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
     def _gemm_input(self, m, a_wr, r):
-        """``GEMM_HDR``: the header (checked); ``GEMM_ACT``: the activations into their lanes of the
-        activation words; then the run's registers and ``RUN``."""
+        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_CHECK``: refused, or on to
+        ``GEMM_ACT``: the activations into their lanes of the activation words; then the run's
+        registers and ``RUN``."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
         with m.State("GEMM_HDR"):
-            with m.If(bus.length < H + 1):
+            with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
             with m.Elif(r.count == H):
                 lanes = Const(1, 3) << r.lshift
-                bad = ((r.mode > mac_spec.MODE_TERNARY) | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
-                       | (r.k == 0) | (r.k > self.max_k) | (r.nbeats == 0) | (bus.length != H + r.k))
+                tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
+                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
+                       | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
+                       | (bus.length != H + r.k))
                 m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
-                             r.tiles.eq((r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1))]
+                             r.gleft.eq(tiles), r.cleft.eq(tiles)]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
-                outside = r.start + r.nbeats > r.wptr
-                m.next = "GEMM_ACT"
-                with m.If(bad | outside):
-                    m.d.sync += [r.status.eq(Mux(bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
-                                 r.err.eq(r.err | ~bad)]
-                    m.next = "DONE"
+                # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
+                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(r.raddr + r.rleft > r.wptr)]
+                m.next = "GEMM_CHECK"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
                     b = bus.i_data.payload
-                    capture_bytes(m, r.count, b, [[r.mode], [r.n_out[:8]], [r.n_out[8:]], [r.k[:8]],
-                                                  [r.k[8:]], [r.start[:8]], [r.start[8:]],
-                                                  [r.nbeats[:8]], [r.nbeats[8:]]])
-                    with m.If(r.count == 0):
-                        m.d.sync += r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
-                                                    Mux(b == mac_spec.MODE_INT4, 1, 2)))
+                    kb = len(r.k)
+                    k_bytes = [[r.k], []] if kb <= 8 else [[r.k[:8]], [r.k[8:]]]
+                    # The header's bytes are numbered 0..H-1 here: the index's low bits select.
+                    index = r.count[:(H - 1).bit_length()]
+                    capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
+                                                [r.raddr[8:]], [r.rleft[:8]], [r.rleft[8:]]])
+                    # The bits a field keeps no room for: set, the command is refused.
+                    with m.Switch(index):
+                        with m.Case(0):
+                            m.d.sync += [r.mode_big.eq(b > mac_spec.MODE_TERNARY),
+                                         r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
+                                                         Mux(b == mac_spec.MODE_INT4, 1, 2)))]
+                        with m.Case(2):
+                            m.d.sync += r.n_out_big.eq(b != 0)
+                        with m.Case(3):
+                            m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
+                        with m.Case(4):
+                            m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
+        with m.State("GEMM_CHECK"):
+            m.next = "GEMM_ACT"
+            with m.If(r.hdr_bad | r.hdr_outside):
+                m.d.sync += [r.status.eq(Mux(r.hdr_bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
+                             r.err.eq(r.err | ~r.hdr_bad)]
+                m.next = "DONE"
         with m.State("GEMM_ACT"):
-            i = Signal(16)
+            i = Signal(len(r.count))
             lane = Signal(2)
             m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
             m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
-            with m.If(r.count == bus.length):
-                m.d.sync += [r.raddr.eq(r.start), r.rleft.eq(r.nbeats), r.gc.eq(0), r.gj.eq(0),
-                             r.gt.eq(0), r.ct.eq(0), r.rn0.eq(0), r.saw_last.eq(0), r.aj.eq(0),
+            with m.If(r.at_len):
+                m.d.sync += [r.feed.eq(1), r.fstart.eq(1), r.gc.eq(0), r.gj.eq(0),
+                             r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.comb += r.count_inc.eq(1)
 
     def _send(self, m, arr, r):
         """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
@@ -391,18 +468,19 @@ class SpramGEMMHandler(Handler):
         fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
         m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
         with m.If(arr.o_res.valid):
-            with m.If((r.sc == C) | (r.rn0 + r.sc >= r.n_out)):
+            # n_out counts the outputs left: a row is done after its C outputs or the last one.
+            with m.If((r.sc == C) | (r.n_out == 0)):
                 m.d.comb += arr.o_res.ready.eq(1)
-                m.d.sync += [r.rn0.eq(r.rn0 + C), r.sc.eq(0), r.nbyte.eq(0)]
+                m.d.sync += [r.sc.eq(0), r.nbyte.eq(0)]
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(1),
                              bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):
-                        m.d.sync += r.sc.eq(r.sc + 1)
-        with m.Elif((r.rn0 >= r.n_out) & r.saw_last):
+                        m.d.sync += [r.sc.eq(r.sc + 1), r.n_out.eq(r.n_out - 1)]
+        with m.Elif((r.n_out == 0) & r.saw_last):
             with m.If(r.block_err):
                 m.d.sync += r.status.eq(Status.ERR_BLOCK)
-            m.d.sync += [r.rleft.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
+            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
             m.next = "DONE"

@@ -108,6 +108,15 @@ class MacArray(wiring.Component):
     primitives : bool
         With a DSP backend: instantiate the vendor primitive (synthesis, True) or its behavioural
         model (simulation, False).
+    lane_dsps : bool
+        ``"ice40"`` only: every activation lane on SB_MAC16s, no fabric partial products
+        (``4 * rows * ceil(cols / 2)`` blocks; see :mod:`hw.mac.products`).
+    spill : bool
+        Keep the one-row spill register (default), so that the next tile's results load while the
+        previous tile's last row is still offered. False: no spill row (``cols * acc_width`` fewer
+        flip-flops and their multiplexer); a finished tile then waits until the result buffer is
+        empty, which stalls the array only when tiles are shorter than the consumer takes to
+        drain a tile's rows. The results are the same.
 
     Members
     -------
@@ -133,7 +142,8 @@ class MacArray(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
-                 tile_bits=spec.DEFAULT_TILE_BITS, count_bits=12, backend="lut", primitives=True):
+                 tile_bits=spec.DEFAULT_TILE_BITS, count_bits=12, backend="lut", primitives=True,
+                 spill=True, lane_dsps=False):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
@@ -142,8 +152,9 @@ class MacArray(wiring.Component):
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._backend = check_choice("backend", backend, BACKENDS)
         self._primitives = check_bool("primitives", primitives)
+        self._spill = check_bool("spill", spill)
         # Checks cols against the backend (ecp5 packs column pairs).
-        self._grid = ProductGrid(rows, cols, backend, primitives)
+        self._grid = ProductGrid(rows, cols, backend, primitives, lane_dsps)
         super().__init__(array_members(rows, cols, acc_width, count_bits))
 
     rows = property(lambda self: self._rows)
@@ -183,9 +194,13 @@ class MacArray(wiring.Component):
             # The state after this cycle, for the enable of the next one.
             full_n.eq(load | (full & ~(b_take & rd_last))),
             rd_last_n.eq(Mux(load, R == 1, Mux(b_take, (rd == R - 2) | (R == 1), rd_last))),
-            spill_n.eq((load & full & ~ready) | (spill_v & ~ready)),
-            can_load_n.eq(~full_n | (rd_last_n & ~spill_n)),
         ]
+        if self._spill:
+            m.d.comb += [spill_n.eq((load & full & ~ready) | (spill_v & ~ready)),
+                         can_load_n.eq(~full_n | (rd_last_n & ~spill_n))]
+        else:
+            # No spill row: a tile loads into an empty buffer only (spill_v stays 0).
+            m.d.comb += can_load_n.eq(~full_n)
         m.d.sync += en.eq(~(accs.done_next & ~can_load_n))
 
         # --- input control -----------------------------------------------------------------------
@@ -220,16 +235,20 @@ class MacArray(wiring.Component):
         row_layout = data.ArrayLayout(signed(self._acc_width), self._cols)
         buf = [Signal(row_layout, name=f"buf{r}") for r in range(R)]
         buf_ovf = Signal(R)
-        spill = Signal(row_layout, name="spill")
-        spill_ovf = Signal()
         res = self.o_res.payload
-        m.d.comb += [
-            self.o_res.valid.eq(full | spill_v),
-            res.data.eq(Mux(spill_v, spill, buf[0])),
-            res.overflow.eq(Mux(spill_v, spill_ovf, buf_ovf[0])),
-            res.row.eq(Mux(spill_v, R - 1, rd)),
-            res.last.eq(spill_v | rd_last),
-        ]
+        m.d.comb += self.o_res.valid.eq(full | spill_v)
+        if self._spill:
+            spill = Signal(row_layout, name="spill")
+            spill_ovf = Signal()
+            m.d.comb += [
+                res.data.eq(Mux(spill_v, spill, buf[0])),
+                res.overflow.eq(Mux(spill_v, spill_ovf, buf_ovf[0])),
+                res.row.eq(Mux(spill_v, R - 1, rd)),
+                res.last.eq(spill_v | rd_last),
+            ]
+        else:
+            m.d.comb += [res.data.eq(buf[0]), res.overflow.eq(buf_ovf[0]), res.row.eq(rd),
+                         res.last.eq(rd_last)]
         # The sticky flag is set from the buffer's row flags in the cycle after the load (an OR
         # over all PEs straight off the accumulators would be a long path into one flip-flop).
         loaded = Signal()
@@ -241,9 +260,10 @@ class MacArray(wiring.Component):
         with m.If(load):
             m.d.sync += [full.eq(1), rd.eq(0), rd_last.eq(R == 1), buf_ovf.eq(accs.ovf)]
             m.d.sync += [buf[r].eq(accs.acc[r]) for r in range(R)]
-            with m.If(full & ~ready):
-                # Load while the previous tile's last row waits: it moves to the spill row.
-                m.d.sync += [spill.eq(buf[0]), spill_ovf.eq(buf_ovf[0]), spill_v.eq(1)]
+            if self._spill:
+                with m.If(full & ~ready):
+                    # Load while the previous tile's last row waits: it moves to the spill row.
+                    m.d.sync += [spill.eq(buf[0]), spill_ovf.eq(buf_ovf[0]), spill_v.eq(1)]
         with m.Elif(b_take):
             m.d.sync += [buf[r].eq(buf[r + 1]) for r in range(R - 1)]
             m.d.sync += [buf_ovf.eq(buf_ovf >> 1), rd.eq(rd + 1), rd_last.eq((rd == R - 2) | (R == 1))]

@@ -30,6 +30,14 @@ Backends
     partial products of at most 12 bits per PE instead of four of 14, zero in int8, and their sum
     (13 bits) is added to the DSP output in S2. Digit operands need at most one mode mux before
     their S0 negation.
+
+    With ``lane_dsps=True`` every activation lane has SB_MAC16s of its own instead (four blocks
+    per row and column pair, each configured as the lane-0 block): block ``l`` multiplies the
+    row's lane-``l`` activation by the lane-``l`` weights of the two columns (int4 lane 1, int2
+    and ternary lanes 1..3, sign-extended; 0 in the modes without that lane; registered per column
+    in S0 as 4 or 2 bits), with the same unsigned correction, and S2 adds the four blocks' outputs
+    per PE. No Booth digits, no fabric partial products: for arrays small enough to spend
+    ``4 * rows * ceil(cols / 2)`` of the UP5K's 8 SB_MAC16 (the iCEBreaker's 1 x 2 GEMV array).
 ``"ecp5"``
     One ECP5 ``MULT18X18D`` per PE (output register = S1). int8: ``a * w``. int4 *lane packing*:
     the multipliers of columns ``c`` (even) and ``c + 1`` compute ``a0 * (w0[c] + w0[c+1] * 2**12)``
@@ -81,6 +89,9 @@ class ProductGrid(wiring.Component):
     primitives : bool
         Instantiate the vendor DSP primitive (synthesis) or its behavioural model (simulation).
         Ignored by ``"lut"``.
+    lane_dsps : bool
+        ``"ice40"`` only: every activation lane on SB_MAC16s (see the module docstring), no fabric
+        partial products.
 
     Members
     -------
@@ -101,14 +112,19 @@ class ProductGrid(wiring.Component):
     Raises
     ------
     ValueError
-        On a bad ``rows``, ``cols``, ``backend`` or ``primitives``, or odd ``cols`` with ``"ecp5"``.
+        On a bad ``rows``, ``cols``, ``backend`` or ``primitives``, odd ``cols`` with ``"ecp5"``,
+        or ``lane_dsps`` with a backend other than ``"ice40"``.
     """
 
-    def __init__(self, rows=4, cols=4, backend="lut", primitives=False):
+    def __init__(self, rows=4, cols=4, backend="lut", primitives=False, lane_dsps=False):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._backend = check_choice("backend", backend, BACKENDS)
         self._primitives = check_bool("primitives", primitives)
+        self._lane_dsps = check_bool("lane_dsps", lane_dsps)
+        if lane_dsps and backend != "ice40":
+            raise ValueError(f"lane_dsps is for backend 'ice40' (SB_MAC16 per activation lane), not "
+                             f"backend {backend!r}")
         if backend == "ecp5" and cols % 2:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} with backend 'ecp5' "
                              f"(int4 lanes are packed across column pairs), not {cols!r}")
@@ -185,7 +201,8 @@ class ProductGrid(wiring.Component):
             b_in = self.wgt[8 * c: 8 * (c + 1)]
             b = Signal(8, name=f"s0_w{c}")
             ds = []
-            for j, (one, two, neg) in enumerate(booth_digits(b_in, is8_in, is4_in, tern_in)):
+            digits_in = [] if self._lane_dsps else booth_digits(b_in, is8_in, is4_in, tern_in)
+            for j, (one, two, neg) in enumerate(digits_in):
                 if self._backend == "ice40":
                     # The DSP takes lane 0 in every mode: the fabric's digit 1 works in int2 and
                     # ternary only, digits 2 and 3 in all modes but int8 (zero otherwise, so the
@@ -205,13 +222,16 @@ class ProductGrid(wiring.Component):
         is8_1, is4_1 = Signal(name="s1_is8"), Signal(name="s1_is4")
         with m.If(en):
             m.d.sync += [is8_1.eq(is8), is4_1.eq(is4)]
-        getattr(self, f"_grid_{self._backend}")(m, acts, wbytes, digits, is8, is4, is8_1, is4_1)
+        grid = "ice40_lanes" if self._lane_dsps else self._backend
+        getattr(self, f"_grid_{grid}")(m, acts, wbytes, digits, is8, is4, is8_1, is4_1)
         return m
 
     def _fabric_operand(self, j, is8_in, is4_in):
         """How digit ``j`` picks its fabric operand from a row's four lane values (a function of
         the list of lane values, applied to both ``+a`` and ``-a``), or None: no fabric partial
         product for that digit."""
+        if self._lane_dsps:
+            return None
         if self._backend == "lut":
             # Every mode: int8 lane 0, int4 lane j // 2 (odd digits shifted), int2/ternary lane j.
             def sel(lanes):
@@ -295,6 +315,60 @@ class ProductGrid(wiring.Component):
                     if c is None:
                         continue
                     self._store(m, r, c, p + self._fabric_ice40(m, r, c, digits))
+
+    def _grid_ice40_lanes(self, m, acts, wbytes, digits, is8, is4, is8_1, is4_1):
+        # Lane l's weight of each column, registered in S0: lane 0 the DSP operand of _grid_ice40
+        # (8 bits), lane 1 int4 / int2 / ternary (4 bits hold -8..7), lanes 2 and 3 int2 / ternary
+        # (2 bits hold -2..1); 0 in the modes without the lane. Sign-extended to the DSP's 8 bits.
+        mode = self.mode
+        is8_in, is4_in = mode == spec.MODE_INT8, mode == spec.MODE_INT4
+        tern_in = mode == spec.MODE_TERNARY
+        lane_w = []
+        for c in range(self._cols):
+            b = self.wgt[8 * c: 8 * (c + 1)]
+
+            def two_bit(lo, b=b):
+                f = b[lo:lo + 2]
+                return Mux(tern_in, Cat(f[0], f[1] & f[0]), f)   # 0b01 -> 1, 0b11 -> -1, else 0
+
+            ins = [
+                Mux(is8_in, b.as_signed(), Mux(is4_in, b[0:4].as_signed(), two_bit(0).as_signed())),
+                Mux(is8_in, 0, Mux(is4_in, b[4:8].as_signed(), two_bit(2).as_signed())),
+                Mux(is8_in | is4_in, 0, two_bit(4)),
+                Mux(is8_in | is4_in, 0, two_bit(6)),
+            ]
+            ws = []
+            for l, (w_in, bits) in enumerate(zip(ins, (8, 4, 2, 2))):
+                w = Signal(signed(bits), name=f"s0_wl{c}_{l}")
+                with m.If(self.en):
+                    m.d.sync += w.eq(w_in)
+                w8 = Signal(signed(8), name=f"wl{c}_{l}")
+                m.d.comb += w8.eq(w)
+                ws.append(w8)
+            lane_w.append(ws)
+        for r in range(self._rows):
+            # Lane l's 9-bit activation (uint8 zero-, int8 sign-extended), registered in S0; lane 0
+            # is digit 0's (acts[r][0]).
+            lanes = [acts[r][0]]
+            for l in range(1, 4):
+                byte = self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)]
+                a = Signal(ACT9, name=f"s0_al{r}_{l}")
+                with m.If(self.en):
+                    m.d.sync += a.eq(Mux(self.act_unsigned, byte.as_unsigned(), byte.as_signed()))
+                lanes.append(a)
+            for c0 in range(0, self._cols, 2):
+                c1 = c0 + 1 if c0 + 1 < self._cols else None
+                prods = []
+                for l, a in enumerate(lanes):
+                    fix = Signal(name=f"s0_fix{r}_{l}")
+                    m.d.comb += fix.eq(a[7] & ~a[8])
+                    w_hi = lane_w[c1][l] if c1 is not None else Const(0, 8)
+                    prods.append(self._sb_mac16(m, f"dsp{r}_{c0}_l{l}", a[:8], lane_w[c0][l], w_hi, fix))
+                for c, half in ((c0, 0), (c1, 1)):
+                    if c is None:
+                        continue
+                    p = [pr[half] for pr in prods]
+                    self._store(m, r, c, (p[0] + p[1]) + (p[2] + p[3]))
 
     def _fabric_ice40(self, m, r, c, digits):
         """Digits 1..3 of PE (r, c): S1 = (pp1 + pp2, pp3), returned summed (comb, 13 bits); the
