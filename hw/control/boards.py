@@ -118,24 +118,23 @@ BOARD_CONFIGS = {
         baud=0,
         leds=tuple(("led", i) for i in range(8)),
         stdp={"n_neurons": 256, "max_synapses": 8192},
-        # The GEMM engine (docs/gemm.md): 4 x 8 systolic array (32 MULT18X18D). The 8 x 16 array
-        # (128 MULT18X18D) routes in a board with the GEMM group alone (`--groups gemm --gemm-array
-        # 8x16`), not beside HDQT and STDP: router2's overuse bottoms out near 8000 wires
-        # (docs/boards.md); so the board carries the shape that routes (`--gemm-array 8x16` builds
-        # or simulates the other, boards/groups.py). K <= 512 and batches <= 64 per engine GEMM (the
+        # The GEMM engine (docs/gemm.md): 8 x 16 systolic array (128 MULT18X18D; with HDQT's 16,
+        # 145 of the 156). It routes beside HDQT and STDP with nextpnr's static placer (below; with
+        # HeAP router2 did not converge, docs/boards.md); `--gemm-array 4x8` builds or simulates the
+        # smaller array (boards/groups.py). K <= 512 and batches <= 64 per engine GEMM (the
         # host splits larger ones), 8192 staged data beats (64 KB) and 1024 result rows. The array
         # in its own PLL domain, the decoder (4 C-slow lanes, contexts=2: 101.9 MHz on the
         # ECP5 alone, docs/huffman.md) in another; the controller and the handler stay on the
         # 25 MHz oscillator. The array's multipliers sit at fixed DSP sites (dsp_layout,
         # hw/mac/ecp5_dsp.py: left to itself nextpnr scattered a pair's two over the die). The
         # sequencer's prefetch queue keeps the array's ready off the block RAMs' enables.
-        gemm={"handler": "engine", "rows": 4, "cols": 8, "max_k": 512, "max_batch": 64, "lanes": 4,
+        gemm={"handler": "engine", "rows": 8, "cols": 16, "max_k": 512, "max_batch": 64, "lanes": 4,
               "contexts": 2, "max_len": 16, "stage_depth": 8192, "result_depth": 1024,
               "array_domain": "gemm", "decode_domain": "dec", "dsp_layout": "lfe5u-85f", "prefetch": True},
         # The engine's PLL clocks, the first a build tries (it steps a domain down when its Fmax
-        # does not carry it with 5 %, boards/build.py). 65.625 MHz each (25 x 21 / 8, exact): the 4 x 8
-        # board routes at 78.25 / 82.18 MHz at seed 1, met with the margin; 74.50 / 64.47 at seed 2,
-        # and at 71.875 MHz 67.81 / 71.85, not met (main 7e3688d; docs/boards.md). The aim is 125 / 100.
+        # does not carry it with 5 %, boards/build.py). 65.625 MHz each (25 x 21 / 8, exact): the 8 x 16
+        # board routes at 74.31 / 73.27 MHz at seed 1 (static placer), met with the margin
+        # (docs/boards.md). The aim is 125 / 100.
         clocks={"gemm": 65_625_000, "dec": 65_625_000},
         # router1 rips up the dense DSP neighbourhoods of the systolic array for hours; router2 routes them.
         router="router2",
