@@ -23,15 +23,15 @@ def test_default_shape_is_the_boards():
     assert config_for_groups("ulx3s", gemm_array=None) is check_board("ulx3s")
 
 
-@pytest.mark.parametrize("shape", ["8x16", "8X16", " 8 x 16 ", (8, 16), [8, 16]])
+@pytest.mark.parametrize("shape", ["4x8", "4X8", " 4 x 8 ", (4, 8), [4, 8]])
 def test_shape_replaces_rows_and_cols_only(shape):
     board = check_board("ulx3s")
     cfg = config_for_groups("ulx3s", gemm_array=shape)
-    assert (cfg.gemm["rows"], cfg.gemm["cols"]) == (8, 16) != (board.gemm["rows"], board.gemm["cols"])
+    assert (cfg.gemm["rows"], cfg.gemm["cols"]) == (4, 8) != (board.gemm["rows"], board.gemm["cols"])
     assert {k: v for k, v in cfg.gemm.items() if k not in ("rows", "cols")} == \
         {k: v for k, v in board.gemm.items() if k not in ("rows", "cols")}
     assert (cfg.stdp, cfg.hdqt, cfg.clocks) == (board.stdp, board.hdqt, board.clocks)
-    assert board.gemm["rows"] == 4                  # the board's own config is left alone
+    assert board.gemm["rows"] == 8                  # the board's own config is left alone
 
 
 def test_shape_with_groups():
