@@ -124,13 +124,12 @@ def no_reuse(m, mode_lanes, rate):
 
 
 #: The ULX3S board build with the GEMM engine, used when ``--board-json`` is not given: the board's
-#: default build (4 x 8 array; the 8 x 16 array routes only with the GEMM group alone,
-#: docs/boards.md), three clocks, the engine's at the config's 65.625 MHz, abc9 LUT mapping, seed 1,
-#: main 7e3688d (docs/boards.md "The ULX3S build").
-ULX3S_BUILD = {"lut4": 26660, "ff": 27489, "dsp": 49, "bram": 149, "clock_mhz": 25.0, "fmax_mhz": 49.11,
-               "fmax_by_domain": {"gemm": 78.25, "dec": 82.18},
-               "source": "docs/boards.md, the build with the 4 x 8 array at main 7e3688d (edgelearn build "
-                         "--board ulx3s --json, seed 1; --board-json for the board's own)"}
+#: default build (8 x 16 array, every group, static placer), three clocks, the engine's at the
+#: config's 65.625 MHz, seed 1, main e0e9b9a with the placer option (docs/boards.md "The ULX3S build").
+ULX3S_BUILD = {"lut4": 39750, "ff": 49437, "dsp": 145, "bram": 164, "clock_mhz": 25.0, "fmax_mhz": 45.31,
+               "fmax_by_domain": {"gemm": 74.31, "dec": 73.27},
+               "source": "docs/boards.md, the build with the 8 x 16 array at main e0e9b9a + static placer "
+                         "(edgelearn build --board ulx3s --json, seed 1; --board-json for the board's own)"}
 DEVICE_MULTS = DEVICE_MULTIPLIERS["LFE5U-85F"]          # MULT18X18D of the ECP5-85F
 BASELINE_PES = 16           # the 4 x 4 array the ULX3S carried before the engine (16 MULT18X18D)
 BOARD_MODES = ("int8", "int4", "int2")
