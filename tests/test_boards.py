@@ -68,11 +68,15 @@ def test_build_script_router(tmp_path):
     assert " --router router1 " in ulx3s_r1 and "router2" not in ulx3s_r1
 
 
-@pytest.mark.parametrize("router", ["router3", "", 2])
-def test_build_unknown_router(router, tmp_path):
-    with pytest.raises(ValueError, match="router must be None, 'router1' or 'router2', not"):
-        build_board("ulx3s", build_dir=tmp_path, router=router)
-    assert not any(tmp_path.iterdir()), "a bad router must fail before anything is written"
+@pytest.mark.parametrize("option, value, message", [
+    ("router", "router3", "router must be None, 'router1' or 'router2', not"),
+    ("router", "", "router must be None"), ("router", 2, "router must be None"),
+    ("placer", "analytic", "placer must be None, 'heap', 'sa', 'static', not"),
+    ("placer", "", "placer must be None"), ("placer", 2, "placer must be None")])
+def test_build_unknown_router_or_placer(option, value, message, tmp_path):
+    with pytest.raises(ValueError, match=message):
+        build_board("ulx3s", build_dir=tmp_path, **{option: value})
+    assert not any(tmp_path.iterdir()), f"a bad {option} must fail before anything is written"
 
 
 def test_build_script_placer(tmp_path):
@@ -85,13 +89,6 @@ def test_build_script_placer(tmp_path):
     ulx3s_heap = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "h",
                                                 placer="heap"))
     assert " --placer heap " in ulx3s_heap and "static" not in ulx3s_heap
-
-
-@pytest.mark.parametrize("placer", ["analytic", "", 2])
-def test_build_unknown_placer(placer, tmp_path):
-    with pytest.raises(ValueError, match="placer must be None, 'heap', 'sa', 'static', not"):
-        build_board("ulx3s", build_dir=tmp_path, placer=placer)
-    assert not any(tmp_path.iterdir()), "a bad placer must fail before anything is written"
 
 
 def test_unknown_board():

@@ -132,10 +132,9 @@ def test_handler_mux_routes_by_group():
     simulate(mux, tb)
 
 
-@pytest.mark.parametrize("watchdog", [16, 23, 64])
-def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
-    # A handler that never finishes: ERR_TIMEOUT is requested (with the handler's reset pulse) in
-    # the cycle after the watchdog's cycles, counted from the one after the start, ran out.
+def _executor_with_buffers(watchdog):
+    """A CommandExecutor (8-byte payload and reply) with its payload and reply memories:
+    ``(module, executor, reply memory)``."""
     ex = CommandExecutor(watchdog=watchdog, max_payload=8, max_reply=8)
     m = Module()
     m.submodules.ex = ex
@@ -143,6 +142,14 @@ def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
     m.submodules.rep = rep = Memory(shape=8, depth=8, init=[])
     wiring.connect(m, ex.payload_buf, pay.read_port(transparent_for=()))
     wiring.connect(m, ex.reply_buf, rep.write_port())
+    return m, ex, rep
+
+
+@pytest.mark.parametrize("watchdog", [16, 23, 64])
+def test_executor_watchdog_expires_after_exactly_watchdog_cycles(watchdog):
+    # A handler that never finishes: ERR_TIMEOUT is requested (with the handler's reset pulse) in
+    # the cycle after the watchdog's cycles, counted from the one after the start, ran out.
+    m, ex, rep = _executor_with_buffers(watchdog)
 
     async def tb(ctx):
         for _ in range(2):        # twice: the start re-arms the watchdog
@@ -164,13 +171,7 @@ def test_executor_reply_of_max_reply_bytes_and_beyond(n):
     # A handler sending n reply bytes, one per cycle, then done: up to max_reply (8) bytes the
     # reply is OK with length n and the bytes in the reply buffer; one more is ERR_REPLY_OVERSIZE
     # (the reply count stops at max_reply: it is exactly as wide as that needs).
-    ex = CommandExecutor(watchdog=1000, max_payload=8, max_reply=8)
-    m = Module()
-    m.submodules.ex = ex
-    m.submodules.pay = pay = Memory(shape=8, depth=8, init=[])
-    m.submodules.rep = rep = Memory(shape=8, depth=8, init=[])
-    wiring.connect(m, ex.payload_buf, pay.read_port(transparent_for=()))
-    wiring.connect(m, ex.reply_buf, rep.write_port())
+    m, ex, rep = _executor_with_buffers(1000)
     rd = rep.read_port(domain="comb")
     requests = []
 

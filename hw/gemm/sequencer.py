@@ -46,9 +46,10 @@ class GemmSequencer(wiring.Component):
     be empty), a decision from registers only; its data, on the block RAMs' outputs one cycle
     later, is registered as it is (no logic between: an ECP5 DP16KD's output without its own
     register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
-    the `gemm` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
-    cycle after, and ``o_act`` / ``o_wgt`` come from the queue's output register. The RAMs read every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's
-    ``ready`` reaches only the queue, not the block RAMs' enables or the read counters (on the
+    the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
+    cycle after, and ``o_act`` / ``o_wgt`` come from the queue's output register. The RAMs read
+    every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's ``ready`` reaches only
+    the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
     tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
