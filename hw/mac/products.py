@@ -77,6 +77,16 @@ ACT9 = signed(9)
 OP = signed(11)    # a << 2 for a in -128..255
 
 
+def _lane0_weight(b, mode):
+    """The SB_MAC16's lane-0 weight (signed) of packed weight byte ``b`` in ``mode``: int8 the byte,
+    int4 its low nibble, int2 its low two bits, ternary its low code (0b01 -> 1, 0b11 -> -1,
+    else 0)."""
+    tern0 = Cat(b[0], b[1] & b[0]).as_signed()
+    return Mux(mode == spec.MODE_INT8, b.as_signed(),
+               Mux(mode == spec.MODE_INT4, b[0:4].as_signed(),
+                   Mux(mode == spec.MODE_TERNARY, tern0, b[0:2].as_signed())))
+
+
 class ProductGrid(wiring.Component):
     """Beat sums of an ``rows x cols`` grid of PEs, three register stages after the inputs.
 
@@ -291,11 +301,7 @@ class ProductGrid(wiring.Component):
         mode = self.mode
         dsp_w = []
         for c in range(self._cols):
-            b = self.wgt[8 * c: 8 * (c + 1)]
-            tern0 = Cat(b[0], b[1] & b[0]).as_signed()   # 0b01 -> 1, 0b11 -> -1, else 0
-            w_in = Mux(mode == spec.MODE_INT8, b.as_signed(),
-                       Mux(mode == spec.MODE_INT4, b[0:4].as_signed(),
-                           Mux(mode == spec.MODE_TERNARY, tern0, b[0:2].as_signed())))
+            w_in = _lane0_weight(self.wgt[8 * c: 8 * (c + 1)], mode)
             w = Signal(signed(8), name=f"s0_wd{c}")
             with m.If(self.en):
                 m.d.sync += w.eq(w_in)
@@ -332,7 +338,7 @@ class ProductGrid(wiring.Component):
                 return Mux(tern_in, Cat(f[0], f[1] & f[0]), f)   # 0b01 -> 1, 0b11 -> -1, else 0
 
             ins = [
-                Mux(is8_in, b.as_signed(), Mux(is4_in, b[0:4].as_signed(), two_bit(0).as_signed())),
+                _lane0_weight(b, mode),
                 Mux(is8_in, 0, Mux(is4_in, b[4:8].as_signed(), two_bit(2).as_signed())),
                 Mux(is8_in | is4_in, 0, two_bit(4)),
                 Mux(is8_in | is4_in, 0, two_bit(6)),
