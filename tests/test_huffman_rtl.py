@@ -18,7 +18,7 @@ def check_against_golden(dut, beats, tables, *, stall=0.0, seed=0, clear_at=None
     """Run the RTL, compare every output beat, block error bit and the sticky flags with the golden
     (``max_cycles``: :func:`~sim.huffman.harness.run_decoder`'s limit, default its own)."""
     ref, errors = g.ref_decode(beats, tables, n_lanes=dut.format_lanes, max_len=dut.max_len,
-                               raw_bits=dut.raw_bits, escape=dut.escape)
+                               raw_bits=dut.raw_bits, escape=dut.escape, chain=dut.chain)
     ref = split_beats(ref, dut.lanes)
     n_beats = sum(len(b["values"]) for b in ref)
     res = run_decoder(dut, beats, tables, expect_beats=n_beats, stall_in=stall, stall_out=stall, seed=seed,

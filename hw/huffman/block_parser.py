@@ -57,6 +57,9 @@ class BlockParser(wiring.Component):
         The decoder's raw bits per symbol R (headers with ``r`` other than 0 or R are rejected).
     hold : bool
         Default False (no ``i_hold``).
+    chain : bool
+        Take chained blocks (:data:`hw.huffman.spec.FLAG_CONT`): ``o_cont``, valid with
+        ``o_desc``, is the block's ``cont`` flag. Default False: such a header is bad.
 
     Members
     -------
@@ -66,12 +69,15 @@ class BlockParser(wiring.Component):
     o_desc : Out(stream.Signature(ArrayLayout(descriptor_layout, lanes)))
     o_err_header, o_err_trunc, o_err_overrun : Out(1)
         One-cycle error pulses.
+    o_cont : Out(1)
+        With ``chain=True`` only.
     """
 
-    def __init__(self, lanes=1, raw_bits=8, hold=False):
+    def __init__(self, lanes=1, raw_bits=8, hold=False, chain=False):
         self._N = check_int("lanes", lanes, 1, 8)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._hold = check_bool("hold", hold)
+        self._chain = check_bool("chain", chain)
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
             "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),
@@ -80,6 +86,7 @@ class BlockParser(wiring.Component):
             "o_err_trunc": Out(1),
             "o_err_overrun": Out(1),
             **({"i_hold": In(1)} if self._hold else {}),
+            **({"o_cont": Out(1)} if self._chain else {}),
         })
 
     def elaborate(self, platform):
@@ -136,13 +143,16 @@ class BlockParser(wiring.Component):
                 desc[k].crc.eq(crcs[k]), desc[k].mode.eq(mode), desc[k].r.eq(r), desc[k].ebits.eq(ebits),
                 desc[k].parity.eq(flags[2]), desc[k].skip.eq(skip[k]),
             ]
+        if self._chain:
+            m.d.comb += self.o_cont.eq(flags[3])
 
         def check():
             """The header is all in registers: check it (a cycle of its own, so the CRC tree and the
             field checks do not share one with the input handshake)."""
             # four groups, each registered (DECIDE ANDs them: the AND of every field check is not
             # one path)
-            fields_ok = ((flags[12:16] == spec.HEADER_MARK) & ~flags[3] & (mode != 3)
+            cont_ok = 1 if self._chain else ~flags[3]
+            fields_ok = ((flags[12:16] == spec.HEADER_MARK) & cont_ok & (mode != 3)
                          & ((r == 0) | (r == R))
                          & ((mode != spec.MODE_RAW) | (r != 0))
                          & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))

@@ -109,6 +109,15 @@ class HuffmanDecoder(wiring.Component):
     counter_bits : int
         Width of the five status counters, 16 to 32 (default 32). They are status, not format:
         a compact build can narrow them (they wrap modulo ``2**counter_bits``).
+    chain : bool
+        Take chained blocks (:data:`hw.huffman.spec.FLAG_CONT`, default False: their headers are
+        bad). ``o_data``'s marks are then a unit's: ``first`` on its first beat, ``last`` on its
+        last, ``err`` on the last for all its blocks; ``o_blocks`` / ``o_err_blocks`` count units.
+        The parser writes each accepted block's ``cont`` flag into a 4-entry FIFO beside the
+        descriptors (it waits while that is full) and the join reads it at the block's last beat,
+        so the flag does not travel through the lanes. An encoder for this decoder cuts units into
+        blocks of drift at most :func:`hw.huffman.spec.max_drift` ``(fifo_depth)``
+        (``sim.huffman.golden.chain_blocks``); a block of more drift can stop the decoder for good.
 
     Members
     -------
@@ -126,7 +135,7 @@ class HuffmanDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False,
-                 impl="comparator", counter_bits=32):
+                 impl="comparator", counter_bits=32, chain=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -135,6 +144,7 @@ class HuffmanDecoder(wiring.Component):
         self._escape = check_bool("escape", escape)
         self._impl = check_choice("impl", impl, IMPLS)
         self._cbits = check_int("counter_bits", counter_bits, MIN_COUNTER_BITS, 32)
+        self._chain = check_bool("chain", chain)
         cb = self._cbits
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
@@ -156,6 +166,13 @@ class HuffmanDecoder(wiring.Component):
     escape = property(lambda self: self._escape)
     impl = property(lambda self: self._impl)
     counter_bits = property(lambda self: self._cbits)
+    chain = property(lambda self: self._chain)
+    fifo_depth = property(lambda self: self._depth)
+
+    @property
+    def max_drift(self):
+        """The largest block drift (words) this decoder takes: :func:`hw.huffman.spec.max_drift`."""
+        return spec.max_drift(self._depth)
 
     @property
     def format_lanes(self):
@@ -178,7 +195,12 @@ class HuffmanDecoder(wiring.Component):
         """Parser, table loader, the lanes and per format lane a word FIFO and a descriptor FIFO."""
         N, C = self._N, self._C
         kind = (_TABLE_KINDS if self._impl == "table" else _LANE_KINDS)[C]
-        core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R, hold=kind.desc_hold)
+        core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R, hold=kind.desc_hold,
+                                                      chain=self._chain)
+        # chained blocks: each accepted block's ``cont`` flag, read by the join at the block's end
+        conts = SyncFIFOBuffered(width=1, depth=4) if self._chain else None
+        if conts is not None:
+            core.submodules.conts = conts
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape)
         lanes = []
         for k in range(N):
@@ -203,7 +225,7 @@ class HuffmanDecoder(wiring.Component):
                 desc.valid.eq(dfifo.r_rdy), desc.payload.eq(dfifo.r_data), dfifo.r_en.eq(desc.ready),
             ]
             kind.feed_words(core, f, wfifo, words)
-        ns.keep(locals(), "kind parser loader lanes ports fifos")
+        ns.keep(locals(), "kind parser loader lanes ports fifos conts")
 
     def _inputs(self, core, ns):
         """The data stream to the parser, tables to the loader; the parser's beats and descriptors
@@ -216,7 +238,8 @@ class HuffmanDecoder(wiring.Component):
         # The parts leave a reset one cycle after it (the reset tree's registers): the inputs are
         # not ready in that cycle, so that no beat or table word is taken and then lost.
         ns.kind.feed_table(core, self.i_table, loader, self._held)
-        words_room, desc_room = ns.kind.parser_room(core, fifos, self._depth)
+        desc_fifos = fifos if ns.conts is None else [*fifos, (None, ns.conts)]
+        words_room, desc_room = ns.kind.parser_room(core, fifos, desc_fifos, self._depth)
         if ns.kind.desc_hold:       # the parser keeps the descriptors until every lane has read them
             core.d.comb += parser.i_hold.eq(Cat(*(d.r_rdy for _, d in fifos)).any())
         core.d.comb += [parser.o_words.ready.eq(words_room), parser.o_desc.ready.eq(desc_room)]
@@ -229,6 +252,9 @@ class HuffmanDecoder(wiring.Component):
                 wfifo.w_en.eq(words_v), wfifo.w_data.eq(words_d[f]),
                 dfifo.w_en.eq(parser.o_desc.valid & desc_room), dfifo.w_data.eq(parser.o_desc.payload[f]),
             ]
+        if ns.conts is not None:
+            core.d.comb += [ns.conts.w_en.eq(parser.o_desc.valid & desc_room),
+                            ns.conts.w_data.eq(parser.o_cont)]
 
     def _permit(self, core, ns):
         """Loader permission: table t overwrites table t-2; wait until every lane is past it (a
@@ -264,8 +290,28 @@ class HuffmanDecoder(wiring.Component):
         for i in range(N):
             core.d.comb += jp.data[i].eq(cur[i].payload.value)
         err = Cat(*(s.payload.err for s in cur)).any()
-        kind.output(core, cur, bph, err, jv, jr, jp, join_take, self.o_data)
+        kind.output(core, cur, bph, err, jv, jr, jp, join_take, self.o_data,
+                    marks=self._unit_marks(core, ns, join_take))
         ns.out_take = self.o_data.valid & self.o_data.ready
+
+    def _unit_marks(self, core, ns, join_take):
+        """``marks(first, last, err) -> (first, last, err)``: a joined beat's block marks as the
+        output's. Without chaining the same; with it a unit's (see ``chain``): ``cont``, the head
+        of the parser's flag FIFO (written with the block's descriptors, so never empty while the
+        block's beats leave), is read at the block's last beat."""
+        if ns.conts is None:
+            return lambda first, last, err: (first, last, err)
+        conts = ns.conts
+        inside = Signal()       # the previous block was continued: this one is not a unit's first
+        unit_err = Signal()     # an error in the unit's earlier blocks
+        cont = conts.r_data[0]
+
+        def marks(first, last, err):
+            with core.If(join_take & last):
+                core.d.sync += [inside.eq(cont), unit_err.eq(cont & (unit_err | err))]
+            core.d.comb += conts.r_en.eq(join_take & last)
+            return first & ~inside, last & ~cont, Mux(last, ~cont & (err | unit_err), err)
+        return marks
 
     def _errors_and_counters(self, core, ns):
         """Sticky errors and counters."""
@@ -335,9 +381,10 @@ class _OneCycle:
         ]
 
     @staticmethod
-    def parser_room(core, fifos, depth):
-        """``(words_room, desc_room)``: every word FIFO, every descriptor FIFO can take one."""
-        return Cat(*(w.w_rdy for w, _ in fifos)).all(), Cat(*(d.w_rdy for _, d in fifos)).all()
+    def parser_room(core, fifos, desc_fifos, depth):
+        """``(words_room, desc_room)``: every word FIFO, every descriptor FIFO (``desc_fifos``'
+        second items) can take one."""
+        return Cat(*(w.w_rdy for w, _ in fifos)).all(), Cat(*(d.w_rdy for _, d in desc_fifos)).all()
 
     beat_domain = "comb"                # a taken beat goes to the word FIFOs straight
 
@@ -351,11 +398,12 @@ class _OneCycle:
         return jr & all_valid
 
     @staticmethod
-    def output(core, cur, bph, err, jv, jr, jp, join_take, o_data):
-        """The joined beat, straight out."""
+    def output(core, cur, bph, err, jv, jr, jp, join_take, o_data, marks):
+        """The joined beat, straight out (its block marks through ``marks``)."""
+        first, last, err = marks(cur[0].payload.first, cur[0].payload.last, err)
         core.d.comb += [
-            jp.first.eq(cur[0].payload.first),
-            jp.last.eq(cur[0].payload.last),
+            jp.first.eq(first),
+            jp.last.eq(last),
             jp.err.eq(err),
             o_data.valid.eq(jv), o_data.payload.eq(jp), jr.eq(o_data.ready),
         ]
@@ -404,14 +452,14 @@ class _TwoContexts:
         ]
 
     @staticmethod
-    def parser_room(core, fifos, depth):
+    def parser_room(core, fifos, desc_fifos, depth):
         """Both as registers. Words: every word FIFO had three free entries a cycle ago (taken
         beats reach the FIFOs a cycle later, through a register: so one is free when it arrives).
         Descriptors: only the parser writes them, and never in the cycle before it offers a
         descriptor (a lane's read only makes room: a cycle-old "room" is safe)."""
         words_room = Signal()
         core.d.sync += words_room.eq(Cat(*(w.w_level <= depth - 3 for w, _ in fifos)).all())
-        desc_room = Cat(*(d.w_rdy for _, d in fifos)).all()
+        desc_room = Cat(*(d.w_rdy for _, d in desc_fifos)).all()
         desc_room_q = Signal()
         core.d.sync += desc_room_q.eq(desc_room)
         return words_room, desc_room_q
@@ -442,7 +490,7 @@ class _TwoContexts:
         return jr & (bph == c) & Cat(*others).all()
 
     @classmethod
-    def output(cls, core, cur, bph, err, jv, jr, jp, join_take, o_data):
+    def output(cls, core, cur, bph, err, jv, jr, jp, join_take, o_data, marks):
         """A block's first beat is context 0's first, its last beat context 1's last; ``err`` on it
         also covers context 0's lanes (remembered from context 0's last beat). The beat leaves
         through a 5-entry output FIFO so that the consumer's ready does not reach the lanes' queues:
@@ -455,11 +503,9 @@ class _TwoContexts:
             core.d.sync += bph.eq(~bph)
             with core.If(~bph & cur[0].payload.last):
                 core.d.sync += err0.eq(err)
-        core.d.comb += [
-            jp.first.eq(cur[0].payload.first & ~bph),
-            jp.last.eq(cur[0].payload.last & bph),
-            jp.err.eq(bph & cur[0].payload.last & (err | err0)),
-        ]
+        first, last, err = marks(cur[0].payload.first & ~bph, cur[0].payload.last & bph,
+                                 bph & cur[0].payload.last & (err | err0))
+        core.d.comb += [jp.first.eq(first), jp.last.eq(last), jp.err.eq(err)]
         core.submodules.ofifo = ofifo = RegisteredFlagFIFO(width=jp.shape().size, depth=5,
                                                            bram=cls.fifo_bram)
         core.d.sync += jr.eq(ofifo.w_level <= 2)

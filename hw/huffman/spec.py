@@ -47,7 +47,7 @@ Header words (in this order, then cut into beats of ``N`` words)::
     flags, n, M   common fields, then zero words up to a whole beat minus one word, then
     hcrc          CRC-16 such that the CRC over all header words is 0 (hcrc is the last word)
 
-``flags = HEADER_MARK << 12 | ebits << 8 | r << 4 | parity << 2 | mode``: ``mode`` is one of
+``flags = HEADER_MARK << 12 | ebits << 8 | r << 4 | cont << 3 | parity << 2 | mode``: ``mode`` is one of
 :data:`MODE_INT` (value = ``symbol << r | raw``: coded high bits, ``r`` raw low bits),
 :data:`MODE_EXP` (coded exponent + raw sign/mantissa: the ``r`` raw bits are ``sign, mantissa[r-2:0]``
 and value = ``sign << (ebits + r - 1) | symbol << (r - 1) | mantissa``, e.g. BF16 with ``ebits=8``,
@@ -59,6 +59,19 @@ field shifts the bit buffer by a constant, not through a barrel shifter in the o
 lane keeps its current table if ``parity`` equals the parity of the table's number (tables are
 numbered 0, 1, 2, ... in load order), else it moves on to the next table; a lane without a table
 moves to table 0. RAW blocks neither use nor change the table state.
+
+Chained blocks (``cont``, :data:`FLAG_CONT`): a block with ``cont = 1`` is continued by the next
+block; together they form one *unit* of values (a consumer such as the GEMM engine's weight tile
+buffer sees one unit as it would see one block). A decoder built without chaining (the default)
+rejects such a header (:data:`ERR_HEADER`). Chaining exists for lane drift: lane ``k``'s words
+arrive round robin with every other lane's, but its values leave in lockstep with theirs, so a
+decoder holds the difference between the lanes' word positions in its word FIFOs. For block
+symbol ``t`` let ``w_k(t) = ceil(b_k(t) / 16)``, ``b_k(t)`` the bits lane ``k`` uses for its
+symbols up to ``t``; the block's *drift* is the largest ``max_k w_k(t) - min_k w_k(t)`` over
+``t`` (:func:`lane_drift`; padding counts: a short lane's padding words wait in its FIFO too).
+A block whose drift exceeds what the decoder's FIFOs hold stops the decoder for good, so an
+encoder for a decoder with ``F``-word FIFOs cuts its units into blocks of drift at most
+:func:`max_drift` ``(F)`` words (``sim.huffman.golden.chain_blocks``).
 
 Errors (bit masks of the hardware's sticky ``errors`` register; the golden model reports the same):
 
@@ -86,7 +99,7 @@ from ..lib import crc as crc_spec
 
 __all__ = [
     "MIN_MAX_LEN", "MAX_MAX_LEN", "MAX_SYMBOLS", "ESCAPE", "ESCAPE_BITS", "WORD", "TABLE_MARK", "HEADER_MARK",
-    "MODE_INT", "MODE_EXP", "MODE_RAW", "MODES",
+    "MODE_INT", "MODE_EXP", "MODE_RAW", "MODES", "FLAG_CONT", "max_drift", "lane_drift",
     "ERR_INVALID", "ERR_TRUNC", "ERR_MISMATCH", "ERR_OVERRUN", "ERR_HEADER", "ERR_TABLE", "ERR_CRC",
     "ERROR_NAMES", "crc16", "crc16_update",
     "check_max_len", "canonical_codes", "table_from_lengths", "validate_table", "decode_tables",
@@ -109,6 +122,8 @@ MODE_INT = 0
 MODE_EXP = 1
 MODE_RAW = 2
 MODES = (MODE_INT, MODE_EXP, MODE_RAW)
+
+FLAG_CONT = 1 << 3            # flags bit: the next block continues this one's unit
 
 ERR_INVALID = 1 << 0
 ERR_TRUNC = 1 << 1
@@ -320,8 +335,33 @@ def header_beats(n_lanes):
     return 3 + _common_words(n_lanes) // n_lanes
 
 
-def header_words(*, mode, r, ebits, parity, n, words_per_lane, bitlens, crcs):
-    """The header word list of one block (see the module docstring); checks field ranges."""
+def max_drift(fifo_depth):
+    """The largest block drift (words, see *Chained blocks*) a decoder with ``fifo_depth``-word lane
+    FIFOs takes: half the FIFO. The other half covers what the drift does not count: the long
+    lane's decode window (up to ``16 + 8 + 8`` bits ahead of its position), the words in flight
+    between the parser and a lane, and the values a lane may run ahead of the others before the
+    output join. The bound is conservative: the drift counts a short lane's padding, which a lane
+    discards once its own words are in. Measured with 8-word FIFOs and skewed lanes (comparator
+    and table lanes, one and two contexts): blocks of drift up to 19 words decoded, blocks of 26
+    and more stopped the decoder (``tests/test_huffman_chain.py`` shows the 26)."""
+    return fifo_depth // 2
+
+
+def lane_drift(lane_bits):
+    """Drift in words of one block (see *Chained blocks*): ``lane_bits[k]`` lists lane ``k``'s
+    bits per symbol (all lanes the same length)."""
+    totals = [0] * len(lane_bits)
+    worst = 0
+    for step in zip(*lane_bits, strict=True):
+        totals = [b + s for b, s in zip(totals, step, strict=True)]
+        words = [-(-b // WORD) for b in totals]
+        worst = max(worst, max(words) - min(words))
+    return worst
+
+
+def header_words(*, mode, r, ebits, parity, n, words_per_lane, bitlens, crcs, cont=False):
+    """The header word list of one block (see the module docstring); checks field ranges.
+    ``cont``: the next block continues this one's unit (:data:`FLAG_CONT`)."""
     n_lanes = len(bitlens)
     if mode not in MODES:
         raise ValueError(f"mode must be one of {MODES}, not {mode!r}")
@@ -331,7 +371,7 @@ def header_words(*, mode, r, ebits, parity, n, words_per_lane, bitlens, crcs):
         raise ValueError("n must be 1..65535 and words_per_lane 0..65535")
     if any(not 0 <= b < 1 << 20 for b in bitlens) or len(crcs) != n_lanes:
         raise ValueError("bit lengths must be 0..2**20-1, one CRC per lane")
-    flags = HEADER_MARK << 12 | ebits << 8 | r << 4 | parity << 2 | mode
+    flags = HEADER_MARK << 12 | ebits << 8 | r << 4 | (FLAG_CONT if cont else 0) | parity << 2 | mode
     words = [b & 0xFFFF for b in bitlens] + [b >> 16 for b in bitlens] + list(crcs)
     common = [flags, n, words_per_lane]
     common += [0] * (_common_words(n_lanes) - 1 - len(common))
@@ -339,11 +379,12 @@ def header_words(*, mode, r, ebits, parity, n, words_per_lane, bitlens, crcs):
     return words + [crc16(words)]
 
 
-def parse_header(words, n_lanes, raw_bits):
+def parse_header(words, n_lanes, raw_bits, chain=False):
     """Fields of a header word list, or ``None`` if the decoder rejects it (``ERR_HEADER``).
 
-    ``raw_bits`` is the decoder's R: a block's ``r`` must be 0 or R. Returns a dict with mode, r,
-    ebits, parity, n, words_per_lane, bitlens, crcs.
+    ``raw_bits`` is the decoder's R: a block's ``r`` must be 0 or R. ``chain``: the decoder takes
+    chained blocks (else a header with :data:`FLAG_CONT` is rejected). Returns a dict with mode, r,
+    ebits, parity, cont, n, words_per_lane, bitlens, crcs.
     """
     if len(words) != header_beats(n_lanes) * n_lanes or crc16(words) != 0:
         return None
@@ -351,8 +392,8 @@ def parse_header(words, n_lanes, raw_bits):
     flags, n, m = words[3 * k:3 * k + 3]
     mode, parity = flags & 3, (flags >> 2) & 1
     r, ebits = (flags >> 4) & 0xF, (flags >> 8) & 0xF
-    if (flags >> 12 != HEADER_MARK or (flags >> 3) & 1 or mode not in MODES or r not in (0, raw_bits)
-            or n == 0):
+    if (flags >> 12 != HEADER_MARK or (flags & FLAG_CONT and not chain) or mode not in MODES
+            or r not in (0, raw_bits) or n == 0):
         return None
     if mode == MODE_RAW and r == 0:
         return None
@@ -361,5 +402,6 @@ def parse_header(words, n_lanes, raw_bits):
     if any(w > 15 for w in words[k:2 * k]):
         return None
     bitlens = [words[i] | words[k + i] << 16 for i in range(k)]
-    return {"mode": mode, "r": r, "ebits": ebits, "parity": parity, "n": n, "words_per_lane": m,
+    return {"mode": mode, "r": r, "ebits": ebits, "parity": parity, "cont": bool(flags & FLAG_CONT),
+            "n": n, "words_per_lane": m,
             "bitlens": bitlens, "crcs": list(words[2 * k:3 * k])}

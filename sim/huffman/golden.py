@@ -25,7 +25,7 @@ from hw.huffman import spec
 
 __all__ = ["package_merge_lengths", "package_merge_cost", "escape_lengths", "build_table", "entropy_bits",
            "encode_lane", "encode_block",
-           "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks"]
+           "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks", "chain_blocks"]
 
 
 def package_merge_lengths(freqs, max_len):
@@ -199,11 +199,12 @@ def encode_lane(values, codes, *, mode, r, ebits):
     return bits
 
 
-def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None):
+def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None, cont=False):
     """Header + payload beats of one block of exactly ``N * n`` values.
 
     ``table`` is ``(counts, symbols)`` (not needed for :data:`~hw.huffman.spec.MODE_RAW`).
-    Returns ``(beats, info)`` with info = dict(bitlens, words_per_lane, header_words).
+    ``cont``: the next block continues this one's unit (:data:`~hw.huffman.spec.FLAG_CONT`).
+    Returns ``(beats, info)`` with info = dict(bitlens, words_per_lane, header_words, drift).
     """
     if len(values) % n_lanes or not values:
         raise ValueError(f"a block needs a positive multiple of {n_lanes} values, not {len(values)}")
@@ -217,10 +218,64 @@ def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None):
     payload = [w + [0] * (m - len(w)) for _, w in lanes]
     bitlens = [b for b, _ in lanes]
     hdr = spec.header_words(mode=mode, r=r, ebits=ebits, parity=parity, n=n, words_per_lane=m,
-                            bitlens=bitlens, crcs=[spec.crc16(p) for p in payload])
+                            bitlens=bitlens, crcs=[spec.crc16(p) for p in payload], cont=cont)
     beats = [Beat(hdr[i:i + n_lanes], i == 0) for i in range(0, len(hdr), n_lanes)]
     beats += [Beat([payload[k][j] for k in range(n_lanes)], False) for j in range(m)]
-    return beats, {"bitlens": bitlens, "words_per_lane": m, "header_words": len(hdr)}
+    drift = spec.lane_drift([_symbol_bits(values[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)
+                             for k in range(n_lanes)])
+    return beats, {"bitlens": bitlens, "words_per_lane": m, "header_words": len(hdr), "drift": drift}
+
+
+def _symbol_bits(values, codes, *, mode, r, ebits):
+    """Bits of each value in a lane's stream (its code, an escaped symbol's 8 bits, ``r`` raw)."""
+    if mode == spec.MODE_RAW:
+        return [r] * len(values)
+    out = []
+    for v in values:
+        sym = split_value(mode, int(v), r, ebits)[0]
+        out.append((codes[sym][1] if sym in codes else codes[spec.ESCAPE][1] + spec.ESCAPE_BITS) + r)
+    return out
+
+
+def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, ebits=0, parity=0):
+    """One unit of ``values`` (a multiple of ``n_lanes``) as chained blocks whose drift is at most
+    ``max_drift`` words (:func:`hw.huffman.spec.lane_drift`; a decoder with ``F``-word FIFOs takes
+    :func:`hw.huffman.spec.max_drift` ``(F)``), every block but the last marked ``cont``.
+
+    Greedy: a block ends before the first beat of symbols (one per lane) that would take it past
+    ``max_drift``; one beat adds at most ``ceil((16 + 8 + 8) / 16) = 2`` words of drift, so
+    ``max_drift`` must be at least 2. A unit of small drift stays one block (the stream of
+    :func:`encode_block`). Returns ``(beats, info)``: info = dict(blocks, drift (the largest
+    block's), bitlens (summed per lane), header_words (summed)).
+    """
+    if not isinstance(max_drift, int) or isinstance(max_drift, bool):
+        raise TypeError(f"max_drift must be an int, not {type(max_drift).__name__}")
+    if max_drift < 2:
+        raise ValueError(f"max_drift must be at least 2 words, not {max_drift}")
+    if not values or len(values) % n_lanes:
+        raise ValueError(f"a unit needs a positive multiple of {n_lanes} values, not {len(values)}")
+    codes = spec.canonical_codes(*table) if table is not None else {}
+    lane_bits = [_symbol_bits(values[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)
+                 for k in range(n_lanes)]
+    cuts, start, totals = [0], 0, [0] * n_lanes
+    for t, step in enumerate(zip(*lane_bits, strict=True)):
+        after = [b + s for b, s in zip(totals, step, strict=True)]
+        words = [-(-b // spec.WORD) for b in after]
+        if max(words) - min(words) > max_drift and t > start:
+            cuts.append(t)
+            start = t
+            after = list(step)
+        totals = after
+    cuts.append(len(values) // n_lanes)
+    beats, info = [], {"blocks": len(cuts) - 1, "drift": 0, "bitlens": [0] * n_lanes, "header_words": 0}
+    for a, b in zip(cuts, cuts[1:], strict=False):
+        bb, bi = encode_block(values[a * n_lanes:b * n_lanes], n_lanes=n_lanes, mode=mode, r=r, ebits=ebits,
+                              parity=parity, table=table, cont=b != cuts[-1])
+        beats += bb
+        info["drift"] = max(info["drift"], bi["drift"])
+        info["bitlens"] = [x + y for x, y in zip(info["bitlens"], bi["bitlens"], strict=True)]
+        info["header_words"] += bi["header_words"]
+    return beats, info
 
 
 def split_blocks(values, block_values, pad):
@@ -366,7 +421,7 @@ def _decode_lane(words, bitlen, n, hdr, table, max_len):
     return out, err
 
 
-def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
+def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False, chain=False):
     """Reference decode of a data stream, defining the RTL's output.
 
     Parameters
@@ -378,6 +433,11 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
         Decoder parameters N, L, R.
     escape : bool
         The decoder accepts escape codes (else a table with one is a bad table).
+    chain : bool
+        The decoder takes chained blocks (:data:`hw.huffman.spec.FLAG_CONT`); ``out`` then lists
+        units (a block with ``cont`` joins the next block's unit; ``err``: any of its blocks had an
+        error). A unit still open when the stream ends is listed too (the RTL has output its values
+        and waits for the rest).
 
     Returns
     -------
@@ -420,7 +480,7 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
                 errors |= spec.ERR_HEADER
             i = j
             continue
-        hdr = spec.parse_header(hdr_words, n_lanes, raw_bits)
+        hdr = spec.parse_header(hdr_words, n_lanes, raw_bits, chain)
         if hdr is None:
             errors |= spec.ERR_HEADER
             i = j
@@ -465,6 +525,15 @@ def ref_decode(beats, tables, *, n_lanes, max_len, raw_bits, escape=False):
             errors |= err
             block_err |= bool(err)
             lanes.append(vals)
-        out.append({"values": list(zip(*lanes, strict=True)), "err": bool(block_err)})
+        values = list(zip(*lanes, strict=True))
+        if out and out[-1].pop("open", False):        # this block continues the open unit
+            out[-1]["values"] += values
+            out[-1]["err"] |= bool(block_err)
+        else:
+            out.append({"values": values, "err": bool(block_err)})
+        if hdr["cont"]:
+            out[-1]["open"] = True
         i = j
+    for unit in out:
+        unit.pop("open", None)
     return out, errors
