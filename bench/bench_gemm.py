@@ -79,8 +79,9 @@ def measure_lane_rate(mode, tiles=4, *, cols=COLS, lanes=LANES, contexts=CONTEXT
     (blocks + table)."""
     w = layer_weights(mode)
     syms = weight_tiles(w[:tiles * cols], mode, cols)
-    table, blocks = compress_tiles(syms, format_lanes=lanes * contexts, max_len=MAX_LEN)
-    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=contexts)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=contexts, chain=True)
+    table, blocks = compress_tiles(syms, format_lanes=lanes * contexts, max_len=MAX_LEN,
+                                   max_drift=dut.max_drift)
     n_sym = sum(len(s) for s in syms)
     res = run_decoder(dut, [b for blk in blocks for b in blk], table_stream([table]),
                       expect_beats=n_sym // lanes)
@@ -100,11 +101,12 @@ def validate(rows, cols, lanes, m, k, tiles, mode, seed=1):
     x = random_acts(rng, (m, k))
     w = layer_weights(mode, n=cols * tiles, k=k, seed=seed)
     job = gemm_job(x, w, [mode] * tiles, rows=rows, cols=cols, format_lanes=lanes * CONTEXTS,
-                   max_len=MAX_LEN, row_tile_bits=dut.row_tile_bits, group_bits=dut.group_bits)
+                   max_len=MAX_LEN, row_tile_bits=dut.row_tile_bits, group_bits=dut.group_bits,
+                   max_drift=dut.max_drift)
     print(f"  simulating {rows}x{cols} engine, {m}x{k}x{cols * tiles} {mode}, {lanes} lanes ...",
           file=sys.stderr, flush=True)
     res = run_engine(dut, job, period=1e-6 / ARRAY_MHZ, decode_period=1e-6 / DECODE_MHZ)
-    dec = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=CONTEXTS)
+    dec = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, contexts=CONTEXTS, chain=True)
     n_sym = cols * k // mac_spec.lanes(mode) * tiles
     d = run_decoder(dec, [b for blk in job["blocks"] for b in blk], job["table"], expect_beats=n_sym // lanes)
     rate = d["symbols"] / (d["cycles"] * lanes)

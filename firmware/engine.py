@@ -4,7 +4,8 @@ size, cut into the engine's shapes, with compressed weights.
 A GEMM of ``M x K`` activations and ``N x K`` weights is split (``docs/gemm.md``) into batches of
 at most ``max_batch`` rows and K slices of at most ``max_k`` columns; each (batch, slice) pair is
 one engine GEMM with its own code table (:func:`sim.gemm.golden.compress_tiles`: one table for all
-its weight tiles, one block per tile of ``cols`` output channels, beats in the array's order,
+its weight tiles, one unit of chained blocks per tile of ``cols`` output channels (lane drift at
+most the engine's ``max_drift``), beats in the array's order,
 :func:`sim.gemm.golden.tile_symbols`), and the host adds the slices' partial results. ``K`` is
 padded with zeros to a multiple of 4, ``M`` to whole row tiles, ``N`` to whole weight tiles.
 
@@ -23,6 +24,8 @@ import numpy as np
 from hw.control.engine_handler import RESULT_BYTES, START_BYTES, EngineHandler, max_read_rows
 from hw.control.protocol import MAX_PAYLOAD, Cmd
 from hw.gemm import spec as gemm_spec
+from hw.gemm.engine import FIFO_DEPTH as ENGINE_FIFO_DEPTH
+from hw.huffman import spec as huff_spec
 from hw.mac import spec as mac_spec
 from sim.gemm.golden import act_words, compress_tiles, weight_tiles
 
@@ -72,11 +75,16 @@ def _chunks(beat_counts, rows_per_tile, cfg):
     return out + [cur]
 
 
-def weight_frames(block, format_lanes):
-    """``LOAD_WEIGHTS`` payloads of one block: a flag byte (1: starts the block), then beats."""
+def weight_frames(beats, format_lanes):
+    """``LOAD_WEIGHTS`` payloads of a weight tile's beats (one unit of chained blocks): a flag byte
+    (1: the frame's first beat starts a block), then beats. A frame never spans two blocks: the
+    flag byte is the only ``first`` mark a frame carries."""
     per = (MAX_PAYLOAD - 1) // (2 * format_lanes)
-    return [bytes([int(block[i].first)]) + b"".join(_words(b.words) for b in block[i:i + per])
-            for i in range(0, len(block), per)]
+    starts = [i for i, b in enumerate(beats) if b.first] + [len(beats)]
+    if not starts or starts[0] != 0:
+        starts.insert(0, 0)
+    return [bytes([int(beats[i].first)]) + b"".join(_words(b.words) for b in beats[i:min(i + per, end)])
+            for start, end in zip(starts, starts[1:], strict=False) for i in range(start, end, per)]
 
 
 def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats, table_frame_words):
@@ -87,7 +95,8 @@ def _engine_gemm(driver, cfg, x, w, mode, act_unsigned, stats, table_frame_words
     n = w.shape[0]
     row_tiles, groups, tiles = -(-m // rows), k // gemm_spec.GROUP, -(-n // cols)
     syms = weight_tiles(w, mode, cols)
-    table, blocks = compress_tiles(syms, format_lanes=fl, max_len=cfg["max_len"])
+    table, blocks = compress_tiles(syms, format_lanes=fl, max_len=cfg["max_len"],
+                                   max_drift=huff_spec.max_drift(ENGINE_FIFO_DEPTH))
     per = table_frame_words
     driver.pipeline([(Cmd.LOAD_HUFFMAN, bytes([int(i == 0)]) + _words(table[i:i + per]))
                      for i in range(0, len(table), per)])

@@ -23,7 +23,7 @@ from hw.control.protocol import GROUP_GEMM, Cmd, Status
 from hw.gemm import GemmEngine
 from sim.board import sim_clock_periods
 from sim.board.verilator_board import VerilatorBoard
-from sim.gemm.golden import gemm_job
+from sim.gemm.golden import compress_tiles, gemm_job, tile_symbols
 from sim.mac.golden import random_weights, ref_gemm
 
 # The ULX3S's clock domains (the array's, the decoder's, the controller's), simulated at unrelated
@@ -85,7 +85,7 @@ def _raw_gemm(acc, mode_code):
     x = rng.integers(-128, 128, (2, 16))
     w = random_weights(rng, (4, 16), "int2")
     job = gemm_job(x, w, [mode_code], rows=2, cols=4, format_lanes=2, max_len=cfg["max_len"],
-                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits, max_drift=e.max_drift)
     acc.driver.command(Cmd.LOAD_HUFFMAN, b"\x01" + b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
     acc.driver.command(Cmd.GEMM_START, bytes([mode_code, 0, 1]) + (4).to_bytes(START_BYTES - 3, "little"))
     acc.driver.command(Cmd.GEMM_ACTS, b"".join(a.to_bytes(8, "little") for a in job["acts"]))
@@ -121,7 +121,7 @@ def test_a_run_without_its_second_block_then_the_next_gemm_is_exact(acc, reset):
     x = rng.integers(-128, 128, (4, 16))
     w = random_weights(rng, (8, 16), "int8")
     job = gemm_job(x, w, ["int8", "int8"], rows=2, cols=4, format_lanes=2, max_len=cfg["max_len"],
-                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+                   row_tile_bits=e.row_tile_bits, group_bits=e.group_bits, max_drift=e.max_drift)
     acc.reset()
     acc.driver.command(Cmd.LOAD_HUFFMAN, b"\x01" + b"".join(v.to_bytes(2, "little") for v, _ in job["table"]))
     acc.driver.command(Cmd.GEMM_START, bytes([0, 0, 2]) + (4).to_bytes(START_BYTES - 3, "little"))
@@ -168,6 +168,27 @@ def test_gemm_job_rows(acc):
         assert 0 < per_cycle <= 8 * (1 + (mode == "int4")), rows      # the 2 x 4 array's peak
         assert "B on the line both ways" in rows[f"{mode} link"], rows
     assert rows["line"].startswith("simulated at 4 cycles/bit"), rows
+
+
+def test_weight_frames_start_every_chained_block():
+    """A weight tile of chained blocks (a pruned channel beside full-range ones, cut at a small
+    drift) goes out in frames that never span two blocks: each block's first beat opens a frame
+    flagged 1, the other frames are flagged 0, and the frames carry the tile's beats in order."""
+    rng = np.random.default_rng(4)
+    w = random_weights(rng, (4, 256), "int8")
+    w[0] = 0
+    syms = tile_symbols(w, "int8", 4)
+    _, (beats,) = compress_tiles([syms], format_lanes=2, max_len=12, max_drift=4)
+    starts = [i for i, b in enumerate(beats) if b.first]
+    assert len(starts) > 2
+    frames = weight_frames(beats, 2)
+    words, flagged = [], []
+    for f in frames:
+        if f[0]:
+            flagged.append(len(words) // 2)
+        words += [int.from_bytes(f[i:i + 2], "little") for i in range(1, len(f), 2)]
+    assert words == [v for b in beats for v in b.words]
+    assert flagged == starts
 
 
 @pytest.mark.slow

@@ -26,7 +26,8 @@ def job_for(engine, rng, m, k, modes):
     w = np.concatenate([random_weights(rng, (engine.cols, k), mode) for mode in modes])
     return gemm_job(x, w, modes, rows=engine.rows, cols=engine.cols,
                     format_lanes=engine.lanes * engine.contexts, max_len=12,
-                    row_tile_bits=engine.row_tile_bits, group_bits=engine.group_bits)
+                    row_tile_bits=engine.row_tile_bits, group_bits=engine.group_bits,
+                    max_drift=engine.max_drift)
 
 
 def job_beats(modes, m, k, rows):

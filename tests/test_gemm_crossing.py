@@ -34,7 +34,7 @@ def job_for(dut, rng, m, k, modes):
     x = random_acts(rng, (m, k))
     w = np.concatenate([random_weights(rng, (e.cols, k), mode) for mode in modes])
     return gemm_job(x, w, modes, rows=e.rows, cols=e.cols, format_lanes=e.lanes * e.contexts,
-                    max_len=12, row_tile_bits=e.row_tile_bits, group_bits=e.group_bits)
+                    max_len=12, row_tile_bits=e.row_tile_bits, group_bits=e.group_bits, max_drift=e.max_drift)
 
 
 def beats_of(job, modes, m, k, rows):

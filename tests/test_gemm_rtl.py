@@ -34,7 +34,7 @@ def make_dut(**kw):
 def job_for(dut, x, w, modes, **kw):
     return gemm_job(x, w, modes, rows=dut.rows, cols=dut.cols, format_lanes=dut.lanes * dut.contexts,
                     max_len=12, row_tile_bits=dut.row_tile_bits, group_bits=dut.group_bits,
-                    acc_width=dut.acc_width, **kw)
+                    max_drift=dut.max_drift, acc_width=dut.acc_width, **kw)
 
 
 def random_gemm(rng, m, k, modes, cols=4, unsigned=False):
@@ -179,7 +179,7 @@ def test_block_of_the_wrong_size_is_flagged(k_block):
     job = job_for(dut, x, w, ["int8", "int8"])
     wrong = tile_symbols(np.concatenate([w[:4]] * 3, axis=1)[:, :k_block], "int8", 4)
     table, job["blocks"] = compress_tiles([wrong, tile_symbols(w[4:8], "int8", 4)],
-                                          format_lanes=dut.lanes, max_len=12)
+                                          format_lanes=dut.lanes, max_len=12, max_drift=dut.max_drift)
     job["table"] = table_stream([table])
     res = run(dut, job, stall=0.2)
     assert res["finished"] and res["idle"]
@@ -260,3 +260,24 @@ def test_clear_recovers_after_a_corrupt_block(domain):
                                       decode_period=10e-9)
     assert first["finished"] and first["errors"] == ERR_DECODE | ERR_TILE
     check(second, good)
+
+
+def test_pruned_channels_beside_full_range_ones_decode():
+    """Output channels 0 and 2 pruned (all zero), 1 and 3 full-range int8, with two format lanes:
+    lane 0's codes are 1 bit, lane 1's about 8. As one block per tile the lanes' words drift
+    apart by far more than the 8-word lane FIFOs hold and the decoder stops for good (no row);
+    cut into chained blocks of at most the engine's ``max_drift`` (``compress_tiles``) the GEMM
+    is exact."""
+    rng = np.random.default_rng(11)
+    dut = make_dut(contexts=2, lanes=1, fifo_depth=8, max_k=64)
+    x = random_acts(rng, (2, 64))
+    w = random_weights(rng, (4, 64), "int8")
+    w[0::2] = 0
+    job = job_for(dut, x, w, ["int8"])
+    assert sum(b.first for b in job["blocks"][0]) > 1
+    check(run(dut, job, stall=0.2), job)
+    table, job["blocks"] = compress_tiles([tile_symbols(w, "int8", 4)], format_lanes=2, max_len=12,
+                                          max_drift=10_000)
+    assert sum(b.first for b in job["blocks"][0]) == 1
+    stuck = run(dut, job, stall=0.2, max_cycles=5_000)
+    assert not stuck["finished"] and stuck["rows"] == []

@@ -3,9 +3,9 @@ Huffman-compressed weights, the ULX3S's GEMM group.
 
 The host (:mod:`firmware.api`) cuts a GEMM into the engine's shapes (``docs/gemm.md``): per GEMM one
 code table, the activations of up to ``max_batch`` rows and ``max_k`` columns, and weight tiles of
-``cols`` output channels, one Huffman block each. Weights are staged in a block-RAM FIFO before a
-run, so that a run's cycle count is the engine's own, not the UART's (which is 10 000 times slower
-than the engine on the ULX3S). Commands (multi-byte fields little-endian):
+``cols`` output channels, one unit of chained Huffman blocks each. Weights are staged in a
+block-RAM FIFO before a run, so that a run's cycle count is the engine's own, not the UART's
+(which is 10 000 times slower than the engine on the ULX3S). Commands (multi-byte fields little-endian):
 
 * ``LOAD_HUFFMAN`` (0x10): a flag byte, then 16-bit words of a serialized code table
   (:func:`hw.huffman.spec.serialize_table`; a table longer than a frame takes several). Flag bit 0:
@@ -21,7 +21,7 @@ than the engine on the ULX3S). Commands (multi-byte fields little-endian):
   ``lanes * contexts`` 16-bit words (the decoder's ``i_data`` beats), appended to the staging
   FIFO; more than it has room for: ``ERR_LENGTH``, nothing staged.
 * ``GEMM_RUN`` (0x15, 2 bytes: ``n`` weight tiles, 1..65535): the engine runs the next ``n`` tile
-  commands on the staged beats (which must hold those tiles' blocks) into the result FIFO (which
+  commands on the staged beats (which must hold those tiles' units) into the result FIFO (which
   must have room for their rows: ``n * row tiles * rows``). Reply (:data:`RUN_REPLY_BYTES`):
   cycles (4: from the command to the engine idle with all staged beats taken), array beats (4),
   result rows (2), ``o_errors`` | :data:`RUN_STALLED` (1), ``o_overflow`` (1). Status

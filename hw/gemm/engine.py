@@ -10,9 +10,12 @@ Organisation (see ``docs/gemm.md`` and :mod:`hw.gemm.spec` for the stream format
                                                         SystolicArray <-------+ --> o_res
 
 A weight tile (``cols`` output channels x K) is decoded once into a bank and reused by every row
-tile of the batch; the decoder fills the other bank meanwhile. The batch's activations are loaded
-once (a command with ``load_acts``) and reused by every weight tile. Results leave through the
-array's output FIFO while the next tile computes.
+tile of the batch; the decoder fills the other bank meanwhile. A tile is one *unit* of chained
+Huffman blocks (``HuffmanDecoder(chain=True)``): the host cuts it into blocks whose lane drift
+stays within :attr:`GemmEngine.max_drift` (``sim.gemm.golden.compress_tiles``), so that no
+weights — a pruned output channel beside a full-range one, say — can stop the decoder. The
+batch's activations are loaded once (a command with ``load_acts``) and reused by every weight
+tile. Results leave through the array's output FIFO while the next tile computes.
 """
 
 from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal
@@ -34,7 +37,10 @@ from . import spec
 from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
 from .sequencer import GemmSequencer, gemm_cmd_layout
 
-__all__ = ["GemmEngine", "ERR_DECODE", "ERR_TILE", "ERR_MODE"]
+__all__ = ["GemmEngine", "ERR_DECODE", "ERR_TILE", "ERR_MODE", "FIFO_DEPTH"]
+
+#: The decoder's lane FIFO depth (words) by default, and on every board (the handlers keep it).
+FIFO_DEPTH = 64
 
 ERR_DECODE = 1      # o_errors bit: the Huffman decoder's sticky flags (a bad table, header, code, CRC)
 ERR_TILE = 2        # a weight tile's block was bad or of the wrong size, or the activations' shape
@@ -56,7 +62,8 @@ class GemmEngine(wiring.Component):
         Huffman decoder hardware lanes, 1..8 (1..4 with ``contexts=2``), dividing ``cols``.
     contexts, max_len, escape, fifo_depth, impl :
         As :class:`hw.huffman.decoder.HuffmanDecoder` (its ``raw_bits`` is 0: symbols are the
-        packed weight bytes, coded; the host does not send raw blocks).
+        packed weight bytes, coded; the host does not send raw blocks; ``chain`` is True: a weight
+        tile is one unit of blocks).
     decode_domain : str
         Clock domain of the decoder and of ``i_data`` / ``i_table``. ``"sync"``: the array's;
         any other name: a second domain, crossed by an ``AsyncFIFO`` of ``cdc_depth`` beats.
@@ -112,7 +119,7 @@ class GemmEngine(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
-                 escape=False, fifo_depth=64, impl="comparator", decode_domain="sync", cdc_depth=16,
+                 escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync", cdc_depth=16,
                  acc_width=24, primitives=False, dsp_layout=None, prefetch=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
@@ -144,7 +151,9 @@ class GemmEngine(wiring.Component):
         check_int("acc_width", acc_width, mac_spec.MIN_ACC_WIDTH, mac_spec.MAX_ACC_WIDTH)
         check_bool("primitives", primitives)
         self._decoder_params = {"max_len": max_len, "lanes": lanes, "raw_bits": 0, "fifo_depth": fifo_depth,
-                                "contexts": contexts, "escape": escape, "impl": impl}
+                                "contexts": contexts, "escape": escape, "impl": impl, "chain": True}
+        #: The largest lane drift (words) of a weight block this engine takes (see the module docstring).
+        self.max_drift = huff_spec.max_drift(fifo_depth)
         self._primitives = primitives
         if dsp_layout is not None:
             systolic_sites(dsp_layout, rows, cols // 2)     # checks it: a bad layout raises here

@@ -2,8 +2,9 @@
 
 The arithmetic is :func:`sim.mac.golden.ref_gemm`'s (each weight tile at its own precision); the
 weight tiles are coded with the Huffman golden encoder (:mod:`sim.huffman.golden`), one table for
-the whole weight matrix and one block per weight tile, whose symbols are the tile's packed weight
-bytes in beat order (:mod:`hw.gemm.spec`).
+the whole weight matrix and one unit of chained blocks per weight tile
+(:func:`sim.huffman.golden.chain_blocks`, lane drift at most the engine's ``max_drift``), whose
+symbols are the tile's packed weight bytes in beat order (:mod:`hw.gemm.spec`).
 """
 
 import numpy as np
@@ -11,7 +12,7 @@ import numpy as np
 from hw.gemm import spec
 from hw.huffman import spec as huff_spec
 from hw.mac import spec as mac_spec
-from sim.huffman.golden import build_table, encode_block, table_stream
+from sim.huffman.golden import build_table, chain_blocks, table_stream
 from sim.mac.golden import ref_gemm
 
 __all__ = ["tile_symbols", "weight_tiles", "compress_tiles", "act_words", "expected_rows", "gemm_job",
@@ -42,16 +43,18 @@ def weight_tiles(w, mode, cols):
     return [tile_symbols(w[n0:n0 + cols], mode, cols) for n0 in range(0, len(w), cols)]
 
 
-def compress_tiles(symbol_tiles, *, format_lanes, max_len, escape=False, parity=0):
-    """``(table words, [data beats of each tile])``: one table for all tiles, one block per tile."""
+def compress_tiles(symbol_tiles, *, format_lanes, max_len, max_drift, escape=False, parity=0):
+    """``(table words, [data beats of each tile])``: one table for all tiles, one unit of chained
+    blocks of lane drift at most ``max_drift`` words per tile (the engine's ``max_drift``; with one
+    format lane, or weights of even statistics, one block)."""
     table = build_table([s for t in symbol_tiles for s in t], max_len, escape)
     words = huff_spec.serialize_table(*table, max_len, escape)
     blocks = []
     for syms in symbol_tiles:
         if len(syms) % format_lanes:
             raise ValueError(f"a weight tile's {len(syms)} symbols do not fill {format_lanes} lanes")
-        beats, _ = encode_block(syms, n_lanes=format_lanes, mode=huff_spec.MODE_INT, parity=parity,
-                                table=table)
+        beats, _ = chain_blocks(syms, n_lanes=format_lanes, table=table, max_drift=max_drift,
+                                mode=huff_spec.MODE_INT, parity=parity)
         blocks.append(beats)
     return words, blocks
 
@@ -81,7 +84,7 @@ def expected_rows(x, w, modes, *, rows, cols, acc_width):
     return out
 
 
-def gemm_job(x, w, modes, *, rows, cols, format_lanes, max_len, row_tile_bits, group_bits,
+def gemm_job(x, w, modes, *, rows, cols, format_lanes, max_len, row_tile_bits, group_bits, max_drift,
              acc_width=24, act_unsigned=False, escape=False, parity=0):
     """Everything one GEMM sends and expects.
 
@@ -100,8 +103,8 @@ def gemm_job(x, w, modes, *, rows, cols, format_lanes, max_len, row_tile_bits, g
     w = np.asarray(w, dtype=np.int64)
     syms = [tile_symbols(w[n * cols:(n + 1) * cols], mode if mac_spec.is_defined_mode(
         mac_spec.MODES.get(mode, mode)) else "int2", cols) for n, mode in enumerate(modes)]
-    table, blocks = compress_tiles(syms, format_lanes=format_lanes, max_len=max_len, escape=escape,
-                                   parity=parity)
+    table, blocks = compress_tiles(syms, format_lanes=format_lanes, max_len=max_len, max_drift=max_drift,
+                                   escape=escape, parity=parity)
     cmds = [spec.pack_cmd(mode=mode, row_tiles=tiles, groups=groups, act_unsigned=act_unsigned,
                           load_acts=n == 0, row_tile_bits=row_tile_bits, group_bits=group_bits)
             for n, mode in enumerate(modes)]

@@ -54,7 +54,7 @@ class TB(BlockTestbench):
         e = self.engine
         return gemm_job(x, w, modes, rows=e.rows, cols=e.cols, format_lanes=e.lanes * e.contexts,
                         max_len=self.max_len, row_tile_bits=e.row_tile_bits, group_bits=e.group_bits,
-                        acc_width=e.acc_width, **kw)
+                        max_drift=e.max_drift, acc_width=e.acc_width, **kw)
 
     def random_job(self, rng, m, k, modes, unsigned=False, **kw):
         x = random_acts(rng, (m, k), unsigned=unsigned)
