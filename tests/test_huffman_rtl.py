@@ -365,20 +365,37 @@ def test_huffman_cocotb_escape(testcase, toplevel, params):
                testcase=testcase, params=params)
 
 
-@pytest.mark.parametrize("contexts,impl", VARIANTS)
-def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl):
+def _chained_stream(values, n_lanes):
+    """Table pairs and beats of ``values`` as one unit of chained blocks: format lane 0's values
+    cut to 0..3 (short codes) against the others' so that the lanes drift, and drift at most 2
+    words (many blocks)."""
+    values = [v % 4 if i % n_lanes == 0 else v for i, v in enumerate(values)]
+    table = g.build_table(values, 12)
+    beats, _ = g.chain_blocks(values, n_lanes=n_lanes, table=table, max_drift=2)
+    assert sum(b.first for b in beats) > 4
+    return [spec.serialize_table(*table, 12)], beats
+
+
+@pytest.mark.parametrize("contexts,impl,chain", [(*v, False) for v in VARIANTS] + [(2, "comparator", True)])
+def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl, chain):
     """``i_clear`` while a block is being decoded (its table loaded, half its beats in): whatever
     the decoder held is dropped, and a new table and stream sent after the clear decode exactly,
-    with no value of the first stream among them and no flag left over."""
+    with no value of the first stream among them and no flag left over. With ``chain``: the
+    streams are units of chained blocks, cleared in the middle of one (the unit marks restart)."""
     rng = random.Random(12)
-    dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=16, contexts=contexts, impl=impl)
+    dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=16, contexts=contexts, impl=impl,
+                         chain=chain)
     fl = dut.format_lanes
-    tables_a, beats_a, _ = g.encode_stream([rng.randrange(40) for _ in range(800)], n_lanes=fl,
-                                           block_n=200, max_len=12, allow_raw=False)
-    tables_b, beats_b, _ = g.encode_stream([min(255, int(rng.expovariate(0.08))) for _ in range(600)],
-                                           n_lanes=fl, block_n=150, max_len=12, allow_raw=False)
+    values_a = [rng.randrange(40) for _ in range(800)]
+    values_b = [min(255, int(rng.expovariate(0.08))) for _ in range(600)]
+    if chain:
+        tables_a, beats_a = _chained_stream(values_a, fl)
+        tables_b, beats_b = _chained_stream(values_b, fl)
+    else:
+        tables_a, beats_a, _ = g.encode_stream(values_a, n_lanes=fl, block_n=200, max_len=12, allow_raw=False)
+        tables_b, beats_b, _ = g.encode_stream(values_b, n_lanes=fl, block_n=150, max_len=12, allow_raw=False)
     tables_a, tables_b = g.table_stream(tables_a), g.table_stream(tables_b)
-    ref, errors = g.ref_decode(beats_b, tables_b, n_lanes=fl, max_len=12, raw_bits=0)
+    ref, errors = g.ref_decode(beats_b, tables_b, n_lanes=fl, max_len=12, raw_bits=0, chain=chain)
     ref = split_beats(ref, dut.lanes)
     n_b = sum(len(b["values"]) for b in ref)
     out, marks = [], {}
@@ -422,5 +439,8 @@ def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, 
     sim.run()
     got = group_blocks(out[marks["split"]:])
     assert marks["before"] > 0, marks                   # the first stream was being decoded
+    # the marks restart: the new stream's first beat opens a block (unit), one last mark per one
+    assert out[marks["split"]][1] == 1 and out[-1][2] == 1
+    assert sum(b[1] for b in out[marks["split"]:]) == sum(b[2] for b in out[marks["split"]:]) == len(ref)
     assert len(got) == len(ref) and all(a == b for a, b in zip(got, ref)), (len(got), len(ref), marks)
     assert marks["errors"] == errors == 0
