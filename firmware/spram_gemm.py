@@ -1,9 +1,9 @@
 """Host side of the SPRAM GEMM group (:mod:`hw.control.spram_gemm_handler`, the iCEBreaker's):
 a model's compressed layers loaded once into the board's SPRAM store, then GEMVs that name a
-layer's block."""
+layer's beats (one unit of chained blocks, cut at the handler's ``max_drift``)."""
 
 from hw.control.protocol import MAX_PAYLOAD, Cmd
-from hw.control.spram_gemm_handler import MAX_N_OUT
+from hw.control.spram_gemm_handler import MAX_N_OUT, max_drift
 from hw.mac import spec as mac_spec
 from sim.control.spram_gemm import beat_bytes, encode_model
 
@@ -14,7 +14,8 @@ def load_model(driver, gemm, layers):
     """Compress ``layers`` (``[(w, mode), ...]``, ``w`` an ``n_out x k`` integer matrix) with one
     table and load them into the store of a board with GEMM group parameters ``gemm``.
 
-    Returns ``{"blocks": [(start, beats), ...] per layer, "code_bits", "symbols", "sent_bytes"}``.
+    Returns ``{"blocks": [(start, beats), ...] per layer (its unit of chained blocks), "code_bits",
+    "symbols", "sent_bytes", "chained": chained blocks of all layers}``.
 
     Raises
     ------
@@ -27,8 +28,9 @@ def load_model(driver, gemm, layers):
         if not 1 <= len(w) <= MAX_N_OUT or not 1 <= len(w[0]) <= gemm.get("max_k", 256):
             raise ValueError(f"a layer must be 1..{MAX_N_OUT} x 1..{gemm.get('max_k', 256)}, not "
                              f"{len(w)} x {len(w[0])}")
-    table, blocks, stats = encode_model(layers, cols=gemm.get("cols", 2), contexts=contexts,
-                                        max_len=gemm.get("max_len", 12), escape=gemm.get("escape", True))
+    table, blocks, stats = encode_model(layers, cols=gemm.get("cols", 2), max_drift=max_drift(gemm),
+                                        contexts=contexts, max_len=gemm.get("max_len", 12),
+                                        escape=gemm.get("escape", True))
     table_bytes = b"".join(v.to_bytes(2, "little") for v in table)
     if sum(map(len, blocks)) > gemm.get("store_depth", 16384):
         raise ValueError(f"the blocks take {sum(map(len, blocks))} beats, more than the store's "
@@ -45,7 +47,7 @@ def load_model(driver, gemm, layers):
         at += len(b)
     driver.pipeline(frames)
     return {"blocks": starts, "code_bits": stats["code_bits"], "symbols": stats["symbols"],
-            "sent_bytes": sum(len(p) for _, p in frames)}
+            "sent_bytes": sum(len(p) for _, p in frames), "chained": stats["blocks"]}
 
 
 def gemv(driver, block, x, n_out, mode="int8"):

@@ -86,8 +86,9 @@ def _model(rng):
 def test_spram_gemm_matches_golden(contexts, lane_dsps):
     rng = np.random.default_rng(5 + contexts)
     layers = _model(rng)
-    table, blocks, stats = encode_model(layers, cols=COLS, contexts=contexts, max_len=12, escape=True)
     h = _handler(contexts=contexts, lane_dsps=lane_dsps)
+    table, blocks, stats = encode_model(layers, cols=COLS, max_drift=h.max_drift, contexts=contexts,
+                                        max_len=12, escape=True)
     prng = random.Random(contexts)
     got, want = [], []
 
@@ -149,7 +150,8 @@ def _one_block(seed):
     """A 4 x 8 int8 layer in one block: ``(table words as bytes, block, x, expected y)``."""
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 20, (4, 8)).round().astype(int)
-    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, contexts=1, max_len=12, escape=True)
+    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, max_drift=_handler().max_drift, contexts=1,
+                                      max_len=12, escape=True)
     x = rng.integers(-128, 128, 8)
     want = [int(v) for v in ref_gemm(x[None, :], w, "int8")[0][0]]
     return b"".join(v.to_bytes(2, "little") for v in table), block, x, want
@@ -295,3 +297,60 @@ def test_spram_gemm_bad_parameters():
         _handler(escape=1)
     with pytest.raises(ValueError, match="lane_dsps"):
         _handler(backend="lut", lane_dsps=True)
+
+
+def _pruned_layer(rng, n_out, k):
+    """An int8 layer whose even output channels are pruned (all zero) and whose odd ones are
+    full-range: with two decoder contexts the even outputs are one format lane, the odd ones the
+    other, so one block per layer drifts by far more words than the lane FIFOs hold."""
+    w = rng.integers(-128, 128, (n_out, k))
+    w[0::2] = 0
+    return w
+
+
+@pytest.mark.parametrize("fifo_depth", [4, 8])
+def test_spram_gemm_pruned_beside_full_range_channels(fifo_depth):
+    """Two contexts, outputs alternating pruned / full-range int8 (the layer that stopped the
+    decoder for good as one block): as the host sends it, one unit of chained blocks of drift at
+    most the handler's ``max_drift``, every GEMV equals numpy; the same layer as one block never
+    finishes (the watchdog's case). A range reaching past the layer's unit (into the next layer's
+    blocks) answers the layer's results: the feeder stops offering beats at the unit's end."""
+    rng = np.random.default_rng(17 + fifo_depth)
+    n_out, k = 8, 32
+    w = _pruned_layer(rng, n_out, k)
+    w2 = rng.integers(-128, 128, (3, k))
+    h = _handler(contexts=2, fifo_depth=fifo_depth, max_k=k, store_depth=1024)
+    assert h.max_drift == fifo_depth // 2
+    table, blocks, stats = encode_model([(w, "int8"), (w2, "int8")], cols=COLS, max_drift=h.max_drift,
+                                        contexts=2, max_len=12, escape=True)
+    _, (one, _), one_stats = encode_model([(w, "int8"), (w2, "int8")], cols=COLS, max_drift=1 << 16,
+                                          contexts=2, max_len=12, escape=True)
+    assert stats["blocks"] > 2 and one_stats["blocks"] == 2
+    words = b"".join(v.to_bytes(2, "little") for v in table)
+    prng = random.Random(fifo_depth)
+
+    async def tb(ctx):
+        async def cmd(c, p, max_cycles=20000):
+            return await _command(ctx, h, c, p, prng, max_cycles=max_cycles)
+        assert (await cmd(Cmd.LOAD_HUFFMAN, b"\x01" + words))[0] == Status.OK
+        starts, at = [], 0
+        for b in (*blocks, one):
+            assert (await cmd(Cmd.LOAD_WEIGHTS, beat_bytes(b)))[0] == Status.OK
+            starts.append(at)
+            at += len(b)
+        for _ in range(3):
+            x = rng.integers(-128, 128, k)
+            want = [int(v) for v in w @ x]
+            st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", n_out, x, starts[0], len(blocks[0])))
+            assert st == Status.OK and _results(reply) == want
+            # the range up to the store's end: the rest is not offered
+            st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", n_out, x, starts[0], at))
+            assert st == Status.OK and _results(reply) == want
+            st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 3, x, starts[1], len(blocks[1])))
+            assert st == Status.OK and _results(reply) == [int(v) for v in w2 @ x]
+        assert not ctx.get(h.bus.error)
+        # One block for the layer: the decoder stops for good, the command never finishes.
+        with pytest.raises(AssertionError, match="did not finish"):
+            await cmd(Cmd.GEMM, _gemm_payload("int8", n_out, x, starts[2], len(one)), max_cycles=20000)
+
+    simulate(h, tb)

@@ -48,6 +48,7 @@ tile computes.
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
+from ..huffman import spec as huff_spec
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
@@ -56,10 +57,20 @@ from ..params import check_bool, check_choice, check_int, check_pow2
 from .handler import Handler, capture_bytes, finish_command, start_command
 from .protocol import MAX_PAYLOAD, Cmd, Status
 
-__all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT"]
+__all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT", "FIFO_DEPTH", "max_drift"]
 
 MAX_N_OUT = 128             # 4-byte results in a 512-byte reply
 GEMM_HEADER_BYTES = 9
+#: The decoder's lane FIFO depth (words) when a board's GEMM parameters do not name one.
+FIFO_DEPTH = 16
+
+
+def max_drift(gemm):
+    """The largest lane drift (words) of a chained block that the handler built with the GEMM
+    parameters ``gemm`` (a board's ``gemm`` dict; its ``fifo_depth``, else :data:`FIFO_DEPTH`)
+    takes: :func:`hw.huffman.spec.max_drift` of its decoder's FIFO depth. The host cuts each layer
+    at this drift (:func:`sim.control.spram_gemm.encode_model`)."""
+    return huff_spec.max_drift(gemm.get("fifo_depth", FIFO_DEPTH))
 
 
 class _Registers:
@@ -70,7 +81,7 @@ class _Registers:
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
     ``rleft``, which only read while ``feed`` is set (in ``RUN``)."""
 
-    def __init__(self, store_depth, beat_bits, cols, max_k):
+    def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
         # Beats stored. Not reset: the store survives RESET and a watchdog reset of the group (the
         # decoder's tables do not: reload the table with flag bit 1 to keep the store).
@@ -111,9 +122,15 @@ class _Registers:
         self.raddr = Signal(16)
         self.rleft = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
-        self.fstart = Signal()                        # the next read is the block's first beat
         self.fvalid = Signal()
-        self.ffirst = Signal()
+        # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
+        # its index ``hb`` (0: a block's first beat, marked ``first``), or a payload beat with
+        # ``bleft`` more after it; ``fcont``: the block's cont flag; ``fend``: the unit is over
+        self.fhdr = Signal()
+        self.hb = Signal(range(hbeats))
+        self.bleft = Signal(16)
+        self.fcont = Signal()
+        self.fend = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
         self.gj = Signal(range(max_k))                # beat of the tile being gathered
@@ -171,7 +188,7 @@ class SpramGEMMHandler(Handler):
     """
 
     def __init__(self, *, store_depth=16384, max_k=256, cols=2, acc_width=24, max_len=12, contexts=1,
-                 escape=True, fifo_depth=16, impl="table", backend="ice40", lane_dsps=False,
+                 escape=True, fifo_depth=FIFO_DEPTH, impl="table", backend="ice40", lane_dsps=False,
                  primitives=True):
         self.contexts = check_int("contexts", contexts, 1, 2)
         self.store_depth = check_pow2("store_depth", store_depth, 256,
@@ -188,6 +205,8 @@ class SpramGEMMHandler(Handler):
         if lane_dsps and backend != "ice40":
             raise ValueError(f"lane_dsps is for backend 'ice40', not backend {backend!r}")
         self.primitives = check_bool("primitives", primitives)
+        #: The largest lane drift (words) of a block this handler's decoder takes (:func:`max_drift`).
+        self.max_drift = huff_spec.max_drift(self.fifo_depth)
         super().__init__()
 
     @property
@@ -199,7 +218,7 @@ class SpramGEMMHandler(Handler):
         C = self.cols
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
-            escape=self.escape, impl=self.impl)
+            escape=self.escape, impl=self.impl, chain=True)
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
@@ -212,7 +231,8 @@ class SpramGEMMHandler(Handler):
         m.submodules.amem = amem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.max_k, init=[])
         a_wr = amem.write_port(granularity=mac_spec.ACT_BITS)
         a_rd = amem.read_port()
-        r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k)
+        r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k,
+                       huff_spec.header_beats(self.contexts))
         bus = self.bus
         m.d.comb += bus.error.eq(r.err)
         self._store_port(m, store, dec, r)
@@ -257,24 +277,54 @@ class SpramGEMMHandler(Handler):
 
     def _store_port(self, m, store, dec, r):
         """The store's one port: ``LOAD_WEIGHTS`` writes a completed beat at ``wptr``; a run reads
-        the block's beats in order into the decoder (``fvalid``: the store's held read data is a
-        beat the decoder has not taken; the next read is issued when it is taken)."""
-        read = r.feed & (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        the range's beats in order into the decoder (``fvalid``: the store's held read data is a
+        beat the decoder has not taken; the next read is issued when it is taken).
+
+        The store keeps no ``first`` marks, so the feeder follows the block framing
+        (:mod:`hw.huffman.spec`) of the beats it hands over: the range's first beat starts a
+        block; a block is ``header_beats`` beats and its ``M`` (the header's words per lane)
+        payload beats; the next block starts after it if the header's ``cont`` flag is set, else
+        the unit is over and the rest of the range is not offered (``fend``)."""
+        N = self.contexts
+        H = huff_spec.header_beats(N)
+        FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
+        read = r.feed & (r.rleft != 0) & ~r.fend & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
             store.en.eq(r.write | read), store.we.eq(r.write),
             store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
             store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
             store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
-            dec.i_data.valid.eq(r.fvalid), dec.i_data.payload.first.eq(r.ffirst),
+            dec.i_data.valid.eq(r.fvalid & ~r.fend),
+            dec.i_data.payload.first.eq(r.fhdr & (r.hb == 0)),
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1),
-                         r.ffirst.eq(r.fstart), r.fstart.eq(0)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
+        # The framing of the beat taken: the flags and M words read from its header, the block's
+        # end (a payload of M = 0 ends with the header) starts the next block or ends the unit.
+        flags = store.rdata[16 * (0 % N):16 * (0 % N) + 16]
+        words_m = store.rdata[16 * (2 % N):16 * (2 % N) + 16]
+        m_now = words_m if MB == H - 1 else r.bleft
+        end = Signal()
+        with m.If(r.fvalid & ~r.fend & dec.i_data.ready):
+            with m.If(r.fhdr):
+                m.d.sync += r.hb.eq(r.hb + 1)
+                with m.If(r.hb == FB):
+                    m.d.sync += r.fcont.eq(flags[3])
+                with m.If(r.hb == MB):
+                    m.d.sync += r.bleft.eq(words_m)
+                with m.If(r.hb == H - 1):
+                    m.d.sync += r.fhdr.eq(0)
+                    m.d.comb += end.eq(m_now == 0)
+            with m.Else():
+                m.d.sync += r.bleft.eq(r.bleft - 1)
+                m.d.comb += end.eq(r.bleft == 1)
+        with m.If(end):
+            m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.fend.eq(~r.fcont)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
@@ -449,7 +499,7 @@ class SpramGEMMHandler(Handler):
             m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
             with m.If(r.at_len):
-                m.d.sync += [r.feed.eq(1), r.fstart.eq(1), r.gc.eq(0), r.gj.eq(0),
+                m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0), r.gj.eq(0),
                              r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
