@@ -2,9 +2,11 @@
 
 Blocks: an :class:`hw.lib.spram.SPRAM` store of compressed block beats (a whole model's blocks stay
 on chip between jobs), the compact :class:`hw.huffman.HuffmanDecoder` (``impl="table"``, one
-hardware lane, INT mode without raw bits: a symbol is a packed weight byte of :mod:`hw.mac.spec`)
-and a ``1 x cols`` :class:`hw.mac.array.MacArray`, fed straight from the decoder: no decoded
-weight memory. The activations of a GEMV sit in a block RAM.
+hardware lane, INT mode without raw bits: a symbol is a packed weight byte of :mod:`hw.mac.spec`;
+``chain=True``: a layer is one *unit* of chained blocks, each of lane drift at most
+:attr:`SpramGEMMHandler.max_drift` words, so that no weights can stop a two-context decoder) and
+a ``1 x cols`` :class:`hw.mac.array.MacArray`, fed straight from the decoder: no decoded weight
+memory. The activations of a GEMV sit in a block RAM.
 
 Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, the decoder's
 ``i_data`` words):
@@ -23,19 +25,22 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
   ``store_depth`` are not stored: ``ERR_BLOCK`` and the group's sticky error flag.
 * ``GEMM`` (0x12, :data:`GEMM_HEADER_BYTES` + ``k`` bytes): precision (1 byte, a
   :data:`hw.mac.spec.MODES` code), ``n_out`` (2, 1..128), ``k`` (2, 1..``max_k``), ``start`` (2:
-  the block's first beat in the store), ``beats`` (2, >= 1: the block's beats), then ``k`` int8
-  activations ``x``. The block is streamed from the store through the decoder into the MAC array;
-  its values must be the packed weight bytes of ``ceil(n_out / cols)`` tiles, per tile per beat
-  ``j`` (``ceil(k / lanes)`` beats) the ``cols`` bytes of outputs ``n0 .. n0 + cols - 1``
-  (:func:`sim.gemm.golden.tile_symbols`' order; missing outputs zero). Reply: ``n_out`` int32
+  the unit's first beat in the store), ``beats`` (2, >= 1: the unit's beats), then ``k`` int8
+  activations ``x``. The unit is streamed from the store through the decoder into the MAC array
+  (the store keeps no ``first`` marks: the feeder follows the block framing, each block's header
+  and ``M`` payload beats, the next block after one marked ``cont``; beats of the range after the
+  unit's last block are not offered); its values must be the packed weight bytes of
+  ``ceil(n_out / cols)`` tiles, per tile per beat ``j`` (``ceil(k / lanes)`` beats) the ``cols``
+  bytes of outputs ``n0 .. n0 + cols - 1`` (:func:`sim.gemm.golden.tile_symbols`' order; missing
+  outputs zero). Reply: ``n_out`` int32
   ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators.
   A bad precision or size: ``ERR_LENGTH``. ``start + beats`` beyond the beats stored (an address
   out of the loaded store): ``ERR_BLOCK`` and the sticky error flag, nothing decoded.
-  A block that the decoder flags (CRC, invalid code, ...) or that decodes to more or fewer values
+  A unit that the decoder flags (CRC, invalid code, ...) or that decodes to more or fewer values
   than the tiles need: ``ERR_BLOCK`` and the error flag; the missing values count as 0 (so the
   array's tiles complete), the extra ones are dropped. A range that holds no block header (the
-  decoder drops it) answers ``ERR_TIMEOUT`` through the controller's watchdog, which resets the
-  group (reload the model).
+  decoder drops it) or ends inside its unit answers ``ERR_TIMEOUT`` through the controller's
+  watchdog, which resets the group (reload the model).
 
 Cycle behaviour of a GEMM: ``k`` cycles to take the activations, then the store streams at one
 beat per cycle (decoder permitting), the decoder gives about one symbol per cycle and a weight beat
@@ -169,7 +174,8 @@ class SpramGEMMHandler(Handler):
     escape : bool
         Decoder with escape codes.
     fifo_depth : int
-        Decoder lane FIFO depth (words), a power of two 4..512.
+        Decoder lane FIFO depth (words), a power of two 4..512 (default :data:`FIFO_DEPTH`); the
+        host cuts layers at :func:`max_drift` of it.
     impl : str
         Decoder lanes: ``"table"`` (the compact lookup-table lane, default) or ``"comparator"``
         (``HuffmanDecoder(impl=...)``).
