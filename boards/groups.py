@@ -30,14 +30,15 @@ GROUPS = ("gemm", "hdqt", "stdp")
 EXTRA_GROUP_SIZES = {
     "icebreaker": {
         # The SPRAM GEMM group (docs/boards.md): compressed blocks in the two SPRAMs the STDP group
-        # leaves (32768 16-bit beats, 64 KiB), the compact decoder (L = 12, escape codes, one
-        # context: two would be smaller and faster, but a two-lane block whose lanes' words drift
-        # apart by more than the lane FIFOs hold stalls the decoder for good, and a layer's block
-        # here is a whole layer), a 1 x 2 MAC array on four SB_MAC16s, one per activation lane (the
-        # decoder's one symbol per cycle is what a GEMV can use: more columns would not add MACs
-        # per cycle).
-        "gemm": {"handler": "spram", "store_depth": 32768, "max_k": 256, "cols": 2, "max_len": 12,
-                 "contexts": 1, "escape": True, "fifo_depth": 4, "backend": "ice40", "lane_dsps": True},
+        # leaves (16384 32-bit beats, 64 KiB), the compact decoder (L = 12, escape codes) with two
+        # contexts (the C-slow table lane: smaller and about twice as fast as one context; its word
+        # FIFOs in block RAM) and 8-word lane FIFOs: a layer is one unit of chained blocks of lane
+        # drift at most max_drift(8) = 4 words (the host reads fifo_depth here), which costs 1 % more
+        # beats on Gaussian layers; deeper FIFOs cost their pointers' logic (16 words: 36 LC more).
+        # A 1 x 2 MAC array on four SB_MAC16s, one per activation lane (the decoder's one symbol per
+        # cycle is what a GEMV can use: more columns would not add MACs per cycle).
+        "gemm": {"handler": "spram", "store_depth": 16384, "max_k": 256, "cols": 2, "max_len": 12,
+                 "contexts": 2, "escape": True, "fifo_depth": 8, "backend": "ice40", "lane_dsps": True},
         "hdqt": {"batch": 8, "k_dim": 16, "o_dim": 16, "had_cap": 16, "rows": 2, "cols": 2,
                  "backend": "ice40"},
     },
