@@ -314,8 +314,7 @@ def test_spram_gemm_pruned_beside_full_range_channels(fifo_depth):
     decoder for good as one block): as the host sends it, one unit of chained blocks of drift at
     most the handler's ``max_drift``, every GEMV equals numpy; the same layer as one block never
     finishes (the watchdog's case). A range reaching past the layer's unit (into the next layer's
-    blocks) answers the layer's results: the feeder marks no block start after the unit's last
-    block, so the decoder drops the rest and the next GEMM starts clean."""
+    blocks) answers the layer's results: the feeder stops offering beats at the unit's end."""
     rng = np.random.default_rng(17 + fifo_depth)
     n_out, k = 8, 32
     w = _pruned_layer(rng, n_out, k)
@@ -344,7 +343,7 @@ def test_spram_gemm_pruned_beside_full_range_channels(fifo_depth):
             want = [int(v) for v in w @ x]
             st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", n_out, x, starts[0], len(blocks[0])))
             assert st == Status.OK and _results(reply) == want
-            # the range up to the store's end: the rest is dropped
+            # the range up to the store's end: the rest is not offered
             st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", n_out, x, starts[0], at))
             assert st == Status.OK and _results(reply) == want
             st, reply = await cmd(Cmd.GEMM, _gemm_payload("int8", 3, x, starts[1], len(blocks[1])))

@@ -29,7 +29,7 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
   activations ``x``. The unit is streamed from the store through the decoder into the MAC array
   (the store keeps no ``first`` marks: the feeder follows the block framing, each block's header
   and ``M`` payload beats, the next block after one marked ``cont``; beats of the range after the
-  unit's last block go unmarked: the decoder drops them); its values must be the packed weight bytes of
+  unit's last block are not offered); its values must be the packed weight bytes of
   ``ceil(n_out / cols)`` tiles, per tile per beat ``j`` (``ceil(k / lanes)`` beats) the ``cols``
   bytes of outputs ``n0 .. n0 + cols - 1`` (:func:`sim.gemm.golden.tile_symbols`' order; missing
   outputs zero). Reply: ``n_out`` int32
@@ -130,11 +130,12 @@ class _Registers:
         self.fvalid = Signal()
         # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
         # its index ``hb`` (0: a block's first beat, marked ``first``), or a payload beat with
-        # ``bleft`` more after it; ``fcont``: the block's cont flag
+        # ``bleft`` more after it; ``fcont``: the block's cont flag; ``fend``: the unit is over
         self.fhdr = Signal()
         self.hb = Signal(range(hbeats))
         self.bleft = Signal(16)
         self.fcont = Signal()
+        self.fend = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
         self.gj = Signal(range(max_k))                # beat of the tile being gathered
@@ -288,20 +289,19 @@ class SpramGEMMHandler(Handler):
         The store keeps no ``first`` marks, so the feeder follows the block framing
         (:mod:`hw.huffman.spec`) of the beats it hands over: the range's first beat starts a
         block; a block is ``header_beats`` beats and its ``M`` (the header's words per lane)
-        payload beats; the next block starts after it if the header's ``cont`` flag is set. Beats
-        of the range after the unit's last block go to the decoder unmarked, which drops them (the
-        run ends with the unit's last value)."""
+        payload beats; the next block starts after it if the header's ``cont`` flag is set, else
+        the unit is over and the rest of the range is not offered (``fend``)."""
         N = self.contexts
         H = huff_spec.header_beats(N)
         FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
-        read = r.feed & (r.rleft != 0) & (~r.fvalid | dec.i_data.ready)
+        read = r.feed & (r.rleft != 0) & ~r.fend & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
             store.en.eq(r.write | read), store.we.eq(r.write),
             store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
             store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
             store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
-            dec.i_data.valid.eq(r.fvalid),
+            dec.i_data.valid.eq(r.fvalid & ~r.fend),
             dec.i_data.payload.first.eq(r.fhdr & (r.hb == 0)),
         ]
         for c in range(self.contexts):
@@ -316,7 +316,7 @@ class SpramGEMMHandler(Handler):
         words_m = store.rdata[16 * (2 % N):16 * (2 % N) + 16]
         m_now = words_m if MB == H - 1 else r.bleft
         end = Signal()
-        with m.If(r.fvalid & dec.i_data.ready):
+        with m.If(r.fvalid & ~r.fend & dec.i_data.ready):
             with m.If(r.fhdr):
                 m.d.sync += r.hb.eq(r.hb + 1)
                 with m.If(r.hb == FB):
@@ -330,7 +330,7 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += r.bleft.eq(r.bleft - 1)
                 m.d.comb += end.eq(r.bleft == 1)
         with m.If(end):
-            m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0)]
+            m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.fend.eq(~r.fcont)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
@@ -505,7 +505,7 @@ class SpramGEMMHandler(Handler):
             m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
                          a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
             with m.If(r.at_len):
-                m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.gc.eq(0), r.gj.eq(0),
+                m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0), r.gj.eq(0),
                              r.saw_last.eq(0), r.aj.eq(0),
                              r.sc.eq(0), r.nbyte.eq(0)]
                 m.next = "RUN"
