@@ -36,7 +36,7 @@ from hw.control.spram_gemm_handler import SpramGEMMHandler
 from hw.huffman.decoder import HuffmanDecoder
 from hw.lib.reset import KEEP_REGISTERS
 
-DEFAULT_ROWS = ("12:1:1:4", "12:1:2:4")
+DEFAULT_ROWS = ("12:1:1:4", "12:1:2:8")
 COLUMNS = ("lc", "lut4", "ff", "dsp", "bram", "spram", "fmax_mhz")
 
 

@@ -460,7 +460,7 @@ def _job_mlp(acc, where):
                  "sent_bytes": st1["sent_bytes"] + st2["sent_bytes"]}
     else:
         if spram:
-            # The SPRAM store: both layers' compressed blocks loaded once, each GEMV names its block.
+            # The SPRAM store: both layers' compressed blocks loaded once, each GEMV names its layer's beats.
             loaded = spram_gemm.load_model(acc.driver, acc.config.gemm, [(q1, "int8"), (q2, "int8")])
             stats = loaded
             layer1 = lambda v: spram_gemm.gemv(acc.driver, loaded["blocks"][0], v, q1.shape[0])  # noqa: E731

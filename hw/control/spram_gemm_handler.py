@@ -538,5 +538,5 @@ class SpramGEMMHandler(Handler):
         with m.Elif((r.n_out == 0) & r.saw_last):
             with m.If(r.block_err):
                 m.d.sync += r.status.eq(Status.ERR_BLOCK)
-            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its block stops here
+            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its unit stops here
             m.next = "DONE"
