@@ -197,14 +197,14 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts, impl):
     assert res["errors"] == spec.ERR_TABLE
 
 
-def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator"):
+def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator", header_regs="shift"):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
-                         contexts=contexts, impl=impl)
+                         contexts=contexts, impl=impl, header_regs=header_regs)
     res, ref = check_against_golden(dut, beats, tables, seed=seed, stall=stall)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -233,6 +233,16 @@ def test_fuzzed_corrupt_streams_table_lane_two_contexts():
     """The two-context table lane (one hardware lane, two format lanes) on the fuzzed stream, with
     stalls: every corrupt block flagged, every good block after it exact, no hang."""
     kinds = fuzz_check(150, 2, seed=4, contexts=2, stall=0.2, impl="table")
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+@pytest.mark.parametrize("n_lanes,contexts,impl",
+                         [(1, 1, "comparator"), (2, 2, "table"), (4, 1, "comparator")])
+def test_fuzzed_corrupt_streams_header_fields(n_lanes, contexts, impl):
+    """The block parser's header kept as its fields (``header_regs="fields"``, the UP5K GEMM
+    group's decoder) on the fuzzed stream with stalls (bit flips, cut headers, bad fields): every
+    corrupt block flagged, every good block exact, as with the shift register."""
+    kinds = fuzz_check(150, n_lanes, seed=5, contexts=contexts, stall=0.2, impl=impl, header_regs="fields")
     assert set(kinds) == {"flip", "cut", "field"}
 
 

@@ -224,7 +224,7 @@ class SpramGEMMHandler(Handler):
         C = self.cols
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
-            escape=self.escape, impl=self.impl, chain=True)
+            escape=self.escape, impl=self.impl, chain=True, header_regs="fields")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,

@@ -4,11 +4,14 @@ from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_bool, check_int
+from ..params import check_bool, check_choice, check_int
 from . import spec
 from .crc import crc16_next
 
-__all__ = ["BlockParser", "DescriptorSlot", "beat_layout", "descriptor_layout"]
+__all__ = ["BlockParser", "DescriptorSlot", "beat_layout", "descriptor_layout", "HEADER_REGS"]
+
+#: ``BlockParser(header_regs=...)``: the header kept as a shift register of its beats or as its fields.
+HEADER_REGS = ("shift", "fields")
 
 
 def beat_layout(lanes):
@@ -60,6 +63,13 @@ class BlockParser(wiring.Component):
     chain : bool
         Take chained blocks (:data:`hw.huffman.spec.FLAG_CONT`): ``o_cont``, valid with
         ``o_desc``, is the block's ``cont`` flag. Default False: such a header is bad.
+    header_regs : str
+        How the header beats are kept. ``"shift"`` (default): a shift register of all the header's
+        beats (every beat in HUNT / HEADER shifts it; the enable is two state bits and ``valid``).
+        ``"fields"``: each header beat is written into its fields by its index (``beat``), only the
+        bits the checks and descriptors read: no register for the header CRC word or the padding,
+        and of each lane's high bit-length word its 4 bits and "the 12 above are not all 0" (area:
+        the UP5K's GEMM group). Same descriptors, checks and cycles.
 
     Members
     -------
@@ -73,11 +83,12 @@ class BlockParser(wiring.Component):
         With ``chain=True`` only.
     """
 
-    def __init__(self, lanes=1, raw_bits=8, hold=False, chain=False):
+    def __init__(self, lanes=1, raw_bits=8, hold=False, chain=False, header_regs="shift"):
         self._N = check_int("lanes", lanes, 1, 8)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._hold = check_bool("hold", hold)
         self._chain = check_bool("chain", chain)
+        self._fields = check_choice("header_regs", header_regs, HEADER_REGS) == "fields"
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
             "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),
@@ -103,9 +114,20 @@ class BlockParser(wiring.Component):
         # HUNT / HEADER shifts it, so its enable is two state bits and ``valid`` (beats that are not
         # a header's are overwritten before CHECK reads it: a header is ``hbeats`` beats from a
         # ``first`` one)
-        hdr = Signal(data.ArrayLayout(data.ArrayLayout(16, N), hbeats))
-        lo, hi, crcs = hdr[0], hdr[1], hdr[2]
-        common = [hdr[3 + i // N][i % N] for i in range(3)]          # flags, n, M
+        if self._fields:
+            # the fields a header word goes to, by its word index ``j * N + k`` (beat j, lane k)
+            lo = [Signal(16, name=f"hdr_lo{k}") for k in range(N)]
+            hi4 = [Signal(4, name=f"hdr_hi{k}") for k in range(N)]
+            hi_big = [Signal(name=f"hdr_hi_big{k}") for k in range(N)]   # hi[k][4:] != 0
+            crcs = [Signal(16, name=f"hdr_crc{k}") for k in range(N)]
+            common = [Signal(16, name=f"hdr_{f}") for f in ("flags", "n", "m")]
+            hi_zero = [~b for b in hi_big]
+        else:
+            hdr = Signal(data.ArrayLayout(data.ArrayLayout(16, N), hbeats))
+            lo, hi, crcs = hdr[0], hdr[1], hdr[2]
+            common = [hdr[3 + i // N][i % N] for i in range(3)]          # flags, n, M
+            hi4 = [hi[k][:4] for k in range(N)]
+            hi_zero = [hi[k][4:] == 0 for k in range(N)]
         count = Signal(16)
         count_is_1 = Signal()          # count == 1, kept as a register (off the input handshake)
         count_is_0 = Signal()
@@ -121,8 +143,9 @@ class BlockParser(wiring.Component):
         m.d.comb += self.o_desc.payload.eq(desc)
 
         hdr_shift = Signal()            # a beat in HUNT / HEADER (set in those states)
-        with m.If(hdr_shift):
-            m.d.sync += [*(hdr[j].eq(hdr[j + 1]) for j in range(hbeats - 1)), hdr[hbeats - 1].eq(words)]
+        if not self._fields:
+            with m.If(hdr_shift):
+                m.d.sync += [*(hdr[j].eq(hdr[j + 1]) for j in range(hbeats - 1)), hdr[hbeats - 1].eq(words)]
 
         def header_beat(index_is_zero):
             """Absorb one header beat (the current one): the CRC and the beat index."""
@@ -136,7 +159,7 @@ class BlockParser(wiring.Component):
         # register of its own.
         flags, n, mw = common[0], common[1], common[2]
         mode, r, ebits = flags[0:2], flags[4:8], flags[8:12]
-        bitlens = [lo[k] | (hi[k][:4] << 16) for k in range(N)]     # 20-bit lane lengths
+        bitlens = [lo[k] | (hi4[k] << 16) for k in range(N)]        # 20-bit lane lengths
         for k in range(N):
             m.d.comb += [
                 desc[k].n.eq(n), desc[k].m.eq(mw), desc[k].bitlen.eq(bitlens[k]),
@@ -156,7 +179,7 @@ class BlockParser(wiring.Component):
                          & ((r == 0) | (r == R))
                          & ((mode != spec.MODE_RAW) | (r != 0))
                          & ((mode != spec.MODE_EXP) | ((r != 0) & (ebits != 0) & (ebits <= 8))))
-            ok = Cat(crc == 0, fields_ok, n != 0, Cat(*(hi[k][4:] == 0 for k in range(N))).all())
+            ok = Cat(crc == 0, fields_ok, n != 0, Cat(*hi_zero).all())
             for k, bitlen in enumerate(bitlens):
                 # bitlen > 16 M, in two halves (the verdict in DECIDE, from registers)
                 m.d.sync += [
@@ -209,6 +232,22 @@ class BlockParser(wiring.Component):
                              | (st["PAYLOAD"] & ~cut & ~(pay_take & count_is_1))),
             st["PAD"].eq((st["PAYLOAD"] & cut) | (st["PAD"] & ~(pad_take & count_is_1))),
         ]
+        if self._fields:
+            # header beat j (0: the ``first`` one, then ``beat``) into its fields
+            for j in range(hbeats):
+                at_j = ((st["HUNT"] | st["HEADER"]) & head_start if j == 0
+                        else st["HEADER"] & head_next & (beat == j))
+                with m.If(at_j):
+                    for k in range(N):
+                        w, word = j * N + k, words[k]
+                        if w < N:
+                            m.d.sync += lo[w].eq(word)
+                        elif w < 2 * N:
+                            m.d.sync += [hi4[w - N].eq(word[:4]), hi_big[w - N].eq(word[4:].any())]
+                        elif w < 3 * N:
+                            m.d.sync += crcs[w - 2 * N].eq(word)
+                        elif w < 3 * N + 3:
+                            m.d.sync += common[w - 3 * N].eq(word)
         with m.If((st["HUNT"] | st["HEADER"]) & head_start):
             header_beat(True)
         with m.If(st["HEADER"] & head_next):

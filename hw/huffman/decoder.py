@@ -13,7 +13,7 @@ from ..lib.reset import add_with_reset_tree
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
-from .block_parser import BlockParser, DescriptorSlot, beat_layout, descriptor_layout
+from .block_parser import HEADER_REGS, BlockParser, DescriptorSlot, beat_layout, descriptor_layout
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
@@ -118,6 +118,9 @@ class HuffmanDecoder(wiring.Component):
         so the flag does not travel through the lanes. An encoder for this decoder cuts units into
         blocks of drift at most :func:`hw.huffman.spec.max_drift` ``(fifo_depth)``
         (``sim.huffman.golden.chain_blocks``); a block of more drift can stop the decoder for good.
+    header_regs : str
+        The block parser's header registers (:class:`~hw.huffman.block_parser.BlockParser`'s
+        ``header_regs``): ``"shift"`` (default) or ``"fields"`` (fewer registers, same behaviour).
 
     Members
     -------
@@ -135,7 +138,7 @@ class HuffmanDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False,
-                 impl="comparator", counter_bits=32, chain=False):
+                 impl="comparator", counter_bits=32, chain=False, header_regs="shift"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -145,6 +148,7 @@ class HuffmanDecoder(wiring.Component):
         self._impl = check_choice("impl", impl, IMPLS)
         self._cbits = check_int("counter_bits", counter_bits, MIN_COUNTER_BITS, 32)
         self._chain = check_bool("chain", chain)
+        self._header_regs = check_choice("header_regs", header_regs, HEADER_REGS)
         cb = self._cbits
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
@@ -196,7 +200,7 @@ class HuffmanDecoder(wiring.Component):
         N, C = self._N, self._C
         kind = (_TABLE_KINDS if self._impl == "table" else _LANE_KINDS)[C]
         core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R, hold=kind.desc_hold,
-                                                      chain=self._chain)
+                                                      chain=self._chain, header_regs=self._header_regs)
         # chained blocks: each accepted block's ``cont`` flag, read by the join at the block's end
         conts = SyncFIFOBuffered(width=1, depth=4) if self._chain else None
         if conts is not None:
