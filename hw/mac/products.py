@@ -373,8 +373,11 @@ class ProductGrid(wiring.Component):
                 for c, half in ((c0, 0), (c1, 1)):
                     if c is None:
                         continue
+                    # Lane 1's product fits 12 signed bits (|a * w| <= 255 * 8), lanes 2 and 3's
+                    # 10 (w in -2..1): the sum's adders only as wide as that (area, same values).
                     p = [pr[half] for pr in prods]
-                    self._store(m, r, c, (p[0] + p[1]) + (p[2] + p[3]))
+                    self._store(m, r, c, (p[0] + p[1][:12].as_signed())
+                                + (p[2][:10].as_signed() + p[3][:10].as_signed()))
 
     def _fabric_ice40(self, m, r, c, digits):
         """Digits 1..3 of PE (r, c): S1 = (pp1 + pp2, pp3), returned summed (comb, 13 bits); the
