@@ -458,13 +458,13 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
             with m.Elif(r.count == H):
-                lanes = Const(1, 3) << r.lshift
                 tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
                 bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
                        | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
                        | (bus.length != H + r.k))
-                m.d.sync += [r.beats_m1.eq(((r.k + lanes - 1) >> r.lshift) - 1),
-                             r.gleft.eq(tiles), r.cleft.eq(tiles)]
+                # ceil(k / lanes) - 1 == (k - 1) >> lshift for k >= 1 (k = 0 is refused: the
+                # value is then never used)
+                m.d.sync += [r.beats_m1.eq((r.k - 1) >> r.lshift), r.gleft.eq(tiles), r.cleft.eq(tiles)]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
                 # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
                 m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(r.raddr + r.rleft > r.wptr)]
