@@ -386,15 +386,17 @@ def _chained_stream(values, n_lanes):
     return [spec.serialize_table(*table, 12)], beats
 
 
-@pytest.mark.parametrize("contexts,impl,chain", [(*v, False) for v in VARIANTS] + [(2, "comparator", True)])
-def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl, chain):
+@pytest.mark.parametrize("contexts,impl,chain,header_regs",
+                         [(*v, False, "shift") for v in VARIANTS] + [(2, "comparator", True, "shift"),
+                                                                     (2, "table", True, "fields")])
+def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl, chain, header_regs):
     """``i_clear`` while a block is being decoded (its table loaded, half its beats in): whatever
     the decoder held is dropped, and a new table and stream sent after the clear decode exactly,
     with no value of the first stream among them and no flag left over. With ``chain``: the
     streams are units of chained blocks, cleared in the middle of one (the unit marks restart)."""
     rng = random.Random(12)
     dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=16, contexts=contexts, impl=impl,
-                         chain=chain)
+                         chain=chain, header_regs=header_regs)
     fl = dut.format_lanes
     values_a = [rng.randrange(40) for _ in range(800)]
     values_b = [min(255, int(rng.expovariate(0.08))) for _ in range(600)]

@@ -116,11 +116,12 @@ class BlockParser(wiring.Component):
         # ``first`` one)
         if self._fields:
             # the fields a header word goes to, by its word index ``j * N + k`` (beat j, lane k)
-            lo = [Signal(16, name=f"hdr_lo{k}") for k in range(N)]
-            hi4 = [Signal(4, name=f"hdr_hi{k}") for k in range(N)]
-            hi_big = [Signal(name=f"hdr_hi_big{k}") for k in range(N)]   # hi[k][4:] != 0
-            crcs = [Signal(16, name=f"hdr_crc{k}") for k in range(N)]
-            common = [Signal(16, name=f"hdr_{f}") for f in ("flags", "n", "m")]
+            # (reset-less: read only from CHECK on, after a whole header wrote them)
+            lo = [Signal(16, name=f"hdr_lo{k}", reset_less=True) for k in range(N)]
+            hi4 = [Signal(4, name=f"hdr_hi{k}", reset_less=True) for k in range(N)]
+            hi_big = [Signal(name=f"hdr_hi_big{k}", reset_less=True) for k in range(N)]   # hi[k][4:] != 0
+            crcs = [Signal(16, name=f"hdr_crc{k}", reset_less=True) for k in range(N)]
+            common = [Signal(16, name=f"hdr_{f}", reset_less=True) for f in ("flags", "n", "m")]
             hi_zero = [~b for b in hi_big]
         else:
             hdr = Signal(data.ArrayLayout(data.ArrayLayout(16, N), hbeats))
