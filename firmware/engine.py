@@ -80,9 +80,7 @@ def weight_frames(beats, format_lanes):
     (1: the frame's first beat starts a block), then beats. A frame never spans two blocks: the
     flag byte is the only ``first`` mark a frame carries."""
     per = (MAX_PAYLOAD - 1) // (2 * format_lanes)
-    starts = [i for i, b in enumerate(beats) if b.first] + [len(beats)]
-    if not starts or starts[0] != 0:
-        starts.insert(0, 0)
+    starts = [i for i, b in enumerate(beats) if b.first or i == 0] + [len(beats)]
     return [bytes([int(beats[i].first)]) + b"".join(_words(b.words) for b in beats[i:min(i + per, end)])
             for start, end in zip(starts, starts[1:], strict=False) for i in range(start, end, per)]
 

@@ -48,8 +48,7 @@ def test_lane_drift_counts_words():
 def test_chain_blocks_bound_drift_and_round_trip(lanes, max_drift):
     values = skewed(300, lanes, seed=lanes)
     table = skewed_table(values)
-    _, one = g.encode_block(values, n_lanes=lanes, mode=spec.MODE_INT, table=table)
-    assert one["drift"] > max_drift                           # one block would not do
+    assert g.block_drift(values, n_lanes=lanes, table=table) > max_drift     # one block would not do
     beats, info = g.chain_blocks(values, n_lanes=lanes, table=table, max_drift=max_drift)
     assert info["blocks"] > 1 and info["drift"] <= max_drift
     headers = [spec.parse_header([w for b in beats[i:i + spec.header_beats(lanes)] for w in b.words],
@@ -125,8 +124,8 @@ def test_unchained_block_of_large_drift_stops_the_decoder():
     as chained blocks at ``max_drift(8)`` decode."""
     values = skewed(64, 2)
     table = skewed_table(values)
-    beats, info = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=table)
-    assert info["drift"] == 26
+    beats, _ = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=table)
+    assert g.block_drift(values, n_lanes=2, table=table) == 26
     dut = HuffmanDecoder(max_len=MAX_LEN, lanes=2, raw_bits=0, fifo_depth=FIFO, chain=True)
     out, taken = run_for(dut, beats, table_pairs(table), 20_000)
     assert out < 64 and taken < len(beats)

@@ -25,7 +25,8 @@ from hw.huffman import spec
 
 __all__ = ["package_merge_lengths", "package_merge_cost", "escape_lengths", "build_table", "entropy_bits",
            "encode_lane", "encode_block",
-           "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks", "chain_blocks"]
+           "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks", "chain_blocks",
+           "block_drift"]
 
 
 def package_merge_lengths(freqs, max_len):
@@ -204,7 +205,7 @@ def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None, c
 
     ``table`` is ``(counts, symbols)`` (not needed for :data:`~hw.huffman.spec.MODE_RAW`).
     ``cont``: the next block continues this one's unit (:data:`~hw.huffman.spec.FLAG_CONT`).
-    Returns ``(beats, info)`` with info = dict(bitlens, words_per_lane, header_words, drift).
+    Returns ``(beats, info)`` with info = dict(bitlens, words_per_lane, header_words).
     """
     if len(values) % n_lanes or not values:
         raise ValueError(f"a block needs a positive multiple of {n_lanes} values, not {len(values)}")
@@ -221,20 +222,25 @@ def encode_block(values, *, n_lanes, mode, r=0, ebits=0, parity=0, table=None, c
                             bitlens=bitlens, crcs=[spec.crc16(p) for p in payload], cont=cont)
     beats = [Beat(hdr[i:i + n_lanes], i == 0) for i in range(0, len(hdr), n_lanes)]
     beats += [Beat([payload[k][j] for k in range(n_lanes)], False) for j in range(m)]
-    drift = spec.lane_drift([_symbol_bits(values[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)
-                             for k in range(n_lanes)])
-    return beats, {"bitlens": bitlens, "words_per_lane": m, "header_words": len(hdr), "drift": drift}
+    return beats, {"bitlens": bitlens, "words_per_lane": m, "header_words": len(hdr)}
 
 
-def _symbol_bits(values, codes, *, mode, r, ebits):
-    """Bits of each value in a lane's stream (its code, an escaped symbol's 8 bits, ``r`` raw)."""
+def _lane_bits(values, *, n_lanes, table, mode, r, ebits):
+    """Per lane of a block of ``values``, the bits of each of its values in the lane's stream (its
+    code, an escaped symbol's 8 bits, ``r`` raw)."""
     if mode == spec.MODE_RAW:
-        return [r] * len(values)
-    out = []
-    for v in values:
+        return [[r] * len(values[k::n_lanes]) for k in range(n_lanes)]
+    codes = spec.canonical_codes(*table)
+
+    def bits(v):
         sym = split_value(mode, int(v), r, ebits)[0]
-        out.append((codes[sym][1] if sym in codes else codes[spec.ESCAPE][1] + spec.ESCAPE_BITS) + r)
-    return out
+        return (codes[sym][1] if sym in codes else codes[spec.ESCAPE][1] + spec.ESCAPE_BITS) + r
+    return [[bits(v) for v in values[k::n_lanes]] for k in range(n_lanes)]
+
+
+def block_drift(values, *, n_lanes, table, mode=spec.MODE_INT, r=0, ebits=0):
+    """The lane drift in words (:func:`hw.huffman.spec.lane_drift`) of ``values`` as one block."""
+    return spec.lane_drift(_lane_bits(values, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits))
 
 
 def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, ebits=0, parity=0):
@@ -254,9 +260,7 @@ def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, 
         raise ValueError(f"max_drift must be at least 2 words, not {max_drift}")
     if not values or len(values) % n_lanes:
         raise ValueError(f"a unit needs a positive multiple of {n_lanes} values, not {len(values)}")
-    codes = spec.canonical_codes(*table) if table is not None else {}
-    lane_bits = [_symbol_bits(values[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)
-                 for k in range(n_lanes)]
+    lane_bits = _lane_bits(values, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits)
     cuts, start, totals = [0], 0, [0] * n_lanes
     for t, step in enumerate(zip(*lane_bits, strict=True)):
         after = [b + s for b, s in zip(totals, step, strict=True)]
@@ -272,7 +276,7 @@ def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, 
         bb, bi = encode_block(values[a * n_lanes:b * n_lanes], n_lanes=n_lanes, mode=mode, r=r, ebits=ebits,
                               parity=parity, table=table, cont=b != cuts[-1])
         beats += bb
-        info["drift"] = max(info["drift"], bi["drift"])
+        info["drift"] = max(info["drift"], spec.lane_drift([lb[a:b] for lb in lane_bits]))
         info["bitlens"] = [x + y for x, y in zip(info["bitlens"], bi["bitlens"], strict=True)]
         info["header_words"] += bi["header_words"]
     return beats, info
