@@ -461,12 +461,13 @@ def cmd_compress(args):
     from edgelearn import compress  # deferred: numba (the host codec) adds ~0.35 s to every start-up
     # The output is written to a temporary file beside it and renamed: probe its directory, not the file.
     _writable(Path(args.output).parent, "-o/--output", directory=True)
+    fifo = {} if args.fifo_depth is None else {"fifo_depth": args.fifo_depth}     # default: compress's
     if args.plot:
         _writable(args.plot, "--plot")
     try:
         report = compress.compress_file(args.model, args.output, fmt=args.format, max_len=args.max_len,
                                         n_lanes=args.lanes, min_size=args.min_size, escape=args.escape,
-                                        force=args.force)
+                                        force=args.force, **fifo)
         if args.plot:
             compress.plot_tensor(report, args.plot)
     except compress.BadInput as e:
@@ -580,6 +581,8 @@ def _parser():
     s.add_argument("--format", default="int8", help="int8 (default), int4, int4-pairs or bf16")
     s.add_argument("--max-len", type=int, default=16, help="longest code L, 8..16 (default 16)")
     s.add_argument("--lanes", type=int, default=1, help="decoder lanes N (default 1)")
+    s.add_argument("--fifo-depth", type=int, default=None,
+                   help="the decoder's lane FIFO words: multi-lane blocks are cut to fit it (default 64)")
     s.add_argument("--min-size", type=int, default=4096, help="smaller tensors pass raw (default 4096)")
     s.add_argument("--escape", action="store_true",
                    help="escape codes for rare symbols (L < 16; the RTL decoder does not take them yet)")

@@ -48,6 +48,7 @@ __all__ = ["BadInput", "CorruptContainer", "FORMATS", "MAGIC", "load_model", "sa
 
 MAGIC = b"ELHUFF1\n"
 FORMATS = ("int8", "int4", "int4-pairs", "bf16")
+FIFO_DEPTHS = tuple(4 << k for k in range(8))       # HuffmanDecoder's fifo_depth: powers of two 4..512
 #: Symbol mode, raw bits r, exponent bits and the decoder's raw width R of each format.
 _CODING = {"int8": (spec.MODE_INT, 0, 0, 8), "int4": (spec.MODE_INT, 0, 0, 8),
            "int4-pairs": (spec.MODE_INT, 0, 0, 8), "bf16": (spec.MODE_EXP, 8, 8, 8)}
@@ -220,10 +221,13 @@ def _entropy(counts):
 
 # One tensor -------------------------------------------------------------------------------------
 
-def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None):
+def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None, fifo_depth=spec.FIFO_DEPTH):
     """Code a quantized tensor: ``(tables, Stream, info)`` with ``info`` the sizes in bits
     (payload, headers, padding, table, total), the symbol entropy and the symbol histogram.
-    ``escape``: allow an escape code (a decoder built with escapes)."""
+    ``escape``: allow an escape code (a decoder built with escapes). ``fifo_depth``: the lane FIFO
+    words of the hardware decoder the stream is for; with several lanes, blocks are cut so that
+    their lane drift fits it (:func:`hw.huffman.spec.max_drift`; ``docs/huffman.md``, *Chained
+    blocks and lane drift*), else lanes of very different code lengths can stop that decoder."""
     mode, r, ebits, raw_bits = _CODING[fmt]
     values = _symbols(q, fmt)
     counts = fast.histogram(values, mode, r, ebits)
@@ -231,7 +235,7 @@ def encode_tensor(q, fmt, *, max_len=16, n_lanes=1, escape=False, block_n=None):
     block_n = block_n or max_block_n(int(fast.code_arrays(table)[1].max()), r)
     tables, stream, stats = fast.encode_fast(values, n_lanes=n_lanes, block_n=block_n, max_len=max_len,
                                              mode=mode, r=r, ebits=ebits, raw_bits=raw_bits, escape=escape,
-                                             table=table)
+                                             table=table, max_drift=spec.max_drift(fifo_depth))
     total = stats["code_bits"] + stats["pad_bits"] + stats["header_bits"] + stats["table_bits"]
     info = dict(stats, total_bits=total, symbols=int(values.size), weights=int(q.size),
                 entropy_bits=(_entropy(counts) + r) * values.size, histogram=counts)
@@ -252,7 +256,7 @@ def decode_tensor(stream, tables, fmt, *, max_len, n_lanes, escape=False):
 
 # Models -----------------------------------------------------------------------------------------
 
-def _check_settings(fmt, max_len, n_lanes, min_size):
+def _check_settings(fmt, max_len, n_lanes, min_size, fifo_depth=spec.FIFO_DEPTH):
     if fmt not in FORMATS:
         raise BadInput(f"--format must be one of {', '.join(FORMATS)}, not {fmt!r}")
     try:
@@ -263,6 +267,9 @@ def _check_settings(fmt, max_len, n_lanes, min_size):
         raise BadInput(f"--lanes must be from 1 to 16, not {n_lanes}")
     if min_size < 1:
         raise BadInput(f"--min-size must be positive, not {min_size}")
+    if fifo_depth not in FIFO_DEPTHS:
+        raise BadInput(f"--fifo-depth must be a power of two from 4 to 512 (the decoder's lane FIFO), "
+                       f"not {fifo_depth}")
 
 
 def _codable(arr):
@@ -270,9 +277,10 @@ def _codable(arr):
 
 
 def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, escape=False,
-                   source="model", progress=None):
-    """``(blob, report)``: the container bytes and one report dict per tensor."""
-    _check_settings(fmt, max_len, n_lanes, min_size)
+                   source="model", progress=None, fifo_depth=spec.FIFO_DEPTH):
+    """``(blob, report)``: the container bytes and one report dict per tensor (``fifo_depth``: as
+    :func:`encode_tensor`'s)."""
+    _check_settings(fmt, max_len, n_lanes, min_size, fifo_depth)
     entries, chunks, report = [], [], []
     offset = 0
     total = sum(int(a.size) for a in tensors.values())
@@ -287,7 +295,8 @@ def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096,
             if not np.isfinite(arr).all():
                 raise BadInput(f"{source}: tensor {name}: non-finite weights cannot be quantized")
             q, scales = quantize_tensor(arr, fmt)
-            tables, stream, info = encode_tensor(q, fmt, max_len=max_len, n_lanes=n_lanes, escape=escape)
+            tables, stream, info = encode_tensor(q, fmt, max_len=max_len, n_lanes=n_lanes, escape=escape,
+                                                 fifo_depth=fifo_depth)
             parts = [b"" if scales is None else scales.astype("<f4").tobytes(),
                      b"".join(np.asarray(t, dtype="<u2").tobytes() for t in tables),
                      stream.words.astype("<u2").tobytes()]
@@ -323,7 +332,8 @@ def compress_model(tensors, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096,
         if progress:
             progress(done, total, name)
     manifest = json.dumps({"container": "edgelearn-huffman", "version": 1, "max_len": max_len,
-                           "lanes": n_lanes, "escape": escape, "tensors": entries}).encode()
+                           "lanes": n_lanes, "escape": escape, "fifo_depth": fifo_depth,
+                           "tensors": entries}).encode()
     head = [MAGIC, struct.pack("<Q", len(manifest)), manifest, struct.pack("<I", zlib.crc32(manifest))]
     blob = b"".join(head + chunks)
     return blob, report
@@ -455,7 +465,8 @@ class _Bar:
         self.stream.flush()
 
 
-def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, escape=False, force=False):
+def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=4096, escape=False, force=False,
+                  fifo_depth=spec.FIFO_DEPTH):
     """Compress a model file into a container; returns the report."""
     out = Path(out)
     if out.exists() and not force:
@@ -464,7 +475,8 @@ def compress_file(model, out, *, fmt="int8", max_len=16, n_lanes=1, min_size=409
     if not tensors:
         raise BadInput(f"{model}: the model has no tensors")
     blob, report = compress_model(tensors, fmt=fmt, max_len=max_len, n_lanes=n_lanes, min_size=min_size,
-                                  escape=escape, source=str(model), progress=_Bar("compress"))
+                                  escape=escape, source=str(model), progress=_Bar("compress"),
+                                  fifo_depth=fifo_depth)
     _atomic_write(out, lambda fh: fh.write(blob), force=force)
     return report
 

@@ -64,6 +64,44 @@ def test_round_trip_restores_quantized_tensors_exactly(fmt, options, tmp_path, c
         assert np.array_equal(f[name], ref.astype(np.float32) * scale.astype(np.float32)[:, None])
 
 
+def test_lanes_blocks_fit_the_decoders_fifo(tmp_path, capsys):
+    """With several lanes the blocks' lane drift fits the decoder's FIFO (``--fifo-depth``): a weight
+    matrix whose even input channels are pruned puts all zeros in the even lanes, which one block
+    would let drift by hundreds of words (a decoder with small FIFOs stops for good on such a
+    block); the round trip stays exact. Where the cuts' headers make coding cost more than raw
+    (8-word FIFOs here), the tensor goes raw."""
+    from hw.huffman import spec
+    from sim.huffman import fast
+    from sim.huffman import golden as g
+    rng = np.random.default_rng(4)
+    w = rng.laplace(0, 0.02, (64, 128)).astype(np.float32)
+    w[:, 0::2] = 0
+    w[:, 1] = 0.5                           # the per-channel scale: the other weights are small
+    q, _ = c.quantize_tensor(w, "int8")
+    for fifo_depth, kw in ((32, {"fifo_depth": 32}), (64, {})):
+        tables, stream, info = c.encode_tensor(q, "int8", max_len=12, n_lanes=8, **kw)
+        values, blocks, errors = fast.decode_fast(stream, tables, n_lanes=8, max_len=12, raw_bits=8)
+        assert errors == 0 and info["raw_blocks"] == 0 and info["blocks"] == len(blocks) > 1
+        table = spec.check_table_words(tables[0], 12)
+        pos, drifts = 0, []
+        for n, _ in blocks:
+            drifts.append(g.block_drift(values[pos:pos + 8 * n].tolist(), n_lanes=8, table=table))
+            pos += 8 * n
+        whole = g.block_drift(values.tolist(), n_lanes=8, table=table)
+        assert max(drifts) <= spec.max_drift(fifo_depth) < whole
+        assert info["total_bits"] < 8 * q.size
+    _, _, info = c.encode_tensor(q, "int8", max_len=12, n_lanes=8, fifo_depth=8)
+    assert info["raw_blocks"] == info["blocks"] == 1
+    np.save(tmp_path / "p.npy", w)
+    rc, out, err = run(["compress", tmp_path / "p.npy", "-o", tmp_path / "p.elh", "--lanes", 8,
+                        "--fifo-depth", 32, "--max-len", 12, "--json"], capsys)
+    assert rc == 0, err
+    assert json.loads(out)[0]["blocks"] > 1
+    assert b'"fifo_depth": 32' in (tmp_path / "p.elh").read_bytes()
+    assert run(["decompress", tmp_path / "p.elh", "-o", tmp_path / "q.npz", "--quantized"], capsys)[0] == 0
+    assert np.array_equal(np.load(tmp_path / "q.npz")["p"], q)
+
+
 def test_safetensors_bf16_and_npy_inputs(tmp_path, capsys):
     rng = np.random.default_rng(1)
     w = rng.normal(0, 0.05, (64, 128)).astype(np.float32)
@@ -100,7 +138,8 @@ def test_bad_model_inputs_exit_2_naming_file_and_tensor(tmp_path, capsys):
     rc, _, err = run(["compress", tmp_path / "z.npz", "-o", out], capsys)
     assert rc == 2 and "tensor cplx" in err and "complex64" in err
     np.savez(tmp_path / "y.npz", w=np.ones((64, 64)))
-    for bad in (["--max-len", 7], ["--format", "int3"], ["--lanes", 0]):
+    for bad in (["--max-len", 7], ["--format", "int3"], ["--lanes", 0], ["--fifo-depth", 6],
+                ["--fifo-depth", 1024]):
         rc, _, err = run(["compress", tmp_path / "y.npz", "-o", out] + bad, capsys)
         assert rc == 2 and err.startswith("edgelearn: error:"), bad
     assert not out.exists()

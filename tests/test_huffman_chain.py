@@ -170,3 +170,122 @@ def test_unchained_decoder_drops_continued_blocks():
     dut = HuffmanDecoder(max_len=MAX_LEN, lanes=2, raw_bits=0, fifo_depth=FIFO)
     res, ref = check_against_golden(dut, unit, table_pairs(table))
     assert res["errors"] == spec.ERR_HEADER and len(ref) == 1
+
+
+# Independent blocks of bounded drift: the general encoders (encode_stream, encode_fast). ----------
+
+def pruned_lanes(n, lanes, seed=1):
+    """``n`` beats of int8 weights of ``lanes`` columns where the even columns are pruned (all 0)
+    and the odd ones full range: a weight matrix with pruned input channels, row by row."""
+    rng = random.Random(seed)
+    return [0 if k % 2 == 0 else max(-128, min(127, round(rng.gauss(0, 20)))) & 0xFF
+            for _ in range(n) for k in range(lanes)]
+
+
+def stream_headers(beats, lanes, raw_bits=8):
+    """Every block header of a stream (``parse_header``; ``None`` for a bad one)."""
+    hb = spec.header_beats(lanes)
+    return [spec.parse_header([w for b in beats[i:i + hb] for w in b.words], lanes, raw_bits)
+            for i, b in enumerate(beats) if b.first]
+
+
+@pytest.mark.parametrize("lanes,block_n,max_drift,escape", [(2, 1024, 4, False), (4, 300, 7, True),
+                                                            (8, 5000, 32, False)])
+def test_encode_stream_max_drift_cuts_independent_blocks(lanes, block_n, max_drift, escape):
+    values = pruned_lanes(2000, lanes, seed=lanes)
+    tables, plain, st0 = g.encode_stream(values, n_lanes=lanes, block_n=block_n, max_len=MAX_LEN,
+                                         escape=escape, allow_raw=False)
+    table = spec.check_table_words(tables[0], MAX_LEN, escape)
+    per_lane = max(1, -(-len(values) // (lanes * st0["blocks"])))
+    padded = values + [0] * (per_lane * lanes * st0["blocks"] - len(values))
+    worst = max(g.block_drift(padded[i:i + per_lane * lanes], n_lanes=lanes, table=table)
+                for i in range(0, len(padded), per_lane * lanes))
+    assert worst > max_drift                      # the plain stream's blocks would stop such a decoder
+    tables2, beats, st = g.encode_stream(values, n_lanes=lanes, block_n=block_n, max_len=MAX_LEN,
+                                         escape=escape, allow_raw=False, max_drift=max_drift)
+    assert tables2 == tables and st["blocks"] > st0["blocks"]
+    headers = stream_headers(beats, lanes)
+    assert all(h is not None and not h["cont"] for h in headers)        # independent blocks
+    out, errors = g.ref_decode(beats, tables, n_lanes=lanes, max_len=MAX_LEN, raw_bits=8, escape=escape)
+    assert errors == 0 and len(out) == st["blocks"] and not any(b["err"] for b in out)
+    flat = [v for b in out for t in b["values"] for v in t]
+    assert flat[:len(values)] == values
+    for b in out:                                 # every block's drift within the bound
+        vals = [v for t in b["values"] for v in t]
+        assert g.block_drift(vals, n_lanes=lanes, table=table) <= max_drift
+
+
+def test_encode_stream_max_drift_keeps_small_drift_streams():
+    rng = random.Random(5)
+    values = [rng.randrange(40) for _ in range(4 * 500)]
+    a = g.encode_stream(values, n_lanes=4, block_n=200, max_len=MAX_LEN)
+    b = g.encode_stream(values, n_lanes=4, block_n=200, max_len=MAX_LEN, max_drift=32)
+    assert a == b
+    one = g.encode_stream(pruned_lanes(500, 1), n_lanes=1, block_n=200, max_len=MAX_LEN)
+    assert g.encode_stream(pruned_lanes(500, 1), n_lanes=1, block_n=200, max_len=MAX_LEN, max_drift=2) == one
+
+
+@pytest.mark.parametrize("bad,exc", [(1, ValueError), (4.0, TypeError), (True, TypeError)])
+def test_encoders_bad_max_drift(bad, exc):
+    from sim.huffman import fast
+    with pytest.raises(exc, match="max_drift"):
+        g.encode_stream([1, 2], n_lanes=2, max_len=MAX_LEN, max_drift=bad)
+    with pytest.raises(exc, match="max_drift"):
+        fast.encode_fast([1, 2], n_lanes=2, max_len=MAX_LEN, max_drift=bad)
+
+
+@pytest.mark.parametrize("lanes,block_n,max_drift,escape,mode,r", [
+    (2, 1024, 4, False, spec.MODE_INT, 0), (4, 300, 7, True, spec.MODE_INT, 0),
+    (8, 5000, 32, False, spec.MODE_INT, 0), (3, 250, 5, True, spec.MODE_INT, 2),
+    (4, 400, 6, False, spec.MODE_EXP, 8)])
+def test_encode_fast_max_drift_equals_encode_stream(lanes, block_n, max_drift, escape, mode, r):
+    import numpy as np
+
+    from sim.huffman import fast
+    values = pruned_lanes(1500, lanes, seed=lanes + r)
+    if mode == spec.MODE_EXP:       # BF16-like: exponent 8 bits coded, sign/mantissa raw (ebits 8, r 8)
+        values = [(v << 8) | (v * 37 & 0xFF) if v else 0 for v in values]
+    kw = dict(n_lanes=lanes, block_n=block_n, max_len=MAX_LEN, escape=escape, mode=mode, r=r,
+              ebits=8 if mode == spec.MODE_EXP else 0, raw_bits=16 if mode == spec.MODE_EXP else 8,
+              max_drift=max_drift, allow_raw=False)
+    tables, beats, st = g.encode_stream(values, **kw)
+    ftables, fstream, fst = fast.encode_fast(np.array(values), **kw)
+    assert ftables == tables and fast.to_beats(fstream) == beats
+    assert st == fst
+    assert st["blocks"] > -(-len(values) // (lanes * block_n))      # cut somewhere
+
+
+def test_encoders_go_raw_when_the_cuts_cost_more():
+    """The cuts' headers count in the tensor's raw decision, the same in both encoders: values
+    that code to about 7 bits in the long lanes pay for one block, not for a block every few beats."""
+    import numpy as np
+
+    from sim.huffman import fast
+    rng = random.Random(9)
+    values = [0 if k % 2 == 0 else rng.randrange(100) for _ in range(600) for k in range(8)]
+    kw = dict(n_lanes=8, block_n=600, max_len=MAX_LEN)
+    assert g.encode_stream(values, **kw)[2]["raw_blocks"] == 0
+    tables, beats, st = g.encode_stream(values, **kw, max_drift=2)
+    assert tables == [] and st["raw_blocks"] == st["blocks"] == 1
+    ftables, fstream, fst = fast.encode_fast(np.array(values), **kw, max_drift=2)
+    assert ftables == [] and fast.to_beats(fstream) == beats and fst == st
+
+
+@pytest.mark.parametrize("lanes,contexts,impl", [(2, 1, "comparator"), (2, 1, "table"), (1, 2, "table")])
+def test_encode_stream_max_drift_decodes_on_small_fifos(lanes, contexts, impl):
+    """The plain stream of pruned-beside-full-range columns stops a decoder with 8-word FIFOs; the
+    same values with ``max_drift`` = the decoder's decode exactly (golden, random stalls)."""
+    f = lanes * contexts
+    values = pruned_lanes(120, f, seed=7)
+    kw = dict(n_lanes=f, block_n=120, max_len=MAX_LEN, allow_raw=False)
+    tables, plain, _ = g.encode_stream(values, **kw)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=8, fifo_depth=FIFO, contexts=contexts,
+                         impl=impl)
+    pairs = g.table_stream(tables)
+    out, taken = run_for(dut, plain, pairs, 20_000)
+    assert out < 120 * contexts and taken < len(plain)
+    _, beats, st = g.encode_stream(values, **kw, max_drift=dut.max_drift)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=8, fifo_depth=FIFO, contexts=contexts,
+                         impl=impl)
+    _, ref = check_against_golden(dut, beats, pairs, stall=0.3, seed=3)
+    assert len(ref) == st["blocks"] > 1

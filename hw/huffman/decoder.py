@@ -137,7 +137,7 @@ class HuffmanDecoder(wiring.Component):
         If a parameter is out of range.
     """
 
-    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=64, contexts=1, escape=False,
+    def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=spec.FIFO_DEPTH, contexts=1, escape=False,
                  impl="comparator", counter_bits=32, chain=False, header_regs="shift"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)

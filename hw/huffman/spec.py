@@ -124,6 +124,7 @@ MODE_RAW = 2
 MODES = (MODE_INT, MODE_EXP, MODE_RAW)
 
 FLAG_CONT = 1 << 3            # flags bit: the next block continues this one's unit
+FIFO_DEPTH = 64               # a decoder's lane FIFO words by default (HuffmanDecoder(fifo_depth=))
 
 ERR_INVALID = 1 << 0
 ERR_TRUNC = 1 << 1

@@ -109,16 +109,17 @@ def _histogram(values, mode, r, ebits):
 
 
 @numba.njit(cache=True, parallel=True)
-def _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, per_lane, n_blocks):
-    """Coded bits of lane ``k`` of block ``b``: values ``(b * per_lane + t) * N + k`` (past the end:
-    ``pad``)."""
+def _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, starts, ns):
+    """Coded bits of lane ``k`` of block ``b``: values ``(starts[b] + t) * N + k`` for ``t`` below
+    ``ns[b]`` (past the end: ``pad``)."""
+    n_blocks = starts.shape[0]
     out = np.zeros((n_blocks, n_lanes), dtype=np.int64)
     size = values.shape[0]
     for bk in numba.prange(n_blocks * n_lanes):
         b, k = bk // n_lanes, bk % n_lanes
         total = 0
-        for t in range(per_lane):
-            i = (b * per_lane + t) * n_lanes + k
+        for t in range(ns[b]):
+            i = (starts[b] + t) * n_lanes + k
             v = np.int64(values[i]) if i < size else pad
             total += clen[_split(v, mode, r, ebits)[0]] + r
         out[b, k] = total
@@ -126,7 +127,7 @@ def _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, per_lane, n_blocks):
 
 
 @numba.njit(cache=True, parallel=True)
-def _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, per_lane, block_rows):
+def _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, starts, ns, block_rows):
     """Pack lane ``k`` of block ``b`` (values as in :func:`_lane_bits`; a raw block's values as their
     ``raw_bits`` low bits, a coded block's as code then ``r`` raw bits, MSB first) into
     ``words[block_rows[b] + j, k]``."""
@@ -138,8 +139,8 @@ def _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_la
         row = block_rows[b]
         acc = _U64(0)
         nb = 0
-        for t in range(per_lane):
-            i = (b * per_lane + t) * n_lanes + k
+        for t in range(ns[b]):
+            i = (starts[b] + t) * n_lanes + k
             v = np.int64(values[i]) if i < size else pad
             if is_raw[b]:
                 val = v & raw_mask
@@ -156,6 +157,34 @@ def _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_la
                 row += 1
         if nb:
             words[row, k] = np.uint16((acc << _U64(16 - nb)) & _U64(0xFFFF))
+
+
+@numba.njit(cache=True, parallel=True)
+def _drift_cuts(values, pad, clen, mode, r, ebits, n_lanes, per_lane, coded, max_drift, cut):
+    """:func:`sim.huffman.golden.drift_cuts` of every coded block ``b`` (values as in
+    :func:`_lane_bits`, blocks of ``per_lane``): ``cut[b * per_lane + t]`` set where a block starts
+    at symbol ``t`` of block ``b``, ``t > 0``."""
+    size = values.shape[0]
+    for b in numba.prange(coded.shape[0]):
+        if not coded[b]:
+            continue
+        totals = np.zeros(n_lanes, dtype=np.int64)
+        step = np.zeros(n_lanes, dtype=np.int64)
+        start = 0
+        for t in range(per_lane):
+            lo, hi = np.int64(1) << 62, np.int64(0)
+            for k in range(n_lanes):
+                i = (b * per_lane + t) * n_lanes + k
+                v = np.int64(values[i]) if i < size else pad
+                step[k] = clen[_split(v, mode, r, ebits)[0]] + r
+                w = (totals[k] + step[k] + 15) // 16
+                lo, hi = min(lo, w), max(hi, w)
+            if hi - lo > max_drift and t > start:
+                cut[b * per_lane + t] = True
+                start = t
+                totals[:] = step
+            else:
+                totals += step
 
 
 def histogram(values, mode, r, ebits):
@@ -216,7 +245,7 @@ def table_of_counts(counts, max_len, escape=False):
 
 
 def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
-                raw_bits=8, allow_raw=True, escape=False, table=None):
+                raw_bits=8, allow_raw=True, escape=False, table=None, max_drift=None):
     """:func:`sim.huffman.golden.encode_stream` (same parameters, same table words, same beats).
 
     ``values``: a 1-D integer array. ``table``: a ``(counts, symbols)`` to use instead of the data's
@@ -224,6 +253,8 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     """
     spec.check_max_len(max_len)
     _check_coded_mode(mode)
+    if max_drift is not None:
+        g.check_max_drift(max_drift)
     values = np.asarray(values).ravel()
     if values.dtype.kind not in "iu":
         values = values.astype(np.int64)
@@ -239,7 +270,9 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     n_blocks = max(1, -(-values.size // (n_lanes * block_n)))
     per_lane = max(1, -(-values.size // (n_lanes * n_blocks)))
     pad = spec.compose_value(mode, next(s for s in table[1] if s != spec.ESCAPE), 0, r, ebits)
-    lane_bits = _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, per_lane, n_blocks)   # (blocks, N)
+    starts = np.arange(n_blocks, dtype=np.int64) * per_lane
+    ns = np.full(n_blocks, per_lane, dtype=np.int64)
+    lane_bits = _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, starts, ns)   # (blocks, N)
     coded_words = ((lane_bits + 15) // 16).max(axis=1)
     table_words = spec.serialize_table(*table, max_len, escape)
     raw_words = -(-per_lane * raw_bits // spec.WORD)
@@ -248,21 +281,41 @@ def encode_fast(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_I
     if can_raw and (is_raw.all() or (np.minimum(coded_words, raw_words).sum() * n_lanes + len(table_words))
                     >= raw_words * n_blocks * n_lanes):
         is_raw[:] = True
+    hb = spec.header_beats(n_lanes)
+    if max_drift is not None and n_lanes > 1 and not is_raw.all():
+        # The equal blocks' raw decisions stand; coded blocks are cut further where their drift
+        # would pass max_drift (encode_stream's rule).
+        cut = np.zeros(n_blocks * per_lane, dtype=np.bool_)
+        _drift_cuts(values, pad, clen, mode, r, ebits, n_lanes, per_lane, ~is_raw, max_drift, cut)
+        if cut.any():
+            cut[starts] = True
+            new_starts = np.flatnonzero(cut).astype(np.int64)
+            new_ns = np.diff(np.append(new_starts, n_blocks * per_lane)).astype(np.int64)
+            new_raw = is_raw[new_starts // per_lane]
+            new_bits = _lane_bits(values, pad, clen, mode, r, ebits, n_lanes, new_starts, new_ns)
+            new_words = ((new_bits + 15) // 16).max(axis=1)
+            # The cuts' headers count against coding: all raw if coding no longer pays.
+            extra = (len(new_starts) - n_blocks) * hb
+            coded_total = (np.where(new_raw, raw_words, new_words).sum() + extra) * n_lanes + len(table_words)
+            if can_raw and coded_total >= raw_words * n_blocks * n_lanes:
+                is_raw[:] = True
+            else:
+                starts, ns, is_raw, n_blocks = new_starts, new_ns, new_raw, len(new_starts)
+                lane_bits, coded_words = new_bits, new_words
     lane_bits[is_raw] = per_lane * raw_bits
     m = np.where(is_raw, raw_words, coded_words).astype(np.int64)
-    hb = spec.header_beats(n_lanes)
     block_rows = np.concatenate([[0], np.cumsum(hb + m)[:-1]]).astype(np.int64)
     n_beats = int(hb * n_blocks + m.sum())
     words = np.zeros((n_beats, n_lanes), dtype=np.uint16)
     first = np.zeros(n_beats, dtype=bool)
     first[block_rows] = True
-    _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, per_lane,
+    _pack(words, values, pad, cval, clen, mode, r, ebits, is_raw, raw_bits, n_lanes, starts, ns,
           block_rows + hb)
     crcs = crc16_lanes(words, block_rows + hb, m)
     for b in range(n_blocks):
         braw = bool(is_raw[b])
         hdr = spec.header_words(mode=spec.MODE_RAW if braw else mode, r=raw_bits if braw else r,
-                                ebits=0 if braw else ebits, parity=0, n=per_lane, words_per_lane=int(m[b]),
+                                ebits=0 if braw else ebits, parity=0, n=int(ns[b]), words_per_lane=int(m[b]),
                                 bitlens=lane_bits[b].tolist(), crcs=crcs[b].tolist())
         words[block_rows[b]:block_rows[b] + hb] = np.array(hdr, dtype=np.uint16).reshape(hb, n_lanes)
     code_bits = int(lane_bits.sum())

@@ -26,7 +26,7 @@ from hw.huffman import spec
 __all__ = ["package_merge_lengths", "package_merge_cost", "escape_lengths", "build_table", "entropy_bits",
            "encode_lane", "encode_block",
            "encode_stream", "ref_decode", "Beat", "table_stream", "split_blocks", "chain_blocks",
-           "block_drift"]
+           "block_drift", "drift_cuts", "check_max_drift"]
 
 
 def package_merge_lengths(freqs, max_len):
@@ -243,6 +243,33 @@ def block_drift(values, *, n_lanes, table, mode=spec.MODE_INT, r=0, ebits=0):
     return spec.lane_drift(_lane_bits(values, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits))
 
 
+def check_max_drift(max_drift):
+    """``max_drift`` (words, an int of at least 2: one beat adds at most 2 words of drift)."""
+    if not isinstance(max_drift, int) or isinstance(max_drift, bool):
+        raise TypeError(f"max_drift must be an int, not {type(max_drift).__name__}")
+    if max_drift < 2:
+        raise ValueError(f"max_drift must be at least 2 words, not {max_drift}")
+    return max_drift
+
+
+def drift_cuts(lane_bits, max_drift):
+    """Where a greedy cut keeps every block's drift at most ``max_drift`` words: the block starts
+    ``[0, ..., T]`` (symbol indices per lane; ``T`` the symbols per lane) of ``lane_bits`` (per lane,
+    its bits per symbol). A block ends before the first beat (one symbol per lane) that would take
+    its drift (:func:`hw.huffman.spec.lane_drift`) past ``max_drift``."""
+    cuts, start, totals = [0], 0, [0] * len(lane_bits)
+    for t, step in enumerate(zip(*lane_bits, strict=True)):
+        after = [b + s for b, s in zip(totals, step, strict=True)]
+        words = [-(-b // spec.WORD) for b in after]
+        if max(words) - min(words) > max_drift and t > start:
+            cuts.append(t)
+            start = t
+            after = list(step)
+        totals = after
+    cuts.append(len(lane_bits[0]))
+    return cuts
+
+
 def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, ebits=0, parity=0):
     """One unit of ``values`` (a multiple of ``n_lanes``) as chained blocks whose drift is at most
     ``max_drift`` words (:func:`hw.huffman.spec.lane_drift`; a decoder with ``F``-word FIFOs takes
@@ -254,23 +281,11 @@ def chain_blocks(values, *, n_lanes, table, max_drift, mode=spec.MODE_INT, r=0, 
     :func:`encode_block`). Returns ``(beats, info)``: info = dict(blocks, drift (the largest
     block's), bitlens (summed per lane), header_words (summed)).
     """
-    if not isinstance(max_drift, int) or isinstance(max_drift, bool):
-        raise TypeError(f"max_drift must be an int, not {type(max_drift).__name__}")
-    if max_drift < 2:
-        raise ValueError(f"max_drift must be at least 2 words, not {max_drift}")
+    check_max_drift(max_drift)
     if not values or len(values) % n_lanes:
         raise ValueError(f"a unit needs a positive multiple of {n_lanes} values, not {len(values)}")
     lane_bits = _lane_bits(values, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits)
-    cuts, start, totals = [0], 0, [0] * n_lanes
-    for t, step in enumerate(zip(*lane_bits, strict=True)):
-        after = [b + s for b, s in zip(totals, step, strict=True)]
-        words = [-(-b // spec.WORD) for b in after]
-        if max(words) - min(words) > max_drift and t > start:
-            cuts.append(t)
-            start = t
-            after = list(step)
-        totals = after
-    cuts.append(len(values) // n_lanes)
+    cuts = drift_cuts(lane_bits, max_drift)
     beats, info = [], {"blocks": len(cuts) - 1, "drift": 0, "bitlens": [0] * n_lanes, "header_words": 0}
     for a, b in zip(cuts, cuts[1:], strict=False):
         bb, bi = encode_block(values[a * n_lanes:b * n_lanes], n_lanes=n_lanes, mode=mode, r=r, ebits=ebits,
@@ -292,7 +307,7 @@ def split_blocks(values, block_values, pad):
 
 
 def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE_INT, r=0, ebits=0,
-                  raw_bits=8, allow_raw=True, escape=False):
+                  raw_bits=8, allow_raw=True, escape=False, max_drift=None):
     """Encode a whole value sequence with one table.
 
     Parameters
@@ -314,6 +329,14 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         Allow the per-block raw fallback.
     escape : bool
         Allow an escape code (:func:`escape_lengths`; for decoders built with escapes).
+    max_drift : int or None
+        With several lanes, cut every coded block further (:func:`drift_cuts`, independent blocks,
+        no :data:`~hw.huffman.spec.FLAG_CONT`) so that no block's lane drift exceeds ``max_drift``
+        words: a hardware decoder with ``F``-word lane FIFOs needs
+        :func:`hw.huffman.spec.max_drift` ``(F)`` or less, else lanes of very different code
+        lengths (a pruned region in some lanes only) can stop it for good. The cuts' headers count
+        in the raw decision (the whole tensor goes raw if coding no longer pays). ``None``: blocks
+        as ``block_n`` makes them, whatever their drift. Raw blocks have no drift.
 
     Returns
     -------
@@ -322,6 +345,8 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         bits, padding bits, raw blocks, table bits.
     """
     spec.check_max_len(max_len)
+    if max_drift is not None:
+        check_max_drift(max_drift)
     syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
     table = build_table(syms, max_len, escape)
     codes = spec.canonical_codes(*table)
@@ -345,19 +370,38 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     if can_raw and (all(is_raw) or sum(min(c, raw_words) for c in coded) * n_lanes * spec.WORD + len(words)
                     * spec.WORD >= raw_words * len(blocks) * n_lanes * spec.WORD):
         is_raw = [True] * len(blocks)
+    # Coded blocks cut further where their lane drift would pass max_drift; the cuts' headers count
+    # against coding (all raw if coding no longer pays).
+    cuts = [[0, per_lane] for _ in blocks]
+    if max_drift is not None and n_lanes > 1:
+        lane_words = []
+        for i, (block, raw) in enumerate(zip(blocks, is_raw, strict=True)):
+            if raw:
+                lane_words.append(raw_words)
+                continue
+            bits = _lane_bits(block, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits)
+            cuts[i] = drift_cuts(bits, max_drift)
+            lane_words += [max(-(-sum(lb[a:b]) // spec.WORD) for lb in bits)
+                           for a, b in zip(cuts[i], cuts[i][1:], strict=False)]
+        extra = (len(lane_words) - len(blocks)) * spec.header_beats(n_lanes)
+        if can_raw and extra and ((sum(lane_words) + extra) * n_lanes + len(words)
+                                  >= raw_words * len(blocks) * n_lanes):
+            is_raw = [True] * len(blocks)
     beats = []
-    for block, raw in zip(blocks, is_raw, strict=True):
+    for block, raw, cut in zip(blocks, is_raw, cuts, strict=True):
         if raw:
-            b, info = encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=raw_bits)
+            parts = [encode_block(block, n_lanes=n_lanes, mode=spec.MODE_RAW, r=raw_bits)]
             stats["raw_blocks"] += 1
         else:
-            b, info = encode_block(block, n_lanes=n_lanes, mode=mode, r=r, ebits=ebits, parity=0,
-                                   table=table)
-        beats += b
-        stats["blocks"] += 1
-        stats["code_bits"] += sum(info["bitlens"])
-        stats["header_bits"] += info["header_words"] * spec.WORD
-        stats["pad_bits"] += info["words_per_lane"] * spec.WORD * n_lanes - sum(info["bitlens"])
+            parts = [encode_block(block[a * n_lanes:b * n_lanes], n_lanes=n_lanes, mode=mode, r=r,
+                                  ebits=ebits, parity=0, table=table)
+                     for a, b in zip(cut, cut[1:], strict=False)]
+        for b, info in parts:
+            beats += b
+            stats["blocks"] += 1
+            stats["code_bits"] += sum(info["bitlens"])
+            stats["header_bits"] += info["header_words"] * spec.WORD
+            stats["pad_bits"] += info["words_per_lane"] * spec.WORD * n_lanes - sum(info["bitlens"])
     if all(is_raw):
         return [], beats, stats
     stats["table_bits"] = len(words) * spec.WORD
