@@ -544,5 +544,10 @@ def test_hierarchy_estimate_falls_back_to_yosys_lut_mapping_when_abc9_fails(tmp_
         (cwd / "hierarchy_stat.json").write_text(json.dumps(HIERARCHY_STAT))
         return ""
     monkeypatch.setattr(build.toolchain, "run_yosys", run_yosys)
+    (tmp_path / f"{TOP}.il").write_text("".join(f"module \\{n}\nend\n" for n in (
+        TOP, f"{TOP}.core", f"{TOP}.core.group1", f"{TOP}.core.group1.decoder", f"{TOP}.core.group3")))
     assert build._hierarchy_stat(tmp_path, TOP, "ice40") == HIERARCHY_STAT
-    assert len(scripts) == 2 and "synth_ice40 -noflatten -top" in scripts[0] and "-noabc" in scripts[1]
+    assert len(scripts) == 2 and f"synth_ice40 -top {TOP}" in scripts[0] and "-noabc" in scripts[1]
+    # each group's subtree one module, the rest flattened as in the build
+    kept = [ln.split()[-1] for ln in scripts[0].splitlines() if "keep_hierarchy" in ln]
+    assert kept == [f"\\{TOP}.core.group1", f"\\{TOP}.core.group3"] and "-noflatten" not in scripts[0]
