@@ -107,7 +107,10 @@ class ActivationBuffer(wiring.Component):
     next ``i_row_tiles * i_groups`` words of ``i_act`` go to addresses 0, 1, ...; ``o_loading`` is
     high until the last one is written. (Two counters, not a product: a multiplier here would take
     one of the DSPs the array needs.) ``i_act.ready``
-    is high only while loading. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`.
+    is high only while loading; it and ``o_loading`` are a register of their own, not a compare of
+    the tile counter: the ready reaches the enables of the activation queue's skid registers (a
+    wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
+    engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`.
     """
 
     def __init__(self, rows, max_row_tiles, max_groups):
@@ -132,21 +135,23 @@ class ActivationBuffer(wiring.Component):
         groups = Signal.like(self.i_groups)
         groups_left = Signal.like(self.i_groups)
         take = Signal()
+        loading = Signal()          # tiles_left != 0, as a register
         m.d.comb += [
-            self.o_loading.eq(tiles_left != 0), self.i_act.ready.eq(tiles_left != 0),
-            take.eq(self.i_act.valid & (tiles_left != 0)),
+            self.o_loading.eq(loading), self.i_act.ready.eq(loading),
+            take.eq(self.i_act.valid & loading),
             wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
             rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data),
         ]
         with m.If(self.i_load):
             m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
-                         groups_left.eq(self.i_groups)]
+                         groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0)]
         with m.Elif(take):
             m.d.sync += addr.eq(addr + 1)
             with m.If(groups_left == 1):
-                m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1)]
+                m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1),
+                             loading.eq(tiles_left != 1)]
             with m.Else():
                 m.d.sync += groups_left.eq(groups_left - 1)
         with m.If(self.i_clear):
-            m.d.sync += tiles_left.eq(0)
+            m.d.sync += [tiles_left.eq(0), loading.eq(0)]
         return m

@@ -182,7 +182,13 @@ class AsyncQueue(wiring.Component):
         # into it meanwhile is dropped there, as the buffer's are (``count`` is cleared below): the
         # reset synchronizer need not reach the take, and through it the buffer's load enables
         # (12.66 ns, the `gemm` worst path of the 8 x 16 board at 3b05258, activations' queue).
-        m.d.comb += head_valid.eq((count != 0) if self.out_skid else (count != 0) & ~r_rst)
+        # (With the skid buffer, ``count != 0`` as a register of its own: it is the skid's input
+        # valid, in front of its second register's load enables.)
+        count_next = Signal.like(count)
+        nonempty = Signal(reset_less=True)
+        m.d.comb += count_next.eq(count + arriving - take)
+        m.d[R] += nonempty.eq(count_next != 0)
+        m.d.comb += head_valid.eq(nonempty if self.out_skid else (count != 0) & ~r_rst)
         if self.out_skid:
             skid = Module()
             skid_ready, skid_valid, skid_word = skid_buffer(skid, "skid", width, head_valid, buf[0],
@@ -210,7 +216,7 @@ class AsyncQueue(wiring.Component):
         m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch_next), read.eq(fetching),
                    arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
                    taken.eq(taken + leave), taken_gry.eq(_gray(taken)),
-                   count.eq(count + arriving - take)]
+                   count.eq(count_next)]
         # The buffer shifts towards buf[0] as words leave; an arriving word goes behind the last.
         for k, behind in enumerate(buf[1:] + buf[-1:]):     # (count > P never: the last never shifts)
             with m.If(take & (count > k + 1)):
@@ -219,6 +225,6 @@ class AsyncQueue(wiring.Component):
                 m.d[R] += buf[k].eq(arriving_word)
         with m.If(r_rst):
             m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
-                       taken_gry.eq(produce_r_gry), count.eq(0), read.eq(0), arriving.eq(0),
+                       taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
                        *(addr.eq(produce_r_bin[:low]) for addr in addrs)]
         return m
