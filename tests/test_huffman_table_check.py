@@ -247,13 +247,15 @@ def test_compact_loader_escape_check_matches_the_format(max_len, loader_class):
     assert [ok for ok, _ in got] == want
 
 
-@pytest.mark.parametrize("max_len", [8, 12, 16])
-def test_filler_escape_check_matches_the_format(max_len):
+@pytest.mark.parametrize("max_len,end_offset", [(8, False), (12, False), (16, False), (8, True), (12, True),
+                                                (14, True)])
+def test_filler_escape_check_matches_the_format(max_len, end_offset):
     """``escape_check="filler"`` (the iCEBreaker GEMM group's decoder): the loader without its
     placement check (``CSlowTableLoader(placement=False)``) and the lane's filler checking the
     escape in its walk give, per table, the format check's verdict (the filler's ``o_ok`` as it
     counts the table), and each rejected table pulses exactly one of the loader's and the filler's
-    ``o_err``."""
+    ``o_err``. With ``end_offset`` (the loader writes ``offset[L + 1]``, the filler keeps no
+    symbol counts) as without."""
     rng = random.Random(90 + max_len)
 
     def misplaced(t):                  # one escape, rejected: the filler's failure
@@ -268,9 +270,10 @@ def test_filler_escape_check_matches_the_format(max_len):
     assert sum(want) >= 10 and len(tables) - sum(want) - sum(map(misplaced, tables)) >= 2
     K = wide_table_bits(max_len)
     m = Module()
-    m.submodules.loader = loader = CSlowTableLoader(max_len=max_len, escape=True, placement=False)
+    m.submodules.loader = loader = CSlowTableLoader(max_len=max_len, escape=True, placement=False,
+                                                    end_offset=end_offset)
     m.submodules.filler = filler = TableFiller(max_len, True, index=False, rw_check=False, bits=K,
-                                               long_lengths=True, escape_check=True)
+                                               long_lengths=True, escape_check=True, end_offset=end_offset)
     for name in ("count", "ok", "off_en", "off_addr", "off_data", "sym_en", "sym_addr", "esc_on", "esc_code"):
         m.d.comb += getattr(filler, f"i_{name}").eq(getattr(loader, f"o_{name}"))
     # a table overwrites table t - 2: only once the filler has built table t - 1
@@ -344,3 +347,9 @@ def test_escape_check_is_checked():
         TableFiller(12, False, escape_check=True)
     with pytest.raises(TypeError, match="placement"):
         CSlowTableLoader(max_len=12, escape=True, placement=0)
+    with pytest.raises(ValueError, match="end_offset"):
+        CSlowTableLoader(max_len=15, escape=True, end_offset=True)
+    with pytest.raises(ValueError, match="end_offset"):
+        TableFiller(16, True, escape_check=True, end_offset=True)
+    with pytest.raises(ValueError, match="escape_check"):
+        HuffmanDecoder(impl="table", contexts=2, escape=True, max_len=16, escape_check="filler")

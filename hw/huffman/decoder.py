@@ -134,7 +134,7 @@ class HuffmanDecoder(wiring.Component):
         header beat every ``lanes * contexts`` cycles).
     escape_check : str
         Which part checks that a table's escape is the last symbol of its length: ``"loader"``
-        (default) or ``"filler"`` (``impl="table"``, ``contexts=2`` and ``escape`` only: the lane's
+        (default) or ``"filler"`` (``impl="table"``, ``contexts=2``, ``escape``, L up to 14: the lane's
         table filler, in its walk, without the loader's per-length end registers; area, the UP5K's
         GEMM group). Same verdicts; with ``"filler"`` such a table's ``ERR_TABLE`` rises when the
         filler has walked it, not at the loader's verdict (lanes take a table only once it is
@@ -174,8 +174,10 @@ class HuffmanDecoder(wiring.Component):
         self._header_regs = check_choice("header_regs", header_regs, HEADER_REGS)
         self._header_crc = check_choice("header_crc", header_crc, HEADER_CRCS)
         self._filler_check = check_choice("escape_check", escape_check, ESCAPE_CHECKS) == "filler"
-        if self._filler_check and not (self._impl == "table" and self._C == 2 and self._escape):
-            raise ValueError("escape_check: 'filler' only with impl='table', contexts=2 and escape=True")
+        filler_ok = (self._impl, self._C, self._escape) == ("table", 2, True) and self._L <= 14
+        if self._filler_check and not filler_ok:
+            raise ValueError("escape_check: 'filler' only with impl='table', contexts=2, escape=True and "
+                             "max_len up to 14")
         self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
         if self._subtract and not (self._impl == "table" and self._C == 2):
             raise ValueError("fill_step: 'subtract' only with impl='table' and contexts=2")
@@ -237,7 +239,7 @@ class HuffmanDecoder(wiring.Component):
         if conts is not None:
             core.submodules.conts = conts
         # (the filler's escape check: keyword arguments only then, the classes' defaults otherwise)
-        loader_args = {"placement": False} if self._filler_check else {}
+        loader_args = {"placement": False, "end_offset": True} if self._filler_check else {}
         lane_args = {"escape_check": "filler"} if self._filler_check else {}
         if self._subtract:
             lane_args["fill_step"] = "subtract"

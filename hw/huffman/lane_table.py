@@ -168,6 +168,10 @@ class TableFiller(wiring.Component):
         escape as ``o_filled`` counts the table (``ERR_TABLE``, a walk later than the loader's).
         The escape's mask is then given as its length (``o_esc_len`` per bank instead of
         ``o_esc_mask``: the reader makes the mask; the walk keeps no mask register).
+    end_offset : bool
+        The loader writes ``offset[L + 1]`` (``CSlowTableLoader(end_offset=True)``): length L ends
+        at ``2 offset[L] - offset[L + 1]`` like the others, so no symbol count per bank is kept
+        here (``i_sym_*`` unread). L up to 14.
 
     Members
     -------
@@ -182,11 +186,14 @@ class TableFiller(wiring.Component):
     """
 
     def __init__(self, max_len, escape, index=True, rw_check=True, bits=None, long_lengths=False,
-                 escape_check=False):
+                 escape_check=False, end_offset=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._rw_check = check_bool("rw_check", rw_check)
         self._escape = check_bool("escape", escape)
         self._check = check_bool("escape_check", escape_check)
+        self._end_offset = check_bool("end_offset", end_offset)
+        if self._end_offset and self._L > 14:
+            raise ValueError(f"end_offset: only with max_len up to 14, not {self._L}")
         if self._check and not self._escape:
             raise ValueError("escape_check: True only with escape=True (no escape to place)")
         self._K = table_bits(self._L) if bits is None else check_int("bits", bits, 1, self._L - 1)
@@ -230,10 +237,11 @@ class TableFiller(wiring.Component):
         orport = offmem.read_port() if self._rw_check else registered_read_port(m, offmem, name="offmem_rd")
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data), orport.en.eq(1)]
-        nsyms = [Signal(9, name=f"nsyms{b}") for b in range(2)]       # per bank: symbols written
-        for b in range(2):
-            with m.If(self.i_sym_en & (self.i_sym_addr[8] == b)):
-                m.d.sync += nsyms[b].eq(self.i_sym_addr[:8] + 1)
+        if not self._end_offset:
+            nsyms = [Signal(9, name=f"nsyms{b}") for b in range(2)]       # per bank: symbols written
+            for b in range(2):
+                with m.If(self.i_sym_en & (self.i_sym_addr[8] == b)):
+                    m.d.sync += nsyms[b].eq(self.i_sym_addr[:8] + 1)
 
         bank = Signal()
         length = Signal(range(L + 2))
@@ -296,9 +304,12 @@ class TableFiller(wiring.Component):
                 read_offset(length + 1)
                 m.next = "END"
             with m.State("END"):       # offset[length + 1] is in: where this length ends
-                m.d.sync += [nxt.eq(orport.data),
-                             end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
-                                        ((off << 1) - orport.data)[:9]))]
+                if self._end_offset:    # (offset[L + 1] written by the loader: length L alike)
+                    m.d.sync += [nxt.eq(orport.data), end.eq(((off << 1) - orport.data)[:9])]
+                else:
+                    m.d.sync += [nxt.eq(orport.data),
+                                 end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
+                                            ((off << 1) - orport.data)[:9]))]
                 m.next = "AT_END" if self._long else "CODES"
             if self._long:
                 with m.State("AT_END"):

@@ -44,12 +44,19 @@ class CSlowTableLoader(CompactTableLoader):
 
     ``placement`` (default True): False leaves the escape's placement check to the lane's filler
     (``TableCSlowLaneDecoder(escape_check="filler")``): the loader then passes a table whose escape
-    is not the last symbol of its length (it still fails a second escape)."""
+    is not the last symbol of its length (it still fails a second escape).
+
+    ``end_offset`` (default False): True writes ``offset[L + 1]`` too (a cycle more per table; for
+    ``TableFiller(end_offset=True)``, which then finds the symbol count as length L's end like every
+    other length's; L up to 14: the offsets' address has 4 bits for the length)."""
 
     _registered_placement = True
 
-    def __init__(self, max_len=16, escape=False, placement=True):
+    def __init__(self, max_len=16, escape=False, placement=True, end_offset=False):
         self._placement = check_bool("placement", placement)
+        self._end_offset = check_bool("end_offset", end_offset)
+        if self._end_offset and not (isinstance(max_len, int) and max_len <= 14):
+            raise ValueError(f"end_offset: only with max_len up to 14, not {max_len!r}")
         super().__init__(max_len=max_len, escape=escape)
         self._K = wide_table_bits(self._L)
 
@@ -196,7 +203,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
 
     escape_check : str
         ``"loader"`` (default): the loader checks the escape's placement (``i_ok`` is the verdict).
-        ``"filler"`` (with ``escape`` only; the loader is ``CSlowTableLoader(placement=False)``):
+        ``"filler"`` (with ``escape`` only, L up to 14; the loader is
+        ``CSlowTableLoader(placement=False, end_offset=True)``, the filler's ``end_offset`` too):
         the filler checks it in its walk (:class:`~hw.huffman.lane_table.TableFiller`
         ``escape_check``), the lane reads the filler's per-bank verdict instead of ``i_ok``, and
         ``o_err_table`` (Out(1)) pulses when a table fails it (as the filler counts it: the
@@ -232,8 +240,9 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         self._L, self._R, self._escape, self._E, self._B = params
         self._S = self._L + self._E + self._R                  # largest shift amount
         self._filler_check = check_choice("escape_check", escape_check, ESCAPE_CHECKS) == "filler"
-        if self._filler_check and not self._escape:
-            raise ValueError("escape_check: 'filler' only with escape=True (no escape to place)")
+        if self._filler_check and not (self._escape and self._L <= 14):
+            raise ValueError("escape_check: 'filler' only with escape=True (no escape to place) and "
+                             "max_len up to 14")
         self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
         members = lane_members(self._L, self._R, contexts=2, escape=self._escape)
         if self._filler_check:
@@ -324,7 +333,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         """The first-level table builder, fed by the loader's bus."""
         m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False,
                                                      bits=self._K, long_lengths=True,
-                                                     escape_check=self._filler_check)
+                                                     escape_check=self._filler_check,
+                                                     end_offset=self._filler_check)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
