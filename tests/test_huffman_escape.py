@@ -238,3 +238,64 @@ def test_counter_bits_is_checked():
         HuffmanDecoder(counter_bits=8)
     with pytest.raises(TypeError, match="counter_bits"):
         HuffmanDecoder(counter_bits="16")
+
+
+@pytest.mark.parametrize("seed,fill_step", [(1, "candidates"), (2, "candidates"), (1, "subtract"),
+                                            (2, "subtract")])
+def test_gemm_decoder_round_trip_with_stalls(seed, fill_step):
+    """The iCEBreaker GEMM group's decoder as its handler builds it (table lanes, two contexts,
+    L = 12, escape codes, no raw bits, chained blocks, header fields, the header CRC one word per
+    cycle, the escape checked by the filler with its mask from its length): escaped and coded
+    symbols under two tables (both banks, a table switch), with stalls; outputs, flags and counters
+    equal the golden model's. With either ``fill_step``."""
+    rng = random.Random(700 + seed)
+    units = [skewed_int8(rng, 240), gauss_int8(rng, 160, 20)]
+    tables, beats, values = [], [], []
+    for parity, unit in enumerate(units):
+        table = g.build_table(unit, 12, escape=True)
+        assert spec.ESCAPE in table[1]
+        tables.append(spec.serialize_table(*table, 12, escape=True))
+        for i in range(0, len(unit), 80):
+            beats += g.encode_block(unit[i:i + 80], n_lanes=2, mode=spec.MODE_INT, table=table,
+                                    parity=parity)[0]
+        values += unit
+    dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
+                         impl="table", counter_bits=16, chain=True, header_regs="fields", header_crc="word",
+                         escape_check="filler", fill_step=fill_step)
+    res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=seed)
+    assert res["errors"] == 0
+    assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values
+
+
+def test_gemm_decoder_rate_with_either_fill_step():
+    """The GEMM group's decoder (L = 12, no raw bits) on a block with half the symbols escaped at
+    8 + 8 bits, then one with every code at the length limit: the same output cycles with either
+    ``fill_step`` (the fill after each step is the same), and at least 0.98 symbols per cycle on
+    the 12-bit codes."""
+    lengths = {s: 8 for s in range(255)}
+    lengths[spec.ESCAPE] = 8
+    table = spec.table_from_lengths(lengths, 12, escape=True)
+    rng = random.Random(16)
+    values = [255 if rng.random() < 0.5 else rng.randrange(255) for _ in range(1200)]
+    beats, _ = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=table)
+    long_table = spec.table_from_lengths({**{s: 8 for s in range(255)}, 255: 12}, 12)
+    beats += g.encode_block([255] * 1200, n_lanes=2, mode=spec.MODE_INT, table=long_table, parity=1)[0]
+    tables = g.table_stream([spec.serialize_table(*table, 12, escape=True),
+                             spec.serialize_table(*long_table, 12)])
+    outs = []
+    for fill_step in ("candidates", "subtract"):
+        dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
+                             impl="table", counter_bits=16, chain=True, header_regs="fields",
+                             header_crc="word", escape_check="filler", fill_step=fill_step)
+        res, _ = check_against_golden(dut, beats, tables)
+        outs.append(res["out_cycles"])
+    assert outs[0] == outs[1]
+    # the second block (every code 12 bits): its 1200 values within 1200 / 0.98 cycles
+    assert outs[0][-1] - outs[0][-1200] + 1 <= 1200 / 0.98
+
+
+def test_fill_step_is_checked():
+    with pytest.raises(ValueError, match="fill_step"):
+        HuffmanDecoder(impl="table", contexts=2, fill_step="one")
+    with pytest.raises(ValueError, match="fill_step"):
+        HuffmanDecoder(impl="table", contexts=1, fill_step="subtract")

@@ -197,14 +197,15 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts, impl):
     assert res["errors"] == spec.ERR_TABLE
 
 
-def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator", header_regs="shift"):
+def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator", header_regs="shift",
+               header_crc="beat"):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
-                         contexts=contexts, impl=impl, header_regs=header_regs)
+                         contexts=contexts, impl=impl, header_regs=header_regs, header_crc=header_crc)
     res, ref = check_against_golden(dut, beats, tables, seed=seed, stall=stall)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -243,6 +244,18 @@ def test_fuzzed_corrupt_streams_header_fields(n_lanes, contexts, impl):
     group's decoder) on the fuzzed stream with stalls (bit flips, cut headers, bad fields): every
     corrupt block flagged, every good block exact, as with the shift register."""
     kinds = fuzz_check(150, n_lanes, seed=5, contexts=contexts, stall=0.2, impl=impl, header_regs="fields")
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+@pytest.mark.parametrize("n_lanes,contexts,impl,header_regs,stall",
+                         [(2, 2, "table", "fields", 0.2), (2, 2, "table", "fields", 0.0),
+                          (4, 1, "comparator", "shift", 0.2), (3, 1, "comparator", "fields", 0.0)])
+def test_fuzzed_corrupt_streams_header_crc_word(n_lanes, contexts, impl, header_regs, stall):
+    """The header CRC one word per cycle (``header_crc="word"``, the UP5K GEMM group's decoder: a
+    header beat taken in its ``n_lanes``-th cycle) on the fuzzed stream (bit flips, cut headers,
+    bad fields), with and without stalls: every corrupt block flagged, every good block exact."""
+    kinds = fuzz_check(150, n_lanes, seed=6, contexts=contexts, stall=stall, impl=impl,
+                       header_regs=header_regs, header_crc="word")
     assert set(kinds) == {"flip", "cut", "field"}
 
 
@@ -386,17 +399,19 @@ def _chained_stream(values, n_lanes):
     return [spec.serialize_table(*table, 12)], beats
 
 
-@pytest.mark.parametrize("contexts,impl,chain,header_regs",
-                         [(*v, False, "shift") for v in VARIANTS] + [(2, "comparator", True, "shift"),
-                                                                     (2, "table", True, "fields")])
-def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl, chain, header_regs):
+@pytest.mark.parametrize("contexts,impl,chain,header_regs,header_crc",
+                         [(*v, False, "shift", "beat") for v in VARIANTS]
+                         + [(2, "comparator", True, "shift", "beat"), (2, "table", True, "fields", "beat"),
+                            (2, "table", True, "fields", "word")])
+def test_clear_in_the_middle_of_a_block_then_the_next_stream_is_exact(contexts, impl, chain, header_regs,
+                                                                      header_crc):
     """``i_clear`` while a block is being decoded (its table loaded, half its beats in): whatever
     the decoder held is dropped, and a new table and stream sent after the clear decode exactly,
     with no value of the first stream among them and no flag left over. With ``chain``: the
     streams are units of chained blocks, cleared in the middle of one (the unit marks restart)."""
     rng = random.Random(12)
     dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=16, contexts=contexts, impl=impl,
-                         chain=chain, header_regs=header_regs)
+                         chain=chain, header_regs=header_regs, header_crc=header_crc)
     fl = dut.format_lanes
     values_a = [rng.randrange(40) for _ in range(800)]
     values_b = [min(255, int(rng.expovariate(0.08))) for _ in range(600)]

@@ -4,12 +4,13 @@ including count words far beyond the code space (which must not wrap the loader'
 import random
 
 import pytest
+from amaranth.hdl import Module
 from amaranth.sim import Simulator
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
-from hw.huffman.lane_table import CompactTableLoader
-from hw.huffman.lane_table_cslow import CSlowTableLoader
+from hw.huffman.lane_table import CompactTableLoader, TableFiller
+from hw.huffman.lane_table_cslow import CSlowTableLoader, wide_table_bits
 from hw.huffman.table_loader import TableLoader
 from sim.huffman import golden as g
 from sim.streams import stream_put
@@ -244,3 +245,111 @@ def test_compact_loader_escape_check_matches_the_format(max_len, loader_class):
     got = loader_verdicts(tables, max_len=max_len, seed=max_len,
                           loader=loader_class(max_len=max_len, escape=True))
     assert [ok for ok, _ in got] == want
+
+
+@pytest.mark.parametrize("max_len,end_offset", [(8, False), (12, False), (16, False), (8, True), (12, True),
+                                                (14, True)])
+def test_filler_escape_check_matches_the_format(max_len, end_offset):
+    """``escape_check="filler"`` (the iCEBreaker GEMM group's decoder): the loader without its
+    placement check (``CSlowTableLoader(placement=False)``) and the lane's filler checking the
+    escape in its walk give, per table, the format check's verdict (the filler's ``o_ok`` as it
+    counts the table), and each rejected table pulses exactly one of the loader's and the filler's
+    ``o_err``. With ``end_offset`` (the loader writes ``offset[L + 1]``, the filler keeps no
+    symbol counts) as without."""
+    rng = random.Random(90 + max_len)
+
+    def misplaced(t):                  # one escape, rejected: the filler's failure
+        return (spec.check_table_words(t, max_len, escape=True) is None
+                and sum(w == spec.ESCAPE for w in t[1 + ((t[0] >> 8) & 0x1F):-1]) == 1)
+
+    # random tables until at least 5 are the filler's failures (the loader's: two escapes)
+    tables = []
+    while len(tables) < 40 or sum(map(misplaced, tables)) < 5:
+        tables.append(escape_table(rng, max_len))
+    want = [spec.check_table_words(t, max_len, escape=True) is not None for t in tables]
+    assert sum(want) >= 10 and len(tables) - sum(want) - sum(map(misplaced, tables)) >= 2
+    K = wide_table_bits(max_len)
+    m = Module()
+    m.submodules.loader = loader = CSlowTableLoader(max_len=max_len, escape=True, placement=False,
+                                                    end_offset=end_offset)
+    m.submodules.filler = filler = TableFiller(max_len, True, index=False, rw_check=False, bits=K,
+                                               long_lengths=True, escape_check=True, end_offset=end_offset)
+    for name in ("count", "ok", "off_en", "off_addr", "off_data", "sym_en", "sym_addr", "esc_on", "esc_code"):
+        m.d.comb += getattr(filler, f"i_{name}").eq(getattr(loader, f"o_{name}"))
+    # a table overwrites table t - 2: only once the filler has built table t - 1
+    m.d.comb += loader.i_permit.eq(filler.o_filled == loader.o_count)
+    got, errs = [], []
+
+    async def producer(ctx):
+        prng = random.Random(max_len)
+        for words in tables:
+            for i, w in enumerate(words):
+                await stream_put(ctx, loader.i_table, {"data": w, "first": int(i == 0)}, rng=prng, stall=0.3)
+
+    async def monitor(ctx):
+        filled = 0
+        for _ in range(2000 * len(tables)):
+            await ctx.tick()
+            errs.append(ctx.get(loader.o_err) + ctx.get(filler.o_err))
+            new = ctx.get(filler.o_filled)
+            if new != filled:
+                assert new == filled + 1
+                got.append(bool((ctx.get(filler.o_ok) >> (filled & 1)) & 1))
+                filled = new
+                if filled == len(tables):
+                    for _ in range(4):
+                        await ctx.tick()
+                        errs.append(ctx.get(loader.o_err) + ctx.get(filler.o_err))
+                    return
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(monitor)
+    sim.run()
+    assert got == want
+    assert max(errs) == 1 and sum(errs) == len(tables) - sum(want)
+
+
+@pytest.mark.parametrize("escape_check", ["loader", "filler"])
+def test_misplaced_escape_in_the_gemm_decoder(escape_check):
+    """The iCEBreaker GEMM group's decoder (table lanes, two contexts, L = 12, escape codes, no raw
+    bits, chained blocks, header fields): a table whose escape is not the last of its length zeroes
+    and flags its blocks (``ERR_TABLE``), the next table decodes; with the check in the filler as
+    in the loader."""
+    max_len = 12
+    good = spec.table_from_lengths({0: 1, 1: 2, spec.ESCAPE: 2}, max_len, escape=True)
+    bad = (good[0], [0, spec.ESCAPE, 1])
+    first = [spec.TABLE_MARK << 13 | len(bad[0]) << 8 | (len(bad[1]) - 1), *bad[0], *bad[1]]
+    first.append(spec.crc16(first))
+    assert spec.check_table_words(first, max_len, escape=True) is None
+    rng = random.Random(12)
+    values = [rng.choice([0, 1, 7, 200]) for _ in range(24)]
+    b1, _ = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=good, parity=0)
+    b2, _ = g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, table=good, parity=1)
+    dut = HuffmanDecoder(max_len=max_len, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
+                         impl="table", chain=True, header_regs="fields", counter_bits=16,
+                         escape_check=escape_check)
+    second = spec.serialize_table(*good, max_len, escape=True)
+    res, ref = check_against_golden(dut, b1 + b2, g.table_stream([first, second]), stall=0.2, seed=4)
+    assert [b["err"] for b in ref] == [True, False]
+    assert res["errors"] == spec.ERR_TABLE
+
+
+def test_escape_check_is_checked():
+    with pytest.raises(ValueError, match="escape_check"):
+        HuffmanDecoder(escape_check="lane")
+    with pytest.raises(ValueError, match="escape_check"):
+        HuffmanDecoder(impl="table", contexts=1, escape=True, escape_check="filler")
+    with pytest.raises(ValueError, match="escape_check"):
+        HuffmanDecoder(impl="table", contexts=2, escape=False, escape_check="filler")
+    with pytest.raises(ValueError, match="escape_check"):
+        TableFiller(12, False, escape_check=True)
+    with pytest.raises(TypeError, match="placement"):
+        CSlowTableLoader(max_len=12, escape=True, placement=0)
+    with pytest.raises(ValueError, match="end_offset"):
+        CSlowTableLoader(max_len=15, escape=True, end_offset=True)
+    with pytest.raises(ValueError, match="end_offset"):
+        TableFiller(16, True, escape_check=True, end_offset=True)
+    with pytest.raises(ValueError, match="escape_check"):
+        HuffmanDecoder(impl="table", contexts=2, escape=True, max_len=16, escape_check="filler")

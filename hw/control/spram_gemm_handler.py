@@ -224,7 +224,10 @@ class SpramGEMMHandler(Handler):
         C = self.cols
         m.submodules.decoder = dec = HuffmanDecoder(
             max_len=self.max_len, lanes=1, raw_bits=0, fifo_depth=self.fifo_depth, contexts=self.contexts,
-            escape=self.escape, impl=self.impl, chain=True, header_regs="fields")
+            escape=self.escape, impl=self.impl, chain=True, header_regs="fields", header_crc="word",
+            # (area: the escape's placement checked in the filler's walk, not by per-length registers)
+            escape_check=("filler" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
+                          else "loader"))
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,

@@ -1,6 +1,6 @@
 """Block framing: header check, per-lane descriptors, payload distribution, resynchronisation."""
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Signal
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 
@@ -8,10 +8,12 @@ from ..params import check_bool, check_choice, check_int
 from . import spec
 from .crc import crc16_next
 
-__all__ = ["BlockParser", "DescriptorSlot", "beat_layout", "descriptor_layout", "HEADER_REGS"]
+__all__ = ["BlockParser", "DescriptorSlot", "beat_layout", "descriptor_layout", "HEADER_REGS", "HEADER_CRCS"]
 
 #: ``BlockParser(header_regs=...)``: the header kept as a shift register of its beats or as its fields.
 HEADER_REGS = ("shift", "fields")
+#: ``BlockParser(header_crc=...)``: the header CRC over a whole beat per cycle or one word per cycle.
+HEADER_CRCS = ("beat", "word")
 
 
 def beat_layout(lanes):
@@ -70,6 +72,14 @@ class BlockParser(wiring.Component):
         bits the checks and descriptors read: no register for the header CRC word or the padding,
         and of each lane's high bit-length word its 4 bits and "the 12 above are not all 0" (area:
         the UP5K's GEMM group). Same descriptors, checks and cycles.
+    header_crc : str
+        ``"beat"`` (default): the header CRC takes a whole beat (N words) per cycle. ``"word"``: one
+        word per cycle (area: a CRC step of 16 data bits, not ``16 N``; the UP5K's GEMM group): a
+        header beat (a ``first`` one in HUNT, every one in HEADER) is taken only in the N-th cycle
+        it is offered (``i_data.ready`` low before), its words entering the CRC one per cycle, so a
+        header takes ``N`` cycles per beat instead of one. Same descriptors and checks; beats
+        outside a block are dropped (and flagged) in one cycle as before. Needs a source that
+        holds a beat while it is not taken (a stream's rule).
 
     Members
     -------
@@ -83,12 +93,14 @@ class BlockParser(wiring.Component):
         With ``chain=True`` only.
     """
 
-    def __init__(self, lanes=1, raw_bits=8, hold=False, chain=False, header_regs="shift"):
+    def __init__(self, lanes=1, raw_bits=8, hold=False, chain=False, header_regs="shift", header_crc="beat"):
         self._N = check_int("lanes", lanes, 1, 8)
         self._R = check_int("raw_bits", raw_bits, 0, 8)
         self._hold = check_bool("hold", hold)
         self._chain = check_bool("chain", chain)
         self._fields = check_choice("header_regs", header_regs, HEADER_REGS) == "fields"
+        # (one lane: a beat is one word, the same CRC step either way)
+        self._crc_word = check_choice("header_crc", header_crc, HEADER_CRCS) == "word" and self._N > 1
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes))),
             "o_words": Out(stream.Signature(data.ArrayLayout(spec.WORD + 1, lanes))),
@@ -151,9 +163,10 @@ class BlockParser(wiring.Component):
         def header_beat(index_is_zero):
             """Absorb one header beat (the current one): the CRC and the beat index."""
             crc_in = Const(spec.CRC_INIT, 16) if index_is_zero else crc
-            crc_after = crc16_next(crc_in, [words[k] for k in range(N)])
             idx = Const(0) if index_is_zero else beat
-            m.d.sync += [crc.eq(crc_after), beat.eq(idx + 1), beat_last.eq(idx + 1 == hbeats - 1)]
+            # (``header_crc="word"``: the CRC takes the words one per cycle, apart)
+            crc_step = [] if self._crc_word else [crc.eq(crc16_next(crc_in, [words[k] for k in range(N)]))]
+            m.d.sync += [*crc_step, beat.eq(idx + 1), beat_last.eq(idx + 1 == hbeats - 1)]
 
         # The descriptors are wires from the header registers (no copy: they hold still from CHECK
         # until the descriptor is taken, since only HUNT / HEADER write them); only ``skip`` is a
@@ -206,16 +219,36 @@ class BlockParser(wiring.Component):
         # short, restarted on this beat), a beat outside a header while hunting is an error
         head_start = valid & first
         head_next = valid & ~first
+        hunt_junk = head_next           # HUNT: a beat outside a block (dropped in one cycle)
+        if self._crc_word:
+            # word ``sub`` of the offered header beat enters the CRC in this cycle; the beat is
+            # taken with its last word (the beat holds meanwhile: it is not taken)
+            sub = Signal(range(N))
+            sub_last = Signal()         # sub == N - 1, a register of its own
+            hdr_word = (st["HUNT"] & valid & first) | (st["HEADER"] & valid)
+            with m.If(hdr_word):
+                m.d.sync += [sub.eq(Mux(sub_last, 0, sub + 1)), sub_last.eq(sub == N - 2),
+                             crc.eq(crc16_next(Mux((sub == 0) & first, Const(spec.CRC_INIT, 16), crc),
+                                               [words.as_value().word_select(sub, spec.WORD)]))]
+            head_start = head_start & sub_last
+            head_next = head_next & sub_last
         # PAYLOAD: a ``first`` beat cuts the block short (it is left for HUNT; the rest of the block
         # is padded); PAD sends zero words
         cut = valid & first
         pay_take = valid & ~first & words_ready
         pad_take = words_ready
+        if self._crc_word:
+            shift_v = (st["HUNT"] & (hunt_junk | head_start)) | (st["HEADER"] & valid & sub_last)
+            ready_v = ((hunt_ready & (~first | sub_last)) | (st["HEADER"] & sub_last)
+                       | (st["PAYLOAD"] & ~first & words_ready))
+        else:
+            shift_v = (st["HUNT"] | st["HEADER"]) & valid
+            ready_v = hunt_ready | st["HEADER"] | (st["PAYLOAD"] & ~first & words_ready)
         m.d.comb += [
-            hdr_shift.eq((st["HUNT"] | st["HEADER"]) & valid),
+            hdr_shift.eq(shift_v),
             self.o_desc.valid.eq(st["DESC"]),
             self.o_words.valid.eq((st["PAYLOAD"] & valid & ~first) | st["PAD"]),
-            self.i_data.ready.eq(hunt_ready | st["HEADER"] | (st["PAYLOAD"] & ~first & words_ready)),
+            self.i_data.ready.eq(ready_v),
         ]
         with m.If(st["PAD"]):
             m.d.comb += [self.o_words.payload[k].eq(1 << spec.WORD) for k in range(N)]
@@ -253,7 +286,7 @@ class BlockParser(wiring.Component):
             header_beat(True)
         with m.If(st["HEADER"] & head_next):
             header_beat(False)
-        with m.If((st["HUNT"] & head_next) | (st["HEADER"] & head_start) | (st["DECIDE"] & ~ok)):
+        with m.If((st["HUNT"] & hunt_junk) | (st["HEADER"] & head_start) | (st["DECIDE"] & ~ok)):
             m.d.sync += self.o_err_header.eq(1)
         with m.If(st["CHECK"]):
             check()

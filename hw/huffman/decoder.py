@@ -13,11 +13,18 @@ from ..lib.reset import add_with_reset_tree
 from ..lib.sections import elaborate_sections
 from ..params import check_bool, check_choice, check_int, check_pow2
 from . import spec
-from .block_parser import HEADER_REGS, BlockParser, DescriptorSlot, beat_layout, descriptor_layout
+from .block_parser import (
+    HEADER_CRCS,
+    HEADER_REGS,
+    BlockParser,
+    DescriptorSlot,
+    beat_layout,
+    descriptor_layout,
+)
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
-from .lane_table_cslow import CSlowTableLoader, TableCSlowLaneDecoder
+from .lane_table_cslow import ESCAPE_CHECKS, FILL_STEPS, CSlowTableLoader, TableCSlowLaneDecoder
 from .table_loader import TableLoader, table_bus, table_word_layout
 
 __all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS"]
@@ -121,6 +128,21 @@ class HuffmanDecoder(wiring.Component):
     header_regs : str
         The block parser's header registers (:class:`~hw.huffman.block_parser.BlockParser`'s
         ``header_regs``): ``"shift"`` (default) or ``"fields"`` (fewer registers, same behaviour).
+    header_crc : str
+        The block parser's header CRC (:class:`~hw.huffman.block_parser.BlockParser`'s
+        ``header_crc``): ``"beat"`` (default) or ``"word"`` (one word per cycle: less logic, a
+        header beat every ``lanes * contexts`` cycles).
+    escape_check : str
+        Which part checks that a table's escape is the last symbol of its length: ``"loader"``
+        (default) or ``"filler"`` (``impl="table"``, ``contexts=2``, ``escape``, L up to 14: the lane's
+        table filler, in its walk, without the loader's per-length end registers; area, the UP5K's
+        GEMM group). Same verdicts; with ``"filler"`` such a table's ``ERR_TABLE`` rises when the
+        filler has walked it, not at the loader's verdict (lanes take a table only once it is
+        walked, so no block decodes with it either way).
+    fill_step : str
+        (``impl="table"``, ``contexts=2``) The lane's fill after a step
+        (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``fill_step``):
+        ``"candidates"`` (default) or ``"subtract"`` (less logic, a longer stage-B path).
 
     Members
     -------
@@ -138,7 +160,8 @@ class HuffmanDecoder(wiring.Component):
     """
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=spec.FIFO_DEPTH, contexts=1, escape=False,
-                 impl="comparator", counter_bits=32, chain=False, header_regs="shift"):
+                 impl="comparator", counter_bits=32, chain=False, header_regs="shift", header_crc="beat",
+                 escape_check="loader", fill_step="candidates"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -149,6 +172,15 @@ class HuffmanDecoder(wiring.Component):
         self._cbits = check_int("counter_bits", counter_bits, MIN_COUNTER_BITS, 32)
         self._chain = check_bool("chain", chain)
         self._header_regs = check_choice("header_regs", header_regs, HEADER_REGS)
+        self._header_crc = check_choice("header_crc", header_crc, HEADER_CRCS)
+        self._filler_check = check_choice("escape_check", escape_check, ESCAPE_CHECKS) == "filler"
+        filler_ok = (self._impl, self._C, self._escape) == ("table", 2, True) and self._L <= 14
+        if self._filler_check and not filler_ok:
+            raise ValueError("escape_check: 'filler' only with impl='table', contexts=2, escape=True and "
+                             "max_len up to 14")
+        self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        if self._subtract and not (self._impl == "table" and self._C == 2):
+            raise ValueError("fill_step: 'subtract' only with impl='table' and contexts=2")
         cb = self._cbits
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
@@ -200,15 +232,22 @@ class HuffmanDecoder(wiring.Component):
         N, C = self._N, self._C
         kind = (_TABLE_KINDS if self._impl == "table" else _LANE_KINDS)[C]
         core.submodules.parser = parser = BlockParser(lanes=N * C, raw_bits=self._R, hold=kind.desc_hold,
-                                                      chain=self._chain, header_regs=self._header_regs)
+                                                      chain=self._chain, header_regs=self._header_regs,
+                                                      header_crc=self._header_crc)
         # chained blocks: each accepted block's ``cont`` flag, read by the join at the block's end
         conts = SyncFIFOBuffered(width=1, depth=4) if self._chain else None
         if conts is not None:
             core.submodules.conts = conts
-        core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape)
+        # (the filler's escape check: keyword arguments only then, the classes' defaults otherwise)
+        loader_args = {"placement": False, "end_offset": True} if self._filler_check else {}
+        lane_args = {"escape_check": "filler"} if self._filler_check else {}
+        if self._subtract:
+            lane_args["fill_step"] = "subtract"
+        core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape,
+                                                            **loader_args)
         lanes = []
         for k in range(N):
-            lane = kind.lane_class(max_len=self._L, raw_bits=self._R, escape=self._escape)
+            lane = kind.lane_class(max_len=self._L, raw_bits=self._R, escape=self._escape, **lane_args)
             core.submodules[f"lane{k}"] = lane
             lanes.append(lane)
             core.d.comb += [getattr(lane, f"i_{name}").eq(getattr(loader, f"o_{name}"))
@@ -327,7 +366,7 @@ class HuffmanDecoder(wiring.Component):
             spec.ERR_MISMATCH: [lane.o_err_mismatch for lane in lanes],
             spec.ERR_OVERRUN: [parser.o_err_overrun],
             spec.ERR_HEADER: [parser.o_err_header],
-            spec.ERR_TABLE: [loader.o_err],
+            spec.ERR_TABLE: [loader.o_err] + [lane.o_err_table for lane in lanes if self._filler_check],
             spec.ERR_CRC: [lane.o_err_crc for lane in lanes],
         }
         for mask, sources in pulses.items():

@@ -355,6 +355,10 @@ class CSlowLaneDecoder(wiring.Component):
         """Tables ready for decoding, modulo 256 (the loader's count)."""
         return self.i_count
 
+    def _tables_ok(self, ns):
+        """Per bank, the table in it passed its checks (the loader's verdict)."""
+        return self.i_ok
+
     def _stage1(self, m, ns):
         """Stage 1 (rotating): the registered window and length; the bit-length checks. The one-hot
         is over shift amounts s = l + r (r = R when s1.rsel); within / exact / the consumed count
@@ -522,12 +526,12 @@ class CSlowLaneDecoder(wiring.Component):
                 with m.If(desc_valid):
                     m.d.sync += lane_step.load_descriptor(nxt, desc, nonzero=desc_nz_q, own=own_q,
                                                 after_fill=[nxt.ready.eq(0)], after_staged=[nxt.stage.eq(0)])
-                    lane_step.start_block(m, cur, nxt, desc, self.i_ok, cur.tab, run=lambda: goto(_RUN, True),
-                                table=lambda: goto(_TABLE, False))
+                    lane_step.start_block(m, cur, nxt, desc, self._tables_ok(ns), cur.tab,
+                                          run=lambda: goto(_RUN, True), table=lambda: goto(_TABLE, False))
             with m.Case(_TABLE):
                 with m.If(loaded_q):
                     m.d.sync += [*lane_step.take_table(nxt, nxt.tab, next_tab), nxt.state.eq(_LIMITS)]
-                    with m.If(~self.i_ok.bit_select(next_tab[0], 1)):
+                    with m.If(~self._tables_ok(ns).bit_select(next_tab[0], 1)):
                         m.d.sync += lane_step.reject_table(nxt)
             with m.Case(_LIMITS):
                 goto(_RUN, True)

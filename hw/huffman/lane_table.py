@@ -73,12 +73,24 @@ class CompactTableLoader(TableLoader):
 
     #: See the class docstring.
     _registered_placement = False
+    #: False: no placement check here (:class:`TableFiller` ``escape_check`` does it).
+    _placement = True
 
     def _escape_check(self, m, st, word, take, bank, index):
         L = self._L
         esc_seen = Signal()
         esc_index = Signal(8)
         second = Signal()
+        if not self._placement:
+            # only "at most one escape" and the escape's index for the filler
+            with m.If(st["IDLE"]):
+                m.d.sync += [esc_seen.eq(0), second.eq(0)]
+            with m.If(st["SYMS"] & take & (word == spec.ESCAPE)):
+                m.d.sync += [esc_seen.eq(1), esc_index.eq(index[:8]), second.eq(esc_seen)]
+            with m.If(st["VERDICT"]):
+                m.d.sync += [self.o_esc_on.bit_select(bank, 1).eq(esc_seen),
+                             self.o_esc_code[bank].eq(esc_index)]
+            return ~second
         prev = Signal(9)               # the offset written before (length l - 1)
         have_prev = Signal()
         ends = [Signal(9, name=f"end{i}") for i in range(L - 1)]
@@ -146,6 +158,20 @@ class TableFiller(wiring.Component):
         asynchronous read ports (:func:`hw.lib.ram.registered_read_port`: no read/write collision
         logic; the same cycle behaviour). For a lane that never uses an entry of the bank being
         written (a bank is rebuilt only when no lane decodes with it).
+    escape_check : bool
+        (Only with ``escape``.) The filler, not the loader, checks that the escape is the last
+        symbol of its length (:class:`CompactTableLoader` ``placement=False`` leaves it out): the
+        walk already has each length's end index, so "the escape's index + 1 is its length's end"
+        is one compare where the walk passes the escape (no register per length). Its verdict is
+        the table's: ``o_ok`` per bank (the loader's ``i_ok`` and this check, set as ``o_filled``
+        counts the table; lanes read it instead of the loader's), ``o_err`` pulses for a misplaced
+        escape as ``o_filled`` counts the table (``ERR_TABLE``, a walk later than the loader's).
+        The escape's mask is then given as its length (``o_esc_len`` per bank instead of
+        ``o_esc_mask``: the reader makes the mask; the walk keeps no mask register).
+    end_offset : bool
+        The loader writes ``offset[L + 1]`` (``CSlowTableLoader(end_offset=True)``): length L ends
+        at ``2 offset[L] - offset[L + 1]`` like the others, so no symbol count per bank is kept
+        here (``i_sym_*`` unread). L up to 14.
 
     Members
     -------
@@ -155,12 +181,21 @@ class TableFiller(wiring.Component):
     o_rdata : Out(entry_layout, or the length alone without ``index``)
     o_filled : Out(8)
     o_esc_mask, o_esc_code : Out(ArrayLayout(L, 2))
+    o_ok : Out(2), o_err : Out(1), o_esc_len : Out(ArrayLayout(range(L + 1), 2))
+        With ``escape_check`` only (then no ``o_esc_mask``).
     """
 
-    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None, long_lengths=False):
+    def __init__(self, max_len, escape, index=True, rw_check=True, bits=None, long_lengths=False,
+                 escape_check=False, end_offset=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._rw_check = check_bool("rw_check", rw_check)
         self._escape = check_bool("escape", escape)
+        self._check = check_bool("escape_check", escape_check)
+        self._end_offset = check_bool("end_offset", end_offset)
+        if self._end_offset and self._L > 14:
+            raise ValueError(f"end_offset: only with max_len up to 14, not {self._L}")
+        if self._check and not self._escape:
+            raise ValueError("escape_check: True only with escape=True (no escape to place)")
         self._K = table_bits(self._L) if bits is None else check_int("bits", bits, 1, self._L - 1)
         self._index = check_bool("index", index)
         self._long = check_bool("long_lengths", long_lengths)
@@ -178,8 +213,11 @@ class TableFiller(wiring.Component):
             "o_rdata": Out(self._entry),
             "o_filled": Out(8),
         })
-        if escape:
+        if escape and not self._check:
             members.update({"o_esc_mask": Out(bus["esc_mask"]), "o_esc_code": Out(bus["esc_code"])})
+        if self._check:
+            members.update({"o_ok": Out(2), "o_err": Out(1), "o_esc_code": Out(bus["esc_code"]),
+                            "o_esc_len": Out(data.ArrayLayout(range(self._L + 1), 2))})
         super().__init__(members)
 
     def elaborate(self, platform):
@@ -199,10 +237,11 @@ class TableFiller(wiring.Component):
         orport = offmem.read_port() if self._rw_check else registered_read_port(m, offmem, name="offmem_rd")
         m.d.comb += [owport.en.eq(self.i_off_en), owport.addr.eq(self.i_off_addr),
                      owport.data.eq(self.i_off_data), orport.en.eq(1)]
-        nsyms = [Signal(9, name=f"nsyms{b}") for b in range(2)]       # per bank: symbols written
-        for b in range(2):
-            with m.If(self.i_sym_en & (self.i_sym_addr[8] == b)):
-                m.d.sync += nsyms[b].eq(self.i_sym_addr[:8] + 1)
+        if not self._end_offset:
+            nsyms = [Signal(9, name=f"nsyms{b}") for b in range(2)]       # per bank: symbols written
+            for b in range(2):
+                with m.If(self.i_sym_en & (self.i_sym_addr[8] == b)):
+                    m.d.sync += nsyms[b].eq(self.i_sym_addr[:8] + 1)
 
         bank = Signal()
         length = Signal(range(L + 2))
@@ -237,6 +276,9 @@ class TableFiller(wiring.Component):
         def read_offset(ln):
             m.d.comb += orport.addr.eq(Cat(ln[:4], bank))
 
+        if self._check:
+            placed = Signal()          # the walk passed the escape at its length's last index
+            m.d.sync += self.o_err.eq(0)
         with m.FSM():
             with m.State("IDLE"):
                 with m.If(self.i_count != self.o_filled):
@@ -245,8 +287,12 @@ class TableFiller(wiring.Component):
                         m.next = "START"
                     with m.Else():
                         m.d.sync += self.o_filled.eq(self.o_filled + 1)
+                        if self._check:
+                            m.d.sync += self.o_ok.bit_select(self.o_filled[0], 1).eq(0)
             with m.State("START"):     # read offset[1]
                 read_offset(Const(1, 4))
+                if self._check:
+                    m.d.sync += placed.eq(0)
                 if self._long:
                     m.d.sync += open_prefix.eq(0)
                 m.d.sync += [length.eq(1), index.eq(0), prefix.eq(0), code.eq(0),
@@ -258,9 +304,12 @@ class TableFiller(wiring.Component):
                 read_offset(length + 1)
                 m.next = "END"
             with m.State("END"):       # offset[length + 1] is in: where this length ends
-                m.d.sync += [nxt.eq(orport.data),
-                             end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
-                                        ((off << 1) - orport.data)[:9]))]
+                if self._end_offset:    # (offset[L + 1] written by the loader: length L alike)
+                    m.d.sync += [nxt.eq(orport.data), end.eq(((off << 1) - orport.data)[:9])]
+                else:
+                    m.d.sync += [nxt.eq(orport.data),
+                                 end.eq(Mux(length == L, Mux(bank, nsyms[1], nsyms[0]),
+                                            ((off << 1) - orport.data)[:9]))]
                 m.next = "AT_END" if self._long else "CODES"
             if self._long:
                 with m.State("AT_END"):
@@ -272,7 +321,12 @@ class TableFiller(wiring.Component):
                     # current index's code)
                     with m.If(self.i_esc_on.bit_select(bank, 1) & (~at_end if self._long else index != end)
                               & (index[:8] == self.i_esc_code[bank][:8])):
-                        m.d.sync += [self.o_esc_code[bank].eq(code[:L]), self.o_esc_mask[bank].eq(mask)]
+                        if self._check:
+                            # (the mask as the length; ``end``: the index after this length's last code)
+                            m.d.sync += [self.o_esc_code[bank].eq(code[:L]), self.o_esc_len[bank].eq(length),
+                                         placed.eq(index + 1 == end)]
+                        else:
+                            m.d.sync += [self.o_esc_code[bank].eq(code[:L]), self.o_esc_mask[bank].eq(mask)]
                 with m.If(at_end):
                     with m.If(length == L):
                         m.next = "MARK"
@@ -313,6 +367,9 @@ class TableFiller(wiring.Component):
                     m.d.sync += prefix.eq(prefix + 1)
                 with m.Else():
                     m.d.sync += self.o_filled.eq(self.o_filled + 1)
+                    if self._check:
+                        ok = ~self.i_esc_on.bit_select(bank, 1) | placed
+                        m.d.sync += [self.o_ok.bit_select(bank, 1).eq(ok), self.o_err.eq(~ok)]
                     m.next = "IDLE"
         return m
 

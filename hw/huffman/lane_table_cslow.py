@@ -4,15 +4,17 @@ RAM, serving two format lanes alternately (``HuffmanDecoder(impl="table", contex
 
 from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
 from amaranth.hdl._ast import Assign  # (not exported by amaranth.hdl in 0.5: the statement class)
-from amaranth.lib import data
+from amaranth.lib import data, wiring
 from amaranth.lib.memory import Memory
-from amaranth.lib.wiring import In
+from amaranth.lib.wiring import In, Out
 
 from ..lib.logic import or_tree
 from ..lib.ram import registered_read_port
 from ..lib.sections import elaborate_sections
+from ..params import check_bool, check_choice
 from . import lane_step, spec
 from .block_parser import descriptor_layout
+from .lane import lane_members
 from .lane_cslow import _QDEPTH, CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableFiller
 
@@ -24,18 +26,37 @@ def wide_table_bits(max_len):
     block RAM."""
     return min(9, max_len - 1)
 
-__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift"]
+__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift", "ESCAPE_CHECKS", "FILL_STEPS"]
+
+#: ``TableCSlowLaneDecoder(escape_check=...)``: which part checks that a table's escape is the last
+#: symbol of its length.
+ESCAPE_CHECKS = ("loader", "filler")
+#: ``TableCSlowLaneDecoder(fill_step=...)``: stage B's fill after the step from candidates per length
+#: or from one subtraction of the decided length.
+FILL_STEPS = ("candidates", "subtract")
 
 
 class CSlowTableLoader(CompactTableLoader):
     """The table loader of the two-context table lanes: :class:`~hw.huffman.lane_table.CompactTableLoader`
     with the escape's placement check registered (``_registered_placement``: the escape's index
     + 1 kept from its word, "placed" registered in CHECK), so its compares are not on the path
-    into the verdict. Same verdicts, in the same cycles; parameters and members as the base."""
+    into the verdict. Same verdicts, in the same cycles; parameters and members as the base, and
+
+    ``placement`` (default True): False leaves the escape's placement check to the lane's filler
+    (``TableCSlowLaneDecoder(escape_check="filler")``): the loader then passes a table whose escape
+    is not the last symbol of its length (it still fails a second escape).
+
+    ``end_offset`` (default False): True writes ``offset[L + 1]`` too (a cycle more per table; for
+    ``TableFiller(end_offset=True)``, which then finds the symbol count as length L's end like every
+    other length's; L up to 14: the offsets' address has 4 bits for the length)."""
 
     _registered_placement = True
 
-    def __init__(self, max_len=16, escape=False):
+    def __init__(self, max_len=16, escape=False, placement=True, end_offset=False):
+        self._placement = check_bool("placement", placement)
+        self._end_offset = check_bool("end_offset", end_offset)
+        if self._end_offset and not (isinstance(max_len, int) and max_len <= 14):
+            raise ValueError(f"end_offset: only with max_len up to 14, not {max_len!r}")
         super().__init__(max_len=max_len, escape=escape)
         self._K = wide_table_bits(self._L)
 
@@ -178,7 +199,22 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     counted it; a context takes a table when it is built (``o_filled``).
 
     Parameters and members: as :class:`~hw.huffman.lane_cslow.CSlowLaneDecoder` (the table bus of
-    :class:`~hw.huffman.lane_table.CompactTableLoader`, with its offset write port).
+    :class:`~hw.huffman.lane_table.CompactTableLoader`, with its offset write port), and
+
+    escape_check : str
+        ``"loader"`` (default): the loader checks the escape's placement (``i_ok`` is the verdict).
+        ``"filler"`` (with ``escape`` only, L up to 14; the loader is
+        ``CSlowTableLoader(placement=False, end_offset=True)``, the filler's ``end_offset`` too):
+        the filler checks it in its walk (:class:`~hw.huffman.lane_table.TableFiller`
+        ``escape_check``), the lane reads the filler's per-bank verdict instead of ``i_ok``, and
+        ``o_err_table`` (Out(1)) pulses when a table fails it (as the filler counts it: the
+        decoder's ``ERR_TABLE`` then rises a table walk later than the loader's verdict; a lane
+        takes a table only once it is built, so no block decodes with it meanwhile).
+    fill_step : str
+        ``"candidates"`` (default): stage B's fill after the step is picked among fills computed
+        beside the length decision (per long length and escape choice). ``"subtract"``: the fill
+        less the decided length, once per escape choice (area: two subtractions instead of eight;
+        the length decision then comes before the subtraction on stage B's path).
     """
 
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
@@ -199,8 +235,19 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # placement into the queue's block RAM: a few LUT levels)
     _early_stage2 = True
 
-    def __init__(self, max_len=12, raw_bits=8, escape=False):
-        super().__init__(max_len=max_len, raw_bits=raw_bits, escape=escape)
+    def __init__(self, max_len=12, raw_bits=8, escape=False, escape_check="loader", fill_step="candidates"):
+        params = lane_step.lane_parameters(max_len, raw_bits, escape)
+        self._L, self._R, self._escape, self._E, self._B = params
+        self._S = self._L + self._E + self._R                  # largest shift amount
+        self._filler_check = check_choice("escape_check", escape_check, ESCAPE_CHECKS) == "filler"
+        if self._filler_check and not (self._escape and self._L <= 14):
+            raise ValueError("escape_check: 'filler' only with escape=True (no escape to place) and "
+                             "max_len up to 14")
+        self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        members = lane_members(self._L, self._R, contexts=2, escape=self._escape)
+        if self._filler_check:
+            members["o_err_table"] = Out(1)
+        wiring.Component.__init__(self, members)
         self._K = wide_table_bits(self._L)
         # the window shifter selects among fill = 0 .. B: a buffer of 2**n - 1 bits (if that still
         # leaves 32 bits of slack beside a symbol) takes a select bit, a multiplexer level, less
@@ -285,11 +332,18 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     def _filler(self, m, ns):
         """The first-level table builder, fed by the loader's bus."""
         m.submodules.filler = filler = TableFiller(self._L, self._escape, index=False, rw_check=False,
-                                                     bits=self._K, long_lengths=True)
+                                                     bits=self._K, long_lengths=True,
+                                                     escape_check=self._filler_check,
+                                                     end_offset=self._filler_check)
         for name, port in filler.signature.members.items():
             if port.flow is In and name != "i_raddr":
                 m.d.comb += getattr(filler, name).eq(getattr(self, name))
+        if self._filler_check:
+            m.d.comb += self.o_err_table.eq(filler.o_err)
         ns.filler = filler
+
+    def _tables_ok(self, ns):
+        return ns.filler.o_ok if self._filler_check else self.i_ok
 
     def _limits(self, m, ns):
         """What stage B needs of the bank beside the table entry: per long length ``l`` (``k+1 ..
@@ -310,8 +364,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         ns.esc = None
         if self._E:
             esc_on, esc_mask, esc_code = Signal(), Signal(L), Signal(L)
+            if self._filler_check:
+                # the mask from the escape's length (the filler keeps no mask): ``len`` ones from the top
+                esc_len = Mux(bank, ns.filler.o_esc_len[1], ns.filler.o_esc_len[0])
+                mask_n = Cat(*(esc_len >= L - i for i in range(L)))
+            else:
+                mask_n = Mux(bank, ns.filler.o_esc_mask[1], ns.filler.o_esc_mask[0])
             m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
-                         esc_mask.eq(Mux(bank, ns.filler.o_esc_mask[1], ns.filler.o_esc_mask[0])),
+                         esc_mask.eq(mask_n),
                          esc_code.eq(Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0]))]
             ns.esc = (esc_on, esc_mask, esc_code)
         ns.lim_lo, ns.same = lim_lo, same
@@ -385,6 +445,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         plain = ~cur.raw_mode
         picks = [(cur.raw_mode, after(ns.fr_q))]
         for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
+            if self._subtract:
+                # (an invalid code's length is 0: its fill is not read again either)
+                picks.append((plain & hit, after(base - length)))
+                continue
             picks.append((plain & direct & hit, after(base - v)))
             picks += [(plain & length_sel[ln] & hit, after(base - ln)) for ln in longs]
         fill_step = or_tree([Mux(sel, x, 0) for sel, x in picks])

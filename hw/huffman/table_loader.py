@@ -106,6 +106,10 @@ class TableLoader(wiring.Component):
         If ``max_len`` is outside 8..16.
     """
 
+    #: (a subclass's option) COUNTS also writes ``offset[L + 1]`` (``o_off_*`` at ``bank << 4 | L + 1``,
+    #: a cycle more per table): ``2 offset[L] - offset[L + 1]`` is then the symbol count
+    _end_offset = False
+
     def __init__(self, max_len=16, escape=False):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._escape = check_bool("escape", escape)
@@ -239,7 +243,8 @@ class TableLoader(wiring.Component):
         # limit[] stays non-decreasing up to L. The Kraft check of a length (``end > space``) runs a
         # cycle later from registers (``chk``), off the input handshake.
         step = ~need | (valid & ~first)
-        counts_last = length == L
+        # (``_end_offset``: one step more, length L + 1 with no word: its offset is written too)
+        counts_last = length == (L + 1 if self._end_offset else L)
         # SYMS / CRC: a word is taken unless it is a ``first`` one (which cuts the table short)
         take = valid & ~first
         cut = valid & first
