@@ -86,7 +86,7 @@ def _receiver_bench(frame, *, present=True, expected_seq=0):
 def test_receiver_starts_a_good_frame_with_its_payload_buffered():
     seen = _receiver_bench(encode_command(0x03, b"\x10\x20\x30"))
     assert seen["start"] == 1 and seen["replies"] == []
-    assert seen["buf"][:3] == [0x10, 0x20, 0x30]
+    assert seen["buf"][1:4] == [0x10, 0x20, 0x30]     # byte i at address i + 1
 
 
 @pytest.mark.parametrize("frame, present, status", [
