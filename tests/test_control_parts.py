@@ -224,6 +224,38 @@ def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     simulate(m, tb)
 
 
+@pytest.mark.parametrize("watchdog", [16, 45])
+def test_idle_timer_as_the_watchdog(watchdog):
+    # The controller's one counter: loaded by the start, it expires once `watchdog` cycles,
+    # counted from the one after the start's, have passed (as the executor's own watchdog, above),
+    # whatever the activity while held; released, it is the idle timer again.
+    timeout = 20
+    timer = IdleTimer(timeout, watchdog)
+    m = Module()
+    m.submodules.timer = timer
+
+    async def tb(ctx):
+        for _ in range(2):
+            ctx.set(timer.i_start, 1)
+            ctx.set(timer.i_hold, 1)
+            ctx.set(timer.i_activity, 1)
+            await ctx.tick()
+            ctx.set(timer.i_start, 0)
+            for cycle in range(1, watchdog + 4):
+                assert ctx.get(timer.o_expired) == (cycle > watchdog), cycle
+                ctx.set(timer.i_activity, cycle % 3 == 0)
+                await ctx.tick()
+            ctx.set(timer.i_hold, 0)
+            ctx.set(timer.i_activity, 1)
+            await ctx.tick()
+            ctx.set(timer.i_activity, 0)
+            for cycle in range(1, timeout + 3):
+                await ctx.tick()
+                assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
+
+    simulate(m, tb)
+
+
 def test_status_flags_are_sticky_and_count_replies():
     flags = StatusFlags((0, 1))
     m = Module()

@@ -152,8 +152,10 @@ class Controller(wiring.Component):
         m.submodules.tx_buf = tx_buf = Memory(shape=8, depth=MAX_REPLY, init=[], attrs=no_rw)
         rx_rd = registered_read_port(m, rx_buf, name="rx_buf_rd")
         tx_rd = registered_read_port(m, tx_buf, name="tx_buf_rd")
-        m.submodules.receiver = rx = FrameReceiver(timeout=self._timeout, max_payload=MAX_PAYLOAD)
-        m.submodules.executor = ex = CommandExecutor(watchdog=self._watchdog, max_payload=MAX_PAYLOAD,
+        # The receiver's idle timer is the executor's watchdog too (they never run at once).
+        m.submodules.receiver = rx = FrameReceiver(timeout=self._timeout, max_payload=MAX_PAYLOAD,
+                                                   watchdog=self._watchdog)
+        m.submodules.executor = ex = CommandExecutor(watchdog=None, max_payload=MAX_PAYLOAD,
                                                      max_reply=MAX_REPLY)
         m.submodules.handlers = mux = HandlerMux(self._groups)
         m.submodules.transmitter = tx = ReplyTransmitter(max_reply=MAX_REPLY)
@@ -174,6 +176,7 @@ class Controller(wiring.Component):
             wiring.connect(m, getattr(mux, f"h{g}"),
                            wiring.flipped(self.handler(g)))
         m.d.comb += [ex.i_start.eq(rx.o_start), ex.i_cmd.eq(rx.o_cmd), ex.i_length.eq(rx.o_length),
+                     ex.i_expired.eq(rx.o_watchdog),
                      rx.i_exec_done.eq(ex.o_reply.go),
                      mux.i_reset.eq(ex.o_handler_timeout), self.o_handler_reset.eq(mux.o_handler_reset)]
 

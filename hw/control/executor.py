@@ -126,13 +126,20 @@ class CommandExecutor(wiring.Component):
         The watchdog expired.
     o_events : Out(8)
         One-hot flag bits raised in this cycle.
+    i_expired : In(1)
+        Only with ``watchdog=None``: the watchdog is outside, and this is its expiry, which must
+        be high once the watchdog's cycles, counted from the one after ``i_start``'s, have passed
+        (as the executor's own count is; the controller's is the receiver's idle timer, see
+        :class:`~hw.control.receiver.IdleTimer`).
     """
 
     def __init__(self, *, watchdog, max_payload, max_reply):
-        self._watchdog = check_int("watchdog", watchdog, 16, 1 << 30)
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 16, 1 << 30)
         self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        extra = {"i_expired": In(1)} if watchdog is None else {}
         super().__init__({
+            **extra,
             "i_start": In(1),
             "i_cmd": In(8),
             "i_length": In(16),
@@ -167,9 +174,13 @@ class CommandExecutor(wiring.Component):
         reply_over = Signal()
         # The watchdog counts up from 2**k - watchdog, so it has run out when its top bit is set:
         # a flip-flop, with no compare of the count behind it (the count's carry chain is fast).
-        k = ceil_log2(self._watchdog)
-        watch = Signal(k + 1)
-        expired = watch[k]
+        # Without a watchdog of its own the count is outside (i_expired).
+        if self._watchdog is not None:
+            k = ceil_log2(self._watchdog)
+            watch = Signal(k + 1)
+            expired = watch[k]
+        else:
+            expired = self.i_expired
 
         # The payload goes to the handler bus straight from the read port; its ready comes from
         # the skid buffer that HandlerMux puts in front of each handler (a register), so a
@@ -215,8 +226,9 @@ class CommandExecutor(wiring.Component):
                              feed_more.eq(rd_addr != self.i_length)]
             with m.Elif(bus.i_data.ready):
                 m.d.sync += feed_valid.eq(0)
-            with m.If(~expired):
-                m.d.sync += watch.eq(watch + 1)
+            if self._watchdog is not None:
+                with m.If(~expired):
+                    m.d.sync += watch.eq(watch + 1)
             with m.If(bus.done):
                 m.d.sync += [running.eq(0), finishing.eq(1), done_status.eq(bus.status)]
             with m.Elif(expired):
@@ -249,6 +261,7 @@ class CommandExecutor(wiring.Component):
         # flip-flops rather than a multiplexer in front of their increments.
         with m.If(self.i_start):
             m.d.sync += [running.eq(1), rd_addr.eq(1), feed_valid.eq(0), feed_more.eq(length_nz),
-                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0),
-                         watch.eq((1 << k) - self._watchdog)]
+                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0)]
+            if self._watchdog is not None:
+                m.d.sync += watch.eq((1 << k) - self._watchdog)
         return m

@@ -31,31 +31,45 @@ class IdleTimer(wiring.Component):
     ``o_timed_out`` is high from the ``timeout``-th cycle without activity on, and low in the
     cycle after an activity; it is a function of two flip-flops (the count runs out at its top bit,
     so no compare of the count is in its users' paths or in front of the count's own enable).
+
+    With ``watchdog`` the same count is also a command's watchdog (the receiver's idle timeout
+    and the executor's watchdog never run at once, so one counter serves both): ``i_start``
+    loads it so that ``o_expired`` (its top bit) is high once ``watchdog`` cycles, counted from
+    the one after the start's, have passed, and while ``i_hold`` activities are ignored (the
+    command executes).
+    ``o_timed_out`` is meaningful only ``timeout`` cycles after an activity outside ``i_hold``.
     """
 
-    i_activity: In(1)
-    o_timed_out: Out(1)
-
-    def __init__(self, timeout):
+    def __init__(self, timeout, watchdog=None):
         self._timeout = check_int("timeout", timeout, 2, 1 << 30)
-        super().__init__()
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 2, 1 << 30)
+        members = {"i_activity": In(1), "o_timed_out": Out(1)}
+        if watchdog is not None:
+            members.update({"i_start": In(1), "i_hold": In(1), "o_expired": Out(1)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         # The activity is registered first (it comes from a handshake, the count's reset and
         # enable reach many flip-flops); the count starts a cycle later. It counts up from
         # 2**k - (timeout - 1) and stops when its top bit (the timeout) is set, timeout - 1 counts
-        # after the activity's register fell.
+        # after the activity's register fell. The watchdog's start loads 2**k - watchdog.
         activity = Signal()
-        k = ceil_log2(max(self._timeout - 1, 1))
+        k = ceil_log2(max(self._timeout - 1, self._watchdog or 1, 1))
         start = (1 << k) - (self._timeout - 1)
         idle = Signal(k + 1, init=start)
         timed_out = idle[k]
         m.d.sync += activity.eq(self.i_activity)
-        with m.If(activity):
+        reload = activity if self._watchdog is None else activity & ~self.i_hold
+        with m.If(reload):
             m.d.sync += idle.eq(start)
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
+        if self._watchdog is not None:
+            # last, so that it is the count's synchronous load
+            with m.If(self.i_start):
+                m.d.sync += idle.eq((1 << k) - self._watchdog)
+            m.d.comb += self.o_expired.eq(timed_out)
         m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
         return m
 
@@ -68,9 +82,10 @@ class FrameReceiver(wiring.Component):
     compare of each byte), one byte per cycle inside a frame, except for one cycle without a byte
     after the length (a registered compare too); payload byte ``i`` is written to buffer address
     ``(i + 1) mod 2**ceil_log2(max_payload)`` in the cycle it is taken (so a buffer of that many
-    words; from address 1, so that the reader's address ends at the length itself). The cycle after the second CRC byte the frame is checked
-    (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were registered while the
-    bytes arrived) and either refused, with a reply request, or started.
+    words; from address 1, so that the reader's address ends at the length itself). The cycle
+    after the second CRC byte the frame is checked (CRC, then ``seq``, then ``i_present``; the
+    CRC and ``seq`` compares were registered while the bytes arrived) and either refused, with a
+    reply request, or started.
     Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
     ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
     is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
@@ -109,6 +124,9 @@ class FrameReceiver(wiring.Component):
         A reply is requested in this cycle (by anyone).
     o_events : Out(8)
         One-hot flag bits (:data:`hw.control.protocol.FLAG_BITS`) raised in this cycle.
+    o_watchdog : Out(1)
+        With ``watchdog``: the executor's watchdog expired (high once ``watchdog`` cycles,
+        counted from the one after ``o_start``'s, have passed), from the idle timer's count.
     """
 
     #: the states in which a byte is taken (in IDLE and DRAIN, unless the flag says otherwise)
@@ -118,10 +136,13 @@ class FrameReceiver(wiring.Component):
     #: the states inside a frame, in which an idle line truncates it (all of them take a byte)
     _CHECKED = ("SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 
-    def __init__(self, *, timeout, max_payload):
+    def __init__(self, *, timeout, max_payload, watchdog=None):
         self._timeout = check_int("timeout", timeout, 16, 1 << 30)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 16, 1 << 30)
+        extra = {} if watchdog is None else {"o_watchdog": Out(1)}
         super().__init__({
+            **extra,
             "i_rx": In(stream.Signature(8)),
             "i_rx_busy": In(1),
             "payload_buf": In(WritePort.Signature(addr_width=ceil_log2(max_payload), shape=8)),
@@ -142,7 +163,7 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.idle_timer = timer = IdleTimer(self._timeout)
+        m.submodules.idle_timer = timer = IdleTimer(self._timeout, self._watchdog)
 
         cmd, seq, sequenced = self.o_cmd, self.o_seq, self.o_sequenced
         # The frame's len as far as it is executed (at most max_payload, so its low bits; o_length's
@@ -323,6 +344,11 @@ class FrameReceiver(wiring.Component):
             m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
             m.d.sync += [*(fsm.bit(state).eq(0) for state in self._CHECKED), fsm.bit("WAIT_TX").eq(1),
                          rx_ready.eq(0), checked.eq(0)]
+        if self._watchdog is not None:
+            # The idle timer is the executor's watchdog while a command executes (o_start is the
+            # executor's i_start; EXEC lasts until the executor's reply request).
+            m.d.comb += [timer.i_start.eq(self.o_start), timer.i_hold.eq(fsm.bit("EXEC")),
+                         self.o_watchdog.eq(timer.o_expired)]
         # The count starts at 1 for each frame (byte i goes to address i + 1, so the executor's
         # read address ends at the length itself); a load after the states' statements, so that
         # it is a synchronous set/reset of the count's flip-flops (no multiplexer before them).
