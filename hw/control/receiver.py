@@ -243,11 +243,9 @@ class FrameReceiver(wiring.Component):
                 with m.If(sequenced):
                     goto("SEQ")
             with m.Elif(take):
-                # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
-                # truncated before it is never answered in the name of the previous command.
                 # No byte is taken in the next cycle, sync byte or not, so the byte's compare
                 # reaches sync_seen and sequenced only (not the ready flip-flop).
-                m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
+                m.d.sync += [crc.eq(protocol.CRC_INIT),
                              sync_seen.eq(is_sync), rx_ready.eq(0),
                              sequenced.eq(byte == SYNC_SEQ_CMD)]
             with m.Else():
@@ -352,6 +350,9 @@ class FrameReceiver(wiring.Component):
         # The count starts at 1 for each frame (byte i goes to address i + 1, so the executor's
         # read address ends at the length itself); a load after the states' statements, so that
         # it is a synchronous set/reset of the count's flip-flops (no multiplexer before them).
+        # cmd reads SYNC_CMD (no command's code) from IDLE until the cmd byte arrives, so a frame
+        # truncated before it is never answered in the name of the previous command (nothing
+        # reads cmd in IDLE: the reply before was sent); set here, it is the flip-flops' set/reset.
         with m.If(fsm.bit("IDLE")):
-            m.d.sync += count.eq(1)
+            m.d.sync += [count.eq(1), cmd.eq(SYNC_CMD)]
         return m
