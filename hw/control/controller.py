@@ -154,11 +154,11 @@ class Controller(wiring.Component):
         tx_rd = registered_read_port(m, tx_buf, name="tx_buf_rd")
         # The receiver's idle timer is the executor's watchdog too (they never run at once).
         m.submodules.receiver = rx = FrameReceiver(timeout=self._timeout, max_payload=MAX_PAYLOAD,
-                                                   watchdog=self._watchdog, shared_crc=True)
+                                                   watchdog=self._watchdog)
         m.submodules.executor = ex = CommandExecutor(watchdog=None, max_payload=MAX_PAYLOAD,
                                                      max_reply=MAX_REPLY)
         m.submodules.handlers = mux = HandlerMux(self._groups)
-        m.submodules.transmitter = tx = ReplyTransmitter(max_reply=MAX_REPLY, shared_crc=True)
+        m.submodules.transmitter = tx = ReplyTransmitter(max_reply=MAX_REPLY)
         m.submodules.flags = flags = StatusFlags(self._groups)
 
         # Receive: bytes into the payload buffer, the frame checked, refused or started.
@@ -194,8 +194,6 @@ class Controller(wiring.Component):
         ]
         m.d.comb += [tx_rd.addr.eq(tx.reply_buf.addr), tx_rd.en.eq(tx.reply_buf.en),
                      tx.reply_buf.data.eq(tx_rd.data)]
-        # One CRC for both sides: the transmitter's bytes go through the receiver's.
-        wiring.connect(m, rx.crc, tx.crc)
         wiring.connect(m, tx.o_tx, wiring.flipped(self.o_tx))
 
         # Sticky flags and counters.

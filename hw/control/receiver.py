@@ -7,13 +7,13 @@ from amaranth.lib.memory import WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..params import check_bool, check_int
+from ..params import check_int
 from . import protocol
 from .crc import crc16_next
 from .onehot import OneHotFSM
 from .protocol import FLAG_BITS, SYNC_CMD, SYNC_SEQ_CMD, Status
 
-__all__ = ["IdleTimer", "ReplyRequest", "CrcShare", "FrameReceiver"]
+__all__ = ["IdleTimer", "ReplyRequest", "FrameReceiver"]
 
 
 class ReplyRequest(wiring.Signature):
@@ -23,15 +23,6 @@ class ReplyRequest(wiring.Signature):
 
     def __init__(self):
         super().__init__({"go": Out(1), "status": Out(8), "length": Out(16)})
-
-
-class CrcShare(wiring.Signature):
-    """The receiver's CRC lent to the transmitter (receiver side, ``Out``): the transmitter's
-    ``init`` (reset to the initial value) and ``step`` (take ``byte``) pulses, and the CRC's
-    ``value``. Used only while the receiver does not need its CRC (see :class:`FrameReceiver`)."""
-
-    def __init__(self):
-        super().__init__({"init": In(1), "step": In(1), "byte": In(8), "value": Out(16)})
 
 
 class IdleTimer(wiring.Component):
@@ -136,12 +127,6 @@ class FrameReceiver(wiring.Component):
     o_watchdog : Out(1)
         With ``watchdog``: the executor's watchdog expired (high once ``watchdog`` cycles,
         counted from the one after ``o_start``'s, have passed), from the idle timer's count.
-    crc : Out(CrcShare())
-        With ``shared_crc``: the frame CRC's register and XOR network serve the transmitter too
-        (its ``init``/``step``/``byte``; ``value`` is the register). The two never need it at
-        once: the transmitter starts after the frame's CRC was checked (or, for an oversize
-        header, whose drain is not checked, at the refusal), and the receiver takes the next
-        frame's first byte after the reply was sent.
     """
 
     #: the states in which a byte is taken (in IDLE and DRAIN, unless the flag says otherwise)
@@ -151,14 +136,11 @@ class FrameReceiver(wiring.Component):
     #: the states inside a frame, in which an idle line truncates it (all of them take a byte)
     _CHECKED = ("SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 
-    def __init__(self, *, timeout, max_payload, watchdog=None, shared_crc=False):
+    def __init__(self, *, timeout, max_payload, watchdog=None):
         self._timeout = check_int("timeout", timeout, 16, 1 << 30)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
         self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 16, 1 << 30)
-        self._shared_crc = check_bool("shared_crc", shared_crc)
         extra = {} if watchdog is None else {"o_watchdog": Out(1)}
-        if shared_crc:
-            extra.update({"crc": Out(CrcShare())})
         super().__init__({
             **extra,
             "i_rx": In(stream.Signature(8)),
@@ -223,21 +205,9 @@ class FrameReceiver(wiring.Component):
         m.d.sync += crc_step.eq(0)
         with m.If(take):
             m.d.sync += crc_byte.eq(byte)
-        if self._shared_crc:
-            # The transmitter's bytes go through the same CRC (the two never need it at once: a
-            # reply is requested after the frame's CRC was checked, or for an oversize header,
-            # whose drain is not checked, and the next frame starts after the reply).
-            share = self.crc
-            m.d.comb += share.value.eq(crc)
-            crc_next = crc16_next(m, crc, Mux(share.step, share.byte, crc_byte), name="crc_rx")
-            with m.If(crc_step | share.step):
-                m.d.sync += crc.eq(crc_next)
-            with m.If(share.init):
-                m.d.sync += crc.eq(protocol.CRC_INIT)
-        else:
-            crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
-            with m.If(crc_step):
-                m.d.sync += crc.eq(crc_next)
+        crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
+        with m.If(crc_step):
+            m.d.sync += crc.eq(crc_next)
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
         m.d.sync += [at2.eq(left[:len(count)] == 2), at3.eq(left[:len(count)] == 3), took.eq(take)]
         timed_out = timer.o_timed_out

@@ -9,12 +9,12 @@ from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..params import check_bool, check_int
+from ..params import check_int
 from . import protocol
 from .crc import crc16_next
 from .onehot import OneHotFSM
 from .protocol import SYNC_REPLY, SYNC_SEQ_REPLY
-from .receiver import CrcShare, ReplyRequest
+from .receiver import ReplyRequest
 
 __all__ = ["ReplyTransmitter"]
 
@@ -42,18 +42,11 @@ class ReplyTransmitter(wiring.Component):
         Read port of the ``max_reply``-byte reply buffer (one cycle of latency).
     o_tx : Out(stream.Signature(8))
     o_idle : Out(1)
-    crc : In(CrcShare())
-        With ``shared_crc``: the CRC is the receiver's (:class:`~hw.control.receiver.FrameReceiver`
-        with ``shared_crc``): ``init`` with the accepted request, ``step`` with the byte the CRC
-        takes (a cycle after it was loaded), ``value`` read for the CRC bytes.
     """
 
-    def __init__(self, *, max_reply, shared_crc=False):
+    def __init__(self, *, max_reply):
         self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
-        self._shared_crc = check_bool("shared_crc", shared_crc)
-        extra = {"crc": In(CrcShare())} if shared_crc else {}
         super().__init__({
-            **extra,
             "i_reply": In(ReplyRequest()),
             "i_cmd": In(8),
             "i_seq": In(8),
@@ -92,14 +85,8 @@ class ReplyTransmitter(wiring.Component):
         with m.If(self.o_tx.ready):
             m.d.sync += out_valid.eq(0)
         m.d.sync += crc_pending.eq(0)
-        crc_init = Signal()           # with shared_crc: the request, which starts the CRC
-        if self._shared_crc:
-            # the receiver's CRC (see FrameReceiver's shared_crc)
-            m.d.comb += [self.crc.step.eq(crc_pending), self.crc.byte.eq(out_byte),
-                         self.crc.init.eq(crc_init), tx_crc.eq(self.crc.value)]
-        else:
-            with m.If(crc_pending):
-                m.d.sync += tx_crc.eq(crc16_next(m, tx_crc, out_byte, name="crc_tx"))
+        with m.If(crc_pending):
+            m.d.sync += tx_crc.eq(crc16_next(m, tx_crc, out_byte, name="crc_tx"))
 
         fsm = OneHotFSM(m, ("IDLE", "SYNC", "SEQ", "CMD", "STATUS", "LEN0", "LEN1", "FETCH", "DATA", "CRC0",
                             "CRC1"), prefix="tx")
@@ -132,11 +119,8 @@ class ReplyTransmitter(wiring.Component):
 
         with fsm.state("IDLE"):
             with m.If(self.i_reply.go):
-                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length)]
-                if self._shared_crc:
-                    m.d.comb += crc_init.eq(1)
-                else:
-                    m.d.sync += tx_crc.eq(protocol.CRC_INIT)
+                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length),
+                             tx_crc.eq(protocol.CRC_INIT)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
             with load(staged, "CMD", crc=False):
