@@ -74,6 +74,14 @@ def test_sink_full_payload(drv):
     assert drv.sink(b"") == (0, 0)
 
 
+@pytest.mark.parametrize("n", [1, 2, 3])
+def test_short_payloads(drv, n):
+    # The system handler's count of the payload's last bytes (registered a byte ahead)
+    data = bytes(range(0xF0, 0xF0 + n))
+    assert drv.ping(data) == data
+    assert drv.sink(data) == (n, sum(data))
+
+
 def _expect_error_then_working(drv, status, flag):
     cmd, got, payload = drv.receive()
     assert (got, payload) == (status, b"")

@@ -86,7 +86,7 @@ def _receiver_bench(frame, *, present=True, expected_seq=0):
 def test_receiver_starts_a_good_frame_with_its_payload_buffered():
     seen = _receiver_bench(encode_command(0x03, b"\x10\x20\x30"))
     assert seen["start"] == 1 and seen["replies"] == []
-    assert seen["buf"][:3] == [0x10, 0x20, 0x30]
+    assert seen["buf"][1:4] == [0x10, 0x20, 0x30]     # byte i at address i + 1
 
 
 @pytest.mark.parametrize("frame, present, status", [
@@ -220,6 +220,38 @@ def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
         ctx.set(timer.i_activity, 0)
         await ctx.tick()
         assert not ctx.get(timer.o_timed_out)
+
+    simulate(m, tb)
+
+
+@pytest.mark.parametrize("watchdog", [16, 45])
+def test_idle_timer_as_the_watchdog(watchdog):
+    # The controller's one counter: loaded by the start, it expires once `watchdog` cycles,
+    # counted from the one after the start's, have passed (as the executor's own watchdog, above),
+    # whatever the activity while held; released, it is the idle timer again.
+    timeout = 20
+    timer = IdleTimer(timeout, watchdog)
+    m = Module()
+    m.submodules.timer = timer
+
+    async def tb(ctx):
+        for _ in range(2):
+            ctx.set(timer.i_start, 1)
+            ctx.set(timer.i_hold, 1)
+            ctx.set(timer.i_activity, 1)
+            await ctx.tick()
+            ctx.set(timer.i_start, 0)
+            for cycle in range(1, watchdog + 4):
+                assert ctx.get(timer.o_expired) == (cycle > watchdog), cycle
+                ctx.set(timer.i_activity, cycle % 3 == 0)
+                await ctx.tick()
+            ctx.set(timer.i_hold, 0)
+            ctx.set(timer.i_activity, 1)
+            await ctx.tick()
+            ctx.set(timer.i_activity, 0)
+            for cycle in range(1, timeout + 3):
+                await ctx.tick()
+                assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
 
     simulate(m, tb)
 

@@ -122,7 +122,7 @@ class EdgeLearnCore(wiring.Component):
             # executes and answers the frame before them (a full FIFO shows as a UART overrun).
             # Its flags are registers (the library FIFO's level compare and the controller's ready
             # behind it were a critical path at 48 MHz on the UP5K).
-            m.submodules.rx_fifo = rx_fifo = RegisteredFlagFIFO(width=8, depth=self._rx_fifo)
+            m.submodules.rx_fifo = rx_fifo = RegisteredFlagFIFO(width=8, depth=self._rx_fifo, bram=True)
             # (w_rdy is a register that is 1 out of reset, so it is not connect()ed to a stream
             # signature whose ready starts at 0)
             m.d.comb += [rx_fifo.w_data.eq(rx.o_data.payload), rx_fifo.w_en.eq(rx.o_data.valid),

@@ -2,7 +2,7 @@
 from the payload buffer, the reply bytes into the reply buffer and the watchdog (see
 :class:`hw.control.controller.Controller`)."""
 
-from amaranth.hdl import Module, ResetInserter, Signal
+from amaranth.hdl import Module, Mux, ResetInserter, Signal
 from amaranth.lib import wiring
 from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
@@ -112,7 +112,9 @@ class CommandExecutor(wiring.Component):
         At most ``max_payload``, and stable from the cycle before ``i_start`` (the receiver's
         length is, from its second byte on): whether it is 0 is registered in every cycle.
     payload_buf : In(ReadPort.Signature)
-        Read port of the payload buffer (not transparent).
+        Read port of the payload buffer (not transparent). Payload byte ``i`` is read from address
+        ``i + 1`` (as :class:`~hw.control.receiver.FrameReceiver` writes it; the address wraps to
+        0 at the buffer's size).
     reply_buf : In(WritePort.Signature)
         Write port of the ``max_reply``-byte reply buffer.
     bus : In(HandlerSignature())
@@ -124,13 +126,20 @@ class CommandExecutor(wiring.Component):
         The watchdog expired.
     o_events : Out(8)
         One-hot flag bits raised in this cycle.
+    i_expired : In(1)
+        Only with ``watchdog=None``: the watchdog is outside, and this is its expiry, which must
+        be high once the watchdog's cycles, counted from the one after ``i_start``'s, have passed
+        (as the executor's own count is; the controller's is the receiver's idle timer, see
+        :class:`~hw.control.receiver.IdleTimer`).
     """
 
     def __init__(self, *, watchdog, max_payload, max_reply):
-        self._watchdog = check_int("watchdog", watchdog, 16, 1 << 30)
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 16, 1 << 30)
         self._max_reply = check_int("max_reply", max_reply, 1, 0xFFFF)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        extra = {"i_expired": In(1)} if watchdog is None else {}
         super().__init__({
+            **extra,
             "i_start": In(1),
             "i_cmd": In(8),
             "i_length": In(16),
@@ -149,11 +158,13 @@ class CommandExecutor(wiring.Component):
         running = Signal()            # from the cycle after i_start until the handler's done
         finishing = Signal()          # after done, until the reply bytes still queued are written
         done_status = Signal(8)
+        # The payload's byte i is at buffer address i + 1 (see FrameReceiver), so rd_addr runs
+        # from 1 to the length, and whether a byte follows the one read is rd_addr != i_length:
+        # a compare of two registers, with no adder before it.
         nbits = self._max_payload.bit_length()     # rd_addr reaches the length
         rd_addr = Signal(nbits)
         feed_valid = Signal()
-        feed_more = Signal()          # rd_addr != i_length (registered)
-        length_m1 = Signal(nbits)     # i_length - 1, so that feed_more needs no adder before its compare
+        feed_more = Signal()          # a byte is left to read (registered)
         # i_length != 0, registered in every cycle (i_length is stable before i_start), so the
         # start loads feed_more from a flip-flop, not from a compare of the receiver's length
         length_nz = Signal()
@@ -163,9 +174,13 @@ class CommandExecutor(wiring.Component):
         reply_over = Signal()
         # The watchdog counts up from 2**k - watchdog, so it has run out when its top bit is set:
         # a flip-flop, with no compare of the count behind it (the count's carry chain is fast).
-        k = ceil_log2(self._watchdog)
-        watch = Signal(k + 1)
-        expired = watch[k]
+        # Without a watchdog of its own the count is outside (i_expired).
+        if self._watchdog is not None:
+            k = ceil_log2(self._watchdog)
+            watch = Signal(k + 1)
+            expired = watch[k]
+        else:
+            expired = self.i_expired
 
         # The payload goes to the handler bus straight from the read port; its ready comes from
         # the skid buffer that HandlerMux puts in front of each handler (a register), so a
@@ -192,29 +207,28 @@ class CommandExecutor(wiring.Component):
 
         # The request and the handler's reset pulse are registered: they leave the cycle after
         # the handler's done or the watchdog's expiry.
-        m.d.sync += [self.o_reply.go.eq(0), self.o_reply.status.eq(0), self.o_reply.length.eq(0),
+        m.d.sync += [self.o_reply.go.eq(0), self.o_reply.status.eq(0),
                      self.o_ok.eq(0), self.o_handler_timeout.eq(0)]
+        # Only an OK reply has a payload, and the reply count holds until the next start: the
+        # length is the count gated by the registered o_ok (not a registered copy of the count).
+        m.d.comb += self.o_reply.length.eq(Mux(self.o_ok, reply_count, 0))
 
-        def post(status, n=0):
-            m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status), self.o_reply.length.eq(n),
+        def post(status):
+            m.d.sync += [self.o_reply.go.eq(1), self.o_reply.status.eq(status),
                          running.eq(0), finishing.eq(0)]
 
-        with m.If(self.i_start):
-            m.d.sync += [running.eq(1), rd_addr.eq(0), feed_valid.eq(0), feed_more.eq(length_nz),
-                         length_m1.eq(self.i_length - 1),
-                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0),
-                         watch.eq((1 << k) - self._watchdog)]
         with m.If(running):
             # Payload feed: a one-deep pipeline behind the buffer's read port.
             advance = (~feed_valid | bus.i_data.ready) & feed_more
             m.d.comb += self.payload_buf.en.eq(advance)
             with m.If(advance):
                 m.d.sync += [rd_addr.eq(rd_addr + 1), feed_valid.eq(1),
-                             feed_more.eq(rd_addr != length_m1)]
+                             feed_more.eq(rd_addr != self.i_length)]
             with m.Elif(bus.i_data.ready):
                 m.d.sync += feed_valid.eq(0)
-            with m.If(~expired):
-                m.d.sync += watch.eq(watch + 1)
+            if self._watchdog is not None:
+                with m.If(~expired):
+                    m.d.sync += watch.eq(watch + 1)
             with m.If(bus.done):
                 m.d.sync += [running.eq(0), finishing.eq(1), done_status.eq(bus.status)]
             with m.Elif(expired):
@@ -234,7 +248,7 @@ class CommandExecutor(wiring.Component):
             with m.If(reply_over):
                 post(Status.ERR_REPLY_OVERSIZE)
             with m.Elif(done_status == Status.OK):
-                post(Status.OK, reply_count)
+                post(Status.OK)
                 m.d.sync += self.o_ok.eq(1)
             with m.Else():
                 post(done_status)
@@ -242,4 +256,12 @@ class CommandExecutor(wiring.Component):
                     m.d.comb += self.o_events[FLAG_BITS["unknown"]].eq(1)
                 with m.Elif(done_status == Status.ERR_BLOCK):
                     m.d.comb += self.o_events[FLAG_BITS["block"]].eq(1)
+        # The start, after every other statement: nothing else happens in its cycle (the executor
+        # is idle then), and written last it is a synchronous reset or load of the counters'
+        # flip-flops rather than a multiplexer in front of their increments.
+        with m.If(self.i_start):
+            m.d.sync += [running.eq(1), rd_addr.eq(1), feed_valid.eq(0), feed_more.eq(length_nz),
+                         reply_count.eq(0), reply_full.eq(0), reply_over.eq(0)]
+            if self._watchdog is not None:
+                m.d.sync += watch.eq((1 << k) - self._watchdog)
         return m

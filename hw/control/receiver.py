@@ -31,31 +31,45 @@ class IdleTimer(wiring.Component):
     ``o_timed_out`` is high from the ``timeout``-th cycle without activity on, and low in the
     cycle after an activity; it is a function of two flip-flops (the count runs out at its top bit,
     so no compare of the count is in its users' paths or in front of the count's own enable).
+
+    With ``watchdog`` the same count is also a command's watchdog (the receiver's idle timeout
+    and the executor's watchdog never run at once, so one counter serves both): ``i_start``
+    loads it so that ``o_expired`` (its top bit) is high once ``watchdog`` cycles, counted from
+    the one after the start's, have passed, and while ``i_hold`` activities are ignored (the
+    command executes).
+    ``o_timed_out`` is meaningful only ``timeout`` cycles after an activity outside ``i_hold``.
     """
 
-    i_activity: In(1)
-    o_timed_out: Out(1)
-
-    def __init__(self, timeout):
+    def __init__(self, timeout, watchdog=None):
         self._timeout = check_int("timeout", timeout, 2, 1 << 30)
-        super().__init__()
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 2, 1 << 30)
+        members = {"i_activity": In(1), "o_timed_out": Out(1)}
+        if watchdog is not None:
+            members.update({"i_start": In(1), "i_hold": In(1), "o_expired": Out(1)})
+        super().__init__(members)
 
     def elaborate(self, platform):
         m = Module()
         # The activity is registered first (it comes from a handshake, the count's reset and
         # enable reach many flip-flops); the count starts a cycle later. It counts up from
         # 2**k - (timeout - 1) and stops when its top bit (the timeout) is set, timeout - 1 counts
-        # after the activity's register fell.
+        # after the activity's register fell. The watchdog's start loads 2**k - watchdog.
         activity = Signal()
-        k = ceil_log2(max(self._timeout - 1, 1))
+        k = ceil_log2(max(self._timeout - 1, self._watchdog or 1, 1))
         start = (1 << k) - (self._timeout - 1)
         idle = Signal(k + 1, init=start)
         timed_out = idle[k]
         m.d.sync += activity.eq(self.i_activity)
-        with m.If(activity):
+        reload = activity if self._watchdog is None else activity & ~self.i_hold
+        with m.If(reload):
             m.d.sync += idle.eq(start)
         with m.Elif(~timed_out):
             m.d.sync += idle.eq(idle + 1)
+        if self._watchdog is not None:
+            # last, so that it is the count's synchronous load
+            with m.If(self.i_start):
+                m.d.sync += idle.eq((1 << k) - self._watchdog)
+            m.d.comb += self.o_expired.eq(timed_out)
         m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
         return m
 
@@ -67,9 +81,11 @@ class FrameReceiver(wiring.Component):
     Cycle behaviour: one byte every other cycle while hunting (the parser decides on a registered
     compare of each byte), one byte per cycle inside a frame, except for one cycle without a byte
     after the length (a registered compare too); payload byte ``i`` is written to buffer address
-    ``i`` in the cycle it is taken. The cycle after the second CRC byte the frame is checked
-    (CRC, then ``seq``, then ``i_present``; the CRC and ``seq`` compares were registered while the
-    bytes arrived) and either refused, with a reply request, or started.
+    ``(i + 1) mod 2**ceil_log2(max_payload)`` in the cycle it is taken (so a buffer of that many
+    words; from address 1, so that the reader's address ends at the length itself). The cycle
+    after the second CRC byte the frame is checked (CRC, then ``seq``, then ``i_present``; the
+    CRC and ``seq`` compares were registered while the bytes arrived) and either refused, with a
+    reply request, or started.
     Reply requests and ``o_start`` are registered: they are high in the cycle after the decision;
     ``o_executing`` is high from the cycle of ``o_start`` until ``i_exec_done``. An oversize header
     is refused at once and its ``len + 2`` bytes are then taken and discarded. After any reply
@@ -87,7 +103,8 @@ class FrameReceiver(wiring.Component):
         Write port of the ``max_payload``-byte payload buffer.
     o_cmd, o_length, o_seq, o_sequenced : Out
         The frame's header: ``cmd`` (``SYNC_CMD`` until the cmd byte arrives), ``len``, ``seq`` and
-        whether it began with ``SYNC_SEQ_CMD``.
+        whether it began with ``SYNC_SEQ_CMD``. ``o_length`` is ``len`` for a frame that is not
+        oversize (it keeps only the bits of ``max_payload``; the others are 0).
     o_expected_seq : Out(8)
         The seq the next sequenced frame must carry; counts up when one passed its CRC and seq
         checks.
@@ -107,6 +124,9 @@ class FrameReceiver(wiring.Component):
         A reply is requested in this cycle (by anyone).
     o_events : Out(8)
         One-hot flag bits (:data:`hw.control.protocol.FLAG_BITS`) raised in this cycle.
+    o_watchdog : Out(1)
+        With ``watchdog``: the executor's watchdog expired (high once ``watchdog`` cycles,
+        counted from the one after ``o_start``'s, have passed), from the idle timer's count.
     """
 
     #: the states in which a byte is taken (in IDLE and DRAIN, unless the flag says otherwise)
@@ -116,10 +136,13 @@ class FrameReceiver(wiring.Component):
     #: the states inside a frame, in which an idle line truncates it (all of them take a byte)
     _CHECKED = ("SEQ", "CMD", "LEN0", "LEN1", "PAYLOAD", "CRC0", "CRC1")
 
-    def __init__(self, *, timeout, max_payload):
+    def __init__(self, *, timeout, max_payload, watchdog=None):
         self._timeout = check_int("timeout", timeout, 16, 1 << 30)
         self._max_payload = check_int("max_payload", max_payload, 1, 0xFFFF)
+        self._watchdog = None if watchdog is None else check_int("watchdog", watchdog, 16, 1 << 30)
+        extra = {} if watchdog is None else {"o_watchdog": Out(1)}
         super().__init__({
+            **extra,
             "i_rx": In(stream.Signature(8)),
             "i_rx_busy": In(1),
             "payload_buf": In(WritePort.Signature(addr_width=ceil_log2(max_payload), shape=8)),
@@ -140,31 +163,32 @@ class FrameReceiver(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.idle_timer = timer = IdleTimer(self._timeout)
+        m.submodules.idle_timer = timer = IdleTimer(self._timeout, self._watchdog)
 
-        cmd, length, seq, sequenced = self.o_cmd, self.o_length, self.o_seq, self.o_sequenced
-        # Payload bytes received (at most max_payload: a longer frame is drained), and bytes left
-        # to drain: 17 bits, as an oversize frame declares up to 0xFFFF payload bytes plus 2 CRC
-        # bytes, which must not wrap to a short drain. Two counters, so neither has a multiplexer
-        # of two carry chains in front of it.
-        count = Signal(range(self._max_payload + 1))
+        cmd, seq, sequenced = self.o_cmd, self.o_seq, self.o_sequenced
+        # The frame's len as far as it is executed (at most max_payload, so its low bits; o_length's
+        # higher bits are 0, and so constants for the executor and the handlers).
+        length = Signal(self._max_payload.bit_length())
+        m.d.comb += self.o_length.eq(length)
+        # Payload bytes received (the payload buffer's write address), and a down counter of the
+        # frame's bytes: loaded with len from the length bytes, it counts the payload bytes down
+        # to 0, or, draining an oversize frame, the len + 2 bytes down to -2. 17 bits, as an
+        # oversize frame declares up to 0xFFFF payload bytes plus 2 CRC bytes, which must not wrap
+        # to a short drain.
+        count = Signal(range(self._max_payload + 2))
         left = Signal(17)
         crc = Signal(16)              # running CRC of the incoming frame
-        crc_lo = Signal(8)            # the frame's first CRC byte
         # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
         # CRC lies between the byte taken and the parser's next state.
-        payload_last = Signal()       # PAYLOAD: the byte at count is the last one (count + 1 == len)
-        # len - 2 and len - 3 (as wide as count: PAYLOAD has len <= max_payload, and the values
-        # that wrap, for len 1 and 2, are above any count those lengths reach), so that no adder
-        # precedes the compares
-        length_m2, length_m3 = Signal(len(count)), Signal(len(count))
-        # payload_last's next value is chosen, not compared, behind the take: near2 / near3 are
-        # count == len - 2 / len - 3 of the cycle before, registered in every cycle (no enable),
-        # and `took` says whether that cycle took a byte, so count == len - 2 now is
-        # Mux(took, near3, near2). LENGTH (which takes no byte) sets near2 for count 0.
-        near2, near3, took = Signal(), Signal(), Signal()
-        len_is1, len_is2 = Signal(), Signal()   # LENGTH: len == 1, len == 2
-        drain_done = Signal()         # DRAIN: the drain is out (left == 0)
+        payload_last = Signal()       # PAYLOAD: the byte taken now is the last one (left == 1)
+        # payload_last's next value is chosen, not compared, behind the take: at2 / at3 are
+        # left == 2 / left == 3 of the cycle before, registered in every cycle (no enable; against
+        # constants, on the bits a payload's count uses), and `took` says whether that cycle took
+        # a byte, so left == 2 now is Mux(took, at3, at2). LENGTH takes no byte, so in PAYLOAD's
+        # first cycle at2 is len == 2.
+        at2, at3, took = Signal(), Signal(), Signal()
+        len_is1 = Signal()            # LENGTH: len == 1
+        drain_done = Signal()         # DRAIN: the drain is out (left == -2)
         crc_ok = Signal()             # CHECK: the received CRC equals the running one
         seq_ok = Signal()             # CHECK: plain, or the seq is the expected one
         sync_seen = Signal()          # IDLE: the byte taken in the cycle before was a sync byte
@@ -175,14 +199,17 @@ class FrameReceiver(wiring.Component):
         take = self.i_rx.valid & self.i_rx.ready
         # The CRC takes each byte a cycle after it was taken (from a register, with a registered
         # step flag), so the receive FIFO's block RAM output does not feed its XOR network. It is
-        # read at the second CRC byte, two takes after the last byte it covers.
+        # read at the second CRC byte, two takes after the last byte it covers. The register holds
+        # the last byte taken, so at the second CRC byte it is the first one.
         crc_byte, crc_step = Signal(8, name="crc_byte"), Signal(name="crc_step")
-        m.d.sync += [crc_byte.eq(byte), crc_step.eq(0)]
+        m.d.sync += crc_step.eq(0)
+        with m.If(take):
+            m.d.sync += crc_byte.eq(byte)
         crc_next = crc16_next(m, crc, crc_byte, name="crc_rx")
         with m.If(crc_step):
             m.d.sync += crc.eq(crc_next)
         m.d.comb += timer.i_activity.eq(take | self.i_rx_busy)
-        m.d.sync += [near2.eq(count == length_m2), near3.eq(count == length_m3), took.eq(take)]
+        m.d.sync += [at2.eq(left[:len(count)] == 2), at3.eq(left[:len(count)] == 3), took.eq(take)]
         timed_out = timer.o_timed_out
 
         # Requests and the start pulse are registered: they leave the cycle after the decision.
@@ -216,27 +243,25 @@ class FrameReceiver(wiring.Component):
                 with m.If(sequenced):
                     goto("SEQ")
             with m.Elif(take):
-                # cmd reads SYNC_CMD (no command's code) until the cmd byte arrives, so a frame
-                # truncated before it is never answered in the name of the previous command.
                 # No byte is taken in the next cycle, sync byte or not, so the byte's compare
                 # reaches sync_seen and sequenced only (not the ready flip-flop).
-                m.d.sync += [crc.eq(protocol.CRC_INIT), cmd.eq(SYNC_CMD),
+                m.d.sync += [crc.eq(protocol.CRC_INIT),
                              sync_seen.eq(is_sync), rx_ready.eq(0),
                              sequenced.eq(byte == SYNC_SEQ_CMD)]
             with m.Else():
                 m.d.sync += rx_ready.eq(1)
         for state, field, nxt in (("SEQ", seq, "CMD"), ("CMD", cmd, "LEN0"),
-                                  ("LEN0", length[:8], "LEN1")):
+                                  ("LEN0", left[:8], "LEN1")):
             with fsm.state(state):
                 with m.If(take):
                     m.d.sync += [field.eq(byte), crc_step.eq(1)]
                     goto(nxt)
         with fsm.state("LEN1"):
-            full = Cat(length[:8], byte)
+            full = Cat(left[:8], byte)
             with m.If(take):
-                m.d.sync += [length[8:].eq(byte), crc_step.eq(1), count.eq(0),
+                m.d.sync += [left[8:].eq(byte), length.eq(full), crc_step.eq(1),
                              oversize.eq(full > self._max_payload), empty.eq(full == 0),
-                             len_is1.eq(full == 1), len_is2.eq(full == 2), drain_done.eq(0),
+                             len_is1.eq(full == 1), drain_done.eq(0),
                              seq_ok.eq(~sequenced | (seq == self.o_expected_seq))]
                 goto("LENGTH")
         with fsm.state("LENGTH"):
@@ -244,32 +269,32 @@ class FrameReceiver(wiring.Component):
             with m.If(oversize):
                 post(Status.ERR_OVERSIZE)
                 m.d.comb += self.o_events[FLAG_BITS["oversize"]].eq(1)
-                m.d.sync += left.eq(length + 2)   # 17-bit sum: 0xFFFF + 2 does not wrap
                 goto("DRAIN")
             with m.Elif(empty):
                 goto("CRC0")
             with m.Else():
-                m.d.sync += [length_m2.eq(length - 2), length_m3.eq(length - 3), near2.eq(len_is2),
-                             payload_last.eq(len_is1)]
+                m.d.sync += payload_last.eq(len_is1)
                 goto("PAYLOAD")
+        # The payload buffer's address and data are the count and the byte in every state (its
+        # enable says when they are written), so no state decode sits in front of them.
+        m.d.comb += [
+            self.payload_buf.addr.eq(count),
+            self.payload_buf.data.eq(byte),
+            self.payload_buf.en.eq(take & fsm.bit("PAYLOAD")),
+        ]
         with fsm.state("PAYLOAD"):
-            m.d.comb += [
-                self.payload_buf.addr.eq(count),
-                self.payload_buf.data.eq(byte),
-                self.payload_buf.en.eq(take),
-            ]
             with m.If(take):
-                m.d.sync += [crc_step.eq(1), count.eq(count + 1),
-                             payload_last.eq(Mux(took, near3, near2))]
+                m.d.sync += [crc_step.eq(1), count.eq(count + 1), left.eq(left - 1),
+                             payload_last.eq(Mux(took, at3, at2))]
                 with m.If(payload_last):
                     goto("CRC0")
         with fsm.state("CRC0"):
             with m.If(take):
-                m.d.sync += crc_lo.eq(byte)
                 goto("CRC1")
         with fsm.state("CRC1"):
             with m.If(take):
-                m.d.sync += crc_ok.eq(Cat(crc_lo, byte) == crc)
+                # crc_byte holds the first CRC byte (the last byte taken)
+                m.d.sync += crc_ok.eq(Cat(crc_byte, byte) == crc)
                 goto("CHECK")
         with fsm.state("CHECK"):
             with m.If(~crc_ok):
@@ -297,10 +322,11 @@ class FrameReceiver(wiring.Component):
                 goto("WAIT_TX")
         with fsm.state("DRAIN"):
             # Not ready once the drain is out: the next byte belongs to no refused frame.
+            # left counts from len down to -2: the (len + 2)-th byte is taken at left == -1
             with m.If(drain_done):
                 goto("WAIT_TX")
             with m.Elif(take):
-                m.d.sync += [left.eq(left - 1), drain_done.eq(left == 1), rx_ready.eq(left != 1)]
+                m.d.sync += [left.eq(left - 1), drain_done.eq(left == 0x1FFFF), rx_ready.eq(left != 0x1FFFF)]
             with m.Elif(timed_out):
                 goto("WAIT_TX")
         with fsm.state("WAIT_TX"):
@@ -316,4 +342,17 @@ class FrameReceiver(wiring.Component):
             m.d.comb += self.o_events[FLAG_BITS["truncated"]].eq(1)
             m.d.sync += [*(fsm.bit(state).eq(0) for state in self._CHECKED), fsm.bit("WAIT_TX").eq(1),
                          rx_ready.eq(0), checked.eq(0)]
+        if self._watchdog is not None:
+            # The idle timer is the executor's watchdog while a command executes (o_start is the
+            # executor's i_start; EXEC lasts until the executor's reply request).
+            m.d.comb += [timer.i_start.eq(self.o_start), timer.i_hold.eq(fsm.bit("EXEC")),
+                         self.o_watchdog.eq(timer.o_expired)]
+        # The count starts at 1 for each frame (byte i goes to address i + 1, so the executor's
+        # read address ends at the length itself); a load after the states' statements, so that
+        # it is a synchronous set/reset of the count's flip-flops (no multiplexer before them).
+        # cmd reads SYNC_CMD (no command's code) from IDLE until the cmd byte arrives, so a frame
+        # truncated before it is never answered in the name of the previous command (nothing
+        # reads cmd in IDLE: the reply before was sent); set here, it is the flip-flops' set/reset.
+        with m.If(fsm.bit("IDLE")):
+            m.d.sync += [count.eq(1), cmd.eq(SYNC_CMD)]
         return m

@@ -94,25 +94,21 @@ class SystemHandler(Handler):
                 else:
                     status_bytes.append(value[8 * i:8 * i + 8])
 
-        # Counters as wide as max_payload needs (count reaches the length); length_m1 has one bit
-        # more, set only for length 0 (length - 1 wraps), so that bit says "no payload" with no
-        # compare of the length in the start's path.
+        # The payload is counted down: ``left`` is loaded with the length at the start and counts
+        # the bytes taken. ``more`` (bytes remain) is registered, so PING/SINK decide on it without
+        # a compare in the path from the payload stream's valid to their registers; its next value
+        # is chosen, not compared, behind a byte taken: at1 / at2 are left == 1 / left == 2 of the
+        # cycle before (registered in every cycle, against constants) and `took` says whether that
+        # cycle took a byte, so left == 1 now is Mux(took, at2, at1). left is loaded with the
+        # start, so both are fresh in PING and SINK.
         nbits = self._max_payload.bit_length()
-        count = Signal(nbits)
-        # count != bus.length, registered: PING/SINK decide on it without a compare in the path
-        # from the payload stream's valid to their registers
+        length = bus.length[:nbits]      # at most max_payload
+        left = Signal(nbits)
         more = Signal()
-        length_m1 = Signal(nbits + 1)  # bus.length - 1: the compare for ``more`` needs no adder
-        length_m2 = Signal(nbits + 1)  # bus.length - 2
-        has_payload = ~length_m1[nbits]
-        # more's next value is chosen, not compared, behind a byte taken: at_m1 / at_m2 are
-        # count == length - 1 / length - 2 of the cycle before (registered in every cycle) and
-        # `took` says whether that cycle took a byte, so count == length - 1 now is
-        # Mux(took, at_m2, at_m1). count is 0 from IDLE on, so both are fresh in PING and SINK.
-        at_m1, at_m2, took, take = Signal(), Signal(), Signal(), Signal()
-        m.d.sync += [at_m1.eq(count == length_m1[:nbits]), at_m2.eq(count == length_m2[:nbits]),
-                     took.eq(take)]
-        last_now = Mux(took, at_m2, at_m1)
+        has_payload = Signal()           # the length is not 0 (registered in every cycle)
+        at1, at2, took, take = Signal(), Signal(), Signal(), Signal()
+        m.d.sync += [at1.eq(left == 1), at2.eq(left == 2), took.eq(take), has_payload.eq(length != 0)]
+        last_now = Mux(took, at2, at1)
         total = Signal(16)  # SINK: byte sum
         index = Signal(range(len(status_bytes) + 1))
 
@@ -126,16 +122,15 @@ class SystemHandler(Handler):
         is_cmd = {c: Signal(name=f"is_{c.lower()}")
                   for c in ("PING", "STATUS", "RESET", "CLEAR_ERRORS", "SINK")}
         with fsm.state("IDLE"):
-            # Only the command's own fields are registered with the start (a wide fan-out); the
-            # counters start in IDLE (the count) and DISPATCH.
-            m.d.sync += count.eq(0)
+            # Only the command's own fields and the count are registered with the start (a wide
+            # fan-out); the rest starts in DISPATCH.
             with m.If(bus.start):
-                m.d.sync += [length_m1.eq(bus.length - 1), length_m2.eq(bus.length - 2)]
+                m.d.sync += left.eq(length)
                 m.d.sync += [flag.eq(bus.cmd == getattr(Cmd, c)) for c, flag in is_cmd.items()]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
-            # The cycle after the start: the command's flags and length - 1 are registered.
-            m.d.sync += [total.eq(0), index.eq(0), more.eq(has_payload)]
+            # The cycle after the start: the command's flags and the count are registered.
+            m.d.sync += more.eq(has_payload)
             with m.If(is_cmd["PING"]):
                 fsm.goto("PING")
             # Commands without a payload refuse one (and then do nothing).
@@ -165,33 +160,27 @@ class SystemHandler(Handler):
                 ]
                 m.d.comb += take.eq(bus.i_data.valid & bus.o_data.ready)
                 with m.If(take):
-                    m.d.sync += [count.eq(count + 1), more.eq(~last_now)]
+                    m.d.sync += [left.eq(left - 1), more.eq(~last_now)]
         # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
-        # selected into registers in two steps, each a cycle behind the one before (a quad of
-        # four bytes by index[:2], then the quad by index[2:]), so neither multiplexer is in the
-        # handshake's path nor more than a few LUT levels deep; the byte is offered once both
-        # steps have followed index (table_fresh). SINK keeps them stale (its count and sum
-        # change), so SINK_REPLY waits for both steps too.
-        sink_reply = [count[:8], count[8:], total[:8], total[8:]]
+        # selected into a register (table_byte) in every cycle, so the multiplexer (index, the
+        # command's flag and the live values, all flip-flops, a few LUT levels) is not in the
+        # handshake's path; the byte is offered once the register has followed index
+        # (table_fresh). SINK keeps it stale (its sum changes), so SINK_REPLY waits for it too.
+        # SINK's count is the length (it takes every byte).
+        sink_reply = [length[:8], length[8:], total[:8], total[8:]]
         table = [Mux(is_cmd["SINK"], sink_reply[i], b) if i < len(sink_reply) else b
                  for i, b in enumerate(status_bytes)]
-        quads = [Signal(8, name=f"table_quad{j}") for j in range(-(-len(table) // 4))]
         table_byte = Signal(8)
-        quad_fresh, table_fresh = Signal(), Signal()
+        table_fresh = Signal()
         table_end = Signal()    # index == the table's length, registered with index's step
-        m.d.sync += [quad_fresh.eq(1), table_fresh.eq(quad_fresh)]
+        m.d.sync += table_fresh.eq(1)
         with m.If(fsm.bit("DISPATCH") | fsm.bit("SINK")):
-            # index starts at 0 in DISPATCH; its byte follows two cycles later
-            m.d.sync += [quad_fresh.eq(0), table_fresh.eq(0), table_end.eq(0)]
-        for j, quad in enumerate(quads):
-            with m.Switch(index[:2]):
-                for k, b in enumerate(table[4 * j:4 * j + 4]):
-                    with m.Case(k):
-                        m.d.sync += quad.eq(b)
-        with m.Switch(index[2:]):
-            for j, quad in enumerate(quads):
+            # index starts at 0 in DISPATCH; its byte follows a cycle later
+            m.d.sync += [table_fresh.eq(0), table_end.eq(0)]
+        with m.Switch(index):
+            for j, b in enumerate(table):
                 with m.Case(j):
-                    m.d.sync += table_byte.eq(quad)
+                    m.d.sync += table_byte.eq(b)
             with m.Default():
                 m.d.sync += table_byte.eq(0)     # never sent (the table has ended): no enable
 
@@ -201,7 +190,7 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(table_fresh), bus.o_data.payload.eq(table_byte)]
                 with m.If(bus.o_data.ready & table_fresh):
-                    m.d.sync += [index.eq(index + 1), quad_fresh.eq(0), table_fresh.eq(0),
+                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0),
                                  table_end.eq(index == n - 1)]
 
         with fsm.state("STATUS"):
@@ -212,7 +201,7 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.i_data.ready.eq(1), take.eq(bus.i_data.valid)]
                 with m.If(take):
-                    m.d.sync += [count.eq(count + 1), more.eq(~last_now),
+                    m.d.sync += [left.eq(left - 1), more.eq(~last_now),
                                  total.eq(total + bus.i_data.payload)]
         with fsm.state("SINK_REPLY"):
             send_table(len(sink_reply))
@@ -225,4 +214,8 @@ class SystemHandler(Handler):
         with fsm.state("UNKNOWN"):
             m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_UNKNOWN_CMD)]
             fsm.goto("IDLE")
+        # The sum and the table's index start at 0 in DISPATCH: after the states' statements, so
+        # that they are synchronous resets of their flip-flops (no multiplexer before the sum).
+        with m.If(fsm.bit("DISPATCH")):
+            m.d.sync += [total.eq(0), index.eq(0)]
         return m

@@ -22,20 +22,22 @@ __all__ = ["ReplyTransmitter"]
 class ReplyTransmitter(wiring.Component):
     """Sends one reply frame per request on ``o_tx``.
 
-    Cycle behaviour: ``i_reply.go`` (accepted only while ``o_idle``) registers the status, length
-    and the header ``i_cmd``, ``i_seq``, ``i_sequenced``; from the second cycle on the frame's
-    bytes are offered on ``o_tx``: the sync byte (of the frame's kind), ``seq`` for a sequenced frame,
-    ``cmd``, status, length, the reply payload read from the reply buffer (one cycle per byte to
-    fetch it), CRC. ``o_tx`` comes from an output register, loaded in the cycle after the byte
-    before it was taken (two cycles for a payload byte, which is read from the buffer first; the
-    first CRC byte waits two cycles more for the CRC). ``o_idle`` is high from the cycle after the
-    last CRC byte was taken.
+    Cycle behaviour: ``i_reply.go`` (accepted only while ``o_idle``) registers the status and
+    length; the header ``i_cmd``, ``i_seq``, ``i_sequenced`` is read while the frame is sent and
+    must hold from the request until ``o_idle`` (the receiver's registers do). From the second
+    cycle on the frame's bytes are offered on ``o_tx``: the sync byte (of the frame's kind),
+    ``seq`` for a sequenced frame, ``cmd``, status, length, the reply payload read from the reply
+    buffer (one cycle per byte to fetch it), CRC. ``o_tx`` comes from an output register, loaded
+    in the cycle after the byte before it was taken (two cycles for a payload byte, which is read
+    from the buffer first; the first CRC byte waits two cycles more after the last header or
+    payload byte, for the end of the payload and the CRC). ``o_idle`` is high from the cycle
+    after the last CRC byte was taken.
 
     Members
     -------
     i_reply : In(ReplyRequest())
     i_cmd, i_seq, i_sequenced : In
-        The command frame's header.
+        The command frame's header (stable from the request until ``o_idle``).
     reply_buf : In(ReadPort.Signature)
         Read port of the ``max_reply``-byte reply buffer (one cycle of latency).
     o_tx : Out(stream.Signature(8))
@@ -56,35 +58,33 @@ class ReplyTransmitter(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        tx_cmd = Signal(8)
-        tx_seq = Signal(8)
-        tx_sequenced = Signal()
+        # The header's cmd, seq and kind are the receiver's registers, which hold while the reply
+        # is sent (it takes no byte before the transmitter is idle again): not copied here.
         tx_status = Signal(8)
-        tx_len = Signal(16)
         nbits = self._max_reply.bit_length()     # the reply length is at most max_reply
+        tx_len = Signal(nbits)
         tx_ptr = Signal(nbits)
         tx_crc = Signal(16)
-        # Registered decisions, so that no counter compare lies between a byte loaded and the next
-        # state: the reply has no payload, or one byte; DATA: the byte at tx_ptr is the last one.
-        len_zero, len_one = Signal(), Signal()
-        data_last = Signal()
-        len_m2 = Signal(nbits)        # tx_len - 2, so that data_last needs no adder before its compare
-        # tx_ptr == len_m2, registered in every cycle: DATA is entered from FETCH, a cycle after
-        # tx_ptr last moved, so data_last takes a flip-flop, not the compare
-        ptr_at_m2 = Signal()
-        m.d.sync += ptr_at_m2.eq(tx_ptr == len_m2)
+        # tx_ptr == tx_len (every byte sent), registered in every cycle: DATA is entered from
+        # FETCH, a cycle after tx_ptr last moved, so it decides on a flip-flop, not on the compare
+        # (and with no adder before the compare). DATA finds it set after the last byte (or at
+        # once for an empty reply) and goes to CRC0 without a load.
+        ptr_at_len = Signal()
+        m.d.sync += ptr_at_len.eq(tx_ptr == tx_len)
         # o_tx is an output register: a byte is loaded only while it is empty, so the sink's
         # ready reaches nothing but the register's valid bit.
         out_valid = Signal()
         out_byte = Signal(8)
         # The CRC takes each loaded byte in the next cycle, from the output register (not through
-        # the byte multiplexer); the CRC bytes wait for the last update.
-        crc_pending, crc_settled = Signal(), Signal()
+        # the byte multiplexer). CRC0 is entered from DATA, at least two cycles after the last
+        # byte's load, so the CRC is final there; its byte waits until the state's staged byte is
+        # (in_crc0: CRC0 was the state in the cycle before).
+        crc_pending, in_crc0 = Signal(), Signal()
         m.d.comb += [self.o_tx.valid.eq(out_valid), self.o_tx.payload.eq(out_byte),
                      self.reply_buf.addr.eq(tx_ptr)]
         with m.If(self.o_tx.ready):
             m.d.sync += out_valid.eq(0)
-        m.d.sync += [crc_pending.eq(0), crc_settled.eq(~crc_pending)]
+        m.d.sync += crc_pending.eq(0)
         with m.If(crc_pending):
             m.d.sync += tx_crc.eq(crc16_next(m, tx_crc, out_byte, name="crc_tx"))
 
@@ -93,15 +93,15 @@ class ReplyTransmitter(wiring.Component):
         # The header and CRC bytes are selected into a register in every cycle, by the state
         # bits, so the output register's input is the reply buffer's byte or this one (not a
         # multiplexer of every state's byte). A state is entered at least a cycle before its byte
-        # is loaded (the byte before must be taken first), so the staged byte is its own; CRC0
-        # waits a cycle more than the CRC's update (crc_settled). IDLE stages the sync byte of
+        # is loaded (the byte before must be taken first), so the staged byte is its own; CRC0,
+        # entered from DATA without a load, waits a cycle (in_crc0). IDLE stages the sync byte of
         # the request at hand, for SYNC's first cycle.
         staged = Signal(8)
-        sync_byte = Mux(tx_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY)
+        sync_byte = Mux(self.i_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY)
         staged_by_state = {
-            "IDLE": Mux(self.i_sequenced, SYNC_SEQ_REPLY, SYNC_REPLY), "SYNC": sync_byte,
-            "SEQ": tx_seq, "CMD": tx_cmd, "STATUS": tx_status, "LEN0": tx_len[:8], "LEN1": tx_len[8:],
-            "CRC0": tx_crc[:8], "CRC1": tx_crc[8:],
+            "IDLE": sync_byte, "SYNC": sync_byte,
+            "SEQ": self.i_seq, "CMD": self.i_cmd, "STATUS": tx_status, "LEN0": tx_len[:8],
+            "LEN1": tx_len[8:], "CRC0": tx_crc[:8], "CRC1": tx_crc[8:],
         }
         staged_next = 0
         for state, value in staged_by_state.items():
@@ -119,40 +119,38 @@ class ReplyTransmitter(wiring.Component):
 
         with fsm.state("IDLE"):
             with m.If(self.i_reply.go):
-                m.d.sync += [tx_cmd.eq(self.i_cmd), tx_status.eq(self.i_reply.status),
-                             tx_len.eq(self.i_reply.length), len_zero.eq(self.i_reply.length == 0),
-                             len_one.eq(self.i_reply.length == 1),
-                             len_m2.eq(self.i_reply.length - 2),
-                             tx_seq.eq(self.i_seq), tx_sequenced.eq(self.i_sequenced),
-                             tx_crc.eq(protocol.CRC_INIT), tx_ptr.eq(0)]
+                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length),
+                             tx_crc.eq(protocol.CRC_INIT)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
             with load(staged, "CMD", crc=False):
-                with m.If(tx_sequenced):
+                with m.If(self.i_sequenced):
                     fsm.goto("SEQ")
-        for state, nxt in (("SEQ", "CMD"), ("CMD", "STATUS"), ("STATUS", "LEN0"), ("LEN0", "LEN1")):
+        for state, nxt in (("SEQ", "CMD"), ("CMD", "STATUS"), ("STATUS", "LEN0"), ("LEN0", "LEN1"),
+                           ("LEN1", "FETCH")):
             with fsm.state(state):
                 with load(staged, nxt):
                     pass
-        with fsm.state("LEN1"):
-            with load(staged, "FETCH"):
-                m.d.sync += data_last.eq(len_one)
-                with m.If(len_zero):
-                    fsm.goto("CRC0")
         with fsm.state("FETCH"):
             # The buffer's data shows reply_buf[tx_ptr] from the next cycle on.
             fsm.goto("DATA")
         with fsm.state("DATA"):
-            with load(self.reply_buf.data, "FETCH"):
-                m.d.sync += [tx_ptr.eq(tx_ptr + 1), data_last.eq(ptr_at_m2)]
-                with m.If(data_last):
-                    fsm.goto("CRC0")
+            with m.If(ptr_at_len):
+                fsm.goto("CRC0")
+            with m.Else():
+                with load(self.reply_buf.data, "FETCH"):
+                    m.d.sync += tx_ptr.eq(tx_ptr + 1)
+        m.d.sync += in_crc0.eq(fsm.bit("CRC0"))
         with fsm.state("CRC0"):
-            with m.If(~crc_pending & crc_settled):
+            with m.If(in_crc0):
                 with load(staged, "CRC1", crc=False):
                     pass
         with fsm.state("CRC1"):
             with load(staged, "IDLE", crc=False):
                 pass
+        # The pointer starts at 0 for each reply; a reset after the states' statements, so that
+        # it is a synchronous reset of its flip-flops (no multiplexer in front of the count).
+        with m.If(fsm.bit("IDLE")):
+            m.d.sync += tx_ptr.eq(0)
         m.d.comb += self.o_idle.eq(fsm.bit("IDLE") & ~out_valid)
         return m
