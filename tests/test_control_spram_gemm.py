@@ -286,6 +286,35 @@ def test_spram_gemm_truncated_block_then_group_reset_recovers():
     simulate(top, tb)
 
 
+@pytest.mark.parametrize("acc_width", [17, 19, 20])
+def test_spram_gemm_extreme_sums_at_the_accumulator_bound(acc_width):
+    """Every product -128 * -128 over k = max_k = 16: 2**18. The array's accumulators are plain
+    (no saturation logic) only when max_k * 2**14 fits ``acc_width`` (20 bits); at 19 bits the sum
+    is one above the rail and at 17 far above it: both saturate, as the golden model does."""
+    h = _handler(max_k=16, acc_width=acc_width)
+    w = np.full((3, 16), -128)
+    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, max_drift=h.max_drift, contexts=1,
+                                      max_len=12, escape=True)
+    x = np.full(16, -128)
+    want = [int(v) for v in ref_gemm(x[None, :], w, "int8", acc_width=acc_width)[0][0]]
+    assert want == [min(2 ** 18, 2 ** (acc_width - 1) - 1)] * 3
+    prng = random.Random(acc_width)
+    got = []
+
+    async def tb(ctx):
+        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN,
+                               bytes([1]) + b"".join(v.to_bytes(2, "little") for v in table), prng)
+        assert st == Status.OK
+        st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(block), prng)
+        assert st == Status.OK
+        st, reply = await _command(ctx, h, Cmd.GEMM, _gemm_payload("int8", 3, x, 0, len(block)), prng)
+        assert st == Status.OK
+        got.extend(_results(reply))
+
+    simulate(h, tb)
+    assert got == want
+
+
 def test_spram_gemm_bad_parameters():
     with pytest.raises(ValueError, match="cols"):
         _handler(contexts=2, cols=1)

@@ -33,7 +33,8 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
   ``ceil(n_out / cols)`` tiles, per tile per beat ``j`` (``ceil(k / lanes)`` beats) the ``cols``
   bytes of outputs ``n0 .. n0 + cols - 1`` (:func:`sim.gemm.golden.tile_symbols`' order; missing
   outputs zero). Reply: ``n_out`` int32
-  ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators.
+  ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators
+  (plain ones when ``max_k * 2**14`` fits ``acc_width`` bits: no sum can then saturate).
   A bad precision or size: ``ERR_LENGTH``. ``start + beats`` beyond the beats stored (an address
   out of the loaded store): ``ERR_BLOCK`` and the sticky error flag, nothing decoded.
   A unit that the decoder flags (CRC, invalid code, ...) or that decodes to more or fewer values
@@ -84,7 +85,8 @@ class _Registers:
     The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
     bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
-    ``rleft``, which only read while ``feed`` is set (in ``RUN``)."""
+    ``rend`` (which then becomes the range's end, ``start + beats``); they are only read while
+    ``feed`` is set (in ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
@@ -123,9 +125,10 @@ class _Registers:
         self.hdr_bad = Signal()                       # the header's fields are wrong
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
-        # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
+        # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
+        # header's beats, then start + beats, so the feeder counts one address and compares it)
         self.raddr = Signal(16)
-        self.rleft = Signal(16)
+        self.rend = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
         self.fvalid = Signal()
         # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
@@ -227,10 +230,14 @@ class SpramGEMMHandler(Handler):
             escape=self.escape, impl=self.impl, chain=True, header_regs="fields")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
+        # Plain accumulators when no sum can saturate: a tile sums at most max_k products of
+        # signed int8 activations, each in [-127 * 128, 128 * 128], so every partial sum is within
+        # +-max_k * 2**14; the reply is then the saturating accumulators' (hw.mac.spec).
+        saturate = self.max_k * 128 * 128 > 2 ** (self.acc_width - 1) - 1
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
                                             backend=self.backend, primitives=self.primitives,
-                                            spill=False, lane_dsps=self.lane_dsps)
+                                            spill=False, lane_dsps=self.lane_dsps, saturate=saturate)
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
@@ -255,10 +262,13 @@ class SpramGEMMHandler(Handler):
                 # The length's verdict is registered with the start (the length holds until done).
                 B = self.beat_bytes
                 length = bus.length
+                # The compares with constants as bit tests (a compare is a carry chain on iCE40):
+                # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
+                assert GEMM_HEADER_BYTES + 1 == 10
                 bad_len = {
-                    "TABLE": ~length[0] | (length < 3),
+                    "TABLE": ~length[0] | (length[1:] == 0),
                     "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
-                    "GEMM_HDR": length < GEMM_HEADER_BYTES + 1,
+                    "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
                 }
 
                 def verdict(state):
@@ -294,7 +304,7 @@ class SpramGEMMHandler(Handler):
         N = self.contexts
         H = huff_spec.header_beats(N)
         FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
-        read = r.feed & (r.rleft != 0) & ~r.fend & (~r.fvalid | dec.i_data.ready)
+        read = r.feed & (r.raddr != r.rend) & ~r.fend & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
             store.en.eq(r.write | read), store.we.eq(r.write),
@@ -307,7 +317,7 @@ class SpramGEMMHandler(Handler):
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -459,15 +469,21 @@ class SpramGEMMHandler(Handler):
                 m.next = "DONE"
             with m.Elif(r.count == H):
                 tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
-                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
-                       | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
+                # n_out > 128 and k > max_k (powers of two, the fields' top bits) as bit tests.
+                assert MAX_N_OUT == 1 << (len(r.n_out) - 1) and self.max_k == 1 << (len(r.k) - 1)
+                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out[-1] & (r.n_out[:-1] != 0))
+                       | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0)
                        | (bus.length != H + r.k))
                 # ceil(k / lanes) - 1 == (k - 1) >> lshift for k >= 1 (k = 0 is refused: the
                 # value is then never used)
                 m.d.sync += [r.beats_m1.eq((r.k - 1) >> r.lshift), r.gleft.eq(tiles), r.cleft.eq(tiles)]
                 # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
                 # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
-                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(r.raddr + r.rleft > r.wptr)]
+                # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is
+                # outside the store (and refused), so 16 bits hold every end a run reads to.
+                end = Signal(17)
+                m.d.comb += end.eq(r.raddr + r.rend)
+                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr), r.rend.eq(end[:16])]
                 m.next = "GEMM_CHECK"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
@@ -479,11 +495,11 @@ class SpramGEMMHandler(Handler):
                     # The header's bytes are numbered 0..H-1 here: the index's low bits select.
                     index = r.count[:(H - 1).bit_length()]
                     capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
-                                                [r.raddr[8:]], [r.rleft[:8]], [r.rleft[8:]]])
+                                                [r.raddr[8:]], [r.rend[:8]], [r.rend[8:]]])
                     # The bits a field keeps no room for: set, the command is refused.
                     with m.Switch(index):
                         with m.Case(0):
-                            m.d.sync += [r.mode_big.eq(b > mac_spec.MODE_TERNARY),
+                            m.d.sync += [r.mode_big.eq(b[2:] != 0),         # > MODE_TERNARY (3)
                                          r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
                                                          Mux(b == mac_spec.MODE_INT4, 1, 2)))]
                         with m.Case(2):
