@@ -122,6 +122,41 @@ def test_spram_gemm_matches_golden(contexts, lane_dsps):
     assert got == want
 
 
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_spram_gemm_one_beat_tiles(contexts):
+    """Tiles of one beat (k <= lanes) back to back, many tiles per GEMV: each tile's array command
+    is issued as its previous tile's last beat is gathered, and no tile waits for one."""
+    rng = np.random.default_rng(21)
+    layers = [(rng.integers(-128, 128, (7, 1)), "int8"), (rng.integers(-1, 2, (10, 3)), "ternary"),
+              (rng.integers(-8, 8, (5, 2)), "int4"), (rng.integers(-2, 2, (9, 4)), "int2")]
+    h = _handler(contexts=contexts, lane_dsps=True)
+    table, blocks, _ = encode_model(layers, cols=COLS, max_drift=h.max_drift, contexts=contexts,
+                                    max_len=12, escape=True)
+    prng = random.Random(contexts)
+    got, want = [], []
+
+    async def tb(ctx):
+        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN,
+                               bytes([1]) + b"".join(w.to_bytes(2, "little") for w in table), prng)
+        assert st == Status.OK
+        starts, at = [], 0
+        for b in blocks:
+            st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(b), prng)
+            assert st == Status.OK
+            starts.append(at)
+            at += len(b)
+        for li, (w, mode) in enumerate(layers):
+            x = rng.integers(-128, 128, w.shape[1])
+            st, reply = await _command(ctx, h, Cmd.GEMM,
+                                       _gemm_payload(mode, w.shape[0], x, starts[li], len(blocks[li])), prng)
+            assert st == Status.OK, f"layer {li}: status {st}"
+            got.append(_results(reply))
+            want.append([int(v) for v in ref_gemm(x[None, :], w, mode, acc_width=24)[0][0]])
+
+    simulate(h, tb)
+    assert got == want
+
+
 @pytest.mark.parametrize("mode", list(mac_spec.MODES))
 def test_layer_symbols_order(mode):
     """A block's symbols, read back by the handler's documented order (per tile of ``cols``
@@ -247,6 +282,18 @@ def test_spram_gemm_header_fields_beyond_their_registers():
             assert (await cmd(Cmd.GEMM, with_field(offset, value, size)))[0] == Status.ERR_LENGTH, \
                 (offset, value)
             await good()
+        assert not ctx.get(h.bus.error)
+        # A payload of more or fewer activations than k (the handler counts k down to 0 as they
+        # come: 32 more wrap its 5-bit count back to 0), alone and with a range outside the store
+        # (the length's verdict first, no error flag).
+        base = _gemm_payload("int8", 4, x, 0, n)
+        for payload in (base + b"\x01", base + bytes(32), base + bytes(33), base[:-1],
+                        with_field(3, len(x) - 1), with_field(3, len(x) + 1)):
+            assert (await cmd(Cmd.GEMM, payload))[0] == Status.ERR_LENGTH, len(payload)
+            await good()
+        outside = with_field(5, 0x0100)
+        for payload in (outside + b"\x01", outside[:-1]):
+            assert (await cmd(Cmd.GEMM, payload))[0] == Status.ERR_LENGTH, len(payload)
         assert not ctx.get(h.bus.error)
         for start in (0x8000, 0x0100, 0xFFFF):
             assert (await cmd(Cmd.GEMM, with_field(5, start)))[0] == Status.ERR_BLOCK, start

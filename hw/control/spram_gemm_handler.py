@@ -48,14 +48,18 @@ beat per cycle (decoder permitting), the decoder gives about one symbol per cycl
 of ``cols`` symbols goes to the array as soon as it is complete, so a GEMV of ``n_out x k`` int8
 weights takes about ``ceil(n_out / cols) * cols * k`` cycles plus the decoder's block start
 (header, table lookup) and the array's latency; results leave at one byte per cycle while the next
-tile computes.
+tile computes. The header's and the length's verdicts are acted on after the payload's last
+activation: a refused ``GEMM`` answers once its whole payload is taken.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
 from ..huffman import spec as huff_spec
 from ..huffman.decoder import IMPLS, HuffmanDecoder
+from ..lib.ram import registered_read_port
 from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
@@ -119,12 +123,13 @@ class _Registers:
         # 1..MAX_N_OUT when valid (n_out_big: above 255); in RUN the outputs left to send
         self.n_out = Signal(8)
         self.n_out_big = Signal()
-        self.k = Signal(range(max_k + 1))             # 1..max_k when valid (k_big: wider)
+        # 1..max_k when valid (k_big: wider); in GEMM_ACT the activations still to come
+        self.k = Signal(range(max_k + 1))
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
         self.hdr_bad = Signal()                       # the header's fields are wrong
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
-        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
+        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
         # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
         # header's beats, then start + beats, so the feeder counts one address and compares it)
         self.raddr = Signal(16)
@@ -141,18 +146,47 @@ class _Registers:
         self.fend = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
-        self.gj = Signal(range(max_k))                # beat of the tile being gathered
+        self.gj = Signal(range(max_k))                # beat of the tile being gathered; GEMM_ACT: word
+        self.al = Signal(2)                           # GEMM_ACT: the activation's lane in its word
         self.gleft = Signal(range(MAX_N_OUT + 1))     # tiles left to gather (0: all gathered)
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
         self.wvalid = Signal()
         self.saw_last = Signal()
-        self.aj = Signal(range(max_k))                # activation beat of the beat offered
         self.act_ok = Signal()
-        self.cleft = Signal(range(MAX_N_OUT + 1))     # tile commands left to issue
+        self.cmd_owed = Signal()                      # a tile's array command is to be issued
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
+
+
+class _ActMemory(Elaboratable):
+    """The activation memory: ``depth`` words of the array's 4 lanes, a byte-lane write port
+    (``wr``: ``addr``, ``data``, ``en`` per lane) and a read port (``rd``: ``addr``, ``en``,
+    ``data``: the word at ``addr`` of the last cycle with ``en``; it holds otherwise).
+
+    No address is read in a cycle it is written (written in ``GEMM_ACT``, read in ``RUN``), so the
+    memory carries ``no_rw_check`` and its read port is a registered asynchronous read
+    (:func:`hw.lib.ram.registered_read_port`): no read-during-write logic. The port's register is
+    in this module with its memory, so that Yosys merges it into the block RAM also when the
+    handler's own logic is synthesized apart (``bench_spram_gemm --parts``)."""
+
+    def __init__(self, depth):
+        self.mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=depth, init=[], attrs={"no_rw_check": 1})
+        self.wr = SimpleNamespace(addr=Signal(range(depth), name="a_wr_addr"),
+                                  data=Signal(4 * mac_spec.ACT_BITS, name="a_wr_data"),
+                                  en=Signal(4, name="a_wr_en"))
+        self.rd = SimpleNamespace(addr=Signal(range(depth), name="a_rd_addr"), en=Signal(name="a_rd_en"),
+                                  data=Signal(4 * mac_spec.ACT_BITS, name="a_rd_data"))
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = self.mem
+        wp = self.mem.write_port(granularity=mac_spec.ACT_BITS)
+        rp = registered_read_port(m, self.mem, name="rd")
+        m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
+                     rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data)]
+        return m
 
 
 class SpramGEMMHandler(Handler):
@@ -241,9 +275,8 @@ class SpramGEMMHandler(Handler):
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
-        m.submodules.amem = amem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.max_k, init=[])
-        a_wr = amem.write_port(granularity=mac_spec.ACT_BITS)
-        a_rd = amem.read_port()
+        m.submodules.amem = amem = _ActMemory(self.max_k)
+        a_wr, a_rd = amem.wr, amem.rd
         r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k,
                        huff_spec.header_beats(self.contexts))
         bus = self.bus
@@ -379,20 +412,26 @@ class SpramGEMMHandler(Handler):
                              r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
                 with m.If(r.gj == r.beats_m1):
                     m.d.sync += r.gleft.eq(r.gleft - 1)
-        # The activation word of the beat offered: the read port reads the beat index of the next
-        # cycle, so its data is that of ``aj`` (``act_ok``: one cycle after the run started).
-        aj_next = Mux(beat_take, Mux(r.aj == r.beats_m1, 0, r.aj + 1), r.aj)
-        m.d.comb += a_rd.addr.eq(aj_next)
-        m.d.sync += [r.aj.eq(aj_next), r.act_ok.eq(running)]
+        # The activation word of a beat is read as the beat is written into wbeat (the read
+        # port's data holds until the next), so it is the word of the beat offered.
+        m.d.comb += [a_rd.addr.eq(r.gj), a_rd.en.eq(take & last_col)]
+        m.d.sync += r.act_ok.eq(running)
         m.d.comb += [
             arr.i_act.valid.eq(r.wvalid & r.act_ok), arr.i_act.payload.eq(a_rd.data),
             arr.i_wgt.valid.eq(r.wvalid & r.act_ok), arr.i_wgt.payload.eq(r.wbeat),
-            arr.i_cmd.valid.eq(running & (r.cleft != 0)),
+            arr.i_cmd.valid.eq(running & r.cmd_owed),
             arr.i_cmd.payload.mode.eq(r.mode), arr.i_cmd.payload.act_unsigned.eq(0),
             arr.i_cmd.payload.tile_sat.eq(0), arr.i_cmd.payload.beats_m1.eq(r.beats_m1),
         ]
+        # One tile command owed at a time: the first from the run's start, each next one from
+        # the cycle its previous tile's last beat is gathered. The array has taken the command
+        # owed by then (a tile's last beat is gathered only after the array took a beat of that
+        # tile, or, for one-beat tiles, the previous tile's beat, which frees its command
+        # register), and the next command reaches it before the next tile's first beat.
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
-            m.d.sync += r.cleft.eq(r.cleft - 1)
+            m.d.sync += r.cmd_owed.eq(0)
+        with m.If(take & last_col & (r.gj == r.beats_m1) & (r.gleft != 1)):
+            m.d.sync += r.cmd_owed.eq(1)
 
     def _load_table(self, m, dec, r):
         """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
@@ -400,6 +439,9 @@ class SpramGEMMHandler(Handler):
         marked first)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
+        # The word (a table's first marked) in every state: the decoder reads it only with valid.
+        m.d.comb += [dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
+                     dec.i_table.payload.first.eq(r.tflag & (r.count == 2))]
         with m.State("TABLE"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
@@ -423,10 +465,7 @@ class SpramGEMMHandler(Handler):
                     m.d.sync += r.wbyte.eq(bus.i_data.payload)
             with m.Else():
                 # Second byte: offer the word, take the byte when the decoder takes the word.
-                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
-                             dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
-                             dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
-                             bus.i_data.ready.eq(dec.i_table.ready)]
+                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid), bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
 
@@ -457,12 +496,16 @@ class SpramGEMMHandler(Handler):
                         m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
     def _gemm_input(self, m, a_wr, r):
-        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_CHECK``: refused, or on to
-        ``GEMM_ACT``: the activations into their lanes of the activation words; then the run's
-        registers and ``RUN``."""
+        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_ACT``: the activations into
+        their lanes of the activation words, then the verdicts (the length's: ``k`` counted down
+        by the activations, 0 at the payload's end and never passed exactly when the payload is
+        the header and ``k`` bytes): refused,
+        or the run's registers and ``RUN``. A refused command's activations are written too (no
+        run reads them)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
+        m.d.comb += a_wr.data.eq(bus.i_data.payload.replicate(4))    # written only with en
         with m.State("GEMM_HDR"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
@@ -472,19 +515,16 @@ class SpramGEMMHandler(Handler):
                 # n_out > 128 and k > max_k (powers of two, the fields' top bits) as bit tests.
                 assert MAX_N_OUT == 1 << (len(r.n_out) - 1) and self.max_k == 1 << (len(r.k) - 1)
                 bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out[-1] & (r.n_out[:-1] != 0))
-                       | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0)
-                       | (bus.length != H + r.k))
-                # ceil(k / lanes) - 1 == (k - 1) >> lshift for k >= 1 (k = 0 is refused: the
-                # value is then never used)
-                m.d.sync += [r.beats_m1.eq((r.k - 1) >> r.lshift), r.gleft.eq(tiles), r.cleft.eq(tiles)]
-                # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
-                # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
+                       | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0))
+                # A range not (all) in the loaded store is bad data (flagged), a bad field or
+                # length a bad length: acted on at the payload's end.
                 # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is
                 # outside the store (and refused), so 16 bits hold every end a run reads to.
                 end = Signal(17)
                 m.d.comb += end.eq(r.raddr + r.rend)
-                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr), r.rend.eq(end[:16])]
-                m.next = "GEMM_CHECK"
+                m.d.sync += [r.gleft.eq(tiles), r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr),
+                             r.rend.eq(end[:16]), r.gj.eq(0), r.al.eq(0)]
+                m.next = "GEMM_ACT"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
@@ -508,27 +548,32 @@ class SpramGEMMHandler(Handler):
                             m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
                         with m.Case(4):
                             m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
-        with m.State("GEMM_CHECK"):
-            m.next = "GEMM_ACT"
-            with m.If(r.hdr_bad | r.hdr_outside):
-                m.d.sync += [r.status.eq(Mux(r.hdr_bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
-                             r.err.eq(r.err | ~r.hdr_bad)]
-                m.next = "DONE"
         with m.State("GEMM_ACT"):
-            i = Signal(len(r.count))
-            lane = Signal(2)
-            m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
-            m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
-                         a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
+            # The activations fill their words lane by lane: lane al of word gj, the word's last
+            # lane (lanes - 1: 0, 1 or 3) moving on to the next word. The last activation's word
+            # is ceil(k / lanes) - 1, the tiles' beats - 1: kept from every write.
+            last_lane = (r.al[0] == (r.lshift != 0)) & (r.al[1] == r.lshift[1])
+            m.d.comb += [a_wr.addr.eq(r.gj), a_wr.en.eq(Mux(take, (Const(1, 4) << r.al)[:4], 0))]
             with m.If(r.at_len):
-                m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0), r.gj.eq(0),
-                             r.saw_last.eq(0), r.aj.eq(0),
-                             r.sc.eq(0), r.nbyte.eq(0)]
-                m.next = "RUN"
+                with m.If(r.hdr_bad | (r.k != 0)):
+                    m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                    m.next = "DONE"
+                with m.Elif(r.hdr_outside):
+                    m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0),
+                                 r.gj.eq(0), r.saw_last.eq(0), r.cmd_owed.eq(1), r.sc.eq(0), r.nbyte.eq(0)]
+                    m.next = "RUN"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1))]
+                    with m.If(r.k == 0):
+                        m.d.sync += r.hdr_bad.eq(1)       # more than k: k wraps, the length is bad
+                    with m.If(last_lane):
+                        m.d.sync += r.gj.eq(r.gj + 1)
 
     def _send(self, m, arr, r):
         """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
@@ -539,14 +584,17 @@ class SpramGEMMHandler(Handler):
         # Signed accumulators sign-extend into their 32-bit reply fields.
         fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
         m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
+        # The byte (in every state: the controller reads it only with valid): the output's
+        # field (sc < C while bytes are sent), then its byte.
+        field = fields[0] if C == 1 else Cat(*fields).word_select(r.sc[:(C - 1).bit_length()], 32)
+        m.d.comb += bus.o_data.payload.eq(field.word_select(r.nbyte, 8))
         with m.If(arr.o_res.valid):
             # n_out counts the outputs left: a row is done after its C outputs or the last one.
             with m.If((r.sc == C) | (r.n_out == 0)):
                 m.d.comb += arr.o_res.ready.eq(1)
                 m.d.sync += [r.sc.eq(0), r.nbyte.eq(0)]
             with m.Else():
-                m.d.comb += [bus.o_data.valid.eq(1),
-                             bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
+                m.d.comb += bus.o_data.valid.eq(1)
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):
