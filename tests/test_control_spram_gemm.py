@@ -6,12 +6,15 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.control.protocol import Cmd, Status
-from hw.control.spram_gemm_handler import SpramGEMMHandler
+from hw.control.spram_gemm_handler import SpramGEMMHandler, _ActMemory
 from hw.mac import spec as mac_spec
 from sim.control.spram_gemm import beat_bytes, encode_model, layer_symbols
 from sim.mac.golden import ref_gemm
+from sim.runner import ice40_cell_models, run_cocotb
 from sim.streams import simulate
 
 COLS = 2
@@ -373,6 +376,39 @@ def test_spram_gemm_bad_parameters():
         _handler(escape=1)
     with pytest.raises(ValueError, match="lane_dsps"):
         _handler(backend="lut", lane_dsps=True)
+
+
+class ActMemoryTop(wiring.Component):
+    """The handler's activation memory with its ports as a component (cocotb)."""
+
+    wr_addr: In(8)
+    wr_data: In(32)
+    wr_en: In(4)
+    rd_addr: In(8)
+    rd_en: In(1)
+    rd_data: Out(32)
+
+    def __init__(self, primitives):
+        self._primitives = primitives
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = _ActMemory(256, self._primitives)
+        m.d.comb += [mem.wr.addr.eq(self.wr_addr), mem.wr.data.eq(self.wr_data), mem.wr.en.eq(self.wr_en),
+                     mem.rd.addr.eq(self.rd_addr), mem.rd.en.eq(self.rd_en), self.rd_data.eq(mem.rd.data)]
+        return m
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("primitives", [False, True])
+def test_activation_memory_block_rams(primitives):
+    """The activation memory as synthesis builds it (two SB_RAM40_4K, Yosys' model) and as the
+    simulations build it (an Amaranth memory) against the same model of byte-lane writes and
+    held reads."""
+    run_cocotb(lambda: ActMemoryTop(primitives), toplevel="act_memory",
+               test_module="sim.control.tb_act_memory", params={"depth": 256},
+               extra_verilog=ice40_cell_models("SB_RAM40_4K") if primitives else "")
 
 
 def _pruned_layer(rng, n_out, k):

@@ -54,7 +54,7 @@ activation: a refused ``GEMM`` answers once its whole payload is taken.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
 from ..huffman import spec as huff_spec
@@ -165,13 +165,18 @@ class _ActMemory(Elaboratable):
     (``wr``: ``addr``, ``data``, ``en`` per lane) and a read port (``rd``: ``addr``, ``en``,
     ``data``: the word at ``addr`` of the last cycle with ``en``; it holds otherwise).
 
-    No address is read in a cycle it is written (written in ``GEMM_ACT``, read in ``RUN``), so the
-    memory carries ``no_rw_check`` and its read port is a registered asynchronous read
-    (:func:`hw.lib.ram.registered_read_port`): no read-during-write logic. The port's register is
-    in this module with its memory, so that Yosys merges it into the block RAM also when the
-    handler's own logic is synthesized apart (``bench_spram_gemm --parts``)."""
+    No address is read in a cycle it is written (written in ``GEMM_ACT``, read in ``RUN``), and
+    nothing reads ``data`` before a read (the array takes it only with a beat gathered after its
+    read). So with ``primitives`` and ``depth`` <= 256 the memory is two ``SB_RAM40_4K`` in
+    256 x 16 mode (the lanes' bytes masked by ``MASK``, ``data`` their output registers): a
+    Yosys memory's read port would take a LUT per bit for its register's initial value or for
+    read-during-write. Otherwise it is a memory with ``no_rw_check`` and a registered
+    asynchronous read (:func:`hw.lib.ram.registered_read_port`), the register in this module
+    with its memory, so that Yosys merges it into the block RAM also when the handler's own
+    logic is synthesized apart (``bench_spram_gemm --parts``)."""
 
-    def __init__(self, depth):
+    def __init__(self, depth, primitives):
+        self.primitives = primitives and depth <= 256
         self.mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=depth, init=[], attrs={"no_rw_check": 1})
         self.wr = SimpleNamespace(addr=Signal(range(depth), name="a_wr_addr"),
                                   data=Signal(4 * mac_spec.ACT_BITS, name="a_wr_data"),
@@ -181,6 +186,17 @@ class _ActMemory(Elaboratable):
 
     def elaborate(self, platform):
         m = Module()
+        if self.primitives:
+            pad = Const(0, 11 - len(self.wr.addr))
+            for h in range(2):
+                en = self.wr.en[2 * h:2 * h + 2]
+                m.submodules[f"bram{h}"] = Instance(
+                    "SB_RAM40_4K", p_READ_MODE=0, p_WRITE_MODE=0,
+                    i_RCLK=ClockSignal(), i_RCLKE=self.rd.en, i_RE=1, i_RADDR=Cat(self.rd.addr, pad),
+                    i_WCLK=ClockSignal(), i_WCLKE=en.any(), i_WE=1, i_WADDR=Cat(self.wr.addr, pad),
+                    i_MASK=Cat((~en[0]).replicate(8), (~en[1]).replicate(8)),
+                    i_WDATA=self.wr.data[16 * h:16 * h + 16], o_RDATA=self.rd.data[16 * h:16 * h + 16])
+            return m
         m.submodules.mem = self.mem
         wp = self.mem.write_port(granularity=mac_spec.ACT_BITS)
         rp = registered_read_port(m, self.mem, name="rd")
@@ -275,7 +291,7 @@ class SpramGEMMHandler(Handler):
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
-        m.submodules.amem = amem = _ActMemory(self.max_k)
+        m.submodules.amem = amem = _ActMemory(self.max_k, self.primitives)
         a_wr, a_rd = amem.wr, amem.rd
         r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k,
                        huff_spec.header_beats(self.contexts))
