@@ -6,12 +6,15 @@ import random
 import numpy as np
 import pytest
 from amaranth.hdl import Elaboratable, Module, ResetInserter, Signal
+from amaranth.lib import wiring
+from amaranth.lib.wiring import In, Out
 
 from hw.control.protocol import Cmd, Status
-from hw.control.spram_gemm_handler import SpramGEMMHandler
+from hw.control.spram_gemm_handler import SpramGEMMHandler, _ActMemory
 from hw.mac import spec as mac_spec
 from sim.control.spram_gemm import beat_bytes, encode_model, layer_symbols
 from sim.mac.golden import ref_gemm
+from sim.runner import ice40_cell_models, run_cocotb
 from sim.streams import simulate
 
 COLS = 2
@@ -119,6 +122,41 @@ def test_spram_gemm_matches_golden(contexts, lane_dsps):
 
     simulate(h, tb)
     assert stats["code_bits"] < 8 * stats["symbols"]
+    assert got == want
+
+
+@pytest.mark.parametrize("contexts", [1, 2])
+def test_spram_gemm_one_beat_tiles(contexts):
+    """Tiles of one beat (k <= lanes) back to back, many tiles per GEMV: each tile's array command
+    is issued as its previous tile's last beat is gathered, and no tile waits for one."""
+    rng = np.random.default_rng(21)
+    layers = [(rng.integers(-128, 128, (7, 1)), "int8"), (rng.integers(-1, 2, (10, 3)), "ternary"),
+              (rng.integers(-8, 8, (5, 2)), "int4"), (rng.integers(-2, 2, (9, 4)), "int2")]
+    h = _handler(contexts=contexts, lane_dsps=True)
+    table, blocks, _ = encode_model(layers, cols=COLS, max_drift=h.max_drift, contexts=contexts,
+                                    max_len=12, escape=True)
+    prng = random.Random(contexts)
+    got, want = [], []
+
+    async def tb(ctx):
+        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN,
+                               bytes([1]) + b"".join(w.to_bytes(2, "little") for w in table), prng)
+        assert st == Status.OK
+        starts, at = [], 0
+        for b in blocks:
+            st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(b), prng)
+            assert st == Status.OK
+            starts.append(at)
+            at += len(b)
+        for li, (w, mode) in enumerate(layers):
+            x = rng.integers(-128, 128, w.shape[1])
+            st, reply = await _command(ctx, h, Cmd.GEMM,
+                                       _gemm_payload(mode, w.shape[0], x, starts[li], len(blocks[li])), prng)
+            assert st == Status.OK, f"layer {li}: status {st}"
+            got.append(_results(reply))
+            want.append([int(v) for v in ref_gemm(x[None, :], w, mode, acc_width=24)[0][0]])
+
+    simulate(h, tb)
     assert got == want
 
 
@@ -248,6 +286,18 @@ def test_spram_gemm_header_fields_beyond_their_registers():
                 (offset, value)
             await good()
         assert not ctx.get(h.bus.error)
+        # A payload of more or fewer activations than k (the handler counts k down to 0 as they
+        # come: 32 more wrap its 5-bit count back to 0), alone and with a range outside the store
+        # (the length's verdict first, no error flag).
+        base = _gemm_payload("int8", 4, x, 0, n)
+        for payload in (base + b"\x01", base + bytes(32), base + bytes(33), base[:-1],
+                        with_field(3, len(x) - 1), with_field(3, len(x) + 1)):
+            assert (await cmd(Cmd.GEMM, payload))[0] == Status.ERR_LENGTH, len(payload)
+            await good()
+        outside = with_field(5, 0x0100)
+        for payload in (outside + b"\x01", outside[:-1]):
+            assert (await cmd(Cmd.GEMM, payload))[0] == Status.ERR_LENGTH, len(payload)
+        assert not ctx.get(h.bus.error)
         for start in (0x8000, 0x0100, 0xFFFF):
             assert (await cmd(Cmd.GEMM, with_field(5, start)))[0] == Status.ERR_BLOCK, start
             await good()
@@ -286,6 +336,35 @@ def test_spram_gemm_truncated_block_then_group_reset_recovers():
     simulate(top, tb)
 
 
+@pytest.mark.parametrize("acc_width", [17, 19, 20])
+def test_spram_gemm_extreme_sums_at_the_accumulator_bound(acc_width):
+    """Every product -128 * -128 over k = max_k = 16: 2**18. The array's accumulators are plain
+    (no saturation logic) only when max_k * 2**14 fits ``acc_width`` (20 bits); at 19 bits the sum
+    is one above the rail and at 17 far above it: both saturate, as the golden model does."""
+    h = _handler(max_k=16, acc_width=acc_width)
+    w = np.full((3, 16), -128)
+    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, max_drift=h.max_drift, contexts=1,
+                                      max_len=12, escape=True)
+    x = np.full(16, -128)
+    want = [int(v) for v in ref_gemm(x[None, :], w, "int8", acc_width=acc_width)[0][0]]
+    assert want == [min(2 ** 18, 2 ** (acc_width - 1) - 1)] * 3
+    prng = random.Random(acc_width)
+    got = []
+
+    async def tb(ctx):
+        st, _ = await _command(ctx, h, Cmd.LOAD_HUFFMAN,
+                               bytes([1]) + b"".join(v.to_bytes(2, "little") for v in table), prng)
+        assert st == Status.OK
+        st, _ = await _command(ctx, h, Cmd.LOAD_WEIGHTS, beat_bytes(block), prng)
+        assert st == Status.OK
+        st, reply = await _command(ctx, h, Cmd.GEMM, _gemm_payload("int8", 3, x, 0, len(block)), prng)
+        assert st == Status.OK
+        got.extend(_results(reply))
+
+    simulate(h, tb)
+    assert got == want
+
+
 def test_spram_gemm_bad_parameters():
     with pytest.raises(ValueError, match="cols"):
         _handler(contexts=2, cols=1)
@@ -297,6 +376,39 @@ def test_spram_gemm_bad_parameters():
         _handler(escape=1)
     with pytest.raises(ValueError, match="lane_dsps"):
         _handler(backend="lut", lane_dsps=True)
+
+
+class ActMemoryTop(wiring.Component):
+    """The handler's activation memory with its ports as a component (cocotb)."""
+
+    wr_addr: In(8)
+    wr_data: In(32)
+    wr_en: In(4)
+    rd_addr: In(8)
+    rd_en: In(1)
+    rd_data: Out(32)
+
+    def __init__(self, primitives):
+        self._primitives = primitives
+        super().__init__()
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = _ActMemory(256, self._primitives)
+        m.d.comb += [mem.wr.addr.eq(self.wr_addr), mem.wr.data.eq(self.wr_data), mem.wr.en.eq(self.wr_en),
+                     mem.rd.addr.eq(self.rd_addr), mem.rd.en.eq(self.rd_en), self.rd_data.eq(mem.rd.data)]
+        return m
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("primitives", [False, True])
+def test_activation_memory_block_rams(primitives):
+    """The activation memory as synthesis builds it (two SB_RAM40_4K, Yosys' model) and as the
+    simulations build it (an Amaranth memory) against the same model of byte-lane writes and
+    held reads."""
+    run_cocotb(lambda: ActMemoryTop(primitives), toplevel="act_memory",
+               test_module="sim.control.tb_act_memory", params={"depth": 256},
+               extra_verilog=ice40_cell_models("SB_RAM40_4K") if primitives else "")
 
 
 def _pruned_layer(rng, n_out, k):

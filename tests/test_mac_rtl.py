@@ -139,6 +139,26 @@ def test_accumulator_long_runs_of_extreme_products(acc_width, clear):
                            clear=clear) == [(hi, 1), (-2, 0)]
 
 
+@pytest.mark.parametrize("clear", ["sum", "view"])
+def test_accumulator_without_saturation(clear):
+    """saturate=False: plain accumulators, exact while every partial sum is in range (the same as
+    the saturating ones, no flag); they wrap beyond it (the caller's bound is what makes them equal)."""
+    lo, hi = spec.sat_range(20)
+    beats = [16384] * 31 + [-32640] * 3 + [127]          # 16384 * 31 <= hi: in range
+    assert 0 < sum(beats[:31]) <= hi
+    tags = plain_tags(len(beats)) + plain_tags(2)
+    got = run_accumulator(beats + [5, -7], tags, acc_width=20, tile_k=0, clear=clear, saturate=False)
+    assert got == [(sum(beats), 0), (-2, 0)]
+    assert got == run_accumulator(beats + [5, -7], tags, acc_width=20, tile_k=0, clear=clear)
+    # -128 * -128 * 33 > hi: the saturating accumulator clamps and flags, the plain one wraps.
+    wrapped = 16384 * 33 - 2 ** 20
+    assert run_accumulator([16384] * 33, plain_tags(33), acc_width=20, tile_k=0, clear=clear,
+                           saturate=False) == [(wrapped, 0)]
+    assert run_accumulator([16384] * 33, plain_tags(33), acc_width=20, tile_k=0, clear=clear) == [(hi, 1)]
+    with pytest.raises(TypeError, match="saturate"):
+        AccumulatorGrid(1, 1, saturate=1)
+
+
 def test_accumulator_tile_groups():
     # Groups of 4 beats (int8, tile_k = 4), clamped to ±127; a short last group; both rails.
     beats = [100, 100, -10, 1] + [-200, 0, 0, 0] + [50, 60, 17, 0] + [-300, 172]
@@ -177,6 +197,27 @@ def test_array_mixed_modes_with_stalls(backend, spill, lane_dsps):
     res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
     assert res["rows"] == expected_rows(tiles, dut.rows)
     assert res["status"]["idle"] == 1
+
+
+@pytest.mark.parametrize("lane_dsps", [False, True])
+def test_array_without_saturation_in_range(lane_dsps):
+    """MacArray(saturate=False) on tiles whose sums stay in range (signed activations, k <= 31,
+    |sum| <= 31 * 2**14 < 2**19 at acc_width 20): the saturating array's results, flag clear."""
+    dut = make_dut(backend="ice40", spill=False, lane_dsps=lane_dsps, tile_k=0, saturate=False)
+    rng = np.random.default_rng(5)
+    tiles = []
+    for i in range(16):
+        mode = MODES[i % len(MODES)]
+        k = int(rng.integers(1, 32))
+        x = random_acts(rng, (dut.rows, k))
+        w = random_weights(rng, (dut.cols, k), mode)
+        if i == 0:                                   # the extreme: 31 products -128 * -128
+            x = np.full((dut.rows, 31), -128)
+            w = np.full((dut.cols, 31), -128)
+        tiles += gemm_tiles(x, w, mode, rows=dut.rows, cols=dut.cols, acc_width=20, tile_k=0)
+    res = run_tiles(dut, tiles, stall=0.3, seed=2, max_cycles=20000)
+    assert res["rows"] == expected_rows(tiles, dut.rows)
+    assert res["status"]["overflow"] == 0
 
 
 def test_array_gemm_every_mode_no_stalls_full_rate():

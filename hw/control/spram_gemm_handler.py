@@ -33,7 +33,8 @@ Commands (multi-byte fields little-endian; a *beat* is ``2 * contexts`` bytes, t
   ``ceil(n_out / cols)`` tiles, per tile per beat ``j`` (``ceil(k / lanes)`` beats) the ``cols``
   bytes of outputs ``n0 .. n0 + cols - 1`` (:func:`sim.gemm.golden.tile_symbols`' order; missing
   outputs zero). Reply: ``n_out`` int32
-  ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators.
+  ``y[n] = sum_k x[k] * w[n][k]`` from the array's ``acc_width``-bit saturating accumulators
+  (plain ones when ``max_k * 2**14`` fits ``acc_width`` bits: no sum can then saturate).
   A bad precision or size: ``ERR_LENGTH``. ``start + beats`` beyond the beats stored (an address
   out of the loaded store): ``ERR_BLOCK`` and the sticky error flag, nothing decoded.
   A unit that the decoder flags (CRC, invalid code, ...) or that decodes to more or fewer values
@@ -47,14 +48,18 @@ beat per cycle (decoder permitting), the decoder gives about one symbol per cycl
 of ``cols`` symbols goes to the array as soon as it is complete, so a GEMV of ``n_out x k`` int8
 weights takes about ``ceil(n_out / cols) * cols * k`` cycles plus the decoder's block start
 (header, table lookup) and the array's latency; results leave at one byte per cycle while the next
-tile computes.
+tile computes. The header's and the length's verdicts are acted on after the payload's last
+activation: a refused ``GEMM`` answers once its whole payload is taken.
 """
 
-from amaranth.hdl import Cat, Const, Module, Mux, Signal, signed
+from types import SimpleNamespace
+
+from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
 from ..huffman import spec as huff_spec
 from ..huffman.decoder import IMPLS, HuffmanDecoder
+from ..lib.ram import registered_read_port
 from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
@@ -84,7 +89,8 @@ class _Registers:
     The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
     bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
-    ``rleft``, which only read while ``feed`` is set (in ``RUN``)."""
+    ``rend`` (which then becomes the range's end, ``start + beats``); they are only read while
+    ``feed`` is set (in ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
@@ -117,15 +123,17 @@ class _Registers:
         # 1..MAX_N_OUT when valid (n_out_big: above 255); in RUN the outputs left to send
         self.n_out = Signal(8)
         self.n_out_big = Signal()
-        self.k = Signal(range(max_k + 1))             # 1..max_k when valid (k_big: wider)
+        # 1..max_k when valid (k_big: wider); in GEMM_ACT the activations still to come
+        self.k = Signal(range(max_k + 1))
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
         self.hdr_bad = Signal()                       # the header's fields are wrong
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
-        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1
-        # feeder: store -> decoder (raddr, rleft: the header's start and beats, then counted)
+        self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
+        # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
+        # header's beats, then start + beats, so the feeder counts one address and compares it)
         self.raddr = Signal(16)
-        self.rleft = Signal(16)
+        self.rend = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
         self.fvalid = Signal()
         # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
@@ -138,18 +146,63 @@ class _Registers:
         self.fend = Signal()
         # gatherer: decoder values -> weight beats
         self.gc = Signal(range(C))                    # column of the next value
-        self.gj = Signal(range(max_k))                # beat of the tile being gathered
+        self.gj = Signal(range(max_k))                # beat of the tile being gathered; GEMM_ACT: word
+        self.al = Signal(2)                           # GEMM_ACT: the activation's lane in its word
         self.gleft = Signal(range(MAX_N_OUT + 1))     # tiles left to gather (0: all gathered)
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
         self.wvalid = Signal()
         self.saw_last = Signal()
-        self.aj = Signal(range(max_k))                # activation beat of the beat offered
         self.act_ok = Signal()
-        self.cleft = Signal(range(MAX_N_OUT + 1))     # tile commands left to issue
+        self.cmd_owed = Signal()                      # a tile's array command is to be issued
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
         self.nbyte = Signal(2)
+
+
+class _ActMemory(Elaboratable):
+    """The activation memory: ``depth`` words of the array's 4 lanes, a byte-lane write port
+    (``wr``: ``addr``, ``data``, ``en`` per lane) and a read port (``rd``: ``addr``, ``en``,
+    ``data``: the word at ``addr`` of the last cycle with ``en``; it holds otherwise).
+
+    No address is read in a cycle it is written (written in ``GEMM_ACT``, read in ``RUN``), and
+    nothing reads ``data`` before a read (the array takes it only with a beat gathered after its
+    read). So with ``primitives`` and ``depth`` <= 256 the memory is two ``SB_RAM40_4K`` in
+    256 x 16 mode (the lanes' bytes masked by ``MASK``, ``data`` their output registers): a
+    Yosys memory's read port would take a LUT per bit for its register's initial value or for
+    read-during-write. Otherwise it is a memory with ``no_rw_check`` and a registered
+    asynchronous read (:func:`hw.lib.ram.registered_read_port`), the register in this module
+    with its memory, so that Yosys merges it into the block RAM also when the handler's own
+    logic is synthesized apart (``bench_spram_gemm --parts``)."""
+
+    def __init__(self, depth, primitives):
+        self.primitives = primitives and depth <= 256
+        self.mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=depth, init=[], attrs={"no_rw_check": 1})
+        self.wr = SimpleNamespace(addr=Signal(range(depth), name="a_wr_addr"),
+                                  data=Signal(4 * mac_spec.ACT_BITS, name="a_wr_data"),
+                                  en=Signal(4, name="a_wr_en"))
+        self.rd = SimpleNamespace(addr=Signal(range(depth), name="a_rd_addr"), en=Signal(name="a_rd_en"),
+                                  data=Signal(4 * mac_spec.ACT_BITS, name="a_rd_data"))
+
+    def elaborate(self, platform):
+        m = Module()
+        if self.primitives:
+            pad = Const(0, 11 - len(self.wr.addr))
+            for h in range(2):
+                en = self.wr.en[2 * h:2 * h + 2]
+                m.submodules[f"bram{h}"] = Instance(
+                    "SB_RAM40_4K", p_READ_MODE=0, p_WRITE_MODE=0,
+                    i_RCLK=ClockSignal(), i_RCLKE=self.rd.en, i_RE=1, i_RADDR=Cat(self.rd.addr, pad),
+                    i_WCLK=ClockSignal(), i_WCLKE=en.any(), i_WE=1, i_WADDR=Cat(self.wr.addr, pad),
+                    i_MASK=Cat((~en[0]).replicate(8), (~en[1]).replicate(8)),
+                    i_WDATA=self.wr.data[16 * h:16 * h + 16], o_RDATA=self.rd.data[16 * h:16 * h + 16])
+            return m
+        m.submodules.mem = self.mem
+        wp = self.mem.write_port(granularity=mac_spec.ACT_BITS)
+        rp = registered_read_port(m, self.mem, name="rd")
+        m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
+                     rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data)]
+        return m
 
 
 class SpramGEMMHandler(Handler):
@@ -230,16 +283,19 @@ class SpramGEMMHandler(Handler):
                           else "loader"))
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
+        # Plain accumulators when no sum can saturate: a tile sums at most max_k products of
+        # signed int8 activations, each in [-127 * 128, 128 * 128], so every partial sum is within
+        # +-max_k * 2**14; the reply is then the saturating accumulators' (hw.mac.spec).
+        saturate = self.max_k * 128 * 128 > 2 ** (self.acc_width - 1) - 1
         m.submodules.array = arr = MacArray(rows=1, cols=C, acc_width=self.acc_width, tile_k=0,
                                             count_bits=max(1, (self.max_k - 1).bit_length()),
                                             backend=self.backend, primitives=self.primitives,
-                                            spill=False, lane_dsps=self.lane_dsps)
+                                            spill=False, lane_dsps=self.lane_dsps, saturate=saturate)
         m.submodules.store = store = SPRAM(self.store_depth, 16 * self.contexts,
                                            primitives=self.primitives)
         # Activations: one word of the array's 4 lanes per beat (int8: lane 0 only).
-        m.submodules.amem = amem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.max_k, init=[])
-        a_wr = amem.write_port(granularity=mac_spec.ACT_BITS)
-        a_rd = amem.read_port()
+        m.submodules.amem = amem = _ActMemory(self.max_k, self.primitives)
+        a_wr, a_rd = amem.wr, amem.rd
         r = _Registers(self.store_depth, 16 * self.contexts, C, self.max_k,
                        huff_spec.header_beats(self.contexts))
         bus = self.bus
@@ -258,10 +314,13 @@ class SpramGEMMHandler(Handler):
                 # The length's verdict is registered with the start (the length holds until done).
                 B = self.beat_bytes
                 length = bus.length
+                # The compares with constants as bit tests (a compare is a carry chain on iCE40):
+                # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
+                assert GEMM_HEADER_BYTES + 1 == 10
                 bad_len = {
-                    "TABLE": ~length[0] | (length < 3),
+                    "TABLE": ~length[0] | (length[1:] == 0),
                     "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
-                    "GEMM_HDR": length < GEMM_HEADER_BYTES + 1,
+                    "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
                 }
 
                 def verdict(state):
@@ -297,7 +356,7 @@ class SpramGEMMHandler(Handler):
         N = self.contexts
         H = huff_spec.header_beats(N)
         FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
-        read = r.feed & (r.rleft != 0) & ~r.fend & (~r.fvalid | dec.i_data.ready)
+        read = r.feed & (r.raddr != r.rend) & ~r.fend & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
             store.en.eq(r.write | read), store.we.eq(r.write),
@@ -310,7 +369,7 @@ class SpramGEMMHandler(Handler):
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.rleft.eq(r.rleft - 1), r.fvalid.eq(1)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -372,20 +431,26 @@ class SpramGEMMHandler(Handler):
                              r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
                 with m.If(r.gj == r.beats_m1):
                     m.d.sync += r.gleft.eq(r.gleft - 1)
-        # The activation word of the beat offered: the read port reads the beat index of the next
-        # cycle, so its data is that of ``aj`` (``act_ok``: one cycle after the run started).
-        aj_next = Mux(beat_take, Mux(r.aj == r.beats_m1, 0, r.aj + 1), r.aj)
-        m.d.comb += a_rd.addr.eq(aj_next)
-        m.d.sync += [r.aj.eq(aj_next), r.act_ok.eq(running)]
+        # The activation word of a beat is read as the beat is written into wbeat (the read
+        # port's data holds until the next), so it is the word of the beat offered.
+        m.d.comb += [a_rd.addr.eq(r.gj), a_rd.en.eq(take & last_col)]
+        m.d.sync += r.act_ok.eq(running)
         m.d.comb += [
             arr.i_act.valid.eq(r.wvalid & r.act_ok), arr.i_act.payload.eq(a_rd.data),
             arr.i_wgt.valid.eq(r.wvalid & r.act_ok), arr.i_wgt.payload.eq(r.wbeat),
-            arr.i_cmd.valid.eq(running & (r.cleft != 0)),
+            arr.i_cmd.valid.eq(running & r.cmd_owed),
             arr.i_cmd.payload.mode.eq(r.mode), arr.i_cmd.payload.act_unsigned.eq(0),
             arr.i_cmd.payload.tile_sat.eq(0), arr.i_cmd.payload.beats_m1.eq(r.beats_m1),
         ]
+        # One tile command owed at a time: the first from the run's start, each next one from
+        # the cycle its previous tile's last beat is gathered. The array has taken the command
+        # owed by then (a tile's last beat is gathered only after the array took a beat of that
+        # tile, or, for one-beat tiles, the previous tile's beat, which frees its command
+        # register), and the next command reaches it before the next tile's first beat.
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
-            m.d.sync += r.cleft.eq(r.cleft - 1)
+            m.d.sync += r.cmd_owed.eq(0)
+        with m.If(take & last_col & (r.gj == r.beats_m1) & (r.gleft != 1)):
+            m.d.sync += r.cmd_owed.eq(1)
 
     def _load_table(self, m, dec, r):
         """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
@@ -393,6 +458,9 @@ class SpramGEMMHandler(Handler):
         marked first)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
+        # The word (a table's first marked) in every state: the decoder reads it only with valid.
+        m.d.comb += [dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
+                     dec.i_table.payload.first.eq(r.tflag & (r.count == 2))]
         with m.State("TABLE"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
@@ -416,10 +484,7 @@ class SpramGEMMHandler(Handler):
                     m.d.sync += r.wbyte.eq(bus.i_data.payload)
             with m.Else():
                 # Second byte: offer the word, take the byte when the decoder takes the word.
-                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid),
-                             dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
-                             dec.i_table.payload.first.eq(r.tflag & (r.count == 2)),
-                             bus.i_data.ready.eq(dec.i_table.ready)]
+                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid), bus.i_data.ready.eq(dec.i_table.ready)]
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
 
@@ -450,28 +515,35 @@ class SpramGEMMHandler(Handler):
                         m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
     def _gemm_input(self, m, a_wr, r):
-        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_CHECK``: refused, or on to
-        ``GEMM_ACT``: the activations into their lanes of the activation words; then the run's
-        registers and ``RUN``."""
+        """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_ACT``: the activations into
+        their lanes of the activation words, then the verdicts (the length's: ``k`` counted down
+        by the activations, 0 at the payload's end and never passed exactly when the payload is
+        the header and ``k`` bytes): refused,
+        or the run's registers and ``RUN``. A refused command's activations are written too (no
+        run reads them)."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
+        m.d.comb += a_wr.data.eq(bus.i_data.payload.replicate(4))    # written only with en
         with m.State("GEMM_HDR"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
                 m.next = "DONE"
             with m.Elif(r.count == H):
                 tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
-                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out > MAX_N_OUT)
-                       | r.k_big | (r.k == 0) | (r.k > self.max_k) | (r.rleft == 0)
-                       | (bus.length != H + r.k))
-                # ceil(k / lanes) - 1 == (k - 1) >> lshift for k >= 1 (k = 0 is refused: the
-                # value is then never used)
-                m.d.sync += [r.beats_m1.eq((r.k - 1) >> r.lshift), r.gleft.eq(tiles), r.cleft.eq(tiles)]
-                # A range not (all) in the loaded store is bad data (flagged), a bad field a bad length.
-                # Both verdicts are registered and acted on in GEMM_CHECK, the cycle after.
-                m.d.sync += [r.hdr_bad.eq(bad), r.hdr_outside.eq(r.raddr + r.rleft > r.wptr)]
-                m.next = "GEMM_CHECK"
+                # n_out > 128 and k > max_k (powers of two, the fields' top bits) as bit tests.
+                assert MAX_N_OUT == 1 << (len(r.n_out) - 1) and self.max_k == 1 << (len(r.k) - 1)
+                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out[-1] & (r.n_out[:-1] != 0))
+                       | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0))
+                # A range not (all) in the loaded store is bad data (flagged), a bad field or
+                # length a bad length: acted on at the payload's end.
+                # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is
+                # outside the store (and refused), so 16 bits hold every end a run reads to.
+                end = Signal(17)
+                m.d.comb += end.eq(r.raddr + r.rend)
+                m.d.sync += [r.gleft.eq(tiles), r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr),
+                             r.rend.eq(end[:16]), r.gj.eq(0), r.al.eq(0)]
+                m.next = "GEMM_ACT"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
@@ -482,11 +554,11 @@ class SpramGEMMHandler(Handler):
                     # The header's bytes are numbered 0..H-1 here: the index's low bits select.
                     index = r.count[:(H - 1).bit_length()]
                     capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
-                                                [r.raddr[8:]], [r.rleft[:8]], [r.rleft[8:]]])
+                                                [r.raddr[8:]], [r.rend[:8]], [r.rend[8:]]])
                     # The bits a field keeps no room for: set, the command is refused.
                     with m.Switch(index):
                         with m.Case(0):
-                            m.d.sync += [r.mode_big.eq(b > mac_spec.MODE_TERNARY),
+                            m.d.sync += [r.mode_big.eq(b[2:] != 0),         # > MODE_TERNARY (3)
                                          r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
                                                          Mux(b == mac_spec.MODE_INT4, 1, 2)))]
                         with m.Case(2):
@@ -495,27 +567,32 @@ class SpramGEMMHandler(Handler):
                             m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
                         with m.Case(4):
                             m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
-        with m.State("GEMM_CHECK"):
-            m.next = "GEMM_ACT"
-            with m.If(r.hdr_bad | r.hdr_outside):
-                m.d.sync += [r.status.eq(Mux(r.hdr_bad, Status.ERR_LENGTH, Status.ERR_BLOCK)),
-                             r.err.eq(r.err | ~r.hdr_bad)]
-                m.next = "DONE"
         with m.State("GEMM_ACT"):
-            i = Signal(len(r.count))
-            lane = Signal(2)
-            m.d.comb += [i.eq(r.count - H), lane.eq(i[:2] & Mux(r.lshift == 0, 0, Mux(r.lshift == 1, 1, 3)))]
-            m.d.comb += [a_wr.addr.eq(i >> r.lshift), a_wr.data.eq(bus.i_data.payload.replicate(4)),
-                         a_wr.en.eq(Mux(take, (Const(1, 4) << lane)[:4], 0))]
+            # The activations fill their words lane by lane: lane al of word gj, the word's last
+            # lane (lanes - 1: 0, 1 or 3) moving on to the next word. The last activation's word
+            # is ceil(k / lanes) - 1, the tiles' beats - 1: kept from every write.
+            last_lane = (r.al[0] == (r.lshift != 0)) & (r.al[1] == r.lshift[1])
+            m.d.comb += [a_wr.addr.eq(r.gj), a_wr.en.eq(Mux(take, (Const(1, 4) << r.al)[:4], 0))]
             with m.If(r.at_len):
-                m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0), r.gj.eq(0),
-                             r.saw_last.eq(0), r.aj.eq(0),
-                             r.sc.eq(0), r.nbyte.eq(0)]
-                m.next = "RUN"
+                with m.If(r.hdr_bad | (r.k != 0)):
+                    m.d.sync += r.status.eq(Status.ERR_LENGTH)
+                    m.next = "DONE"
+                with m.Elif(r.hdr_outside):
+                    m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
+                    m.next = "DONE"
+                with m.Else():
+                    m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0),
+                                 r.gj.eq(0), r.saw_last.eq(0), r.cmd_owed.eq(1), r.sc.eq(0), r.nbyte.eq(0)]
+                    m.next = "RUN"
             with m.Else():
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
+                    m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1))]
+                    with m.If(r.k == 0):
+                        m.d.sync += r.hdr_bad.eq(1)       # more than k: k wraps, the length is bad
+                    with m.If(last_lane):
+                        m.d.sync += r.gj.eq(r.gj + 1)
 
     def _send(self, m, arr, r):
         """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
@@ -526,14 +603,17 @@ class SpramGEMMHandler(Handler):
         # Signed accumulators sign-extend into their 32-bit reply fields.
         fields = [Signal(signed(32), name=f"result{i}") for i in range(C)]
         m.d.comb += [f.eq(arr.o_res.payload.data[i]) for i, f in enumerate(fields)]
+        # The byte (in every state: the controller reads it only with valid): the output's
+        # field (sc < C while bytes are sent), then its byte.
+        field = fields[0] if C == 1 else Cat(*fields).word_select(r.sc[:(C - 1).bit_length()], 32)
+        m.d.comb += bus.o_data.payload.eq(field.word_select(r.nbyte, 8))
         with m.If(arr.o_res.valid):
             # n_out counts the outputs left: a row is done after its C outputs or the last one.
             with m.If((r.sc == C) | (r.n_out == 0)):
                 m.d.comb += arr.o_res.ready.eq(1)
                 m.d.sync += [r.sc.eq(0), r.nbyte.eq(0)]
             with m.Else():
-                m.d.comb += [bus.o_data.valid.eq(1),
-                             bus.o_data.payload.eq(Cat(*fields).word_select(Cat(r.nbyte, r.sc), 8))]
+                m.d.comb += bus.o_data.valid.eq(1)
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):

@@ -18,7 +18,7 @@ from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import data, wiring
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int
+from ..params import check_bool, check_int
 from . import spec
 from .products import BEAT_WIDTH
 
@@ -64,6 +64,12 @@ class AccumulatorGrid(wiring.Component):
         ``"view"`` in front of it (the adder's accumulator input is forced to 0, in the saturated
         view's LUT; ECP5, whose carry cells take no extra select: one LUT per bit less and none
         behind the chain).
+    saturate : bool
+        True (default): the saturating accumulators above. False: plain ``acc_width``-bit
+        accumulators that wrap (no saturated view in front of the adder, ``ovf`` and ``hist``
+        always 0, ``raw`` the accumulator sign-extended), for callers that guarantee that no
+        partial sum of a tile leaves ``[-2**(acc_width-1), 2**(acc_width-1) - 1]``: then nothing
+        saturates and the results are the same.
 
     Members
     -------
@@ -93,7 +99,7 @@ class AccumulatorGrid(wiring.Component):
     """
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
-                 tile_bits=spec.DEFAULT_TILE_BITS, terms=1, clear="sum"):
+                 tile_bits=spec.DEFAULT_TILE_BITS, terms=1, clear="sum", saturate=True):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
@@ -103,6 +109,7 @@ class AccumulatorGrid(wiring.Component):
         if clear not in ("sum", "view"):
             raise ValueError(f"clear must be 'sum' or 'view', not {clear!r}")
         self._clear = clear
+        self._saturate = check_bool("saturate", saturate)
         super().__init__({
             "en": In(1),
             "beat": In(data.ArrayLayout(data.ArrayLayout(signed(BEAT_WIDTH), cols), rows)),
@@ -192,6 +199,14 @@ class AccumulatorGrid(wiring.Component):
                         with m.Else():
                             m.d.sync += contrib.eq(gsum)
 
+                if not self._saturate:
+                    # S4 without saturation (the caller bounds every partial sum): the adder
+                    # alone, the tile's first contribution replacing the sum behind it.
+                    acc = Signal(signed(W), name=f"acc{r}_{c}")
+                    with m.If(en & c_valid):
+                        m.d.sync += acc.eq(Mux(c_first, contrib, acc + contrib))
+                    m.d.comb += [self.acc[r][c].eq(acc), self.raw[r][c].eq(acc)]
+                    continue
                 # S4: saturating accumulate, with only an adder in the loop. The register keeps
                 # the *unsaturated* sum of the last update, one bit wider than the accumulator
                 # (|sat(acc)| <= 2**(W-1) and |contrib| < 2**(W-1), so it cannot wrap); its two top
@@ -224,7 +239,8 @@ class AccumulatorGrid(wiring.Component):
                 ovf = Signal(name=f"ovf{r}_{c}")
                 m.d.comb += ovf.eq(hist | cur)
                 row_ovf.append(ovf)
-            m.d.comb += self.ovf[r].eq(_any(row_ovf))
+            if row_ovf:
+                m.d.comb += self.ovf[r].eq(_any(row_ovf))
         return m
 
 

@@ -117,6 +117,12 @@ class MacArray(wiring.Component):
         flip-flops and their multiplexer); a finished tile then waits until the result buffer is
         empty, which stalls the array only when tiles are shorter than the consumer takes to
         drain a tile's rows. The results are the same.
+    saturate : bool
+        True (default): the saturating accumulators of :mod:`hw.mac.spec`. False: plain wrapping
+        accumulators (:class:`hw.mac.accumulate.AccumulatorGrid` ``saturate=False``; no
+        saturated view, ``overflow`` always 0), for a caller that guarantees that no partial sum
+        of a tile leaves the ``acc_width``-bit range (e.g. ``K * 128 * 128 < 2**(acc_width-1)``
+        with signed activations): then nothing saturates and the results are the same.
 
     Members
     -------
@@ -143,7 +149,7 @@ class MacArray(wiring.Component):
 
     def __init__(self, rows=4, cols=4, acc_width=24, tile_k=spec.DEFAULT_TILE_K,
                  tile_bits=spec.DEFAULT_TILE_BITS, count_bits=12, backend="lut", primitives=True,
-                 spill=True, lane_dsps=False):
+                 spill=True, lane_dsps=False, saturate=True):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         self._cols = check_int("cols", cols, 1, spec.MAX_DIM)
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
@@ -153,6 +159,7 @@ class MacArray(wiring.Component):
         self._backend = check_choice("backend", backend, BACKENDS)
         self._primitives = check_bool("primitives", primitives)
         self._spill = check_bool("spill", spill)
+        self._saturate = check_bool("saturate", saturate)
         # Checks cols against the backend (ecp5 packs column pairs).
         self._grid = ProductGrid(rows, cols, backend, primitives, lane_dsps)
         super().__init__(array_members(rows, cols, acc_width, count_bits))
@@ -170,7 +177,8 @@ class MacArray(wiring.Component):
         R = self._rows
         m.submodules.grid = grid = self._grid
         m.submodules.accs = accs = AccumulatorGrid(R, self._cols, self._acc_width, self._tile_k,
-                                                   self._tile_bits, TERMS[self._backend])
+                                                   self._tile_bits, TERMS[self._backend],
+                                                   saturate=self._saturate)
 
         # The pipeline advances (`en`) unless a finished tile waits in the accumulators for the
         # result buffer. `en` is a register, decided a cycle ahead from registers and o_res.ready:

@@ -353,31 +353,37 @@ class ProductGrid(wiring.Component):
                 ws.append(w8)
             lane_w.append(ws)
         for r in range(self._rows):
-            # Lane l's 9-bit activation (uint8 zero-, int8 sign-extended), registered in S0; lane 0
-            # is digit 0's (acts[r][0]).
-            lanes = [acts[r][0]]
-            for l in range(1, 4):
+            # Lane l's activation byte goes into the blocks' own A register (S0, A_REG: no fabric
+            # flip-flops, whose D would come straight from the input); only the unsigned
+            # correction's flag (an unsigned activation with bit 7 set) is an S0 register here.
+            fixes = []
+            for l in range(4):
                 byte = self.act[8 * (4 * r + l): 8 * (4 * r + l + 1)]
-                a = Signal(ACT9, name=f"s0_al{r}_{l}")
+                fix = Signal(name=f"s0_fix{r}_{l}")
                 with m.If(self.en):
-                    m.d.sync += a.eq(Mux(self.act_unsigned, byte.as_unsigned(), byte.as_signed()))
-                lanes.append(a)
+                    m.d.sync += fix.eq(self.act_unsigned & byte[7])
+                fixes.append((byte, fix))
             for c0 in range(0, self._cols, 2):
                 c1 = c0 + 1 if c0 + 1 < self._cols else None
                 prods = []
-                for l, a in enumerate(lanes):
-                    fix = Signal(name=f"s0_fix{r}_{l}")
-                    m.d.comb += fix.eq(a[7] & ~a[8])
+                for l, (byte, fix) in enumerate(fixes):
                     w_hi = lane_w[c1][l] if c1 is not None else Const(0, 8)
-                    prods.append(self._sb_mac16(m, f"dsp{r}_{c0}_l{l}", a[:8], lane_w[c0][l], w_hi, fix))
+                    prods.append(self._sb_mac16(m, f"dsp{r}_{c0}_l{l}", byte, lane_w[c0][l], w_hi, fix,
+                                                a_reg=True))
                 for c, half in ((c0, 0), (c1, 1)):
                     if c is None:
                         continue
                     # Lane 1's product fits 12 signed bits (|a * w| <= 255 * 8), lanes 2 and 3's
                     # 10 (w in -2..1): the sum's adders only as wide as that (area, same values).
+                    # The two partial sums are kept wires: otherwise Yosys merges the three
+                    # additions into one four-operand $macc, whose full-adder tree takes about
+                    # 34 LUT4 more per PE on iCE40 than three carry-chain adders.
                     p = [pr[half] for pr in prods]
-                    self._store(m, r, c, (p[0] + p[1][:12].as_signed())
-                                + (p[2][:10].as_signed() + p[3][:10].as_signed()))
+                    s01 = Signal(signed(17), name=f"lsum{r}_{c}_01", attrs={"keep": 1})
+                    s23 = Signal(signed(11), name=f"lsum{r}_{c}_23", attrs={"keep": 1})
+                    m.d.comb += [s01.eq(p[0] + p[1][:12].as_signed()),
+                                 s23.eq(p[2][:10].as_signed() + p[3][:10].as_signed())]
+                    self._store(m, r, c, s01 + s23)
 
     def _fabric_ice40(self, m, r, c, digits):
         """Digits 1..3 of PE (r, c): S1 = (pp1 + pp2, pp3), returned summed (comb, 13 bits); the
@@ -392,11 +398,13 @@ class ProductGrid(wiring.Component):
         m.d.comb += total.eq(q0 + q1)
         return total
 
-    def _sb_mac16(self, m, name, a8, w_lo, w_hi, fix):
+    def _sb_mac16(self, m, name, a8, w_lo, w_hi, fix, a_reg=False):
         """``a*w + (fix ? w*256 : 0)`` for ``w`` in ``(w_lo, w_hi)``: signed 8x8 products (SB_MAC16
         dual 8x8 mode, product registers on ``en``) plus the correction, registered alongside in the
         C/D input registers and added by the block's 16-bit adders (output select 0: adder output).
-        Every true result fits 16 signed bits, so the adders' wrap-around is exact."""
+        Every true result fits 16 signed bits, so the adders' wrap-around is exact. ``a_reg``:
+        ``a8`` is the activation a stage earlier (``w_lo``, ``w_hi`` and ``fix`` are S0
+        registers), registered on ``en`` in the block's A register (A_REG) as the S0 stage."""
         p_lo = Signal(signed(16), name=f"{name}_lo")
         p_hi = Signal(signed(16), name=f"{name}_hi")
         corr_lo = Signal(16, name=f"{name}_corr_lo")
@@ -407,7 +415,7 @@ class ProductGrid(wiring.Component):
             m.submodules[name] = Instance(
                 "SB_MAC16",
                 p_MODE_8x8=1, p_A_SIGNED=1, p_B_SIGNED=1,
-                p_A_REG=0, p_B_REG=0, p_C_REG=1, p_D_REG=1,
+                p_A_REG=int(a_reg), p_B_REG=0, p_C_REG=1, p_D_REG=1,
                 p_TOP_8x8_MULT_REG=1, p_BOT_8x8_MULT_REG=1,
                 p_PIPELINE_16x16_MULT_REG1=0, p_PIPELINE_16x16_MULT_REG2=0,
                 # Adder: lower input = registered 8x8 product, upper input = C (top) / D (bottom),
@@ -427,6 +435,11 @@ class ProductGrid(wiring.Component):
             )
             m.d.comb += [p_lo.eq(o[:16]), p_hi.eq(o[16:])]
         else:
+            if a_reg:
+                a_q = Signal(8, name=f"{name}_a")
+                with m.If(self.en):
+                    m.d.sync += a_q.eq(a8)
+                a8 = a_q
             prod_lo, prod_hi = Signal(signed(16), name=f"{name}_f"), Signal(signed(16), name=f"{name}_g")
             reg_lo, reg_hi = Signal(16, name=f"{name}_rd"), Signal(16, name=f"{name}_rc")
             with m.If(self.en):

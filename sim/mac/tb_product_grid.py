@@ -39,20 +39,32 @@ async def test_every_byte_every_mode(dut):
                          for _ in range(4)] for _ in range(rows)]
                 cases.append((mode, unsigned, acts, [(b0 + 37 * c) % 256 for c in range(cols)]))
     got = []
-    # Inputs written at falling edge i enter S0 at the next rising edge; the beat sums are visible
-    # at falling edge i + 3.
-    for i in range(len(cases) + 3):
+    # Inputs written at a falling edge enter S0 at the next rising edge if ``en`` is high then;
+    # the beat sums of the inputs taken at the n-th enabled edge are visible after the (n+2)-th.
+    # ``en`` is low at random edges (with other inputs meanwhile, which must not be taken): every
+    # register of the grid, the blocks' included, holds.
+    taken = 0           # enabled edges that took inputs written here
+    en = 0
+    pending = iter(cases)
+    while len(got) < len(cases):
         await FallingEdge(dut.clk)
-        if i >= 3:
+        taken += en
+        if en and taken >= 3:
             word = int(dut.beat.value)
             got.append([[_signed(word >> (17 * (r * cols + c)), 17) for c in range(cols)]
                         for r in range(rows)])
-        if i < len(cases):
-            mode, unsigned, acts, wb = cases[i]
-            dut.mode.value = mode
-            dut.act_unsigned.value = unsigned
-            dut.act.value = spec.pack_act_beat(acts)
-            dut.wgt.value = spec.pack_wgt_beat(wb)
+        en = int(rng.random() < 0.75)
+        dut.en.value = en
+        case = next(pending, None) if en else None
+        if case is None:
+            case = (rng.randrange(4), rng.randrange(2),
+                    [[rng.randrange(256) for _ in range(4)] for _ in range(rows)],
+                    [rng.randrange(256) for _ in range(cols)])
+        mode, unsigned, acts, wb = case
+        dut.mode.value = mode
+        dut.act_unsigned.value = unsigned
+        dut.act.value = spec.pack_act_beat(acts)
+        dut.wgt.value = spec.pack_wgt_beat(wb)
     assert len(got) == len(cases)
     for (mode, unsigned, acts, wb), beat in zip(cases, got):
         exp = [[expected_beat(acts[r], wb[c], mode, unsigned) for c in range(cols)] for r in range(rows)]
