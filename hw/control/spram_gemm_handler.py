@@ -176,8 +176,8 @@ class _ActMemory(Elaboratable):
     logic is synthesized apart (``bench_spram_gemm --parts``)."""
 
     def __init__(self, depth, primitives):
+        self.depth = depth
         self.primitives = primitives and depth <= 256
-        self.mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=depth, init=[], attrs={"no_rw_check": 1})
         self.wr = SimpleNamespace(addr=Signal(range(depth), name="a_wr_addr"),
                                   data=Signal(4 * mac_spec.ACT_BITS, name="a_wr_data"),
                                   en=Signal(4, name="a_wr_en"))
@@ -197,9 +197,10 @@ class _ActMemory(Elaboratable):
                     i_MASK=Cat((~en[0]).replicate(8), (~en[1]).replicate(8)),
                     i_WDATA=self.wr.data[16 * h:16 * h + 16], o_RDATA=self.rd.data[16 * h:16 * h + 16])
             return m
-        m.submodules.mem = self.mem
-        wp = self.mem.write_port(granularity=mac_spec.ACT_BITS)
-        rp = registered_read_port(m, self.mem, name="rd")
+        m.submodules.mem = mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.depth, init=[],
+                                        attrs={"no_rw_check": 1})
+        wp = mem.write_port(granularity=mac_spec.ACT_BITS)
+        rp = registered_read_port(m, mem, name="rd")
         m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
                      rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data)]
         return m
