@@ -103,6 +103,7 @@ class _Registers:
         # cycle counted (``inc``), so no compare of the length is in the handshakes' paths.
         self.count = Signal(range(MAX_PAYLOAD + 1))
         self.count_inc = Signal()
+        self.count0 = Signal(init=1)                  # count == 0, registered (TABLE's flag byte)
         self.inc = Signal()
         self.at0 = Signal()
         self.at1 = Signal()
@@ -300,7 +301,7 @@ class SpramGEMMHandler(Handler):
         m.d.comb += bus.error.eq(r.err)
         self._store_port(m, store, dec, r)
         with m.If(r.count_inc):
-            m.d.sync += r.count.eq(r.count + 1)
+            m.d.sync += [r.count.eq(r.count + 1), r.count0.eq(0)]
         m.d.sync += [r.inc.eq(r.count_inc), r.at0.eq(r.count == bus.length),
                      r.at1.eq(r.count + 1 == bus.length)]
         m.d.comb += r.at_len.eq(Mux(r.inc, r.at1, r.at0))
@@ -337,7 +338,7 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += running.eq(1)
                 self._send(m, arr, r)
             with m.State("DONE"):
-                m.d.sync += r.count.eq(0)
+                m.d.sync += [r.count.eq(0), r.count0.eq(1)]
                 finish_command(m, bus, r.status)
         return m
 
@@ -465,7 +466,7 @@ class SpramGEMMHandler(Handler):
                 m.next = "DONE"
             with m.Elif(r.at_len):
                 m.next = "DONE"
-            with m.Elif(r.count == 0):
+            with m.Elif(r.count0):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
