@@ -103,6 +103,7 @@ class _Registers:
         # cycle counted (``inc``), so no compare of the length is in the handshakes' paths.
         self.count = Signal(range(MAX_PAYLOAD + 1))
         self.count_inc = Signal()
+        self.count0 = Signal(init=1)                  # count == 0, registered (TABLE's flag byte)
         self.inc = Signal()
         self.at0 = Signal()
         self.at1 = Signal()
@@ -176,8 +177,8 @@ class _ActMemory(Elaboratable):
     logic is synthesized apart (``bench_spram_gemm --parts``)."""
 
     def __init__(self, depth, primitives):
+        self.depth = depth
         self.primitives = primitives and depth <= 256
-        self.mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=depth, init=[], attrs={"no_rw_check": 1})
         self.wr = SimpleNamespace(addr=Signal(range(depth), name="a_wr_addr"),
                                   data=Signal(4 * mac_spec.ACT_BITS, name="a_wr_data"),
                                   en=Signal(4, name="a_wr_en"))
@@ -197,9 +198,10 @@ class _ActMemory(Elaboratable):
                     i_MASK=Cat((~en[0]).replicate(8), (~en[1]).replicate(8)),
                     i_WDATA=self.wr.data[16 * h:16 * h + 16], o_RDATA=self.rd.data[16 * h:16 * h + 16])
             return m
-        m.submodules.mem = self.mem
-        wp = self.mem.write_port(granularity=mac_spec.ACT_BITS)
-        rp = registered_read_port(m, self.mem, name="rd")
+        m.submodules.mem = mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.depth, init=[],
+                                        attrs={"no_rw_check": 1})
+        wp = mem.write_port(granularity=mac_spec.ACT_BITS)
+        rp = registered_read_port(m, mem, name="rd")
         m.d.comb += [wp.addr.eq(self.wr.addr), wp.data.eq(self.wr.data), wp.en.eq(self.wr.en),
                      rp.addr.eq(self.rd.addr), rp.en.eq(self.rd.en), self.rd.data.eq(rp.data)]
         return m
@@ -302,7 +304,7 @@ class SpramGEMMHandler(Handler):
         m.d.comb += bus.error.eq(r.err)
         self._store_port(m, store, dec, r)
         with m.If(r.count_inc):
-            m.d.sync += r.count.eq(r.count + 1)
+            m.d.sync += [r.count.eq(r.count + 1), r.count0.eq(0)]
         m.d.sync += [r.inc.eq(r.count_inc), r.at0.eq(r.count == bus.length),
                      r.at1.eq(r.count + 1 == bus.length)]
         m.d.comb += r.at_len.eq(Mux(r.inc, r.at1, r.at0))
@@ -339,7 +341,7 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += running.eq(1)
                 self._send(m, arr, r)
             with m.State("DONE"):
-                m.d.sync += r.count.eq(0)
+                m.d.sync += [r.count.eq(0), r.count0.eq(1)]
                 finish_command(m, bus, r.status)
         return m
 
@@ -467,7 +469,7 @@ class SpramGEMMHandler(Handler):
                 m.next = "DONE"
             with m.Elif(r.at_len):
                 m.next = "DONE"
-            with m.Elif(r.count == 0):
+            with m.Elif(r.count0):
                 m.d.comb += bus.i_data.ready.eq(1)
                 with m.If(take):
                     m.d.comb += r.count_inc.eq(1)
