@@ -162,25 +162,31 @@ class SystemHandler(Handler):
                 with m.If(take):
                     m.d.sync += [left.eq(left - 1), more.eq(~last_now)]
         # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
-        # selected into a register (table_byte) in every cycle, so the multiplexer (index, the
-        # command's flag and the live values, all flip-flops, a few LUT levels) is not in the
-        # handshake's path; the byte is offered once the register has followed index
-        # (table_fresh). SINK keeps it stale (its sum changes), so SINK_REPLY waits for it too.
-        # SINK's count is the length (it takes every byte).
+        # selected into registers in two steps, each a cycle behind the one before (a quad of
+        # four bytes by index[:2], then the quad by index[2:]), so neither multiplexer is in the
+        # handshake's path nor more than a few LUT levels deep; the byte is offered once both
+        # steps have followed index (table_fresh). SINK keeps them stale (its sum changes), so
+        # SINK_REPLY waits for both steps too. SINK's count is the length (it takes every byte).
         sink_reply = [length[:8], length[8:], total[:8], total[8:]]
         table = [Mux(is_cmd["SINK"], sink_reply[i], b) if i < len(sink_reply) else b
                  for i, b in enumerate(status_bytes)]
+        quads = [Signal(8, name=f"table_quad{j}") for j in range(-(-len(table) // 4))]
         table_byte = Signal(8)
-        table_fresh = Signal()
+        quad_fresh, table_fresh = Signal(), Signal()
         table_end = Signal()    # index == the table's length, registered with index's step
-        m.d.sync += table_fresh.eq(1)
+        m.d.sync += [quad_fresh.eq(1), table_fresh.eq(quad_fresh)]
         with m.If(fsm.bit("DISPATCH") | fsm.bit("SINK")):
-            # index starts at 0 in DISPATCH; its byte follows a cycle later
-            m.d.sync += [table_fresh.eq(0), table_end.eq(0)]
-        with m.Switch(index):
-            for j, b in enumerate(table):
+            # index starts at 0 in DISPATCH; its byte follows two cycles later
+            m.d.sync += [quad_fresh.eq(0), table_fresh.eq(0), table_end.eq(0)]
+        for j, quad in enumerate(quads):
+            with m.Switch(index[:2]):
+                for k, b in enumerate(table[4 * j:4 * j + 4]):
+                    with m.Case(k):
+                        m.d.sync += quad.eq(b)
+        with m.Switch(index[2:]):
+            for j, quad in enumerate(quads):
                 with m.Case(j):
-                    m.d.sync += table_byte.eq(b)
+                    m.d.sync += table_byte.eq(quad)
             with m.Default():
                 m.d.sync += table_byte.eq(0)     # never sent (the table has ended): no enable
 
@@ -190,7 +196,7 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(table_fresh), bus.o_data.payload.eq(table_byte)]
                 with m.If(bus.o_data.ready & table_fresh):
-                    m.d.sync += [index.eq(index + 1), table_fresh.eq(0),
+                    m.d.sync += [index.eq(index + 1), quad_fresh.eq(0), table_fresh.eq(0),
                                  table_end.eq(index == n - 1)]
 
         with fsm.state("STATUS"):
