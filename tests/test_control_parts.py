@@ -202,6 +202,16 @@ def test_executor_reply_of_max_reply_bytes_and_beyond(n):
     assert requests == ([(Status.OK, n)] if n <= 8 else [(Status.ERR_REPLY_OVERSIZE, 0)])
 
 
+async def _expect_idle_timeout(ctx, timer, timeout):
+    """One cycle of activity, then ``o_timed_out`` exactly from the ``timeout``-th idle cycle."""
+    ctx.set(timer.i_activity, 1)
+    await ctx.tick()
+    ctx.set(timer.i_activity, 0)
+    for cycle in range(1, timeout + 3):
+        await ctx.tick()
+        assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
+
+
 @pytest.mark.parametrize("timeout", [16, 23])
 def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     timer = IdleTimer(timeout)
@@ -209,12 +219,7 @@ def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     m.submodules.timer = timer
 
     async def tb(ctx):
-        ctx.set(timer.i_activity, 1)
-        await ctx.tick()
-        ctx.set(timer.i_activity, 0)
-        for cycle in range(1, timeout + 3):
-            await ctx.tick()
-            assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
+        await _expect_idle_timeout(ctx, timer, timeout)
         ctx.set(timer.i_activity, 1)
         await ctx.tick()
         ctx.set(timer.i_activity, 0)
@@ -246,12 +251,7 @@ def test_idle_timer_as_the_watchdog(watchdog):
                 ctx.set(timer.i_activity, cycle % 3 == 0)
                 await ctx.tick()
             ctx.set(timer.i_hold, 0)
-            ctx.set(timer.i_activity, 1)
-            await ctx.tick()
-            ctx.set(timer.i_activity, 0)
-            for cycle in range(1, timeout + 3):
-                await ctx.tick()
-                assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
+            await _expect_idle_timeout(ctx, timer, timeout)
 
     simulate(m, tb)
 
