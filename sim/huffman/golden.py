@@ -349,7 +349,6 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
         check_max_drift(max_drift)
     syms = [split_value(mode, int(v), r, ebits)[0] for v in values]
     table = build_table(syms, max_len, escape)
-    codes = spec.canonical_codes(*table)
     shortest = next(s for s in table[1] if s != spec.ESCAPE)
     pad = spec.compose_value(mode, shortest, 0, r, ebits)
     vbits = 8 + r if mode == spec.MODE_INT else ebits + r
@@ -364,8 +363,10 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     # way); per tensor the coded total with its table against all raw (then no table is sent).
     can_raw = allow_raw and vbits <= raw_bits
     raw_words = -(-per_lane * raw_bits // spec.WORD)
-    coded = [max(-(-len(encode_lane(block[k::n_lanes], codes, mode=mode, r=r, ebits=ebits)) // spec.WORD)
-                 for k in range(n_lanes)) for block in blocks]
+    # Per block, per lane, each value's bits: the payload words, and (with max_drift) the cuts.
+    block_bits = [_lane_bits(block, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits)
+                  for block in blocks]
+    coded = [max(-(-sum(lb) // spec.WORD) for lb in bits) for bits in block_bits]
     is_raw = [can_raw and c >= raw_words for c in coded]
     if can_raw and (all(is_raw) or sum(min(c, raw_words) for c in coded) * n_lanes * spec.WORD + len(words)
                     * spec.WORD >= raw_words * len(blocks) * n_lanes * spec.WORD):
@@ -375,11 +376,10 @@ def encode_stream(values, *, n_lanes=1, block_n=1024, max_len=16, mode=spec.MODE
     cuts = [[0, per_lane] for _ in blocks]
     if max_drift is not None and n_lanes > 1:
         lane_words = []
-        for i, (block, raw) in enumerate(zip(blocks, is_raw, strict=True)):
+        for i, (bits, raw) in enumerate(zip(block_bits, is_raw, strict=True)):
             if raw:
                 lane_words.append(raw_words)
                 continue
-            bits = _lane_bits(block, n_lanes=n_lanes, table=table, mode=mode, r=r, ebits=ebits)
             cuts[i] = drift_cuts(bits, max_drift)
             lane_words += [max(-(-sum(lb[a:b]) // spec.WORD) for lb in bits)
                            for a, b in zip(cuts[i], cuts[i][1:], strict=False)]
