@@ -27,6 +27,12 @@ def _handler(**kw):
     return SpramGEMMHandler(**p)
 
 
+def _encode_for(h, layers):
+    """``encode_model`` of ``layers`` for handler ``h``: its columns, drift bound, contexts and code."""
+    return encode_model(layers, cols=h.cols, max_drift=h.max_drift, contexts=h.contexts, max_len=h.max_len,
+                        escape=True)
+
+
 async def _command(ctx, h, cmd, payload, rng, max_cycles=20000):
     """One transaction on the handler bus (payload with random gaps); ``(status, reply)``."""
     bus = h.bus
@@ -90,8 +96,7 @@ def test_spram_gemm_matches_golden(contexts, lane_dsps):
     rng = np.random.default_rng(5 + contexts)
     layers = _model(rng)
     h = _handler(contexts=contexts, lane_dsps=lane_dsps)
-    table, blocks, stats = encode_model(layers, cols=COLS, max_drift=h.max_drift, contexts=contexts,
-                                        max_len=12, escape=True)
+    table, blocks, stats = _encode_for(h, layers)
     prng = random.Random(contexts)
     got, want = [], []
 
@@ -133,8 +138,7 @@ def test_spram_gemm_one_beat_tiles(contexts):
     layers = [(rng.integers(-128, 128, (7, 1)), "int8"), (rng.integers(-1, 2, (10, 3)), "ternary"),
               (rng.integers(-8, 8, (5, 2)), "int4"), (rng.integers(-2, 2, (9, 4)), "int2")]
     h = _handler(contexts=contexts, lane_dsps=True)
-    table, blocks, _ = encode_model(layers, cols=COLS, max_drift=h.max_drift, contexts=contexts,
-                                    max_len=12, escape=True)
+    table, blocks, _ = _encode_for(h, layers)
     prng = random.Random(contexts)
     got, want = [], []
 
@@ -188,8 +192,7 @@ def _one_block(seed):
     """A 4 x 8 int8 layer in one block: ``(table words as bytes, block, x, expected y)``."""
     rng = np.random.default_rng(seed)
     w = rng.normal(0, 20, (4, 8)).round().astype(int)
-    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, max_drift=_handler().max_drift, contexts=1,
-                                      max_len=12, escape=True)
+    table, (block,), _ = _encode_for(_handler(), [(w, "int8")])
     x = rng.integers(-128, 128, 8)
     want = [int(v) for v in ref_gemm(x[None, :], w, "int8")[0][0]]
     return b"".join(v.to_bytes(2, "little") for v in table), block, x, want
@@ -343,8 +346,7 @@ def test_spram_gemm_extreme_sums_at_the_accumulator_bound(acc_width):
     is one above the rail and at 17 far above it: both saturate, as the golden model does."""
     h = _handler(max_k=16, acc_width=acc_width)
     w = np.full((3, 16), -128)
-    table, (block,), _ = encode_model([(w, "int8")], cols=COLS, max_drift=h.max_drift, contexts=1,
-                                      max_len=12, escape=True)
+    table, (block,), _ = _encode_for(h, [(w, "int8")])
     x = np.full(16, -128)
     want = [int(v) for v in ref_gemm(x[None, :], w, "int8", acc_width=acc_width)[0][0]]
     assert want == [min(2 ** 18, 2 ** (acc_width - 1) - 1)] * 3
@@ -433,8 +435,7 @@ def test_spram_gemm_pruned_beside_full_range_channels(fifo_depth):
     w2 = rng.integers(-128, 128, (3, k))
     h = _handler(contexts=2, fifo_depth=fifo_depth, max_k=k, store_depth=1024)
     assert h.max_drift == fifo_depth // 2
-    table, blocks, stats = encode_model([(w, "int8"), (w2, "int8")], cols=COLS, max_drift=h.max_drift,
-                                        contexts=2, max_len=12, escape=True)
+    table, blocks, stats = _encode_for(h, [(w, "int8"), (w2, "int8")])
     _, (one, _), one_stats = encode_model([(w, "int8"), (w2, "int8")], cols=COLS, max_drift=1 << 16,
                                           contexts=2, max_len=12, escape=True)
     assert stats["blocks"] > 2 and one_stats["blocks"] == 2
