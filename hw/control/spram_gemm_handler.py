@@ -54,9 +54,10 @@ activation: a refused ``GEMM`` answers once its whole payload is taken.
 
 from types import SimpleNamespace
 
-from amaranth.hdl import Cat, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Const, Elaboratable, Module, Mux, Signal, signed
 from amaranth.lib.memory import Memory
 
+from ..hdqt.ram import Ram
 from ..huffman import spec as huff_spec
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..lib.ram import registered_read_port
@@ -168,8 +169,9 @@ class _ActMemory(Elaboratable):
 
     No address is read in a cycle it is written (written in ``GEMM_ACT``, read in ``RUN``), and
     nothing reads ``data`` before a read (the array takes it only with a beat gathered after its
-    read). So with ``primitives`` and ``depth`` <= 256 the memory is two ``SB_RAM40_4K`` in
-    256 x 16 mode (the lanes' bytes masked by ``MASK``, ``data`` their output registers): a
+    read). So with ``primitives`` and ``depth`` <= 256 the memory is :class:`hw.hdqt.ram.Ram`
+    with ``ice40``: two ``SB_RAM40_4K`` in 256 x 16 mode (the lanes' bytes masked by ``MASK``,
+    ``data`` their output registers): a
     Yosys memory's read port would take a LUT per bit for its register's initial value or for
     read-during-write. Otherwise it is a memory with ``no_rw_check`` and a registered
     asynchronous read (:func:`hw.lib.ram.registered_read_port`), the register in this module
@@ -188,15 +190,12 @@ class _ActMemory(Elaboratable):
     def elaborate(self, platform):
         m = Module()
         if self.primitives:
-            pad = Const(0, 11 - len(self.wr.addr))
-            for h in range(2):
-                en = self.wr.en[2 * h:2 * h + 2]
-                m.submodules[f"bram{h}"] = Instance(
-                    "SB_RAM40_4K", p_READ_MODE=0, p_WRITE_MODE=0,
-                    i_RCLK=ClockSignal(), i_RCLKE=self.rd.en, i_RE=1, i_RADDR=Cat(self.rd.addr, pad),
-                    i_WCLK=ClockSignal(), i_WCLKE=en.any(), i_WE=1, i_WADDR=Cat(self.wr.addr, pad),
-                    i_MASK=Cat((~en[0]).replicate(8), (~en[1]).replicate(8)),
-                    i_WDATA=self.wr.data[16 * h:16 * h + 16], o_RDATA=self.rd.data[16 * h:16 * h + 16])
+            # hw.hdqt.ram.Ram's SB_RAM40_4K tiling: two blocks in 256 x 16 mode, lanes by MASK
+            m.submodules.ram = ram = Ram(4 * mac_spec.ACT_BITS, self.depth, granularity=mac_spec.ACT_BITS,
+                                         ice40=True, name="act")
+            rd = ram.rd[0]
+            m.d.comb += [ram.wr.addr.eq(self.wr.addr), ram.wr.data.eq(self.wr.data), ram.wr.en.eq(self.wr.en),
+                         rd.addr.eq(self.rd.addr), rd.en.eq(self.rd.en), self.rd.data.eq(rd.data)]
             return m
         m.submodules.mem = mem = Memory(shape=4 * mac_spec.ACT_BITS, depth=self.depth, init=[],
                                         attrs={"no_rw_check": 1})
