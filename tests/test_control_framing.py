@@ -157,7 +157,9 @@ def test_oversize_frame_is_skipped_exactly():
     length = P.MAX_PAYLOAD + 3
     body = bytes((7 * i) % 256 for i in range(length - 1)).replace(bytes([P.SYNC_CMD]), b"\x00")
     filler = P.encode_command(0x11, b"x")[:1] + body  # a sync byte inside, as the first skipped byte
-    items = [header(0x10, length), filler + b"\x00\x00", P.encode_command(0x13, b"next")]
+    # Sync bytes as the last two skipped (the CRC's place), so a drain one byte short starts a
+    # frame in them, and one byte long swallows the next frame's sync byte.
+    items = [header(0x10, length), filler + bytes([P.SYNC_CMD] * 2), P.encode_command(0x13, b"next")]
     events = check_against_golden(items)
     assert events == [Refuse(0x10, P.Status.ERR_OVERSIZE), Execute(0x13, b"next")]
 

@@ -322,11 +322,13 @@ class FrameReceiver(wiring.Component):
                 goto("WAIT_TX")
         with fsm.state("DRAIN"):
             # Not ready once the drain is out: the next byte belongs to no refused frame.
-            # left counts from len down to -2: the (len + 2)-th byte is taken at left == -1
+            # left counts from len (< 2**16) down to -2: the (len + 2)-th byte is taken at
+            # left == -1, the first value with the sign bit left[16] set (-2 is never taken), so
+            # the sign bit alone tells it, and no 17-bit compare lies behind the take.
             with m.If(drain_done):
                 goto("WAIT_TX")
             with m.Elif(take):
-                m.d.sync += [left.eq(left - 1), drain_done.eq(left == 0x1FFFF), rx_ready.eq(left != 0x1FFFF)]
+                m.d.sync += [left.eq(left - 1), drain_done.eq(left[16]), rx_ready.eq(~left[16])]
             with m.Elif(timed_out):
                 goto("WAIT_TX")
         with fsm.state("WAIT_TX"):
