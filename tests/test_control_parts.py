@@ -212,7 +212,7 @@ async def _expect_idle_timeout(ctx, timer, timeout):
         assert ctx.get(timer.o_timed_out) == (cycle >= timeout), cycle
 
 
-@pytest.mark.parametrize("timeout", [16, 23])
+@pytest.mark.parametrize("timeout", [3, 16, 23, 300])
 def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     timer = IdleTimer(timeout)
     m = Module()
@@ -229,7 +229,7 @@ def test_idle_timer_fires_after_exactly_timeout_idle_cycles(timeout):
     simulate(m, tb)
 
 
-@pytest.mark.parametrize("watchdog", [16, 45])
+@pytest.mark.parametrize("watchdog", [16, 45, 700])
 def test_idle_timer_as_the_watchdog(watchdog):
     # The controller's one counter: loaded by the start, it expires once `watchdog` cycles,
     # counted from the one after the start's, have passed (as the executor's own watchdog, above),

@@ -56,19 +56,30 @@ class IdleTimer(wiring.Component):
         # after the activity's register fell. The watchdog's start loads 2**k - watchdog.
         activity = Signal()
         k = ceil_log2(max(self._timeout - 1, self._watchdog or 1, 1))
-        start = (1 << k) - (self._timeout - 1)
+        # A long count (k = 24 for a 48 MHz board's watchdog) is two counters, so no carry
+        # chain runs through all of it: the low `split` bits count, and their carry out is
+        # registered into the high part a cycle later. The top bit (the only one read) then rises
+        # one cycle late, which starting one count higher makes up for; that needs at least two
+        # counts to go (timeout >= 3).
+        split = min(8, k // 2) if k >= 4 and self._timeout >= 3 else 0
+        start = (1 << k) - (self._timeout - 1) + bool(split)
         idle = Signal(k + 1, init=start)
+        carry = Signal()
         timed_out = idle[k]
         m.d.sync += activity.eq(self.i_activity)
         reload = activity if self._watchdog is None else activity & ~self.i_hold
         with m.If(reload):
-            m.d.sync += idle.eq(start)
+            m.d.sync += [idle.eq(start), carry.eq(0)]
         with m.Elif(~timed_out):
-            m.d.sync += idle.eq(idle + 1)
+            if split:
+                m.d.sync += [Cat(idle[:split], carry).eq(idle[:split] + 1),
+                             idle[split:].eq(idle[split:] + carry)]
+            else:
+                m.d.sync += idle.eq(idle + 1)
         if self._watchdog is not None:
             # last, so that it is the count's synchronous load
             with m.If(self.i_start):
-                m.d.sync += idle.eq((1 << k) - self._watchdog)
+                m.d.sync += [idle.eq((1 << k) - self._watchdog + bool(split)), carry.eq(0)]
             m.d.comb += self.o_expired.eq(timed_out)
         m.d.comb += self.o_timed_out.eq(timed_out & ~activity)
         return m
