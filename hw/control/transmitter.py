@@ -3,7 +3,7 @@
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
@@ -108,12 +108,22 @@ class ReplyTransmitter(wiring.Component):
             staged_next = staged_next | (fsm.bit(state).replicate(8) & value)
         m.d.sync += staged.eq(staged_next)
 
+        # The output register is loaded in one place, with the staged byte or (in DATA) the reply
+        # buffer's: the states only say when (`loading`), so each bit has one 2:1 multiplexer in
+        # front of it, not a chain of one per state (Yosys cannot tell the states are one-hot).
+        loading = Signal()
+        crc_states = ("SEQ", "CMD", "STATUS", "LEN0", "LEN1", "DATA")   # their bytes count in the CRC
+        with m.If(loading):
+            m.d.sync += [out_byte.eq(Mux(fsm.bit("DATA"), self.reply_buf.data, staged)),
+                         out_valid.eq(1),
+                         crc_pending.eq(Cat(fsm.bit(state) for state in crc_states).any())]
+
         @contextmanager
-        def load(value, nxt, crc=True):
-            # Load ``value`` into the empty output register and go to ``nxt``; the body adds to
-            # that cycle (and may choose another next state). ``crc``: the byte counts in the CRC.
+        def load(nxt):
+            # Load the state's byte into the empty output register and go to ``nxt``; the body adds
+            # to that cycle (and may choose another next state).
             with m.If(~out_valid):
-                m.d.sync += [out_byte.eq(value), out_valid.eq(1), crc_pending.eq(crc)]
+                m.d.comb += loading.eq(1)
                 fsm.goto(nxt)
                 yield
 
@@ -123,13 +133,13 @@ class ReplyTransmitter(wiring.Component):
                              tx_crc.eq(protocol.CRC_INIT)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
-            with load(staged, "CMD", crc=False):
+            with load("CMD"):
                 with m.If(self.i_sequenced):
                     fsm.goto("SEQ")
         for state, nxt in (("SEQ", "CMD"), ("CMD", "STATUS"), ("STATUS", "LEN0"), ("LEN0", "LEN1"),
                            ("LEN1", "FETCH")):
             with fsm.state(state):
-                with load(staged, nxt):
+                with load(nxt):
                     pass
         with fsm.state("FETCH"):
             # The buffer's data shows reply_buf[tx_ptr] from the next cycle on.
@@ -138,15 +148,15 @@ class ReplyTransmitter(wiring.Component):
             with m.If(ptr_at_len):
                 fsm.goto("CRC0")
             with m.Else():
-                with load(self.reply_buf.data, "FETCH"):
+                with load("FETCH"):
                     m.d.sync += tx_ptr.eq(tx_ptr + 1)
         m.d.sync += in_crc0.eq(fsm.bit("CRC0"))
         with fsm.state("CRC0"):
             with m.If(in_crc0):
-                with load(staged, "CRC1", crc=False):
+                with load("CRC1"):
                     pass
         with fsm.state("CRC1"):
-            with load(staged, "IDLE", crc=False):
+            with load("IDLE"):
                 pass
         # The pointer starts at 0 for each reply; a reset after the states' statements, so that
         # it is a synchronous reset of its flip-flops (no multiplexer in front of the count).
