@@ -60,11 +60,14 @@ class ReplyTransmitter(wiring.Component):
         m = Module()
         # The header's cmd, seq and kind are the receiver's registers, which hold while the reply
         # is sent (it takes no byte before the transmitter is idle again): not copied here.
-        tx_status = Signal(8)
+        # The reply's registers are loaded with each request before they are read, so they have
+        # no reset: the flip-flops' synchronous set/reset pin is then free for the loads of
+        # constants (the CRC's initial value, a length of 0), which otherwise take a LUT per bit.
+        tx_status = Signal(8, reset_less=True)
         nbits = self._max_reply.bit_length()     # the reply length is at most max_reply
-        tx_len = Signal(nbits)
+        tx_len = Signal(nbits, reset_less=True)
         tx_ptr = Signal(nbits)
-        tx_crc = Signal(16)
+        tx_crc = Signal(16, reset_less=True)
         # tx_ptr == tx_len (every byte sent), registered in every cycle: DATA is entered from
         # FETCH, a cycle after tx_ptr last moved, so it decides on a flip-flop, not on the compare
         # (and with no adder before the compare). DATA finds it set after the last byte (or at
@@ -129,8 +132,7 @@ class ReplyTransmitter(wiring.Component):
 
         with fsm.state("IDLE"):
             with m.If(self.i_reply.go):
-                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length),
-                             tx_crc.eq(protocol.CRC_INIT)]
+                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
             with load("CMD"):
@@ -160,7 +162,9 @@ class ReplyTransmitter(wiring.Component):
                 pass
         # The pointer starts at 0 for each reply; a reset after the states' statements, so that
         # it is a synchronous reset of its flip-flops (no multiplexer in front of the count).
+        # The CRC likewise starts at its initial value, in every cycle of IDLE (it is not read there,
+        # and a state bit is the flip-flops' set without a LUT).
         with m.If(fsm.bit("IDLE")):
-            m.d.sync += tx_ptr.eq(0)
+            m.d.sync += [tx_ptr.eq(0), tx_crc.eq(protocol.CRC_INIT)]
         m.d.comb += self.o_idle.eq(fsm.bit("IDLE") & ~out_valid)
         return m
