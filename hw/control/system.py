@@ -169,8 +169,10 @@ class SystemHandler(Handler):
         sink_reply = [length[:8], length[8:], total[:8], total[8:]]
         table = [Mux(is_cmd["SINK"], sink_reply[i], b) if i < len(sink_reply) else b
                  for i, b in enumerate(status_bytes)]
-        quads = [Signal(8, name=f"table_quad{j}") for j in range(-(-len(table) // 4))]
-        table_byte = Signal(8)
+        # (no reset: they are loaded in every cycle, and their flip-flops' reset pins are then free
+        # for the constant bytes of the table)
+        quads = [Signal(8, name=f"table_quad{j}", reset_less=True) for j in range(-(-len(table) // 4))]
+        table_byte = Signal(8, reset_less=True)
         quad_fresh, table_fresh = Signal(), Signal()
         table_end = Signal()    # index == the table's length, registered with index's step
         m.d.sync += [quad_fresh.eq(1), table_fresh.eq(quad_fresh)]
