@@ -10,7 +10,7 @@ from amaranth.sim import Simulator
 from hw.lib.crc import crc16, crc16_next, crc16_update
 from hw.lib.ram import registered_read_port
 from hw.lib.sections import Shared, elaborate_sections
-from hw.lib.stream import Queue, SkidBuffer
+from hw.lib.stream import HalfRateBuffer, Queue, SkidBuffer
 from sim.streams import simulate
 
 
@@ -91,7 +91,8 @@ def _run_stream(dut, payloads, *, seed, stall):
     return got
 
 
-@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: Queue(8, 4), lambda: Queue(8, 1)])
+@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: HalfRateBuffer(8), lambda: Queue(8, 4),
+                                  lambda: Queue(8, 1)])
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_streams_keep_every_payload_in_order(make, stall):
     rng = random.Random(7)
@@ -117,6 +118,33 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
 
     simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_half_rate_buffer_ready_is_the_entry_free_and_rate_is_half():
+    # The consumer's ready never reaches i.ready in its cycle; with the consumer always ready and a
+    # producer always offering, one transfer every two cycles.
+    dut = HalfRateBuffer(8)
+    seen, taken = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.i.valid, 1)
+        for k in range(3):
+            ctx.set(dut.i.payload, k)
+            seen.append(ctx.get(dut.i.ready))
+            ctx.set(dut.o.ready, 1)          # offered, then withdrawn in the same cycle
+            seen.append(ctx.get(dut.i.ready))
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(20):
+            ctx.set(dut.i.payload, 100 + cycle)
+            if ctx.get(dut.o.valid):
+                taken.append(ctx.get(dut.o.payload))
+            await ctx.tick()
+
+    simulate(dut, tb)
+    assert seen == [1, 1, 0, 0, 0, 0]      # the first payload held while nobody takes it
+    assert taken == [0] + [101 + 2 * j for j in range(9)]
 
 
 def test_skid_buffer_full_rate():
