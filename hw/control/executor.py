@@ -100,11 +100,11 @@ class CommandExecutor(wiring.Component):
     read port (up to one byte per cycle, the first in the second cycle; :class:`HandlerMux` passes
     them through a one-entry buffer, so a handler sees the first in the third cycle and one every
     two cycles at most), and its reply bytes are written to the reply buffer at one byte per cycle
-    (more than ``max_reply`` spoil the reply; they pass a skid buffer first). ``o_reply`` requests the reply once the
-    reply bytes before ``bus.done`` are written (the handler's status, ``ERR_REPLY_OVERSIZE``
-    after too many bytes; two or three cycles after done), or ``ERR_TIMEOUT`` with an
-    ``o_handler_timeout`` pulse in the cycle after the ``watchdog`` cycles ran out (registered,
-    like ``o_ok``).
+    (more than ``max_reply`` spoil the reply; they pass a skid buffer first). ``o_reply``
+    requests the reply once the reply bytes before ``bus.done`` are written (the handler's
+    status, ``ERR_REPLY_OVERSIZE`` after too many bytes; two or three cycles after done), or
+    ``ERR_TIMEOUT`` with an ``o_handler_timeout`` pulse in the cycle after the ``watchdog`` cycles
+    ran out (registered, like ``o_ok``).
 
     Members
     -------
