@@ -12,7 +12,7 @@ from hw.lib.fifo import RegisteredFlagFIFO
 
 
 @pytest.mark.parametrize("bram", [False, True])
-@pytest.mark.parametrize("depth", [2, 3, 4, 5, 64])
+@pytest.mark.parametrize("depth", [2, 3, 4, 5, 40, 64, 512])
 def test_cycle_equal_to_sync_fifo_buffered(depth, bram):
     """``bram=True`` (block RAM without collision logic) too: the same cycles, and it never reads
     the entry it writes in that cycle (what makes dropping the collision logic safe)."""

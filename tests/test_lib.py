@@ -1,16 +1,23 @@
-"""hw/lib: the CRC-16 spec and its gateware, the skid buffer and the queue, the registered read port."""
+"""hw/lib: the CRC-16 spec and its gateware, the skid buffer, the one-entry buffer and the queue, the
+registered read port (in simulation, and its block RAM mapping on the iCE40)."""
 
+import json
 import random
 
 import pytest
+from amaranth.back import rtlil
 from amaranth.hdl import Module, Signal
+from amaranth.lib import wiring
 from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
+from boards.toolchain import run_yosys
 from hw.lib.crc import crc16, crc16_next, crc16_update
 from hw.lib.ram import registered_read_port
+from hw.lib.reset import KEEP_REGISTERS
 from hw.lib.sections import Shared, elaborate_sections
-from hw.lib.stream import Queue, SkidBuffer
+from hw.lib.stream import HalfRateBuffer, Queue, SkidBuffer
 from sim.streams import simulate
 
 
@@ -91,7 +98,8 @@ def _run_stream(dut, payloads, *, seed, stall):
     return got
 
 
-@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: Queue(8, 4), lambda: Queue(8, 1)])
+@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: HalfRateBuffer(8), lambda: Queue(8, 4),
+                                  lambda: Queue(8, 1)])
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_streams_keep_every_payload_in_order(make, stall):
     rng = random.Random(7)
@@ -117,6 +125,33 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
 
     simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def test_half_rate_buffer_ready_is_the_entry_free_and_rate_is_half():
+    # The consumer's ready never reaches i.ready in its cycle; with the consumer always ready and a
+    # producer always offering, one transfer every two cycles.
+    dut = HalfRateBuffer(8)
+    seen, taken = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.i.valid, 1)
+        for k in range(3):
+            ctx.set(dut.i.payload, k)
+            seen.append(ctx.get(dut.i.ready))
+            ctx.set(dut.o.ready, 1)          # offered, then withdrawn in the same cycle
+            seen.append(ctx.get(dut.i.ready))
+            ctx.set(dut.o.ready, 0)
+            await ctx.tick()
+        ctx.set(dut.o.ready, 1)
+        for cycle in range(20):
+            ctx.set(dut.i.payload, 100 + cycle)
+            if ctx.get(dut.o.valid):
+                taken.append(ctx.get(dut.o.payload))
+            await ctx.tick()
+
+    simulate(dut, tb)
+    assert seen == [1, 1, 0, 0, 0, 0]      # the first payload held while nobody takes it
+    assert taken == [0] + [101 + 2 * j for j in range(9)]
 
 
 def test_skid_buffer_full_rate():
@@ -207,3 +242,36 @@ def test_registered_read_port_reads_as_read_port_does():
             assert ctx.get(dut.data) == ctx.get(ref.data)
 
     simulate(m, tb)
+
+
+def test_registered_read_port_is_the_block_ram_alone_on_the_ice40(tmp_path):
+    # With the library's pre-synthesis step (KEEP_REGISTERS, which holds UNDEFINED_INIT), the port's
+    # register merges into the SB_RAM40_4K without logic; without it, Yosys keeps the register's
+    # initial value until the first read (a flag flip-flop and an AND per data bit).
+    class Top(wiring.Component):
+        waddr: In(9)
+        wdata: In(8)
+        wen: In(1)
+        raddr: In(9)
+        ren: In(1)
+        rdata: Out(8)
+
+        def elaborate(self, platform):
+            m = Module()
+            m.submodules.mem = mem = Memory(shape=8, depth=512, init=[], attrs={"no_rw_check": 1})
+            wr = mem.write_port()
+            rd = registered_read_port(m, mem, name="rd")
+            m.d.comb += [wr.addr.eq(self.waddr), wr.data.eq(self.wdata), wr.en.eq(self.wen),
+                         rd.addr.eq(self.raddr), rd.en.eq(self.ren), self.rdata.eq(rd.data)]
+            return m
+
+    (tmp_path / "t.il").write_text(rtlil.convert(Top(), name="top"))
+
+    def cells(steps):
+        script = ["read_rtlil t.il", *steps, "synth_ice40 -top top", "tee -q -o stat.json stat -json"]
+        run_yosys("\n".join(script) + "\n", log=tmp_path / "yosys.log", cwd=tmp_path)
+        return json.loads((tmp_path / "stat.json").read_text())["design"]["num_cells_by_type"]
+
+    assert cells([KEEP_REGISTERS]) == {"SB_RAM40_4K": 1}
+    without = cells([])
+    assert without["SB_RAM40_4K"] == 1 and without["SB_LUT4"] == 8

@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
-from hw.lib.logic import onehot_mux, or_tree, tree
+from hw.lib.logic import index_mux, onehot_mux, or_tree, tree
 
 
 def _eval(expr, sigs, values):
@@ -58,3 +58,23 @@ def test_or_tree_matches_any():
     expr = or_tree(bits)
     for vec in itertools.product((0, 1), repeat=5):
         assert _eval(expr, bits, vec) == int(any(vec))
+
+
+@pytest.mark.parametrize("n, width", [(1, 1), (3, 2), (4, 2), (5, 3), (19, 5)])
+def test_index_mux_selects_every_value_in_range(n, width):
+    index = Signal(width)
+    values = [Const((37 * i + 5) % 256, 8) for i in range(n)]
+    expr = index_mux(index, values)
+    for i in range(1 << width):
+        got = _eval(expr, [index], [i])
+        if i < n:
+            assert got == values[i].value
+        else:   # past the end: some value of the list
+            assert got in [v.value for v in values]
+
+
+def test_index_mux_refuses_too_many_values_or_none():
+    with pytest.raises(ValueError, match="values"):
+        index_mux(Signal(2), [Const(0, 1)] * 5)
+    with pytest.raises(ValueError, match="values"):
+        index_mux(Signal(2), [])

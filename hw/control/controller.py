@@ -23,7 +23,7 @@ class Controller(wiring.Component):
     * Receive: payload bytes are written into a ``MAX_PAYLOAD``-byte buffer while the CRC is
       computed on the fly (one byte per cycle). Nothing is executed before the CRC checked out.
     * Execute: the selected handler (high nibble of ``cmd``) is started; the buffered payload is
-      streamed to it at up to one byte per cycle, and its reply bytes are written into a
+      streamed to it at up to one byte every two cycles, and its reply bytes are written into a
       ``MAX_REPLY``-byte transmit buffer at one byte per cycle.
     * Reply: the header, buffered reply payload and CRC go to ``o_tx``; only then does the
       receiver look for the next sync byte (the host waits for the reply; see the protocol).
@@ -57,7 +57,7 @@ class Controller(wiring.Component):
     sequence number, the idle timer and watchdog), keep their states one-hot
     (:class:`~hw.control.onehot.OneHotFSM`), take ``i_rx`` with a registered ``ready``, offer
     ``o_tx`` from a register, request replies and start handlers one cycle after the decision, and
-    meet each handler through skid buffers on both of its streams. So no path runs from a byte
+    meet each handler through buffers on both of its streams. So no path runs from a byte
     taken to the reply's transmit logic in one cycle; a frame costs a few cycles more than one per
     byte (one after the sync byte and one after the length), which the receive FIFO absorbs.
 

@@ -8,7 +8,7 @@ from amaranth.lib.memory import ReadPort, WritePort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import ceil_log2
 
-from ..lib.stream import SkidBuffer
+from ..lib.stream import HalfRateBuffer, SkidBuffer
 from ..params import check_int
 from .handler import HandlerSignature
 from .protocol import FLAG_BITS, Status
@@ -24,10 +24,12 @@ class HandlerMux(wiring.Component):
     later, so ``cmd`` must be stable in the cycle before ``start`` (the receiver's ``cmd`` is, from
     its byte on). Toward ``bus`` the mux is a handler (a group that does not exist never takes a
     byte nor finishes); each ``h<g>`` sees ``start`` and the streams only while its group is
-    selected, and ``cmd``/``length`` always. The payload reaches each handler through a skid
-    buffer of its own (one cycle, emptied at ``start``), so ``bus.i_data.ready`` is a register's
-    inverse and a handler's ready (a decode of its state) drives only its own buffer's enables;
-    the rest of the routing is combinational.
+    selected, and ``cmd``/``length`` always. The payload reaches each handler through a one-entry
+    buffer of its own (:class:`~hw.lib.stream.HalfRateBuffer`: one cycle, a byte every two cycles
+    at most, emptied at ``start``), so ``bus.i_data.ready`` is a register's inverse and a
+    handler's ready (a decode of its state) drives only its own buffer's valid flip-flop; the rest
+    of the routing is combinational. (Half the rate of a skid buffer costs nothing that shows: the
+    payload is in the payload buffer before the command starts, and a UART byte is far longer.)
 
     Members
     -------
@@ -64,7 +66,7 @@ class HandlerMux(wiring.Component):
             sel = Signal(name=f"sel{g}")     # one-hot over the groups, registered
             m.d.sync += sel.eq(group == g)
             # Bytes the last command's handler left are discarded when a command starts.
-            m.submodules[f"payload{g}"] = payload = ResetInserter({"sync": bus.start})(SkidBuffer(8))
+            m.submodules[f"payload{g}"] = payload = ResetInserter({"sync": bus.start})(HalfRateBuffer(8))
             m.d.comb += [
                 h.start.eq(bus.start & sel),
                 h.cmd.eq(bus.cmd),
@@ -96,13 +98,13 @@ class CommandExecutor(wiring.Component):
     count and the watchdog. From the next cycle until the reply request, the payload's
     ``i_length`` bytes are offered to the handler bus from a one-deep pipeline behind the buffer's
     read port (up to one byte per cycle, the first in the second cycle; :class:`HandlerMux` passes
-    them through a skid buffer, so a handler sees the first in the third cycle), and its
-    reply bytes are written to the reply buffer at one byte per cycle (more than ``max_reply``
-    spoil the reply; they pass a skid buffer first). ``o_reply`` requests the reply once the
-    reply bytes before ``bus.done`` are written (the handler's status, ``ERR_REPLY_OVERSIZE``
-    after too many bytes; two or three cycles after done), or ``ERR_TIMEOUT`` with an
-    ``o_handler_timeout`` pulse in the cycle after the ``watchdog`` cycles ran out (registered,
-    like ``o_ok``).
+    them through a one-entry buffer, so a handler sees the first in the third cycle and one every
+    two cycles at most), and its reply bytes are written to the reply buffer at one byte per cycle
+    (more than ``max_reply`` spoil the reply; they pass a skid buffer first). ``o_reply``
+    requests the reply once the reply bytes before ``bus.done`` are written (the handler's
+    status, ``ERR_REPLY_OVERSIZE`` after too many bytes; two or three cycles after done), or
+    ``ERR_TIMEOUT`` with an ``o_handler_timeout`` pulse in the cycle after the ``watchdog`` cycles
+    ran out (registered, like ``o_ok``).
 
     Members
     -------
@@ -183,7 +185,7 @@ class CommandExecutor(wiring.Component):
             expired = self.i_expired
 
         # The payload goes to the handler bus straight from the read port; its ready comes from
-        # the skid buffer that HandlerMux puts in front of each handler (a register), so a
+        # the buffer that HandlerMux puts in front of each handler (a register), so a
         # handler's state decode does not run into the feed's address counter and read enable.
         m.d.comb += [
             bus.start.eq(self.i_start),

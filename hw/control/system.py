@@ -1,6 +1,7 @@
 from amaranth.hdl import Module, Mux, Signal
 from amaranth.lib.wiring import In, Out
 
+from ..lib.logic import index_mux
 from ..params import check_int
 from .handler import Handler
 from .onehot import OneHotFSM
@@ -159,8 +160,6 @@ class SystemHandler(Handler):
                     bus.i_data.ready.eq(bus.o_data.ready),
                 ]
                 m.d.comb += take.eq(bus.i_data.valid & bus.o_data.ready)
-                with m.If(take):
-                    m.d.sync += [left.eq(left - 1), more.eq(~last_now)]
         # STATUS and SINK_REPLY send the bytes of a table, one per index: the byte at index is
         # selected into registers in two steps, each a cycle behind the one before (a quad of
         # four bytes by index[:2], then the quad by index[2:]), so neither multiplexer is in the
@@ -170,25 +169,21 @@ class SystemHandler(Handler):
         sink_reply = [length[:8], length[8:], total[:8], total[8:]]
         table = [Mux(is_cmd["SINK"], sink_reply[i], b) if i < len(sink_reply) else b
                  for i, b in enumerate(status_bytes)]
-        quads = [Signal(8, name=f"table_quad{j}") for j in range(-(-len(table) // 4))]
-        table_byte = Signal(8)
+        # (no reset: they are loaded in every cycle, and their flip-flops' reset pins are then free
+        # for the constant bytes of the table)
+        quads = [Signal(8, name=f"table_quad{j}", reset_less=True) for j in range(-(-len(table) // 4))]
+        table_byte = Signal(8, reset_less=True)
         quad_fresh, table_fresh = Signal(), Signal()
         table_end = Signal()    # index == the table's length, registered with index's step
         m.d.sync += [quad_fresh.eq(1), table_fresh.eq(quad_fresh)]
         with m.If(fsm.bit("DISPATCH") | fsm.bit("SINK")):
             # index starts at 0 in DISPATCH; its byte follows two cycles later
             m.d.sync += [quad_fresh.eq(0), table_fresh.eq(0), table_end.eq(0)]
+        # Binary multiplexer trees (index_mux): an index past the table selects some byte of it,
+        # which is never sent, so the high indices need no decode (the last quad may be short).
         for j, quad in enumerate(quads):
-            with m.Switch(index[:2]):
-                for k, b in enumerate(table[4 * j:4 * j + 4]):
-                    with m.Case(k):
-                        m.d.sync += quad.eq(b)
-        with m.Switch(index[2:]):
-            for j, quad in enumerate(quads):
-                with m.Case(j):
-                    m.d.sync += table_byte.eq(quad)
-            with m.Default():
-                m.d.sync += table_byte.eq(0)     # never sent (the table has ended): no enable
+            m.d.sync += quad.eq(index_mux(index[:2], table[4 * j:4 * j + 4]))
+        m.d.sync += table_byte.eq(index_mux(index[2:], quads))
 
         def send_table(n):
             with m.If(table_end):
@@ -207,8 +202,7 @@ class SystemHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.i_data.ready.eq(1), take.eq(bus.i_data.valid)]
                 with m.If(take):
-                    m.d.sync += [left.eq(left - 1), more.eq(~last_now),
-                                 total.eq(total + bus.i_data.payload)]
+                    m.d.sync += total.eq(total + bus.i_data.payload)
         with fsm.state("SINK_REPLY"):
             send_table(len(sink_reply))
         with fsm.state("OK"):
@@ -220,6 +214,10 @@ class SystemHandler(Handler):
         with fsm.state("UNKNOWN"):
             m.d.comb += [bus.done.eq(1), bus.status.eq(Status.ERR_UNKNOWN_CMD)]
             fsm.goto("IDLE")
+        # PING and SINK count the bytes they take in one place (not a copy of the counter's
+        # logic per state; `take` is high in those states only).
+        with m.If(take):
+            m.d.sync += [left.eq(left - 1), more.eq(~last_now)]
         # The sum and the table's index start at 0 in DISPATCH: after the states' statements, so
         # that they are synchronous resets of their flip-flops (no multiplexer before the sum).
         with m.If(fsm.bit("DISPATCH")):

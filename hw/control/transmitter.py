@@ -3,7 +3,7 @@
 
 from contextlib import contextmanager
 
-from amaranth.hdl import Module, Mux, Signal
+from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import ReadPort
 from amaranth.lib.wiring import In, Out
@@ -60,11 +60,14 @@ class ReplyTransmitter(wiring.Component):
         m = Module()
         # The header's cmd, seq and kind are the receiver's registers, which hold while the reply
         # is sent (it takes no byte before the transmitter is idle again): not copied here.
-        tx_status = Signal(8)
+        # The reply's registers are loaded with each request before they are read, so they have
+        # no reset: the flip-flops' synchronous set/reset pin is then free for the loads of
+        # constants (the CRC's initial value, a length of 0), which otherwise take a LUT per bit.
+        tx_status = Signal(8, reset_less=True)
         nbits = self._max_reply.bit_length()     # the reply length is at most max_reply
-        tx_len = Signal(nbits)
+        tx_len = Signal(nbits, reset_less=True)
         tx_ptr = Signal(nbits)
-        tx_crc = Signal(16)
+        tx_crc = Signal(16, reset_less=True)
         # tx_ptr == tx_len (every byte sent), registered in every cycle: DATA is entered from
         # FETCH, a cycle after tx_ptr last moved, so it decides on a flip-flop, not on the compare
         # (and with no adder before the compare). DATA finds it set after the last byte (or at
@@ -108,28 +111,37 @@ class ReplyTransmitter(wiring.Component):
             staged_next = staged_next | (fsm.bit(state).replicate(8) & value)
         m.d.sync += staged.eq(staged_next)
 
+        # The output register is loaded in one place, with the staged byte or (in DATA) the reply
+        # buffer's: the states only say when (`loading`), so each bit has one 2:1 multiplexer in
+        # front of it, not a chain of one per state (Yosys cannot tell the states are one-hot).
+        loading = Signal()
+        crc_states = ("SEQ", "CMD", "STATUS", "LEN0", "LEN1", "DATA")   # their bytes count in the CRC
+        with m.If(loading):
+            m.d.sync += [out_byte.eq(Mux(fsm.bit("DATA"), self.reply_buf.data, staged)),
+                         out_valid.eq(1),
+                         crc_pending.eq(Cat(fsm.bit(state) for state in crc_states).any())]
+
         @contextmanager
-        def load(value, nxt, crc=True):
-            # Load ``value`` into the empty output register and go to ``nxt``; the body adds to
-            # that cycle (and may choose another next state). ``crc``: the byte counts in the CRC.
+        def load(nxt):
+            # Load the state's byte into the empty output register and go to ``nxt``; the body adds
+            # to that cycle (and may choose another next state).
             with m.If(~out_valid):
-                m.d.sync += [out_byte.eq(value), out_valid.eq(1), crc_pending.eq(crc)]
+                m.d.comb += loading.eq(1)
                 fsm.goto(nxt)
                 yield
 
         with fsm.state("IDLE"):
             with m.If(self.i_reply.go):
-                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length),
-                             tx_crc.eq(protocol.CRC_INIT)]
+                m.d.sync += [tx_status.eq(self.i_reply.status), tx_len.eq(self.i_reply.length)]
                 fsm.goto("SYNC")
         with fsm.state("SYNC"):
-            with load(staged, "CMD", crc=False):
+            with load("CMD"):
                 with m.If(self.i_sequenced):
                     fsm.goto("SEQ")
         for state, nxt in (("SEQ", "CMD"), ("CMD", "STATUS"), ("STATUS", "LEN0"), ("LEN0", "LEN1"),
                            ("LEN1", "FETCH")):
             with fsm.state(state):
-                with load(staged, nxt):
+                with load(nxt):
                     pass
         with fsm.state("FETCH"):
             # The buffer's data shows reply_buf[tx_ptr] from the next cycle on.
@@ -138,19 +150,21 @@ class ReplyTransmitter(wiring.Component):
             with m.If(ptr_at_len):
                 fsm.goto("CRC0")
             with m.Else():
-                with load(self.reply_buf.data, "FETCH"):
+                with load("FETCH"):
                     m.d.sync += tx_ptr.eq(tx_ptr + 1)
         m.d.sync += in_crc0.eq(fsm.bit("CRC0"))
         with fsm.state("CRC0"):
             with m.If(in_crc0):
-                with load(staged, "CRC1", crc=False):
+                with load("CRC1"):
                     pass
         with fsm.state("CRC1"):
-            with load(staged, "IDLE", crc=False):
+            with load("IDLE"):
                 pass
         # The pointer starts at 0 for each reply; a reset after the states' statements, so that
         # it is a synchronous reset of its flip-flops (no multiplexer in front of the count).
+        # The CRC likewise starts at its initial value, in every cycle of IDLE (it is not read there,
+        # and a state bit is the flip-flops' set without a LUT).
         with m.If(fsm.bit("IDLE")):
-            m.d.sync += tx_ptr.eq(0)
+            m.d.sync += [tx_ptr.eq(0), tx_crc.eq(protocol.CRC_INIT)]
         m.d.comb += self.o_idle.eq(fsm.bit("IDLE") & ~out_valid)
         return m

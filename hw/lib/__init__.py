@@ -17,6 +17,6 @@
 - :mod:`hw.lib.ram`: :func:`~hw.lib.ram.registered_read_port`, a block-RAM read port with
   ``read_port()``'s cycle behaviour that Yosys maps without read-during-write emulation (for
   memories with ``no_rw_check``).
-- :mod:`hw.lib.logic`: balanced reduction trees and one-hot selects (:func:`~hw.lib.logic.tree`,
-  :func:`~hw.lib.logic.or_tree`, :func:`~hw.lib.logic.onehot_mux`).
+- :mod:`hw.lib.logic`: balanced reduction trees, one-hot and index selects (:func:`~hw.lib.logic.tree`,
+  :func:`~hw.lib.logic.or_tree`, :func:`~hw.lib.logic.onehot_mux`, :func:`~hw.lib.logic.index_mux`).
 """

@@ -3,6 +3,7 @@
 from amaranth.hdl import Elaboratable, Module, Mux, Signal
 from amaranth.lib.fifo import FIFOInterface
 from amaranth.lib.memory import Memory
+from amaranth.utils import ceil_log2
 
 from ..params import check_bool
 from .ram import registered_read_port
@@ -19,7 +20,9 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
     (``inner_nz``, kept with the level), not a compare of the level, and so is ``w_rdy`` (the memory
     is not full); ``r_rdy`` is written every cycle (``inner_nz | (r_rdy & ~r_en)``), not through an
     enable. So ``r_en`` reaches the read enable, the read pointer and ``r_rdy`` through one LUT each,
-    and ``w_en`` the write enables through one. In the Huffman decoder the readers'
+    and ``w_en`` the write enables through one. (With ``bram`` and more than 16 words the memory has
+    the next power of two of words, so that its pointers wrap without a compare; it still holds at
+    most ``depth - 1``.) In the Huffman decoder the readers'
     ``r_en`` is their own handshake logic, and the library FIFO's compare, OR and enable behind it
     were the critical paths on the UP5K.
 
@@ -66,15 +69,21 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
         inner_level = Signal(range(inner_depth + 1))
         inner_nz = Signal()            # inner_level != 0
         attrs = {"ram_style": "block", "no_rw_check": 1} if self._bram else None
-        storage = Memory(shape=self.width, depth=inner_depth, init=[], attrs=attrs)
+        # In block RAM a memory of more than 16 words has the next power of two of words (a block
+        # RAM's depth is one anyway), so the pointers wrap by themselves instead of through a
+        # compare with the last address (a LUT per bit and the compare's); the level still stops at
+        # inner_depth words. (Narrower pointers wrap within a LUT each, and an incrementer would
+        # take a carry chain.)
+        mem_depth = 1 << ceil_log2(inner_depth) if self._bram and inner_depth > 16 else inner_depth
+        storage = Memory(shape=self.width, depth=mem_depth, init=[], attrs=attrs)
         m.submodules.storage = storage
         w_port = storage.write_port()
         if self._bram:
             r_port = registered_read_port(m, storage, name="storage_rd")
         else:
             r_port = storage.read_port(domain="sync")
-        produce = Signal(range(inner_depth))
-        consume = Signal(range(inner_depth))
+        produce = Signal(range(mem_depth))
+        consume = Signal(range(mem_depth))
 
         do_write = Signal()
         do_inner_read = Signal()
@@ -91,9 +100,9 @@ class RegisteredFlagFIFO(FIFOInterface, Elaboratable):
             m.d.comb += self.collision.eq(do_write & do_inner_read & (produce == consume))
 
         def incr(ptr):
-            if inner_depth & (inner_depth - 1) == 0:      # a power of two: the pointer wraps by itself
+            if mem_depth & (mem_depth - 1) == 0:      # a power of two: the pointer wraps by itself
                 return ptr + 1
-            return Mux(ptr == inner_depth - 1, 0, ptr + 1)
+            return Mux(ptr == mem_depth - 1, 0, ptr + 1)
 
         with m.If(do_write):
             m.d.sync += produce.eq(incr(produce))

@@ -8,7 +8,7 @@ from functools import reduce
 
 from amaranth.hdl import Mux
 
-__all__ = ["tree", "or_tree", "onehot_mux"]
+__all__ = ["tree", "or_tree", "onehot_mux", "index_mux"]
 
 
 def tree(terms, op):
@@ -34,3 +34,25 @@ def onehot_mux(onehot, values, *, balanced=True):
     where the chain's shape is the netlist to keep."""
     terms = [Mux(onehot[i], v, 0) for i, v in enumerate(values)]
     return or_tree(terms) if balanced else reduce(operator.or_, terms)
+
+
+def index_mux(index, values):
+    """``values[index]`` as a tree of 2:1 multiplexers on the bits of ``index``, for an ``index``
+    below ``len(values)``; a larger one selects some element of ``values`` (unspecified), so a
+    subtree that only such indices reach is left out rather than decoded (a ``Switch`` with a
+    default, or a read past the end, costs a compare of the high bits in every output bit)."""
+    values = list(values)
+    if not values:
+        raise ValueError("values must not be empty")
+    if len(values) > 1 << len(index):
+        raise ValueError(f"{len(values)} values cannot be selected by a {len(index)}-bit index")
+
+    def build(vals, bits):
+        if len(vals) == 1:
+            return vals[0]
+        half = 1 << (bits - 1)
+        if len(vals) <= half:
+            return build(vals, bits - 1)
+        return Mux(index[bits - 1], build(vals[half:], bits - 1), build(vals[:half], bits - 1))
+
+    return build(values, len(index))

@@ -7,13 +7,23 @@ leaves that case undefined. The memory's ``no_rw_check`` attribute waives that o
 merges an output register into an asynchronous read (``memory_dff``), so for a memory whose user
 never reads an address in the cycle it is written, :func:`registered_read_port` builds the port
 that way.
+
+That register has an initial value in Amaranth (0; every flip-flop has one), and a block RAM's
+output has none: Yosys would keep the 0 until the first read with a flag flip-flop and an AND per
+data bit. Its wire carries the ``undefined_init`` attribute, and :data:`UNDEFINED_INIT` is the
+Yosys step (run before synthesis, as part of :data:`hw.lib.reset.KEEP_REGISTERS`) that drops the
+initial value of such wires, so the register merges into the block RAM as it is. Nothing reads the
+data before a read, so the simulation's 0 is never seen either.
 """
 
 from types import SimpleNamespace
 
 from amaranth.hdl import Signal
 
-__all__ = ["registered_read_port"]
+__all__ = ["registered_read_port", "UNDEFINED_INIT"]
+
+#: Yosys command: no initial value on wires with the ``undefined_init`` attribute.
+UNDEFINED_INIT = r"setattr -unset init a:undefined_init"
 
 
 def registered_read_port(m, memory, *, name):
@@ -21,13 +31,14 @@ def registered_read_port(m, memory, *, name):
     with the cycle behaviour of ``memory.read_port()`` (domain ``sync``, not transparent): ``data``
     is the word at the ``addr`` of the cycle before, if ``en`` was high then (it holds otherwise).
 
-    It is an asynchronous read port and a register (not reset, like a read port's data), which
-    Yosys merges into the block RAM. Returns a namespace with the signals ``addr``, ``data`` and
-    ``en`` (``en`` is 1 unless driven), named ``<name>_addr`` etc.
+    It is an asynchronous read port and a register (not reset, like a read port's data; without an
+    initial value in synthesis, see :data:`UNDEFINED_INIT`), which Yosys merges into the block
+    RAM. Returns a namespace with the signals ``addr``, ``data`` and ``en`` (``en`` is 1 unless
+    driven), named ``<name>_addr`` etc.
     """
     port = memory.read_port(domain="comb")
     addr = Signal.like(port.addr, name=f"{name}_addr")
-    data = Signal(memory.shape, name=f"{name}_data", reset_less=True)
+    data = Signal(memory.shape, name=f"{name}_data", reset_less=True, attrs={"undefined_init": 1})
     en = Signal(init=1, name=f"{name}_en")
     m.d.comb += port.addr.eq(addr)
     with m.If(en):

@@ -11,7 +11,9 @@ clock whose reset is a registered copy, two registers from the domain's reset.
 The copies are identical registers, which synthesis would merge back into one. They carry the
 ``keep`` attribute on their wires; :data:`KEEP_REGISTERS` is the Yosys step (run before synthesis:
 ``boards.synth``, ``boards.build``) that puts ``keep`` on the flip-flops driving such wires, which
-Yosys does not merge.
+Yosys does not merge. It also drops the initial value of the registers that
+:func:`hw.lib.ram.registered_read_port` marks (:data:`hw.lib.ram.UNDEFINED_INIT`), the library's
+other register attribute for synthesis.
 """
 
 from amaranth.hdl import (
@@ -27,11 +29,13 @@ from amaranth.hdl import (
 )
 
 from ..params import check_int
+from .ram import UNDEFINED_INIT
 
 __all__ = ["add_with_reset_tree", "module_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
 
-#: Yosys command: ``keep`` on every ``$dff`` whose output is a wire with the ``keep`` attribute.
-KEEP_REGISTERS = r"setattr -set keep 1 a:keep %ci1:+$dff[Q] a:keep %d"
+#: Yosys commands (two lines): ``keep`` on every ``$dff`` whose output is a wire with the ``keep``
+#: attribute, and :data:`hw.lib.ram.UNDEFINED_INIT`.
+KEEP_REGISTERS = "\n".join([r"setattr -set keep 1 a:keep %ci1:+$dff[Q] a:keep %d", UNDEFINED_INIT])
 
 
 def _leaf(m, clear, domain, name, init=0, reset_less=False):

@@ -1,10 +1,11 @@
-"""Stream plumbing with ``amaranth.lib.stream`` signatures: a skid buffer and a queue."""
+"""Stream plumbing with ``amaranth.lib.stream`` signatures: a skid buffer, a one-entry buffer and a
+queue."""
 
 from amaranth.hdl import Module, Signal
 from amaranth.lib import fifo, stream, wiring
 from amaranth.lib.wiring import In, Out
 
-__all__ = ["skid_buffer", "SkidBuffer", "Queue"]
+__all__ = ["skid_buffer", "SkidBuffer", "HalfRateBuffer", "Queue"]
 
 
 def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
@@ -49,6 +50,36 @@ class SkidBuffer(wiring.Component):
         i, o = self.i, self.o
         ready, valid, payload = skid_buffer(m, "skid", self._shape, i.valid, i.payload, o.ready)
         m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(payload)]
+        return m
+
+
+class HalfRateBuffer(wiring.Component):
+    """One-entry buffer between two streams of ``shape``: every path between the sides cut, as by
+    :class:`SkidBuffer`, with half of the entries and half of the rate.
+
+    ``o.valid`` and ``o.payload`` are registers and ``i.ready`` is the inverse of ``o.valid``'s
+    register (the entry is free), so no path runs from ``o.ready`` to ``i.ready``, and ``o.ready``
+    reaches the valid flip-flop alone (a skid buffer's reaches its data registers' enables too).
+    A transfer offered while the entry is free is taken; it is offered on ``o`` from the next cycle
+    on, and the entry is free again in the cycle after it was taken: one transfer every two
+    cycles at most, for a consumer that is always ready. The price of half of the flip-flops and
+    no multiplexer in front of them.
+    """
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+    def elaborate(self, platform):
+        m = Module()
+        i, o = self.i, self.o
+        data = Signal(self._shape, name="data", reset_less=True)   # read only while valid
+        valid = Signal(name="valid")
+        m.d.comb += [i.ready.eq(~valid), o.valid.eq(valid), o.payload.eq(data)]
+        with m.If(~valid):
+            m.d.sync += [data.eq(i.payload), valid.eq(i.valid)]
+        with m.Elif(o.ready):
+            m.d.sync += valid.eq(0)
         return m
 
 
