@@ -45,7 +45,7 @@ from amaranth.lib.memory import Memory
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
 from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
-from .protocol import Cmd, Status
+from .protocol import MAX_PAYLOAD, Cmd, Status
 
 __all__ = ["HDQTHandler", "Tensor", "ReadSource", "StepFlag", "ResultSlot", "TensorSizes",
            "result_order", "load_select", "MAX_READ_RESULTS", "MAX_READ_WEIGHTS", "STEP_REPLY_BYTES"]
@@ -113,7 +113,7 @@ class _Registers:
 
     def __init__(self, n_results, cols, acc_width):
         self.status = Signal(8)
-        self.count = Signal(16)                 # payload bytes taken / reply bytes sent
+        self.count = Signal(range(MAX_PAYLOAD + 1))  # payload bytes taken / reply bytes / values sent
         self.sel = Signal(8)                    # LOAD: tensor and x_unsigned; READ: what
         self.addr = Signal(16)
         self.num = Signal(16)
@@ -124,9 +124,10 @@ class _Registers:
         self.res_ptr = Signal(range(n_results + 1))
         self.res_c = Signal(range(cols))
         self.err = Signal()
-        self.shifts = Signal(48)
         self.flags = Signal(2)                  # StepFlag bits
-        self.out = Signal(32)                   # value being sent, low byte first
+        # value being sent, low byte first; signed, so that the byte shifts sign-extend it to the
+        # reply's 4-byte results
+        self.out = Signal(signed(max(acc_width, 16)))
         self.nbyte = Signal(3)
         self.width = Signal(3)                  # bytes per value being read back
 
@@ -138,8 +139,8 @@ class HDQTHandler(Handler):
     ----------
     **params
         :class:`hw.hdqt.layer.HdqtLayer` parameters (``batch``, ``k_dim``, ``o_dim``, ``had_cap``,
-        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``); a bad one
-        raises the layer config's ``ValueError``.
+        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``,
+        ``lane_dsps``); a bad one raises the layer config's ``ValueError``.
     """
 
     def __init__(self, **params):
@@ -307,16 +308,17 @@ class HDQTHandler(Handler):
         with m.State("RUN"):
             m.d.sync += r.cycles.eq(r.cycles + 1)
             with m.If(~layer.o_busy):
-                m.d.sync += [r.shifts.eq(layer.o_shifts.as_value()),
-                             r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
+                m.d.sync += [r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
                              r.count.eq(0)]
                 m.next = "STEP_REPLY"
         with m.State("STEP_REPLY"):
-            # 6 shift bytes, the flags byte, 4 cycle-count bytes.
+            # 6 shift bytes, the flags byte, 4 cycle-count bytes. The layer's shifts are read as they
+            # are: they change only while a step runs.
             byte = Signal(8)
+            shifts = layer.o_shifts.as_value()
             for i in range(6):
                 with m.If(r.count == i):
-                    m.d.comb += byte.eq(r.shifts[6 * i:6 * i + 6])
+                    m.d.comb += byte.eq(shifts[6 * i:6 * i + 6])
             with m.If(r.count == 6):
                 m.d.comb += byte.eq(r.flags)
             for i in range(4):
