@@ -31,7 +31,9 @@ nothing is lost). A MAC-array overflow during a step also sets the group's stick
 flag 2 in ``STATUS``) until ``RESET``; a saturated master weight is ordinary training behaviour
 (weights clip at the Q2.13 rails) and only reported in the step's reply.
 
-Cycle cost: a load takes one cycle per element; the step takes the layer's cycles
+Cycle cost: a command's header is checked two cycles after its last byte (the range a LOAD or
+READ touches is summed into a register first); a load takes one cycle per element; the step takes
+the layer's cycles
 (:meth:`hw.hdqt.layer.HdqtLayer.mac_macs` MACs at up to ``2*rows*cols`` per cycle, plus the FWHT and
 quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row.
 """
@@ -130,6 +132,12 @@ class _Registers:
         self.out = Signal(signed(max(acc_width, 16)))
         self.nbyte = Signal(3)
         self.width = Signal(3)                  # bytes per value being read back
+        # Registered a step ahead, so that no adder or wide compare lies between a byte taken (or
+        # the command's fields) and the status or the state: the header's length and whether the
+        # payload is shorter (at the start), the end of the range a LOAD or READ touches (SUMS).
+        self.hdr_len = Signal(3)
+        self.hdr_short = Signal()
+        self.end = Signal(17)
 
 
 class HDQTHandler(Handler):
@@ -169,12 +177,23 @@ class HDQTHandler(Handler):
 
         with m.FSM():
             with m.State("IDLE"):
-                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", None),
-                                                  ((Cmd.HDQT_STEP,), "HDR", None),
-                                                  ((Cmd.HDQT_READ,), "HDR", None)],
+                def header(n):
+                    def latch():
+                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n)]
+                    return latch
+                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(3)),
+                                                  ((Cmd.HDQT_STEP,), "HDR", header(2)),
+                                                  ((Cmd.HDQT_READ,), "HDR", header(5))],
                               on_start=[r.count.eq(0), r.status.eq(Status.OK)])
             with m.State("HDR"):
                 self._header(m, r)
+            with m.State("SUMS"):
+                # LOAD: the element after the last one loaded; READ: after the last one read
+                with m.If(bus.cmd == Cmd.HDQT_LOAD):
+                    m.d.sync += r.end.eq(r.addr + ((bus.length - 3) >> 1))
+                with m.Else():
+                    m.d.sync += r.end.eq(r.addr + r.num)
+                m.next = "CHECK"
             with m.State("CHECK"):
                 with m.Switch(bus.cmd):
                     with m.Case(Cmd.HDQT_LOAD):
@@ -211,17 +230,9 @@ class HDQTHandler(Handler):
     def _header(self, m, r):
         """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5)."""
         bus = self.bus
-        hdr_len = Signal(3)
-        with m.Switch(bus.cmd):
-            with m.Case(Cmd.HDQT_LOAD):
-                m.d.comb += hdr_len.eq(3)
-            with m.Case(Cmd.HDQT_STEP):
-                m.d.comb += hdr_len.eq(2)
-            with m.Default():
-                m.d.comb += hdr_len.eq(5)
-        with m.If(r.count == hdr_len):
-            m.next = "CHECK"
-        with m.Elif(bus.length < hdr_len):
+        with m.If(r.count == r.hdr_len):
+            m.next = "SUMS"
+        with m.Elif(r.hdr_short):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
         with m.Else():
@@ -235,14 +246,13 @@ class HDQTHandler(Handler):
     def _check_load(self, m, r):
         """``CHECK`` of a LOAD: a known tensor, whole elements, all within the tensor."""
         bus = self.bus
-        n_el = (bus.length - 3) >> 1
         tensor = r.sel[:2]
         size = Signal(16)
         with m.Switch(tensor):
             for t in Tensor:
                 with m.Case(t):
                     m.d.comb += size.eq(self.sizes[t.value])
-        with m.If((tensor == 3) | ~bus.length[0] | (r.addr + n_el > size)):
+        with m.If((tensor == 3) | ~bus.length[0] | (r.end > size)):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
         with m.Else():
@@ -269,7 +279,7 @@ class HDQTHandler(Handler):
         with m.If(reads_w):
             m.d.comb += [limit.eq(self.sizes.w), per.eq(MAX_READ_WEIGHTS)]
         with m.If((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per)
-                  | (r.addr + r.num > limit)):
+                  | (r.end > limit)):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
         with m.Else():
