@@ -40,7 +40,7 @@ quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result r
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum
 from amaranth.lib.memory import Memory
 
@@ -133,11 +133,15 @@ class _Registers:
         self.nbyte = Signal(3)
         self.width = Signal(3)                  # bytes per value being read back
         # Registered a step ahead, so that no adder or wide compare lies between a byte taken (or
-        # the command's fields) and the status or the state: the header's length and whether the
-        # payload is shorter (at the start), the end of the range a LOAD or READ touches (SUMS).
+        # the command's fields) and the status or the state: the command, the header's length and
+        # whether the payload is shorter (at the start); the end of the range a LOAD or READ
+        # touches, its limit and the other reasons to refuse it (SUMS).
         self.hdr_len = Signal(3)
         self.hdr_short = Signal()
+        self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
         self.end = Signal(17)
+        self.limit = Signal(16)
+        self.bad = Signal()
 
 
 class HDQTHandler(Handler):
@@ -177,31 +181,22 @@ class HDQTHandler(Handler):
 
         with m.FSM():
             with m.State("IDLE"):
-                def header(n):
+                def header(cmd, n):
                     def latch():
-                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n)]
+                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n),
+                                     r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP)]
                     return latch
-                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(3)),
-                                                  ((Cmd.HDQT_STEP,), "HDR", header(2)),
-                                                  ((Cmd.HDQT_READ,), "HDR", header(5))],
+                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(Cmd.HDQT_LOAD, 3)),
+                                                  ((Cmd.HDQT_STEP,), "HDR", header(Cmd.HDQT_STEP, 2)),
+                                                  ((Cmd.HDQT_READ,), "HDR", header(Cmd.HDQT_READ, 5))],
                               on_start=[r.count.eq(0), r.status.eq(Status.OK)])
             with m.State("HDR"):
                 self._header(m, r)
             with m.State("SUMS"):
-                # LOAD: the element after the last one loaded; READ: after the last one read
-                with m.If(bus.cmd == Cmd.HDQT_LOAD):
-                    m.d.sync += r.end.eq(r.addr + ((bus.length - 3) >> 1))
-                with m.Else():
-                    m.d.sync += r.end.eq(r.addr + r.num)
+                self._sums(m, r)
                 m.next = "CHECK"
             with m.State("CHECK"):
-                with m.Switch(bus.cmd):
-                    with m.Case(Cmd.HDQT_LOAD):
-                        self._check_load(m, r)
-                    with m.Case(Cmd.HDQT_STEP):
-                        self._check_step(m, layer, r)
-                    with m.Default():
-                        self._check_read(m, r)
+                self._check(m, layer, r)
             with m.State("LOAD"):
                 self._load(m, layer, r)
             self._step(m, layer, r)
@@ -243,46 +238,46 @@ class HDQTHandler(Handler):
                               [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
                                [r.num[:8]], [r.num[8:]]])
 
-    def _check_load(self, m, r):
-        """``CHECK`` of a LOAD: a known tensor, whole elements, all within the tensor."""
+    def _sums(self, m, r):
+        """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
+        LOAD or READ touches (the element after its last) and the limit it must not pass, and every
+        other reason to refuse the command (``bad``)."""
         bus = self.bus
         tensor = r.sel[:2]
-        size = Signal(16)
-        with m.Switch(tensor):
-            for t in Tensor:
-                with m.Case(t):
-                    m.d.comb += size.eq(self.sizes[t.value])
-        with m.If((tensor == 3) | ~bus.length[0] | (r.end > size)):
+        reads_w = r.sel[0]              # ReadSource.W
+        with m.If(r.is_load):
+            # a known tensor, whole elements, all within the tensor
+            m.d.sync += [r.end.eq(r.addr + ((bus.length - 3) >> 1)),
+                         r.bad.eq((tensor == 3) | ~bus.length[0])]
+            with m.Switch(tensor):
+                for t in Tensor:
+                    with m.Case(t):
+                        m.d.sync += r.limit.eq(self.sizes[t.value])
+        with m.Elif(r.is_step):
+            # a 2-byte payload (the header); nothing to range-check
+            m.d.sync += [r.end.eq(0), r.limit.eq(0), r.bad.eq(bus.length != 2)]
+        with m.Else():
+            # a 5-byte payload, a known source, 1..per values within it
+            per = Mux(reads_w, MAX_READ_WEIGHTS, MAX_READ_RESULTS)
+            m.d.sync += [r.end.eq(r.addr + r.num),
+                         r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
+                         r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per))]
+
+    def _check(self, m, layer, r):
+        """``CHECK``: refuse the command (``ERR_LENGTH``) or start it. A LOAD latches ``x_unsigned``; a
+        STEP clears the layer's flags and the result pointer; a READ sets its value width."""
+        with m.If(r.bad | (r.end > r.limit)):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
-        with m.Else():
+        with m.Elif(r.is_load):
             m.d.sync += r.x_uns.eq(r.sel[X_UNSIGNED_BIT])
             m.next = "LOAD"
-
-    def _check_step(self, m, layer, r):
-        """``CHECK`` of a STEP: a 2-byte payload; clears the layer's flags and the result pointer."""
-        with m.If(self.bus.length != 2):
-            m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
-        with m.Else():
+        with m.Elif(r.is_step):
             m.d.comb += layer.i_clear.eq(1)
             m.d.sync += [r.res_ptr.eq(0), r.res_c.eq(0), r.cycles.eq(0)]
             m.next = "START"
-
-    def _check_read(self, m, r):
-        """``CHECK`` of a READ: a 5-byte payload, a known source, 1..per values within it."""
-        bus = self.bus
-        reads_w = r.sel[0]              # ReadSource.W
-        limit = Signal(16)
-        per = Signal(16)
-        m.d.comb += [limit.eq(self.n_results), per.eq(MAX_READ_RESULTS)]
-        with m.If(reads_w):
-            m.d.comb += [limit.eq(self.sizes.w), per.eq(MAX_READ_WEIGHTS)]
-        with m.If((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per)
-                  | (r.end > limit)):
-            m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
         with m.Else():
+            reads_w = r.sel[0]
             m.d.sync += [r.count.eq(0), r.width.eq(4 - 2 * reads_w)]
             with m.If(reads_w):
                 m.next = "W_REQ"
