@@ -178,6 +178,15 @@ class HDQTHandler(Handler):
         with m.If(layer.o_mac_overflow):
             m.d.sync += r.err.eq(1)
         self._store_results(m, layer, r_wr, r)
+        # LOAD's `count == length` is chosen, not compared, behind a byte taken: eq_len / eq_len_m1
+        # are count == length / count + 1 == length of the cycle before (registered in every
+        # cycle, outside the states) and `took` says whether that cycle took a byte (and so
+        # counted it), so the payload's ready does not wait for a compare of the count. LOAD is
+        # entered after SUMS and CHECK, which take no byte, so both are fresh in its first cycle.
+        eq_len, eq_len_m1, took = Signal(), Signal(), Signal()
+        m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
+                     took.eq(bus.i_data.valid & bus.i_data.ready)]
+        r.load_end = Mux(took, eq_len_m1, eq_len)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -288,7 +297,7 @@ class HDQTHandler(Handler):
         """``LOAD``: int16 elements (low byte first) into the layer, one per cycle at most."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
-        with m.If(r.count == bus.length):
+        with m.If(r.load_end):
             m.next = "DONE"
         with m.Elif(r.count[0]):
             # First byte of an element (the 3-byte header leaves odd offsets first).
