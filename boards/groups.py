@@ -39,8 +39,14 @@ EXTRA_GROUP_SIZES = {
         # cycle is what a GEMV can use: more columns would not add MACs per cycle).
         "gemm": {"handler": "spram", "store_depth": 16384, "max_k": 256, "cols": 2, "max_len": 12,
                  "contexts": 2, "escape": True, "fifo_depth": 8, "backend": "ice40", "lane_dsps": True},
-        "hdqt": {"batch": 8, "k_dim": 16, "o_dim": 16, "had_cap": 16, "rows": 2, "cols": 2,
-                 "backend": "ice40"},
+        # The HDQT group (docs/boards.md): sized to place beside the system group at under 90 % of
+        # the logic cells. Each choice is the cut that cost least: the MAC array's lanes on SB_MAC16s
+        # (no fabric partial products); one 1 x 1 PE (2 int4 MAC/cycle; 1 x 2 takes ~330 LC more and
+        # does not place); 4-element Hadamard blocks along O and B, so one FWHT (8: ~130 LC more, 92 %,
+        # no legal placement); a batch of 16, so the SGD update needs one lane (batch 8: two); a
+        # 17-bit wide accumulator, enough for every sum at K, O, B = 16 (a 32-product tile at most).
+        "hdqt": {"batch": 16, "k_dim": 16, "o_dim": 16, "had_cap": 4, "rows": 1, "cols": 1,
+                 "acc_width": 17, "backend": "ice40", "lane_dsps": True},
     },
     "ulx3s": {},
 }

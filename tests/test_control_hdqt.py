@@ -73,3 +73,37 @@ def test_bad_sizes_get_errors_and_board_keeps_working(acc):
     acc.hdqt_load("w", w)
     assert acc.hdqt_read("w", 128) == w
     assert acc.status()["flags"] & 0x02   # the unknown command is remembered; nothing else broke
+
+
+def test_header_verdict_boundaries(acc):
+    # Each refusal of the header's verdict beside the request one step inside it, which is taken.
+    B, K, O = LAYER["batch"], LAYER["k_dim"], LAYER["o_dim"]
+    n_results = B * (O + K)
+    dy_end = B * O
+
+    def load_dy(addr, n):
+        return acc.driver.command(Cmd.HDQT_LOAD, bytes([2]) + addr.to_bytes(2, "little") + bytes(2 * n))
+
+    def read(what, addr, n):
+        return acc.driver.command(Cmd.HDQT_READ, bytes([what]) + addr.to_bytes(2, "little")
+                                  + n.to_bytes(2, "little"))
+
+    load_dy(dy_end - 3, 3)                                       # ends at dY's last element
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        load_dy(dy_end - 2, 3)                                   # one beyond
+    assert len(read(0, n_results - 2, 2)) == 8                   # the last two results
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        read(0, n_results - 1, 2)
+    assert len(read(1, O * K - 1, 1)) == 2                       # W's last element
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        read(1, O * K, 1)
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        read(0, 0, 0)                                            # no value
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        read(2, 0, 1)                                            # no such source
+    assert n_results >= 129
+    assert len(read(0, 0, 128)) == 512                           # the most results per reply
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        read(0, 0, 129)
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        acc.driver.command(Cmd.HDQT_STEP, b"\x00\x00\x00")       # step: exactly 2 bytes

@@ -62,6 +62,21 @@ def test_update_saturation_sets_sticky_flag():
     assert got[0]["w_saturated"]
 
 
+def test_icebreaker_configuration_on_lane_dsps():
+    # The iCEBreaker's HDQT group (boards/groups.py): 1 x 2 array with every activation lane on the
+    # SB_MAC16 model (no fabric partial products), one FWHT (n_O = n_B = 8), one update lane.
+    kw = dict(batch=16, k_dim=16, o_dim=16, had_cap=8, rows=1, cols=2, backend="ice40", primitives=False,
+              lane_dsps=True)
+    cfg = HdqtConfig(had_cap=8, lr_shift=3)
+    check_steps(kw, cfg, random_steps(np.random.default_rng(4), 16, 16, 16, 2), res_stall=0.2)
+
+
+@pytest.mark.parametrize("backend", ["lut", "ecp5"])
+def test_lane_dsps_only_with_ice40(backend):
+    with pytest.raises(ValueError, match="lane_dsps is for backend 'ice40'"):
+        HdqtLayer(batch=8, k_dim=8, o_dim=8, had_cap=8, rows=1, cols=2, backend=backend, lane_dsps=True)
+
+
 LAYER_TB = {"batch": 8, "k_dim": 16, "o_dim": 8, "had_cap": 8, "rows": 2, "cols": 2}
 
 

@@ -31,21 +31,23 @@ nothing is lost). A MAC-array overflow during a step also sets the group's stick
 flag 2 in ``STATUS``) until ``RESET``; a saturated master weight is ordinary training behaviour
 (weights clip at the Q2.13 rails) and only reported in the step's reply.
 
-Cycle cost: a load takes one cycle per element; the step takes the layer's cycles
+Cycle cost: a command's header is checked two cycles after its last byte (the range a LOAD or
+READ touches is summed into a register first); a load takes one cycle per element; the step takes
+the layer's cycles
 (:meth:`hw.hdqt.layer.HdqtLayer.mac_macs` MACs at up to ``2*rows*cols`` per cycle, plus the FWHT and
 quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row.
 """
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum
 from amaranth.lib.memory import Memory
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
 from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
-from .protocol import Cmd, Status
+from .protocol import MAX_PAYLOAD, Cmd, Status
 
 __all__ = ["HDQTHandler", "Tensor", "ReadSource", "StepFlag", "ResultSlot", "TensorSizes",
            "result_order", "load_select", "MAX_READ_RESULTS", "MAX_READ_WEIGHTS", "STEP_REPLY_BYTES"]
@@ -113,7 +115,7 @@ class _Registers:
 
     def __init__(self, n_results, cols, acc_width):
         self.status = Signal(8)
-        self.count = Signal(16)                 # payload bytes taken / reply bytes sent
+        self.count = Signal(range(MAX_PAYLOAD + 1))  # payload bytes taken / reply bytes / values sent
         self.sel = Signal(8)                    # LOAD: tensor and x_unsigned; READ: what
         self.addr = Signal(16)
         self.num = Signal(16)
@@ -124,11 +126,22 @@ class _Registers:
         self.res_ptr = Signal(range(n_results + 1))
         self.res_c = Signal(range(cols))
         self.err = Signal()
-        self.shifts = Signal(48)
         self.flags = Signal(2)                  # StepFlag bits
-        self.out = Signal(32)                   # value being sent, low byte first
+        # value being sent, low byte first; signed, so that the byte shifts sign-extend it to the
+        # reply's 4-byte results
+        self.out = Signal(signed(max(acc_width, 16)))
         self.nbyte = Signal(3)
         self.width = Signal(3)                  # bytes per value being read back
+        # Registered a step ahead, so that no adder or wide compare lies between a byte taken (or
+        # the command's fields) and the status or the state: the command, the header's length and
+        # whether the payload is shorter (at the start); the end of the range a LOAD or READ
+        # touches, its limit and the other reasons to refuse it (SUMS).
+        self.hdr_len = Signal(3)
+        self.hdr_short = Signal()
+        self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
+        self.end = Signal(17)
+        self.limit = Signal(16)
+        self.bad = Signal()
 
 
 class HDQTHandler(Handler):
@@ -138,8 +151,8 @@ class HDQTHandler(Handler):
     ----------
     **params
         :class:`hw.hdqt.layer.HdqtLayer` parameters (``batch``, ``k_dim``, ``o_dim``, ``had_cap``,
-        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``); a bad one
-        raises the layer config's ``ValueError``.
+        ``rows``, ``cols``, ``acc_width``, ``tile_bits``, ``backend``, ``primitives``,
+        ``lane_dsps``); a bad one raises the layer config's ``ValueError``.
     """
 
     def __init__(self, **params):
@@ -165,23 +178,34 @@ class HDQTHandler(Handler):
         with m.If(layer.o_mac_overflow):
             m.d.sync += r.err.eq(1)
         self._store_results(m, layer, r_wr, r)
+        # LOAD's `count == length` is chosen, not compared, behind a byte taken: eq_len / eq_len_m1
+        # are count == length / count + 1 == length of the cycle before (registered in every
+        # cycle, outside the states) and `took` says whether that cycle took a byte (and so
+        # counted it), so the payload's ready does not wait for a compare of the count. LOAD is
+        # entered after SUMS and CHECK, which take no byte, so both are fresh in its first cycle.
+        eq_len, eq_len_m1, took = Signal(), Signal(), Signal()
+        m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
+                     took.eq(bus.i_data.valid & bus.i_data.ready)]
+        r.load_end = Mux(took, eq_len_m1, eq_len)
 
         with m.FSM():
             with m.State("IDLE"):
-                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", None),
-                                                  ((Cmd.HDQT_STEP,), "HDR", None),
-                                                  ((Cmd.HDQT_READ,), "HDR", None)],
+                def header(cmd, n):
+                    def latch():
+                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n),
+                                     r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP)]
+                    return latch
+                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(Cmd.HDQT_LOAD, 3)),
+                                                  ((Cmd.HDQT_STEP,), "HDR", header(Cmd.HDQT_STEP, 2)),
+                                                  ((Cmd.HDQT_READ,), "HDR", header(Cmd.HDQT_READ, 5))],
                               on_start=[r.count.eq(0), r.status.eq(Status.OK)])
             with m.State("HDR"):
                 self._header(m, r)
+            with m.State("SUMS"):
+                self._sums(m, r)
+                m.next = "CHECK"
             with m.State("CHECK"):
-                with m.Switch(bus.cmd):
-                    with m.Case(Cmd.HDQT_LOAD):
-                        self._check_load(m, r)
-                    with m.Case(Cmd.HDQT_STEP):
-                        self._check_step(m, layer, r)
-                    with m.Default():
-                        self._check_read(m, r)
+                self._check(m, layer, r)
             with m.State("LOAD"):
                 self._load(m, layer, r)
             self._step(m, layer, r)
@@ -210,17 +234,9 @@ class HDQTHandler(Handler):
     def _header(self, m, r):
         """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5)."""
         bus = self.bus
-        hdr_len = Signal(3)
-        with m.Switch(bus.cmd):
-            with m.Case(Cmd.HDQT_LOAD):
-                m.d.comb += hdr_len.eq(3)
-            with m.Case(Cmd.HDQT_STEP):
-                m.d.comb += hdr_len.eq(2)
-            with m.Default():
-                m.d.comb += hdr_len.eq(5)
-        with m.If(r.count == hdr_len):
-            m.next = "CHECK"
-        with m.Elif(bus.length < hdr_len):
+        with m.If(r.count == r.hdr_len):
+            m.next = "SUMS"
+        with m.Elif(r.hdr_short):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
         with m.Else():
@@ -231,47 +247,46 @@ class HDQTHandler(Handler):
                               [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
                                [r.num[:8]], [r.num[8:]]])
 
-    def _check_load(self, m, r):
-        """``CHECK`` of a LOAD: a known tensor, whole elements, all within the tensor."""
+    def _sums(self, m, r):
+        """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
+        LOAD or READ touches (the element after its last) and the limit it must not pass, and every
+        other reason to refuse the command (``bad``)."""
         bus = self.bus
-        n_el = (bus.length - 3) >> 1
         tensor = r.sel[:2]
-        size = Signal(16)
-        with m.Switch(tensor):
-            for t in Tensor:
-                with m.Case(t):
-                    m.d.comb += size.eq(self.sizes[t.value])
-        with m.If((tensor == 3) | ~bus.length[0] | (r.addr + n_el > size)):
+        reads_w = r.sel[0]              # ReadSource.W
+        with m.If(r.is_load):
+            # a known tensor, whole elements, all within the tensor
+            m.d.sync += [r.end.eq(r.addr + ((bus.length - 3) >> 1)),
+                         r.bad.eq((tensor == 3) | ~bus.length[0])]
+            with m.Switch(tensor):
+                for t in Tensor:
+                    with m.Case(t):
+                        m.d.sync += r.limit.eq(self.sizes[t.value])
+        with m.Elif(r.is_step):
+            # a 2-byte payload (the header); nothing to range-check
+            m.d.sync += [r.end.eq(0), r.limit.eq(0), r.bad.eq(bus.length != 2)]
+        with m.Else():
+            # a 5-byte payload, a known source, 1..per values within it
+            per = Mux(reads_w, MAX_READ_WEIGHTS, MAX_READ_RESULTS)
+            m.d.sync += [r.end.eq(r.addr + r.num),
+                         r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
+                         r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per))]
+
+    def _check(self, m, layer, r):
+        """``CHECK``: refuse the command (``ERR_LENGTH``) or start it. A LOAD latches ``x_unsigned``; a
+        STEP clears the layer's flags and the result pointer; a READ sets its value width."""
+        with m.If(r.bad | (r.end > r.limit)):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
-        with m.Else():
+        with m.Elif(r.is_load):
             m.d.sync += r.x_uns.eq(r.sel[X_UNSIGNED_BIT])
             m.next = "LOAD"
-
-    def _check_step(self, m, layer, r):
-        """``CHECK`` of a STEP: a 2-byte payload; clears the layer's flags and the result pointer."""
-        with m.If(self.bus.length != 2):
-            m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
-        with m.Else():
+        with m.Elif(r.is_step):
             m.d.comb += layer.i_clear.eq(1)
             m.d.sync += [r.res_ptr.eq(0), r.res_c.eq(0), r.cycles.eq(0)]
             m.next = "START"
-
-    def _check_read(self, m, r):
-        """``CHECK`` of a READ: a 5-byte payload, a known source, 1..per values within it."""
-        bus = self.bus
-        reads_w = r.sel[0]              # ReadSource.W
-        limit = Signal(16)
-        per = Signal(16)
-        m.d.comb += [limit.eq(self.n_results), per.eq(MAX_READ_RESULTS)]
-        with m.If(reads_w):
-            m.d.comb += [limit.eq(self.sizes.w), per.eq(MAX_READ_WEIGHTS)]
-        with m.If((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per)
-                  | (r.addr + r.num > limit)):
-            m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
         with m.Else():
+            reads_w = r.sel[0]
             m.d.sync += [r.count.eq(0), r.width.eq(4 - 2 * reads_w)]
             with m.If(reads_w):
                 m.next = "W_REQ"
@@ -282,7 +297,7 @@ class HDQTHandler(Handler):
         """``LOAD``: int16 elements (low byte first) into the layer, one per cycle at most."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
-        with m.If(r.count == bus.length):
+        with m.If(r.load_end):
             m.next = "DONE"
         with m.Elif(r.count[0]):
             # First byte of an element (the 3-byte header leaves odd offsets first).
@@ -307,16 +322,17 @@ class HDQTHandler(Handler):
         with m.State("RUN"):
             m.d.sync += r.cycles.eq(r.cycles + 1)
             with m.If(~layer.o_busy):
-                m.d.sync += [r.shifts.eq(layer.o_shifts.as_value()),
-                             r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
+                m.d.sync += [r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
                              r.count.eq(0)]
                 m.next = "STEP_REPLY"
         with m.State("STEP_REPLY"):
-            # 6 shift bytes, the flags byte, 4 cycle-count bytes.
+            # 6 shift bytes, the flags byte, 4 cycle-count bytes. The layer's shifts are read as they
+            # are: they change only while a step runs.
             byte = Signal(8)
+            shifts = layer.o_shifts.as_value()
             for i in range(6):
                 with m.If(r.count == i):
-                    m.d.comb += byte.eq(r.shifts[6 * i:6 * i + 6])
+                    m.d.comb += byte.eq(shifts[6 * i:6 * i + 6])
             with m.If(r.count == 6):
                 m.d.comb += byte.eq(r.flags)
             for i in range(4):

@@ -107,6 +107,9 @@ class HdqtLayer(wiring.Component):
         MAC array arithmetic backend ("lut", "ice40", "ecp5").
     primitives : bool
         With a DSP backend: vendor primitives (synthesis) or behavioural models (simulation).
+    lane_dsps : bool
+        Backend ``"ice40"`` only: every activation lane on SB_MAC16s of its own (no fabric partial
+        products; ``4 * rows * ceil(cols / 2)`` blocks).
 
     Raises
     ------
@@ -115,13 +118,14 @@ class HdqtLayer(wiring.Component):
     """
 
     def __init__(self, batch=32, k_dim=64, o_dim=64, had_cap=64, rows=4, cols=4, acc_width=24, tile_bits=8,
-                 backend="lut", primitives=True):
+                 backend="lut", primitives=True, lane_dsps=False):
         self.config = cfg = spec.LayerConfig(
             batch=batch, k_dim=k_dim, o_dim=o_dim, had_cap=had_cap, rows=rows, cols=cols,
-            acc_width=acc_width, tile_bits=tile_bits, backend=backend, primitives=primitives)
+            acc_width=acc_width, tile_bits=tile_bits, backend=backend, primitives=primitives,
+            lane_dsps=lane_dsps)
         self._r, self._c, self._b, self._k, self._o = cfg.rows, cfg.cols, cfg.batch, cfg.k_dim, cfg.o_dim
         self._cap, self._acc, self._tile_bits = cfg.had_cap, cfg.acc_width, cfg.tile_bits
-        self._backend, self._primitives = cfg.backend, cfg.primitives
+        self._backend, self._primitives, self._lane_dsps = cfg.backend, cfg.primitives, cfg.lane_dsps
         self._u = cfg.update_lanes
         self.n_o, self.n_b = cfg.n_o, cfg.n_b
         super().__init__({
@@ -168,7 +172,7 @@ class HdqtLayer(wiring.Component):
 
         m.submodules.mac = mac = MacArray(rows=R, cols=C, acc_width=self._acc, tile_k=spec.TILE_K,
                                           tile_bits=self._tile_bits, count_bits=8, backend=self._backend,
-                                          primitives=self._primitives)
+                                          primitives=self._primitives, lane_dsps=self._lane_dsps)
         m.submodules.lfsr = lfsr = GaloisLFSR(width=spec.RND_BITS, seed=spec.LFSR_SEED)
 
         # RAMs (hw/hdqt/ram.py): SB_RAM40_4K instances on the ice40 backend with primitives; a plain

@@ -155,8 +155,10 @@ class LayerConfig:
     ``had_cap``: largest Hadamard block (power of two ``MIN_FWHT..MAX_FWHT``); ``rows``, ``cols``: MAC
     array size (powers of two 1..16); ``acc_width``, ``tile_bits``: the array's wide and tile
     accumulators (the tile is :data:`TILE_K` products); ``backend``, ``primitives``: the array's
-    arithmetic. The registry (:mod:`hw.hdqt`), the controller's HDQT handler and the host read their
-    defaults and sizes from here.
+    arithmetic; ``lane_dsps`` (``"ice40"`` only): every activation lane of the array on SB_MAC16s of
+    its own (:class:`hw.mac.products.ProductGrid`), ``4 * rows * ceil(cols / 2)`` of the UP5K's 8
+    blocks, no fabric partial products. The registry (:mod:`hw.hdqt`), the controller's HDQT handler
+    and the host read their defaults and sizes from here.
     """
     batch: int = 32
     k_dim: int = 64
@@ -168,6 +170,7 @@ class LayerConfig:
     tile_bits: int = 8
     backend: str = "lut"
     primitives: bool = True
+    lane_dsps: bool = False
 
     def __post_init__(self):
         check_pow2("rows", self.rows, 1, 16)
@@ -181,6 +184,9 @@ class LayerConfig:
         check_int("tile_bits", self.tile_bits, 2, min(16, self.acc_width - 1))
         check_choice("backend", self.backend, ("lut", "ice40", "ecp5"))
         check_bool("primitives", self.primitives)
+        check_bool("lane_dsps", self.lane_dsps)
+        if self.lane_dsps and self.backend != "ice40":
+            raise ValueError(f"lane_dsps is for backend 'ice40', not {self.backend!r}")
 
     @property
     def update_lanes(self):
