@@ -176,7 +176,8 @@ class FrameReceiver(wiring.Component):
         m = Module()
         m.submodules.idle_timer = timer = IdleTimer(self._timeout, self._watchdog)
 
-        cmd, seq, sequenced = self.o_cmd, self.o_seq, self.o_sequenced
+        cmd, seq, sequenced = Signal(8, reset_less=True), self.o_seq, self.o_sequenced
+        m.d.comb += self.o_cmd.eq(cmd)
         # The frame's len as far as it is executed (at most max_payload, so its low bits; o_length's
         # higher bits are 0, and so constants for the executor and the handlers).
         length = Signal(self._max_payload.bit_length())
@@ -188,7 +189,9 @@ class FrameReceiver(wiring.Component):
         # to a short drain.
         count = Signal(range(self._max_payload + 2))
         left = Signal(17)
-        crc = Signal(16)              # running CRC of the incoming frame
+        # running CRC of the incoming frame: set to its initial value in every IDLE cycle (below),
+        # so it needs no reset
+        crc = Signal(16, reset_less=True)
         # Registered decisions, computed a cycle ahead so that no compare of a counter or of the
         # CRC lies between the byte taken and the parser's next state.
         payload_last = Signal()       # PAYLOAD: the byte taken now is the last one (left == 1)
@@ -256,8 +259,7 @@ class FrameReceiver(wiring.Component):
             with m.Elif(take):
                 # No byte is taken in the next cycle, sync byte or not, so the byte's compare
                 # reaches sync_seen and sequenced only (not the ready flip-flop).
-                m.d.sync += [crc.eq(protocol.CRC_INIT),
-                             sync_seen.eq(is_sync), rx_ready.eq(0),
+                m.d.sync += [sync_seen.eq(is_sync), rx_ready.eq(0),
                              sequenced.eq(byte == SYNC_SEQ_CMD)]
             with m.Else():
                 m.d.sync += rx_ready.eq(1)
@@ -295,7 +297,7 @@ class FrameReceiver(wiring.Component):
         ]
         with fsm.state("PAYLOAD"):
             with m.If(take):
-                m.d.sync += [crc_step.eq(1), count.eq(count + 1), left.eq(left - 1),
+                m.d.sync += [crc_step.eq(1), count.eq(count + 1),
                              payload_last.eq(Mux(took, at3, at2))]
                 with m.If(payload_last):
                     goto("CRC0")
@@ -339,7 +341,7 @@ class FrameReceiver(wiring.Component):
             with m.If(drain_done):
                 goto("WAIT_TX")
             with m.Elif(take):
-                m.d.sync += [left.eq(left - 1), drain_done.eq(left[16]), rx_ready.eq(~left[16])]
+                m.d.sync += [drain_done.eq(left[16]), rx_ready.eq(~left[16])]
             with m.Elif(timed_out):
                 goto("WAIT_TX")
         with fsm.state("WAIT_TX"):
@@ -366,6 +368,9 @@ class FrameReceiver(wiring.Component):
         # cmd reads SYNC_CMD (no command's code) from IDLE until the cmd byte arrives, so a frame
         # truncated before it is never answered in the name of the previous command (nothing
         # reads cmd in IDLE: the reply before was sent); set here, it is the flip-flops' set/reset.
+        # One decrement of the frame's down counter for PAYLOAD and DRAIN (not a copy per state).
+        with m.If(take & (fsm.bit("PAYLOAD") | fsm.bit("DRAIN"))):
+            m.d.sync += left.eq(left - 1)
         with m.If(fsm.bit("IDLE")):
-            m.d.sync += [count.eq(1), cmd.eq(SYNC_CMD)]
+            m.d.sync += [count.eq(1), cmd.eq(SYNC_CMD), crc.eq(protocol.CRC_INIT)]
         return m
