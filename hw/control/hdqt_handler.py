@@ -31,9 +31,9 @@ nothing is lost). A MAC-array overflow during a step also sets the group's stick
 flag 2 in ``STATUS``) until ``RESET``; a saturated master weight is ordinary training behaviour
 (weights clip at the Q2.13 rails) and only reported in the step's reply.
 
-Cycle cost: a command's header is checked two cycles after its last byte (the range a LOAD or
-READ touches is summed into a register first); a load takes one cycle per element; the step takes
-the layer's cycles
+Cycle cost: a command's header is checked three cycles after its last byte (the range a LOAD or
+READ touches is summed into a register, then compared with its limit); a load takes one cycle per
+element; the step takes the layer's cycles
 (:meth:`hw.hdqt.layer.HdqtLayer.mac_macs` MACs at up to ``2*rows*cols`` per cycle, plus the FWHT and
 quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row.
 """
@@ -135,13 +135,14 @@ class _Registers:
         # Registered a step ahead, so that no adder or wide compare lies between a byte taken (or
         # the command's fields) and the status or the state: the command, the header's length and
         # whether the payload is shorter (at the start); the end of the range a LOAD or READ
-        # touches, its limit and the other reasons to refuse it (SUMS).
+        # touches, its limit and the other reasons to refuse it (SUMS); the verdict (VERDICT).
         self.hdr_len = Signal(3)
         self.hdr_short = Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
+        self.refuse = Signal()
 
 
 class HDQTHandler(Handler):
@@ -203,6 +204,11 @@ class HDQTHandler(Handler):
                 self._header(m, r)
             with m.State("SUMS"):
                 self._sums(m, r)
+                m.next = "VERDICT"
+            with m.State("VERDICT"):
+                # the range's compare, registered: CHECK's actions (the layer's clear among them)
+                # follow a flip-flop, not a carry chain
+                m.d.sync += r.refuse.eq(r.bad | (r.end > r.limit))
                 m.next = "CHECK"
             with m.State("CHECK"):
                 self._check(m, layer, r)
@@ -273,9 +279,10 @@ class HDQTHandler(Handler):
                          r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per))]
 
     def _check(self, m, layer, r):
-        """``CHECK``: refuse the command (``ERR_LENGTH``) or start it. A LOAD latches ``x_unsigned``; a
-        STEP clears the layer's flags and the result pointer; a READ sets its value width."""
-        with m.If(r.bad | (r.end > r.limit)):
+        """``CHECK``: refuse the command (``ERR_LENGTH``, VERDICT's ``refuse``) or start it. A LOAD
+        latches ``x_unsigned``; a STEP clears the layer's flags and the result pointer; a READ sets
+        its value width."""
+        with m.If(r.refuse):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             m.next = "DONE"
         with m.Elif(r.is_load):
