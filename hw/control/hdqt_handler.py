@@ -138,6 +138,7 @@ class _Registers:
         # touches, its limit and the other reasons to refuse it (SUMS); the verdict (VERDICT).
         self.hdr_len = Signal(3)
         self.hdr_short = Signal()
+        self.eq_hdr, self.eq_hdr_m1 = Signal(), Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
         self.end = Signal(17)
         self.limit = Signal(16)
@@ -184,10 +185,14 @@ class HDQTHandler(Handler):
         # cycle, outside the states) and `took` says whether that cycle took a byte (and so
         # counted it), so the payload's ready does not wait for a compare of the count. LOAD is
         # entered after SUMS and CHECK, which take no byte, so both are fresh in its first cycle.
+        # HDR's `count == hdr_len` likewise; the start clears both (count becomes 0, and a header
+        # is at least 2 bytes), so they are right in HDR's first cycle too.
         eq_len, eq_len_m1, took = Signal(), Signal(), Signal()
         m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
+                     r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count + 1 == r.hdr_len),
                      took.eq(bus.i_data.valid & bus.i_data.ready)]
         r.load_end = Mux(took, eq_len_m1, eq_len)
+        r.hdr_end = Mux(took, r.eq_hdr_m1, r.eq_hdr)
 
         with m.FSM():
             with m.State("IDLE"):
@@ -199,7 +204,8 @@ class HDQTHandler(Handler):
                 start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(Cmd.HDQT_LOAD, 3)),
                                                   ((Cmd.HDQT_STEP,), "HDR", header(Cmd.HDQT_STEP, 2)),
                                                   ((Cmd.HDQT_READ,), "HDR", header(Cmd.HDQT_READ, 5))],
-                              on_start=[r.count.eq(0), r.status.eq(Status.OK)])
+                              on_start=[r.count.eq(0), r.status.eq(Status.OK),
+                                        r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0)])
             with m.State("HDR"):
                 self._header(m, r)
             with m.State("SUMS"):
@@ -240,7 +246,7 @@ class HDQTHandler(Handler):
     def _header(self, m, r):
         """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5)."""
         bus = self.bus
-        with m.If(r.count == r.hdr_len):
+        with m.If(r.hdr_end):
             m.next = "SUMS"
         with m.Elif(r.hdr_short):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
