@@ -37,6 +37,7 @@ from pathlib import Path
 
 from hw.control.boards import BOARD_CONFIGS
 from hw.control.protocol import GROUP_NAMES
+from hw.lib.ram import UNDEFINED_INIT
 from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
@@ -359,7 +360,7 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None):
         opts += f" --placer {placer}"
     # Amaranth's script runs synth_<family> <synth_opts> -top <top_name> after script_after_read.
     steps, synth_opts = lut_mapping(cfg.family, top_name, abc9)
-    after_read = "\n".join([KEEP_REGISTERS, *steps])
+    after_read = "\n".join([KEEP_REGISTERS, UNDEFINED_INIT, *steps])
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
                                      nextpnr_opts=opts, script_after_read=after_read, synth_opts=synth_opts)
     plan.extract(str(build_dir))
@@ -475,7 +476,7 @@ def _hierarchy_stat(build_dir, top_name, family):
     for option in ("", " -noabc"):
         try:
             toolchain.run_yosys("\n".join([
-                f"read_rtlil {top_name}.il", KEEP_REGISTERS,
+                f"read_rtlil {top_name}.il", KEEP_REGISTERS, UNDEFINED_INIT,
                 *(f"setattr -mod -set keep_hierarchy 1 \\{n}" for n in groups),
                 f"{_SYNTH[family]}{option} -top {top_name}",
                 "tee -q -o hierarchy_stat.json stat -json",

@@ -33,6 +33,7 @@ from amaranth.hdl import Cat, Module, Signal, Value
 from amaranth.lib import wiring
 from amaranth.lib.wiring import In, Out
 
+from hw.lib.ram import UNDEFINED_INIT
 from hw.lib.reset import KEEP_REGISTERS
 from hw.params import check_int
 from hw.paths import build_root
@@ -462,6 +463,7 @@ def _run_synth(dev, abc9, dut_module, work, timeout=None):
     run_yosys("\n".join([
         "read_rtlil design.il",
         KEEP_REGISTERS,
+        UNDEFINED_INIT,
         f"setattr -mod -set keep_hierarchy 1 {_escape(dut_module)}",
         *steps,
         " ".join(filter(None, [f"synth_{dev['family']}", options, "-top top -json synth.json"])),
