@@ -158,6 +158,12 @@ class _Registers:
         self.rend = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
         self.rmore = Signal()                         # raddr != rend, registered
+        self.rgo = Signal()                           # feed & rmore & ~fend, registered
+        # the store's enable (write | read) as ebase | ghold & the decoder's ready: ebase = write |
+        # rgo & ~fvalid, ghold = rgo & fvalid, registered from their next values (write_n: write's)
+        self.ebase = Signal()
+        self.ghold = Signal()
+        self.write_n = Signal()
         self.fvalid = Signal()
         # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
         # its index ``hb`` (0: a block's first beat, marked ``first``), or a payload beat with
@@ -389,10 +395,13 @@ class SpramGEMMHandler(Handler):
         N = self.contexts
         H = huff_spec.header_beats(N)
         FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
-        read = r.feed & r.rmore & ~r.fend & (~r.fvalid | dec.i_data.ready)
+        # (``rgo``: feed & rmore & ~fend as one flip-flop, from their next values below; the
+        # read enable reaches the SPRAM, so the decoder's ready meets one register there)
+        read = r.rgo & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
-            store.en.eq(r.write | read), store.we.eq(r.write),
+            # (write | read, as one LUT behind the decoder's ready: see ``ebase``)
+            store.en.eq(r.ebase | (r.ghold & dec.i_data.ready)), store.we.eq(r.write),
             store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
             store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
             store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
@@ -426,6 +435,12 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += end.eq(r.bleft == 1)
         with m.If(end):
             m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.ffirst.eq(r.fcont), r.fend.eq(~r.fcont)]
+        # the state's transitions into and out of RUN set it too (after this: theirs win)
+        rmore_n = Mux(read, (r.raddr + 1)[:16] != r.rend, r.rmore)
+        rgo_n = r.feed & rmore_n & ~Mux(end, ~r.fcont, r.fend)
+        fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
+        m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
+                     r.ghold.eq(rgo_n & fvalid_n)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
@@ -547,6 +562,7 @@ class SpramGEMMHandler(Handler):
                 # wptr == store_depth (its most): the store is full, the beat is dropped.
                 m.d.sync += [r.wbyte.eq(bus.i_data.payload), r.wpos.eq(pos), r.write.eq(~r.wptr[-1]),
                              r.wlast.eq(pos == B - 1)]
+                m.d.comb += r.write_n.eq(~r.wptr[-1])
                 with m.If((pos == B - 1) & r.wptr[-1]):
                     m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
@@ -621,8 +637,8 @@ class SpramGEMMHandler(Handler):
                     m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
                     fsm.goto("DONE")
                 with m.Else():
-                    m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.ffirst.eq(1), r.hb.eq(0), r.fend.eq(0),
-                                 r.gc.eq(0),
+                    m.d.sync += [r.feed.eq(1), r.rgo.eq(r.rmore), r.ebase.eq(r.rmore), r.ghold.eq(0),
+                                 r.fhdr.eq(1), r.ffirst.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0),
                                  r.gj.eq(0), r.gj_last.eq(r.beats_m1 == 0), r.saw_last.eq(0),
                                  r.cmd_owed.eq(1), r.sc.eq(0), r.nbyte.eq(0), r.out_done.eq(r.n_out == 0),
                                  r.row_end.eq(r.n_out == 0)]
@@ -664,5 +680,6 @@ class SpramGEMMHandler(Handler):
         with m.Elif(r.out_done & r.saw_last):
             with m.If(r.block_err):
                 m.d.sync += r.status.eq(Status.ERR_BLOCK)
-            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its unit stops here
+            # a range longer than its unit stops here
+            m.d.sync += [r.feed.eq(0), r.rgo.eq(0), r.ebase.eq(0), r.ghold.eq(0), r.fvalid.eq(0)]
             fsm.goto("DONE")
