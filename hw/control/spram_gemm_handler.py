@@ -150,6 +150,7 @@ class _Registers:
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
         self.hdr_bad = Signal()                       # the header's fields are wrong
+        self.len_wrong = Signal()                     # GEMM_ACT: hdr_bad | (k != 0), registered
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
         # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
@@ -599,7 +600,8 @@ class SpramGEMMHandler(Handler):
                 end = Signal(17)
                 m.d.comb += end.eq(r.raddr + r.rend)
                 m.d.sync += [r.gleft.eq(tiles), r.gnz.eq(tiles != 0), r.g1.eq(tiles == 1),
-                             r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr),
+                             r.hdr_bad.eq(bad), r.len_wrong.eq(bad | (r.k != 0)),
+                             r.hdr_outside.eq(end > r.wptr),
                              r.rend.eq(end[:16]), r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
                              r.gate.eq(1)]
                 fsm.goto("GEMM_ACT")
@@ -634,7 +636,7 @@ class SpramGEMMHandler(Handler):
             m.d.comb += [a_wr.addr.eq(r.gj), a_wr.en.eq(Mux(take, (Const(1, 4) << r.al)[:4], 0))]
             with m.If(r.at_len):
                 m.d.sync += r.gate.eq(0)
-                with m.If(r.hdr_bad | (r.k != 0)):
+                with m.If(r.len_wrong):
                     m.d.sync += r.status.eq(Status.ERR_LENGTH)
                     fsm.goto("DONE")
                 with m.Elif(r.hdr_outside):
@@ -649,7 +651,8 @@ class SpramGEMMHandler(Handler):
                     fsm.goto("RUN")
             with m.Elif(take):
                 m.d.comb += r.count_inc.eq(1)
-                m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1))]
+                m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1)),
+                             r.len_wrong.eq(r.hdr_bad | (r.k != 1))]
                 with m.If(r.k == 0):
                     m.d.sync += r.hdr_bad.eq(1)       # more than k: k wraps, the length is bad
                 with m.If(last_lane):
