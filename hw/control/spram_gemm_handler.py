@@ -159,7 +159,7 @@ class _Registers:
         self.rend = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
         self.rmore = Signal()                         # raddr != rend, registered
-        self.rgo = Signal()                           # feed & rmore & ~fend, registered
+        self.rgo = Signal()                           # feed & rmore & ~fend, registered (fend a cycle late)
         # the store's enable (write | read) as ebase | ghold & the decoder's ready: ebase = write |
         # rgo & ~fvalid, ghold = rgo & fvalid, registered from their next values (write_n: write's)
         self.ebase = Signal()
@@ -348,34 +348,42 @@ class SpramGEMMHandler(Handler):
         running = Signal()
         self._gather(m, dec, arr, a_rd, r, running)
 
-        fsm = OneHotFSM(m, ("IDLE", "TABLE", "BEATS", "GEMM_HDR", "GEMM_ACT", "RUN", "DONE"), prefix="sg")
+        fsm = OneHotFSM(m, ("IDLE", "DISPATCH", "TABLE", "BEATS", "GEMM_HDR", "GEMM_ACT", "RUN", "DONE"),
+                        prefix="sg")
         m.d.comb += running.eq(fsm.bit("RUN"))
         # The payload is taken while the state's gate is open, the payload's end is not reached
         # and (LOAD_HUFFMAN) no table word waits for the decoder.
         m.d.comb += bus.i_data.ready.eq(r.gate & ~r.at_len & ~r.tvalid)
+        routes = ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"), (Cmd.GEMM, "GEMM_HDR"))
+        # The command's decode and its length's verdicts, registered with the start (the length
+        # holds until done); DISPATCH acts on them a cycle later, so neither the command nor the
+        # length reaches a state or gate flip-flop through more than a register.
+        is_cmd = {state: Signal(name=f"is_{state.lower()}") for _, state in routes}
+        len_no = {state: Signal(name=f"len_no_{state.lower()}") for _, state in routes}
+        B = self.beat_bytes
+        length = bus.length
+        # The compares with constants as bit tests (a compare is a carry chain on iCE40):
+        # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
+        assert GEMM_HEADER_BYTES + 1 == 10
+        bad_len = {
+            "TABLE": ~length[0] | (length[1:] == 0),
+            "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
+            "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
+        }
         with fsm.state("IDLE"):
-            # The length's verdict is registered with the start (the length holds until done).
-            B = self.beat_bytes
-            length = bus.length
-            # The compares with constants as bit tests (a compare is a carry chain on iCE40):
-            # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
-            assert GEMM_HEADER_BYTES + 1 == 10
-            bad_len = {
-                "TABLE": ~length[0] | (length[1:] == 0),
-                "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
-                "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
-            }
             with m.If(bus.start):
                 m.d.sync += [r.status.eq(Status.OK), r.block_err.eq(0)]
-                with m.Switch(bus.cmd):
-                    for cmd, state in ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"),
-                                       (Cmd.GEMM, "GEMM_HDR")):
-                        with m.Case(cmd):
-                            m.d.sync += [r.len_bad.eq(bad_len[state]), r.gate.eq(~bad_len[state])]
-                            fsm.goto(state)
-                    with m.Default():
-                        m.d.sync += r.status.eq(Status.ERR_UNKNOWN_CMD)
-                        fsm.goto("DONE")
+                m.d.sync += [is_cmd[state].eq(bus.cmd == cmd) for cmd, state in routes]
+                m.d.sync += [len_no[state].eq(bad_len[state]) for _, state in routes]
+                fsm.goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            for i, (_, state) in enumerate(routes):
+                with (m.If if i == 0 else m.Elif)(is_cmd[state]):
+                    m.d.sync += [r.len_bad.eq(len_no[state]), r.gate.eq(~len_no[state])]
+                    fsm.goto(state)
+            with m.Else():
+                m.d.sync += r.status.eq(Status.ERR_UNKNOWN_CMD)
+                fsm.goto("DONE")
         self._load_table(m, fsm, dec, r)
         self._load_beats(m, fsm, r)
         self._gemm_input(m, fsm, a_wr, r)
@@ -441,8 +449,11 @@ class SpramGEMMHandler(Handler):
         with m.If(end):
             m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.ffirst.eq(r.fcont), r.fend.eq(~r.fcont)]
         # the state's transitions into and out of RUN set it too (after this: theirs win)
+        # (rgo from fend's registered value: rgo falls a cycle after fend rises, so a read may
+        # follow a unit's last beat; fend keeps that beat from the decoder, and the run's end
+        # clears fvalid)
         rmore_n = Mux(read, (r.raddr + 1)[:16] != r.rend, r.rmore)
-        rgo_n = r.feed & rmore_n & ~Mux(end, ~r.fcont, r.fend)
+        rgo_n = r.feed & rmore_n & ~r.fend
         fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
         m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
                      r.ghold.eq(rgo_n & fvalid_n)]
