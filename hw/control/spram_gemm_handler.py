@@ -53,13 +53,16 @@ activation: a refused ``GEMM`` answers once its whole payload is taken.
 
 Timing: the states are one-hot (:class:`hw.control.onehot.OneHotFSM`) and the decisions on the
 handshakes' paths are registered compares (the payload's end, the header's end, the store range's
-end, the tiles and beats left, the result row's end), so the payload's ``ready`` is a gate
-flip-flop and the payload-end choice, and the decoder's output ``ready`` comes from flip-flops
-only. ``LOAD_HUFFMAN`` offers each table word from registers in the cycle after its high byte;
-no byte is taken while a word waits (at most two bytes per three cycles), and the command ends
-once the last word is taken. A weight beat's last value waits until the beat before it has left
-for the array (at one value per cycle the array takes each beat in time, so gathering does not
-slow down).
+end, the tiles and beats left, the result row's end, the activations' length verdict), so the
+payload's ``ready`` is a gate flip-flop and the payload-end choice, and the decoder's output
+``ready`` comes from flip-flops only. The command's decode and its length's verdicts are registered
+at the start and acted on in a ``DISPATCH`` state (a cycle more per command). The store's read
+enable is the decoder's input ``ready`` and two flip-flops (one LUT); the feeder may read one beat
+past a unit's end, which it does not offer. ``LOAD_HUFFMAN`` offers each table word from registers
+in the cycle after its high byte; no byte is taken while a word waits (at most two bytes per three
+cycles), and the command ends once the last word is taken. A weight beat's last value waits until
+the beat before it has left for the array (at one value per cycle the array takes each beat in
+time, so gathering does not slow down).
 """
 
 from types import SimpleNamespace
