@@ -135,10 +135,12 @@ def test_unchained_block_of_large_drift_stops_the_decoder():
     assert (out, taken) == (64, len(chained))
 
 
-@pytest.mark.parametrize("lanes,contexts,impl", [
-    (2, 1, "comparator"), (1, 2, "comparator"), (2, 2, "comparator"), (2, 1, "table"), (1, 2, "table"),
+@pytest.mark.parametrize("lanes,contexts,impl,chain_pop", [
+    (2, 1, "comparator", "direct"), (1, 2, "comparator", "direct"), (2, 2, "comparator", "direct"),
+    (2, 1, "table", "direct"), (1, 2, "table", "direct"),
+    (1, 2, "comparator", "registered"), (2, 2, "comparator", "registered"), (1, 2, "table", "registered"),
 ])
-def test_chained_units_against_golden(lanes, contexts, impl):
+def test_chained_units_against_golden(lanes, contexts, impl, chain_pop):
     """Units of skewed values at the decoder's ``max_drift`` (many blocks each), a small unit of one
     block and a unit with a CRC error in a middle block (``err`` on the unit's last beat only), with
     random stalls: every beat, unit mark, error flag and counter as the golden model says."""
@@ -146,7 +148,7 @@ def test_chained_units_against_golden(lanes, contexts, impl):
     values = skewed(160, f, seed=f)
     table = skewed_table(values)
     dut = HuffmanDecoder(max_len=MAX_LEN, lanes=lanes, raw_bits=0, fifo_depth=FIFO, contexts=contexts,
-                         impl=impl, chain=True)
+                         impl=impl, chain=True, chain_pop=chain_pop)
     unit, info = g.chain_blocks(values, n_lanes=f, table=table, max_drift=dut.max_drift)
     assert info["blocks"] >= 4
     small, _ = g.chain_blocks([1, 2, 3, 0] * f, n_lanes=f, table=table, max_drift=dut.max_drift)
@@ -158,6 +160,36 @@ def test_chained_units_against_golden(lanes, contexts, impl):
     _, ref = check_against_golden(dut, beats, table_pairs(table), stall=0.3, seed=lanes + contexts)
     assert [u["err"] for u in ref] == [False, False, True, False]
     assert len(ref[0]["values"]) == len(values) // lanes
+
+
+@pytest.mark.parametrize("impl,chain_pop", [("comparator", "direct"), ("comparator", "registered"),
+                                             ("table", "registered")])
+def test_units_of_one_beat_blocks_against_golden(impl, chain_pop):
+    """Units of blocks of one symbol per format lane (two contexts): behind a stalling consumer the
+    join takes their last beats two cycles apart, the closest a registered ``chain_pop`` allows
+    (its flag FIFO's next head must be there by then)."""
+    f = 2
+    values = skewed(96, f, seed=7)
+    table = skewed_table(values)
+    dut = HuffmanDecoder(max_len=MAX_LEN, lanes=1, raw_bits=0, fifo_depth=FIFO, contexts=2, impl=impl,
+                         chain=True, chain_pop=chain_pop)
+    beats = []
+    for start in range(0, len(values), 8 * f):          # units of 8 blocks
+        unit = values[start:start + 8 * f]
+        for i in range(0, len(unit), f):
+            bb, _ = g.encode_block(unit[i:i + f], n_lanes=f, mode=spec.MODE_INT, table=table,
+                                   cont=i + f < len(unit))
+            beats += bb
+    _, ref = check_against_golden(dut, beats, table_pairs(table), stall=0.6, seed=3)
+    assert len(ref) == len(values) // (8 * f) and not any(u["err"] for u in ref)
+
+
+@pytest.mark.parametrize("kw", [{"chain_pop": "late"}, {"chain_pop": "registered", "contexts": 1},
+                                {"chain_pop": "registered", "contexts": 2, "chain": False}])
+def test_chain_pop_bad_parameters(kw):
+    p = {"max_len": MAX_LEN, "lanes": 1, "raw_bits": 0, "chain": True, **kw}
+    with pytest.raises(ValueError, match="chain_pop"):
+        HuffmanDecoder(**p)
 
 
 def test_unchained_decoder_drops_continued_blocks():

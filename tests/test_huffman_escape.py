@@ -240,9 +240,10 @@ def test_counter_bits_is_checked():
         HuffmanDecoder(counter_bits="16")
 
 
-@pytest.mark.parametrize("seed,fill_step", [(1, "candidates"), (2, "candidates"), (1, "subtract"),
-                                            (2, "subtract")])
-def test_gemm_decoder_round_trip_with_stalls(seed, fill_step):
+@pytest.mark.parametrize("seed,fill_step,stage1_compare", [
+    (1, "candidates", "late"), (2, "candidates", "late"), (1, "subtract", "late"), (2, "subtract", "late"),
+    (1, "candidates", "a1"), (2, "candidates", "a1")])
+def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare):
     """The iCEBreaker GEMM group's decoder as its handler builds it (table lanes, two contexts,
     L = 12, escape codes, no raw bits, chained blocks, header fields, the header CRC one word per
     cycle, the escape checked by the filler with its mask from its length): escaped and coded
@@ -261,7 +262,8 @@ def test_gemm_decoder_round_trip_with_stalls(seed, fill_step):
         values += unit
     dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
                          impl="table", counter_bits=16, chain=True, header_regs="fields", header_crc="word",
-                         escape_check="filler", fill_step=fill_step)
+                         escape_check="filler", fill_step=fill_step, stage1_compare=stage1_compare,
+                         chain_pop="registered" if stage1_compare == "a1" else "direct")
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=seed)
     assert res["errors"] == 0
     assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values

@@ -198,14 +198,14 @@ def test_bad_table_is_flagged_and_next_table_decodes(which, contexts, impl):
 
 
 def fuzz_check(count, n_lanes, seed, contexts=1, stall=0.0, impl="comparator", header_regs="shift",
-               header_crc="beat"):
+               header_crc="beat", **kw):
     rng = random.Random(seed)
     max_len = 8
     table = g.build_table([rng.randrange(12) for _ in range(200)] + list(range(12)), max_len)
     tables = g.table_stream([spec.serialize_table(*table, max_len)])
     beats, kinds, goods = fuzz_stream(seed, count, n_lanes=n_lanes, max_len=max_len, table=table)
     dut = HuffmanDecoder(max_len=max_len, lanes=n_lanes // contexts, raw_bits=8, fifo_depth=4,
-                         contexts=contexts, impl=impl, header_regs=header_regs, header_crc=header_crc)
+                         contexts=contexts, impl=impl, header_regs=header_regs, header_crc=header_crc, **kw)
     res, ref = check_against_golden(dut, beats, tables, seed=seed, stall=stall)
     # every corrupt block is flagged (err on its last beat) or dropped (bad header); every good block
     # after it decodes exactly
@@ -235,6 +235,22 @@ def test_fuzzed_corrupt_streams_table_lane_two_contexts():
     stalls: every corrupt block flagged, every good block after it exact, no hang."""
     kinds = fuzz_check(150, 2, seed=4, contexts=2, stall=0.2, impl="table")
     assert set(kinds) == {"flip", "cut", "field"}
+
+
+@pytest.mark.parametrize("stall", [0.0, 0.2])
+def test_fuzzed_corrupt_streams_table_lane_stage1_compare_a1(stall):
+    """The two-context table lane with its stage-1 bit-count compares in stage A1
+    (``stage1_compare="a1"``) on the fuzzed stream (truncated symbols, count mismatches, bad CRCs):
+    every corrupt block flagged, every good block exact, as with the compares in stage 1."""
+    kinds = fuzz_check(150, 2, seed=8, contexts=2, stall=stall, impl="table", stage1_compare="a1")
+    assert set(kinds) == {"flip", "cut", "field"}
+
+
+def test_stage1_compare_is_checked():
+    with pytest.raises(ValueError, match="stage1_compare"):
+        HuffmanDecoder(impl="table", contexts=2, stage1_compare="early")
+    with pytest.raises(ValueError, match="stage1_compare"):
+        HuffmanDecoder(impl="comparator", contexts=2, stage1_compare="a1")
 
 
 @pytest.mark.parametrize("n_lanes,contexts,impl",

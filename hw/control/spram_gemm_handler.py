@@ -50,6 +50,19 @@ weights takes about ``ceil(n_out / cols) * cols * k`` cycles plus the decoder's 
 (header, table lookup) and the array's latency; results leave at one byte per cycle while the next
 tile computes. The header's and the length's verdicts are acted on after the payload's last
 activation: a refused ``GEMM`` answers once its whole payload is taken.
+
+Timing: the states are one-hot (:class:`hw.control.onehot.OneHotFSM`) and the decisions on the
+handshakes' paths are registered compares (the payload's end, the header's end, the store range's
+end, the tiles and beats left, the result row's end, the activations' length verdict), so the
+payload's ``ready`` is a gate flip-flop and the payload-end choice, and the decoder's output
+``ready`` comes from flip-flops only. The command's decode and its length's verdicts are registered
+at the start and acted on in a ``DISPATCH`` state (a cycle more per command). The store's read
+enable is the decoder's input ``ready`` and two flip-flops (one LUT); the feeder may read one beat
+past a unit's end, which it does not offer. ``LOAD_HUFFMAN`` offers each table word from registers
+in the cycle after its high byte; no byte is taken while a word waits (at most two bytes per three
+cycles), and the command ends once the last word is taken. A weight beat's last value waits until
+the beat before it has left for the array (at one value per cycle the array takes each beat in
+time, so gathering does not slow down).
 """
 
 from types import SimpleNamespace
@@ -65,7 +78,8 @@ from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
 from ..mac.array import MacArray
 from ..params import check_bool, check_choice, check_int, check_pow2
-from .handler import Handler, capture_bytes, finish_command, start_command
+from .handler import Handler, capture_bytes
+from .onehot import OneHotFSM
 from .protocol import MAX_PAYLOAD, Cmd, Status
 
 __all__ = ["SpramGEMMHandler", "GEMM_HEADER_BYTES", "MAX_N_OUT", "FIFO_DEPTH", "max_drift"]
@@ -110,6 +124,10 @@ class _Registers:
         self.at1 = Signal()
         self.at_len = Signal()
         self.len_bad = Signal()                       # the command's length is wrong (at its start)
+        # The state takes payload bytes (TABLE, BEATS, GEMM_HDR until the header's last byte,
+        # GEMM_ACT; not with a bad length): with ``at_len`` and ``tvalid`` the input's ready, a
+        # LUT or two of flip-flops (it drives the enables of the controller's payload skid buffer).
+        self.gate = Signal()
         self.status = Signal(8)
         self.tflag = Signal()                         # LOAD_HUFFMAN: the frame starts a new model's table
         self.err = Signal()                           # sticky: a flagged block, store overflow or range
@@ -117,6 +135,11 @@ class _Registers:
         # LOAD_WEIGHTS: a byte written into its beat at wptr in the cycle after it was taken (the
         # store's byte mask), the beat's last one counting wptr up; LOAD_HUFFMAN: a word's low byte
         self.wbyte = Signal(8)
+        # LOAD_HUFFMAN: the word offered to the decoder's table stream from registers (``wbyte``
+        # its low byte, ``hbyte`` its high byte, ``tfirst`` a table's first word)
+        self.hbyte = Signal(8)
+        self.tvalid = Signal()
+        self.tfirst = Signal()
         self.wpos = Signal(range(beat_bits // 8))
         self.write = Signal()
         self.wlast = Signal()
@@ -130,6 +153,7 @@ class _Registers:
         self.k_big = Signal()
         self.lshift = Signal(2)                       # log2 of the mode's lanes
         self.hdr_bad = Signal()                       # the header's fields are wrong
+        self.len_wrong = Signal()                     # GEMM_ACT: hdr_bad | (k != 0), registered
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
         # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
@@ -137,11 +161,19 @@ class _Registers:
         self.raddr = Signal(16)
         self.rend = Signal(16)
         self.feed = Signal()                          # RUN: the feeder reads the range
+        self.rmore = Signal()                         # raddr != rend, registered
+        self.rgo = Signal()                           # feed & rmore & ~fend, registered (fend a cycle late)
+        # the store's enable (write | read) as ebase | ghold & the decoder's ready: ebase = write |
+        # rgo & ~fvalid, ghold = rgo & fvalid, registered from their next values (write_n: write's)
+        self.ebase = Signal()
+        self.ghold = Signal()
+        self.write_n = Signal()
         self.fvalid = Signal()
         # the beat offered, by the block framing the feeder follows: a header beat (``fhdr``) and
         # its index ``hb`` (0: a block's first beat, marked ``first``), or a payload beat with
         # ``bleft`` more after it; ``fcont``: the block's cont flag; ``fend``: the unit is over
         self.fhdr = Signal()
+        self.ffirst = Signal()                        # fhdr & (hb == 0), registered: the beat is marked first
         self.hb = Signal(range(hbeats))
         self.bleft = Signal(16)
         self.fcont = Signal()
@@ -151,6 +183,9 @@ class _Registers:
         self.gj = Signal(range(max_k))                # beat of the tile being gathered; GEMM_ACT: word
         self.al = Signal(2)                           # GEMM_ACT: the activation's lane in its word
         self.gleft = Signal(range(MAX_N_OUT + 1))     # tiles left to gather (0: all gathered)
+        self.gnz = Signal()                           # gleft != 0, registered
+        self.g1 = Signal()                            # gleft == 1, registered
+        self.gj_last = Signal()                       # RUN: gj == beats_m1, registered
         self.gbuf = Signal(8 * max(1, C - 1))
         self.wbeat = Signal(8 * C)
         self.wvalid = Signal()
@@ -159,6 +194,8 @@ class _Registers:
         self.cmd_owed = Signal()                      # a tile's array command is to be issued
         # result sender (sends the array's held result row byte by byte)
         self.sc = Signal(range(C + 1))
+        self.out_done = Signal()                      # RUN: n_out == 0, registered
+        self.row_end = Signal()                       # RUN: (sc == C) | (n_out == 0), registered
         self.nbyte = Signal(2)
 
 
@@ -281,7 +318,11 @@ class SpramGEMMHandler(Handler):
             escape=self.escape, impl=self.impl, chain=True, header_regs="fields", header_crc="word",
             # (area: the escape's placement checked in the filler's walk, not by per-length registers)
             escape_check=("filler" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
-                          else "loader"))
+                          else "loader"),
+            # (timing: the join's take does not reach the chain flag FIFO's read logic; the table
+            # lane's stage-1 compares start from flip-flops)
+            chain_pop="registered" if self.contexts == 2 else "direct",
+            stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         # Plain accumulators when no sum can saturate: a tile sums at most max_k products of
@@ -310,38 +351,51 @@ class SpramGEMMHandler(Handler):
         running = Signal()
         self._gather(m, dec, arr, a_rd, r, running)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                # The length's verdict is registered with the start (the length holds until done).
-                B = self.beat_bytes
-                length = bus.length
-                # The compares with constants as bit tests (a compare is a carry chain on iCE40):
-                # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
-                assert GEMM_HEADER_BYTES + 1 == 10
-                bad_len = {
-                    "TABLE": ~length[0] | (length[1:] == 0),
-                    "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
-                    "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
-                }
-
-                def verdict(state):
-                    def action():
-                        m.d.sync += r.len_bad.eq(bad_len[state])
-                    return action
-                start_command(m, bus, r.status,
-                              [((cmd,), state, verdict(state))
-                               for cmd, state in ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"),
-                                                  (Cmd.GEMM, "GEMM_HDR"))],
-                              on_start=[r.status.eq(Status.OK), r.block_err.eq(0)])
-            self._load_table(m, dec, r)
-            self._load_beats(m, r)
-            self._gemm_input(m, a_wr, r)
-            with m.State("RUN"):
-                m.d.comb += running.eq(1)
-                self._send(m, arr, r)
-            with m.State("DONE"):
-                m.d.sync += [r.count.eq(0), r.count0.eq(1)]
-                finish_command(m, bus, r.status)
+        fsm = OneHotFSM(m, ("IDLE", "DISPATCH", "TABLE", "BEATS", "GEMM_HDR", "GEMM_ACT", "RUN", "DONE"),
+                        prefix="sg")
+        m.d.comb += running.eq(fsm.bit("RUN"))
+        # The payload is taken while the state's gate is open, the payload's end is not reached
+        # and (LOAD_HUFFMAN) no table word waits for the decoder.
+        m.d.comb += bus.i_data.ready.eq(r.gate & ~r.at_len & ~r.tvalid)
+        routes = ((Cmd.LOAD_HUFFMAN, "TABLE"), (Cmd.LOAD_WEIGHTS, "BEATS"), (Cmd.GEMM, "GEMM_HDR"))
+        # The command's decode and its length's verdicts, registered with the start (the length
+        # holds until done); DISPATCH acts on them a cycle later, so neither the command nor the
+        # length reaches a state or gate flip-flop through more than a register.
+        is_cmd = {state: Signal(name=f"is_{state.lower()}") for _, state in routes}
+        len_no = {state: Signal(name=f"len_no_{state.lower()}") for _, state in routes}
+        B = self.beat_bytes
+        length = bus.length
+        # The compares with constants as bit tests (a compare is a carry chain on iCE40):
+        # odd and < 3 is 1; < 10 is below 16 and not 10..15 (bit 3 with bit 1 or 2).
+        assert GEMM_HEADER_BYTES + 1 == 10
+        bad_len = {
+            "TABLE": ~length[0] | (length[1:] == 0),
+            "BEATS": (length[:B.bit_length() - 1] != 0) | (length == 0),
+            "GEMM_HDR": (length[4:] == 0) & ~(length[3] & (length[1] | length[2])),
+        }
+        with fsm.state("IDLE"):
+            with m.If(bus.start):
+                m.d.sync += [r.status.eq(Status.OK), r.block_err.eq(0)]
+                m.d.sync += [is_cmd[state].eq(bus.cmd == cmd) for cmd, state in routes]
+                m.d.sync += [len_no[state].eq(bad_len[state]) for _, state in routes]
+                fsm.goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            for i, (_, state) in enumerate(routes):
+                with (m.If if i == 0 else m.Elif)(is_cmd[state]):
+                    m.d.sync += [r.len_bad.eq(len_no[state]), r.gate.eq(~len_no[state])]
+                    fsm.goto(state)
+            with m.Else():
+                m.d.sync += r.status.eq(Status.ERR_UNKNOWN_CMD)
+                fsm.goto("DONE")
+        self._load_table(m, fsm, dec, r)
+        self._load_beats(m, fsm, r)
+        self._gemm_input(m, fsm, a_wr, r)
+        with fsm.state("RUN"):
+            self._send(m, fsm, arr, r)
+        with fsm.state("DONE"):
+            m.d.sync += [r.count.eq(0), r.count0.eq(1)]
+            m.d.comb += [bus.done.eq(1), bus.status.eq(r.status)]
+            fsm.goto("IDLE")
         return m
 
     def _store_port(self, m, store, dec, r):
@@ -357,20 +411,23 @@ class SpramGEMMHandler(Handler):
         N = self.contexts
         H = huff_spec.header_beats(N)
         FB, MB = 3, 3 + 2 // N                    # header beats of the flags and M words (lane 0 / 2 % N)
-        read = r.feed & (r.raddr != r.rend) & ~r.fend & (~r.fvalid | dec.i_data.ready)
+        # (``rgo``: feed & rmore & ~fend as one flip-flop, from their next values below; the
+        # read enable reaches the SPRAM, so the decoder's ready meets one register there)
+        read = r.rgo & (~r.fvalid | dec.i_data.ready)
         abits = (self.store_depth - 1).bit_length()
         m.d.comb += [
-            store.en.eq(r.write | read), store.we.eq(r.write),
+            # (write | read, as one LUT behind the decoder's ready: see ``ebase``)
+            store.en.eq(r.ebase | (r.ghold & dec.i_data.ready)), store.we.eq(r.write),
             store.mask.eq(Const(0b11, 2 * self.beat_bytes) << (2 * r.wpos)),
             store.addr.eq(Mux(r.write, r.wptr[:abits], r.raddr[:abits])),
             store.wdata.eq(r.wbyte.replicate(self.beat_bytes)),
             dec.i_data.valid.eq(r.fvalid & ~r.fend),
-            dec.i_data.payload.first.eq(r.fhdr & (r.hb == 0)),
+            dec.i_data.payload.first.eq(r.ffirst),
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1), r.rmore.eq((r.raddr + 1)[:16] != r.rend)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -381,7 +438,7 @@ class SpramGEMMHandler(Handler):
         end = Signal()
         with m.If(r.fvalid & ~r.fend & dec.i_data.ready):
             with m.If(r.fhdr):
-                m.d.sync += r.hb.eq(r.hb + 1)
+                m.d.sync += [r.hb.eq(r.hb + 1), r.ffirst.eq(0)]
                 with m.If(r.hb == FB):
                     m.d.sync += r.fcont.eq(flags[3])
                 with m.If(r.hb == MB):
@@ -393,7 +450,16 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += r.bleft.eq(r.bleft - 1)
                 m.d.comb += end.eq(r.bleft == 1)
         with m.If(end):
-            m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.fend.eq(~r.fcont)]
+            m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.ffirst.eq(r.fcont), r.fend.eq(~r.fcont)]
+        # the state's transitions into and out of RUN set it too (after this: theirs win)
+        # (rgo from fend's registered value: rgo falls a cycle after fend rises, so a read may
+        # follow a unit's last beat; fend keeps that beat from the decoder, and the run's end
+        # clears fvalid)
+        rmore_n = Mux(read, (r.raddr + 1)[:16] != r.rend, r.rmore)
+        rgo_n = r.feed & rmore_n & ~r.fend
+        fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
+        m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
+                     r.ghold.eq(rgo_n & fvalid_n)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
 
@@ -406,12 +472,16 @@ class SpramGEMMHandler(Handler):
         val = dec.o_data.payload
         beat_take = arr.i_act.ready           # the array takes act and weight beats together
         last_col = r.gc == C - 1
-        gathering = r.gleft != 0
-        room = gathering & (~last_col | ~r.wvalid | beat_take)
+        gathering = r.gnz
+        # A beat's last value waits until the beat before it has left wbeat: no path from the
+        # array's handshake into the decoder's ready. (The array takes a beat in the cycle after
+        # it is offered when it can, so a beat of C >= 2 values still gathers at one value per
+        # cycle.)
+        room = gathering & (~last_col | ~r.wvalid)
         src_valid = dec.o_data.valid | r.saw_last
         value = Mux(r.saw_last, 0, val.data[0][:8])
         take = running & room & src_valid
-        at_end = (r.gleft == 1) & (r.gj == r.beats_m1) & last_col
+        at_end = r.g1 & r.gj_last & last_col
         m.d.comb += dec.o_data.ready.eq(running & ~r.saw_last & (room | ~gathering))
         with m.If(running & dec.o_data.valid & ~r.saw_last & (room | ~gathering)):
             with m.If(~gathering):
@@ -429,9 +499,10 @@ class SpramGEMMHandler(Handler):
                 m.d.sync += r.gc.eq(Mux(last_col, 0, r.gc + 1))
             with m.If(last_col):
                 m.d.sync += [r.wbeat.eq(Cat(r.gbuf, value) if C > 1 else value), r.wvalid.eq(1),
-                             r.gj.eq(Mux(r.gj == r.beats_m1, 0, r.gj + 1))]
-                with m.If(r.gj == r.beats_m1):
-                    m.d.sync += r.gleft.eq(r.gleft - 1)
+                             r.gj.eq(Mux(r.gj_last, 0, r.gj + 1)),
+                             r.gj_last.eq(Mux(r.gj_last, r.beats_m1 == 0, r.gj + 1 == r.beats_m1))]
+                with m.If(r.gj_last):
+                    m.d.sync += [r.gleft.eq(r.gleft - 1), r.gnz.eq(~r.g1), r.g1.eq(r.gleft == 2)]
         # The activation word of a beat is read as the beat is written into wbeat (the read
         # port's data holds until the next), so it is the word of the beat offered.
         m.d.comb += [a_rd.addr.eq(r.gj), a_rd.en.eq(take & last_col)]
@@ -450,46 +521,45 @@ class SpramGEMMHandler(Handler):
         # register), and the next command reaches it before the next tile's first beat.
         with m.If(arr.i_cmd.valid & arr.i_cmd.ready):
             m.d.sync += r.cmd_owed.eq(0)
-        with m.If(take & last_col & (r.gj == r.beats_m1) & (r.gleft != 1)):
+        with m.If(take & last_col & r.gj_last & ~r.g1):
             m.d.sync += r.cmd_owed.eq(1)
 
-    def _load_table(self, m, dec, r):
+    def _load_table(self, m, fsm, dec, r):
         """``TABLE``: the flag byte (bit 0: a table starts: clear the decoder, and without bit 1
         empty the store), then 16-bit words to the decoder's table stream (a table's first word
-        marked first)."""
+        marked first). A word is offered from registers (``tvalid``) after its high byte is
+        taken; no byte is taken while it waits, and the command is done once it is taken."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
-        # The word (a table's first marked) in every state: the decoder reads it only with valid.
-        m.d.comb += [dec.i_table.payload.data.eq(Cat(r.wbyte, bus.i_data.payload)),
-                     dec.i_table.payload.first.eq(r.tflag & (r.count == 2))]
-        with m.State("TABLE"):
+        m.d.comb += [dec.i_table.valid.eq(r.tvalid), dec.i_table.payload.data.eq(Cat(r.wbyte, r.hbyte)),
+                     dec.i_table.payload.first.eq(r.tfirst)]
+        with m.If(dec.i_table.ready):
+            m.d.sync += r.tvalid.eq(0)
+        with fsm.state("TABLE"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
-                m.next = "DONE"
+                fsm.goto("DONE")
             with m.Elif(r.at_len):
-                m.next = "DONE"
-            with m.Elif(r.count0):
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
+                with m.If(~r.tvalid):
+                    m.d.sync += r.gate.eq(0)
+                    fsm.goto("DONE")
+            with m.Elif(take):
+                m.d.comb += r.count_inc.eq(1)
+                with m.If(r.count0):
                     m.d.sync += r.tflag.eq(bus.i_data.payload[0])
                     with m.If(bus.i_data.payload[0]):
                         # The decoder forgets its tables (this one is table 0, parity 0).
                         m.d.comb += dec.i_clear.eq(1)
                         with m.If(~bus.i_data.payload[1]):
                             m.d.sync += r.wptr.eq(0)
-            with m.Elif(r.count[0]):
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
+                with m.Elif(r.count[0]):
                     m.d.sync += r.wbyte.eq(bus.i_data.payload)
-            with m.Else():
-                # Second byte: offer the word, take the byte when the decoder takes the word.
-                m.d.comb += [dec.i_table.valid.eq(bus.i_data.valid), bus.i_data.ready.eq(dec.i_table.ready)]
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
+                with m.Else():
+                    # the high byte: the word is offered from the next cycle on
+                    m.d.sync += [r.hbyte.eq(bus.i_data.payload), r.tvalid.eq(1),
+                                 r.tfirst.eq(r.tflag & (r.count == 2))]
 
-    def _load_beats(self, m, r):
+    def _load_beats(self, m, fsm, r):
         """``BEATS``: each byte written into its beat at ``wptr`` (the store's byte mask) the cycle
         after it was taken (``write``), ``wptr`` counted up with a beat's last byte; the bytes of a
         beat beyond the store are not written, and the beat is flagged."""
@@ -497,25 +567,25 @@ class SpramGEMMHandler(Handler):
         B = self.beat_bytes
         take = bus.i_data.valid & bus.i_data.ready
         m.d.sync += r.write.eq(0)
-        with m.State("BEATS"):
+        with fsm.state("BEATS"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
-                m.next = "DONE"
+                fsm.goto("DONE")
             with m.Elif(r.at_len):
                 with m.If(~r.write):
-                    m.next = "DONE"
-            with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
-                    pos = r.count[:B.bit_length() - 1]
-                    # wptr == store_depth (its most): the store is full, the beat is dropped.
-                    m.d.sync += [r.wbyte.eq(bus.i_data.payload), r.wpos.eq(pos), r.write.eq(~r.wptr[-1]),
-                                 r.wlast.eq(pos == B - 1)]
-                    with m.If((pos == B - 1) & r.wptr[-1]):
-                        m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
+                    m.d.sync += r.gate.eq(0)
+                    fsm.goto("DONE")
+            with m.Elif(take):
+                m.d.comb += r.count_inc.eq(1)
+                pos = r.count[:B.bit_length() - 1]
+                # wptr == store_depth (its most): the store is full, the beat is dropped.
+                m.d.sync += [r.wbyte.eq(bus.i_data.payload), r.wpos.eq(pos), r.write.eq(~r.wptr[-1]),
+                             r.wlast.eq(pos == B - 1)]
+                m.d.comb += r.write_n.eq(~r.wptr[-1])
+                with m.If((pos == B - 1) & r.wptr[-1]):
+                    m.d.sync += [r.err.eq(1), r.status.eq(Status.ERR_BLOCK)]
 
-    def _gemm_input(self, m, a_wr, r):
+    def _gemm_input(self, m, fsm, a_wr, r):
         """``GEMM_HDR``: the header (its verdicts registered); ``GEMM_ACT``: the activations into
         their lanes of the activation words, then the verdicts (the length's: ``k`` counted down
         by the activations, 0 at the payload's end and never passed exactly when the payload is
@@ -526,11 +596,12 @@ class SpramGEMMHandler(Handler):
         take = bus.i_data.valid & bus.i_data.ready
         H = GEMM_HEADER_BYTES
         m.d.comb += a_wr.data.eq(bus.i_data.payload.replicate(4))    # written only with en
-        with m.State("GEMM_HDR"):
+        with fsm.state("GEMM_HDR"):
             with m.If(r.len_bad):
                 m.d.sync += r.status.eq(Status.ERR_LENGTH)
-                m.next = "DONE"
-            with m.Elif(r.count == H):
+                fsm.goto("DONE")
+            with m.Elif(~r.gate):
+                # the header's last byte was taken (its take closed the gate)
                 tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
                 # n_out > 128 and k > max_k (powers of two, the fields' top bits) as bit tests.
                 assert MAX_N_OUT == 1 << (len(r.n_out) - 1) and self.max_k == 1 << (len(r.k) - 1)
@@ -542,60 +613,66 @@ class SpramGEMMHandler(Handler):
                 # outside the store (and refused), so 16 bits hold every end a run reads to.
                 end = Signal(17)
                 m.d.comb += end.eq(r.raddr + r.rend)
-                m.d.sync += [r.gleft.eq(tiles), r.hdr_bad.eq(bad), r.hdr_outside.eq(end > r.wptr),
-                             r.rend.eq(end[:16]), r.gj.eq(0), r.al.eq(0)]
-                m.next = "GEMM_ACT"
-            with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
-                    b = bus.i_data.payload
-                    kb = len(r.k)
-                    k_bytes = [[r.k], []] if kb <= 8 else [[r.k[:8]], [r.k[8:]]]
-                    # The header's bytes are numbered 0..H-1 here: the index's low bits select.
-                    index = r.count[:(H - 1).bit_length()]
-                    capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
-                                                [r.raddr[8:]], [r.rend[:8]], [r.rend[8:]]])
-                    # The bits a field keeps no room for: set, the command is refused.
-                    with m.Switch(index):
-                        with m.Case(0):
-                            m.d.sync += [r.mode_big.eq(b[2:] != 0),         # > MODE_TERNARY (3)
-                                         r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
-                                                         Mux(b == mac_spec.MODE_INT4, 1, 2)))]
-                        with m.Case(2):
-                            m.d.sync += r.n_out_big.eq(b != 0)
-                        with m.Case(3):
-                            m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
-                        with m.Case(4):
-                            m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
-        with m.State("GEMM_ACT"):
+                m.d.sync += [r.gleft.eq(tiles), r.gnz.eq(tiles != 0), r.g1.eq(tiles == 1),
+                             r.hdr_bad.eq(bad), r.len_wrong.eq(bad | (r.k != 0)),
+                             r.hdr_outside.eq(end > r.wptr),
+                             r.rend.eq(end[:16]), r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
+                             r.gate.eq(1)]
+                fsm.goto("GEMM_ACT")
+            with m.Elif(take):
+                m.d.comb += r.count_inc.eq(1)
+                b = bus.i_data.payload
+                kb = len(r.k)
+                k_bytes = [[r.k], []] if kb <= 8 else [[r.k[:8]], [r.k[8:]]]
+                # The header's bytes are numbered 0..H-1 here: the index's low bits select.
+                index = r.count[:(H - 1).bit_length()]
+                capture_bytes(m, index, b, [[r.mode], [r.n_out], [], *k_bytes, [r.raddr[:8]],
+                                            [r.raddr[8:]], [r.rend[:8]], [r.rend[8:]]])
+                # The bits a field keeps no room for: set, the command is refused.
+                with m.Switch(index):
+                    with m.Case(0):
+                        m.d.sync += [r.mode_big.eq(b[2:] != 0),         # > MODE_TERNARY (3)
+                                     r.lshift.eq(Mux(b == mac_spec.MODE_INT8, 0,
+                                                     Mux(b == mac_spec.MODE_INT4, 1, 2)))]
+                    with m.Case(2):
+                        m.d.sync += r.n_out_big.eq(b != 0)
+                    with m.Case(3):
+                        m.d.sync += r.k_big.eq(b[kb:] != 0 if kb < 8 else 0)
+                    with m.Case(4):
+                        m.d.sync += r.k_big.eq(r.k_big | (b[max(kb - 8, 0):] != 0))
+                    with m.Case(H - 1):
+                        m.d.sync += r.gate.eq(0)
+        with fsm.state("GEMM_ACT"):
             # The activations fill their words lane by lane: lane al of word gj, the word's last
             # lane (lanes - 1: 0, 1 or 3) moving on to the next word. The last activation's word
             # is ceil(k / lanes) - 1, the tiles' beats - 1: kept from every write.
             last_lane = (r.al[0] == (r.lshift != 0)) & (r.al[1] == r.lshift[1])
             m.d.comb += [a_wr.addr.eq(r.gj), a_wr.en.eq(Mux(take, (Const(1, 4) << r.al)[:4], 0))]
             with m.If(r.at_len):
-                with m.If(r.hdr_bad | (r.k != 0)):
+                m.d.sync += r.gate.eq(0)
+                with m.If(r.len_wrong):
                     m.d.sync += r.status.eq(Status.ERR_LENGTH)
-                    m.next = "DONE"
+                    fsm.goto("DONE")
                 with m.Elif(r.hdr_outside):
                     m.d.sync += [r.status.eq(Status.ERR_BLOCK), r.err.eq(1)]
-                    m.next = "DONE"
+                    fsm.goto("DONE")
                 with m.Else():
-                    m.d.sync += [r.feed.eq(1), r.fhdr.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0),
-                                 r.gj.eq(0), r.saw_last.eq(0), r.cmd_owed.eq(1), r.sc.eq(0), r.nbyte.eq(0)]
-                    m.next = "RUN"
-            with m.Else():
-                m.d.comb += bus.i_data.ready.eq(1)
-                with m.If(take):
-                    m.d.comb += r.count_inc.eq(1)
-                    m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1))]
-                    with m.If(r.k == 0):
-                        m.d.sync += r.hdr_bad.eq(1)       # more than k: k wraps, the length is bad
-                    with m.If(last_lane):
-                        m.d.sync += r.gj.eq(r.gj + 1)
+                    m.d.sync += [r.feed.eq(1), r.rgo.eq(r.rmore), r.ebase.eq(r.rmore), r.ghold.eq(0),
+                                 r.fhdr.eq(1), r.ffirst.eq(1), r.hb.eq(0), r.fend.eq(0), r.gc.eq(0),
+                                 r.gj.eq(0), r.gj_last.eq(r.beats_m1 == 0), r.saw_last.eq(0),
+                                 r.cmd_owed.eq(1), r.sc.eq(0), r.nbyte.eq(0), r.out_done.eq(r.n_out == 0),
+                                 r.row_end.eq(r.n_out == 0)]
+                    fsm.goto("RUN")
+            with m.Elif(take):
+                m.d.comb += r.count_inc.eq(1)
+                m.d.sync += [r.k.eq(r.k - 1), r.beats_m1.eq(r.gj), r.al.eq(Mux(last_lane, 0, r.al + 1)),
+                             r.len_wrong.eq(r.hdr_bad | (r.k != 1))]
+                with m.If(r.k == 0):
+                    m.d.sync += r.hdr_bad.eq(1)       # more than k: k wraps, the length is bad
+                with m.If(last_lane):
+                    m.d.sync += r.gj.eq(r.gj + 1)
 
-    def _send(self, m, arr, r):
+    def _send(self, m, fsm, arr, r):
         """``RUN``: each tile's result row as the array offers it, 4 bytes per output below
         ``n_out`` (the array holds the row until it is taken: no copy); the row is taken after its
         last byte. Done when every tile's results are sent and the block's last value came."""
@@ -610,17 +687,20 @@ class SpramGEMMHandler(Handler):
         m.d.comb += bus.o_data.payload.eq(field.word_select(r.nbyte, 8))
         with m.If(arr.o_res.valid):
             # n_out counts the outputs left: a row is done after its C outputs or the last one.
-            with m.If((r.sc == C) | (r.n_out == 0)):
+            # (``row_end``, ``out_done``: those compares, registered as sc and n_out change)
+            with m.If(r.row_end):
                 m.d.comb += arr.o_res.ready.eq(1)
-                m.d.sync += [r.sc.eq(0), r.nbyte.eq(0)]
+                m.d.sync += [r.sc.eq(0), r.nbyte.eq(0), r.row_end.eq(r.out_done)]
             with m.Else():
                 m.d.comb += bus.o_data.valid.eq(1)
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.nbyte.eq(r.nbyte + 1)
                     with m.If(r.nbyte == 3):
-                        m.d.sync += [r.sc.eq(r.sc + 1), r.n_out.eq(r.n_out - 1)]
-        with m.Elif((r.n_out == 0) & r.saw_last):
+                        m.d.sync += [r.sc.eq(r.sc + 1), r.n_out.eq(r.n_out - 1), r.out_done.eq(r.n_out == 1),
+                                     r.row_end.eq((r.sc == C - 1) | (r.n_out == 1))]
+        with m.Elif(r.out_done & r.saw_last):
             with m.If(r.block_err):
                 m.d.sync += r.status.eq(Status.ERR_BLOCK)
-            m.d.sync += [r.feed.eq(0), r.fvalid.eq(0)]   # a range longer than its unit stops here
-            m.next = "DONE"
+            # a range longer than its unit stops here
+            m.d.sync += [r.feed.eq(0), r.rgo.eq(0), r.ebase.eq(0), r.ghold.eq(0), r.fvalid.eq(0)]
+            fsm.goto("DONE")

@@ -24,14 +24,23 @@ from .block_parser import (
 from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
-from .lane_table_cslow import ESCAPE_CHECKS, FILL_STEPS, CSlowTableLoader, TableCSlowLaneDecoder
+from .lane_table_cslow import (
+    ESCAPE_CHECKS,
+    FILL_STEPS,
+    STAGE1_COMPARES,
+    CSlowTableLoader,
+    TableCSlowLaneDecoder,
+)
 from .table_loader import TableLoader, table_bus, table_word_layout
 
-__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS"]
+__all__ = ["HuffmanDecoder", "output_layout", "ERROR_BITS", "IMPLS", "MIN_COUNTER_BITS", "CHAIN_POPS"]
 
 #: Decode-lane implementations: per-length comparators (fast on the ECP5), or a lookup table in
 #: block RAM (compact, for the iCE40UP5K).
 IMPLS = ("comparator", "table")
+
+#: ``HuffmanDecoder(chain_pop=...)``: the chain flag FIFO's read at the join's take or a cycle later.
+CHAIN_POPS = ("direct", "registered")
 
 #: The status counters' narrowest width (``counter_bits``): 16 bits still count a 65535-symbol block.
 MIN_COUNTER_BITS = 16
@@ -139,6 +148,19 @@ class HuffmanDecoder(wiring.Component):
         GEMM group). Same verdicts; with ``"filler"`` such a table's ``ERR_TABLE`` rises when the
         filler has walked it, not at the loader's verdict (lanes take a table only once it is
         walked, so no block decodes with it either way).
+    stage1_compare : str
+        (``impl="table"``, ``contexts=2``) Where the lane's stage-1 bit-count compares run
+        (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``stage1_compare``):
+        ``"late"`` (default) or ``"a1"`` (a stage earlier, registered: a shorter path into the
+        lane's error flags; same behaviour).
+    chain_pop : str
+        (``chain``, ``contexts=2``) When the join reads the next block's ``cont`` flag:
+        ``"direct"`` (default): the flag FIFO's read is the join's take of a block's last beat;
+        ``"registered"``: a cycle later, from a register (the FIFO's read logic is then not behind
+        the lanes' output queues and the join; a block's last beat is context 1's, so the next
+        block's last beat is at least two cycles later and finds the next flag at the head). Same
+        outputs; the FIFO's entry is free a cycle later (a parser holding four blocks' flags may
+        write the next block's descriptors a cycle later).
     fill_step : str
         (``impl="table"``, ``contexts=2``) The lane's fill after a step
         (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``fill_step``):
@@ -161,7 +183,7 @@ class HuffmanDecoder(wiring.Component):
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=spec.FIFO_DEPTH, contexts=1, escape=False,
                  impl="comparator", counter_bits=32, chain=False, header_regs="shift", header_crc="beat",
-                 escape_check="loader", fill_step="candidates"):
+                 escape_check="loader", fill_step="candidates", chain_pop="direct", stage1_compare="late"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -179,6 +201,12 @@ class HuffmanDecoder(wiring.Component):
             raise ValueError("escape_check: 'filler' only with impl='table', contexts=2, escape=True and "
                              "max_len up to 14")
         self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        self._pop_q = check_choice("chain_pop", chain_pop, CHAIN_POPS) == "registered"
+        self._s1_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
+        if self._s1_a1 and not (self._impl == "table" and self._C == 2):
+            raise ValueError("stage1_compare: 'a1' only with impl='table' and contexts=2")
+        if self._pop_q and not (self._chain and self._C == 2):
+            raise ValueError("chain_pop: 'registered' only with chain=True and contexts=2")
         if self._subtract and not (self._impl == "table" and self._C == 2):
             raise ValueError("fill_step: 'subtract' only with impl='table' and contexts=2")
         cb = self._cbits
@@ -243,6 +271,8 @@ class HuffmanDecoder(wiring.Component):
         lane_args = {"escape_check": "filler"} if self._filler_check else {}
         if self._subtract:
             lane_args["fill_step"] = "subtract"
+        if self._s1_a1:
+            lane_args["stage1_compare"] = "a1"
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape,
                                                             **loader_args)
         lanes = []
@@ -352,7 +382,12 @@ class HuffmanDecoder(wiring.Component):
         def marks(first, last, err):
             with core.If(join_take & last):
                 core.d.sync += [inside.eq(cont), unit_err.eq(cont & (unit_err | err))]
-            core.d.comb += conts.r_en.eq(join_take & last)
+            if self._pop_q:
+                pop = Signal()
+                core.d.sync += pop.eq(join_take & last)
+                core.d.comb += conts.r_en.eq(pop)
+            else:
+                core.d.comb += conts.r_en.eq(join_take & last)
             return first & ~inside, last & ~cont, Mux(last, ~cont & (err | unit_err), err)
         return marks
 

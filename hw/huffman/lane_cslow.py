@@ -391,7 +391,16 @@ class CSlowLaneDecoder(wiring.Component):
             short_q.eq(~hi_nz),
             cons_q.eq(onehot_mux(oh, by_len(lambda k: k))),
         ]
-        if late:
+        early_cmp = late and getattr(self, "_stage1_compare_a1", False)
+        if early_cmp:
+            # the same two compares in stage A1, registered: the bits left read there as the next
+            # context's are what stage 1 reads as ``cur`` (``lo_1`` below), and the count is
+            # ``cons_q``'s input, so stage 1 starts the checks from two flip-flops
+            cons_a = onehot_mux(oh, by_len(lambda k: k))
+            ge_q, eq_q = Signal(), Signal()
+            m.d.sync += [ge_q.eq(lo >= cons_a), eq_q.eq(lo == cons_a)]
+            m.d.comb += within_q.eq(s1.dec & (~short_q | ge_q))
+        elif late:
             # stage 1 compares the current context's bits left (the register stage A1 read as the
             # next context's: ``cur.x`` is ``nxt.x`` of a cycle ago) with the symbol's bit count
             # ``cons_q`` (0 without a decoded symbol, ``s1.dec`` low: then not within, as above)
@@ -405,7 +414,8 @@ class CSlowLaneDecoder(wiring.Component):
         # "the code ends exactly at the lane's last bit": the one-hot's OR in stage 1, from the
         # registered per-amount terms (the compares and the OR tree are not one path)
         exact_q = Signal()
-        m.d.comb += exact_q.eq(short_q & (lo_1 == cons_q if late else exact_terms_q.any()))
+        m.d.comb += exact_q.eq(short_q & (eq_q if early_cmp else
+                                          lo_1 == cons_q if late else exact_terms_q.any()))
         lane_step.flag_errors(m, cur, nxt, self, fire=fire, trunc=trunc, mismatch=fire & s1.last & ~exact_q,
                     invalid=ns.step_q & ns.invalid_q, cons=cons_q)
         ns.s1_zero = s1.zero | cur.late | ~within_q

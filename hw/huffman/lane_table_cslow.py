@@ -26,11 +26,15 @@ def wide_table_bits(max_len):
     block RAM."""
     return min(9, max_len - 1)
 
-__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift", "ESCAPE_CHECKS", "FILL_STEPS"]
+__all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift", "ESCAPE_CHECKS", "FILL_STEPS",
+           "STAGE1_COMPARES"]
 
 #: ``TableCSlowLaneDecoder(escape_check=...)``: which part checks that a table's escape is the last
 #: symbol of its length.
 ESCAPE_CHECKS = ("loader", "filler")
+#: ``TableCSlowLaneDecoder(stage1_compare=...)``: stage 1's bit-count compares in stage 1 from the
+#: registered count, or in stage A1 registered.
+STAGE1_COMPARES = ("late", "a1")
 #: ``TableCSlowLaneDecoder(fill_step=...)``: stage B's fill after the step from candidates per length
 #: or from one subtraction of the decided length.
 FILL_STEPS = ("candidates", "subtract")
@@ -215,6 +219,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         beside the length decision (per long length and escape choice). ``"subtract"``: the fill
         less the decided length, once per escape choice (area: two subtractions instead of eight;
         the length decision then comes before the subtraction on stage B's path).
+    stage1_compare : str
+        Stage 1's checks "the symbol's bits are within the lane's bits left" and "it ends exactly at
+        the last bit" (6-bit compares of the bits left with the symbol's bit count): ``"late"``
+        (default) in stage 1 from the registered count; ``"a1"``: in stage A1 from the count's
+        input, registered (two flip-flops more; the compares leave stage 1's path into the error
+        flags). Same verdicts in the same cycles.
     """
 
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
@@ -235,7 +245,8 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     # placement into the queue's block RAM: a few LUT levels)
     _early_stage2 = True
 
-    def __init__(self, max_len=12, raw_bits=8, escape=False, escape_check="loader", fill_step="candidates"):
+    def __init__(self, max_len=12, raw_bits=8, escape=False, escape_check="loader", fill_step="candidates",
+                 stage1_compare="late"):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
         self._L, self._R, self._escape, self._E, self._B = params
         self._S = self._L + self._E + self._R                  # largest shift amount
@@ -244,6 +255,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             raise ValueError("escape_check: 'filler' only with escape=True (no escape to place) and "
                              "max_len up to 14")
         self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        self._stage1_compare_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
         members = lane_members(self._L, self._R, contexts=2, escape=self._escape)
         if self._filler_check:
             members["o_err_table"] = Out(1)
