@@ -107,6 +107,19 @@ def test_streams_keep_every_payload_in_order(make, stall):
     assert _run_stream(make(), payloads, seed=3, stall=stall) == payloads
 
 
+async def _ready_with_a_withdrawn_consumer(ctx, dut, cycles, seen):
+    """Offer ``cycles`` transfers; in each cycle record ``i.ready`` before and while ``o.ready`` is
+    offered, then withdraw it in the same cycle (so nothing leaves)."""
+    ctx.set(dut.i.valid, 1)
+    for k in range(cycles):
+        ctx.set(dut.i.payload, k)
+        seen.append(ctx.get(dut.i.ready))
+        ctx.set(dut.o.ready, 1)
+        seen.append(ctx.get(dut.i.ready))
+        ctx.set(dut.o.ready, 0)
+        await ctx.tick()
+
+
 def test_skid_buffer_ready_does_not_follow_the_consumer():
     # The consumer never takes: exactly two entries go in, and i.ready stays low afterwards whatever
     # o.ready does combinationally (it is a register's inverse).
@@ -114,14 +127,7 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
     seen = []
 
     async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        for k in range(5):
-            ctx.set(dut.i.payload, k)
-            seen.append(ctx.get(dut.i.ready))
-            ctx.set(dut.o.ready, 1)          # offered, then withdrawn in the same cycle
-            seen.append(ctx.get(dut.i.ready))
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
+        await _ready_with_a_withdrawn_consumer(ctx, dut, 5, seen)
 
     simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
@@ -134,14 +140,7 @@ def test_half_rate_buffer_ready_is_the_entry_free_and_rate_is_half():
     seen, taken = [], []
 
     async def tb(ctx):
-        ctx.set(dut.i.valid, 1)
-        for k in range(3):
-            ctx.set(dut.i.payload, k)
-            seen.append(ctx.get(dut.i.ready))
-            ctx.set(dut.o.ready, 1)          # offered, then withdrawn in the same cycle
-            seen.append(ctx.get(dut.i.ready))
-            ctx.set(dut.o.ready, 0)
-            await ctx.tick()
+        await _ready_with_a_withdrawn_consumer(ctx, dut, 3, seen)
         ctx.set(dut.o.ready, 1)
         for cycle in range(20):
             ctx.set(dut.i.payload, 100 + cycle)

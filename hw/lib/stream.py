@@ -33,17 +33,21 @@ def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
     return ~v1, v0, d0
 
 
-class SkidBuffer(wiring.Component):
+class _Buffer(wiring.Component):
+    """A component between two streams of ``shape``: ``i`` in, ``o`` out."""
+
+    def __init__(self, shape):
+        self._shape = shape
+        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
+
+
+class SkidBuffer(_Buffer):
     """Two-entry skid buffer between two streams of ``shape``.
 
     Cuts every combinational path between the sides: ``o.valid`` and ``o.payload`` are registers,
     ``i.ready`` is a register's inverse. Full throughput (one transfer per cycle) while the consumer
     is ready; one cycle of latency.
     """
-
-    def __init__(self, shape):
-        self._shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
@@ -53,7 +57,7 @@ class SkidBuffer(wiring.Component):
         return m
 
 
-class HalfRateBuffer(wiring.Component):
+class HalfRateBuffer(_Buffer):
     """One-entry buffer between two streams of ``shape``: every path between the sides cut, as by
     :class:`SkidBuffer`, with half of the entries and half of the rate.
 
@@ -65,10 +69,6 @@ class HalfRateBuffer(wiring.Component):
     cycles at most, for a consumer that is always ready. The price of half of the flip-flops and
     no multiplexer in front of them.
     """
-
-    def __init__(self, shape):
-        self._shape = shape
-        super().__init__({"i": In(stream.Signature(shape)), "o": Out(stream.Signature(shape))})
 
     def elaborate(self, platform):
         m = Module()
