@@ -26,8 +26,9 @@ from hw.control import controller, receiver, transmitter
 from hw.control.controller import Controller
 from hw.control.crc import crc16_next
 from hw.control.protocol import CRC_INIT, SYNC_CMD, SYNC_REPLY, SYNC_SEQ_CMD, SYNC_SEQ_REPLY
+from hw.lib.stream import HalfRateBuffer
 
-from .harness import Harness, Patched, internals, mutated
+from .harness import Harness, Patched, StreamRulesHarness, internals, mutated
 from .runner import Property
 from .sticky import StickyHarness
 
@@ -281,4 +282,14 @@ PROPERTIES += [
                                    ["o_flags"], "i_clear"), "prove", 1, PARAMS,
              mutant=_flags_cleared_when_idle,
              mutation="flags also cleared in every cycle without a reply request", mutant_depth=10),
+]
+
+
+PROPERTIES += [
+    Property("control.payload_buffer", "a handler's payload buffer (HalfRateBuffer) holds valid and "
+             "payload while its handler stalls (its input assumed to)",
+             lambda: StreamRulesHarness(lambda: HalfRateBuffer(8)), "prove", 2, "shape=8",
+             mutant=lambda: StreamRulesHarness(lambda: mutated(
+                 "hw.lib.stream", "HalfRateBuffer", "with m.Elif(o.ready):", "with m.Else():")(8)),
+             mutation="the entry freed whether or not the handler took it", mutant_depth=6),
 ]
