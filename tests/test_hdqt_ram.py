@@ -63,14 +63,22 @@ def test_ice40_tiling_fewest_blocks_then_fewest_banks():
 
 
 @pytest.mark.slow
-def test_layer_with_ice40_primitives_bit_exact():
-    """The UP5K configuration (16 x 32 x 32 on 1 x 2; its RAMs use the 256 x 16 mode with a bit mask and
-    two banks, 512 x 8 and 1024 x 4) with SB_RAM40_4K and SB_MAC16 as instantiated for synthesis: whole
-    steps with stalls, bit-exact against the golden model (sim.hdqt.tb_layer)."""
-    params = {"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2}
+@pytest.mark.parametrize("params", [
+    # the largest layer that fits the UP5K alone (its RAMs use the 256 x 16 mode with a bit mask and
+    # two banks, 512 x 8 and 1024 x 4)
+    {"batch": 16, "k_dim": 32, "o_dim": 32, "had_cap": 16, "rows": 1, "cols": 2},
+    # the iCEBreaker's HDQT group (boards/groups.py): every activation lane on an SB_MAC16
+    {"batch": 16, "k_dim": 16, "o_dim": 16, "had_cap": 4, "rows": 1, "cols": 1, "acc_width": 17,
+     "lane_dsps": True},
+], ids=["up5k_largest", "icebreaker_group"])
+def test_layer_with_ice40_primitives_bit_exact(params):
+    """UP5K configurations with SB_RAM40_4K and SB_MAC16 as instantiated for synthesis: whole steps
+    with stalls, bit-exact against the golden model (sim.hdqt.tb_layer)."""
     layer = HdqtLayer(**params, backend="ice40", primitives=True)
+    tb_params = {k: v for k, v in params.items() if k != "lane_dsps"}
     run_cocotb(layer, toplevel="hdqt_layer", test_module="sim.hdqt.tb_layer",
-               params={**params, "lr_shift": 3}, extra_verilog=ice40_cell_models("SB_RAM40_4K", "SB_MAC16"))
+               params={**tb_params, "lr_shift": 3},
+               extra_verilog=ice40_cell_models("SB_RAM40_4K", "SB_MAC16"))
 
 
 def test_model_without_check_is_a_plain_memory():
