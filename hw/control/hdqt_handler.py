@@ -46,7 +46,8 @@ from amaranth.lib.memory import Memory
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
-from .handler import Handler, capture_bytes, finish_command, send_low_byte, start_command
+from .handler import Handler, send_low_byte
+from .onehot import OneHotFSM
 from .protocol import MAX_PAYLOAD, Cmd, Status
 
 __all__ = ["HDQTHandler", "Tensor", "ReadSource", "StepFlag", "ResultSlot", "TensorSizes",
@@ -56,6 +57,10 @@ MAX_READ_RESULTS = 128   # 4-byte results in a 512-byte reply
 MAX_READ_WEIGHTS = 256   # 2-byte weights in a 512-byte reply
 STEP_REPLY_BYTES = 11
 X_UNSIGNED_BIT = 7       # of HDQT_LOAD's ``sel`` byte
+#: Header bytes of each command (the payload's first bytes)
+HEADER_BYTES = {Cmd.HDQT_LOAD: 3, Cmd.HDQT_STEP: 2, Cmd.HDQT_READ: 5}
+STATES = ("IDLE", "HDR", "SUMS", "VERDICT", "CHECK", "LOAD", "START", "RUN", "STEP_REPLY",
+          "R_FETCH", "R_LATCH", "W_REQ", "W_WAIT", "SEND", "DONE")
 
 
 class Tensor(enum.Enum, shape=2):
@@ -140,6 +145,9 @@ class _Registers:
         self.hdr_short = Signal()
         self.eq_hdr, self.eq_hdr_m1 = Signal(), Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
+        self.unknown = Signal()                 # not a command of this group
+        self.hdr_idx = Signal(5)                # the next header byte's place, one-hot
+        self.last_value = Signal()              # READ: count == num, a cycle late
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
@@ -191,39 +199,43 @@ class HDQTHandler(Handler):
         m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
                      r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count + 1 == r.hdr_len),
                      took.eq(bus.i_data.valid & bus.i_data.ready)]
+        # READ's last value, registered: the count changes only before a value's SEND, which lasts
+        # at least two cycles (``width`` >= 2), so the compare is fresh at its last byte.
+        m.d.sync += r.last_value.eq(r.count == r.num)
         r.load_end = Mux(took, eq_len_m1, eq_len)
         r.hdr_end = Mux(took, r.eq_hdr_m1, r.eq_hdr)
 
-        with m.FSM():
-            with m.State("IDLE"):
-                def header(cmd, n):
-                    def latch():
-                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n),
-                                     r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP)]
-                    return latch
-                start_command(m, bus, r.status, [((Cmd.HDQT_LOAD,), "HDR", header(Cmd.HDQT_LOAD, 3)),
-                                                  ((Cmd.HDQT_STEP,), "HDR", header(Cmd.HDQT_STEP, 2)),
-                                                  ((Cmd.HDQT_READ,), "HDR", header(Cmd.HDQT_READ, 5))],
-                              on_start=[r.count.eq(0), r.status.eq(Status.OK),
-                                        r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0)])
-            with m.State("HDR"):
-                self._header(m, r)
-            with m.State("SUMS"):
-                self._sums(m, r)
-                m.next = "VERDICT"
-            with m.State("VERDICT"):
-                # the range's compare, registered: CHECK's actions (the layer's clear among them)
-                # follow a flip-flop, not a carry chain
-                m.d.sync += r.refuse.eq(r.bad | (r.end > r.limit))
-                m.next = "CHECK"
-            with m.State("CHECK"):
-                self._check(m, layer, r)
-            with m.State("LOAD"):
-                self._load(m, layer, r)
-            self._step(m, layer, r)
-            self._read_back(m, layer, r_rd, r)
-            with m.State("DONE"):
-                finish_command(m, bus, r.status)
+        fsm = OneHotFSM(m, STATES, prefix="hq")
+        with fsm.state("IDLE"):
+            with m.If(bus.start):
+                cmd = bus.cmd
+                m.d.sync += [r.count.eq(0), r.status.eq(Status.OK), r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0),
+                             r.hdr_idx.eq(1),
+                             r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
+                             r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
+                for c, n in HEADER_BYTES.items():
+                    with m.If(cmd == c):
+                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n)]
+                fsm.goto("HDR")
+        with fsm.state("HDR"):
+            self._header(m, fsm, r)
+        with fsm.state("SUMS"):
+            self._sums(m, r)
+            fsm.goto("VERDICT")
+        with fsm.state("VERDICT"):
+            # the range's compare, registered: CHECK's actions (the layer's clear among them)
+            # follow a flip-flop, not a carry chain
+            m.d.sync += r.refuse.eq(r.bad | (r.end > r.limit))
+            fsm.goto("CHECK")
+        with fsm.state("CHECK"):
+            self._check(m, fsm, layer, r)
+        with fsm.state("LOAD"):
+            self._load(m, fsm, layer, r)
+        self._step(m, fsm, layer, r)
+        self._read_back(m, fsm, layer, r_rd, r)
+        with fsm.state("DONE"):
+            m.d.comb += [bus.done.eq(1), bus.status.eq(r.status)]
+            fsm.goto("IDLE")
         return m
 
     def _store_results(self, m, layer, r_wr, r):
@@ -243,21 +255,29 @@ class HDQTHandler(Handler):
             with m.Else():
                 m.d.sync += r.res_c.eq(r.res_c + 1)
 
-    def _header(self, m, r):
-        """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5)."""
+    def _header(self, m, fsm, r):
+        """``HDR``: header bytes: LOAD sel, addr (3); STEP exp_base (2); READ what, addr, count (5).
+        An unknown command answers ``ERR_UNKNOWN_CMD`` here, having taken nothing."""
         bus = self.bus
-        with m.If(r.hdr_end):
-            m.next = "SUMS"
+        with m.If(r.unknown):
+            m.d.sync += r.status.eq(Status.ERR_UNKNOWN_CMD)
+            fsm.goto("DONE")
+        with m.Elif(r.hdr_end):
+            fsm.goto("SUMS")
         with m.Elif(r.hdr_short):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
+            fsm.goto("DONE")
         with m.Else():
             m.d.comb += bus.i_data.ready.eq(1)
             with m.If(bus.i_data.valid & bus.i_data.ready):
-                m.d.sync += r.count.eq(r.count + 1)
-                capture_bytes(m, r.count, bus.i_data.payload,
-                              [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
-                               [r.num[:8]], [r.num[8:]]])
+                m.d.sync += [r.count.eq(r.count + 1), r.hdr_idx.eq(r.hdr_idx << 1)]
+                # the byte's place from the one-hot index, so no compare of the count lies
+                # between a byte taken and the header registers' enables
+                targets = [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
+                           [r.num[:8]], [r.num[8:]]]
+                for i, dests in enumerate(targets):
+                    with m.If(r.hdr_idx[i]):
+                        m.d.sync += [d.eq(bus.i_data.payload) for d in dests]
 
     def _sums(self, m, r):
         """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
@@ -284,34 +304,34 @@ class HDQTHandler(Handler):
                          r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
                          r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per))]
 
-    def _check(self, m, layer, r):
+    def _check(self, m, fsm, layer, r):
         """``CHECK``: refuse the command (``ERR_LENGTH``, VERDICT's ``refuse``) or start it. A LOAD
         latches ``x_unsigned``; a STEP clears the layer's flags and the result pointer; a READ sets
         its value width."""
         with m.If(r.refuse):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
-            m.next = "DONE"
+            fsm.goto("DONE")
         with m.Elif(r.is_load):
             m.d.sync += r.x_uns.eq(r.sel[X_UNSIGNED_BIT])
-            m.next = "LOAD"
+            fsm.goto("LOAD")
         with m.Elif(r.is_step):
             m.d.comb += layer.i_clear.eq(1)
             m.d.sync += [r.res_ptr.eq(0), r.res_c.eq(0), r.cycles.eq(0)]
-            m.next = "START"
+            fsm.goto("START")
         with m.Else():
             reads_w = r.sel[0]
             m.d.sync += [r.count.eq(0), r.width.eq(4 - 2 * reads_w)]
             with m.If(reads_w):
-                m.next = "W_REQ"
+                fsm.goto("W_REQ")
             with m.Else():
-                m.next = "R_FETCH"
+                fsm.goto("R_FETCH")
 
-    def _load(self, m, layer, r):
+    def _load(self, m, fsm, layer, r):
         """``LOAD``: int16 elements (low byte first) into the layer, one per cycle at most."""
         bus = self.bus
         take = bus.i_data.valid & bus.i_data.ready
         with m.If(r.load_end):
-            m.next = "DONE"
+            fsm.goto("DONE")
         with m.Elif(r.count[0]):
             # First byte of an element (the 3-byte header leaves odd offsets first).
             m.d.comb += bus.i_data.ready.eq(1)
@@ -326,63 +346,65 @@ class HDQTHandler(Handler):
             with m.If(take):
                 m.d.sync += [r.count.eq(r.count + 1), r.addr.eq(r.addr + 1)]
 
-    def _step(self, m, layer, r):
+    def _step(self, m, fsm, layer, r):
         """``START``, ``RUN``, ``STEP_REPLY``: run the layer, count its cycles, send the reply."""
         bus = self.bus
-        with m.State("START"):
+        with fsm.state("START"):
             m.d.comb += layer.i_start.eq(1)
-            m.next = "RUN"
-        with m.State("RUN"):
+            fsm.goto("RUN")
+        with fsm.state("RUN"):
             m.d.sync += r.cycles.eq(r.cycles + 1)
             with m.If(~layer.o_busy):
                 m.d.sync += [r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
                              r.count.eq(0)]
-                m.next = "STEP_REPLY"
-        with m.State("STEP_REPLY"):
+                fsm.goto("STEP_REPLY")
+        with fsm.state("STEP_REPLY"):
             # 6 shift bytes, the flags byte, 4 cycle-count bytes. The layer's shifts are read as they
             # are: they change only while a step runs.
+            # The count is below 16 here, so its low 4 bits select the byte.
             byte = Signal(8)
+            idx = r.count[:4]
             shifts = layer.o_shifts.as_value()
             for i in range(6):
-                with m.If(r.count == i):
+                with m.If(idx == i):
                     m.d.comb += byte.eq(shifts[6 * i:6 * i + 6])
-            with m.If(r.count == 6):
+            with m.If(idx == 6):
                 m.d.comb += byte.eq(r.flags)
             for i in range(4):
-                with m.If(r.count == 7 + i):
+                with m.If(idx == 7 + i):
                     m.d.comb += byte.eq(r.cycles[8 * i:8 * i + 8])
-            with m.If(r.count == STEP_REPLY_BYTES):
-                m.next = "DONE"
+            with m.If(idx == STEP_REPLY_BYTES):
+                fsm.goto("DONE")
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(byte)]
                 with m.If(bus.o_data.ready):
                     m.d.sync += r.count.eq(r.count + 1)
 
-    def _read_back(self, m, layer, r_rd, r):
+    def _read_back(self, m, fsm, layer, r_rd, r):
         """``R_FETCH``, ``R_LATCH`` (results: a memory read, one cycle), ``W_REQ``, ``W_WAIT`` (W
         through the layer's read stream, idle only), then ``SEND`` each value's bytes."""
-        with m.State("R_FETCH"):
+        with fsm.state("R_FETCH"):
             m.d.comb += r_rd.addr.eq(r.addr)
-            m.next = "R_LATCH"
-        with m.State("R_LATCH"):
+            fsm.goto("R_LATCH")
+        with fsm.state("R_LATCH"):
             m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
-            m.next = "SEND"
-        with m.State("W_REQ"):
+            fsm.goto("SEND")
+        with fsm.state("W_REQ"):
             m.d.comb += [layer.i_rd.valid.eq(1), layer.i_rd.payload.eq(r.addr)]
             with m.If(layer.i_rd.ready):
                 m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
-                m.next = "W_WAIT"
-        with m.State("W_WAIT"):
+                fsm.goto("W_WAIT")
+        with fsm.state("W_WAIT"):
             m.d.comb += layer.o_rd.ready.eq(1)
             with m.If(layer.o_rd.valid):
                 m.d.sync += [r.out.eq(layer.o_rd.payload), r.nbyte.eq(0)]
-                m.next = "SEND"
-        with m.State("SEND"):
+                fsm.goto("SEND")
+        with fsm.state("SEND"):
             with send_low_byte(m, self.bus, r.out, r.nbyte):
                 with m.If(r.nbyte + 1 == r.width):
-                    with m.If(r.count == r.num):
-                        m.next = "DONE"
+                    with m.If(r.last_value):
+                        fsm.goto("DONE")
                     with m.Elif(r.sel[0]):
-                        m.next = "W_REQ"
+                        fsm.goto("W_REQ")
                     with m.Else():
-                        m.next = "R_FETCH"
+                        fsm.goto("R_FETCH")
