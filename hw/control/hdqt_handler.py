@@ -46,7 +46,7 @@ from amaranth.lib.memory import Memory
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
-from .handler import Handler, send_low_byte
+from .handler import Handler, capture_bytes, send_low_byte
 from .onehot import OneHotFSM
 from .protocol import MAX_PAYLOAD, Cmd, Status
 
@@ -146,7 +146,6 @@ class _Registers:
         self.eq_hdr, self.eq_hdr_m1 = Signal(), Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
         self.unknown = Signal()                 # not a command of this group
-        self.hdr_idx = Signal(5)                # the next header byte's place, one-hot
         self.last_value = Signal()              # READ: count == num, a cycle late
         self.end = Signal(17)
         self.limit = Signal(16)
@@ -210,7 +209,6 @@ class HDQTHandler(Handler):
             with m.If(bus.start):
                 cmd = bus.cmd
                 m.d.sync += [r.count.eq(0), r.status.eq(Status.OK), r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0),
-                             r.hdr_idx.eq(1),
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
                              r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
                 for c, n in HEADER_BYTES.items():
@@ -270,14 +268,12 @@ class HDQTHandler(Handler):
         with m.Else():
             m.d.comb += bus.i_data.ready.eq(1)
             with m.If(bus.i_data.valid & bus.i_data.ready):
-                m.d.sync += [r.count.eq(r.count + 1), r.hdr_idx.eq(r.hdr_idx << 1)]
-                # the byte's place from the one-hot index, so no compare of the count lies
-                # between a byte taken and the header registers' enables
-                targets = [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
-                           [r.num[:8]], [r.num[8:]]]
-                for i, dests in enumerate(targets):
-                    with m.If(r.hdr_idx[i]):
-                        m.d.sync += [d.eq(bus.i_data.payload) for d in dests]
+                m.d.sync += r.count.eq(r.count + 1)
+                # The count is below 5 here, so its low 3 bits place the byte: no compare of the
+                # whole count between a byte taken and the header registers' enables.
+                capture_bytes(m, r.count[:3], bus.i_data.payload,
+                              [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
+                               [r.num[:8]], [r.num[8:]]])
 
     def _sums(self, m, r):
         """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
