@@ -267,13 +267,17 @@ class HDQTHandler(Handler):
             fsm.goto("DONE")
         with m.Else():
             m.d.comb += bus.i_data.ready.eq(1)
-            with m.If(bus.i_data.valid & bus.i_data.ready):
+            with m.If(bus.i_data.valid):
                 m.d.sync += r.count.eq(r.count + 1)
-                # The count is below 5 here, so its low 3 bits place the byte: no compare of the
-                # whole count between a byte taken and the header registers' enables.
-                capture_bytes(m, r.count[:3], bus.i_data.payload,
-                              [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
-                               [r.num[:8]], [r.num[8:]]])
+        # The byte offered is written into its place whether or not it is taken, so the header
+        # registers' enables do not wait for the ready's decisions: the count is below 5 here (its
+        # low 3 bits place the byte), and a byte offered but not taken is at the header's end
+        # (LOAD: `num`, STEP: `addr`, READ: no place, none of which that command reads) or in a
+        # command refused unknown or short, whose fields nothing reads.
+        with m.If(bus.i_data.valid):
+            capture_bytes(m, r.count[:3], bus.i_data.payload,
+                          [[r.sel, r.exp_base[:8]], [r.addr[:8], r.exp_base[8:]], [r.addr[8:]],
+                           [r.num[:8]], [r.num[8:]]])
 
     def _sums(self, m, r):
         """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
