@@ -120,7 +120,8 @@ class _Registers:
 
     def __init__(self, n_results, cols, acc_width):
         self.status = Signal(8)
-        self.count = Signal(range(MAX_PAYLOAD + 1))  # payload bytes taken / reply bytes / values sent
+        self.count = Signal(range(MAX_PAYLOAD + 1))  # payload bytes taken
+        self.rep = Signal(4)                    # STEP's reply bytes sent
         self.sel = Signal(8)                    # LOAD: tensor and x_unsigned; READ: what
         self.addr = Signal(16)
         self.num = Signal(16)
@@ -146,7 +147,8 @@ class _Registers:
         self.eq_hdr, self.eq_hdr_m1 = Signal(), Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
         self.unknown = Signal()                 # not a command of this group
-        self.last_value = Signal()              # READ: count == num, a cycle late
+        self.last_value = Signal()              # READ: num == 0, a cycle late
+        self.hdr_open = Signal()                # HDR takes bytes: a known command, not short
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
@@ -198,9 +200,10 @@ class HDQTHandler(Handler):
         m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
                      r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count + 1 == r.hdr_len),
                      took.eq(bus.i_data.valid & bus.i_data.ready)]
-        # READ's last value, registered: the count changes only before a value's SEND, which lasts
-        # at least two cycles (``width`` >= 2), so the compare is fresh at its last byte.
-        m.d.sync += r.last_value.eq(r.count == r.num)
+        # READ counts the values left down in `num`; the last one, registered: `num` changes only
+        # before a value's SEND, which lasts at least two cycles (``width`` >= 2), so the compare
+        # is fresh at its last byte.
+        m.d.sync += r.last_value.eq(r.num == 0)
         r.load_end = Mux(took, eq_len_m1, eq_len)
         r.hdr_end = Mux(took, r.eq_hdr_m1, r.eq_hdr)
 
@@ -208,12 +211,15 @@ class HDQTHandler(Handler):
         with fsm.state("IDLE"):
             with m.If(bus.start):
                 cmd = bus.cmd
+                known = cmd.matches(*HEADER_BYTES)
+                short = Signal()
                 m.d.sync += [r.count.eq(0), r.status.eq(Status.OK), r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0),
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
-                             r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
+                             r.unknown.eq(~known), r.hdr_short.eq(short), r.hdr_open.eq(known & ~short)]
                 for c, n in HEADER_BYTES.items():
                     with m.If(cmd == c):
-                        m.d.sync += [r.hdr_len.eq(n), r.hdr_short.eq(bus.length < n)]
+                        m.d.comb += short.eq(bus.length < n)
+                        m.d.sync += r.hdr_len.eq(n)
                 fsm.goto("HDR")
         with fsm.state("HDR"):
             self._header(m, fsm, r)
@@ -261,14 +267,16 @@ class HDQTHandler(Handler):
             m.d.sync += r.status.eq(Status.ERR_UNKNOWN_CMD)
             fsm.goto("DONE")
         with m.Elif(r.hdr_end):
+            m.d.sync += r.hdr_open.eq(0)
             fsm.goto("SUMS")
         with m.Elif(r.hdr_short):
             m.d.sync += r.status.eq(Status.ERR_LENGTH)
             fsm.goto("DONE")
-        with m.Else():
-            m.d.comb += bus.i_data.ready.eq(1)
-            with m.If(bus.i_data.valid):
-                m.d.sync += r.count.eq(r.count + 1)
+        # `hdr_open` holds from the start to the header's end (never for a command refused here),
+        # so the ready is one LUT of registers
+        m.d.comb += bus.i_data.ready.eq(r.hdr_open & ~r.hdr_end)
+        with m.If(bus.i_data.valid & bus.i_data.ready):
+            m.d.sync += r.count.eq(r.count + 1)
         # The byte offered is written into its place whether or not it is taken, so the header
         # registers' enables do not wait for the ready's decisions: the count is below 5 here (its
         # low 3 bits place the byte), and a byte offered but not taken is at the header's end
@@ -320,7 +328,7 @@ class HDQTHandler(Handler):
             fsm.goto("START")
         with m.Else():
             reads_w = r.sel[0]
-            m.d.sync += [r.count.eq(0), r.width.eq(4 - 2 * reads_w)]
+            m.d.sync += r.width.eq(4 - 2 * reads_w)
             with m.If(reads_w):
                 fsm.goto("W_REQ")
             with m.Else():
@@ -356,14 +364,13 @@ class HDQTHandler(Handler):
             m.d.sync += r.cycles.eq(r.cycles + 1)
             with m.If(~layer.o_busy):
                 m.d.sync += [r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
-                             r.count.eq(0)]
+                             r.rep.eq(0)]
                 fsm.goto("STEP_REPLY")
         with fsm.state("STEP_REPLY"):
             # 6 shift bytes, the flags byte, 4 cycle-count bytes. The layer's shifts are read as they
             # are: they change only while a step runs.
-            # The count is below 16 here, so its low 4 bits select the byte.
             byte = Signal(8)
-            idx = r.count[:4]
+            idx = r.rep
             shifts = layer.o_shifts.as_value()
             for i in range(6):
                 with m.If(idx == i):
@@ -378,7 +385,7 @@ class HDQTHandler(Handler):
             with m.Else():
                 m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(byte)]
                 with m.If(bus.o_data.ready):
-                    m.d.sync += r.count.eq(r.count + 1)
+                    m.d.sync += r.rep.eq(r.rep + 1)
 
     def _read_back(self, m, fsm, layer, r_rd, r):
         """``R_FETCH``, ``R_LATCH`` (results: a memory read, one cycle), ``W_REQ``, ``W_WAIT`` (W
@@ -387,12 +394,12 @@ class HDQTHandler(Handler):
             m.d.comb += r_rd.addr.eq(r.addr)
             fsm.goto("R_LATCH")
         with fsm.state("R_LATCH"):
-            m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
+            m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.addr.eq(r.addr + 1), r.num.eq(r.num - 1)]
             fsm.goto("SEND")
         with fsm.state("W_REQ"):
             m.d.comb += [layer.i_rd.valid.eq(1), layer.i_rd.payload.eq(r.addr)]
             with m.If(layer.i_rd.ready):
-                m.d.sync += [r.addr.eq(r.addr + 1), r.count.eq(r.count + 1)]
+                m.d.sync += [r.addr.eq(r.addr + 1), r.num.eq(r.num - 1)]
                 fsm.goto("W_WAIT")
         with fsm.state("W_WAIT"):
             m.d.comb += layer.o_rd.ready.eq(1)
