@@ -43,6 +43,7 @@ from typing import NamedTuple
 from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum
 from amaranth.lib.memory import Memory
+from amaranth.utils import exact_log2
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
@@ -113,6 +114,12 @@ def result_order(batch, k_dim, o_dim, rows, cols):
                     for c in range(cols):
                         order.append(ResultSlot(tensor, mb * rows + r, nb * cols + c))
     return order
+
+
+def _above_pow2(value, limit):
+    """``value > limit`` for a power of two ``limit``, as bit tests."""
+    p = exact_log2(limit)
+    return (value[p + 1:] != 0) | (value[p] & (value[:p] != 0))
 
 
 class _Registers:
@@ -307,10 +314,12 @@ class HDQTHandler(Handler):
             m.d.sync += [r.end.eq(0), r.limit.eq(0), r.bad.eq(bus.length != 2)]
         with m.Else():
             # a 5-byte payload, a known source, 1..per values within it
-            per = Mux(reads_w, MAX_READ_WEIGHTS, MAX_READ_RESULTS)
+            # `num` above the limit as bit tests (the limits are powers of two), not a carry chain
+            too_many = Mux(reads_w, _above_pow2(r.num, MAX_READ_WEIGHTS),
+                           _above_pow2(r.num, MAX_READ_RESULTS))
             m.d.sync += [r.end.eq(r.addr + r.num),
                          r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
-                         r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | (r.num > per))]
+                         r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | too_many)]
 
     def _check(self, m, fsm, layer, r):
         """``CHECK``: refuse the command (``ERR_LENGTH``, VERDICT's ``refuse``) or start it. A LOAD
