@@ -56,7 +56,9 @@ def main(argv=None):
     print(f"{'seed':>4}  {'attempts (clock MHz -> Fmax MHz)':40s}  {'chosen MHz':>10}  {'LC':>5}  timing met")
     for seed, r in rows:
         tries = ", ".join(f"{a['clock_mhz']:g} -> {a['fmax_mhz']}" for a in r["attempts"])
-        print(f"{seed:>4}  {tries:40s}  {r['clock_mhz']:>10g}  {r['lc']:>5}  {r['margin_met']}")
+        placed = f" (no legal placement at seeds {r['unplaced_seeds']}: seed {r['seed']})" \
+            if r.get("unplaced_seeds") else ""
+        print(f"{seed:>4}  {tries:40s}  {r['clock_mhz']:>10g}  {r['lc']:>5}  {r['margin_met']}{placed}")
     first = [r["attempts"][0]["fmax_mhz"] for _, r in rows]
     chosen = [r["clock_mhz"] for _, r in rows]
     m1, s1 = _mean_se(first)

@@ -55,11 +55,24 @@ __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
 
+#: Placer seeds a build tries when nextpnr finds no legal placement for a design that fits (the
+#: requested seed, then the next ones). A nearly full UP5K (the iCEBreaker's HDQT selection, 87 % of
+#: the logic cells with carry chains beside the DSP and block-RAM columns) places at most seeds
+#: and not at some; another seed is a new placement of the same netlist.
+PLACEMENT_SEEDS = 3
+
+#: nextpnr's messages when the placer, not the device's size, failed
+_PLACER_FAILED = ("Unable to find legal placement", "failed to place chain", "Placing design failed")
+
 BOARDS = {name: cfg.description for name, cfg in BOARD_CONFIGS.items()}
 
 
 class BuildError(RuntimeError):
     """A build step failed; the message is one line naming the log to read."""
+
+
+class PlacementFailed(BuildError):
+    """nextpnr found no legal placement for a design that fits the device (at this seed)."""
 
 
 class GroupsDoNotFit(BuildError):
@@ -195,9 +208,12 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
         ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run; with engine clocks also
         ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``placer``, ``abc9`` (the mapping that ran),
-        ``seconds``; a board with engine clock domains also ``clocks_mhz`` (``{domain: MHz}``, the
-        PLL clocks of this bitstream), ``fmax_by_domain`` and ``pll_by_domain`` (each PLL's
-        parameters), and ``margin_met`` asks the margin of those clocks.
+        ``seconds``, ``seed`` (the placer seed of this bitstream: the one asked for, or the next one
+        that placed, see :data:`PLACEMENT_SEEDS`; None: nextpnr's default) and ``unplaced_seeds``
+        (the seeds that found no legal placement); a board with engine clock domains also
+        ``clocks_mhz`` (``{domain: MHz}``, the PLL clocks of this bitstream), ``fmax_by_domain`` and
+        ``pll_by_domain`` (each PLL's parameters), and ``margin_met`` asks the margin of those
+        clocks.
 
     Raises
     ------
@@ -225,8 +241,17 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     build_dir.mkdir(parents=True, exist_ok=True)
     t0 = time.monotonic()
     attempts = []
+    unplaced = []
     while True:
-        result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer)
+        try:
+            result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer)
+        except PlacementFailed:
+            unplaced.append(seed)
+            if len(unplaced) >= PLACEMENT_SEEDS:
+                raise
+            seed = (1 if seed is None else seed) + 1    # nextpnr's default seed is 1
+            say(f"nextpnr found no legal placement at seed {unplaced[-1]}; trying seed {seed}")
+            continue
         options = (result["abc9"],)     # a lower clock maps the same netlist
         attempt = {"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]}
         if cfg.clocks:
@@ -252,6 +277,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
             cfg = dataclasses.replace(cfg, clocks=lower)
             top = BoardTop(name, config=cfg, clk_hz=top.clk_hz)
     result["attempts"] = attempts
+    result["seed"], result["unplaced_seeds"] = seed, unplaced
     result["seconds"] = round(time.monotonic() - t0, 1)
     say(f"bitstream {result['bitstream']} at {result['clock_mhz']:g} MHz ({result['seconds']} s)")
     return result
@@ -408,6 +434,9 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",),
             costs = group_costs(_hierarchy_stat(build_dir, top_name, family), top_name, cfg)
             fitting = groups_that_fit(costs, usage, family)
             raise GroupsDoNotFit(name, groups[1:], cfg.device, usage, fitting, tim)
+        tim_text = tim.read_text(errors="replace") if tim.exists() else ""
+        if any(msg in tim_text for msg in _PLACER_FAILED):
+            raise PlacementFailed(f"nextpnr found no legal placement for {name} at seed {seed}; see {tim}")
         raise BuildError(f"place-and-route or packing of {name} failed (exit code {returncode}); "
                          f"see {tim} and {log}")
     result = {"board": name, "device": cfg.device, "groups": list(groups), "bitstream": str(bitstream)}

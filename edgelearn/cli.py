@@ -257,7 +257,7 @@ def cmd_build(args):
         return 0
     for key in ("board", "device", "groups", "gemm_array", "bitstream", "lut4", "lc", "ff", "dsp", "bram",
                 "spram", "clock_mhz", "clocks_mhz", "fmax_mhz", "fmax_by_domain", "target_mhz", "timing_met",
-                "margin_met", "router", "placer"):
+                "margin_met", "router", "placer", "seed"):
         if key in res:
             value = res[key]
             if key == "groups":

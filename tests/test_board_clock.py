@@ -294,6 +294,46 @@ def test_build_wants_the_margin_not_only_the_clock(fake_tools, tmp_path):
     assert runs == [48, 45.75] and r["clock_mhz"] == 45.75 and r["margin_met"]
 
 
+NEXTPNR_NO_LEGAL_PLACEMENT = """\
+Info: Device utilisation:
+Info: \t         ICESTORM_LC:    4646/   5280    87%
+Info: \t        ICESTORM_RAM:      18/     30    60%
+
+ERROR: Unable to find legal placement for all cells, design is probably at utilisation limit.
+"""
+
+
+def _seed_of_run(build_dir):
+    script = next(build_dir.glob("build_*.sh")).read_text()
+    found = re.search(r"--seed (\d+)", script)
+    return int(found.group(1)) if found else None
+
+
+@pytest.mark.parametrize("asked, placing, tried", [(5, {7}, [5, 6, 7]), (None, {2}, [None, 2]),
+                                                   (1, {9}, [1, 2, 3])])
+def test_a_seed_without_a_legal_placement_tries_the_next(monkeypatch, tmp_path, asked, placing, tried):
+    # nextpnr places the design only at the seeds in `placing`; at the others it finds no legal
+    # placement although the design fits: the build goes on with the next seed and reports it
+    runs = []
+
+    def outputs(build_dir):
+        seed = _seed_of_run(build_dir)
+        runs.append(seed)
+        if seed not in placing:
+            return {"rpt": YOSYS_LOG, "tim": NEXTPNR_NO_LEGAL_PLACEMENT}
+        return {"rpt": YOSYS_LOG, "tim": NEXTPNR_DONE, "report.json": json.dumps(_report(60.0, 48)),
+                "bin": b"\0" * 64}
+    _replace_tool_run(monkeypatch, outputs)
+    if set(tried) & placing:
+        r = build.build_board("icebreaker", build_dir=tmp_path, seed=asked)
+        assert runs == tried and r["seed"] == tried[-1] and r["unplaced_seeds"] == tried[:-1]
+    else:
+        msg = f"no legal placement for icebreaker at seed {tried[-1]}"
+        with pytest.raises(build.PlacementFailed, match=msg):
+            build.build_board("icebreaker", build_dir=tmp_path, seed=asked)
+        assert runs == tried
+
+
 def test_build_stops_after_max_attempts(fake_tools, tmp_path):
     runs = fake_tools(lambda clock: clock * 0.9)
     r = build.build_board("icebreaker", build_dir=tmp_path, max_attempts=2)
