@@ -129,6 +129,8 @@ class _Registers:
         self.status = Signal(8)
         self.count = Signal(range(MAX_PAYLOAD + 1))  # payload bytes taken
         self.rep = Signal(4)                    # STEP's reply bytes sent
+        self.rep_byte = Signal(8)               # STEP's reply byte `rep`, when `rep_fresh`
+        self.rep_fresh = Signal()
         self.sel = Signal(8)                    # LOAD: tensor and x_unsigned; READ: what
         self.addr = Signal(16)
         self.num = Signal(16)
@@ -373,28 +375,32 @@ class HDQTHandler(Handler):
             m.d.sync += r.cycles.eq(r.cycles + 1)
             with m.If(~layer.o_busy):
                 m.d.sync += [r.flags.eq(layer.o_w_saturated | (layer.o_mac_overflow << 1)),
-                             r.rep.eq(0)]
+                             r.rep.eq(0), r.rep_fresh.eq(0)]
                 fsm.goto("STEP_REPLY")
         with fsm.state("STEP_REPLY"):
             # 6 shift bytes, the flags byte, 4 cycle-count bytes. The layer's shifts are read as they
-            # are: they change only while a step runs.
+            # are: they change only while a step runs. The byte is offered from a register loaded
+            # from the selection in every cycle, so the selection is not in the reply's path; after
+            # a byte is taken the register is stale for a cycle (`rep_fresh` low: 11 cycles a step).
             byte = Signal(8)
-            idx = r.rep
             shifts = layer.o_shifts.as_value()
             for i in range(6):
-                with m.If(idx == i):
+                with m.If(r.rep == i):
                     m.d.comb += byte.eq(shifts[6 * i:6 * i + 6])
-            with m.If(idx == 6):
+            with m.If(r.rep == 6):
                 m.d.comb += byte.eq(r.flags)
             for i in range(4):
-                with m.If(idx == 7 + i):
+                with m.If(r.rep == 7 + i):
                     m.d.comb += byte.eq(r.cycles[8 * i:8 * i + 8])
-            with m.If(idx == STEP_REPLY_BYTES):
+            m.d.sync += r.rep_byte.eq(byte)
+            with m.If(r.rep == STEP_REPLY_BYTES):
                 fsm.goto("DONE")
             with m.Else():
-                m.d.comb += [bus.o_data.valid.eq(1), bus.o_data.payload.eq(byte)]
-                with m.If(bus.o_data.ready):
-                    m.d.sync += r.rep.eq(r.rep + 1)
+                m.d.comb += [bus.o_data.valid.eq(r.rep_fresh), bus.o_data.payload.eq(r.rep_byte)]
+                with m.If(r.rep_fresh & bus.o_data.ready):
+                    m.d.sync += [r.rep.eq(r.rep + 1), r.rep_fresh.eq(0)]
+                with m.Else():
+                    m.d.sync += r.rep_fresh.eq(1)
 
     def _read_back(self, m, fsm, layer, r_rd, r):
         """``R_FETCH``, ``R_LATCH`` (results: a memory read, one cycle), ``W_REQ``, ``W_WAIT`` (W
