@@ -59,7 +59,7 @@ MAX_ATTEMPTS = 3
 #: requested seed, then the next ones). A nearly full UP5K (the iCEBreaker's HDQT selection, 87 % of
 #: the logic cells with carry chains beside the DSP and block-RAM columns) places at most seeds
 #: and not at some; another seed is a new placement of the same netlist.
-PLACEMENT_SEEDS = 3
+PLACEMENT_SEEDS = 5
 
 #: nextpnr's messages when the placer, not the device's size, failed
 _PLACER_FAILED = ("Unable to find legal placement", "failed to place chain", "Placing design failed")

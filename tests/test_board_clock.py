@@ -310,7 +310,7 @@ def _seed_of_run(build_dir):
 
 
 @pytest.mark.parametrize("asked, placing, tried", [(5, {7}, [5, 6, 7]), (None, {2}, [None, 2]),
-                                                   (1, {9}, [1, 2, 3])])
+                                                   (1, {9}, [1, 2, 3, 4, 5])])
 def test_a_seed_without_a_legal_placement_tries_the_next(monkeypatch, tmp_path, asked, placing, tried):
     # nextpnr places the design only at the seeds in `placing`; at the others it finds no legal
     # placement although the design fits: the build goes on with the next seed and reports it
