@@ -40,7 +40,7 @@ quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result r
 
 from typing import NamedTuple
 
-from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, Signal, signed
 from amaranth.lib import enum
 from amaranth.lib.memory import Memory
 from amaranth.utils import exact_log2
@@ -60,7 +60,7 @@ STEP_REPLY_BYTES = 11
 X_UNSIGNED_BIT = 7       # of HDQT_LOAD's ``sel`` byte
 #: Header bytes of each command (the payload's first bytes)
 HEADER_BYTES = {Cmd.HDQT_LOAD: 3, Cmd.HDQT_STEP: 2, Cmd.HDQT_READ: 5}
-STATES = ("IDLE", "HDR", "SUMS", "VERDICT", "CHECK", "LOAD", "START", "RUN", "STEP_REPLY",
+STATES = ("IDLE", "DISPATCH", "HDR", "SUMS", "VERDICT", "CHECK", "LOAD", "START", "RUN", "STEP_REPLY",
           "R_FETCH", "R_LATCH", "W_REQ", "W_WAIT", "SEND", "DONE")
 
 
@@ -116,6 +116,12 @@ def result_order(batch, k_dim, o_dim, rows, cols):
     return order
 
 
+def _below_small(value, n):
+    """``value < n`` for a small constant ``n``, as bit tests (no carry chain)."""
+    high = (n - 1).bit_length()
+    return (value[high:] == 0) & ~Cat(value[:high] == k for k in range(n, 1 << high)).any()
+
+
 def _above_pow2(value, limit):
     """``value > limit`` for a power of two ``limit``, as bit tests."""
     p = exact_log2(limit)
@@ -158,6 +164,7 @@ class _Registers:
         self.unknown = Signal()                 # not a command of this group
         self.last_value = Signal()              # READ: num == 0, a cycle late
         self.hdr_open = Signal()                # HDR takes bytes: a known command, not short
+        self.shorter = {n: Signal(name=f"shorter_{n}") for n in sorted(set(HEADER_BYTES.values()))}
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
@@ -219,17 +226,26 @@ class HDQTHandler(Handler):
         fsm = OneHotFSM(m, STATES, prefix="hq")
         with fsm.state("IDLE"):
             with m.If(bus.start):
+                # The command's decode and "is the payload shorter than each header" registered
+                # with the start; DISPATCH picks the command's, so neither the command nor the
+                # length reaches `hdr_open` through more than a register.
                 cmd = bus.cmd
-                known = cmd.matches(*HEADER_BYTES)
-                short = Signal()
-                m.d.sync += [r.count.eq(0), r.status.eq(Status.OK), r.eq_hdr.eq(0), r.eq_hdr_m1.eq(0),
+                m.d.sync += [r.count.eq(0), r.status.eq(Status.OK),
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
-                             r.unknown.eq(~known), r.hdr_short.eq(short), r.hdr_open.eq(known & ~short)]
+                             r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
+                m.d.sync += [r.shorter[n].eq(_below_small(bus.length, n)) for n in r.shorter]
                 for c, n in HEADER_BYTES.items():
                     with m.If(cmd == c):
-                        m.d.comb += short.eq(bus.length < n)
                         m.d.sync += r.hdr_len.eq(n)
-                fsm.goto("HDR")
+                fsm.goto("DISPATCH")
+        with fsm.state("DISPATCH"):
+            # count is 0 and hdr_len set, so eq_hdr and eq_hdr_m1 registered here are false (a
+            # header is at least 2 bytes), as HDR's first cycle needs
+            short = Mux(r.is_load, r.shorter[HEADER_BYTES[Cmd.HDQT_LOAD]],
+                        Mux(r.is_step, r.shorter[HEADER_BYTES[Cmd.HDQT_STEP]],
+                            r.shorter[HEADER_BYTES[Cmd.HDQT_READ]]))
+            m.d.sync += [r.hdr_short.eq(short), r.hdr_open.eq(~r.unknown & ~short)]
+            fsm.goto("HDR")
         with fsm.state("HDR"):
             self._header(m, fsm, r)
         with fsm.state("SUMS"):
