@@ -3,6 +3,7 @@
 import random
 
 import pytest
+from amaranth.hdl import ResetInserter, Signal
 from amaranth.sim import Simulator
 
 from hw.hdqt import spec
@@ -112,6 +113,61 @@ def test_updater_back_to_back_rows():
     rows = corner_rows(rng, cols, 8)
     got_w, out = run_updater(cols, lanes, w, rows, -10, 2, 1)
     assert got_w == expected(cols, lanes, w, rows, -7)[0]
+
+
+def test_updater_reset_mid_row_then_exact():
+    # The domain's reset in the middle of a row and of the pipeline (the group's watchdog reset):
+    # nothing of the aborted rows is written after it, and the next rows update W exactly (the data
+    # registers are reset-less; the valid bits and the sub-word count are not).
+    cols, lanes = 4, 2
+    rng = random.Random(11)
+    w = [rng.randint(-20000, 20000) for _ in range(8 * cols)]
+    aborted = corner_rows(rng, cols, 8)[:3]
+    rows = corner_rows(rng, cols, 8)
+    rst = Signal()
+    dut = WeightUpdater(cols=cols, lanes=lanes, acc_width=ACC, words=len(w) // lanes)
+    top = ResetInserter(rst)(dut)
+    mem = [w[i * lanes:(i + 1) * lanes] for i in range(len(w) // lanes)]
+    log = {"writes": [], "reset_at": None, "snapshot": None}
+
+    async def ram(ctx):
+        async for _, _, ren, raddr, wen, waddr, wdata in ctx.tick().sample(
+                dut.o_w_rd_en, dut.o_w_rd_addr, dut.o_w_wr_en, dut.o_w_wr_addr, dut.o_w_wr_data):
+            if wen:
+                mem[waddr] = [int(x) for x in wdata]
+                log["writes"].append((waddr, log["reset_at"] is not None, log["snapshot"] is not None))
+            if ren:
+                ctx.set(dut.i_w_rd_data, mem[raddr])
+
+    async def tb(ctx):
+        ctx.set(dut.i_exp_base, -10)
+        ctx.set(dut.i_shift_dy, 2)
+        ctx.set(dut.i_shift_x, 1)
+        await ctx.tick().repeat(4)
+        for word, data in aborted:
+            await stream_put(ctx, dut.i_dw, {"data": data, "word": word})
+        # half of the next row's chunks, then the reset
+        ctx.set(dut.i_dw.payload, {"data": aborted[0][1], "word": 0})
+        ctx.set(dut.i_dw.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i_dw.valid, 0)
+        ctx.set(rst, 1)
+        await ctx.tick()     # a write in the reset's own cycle is the last the aborted rows make
+        log["reset_at"] = True
+        ctx.set(rst, 0)
+        await ctx.tick().repeat(UPDATE_LATENCY + 2)
+        log["snapshot"] = [x for word in mem for x in word]
+        for word, data in rows:
+            await stream_put(ctx, dut.i_dw, {"data": data, "word": word}, rng=rng, stall=0.3)
+        await ctx.tick().repeat(UPDATE_LATENCY + 1)
+
+    sim = Simulator(top)
+    sim.add_clock(1e-6)
+    sim.add_process(ram)
+    sim.add_testbench(tb)
+    sim.run()
+    assert not [waddr for waddr, after_reset, started in log["writes"] if after_reset and not started]
+    assert [x for word in mem for x in word] == expected(cols, lanes, log["snapshot"], rows, -7)[0]
 
 
 @pytest.mark.parametrize("kw, name", [

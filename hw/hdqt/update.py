@@ -98,12 +98,16 @@ class WeightUpdater(wiring.Component):
         # the row stays on i_dw while it leaves in n_sub chunks of U lanes (taken with the last chunk)
         usub = Signal(range(n_sub))
         m.d.comb += self.i_dw.ready.eq(usub == n_sub - 1)
+        # Only the valid bits and the sub-word count are reset: every data register below is read
+        # only behind its valid bit, so a reset need not reach it (the group's reset then drives
+        # fewer flip-flops: it was the iCEBreaker HDQT build's worst path, and reset-less
+        # flip-flops pack with any logic cell)
         upd_v = [Signal(name=f"upd_v{s}") for s in range(UPDATE_LATENCY)]
-        upd_a = [Signal(wbits, name=f"upd_a{s}") for s in range(UPDATE_LATENCY)]
+        upd_a = [Signal(wbits, name=f"upd_a{s}", reset_less=True) for s in range(UPDATE_LATENCY)]
         # the chunk's results as sign and one's-complement magnitude (dw ^ sign): stage 1 then needs one
         # adder, |dw| + half = (dw ^ sign) + half + sign, the sign entering as the carry
-        chunk_n = [Signal(name=f"u_chunk_n{lu}") for lu in range(U)]
-        chunk_x = [Signal(acc, name=f"u_chunk_x{lu}") for lu in range(U)]
+        chunk_n = [Signal(name=f"u_chunk_n{lu}", reset_less=True) for lu in range(U)]
+        chunk_x = [Signal(acc, name=f"u_chunk_x{lu}", reset_less=True) for lu in range(U)]
         with m.Switch(usub):
             for sub in range(n_sub):
                 with m.Case(sub):
@@ -121,39 +125,43 @@ class WeightUpdater(wiring.Component):
         # the W word is read in stage 2 and its data registered (w_q) in stage 3, so the block RAM's
         # clock-to-out is not in front of stage 5's subtraction
         m.d.comb += [self.o_w_rd_en.eq(upd_v[2]), self.o_w_rd_addr.eq(upd_a[2])]
-        w_q = Signal.like(self.i_w_rd_data, name="u_w_q")
+        w_q = Signal.like(self.i_w_rd_data, name="u_w_q", reset_less=True)
         m.d.sync += w_q.eq(self.i_w_rd_data)
         clipped_any = []
         sat_row = []
         for c in range(U):
             # stage 1: the rounded magnitude before the shift: |dw| + half, one carry chain: the sign is
             # the carry into bit 0, entered as a bit below both operands (s + s carries s)
-            neg1, mag1 = Signal(name=f"u_neg1_{c}"), Signal(acc + 1, name=f"u_mag1_{c}")
+            neg1 = Signal(name=f"u_neg1_{c}", reset_less=True)
+            mag1 = Signal(acc + 1, name=f"u_mag1_{c}", reset_less=True)
             mag_sum = Signal(acc + 2, name=f"u_magsum_{c}")
             m.d.comb += mag_sum.eq(Cat(chunk_n[c], chunk_x[c]) + Cat(chunk_n[c], u_half))
             m.d.sync += [neg1.eq(chunk_n[c]), mag1.eq(mag_sum[1:])]
             # stages 2 to 4: the shift (by a multiple of 8, then by 0..7), clamped to 17 bits (an update
             # that large saturates W either way)
             sw = acc + 1 + spec.W_BITS
-            neg2, big2 = Signal(name=f"u_neg2_{c}"), Signal(name=f"u_big2_{c}")
-            sh2 = Signal(spec.W_BITS + 8, name=f"u_sh2_{c}")
+            neg2 = Signal(name=f"u_neg2_{c}", reset_less=True)
+            big2 = Signal(name=f"u_big2_{c}", reset_less=True)
+            sh2 = Signal(spec.W_BITS + 8, name=f"u_sh2_{c}", reset_less=True)
             coarse = Signal(sw, name=f"u_coarse_{c}")
             m.d.comb += coarse.eq(Cat(Signal(spec.W_BITS), mag1) >> Cat(Signal(3), u_amt[3:]))
             # bits at 24 and above stay at 17 and above after a shift by at most 7
             m.d.sync += [neg2.eq(neg1), sh2.eq(coarse[:spec.W_BITS + 8]),
                          big2.eq(coarse[spec.W_BITS + 8:].any())]
-            fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}")
-            neg3, big3 = Signal(name=f"u_neg3_{c}"), Signal(name=f"u_big3_{c}")
+            fine = Signal(spec.W_BITS + 8, name=f"u_fine_{c}", reset_less=True)
+            neg3 = Signal(name=f"u_neg3_{c}", reset_less=True)
+            big3 = Signal(name=f"u_big3_{c}", reset_less=True)
             m.d.sync += [fine.eq(sh2 >> u_amt[:3]), neg3.eq(neg2), big3.eq(big2)]
-            neg4, mag4 = Signal(name=f"u_neg4_{c}"), Signal(spec.W_BITS + 1, name=f"u_mag4_{c}")
+            neg4 = Signal(name=f"u_neg4_{c}", reset_less=True)
+            mag4 = Signal(spec.W_BITS + 1, name=f"u_mag4_{c}", reset_less=True)
             m.d.sync += [neg4.eq(neg3),
                          mag4.eq(Mux(big3 | fine[spec.W_BITS + 1:].any(), dmax, fine[:spec.W_BITS + 1]))]
             # stage 5: W - delta (W read in stage 2, registered in stage 3)
-            neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}")
+            neww = Signal(signed(spec.W_BITS + 3), name=f"u_new_{c}", reset_less=True)
             m.d.sync += neww.eq(Mux(neg4, w_q[c] + mag4, w_q[c] - mag4))
             # stage 6: saturate
-            sat4 = Signal(signed(16), name=f"u_sat_{c}")
-            clip4 = Signal(name=f"u_clip_{c}")
+            sat4 = Signal(signed(16), name=f"u_sat_{c}", reset_less=True)
+            clip4 = Signal(name=f"u_clip_{c}", reset_less=True)
             m.d.sync += [clip4.eq((neww > lim) | (neww < -lim)),
                          sat4.eq(Mux(neww > lim, lim, Mux(neww < -lim, -lim, neww)))]
             clipped_any.append(clip4)
@@ -162,7 +170,7 @@ class WeightUpdater(wiring.Component):
         m.d.comb += [self.o_w_wr_en.eq(upd_v[6]), self.o_w_wr_addr.eq(upd_a[6]),
                      self.o_w_wr_data.eq(Cat(*sat_row)),
                      self.o_clip.eq(upd_v[6] & Cat(*clipped_any).any())]
-        abs5 = [Signal(16, name=f"u_abs5_{c}") for c in range(U)]
+        abs5 = [Signal(16, name=f"u_abs5_{c}", reset_less=True) for c in range(U)]
         m.d.sync += [a5.eq(absval(m, s4, 16, f"u_abs_{c}")) for c, (a5, s4) in enumerate(zip(abs5, sat_row))]
         or5 = 0
         for c in range(U):
