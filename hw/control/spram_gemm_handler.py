@@ -320,9 +320,12 @@ class SpramGEMMHandler(Handler):
             escape_check=("filler" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
                           else "loader"),
             # (timing: the join's take does not reach the chain flag FIFO's read logic; the table
-            # lane's stage-1 compares start from flip-flops)
+            # lane's stage-1 compares and its boundary logic start from flip-flops)
             chain_pop="registered" if self.contexts == 2 else "direct",
-            stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late")
+            stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late",
+            boundary_compare="a" if (self.impl, self.contexts) == ("table", 2) else "b",
+            fill_step="escape_last" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
+            else "candidates")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         # Plain accumulators when no sum can saturate: a tile sums at most max_k products of
