@@ -104,8 +104,8 @@ class _Registers:
     The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
     bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
-    ``rend`` (which then becomes the range's end, ``start + beats``); they are only read while
-    ``feed`` is set (in ``RUN``)."""
+    ``rend``; at the header's end ``rlast`` becomes the range's last beat, ``start + beats - 1``
+    (mod 2**16); the feeder reads them only while ``feed`` is set (in ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
@@ -156,12 +156,14 @@ class _Registers:
         self.len_wrong = Signal()                     # GEMM_ACT: hdr_bad | (k != 0), registered
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
-        # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
-        # header's beats, then start + beats, so the feeder counts one address and compares it)
+        # feeder: store -> decoder (raddr: the header's start, then counted up past rlast; rend: the
+        # header's beats; rlast: start + beats - 1, so the feeder counts one address and compares
+        # it with a register)
         self.raddr = Signal(16)
         self.rend = Signal(16)
+        self.rlast = Signal(16)                       # the range's last beat: start + beats - 1
         self.feed = Signal()                          # RUN: the feeder reads the range
-        self.rmore = Signal()                         # raddr != rend, registered
+        self.rmore = Signal()                         # raddr != the range's end, registered
         self.rgo = Signal()                           # feed & rmore & ~fend, registered (fend a cycle late)
         # the store's enable (write | read) as ebase | ghold & the decoder's ready: ebase = write |
         # rgo & ~fvalid, ghold = rgo & fvalid, registered from their next values (write_n: write's)
@@ -430,7 +432,7 @@ class SpramGEMMHandler(Handler):
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1), r.rmore.eq((r.raddr + 1)[:16] != r.rend)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1), r.rmore.eq(r.raddr != r.rlast)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -458,7 +460,8 @@ class SpramGEMMHandler(Handler):
         # (rgo from fend's registered value: rgo falls a cycle after fend rises, so a read may
         # follow a unit's last beat; fend keeps that beat from the decoder, and the run's end
         # clears fvalid)
-        rmore_n = Mux(read, (r.raddr + 1)[:16] != r.rend, r.rmore)
+        # ((raddr + 1) mod 2**16 != the end, as a compare with a register: no adder before it)
+        rmore_n = Mux(read, r.raddr != r.rlast, r.rmore)
         rgo_n = r.feed & rmore_n & ~r.fend
         fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
         m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
@@ -612,14 +615,16 @@ class SpramGEMMHandler(Handler):
                        | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0))
                 # A range not (all) in the loaded store is bad data (flagged), a bad field or
                 # length a bad length: acted on at the payload's end.
-                # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is
-                # outside the store (and refused), so 16 bits hold every end a run reads to.
+                # The range's end: start + beats, 17 bits; beyond 16 bits it is outside the store
+                # (and refused), so 16 bits hold every end a run reads to. The feeder compares
+                # raddr with its last beat (rlast), so its count has no adder before the compare.
                 end = Signal(17)
                 m.d.comb += end.eq(r.raddr + r.rend)
                 m.d.sync += [r.gleft.eq(tiles), r.gnz.eq(tiles != 0), r.g1.eq(tiles == 1),
                              r.hdr_bad.eq(bad), r.len_wrong.eq(bad | (r.k != 0)),
                              r.hdr_outside.eq(end > r.wptr),
-                             r.rend.eq(end[:16]), r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
+                             r.rlast.eq((end - 1)[:16]),
+                             r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
                              r.gate.eq(1)]
                 fsm.goto("GEMM_ACT")
             with m.Elif(take):
