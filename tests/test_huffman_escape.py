@@ -243,13 +243,13 @@ def test_counter_bits_is_checked():
 @pytest.mark.parametrize("seed,fill_step,stage1_compare", [(1, "escape_last", "a1"), (2, "escape_last", "a1"),
     (1, "candidates", "late"), (2, "candidates", "late"), (1, "subtract", "late"), (2, "subtract", "late"),
     (1, "candidates", "a1"), (2, "candidates", "a1")])
-@pytest.mark.parametrize("boundary_compare", ["b", "a"])
-def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare, boundary_compare):
+@pytest.mark.parametrize("window_compare", ["b", "a"])
+def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare, window_compare):
     """The iCEBreaker GEMM group's decoder as its handler builds it (table lanes, two contexts,
     L = 12, escape codes, no raw bits, chained blocks, header fields, the header CRC one word per
     cycle, the escape checked by the filler with its mask from its length): escaped and coded
     symbols under two tables (both banks, a table switch), with stalls; outputs, flags and counters
-    equal the golden model's. With either ``fill_step``, ``stage1_compare`` and ``boundary_compare``."""
+    equal the golden model's. With either ``fill_step``, ``stage1_compare`` and ``window_compare``."""
     rng = random.Random(700 + seed)
     units = [skewed_int8(rng, 240), gauss_int8(rng, 160, 20)]
     tables, beats, values = [], [], []
@@ -265,7 +265,7 @@ def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare, bo
                          impl="table", counter_bits=16, chain=True, header_regs="fields", header_crc="word",
                          escape_check="filler", fill_step=fill_step, stage1_compare=stage1_compare,
                          chain_pop="registered" if stage1_compare == "a1" else "direct",
-                         boundary_compare=boundary_compare)
+                         window_compare=window_compare)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=seed)
     assert res["errors"] == 0
     assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values

@@ -253,11 +253,11 @@ def test_stage1_compare_is_checked():
         HuffmanDecoder(impl="comparator", contexts=2, stage1_compare="a1")
 
 
-def test_boundary_compare_is_checked():
-    with pytest.raises(ValueError, match="boundary_compare"):
-        HuffmanDecoder(impl="table", contexts=2, boundary_compare="c")
-    with pytest.raises(ValueError, match="boundary_compare"):
-        HuffmanDecoder(impl="table", contexts=1, boundary_compare="a")
+def test_window_compare_is_checked():
+    with pytest.raises(ValueError, match="window_compare"):
+        HuffmanDecoder(impl="table", contexts=2, window_compare="c")
+    with pytest.raises(ValueError, match="window_compare"):
+        HuffmanDecoder(impl="table", contexts=1, window_compare="a")
 
 
 @pytest.mark.parametrize("n_lanes,contexts,impl",

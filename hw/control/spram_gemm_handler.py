@@ -325,7 +325,7 @@ class SpramGEMMHandler(Handler):
             # lane's stage-1 compares and its boundary logic start from flip-flops)
             chain_pop="registered" if self.contexts == 2 else "direct",
             stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late",
-            boundary_compare="a" if (self.impl, self.contexts) == ("table", 2) else "b",
+            window_compare="a" if (self.impl, self.contexts) == ("table", 2) else "b",
             fill_step="escape_last" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
             else "candidates")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only

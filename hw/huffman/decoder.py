@@ -25,10 +25,10 @@ from .lane import LaneDecoder
 from .lane_cslow import CSlowLaneDecoder
 from .lane_table import CompactTableLoader, TableLaneDecoder
 from .lane_table_cslow import (
-    BOUNDARY_COMPARES,
     ESCAPE_CHECKS,
     FILL_STEPS,
     STAGE1_COMPARES,
+    WINDOW_COMPARES,
     CSlowTableLoader,
     TableCSlowLaneDecoder,
 )
@@ -154,11 +154,11 @@ class HuffmanDecoder(wiring.Component):
         (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``stage1_compare``):
         ``"late"`` (default) or ``"a1"`` (a stage earlier, registered: a shorter path into the
         lane's error flags; same behaviour).
-    boundary_compare : str
-        (``impl="table"``, ``contexts=2``) Where the lane's long-code boundary compares run
-        (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``boundary_compare``):
-        ``"b"`` (default) or ``"a"`` (a stage earlier, registered: a shorter stage-B path into the
-        lane's fill; same behaviour).
+    window_compare : str
+        (``impl="table"``, ``contexts=2``) Where the lane's compares of the window (long-code
+        boundary, escape) run (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s
+        ``window_compare``): ``"b"`` (default) or ``"a"`` (a stage earlier, registered: a shorter
+        stage-B path into the lane's fill; same behaviour).
     chain_pop : str
         (``chain``, ``contexts=2``) When the join reads the next block's ``cont`` flag:
         ``"direct"`` (default): the flag FIFO's read is the join's take of a block's last beat;
@@ -192,7 +192,7 @@ class HuffmanDecoder(wiring.Component):
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=spec.FIFO_DEPTH, contexts=1, escape=False,
                  impl="comparator", counter_bits=32, chain=False, header_regs="shift", header_crc="beat",
                  escape_check="loader", fill_step="candidates", chain_pop="direct", stage1_compare="late",
-                 boundary_compare="b"):
+                 window_compare="b"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -215,9 +215,9 @@ class HuffmanDecoder(wiring.Component):
         self._s1_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
         if self._s1_a1 and not (self._impl == "table" and self._C == 2):
             raise ValueError("stage1_compare: 'a1' only with impl='table' and contexts=2")
-        self._bnd_a = check_choice("boundary_compare", boundary_compare, BOUNDARY_COMPARES) == "a"
-        if self._bnd_a and not (self._impl == "table" and self._C == 2):
-            raise ValueError("boundary_compare: 'a' only with impl='table' and contexts=2")
+        self._window_a = check_choice("window_compare", window_compare, WINDOW_COMPARES) == "a"
+        if self._window_a and not (self._impl == "table" and self._C == 2):
+            raise ValueError("window_compare: 'a' only with impl='table' and contexts=2")
         if self._pop_q and not (self._chain and self._C == 2):
             raise ValueError("chain_pop: 'registered' only with chain=True and contexts=2")
         if self._fill_step != "candidates" and not (self._impl == "table" and self._C == 2):
@@ -288,8 +288,8 @@ class HuffmanDecoder(wiring.Component):
             lane_args["fill_step"] = self._fill_step
         if self._s1_a1:
             lane_args["stage1_compare"] = "a1"
-        if self._bnd_a:
-            lane_args["boundary_compare"] = "a"
+        if self._window_a:
+            lane_args["window_compare"] = "a"
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape,
                                                             **loader_args)
         lanes = []

@@ -27,7 +27,7 @@ def wide_table_bits(max_len):
     return min(9, max_len - 1)
 
 __all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift", "ESCAPE_CHECKS", "FILL_STEPS",
-           "STAGE1_COMPARES", "BOUNDARY_COMPARES"]
+           "STAGE1_COMPARES", "WINDOW_COMPARES"]
 
 #: ``TableCSlowLaneDecoder(escape_check=...)``: which part checks that a table's escape is the last
 #: symbol of its length.
@@ -35,10 +35,10 @@ ESCAPE_CHECKS = ("loader", "filler")
 #: ``TableCSlowLaneDecoder(stage1_compare=...)``: stage 1's bit-count compares in stage 1 from the
 #: registered count, or in stage A1 registered.
 STAGE1_COMPARES = ("late", "a1")
-#: ``TableCSlowLaneDecoder(boundary_compare=...)``: the long-code boundary compares (the window's bits
-#: below the prefix against the low bits of the code ends) in stage B from the window register, or
-#: in stage A from the window as it is cut, registered.
-BOUNDARY_COMPARES = ("b", "a")
+#: ``TableCSlowLaneDecoder(window_compare=...)``: the compares of the window with the bank's
+#: registers (the long-code boundary compares, the escape's masked compare) in stage B from the
+#: window register, or in stage A from the window as it is cut, registered.
+WINDOW_COMPARES = ("b", "a")
 #: ``TableCSlowLaneDecoder(fill_step=...)``: stage B's fill after the step from candidates per length
 #: or from one subtraction of the decided length, or from candidates per length for each escape choice
 #: with the escape chosen last.
@@ -251,6 +251,17 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         (default) in stage 1 from the registered count; ``"a1"``: in stage A1 from the count's
         input, registered (two flip-flops more; the compares leave stage 1's path into the error
         flags). Same verdicts in the same cycles.
+    window_compare : str
+        The compares of the window with the bank's registers: at a boundary prefix the window's
+        ``l - k`` bits below the prefix against the low bits of code end ``l`` (per long length
+        ``l``), and the escape's masked compare. ``"b"`` (default): in stage B from the window
+        register ``win_q`` and the registered low bits, mask and code. ``"a"``: in stage A from the
+        window as the shifter cuts it (``nwin``) and the next context's bank, registered: one
+        flip-flop per long length (instead of the low bits' ``1 + .. + (L - k)``) and, with
+        ``escape``, one per code bit, "matches the escape's code or lies below its length" (``L``
+        instead of the mask's and code's ``2 L``), so stage B's boundary logic and escape compare
+        (an AND of flip-flops) start from flip-flops; stage A's path into them is the window
+        shifter and a LUT or two. Same lengths and escapes in the same cycles.
     """
 
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
@@ -272,7 +283,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     _early_stage2 = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False, escape_check="loader", fill_step="candidates",
-                 stage1_compare="late", boundary_compare="b"):
+                 stage1_compare="late", window_compare="b"):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
         self._L, self._R, self._escape, self._E, self._B = params
         self._S = self._L + self._E + self._R                  # largest shift amount
@@ -285,7 +296,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         if self._fill_step == "escape_last" and not self._escape:
             raise ValueError("fill_step: 'escape_last' only with escape=True (no escape to choose)")
         self._stage1_compare_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
-        self._boundary_a = check_choice("boundary_compare", boundary_compare, BOUNDARY_COMPARES) == "a"
+        self._window_a = check_choice("window_compare", window_compare, WINDOW_COMPARES) == "a"
         members = lane_members(self._L, self._R, contexts=2, escape=self._escape)
         if self._filler_check:
             members["o_err_table"] = Out(1)
@@ -399,7 +410,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         lim_lo_n = {ln: Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K])
                     for ln in range(K + 1, L + 1)}
         lim_lo = {}
-        if not self._boundary_a:
+        if not self._window_a:
             for ln in lim_lo_n:
                 lim_lo[ln] = Signal(ln - K, name=f"lim_lo{ln}")
                 m.d.sync += lim_lo[ln].eq(lim_lo_n[ln])
@@ -417,9 +428,15 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                 mask_n = Cat(*(esc_len >= L - i for i in range(L)))
             else:
                 mask_n = Mux(bank, ns.filler.o_esc_mask[1], ns.filler.o_esc_mask[0])
-            m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
-                         esc_mask.eq(mask_n),
-                         esc_code.eq(Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0]))]
+            code_n = Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0])
+            if self._window_a:
+                # (stage A compares the window with the next context's mask and code: ``_stage_a``)
+                m.d.sync += esc_on.eq(self.i_esc_on.bit_select(bank, 1))
+                ns.esc_n = (mask_n, code_n)
+            else:
+                m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
+                             esc_mask.eq(mask_n),
+                             esc_code.eq(code_n)]
             ns.esc = (esc_on, esc_mask, esc_code)
         ns.lim_lo, ns.lim_lo_n, ns.same = lim_lo, lim_lo_n, same
 
@@ -455,16 +472,23 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         fr_a = fill_p - Mux(nxt.rsel, R, 0)
         m.d.sync += [step_q.eq(can_a & ready_a), emit_zero_q.eq(emit_zero_a), fill_p_q.eq(fill_p),
                      fr_q.eq(fr_a), fre_q.eq(fr_a - E)]
-        # ``boundary_compare="a"``: per long length, "the window's bits below the prefix are below
+        # ``window_compare="a"``: per long length, "the window's bits below the prefix are below
         # code end l's low bits", from the window as it is cut and the next context's bank: what
         # stage B would compare from ``win_q`` and ``lim_lo`` a cycle later (both registered from
         # these), so stage B's boundary logic starts from flip-flops
-        ns.lo_q = None
-        if self._boundary_a:
+        ns.lo_q = ns.esc_match_q = None
+        if self._window_a:
             ns.lo_q = {}
             for ln, lim in ns.lim_lo_n.items():
                 ns.lo_q[ln] = Signal(name=f"lo_lt{ln}_q")
                 m.d.sync += ns.lo_q[ln].eq(_less(nwin[L - ln:L - K], lim))
+            if E:
+                # and per code bit, "it matches the escape's code or is below the escape's length"
+                # (one LUT with the shifter's last level): stage B's escape compare is an AND of
+                # flip-flops
+                mask_n, code_n = ns.esc_n
+                ns.esc_match_q = Signal(L, name="esc_match_q")
+                m.d.sync += ns.esc_match_q.eq(~mask_n | ~(nwin[:L] ^ code_n))
         ns.keep(locals(), "run_q run_next win_q step_q emit_zero_q fill_p_q fr_q fre_q")
 
     def _stage_b(self, m, ns):
@@ -485,7 +509,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         esc_hit = Signal()
         if E:
             esc_on, mask, code = ns.esc
-            m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
+            if ns.esc_match_q is not None:
+                m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ns.esc_match_q.all())
+            else:
+                m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         # a value goes out at every step, an invalid code's as a zero: the block is zeroed from
         # there on anyway, so the values are those of a turn later's zero; "a value goes out" (the
