@@ -104,8 +104,9 @@ class _Registers:
     The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
     bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
-    ``rend``; at the header's end ``rlast`` becomes the range's last beat, ``start + beats - 1``
-    (mod 2**16); the feeder reads them only while ``feed`` is set (in ``RUN``)."""
+    ``rend`` (which then becomes the range's end, ``start + beats``; ``rlast`` follows it as
+    ``rend - 1`` while the feeder is off); they are only read while ``feed`` is set (in
+    ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
@@ -156,12 +157,12 @@ class _Registers:
         self.len_wrong = Signal()                     # GEMM_ACT: hdr_bad | (k != 0), registered
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
-        # feeder: store -> decoder (raddr: the header's start, then counted up past rlast; rend: the
-        # header's beats; rlast: start + beats - 1, so the feeder counts one address and compares
-        # it with a register)
+        # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
+        # header's beats, then start + beats; rlast = rend - 1, so the feeder counts one address
+        # and compares it with a register)
         self.raddr = Signal(16)
         self.rend = Signal(16)
-        self.rlast = Signal(16)                       # the range's last beat: start + beats - 1
+        self.rlast = Signal(16)                       # rend - 1 (mod 2**16), set while feed is off
         self.feed = Signal()                          # RUN: the feeder reads the range
         self.rmore = Signal()                         # raddr != the range's end, registered
         self.rgo = Signal()                           # feed & rmore & ~fend, registered (fend a cycle late)
@@ -468,6 +469,10 @@ class SpramGEMMHandler(Handler):
                      r.ghold.eq(rgo_n & fvalid_n)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
+        # rlast from rend in every cycle without the feed: rend is written only in GEMM_HDR, at
+        # least a cycle before RUN sets feed, so rlast is rend - 1 whenever the feeder reads it
+        with m.If(~r.feed):
+            m.d.sync += r.rlast.eq(r.rend - 1)
 
     def _gather(self, m, dec, arr, a_rd, r, running):
         """Decoded values into weight beats (``cols`` values each, in tile order) and, with the
@@ -615,16 +620,14 @@ class SpramGEMMHandler(Handler):
                        | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0))
                 # A range not (all) in the loaded store is bad data (flagged), a bad field or
                 # length a bad length: acted on at the payload's end.
-                # The range's end: start + beats, 17 bits; beyond 16 bits it is outside the store
-                # (and refused), so 16 bits hold every end a run reads to. The feeder compares
-                # raddr with its last beat (rlast), so its count has no adder before the compare.
+                # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is
+                # outside the store (and refused), so 16 bits hold every end a run reads to.
                 end = Signal(17)
                 m.d.comb += end.eq(r.raddr + r.rend)
                 m.d.sync += [r.gleft.eq(tiles), r.gnz.eq(tiles != 0), r.g1.eq(tiles == 1),
                              r.hdr_bad.eq(bad), r.len_wrong.eq(bad | (r.k != 0)),
                              r.hdr_outside.eq(end > r.wptr),
-                             r.rlast.eq((end - 1)[:16]),
-                             r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
+                             r.rend.eq(end[:16]), r.rmore.eq(end[:16] != r.raddr), r.gj.eq(0), r.al.eq(0),
                              r.gate.eq(1)]
                 fsm.goto("GEMM_ACT")
             with m.Elif(take):
