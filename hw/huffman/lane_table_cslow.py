@@ -528,26 +528,16 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
             return Mux(x < 0, 0, x)[:len(nxt.fill)]
         plain = ~cur.raw_mode
         if self._fill_step == "escape_last":
-            # The fill as one AND-OR of selects from the entry alone (a LUT from the read data:
-            # "a length", each boundary value) with values from registers beside the read: per
-            # boundary value the fill after the length its compares pick (the escape chosen among
-            # each long length's two fills), and the fill after the entry's length (both escape
-            # choices, without a carry chain from the entry, the escape picked after them);
-            # "coded step" gates the values; the no-step and raw-mode fills are ORed in.
-            coded = step_plain = ns.step_q & plain
-            rest = Mux(ns.step_q, Mux(cur.raw_mode, after(ns.fr_q), 0), ns.fill_p_q)
-            after_long = {ln: Mux(esc_hit, after(ns.fre_q - ln), after(ns.fr_q - ln)) for ln in longs}
-            ats = {}                   # (by the select's name: a Signal is not hashable)
-            for at, ln, cond in ns.boundary_terms:
-                ats.setdefault(at.name, (at, []))[1].append((cond, ln))
-            terms = [rest]
-            for at, conds in ats.values():
-                y = Mux(coded, or_tree([Mux(c, after_long[ln], 0) for c, ln in conds]), 0)
-                terms.append(Mux(at, y, 0))
-            d = Mux(step_plain, Mux(esc_hit, after_less_entry(ns.fre_q, v, after),
-                                    after_less_entry(ns.fr_q, v, after)), 0)
-            terms.append(Mux(direct, d, 0))
-            m.d.sync += nxt.fill.eq(or_tree(terms))
+            # per escape choice: the step's fill among the lengths (no raw-mode or escape term in
+            # the selects), then raw mode and "no step"; the escape compare (``esc_hit`` is 0 in
+            # raw mode) picks between the two last
+            fills = []
+            for base in (ns.fr_q, ns.fre_q):
+                picks = [(direct, after_less_entry(base, v, after))]
+                picks += [(length_sel[ln], after(base - ln)) for ln in longs]
+                coded = or_tree([Mux(sel, x, 0) for sel, x in picks])
+                fills.append(Mux(ns.step_q, Mux(cur.raw_mode, after(ns.fr_q), coded), ns.fill_p_q))
+            m.d.sync += nxt.fill.eq(Mux(esc_hit, fills[1], fills[0]))
         else:
             picks = [(cur.raw_mode, after(ns.fr_q))]
             for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
@@ -582,7 +572,6 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                 m.d.comb += lo[ln].eq(_less(win[L - ln:L - K], ns.lim_lo[ln]))
         sel = {ln: [] for ln in longs}
         bad = []
-        ns.boundary_terms = []
         for l0 in longs:
             at = Signal(name=f"boundary{l0}")
             m.d.comb += at.eq(v == L - K + l0)
@@ -595,8 +584,6 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                 # (length L: any window past code end L - 1; an invalid one as well, which changes
                 # nothing: no fill is read after it. So the widest compare only reaches ``bad``.)
                 sel[ln].append(at & (lt if ln < L else 1) & ~below)
-                # (the same without the entry: the registers' part, for ``"escape_last"``)
-                ns.boundary_terms.append((at, ln, (lt if ln < L else 1) & ~below))
                 below = below | lt
             bad.append(at & ~below)
         length_sel = {}
