@@ -432,8 +432,29 @@ class SpramGEMMHandler(Handler):
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
+        # The feeder's flags that read depends on (rmore, rgo, ebase, ghold) as a choice by the
+        # decoder's ready between their two values for ready = 1 and ready = 0 (read = rgo, or
+        # rgo & ~fvalid; fvalid next = rgo, or rgo | fvalid), each from registers only and kept as
+        # a net, so that ready (the end of the parser's logic) is one multiplexer before them
+        # rather than inside every term (the state's transitions into and out of RUN set them
+        # after this, and win). (rgo from fend's registered value: rgo falls a cycle after fend
+        # rises, so a read may follow a unit's last beat; fend keeps that beat from the decoder,
+        # and the run's end clears fvalid.)
+        rdy = dec.i_data.ready
+        nxt_more = r.raddr != r.rlast     # (raddr + 1) mod 2**16 != the end: a compare, no adder
+        on = r.feed & ~r.fend
+        co = {}
+        for value, read_v, fvalid_v in ((1, r.rgo, r.rgo), (0, r.rgo & ~r.fvalid, r.rgo | r.fvalid)):
+            rmore_v = Mux(read_v, nxt_more, r.rmore)
+            rgo_v = on & rmore_v
+            for name, x in (("rmore", rmore_v), ("rgo", rgo_v), ("ebase", r.write_n | (rgo_v & ~fvalid_v)),
+                            ("ghold", rgo_v & fvalid_v)):
+                co[name, value] = Signal(name=f"{name}_if_ready{value}", attrs={"keep": 1})
+                m.d.comb += co[name, value].eq(x)
+        m.d.sync += [getattr(r, name).eq(Mux(rdy, co[name, 1], co[name, 0]))
+                     for name in ("rmore", "rgo", "ebase", "ghold")]
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1), r.rmore.eq(r.raddr != r.rlast)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -457,16 +478,6 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += end.eq(r.bleft == 1)
         with m.If(end):
             m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.ffirst.eq(r.fcont), r.fend.eq(~r.fcont)]
-        # the state's transitions into and out of RUN set it too (after this: theirs win)
-        # (rgo from fend's registered value: rgo falls a cycle after fend rises, so a read may
-        # follow a unit's last beat; fend keeps that beat from the decoder, and the run's end
-        # clears fvalid)
-        # ((raddr + 1) mod 2**16 != the end, as a compare with a register: no adder before it)
-        rmore_n = Mux(read, r.raddr != r.rlast, r.rmore)
-        rgo_n = r.feed & rmore_n & ~r.fend
-        fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
-        m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
-                     r.ghold.eq(rgo_n & fvalid_n)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
         # rlast from rend in every cycle without the feed: rend is written only in GEMM_HDR, at
