@@ -240,15 +240,16 @@ def test_counter_bits_is_checked():
         HuffmanDecoder(counter_bits="16")
 
 
-@pytest.mark.parametrize("seed,fill_step,stage1_compare", [
+@pytest.mark.parametrize("seed,fill_step,stage1_compare", [(1, "escape_last", "a1"), (2, "escape_last", "a1"),
     (1, "candidates", "late"), (2, "candidates", "late"), (1, "subtract", "late"), (2, "subtract", "late"),
     (1, "candidates", "a1"), (2, "candidates", "a1")])
-def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare):
+@pytest.mark.parametrize("window_compare", ["b", "a"])
+def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare, window_compare):
     """The iCEBreaker GEMM group's decoder as its handler builds it (table lanes, two contexts,
     L = 12, escape codes, no raw bits, chained blocks, header fields, the header CRC one word per
     cycle, the escape checked by the filler with its mask from its length): escaped and coded
     symbols under two tables (both banks, a table switch), with stalls; outputs, flags and counters
-    equal the golden model's. With either ``fill_step``."""
+    equal the golden model's. With either ``fill_step``, ``stage1_compare`` and ``window_compare``."""
     rng = random.Random(700 + seed)
     units = [skewed_int8(rng, 240), gauss_int8(rng, 160, 20)]
     tables, beats, values = [], [], []
@@ -263,7 +264,8 @@ def test_gemm_decoder_round_trip_with_stalls(seed, fill_step, stage1_compare):
     dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
                          impl="table", counter_bits=16, chain=True, header_regs="fields", header_crc="word",
                          escape_check="filler", fill_step=fill_step, stage1_compare=stage1_compare,
-                         chain_pop="registered" if stage1_compare == "a1" else "direct")
+                         chain_pop="registered" if stage1_compare == "a1" else "direct",
+                         window_compare=window_compare)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.3, seed=seed)
     assert res["errors"] == 0
     assert [v for b in ref for t in b["values"] for v in t][:len(values)] == values
@@ -285,13 +287,13 @@ def test_gemm_decoder_rate_with_either_fill_step():
     tables = g.table_stream([spec.serialize_table(*table, 12, escape=True),
                              spec.serialize_table(*long_table, 12)])
     outs = []
-    for fill_step in ("candidates", "subtract"):
+    for fill_step in ("candidates", "subtract", "escape_last"):
         dut = HuffmanDecoder(max_len=12, lanes=1, raw_bits=0, fifo_depth=8, escape=True, contexts=2,
                              impl="table", counter_bits=16, chain=True, header_regs="fields",
                              header_crc="word", escape_check="filler", fill_step=fill_step)
         res, _ = check_against_golden(dut, beats, tables)
         outs.append(res["out_cycles"])
-    assert outs[0] == outs[1]
+    assert outs[0] == outs[1] == outs[2]
     # the second block (every code 12 bits): its 1200 values within 1200 / 0.98 cycles
     assert outs[0][-1] - outs[0][-1200] + 1 <= 1200 / 0.98
 
@@ -301,3 +303,5 @@ def test_fill_step_is_checked():
         HuffmanDecoder(impl="table", contexts=2, fill_step="one")
     with pytest.raises(ValueError, match="fill_step"):
         HuffmanDecoder(impl="table", contexts=1, fill_step="subtract")
+    with pytest.raises(ValueError, match="fill_step"):
+        HuffmanDecoder(impl="table", contexts=2, fill_step="escape_last")

@@ -155,12 +155,16 @@ def test_long_counts_make_every_boundary():
     assert seen == {L - K + l0 for l0 in range(K + 1, L + 1)}
 
 
-@pytest.mark.parametrize("max_len", [12, 16])
-def test_table_lane_boundary_prefixes(max_len):
+@pytest.mark.parametrize("max_len,window_compare,fill_step", [
+    (12, "b", "candidates"), (16, "b", "candidates"), (12, "a", "candidates"), (16, "a", "candidates"),
+    (12, "a", "escape_last"), (16, "b", "escape_last")])
+def test_table_lane_boundary_prefixes(max_len, window_compare, fill_step):
     """The two-context table lane, escape codes, on codes whose long lengths share prefixes: every
     symbol of two tables (escaped symbols too) with and without raw bits, and per table a block
     with a window past the (incomplete) code space, inside the last long prefix (encoded with the
-    table and extra codes of length L there: the golden model flags it as an invalid code)."""
+    table and extra codes of length L there: the golden model flags it as an invalid code). With
+    the boundary compares in stage B or in stage A (``window_compare``), and the fill's escape
+    choice in the candidates' selects or last (``fill_step``)."""
     L, K = max_len, wide_table_bits(max_len)
     rng = random.Random(100 + L)
     beats, tables = [], []
@@ -187,7 +191,7 @@ def test_table_lane_boundary_prefixes(max_len):
         values = [v << 8 | rng.randrange(1, 256) for v in values]      # the zeroed values had raw bits
         beats += g.encode_block(values, n_lanes=2, mode=spec.MODE_INT, r=8, parity=t, table=wide)[0]
     dut = HuffmanDecoder(max_len=L, lanes=1, raw_bits=8, fifo_depth=8, contexts=2, impl="table",
-                         escape=True)
+                         escape=True, window_compare=window_compare, fill_step=fill_step)
     res, ref = check_against_golden(dut, beats, g.table_stream(tables), stall=0.2, seed=L)
     assert sum(b["err"] for b in ref) == 2, "the invalid windows are not flagged"
     assert res["errors"] & spec.ERR_INVALID

@@ -253,6 +253,13 @@ def test_stage1_compare_is_checked():
         HuffmanDecoder(impl="comparator", contexts=2, stage1_compare="a1")
 
 
+def test_window_compare_is_checked():
+    with pytest.raises(ValueError, match="window_compare"):
+        HuffmanDecoder(impl="table", contexts=2, window_compare="c")
+    with pytest.raises(ValueError, match="window_compare"):
+        HuffmanDecoder(impl="table", contexts=1, window_compare="a")
+
+
 @pytest.mark.parametrize("n_lanes,contexts,impl",
                          [(1, 1, "comparator"), (2, 2, "table"), (4, 1, "comparator")])
 def test_fuzzed_corrupt_streams_header_fields(n_lanes, contexts, impl):

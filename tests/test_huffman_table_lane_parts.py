@@ -4,12 +4,12 @@ Python's shift, for every amount; its two-bit table numbers across many table sw
 import random
 
 import pytest
-from amaranth.hdl import Module, Signal
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.sim import Simulator
 
 from hw.huffman import spec
 from hw.huffman.decoder import HuffmanDecoder
-from hw.huffman.lane_table_cslow import window_shift
+from hw.huffman.lane_table_cslow import after_less_entry, window_shift
 from sim.huffman import golden as g
 from tests.test_huffman_rtl import check_against_golden, gauss_int8
 
@@ -29,6 +29,27 @@ def test_window_shift_is_a_right_shift(in_bits, amount_bits, width):
             for a in range(1 << amount_bits):
                 ctx.set(amount, a)
                 assert ctx.get(y) == (v >> a) & ((1 << width) - 1), (hex(v), a)
+
+    sim = Simulator(m)                   # combinational: no clock
+    sim.add_testbench(tb)
+    sim.run()
+
+
+@pytest.mark.parametrize("entry_bits", [4, 5])
+def test_after_less_entry_is_a_clamped_subtraction(entry_bits):
+    """``after_less_entry`` (``fill_step="escape_last"``'s fill after the entry's length, without a
+    carry chain from the entry) is ``max(base - v, 0)`` in the fill's 6 bits for every signed
+    8-bit ``base`` and every entry ``v`` (the borrow picking ``base`` for ``base - 16`` fails it)."""
+    m = Module()
+    base, v, y = Signal(signed(8)), Signal(entry_bits), Signal(6)
+    m.d.comb += y.eq(after_less_entry(base, v, lambda x: Mux(x < 0, 0, x)[:6]))
+
+    async def tb(ctx):
+        for b in range(-128, 128):
+            ctx.set(base, b)
+            for e in range(1 << entry_bits):
+                ctx.set(v, e)
+                assert ctx.get(y) == max(b - e, 0) % 64, (b, e)
 
     sim = Simulator(m)                   # combinational: no clock
     sim.add_testbench(tb)

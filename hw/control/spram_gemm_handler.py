@@ -104,8 +104,9 @@ class _Registers:
     The ``GEMM`` header's fields are kept as wide as their valid values need: a field byte with
     bits beyond that sets a ``*_big`` flag instead (the command is refused as before, its value is
     never used). ``start`` and ``beats`` are taken straight into the feeder's ``raddr`` and
-    ``rend`` (which then becomes the range's end, ``start + beats``); they are only read while
-    ``feed`` is set (in ``RUN``)."""
+    ``rend`` (which then becomes the range's end, ``start + beats``; ``rlast`` follows it as
+    ``rend - 1`` while the feeder is off); they are only read while ``feed`` is set (in
+    ``RUN``)."""
 
     def __init__(self, store_depth, beat_bits, cols, max_k, hbeats):
         C = cols
@@ -157,11 +158,13 @@ class _Registers:
         self.hdr_outside = Signal()                   # ... its range is not in the loaded store
         self.beats_m1 = Signal(range(max_k))          # beats per tile - 1 (the last activation's word)
         # feeder: store -> decoder (raddr: the header's start, then counted up to rend; rend: the
-        # header's beats, then start + beats, so the feeder counts one address and compares it)
+        # header's beats, then start + beats; rlast = rend - 1, so the feeder counts one address
+        # and compares it with a register)
         self.raddr = Signal(16)
         self.rend = Signal(16)
+        self.rlast = Signal(16)                       # rend - 1 (mod 2**16), set while feed is off
         self.feed = Signal()                          # RUN: the feeder reads the range
-        self.rmore = Signal()                         # raddr != rend, registered
+        self.rmore = Signal()                         # raddr != the range's end, registered
         self.rgo = Signal()                           # feed & rmore & ~fend, registered (fend a cycle late)
         # the store's enable (write | read) as ebase | ghold & the decoder's ready: ebase = write |
         # rgo & ~fvalid, ghold = rgo & fvalid, registered from their next values (write_n: write's)
@@ -320,9 +323,12 @@ class SpramGEMMHandler(Handler):
             escape_check=("filler" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
                           else "loader"),
             # (timing: the join's take does not reach the chain flag FIFO's read logic; the table
-            # lane's stage-1 compares start from flip-flops)
+            # lane's stage-1 compares and its boundary logic start from flip-flops)
             chain_pop="registered" if self.contexts == 2 else "direct",
-            stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late")
+            stage1_compare="a1" if (self.impl, self.contexts) == ("table", 2) else "late",
+            window_compare="a" if (self.impl, self.contexts) == ("table", 2) else "b",
+            fill_step="escape_last" if (self.impl, self.contexts, self.escape) == ("table", 2, True)
+            else "candidates")
         # No spill row: the sender takes a result row in at least 4 * cols + 1 cycles, so only
         # tiles shorter than that wait for it (a GEMV's tiles are ceil(k / lanes) beats).
         # Plain accumulators when no sum can saturate: a tile sums at most max_k products of
@@ -426,8 +432,29 @@ class SpramGEMMHandler(Handler):
         ]
         for c in range(self.contexts):
             m.d.comb += dec.i_data.payload.data[c].eq(store.rdata[16 * c:16 * c + 16])
+        # The feeder's flags that read depends on (rmore, rgo, ebase, ghold) as a choice by the
+        # decoder's ready between their two values for ready = 1 and ready = 0 (read = rgo, or
+        # rgo & ~fvalid; fvalid next = rgo, or rgo | fvalid), each from registers only and kept as
+        # a net, so that ready (the end of the parser's logic) is one multiplexer before them
+        # rather than inside every term (the state's transitions into and out of RUN set them
+        # after this, and win). (rgo from fend's registered value: rgo falls a cycle after fend
+        # rises, so a read may follow a unit's last beat; fend keeps that beat from the decoder,
+        # and the run's end clears fvalid.)
+        rdy = dec.i_data.ready
+        nxt_more = r.raddr != r.rlast     # (raddr + 1) mod 2**16 != the end: a compare, no adder
+        on = r.feed & ~r.fend
+        co = {}
+        for value, read_v, fvalid_v in ((1, r.rgo, r.rgo), (0, r.rgo & ~r.fvalid, r.rgo | r.fvalid)):
+            rmore_v = Mux(read_v, nxt_more, r.rmore)
+            rgo_v = on & rmore_v
+            for name, x in (("rmore", rmore_v), ("rgo", rgo_v), ("ebase", r.write_n | (rgo_v & ~fvalid_v)),
+                            ("ghold", rgo_v & fvalid_v)):
+                co[name, value] = Signal(name=f"{name}_if_ready{value}", attrs={"keep": 1})
+                m.d.comb += co[name, value].eq(x)
+        m.d.sync += [getattr(r, name).eq(Mux(rdy, co[name, 1], co[name, 0]))
+                     for name in ("rmore", "rgo", "ebase", "ghold")]
         with m.If(read):
-            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1), r.rmore.eq((r.raddr + 1)[:16] != r.rend)]
+            m.d.sync += [r.raddr.eq(r.raddr + 1), r.fvalid.eq(1)]
         with m.Elif(dec.i_data.ready):
             m.d.sync += r.fvalid.eq(0)
         # The framing of the beat taken: the flags and M words read from its header, the block's
@@ -451,17 +478,12 @@ class SpramGEMMHandler(Handler):
                 m.d.comb += end.eq(r.bleft == 1)
         with m.If(end):
             m.d.sync += [r.fhdr.eq(r.fcont), r.hb.eq(0), r.ffirst.eq(r.fcont), r.fend.eq(~r.fcont)]
-        # the state's transitions into and out of RUN set it too (after this: theirs win)
-        # (rgo from fend's registered value: rgo falls a cycle after fend rises, so a read may
-        # follow a unit's last beat; fend keeps that beat from the decoder, and the run's end
-        # clears fvalid)
-        rmore_n = Mux(read, (r.raddr + 1)[:16] != r.rend, r.rmore)
-        rgo_n = r.feed & rmore_n & ~r.fend
-        fvalid_n = Mux(read, 1, Mux(dec.i_data.ready, 0, r.fvalid))
-        m.d.sync += [r.rgo.eq(rgo_n), r.ebase.eq(r.write_n | (rgo_n & ~fvalid_n)),
-                     r.ghold.eq(rgo_n & fvalid_n)]
         with m.If(r.write & r.wlast):
             m.d.sync += r.wptr.eq(r.wptr + 1)
+        # rlast from rend in every cycle without the feed: rend is written only in GEMM_HDR, at
+        # least a cycle before RUN sets feed, so rlast is rend - 1 whenever the feeder reads it
+        with m.If(~r.feed):
+            m.d.sync += r.rlast.eq(r.rend - 1)
 
     def _gather(self, m, dec, arr, a_rd, r, running):
         """Decoded values into weight beats (``cols`` values each, in tile order) and, with the

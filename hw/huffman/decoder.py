@@ -28,6 +28,7 @@ from .lane_table_cslow import (
     ESCAPE_CHECKS,
     FILL_STEPS,
     STAGE1_COMPARES,
+    WINDOW_COMPARES,
     CSlowTableLoader,
     TableCSlowLaneDecoder,
 )
@@ -153,6 +154,11 @@ class HuffmanDecoder(wiring.Component):
         (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``stage1_compare``):
         ``"late"`` (default) or ``"a1"`` (a stage earlier, registered: a shorter path into the
         lane's error flags; same behaviour).
+    window_compare : str
+        (``impl="table"``, ``contexts=2``) Where the lane's compares of the window (long-code
+        boundary, escape) run (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s
+        ``window_compare``): ``"b"`` (default) or ``"a"`` (a stage earlier, registered: a shorter
+        stage-B path into the lane's fill; same behaviour).
     chain_pop : str
         (``chain``, ``contexts=2``) When the join reads the next block's ``cont`` flag:
         ``"direct"`` (default): the flag FIFO's read is the join's take of a block's last beat;
@@ -164,7 +170,9 @@ class HuffmanDecoder(wiring.Component):
     fill_step : str
         (``impl="table"``, ``contexts=2``) The lane's fill after a step
         (:class:`~hw.huffman.lane_table_cslow.TableCSlowLaneDecoder`'s ``fill_step``):
-        ``"candidates"`` (default) or ``"subtract"`` (less logic, a longer stage-B path).
+        ``"candidates"`` (default), ``"subtract"`` (less logic, a longer stage-B path) or
+        ``"escape_last"`` (``escape`` only: the escape's compare picks between two fills last,
+        a shorter stage-B path from the window register).
 
     Members
     -------
@@ -183,7 +191,8 @@ class HuffmanDecoder(wiring.Component):
 
     def __init__(self, max_len=12, lanes=1, raw_bits=8, fifo_depth=spec.FIFO_DEPTH, contexts=1, escape=False,
                  impl="comparator", counter_bits=32, chain=False, header_regs="shift", header_crc="beat",
-                 escape_check="loader", fill_step="candidates", chain_pop="direct", stage1_compare="late"):
+                 escape_check="loader", fill_step="candidates", chain_pop="direct", stage1_compare="late",
+                 window_compare="b"):
         self._L = check_int("max_len", max_len, spec.MIN_MAX_LEN, spec.MAX_MAX_LEN)
         self._C = check_int("contexts", contexts, 1, 2)
         self._N = check_int("lanes", lanes, 1, 8 // contexts)
@@ -200,15 +209,21 @@ class HuffmanDecoder(wiring.Component):
         if self._filler_check and not filler_ok:
             raise ValueError("escape_check: 'filler' only with impl='table', contexts=2, escape=True and "
                              "max_len up to 14")
-        self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        self._fill_step = check_choice("fill_step", fill_step, FILL_STEPS)
+        self._subtract = self._fill_step == "subtract"
         self._pop_q = check_choice("chain_pop", chain_pop, CHAIN_POPS) == "registered"
         self._s1_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
         if self._s1_a1 and not (self._impl == "table" and self._C == 2):
             raise ValueError("stage1_compare: 'a1' only with impl='table' and contexts=2")
+        self._window_a = check_choice("window_compare", window_compare, WINDOW_COMPARES) == "a"
+        if self._window_a and not (self._impl == "table" and self._C == 2):
+            raise ValueError("window_compare: 'a' only with impl='table' and contexts=2")
         if self._pop_q and not (self._chain and self._C == 2):
             raise ValueError("chain_pop: 'registered' only with chain=True and contexts=2")
-        if self._subtract and not (self._impl == "table" and self._C == 2):
-            raise ValueError("fill_step: 'subtract' only with impl='table' and contexts=2")
+        if self._fill_step != "candidates" and not (self._impl == "table" and self._C == 2):
+            raise ValueError(f"fill_step: {self._fill_step!r} only with impl='table' and contexts=2")
+        if self._fill_step == "escape_last" and not self._escape:
+            raise ValueError("fill_step: 'escape_last' only with escape=True")
         cb = self._cbits
         super().__init__({
             "i_data": In(stream.Signature(beat_layout(lanes * contexts))),
@@ -269,10 +284,12 @@ class HuffmanDecoder(wiring.Component):
         # (the filler's escape check: keyword arguments only then, the classes' defaults otherwise)
         loader_args = {"placement": False, "end_offset": True} if self._filler_check else {}
         lane_args = {"escape_check": "filler"} if self._filler_check else {}
-        if self._subtract:
-            lane_args["fill_step"] = "subtract"
+        if self._fill_step != "candidates":
+            lane_args["fill_step"] = self._fill_step
         if self._s1_a1:
             lane_args["stage1_compare"] = "a1"
+        if self._window_a:
+            lane_args["window_compare"] = "a"
         core.submodules.loader = loader = kind.loader_class(max_len=self._L, escape=self._escape,
                                                             **loader_args)
         lanes = []

@@ -27,7 +27,7 @@ def wide_table_bits(max_len):
     return min(9, max_len - 1)
 
 __all__ = ["TableCSlowLaneDecoder", "CSlowTableLoader", "window_shift", "ESCAPE_CHECKS", "FILL_STEPS",
-           "STAGE1_COMPARES"]
+           "STAGE1_COMPARES", "WINDOW_COMPARES"]
 
 #: ``TableCSlowLaneDecoder(escape_check=...)``: which part checks that a table's escape is the last
 #: symbol of its length.
@@ -35,9 +35,14 @@ ESCAPE_CHECKS = ("loader", "filler")
 #: ``TableCSlowLaneDecoder(stage1_compare=...)``: stage 1's bit-count compares in stage 1 from the
 #: registered count, or in stage A1 registered.
 STAGE1_COMPARES = ("late", "a1")
+#: ``TableCSlowLaneDecoder(window_compare=...)``: the compares of the window with the bank's
+#: registers (the long-code boundary compares, the escape's masked compare) in stage B from the
+#: window register, or in stage A from the window as it is cut, registered.
+WINDOW_COMPARES = ("b", "a")
 #: ``TableCSlowLaneDecoder(fill_step=...)``: stage B's fill after the step from candidates per length
-#: or from one subtraction of the decided length.
-FILL_STEPS = ("candidates", "subtract")
+#: or from one subtraction of the decided length, or from candidates per length for each escape choice
+#: with the escape chosen last.
+FILL_STEPS = ("candidates", "subtract", "escape_last")
 
 
 class CSlowTableLoader(CompactTableLoader):
@@ -152,6 +157,22 @@ def window_shift(x, amount, width):
     return Cat(*bits[:width])
 
 
+def after_less_entry(base, v, after):
+    """``after(base - v)`` for ``v`` (``n`` bits, the table's read data; ``base`` signed, wider)
+    without a carry chain from ``v``: the low ``n`` bits of the difference and their borrow as
+    logic (a LUT or two from ``v`` at ``n`` = 4), and the upper bits and the sign picked by the
+    borrow between ``base`` and ``base - 2**n`` (both from registers, beside the table's read).
+    ``after`` clamps a signed value at 0 (the fill). Combinational."""
+    n = len(v)
+    lo, diff, borrow = base[:n], [], Const(0, 1)
+    for i in range(n):
+        diff.append(lo[i] ^ v[i] ^ borrow)
+        borrow = (~lo[i] & v[i]) | (~(lo[i] ^ v[i]) & borrow)
+    below = base - (1 << n)                           # one bit wider than base
+    upper = Mux(borrow, below[n:], Cat(base[n:], base[-1]))
+    return after(Cat(*diff, upper).as_signed())
+
+
 def _less(a, b):
     """``a < b`` (unsigned, equal widths) as logic, not a carry chain: these compares are 1 to
     ``L - k`` bits wide (3 at L = 12), a LUT or two, where a carry chain costs a route in and out."""
@@ -218,13 +239,29 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         ``"candidates"`` (default): stage B's fill after the step is picked among fills computed
         beside the length decision (per long length and escape choice). ``"subtract"``: the fill
         less the decided length, once per escape choice (area: two subtractions instead of eight;
-        the length decision then comes before the subtraction on stage B's path).
+        the length decision then comes before the subtraction on stage B's path). ``"escape_last"``
+        (with ``escape`` only): the candidates per length, one AND-OR per escape choice, each
+        with the raw-mode and no-step choices, and the escape's masked compare picks between the
+        two last (one 2:1 multiplexer per fill bit after it, where ``"candidates"`` has it in
+        every candidate's select: the compare is three LUT levels from the window register).
+        Same fill.
     stage1_compare : str
         Stage 1's checks "the symbol's bits are within the lane's bits left" and "it ends exactly at
         the last bit" (6-bit compares of the bits left with the symbol's bit count): ``"late"``
         (default) in stage 1 from the registered count; ``"a1"``: in stage A1 from the count's
         input, registered (two flip-flops more; the compares leave stage 1's path into the error
         flags). Same verdicts in the same cycles.
+    window_compare : str
+        The compares of the window with the bank's registers: at a boundary prefix the window's
+        ``l - k`` bits below the prefix against the low bits of code end ``l`` (per long length
+        ``l``), and the escape's masked compare. ``"b"`` (default): in stage B from the window
+        register ``win_q`` and the registered low bits, mask and code. ``"a"``: in stage A from the
+        window as the shifter cuts it (``nwin``) and the next context's bank, registered: one
+        flip-flop per long length (instead of the low bits' ``1 + .. + (L - k)``) and, with
+        ``escape``, one per code bit, "matches the escape's code or lies below its length" (``L``
+        instead of the mask's and code's ``2 L``), so stage B's boundary logic and escape compare
+        (an AND of flip-flops) start from flip-flops; stage A's path into them is the window
+        shifter and a LUT or two. Same lengths and escapes in the same cycles.
     """
 
     # a table's bank (symbols, offsets, first-level entries) is written only while no context
@@ -246,7 +283,7 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
     _early_stage2 = True
 
     def __init__(self, max_len=12, raw_bits=8, escape=False, escape_check="loader", fill_step="candidates",
-                 stage1_compare="late"):
+                 stage1_compare="late", window_compare="b"):
         params = lane_step.lane_parameters(max_len, raw_bits, escape)
         self._L, self._R, self._escape, self._E, self._B = params
         self._S = self._L + self._E + self._R                  # largest shift amount
@@ -254,8 +291,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         if self._filler_check and not (self._escape and self._L <= 14):
             raise ValueError("escape_check: 'filler' only with escape=True (no escape to place) and "
                              "max_len up to 14")
-        self._subtract = check_choice("fill_step", fill_step, FILL_STEPS) == "subtract"
+        self._fill_step = check_choice("fill_step", fill_step, FILL_STEPS)
+        self._subtract = self._fill_step == "subtract"
+        if self._fill_step == "escape_last" and not self._escape:
+            raise ValueError("fill_step: 'escape_last' only with escape=True (no escape to choose)")
         self._stage1_compare_a1 = check_choice("stage1_compare", stage1_compare, STAGE1_COMPARES) == "a1"
+        self._window_a = check_choice("window_compare", window_compare, WINDOW_COMPARES) == "a"
         members = lane_members(self._L, self._R, contexts=2, escape=self._escape)
         if self._filler_check:
             members["o_err_table"] = Out(1)
@@ -365,9 +406,14 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         (``bank_n``), registered, so they are flip-flops in stage B. A turn late only after a table
         switch, and that turn is LIMITS, which decodes nothing."""
         L, K, bank = self._L, self._K, ns.nxt.bank
-        lim_lo = {ln: Signal(ln - K, name=f"lim_lo{ln}") for ln in range(K + 1, L + 1)}
-        for ln in lim_lo:
-            m.d.sync += lim_lo[ln].eq(Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K]))
+        # (the next context's: stage A's compares read them so, stage B's registered)
+        lim_lo_n = {ln: Mux(bank, self.i_limit[1][ln][:ln - K], self.i_limit[0][ln][:ln - K])
+                    for ln in range(K + 1, L + 1)}
+        lim_lo = {}
+        if not self._window_a:
+            for ln in lim_lo_n:
+                lim_lo[ln] = Signal(ln - K, name=f"lim_lo{ln}")
+                m.d.sync += lim_lo[ln].eq(lim_lo_n[ln])
 
         # (``same`` compared by the loader as it writes the ends: ``CSlowTableLoader``)
         same = {ln: Signal(name=f"same{ln}") for ln in range(K + 2, L + 1)}
@@ -382,11 +428,17 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
                 mask_n = Cat(*(esc_len >= L - i for i in range(L)))
             else:
                 mask_n = Mux(bank, ns.filler.o_esc_mask[1], ns.filler.o_esc_mask[0])
-            m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
-                         esc_mask.eq(mask_n),
-                         esc_code.eq(Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0]))]
+            code_n = Mux(bank, ns.filler.o_esc_code[1], ns.filler.o_esc_code[0])
+            if self._window_a:
+                # (stage A compares the window with the next context's mask and code: ``_stage_a``)
+                m.d.sync += esc_on.eq(self.i_esc_on.bit_select(bank, 1))
+                ns.esc_n = (mask_n, code_n)
+            else:
+                m.d.sync += [esc_on.eq(self.i_esc_on.bit_select(bank, 1)),
+                             esc_mask.eq(mask_n),
+                             esc_code.eq(code_n)]
             ns.esc = (esc_on, esc_mask, esc_code)
-        ns.lim_lo, ns.same = lim_lo, same
+        ns.lim_lo, ns.lim_lo_n, ns.same = lim_lo, lim_lo_n, same
 
     def _stage_a(self, m, ns):
         """Stage A, from the next context's registers: the window into ``win_q`` and the table's
@@ -420,6 +472,23 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         fr_a = fill_p - Mux(nxt.rsel, R, 0)
         m.d.sync += [step_q.eq(can_a & ready_a), emit_zero_q.eq(emit_zero_a), fill_p_q.eq(fill_p),
                      fr_q.eq(fr_a), fre_q.eq(fr_a - E)]
+        # ``window_compare="a"``: per long length, "the window's bits below the prefix are below
+        # code end l's low bits", from the window as it is cut and the next context's bank: what
+        # stage B would compare from ``win_q`` and ``lim_lo`` a cycle later (both registered from
+        # these), so stage B's boundary logic starts from flip-flops
+        ns.lo_q = ns.esc_match_q = None
+        if self._window_a:
+            ns.lo_q = {}
+            for ln, lim in ns.lim_lo_n.items():
+                ns.lo_q[ln] = Signal(name=f"lo_lt{ln}_q")
+                m.d.sync += ns.lo_q[ln].eq(_less(nwin[L - ln:L - K], lim))
+            if E:
+                # and per code bit, "it matches the escape's code or is below the escape's length"
+                # (one LUT with the shifter's last level): stage B's escape compare is an AND of
+                # flip-flops
+                mask_n, code_n = ns.esc_n
+                ns.esc_match_q = Signal(L, name="esc_match_q")
+                m.d.sync += ns.esc_match_q.eq(~mask_n | ~(nwin[:L] ^ code_n))
         ns.keep(locals(), "run_q run_next win_q step_q emit_zero_q fill_p_q fr_q fre_q")
 
     def _stage_b(self, m, ns):
@@ -440,7 +509,10 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         esc_hit = Signal()
         if E:
             esc_on, mask, code = ns.esc
-            m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
+            if ns.esc_match_q is not None:
+                m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ns.esc_match_q.all())
+            else:
+                m.d.comb += esc_hit.eq(~cur.raw_mode & esc_on & ((win & mask) == code))
         emit = ns.step_q & ~invalid
         # a value goes out at every step, an invalid code's as a zero: the block is zeroed from
         # there on anyway, so the values are those of a turn later's zero; "a value goes out" (the
@@ -455,17 +527,29 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         def after(x):                  # clamped at 0: the missing bits of the lane's last symbol
             return Mux(x < 0, 0, x)[:len(nxt.fill)]
         plain = ~cur.raw_mode
-        picks = [(cur.raw_mode, after(ns.fr_q))]
-        for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
-            if self._subtract:
-                # (an invalid code's length is 0: its fill is not read again either)
-                picks.append((plain & hit, after(base - length)))
-                continue
-            picks.append((plain & direct & hit, after(base - v)))
-            picks += [(plain & length_sel[ln] & hit, after(base - ln)) for ln in longs]
-        fill_step = or_tree([Mux(sel, x, 0) for sel, x in picks])
-        m.d.sync += [nxt.fill.eq(Mux(ns.step_q, fill_step, ns.fill_p_q)),
-                     nxt.buf.eq(Mux(cur.staged, Cat(cur.stage, cur.buf[:B - W]), cur.buf))]
+        if self._fill_step == "escape_last":
+            # per escape choice: the step's fill among the lengths (no raw-mode or escape term in
+            # the selects), then raw mode and "no step"; the escape compare (``esc_hit`` is 0 in
+            # raw mode) picks between the two last
+            fills = []
+            for base in (ns.fr_q, ns.fre_q):
+                picks = [(direct, after_less_entry(base, v, after))]
+                picks += [(length_sel[ln], after(base - ln)) for ln in longs]
+                coded = or_tree([Mux(sel, x, 0) for sel, x in picks])
+                fills.append(Mux(ns.step_q, Mux(cur.raw_mode, after(ns.fr_q), coded), ns.fill_p_q))
+            m.d.sync += nxt.fill.eq(Mux(esc_hit, fills[1], fills[0]))
+        else:
+            picks = [(cur.raw_mode, after(ns.fr_q))]
+            for hit, base in ((~esc_hit, ns.fr_q), (esc_hit, ns.fre_q)) if E else ((Const(1, 1), ns.fr_q),):
+                if self._subtract:
+                    # (an invalid code's length is 0: its fill is not read again either)
+                    picks.append((plain & hit, after(base - length)))
+                    continue
+                picks.append((plain & direct & hit, after(base - v)))
+                picks += [(plain & length_sel[ln] & hit, after(base - ln)) for ln in longs]
+            fill_step = or_tree([Mux(sel, x, 0) for sel, x in picks])
+            m.d.sync += nxt.fill.eq(Mux(ns.step_q, fill_step, ns.fill_p_q))
+        m.d.sync += nxt.buf.eq(Mux(cur.staged, Cat(cur.stage, cur.buf[:B - W]), cur.buf))
         # what stage 1 and the lookup take from the step (the base class's stage-A registers)
         oh = Signal(L + 1)
         m.d.comb += oh.eq(Mux(emit, Cat(*(length == ln for ln in range(L + 1))), 0))
@@ -480,9 +564,12 @@ class TableCSlowLaneDecoder(CSlowLaneDecoder):
         compares from registers."""
         L, K = self._L, self._K
         longs = range(K + 1, L + 1)
-        lo = {ln: Signal(name=f"lo_lt{ln}") for ln in longs}
-        for ln in longs:
-            m.d.comb += lo[ln].eq(_less(win[L - ln:L - K], ns.lim_lo[ln]))
+        if ns.lo_q is not None:
+            lo = ns.lo_q
+        else:
+            lo = {ln: Signal(name=f"lo_lt{ln}") for ln in longs}
+            for ln in longs:
+                m.d.comb += lo[ln].eq(_less(win[L - ln:L - K], ns.lim_lo[ln]))
         sel = {ln: [] for ln in longs}
         bad = []
         for l0 in longs:
