@@ -51,12 +51,13 @@ class GemmSequencer(wiring.Component):
     later, is registered as it is (no logic between: an ECP5 DP16KD's output without its own
     register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
     the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
-    cycle after, and ``o_act`` / ``o_wgt`` come from the queue's output register. The RAMs read
+    cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: LUT RAM read at a registered slot,
+    with a registered valid, so the array's take loads no data register (``_queue``). The RAMs read
     every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's ``ready`` reaches only
     the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
-    tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
+    tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
     its last beat is read (its beats may still wait in the queue). It is off by default: on the
     UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 

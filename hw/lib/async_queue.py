@@ -46,8 +46,12 @@ class AsyncQueue(wiring.Component):
     a buffer of :data:`PREFETCH` registers: a word is fetched (its address register advanced) when
     the memory holds one not yet fetched and the buffer has room for it counting the words in
     flight, decided from registers only (the synchronized write pointer, decoded into a register,
-    the fetch pointer, the buffer's count, the in-flight flags). ``o.ready`` reaches only the
-    buffer's registers, its count and the read pointer returned to the writer.
+    the fetch pointer, the buffer's count, the in-flight flags). The buffer is a ring: a word
+    stays in the slot it arrived in until it leaves, each slot loads only when a word arrives into
+    it (load flags registered a cycle ahead, one copy per :data:`SLICE` bits), and the head is
+    selected by a slot register (one copy per slice). ``o.ready`` reaches only the head slot
+    registers, the buffer's count and the read pointer returned to the writer: no data register's
+    enable.
 
     The memory is in banks of ``bank_depth`` entries (one bank if ``depth`` is not more). Each bank
     has its own copy of the read-address register (one register would fan out to the address pins
@@ -58,7 +62,7 @@ class AsyncQueue(wiring.Component):
     Interface contract: ``i`` in ``w_domain``, ``o`` and the buffer in ``r_domain``; every word
     taken on ``i`` leaves ``o`` once, in order. ``i.ready`` is ``not full`` from registers of
     ``w_domain``; ``o.valid`` is the buffer's count (a register) non-zero, ``o.payload`` its head
-    register (with ``out_skid``: the skid buffer's head, both registers). ``w_level``
+    slot, selected by a register (with ``out_skid``: the skid buffer's head, both registers). ``w_level``
     (``w_domain``, a register) counts the words written and not yet taken from ``o`` as the
     writer sees it (never too low: words in the buffer count until they leave
     ``o``); ``0`` means the queue, buffer included, is empty. ``depth`` words in all: the buffer's
@@ -93,9 +97,10 @@ class AsyncQueue(wiring.Component):
     out_skid : bool
         ``o`` leaves through a two-entry skid buffer (:func:`hw.lib.stream.skid_buffer`, in
         ``r_domain``, emptied with the read side by the write side's reset): ``o.ready`` then
-        reaches only the skid buffer's registers, not the fetch-ahead buffer's ``PREFETCH`` words,
-        whose shift is decided by the skid's registered ready. For a reader whose ready depends on
-        the word it is offered and is far from the queue's memory (the GEMM engine's decoder: its
+        reaches only the skid buffer's registers, and ``o.payload`` is a register (not the
+        selection of the buffer's head slot), whose head moves with the skid's registered ready.
+        For a reader whose ready depends on the word it is offered and is far from the queue's
+        memory (the GEMM engine's decoder: its
         parser's ready, through the buffer's take, to ``4 x 128`` flip-flop enables was the ULX3S
         decoder domain's worst path). One cycle more latency, still one word per cycle; words in
         the skid buffer keep their memory slots and count in ``w_level`` until they leave ``o``.
@@ -120,6 +125,10 @@ class AsyncQueue(wiring.Component):
         #: The buffer's head moves on this cycle (``r_domain``; with ``out_skid``, into the skid
         #: buffer): an attribute for the tests.
         self.take = Signal()
+        #: The read side's buffer, a ring of ``PREFETCH`` word registers (``r_domain``): an
+        #: attribute for the tests (a slot changes only when a word arrives into it).
+        self.slots = [Signal(Shape.cast(shape).width, name=f"buf{k}", reset_less=True)
+                      for k in range(self.PREFETCH)]
 
     def elaborate(self, platform):
         m = Module()
@@ -173,7 +182,7 @@ class AsyncQueue(wiring.Component):
         read, arriving = Signal(reset_less=True), Signal(reset_less=True)
         read_bank = Signal(range(banks), reset_less=True)       # the bank of the word read
         arriving_bank = Signal(range(banks), reset_less=True)   # and of the word arriving
-        buf = [Signal(width, name=f"buf{k}", reset_less=True) for k in range(P)]
+        buf = self.slots
         r_rst = Signal()
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R)
@@ -202,8 +211,10 @@ class AsyncQueue(wiring.Component):
         m.d.comb += head_valid.eq(nonempty if self.out_skid else (count != 0) & ~r_rst)
         if self.out_skid:
             skid = Module()
+            # Its second register loads whenever it is free (``free_load``): the reader's ready
+            # reaches the first register's enable only.
             skid_ready, skid_valid, skid_word = skid_buffer(skid, "skid", width, head_valid, head,
-                                                            self.o.ready)
+                                                            self.o.ready, free_load=True)
             m.submodules.skid = DomainRenamer(R)(ResetInserter(r_rst)(skid))
             m.d.comb += [take.eq(head_valid & skid_ready),
                          self.o.valid.eq(skid_valid), self.o.payload.eq(skid_word)]
