@@ -2,8 +2,11 @@
 stop when the queue is full, a beat taken frees its place for the read one cycle later (the
 decision is made from registers, not from the array's ready), and the beats leave in order."""
 
+import pytest
+
 from hw.gemm.sequencer import PREFETCH, GemmSequencer
 from hw.mac import spec as mac_spec
+from sim.formal.harness import mutated
 from sim.streams import simulate
 
 ROWS, COLS, GROUPS = 2, 4, 4
@@ -54,3 +57,67 @@ def test_prefetch_stops_when_full_and_uses_a_freed_place_one_cycle_later():
     assert [c for c in issued if 29 <= c < 34] == [31, 32]
     # Every beat leaves once, in order, with its RAM word.
     assert [w for _, w in got] == [_wgt(b) for b in range(BEATS)]
+
+
+def _run(dut, ready_at=None, cycles=80):
+    """The sequencer with a full bank of BEATS int8 beats; ``o_act.ready`` in the cycles of
+    ``ready_at`` (every cycle if None). Returns ``(reads, got)``: the cycles in which the weight
+    read address changed with the address, and the beats taken with their cycle and RAM word."""
+    reads, got = [], []
+
+    async def tb(ctx):
+        ctx.set(dut.i_full, 1)
+        ctx.set(dut.i_beats, BEATS)
+        ctx.set(dut.o_acmd.ready, 1)
+        ctx.set(dut.i_cmd.payload.mode, mac_spec.MODE_INT8)
+        ctx.set(dut.i_cmd.payload.groups_m1, GROUPS - 1)
+        ctx.set(dut.i_cmd.payload.load_acts, 1)
+        ctx.set(dut.i_cmd.valid, 1)
+        await ctx.tick()
+        ctx.set(dut.i_cmd.valid, 0)
+        previous = None
+        for cycle in range(cycles):
+            ctx.set(dut.o_act.ready, ready_at is None or cycle in ready_at)
+            if ctx.get(dut.o_act.valid) and ctx.get(dut.o_act.ready):
+                got.append((cycle, ctx.get(dut.o_wgt.payload)))
+            addr = ctx.get(dut.wgt_rd_addr)
+            if addr != previous:
+                reads.append((cycle, addr))
+                previous = addr
+            await ctx.tick()
+            ctx.set(dut.i_wgt_data, _wgt(addr))
+            ctx.set(dut.i_act_data, 0)
+
+    simulate(dut, tb)
+    return reads, got
+
+
+def _sequencer(cls=GemmSequencer):
+    return cls(ROWS, COLS, max_row_tiles=2, max_groups=GROUPS, count_bits=12, prefetch=True)
+
+
+def test_prefetch_offers_a_beat_three_cycles_after_its_read_then_one_per_cycle():
+    """With the array always ready: the first beat is offered three cycles after the cycle that
+    read it (the RAM's read, the register of its word, the queue's LUT RAM), then one beat per
+    cycle to the tile's end, each with its RAM word."""
+    reads, got = _run(_sequencer())
+    first_read = reads[1][0] - 1            # the address register steps after the read's cycle
+    cycles = [c for c, _ in got]
+    assert cycles[0] == first_read + 3
+    assert cycles == list(range(cycles[0], cycles[0] + BEATS))
+    assert [w for _, w in got] == [_wgt(b) for b in range(BEATS)]
+
+
+@pytest.mark.parametrize("old, new", [
+    ("w_slot.eq(produce_next)", "w_slot.eq(produce)"),
+    ("r_slot.eq(consume_next)", "r_slot.eq(consume)"),
+    ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
+], ids=["write-slot-late", "head-slot-late", "valid-late"])
+def test_prefetch_mutants_fail(old, new):
+    """The queue's write slot or head slot a cycle late, or its valid register from the count
+    before this cycle's take: the beats taken are not the tile's, in order."""
+    Mutant = mutated("hw.gemm.sequencer", "GemmSequencer", old, new)
+    _, got = _run(_sequencer(Mutant), ready_at={30, 31, 40} | set(range(50, 80)))
+    _, got_always = _run(_sequencer(Mutant))
+    expected = [_wgt(b) for b in range(BEATS)]
+    assert [w for _, w in got] != expected or [w for _, w in got_always] != expected

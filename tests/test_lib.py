@@ -18,6 +18,7 @@ from hw.lib.ram import registered_read_port
 from hw.lib.reset import KEEP_REGISTERS
 from hw.lib.sections import Shared, elaborate_sections
 from hw.lib.stream import HalfRateBuffer, Queue, SkidBuffer
+from sim.formal.harness import mutated
 from sim.streams import simulate
 
 
@@ -98,8 +99,8 @@ def _run_stream(dut, payloads, *, seed, stall):
     return got
 
 
-@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: HalfRateBuffer(8), lambda: Queue(8, 4),
-                                  lambda: Queue(8, 1)])
+@pytest.mark.parametrize("make", [lambda: SkidBuffer(8), lambda: SkidBuffer(8, free_load=True),
+                                  lambda: HalfRateBuffer(8), lambda: Queue(8, 4), lambda: Queue(8, 1)])
 @pytest.mark.parametrize("stall", [0.0, 0.5])
 def test_streams_keep_every_payload_in_order(make, stall):
     rng = random.Random(7)
@@ -131,6 +132,37 @@ def test_skid_buffer_ready_does_not_follow_the_consumer():
 
     simulate(dut, tb)
     assert seen == [1, 1, 1, 1, 0, 0, 0, 0, 0, 0]
+
+
+def _skid_trace(dut, seed=11, cycles=400):
+    """Random offers (a new payload every cycle, offered or not) and random consumer stalls: per
+    cycle ``(i.ready, o.valid, o.payload if valid)``."""
+    trace = []
+
+    async def tb(ctx):
+        rng = random.Random(seed)
+        for _ in range(cycles):
+            ctx.set(dut.i.payload, rng.randrange(256))
+            ctx.set(dut.i.valid, rng.random() < 0.6)
+            ctx.set(dut.o.ready, rng.random() < 0.5)
+            valid = ctx.get(dut.o.valid)
+            trace.append((ctx.get(dut.i.ready), valid, ctx.get(dut.o.payload) if valid else None))
+            await ctx.tick()
+
+    simulate(dut, tb)
+    return trace
+
+
+def test_skid_buffer_free_load_is_cycle_exact():
+    """The second entry loaded whenever it is free (``free_load``) gives the same handshakes and
+    payloads, cycle for cycle, as loaded only with a transfer that cannot pass."""
+    assert _skid_trace(SkidBuffer(8, free_load=True)) == _skid_trace(SkidBuffer(8))
+
+
+def test_mutant_skid_buffer_loading_its_occupied_second_entry_is_caught():
+    """Loading the second entry while it holds a transfer overwrites it: the trace differs."""
+    Mutant = mutated("hw.lib.stream", "SkidBuffer", "with m.If(~v1):", "with m.If(1):")
+    assert _skid_trace(Mutant(8, free_load=True)) != _skid_trace(SkidBuffer(8))
 
 
 def test_half_rate_buffer_ready_is_the_entry_free_and_rate_is_half():

@@ -326,6 +326,54 @@ def test_with_out_skid_the_reader_ready_reaches_only_the_skid_buffer():
     assert _take_follows_ready(AsyncQueue)
 
 
+def _slot_changes(cls):
+    """150 random words through a queue whose reader stalls half of its cycles: how many times a
+    buffer slot's register changed, and how many words came out (each in order)."""
+    dut = cls(16, 16, w_domain="wr", r_domain="rd", bank_depth=4)
+    words = _words()
+    state = {"changes": 0}
+
+    async def watch(ctx):
+        before = [0] * len(dut.slots)
+        while True:
+            _, _, *now = await ctx.tick("rd").sample(*dut.slots)
+            state["changes"] += sum(a != b for a, b in zip(before, now))
+            before = now
+
+    m = Module()
+    m.domains.wr, m.domains.rd = ClockDomain("wr"), ClockDomain("rd")
+    m.submodules.dut = dut
+    sim = Simulator(m)
+    sim.add_clock(10e-9, domain="wr")
+    sim.add_clock(10e-9, domain="rd", phase=10e-9 / 3)
+    sim.add_process(watch)
+    got = {}
+
+    async def run(ctx):
+        rng = random.Random(21)
+        got["words"] = [await get(ctx, dut, rng, 0.5) for _ in words]
+
+    async def write(ctx):
+        rng = random.Random(22)
+        for word in words:
+            await put(ctx, dut, word, rng, 0.0)
+
+    sim.add_testbench(write)
+    sim.add_testbench(run)
+    sim.run()
+    return state["changes"], got["words"] == words
+
+
+@QUEUES
+def test_a_buffer_slot_changes_only_when_a_word_arrives_in_it(cls):
+    """The read side's buffer is a ring: a word stays in its slot until it leaves (the reader's
+    take moves a head pointer, loads no slot), so the slots change at most once per word, with
+    or without the skid buffer. (A shifting buffer moves every word behind the head on each take.)"""
+    changes, in_order = _slot_changes(cls)
+    assert in_order
+    assert changes <= 150
+
+
 def _reset_run(cls):
     """Ten words written, none taken; the write domain's reset; twenty words written and taken
     with random stalls. Returns ``before`` (the head offered before the reset), ``level`` (the
@@ -464,3 +512,23 @@ def test_mutant_write_to_every_bank_is_caught():
                      "do_write")
     words = _words()
     assert transfer(make(Mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) != words
+
+
+def test_mutant_slot_loaded_by_the_take_is_caught():
+    """A slot that also loads when a word is taken (the take in the slots' enables again) fails
+    the slot test, and the data."""
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "with m.If(load):", "with m.If(load | take):")
+    changes, in_order = _slot_changes(Mutant)
+    assert changes > 150 or not in_order
+
+
+@pytest.mark.parametrize("old, new", [
+    ("load.eq(read & (wslot_next == k))", "load.eq(read & (wslot == k))"),
+    ("head_slot.eq(rslot_next)", "head_slot.eq(rslot)"),
+], ids=["arriving-slot-late", "head-slot-late"])
+def test_mutant_ring_pointers_a_cycle_late_lose_words(old, new):
+    """The arriving word's slot, or the head's, decided from the pointer before this cycle's
+    step: words are overwritten or offered twice."""
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", old, new)
+    words = _words()
+    assert transfer(make(Mutant), words, (10e-9, 13e-9), seed=5, stall=0.3, limit=3000) != words

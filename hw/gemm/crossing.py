@@ -24,13 +24,14 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   depends on the beat it is offered) reaches the address of its block RAMs, and leaving through
   a skid buffer, so that the decoder's ready reaches only that buffer's registers; its memory is
   in banks of 2048 beats, each with its own address register and read-data register, the bank
-  selected a cycle after the read. The activations cross in an ``AsyncQueue`` with a skid buffer
-  too (``cdc_depth`` words): the engine's ready reaches neither the queue's memory nor its
-  fetch-ahead registers. The result rows go from the engine's output registers (one per column
-  pair of the array) into a :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library
-  FIFO's crossing and read side, its memory written from a write register alone, its ready (the
-  engine's result ready, which drives the array's pop and credit logic) a register that says there
-  is room (the FIFO's registered level plus the writes in flight below its depth), not the
+  selected a cycle after the read. The activations cross in an ``AsyncQueue`` too (``cdc_depth``
+  words), without the skid buffer: the engine's ready reaches neither the queue's memory nor its
+  fetch-ahead registers (a ring: the ready advances its head pointers alone). The result rows go
+  from the engine's output registers (one per column pair of the array) into a
+  :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library FIFO's crossing and read side,
+  its memory written from a write register alone, its ready (the engine's result ready, which
+  drives the array's pop and credit logic) a register that says there is room (the FIFO's
+  registered level plus the writes in flight below its depth), not the
   library FIFO's writable flag, a compare of Gray pointers.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
@@ -204,9 +205,13 @@ class EngineCrossing(wiring.Component):
         # The activations cross in the same kind of queue, for the same reasons: the library
         # FIFO's read address (its read pointer plus the engine's ready) reached its distributed-RAM
         # cells and through their data the activation buffer's write data (13.80 ns, the `gemm`
-        # worst path of the 4 x 8 board at e8a71ab).
+        # worst path of the 4 x 8 board at e8a71ab). No skid buffer behind it: the engine's ready
+        # reaches only the queue's head pointers and count (its buffer is a ring), while a skid
+        # buffer's head register (the whole word) would load with it (the skid's registered
+        # ready into the queue's shifting buffer, 13.30 ns, was the `gemm` worst path of the
+        # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
-                                            w_domain="sync", r_domain=A, out_skid=True)
+                                            w_domain="sync", r_domain=A)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
                                                           self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)

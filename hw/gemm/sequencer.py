@@ -3,7 +3,7 @@ into the MAC array."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
-from amaranth.lib.fifo import SyncFIFOBuffered
+from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
@@ -17,6 +17,10 @@ __all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
 #: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> RAM data
 #: register -> queue -> taken -> count -> read.
 PREFETCH = 5
+
+#: Bits of the prefetch queue's word per copy of its slot registers (:class:`GemmSequencer`): each
+#: copy drives the LUT-RAM addresses of this many bits of the beat.
+SLICE = 64
 
 
 def gemm_cmd_layout(row_tile_bits, group_bits):
@@ -47,12 +51,13 @@ class GemmSequencer(wiring.Component):
     later, is registered as it is (no logic between: an ECP5 DP16KD's output without its own
     register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
     the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
-    cycle after, and ``o_act`` / ``o_wgt`` come from the queue's output register. The RAMs read
+    cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: LUT RAM read at a registered slot,
+    with a registered valid, so the array's take loads no data register (``_queue``). The RAMs read
     every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's ``ready`` reaches only
     the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
-    tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
+    tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
     its last beat is read (its beats may still wait in the queue). It is off by default: on the
     UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 
@@ -195,28 +200,62 @@ class GemmSequencer(wiring.Component):
     def _queue(self, m, act_addr, j):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
         cycle with ``issue`` (driven by the caller) is on the RAMs' outputs in the next, registered
-        there, and enters the queue in the one after; ``o_act`` / ``o_wgt`` leave from its head.
-        Returns ``(issue, inflight, inflight_off, queued)``: the beats read in the cycle before
-        (``inflight[0]``) and the one before that (``inflight[1]``, its data in the register), the
-        first one's byte offset (set by the caller), the beats queued."""
+        there, and written into the queue in the one after; ``o_act`` / ``o_wgt`` are the queue's
+        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued)``: the
+        beats read in the cycle before (``inflight[0]``) and the one before that (``inflight[1]``,
+        its data in the register), the first one's byte offset (set by the caller), the beats
+        queued.
+
+        The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
+        slices of about :data:`SLICE` bits, each with its own copy of the write slot, the write
+        enable and the head slot (``keep`` registers). The array's take (``o_act.ready``, which
+        follows the array's tile sequencer) advances only the head slot, its copies, the count and
+        the valid register: no data register loads with it (a buffered FIFO's output register,
+        the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns, the `gemm` worst path
+        of the 8 x 16 board at 93aa947)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
-        m.submodules.prefetch = queue = SyncFIFOBuffered(width=act_width + wgt_width + 2, depth=PREFETCH)
+        width = act_width + wgt_width + 2
         issue, inflight, inflight_off = Signal(), Signal(2), Signal(2)
         queued = Signal(range(PREFETCH + 1))
+        nonempty = Signal()             # queued != 0, a register: the beat's valid
         take = Signal()
         # The RAM words as they are: data (a word counts only with its inflight bit), no reset.
         ram_q = Signal(act_width + wgt_width, reset_less=True)
         off_q = Signal(2, reset_less=True)
         m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), off_q.eq(inflight_off)]
+        word, head = Cat(ram_q, off_q), Signal(width)
+        produce, consume = Signal(range(PREFETCH)), Signal(range(PREFETCH))
+        produce_next, consume_next = Signal.like(produce), Signal.like(consume)
+        m.d.comb += [produce_next.eq(Mux(inflight[1], _ring_next(produce, PREFETCH), produce)),
+                     consume_next.eq(Mux(take, _ring_next(consume, PREFETCH), consume))]
+        m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
+        n = -(-width // SLICE)
+        size = -(-width // n)
+        for s, lo in enumerate(range(0, width, size)):
+            hi = min(lo + size, width)
+            m.submodules[f"prefetch{s}"] = mem = Memory(shape=hi - lo, depth=PREFETCH, init=[])
+            w_port, r_port = mem.write_port(), mem.read_port(domain="comb")
+            w_en = Signal(name=f"w_en{s}", attrs={"keep": 1})
+            w_slot = Signal(range(PREFETCH), name=f"w_slot{s}", attrs={"keep": 1})
+            r_slot = Signal(range(PREFETCH), name=f"r_slot{s}", attrs={"keep": 1})
+            m.d.sync += [w_en.eq(inflight[0]), w_slot.eq(produce_next), r_slot.eq(consume_next)]
+            m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(word[lo:hi]), w_port.en.eq(w_en),
+                         r_port.addr.eq(r_slot), head[lo:hi].eq(r_port.data)]
+        queued_next = Signal.like(queued)
         m.d.comb += [
             self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
-            queue.w_en.eq(inflight[1]), queue.w_data.eq(Cat(ram_q, off_q)),
-            self.o_act.valid.eq(queue.r_rdy), self.o_wgt.valid.eq(queue.r_rdy),
-            queue.r_en.eq(self.o_act.ready),
-            take.eq(queue.r_rdy & self.o_act.ready),
-            self.o_wgt.payload.eq(queue.r_data[act_width:act_width + wgt_width]),
+            self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty),
+            take.eq(nonempty & self.o_act.ready),
+            self.o_wgt.payload.eq(head[act_width:act_width + wgt_width]),
+            queued_next.eq(queued + inflight[1] - take),
         ]
-        self._act_payload(m, queue.r_data, queue.r_data[act_width + wgt_width:])
-        m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued + inflight[1] - take)]
+        self._act_payload(m, head, head[act_width + wgt_width:])
+        m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued_next),
+                     nonempty.eq(queued_next != 0)]
         return issue, inflight, inflight_off, queued
+
+
+def _ring_next(slot, size):
+    """The slot after ``slot`` in a ring of ``size``."""
+    return Mux(slot == size - 1, 0, slot + 1)

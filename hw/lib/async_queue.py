@@ -1,6 +1,6 @@
 """A clock-domain-crossing stream queue whose block-RAM read address is a register."""
 
-from amaranth.hdl import Array, Const, DomainRenamer, Module, ResetInserter, ResetSignal, Shape, Signal
+from amaranth.hdl import Array, Const, DomainRenamer, Module, Mux, ResetInserter, ResetSignal, Shape, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
@@ -10,6 +10,15 @@ from ..params import check_bool, check_pow2
 from .stream import skid_buffer
 
 __all__ = ["AsyncQueue"]
+
+#: Bits of the read side's word per copy of its slot load flags and head pointer: each copy drives
+#: the enables, or the head selects, of this many flip-flops.
+SLICE = 64
+
+
+def _ring_next(slot, size):
+    """The slot after ``slot`` in a ring of ``size``."""
+    return Mux(slot == size - 1, 0, slot + 1)
 
 
 def _gray(value):
@@ -37,8 +46,12 @@ class AsyncQueue(wiring.Component):
     a buffer of :data:`PREFETCH` registers: a word is fetched (its address register advanced) when
     the memory holds one not yet fetched and the buffer has room for it counting the words in
     flight, decided from registers only (the synchronized write pointer, decoded into a register,
-    the fetch pointer, the buffer's count, the in-flight flags). ``o.ready`` reaches only the
-    buffer's registers, its count and the read pointer returned to the writer.
+    the fetch pointer, the buffer's count, the in-flight flags). The buffer is a ring: a word
+    stays in the slot it arrived in until it leaves, each slot loads only when a word arrives into
+    it (load flags registered a cycle ahead, one copy per :data:`SLICE` bits), and the head is
+    selected by a slot register (one copy per slice). ``o.ready`` reaches only the head slot
+    registers, the buffer's count and the read pointer returned to the writer: no data register's
+    enable.
 
     The memory is in banks of ``bank_depth`` entries (one bank if ``depth`` is not more). Each bank
     has its own copy of the read-address register (one register would fan out to the address pins
@@ -49,7 +62,7 @@ class AsyncQueue(wiring.Component):
     Interface contract: ``i`` in ``w_domain``, ``o`` and the buffer in ``r_domain``; every word
     taken on ``i`` leaves ``o`` once, in order. ``i.ready`` is ``not full`` from registers of
     ``w_domain``; ``o.valid`` is the buffer's count (a register) non-zero, ``o.payload`` its head
-    register (with ``out_skid``: the skid buffer's head, both registers). ``w_level``
+    slot, selected by a register (with ``out_skid``: the skid buffer's head, both registers). ``w_level``
     (``w_domain``, a register) counts the words written and not yet taken from ``o`` as the
     writer sees it (never too low: words in the buffer count until they leave
     ``o``); ``0`` means the queue, buffer included, is empty. ``depth`` words in all: the buffer's
@@ -84,9 +97,10 @@ class AsyncQueue(wiring.Component):
     out_skid : bool
         ``o`` leaves through a two-entry skid buffer (:func:`hw.lib.stream.skid_buffer`, in
         ``r_domain``, emptied with the read side by the write side's reset): ``o.ready`` then
-        reaches only the skid buffer's registers, not the fetch-ahead buffer's ``PREFETCH`` words,
-        whose shift is decided by the skid's registered ready. For a reader whose ready depends on
-        the word it is offered and is far from the queue's memory (the GEMM engine's decoder: its
+        reaches only the skid buffer's registers, and ``o.payload`` is a register (not the
+        selection of the buffer's head slot), whose head moves with the skid's registered ready.
+        For a reader whose ready depends on the word it is offered and is far from the queue's
+        memory (the GEMM engine's decoder: its
         parser's ready, through the buffer's take, to ``4 x 128`` flip-flop enables was the ULX3S
         decoder domain's worst path). One cycle more latency, still one word per cycle; words in
         the skid buffer keep their memory slots and count in ``w_level`` until they leave ``o``.
@@ -111,6 +125,10 @@ class AsyncQueue(wiring.Component):
         #: The buffer's head moves on this cycle (``r_domain``; with ``out_skid``, into the skid
         #: buffer): an attribute for the tests.
         self.take = Signal()
+        #: The read side's buffer, a ring of ``PREFETCH`` word registers (``r_domain``): an
+        #: attribute for the tests (a slot changes only when a word arrives into it).
+        self.slots = [Signal(Shape.cast(shape).width, name=f"buf{k}", reset_less=True)
+                      for k in range(self.PREFETCH)]
 
     def elaborate(self, platform):
         m = Module()
@@ -164,14 +182,16 @@ class AsyncQueue(wiring.Component):
         read, arriving = Signal(reset_less=True), Signal(reset_less=True)
         read_bank = Signal(range(banks), reset_less=True)       # the bank of the word read
         arriving_bank = Signal(range(banks), reset_less=True)   # and of the word arriving
-        buf = [Signal(width, name=f"buf{k}", reset_less=True) for k in range(P)]
+        buf = self.slots
         r_rst = Signal()
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R)
 
         fetch, fetching, take = self.fetch, self.fetching, self.take
         fetch_next = Signal(bits)
-        head_valid, leave = Signal(), Signal()   # buf[0] is a word; a word leaves ``o``
+        head_valid, leave = Signal(), Signal()   # the head slot holds a word; a word leaves ``o``
+        head = Signal(width)                     # the head slot's word (a selection, below)
+        loads, head_slots = [], []
         m.d.comb += [
             fetching.eq((written != fetch) & (count + read + arriving < P) & ~r_rst),
             fetch_next.eq(fetch + fetching),
@@ -191,13 +211,15 @@ class AsyncQueue(wiring.Component):
         m.d.comb += head_valid.eq(nonempty if self.out_skid else (count != 0) & ~r_rst)
         if self.out_skid:
             skid = Module()
-            skid_ready, skid_valid, skid_word = skid_buffer(skid, "skid", width, head_valid, buf[0],
-                                                            self.o.ready)
+            # Its second register loads whenever it is free (``free_load``): the reader's ready
+            # reaches the first register's enable only.
+            skid_ready, skid_valid, skid_word = skid_buffer(skid, "skid", width, head_valid, head,
+                                                            self.o.ready, free_load=True)
             m.submodules.skid = DomainRenamer(R)(ResetInserter(r_rst)(skid))
             m.d.comb += [take.eq(head_valid & skid_ready),
                          self.o.valid.eq(skid_valid), self.o.payload.eq(skid_word)]
         else:
-            m.d.comb += [take.eq(leave), self.o.valid.eq(head_valid), self.o.payload.eq(buf[0])]
+            m.d.comb += [take.eq(leave), self.o.valid.eq(head_valid), self.o.payload.eq(head)]
         # Each bank has its own copy of the read address (``keep``: Yosys would merge identical
         # registers back into one, whose fan-out to every block RAM's address pins is the path
         # this avoids) and its own data register, fed by nothing but the RAM's data: the RAM's
@@ -217,14 +239,38 @@ class AsyncQueue(wiring.Component):
                    arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
                    taken.eq(taken + leave), taken_gry.eq(_gray(taken)),
                    count.eq(count_next)]
-        # The buffer shifts towards buf[0] as words leave; an arriving word goes behind the last.
-        for k, behind in enumerate(buf[1:] + buf[-1:]):     # (count > P never: the last never shifts)
-            with m.If(take & (count > k + 1)):
-                m.d[R] += buf[k].eq(behind)
-            with m.Elif(arriving & (count - take == k)):
-                m.d[R] += buf[k].eq(arriving_word)
+        # The buffer is a ring of P slots, not a shift register: a word stays in the slot it
+        # arrived in until it leaves, and the head is selected by a slot pointer. So no slot's
+        # load enable depends on the reader's take (with the skid buffer, its registered ready; the
+        # take into a shifting buffer enabled all P x width flip-flops: 13.30 ns, 11+ of routing,
+        # the `gemm` worst path of the 8 x 16 board at adf563d, the activations' queue). A slot
+        # loads when a word arrives into it, decided a cycle ahead (the word read in cycle t
+        # arrives at t + 1 into the slot after the words arriving until then) into a register per
+        # slot and per slice of SLICE bits (``keep``: one register per slot would drive the
+        # enables of the whole word). The take advances only the head pointer and its copies,
+        # one per slice (each selects its slice of the head word).
+        slices = [(lo, min(lo + SLICE, width)) for lo in range(0, width, SLICE)]
+        wslot = Signal(range(P), reset_less=True)      # the slot the next arriving word goes to
+        rslot = Signal(range(P), reset_less=True)      # the head's slot
+        wslot_next, rslot_next = Signal.like(wslot), Signal.like(rslot)
+        m.d.comb += [wslot_next.eq(Mux(arriving, _ring_next(wslot, P), wslot)),
+                     rslot_next.eq(Mux(take, _ring_next(rslot, P), rslot))]
+        m.d[R] += [wslot.eq(wslot_next), rslot.eq(rslot_next)]
+        for s, (lo, hi) in enumerate(slices):
+            head_slot = Signal(range(P), name=f"head_slot{s}", reset_less=True, attrs={"keep": 1})
+            m.d[R] += head_slot.eq(rslot_next)
+            head_slots.append(head_slot)
+            m.d.comb += head[lo:hi].eq(Array(b[lo:hi] for b in buf)[head_slot])
+            for k in range(P):
+                load = Signal(name=f"load{k}_{s}", reset_less=True, attrs={"keep": 1})
+                m.d[R] += load.eq(read & (wslot_next == k))
+                with m.If(load):
+                    m.d[R] += buf[k][lo:hi].eq(arriving_word[lo:hi])
+                loads.append(load)
         with m.If(r_rst):
             m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
                        taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
-                       *(addr.eq(produce_r_bin[:low]) for addr in addrs)]
+                       *(addr.eq(produce_r_bin[:low]) for addr in addrs),
+                       wslot.eq(0), rslot.eq(0), *(load.eq(0) for load in loads),
+                       *(head_slot.eq(0) for head_slot in head_slots)]
         return m

@@ -8,12 +8,17 @@ from amaranth.lib.wiring import In, Out
 __all__ = ["skid_buffer", "SkidBuffer", "HalfRateBuffer", "Queue"]
 
 
-def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
+def skid_buffer(m, name, shape, in_valid, in_data, out_ready, *, free_load=False):
     """A two-entry skid buffer's logic, added to module ``m``; returns ``(in_ready, out_valid, out_data)``.
 
     ``in_ready`` is the inverse of a flip-flop (the second entry is free), so no path runs from
     ``out_ready`` to ``in_ready``. A transfer offered with ``in_valid`` while ``in_ready`` is taken;
     entries leave in order, one per cycle while ``out_ready``. Signals are named ``<name>_d0`` etc.
+
+    With ``free_load`` the second entry's data register loads ``in_data`` in every cycle it is
+    free (its contents are used only once it holds an entry), so its load enable is that
+    flip-flop's inverse alone, not a decision with ``out_ready`` in it (a consumer's ready then
+    reaches the first entry's data register only). The same transfers, cycle for cycle.
     """
     d0, d1 = Signal(shape, name=f"{name}_d0"), Signal(shape, name=f"{name}_d1")
     v0, v1 = Signal(name=f"{name}_v0"), Signal(name=f"{name}_v1")
@@ -24,8 +29,12 @@ def skid_buffer(m, name, shape, in_valid, in_data, out_ready):
             m.d.sync += [d0.eq(d1), v0.eq(1)]
         with m.Else():
             m.d.sync += [d0.eq(in_data), v0.eq(in_take)]
-    with m.Elif(in_take):
-        m.d.sync += d1.eq(in_data)
+    if free_load:
+        with m.If(~v1):
+            m.d.sync += d1.eq(in_data)
+    else:
+        with m.Elif(in_take):
+            m.d.sync += d1.eq(in_data)
     # v1 as plain logic (set by a transfer the head cannot pass on, cleared when the head moves),
     # not as a flip-flop enable: the enable would be an OR of out_ready and in_take, one LUT level
     # more behind out_ready (a consumer's ready decode).
@@ -46,13 +55,18 @@ class SkidBuffer(_Buffer):
 
     Cuts every combinational path between the sides: ``o.valid`` and ``o.payload`` are registers,
     ``i.ready`` is a register's inverse. Full throughput (one transfer per cycle) while the consumer
-    is ready; one cycle of latency.
+    is ready; one cycle of latency. ``free_load``: as :func:`skid_buffer`'s.
     """
+
+    def __init__(self, shape, *, free_load=False):
+        self._free_load = free_load
+        super().__init__(shape)
 
     def elaborate(self, platform):
         m = Module()
         i, o = self.i, self.o
-        ready, valid, payload = skid_buffer(m, "skid", self._shape, i.valid, i.payload, o.ready)
+        ready, valid, payload = skid_buffer(m, "skid", self._shape, i.valid, i.payload, o.ready,
+                                            free_load=self._free_load)
         m.d.comb += [self.i.ready.eq(ready), self.o.valid.eq(valid), self.o.payload.eq(payload)]
         return m
 
