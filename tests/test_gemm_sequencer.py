@@ -19,36 +19,8 @@ def _wgt(addr):
 
 
 def test_prefetch_stops_when_full_and_uses_a_freed_place_one_cycle_later():
-    dut = GemmSequencer(ROWS, COLS, max_row_tiles=2, max_groups=GROUPS, count_bits=12, prefetch=True)
-    reads, got = [], []
-
-    async def tb(ctx):
-        ctx.set(dut.i_full, 1)
-        ctx.set(dut.i_beats, BEATS)
-        ctx.set(dut.o_acmd.ready, 1)
-        ctx.set(dut.i_cmd.payload.mode, mac_spec.MODE_INT8)
-        ctx.set(dut.i_cmd.payload.groups_m1, GROUPS - 1)
-        ctx.set(dut.i_cmd.payload.load_acts, 1)
-        ctx.set(dut.i_cmd.valid, 1)
-        await ctx.tick()
-        ctx.set(dut.i_cmd.valid, 0)
-        ready_at = {30, 31, 40}         # the array takes a beat in these cycles only, then all
-        previous = None
-        for cycle in range(80):
-            ctx.set(dut.o_act.ready, cycle in ready_at or cycle >= 50)
-            took = ctx.get(dut.o_act.valid) and ctx.get(dut.o_act.ready)
-            if took:
-                got.append((cycle, ctx.get(dut.o_wgt.payload)))
-            addr = ctx.get(dut.wgt_rd_addr)
-            if addr != previous:
-                reads.append((cycle, addr))
-                previous = addr
-            # the block RAM: the word at the address of this cycle, in the next
-            await ctx.tick()
-            ctx.set(dut.i_wgt_data, _wgt(addr))
-            ctx.set(dut.i_act_data, 0)
-
-    simulate(dut, tb)
+    # the array takes a beat in cycles 30, 31 and 40 only, then in every cycle
+    reads, got = _run(_sequencer(), ready_at={30, 31, 40} | set(range(50, 80)))
     issued = [c - 1 for c, _ in reads[1:]]       # the address register steps after a read's cycle
     # Nothing taken before cycle 30: reading stopped with the queue full, after PREFETCH beats.
     assert [a for c, a in reads if c <= 30][-1] == PREFETCH
