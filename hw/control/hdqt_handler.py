@@ -31,11 +31,16 @@ nothing is lost). A MAC-array overflow during a step also sets the group's stick
 flag 2 in ``STATUS``) until ``RESET``; a saturated master weight is ordinary training behaviour
 (weights clip at the Q2.13 rails) and only reported in the step's reply.
 
-Cycle cost: a command's header is checked three cycles after its last byte (the range a LOAD or
-READ touches is summed into a register, then compared with its limit); a load takes one cycle per
-element; the step takes the layer's cycles
+Cycle cost: a command's first header byte is taken two cycles after its start (``DISPATCH``
+registers its header checks), and the header is checked three cycles after its last byte (the
+range a LOAD or READ touches is summed into a register, then compared with its limit); a load
+takes one cycle per element; the step takes the layer's cycles
 (:meth:`hw.hdqt.layer.HdqtLayer.mac_macs` MACs at up to ``2*rows*cols`` per cycle, plus the FWHT and
-quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row.
+quantizer passes at one element per cycle) plus ``cols - 1`` cycles per result row; its reply
+offers a byte every other cycle at most (the byte comes from a register).
+
+Timing: the states are one-hot (:class:`hw.control.onehot.OneHotFSM`), and no compare of a
+counter or of the command lies between a handshake and a state or enable (docs/control.md).
 """
 
 from typing import NamedTuple
