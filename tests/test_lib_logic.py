@@ -7,7 +7,7 @@ import pytest
 from amaranth.hdl import Const, Module, Signal
 from amaranth.sim import Simulator
 
-from hw.lib.logic import index_mux, onehot_mux, or_tree, tree
+from hw.lib.logic import above_pow2, below_const, index_mux, onehot_mux, or_tree, tree
 
 
 def _eval(expr, sigs, values):
@@ -78,3 +78,38 @@ def test_index_mux_refuses_too_many_values_or_none():
         index_mux(Signal(2), [Const(0, 1)] * 5)
     with pytest.raises(ValueError, match="values"):
         index_mux(Signal(2), [])
+
+
+def _check_bit_tests(width, exprs, values):
+    """Each ``{name: (make(value signal), want(v))}`` of ``exprs`` on a ``width``-bit signal for
+    every v of ``values``."""
+    value = Signal(width)
+    outs = {name: Signal(name=name) for name in exprs}
+    m = Module()
+    m.d.comb += [outs[name].eq(make(value)) for name, (make, _) in exprs.items()]
+    sim = Simulator(m)
+
+    async def tb(ctx):
+        for v in values:
+            ctx.set(value, v)
+            for name, (_, want) in exprs.items():
+                assert ctx.get(outs[name]) == want(v), (name, v)
+
+    sim.add_testbench(tb)
+    sim.run()
+
+
+def test_compares_with_constants_as_bit_tests():
+    # the HDQT handler's READ limits (128, 256) and header lengths (2, 3, 5), against the compare
+    values = [*range(1100), *(1 << b for b in range(16)), *((1 << b) + 1 for b in range(16)), 0xFFFF]
+    exprs = {f"above_{lim}": (lambda v, lim=lim: above_pow2(v, lim), lambda v, lim=lim: v > lim)
+             for lim in (1, 2, 128, 256)}
+    exprs.update({f"below_{n}": (lambda v, n=n: below_const(v, n), lambda v, n=n: v < n)
+                  for n in (1, 2, 3, 5, 7, 8)})
+    _check_bit_tests(16, exprs, values)
+
+
+def test_above_pow2_at_the_values_width():
+    # a value exactly as wide as the limit's bit and those below it (the SPRAM GEMM handler's
+    # n_out and k): no bits above
+    _check_bit_tests(8, {"above_128": (lambda v: above_pow2(v, 128), lambda v: v > 128)}, range(256))

@@ -45,13 +45,13 @@ counter or of the command lies between a handshake and a state or enable (docs/c
 
 from typing import NamedTuple
 
-from amaranth.hdl import Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import enum
 from amaranth.lib.memory import Memory
-from amaranth.utils import exact_log2
 
 from ..hdqt.layer import HdqtLayer
 from ..hdqt.spec import LayerConfig
+from ..lib.logic import above_pow2, below_const
 from .handler import Handler, capture_bytes, send_low_byte
 from .onehot import OneHotFSM
 from .protocol import MAX_PAYLOAD, Cmd, Status
@@ -119,18 +119,6 @@ def result_order(batch, k_dim, o_dim, rows, cols):
                     for c in range(cols):
                         order.append(ResultSlot(tensor, mb * rows + r, nb * cols + c))
     return order
-
-
-def _below_small(value, n):
-    """``value < n`` for a small constant ``n``, as bit tests (no carry chain)."""
-    high = (n - 1).bit_length()
-    return (value[high:] == 0) & ~Cat(value[:high] == k for k in range(n, 1 << high)).any()
-
-
-def _above_pow2(value, limit):
-    """``value > limit`` for a power of two ``limit``, as bit tests."""
-    p = exact_log2(limit)
-    return (value[p + 1:] != 0) | (value[p] & (value[:p] != 0))
 
 
 class _Registers:
@@ -238,7 +226,7 @@ class HDQTHandler(Handler):
                 m.d.sync += [r.count.eq(0), r.status.eq(Status.OK),
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
                              r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
-                m.d.sync += [r.shorter[n].eq(_below_small(bus.length, n)) for n in r.shorter]
+                m.d.sync += [r.shorter[n].eq(below_const(bus.length, n)) for n in r.shorter]
                 for c, n in HEADER_BYTES.items():
                     with m.If(cmd == c):
                         m.d.sync += r.hdr_len.eq(n)
@@ -338,8 +326,8 @@ class HDQTHandler(Handler):
         with m.Else():
             # a 5-byte payload, a known source, 1..per values within it
             # `num` above the limit as bit tests (the limits are powers of two), not a carry chain
-            too_many = Mux(reads_w, _above_pow2(r.num, MAX_READ_WEIGHTS),
-                           _above_pow2(r.num, MAX_READ_RESULTS))
+            too_many = Mux(reads_w, above_pow2(r.num, MAX_READ_WEIGHTS),
+                           above_pow2(r.num, MAX_READ_RESULTS))
             m.d.sync += [r.end.eq(r.addr + r.num),
                          r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
                          r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | too_many)]

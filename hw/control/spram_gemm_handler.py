@@ -73,6 +73,7 @@ from amaranth.lib.memory import Memory
 from ..hdqt.ram import Ram
 from ..huffman import spec as huff_spec
 from ..huffman.decoder import IMPLS, HuffmanDecoder
+from ..lib.logic import above_pow2
 from ..lib.ram import registered_read_port
 from ..lib.spram import SPRAM, SPRAM_COUNT, SPRAM_DEPTH
 from ..mac import spec as mac_spec
@@ -627,8 +628,8 @@ class SpramGEMMHandler(Handler):
                 tiles = (r.n_out + self.cols - 1) >> (self.cols.bit_length() - 1)
                 # n_out > 128 and k > max_k (powers of two, the fields' top bits) as bit tests.
                 assert MAX_N_OUT == 1 << (len(r.n_out) - 1) and self.max_k == 1 << (len(r.k) - 1)
-                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | (r.n_out[-1] & (r.n_out[:-1] != 0))
-                       | r.k_big | (r.k == 0) | (r.k[-1] & (r.k[:-1] != 0)) | (r.rend == 0))
+                bad = (r.mode_big | r.n_out_big | (r.n_out == 0) | above_pow2(r.n_out, MAX_N_OUT)
+                       | r.k_big | (r.k == 0) | above_pow2(r.k, self.max_k) | (r.rend == 0))
                 # A range not (all) in the loaded store is bad data (flagged), a bad field or
                 # length a bad length: acted on at the payload's end.
                 # rend becomes the range's end: start + beats, 17 bits; beyond 16 bits it is

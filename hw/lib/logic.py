@@ -1,4 +1,4 @@
-"""Combinational helpers for wide reductions and one-hot selects.
+"""Combinational helpers for wide reductions, one-hot selects and compares with constants.
 
 They build expressions, not modules: a block calls them inside its own ``elaborate``.
 """
@@ -6,9 +6,10 @@ They build expressions, not modules: a block calls them inside its own ``elabora
 import operator
 from functools import reduce
 
-from amaranth.hdl import Mux
+from amaranth.hdl import Cat, Mux
+from amaranth.utils import exact_log2
 
-__all__ = ["tree", "or_tree", "onehot_mux", "index_mux"]
+__all__ = ["tree", "or_tree", "onehot_mux", "index_mux", "below_const", "above_pow2"]
 
 
 def tree(terms, op):
@@ -56,3 +57,18 @@ def index_mux(index, values):
         return Mux(index[bits - 1], build(vals[half:], bits - 1), build(vals[:half], bits - 1))
 
     return build(values, len(index))
+
+
+def below_const(value, n):
+    """``value < n`` for a small constant ``n > 0``, as bit tests: the high bits zero and the low
+    ones none of the values from ``n`` up (a compare is a carry chain on iCE40)."""
+    high = (n - 1).bit_length()
+    return (value[high:] == 0) & ~Cat(value[:high] == k for k in range(n, 1 << high)).any()
+
+
+def above_pow2(value, limit):
+    """``value > limit`` for a power of two ``limit``, as bit tests: a bit above ``limit``'s set,
+    or ``limit``'s bit with one below it (no term for the bits above when ``value`` has none)."""
+    p = exact_log2(limit)
+    above = value[p] & (value[:p] != 0)
+    return (value[p + 1:] != 0) | above if len(value) > p + 1 else above
