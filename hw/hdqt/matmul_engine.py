@@ -81,7 +81,9 @@ class MatmulEngine(wiring.Component):
         m_bank = Signal(name="bank")
         rn_c = Signal(signed(10), name="rn_c")        # result tile columns left in the tile row - 1
         beats_m1 = Signal(8, name="beats_m1")
-        cmd_left = Signal(range(max(j.m // R * j.n // C for j in jobs) + 1), name="cmd_left")
+        # tile commands still to send - 1, counted down through zero: its sign bit (a flip-flop) is
+        # "none left", so no compare sits in o_cmd.valid (the MAC sequencer's command register enable)
+        cmd_c = Signal(signed(bit_length_of(max(j.m // R * j.n // C for j in jobs)) + 1), name="cmd_c", init=-1)
         rows_left = Signal(range(max(j.m * j.n // C for j in jobs) + 1), name="rows_left")
         # tile-column and beat counters count down through zero: their sign bit (a flip-flop) is the
         # "last" flag, no comparator on the counters' enables
@@ -103,7 +105,7 @@ class MatmulEngine(wiring.Component):
                                      n_nb_m2.eq(job.n // C - 2), beats_m2.eq(job.k // 2 - 2),
                                      tb_c.eq(job.n // C - 2), bj_c.eq(job.k // 2 - 2),
                                      rn_c.eq(job.n // C - 2),
-                                     cmd_left.eq(tiles), rows_left.eq(tiles * R),
+                                     cmd_c.eq(tiles - 1), rows_left.eq(tiles * R),
                                      beats_c.eq(tiles * (job.k // 2) - 1),
                                      dw_job.eq(job.result == "dw"), out_job.eq(job.result != "dw")]
 
@@ -114,9 +116,9 @@ class MatmulEngine(wiring.Component):
         m.d.comb += [cmd.mode.eq(mac_spec.MODE_INT4), cmd.act_unsigned.eq(is_any(lambda j: j.x_act)
                                                                          & self.i_x_unsigned),
                      cmd.tile_sat.eq(1), cmd.beats_m1.eq(beats_m1),
-                     self.o_cmd.valid.eq(me.run & (cmd_left != 0)), self.o_cmd.payload.eq(cmd)]
+                     self.o_cmd.valid.eq(me.run & ~cmd_c[-1]), self.o_cmd.payload.eq(cmd)]
         with m.If(self.o_cmd.valid & self.o_cmd.ready):
-            m.d.sync += cmd_left.eq(cmd_left - 1)
+            m.d.sync += cmd_c.eq(cmd_c - 1)
 
         # beats: operand words read one cycle ahead into the read registers (the beat register), then
         # through a two-entry skid buffer into the array, so that no path runs from the array's

@@ -88,9 +88,11 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
 
     Stage 1: magnitude (carry chain) and the coarse part of the dither shift (the LFSR word shifted
     by ``shift`` rounded down to a multiple of 4); stage 2: the fine part of the dither shift;
-    stage 3: the addition; stage 4: the right shift; stage 5: the overflow test of the clip (an OR
-    tree); stage 6: the clip and the sign (each stage
-    fits a 48 MHz iCE40UP5K clock). ``shift``, ``stochastic`` and ``unsigned`` must hold while an
+    stage 3: the addition; stage 4: the coarse part of the right shift (by ``shift`` rounded down
+    to a multiple of 4); stage 5: its fine part and the overflow test of the clip (an OR tree);
+    stage 6: the clip and the sign. The right shift is split like the dither shift because the
+    whole barrel shifter in one stage (five multiplexer levels behind the shift's decode) was the
+    worst path of the iCEBreaker's HDQT bitstream at 48 MHz. ``shift``, ``stochastic`` and ``unsigned`` must hold while an
     element is inside; ``value`` and ``rnd`` are taken in stage 1.
     Returns the registered ``signed(bits + 1)`` output.
     """
@@ -106,8 +108,10 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
     q5 = Signal(bits + 1, name=f"{name}_q5")
     out = Signal(signed(bits + 1), name=f"{name}_out")
     qmax_s = Mux(unsigned, spec.qmax(bits, True), spec.qmax(bits, False))
-    # q4 > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
-    over = Mux(unsigned, q4[spec.qbits(bits, True):].any(), q4[spec.qbits(bits, False):].any())
+    # q > qmax  <=>  a bit at or above qbits is set: an OR tree instead of a carry-chain comparison.
+    fine = Signal(w + 1, name=f"{name}_fine")
+    m.d.comb += fine.eq(q4 >> shift[:2])
+    over = Mux(unsigned, fine[spec.qbits(bits, True):].any(), fine[spec.qbits(bits, False):].any())
     clipped = Signal(bits + 1, name=f"{name}_clip")
     m.d.comb += clipped.eq(Mux(over5, qmax_s, q5))
     s_hi = Cat(Const(0, 2), shift[2:])
@@ -121,8 +125,8 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
             neg3.eq(neg2),
             tot3.eq(mag2 + add2),
             neg4.eq(neg3),
-            q4.eq(tot3 >> shift),
-            neg5.eq(neg4), q5.eq(q4[:bits + 1]), over5.eq(over),
+            q4.eq(tot3 >> s_hi),
+            neg5.eq(neg4), q5.eq(fine[:bits + 1]), over5.eq(over),
             out.eq(Mux(neg5, -clipped, clipped)),
         ]
     return out
