@@ -146,6 +146,7 @@ class _Registers:
         self.out = Signal(signed(max(acc_width, 16)))
         self.nbyte = Signal(3)
         self.width = Signal(3)                  # bytes per value being read back
+        self.byte_last = Signal()               # SEND: the byte offered is the value's last
         # Registered a step ahead, so that no adder or wide compare lies between a byte taken (or
         # the command's fields) and the status or the state: the command, the header's length and
         # whether the payload is shorter (at the start); the end of the range a LOAD or READ
@@ -418,7 +419,8 @@ class HDQTHandler(Handler):
             m.d.comb += r_rd.addr.eq(r.addr)
             fsm.goto("R_LATCH")
         with fsm.state("R_LATCH"):
-            m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.addr.eq(r.addr + 1), r.num.eq(r.num - 1)]
+            m.d.sync += [r.out.eq(r_rd.data), r.nbyte.eq(0), r.byte_last.eq(0), r.addr.eq(r.addr + 1),
+                         r.num.eq(r.num - 1)]
             fsm.goto("SEND")
         with fsm.state("W_REQ"):
             m.d.comb += [layer.i_rd.valid.eq(1), layer.i_rd.payload.eq(r.addr)]
@@ -428,11 +430,15 @@ class HDQTHandler(Handler):
         with fsm.state("W_WAIT"):
             m.d.comb += layer.o_rd.ready.eq(1)
             with m.If(layer.o_rd.valid):
-                m.d.sync += [r.out.eq(layer.o_rd.payload), r.nbyte.eq(0)]
+                m.d.sync += [r.out.eq(layer.o_rd.payload), r.nbyte.eq(0), r.byte_last.eq(0)]
                 fsm.goto("SEND")
         with fsm.state("SEND"):
+            # `byte_last` registered with each byte taken (a value is 2 or 4 bytes, so its first
+            # is never its last), so the transmitter's ready reaches the next state through no
+            # compare of the byte count
             with send_low_byte(m, self.bus, r.out, r.nbyte):
-                with m.If(r.nbyte + 1 == r.width):
+                m.d.sync += r.byte_last.eq(r.nbyte + 2 == r.width)
+                with m.If(r.byte_last):
                     with m.If(r.last_value):
                         fsm.goto("DONE")
                     with m.Elif(r.sel[0]):
