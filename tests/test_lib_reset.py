@@ -97,31 +97,41 @@ def test_synthesis_keeps_one_clear_register_per_part(tmp_path):
 
 
 class ClearTop(Elaboratable):
-    """``Parts`` under a clear tree in a ``sync`` domain whose reset is the input ``rst``."""
+    """``Parts`` under a clear tree (``tree``: ``"add"``, :func:`add_with_reset_tree`, or
+    ``"module"``, :func:`module_with_reset_tree`) in a ``sync`` domain whose reset is the input
+    ``rst``."""
 
-    def __init__(self):
+    def __init__(self, tree="add"):
         self.cd, self.rst, self.i_clear, self.o_counts = ClockDomain("sync"), Signal(), Signal(), Signal(16)
+        self.tree = tree
 
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = self.cd
         m.d.comb += self.cd.rst.eq(self.rst)
+        if self.tree == "module":
+            def add(m, parts):
+                m.submodules.block = module_with_reset_tree(parts, self.i_clear, name="parts", depth=1,
+                                                            platform=platform)
+            return _with_parts(self, m, add)
         return _with_parts(self, m, lambda m, parts: add_with_reset_tree(
             m, "parts", parts, self.i_clear, platform=platform))
 
 
-def test_the_domain_reset_reaches_the_parts_through_the_clear_registers():
-    dut = ClearTop()
+@pytest.mark.parametrize("tree", ["add", "module"])
+def test_the_domain_reset_reaches_the_parts_through_the_clear_registers(tree):
+    dut = ClearTop(tree)
     seen = _counts(dut, dut.rst, 5)
     # Held in the first cycle (the registers start asserted); the domain's reset, high before
     # edge 6, resets every part one edge later, as the clear does.
     assert seen == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000, 0x1111]
 
 
-def test_every_flip_flop_of_a_part_has_one_reset_driven_by_a_clear_register(tmp_path):
+@pytest.mark.parametrize("tree", ["add", "module"])
+def test_every_flip_flop_of_a_part_has_one_reset_driven_by_a_clear_register(tmp_path, tree):
     # With the domain's reset and the clear ORed in front of the flip-flops, each part's reset
     # would be a logic cell's output; here every synchronous reset is a clear register's output.
-    dut = ClearTop()
+    dut = ClearTop(tree)
     (tmp_path / "t.il").write_text(rtlil.convert(dut, name="top", ports=[dut.cd.clk, dut.rst, dut.i_clear,
                                                                          dut.o_counts]))
     run_yosys("read_rtlil t.il\nproc\nflatten\nopt_clean\nopt_dff\nwrite_json t.json\n",
@@ -177,8 +187,10 @@ class ClearInTreeTop(Elaboratable):
 
 def test_a_clear_tree_split_by_an_outer_tree_keeps_its_domains():
     dut = ClearInTreeTop()
-    # The inner clear, high before edge 6, clears every part one edge later.
-    assert _counts(dut, dut.i_clear, 5) == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000,
+    # Held for the first two cycles (the outer register starts asserted and holds the inner ones,
+    # which start asserted too); the inner clear, high before edge 6, clears every part one edge
+    # later.
+    assert _counts(dut, dut.i_clear, 5) == [0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x0000,
                                             0x1111]
 
 

@@ -151,7 +151,10 @@ class _Registers:
         # the command's fields) and the status or the state: the command, the header's length and
         # whether the payload is shorter (at the start); the end of the range a LOAD or READ
         # touches, its limit and the other reasons to refuse it (SUMS); the verdict (VERDICT).
-        self.hdr_len = Signal(3)
+        # the header's length, set in DISPATCH; never 0 (not at reset either), so that eq_hdr
+        # registered in DISPATCH from the previous command's is false (test_control_hdqt fails
+        # with a reset value of 0)
+        self.hdr_len = Signal(3, init=HEADER_BYTES[Cmd.HDQT_READ])
         self.hdr_short = Signal()
         self.eq_hdr, self.eq_hdr_m1 = Signal(), Signal()
         self.is_load, self.is_step = Signal(), Signal()   # the command (neither: READ)
@@ -204,8 +207,7 @@ class HDQTHandler(Handler):
         # cycle, outside the states) and `took` says whether that cycle took a byte (and so
         # counted it), so the payload's ready does not wait for a compare of the count. LOAD is
         # entered after SUMS and CHECK, which take no byte, so both are fresh in its first cycle.
-        # HDR's `count == hdr_len` likewise; the start clears both (count becomes 0, and a header
-        # is at least 2 bytes), so they are right in HDR's first cycle too.
+        # HDR's `count == hdr_len` likewise (see DISPATCH for its first cycle).
         eq_len, eq_len_m1, took = Signal(), Signal(), Signal()
         m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
                      r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count + 1 == r.hdr_len),
@@ -228,17 +230,19 @@ class HDQTHandler(Handler):
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
                              r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
                 m.d.sync += [r.shorter[n].eq(below_const(bus.length, n)) for n in r.shorter]
-                for c, n in HEADER_BYTES.items():
-                    with m.If(cmd == c):
-                        m.d.sync += r.hdr_len.eq(n)
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
-            # count is 0 and hdr_len set, so eq_hdr and eq_hdr_m1 registered here are false (a
-            # header is at least 2 bytes), as HDR's first cycle needs
-            short = Mux(r.is_load, r.shorter[HEADER_BYTES[Cmd.HDQT_LOAD]],
-                        Mux(r.is_step, r.shorter[HEADER_BYTES[Cmd.HDQT_STEP]],
-                            r.shorter[HEADER_BYTES[Cmd.HDQT_READ]]))
-            m.d.sync += [r.hdr_short.eq(short), r.hdr_open.eq(~r.unknown & ~short)]
+            # count is 0 and hdr_len not 0 (the previous command's header length, or its reset
+            # value), so eq_hdr registered here is false, and no byte is taken here, so HDR's
+            # first cycle reads eq_hdr: not the header's end, as it needs. This command's header
+            # length is set here from the registered decode (from the command at the start, the
+            # controller's command decode reached its enable).
+            def by_cmd(values):
+                return Mux(r.is_load, values[Cmd.HDQT_LOAD], Mux(r.is_step, values[Cmd.HDQT_STEP],
+                                                                 values[Cmd.HDQT_READ]))
+            short = by_cmd({c: r.shorter[n] for c, n in HEADER_BYTES.items()})
+            m.d.sync += [r.hdr_short.eq(short), r.hdr_open.eq(~r.unknown & ~short),
+                         r.hdr_len.eq(by_cmd(HEADER_BYTES))]
             fsm.goto("HDR")
         with fsm.state("HDR"):
             self._header(m, fsm, r)

@@ -83,7 +83,8 @@ class MatmulEngine(wiring.Component):
         beats_m1 = Signal(8, name="beats_m1")
         # tile commands still to send - 1, counted down through zero: its sign bit (a flip-flop) is
         # "none left", so no compare sits in o_cmd.valid (the MAC sequencer's command register enable)
-        cmd_c = Signal(signed(bit_length_of(max(j.m // R * j.n // C for j in jobs)) + 1), name="cmd_c", init=-1)
+        cmd_c = Signal(signed(bit_length_of(max(j.m // R * j.n // C for j in jobs)) + 1), name="cmd_c",
+                       init=-1)
         rows_left = Signal(range(max(j.m * j.n // C for j in jobs) + 1), name="rows_left")
         # tile-column and beat counters count down through zero: their sign bit (a flip-flop) is the
         # "last" flag, no comparator on the counters' enables
@@ -92,8 +93,9 @@ class MatmulEngine(wiring.Component):
         beats_m2 = Signal(signed(9), name="beats_m2")    # beats per tile - 2
         a_ptr, a_row, b_ptr = Signal(self._a_bits), Signal(self._a_bits), Signal(self._b_bits)
         # beats still to read - 1 (negative: none left)
+        # (-1 from reset too: no beat is read outside a job, without `run` in the reader's enable)
         beats_c = Signal(signed(bit_length_of(max(j.m * j.n * j.k // (2 * R * C) for j in jobs)) + 1),
-                         name="beats_c")
+                         name="beats_c", init=-1)
         dw_job, out_job = Signal(name="dw_job"), Signal(name="out_job")
         with m.If(me.start):
             m.d.sync += [a_ptr.eq(0), a_row.eq(0), b_ptr.eq(0)]
@@ -131,8 +133,14 @@ class MatmulEngine(wiring.Component):
         # results are taken)
         bs_ready, bs_valid, bs_data = skid_buffer(m, "beat", R * 32 + C * 8, beat_v,
                                                   Cat(act, self.b_rd.data), self.o_act.ready)
+        # The reader advances whenever the beat register is free; beats_c stops it outside a job.
+        # Not gated by `run`: the job's beats may be read in its setup cycles (its bank and
+        # counters are set at its start, the banks it reads were written by the jobs before, which
+        # have finished); the array takes none before the job's first tile command, which waits
+        # for `run`. (With `run` in it, the sequencer's run flip-flop, across the die, was the
+        # start of the iCEBreaker HDQT bitstream's worst path at seed 1.)
         b_adv = Signal(name="b_adv")
-        m.d.comb += b_adv.eq(me.run & (~beat_v | bs_ready))
+        m.d.comb += b_adv.eq(~beat_v | bs_ready)
         m.d.comb += [self.a_rd.addr.eq(Cat(a_ptr, m_bank)), self.b_rd.addr.eq(Cat(b_ptr, m_bank))]
         with m.If(b_adv):
             m.d.comb += [self.a_rd.en.eq(1), self.b_rd.en.eq(1)]

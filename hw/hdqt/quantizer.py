@@ -92,8 +92,8 @@ def quantize_pipeline(m, en, value, shift, rnd, stochastic, unsigned, bits, name
     to a multiple of 4); stage 5: its fine part and the overflow test of the clip (an OR tree);
     stage 6: the clip and the sign. The right shift is split like the dither shift because the
     whole barrel shifter in one stage (five multiplexer levels behind the shift's decode) was the
-    worst path of the iCEBreaker's HDQT bitstream at 48 MHz. ``shift``, ``stochastic`` and ``unsigned`` must hold while an
-    element is inside; ``value`` and ``rnd`` are taken in stage 1.
+    worst path of the iCEBreaker's HDQT bitstream at 48 MHz. ``shift``, ``stochastic`` and
+    ``unsigned`` must hold while an element is inside; ``value`` and ``rnd`` are taken in stage 1.
     Returns the registered ``signed(bits + 1)`` output.
     """
     w = len(value)

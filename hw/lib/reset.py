@@ -23,7 +23,6 @@ from amaranth.hdl import (
     Fragment,
     MemoryInstance,
     Module,
-    ResetInserter,
     ResetSignal,
     Signal,
 )
@@ -79,18 +78,28 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
     through a registered copy per part: its own statements and each submodule down to ``depth``
     levels (a memory shares its parent's copy). Unlike :func:`add_with_reset_tree` (one level, the
     parts named in the caller's module), the parts are named ``<name>__<submodule>__...`` inside the
-    returned module, so several blocks can each have a tree beside one another."""
+    returned module, so several blocks can each have a tree beside one another.
+
+    As in :func:`add_with_reset_tree`, each register holds ``clear | reset`` (``domain``'s own
+    reset), starts asserted, and is the only reset of its part (a local domain ``clear_<part>`` on
+    ``domain``'s clock): so the domain's reset reaches and leaves the parts one cycle late too, and
+    no OR of the two nets sits in front of a part's flip-flops. (With the clear added to the
+    domain's reset, the PLL's lock reset, from its one flip-flop across the die, went through that
+    OR into the enables of the iCEBreaker HDQT layer's flip-flops: the worst path at seed 2.)"""
     m = Module()
 
-    def add(frag, part, depth, parent_leaf=None):
+    def add(frag, part, depth, parent_domain=None):
         if isinstance(frag, MemoryInstance):
-            m.submodules[part] = ResetInserter({domain: parent_leaf})(frag)
+            m.submodules[part] = DomainRenamer({domain: parent_domain})(frag)
             return
-        leaf = _leaf(m, clear, domain, f"{part}_clear")
+        leaf = _leaf(m, clear | ResetSignal(domain), domain, f"{part}_clear", 1, True)
+        cd = ClockDomain(f"clear_{part}", local=True)
+        m.domains += cd
+        m.d.comb += [cd.clk.eq(ClockSignal(domain)), cd.rst.eq(leaf)]
         subs = _take_subfragments(frag) if depth > 0 else []
-        m.submodules[part] = ResetInserter({domain: leaf})(frag)
+        m.submodules[part] = DomainRenamer({domain: cd.name})(frag)
         for i, (sub, sub_name, _) in enumerate(subs):
-            add(sub, f"{part}__{sub_name or i}", depth - 1, leaf)
+            add(sub, f"{part}__{sub_name or i}", depth - 1, cd.name)
 
     add(Fragment.get(elaboratable, platform), name, depth)
     return m
