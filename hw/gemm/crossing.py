@@ -286,13 +286,20 @@ class EngineCrossing(wiring.Component):
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
         beats0, cmds, rows = Signal(32), Signal(16), Signal(16)
         busy = ~eng.o_idle | cmd.r_rdy
-        d += run_seen.eq(run_a)
+        # `busy` (the engine's parts' idle flags and the command FIFO's) registered before it
+        # enables busy_until: the same count, written a cycle later (cycles has moved on by one;
+        # a busy run's last cycle is written in the cycle after, run_seen), and no path from
+        # across the engine into the 32-bit counter's enable (the full ULX3S build's worst `gemm`
+        # path at seed 1); idle only once busy_q has fallen too, so that a snapshot taken at idle
+        # holds the count's last write
+        busy_q = Signal()
+        d += [run_seen.eq(run_a), busy_q.eq(busy)]
         with m.If(run_a & ~run_seen):
-            d += [cycles.eq(1), busy_until.eq(busy), beats0.eq(eng.o_beats)]
+            d += [cycles.eq(1), busy_until.eq(0), beats0.eq(eng.o_beats)]
         with m.Elif(run_a):
             d += cycles.eq(cycles + 1)
-            with m.If(busy):
-                d += busy_until.eq(cycles + 1)
+        with m.If(run_seen & busy_q):
+            d += busy_until.eq(cycles)
         with m.If(flush_a):
             d += [cmds.eq(0), rows.eq(0)]
         with m.Else():
@@ -301,7 +308,7 @@ class EngineCrossing(wiring.Component):
             with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
-                "o_idle": ~busy, "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
+                "o_idle": ~(busy | busy_q), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
 
     def _flush(self, m, flush, flush_a, flush_d, writers, res):
         """The ``sync`` side of a flush (module docstring); ``flush_a`` / ``flush_d``: the two
