@@ -107,6 +107,8 @@ def test_header_verdict_boundaries(acc):
         read(0, 0, 129)
     with pytest.raises(CommandError, match="ERR_LENGTH"):
         acc.driver.command(Cmd.HDQT_STEP, b"\x00\x00\x00")       # step: exactly 2 bytes
+    with pytest.raises(CommandError, match="ERR_LENGTH"):
+        acc.driver.command(Cmd.HDQT_READ, bytes([0, 0, 0, 1, 0, 0]))   # read: exactly 5 bytes
     # payloads one byte shorter than each command's header
     for cmd, payload in ((Cmd.HDQT_LOAD, bytes([2, 0])), (Cmd.HDQT_STEP, b"\x00"),
                          (Cmd.HDQT_READ, bytes([0, 0, 0, 1]))):

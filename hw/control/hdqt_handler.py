@@ -165,6 +165,8 @@ class _Registers:
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
+        self.bad_num = Signal()                 # READ: a count of 0 or above the limit
+        self.len_is = {n: Signal(name=f"len_is_{n}") for n in (2, 5)}   # length == n, at the start
         self.refuse = Signal()
 
 
@@ -230,6 +232,7 @@ class HDQTHandler(Handler):
                              r.is_load.eq(cmd == Cmd.HDQT_LOAD), r.is_step.eq(cmd == Cmd.HDQT_STEP),
                              r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
                 m.d.sync += [r.shorter[n].eq(below_const(bus.length, n)) for n in r.shorter]
+                m.d.sync += [r.len_is[n].eq(bus.length == n) for n in r.len_is]
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # count is 0 and hdr_len not 0 (the previous command's header length, or its reset
@@ -252,7 +255,7 @@ class HDQTHandler(Handler):
         with fsm.state("VERDICT"):
             # the range's compare, registered: CHECK's actions (the layer's clear among them)
             # follow a flip-flop, not a carry chain
-            m.d.sync += r.refuse.eq(r.bad | (r.end > r.limit))
+            m.d.sync += r.refuse.eq(r.bad | r.bad_num | (r.end > r.limit))
             fsm.goto("CHECK")
         with fsm.state("CHECK"):
             self._check(m, fsm, layer, r)
@@ -313,10 +316,12 @@ class HDQTHandler(Handler):
     def _sums(self, m, r):
         """``SUMS``: the parts of the header's verdict, registered for ``CHECK``: the end of the range a
         LOAD or READ touches (the element after its last) and the limit it must not pass, and every
-        other reason to refuse the command (``bad``)."""
+        other reason to refuse the command (``bad``, and READ's count in ``bad_num``)."""
         bus = self.bus
         tensor = r.sel[:2]
         reads_w = r.sel[0]              # ReadSource.W
+        # READ: `num` above the limit as bit tests (the limits are powers of two), not a carry chain
+        too_many = Mux(reads_w, above_pow2(r.num, MAX_READ_WEIGHTS), above_pow2(r.num, MAX_READ_RESULTS))
         with m.If(r.is_load):
             # a known tensor, whole elements, all within the tensor
             m.d.sync += [r.end.eq(r.addr + ((bus.length - 3) >> 1)),
@@ -327,15 +332,15 @@ class HDQTHandler(Handler):
                         m.d.sync += r.limit.eq(self.sizes[t.value])
         with m.Elif(r.is_step):
             # a 2-byte payload (the header); nothing to range-check
-            m.d.sync += [r.end.eq(0), r.limit.eq(0), r.bad.eq(bus.length != 2)]
+            m.d.sync += [r.end.eq(0), r.limit.eq(0), r.bad.eq(~r.len_is[2])]
         with m.Else():
-            # a 5-byte payload, a known source, 1..per values within it
-            # `num` above the limit as bit tests (the limits are powers of two), not a carry chain
-            too_many = Mux(reads_w, above_pow2(r.num, MAX_READ_WEIGHTS),
-                           above_pow2(r.num, MAX_READ_RESULTS))
+            # a 5-byte payload, a known source, 1..per values within it (the count: bad_num)
             m.d.sync += [r.end.eq(r.addr + r.num),
                          r.limit.eq(Mux(reads_w, self.sizes.w, self.n_results)),
-                         r.bad.eq((bus.length != 5) | (r.sel[1:] != 0) | (r.num == 0) | too_many)]
+                         r.bad.eq(~r.len_is[5] | (r.sel[1:] != 0))]
+        # READ's count verdict in a register of its own (ORed in VERDICT), so that the count's
+        # compares are not behind the other reasons' logic (seed 2's worst path at 48 MHz)
+        m.d.sync += r.bad_num.eq(~r.is_load & ~r.is_step & ((r.num == 0) | too_many))
 
     def _check(self, m, fsm, layer, r):
         """``CHECK``: refuse the command (``ERR_LENGTH``, VERDICT's ``refuse``) or start it. A LOAD
