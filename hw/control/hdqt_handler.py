@@ -165,6 +165,7 @@ class _Registers:
         self.end = Signal(17)
         self.limit = Signal(16)
         self.bad = Signal()
+        self.length_m1 = Signal(16)             # the payload's length - 1 (mod 2**16)
         self.bad_num = Signal()                 # READ: a count of 0 or above the limit
         self.len_is = {n: Signal(name=f"len_is_{n}") for n in (2, 5)}   # length == n, at the start
         self.refuse = Signal()
@@ -210,9 +211,11 @@ class HDQTHandler(Handler):
         # counted it), so the payload's ready does not wait for a compare of the count. LOAD is
         # entered after SUMS and CHECK, which take no byte, so both are fresh in its first cycle.
         # HDR's `count == hdr_len` likewise (see DISPATCH for its first cycle).
+        # (`count + 1 == n` as `count == n - 1`, with n - 1 registered: no adder before the compare;
+        # the length - 1 of a length of 0 wraps to a value the count never reaches)
         eq_len, eq_len_m1, took = Signal(), Signal(), Signal()
-        m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count + 1 == bus.length),
-                     r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count + 1 == r.hdr_len),
+        m.d.sync += [eq_len.eq(r.count == bus.length), eq_len_m1.eq(r.count == r.length_m1),
+                     r.eq_hdr.eq(r.count == r.hdr_len), r.eq_hdr_m1.eq(r.count == r.hdr_len - 1),
                      took.eq(bus.i_data.valid & bus.i_data.ready)]
         # READ counts the values left down in `num`; the last one, registered: `num` changes only
         # before a value's SEND, which lasts at least two cycles (``width`` >= 2), so the compare
@@ -233,6 +236,7 @@ class HDQTHandler(Handler):
                              r.unknown.eq(~cmd.matches(*HEADER_BYTES))]
                 m.d.sync += [r.shorter[n].eq(below_const(bus.length, n)) for n in r.shorter]
                 m.d.sync += [r.len_is[n].eq(bus.length == n) for n in r.len_is]
+                m.d.sync += r.length_m1.eq(bus.length - 1)
                 fsm.goto("DISPATCH")
         with fsm.state("DISPATCH"):
             # count is 0 and hdr_len not 0 (the previous command's header length, or its reset

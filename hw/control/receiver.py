@@ -63,8 +63,12 @@ class IdleTimer(wiring.Component):
         # counts to go (timeout >= 3).
         split = min(8, k // 2) if k >= 4 and self._timeout >= 3 else 0
         start = (1 << k) - (self._timeout - 1) + bool(split)
-        idle = Signal(k + 1, init=start)
-        carry = Signal()
+        # Reset-less: the count is read only after an activity or a start has loaded it (see
+        # above), and with a reset the domain's reset net, from its one flip-flop, went through a
+        # LUT into the count's enable (reset over enable is not an iCE40 flip-flop's own): the
+        # iCEBreaker HDQT bitstream's worst path at seed 1.
+        idle = Signal(k + 1, init=start, reset_less=True)
+        carry = Signal(reset_less=True)
         timed_out = idle[k]
         m.d.sync += activity.eq(self.i_activity)
         reload = activity if self._watchdog is None else activity & ~self.i_hold
