@@ -13,7 +13,7 @@ from firmware.transport import SimTransport
 from hw.control.boards import SIM_CONFIG, check_board
 from hw.control.protocol import GROUP_GEMM, Cmd, Status
 from hw.stdp.spec import STDPConfig
-from sim.board import board_config
+from sim.board import board_config, sim_clock_periods
 from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 from sim.stdp.tb_job import run_verilator_job
 
@@ -142,3 +142,10 @@ def test_stdp_verilator_job_runs_the_icebreaker_spram_network():
     assert spikes == [net.step(ev)[0] for ev in steps]
     assert sum(map(len, back)) == cfg.max_synapses == 32768
     assert back == net.weights()
+
+
+def test_simulated_engine_clocks_keep_the_boards_ratio_in_even_picoseconds():
+    # cocotb's clock needs an even period in steps; the ULX3S's 85 / 70 MHz make 6400 / 7771.4 ps
+    periods = sim_clock_periods(check_board("ulx3s"))
+    assert periods == {"gemm": 6400, "dec": 7772}
+    assert all(p % 2 == 0 for p in periods.values())
