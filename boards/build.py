@@ -55,10 +55,12 @@ __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
 
-#: Placer seeds a build tries when nextpnr finds no legal placement for a design that fits (the
-#: requested seed, then the next ones). A nearly full UP5K (the iCEBreaker's HDQT selection, 87 % of
-#: the logic cells with carry chains beside the DSP and block-RAM columns) places at most seeds
-#: and not at some; another seed is a new placement of the same netlist.
+#: Placer seeds a build tries at one clock when nextpnr finds no legal placement for a design that
+#: fits (the requested seed, then the next ones; the count starts again at each clock the build
+#: steps down to). A nearly full UP5K (the iCEBreaker's HDQT selection, 88 % of the logic cells
+#: with carry chains beside the DSP and block-RAM columns) places at most seeds and not at some;
+#: another seed is a new placement of the same netlist. (Counted over the whole build, one
+#: selection's step-down from 48 MHz used up its five on failures at three clocks.)
 PLACEMENT_SEEDS = 5
 
 #: nextpnr's messages when the placer, not the device's size, failed
@@ -242,16 +244,19 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     t0 = time.monotonic()
     attempts = []
     unplaced = []
+    misses = 0          # seeds without a legal placement at this clock
     while True:
         try:
             result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer)
         except PlacementFailed:
             unplaced.append(seed)
-            if len(unplaced) >= PLACEMENT_SEEDS:
+            misses += 1
+            if misses >= PLACEMENT_SEEDS:
                 raise
             seed = (1 if seed is None else seed) + 1    # nextpnr's default seed is 1
             say(f"nextpnr found no legal placement at seed {unplaced[-1]}; trying seed {seed}")
             continue
+        misses = 0
         options = (result["abc9"],)     # a lower clock maps the same netlist
         attempt = {"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]}
         if cfg.clocks:

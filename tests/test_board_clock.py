@@ -334,6 +334,24 @@ def test_a_seed_without_a_legal_placement_tries_the_next(monkeypatch, tmp_path, 
         assert runs == tried
 
 
+def test_placement_seeds_are_counted_per_clock(monkeypatch, tmp_path):
+    # At 48 MHz seeds 1 and 2 find no legal placement and seed 3 places, too slow; at 36 MHz seeds
+    # 3-5 find none and seed 6 places: five seeds fail in the build, at most three at one clock.
+    runs = []
+
+    def outputs(build_dir):
+        seed, clock = _seed_of_run(build_dir), _pll_clock_mhz(build_dir)
+        runs.append((clock, seed))
+        if (clock, seed) in ((48, 3), (36, 6)):
+            return {"rpt": YOSYS_LOG, "tim": NEXTPNR_DONE, "report.json": json.dumps(_report(40.0, clock)),
+                    "bin": b"\0" * 64}
+        return {"rpt": YOSYS_LOG, "tim": NEXTPNR_NO_LEGAL_PLACEMENT}
+    _replace_tool_run(monkeypatch, outputs)
+    r = build.build_board("icebreaker", build_dir=tmp_path, seed=1)
+    assert runs == [(48, 1), (48, 2), (48, 3), (36, 3), (36, 4), (36, 5), (36, 6)]
+    assert r["clock_mhz"] == 36 and r["seed"] == 6 and r["unplaced_seeds"] == [1, 2, 3, 4, 5]
+
+
 def test_build_stops_after_max_attempts(fake_tools, tmp_path):
     runs = fake_tools(lambda clock: clock * 0.9)
     r = build.build_board("icebreaker", build_dir=tmp_path, max_attempts=2)
