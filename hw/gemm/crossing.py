@@ -194,12 +194,13 @@ class EngineCrossing(wiring.Component):
         # The staging queue's block-RAM read address is a register (hw/lib/async_queue.py): the
         # library FIFO's, its read pointer plus the read, took the synchronized write pointer's
         # empty compare to the address of every block RAM of the queue in one cycle.
-        # Its output skid buffer: the decoder's ready depends on the beat offered (the parser's
-        # `first`), and through the queue's take it enabled the queue's four output registers of
-        # 128-bit beats, placed by the block RAMs (13.3-14.0 ns, the `dec` worst path of the ULX3S
-        # builds at af7b956); the skid's registered ready takes that path.
+        # No output skid buffer: the decoder's ready (which depends on the beat offered, the
+        # parser's `first`) reaches only the queue's head slot copies, count and taken pointer (its
+        # buffer is a ring). A skid buffer's first register, the whole 128-bit beat, loaded with
+        # that ready: 12.2-13.3 ns, mostly the route to its enables, the `dec` worst path of the
+        # ULX3S builds at seeds 1 and 2 of 8582cd8 / b9b9c01.
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
-                                                w_domain="sync", r_domain=D, out_skid=True)
+                                                w_domain="sync", r_domain=D)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
         cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
         # The activations cross in the same kind of queue, for the same reasons: the library
@@ -212,8 +213,11 @@ class EngineCrossing(wiring.Component):
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A)
+        # The result FIFO's memory in slices of 64 bits, each written from its own copy of the
+        # write address (one address register drove every LUT-RAM cell of a result row).
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
-                                                          self.cdc_depth, w_domain=A, r_domain="sync")
+                                                          self.cdc_depth, w_domain=A, r_domain="sync",
+                                                          slice_bits=64)
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
         for f, s in ((table, self.i_table), (cmd, self.i_cmd)):
