@@ -94,6 +94,10 @@ class GemmSequencer(wiring.Component):
         cmd = Signal.like(self.i_cmd.payload, name="cmd")
         groups, row_tiles = cmd.groups_m1 + 1, cmd.row_tiles_m1 + 1
         beats = Signal(range(self._wgt_depth + 1))
+        # beats - 1 as a register of its own: the subtraction in front of the last-beat compare
+        # and through it the read counters' enables was the ULX3S `gemm` domain's worst path at
+        # seed 2 of b9b9c01 (9.80 ns)
+        beats_m1 = Signal.like(beats)
         shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
         loaded = Signal.like(cmd)       # the shape of the activations in the buffer
         have_acts = Signal()
@@ -113,7 +117,7 @@ class GemmSequencer(wiring.Component):
         m.d.comb += [
             self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
-            self.o_acmd.payload.beats_m1.eq(beats - 1),
+            self.o_acmd.payload.beats_m1.eq(beats_m1),
         ]
         if self._prefetch:
             issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
@@ -122,15 +126,18 @@ class GemmSequencer(wiring.Component):
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
             m.d.comb += [self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
                          self.o_wgt.payload.eq(self.i_wgt_data)]
-            self._act_payload(m, self.i_act_data, off)
+            m.d.comb += self.o_act.payload.eq(self._shift_act(self.i_act_data, off))
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(queued == 0 if self._prefetch else 1)]
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
-                    sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
-                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh)]
+                    is8, is4 = pay.mode == mac_spec.MODE_INT8, pay.mode == mac_spec.MODE_INT4
+                    sh = Mux(is8, 2, Mux(is4, 1, 0))
+                    # beats - 1 = (groups_m1 << sh) | (2**sh - 1): no adder
+                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh),
+                                 beats_m1.eq((pay.groups_m1 << sh) | Mux(is8, 3, Mux(is4, 1, 0)))]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += self.o_load.eq(cmd.load_acts)
@@ -160,7 +167,7 @@ class GemmSequencer(wiring.Component):
                     m.d.comb += issue.eq(~done_reading & (queued + inflight[0] + inflight[1] < PREFETCH))
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
-                        self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                        self._step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading)
                     drained = ~inflight.any()
                 else:
                     advance = ~out_valid | self.o_act.ready
@@ -169,7 +176,7 @@ class GemmSequencer(wiring.Component):
                     with m.If(advance):
                         m.d.sync += [out_valid.eq(~done_reading), off.eq(byte_off)]
                         with m.If(~done_reading):
-                            self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                            self._step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading)
                     drained = ~out_valid
                 with m.If(done_reading & drained & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
@@ -179,23 +186,23 @@ class GemmSequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _step(m, j, t, act_addr, shift, beats, cmd, done_reading):
+    def _step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading):
         """A beat is read: step the counters to the next one."""
         last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
         m.d.sync += act_addr.eq(act_addr + last_of_word)
-        with m.If(j == beats - 1):
+        with m.If(j == beats_m1):
             m.d.sync += [j.eq(0), t.eq(t + 1)]
             with m.If(t == cmd.row_tiles_m1):
                 m.d.sync += done_reading.eq(1)
         with m.Else():
             m.d.sync += j.eq(j + 1)
 
-    def _act_payload(self, m, data, off):
-        """``o_act`` from the activation words ``data``: each row's bytes shifted by ``off``."""
+    def _shift_act(self, data, off):
+        """The beat's activations from the activation words ``data``: each row's bytes shifted by
+        ``off``."""
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
-        for r in range(self._rows):
-            word = data[r * act_bytes:(r + 1) * act_bytes]
-            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
+        return Cat((data[r * act_bytes:(r + 1) * act_bytes] >> (off * 8))[:act_bytes]
+                   for r in range(self._rows))
 
     def _queue(self, m, act_addr, j):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
@@ -214,7 +221,7 @@ class GemmSequencer(wiring.Component):
         the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns, the `gemm` worst path
         of the 8 x 16 board at 93aa947)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
-        width = act_width + wgt_width + 2
+        width = act_width + wgt_width
         issue, inflight, inflight_off = Signal(), Signal(2), Signal(2)
         queued = Signal(range(PREFETCH + 1))
         nonempty = Signal()             # queued != 0, a register: the beat's valid
@@ -223,7 +230,12 @@ class GemmSequencer(wiring.Component):
         ram_q = Signal(act_width + wgt_width, reset_less=True)
         off_q = Signal(2, reset_less=True)
         m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), off_q.eq(inflight_off)]
-        word, head = Cat(ram_q, off_q), Signal(width)
+        # The activations' byte shift on the way into the queue (between registers and the LUT
+        # RAM's write), not behind its read: the queue's head goes to the array's beat registers
+        # through a route alone (the shift's multiplexers there were part of the ULX3S `gemm`
+        # domain's worst path at seed 3 of 332ddd3, 10.52 ns).
+        word = Cat(self._shift_act(ram_q[:act_width], off_q), ram_q[act_width:])
+        head = Signal(width)
         produce, consume = Signal(range(PREFETCH)), Signal(range(PREFETCH))
         produce_next, consume_next = Signal.like(produce), Signal.like(consume)
         m.d.comb += [produce_next.eq(Mux(inflight[1], _ring_next(produce, PREFETCH), produce)),
@@ -247,10 +259,9 @@ class GemmSequencer(wiring.Component):
             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
             self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty),
             take.eq(nonempty & self.o_act.ready),
-            self.o_wgt.payload.eq(head[act_width:act_width + wgt_width]),
+            self.o_act.payload.eq(head[:act_width]), self.o_wgt.payload.eq(head[act_width:]),
             queued_next.eq(queued + inflight[1] - take),
         ]
-        self._act_payload(m, head, head[act_width + wgt_width:])
         m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued_next),
                      nonempty.eq(queued_next != 0)]
         return issue, inflight, inflight_off, queued
