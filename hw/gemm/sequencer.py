@@ -101,8 +101,15 @@ class GemmSequencer(wiring.Component):
         shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
         loaded = Signal.like(cmd)       # the shape of the activations in the buffer
         have_acts = Signal()
-        t = Signal(self._rt_bits)       # row tile of the next beat read
-        j = Signal.like(beats)          # its beat
+        # Where the next beat read is: its beat j in the tile, the row tiles after its own; whether
+        # each is the last, as registers (set with the counts, a step ahead), so the read's step
+        # (its enables: ``issue``) and its last-beat decisions are registers, not compares (the
+        # compares behind the read counters' enables were the ULX3S `gemm` worst path at seed 2 of
+        # b870da2, 11.25 ns)
+        tiles_left = Signal(self._rt_bits)
+        j = Signal.like(beats)
+        j_last, tile_last = Signal(), Signal()
+        counts = (j, j_last, tiles_left, tile_last)
         # The activation word of the next beat read, t * groups + (j >> shift), kept as a register
         # that steps with j: the sum and shift in front of the block RAM's address were the array
         # domain's worst path in the 4 x 8 ULX3S board (14.4 ns, 12.7 of them routing to the
@@ -120,7 +127,7 @@ class GemmSequencer(wiring.Component):
             self.o_acmd.payload.beats_m1.eq(beats_m1),
         ]
         if self._prefetch:
-            issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
+            issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
         else:
             out_valid = Signal()
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
@@ -153,7 +160,8 @@ class GemmSequencer(wiring.Component):
                         (loaded.row_tiles_m1 == cmd.row_tiles_m1)
                     with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
                         m.d.sync += error.eq(1)
-                    m.d.sync += [t.eq(0), j.eq(0), act_addr.eq(0), done_reading.eq(0),
+                    m.d.sync += [tiles_left.eq(cmd.row_tiles_m1), tile_last.eq(cmd.row_tiles_m1 == 0),
+                                 j.eq(0), j_last.eq(beats_m1 == 0), act_addr.eq(0), done_reading.eq(0),
                                  cmds_left.eq(row_tiles)]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -162,12 +170,11 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
                 byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                 if self._prefetch:
-                    # Room for the beat read now: the queue's beats and the two read before, each a
-                    # register (not the array's ready: a beat taken now frees its place a cycle later).
-                    m.d.comb += issue.eq(~done_reading & (queued + inflight[0] + inflight[1] < PREFETCH))
+                    # Room for the beat read now (a register, ``_queue``).
+                    m.d.comb += issue.eq(~done_reading & room)
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
-                        self._step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading)
+                        self._step(m, counts, act_addr, shift, beats_m1, done_reading)
                     drained = ~inflight.any()
                 else:
                     advance = ~out_valid | self.o_act.ready
@@ -176,7 +183,7 @@ class GemmSequencer(wiring.Component):
                     with m.If(advance):
                         m.d.sync += [out_valid.eq(~done_reading), off.eq(byte_off)]
                         with m.If(~done_reading):
-                            self._step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading)
+                            self._step(m, counts, act_addr, shift, beats_m1, done_reading)
                     drained = ~out_valid
                 with m.If(done_reading & drained & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
@@ -186,16 +193,19 @@ class GemmSequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _step(m, j, t, act_addr, shift, beats_m1, cmd, done_reading):
-        """A beat is read: step the counters to the next one."""
+    def _step(m, counts, act_addr, shift, beats_m1, done_reading):
+        """A beat is read: step the counters (``counts``: j, j_last, tiles_left, tile_last) to the
+        next one."""
+        j, j_last, tiles_left, tile_last = counts
         last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
         m.d.sync += act_addr.eq(act_addr + last_of_word)
-        with m.If(j == beats_m1):
-            m.d.sync += [j.eq(0), t.eq(t + 1)]
-            with m.If(t == cmd.row_tiles_m1):
+        with m.If(j_last):
+            m.d.sync += [j.eq(0), j_last.eq(beats_m1 == 0),
+                         tiles_left.eq(tiles_left - 1), tile_last.eq(tiles_left == 1)]
+            with m.If(tile_last):
                 m.d.sync += done_reading.eq(1)
         with m.Else():
-            m.d.sync += j.eq(j + 1)
+            m.d.sync += [j.eq(j + 1), j_last.eq(j + 1 == beats_m1)]
 
     def _shift_act(self, data, off):
         """The beat's activations from the activation words ``data``: each row's bytes shifted by
@@ -208,10 +218,10 @@ class GemmSequencer(wiring.Component):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
         cycle with ``issue`` (driven by the caller) is on the RAMs' outputs in the next, registered
         there, and written into the queue in the one after; ``o_act`` / ``o_wgt`` are the queue's
-        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued)``: the
+        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued, room)``: the
         beats read in the cycle before (``inflight[0]``) and the one before that (``inflight[1]``,
         its data in the register), the first one's byte offset (set by the caller), the beats
-        queued.
+        queued, and whether a beat read now has a place (a register).
 
         The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
         slices of about :data:`SLICE` bits, each with its own copy of the write slot, the write
@@ -264,7 +274,17 @@ class GemmSequencer(wiring.Component):
         ]
         m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued_next),
                      nonempty.eq(queued_next != 0)]
-        return issue, inflight, inflight_off, queued
+        # Room for a beat read: the queue's beats and the two read before leave a place, counted
+        # as the places left (``credits``, up by a take, down by a read) into a register: the
+        # read's decision is registers only (a sum and compare of the three counts in front of
+        # the read counters' enables was on the ULX3S `gemm` worst path). A beat taken now frees
+        # its place a cycle later.
+        credits = Signal(range(PREFETCH + 1), init=PREFETCH)
+        credits_next = Signal.like(credits)
+        room = Signal(init=1)
+        m.d.comb += credits_next.eq(credits + take - issue)
+        m.d.sync += [credits.eq(credits_next), room.eq(credits_next != 0)]
+        return issue, inflight, inflight_off, queued, room
 
 
 def _ring_next(slot, size):
