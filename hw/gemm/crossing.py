@@ -194,13 +194,14 @@ class EngineCrossing(wiring.Component):
         # The staging queue's block-RAM read address is a register (hw/lib/async_queue.py): the
         # library FIFO's, its read pointer plus the read, took the synchronized write pointer's
         # empty compare to the address of every block RAM of the queue in one cycle.
-        # No output skid buffer: the decoder's ready (which depends on the beat offered, the
-        # parser's `first`) reaches only the queue's head slot copies, count and taken pointer (its
-        # buffer is a ring). A skid buffer's first register, the whole 128-bit beat, loaded with
-        # that ready: 12.2-13.3 ns, mostly the route to its enables, the `dec` worst path of the
-        # ULX3S builds at seeds 1 and 2 of 8582cd8 / b9b9c01.
+        # Its output skid buffer: the decoder's ready depends on the beat offered (the parser's
+        # `first`), and through the queue's take it enabled the queue's four output registers of
+        # 128-bit beats, placed by the block RAMs (13.3-14.0 ns, the `dec` worst path of the ULX3S
+        # builds at af7b956); the skid's registered ready takes that path. (Without the skid, the
+        # parser's header CRC is computed from the ring's head selection: 12.9 / 13.8 ns at seed 2
+        # of 454fc2a / 5c7f251, no better than the skid's 12.2-13.3 ns.)
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
-                                                w_domain="sync", r_domain=D)
+                                                w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
         cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
         # The activations cross in the same kind of queue, for the same reasons: the library
