@@ -31,17 +31,14 @@ from tests.test_lib_async_queue import (
 )
 
 
-def fifo_class(cls=RegisteredWriteAsyncFIFO, **params):
-    """``cls`` with the harness's constructor (``bank_depth`` ignored) and ``params``."""
+def fifo_class(cls=RegisteredWriteAsyncFIFO):
+    """``cls`` with the harness's constructor (``bank_depth`` ignored)."""
     def build(width, depth, *, w_domain, r_domain, bank_depth=None):
-        return cls(width, depth, w_domain=w_domain, r_domain=r_domain, **params)
+        return cls(width, depth, w_domain=w_domain, r_domain=r_domain)
     return build
 
 
 FIFO = fifo_class()
-#: The memory in slices of the word (``slice_bits``; the harness's words are 16 bits): 4 slices
-#: of 4 bits, and 3 of 6, 6 and 4 bits (a width that the slice size does not divide).
-SLICED = {"slices4": fifo_class(slice_bits=4), "slices3": fifo_class(slice_bits=6)}
 
 
 def _words(n=150, seed=13):
@@ -56,49 +53,6 @@ def test_every_word_once_in_order_as_the_library_fifo(periods, stall):
     got = transfer(make(FIFO), words, periods, seed=5, stall=stall)
     assert got == words
     assert transfer(make(LibraryFIFO), words, periods, seed=5, stall=stall) == got
-
-
-@pytest.mark.parametrize("sliced", sorted(SLICED))
-@pytest.mark.parametrize("periods", RATIOS, ids=lambda p: f"w{p[0] * 1e9:.0f}-r{p[1] * 1e9:.0f}ns")
-def test_sliced_memory_same_words_and_cycles(sliced, periods):
-    """With the memory in slices (each its own write enable and address copies): every word once
-    and in order with stalls, and the cycles of each word out equal to the one memory's."""
-    words = _words(120, seed=12)
-    got = _timed_transfer(make(SLICED[sliced]), words, periods)
-    assert [w for _, w in got] == words
-    assert _timed_transfer(make(FIFO), words, periods) == got
-
-
-def _timed_transfer(dut, words, periods, stall=0.3):
-    """``words`` through ``dut`` with random stalls on both sides: ``(reader's cycle, word)`` of
-    each word out."""
-    got = []
-
-    async def writer(ctx):
-        rng = random.Random(6)
-        for word in words:
-            await put(ctx, dut, word, rng, stall)
-
-    async def reader(ctx):
-        rng = random.Random(7)
-        for cycle in range(40 * len(words)):
-            ctx.set(dut.o.ready, rng.random() >= stall)
-            _, _, ready, valid, word = await ctx.tick("rd").sample(dut.o.ready, dut.o.valid, dut.o.payload)
-            if ready and valid:
-                got.append((cycle, word))
-                if len(got) == len(words):
-                    return
-
-    simulate(dut, periods, writer, reader)
-    return got
-
-
-@pytest.mark.parametrize("sliced", sorted(SLICED))
-def test_sliced_memory_write_side_reset(sliced):
-    out = _reset_run(SLICED[sliced])
-    assert (out["before"], out["level"], out["got"]) == (500, 0, list(range(20)))
-    for run in _reset_after_reads(SLICED[sliced]):
-        assert run["level"] == 0 and run["got"] == list(range(20)), run
 
 
 @pytest.mark.parametrize("periods", [(10e-9, 37e-9), (37e-9, 10e-9)], ids=["reader-slow", "reader-fast"])
@@ -219,7 +173,7 @@ def test_write_side_reset_empties_both_sides():
 @pytest.mark.parametrize("kw, error", [
     ({"depth": 2}, ValueError), ({"depth": 12}, ValueError), ({"depth": 1 << 17}, ValueError),
     ({"depth": "16"}, TypeError), ({"width": 0}, ValueError), ({"width": 8.0}, TypeError),
-    ({"width": True}, TypeError), ({"slice_bits": 0}, ValueError), ({"slice_bits": 4.0}, TypeError),
+    ({"width": True}, TypeError),
 ])
 def test_bad_parameters(kw, error):
     params = {"width": 8, "depth": 16, **kw}
@@ -252,8 +206,8 @@ def test_mutant_write_at_the_handshake_is_caught():
     """Writing the memory in the cycle a word is taken (no write register) keeps the data right
     but puts ``i.valid`` on the memory's write enable: the register test fails."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO",
-                                "mem_en, mem_data = w_valid, w_data",
-                                "mem_en, mem_data = taking, self.i.payload"))
+                                "writing.eq(w_valid), w_port.data.eq(w_data)",
+                                "writing.eq(taking), w_port.data.eq(self.i.payload)"))
     words = _words()
     assert transfer(make(mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) == words
     assert _follows_handshakes(mutant)
@@ -271,16 +225,3 @@ def test_mutant_reset_synchronizer_of_two_stages_keeps_old_words():
     edge the reset write pointer arrives, keep its old pointer and offer stale words."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "stages=3", "stages=2"))
     assert any(run["got"] != list(range(20)) for run in _reset_after_reads(mutant))
-
-
-def test_mutant_slice_address_copy_a_cycle_early_is_caught():
-    """A slice's address copy stepping with the word taken (a cycle before its write) writes that
-    slice one entry on: words come out wrong."""
-    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "addr.eq(addr + en)",
-                                "addr.eq(addr + taking)"), slice_bits=4)
-    words = _words()
-    try:
-        got = transfer(make(mutant), words, (10e-9, 13e-9), seed=5, stall=0.3, limit=4000)
-    except AssertionError:
-        return
-    assert got != words

@@ -197,9 +197,7 @@ class EngineCrossing(wiring.Component):
         # Its output skid buffer: the decoder's ready depends on the beat offered (the parser's
         # `first`), and through the queue's take it enabled the queue's four output registers of
         # 128-bit beats, placed by the block RAMs (13.3-14.0 ns, the `dec` worst path of the ULX3S
-        # builds at af7b956); the skid's registered ready takes that path. (Without the skid, the
-        # parser's header CRC is computed from the ring's head selection: 12.9 / 13.8 ns at seed 2
-        # of 454fc2a / 5c7f251, no better than the skid's 12.2-13.3 ns.)
+        # builds at af7b956); the skid's registered ready takes that path.
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
                                                 w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
@@ -214,11 +212,8 @@ class EngineCrossing(wiring.Component):
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A)
-        # The result FIFO's memory in slices of 64 bits, each written from its own copy of the
-        # write address (one address register drove every LUT-RAM cell of a result row).
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
-                                                          self.cdc_depth, w_domain=A, r_domain="sync",
-                                                          slice_bits=64)
+                                                          self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
         for f, s in ((table, self.i_table), (cmd, self.i_cmd)):

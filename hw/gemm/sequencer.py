@@ -94,22 +94,11 @@ class GemmSequencer(wiring.Component):
         cmd = Signal.like(self.i_cmd.payload, name="cmd")
         groups, row_tiles = cmd.groups_m1 + 1, cmd.row_tiles_m1 + 1
         beats = Signal(range(self._wgt_depth + 1))
-        # beats - 1 as a register of its own: the subtraction in front of the last-beat compare
-        # and through it the read counters' enables was the ULX3S `gemm` domain's worst path at
-        # seed 2 of b9b9c01 (9.80 ns)
-        beats_m1 = Signal.like(beats)
         shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
         loaded = Signal.like(cmd)       # the shape of the activations in the buffer
         have_acts = Signal()
-        # Where the next beat read is: its beat j in the tile, the row tiles after its own; whether
-        # each is the last, as registers (set with the counts, a step ahead), so the read's step
-        # (its enables: ``issue``) and its last-beat decisions are registers, not compares (the
-        # compares behind the read counters' enables were the ULX3S `gemm` worst path at seed 2 of
-        # b870da2, 11.25 ns)
-        tiles_left = Signal(self._rt_bits)
-        j = Signal.like(beats)
-        j_last, tile_last = Signal(), Signal()
-        counts = (j, j_last, tiles_left, tile_last)
+        t = Signal(self._rt_bits)       # row tile of the next beat read
+        j = Signal.like(beats)          # its beat
         # The activation word of the next beat read, t * groups + (j >> shift), kept as a register
         # that steps with j: the sum and shift in front of the block RAM's address were the array
         # domain's worst path in the 4 x 8 ULX3S board (14.4 ns, 12.7 of them routing to the
@@ -124,27 +113,24 @@ class GemmSequencer(wiring.Component):
         m.d.comb += [
             self.o_row_tiles.eq(row_tiles), self.o_groups.eq(groups),
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
-            self.o_acmd.payload.beats_m1.eq(beats_m1),
+            self.o_acmd.payload.beats_m1.eq(beats - 1),
         ]
         if self._prefetch:
-            issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
+            issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
         else:
             out_valid = Signal()
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
             m.d.comb += [self.o_act.valid.eq(out_valid), self.o_wgt.valid.eq(out_valid),
                          self.o_wgt.payload.eq(self.i_wgt_data)]
-            m.d.comb += self.o_act.payload.eq(self._shift_act(self.i_act_data, off))
+            self._act_payload(m, self.i_act_data, off)
 
         with m.FSM():
             with m.State("IDLE"):
                 m.d.comb += [self.i_cmd.ready.eq(1), self.o_idle.eq(queued == 0 if self._prefetch else 1)]
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
-                    is8, is4 = pay.mode == mac_spec.MODE_INT8, pay.mode == mac_spec.MODE_INT4
-                    sh = Mux(is8, 2, Mux(is4, 1, 0))
-                    # beats - 1 = (groups_m1 << sh) | (2**sh - 1): no adder
-                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh),
-                                 beats_m1.eq((pay.groups_m1 << sh) | Mux(is8, 3, Mux(is4, 1, 0)))]
+                    sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
+                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh)]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += self.o_load.eq(cmd.load_acts)
@@ -160,8 +146,7 @@ class GemmSequencer(wiring.Component):
                         (loaded.row_tiles_m1 == cmd.row_tiles_m1)
                     with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
                         m.d.sync += error.eq(1)
-                    m.d.sync += [tiles_left.eq(cmd.row_tiles_m1), tile_last.eq(cmd.row_tiles_m1 == 0),
-                                 j.eq(0), j_last.eq(beats_m1 == 0), act_addr.eq(0), done_reading.eq(0),
+                    m.d.sync += [t.eq(0), j.eq(0), act_addr.eq(0), done_reading.eq(0),
                                  cmds_left.eq(row_tiles)]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -170,11 +155,12 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
                 byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                 if self._prefetch:
-                    # Room for the beat read now (a register, ``_queue``).
-                    m.d.comb += issue.eq(~done_reading & room)
+                    # Room for the beat read now: the queue's beats and the two read before, each a
+                    # register (not the array's ready: a beat taken now frees its place a cycle later).
+                    m.d.comb += issue.eq(~done_reading & (queued + inflight[0] + inflight[1] < PREFETCH))
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
-                        self._step(m, counts, act_addr, shift, beats_m1, done_reading)
+                        self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
                     drained = ~inflight.any()
                 else:
                     advance = ~out_valid | self.o_act.ready
@@ -183,7 +169,7 @@ class GemmSequencer(wiring.Component):
                     with m.If(advance):
                         m.d.sync += [out_valid.eq(~done_reading), off.eq(byte_off)]
                         with m.If(~done_reading):
-                            self._step(m, counts, act_addr, shift, beats_m1, done_reading)
+                            self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
                     drained = ~out_valid
                 with m.If(done_reading & drained & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
@@ -193,35 +179,32 @@ class GemmSequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _step(m, counts, act_addr, shift, beats_m1, done_reading):
-        """A beat is read: step the counters (``counts``: j, j_last, tiles_left, tile_last) to the
-        next one."""
-        j, j_last, tiles_left, tile_last = counts
+    def _step(m, j, t, act_addr, shift, beats, cmd, done_reading):
+        """A beat is read: step the counters to the next one."""
         last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
         m.d.sync += act_addr.eq(act_addr + last_of_word)
-        with m.If(j_last):
-            m.d.sync += [j.eq(0), j_last.eq(beats_m1 == 0),
-                         tiles_left.eq(tiles_left - 1), tile_last.eq(tiles_left == 1)]
-            with m.If(tile_last):
+        with m.If(j == beats - 1):
+            m.d.sync += [j.eq(0), t.eq(t + 1)]
+            with m.If(t == cmd.row_tiles_m1):
                 m.d.sync += done_reading.eq(1)
         with m.Else():
-            m.d.sync += [j.eq(j + 1), j_last.eq(j + 1 == beats_m1)]
+            m.d.sync += j.eq(j + 1)
 
-    def _shift_act(self, data, off):
-        """The beat's activations from the activation words ``data``: each row's bytes shifted by
-        ``off``."""
+    def _act_payload(self, m, data, off):
+        """``o_act`` from the activation words ``data``: each row's bytes shifted by ``off``."""
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
-        return Cat((data[r * act_bytes:(r + 1) * act_bytes] >> (off * 8))[:act_bytes]
-                   for r in range(self._rows))
+        for r in range(self._rows):
+            word = data[r * act_bytes:(r + 1) * act_bytes]
+            m.d.comb += self.o_act.payload[r * act_bytes:(r + 1) * act_bytes].eq(word >> (off * 8))
 
     def _queue(self, m, act_addr, j):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
         cycle with ``issue`` (driven by the caller) is on the RAMs' outputs in the next, registered
         there, and written into the queue in the one after; ``o_act`` / ``o_wgt`` are the queue's
-        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued, room)``: the
+        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued)``: the
         beats read in the cycle before (``inflight[0]``) and the one before that (``inflight[1]``,
         its data in the register), the first one's byte offset (set by the caller), the beats
-        queued, and whether a beat read now has a place (a register).
+        queued.
 
         The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
         slices of about :data:`SLICE` bits, each with its own copy of the write slot, the write
@@ -231,7 +214,7 @@ class GemmSequencer(wiring.Component):
         the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns, the `gemm` worst path
         of the 8 x 16 board at 93aa947)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
-        width = act_width + wgt_width
+        width = act_width + wgt_width + 2
         issue, inflight, inflight_off = Signal(), Signal(2), Signal(2)
         queued = Signal(range(PREFETCH + 1))
         nonempty = Signal()             # queued != 0, a register: the beat's valid
@@ -240,12 +223,7 @@ class GemmSequencer(wiring.Component):
         ram_q = Signal(act_width + wgt_width, reset_less=True)
         off_q = Signal(2, reset_less=True)
         m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), off_q.eq(inflight_off)]
-        # The activations' byte shift on the way into the queue (between registers and the LUT
-        # RAM's write), not behind its read: the queue's head goes to the array's beat registers
-        # through a route alone (the shift's multiplexers there were part of the ULX3S `gemm`
-        # domain's worst path at seed 3 of 332ddd3, 10.52 ns).
-        word = Cat(self._shift_act(ram_q[:act_width], off_q), ram_q[act_width:])
-        head = Signal(width)
+        word, head = Cat(ram_q, off_q), Signal(width)
         produce, consume = Signal(range(PREFETCH)), Signal(range(PREFETCH))
         produce_next, consume_next = Signal.like(produce), Signal.like(consume)
         m.d.comb += [produce_next.eq(Mux(inflight[1], _ring_next(produce, PREFETCH), produce)),
@@ -269,22 +247,13 @@ class GemmSequencer(wiring.Component):
             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
             self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty),
             take.eq(nonempty & self.o_act.ready),
-            self.o_act.payload.eq(head[:act_width]), self.o_wgt.payload.eq(head[act_width:]),
+            self.o_wgt.payload.eq(head[act_width:act_width + wgt_width]),
             queued_next.eq(queued + inflight[1] - take),
         ]
+        self._act_payload(m, head, head[act_width + wgt_width:])
         m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued_next),
                      nonempty.eq(queued_next != 0)]
-        # Room for a beat read: the queue's beats and the two read before leave a place, counted
-        # as the places left (``credits``, up by a take, down by a read) into a register: the
-        # read's decision is registers only (a sum and compare of the three counts in front of
-        # the read counters' enables was on the ULX3S `gemm` worst path). A beat taken now frees
-        # its place a cycle later.
-        credits = Signal(range(PREFETCH + 1), init=PREFETCH)
-        credits_next = Signal.like(credits)
-        room = Signal(init=1)
-        m.d.comb += credits_next.eq(credits + take - issue)
-        m.d.sync += [credits.eq(credits_next), room.eq(credits_next != 0)]
-        return issue, inflight, inflight_off, queued, room
+        return issue, inflight, inflight_off, queued
 
 
 def _ring_next(slot, size):

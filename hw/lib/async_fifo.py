@@ -1,6 +1,6 @@
 """A clock-domain-crossing FIFO whose write side is registers only."""
 
-from amaranth.hdl import Cat, Module, ResetSignal, Signal
+from amaranth.hdl import Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
@@ -56,18 +56,11 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         A power of two, 4..65536.
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
-    slice_bits : int or None
-        None (default): one memory. Else the memory is cut into slices of about ``slice_bits``
-        bits of the word, each with its own copy of the write enable and the write address
-        (``keep`` registers, each a counter of its own): one write address drove every LUT-RAM
-        cell of the GEMM engine's 8 x 16 result rows, placed across the die (10.3 ns of route, the
-        ULX3S ``gemm`` domain's worst path at seed 1 of 8582cd8). Same cycles.
     """
 
-    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", slice_bits=None):
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync"):
         self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
-        self.slice_bits = None if slice_bits is None else check_int("slice_bits", slice_bits, 1)
         self._w, self._r = w_domain, r_domain
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
                           "w_level": Out(range(depth + 1))})
@@ -79,6 +72,9 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         m = Module()
         W, R = self._w, self._r
         bits = self.depth.bit_length()         # log2(depth) + 1: one bit more than the address
+        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
+        w_port, r_port = storage.write_port(domain=W), storage.read_port(domain=R)
+
         # Write side: registers only in front of the memory and behind ``i.ready``.
         room = Signal()
         taking, w_valid = Signal(), Signal()
@@ -87,13 +83,11 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         consume_w_gry, consume_w = Signal(bits), Signal(bits)
         produce_next = Signal(bits)
         writing = self.writing
-        # The memory is written from the write register: its valid flag and its word.
-        mem_en, mem_data = w_valid, w_data
         m.d.comb += [
             self.i.ready.eq(room), taking.eq(self.i.valid & room),
-            writing.eq(mem_en), produce_next.eq(produce + writing),
+            writing.eq(w_valid), w_port.data.eq(w_data),
+            w_port.addr.eq(produce[:-1]), w_port.en.eq(writing), produce_next.eq(produce + writing),
         ]
-        r_ports = self._storage(m, mem_data, produce[:-1], taking)
         consume_w_bin, eqs = _ungray(consume_w_gry)
         m.d.comb += eqs
         # ``w_level`` is the memory's words as of this cycle's writes (``produce_next``) less the
@@ -125,8 +119,8 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         m.d.comb += [
             empty.eq((consume_gry == produce_r_gry) | r_rst),
             consume_next.eq(consume + (self.o.ready & ~empty)),
-            *(r_port.addr.eq(consume_next[:-1]) for r_port in r_ports),
-            self.o.payload.eq(Cat(r_port.data for r_port in r_ports)), self.o.valid.eq(~empty),
+            r_port.addr.eq(consume_next[:-1]), self.o.payload.eq(r_port.data),
+            self.o.valid.eq(~empty),
         ]
         m.d[R] += [consume.eq(consume_next), consume_gry.eq(_gray(consume_next))]
         produce_r_bin, eqs = _ungray(produce_r_gry)
@@ -134,28 +128,3 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         with m.If(r_rst):
             m.d[R] += [consume.eq(produce_r_bin), consume_gry.eq(produce_r_gry)]
         return m
-
-    def _storage(self, m, w_data, w_addr, taking):
-        """The memory (one, or a slice of the word each: ``slice_bits``), written with the write
-        register's word at ``w_addr`` when ``writing``; returns the read ports, low bits first."""
-        W, R = self._w, self._r
-        if self.slice_bits is None:
-            m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
-            w_port, r_port = storage.write_port(domain=W), storage.read_port(domain=R)
-            m.d.comb += [w_port.data.eq(w_data), w_port.addr.eq(w_addr), w_port.en.eq(self.writing)]
-            return [r_port]
-        n = -(-self.width // self.slice_bits)
-        size = -(-self.width // n)
-        r_ports = []
-        for s, lo in enumerate(range(0, self.width, size)):
-            hi = min(lo + size, self.width)
-            m.submodules[f"storage{s}"] = storage = Memory(shape=hi - lo, depth=self.depth, init=[])
-            w_port, r_port = storage.write_port(domain=W), storage.read_port(domain=R)
-            # Each copy loads as ``writing`` and ``w_addr`` do (``keep``: Yosys would merge the
-            # enables back into one register; the addresses count on their own enables).
-            en = Signal(name=f"w_en{s}", attrs={"keep": 1})
-            addr = Signal.like(w_addr, name=f"w_addr{s}", attrs={"keep": 1})
-            m.d[W] += [en.eq(taking), addr.eq(addr + en)]
-            m.d.comb += [w_port.data.eq(w_data[lo:hi]), w_port.addr.eq(addr), w_port.en.eq(en)]
-            r_ports.append(r_port)
-        return r_ports

@@ -380,18 +380,12 @@ class _InputControl(wiring.Component):
             self.i_act.ready.eq(seq.take), self.i_wgt.ready.eq(seq.take),
             reserve.eq(seq.tags.valid & seq.tags.last),
         ]
-        # The next values with and without a reservation, each computed beside the tile
-        # sequencer's decision and picked by it: the reservation (the sequencer's tags) reaches
-        # the registers through one multiplexer, not through the credit's adder and compare (on
-        # the ULX3S `gemm` worst path at seed 1 of b870da2, 10.93 ns).
-        free_kept, free_taken = Signal.like(free), Signal.like(free)
-        wait_down = Signal.like(wait)
-        m.d.comb += [free_kept.eq(free + self.pop), free_taken.eq(free - R + self.pop),
-                     wait_down.eq(Mux(wait != 0, wait - 1, 0))]
-        ok_kept = (free_kept >= R) & (wait_down == 0)
-        ok_taken = (free_taken >= R) & (gap - 1 == 0)
-        m.d.sync += [free.eq(Mux(reserve, free_taken, free_kept)), wait.eq(Mux(reserve, gap - 1, wait_down)),
-                     last_ok.eq(Mux(reserve, ok_taken, ok_kept)), self.tags.eq(seq.tags)]
+        free_n = Signal.like(free)
+        wait_n = Signal.like(wait)
+        m.d.comb += [free_n.eq(free - Mux(reserve, R, 0) + self.pop),
+                     wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
+        m.d.sync += [free.eq(free_n), wait.eq(wait_n), last_ok.eq((free_n >= R) & (wait_n == 0)),
+                     self.tags.eq(seq.tags)]
         with m.If(self.i_flush):
             m.d.sync += [free.eq(self._depth), wait.eq(0), last_ok.eq(1), self.tags.valid.eq(0)]
         # The beat is decoded only after the skew, at each row's and column pair's entry: the
