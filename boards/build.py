@@ -209,7 +209,8 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         ``fmax_mhz``, ``target_mhz`` (= ``clock_mhz``), ``timing_met`` (Fmax >= clock),
         ``margin`` and ``margin_met`` (Fmax >= clock * (1 + margin); PLL boards only aim for it),
         ``attempts`` (``[{"clock_mhz", "fmax_mhz"}]`` of every run; with engine clocks also
-        ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``placer``, ``abc9`` (the mapping that ran),
+        ``clocks_mhz`` and ``fmax_by_domain``), ``router``, ``placer``, ``timing_ripup`` (the
+        router rips up critical nets: ``--tmg-ripup``), ``abc9`` (the mapping that ran),
         ``seconds``, ``seed`` (the placer seed of this bitstream: the one asked for, or the next one
         that placed, see :data:`PLACEMENT_SEEDS`; None: nextpnr's default) and ``unplaced_seeds``
         (the seeds that found no legal placement); a board with engine clock domains also
@@ -388,6 +389,8 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None):
         opts += f" --router {router}"
     if placer is not None:
         opts += f" --placer {placer}"
+    if cfg.timing_ripup:
+        opts += " --tmg-ripup"
     # Amaranth's script runs synth_<family> <synth_opts> -top <top_name> after script_after_read.
     steps, synth_opts = lut_mapping(cfg.family, top_name, abc9)
     after_read = "\n".join([KEEP_REGISTERS, *steps])
@@ -452,6 +455,7 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",),
     result["pll"] = dict(top.pll.params) if top.pll else None
     result["router"] = router or "router1"
     result["placer"] = placer or "heap"
+    result["timing_ripup"] = cfg.timing_ripup
     result["abc9"] = abc9
     fmax = result["fmax_mhz"]
     result["margin"] = MARGIN if top.pll or top.domain_plls else 0.0

@@ -91,6 +91,14 @@ def test_build_script_placer(tmp_path):
     assert " --placer heap " in ulx3s_heap and "static" not in ulx3s_heap
 
 
+def test_build_script_timing_ripup(tmp_path):
+    # The ULX3S build's router rips up critical nets (its config); the iCEBreaker's does not.
+    ulx3s = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "u", seed=1))
+    assert " --tmg-ripup " in ulx3s
+    ice = _nextpnr_line(write_build_tree("icebreaker", groups="system", build_dir=tmp_path / "i", seed=1))
+    assert "--tmg-ripup" not in ice
+
+
 def test_unknown_board():
     assert set(BOARDS) == {"icebreaker", "ulx3s"}
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s, not 'de10'"):

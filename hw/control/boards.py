@@ -56,6 +56,7 @@ class BoardConfig:
     clocks: dict = field(default_factory=dict)
     router: str = ""      # nextpnr router of the board build ("router1", "router2"; "": nextpnr's default)
     placer: str = ""      # nextpnr placer of the board build ("heap", "sa", "static"; "": nextpnr's default)
+    timing_ripup: bool = False  # nextpnr's router rips up and reroutes critical nets (--tmg-ripup)
 
     def __post_init__(self):
         if not self.baud:
@@ -142,6 +143,9 @@ BOARD_CONFIGS = {
         # spread over the array's DSP rows and router2's overuse rose again after ~1200 wires; with
         # static it routed (docs/boards.md "Placer").
         placer="static",
+        # router2 with timing-driven rip-up: on the same placements, the `gemm` / `dec` clocks'
+        # Fmax rose at each seed measured (docs/boards.md "Router").
+        timing_ripup=True,
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
     ),
