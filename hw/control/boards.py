@@ -143,8 +143,9 @@ BOARD_CONFIGS = {
         # spread over the array's DSP rows and router2's overuse rose again after ~1200 wires; with
         # static it routed (docs/boards.md "Placer").
         placer="static",
-        # router2 with timing-driven rip-up: on the same placements, the `gemm` / `dec` clocks'
-        # Fmax rose at each seed measured (docs/boards.md "Router").
+        # router2 with timing-driven rip-up: it reroutes nets of paths that fail the constraint, so
+        # on the same placement a build that missed its clocks met them, and two that met them came
+        # out unchanged (docs/boards.md "Router").
         timing_ripup=True,
         hdqt={"batch": 32, "k_dim": 64, "o_dim": 64, "had_cap": 64, "rows": 4, "cols": 4,
               "backend": "ecp5"},
