@@ -165,7 +165,8 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
-                max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None):
+                max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None,
+                detailed_timing=False):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -198,6 +199,10 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         The first Yosys LUT mapping to try, one of :data:`ABC9_OPTIONS` of the board's family
         (``"abc9"``, ``"-dff"``, ECP5 also ``"-noabc9"``; default ``"abc9"``); when Yosys fails an
         assertion with it, the next one of that list is tried (ECP5: ``-noabc9``).
+    detailed_timing : bool
+        nextpnr also writes every endpoint's arrival time into its JSON report
+        (``--detailed-timing-report``; tens of MB on the ULX3S), which :mod:`boards.timing` reads:
+        how many endpoints of a domain a higher clock would fail, and where. Default False.
 
     Returns
     -------
@@ -229,6 +234,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     """
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
+    _check_detailed_timing(detailed_timing)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
         raise ValueError(f"abc9 must be one of {', '.join(options)} for {name}, not {abc9!r}")
@@ -248,7 +254,8 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     misses = 0          # seeds without a legal placement at this clock
     while True:
         try:
-            result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer)
+            result = _build_once(name, cfg, top, build_dir, seed, router, say, options, placer,
+                                 detailed_timing)
         except PlacementFailed:
             unplaced.append(seed)
             misses += 1
@@ -366,23 +373,32 @@ def _check_build(name, groups, seed, router, gemm_array=None, placer=None):
 
 
 def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None,
-                     placer=None):
+                     placer=None, detailed_timing=False):
     """Write the build tree :func:`build_board` would run (HDL and build script) without running any
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
+    _check_detailed_timing(detailed_timing)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
-    plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router, placer=placer)
+    plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router, placer=placer,
+                         detailed_timing=detailed_timing)
     return build_dir / f"{plan.script}.sh"
 
 
-def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None):
+def _check_detailed_timing(detailed_timing):
+    if not isinstance(detailed_timing, bool):
+        raise TypeError(f"detailed_timing must be True or False, not {detailed_timing!r}")
+
+
+def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None, detailed_timing=False):
     """Amaranth's build plan of ``top`` with this build's Yosys mapping (``abc9``: an entry of
     :data:`ABC9_OPTIONS`, see :func:`boards.toolchain.lut_mapping`) and nextpnr options, extracted
     to ``build_dir``."""
     top_name = cfg.top_name
     opts = f"--timing-allow-fail --report {top_name}.report.json"
+    if detailed_timing:
+        opts += " --detailed-timing-report"
     if seed is not None:
         opts += f" --seed {seed}"
     if router is not None:
@@ -400,7 +416,8 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None):
     return plan
 
 
-def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",), placer=None):
+def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",), placer=None,
+                detailed_timing=False):
     """One synthesis and place-and-route of ``top`` in ``build_dir`` with the first Yosys mapping of
     ``options`` that does not fail an assertion: the result less ``attempts``."""
     top_name = cfg.top_name
@@ -414,7 +431,7 @@ def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",),
     log = build_dir / "build.log"
     rpt = build_dir / f"{top_name}.rpt"
     for i, abc9 in enumerate(options):
-        plan = _extract_plan(cfg, top, build_dir, seed, router, abc9, placer)
+        plan = _extract_plan(cfg, top, build_dir, seed, router, abc9, placer, detailed_timing)
         for stale in (f"{top_name}.rpt", f"{top_name}.tim", f"{top_name}.report.json", f"{top_name}.bin",
                       f"{top_name}.bit"):
             (build_dir / stale).unlink(missing_ok=True)

@@ -99,6 +99,17 @@ def test_build_script_timing_ripup(tmp_path):
     assert "--tmg-ripup" not in ice
 
 
+def test_build_script_detailed_timing(tmp_path):
+    # Only on request does nextpnr write every endpoint's arrival into its report (boards.timing).
+    plain = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "p", seed=1))
+    assert "--detailed-timing-report" not in plain
+    detailed = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "d", seed=1,
+                                              detailed_timing=True))
+    assert " --detailed-timing-report" in detailed
+    with pytest.raises(TypeError, match="detailed_timing must be True or False, not 'yes'"):
+        build_board("icebreaker", detailed_timing="yes")
+
+
 def test_unknown_board():
     assert set(BOARDS) == {"icebreaker", "ulx3s"}
     with pytest.raises(ValueError, match="board must be one of icebreaker, ulx3s, not 'de10'"):
