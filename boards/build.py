@@ -166,7 +166,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
                 max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None,
-                detailed_timing=False):
+                detailed_timing=False, timing_ripup=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -199,6 +199,11 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         The first Yosys LUT mapping to try, one of :data:`ABC9_OPTIONS` of the board's family
         (``"abc9"``, ``"-dff"``, ECP5 also ``"-noabc9"``; default ``"abc9"``); when Yosys fails an
         assertion with it, the next one of that list is tried (ECP5: ``-noabc9``).
+    timing_ripup : bool, optional
+        router2 rips up and reroutes the nets of failing paths (``--tmg-ripup``); default the
+        board's ``timing_ripup`` (the ULX3S: True). With a clock the placement cannot reach, router2
+        keeps doing so until its iteration 1500 (nextpnr 0.11), some 45 minutes more on the ULX3S:
+        builds aimed above reach (experiments, sweeps) turn it off.
     detailed_timing : bool
         nextpnr also writes every endpoint's arrival time into its JSON report
         (``--detailed-timing-report``; tens of MB on the ULX3S), which :mod:`boards.timing` reads:
@@ -235,6 +240,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
     _check_detailed_timing(detailed_timing)
+    cfg = _with_timing_ripup(cfg, timing_ripup)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
         raise ValueError(f"abc9 must be one of {', '.join(options)} for {name}, not {abc9!r}")
@@ -373,17 +379,27 @@ def _check_build(name, groups, seed, router, gemm_array=None, placer=None):
 
 
 def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None,
-                     placer=None, detailed_timing=False):
+                     placer=None, detailed_timing=False, timing_ripup=None):
     """Write the build tree :func:`build_board` would run (HDL and build script) without running any
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     _check_detailed_timing(detailed_timing)
+    cfg = _with_timing_ripup(cfg, timing_ripup)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
     plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router, placer=placer,
                          detailed_timing=detailed_timing)
     return build_dir / f"{plan.script}.sh"
+
+
+def _with_timing_ripup(cfg, timing_ripup):
+    """``cfg`` with ``timing_ripup`` (None: as it is)."""
+    if timing_ripup is None:
+        return cfg
+    if not isinstance(timing_ripup, bool):
+        raise TypeError(f"timing_ripup must be True, False or None, not {timing_ripup!r}")
+    return dataclasses.replace(cfg, timing_ripup=timing_ripup)
 
 
 def _check_detailed_timing(detailed_timing):

@@ -97,6 +97,15 @@ def test_build_script_timing_ripup(tmp_path):
     assert " --tmg-ripup " in ulx3s
     ice = _nextpnr_line(write_build_tree("icebreaker", groups="system", build_dir=tmp_path / "i", seed=1))
     assert "--tmg-ripup" not in ice
+    # A build aimed above reach turns it off (router2 would rip up until its iteration 1500).
+    off = _nextpnr_line(write_build_tree("ulx3s", groups="system", build_dir=tmp_path / "o", seed=1,
+                                         timing_ripup=False))
+    assert "--tmg-ripup" not in off
+    on = _nextpnr_line(write_build_tree("icebreaker", groups="system", build_dir=tmp_path / "n", seed=1,
+                                        timing_ripup=True))
+    assert " --tmg-ripup" in on
+    with pytest.raises(TypeError, match="timing_ripup must be True, False or None, not 1"):
+        build_board("ulx3s", timing_ripup=1)
 
 
 def test_build_script_detailed_timing(tmp_path):
