@@ -38,7 +38,7 @@ from pathlib import Path
 from hw.control.boards import BOARD_CONFIGS
 from hw.control.protocol import GROUP_NAMES
 from hw.lib.reset import KEEP_REGISTERS
-from hw.params import check_int
+from hw.params import check_bool, check_int
 from hw.paths import build_root
 
 from . import toolchain
@@ -239,7 +239,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     """
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
-    _check_detailed_timing(detailed_timing)
+    check_bool("detailed_timing", detailed_timing)
     cfg = _with_timing_ripup(cfg, timing_ripup)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
@@ -384,7 +384,7 @@ def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=Non
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
-    _check_detailed_timing(detailed_timing)
+    check_bool("detailed_timing", detailed_timing)
     cfg = _with_timing_ripup(cfg, timing_ripup)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
@@ -400,11 +400,6 @@ def _with_timing_ripup(cfg, timing_ripup):
     if not isinstance(timing_ripup, bool):
         raise TypeError(f"timing_ripup must be True, False or None, not {timing_ripup!r}")
     return dataclasses.replace(cfg, timing_ripup=timing_ripup)
-
-
-def _check_detailed_timing(detailed_timing):
-    if not isinstance(detailed_timing, bool):
-        raise TypeError(f"detailed_timing must be True or False, not {detailed_timing!r}")
 
 
 def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None, detailed_timing=False):
