@@ -4,7 +4,7 @@ decision is made from registers, not from the array's ready), and the beats leav
 
 import pytest
 
-from hw.gemm.sequencer import PREFETCH, GemmSequencer
+from hw.gemm.sequencer import PREFETCH, READ_LATENCY, GemmSequencer
 from hw.mac import spec as mac_spec
 from sim.formal.harness import mutated
 from sim.streams import simulate
@@ -48,6 +48,7 @@ def _run(dut, ready_at=None, cycles=80):
         await ctx.tick()
         ctx.set(dut.i_cmd.valid, 0)
         previous = None
+        presented = [0] * READ_LATENCY      # the read addresses of the last cycles, latest last
         for cycle in range(cycles):
             ctx.set(dut.o_act.ready, ready_at is None or cycle in ready_at)
             if ctx.get(dut.o_act.valid) and ctx.get(dut.o_act.ready):
@@ -57,7 +58,9 @@ def _run(dut, ready_at=None, cycles=80):
                 reads.append((cycle, addr))
                 previous = addr
             await ctx.tick()
-            ctx.set(dut.i_wgt_data, _wgt(addr))
+            # the buffers' address registers and block RAMs: data READ_LATENCY cycles after the address
+            presented = presented[1:] + [addr]
+            ctx.set(dut.i_wgt_data, _wgt(presented[0]))
             ctx.set(dut.i_act_data, 0)
 
     simulate(dut, tb)
@@ -68,14 +71,14 @@ def _sequencer(cls=GemmSequencer):
     return cls(ROWS, COLS, max_row_tiles=2, max_groups=GROUPS, count_bits=12, prefetch=True)
 
 
-def test_prefetch_offers_a_beat_three_cycles_after_its_read_then_one_per_cycle():
-    """With the array always ready: the first beat is offered three cycles after the cycle that
-    read it (the RAM's read, the register of its word, the queue's LUT RAM), then one beat per
-    cycle to the tile's end, each with its RAM word."""
+def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
+    """With the array always ready: the first beat is offered four cycles after the cycle that
+    read it (the buffers' address registers, the RAM's read, the register of its word, the
+    queue's LUT RAM), then one beat per cycle to the tile's end, each with its RAM word."""
     reads, got = _run(_sequencer())
     first_read = reads[1][0] - 1            # the address register steps after the read's cycle
     cycles = [c for c, _ in got]
-    assert cycles[0] == first_read + 3
+    assert cycles[0] == first_read + READ_LATENCY + 2
     assert cycles == list(range(cycles[0], cycles[0] + BEATS))
     assert [w for _, w in got] == [_wgt(b) for b in range(BEATS)]
 

@@ -206,8 +206,9 @@ def test_mutant_write_at_the_handshake_is_caught():
     """Writing the memory in the cycle a word is taken (no write register) keeps the data right
     but puts ``i.valid`` on the memory's write enable: the register test fails."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO",
-                                "writing.eq(w_valid), w_port.data.eq(w_data)",
-                                "writing.eq(taking), w_port.data.eq(self.i.payload)"))
+                                "w_port.data.eq(w_data[lo:hi]), w_port.addr.eq(w_addr), w_port.en.eq(w_en)]",
+                                "w_port.data.eq(self.i.payload[lo:hi]), w_port.addr.eq(produce[:-1]), "
+                                "w_port.en.eq(taking), writing.eq(taking)]"))
     words = _words()
     assert transfer(make(mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) == words
     assert _follows_handshakes(mutant)
@@ -225,3 +226,36 @@ def test_mutant_reset_synchronizer_of_two_stages_keeps_old_words():
     edge the reset write pointer arrives, keep its old pointer and offer stale words."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "stages=3", "stages=2"))
     assert any(run["got"] != list(range(20)) for run in _reset_after_reads(mutant))
+
+
+def _wide_words(n=100, width=150, seed=17):
+    rng = random.Random(seed)
+    return [rng.getrandbits(width) for _ in range(n)]
+
+
+@pytest.mark.parametrize("periods", [(10e-9, 37e-9), (37e-9, 10e-9), (10e-9, 13e-9)])
+def test_a_wide_word_in_slices_goes_through_whole(periods):
+    """A word wider than :data:`hw.lib.async_queue.SLICE` bits is stored in slices, each written
+    through its own copies of the write address and enable: every word leaves once, in order,
+    every slice of it from the same write."""
+    words = _wide_words()
+    dut = RegisteredWriteAsyncFIFO(150, 8, w_domain="wr", r_domain="rd")
+    assert transfer(dut, words, periods, seed=3, stall=0.4) == words
+
+
+@pytest.mark.parametrize("old, new", [
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
+     "m.d[W] += [w_addr.eq(produce[:-1]), w_en.eq(taking)]"),
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
+     "m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(w_valid)]"),
+], ids=["address-copy-late", "enable-copy-late"])
+def test_mutant_slice_copies_fail(old, new):
+    """A slice's write address or enable copy a cycle late: words come out torn or lost."""
+    mutant = mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new)
+    words = _wide_words()
+    try:
+        got = transfer(mutant(150, 8, w_domain="wr", r_domain="rd"), words, (10e-9, 13e-9), seed=3,
+                       stall=0.4, limit=4000)
+    except AssertionError:
+        return
+    assert got != words

@@ -7,7 +7,7 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     sync                         | decode_domain                 | array_domain
     i_stage --AsyncQueue(stage_depth, block RAM)-> decoder i_data  |
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
-    i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
+    i_cmd   --AsyncQueue(cdc_depth)--------------------------------> engine i_cmd
     i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
     o_res   <--RegisteredWriteAsyncFIFO(cdc_depth)-----------------<-- engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
@@ -15,8 +15,8 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
 Crossings (``docs/gemm.md`` "On the ULX3S"):
 
 * **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
-  synchronizers), but the staging queue and the activations' queue. The staging queue is the
-  crossing of the staged weight beats, read in the decoder's domain at its own rate (the ``sync``
+  synchronizers), but the staging queue and the activations' and commands' queues. The staging
+  queue is the crossing of the staged weight beats, read in the decoder's domain at its own rate (the ``sync``
   domain is 4-5 times slower than the decoder: a staging FIFO read in ``sync`` would starve it):
   a :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM
   read address is a register, fetched ahead into four output registers from registered state
@@ -24,10 +24,10 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   depends on the beat it is offered) reaches the address of its block RAMs, and leaving through
   a skid buffer, so that the decoder's ready reaches only that buffer's registers; its memory is
   in banks of 2048 beats, each with its own address register and read-data register, the bank
-  selected a cycle after the read. The activations cross in an ``AsyncQueue`` too (``cdc_depth``
-  words), without the skid buffer: the engine's ready reaches neither the queue's memory nor its
-  fetch-ahead registers (a ring: the ready advances its head pointers alone). The result rows go
-  from the engine's output registers (one per column pair of the array) into a
+  selected a cycle after the read. The activations and the commands cross in an ``AsyncQueue``
+  too (``cdc_depth`` words), without the skid buffer: the engine's ready reaches neither the
+  queue's memory nor its fetch-ahead registers (a ring: the ready advances its head pointers
+  alone). The result rows go from the engine's output registers (one per column pair of the array) into a
   :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library FIFO's crossing and read side,
   its memory written from a write register alone, its ready (the engine's result ready, which
   drives the array's pop and credit logic) a register that says there is room (the FIFO's
@@ -201,7 +201,11 @@ class EngineCrossing(wiring.Component):
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
                                                 w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
-        cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
+        # The commands cross in an AsyncQueue as well: the library FIFO's read pointer, stepped by
+        # the engine's ready, addressed its distributed RAM, whose data went to the sequencer's
+        # command registers (10.7-11.0 ns on the 8 x 16 ULX3S board at 125 MHz, docs/boards.md).
+        m.submodules.cmd = cmd = AsyncQueue(self.i_cmd.payload.shape(), self.cdc_depth,
+                                            w_domain="sync", r_domain=A)
         # The activations cross in the same kind of queue, for the same reasons: the library
         # FIFO's read address (its read pointer plus the engine's ready) reached its distributed-RAM
         # cells and through their data the activation buffer's write data (13.80 ns, the `gemm`
@@ -216,8 +220,9 @@ class EngineCrossing(wiring.Component):
                                                           self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
-        for f, s in ((table, self.i_table), (cmd, self.i_cmd)):
-            m.d.comb += [f.w_data.eq(s.payload), f.w_en.eq(s.valid), s.ready.eq(f.w_rdy)]
+        wiring.connect(m, wiring.flipped(self.i_cmd), cmd.i)
+        m.d.comb += [table.w_data.eq(self.i_table.payload), table.w_en.eq(self.i_table.valid),
+                     self.i_table.ready.eq(table.w_rdy)]
         m.d.comb += self.o_stage_level.eq(stage.w_level)
 
         flush = Signal()
@@ -235,9 +240,9 @@ class EngineCrossing(wiring.Component):
                      stage.o.ready.eq(eng.i_data.ready & run_d | flush_d)]
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
-        _read_into(m, cmd, eng.i_cmd, flush_a)
-        m.d.comb += [eng.i_act.payload.eq(act.o.payload), eng.i_act.valid.eq(act.o.valid & ~flush_a),
-                     act.o.ready.eq(eng.i_act.ready | flush_a)]
+        for q, sink in ((cmd, eng.i_cmd), (act, eng.i_act)):
+            m.d.comb += [sink.payload.eq(q.o.payload), sink.valid.eq(q.o.valid & ~flush_a),
+                         q.o.ready.eq(sink.ready | flush_a)]
         # Result rows go from the engine's output registers (the array's result collector: one
         # per column pair, each with its own load enable) into the crossing FIFO's write register
         # (hw/lib/async_fifo.py). The engine's ready is that FIFO's ``i.ready``, a register that
@@ -285,8 +290,8 @@ class EngineCrossing(wiring.Component):
         d = m.d[self.array_domain]
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
         beats0, cmds, rows = Signal(32), Signal(16), Signal(16)
-        busy = ~eng.o_idle | cmd.r_rdy
-        # `busy` (the engine's parts' idle flags and the command FIFO's) registered before it
+        busy = ~eng.o_idle | cmd.o.valid
+        # `busy` (the engine's parts' idle flags and the command queue's) registered before it
         # enables busy_until: the same count, written a cycle later (cycles has moved on by one;
         # a busy run's last cycle is written in the cycle after, run_seen), and no path from
         # across the engine into the 32-bit counter's enable (the full ULX3S build's worst `gemm`

@@ -3,7 +3,7 @@ streams.
 
 Organisation (see ``docs/gemm.md`` and :mod:`hw.gemm.spec` for the stream formats)::
 
-    i_data, i_table --> HuffmanDecoder (lanes) --[AsyncFIFO if decode_domain != "sync"]-->
+    i_data, i_table --> HuffmanDecoder (lanes) --[async FIFO if decode_domain != "sync"]-->
         WeightTileBuffer (2 banks x K beats x cols bytes, block RAM) --+
     i_act ----------> ActivationBuffer (batch x K bytes, block RAM) --+--> GemmSequencer
     i_cmd ----------------------------------------------------------+        |
@@ -21,13 +21,14 @@ tile. Results leave through the array's output FIFO while the next tile computes
 from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
-from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
+from ..lib.async_fifo import RegisteredWriteAsyncFIFO
+from ..lib.stream import HalfRateBuffer
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
 from ..mac.ecp5_dsp import systolic_sites
@@ -66,7 +67,8 @@ class GemmEngine(wiring.Component):
         tile is one unit of blocks).
     decode_domain : str
         Clock domain of the decoder and of ``i_data`` / ``i_table``. ``"sync"``: the array's;
-        any other name: a second domain, crossed by an ``AsyncFIFO`` of ``cdc_depth`` beats.
+        any other name: a second domain, crossed by a
+        :class:`~hw.lib.async_fifo.RegisteredWriteAsyncFIFO` of ``cdc_depth`` beats.
     cdc_depth : int
         Depth of that FIFO, a power of two 4..256.
     acc_width : int
@@ -198,16 +200,21 @@ class GemmEngine(wiring.Component):
         crossing = dom != "sync"
         dec = HuffmanDecoder(**self._decoder_params)
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
-        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
-        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
+        # The prefetching sequencer reads through address registers beside the block RAMs.
+        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k, addr_reg=self._prefetch)
+        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups, addr_reg=self._prefetch)
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout)
         cdc = None
         if crossing:
-            m.submodules.cdc = cdc = AsyncFIFO(width=symbol_layout(N).size,
-                                               depth=self._cdc_depth, w_domain=dom, r_domain="sync")
+            # Its write side's ready is a register (RegisteredWriteAsyncFIFO): the library FIFO's
+            # writable flag, a compare of Gray pointers, was the decoder's output ready and reached
+            # the decoder's output FIFO's level and flags (10.6-11.0 ns, the `dec` endpoints over
+            # 10 ns of the ULX3S builds aimed at 100 MHz, docs/boards.md).
+            m.submodules.cdc = cdc = RegisteredWriteAsyncFIFO(symbol_layout(N).size, self._cdc_depth,
+                                                              w_domain=dom, r_domain="sync")
         clearing, start, dec_busy = self._clear(m, dec, cdc)
         m.submodules.seq = ResetInserter(clearing)(seq)
         _gated(m, self.i_data, dec.i_data, dec_busy)
@@ -221,16 +228,25 @@ class GemmEngine(wiring.Component):
         m.d.comb += [sym.last.eq(out.payload.last), sym.err.eq(out.payload.err)]
         dec_error = Signal()
         if crossing:
-            m.d.comb += [cdc.w_data.eq(sym), cdc.w_en.eq(out.valid & ~dec_busy), out.ready.eq(cdc.w_rdy),
-                         wbuf.i_sym.payload.eq(cdc.r_data), wbuf.i_sym.valid.eq(cdc.r_rdy & ~clearing),
-                         cdc.r_en.eq(wbuf.i_sym.ready | clearing)]
+            m.d.comb += [cdc.i.payload.eq(sym), cdc.i.valid.eq(out.valid & ~dec_busy),
+                         out.ready.eq(cdc.i.ready),
+                         wbuf.i_sym.payload.eq(cdc.o.payload), wbuf.i_sym.valid.eq(cdc.o.valid & ~clearing),
+                         cdc.o.ready.eq(wbuf.i_sym.ready | clearing)]
             m.submodules.err_sync = FFSynchronizer(dec.o_errors.any(), dec_error)
         else:
             m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid & ~clearing),
                          out.ready.eq(wbuf.i_sym.ready | clearing), dec_error.eq(dec.o_errors.any())]
 
-        # Buffers <-> sequencer <-> array.
-        _gated(m, self.i_cmd, seq.i_cmd, self.i_clear | clearing)
+        # Buffers <-> sequencer <-> array. A command reaches the sequencer from a register
+        # (HalfRateBuffer: at most one every two cycles; the sequencer takes one per weight tile,
+        # 15 cycles or more), so the sequencer's take loads its command registers from registers
+        # and the command source sees a register's ready: on the 8 x 16 ULX3S board the
+        # sequencer's state, ANDed with the crossing FIFO's valid, enabled the FIFO's read-data
+        # register and, from that FIFO's distributed RAM, its own command registers (10.1-12.7
+        # ns, docs/boards.md). Emptied with everything else in a clear.
+        m.submodules.cmd_buf = cmd_buf = ResetInserter(clearing)(HalfRateBuffer(seq.i_cmd.payload.shape()))
+        _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing)
+        wiring.connect(m, cmd_buf.o, seq.i_cmd)
         _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
         m.d.comb += [
             abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
@@ -254,7 +270,7 @@ class GemmEngine(wiring.Component):
             array.i_clear.eq(start), array.i_flush.eq(start),
             self.o_errors.eq(Cat(dec_error, seq.o_tile_error, array.o_mode_error)),
             self.o_overflow.eq(array.o_overflow),
-            self.o_idle.eq(seq.o_idle & array.o_idle & ~clearing),
+            self.o_idle.eq(seq.o_idle & ~cmd_buf.o.valid & array.o_idle & ~clearing),
         ]
         return m
 
@@ -291,7 +307,7 @@ class GemmEngine(wiring.Component):
                 m.d.sync += waiting.eq(1)
             with m.Elif(ack.o):
                 m.d.sync += waiting.eq(0)
-            done &= ~waiting & ~cdc.r_rdy
+            done &= ~waiting & ~cdc.o.valid
         with m.If(start):
             m.d.sync += [clearing.eq(1), left.eq(self.clear_cycles - 2)]
         with m.Elif(~done):
