@@ -168,8 +168,8 @@ class ActivationBuffer(wiring.Component):
                 wr, rd = ram.write_port(), ram.read_port(transparent_for=())
                 rd_addr = Signal.like(self.rd_addr, name=f"rd_addr{r}", reset_less=True, attrs={"keep": 1})
                 m.d.sync += rd_addr.eq(self.rd_addr)
-                m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.i_act.payload[r * row_bits:(r + 1) * row_bits]),
-                             wr.en.eq(take), rd.addr.eq(rd_addr)]
+                row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
+                m.d.comb += [wr.addr.eq(addr), wr.data.eq(row), wr.en.eq(take), rd.addr.eq(rd_addr)]
                 words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:

@@ -55,8 +55,9 @@ class GemmSequencer(wiring.Component):
     block RAMs (``addr_reg``: one copy per RAM column, a cycle of route from the sequencer's
     address registers to them; one address register drove the address pins of sixteen DP16KD,
     12.95 ns on the 8 x 16 board, docs/boards.md), its data is on the RAMs' outputs
-    :data:`READ_LATENCY` cycles after the read, and is registered as it is (no logic between: an ECP5 DP16KD's output without its own
-    register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
+    :data:`READ_LATENCY` cycles after the read, and is registered as it is (no logic between:
+    an ECP5 DP16KD's output without its own register takes 5.8 ns from the clock, which left no
+    time for a route and a LUT behind it,
     the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
     cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: LUT RAM read at a registered slot,
     with a registered valid, so the array's take loads no data register (``_queue``). The RAMs read

@@ -547,7 +547,8 @@ class _ResultCollector(wiring.Component):
         # The count steps by one either way or holds: the sums from the count alone, picked by
         # valid and load (an adder of valid - load behind the load was the slices' longest path,
         # the ULX3S builds at 125 MHz: load follows o_res.ready, which reaches every slice).
-        count_up, count_down = Signal.like(count, name=f"count_up{p}"), Signal.like(count, name=f"count_down{p}")
+        count_up = Signal.like(count, name=f"count_up{p}")
+        count_down = Signal.like(count, name=f"count_down{p}")
         m.d.comb += [count_up.eq(count + 1), count_down.eq(count - 1)]
         with m.If(valid & ~load):
             m.d.sync += count.eq(count_up)
