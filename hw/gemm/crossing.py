@@ -297,8 +297,13 @@ class EngineCrossing(wiring.Component):
         # across the engine into the 32-bit counter's enable (the full ULX3S build's worst `gemm`
         # path at seed 1); idle only once busy_q has fallen too, so that a snapshot taken at idle
         # holds the count's last write
-        busy_q = Signal()
-        d += [run_seen.eq(run_a), busy_q.eq(busy)]
+        # Idle from registers only (busy_q and the one before it): the engine's flags into the
+        # snapshot's holding register were 10.25 ns at 100 MHz (docs/boards.md). A cycle later
+        # than busy_q alone: busy rises with the command queue's valid, no later than the cycle
+        # the command is taken, and the count of commands taken shows it a cycle after that, as
+        # idle falls: a snapshot never shows idle with a command counted and not run.
+        busy_q, busy_q2 = Signal(), Signal()
+        d += [run_seen.eq(run_a), busy_q.eq(busy), busy_q2.eq(busy_q)]
         with m.If(run_a & ~run_seen):
             d += [cycles.eq(1), busy_until.eq(0), beats0.eq(eng.o_beats)]
         with m.Elif(run_a):
@@ -313,7 +318,7 @@ class EngineCrossing(wiring.Component):
             with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
-                "o_idle": ~(busy | busy_q), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
+                "o_idle": ~(busy_q | busy_q2), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
 
     def _flush(self, m, flush, flush_a, flush_d, writers, res):
         """The ``sync`` side of a flush (module docstring); ``flush_a`` / ``flush_d``: the two

@@ -124,7 +124,7 @@ class GemmSequencer(wiring.Component):
             self.o_acmd.payload.beats_m1.eq(beats - 1),
         ]
         if self._prefetch:
-            issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
+            issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
         else:
             out_valid = Signal()
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
@@ -163,10 +163,9 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
                 byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                 if self._prefetch:
-                    # Room for the beat read now: the queue's beats and the three read before, each a
+                    # Room for the beat read now (the queue's beats and the three read before): a
                     # register (not the array's ready: a beat taken now frees its place a cycle later).
-                    in_flight = sum(inflight[k] for k in range(READ_LATENCY + 1))
-                    m.d.comb += issue.eq(~done_reading & (queued + in_flight < PREFETCH))
+                    m.d.comb += issue.eq(~done_reading & room)
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
                         self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
@@ -211,9 +210,12 @@ class GemmSequencer(wiring.Component):
         cycle with ``issue`` (driven by the caller) is on the RAMs' outputs :data:`READ_LATENCY`
         cycles later, registered there, and written into the queue in the cycle after; ``o_act``
         / ``o_wgt`` are the queue's head, valid from the cycle after. Returns ``(issue, inflight,
-        inflight_off, queued)``: the beats read ``k + 1`` cycles before (``inflight[k]``; the last
-        one's data in the register), the byte offset of a beat read (set by the caller with
-        ``issue``), the beats queued.
+        inflight_off, queued, room)``: the beats read ``k + 1`` cycles before (``inflight[k]``; the
+        last one's data in the register), the byte offset of a beat read (set by the caller with
+        ``issue``), the beats queued, and whether those and the beats in flight leave room for one
+        more (a register: computed a cycle ahead from the next count and in-flight flags, so
+        the read decision is one LUT; the sum and compare in front of it reached the read
+        counters' enables, 10.4 ns in the ULX3S build at 100 MHz, docs/boards.md).
 
         The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
         slices (one per array row, its activation bytes already shifted by the beat's byte offset;
@@ -275,9 +277,11 @@ class GemmSequencer(wiring.Component):
             queued_next.eq(queued + inflight[L] - take),
         ]
         m.d.comb += self.o_act.payload.eq(Cat(*heads[:self._rows]))
+        room = Signal(init=1)
         m.d.sync += [inflight.eq(Cat(issue, inflight[:L])), queued.eq(queued_next),
-                     nonempty.eq(queued_next != 0)]
-        return issue, inflight, inflight_off, queued
+                     nonempty.eq(queued_next != 0),
+                     room.eq(queued_next + issue + sum(inflight[k] for k in range(L)) < PREFETCH)]
+        return issue, inflight, inflight_off, queued, room
 
 
 def _ring_next(slot, size):
