@@ -59,7 +59,7 @@ the array domain) to the last cycle the engine was busy (not idle, or a command 
 of the array's clock between two runs.
 """
 
-from amaranth.hdl import Cat, DomainRenamer, Module, Signal, Value
+from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
@@ -70,6 +70,7 @@ from ..huffman.table_loader import table_word_layout
 from ..lib.async_fifo import RegisteredWriteAsyncFIFO
 from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
+from ..lib.stream import HalfRateBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
 from .engine import GemmEngine
@@ -240,7 +241,16 @@ class EngineCrossing(wiring.Component):
                      stage.o.ready.eq(eng.i_data.ready & run_d | flush_d)]
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
-        for q, sink in ((cmd, eng.i_cmd), (act, eng.i_act)):
+        # The activation words reach the engine from a half-rate buffer (emptied in a flush): the
+        # engine's ready, through the queue's take, set the queue's head slot copies (9.36-9.59
+        # ns, the `gemm` endpoints of the ULX3S build at 95 MHz, docs/boards.md); the queue's take
+        # is now decided from registers (its count, the buffer's valid). Half the array clock is
+        # still well above the controller's clock, which writes the activations.
+        act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape()))
+        m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
+        m.d.comb += [act_buf.i.payload.eq(act.o.payload), act_buf.i.valid.eq(act.o.valid),
+                     act.o.ready.eq(act_buf.i.ready)]
+        for q, sink in ((cmd, eng.i_cmd), (act_buf, eng.i_act)):
             m.d.comb += [sink.payload.eq(q.o.payload), sink.valid.eq(q.o.valid & ~flush_a),
                          q.o.ready.eq(sink.ready | flush_a)]
         # Result rows go from the engine's output registers (the array's result collector: one

@@ -213,11 +213,27 @@ class GemmEngine(wiring.Component):
             # writable flag, a compare of Gray pointers, was the decoder's output ready and reached
             # the decoder's output FIFO's level and flags (10.6-11.0 ns, the `dec` endpoints over
             # 10 ns of the ULX3S builds aimed at 100 MHz, docs/boards.md).
+            # Its read side is an output register fed by the memory at a registered pointer
+            # (``registered_read``): the library read side's next-pointer increment in front of
+            # the RAM's read was the array domain's worst path at 95 MHz (9.66 ns, docs/boards.md).
             m.submodules.cdc = cdc = RegisteredWriteAsyncFIFO(symbol_layout(N).size, self._cdc_depth,
-                                                              w_domain=dom, r_domain="sync")
+                                                              w_domain=dom, r_domain="sync",
+                                                              registered_read=True)
         clearing, start, dec_busy = self._clear(m, dec, cdc)
         m.submodules.seq = ResetInserter(clearing)(seq)
-        _gated(m, self.i_data, dec.i_data, dec_busy)
+        if crossing:
+            # The data beats reach the decoder from a skid buffer of its domain, emptied by the
+            # decoder's clear: the staging queue's output registers sit by its block RAMs, and the
+            # route from them to the parser's CRC was the `dec` domain's worst path of the ULX3S
+            # build at seed 1 (11.22 ns of a 14.39 ns path, docs/boards.md). A beat held there at a
+            # clear is discarded, as the beats inside the decoder are (kept, it would reach the
+            # decoder after its clear: test_gemm_clear's clears at cycle 800 fail).
+            in_skid = ResetInserter(dec.i_clear)(SkidBuffer(self.i_data.payload.shape()))
+            m.submodules.in_skid = in_skid = DomainRenamer({"sync": dom})(in_skid)
+            _gated(m, self.i_data, in_skid.i, dec_busy)
+            wiring.connect(m, in_skid.o, dec.i_data)
+        else:
+            _gated(m, self.i_data, dec.i_data, dec_busy)
         _gated(m, self.i_table, dec.i_table, dec_busy)
 
         # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain;
@@ -313,7 +329,10 @@ class GemmEngine(wiring.Component):
                 m.d.sync += waiting.eq(1)
             with m.Elif(ack.o):
                 m.d.sync += waiting.eq(0)
-            done &= ~waiting & ~cdc.o.valid
+            # ``r_idle``: nothing in the FIFO's memory as the reader sees it nor in its output
+            # register (a word can be in the memory a cycle before it is offered; the decoder's
+            # hold covers that cycle too, so ``~cdc.o.valid`` passes the tests as well).
+            done &= ~waiting & cdc.r_idle
         with m.If(start):
             m.d.sync += [clearing.eq(1), left.eq(self.clear_cycles - 2)]
         with m.Elif(~done):

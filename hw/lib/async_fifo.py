@@ -6,7 +6,7 @@ from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int, check_pow2
+from ..params import check_bool, check_int, check_pow2
 from .async_queue import SLICE, _gray, _ungray
 
 __all__ = ["RegisteredWriteAsyncFIFO"]
@@ -46,6 +46,18 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
     after the word that fills the memory is taken. With both sides ready and room, one word per
     cycle; ``i.ready`` stays high with up to ``depth - 2`` words seen in the memory.
 
+    With ``registered_read``, ``o`` is an output register instead: the memory is read
+    asynchronously (distributed RAM) at the read pointer's register (one ``keep`` copy per slice),
+    and the word loads into ``o.payload`` when the memory holds one and the register is empty or
+    taken. The library's read side addresses a synchronous read port with the next pointer,
+    ``consume + (o.ready & ~empty)``, so the empty compare, the reader's ready and the increment
+    met the RAM's read in one cycle (9.66 ns, the decoder crossing's read side, the ULX3S ``gemm``
+    domain's worst path at 95 MHz, docs/boards.md); here the RAM's read starts at a register and
+    ends at one. Same order, one word per cycle with ``o.ready`` held, one ``r_domain`` cycle more
+    latency; ``o.valid`` is a register. :attr:`r_idle` (``r_domain``) is "nothing to offer, now
+    or in the next cycle": the memory empty as the reader sees it and no word in the register
+    (without ``registered_read``: ``~o.valid``).
+
     Reset: the library FIFO's, from ``w_domain`` only (it empties the queue on both sides; the
     read side through an asynchronous-assert, synchronous-release synchronizer). Write nothing in
     the cycles the read side is still in reset: ``i.ready`` is low for one ``w_domain`` cycle
@@ -59,17 +71,22 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         A power of two, 4..65536.
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
+    registered_read : bool
+        ``o`` from an output register, the memory read at a registered pointer (above).
     """
 
-    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync"):
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False):
         self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
+        self.registered_read = check_bool("registered_read", registered_read)
         self._w, self._r = w_domain, r_domain
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
                           "w_level": Out(range(depth + 1))})
         #: The memory's write enable (``w_domain``; the write register's valid flag): an
         #: attribute for the tests.
         self.writing = Signal()
+        #: Nothing to offer on ``o`` now or in the next cycle (``r_domain``).
+        self.r_idle = Signal()
 
     def elaborate(self, platform):
         m = Module()
@@ -80,7 +97,8 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         for k, (lo, hi) in enumerate(slices):
             name = "storage" if len(slices) == 1 else f"storage{k}"
             m.submodules[name] = storage = Memory(shape=hi - lo, depth=self.depth, init=[])
-            ports.append((storage.write_port(domain=W), storage.read_port(domain=R)))
+            r_domain = "comb" if self.registered_read else R
+            ports.append((storage.write_port(domain=W), storage.read_port(domain=r_domain)))
 
         # Write side: registers only in front of the memory and behind ``i.ready``.
         room = Signal()
@@ -115,10 +133,13 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
 
         # Read side, as the library FIFO's. Its two pointers are reset only through the write
         # side's reset (a reset of the read side alone would break the Gray code they carry).
+        # (``consume_back_gry``: the read pointer the writer sees; ``consume_gry`` but with
+        # ``registered_read``.)
         consume, consume_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
+        consume_back_gry = Signal(bits, reset_less=True) if self.registered_read else consume_gry
         produce_r_gry = Signal(bits)
         m.submodules.produce_cdc = FFSynchronizer(produce_gry, produce_r_gry, o_domain=R)
-        m.submodules.consume_cdc = FFSynchronizer(consume_gry, consume_w_gry, o_domain=W)
+        m.submodules.consume_cdc = FFSynchronizer(consume_back_gry, consume_w_gry, o_domain=W)
         empty, consume_next = Signal(), Signal(bits)
         # The read side takes the synchronized write pointer as its own while ``r_rst`` is high.
         # The write pointer is reset at a ``w_domain`` edge within the reset, and reaches the read
@@ -129,16 +150,49 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         r_rst = Signal()
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R, stages=3)
-        m.d.comb += [
-            empty.eq((consume_gry == produce_r_gry) | r_rst),
-            consume_next.eq(consume + (self.o.ready & ~empty)),
-            self.o.payload.eq(Cat(r_port.data for _, r_port in ports)),
-            self.o.valid.eq(~empty),
-        ]
-        m.d.comb += [r_port.addr.eq(consume_next[:-1]) for _, r_port in ports]
+        m.d.comb += empty.eq((consume_gry == produce_r_gry) | r_rst)
+        if self.registered_read:
+            # The output register loads the word at ``consume`` when there is one and the
+            # register is free or taken now; each slice reads at its own copy of ``consume``.
+            load, out_valid = Signal(), Signal(reset_less=True)
+            out_data = Signal(self.width, reset_less=True)
+            m.d.comb += [
+                load.eq(~empty & (~out_valid | self.o.ready)),
+                consume_next.eq(consume + load),
+                self.o.payload.eq(out_data), self.o.valid.eq(out_valid),
+                self.r_idle.eq(empty & ~out_valid),
+            ]
+            # The writer sees the words taken from ``o`` (``released``): a word in the output
+            # register keeps its memory slot and its count in ``w_level`` until it leaves.
+            released = Signal(bits, reset_less=True)
+            released_next = Signal(bits)
+            m.d.comb += released_next.eq(released + (out_valid & self.o.ready))
+            m.d[R] += [released.eq(released_next), consume_back_gry.eq(_gray(released_next))]
+            r_addrs = []
+            for k, ((lo, hi), (_, r_port)) in enumerate(zip(slices, ports)):
+                r_addr = Signal(bits - 1, name=f"r_addr{k}", attrs={"keep": 1}, reset_less=True)
+                r_addrs.append(r_addr)
+                m.d[R] += r_addr.eq(consume_next[:-1])
+                m.d.comb += r_port.addr.eq(r_addr)
+                with m.If(load):
+                    m.d[R] += out_data[lo:hi].eq(r_port.data)
+            with m.If(load):
+                m.d[R] += out_valid.eq(1)
+            with m.Elif(self.o.ready):
+                m.d[R] += out_valid.eq(0)
+        else:
+            m.d.comb += [
+                consume_next.eq(consume + (self.o.ready & ~empty)),
+                self.o.payload.eq(Cat(r_port.data for _, r_port in ports)),
+                self.o.valid.eq(~empty), self.r_idle.eq(empty),
+            ]
+            m.d.comb += [r_port.addr.eq(consume_next[:-1]) for _, r_port in ports]
         m.d[R] += [consume.eq(consume_next), consume_gry.eq(_gray(consume_next))]
         produce_r_bin, eqs = _ungray(produce_r_gry)
         m.d.comb += eqs
         with m.If(r_rst):
             m.d[R] += [consume.eq(produce_r_bin), consume_gry.eq(produce_r_gry)]
+            if self.registered_read:
+                m.d[R] += [out_valid.eq(0), released.eq(produce_r_bin), consume_back_gry.eq(produce_r_gry),
+                           *(a.eq(produce_r_bin[:-1]) for a in r_addrs)]
         return m
