@@ -105,8 +105,8 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("w_slot.eq(produce_next)", "w_slot.eq(produce)"),
-    ("r_slot.eq(consume_next)", "r_slot.eq(consume)"),
+    ("w_slot.eq(Mux(inflight[L], _ring_next(w_slot, PREFETCH), w_slot))", "w_slot.eq(produce)"),
+    ("r_slot.eq(Mux(take, _ring_next(r_slot, PREFETCH), r_slot))", "r_slot.eq(consume)"),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),

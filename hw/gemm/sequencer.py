@@ -263,7 +263,13 @@ class GemmSequencer(wiring.Component):
             w_en = Signal(name=f"w_en{s}", attrs={"keep": 1})
             w_slot = Signal(range(PREFETCH), name=f"w_slot{s}", attrs={"keep": 1})
             r_slot = Signal(range(PREFETCH), name=f"r_slot{s}", attrs={"keep": 1})
-            m.d.sync += [w_en.eq(inflight[L - 1]), w_slot.eq(produce_next), r_slot.eq(consume_next)]
+            # Each copy steps itself (equal to ``produce`` / ``consume`` in every cycle): the
+            # shared next-slot LUT, fanned out to every copy's flip-flop, was on the `gemm`
+            # endpoints of the ULX3S build at 95 MHz (the array's take -> that LUT -> the head
+            # slot copies, 9.38 ns, docs/boards.md); the take now reaches each copy's own LUT.
+            m.d.sync += [w_en.eq(inflight[L - 1]),
+                         w_slot.eq(Mux(inflight[L], _ring_next(w_slot, PREFETCH), w_slot)),
+                         r_slot.eq(Mux(take, _ring_next(r_slot, PREFETCH), r_slot))]
             m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(part), w_port.en.eq(w_en),
                          r_port.addr.eq(r_slot)]
             heads.append(r_port.data)
