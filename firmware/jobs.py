@@ -56,12 +56,12 @@ JOBS = {
 
 MLP_IMAGES = 16
 GEMM_VECTORS = 4
-#: The GEMM engine job's default batch M: ten row tiles of the ULX3S's 4 x 8 array (>= 90 % busy
-#: from three by the cycle model, :mod:`sim.gemm.model`, with 4 decoder lanes) and five of the 8 x 16
-#: array, above the 38 the model needs there (a tile's 16 symbols per beat from 3.2 decoded per array
-#: cycle need that much reuse); one engine GEMM (<= 64 rows), with fewer bytes of results and
-#: activations than a 64-row batch (``docs/gemm.md``).
-GEMM_ENGINE_BATCH = 40
+#: The GEMM engine job's default batch M: six row tiles of the ULX3S's 8 x 16 array, twelve of its
+#: 4 x 8 one. A decoded weight tile (16 symbols per beat at 8 x 16) is reused once per row tile;
+#: with 4 decoder lanes at 65 MHz against the array's 95 MHz (2.7 symbols per array cycle) the
+#: cycle model (:mod:`sim.gemm.model`) gives 96 % (int8) / 95 % (int4) busy at six row tiles and
+#: 88 % at five; one engine GEMM (<= 64 rows) (``docs/gemm.md``).
+GEMM_ENGINE_BATCH = 48
 
 
 def find_port(board):

@@ -169,9 +169,9 @@ def test_ulx3s_gemm_domains_each_get_a_pll_from_the_oscillator(tmp_path):
                                          "lanes": 2, "contexts": 1, "stage_depth": 64, "result_depth": 16})
     top = BoardTop("ulx3s", config=cfg)
     assert top.pll is None and set(top.domain_plls) == {"gemm", "dec"}
-    # 85 and 70 MHz: 25 MHz x 17 / 5 and x 14 / 5 (the config's clocks, docs/boards.md).
-    assert cfg.clocks == {"gemm": 85_000_000, "dec": 70_000_000}
-    assert _domain_pll_clocks_in(_elaborate(top, tmp_path)) == {"gemm": 85.0, "dec": 70.0}
+    # 95 and 65 MHz: 25 MHz x 19 / 5 and x 13 / 5 (the config's clocks, docs/boards.md).
+    assert cfg.clocks == {"gemm": 95_000_000, "dec": 65_000_000}
+    assert _domain_pll_clocks_in(_elaborate(top, tmp_path)) == {"gemm": 95.0, "dec": 65.0}
     aim = dataclasses.replace(cfg, clocks={"gemm": 125_000_000, "dec": 100_000_000})
     assert _domain_pll_clocks_in(_elaborate(BoardTop("ulx3s", config=aim), tmp_path)) == \
         {"gemm": 125.0, "dec": 100.0}

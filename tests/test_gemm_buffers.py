@@ -5,14 +5,20 @@ every word reads back from its address."""
 
 import random
 
+import pytest
+
 from hw.gemm.buffers import ActivationBuffer
 from sim.streams import simulate
 
 MAX_TILES, MAX_GROUPS = 3, 4
 
 
-def test_activation_buffer_loads_against_a_model():
-    dut = ActivationBuffer(rows=1, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS)
+@pytest.mark.parametrize("rows, addr_reg", [(1, False), (2, True)])
+def test_activation_buffer_loads_against_a_model(rows, addr_reg):
+    """With ``addr_reg`` (one RAM per row, each behind its own address register) the word read
+    comes two cycles after its address, else one."""
+    dut = ActivationBuffer(rows=rows, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=addr_reg)
+    width = 32 * rows
     rng = random.Random(11)
     checked = {"cycles": 0, "words": 0}
 
@@ -22,7 +28,7 @@ def test_activation_buffer_loads_against_a_model():
             load = left == 0 and rng.random() < 0.2 or rng.random() < 0.01     # also mid-load
             clear = not load and rng.random() < 0.005
             tiles, groups = rng.randint(0, MAX_TILES), rng.randint(1, MAX_GROUPS)
-            valid, word = rng.random() < 0.6, rng.getrandbits(32)
+            valid, word = rng.random() < 0.6, rng.getrandbits(width)
             ctx.set(dut.i_load, load)
             ctx.set(dut.i_row_tiles, tiles)
             ctx.set(dut.i_groups, groups)
@@ -43,10 +49,15 @@ def test_activation_buffer_loads_against_a_model():
         ctx.set(dut.i_load, 0)
         ctx.set(dut.i_act.valid, 0)
         ctx.set(dut.rd_en, 1)
-        for a, w in mem.items():
-            ctx.set(dut.rd_addr, a)
+        addrs = list(mem)
+        latency = 2 if addr_reg else 1
+        for k in range(len(addrs) + latency - 1):
+            # a new address every cycle: each word read back `latency` cycles after its address
+            ctx.set(dut.rd_addr, addrs[k] if k < len(addrs) else 0)
             await ctx.tick()
-            assert ctx.get(dut.rd_data) == w, a
+            if k + 1 >= latency:
+                a = addrs[k + 1 - latency]
+                assert ctx.get(dut.rd_data) == mem[a], a
 
     simulate(dut, tb)
     assert checked["words"] > 500

@@ -138,16 +138,30 @@ def test_rows_in_the_result_path_are_awaited_and_flushed():
     assert c["finished"] and c["rows"] == good["rows"] and c["errors"] == 0
 
 
+def test_rows_held_past_the_result_fifo_arrive_in_order():
+    """Eight rows against the 4-deep result crossing FIFO, none taken for 400 cycles: the FIFO fills
+    (through its write register) and the rest wait in the engine's output registers and the array;
+    then every row arrives, in order, exact."""
+    rng = np.random.default_rng(7)
+    dut = make(cdc_depth=4)
+    job = {**job_for(dut, rng, 4, 16, ["int8", "int4"]), "hold_results": 400}
+    assert len(job["rows"]) == 8
+    (out,) = run_crossing(dut, [job], periods=(40e-9, 7.9e-9, 10.1e-9), max_cycles=5000)
+    assert out["finished"] and out["rows"] == job["rows"] and out["errors"] == 0
+
+
+# (The room without the word in the write register loses a word only when one is taken two cycles
+# after the word that fills the memory; the engine's rows come further apart than that in these
+# scenarios, so that mutant is left to tests/test_lib_async_fifo.py.)
 @pytest.mark.parametrize("old, new", [
-    # the result FIFO's room without the word in its write register, or without the word taken
-    # now: a row is written over one not yet read
-    ("self.w_level + w_valid + taking < self.depth", "self.w_level + taking < self.depth"),
+    # the result FIFO's room without the word taken now: a row is written over one not yet read
     ("self.w_level + w_valid + taking < self.depth", "self.w_level + w_valid < self.depth"),
     # no room flag at all: rows written whatever the FIFO holds
     ("self.i.ready.eq(room), taking.eq(self.i.valid & room)", "self.i.ready.eq(1), taking.eq(self.i.valid)"),
-], ids=["room-ignores-write-register", "room-ignores-word-taken", "no-room-flag"])
+], ids=["room-ignores-word-taken", "no-room-flag"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
     monkeypatch.setattr(hw.gemm.crossing, "RegisteredWriteAsyncFIFO",
                         mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new))
     with pytest.raises(AssertionError):
         test_rows_in_the_result_path_are_awaited_and_flushed()
+        test_rows_held_past_the_result_fifo_arrive_in_order()

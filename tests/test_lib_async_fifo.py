@@ -31,14 +31,17 @@ from tests.test_lib_async_queue import (
 )
 
 
-def fifo_class(cls=RegisteredWriteAsyncFIFO):
-    """``cls`` with the harness's constructor (``bank_depth`` ignored)."""
+def fifo_class(cls=RegisteredWriteAsyncFIFO, **kw):
+    """``cls`` with the harness's constructor (``bank_depth`` ignored), given ``kw`` too."""
     def build(width, depth, *, w_domain, r_domain, bank_depth=None):
-        return cls(width, depth, w_domain=w_domain, r_domain=r_domain)
+        return cls(width, depth, w_domain=w_domain, r_domain=r_domain, **kw)
     return build
 
 
 FIFO = fifo_class()
+#: The FIFO with its output register (``registered_read``).
+FIFO_REG = fifo_class(registered_read=True)
+BOTH = pytest.mark.parametrize("fifo", [FIFO, FIFO_REG], ids=["library-read", "registered-read"])
 
 
 def _words(n=150, seed=13):
@@ -46,43 +49,48 @@ def _words(n=150, seed=13):
     return [rng.randrange(1 << 16) for _ in range(n)]
 
 
+@BOTH
 @pytest.mark.parametrize("periods", RATIOS, ids=lambda p: f"w{p[0] * 1e9:.0f}-r{p[1] * 1e9:.0f}ns")
 @pytest.mark.parametrize("stall", [0.0, 0.3, 0.7])
-def test_every_word_once_in_order_as_the_library_fifo(periods, stall):
+def test_every_word_once_in_order_as_the_library_fifo(fifo, periods, stall):
     words = _words(120, seed=11)
-    got = transfer(make(FIFO), words, periods, seed=5, stall=stall)
+    got = transfer(make(fifo), words, periods, seed=5, stall=stall)
     assert got == words
     assert transfer(make(LibraryFIFO), words, periods, seed=5, stall=stall) == got
 
 
 @pytest.mark.parametrize("periods", [(10e-9, 37e-9), (37e-9, 10e-9)], ids=["reader-slow", "reader-fast"])
-def test_writer_stalls_the_reader_does_not(periods):
+@BOTH
+def test_writer_stalls_the_reader_does_not(fifo, periods):
     """Only one side stalls: the FIFO runs empty (fast reader) and full (fast writer) over and
     over, at the smallest depth."""
     words = _words(200, seed=12)
     for seed in range(3):
-        assert transfer(make(FIFO, depth=4), words, periods, seed=seed, stall=0.5 * (seed % 2)) == words
+        assert transfer(make(fifo, depth=4), words, periods, seed=seed, stall=0.5 * (seed % 2)) == words
 
 
-def test_full_and_empty():
+@BOTH
+def test_full_and_empty(fifo):
     """With the reader stopped the writer gets exactly ``depth`` words in and ``w_level`` says so;
     then the reader takes exactly those words, and ``w_level`` comes back to 0 (the queue's test,
-    on this FIFO)."""
-    queue_tests.test_full_and_empty(FIFO)
+    on this FIFO; with ``registered_read`` the word in the output register keeps its slot)."""
+    queue_tests.test_full_and_empty(fifo)
 
 
-def test_one_word_per_cycle():
-    """A full FIFO of 32 read with ``o.ready`` held: 32 words in 32 consecutive cycles (the library
-    FIFO's read side)."""
-    assert _offered_after_full(FIFO) == [1] * 32 + [0] * 8
+@BOTH
+def test_one_word_per_cycle(fifo):
+    """A full FIFO of 32 read with ``o.ready`` held: 32 words in 32 consecutive cycles."""
+    assert _offered_after_full(fifo) == [1] * 32 + [0] * 8
 
 
-def test_one_word_per_cycle_while_writing():
+@BOTH
+def test_one_word_per_cycle_while_writing(fifo):
     """Words written one per cycle from empty, ``o.ready`` held: from the first word offered,
-    one word per cycle, in order (the depth of 16 is not a limit at equal clocks)."""
-    trace = _stream_through(FIFO)
+    one word per cycle, in order (the depth of 16 is not a limit at equal clocks); the output
+    register's word a cycle later."""
+    trace = _stream_through(fifo)
     first = next(k for k, w in enumerate(trace) if w is not None)
-    assert first <= 5, first
+    assert first <= 5 + (fifo is FIFO_REG), first
     assert trace[first:first + 61] == list(range(60)) + [None]
 
 
@@ -111,10 +119,11 @@ def _follows_handshakes(cls):
     return changed
 
 
-def test_ready_and_write_enable_are_registers():
+@BOTH
+def test_ready_and_write_enable_are_registers(fifo):
     """Neither ``i.ready`` nor the memory's write enable follows ``i.valid`` or ``o.ready`` within
     a cycle (the point of the design: no compare or handshake in front of the memory's cells)."""
-    changed = _follows_handshakes(FIFO)
+    changed = _follows_handshakes(fifo)
     assert not changed, changed[:3]
 
 
@@ -158,15 +167,16 @@ def _reset_after_reads(cls):
     return runs
 
 
-def test_write_side_reset_empties_both_sides():
+@BOTH
+def test_write_side_reset_empties_both_sides(fifo):
     """Words written and not read (the harness's run), or partly read, then the write domain's
-    reset: the reader never sees them; ``w_level`` is 0 and words written afterwards come through,
-    in order."""
-    out = _reset_run(FIFO)
+    reset: the reader never sees them (nor the one in the output register); ``w_level`` is 0 and
+    words written afterwards come through, in order."""
+    out = _reset_run(fifo)
     assert out["before"] == 500
     assert out["level"] == 0
     assert out["got"] == list(range(20))
-    for run in _reset_after_reads(FIFO):
+    for run in _reset_after_reads(fifo):
         assert run["level"] == 0 and run["got"] == list(range(20)), run
 
 
@@ -206,8 +216,9 @@ def test_mutant_write_at_the_handshake_is_caught():
     """Writing the memory in the cycle a word is taken (no write register) keeps the data right
     but puts ``i.valid`` on the memory's write enable: the register test fails."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO",
-                                "writing.eq(w_valid), w_port.data.eq(w_data)",
-                                "writing.eq(taking), w_port.data.eq(self.i.payload)"))
+                                "w_port.data.eq(w_data[lo:hi]), w_port.addr.eq(w_addr), w_port.en.eq(w_en)]",
+                                "w_port.data.eq(self.i.payload[lo:hi]), w_port.addr.eq(produce[:-1]), "
+                                "w_port.en.eq(taking), writing.eq(taking)]"))
     words = _words()
     assert transfer(make(mutant), words, (10e-9, 13e-9), seed=5, stall=0.3) == words
     assert _follows_handshakes(mutant)
@@ -225,3 +236,58 @@ def test_mutant_reset_synchronizer_of_two_stages_keeps_old_words():
     edge the reset write pointer arrives, keep its old pointer and offer stale words."""
     mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", "stages=3", "stages=2"))
     assert any(run["got"] != list(range(20)) for run in _reset_after_reads(mutant))
+
+
+def _wide_words(n=100, width=150, seed=17):
+    rng = random.Random(seed)
+    return [rng.getrandbits(width) for _ in range(n)]
+
+
+@pytest.mark.parametrize("periods", [(10e-9, 37e-9), (37e-9, 10e-9), (10e-9, 13e-9)])
+def test_a_wide_word_in_slices_goes_through_whole(periods):
+    """A word wider than :data:`hw.lib.async_queue.SLICE` bits is stored in slices, each written
+    through its own copies of the write address and enable: every word leaves once, in order,
+    every slice of it from the same write."""
+    words = _wide_words()
+    dut = RegisteredWriteAsyncFIFO(150, 8, w_domain="wr", r_domain="rd")
+    assert transfer(dut, words, periods, seed=3, stall=0.4) == words
+
+
+@pytest.mark.parametrize("old, new", [
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
+     "m.d[W] += [w_addr.eq(produce[:-1]), w_en.eq(taking)]"),
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
+     "m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(w_valid)]"),
+], ids=["address-copy-late", "enable-copy-late"])
+def test_mutant_slice_copies_fail(old, new):
+    """A slice's write address or enable copy a cycle late: words come out torn or lost."""
+    mutant = mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new)
+    words = _wide_words()
+    try:
+        got = transfer(mutant(150, 8, w_domain="wr", r_domain="rd"), words, (10e-9, 13e-9), seed=3,
+                       stall=0.4, limit=4000)
+    except AssertionError:
+        return
+    assert got != words
+
+
+@pytest.mark.parametrize("old, new", [
+    # the writer sees a word as gone once it is in the output register (its slot freed early)
+    ("released + (out_valid & self.o.ready)", "released + load"),
+    # a slice's read address one cycle late (the register holds the pointer before the read)
+    ("m.d[R] += r_addr.eq(consume_next[:-1])", "m.d[R] += r_addr.eq(consume[:-1])"),
+    # the output register keeps its word when it is taken and no word follows
+    ("with m.Elif(self.o.ready):\n                m.d[R] += out_valid.eq(0)",
+     "with m.Elif(0):\n                m.d[R] += out_valid.eq(0)"),
+], ids=["slot-freed-at-load", "read-address-late", "taken-word-kept"])
+def test_mutant_registered_read_fails(old, new):
+    """``registered_read`` broken in one place: words are lost, repeated or torn, or the writer's
+    level falls below the words not yet taken."""
+    mutant = fifo_class(mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new),
+                        registered_read=True)
+    words = _words()
+    try:
+        got = transfer(make(mutant, depth=4), words, (10e-9, 37e-9), seed=5, stall=0.5, limit=4000)
+    except AssertionError:
+        return
+    assert got != words

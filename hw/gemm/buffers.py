@@ -7,6 +7,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
+from ..params import check_bool
 
 __all__ = ["WeightTileBuffer", "ActivationBuffer", "symbol_layout"]
 
@@ -31,10 +32,18 @@ class WeightTileBuffer(wiring.Component):
     read beat ``rd_addr`` of bank ``rb`` into ``rd_data`` in the next cycle (``rd_data`` holds while
     ``rd_en`` is low). ``i_release`` (one cycle) empties bank ``rb`` and moves the reader on.
     ``i_clear`` empties both banks.
+
+    With ``addr_reg`` (the ULX3S's prefetching sequencer): the memory is one block RAM column per
+    lane group of ``lanes`` bytes (a beat writes one of them), each with its own copy of the read
+    address register (``keep``) in front of it, so that the reader's address register drives
+    only those copies, one cycle of route, and each copy only its own RAMs: ``rd_data`` is the beat
+    that ``rd_addr`` and ``rb`` named two cycles before. The RAMs read every cycle (``rd_en`` is
+    not used).
     """
 
-    def __init__(self, cols, lanes, depth):
+    def __init__(self, cols, lanes, depth, *, addr_reg=False):
         self._cols, self._lanes, self._depth = cols, lanes, depth
+        self._addr_reg = check_bool("addr_reg", addr_reg)
         super().__init__({
             "i_sym": In(stream.Signature(symbol_layout(lanes))),
             "o_full": Out(1), "o_beats": Out(range(depth + 1)), "o_bad": Out(1),
@@ -46,9 +55,6 @@ class WeightTileBuffer(wiring.Component):
         m = Module()
         C, N, D = self._cols, self._lanes, self._depth
         slots = C // N
-        m.submodules.ram = ram = Memory(shape=C * 8, depth=2 * D, init=[])
-        wr = ram.write_port(granularity=8)
-        rd = ram.read_port(transparent_for=())
 
         full = Signal(2)
         count = [Signal(range(D + 1), name=f"beats{b}") for b in range(2)]
@@ -63,12 +69,29 @@ class WeightTileBuffer(wiring.Component):
                      take.eq(self.i_sym.valid & self.i_sym.ready)]
 
         inside = beat < D
-        m.d.comb += [
-            wr.addr.eq(Mux(wb, D + beat, beat)),
-            wr.data.eq(Cat(*[sym.bytes.as_value()] * slots)),
-        ]
-        for s in range(slots):
-            m.d.comb += wr.en[s * N:(s + 1) * N].eq(Mux(take & inside & (slot == s), (1 << N) - 1, 0))
+        rd_addr = Mux(rb, D + self.rd_addr, self.rd_addr)
+        if self._addr_reg:
+            words = []
+            for s in range(slots):
+                m.submodules[f"ram{s}"] = ram = Memory(shape=N * 8, depth=2 * D, init=[])
+                wr, rd = ram.write_port(), ram.read_port(transparent_for=())
+                addr = Signal(range(2 * D), name=f"rd_addr{s}", reset_less=True, attrs={"keep": 1})
+                m.d.sync += addr.eq(rd_addr)
+                m.d.comb += [wr.addr.eq(Mux(wb, D + beat, beat)), wr.data.eq(sym.bytes),
+                             wr.en.eq(take & inside & (slot == s)), rd.addr.eq(addr)]
+                words.append(rd.data)
+            m.d.comb += self.rd_data.eq(Cat(*words))
+        else:
+            m.submodules.ram = ram = Memory(shape=C * 8, depth=2 * D, init=[])
+            wr = ram.write_port(granularity=8)
+            rd = ram.read_port(transparent_for=())
+            m.d.comb += [
+                wr.addr.eq(Mux(wb, D + beat, beat)),
+                wr.data.eq(Cat(*[sym.bytes.as_value()] * slots)),
+                rd.en.eq(self.rd_en), rd.addr.eq(rd_addr), self.rd_data.eq(rd.data),
+            ]
+            for s in range(slots):
+                m.d.comb += wr.en[s * N:(s + 1) * N].eq(Mux(take & inside & (slot == s), (1 << N) - 1, 0))
 
         block_bad = err | sym.err | ~inside
         with m.If(take):
@@ -87,8 +110,6 @@ class WeightTileBuffer(wiring.Component):
                     m.d.sync += slot.eq(slot + 1)
 
         m.d.comb += [
-            rd.en.eq(self.rd_en), rd.addr.eq(Mux(rb, D + self.rd_addr, self.rd_addr)),
-            self.rd_data.eq(rd.data),
             self.o_full.eq(full.bit_select(rb, 1)),
             self.o_beats.eq(Mux(rb, count[1], count[0])), self.o_bad.eq(bad.bit_select(rb, 1)),
         ]
@@ -110,10 +131,13 @@ class ActivationBuffer(wiring.Component):
     is high only while loading; it and ``o_loading`` are a register of their own, not a compare of
     the tile counter: the ready reaches the enables of the activation queue's skid registers (a
     wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
-    engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`.
+    engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
+    with ``addr_reg`` one block RAM column per array row, each with its own read address register
+    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there.
     """
 
-    def __init__(self, rows, max_row_tiles, max_groups):
+    def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
+        self._rows, self._addr_reg = rows, check_bool("addr_reg", addr_reg)
         self._width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
         self._depth = depth = max_row_tiles * max_groups
         super().__init__({
@@ -127,9 +151,6 @@ class ActivationBuffer(wiring.Component):
 
     def elaborate(self, platform):
         m = Module()
-        m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
-        wr = ram.write_port()
-        rd = ram.read_port(transparent_for=())
         addr = Signal(range(self._depth))
         tiles_left = Signal.like(self.i_row_tiles)
         groups = Signal.like(self.i_groups)
@@ -139,9 +160,24 @@ class ActivationBuffer(wiring.Component):
         m.d.comb += [
             self.o_loading.eq(loading), self.i_act.ready.eq(loading),
             take.eq(self.i_act.valid & loading),
-            wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
-            rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data),
         ]
+        if self._addr_reg:
+            row_bits, words = self._width // self._rows, []
+            for r in range(self._rows):
+                m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[])
+                wr, rd = ram.write_port(), ram.read_port(transparent_for=())
+                rd_addr = Signal.like(self.rd_addr, name=f"rd_addr{r}", reset_less=True, attrs={"keep": 1})
+                m.d.sync += rd_addr.eq(self.rd_addr)
+                row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
+                m.d.comb += [wr.addr.eq(addr), wr.data.eq(row), wr.en.eq(take), rd.addr.eq(rd_addr)]
+                words.append(rd.data)
+            m.d.comb += self.rd_data.eq(Cat(*words))
+        else:
+            m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
+            wr = ram.write_port()
+            rd = ram.read_port(transparent_for=())
+            m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
+                         rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
         with m.If(self.i_load):
             m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
                          groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0)]

@@ -7,7 +7,7 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     sync                         | decode_domain                 | array_domain
     i_stage --AsyncQueue(stage_depth, block RAM)-> decoder i_data  |
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
-    i_cmd   --AsyncFIFO(cdc_depth)---------------------------------> engine i_cmd
+    i_cmd   --AsyncQueue(cdc_depth)--------------------------------> engine i_cmd
     i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
     o_res   <--RegisteredWriteAsyncFIFO(cdc_depth)-----------------<-- engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
@@ -15,8 +15,8 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
 Crossings (``docs/gemm.md`` "On the ULX3S"):
 
 * **Streams:** one ``amaranth.lib.fifo.AsyncFIFO`` each (Gray-coded pointers through two-flop
-  synchronizers), but the staging queue and the activations' queue. The staging queue is the
-  crossing of the staged weight beats, read in the decoder's domain at its own rate (the ``sync``
+  synchronizers), but the staging queue and the activations' and commands' queues. The staging
+  queue is the crossing of the staged weight beats, read in the decoder's domain at its own rate (the ``sync``
   domain is 4-5 times slower than the decoder: a staging FIFO read in ``sync`` would starve it):
   a :class:`hw.lib.async_queue.AsyncQueue`, the same crossing with a read side whose block-RAM
   read address is a register, fetched ahead into four output registers from registered state
@@ -24,10 +24,10 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   depends on the beat it is offered) reaches the address of its block RAMs, and leaving through
   a skid buffer, so that the decoder's ready reaches only that buffer's registers; its memory is
   in banks of 2048 beats, each with its own address register and read-data register, the bank
-  selected a cycle after the read. The activations cross in an ``AsyncQueue`` too (``cdc_depth``
-  words), without the skid buffer: the engine's ready reaches neither the queue's memory nor its
-  fetch-ahead registers (a ring: the ready advances its head pointers alone). The result rows go
-  from the engine's output registers (one per column pair of the array) into a
+  selected a cycle after the read. The activations and the commands cross in an ``AsyncQueue``
+  too (``cdc_depth`` words), without the skid buffer: the engine's ready reaches neither the
+  queue's memory nor its fetch-ahead registers (a ring: the ready advances its head pointers
+  alone). The result rows go from the engine's output registers (one per column pair of the array) into a
   :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library FIFO's crossing and read side,
   its memory written from a write register alone, its ready (the engine's result ready, which
   drives the array's pop and credit logic) a register that says there is room (the FIFO's
@@ -59,7 +59,7 @@ the array domain) to the last cycle the engine was busy (not idle, or a command 
 of the array's clock between two runs.
 """
 
-from amaranth.hdl import Cat, DomainRenamer, Module, Signal, Value
+from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal, Value
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.fifo import AsyncFIFO
@@ -70,6 +70,7 @@ from ..huffman.table_loader import table_word_layout
 from ..lib.async_fifo import RegisteredWriteAsyncFIFO
 from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
+from ..lib.stream import HalfRateBuffer
 from ..mac.array import res_layout
 from ..params import ParameterTypeError, check_pow2
 from .engine import GemmEngine
@@ -201,7 +202,11 @@ class EngineCrossing(wiring.Component):
         m.submodules.stage = stage = AsyncQueue(self.i_stage.payload.shape(), self.stage_depth,
                                                 w_domain="sync", r_domain=D, out_skid=True)
         table = fifo("table", Value.cast(self.i_table.payload).shape().width, self.cdc_depth, "sync", D)
-        cmd = fifo("cmd", Value.cast(self.i_cmd.payload).shape().width, self.cdc_depth, "sync", A)
+        # The commands cross in an AsyncQueue as well: the library FIFO's read pointer, stepped by
+        # the engine's ready, addressed its distributed RAM, whose data went to the sequencer's
+        # command registers (10.7-11.0 ns on the 8 x 16 ULX3S board at 125 MHz, docs/boards.md).
+        m.submodules.cmd = cmd = AsyncQueue(self.i_cmd.payload.shape(), self.cdc_depth,
+                                            w_domain="sync", r_domain=A)
         # The activations cross in the same kind of queue, for the same reasons: the library
         # FIFO's read address (its read pointer plus the engine's ready) reached its distributed-RAM
         # cells and through their data the activation buffer's write data (13.80 ns, the `gemm`
@@ -216,8 +221,9 @@ class EngineCrossing(wiring.Component):
                                                           self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
-        for f, s in ((table, self.i_table), (cmd, self.i_cmd)):
-            m.d.comb += [f.w_data.eq(s.payload), f.w_en.eq(s.valid), s.ready.eq(f.w_rdy)]
+        wiring.connect(m, wiring.flipped(self.i_cmd), cmd.i)
+        m.d.comb += [table.w_data.eq(self.i_table.payload), table.w_en.eq(self.i_table.valid),
+                     self.i_table.ready.eq(table.w_rdy)]
         m.d.comb += self.o_stage_level.eq(stage.w_level)
 
         flush = Signal()
@@ -235,9 +241,18 @@ class EngineCrossing(wiring.Component):
                      stage.o.ready.eq(eng.i_data.ready & run_d | flush_d)]
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
-        _read_into(m, cmd, eng.i_cmd, flush_a)
-        m.d.comb += [eng.i_act.payload.eq(act.o.payload), eng.i_act.valid.eq(act.o.valid & ~flush_a),
-                     act.o.ready.eq(eng.i_act.ready | flush_a)]
+        # The activation words reach the engine from a half-rate buffer (emptied in a flush): the
+        # engine's ready, through the queue's take, set the queue's head slot copies (9.36-9.59
+        # ns, the `gemm` endpoints of the ULX3S build at 95 MHz, docs/boards.md); the queue's take
+        # is now decided from registers (its count, the buffer's valid). Half the array clock is
+        # still well above the controller's clock, which writes the activations.
+        act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape()))
+        m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
+        m.d.comb += [act_buf.i.payload.eq(act.o.payload), act_buf.i.valid.eq(act.o.valid),
+                     act.o.ready.eq(act_buf.i.ready)]
+        for q, sink in ((cmd, eng.i_cmd), (act_buf, eng.i_act)):
+            m.d.comb += [sink.payload.eq(q.o.payload), sink.valid.eq(q.o.valid & ~flush_a),
+                         q.o.ready.eq(sink.ready | flush_a)]
         # Result rows go from the engine's output registers (the array's result collector: one
         # per column pair, each with its own load enable) into the crossing FIFO's write register
         # (hw/lib/async_fifo.py). The engine's ready is that FIFO's ``i.ready``, a register that
@@ -285,15 +300,20 @@ class EngineCrossing(wiring.Component):
         d = m.d[self.array_domain]
         run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
         beats0, cmds, rows = Signal(32), Signal(16), Signal(16)
-        busy = ~eng.o_idle | cmd.r_rdy
-        # `busy` (the engine's parts' idle flags and the command FIFO's) registered before it
+        busy = ~eng.o_idle | cmd.o.valid
+        # `busy` (the engine's parts' idle flags and the command queue's) registered before it
         # enables busy_until: the same count, written a cycle later (cycles has moved on by one;
         # a busy run's last cycle is written in the cycle after, run_seen), and no path from
         # across the engine into the 32-bit counter's enable (the full ULX3S build's worst `gemm`
         # path at seed 1); idle only once busy_q has fallen too, so that a snapshot taken at idle
         # holds the count's last write
-        busy_q = Signal()
-        d += [run_seen.eq(run_a), busy_q.eq(busy)]
+        # Idle from registers only (busy_q and the one before it): the engine's flags into the
+        # snapshot's holding register were 10.25 ns at 100 MHz (docs/boards.md). A cycle later
+        # than busy_q alone: busy rises with the command queue's valid, no later than the cycle
+        # the command is taken, and the count of commands taken shows it a cycle after that, as
+        # idle falls: a snapshot never shows idle with a command counted and not run.
+        busy_q, busy_q2 = Signal(), Signal()
+        d += [run_seen.eq(run_a), busy_q.eq(busy), busy_q2.eq(busy_q)]
         with m.If(run_a & ~run_seen):
             d += [cycles.eq(1), busy_until.eq(0), beats0.eq(eng.o_beats)]
         with m.Elif(run_a):
@@ -308,7 +328,7 @@ class EngineCrossing(wiring.Component):
             with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
-                "o_idle": ~(busy | busy_q), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
+                "o_idle": ~(busy_q | busy_q2), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}
 
     def _flush(self, m, flush, flush_a, flush_d, writers, res):
         """The ``sync`` side of a flush (module docstring); ``flush_a`` / ``flush_d``: the two

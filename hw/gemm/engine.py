@@ -3,7 +3,7 @@ streams.
 
 Organisation (see ``docs/gemm.md`` and :mod:`hw.gemm.spec` for the stream formats)::
 
-    i_data, i_table --> HuffmanDecoder (lanes) --[AsyncFIFO if decode_domain != "sync"]-->
+    i_data, i_table --> HuffmanDecoder (lanes) --[async FIFO if decode_domain != "sync"]-->
         WeightTileBuffer (2 banks x K beats x cols bytes, block RAM) --+
     i_act ----------> ActivationBuffer (batch x K bytes, block RAM) --+--> GemmSequencer
     i_cmd ----------------------------------------------------------+        |
@@ -21,13 +21,14 @@ tile. Results leave through the array's output FIFO while the next tile computes
 from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer, PulseSynchronizer
-from amaranth.lib.fifo import AsyncFIFO
 from amaranth.lib.wiring import In, Out
 
 from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
+from ..lib.async_fifo import RegisteredWriteAsyncFIFO
+from ..lib.stream import HalfRateBuffer, SkidBuffer
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
 from ..mac.ecp5_dsp import systolic_sites
@@ -66,7 +67,8 @@ class GemmEngine(wiring.Component):
         tile is one unit of blocks).
     decode_domain : str
         Clock domain of the decoder and of ``i_data`` / ``i_table``. ``"sync"``: the array's;
-        any other name: a second domain, crossed by an ``AsyncFIFO`` of ``cdc_depth`` beats.
+        any other name: a second domain, crossed by a
+        :class:`~hw.lib.async_fifo.RegisteredWriteAsyncFIFO` of ``cdc_depth`` beats.
     cdc_depth : int
         Depth of that FIFO, a power of two 4..256.
     acc_width : int
@@ -198,19 +200,40 @@ class GemmEngine(wiring.Component):
         crossing = dom != "sync"
         dec = HuffmanDecoder(**self._decoder_params)
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
-        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k)
-        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups)
+        # The prefetching sequencer reads through address registers beside the block RAMs.
+        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k, addr_reg=self._prefetch)
+        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups, addr_reg=self._prefetch)
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout)
         cdc = None
         if crossing:
-            m.submodules.cdc = cdc = AsyncFIFO(width=symbol_layout(N).size,
-                                               depth=self._cdc_depth, w_domain=dom, r_domain="sync")
+            # Its write side's ready is a register (RegisteredWriteAsyncFIFO): the library FIFO's
+            # writable flag, a compare of Gray pointers, was the decoder's output ready and reached
+            # the decoder's output FIFO's level and flags (10.6-11.0 ns, the `dec` endpoints over
+            # 10 ns of the ULX3S builds aimed at 100 MHz, docs/boards.md).
+            # Its read side is an output register fed by the memory at a registered pointer
+            # (``registered_read``): the library read side's next-pointer increment in front of
+            # the RAM's read was the array domain's worst path at 95 MHz (9.66 ns, docs/boards.md).
+            m.submodules.cdc = cdc = RegisteredWriteAsyncFIFO(symbol_layout(N).size, self._cdc_depth,
+                                                              w_domain=dom, r_domain="sync",
+                                                              registered_read=True)
         clearing, start, dec_busy = self._clear(m, dec, cdc)
         m.submodules.seq = ResetInserter(clearing)(seq)
-        _gated(m, self.i_data, dec.i_data, dec_busy)
+        if crossing:
+            # The data beats reach the decoder from a skid buffer of its domain, emptied by the
+            # decoder's clear: the staging queue's output registers sit by its block RAMs, and the
+            # route from them to the parser's CRC was the `dec` domain's worst path of the ULX3S
+            # build at seed 1 (11.22 ns of a 14.39 ns path, docs/boards.md). A beat held there at a
+            # clear is discarded, as the beats inside the decoder are (kept, it would reach the
+            # decoder after its clear: test_gemm_clear's clears at cycle 800 fail).
+            in_skid = ResetInserter(dec.i_clear)(SkidBuffer(self.i_data.payload.shape()))
+            m.submodules.in_skid = in_skid = DomainRenamer({"sync": dom})(in_skid)
+            _gated(m, self.i_data, in_skid.i, dec_busy)
+            wiring.connect(m, in_skid.o, dec.i_data)
+        else:
+            _gated(m, self.i_data, dec.i_data, dec_busy)
         _gated(m, self.i_table, dec.i_table, dec_busy)
 
         # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain;
@@ -221,16 +244,31 @@ class GemmEngine(wiring.Component):
         m.d.comb += [sym.last.eq(out.payload.last), sym.err.eq(out.payload.err)]
         dec_error = Signal()
         if crossing:
-            m.d.comb += [cdc.w_data.eq(sym), cdc.w_en.eq(out.valid & ~dec_busy), out.ready.eq(cdc.w_rdy),
-                         wbuf.i_sym.payload.eq(cdc.r_data), wbuf.i_sym.valid.eq(cdc.r_rdy & ~clearing),
-                         cdc.r_en.eq(wbuf.i_sym.ready | clearing)]
+            # The symbols reach the weight buffer from a skid buffer (emptied while clearing): the
+            # crossing FIFO's "not empty", a compare of Gray pointers, reached the weight buffer's
+            # write-side enables (10.3 ns, a `gemm` endpoint of the ULX3S build at 100 MHz,
+            # docs/boards.md); its valid is now a register.
+            m.submodules.sym_skid = sym_skid = ResetInserter(clearing)(SkidBuffer(symbol_layout(N)))
+            m.d.comb += [cdc.i.payload.eq(sym), cdc.i.valid.eq(out.valid & ~dec_busy),
+                         out.ready.eq(cdc.i.ready),
+                         sym_skid.i.payload.eq(cdc.o.payload), sym_skid.i.valid.eq(cdc.o.valid),
+                         cdc.o.ready.eq(sym_skid.i.ready | clearing)]
+            wiring.connect(m, sym_skid.o, wbuf.i_sym)
             m.submodules.err_sync = FFSynchronizer(dec.o_errors.any(), dec_error)
         else:
             m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid & ~clearing),
                          out.ready.eq(wbuf.i_sym.ready | clearing), dec_error.eq(dec.o_errors.any())]
 
-        # Buffers <-> sequencer <-> array.
-        _gated(m, self.i_cmd, seq.i_cmd, self.i_clear | clearing)
+        # Buffers <-> sequencer <-> array. A command reaches the sequencer from a register
+        # (HalfRateBuffer: at most one every two cycles; the sequencer takes one per weight tile,
+        # 15 cycles or more), so the sequencer's take loads its command registers from registers
+        # and the command source sees a register's ready: on the 8 x 16 ULX3S board the
+        # sequencer's state, ANDed with the crossing FIFO's valid, enabled the FIFO's read-data
+        # register and, from that FIFO's distributed RAM, its own command registers (10.1-12.7
+        # ns, docs/boards.md). Emptied with everything else in a clear.
+        m.submodules.cmd_buf = cmd_buf = ResetInserter(clearing)(HalfRateBuffer(seq.i_cmd.payload.shape()))
+        _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing)
+        wiring.connect(m, cmd_buf.o, seq.i_cmd)
         _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
         m.d.comb += [
             abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
@@ -254,7 +292,7 @@ class GemmEngine(wiring.Component):
             array.i_clear.eq(start), array.i_flush.eq(start),
             self.o_errors.eq(Cat(dec_error, seq.o_tile_error, array.o_mode_error)),
             self.o_overflow.eq(array.o_overflow),
-            self.o_idle.eq(seq.o_idle & array.o_idle & ~clearing),
+            self.o_idle.eq(seq.o_idle & ~cmd_buf.o.valid & array.o_idle & ~clearing),
         ]
         return m
 
@@ -291,7 +329,10 @@ class GemmEngine(wiring.Component):
                 m.d.sync += waiting.eq(1)
             with m.Elif(ack.o):
                 m.d.sync += waiting.eq(0)
-            done &= ~waiting & ~cdc.r_rdy
+            # ``r_idle``: nothing in the FIFO's memory as the reader sees it nor in its output
+            # register (a word can be in the memory a cycle before it is offered; the decoder's
+            # hold covers that cycle too, so ``~cdc.o.valid`` passes the tests as well).
+            done &= ~waiting & cdc.r_idle
         with m.If(start):
             m.d.sync += [clearing.eq(1), left.eq(self.clear_cycles - 2)]
         with m.Elif(~done):

@@ -14,9 +14,13 @@ from . import spec
 __all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
 
 #: Beats the sequencer's prefetch queue holds with the beats read and not yet in it
-#: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> RAM data
-#: register -> queue -> taken -> count -> read.
-PREFETCH = 5
+#: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> the buffers'
+#: address registers -> RAM data -> register -> queue -> taken -> count -> read.
+PREFETCH = 6
+
+#: Cycles from a prefetching sequencer's read address to the buffers' read data (their address
+#: registers and the block RAMs' own: ``addr_reg`` of :mod:`hw.gemm.buffers`).
+READ_LATENCY = 2
 
 #: Bits of the prefetch queue's word per copy of its slot registers (:class:`GemmSequencer`): each
 #: copy drives the LUT-RAM addresses of this many bits of the beat.
@@ -46,10 +50,14 @@ class GemmSequencer(wiring.Component):
 
     With ``prefetch`` (the ULX3S build), reads and the array are decoupled by a prefetch queue of
     :data:`PREFETCH` beats: a beat is read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the
-    queue, counting the beats read in the two cycles before, has room (``o_idle`` waits for it to
-    be empty), a decision from registers only; its data, on the block RAMs' outputs one cycle
-    later, is registered as it is (no logic between: an ECP5 DP16KD's output without its own
-    register takes 5.8 ns from the clock, which left no time for a route and a LUT behind it,
+    queue, counting the beats read in the three cycles before, has room (``o_idle`` waits for it to
+    be empty), a decision from registers only; the buffers register the address beside their
+    block RAMs (``addr_reg``: one copy per RAM column, a cycle of route from the sequencer's
+    address registers to them; one address register drove the address pins of sixteen DP16KD,
+    12.95 ns on the 8 x 16 board, docs/boards.md), its data is on the RAMs' outputs
+    :data:`READ_LATENCY` cycles after the read, and is registered as it is (no logic between:
+    an ECP5 DP16KD's output without its own register takes 5.8 ns from the clock, which left no
+    time for a route and a LUT behind it,
     the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
     cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: LUT RAM read at a registered slot,
     with a registered valid, so the array's take loads no data register (``_queue``). The RAMs read
@@ -57,7 +65,7 @@ class GemmSequencer(wiring.Component):
     the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
-    tile's first beat reaches ``o_act`` three cycles after its read. The bank is released once
+    tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
     its last beat is read (its beats may still wait in the queue). It is off by default: on the
     UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 
@@ -116,7 +124,7 @@ class GemmSequencer(wiring.Component):
             self.o_acmd.payload.beats_m1.eq(beats - 1),
         ]
         if self._prefetch:
-            issue, inflight, inflight_off, queued = self._queue(m, act_addr, j)
+            issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
         else:
             out_valid = Signal()
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
@@ -155,9 +163,9 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += cmds_left.eq(cmds_left - 1)
                 byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                 if self._prefetch:
-                    # Room for the beat read now: the queue's beats and the two read before, each a
+                    # Room for the beat read now (the queue's beats and the three read before): a
                     # register (not the array's ready: a beat taken now frees its place a cycle later).
-                    m.d.comb += issue.eq(~done_reading & (queued + inflight[0] + inflight[1] < PREFETCH))
+                    m.d.comb += issue.eq(~done_reading & room)
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
                         self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
@@ -199,61 +207,87 @@ class GemmSequencer(wiring.Component):
 
     def _queue(self, m, act_addr, j):
         """The prefetch queue: the RAMs read ``act_addr`` / ``j`` every cycle; the beat read in a
-        cycle with ``issue`` (driven by the caller) is on the RAMs' outputs in the next, registered
-        there, and written into the queue in the one after; ``o_act`` / ``o_wgt`` are the queue's
-        head, valid from the cycle after. Returns ``(issue, inflight, inflight_off, queued)``: the
-        beats read in the cycle before (``inflight[0]``) and the one before that (``inflight[1]``,
-        its data in the register), the first one's byte offset (set by the caller), the beats
-        queued.
+        cycle with ``issue`` (driven by the caller) is on the RAMs' outputs :data:`READ_LATENCY`
+        cycles later, registered there, and written into the queue in the cycle after; ``o_act``
+        / ``o_wgt`` are the queue's head, valid from the cycle after. Returns ``(issue, inflight,
+        inflight_off, queued, room)``: the beats read ``k + 1`` cycles before (``inflight[k]``; the
+        last one's data in the register), the byte offset of a beat read (set by the caller with
+        ``issue``), the beats queued, and whether those and the beats in flight leave room for one
+        more (a register: computed a cycle ahead from the next count and in-flight flags, so
+        the read decision is one LUT; the sum and compare in front of it reached the read
+        counters' enables, 10.4 ns in the ULX3S build at 100 MHz, docs/boards.md).
 
         The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
-        slices of about :data:`SLICE` bits, each with its own copy of the write slot, the write
-        enable and the head slot (``keep`` registers). The array's take (``o_act.ready``, which
-        follows the array's tile sequencer) advances only the head slot, its copies, the count and
-        the valid register: no data register loads with it (a buffered FIFO's output register,
-        the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns, the `gemm` worst path
-        of the 8 x 16 board at 93aa947)."""
+        slices (one per array row, its activation bytes already shifted by the beat's byte offset;
+        the weights in slices of at most :data:`SLICE` bits), each with its own copy of the write
+        slot, the write enable and the head slot (``keep`` registers). The array's take
+        (``o_act.ready``, which follows the array's tile sequencer) advances only the head slot,
+        its copies, the count and the valid register: no data register loads with it (a buffered
+        FIFO's output register, the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns,
+        the `gemm` worst path of the 8 x 16 board at 93aa947)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
-        width = act_width + wgt_width + 2
-        issue, inflight, inflight_off = Signal(), Signal(2), Signal(2)
+        act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
+        L = READ_LATENCY
+        issue, inflight, inflight_off = Signal(), Signal(L + 1), Signal(2)
         queued = Signal(range(PREFETCH + 1))
         nonempty = Signal()             # queued != 0, a register: the beat's valid
         take = Signal()
         # The RAM words as they are: data (a word counts only with its inflight bit), no reset.
         ram_q = Signal(act_width + wgt_width, reset_less=True)
-        off_q = Signal(2, reset_less=True)
-        m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), off_q.eq(inflight_off)]
-        word, head = Cat(ram_q, off_q), Signal(width)
+        # The byte offset of each beat in flight, beside it, and with ram_q one copy per array
+        # row (``keep``: each drives the shift of its own row's bytes).
+        offs = [inflight_off] + [Signal(2, reset_less=True, name=f"off_d{k}") for k in range(1, L)]
+        off_q = [Signal(2, reset_less=True, name=f"off_q{r}", attrs={"keep": 1}) for r in range(self._rows)]
+        m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), *(o.eq(offs[-1]) for o in off_q),
+                     *(b.eq(a) for a, b in zip(offs, offs[1:]))]
         produce, consume = Signal(range(PREFETCH)), Signal(range(PREFETCH))
         produce_next, consume_next = Signal.like(produce), Signal.like(consume)
-        m.d.comb += [produce_next.eq(Mux(inflight[1], _ring_next(produce, PREFETCH), produce)),
+        m.d.comb += [produce_next.eq(Mux(inflight[L], _ring_next(produce, PREFETCH), produce)),
                      consume_next.eq(Mux(take, _ring_next(consume, PREFETCH), consume))]
         m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
-        n = -(-width // SLICE)
-        size = -(-width // n)
-        for s, lo in enumerate(range(0, width, size)):
-            hi = min(lo + size, width)
-            m.submodules[f"prefetch{s}"] = mem = Memory(shape=hi - lo, depth=PREFETCH, init=[])
+        # One slice per array row, its activation bytes shifted by the beat's byte offset before
+        # they enter the queue (from registers: ram_q and off_q), so that the head goes to the
+        # array with no logic behind the LUT RAM (the shift behind it, one offset selecting every
+        # activation bit, fed the array's per-row beat registers: the most of the `gemm`
+        # endpoints over 8 ns in the ULX3S builds aimed at 125 MHz, docs/boards.md); the weights
+        # in slices of at most SLICE bits.
+        parts = [ram_q[r * act_bytes:(r + 1) * act_bytes] >> (off_q[r] * 8) for r in range(self._rows)]
+        n = -(-wgt_width // SLICE)
+        size = -(-wgt_width // n)
+        parts += [ram_q[act_width + lo:act_width + min(lo + size, wgt_width)]
+                  for lo in range(0, wgt_width, size)]
+        heads = []
+        for s, part in enumerate(parts):
+            m.submodules[f"prefetch{s}"] = mem = Memory(shape=len(part), depth=PREFETCH, init=[])
             w_port, r_port = mem.write_port(), mem.read_port(domain="comb")
             w_en = Signal(name=f"w_en{s}", attrs={"keep": 1})
             w_slot = Signal(range(PREFETCH), name=f"w_slot{s}", attrs={"keep": 1})
             r_slot = Signal(range(PREFETCH), name=f"r_slot{s}", attrs={"keep": 1})
-            m.d.sync += [w_en.eq(inflight[0]), w_slot.eq(produce_next), r_slot.eq(consume_next)]
-            m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(word[lo:hi]), w_port.en.eq(w_en),
-                         r_port.addr.eq(r_slot), head[lo:hi].eq(r_port.data)]
+            # Each copy steps itself (equal to ``produce`` / ``consume`` in every cycle): the
+            # shared next-slot LUT, fanned out to every copy's flip-flop, was on the `gemm`
+            # endpoints of the ULX3S build at 95 MHz (the array's take -> that LUT -> the head
+            # slot copies, 9.38 ns, docs/boards.md); the take now reaches each copy's own LUT.
+            m.d.sync += [w_en.eq(inflight[L - 1]),
+                         w_slot.eq(Mux(inflight[L], _ring_next(w_slot, PREFETCH), w_slot)),
+                         r_slot.eq(Mux(take, _ring_next(r_slot, PREFETCH), r_slot))]
+            m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(part), w_port.en.eq(w_en),
+                         r_port.addr.eq(r_slot)]
+            heads.append(r_port.data)
         queued_next = Signal.like(queued)
         m.d.comb += [
             self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
             self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j),
             self.o_act.valid.eq(nonempty), self.o_wgt.valid.eq(nonempty),
             take.eq(nonempty & self.o_act.ready),
-            self.o_wgt.payload.eq(head[act_width:act_width + wgt_width]),
-            queued_next.eq(queued + inflight[1] - take),
+            self.o_wgt.payload.eq(Cat(*heads[self._rows:])),
+            queued_next.eq(queued + inflight[L] - take),
         ]
-        self._act_payload(m, head, head[act_width + wgt_width:])
-        m.d.sync += [inflight.eq(Cat(issue, inflight[0])), queued.eq(queued_next),
-                     nonempty.eq(queued_next != 0)]
-        return issue, inflight, inflight_off, queued
+        m.d.comb += self.o_act.payload.eq(Cat(*heads[:self._rows]))
+        room = Signal(init=1)
+        m.d.sync += [inflight.eq(Cat(issue, inflight[:L])), queued.eq(queued_next),
+                     nonempty.eq(queued_next != 0),
+                     room.eq(queued_next + issue + sum(inflight[k] for k in range(L)) < PREFETCH)]
+        return issue, inflight, inflight_off, queued, room
 
 
 def _ring_next(slot, size):

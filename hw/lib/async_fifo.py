@@ -1,13 +1,13 @@
 """A clock-domain-crossing FIFO whose write side is registers only."""
 
-from amaranth.hdl import Module, ResetSignal, Signal
+from amaranth.hdl import Cat, Module, ResetSignal, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_int, check_pow2
-from .async_queue import _gray, _ungray
+from ..params import check_bool, check_int, check_pow2
+from .async_queue import SLICE, _gray, _ungray
 
 __all__ = ["RegisteredWriteAsyncFIFO"]
 
@@ -27,7 +27,10 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
     flag alone; nothing has to check for room there, because ``i.ready`` is itself a register that
     counts it: "the words in the memory as the writer sees them (``w_level``), the word in the
     write register and the word taken now leave room for one more". The synchronized read pointer
-    lags the reader, so the count is never too low.
+    lags the reader, so the count is never too low. The memory is in slices of
+    :data:`~hw.lib.async_queue.SLICE` bits, each written through its own copy of the write address
+    and write enable registers (``keep``): one register drove the write address of every cell
+    (9.4 ns at 125 MHz for the result rows' 100 cells on the 8 x 16 ULX3S board, docs/boards.md).
 
     Interface contract: ``i`` in ``w_domain``, ``o`` in ``r_domain``; every word taken on ``i``
     leaves ``o`` once, in order. ``i.ready`` is a register (it does not depend on ``i.valid``).
@@ -43,6 +46,18 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
     after the word that fills the memory is taken. With both sides ready and room, one word per
     cycle; ``i.ready`` stays high with up to ``depth - 2`` words seen in the memory.
 
+    With ``registered_read``, ``o`` is an output register instead: the memory is read
+    asynchronously (distributed RAM) at the read pointer's register (one ``keep`` copy per slice),
+    and the word loads into ``o.payload`` when the memory holds one and the register is empty or
+    taken. The library's read side addresses a synchronous read port with the next pointer,
+    ``consume + (o.ready & ~empty)``, so the empty compare, the reader's ready and the increment
+    met the RAM's read in one cycle (9.66 ns, the decoder crossing's read side, the ULX3S ``gemm``
+    domain's worst path at 95 MHz, docs/boards.md); here the RAM's read starts at a register and
+    ends at one. Same order, one word per cycle with ``o.ready`` held, one ``r_domain`` cycle more
+    latency; ``o.valid`` is a register. :attr:`r_idle` (``r_domain``) is "nothing to offer, now
+    or in the next cycle": the memory empty as the reader sees it and no word in the register
+    (without ``registered_read``: ``~o.valid``).
+
     Reset: the library FIFO's, from ``w_domain`` only (it empties the queue on both sides; the
     read side through an asynchronous-assert, synchronous-release synchronizer). Write nothing in
     the cycles the read side is still in reset: ``i.ready`` is low for one ``w_domain`` cycle
@@ -56,24 +71,34 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         A power of two, 4..65536.
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
+    registered_read : bool
+        ``o`` from an output register, the memory read at a registered pointer (above).
     """
 
-    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync"):
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False):
         self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
+        self.registered_read = check_bool("registered_read", registered_read)
         self._w, self._r = w_domain, r_domain
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
                           "w_level": Out(range(depth + 1))})
         #: The memory's write enable (``w_domain``; the write register's valid flag): an
         #: attribute for the tests.
         self.writing = Signal()
+        #: Nothing to offer on ``o`` now or in the next cycle (``r_domain``).
+        self.r_idle = Signal()
 
     def elaborate(self, platform):
         m = Module()
         W, R = self._w, self._r
         bits = self.depth.bit_length()         # log2(depth) + 1: one bit more than the address
-        m.submodules.storage = storage = Memory(shape=self.width, depth=self.depth, init=[])
-        w_port, r_port = storage.write_port(domain=W), storage.read_port(domain=R)
+        slices = [(lo, min(lo + SLICE, self.width)) for lo in range(0, self.width, SLICE)]
+        ports = []
+        for k, (lo, hi) in enumerate(slices):
+            name = "storage" if len(slices) == 1 else f"storage{k}"
+            m.submodules[name] = storage = Memory(shape=hi - lo, depth=self.depth, init=[])
+            r_domain = "comb" if self.registered_read else R
+            ports.append((storage.write_port(domain=W), storage.read_port(domain=r_domain)))
 
         # Write side: registers only in front of the memory and behind ``i.ready``.
         room = Signal()
@@ -85,9 +110,15 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         writing = self.writing
         m.d.comb += [
             self.i.ready.eq(room), taking.eq(self.i.valid & room),
-            writing.eq(w_valid), w_port.data.eq(w_data),
-            w_port.addr.eq(produce[:-1]), w_port.en.eq(writing), produce_next.eq(produce + writing),
+            writing.eq(w_valid), produce_next.eq(produce + writing),
         ]
+        # Each slice's write address and enable: copies of produce[:-1] and w_valid, loaded with
+        # what those load, so equal to them in every cycle (reset with them).
+        for k, ((lo, hi), (w_port, _)) in enumerate(zip(slices, ports)):
+            w_addr = Signal(bits - 1, name=f"w_addr{k}", attrs={"keep": 1})
+            w_en = Signal(name=f"w_en{k}", attrs={"keep": 1})
+            m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]
+            m.d.comb += [w_port.data.eq(w_data[lo:hi]), w_port.addr.eq(w_addr), w_port.en.eq(w_en)]
         consume_w_bin, eqs = _ungray(consume_w_gry)
         m.d.comb += eqs
         # ``w_level`` is the memory's words as of this cycle's writes (``produce_next``) less the
@@ -102,10 +133,13 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
 
         # Read side, as the library FIFO's. Its two pointers are reset only through the write
         # side's reset (a reset of the read side alone would break the Gray code they carry).
+        # (``consume_back_gry``: the read pointer the writer sees; ``consume_gry`` but with
+        # ``registered_read``.)
         consume, consume_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
+        consume_back_gry = Signal(bits, reset_less=True) if self.registered_read else consume_gry
         produce_r_gry = Signal(bits)
         m.submodules.produce_cdc = FFSynchronizer(produce_gry, produce_r_gry, o_domain=R)
-        m.submodules.consume_cdc = FFSynchronizer(consume_gry, consume_w_gry, o_domain=W)
+        m.submodules.consume_cdc = FFSynchronizer(consume_back_gry, consume_w_gry, o_domain=W)
         empty, consume_next = Signal(), Signal(bits)
         # The read side takes the synchronized write pointer as its own while ``r_rst`` is high.
         # The write pointer is reset at a ``w_domain`` edge within the reset, and reaches the read
@@ -116,15 +150,49 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         r_rst = Signal()
         m.submodules.rst_cdc = AsyncFFSynchronizer(ResetSignal(W, allow_reset_less=True), r_rst,
                                                    o_domain=R, stages=3)
-        m.d.comb += [
-            empty.eq((consume_gry == produce_r_gry) | r_rst),
-            consume_next.eq(consume + (self.o.ready & ~empty)),
-            r_port.addr.eq(consume_next[:-1]), self.o.payload.eq(r_port.data),
-            self.o.valid.eq(~empty),
-        ]
+        m.d.comb += empty.eq((consume_gry == produce_r_gry) | r_rst)
+        if self.registered_read:
+            # The output register loads the word at ``consume`` when there is one and the
+            # register is free or taken now; each slice reads at its own copy of ``consume``.
+            load, out_valid = Signal(), Signal(reset_less=True)
+            out_data = Signal(self.width, reset_less=True)
+            m.d.comb += [
+                load.eq(~empty & (~out_valid | self.o.ready)),
+                consume_next.eq(consume + load),
+                self.o.payload.eq(out_data), self.o.valid.eq(out_valid),
+                self.r_idle.eq(empty & ~out_valid),
+            ]
+            # The writer sees the words taken from ``o`` (``released``): a word in the output
+            # register keeps its memory slot and its count in ``w_level`` until it leaves.
+            released = Signal(bits, reset_less=True)
+            released_next = Signal(bits)
+            m.d.comb += released_next.eq(released + (out_valid & self.o.ready))
+            m.d[R] += [released.eq(released_next), consume_back_gry.eq(_gray(released_next))]
+            r_addrs = []
+            for k, ((lo, hi), (_, r_port)) in enumerate(zip(slices, ports)):
+                r_addr = Signal(bits - 1, name=f"r_addr{k}", attrs={"keep": 1}, reset_less=True)
+                r_addrs.append(r_addr)
+                m.d[R] += r_addr.eq(consume_next[:-1])
+                m.d.comb += r_port.addr.eq(r_addr)
+                with m.If(load):
+                    m.d[R] += out_data[lo:hi].eq(r_port.data)
+            with m.If(load):
+                m.d[R] += out_valid.eq(1)
+            with m.Elif(self.o.ready):
+                m.d[R] += out_valid.eq(0)
+        else:
+            m.d.comb += [
+                consume_next.eq(consume + (self.o.ready & ~empty)),
+                self.o.payload.eq(Cat(r_port.data for _, r_port in ports)),
+                self.o.valid.eq(~empty), self.r_idle.eq(empty),
+            ]
+            m.d.comb += [r_port.addr.eq(consume_next[:-1]) for _, r_port in ports]
         m.d[R] += [consume.eq(consume_next), consume_gry.eq(_gray(consume_next))]
         produce_r_bin, eqs = _ungray(produce_r_gry)
         m.d.comb += eqs
         with m.If(r_rst):
             m.d[R] += [consume.eq(produce_r_bin), consume_gry.eq(produce_r_gry)]
+            if self.registered_read:
+                m.d[R] += [out_valid.eq(0), released.eq(produce_r_bin), consume_back_gry.eq(produce_r_gry),
+                           *(a.eq(produce_r_bin[:-1]) for a in r_addrs)]
         return m

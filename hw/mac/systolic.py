@@ -544,7 +544,16 @@ class _ResultCollector(wiring.Component):
             m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
         with m.Elif(self.o_res.ready):
             m.d.sync += out_valid.eq(0)
-        m.d.sync += count.eq(count + valid - load)
+        # The count steps by one either way or holds: the sums from the count alone, picked by
+        # valid and load (an adder of valid - load behind the load was the slices' longest path,
+        # the ULX3S builds at 125 MHz: load follows o_res.ready, which reaches every slice).
+        count_up = Signal.like(count, name=f"count_up{p}")
+        count_down = Signal.like(count, name=f"count_down{p}")
+        m.d.comb += [count_up.eq(count + 1), count_down.eq(count - 1)]
+        with m.If(valid & ~load):
+            m.d.sync += count.eq(count_up)
+        with m.Elif(load & ~valid):
+            m.d.sync += count.eq(count_down)
         with m.If(self.i_flush):
             m.d.sync += [wptr.eq(0), rptr.eq(0), count.eq(0), nonempty.eq(0), out_valid.eq(0)]
         w_ovf = Signal(name=f"w_ovf{p}")

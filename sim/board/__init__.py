@@ -39,9 +39,9 @@ SIM_LINE_DIVISORS = {"ulx3s": 4}
 
 #: Simulated period (ps) of a board's fastest extra clock domain (``BoardConfig.clocks``); the
 #: others keep their ratios to it, and ``sync`` runs at 10 ns. Simulation only: on the ULX3S the
-#: GEMM array (85 MHz) is 3.4x the controller's 25 MHz, in simulation 1.5625x (6.4 ns against
+#: GEMM array (95 MHz) is 3.8x the controller's 25 MHz, in simulation 1.5625x (6.4 ns against
 #: 10 ns), since every array edge costs the simulator while the line runs; the decoder keeps its
-#: ratio to the array (70 : 85), as on the board. The engine's cycles do not depend on the
+#: ratio to the array (65 : 95), as on the board. The engine's cycles do not depend on the
 #: controller's clock (``tests/test_gemm_crossing.py``).
 SIM_FASTEST_PS = 6400
 

@@ -98,7 +98,7 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
     and never run: the next flush must discard them; its ``max_cycles`` (optional) bounds its run
     instead of ``max_cycles``; its ``hold_results`` (optional): no result row is taken until the
     snapshot says the engine took every command and is idle (``rows_at_idle``: the snapshot's
-    ``o_rows`` then), or at all if ``"never"``.
+    ``o_rows`` then), or at all if ``"never"``, or (an int) for that many ``sync`` cycles of the run.
     """
     outs = []
     sim = Simulator(dut)
@@ -132,7 +132,10 @@ def run_crossing(dut, jobs, *, periods=(40e-9, 7.9e-9, 7.9e-9), stall=0.0, seed=
             cmds = list(job["cmds"][1:])
             cycle = 0
             hold = job.get("hold_results", False)
+            hold_cycles = hold if type(hold) is int else None
             while cycle < job.get("max_cycles", max_cycles):
+                if hold_cycles is not None and cycle >= hold_cycles:
+                    hold = False
                 ctx.set(dut.i_cmd.valid, bool(cmds))
                 if cmds:
                     ctx.set(dut.i_cmd.payload, data.Const(layout, cmds[0]))
