@@ -105,14 +105,16 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("w_slot.eq(Mux(inflight[L], _ring_next(w_slot, PREFETCH), w_slot))", "w_slot.eq(produce)"),
-    ("r_slot.eq(Mux(take, _ring_next(r_slot, PREFETCH), r_slot))", "r_slot.eq(consume)"),
+    ("w_slot.eq(Mux(inflight[L], ", "w_slot.eq(Mux(inflight[L - 1], "),
+    ("r_slot.eq(Mux(take, ", "r_slot.eq(Mux(nonempty, "),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),
-], ids=["write-slot-late", "head-slot-late", "valid-late", "room-without-the-read-now", "offset-early"])
+], ids=["write-slot-early", "head-slot-without-take", "valid-late", "room-without-the-read-now",
+        "offset-early"])
 def test_prefetch_mutants_fail(old, new):
-    """The queue's write slot or head slot a cycle late, its valid register from the count
+    """The queue's write slot stepping a cycle early or its head slot without the array's take
+    (the array stalls in the first run), its valid register from the count
     before this cycle's take, its room without the beat read in this cycle (one beat too many in
     the queue), or the byte offset not delayed with its beat's words: the beats taken are not
     the tile's, in order."""

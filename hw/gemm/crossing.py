@@ -248,8 +248,7 @@ class EngineCrossing(wiring.Component):
         # still well above the controller's clock, which writes the activations.
         act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape()))
         m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
-        m.d.comb += [act_buf.i.payload.eq(act.o.payload), act_buf.i.valid.eq(act.o.valid),
-                     act.o.ready.eq(act_buf.i.ready)]
+        wiring.connect(m, act.o, act_buf.i)
         for q, sink in ((cmd, eng.i_cmd), (act_buf, eng.i_act)):
             m.d.comb += [sink.payload.eq(q.o.payload), sink.valid.eq(q.o.valid & ~flush_a),
                          q.o.ready.eq(sink.ready | flush_a)]

@@ -240,11 +240,6 @@ class GemmSequencer(wiring.Component):
         off_q = [Signal(2, reset_less=True, name=f"off_q{r}", attrs={"keep": 1}) for r in range(self._rows)]
         m.d.sync += [ram_q.eq(Cat(self.i_act_data, self.i_wgt_data)), *(o.eq(offs[-1]) for o in off_q),
                      *(b.eq(a) for a, b in zip(offs, offs[1:]))]
-        produce, consume = Signal(range(PREFETCH)), Signal(range(PREFETCH))
-        produce_next, consume_next = Signal.like(produce), Signal.like(consume)
-        m.d.comb += [produce_next.eq(Mux(inflight[L], _ring_next(produce, PREFETCH), produce)),
-                     consume_next.eq(Mux(take, _ring_next(consume, PREFETCH), consume))]
-        m.d.sync += [produce.eq(produce_next), consume.eq(consume_next)]
         # One slice per array row, its activation bytes shifted by the beat's byte offset before
         # they enter the queue (from registers: ram_q and off_q), so that the head goes to the
         # array with no logic behind the LUT RAM (the shift behind it, one offset selecting every
@@ -263,8 +258,9 @@ class GemmSequencer(wiring.Component):
             w_en = Signal(name=f"w_en{s}", attrs={"keep": 1})
             w_slot = Signal(range(PREFETCH), name=f"w_slot{s}", attrs={"keep": 1})
             r_slot = Signal(range(PREFETCH), name=f"r_slot{s}", attrs={"keep": 1})
-            # Each copy steps itself (equal to ``produce`` / ``consume`` in every cycle): the
-            # shared next-slot LUT, fanned out to every copy's flip-flop, was on the `gemm`
+            # The write slot steps with each beat written, the head slot with each beat taken;
+            # every slice's copy steps itself (all equal in every cycle): a shared next-slot
+            # LUT, fanned out to every copy's flip-flop, was on the `gemm`
             # endpoints of the ULX3S build at 95 MHz (the array's take -> that LUT -> the head
             # slot copies, 9.38 ns, docs/boards.md); the take now reaches each copy's own LUT.
             m.d.sync += [w_en.eq(inflight[L - 1]),

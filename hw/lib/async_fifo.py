@@ -94,11 +94,11 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         bits = self.depth.bit_length()         # log2(depth) + 1: one bit more than the address
         slices = [(lo, min(lo + SLICE, self.width)) for lo in range(0, self.width, SLICE)]
         ports = []
+        read_domain = "comb" if self.registered_read else R
         for k, (lo, hi) in enumerate(slices):
             name = "storage" if len(slices) == 1 else f"storage{k}"
             m.submodules[name] = storage = Memory(shape=hi - lo, depth=self.depth, init=[])
-            r_domain = "comb" if self.registered_read else R
-            ports.append((storage.write_port(domain=W), storage.read_port(domain=r_domain)))
+            ports.append((storage.write_port(domain=W), storage.read_port(domain=read_domain)))
 
         # Write side: registers only in front of the memory and behind ``i.ready``.
         room = Signal()
@@ -169,15 +169,13 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             m.d.comb += released_next.eq(released + (out_valid & self.o.ready))
             m.d[R] += [released.eq(released_next), consume_back_gry.eq(_gray(released_next))]
             r_addrs = []
-            for k, ((lo, hi), (_, r_port)) in enumerate(zip(slices, ports)):
+            for k, (_, r_port) in enumerate(ports):
                 r_addr = Signal(bits - 1, name=f"r_addr{k}", attrs={"keep": 1}, reset_less=True)
                 r_addrs.append(r_addr)
                 m.d[R] += r_addr.eq(consume_next[:-1])
                 m.d.comb += r_port.addr.eq(r_addr)
-                with m.If(load):
-                    m.d[R] += out_data[lo:hi].eq(r_port.data)
             with m.If(load):
-                m.d[R] += out_valid.eq(1)
+                m.d[R] += [out_data.eq(Cat(r_port.data for _, r_port in ports)), out_valid.eq(1)]
             with m.Elif(self.o.ready):
                 m.d[R] += out_valid.eq(0)
         else:
