@@ -30,9 +30,10 @@ in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format la
    output; default: the figures in docs/boards.md). No place and route is run here. ``--gemm-array
    RxC`` (e.g. 8x16): the engine at that shape instead of the board's (as ``edgelearn build/run
    --gemm-array``, :func:`boards.groups.config_for_groups`).
-5. ``--synth-engine SEEDS`` (only this section): the ULX3S's engine (its shape from the board's
-   ``gemm`` dict, or ``--gemm-array``) placed and routed out of context on the ECP5-85F at
-   125 MHz, once per nextpnr seed, with router2 as the board build
+5. ``--synth-engine SEEDS`` (only this section): the ULX3S's engine (its shape, DSP sites and
+   prefetch queue from the board's ``gemm`` dict; the shape from ``--gemm-array``) placed and
+   routed out of context on the ECP5-85F at 125 MHz, once per nextpnr seed, with router2 as the
+   board build
    (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys run once and cached); the decoder in its
    own ``dec`` domain, reset from a pin (no reset fan-out tree). Prints the array clock's routed
    Fmax and its critical path (source, sink, logic and routing) from the nextpnr log.
@@ -230,7 +231,8 @@ def synth_engine(seeds, timeout=3000, gemm_array=None):
     """Section 5: the ULX3S's engine (at ``gemm_array``, default the board's shape) placed and routed
     out of context, one run per seed."""
     cfg = engine_config(config_for_groups("ulx3s", gemm_array=gemm_array).gemm)
-    params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len")}
+    params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len",
+                                  "dsp_layout", "prefetch")}
     params.update(decode_domain="dec", primitives=True)
     factory = "__import__('hw.gemm', fromlist=['GemmEngine']).GemmEngine(" + \
         ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
