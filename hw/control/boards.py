@@ -101,8 +101,9 @@ BOARD_CONFIGS = {
         # (docs/stdp.md); the neuron state, row table and walk queue stay in block RAM.
         stdp={"n_neurons": 256, "max_synapses": 32768, "syn_store": "spram"},
         # No GEMM group by default (measured, docs/boards.md "The iCEBreaker's GEMM group"): the
-        # SPRAM GEMM group (`--groups gemm`, boards/groups.py) takes 5855 of 5280 LCs beside the
-        # system group alone and 7951 with STDP; its compact Huffman decoder is the bulk.
+        # SPRAM GEMM group (`--groups gemm`, boards/groups.py) takes 4696 of 5280 LCs beside the
+        # system group alone (36 MHz, not 48) and 7888 with STDP; its compact Huffman decoder is
+        # the bulk.
         # STDP fits with margin, so the iCEBreaker carries STDP and the ULX3S carries every group
         # (gemm/mlp/hdqt jobs there and on the simulated board).
     ),
