@@ -20,7 +20,7 @@ Per PE pair and beat (``a_l``: activation lane ``l``, 9-bit signed so uint8 and 
 
     int8          DSP0 = a_0 * w[2p]                  DSP1 = a_0 * w[2p+1]
     int4          DSP0 = a_0 * (w_0[2p] + w_0[2p+1] * 2**12)
-                  DSP1 = a_1 * (w_1[2p] + w_1[2p+1] * 2**12)
+                  DSP1 = a_1 * (w_1[2p+1] + w_1[2p] * 2**12)   (the columns the other way round)
     int2/ternary  DSP0, DSP1 as int4 for lanes 0 and 1 (weights decoded to -2..1 / -1..1);
                   lanes 2 and 3 in fabric: a_l * w_l is one of 0, +-a, -2a (a select and a negation)
 
@@ -42,9 +42,10 @@ Results drain through the array: when a pair applies a tile's last contribution,
 accumulators into its *shadow* register; the shadows of a column shift up one row per cycle
 (towards the top edge) while the capture wave moves down, so column pair ``p`` emits row ``r`` of
 a tile ``2r + p`` cycles after row 0 of pair 0. At the top edge pair ``p`` is delayed by
-``pairs - 1 - p`` cycles (deskew), and every second cycle a whole result row is written into an
-output FIFO (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads, one slice of it per
-column pair (own pointers and output register: no control net but ``o_res.ready`` spans the row).
+``pairs - p`` cycles (deskew, and one cycle for every pair that keeps the documented latency), and
+every second cycle a whole result row is written into an output FIFO
+(:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads, one slice of it per column pair (own
+pointers and output register: no control net but ``o_res.ready`` spans the row).
 
 Flow control without stalls in the array: the input control takes a tile's *last* beat only when
 (a) the output FIFO has room for the tile's ``rows`` result rows (a credit counter: rows reserved
