@@ -33,10 +33,10 @@ in its own 100 MHz domain behind an ``AsyncFIFO``; 4 hardware lanes (8 format la
 5. ``--synth-engine SEEDS`` (only this section): the ULX3S's engine (its shape, DSP sites and
    prefetch queue from the board's ``gemm`` dict; the shape from ``--gemm-array``) placed and
    routed out of context on the ECP5-85F at 125 MHz, once per nextpnr seed, with router2 as the
-   board build
-   (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys run once and cached); the decoder in its
-   own ``dec`` domain, reset from a pin (no reset fan-out tree). Prints the array clock's routed
-   Fmax and its critical path (source, sink, logic and routing) from the nextpnr log.
+   board build (:func:`bench.bench_mac_systolic.synth_bounded`, Yosys run once and cached); the
+   decoder in its own ``dec`` domain, both domains' resets from pins through the board's registered
+   reset trees (:class:`EngineWithResetTrees`). Prints the array clock's routed Fmax and its
+   critical path (source, sink, logic and routing) from the nextpnr log.
 """
 
 import argparse
@@ -46,6 +46,8 @@ import sys
 from pathlib import Path
 
 import numpy as np
+from amaranth.hdl import Module
+from amaranth.lib import wiring
 
 from bench.bench_mac_systolic import synth_bounded
 from boards.groups import DEVICE_MULTIPLIERS, config_for_groups
@@ -53,6 +55,7 @@ from firmware.engine import engine_config
 from firmware.jobs import GEMM_ENGINE_BATCH, run_job
 from hw.gemm import GemmEngine
 from hw.huffman.decoder import HuffmanDecoder
+from hw.lib.reset import add_with_reset_domains
 from hw.mac import spec as mac_spec
 from sim.gemm.golden import compress_tiles, gemm_job, weight_tiles
 from sim.gemm.harness import run_engine
@@ -227,6 +230,26 @@ def critical_path(log_text, clock=_ARRAY_CLOCK):
     return (float(fmax[-1]) if fmax else None), lines
 
 
+class EngineWithResetTrees(wiring.Component):
+    """:class:`~hw.gemm.GemmEngine` (its parameters) with the reset trees the board gives it
+    (:func:`hw.lib.reset.add_with_reset_domains` over ``sync`` and ``dec``, as
+    :class:`hw.gemm.crossing.EngineCrossing` does for the array and decoder domains, the same
+    parts: depth 2 from the engine is the crossing's depth 3 from its own module): out of context,
+    its domains' resets then reach its parts as in the board build, not from a pin to every
+    flip-flop. The same ports as the engine."""
+
+    def __init__(self, **params):
+        self._engine = GemmEngine(**params)
+        super().__init__(self._engine.signature)
+
+    def elaborate(self, platform):
+        m = Module()
+        add_with_reset_domains(m, "engine", self._engine, domain=("sync", "dec"), depth=2,
+                               platform=platform)
+        wiring.connect(m, wiring.flipped(self), self._engine)
+        return m
+
+
 def synth_engine(seeds, timeout=3000, gemm_array=None):
     """Section 5: the ULX3S's engine (at ``gemm_array``, default the board's shape) placed and routed
     out of context, one run per seed."""
@@ -234,7 +257,7 @@ def synth_engine(seeds, timeout=3000, gemm_array=None):
     params = {k: cfg[k] for k in ("rows", "cols", "max_k", "max_batch", "lanes", "contexts", "max_len",
                                   "dsp_layout", "prefetch")}
     params.update(decode_domain="dec", primitives=True)
-    factory = "__import__('hw.gemm', fromlist=['GemmEngine']).GemmEngine(" + \
+    factory = "__import__('bench.bench_gemm', fromlist=['EngineWithResetTrees']).EngineWithResetTrees(" + \
         ", ".join(f"{k}={v!r}" for k, v in params.items()) + ")"
     print("## 5. The ULX3S's engine out of context, ECP5-85F, 125 MHz, router2: "
           + " ".join(f"{k}={v}" for k, v in params.items()) + "\n")
