@@ -1,14 +1,17 @@
 """The GEMM engine's activation buffer (:class:`hw.gemm.buffers.ActivationBuffer`) alone, against a
-model of its contract: a load takes the next ``row_tiles * groups`` words to addresses 0, 1, ...;
+model of its contract, and the weight buffer (:class:`hw.gemm.buffers.WeightTileBuffer`) with
+its write side in a clock domain of its own. The activation buffer: a load takes the next ``row_tiles * groups`` words to addresses 0, 1, ...;
 ``o_loading`` and ``i_act.ready`` are high exactly until the last of them is written (or a clear);
 every word reads back from its address."""
 
 import random
 
 import pytest
+from amaranth.sim import Simulator
 
-from hw.gemm.buffers import ActivationBuffer
-from sim.streams import simulate
+from hw.gemm.buffers import ActivationBuffer, WeightTileBuffer
+from sim.formal.harness import mutated
+from sim.streams import simulate, stream_put
 
 MAX_TILES, MAX_GROUPS = 3, 4
 
@@ -61,3 +64,112 @@ def test_activation_buffer_loads_against_a_model(rows, addr_reg):
 
     simulate(dut, tb)
     assert checked["words"] > 500
+
+
+# --- The weight buffer with its write side in a clock domain of its own -------------------------
+
+COLS, LANES, DEPTH = 4, 2, 6
+
+
+def _weight_tiles(rng, n):
+    """``n`` tiles as the decoder writes them: ``(symbol beats, expected)``, a symbol beat
+    ``(bytes, last, err)``; ``expected`` the bank's beat count, bad flag and (for a good tile) its
+    beats as ``COLS``-byte words. Some tiles are bad: a flagged beat, too long, or ending inside a
+    beat."""
+    slots = COLS // LANES
+    tiles = []
+    for _ in range(n):
+        kind = rng.choice(["good"] * 6 + ["err", "long", "partial"])
+        beats = DEPTH + 2 if kind == "long" else rng.randint(1, DEPTH)
+        syms = [[rng.getrandbits(8) for _ in range(LANES)] for _ in range(beats * slots)]
+        if kind == "partial":
+            syms = syms[:-1] if len(syms) > 1 else syms + [[0] * LANES] * 3
+        beats_written = -(-len(syms) // slots)
+        err = [kind == "err" and i == len(syms) // 2 for i in range(len(syms))]
+        stream = [(s, i == len(syms) - 1, e) for i, (s, e) in enumerate(zip(syms, err))]
+        words = [sum(b << (8 * k) for k, b in enumerate(sum(syms[j * slots:(j + 1) * slots], [])))
+                 for j in range(beats_written)]
+        tiles.append((stream, {"beats": min(beats_written, DEPTH), "bad": kind != "good",
+                               "words": words if kind == "good" else None}))
+    return tiles
+
+
+def _sym_payload(sym):
+    data, last, err = sym
+    return {"bytes": data, "last": int(last), "err": int(err)}
+
+
+def check_weight_buffer_across_clocks(cls, *, addr_reg, w_period, seed=3, n_tiles=40):
+    """Tiles written in domain ``w`` (period ``w_period`` ns) at random rates, read in ``sync``
+    (10 ns) at random times and released after random waits: every bank is seen full once, in
+    order, with its count, flag and (good tiles) data. Raises ``AssertionError`` otherwise (also
+    when the reader waits 5000 cycles for a bank)."""
+    dut = cls(COLS, LANES, DEPTH, addr_reg=addr_reg, w_domain="w")
+    rng = random.Random(seed)
+    tiles = _weight_tiles(rng, n_tiles)
+    seen = []
+
+    async def writer(ctx):
+        wrng = random.Random(seed + 1)
+        for stream, _ in tiles:
+            for sym in stream:
+                await stream_put(ctx, dut.i_sym, _sym_payload(sym), rng=wrng, stall=0.3, domain="w")
+
+    async def reader(ctx):
+        rrng = random.Random(seed + 2)
+        latency = 2 if addr_reg else 1
+        for _, want in tiles:
+            for _ in range(5000):
+                if ctx.get(dut.o_full):
+                    break
+                await ctx.tick()
+            else:
+                raise AssertionError(f"bank {len(seen)} never full")
+            got = {"beats": ctx.get(dut.o_beats), "bad": bool(ctx.get(dut.o_bad))}
+            assert got == {"beats": want["beats"], "bad": want["bad"]}, (len(seen), got, want)
+            if want["words"] is not None:
+                ctx.set(dut.rd_en, 1)
+                for k in range(want["beats"] + latency - 1):
+                    ctx.set(dut.rd_addr, k if k < want["beats"] else 0)
+                    await ctx.tick()
+                    if k + 1 >= latency:
+                        j = k + 1 - latency
+                        assert ctx.get(dut.rd_data) == want["words"][j], (len(seen), j)
+                ctx.set(dut.rd_en, 0)
+            for _ in range(rrng.choice([0, 0, 1, 3, 12])):
+                await ctx.tick()
+            ctx.set(dut.i_release, 1)
+            await ctx.tick()
+            ctx.set(dut.i_release, 0)
+            seen.append(got)
+
+    sim = Simulator(dut)
+    sim.add_clock(10e-9, domain="sync")
+    sim.add_clock(w_period * 1e-9, domain="w")
+    sim.add_testbench(writer)
+    sim.add_testbench(reader)
+    sim.run()
+    assert len(seen) == n_tiles
+
+
+@pytest.mark.parametrize("addr_reg", [False, True])
+@pytest.mark.parametrize("w_period", [3.3, 7, 23])
+def test_weight_buffer_hands_banks_across_clocks(addr_reg, w_period):
+    check_weight_buffer_across_clocks(WeightTileBuffer, addr_reg=addr_reg, w_period=w_period)
+
+
+@pytest.mark.parametrize("old, new", [
+    # the writer's ready without the reader's release: a bank still being read is written over
+    ("ready.eq(~(fill_n ^ rel_w).bit_select(Mux(close, ~wb, wb), 1))", "ready.eq(1)"),
+    # the reader's full without its own release toggle: a bank filled a second time is not seen
+    ("self.o_full.eq((fill_r ^ rel).bit_select(rb, 1))", "self.o_full.eq(fill_r.bit_select(rb, 1))"),
+], ids=["ready-ignores-release", "full-ignores-release"])
+def test_weight_buffer_hand_over_mutants_fail(old, new):
+    cls = mutated("hw.gemm.buffers", "WeightTileBuffer", old, new)
+    with pytest.raises(AssertionError):
+        check_weight_buffer_across_clocks(cls, addr_reg=True, w_period=7)
+
+
+def test_weight_buffer_w_domain_is_checked():
+    with pytest.raises(TypeError, match="w_domain"):
+        WeightTileBuffer(COLS, LANES, DEPTH, w_domain=3)

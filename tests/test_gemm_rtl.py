@@ -205,7 +205,7 @@ def test_command_without_activations_is_flagged():
     ({"max_k": 30}, ValueError, "max_k"), ({"max_k": "32"}, TypeError, "max_k"),
     ({"max_batch": 5}, ValueError, "max_batch"), ({"lanes": 3}, ValueError, "lanes"),
     ({"contexts": 3}, ValueError, "contexts"), ({"decode_domain": 1}, TypeError, "decode_domain"),
-    ({"cdc_depth": 12}, ValueError, "cdc_depth"), ({"primitives": 1}, TypeError, "primitives"),
+    ({"primitives": 1}, TypeError, "primitives"),
     ({"max_len": 20}, ValueError, "max_len"), ({"impl": "rom"}, ValueError, "impl"),
     ({"impl": "table", "contexts": 2, "lanes": 1}, ValueError, "contexts"),
     ({"prefetch": 1}, TypeError, "prefetch"),

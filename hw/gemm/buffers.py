@@ -3,11 +3,12 @@ activations."""
 
 from amaranth.hdl import Cat, Module, Mux, Signal
 from amaranth.lib import data, stream, wiring
+from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
-from ..params import check_bool
+from ..params import ParameterTypeError, check_bool
 
 __all__ = ["WeightTileBuffer", "ActivationBuffer", "symbol_layout"]
 
@@ -39,11 +40,32 @@ class WeightTileBuffer(wiring.Component):
     only those copies, one cycle of route, and each copy only its own RAMs: ``rd_data`` is the beat
     that ``rd_addr`` and ``rb`` named two cycles before. The RAMs read every cycle (``rd_en`` is
     not used).
+
+    With ``w_domain`` other than ``"sync"`` the write side (``i_sym`` and the RAMs' write ports)
+    runs in that clock domain, the read side in ``sync``: the block RAMs are the crossing (their
+    ports have clocks of their own), so no symbol FIFO stands between the writer and the RAMs.
+    A bank is handed over by two toggles per bank: the writer flips ``fill[b]`` when it closes
+    bank ``b`` (in the same cycle as it writes the bank's beat count and ``bad`` flag), the reader
+    flips ``rel[b]`` when it releases it; each crosses through a two-flop synchronizer. The
+    reader sees bank ``b`` full while its copy of ``fill[b]`` differs from ``rel[b]``, the writer
+    sees it free while ``fill[b]`` equals its copy of ``rel[b]``. So the reader reads a bank, its
+    count and its flag only two or more of its cycles after the writer stopped writing them, and
+    the writer writes a bank again only after the reader let go of it: no multi-bit value is
+    sampled while it changes. Handing a bank over costs about two cycles of the receiving
+    clock. ``i_sym.ready`` is a register (the next cycle's "bank ``wb`` is free", from the
+    writer's next state and the synchronized ``rel``, so a release reaches it a cycle later).
+    ``i_clear`` clears the read side only; the write side is cleared by resetting ``w_domain``
+    (:class:`~amaranth.hdl.ResetInserter`), and both must be cleared, in any order, before the
+    buffer is used again (the synchronizers are not reset: they settle within two cycles of
+    their clock).
     """
 
-    def __init__(self, cols, lanes, depth, *, addr_reg=False):
+    def __init__(self, cols, lanes, depth, *, addr_reg=False, w_domain="sync"):
         self._cols, self._lanes, self._depth = cols, lanes, depth
         self._addr_reg = check_bool("addr_reg", addr_reg)
+        if not isinstance(w_domain, str) or not w_domain.isidentifier():
+            raise ParameterTypeError(f"w_domain must be a clock domain name (str), not {w_domain!r}")
+        self._wd = w_domain
         super().__init__({
             "i_sym": In(stream.Signature(symbol_layout(lanes))),
             "o_full": Out(1), "o_beats": Out(range(depth + 1)), "o_bad": Out(1),
@@ -54,9 +76,11 @@ class WeightTileBuffer(wiring.Component):
     def elaborate(self, platform):
         m = Module()
         C, N, D = self._cols, self._lanes, self._depth
+        wd = self._wd
         slots = C // N
 
-        full = Signal(2)
+        if wd == "sync":
+            full = Signal(2)
         count = [Signal(range(D + 1), name=f"beats{b}") for b in range(2)]
         bad = Signal(2)
         wb, rb = Signal(), Signal()
@@ -65,8 +89,13 @@ class WeightTileBuffer(wiring.Component):
         err = Signal()                    # the block so far is bad
         sym = self.i_sym.payload
         take = Signal()
-        m.d.comb += [self.i_sym.ready.eq(~full.bit_select(wb, 1)),
-                     take.eq(self.i_sym.valid & self.i_sym.ready)]
+        if wd == "sync":
+            m.d.comb += [self.i_sym.ready.eq(~full.bit_select(wb, 1)),
+                         take.eq(self.i_sym.valid & self.i_sym.ready)]
+        else:
+            close = take & sym.last
+            self._hand_over(m, wd, wb, rb, close)
+            m.d.comb += take.eq(self.i_sym.valid & self.i_sym.ready)
 
         inside = beat < D
         rd_addr = Mux(rb, D + self.rd_addr, self.rd_addr)
@@ -74,7 +103,7 @@ class WeightTileBuffer(wiring.Component):
             words = []
             for s in range(slots):
                 m.submodules[f"ram{s}"] = ram = Memory(shape=N * 8, depth=2 * D, init=[])
-                wr, rd = ram.write_port(), ram.read_port(transparent_for=())
+                wr, rd = ram.write_port(domain=wd), ram.read_port(transparent_for=())
                 addr = Signal(range(2 * D), name=f"rd_addr{s}", reset_less=True, attrs={"keep": 1})
                 m.d.sync += addr.eq(rd_addr)
                 m.d.comb += [wr.addr.eq(Mux(wb, D + beat, beat)), wr.data.eq(sym.bytes),
@@ -83,7 +112,7 @@ class WeightTileBuffer(wiring.Component):
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:
             m.submodules.ram = ram = Memory(shape=C * 8, depth=2 * D, init=[])
-            wr = ram.write_port(granularity=8)
+            wr = ram.write_port(granularity=8, domain=wd)
             rd = ram.read_port(transparent_for=())
             m.d.comb += [
                 wr.addr.eq(Mux(wb, D + beat, beat)),
@@ -96,29 +125,48 @@ class WeightTileBuffer(wiring.Component):
         block_bad = err | sym.err | ~inside
         with m.If(take):
             with m.If(sym.last):
-                m.d.sync += [beat.eq(0), slot.eq(0), err.eq(0), wb.eq(~wb)]
-                m.d.sync += full.bit_select(wb, 1).eq(1)
+                m.d[wd] += [beat.eq(0), slot.eq(0), err.eq(0), wb.eq(~wb)]
+                if wd == "sync":
+                    m.d.sync += full.bit_select(wb, 1).eq(1)
                 for b in range(2):
                     with m.If(wb == b):
-                        m.d.sync += [count[b].eq(Mux(inside, beat + 1, D)),
-                                     bad[b].eq(block_bad | (slot != slots - 1))]
+                        m.d[wd] += [count[b].eq(Mux(inside, beat + 1, D)),
+                                    bad[b].eq(block_bad | (slot != slots - 1))]
             with m.Else():
-                m.d.sync += err.eq(block_bad)
+                m.d[wd] += err.eq(block_bad)
                 with m.If(slot == slots - 1):
-                    m.d.sync += [slot.eq(0), beat.eq(Mux(inside, beat + 1, beat))]
+                    m.d[wd] += [slot.eq(0), beat.eq(Mux(inside, beat + 1, beat))]
                 with m.Else():
-                    m.d.sync += slot.eq(slot + 1)
+                    m.d[wd] += slot.eq(slot + 1)
 
-        m.d.comb += [
-            self.o_full.eq(full.bit_select(rb, 1)),
-            self.o_beats.eq(Mux(rb, count[1], count[0])), self.o_bad.eq(bad.bit_select(rb, 1)),
-        ]
+        if wd == "sync":
+            m.d.comb += self.o_full.eq(full.bit_select(rb, 1))
+        m.d.comb += [self.o_beats.eq(Mux(rb, count[1], count[0])), self.o_bad.eq(bad.bit_select(rb, 1))]
         with m.If(self.i_release):
             m.d.sync += rb.eq(~rb)
-            m.d.sync += full.bit_select(rb, 1).eq(0)
-        with m.If(self.i_clear):
-            m.d.sync += [full.eq(0), wb.eq(0), rb.eq(0), beat.eq(0), slot.eq(0), err.eq(0)]
+            if wd == "sync":
+                m.d.sync += full.bit_select(rb, 1).eq(0)
+        if wd == "sync":
+            with m.If(self.i_clear):
+                m.d.sync += [full.eq(0), wb.eq(0), rb.eq(0), beat.eq(0), slot.eq(0), err.eq(0)]
         return m
+
+    def _hand_over(self, m, wd, wb, rb, close):
+        """The banks' toggles between a write side in ``wd`` and the read side (see the class
+        docstring)."""
+        fill, rel = Signal(2), Signal(2)            # the writer's and the reader's toggles
+        fill_r, rel_w = Signal(2), Signal(2)        # each as the other side sees it
+        m.submodules.fill_sync = FFSynchronizer(fill, fill_r, o_domain="sync")
+        m.submodules.rel_sync = FFSynchronizer(rel, rel_w, o_domain=wd)
+        ready = Signal(init=1)
+        fill_n = Signal(2)
+        m.d.comb += [fill_n.eq(fill ^ Mux(close, Mux(wb, 0b10, 0b01), 0)),
+                     self.i_sym.ready.eq(ready), self.o_full.eq((fill_r ^ rel).bit_select(rb, 1))]
+        m.d[wd] += [fill.eq(fill_n), ready.eq(~(fill_n ^ rel_w).bit_select(Mux(close, ~wb, wb), 1))]
+        with m.If(self.i_release):
+            m.d.sync += rel.eq(rel ^ Mux(rb, 0b10, 0b01))
+        with m.If(self.i_clear):
+            m.d.sync += [rel.eq(0), rb.eq(0)]
 
 
 class ActivationBuffer(wiring.Component):

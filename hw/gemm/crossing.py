@@ -137,7 +137,7 @@ class EngineCrossing(wiring.Component):
         if "decode_domain" in engine:
             raise TypeError("decode_domain is EngineCrossing's own parameter")
         split = decode_domain != array_domain
-        self.engine = GemmEngine(decode_domain="dec" if split else "sync", cdc_depth=cdc_depth, **engine)
+        self.engine = GemmEngine(decode_domain="dec" if split else "sync", **engine)
         e = self.engine
         super().__init__({
             "i_stage": In(stream.Signature(beat_layout(e.lanes * e.contexts))),

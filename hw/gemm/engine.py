@@ -3,7 +3,7 @@ streams.
 
 Organisation (see ``docs/gemm.md`` and :mod:`hw.gemm.spec` for the stream formats)::
 
-    i_data, i_table --> HuffmanDecoder (lanes) --[async FIFO if decode_domain != "sync"]-->
+    i_data, i_table --> HuffmanDecoder (lanes) -->
         WeightTileBuffer (2 banks x K beats x cols bytes, block RAM) --+
     i_act ----------> ActivationBuffer (batch x K bytes, block RAM) --+--> GemmSequencer
     i_cmd ----------------------------------------------------------+        |
@@ -15,7 +15,9 @@ Huffman blocks (``HuffmanDecoder(chain=True)``): the host cuts it into blocks wh
 stays within :attr:`GemmEngine.max_drift` (``sim.gemm.golden.compress_tiles``), so that no
 weights — a pruned output channel beside a full-range one, say — can stop the decoder. The
 batch's activations are loaded once (a command with ``load_acts``) and reused by every weight
-tile. Results leave through the array's output FIFO while the next tile computes.
+tile. Results leave through the array's output FIFO while the next tile computes. With a
+decode domain, the decoder and the weight buffer's write side run in it, and the weight banks'
+block RAMs are the crossing into the array's domain.
 """
 
 from amaranth.hdl import Cat, DomainRenamer, Module, ResetInserter, Signal
@@ -27,7 +29,6 @@ from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
-from ..lib.async_fifo import RegisteredWriteAsyncFIFO
 from ..lib.stream import HalfRateBuffer, SkidBuffer
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
@@ -67,10 +68,8 @@ class GemmEngine(wiring.Component):
         tile is one unit of blocks).
     decode_domain : str
         Clock domain of the decoder and of ``i_data`` / ``i_table``. ``"sync"``: the array's;
-        any other name: a second domain, crossed by a
-        :class:`~hw.lib.async_fifo.RegisteredWriteAsyncFIFO` of ``cdc_depth`` beats.
-    cdc_depth : int
-        Depth of that FIFO, a power of two 4..256.
+        any other name: a second domain, crossed by the weight buffer's block RAMs (written in
+        that domain, read in the array's; :class:`~hw.gemm.buffers.WeightTileBuffer`).
     acc_width : int
         As :class:`hw.mac.systolic.SystolicArray`.
     primitives : bool
@@ -109,7 +108,7 @@ class GemmEngine(wiring.Component):
         <hw.mac.systolic.SystolicArray>`: tiles running or waiting and result rows not yet taken
         are dropped), ``o_beats``, the three flags and ``o_overflow``, and the decoder (its
         tables, a partially decoded block, its FIFOs; the tables must be sent again) with the
-        decoder-to-array FIFO of a decode domain. Input taken in the cycle of the pulse is
+        weight buffer's write side in a decode domain. Input taken in the cycle of the pulse is
         dropped; from the next cycle until ``o_idle`` rises no input is taken (``ready`` low)
         and no row is offered, so input offered meanwhile waits and goes to the cleared engine.
         ``i_clear`` while clearing is ignored (the clear in progress resets everything).
@@ -121,7 +120,7 @@ class GemmEngine(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
-                 escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync", cdc_depth=16,
+                 escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync",
                  acc_width=24, primitives=False, dsp_layout=None, prefetch=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
@@ -143,7 +142,6 @@ class GemmEngine(wiring.Component):
         if not isinstance(decode_domain, str) or not decode_domain.isidentifier():
             raise ParameterTypeError(f"decode_domain must be a clock domain name (str), "
                                      f"not {decode_domain!r}")
-        check_pow2("cdc_depth", cdc_depth, 4, 256)
         check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
         check_bool("escape", escape)
         check_pow2("fifo_depth", fifo_depth, 4, 512)
@@ -164,7 +162,7 @@ class GemmEngine(wiring.Component):
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
-        self.decode_domain, self._cdc_depth = decode_domain, cdc_depth
+        self.decode_domain = decode_domain
         self.row_tile_bits = max(1, (max_batch // rows - 1).bit_length())
         self.group_bits = max(1, (max_k // spec.GROUP - 1).bit_length())
         super().__init__({
@@ -188,8 +186,9 @@ class GemmEngine(wiring.Component):
         engine takes a command) in cycle ``clear_cycles``: the MAC array's flush
         (:func:`hw.mac.systolic.flush_cycles`, cycles 1 .. ``clear_cycles - 1``). With a decode
         domain the clear also waits for the decoder's acknowledge (``DECODE_HOLD`` decoder cycles
-        after the clear reaches that domain, two synchronizers of 2-3 cycles each way) and an
-        empty decoder-to-array FIFO, when that is longer."""
+        after the clear reaches that domain, two synchronizers of 2-3 cycles each way), when that
+        is longer: by then the weight buffer's write side, reset with the decoder, is seen
+        empty by its read side (its synchronizers are two cycles too)."""
         return flush_cycles(self.rows, self.cols) + 1
 
     def elaborate(self, platform):
@@ -201,25 +200,20 @@ class GemmEngine(wiring.Component):
         dec = HuffmanDecoder(**self._decoder_params)
         m.submodules.decoder = dec if not crossing else DomainRenamer({"sync": dom})(dec)
         # The prefetching sequencer reads through address registers beside the block RAMs.
-        m.submodules.wbuf = wbuf = WeightTileBuffer(C, N, self.max_k, addr_reg=self._prefetch)
+        # With a decode domain the weight buffer's write side is in it: its block RAMs are the
+        # crossing (see WeightTileBuffer). A FIFO of symbols between the decoder and the buffer
+        # put its read side, a skid buffer and the buffer's write logic in the array's domain
+        # (the read-during-write bypass of the RAMs written and read by one clock, 10.65 ns, and
+        # the FIFO's read side, 9.2-9.4 ns: endpoints over 8 ns of the engine alone at 125 MHz).
+        wbuf = WeightTileBuffer(C, N, self.max_k, addr_reg=self._prefetch, w_domain=dom)
+        if not crossing:
+            m.submodules.wbuf = wbuf
         m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups, addr_reg=self._prefetch)
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout)
-        cdc = None
-        if crossing:
-            # Its write side's ready is a register (RegisteredWriteAsyncFIFO): the library FIFO's
-            # writable flag, a compare of Gray pointers, was the decoder's output ready and reached
-            # the decoder's output FIFO's level and flags (10.6-11.0 ns, the `dec` endpoints over
-            # 10 ns of the ULX3S builds aimed at 100 MHz, docs/boards.md).
-            # Its read side is an output register fed by the memory at a registered pointer
-            # (``registered_read``): the library read side's next-pointer increment in front of
-            # the RAM's read was the array domain's worst path at 95 MHz (9.66 ns, docs/boards.md).
-            m.submodules.cdc = cdc = RegisteredWriteAsyncFIFO(symbol_layout(N).size, self._cdc_depth,
-                                                              w_domain=dom, r_domain="sync",
-                                                              registered_read=True)
-        clearing, start, dec_busy = self._clear(m, dec, cdc)
+        clearing, start, dec_busy = self._clear(m, dec)
         m.submodules.seq = ResetInserter(clearing)(seq)
         if crossing:
             # The data beats reach the decoder from a skid buffer of its domain, emptied by the
@@ -236,28 +230,23 @@ class GemmEngine(wiring.Component):
             _gated(m, self.i_data, dec.i_data, dec_busy)
         _gated(m, self.i_table, dec.i_table, dec_busy)
 
-        # Decoded values (8-bit: raw_bits = 0) -> symbol beats, crossing into the array's domain;
-        # while clearing, whatever the decoder or the crossing still holds is discarded.
+        # Decoded values (8-bit: raw_bits = 0) -> symbol beats into the weight buffer; while
+        # clearing, whatever the decoder still offers is discarded. With a decode domain the
+        # buffer's write side is cleared with the decoder (held while ``dec_busy``), its read side
+        # with the rest of the engine; the clear ends after both (the decoder's acknowledge).
         out = dec.o_data
         sym = Signal(symbol_layout(N))
         m.d.comb += [sym.bytes[i].eq(out.payload.data[i]) for i in range(N)]
         m.d.comb += [sym.last.eq(out.payload.last), sym.err.eq(out.payload.err)]
         dec_error = Signal()
+        busy = dec_busy if crossing else clearing
+        m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid & ~busy),
+                     out.ready.eq(wbuf.i_sym.ready | busy)]
         if crossing:
-            # The symbols reach the weight buffer from a skid buffer (emptied while clearing): the
-            # crossing FIFO's "not empty", a compare of Gray pointers, reached the weight buffer's
-            # write-side enables (10.3 ns, a `gemm` endpoint of the ULX3S build at 100 MHz,
-            # docs/boards.md); its valid is now a register.
-            m.submodules.sym_skid = sym_skid = ResetInserter(clearing)(SkidBuffer(symbol_layout(N)))
-            m.d.comb += [cdc.i.payload.eq(sym), cdc.i.valid.eq(out.valid & ~dec_busy),
-                         out.ready.eq(cdc.i.ready),
-                         sym_skid.i.payload.eq(cdc.o.payload), sym_skid.i.valid.eq(cdc.o.valid),
-                         cdc.o.ready.eq(sym_skid.i.ready | clearing)]
-            wiring.connect(m, sym_skid.o, wbuf.i_sym)
+            m.submodules.wbuf = ResetInserter({dom: dec_busy})(wbuf)
             m.submodules.err_sync = FFSynchronizer(dec.o_errors.any(), dec_error)
         else:
-            m.d.comb += [wbuf.i_sym.payload.eq(sym), wbuf.i_sym.valid.eq(out.valid & ~clearing),
-                         out.ready.eq(wbuf.i_sym.ready | clearing), dec_error.eq(dec.o_errors.any())]
+            m.d.comb += dec_error.eq(dec.o_errors.any())
 
         # Buffers <-> sequencer <-> array. A command reaches the sequencer from a register
         # (HalfRateBuffer: at most one every two cycles; the sequencer takes one per weight tile,
@@ -296,9 +285,8 @@ class GemmEngine(wiring.Component):
         ]
         return m
 
-    def _clear(self, m, dec, cdc):
-        """The clear's control (see ``i_clear``; ``cdc``: the decoder-to-array FIFO of a decode
-        domain, else None). Returns ``(clearing, start, dec_busy)``:
+    def _clear(self, m, dec):
+        """The clear's control (see ``i_clear``). Returns ``(clearing, start, dec_busy)``:
         ``clearing`` (a register of the array's domain: hold the sequencer and the buffers in
         reset, discard the decoder's output), ``start`` (the pulse that starts a clear, to the MAC
         array) and ``dec_busy`` (the decoder's domain: its inputs are not taken)."""
@@ -311,8 +299,8 @@ class GemmEngine(wiring.Component):
             dec_busy = self.i_clear | clearing
         else:
             # The clear crosses into the decoder's domain and its acknowledge comes back once the
-            # decoder has been reset (no symbol is written into the crossing after that): then
-            # the crossing is drained as the reader sees it.
+            # decoder and the weight buffer's write side have been reset (DECODE_HOLD cycles
+            # later): their bank toggles have then reached the read side too.
             dom = self.decode_domain
             m.submodules.clear_sync = to_dec = PulseSynchronizer(i_domain="sync", o_domain=dom)
             m.submodules.ack_sync = ack = PulseSynchronizer(i_domain=dom, o_domain="sync")
@@ -329,10 +317,7 @@ class GemmEngine(wiring.Component):
                 m.d.sync += waiting.eq(1)
             with m.Elif(ack.o):
                 m.d.sync += waiting.eq(0)
-            # ``r_idle``: nothing in the FIFO's memory as the reader sees it nor in its output
-            # register (a word can be in the memory a cycle before it is offered; the decoder's
-            # hold covers that cycle too, so ``~cdc.o.valid`` passes the tests as well).
-            done &= ~waiting & cdc.r_idle
+            done &= ~waiting
         with m.If(start):
             m.d.sync += [clearing.eq(1), left.eq(self.clear_cycles - 2)]
         with m.Elif(~done):
