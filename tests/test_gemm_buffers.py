@@ -1,8 +1,8 @@
 """The GEMM engine's activation buffer (:class:`hw.gemm.buffers.ActivationBuffer`) alone, against a
 model of its contract, and the weight buffer (:class:`hw.gemm.buffers.WeightTileBuffer`) with
-its write side in a clock domain of its own. The activation buffer: a load takes the next ``row_tiles * groups`` words to addresses 0, 1, ...;
-``o_loading`` and ``i_act.ready`` are high exactly until the last of them is written (or a clear);
-every word reads back from its address."""
+its write side in a clock domain of its own. The activation buffer: a load takes the next
+``row_tiles * groups`` words to addresses 0, 1, ...; ``o_loading`` and ``i_act.ready`` are high
+exactly until the last of them is written (or a clear); every word reads back from its address."""
 
 import random
 

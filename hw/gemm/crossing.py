@@ -96,8 +96,7 @@ class EngineCrossing(wiring.Component):
     stage_depth : int
         Data beats the staging FIFO holds, a power of two 16..65536.
     cdc_depth : int
-        Depth of the other crossing FIFOs (and of the engine's own decoder crossing), a power of
-        two 4..256.
+        Depth of the other crossing FIFOs, a power of two 4..256.
     **engine : the engine's parameters (:class:`~hw.gemm.engine.GemmEngine`), but ``decode_domain``.
 
     Members (all in ``sync``)
