@@ -47,8 +47,9 @@ ROWS, COLS = 8, 16
 #: nextpnr options of the systolic array's ECP5 builds. HeAP's maximum placement density down from
 #: its 0.9 default: the pairs' logic crowds the DSP rows. Together with the DSP control pins left
 #: unrouted (hw.mac.ecp5_dsp) it gave the 8x16 array a better post-placement estimate (109.5
-#: against 96.6 MHz) and fewer overused wires (5972 against 9365 at router2 iteration 8), seed 1;
-#: the 4x8 slice places identically either way (docs/mac.md).
+#: against 96.6 MHz) and fewer overused wires (5972 against 9365 at router2 iteration 8), seed 1,
+#: when it was chosen; the 4x8 slice places identically either way. (docs/mac.md gives the
+#: current builds with it, not that comparison.)
 SYSTOLIC_NEXTPNR = ("--placer-heap-beta", "0.7")
 
 
