@@ -93,8 +93,6 @@ class WeightTileBuffer(wiring.Component):
             m.d.comb += [self.i_sym.ready.eq(~full.bit_select(wb, 1)),
                          take.eq(self.i_sym.valid & self.i_sym.ready)]
         else:
-            close = take & sym.last
-            self._hand_over(m, wd, wb, rb, close)
             m.d.comb += take.eq(self.i_sym.valid & self.i_sym.ready)
 
         inside = beat < D
@@ -123,6 +121,7 @@ class WeightTileBuffer(wiring.Component):
                 m.d.comb += wr.en[s * N:(s + 1) * N].eq(Mux(take & inside & (slot == s), (1 << N) - 1, 0))
 
         block_bad = err | sym.err | ~inside
+        close = take & sym.last
         with m.If(take):
             with m.If(sym.last):
                 m.d[wd] += [beat.eq(0), slot.eq(0), err.eq(0), wb.eq(~wb)]
@@ -149,6 +148,8 @@ class WeightTileBuffer(wiring.Component):
         if wd == "sync":
             with m.If(self.i_clear):
                 m.d.sync += [full.eq(0), wb.eq(0), rb.eq(0), beat.eq(0), slot.eq(0), err.eq(0)]
+        else:
+            self._hand_over(m, wd, wb, rb, close)
         return m
 
     def _hand_over(self, m, wd, wb, rb, close):
