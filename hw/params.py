@@ -5,7 +5,7 @@ form ``"<name> must be <allowed>, not <value!r>"``: :class:`ParameterTypeError` 
 for a value of the wrong type, ``ValueError`` for a value out of range.
 """
 
-__all__ = ["ParameterTypeError", "check_int", "check_choice", "check_pow2", "check_bool"]
+__all__ = ["ParameterTypeError", "check_int", "check_choice", "check_pow2", "check_bool", "check_domain"]
 
 
 class ParameterTypeError(TypeError, ValueError):
@@ -51,4 +51,11 @@ def check_pow2(name, value, lo=1, hi=None):
 def check_bool(name, value):
     if not isinstance(value, bool):
         raise ParameterTypeError(f"{name} must be True or False, not {value!r}")
+    return value
+
+
+def check_domain(name, value):
+    """A clock domain's name: a str that is a Python identifier."""
+    if not isinstance(value, str) or not value.isidentifier():
+        raise ParameterTypeError(f"{name} must be a clock domain name (str), not {value!r}")
     return value

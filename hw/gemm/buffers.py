@@ -8,7 +8,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..mac import spec as mac_spec
-from ..params import ParameterTypeError, check_bool
+from ..params import check_bool, check_domain
 
 __all__ = ["WeightTileBuffer", "ActivationBuffer", "symbol_layout"]
 
@@ -63,9 +63,7 @@ class WeightTileBuffer(wiring.Component):
     def __init__(self, cols, lanes, depth, *, addr_reg=False, w_domain="sync"):
         self._cols, self._lanes, self._depth = cols, lanes, depth
         self._addr_reg = check_bool("addr_reg", addr_reg)
-        if not isinstance(w_domain, str) or not w_domain.isidentifier():
-            raise ParameterTypeError(f"w_domain must be a clock domain name (str), not {w_domain!r}")
-        self._wd = w_domain
+        self._wd = check_domain("w_domain", w_domain)
         super().__init__({
             "i_sym": In(stream.Signature(symbol_layout(lanes))),
             "o_full": Out(1), "o_beats": Out(range(depth + 1)), "o_bad": Out(1),

@@ -72,16 +72,10 @@ from ..lib.async_queue import AsyncQueue
 from ..lib.reset import add_with_reset_domains
 from ..lib.stream import HalfRateBuffer
 from ..mac.array import res_layout
-from ..params import ParameterTypeError, check_pow2
+from ..params import check_domain, check_pow2
 from .engine import GemmEngine
 
 __all__ = ["EngineCrossing"]
-
-
-def _check_domain(name, value):
-    if not isinstance(value, str) or not value.isidentifier():
-        raise ParameterTypeError(f"{name} must be a clock domain name (str), not {value!r}")
-    return value
 
 
 class EngineCrossing(wiring.Component):
@@ -129,8 +123,8 @@ class EngineCrossing(wiring.Component):
 
     def __init__(self, *, array_domain="sync", decode_domain="sync", stage_depth=8192, cdc_depth=16,
                  **engine):
-        self.array_domain = _check_domain("array_domain", array_domain)
-        self.decode_domain = _check_domain("decode_domain", decode_domain)
+        self.array_domain = check_domain("array_domain", array_domain)
+        self.decode_domain = check_domain("decode_domain", decode_domain)
         self.stage_depth = check_pow2("stage_depth", stage_depth, 16, 65536)
         self.cdc_depth = check_pow2("cdc_depth", cdc_depth, 4, 256)
         if "decode_domain" in engine:

@@ -34,7 +34,7 @@ from ..mac import spec as mac_spec
 from ..mac.array import res_layout
 from ..mac.ecp5_dsp import systolic_sites
 from ..mac.systolic import SystolicArray, flush_cycles
-from ..params import ParameterTypeError, check_bool, check_choice, check_int, check_pow2
+from ..params import ParameterTypeError, check_bool, check_choice, check_domain, check_int, check_pow2
 from . import spec
 from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
 from .sequencer import GemmSequencer, gemm_cmd_layout
@@ -139,9 +139,7 @@ class GemmEngine(wiring.Component):
         check_int("lanes", lanes, 1, 8 // contexts)
         if cols % lanes:
             raise ValueError(f"lanes must divide cols ({cols}), not {lanes!r}")
-        if not isinstance(decode_domain, str) or not decode_domain.isidentifier():
-            raise ParameterTypeError(f"decode_domain must be a clock domain name (str), "
-                                     f"not {decode_domain!r}")
+        check_domain("decode_domain", decode_domain)
         check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
         check_bool("escape", escape)
         check_pow2("fifo_depth", fifo_depth, 4, 512)
