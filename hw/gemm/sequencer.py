@@ -105,8 +105,16 @@ class GemmSequencer(wiring.Component):
         shift = Signal(2)               # log2(4 / lanes): activation word of beat j is j >> shift
         loaded = Signal.like(cmd)       # the shape of the activations in the buffer
         have_acts = Signal()
-        t = Signal(self._rt_bits)       # row tile of the next beat read
-        j = Signal.like(beats)          # its beat
+        # The next beat read: its beat j in the tile, whether that is the tile's last (j_last), and
+        # whether its row tile is the command's last (t_last); both flags registers set a beat
+        # ahead, so a read steps the counters and ends the tile from registers alone (the compare
+        # of j with beats - 1 and of the row tile with the command's, in front of the counters'
+        # enables, were sequencer endpoints over 8 ns of the 8 x 16 board aimed at 125 MHz).
+        j = Signal.like(beats)
+        j_last, t_last = Signal(), Signal()
+        tiles_left = Signal(self._rt_bits)  # row tiles after the next beat's
+        beats_m2 = Signal.like(beats)   # beats - 2: j_last's next value is j == beats_m2
+        beats_is1 = Signal()
         # The activation word of the next beat read, t * groups + (j >> shift), kept as a register
         # that steps with j: the sum and shift in front of the block RAM's address were the array
         # domain's worst path in the 4 x 8 ULX3S board (14.4 ns, 12.7 of them routing to the
@@ -123,6 +131,10 @@ class GemmSequencer(wiring.Component):
             self.o_acmd.payload.mode.eq(cmd.mode), self.o_acmd.payload.act_unsigned.eq(cmd.act_unsigned),
             self.o_acmd.payload.beats_m1.eq(beats - 1),
         ]
+        def step():
+            self._step(m, j, j_last, beats_m2, beats_is1, tiles_left, t_last, act_addr, shift,
+                       done_reading)
+
         if self._prefetch:
             issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
         else:
@@ -138,7 +150,9 @@ class GemmSequencer(wiring.Component):
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
                     sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
-                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq((pay.groups_m1 + 1) << sh)]
+                    n_beats = (pay.groups_m1 + 1) << sh
+                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq(n_beats),
+                                 beats_m2.eq(n_beats - 2), beats_is1.eq(n_beats == 1)]
                     m.next = "START"
             with m.State("START"):
                 m.d.comb += self.o_load.eq(cmd.load_acts)
@@ -154,7 +168,8 @@ class GemmSequencer(wiring.Component):
                         (loaded.row_tiles_m1 == cmd.row_tiles_m1)
                     with m.If((self.i_beats != beats) | self.i_bad | ~shape_ok):
                         m.d.sync += error.eq(1)
-                    m.d.sync += [t.eq(0), j.eq(0), act_addr.eq(0), done_reading.eq(0),
+                    m.d.sync += [j.eq(0), j_last.eq(beats_is1), tiles_left.eq(cmd.row_tiles_m1),
+                                 t_last.eq(cmd.row_tiles_m1 == 0), act_addr.eq(0), done_reading.eq(0),
                                  cmds_left.eq(row_tiles)]
                     m.next = "RUN"
             with m.State("RUN"):
@@ -168,7 +183,7 @@ class GemmSequencer(wiring.Component):
                     m.d.comb += issue.eq(~done_reading & room)
                     with m.If(issue):
                         m.d.sync += inflight_off.eq(byte_off)
-                        self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                        step()
                     drained = ~inflight.any()
                 else:
                     advance = ~out_valid | self.o_act.ready
@@ -177,7 +192,7 @@ class GemmSequencer(wiring.Component):
                     with m.If(advance):
                         m.d.sync += [out_valid.eq(~done_reading), off.eq(byte_off)]
                         with m.If(~done_reading):
-                            self._step(m, j, t, act_addr, shift, beats, cmd, done_reading)
+                            step()
                     drained = ~out_valid
                 with m.If(done_reading & drained & (cmds_left == 0)):
                     m.d.comb += self.o_release.eq(1)
@@ -187,16 +202,17 @@ class GemmSequencer(wiring.Component):
         return m
 
     @staticmethod
-    def _step(m, j, t, act_addr, shift, beats, cmd, done_reading):
-        """A beat is read: step the counters to the next one."""
+    def _step(m, j, j_last, beats_m2, beats_is1, tiles_left, t_last, act_addr, shift, done_reading):
+        """A beat is read: step the counters and flags to the next one."""
         last_of_word = Mux(shift == 2, j[:2] == 3, Mux(shift == 1, j[0], 1))
         m.d.sync += act_addr.eq(act_addr + last_of_word)
-        with m.If(j == beats - 1):
-            m.d.sync += [j.eq(0), t.eq(t + 1)]
-            with m.If(t == cmd.row_tiles_m1):
+        with m.If(j_last):
+            m.d.sync += [j.eq(0), j_last.eq(beats_is1), tiles_left.eq(tiles_left - 1),
+                         t_last.eq(tiles_left == 1)]
+            with m.If(t_last):
                 m.d.sync += done_reading.eq(1)
         with m.Else():
-            m.d.sync += j.eq(j + 1)
+            m.d.sync += [j.eq(j + 1), j_last.eq(j == beats_m2)]
 
     def _act_payload(self, m, data, off):
         """``o_act`` from the activation words ``data``: each row's bytes shifted by ``off``."""
