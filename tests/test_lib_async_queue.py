@@ -163,6 +163,33 @@ def test_banks(bank_depth):
         assert transfer(make(bank_depth=bank_depth), words, (10e-9, 13e-9), seed=7, stall=stall) == words
 
 
+@pytest.mark.parametrize("addr_slice", [1, 5, 16], ids=lambda a: f"columns-of-{a}")
+@pytest.mark.parametrize("bank_depth", [4, 16])
+def test_address_copies_per_column(addr_slice, bank_depth):
+    """With ``addr_slice`` each bank is a column of memories, each read at its own copy of the
+    address: every word still once and in order (widths dividing the word and not), and the
+    copies are there (one per column and bank)."""
+    words = _words(200, seed=addr_slice)
+    dut = AsyncQueue(16, 16, w_domain="wr", r_domain="rd", bank_depth=bank_depth, addr_slice=addr_slice)
+    for stall in (0.0, 0.4):
+        assert transfer(dut, words, (10e-9, 13e-9), seed=5, stall=stall) == words
+    banks, columns = 16 // bank_depth, -(-16 // addr_slice)
+    names = set(_submodule_names(dut))
+    assert {f"bank{k}_{c}" for k in range(banks) for c in range(columns)} <= names or columns == 1
+
+
+def _submodule_names(dut):
+    from amaranth.hdl import Fragment
+    frag = Fragment.get(dut, None)
+    return [name for _, name, _ in frag.subfragments]
+
+
+@pytest.mark.parametrize("addr_slice, error", [(0, ValueError), ("8", TypeError), (True, TypeError)])
+def test_bad_addr_slice(addr_slice, error):
+    with pytest.raises(error, match="addr_slice"):
+        AsyncQueue(16, 16, addr_slice=addr_slice)
+
+
 @QUEUES
 def test_full_and_empty(cls):
     """With the reader stopped the writer gets exactly ``depth`` words in; ``w_level`` says so and

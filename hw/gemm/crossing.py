@@ -68,7 +68,7 @@ from amaranth.lib.wiring import In, Out
 from ..huffman.block_parser import beat_layout
 from ..huffman.table_loader import table_word_layout
 from ..lib.async_fifo import RegisteredWriteAsyncFIFO
-from ..lib.async_queue import AsyncQueue
+from ..lib.async_queue import SLICE, AsyncQueue
 from ..lib.reset import add_with_reset_domains
 from ..lib.stream import HalfRateBuffer
 from ..mac.array import res_layout
@@ -209,7 +209,7 @@ class EngineCrossing(wiring.Component):
         # ready into the queue's shifting buffer, 13.30 ns, was the `gemm` worst path of the
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
-                                            w_domain="sync", r_domain=A)
+                                            w_domain="sync", r_domain=A, addr_slice=SLICE)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
                                                           self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)

@@ -1,15 +1,26 @@
 """A clock-domain-crossing stream queue whose block-RAM read address is a register."""
 
-from amaranth.hdl import Array, Const, DomainRenamer, Module, Mux, ResetInserter, ResetSignal, Shape, Signal
+from amaranth.hdl import (
+    Array,
+    Const,
+    DomainRenamer,
+    Module,
+    Mux,
+    ResetInserter,
+    ResetSignal,
+    Shape,
+    Signal,
+    Value,
+)
 from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import AsyncFFSynchronizer, FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..params import check_bool, check_pow2
+from ..params import check_bool, check_int, check_pow2
 from .stream import skid_buffer
 
-__all__ = ["AsyncQueue"]
+__all__ = ["AsyncQueue", "SLICE"]
 
 #: Bits of the read side's word per copy of its slot load flags and head pointer: each copy drives
 #: the enables, or the head selects, of this many flip-flops.
@@ -94,6 +105,12 @@ class AsyncQueue(wiring.Component):
         up to 9 bits is one ECP5 DP16KD, a wider word takes a column of them).
     w_domain, r_domain : str
         The writer's and the reader's clock domains.
+    addr_slice : int or None
+        Bits of the word per copy of a bank's read-address register (``None``, default: one copy
+        per bank). Each bank is then a column of memories this wide, each with its own copy: for
+        a wide word in distributed RAM, one address register reached every cell of the word (the
+        activations' queue of the 8 x 16 ULX3S board, 256 bits: its address register -> the
+        LUT-RAM cells -> the read register, 9.6 ns aimed at 125 MHz, seed 2).
     out_skid : bool
         ``o`` leaves through a two-entry skid buffer (:func:`hw.lib.stream.skid_buffer`, in
         ``r_domain``, emptied with the read side by the write side's reset): ``o.ready`` then
@@ -109,9 +126,13 @@ class AsyncQueue(wiring.Component):
     #: Words the read side's buffer holds: the fewest that keep one word per cycle.
     PREFETCH = 4
 
-    def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync", out_skid=False):
+    def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync", out_skid=False,
+                 addr_slice=None):
         self.depth = check_pow2("depth", depth, 4, 65536)
         self.out_skid = check_bool("out_skid", out_skid)
+        if addr_slice is not None:
+            check_int("addr_slice", addr_slice, 1)
+        self.addr_slice = addr_slice
         #: Entries of a memory bank (``depth`` if that is fewer).
         self.bank_depth = min(check_pow2("bank_depth", bank_depth, 4, 65536), depth)
         self._shape, self._w, self._r = shape, w_domain, r_domain
@@ -140,11 +161,19 @@ class AsyncQueue(wiring.Component):
 
         # The memory in banks of ``bank_depth`` entries: the word at pointer ``p`` is in bank
         # ``p[low:-1]`` at ``p[:low]``.
+        # Each bank in columns of ``addr_slice`` bits (one column without it), each a memory of
+        # its own: w_ports / r_ports per bank, a list of (port, lo, hi) per column.
+        step = self.addr_slice or width
+        columns = [(lo, min(lo + step, width)) for lo in range(0, width, step)]
         w_ports, r_ports = [], []
         for k in range(banks):
-            m.submodules[f"bank{k}"] = bank = Memory(shape=width, depth=self.bank_depth, init=[])
-            w_ports.append(bank.write_port(domain=W))
-            r_ports.append(bank.read_port(domain=R))
+            w_ports.append([])
+            r_ports.append([])
+            for c, (lo, hi) in enumerate(columns):
+                name = f"bank{k}" if len(columns) == 1 else f"bank{k}_{c}"
+                m.submodules[name] = bank = Memory(shape=hi - lo, depth=self.bank_depth, init=[])
+                w_ports[k].append((bank.write_port(domain=W), lo, hi))
+                r_ports[k].append((bank.read_port(domain=R), lo, hi))
 
         # Write side, as the library FIFO's: binary and Gray pointers, full from registers.
         produce, produce_gry = Signal(bits), Signal(bits)
@@ -155,9 +184,11 @@ class AsyncQueue(wiring.Component):
                     & (produce_gry[:-2] == taken_w_gry[:-2])),
             do_write.eq(self.i.valid & ~full), self.i.ready.eq(~full),
         ]
-        for k, w_port in enumerate(w_ports):
-            m.d.comb += [w_port.addr.eq(produce[:low]), w_port.data.eq(self.i.payload),
-                         w_port.en.eq(do_write & (produce[low:-1] == k))]
+        for k, bank_ports in enumerate(w_ports):
+            for w_port, lo, hi in bank_ports:
+                part = self.i.payload if hi - lo == width else Value.cast(self.i.payload)[lo:hi]
+                m.d.comb += [w_port.addr.eq(produce[:low]), w_port.data.eq(part),
+                             w_port.en.eq(do_write & (produce[low:-1] == k))]
         produce_next = Signal(bits)
         m.d.comb += produce_next.eq(produce + do_write)
         m.d[W] += [produce.eq(produce_next), produce_gry.eq(_gray(produce_next))]
@@ -226,13 +257,17 @@ class AsyncQueue(wiring.Component):
         # this avoids) and its own data register, fed by nothing but the RAM's data: the RAM's
         # clock-to-out and the route to that register are all of its path. The bank select
         # (a registered bank index) is in the next cycle, in front of the buffer.
+        # With ``addr_slice``, each column of a bank has its own copy.
         addrs, data = [], []
-        for k, r_port in enumerate(r_ports):
-            addr = Signal(low, name=f"addr{k}", reset_less=True, attrs={"keep": 1})
+        for k, bank_ports in enumerate(r_ports):
             word = Signal(width, name=f"data{k}", reset_less=True)
-            m.d.comb += [r_port.addr.eq(addr), r_port.en.eq(Const(1))]
-            m.d[R] += [addr.eq(fetch_next[:low]), word.eq(r_port.data)]
-            addrs.append(addr)
+            for c, (r_port, lo, hi) in enumerate(bank_ports):
+                name = f"addr{k}" if len(bank_ports) == 1 else f"addr{k}_{c}"
+                addr = Signal(low, name=name, reset_less=True, attrs={"keep": 1})
+                m.d.comb += [r_port.addr.eq(addr), r_port.en.eq(Const(1))]
+                target = word if hi - lo == width else word[lo:hi]
+                m.d[R] += [addr.eq(fetch_next[:low]), target.eq(r_port.data)]
+                addrs.append(addr)
             data.append(word)
         arriving_word = Signal(width)
         m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
