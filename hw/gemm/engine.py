@@ -100,7 +100,8 @@ class GemmEngine(wiring.Component):
     o_idle : Out(1)
         No command running, no result waiting in the array, not clearing.
     o_beats : Out(32)
-        Beats the array took (wraps): MAC/cycle = beats x rows x cols x lanes(mode) / cycles.
+        Beats the array took (wraps; each counted in the cycle after its take): MAC/cycle =
+        beats x rows x cols x lanes(mode) / cycles.
     i_clear : In(1)
         A pulse, at any time, in any state: the engine returns to its post-reset state (see
         :attr:`clear_cycles`). Every state machine, counter and FIFO is reset or emptied: the
@@ -275,9 +276,14 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, seq.o_wgt, array.i_wgt)
         wiring.connect(m, array.o_res, wiring.flipped(self.o_res))
 
+        # Beats counted a cycle after the take (``took``, a register): the take reaches the
+        # sequencer's prefetch queue and the array's input registers; the counter's 32 enables
+        # behind it were a `gemm` endpoint over 8 ns of the 8 x 16 board aimed at 125 MHz.
+        took = Signal()
+        m.d.sync += took.eq(array.i_act.valid & array.i_act.ready)
         with m.If(clearing):
             m.d.sync += self.o_beats.eq(0)
-        with m.Elif(array.i_act.valid & array.i_act.ready):
+        with m.Elif(took):
             m.d.sync += self.o_beats.eq(self.o_beats + 1)
         m.d.comb += [
             wbuf.i_clear.eq(clearing), abuf.i_clear.eq(clearing), seq.i_clear.eq(clearing),
