@@ -255,7 +255,7 @@ class EngineCrossing(wiring.Component):
         # at 3b8371b); no decision with the flush synchronizer behind it reaches those enables
         # either (14.50 ns before the write register). A skid buffer between (two registers of the
         # whole row, 770 flip-flops at 8 x 16 on one load enable) is not needed: the collector's
-        # output registers hold a row until taken. In a flush nothing is written: a row the
+        # rings hold a row until taken. In a flush nothing is written: a row the
         # engine offers is taken while the FIFO has room (the reader drains it in a flush) and
         # dropped, and the engine's clear (the flush's first cycle) empties its collector anyway.
         # So the engine's ready is the FIFO's register alone, not ORed with the flush (the

@@ -45,7 +45,8 @@ a tile ``2r + p`` cycles after row 0 of pair 0. At the top edge pair ``p`` is de
 ``pairs - p`` cycles (deskew, and one cycle for every pair that keeps the documented latency), and
 every second cycle a whole result row is written into an output FIFO
 (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads, one slice of it per column pair (own
-pointers and output register: no control net but ``o_res.ready`` spans the row).
+pointers, read at a registered pointer: no control net but ``o_res.ready`` spans the row, and it
+loads no data register).
 
 Flow control without stalls in the array: the input control takes a tile's *last* beat only when
 (a) the output FIFO has room for the tile's ``rows`` result rows (a credit counter: rows reserved
@@ -60,11 +61,12 @@ Differences to MacArray
   simulates their behavioural model, as MacArray's DSP backends do).
 * Tiles shorter than ``2 * rows - 1`` beats run at one tile per ``2 * rows - 1`` cycles (MacArray:
   one per ``rows`` cycles).
-* Latency: a tile's first result row reaches ``o_res`` ``pairs + 13`` cycles after its last beat
+* Latency: a tile's first result row reaches ``o_res`` ``pairs + 12`` cycles after its last beat
   is taken, its last row ``2 * (rows - 1)`` cycles later (MacArray: 5 or 7 cycles, then one row
   per cycle); two more with the tile-saturating option.
 * ``i_act.ready`` / ``i_wgt.ready`` depend on their ``valid`` (as MacArray), ``i_cmd.ready`` is a
-  flip-flop, ``o_res.valid`` comes from the FIFO's output register.
+  flip-flop, ``o_res.valid`` is a register (the FIFO's count non-zero), ``o_res.payload`` the
+  FIFO's LUT RAM read at a registered pointer.
 """
 
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
@@ -532,9 +534,14 @@ class _ResultCollector(wiring.Component):
 class _ResultSlice(wiring.Component):
     """One column pair's slice of the result buffer: a LUT-RAM ring of the pair's aligned shadow
     values (``i_v``, both saturated, and their overflow), written when ``i_valid``, with its own
-    write pointer, read pointer, count and output register (``o_valid``, ``o_data``), loaded when
-    that is empty or ``i_ready`` (``o_res.ready``) takes it. ``o_w_ovf``: a row with an overflow is
-    written. Its reset empties it (the collector's flush)."""
+    write pointer, read pointer and count. ``o_data`` is the ring read at the read pointer (a
+    register) and ``o_valid`` the count non-zero (a register of its own), from the cycle after
+    the row's write; ``i_ready`` (``o_res.ready``) with ``o_valid`` takes the row: it steps only
+    the read pointer, the count and ``o_valid``. No data register loads with it: an output
+    register of the row's 49 bits per slice, loaded with the reader's ready, was on the result
+    rows' paths over 8 ns of the 8 x 16 ULX3S board aimed at 125 MHz (the crossing FIFO's ready
+    -> the load LUT -> the output flip-flops' enables, 9.0 ns). ``o_w_ovf``: a row with an
+    overflow is written. Its reset empties it (the collector's flush)."""
 
     def __init__(self, acc_width, depth):
         self._acc_width, self._depth = acc_width, depth
@@ -554,30 +561,24 @@ class _ResultSlice(wiring.Component):
         wr, rd = ram.write_port(), ram.read_port(domain="comb")
         wptr, rptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
-        out_valid = self.o_valid
-        out_data = Signal(len(data_in), reset_less=True)     # data: see out_valid
+        nonempty, take = self.o_valid, Signal()
         m.d.comb += [wr.en.eq(valid), wr.addr.eq(wptr), rd.addr.eq(rptr), wr.data.eq(data_in),
-                     self.o_data.eq(out_data)]
-        # ``load`` enables the slice's output flip-flops: from flip-flops through one LUT, the
-        # ring's "not empty" kept as a register of its own (from the count, a compare and an adder
+                     self.o_data.eq(rd.data), take.eq(nonempty & self.i_ready)]
+        # "Not empty" kept as a register of its own (from the count, a compare and an adder
         # ahead of it, it was the array's longest path).
-        load, nonempty = Signal(), Signal()
-        m.d.comb += load.eq(nonempty & (~out_valid | self.i_ready))
-        m.d.sync += nonempty.eq(Mux(load, count > 1, count != 0) | valid)
+        m.d.sync += nonempty.eq(Mux(take, count > 1, count != 0) | valid)
         with m.If(valid):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
-        with m.If(load):
-            m.d.sync += [rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1)), out_data.eq(rd.data), out_valid.eq(1)]
-        with m.Elif(self.i_ready):
-            m.d.sync += out_valid.eq(0)
+        with m.If(take):
+            m.d.sync += rptr.eq(Mux(rptr == depth - 1, 0, rptr + 1))
         # The count steps by one either way or holds: the sums from the count alone, picked by
-        # valid and load (an adder of valid - load behind the load was the slices' longest path,
-        # the ULX3S builds at 125 MHz: load follows o_res.ready, which reaches every slice).
+        # valid and take (an adder of valid - take behind the take was the slices' longest path,
+        # the ULX3S builds at 125 MHz: the take follows o_res.ready, which reaches every slice).
         count_up, count_down = Signal.like(count), Signal.like(count)
         m.d.comb += [count_up.eq(count + 1), count_down.eq(count - 1)]
-        with m.If(valid & ~load):
+        with m.If(valid & ~take):
             m.d.sync += count.eq(count_up)
-        with m.Elif(load & ~valid):
+        with m.Elif(take & ~valid):
             m.d.sync += count.eq(count_down)
         m.d.comb += self.o_w_ovf.eq(valid & ovf)
         return m
@@ -652,7 +653,7 @@ class SystolicArray(wiring.Component):
         """Output FIFO depth in result rows: enough credits that tiles one drain gap
         (``max(2 * rows - 1, 2)`` cycles) apart never wait for them while the consumer takes a row
         per cycle. A tile holds its ``rows`` credits from its last beat until its last row leaves,
-        ``pairs + 2 * rows + 13`` cycles at most (``+ 3`` margin)."""
+        ``pairs + 2 * rows + 12`` cycles at most (``+ 4`` margin)."""
         R, P = self._rows, self._cols // 2
         hold = P + 2 * R + 16
         gap = max(2 * R - 1, 2)
