@@ -8,15 +8,10 @@ an undefined precision, a corrupt block, blocks of the wrong size, a command wit
 each must set its sticky flag and let the engine finish (never hang).
 """
 
-from types import SimpleNamespace
-
 import numpy as np
 import pytest
-from amaranth.hdl import Mux, Signal
 
-import hw.gemm.buffers
 from hw.gemm import GemmEngine, spec
-from hw.gemm.buffers import ActivationBuffer
 from hw.gemm.engine import ERR_DECODE, ERR_MODE, ERR_TILE
 from hw.mac import spec as mac_spec
 from hw.params import ParameterTypeError
@@ -25,7 +20,6 @@ from sim.gemm.harness import run_engine, run_engine_phases
 from sim.gemm.model import engine_cycles
 from sim.huffman.golden import Beat, table_stream
 from sim.mac.golden import random_acts, random_weights
-from sim.streams import simulate
 
 MODES = list(mac_spec.MODES)
 
@@ -287,62 +281,3 @@ def test_pruned_channels_beside_full_range_ones_decode():
     assert sum(b.first for b in job["blocks"][0]) == 1
     stuck = run(dut, job, stall=0.2, max_cycles=5_000)
     assert not stuck["finished"] and stuck["rows"] == []
-
-
-def _poisoning_read_port(m, memory, *, name):
-    """:func:`hw.lib.ram.registered_read_port` as the FPGA may behave with ``no_rw_check``: a word
-    read in the cycle its address is written comes out inverted (undefined on the device)."""
-    port = memory.read_port(domain="comb")
-    wr = memory.write_ports[0]
-    addr = Signal.like(port.addr, name=f"{name}_addr")
-    data = Signal(memory.shape, name=f"{name}_data", reset_less=True)
-    en = Signal(init=1, name=f"{name}_en")
-    collide = wr.en.any() & (wr.addr == addr)
-    m.d.comb += port.addr.eq(addr)
-    with m.If(en):
-        m.d.sync += data.eq(Mux(collide, ~port.data, port.data))
-    return SimpleNamespace(addr=addr, data=data, en=en)
-
-
-def test_poisoning_read_port_poisons_a_read_during_its_write(monkeypatch):
-    """The model below can fail: the activation buffer read at the address a load writes returns
-    the word inverted, not the old one."""
-    monkeypatch.setattr(hw.gemm.buffers, "registered_read_port", _poisoning_read_port)
-    dut = ActivationBuffer(rows=1, max_row_tiles=2, max_groups=2, addr_reg=True)
-
-    async def tb(ctx):
-        ctx.set(dut.rd_addr, 0)
-        await ctx.tick()                    # the RAM's address register holds 0
-        ctx.set(dut.i_load, 1)
-        ctx.set(dut.i_row_tiles, 1)
-        ctx.set(dut.i_groups, 2)
-        await ctx.tick()
-        ctx.set(dut.i_load, 0)
-        ctx.set(dut.i_act.payload, 0x12345678)
-        ctx.set(dut.i_act.valid, 1)
-        await ctx.tick()                    # word 0 written while address 0 is read
-        ctx.set(dut.i_act.valid, 0)
-        assert ctx.get(dut.rd_data) == 0xFFFFFFFF       # the old word (0), inverted
-        await ctx.tick()
-        assert ctx.get(dut.rd_data) == 0x12345678
-
-    simulate(dut, tb)
-
-
-def test_prefetch_never_uses_an_activation_read_during_its_write(monkeypatch):
-    """The prefetching engine's activation RAMs carry ``no_rw_check`` (``ActivationBuffer``): a
-    word read while a load writes its address is undefined on the FPGA. With such reads poisoned,
-    two GEMMs that each load activations (the second after the first's tiles) and a batch of 8
-    row tiles with overlapping decode are still exact: no poisoned word reaches the array."""
-    monkeypatch.setattr(hw.gemm.buffers, "registered_read_port", _poisoning_read_port)
-    rng = np.random.default_rng(12)
-    dut = make_dut(prefetch=True)
-    x1, w1 = random_gemm(rng, 1, 16, ["int8", "ternary"])
-    x2, w2 = random_gemm(rng, 4, 12, ["int2", "int4", "int8"])
-    job = concat_jobs(job_for(dut, x1, w1, ["int8", "ternary"]),
-                      job_for(dut, x2, w2, ["int2", "int4", "int8"], parity=1))
-    check(run(dut, job, stall=0.2, seed=12), job)
-    dut = make_dut(max_batch=16, prefetch=True)
-    x, w = random_gemm(rng, 16, 16, ["int8"] * 4)
-    job = job_for(dut, x, w, ["int8"] * 4)
-    check(run(dut, job), job)
