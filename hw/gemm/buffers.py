@@ -7,7 +7,6 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..lib.ram import registered_read_port
 from ..mac import spec as mac_spec
 from ..params import check_bool, check_domain
 
@@ -181,9 +180,7 @@ class ActivationBuffer(wiring.Component):
     wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
-    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; a word read in the
-    cycle its address is written is then undefined on the FPGA (the old word in simulation), so
-    the reader must not use it.
+    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there.
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
@@ -212,15 +209,10 @@ class ActivationBuffer(wiring.Component):
             take.eq(self.i_act.valid & loading),
         ]
         if self._addr_reg:
-            # A word read while a load writes is never used (the sequencer reads only after the
-            # load), so the RAMs carry no_rw_check and are read through registered_read_port:
-            # Yosys adds no read-during-write compare and bypass behind them (the bypass was on
-            # array-domain paths over 8 ns of the ULX3S engine at 125 MHz).
             row_bits, words = self._width // self._rows, []
             for r in range(self._rows):
-                m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[],
-                                                       attrs={"no_rw_check": 1})
-                wr, rd = ram.write_port(), registered_read_port(m, ram, name=f"ram{r}_rd")
+                m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[])
+                wr, rd = ram.write_port(), ram.read_port(transparent_for=())
                 rd_addr = Signal.like(self.rd_addr, name=f"rd_addr{r}", reset_less=True, attrs={"keep": 1})
                 m.d.sync += rd_addr.eq(self.rd_addr)
                 row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
