@@ -45,8 +45,8 @@ a tile ``2r + p`` cycles after row 0 of pair 0. At the top edge pair ``p`` is de
 ``pairs - p`` cycles (deskew, and one cycle for every pair that keeps the documented latency), and
 every second cycle a whole result row is written into an output FIFO
 (:attr:`SystolicArray.fifo_depth` rows) that ``o_res`` reads, one slice of it per column pair (own
-pointers, read at a registered pointer: no control net but ``o_res.ready`` spans the row, and it
-loads no data register).
+pointers and output register, or without ``out_reg`` read at its registered read pointer: no
+control net but ``o_res.ready`` spans the row).
 
 Flow control without stalls in the array: the input control takes a tile's *last* beat only when
 (a) the output FIFO has room for the tile's ``rows`` result rows (a credit counter: rows reserved
@@ -61,12 +61,13 @@ Differences to MacArray
   simulates their behavioural model, as MacArray's DSP backends do).
 * Tiles shorter than ``2 * rows - 1`` beats run at one tile per ``2 * rows - 1`` cycles (MacArray:
   one per ``rows`` cycles).
-* Latency: a tile's first result row reaches ``o_res`` ``pairs + 12`` cycles after its last beat
+* Latency: a tile's first result row reaches ``o_res`` ``pairs + 13`` cycles (``pairs + 12``
+  without ``out_reg``) after its last beat
   is taken, its last row ``2 * (rows - 1)`` cycles later (MacArray: 5 or 7 cycles, then one row
   per cycle); two more with the tile-saturating option.
 * ``i_act.ready`` / ``i_wgt.ready`` depend on their ``valid`` (as MacArray), ``i_cmd.ready`` is a
-  flip-flop, ``o_res.valid`` is a register (the FIFO's count non-zero), ``o_res.payload`` the
-  FIFO's LUT RAM read at a registered pointer.
+  flip-flop, ``o_res.valid`` a register (the FIFO's output register's, or without ``out_reg``
+  its count non-zero, ``o_res.payload`` then its LUT RAM read at a registered pointer).
 """
 
 from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
@@ -461,8 +462,9 @@ class _ResultCollector(wiring.Component):
     8 x 16 ULX3S board aimed at 125 MHz).
     """
 
-    def __init__(self, rows, cols, acc_width, depth):
+    def __init__(self, rows, cols, acc_width, depth, out_reg):
         self._rows, self._pairs, self._acc_width, self._depth = rows, cols // 2, acc_width, depth
+        self._out_reg = out_reg
         super().__init__({
             "sh": In(data.ArrayLayout(shadow_layout(acc_width), cols // 2)),
             "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
@@ -503,7 +505,7 @@ class _ResultCollector(wiring.Component):
         # flag gates the writes.
         slices = []
         for p, (v, valid) in enumerate(aligned):
-            sl = _ResultSlice(W, self._depth)
+            sl = _ResultSlice(W, self._depth, self._out_reg)
             m.submodules[f"slice{p}"] = module_with_reset_tree(sl, self.i_flush_next, name="slice",
                                                                depth=0, platform=platform)
             m.d.comb += [sl.i_v.eq(v), sl.i_valid.eq(valid), sl.i_ready.eq(self.o_res.ready)]
@@ -534,17 +536,19 @@ class _ResultCollector(wiring.Component):
 class _ResultSlice(wiring.Component):
     """One column pair's slice of the result buffer: a LUT-RAM ring of the pair's aligned shadow
     values (``i_v``, both saturated, and their overflow), written when ``i_valid``, with its own
-    write pointer, read pointer and count. ``o_data`` is the ring read at the read pointer (a
-    register) and ``o_valid`` the count non-zero (a register of its own), from the cycle after
-    the row's write; ``i_ready`` (``o_res.ready``) with ``o_valid`` takes the row: it steps only
-    the read pointer, the count and ``o_valid``. No data register loads with it: an output
+    write pointer, read pointer and count. With ``out_reg`` the ring's word loads into an output
+    register (``o_data``, ``o_valid``) when that is empty or taken. Without, ``o_data`` is the
+    ring read at the read pointer (a register) and ``o_valid`` the count non-zero (a register of
+    its own), from the cycle after the row's write, a cycle earlier; ``i_ready``
+    (``o_res.ready``) with ``o_valid`` takes the row: it steps only the read pointer, the count
+    and ``o_valid``. No data register loads with it: an output
     register of the row's 49 bits per slice, loaded with the reader's ready, was on the result
     rows' paths over 8 ns of the 8 x 16 ULX3S board aimed at 125 MHz (the crossing FIFO's ready
     -> the load LUT -> the output flip-flops' enables, 9.0 ns). ``o_w_ovf``: a row with an
     overflow is written. Its reset empties it (the collector's flush)."""
 
-    def __init__(self, acc_width, depth):
-        self._acc_width, self._depth = acc_width, depth
+    def __init__(self, acc_width, depth, out_reg):
+        self._acc_width, self._depth, self._out_reg = acc_width, depth, out_reg
         super().__init__({
             "i_v": In(shadow_layout(acc_width)), "i_valid": In(1), "i_ready": In(1),
             "o_valid": Out(1), "o_data": Out(2 * acc_width + 1), "o_w_ovf": Out(1),
@@ -561,9 +565,20 @@ class _ResultSlice(wiring.Component):
         wr, rd = ram.write_port(), ram.read_port(domain="comb")
         wptr, rptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
-        nonempty, take = self.o_valid, Signal()
-        m.d.comb += [wr.en.eq(valid), wr.addr.eq(wptr), rd.addr.eq(rptr), wr.data.eq(data_in),
-                     self.o_data.eq(rd.data), take.eq(nonempty & self.i_ready)]
+        nonempty, take = Signal(), Signal()
+        m.d.comb += [wr.en.eq(valid), wr.addr.eq(wptr), rd.addr.eq(rptr), wr.data.eq(data_in)]
+        if self._out_reg:
+            # The ring's word loads into an output register when that is empty or taken (Yosys
+            # folds the register into a block RAM's read port where there is no LUT RAM).
+            out_data = Signal(len(data_in), reset_less=True)     # data: see o_valid
+            m.d.comb += [take.eq(nonempty & (~self.o_valid | self.i_ready)), self.o_data.eq(out_data)]
+            with m.If(take):
+                m.d.sync += [out_data.eq(rd.data), self.o_valid.eq(1)]
+            with m.Elif(self.i_ready):
+                m.d.sync += self.o_valid.eq(0)
+        else:
+            m.d.comb += [self.o_valid.eq(nonempty), self.o_data.eq(rd.data),
+                         take.eq(nonempty & self.i_ready)]
         # "Not empty" kept as a register of its own (from the count, a compare and an adder
         # ahead of it, it was the array's longest path).
         m.d.sync += nonempty.eq(Mux(take, count > 1, count != 0) | valid)
@@ -610,6 +625,11 @@ class SystolicArray(wiring.Component):
         With ``primitives``: place the multipliers at the sites
         :func:`hw.mac.ecp5_dsp.systolic_sites` gives for this device (one of
         :data:`hw.mac.ecp5_dsp.DSP_LAYOUTS`, ``"lfe5u-85f"``); None (default): nextpnr places them.
+    out_reg : bool
+        Each result slice's row into an output register (default: where there is no LUT RAM,
+        Yosys folds it into a block RAM's read port). False (the ULX3S engine): ``o_res`` is the
+        slices' LUT RAM read at their registered read pointers, the first row a cycle earlier,
+        and ``o_res.ready`` loads no data register.
 
     Members
     -------
@@ -631,7 +651,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
-                 count_bits=12, primitives=True, dsp_layout=None):
+                 count_bits=12, primitives=True, dsp_layout=None, out_reg=True):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -642,6 +662,8 @@ class SystolicArray(wiring.Component):
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
+        self._out_reg = check_bool("out_reg", out_reg)
+        self._out_reg = check_bool("out_reg", out_reg)
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1)})
         # Read-only by convention, as MacArray's properties (the stream runners read them).
@@ -653,7 +675,7 @@ class SystolicArray(wiring.Component):
         """Output FIFO depth in result rows: enough credits that tiles one drain gap
         (``max(2 * rows - 1, 2)`` cycles) apart never wait for them while the consumer takes a row
         per cycle. A tile holds its ``rows`` credits from its last beat until its last row leaves,
-        ``pairs + 2 * rows + 12`` cycles at most (``+ 4`` margin)."""
+        ``pairs + 2 * rows + 13`` cycles at most (``+ 3`` margin)."""
         R, P = self._rows, self._cols // 2
         hold = P + 2 * R + 16
         gap = max(2 * R - 1, 2)
@@ -669,7 +691,7 @@ class SystolicArray(wiring.Component):
         R, P = self._rows, self._cols // 2
         depth = self.fifo_depth
         m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
-        m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth)
+        m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth, self._out_reg)
         # The flush is a register (``flushing``), so its fan-out starts at a flip-flop; the result
         # collector keeps copies of its own from its next value.
         flushing, flushing_next = Signal(), Signal()
