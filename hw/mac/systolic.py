@@ -663,7 +663,6 @@ class SystolicArray(wiring.Component):
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
         self._out_reg = check_bool("out_reg", out_reg)
-        self._out_reg = check_bool("out_reg", out_reg)
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1)})
         # Read-only by convention, as MacArray's properties (the stream runners read them).
