@@ -7,6 +7,7 @@ from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.ram import registered_read_port
 from ..mac import spec as mac_spec
 from ..params import check_bool, check_domain
 
@@ -180,7 +181,10 @@ class ActivationBuffer(wiring.Component):
     wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
-    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there.
+    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; each also writes a
+    word a cycle after taking it (``o_loading`` falls with the last take, its write lands at the
+    next edge), and a word read in the cycle its address is written is undefined on the FPGA (the
+    old word in simulation): read only from the second cycle after ``o_loading`` falls.
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
@@ -209,14 +213,25 @@ class ActivationBuffer(wiring.Component):
             take.eq(self.i_act.valid & loading),
         ]
         if self._addr_reg:
+            # The sequencer reads only after a load has ended (and its last write has landed: see
+            # below), so no word is read in the cycle it is written: the RAMs carry no_rw_check and
+            # are read through registered_read_port, without Yosys's read-during-write compare and
+            # bypass behind them (a LUT between a DP16KD's output, 5.8 ns from the clock, and the
+            # sequencer's register: 9.37 ns, the 8 x 16 board aimed at 125 MHz, seed 1). Each RAM
+            # writes a cycle after the take from registers of its own (address, word, enable:
+            # ``keep`` copies), so neither the take nor the address counter is routed to every RAM.
             row_bits, words = self._width // self._rows, []
             for r in range(self._rows):
-                m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[])
-                wr, rd = ram.write_port(), ram.read_port(transparent_for=())
+                m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[],
+                                                       attrs={"no_rw_check": 1})
+                wr, rd = ram.write_port(), registered_read_port(m, ram, name=f"ram{r}_rd")
                 rd_addr = Signal.like(self.rd_addr, name=f"rd_addr{r}", reset_less=True, attrs={"keep": 1})
-                m.d.sync += rd_addr.eq(self.rd_addr)
+                wr_addr = Signal.like(addr, name=f"wr_addr{r}", reset_less=True, attrs={"keep": 1})
+                wr_data = Signal(row_bits, name=f"wr_data{r}", reset_less=True)
+                wr_en = Signal(name=f"wr_en{r}", attrs={"keep": 1})
                 row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
-                m.d.comb += [wr.addr.eq(addr), wr.data.eq(row), wr.en.eq(take), rd.addr.eq(rd_addr)]
+                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
+                m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(wr_data), wr.en.eq(wr_en), rd.addr.eq(rd_addr)]
                 words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:
