@@ -215,3 +215,29 @@ PAIR_MUTANTS = {
 def test_pair_copy_mutants_fail(mutation):
     old, new = PAIR_MUTANTS[mutation]
     assert not extreme_operands_match(mutated("hw.mac.systolic", "SystolicArray", old, new)), mutation
+
+
+# Mutants of the last-beat hold (``last_ok``'s next value picked among candidates from registers):
+# each lets a last beat in too early and loses or overwrites result rows.
+LAST_OK_MUTANTS = {
+    "the drain gap ignored": ("(wait <= 1)", "1"),
+    "a last beat's own reservation ignored": ("last_ok.eq(Mux(reserve,", "last_ok.eq(Mux(0,"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(LAST_OK_MUTANTS))
+@pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # a run cut short
+def test_last_ok_mutants_fail(mutation):
+    old, new = LAST_OK_MUTANTS[mutation]
+    Mutant = mutated("hw.mac.systolic", "SystolicArray", old, new)
+    dut = Mutant(rows=2, cols=2, acc_width=20, tile_k=0, primitives=False)
+    tiles = short_tiles(np.random.default_rng(22), dut)
+    failed = False
+    for seed, stall in ((0, 0.0), (1, 0.3), (2, 0.8)):
+        try:
+            res = run_tiles(dut, tiles, stall=stall, seed=seed, max_cycles=20000)
+        except (TimeoutError, AssertionError):
+            failed = True
+            break
+        failed |= res["rows"] != expected_rows(tiles, 2)
+    assert failed, mutation
