@@ -185,6 +185,26 @@ def test_half_rate_buffer_ready_is_the_entry_free_and_rate_is_half():
     assert taken == [0] + [101 + 2 * j for j in range(9)]
 
 
+def test_half_rate_buffer_load_copies_are_cycle_exact():
+    """The data loaded by a copy of "the entry is free" per slice (``load_slice``, 3 bits of 8: a
+    last slice narrower) gives the same handshakes and payloads, cycle for cycle."""
+    assert _skid_trace(HalfRateBuffer(8, load_slice=3)) == _skid_trace(HalfRateBuffer(8))
+    assert _skid_trace(HalfRateBuffer(8, load_slice=8)) == _skid_trace(HalfRateBuffer(8))
+
+
+def test_mutant_half_rate_buffer_slice_loading_while_full_is_caught():
+    """A slice's copy that loads while the entry holds a transfer overwrites it: the trace differs."""
+    Mutant = mutated("hw.lib.stream", "HalfRateBuffer", "m.d.sync += free.eq(~valid_next)",
+                     "m.d.sync += free.eq(~valid_next | (k == 1))")
+    assert _skid_trace(Mutant(8, load_slice=3)) != _skid_trace(HalfRateBuffer(8))
+
+
+@pytest.mark.parametrize("load_slice,exc", [(0, ValueError), (True, TypeError), (2.0, TypeError)])
+def test_half_rate_buffer_rejects_bad_load_slice(load_slice, exc):
+    with pytest.raises(exc, match="load_slice"):
+        HalfRateBuffer(8, load_slice=load_slice)
+
+
 def test_skid_buffer_full_rate():
     dut = SkidBuffer(8)
     cycles = []

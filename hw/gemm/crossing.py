@@ -239,7 +239,7 @@ class EngineCrossing(wiring.Component):
         # ns, the `gemm` endpoints of the ULX3S build at 95 MHz, docs/boards.md); the queue's take
         # is now decided from registers (its count, the buffer's valid). Half the array clock is
         # still well above the controller's clock, which writes the activations.
-        act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape()))
+        act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape(), load_slice=SLICE))
         m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
         wiring.connect(m, act.o, act_buf.i)
         for q, sink in ((cmd, eng.i_cmd), (act_buf, eng.i_act)):
