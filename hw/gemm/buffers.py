@@ -240,16 +240,21 @@ class ActivationBuffer(wiring.Component):
             rd = ram.read_port(transparent_for=())
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
                          rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
+        # ``group_last`` (groups_left == 1) as a register set a word ahead: the take steps the
+        # counters with no compare in front of their enables (the take and that compare into
+        # groups_left's enables: 8.95 ns, the 8 x 16 board aimed at 125 MHz, seed 2).
+        group_last = Signal()
         with m.If(self.i_load):
             m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
-                         groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0)]
+                         groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0),
+                         group_last.eq(self.i_groups == 1)]
         with m.Elif(take):
             m.d.sync += addr.eq(addr + 1)
-            with m.If(groups_left == 1):
+            with m.If(group_last):
                 m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1),
-                             loading.eq(tiles_left != 1)]
+                             loading.eq(tiles_left != 1), group_last.eq(groups == 1)]
             with m.Else():
-                m.d.sync += groups_left.eq(groups_left - 1)
+                m.d.sync += [groups_left.eq(groups_left - 1), group_last.eq(groups_left == 2)]
         with m.If(self.i_clear):
             m.d.sync += [tiles_left.eq(0), loading.eq(0)]
         return m
