@@ -105,8 +105,8 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("w_slot.eq(Mux(inflight[L], ", "w_slot.eq(Mux(inflight[L - 1], "),
-    ("r_slot.eq(Mux(take, ", "r_slot.eq(Mux(nonempty, "),
+    ("sl.i_wrote.eq(inflight[L])", "sl.i_wrote.eq(inflight[L - 1])"),
+    ("sl.i_take.eq(take)", "sl.i_take.eq(nonempty)"),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),

@@ -217,8 +217,9 @@ class GemmEngine(wiring.Component):
         # The sequencer is reset by a register of its own holding clearing's next value (and the
         # domain's reset): the same cycles as ``clearing``, with no OR of the two resets in a LUT
         # in front of its flip-flops (clearing -> that LUT -> the prefetch queue's slot copies,
-        # 9.9 ns: the `gemm` domain's worst path of the 8 x 16 board aimed at 125 MHz, seed 1).
-        m.submodules.seq = module_with_reset_tree(seq, clearing_next, name="seq", depth=0, platform=platform)
+        # 9.9 ns: the `gemm` domain's worst path of the 8 x 16 board aimed at 125 MHz, seed 1),
+        # and each slice of its prefetch queue by a copy of its own (depth 1).
+        m.submodules.seq = module_with_reset_tree(seq, clearing_next, name="seq", depth=1, platform=platform)
         if crossing:
             # The data beats reach the decoder from a skid buffer of its domain, emptied by the
             # decoder's clear: the staging queue's output registers sit by its block RAMs, and the

@@ -281,22 +281,10 @@ class GemmSequencer(wiring.Component):
                   for lo in range(0, wgt_width, size)]
         heads = []
         for s, part in enumerate(parts):
-            m.submodules[f"prefetch{s}"] = mem = Memory(shape=len(part), depth=PREFETCH, init=[])
-            w_port, r_port = mem.write_port(), mem.read_port(domain="comb")
-            w_en = Signal(name=f"w_en{s}", attrs={"keep": 1})
-            w_slot = Signal(range(PREFETCH), name=f"w_slot{s}", attrs={"keep": 1})
-            r_slot = Signal(range(PREFETCH), name=f"r_slot{s}", attrs={"keep": 1})
-            # The write slot steps with each beat written, the head slot with each beat taken;
-            # every slice's copy steps itself (all equal in every cycle): a shared next-slot
-            # LUT, fanned out to every copy's flip-flop, was on the `gemm`
-            # endpoints of the ULX3S build at 95 MHz (the array's take -> that LUT -> the head
-            # slot copies, 9.38 ns, docs/boards.md); the take now reaches each copy's own LUT.
-            m.d.sync += [w_en.eq(inflight[L - 1]),
-                         w_slot.eq(Mux(inflight[L], _ring_next(w_slot, PREFETCH), w_slot)),
-                         r_slot.eq(Mux(take, _ring_next(r_slot, PREFETCH), r_slot))]
-            m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(part), w_port.en.eq(w_en),
-                         r_port.addr.eq(r_slot)]
-            heads.append(r_port.data)
+            m.submodules[f"prefetch{s}"] = sl = _PrefetchSlice(len(part))
+            m.d.comb += [sl.i_data.eq(part), sl.i_write.eq(inflight[L - 1]), sl.i_wrote.eq(inflight[L]),
+                         sl.i_take.eq(take)]
+            heads.append(sl.o_data)
         queued_next = Signal.like(queued)
         m.d.comb += [
             self.act_rd_en.eq(1), self.wgt_rd_en.eq(1),
@@ -312,6 +300,42 @@ class GemmSequencer(wiring.Component):
                      nonempty.eq(queued_next != 0),
                      room.eq(queued_next + issue + sum(inflight[k] for k in range(L)) < PREFETCH)]
         return issue, inflight, inflight_off, queued, room
+
+
+class _PrefetchSlice(wiring.Component):
+    """One slice of the prefetch queue (:meth:`GemmSequencer._queue`): :data:`PREFETCH` words of
+    ``width`` bits of LUT RAM with its own write enable, write slot and head slot registers.
+
+    ``i_write``: ``i_data`` is written in the next cycle (into the write register of the enable);
+    ``i_wrote``: a word is written in this cycle (the write slot steps); ``i_take``: the head word
+    leaves (the head slot steps). ``o_data``: the word at the head slot (LUT RAM read
+    asynchronously). The slots start at 0 and step around the ring; every slice's copies step
+    together, each with its own LUT (a shared next-slot LUT fanned out to every copy: the array's
+    take -> that LUT -> the head slot copies, 9.38 ns on the ULX3S build at 95 MHz,
+    docs/boards.md). A component of its own so that a reset tree gives each slice its own copy of
+    the sequencer's clear (one clear register into every slice's slot registers: 9.06 ns, the
+    8 x 16 board aimed at 125 MHz, seed 2).
+    """
+
+    def __init__(self, width):
+        self._width = width
+        super().__init__({"i_data": In(width), "i_write": In(1), "i_wrote": In(1), "i_take": In(1),
+                          "o_data": Out(width)})
+
+    def elaborate(self, platform):
+        m = Module()
+        m.submodules.mem = mem = Memory(shape=self._width, depth=PREFETCH, init=[])
+        w_port, r_port = mem.write_port(), mem.read_port(domain="comb")
+        # ``keep``: Yosys would merge the slices' equal registers back into one.
+        w_en = Signal(name="w_en", attrs={"keep": 1})
+        w_slot = Signal(range(PREFETCH), name="w_slot", attrs={"keep": 1})
+        r_slot = Signal(range(PREFETCH), name="r_slot", attrs={"keep": 1})
+        m.d.sync += [w_en.eq(self.i_write),
+                     w_slot.eq(Mux(self.i_wrote, _ring_next(w_slot, PREFETCH), w_slot)),
+                     r_slot.eq(Mux(self.i_take, _ring_next(r_slot, PREFETCH), r_slot))]
+        m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(self.i_data), w_port.en.eq(w_en),
+                     r_port.addr.eq(r_slot), self.o_data.eq(r_port.data)]
+        return m
 
 
 def _ring_next(slot, size):

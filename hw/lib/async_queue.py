@@ -227,13 +227,16 @@ class AsyncQueue(wiring.Component):
         # 9.80 ns, the 8 x 16 board aimed at 125 MHz, seed 2). ``more`` compares with the
         # previous cycle's ``written`` (a word is fetched a cycle later than it could be; the
         # write pointer only moves on, so a stale one never fetches a word not written).
+        # Neither the fetch decision nor the address copies see the read side's reset: every
+        # register the decision drives is set by that reset, which also clears ``more``, so the
+        # first cycle after it fetches nothing and the copies take ``fetch`` (the reset's value).
         fetch_p1 = Signal(bits, reset_less=True)
         more = Signal(reset_less=True)
         head_valid, leave = Signal(), Signal()   # the head slot holds a word; a word leaves ``o``
         head = Signal(width)                     # the head slot's word (a selection, below)
         loads, head_slots = [], []
         m.d.comb += [
-            fetching.eq(more & (count + read + arriving < P) & ~r_rst),
+            fetching.eq(more & (count + read + arriving < P)),
             fetch_next.eq(Mux(fetching, fetch_p1, fetch)),
             leave.eq(self.o.valid & self.o.ready),
         ]
@@ -318,7 +321,6 @@ class AsyncQueue(wiring.Component):
             m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
                        fetch_p1.eq(produce_r_bin + 1), more.eq(0),
                        taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
-                       *(addr.eq(produce_r_bin[:low]) for addr in addrs),
                        wslot.eq(0), rslot.eq(0), *(load.eq(0) for load in loads),
                        *(head_slot.eq(0) for head_slot in head_slots)]
         return m
