@@ -66,6 +66,47 @@ def test_activation_buffer_loads_against_a_model(rows, addr_reg):
     assert checked["words"] > 500
 
 
+def _read_right_after_a_load(cls):
+    """``addr_reg``: load word A at address 0, then word B; name address 0 in the first cycle
+    with ``o_loading`` low; returns the word read (B if the write landed before the read)."""
+    dut = cls(rows=2, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=True)
+    got = []
+
+    async def tb(ctx):
+        for word in (0xAAAA_AAAA_AAAA_AAAA, 0xBBBB_BBBB_BBBB_BBBB):
+            ctx.set(dut.i_load, 1)
+            ctx.set(dut.i_row_tiles, 1)
+            ctx.set(dut.i_groups, 1)
+            await ctx.tick()
+            ctx.set(dut.i_load, 0)
+            await stream_put(ctx, dut.i_act, word)
+            assert not ctx.get(dut.o_loading)
+            ctx.set(dut.rd_addr, 0)
+            await ctx.tick().repeat(2)
+            got.append(ctx.get(dut.rd_data))
+            await ctx.tick().repeat(3)
+
+    simulate(dut, tb)
+    return got
+
+
+def test_activation_buffer_word_readable_as_the_load_ends():
+    """With ``addr_reg`` each RAM writes a cycle after the take: a word named in the first cycle
+    with ``o_loading`` low is already the new one."""
+    assert _read_right_after_a_load(ActivationBuffer) == [0xAAAA_AAAA_AAAA_AAAA, 0xBBBB_BBBB_BBBB_BBBB]
+
+
+def test_mutant_activation_buffer_writing_a_cycle_later_is_caught():
+    """One register more in front of the RAMs' write ports: the read sees the old word."""
+    Mutant = mutated(
+        "hw.gemm.buffers", "ActivationBuffer",
+        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]",
+        "take_q, addr_q, row_q = Signal(name=f'tq{r}'), Signal.like(addr, name=f'aq{r}'), "
+        "Signal(row_bits, name=f'rq{r}'); m.d.sync += [take_q.eq(take), addr_q.eq(addr), row_q.eq(row)]; "
+        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr_q), wr_data.eq(row_q), wr_en.eq(take_q)]")
+    assert _read_right_after_a_load(Mutant)[1] != 0xBBBB_BBBB_BBBB_BBBB
+
+
 # --- The weight buffer with its write side in a clock domain of its own -------------------------
 
 COLS, LANES, DEPTH = 4, 2, 6

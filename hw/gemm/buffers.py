@@ -182,9 +182,10 @@ class ActivationBuffer(wiring.Component):
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
     (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; each also writes a
-    word a cycle after taking it (``o_loading`` falls with the last take, its write lands at the
-    next edge), and a word read in the cycle its address is written is undefined on the FPGA (the
-    old word in simulation): read only from the second cycle after ``o_loading`` falls.
+    word a cycle after taking it (its write lands at the end of the first cycle with ``o_loading``
+    low), and a word read in the cycle its address is written is undefined on the FPGA (the old
+    word in simulation): ``rd_addr`` may name a loaded word from the first cycle with
+    ``o_loading`` low (its RAM read, behind the address register, is a cycle after the write).
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
