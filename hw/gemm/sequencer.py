@@ -144,6 +144,7 @@ class GemmSequencer(wiring.Component):
         def step():
             self._step(m, counters)
 
+        byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))   # of beat j's lanes
         if self._prefetch:
             issue, inflight, inflight_off, queued, room = self._queue(m, act_addr, j)
             # "RUN and not done_reading" as a register of its own: the read decision and the
@@ -158,7 +159,7 @@ class GemmSequencer(wiring.Component):
                     m.d.sync += reading.eq(0)
             # The byte offset of the beat read, beside ``issue`` in the pipeline (data: used only
             # with its in-flight flag, so it loads every cycle).
-            m.d.sync += inflight_off.eq(Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0)))
+            m.d.sync += inflight_off.eq(byte_off)
         else:
             out_valid = Signal()
             off = Signal(2)             # byte offset of the beat's lanes in the activation word read
@@ -209,7 +210,6 @@ class GemmSequencer(wiring.Component):
                     # now frees its place a cycle later).
                     drained = ~inflight.any()
                 else:
-                    byte_off = Mux(shift == 2, j[:2], Mux(shift == 1, Cat(0, j[0]), 0))
                     advance = ~out_valid | self.o_act.ready
                     m.d.comb += [self.act_rd_en.eq(advance), self.wgt_rd_en.eq(advance),
                                  self.act_rd_addr.eq(act_addr), self.wgt_rd_addr.eq(j)]
