@@ -196,8 +196,8 @@ def test_bad_parameters(kw, error):
 
 @pytest.mark.parametrize("old, new", [
     # the room without the word in the write register, or without the word taken now
-    ("self.w_level + w_valid + taking < self.depth", "self.w_level + taking < self.depth"),
-    ("self.w_level + w_valid + taking < self.depth", "self.w_level + w_valid < self.depth"),
+    ("self.w_level + w_valid + take < self.depth", "self.w_level + take < self.depth"),
+    ("room.eq(Mux(taking, room_if[1], room_if[0]))", "room.eq(room_if[0])"),
     # no room flag at all
     ("self.i.ready.eq(room), taking.eq(self.i.valid & room)", "self.i.ready.eq(1), taking.eq(self.i.valid)"),
 ], ids=["room-ignores-write-register", "room-ignores-word-taken", "no-room-flag"])
