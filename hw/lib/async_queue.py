@@ -272,7 +272,7 @@ class AsyncQueue(wiring.Component):
         # clock-to-out and the route to that register are all of its path. The bank select
         # (a registered bank index) is in the next cycle, in front of the buffer.
         # With ``addr_slice``, each column of a bank has its own copy.
-        addrs, data = [], []
+        data = []
         for k, bank_ports in enumerate(r_ports):
             word = Signal(width, name=f"data{k}", reset_less=True)
             for c, (r_port, lo, hi) in enumerate(bank_ports):
@@ -281,7 +281,6 @@ class AsyncQueue(wiring.Component):
                 m.d.comb += [r_port.addr.eq(addr), r_port.en.eq(Const(1))]
                 target = word if hi - lo == width else word[lo:hi]
                 m.d[R] += [addr.eq(fetch_next[:low]), target.eq(r_port.data)]
-                addrs.append(addr)
             data.append(word)
         arriving_word = Signal(width)
         m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
