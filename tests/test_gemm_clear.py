@@ -99,6 +99,9 @@ def test_clear_at_any_cycle(domain, decode_period, clear_at, take_first, in_arra
     assert out["clear_cycles"] is not None
     if domain == "sync":
         assert out["clear_cycles"] == dut.clear_cycles
+    else:
+        # Not idle before the decoder's acknowledge: DECODE_HOLD decoder cycles at least.
+        assert out["clear_cycles"] >= max(dut.clear_cycles, dut.DECODE_HOLD * decode_period / 8e-9)
     check_exact(out, good, job_beats(["int4", "int2"], 5, 20, 2))
 
 
