@@ -148,3 +148,34 @@ def test_crossing_flush_ends_with_the_engine_cleared(array, decode):
     sim.add_testbench(tb)
     sim.run()
     assert seen["idle"] and seen["cycle"] >= dut.engine.clear_cycles
+
+
+@pytest.mark.parametrize("array, decode", [("sync", "sync"), ("gemm", "dec")])
+def test_crossing_acknowledge_follows_the_engine_idle(array, decode):
+    """The array domain's flush acknowledge is high only in a cycle after one in which the engine
+    was idle (checked from an idle engine, whose clear starts a cycle after the flush reaches it:
+    an acknowledge from the engine's idle before that is early)."""
+    dut = EngineCrossing(array_domain=array, decode_domain=decode, stage_depth=64, **SMALL)
+    seen = []
+
+    async def tb(ctx):
+        ctx.set(dut.i_clear, 1)
+        await ctx.tick()
+        ctx.set(dut.i_clear, 0)
+
+    async def watch(ctx):
+        idle_before = 0
+        for _ in range(400):
+            *_, ack, idle = await ctx.tick(array).sample(dut.cleared_a, dut.engine.o_idle)
+            seen.append((ack, idle_before))
+            idle_before = idle
+
+    sim = Simulator(dut)
+    for domain, period in {"sync": 8e-9, array: 8e-9, decode: 10e-9}.items():
+        sim.add_clock(period, domain=domain)
+    sim.add_testbench(tb)
+    sim.add_testbench(watch)
+    sim.run()
+    assert any(ack for ack, _ in seen)
+    assert all(idle for ack, idle in seen if ack)
+

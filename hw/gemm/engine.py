@@ -99,6 +99,11 @@ class GemmEngine(wiring.Component):
         Sticky: an accumulator saturated.
     o_idle : Out(1)
         No command running, no result waiting in the array, not clearing.
+    o_idle_d : Out(1)
+        ``o_idle`` of the cycle before, from a register per term (the sequencer's, the command
+        buffer's, the array's, the clear's) and one AND: for a reader that can wait a cycle
+        (:class:`hw.gemm.crossing.EngineCrossing`'s flush acknowledge), without the terms'
+        gather across the engine in front of its register.
     o_beats : Out(32)
         Beats the array took (wraps; each counted in the cycle after its take): MAC/cycle =
         beats x rows x cols x lanes(mode) / cycles.
@@ -171,7 +176,8 @@ class GemmEngine(wiring.Component):
             "i_cmd": In(stream.Signature(gemm_cmd_layout(self.row_tile_bits, self.group_bits))),
             "i_act": In(stream.Signature(rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS)),
             "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
-            "o_errors": Out(3), "o_overflow": Out(1), "o_idle": Out(1), "o_beats": Out(32),
+            "o_errors": Out(3), "o_overflow": Out(1), "o_idle": Out(1), "o_idle_d": Out(1),
+            "o_beats": Out(32),
             "i_clear": In(1),
         })
 
@@ -293,6 +299,9 @@ class GemmEngine(wiring.Component):
             self.o_overflow.eq(array.o_overflow),
             self.o_idle.eq(seq.o_idle & ~cmd_buf.o.valid & array.o_idle & ~clearing),
         ]
+        idle_terms = Signal(4)
+        m.d.sync += idle_terms.eq(Cat(seq.o_idle, ~cmd_buf.o.valid, array.o_idle, ~clearing))
+        m.d.comb += self.o_idle_d.eq(idle_terms.all())
         return m
 
     def _clear(self, m, dec):
