@@ -165,8 +165,3 @@ def test_result_path_mutants_fail(old, new, monkeypatch):
     with pytest.raises(AssertionError):
         test_rows_in_the_result_path_are_awaited_and_flushed()
         test_rows_held_past_the_result_fifo_arrive_in_order()
-
-
-def test_res_ready_copies_is_the_crossings():
-    with pytest.raises(TypeError, match="res_ready_copies is set by EngineCrossing"):
-        EngineCrossing(array_domain="gemm", decode_domain="dec", res_ready_copies=True)

@@ -13,7 +13,6 @@ import gc
 import numpy as np
 import pytest
 from amaranth.back import rtlil
-from amaranth.hdl import Cat, Elaboratable, Module
 from amaranth.lib import data
 from amaranth.sim import Simulator
 
@@ -164,37 +163,6 @@ def test_consumer_away_for_long_holds_the_inputs():
     assert rows == expected_rows(tiles, 2)
 
 
-class ReadyCopies(Elaboratable):
-    """``array`` (with ``ready_copies``) whose ``i_res_ready_each`` are ``o_res.ready``, except
-    slice ``stuck``'s copy, held high (a mutant), if given."""
-
-    def __init__(self, array, stuck=None):
-        self.array, self.stuck = array, stuck
-
-    def elaborate(self, platform):
-        m = Module()
-        m.submodules.array = a = self.array
-        m.d.comb += a.i_res_ready_each.eq(Cat(*(1 if p == self.stuck else a.o_res.ready
-                                                for p in range(a.cols // 2))))
-        return m
-
-
-@pytest.mark.parametrize("stuck", [None, 1])
-def test_result_slices_take_the_ready_copies(stuck):
-    """With ``ready_copies`` each result slice takes its rows by its own copy of ``o_res.ready``:
-    exact with equal copies under consumer stalls; a copy held high (slice 1 moves on while the
-    others wait) fails."""
-    dut = make_dut(rows=2, cols=4, ready_copies=True)
-    tiles = short_tiles(np.random.default_rng(40), dut)
-    try:
-        res = run_tiles(dut, tiles, stall=0.5, seed=3, max_cycles=20000, top=ReadyCopies(dut, stuck))
-        exact = res["rows"] == expected_rows(tiles, 2)
-    except (TimeoutError, AssertionError):
-        exact = False
-    gc.collect()     # a cut-short run's coroutines, here (where their warning is ignored)
-    assert exact == (stuck is None)
-
-
 def run_flush(dut, before, after):
     """Feed the ``before`` tiles and take none of their rows; once they are in, pulse
     ``i_flush`` and record ``o_idle``, ``o_res.valid`` and ``i_cmd.ready`` in each of the next
@@ -343,8 +311,3 @@ def test_last_ok_mutants_fail(mutation):
         failed |= res["rows"] != expected_rows(tiles, 2)
     gc.collect()     # the cut-short run's coroutines, here (where their warning is ignored)
     assert failed, mutation
-
-
-def test_bad_ready_copies():
-    with pytest.raises(TypeError, match="ready_copies"):
-        make_dut(ready_copies=1)

@@ -130,12 +130,7 @@ class EngineCrossing(wiring.Component):
         if "decode_domain" in engine:
             raise TypeError("decode_domain is EngineCrossing's own parameter")
         split = decode_domain != array_domain
-        # Outside the controller's domain (the ULX3S), the result FIFO's ready reaches the array's
-        # result slices as copies (GemmEngine's ``res_ready_copies``).
-        if "res_ready_copies" in engine:
-            raise TypeError("res_ready_copies is set by EngineCrossing")
-        self.engine = GemmEngine(decode_domain="dec" if split else "sync",
-                                 res_ready_copies=array_domain != "sync", **engine)
+        self.engine = GemmEngine(decode_domain="dec" if split else "sync", **engine)
         e = self.engine
         super().__init__({
             "i_stage": In(stream.Signature(beat_layout(e.lanes * e.contexts))),
@@ -219,12 +214,8 @@ class EngineCrossing(wiring.Component):
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A, addr_slice=SLICE)
-        copies = self.engine.cols // 2 if A != "sync" else 0
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
-                                                          self.cdc_depth, w_domain=A, r_domain="sync",
-                                                          ready_copies=copies)
-        if copies:
-            m.d.comb += eng.i_res_ready_each.eq(res.o_ready_each)
+                                                          self.cdc_depth, w_domain=A, r_domain="sync")
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
         wiring.connect(m, wiring.flipped(self.i_cmd), cmd.i)

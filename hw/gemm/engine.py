@@ -84,10 +84,6 @@ class GemmEngine(wiring.Component):
         (:class:`hw.gemm.sequencer.GemmSequencer`): the array's ready then reaches neither the
         RAMs' enables nor the read counters (the ULX3S build). Off by default: on the UP5K its
         flip-flops do not fit beside the registry's ``gemm_engine``.
-    res_ready_copies : bool
-        Copies of ``o_res.ready`` in ``i_res_ready_each``, one per result slice of the array
-        (:class:`hw.mac.systolic.SystolicArray`'s ``ready_copies``; :class:`hw.gemm.crossing.
-        EngineCrossing` drives them from its result FIFO). Default False.
 
     Members
     -------
@@ -132,7 +128,7 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync",
-                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False, res_ready_copies=False):
+                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -168,7 +164,6 @@ class GemmEngine(wiring.Component):
             systolic_sites(dsp_layout, rows, cols // 2)     # checks it: a bad layout raises here
         self._dsp_layout = dsp_layout
         self._prefetch = check_bool("prefetch", prefetch)
-        self._res_ready_copies = check_bool("res_ready_copies", res_ready_copies)
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
@@ -184,7 +179,6 @@ class GemmEngine(wiring.Component):
             "o_errors": Out(3), "o_overflow": Out(1), "o_idle": Out(1), "o_idle_d": Out(1),
             "o_beats": Out(32),
             "i_clear": In(1),
-            **({"i_res_ready_each": In(cols // 2)} if res_ready_copies else {}),
         })
 
     #: Decoder-domain cycles the decoder's inputs and output are held after its clear arrives: its
@@ -224,8 +218,7 @@ class GemmEngine(wiring.Component):
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
-                                                   dsp_layout=self._dsp_layout, out_reg=not self._prefetch,
-                                                   ready_copies=self._res_ready_copies)
+                                                   dsp_layout=self._dsp_layout, out_reg=not self._prefetch)
         clearing, clearing_next, start, dec_busy = self._clear(m, dec)
         # The sequencer is reset by a register of its own holding clearing's next value (and the
         # domain's reset): the same cycles as ``clearing``, with no OR of the two resets in a LUT
@@ -289,8 +282,6 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, seq.o_act, array.i_act)
         wiring.connect(m, seq.o_wgt, array.i_wgt)
         wiring.connect(m, array.o_res, wiring.flipped(self.o_res))
-        if self._res_ready_copies:
-            m.d.comb += array.i_res_ready_each.eq(self.i_res_ready_each)
 
         # Beats counted a cycle after the take (``took``, a register): the take reaches the
         # sequencer's prefetch queue and the array's input registers; the counter's 32 enables

@@ -73,22 +73,15 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         The writer's and the reader's clock domains.
     registered_read : bool
         ``o`` from an output register, the memory read at a registered pointer (above).
-    ready_copies : int
-        0..64 (default 0): ``o_ready_each`` has this many copies of ``i.ready``, each a register
-        of its own (``keep``) equal to it in every cycle, for a writer whose logic for
-        ``i.ready`` is spread out (the GEMM engine's result slices, one per column pair).
     """
 
-    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False,
-                 ready_copies=0):
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False):
         self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
         self.registered_read = check_bool("registered_read", registered_read)
-        self.ready_copies = check_int("ready_copies", ready_copies, 0, 64)
         self._w, self._r = w_domain, r_domain
-        copies = {"o_ready_each": Out(ready_copies)} if ready_copies else {}
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
-                          "w_level": Out(range(depth + 1)), **copies})
+                          "w_level": Out(range(depth + 1))})
         #: The memory's write enable (``w_domain``; the write register's valid flag): an
         #: attribute for the tests.
         self.writing = Signal()
@@ -148,10 +141,6 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             consume_w.eq(consume_w_bin), self.w_level.eq(produce_next - consume_w),
             room.eq(Mux(taking, room_if[1], room_if[0])),
         ]
-        for k in range(self.ready_copies):
-            copy = Signal(name=f"ready_copy{k}", attrs={"keep": 1})
-            m.d[W] += copy.eq(Mux(taking, room_if[1], room_if[0]))
-            m.d.comb += self.o_ready_each[k].eq(copy)
 
         # Read side, as the library FIFO's. Its two pointers are reset only through the write
         # side's reset (a reset of the read side alone would break the Gray code they carry).

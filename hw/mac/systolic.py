@@ -459,8 +459,7 @@ class _ResultCollector(wiring.Component):
     """Top edge: deskews the pairs' shadow outputs into result rows, buffers them, drives ``o_res``.
 
     Members: ``sh`` (the top row's ``sh_out`` per pair); the array's ``o_res``, ``i_clear``,
-    ``o_overflow``; ``i_ready_each``: ``o_res.ready`` for each slice (equal to it in every cycle);
-    ``pop``: a row leaves on ``o_res`` in this cycle; ``i_flush_next``: the next
+    ``o_overflow``; ``pop``: a row leaves on ``o_res`` in this cycle; ``i_flush_next``: the next
     cycle is flushed (the array's ``flushing`` register's next value). In a flushed cycle the
     result buffer is held empty (rows arriving are dropped: its pointers stay reset), ``o_res``
     not valid and ``o_overflow`` cleared. Each slice of the buffer is reset by a register of its
@@ -480,7 +479,6 @@ class _ResultCollector(wiring.Component):
             "o_overflow": Out(1),
             "pop": Out(1),
             "i_flush_next": In(1),
-            "i_ready_each": In(cols // 2),
         })
 
     def elaborate(self, platform):
@@ -510,14 +508,14 @@ class _ResultCollector(wiring.Component):
         # no pointer or load enable spans the array's width: with one ring for the whole row, its
         # read pointer drove about 100 LUT-RAM cells along the array (13 ns of route in the 8 x 16
         # ULX3S build) and its load enable every output flip-flop. Only ``o_res.ready`` reaches
-        # every slice (its copy in ``i_ready_each``), one load LUT each. The input control's
-        # credits guarantee room, so no full flag gates the writes.
+        # every slice, one load LUT each. The input control's credits guarantee room, so no full
+        # flag gates the writes.
         slices = []
         for p, (v, valid) in enumerate(aligned):
             sl = _ResultSlice(W, self._depth, self._out_reg)
             m.submodules[f"slice{p}"] = module_with_reset_tree(sl, self.i_flush_next, name="slice",
                                                                depth=0, platform=platform)
-            m.d.comb += [sl.i_v.eq(v), sl.i_valid.eq(valid), sl.i_ready.eq(self.i_ready_each[p])]
+            m.d.comb += [sl.i_v.eq(v), sl.i_valid.eq(valid), sl.i_ready.eq(self.o_res.ready)]
             slices.append(sl)
         ovf_seen = Signal()         # a row with an overflow was written since the clear
         m.d.sync += ovf_seen.eq(ovf_seen | Cat(*(sl.o_w_ovf for sl in slices)).any())
@@ -642,11 +640,6 @@ class SystolicArray(wiring.Component):
         Yosys folds it into a block RAM's read port). False (the ULX3S engine): ``o_res`` is the
         slices' LUT RAM read at their registered read pointers, the first row a cycle earlier,
         and ``o_res.ready`` loads no data register.
-    ready_copies : bool
-        Take ``o_res.ready``'s copies in ``i_res_ready_each`` (default False: none). The ULX3S
-        engine: the result FIFO's ready register, one flip-flop, reached the count and pointer
-        logic of every result slice across the array's width (8.35 ns, the 8 x 16 board aimed at
-        125 MHz); with copies, each slice's logic has a register of its own.
 
     Members
     -------
@@ -660,9 +653,6 @@ class SystolicArray(wiring.Component):
         data registers are not reset: the next tile's first beat restarts the accumulators). A
         command or beat taken in the cycle of the pulse is abandoned too. ``i_flush`` while
         flushing restarts the count.
-    i_res_ready_each : In(cols // 2)
-        With ``ready_copies``: copies of ``o_res.ready``, one per column pair's result slice, each
-        equal to ``o_res.ready`` in every cycle (e.g. registers loaded with the same value).
 
     Raises
     ------
@@ -671,7 +661,7 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
-                 count_bits=12, primitives=True, dsp_layout=None, out_reg=True, ready_copies=False):
+                 count_bits=12, primitives=True, dsp_layout=None, out_reg=True):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -683,10 +673,8 @@ class SystolicArray(wiring.Component):
         self._count_bits = check_int("count_bits", count_bits, 1, 20)
         self._primitives = check_bool("primitives", primitives)
         self._out_reg = check_bool("out_reg", out_reg)
-        self._ready_copies = check_bool("ready_copies", ready_copies)
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
-        copies = {"i_res_ready_each": In(cols // 2)} if ready_copies else {}
-        super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1), **copies})
+        super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1)})
         # Read-only by convention, as MacArray's properties (the stream runners read them).
         self.rows, self.cols, self.acc_width = rows, cols, acc_width
         self.tile_k, self.tile_bits, self.count_bits = tile_k, tile_bits, count_bits
@@ -736,8 +724,6 @@ class SystolicArray(wiring.Component):
         m.d.comb += [
             ctl.i_clear.eq(self.i_clear), out.i_clear.eq(self.i_clear), ctl.pop.eq(out.pop),
             ctl.i_flush.eq(flushing), out.i_flush_next.eq(flushing_next),
-            out.i_ready_each.eq(self.i_res_ready_each if self._ready_copies
-                                else Cat(*[self.o_res.ready] * (self._cols // 2))),
             self.o_mode_error.eq(ctl.o_mode_error), self.o_overflow.eq(out.o_overflow),
             self.o_idle.eq(ctl.o_idle & ~flushing),
         ]
