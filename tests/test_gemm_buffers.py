@@ -10,7 +10,6 @@ import pytest
 from amaranth.sim import Simulator
 
 from hw.gemm.buffers import ActivationBuffer, WeightTileBuffer
-from hw.gemm.sequencer import READ_LATENCY
 from sim.formal.harness import mutated
 from sim.streams import simulate, stream_put
 
@@ -54,7 +53,7 @@ def test_activation_buffer_loads_against_a_model(rows, addr_reg):
         ctx.set(dut.i_act.valid, 0)
         ctx.set(dut.rd_en, 1)
         addrs = list(mem)
-        latency = READ_LATENCY if addr_reg else 1
+        latency = 2 if addr_reg else 1
         for k in range(len(addrs) + latency - 1):
             # a new address every cycle: each word read back `latency` cycles after its address
             ctx.set(dut.rd_addr, addrs[k] if k < len(addrs) else 0)
@@ -83,7 +82,7 @@ def _read_right_after_a_load(cls):
             await stream_put(ctx, dut.i_act, word)
             assert not ctx.get(dut.o_loading)
             ctx.set(dut.rd_addr, 0)
-            await ctx.tick().repeat(READ_LATENCY)
+            await ctx.tick().repeat(2)
             got.append(ctx.get(dut.rd_data))
             await ctx.tick().repeat(3)
 
@@ -159,7 +158,7 @@ def check_weight_buffer_across_clocks(cls, *, addr_reg, w_period, seed=3, n_tile
 
     async def reader(ctx):
         rrng = random.Random(seed + 2)
-        latency = READ_LATENCY if addr_reg else 1
+        latency = 2 if addr_reg else 1
         for _, want in tiles:
             for _ in range(5000):
                 if ctx.get(dut.o_full):

@@ -38,10 +38,9 @@ class WeightTileBuffer(wiring.Component):
     With ``addr_reg`` (the ULX3S's prefetching sequencer): the memory is one block RAM column per
     lane group of ``lanes`` bytes (a beat writes one of them), each with its own copy of the read
     address register (``keep``) in front of it, so that the reader's address register drives
-    only those copies, one cycle of route, and each copy only its own RAMs; each RAM's data goes
-    into an output register of its own (:func:`_out_register`): ``rd_data`` is the beat that
-    ``rd_addr`` and ``rb`` named three cycles before. The RAMs read every cycle (``rd_en`` is not
-    used).
+    only those copies, one cycle of route, and each copy only its own RAMs: ``rd_data`` is the beat
+    that ``rd_addr`` and ``rb`` named two cycles before. The RAMs read every cycle (``rd_en`` is
+    not used).
 
     With ``w_domain`` other than ``"sync"`` the write side (``i_sym`` and the RAMs' write ports)
     runs in that clock domain, the read side in ``sync``: the block RAMs are the crossing (their
@@ -106,7 +105,7 @@ class WeightTileBuffer(wiring.Component):
                 m.d.sync += addr.eq(rd_addr)
                 m.d.comb += [wr.addr.eq(Mux(wb, D + beat, beat)), wr.data.eq(sym.bytes),
                              wr.en.eq(take & inside & (slot == s)), rd.addr.eq(addr)]
-                words.append(_out_register(m, rd.data, f"rd_q{s}"))
+                words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:
             m.submodules.ram = ram = Memory(shape=C * 8, depth=2 * D, init=[])
@@ -182,12 +181,11 @@ class ActivationBuffer(wiring.Component):
     wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
-    and output register (``rd_data`` three cycles after ``rd_addr``, ``rd_en`` not used), as
-    there; each also writes a word a cycle after taking it (its write lands at the end of the
-    first cycle with ``o_loading`` low), and a word read in the cycle its address is written is
-    undefined on the FPGA (the old word in simulation): ``rd_addr`` may name a loaded word from
-    the first cycle with ``o_loading`` low (its RAM read, behind the address register, is a cycle
-    after the write).
+    (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; each also writes a
+    word a cycle after taking it (its write lands at the end of the first cycle with ``o_loading``
+    low), and a word read in the cycle its address is written is undefined on the FPGA (the old
+    word in simulation): ``rd_addr`` may name a loaded word from the first cycle with
+    ``o_loading`` low (its RAM read, behind the address register, is a cycle after the write).
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
@@ -235,7 +233,7 @@ class ActivationBuffer(wiring.Component):
                 row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
                 m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
                 m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(wr_data), wr.en.eq(wr_en), rd.addr.eq(rd_addr)]
-                words.append(_out_register(m, rd.data, f"rd_q{r}"))
+                words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:
             m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
@@ -261,15 +259,3 @@ class ActivationBuffer(wiring.Component):
         with m.If(self.i_clear):
             m.d.sync += [tiles_left.eq(0), loading.eq(0)]
         return m
-
-
-def _out_register(m, data, name):
-    """``data`` (a block RAM's read data) registered, the register's only load being the RAM: the
-    placer puts it by the RAM. An ECP5 DP16KD's output is 5.8 ns from the clock (Yosys does not
-    use its own output register), and the route from it to the sequencer's register, placed
-    towards the prefetch queue it feeds, took the rest of the 8 ns (8.26-8.54 ns, the 8 x 16 ULX3S
-    board aimed at 125 MHz)."""
-    out = Signal(len(data), name=name, reset_less=True)
-    m.d.sync += out.eq(data)
-    return out
-

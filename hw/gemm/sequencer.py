@@ -18,12 +18,11 @@ __all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
 #: Beats the sequencer's prefetch queue holds with the beats read and not yet in it
 #: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> the buffers'
 #: address registers -> RAM data -> register -> queue -> taken -> count -> read.
-PREFETCH = 7
+PREFETCH = 6
 
 #: Cycles from a prefetching sequencer's read address to the buffers' read data (their address
-#: registers, the block RAMs' own and their output registers: ``addr_reg`` of
-#: :mod:`hw.gemm.buffers`).
-READ_LATENCY = 3
+#: registers and the block RAMs' own: ``addr_reg`` of :mod:`hw.gemm.buffers`).
+READ_LATENCY = 2
 
 #: Bits of the prefetch queue's word per copy of its slot registers (:class:`GemmSequencer`): each
 #: copy drives the LUT-RAM addresses of this many bits of the beat.
@@ -53,7 +52,7 @@ class GemmSequencer(wiring.Component):
 
     With ``prefetch`` (the ULX3S build), reads and the array are decoupled by a prefetch queue of
     :data:`PREFETCH` beats: a beat is read (``act_rd_addr`` / ``wgt_rd_addr`` step) while the
-    queue, counting the beats read in the four cycles before, has room (``o_idle`` waits for it to
+    queue, counting the beats read in the three cycles before, has room (``o_idle`` waits for it to
     be empty), a decision from registers only; the buffers register the address beside their
     block RAMs (``addr_reg``: one copy per RAM column, a cycle of route from the sequencer's
     address registers to them; one address register drove the address pins of sixteen DP16KD,
@@ -68,7 +67,7 @@ class GemmSequencer(wiring.Component):
     the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
     DP16KD were the array domain's worst paths). The queue keeps the array fed every cycle; a
-    tile's first beat reaches ``o_act`` five cycles after its read. The bank is released once
+    tile's first beat reaches ``o_act`` four cycles after its read. The bank is released once
     its last beat is read (its beats may still wait in the queue). It is off by default: on the
     UP5K its flip-flops (no LUT RAM there) do not fit beside the registry's ``gemm_engine``.
 
