@@ -270,25 +270,19 @@ class EngineCrossing(wiring.Component):
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
         # and acknowledges it DECODE_HOLD cycles later (so after the decoder was cleared).
-        # The engine's clear is a register (the flush's first cycle, a cycle late): it starts the
-        # engine's reset trees and the array's flush, whose next values reach the prefetch slices'
-        # and the result slices' clear copies (through the flush's edge detect as well: 8.34-8.89
-        # ns, the 8 x 16 board aimed at 125 MHz). The engine's inputs are gated by the flush
-        # from its first cycle on.
-        flush_seen, clear_q = Signal(), Signal()
-        m.d[A] += [flush_seen.eq(flush_a), clear_q.eq(flush_a & ~flush_seen)]
-        m.d.comb += eng.i_clear.eq(clear_q)
+        flush_seen = Signal()
+        m.d[A] += flush_seen.eq(flush_a)
+        m.d.comb += eng.i_clear.eq(flush_a & ~flush_seen)
         m.submodules.flush_d = FFSynchronizer(flush_seen, flush_d, o_domain=D)
         hold_d = Signal(self.DECODE_HOLD)
         m.d[D] += hold_d.eq(Cat(flush_d, hold_d[:-1]))
 
         # The array domain acknowledges once the engine's own clear is over (it is idle again):
-        # a cycle later than it could, from the engine's idle terms of the cycle before (the
-        # gather of the terms across the engine into this register: 8.46-8.90 ns, the 8 x 16
-        # board aimed at 125 MHz), and only from the cycle the engine's clear shows in them (the
-        # second after ``clear_q``'s), so not from its idle before the flush.
-        cleared_a, flush_late = self.cleared_a, Signal(2)
-        m.d[A] += [flush_late.eq(Cat(flush_seen, flush_late[0])), cleared_a.eq(flush_late[1] & eng.o_idle_d)]
+        # a cycle later than it could, from the engine's idle terms of the cycle before and
+        # ``flush_seen`` of that cycle (the gather of the terms across the engine into this
+        # register: 8.46-8.90 ns, the 8 x 16 board aimed at 125 MHz).
+        cleared_a, flush_seen_d = self.cleared_a, Signal()
+        m.d[A] += [flush_seen_d.eq(flush_seen), cleared_a.eq(flush_seen_d & eng.o_idle_d)]
 
         # A row is counted as the engine hands it over (not as it enters the crossing FIFO's
         # memory): a row in the FIFO's write register is one the handler still waits for once the
