@@ -297,11 +297,11 @@ class GemmEngine(wiring.Component):
             array.i_clear.eq(start), array.i_flush.eq(start),
             self.o_errors.eq(Cat(dec_error, seq.o_tile_error, array.o_mode_error)),
             self.o_overflow.eq(array.o_overflow),
-            self.o_idle.eq(seq.o_idle & ~cmd_buf.o.valid & array.o_idle & ~clearing),
         ]
-        idle_terms = Signal(4)
-        m.d.sync += idle_terms.eq(Cat(seq.o_idle, ~cmd_buf.o.valid, array.o_idle, ~clearing))
-        m.d.comb += self.o_idle_d.eq(idle_terms.all())
+        terms = Cat(seq.o_idle, ~cmd_buf.o.valid, array.o_idle, ~clearing)
+        terms_d = Signal.like(terms)
+        m.d.sync += terms_d.eq(terms)
+        m.d.comb += [self.o_idle.eq(terms.all()), self.o_idle_d.eq(terms_d.all())]
         return m
 
     def _clear(self, m, dec):

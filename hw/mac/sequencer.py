@@ -95,33 +95,34 @@ class TileSequencer(wiring.Component):
         # (the take -> start -> the next state -> free / gated was 9.13-9.27 ns on the 8 x 16 ULX3S
         # board aimed at 125 MHz).
         nxt_drop, nxt_last = Signal(), Signal()
-        active_n, drop_n, last_beat_n = Signal(), Signal(), Signal()
         m.d.comb += [
             take.eq(self.beat_valid & ((free & (self.en | drop)) | (gated & self.en & self.last_ok))),
             self.i_cmd.ready.eq(~nxt_valid),
             start.eq(nxt_valid & (~active | (take & last_beat))),
             self.busy.eq(active | nxt_valid),
-            active_n.eq(active), drop_n.eq(drop), last_beat_n.eq(last_beat),
         ]
+        # Per value of the take: (active, drop, last beat) after this cycle. A taken last beat
+        # ends the tile; a start (no tile running, or a taken last beat, and a command waiting)
+        # loads the waiting command's; a taken beat steps the last-beat flag.
         free_if = [Signal(name=f"free_if{t}") for t in (0, 1)]
         gated_if = [Signal(name=f"gated_if{t}") for t in (0, 1)]
+        after = []
         for t in (0, 1):
             starts = nxt_valid & (~active | (last_beat if t else 0))
             a_n = Mux(starts, 1, active & ~(last_beat if t else 0))
             d_n = Mux(starts, nxt_drop, drop)
             l_n = Mux(starts, nxt_last, left_is1 if t else last_beat)
             m.d.comb += [free_if[t].eq(a_n & (d_n | ~l_n)), gated_if[t].eq(a_n & ~d_n & l_n)]
-        m.d.sync += [active.eq(active_n), drop.eq(drop_n), last_beat.eq(last_beat_n),
-                     free.eq(Mux(take, free_if[1], free_if[0])),
+            after.append((a_n, d_n, l_n))
+        for reg, if0, if1 in zip((active, drop, last_beat), *after):
+            m.d.sync += reg.eq(Mux(take, if1, if0))
+        m.d.sync += [free.eq(Mux(take, free_if[1], free_if[0])),
                      gated.eq(Mux(take, gated_if[1], gated_if[0]))]
         lanes = Signal(3)
         m.d.comb += lanes.eq(Mux(mode == spec.MODE_INT8, 1, Mux(mode == spec.MODE_INT4, 2, 4)))
 
         with m.If(take):
             m.d.sync += [left.eq(left - 1), left_is1.eq(left == 2), first_beat.eq(0), kpos.eq(kpos + lanes)]
-            m.d.comb += last_beat_n.eq(left_is1)
-            with m.If(last_beat):
-                m.d.comb += active_n.eq(0)
         with m.If(self.i_cmd.valid & self.i_cmd.ready):
             m.d.sync += [nxt.eq(cmd), nxt_valid.eq(1), nxt_drop.eq(cmd.mode >= len(spec.LANES)),
                          nxt_last.eq(cmd.beats_m1 == 0)]
@@ -136,7 +137,6 @@ class TileSequencer(wiring.Component):
                 self.act_unsigned.eq(nxt.act_unsigned), tsat.eq(nxt.tile_sat if self._tile_k else 0),
                 left.eq(nxt.beats_m1), left_is1.eq(nxt.beats_m1 == 1), first_beat.eq(1), kpos.eq(0),
             ]
-            m.d.comb += [active_n.eq(1), drop_n.eq(nxt_drop), last_beat_n.eq(nxt_last)]
 
         # Tags of the beat being taken: its place in the tile and in its group.
         if self._tile_k:
