@@ -105,7 +105,7 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("sl.i_wrote.eq(inflight[L])", "sl.i_wrote.eq(inflight[L - 1])"),
+    ("w_slot.eq(Mux(w_en, ", "w_slot.eq(Mux(self.i_write, "),
     ("sl.i_take.eq(take)", "sl.i_take.eq(nonempty)"),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
