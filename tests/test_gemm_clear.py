@@ -14,6 +14,7 @@ from amaranth.sim import Simulator
 from hw.gemm import GemmEngine, spec
 from hw.gemm.crossing import EngineCrossing
 from hw.mac import spec as mac_spec
+from sim.formal.harness import mutated
 from sim.gemm.golden import gemm_job
 from sim.gemm.harness import run_crossing, run_engine_cleared, run_engine_phases
 from sim.mac.golden import random_acts, random_weights
@@ -179,3 +180,23 @@ def test_crossing_acknowledge_follows_the_engine_idle(array, decode):
     assert any(ack for ack, _ in seen)
     assert all(idle for ack, idle in seen if ack)
 
+
+
+def test_commands_wait_for_the_sequencer_root():
+    """With the prefetch queue the sequencer's reset tree has a root register, so the sequencer
+    leaves a reset a cycle after the command buffer: the buffer takes no command while the root is
+    high. A mutant without that gate gives the held sequencer the first GEMM's first command, which
+    is lost (the run does not reach its beats in the array)."""
+    def run(cls):
+        rng = np.random.default_rng(23)
+        dut = cls(**SMALL, decode_domain="sync", prefetch=True)
+        first = job_for(dut, rng, 6, 32, ["int8", "int4", "int8"])
+        good = job_for(dut, rng, 5, 20, ["int4", "int2"])
+        out = run_engine_cleared(dut, first, good, clear_at=520, take_first=True, stall=0.1,
+                                 period=8e-9, decode_period=8e-9, max_cycles=3000)
+        return out["at_clear"]["beats"] > 0 and not out["at_clear"]["idle"] and out["finished"] \
+            and out["rows"] == good["rows"]
+
+    assert run(GemmEngine)
+    mutant = mutated("hw.gemm.engine", "GemmEngine", "self.i_clear | clearing | seq_root if", "self.i_clear | clearing if")
+    assert not run(mutant)

@@ -150,15 +150,21 @@ def test_rows_held_past_the_result_fifo_arrive_in_order():
     assert out["finished"] and out["rows"] == job["rows"] and out["errors"] == 0
 
 
-# (The room without the word in the write register loses a word only when one is taken two cycles
-# after the word that fills the memory; the engine's rows come further apart than that in these
-# scenarios, so that mutant is left to tests/test_lib_async_fifo.py.)
+# The engine offers rows on the FIFO's room a cycle ahead (``res_credit``), so its ready is not
+# read: these are mutants of that room. (The room without the word in the write register loses a
+# word only when one is taken two cycles after the word that fills the memory; the engine's rows
+# come further apart than that in these scenarios, so that mutant is left to
+# tests/test_lib_async_fifo.py.)
 @pytest.mark.parametrize("old, new", [
-    # the result FIFO's room without the word taken now: a row is written over one not yet read
-    ("room.eq(Mux(taking, room_if[1], room_if[0]))", "room.eq(room_if[0])"),
-    # no room flag at all: rows written whatever the FIFO holds
-    ("self.i.ready.eq(room), taking.eq(self.i.valid & room)", "self.i.ready.eq(1), taking.eq(self.i.valid)"),
-], ids=["room-ignores-word-taken", "no-room-flag"])
+    # the room ahead without the word taken now: a row is written over one not yet read
+    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
+     "m.d[W] += self.w_room_ahead.eq(ahead_if[0])"),
+    # the room ahead without the word the writer may offer next
+    ("+ take + ahead < self.depth", "+ take < self.depth"),
+    # no room at all: rows written whatever the FIFO holds
+    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
+     "m.d[W] += self.w_room_ahead.eq(1)"),
+], ids=["ahead-ignores-word-taken", "ahead-ignores-next-word", "no-room"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
     monkeypatch.setattr(hw.gemm.crossing, "RegisteredWriteAsyncFIFO",
                         mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new))

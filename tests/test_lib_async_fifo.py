@@ -183,7 +183,7 @@ def test_write_side_reset_empties_both_sides(fifo):
 @pytest.mark.parametrize("kw, error", [
     ({"depth": 2}, ValueError), ({"depth": 12}, ValueError), ({"depth": 1 << 17}, ValueError),
     ({"depth": "16"}, TypeError), ({"width": 0}, ValueError), ({"width": 8.0}, TypeError),
-    ({"width": True}, TypeError),
+    ({"width": True}, TypeError), ({"room_ahead": 1}, TypeError),
 ])
 def test_bad_parameters(kw, error):
     params = {"width": 8, "depth": 16, **kw}
@@ -291,3 +291,79 @@ def test_mutant_registered_read_fails(old, new):
     except AssertionError:
         return
     assert got != words
+
+
+def _room_ahead_run(cls, words, periods, *, seed, stall, hold=0):
+    """``words`` through ``cls(16, 4, room_ahead=True)`` from a writer that offers a word only in
+    a cycle after one with ``w_room_ahead`` high (and then with probability ``1 - stall``), the
+    reader taking with random stalls after ``hold`` of its cycles. Returns ``(got, refused,
+    peak)``: the words out, the cycles a word was offered with ``i.ready`` low, the largest
+    ``w_level``."""
+    dut = cls(16, 4, w_domain="wr", r_domain="rd", room_ahead=True)
+    got, refused, peak = [], [], [0]
+    limit = 60 * len(words) + 200 + hold
+
+    async def writer(ctx):
+        rng, sent, ahead = random.Random(seed), 0, 0
+        for cycle in range(limit):
+            offer = sent < len(words) and ahead and rng.random() >= stall
+            ctx.set(dut.i.valid, offer)
+            ctx.set(dut.i.payload, words[sent] if offer else 0)
+            _, _, ready, ahead, level = await ctx.tick("wr").sample(dut.i.ready, dut.w_room_ahead,
+                                                                   dut.w_level)
+            peak[0] = max(peak[0], level)
+            if offer:
+                if not ready:
+                    refused.append(cycle)
+                sent += 1
+
+    async def reader(ctx):
+        rng = random.Random(seed + 1)
+        for _ in range(hold):
+            await ctx.tick("rd")
+        for _ in range(limit):
+            ctx.set(dut.o.ready, rng.random() >= stall)
+            _, _, valid, ready, word = await ctx.tick("rd").sample(dut.o.valid, dut.o.ready, dut.o.payload)
+            if valid and ready:
+                got.append(word)
+            if len(got) == len(words):
+                return
+
+    simulate(dut, periods, writer, reader)
+    return got, refused, peak[0]
+
+
+@pytest.mark.parametrize("periods", RATIOS, ids=lambda p: f"w{p[0] * 1e9:.0f}-r{p[1] * 1e9:.0f}ns")
+@pytest.mark.parametrize("stall", [0.0, 0.5])
+def test_room_ahead_writer_is_never_refused(periods, stall):
+    """``room_ahead``: a writer that offers words only in cycles after one with ``w_room_ahead``
+    high is never refused (``i.ready`` high whenever it offers); every word arrives once, in
+    order, at the smallest depth."""
+    words = _words(150, seed=21)
+    got, refused, _ = _room_ahead_run(RegisteredWriteAsyncFIFO, words, periods, seed=3, stall=stall)
+    assert refused == [] and got == words
+
+
+def test_room_ahead_fills_the_memory():
+    """With the reader away the credit writer still fills all ``depth`` words (the room ahead
+    counts the word it may offer next, not a slot kept free), and then every word arrives."""
+    words = _words(12, seed=22)
+    got, refused, peak = _room_ahead_run(RegisteredWriteAsyncFIFO, words, (10e-9, 13e-9), seed=4, stall=0.0,
+                                         hold=120)
+    assert peak == 4 and refused == [] and got == words
+
+
+@pytest.mark.parametrize("old, new", [
+    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
+     "m.d[W] += self.w_room_ahead.eq(ahead_if[0])"),
+    ("+ take + ahead < self.depth", "+ take < self.depth"),
+    ("+ take + ahead < self.depth", "+ take + ahead + 1 < self.depth"),
+], ids=["ignores-word-taken", "ignores-next-word", "keeps-a-slot-free"])
+def test_mutant_room_ahead_fails(old, new):
+    """The room ahead without this cycle's word or the word the writer may offer next lets a
+    word be refused; one that keeps a slot free never fills the memory."""
+    mutant = mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new)
+    words = _words(150, seed=21)
+    refused_any = any(_room_ahead_run(mutant, words, p, seed=3, stall=0.0)[1] for p in RATIOS)
+    _, _, peak = _room_ahead_run(mutant, _words(12, seed=22), (10e-9, 13e-9), seed=4, stall=0.0, hold=120)
+    assert refused_any or peak != 4

@@ -104,15 +104,18 @@ class ClearTop(Elaboratable):
     def __init__(self, tree="add"):
         self.cd, self.rst, self.i_clear, self.o_counts = ClockDomain("sync"), Signal(), Signal(), Signal(16)
         self.tree = tree
+        #: ``tree="root"``: :func:`module_with_reset_tree` with this root register.
+        self.root = Signal(init=1, reset_less=True, attrs={"keep": 1}, name="root")
 
     def elaborate(self, platform):
         m = Module()
         m.domains.sync = self.cd
         m.d.comb += self.cd.rst.eq(self.rst)
-        if self.tree == "module":
+        if self.tree in ("module", "root"):
             def add(m, parts):
                 m.submodules.block = module_with_reset_tree(parts, self.i_clear, name="parts", depth=1,
-                                                            platform=platform)
+                                                            platform=platform,
+                                                            root=self.root if self.tree == "root" else None)
             return _with_parts(self, m, add)
         return _with_parts(self, m, lambda m, parts: add_with_reset_tree(
             m, "parts", parts, self.i_clear, platform=platform))
@@ -127,7 +130,17 @@ def test_the_domain_reset_reaches_the_parts_through_the_clear_registers(tree):
     assert seen == [0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000, 0x1111]
 
 
-@pytest.mark.parametrize("tree", ["add", "module"])
+def test_a_root_register_resets_the_parts_a_cycle_later():
+    """``root``: the clear and the domain's reset reach the parts two edges after they are taken,
+    one later than without; held in the first two cycles (every register starts asserted); the
+    root is high the cycle before the parts are held."""
+    for pin in ("i_clear", "rst"):
+        dut = ClearTop("root")
+        seen = _counts(dut, getattr(dut, pin), 5)
+        assert seen == [0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333, 0x4444, 0x5555, 0x0000]
+
+
+@pytest.mark.parametrize("tree", ["add", "module", "root"])
 def test_every_flip_flop_of_a_part_has_one_reset_driven_by_a_clear_register(tmp_path, tree):
     # With the domain's reset and the clear ORed in front of the flip-flops, each part's reset
     # would be a logic cell's output; here every synchronous reset is a clear register's output.

@@ -130,7 +130,12 @@ class EngineCrossing(wiring.Component):
         if "decode_domain" in engine:
             raise TypeError("decode_domain is EngineCrossing's own parameter")
         split = decode_domain != array_domain
-        self.engine = GemmEngine(decode_domain="dec" if split else "sync", **engine)
+        # Outside the controller's domain (the ULX3S) the engine offers result rows on the
+        # crossing FIFO's room a cycle ahead (GemmEngine's ``res_credit``).
+        if "res_credit" in engine:
+            raise TypeError("res_credit is set by EngineCrossing")
+        self.engine = GemmEngine(decode_domain="dec" if split else "sync",
+                                 res_credit=array_domain != "sync", **engine)
         e = self.engine
         super().__init__({
             "i_stage": In(stream.Signature(beat_layout(e.lanes * e.contexts))),
@@ -214,7 +219,10 @@ class EngineCrossing(wiring.Component):
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A, addr_slice=SLICE)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
-                                                          self.cdc_depth, w_domain=A, r_domain="sync")
+                                                          self.cdc_depth, w_domain=A, r_domain="sync",
+                                                          room_ahead=A != "sync")
+        if A != "sync":
+            m.d.comb += eng.i_res_room.eq(res.w_room_ahead)
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
         wiring.connect(m, wiring.flipped(self.i_act), act.i)
         wiring.connect(m, wiring.flipped(self.i_cmd), cmd.i)

@@ -84,6 +84,11 @@ class GemmEngine(wiring.Component):
         (:class:`hw.gemm.sequencer.GemmSequencer`): the array's ready then reaches neither the
         RAMs' enables nor the read counters (the ULX3S build). Off by default: on the UP5K its
         flip-flops do not fit beside the registry's ``gemm_engine``.
+    res_credit : bool
+        ``o_res`` on the reader's ready a cycle ahead, ``i_res_room`` (the array's
+        ``res_credit``): a row is offered only in a cycle after one with ``i_res_room`` high, and
+        must be taken then. Default False (``o_res`` a plain stream); :class:`hw.gemm.crossing.
+        EngineCrossing` sets it outside the controller's domain (the ULX3S).
 
     Members
     -------
@@ -128,7 +133,7 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync",
-                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False):
+                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False, res_credit=False):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -164,6 +169,7 @@ class GemmEngine(wiring.Component):
             systolic_sites(dsp_layout, rows, cols // 2)     # checks it: a bad layout raises here
         self._dsp_layout = dsp_layout
         self._prefetch = check_bool("prefetch", prefetch)
+        self._res_credit = check_bool("res_credit", res_credit)
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
@@ -179,6 +185,7 @@ class GemmEngine(wiring.Component):
             "o_errors": Out(3), "o_overflow": Out(1), "o_idle": Out(1), "o_idle_d": Out(1),
             "o_beats": Out(32),
             "i_clear": In(1),
+            **({"i_res_room": In(1)} if res_credit else {}),
         })
 
     #: Decoder-domain cycles the decoder's inputs and output are held after its clear arrives: its
@@ -218,14 +225,24 @@ class GemmEngine(wiring.Component):
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
-                                                   dsp_layout=self._dsp_layout, out_reg=not self._prefetch)
+                                                   dsp_layout=self._dsp_layout, out_reg=not self._prefetch,
+                                                   res_credit=self._res_credit)
         clearing, clearing_next, start, dec_busy = self._clear(m, dec)
         # The sequencer is reset by a register of its own holding clearing's next value (and the
         # domain's reset): the same cycles as ``clearing``, with no OR of the two resets in a LUT
         # in front of its flip-flops (clearing -> that LUT -> the prefetch queue's slot copies,
         # 9.9 ns: the `gemm` domain's worst path of the 8 x 16 board aimed at 125 MHz, seed 1),
         # and each slice of its prefetch queue by a copy of its own (depth 1).
-        m.submodules.seq = module_with_reset_tree(seq, clearing_next, name="seq", depth=1, platform=platform)
+        # With the prefetch queue (the ULX3S) the tree has a root register (``seq_root``): its
+        # LUT (clearing's next value or the domain's reset) drove the clear copies of the queue's
+        # ten slices across the die (9.21 ns, the 8 x 16 board aimed at 125 MHz, seed 2). The
+        # sequencer is then reset a cycle after ``clearing`` and the domain's reset: it runs the
+        # clear's first cycle with the buffers and the command buffer cleared and the array
+        # flushing, and is held a cycle after them. No command reaches it then: the command
+        # buffer takes none while ``seq_root`` is high, and offers one a cycle after taking it.
+        seq_root = Signal(init=1, reset_less=True, attrs={"keep": 1}) if self._prefetch else None
+        m.submodules.seq = module_with_reset_tree(seq, clearing_next, name="seq", depth=1, platform=platform,
+                                                  root=seq_root)
         if crossing:
             # The data beats reach the decoder from a skid buffer of its domain, emptied by the
             # decoder's clear: the staging queue's output registers sit by its block RAMs, and the
@@ -267,9 +284,18 @@ class GemmEngine(wiring.Component):
         # register and, from that FIFO's distributed RAM, its own command registers (10.1-12.7
         # ns, docs/boards.md). Emptied with everything else in a clear.
         m.submodules.cmd_buf = cmd_buf = ResetInserter(clearing)(HalfRateBuffer(seq.i_cmd.payload.shape()))
-        _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing)
+        _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing | seq_root if self._prefetch
+               else self.i_clear | clearing)
         wiring.connect(m, cmd_buf.o, seq.i_cmd)
-        _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
+        if self._prefetch:
+            # Not gated (the ULX3S): the buffer takes nothing while clearing (its ``i_clear``
+            # holds ``o_loading``, its ready, low), and a word it takes with ``i_clear`` belongs
+            # to the abandoned GEMM, like the words the clear drops. The gate put the crossing's
+            # clear pulse (a LUT of two registers) in front of the take that enables the load
+            # counters and the RAMs' write copies (8.4-9.3 ns, the 8 x 16 board aimed at 125 MHz).
+            wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
+        else:
+            _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
         m.d.comb += [
             abuf.i_load.eq(seq.o_load), abuf.i_row_tiles.eq(seq.o_row_tiles), abuf.i_groups.eq(seq.o_groups),
             seq.i_loading.eq(abuf.o_loading),
@@ -282,6 +308,8 @@ class GemmEngine(wiring.Component):
         wiring.connect(m, seq.o_act, array.i_act)
         wiring.connect(m, seq.o_wgt, array.i_wgt)
         wiring.connect(m, array.o_res, wiring.flipped(self.o_res))
+        if self._res_credit:
+            m.d.comb += array.i_res_room.eq(self.i_res_room)
 
         # Beats counted a cycle after the take (``took``, a register): the take reaches the
         # sequencer's prefetch queue and the array's input registers; the counter's 32 enables

@@ -73,15 +73,26 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         The writer's and the reader's clock domains.
     registered_read : bool
         ``o`` from an output register, the memory read at a registered pointer (above).
+    room_ahead : bool
+        Add ``w_room_ahead`` (``w_domain``, a register) for a writer that offers a word only in
+        a cycle after one with ``w_room_ahead`` high: then ``i.ready`` is high whenever it offers
+        one. Such a writer registers ``w_room_ahead`` where its ready logic is (as many copies as
+        it likes: the GEMM engine's result slices), and ``i.ready`` reaches nothing. Its next
+        value is "the words counted after this cycle (as for ``i.ready``) and the word the writer
+        may offer in the next cycle (``w_room_ahead`` now) leave room for one more": so the
+        memory fills to ``depth`` words, and one word per cycle with room.
     """
 
-    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False):
+    def __init__(self, width, depth, *, w_domain="sync", r_domain="sync", registered_read=False,
+                 room_ahead=False):
         self.width = check_int("width", width, 1)
         self.depth = check_pow2("depth", depth, 4, 65536)
         self.registered_read = check_bool("registered_read", registered_read)
+        self.room_ahead = check_bool("room_ahead", room_ahead)
         self._w, self._r = w_domain, r_domain
+        ahead = {"w_room_ahead": Out(1)} if room_ahead else {}
         super().__init__({"i": In(stream.Signature(width)), "o": Out(stream.Signature(width)),
-                          "w_level": Out(range(depth + 1))})
+                          "w_level": Out(range(depth + 1)), **ahead})
         #: The memory's write enable (``w_domain``; the write register's valid flag): an
         #: attribute for the tests.
         self.writing = Signal()
@@ -141,6 +152,10 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             consume_w.eq(consume_w_bin), self.w_level.eq(produce_next - consume_w),
             room.eq(Mux(taking, room_if[1], room_if[0])),
         ]
+        if self.room_ahead:
+            ahead = self.w_room_ahead
+            ahead_if = [self.w_level + w_valid + take + ahead < self.depth for take in (0, 1)]
+            m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))
 
         # Read side, as the library FIFO's. Its two pointers are reset only through the write
         # side's reset (a reset of the read side alone would break the Gray code they carry).

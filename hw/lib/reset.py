@@ -73,7 +73,7 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
     return leaves
 
 
-def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync"):
+def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync", root=None):
     """``elaboratable`` in a module of its own, reset by ``clear`` in ``domain`` one cycle later
     through a registered copy per part: its own statements and each submodule down to ``depth``
     levels (a memory shares its parent's copy). Unlike :func:`add_with_reset_tree` (one level, the
@@ -85,14 +85,23 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
     ``domain``'s clock): so the domain's reset reaches and leaves the parts one cycle late too, and
     no OR of the two nets sits in front of a part's flip-flops. (With the clear added to the
     domain's reset, the PLL's lock reset, from its one flip-flop across the die, went through that
-    OR into the enables of the iCEBreaker HDQT layer's flip-flops: the worst path at seed 2.)"""
+    OR into the enables of the iCEBreaker HDQT layer's flip-flops: the worst path at seed 2.)
+
+    ``root``: None, or a 1-bit Signal (reset-less, ``keep``, starting at 1) that becomes a root
+    register: it loads ``clear | reset`` and the part registers load from it alone. The parts are
+    then reset a cycle later still (two after ``clear``), and the route to their registers, spread
+    out with the parts, starts at a flip-flop, not at the OR's LUT. The caller reads it: high in a
+    cycle, the parts are held in the next."""
     m = Module()
+    if root is not None:
+        m.d[domain] += root.eq(clear | ResetSignal(domain))
 
     def add(frag, part, depth, parent_domain=None):
         if isinstance(frag, MemoryInstance):
             m.submodules[part] = DomainRenamer({domain: parent_domain})(frag)
             return
-        leaf = _leaf(m, clear | ResetSignal(domain), domain, f"{part}_clear", 1, True)
+        source = root if root is not None else clear | ResetSignal(domain)
+        leaf = _leaf(m, source, domain, f"{part}_clear", 1, True)
         cd = ClockDomain(f"clear_{part}", local=True)
         m.domains += cd
         m.d.comb += [cd.clk.eq(ClockSignal(domain)), cd.rst.eq(leaf)]
