@@ -198,5 +198,6 @@ def test_commands_wait_for_the_sequencer_root():
             and out["rows"] == good["rows"]
 
     assert run(GemmEngine)
-    mutant = mutated("hw.gemm.engine", "GemmEngine", "self.i_clear | clearing | seq_root if", "self.i_clear | clearing if")
+    mutant = mutated("hw.gemm.engine", "GemmEngine", "self.i_clear | clearing | seq_root if",
+                     "self.i_clear | clearing if")
     assert not run(mutant)
