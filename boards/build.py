@@ -31,6 +31,7 @@ import dataclasses
 import json
 import re
 import subprocess
+import sys
 import time
 from itertools import combinations
 from pathlib import Path
@@ -424,7 +425,19 @@ def _extract_plan(cfg, top, build_dir, seed, router, abc9="abc9", placer=None, d
     plan = cfg.make_platform().build(top, name=top_name, build_dir=str(build_dir), do_build=False,
                                      nextpnr_opts=opts, script_after_read=after_read, synth_opts=synth_opts)
     plan.extract(str(build_dir))
+    if cfg.family == "ecp5":
+        _insert_after_synthesis(build_dir / f"{plan.script}.sh", top_name)
     return plan
+
+
+def _insert_after_synthesis(script, top_name):
+    """Run :mod:`boards.bram_outreg` on the netlist between Yosys and nextpnr in Amaranth's build
+    script ``script``: the registers behind the block RAMs' read data go into the RAMs' output
+    registers (0.96 ns from the clock instead of 5.83 on the ECP5)."""
+    lines = script.read_text().splitlines()
+    at = next(i for i, line in enumerate(lines) if line.startswith('"$YOSYS"'))
+    lines.insert(at + 1, f'"{sys.executable}" -m boards.bram_outreg {top_name}.json')
+    script.write_text("\n".join(lines) + "\n")
 
 
 def _build_once(name, cfg, top, build_dir, seed, router, say, options=("abc9",), placer=None,
