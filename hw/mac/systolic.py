@@ -564,7 +564,8 @@ class _ResultSlice(wiring.Component):
     register (``o_data``, ``o_valid``) when that is empty or taken. Without, ``o_data`` is the
     ring read at the read pointer (a register) and ``o_valid`` the count non-zero (a register of
     its own), from the cycle after the row's write, a cycle earlier; ``i_ready``
-    (``o_res.ready``) with ``o_valid`` takes the row: it steps only the read pointer, the count
+    (``o_res.ready``, or with ``credit`` the slice's copy of the reader's room ahead) with
+    ``o_valid`` takes the row: it steps only the read pointer, the count
     and ``o_valid``. No data register loads with it: an output
     register of the row's 49 bits per slice, loaded with the reader's ready, was on the result
     rows' paths over 8 ns of the 8 x 16 ULX3S board aimed at 125 MHz (the crossing FIFO's ready
