@@ -157,13 +157,13 @@ def test_rows_held_past_the_result_fifo_arrive_in_order():
 # tests/test_lib_async_fifo.py.)
 @pytest.mark.parametrize("old, new", [
     # the room ahead without the word taken now: a row is written over one not yet read
-    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
-     "m.d[W] += self.w_room_ahead.eq(ahead_if[0])"),
+    ("Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0]))",
+     "Mux(ahead, fits[1], fits[0])"),
     # the room ahead without the word the writer may offer next
-    ("+ take + ahead < self.depth", "+ take < self.depth"),
+    ("Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])", "fits[1], fits[0]"),
     # no room at all: rows written whatever the FIFO holds
-    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
-     "m.d[W] += self.w_room_ahead.eq(1)"),
+    ("Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0]))",
+     "1"),
 ], ids=["ahead-ignores-word-taken", "ahead-ignores-next-word", "no-room"])
 def test_result_path_mutants_fail(old, new, monkeypatch):
     monkeypatch.setattr(hw.gemm.crossing, "RegisteredWriteAsyncFIFO",

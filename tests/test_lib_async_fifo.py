@@ -354,10 +354,11 @@ def test_room_ahead_fills_the_memory():
 
 
 @pytest.mark.parametrize("old, new", [
-    ("m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))",
-     "m.d[W] += self.w_room_ahead.eq(ahead_if[0])"),
-    ("+ take + ahead < self.depth", "+ take < self.depth"),
-    ("+ take + ahead < self.depth", "+ take + ahead + 1 < self.depth"),
+    ("Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0]))",
+     "Mux(ahead, fits[1], fits[0])"),
+    ("Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])", "fits[1], fits[0]"),
+    ("fits = [self.w_level + w_valid + k < self.depth",
+     "fits = [self.w_level + w_valid + k + 1 < self.depth"),
 ], ids=["ignores-word-taken", "ignores-next-word", "keeps-a-slot-free"])
 def test_mutant_room_ahead_fails(old, new):
     """The room ahead without this cycle's word or the word the writer may offer next lets a

@@ -297,12 +297,14 @@ def run_flush(dut, before, after):
 
 
 @pytest.mark.parametrize("flushing", ["flush_left > 1", "flush_left > 2", "flush_left > 0"])
-def test_flush_holds_for_flush_cycles(flushing):
+@pytest.mark.parametrize("flush_root", [False, True])
+def test_flush_holds_for_flush_cycles(flushing, flush_root):
     """A flush with result rows backed up: from the next cycle, for ``flush_cycles`` cycles, no
     row offered, no command taken, not idle; then idle, the rows before it gone, and the next
-    tiles exact. The count's look-ahead off by one either way (mutants) fails it."""
+    tiles exact; also with the result slices' clear from a root register (``flush_root``, a cycle
+    later). The count's look-ahead off by one either way (mutants) fails it."""
     array = mutated("hw.mac.systolic", "SystolicArray", "flush_left > 1", flushing)
-    dut = array(rows=2, cols=4, acc_width=20, tile_k=0, primitives=False)
+    dut = array(rows=2, cols=4, acc_width=20, tile_k=0, primitives=False, flush_root=flush_root)
     rng = np.random.default_rng(31)
     before, after = cycled_tiles(rng, dut, 2, beats=3), cycled_tiles(rng, dut, 3, beats=4)
     seen, rows = run_flush(dut, before, after)
@@ -391,3 +393,15 @@ def test_last_ok_mutants_fail(mutation):
         failed |= res["rows"] != expected_rows(tiles, 2)
     gc.collect()     # the cut-short run's coroutines, here (where their warning is ignored)
     assert failed, mutation
+
+
+def test_flush_root_mutant_fails():
+    """With ``flush_root``, a root register that ignores the flush keeps the rows from before it
+    (the flush test fails)."""
+    array = mutated("hw.mac.systolic", "SystolicArray", "clear.eq(self.i_flush_next | ResetSignal())",
+                    "clear.eq(ResetSignal())")
+    dut = array(rows=2, cols=4, acc_width=20, tile_k=0, primitives=False, flush_root=True)
+    rng = np.random.default_rng(31)
+    before, after = cycled_tiles(rng, dut, 2, beats=3), cycled_tiles(rng, dut, 3, beats=4)
+    seen, rows = run_flush(dut, before, after)
+    assert not (seen == [(0, 0, 0)] * dut.flush_cycles + [(1, 0, 1)] and rows == expected_rows(after, 2))

@@ -153,9 +153,14 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             room.eq(Mux(taking, room_if[1], room_if[0])),
         ]
         if self.room_ahead:
+            # The sum's compare for each count of the words taken now and offered next (0, 1, 2),
+            # from registers, then picked by ``taking`` and the room ahead: the rows' valid (from
+            # across the array) reaches the register through one LUT, not the sum (8.16-8.60 ns,
+            # the 8 x 16 board aimed at 125 MHz).
             ahead = self.w_room_ahead
-            ahead_if = [self.w_level + w_valid + take + ahead < self.depth for take in (0, 1)]
-            m.d[W] += self.w_room_ahead.eq(Mux(taking, ahead_if[1], ahead_if[0]))
+            fits = [self.w_level + w_valid + k < self.depth for k in range(3)]
+            m.d[W] += self.w_room_ahead.eq(
+                Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])))
 
         # Read side, as the library FIFO's. Its two pointers are reset only through the write
         # side's reset (a reset of the read side alone would break the Gray code they carry).

@@ -73,7 +73,8 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
     return leaves
 
 
-def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync", root=None):
+def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync", root=None,
+                           with_reset=True):
     """``elaboratable`` in a module of its own, reset by ``clear`` in ``domain`` one cycle later
     through a registered copy per part: its own statements and each submodule down to ``depth``
     levels (a memory shares its parent's copy). Unlike :func:`add_with_reset_tree` (one level, the
@@ -91,16 +92,23 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
     register: it loads ``clear | reset`` and the part registers load from it alone. The parts are
     then reset a cycle later still (two after ``clear``), and the route to their registers, spread
     out with the parts, starts at a flip-flop, not at the OR's LUT. The caller reads it: high in a
-    cycle, the parts are held in the next."""
+    cycle, the parts are held in the next.
+
+    ``with_reset=False``: ``clear`` already carries the domain's reset (a register loading
+    ``clear | reset`` that several trees share, as a root): the part registers (or ``root``) load
+    ``clear`` alone, with no OR in front of them."""
     m = Module()
+    def with_domain_reset(value):
+        return value | ResetSignal(domain) if with_reset else value
+
     if root is not None:
-        m.d[domain] += root.eq(clear | ResetSignal(domain))
+        m.d[domain] += root.eq(with_domain_reset(clear))
 
     def add(frag, part, depth, parent_domain=None):
         if isinstance(frag, MemoryInstance):
             m.submodules[part] = DomainRenamer({domain: parent_domain})(frag)
             return
-        source = root if root is not None else clear | ResetSignal(domain)
+        source = root if root is not None else with_domain_reset(clear)
         leaf = _leaf(m, source, domain, f"{part}_clear", 1, True)
         cd = ClockDomain(f"clear_{part}", local=True)
         m.domains += cd

@@ -70,7 +70,7 @@ Differences to MacArray
   its count non-zero, ``o_res.payload`` then its LUT RAM read at a registered pointer).
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, ResetSignal, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -471,9 +471,9 @@ class _ResultCollector(wiring.Component):
     8 x 16 ULX3S board aimed at 125 MHz).
     """
 
-    def __init__(self, rows, cols, acc_width, depth, out_reg, credit):
+    def __init__(self, rows, cols, acc_width, depth, out_reg, credit, flush_root):
         self._rows, self._pairs, self._acc_width, self._depth = rows, cols // 2, acc_width, depth
-        self._out_reg, self._credit = out_reg, credit
+        self._out_reg, self._credit, self._flush_root = out_reg, credit, flush_root
         super().__init__({
             "sh": In(data.ArrayLayout(shadow_layout(acc_width), cols // 2)),
             "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
@@ -525,11 +525,22 @@ class _ResultCollector(wiring.Component):
             m.d.sync += copy.eq(self.i_room)
             return copy
 
+        # With ``flush_root`` the slices' clear registers load from one root register (holding
+        # the flush's next value or the domain's reset), not from that OR's LUT: the slices are
+        # then reset a cycle later, from the flush's second cycle to the one after it (no row
+        # arrives then: the flush holds the array's input control, and a tile's first row is many
+        # cycles behind its first beat). The LUT -> the eight slices across the array's width was
+        # 8.21-8.30 ns (the 8 x 16 board aimed at 125 MHz).
+        if self._flush_root:
+            clear = Signal(name="flush_root", init=1, reset_less=True, attrs={"keep": 1})
+            m.d.sync += clear.eq(self.i_flush_next | ResetSignal())
+        else:
+            clear = self.i_flush_next
         slices = []
         for p, (v, valid) in enumerate(aligned):
             sl = _ResultSlice(W, self._depth, self._out_reg)
-            m.submodules[f"slice{p}"] = module_with_reset_tree(sl, self.i_flush_next, name="slice",
-                                                               depth=0, platform=platform)
+            m.submodules[f"slice{p}"] = module_with_reset_tree(
+                sl, clear, name="slice", depth=0, platform=platform, with_reset=not self._flush_root)
             m.d.comb += [sl.i_v.eq(v), sl.i_valid.eq(valid), sl.i_ready.eq(ready_copy(f"room{p}"))]
             slices.append(sl)
         ready = ready_copy("room_out")
@@ -658,6 +669,10 @@ class SystolicArray(wiring.Component):
         Yosys folds it into a block RAM's read port). False (the ULX3S engine): ``o_res`` is the
         slices' LUT RAM read at their registered read pointers, the first row a cycle earlier,
         and ``o_res.ready`` loads no data register.
+    flush_root : bool
+        The result slices' clear registers load from one register holding the flush's next value
+        (or the domain's reset), so each slice is reset a cycle later (default False: from that
+        value's LUT). The ULX3S engine.
     res_credit : bool
         The reader's ready a cycle ahead in ``i_res_room`` (default False). With it, ``o_res.ready``
         is not read: a row is offered on ``o_res`` only in a cycle after one with ``i_res_room``
@@ -688,7 +703,8 @@ class SystolicArray(wiring.Component):
     """
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
-                 count_bits=12, primitives=True, dsp_layout=None, out_reg=True, res_credit=False):
+                 count_bits=12, primitives=True, dsp_layout=None, out_reg=True, res_credit=False,
+                 flush_root=False):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -701,6 +717,7 @@ class SystolicArray(wiring.Component):
         self._primitives = check_bool("primitives", primitives)
         self._out_reg = check_bool("out_reg", out_reg)
         self._res_credit = check_bool("res_credit", res_credit)
+        self._flush_root = check_bool("flush_root", flush_root)
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         credit = {"i_res_room": In(1)} if res_credit else {}
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1), **credit})
@@ -730,7 +747,7 @@ class SystolicArray(wiring.Component):
         depth = self.fifo_depth
         m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
         m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth, self._out_reg,
-                                                  self._res_credit)
+                                                  self._res_credit, self._flush_root)
         if self._res_credit:
             m.d.comb += out.i_room.eq(self.i_res_room)
         # The flush is a register (``flushing``), so its fan-out starts at a flip-flop; the result
