@@ -39,10 +39,12 @@ def tiles_of(dut, x, w, mode, **kw):
                       tile_k=dut.tile_k or 32, tile_bits=dut.tile_bits, count_bits=dut.count_bits, **kw)
 
 
+@pytest.mark.parametrize("product_stages", [1, 2])
 @pytest.mark.parametrize("mode", MODES)
-def test_every_weight_byte_against_extreme_activations(mode):
-    """One-beat tiles: each result is one beat sum; every byte 0..255 in every column position."""
-    dut = make_dut(rows=2, cols=4)
+def test_every_weight_byte_against_extreme_activations(mode, product_stages):
+    """One-beat tiles: each result is one beat sum; every byte 0..255 in every column position
+    (also with a second product register stage in the pairs)."""
+    dut = make_dut(rows=2, cols=4, product_stages=product_stages)
     rng = np.random.default_rng(MODES.index(mode))
     n = spec.lanes(mode)
     extremes = [-128, 127, -1, 0, 1]
@@ -60,8 +62,9 @@ def test_every_weight_byte_against_extreme_activations(mode):
     assert res["rows"] == expected_rows(tiles, 2)
 
 
-def test_mixed_modes_with_stalls():
-    dut = make_dut(rows=3, cols=4)
+@pytest.mark.parametrize("product_stages", [1, 2])
+def test_mixed_modes_with_stalls(product_stages):
+    dut = make_dut(rows=3, cols=4, product_stages=product_stages)
     rng = np.random.default_rng(1)
     tiles = mixed_tiles(rng, dut, 24)
     res = run_tiles(dut, tiles, stall=0.4, seed=1, max_cycles=20000)
@@ -69,10 +72,10 @@ def test_mixed_modes_with_stalls():
     assert res["status"]["idle"] == 1 and res["status"]["mode_error"] == 0
 
 
-def extreme_operands_match(array=SystolicArray):
+def extreme_operands_match(array=SystolicArray, **kw):
     """Largest products and their signs (uint8 255 and int8 -128 against each mode's extremes)
-    through a 2 x 4 ``array``: its results equal the golden model's."""
-    dut = array(rows=2, cols=4, acc_width=24, tile_k=0, primitives=False)
+    through a 2 x 4 ``array`` (constructed with ``kw`` too): its results equal the golden model's."""
+    dut = array(rows=2, cols=4, acc_width=24, tile_k=0, primitives=False, **kw)
     tiles = []
     for mode in MODES:
         lo, hi = spec.WEIGHT_RANGE[spec.MODES[mode]]
@@ -84,8 +87,47 @@ def extreme_operands_match(array=SystolicArray):
     return res["rows"] == expected_rows(tiles, 2)
 
 
-def test_extreme_operands_every_mode():
-    assert extreme_operands_match()
+@pytest.mark.parametrize("product_stages", [1, 2])
+def test_extreme_operands_every_mode(product_stages):
+    assert extreme_operands_match(product_stages=product_stages)
+
+
+def first_row_latency(array=SystolicArray, **kw):
+    """Cycles from the cycle a 2 x 4 ``array``'s only tile's last beat is taken to the cycle its
+    first result row is offered on ``o_res``."""
+    dut = array(rows=2, cols=4, acc_width=24, tile_k=0, primitives=False, **kw)
+    tiles = tiles_of(dut, np.ones((2, 8), dtype=int), np.ones((4, 8), dtype=int), "int8")
+    seen = {}
+
+    def probe(dut):
+        async def watch(ctx):
+            cycle = 0
+            while "res" not in seen:
+                _, _, valid, ready, res = await ctx.tick().sample(dut.i_act.valid, dut.i_act.ready,
+                                                                 dut.o_res.valid)
+                if valid and ready:
+                    seen["last"] = cycle
+                if res:
+                    seen["res"] = cycle
+                cycle += 1
+        return watch
+
+    res = run_tiles(dut, tiles, max_cycles=2000, probe=probe)
+    assert res["rows"] == expected_rows(tiles, 2)
+    return seen["res"] - seen["last"]
+
+
+@pytest.mark.parametrize("out_reg", [True, False])
+def test_second_product_stage_keeps_the_latency(out_reg):
+    """The first result row is offered the same number of cycles after the cycle of the last
+    beat's take with one product stage or two (the result deskew a cycle shorter): 14 at 2 x 4
+    (13 without ``out_reg``); a mutant that keeps the deskew with two stages is a cycle late."""
+    expected = 14 if out_reg else 13
+    for stages in (1, 2):
+        assert first_row_latency(out_reg=out_reg, product_stages=stages) == expected
+    mutant = mutated("hw.mac.systolic", "SystolicArray", "range(P - p - (self._product_stages - 1))",
+                     "range(P - p)")
+    assert first_row_latency(mutant, out_reg=out_reg, product_stages=2) == expected + 1
 
 
 def test_full_rate_without_stalls():
@@ -366,6 +408,23 @@ PAIR_MUTANTS = {
 def test_pair_copy_mutants_fail(mutation):
     old, new = PAIR_MUTANTS[mutation]
     assert not extreme_operands_match(mutated("hw.mac.systolic", "SystolicArray", old, new)), mutation
+
+
+# Mutants of the second product stage: each leaves one of the values the beat sums take with the
+# products a cycle off them.
+STAGE_MUTANTS = {
+    "tags not a cycle later": ("p + PAIR_LATENCY + self._product_stages", "p + PAIR_LATENCY + 1"),
+    "fabric sums and flags not delayed": ("p0, p1, fab, neg3 = q0, q1, fab_b, neg3_b", "p0, p1 = q0, q1"),
+    "int8 flag not delayed": ("for stage in range(4, 3 + self._product_stages):",
+                              "for stage in range(4, 3):"),
+}
+
+
+@pytest.mark.parametrize("mutation", list(STAGE_MUTANTS))
+def test_product_stage_mutants_fail(mutation):
+    old, new = STAGE_MUTANTS[mutation]
+    mutant = mutated("hw.mac.systolic", "SystolicArray", old, new)
+    assert not extreme_operands_match(mutant, product_stages=2), mutation
 
 
 # Mutants of the last-beat hold (``last_ok``'s next value picked among candidates from registers):

@@ -226,7 +226,8 @@ class GemmEngine(wiring.Component):
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout, out_reg=not self._prefetch,
-                                                   res_credit=self._res_credit, flush_root=self._prefetch)
+                                                   res_credit=self._res_credit, flush_root=self._prefetch,
+                                                   product_stages=2 if self._prefetch else 1)
         clearing, clearing_next, start, dec_busy = self._clear(m, dec)
         # The sequencer is reset by a register of its own holding clearing's next value (and the
         # domain's reset): the same cycles as ``clearing``, with no OR of the two resets in a LUT

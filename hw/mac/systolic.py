@@ -182,9 +182,18 @@ class SystolicPair(wiring.Component):
 
     ``sites``: None, or the two multipliers' nextpnr-ecp5 bel names (``primitives`` only; see
     :func:`hw.mac.ecp5_dsp.systolic_sites`).
+
+    ``product_stages`` (1 or 2): fabric register stages between the multipliers' output registers
+    and the beat sums. With 2 the products (and the fabric lanes' sums and flags beside them) pass
+    a second register, so the route from the DSP to the pair's logic and the route on to the beat
+    sums' compressor each have a cycle with no logic (with one stage the product register sat by
+    the DSP, 3.5-3.7 ns of route from the compressor: 8.41-9.13 ns, the 8 x 16 ULX3S board aimed
+    at 125 MHz). Everything after is a cycle later: ``t_in`` arrives at ``t + PAIR_LATENCY +
+    product_stages - 2``.
     """
 
-    def __init__(self, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS, primitives=True, sites=None):
+    def __init__(self, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS, primitives=True, sites=None,
+                 product_stages=1):
         self._acc_width = check_int("acc_width", acc_width, spec.MIN_ACC_WIDTH, spec.MAX_ACC_WIDTH)
         self._tile_k = check_tile_k(tile_k)
         self._tile_bits = check_int("tile_bits", tile_bits, 2, min(16, acc_width - 1))
@@ -193,6 +202,7 @@ class SystolicPair(wiring.Component):
                                       and all(isinstance(b, str) for b in sites)):
             raise ParameterTypeError(f"sites must be None or a tuple of two bel names, not {sites!r}")
         self._sites = sites or (None, None)
+        self._product_stages = check_int("product_stages", product_stages, 1, 2)
         super().__init__({
             "a_in": In(act_ops_layout()), "a_out": Out(act_ops_layout()),
             "x_in": In(act_late_layout()), "x_out": Out(act_late_layout()),
@@ -246,6 +256,10 @@ class SystolicPair(wiring.Component):
         # from stage 3 and kept ("keep": Yosys would merge equal flip-flops back into one).
         is8_3 = Signal(name="is8_3", reset_less=True)
         m.d.sync += is8_3.eq(dw.is8)
+        for stage in range(4, 3 + self._product_stages):
+            is8_next = Signal(name=f"is8_{stage}", reset_less=True)
+            m.d.sync += is8_next.eq(is8_3)
+            is8_3 = is8_next
         is8 = [[Signal(name=f"is8_4_{col}{half}", attrs={"keep": 1}, reset_less=True) for half in "lh"]
                for col in range(2)]
         m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]
@@ -255,6 +269,14 @@ class SystolicPair(wiring.Component):
         q0, q1 = (Signal(signed(26), name=n, reset_less=True) for n in ("q0", "q1"))
         m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
         p0, p1 = q0, q1
+        if self._product_stages == 2:
+            # t+5: the products, the fabric sums and lane 3's negation flags once more, by the
+            # pair's logic.
+            q0, q1 = (Signal(signed(26), name=n, reset_less=True) for n in ("q0b", "q1b"))
+            fab_b = [Signal.like(f, name=f"f{col}b") for col, f in enumerate(fab)]
+            neg3_b = [Signal(name=f"neg3_{col}_5", reset_less=True) for col in range(2)]
+            m.d.sync += [q0.eq(p0), q1.eq(p1), *(b.eq(a) for a, b in zip(fab + neg3, fab_b + neg3_b))]
+            p0, p1, fab, neg3 = q0, q1, fab_b, neg3_b
 
         # t+5: the beat sums, three terms per column in one stage. int8: the product (and 0, 0).
         # Lane-packed: multiplier 0 holds (column 0, column 1) in its (low, high) 12-bit fields,
@@ -471,9 +493,10 @@ class _ResultCollector(wiring.Component):
     8 x 16 ULX3S board aimed at 125 MHz).
     """
 
-    def __init__(self, rows, cols, acc_width, depth, out_reg, credit, flush_root):
+    def __init__(self, rows, cols, acc_width, depth, out_reg, credit, flush_root, product_stages):
         self._rows, self._pairs, self._acc_width, self._depth = rows, cols // 2, acc_width, depth
         self._out_reg, self._credit, self._flush_root = out_reg, credit, flush_root
+        self._product_stages = product_stages
         super().__init__({
             "sh": In(data.ArrayLayout(shadow_layout(acc_width), cols // 2)),
             "o_res": Out(stream.Signature(res_layout(rows, cols, acc_width))),
@@ -498,9 +521,11 @@ class _ResultCollector(wiring.Component):
         # tag. Reset, they were 36 x 51 flip-flops at 8 x 16 on one reset register, spread over
         # the array's width: the array domain's worst path in the 8 x 16 board build (15 ns of
         # route).
+        # With two product stages in the pairs (``product_stages``) their results come a cycle
+        # later, and the one more register is not needed.
         for p in range(P):
             v, valid = self.sh[p], self.sh[p].valid
-            for stage in range(P - p):
+            for stage in range(P - p - (self._product_stages - 1)):
                 reg = Signal(shadow_layout(W), name=f"deskew{p}_{stage}", reset_less=True)
                 reg_valid = Signal(name=f"deskew{p}_{stage}_valid")
                 m.d.sync += [reg.eq(v), reg_valid.eq(valid)]
@@ -669,6 +694,10 @@ class SystolicArray(wiring.Component):
         Yosys folds it into a block RAM's read port). False (the ULX3S engine): ``o_res`` is the
         slices' LUT RAM read at their registered read pointers, the first row a cycle earlier,
         and ``o_res.ready`` loads no data register.
+    product_stages : int
+        1 (default) or 2: register stages between each PE pair's multipliers and its beat sums
+        (:class:`SystolicPair`); with 2 the pairs are a cycle longer and the result deskew a cycle
+        shorter, so the array's latency stays as documented. The ULX3S engine.
     flush_root : bool
         The result slices' clear registers load from one register holding the flush's next value
         (or the domain's reset), so each slice is reset a cycle later (default False: from that
@@ -704,7 +733,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
                  count_bits=12, primitives=True, dsp_layout=None, out_reg=True, res_credit=False,
-                 flush_root=False):
+                 flush_root=False, product_stages=1):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -718,6 +747,7 @@ class SystolicArray(wiring.Component):
         self._out_reg = check_bool("out_reg", out_reg)
         self._res_credit = check_bool("res_credit", res_credit)
         self._flush_root = check_bool("flush_root", flush_root)
+        self._product_stages = check_int("product_stages", product_stages, 1, 2)
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         credit = {"i_res_room": In(1)} if res_credit else {}
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1), **credit})
@@ -747,7 +777,7 @@ class SystolicArray(wiring.Component):
         depth = self.fifo_depth
         m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
         m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth, self._out_reg,
-                                                  self._res_credit, self._flush_root)
+                                                  self._res_credit, self._flush_root, self._product_stages)
         if self._res_credit:
             m.d.comb += out.i_room.eq(self.i_res_room)
         # The flush is a register (``flushing``), so its fan-out starts at a flip-flop; the result
@@ -798,7 +828,8 @@ class SystolicArray(wiring.Component):
             return ops, delayed(late, FABRIC_LAG, f"lag_{names[1]}{index}", reset_less=True)
 
         pes = [[SystolicPair(self._acc_width, self._tile_k, self._tile_bits, self._primitives,
-                             self._sites[r][p] if self._sites and self._primitives else None)
+                             self._sites[r][p] if self._sites and self._primitives else None,
+                             self._product_stages)
                 for p in range(P)] for r in range(R)]
         for r in range(R):
             for p in range(P):
@@ -817,7 +848,7 @@ class SystolicArray(wiring.Component):
                                                wgt_ops_layout(), wgt_late_layout())
                 else:
                     w_in, d_in = pes[r - 1][p].w_out, pes[r - 1][p].d_out
-                t_in = (delayed(ctl.tags, p + PAIR_LATENCY + 1, f"skew_t{p}") if r == 0
+                t_in = (delayed(ctl.tags, p + PAIR_LATENCY + self._product_stages, f"skew_t{p}") if r == 0
                         else pes[r - 1][p].t_out)
                 m.d.comb += [pe.a_in.eq(a_in), pe.x_in.eq(x_in), pe.w_in.eq(w_in), pe.d_in.eq(d_in),
                              pe.t_in.eq(t_in)]
