@@ -8,6 +8,7 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from ..lib.logic import ring_next
 from ..mac import spec as mac_spec
 from ..mac.array import cmd_layout
 from ..params import check_bool
@@ -349,13 +350,10 @@ class _PrefetchSlice(wiring.Component):
                      # sequencer's ``inflight[L]`` in every cycle: that one register into every
                      # slice's write slot enables was 8.57-8.69 ns (the 8 x 16 board aimed at
                      # 125 MHz, seeds 1 and 2).
-                     w_slot.eq(Mux(w_en, _ring_next(w_slot, PREFETCH), w_slot)),
-                     r_slot.eq(Mux(self.i_take, _ring_next(r_slot, PREFETCH), r_slot))]
+                     w_slot.eq(Mux(w_en, ring_next(w_slot, PREFETCH), w_slot)),
+                     r_slot.eq(Mux(self.i_take, ring_next(r_slot, PREFETCH), r_slot))]
         m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(self.i_data), w_port.en.eq(w_en),
                      r_port.addr.eq(r_slot), self.o_data.eq(r_port.data)]
         return m
 
 
-def _ring_next(slot, size):
-    """The slot after ``slot`` in a ring of ``size``."""
-    return Mux(slot == size - 1, 0, slot + 1)

@@ -18,6 +18,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
 from ..params import check_bool, check_int, check_pow2
+from .logic import ring_next
 from .stream import skid_buffer
 
 __all__ = ["AsyncQueue", "SLICE"]
@@ -27,9 +28,6 @@ __all__ = ["AsyncQueue", "SLICE"]
 SLICE = 64
 
 
-def _ring_next(slot, size):
-    """The slot after ``slot`` in a ring of ``size``."""
-    return Mux(slot == size - 1, 0, slot + 1)
 
 
 def _gray(value):
@@ -306,8 +304,8 @@ class AsyncQueue(wiring.Component):
         wslot = Signal(range(P), reset_less=True)      # the slot the next arriving word goes to
         rslot = Signal(range(P), reset_less=True)      # the head's slot
         wslot_next, rslot_next = Signal.like(wslot), Signal.like(rslot)
-        m.d.comb += [wslot_next.eq(Mux(arriving, _ring_next(wslot, P), wslot)),
-                     rslot_next.eq(Mux(take, _ring_next(rslot, P), rslot))]
+        m.d.comb += [wslot_next.eq(Mux(arriving, ring_next(wslot, P), wslot)),
+                     rslot_next.eq(Mux(take, ring_next(rslot, P), rslot))]
         m.d[R] += [wslot.eq(wslot_next), rslot.eq(rslot_next)]
         for s, (lo, hi) in enumerate(slices):
             head_slot = Signal(range(P), name=f"head_slot{s}", reset_less=True, attrs={"keep": 1})

@@ -9,7 +9,7 @@ from functools import reduce
 from amaranth.hdl import Cat, Mux
 from amaranth.utils import exact_log2
 
-__all__ = ["tree", "or_tree", "onehot_mux", "index_mux", "below_const", "above_pow2"]
+__all__ = ["tree", "or_tree", "onehot_mux", "index_mux", "below_const", "above_pow2", "ring_next"]
 
 
 def tree(terms, op):
@@ -72,3 +72,8 @@ def above_pow2(value, limit):
     p = exact_log2(limit)
     above = value[p] & (value[:p] != 0)
     return (value[p + 1:] != 0) | above if len(value) > p + 1 else above
+
+
+def ring_next(slot, size):
+    """The slot after ``slot`` in a ring of ``size`` slots (0 after ``size - 1``)."""
+    return Mux(slot == size - 1, 0, slot + 1)
