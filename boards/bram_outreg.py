@@ -9,12 +9,20 @@ register; on the 8 x 16 ULX3S board aimed at 125 MHz those paths reached 8.3 ns.
 the same with the register inside the RAM, so this step, run on Yosys's JSON netlist before
 nextpnr, moves it there.
 
+Only registers the design asks for move: a flip-flop whose output is a bit of a wire with the
+``bram_outreg`` attribute (:data:`ATTR`; e.g. ``Signal(..., attrs={"bram_outreg": 1})``). Moving
+every such register is not always better: a register by the logic it feeds takes the long route
+from a RAM far away in a cycle of its own, while the RAM's output register leaves that route to
+the logic's cycle (the staging queue's 60 DP16KDs into its output ring, moved: the ``dec``
+domain's worst path, 15.31 ns at 65 MHz on the ULX3S, seed 2).
+
 A port's register moves when every read-data bit of the port that is used drives one flip-flop's
-data input and nothing else, and each such flip-flop is clocked by the port's clock (same
-polarity), always enabled, never reset (its ``LSR`` a constant 0) and starts at 0 (``REGSET =
-RESET``); the port's own output enable is 1 and its reset a constant 0, and neither port is 36
-bits wide (then both read-data buses belong to one port). The RAM's ``REGMODE`` of that port
-becomes ``"OUTREG"``, its read-data bits take the flip-flops' outputs, and the flip-flops go.
+data input and nothing else, and each such flip-flop carries the attribute, is clocked by the
+port's clock (same polarity), always enabled, never reset (its ``LSR`` a constant 0) and starts
+at 0 (``REGSET = RESET``); the port's own output enable is 1 and its reset a constant 0, and
+neither port is 36 bits wide (then both read-data buses belong to one port). The RAM's
+``REGMODE`` of that port becomes ``"OUTREG"``, its read-data bits take the flip-flops' outputs,
+and the flip-flops go.
 Anything else is left as it is.
 
 ``python -m boards.bram_outreg NETLIST.json``: rewrites the file and prints how many registers
@@ -25,7 +33,10 @@ import collections
 import json
 import sys
 
-__all__ = ["absorb_output_registers"]
+__all__ = ["absorb_output_registers", "ATTR"]
+
+#: The wire attribute that asks for a register to move into the block RAM it reads.
+ATTR = "bram_outreg"
 
 _BITS = range(18)
 
@@ -39,7 +50,7 @@ def _width(cell, port):
     return int(value, 2) if value and set(value) <= {"0", "1"} else int(value or 18)
 
 
-def _absorbable(cells, cell, port, loads, port_bits):
+def _absorbable(cells, cell, port, loads, port_bits, marked):
     """The flip-flops behind ``cell``'s read port ``port`` (``{bit index: ff name}``), or None."""
     conn = cell["connections"]
     if _param(cell, f"REGMODE_{port}") != "NOREG" or _param(cell, f"CLK{port}MUX") != f"CLK{port}":
@@ -63,7 +74,8 @@ def _absorbable(cells, cell, port, loads, port_bits):
         fc = ff["connections"]
         if (ff["type"] != "TRELLIS_FF" or pin != "DI" or fc.get("CLK") != clock
                 or _param(ff, "CLKMUX") != "CLK" or _param(ff, "CEMUX") != "1"
-                or fc.get("LSR", ["0"]) != ["0"] or _param(ff, "REGSET") != "RESET"):
+                or fc.get("LSR", ["0"]) != ["0"] or _param(ff, "REGSET") != "RESET"
+                or not set(fc["Q"]) <= marked):
             return None
         found[i] = name
     return found or None
@@ -85,11 +97,13 @@ def absorb_output_registers(netlist):
                             loads[bit].append((name, pin))
         port_bits = {bit for port in module.get("ports", {}).values() for bit in port["bits"]
                      if isinstance(bit, int)}
+        marked = {bit for net in module.get("netnames", {}).values()
+                  if ATTR in net.get("attributes", {}) for bit in net["bits"] if isinstance(bit, int)}
         for cell in list(cells.values()):
             if cell["type"] != "DP16KD" or max(_width(cell, "A"), _width(cell, "B")) > 18:
                 continue
             for port in ("A", "B"):
-                found = _absorbable(cells, cell, port, loads, port_bits)
+                found = _absorbable(cells, cell, port, loads, port_bits, marked)
                 if found is None:
                     continue
                 cell["parameters"][f"REGMODE_{port}"] = "OUTREG"

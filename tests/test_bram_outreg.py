@@ -30,7 +30,8 @@ def _ram(m, wa, wd, we, ra):
 
 def _design(kind):
     """A 512 x 16 RAM, written from ports, read synchronously, its data into register ``q`` (``kind``
-    varies how: ``"plain"``, ``"enable"``, ``"also-logic"``, ``"other-clock"``; ``"reset"`` is
+    varies how: ``"plain"``, ``"unmarked"`` (without the ``bram_outreg`` attribute), ``"enable"``,
+    ``"also-logic"``, ``"other-clock"``; ``"reset"`` is
     :func:`_reset_design`) driving the output ``o`` (and ``o2`` for ``"also-logic"``)."""
     m = Module()
     m.domains.sync = ClockDomain("sync", reset_less=True)
@@ -39,7 +40,7 @@ def _design(kind):
     wa, wd, we, ra, en = Signal(9), Signal(16), Signal(), Signal(9), Signal()
     o, o2 = Signal(16), Signal(16)
     rd = _ram(m, wa, wd, we, ra)
-    q = Signal(16, reset_less=True)
+    q = Signal(16, reset_less=True, attrs={} if kind == "unmarked" else {"bram_outreg": 1})
     domain = "other" if kind == "other-clock" else "sync"
     if kind == "enable":
         with m.If(en):
@@ -69,7 +70,7 @@ def _reset_design():
     m.domains.sync = ClockDomain("sync")
     wa, wd, we, ra, o = Signal(9), Signal(16), Signal(), Signal(9), Signal(16)
     rd = _ram(m, wa, wd, we, ra)
-    q = Signal(16)
+    q = Signal(16, attrs={"bram_outreg": 1})
     m.d.sync += q.eq(rd.data)
     m.d.comb += o.eq(q)
     return m, [ClockSignal("sync"), ResetSignal("sync"), wa, wd, we, ra, o]
@@ -98,7 +99,7 @@ def test_a_register_of_read_data_moves_into_the_ram(tmp_path):
     assert absorb_output_registers(netlist) == 0      # a second run finds nothing more
 
 
-@pytest.mark.parametrize("kind", ["enable", "reset", "also-logic", "other-clock"])
+@pytest.mark.parametrize("kind", ["unmarked", "enable", "reset", "also-logic", "other-clock"])
 def test_other_registers_stay(tmp_path, kind):
     netlist = _netlist(tmp_path, kind)
     cells = _cells(netlist)
