@@ -158,7 +158,7 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             # across the array) reaches the register through one LUT, not the sum (8.16-8.60 ns,
             # the 8 x 16 board aimed at 125 MHz).
             ahead = self.w_room_ahead
-            fits = [self.w_level + w_valid + k < self.depth for k in range(3)]
+            fits = [*room_if, self.w_level + w_valid + 2 < self.depth]
             m.d[W] += self.w_room_ahead.eq(
                 Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])))
 

@@ -28,8 +28,6 @@ __all__ = ["AsyncQueue", "SLICE"]
 SLICE = 64
 
 
-
-
 def _gray(value):
     return value ^ value[1:]
 
