@@ -10,7 +10,13 @@ from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
 from boards.toolchain import run_yosys
-from hw.lib.reset import KEEP_REGISTERS, add_with_reset_domains, add_with_reset_tree, module_with_reset_tree
+from hw.lib.reset import (
+    KEEP_REGISTERS,
+    add_with_reset_domains,
+    add_with_reset_tree,
+    module_with_reset_tree,
+    reset_root,
+)
 
 
 class Counter(wiring.Component):
@@ -104,8 +110,6 @@ class ClearTop(Elaboratable):
     def __init__(self, tree="add"):
         self.cd, self.rst, self.i_clear, self.o_counts = ClockDomain("sync"), Signal(), Signal(), Signal(16)
         self.tree = tree
-        #: ``tree="root"``: :func:`module_with_reset_tree` with this root register.
-        self.root = Signal(init=1, reset_less=True, attrs={"keep": 1}, name="root")
 
     def elaborate(self, platform):
         m = Module()
@@ -113,9 +117,10 @@ class ClearTop(Elaboratable):
         m.d.comb += self.cd.rst.eq(self.rst)
         if self.tree in ("module", "root"):
             def add(m, parts):
-                m.submodules.block = module_with_reset_tree(parts, self.i_clear, name="parts", depth=1,
-                                                            platform=platform,
-                                                            root=self.root if self.tree == "root" else None)
+                rooted = self.tree == "root"
+                clear = reset_root(m, self.i_clear, name="root") if rooted else self.i_clear
+                m.submodules.block = module_with_reset_tree(parts, clear, name="parts", depth=1,
+                                                            platform=platform, with_reset=not rooted)
             return _with_parts(self, m, add)
         return _with_parts(self, m, lambda m, parts: add_with_reset_tree(
             m, "parts", parts, self.i_clear, platform=platform))
@@ -131,9 +136,9 @@ def test_the_domain_reset_reaches_the_parts_through_the_clear_registers(tree):
 
 
 def test_a_root_register_resets_the_parts_a_cycle_later():
-    """``root``: the clear and the domain's reset reach the parts two edges after they are taken,
-    one later than without; held in the first two cycles (every register starts asserted); the
-    root is high the cycle before the parts are held."""
+    """A :func:`reset_root` above the tree: the clear and the domain's reset reach the parts two
+    edges after they are taken, one later than without; held in the first two cycles (every
+    register starts asserted); the root is high the cycle before the parts are held."""
     for pin in ("i_clear", "rst"):
         dut = ClearTop("root")
         seen = _counts(dut, getattr(dut, pin), 5)

@@ -457,8 +457,8 @@ def test_last_ok_mutants_fail(mutation):
 def test_flush_root_mutant_fails():
     """With ``flush_root``, a root register that ignores the flush keeps the rows from before it
     (the flush test fails)."""
-    array = mutated("hw.mac.systolic", "SystolicArray", "clear.eq(self.i_flush_next | ResetSignal())",
-                    "clear.eq(ResetSignal())")
+    array = mutated("hw.mac.systolic", "SystolicArray", 'reset_root(m, self.i_flush_next, name="flush_root")',
+                    'reset_root(m, 0, name="flush_root")')
     dut = array(rows=2, cols=4, acc_width=20, tile_k=0, primitives=False, flush_root=True)
     rng = np.random.default_rng(31)
     before, after = cycled_tiles(rng, dut, 2, beats=3), cycled_tiles(rng, dut, 3, beats=4)

@@ -29,7 +29,7 @@ from ..huffman import spec as huff_spec
 from ..huffman.block_parser import beat_layout
 from ..huffman.decoder import IMPLS, HuffmanDecoder
 from ..huffman.table_loader import table_word_layout
-from ..lib.reset import module_with_reset_tree
+from ..lib.reset import module_with_reset_tree, reset_root
 from ..lib.stream import HalfRateBuffer, SkidBuffer
 from ..mac import spec as mac_spec
 from ..mac.array import res_layout
@@ -241,9 +241,10 @@ class GemmEngine(wiring.Component):
         # clear's first cycle with the buffers and the command buffer cleared and the array
         # flushing, and is held a cycle after them. No command reaches it then: the command
         # buffer takes none while ``seq_root`` is high, and offers one a cycle after taking it.
-        seq_root = Signal(init=1, reset_less=True, attrs={"keep": 1}) if self._prefetch else None
-        m.submodules.seq = module_with_reset_tree(seq, clearing_next, name="seq", depth=1, platform=platform,
-                                                  root=seq_root)
+        seq_root = reset_root(m, clearing_next, name="seq_root") if self._prefetch else None
+        seq_clear = clearing_next if seq_root is None else seq_root
+        m.submodules.seq = module_with_reset_tree(seq, seq_clear, name="seq", depth=1, platform=platform,
+                                                  with_reset=seq_root is None)
         if crossing:
             # The data beats reach the decoder from a skid buffer of its domain, emptied by the
             # decoder's clear: the staging queue's output registers sit by its block RAMs, and the

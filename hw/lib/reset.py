@@ -30,7 +30,8 @@ from amaranth.hdl import (
 from ..params import check_int
 from .ram import UNDEFINED_INIT
 
-__all__ = ["add_with_reset_tree", "module_with_reset_tree", "add_with_reset_domains", "KEEP_REGISTERS"]
+__all__ = ["add_with_reset_tree", "module_with_reset_tree", "reset_root", "add_with_reset_domains",
+           "KEEP_REGISTERS"]
 
 #: Yosys commands (two lines): ``keep`` on every ``$dff`` whose output is a wire with the ``keep``
 #: attribute, and :data:`hw.lib.ram.UNDEFINED_INIT`.
@@ -73,7 +74,16 @@ def add_with_reset_tree(m, name, elaboratable, clear, *, platform=None, domain="
     return leaves
 
 
-def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync", root=None,
+def reset_root(m, clear, *, name, domain="sync"):
+    """A root register in ``m`` (named ``name``, ``keep``, reset-less, starting at 1) loading
+    ``clear | reset`` (``domain``'s reset), for one or several :func:`module_with_reset_tree`
+    given it with ``with_reset=False``: their part registers load it alone, so the route to them,
+    spread out with the parts, starts at a flip-flop, not at the OR's LUT, and the parts are reset
+    a cycle later still (two after ``clear``). High in a cycle: the parts are held in the next."""
+    return _leaf(m, clear | ResetSignal(domain), domain, name, 1, True)
+
+
+def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, domain="sync",
                            with_reset=True):
     """``elaboratable`` in a module of its own, reset by ``clear`` in ``domain`` one cycle later
     through a registered copy per part: its own statements and each submodule down to ``depth``
@@ -88,27 +98,15 @@ def module_with_reset_tree(elaboratable, clear, *, name, depth, platform=None, d
     domain's reset, the PLL's lock reset, from its one flip-flop across the die, went through that
     OR into the enables of the iCEBreaker HDQT layer's flip-flops: the worst path at seed 2.)
 
-    ``root``: None, or a 1-bit Signal (reset-less, ``keep``, starting at 1) that becomes a root
-    register: it loads ``clear | reset`` and the part registers load from it alone. The parts are
-    then reset a cycle later still (two after ``clear``), and the route to their registers, spread
-    out with the parts, starts at a flip-flop, not at the OR's LUT. The caller reads it: high in a
-    cycle, the parts are held in the next.
-
-    ``with_reset=False``: ``clear`` already carries the domain's reset (a register loading
-    ``clear | reset`` that several trees share, as a root): the part registers (or ``root``) load
-    ``clear`` alone, with no OR in front of them."""
+    ``with_reset=False``: ``clear`` already carries the domain's reset (a :func:`reset_root`):
+    the part registers load ``clear`` alone, with no OR in front of them."""
     m = Module()
-    def with_domain_reset(value):
-        return value | ResetSignal(domain) if with_reset else value
-
-    if root is not None:
-        m.d[domain] += root.eq(with_domain_reset(clear))
 
     def add(frag, part, depth, parent_domain=None):
         if isinstance(frag, MemoryInstance):
             m.submodules[part] = DomainRenamer({domain: parent_domain})(frag)
             return
-        source = root if root is not None else with_domain_reset(clear)
+        source = clear | ResetSignal(domain) if with_reset else clear
         leaf = _leaf(m, source, domain, f"{part}_clear", 1, True)
         cd = ClockDomain(f"clear_{part}", local=True)
         m.domains += cd

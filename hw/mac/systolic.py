@@ -70,12 +70,12 @@ Differences to MacArray
   its count non-zero, ``o_res.payload`` then its LUT RAM read at a registered pointer).
 """
 
-from amaranth.hdl import Cat, Module, Mux, ResetInserter, ResetSignal, Signal, signed
+from amaranth.hdl import Cat, Module, Mux, ResetInserter, Signal, signed
 from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
-from ..lib.reset import module_with_reset_tree
+from ..lib.reset import module_with_reset_tree, reset_root
 from ..params import ParameterTypeError, check_bool, check_int
 from . import spec
 from .accumulate import AccumulatorGrid, check_tile_k, saturated_view, view_overflowed
@@ -556,11 +556,7 @@ class _ResultCollector(wiring.Component):
         # arrives then: the flush holds the array's input control, and a tile's first row is many
         # cycles behind its first beat). The LUT -> the eight slices across the array's width was
         # 8.21-8.30 ns (the 8 x 16 board aimed at 125 MHz).
-        if self._flush_root:
-            clear = Signal(name="flush_root", init=1, reset_less=True, attrs={"keep": 1})
-            m.d.sync += clear.eq(self.i_flush_next | ResetSignal())
-        else:
-            clear = self.i_flush_next
+        clear = reset_root(m, self.i_flush_next, name="flush_root") if self._flush_root else self.i_flush_next
         slices = []
         for p, (v, valid) in enumerate(aligned):
             sl = _ResultSlice(W, self._depth, self._out_reg)
