@@ -19,14 +19,15 @@ MAX_TILES, MAX_GROUPS = 3, 4
 @pytest.mark.parametrize("rows, addr_reg", [(1, False), (2, True)])
 def test_activation_buffer_loads_against_a_model(rows, addr_reg):
     """With ``addr_reg`` (one RAM per row, each behind its own address register) the word read
-    comes two cycles after its address, else one."""
+    comes two cycles after its address, else one; ``o_loading`` is ``i_act.ready``, with
+    ``addr_reg`` also in the cycle after it falls (the writes are a cycle later)."""
     dut = ActivationBuffer(rows=rows, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=addr_reg)
     width = 32 * rows
     rng = random.Random(11)
     checked = {"cycles": 0, "words": 0}
 
     async def tb(ctx):
-        left, addr, mem = 0, 0, {}
+        left, addr, mem, was_loading = 0, 0, {}, False
         for cycle in range(3000):
             load = left == 0 and rng.random() < 0.2 or rng.random() < 0.01     # also mid-load
             clear = not load and rng.random() < 0.005
@@ -38,7 +39,9 @@ def test_activation_buffer_loads_against_a_model(rows, addr_reg):
             ctx.set(dut.i_clear, clear)
             ctx.set(dut.i_act.valid, valid)
             ctx.set(dut.i_act.payload, word)
-            assert ctx.get(dut.o_loading) == ctx.get(dut.i_act.ready) == (left != 0), cycle
+            assert ctx.get(dut.i_act.ready) == (left != 0), cycle
+            assert ctx.get(dut.o_loading) == (left != 0 or (addr_reg and was_loading)), cycle
+            was_loading = left != 0
             if load:
                 left, addr = tiles * groups, 0
             elif valid and left:
@@ -80,7 +83,12 @@ def _read_right_after_a_load(cls):
             await ctx.tick()
             ctx.set(dut.i_load, 0)
             await stream_put(ctx, dut.i_act, word)
-            assert not ctx.get(dut.o_loading)
+            assert not ctx.get(dut.i_act.ready)
+            waited = 0
+            while ctx.get(dut.o_loading):
+                waited += 1
+                await ctx.tick()
+            assert waited == 1       # o_loading falls a cycle after the ready
             ctx.set(dut.rd_addr, 0)
             await ctx.tick().repeat(2)
             got.append(ctx.get(dut.rd_data))
@@ -91,8 +99,9 @@ def _read_right_after_a_load(cls):
 
 
 def test_activation_buffer_word_readable_as_the_load_ends():
-    """With ``addr_reg`` each RAM writes a cycle after the take: a word named in the first cycle
-    with ``o_loading`` low is already the new one."""
+    """With ``addr_reg`` each RAM writes two cycles after the take, and ``o_loading`` falls a
+    cycle after ``i_act.ready``: a word named in the first cycle with ``o_loading`` low is already
+    the new one."""
     assert _read_right_after_a_load(ActivationBuffer) == [0xAAAA_AAAA_AAAA_AAAA, 0xBBBB_BBBB_BBBB_BBBB]
 
 
@@ -100,10 +109,10 @@ def test_mutant_activation_buffer_writing_a_cycle_later_is_caught():
     """One register more in front of the RAMs' write ports: the read sees the old word."""
     Mutant = mutated(
         "hw.gemm.buffers", "ActivationBuffer",
-        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]",
-        "take_q, addr_q, row_q = Signal(name=f'tq{r}'), Signal.like(addr, name=f'aq{r}'), "
-        "Signal(row_bits, name=f'rq{r}'); m.d.sync += [take_q.eq(take), addr_q.eq(addr), row_q.eq(row)]; "
-        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr_q), wr_data.eq(row_q), wr_en.eq(take_q)]")
+        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr_q), wr_data.eq(row), wr_en.eq(take_q)]",
+        "tq, aq, rq = Signal(name=f'tq{r}'), Signal.like(addr, name=f'aq{r}'), "
+        "Signal(row_bits, name=f'rq{r}'); m.d.sync += [tq.eq(take_q), aq.eq(addr_q), rq.eq(row)]; "
+        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(aq), wr_data.eq(rq), wr_en.eq(tq)]")
     assert _read_right_after_a_load(Mutant)[1] != 0xBBBB_BBBB_BBBB_BBBB
 
 

@@ -182,10 +182,11 @@ class ActivationBuffer(wiring.Component):
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
     (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; each also writes a
-    word a cycle after taking it (its write lands at the end of the first cycle with ``o_loading``
-    low), and a word read in the cycle its address is written is undefined on the FPGA (the old
-    word in simulation): ``rd_addr`` may name a loaded word from the first cycle with
-    ``o_loading`` low (its RAM read, behind the address register, is a cycle after the write).
+    word two cycles after taking it, and ``o_loading`` falls a cycle after ``i_act.ready`` (the
+    last write lands at the end of the first cycle with ``o_loading`` low); a word read in the
+    cycle its address is written is undefined on the FPGA (the old word in simulation):
+    ``rd_addr`` may name a loaded word from the first cycle with ``o_loading`` low (its RAM read,
+    behind the address register, is a cycle after the write).
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
@@ -209,9 +210,12 @@ class ActivationBuffer(wiring.Component):
         groups_left = Signal.like(self.i_groups)
         take = Signal()
         loading = Signal()          # tiles_left != 0, as a register
+        # With ``addr_reg`` the RAMs write two cycles after the take (below): ``o_loading`` falls
+        # a cycle after the ready (``loading_q``).
+        loading_q = Signal()
         m.d.comb += [
-            self.o_loading.eq(loading), self.i_act.ready.eq(loading),
-            take.eq(self.i_act.valid & loading),
+            self.o_loading.eq(loading | loading_q if self._addr_reg else loading),
+            self.i_act.ready.eq(loading), take.eq(self.i_act.valid & loading),
         ]
         if self._addr_reg:
             # The sequencer reads only after a load has ended (and its last write has landed: see
@@ -219,8 +223,18 @@ class ActivationBuffer(wiring.Component):
             # are read through registered_read_port, without Yosys's read-during-write compare and
             # bypass behind them (a LUT between a DP16KD's output, 5.8 ns from the clock, and the
             # sequencer's register: 9.37 ns, the 8 x 16 board aimed at 125 MHz, seed 1). Each RAM
-            # writes a cycle after the take from registers of its own (address, word, enable:
-            # ``keep`` copies), so neither the take nor the address counter is routed to every RAM.
+            # writes from registers of its own (address, word, enable: ``keep`` copies), so neither
+            # the take nor the address counter is routed to every RAM; those load from one register
+            # of each (``take_q``, ``addr_q``, ``word_q``: the write is two cycles after the take),
+            # so the take's LUT drives one register (into the eight enable copies: 9.40 ns, the
+            # full ULX3S board aimed at 125 MHz, seed 2). ``o_loading`` rises with ``loading`` and
+            # falls a cycle after it, so the last write still lands at the end of its first cycle
+            # low.
+            take_q = Signal()
+            addr_q = Signal.like(addr, reset_less=True)
+            word_q = Signal(self._width, reset_less=True)
+            m.d.sync += [take_q.eq(take), loading_q.eq(loading), addr_q.eq(addr),
+                         word_q.eq(self.i_act.payload)]
             row_bits, words = self._width // self._rows, []
             for r in range(self._rows):
                 m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[],
@@ -230,8 +244,8 @@ class ActivationBuffer(wiring.Component):
                 wr_addr = Signal.like(addr, name=f"wr_addr{r}", reset_less=True, attrs={"keep": 1})
                 wr_data = Signal(row_bits, name=f"wr_data{r}", reset_less=True)
                 wr_en = Signal(name=f"wr_en{r}", attrs={"keep": 1})
-                row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
-                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
+                row = word_q[r * row_bits:(r + 1) * row_bits]
+                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr_q), wr_data.eq(row), wr_en.eq(take_q)]
                 m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(wr_data), wr.en.eq(wr_en), rd.addr.eq(rd_addr)]
                 words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))

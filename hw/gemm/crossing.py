@@ -217,7 +217,8 @@ class EngineCrossing(wiring.Component):
         # ready into the queue's shifting buffer, 13.30 ns, was the `gemm` worst path of the
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
-                                            w_domain="sync", r_domain=A, addr_slice=SLICE)
+                                            w_domain="sync", r_domain=A, addr_slice=SLICE,
+                                            slot_slice=16 if A != "sync" else None)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
                                                           self.cdc_depth, w_domain=A, r_domain="sync",
                                                           room_ahead=A != "sync")

@@ -118,18 +118,26 @@ class AsyncQueue(wiring.Component):
         parser's ready, through the buffer's take, to ``4 x 128`` flip-flop enables was the ULX3S
         decoder domain's worst path). One cycle more latency, still one word per cycle; words in
         the skid buffer keep their memory slots and count in ``w_level`` until they leave ``o``.
+    slot_slice : int or None
+        Bits of the word per copy of the slot load flags and the head pointer (``None``, default:
+        :data:`SLICE`). Fewer bits, more copies, each driving fewer flip-flop enables: the ULX3S
+        activations' queue uses 16 (a load flag into the enables of its slot's 64 flip-flops,
+        spread toward the activation buffer's RAMs: 9.57 ns, the full board aimed at 125 MHz).
     """
 
     #: Words the read side's buffer holds: the fewest that keep one word per cycle.
     PREFETCH = 4
 
     def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync", out_skid=False,
-                 addr_slice=None):
+                 addr_slice=None, slot_slice=None):
         self.depth = check_pow2("depth", depth, 4, 65536)
         self.out_skid = check_bool("out_skid", out_skid)
         if addr_slice is not None:
             check_int("addr_slice", addr_slice, 1)
         self.addr_slice = addr_slice
+        if slot_slice is not None:
+            check_int("slot_slice", slot_slice, 1)
+        self.slot_slice = slot_slice or SLICE
         #: Entries of a memory bank (``depth`` if that is fewer).
         self.bank_depth = min(check_pow2("bank_depth", bank_depth, 4, 65536), depth)
         self._shape, self._w, self._r = shape, w_domain, r_domain
@@ -295,10 +303,11 @@ class AsyncQueue(wiring.Component):
         # the `gemm` worst path of the 8 x 16 board at adf563d, the activations' queue). A slot
         # loads when a word arrives into it, decided a cycle ahead (the word read in cycle t
         # arrives at t + 1 into the slot after the words arriving until then) into a register per
-        # slot and per slice of SLICE bits (``keep``: one register per slot would drive the
+        # slot and per slice of ``slot_slice`` bits (``keep``: one register per slot would drive the
         # enables of the whole word). The take advances only the head pointer and its copies,
         # one per slice (each selects its slice of the head word).
-        slices = [(lo, min(lo + SLICE, width)) for lo in range(0, width, SLICE)]
+        slot_bits = self.slot_slice
+        slices = [(lo, min(lo + slot_bits, width)) for lo in range(0, width, slot_bits)]
         wslot = Signal(range(P), reset_less=True)      # the slot the next arriving word goes to
         rslot = Signal(range(P), reset_less=True)      # the head's slot
         wslot_next, rslot_next = Signal.like(wslot), Signal.like(rslot)
