@@ -552,7 +552,8 @@ def test_payload_delay_flush(flush_root):
     assert rows == expected_rows(after, 2)
 
 
-@pytest.mark.parametrize("delay, exc", [(5, ValueError), (-1, ValueError), (True, TypeError), (1.0, TypeError)])
+@pytest.mark.parametrize("delay, exc", [(5, ValueError), (-1, ValueError), (True, TypeError),
+                                        (1.0, TypeError)])
 def test_bad_payload_delay(delay, exc):
     with pytest.raises(exc, match="payload_delay"):
         SystolicArray(rows=2, cols=4, primitives=False, payload_delay=delay)
