@@ -273,7 +273,13 @@ class EngineCrossing(wiring.Component):
         # So the engine's ready is the FIFO's register alone, not ORed with the flush (the
         # synchronizer -> that OR -> the collector's load and count logic: 11.90 ns, the `gemm`
         # worst path at 8cc4ef0).
-        m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(eng.o_res.valid & ~flush_a),
+        # Outside the controller's domain the engine offers a row only on the FIFO's room ahead,
+        # which the FIFO takes on the valid alone: a row offered in the flush's first cycles (before
+        # the array's own flush holds its output) is written and drained with the rest, so the
+        # valid is not gated by the flush (one LUT level fewer in front of the FIFO's write-enable
+        # copies).
+        res_valid = eng.o_res.valid if A != "sync" else eng.o_res.valid & ~flush_a
+        m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(res_valid),
                      eng.o_res.ready.eq(res.i.ready)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
