@@ -163,9 +163,10 @@ class EngineCrossing(wiring.Component):
         # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
         # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
         # ULX3S) is mostly routing delay. Each part gets a registered copy instead. All parts
-        # leave reset in the same cycle (three array cycles after the domain's reset), and a flush
-        # that arrives before is not lost: it is a level held until this domain acknowledges it,
-        # and its one-cycle pulse comes from a register under the tree. With the split, the ULX3S
+        # leave reset in the same cycle (three or four array cycles after the domain's reset:
+        # ``add_with_reset_domains``), and a flush that arrives before is not lost: it is a level
+        # held until this domain acknowledges it, and its one-cycle pulse comes from a register
+        # under the tree. With the split, the ULX3S
         # board's Yosys run (YoWASP 0.70) fails an internal assertion in synth_ecp5's default ABC9
         # mapping (abc_ops_reintegrate.cc:596; not the result FIFO's reset synchronizer, nor reached
         # by a small split AsyncFIFO); the board build then maps with a fallback
