@@ -432,6 +432,9 @@ def test_product_stage_mutants_fail(mutation):
 LAST_OK_MUTANTS = {
     "the drain gap ignored": ("(wait <= 1)", "1"),
     "a last beat's own reservation ignored": ("last_ok.eq(Mux(reserve,", "last_ok.eq(Mux(0,"),
+    # free's next value picked among sums from registers: a reservation or a pop not counted
+    "free not reserved": ("free_n.eq(Mux(reserve, Mux(", "free_n.eq(Mux(0, Mux("),
+    "free not returned": ("free - res * R + pop", "free - res * R"),
 }
 
 
