@@ -20,14 +20,18 @@ MAX_TILES, MAX_GROUPS = 3, 4
 def test_activation_buffer_loads_against_a_model(rows, addr_reg):
     """With ``addr_reg`` (one RAM per row, each behind its own address register) the word read
     comes two cycles after its address, else one; ``o_loading`` is ``i_act.ready``, with
-    ``addr_reg`` also in the cycle after it falls (the writes are a cycle later)."""
-    dut = ActivationBuffer(rows=rows, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=addr_reg)
+    ``addr_reg`` also in the cycle after a take (the ready low then, the counters a cycle late)."""
+    _load_against_a_model(ActivationBuffer, rows, addr_reg)
+
+
+def _load_against_a_model(cls, rows, addr_reg):
+    dut = cls(rows=rows, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=addr_reg)
     width = 32 * rows
     rng = random.Random(11)
     checked = {"cycles": 0, "words": 0}
 
     async def tb(ctx):
-        left, addr, mem, was_loading = 0, 0, {}, False
+        left, addr, mem, took = 0, 0, {}, False
         for cycle in range(3000):
             load = left == 0 and rng.random() < 0.2 or rng.random() < 0.01     # also mid-load
             clear = not load and rng.random() < 0.005
@@ -39,15 +43,18 @@ def test_activation_buffer_loads_against_a_model(rows, addr_reg):
             ctx.set(dut.i_clear, clear)
             ctx.set(dut.i_act.valid, valid)
             ctx.set(dut.i_act.payload, word)
-            assert ctx.get(dut.i_act.ready) == (left != 0), cycle
-            assert ctx.get(dut.o_loading) == (left != 0 or (addr_reg and was_loading)), cycle
-            was_loading = left != 0
+            # With addr_reg: not ready in the cycle after a take; the counters a cycle behind it.
+            ready = left != 0 and not (addr_reg and took)
+            assert ctx.get(dut.i_act.ready) == ready, cycle
+            assert ctx.get(dut.o_loading) == (left != 0 or (addr_reg and took)), cycle
+            took = False
             if load:
                 left, addr = tiles * groups, 0
-            elif valid and left:
+            elif valid and ready and not (addr_reg and clear):
                 mem[addr] = word
                 addr, left = addr + 1, left - 1
                 checked["words"] += 1
+                took = True
             if clear:
                 left = 0
             await ctx.tick()
@@ -105,13 +112,22 @@ def test_activation_buffer_word_readable_as_the_load_ends():
     assert _read_right_after_a_load(ActivationBuffer) == [0xAAAA_AAAA_AAAA_AAAA, 0xBBBB_BBBB_BBBB_BBBB]
 
 
+def test_mutant_activation_buffer_ready_after_a_take_is_caught():
+    """With ``addr_reg`` the ready high in the cycle after a take: a word taken then meets the
+    counters before they stepped (the model test fails)."""
+    Mutant = mutated("hw.gemm.buffers", "ActivationBuffer",
+                     "ready = loading & ~take_q if self._addr_reg else loading", "ready = loading")
+    with pytest.raises(AssertionError):
+        _load_against_a_model(Mutant, 2, True)
+
+
 def test_mutant_activation_buffer_writing_a_cycle_later_is_caught():
     """One register more in front of the RAMs' write ports: the read sees the old word."""
     Mutant = mutated(
         "hw.gemm.buffers", "ActivationBuffer",
-        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr_q), wr_data.eq(row), wr_en.eq(take_q)]",
+        "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take_q)]",
         "tq, aq, rq = Signal(name=f'tq{r}'), Signal.like(addr, name=f'aq{r}'), "
-        "Signal(row_bits, name=f'rq{r}'); m.d.sync += [tq.eq(take_q), aq.eq(addr_q), rq.eq(row)]; "
+        "Signal(row_bits, name=f'rq{r}'); m.d.sync += [tq.eq(take_q), aq.eq(addr), rq.eq(row)]; "
         "m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(aq), wr_data.eq(rq), wr_en.eq(tq)]")
     assert _read_right_after_a_load(Mutant)[1] != 0xBBBB_BBBB_BBBB_BBBB
 

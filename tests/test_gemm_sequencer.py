@@ -110,21 +110,25 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 
 @pytest.mark.parametrize("old, new", [
     ("w_slot.eq(Mux(w_en, ", "w_slot.eq(Mux(self.i_write, "),
-    ("sl.i_take.eq(take)", "sl.i_take.eq(nonempty)"),
+    ("sl.i_take.eq(took_q)", "sl.i_take.eq(nonempty)"),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),
     ("r_slot.eq(Mux(took, ", "r_slot.eq(Mux(self.i_take, "),
     ("self.o_data.eq(head)", "self.o_data.eq(r_port.data)"),
+    ("sl.i_take.eq(took_q)", "sl.i_take.eq(take)"),
+    ("write.eq(inflight[L - 2] if L > 1 else issue)", "write.eq(inflight[L - 1])"),
 ], ids=["write-slot-early", "head-slot-without-take", "valid-late", "room-without-the-read-now",
-        "offset-early", "head-slot-at-the-take", "head-not-registered"])
+        "offset-early", "head-slot-at-the-take", "head-not-registered", "take-not-registered",
+        "write-copy-late"])
 def test_prefetch_mutants_fail(old, new):
     """The queue's write slot stepping a cycle early or its head slot without the array's take
     (the array stalls in the first run), its valid register from the count
     before this cycle's take, its room without the beat read in this cycle (one beat too many in
     the queue), the byte offset not delayed with its beat's words, or the head slot stepped by
-    the take itself or read without the head register (the payload a cycle early): the beats
-    taken are not the tile's, in order."""
+    the take itself, by a take not registered, or read without the head register (the payload a
+    cycle early), or the slices' write flags a cycle late: the beats taken are not the tile's, in
+    order."""
     Mutant = mutated("hw.gemm.sequencer", "GemmSequencer", old, new)
     _, got = _run(_sequencer(Mutant), ready_at={30, 31, 40} | set(range(50, 80)))
     _, got_always = _run(_sequencer(Mutant))

@@ -568,7 +568,7 @@ def test_mutant_slot_loaded_by_the_take_is_caught():
 
 @pytest.mark.parametrize("old, new", [
     ("load.eq(read & (wslot_next == k))", "load.eq(read & (wslot == k))"),
-    ("head_slot.eq(rslot_next)", "head_slot.eq(rslot)"),
+    ("head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot))", "head_slot.eq(rslot)"),
 ], ids=["arriving-slot-late", "head-slot-late"])
 def test_mutant_ring_pointers_a_cycle_late_lose_words(old, new):
     """The arriving word's slot, or the head's, decided from the pointer before this cycle's
@@ -580,8 +580,10 @@ def test_mutant_ring_pointers_a_cycle_late_lose_words(old, new):
 
 def test_mutant_slice_head_copy_late_is_caught():
     """One slice's copy of the head pointer a take behind: that slice offers the previous word."""
-    Mutant = mutated("hw.lib.async_queue", "AsyncQueue", "m.d[R] += head_slot.eq(rslot_next)",
-                     "m.d[R] += head_slot.eq(rslot_next if s != 1 else rslot)")
+    Mutant = mutated("hw.lib.async_queue", "AsyncQueue",
+                     "m.d[R] += head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot))",
+                     "m.d[R] += head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot) if s != 1 "
+                     "else rslot)")
     words = _words(200, seed=3)
     dut = Mutant(16, 16, w_domain="wr", r_domain="rd", slot_slice=3)
     assert transfer(dut, words, (10e-9, 13e-9), seed=5, stall=0.4) != words

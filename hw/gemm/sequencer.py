@@ -31,7 +31,7 @@ SLICE = 64
 
 #: With ``prefetch``: the beat taken in cycle ``t`` is on ``o_act.payload`` / ``o_wgt.payload`` in
 #: cycle ``t + PAYLOAD_DELAY`` (the MAC array's ``payload_delay``; :meth:`GemmSequencer._queue`).
-PAYLOAD_DELAY = 2
+PAYLOAD_DELAY = 3
 
 
 def gemm_cmd_layout(row_tile_bits, group_bits):
@@ -268,17 +268,20 @@ class GemmSequencer(wiring.Component):
         activation bytes already shifted by the beat's byte offset; the weights in slices of at
         most :data:`SLICE` bits), each with its own copy of the write slot, the write enable and
         the head slot (``keep`` registers). The array's take (``o_act.ready``, which follows the
-        array's tile sequencer) steps the count and the valid register at once; each slice
-        registers it (its own copy) and steps its head slot a cycle later, and reads the RAM at
-        the head slot into a register of its own every cycle (no enable): that register holds the
-        beat taken in cycle ``t`` in cycle ``t + 2`` (:data:`PAYLOAD_DELAY`). So the take's route
-        to the slices and the slices' data route to the array each start at a register and have
-        a cycle (the take into every slice's head slot: 9.5-9.9 ns, the head's LUT RAM -> the
-        array's beat registers 9.35 ns, the 8 x 16 board aimed at 125 MHz), and no data register
-        loads with the take (a buffered FIFO's output register, the whole beat, loaded with the
-        take: 12.67 ns, one route 8.28 ns, the `gemm` worst path of the 8 x 16 board at 93aa947).
-        A slot freed by a take is read into the head register in the next cycle, and written
-        again three cycles after that at the earliest."""
+        array's tile sequencer) steps the count and the valid register at once; it is registered
+        (``took_q``, one register) and then by each slice (its own copy), which steps its head slot
+        two cycles after the take, and reads the RAM at the head slot into a register of its own
+        every cycle (no enable): that register holds the beat taken in cycle ``t`` in cycle
+        ``t + 3`` (:data:`PAYLOAD_DELAY`). So the take's route to the slices and the slices' data
+        route to the array each start at a register and have a cycle, the take's in two hops
+        (the take into every slice's head slot: 9.5-9.9 ns; into the slices' copies of it, placed
+        by their slices: 9.06 ns; the head's LUT RAM -> the array's beat registers 9.35 ns; the
+        8 x 16 board aimed at 125 MHz), and no data register loads with the take (a buffered
+        FIFO's output register, the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns,
+        the `gemm` worst path of the 8 x 16 board at 93aa947). A slot freed by a take is read into
+        the head register two cycles later, and written again four cycles after the take at the
+        earliest. The slices' write flags come from copies of ``inflight[L - 1]``, one per slice
+        (one register into every slice's write-enable copy across the die: 8.12 ns)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
         L = READ_LATENCY
@@ -308,10 +311,13 @@ class GemmSequencer(wiring.Component):
         parts += [ram_q[act_width + lo:act_width + min(lo + size, wgt_width)]
                   for lo in range(0, wgt_width, size)]
         heads = []
+        took_q = Signal(name="took_q")
+        m.d.sync += took_q.eq(take)
         for s, part in enumerate(parts):
             m.submodules[f"prefetch{s}"] = sl = _PrefetchSlice(len(part))
-            m.d.comb += [sl.i_data.eq(part), sl.i_write.eq(inflight[L - 1]),
-                         sl.i_take.eq(take)]
+            write = Signal(name=f"write{s}", attrs={"keep": 1})    # inflight[L - 1], a copy per slice
+            m.d.sync += write.eq(inflight[L - 2] if L > 1 else issue)
+            m.d.comb += [sl.i_data.eq(part), sl.i_write.eq(write), sl.i_take.eq(took_q)]
             heads.append(sl.o_data)
         queued_next = Signal.like(queued)
         m.d.comb += [
@@ -338,7 +344,8 @@ class _PrefetchSlice(wiring.Component):
     the write slot steps with that register, so a word written in a cycle goes into the slot after);
     ``i_take``: the head word leaves; the slice registers it (``took``, its own copy) and steps
     the head slot a cycle later. ``o_data``: a register loaded in every cycle with the word at the
-    head slot (LUT RAM read asynchronously): the word taken in cycle ``t`` in cycle ``t + 2``.
+    head slot (LUT RAM read asynchronously): the word of an ``i_take`` in cycle ``t`` in cycle
+    ``t + 2``.
     The slots start at 0 and step around the ring; every slice's copies step
     together, each with its own LUT (a shared next-slot LUT fanned out to every copy: the array's
     take -> that LUT -> the head slot copies, 9.38 ns on the ULX3S build at 95 MHz,
