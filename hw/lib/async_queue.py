@@ -82,8 +82,8 @@ class AsyncQueue(wiring.Component):
     after (``o.valid`` about seven ``r_domain`` cycles after the write). With
     ``o.ready`` held and words waiting, one word per ``r_domain`` cycle (four registers cover the
     fetch loop: a word taken frees its slot for the fetch decision of the next cycle, whose word
-    reaches the buffer two cycles after). A word taken is seen by the writer after the read side's
-    Gray register, two-flop synchronizer and decode register.
+    reaches the buffer two cycles after). A word taken is seen by the writer after a register of
+    the take, the read side's pointer and Gray registers, two-flop synchronizer and decode register.
 
     Reset: as the library FIFO's, from ``w_domain`` only: its reset empties the queue on both sides
     (the read side through an asynchronous-assert, synchronous-release synchronizer, holding
@@ -209,7 +209,12 @@ class AsyncQueue(wiring.Component):
         produce_r_bin, eqs = _ungray(produce_r_gry)
         m.d.comb += eqs
         written = Signal(bits, reset_less=True)        # the write pointer, decoded: a register
-        taken, taken_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
+        taken = Signal(bits, name="taken", reset_less=True)
+        taken_gry = Signal(bits, name="taken_gry", reset_less=True)
+        # A word's leaving is counted into ``taken`` a cycle later (``leave_q``): the reader's
+        # ready reached the pointer's adder (8.22 ns, the ULX3S activations' queue aimed at
+        # 125 MHz); the writer sees the room a cycle later, never too early.
+        leave_q = Signal(name="leave_q", reset_less=True)
         m.submodules.taken_cdc = FFSynchronizer(taken_gry, taken_w_gry, o_domain=W)
         count = Signal(range(P + 1), reset_less=True)   # words in the buffer
         # A word fetched in cycle t is read from its bank at the end of t, in the bank's data
@@ -294,7 +299,7 @@ class AsyncQueue(wiring.Component):
         m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
         m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch_next), read.eq(fetching),
                    arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
-                   taken.eq(taken + leave), taken_gry.eq(_gray(taken)),
+                   leave_q.eq(leave), taken.eq(taken + leave_q), taken_gry.eq(_gray(taken)),
                    count.eq(count_next)]
         # The buffer is a ring of P slots, not a shift register: a word stays in the slot it
         # arrived in until it leaves, and the head is selected by a slot pointer. So no slot's
@@ -329,7 +334,7 @@ class AsyncQueue(wiring.Component):
                     m.d[R] += buf[k][lo:hi].eq(arriving_word[lo:hi])
                 loads.append(load)
         with m.If(r_rst):
-            m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
+            m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin), leave_q.eq(0),
                        more.eq(0),
                        taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
                        wslot.eq(0), rslot.eq(0), *(load.eq(0) for load in loads),
