@@ -334,7 +334,8 @@ class AsyncQueue(wiring.Component):
                     m.d[R] += buf[k][lo:hi].eq(arriving_word[lo:hi])
                 loads.append(load)
         with m.If(r_rst):
-            m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin), leave_q.eq(0),
+            m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
+                       leave_q.eq(0),
                        more.eq(0),
                        taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
                        wslot.eq(0), rslot.eq(0), *(load.eq(0) for load in loads),
