@@ -196,7 +196,10 @@ class VerilatorBoard:
                     # Removed now: left to the garbage collector, the directory's finalizer warns
                     # (an error under pytest) in whatever test happens to run then.
                     self._tmp.cleanup()
-                    raise RuntimeError(f"the Verilator board did not start: {self._error}") from None
+                    why = (self._error if not self._thread.is_alive() else
+                           f"not up after {start_timeout:.0f} s (the Verilator build or start took longer; "
+                           "a loaded machine builds the ULX3S core slower)")
+                    raise RuntimeError(f"the Verilator board did not start: {why}") from None
         server.close()
 
     def _request(self, data):
