@@ -194,8 +194,8 @@ def test_half_rate_buffer_load_copies_are_cycle_exact():
 
 def test_mutant_half_rate_buffer_slice_loading_while_full_is_caught():
     """A slice's copy that loads while the entry holds a transfer overwrites it: the trace differs."""
-    Mutant = mutated("hw.lib.stream", "HalfRateBuffer", "m.d.sync += free.eq(Mux(free, ~i.valid, o.ready))",
-                     "m.d.sync += free.eq(Mux(free, ~i.valid, o.ready) | (k == 1))")
+    Mutant = mutated("hw.lib.stream", "HalfRateBuffer", "m.d.sync += free.eq(~valid_next)",
+                     "m.d.sync += free.eq(~valid_next | (k == 1))")
     assert _skid_trace(Mutant(8, load_slice=3)) != _skid_trace(HalfRateBuffer(8))
 
 

@@ -190,23 +190,6 @@ def test_bad_addr_slice(addr_slice, error):
         AsyncQueue(16, 16, addr_slice=addr_slice)
 
 
-@pytest.mark.parametrize("slot_slice", [3, 16], ids=lambda a: f"slots-of-{a}")
-def test_slot_copies_per_slice(slot_slice):
-    """With ``slot_slice`` each slice of the buffer's slots loads on its own copy of the load
-    flags and is selected by its own copy of the head pointer: every word still once and in order
-    (a slice width dividing the word and not), with and without stalls."""
-    words = _words(200, seed=slot_slice)
-    dut = AsyncQueue(16, 16, w_domain="wr", r_domain="rd", slot_slice=slot_slice)
-    for stall in (0.0, 0.4):
-        assert transfer(dut, words, (10e-9, 13e-9), seed=5, stall=stall) == words
-
-
-@pytest.mark.parametrize("slot_slice, error", [(0, ValueError), ("8", TypeError), (True, TypeError)])
-def test_bad_slot_slice(slot_slice, error):
-    with pytest.raises(error, match="slot_slice"):
-        AsyncQueue(16, 16, slot_slice=slot_slice)
-
-
 @QUEUES
 def test_full_and_empty(cls):
     """With the reader stopped the writer gets exactly ``depth`` words in; ``w_level`` says so and
@@ -568,7 +551,7 @@ def test_mutant_slot_loaded_by_the_take_is_caught():
 
 @pytest.mark.parametrize("old, new", [
     ("load.eq(read & (wslot_next == k))", "load.eq(read & (wslot == k))"),
-    ("head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot))", "head_slot.eq(rslot)"),
+    ("head_slot.eq(rslot_next)", "head_slot.eq(rslot)"),
 ], ids=["arriving-slot-late", "head-slot-late"])
 def test_mutant_ring_pointers_a_cycle_late_lose_words(old, new):
     """The arriving word's slot, or the head's, decided from the pointer before this cycle's
@@ -576,14 +559,3 @@ def test_mutant_ring_pointers_a_cycle_late_lose_words(old, new):
     Mutant = mutated("hw.lib.async_queue", "AsyncQueue", old, new)
     words = _words()
     assert transfer(make(Mutant), words, (10e-9, 13e-9), seed=5, stall=0.3, limit=3000) != words
-
-
-def test_mutant_slice_head_copy_late_is_caught():
-    """One slice's copy of the head pointer a take behind: that slice offers the previous word."""
-    Mutant = mutated("hw.lib.async_queue", "AsyncQueue",
-                     "m.d[R] += head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot))",
-                     "m.d[R] += head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot) if s != 1 "
-                     "else rslot)")
-    words = _words(200, seed=3)
-    dut = Mutant(16, 16, w_domain="wr", r_domain="rd", slot_slice=3)
-    assert transfer(dut, words, (10e-9, 13e-9), seed=5, stall=0.4) != words

@@ -280,23 +280,6 @@ def test_a_branch_wider_than_the_fanout_gets_a_level_more_for_every_part():
         Fragment.get(NestedDomainTop(fanout=1), None)
 
 
-def test_more_branches_than_the_fanout_get_a_root_level():
-    # Four branches (the block's own statements, three parts) at fan-out 2: two root registers
-    # above them, so the domain's reset, high before edge 6, resets every part at edge 9 (one edge
-    # later than with two levels), all in the same cycle; at fan-out 4 no root level.
-    dut = DomainTop(fanout=2)
-    assert _counts(dut, dut.rst, 5, cycles=10) == [0x0000, 0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333,
-                                                   0x4444, 0x5555, 0x0000]
-    wide = DomainTop(fanout=4)
-    assert _counts(wide, wide.rst, 5)[3] == 0x1111
-
-
-def test_synthesis_keeps_one_root_register_per_run_of_fanout_branches(tmp_path):
-    # 16 counter bits; two roots (four branches at fan-out 2), four branches, four parts.
-    dut = DomainTop(fanout=2)
-    assert _flip_flops(tmp_path, True, dut, ports=[dut.cd.clk, dut.rst, dut.o_counts]) == 16 + 2 + 4 + 4
-
-
 def test_synthesis_keeps_one_group_register_per_run_of_fanout_parts(tmp_path):
     # 16 counter bits; registers: two branches (the block's own statements, inner), three groups
     # (one for the block, two for inner's four parts at fan-out 2), five parts.

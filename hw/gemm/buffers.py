@@ -176,20 +176,16 @@ class ActivationBuffer(wiring.Component):
     next ``i_row_tiles * i_groups`` words of ``i_act`` go to addresses 0, 1, ...; ``o_loading`` is
     high until the last one is written. (Two counters, not a product: a multiplier here would take
     one of the DSPs the array needs.) ``i_act.ready``
-    is high only while loading; it and ``o_loading`` are a register of their own (with
-    ``addr_reg`` the ready is also low in the cycle after a take), not a compare of
+    is high only while loading; it and ``o_loading`` are a register of their own, not a compare of
     the tile counter: the ready reaches the enables of the activation queue's skid registers (a
     wide word, far away on the ULX3S), and a compare of the counter in front of it was on the
     engine clock's worst path. ``rd_en`` / ``rd_addr`` / ``rd_data`` as :class:`WeightTileBuffer`;
     with ``addr_reg`` one block RAM column per array row, each with its own read address register
     (``rd_data`` two cycles after ``rd_addr``, ``rd_en`` not used), as there; each also writes a
-    word two cycles after taking it; ``i_act.ready`` is low in the cycle after a take (a word
-    every other cycle at most), its counters step a cycle after the take, and ``o_loading`` falls
-    a cycle after the last (which lands at the end of the first cycle with ``o_loading`` low);
-    a take in a cycle of ``i_load`` or ``i_clear`` is dropped; a word read in the
-    cycle its address is written is undefined on the FPGA (the old word in simulation):
-    ``rd_addr`` may name a loaded word from the first cycle with ``o_loading`` low (its RAM read,
-    behind the address register, is a cycle after the write).
+    word a cycle after taking it (its write lands at the end of the first cycle with ``o_loading``
+    low), and a word read in the cycle its address is written is undefined on the FPGA (the old
+    word in simulation): ``rd_addr`` may name a loaded word from the first cycle with
+    ``o_loading`` low (its RAM read, behind the address register, is a cycle after the write).
     """
 
     def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
@@ -213,13 +209,9 @@ class ActivationBuffer(wiring.Component):
         groups_left = Signal.like(self.i_groups)
         take = Signal()
         loading = Signal()          # tiles_left != 0, as a register
-        # With ``addr_reg`` a word is taken at most every other cycle, and the counters and the
-        # RAMs' write registers step on the take registered (``take_q``, below).
-        take_q = Signal()
-        ready = loading & ~take_q if self._addr_reg else loading
         m.d.comb += [
-            self.o_loading.eq(loading),
-            self.i_act.ready.eq(ready), take.eq(self.i_act.valid & ready),
+            self.o_loading.eq(loading), self.i_act.ready.eq(loading),
+            take.eq(self.i_act.valid & loading),
         ]
         if self._addr_reg:
             # The sequencer reads only after a load has ended (and its last write has landed: see
@@ -227,18 +219,8 @@ class ActivationBuffer(wiring.Component):
             # are read through registered_read_port, without Yosys's read-during-write compare and
             # bypass behind them (a LUT between a DP16KD's output, 5.8 ns from the clock, and the
             # sequencer's register: 9.37 ns, the 8 x 16 board aimed at 125 MHz, seed 1). Each RAM
-            # writes from registers of its own (address, word, enable: ``keep`` copies), so neither
-            # the take nor the address counter is routed to every RAM. The take is registered
-            # (``take_q``, with the word: ``word_q``; not in a cycle of ``i_load`` or ``i_clear``),
-            # and the counters step on it a cycle after the take, the RAMs write a cycle after that:
-            # the take's LUT drives one register, not the eight enable copies (9.40 ns, the full
-            # ULX3S board aimed at 125 MHz, seed 2) nor the counters' enables (8.75-8.82 ns, the
-            # GEMM-only board, seed 1). The ready is low in the cycle after a take, so the counters
-            # are up to date at every take (the activations come at most every other cycle anyway:
-            # the crossing's HalfRateBuffer); ``loading`` falls a cycle after the last take and the
-            # last write lands at the end of the first cycle with ``o_loading`` low.
-            word_q = Signal(self._width, reset_less=True)
-            m.d.sync += [take_q.eq(take & ~self.i_load & ~self.i_clear), word_q.eq(self.i_act.payload)]
+            # writes a cycle after the take from registers of its own (address, word, enable:
+            # ``keep`` copies), so neither the take nor the address counter is routed to every RAM.
             row_bits, words = self._width // self._rows, []
             for r in range(self._rows):
                 m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[],
@@ -248,8 +230,8 @@ class ActivationBuffer(wiring.Component):
                 wr_addr = Signal.like(addr, name=f"wr_addr{r}", reset_less=True, attrs={"keep": 1})
                 wr_data = Signal(row_bits, name=f"wr_data{r}", reset_less=True)
                 wr_en = Signal(name=f"wr_en{r}", attrs={"keep": 1})
-                row = word_q[r * row_bits:(r + 1) * row_bits]
-                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take_q)]
+                row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
+                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
                 m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(wr_data), wr.en.eq(wr_en), rd.addr.eq(rd_addr)]
                 words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
@@ -267,7 +249,7 @@ class ActivationBuffer(wiring.Component):
             m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
                          groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0),
                          group_last.eq(self.i_groups == 1)]
-        with m.Elif(take_q if self._addr_reg else take):
+        with m.Elif(take):
             m.d.sync += addr.eq(addr + 1)
             with m.If(group_last):
                 m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1),

@@ -163,10 +163,9 @@ class EngineCrossing(wiring.Component):
         # The array domain's reset comes from one register (a PLL domain's reset synchronizer);
         # driving every flip-flop of the array, buffers and counters from it (7000 loads on the
         # ULX3S) is mostly routing delay. Each part gets a registered copy instead. All parts
-        # leave reset in the same cycle (three or four array cycles after the domain's reset:
-        # ``add_with_reset_domains``), and a flush that arrives before is not lost: it is a level
-        # held until this domain acknowledges it, and its one-cycle pulse comes from a register
-        # under the tree. With the split, the ULX3S
+        # leave reset in the same cycle (three array cycles after the domain's reset), and a flush
+        # that arrives before is not lost: it is a level held until this domain acknowledges it,
+        # and its one-cycle pulse comes from a register under the tree. With the split, the ULX3S
         # board's Yosys run (YoWASP 0.70) fails an internal assertion in synth_ecp5's default ABC9
         # mapping (abc_ops_reintegrate.cc:596; not the result FIFO's reset synchronizer, nor reached
         # by a small split AsyncFIFO); the board build then maps with a fallback
@@ -218,8 +217,7 @@ class EngineCrossing(wiring.Component):
         # ready into the queue's shifting buffer, 13.30 ns, was the `gemm` worst path of the
         # 8 x 16 board at adf563d).
         m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
-                                            w_domain="sync", r_domain=A, addr_slice=SLICE,
-                                            slot_slice=16 if A != "sync" else None)
+                                            w_domain="sync", r_domain=A, addr_slice=SLICE)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
                                                           self.cdc_depth, w_domain=A, r_domain="sync",
                                                           room_ahead=A != "sync")
@@ -274,13 +272,7 @@ class EngineCrossing(wiring.Component):
         # So the engine's ready is the FIFO's register alone, not ORed with the flush (the
         # synchronizer -> that OR -> the collector's load and count logic: 11.90 ns, the `gemm`
         # worst path at 8cc4ef0).
-        # Outside the controller's domain the engine offers a row only on the FIFO's room ahead,
-        # which the FIFO takes on the valid alone: a row offered in the flush's first cycles (before
-        # the array's own flush holds its output) is written and drained with the rest, so the
-        # valid is not gated by the flush (one LUT level fewer in front of the FIFO's write-enable
-        # copies).
-        res_valid = eng.o_res.valid if A != "sync" else eng.o_res.valid & ~flush_a
-        m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(res_valid),
+        m.d.comb += [res.i.payload.eq(eng.o_res.payload), res.i.valid.eq(eng.o_res.valid & ~flush_a),
                      eng.o_res.ready.eq(res.i.ready)]
         # The engine's clear pulse reaches its decoder through a synchronizer of its own: the
         # decoder's domain starts its flush from the array domain's (so no later than that pulse)
@@ -312,9 +304,8 @@ class EngineCrossing(wiring.Component):
     def _array_counters(self, m, eng, cmd, handed, flush_a, run_a):
         """The array domain's counters; returns ``{output name: value}`` to be snapshot."""
         d = m.d[self.array_domain]
-        run_seen = Signal(name="run_seen")
-        cycles, busy_until = Signal(32, name="cycles"), Signal(32, name="busy_until")
-        beats0, cmds, rows = Signal(32, name="beats0"), Signal(16, name="cmds"), Signal(16, name="rows")
+        run_seen, cycles, busy_until = Signal(), Signal(32), Signal(32)
+        beats0, cmds, rows = Signal(32), Signal(16), Signal(16)
         busy = ~eng.o_idle | cmd.o.valid
         # `busy` (the engine's parts' idle flags and the command queue's) registered before it
         # enables busy_until: the same count, written a cycle later (cycles has moved on by one;
@@ -327,28 +318,20 @@ class EngineCrossing(wiring.Component):
         # than busy_q alone: busy rises with the command queue's valid, no later than the cycle
         # the command is taken, and the count of commands taken shows it a cycle after that, as
         # idle falls: a snapshot never shows idle with a command counted and not run.
-        busy_q, busy_q2 = Signal(name="busy_q"), Signal(name="busy_q2")
-        # ``run_seen & busy_q`` as a register of its own (loaded with what those two are loaded
-        # with): busy_until's 32 enables from a flip-flop, not a LUT of two (8.95 ns, the full
-        # ULX3S board aimed at 125 MHz, seed 2).
-        busy_upd = Signal(name="busy_upd")
-        d += [run_seen.eq(run_a), busy_q.eq(busy), busy_q2.eq(busy_q), busy_upd.eq(run_a & busy)]
+        busy_q, busy_q2 = Signal(), Signal()
+        d += [run_seen.eq(run_a), busy_q.eq(busy), busy_q2.eq(busy_q)]
         with m.If(run_a & ~run_seen):
             d += [cycles.eq(1), busy_until.eq(0), beats0.eq(eng.o_beats)]
         with m.Elif(run_a):
             d += cycles.eq(cycles + 1)
-        with m.If(busy_upd):
+        with m.If(run_seen & busy_q):
             d += busy_until.eq(cycles)
-        # Rows counted a cycle after the hand-over (``handed_q``): the handshake's LUT drove the
-        # count's enables (8.19 ns, same board). Still counted before idle (two cycles after busy).
-        handed_q = Signal(name="handed_q")
-        d += handed_q.eq(handed)
         with m.If(flush_a):
             d += [cmds.eq(0), rows.eq(0)]
         with m.Else():
             with m.If(eng.i_cmd.valid & eng.i_cmd.ready):
                 d += cmds.eq(cmds + 1)
-            with m.If(handed_q):
+            with m.If(handed):
                 d += rows.eq(rows + 1)
         return {"o_cycles": busy_until, "o_beats": eng.o_beats - beats0, "o_cmds": cmds, "o_rows": rows,
                 "o_idle": ~(busy_q | busy_q2), "o_errors": eng.o_errors, "o_overflow": eng.o_overflow}

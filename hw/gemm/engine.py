@@ -38,7 +38,7 @@ from ..mac.systolic import SystolicArray, flush_cycles
 from ..params import ParameterTypeError, check_bool, check_choice, check_domain, check_int, check_pow2
 from . import spec
 from .buffers import ActivationBuffer, WeightTileBuffer, symbol_layout
-from .sequencer import PAYLOAD_DELAY, GemmSequencer, gemm_cmd_layout
+from .sequencer import GemmSequencer, gemm_cmd_layout
 
 __all__ = ["GemmEngine", "ERR_DECODE", "ERR_TILE", "ERR_MODE", "FIFO_DEPTH"]
 
@@ -202,7 +202,7 @@ class GemmEngine(wiring.Component):
         after the clear reaches that domain, two synchronizers of 2-3 cycles each way), when that
         is longer: by then the weight buffer's write side, reset with the decoder, is seen
         empty by its read side (its synchronizers are two cycles too)."""
-        return flush_cycles(self.rows, self.cols, PAYLOAD_DELAY if self._prefetch else 0) + 1
+        return flush_cycles(self.rows, self.cols) + 1
 
     def elaborate(self, platform):
         m = Module()
@@ -227,8 +227,7 @@ class GemmEngine(wiring.Component):
                                                    count_bits=self.count_bits, primitives=self._primitives,
                                                    dsp_layout=self._dsp_layout, out_reg=not self._prefetch,
                                                    res_credit=self._res_credit, flush_root=self._prefetch,
-                                                   product_stages=2 if self._prefetch else 1,
-                                                   payload_delay=PAYLOAD_DELAY if self._prefetch else 0)
+                                                   product_stages=2 if self._prefetch else 1)
         clearing, clearing_next, start, dec_busy = self._clear(m, dec)
         # The sequencer is reset by a register of its own holding clearing's next value (and the
         # domain's reset): the same cycles as ``clearing``, with no OR of the two resets in a LUT

@@ -14,7 +14,7 @@ from ..mac.array import cmd_layout
 from ..params import check_bool
 from . import spec
 
-__all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH", "PAYLOAD_DELAY"]
+__all__ = ["GemmSequencer", "gemm_cmd_layout", "PREFETCH"]
 
 #: Beats the sequencer's prefetch queue holds with the beats read and not yet in it
 #: (:class:`GemmSequencer`): enough for one beat per cycle around the loop read -> the buffers'
@@ -28,10 +28,6 @@ READ_LATENCY = 2
 #: Bits of the prefetch queue's word per copy of its slot registers (:class:`GemmSequencer`): each
 #: copy drives the LUT-RAM addresses of this many bits of the beat.
 SLICE = 64
-
-#: With ``prefetch``: the beat taken in cycle ``t`` is on ``o_act.payload`` / ``o_wgt.payload`` in
-#: cycle ``t + PAYLOAD_DELAY`` (the MAC array's ``payload_delay``; :meth:`GemmSequencer._queue`).
-PAYLOAD_DELAY = 3
 
 
 def gemm_cmd_layout(row_tile_bits, group_bits):
@@ -66,9 +62,8 @@ class GemmSequencer(wiring.Component):
     an ECP5 DP16KD's output without its own register takes 5.8 ns from the clock, which left no
     time for a route and a LUT behind it,
     the ``gemm`` domain's worst path of the 4 × 8 board at 107 MHz) and enters the queue in the
-    cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: ``o_act.valid`` a register, the
-    payload of the beat taken in cycle ``t`` in cycle ``t + PAYLOAD_DELAY`` from registers (the
-    MAC array's ``payload_delay``), so the array's take loads no data register (``_queue``). The RAMs read
+    cycle after, and ``o_act`` / ``o_wgt`` are the queue's head: LUT RAM read at a registered slot,
+    with a registered valid, so the array's take loads no data register (``_queue``). The RAMs read
     every cycle (``act_rd_en`` / ``wgt_rd_en`` are constant): the array's ``ready`` reaches only
     the queue, not the block RAMs' enables or the read counters (on the
     ULX3S, the array's ready and the sequencer's state through a clock-enable LUT to some twenty
@@ -264,24 +259,14 @@ class GemmSequencer(wiring.Component):
         the read decision is one LUT; the sum and compare in front of it reached the read
         counters' enables, 10.4 ns in the ULX3S build at 100 MHz, docs/boards.md).
 
-        The queue is :data:`PREFETCH` words of LUT RAM, in slices (one per array row, its
-        activation bytes already shifted by the beat's byte offset; the weights in slices of at
-        most :data:`SLICE` bits), each with its own copy of the write slot, the write enable and
-        the head slot (``keep`` registers). The array's take (``o_act.ready``, which follows the
-        array's tile sequencer) steps the count and the valid register at once; it is registered
-        (``took_q``, one register) and then by each slice (its own copy), which steps its head slot
-        two cycles after the take, and reads the RAM at the head slot into a register of its own
-        every cycle (no enable): that register holds the beat taken in cycle ``t`` in cycle
-        ``t + 3`` (:data:`PAYLOAD_DELAY`). So the take's route to the slices and the slices' data
-        route to the array each start at a register and have a cycle, the take's in two hops
-        (the take into every slice's head slot: 9.5-9.9 ns; into the slices' copies of it, placed
-        by their slices: 9.06 ns; the head's LUT RAM -> the array's beat registers 9.35 ns; the
-        8 x 16 board aimed at 125 MHz), and no data register loads with the take (a buffered
+        The queue is :data:`PREFETCH` words of LUT RAM read asynchronously at the head's slot, in
+        slices (one per array row, its activation bytes already shifted by the beat's byte offset;
+        the weights in slices of at most :data:`SLICE` bits), each with its own copy of the write
+        slot, the write enable and the head slot (``keep`` registers). The array's take
+        (``o_act.ready``, which follows the array's tile sequencer) advances only the head slot,
+        its copies, the count and the valid register: no data register loads with it (a buffered
         FIFO's output register, the whole beat, loaded with the take: 12.67 ns, one route 8.28 ns,
-        the `gemm` worst path of the 8 x 16 board at 93aa947). A slot freed by a take is read into
-        the head register two cycles later, and written again four cycles after the take at the
-        earliest. The slices' write flags come from copies of ``inflight[L - 1]``, one per slice
-        (one register into every slice's write-enable copy across the die: 8.12 ns)."""
+        the `gemm` worst path of the 8 x 16 board at 93aa947)."""
         act_width, wgt_width = len(self.i_act_data), len(self.i_wgt_data)
         act_bytes = mac_spec.MAX_LANES * mac_spec.ACT_BITS
         L = READ_LATENCY
@@ -311,13 +296,10 @@ class GemmSequencer(wiring.Component):
         parts += [ram_q[act_width + lo:act_width + min(lo + size, wgt_width)]
                   for lo in range(0, wgt_width, size)]
         heads = []
-        took_q = Signal(name="took_q")
-        m.d.sync += took_q.eq(take)
         for s, part in enumerate(parts):
             m.submodules[f"prefetch{s}"] = sl = _PrefetchSlice(len(part))
-            write = Signal(name=f"write{s}", attrs={"keep": 1})    # inflight[L - 1], a copy per slice
-            m.d.sync += write.eq(inflight[L - 2] if L > 1 else issue)
-            m.d.comb += [sl.i_data.eq(part), sl.i_write.eq(write), sl.i_take.eq(took_q)]
+            m.d.comb += [sl.i_data.eq(part), sl.i_write.eq(inflight[L - 1]),
+                         sl.i_take.eq(take)]
             heads.append(sl.o_data)
         queued_next = Signal.like(queued)
         m.d.comb += [
@@ -342,11 +324,9 @@ class _PrefetchSlice(wiring.Component):
 
     ``i_write``: ``i_data`` is written in the next cycle (into the write register of the enable;
     the write slot steps with that register, so a word written in a cycle goes into the slot after);
-    ``i_take``: the head word leaves; the slice registers it (``took``, its own copy) and steps
-    the head slot a cycle later. ``o_data``: a register loaded in every cycle with the word at the
-    head slot (LUT RAM read asynchronously): the word of an ``i_take`` in cycle ``t`` in cycle
-    ``t + 2``.
-    The slots start at 0 and step around the ring; every slice's copies step
+    ``i_take``: the head word
+    leaves (the head slot steps). ``o_data``: the word at the head slot (LUT RAM read
+    asynchronously). The slots start at 0 and step around the ring; every slice's copies step
     together, each with its own LUT (a shared next-slot LUT fanned out to every copy: the array's
     take -> that LUT -> the head slot copies, 9.38 ns on the ULX3S build at 95 MHz,
     docs/boards.md). A component of its own so that a reset tree gives each slice its own copy of
@@ -367,17 +347,15 @@ class _PrefetchSlice(wiring.Component):
         w_en = Signal(name="w_en", attrs={"keep": 1})
         w_slot = Signal(range(PREFETCH), name="w_slot", attrs={"keep": 1})
         r_slot = Signal(range(PREFETCH), name="r_slot", attrs={"keep": 1})
-        took = Signal(name="took", attrs={"keep": 1})
-        head = Signal(self._width, name="head", reset_less=True)     # data: read a cycle later
-        m.d.sync += [w_en.eq(self.i_write), took.eq(self.i_take), head.eq(r_port.data),
+        m.d.sync += [w_en.eq(self.i_write),
                      # Stepped by the slice's own write enable register, which equals the
                      # sequencer's ``inflight[L]`` in every cycle: that one register into every
                      # slice's write slot enables was 8.57-8.69 ns (the 8 x 16 board aimed at
                      # 125 MHz, seeds 1 and 2).
                      w_slot.eq(Mux(w_en, ring_next(w_slot, PREFETCH), w_slot)),
-                     r_slot.eq(Mux(took, ring_next(r_slot, PREFETCH), r_slot))]
+                     r_slot.eq(Mux(self.i_take, ring_next(r_slot, PREFETCH), r_slot))]
         m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(self.i_data), w_port.en.eq(w_en),
-                     r_port.addr.eq(r_slot), self.o_data.eq(head)]
+                     r_port.addr.eq(r_slot), self.o_data.eq(r_port.data)]
         return m
 
 

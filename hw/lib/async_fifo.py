@@ -77,9 +77,7 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         Add ``w_room_ahead`` (``w_domain``, a register) for a writer that offers a word only in
         a cycle after one with ``w_room_ahead`` high: then ``i.ready`` is high whenever it offers
         one. Such a writer registers ``w_room_ahead`` where its ready logic is (as many copies as
-        it likes: the GEMM engine's result slices), and ``i.ready`` reaches nothing: the memory
-        takes ``i.valid`` alone (a writer that broke the rule would overwrite an unread word;
-        ``i.ready`` still says whether there was room). Its next
+        it likes: the GEMM engine's result slices), and ``i.ready`` reaches nothing. Its next
         value is "the words counted after this cycle (as for ``i.ready``) and the word the writer
         may offer in the next cycle (``w_room_ahead`` now) leave room for one more": so the
         memory fills to ``depth`` words, and one word per cycle with room.
@@ -127,10 +125,7 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
         # board aimed at 125 MHz).
         produce_p1 = Signal(bits, init=1)
         m.d.comb += [
-            # With the room ahead the writer offers only with room: the valid alone, one LUT input
-            # fewer in front of the write-enable copies (8.53 ns, the full ULX3S board aimed at
-            # 125 MHz, seed 2).
-            self.i.ready.eq(room), taking.eq(self.i.valid if self.room_ahead else self.i.valid & room),
+            self.i.ready.eq(room), taking.eq(self.i.valid & room),
             writing.eq(w_valid), produce_next.eq(Mux(writing, produce_p1, produce)),
         ]
         m.d[W] += produce_p1.eq(Mux(writing, produce_p1 + 1, produce_p1))

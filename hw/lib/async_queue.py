@@ -82,8 +82,8 @@ class AsyncQueue(wiring.Component):
     after (``o.valid`` about seven ``r_domain`` cycles after the write). With
     ``o.ready`` held and words waiting, one word per ``r_domain`` cycle (four registers cover the
     fetch loop: a word taken frees its slot for the fetch decision of the next cycle, whose word
-    reaches the buffer two cycles after). A word taken is seen by the writer after a register of
-    the take, the read side's pointer and Gray registers, two-flop synchronizer and decode register.
+    reaches the buffer two cycles after). A word taken is seen by the writer after the read side's
+    Gray register, two-flop synchronizer and decode register.
 
     Reset: as the library FIFO's, from ``w_domain`` only: its reset empties the queue on both sides
     (the read side through an asynchronous-assert, synchronous-release synchronizer, holding
@@ -118,26 +118,18 @@ class AsyncQueue(wiring.Component):
         parser's ready, through the buffer's take, to ``4 x 128`` flip-flop enables was the ULX3S
         decoder domain's worst path). One cycle more latency, still one word per cycle; words in
         the skid buffer keep their memory slots and count in ``w_level`` until they leave ``o``.
-    slot_slice : int or None
-        Bits of the word per copy of the slot load flags and the head pointer (``None``, default:
-        :data:`SLICE`). Fewer bits, more copies, each driving fewer flip-flop enables: the ULX3S
-        activations' queue uses 16 (a load flag into the enables of its slot's 64 flip-flops,
-        spread toward the activation buffer's RAMs: 9.57 ns, the full board aimed at 125 MHz).
     """
 
     #: Words the read side's buffer holds: the fewest that keep one word per cycle.
     PREFETCH = 4
 
     def __init__(self, shape, depth, *, bank_depth=2048, w_domain="sync", r_domain="sync", out_skid=False,
-                 addr_slice=None, slot_slice=None):
+                 addr_slice=None):
         self.depth = check_pow2("depth", depth, 4, 65536)
         self.out_skid = check_bool("out_skid", out_skid)
         if addr_slice is not None:
             check_int("addr_slice", addr_slice, 1)
         self.addr_slice = addr_slice
-        if slot_slice is not None:
-            check_int("slot_slice", slot_slice, 1)
-        self.slot_slice = slot_slice or SLICE
         #: Entries of a memory bank (``depth`` if that is fewer).
         self.bank_depth = min(check_pow2("bank_depth", bank_depth, 4, 65536), depth)
         self._shape, self._w, self._r = shape, w_domain, r_domain
@@ -209,12 +201,7 @@ class AsyncQueue(wiring.Component):
         produce_r_bin, eqs = _ungray(produce_r_gry)
         m.d.comb += eqs
         written = Signal(bits, reset_less=True)        # the write pointer, decoded: a register
-        taken = Signal(bits, name="taken", reset_less=True)
-        taken_gry = Signal(bits, name="taken_gry", reset_less=True)
-        # A word's leaving is counted into ``taken`` a cycle later (``leave_q``): the reader's
-        # ready reached the pointer's adder (8.22 ns, the ULX3S activations' queue aimed at
-        # 125 MHz); the writer sees the room a cycle later, never too early.
-        leave_q = Signal(name="leave_q", reset_less=True)
+        taken, taken_gry = Signal(bits, reset_less=True), Signal(bits, reset_less=True)
         m.submodules.taken_cdc = FFSynchronizer(taken_gry, taken_w_gry, o_domain=W)
         count = Signal(range(P + 1), reset_less=True)   # words in the buffer
         # A word fetched in cycle t is read from its bank at the end of t, in the bank's data
@@ -299,7 +286,7 @@ class AsyncQueue(wiring.Component):
         m.d.comb += arriving_word.eq(Array(data)[arriving_bank] if banks > 1 else data[0])
         m.d[R] += [written.eq(produce_r_bin), fetch.eq(fetch_next), read.eq(fetching),
                    arriving.eq(read), read_bank.eq(fetch[low:-1]), arriving_bank.eq(read_bank),
-                   leave_q.eq(leave), taken.eq(taken + leave_q), taken_gry.eq(_gray(taken)),
+                   taken.eq(taken + leave), taken_gry.eq(_gray(taken)),
                    count.eq(count_next)]
         # The buffer is a ring of P slots, not a shift register: a word stays in the slot it
         # arrived in until it leaves, and the head is selected by a slot pointer. So no slot's
@@ -308,11 +295,10 @@ class AsyncQueue(wiring.Component):
         # the `gemm` worst path of the 8 x 16 board at adf563d, the activations' queue). A slot
         # loads when a word arrives into it, decided a cycle ahead (the word read in cycle t
         # arrives at t + 1 into the slot after the words arriving until then) into a register per
-        # slot and per slice of ``slot_slice`` bits (``keep``: one register per slot would drive the
+        # slot and per slice of SLICE bits (``keep``: one register per slot would drive the
         # enables of the whole word). The take advances only the head pointer and its copies,
         # one per slice (each selects its slice of the head word).
-        slot_bits = self.slot_slice
-        slices = [(lo, min(lo + slot_bits, width)) for lo in range(0, width, slot_bits)]
+        slices = [(lo, min(lo + SLICE, width)) for lo in range(0, width, SLICE)]
         wslot = Signal(range(P), reset_less=True)      # the slot the next arriving word goes to
         rslot = Signal(range(P), reset_less=True)      # the head's slot
         wslot_next, rslot_next = Signal.like(wslot), Signal.like(rslot)
@@ -321,10 +307,7 @@ class AsyncQueue(wiring.Component):
         m.d[R] += [wslot.eq(wslot_next), rslot.eq(rslot_next)]
         for s, (lo, hi) in enumerate(slices):
             head_slot = Signal(range(P), name=f"head_slot{s}", reset_less=True, attrs={"keep": 1})
-            # Each copy steps itself (it equals ``rslot``): a LUT per copy beside it, not
-            # ``rslot_next``'s one LUT routed to every copy (the take into sixteen copies: 8.58 ns,
-            # the GEMM-only ULX3S board aimed at 125 MHz).
-            m.d[R] += head_slot.eq(Mux(take, ring_next(head_slot, P), head_slot))
+            m.d[R] += head_slot.eq(rslot_next)
             head_slots.append(head_slot)
             m.d.comb += head[lo:hi].eq(Array(b[lo:hi] for b in buf)[head_slot])
             for k in range(P):
@@ -335,7 +318,6 @@ class AsyncQueue(wiring.Component):
                 loads.append(load)
         with m.If(r_rst):
             m.d[R] += [written.eq(produce_r_bin), fetch.eq(produce_r_bin), taken.eq(produce_r_bin),
-                       leave_q.eq(0),
                        more.eq(0),
                        taken_gry.eq(produce_r_gry), count.eq(0), nonempty.eq(0), read.eq(0), arriving.eq(0),
                        wslot.eq(0), rslot.eq(0), *(load.eq(0) for load in loads),

@@ -146,11 +146,9 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, fan
     ``fanout`` parts would drive all of them from its one register across the die (the 8 x 16
     array's 117 parts in the ULX3S build: 15.6 ns of route to the farthest); if any branch has
     more, every branch gets a level between: one register per run of at most ``fanout``
-    consecutive parts of the branch. Likewise above the branches: with more than ``fanout`` of
-    them, the domain's reset goes to one register per run of at most ``fanout`` consecutive
-    branches (``<name>_rst_root<j>``), and those to the branches. Every part leaves reset two
-    cycles (one more with each of those levels) after the domain's reset drops, all in the same
-    cycle, and no register of the tree drives more than ``fanout`` registers below it.
+    consecutive parts of the branch. Every part leaves reset two cycles (three with that level)
+    after the domain's reset drops, all in the same cycle, and no register drives the reset of
+    more than ``fanout`` parts below a branch.
 
     Parts: the block's submodule tree split ``depth`` levels deep; a module above that depth
     contributes its own statements as a part, a module at that depth (or without submodules) is one
@@ -175,13 +173,8 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, fan
     for _, _, branch in parts:
         in_branch[branch] = in_branch.get(branch, 0) + 1
     grouped = max(in_branch.values()) > fanout
-    # More branches than ``fanout``: a level of root registers above them, one per run of at most
-    # ``fanout`` branches (the GEMM crossing's 16 branches from the ULX3S PLL's reset
-    # synchronizer: 8.40 ns of route across the die at 125 MHz).
-    rooted = len(in_branch) > fanout
-    root_of = {branch: j // fanout for j, branch in enumerate(in_branch)}
     seen = {}
-    roots, branches, groups, leaves = {}, {}, {}, []
+    branches, groups, leaves = {}, {}, []
     for i, (frag, part, branch) in enumerate(parts):
         group = seen.get(branch, 0) // fanout
         seen[branch] = seen.get(branch, 0) + 1
@@ -189,13 +182,7 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, fan
         for k, d in enumerate(domains):
             tag = "" if k == 0 else f"_{d}"
             if (branch, d) not in branches:
-                source = ResetSignal(d)
-                if rooted:
-                    r = root_of[branch]
-                    if (r, d) not in roots:
-                        roots[r, d] = _leaf(m, source, d, f"{name}{tag}_rst_root{r}", 1, True)
-                    source = roots[r, d]
-                branches[branch, d] = _leaf(m, source, d, f"{branch}{tag}_rst_branch", 1, True)
+                branches[branch, d] = _leaf(m, ResetSignal(d), d, f"{branch}{tag}_rst_branch", 1, True)
             above = branches[branch, d]
             if grouped:
                 if (branch, group, d) not in groups:

@@ -87,7 +87,7 @@ class HalfRateBuffer(_Buffer):
 
     ``load_slice`` (default ``None``: one register): the data register's load enable ("the entry
     is free") comes from a copy of the inverse of ``o.valid`` per ``load_slice`` bits of the word
-    (``keep`` registers, each computing the valid register's next value itself), so no flip-flop drives
+    (``keep`` registers, each set with the valid register's next value), so no flip-flop drives
     the enables of the whole word (the ULX3S engine's 256-bit activations: ``valid`` to the data
     enables, 8.75 ns aimed at 125 MHz). The same transfers, cycle for cycle.
     """
@@ -116,10 +116,7 @@ class HalfRateBuffer(_Buffer):
         bits = Value.cast(data)
         for k, lo in enumerate(range(0, len(bits), self._load_slice)):
             free = Signal(name=f"free{k}", init=1, attrs={"keep": 1})
-            # ``~valid_next`` with the copy's own value (``~valid``) as the select: a LUT per
-            # copy beside it, not one LUT whose output is routed to every copy (8.19 ns, the full
-            # ULX3S board aimed at 125 MHz).
-            m.d.sync += free.eq(Mux(free, ~i.valid, o.ready))
+            m.d.sync += free.eq(~valid_next)
             with m.If(free):
                 m.d.sync += bits[lo:lo + self._load_slice].eq(Value.cast(i.payload)[lo:lo + self._load_slice])
         return m

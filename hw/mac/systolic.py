@@ -367,16 +367,12 @@ class _InputControl(wiring.Component):
     and its tags (``tags.valid = 0``: a bubble); ``pop``: a result row left the array; ``o_idle``:
     no tile running or waiting, no result rows reserved; ``i_flush``: while high, the tile
     sequencer, the credits and the tags are held at their reset values (``acts`` / ``wgts`` are
-    data: a bubble's are never used). ``payload_delay``: the beat taken in cycle ``t`` is on
-    ``i_act.payload`` / ``i_wgt.payload`` in cycle ``t + payload_delay`` (:class:`SystolicArray`);
-    its mode bits and tags wait as long, so ``acts`` / ``wgts`` / ``tags`` are ``payload_delay``
-    cycles later.
+    data: a bubble's are never used).
     """
 
-    def __init__(self, rows, cols, tile_k, count_bits, fifo_depth, payload_delay=0):
+    def __init__(self, rows, cols, tile_k, count_bits, fifo_depth):
         self._rows, self._pairs = rows, cols // 2
         self._tile_k, self._count_bits, self._depth = tile_k, count_bits, fifo_depth
-        self._payload_delay = payload_delay
         super().__init__({
             "i_cmd": In(stream.Signature(cmd_layout(count_bits))),
             "i_act": In(stream.Signature(rows * spec.MAX_LANES * spec.ACT_BITS)),
@@ -411,33 +407,19 @@ class _InputControl(wiring.Component):
             self.i_act.ready.eq(seq.take), self.i_wgt.ready.eq(seq.take),
             reserve.eq(seq.tags.valid & seq.tags.last),
         ]
-        # free's next value for each (reserve, pop), each a sum of registers, then picked by the
-        # two: the take (through reserve) reaches free through one LUT, not a carry chain (8.13 ns,
-        # the full 8 x 16 ULX3S board aimed at 125 MHz, seed 2).
-        free_if = [[Signal.like(free, name=f"free_if{res}{pop}") for pop in (0, 1)] for res in (0, 1)]
-        m.d.comb += [free_if[res][pop].eq(free - res * R + pop) for res in (0, 1) for pop in (0, 1)]
         free_n = Signal.like(free)
         wait_n = Signal.like(wait)
-        m.d.comb += [free_n.eq(Mux(reserve, Mux(self.pop, free_if[1][1], free_if[1][0]),
-                                   Mux(self.pop, free_if[0][1], free_if[0][0]))),
+        m.d.comb += [free_n.eq(free - Mux(reserve, R, 0) + self.pop),
                      wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
         # last_ok's next value for each (reserve, pop), each from the registers alone, then picked
         # by the two: the take (through reserve) reaches last_ok through one LUT, not the sum
         # and compare of free_n (9.51 ns, the 8 x 16 board aimed at 125 MHz, seed 2).
         ok_if = [[((free + pop) >= (1 + res) * R) & (int(gap == 1) if res else (wait <= 1))
                   for pop in (0, 1)] for res in (0, 1)]
-        # With ``payload_delay`` the tags wait for the payload in registers of their own (not
-        # cleared by a flush: the beats they carry are at most the one taken in the pulse's cycle,
-        # whose rows :func:`flush_cycles` drops, ``payload_delay`` cycles later).
-        tags = seq.tags
-        for i in range(self._payload_delay):
-            reg = Signal.like(seq.tags, name=f"tags_wait{i}")
-            m.d.sync += reg.eq(tags)
-            tags = reg
         m.d.sync += [free.eq(free_n), wait.eq(wait_n),
                      last_ok.eq(Mux(reserve, Mux(self.pop, ok_if[1][1], ok_if[1][0]),
                                     Mux(self.pop, ok_if[0][1], ok_if[0][0]))),
-                     self.tags.eq(tags)]
+                     self.tags.eq(seq.tags)]
         with m.If(self.i_flush):
             m.d.sync += [free.eq(self._depth), wait.eq(0), last_ok.eq(1), self.tags.valid.eq(0)]
         # The beat is decoded only after the skew, at each row's and column pair's entry: the
@@ -447,19 +429,12 @@ class _InputControl(wiring.Component):
         # reaches them.
         act, wgt = self.i_act.payload, self.i_wgt.payload
         is8 = seq.mode == spec.MODE_INT8
-        act_mode, wgt_mode = Cat(seq.act_unsigned, is8), seq.mode
-        for i in range(self._payload_delay):
-            # The running tile's mode bits as the beat was taken, beside its payload.
-            a_q = Signal(2, name=f"act_mode_wait{i}", reset_less=True)
-            w_q = Signal(2, name=f"wgt_mode_wait{i}", reset_less=True)
-            m.d.sync += [a_q.eq(act_mode), w_q.eq(wgt_mode)]
-            act_mode, wgt_mode = a_q, w_q
         for r in range(R):
             m.d.sync += _data_register(m, self.acts[r], f"act_beat{r}").eq(
-                Cat(act[32 * r: 32 * r + 32], act_mode))
+                Cat(act[32 * r: 32 * r + 32], seq.act_unsigned, is8))
         for p in range(self._pairs):
             m.d.sync += _data_register(m, self.wgts[p], f"wgt_beat{p}").eq(
-                Cat(wgt[16 * p: 16 * p + 16], wgt_mode))
+                Cat(wgt[16 * p: 16 * p + 16], seq.mode))
         m.d.comb += self.o_idle.eq(~seq.busy & (free == self._depth))
         return m
 
@@ -684,13 +659,12 @@ class _ResultSlice(wiring.Component):
         return m
 
 
-def flush_cycles(rows, cols, payload_delay=0):
+def flush_cycles(rows, cols):
     """Cycles ``i_flush`` holds a ``rows x cols`` :class:`SystolicArray`: a beat's last result row
-    is written into the result buffer at most ``pairs + 2 * rows + 13 + payload_delay`` cycles
-    after the beat is taken (as :attr:`SystolicArray.fifo_depth`, ``+ 3`` margin), and the last
-    beat taken is the one in the pulse's cycle, whose tags leave the input control one cycle into
-    the flush (``payload_delay`` cycles later with a payload delay)."""
-    return cols // 2 + 2 * rows + 16 + 1 + payload_delay
+    is written into the result buffer at most ``pairs + 2 * rows + 13`` cycles after the beat is
+    taken (as :attr:`SystolicArray.fifo_depth`, ``+ 3`` margin), and the last beat taken is the
+    one in the pulse's cycle, whose tags leave the input control one cycle into the flush."""
+    return cols // 2 + 2 * rows + 16 + 1
 
 
 class SystolicArray(wiring.Component):
@@ -731,14 +705,6 @@ class SystolicArray(wiring.Component):
         :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`'s ``w_room_ahead``). Each result slice
         registers ``i_res_room`` itself (the ULX3S engine: one ready register reached every
         slice's logic across the array's width).
-    payload_delay : int
-        0 (default) to 4: the beat taken in cycle ``t`` (``i_act.valid`` / ``i_wgt.valid`` and
-        ``ready`` high) is read from ``i_act.payload`` / ``i_wgt.payload`` in cycle
-        ``t + payload_delay``, not in cycle ``t``. The handshakes are as without it; the results
-        are ``payload_delay`` cycles later (and :attr:`flush_cycles` as many longer). For a
-        producer that learns of the take from a register (the ULX3S engine's prefetch queue,
-        :class:`hw.gemm.sequencer.GemmSequencer`: the take reached its slices' head slots across
-        the die in one cycle, 9.5-9.9 ns at 125 MHz).
 
     Members
     -------
@@ -763,7 +729,7 @@ class SystolicArray(wiring.Component):
 
     def __init__(self, rows=8, cols=16, acc_width=24, tile_k=0, tile_bits=spec.DEFAULT_TILE_BITS,
                  count_bits=12, primitives=True, dsp_layout=None, out_reg=True, res_credit=False,
-                 flush_root=False, product_stages=1, payload_delay=0):
+                 flush_root=False, product_stages=1):
         self._rows = check_int("rows", rows, 1, spec.MAX_DIM)
         if not isinstance(cols, int) or isinstance(cols, bool) or cols % 2 or not 2 <= cols <= spec.MAX_DIM:
             raise ValueError(f"cols must be an even integer from 2 to {spec.MAX_DIM} (column pairs), "
@@ -778,9 +744,6 @@ class SystolicArray(wiring.Component):
         self._res_credit = check_bool("res_credit", res_credit)
         self._flush_root = check_bool("flush_root", flush_root)
         self._product_stages = check_int("product_stages", product_stages, 1, 2)
-        self._payload_delay = check_int("payload_delay", payload_delay, 0, 4)
-        #: Cycles from a beat's take to its payload (the parameter).
-        self.payload_delay = payload_delay
         self._sites = None if dsp_layout is None else systolic_sites(dsp_layout, rows, cols // 2)
         credit = {"i_res_room": In(1)} if res_credit else {}
         super().__init__({**array_members(rows, cols, acc_width, count_bits), "i_flush": In(1), **credit})
@@ -793,23 +756,22 @@ class SystolicArray(wiring.Component):
         """Output FIFO depth in result rows: enough credits that tiles one drain gap
         (``max(2 * rows - 1, 2)`` cycles) apart never wait for them while the consumer takes a row
         per cycle. A tile holds its ``rows`` credits from its last beat until its last row leaves,
-        ``pairs + 2 * rows + 13`` cycles at most, ``payload_delay`` more (``+ 3`` margin)."""
+        ``pairs + 2 * rows + 13`` cycles at most (``+ 3`` margin)."""
         R, P = self._rows, self._cols // 2
-        hold = P + 2 * R + 16 + self._payload_delay
+        hold = P + 2 * R + 16
         gap = max(2 * R - 1, 2)
         return R * (-(-hold // gap) + 1)
 
     @property
     def flush_cycles(self):
         """Cycles ``i_flush`` holds the array (:func:`flush_cycles`)."""
-        return flush_cycles(self._rows, self._cols, self._payload_delay)
+        return flush_cycles(self._rows, self._cols)
 
     def elaborate(self, platform):
         m = Module()
         R, P = self._rows, self._cols // 2
         depth = self.fifo_depth
-        m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth,
-                                               self._payload_delay)
+        m.submodules.ctl = ctl = _InputControl(R, self._cols, self._tile_k, self._count_bits, depth)
         m.submodules.out = out = _ResultCollector(R, self._cols, self._acc_width, depth, self._out_reg,
                                                   self._res_credit, self._flush_root, self._product_stages)
         if self._res_credit:
