@@ -107,6 +107,117 @@ def test_mutant_activation_buffer_writing_a_cycle_later_is_caught():
     assert _read_right_after_a_load(Mutant)[1] != 0xBBBB_BBBB_BBBB_BBBB
 
 
+# --- The activation buffer with its write side in a clock domain of its own --------------------
+
+
+def check_activation_buffer_across_clocks(cls, *, addr_reg, w_period, seed=5, n_loads=80):
+    """Loads requested in ``sync`` (10 ns) at random shapes, their words written in domain ``w``
+    (period ``w_period`` ns) with random stalls, some loads cleared half way (``i_w_clear`` held
+    around ``i_clear`` as the crossing's flush holds it): ``i_act.ready`` only while the load
+    wants words, ``o_loading`` high until all of them are taken, and then every word reads back
+    from its address. Raises ``AssertionError`` otherwise (also when a load never ends)."""
+    rows = 2
+    dut = cls(rows=rows, max_row_tiles=MAX_TILES, max_groups=MAX_GROUPS, addr_reg=addr_reg, w_domain="w")
+    rng = random.Random(seed)
+    load = {"want": 0, "taken": []}      # the load in progress, as the reader asked for it
+    done = {"loads": 0, "cleared": 0, "words": 0}
+
+    async def writer(ctx):
+        wrng = random.Random(seed + 1)
+        while done["loads"] + done["cleared"] < n_loads:
+            valid = wrng.random() < 0.7
+            word = wrng.getrandbits(32 * rows)
+            ctx.set(dut.i_act.valid, valid)
+            ctx.set(dut.i_act.payload, word)
+            ready = ctx.get(dut.i_act.ready)
+            if ready:
+                assert len(load["taken"]) < load["want"], "ready with no word wanted"
+            await ctx.tick("w")
+            if ready and valid:
+                load["taken"].append(word)
+
+    async def reader(ctx):
+        latency = 2 if addr_reg else 1
+        for n in range(n_loads):
+            tiles, groups = rng.randint(0, MAX_TILES), rng.randint(1, MAX_GROUPS)
+            load["want"], load["taken"] = tiles * groups, []
+            ctx.set(dut.i_load, 1)
+            ctx.set(dut.i_row_tiles, tiles)
+            ctx.set(dut.i_groups, groups)
+            await ctx.tick()
+            ctx.set(dut.i_load, 0)
+            clear_at = rng.randint(0, 2 * int(w_period) + 4) if rng.random() < 0.3 else None
+            for cycle in range(20_000):
+                if cycle == clear_at:
+                    break
+                if not ctx.get(dut.o_loading):
+                    break
+                await ctx.tick()
+            else:
+                raise AssertionError(f"load {n} never ended")
+            if cycle == clear_at and ctx.get(dut.o_loading):
+                ctx.set(dut.i_w_clear, 1)
+                await ctx.tick()
+                ctx.set(dut.i_clear, 1)
+                await ctx.tick()
+                ctx.set(dut.i_clear, 0)
+                await ctx.tick().repeat(int(3 * w_period / 10) + 3)
+                ctx.set(dut.i_w_clear, 0)
+                for _ in range(1000):
+                    if not ctx.get(dut.o_loading):
+                        break
+                    await ctx.tick()
+                else:
+                    raise AssertionError(f"load {n} still loading after its clear")
+                done["cleared"] += 1
+                continue
+            assert len(load["taken"]) == load["want"], n
+            ctx.set(dut.rd_en, 1)
+            for k in range(load["want"] + latency - 1):
+                ctx.set(dut.rd_addr, k if k < load["want"] else 0)
+                await ctx.tick()
+                if k + 1 >= latency:
+                    j = k + 1 - latency
+                    assert ctx.get(dut.rd_data) == load["taken"][j], (n, j)
+            done["loads"] += 1
+            done["words"] += load["want"]
+
+    sim = Simulator(dut)
+    sim.add_clock(10e-9, domain="sync")
+    sim.add_clock(w_period * 1e-9, domain="w")
+    sim.add_testbench(writer)
+    sim.add_testbench(reader)
+    sim.run()
+    return done
+
+
+@pytest.mark.parametrize("addr_reg", [False, True])
+@pytest.mark.parametrize("w_period", [3.3, 41])
+def test_activation_buffer_loads_across_clocks(addr_reg, w_period):
+    """The ULX3S's controller writes at a fifth of the array's clock (41 ns); also a faster writer."""
+    done = check_activation_buffer_across_clocks(ActivationBuffer, addr_reg=addr_reg, w_period=w_period)
+    assert done["cleared"] >= 3 and done["words"] > 100, done
+
+
+@pytest.mark.parametrize("old, new", [
+    # o_loading without the writer's done: it falls before the last words are written
+    ("self.o_loading.eq(req | done_r)", "self.o_loading.eq(req)"),
+    # the reader's request not dropped by a clear: the writer goes on with the cleared load
+    ("        with m.If(self.i_clear):\n            m.d.sync += req.eq(0)\n", ""),
+    # the writer starting again while its done is still up: each load is taken twice
+    ("start.eq(~stop & ~loading & ~landing & ~done)", "start.eq(~stop & ~loading & ~landing)"),
+], ids=["loading-without-done", "clear-keeps-request", "restart-while-done"])
+def test_activation_buffer_handshake_mutants_fail(old, new):
+    cls = mutated("hw.gemm.buffers", "ActivationBuffer", old, new)
+    with pytest.raises(AssertionError):
+        check_activation_buffer_across_clocks(cls, addr_reg=True, w_period=41)
+
+
+def test_activation_buffer_w_domain_is_checked():
+    with pytest.raises(TypeError, match="w_domain"):
+        ActivationBuffer(2, MAX_TILES, MAX_GROUPS, w_domain=3)
+
+
 # --- The weight buffer with its write side in a clock domain of its own -------------------------
 
 COLS, LANES, DEPTH = 4, 2, 6

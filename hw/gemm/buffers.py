@@ -186,10 +186,28 @@ class ActivationBuffer(wiring.Component):
     low), and a word read in the cycle its address is written is undefined on the FPGA (the old
     word in simulation): ``rd_addr`` may name a loaded word from the first cycle with
     ``o_loading`` low (its RAM read, behind the address register, is a cycle after the write).
+
+    With ``w_domain`` other than ``"sync"`` the write side (``i_act``, the load counters and the
+    RAMs' write ports) runs in that clock domain, the read side (``i_load``, ``o_loading``, the
+    read ports) in ``sync``: the block RAMs are the crossing, as in :class:`WeightTileBuffer`
+    (the ULX3S: the controller writes the activations, a byte per cycle, straight into the
+    array's RAMs; no queue in the array's domain). A load is a four-phase handshake: ``i_load``
+    raises ``req`` (with the shape in registers that hold until the next load); the writer,
+    seeing it through a two-flop synchronizer while idle, starts the load, and raises ``done``
+    a cycle after its last word's write; the reader drops ``req`` when it sees ``done``, the
+    writer drops ``done`` when it sees ``req`` fall. ``o_loading`` is ``req | done`` as the reader
+    sees it, so it falls after the whole handshake (about two cycles of each clock after the last
+    word), when the writer is idle again: the RAMs are read only long after their last write,
+    and a next ``i_load`` finds the writer idle. ``i_clear`` drops ``req`` (the writer abandons a
+    load when it sees that); ``i_w_clear`` (the write domain, a level) holds the writer idle and
+    ignoring ``req``: hold it from before ``i_clear`` until ``req`` has been low two write cycles
+    (:class:`~hw.gemm.crossing.EngineCrossing`'s flush does), so that no request from before the
+    clear starts a load after it.
     """
 
-    def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False):
+    def __init__(self, rows, max_row_tiles, max_groups, *, addr_reg=False, w_domain="sync"):
         self._rows, self._addr_reg = rows, check_bool("addr_reg", addr_reg)
+        self._wd = check_domain("w_domain", w_domain)
         self._width = rows * mac_spec.MAX_LANES * mac_spec.ACT_BITS
         self._depth = depth = max_row_tiles * max_groups
         super().__init__({
@@ -199,20 +217,77 @@ class ActivationBuffer(wiring.Component):
             "o_loading": Out(1),
             "rd_en": In(1), "rd_addr": In(range(depth)), "rd_data": Out(self._width),
             "i_clear": In(1),
+            **({"i_w_clear": In(1)} if self._wd != "sync" else {}),
         })
 
     def elaborate(self, platform):
         m = Module()
+        wd = self._wd
         addr = Signal(range(self._depth))
         tiles_left = Signal.like(self.i_row_tiles)
         groups = Signal.like(self.i_groups)
         groups_left = Signal.like(self.i_groups)
         take = Signal()
         loading = Signal()          # tiles_left != 0, as a register
-        m.d.comb += [
-            self.o_loading.eq(loading), self.i_act.ready.eq(loading),
-            take.eq(self.i_act.valid & loading),
-        ]
+        # ``group_last`` (groups_left == 1) as a register set a word ahead: the take steps the
+        # counters with no compare in front of their enables (the take and that compare into
+        # groups_left's enables: 8.95 ns, the 8 x 16 board aimed at 125 MHz, seed 2).
+        group_last = Signal()
+        if wd == "sync":
+            m.d.comb += self.o_loading.eq(loading)
+        m.d.comb += [self.i_act.ready.eq(loading), take.eq(self.i_act.valid & loading)]
+        if wd == "sync":
+            start, tiles_in, groups_in, clear = self.i_load, self.i_row_tiles, self.i_groups, self.i_clear
+        else:
+            start, tiles_in, groups_in, clear = self._request(
+                m, loading, take & group_last & (tiles_left == 1))
+        self._rams(m, take, addr)
+        d = m.d[wd]
+        with m.If(start):
+            d += [addr.eq(0), tiles_left.eq(tiles_in), groups.eq(groups_in),
+                  groups_left.eq(groups_in), loading.eq(tiles_in != 0),
+                  group_last.eq(groups_in == 1)]
+        with m.Elif(take):
+            d += addr.eq(addr + 1)
+            with m.If(group_last):
+                d += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1),
+                      loading.eq(tiles_left != 1), group_last.eq(groups == 1)]
+            with m.Else():
+                d += [groups_left.eq(groups_left - 1), group_last.eq(groups_left == 2)]
+        with m.If(clear):
+            d += [tiles_left.eq(0), loading.eq(0)]
+        return m
+
+    def _request(self, m, loading, last):
+        """The load's four-phase handshake (class docstring), ``last`` the writer's take of a
+        load's last word; returns the writer's ``(start, row tiles, groups, stop)``."""
+        wd = self._wd
+        req, done, req_w, done_r = Signal(), Signal(), Signal(), Signal()
+        tiles, groups = Signal.like(self.i_row_tiles), Signal.like(self.i_groups)
+        m.submodules.req_sync = FFSynchronizer(req, req_w, o_domain=wd)
+        m.submodules.done_sync = FFSynchronizer(done, done_r, o_domain="sync")
+        with m.If(self.i_load):
+            m.d.sync += [req.eq(1), tiles.eq(self.i_row_tiles), groups.eq(self.i_groups)]
+        with m.Elif(done_r):
+            m.d.sync += req.eq(0)
+        with m.If(self.i_clear):
+            m.d.sync += req.eq(0)
+        m.d.comb += self.o_loading.eq(req | done_r)
+        # The writer: ``landing`` in the cycle after its last take (with ``addr_reg`` the last
+        # word's write is then in flight), ``done`` from the cycle after that. ``tiles`` and
+        # ``groups`` are read two or more write cycles after the reader set them (with ``req``),
+        # and hold until ``o_loading`` has fallen.
+        landing, start, stop = Signal(), Signal(), Signal()
+        m.d.comb += [stop.eq(~req_w | self.i_w_clear),
+                     start.eq(~stop & ~loading & ~landing & ~done)]
+        m.d[wd] += [landing.eq(start & (tiles == 0) | last), done.eq(done | landing)]
+        with m.If(stop):
+            m.d[wd] += [landing.eq(0), done.eq(0)]
+        return start, tiles, groups, stop
+
+    def _rams(self, m, take, addr):
+        """The block RAMs: written with the words taken (at ``addr``), read by ``rd_*``."""
+        wd = self._wd
         if self._addr_reg:
             # The sequencer reads only after a load has ended (and its last write has landed: see
             # below), so no word is read in the cycle it is written: the RAMs carry no_rw_check and
@@ -225,37 +300,23 @@ class ActivationBuffer(wiring.Component):
             for r in range(self._rows):
                 m.submodules[f"ram{r}"] = ram = Memory(shape=row_bits, depth=self._depth, init=[],
                                                        attrs={"no_rw_check": 1})
-                wr, rd = ram.write_port(), registered_read_port(m, ram, name=f"ram{r}_rd")
+                wr, rd = ram.write_port(domain=wd), registered_read_port(m, ram, name=f"ram{r}_rd")
                 rd_addr = Signal.like(self.rd_addr, name=f"rd_addr{r}", reset_less=True, attrs={"keep": 1})
                 wr_addr = Signal.like(addr, name=f"wr_addr{r}", reset_less=True, attrs={"keep": 1})
                 wr_data = Signal(row_bits, name=f"wr_data{r}", reset_less=True)
                 wr_en = Signal(name=f"wr_en{r}", attrs={"keep": 1})
                 row = self.i_act.payload[r * row_bits:(r + 1) * row_bits]
-                m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
+                if wd == "sync":
+                    m.d.sync += [rd_addr.eq(self.rd_addr), wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
+                else:
+                    m.d.sync += rd_addr.eq(self.rd_addr)
+                    m.d[wd] += [wr_addr.eq(addr), wr_data.eq(row), wr_en.eq(take)]
                 m.d.comb += [wr.addr.eq(wr_addr), wr.data.eq(wr_data), wr.en.eq(wr_en), rd.addr.eq(rd_addr)]
                 words.append(rd.data)
             m.d.comb += self.rd_data.eq(Cat(*words))
         else:
             m.submodules.ram = ram = Memory(shape=self._width, depth=self._depth, init=[])
-            wr = ram.write_port()
+            wr = ram.write_port(domain=wd)
             rd = ram.read_port(transparent_for=())
             m.d.comb += [wr.addr.eq(addr), wr.data.eq(self.i_act.payload), wr.en.eq(take),
                          rd.en.eq(self.rd_en), rd.addr.eq(self.rd_addr), self.rd_data.eq(rd.data)]
-        # ``group_last`` (groups_left == 1) as a register set a word ahead: the take steps the
-        # counters with no compare in front of their enables (the take and that compare into
-        # groups_left's enables: 8.95 ns, the 8 x 16 board aimed at 125 MHz, seed 2).
-        group_last = Signal()
-        with m.If(self.i_load):
-            m.d.sync += [addr.eq(0), tiles_left.eq(self.i_row_tiles), groups.eq(self.i_groups),
-                         groups_left.eq(self.i_groups), loading.eq(self.i_row_tiles != 0),
-                         group_last.eq(self.i_groups == 1)]
-        with m.Elif(take):
-            m.d.sync += addr.eq(addr + 1)
-            with m.If(group_last):
-                m.d.sync += [groups_left.eq(groups), tiles_left.eq(tiles_left - 1),
-                             loading.eq(tiles_left != 1), group_last.eq(groups == 1)]
-            with m.Else():
-                m.d.sync += [groups_left.eq(groups_left - 1), group_last.eq(groups_left == 2)]
-        with m.If(self.i_clear):
-            m.d.sync += [tiles_left.eq(0), loading.eq(0)]
-        return m

@@ -8,7 +8,8 @@ gives the ``sync`` domain (the controller's) everything it needs to drive it::
     i_stage --AsyncQueue(stage_depth, block RAM)-> decoder i_data  |
     i_table --AsyncFIFO(cdc_depth)-------------> decoder i_table    |
     i_cmd   --AsyncQueue(cdc_depth)--------------------------------> engine i_cmd
-    i_act   --AsyncQueue(cdc_depth)--------------------------------> engine i_act
+    i_act   --(array_domain "sync": AsyncQueue(cdc_depth))--------> engine i_act
+                 (else: into the activation buffer's block RAMs, written in sync)
     o_res   <--RegisteredWriteAsyncFIFO(cdc_depth)-----------------<-- engine o_res
     o_cycles, o_beats, ... <--- snapshot registers, toggle handshake -- counters
 
@@ -24,15 +25,19 @@ Crossings (``docs/gemm.md`` "On the ULX3S"):
   depends on the beat it is offered) reaches the address of its block RAMs, and leaving through
   a skid buffer, so that the decoder's ready reaches only that buffer's registers; its memory is
   in banks of 2048 beats, each with its own address register and read-data register, the bank
-  selected a cycle after the read. The activations and the commands cross in an ``AsyncQueue``
-  too (``cdc_depth`` words), without the skid buffer: the engine's ready reaches neither the
-  queue's memory nor its fetch-ahead registers (a ring: the ready advances its head pointers
-  alone). The result rows go from the engine's output registers (one per column pair of the array) into a
-  :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`: the library FIFO's crossing and read side,
-  its memory written from a write register alone, its ready (the engine's result ready, which
-  drives the array's pop and credit logic) a register that says there is room (the FIFO's
-  registered level plus the writes in flight below its depth), not the
-  library FIFO's writable flag, a compare of Gray pointers.
+  selected a cycle after the read. The commands cross in an ``AsyncQueue`` too (``cdc_depth``
+  words), without the skid buffer: the engine's ready reaches neither the queue's memory nor its
+  fetch-ahead registers (a ring: the ready advances its head pointers alone). The activations,
+  with the array outside ``sync``, do not cross as a stream: the engine's activation buffer is
+  written from ``sync`` (its ``act_domain``) and read in the array's domain, its block RAMs the
+  crossing, a load a four-phase handshake (:class:`hw.gemm.buffers.ActivationBuffer`); the
+  writer is held idle through a flush. (With the array in ``sync`` they go through an
+  ``AsyncQueue`` of both sides in ``sync``.) The result rows go from the engine's output registers
+  (one per column pair of the array) into a :class:`hw.lib.async_fifo.RegisteredWriteAsyncFIFO`:
+  the library FIFO's crossing and read side, its memory written from a write register alone, its
+  ready (the engine's result ready, which drives the array's pop and credit logic) a register that
+  says there is room (the FIFO's registered level plus the writes in flight below its depth), not
+  the library FIFO's writable flag, a compare of Gray pointers.
 * **Counters and flags:** a snapshot. The array domain captures, in one cycle, its cycle and beat
   counters, the commands it took, the rows it handed over, ``idle``, the sticky flags; the
   ``sync`` domain copies the captured registers only after the array domain's acknowledge toggle
@@ -134,8 +139,13 @@ class EngineCrossing(wiring.Component):
         # crossing FIFO's room a cycle ahead (GemmEngine's ``res_credit``).
         if "res_credit" in engine:
             raise TypeError("res_credit is set by EngineCrossing")
+        if "act_domain" in engine:
+            raise TypeError("act_domain is set by EngineCrossing")
+        # Outside the controller's domain the activations are written into the engine's
+        # activation RAMs from the controller's domain (the engine's ``act`` domain, renamed).
         self.engine = GemmEngine(decode_domain="dec" if split else "sync",
-                                 res_credit=array_domain != "sync", **engine)
+                                 res_credit=array_domain != "sync",
+                                 act_domain="act" if array_domain != "sync" else "sync", **engine)
         e = self.engine
         super().__init__({
             "i_stage": In(stream.Signature(beat_layout(e.lanes * e.contexts))),
@@ -187,6 +197,9 @@ class EngineCrossing(wiring.Component):
         rename = {"sync": A}
         if D != A:
             rename["dec"] = D
+        direct_acts = A != "sync"
+        if direct_acts:
+            rename["act"] = "sync"
         m.submodules.engine = eng = DomainRenamer(rename)(self.engine)
 
         def fifo(name, width, depth, w, r):
@@ -208,23 +221,26 @@ class EngineCrossing(wiring.Component):
         # command registers (10.7-11.0 ns on the 8 x 16 ULX3S board at 125 MHz, docs/boards.md).
         m.submodules.cmd = cmd = AsyncQueue(self.i_cmd.payload.shape(), self.cdc_depth,
                                             w_domain="sync", r_domain=A)
-        # The activations cross in the same kind of queue, for the same reasons: the library
-        # FIFO's read address (its read pointer plus the engine's ready) reached its distributed-RAM
-        # cells and through their data the activation buffer's write data (13.80 ns, the `gemm`
-        # worst path of the 4 x 8 board at e8a71ab). No skid buffer behind it: the engine's ready
-        # reaches only the queue's head pointers and count (its buffer is a ring), while a skid
-        # buffer's head register (the whole word) would load with it (the skid's registered
-        # ready into the queue's shifting buffer, 13.30 ns, was the `gemm` worst path of the
-        # 8 x 16 board at adf563d).
-        m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
-                                            w_domain="sync", r_domain=A, addr_slice=SLICE)
+        if not direct_acts:
+            m.submodules.act = act = AsyncQueue(self.i_act.payload.shape(), self.cdc_depth,
+                                                w_domain="sync", r_domain=A, addr_slice=SLICE)
         m.submodules.res = res = RegisteredWriteAsyncFIFO(Value.cast(self.o_res.payload).shape().width,
                                                           self.cdc_depth, w_domain=A, r_domain="sync",
                                                           room_ahead=A != "sync")
         if A != "sync":
             m.d.comb += eng.i_res_room.eq(res.w_room_ahead)
         wiring.connect(m, wiring.flipped(self.i_stage), stage.i)
-        wiring.connect(m, wiring.flipped(self.i_act), act.i)
+        if direct_acts:
+            # The activations go straight into the engine's activation RAMs, written in this
+            # domain (ActivationBuffer's w_domain): the array's domain holds only their read side.
+            # They need no speed (one load per GEMM, at the controller's byte rate), and their
+            # queue, half-rate buffer and the buffer's write logic in the array's domain spread
+            # over the die in the full ULX3S board aimed at 125 MHz (the queue's load flags
+            # 12.23 ns, its head slots from the half-rate buffer's valid 10.4-10.9 ns; 236
+            # endpoints after 8 ns, docs/boards.md). The writer is held idle through a flush.
+            wiring.connect(m, wiring.flipped(self.i_act), eng.i_act)
+        else:
+            wiring.connect(m, wiring.flipped(self.i_act), act.i)
         wiring.connect(m, wiring.flipped(self.i_cmd), cmd.i)
         m.d.comb += [table.w_data.eq(self.i_table.payload), table.w_en.eq(self.i_table.valid),
                      self.i_table.ready.eq(table.w_rdy)]
@@ -245,15 +261,20 @@ class EngineCrossing(wiring.Component):
                      stage.o.ready.eq(eng.i_data.ready & run_d | flush_d)]
         _read_into(m, table, eng.i_table, flush_d)
         # Array's domain: commands, activations, results; discarded in a flush.
-        # The activation words reach the engine from a half-rate buffer (emptied in a flush): the
-        # engine's ready, through the queue's take, set the queue's head slot copies (9.36-9.59
-        # ns, the `gemm` endpoints of the ULX3S build at 95 MHz, docs/boards.md); the queue's take
-        # is now decided from registers (its count, the buffer's valid). Half the array clock is
-        # still well above the controller's clock, which writes the activations.
-        act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape(), load_slice=SLICE))
-        m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
-        wiring.connect(m, act.o, act_buf.i)
-        for q, sink in ((cmd, eng.i_cmd), (act_buf, eng.i_act)):
+        streams = [(cmd, eng.i_cmd)]
+        if direct_acts:
+            m.d.comb += eng.i_act_clear.eq(flush)
+        else:
+            # The activation words reach the engine from a half-rate buffer (emptied in a flush): the
+            # engine's ready, through the queue's take, set the queue's head slot copies (9.36-9.59
+            # ns, the `gemm` endpoints of the ULX3S build at 95 MHz, docs/boards.md); the queue's take
+            # is now decided from registers (its count, the buffer's valid). Half the array clock is
+            # still well above the controller's clock, which writes the activations.
+            act_buf = ResetInserter(flush_a)(HalfRateBuffer(self.i_act.payload.shape(), load_slice=SLICE))
+            m.submodules.act_buf = act_buf = DomainRenamer({"sync": A})(act_buf)
+            wiring.connect(m, act.o, act_buf.i)
+            streams.append((act_buf, eng.i_act))
+        for q, sink in streams:
             m.d.comb += [sink.payload.eq(q.o.payload), sink.valid.eq(q.o.valid & ~flush_a),
                          q.o.ready.eq(sink.ready | flush_a)]
         # Result rows go from the engine's output registers (the array's result collector: one
@@ -297,7 +318,8 @@ class EngineCrossing(wiring.Component):
         handed = Signal()
         m.d.comb += handed.eq(eng.o_res.valid & eng.o_res.ready)
         snap = self._array_counters(m, eng, cmd, handed, flush_a, run_a)
-        self._flush(m, flush, cleared_a, hold_d[-1], (stage, table, cmd, act), res)
+        writers = (stage, table, cmd) if direct_acts else (stage, table, cmd, act)
+        self._flush(m, flush, cleared_a, hold_d[-1], writers, res)
         self._snapshot(m, snap)
         return m
 

@@ -17,7 +17,8 @@ weights — a pruned output channel beside a full-range one, say — can stop th
 batch's activations are loaded once (a command with ``load_acts``) and reused by every weight
 tile. Results leave through the array's output FIFO while the next tile computes. With a
 decode domain, the decoder and the weight buffer's write side run in it, and the weight banks'
-block RAMs are the crossing into the array's domain.
+block RAMs are the crossing into the array's domain; with an activation domain, the activation
+buffer's block RAMs are written in it, the same way.
 """
 
 from amaranth.hdl import Cat, DomainRenamer, Module, Mux, ResetInserter, Signal
@@ -84,6 +85,10 @@ class GemmEngine(wiring.Component):
         (:class:`hw.gemm.sequencer.GemmSequencer`): the array's ready then reaches neither the
         RAMs' enables nor the read counters (the ULX3S build). Off by default: on the UP5K its
         flip-flops do not fit beside the registry's ``gemm_engine``.
+    act_domain : str
+        Clock domain of ``i_act`` and of the activation buffer's write side (``"sync"``: the
+        array's; any other name: the buffer's block RAMs are the crossing, written in that domain:
+        :class:`~hw.gemm.buffers.ActivationBuffer`'s ``w_domain``, with ``i_act_clear``).
     res_credit : bool
         ``o_res`` on the reader's ready a cycle ahead, ``i_res_room`` (the array's
         ``res_credit``): a row is offered only in a cycle after one with ``i_res_room`` high, and
@@ -95,7 +100,12 @@ class GemmEngine(wiring.Component):
     i_data : In(stream.Signature(beat_layout(lanes * contexts)))  (``decode_domain``)
     i_table : In(stream.Signature(table_word_layout))  (``decode_domain``)
     i_cmd : In(stream.Signature(cmd layout, :func:`hw.gemm.spec.cmd_layout_fields`))
-    i_act : In(stream.Signature(rows * 32))
+    i_act : In(stream.Signature(rows * 32))  (``act_domain``)
+    i_act_clear : In(1)  (``act_domain``; only with an ``act_domain`` other than ``"sync"``)
+        A level: the activation buffer's write side is idle and starts no load. Raise it before
+        ``i_clear`` and hold it until two ``act_domain`` cycles after the clear
+        (:class:`~hw.gemm.crossing.EngineCrossing`'s flush: from its start until both domains
+        acknowledged it), so that no load requested before the clear starts after it.
     o_res : Out(stream.Signature(res_layout(rows, cols, acc_width)))
     o_errors : Out(3)
         Sticky :data:`ERR_DECODE`, :data:`ERR_TILE`, :data:`ERR_MODE`. No bad input stops the
@@ -133,7 +143,8 @@ class GemmEngine(wiring.Component):
 
     def __init__(self, rows=8, cols=16, max_k=512, max_batch=64, lanes=4, contexts=1, max_len=16,
                  escape=False, fifo_depth=FIFO_DEPTH, impl="comparator", decode_domain="sync",
-                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False, res_credit=False):
+                 acc_width=24, primitives=False, dsp_layout=None, prefetch=False, res_credit=False,
+                 act_domain="sync"):
         check_int("rows", rows, 1, mac_spec.MAX_DIM)
         allowed = f"an even integer from 2 to {mac_spec.MAX_DIM}"
         if not isinstance(cols, int) or isinstance(cols, bool):
@@ -152,6 +163,7 @@ class GemmEngine(wiring.Component):
         if cols % lanes:
             raise ValueError(f"lanes must divide cols ({cols}), not {lanes!r}")
         check_domain("decode_domain", decode_domain)
+        check_domain("act_domain", act_domain)
         check_int("max_len", max_len, huff_spec.MIN_MAX_LEN, huff_spec.MAX_MAX_LEN)
         check_bool("escape", escape)
         check_pow2("fifo_depth", fifo_depth, 4, 512)
@@ -173,7 +185,7 @@ class GemmEngine(wiring.Component):
         self.count_bits = max(1, (max_k - 1).bit_length())
         self.rows, self.cols, self.max_k, self.max_batch = rows, cols, max_k, max_batch
         self.lanes, self.contexts, self.acc_width = lanes, contexts, acc_width
-        self.decode_domain = decode_domain
+        self.decode_domain, self.act_domain = decode_domain, act_domain
         self.row_tile_bits = max(1, (max_batch // rows - 1).bit_length())
         self.group_bits = max(1, (max_k // spec.GROUP - 1).bit_length())
         super().__init__({
@@ -186,6 +198,7 @@ class GemmEngine(wiring.Component):
             "o_beats": Out(32),
             "i_clear": In(1),
             **({"i_res_room": In(1)} if res_credit else {}),
+            **({"i_act_clear": In(1)} if act_domain != "sync" else {}),
         })
 
     #: Decoder-domain cycles the decoder's inputs and output are held after its clear arrives: its
@@ -221,7 +234,8 @@ class GemmEngine(wiring.Component):
         wbuf = WeightTileBuffer(C, N, self.max_k, addr_reg=self._prefetch, w_domain=dom)
         if not crossing:
             m.submodules.wbuf = wbuf
-        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups, addr_reg=self._prefetch)
+        m.submodules.abuf = abuf = ActivationBuffer(R, self.max_batch // R, groups, addr_reg=self._prefetch,
+                                                    w_domain=self.act_domain)
         seq = GemmSequencer(R, C, self.max_batch // R, groups, self.count_bits, prefetch=self._prefetch)
         m.submodules.array = array = SystolicArray(R, C, acc_width=self.acc_width, tile_k=0,
                                                    count_bits=self.count_bits, primitives=self._primitives,
@@ -289,7 +303,12 @@ class GemmEngine(wiring.Component):
         _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing | seq_root if self._prefetch
                else self.i_clear | clearing)
         wiring.connect(m, cmd_buf.o, seq.i_cmd)
-        if self._prefetch:
+        if self.act_domain != "sync":
+            # The activations' own domain: the buffer's ready is low while its write side is
+            # idle, and ``i_act_clear`` holds it idle through a clear.
+            wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
+            m.d.comb += abuf.i_w_clear.eq(self.i_act_clear)
+        elif self._prefetch:
             # Not gated (the ULX3S): the buffer takes nothing while clearing (its ``i_clear``
             # holds ``o_loading``, its ready, low), and a word it takes with ``i_clear`` belongs
             # to the abandoned GEMM, like the words the clear drops. The gate put the crossing's
