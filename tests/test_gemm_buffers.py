@@ -110,6 +110,28 @@ def test_mutant_activation_buffer_writing_a_cycle_later_is_caught():
 # --- The activation buffer with its write side in a clock domain of its own --------------------
 
 
+async def _read_back(ctx, dut, words, latency, where):
+    """Read addresses 0, 1, ... (a new one every cycle, ``rd_en`` high) and check that ``words``
+    come back ``latency`` cycles after their addresses."""
+    ctx.set(dut.rd_en, 1)
+    for k in range(len(words) + latency - 1):
+        ctx.set(dut.rd_addr, k if k < len(words) else 0)
+        await ctx.tick()
+        if k + 1 >= latency:
+            j = k + 1 - latency
+            assert ctx.get(dut.rd_data) == words[j], (where, j)
+
+
+def _run_two_clocks(dut, w_period, *testbenches):
+    """Simulate ``dut`` with ``sync`` at 10 ns and ``w`` at ``w_period`` ns."""
+    sim = Simulator(dut)
+    sim.add_clock(10e-9, domain="sync")
+    sim.add_clock(w_period * 1e-9, domain="w")
+    for tb in testbenches:
+        sim.add_testbench(tb)
+    sim.run()
+
+
 def check_activation_buffer_across_clocks(cls, *, addr_reg, w_period, seed=5, n_loads=80):
     """Loads requested in ``sync`` (10 ns) at random shapes, their words written in domain ``w``
     (period ``w_period`` ns) with random stalls, some loads cleared half way (``i_w_clear`` held
@@ -172,22 +194,11 @@ def check_activation_buffer_across_clocks(cls, *, addr_reg, w_period, seed=5, n_
                 done["cleared"] += 1
                 continue
             assert len(load["taken"]) == load["want"], n
-            ctx.set(dut.rd_en, 1)
-            for k in range(load["want"] + latency - 1):
-                ctx.set(dut.rd_addr, k if k < load["want"] else 0)
-                await ctx.tick()
-                if k + 1 >= latency:
-                    j = k + 1 - latency
-                    assert ctx.get(dut.rd_data) == load["taken"][j], (n, j)
+            await _read_back(ctx, dut, load["taken"], latency, n)
             done["loads"] += 1
             done["words"] += load["want"]
 
-    sim = Simulator(dut)
-    sim.add_clock(10e-9, domain="sync")
-    sim.add_clock(w_period * 1e-9, domain="w")
-    sim.add_testbench(writer)
-    sim.add_testbench(reader)
-    sim.run()
+    _run_two_clocks(dut, w_period, writer, reader)
     return done
 
 
@@ -197,25 +208,6 @@ def test_activation_buffer_loads_across_clocks(addr_reg, w_period):
     """The ULX3S's controller writes at a fifth of the array's clock (41 ns); also a faster writer."""
     done = check_activation_buffer_across_clocks(ActivationBuffer, addr_reg=addr_reg, w_period=w_period)
     assert done["cleared"] >= 3 and done["words"] > 100, done
-
-
-@pytest.mark.parametrize("old, new", [
-    # o_loading without the writer's done: it falls before the last words are written
-    ("self.o_loading.eq(req | done_r)", "self.o_loading.eq(req)"),
-    # the reader's request not dropped by a clear: the writer goes on with the cleared load
-    ("        with m.If(self.i_clear):\n            m.d.sync += req.eq(0)\n", ""),
-    # the writer starting again while its done is still up: each load is taken twice
-    ("start.eq(~stop & ~loading & ~landing & ~done)", "start.eq(~stop & ~loading & ~landing)"),
-], ids=["loading-without-done", "clear-keeps-request", "restart-while-done"])
-def test_activation_buffer_handshake_mutants_fail(old, new):
-    cls = mutated("hw.gemm.buffers", "ActivationBuffer", old, new)
-    with pytest.raises(AssertionError):
-        check_activation_buffer_across_clocks(cls, addr_reg=True, w_period=41)
-
-
-def test_activation_buffer_w_domain_is_checked():
-    with pytest.raises(TypeError, match="w_domain"):
-        ActivationBuffer(2, MAX_TILES, MAX_GROUPS, w_domain=3)
 
 
 # --- The weight buffer with its write side in a clock domain of its own -------------------------
@@ -280,13 +272,7 @@ def check_weight_buffer_across_clocks(cls, *, addr_reg, w_period, seed=3, n_tile
             got = {"beats": ctx.get(dut.o_beats), "bad": bool(ctx.get(dut.o_bad))}
             assert got == {"beats": want["beats"], "bad": want["bad"]}, (len(seen), got, want)
             if want["words"] is not None:
-                ctx.set(dut.rd_en, 1)
-                for k in range(want["beats"] + latency - 1):
-                    ctx.set(dut.rd_addr, k if k < want["beats"] else 0)
-                    await ctx.tick()
-                    if k + 1 >= latency:
-                        j = k + 1 - latency
-                        assert ctx.get(dut.rd_data) == want["words"][j], (len(seen), j)
+                await _read_back(ctx, dut, want["words"][:want["beats"]], latency, len(seen))
                 ctx.set(dut.rd_en, 0)
             for _ in range(rrng.choice([0, 0, 1, 3, 12])):
                 await ctx.tick()
@@ -295,12 +281,7 @@ def check_weight_buffer_across_clocks(cls, *, addr_reg, w_period, seed=3, n_tile
             ctx.set(dut.i_release, 0)
             seen.append(got)
 
-    sim = Simulator(dut)
-    sim.add_clock(10e-9, domain="sync")
-    sim.add_clock(w_period * 1e-9, domain="w")
-    sim.add_testbench(writer)
-    sim.add_testbench(reader)
-    sim.run()
+    _run_two_clocks(dut, w_period, writer, reader)
     assert len(seen) == n_tiles
 
 
@@ -310,18 +291,42 @@ def test_weight_buffer_hands_banks_across_clocks(addr_reg, w_period):
     check_weight_buffer_across_clocks(WeightTileBuffer, addr_reg=addr_reg, w_period=w_period)
 
 
-@pytest.mark.parametrize("old, new", [
+def _check_weight_buffer(cls):
+    check_weight_buffer_across_clocks(cls, addr_reg=True, w_period=7)
+
+
+def _check_activation_buffer(cls):
+    check_activation_buffer_across_clocks(cls, addr_reg=True, w_period=41)
+
+
+@pytest.mark.parametrize("name, check, old, new", [
     # the writer's ready without the reader's release: a bank still being read is written over
-    ("ready.eq(~(fill_n ^ rel_w).bit_select(Mux(close, ~wb, wb), 1))", "ready.eq(1)"),
+    ("WeightTileBuffer", _check_weight_buffer,
+     "ready.eq(~(fill_n ^ rel_w).bit_select(Mux(close, ~wb, wb), 1))", "ready.eq(1)"),
     # the reader's full without its own release toggle: a bank filled a second time is not seen
-    ("self.o_full.eq((fill_r ^ rel).bit_select(rb, 1))", "self.o_full.eq(fill_r.bit_select(rb, 1))"),
-], ids=["ready-ignores-release", "full-ignores-release"])
-def test_weight_buffer_hand_over_mutants_fail(old, new):
-    cls = mutated("hw.gemm.buffers", "WeightTileBuffer", old, new)
+    ("WeightTileBuffer", _check_weight_buffer,
+     "self.o_full.eq((fill_r ^ rel).bit_select(rb, 1))", "self.o_full.eq(fill_r.bit_select(rb, 1))"),
+    # o_loading without the writer's done: it falls before the last words are written
+    ("ActivationBuffer", _check_activation_buffer,
+     "self.o_loading.eq(req | done_r)", "self.o_loading.eq(req)"),
+    # the reader's request not dropped by a clear: the writer goes on with the cleared load
+    ("ActivationBuffer", _check_activation_buffer,
+     "        with m.If(self.i_clear):\n            m.d.sync += req.eq(0)\n", ""),
+    # the writer starting again while its done is still up: each load is taken twice
+    ("ActivationBuffer", _check_activation_buffer,
+     "start.eq(~stop & ~loading & ~landing & ~done)", "start.eq(~stop & ~loading & ~landing)"),
+], ids=["ready-ignores-release", "full-ignores-release", "loading-without-done", "clear-keeps-request",
+        "restart-while-done"])
+def test_hand_over_mutants_fail(name, check, old, new):
+    """Each buffer's crossing of clocks, broken one way at a time, fails its two-clock check."""
+    cls = mutated("hw.gemm.buffers", name, old, new)
     with pytest.raises(AssertionError):
-        check_weight_buffer_across_clocks(cls, addr_reg=True, w_period=7)
+        check(cls)
 
 
-def test_weight_buffer_w_domain_is_checked():
+@pytest.mark.parametrize("make", [lambda: WeightTileBuffer(COLS, LANES, DEPTH, w_domain=3),
+                                  lambda: ActivationBuffer(2, MAX_TILES, MAX_GROUPS, w_domain=3)],
+                         ids=["weights", "activations"])
+def test_w_domain_is_checked(make):
     with pytest.raises(TypeError, match="w_domain"):
-        WeightTileBuffer(COLS, LANES, DEPTH, w_domain=3)
+        make()
