@@ -233,7 +233,7 @@ class ActivationBuffer(wiring.Component):
         # counters with no compare in front of their enables (the take and that compare into
         # groups_left's enables: 8.95 ns, the 8 x 16 board aimed at 125 MHz, seed 2).
         group_last = Signal()
-        if wd == "sync":
+        if wd == "sync":        # first: the register keeps the name o_loading in the netlist
             m.d.comb += self.o_loading.eq(loading)
         m.d.comb += [self.i_act.ready.eq(loading), take.eq(self.i_act.valid & loading)]
         if wd == "sync":
