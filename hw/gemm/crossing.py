@@ -197,7 +197,7 @@ class EngineCrossing(wiring.Component):
         rename = {"sync": A}
         if D != A:
             rename["dec"] = D
-        direct_acts = A != "sync"
+        direct_acts = self.engine.act_domain != "sync"
         if direct_acts:
             rename["act"] = "sync"
         m.submodules.engine = eng = DomainRenamer(rename)(self.engine)

@@ -303,18 +303,16 @@ class GemmEngine(wiring.Component):
         _gated(m, self.i_cmd, cmd_buf.i, self.i_clear | clearing | seq_root if self._prefetch
                else self.i_clear | clearing)
         wiring.connect(m, cmd_buf.o, seq.i_cmd)
-        if self.act_domain != "sync":
-            # The activations' own domain: the buffer's ready is low while its write side is
-            # idle, and ``i_act_clear`` holds it idle through a clear.
-            wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
-            m.d.comb += abuf.i_w_clear.eq(self.i_act_clear)
-        elif self._prefetch:
+        if self.act_domain != "sync" or self._prefetch:
             # Not gated (the ULX3S): the buffer takes nothing while clearing (its ``i_clear``
-            # holds ``o_loading``, its ready, low), and a word it takes with ``i_clear`` belongs
-            # to the abandoned GEMM, like the words the clear drops. The gate put the crossing's
-            # clear pulse (a LUT of two registers) in front of the take that enables the load
-            # counters and the RAMs' write copies (8.4-9.3 ns, the 8 x 16 board aimed at 125 MHz).
+            # holds ``o_loading``, its ready, low; in an activation domain ``i_act_clear`` holds
+            # its write side idle), and a word it takes with ``i_clear`` belongs to the abandoned
+            # GEMM, like the words the clear drops. The gate put the crossing's clear pulse (a
+            # LUT of two registers) in front of the take that enables the load counters and the
+            # RAMs' write copies (8.4-9.3 ns, the 8 x 16 board aimed at 125 MHz).
             wiring.connect(m, wiring.flipped(self.i_act), abuf.i_act)
+            if self.act_domain != "sync":
+                m.d.comb += abuf.i_w_clear.eq(self.i_act_clear)
         else:
             _gated(m, self.i_act, abuf.i_act, self.i_clear | clearing)
         m.d.comb += [
