@@ -132,8 +132,6 @@ class EngineCrossing(wiring.Component):
         self.decode_domain = check_domain("decode_domain", decode_domain)
         self.stage_depth = check_pow2("stage_depth", stage_depth, 16, 65536)
         self.cdc_depth = check_pow2("cdc_depth", cdc_depth, 4, 256)
-        if "decode_domain" in engine:
-            raise TypeError("decode_domain is EngineCrossing's own parameter")
         split = decode_domain != array_domain
         # Outside the controller's domain (the ULX3S) the engine offers result rows on the
         # crossing FIFO's room a cycle ahead (GemmEngine's ``res_credit``).
