@@ -74,8 +74,9 @@ class GemmSequencer(wiring.Component):
 
     Sticky ``o_tile_error`` (cleared by ``i_clear``): the bank's beat count differs from the
     command's, the bank is bad (:class:`~hw.gemm.buffers.WeightTileBuffer`), or the command
-    uses activations of a different shape than loaded (or none). The tile runs anyway, so the
-    streams keep their order and nothing waits forever.
+    uses activations of a different shape than loaded (or none); it rises two cycles after the
+    cycle the sequencer takes the full bank (the check runs on registered terms). The tile runs
+    anyway, so the streams keep their order and nothing waits forever.
     """
 
     def __init__(self, rows, cols, max_row_tiles, max_groups, count_bits, *, prefetch=False):
