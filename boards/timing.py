@@ -41,8 +41,8 @@ def _on_clock(event, clock):
 
 
 def endpoint_arrivals(report, clock):
-    """``{(cell, port): (arrival ns, driver cell)}`` of every endpoint (register or RAM input) whose
-    signal is launched and captured by ``clock`` (a net name as nextpnr's events spell it, e.g.
+    """``{(cell, port): (arrival ns, driver cell)}`` of every endpoint (register or RAM input)
+    captured by ``clock`` (a net name as nextpnr's events spell it, e.g.
     ``gemm_clk`` or ``$glbnet$gemm_clk``; matched at the end of the event). nextpnr lists endpoints
     only, each under the net that reaches it; ``driver`` is that net's driver, the last cell of the
     path.

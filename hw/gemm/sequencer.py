@@ -194,8 +194,7 @@ class GemmSequencer(wiring.Component):
                     m.next = "WAIT"
             with m.State("WAIT"):
                 with m.If(self.i_full):
-                    m.d.sync += check.eq(1)
-                    m.d.sync += [j.eq(0), j_last.eq(beats_is1), tiles_left.eq(cmd.row_tiles_m1),
+                    m.d.sync += [check.eq(1), j.eq(0), j_last.eq(beats_is1), tiles_left.eq(cmd.row_tiles_m1),
                                  t_last.eq(cmd.row_tiles_m1 == 0), act_addr.eq(0), done_reading.eq(0),
                                  word_last.eq(shift == 0), cmds_left.eq(row_tiles)]
                     if self._prefetch:
