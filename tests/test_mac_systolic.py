@@ -410,13 +410,13 @@ def test_pair_copy_mutants_fail(mutation):
     assert not extreme_operands_match(mutated("hw.mac.systolic", "SystolicArray", old, new)), mutation
 
 
-# Mutants of the second product stage: each leaves one of the values the beat sums take with the
-# products a cycle off them.
+# Mutants of the second product stage (the beat sums' compressor registered): each leaves one of
+# the values the beat sums' carry chains take a cycle off the others.
 STAGE_MUTANTS = {
     "tags not a cycle later": ("p + PAIR_LATENCY + self._product_stages", "p + PAIR_LATENCY + 1"),
-    "fabric sums and flags not delayed": ("p0, p1, fab, neg3 = q0, q1, fab_b, neg3_b", "p0, p1 = q0, q1"),
-    "int8 flag not delayed": ("for stage in range(4, 3 + self._product_stages):",
-                              "for stage in range(4, 3):"),
+    "the chain's carry-in not delayed": ("half, carry, cin1 = half_q, carry_q, cin1_q",
+                                         "half, carry = half_q, carry_q"),
+    "the compressor's words not registered": ("half, carry, cin1 = half_q, carry_q, cin1_q", "pass"),
 }
 
 

@@ -35,7 +35,8 @@ spent once per row and column pair at the edges instead of in every pair)::
 
     t+1 DSP input regs      t+2 DSP pipeline reg     t+3 DSP output reg | fabric lane products
     t+4 products in fabric flip-flops (the DSP-to-fabric route alone) | fabric pair sums
-    t+5 beat sums (int8/packed choice and borrows, a 3:2 compressor and one carry chain)
+    t+5 beat sums (int8/packed choice and borrows, a 3:2 compressor and one carry chain;
+        with product_stages=2 the compressor's words registered here, the chain at t+6)
     t+6 accumulators (with the tile-saturating option: group sum and clamp between, at t+8)
 
 Results drain through the array: when a pair applies a tile's last contribution, it copies its two
@@ -184,11 +185,12 @@ class SystolicPair(wiring.Component):
     :func:`hw.mac.ecp5_dsp.systolic_sites`).
 
     ``product_stages`` (1 or 2): fabric register stages between the multipliers' output registers
-    and the beat sums. With 2 the products (and the fabric lanes' sums and flags beside them) pass
-    a second register, so the route from the DSP to the pair's logic and the route on to the beat
-    sums' compressor each have a cycle with no logic (with one stage the product register sat by
-    the DSP, 3.5-3.7 ns of route from the compressor: 8.41-9.13 ns, the 8 x 16 ULX3S board aimed
-    at 125 MHz). Everything after is a cycle later: ``t_in`` arrives at ``t + PAIR_LATENCY +
+    and the beat sums' carry chains. With 2 the beat sums' 3:2 compressor (a LUT level behind the
+    product registers) is registered, and the carry chains start from those registers in the next
+    cycle: with one stage the product register sat by the DSP, 3.5-3.7 ns of route from the
+    compressor and its chain (8.41-9.13 ns, the 8 x 16 ULX3S board aimed at 125 MHz); with the
+    products registered a second time the compressor and the 17-bit chain behind them were still
+    8.0-8.4 ns. Everything after is a cycle later: ``t_in`` arrives at ``t + PAIR_LATENCY +
     product_stages - 2``.
     """
 
@@ -256,10 +258,6 @@ class SystolicPair(wiring.Component):
         # from stage 3 and kept ("keep": Yosys would merge equal flip-flops back into one).
         is8_3 = Signal(name="is8_3", reset_less=True)
         m.d.sync += is8_3.eq(dw.is8)
-        for stage in range(4, 3 + self._product_stages):
-            is8_next = Signal(name=f"is8_{stage}", reset_less=True)
-            m.d.sync += is8_next.eq(is8_3)
-            is8_3 = is8_next
         is8 = [[Signal(name=f"is8_4_{col}{half}", attrs={"keep": 1}, reset_less=True) for half in "lh"]
                for col in range(2)]
         m.d.sync += [reg.eq(is8_3) for col in is8 for reg in col]
@@ -269,14 +267,6 @@ class SystolicPair(wiring.Component):
         q0, q1 = (Signal(signed(26), name=n, reset_less=True) for n in ("q0", "q1"))
         m.d.sync += [q0.eq(p0[:26]), q1.eq(p1[:26])]
         p0, p1 = q0, q1
-        if self._product_stages == 2:
-            # t+5: the products, the fabric sums and lane 3's negation flags once more, by the
-            # pair's logic.
-            q0, q1 = (Signal(signed(26), name=n, reset_less=True) for n in ("q0b", "q1b"))
-            fab_b = [Signal.like(f, name=f"f{col}b") for col, f in enumerate(fab)]
-            neg3_b = [Signal(name=f"neg3_{col}_5", reset_less=True) for col in range(2)]
-            m.d.sync += [q0.eq(p0), q1.eq(p1), *(b.eq(a) for a, b in zip(fab + neg3, fab_b + neg3_b))]
-            p0, p1, fab, neg3 = q0, q1, fab_b, neg3_b
 
         # t+5: the beat sums, three terms per column in one stage. int8: the product (and 0, 0).
         # Lane-packed: multiplier 0 holds (column 0, column 1) in its (low, high) 12-bit fields,
@@ -310,6 +300,14 @@ class SystolicPair(wiring.Component):
             half = Signal(BEAT_WIDTH, name=f"half{col}")
             carry = Signal(BEAT_WIDTH, name=f"carry{col}")
             m.d.comb += [half.eq(x ^ y ^ z), carry.eq(Cat(cin0, (x & y) | (x & z) | (y & z)))]
+            if self._product_stages == 2:
+                # t+5: the compressor's two words and the chain's carry-in in the pair's
+                # flip-flops; t+6 the carry chain alone.
+                half_q = Signal(BEAT_WIDTH, name=f"half{col}_q", reset_less=True)
+                carry_q = Signal(BEAT_WIDTH, name=f"carry{col}_q", reset_less=True)
+                cin1_q = Signal(name=f"cin1_{col}_q", reset_less=True)
+                m.d.sync += [half_q.eq(half), carry_q.eq(carry), cin1_q.eq(cin1)]
+                half, carry, cin1 = half_q, carry_q, cin1_q
             beat = _add_with_carry(m, half, carry, cin1, BEAT_WIDTH, f"beat{col}")
             m.d.sync += _data_register(m, accs[col].beat[0][0], f"beat_q{col}").eq(beat)
         # t+6: the accumulators take the beat sums with the tags. The valid and first tags reach
