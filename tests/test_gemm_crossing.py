@@ -7,6 +7,8 @@ random stalls on every stream; results bit-exact; the run's cycles are the array
 whatever the controller's clock); a flush after a run that cannot finish recovers.
 """
 
+import sys
+
 import numpy as np
 import pytest
 
@@ -171,3 +173,14 @@ def test_result_path_mutants_fail(old, new, monkeypatch):
     with pytest.raises(AssertionError):
         test_rows_in_the_result_path_are_awaited_and_flushed()
         test_rows_held_past_the_result_fifo_arrive_in_order()
+
+
+def test_snapshot_capture_mutant_fails(monkeypatch):
+    """The status snapshot's capture registers never set: the handler's counters stay stale (the
+    rows the engine handed over are never seen, nor the engine idle: ``rows_at_idle`` is never
+    recorded)."""
+    monkeypatch.setattr(sys.modules[__name__], "EngineCrossing",
+                        mutated("hw.gemm.crossing", "EngineCrossing",
+                                "cap[name].eq((req_a != ack_a) & ~cap[name])", "cap[name].eq(0)"))
+    with pytest.raises((AssertionError, KeyError)):
+        test_rows_in_the_result_path_are_awaited_and_flushed()
