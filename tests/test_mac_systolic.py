@@ -432,6 +432,7 @@ def test_product_stage_mutants_fail(mutation):
 LAST_OK_MUTANTS = {
     "the drain gap ignored": ("(wait <= 1)", "1"),
     "a last beat's own reservation ignored": ("last_ok.eq(Mux(reserve,", "last_ok.eq(Mux(0,"),
+    "the free count's reservation ignored": ("free + pop - (R if res else 0)", "free + pop"),
 }
 
 

@@ -47,6 +47,10 @@ class TileSequencer(wiring.Component):
     take : Out(1)
     tags : Out(beat_tags_layout())
         Tags of the beat taken in this cycle (``valid = take`` and the tile is defined).
+    take_last : Out(1)
+        ``tags.valid & tags.last``: a defined tile's last beat is taken, from the inputs and
+        registers without ``take`` (``beat_valid & en & last_ok`` and the state register
+        ``gated``).
     mode : Out(2), act_unsigned : Out(1)
         The running tile's mode (a defined code) and activation format.
     i_clear : In(1), o_mode_error : Out(1)
@@ -60,7 +64,7 @@ class TileSequencer(wiring.Component):
         super().__init__({
             "i_cmd": In(stream.Signature(data.StructLayout(dict(spec.cmd_layout_fields(count_bits))))),
             "beat_valid": In(1), "en": In(1), "last_ok": In(1),
-            "take": Out(1), "tags": Out(beat_tags_layout()),
+            "take": Out(1), "tags": Out(beat_tags_layout()), "take_last": Out(1),
             "mode": Out(2), "act_unsigned": Out(1),
             "i_clear": In(1), "o_mode_error": Out(1), "busy": Out(1),
         })
@@ -97,6 +101,7 @@ class TileSequencer(wiring.Component):
         nxt_drop, nxt_last = Signal(), Signal()
         m.d.comb += [
             take.eq(self.beat_valid & ((free & (self.en | drop)) | (gated & self.en & self.last_ok))),
+            self.take_last.eq(self.beat_valid & gated & self.en & self.last_ok),
             self.i_cmd.ready.eq(~nxt_valid),
             start.eq(nxt_valid & (~active | (take & last_beat))),
             self.busy.eq(active | nxt_valid),

@@ -403,11 +403,18 @@ class _InputControl(wiring.Component):
             seq.beat_valid.eq(self.i_act.valid & self.i_wgt.valid), seq.en.eq(1), seq.last_ok.eq(last_ok),
             seq.i_clear.eq(self.i_clear), self.o_mode_error.eq(seq.o_mode_error),
             self.i_act.ready.eq(seq.take), self.i_wgt.ready.eq(seq.take),
-            reserve.eq(seq.tags.valid & seq.tags.last),
+            # A defined tile's last beat taken, from the sequencer's registers (not through the
+            # take and the tags: the take -> the tags' valid -> the free count's sum, 9.36 ns on
+            # the full 8 x 16 board aimed at 125 MHz, seed 2).
+            reserve.eq(seq.take_last),
         ]
         free_n = Signal.like(free)
         wait_n = Signal.like(wait)
-        m.d.comb += [free_n.eq(free - Mux(reserve, R, 0) + self.pop),
+        # free_n for each (reserve, pop), each from the register, then picked by the two: no
+        # carry chain behind the reservation.
+        free_if = [[free + pop - (R if res else 0) for pop in (0, 1)] for res in (0, 1)]
+        m.d.comb += [free_n.eq(Mux(reserve, Mux(self.pop, free_if[1][1], free_if[1][0]),
+                                   Mux(self.pop, free_if[0][1], free_if[0][0]))),
                      wait_n.eq(Mux(reserve, gap - 1, Mux(wait != 0, wait - 1, 0)))]
         # last_ok's next value for each (reserve, pop), each from the registers alone, then picked
         # by the two: the take (through reserve) reaches last_ok through one LUT, not the sum
