@@ -225,11 +225,11 @@ class DomainTop(Elaboratable):
     ``nested``, one level down in a block (split two levels deep: the branch ``parts__inner`` has
     four parts, the block's own statements and three counters)."""
 
-    def __init__(self, depth=1, *, nested=False, fanout=8):
+    def __init__(self, depth=1, *, nested=False, fanout=8, root=False):
         self.cd = ClockDomain("sync")
         self.rst = Signal()
         self.o_counts = Signal(16)
-        self.depth, self.nested, self.fanout = depth, nested, fanout
+        self.depth, self.nested, self.fanout, self.root = depth, nested, fanout, root
 
     def elaborate(self, platform):
         m = Module()
@@ -242,7 +242,7 @@ class DomainTop(Elaboratable):
                 block = Module()
                 block.submodules.inner = parts
             return add_with_reset_domains(m, "parts", block, depth=self.depth + self.nested,
-                                          fanout=self.fanout, platform=platform)
+                                          fanout=self.fanout, platform=platform, root=self.root)
         return _with_parts(self, m, add)
 
 
@@ -258,6 +258,17 @@ def test_every_part_leaves_the_domain_reset_two_cycles_late_together():
     whole = DomainTop(depth=0)
     Fragment.get(whole, None)
     assert [leaf.name for leaf in whole.leaves] == ["parts_rst"]
+
+
+def test_a_root_register_holds_the_parts_a_cycle_longer():
+    dut = DomainTop(root=True)
+    # Three registers from the domain's reset to every part (root, branch, part), all starting
+    # asserted: every part counts from the fourth edge on, and the reset, high before edge 6,
+    # resets every part at edge 9, all in the same cycle.
+    assert _counts(dut, dut.rst, 5, cycles=10) == [0x0000, 0x0000, 0x0000, 0x0000, 0x1111, 0x2222, 0x3333,
+                                                   0x4444, 0x5555, 0x0000]
+    with pytest.raises(TypeError, match="root"):
+        Fragment.get(DomainTop(root=1), None)
 
 
 def NestedDomainTop(fanout=2):

@@ -184,8 +184,10 @@ class EngineCrossing(wiring.Component):
         # the controller's domain: that domain's reset is the controller's (see above).
         D = self.decode_domain
         domains = (self.array_domain, D) if D not in ("sync", self.array_domain) else self.array_domain
+        # ``root``: the PLL's reset synchronizer sits by its PLL; one register among the branches
+        # takes the route across the die (docs/boards.md).
         add_with_reset_domains(m, "crossing", self._crossing(), domain=domains, depth=3,
-                               platform=platform)
+                               platform=platform, root=True)
         return m
 
     def _crossing(self):
