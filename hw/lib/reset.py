@@ -183,18 +183,18 @@ def add_with_reset_domains(m, name, elaboratable, *, domain="sync", depth=3, fan
     grouped = max(in_branch.values()) > fanout
     seen = {}
     branches, groups, leaves = {}, {}, []
-    top = {}
-    for k, d in enumerate(domains):
-        tag = "" if k == 0 else f"_{d}"
-        top[d] = _leaf(m, ResetSignal(d), d, f"{name}{tag}_rst_root", 1, True) if root else ResetSignal(d)
+    roots = {}
     for i, (frag, part, branch) in enumerate(parts):
         group = seen.get(branch, 0) // fanout
         seen[branch] = seen.get(branch, 0) + 1
         rename = {}
         for k, d in enumerate(domains):
             tag = "" if k == 0 else f"_{d}"
+            if d not in roots:
+                roots[d] = (_leaf(m, ResetSignal(d), d, f"{name}{tag}_rst_root", 1, True) if root
+                            else ResetSignal(d))
             if (branch, d) not in branches:
-                branches[branch, d] = _leaf(m, top[d], d, f"{branch}{tag}_rst_branch", 1, True)
+                branches[branch, d] = _leaf(m, roots[d], d, f"{branch}{tag}_rst_branch", 1, True)
             above = branches[branch, d]
             if grouped:
                 if (branch, group, d) not in groups:
