@@ -227,8 +227,8 @@ def test_result_rows_on_the_room_ahead():
 @pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")   # a run cut short
 @pytest.mark.parametrize("old, new", [
     ("m.d.sync += copy.eq(self.i_room)", "m.d.sync += copy.eq(1)"),
-    ("self.o_res.valid.eq(offered & ready if self._credit else offered)",
-     "self.o_res.valid.eq(offered)"),
+    ("slices[0].i_offer_ok.eq(~self.i_flush_next & self.i_room)",
+     "slices[0].i_offer_ok.eq(~self.i_flush_next)"),
 ], ids=["copies-ignore-the-room", "valid-ignores-the-room"])
 def test_result_rows_on_the_room_ahead_mutants_fail(old, new):
     """Copies that ignore the room (rows taken while the FIFO is full), or a valid that does not
@@ -289,7 +289,9 @@ def run_flush(dut, before, after):
     """Feed the ``before`` tiles and take none of their rows; once they are in, pulse
     ``i_flush`` and record ``o_idle``, ``o_res.valid`` and ``i_cmd.ready`` in each of the next
     ``flush_cycles + 1`` cycles; then run the ``after`` tiles and collect their rows (for 600
-    cycles at most)."""
+    cycles at most). With ``res_credit`` the reader's room is low until the flush (the rows back
+    up) and high from then on."""
+    credit = hasattr(dut, "i_res_room")
     phase = {"in": 0, "flushed": False}
     seen, got = [], []
 
@@ -309,9 +311,12 @@ def run_flush(dut, before, after):
     async def control(ctx):
         while phase["in"] < 3:
             await ctx.tick()
-        for _ in range(4):
+        for _ in range(60 if credit else 4):     # with the credit, until rows wait in the slices
             await ctx.tick()
         ctx.set(dut.i_flush, 1)
+        if credit:
+            # The reader's room from the flush on: rows still offered would be taken.
+            ctx.set(dut.i_res_room, 1)
         await ctx.tick()
         ctx.set(dut.i_flush, 0)
         for _ in range(dut.flush_cycles + 1):
@@ -352,6 +357,22 @@ def test_flush_holds_for_flush_cycles(flushing, flush_root):
     seen, rows = run_flush(dut, before, after)
     good = (seen == [(0, 0, 0)] * dut.flush_cycles + [(1, 0, 1)] and rows == expected_rows(after, 2))
     assert good == (flushing == "flush_left > 1"), seen
+
+
+@pytest.mark.parametrize("offer_ok", ["~self.i_flush_next & self.i_room", "self.i_room"],
+                         ids=["as-built", "offer-ignores-the-flush"])
+def test_flush_holds_with_res_credit(offer_ok):
+    """``res_credit`` with the slices' clear from a root register (the ULX3S engine): rows backed
+    up, the reader's room high from the flush on; no row offered while flushing, then the next
+    tiles exact. The offer register without the flush term offers a row in the flush (mutant)."""
+    array = mutated("hw.mac.systolic", "SystolicArray", "~self.i_flush_next & self.i_room", offer_ok)
+    dut = array(rows=2, cols=4, acc_width=20, tile_k=0, primitives=False, flush_root=True,
+                res_credit=True)
+    rng = np.random.default_rng(32)
+    before, after = cycled_tiles(rng, dut, 2, beats=3), cycled_tiles(rng, dut, 3, beats=4)
+    seen, rows = run_flush(dut, before, after)
+    good = (seen == [(0, 0, 0)] * dut.flush_cycles + [(1, 0, 1)] and rows == expected_rows(after, 2))
+    assert good == (offer_ok == "~self.i_flush_next & self.i_room"), seen
 
 
 @pytest.mark.parametrize("cols", [3, 18, 0, True])

@@ -543,8 +543,7 @@ class _ResultCollector(wiring.Component):
         # ULX3S build) and its load enable every output flip-flop. Only ``o_res.ready`` reaches
         # every slice, one load LUT each. The input control's credits guarantee room, so no full
         # flag gates the writes.
-        # With ``credit`` each slice and the collector take the reader's ready as a register of
-        # their own loaded from ``i_room`` (the reader's room-ahead register): no LUT between that
+        # With ``credit`` each slice takes the reader's ready as a register of its own loaded from ``i_room`` (the reader's room-ahead register): no LUT between that
         # register and the copies, so the route across the array's width has a cycle of its own
         # (the result FIFO's ready into every slice's count and valid: 9.09-9.87 ns, the 8 x 16
         # board aimed at 125 MHz, seed 1).
@@ -564,12 +563,11 @@ class _ResultCollector(wiring.Component):
         clear = reset_root(m, self.i_flush_next, name="flush_root") if self._flush_root else self.i_flush_next
         slices = []
         for p, (v, valid) in enumerate(aligned):
-            sl = _ResultSlice(W, self._depth, self._out_reg)
+            sl = _ResultSlice(W, self._depth, self._out_reg, offer=self._credit and p == 0)
             m.submodules[f"slice{p}"] = module_with_reset_tree(
                 sl, clear, name="slice", depth=0, platform=platform, with_reset=not self._flush_root)
             m.d.comb += [sl.i_v.eq(v), sl.i_valid.eq(valid), sl.i_ready.eq(ready_copy(f"room{p}"))]
             slices.append(sl)
-        ready = ready_copy("room_out")
         ovf_seen = Signal()         # a row with an overflow was written since the clear
         m.d.sync += ovf_seen.eq(ovf_seen | Cat(*(sl.o_w_ovf for sl in slices)).any())
         with m.If(self.i_clear | flushing):
@@ -580,12 +578,21 @@ class _ResultCollector(wiring.Component):
 
         row = Signal(spec.row_bits(R))
         res = self.o_res.payload
-        offered = slices[0].o_valid & ~flushing
+        if self._credit:
+            # ``o_res.valid`` is the first slice's offer register, equal to its valid flag, not
+            # flushing and the reader's room in every cycle: no LUT between the flip-flop and
+            # the reader's take, whose net loads the result FIFO's write-enable copies and room
+            # registers (the slice's valid -> this AND -> the FIFO's take -> its write enables and
+            # room ahead: 8.1-9.6 ns, the full 8 x 16 board aimed at 125 MHz).
+            # An offered row is taken (the reader's room ahead was high).
+            m.d.comb += [slices[0].i_offer_ok.eq(~self.i_flush_next & self.i_room),
+                         self.o_res.valid.eq(slices[0].o_offer), self.pop.eq(slices[0].o_offer)]
+        else:
+            m.d.comb += [self.o_res.valid.eq(slices[0].o_valid & ~flushing),
+                         self.pop.eq(self.o_res.valid & self.o_res.ready)]
         m.d.comb += [
-            self.o_res.valid.eq(offered & ready if self._credit else offered),
             res.data.eq(out_data), res.overflow.eq(out_ovf),
             res.row.eq(row), res.last.eq(row == R - 1),
-            self.pop.eq(self.o_res.valid & ready),
         ]
         with m.If(self.pop):
             m.d.sync += row.eq(Mux(row == R - 1, 0, row + 1))
@@ -607,13 +614,19 @@ class _ResultSlice(wiring.Component):
     register of the row's 49 bits per slice, loaded with the reader's ready, was on the result
     rows' paths over 8 ns of the 8 x 16 ULX3S board aimed at 125 MHz (the crossing FIFO's ready
     -> the load LUT -> the output flip-flops' enables, 9.0 ns). ``o_w_ovf``: a row with an
-    overflow was written in the cycle before. Its reset empties it (the collector's flush)."""
+    overflow was written in the cycle before. Its reset empties it (the collector's flush).
 
-    def __init__(self, acc_width, depth, out_reg):
-        self._acc_width, self._depth, self._out_reg = acc_width, depth, out_reg
+    With ``offer``, ``o_offer`` is a register equal to ``o_valid & ok`` in every cycle, ``ok``
+    being ``i_offer_ok`` of the cycle before: its next value is ``o_valid``'s (the slice's
+    state for this cycle's take) and ``i_offer_ok``, and the slice's reset clears it with
+    ``o_valid``. The collector offers rows from it (``credit``)."""
+
+    def __init__(self, acc_width, depth, out_reg, offer=False):
+        self._acc_width, self._depth, self._out_reg, self._offer = acc_width, depth, out_reg, offer
+        ports = {"i_offer_ok": In(1), "o_offer": Out(1)} if offer else {}
         super().__init__({
             "i_v": In(shadow_layout(acc_width)), "i_valid": In(1), "i_ready": In(1),
-            "o_valid": Out(1), "o_data": Out(2 * acc_width + 1), "o_w_ovf": Out(1),
+            "o_valid": Out(1), "o_data": Out(2 * acc_width + 1), "o_w_ovf": Out(1), **ports,
         })
 
     def elaborate(self, platform):
@@ -628,22 +641,26 @@ class _ResultSlice(wiring.Component):
         wptr, rptr = Signal(range(depth)), Signal(range(depth))
         count = Signal(range(depth + 1))
         nonempty, take = Signal(), Signal()
+        nonempty_next, valid_next = Signal(), Signal()
         m.d.comb += [wr.en.eq(valid), wr.addr.eq(wptr), rd.addr.eq(rptr), wr.data.eq(data_in)]
         if self._out_reg:
             # The ring's word loads into an output register when that is empty or taken (Yosys
             # folds the register into a block RAM's read port where there is no LUT RAM).
             out_data = Signal(len(data_in), reset_less=True)     # data: see o_valid
-            m.d.comb += [take.eq(nonempty & (~self.o_valid | self.i_ready)), self.o_data.eq(out_data)]
+            m.d.comb += [take.eq(nonempty & (~self.o_valid | self.i_ready)), self.o_data.eq(out_data),
+                         valid_next.eq(take | (self.o_valid & ~self.i_ready))]
             with m.If(take):
-                m.d.sync += [out_data.eq(rd.data), self.o_valid.eq(1)]
-            with m.Elif(self.i_ready):
-                m.d.sync += self.o_valid.eq(0)
+                m.d.sync += out_data.eq(rd.data)
+            m.d.sync += self.o_valid.eq(valid_next)
         else:
             m.d.comb += [self.o_valid.eq(nonempty), self.o_data.eq(rd.data),
-                         take.eq(nonempty & self.i_ready)]
+                         take.eq(nonempty & self.i_ready), valid_next.eq(nonempty_next)]
+        if self._offer:
+            m.d.sync += self.o_offer.eq(valid_next & self.i_offer_ok)
         # "Not empty" kept as a register of its own (from the count, a compare and an adder
         # ahead of it, it was the array's longest path).
-        m.d.sync += nonempty.eq(Mux(take, count > 1, count != 0) | valid)
+        m.d.comb += nonempty_next.eq(Mux(take, count > 1, count != 0) | valid)
+        m.d.sync += nonempty.eq(nonempty_next)
         with m.If(valid):
             m.d.sync += wptr.eq(Mux(wptr == depth - 1, 0, wptr + 1))
         with m.If(take):
