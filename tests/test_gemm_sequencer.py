@@ -111,14 +111,14 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),
-], ids=["write-slot-early", "head-slot-without-take", "head-read-without-took", "valid-late", "room-without-the-read-now",
-        "offset-early"])
+], ids=["write-slot-early", "head-slot-without-take", "head-read-without-took", "valid-late",
+        "room-without-the-read-now", "offset-early"])
 def test_prefetch_mutants_fail(old, new):
     """The queue's write slot stepping a cycle early, its head slot without the array's take
-    (the array stalls in the first run) or read a cycle behind it (without ``took``), its valid register from the count
-    before this cycle's take, its room without the beat read in this cycle (one beat too many in
-    the queue), or the byte offset not delayed with its beat's words: the beats taken are not
-    the tile's, in order."""
+    (the array stalls in the first run) or read a cycle behind it (without ``took``), its valid
+    register from the count before this cycle's take, its room without the beat read in this
+    cycle (one beat too many in the queue), or the byte offset not delayed with its beat's
+    words: the beats taken are not the tile's, in order."""
     Mutant = mutated("hw.gemm.sequencer", "GemmSequencer", old, new)
     _, got = _run(_sequencer(Mutant), ready_at={30, 31, 40} | set(range(50, 80)))
     _, got_always = _run(_sequencer(Mutant))

@@ -543,10 +543,11 @@ class _ResultCollector(wiring.Component):
         # ULX3S build) and its load enable every output flip-flop. Only ``o_res.ready`` reaches
         # every slice, one load LUT each. The input control's credits guarantee room, so no full
         # flag gates the writes.
-        # With ``credit`` each slice takes the reader's ready as a register of its own loaded from ``i_room`` (the reader's room-ahead register): no LUT between that
-        # register and the copies, so the route across the array's width has a cycle of its own
-        # (the result FIFO's ready into every slice's count and valid: 9.09-9.87 ns, the 8 x 16
-        # board aimed at 125 MHz, seed 1).
+        # With ``credit`` each slice takes the reader's ready as a register of its own loaded
+        # from ``i_room`` (the reader's room-ahead register): no LUT between that register and
+        # the copies, so the route across the array's width has a cycle of its own (the result
+        # FIFO's ready into every slice's count and valid: 9.09-9.87 ns, the 8 x 16 board aimed
+        # at 125 MHz, seed 1).
         def ready_copy(name):
             if not self._credit:
                 return self.o_res.ready
