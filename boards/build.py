@@ -43,7 +43,7 @@ from hw.params import check_bool, check_int
 from hw.paths import build_root
 
 from . import toolchain
-from .clock import MARGIN, clock_candidates, next_candidate
+from .clock import MARGIN, clock_candidates, next_candidate, pll_for
 from .groups import carried_groups, config_for_groups
 from .synth import check_placer, check_router, check_seed, parse_utilisation
 from .toolchain import ABC9_OPTIONS, lut_mapping
@@ -51,7 +51,7 @@ from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
            "group_costs", "groups_that_fit", "MAX_ATTEMPTS", "domain_fmax", "domain_clocks_down",
-           "pll_clock_nets"]
+           "pll_clock_nets", "with_engine_clocks"]
 
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
@@ -167,7 +167,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
                 max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None,
-                detailed_timing=False, timing_ripup=None):
+                detailed_timing=False, timing_ripup=None, engine_clocks=None):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -188,6 +188,10 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         nextpnr's placer seed (default: nextpnr's own).
     clk_hz : int, optional
         First clock to try (PLL boards; a frequency the PLL makes); default the board's ``clk_hz``.
+    engine_clocks : dict, optional
+        ``{domain: Hz}``: the first clocks to try for some of the engine's PLL domains (a board
+        with ``clocks``: the ULX3S's ``gemm`` and ``dec``; frequencies their PLLs make, else
+        ValueError before any tool runs); the other domains keep the board's. Default: the board's.
     max_attempts : int
         Place-and-route runs at most (PLL boards step the clock down between them).
     router : str, optional
@@ -241,7 +245,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
     check_bool("detailed_timing", detailed_timing)
-    cfg = _with_timing_ripup(cfg, timing_ripup)
+    cfg = with_engine_clocks(_with_timing_ripup(cfg, timing_ripup), engine_clocks)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
         raise ValueError(f"abc9 must be one of {', '.join(options)} for {name}, not {abc9!r}")
@@ -380,18 +384,48 @@ def _check_build(name, groups, seed, router, gemm_array=None, placer=None):
 
 
 def write_build_tree(name, *, groups=None, build_dir=None, seed=None, router=None, gemm_array=None,
-                     placer=None, detailed_timing=False, timing_ripup=None):
+                     placer=None, detailed_timing=False, timing_ripup=None, engine_clocks=None):
     """Write the build tree :func:`build_board` would run (HDL and build script) without running any
     tool; return the path of the build script (``build_<top name>.sh``). Parameters as in
     :func:`build_board`."""
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_bool("detailed_timing", detailed_timing)
-    cfg = _with_timing_ripup(cfg, timing_ripup)
+    cfg = with_engine_clocks(_with_timing_ripup(cfg, timing_ripup), engine_clocks)
     build_dir = Path(build_dir) if build_dir is not None else _default_build_dir(name)
     build_dir.mkdir(parents=True, exist_ok=True)
     plan = _extract_plan(cfg, BoardTop(name, config=cfg), build_dir, seed, router, placer=placer,
                          detailed_timing=detailed_timing)
     return build_dir / f"{plan.script}.sh"
+
+
+def with_engine_clocks(cfg, engine_clocks):
+    """The board configuration ``cfg`` with the engine's PLL clocks ``engine_clocks`` (``{domain:
+    Hz}``, see :func:`build_board`; None: as it is). Raises TypeError / ValueError naming
+    ``engine_clocks`` for a wrong type, a domain ``cfg`` does not have or a clock its PLL does not
+    make exactly."""
+    if engine_clocks is None:
+        return cfg
+    if not isinstance(engine_clocks, dict):
+        raise TypeError(f"engine_clocks must be a dict {{domain: Hz}} or None, not {engine_clocks!r}")
+    allowed = ", ".join(cfg.clocks) or "(none: this board's engine has no clock domains of its own)"
+    for domain, hz in engine_clocks.items():
+        if domain not in cfg.clocks:
+            raise ValueError(f"engine_clocks domain must be one of {allowed}, not {domain!r}")
+        if not isinstance(hz, int) or isinstance(hz, bool):
+            raise TypeError(f"engine_clocks[{domain!r}] must be an int (Hz), not {hz!r}")
+        if hz <= 0:
+            raise ValueError(f"engine_clocks[{domain!r}] must be a positive frequency in Hz, not {hz!r}")
+        # The PLL's nearest clock, which must be the one asked for: a build at another clock
+        # than the one named would report figures for a clock nobody asked for.
+        try:
+            made = pll_for(cfg.family, cfg.clk_hz, hz).f_out
+        except ValueError as e:
+            raise ValueError(f"engine_clocks[{domain!r}]: {e}") from None
+        if made != hz:
+            raise ValueError(f"engine_clocks[{domain!r}] must be a clock the PLL makes from "
+                             f"{cfg.clk_hz / 1e6:g} MHz exactly, not {hz / 1e6:g} MHz "
+                             f"(the nearest: {float(made) / 1e6:g} MHz)")
+    return dataclasses.replace(cfg, clocks={**cfg.clocks, **engine_clocks})
 
 
 def _with_timing_ripup(cfg, timing_ripup):

@@ -1,6 +1,7 @@
 """Board builds (synthesis + place-and-route with YoWASP) and the flash path without a board."""
 
 import os
+import re
 from pathlib import Path
 
 import pytest
@@ -106,6 +107,32 @@ def test_build_script_timing_ripup(tmp_path):
     assert " --tmg-ripup" in on
     with pytest.raises(TypeError, match="timing_ripup must be True, False or None, not 1"):
         build_board("ulx3s", timing_ripup=1)
+
+
+def _pll_outputs(script):
+    """The CLKOP frequencies (MHz, as text) of the PLLs in the build tree of ``script``."""
+    il = next(script.parent.glob("*.il")).read_text()
+    return re.findall(r'attribute \\FREQUENCY_PIN_CLKOP "([0-9.]+)"', il)
+
+
+def test_build_engine_clocks(tmp_path):
+    # The engine's PLL clocks named for a build replace the board's for those domains only.
+    plain = _pll_outputs(write_build_tree("ulx3s", build_dir=tmp_path / "p", seed=1))
+    assert sorted(plain) == ["65", "95"]
+    asked = _pll_outputs(write_build_tree("ulx3s", build_dir=tmp_path / "a", seed=1,
+                                          engine_clocks={"gemm": 125_000_000}))
+    assert sorted(asked) == ["125", "65"]
+    with pytest.raises(ValueError, match=r"engine_clocks\['gemm'\] must be a clock the PLL makes from 25 "
+                       r"MHz exactly, not 123.457 MHz \(the nearest: 125 MHz\)"):
+        build_board("ulx3s", engine_clocks={"gemm": 123_456_789})
+    with pytest.raises(ValueError, match="engine_clocks domain must be one of gemm, dec, not 'array'"):
+        build_board("ulx3s", engine_clocks={"array": 125_000_000})
+    with pytest.raises(ValueError, match="engine_clocks domain must be one of .none"):
+        build_board("icebreaker", engine_clocks={"gemm": 48_000_000})
+    with pytest.raises(TypeError, match=r"engine_clocks\['dec'\] must be an int .Hz., not 65.0"):
+        build_board("ulx3s", engine_clocks={"dec": 65.0})
+    with pytest.raises(TypeError, match="engine_clocks must be a dict"):
+        build_board("ulx3s", engine_clocks=[("gemm", 125_000_000)])
 
 
 def test_build_script_detailed_timing(tmp_path):

@@ -84,6 +84,15 @@ ROWS = [
      "argument --router: invalid choice: 'router3' (choose from 'router1', 'router2')"),
     (["build", "--board", "ulx3s", "--placer", "analytic"], 2,
      "argument --placer: invalid choice: 'analytic' (choose from 'heap', 'sa', 'static')"),
+    (["build", "--board", "ulx3s", "--clock", "gemm=123.4"], 2,
+     "--clock gemm must be a clock the PLL makes from 25 MHz exactly, not 123.4 MHz (the nearest: "
+     "121.875 MHz)"),
+    (["build", "--board", "ulx3s", "--clock", "array=125"], 2,
+     "--clock domain must be one of gemm, dec, not 'array'"),
+    (["build", "--board", "ulx3s", "--clock", "gemm"], 2,
+     "--clock must be DOMAIN=MHZ (e.g. gemm=125), not 'gemm'"),
+    (["build", "--board", "icebreaker", "--clock", "gemm=48"], 2,
+     "--clock domain must be one of (none: this board's engine has no clock domains of its own)"),
     # flash
     (["flash"], 2, "the following arguments are required: --board"),
     (["flash", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s, not 'nosuchboard'"),
