@@ -177,22 +177,19 @@ class GemmSequencer(wiring.Component):
                 with m.If(self.i_cmd.valid):
                     pay = self.i_cmd.payload
                     sh = Mux(pay.mode == mac_spec.MODE_INT8, 2, Mux(pay.mode == mac_spec.MODE_INT4, 1, 0))
-                    m.d.sync += [cmd.eq(pay), shift.eq(sh)]
+                    n_beats = (pay.groups_m1 + 1) << sh
+                    m.d.sync += [cmd.eq(pay), shift.eq(sh), beats.eq(n_beats)]
                     m.next = "START"
             with m.State("START"):
-                # The beat count from the command's register, a cycle after it (from the command
-                # queue's output through the sum and shift: 8.38 ns, the full 8 x 16 board aimed
-                # at 125 MHz, seed 2); read from LOAD on.
-                m.d.sync += beats.eq((cmd.groups_m1 + 1) << shift)
+                # From the beat count's register, a cycle after it (the command's fields, shift and
+                # sum, then these differences in one cycle: 8.16-8.46 ns, the 8 x 16 board aimed
+                # at 125 MHz, seed 2); read from WAIT on.
+                m.d.sync += [beats_m2.eq(beats - 2), beats_is1.eq(beats == 1)]
                 m.d.comb += self.o_load.eq(cmd.load_acts)
                 with m.If(cmd.load_acts):
                     m.d.sync += [loaded.eq(cmd), have_acts.eq(1)]
                 m.next = "LOAD"
             with m.State("LOAD"):
-                # From the beat count's register, a cycle after it (the command's fields, shift and
-                # sum, then these differences in one cycle: 8.16-8.46 ns, the 8 x 16 board aimed
-                # at 125 MHz, seed 2); read from WAIT on (LOAD lasts a cycle at least).
-                m.d.sync += [beats_m2.eq(beats - 2), beats_is1.eq(beats == 1)]
                 with m.If(~self.i_loading):
                     m.next = "WAIT"
             with m.State("WAIT"):
