@@ -315,11 +315,8 @@ class EngineCrossing(wiring.Component):
         # A row is counted as the engine hands it over (not as it enters the crossing FIFO's
         # memory): a row in the FIFO's write register is one the handler still waits for once the
         # engine is idle.
-        # With the room ahead (a domain of its own) the engine offers a row only when the FIFO
-        # takes it, so the offer (a register) is the handover: the FIFO's ready into the count's
-        # enable was 8.40 ns (the default 8 x 16 board against 125 MHz).
         handed = Signal()
-        m.d.comb += handed.eq(eng.o_res.valid if A != "sync" else eng.o_res.valid & eng.o_res.ready)
+        m.d.comb += handed.eq(eng.o_res.valid & eng.o_res.ready)
         snap = self._array_counters(m, eng, cmd, handed, flush_a, run_a)
         writers = (stage, table, cmd) if direct_acts else (stage, table, cmd, act)
         self._flush(m, flush, cleared_a, hold_d[-1], writers, res)
