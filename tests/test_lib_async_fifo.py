@@ -254,16 +254,13 @@ def test_a_wide_word_in_slices_goes_through_whole(periods):
 
 
 @pytest.mark.parametrize("old, new", [
-    ("m.d[W] += [w_addr.eq(w_addr + w_en), w_en.eq(taking)]",
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
      "m.d[W] += [w_addr.eq(produce[:-1]), w_en.eq(taking)]"),
-    ("m.d[W] += [w_addr.eq(w_addr + w_en), w_en.eq(taking)]",
-     "m.d[W] += [w_addr.eq(w_addr + taking), w_en.eq(taking)]"),
-    ("m.d[W] += [w_addr.eq(w_addr + w_en), w_en.eq(taking)]",
-     "m.d[W] += [w_addr.eq(w_addr + w_en), w_en.eq(w_valid)]"),
-], ids=["address-copy-late", "address-copy-early", "enable-copy-late"])
+    ("m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]",
+     "m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(w_valid)]"),
+], ids=["address-copy-late", "enable-copy-late"])
 def test_mutant_slice_copies_fail(old, new):
-    """A slice's write address or enable copy a cycle late, or its address a cycle early: words
-    come out torn or lost."""
+    """A slice's write address or enable copy a cycle late: words come out torn or lost."""
     mutant = mutated("hw.lib.async_fifo", "RegisteredWriteAsyncFIFO", old, new)
     words = _wide_words()
     try:

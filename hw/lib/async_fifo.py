@@ -129,15 +129,12 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             writing.eq(w_valid), produce_next.eq(Mux(writing, produce_p1, produce)),
         ]
         m.d[W] += produce_p1.eq(Mux(writing, produce_p1 + 1, produce_p1))
-        # Each slice's write address and enable: copies of produce[:-1] and w_valid, equal to
-        # them in every cycle (reset with them). The enable loads what w_valid loads; the address
-        # steps with the slice's own enable, as produce steps with w_valid: no net from the write
-        # pointer's logic to the copies (produce_next -> the copies by the slices: 8.07-8.31 ns,
-        # the default 8 x 16 board against 125 MHz).
+        # Each slice's write address and enable: copies of produce[:-1] and w_valid, loaded with
+        # what those load, so equal to them in every cycle (reset with them).
         for k, ((lo, hi), (w_port, _)) in enumerate(zip(slices, ports)):
             w_addr = Signal(bits - 1, name=f"w_addr{k}", attrs={"keep": 1})
             w_en = Signal(name=f"w_en{k}", attrs={"keep": 1})
-            m.d[W] += [w_addr.eq(w_addr + w_en), w_en.eq(taking)]
+            m.d[W] += [w_addr.eq(produce_next[:-1]), w_en.eq(taking)]
             m.d.comb += [w_port.data.eq(w_data[lo:hi]), w_port.addr.eq(w_addr), w_port.en.eq(w_en)]
         consume_w_bin, eqs = _ungray(consume_w_gry)
         m.d.comb += eqs
