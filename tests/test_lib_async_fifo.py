@@ -357,7 +357,8 @@ def test_room_ahead_fills_the_memory():
     ("Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0]))",
      "Mux(ahead, fits[1], fits[0])"),
     ("Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])", "fits[1], fits[0]"),
-    ("f.eq(self.w_level + w_valid + c < self.depth)", "f.eq(self.w_level + w_valid + c + 1 < self.depth)"),
+    ("fits = [*room_if, self.w_level + w_valid + 2 < self.depth]",
+     "fits = [self.w_level + w_valid + k + 1 < self.depth for k in range(3)]"),
 ], ids=["ignores-word-taken", "ignores-next-word", "keeps-a-slot-free"])
 def test_mutant_room_ahead_fails(old, new):
     """The room ahead without this cycle's word or the word the writer may offer next lets a

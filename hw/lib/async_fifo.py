@@ -157,12 +157,8 @@ class RegisteredWriteAsyncFIFO(wiring.Component):
             # from registers, then picked by ``taking`` and the room ahead: the rows' valid (from
             # across the array) reaches the register through one LUT, not the sum (8.16-8.60 ns,
             # the 8 x 16 board aimed at 125 MHz).
-            # ``keep``: the compares are wires of their own, so the picking is one LUT5 behind
-            # the take (abc9 merged them into three LUT levels behind it: 9.43 ns, the full 8 x 16
-            # board aimed at 125 MHz, seed 2).
             ahead = self.w_room_ahead
-            fits = [Signal(name=f"fits{c}", attrs={"keep": 1}) for c in range(3)]
-            m.d.comb += [f.eq(self.w_level + w_valid + c < self.depth) for c, f in enumerate(fits)]
+            fits = [*room_if, self.w_level + w_valid + 2 < self.depth]
             m.d[W] += self.w_room_ahead.eq(
                 Mux(taking, Mux(ahead, fits[2], fits[1]), Mux(ahead, fits[1], fits[0])))
 
