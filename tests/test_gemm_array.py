@@ -149,3 +149,20 @@ def test_bench_board_section_takes_the_shape(monkeypatch, capsys):
         bench.main(["--only-board", "--gemm-array", "8x15"])
     assert e.value.code == 2
     assert "--gemm-array must be RxC on ulx3s" in capsys.readouterr().err
+
+
+def test_bench_board_section_reads_the_builds_clocks(monkeypatch, capsys, tmp_path):
+    """A build at other engine clocks than the config's (``edgelearn build --clock gemm=125``):
+    section 4 takes the array's and the decoder's clocks from its JSON (``clocks_mhz``)."""
+    import json
+
+    import bench.bench_gemm as bench
+    monkeypatch.setattr(bench, "measure_lane_rate", lambda *a, **kw: {"rate": 0.98, "table_words": 64})
+    build = {**bench.ULX3S_BUILD, "clocks_mhz": {"gemm": 125.0, "dec": 65.0},
+             "fmax_by_domain": {"gemm": 125.79, "dec": 65.68}}
+    path = tmp_path / "build.json"
+    path.write_text(json.dumps(build))
+    bench.main(["--only-board", "--board-json", str(path)])
+    out = capsys.readouterr().out
+    assert "8x16 array at 125 MHz, 4 decoder lanes (contexts=2, 65 MHz)" in out
+    assert "clock ratio 1.92308" in out
