@@ -328,10 +328,13 @@ def cmd_run(args):
                          f"and block sizes")
     if args.groups is not None and not args.board:
         raise UsageError("--groups needs --board (the small simulated board carries every group)")
+    if args.clock and not args.board:
+        raise UsageError("--clock needs --board (the small simulated board has one clock)")
     if args.gemm_array is not None and not args.board:
         raise UsageError("--gemm-array needs --board (the small simulated board has no GEMM engine)")
     if args.board:
         _check_groups(args)
+    clocks = _engine_clocks(args) if args.board else None
     sim = args.sim or not args.board
     if not sim:
         where = f"board {args.board}"
@@ -353,7 +356,8 @@ def cmd_run(args):
     _progress(f"running {args.job} on {where}")
     # A job for a group the board lacks raises BlockMissing: one error line, exit 1 (main()).
     _print_rows(firmware_jobs.run_job(args.job, board=args.board, port=args.port, sim=sim,
-                                      groups=args.groups, gemm_array=args.gemm_array, **options), indent="")
+                                      groups=args.groups, gemm_array=args.gemm_array, clocks=clocks,
+                                      **options), indent="")
     return 0
 
 
@@ -601,6 +605,9 @@ def _parser():
                    "groups, as build --groups selected them (default: the board's)")
     s.add_argument("--gemm-array", default=None, metavar="RxC", help="with --board: the GEMM engine's "
                    "array, as build --gemm-array set it (default: the board's)")
+    s.add_argument("--clock", action="append", default=None, metavar="DOMAIN=MHZ",
+                   help="with --board: an engine clock domain's PLL clock, as build --clock set it "
+                   "(--sim runs the core at it; default: the board's)")
     s.add_argument("--size", type=int, default=None, help="gemm on the GEMM engine: K = N (default 512)")
     s.add_argument("--batch", type=int, default=None, help="gemm on the GEMM engine: M (default "
                    f"{firmware_jobs.GEMM_ENGINE_BATCH})")

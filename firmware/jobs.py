@@ -29,6 +29,7 @@ import time
 import numpy as np
 from serial.tools import list_ports
 
+from boards.build import with_engine_clocks
 from boards.config import SIM_CONFIG, check_board
 from boards.groups import config_for_groups
 from hw.control.gemm_handler import MAX_N_OUT
@@ -75,18 +76,18 @@ def find_port(board):
     return ports[0].device
 
 
-def _open(board, port, sim, groups=None, gemm_array=None):
+def _open(board, port, sim, groups=None, gemm_array=None, clocks=None):
     if sim:
         if port is not None:
             raise ValueError(f"port must be None on a simulated board, not {port!r}")
         if board is None:
             transport = SimTransport()
             return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
-        cfg = config_for_groups(board, groups, gemm_array)
+        cfg = with_engine_clocks(config_for_groups(board, groups, gemm_array), clocks)
         transport = SimTransport(board=board, config=cfg)
         return (Accelerator(Driver(transport), board, cfg),
                 f"{cfg.label or board}'s own core{_array(cfg, gemm_array)}, {transport.name}")
-    cfg = config_for_groups(board, groups, gemm_array)
+    cfg = with_engine_clocks(config_for_groups(board, groups, gemm_array), clocks)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
     return Accelerator(Driver(transport), board, cfg), f"{board}{_array(cfg, gemm_array)} on {port}"
@@ -536,14 +537,17 @@ def _job_hdqt(acc, where):
 _RUNNERS = {"status": _job_status, "gemm": _job_gemm, "mlp": _job_mlp, "hdqt": _job_hdqt, "snn": _job_snn}
 
 
-def run_job(name, *, board=None, port=None, sim=None, groups=None, gemm_array=None, **options):
+def run_job(name, *, board=None, port=None, sim=None, groups=None, gemm_array=None, clocks=None,
+            **options):
     """Run job ``name`` (a key of :data:`JOBS`) and return its ``(label, value)`` rows.
 
     ``sim`` (default: ``board is None``) runs on a simulated board: ``board``'s own core, or the
     small all-groups board without ``board``. ``groups`` (with ``board``): the command groups of the
     bitstream, as ``edgelearn build --groups`` selects them (:func:`boards.groups.config_for_groups`);
     ``gemm_array`` (with ``board``): its GEMM engine's array shape (``"8x16"``), as ``build
-    --gemm-array`` sets it.
+    --gemm-array`` sets it; ``clocks`` (with ``board``): its engine's PLL clocks ``{domain: Hz}``, as
+    ``edgelearn build --clock`` sets them (:func:`boards.build.with_engine_clocks`): the simulated
+    core runs at them, and the job's MAC/s are at them.
 
     Raises
     ------
@@ -560,7 +564,9 @@ def run_job(name, *, board=None, port=None, sim=None, groups=None, gemm_array=No
         raise ValueError("groups needs a board (the small simulated board carries every group)")
     if gemm_array is not None and board is None:
         raise ValueError("gemm_array needs a board (the small simulated board has no GEMM engine)")
-    acc, where = _open(board, port, board is None if sim is None else sim, groups, gemm_array)
+    if clocks is not None and board is None:
+        raise ValueError("clocks needs a board (the small simulated board has one clock)")
+    acc, where = _open(board, port, board is None if sim is None else sim, groups, gemm_array, clocks)
     try:
         if options and name != "gemm":
             raise ValueError(f"{', '.join(options)}: options of the gemm job only")
