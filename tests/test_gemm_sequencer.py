@@ -107,7 +107,7 @@ def test_prefetch_offers_a_beat_four_cycles_after_its_read_then_one_per_cycle():
 @pytest.mark.parametrize("old, new", [
     ("w_slot.eq(Mux(w_en, ", "w_slot.eq(Mux(self.i_write, "),
     ("sl.i_take.eq(take)", "sl.i_take.eq(nonempty)"),
-    ("r_port.addr.eq(Mux(took, ring_next(r_slot, PREFETCH), r_slot))", "r_port.addr.eq(r_slot)"),
+    ("r_port.addr.eq(head)", "r_port.addr.eq(r_slot)"),
     ("nonempty.eq(queued_next != 0)", "nonempty.eq(queued != 0)"),
     ("room.eq(queued_next + issue + ", "room.eq(queued_next + "),
     ("*(o.eq(offs[-1]) for o in off_q)", "*(o.eq(offs[0]) for o in off_q)"),

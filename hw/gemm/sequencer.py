@@ -363,16 +363,16 @@ class _PrefetchSlice(wiring.Component):
         # board aimed at 125 MHz).
         r_slot = Signal(range(PREFETCH), name="r_slot", attrs={"keep": 1})
         took = Signal(name="took", attrs={"keep": 1})
+        head = Mux(took, ring_next(r_slot, PREFETCH), r_slot)
         m.d.sync += [w_en.eq(self.i_write), took.eq(self.i_take),
                      # Stepped by the slice's own write enable register, which equals the
                      # sequencer's ``inflight[L]`` in every cycle: that one register into every
                      # slice's write slot enables was 8.57-8.69 ns (the 8 x 16 board aimed at
                      # 125 MHz, seeds 1 and 2).
                      w_slot.eq(Mux(w_en, ring_next(w_slot, PREFETCH), w_slot)),
-                     r_slot.eq(Mux(took, ring_next(r_slot, PREFETCH), r_slot))]
+                     r_slot.eq(head)]
         m.d.comb += [w_port.addr.eq(w_slot), w_port.data.eq(self.i_data), w_port.en.eq(w_en),
-                     r_port.addr.eq(Mux(took, ring_next(r_slot, PREFETCH), r_slot)),
-                     self.o_data.eq(r_port.data)]
+                     r_port.addr.eq(head), self.o_data.eq(r_port.data)]
         return m
 
 
