@@ -33,18 +33,21 @@ def calls(monkeypatch):
 
 
 @pytest.mark.parametrize("argv,kwargs", [
-    (["run", "snn"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None}),
-    (["run", "snn", "--sim"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None}),
+    (["run", "snn"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
+    (["run", "snn", "--sim"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
     (["run", "snn", "--sim", "--board", "icebreaker"],
-     {"board": "icebreaker", "port": None, "sim": True, "groups": None, "gemm_array": None}),
+     {"board": "icebreaker", "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
     (["run", "mlp", "--sim", "--board", "icebreaker", "--groups", "system,gemm"],
-     {"board": "icebreaker", "port": None, "sim": True, "groups": "system,gemm", "gemm_array": None}),
+     {"board": "icebreaker", "port": None, "sim": True, "groups": "system,gemm", "gemm_array": None, "clocks": None}),
     (["run", "gemm", "--board", "ulx3s", "--sim"],
-     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": None}),
+     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
     (["run", "gemm", "--board", "ulx3s", "--sim", "--gemm-array", "8x16"],
-     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": "8x16"}),
+     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": "8x16", "clocks": None}),
     (["run", "gemm", "--board", "ulx3s", "--port", "/dev/ttyUSB0"],
-     {"board": "ulx3s", "port": "/dev/ttyUSB0", "sim": False, "groups": None, "gemm_array": None}),
+     {"board": "ulx3s", "port": "/dev/ttyUSB0", "sim": False, "groups": None, "gemm_array": None, "clocks": None}),
+    (["run", "gemm", "--board", "ulx3s", "--sim", "--clock", "gemm=125"],
+     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": None,
+      "clocks": {"gemm": 125_000_000}}),
 ])
 def test_run_routes_to_the_right_board(argv, kwargs, calls, capsys):
     assert cli.main(argv) == 0
