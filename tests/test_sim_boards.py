@@ -32,22 +32,25 @@ def calls(monkeypatch):
     return seen
 
 
+def routed(board=None, port=None, sim=True, groups=None, gemm_array=None, clocks=None):
+    """The keyword arguments ``edgelearn run`` should hand to :func:`run_job`."""
+    return {"board": board, "port": port, "sim": sim, "groups": groups, "gemm_array": gemm_array,
+            "clocks": clocks}
+
+
 @pytest.mark.parametrize("argv,kwargs", [
-    (["run", "snn"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
-    (["run", "snn", "--sim"], {"board": None, "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
-    (["run", "snn", "--sim", "--board", "icebreaker"],
-     {"board": "icebreaker", "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
+    (["run", "snn"], routed()),
+    (["run", "snn", "--sim"], routed()),
+    (["run", "snn", "--sim", "--board", "icebreaker"], routed(board="icebreaker")),
     (["run", "mlp", "--sim", "--board", "icebreaker", "--groups", "system,gemm"],
-     {"board": "icebreaker", "port": None, "sim": True, "groups": "system,gemm", "gemm_array": None, "clocks": None}),
-    (["run", "gemm", "--board", "ulx3s", "--sim"],
-     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": None, "clocks": None}),
+     routed(board="icebreaker", groups="system,gemm")),
+    (["run", "gemm", "--board", "ulx3s", "--sim"], routed(board="ulx3s")),
     (["run", "gemm", "--board", "ulx3s", "--sim", "--gemm-array", "8x16"],
-     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": "8x16", "clocks": None}),
+     routed(board="ulx3s", gemm_array="8x16")),
     (["run", "gemm", "--board", "ulx3s", "--port", "/dev/ttyUSB0"],
-     {"board": "ulx3s", "port": "/dev/ttyUSB0", "sim": False, "groups": None, "gemm_array": None, "clocks": None}),
+     routed(board="ulx3s", port="/dev/ttyUSB0", sim=False)),
     (["run", "gemm", "--board", "ulx3s", "--sim", "--clock", "gemm=125"],
-     {"board": "ulx3s", "port": None, "sim": True, "groups": None, "gemm_array": None,
-      "clocks": {"gemm": 125_000_000}}),
+     routed(board="ulx3s", clocks={"gemm": 125_000_000})),
 ])
 def test_run_routes_to_the_right_board(argv, kwargs, calls, capsys):
     assert cli.main(argv) == 0
