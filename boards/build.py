@@ -167,7 +167,7 @@ def parse_reports(build_dir, name, family, target_mhz):
 
 def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, clk_hz=None,
                 max_attempts=MAX_ATTEMPTS, router=None, abc9=None, gemm_array=None, placer=None,
-                detailed_timing=False, timing_ripup=None, engine_clocks=None):
+                detailed_timing=False, timing_ripup=None, engine_clocks=None, hold_clocks=False):
     """Build the bitstream of board ``name`` and return its resources and timing.
 
     Parameters
@@ -193,7 +193,16 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         with ``clocks``: the ULX3S's ``gemm`` and ``dec``; frequencies their PLLs make, else
         ValueError before any tool runs); the other domains keep the board's. Default: the board's.
     max_attempts : int
-        Place-and-route runs at most (PLL boards step the clock down between them).
+        Place-and-route runs at most (PLL boards step the clock down between them; with
+        ``hold_clocks``, the placer seed steps up).
+    hold_clocks : bool
+        Build at the clocks asked for (``clk_hz`` / ``engine_clocks``, else the board's) and at no
+        other: a run that misses timing (``timing_met`` false) is repeated at the next placer seed,
+        a new placement of the same netlist, until one meets it or ``max_attempts`` runs are made.
+        The result is the first run that meets timing, else the last (the bitstream in
+        ``build_dir`` is that run's). The margin is reported (``margin_met``), not sought. A
+        design whose clock is met at some placements and not at others (the full ULX3S at 125
+        MHz on ``gemm``: ``docs/boards.md``) is built at that clock this way. Default False.
     router : str, optional
         nextpnr's router, ``"router1"`` or ``"router2"``; default the board's ``router`` (the
         ULX3S: router2; the iCEBreaker: nextpnr's default, router1).
@@ -245,6 +254,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
     check_int("max_attempts", max_attempts, 1, 16)
     check_bool("detailed_timing", detailed_timing)
+    check_bool("hold_clocks", hold_clocks)
     cfg = with_engine_clocks(_with_timing_ripup(cfg, timing_ripup), engine_clocks)
     options = ABC9_OPTIONS[cfg.family]
     if abc9 is not None and abc9 not in options:
@@ -280,7 +290,18 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         attempt = {"clock_mhz": result["clock_mhz"], "fmax_mhz": result["fmax_mhz"]}
         if cfg.clocks:
             attempt.update(clocks_mhz=result["clocks_mhz"], fmax_by_domain=result["fmax_by_domain"])
+        if hold_clocks:
+            attempt["seed"] = seed
         attempts.append(attempt)
+        if hold_clocks:
+            if result["timing_met"] or len(attempts) >= max_attempts:
+                break
+            missed, seed = seed, (1 if seed is None else seed) + 1
+            fmax = result.get("fmax_by_domain") or {"clock": result["fmax_mhz"]}
+            fmax = ", ".join(f"{d} Fmax {v} MHz" for d, v in fmax.items())
+            say(f"timing missed at seed {1 if missed is None else missed} ({fmax}); "
+                f"trying seed {seed} at the same clocks")
+            continue
         if result["margin_met"] or len(attempts) >= max_attempts:
             break
         if cfg.osc_hz:

@@ -431,6 +431,31 @@ def test_ulx3s_build_that_misses_on_its_last_attempt_says_so(fake_ulx3s, tmp_pat
     assert r["fmax_by_domain"] == {"gemm": 112.5, "dec": 90.0}
 
 
+def test_held_clocks_try_the_next_seed_not_a_lower_clock(fake_ulx3s, tmp_path):
+    # gemm meets 125 MHz (without the margin) at seed 3 only: the clocks stay, the seed steps.
+    seeds = []
+
+    def fmax(clocks):
+        seeds.append(_seed_of_run(tmp_path))
+        return {"gemm": 126.0 if seeds[-1] == 3 else 118.0, "dec": 105.0}
+    runs = fake_ulx3s(fmax)
+    r = build.build_board("ulx3s", groups="gemm", gemm_array="2x4", build_dir=tmp_path, hold_clocks=True,
+                          max_attempts=5)
+    assert runs == [{"gemm": 125.0, "dec": 100.0}] * 3 and seeds == [None, 2, 3]
+    assert r["seed"] == 3 and r["timing_met"] and not r["margin_met"]
+    assert [(a["seed"], a["fmax_by_domain"]["gemm"]) for a in r["attempts"]] == [(None, 118.0), (2, 118.0),
+                                                                                 (3, 126.0)]
+
+
+def test_held_clocks_that_no_seed_meets_stop_at_max_attempts(fake_ulx3s, tmp_path):
+    runs = fake_ulx3s(lambda clocks: {"gemm": 110.0, "dec": 101.0})
+    r = build.build_board("ulx3s", groups="gemm", gemm_array="2x4", build_dir=tmp_path, seed=4,
+                          hold_clocks=True, max_attempts=2)
+    assert runs == [{"gemm": 125.0, "dec": 100.0}] * 2 and r["seed"] == 5 and not r["timing_met"]
+    with pytest.raises(TypeError, match="hold_clocks must be"):
+        build.build_board("ulx3s", hold_clocks="yes")
+
+
 def test_engine_domain_fmax_is_found_by_net_name_or_by_its_constraint():
     by_clock = {"$glbnet$clk": {"fmax_mhz": 51.0, "target_mhz": 25.0},
                 "$glbnet$crossing_rst0_clk": {"fmax_mhz": 85.1, "target_mhz": 125.0},

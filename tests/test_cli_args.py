@@ -93,6 +93,9 @@ ROWS = [
      "--clock must be DOMAIN=MHZ (e.g. gemm=125), not 'gemm'"),
     (["build", "--board", "icebreaker", "--clock", "gemm=48"], 2,
      "--clock domain must be one of (none: this board's engine has no clock domains of its own)"),
+    (["build", "--board", "ulx3s", "--attempts", "0"], 2,
+     "--attempts must be an integer from 1 to 16, not 0"),
+    (["build", "--board", "ulx3s", "--attempts", "two"], 2, "argument --attempts: invalid int value: 'two'"),
     # flash
     (["flash"], 2, "the following arguments are required: --board"),
     (["flash", "--board", "nosuchboard"], 2, "--board must be one of icebreaker, ulx3s, not 'nosuchboard'"),

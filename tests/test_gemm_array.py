@@ -128,6 +128,23 @@ def test_cli_build_passes_the_shape(monkeypatch, capsys):
     assert "gemm_array   8x16" in capsys.readouterr().out
 
 
+def test_cli_build_holds_named_clocks(monkeypatch):
+    """``--clock`` builds at the clocks named, trying placer seeds (``hold_clocks``); ``--attempts``
+    bounds the runs either way."""
+    seen = []
+
+    def build(name, **kwargs):
+        seen.append({k: kwargs.get(k) for k in ("engine_clocks", "hold_clocks", "max_attempts")})
+        return {"board": name}
+    monkeypatch.setattr(boards.build, "build_board", build)
+    assert cli.main(["build", "--board", "ulx3s", "--clock", "gemm=125", "--attempts", "4"]) == 0
+    assert cli.main(["build", "--board", "ulx3s", "--clock", "gemm=125"]) == 0
+    assert cli.main(["build", "--board", "ulx3s", "--attempts", "1"]) == 0
+    assert seen == [{"engine_clocks": {"gemm": 125_000_000}, "hold_clocks": True, "max_attempts": 4},
+                    {"engine_clocks": {"gemm": 125_000_000}, "hold_clocks": True, "max_attempts": None},
+                    {"engine_clocks": None, "hold_clocks": None, "max_attempts": 1}]
+
+
 
 def test_bench_board_section_takes_the_shape(monkeypatch, capsys):
     import bench.bench_gemm as bench
