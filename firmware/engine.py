@@ -28,8 +28,21 @@ from hw.gemm.engine import FIFO_DEPTH as ENGINE_FIFO_DEPTH
 from hw.huffman import spec as huff_spec
 from hw.mac import spec as mac_spec
 from sim.gemm.golden import act_words, compress_tiles, weight_tiles
+from sim.gemm.model import busy_fraction
 
-__all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs", "weight_frames"]
+__all__ = ["ENGINE_DEFAULTS", "engine_config", "split", "run_gemm", "peak_macs", "weight_frames",
+           "default_batch", "LANE_RATE", "BUSY_TARGET"]
+
+#: Decoded symbols per decode cycle per hardware lane that :func:`default_batch` assumes: the
+#: decoder on Gaussian weights quantized per output channel, 0.980 (int4) and 0.989 (int8) as
+#: measured by ``bench/bench_gemm.py`` section 1 (``docs/gemm.md``); the lower one.
+LANE_RATE = 0.98
+
+#: The fraction of the array's peak :func:`default_batch` asks of the cycle model (issue 18's 90 %).
+BUSY_TARGET = 0.9
+
+#: Code-table words the model loads before the first block (a few dozen: hardly counts).
+_TABLE_WORDS = 64
 
 #: :class:`hw.control.engine_handler.EngineHandler`'s defaults, read from its constructor (a board's
 #: ``gemm`` dict overrides).
@@ -42,6 +55,25 @@ def engine_config(gemm):
     cfg = dict(ENGINE_DEFAULTS)
     cfg.update({k: v for k, v in gemm.items() if k in ENGINE_DEFAULTS})
     return cfg
+
+
+def default_batch(cfg, array_hz, decode_hz, size=512, modes=("int8", "int4"), target=BUSY_TARGET):
+    """The smallest batch M, a multiple of the array's rows up to ``max_batch``, at which the
+    engine's cycle model (:func:`sim.gemm.model.busy_fraction`, :data:`LANE_RATE`) keeps the
+    array at least ``target`` busy on a ``size x size`` layer at each of ``modes``, with the array
+    at ``array_hz`` and the decoder at ``decode_hz``; ``max_batch`` when none does.
+
+    Every row tile of the batch reuses a decoded weight tile, so the decode rate a busy array
+    needs falls as M grows: with 4 lanes at 65 MHz, 48 with the array at 95 MHz, 64 at 125 MHz
+    (the model's 74 % at 48 there)."""
+    ratio = array_hz / decode_hz
+    k = min(size, cfg["max_k"])
+    for m in range(cfg["rows"], cfg["max_batch"] + 1, cfg["rows"]):
+        if all(busy_fraction(m, k, size, mac_spec.lanes(mode), rows=cfg["rows"], cols=cfg["cols"],
+                             rate=cfg["lanes"] * LANE_RATE / ratio, table_words=_TABLE_WORDS,
+                             clock_ratio=ratio)[1] >= target for mode in modes):
+            return m
+    return cfg["max_batch"]
 
 
 def peak_macs(cfg, mode):

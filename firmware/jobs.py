@@ -42,7 +42,7 @@ from sim.stdp.golden import ForwardSTDPNetwork, poisson_events, random_rows
 from . import spram_gemm
 from .api import Accelerator, BlockMissing
 from .driver import Driver
-from .engine import engine_config, peak_macs, run_gemm, split
+from .engine import default_batch, engine_config, peak_macs, run_gemm, split
 from .transport import SerialTransport, SimTransport
 
 __all__ = ["JOBS", "run_job", "find_port", "board_time", "BlockMissing"]
@@ -57,12 +57,6 @@ JOBS = {
 
 MLP_IMAGES = 16
 GEMM_VECTORS = 4
-#: The GEMM engine job's default batch M: six row tiles of the ULX3S's 8 x 16 array, twelve of its
-#: 4 x 8 one. A decoded weight tile (16 symbols per beat at 8 x 16) is reused once per row tile;
-#: with 4 decoder lanes at 65 MHz against the array's 95 MHz (2.7 symbols per array cycle) the
-#: cycle model (:mod:`sim.gemm.model`) gives 96 % (int8) / 95 % (int4) busy at six row tiles and
-#: 88 % at five; one engine GEMM (<= 64 rows) (``docs/gemm.md``).
-GEMM_ENGINE_BATCH = 48
 
 
 def find_port(board):
@@ -349,9 +343,11 @@ def _sim_periods(sim):
     return ", ".join(["sync 10 ns"] + [f"{d} {ps / 1000:g} ns" for d, ps in clocks.items()])
 
 
-def _job_gemm_engine(acc, where, *, size=512, batch=GEMM_ENGINE_BATCH, precisions=("int8", "int4")):
+def _job_gemm_engine(acc, where, *, size=512, batch=None, precisions=("int8", "int4")):
     """``batch x size`` activations times ``size x size`` weights per precision on the GEMM engine
     (weights Gaussian, quantized per output channel, compressed), against numpy and the golden model.
+    ``batch`` defaults to :func:`firmware.engine.default_batch` at the engine's clocks: the smallest
+    that the cycle model keeps >= 90 % busy (48 at the ULX3S's 95 / 65 MHz, 64 at 125 / 65).
 
     The MAC/cycle figures are the engine's: MACs over the cycles of its ``GEMM_RUN`` commands (the
     weights staged in block RAM beforehand, :mod:`firmware.engine`), which do not depend on the
@@ -373,6 +369,11 @@ def _job_gemm_engine(acc, where, *, size=512, batch=GEMM_ENGINE_BATCH, precision
                                f"{acc.config.clocks.get(cfg['decode_domain'], array_hz) / 1e6:g} MHz, "
                                f"controller {clk_hz / 1e6:g} MHz"
                                + (f"; simulated at periods {_sim_periods(sim)}" if sim is not None else "")))
+    if batch is None:
+        decode_hz = acc.config.clocks.get(cfg["decode_domain"], array_hz)
+        batch = default_batch(cfg, array_hz, decode_hz, size)
+        rows.append(("batch", f"{batch}: the smallest multiple of {cfg['rows']} rows that the engine's cycle "
+                              f"model keeps >= 90 % busy at these clocks (--batch to choose)"))
     baud = acc.config.baud
     if sim is not None:
         rows.append(("line", f"simulated at {sim.divisor} cycles/bit; the board's line is "

@@ -14,7 +14,7 @@ import pytest
 import firmware.jobs as jobs
 from firmware.api import Accelerator
 from firmware.driver import CommandError, Driver
-from firmware.engine import engine_config, run_gemm, split, weight_frames
+from firmware.engine import LANE_RATE, default_batch, engine_config, run_gemm, split, weight_frames
 from firmware.jobs import run_job
 from firmware.transport import SimTransport
 from hw.control.boards import check_board, make_core
@@ -24,6 +24,7 @@ from hw.gemm import GemmEngine
 from sim.board import sim_clock_periods
 from sim.board.verilator_board import VerilatorBoard
 from sim.gemm.golden import compress_tiles, gemm_job, tile_symbols
+from sim.gemm.model import busy_fraction
 from sim.mac.golden import random_weights, ref_gemm
 
 # The ULX3S's clock domains (the array's, the decoder's, the controller's), simulated at unrelated
@@ -170,6 +171,43 @@ def test_gemm_job_rows(acc):
     assert rows["line"].startswith("simulated at 4 cycles/bit"), rows
 
 
+def test_default_batch_is_the_smallest_the_model_keeps_busy_at_the_clocks():
+    """The gemm job's default batch follows the engine's clocks: the smallest multiple of the
+    array's rows that the cycle model keeps >= 90 % busy at both precisions (the step below it is
+    under 90 %), max_batch when none is."""
+    cfg = engine_config(check_board("ulx3s").gemm)
+    mhz = 1_000_000
+    got = {f: default_batch(cfg, f * mhz, 65 * mhz) for f in (95, 110, 125, 200)}
+    assert got == {95: 48, 110: 56, 125: 64, 200: 64}
+
+    def busy(m, f):
+        return min(busy_fraction(m, 512, 512, lanes, rows=8, cols=16, rate=4 * LANE_RATE * 65 / f,
+                                 table_words=64, clock_ratio=f / 65)[1] for lanes in (1, 2))
+    for f, m in got.items():
+        if f < 200:
+            assert busy(m, f) >= 0.9 > busy(m - 8, f), (f, m)
+    assert busy(64, 200) < 0.9
+
+
+def test_gemm_job_default_batch_is_the_clocks(monkeypatch, acc):
+    """Without ``batch`` the job takes :func:`default_batch` at its engine's clocks and says so."""
+    seen = []
+
+    def fake_run(driver, cfg, x, w, mode):
+        seen.append(x.shape[0])
+        raise Reached
+    monkeypatch.setattr(jobs, "run_gemm", fake_run)
+    monkeypatch.setattr(jobs, "default_batch", lambda cfg, a, d, size: (a, d, size) == (
+        acc.config.clocks["gemm"], acc.config.clocks["dec"], 40) and 6)
+    with pytest.raises(Reached):
+        jobs._job_gemm_engine(acc, "small ULX3S core", size=40)
+    assert seen == [6]
+
+
+class Reached(Exception):
+    pass
+
+
 def test_weight_frames_start_every_chained_block():
     """A weight tile of chained blocks (a pruned channel beside full-range ones, cut at a small
     drift) goes out in frames that never span two blocks: each block's first beat opens a frame
@@ -229,8 +267,8 @@ def test_ulx3s_gemm_job_512_equals_numpy():
     layer at the job's batch: equal to numpy, and the engine >= 90 % busy (12 row tiles of the 4 x 8
     array; the cycle model's figure for 4 lanes at 65 MHz against the array's 95 MHz at 6 row tiles
     of the 8 x 16 array is 96 % at int8, 95 % at int4)."""
-    batch = jobs.GEMM_ENGINE_BATCH
     rows = dict(run_job("gemm", board="ulx3s", sim=True, size=512))
+    batch = int(rows["batch"].split(":")[0])
     assert rows["board == golden"] == "yes", rows
     for mode in ("int8", "int4"):
         assert f"{batch * 512}/{batch * 512} equal to numpy" in rows[f"{mode} result"], rows
