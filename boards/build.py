@@ -51,7 +51,7 @@ from .top import BoardTop
 
 __all__ = ["BOARDS", "BuildError", "GroupsDoNotFit", "build_board", "write_build_tree", "parse_reports",
            "group_costs", "groups_that_fit", "MAX_ATTEMPTS", "domain_fmax", "domain_clocks_down",
-           "pll_clock_nets", "with_engine_clocks"]
+           "pll_clock_nets", "with_engine_clocks", "check_max_attempts"]
 
 #: Place-and-route runs a PLL build makes at most while stepping its clock down.
 MAX_ATTEMPTS = 3
@@ -252,7 +252,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         A tool failed (one line naming the log).
     """
     cfg, router, placer = _check_build(name, groups, seed, router, gemm_array, placer)
-    check_int("max_attempts", max_attempts, 1, 16)
+    check_max_attempts(max_attempts)
     check_bool("detailed_timing", detailed_timing)
     check_bool("hold_clocks", hold_clocks)
     cfg = with_engine_clocks(_with_timing_ripup(cfg, timing_ripup), engine_clocks)
@@ -282,7 +282,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
             misses += 1
             if misses >= PLACEMENT_SEEDS:
                 raise
-            seed = (1 if seed is None else seed) + 1    # nextpnr's default seed is 1
+            seed = _next_seed(seed)
             say(f"nextpnr found no legal placement at seed {unplaced[-1]}; trying seed {seed}")
             continue
         misses = 0
@@ -296,7 +296,7 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
         if hold_clocks:
             if result["timing_met"] or len(attempts) >= max_attempts:
                 break
-            missed, seed = seed, (1 if seed is None else seed) + 1
+            missed, seed = seed, _next_seed(seed)
             fmax = result.get("fmax_by_domain") or {"clock": result["fmax_mhz"]}
             fmax = ", ".join(f"{d} Fmax {v} MHz" for d, v in fmax.items())
             say(f"timing missed at seed {1 if missed is None else missed} ({fmax}); "
@@ -326,6 +326,16 @@ def build_board(name, *, groups=None, build_dir=None, progress=None, seed=None, 
     result["seconds"] = round(time.monotonic() - t0, 1)
     say(f"bitstream {result['bitstream']} at {result['clock_mhz']:g} MHz ({result['seconds']} s)")
     return result
+
+
+def check_max_attempts(max_attempts):
+    """``max_attempts`` if it is an int from 1 to 16, else ``TypeError`` / ``ValueError`` naming it."""
+    return check_int("max_attempts", max_attempts, 1, 16)
+
+
+def _next_seed(seed):
+    """The placer seed after ``seed`` (None: nextpnr's default, 1)."""
+    return (1 if seed is None else seed) + 1
 
 
 def pll_clock_nets(netlist, domains):
