@@ -71,17 +71,16 @@ def find_port(board):
 
 
 def _open(board, port, sim, groups=None, gemm_array=None, clocks=None):
+    if sim and port is not None:
+        raise ValueError(f"port must be None on a simulated board, not {port!r}")
+    if sim and board is None:
+        transport = SimTransport()
+        return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
+    cfg = with_engine_clocks(config_for_groups(board, groups, gemm_array), clocks)
     if sim:
-        if port is not None:
-            raise ValueError(f"port must be None on a simulated board, not {port!r}")
-        if board is None:
-            transport = SimTransport()
-            return Accelerator(Driver(transport), "sim", SIM_CONFIG), transport.name
-        cfg = with_engine_clocks(config_for_groups(board, groups, gemm_array), clocks)
         transport = SimTransport(board=board, config=cfg)
         return (Accelerator(Driver(transport), board, cfg),
                 f"{cfg.label or board}'s own core{_array(cfg, gemm_array)}, {transport.name}")
-    cfg = with_engine_clocks(config_for_groups(board, groups, gemm_array), clocks)
     port = port or find_port(board)
     transport = SerialTransport(port, cfg.baud)
     return Accelerator(Driver(transport), board, cfg), f"{board}{_array(cfg, gemm_array)} on {port}"
@@ -364,13 +363,13 @@ def _job_gemm_engine(acc, where, *, size=512, batch=None, precisions=("int8", "i
     clk_hz = sim.clk_hz if sim is not None else acc.config.clk_hz
     # The engine's cycles are its array's: in the array's own clock domain where it has one.
     array_hz = acc.config.clocks.get(cfg["array_domain"], clk_hz)
+    decode_hz = acc.config.clocks.get(cfg["decode_domain"], array_hz)
     if array_hz != clk_hz:
         rows.append(("clocks", f"array {array_hz / 1e6:g} MHz ({cfg['array_domain']}), decoder "
-                               f"{acc.config.clocks.get(cfg['decode_domain'], array_hz) / 1e6:g} MHz, "
+                               f"{decode_hz / 1e6:g} MHz, "
                                f"controller {clk_hz / 1e6:g} MHz"
                                + (f"; simulated at periods {_sim_periods(sim)}" if sim is not None else "")))
     if batch is None:
-        decode_hz = acc.config.clocks.get(cfg["decode_domain"], array_hz)
         batch = default_batch(cfg, array_hz, decode_hz, size)
         rows.append(("batch", f"{batch}: the smallest multiple of {cfg['rows']} rows that the engine's cycle "
                               f"model keeps >= 90 % busy at these clocks (--batch to choose)"))
